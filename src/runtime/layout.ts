@@ -1,0 +1,59 @@
+// Where everything paene keeps on the host lives, derived from one state root.
+//
+//   ROOT/contexts/NAME/config.json   the context's spec (written at create)
+//   ROOT/contexts/NAME/state.json    what the runtime knows of its running instance
+//   ROOT/contexts/NAME/upper|work    the overlay's private layer
+//   ROOT/contexts/NAME/rootfs        the mount point of its merged root
+//   ROOT/images/                     the image store (owned by src/image)
+//   ROOT/locks/                      per-context and global locks
+//
+// Cgroups are named after the context under a `paene` parent; a state root
+// other than the default gets `paene-<hash>` so two roots never collide.
+
+import { createHash } from 'node:crypto';
+import path from 'node:path';
+
+export const DEFAULT_ROOT = '/var/lib/paene';
+
+export function resolveRoot(explicit?: string): string {
+  return path.resolve(explicit ?? process.env.PAENE_ROOT ?? DEFAULT_ROOT);
+}
+
+export class Layout {
+  readonly root: string;
+  constructor(root: string) {
+    this.root = path.resolve(root);
+  }
+  get contextsDir(): string {
+    return path.join(this.root, 'contexts');
+  }
+  get imagesDir(): string {
+    return path.join(this.root, 'images');
+  }
+  get locksDir(): string {
+    return path.join(this.root, 'locks');
+  }
+  contextDir(name: string): string {
+    return path.join(this.contextsDir, name);
+  }
+  configFile(name: string): string {
+    return path.join(this.contextDir(name), 'config.json');
+  }
+  stateFile(name: string): string {
+    return path.join(this.contextDir(name), 'state.json');
+  }
+  upperDir(name: string): string {
+    return path.join(this.contextDir(name), 'upper');
+  }
+  workDir(name: string): string {
+    return path.join(this.contextDir(name), 'work');
+  }
+  rootfsDir(name: string): string {
+    return path.join(this.contextDir(name), 'rootfs');
+  }
+  /** Parent cgroup name, shared by every controller hierarchy. */
+  get cgroupParent(): string {
+    if (this.root === DEFAULT_ROOT) return 'paene';
+    return 'paene-' + createHash('sha256').update(this.root).digest('hex').slice(0, 8);
+  }
+}
