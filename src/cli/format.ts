@@ -1,0 +1,62 @@
+// Output helpers shared by every CLI verb: aligned tables for people, JSON for scripts.
+
+export interface Column<T> {
+  header: string;
+  get: (row: T) => string | number;
+  align?: 'left' | 'right';
+}
+
+export function formatTable<T>(rows: T[], columns: Column<T>[]): string {
+  const cells = rows.map((r) => columns.map((c) => String(c.get(r))));
+  const widths = columns.map((c, i) => Math.max(c.header.length, ...cells.map((row) => row[i].length)));
+  const line = (vals: string[]) =>
+    vals
+      .map((v, i) => (columns[i].align === 'right' ? v.padStart(widths[i]) : v.padEnd(widths[i])))
+      .join('  ')
+      .trimEnd();
+  return [line(columns.map((c) => c.header)), ...cells.map(line)].join('\n');
+}
+
+export function printJson(value: unknown): void {
+  process.stdout.write(JSON.stringify(value, (_k, v) => (typeof v === 'bigint' ? v.toString() : v), 2) + '\n');
+}
+
+export function formatBytes(n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let i = 0;
+  let v = n;
+  while (Math.abs(v) >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return `${i === 0 ? v : v.toFixed(1)} ${units[i]}`;
+}
+
+/**
+ * A one-line progress bar on stderr, drawn only when stderr is a terminal
+ * (scripts and CI logs get nothing). Call done() to clear the line.
+ */
+export class ProgressBar {
+  private readonly tty = process.stderr.isTTY === true;
+  private last = 0;
+  constructor(private readonly label: string, private total?: number) {}
+  update(current: number, detail = ''): void {
+    if (!this.tty) return;
+    const now = Date.now();
+    if (now - this.last < 80 && current !== this.total) return;
+    this.last = now;
+    const width = 30;
+    let bar: string;
+    if (this.total && this.total > 0) {
+      const f = Math.min(1, current / this.total);
+      const n = Math.round(f * width);
+      bar = `[${'#'.repeat(n)}${'.'.repeat(width - n)}] ${(f * 100).toFixed(0).padStart(3)}%`;
+    } else {
+      bar = `${current}`;
+    }
+    process.stderr.write(`\r\x1b[K${this.label} ${bar} ${detail}`);
+  }
+  done(): void {
+    if (this.tty) process.stderr.write('\r\x1b[K');
+  }
+}

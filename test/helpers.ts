@@ -1,0 +1,35 @@
+// Shared test helpers. Real-kernel tests need root on Linux; when they cannot
+// run they skip on a developer's machine but FAIL under CI=true, so CI never
+// passes by skipping the tests that matter.
+
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { describe } from 'vitest';
+
+export const isCI = process.env.CI === 'true';
+
+export function realKernelUnavailable(): string | undefined {
+  if (process.platform !== 'linux') return 'not Linux';
+  if (typeof process.getuid === 'function' && process.getuid() !== 0) return 'not root';
+  return undefined;
+}
+
+/** describe() for tests that need root and a real kernel. */
+export function describeReal(name: string, fn: () => void): void {
+  const why = realKernelUnavailable();
+  if (why === undefined) {
+    describe(name, fn);
+  } else if (isCI) {
+    describe(name, () => {
+      throw new Error(`real-kernel tests cannot run under CI=true: ${why}`);
+    });
+  } else {
+    describe.skip(`${name} (skipped: ${why})`, fn);
+  }
+}
+
+/** A private state root for one test file; its cgroups get their own `paene-<hash>` parent. */
+export function tempRoot(tag: string): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), `paene-test-${tag}-`));
+}
