@@ -1,0 +1,21 @@
+// Builds the native programs in src/native/ into dist/native/.
+// Static, so the helper never loads a shared library from a guest's root.
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const outDir = path.join(root, 'dist/native');
+fs.mkdirSync(outDir, { recursive: true });
+// paene-helper: the native part of the runtime; sysv-ipc: a test tool copied into contexts.
+for (const name of ['paene-helper', 'sysv-ipc']) {
+  const src = path.join(root, 'src/native', name + '.c');
+  const out = path.join(outDir, name);
+  const fresh = fs.existsSync(out) && fs.statSync(out).mtimeMs >= fs.statSync(src).mtimeMs;
+  if (fresh) continue;
+  const cc = process.env.CC ?? 'cc';
+  const tmp = out + '.tmp';
+  execFileSync(cc, ['-O2', '-static', '-Wall', '-Wextra', '-Werror', '-o', tmp, src], { stdio: 'inherit' });
+  fs.renameSync(tmp, out);
+}

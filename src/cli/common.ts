@@ -1,0 +1,24 @@
+// What every CLI verb shares: the state root option and opening the runtime.
+
+import type { Command } from 'commander';
+import { resolveRoot } from '../runtime/layout.js';
+import { openRuntime } from '../runtime/open.js';
+import type { Runtime } from '../runtime/runtime.js';
+
+/** The state root from --root (global), PAENE_ROOT, or the default. */
+export function rootOf(cmd: Command): string {
+  const opts = cmd.optsWithGlobals() as { root?: string };
+  return resolveRoot(opts.root);
+}
+
+export function runtimeOf(cmd: Command): Runtime {
+  return openRuntime(rootOf(cmd));
+}
+
+/** Parses an integer option, with the option's name in the error. */
+export function intOption(name: string) {
+  return (v: string): number => {
+    if (!/^-?\d+$/.test(v.trim())) throw new Error(`${name} must be a whole number, got '${v}'`);
+    return Number(v);
+  };
+}

@@ -1,0 +1,194 @@
+// Lifecycle verbs: create, start, exec, enter, stop, destroy, list, status, ps.
+
+import { type Command, Option } from 'commander';
+import { type CapProfile, type CapSpec, parseCapName } from '../core/caps.js';
+import { PaeneError } from '../core/errors.js';
+import { parseXid, XID_MAX, XID_MIN } from '../core/spec.js';
+import { DEFAULT_IMAGE } from '../runtime/open.js';
+import type { ContextStatus, ProcessInfo } from '../runtime/runtime.js';
+import { runtimeOf } from './common.js';
+import { formatTable, printJson } from './format.js';
+
+function collect(v: string, prev: string[]): string[] {
+  return [...prev, v];
+}
+
+export function capSpecFrom(o: { caps?: string; capAdd?: string[]; capDrop?: string[] }, base?: CapSpec): CapSpec {
+  const profile = (o.caps ?? base?.profile ?? 'secure') as CapProfile;
+  if (!['secure', 'strict', 'privileged'].includes(profile)) {
+    throw new PaeneError('invalid-argument', `unknown capability profile '${o.caps}': use secure, strict or privileged`);
+  }
+  const add = [...(base?.add ?? []), ...(o.capAdd ?? []).map(parseCapName)];
+  const drop = [...(base?.drop ?? []), ...(o.capDrop ?? []).map(parseCapName)];
+  if (profile === 'privileged') process.stderr.write('paene: warning: the privileged profile gives guest root every capability; it can escape the context\n');
+  return { profile, add: [...new Set(add)], drop: [...new Set(drop)] };
+}
+
+function parseUser(v: string): { uid: number; gid: number } {
+  const m = /^(\d+)(?::(\d+))?$/.exec(v);
+  if (!m) throw new PaeneError('invalid-argument', `--user wants UID or UID:GID (numbers), got '${v}'`);
+  return { uid: Number(m[1]), gid: Number(m[2] ?? m[1]) };
+}
+
+function parseEnv(list: string[]): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const e of list) {
+    const i = e.indexOf('=');
+    if (i <= 0) throw new PaeneError('invalid-argument', `--env wants KEY=VALUE, got '${e}'`);
+    env[e.slice(0, i)] = e.slice(i + 1);
+  }
+  return env;
+}
+
+const statusColumns = [
+  { header: 'NAME', get: (s: ContextStatus) => s.name },
+  { header: 'XID', get: (s: ContextStatus) => s.xid, align: 'right' as const },
+  { header: 'STATE', get: (s: ContextStatus) => s.state },
+  { header: 'PROCS', get: (s: ContextStatus) => s.processes, align: 'right' as const },
+  { header: 'PID', get: (s: ContextStatus) => s.pid ?? '-', align: 'right' as const },
+  { header: 'IMAGE', get: (s: ContextStatus) => s.image },
+  { header: 'HOSTNAME', get: (s: ContextStatus) => s.hostname },
+];
+
+export function registerContextCommands(program: Command): void {
+  program
+    .command('create')
+    .description('Create a context: write its config and private layer. Nothing runs until `start`.')
+    .argument('<name>', 'context name: 1-63 of [a-z0-9_-], starting with a letter or digit')
+    .option('--image <image>', 'image for its root filesystem (built on first use if it is the default)', DEFAULT_IMAGE)
+    .option('--xid <n>', `context id, ${XID_MIN}-${XID_MAX} (default: the lowest free one)`)
+    .option('--hostname <host>', 'hostname inside the context (default: its name)')
+    .addOption(new Option('--caps <profile>', 'capability profile of guest root').choices(['secure', 'strict', 'privileged']).default('secure'))
+    .option('--cap-add <cap>', 'keep this capability too (repeatable; e.g. NET_RAW)', collect, [])
+    .option('--cap-drop <cap>', 'drop this capability too (repeatable)', collect, [])
+    .option('--json', 'print the new config as JSON')
+    .action(async (name: string, o: { image: string; xid?: string; hostname?: string; caps?: string; capAdd: string[]; capDrop: string[]; json?: boolean }, cmd: Command) => {
+      const rt = runtimeOf(cmd);
+      const config = await rt.create({
+        name,
+        image: o.image,
+        xid: o.xid === undefined ? undefined : parseXid(o.xid),
+        hostname: o.hostname,
+        caps: capSpecFrom(o),
+      });
+      if (o.json) printJson(config);
+      else console.log(`created context '${config.name}' (xid ${config.xid}, image ${config.image})`);
+    });
+
+  program
+    .command('start')
+    .description("Start a context: new pid/ipc/uts/mount namespaces, its cgroups, its overlay root, and its init as pid 1")
+    .argument('<name>')
+    .option('--json', 'print the status as JSON')
+    .action(async (name: string, o: { json?: boolean }, cmd: Command) => {
+      const s = await runtimeOf(cmd).start(name);
+      if (o.json) printJson(s);
+      else console.log(`started context '${name}' (init pid ${s.pid} on the host)`);
+    });
+
+  program
+    .command('exec')
+    .description('Run a command inside a running context, passing stdio and the exit code through')
+    .argument('<name>')
+    .argument('<command...>', 'the command and its arguments (put them after --)')
+    .option('-t, --tty', 'give the command a terminal of the context (interactive programs)')
+    .option('-u, --user <uid[:gid]>', 'run as this user (default: guest root)')
+    .option('-w, --cwd <dir>', 'working directory inside the context', '/')
+    .option('-e, --env <KEY=VALUE>', 'set an environment variable (repeatable)', collect, [])
+    .passThroughOptions()
+    .action(async (name: string, command: string[], o: { tty?: boolean; user?: string; cwd: string; env: string[] }, cmd: Command) => {
+      const code = await runtimeOf(cmd).exec(name, command, {
+        tty: o.tty,
+        user: o.user ? parseUser(o.user) : undefined,
+        cwd: o.cwd,
+        env: parseEnv(o.env),
+      });
+      process.exitCode = code;
+    });
+
+  program
+    .command('enter')
+    .description('Open an interactive shell inside a running context, on a terminal of its own')
+    .argument('<name>')
+    .option('--shell <path>', 'shell to run', '/bin/sh')
+    .action(async (name: string, o: { shell: string }, cmd: Command) => {
+      process.exitCode = await runtimeOf(cmd).exec(name, [o.shell, '-l'], { tty: process.stdin.isTTY === true });
+    });
+
+  program
+    .command('stop')
+    .description('Stop a context: SIGTERM to its init, then SIGKILL to every process left after the timeout')
+    .argument('<name>')
+    .option('-t, --timeout <seconds>', 'seconds to wait before SIGKILL', '10')
+    .action(async (name: string, o: { timeout: string }, cmd: Command) => {
+      const t = Number(o.timeout);
+      if (!Number.isFinite(t) || t < 0) throw new PaeneError('invalid-argument', `--timeout must be a number of seconds, got '${o.timeout}'`);
+      const r = await runtimeOf(cmd).stop(name, { timeoutMs: t * 1000 });
+      console.log(r.wasRunning ? `stopped context '${name}'` : `context '${name}' was not running (cleaned up what was left)`);
+    });
+
+  program
+    .command('destroy')
+    .description('Remove a context: stop it if it runs, then delete its cgroups, private layer and config')
+    .argument('<name>')
+    .option('-f, --force', 'kill at once instead of stopping gracefully, and remove even a broken context')
+    .action(async (name: string, o: { force?: boolean }, cmd: Command) => {
+      await runtimeOf(cmd).destroy(name, { force: o.force });
+      console.log(`destroyed context '${name}'`);
+    });
+
+  program
+    .command('list')
+    .alias('ls')
+    .description('List contexts: name, xid, state, processes, init pid, image')
+    .option('--json', 'print JSON')
+    .action((o: { json?: boolean }, cmd: Command) => {
+      const all = runtimeOf(cmd).list();
+      if (o.json) printJson(all);
+      else if (all.length === 0) console.log('no contexts (create one with `paene create NAME`)');
+      else console.log(formatTable(all, statusColumns));
+    });
+
+  program
+    .command('status')
+    .description("Show one context's state")
+    .argument('<name>')
+    .option('--json', 'print JSON (includes the host pid of its init)')
+    .action((name: string, o: { json?: boolean }, cmd: Command) => {
+      const rt = runtimeOf(cmd);
+      const s = rt.status(name);
+      if (o.json) printJson({ ...s, config: rt.config(name) });
+      else {
+        for (const [k, v] of Object.entries(s)) if (v !== undefined) console.log(`${k.padEnd(10)} ${v}`);
+      }
+    });
+
+  program
+    .command('ps')
+    .description("Show a context's processes with their pids inside it; --all shows every host process with its context")
+    .argument('[name]')
+    .option('-a, --all', "vserver's spectator view: every process on the host, with a context column (host = 0)")
+    .option('--json', 'print JSON')
+    .action((name: string | undefined, o: { all?: boolean; json?: boolean }, cmd: Command) => {
+      const rt = runtimeOf(cmd);
+      if (!o.all && !name) throw new PaeneError('invalid-argument', 'name a context, or use --all');
+      const rows = o.all ? rt.psAll() : rt.ps(name as string);
+      if (o.json) {
+        printJson(rows);
+        return;
+      }
+      const cols = [
+        ...(o.all
+          ? [
+              { header: 'XID', get: (p: ProcessInfo) => p.xid, align: 'right' as const },
+              { header: 'CONTEXT', get: (p: ProcessInfo) => p.context || 'host' },
+            ]
+          : []),
+        { header: 'PID', get: (p: ProcessInfo) => p.innerPid, align: 'right' as const },
+        { header: 'HOSTPID', get: (p: ProcessInfo) => p.pid, align: 'right' as const },
+        { header: 'STAT', get: (p: ProcessInfo) => p.state },
+        { header: 'COMMAND', get: (p: ProcessInfo) => p.command.slice(0, 100) },
+      ];
+      console.log(formatTable(rows, cols));
+    });
+}

@@ -1,0 +1,54 @@
+// paene's command line: a thin layer over the runtime. One file per group of verbs.
+
+import { Command, CommanderError } from 'commander';
+import { type ErrorCode, PaeneError } from '../core/errors.js';
+import { registerContextCommands } from './context.js';
+import { registerImageCommands } from './image.js';
+import { registerDemoCommand } from './demo.js';
+import { rootOf } from './common.js';
+
+/** Exit codes by error kind, so scripts can tell them apart (documented in the README). */
+const EXIT: Record<ErrorCode, number> = {
+  'invalid-argument': 2,
+  'not-found': 3,
+  exists: 4,
+  'wrong-state': 5,
+  busy: 6,
+  'not-root': 7,
+  unsupported: 8,
+  'hostile-archive': 9,
+  'limit-exceeded': 9,
+  internal: 1,
+};
+
+const program = new Command();
+program
+  .name('paene')
+  .description(
+    'Linux-VServer-style contexts on one kernel: each with its own processes, IPC, hostname and\n' +
+      'mount view, a split root without dangerous capabilities, a copy-on-write root shared with its\n' +
+      'siblings, and token-bucket limits.',
+  )
+  .option('--root <dir>', 'state root (default: $PAENE_ROOT or /var/lib/paene)')
+  .enablePositionalOptions()
+  .exitOverride()
+  .showHelpAfterError('(run with --help for usage)');
+
+registerContextCommands(program);
+registerImageCommands(program, () => rootOf(program));
+registerDemoCommand(program);
+
+try {
+  await program.parseAsync(process.argv);
+} catch (e) {
+  if (e instanceof PaeneError) {
+    process.stderr.write(`paene: ${e.message}\n`);
+    process.exitCode = EXIT[e.code];
+  } else if (e instanceof CommanderError) {
+    // commander printed the message already; help and version are successes, usage errors are 2
+    process.exitCode = e.exitCode === 0 ? 0 : 2;
+  } else {
+    process.stderr.write(`paene: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+    process.exitCode = 1;
+  }
+}

@@ -1,0 +1,142 @@
+// A context's configuration: what `create` writes and `start` carries out.
+// Pure: validation of user input and of config files read back from disk.
+
+import { type CapSpec, DEFAULT_CAP_SPEC, validateCapSpec } from './caps.js';
+import { PaeneError } from './errors.js';
+import { DEFAULT_LIMITS, type ResourceLimits, validateLimits } from './limits.js';
+
+export const CONFIG_VERSION = 1;
+export const NAME_RE = /^[a-z0-9][a-z0-9_-]{0,62}$/;
+/** vserver's static xid range; 0 is the host, 1 the spectator. */
+export const XID_MIN = 2;
+export const XID_MAX = 49151;
+const HOSTNAME_RE = /^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
+
+export interface ContextConfig {
+  version: number;
+  name: string;
+  xid: number;
+  image: string;
+  hostname: string;
+  created: string;
+  caps: CapSpec;
+  ccaps: string[];
+  limits: ResourceLimits;
+}
+
+export function validateName(name: string): string {
+  if (!NAME_RE.test(name)) {
+    throw new PaeneError(
+      'invalid-argument',
+      `invalid context name '${name}': use 1-63 characters, lower-case letters, digits, '-' and '_', starting with a letter or digit`,
+    );
+  }
+  return name;
+}
+
+export function parseXid(value: string | number): number {
+  const n = typeof value === 'number' ? value : /^\d+$/.test(value.trim()) ? Number(value) : NaN;
+  if (!Number.isInteger(n) || n < XID_MIN || n > XID_MAX) {
+    throw new PaeneError('invalid-argument', `invalid xid '${value}': must be a whole number from ${XID_MIN} to ${XID_MAX}`);
+  }
+  return n;
+}
+
+export function validateHostname(h: string): string {
+  if (h.length > 64 || !HOSTNAME_RE.test(h)) {
+    throw new PaeneError('invalid-argument', `invalid hostname '${h}': letters, digits, '-' and dots, at most 64 characters`);
+  }
+  return h;
+}
+
+/** Lowest xid in the static range not used by any existing context. */
+export function allocateXid(used: Iterable<number>): number {
+  const taken = new Set(used);
+  for (let x = XID_MIN; x <= XID_MAX; x++) if (!taken.has(x)) return x;
+  throw new PaeneError('exists', `no free xid left in ${XID_MIN}-${XID_MAX}`);
+}
+
+export interface NewContext {
+  name: string;
+  xid: number;
+  image: string;
+  hostname?: string;
+  caps?: CapSpec;
+  ccaps?: string[];
+  limits?: ResourceLimits;
+  now?: Date;
+}
+
+export function newConfig(c: NewContext): ContextConfig {
+  return {
+    version: CONFIG_VERSION,
+    name: validateName(c.name),
+    xid: parseXid(c.xid),
+    image: c.image,
+    hostname: validateHostname(c.hostname ?? c.name),
+    created: (c.now ?? new Date()).toISOString(),
+    caps: c.caps ?? DEFAULT_CAP_SPEC,
+    ccaps: c.ccaps ?? [],
+    limits: c.limits ?? DEFAULT_LIMITS,
+  };
+}
+
+/** Checks a config read back from disk; a hand-edited file gets a clear error. */
+export function validateConfig(x: unknown, where: string): ContextConfig {
+  const bad = (why: string) => new PaeneError('invalid-argument', `${where}: ${why}`);
+  if (typeof x !== 'object' || x === null) throw bad('not a JSON object');
+  const o = x as Record<string, unknown>;
+  if (o.version !== CONFIG_VERSION) throw bad(`unsupported config version ${String(o.version)}`);
+  for (const k of ['name', 'image', 'hostname', 'created'] as const) {
+    if (typeof o[k] !== 'string') throw bad(`'${k}' must be a string`);
+  }
+  if (typeof o.xid !== 'number') throw bad(`'xid' must be a number`);
+  if (o.ccaps !== undefined && !(Array.isArray(o.ccaps) && o.ccaps.every((c) => typeof c === 'string'))) {
+    throw bad(`'ccaps' must be a list of names`);
+  }
+  return {
+    version: CONFIG_VERSION,
+    name: validateName(o.name as string),
+    xid: parseXid(o.xid as number),
+    image: o.image as string,
+    hostname: validateHostname(o.hostname as string),
+    created: o.created as string,
+    caps: validateCapSpec(o.caps),
+    ccaps: (o.ccaps as string[] | undefined) ?? [],
+    limits: validateLimits(o.limits),
+  };
+}
+
+/**
+ * Paths of the guest's /proc and /sys hidden or made read-only at start,
+ * after runc's defaults: kernel memory, timers and keys are masked; global
+ * sysctls and bus/irq knobs are read-only (guest root would otherwise be
+ * able to write them: their only protection is permission bits).
+ */
+export const MASKED_PATHS = [
+  '/proc/kcore',
+  '/proc/keys',
+  '/proc/timer_list',
+  '/proc/sched_debug',
+  '/proc/latency_stats',
+  '/proc/sysrq-trigger',
+  '/proc/kallsyms',
+  '/proc/acpi',
+  '/proc/scsi',
+  '/sys/firmware',
+  '/sys/kernel/debug',
+  '/sys/kernel/security',
+];
+export const READONLY_PATHS = ['/proc/sys', '/proc/bus', '/proc/fs', '/proc/irq', '/proc/asound'];
+
+/** The environment a command starts with inside a context. */
+export function guestEnv(config: ContextConfig, extra: Record<string, string> = {}): string[] {
+  const env: Record<string, string> = {
+    PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
+    HOME: '/root',
+    HOSTNAME: config.hostname,
+    PAENE_CONTEXT: config.name,
+    ...extra,
+  };
+  return Object.entries(env).map(([k, v]) => `${k}=${v}`);
+}

@@ -1,0 +1,173 @@
+// Talks to the native helper (src/native/paene-helper.c): the per-root
+// monitor that forks context inits, and `exec` into a running context.
+
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { PaeneError } from '../core/errors.js';
+
+/** dist/native/paene-helper, built by `npm run build`. */
+export function helperPath(): string {
+  const here = path.dirname(fileURLToPath(import.meta.url)); // dist/kernel
+  const p = path.resolve(here, '..', 'native', 'paene-helper');
+  if (!fs.existsSync(p)) {
+    throw new PaeneError('internal', `the native helper is missing at ${p}: run 'npm run build'`);
+  }
+  return p;
+}
+
+/** Everything the start request carries; the helper executes it as given. */
+export interface StartRequest {
+  cgroupProcs: string[];
+  lower: string;
+  upper: string;
+  work: string;
+  rootfs: string;
+  hostname: string;
+  sysctls: Record<string, string>;
+  masked: string[];
+  readonly: string[];
+  tmpSize: string;
+  capsMask: bigint;
+  seccomp?: Buffer;
+}
+
+export function startArgs(r: StartRequest): string[] {
+  const a = ['start'];
+  for (const f of r.cgroupProcs) a.push('--cgroup', f);
+  a.push('--lower', r.lower, '--upper', r.upper, '--work', r.work, '--rootfs', r.rootfs);
+  a.push('--hostname', r.hostname, '--tmp-size', r.tmpSize, '--caps', r.capsMask.toString(16));
+  for (const [k, v] of Object.entries(r.sysctls)) a.push('--sysctl', `${k}=${v}`);
+  for (const p of r.masked) a.push('--mask', p);
+  for (const p of r.readonly) a.push('--ro', p);
+  if (r.seccomp && r.seccomp.length > 0) a.push('--seccomp', r.seccomp.toString('hex'));
+  return a;
+}
+
+export interface ExecRequest {
+  initPid: number;
+  cgroupProcs: string[];
+  capsMask: bigint;
+  seccomp?: Buffer;
+  env: string[];
+  cwd?: string;
+  user?: { uid: number; gid: number };
+  tty?: boolean;
+  argv: string[];
+}
+
+export function execArgs(r: ExecRequest): string[] {
+  const a = ['exec', '--pid', String(r.initPid), '--caps', r.capsMask.toString(16)];
+  for (const f of r.cgroupProcs) a.push('--cgroup', f);
+  for (const e of r.env) a.push('--env', e);
+  if (r.cwd) a.push('--cwd', r.cwd);
+  if (r.user) a.push('--user', `${r.user.uid}:${r.user.gid}`);
+  if (r.seccomp && r.seccomp.length > 0) a.push('--seccomp', r.seccomp.toString('hex'));
+  if (r.tty) a.push('--tty');
+  a.push('--', ...r.argv);
+  return a;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** The monitor of one state root: listens on RUNDIR/monitor.sock. */
+export class Monitor {
+  constructor(readonly runDir: string) {}
+
+  get socket(): string {
+    return path.join(this.runDir, 'monitor.sock');
+  }
+
+  /** Sends one request; starts the monitor first if none is listening. */
+  async request(args: string[]): Promise<string> {
+    try {
+      return await this.send(args);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code !== 'ENOENT' && code !== 'ECONNREFUSED') throw e;
+    }
+    await this.spawnMonitor();
+    let last: unknown;
+    for (let i = 0; i < 100; i++) {
+      try {
+        return await this.send(args);
+      } catch (e) {
+        last = e;
+        await sleep(20);
+      }
+    }
+    throw new PaeneError('internal', `the paene monitor did not come up on ${this.socket}: ${(last as Error).message}`);
+  }
+
+  /** Asks a running monitor to exit once it has no contexts; no-op if none runs. */
+  async quit(): Promise<void> {
+    try {
+      await this.send(['quit']);
+    } catch {
+      /* not running */
+    }
+  }
+
+  isRunning(): Promise<boolean> {
+    return this.send(['ping']).then(
+      () => true,
+      () => false,
+    );
+  }
+
+  /**
+   * Starts the monitor in the background and waits until it listens. If
+   * another paene started one meanwhile, ours sees the lock and exits at once.
+   */
+  private spawnMonitor(): Promise<void> {
+    fs.mkdirSync(this.runDir, { recursive: true, mode: 0o700 });
+    return new Promise((resolve, reject) => {
+      // A minimal environment: context inits inherit it and guests can read /proc/1/environ.
+      const child = spawn(helperPath(), ['monitor', '--dir', this.runDir, '--idle', '30'], {
+        env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+        detached: true,
+      });
+      let out = '';
+      let err = '';
+      const done = () => {
+        child.stdout.destroy();
+        child.stderr.destroy();
+        child.unref();
+        resolve();
+      };
+      child.stdout.setEncoding('utf8').on('data', (d: string) => {
+        out += d;
+        if (out.includes('ready')) done();
+      });
+      child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
+      child.on('error', reject);
+      child.on('exit', (code) => {
+        if (code === 0) done(); // another monitor already serves this root
+        else reject(new PaeneError('internal', `the paene monitor failed to start: ${err.trim() || `exit ${code}`}`));
+      });
+    });
+  }
+
+  private send(args: string[]): Promise<string> {
+    return new Promise((resolve, reject) => {
+      const sock = net.createConnection(this.socket);
+      let out = '';
+      sock.setEncoding('utf8');
+      sock.on('connect', () => {
+        sock.write(Buffer.from(args.map((a) => a + '\0').join('') + '\0'));
+      });
+      sock.on('data', (d: string) => (out += d));
+      sock.on('error', reject);
+      sock.on('close', () => {
+        const line = out.trim();
+        if (line.startsWith('ok')) resolve(line.slice(2).trim());
+        else if (line.startsWith('err ')) reject(new PaeneError('internal', line.slice(4)));
+        else reject(new PaeneError('internal', `unexpected answer from the paene monitor: '${line}'`));
+      });
+    });
+  }
+}
+

@@ -1,0 +1,796 @@
+/*
+ * paene-helper: the small native part of paene.
+ *
+ * A Node process is multi-threaded and cannot safely unshare(2) or setns(2)
+ * itself, so the few steps that must happen inside a single-threaded process
+ * live here.  Policy (which mounts, which capabilities, which syscalls) is
+ * decided by the TypeScript runtime and passed in as arguments; this program
+ * only carries it out, in a fixed order, and reports failures precisely.
+ *
+ *   paene-helper monitor --dir DIR [--idle SECONDS]
+ *       The per-state-root supervisor.  A child subreaper that forks every
+ *       context's init on request (over DIR/monitor.sock) and reaps it when
+ *       it dies, so no context leaves a zombie even on hosts whose pid 1
+ *       does not reap.  Exits after SECONDS with no contexts and no requests.
+ *
+ *   paene-helper exec --pid PID [options] -- CMD [ARGS...]
+ *       Joins the namespaces of a running context (whose init is PID on the
+ *       host), its cgroups, drops to the context's capabilities and seccomp
+ *       filter, and runs CMD as a child; exits with CMD's status.
+ *
+ * A start request sent to the monitor carries the same flags as `start`:
+ *   --cgroup FILE... --lower DIR --upper DIR --work DIR --rootfs DIR
+ *   --hostname H --sysctl K=V... --mask PATH... --ro PATH...
+ *   --tmp-size SIZE --caps HEX --seccomp HEX [--init-name NAME]
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <grp.h>
+#include <fcntl.h>
+#include <linux/capability.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <sys/types.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_LIST 64
+
+/* ---------------------------------------------------------------- errors */
+
+static int report_fd = 2; /* where fatal errors go: stderr, or the requester */
+
+static void die(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
+static void die(const char *fmt, ...) {
+  char buf[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(buf, sizeof buf, fmt, ap);
+  va_end(ap);
+  if (n < 0) n = 0;
+  if ((size_t)n >= sizeof buf) n = sizeof buf - 1;
+  if (report_fd == 2) {
+    dprintf(2, "paene-helper: %s\n", buf);
+  } else {
+    dprintf(report_fd, "err %s\n", buf);
+  }
+  _exit(125);
+}
+
+/* ------------------------------------------------------------ arguments */
+
+struct spec {
+  const char *cgroups[MAX_LIST];
+  int ncgroups;
+  const char *lower, *upper, *work, *rootfs, *hostname, *tmp_size, *init_name;
+  const char *sysctls[MAX_LIST];
+  int nsysctls;
+  const char *masks[MAX_LIST];
+  int nmasks;
+  const char *ros[MAX_LIST];
+  int nros;
+  uint64_t caps;
+  int have_caps;
+  unsigned char *seccomp;
+  size_t seccomp_len;
+  /* exec only */
+  pid_t pid;
+  const char *cwd;
+  const char *envs[MAX_LIST];
+  int nenvs;
+  int have_user;
+  uid_t uid;
+  gid_t gid;
+  int tty;
+  char **cmd;
+};
+
+static void push(const char **list, int *n, const char *v, const char *flag) {
+  if (*n >= MAX_LIST) die("too many %s flags", flag);
+  list[(*n)++] = v;
+}
+
+static unsigned char *parse_hex(const char *hex, size_t *len) {
+  size_t n = strlen(hex);
+  if (n % 2) die("odd-length hex string");
+  unsigned char *out = malloc(n / 2 + 1);
+  if (!out) die("out of memory");
+  for (size_t i = 0; i < n / 2; i++) {
+    unsigned int b;
+    if (sscanf(hex + 2 * i, "%2x", &b) != 1) die("bad hex string");
+    out[i] = (unsigned char)b;
+  }
+  *len = n / 2;
+  return out;
+}
+
+static void parse_spec(int argc, char **argv, struct spec *s) {
+  memset(s, 0, sizeof *s);
+  for (int i = 0; i < argc; i++) {
+    const char *a = argv[i];
+    if (strcmp(a, "--") == 0) {
+      s->cmd = &argv[i + 1];
+      return;
+    }
+    if (strcmp(a, "--tty") == 0) {
+      s->tty = 1;
+      continue;
+    }
+    if (i + 1 >= argc) die("flag %s needs a value", a);
+    const char *v = argv[++i];
+    if (!strcmp(a, "--cgroup")) push(s->cgroups, &s->ncgroups, v, a);
+    else if (!strcmp(a, "--lower")) s->lower = v;
+    else if (!strcmp(a, "--upper")) s->upper = v;
+    else if (!strcmp(a, "--work")) s->work = v;
+    else if (!strcmp(a, "--rootfs")) s->rootfs = v;
+    else if (!strcmp(a, "--hostname")) s->hostname = v;
+    else if (!strcmp(a, "--tmp-size")) s->tmp_size = v;
+    else if (!strcmp(a, "--init-name")) s->init_name = v;
+    else if (!strcmp(a, "--sysctl")) push(s->sysctls, &s->nsysctls, v, a);
+    else if (!strcmp(a, "--mask")) push(s->masks, &s->nmasks, v, a);
+    else if (!strcmp(a, "--ro")) push(s->ros, &s->nros, v, a);
+    else if (!strcmp(a, "--env")) push(s->envs, &s->nenvs, v, a);
+    else if (!strcmp(a, "--cwd")) s->cwd = v;
+    else if (!strcmp(a, "--caps")) {
+      s->caps = strtoull(v, NULL, 16);
+      s->have_caps = 1;
+    } else if (!strcmp(a, "--seccomp")) s->seccomp = parse_hex(v, &s->seccomp_len);
+    else if (!strcmp(a, "--pid")) s->pid = (pid_t)atoi(v);
+    else if (!strcmp(a, "--user")) {
+      unsigned u, g;
+      if (sscanf(v, "%u:%u", &u, &g) != 2) die("--user wants UID:GID, got '%s'", v);
+      s->uid = u;
+      s->gid = g;
+      s->have_user = 1;
+    } else die("unknown flag %s", a);
+  }
+}
+
+/* ------------------------------------------------- shared small helpers */
+
+static void write_file(const char *path, const char *value) {
+  int fd = open(path, O_WRONLY | O_CLOEXEC);
+  if (fd < 0) die("open %s: %s", path, strerror(errno));
+  size_t n = strlen(value);
+  if (write(fd, value, n) != (ssize_t)n) die("write '%s' to %s: %s", value, path, strerror(errno));
+  close(fd);
+}
+
+/* Move the calling process into every cgroup of the context. */
+static void join_cgroups(const struct spec *s) {
+  for (int i = 0; i < s->ncgroups; i++) write_file(s->cgroups[i], "0");
+}
+
+static void load_seccomp(const struct spec *s) {
+  if (!s->seccomp) return;
+  if (s->seccomp_len % sizeof(struct sock_filter)) die("seccomp program has a partial instruction");
+  struct sock_fprog prog = {
+      .len = (unsigned short)(s->seccomp_len / sizeof(struct sock_filter)),
+      .filter = (struct sock_filter *)s->seccomp,
+  };
+  if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) != 0)
+    die("seccomp: %s", strerror(errno));
+}
+
+static int last_cap(void) {
+  int fd = open("/proc/sys/kernel/cap_last_cap", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 40;
+  char buf[16] = {0};
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  return n > 0 ? atoi(buf) : 40;
+}
+
+/*
+ * Bounding set first (needs CAP_SETPCAP, which we still hold), then the
+ * effective/permitted/inheritable sets, then ambient so a non-setuid exec by
+ * root keeps exactly the mask.  A non-root user gets no capabilities at all.
+ */
+static void drop_caps(const struct spec *s, int lastcap) {
+  if (!s->have_caps) return;
+  for (int c = 0; c <= lastcap; c++) {
+    if (!(s->caps & (1ULL << c)) && prctl(PR_CAPBSET_DROP, c, 0, 0, 0) != 0)
+      die("drop capability %d from the bounding set: %s", c, strerror(errno));
+  }
+  if (s->have_user) {
+    if (setgroups(0, NULL) != 0) die("setgroups: %s", strerror(errno));
+    if (setgid(s->gid) != 0) die("setgid %u: %s", s->gid, strerror(errno));
+    if (setuid(s->uid) != 0) die("setuid %u: %s", s->uid, strerror(errno));
+    if (s->uid != 0) return; /* the uid change cleared every set */
+  }
+  struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
+  struct __user_cap_data_struct data[2];
+  memset(data, 0, sizeof data);
+  for (int i = 0; i < 2; i++) {
+    uint32_t part = (uint32_t)(s->caps >> (32 * i));
+    data[i].effective = data[i].permitted = data[i].inheritable = part;
+  }
+  if (syscall(SYS_capset, &hdr, data) != 0) die("capset: %s", strerror(errno));
+  prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+  for (int c = 0; c <= lastcap; c++) {
+    if ((s->caps & (1ULL << c)) && prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, c, 0, 0) != 0)
+      die("raise ambient capability %d: %s", c, strerror(errno));
+  }
+}
+
+static void close_fds_from(int lowest) {
+  if (syscall(SYS_close_range, lowest, ~0U, 0) == 0) return;
+  for (int fd = lowest; fd < 1024; fd++) close(fd);
+}
+
+/* ------------------------------------------------------ context setup */
+
+static void mountx(const char *src, const char *dst, const char *type, unsigned long flags, const char *data) {
+  if (mount(src, dst, type, flags, data) != 0)
+    die("mount %s on %s (%s): %s", src ? src : "none", dst, type ? type : "bind", strerror(errno));
+}
+
+static void path_in(char *out, size_t n, const char *root, const char *rel) {
+  if (snprintf(out, n, "%s/%s", root, rel[0] == '/' ? rel + 1 : rel) >= (int)n) die("path too long: %s", rel);
+}
+
+static void make_dev(const char *root, const char *name, mode_t mode, unsigned maj, unsigned min) {
+  char p[4096];
+  path_in(p, sizeof p, root, name);
+  if (mknod(p, S_IFCHR | mode, makedev(maj, min)) != 0) die("mknod %s: %s", name, strerror(errno));
+  chmod(p, mode); /* mknod obeys the umask */
+}
+
+static void make_link(const char *root, const char *target, const char *name) {
+  char p[4096];
+  path_in(p, sizeof p, root, name);
+  if (symlink(target, p) != 0 && errno != EEXIST) die("symlink %s: %s", name, strerror(errno));
+}
+
+/* A minimal /dev: the few character devices a guest needs, its own ptys, its own shm. */
+static void setup_dev(const char *root) {
+  char p[4096];
+  path_in(p, sizeof p, root, "/dev");
+  mkdir(p, 0755);
+  mountx("tmpfs", p, "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=755,size=64k,nr_inodes=64");
+  make_dev(root, "/dev/null", 0666, 1, 3);
+  make_dev(root, "/dev/zero", 0666, 1, 5);
+  make_dev(root, "/dev/full", 0666, 1, 7);
+  make_dev(root, "/dev/random", 0666, 1, 8);
+  make_dev(root, "/dev/urandom", 0666, 1, 9);
+  make_dev(root, "/dev/tty", 0666, 5, 0);
+  path_in(p, sizeof p, root, "/dev/pts");
+  mkdir(p, 0755);
+  mountx("devpts", p, "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620,gid=5");
+  make_link(root, "pts/ptmx", "/dev/ptmx");
+  path_in(p, sizeof p, root, "/dev/shm");
+  mkdir(p, 01777);
+  mountx("shm", p, "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777,size=64m");
+  make_link(root, "/proc/self/fd", "/dev/fd");
+  make_link(root, "/proc/self/fd/0", "/dev/stdin");
+  make_link(root, "/proc/self/fd/1", "/dev/stdout");
+  make_link(root, "/proc/self/fd/2", "/dev/stderr");
+}
+
+static void ensure_dir(const char *root, const char *rel, mode_t mode) {
+  char p[4096];
+  path_in(p, sizeof p, root, rel);
+  if (mkdir(p, mode) != 0 && errno != EEXIST) die("mkdir %s: %s", rel, strerror(errno));
+}
+
+/* /proc/sys/kernel/shmmax etc.: IPC sysctls are per IPC namespace. */
+static void apply_sysctls(const struct spec *s, const char *root) {
+  for (int i = 0; i < s->nsysctls; i++) {
+    char key[256], p[4096];
+    const char *eq = strchr(s->sysctls[i], '=');
+    if (!eq || eq - s->sysctls[i] >= (long)sizeof key) die("bad sysctl '%s'", s->sysctls[i]);
+    memcpy(key, s->sysctls[i], eq - s->sysctls[i]);
+    key[eq - s->sysctls[i]] = 0;
+    for (char *c = key; *c; c++)
+      if (*c == '.') *c = '/';
+    snprintf(p, sizeof p, "%s/proc/sys/%s", root, key);
+    write_file(p, eq + 1);
+  }
+}
+
+/* Hide a file or directory of the guest's /proc or /sys, as runc does. */
+static void mask_path(const char *root, const char *rel) {
+  char p[4096];
+  struct stat st;
+  path_in(p, sizeof p, root, rel);
+  if (lstat(p, &st) != 0) return; /* nothing to hide */
+  if (S_ISDIR(st.st_mode)) mountx("tmpfs", p, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=0,nr_inodes=1");
+  else mountx("/dev/null", p, NULL, MS_BIND, NULL);
+}
+
+static void readonly_path(const char *root, const char *rel) {
+  char p[4096];
+  struct stat st;
+  path_in(p, sizeof p, root, rel);
+  if (lstat(p, &st) != 0) return;
+  mountx(p, p, NULL, MS_BIND | MS_REC, NULL);
+  mountx(NULL, p, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+}
+
+/*
+ * Runs as pid 1 of the new pid namespace, in the new mount/uts/ipc namespaces.
+ * Builds the root and pivots into it; the host tree is detached, not merely
+ * hidden behind a chroot.
+ */
+static void setup_context(const struct spec *s) {
+  char opts[8192], p[4096];
+  const char *root = s->rootfs;
+  if (!root || !s->lower || !s->upper || !s->work) die("start needs --lower, --upper, --work and --rootfs");
+
+  mountx(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL);
+  if (snprintf(opts, sizeof opts, "lowerdir=%s,upperdir=%s,workdir=%s", s->lower, s->upper, s->work) >= (int)sizeof opts)
+    die("overlay options too long");
+  mountx("paene", root, "overlay", 0, opts);
+
+  ensure_dir(root, "/proc", 0555);
+  path_in(p, sizeof p, root, "/proc");
+  mountx("proc", p, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+  apply_sysctls(s, root);
+
+  ensure_dir(root, "/sys", 0555);
+  path_in(p, sizeof p, root, "/sys");
+  mountx("sysfs", p, "sysfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+
+  setup_dev(root);
+
+  ensure_dir(root, "/tmp", 01777);
+  path_in(p, sizeof p, root, "/tmp");
+  snprintf(opts, sizeof opts, "mode=1777,size=%s", s->tmp_size ? s->tmp_size : "256m");
+  mountx("tmpfs", p, "tmpfs", MS_NOSUID | MS_NODEV, opts);
+
+  for (int i = 0; i < s->nmasks; i++) mask_path(root, s->masks[i]);
+  for (int i = 0; i < s->nros; i++) readonly_path(root, s->ros[i]);
+
+  if (s->hostname && sethostname(s->hostname, strlen(s->hostname)) != 0)
+    die("sethostname: %s", strerror(errno));
+
+  /* pivot_root(".", "."): the old root ends up stacked on the new one; detach it. */
+  if (chdir(root) != 0) die("chdir %s: %s", root, strerror(errno));
+  if (syscall(SYS_pivot_root, ".", ".") != 0) die("pivot_root: %s", strerror(errno));
+  if (umount2(".", MNT_DETACH) != 0) die("detach old root: %s", strerror(errno));
+  if (chdir("/") != 0) die("chdir /: %s", strerror(errno));
+}
+
+/* ------------------------------------------------------------- init */
+
+/* The argv area of this process, so the init can show a clean command line. */
+static char *argv_area;
+static size_t argv_area_len;
+
+/* Overwrite our inherited command line (the monitor's, which names host paths). */
+static void set_cmdline(const char *name) {
+  if (!argv_area) return;
+  memset(argv_area, 0, argv_area_len);
+  strncpy(argv_area, name, argv_area_len - 1);
+}
+
+static volatile sig_atomic_t got_term;
+static void on_term(int sig) {
+  (void)sig;
+  got_term = 1;
+}
+
+/*
+ * The context's pid 1: reaps every orphan of the context and, on SIGTERM
+ * (or SIGINT/SIGPWR), passes SIGTERM to every process of the context and
+ * exits once they are gone.  When pid 1 exits the kernel kills whatever is
+ * left in the namespace.
+ */
+static void run_init(void) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_term;
+  sigaction(SIGTERM, &sa, NULL);
+  sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGPWR, &sa, NULL);
+  signal(SIGHUP, SIG_IGN);
+  signal(SIGPIPE, SIG_IGN);
+  int forwarded = 0;
+  for (;;) {
+    if (got_term && !forwarded) {
+      kill(-1, SIGTERM);
+      kill(-1, SIGCONT);
+      forwarded = 1;
+    }
+    pid_t r = waitpid(-1, NULL, forwarded ? WNOHANG : 0);
+    if (r > 0) continue;
+    if (r < 0 && errno == ECHILD) {
+      if (forwarded) _exit(0);
+      pause(); /* nothing to reap: sleep until a signal (SIGCHLD or SIGTERM) */
+      continue;
+    }
+    if (r == 0) {
+      struct timespec ts = {0, 20 * 1000 * 1000};
+      nanosleep(&ts, NULL);
+    }
+  }
+}
+
+/*
+ * Handles one start request in a child of the monitor: enter new namespaces,
+ * fork the init, wait for it to report that its root is ready, answer the
+ * requester with the init's host pid.
+ */
+static void handle_start(int conn, int argc, char **argv) {
+  struct spec s;
+  report_fd = conn;
+  parse_spec(argc, argv, &s);
+  int lastcap = last_cap();
+  join_cgroups(&s);
+  /* After joining the cgroups: the cgroup namespace makes them the guest's "/". */
+  if (unshare(CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWPID | CLONE_NEWCGROUP) != 0)
+    die("unshare: %s", strerror(errno));
+  int pipefd[2];
+  if (pipe2(pipefd, O_CLOEXEC) != 0) die("pipe: %s", strerror(errno));
+  pid_t child = fork();
+  if (child < 0) die("fork: %s", strerror(errno));
+  if (child == 0) {
+    close(pipefd[0]);
+    report_fd = pipefd[1];
+    close(conn);
+    setsid();
+    signal(SIGCHLD, SIG_DFL);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    setup_context(&s);
+    load_seccomp(&s);
+    drop_caps(&s, lastcap);
+    prctl(PR_SET_NAME, s.init_name ? s.init_name : "paene-init", 0, 0, 0);
+    set_cmdline(s.init_name ? s.init_name : "paene-init");
+    int devnull = open("/dev/null", O_RDWR);
+    if (devnull >= 0) {
+      dup2(devnull, 0);
+      dup2(devnull, 1);
+      dup2(devnull, 2);
+      if (devnull > 2) close(devnull);
+    }
+    if (write(pipefd[1], "ok\n", 3) != 3) _exit(125);
+    close_fds_from(3);
+    run_init();
+  }
+  close(pipefd[1]);
+  char buf[1024];
+  ssize_t n = read(pipefd[0], buf, sizeof buf - 1);
+  if (n <= 0) {
+    waitpid(child, NULL, 0);
+    die("context init exited before it was ready");
+  }
+  buf[n] = 0;
+  if (strncmp(buf, "ok\n", 3) != 0) {
+    waitpid(child, NULL, 0);
+    dprintf(conn, "%s", buf); /* the init's own "err ..." line */
+    _exit(125);
+  }
+  dprintf(conn, "ok %d\n", (int)child);
+  _exit(0);
+}
+
+/* ---------------------------------------------------------- monitor */
+
+static int read_request(int conn, char *buf, size_t cap, char **argv, int maxargs) {
+  size_t len = 0;
+  /* The request is argv as NUL-terminated strings, ended by an empty string. */
+  for (;;) {
+    if (len >= cap) return -1;
+    ssize_t n = read(conn, buf + len, cap - len);
+    if (n <= 0) return -1;
+    len += (size_t)n;
+    if (len >= 2 && buf[len - 1] == 0 && buf[len - 2] == 0) break;
+    if (len == 1 && buf[0] == 0) break;
+  }
+  int argc = 0;
+  size_t i = 0;
+  while (i < len && buf[i] != 0) {
+    if (argc >= maxargs) return -1;
+    argv[argc++] = buf + i;
+    i += strlen(buf + i) + 1;
+  }
+  argv[argc] = NULL;
+  return argc;
+}
+
+/* Any child left, running or not yet reaped?  (Inits re-parent to us: we are a subreaper.) */
+static int has_children(void) {
+  siginfo_t si;
+  memset(&si, 0, sizeof si);
+  return waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) == 0;
+}
+
+static int monitor_main(int argc, char **argv) {
+  const char *dir = NULL;
+  int idle = 30;
+  for (int i = 0; i + 1 < argc; i += 2) {
+    if (!strcmp(argv[i], "--dir")) dir = argv[i + 1];
+    else if (!strcmp(argv[i], "--idle")) idle = atoi(argv[i + 1]);
+  }
+  if (!dir) die("monitor needs --dir");
+  char lockpath[4096], sockpath[108];
+  snprintf(lockpath, sizeof lockpath, "%s/monitor.lock", dir);
+  if (snprintf(sockpath, sizeof sockpath, "%s/monitor.sock", dir) >= (int)sizeof sockpath)
+    die("state root path too long for a unix socket: %s", dir);
+
+  int lock = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (lock < 0) die("open %s: %s", lockpath, strerror(errno));
+  if (flock(lock, LOCK_EX | LOCK_NB) != 0) return 0; /* another monitor serves this root */
+
+  if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0) die("subreaper: %s", strerror(errno));
+  unlink(sockpath);
+  int ls = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  struct sockaddr_un addr;
+  memset(&addr, 0, sizeof addr);
+  addr.sun_family = AF_UNIX;
+  strcpy(addr.sun_path, sockpath);
+  if (bind(ls, (struct sockaddr *)&addr, sizeof addr) != 0) die("bind %s: %s", sockpath, strerror(errno));
+  chmod(sockpath, 0600);
+  if (listen(ls, 64) != 0) die("listen: %s", strerror(errno));
+
+  /* Tell the spawner we are listening, then detach from its stdio. */
+  dprintf(1, "ready\n");
+  int devnull = open("/dev/null", O_RDWR);
+  dup2(devnull, 0);
+  dup2(devnull, 1);
+  dup2(devnull, 2);
+  if (devnull > 2) close(devnull);
+
+  sigset_t mask;
+  sigemptyset(&mask);
+  sigaddset(&mask, SIGCHLD);
+  sigaddset(&mask, SIGTERM);
+  sigaddset(&mask, SIGINT);
+  sigaddset(&mask, SIGHUP);
+  sigprocmask(SIG_BLOCK, &mask, NULL);
+  int sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+  signal(SIGPIPE, SIG_IGN);
+
+  time_t idle_since = time(NULL);
+  int quitting = 0;
+  static char reqbuf[65536];
+  char *rargv[1024];
+  for (;;) {
+    struct pollfd fds[2] = {{ls, POLLIN, 0}, {sfd, POLLIN, 0}};
+    int r = poll(fds, 2, 1000);
+    if (r < 0 && errno != EINTR) die("poll: %s", strerror(errno));
+    if (fds[1].revents & POLLIN) {
+      struct signalfd_siginfo si;
+      while (read(sfd, &si, sizeof si) == sizeof si) {
+        if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT || si.ssi_signo == SIGHUP) quitting = 1;
+      }
+      while (waitpid(-1, NULL, WNOHANG) > 0) {
+      }
+    }
+    if (fds[0].revents & POLLIN) {
+      int conn = accept4(ls, NULL, NULL, SOCK_CLOEXEC);
+      if (conn >= 0) {
+        int n = read_request(conn, reqbuf, sizeof reqbuf, rargv, 1023);
+        if (n <= 0) {
+          dprintf(conn, "err malformed request\n");
+        } else if (!strcmp(rargv[0], "ping")) {
+          dprintf(conn, "ok %d\n", (int)getpid());
+        } else if (!strcmp(rargv[0], "quit")) {
+          quitting = 1;
+          dprintf(conn, "ok %d\n", has_children());
+        } else if (!strcmp(rargv[0], "start")) {
+          pid_t h = fork();
+          if (h == 0) {
+            close(ls);
+            close(sfd);
+            close(lock);
+            sigprocmask(SIG_UNBLOCK, &mask, NULL);
+            handle_start(conn, n - 1, rargv + 1);
+          }
+          if (h < 0) dprintf(conn, "err fork: %s\n", strerror(errno));
+        } else {
+          dprintf(conn, "err unknown request '%s'\n", rargv[0]);
+        }
+        close(conn);
+      }
+      idle_since = time(NULL);
+    }
+    if (!has_children() && (quitting || (idle > 0 && time(NULL) - idle_since >= idle))) {
+      unlink(sockpath);
+      return 0;
+    }
+  }
+}
+
+/* -------------------------------------------------------------- exec */
+
+static void open_ns(pid_t pid, const char *ns, int *fd) {
+  char p[64];
+  snprintf(p, sizeof p, "/proc/%d/ns/%s", (int)pid, ns);
+  *fd = open(p, O_RDONLY | O_CLOEXEC);
+  if (*fd < 0) die("open %s: %s (is the context running?)", p, strerror(errno));
+}
+
+static struct termios saved_tio;
+static int tio_saved;
+static void restore_tty(void) {
+  if (tio_saved) tcsetattr(0, TCSAFLUSH, &saved_tio);
+}
+
+static volatile sig_atomic_t winch;
+static void on_winch(int sig) {
+  (void)sig;
+  winch = 1;
+}
+
+static pid_t exec_child = -1;
+static void forward_signal(int sig) {
+  if (exec_child > 0) kill(exec_child, sig);
+}
+
+static int exit_code(int status) {
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+  return 125;
+}
+
+/* Copy between our stdio and the pty master until the child is gone. */
+static int relay_pty(int master, pid_t child) {
+  char buf[8192];
+  int status = 0, stdin_open = 1;
+  for (;;) {
+    if (winch) {
+      struct winsize ws;
+      winch = 0;
+      if (ioctl(0, TIOCGWINSZ, &ws) == 0) ioctl(master, TIOCSWINSZ, &ws);
+    }
+    struct pollfd fds[2] = {{master, POLLIN, 0}, {stdin_open ? 0 : -1, POLLIN, 0}};
+    int r = poll(fds, 2, 200);
+    if (r < 0 && errno != EINTR) break;
+    if (fds[0].revents & (POLLIN | POLLHUP | POLLERR)) {
+      ssize_t n = read(master, buf, sizeof buf);
+      if (n <= 0) break; /* EIO: the last slave fd closed */
+      if (write(1, buf, (size_t)n) < 0) break;
+    }
+    if (stdin_open && (fds[1].revents & (POLLIN | POLLHUP))) {
+      ssize_t n = read(0, buf, sizeof buf);
+      if (n <= 0) stdin_open = 0;
+      else if (write(master, buf, (size_t)n) < 0) break;
+    }
+    if (waitpid(child, &status, WNOHANG) == child) {
+      /* drain what is left */
+      ssize_t n;
+      while ((n = read(master, buf, sizeof buf)) > 0)
+        if (write(1, buf, (size_t)n) < 0) break;
+      return exit_code(status);
+    }
+  }
+  waitpid(child, &status, 0);
+  return exit_code(status);
+}
+
+static int exec_main(int argc, char **argv) {
+  struct spec s;
+  parse_spec(argc, argv, &s);
+  if (s.pid <= 0) die("exec needs --pid");
+  if (!s.cmd || !s.cmd[0]) die("exec needs a command after --");
+  int lastcap = last_cap();
+  int fd_ipc, fd_uts, fd_pid, fd_mnt, fd_cg;
+  open_ns(s.pid, "cgroup", &fd_cg);
+  open_ns(s.pid, "ipc", &fd_ipc);
+  open_ns(s.pid, "uts", &fd_uts);
+  open_ns(s.pid, "pid", &fd_pid);
+  open_ns(s.pid, "mnt", &fd_mnt);
+  join_cgroups(&s);
+  if (setns(fd_cg, CLONE_NEWCGROUP) != 0) die("setns cgroup: %s", strerror(errno));
+  if (setns(fd_ipc, CLONE_NEWIPC) != 0) die("setns ipc: %s", strerror(errno));
+  if (setns(fd_uts, CLONE_NEWUTS) != 0) die("setns uts: %s", strerror(errno));
+  if (setns(fd_pid, CLONE_NEWPID) != 0) die("setns pid: %s", strerror(errno));
+  if (setns(fd_mnt, CLONE_NEWNS) != 0) die("setns mnt: %s", strerror(errno));
+  close(fd_cg);
+  close(fd_ipc);
+  close(fd_uts);
+  close(fd_pid);
+  close(fd_mnt);
+  /* setns(mnt) put us at the namespace's root, which is the context's pivoted root. */
+  if (chdir(s.cwd ? s.cwd : "/") != 0) die("chdir %s: %s", s.cwd ? s.cwd : "/", strerror(errno));
+
+  int master = -1, slave = -1;
+  if (s.tty) {
+    master = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (master < 0) die("open the context's /dev/ptmx: %s", strerror(errno));
+    int unlock = 0;
+    if (ioctl(master, TIOCSPTLCK, &unlock) != 0) die("unlock pty: %s", strerror(errno));
+    slave = ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY);
+    if (slave < 0) die("open pty peer: %s", strerror(errno));
+    struct winsize ws;
+    if (ioctl(0, TIOCGWINSZ, &ws) == 0) ioctl(master, TIOCSWINSZ, &ws);
+  }
+
+  /*
+   * Drop to the context's privileges *before* forking: the child appears in
+   * the context's pid namespace, where guest root (which may hold
+   * CAP_SYS_PTRACE) could otherwise attach to a fully privileged process.
+   */
+  load_seccomp(&s);
+  drop_caps(&s, lastcap);
+  prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+
+  pid_t child = fork();
+  if (child < 0) die("fork: %s", strerror(errno));
+  if (child == 0) {
+    /* A new session: the host terminal is never the guest's controlling tty (no TIOCSTI). */
+    setsid();
+    if (s.tty) {
+      if (ioctl(slave, TIOCSCTTY, 0) != 0) die("set controlling tty: %s", strerror(errno));
+      dup2(slave, 0);
+      dup2(slave, 1);
+      dup2(slave, 2);
+      close(slave);
+      close(master);
+    }
+    close_fds_from(3);
+    char *envp[MAX_LIST + 1];
+    for (int i = 0; i < s.nenvs; i++) envp[i] = (char *)s.envs[i];
+    envp[s.nenvs] = NULL;
+    /* execvpe searches the PATH we pass in the environment. */
+    for (int i = 0; i < s.nenvs; i++)
+      if (!strncmp(s.envs[i], "PATH=", 5)) setenv("PATH", s.envs[i] + 5, 1);
+    execvpe(s.cmd[0], s.cmd, envp);
+    dprintf(2, "paene: exec %s: %s\n", s.cmd[0], strerror(errno));
+    _exit(errno == ENOENT ? 127 : 126);
+  }
+  exec_child = child;
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = forward_signal;
+  sigaction(SIGTERM, &sa, NULL);
+  sigaction(SIGHUP, &sa, NULL);
+  sigaction(SIGQUIT, &sa, NULL);
+  if (!s.tty) sigaction(SIGINT, &sa, NULL);
+  int status;
+  if (s.tty) {
+    close(slave);
+    if (isatty(0) && tcgetattr(0, &saved_tio) == 0) {
+      struct termios raw = saved_tio;
+      cfmakeraw(&raw);
+      tio_saved = 1;
+      atexit(restore_tty);
+      tcsetattr(0, TCSAFLUSH, &raw);
+    }
+    sa.sa_handler = on_winch;
+    sigaction(SIGWINCH, &sa, NULL);
+    int code = relay_pty(master, child);
+    restore_tty();
+    return code;
+  }
+  while (waitpid(child, &status, 0) < 0) {
+    if (errno != EINTR) die("wait: %s", strerror(errno));
+  }
+  return exit_code(status);
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2) {
+    dprintf(2, "usage: paene-helper monitor|exec ... (internal to paene)\n");
+    return 2;
+  }
+  argv_area = argv[0];
+  argv_area_len = (size_t)(argv[argc - 1] + strlen(argv[argc - 1]) + 1 - argv[0]);
+  if (!strcmp(argv[1], "monitor")) return monitor_main(argc - 2, argv + 2);
+  if (!strcmp(argv[1], "exec")) return exec_main(argc - 2, argv + 2);
+  dprintf(2, "paene-helper: unknown mode '%s'\n", argv[1]);
+  return 2;
+}

@@ -1,0 +1,428 @@
+// The context lifecycle: create, start, exec, stop, destroy, and the views
+// (list, status, ps). Every verb that changes a context holds its lock.
+//
+// Who does what when a context is born:
+//   this process   writes config/state, creates the cgroups, applies limits
+//   monitor        (native, one per state root, a subreaper) forks a handler
+//   handler        joins the cgroups, unshares mnt/uts/ipc/pid, forks init
+//   init (pid 1)   mounts the overlay root, /proc, /sys, /dev, /tmp, masks,
+//                  pivots into the root, loads seccomp, drops capabilities,
+//                  reports ready, then reaps orphans until SIGTERM
+// and dies: SIGTERM to init (which passes it on), then cgroup kill of any
+// straggler, cgroup removal. The mounts live only in the context's mount
+// namespace, so they vanish with its last process, also after a crash.
+
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { capMask } from '../core/caps.js';
+import { PaeneError } from '../core/errors.js';
+import { cgroupWrites, ipcSysctls, type CgroupWrite } from '../core/limits.js';
+import {
+  type ContextConfig,
+  MASKED_PATHS,
+  type NewContext,
+  READONLY_PATHS,
+  allocateXid,
+  guestEnv,
+  newConfig,
+  validateName,
+} from '../core/spec.js';
+import { ContextCgroup, type CgroupHost, detectCgroupHost, limitsVersion, removeParentIfEmpty } from '../kernel/cgroups.js';
+import { requireFeatures, requireRoot } from '../kernel/features.js';
+import { Monitor, execArgs, helperPath, startArgs } from '../kernel/helper.js';
+import { allPids, cmdline, innerPid, isAlive, readStat } from '../kernel/procfs.js';
+import { Layout } from './layout.js';
+import { withLock } from './lock.js';
+import { StateStore } from './state.js';
+
+/** How the runtime gets an image's root filesystem (the image store implements it). */
+export interface ImageSource {
+  /** The directory to use as the overlay's read-only lower layer; builds the default image if missing. */
+  rootfsOf(image: string): Promise<string>;
+}
+
+/** Per-context extras computed from the config by other modules (seccomp filter). */
+export interface Policy {
+  seccomp(config: ContextConfig): Buffer | undefined;
+}
+
+export type ContextState = 'running' | 'stopped';
+
+export interface ContextStatus {
+  name: string;
+  xid: number;
+  image: string;
+  hostname: string;
+  state: ContextState;
+  /** host pid of the context's init, when running */
+  pid?: number;
+  processes: number;
+  started?: string;
+  created: string;
+  cgroup: string;
+}
+
+export interface ProcessInfo {
+  context: string; // '' for the host
+  xid: number; // 0 for the host
+  pid: number; // host pid
+  innerPid: number; // pid inside the context (same as pid on the host)
+  ppid: number;
+  state: string;
+  command: string;
+}
+
+export interface ExecOptions {
+  tty?: boolean;
+  user?: { uid: number; gid: number };
+  cwd?: string;
+  env?: Record<string, string>;
+}
+
+/** Devices a context may use (v1 devices cgroup): the nodes its /dev has, and its ptys. */
+export const DEVICE_RULES: CgroupWrite[] = [
+  { controller: 'devices', file: 'devices.deny', value: 'a' },
+  ...['c 1:3 rwm', 'c 1:5 rwm', 'c 1:7 rwm', 'c 1:8 rwm', 'c 1:9 rwm', 'c 5:0 rwm', 'c 5:2 rwm', 'c 136:* rwm'].map((value) => ({
+    controller: 'devices',
+    file: 'devices.allow',
+    value,
+  })),
+];
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export interface RuntimeOptions {
+  root: string;
+  images: ImageSource;
+  policy?: Policy;
+}
+
+export class Runtime {
+  readonly layout: Layout;
+  readonly store: StateStore;
+  readonly monitor: Monitor;
+  private readonly images: ImageSource;
+  private readonly policy: Policy;
+  private hostCache?: CgroupHost;
+
+  constructor(opts: RuntimeOptions) {
+    this.layout = new Layout(opts.root);
+    this.store = new StateStore(this.layout);
+    this.monitor = new Monitor(path.join(this.layout.root, 'run'));
+    this.images = opts.images;
+    this.policy = opts.policy ?? { seccomp: () => undefined };
+  }
+
+  get cgroupHost(): CgroupHost {
+    this.hostCache ??= detectCgroupHost();
+    return this.hostCache;
+  }
+
+  cgroupOf(name: string): ContextCgroup {
+    return new ContextCgroup(this.cgroupHost, this.layout.cgroupParent, name);
+  }
+
+  private lockFile(name: string): string {
+    fs.mkdirSync(this.layout.locksDir, { recursive: true });
+    return path.join(this.layout.locksDir, `${name}.lock`);
+  }
+
+  private withContextLock<T>(name: string, fn: () => Promise<T>): Promise<T> {
+    return withLock(this.lockFile(name), { what: `context '${name}'` }, fn);
+  }
+
+  // ------------------------------------------------------------ create
+
+  async create(req: Omit<NewContext, 'xid'> & { xid?: number }): Promise<ContextConfig> {
+    requireRoot('creating a context');
+    validateName(req.name);
+    // One global lock: name and xid must be unique across concurrent creates.
+    return withLock(this.lockFile('.create'), { what: 'the context list' }, async () => {
+      if (this.store.exists(req.name)) throw new PaeneError('exists', `a context named '${req.name}' already exists`);
+      const configs = this.store.names().map((n) => this.store.readConfig(n));
+      let xid = req.xid;
+      if (xid !== undefined) {
+        const clash = configs.find((c) => c.xid === xid);
+        if (clash) throw new PaeneError('exists', `xid ${xid} is already used by context '${clash.name}'`);
+      } else {
+        xid = allocateXid(configs.map((c) => c.xid));
+      }
+      const config = newConfig({ ...req, xid });
+      // Build the image now (if it is the default and missing) so `start` is quick and errors show early.
+      await this.images.rootfsOf(config.image);
+      const dir = this.layout.contextDir(config.name);
+      const tmp = path.join(this.layout.contextsDir, `.${config.name}.creating.${process.pid}`);
+      fs.rmSync(tmp, { recursive: true, force: true });
+      fs.mkdirSync(tmp, { recursive: true, mode: 0o700 });
+      for (const sub of ['upper', 'work', 'rootfs']) fs.mkdirSync(path.join(tmp, sub));
+      fs.writeFileSync(path.join(tmp, 'config.json'), JSON.stringify(config, null, 2) + '\n');
+      fs.renameSync(tmp, dir); // publish whole: a crash leaves either nothing or a complete context
+      return config;
+    });
+  }
+
+  /** Changes the stored config (limits, caps); the caller applies live changes. */
+  async updateConfig(name: string, change: (c: ContextConfig) => ContextConfig): Promise<ContextConfig> {
+    return this.withContextLock(name, async () => {
+      const next = change(this.store.readConfig(name));
+      this.store.writeConfig(next);
+      return next;
+    });
+  }
+
+  // ------------------------------------------------------------- start
+
+  async start(name: string): Promise<ContextStatus> {
+    requireRoot('starting a context');
+    requireFeatures();
+    return this.withContextLock(name, async () => {
+      const config = this.store.readConfig(name);
+      const live = this.store.live(name);
+      if (live) throw new PaeneError('wrong-state', `context '${name}' is already running (init pid ${live.pid})`);
+      await this.cleanupLeftovers(name);
+      const lower = await this.images.rootfsOf(config.image);
+      const cg = this.cgroupOf(name);
+      for (const sub of ['upper', 'work', 'rootfs']) fs.mkdirSync(path.join(this.layout.contextDir(name), sub), { recursive: true });
+      cg.create();
+      try {
+        cg.apply(this.cgroupPlan(config));
+        const answer = await this.monitor.request(
+          startArgs({
+            cgroupProcs: cg.procsFiles(),
+            lower,
+            upper: this.layout.upperDir(name),
+            work: this.layout.workDir(name),
+            rootfs: this.layout.rootfsDir(name),
+            hostname: config.hostname,
+            sysctls: ipcSysctls(config.limits),
+            masked: MASKED_PATHS,
+            readonly: READONLY_PATHS,
+            tmpSize: '256m',
+            capsMask: capMask(config.caps),
+            seccomp: this.policy.seccomp(config),
+          }),
+        );
+        const pid = Number(answer);
+        const st = readStat(pid);
+        if (!Number.isInteger(pid) || pid <= 0 || !st) throw new PaeneError('internal', `the context init died right after start (${answer})`);
+        this.store.writeState(name, { pid, starttime: st.starttime, started: new Date().toISOString() });
+      } catch (e) {
+        await cg.killAll().catch(() => undefined);
+        await cg.remove().catch(() => undefined);
+        const msg = e instanceof Error ? e.message : String(e);
+        throw new PaeneError(e instanceof PaeneError && e.code !== 'internal' ? e.code : 'internal', `cannot start context '${name}': ${msg}`, { cause: e });
+      }
+      return this.status(name);
+    });
+  }
+
+  /** The cgroup files a context's config asks for, in the order the kernel accepts them. */
+  cgroupPlan(config: ContextConfig): CgroupWrite[] {
+    const host = this.cgroupHost;
+    const writes = cgroupWrites(config.limits, limitsVersion(host), []);
+    // The v1 devices cgroup is a second wall behind the dropped MKNOD capability.
+    return host.v1.has('devices') ? [...DEVICE_RULES, ...writes] : writes;
+  }
+
+  /** Removes what a crashed context left: its processes, cgroups and stale state. */
+  private async cleanupLeftovers(name: string): Promise<void> {
+    const cg = this.cgroupOf(name);
+    if (cg.exists()) {
+      await cg.killAll();
+      await cg.remove();
+    }
+    this.store.clearState(name);
+  }
+
+  // -------------------------------------------------------------- exec
+
+  private execRequest(name: string, argv: string[], opts: ExecOptions) {
+    const config = this.store.readConfig(name);
+    const live = this.store.live(name);
+    if (!live) throw new PaeneError('wrong-state', `context '${name}' is not running; start it with 'paene start ${name}'`);
+    if (argv.length === 0) throw new PaeneError('invalid-argument', 'exec needs a command');
+    return execArgs({
+      initPid: live.pid,
+      cgroupProcs: this.cgroupOf(name).procsFiles(),
+      capsMask: opts.user && opts.user.uid !== 0 ? 0n : capMask(config.caps),
+      seccomp: this.policy.seccomp(config),
+      env: guestEnv(config, { ...(opts.tty ? { TERM: process.env.TERM ?? 'xterm' } : {}), ...opts.env }),
+      cwd: opts.cwd,
+      user: opts.user,
+      tty: opts.tty,
+      argv,
+    });
+  }
+
+  /** Runs a command in the context with this process's stdio; resolves to its exit code. */
+  async exec(name: string, argv: string[], opts: ExecOptions = {}): Promise<number> {
+    requireRoot('exec');
+    const args = this.execRequest(name, argv, opts);
+    const child = spawn(helperPath(), args, { stdio: 'inherit', env: {} });
+    return new Promise((resolve, reject) => {
+      child.on('error', reject);
+      child.on('exit', (code, signal) => resolve(code ?? 128 + (signal ? osSignal(signal) : 0)));
+    });
+  }
+
+  /** Runs a command and collects its output (for tests, checks and benchmarks). */
+  async execCapture(
+    name: string,
+    argv: string[],
+    opts: ExecOptions & { input?: string | Buffer; timeoutMs?: number } = {},
+  ): Promise<{ code: number; stdout: string; stderr: string }> {
+    requireRoot('exec');
+    const args = this.execRequest(name, argv, opts);
+    const child = spawn(helperPath(), args, { stdio: ['pipe', 'pipe', 'pipe'], env: {} });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    child.stdin.on('error', () => undefined);
+    child.stdin.end(opts.input ?? '');
+    const timer = opts.timeoutMs ? setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs) : undefined;
+    return new Promise((resolve, reject) => {
+      child.on('error', reject);
+      child.on('close', (code, signal) => {
+        if (timer) clearTimeout(timer);
+        resolve({ code: code ?? 128 + (signal ? osSignal(signal) : 0), stdout, stderr });
+      });
+    });
+  }
+
+  // -------------------------------------------------------- stop, destroy
+
+  /** Stops the context: SIGTERM to its init, then after `timeoutMs` SIGKILL to all that is left. */
+  async stop(name: string, opts: { timeoutMs?: number } = {}): Promise<{ wasRunning: boolean }> {
+    requireRoot('stopping a context');
+    return this.withContextLock(name, () => this.stopLocked(name, opts.timeoutMs ?? 10_000));
+  }
+
+  private async stopLocked(name: string, timeoutMs: number): Promise<{ wasRunning: boolean }> {
+    this.store.readConfig(name); // unknown context -> clear error
+    const live = this.store.live(name);
+    if (live && timeoutMs > 0) {
+      try {
+        process.kill(live.pid, 'SIGTERM');
+      } catch {
+        /* already gone */
+      }
+      const deadline = Date.now() + timeoutMs;
+      while (isAlive(live.pid, live.starttime) && Date.now() < deadline) await sleep(10);
+    }
+    await this.cleanupLeftovers(name);
+    removeParentIfEmpty(this.cgroupHost, this.layout.cgroupParent);
+    return { wasRunning: live !== undefined };
+  }
+
+  /** Stops (if running) and removes everything of the context: cgroups, private layer, config. */
+  async destroy(name: string, opts: { force?: boolean; timeoutMs?: number } = {}): Promise<void> {
+    requireRoot('destroying a context');
+    validateName(name);
+    await this.withContextLock(name, async () => {
+      if (!fs.existsSync(this.layout.contextDir(name))) {
+        this.store.readConfig(name); // throws not-found with the known names
+      }
+      if (opts.force) {
+        // Whatever state the config is in, kill and remove.
+        await this.cleanupLeftovers(name);
+        removeParentIfEmpty(this.cgroupHost, this.layout.cgroupParent);
+      } else {
+        await this.stopLocked(name, opts.timeoutMs ?? 10_000);
+      }
+      // Rename first, so a crash mid-removal never leaves a half context that looks whole.
+      const doomed = path.join(this.layout.contextsDir, `.${name}.destroying.${process.pid}`);
+      fs.renameSync(this.layout.contextDir(name), doomed);
+      fs.rmSync(doomed, { recursive: true, force: true });
+    });
+    fs.rmSync(this.lockFile(name), { force: true });
+  }
+
+  // ----------------------------------------------------------------- views
+
+  status(name: string): ContextStatus {
+    const config = this.store.readConfig(name);
+    const live = this.store.live(name);
+    const cg = this.cgroupOf(name);
+    return {
+      name,
+      xid: config.xid,
+      image: config.image,
+      hostname: config.hostname,
+      state: live ? 'running' : 'stopped',
+      pid: live?.pid,
+      processes: live ? cg.pids().length : 0,
+      started: live?.started,
+      created: config.created,
+      cgroup: `${this.layout.cgroupParent}/${name}`,
+    };
+  }
+
+  list(): ContextStatus[] {
+    return this.store.names().map((n) => this.status(n));
+  }
+
+  config(name: string): ContextConfig {
+    return this.store.readConfig(name);
+  }
+
+  /** The context's processes, with the pids they have inside it. */
+  ps(name: string): ProcessInfo[] {
+    const config = this.store.readConfig(name);
+    if (!this.store.live(name)) throw new PaeneError('wrong-state', `context '${name}' is not running`);
+    return this.cgroupOf(name)
+      .pids()
+      .map((pid) => processInfo(pid, config.name, config.xid))
+      .filter((p): p is ProcessInfo => p !== undefined)
+      .sort((a, b) => a.innerPid - b.innerPid);
+  }
+
+  /** vserver's spectator view: every process on the host, with the context it belongs to (host = 0). */
+  psAll(): ProcessInfo[] {
+    const xids = new Map<string, number>();
+    const pidsOf = new Map<number, string>();
+    for (const n of this.store.names()) {
+      try {
+        xids.set(n, this.store.readConfig(n).xid);
+        if (this.store.live(n)) for (const pid of this.cgroupOf(n).pids()) pidsOf.set(pid, n);
+      } catch {
+        /* a broken config is listed by `list`, not here */
+      }
+    }
+    const out: ProcessInfo[] = [];
+    for (const pid of allPids()) {
+      const ctx = pidsOf.get(pid) ?? '';
+      const info = processInfo(pid, ctx, ctx ? (xids.get(ctx) ?? 0) : 0);
+      if (info) out.push(info);
+    }
+    return out;
+  }
+
+  /** Asks the monitor to exit once no context of this root runs (tests, benchmarks). */
+  async shutdownMonitor(): Promise<void> {
+    await this.monitor.quit();
+  }
+}
+
+function processInfo(pid: number, context: string, xid: number): ProcessInfo | undefined {
+  const st = readStat(pid);
+  if (!st) return undefined;
+  const argv = cmdline(pid);
+  return {
+    context,
+    xid,
+    pid,
+    innerPid: context ? (innerPid(pid) ?? pid) : pid,
+    ppid: st.ppid,
+    state: st.state,
+    command: argv.length ? argv.join(' ') : `[${st.comm}]`,
+  };
+}
+
+function osSignal(name: NodeJS.Signals): number {
+  const n = (os.constants.signals as Record<string, number>)[name];
+  return n ?? 0;
+}
+

@@ -1,0 +1,87 @@
+// The state store: one directory per context holding its config (what it
+// should be) and its state (what is running). Both written atomically.
+
+import fs from 'node:fs';
+import { PaeneError, errnoOf } from '../core/errors.js';
+import { type ContextConfig, validateConfig } from '../core/spec.js';
+import { isAlive } from '../kernel/procfs.js';
+import { writeJsonAtomic } from './atomic.js';
+import type { Layout } from './layout.js';
+
+/** What the runtime records about a started context. */
+export interface RunState {
+  /** host pid of the context's init (pid 1 inside) */
+  pid: number;
+  /** its start time in clock ticks, so a reused pid is never mistaken for it */
+  starttime: number;
+  started: string;
+}
+
+export class StateStore {
+  constructor(readonly layout: Layout) {}
+
+  exists(name: string): boolean {
+    return fs.existsSync(this.layout.configFile(name));
+  }
+
+  names(): string[] {
+    let entries: string[];
+    try {
+      entries = fs.readdirSync(this.layout.contextsDir);
+    } catch (e) {
+      if (errnoOf(e) === 'ENOENT') return [];
+      throw e;
+    }
+    return entries.filter((n) => !n.startsWith('.') && fs.existsSync(this.layout.configFile(n))).sort();
+  }
+
+  readConfig(name: string): ContextConfig {
+    let text: string;
+    try {
+      text = fs.readFileSync(this.layout.configFile(name), 'utf8');
+    } catch (e) {
+      if (errnoOf(e) === 'ENOENT') {
+        const known = this.names();
+        throw new PaeneError(
+          'not-found',
+          `no context named '${name}'` + (known.length ? ` (known: ${known.join(', ')})` : ' (there are no contexts; create one with `paene create NAME`)'),
+        );
+      }
+      throw e;
+    }
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      throw new PaeneError('invalid-argument', `${this.layout.configFile(name)} is not valid JSON`);
+    }
+    return validateConfig(parsed, this.layout.configFile(name));
+  }
+
+  writeConfig(config: ContextConfig): void {
+    writeJsonAtomic(this.layout.configFile(config.name), config);
+  }
+
+  readState(name: string): RunState | undefined {
+    try {
+      const s = JSON.parse(fs.readFileSync(this.layout.stateFile(name), 'utf8')) as RunState;
+      return typeof s.pid === 'number' && typeof s.starttime === 'number' ? s : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  writeState(name: string, s: RunState): void {
+    writeJsonAtomic(this.layout.stateFile(name), s);
+  }
+
+  clearState(name: string): void {
+    fs.rmSync(this.layout.stateFile(name), { force: true });
+  }
+
+  /** The run state if its init is still alive; a crashed or rebooted context has none. */
+  live(name: string): RunState | undefined {
+    const s = this.readState(name);
+    return s && isAlive(s.pid, s.starttime) ? s : undefined;
+  }
+}
