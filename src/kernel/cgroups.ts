@@ -179,6 +179,22 @@ export class ContextCgroup {
     return d ? readFile(path.join(d, file))?.trim() : undefined;
   }
 
+  /** memory.stat as numbers (v1 and v2 name their keys differently). */
+  memoryStat(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const line of (this.read('memory', 'memory.stat') ?? '').split('\n')) {
+      const [k, v] = line.split(' ');
+      if (k && v !== undefined) out[k] = Number(v);
+    }
+    return out;
+  }
+
+  /** Bytes of page cache charged to this context (v1 `cache`, v2 `file`). */
+  pageCacheBytes(): number {
+    const st = this.memoryStat();
+    return st.cache ?? st.file ?? 0;
+  }
+
   /** Host pids of every process in the context. */
   pids(): number[] {
     const d = this.unifiedDir ?? this.dirs()[0];

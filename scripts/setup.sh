@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs what paene needs on a fresh Debian/Ubuntu machine and builds it.
+# Idempotent and quick when everything is there. Run as root.
+#   --peers   also install the runtimes the benchmarks compare with (runc, crun, bubblewrap)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+want=()
+command -v cc >/dev/null || want+=(gcc libc6-dev)
+[ -x /bin/busybox ] && /bin/busybox --list 2>/dev/null | grep -qx httpd || want+=(busybox-static)
+command -v unshare >/dev/null && command -v nsenter >/dev/null && command -v setpriv >/dev/null || want+=(util-linux)
+command -v ps >/dev/null || want+=(procps)
+command -v ipcs >/dev/null || want+=(util-linux)
+if [ "${1:-}" = "--peers" ]; then
+  command -v runc >/dev/null || want+=(runc)
+  command -v crun >/dev/null || want+=(crun)
+  command -v bwrap >/dev/null || want+=(bubblewrap)
+fi
+if [ ${#want[@]} -gt 0 ]; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "setup: missing Debian packages: ${want[*]} (run as root to install them)" >&2
+    exit 1
+  fi
+  echo "setup: installing ${want[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null
+  apt-get install -y -qq --no-install-recommends "${want[@]}" >/dev/null
+fi
+
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+npm run build --silent
