@@ -5,6 +5,10 @@ import { type ErrorCode, PaeneError } from '../core/errors.js';
 import { registerContextCommands } from './context.js';
 import { registerImageCommands } from './image.js';
 import { registerDemoCommand } from './demo.js';
+import { registerCheckCommands } from './check.js';
+import { registerBenchCommands } from './bench.js';
+import { registerLimitCommands } from './limits.js';
+import { registerCapsCommands } from './caps.js';
 import { rootOf } from './common.js';
 
 /** Exit codes by error kind, so scripts can tell them apart (documented in the README). */
@@ -36,6 +40,10 @@ program
 
 registerContextCommands(program);
 registerImageCommands(program, () => rootOf(program));
+registerLimitCommands(program);
+registerCapsCommands(program);
+registerCheckCommands(program);
+registerBenchCommands(program);
 registerDemoCommand(program);
 
 try {
