@@ -1,0 +1,506 @@
+// Unpack one tar stream into a staging tree, treating every byte as hostile.
+//
+// Rules (docs/images.md has the long form):
+// - every name is normalized (no NUL, no absolute path, no '..', length
+//   limits) and created relative to the staging root;
+// - no symlink is ever followed: each parent component is a directory this
+//   import created or verified with lstat, and the final component is made
+//   with calls that refuse an existing name (open O_EXCL, link, symlink, mkdir);
+// - regular file data is hashed while it is written to a temporary object
+//   file, which then becomes (or is replaced by) the store's object for that
+//   content+metadata, and the tree gets a hard link to it;
+// - hard links must point at an entry already unpacked;
+// - devices are skipped with a warning unless allowDevices;
+// - limits on entries and bytes are checked before any data is read.
+
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream';
+import zlib from 'node:zlib';
+import tar from 'tar-stream';
+import { PaeneError, errnoOf, isPaeneError } from '../core/errors.js';
+import { normalizeEntryName, showName, PATH_MAX } from './entryname.js';
+
+export const DEFAULT_MAX_FILES = 1_000_000;
+export const DEFAULT_MAX_BYTES = 64 * 1024 ** 3;
+
+export interface UnpackOptions {
+  rootfs: string; // staging root of the tree (exists, empty)
+  tmpDir: string; // where object files are written while hashed
+  objectsDir: string; // the store's objects/
+  newObjects: string[]; // objects this import added (for cleanup on failure)
+  maxFiles: number;
+  maxBytes: number;
+  allowDevices: boolean;
+  onProgress?: (bytes: number, files: number) => void;
+  onWarning?: (msg: string) => void;
+}
+
+export interface UnpackResult {
+  entries: number;
+  regularFiles: number;
+  logicalBytes: number;
+}
+
+interface Meta {
+  mode: number; // permission bits incl. setuid/setgid/sticky
+  uid: number;
+  gid: number;
+  mtime: number; // whole seconds
+}
+
+type TarHeader = Partial<tar.Header> & { pax?: Record<string, string> | null };
+type EntryStream = AsyncIterable<unknown> & { resume(): unknown };
+
+type Kind = 'file' | 'dir' | 'symlink' | 'fifo' | 'device';
+
+const asRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+
+/** Object file name: content hash plus the metadata that lives on the inode. */
+export function objectKey(sha256: string, m: Meta): string {
+  return `${sha256}.${m.mode.toString(8)}.${m.uid}.${m.gid}.${m.mtime}`;
+}
+
+export function objectPath(objectsDir: string, key: string): string {
+  return path.join(objectsDir, key.slice(0, 2), key);
+}
+
+class Unpacker {
+  private readonly seen = new Map<string, Kind>();
+  private readonly dirMeta = new Map<string, Meta>();
+  private readonly verified = new Set<string>(['']);
+  private entries = 0;
+  private regularFiles = 0;
+  private bytes = 0;
+  private tmpCounter = 0;
+  private warnedOwners = false;
+  private warnedXattrs = false;
+  lastEntry = '';
+  get entryCount(): number {
+    return this.entries;
+  }
+
+  constructor(private readonly o: UnpackOptions) {}
+
+  private abs(rel: string): string {
+    return rel === '' ? this.o.rootfs : path.join(this.o.rootfs, rel);
+  }
+
+  private warn(msg: string): void {
+    this.o.onWarning?.(msg);
+  }
+
+  private fail(rel: string, msg: string, code: 'hostile-archive' | 'limit-exceeded' = 'hostile-archive'): never {
+    throw new PaeneError(code, `entry ${showName(rel)}: ${msg}`);
+  }
+
+  private meta(h: TarHeader, rel: string): Meta {
+    const pax = h.pax ?? {};
+    const num = (paxKey: string, v: number | undefined, field: string, max: number): number => {
+      let n = v;
+      if (pax[paxKey] !== undefined) n = Number(pax[paxKey]);
+      if (n === undefined || !Number.isFinite(n) || n < 0 || n > max) this.fail(rel, `invalid ${field} field`);
+      return Math.floor(n);
+    };
+    const mode = num('', h.mode, 'mode', Number.MAX_SAFE_INTEGER) & 0o7777;
+    let uid = num('uid', h.uid, 'uid', 0xfffffffe);
+    let gid = num('gid', h.gid, 'gid', 0xfffffffe);
+    const mt = h.mtime instanceof Date ? h.mtime.getTime() / 1000 : NaN;
+    const mtime = num('mtime', Number.isFinite(mt) ? mt : undefined, 'mtime', 2 ** 40);
+    if (!asRoot) {
+      // Unprivileged: the inode gets our ids, so the key must say so too.
+      if (!this.warnedOwners && (uid !== process.getuid!() || gid !== process.getgid!())) {
+        this.warnedOwners = true;
+        this.warn('not running as root: file owners from the archive are not kept');
+      }
+      uid = process.getuid!();
+      gid = process.getgid!();
+    }
+    if (!this.warnedXattrs && Object.keys(pax).some((k) => k.startsWith('SCHILY.xattr.') || k.startsWith('LIBARCHIVE.xattr.'))) {
+      this.warnedXattrs = true;
+      this.warn('the archive carries extended attributes (e.g. file capabilities); they are not kept');
+    }
+    return { mode, uid, gid, mtime };
+  }
+
+  /** Make sure every parent of rel is a real directory inside the staging root. */
+  private ensureParents(rel: string): void {
+    const parts = rel.split('/');
+    let cur = '';
+    for (let i = 0; i < parts.length - 1; i++) {
+      cur = cur === '' ? parts[i] : `${cur}/${parts[i]}`;
+      if (this.verified.has(cur)) continue;
+      const p = this.abs(cur);
+      const st = fs.lstatSync(p, { throwIfNoEntry: false });
+      if (st === undefined) {
+        // Implicit parent, as GNU tar makes it: root-owned 0755.
+        fs.mkdirSync(p, { mode: 0o700 });
+        this.dirMeta.set(cur, { mode: 0o755, uid: asRoot ? 0 : process.getuid!(), gid: asRoot ? 0 : process.getgid!(), mtime: Math.floor(Date.now() / 1000) });
+        this.seen.set(cur, 'dir');
+      } else if (!st.isDirectory()) {
+        this.fail(rel, `parent ${showName(cur)} is ${st.isSymbolicLink() ? 'a symlink' : 'not a directory'}; refusing to write through it`);
+      }
+      this.verified.add(cur);
+    }
+  }
+
+  /** Duplicate entries: the last one wins, like GNU tar. */
+  private removeExisting(rel: string, keepDir: boolean): 'dir-kept' | 'gone' {
+    const p = this.abs(rel);
+    const st = fs.lstatSync(p, { throwIfNoEntry: false });
+    if (st === undefined) return 'gone';
+    if (st.isDirectory()) {
+      if (keepDir) return 'dir-kept';
+      forceRemoveTree(p);
+      const prefix = rel + '/';
+      for (const k of [...this.seen.keys()]) if (k === rel || k.startsWith(prefix)) this.seen.delete(k);
+      for (const k of [...this.dirMeta.keys()]) if (k === rel || k.startsWith(prefix)) this.dirMeta.delete(k);
+      for (const k of [...this.verified]) if (k === rel || k.startsWith(prefix)) this.verified.delete(k);
+      return 'gone';
+    }
+    fs.unlinkSync(p);
+    this.seen.delete(rel);
+    return 'gone';
+  }
+
+  private async drain(stream: EntryStream): Promise<void> {
+    for await (const _ of stream) void _;
+  }
+
+  private progress(): void {
+    this.o.onProgress?.(this.bytes, this.entries);
+  }
+
+  async entry(h: TarHeader, stream: EntryStream): Promise<void> {
+    let rel: string;
+    try {
+      rel = normalizeEntryName(h.name ?? '');
+    } catch (e) {
+      await this.drain(stream).catch(() => undefined);
+      throw e;
+    }
+    this.lastEntry = rel;
+    this.entries++;
+    if (this.entries > this.o.maxFiles)
+      this.fail(rel, `the archive has more than ${this.o.maxFiles} entries (--max-files)`, 'limit-exceeded');
+    if (h.pax && Object.keys(h.pax).some((k) => k.startsWith('GNU.sparse.')))
+      this.fail(rel, 'sparse files are not supported');
+
+    const type = h.type;
+    try {
+      switch (type) {
+        case 'file':
+        case 'contiguous-file':
+          await this.file(h, rel, stream);
+          break;
+        case 'directory':
+          await this.drain(stream);
+          this.dir(h, rel);
+          break;
+        case 'symlink':
+          await this.drain(stream);
+          this.symlink(h, rel);
+          break;
+        case 'link':
+          await this.drain(stream);
+          this.hardlink(h, rel);
+          break;
+        case 'fifo':
+          await this.drain(stream);
+          this.special(h, rel, 'p');
+          break;
+        case 'character-device':
+        case 'block-device':
+          await this.drain(stream);
+          if (!this.o.allowDevices) {
+            this.warn(`skipped device node ${showName(rel)} (use --allow-devices to keep it)`);
+            break;
+          }
+          this.special(h, rel, type === 'character-device' ? 'c' : 'b');
+          break;
+        default:
+          this.fail(rel, `unsupported entry type${type ? ` '${type}'` : ' (GNU sparse, volume label or multi-volume entries are not supported)'}`);
+      }
+    } catch (e) {
+      if (isPaeneError(e)) throw e;
+      const errno = errnoOf(e);
+      const code = errno === 'ENAMETOOLONG' || errno === 'ELOOP' || errno === 'ENOTDIR' ? 'hostile-archive' : 'internal';
+      throw new PaeneError(code, `entry ${showName(rel)}: ${(e as Error).message}`, { cause: e });
+    }
+    this.progress();
+  }
+
+  private dir(h: TarHeader, rel: string): void {
+    const m = this.meta(h, rel);
+    if (rel === '') {
+      this.dirMeta.set('', m);
+      return;
+    }
+    this.ensureParents(rel);
+    if (this.removeExisting(rel, true) === 'gone') fs.mkdirSync(this.abs(rel), { mode: 0o700 });
+    this.dirMeta.set(rel, m);
+    this.verified.add(rel);
+    this.seen.set(rel, 'dir');
+  }
+
+  private async file(h: TarHeader, rel: string, stream: EntryStream): Promise<void> {
+    if (rel === '') this.fail(rel, 'the archive root must be a directory');
+    const size = h.size ?? 0;
+    if (this.bytes + size > this.o.maxBytes)
+      this.fail(rel, `the archive holds more than ${this.o.maxBytes} bytes of file data (--max-bytes)`, 'limit-exceeded');
+    const m = this.meta(h, rel);
+    this.ensureParents(rel);
+    const obj = await this.writeObject(stream, m, rel);
+    this.removeExisting(rel, false);
+    this.linkInto(obj, rel, m);
+    this.seen.set(rel, 'file');
+    this.regularFiles++;
+  }
+
+  private linkInto(src: string, rel: string, m: Meta | undefined): void {
+    try {
+      fs.linkSync(src, this.abs(rel));
+    } catch (e) {
+      if (errnoOf(e) !== 'EMLINK' || m === undefined) throw e;
+      // The inode hit the filesystem's link limit: give this path a private copy.
+      fs.copyFileSync(src, this.abs(rel), fs.constants.COPYFILE_EXCL);
+      if (asRoot) fs.lchownSync(this.abs(rel), m.uid, m.gid);
+      fs.chmodSync(this.abs(rel), m.mode);
+      fs.utimesSync(this.abs(rel), m.mtime, m.mtime);
+    }
+  }
+
+  private async writeObject(stream: EntryStream, m: Meta, rel: string): Promise<string> {
+    const tmp = path.join(this.o.tmpDir, `o${this.tmpCounter++}`);
+    const C = fs.constants;
+    const fh = await fsp.open(tmp, C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, 0o600);
+    const hash = createHash('sha256');
+    let ok = false;
+    try {
+      for await (const chunk of stream) {
+        const buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as Uint8Array);
+        hash.update(buf);
+        let off = 0;
+        while (off < buf.length) {
+          const { bytesWritten } = await fh.write(buf, off, buf.length - off);
+          off += bytesWritten;
+        }
+        this.bytes += buf.length;
+        if (this.bytes > this.o.maxBytes)
+          this.fail(rel, `the archive holds more than ${this.o.maxBytes} bytes of file data (--max-bytes)`, 'limit-exceeded');
+        this.progress();
+      }
+      const key = objectKey(hash.digest('hex'), m);
+      const obj = objectPath(this.o.objectsDir, key);
+      if (fs.lstatSync(obj, { throwIfNoEntry: false }) !== undefined) {
+        await fh.close();
+        ok = true;
+        fs.unlinkSync(tmp);
+        return obj;
+      }
+      // chown before chmod: chown clears setuid/setgid bits.
+      if (asRoot) await fh.chown(m.uid, m.gid);
+      await fh.chmod(m.mode);
+      await fh.utimes(m.mtime, m.mtime);
+      await fh.close();
+      ok = true;
+      fs.mkdirSync(path.dirname(obj), { recursive: true, mode: 0o700 });
+      fs.renameSync(tmp, obj);
+      this.o.newObjects.push(obj);
+      return obj;
+    } finally {
+      if (!ok) {
+        await fh.close().catch(() => undefined);
+        fs.rmSync(tmp, { force: true });
+      }
+    }
+  }
+
+  private symlink(h: TarHeader, rel: string): void {
+    if (rel === '') this.fail(rel, 'the archive root must be a directory');
+    const target = h.linkname ?? '';
+    if (target === '') this.fail(rel, 'symlink with an empty target');
+    if (target.includes('\0')) this.fail(rel, 'symlink target contains a NUL byte');
+    if (Buffer.byteLength(target) > PATH_MAX) this.fail(rel, `symlink target is longer than ${PATH_MAX} bytes`);
+    const m = this.meta(h, rel);
+    this.ensureParents(rel);
+    this.removeExisting(rel, false);
+    // The target is stored verbatim and never resolved: it only means
+    // something inside the guest's root.
+    fs.symlinkSync(target, this.abs(rel));
+    if (asRoot) fs.lchownSync(this.abs(rel), m.uid, m.gid);
+    fs.lutimesSync(this.abs(rel), m.mtime, m.mtime);
+    this.seen.set(rel, 'symlink');
+  }
+
+  private hardlink(h: TarHeader, rel: string): void {
+    if (rel === '') this.fail(rel, 'the archive root must be a directory');
+    const target = normalizeEntryName(h.linkname ?? '', `hard link ${showName(rel)} to`);
+    if (target === rel) this.fail(rel, 'hard link to itself');
+    this.ensureParents(rel);
+    this.removeExisting(rel, false);
+    const kind = this.seen.get(target);
+    if (kind === undefined) this.fail(rel, `hard link to ${showName(target)}, which is not an earlier entry of the archive`);
+    if (kind === 'dir') this.fail(rel, `hard link to directory ${showName(target)}`);
+    // link(2) does not follow a symlink target, and every parent of target
+    // is a directory this import verified.
+    this.linkInto(this.abs(target), rel, undefined);
+    this.seen.set(rel, kind);
+    if (kind === 'file') this.regularFiles++;
+  }
+
+  private special(h: TarHeader, rel: string, kind: 'p' | 'c' | 'b'): void {
+    if (rel === '') this.fail(rel, 'the archive root must be a directory');
+    const m = this.meta(h, rel);
+    this.ensureParents(rel);
+    this.removeExisting(rel, false);
+    const args = ['-m', (m.mode & 0o777).toString(8), this.abs(rel), kind];
+    if (kind !== 'p') {
+      const major = h.devmajor ?? 0;
+      const minor = h.devminor ?? 0;
+      if (!Number.isInteger(major) || !Number.isInteger(minor) || major < 0 || minor < 0 || major > 0xfff || minor > 0xfffff)
+        this.fail(rel, 'invalid device numbers');
+      args.push(String(major), String(minor));
+    }
+    // Node has no mknod(2); mknod(1) makes the node at exactly this path
+    // (it fails on an existing name, it does not follow one).
+    const r = spawnSync('mknod', args, { encoding: 'utf8' });
+    if (r.status !== 0) this.fail(rel, `cannot create ${kind === 'p' ? 'fifo' : 'device node'}: ${(r.stderr || r.error?.message || '').trim()}`);
+    if (asRoot) fs.lchownSync(this.abs(rel), m.uid, m.gid);
+    fs.chmodSync(this.abs(rel), m.mode);
+    fs.lutimesSync(this.abs(rel), m.mtime, m.mtime);
+    this.seen.set(rel, kind === 'p' ? 'fifo' : 'device');
+  }
+
+  /** Directory metadata last: creating children changes a directory's mtime. */
+  finish(): UnpackResult {
+    const dirs = [...this.dirMeta.keys()].sort((a, b) => b.split('/').length - a.split('/').length);
+    if (!this.dirMeta.has('')) dirs.push('');
+    for (const rel of dirs) {
+      const m = this.dirMeta.get(rel) ?? { mode: 0o755, uid: asRoot ? 0 : process.getuid!(), gid: asRoot ? 0 : process.getgid!(), mtime: Math.floor(Date.now() / 1000) };
+      const p = this.abs(rel);
+      if (asRoot) fs.lchownSync(p, m.uid, m.gid);
+      // Unprivileged, keep the owner's rwx so the tree can still be removed.
+      fs.chmodSync(p, asRoot ? m.mode : m.mode | 0o700);
+      fs.utimesSync(p, m.mtime, m.mtime);
+    }
+    return { entries: this.entries, regularFiles: this.regularFiles, logicalBytes: this.bytes };
+  }
+}
+
+/** rm -rf that also works unprivileged on trees with read-only directories. */
+export function forceRemoveTree(p: string): void {
+  try {
+    fs.rmSync(p, { recursive: true, force: true });
+  } catch (e) {
+    if (errnoOf(e) !== 'EACCES' && errnoOf(e) !== 'EPERM') throw e;
+    const fix = (d: string): void => {
+      const st = fs.lstatSync(d, { throwIfNoEntry: false });
+      if (!st?.isDirectory()) return;
+      fs.chmodSync(d, 0o700);
+      for (const n of fs.readdirSync(d)) fix(path.join(d, n));
+    };
+    fix(p);
+    fs.rmSync(p, { recursive: true, force: true });
+  }
+}
+
+const MAGICS: Array<[number[], string]> = [
+  [[0xfd, 0x37, 0x7a, 0x58, 0x5a], 'xz'],
+  [[0x28, 0xb5, 0x2f, 0xfd], 'zstd'],
+  [[0x42, 0x5a, 0x68], 'bzip2'],
+];
+
+async function* peeked(first: Buffer[], rest: AsyncIterator<unknown>): AsyncGenerator<Buffer> {
+  for (const b of first) yield b;
+  for (;;) {
+    const r = await rest.next();
+    if (r.done) return;
+    yield Buffer.isBuffer(r.value) ? r.value : Buffer.from(r.value as string);
+  }
+}
+
+/** Unpack a tar (gzip detected by its magic bytes) into o.rootfs. */
+export async function unpackTar(input: NodeJS.ReadableStream, o: UnpackOptions): Promise<UnpackResult> {
+  const it = (input as AsyncIterable<unknown>)[Symbol.asyncIterator]();
+  const head: Buffer[] = [];
+  let headLen = 0;
+  while (headLen < 6) {
+    const r = await it.next();
+    if (r.done) break;
+    const b = Buffer.isBuffer(r.value) ? r.value : Buffer.from(r.value as string);
+    head.push(b);
+    headLen += b.length;
+  }
+  const h = Buffer.concat(head);
+  if (h.length === 0) throw new PaeneError('hostile-archive', 'the archive is empty');
+  for (const [magic, what] of MAGICS)
+    if (magic.every((v, i) => h[i] === v)) throw new PaeneError('invalid-argument', `the archive is ${what}-compressed; only plain tar and gzip are read (decompress it first and pipe it in)`);
+  const gz = h[0] === 0x1f && h[1] === 0x8b;
+
+  const src = Readable.from(peeked([h], it), { objectMode: false });
+  let data: Readable = src;
+  if (gz) {
+    const gunzip = zlib.createGunzip();
+    pipeline(src, gunzip, () => undefined);
+    data = gunzip;
+  }
+
+  const un = new Unpacker(o);
+  const extract = tar.extract();
+  await new Promise<void>((resolve, reject) => {
+    let done = false;
+    const fail = (e: unknown): void => {
+      if (done) return;
+      done = true;
+      if (!isPaeneError(e)) {
+        const where = un.entryCount === 0 ? ' at its first header' : ` after entry ${showName(un.lastEntry)}`;
+        const msg = (e as Error)?.message ?? String(e);
+        e = new PaeneError('hostile-archive', `corrupt or truncated archive${where}: ${gz && /incorrect header|invalid|unexpected end of file/i.test(msg) ? 'gzip: ' : ''}${msg}`, { cause: e });
+      }
+      extract.destroy();
+      data.destroy();
+      src.destroy();
+      reject(e);
+    };
+    extract.on('entry', (header, stream, next) => {
+      un.entry(header as TarHeader, stream).then(
+        () => next(),
+        (e) => {
+          stream.resume();
+          fail(e);
+        },
+      );
+    });
+    extract.on('error', fail);
+    extract.on('finish', () => {
+      if (done) return;
+      done = true;
+      resolve();
+    });
+    (async () => {
+      for await (const chunk of data) {
+        if (done) return;
+        if (!extract.write(chunk as Buffer)) {
+          await new Promise<void>((res) => {
+            const go = (): void => {
+              extract.off('drain', go);
+              extract.off('close', go);
+              res();
+            };
+            extract.on('drain', go);
+            extract.on('close', go);
+          });
+        }
+      }
+      if (!done) extract.end(undefined);
+    })().catch(fail);
+  });
+  if (un.entryCount === 0)
+    throw new PaeneError('hostile-archive', 'the archive has no entries');
+  return un.finish();
+}

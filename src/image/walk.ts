@@ -1,0 +1,146 @@
+// Walking a tree on disk: as a tar stream (export, commit) and as disk usage.
+// Never follows a symlink; regular files are emitted as plain files, so the
+// archive does not depend on how the store happened to hard-link them.
+
+import fs from 'node:fs';
+import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import tar from 'tar-stream';
+
+export interface PackOptions {
+  /** Do not descend into directories on another filesystem (proc, dev mounts of a live context). */
+  oneFileSystem?: boolean;
+  onWarning?: (msg: string) => void;
+}
+
+function major(rdev: number): number {
+  return Number((BigInt(rdev) >> 8n) & 0xfffn) | Number((BigInt(rdev) >> 32n) & ~0xfffn);
+}
+function minor(rdev: number): number {
+  return Number(BigInt(rdev) & 0xffn) | Number((BigInt(rdev) >> 12n) & ~0xffn);
+}
+
+function addEntry(pack: tar.Pack, header: Partial<tar.Header> & { name: string }, body?: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (body === undefined) {
+      pack.entry(header, (err) => (err ? reject(err) : resolve()));
+      return;
+    }
+    let settled = false;
+    const done = (err?: Error | null): void => {
+      if (settled) return;
+      settled = true;
+      if (err) reject(err);
+      else resolve();
+    };
+    const entry = pack.entry(header, done);
+    const size = header.size ?? 0;
+    if (size === 0) {
+      entry.end(undefined);
+      return;
+    }
+    // Cap at the stat'ed size: a file that grows meanwhile cannot corrupt the stream.
+    pipeline(fs.createReadStream(body, { end: size - 1 }), entry as unknown as NodeJS.WritableStream).catch(done);
+  });
+}
+
+/** Write the tree under root into pack as entries './', 'a/', 'a/b', … (does not finalize). */
+export async function packTree(root: string, pack: tar.Pack, opts: PackOptions = {}): Promise<number> {
+  const rootSt = fs.lstatSync(root);
+  let count = 0;
+  const meta = (st: fs.Stats) => ({
+    mode: st.mode & 0o7777,
+    uid: st.uid,
+    gid: st.gid,
+    mtime: new Date(Math.floor(st.mtimeMs / 1000) * 1000),
+  });
+  await addEntry(pack, { name: './', type: 'directory', ...meta(rootSt) });
+  const walk = async (relDir: string): Promise<void> => {
+    const absDir = relDir === '' ? root : path.join(root, relDir);
+    const names = fs.readdirSync(absDir).sort();
+    for (const n of names) {
+      const rel = relDir === '' ? n : `${relDir}/${n}`;
+      const abs = path.join(root, rel);
+      const st = fs.lstatSync(abs, { throwIfNoEntry: false });
+      if (st === undefined) continue; // vanished while walking a live tree
+      count++;
+      if (st.isDirectory()) {
+        await addEntry(pack, { name: rel + '/', type: 'directory', ...meta(st) });
+        if (opts.oneFileSystem && st.dev !== rootSt.dev) continue;
+        await walk(rel);
+      } else if (st.isFile()) {
+        await addEntry(pack, { name: rel, type: 'file', size: st.size, ...meta(st) }, abs);
+      } else if (st.isSymbolicLink()) {
+        await addEntry(pack, { name: rel, type: 'symlink', linkname: fs.readlinkSync(abs), ...meta(st) });
+      } else if (st.isFIFO()) {
+        await addEntry(pack, { name: rel, type: 'fifo', ...meta(st) });
+      } else if (st.isCharacterDevice() || st.isBlockDevice()) {
+        await addEntry(pack, {
+          name: rel,
+          type: st.isCharacterDevice() ? 'character-device' : 'block-device',
+          devmajor: major(st.rdev),
+          devminor: minor(st.rdev),
+          ...meta(st),
+        });
+      } else {
+        count--;
+        opts.onWarning?.(`skipped socket ${rel}`);
+      }
+    }
+  };
+  await walk('');
+  return count;
+}
+
+/** Stream the tree under root as a tar into out. */
+export async function writeTreeTar(root: string, out: NodeJS.WritableStream, opts: PackOptions = {}): Promise<void> {
+  const pack = tar.pack();
+  const piping = pipeline(pack as unknown as NodeJS.ReadableStream, out);
+  try {
+    await packTree(root, pack, opts);
+    pack.finalize();
+  } catch (e) {
+    pack.destroy(e as Error);
+    await piping.catch(() => undefined);
+    throw e;
+  }
+  await piping;
+}
+
+export interface TreeUsage {
+  entries: number; // every name in the tree (files, dirs, links …)
+  regularFiles: number;
+  logicalBytes: number; // sum of regular file sizes, per name
+  diskBytes: number; // st_blocks of each distinct inode, once
+  inodes: number; // distinct inodes
+}
+
+/** Disk usage of a tree, counting each inode once (e.g. a context's upper layer for `paene du`). */
+export function treeUsage(root: string): TreeUsage {
+  const u: TreeUsage = { entries: 0, regularFiles: 0, logicalBytes: 0, diskBytes: 0, inodes: 0 };
+  const seen = new Set<string>();
+  const visit = (abs: string, st: fs.Stats): void => {
+    const id = `${st.dev}:${st.ino}`;
+    if (!seen.has(id)) {
+      seen.add(id);
+      u.inodes++;
+      u.diskBytes += st.blocks * 512;
+    }
+    if (st.isFile()) {
+      u.regularFiles++;
+      u.logicalBytes += st.size;
+    }
+    if (st.isDirectory()) {
+      for (const n of fs.readdirSync(abs)) {
+        const p = path.join(abs, n);
+        const s = fs.lstatSync(p, { throwIfNoEntry: false });
+        if (s === undefined) continue;
+        u.entries++;
+        visit(p, s);
+      }
+    }
+  };
+  const st = fs.lstatSync(root, { throwIfNoEntry: false });
+  if (st !== undefined) visit(root, st);
+  return u;
+}
