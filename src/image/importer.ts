@@ -41,9 +41,9 @@ export interface UnpackOptions {
 }
 
 export interface UnpackResult {
-  entries: number;
+  entries: number; // names in the tree, without its root
   regularFiles: number;
-  logicalBytes: number;
+  logicalBytes: number; // file data bytes read from the archive
 }
 
 interface Meta {
@@ -74,7 +74,6 @@ class Unpacker {
   private readonly dirMeta = new Map<string, Meta>();
   private readonly verified = new Set<string>(['']);
   private entries = 0;
-  private regularFiles = 0;
   private bytes = 0;
   private tmpCounter = 0;
   private warnedOwners = false;
@@ -258,7 +257,6 @@ class Unpacker {
     this.removeExisting(rel, false);
     this.linkInto(obj, rel, m);
     this.seen.set(rel, 'file');
-    this.regularFiles++;
   }
 
   private linkInto(src: string, rel: string, m: Meta | undefined): void {
@@ -350,7 +348,6 @@ class Unpacker {
     // is a directory this import verified.
     this.linkInto(this.abs(target), rel, undefined);
     this.seen.set(rel, kind);
-    if (kind === 'file') this.regularFiles++;
   }
 
   private special(h: TarHeader, rel: string, kind: 'p' | 'c' | 'b'): void {
@@ -388,7 +385,9 @@ class Unpacker {
       fs.chmodSync(p, asRoot ? m.mode : m.mode | 0o700);
       fs.utimesSync(p, m.mtime, m.mtime);
     }
-    return { entries: this.entries, regularFiles: this.regularFiles, logicalBytes: this.bytes };
+    // Names in the finished tree (duplicates once, implicit parents included).
+    const regularFiles = [...this.seen.values()].filter((k) => k === 'file').length;
+    return { entries: this.seen.size, regularFiles, logicalBytes: this.bytes };
   }
 }
 
