@@ -32,7 +32,7 @@ export interface UnpackOptions {
   rootfs: string; // staging root of the tree (exists, empty)
   tmpDir: string; // where object files are written while hashed
   objectsDir: string; // the store's objects/
-  newObjects: string[]; // objects this import added (for cleanup on failure)
+  newObjects: string[]; // objects (and then fan-out dirs) this import added, for cleanup on failure
   maxFiles: number;
   maxBytes: number;
   allowDevices: boolean;
@@ -306,7 +306,8 @@ class Unpacker {
       await fh.utimes(m.mtime, m.mtime);
       await fh.close();
       ok = true;
-      fs.mkdirSync(path.dirname(obj), { recursive: true, mode: 0o700 });
+      const fan = path.dirname(obj);
+      if (fs.mkdirSync(fan, { recursive: true, mode: 0o700 }) !== undefined) this.o.newObjects.push(fan + '/');
       fs.renameSync(tmp, obj);
       this.o.newObjects.push(obj);
       return obj;
@@ -337,7 +338,7 @@ class Unpacker {
 
   private hardlink(h: TarHeader, rel: string): void {
     if (rel === '') this.fail(rel, 'the archive root must be a directory');
-    const target = normalizeEntryName(h.linkname ?? '', `hard link ${showName(rel)} to`);
+    const target = normalizeEntryName(h.linkname ?? '', `entry ${showName(rel)}: hard link target`);
     if (target === rel) this.fail(rel, 'hard link to itself');
     this.ensureParents(rel);
     this.removeExisting(rel, false);
@@ -467,6 +468,8 @@ export async function unpackTar(input: NodeJS.ReadableStream, o: UnpackOptions):
       reject(e);
     };
     extract.on('entry', (header, stream, next) => {
+      // Errors reach us through extract or the reader; do not let a late one go unhandled.
+      stream.on('error', () => undefined);
       un.entry(header as TarHeader, stream).then(
         () => next(),
         (e) => {

@@ -224,9 +224,17 @@ export class ImageStore {
         fsyncDir(this.treesDir);
       } catch (e) {
         forceRemoveTree(staging);
-        for (const obj of newObjects) {
+        // Objects first, then the fan-out dirs this import created (if empty now).
+        for (const obj of newObjects.filter((o) => !o.endsWith('/'))) {
           const st = fs.lstatSync(obj, { throwIfNoEntry: false });
           if (st !== undefined && st.nlink <= 1) fs.rmSync(obj, { force: true });
+        }
+        for (const dir of newObjects.filter((o) => o.endsWith('/'))) {
+          try {
+            fs.rmdirSync(dir);
+          } catch {
+            /* not empty: shared with an object that stays */
+          }
         }
         throw e;
       }
