@@ -98,7 +98,11 @@ export interface CgroupWrite {
   controller: string;
   file: string;
   value: string;
-  /** the file may be missing on some kernels/configs (e.g. swap accounting off, burst before 5.14): skip if absent */
+  /**
+   * skip this write if the controller or file is absent: files only some kernels
+   * or configs have (swap accounting, burst before 5.14), and writes that only
+   * reset a limit nobody set to "unlimited"
+   */
   optional?: boolean;
 }
 
@@ -398,18 +402,19 @@ export function cgroupWrites(limits: ResourceLimits, version: CgroupVersion, dev
   const share = toShares(effectiveShare(limits));
   const io = limits.io ?? {};
   const dev = (d: BlockDevice) => `${d.major}:${d.minor}`;
+  const pids: CgroupWrite = limits.nproc === undefined ? { controller: 'pids', file: 'pids.max', value: 'max', optional: true } : { controller: 'pids', file: 'pids.max', value: String(limits.nproc) };
   if (version === 'v1') {
     w.push({ controller: 'cpu', file: 'cpu.cfs_burst_us', value: '0', optional: true });
-    w.push({ controller: 'cpu', file: 'cpu.cfs_quota_us', value: '-1' });
+    w.push({ controller: 'cpu', file: 'cpu.cfs_quota_us', value: '-1', optional: true });
     if (hard) {
       w.push({ controller: 'cpu', file: 'cpu.cfs_period_us', value: String(hard.periodUs) });
       w.push({ controller: 'cpu', file: 'cpu.cfs_quota_us', value: String(hard.quotaUs) });
       if (hard.burstUs > 0) w.push({ controller: 'cpu', file: 'cpu.cfs_burst_us', value: String(hard.burstUs), optional: true });
     }
     w.push({ controller: 'cpu', file: 'cpu.shares', value: String(share.shares) });
-    w.push({ controller: 'pids', file: 'pids.max', value: limits.nproc === undefined ? 'max' : String(limits.nproc) });
+    w.push(pids);
     w.push({ controller: 'memory', file: 'memory.memsw.limit_in_bytes', value: '-1', optional: true });
-    w.push({ controller: 'memory', file: 'memory.limit_in_bytes', value: limits.memory === undefined ? '-1' : String(limits.memory) });
+    w.push(limits.memory === undefined ? { controller: 'memory', file: 'memory.limit_in_bytes', value: '-1', optional: true } : { controller: 'memory', file: 'memory.limit_in_bytes', value: String(limits.memory) });
     if (limits.memorySwap !== undefined) w.push({ controller: 'memory', file: 'memory.memsw.limit_in_bytes', value: String(limits.memorySwap), optional: true });
     for (const d of devices) {
       const rules: [string, number | undefined][] = [
@@ -418,21 +423,22 @@ export function cgroupWrites(limits: ResourceLimits, version: CgroupVersion, dev
         ['blkio.throttle.read_iops_device', io.readIops],
         ['blkio.throttle.write_iops_device', io.writeIops],
       ];
-      for (const [file, v] of rules) w.push({ controller: 'blkio', file, value: `${dev(d)} ${v ?? 0}` });
+      for (const [file, v] of rules) w.push(v === undefined ? { controller: 'blkio', file, value: `${dev(d)} 0`, optional: true } : { controller: 'blkio', file, value: `${dev(d)} ${v}` });
     }
   } else {
     w.push({ controller: 'cpu', file: 'cpu.max.burst', value: '0', optional: true });
-    w.push({ controller: 'cpu', file: 'cpu.max', value: hard ? `${hard.quotaUs} ${hard.periodUs}` : 'max 100000' });
+    w.push(hard ? { controller: 'cpu', file: 'cpu.max', value: `${hard.quotaUs} ${hard.periodUs}` } : { controller: 'cpu', file: 'cpu.max', value: 'max 100000', optional: true });
     if (hard && hard.burstUs > 0) w.push({ controller: 'cpu', file: 'cpu.max.burst', value: String(hard.burstUs), optional: true });
     w.push({ controller: 'cpu', file: 'cpu.weight', value: String(share.weight) });
-    w.push({ controller: 'pids', file: 'pids.max', value: limits.nproc === undefined ? 'max' : String(limits.nproc) });
-    w.push({ controller: 'memory', file: 'memory.max', value: limits.memory === undefined ? 'max' : String(limits.memory) });
+    w.push(pids);
+    w.push(limits.memory === undefined ? { controller: 'memory', file: 'memory.max', value: 'max', optional: true } : { controller: 'memory', file: 'memory.max', value: String(limits.memory) });
     // v2 counts swap on its own: memory.swap.max = (memory + swap) − memory.
     const swap = limits.memorySwap !== undefined && limits.memory !== undefined ? String(limits.memorySwap - limits.memory) : 'max';
     w.push({ controller: 'memory', file: 'memory.swap.max', value: swap, optional: true });
     const m = (v: number | undefined) => (v === undefined ? 'max' : String(v));
     for (const d of devices) {
-      w.push({ controller: 'io', file: 'io.max', value: `${dev(d)} rbps=${m(io.readBps)} wbps=${m(io.writeBps)} riops=${m(io.readIops)} wiops=${m(io.writeIops)}` });
+      const none = [io.readBps, io.writeBps, io.readIops, io.writeIops].every((v) => v === undefined);
+      w.push({ controller: 'io', file: 'io.max', value: `${dev(d)} rbps=${m(io.readBps)} wbps=${m(io.writeBps)} riops=${m(io.readIops)} wiops=${m(io.writeIops)}`, ...(none ? { optional: true } : {}) });
     }
   }
   return w;

@@ -28,18 +28,18 @@ describe('defaults', () => {
   it('default writes for v1 and v2', () => {
     expect(lines(cgroupWrites(DEFAULT_LIMITS, 'v1', []))).toEqual([
       'cpu/cpu.cfs_burst_us=0?',
-      'cpu/cpu.cfs_quota_us=-1',
+      'cpu/cpu.cfs_quota_us=-1?',
       'cpu/cpu.shares=1024',
       'pids/pids.max=1024',
       'memory/memory.memsw.limit_in_bytes=-1?',
-      'memory/memory.limit_in_bytes=-1',
+      'memory/memory.limit_in_bytes=-1?',
     ]);
     expect(lines(cgroupWrites(DEFAULT_LIMITS, 'v2', []))).toEqual([
       'cpu/cpu.max.burst=0?',
-      'cpu/cpu.max=max 100000',
+      'cpu/cpu.max=max 100000?',
       'cpu/cpu.weight=100',
       'pids/pids.max=1024',
-      'memory/memory.max=max',
+      'memory/memory.max=max?',
       'memory/memory.swap.max=max?',
     ]);
   });
@@ -73,7 +73,7 @@ describe('flags → limits → cgroup writes', () => {
   it('v1 writes, in an order the kernel accepts', () => {
     expect(lines(cgroupWrites(limits, 'v1', dev))).toEqual([
       'cpu/cpu.cfs_burst_us=0?',
-      'cpu/cpu.cfs_quota_us=-1',
+      'cpu/cpu.cfs_quota_us=-1?',
       'cpu/cpu.cfs_period_us=100000',
       'cpu/cpu.cfs_quota_us=25000',
       'cpu/cpu.cfs_burst_us=25000?',
@@ -85,7 +85,7 @@ describe('flags → limits → cgroup writes', () => {
       'blkio/blkio.throttle.read_bps_device=254:0 52428800',
       'blkio/blkio.throttle.write_bps_device=254:0 10485760',
       'blkio/blkio.throttle.read_iops_device=254:0 500',
-      'blkio/blkio.throttle.write_iops_device=254:0 0',
+      'blkio/blkio.throttle.write_iops_device=254:0 0?',
     ]);
   });
 
@@ -109,15 +109,18 @@ describe('flags → limits → cgroup writes', () => {
     expect(off.nproc).toBeUndefined();
     expect(off.io).toEqual({ readBps: 50 * MiB, readIops: 500, burst: 32 * MiB });
     const v1 = lines(cgroupWrites(off, 'v1', dev));
-    expect(v1).toContain('cpu/cpu.cfs_quota_us=-1');
+    expect(v1).toContain('cpu/cpu.cfs_quota_us=-1?');
     expect(v1).not.toContain('cpu/cpu.cfs_period_us=100000');
-    expect(v1).toContain('pids/pids.max=max');
-    expect(v1).toContain('memory/memory.limit_in_bytes=-1');
-    expect(v1).toContain('blkio/blkio.throttle.write_bps_device=254:0 0');
+    expect(v1).toContain('pids/pids.max=max?');
+    expect(v1).toContain('memory/memory.limit_in_bytes=-1?');
+    expect(v1).toContain('blkio/blkio.throttle.write_bps_device=254:0 0?');
     const v2 = lines(cgroupWrites(off, 'v2', dev));
-    expect(v2).toContain('cpu/cpu.max=max 100000');
-    expect(v2).toContain('memory/memory.max=max');
+    expect(v2).toContain('cpu/cpu.max=max 100000?');
+    expect(v2).toContain('memory/memory.max=max?');
     expect(v2).toContain('io/io.max=254:0 rbps=52428800 wbps=max riops=500 wiops=max');
+    // a write that only resets an unset limit may be skipped where the controller is missing
+    expect(lines(cgroupWrites({}, 'v2', dev))).toContain('io/io.max=254:0 rbps=max wbps=max riops=max wiops=max?');
+    expect(cgroupWrites(limits, 'v1', dev).filter((x) => x.optional).map((x) => x.file)).toEqual(['cpu.cfs_burst_us', 'cpu.cfs_quota_us', 'cpu.cfs_burst_us', 'memory.memsw.limit_in_bytes', 'memory.memsw.limit_in_bytes', 'blkio.throttle.write_iops_device']);
   });
 
   it('share mode and --cpu-share', () => {
@@ -128,7 +131,7 @@ describe('flags → limits → cgroup writes', () => {
     const m = mergeLimits({}, parseLimitFlags({ cpu: '50%', cpuMode: 'share' }));
     expect(effectiveShare(m)).toBe(512);
     const w = lines(cgroupWrites(m, 'v2', []));
-    expect(w).toContain('cpu/cpu.max=max 100000');
+    expect(w).toContain('cpu/cpu.max=max 100000?');
     expect(w).toContain('cpu/cpu.weight=50');
   });
 
