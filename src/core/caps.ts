@@ -107,7 +107,7 @@ export const PROFILE_CAPS: Readonly<Record<CapProfile, readonly string[]>> = {
  * log is not namespaced: reading it shows every context's and the host's events.
  */
 export const REMOVED_REASONS: Readonly<Record<string, string>> = {
-  SETPCAP: 'could change other processes\' and its own bounding set and securebits; paene fixes the sets at start',
+  SETPCAP: 'adds any bounding-set capability to the inheritable set and changes securebits; paene fixes the sets at start and nothing in a guest needs it',
   LINUX_IMMUTABLE: 'could clear the immutable flag that protects unified (shared) files of every context',
   NET_BROADCAST: 'broadcast/multicast on the host\'s network, which contexts share',
   NET_ADMIN: 'would reconfigure the host\'s interfaces, routes and firewall (contexts share the host network)',
