@@ -4,17 +4,13 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
+import { nativePath } from '../kernel/helper.js';
 import type { Runtime } from '../runtime/runtime.js';
 import { runtimeOf } from './common.js';
 
 const NAMES = ['demo-alpha', 'demo-beta'] as const;
 const IPC_KEY = '0x5eed';
-
-function nativeTool(name: string): string {
-  return path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'native', name);
-}
 
 function indent(text: string, by = '    '): string {
   return text
@@ -67,7 +63,7 @@ export async function runDemo(rt: Runtime, log: (s: string) => void): Promise<vo
     log(`  hostname on the host: ${os.hostname()}`);
 
     step(4, `System V IPC: both contexts create shm, a semaphore set and a queue with the same key ${IPC_KEY}`);
-    const tool = fs.readFileSync(nativeTool('sysv-ipc'));
+    const tool = fs.readFileSync(nativePath('sysv-ipc'));
     for (const n of NAMES) {
       await sh(rt, n, 'cat > /tmp/sysv-ipc && chmod 755 /tmp/sysv-ipc', tool);
       log(`  ${n}: ${(await sh(rt, n, `/tmp/sysv-ipc create ${IPC_KEY} hello-from-${n}`)).trim()}`);
@@ -81,14 +77,14 @@ export async function runDemo(rt: Runtime, log: (s: string) => void): Promise<vo
     step(5, 'files: a copy-on-write root over one shared image');
     await sh(rt, NAMES[0], 'echo "written in alpha" > /etc/motd');
     log(`  alpha wrote /etc/motd: ${(await sh(rt, NAMES[0], 'cat /etc/motd')).trim()}`);
-    log(`  beta reads /etc/motd: ${(await sh(rt, NAMES[1], 'cat /etc/motd 2>&1 || echo "(no such file)"')).trim()}`);
+    log(`  beta reads /etc/motd: ${(await sh(rt, NAMES[1], 'cat /etc/motd 2>/dev/null || echo "(no such file: the write stayed in alpha)"')).trim()}`);
     const upper = path.join(rt.layout.upperDir(NAMES[0]), 'etc/motd');
     log(`  on the host the write is in alpha's private layer: ${upper} (${fs.existsSync(upper) ? 'present' : 'missing'})`);
     const ino = async (n: string) => (await sh(rt, n, 'stat -c %i /bin/busybox 2>/dev/null || ls -i /bin/busybox')).trim().split(/\s+/)[0];
     log(`  unmodified /bin/busybox: inode ${await ino(NAMES[0])} in alpha, ${await ino(NAMES[1])} in beta (one file in the image store)`);
 
     step(6, 'the host tree is out of reach: the root was pivoted and the old one detached');
-    log(indent(await sh(rt, NAMES[0], 'ls /; echo "mounts visible: $(wc -l < /proc/mounts)"; cat /proc/1/cmdline | tr "\\0" " "; echo')));
+    log(indent(await sh(rt, NAMES[0], 'echo "/ holds: $(ls /)"; echo "pid 1 is: $(tr "\\0" " " < /proc/1/cmdline)"; echo "processes visible: $(ls /proc | grep -c "^[0-9]")"')));
   } finally {
     log('\ncleaning up');
     for (const n of NAMES) {

@@ -1,7 +1,7 @@
 // A context's configuration: what `create` writes and `start` carries out.
 // Pure: validation of user input and of config files read back from disk.
 
-import { type CapSpec, DEFAULT_CAP_SPEC, validateCapSpec } from './caps.js';
+import { type CapSpec, DEFAULT_CAP_SPEC, validateCapSpec, validateCcaps } from './caps.js';
 import { PaeneError } from './errors.js';
 import { DEFAULT_LIMITS, type ResourceLimits, validateLimits } from './limits.js';
 
@@ -91,9 +91,6 @@ export function validateConfig(x: unknown, where: string): ContextConfig {
     if (typeof o[k] !== 'string') throw bad(`'${k}' must be a string`);
   }
   if (typeof o.xid !== 'number') throw bad(`'xid' must be a number`);
-  if (o.ccaps !== undefined && !(Array.isArray(o.ccaps) && o.ccaps.every((c) => typeof c === 'string'))) {
-    throw bad(`'ccaps' must be a list of names`);
-  }
   return {
     version: CONFIG_VERSION,
     name: validateName(o.name as string),
@@ -102,7 +99,7 @@ export function validateConfig(x: unknown, where: string): ContextConfig {
     hostname: validateHostname(o.hostname as string),
     created: o.created as string,
     caps: validateCapSpec(o.caps),
-    ccaps: (o.ccaps as string[] | undefined) ?? [],
+    ccaps: o.ccaps === undefined ? [] : validateCcaps(o.ccaps),
     limits: validateLimits(o.limits),
   };
 }

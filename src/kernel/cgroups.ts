@@ -165,12 +165,21 @@ export class ContextCgroup {
     return this.dirs().map((d) => path.join(d, 'cgroup.procs'));
   }
 
-  /** Applies limit writes from core/limits (v1: controller names the hierarchy). */
+  /**
+   * Applies limit writes from core/limits (v1: controller names the hierarchy).
+   * An `optional` write (e.g. burst on kernels before 5.14, resetting a limit
+   * that was never set) is skipped where the controller or file is missing.
+   */
   apply(writes: CgroupWrite[]): void {
     for (const w of writes) {
       const d = this.dir(w.controller);
-      if (!d) throw new PaeneError('unsupported', `this host has no '${w.controller}' cgroup controller (needed for ${w.file})`);
-      writeFile(path.join(d, w.file), w.value);
+      if (!d) {
+        if (w.optional) continue;
+        throw new PaeneError('unsupported', `this host has no '${w.controller}' cgroup controller (needed for ${w.file})`);
+      }
+      const file = path.join(d, w.file);
+      if (w.optional && !fs.existsSync(file)) continue;
+      writeFile(file, w.value);
     }
   }
 

@@ -8,14 +8,24 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PaeneError } from '../core/errors.js';
 
-/** dist/native/paene-helper, built by `npm run build`. */
-export function helperPath(): string {
-  const here = path.dirname(fileURLToPath(import.meta.url)); // dist/kernel
-  const p = path.resolve(here, '..', 'native', 'paene-helper');
+/** The package root: the nearest directory above this file with a package.json. */
+function packageRoot(): string {
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  while (!fs.existsSync(path.join(dir, 'package.json')) && path.dirname(dir) !== dir) dir = path.dirname(dir);
+  return dir;
+}
+
+/** A program built from src/native/ by `npm run build` (dist/native/NAME). */
+export function nativePath(name: string): string {
+  const p = path.join(packageRoot(), 'dist', 'native', name);
   if (!fs.existsSync(p)) {
-    throw new PaeneError('internal', `the native helper is missing at ${p}: run 'npm run build'`);
+    throw new PaeneError('internal', `the native program ${name} is missing at ${p}: run 'npm run build'`);
   }
   return p;
+}
+
+export function helperPath(): string {
+  return nativePath('paene-helper');
 }
 
 /** Everything the start request carries; the helper executes it as given. */

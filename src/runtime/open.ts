@@ -1,9 +1,11 @@
 // Wires the runtime to its collaborators: the image store and the default policy.
 
+import { buildSeccompFilter } from '../core/seccomp.js';
+import type { ContextConfig } from '../core/spec.js';
 import { ImageStore } from '../image/store.js';
 import { ensureBaseImage } from '../image/base.js';
 import { Layout } from './layout.js';
-import { type ImageSource, Runtime } from './runtime.js';
+import { type ImageSource, type Policy, Runtime } from './runtime.js';
 
 export const DEFAULT_IMAGE = 'base';
 
@@ -20,6 +22,21 @@ export function openImageStore(root: string): ImageStore {
   return new ImageStore(new Layout(root).imagesDir);
 }
 
+let defaultFilter: Buffer | undefined;
+
+/**
+ * The default policy: every context process runs under the default seccomp
+ * filter (no user namespaces, no kernel keyrings, bpf, perf, module or clock
+ * calls, ...), except in the privileged profile, which asks for everything.
+ */
+export const defaultPolicy: Policy = {
+  seccomp(config: ContextConfig): Buffer | undefined {
+    if (config.caps.profile === 'privileged') return undefined;
+    defaultFilter ??= buildSeccompFilter();
+    return defaultFilter;
+  },
+};
+
 export function openRuntime(root: string): Runtime {
-  return new Runtime({ root, images: storeImageSource(openImageStore(root)) });
+  return new Runtime({ root, images: storeImageSource(openImageStore(root)), policy: defaultPolicy });
 }

@@ -133,7 +133,11 @@ describeReal('context lifecycle on the real kernel', () => {
     expect(await out('lc-a', 'cat /proc/1/environ | tr "\\0" "\\n"')).not.toContain(root);
     // /proc/sys is read-only and kernel memory is masked
     expect((await sh('lc-a', 'echo 1 > /proc/sys/kernel/ns_last_pid')).code).not.toBe(0);
-    expect(await out('lc-a', 'wc -c < /proc/kcore')).toBe('0');
+    // masked: whichever of these this kernel has reads as empty inside (the host's are not)
+    const masked = ['/proc/kallsyms', '/proc/keys', '/proc/timer_list', '/proc/kcore', '/proc/sched_debug'].filter((p) => fs.existsSync(p));
+    expect(masked.length).toBeGreaterThan(0);
+    expect(fs.readFileSync('/proc/kallsyms').length).toBeGreaterThan(0);
+    for (const p of masked) expect(await out('lc-a', `cat ${p} | wc -c`), p).toBe('0');
     // /dev is minimal
     expect((await out('lc-a', 'ls /dev')).split('\n').sort()).toEqual(
       ['fd', 'full', 'null', 'ptmx', 'pts', 'random', 'shm', 'stderr', 'stdin', 'stdout', 'tty', 'urandom', 'zero'].sort(),
