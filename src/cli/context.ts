@@ -1,7 +1,8 @@
 // Lifecycle verbs: create, start, exec, enter, stop, destroy, list, status, ps.
 
 import { type Command, Option } from 'commander';
-import { type CapProfile, type CapSpec, parseCapName } from '../core/caps.js';
+import { type CapProfile, type CapSpec, parseCapName, parseCcap } from '../core/caps.js';
+import { DEFAULT_LIMITS, LIMIT_FLAGS, limitWarnings, mergeLimits, parseLimitFlags } from '../core/limits.js';
 import { PaeneError } from '../core/errors.js';
 import { parseXid, XID_MAX, XID_MIN } from '../core/spec.js';
 import { DEFAULT_IMAGE } from '../runtime/open.js';
@@ -11,6 +12,12 @@ import { formatTable, printJson } from './format.js';
 
 function collect(v: string, prev: string[]): string[] {
   return [...prev, v];
+}
+
+/** Adds every resource-limit flag (--cpu, --io-write, --nproc, --memory, ...) to a command. */
+export function addLimitOptions(cmd: Command): Command {
+  for (const f of LIMIT_FLAGS) cmd.option(`--${f.flag} <${f.arg.replace(/"/g, '')}>`, f.help);
+  return cmd;
 }
 
 export function capSpecFrom(o: { caps?: string; capAdd?: string[]; capDrop?: string[] }, base?: CapSpec): CapSpec {
@@ -51,25 +58,33 @@ const statusColumns = [
 ];
 
 export function registerContextCommands(program: Command): void {
-  program
-    .command('create')
-    .description('Create a context: write its config and private layer. Nothing runs until `start`.')
-    .argument('<name>', 'context name: 1-63 of [a-z0-9_-], starting with a letter or digit')
-    .option('--image <image>', 'image for its root filesystem (built on first use if it is the default)', DEFAULT_IMAGE)
-    .option('--xid <n>', `context id, ${XID_MIN}-${XID_MAX} (default: the lowest free one)`)
-    .option('--hostname <host>', 'hostname inside the context (default: its name)')
-    .addOption(new Option('--caps <profile>', 'capability profile of guest root').choices(['secure', 'strict', 'privileged']).default('secure'))
-    .option('--cap-add <cap>', 'keep this capability too (repeatable; e.g. NET_RAW)', collect, [])
-    .option('--cap-drop <cap>', 'drop this capability too (repeatable)', collect, [])
-    .option('--json', 'print the new config as JSON')
-    .action(async (name: string, o: { image: string; xid?: string; hostname?: string; caps?: string; capAdd: string[]; capDrop: string[]; json?: boolean }, cmd: Command) => {
+  addLimitOptions(
+    program
+      .command('create')
+      .description('Create a context: write its config and private layer. Nothing runs until `start`.')
+      .argument('<name>', 'context name: 1-63 of [a-z0-9_-], starting with a letter or digit')
+      .option('--image <image>', 'image for its root filesystem (built on first use if it is the default)', DEFAULT_IMAGE)
+      .option('--xid <n>', `context id, ${XID_MIN}-${XID_MAX} (default: the lowest free one)`)
+      .option('--hostname <host>', 'hostname inside the context (default: its name)')
+      .addOption(new Option('--caps <profile>', 'capability profile of guest root').choices(['secure', 'strict', 'privileged']).default('secure'))
+      .option('--cap-add <cap>', 'keep this capability too (repeatable; e.g. NET_RAW)', collect, [])
+      .option('--cap-drop <cap>', 'drop this capability too (repeatable)', collect, [])
+      .option('--ccap <ccap>', 'grant a context capability (repeatable; see `paene caps --help`)', collect, [])
+      .option('--json', 'print the new config as JSON'),
+  )
+    .addHelpText('after', `\nDefault limits for a new context: ${JSON.stringify(DEFAULT_LIMITS)} (a finite nproc contains a fork bomb; its own CPU weight keeps it one share among many).`)
+    .action(async (name: string, o: Record<string, unknown>, cmd: Command) => {
       const rt = runtimeOf(cmd);
+      const limits = mergeLimits(DEFAULT_LIMITS, parseLimitFlags(o as Record<string, string | undefined>));
+      for (const w of limitWarnings(limits)) process.stderr.write(`paene: warning: ${w}\n`);
       const config = await rt.create({
         name,
-        image: o.image,
-        xid: o.xid === undefined ? undefined : parseXid(o.xid),
-        hostname: o.hostname,
-        caps: capSpecFrom(o),
+        image: o.image as string,
+        xid: o.xid === undefined ? undefined : parseXid(o.xid as string),
+        hostname: o.hostname as string | undefined,
+        caps: capSpecFrom(o as { caps?: string; capAdd?: string[]; capDrop?: string[] }),
+        ccaps: [...new Set((o.ccap as string[]).map(parseCcap))],
+        limits,
       });
       if (o.json) printJson(config);
       else console.log(`created context '${config.name}' (xid ${config.xid}, image ${config.image})`);
@@ -97,6 +112,9 @@ export function registerContextCommands(program: Command): void {
     .option('-e, --env <KEY=VALUE>', 'set an environment variable (repeatable)', collect, [])
     .passThroughOptions()
     .action(async (name: string, command: string[], o: { tty?: boolean; user?: string; cwd: string; env: string[] }, cmd: Command) => {
+      // passThroughOptions keeps the `--` separator: it is not part of the command
+      if (command[0] === '--') command = command.slice(1);
+      if (command.length === 0) throw new PaeneError('invalid-argument', 'exec needs a command after --');
       const code = await runtimeOf(cmd).exec(name, command, {
         tty: o.tty,
         user: o.user ? parseUser(o.user) : undefined,

@@ -56,8 +56,11 @@ describeReal('CLI bad input', () => {
     expect(snapshot()).toEqual(before);
   });
 
-  it('start on a running context is refused', () => {
+  it('start on a running context is refused; exec passes the exit code through', () => {
     expect(run('start', 'good').code).toBe(0);
+    const r = run('exec', 'good', '--', 'sh', '-c', 'echo out; echo err >&2; exit 3');
+    expect(r).toMatchObject({ code: 3, stdout: 'out\n', stderr: 'err\n' });
+    expect(run('exec', 'good', 'hostname').stdout).toBe('good\n');
     const r = run('start', 'good');
     expect(r.code).toBe(5);
     expect(r.stderr).toMatch(/already running/);
