@@ -58,8 +58,8 @@ describeReal('CLI bad input', () => {
 
   it('start on a running context is refused; exec passes the exit code through', () => {
     expect(run('start', 'good').code).toBe(0);
-    const r = run('exec', 'good', '--', 'sh', '-c', 'echo out; echo err >&2; exit 3');
-    expect(r).toMatchObject({ code: 3, stdout: 'out\n', stderr: 'err\n' });
+    const ex = run('exec', 'good', '--', 'sh', '-c', 'echo out; echo err >&2; exit 3');
+    expect(ex).toMatchObject({ code: 3, stdout: 'out\n', stderr: 'err\n' });
     expect(run('exec', 'good', 'hostname').stdout).toBe('good\n');
     const r = run('start', 'good');
     expect(r.code).toBe(5);
