@@ -126,6 +126,11 @@ export const MASKED_PATHS = [
 ];
 export const READONLY_PATHS = ['/proc/sys', '/proc/bus', '/proc/fs', '/proc/irq', '/proc/asound'];
 
+/** Holes in the read-only /proc/sys that a context's ccaps open (SET_UTSNAME: its own names). */
+export function writablePaths(config: ContextConfig): string[] {
+  return config.ccaps.includes('SET_UTSNAME') ? ['/proc/sys/kernel/hostname', '/proc/sys/kernel/domainname'] : [];
+}
+
 /** The environment a command starts with inside a context. */
 export function guestEnv(config: ContextConfig, extra: Record<string, string> = {}): string[] {
   const env: Record<string, string> = {

@@ -39,6 +39,8 @@ export interface StartRequest {
   sysctls: Record<string, string>;
   masked: string[];
   readonly: string[];
+  /** paths made writable again inside a read-only one (ccaps) */
+  writable: string[];
   tmpSize: string;
   capsMask: bigint;
   seccomp?: Buffer;
@@ -52,6 +54,7 @@ export function startArgs(r: StartRequest): string[] {
   for (const [k, v] of Object.entries(r.sysctls)) a.push('--sysctl', `${k}=${v}`);
   for (const p of r.masked) a.push('--mask', p);
   for (const p of r.readonly) a.push('--ro', p);
+  for (const p of r.writable) a.push('--rw', p);
   if (r.seccomp && r.seccomp.length > 0) a.push('--seccomp', r.seccomp.toString('hex'));
   return a;
 }
@@ -109,6 +112,14 @@ export class Monitor {
       }
     }
     throw new PaeneError('internal', `the paene monitor did not come up on ${this.socket}: ${(last as Error).message}`);
+  }
+
+  /**
+   * Runs a host program as a child of the monitor (so it is reaped, and it
+   * outlives this process); resolves to its pid. For per-context daemons.
+   */
+  async spawn(program: string, args: string[]): Promise<number> {
+    return Number(await this.request(['spawn', program, ...args]));
   }
 
   /** Asks a running monitor to exit once it has no contexts; no-op if none runs. */

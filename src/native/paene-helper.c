@@ -13,14 +13,22 @@
  *       it dies, so no context leaves a zombie even on hosts whose pid 1
  *       does not reap.  Exits after SECONDS with no contexts and no requests.
  *
+ *   paene-helper sysctl --pid PID KEY=VALUE...
+ *       Joins only the uts and ipc namespaces of a running context and writes
+ *       the per-namespace sysctls (kernel.hostname, kernel.shmmax, ...) from
+ *       the host: the guest's own /proc/sys stays read-only.
+ *
  *   paene-helper exec --pid PID [options] -- CMD [ARGS...]
  *       Joins the namespaces of a running context (whose init is PID on the
  *       host), its cgroups, drops to the context's capabilities and seccomp
  *       filter, and runs CMD as a child; exits with CMD's status.
  *
+ * A `spawn PROGRAM ARGS...` request runs a host program (such as a per-context
+ * I/O throttler) as a child of the monitor, which reaps it.
+ *
  * A start request sent to the monitor carries the same flags as `start`:
  *   --cgroup FILE... --lower DIR --upper DIR --work DIR --rootfs DIR
- *   --hostname H --sysctl K=V... --mask PATH... --ro PATH...
+ *   --hostname H --sysctl K=V... --mask PATH... --ro PATH... --rw PATH...
  *   --tmp-size SIZE --caps HEX --seccomp HEX [--init-name NAME]
  */
 #define _GNU_SOURCE
@@ -89,6 +97,8 @@ struct spec {
   int nmasks;
   const char *ros[MAX_LIST];
   int nros;
+  const char *rws[MAX_LIST];
+  int nrws;
   uint64_t caps;
   int have_caps;
   unsigned char *seccomp;
@@ -149,6 +159,7 @@ static void parse_spec(int argc, char **argv, struct spec *s) {
     else if (!strcmp(a, "--sysctl")) push(s->sysctls, &s->nsysctls, v, a);
     else if (!strcmp(a, "--mask")) push(s->masks, &s->nmasks, v, a);
     else if (!strcmp(a, "--ro")) push(s->ros, &s->nros, v, a);
+    else if (!strcmp(a, "--rw")) push(s->rws, &s->nrws, v, a);
     else if (!strcmp(a, "--env")) push(s->envs, &s->nenvs, v, a);
     else if (!strcmp(a, "--cwd")) s->cwd = v;
     else if (!strcmp(a, "--caps")) {
@@ -327,6 +338,16 @@ static void readonly_path(const char *root, const char *rel) {
   mountx(NULL, p, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
 }
 
+/* A writable hole in a read-only path (e.g. /proc/sys/kernel/hostname for the SET_UTSNAME ccap). */
+static void writable_path(const char *root, const char *rel) {
+  char p[4096];
+  struct stat st;
+  path_in(p, sizeof p, root, rel);
+  if (lstat(p, &st) != 0) die("cannot make %s writable: it does not exist", rel);
+  mountx(p, p, NULL, MS_BIND, NULL);
+  mountx(NULL, p, NULL, MS_BIND | MS_REMOUNT | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+}
+
 /*
  * Runs as pid 1 of the new pid namespace, in the new mount/uts/ipc namespaces.
  * Builds the root and pivots into it; the host tree is detached, not merely
@@ -360,6 +381,7 @@ static void setup_context(const struct spec *s) {
 
   for (int i = 0; i < s->nmasks; i++) mask_path(root, s->masks[i]);
   for (int i = 0; i < s->nros; i++) readonly_path(root, s->ros[i]);
+  for (int i = 0; i < s->nrws; i++) writable_path(root, s->rws[i]);
 
   if (s->hostname && sethostname(s->hostname, strlen(s->hostname)) != 0)
     die("sethostname: %s", strerror(errno));
@@ -590,6 +612,22 @@ static int monitor_main(int argc, char **argv) {
         } else if (!strcmp(rargv[0], "quit")) {
           quitting = 1;
           dprintf(conn, "ok %d\n", has_children());
+        } else if (!strcmp(rargv[0], "spawn") && n >= 2) {
+          /* A host program (e.g. a per-context I/O throttler) as our child, so we reap it. */
+          pid_t h = fork();
+          if (h == 0) {
+            setsid();
+            sigprocmask(SIG_UNBLOCK, &mask, NULL);
+            int nul = open("/dev/null", O_RDWR);
+            dup2(nul, 0);
+            dup2(nul, 1);
+            dup2(nul, 2);
+            close_fds_from(3);
+            execv(rargv[1], rargv + 1);
+            _exit(127);
+          }
+          if (h > 0) dprintf(conn, "ok %d\n", (int)h);
+          else dprintf(conn, "err fork: %s\n", strerror(errno));
         } else if (!strcmp(rargv[0], "start")) {
           pid_t h = fork();
           if (h == 0) {
@@ -782,6 +820,40 @@ static int exec_main(int argc, char **argv) {
   return exit_code(status);
 }
 
+static int sysctl_main(int argc, char **argv) {
+  pid_t pid = 0;
+  int first = argc;
+  for (int i = 0; i + 1 < argc; i++) {
+    if (!strcmp(argv[i], "--pid")) {
+      pid = (pid_t)atoi(argv[i + 1]);
+      first = i + 2;
+      break;
+    }
+  }
+  if (pid <= 0 || first >= argc) die("usage: sysctl --pid PID KEY=VALUE...");
+  int fd_ipc, fd_uts;
+  open_ns(pid, "ipc", &fd_ipc);
+  open_ns(pid, "uts", &fd_uts);
+  if (setns(fd_ipc, CLONE_NEWIPC) != 0) die("setns ipc: %s", strerror(errno));
+  if (setns(fd_uts, CLONE_NEWUTS) != 0) die("setns uts: %s", strerror(errno));
+  for (int i = first; i < argc; i++) {
+    char key[256], p[512];
+    const char *eq = strchr(argv[i], '=');
+    if (!eq || eq - argv[i] >= (long)sizeof key) die("bad sysctl '%s'", argv[i]);
+    memcpy(key, argv[i], eq - argv[i]);
+    key[eq - argv[i]] = 0;
+    /* only the namespaced ones: never a global knob of the host */
+    if (strncmp(key, "kernel.shm", 10) && strncmp(key, "kernel.msg", 10) && strcmp(key, "kernel.sem") &&
+        strcmp(key, "kernel.hostname") && strcmp(key, "kernel.domainname"))
+      die("'%s' is not a per-context (uts/ipc) sysctl", key);
+    for (char *c = key; *c; c++)
+      if (*c == '.') *c = '/';
+    snprintf(p, sizeof p, "/proc/sys/%s", key);
+    write_file(p, eq + 1);
+  }
+  return 0;
+}
+
 int main(int argc, char **argv) {
   if (argc < 2) {
     dprintf(2, "usage: paene-helper monitor|exec ... (internal to paene)\n");
@@ -791,6 +863,7 @@ int main(int argc, char **argv) {
   argv_area_len = (size_t)(argv[argc - 1] + strlen(argv[argc - 1]) + 1 - argv[0]);
   if (!strcmp(argv[1], "monitor")) return monitor_main(argc - 2, argv + 2);
   if (!strcmp(argv[1], "exec")) return exec_main(argc - 2, argv + 2);
+  if (!strcmp(argv[1], "sysctl")) return sysctl_main(argc - 2, argv + 2);
   dprintf(2, "paene-helper: unknown mode '%s'\n", argv[1]);
   return 2;
 }

@@ -12,7 +12,7 @@
 // straggler, cgroup removal. The mounts live only in the context's mount
 // namespace, so they vanish with its last process, also after a crash.
 
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -28,6 +28,7 @@ import {
   guestEnv,
   newConfig,
   validateName,
+  writablePaths,
 } from '../core/spec.js';
 import { ContextCgroup, type CgroupHost, detectCgroupHost, limitsVersion, removeParentIfEmpty } from '../kernel/cgroups.js';
 import { requireFeatures, requireRoot } from '../kernel/features.js';
@@ -199,6 +200,7 @@ export class Runtime {
             sysctls: ipcSysctls(config.limits),
             masked: MASKED_PATHS,
             readonly: READONLY_PATHS,
+            writable: writablePaths(config),
             tmpSize: '256m',
             capsMask: capMask(config.caps),
             seccomp: this.policy.seccomp(config),
@@ -290,6 +292,21 @@ export class Runtime {
         resolve({ code: code ?? 128 + (signal ? osSignal(signal) : 0), stdout, stderr });
       });
     });
+  }
+
+  /**
+   * Sets per-context sysctls of a running context from the host (its uts
+   * and ipc namespaces only: kernel.hostname, kernel.shm*, kernel.msg*,
+   * kernel.sem). The guest's own /proc/sys stays read-only.
+   */
+  setSysctls(name: string, sysctls: Record<string, string>): void {
+    requireRoot('changing a running context');
+    const live = this.store.live(name);
+    if (!live) throw new PaeneError('wrong-state', `context '${name}' is not running`);
+    const entries = Object.entries(sysctls).map(([k, v]) => `${k}=${v}`);
+    if (entries.length === 0) return;
+    const r = spawnSync(helperPath(), ['sysctl', '--pid', String(live.pid), ...entries], { encoding: 'utf8', env: {} });
+    if (r.status !== 0) throw new PaeneError('internal', `cannot set ${entries.join(' ')} in '${name}': ${r.stderr.trim()}`);
   }
 
   // -------------------------------------------------------- stop, destroy
