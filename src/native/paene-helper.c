@@ -664,7 +664,7 @@ static void open_ns(pid_t pid, const char *ns, int *fd) {
 static struct termios saved_tio;
 static int tio_saved;
 static void restore_tty(void) {
-  if (tio_saved) tcsetattr(0, TCSAFLUSH, &saved_tio);
+  if (tio_saved) tcsetattr(0, TCSADRAIN, &saved_tio);
 }
 
 static volatile sig_atomic_t winch;
@@ -806,7 +806,7 @@ static int exec_main(int argc, char **argv) {
       cfmakeraw(&raw);
       tio_saved = 1;
       atexit(restore_tty);
-      tcsetattr(0, TCSAFLUSH, &raw);
+      tcsetattr(0, TCSANOW, &raw); /* not FLUSH: keep what was typed ahead */
     }
     sa.sa_handler = on_winch;
     sigaction(SIGWINCH, &sa, NULL);

@@ -1,0 +1,41 @@
+// `paene enter` on a real terminal: script(1) gives the CLI a pty, the shell
+// inside gets a terminal of the context's own devpts, and typed-ahead input
+// and the exit code survive.
+
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { openRuntime } from '../../src/runtime/open.js';
+import type { Runtime } from '../../src/runtime/runtime.js';
+import { describeReal, tempRoot } from '../helpers.js';
+
+describeReal('paene enter', () => {
+  let root: string;
+  let rt: Runtime;
+  beforeAll(async () => {
+    root = tempRoot('enter');
+    rt = openRuntime(root);
+    await rt.create({ name: 'en', image: 'base', hostname: 'enter-host' });
+    await rt.start('en');
+  }, 180_000);
+  afterAll(async () => {
+    for (const n of rt?.store.names() ?? []) await rt.destroy(n, { force: true });
+    await rt?.shutdownMonitor();
+    fs.rmSync(root, { recursive: true, force: true });
+  });
+
+  it('gives an interactive shell on a pty of the context, passing input and the exit code', () => {
+    const cli = `${process.execPath} ${path.resolve('bin/paene.js')} --root ${root} enter en`;
+    const r = spawnSync('script', ['-qec', cli, '/dev/null'], {
+      input: 'hostname; ps -o pid,tty,comm; exit 3\n',
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
+    expect(r.stdout).toContain('enter-host');
+    // the shell and ps run on the context's own devpts, where they are the only processes
+    expect(r.stdout).toMatch(/\d+\s+pts\/0\s+sh/);
+    expect(r.stdout).toMatch(/\d+\s+pts\/0\s+ps/);
+    expect(r.status).toBe(3);
+  });
+});
