@@ -1,2 +1,3 @@
 #!/usr/bin/env node
-import '../dist/cli/main.js';
+// The CLI, bundled into one file by `npm run build` (scripts/bundle.js).
+import '../dist/paene.mjs';

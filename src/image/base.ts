@@ -6,13 +6,13 @@
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { packageRoot } from '../kernel/helper.js';
 import tar from 'tar-stream';
 import { PaeneError } from '../core/errors.js';
 import { DEFAULT_IMAGE, type ImageInfo, type ImageStore } from './store.js';
 
-/** rootfs/ at the project root, from src/image or dist/image alike. */
-export const RECIPE_DIR = fileURLToPath(new URL('../../rootfs/', import.meta.url));
+/** rootfs/ at the project root, from src/, dist/ or the bundled CLI alike. */
+export const RECIPE_DIR = path.join(packageRoot(), 'rootfs') + path.sep;
 
 const SEARCH_PATH = ['/usr/sbin', '/usr/bin', '/sbin', '/bin'];
 // Fixed times for what the host does not provide, so rebuilds share objects.

@@ -8,8 +8,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PaeneError } from '../core/errors.js';
 
-/** The package root: the nearest directory above this file with a package.json. */
-function packageRoot(): string {
+/** The package root: the nearest directory above this file with a package.json (src/, dist/ or the CLI bundle alike). */
+export function packageRoot(): string {
   let dir = path.dirname(fileURLToPath(import.meta.url));
   while (!fs.existsSync(path.join(dir, 'package.json')) && path.dirname(dir) !== dir) dir = path.dirname(dir);
   return dir;
