@@ -11,6 +11,8 @@ import { registerLimitCommands } from './limits.js';
 import { registerCapsCommands } from './caps.js';
 import { rootOf } from './common.js';
 
+const PAENE_VERSION = '0.1.0';
+
 /** Exit codes by error kind, so scripts can tell them apart (documented in the README). */
 const EXIT: Record<ErrorCode, number> = {
   'invalid-argument': 2,
@@ -29,10 +31,10 @@ const program = new Command();
 program
   .name('paene')
   .description(
-    'Linux-VServer-style contexts on one kernel: each with its own processes, IPC, hostname and\n' +
-      'mount view, a split root without dangerous capabilities, a copy-on-write root shared with its\n' +
-      'siblings, and token-bucket limits.',
+    'Linux-VServer-style contexts on one kernel: each with its own processes, IPC, hostname and mount view, ' +
+      'a split root without dangerous capabilities, a copy-on-write root shared with its siblings, and token-bucket limits.',
   )
+  .version(PAENE_VERSION, '-V, --version')
   .option('--root <dir>', 'state root (default: $PAENE_ROOT or /var/lib/paene)')
   .enablePositionalOptions()
   .exitOverride()
