@@ -1,4 +1,106 @@
-// Placeholder: filled in by the issue that owns these verbs.
-import type { Command } from 'commander';
+// `paene bench packing|overhead|lifecycle`: the paper's measurements on this machine.
+// Every benchmark runs in its own scratch state root (--workdir), never among
+// the user's contexts, and removes everything it started, also on Ctrl-C.
 
-export function registerBenchCommands(_program: Command): void {}
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { Command } from 'commander';
+import { PaeneError } from '../core/errors.js';
+import { parseSize } from '../core/units.js';
+import { requireRoot } from '../kernel/features.js';
+import { writeJson } from '../bench/common.js';
+import { type Variant, runPacking } from '../bench/packing.js';
+import { packingPlot, packingTable } from '../bench/report.js';
+import { ProgressBar } from './format.js';
+
+function count(name: string, min = 1) {
+  return (v: string): number => {
+    if (!/^\d+$/.test(v.trim()) || Number(v) < min) throw new PaeneError('invalid-argument', `${name} must be a whole number >= ${min}, got '${v}'`);
+    return Number(v);
+  };
+}
+
+function workdirOf(o: { workdir?: string }, what: string): string {
+  return path.resolve(o.workdir ?? path.join(os.tmpdir(), `paene-bench-${what}-${process.pid}`));
+}
+
+function variantsOf(v: string): Variant[] {
+  if (v === 'both') return ['shared', 'private-copy'];
+  if (v === 'shared' || v === 'private-copy') return [v];
+  throw new PaeneError('invalid-argument', `--variant must be shared, private-copy or both, got '${v}'`);
+}
+
+export function registerBenchCommands(program: Command): void {
+  const bench = program.command('bench').description('Benchmarks: phone-booth packing, overhead against the host, lifecycle against runc and crun');
+
+  bench
+    .command('packing')
+    .description(
+      'Start contexts one after another, each running busybox httpd on its own loopback address, checking over HTTP that\n' +
+        'they all answer; stop at --max, at the memory floor, at the time budget or at the first failure. Reports start\n' +
+        'times, memory and private disk per context, for the shared image and for a private copy per context.',
+    )
+    .option('--max <n>', 'contexts to pack per variant', count('--max'), 1000)
+    .option('--max-private <n>', 'contexts for the private-copy variant (default: --max)', count('--max-private'))
+    .option('--min-free <size>', 'stop when MemAvailable falls below this', '2G')
+    .option('--variant <v>', 'shared, private-copy or both', 'both')
+    .option('--time-limit <seconds>', 'time budget per variant', count('--time-limit'), 240)
+    .option('--full-check-up-to <n>', 'check every server after each start up to this many contexts', count('--full-check-up-to', 0), 100)
+    .option('--check-every <k>', 'beyond that, check all servers every k starts (the newest after each start)', count('--check-every'), 25)
+    .option('--sample-every <k>', 'sample memory every k contexts', count('--sample-every'), 10)
+    .option('--workdir <dir>', 'scratch directory (state root and image copies), removed at the end')
+    .option('--json <file>', 'write the results as JSON')
+    .option('--plot <file.svg>', 'draw memory used against contexts (SVG)')
+    .action(async (o: {
+      max: number;
+      maxPrivate?: number;
+      minFree: string;
+      variant: string;
+      timeLimit: number;
+      fullCheckUpTo: number;
+      checkEvery: number;
+      sampleEvery: number;
+      workdir?: string;
+      json?: string;
+      plot?: string;
+    }) => {
+      requireRoot('the packing benchmark');
+      const variants = variantsOf(o.variant);
+      const minFreeBytes = parseSize(o.minFree, '--min-free');
+      const dir = workdirOf(o, 'packing');
+      const results = [];
+      // one runPacking per variant, so --max-private can differ
+      for (const v of variants) {
+        const max = v === 'private-copy' ? (o.maxPrivate ?? o.max) : o.max;
+        const bar = new ProgressBar(`packing ${v}`, max);
+        const r = await runPacking({
+          dir,
+          variants: [v],
+          max,
+          minFreeBytes,
+          timeBudgetMs: o.timeLimit * 1000,
+          fullCheckUpTo: o.fullCheckUpTo,
+          checkEvery: o.checkEvery,
+          sampleEvery: o.sampleEvery,
+          log: (s) => {
+            bar.done();
+            process.stderr.write(s + '\n');
+          },
+          progress: (_variant, n, _max, detail) => bar.update(n, detail),
+        });
+        bar.done();
+        results.push(r);
+      }
+      const merged = { ...results[0], variants: results.flatMap((r) => r.variants), cleanup: { errors: results.flatMap((r) => r.cleanup.errors) } };
+      merged.options.variants = variants;
+      if (o.maxPrivate !== undefined) (merged.options as typeof merged.options & { maxPrivate?: number }).maxPrivate = o.maxPrivate;
+      process.stdout.write(packingTable(merged) + '\n');
+      if (merged.cleanup.errors.length) process.stderr.write(`cleanup problems:\n  ${merged.cleanup.errors.join('\n  ')}\n`);
+      if (o.json) writeJson(o.json, merged);
+      if (o.plot) {
+        fs.mkdirSync(path.dirname(path.resolve(o.plot)), { recursive: true });
+        fs.writeFileSync(o.plot, packingPlot(merged));
+      }
+    });
+}

@@ -1,0 +1,365 @@
+// `paene bench packing`: the paper's phone-booth experiment. Contexts are
+// started one after another, each running busybox httpd on its own loopback
+// address; after each start the servers are checked over HTTP. It stops at
+// --max, at the memory floor, after the time budget, or at the first failure.
+//
+// Two variants:
+//   shared        every context's overlay has the one shared base image as
+//                 its lower layer (unmodified files keep one inode: one copy
+//                 on disk and in the page cache);
+//   private-copy  each context gets its own full copy of the base rootfs
+//                 (cp -a into the benchmark's scratch dir), as a hypervisor
+//                 guest has its own disk. The copy's pages are dropped from
+//                 the page cache after copying (fdatasync + FADV_DONTNEED), so
+//                 the pages a context uses are read in by, and charged to, it.
+
+import fs from 'node:fs';
+import path from 'node:path';
+import { PaeneError } from '../core/errors.js';
+import { nativePath } from '../kernel/helper.js';
+import { defaultPolicy, openImageStore, storeImageSource } from '../runtime/open.js';
+import { type ImageSource, Runtime } from '../runtime/runtime.js';
+import { Cleanup, type MachineFacts, dirBytes, httpGet, machineFacts, median, meminfo, percentile, round, run, slope } from './common.js';
+
+export type Variant = 'shared' | 'private-copy';
+
+export interface PackingOptions {
+  /** scratch directory: the benchmark's own state root (and private copies); removed at the end unless keepDir */
+  dir: string;
+  keepDir?: boolean;
+  variants: Variant[];
+  /** contexts to pack per variant */
+  max: number;
+  /** stop when MemAvailable falls below this */
+  minFreeBytes: number;
+  /** time budget per variant (ms); reaching it ends that variant */
+  timeBudgetMs: number;
+  /** check every server after each start while n <= this; beyond, the newest each time and all every checkEvery */
+  fullCheckUpTo: number;
+  checkEvery: number;
+  /** sample memory every this many contexts (and at 0 and at the end) */
+  sampleEvery: number;
+  log?: (s: string) => void;
+  progress?: (variant: Variant, n: number, max: number, detail: string) => void;
+}
+
+export interface MemorySample {
+  contexts: number;
+  memAvailable: number;
+  memFree: number;
+  slab: number;
+  cached: number;
+  /** sum of memory.usage_in_bytes over the contexts' memory cgroups */
+  cgroupSum: number;
+}
+
+export interface VariantResult {
+  variant: Variant;
+  packed: number;
+  stopReason: string;
+  /** rt.create (ms) */
+  createMs: { median: number; p99: number };
+  /** rt.start: namespaces, cgroups, overlay, init ready (ms) */
+  startMs: { median: number; p99: number };
+  /** create + (copy) + start + httpd up and answering (ms) */
+  readyMs: { median: number; p99: number };
+  /** private-copy only: cp -a + page-cache drop (ms) */
+  copyMs?: { median: number; p99: number };
+  wallSeconds: number;
+  httpChecks: number;
+  fullChecks: number;
+  memory: {
+    /** (MemAvailable before - after) / contexts */
+    marginalAvailablePerContext: number;
+    /** (MemFree before - after) / contexts: includes page cache */
+    marginalFreePerContext: number;
+    marginalSlabPerContext: number;
+    /** least-squares slope of MemTotal-MemAvailable over the samples */
+    slopeAvailablePerContext: number;
+    /** median of each context's memory cgroup usage at the end */
+    cgroupMedianPerContext: number;
+    cgroupMeanPerContext: number;
+  };
+  disk: {
+    /** median bytes in a context's upper dir */
+    upperMedianPerContext: number;
+    /** private-copy: bytes of its own copy of the image (plus upper) */
+    privateMedianPerContext: number;
+    imageBytes: number;
+  };
+  samples: MemorySample[];
+}
+
+export interface PackingResult {
+  benchmark: 'packing';
+  machine: MachineFacts;
+  options: { max: number; minFreeBytes: number; timeBudgetMs: number; fullCheckUpTo: number; checkEvery: number; variants: Variant[] };
+  checkPolicy: string;
+  variants: VariantResult[];
+  cleanup: { errors: string[] };
+}
+
+const HTTP_PORT = 8080;
+
+/** Context i (0-based) listens on 127.77.B.A:8080: its own loopback address, no port clashes. */
+export function addressOf(i: number): string {
+  return `127.77.${Math.floor(i / 250)}.${1 + (i % 250)}`;
+}
+
+export function contextName(variant: Variant, i: number): string {
+  return `bench-${variant === 'shared' ? 's' : 'p'}-${String(i).padStart(5, '0')}`;
+}
+
+function stats(xs: number[]): { median: number; p99: number } {
+  return { median: round(median(xs)), p99: round(percentile(xs, 99)) };
+}
+
+/** Checks servers with bounded concurrency; returns the first failure, if any. */
+async function checkServers(indices: number[], names: string[], concurrency = 32): Promise<string | undefined> {
+  let next = 0;
+  let failure: string | undefined;
+  const worker = async () => {
+    while (failure === undefined && next < indices.length) {
+      const i = indices[next++];
+      try {
+        const body = await httpGet(addressOf(i), HTTP_PORT, 5000);
+        if (!body.includes(names[i])) failure = `server of ${names[i]} answered with the wrong page: ${body.slice(0, 60)}`;
+      } catch (e) {
+        failure = `server of ${names[i]} (${addressOf(i)}:${HTTP_PORT}) does not answer: ${e instanceof Error ? e.message : String(e)}`;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, indices.length) }, worker));
+  return failure;
+}
+
+function cgroupUsage(rt: Runtime, name: string): number {
+  const v = Number(rt.cgroupOf(name).read('memory', 'memory.usage_in_bytes') ?? rt.cgroupOf(name).read('memory', 'memory.current') ?? NaN);
+  return Number.isFinite(v) ? v : 0;
+}
+
+function sample(rt: Runtime, names: string[], n: number): MemorySample {
+  const m = meminfo();
+  let sum = 0;
+  for (let i = 0; i < n; i++) sum += cgroupUsage(rt, names[i]);
+  return { contexts: n, memAvailable: m.MemAvailable, memFree: m.MemFree, slab: m.Slab, cached: m.Cached, cgroupSum: sum };
+}
+
+/** Image source: `base` from the store, `bench-copy-*` from the private copies. */
+class BenchImages implements ImageSource {
+  readonly copies = new Map<string, string>();
+  constructor(private readonly store: ImageSource) {}
+  async rootfsOf(image: string): Promise<string> {
+    const c = this.copies.get(image);
+    return c ?? this.store.rootfsOf(image);
+  }
+}
+
+async function destroyAll(rt: Runtime, names: string[], concurrency = 4): Promise<string[]> {
+  const errors: string[] = [];
+  let next = 0;
+  const worker = async () => {
+    while (next < names.length) {
+      const n = names[next++];
+      if (!rt.store.exists(n)) continue;
+      try {
+        await rt.destroy(n, { force: true });
+      } catch (e) {
+        errors.push(`destroy ${n}: ${e instanceof Error ? e.message : String(e)}`);
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, worker));
+  return errors;
+}
+
+export function checkPolicyText(o: Pick<PackingOptions, 'fullCheckUpTo' | 'checkEvery'>): string {
+  return (
+    `after each start, every running server is checked over HTTP while there are at most ${o.fullCheckUpTo} contexts; ` +
+    `beyond that the newest server after each start and all of them every ${o.checkEvery} starts and at the end`
+  );
+}
+
+export async function runPacking(o: PackingOptions): Promise<PackingResult> {
+  const log = o.log ?? (() => undefined);
+  const cleanup = new Cleanup(log);
+  fs.mkdirSync(o.dir, { recursive: true });
+  const stateRoot = path.join(o.dir, 'state');
+  const copiesDir = path.join(o.dir, 'copies');
+  const images = new BenchImages(storeImageSource(openImageStore(stateRoot)));
+  const rt = new Runtime({ root: stateRoot, images, policy: defaultPolicy });
+  const allNames: string[] = [];
+  cleanup.add('remove the scratch directory', () => {
+    if (!o.keepDir) fs.rmSync(o.dir, { recursive: true, force: true });
+  });
+  cleanup.add('stop the monitor', () => rt.shutdownMonitor());
+  cleanup.add('destroy every context', async () => {
+    const errs = await destroyAll(rt, rt.store.names());
+    if (errs.length) throw new Error(errs.join('; '));
+  });
+  const results: VariantResult[] = [];
+  let cleanupErrors: string[] = [];
+  try {
+    const baseRootfs = await images.rootfsOf('base');
+    const tool = nativePath('paene-bench');
+    const imageBytes = dirBytes(baseRootfs);
+    for (const variant of o.variants) {
+      log(`packing, ${variant} image: up to ${o.max} contexts`);
+      const names: string[] = [];
+      const createMs: number[] = [];
+      const startMs: number[] = [];
+      const readyMs: number[] = [];
+      const copyMs: number[] = [];
+      const samples: MemorySample[] = [];
+      let httpChecks = 0;
+      let fullChecks = 0;
+      let stopReason = `reached --max ${o.max}`;
+      // settle, then the baseline
+      await new Promise((r) => setTimeout(r, 500));
+      samples.push(sample(rt, names, 0));
+      const t0 = Date.now();
+      for (let i = 0; i < o.max; i++) {
+        const avail = meminfo().MemAvailable;
+        if (avail < o.minFreeBytes) {
+          stopReason = `memory floor: MemAvailable ${(avail / 2 ** 20).toFixed(0)} MiB < --min-free ${(o.minFreeBytes / 2 ** 20).toFixed(0)} MiB`;
+          break;
+        }
+        if (Date.now() - t0 > o.timeBudgetMs) {
+          stopReason = `time budget of ${(o.timeBudgetMs / 1000).toFixed(0)} s used`;
+          break;
+        }
+        const name = contextName(variant, i);
+        names.push(name);
+        allNames.push(name);
+        const ta = performance.now();
+        let image = 'base';
+        try {
+          if (variant === 'private-copy') {
+            const tc = performance.now();
+            const copy = path.join(copiesDir, name);
+            fs.mkdirSync(copiesDir, { recursive: true });
+            const cp = await run('cp', ['-a', baseRootfs, copy]);
+            if (cp.code !== 0) throw new Error(`cp -a of the image failed: ${cp.stderr.trim()}`);
+            const files = await run('find', [copy, '-type', 'f']);
+            const list = files.stdout.split('\n').filter(Boolean);
+            for (let k = 0; k < list.length; k += 200) await run(tool, ['dropcache', ...list.slice(k, k + 200)]);
+            image = `bench-copy-${String(i).padStart(5, '0')}`;
+            images.copies.set(image, copy);
+            copyMs.push(performance.now() - tc);
+          }
+          const tb = performance.now();
+          await rt.create({ name, image, hostname: name });
+          const tcr = performance.now();
+          await rt.start(name);
+          const ts = performance.now();
+          createMs.push(tcr - tb);
+          startMs.push(ts - tcr);
+          const r = await rt.execCapture(
+            name,
+            ['/bin/sh', '-c', `echo "${name}" > /www/index.html && busybox httpd -p ${addressOf(i)}:${HTTP_PORT} -h /www`],
+            { timeoutMs: 10_000 },
+          );
+          if (r.code !== 0) throw new Error(`httpd did not start (exit ${r.code}): ${r.stderr.trim()}`);
+        } catch (e) {
+          stopReason = `failure at context ${i + 1}: ${e instanceof Error ? e.message : String(e)}`;
+          names.pop();
+          allNames.pop();
+          if (rt.store.exists(name)) await rt.destroy(name, { force: true }).catch(() => undefined);
+          break;
+        }
+        const n = names.length;
+        const full = n <= o.fullCheckUpTo || n % o.checkEvery === 0;
+        const toCheck = full ? names.map((_x, k) => k) : [n - 1];
+        // the newest may need a moment to bind (httpd daemonizes before listening)
+        let failure = await checkServers([n - 1], names);
+        for (let retry = 0; failure && retry < 20; retry++) {
+          await new Promise((r) => setTimeout(r, 25));
+          failure = await checkServers([n - 1], names);
+        }
+        readyMs.push(performance.now() - ta);
+        if (!failure && full) failure = await checkServers(toCheck, names);
+        httpChecks += full ? n : 1;
+        if (full) fullChecks++;
+        if (failure) {
+          stopReason = `HTTP check failed with ${n} contexts: ${failure}`;
+          break;
+        }
+        if (n % o.sampleEvery === 0) samples.push(sample(rt, names, n));
+        o.progress?.(variant, n, o.max, `${n} contexts, MemAvailable ${(meminfo().MemAvailable / 2 ** 30).toFixed(2)} GiB`);
+      }
+      const packed = names.length;
+      // a last full check of every server, unless it just failed
+      if (!stopReason.startsWith('HTTP') && packed > 0) {
+        const failure = await checkServers(names.map((_x, k) => k), names);
+        httpChecks += packed;
+        fullChecks++;
+        if (failure) stopReason += `; the final check failed: ${failure}`;
+      }
+      const wallSeconds = (Date.now() - t0) / 1000;
+      if (samples[samples.length - 1].contexts !== packed) samples.push(sample(rt, names, packed));
+      const first = samples[0];
+      const last = samples[samples.length - 1];
+      const per = (a: number, b: number) => (packed > 0 ? round((a - b) / packed, 0) : NaN);
+      const usages = names.map((nm) => cgroupUsage(rt, nm));
+      const uppers = names.map((nm) => dirBytes(rt.layout.upperDir(nm)));
+      const privates = names.map((nm, k) =>
+        variant === 'private-copy' ? uppers[k] + dirBytes(path.join(copiesDir, nm)) : uppers[k],
+      );
+      const res: VariantResult = {
+        variant,
+        packed,
+        stopReason,
+        createMs: stats(createMs),
+        startMs: stats(startMs),
+        readyMs: stats(readyMs),
+        ...(variant === 'private-copy' ? { copyMs: stats(copyMs) } : {}),
+        wallSeconds: round(wallSeconds, 1),
+        httpChecks,
+        fullChecks,
+        memory: {
+          marginalAvailablePerContext: per(first.memAvailable, last.memAvailable),
+          marginalFreePerContext: per(first.memFree, last.memFree),
+          marginalSlabPerContext: per(last.slab, first.slab),
+          slopeAvailablePerContext: round(
+            slope(
+              samples.map((s) => s.contexts),
+              samples.map((s) => -s.memAvailable),
+            ),
+            0,
+          ),
+          cgroupMedianPerContext: round(median(usages), 0),
+          cgroupMeanPerContext: packed ? round(usages.reduce((a, b) => a + b, 0) / packed, 0) : NaN,
+        },
+        disk: {
+          upperMedianPerContext: round(median(uppers), 0),
+          privateMedianPerContext: round(median(privates), 0),
+          imageBytes,
+        },
+        samples,
+      };
+      results.push(res);
+      log(`  ${variant}: ${packed} contexts; stopped: ${stopReason}`);
+      // tear this variant down before the next one measures
+      const errs = await destroyAll(rt, names);
+      if (errs.length) throw new PaeneError('internal', `cleanup after the ${variant} variant failed: ${errs.join('; ')}`);
+      fs.rmSync(copiesDir, { recursive: true, force: true });
+    }
+  } finally {
+    cleanupErrors = await cleanup.run();
+  }
+  return {
+    benchmark: 'packing',
+    machine: machineFacts(),
+    options: {
+      max: o.max,
+      minFreeBytes: o.minFreeBytes,
+      timeBudgetMs: o.timeBudgetMs,
+      fullCheckUpTo: o.fullCheckUpTo,
+      checkEvery: o.checkEvery,
+      variants: o.variants,
+    },
+    checkPolicy: checkPolicyText(o),
+    variants: results,
+    cleanup: { errors: cleanupErrors },
+  };
+}

@@ -1,0 +1,65 @@
+// Tables and plots for the benchmark results (pure: results in, text out).
+
+import { formatTable } from '../cli/format.js';
+import { formatMachine } from './common.js';
+import type { PackingResult, VariantResult } from './packing.js';
+import { linePlot } from './svg.js';
+
+const kib = (b: number) => (Number.isFinite(b) ? `${(b / 1024).toFixed(0)} KiB` : '-');
+const mib = (b: number) => (Number.isFinite(b) ? `${(b / 2 ** 20).toFixed(1)} MiB` : '-');
+const ms = (x: number | undefined) => (x !== undefined && Number.isFinite(x) ? x.toFixed(1) : '-');
+
+export function packingTable(r: PackingResult): string {
+  const rows: { k: string; v: (x: VariantResult) => string }[] = [
+    { k: 'contexts packed', v: (x) => String(x.packed) },
+    { k: 'stopped because', v: (x) => x.stopReason },
+    { k: 'start ms, median / p99', v: (x) => `${ms(x.startMs.median)} / ${ms(x.startMs.p99)}` },
+    { k: 'create ms, median / p99', v: (x) => `${ms(x.createMs.median)} / ${ms(x.createMs.p99)}` },
+    { k: 'image copy ms, median / p99', v: (x) => (x.copyMs ? `${ms(x.copyMs.median)} / ${ms(x.copyMs.p99)}` : '-') },
+    { k: 'ready (all steps + HTTP) ms, median / p99', v: (x) => `${ms(x.readyMs.median)} / ${ms(x.readyMs.p99)}` },
+    { k: 'MemAvailable per context (before-after)/n', v: (x) => kib(x.memory.marginalAvailablePerContext) },
+    { k: 'MemAvailable per context (slope)', v: (x) => kib(x.memory.slopeAvailablePerContext) },
+    { k: 'MemFree per context (incl. page cache)', v: (x) => kib(x.memory.marginalFreePerContext) },
+    { k: 'Slab per context', v: (x) => kib(x.memory.marginalSlabPerContext) },
+    { k: 'memory cgroup per context, median', v: (x) => kib(x.memory.cgroupMedianPerContext) },
+    { k: 'private disk per context, median', v: (x) => kib(x.disk.privateMedianPerContext) },
+    { k: 'image size', v: (x) => mib(x.disk.imageBytes) },
+    { k: 'HTTP checks (full sweeps)', v: (x) => `${x.httpChecks} (${x.fullChecks})` },
+    { k: 'wall time s', v: (x) => x.wallSeconds.toFixed(1) },
+  ];
+  const table = formatTable(
+    rows.map((row) => ({ k: row.k, vals: r.variants.map(row.v) })),
+    [{ header: 'packing', get: (x: { k: string; vals: string[] }) => x.k }, ...r.variants.map((v, i) => ({ header: v.variant, get: (x: { k: string; vals: string[] }) => x.vals[i] }))],
+  );
+  return [formatMachine(r.machine), `check policy: ${r.checkPolicy}`, '', table].join('\n');
+}
+
+const COLORS: Record<string, string> = { shared: '#1f6fb4', 'private-copy': '#d2562a' };
+
+/** Memory used (relative to the start of each variant) against contexts, both variants. */
+export function packingPlot(r: PackingResult): string {
+  const series = r.variants.flatMap((v) => {
+    const base = v.samples[0];
+    return [
+      {
+        label: `${v.variant}: MemTotal − MemAvailable`,
+        color: COLORS[v.variant] ?? '#333',
+        points: v.samples.map((s) => ({ x: s.contexts, y: (base.memAvailable - s.memAvailable) / 2 ** 20 })),
+      },
+      {
+        label: `${v.variant}: MemTotal − MemFree (incl. page cache)`,
+        color: COLORS[v.variant] ?? '#333',
+        dashed: true,
+        points: v.samples.map((s) => ({ x: s.contexts, y: (base.memFree - s.memFree) / 2 ** 20 })),
+      },
+    ];
+  });
+  const m = r.machine;
+  return linePlot({
+    title: 'paene phone-booth packing: memory used against live contexts (each running busybox httpd)',
+    subtitle: `${m.cores} cores, ${(m.memTotalBytes / 2 ** 30).toFixed(0)} GiB, ${m.kernel}, ${m.date.slice(0, 10)}`,
+    xLabel: 'contexts running (each answering HTTP)',
+    yLabel: 'memory used since the first context (MiB)',
+    series,
+  });
+}

@@ -1,0 +1,297 @@
+/*
+ * paene-bench: the timing program of `paene bench overhead`.
+ *
+ * The same static binary runs on the host and inside a context, so both sides
+ * execute identical code. Every timed subcommand prints one line
+ *     NAME VALUE UNIT
+ * where VALUE is the mean over the iterations of one run (the caller repeats
+ * runs and takes medians).
+ *
+ *   paene-bench fork-exit N          fork(); child _exit(0); parent waitpid   -> us/op
+ *   paene-bench fork-exec N          fork(); child execs this binary `nop`    -> us/op
+ *   paene-bench sh-true N            fork(); child execs /bin/sh -c true      -> us/op
+ *   paene-bench pipe-ctx N           2 processes pinned to one CPU pass one
+ *                                    byte over two pipes; one round trip is
+ *                                    two context switches                     -> us/switch
+ *   paene-bench reread FILE MIB N    creates FILE (MIB MiB), reads it once to
+ *                                    warm the page cache, then re-reads it
+ *                                    N times with 1 MiB read()s               -> ms/read
+ *   paene-bench mmap FILE MIB N      creates FILE, then N times: mmap it,
+ *                                    touch one byte per page, munmap          -> ms/map
+ *   paene-bench http HOST PORT N     N sequential HTTP/1.0 GET / requests
+ *                                    (one connection each), bounded by a 2 s
+ *                                    timeout per request                      -> req/s
+ *   paene-bench nop                  exits at once (the target of fork-exec)
+ *   paene-bench dropcache FILE...    fdatasync + POSIX_FADV_DONTNEED each file,
+ *                                    so its pages leave the page cache
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static char self[4096];
+
+static double now_us(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
+}
+
+static void die(const char *what) {
+  fprintf(stderr, "paene-bench: %s: %s\n", what, strerror(errno));
+  exit(1);
+}
+
+static long arg_long(const char *s, const char *what) {
+  char *end;
+  long v = strtol(s, &end, 10);
+  if (*s == '\0' || *end != '\0' || v <= 0) {
+    fprintf(stderr, "paene-bench: %s must be a positive number, got '%s'\n", what, s);
+    exit(2);
+  }
+  return v;
+}
+
+static void wait_child(pid_t pid) {
+  int st;
+  while (waitpid(pid, &st, 0) < 0) {
+    if (errno != EINTR) die("waitpid");
+  }
+  if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+    fprintf(stderr, "paene-bench: child failed (status %d)\n", st);
+    exit(1);
+  }
+}
+
+static void fork_loop(long n, int mode) {
+  double t0 = now_us();
+  for (long i = 0; i < n; i++) {
+    pid_t pid = fork();
+    if (pid < 0) die("fork");
+    if (pid == 0) {
+      if (mode == 0) _exit(0);
+      if (mode == 1) {
+        char *argv[] = {self, "nop", NULL};
+        char *envp[] = {NULL};
+        execve(self, argv, envp);
+      } else {
+        char *argv[] = {"/bin/sh", "-c", "true", NULL};
+        char *envp[] = {"PATH=/usr/bin:/bin", NULL};
+        execve("/bin/sh", argv, envp);
+      }
+      _exit(127);
+    }
+    wait_child(pid);
+  }
+  double t = now_us() - t0;
+  const char *name = mode == 0 ? "fork-exit" : mode == 1 ? "fork-exec" : "sh-true";
+  printf("%s %.3f us\n", name, t / n);
+}
+
+static void pin_cpu0(void) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  /* the first CPU this process may use */
+  cpu_set_t allowed;
+  if (sched_getaffinity(0, sizeof allowed, &allowed) < 0) die("sched_getaffinity");
+  for (int c = 0; c < CPU_SETSIZE; c++) {
+    if (CPU_ISSET(c, &allowed)) {
+      CPU_SET(c, &set);
+      break;
+    }
+  }
+  if (sched_setaffinity(0, sizeof set, &set) < 0) die("sched_setaffinity");
+}
+
+static void pipe_ctx(long n) {
+  int ab[2], ba[2];
+  if (pipe(ab) < 0 || pipe(ba) < 0) die("pipe");
+  pin_cpu0();
+  pid_t pid = fork();
+  if (pid < 0) die("fork");
+  char c = 'x';
+  if (pid == 0) {
+    for (long i = 0; i < n; i++) {
+      if (read(ab[0], &c, 1) != 1) _exit(1);
+      if (write(ba[1], &c, 1) != 1) _exit(1);
+    }
+    _exit(0);
+  }
+  /* one warm-up round trip */
+  double t0 = 0;
+  for (long i = 0; i < n; i++) {
+    if (i == 1) t0 = now_us();
+    if (write(ab[1], &c, 1) != 1) die("write");
+    if (read(ba[0], &c, 1) != 1) die("read");
+  }
+  double t = now_us() - t0;
+  wait_child(pid);
+  printf("pipe-ctx %.3f us\n", n > 1 ? t / ((n - 1) * 2.0) : 0.0);
+}
+
+static void make_file(const char *path, long mib) {
+  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  if (fd < 0) die(path);
+  static char buf[1 << 20];
+  memset(buf, 'p', sizeof buf);
+  for (long i = 0; i < mib; i++) {
+    if (write(fd, buf, sizeof buf) != (ssize_t)sizeof buf) die("write");
+  }
+  close(fd);
+}
+
+static long read_all(const char *path) {
+  static char buf[1 << 20];
+  int fd = open(path, O_RDONLY);
+  if (fd < 0) die(path);
+  long total = 0;
+  for (;;) {
+    ssize_t r = read(fd, buf, sizeof buf);
+    if (r < 0) die("read");
+    if (r == 0) break;
+    total += r;
+  }
+  close(fd);
+  return total;
+}
+
+static void reread(const char *path, long mib, long n) {
+  make_file(path, mib);
+  read_all(path);
+  double t0 = now_us();
+  for (long i = 0; i < n; i++) {
+    if (read_all(path) != mib << 20) {
+      fprintf(stderr, "paene-bench: short read of %s\n", path);
+      exit(1);
+    }
+  }
+  double t = now_us() - t0;
+  unlink(path);
+  printf("reread %.3f ms\n", t / n / 1000.0);
+}
+
+static void mmap_touch(const char *path, long mib, long n) {
+  make_file(path, mib);
+  read_all(path);
+  size_t len = (size_t)mib << 20;
+  long page = sysconf(_SC_PAGESIZE);
+  volatile char sink = 0;
+  double t0 = now_us();
+  for (long i = 0; i < n; i++) {
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) die(path);
+    char *p = mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0);
+    if (p == MAP_FAILED) die("mmap");
+    for (size_t off = 0; off < len; off += page) sink += p[off];
+    munmap(p, len);
+    close(fd);
+  }
+  double t = now_us() - t0;
+  (void)sink;
+  unlink(path);
+  printf("mmap %.3f ms\n", t / n / 1000.0);
+}
+
+static int http_get(const char *host, int port) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return -1;
+  struct timeval tv = {2, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  struct sockaddr_in sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons((unsigned short)port);
+  if (inet_pton(AF_INET, host, &sa.sin_addr) != 1) {
+    close(fd);
+    return -1;
+  }
+  if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+    close(fd);
+    return -1;
+  }
+  static const char req[] = "GET / HTTP/1.0\r\nHost: bench\r\n\r\n";
+  if (write(fd, req, sizeof req - 1) != (ssize_t)(sizeof req - 1)) {
+    close(fd);
+    return -1;
+  }
+  char buf[4096];
+  int ok = 0;
+  ssize_t r;
+  long got = 0;
+  while ((r = read(fd, buf, sizeof buf)) > 0) {
+    if (got == 0 && r >= 12 && memcmp(buf, "HTTP/1.", 7) == 0 && memcmp(buf + 9, "200", 3) == 0) ok = 1;
+    got += r;
+  }
+  close(fd);
+  return ok ? 0 : -1;
+}
+
+static void http(const char *host, const char *port, long n) {
+  int p = (int)arg_long(port, "PORT");
+  if (http_get(host, p) < 0) {
+    fprintf(stderr, "paene-bench: no HTTP 200 from %s:%d\n", host, p);
+    exit(1);
+  }
+  double t0 = now_us();
+  for (long i = 0; i < n; i++) {
+    if (http_get(host, p) < 0) {
+      fprintf(stderr, "paene-bench: request %ld to %s:%d failed\n", i, host, p);
+      exit(1);
+    }
+  }
+  double t = now_us() - t0;
+  printf("http %.3f req/s\n", n / (t / 1e6));
+}
+
+static void dropcache(int argc, char **argv) {
+  for (int i = 0; i < argc; i++) {
+    int fd = open(argv[i], O_RDONLY | O_NOFOLLOW);
+    if (fd < 0) continue; /* symlinks, sockets: nothing cached */
+    fdatasync(fd);
+    posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+    close(fd);
+  }
+}
+
+int main(int argc, char **argv) {
+  ssize_t l = readlink("/proc/self/exe", self, sizeof self - 1);
+  if (l < 0) die("readlink /proc/self/exe");
+  self[l] = '\0';
+  signal(SIGPIPE, SIG_IGN);
+  setvbuf(stdout, NULL, _IOLBF, 0);
+  if (argc < 2) goto usage;
+  const char *cmd = argv[1];
+  if (strcmp(cmd, "nop") == 0) return 0;
+  if (strcmp(cmd, "fork-exit") == 0 && argc == 3) fork_loop(arg_long(argv[2], "N"), 0);
+  else if (strcmp(cmd, "fork-exec") == 0 && argc == 3) fork_loop(arg_long(argv[2], "N"), 1);
+  else if (strcmp(cmd, "sh-true") == 0 && argc == 3) fork_loop(arg_long(argv[2], "N"), 2);
+  else if (strcmp(cmd, "pipe-ctx") == 0 && argc == 3) pipe_ctx(arg_long(argv[2], "N"));
+  else if (strcmp(cmd, "reread") == 0 && argc == 5) reread(argv[2], arg_long(argv[3], "MIB"), arg_long(argv[4], "N"));
+  else if (strcmp(cmd, "mmap") == 0 && argc == 5) mmap_touch(argv[2], arg_long(argv[3], "MIB"), arg_long(argv[4], "N"));
+  else if (strcmp(cmd, "http") == 0 && argc == 5) http(argv[2], argv[3], arg_long(argv[4], "N"));
+  else if (strcmp(cmd, "dropcache") == 0) dropcache(argc - 2, argv + 2);
+  else goto usage;
+  return 0;
+usage:
+  fprintf(stderr,
+          "usage: paene-bench fork-exit|fork-exec|sh-true|pipe-ctx N\n"
+          "       paene-bench reread|mmap FILE MIB N\n"
+          "       paene-bench http HOST PORT N\n"
+          "       paene-bench nop | dropcache FILE...\n");
+  return 2;
+}
