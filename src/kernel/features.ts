@@ -10,20 +10,37 @@ export function requireRoot(what: string): void {
   }
 }
 
+export interface HostProbe {
+  exists(path: string): boolean;
+  read(path: string): string | undefined;
+}
+
+const realHost: HostProbe = {
+  exists: (p) => fs.existsSync(p),
+  read: (p) => {
+    try {
+      return fs.readFileSync(p, 'utf8');
+    } catch {
+      return undefined;
+    }
+  },
+};
+
 /** Kernel features a context needs; returns the missing ones, described. */
-export function missingFeatures(): string[] {
+export function missingFeatures(host: HostProbe = realHost): string[] {
   const missing: string[] = [];
-  for (const ns of ['pid', 'ipc', 'uts', 'mnt']) {
-    if (!fs.existsSync(`/proc/self/ns/${ns}`)) missing.push(`${ns} namespaces (CONFIG_${ns.toUpperCase()}_NS)`);
+  const ns: Record<string, string> = { pid: 'PID_NS', ipc: 'IPC_NS', uts: 'UTS_NS', mnt: 'NAMESPACES', cgroup: 'CGROUPS' };
+  for (const [n, config] of Object.entries(ns)) {
+    if (!host.exists(`/proc/self/ns/${n}`)) missing.push(`${n} namespaces (CONFIG_${config})`);
   }
-  let filesystems = '';
-  try {
-    filesystems = fs.readFileSync('/proc/filesystems', 'utf8');
-  } catch {
+  const filesystems = host.read('/proc/filesystems');
+  if (filesystems === undefined) {
     missing.push('/proc is not mounted');
+  } else {
+    if (!/\toverlay$/m.test(filesystems)) missing.push('overlayfs (CONFIG_OVERLAY_FS; try `modprobe overlay`)');
+    if (!/\tcgroup2?$/m.test(filesystems)) missing.push('cgroups (CONFIG_CGROUPS)');
+    if (!/\tdevpts$/m.test(filesystems)) missing.push('devpts (CONFIG_UNIX98_PTYS)');
   }
-  if (filesystems && !/\toverlay\n/.test(filesystems)) missing.push('overlayfs (CONFIG_OVERLAY_FS; try `modprobe overlay`)');
-  if (filesystems && !/\tcgroup2?\n/.test(filesystems)) missing.push('cgroups (CONFIG_CGROUPS)');
   return missing;
 }
 

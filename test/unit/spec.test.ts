@@ -80,3 +80,23 @@ describe('procfs', () => {
     expect(st).toMatchObject({ pid: 1234, comm: 'a b) c)', state: 'S', ppid: 1, utime: 7, stime: 3, starttime: 5555, rssPages: 42 });
   });
 });
+
+import { missingFeatures } from '../../src/kernel/features.js';
+
+describe('kernel feature check', () => {
+  const full = 'nodev\tproc\nnodev\tcgroup\nnodev\tcgroup2\nnodev\toverlay\nnodev\tdevpts\n\text4\n';
+  const probe = (fsText: string | undefined, missingNs: string[] = []) => ({
+    exists: (p: string) => !missingNs.some((n) => p.endsWith(`/ns/${n}`)),
+    read: () => fsText,
+  });
+  it('finds nothing missing on a complete kernel', () => {
+    expect(missingFeatures(probe(full))).toEqual([]);
+  });
+  it('names each missing feature with its kernel option', () => {
+    expect(missingFeatures(probe(full.replace('nodev\toverlay\n', ''), ['pid']))).toEqual([
+      'pid namespaces (CONFIG_PID_NS)',
+      'overlayfs (CONFIG_OVERLAY_FS; try `modprobe overlay`)',
+    ]);
+    expect(missingFeatures(probe(undefined))).toContain('/proc is not mounted');
+  });
+});

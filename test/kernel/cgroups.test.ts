@@ -1,0 +1,67 @@
+// The cgroup adapter on the real kernel, in each of its three modes. This
+// host is hybrid; restricting the adapter's view of it exercises the v1-only
+// path (freezer + SIGKILL) and the pure-v2 path (cgroup.freeze, cgroup.kill)
+// for real.
+
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import { afterEach, expect, it } from 'vitest';
+import { type CgroupHost, ContextCgroup, detectCgroupHost, removeParentIfEmpty } from '../../src/kernel/cgroups.js';
+import { isAlive } from '../../src/kernel/procfs.js';
+import { describeReal } from '../helpers.js';
+
+const PARENT = `paene-cgtest-${process.pid}`;
+
+function views(): [string, CgroupHost][] {
+  const host = detectCgroupHost();
+  const out: [string, CgroupHost][] = [[host.layout, host]];
+  if (host.v1.size > 0) out.push(['v1 only', { layout: 'v1', v1: host.v1, unified: undefined }]);
+  if (host.unified && host.layout !== 'v2') out.push(['v2 only (unified hierarchy)', { layout: 'v2', v1: new Map(), unified: { ...host.unified, controllers: [] } }]);
+  return out;
+}
+
+/** A process tree that tries to escape a process-group kill: a child in its own session. */
+function startTree(procsFiles: string[]): number {
+  const script = `for f in ${procsFiles.join(' ')}; do echo $$ > $f; done; setsid sleep 300 & sleep 300 & wait`;
+  const c = spawn('/bin/sh', ['-c', script], { stdio: 'ignore', detached: true });
+  c.unref();
+  return c.pid as number;
+}
+
+describeReal('cgroup adapter on the real kernel', () => {
+  const made: ContextCgroup[] = [];
+  afterEach(async () => {
+    for (const cg of made.splice(0)) {
+      await cg.killAll().catch(() => undefined);
+      await cg.remove().catch(() => undefined);
+      removeParentIfEmpty(cg.host, PARENT);
+    }
+  });
+
+  for (const [label, host] of views()) {
+    it(`${label}: creates, holds a process tree, freezes, kills every process (also setsid ones) and removes`, async () => {
+      const cg = new ContextCgroup(host, PARENT, 'ctx');
+      made.push(cg);
+      cg.create();
+      for (const d of cg.dirs()) expect(fs.existsSync(d)).toBe(true);
+      const pid = startTree(cg.procsFiles());
+      for (let i = 0; i < 200 && cg.pids().length < 3; i++) await new Promise((r) => setTimeout(r, 10));
+      const pids = cg.pids();
+      expect(pids.length).toBe(3);
+      expect(pids).toContain(pid);
+
+      await cg.freeze();
+      const frozen = pids.map((p) => fs.readFileSync(`/proc/${p}/stat`, 'utf8').split(') ')[1][0]);
+      expect(frozen.every((s) => s === 'S' || s === 'D' || s === 'T')).toBe(true);
+      cg.thaw();
+
+      await cg.killAll();
+      expect(cg.pids()).toEqual([]);
+      for (const p of pids) expect(isAlive(p)).toBe(false);
+      await cg.remove();
+      for (const d of cg.dirs()) expect(fs.existsSync(d)).toBe(false);
+      made.pop();
+      removeParentIfEmpty(host, PARENT);
+    });
+  }
+});
