@@ -176,6 +176,20 @@ describeReal('context lifecycle on the real kernel', () => {
     expect(rt.ps('lc-b').length).toBe(1);
   });
 
+  it('recovers from a crash mid-start: an init with no recorded state is cleaned by the next start', async () => {
+    // Simulate a CLI killed after the init was forked but before state.json was written.
+    const before = rt.status('lc-b');
+    fs.rmSync(rt.layout.stateFile('lc-b'));
+    expect(rt.status('lc-b').state).toBe('stopped');
+    await rt.start('lc-b');
+    const after = rt.status('lc-b');
+    expect(after.state).toBe('running');
+    expect(after.pid).not.toBe(before.pid);
+    // the orphaned init of the "crashed" start is gone, and only the new one remains
+    expect(fs.existsSync(`/proc/${before.pid}/stat`) && !/\) Z/.test(fs.readFileSync(`/proc/${before.pid}/stat`, 'utf8'))).toBe(false);
+    expect(rt.ps('lc-b').map((p) => p.pid)).toEqual([after.pid]);
+  });
+
   it('destroy removes the cgroups, the private layer and the config', async () => {
     await rt.create({ name: 'lc-c', image: 'base' });
     await rt.start('lc-c');
