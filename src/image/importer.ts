@@ -79,6 +79,7 @@ class Unpacker {
   private warnedOwners = false;
   private warnedXattrs = false;
   lastEntry = '';
+  aborted = false;
   get entryCount(): number {
     return this.entries;
   }
@@ -179,7 +180,7 @@ class Unpacker {
     try {
       rel = normalizeEntryName(h.name ?? '');
     } catch (e) {
-      await this.drain(stream).catch(() => undefined);
+      stream.resume();
       throw e;
     }
     this.lastEntry = rel;
@@ -197,7 +198,9 @@ class Unpacker {
           await this.file(h, rel, stream);
           break;
         case 'directory':
-          await this.drain(stream);
+          // tar-stream never ends a directory's stream when the header declares
+          // a size (it skips no data for directories): do not wait for it.
+          stream.resume();
           this.dir(h, rel);
           break;
         case 'symlink':
@@ -306,6 +309,8 @@ class Unpacker {
       await fh.utimes(m.mtime, m.mtime);
       await fh.close();
       ok = true;
+      // No await from here to the rename: a failed import's cleanup cannot miss it.
+      if (this.aborted) throw new PaeneError('internal', 'import aborted');
       const fan = path.dirname(obj);
       if (fs.mkdirSync(fan, { recursive: true, mode: 0o700 }) !== undefined) this.o.newObjects.push(fan + '/');
       fs.renameSync(tmp, obj);
@@ -462,15 +467,23 @@ export async function unpackTar(input: NodeJS.ReadableStream, o: UnpackOptions):
         const msg = (e as Error)?.message ?? String(e);
         e = new PaeneError('hostile-archive', `corrupt or truncated archive${where}: ${gz && /incorrect header|invalid|unexpected end of file/i.test(msg) ? 'gzip: ' : ''}${msg}`, { cause: e });
       }
+      un.aborted = true;
       extract.destroy();
       data.destroy();
       src.destroy();
-      reject(e);
+      // Let the entry being handled settle first, so nothing it would still
+      // add to the store lands after the caller has cleaned up.
+      void inflight.then(() => reject(e));
     };
+    let inflight: Promise<void> = Promise.resolve();
     extract.on('entry', (header, stream, next) => {
       // Errors reach us through extract or the reader; do not let a late one go unhandled.
       stream.on('error', () => undefined);
-      un.entry(header as TarHeader, stream).then(
+      if (done) {
+        stream.resume();
+        return;
+      }
+      inflight = un.entry(header as TarHeader, stream).then(
         () => next(),
         (e) => {
           stream.resume();
@@ -480,9 +493,14 @@ export async function unpackTar(input: NodeJS.ReadableStream, o: UnpackOptions):
     });
     extract.on('error', fail);
     extract.on('finish', () => {
-      if (done) return;
-      done = true;
-      resolve();
+      // tar-stream finishes as soon as its input is consumed, which can be
+      // before the handler of a last data-less entry is done: wait for it
+      // (its failure still rejects through fail()).
+      void inflight.then(() => {
+        if (done) return;
+        done = true;
+        resolve();
+      });
     });
     (async () => {
       for await (const chunk of data) {

@@ -313,10 +313,19 @@ export class ImageStore {
 
   private gcLocked(): number {
     let removed = 0;
+    const touched = new Set<string>();
     for (const { path: p, st } of this.objects()) {
       if (st.nlink <= 1) {
         fs.rmSync(p, { force: true });
+        touched.add(path.dirname(p));
         removed++;
+      }
+    }
+    for (const d of touched) {
+      try {
+        fs.rmdirSync(d); // only succeeds when the fan-out dir is now empty
+      } catch {
+        /* still holds objects */
       }
     }
     return removed;

@@ -215,6 +215,12 @@ describe('hostile archives: special files and sizes', () => {
     await refused(good.subarray(0, 512 * 150), 'hostile-archive', /truncated/);
   });
 
+  it('an archive ending right after a data-less entry (no end blocks) imports it completely', async () => {
+    const t = Buffer.concat([rawEntry({ name: 'a' }, 'x'), rawHeader({ name: 'last', typeflag: '2', linkname: 'a' })]);
+    const r = await accepted(t);
+    expect(fs.readlinkSync(path.join(r, 'last'))).toBe('a');
+  });
+
   it('refuses a corrupt header checksum', async () => {
     const t = Buffer.from(await makeTar([{ name: 'a', body: 'x' }, { name: 'b', body: 'y' }]));
     t[1024 + 5] ^= 0xff; // second header's name
