@@ -43,7 +43,7 @@ export function registerImageCommands(program: Command, getRoot: () => string, u
       'after',
       '\nImages live in a content-addressed store under ROOT/images: a file that several images\n' +
         'carry (same content, mode, owner and mtime) is one inode on disk and one copy in the page\n' +
-        'cache. Contexts use an image as the read-only lower layer of their overlay root.',
+        'cache. Contexts use an image as the read-only lower layer of their overlay root.\n',
     );
 
   image
@@ -74,7 +74,7 @@ export function registerImageCommands(program: Command, getRoot: () => string, u
       'after',
       '\nEvery archive is treated as hostile: absolute names, "..", writing through symlinks, hard\n' +
         'links to unknown targets and oversized names are refused; nothing is written outside the\n' +
-        'new image, and a failed import leaves the store as it was.',
+        'new image, and a failed import leaves the store as it was.\n',
     )
     .action(async (file: string, o: { name: string; maxFiles: string; maxBytes: string; allowDevices?: boolean }) => {
       validateImageName(o.name);
@@ -172,6 +172,7 @@ export function registerImageCommands(program: Command, getRoot: () => string, u
     .argument('<name>', 'image to remove')
     .action((name: string) => {
       store().remove(name, users(name));
+      process.stdout.write(`removed image ${name}\n`);
     });
 
   image
