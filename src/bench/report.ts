@@ -2,6 +2,7 @@
 
 import { formatTable } from '../cli/format.js';
 import { formatMachine } from './common.js';
+import type { EngineResult, LifecycleResult } from './lifecycle.js';
 import type { PackingResult, VariantResult } from './packing.js';
 import { linePlot } from './svg.js';
 
@@ -62,4 +63,30 @@ export function packingPlot(r: PackingResult): string {
     yLabel: 'memory used since the first context (MiB)',
     series,
   });
+}
+
+export function lifecycleTable(r: LifecycleResult): string {
+  const rows = (list: EngineResult[]) =>
+    formatTable(list, [
+      { header: 'engine', get: (x) => x.engine },
+      { header: 'median ms', get: (x) => (Number.isFinite(x.medianMs) ? x.medianMs.toFixed(1) : '-'), align: 'right' },
+      { header: 'runs', get: (x) => x.samples.length, align: 'right' },
+      { header: 'x paene API', get: (x) => (x.ratioToPaeneApi !== undefined ? x.ratioToPaeneApi.toFixed(2) : '-'), align: 'right' },
+      { header: 'note', get: (x) => (x.error ? `FAILED: ${x.error}` : x.steps ? Object.entries(x.steps).map(([k, v]) => `${k} ${v.toFixed(1)}`).join(', ') : '') },
+    ]);
+  const ratios = Object.entries(r.ratios).map(([k, v]) => `  ${k}: ${v.toFixed(2)}`);
+  return [
+    formatMachine(r.machine),
+    `peers: ${Object.entries(r.versions).map(([k, v]) => `${k}: ${v}`).join('; ')}`,
+    `${r.runs} alternating runs per engine; node -e 0 takes ${r.nodeStartupMs.toFixed(1)} ms (paid by every CLI call)`,
+    '',
+    'create + start + /bin/true + delete',
+    rows(r.cycle),
+    '',
+    'exec /bin/true into a running container',
+    rows(r.exec),
+    '',
+    'ratios (paene / peer; < 1 means paene is faster):',
+    ...ratios,
+  ].join('\n');
 }

@@ -11,7 +11,8 @@ import { parseSize } from '../core/units.js';
 import { requireRoot } from '../kernel/features.js';
 import { writeJson } from '../bench/common.js';
 import { type Variant, runPacking } from '../bench/packing.js';
-import { packingPlot, packingTable } from '../bench/report.js';
+import { runLifecycle } from '../bench/lifecycle.js';
+import { lifecycleTable, packingPlot, packingTable } from '../bench/report.js';
 import { ProgressBar } from './format.js';
 
 function count(name: string, min = 1) {
@@ -102,5 +103,33 @@ export function registerBenchCommands(program: Command): void {
         fs.mkdirSync(path.dirname(path.resolve(o.plot)), { recursive: true });
         fs.writeFileSync(o.plot, packingPlot(merged));
       }
+    });
+
+  bench
+    .command('lifecycle')
+    .description(
+      'Whole cycles on the same rootfs and namespaces: paene create+start+exec true+destroy (library API in one process,\n' +
+        'and the CLI, four processes) against runc run, crun run and bwrap, alternating; then exec into a running\n' +
+        'container against runc exec / crun exec. Medians and ratios.',
+    )
+    .option('--runs <n>', 'runs per engine', count('--runs'), 20)
+    .option('--workdir <dir>', 'scratch directory (state roots, bundles), removed at the end')
+    .option('--json <file>', 'write the results as JSON')
+    .action(async (o: { runs: number; workdir?: string; json?: string }) => {
+      requireRoot('the lifecycle benchmark');
+      const bar = new ProgressBar('lifecycle');
+      const r = await runLifecycle({
+        dir: workdirOf(o, 'lifecycle'),
+        runs: o.runs,
+        log: (s) => {
+          bar.done();
+          process.stderr.write(s + '\n');
+        },
+        progress: (done, total, detail) => bar.update(done, `${done}/${total} ${detail}`),
+      });
+      bar.done();
+      process.stdout.write(lifecycleTable(r) + '\n');
+      if (r.cleanup.errors.length) process.stderr.write(`cleanup problems:\n  ${r.cleanup.errors.join('\n  ')}\n`);
+      if (o.json) writeJson(o.json, r);
     });
 }

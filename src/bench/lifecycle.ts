@@ -1,0 +1,313 @@
+// `paene bench lifecycle`: a whole container cycle, paene against runc, crun
+// and bubblewrap, on the same root filesystem with the same namespaces.
+//
+//   paene (API)   in one Node process: rt.create + rt.start + rt.execCapture
+//                 ['/bin/true'] + rt.destroy (what a library user or a daemon pays)
+//   paene (CLI)   four `node bin/paene.js` calls: create, start, exec -- /bin/true,
+//                 destroy (what a shell user pays: Node starts four times)
+//   runc run      config.json generated here, process /bin/true, runc deletes
+//                 the container when it exits (create+start+wait+delete)
+//   crun run      the same bundle
+//   bwrap         --unshare-pid/ipc/uts/cgroup (+ its own mount ns), the same
+//                 rootfs read-only, /proc, /dev, /tmp: no cgroups at all
+//
+// Runs alternate: in run i, the engines go in an order rotated by i, so no
+// engine always runs first (warm caches) or last.
+// The exec part: /bin/true in a running paene context (API and CLI) against
+// `runc exec` / `crun exec` into a running container.
+
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { openImageStore, openRuntime, storeImageSource } from '../runtime/open.js';
+import type { Runtime } from '../runtime/runtime.js';
+import { Cleanup, type MachineFacts, machineFacts, median, round, run } from './common.js';
+import { type OciRuntime, PEER_PREFIX, cleanupPeers, ociArgs, peerVersion, which, writeBundle } from './peers.js';
+
+export interface LifecycleOptions {
+  dir: string;
+  keepDir?: boolean;
+  runs: number;
+  log?: (s: string) => void;
+  progress?: (done: number, total: number, detail: string) => void;
+}
+
+export interface EngineResult {
+  engine: string;
+  what: string;
+  /** ms of each successful run */
+  samples: number[];
+  medianMs: number;
+  /** median of this engine / median of paene (API); > 1 means paene is faster */
+  ratioToPaeneApi?: number;
+  error?: string;
+  /** paene API only: median ms of each step */
+  steps?: Record<string, number>;
+}
+
+export interface LifecycleResult {
+  benchmark: 'lifecycle';
+  machine: MachineFacts;
+  versions: Record<string, string>;
+  runs: number;
+  nodeStartupMs: number;
+  cycle: EngineResult[];
+  exec: EngineResult[];
+  /** paene API median / peer median, for each peer that ran */
+  ratios: Record<string, number>;
+  cleanup: { errors: string[] };
+}
+
+/** The package root (bin/paene.js lives there). */
+export function packageRoot(): string {
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  while (!fs.existsSync(path.join(dir, 'package.json')) && path.dirname(dir) !== dir) dir = path.dirname(dir);
+  return dir;
+}
+
+interface Engine {
+  engine: string;
+  what: string;
+  /** one timed cycle; throws with the engine's own error */
+  cycle: (i: number) => Promise<number>;
+  steps?: Record<string, number[]>;
+}
+
+function firstLines(s: string, n = 3): string {
+  return s.trim().split('\n').slice(0, n).join(' | ');
+}
+
+async function timed(file: string, args: string[], timeoutMs = 60_000): Promise<number> {
+  const t = performance.now();
+  const r = await run(file, args, { timeoutMs });
+  const dt = performance.now() - t;
+  if (r.code !== 0) throw new Error(`${path.basename(file)} ${args.filter((a) => !a.startsWith('/')).join(' ')} exited ${r.code}: ${firstLines(r.stderr || r.stdout)}`);
+  return dt;
+}
+
+export async function runLifecycle(o: LifecycleOptions): Promise<LifecycleResult> {
+  const log = o.log ?? (() => undefined);
+  const cleanup = new Cleanup(log);
+  fs.mkdirSync(o.dir, { recursive: true });
+  const stateRoot = path.join(o.dir, 'state');
+  const rt: Runtime = openRuntime(stateRoot);
+  const node = process.execPath;
+  const cli = path.join(packageRoot(), 'bin', 'paene.js');
+  const tag = `${PEER_PREFIX}${process.pid}`;
+  cleanup.add('remove the scratch directory', () => {
+    if (!o.keepDir) fs.rmSync(o.dir, { recursive: true, force: true });
+  });
+  cleanup.add('stop the monitor', () => rt.shutdownMonitor());
+  cleanup.add('destroy the contexts', async () => {
+    for (const n of rt.store.names()) await rt.destroy(n, { force: true });
+  });
+  cleanup.add('delete the peer containers', () => cleanupPeers(o.dir));
+
+  const versions: Record<string, string> = {};
+  for (const p of ['runc', 'crun', 'bwrap']) versions[p] = await peerVersion(p);
+  let cycleResults: EngineResult[] = [];
+  let execResults: EngineResult[] = [];
+  let nodeStartupMs = NaN;
+  let cleanupErrors: string[] = [];
+  try {
+    const rootfs = await storeImageSource(openImageStore(stateRoot)).rootfsOf('base');
+    // Node's own start-up, which every CLI call pays
+    const nodeT: number[] = [];
+    for (let i = 0; i < Math.max(3, o.runs); i++) nodeT.push(await timed(node, ['-e', '0']));
+    nodeStartupMs = round(median(nodeT));
+
+    const apiSteps: Record<string, number[]> = { create: [], start: [], exec: [], destroy: [] };
+    const engines: Engine[] = [
+      {
+        engine: 'paene (API)',
+        what: 'create + start + exec /bin/true + destroy, library calls in one Node process',
+        steps: apiSteps,
+        cycle: async (i) => {
+          const name = `lc-api-${i}`;
+          const t0 = performance.now();
+          await rt.create({ name, image: 'base' });
+          const t1 = performance.now();
+          await rt.start(name);
+          const t2 = performance.now();
+          const r = await rt.execCapture(name, ['/bin/true'], { timeoutMs: 30_000 });
+          if (r.code !== 0) throw new Error(`exec /bin/true exited ${r.code}: ${r.stderr}`);
+          const t3 = performance.now();
+          await rt.destroy(name);
+          const t4 = performance.now();
+          apiSteps.create.push(t1 - t0);
+          apiSteps.start.push(t2 - t1);
+          apiSteps.exec.push(t3 - t2);
+          apiSteps.destroy.push(t4 - t3);
+          return t4 - t0;
+        },
+      },
+      {
+        engine: 'paene (CLI)',
+        what: 'node bin/paene.js create, start, exec -- /bin/true, destroy: four processes',
+        cycle: async (i) => {
+          const name = `lc-cli-${i}`;
+          const g = ['--root', stateRoot];
+          let t = 0;
+          t += await timed(node, [cli, ...g, 'create', name]);
+          t += await timed(node, [cli, ...g, 'start', name]);
+          t += await timed(node, [cli, ...g, 'exec', name, '--', '/bin/true']);
+          t += await timed(node, [cli, ...g, 'destroy', name]);
+          return t;
+        },
+      },
+    ];
+    for (const oci of ['runc', 'crun'] as OciRuntime[]) {
+      const prog = which(oci);
+      engines.push({
+        engine: `${oci} run`,
+        what: `${oci} run of a generated bundle, process /bin/true (create + start + wait + delete)`,
+        cycle: async (i) => {
+          if (!prog) throw new Error(`${oci} is not installed (apt-get install ${oci})`);
+          const id = `${tag}-${oci}-${i}`;
+          const bundle = path.join(o.dir, 'bundles', id);
+          writeBundle(bundle, rootfs, ['/bin/true'], id);
+          return timed(prog, ociArgs(o.dir, oci, 'run', '-b', bundle, id));
+        },
+      });
+    }
+    const bwrap = which('bwrap');
+    engines.push({
+      engine: 'bwrap',
+      what: 'bubblewrap with pid/ipc/uts/cgroup/mount namespaces and the same rootfs read-only; no cgroups',
+      cycle: async () => {
+        if (!bwrap) throw new Error('bwrap is not installed (apt-get install bubblewrap)');
+        return timed(bwrap, [
+          '--unshare-pid', '--unshare-ipc', '--unshare-uts', '--unshare-cgroup',
+          '--ro-bind', rootfs, '/', '--proc', '/proc', '--dev', '/dev', '--tmpfs', '/tmp',
+          '/bin/true',
+        ]);
+      },
+    });
+
+    const samples = new Map<string, number[]>(engines.map((e) => [e.engine, []]));
+    const errors = new Map<string, string>();
+    const total = o.runs * engines.length;
+    let done = 0;
+    for (let i = 0; i < o.runs; i++) {
+      for (let k = 0; k < engines.length; k++) {
+        const e = engines[(i + k) % engines.length];
+        done++;
+        if (errors.has(e.engine)) continue; // a peer that failed once is reported, not retried
+        try {
+          samples.get(e.engine)?.push(await e.cycle(i));
+        } catch (err) {
+          errors.set(e.engine, err instanceof Error ? err.message : String(err));
+          log(`  ${e.engine} failed: ${errors.get(e.engine)}`);
+          await cleanupPeers(o.dir).catch(() => undefined);
+        }
+        o.progress?.(done, total, e.engine);
+      }
+    }
+    cycleResults = engines.map((e) => {
+      const xs = samples.get(e.engine) ?? [];
+      const r: EngineResult = { engine: e.engine, what: e.what, samples: xs.map((x) => round(x)), medianMs: round(median(xs)) };
+      if (errors.has(e.engine)) r.error = errors.get(e.engine);
+      if (e.steps) r.steps = Object.fromEntries(Object.entries(e.steps).map(([k, v]) => [k, round(median(v))]));
+      return r;
+    });
+
+    // ---- exec into a running container
+    const ctx = 'lc-exec';
+    await rt.create({ name: ctx, image: 'base' });
+    await rt.start(ctx);
+    const execEngines: Engine[] = [
+      {
+        engine: 'paene exec (API)',
+        what: 'rt.execCapture(ctx, ["/bin/true"]) in one Node process',
+        cycle: async () => {
+          const t = performance.now();
+          const r = await rt.execCapture(ctx, ['/bin/true'], { timeoutMs: 30_000 });
+          if (r.code !== 0) throw new Error(`exec exited ${r.code}: ${r.stderr}`);
+          return performance.now() - t;
+        },
+      },
+      {
+        engine: 'paene exec (CLI)',
+        what: 'node bin/paene.js exec ctx -- /bin/true',
+        cycle: () => timed(node, [cli, '--root', stateRoot, 'exec', ctx, '--', '/bin/true']),
+      },
+    ];
+    for (const oci of ['runc', 'crun'] as OciRuntime[]) {
+      const prog = which(oci);
+      const id = `${tag}-${oci}-exec`;
+      let started: string | undefined;
+      if (!prog) started = `${oci} is not installed`;
+      else {
+        const bundle = path.join(o.dir, 'bundles', id);
+        writeBundle(bundle, rootfs, ['/bin/sleep', '100000'], id);
+        try {
+          await timed(prog, ociArgs(o.dir, oci, 'run', '--detach', '-b', bundle, id));
+        } catch (err) {
+          started = err instanceof Error ? err.message : String(err);
+        }
+      }
+      const failed = started;
+      execEngines.push({
+        engine: `${oci} exec`,
+        what: `${oci} exec into a running container (its process: sleep)`,
+        cycle: async () => {
+          if (failed !== undefined || !prog) throw new Error(failed ?? `${oci} is not installed`);
+          return timed(prog, ociArgs(o.dir, oci, 'exec', id, '/bin/true'));
+        },
+      });
+    }
+    const execSamples = new Map<string, number[]>(execEngines.map((e) => [e.engine, []]));
+    const execErrors = new Map<string, string>();
+    for (let i = 0; i < o.runs; i++) {
+      for (let k = 0; k < execEngines.length; k++) {
+        const e = execEngines[(i + k) % execEngines.length];
+        if (execErrors.has(e.engine)) continue;
+        try {
+          execSamples.get(e.engine)?.push(await e.cycle(i));
+        } catch (err) {
+          execErrors.set(e.engine, err instanceof Error ? err.message : String(err));
+        }
+      }
+    }
+    execResults = execEngines.map((e) => {
+      const xs = execSamples.get(e.engine) ?? [];
+      const r: EngineResult = { engine: e.engine, what: e.what, samples: xs.map((x) => round(x)), medianMs: round(median(xs)) };
+      if (execErrors.has(e.engine)) r.error = execErrors.get(e.engine);
+      return r;
+    });
+  } finally {
+    cleanupErrors = await cleanup.run();
+  }
+  const ratioTo = (list: EngineResult[]) => {
+    const base = list[0]?.medianMs;
+    for (const r of list) if (Number.isFinite(r.medianMs) && base) r.ratioToPaeneApi = round(r.medianMs / base, 2);
+  };
+  ratioTo(cycleResults);
+  ratioTo(execResults);
+  const ratios: Record<string, number> = {};
+  const api = cycleResults[0]?.medianMs;
+  const cliMs = cycleResults[1]?.medianMs;
+  for (const r of cycleResults.slice(2)) {
+    if (Number.isFinite(r.medianMs)) {
+      ratios[`paene API / ${r.engine}`] = round(api / r.medianMs, 2);
+      ratios[`paene CLI / ${r.engine}`] = round(cliMs / r.medianMs, 2);
+    }
+  }
+  for (const r of execResults.slice(2)) {
+    if (Number.isFinite(r.medianMs)) {
+      ratios[`paene exec API / ${r.engine}`] = round(execResults[0].medianMs / r.medianMs, 2);
+      ratios[`paene exec CLI / ${r.engine}`] = round(execResults[1].medianMs / r.medianMs, 2);
+    }
+  }
+  return {
+    benchmark: 'lifecycle',
+    machine: machineFacts(),
+    versions,
+    runs: o.runs,
+    nodeStartupMs,
+    cycle: cycleResults,
+    exec: execResults,
+    ratios,
+    cleanup: { errors: cleanupErrors },
+  };
+}
