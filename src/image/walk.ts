@@ -20,7 +20,13 @@ function minor(rdev: number): number {
   return Number(BigInt(rdev) & 0xffn) | Number((BigInt(rdev) >> 12n) & ~0xffn);
 }
 
+const USTAR_ID_MAX = 0o7777777; // 7 octal digits in a ustar header
+
 function addEntry(pack: tar.Pack, header: Partial<tar.Header> & { name: string }, body?: string): Promise<void> {
+  // tar-stream silently clamps ids that do not fit ustar (user-namespaced
+  // images use ids above 2^21): say them in PAX records, which import reads.
+  if ((header.uid ?? 0) > USTAR_ID_MAX || (header.gid ?? 0) > USTAR_ID_MAX)
+    header = { ...header, pax: { uid: String(header.uid ?? 0), gid: String(header.gid ?? 0) } };
   return new Promise((resolve, reject) => {
     if (body === undefined) {
       pack.entry(header, (err) => (err ? reject(err) : resolve()));
@@ -46,7 +52,8 @@ function addEntry(pack: tar.Pack, header: Partial<tar.Header> & { name: string }
 
 /** Write the tree under root into pack as entries './', 'a/', 'a/b', … (does not finalize). */
 export async function packTree(root: string, pack: tar.Pack, opts: PackOptions = {}): Promise<number> {
-  const rootSt = fs.lstatSync(root);
+  // stat, not lstat: the root may be a magic link such as /proc/PID/root (a live context for commit)
+  const rootSt = fs.statSync(root);
   let count = 0;
   const meta = (st: fs.Stats) => ({
     mode: st.mode & 0o7777,

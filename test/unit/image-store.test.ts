@@ -256,4 +256,22 @@ describeReal('image store as root', () => {
     // the store's own directories keep host users out of the image's setuid files
     for (const d of [store.dir, store.objectsDir, store.treesDir]) expect(fs.statSync(d).mode & 0o077).toBe(0);
   });
+
+  it('round-trips ids above the ustar limit (user-namespaced images) through PAX', async () => {
+    const store = new ImageStore(path.join(root, 'images'));
+    const t = await makeTar([{ name: 'a', body: 'x' }]);
+    const info = await store.importTar(streamOf(t), 'bigids');
+    // Make a tree with big ids by importing a directory we chown.
+    const src = path.join(root, 'bigsrc');
+    fs.mkdirSync(src);
+    fs.writeFileSync(path.join(src, 'f'), 'big');
+    fs.chownSync(path.join(src, 'f'), 100_000_000, 100_000_001);
+    fs.symlinkSync('f', path.join(src, 'l'));
+    fs.lchownSync(path.join(src, 'l'), 3_000_000, 3_000_001);
+    const big = await store.importDirectory(src, 'bigids2');
+    expect(fs.lstatSync(path.join(big.rootfs, 'f')).uid).toBe(100_000_000);
+    expect(fs.lstatSync(path.join(big.rootfs, 'f')).gid).toBe(100_000_001);
+    expect(fs.lstatSync(path.join(big.rootfs, 'l')).uid).toBe(3_000_000);
+    expect(info.files).toBe(1);
+  });
 });
