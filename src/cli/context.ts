@@ -3,6 +3,7 @@
 import { type Command, Option } from 'commander';
 import { type CapProfile, type CapSpec, parseCapName, parseCcap } from '../core/caps.js';
 import { DEFAULT_LIMITS, LIMIT_FLAGS, limitWarnings, mergeLimits, parseLimitFlags } from '../core/limits.js';
+import { parseCount, parseSize } from '../core/units.js';
 import { PaeneError } from '../core/errors.js';
 import { parseXid, XID_MAX, XID_MIN } from '../core/spec.js';
 import { DEFAULT_IMAGE } from '../runtime/open.js';
@@ -29,6 +30,15 @@ export function capSpecFrom(o: { caps?: string; capAdd?: string[]; capDrop?: str
   const drop = [...(base?.drop ?? []), ...(o.capDrop ?? []).map(parseCapName)];
   if (profile === 'privileged') process.stderr.write('paene: warning: the privileged profile gives guest root every capability; it can escape the context\n');
   return { profile, add: [...new Set(add)], drop: [...new Set(drop)] };
+}
+
+function diskFrom(o: Record<string, unknown>): { bytes: number; inodes?: number } | undefined {
+  if (o.disk === undefined) {
+    if (o.inodes !== undefined) throw new PaeneError('invalid-argument', '--inodes needs --disk (the limits live on the context\'s own filesystem)');
+    return undefined;
+  }
+  const bytes = parseSize(o.disk as string, '--disk');
+  return o.inodes === undefined ? { bytes } : { bytes, inodes: parseCount(o.inodes as string, '--inodes', 16) };
 }
 
 function parseUser(v: string): { uid: number; gid: number } {
@@ -70,6 +80,8 @@ export function registerContextCommands(program: Command): void {
       .option('--cap-add <cap>', 'keep this capability too (repeatable; e.g. NET_RAW)', collect, [])
       .option('--cap-drop <cap>', 'drop this capability too (repeatable)', collect, [])
       .option('--ccap <ccap>', 'grant a context capability (repeatable; see `paene caps --help`)', collect, [])
+      .option('--disk <size>', 'space limit of its private layer, e.g. 5G (its own sparse filesystem: overbooking is allowed)')
+      .option('--inodes <n>', 'inode limit of its private layer (with --disk)')
       .option('--json', 'print the new config as JSON'),
   )
     .addHelpText('after', `\nDefault limits for a new context: ${JSON.stringify(DEFAULT_LIMITS)} (a finite nproc contains a fork bomb; its own CPU weight keeps it one share among many).`)
@@ -85,6 +97,7 @@ export function registerContextCommands(program: Command): void {
         caps: capSpecFrom(o as { caps?: string; capAdd?: string[]; capDrop?: string[] }),
         ccaps: [...new Set((o.ccap as string[]).map(parseCcap))],
         limits,
+        disk: diskFrom(o),
       });
       if (o.json) printJson(config);
       else console.log(`created context '${config.name}' (xid ${config.xid}, image ${config.image})`);

@@ -22,6 +22,13 @@ export interface ContextConfig {
   caps: CapSpec;
   ccaps: string[];
   limits: ResourceLimits;
+  /** space and inode limit of the private layer (vserver's vdlimit); none: it shares the host filesystem */
+  disk?: DiskLimit;
+}
+
+export interface DiskLimit {
+  bytes: number;
+  inodes?: number;
 }
 
 export function validateName(name: string): string {
@@ -64,6 +71,7 @@ export interface NewContext {
   caps?: CapSpec;
   ccaps?: string[];
   limits?: ResourceLimits;
+  disk?: DiskLimit;
   now?: Date;
 }
 
@@ -78,7 +86,21 @@ export function newConfig(c: NewContext): ContextConfig {
     caps: c.caps ?? DEFAULT_CAP_SPEC,
     ccaps: c.ccaps ?? [],
     limits: c.limits ?? DEFAULT_LIMITS,
+    ...(c.disk ? { disk: validateDisk(c.disk, 'disk limit') } : {}),
   };
+}
+
+function validateDisk(x: unknown, where: string): DiskLimit {
+  const o = x as Record<string, unknown> | null;
+  const bytes = o?.bytes;
+  const inodes = o?.inodes;
+  if (typeof bytes !== 'number' || !Number.isSafeInteger(bytes) || bytes <= 0) {
+    throw new PaeneError('invalid-argument', `${where}: 'bytes' must be a positive whole number`);
+  }
+  if (inodes !== undefined && (typeof inodes !== 'number' || !Number.isSafeInteger(inodes) || inodes < 16)) {
+    throw new PaeneError('invalid-argument', `${where}: 'inodes' must be a whole number of at least 16`);
+  }
+  return inodes === undefined ? { bytes } : { bytes, inodes };
 }
 
 /** Checks a config read back from disk; a hand-edited file gets a clear error. */
@@ -101,6 +123,7 @@ export function validateConfig(x: unknown, where: string): ContextConfig {
     caps: validateCapSpec(o.caps),
     ccaps: o.ccaps === undefined ? [] : validateCcaps(o.ccaps),
     limits: validateLimits(o.limits),
+    ...(o.disk !== undefined ? { disk: validateDisk(o.disk, `${where}: disk`) } : {}),
   };
 }
 

@@ -2,7 +2,10 @@
 //
 //   ROOT/contexts/NAME/config.json   the context's spec (written at create)
 //   ROOT/contexts/NAME/state.json    what the runtime knows of its running instance
-//   ROOT/contexts/NAME/upper|work    the overlay's private layer
+//   ROOT/contexts/NAME/layer/upper|work  the overlay's private layer; with a
+//                                    disk limit, layer/ is where the context's
+//                                    own filesystem (disk.img) is mounted
+//   ROOT/contexts/NAME/disk.img      that filesystem: a sparse ext4 image
 //   ROOT/contexts/NAME/rootfs        the mount point of its merged root
 //   ROOT/images/                     the image store (owned by src/image)
 //   ROOT/locks/                      per-context and global locks
@@ -42,11 +45,18 @@ export class Layout {
   stateFile(name: string): string {
     return path.join(this.contextDir(name), 'state.json');
   }
+  /** The private layer: a plain directory, or the mount point of the context's disk image. */
+  layerDir(name: string): string {
+    return path.join(this.contextDir(name), 'layer');
+  }
   upperDir(name: string): string {
-    return path.join(this.contextDir(name), 'upper');
+    return path.join(this.layerDir(name), 'upper');
   }
   workDir(name: string): string {
-    return path.join(this.contextDir(name), 'work');
+    return path.join(this.layerDir(name), 'work');
+  }
+  diskImage(name: string): string {
+    return path.join(this.contextDir(name), 'disk.img');
   }
   rootfsDir(name: string): string {
     return path.join(this.contextDir(name), 'rootfs');

@@ -31,6 +31,7 @@ import {
   writablePaths,
 } from '../core/spec.js';
 import { ContextCgroup, type CgroupHost, detectCgroupHost, limitsVersion, removeParentIfEmpty } from '../kernel/cgroups.js';
+import { createDiskImage, mountDiskImage, unmountDiskImage } from '../kernel/diskimage.js';
 import { requireFeatures, requireRoot } from '../kernel/features.js';
 import { Monitor, execArgs, helperPath, startArgs } from '../kernel/helper.js';
 import { allPids, cmdline, innerPid, isAlive, readStat } from '../kernel/procfs.js';
@@ -130,7 +131,8 @@ export class Runtime {
     return path.join(this.layout.locksDir, `${name}.lock`);
   }
 
-  private withContextLock<T>(name: string, fn: () => Promise<T>): Promise<T> {
+  /** Runs `fn` holding the context's lock (every verb that changes a context does). */
+  withContextLock<T>(name: string, fn: () => Promise<T>): Promise<T> {
     return withLock(this.lockFile(name), { what: `context '${name}'` }, fn);
   }
 
@@ -157,8 +159,15 @@ export class Runtime {
       const tmp = path.join(this.layout.contextsDir, `.${config.name}.creating.${process.pid}`);
       fs.rmSync(tmp, { recursive: true, force: true });
       fs.mkdirSync(tmp, { recursive: true, mode: 0o700 });
-      for (const sub of ['upper', 'work', 'rootfs']) fs.mkdirSync(path.join(tmp, sub));
-      fs.writeFileSync(path.join(tmp, 'config.json'), JSON.stringify(config, null, 2) + '\n');
+      try {
+        for (const sub of ['layer', 'rootfs']) fs.mkdirSync(path.join(tmp, sub));
+        // With a disk limit the layer is the context's own filesystem, made now so errors show at create.
+        if (config.disk) createDiskImage(path.join(tmp, 'disk.img'), config.disk);
+        fs.writeFileSync(path.join(tmp, 'config.json'), JSON.stringify(config, null, 2) + '\n');
+      } catch (e) {
+        fs.rmSync(tmp, { recursive: true, force: true });
+        throw e;
+      }
       fs.renameSync(tmp, dir); // publish whole: a crash leaves either nothing or a complete context
       return config;
     });
@@ -185,7 +194,7 @@ export class Runtime {
       await this.cleanupLeftovers(name);
       const lower = await this.images.rootfsOf(config.image);
       const cg = this.cgroupOf(name);
-      for (const sub of ['upper', 'work', 'rootfs']) fs.mkdirSync(path.join(this.layout.contextDir(name), sub), { recursive: true });
+      this.prepareLayer(config);
       cg.create();
       try {
         cg.apply(this.cgroupPlan(config));
@@ -213,6 +222,7 @@ export class Runtime {
       } catch (e) {
         await cg.killAll().catch(() => undefined);
         await cg.remove().catch(() => undefined);
+        if (config.disk) unmountDiskImage(this.layout.layerDir(name));
         const msg = e instanceof Error ? e.message : String(e);
         throw new PaeneError(e instanceof PaeneError && e.code !== 'internal' ? e.code : 'internal', `cannot start context '${name}': ${msg}`, { cause: e });
       }
@@ -228,13 +238,22 @@ export class Runtime {
     return host.v1.has('devices') ? [...DEVICE_RULES, ...writes] : writes;
   }
 
-  /** Removes what a crashed context left: its processes, cgroups and stale state. */
+  /** Makes the private layer ready: mounts the context's filesystem if it has a disk limit. */
+  private prepareLayer(config: ContextConfig): void {
+    const name = config.name;
+    if (config.disk) mountDiskImage(this.layout.diskImage(name), this.layout.layerDir(name));
+    for (const d of [this.layout.upperDir(name), this.layout.workDir(name), this.layout.rootfsDir(name)]) fs.mkdirSync(d, { recursive: true });
+  }
+
+  /** Removes what a crashed context left: its processes, cgroups, layer mount and stale state. */
   private async cleanupLeftovers(name: string): Promise<void> {
     const cg = this.cgroupOf(name);
     if (cg.exists()) {
       await cg.killAll();
       await cg.remove();
     }
+    // Only after every process is gone: a disk-limited layer is unmounted (a plain one is a no-op).
+    unmountDiskImage(this.layout.layerDir(name));
     this.store.clearState(name);
   }
 

@@ -1,0 +1,81 @@
+// Per-context disk limits: the context's private layer lives on its own
+// sparse ext4 image, loop-mounted while the context runs. The filesystem's
+// size is the space limit and its inode count the inode limit (vserver's
+// vdlimit); the image file is sparse, so the host disk can be overbooked and
+// only what a guest writes is allocated. A full guest gets ENOSPC inside;
+// the host's filesystem and other contexts are untouched.
+//
+// Used where the host filesystem has no project quotas (this ext4 root is
+// mounted without prjquota); mkfs takes ~10 ms, the mount ~12 ms.
+
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import { PaeneError } from '../core/errors.js';
+import { parseMountinfo } from './cgroups.js';
+
+export interface DiskLimit {
+  bytes: number;
+  inodes?: number;
+}
+
+/** ext4 needs room for its own metadata; below this a filesystem is not useful. */
+export const MIN_DISK_BYTES = 8 * 1024 * 1024;
+
+function run(cmd: string, args: string[]): void {
+  const r = spawnSync(cmd, args, { encoding: 'utf8' });
+  if (r.error) throw new PaeneError('unsupported', `cannot run ${cmd}: ${r.error.message} (install e2fsprogs / util-linux)`);
+  if (r.status !== 0) throw new PaeneError('internal', `${cmd} ${args.join(' ')} failed: ${(r.stderr || r.stdout).trim()}`);
+}
+
+/** Creates the sparse image and its filesystem (small journal: integrity for the guest's data at 4 MiB). */
+export function createDiskImage(file: string, limit: DiskLimit): void {
+  if (limit.bytes < MIN_DISK_BYTES) {
+    throw new PaeneError('invalid-argument', `--disk must be at least ${MIN_DISK_BYTES / 1024 / 1024} MiB`);
+  }
+  fs.writeFileSync(file, '');
+  fs.truncateSync(file, limit.bytes);
+  const args = ['-q', '-F', '-m', '0', '-J', 'size=4', '-E', 'nodiscard,lazy_itable_init=1'];
+  if (limit.inodes !== undefined) args.push('-N', String(limit.inodes));
+  try {
+    run('mkfs.ext4', [...args, file]);
+  } catch (e) {
+    fs.rmSync(file, { force: true });
+    throw e;
+  }
+}
+
+export function isMountPoint(dir: string): boolean {
+  const mounts = parseMountinfo(fs.readFileSync('/proc/self/mountinfo', 'utf8'));
+  return mounts.some((m) => m.mountPoint === dir);
+}
+
+/** Loop-mounts the image (mount(8) sets the loop device to auto-clear on unmount). */
+export function mountDiskImage(file: string, dir: string, readonly = false): void {
+  if (isMountPoint(dir)) return;
+  fs.mkdirSync(dir, { recursive: true });
+  run('mount', ['-o', `loop,nosuid,nodev${readonly ? ',ro' : ''}`, file, dir]);
+}
+
+/** Unmounts if mounted; lazily if something still holds it, so a stop never hangs. */
+export function unmountDiskImage(dir: string): void {
+  if (!isMountPoint(dir)) return;
+  const r = spawnSync('umount', [dir], { encoding: 'utf8' });
+  if (r.status !== 0) run('umount', ['-l', dir]);
+}
+
+export interface DiskUsage {
+  bytesUsed: number;
+  bytesTotal: number;
+  inodesUsed: number;
+  inodesTotal: number;
+}
+
+export function diskUsage(dir: string): DiskUsage {
+  const s = fs.statfsSync(dir);
+  return {
+    bytesUsed: (s.blocks - s.bfree) * s.bsize,
+    bytesTotal: s.blocks * s.bsize,
+    inodesUsed: s.files - s.ffree,
+    inodesTotal: s.files,
+  };
+}

@@ -1,0 +1,120 @@
+// Disk limits, `du` and `commit` on the real kernel: a guest that fills its
+// disk limit gets ENOSPC inside and nothing else is affected; a committed
+// context becomes an image that shares what it did not change.
+
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { isMountPoint } from '../../src/kernel/diskimage.js';
+import { commitContext, contextDiskUse } from '../../src/runtime/disk.js';
+import { openImageStore, openRuntime } from '../../src/runtime/open.js';
+import type { Runtime } from '../../src/runtime/runtime.js';
+import type { ImageStore } from '../../src/image/store.js';
+import { describeReal, tempRoot } from '../helpers.js';
+
+const MiB = 1024 * 1024;
+
+describeReal('disk limits, du and commit', () => {
+  let root: string;
+  let rt: Runtime;
+  let store: ImageStore;
+  const sh = (name: string, script: string) => rt.execCapture(name, ['/bin/sh', '-c', script], { timeoutMs: 60_000 });
+
+  beforeAll(async () => {
+    root = tempRoot('disk');
+    rt = openRuntime(root);
+    store = openImageStore(root);
+    await rt.create({ name: 'small', image: 'base', disk: { bytes: 32 * MiB, inodes: 256 } });
+    await rt.create({ name: 'free', image: 'base' });
+    await rt.start('small');
+    await rt.start('free');
+  }, 180_000);
+
+  afterAll(async () => {
+    for (const n of rt?.store.names() ?? []) await rt.destroy(n, { force: true });
+    await rt?.shutdownMonitor();
+    fs.rmSync(root, { recursive: true, force: true });
+  });
+
+  it('mounts a disk-limited layer only while the context runs, and the image is sparse', () => {
+    expect(isMountPoint(rt.layout.layerDir('small'))).toBe(true);
+    expect(isMountPoint(rt.layout.layerDir('free'))).toBe(false);
+    const st = fs.statSync(rt.layout.diskImage('small'));
+    expect(st.size).toBe(32 * MiB);
+    expect(st.blocks * 512).toBeLessThan(16 * MiB); // overbooking: only what is written is allocated
+  });
+
+  it('stops a guest that fills its space with ENOSPC inside, and nothing else', async () => {
+    const hostFreeBefore = fs.statfsSync(root).bavail * fs.statfsSync(root).bsize;
+    const r = await sh('small', 'dd if=/dev/zero of=/root/fill bs=1M count=64 2>&1; echo "dd exit $?"');
+    expect(r.stdout).toMatch(/No space left on device/);
+    expect(r.stdout).not.toMatch(/dd exit 0/);
+    const written = Number((await sh('small', 'stat -c %s /root/fill')).stdout.trim());
+    expect(written).toBeGreaterThan(16 * MiB);
+    expect(written).toBeLessThan(32 * MiB);
+    // the other context and the host keep writing
+    const other = await sh('free', 'dd if=/dev/zero of=/root/x bs=1M count=8 2>/dev/null && echo ok && rm /root/x');
+    expect(other.stdout.trim()).toBe('ok');
+    const hostFreeAfter = fs.statfsSync(root).bavail * fs.statfsSync(root).bsize;
+    expect(hostFreeBefore - hostFreeAfter).toBeLessThan(64 * MiB); // the host lost at most what the guest may use
+    const du = await contextDiskUse(rt, store, 'small');
+    expect(du.limit).toEqual({ bytes: 32 * MiB, inodes: 256 });
+    expect(du.privateBytes).toBeGreaterThan(16 * MiB);
+    expect(du.filesystem?.bytesUsed).toBeGreaterThan(16 * MiB);
+    await sh('small', 'rm -f /root/fill');
+  });
+
+  it('stops a guest that runs out of inodes', async () => {
+    const r = await sh('small', 'i=0; while [ $i -lt 400 ]; do touch /root/f$i 2>/dev/null || break; i=$((i+1)); done; echo $i');
+    const made = Number(r.stdout.trim());
+    expect(made).toBeGreaterThan(100);
+    expect(made).toBeLessThan(256);
+    const err = await sh('small', 'touch /root/one-more');
+    expect(err.stderr).toMatch(/No space left on device/);
+    const du = await contextDiskUse(rt, store, 'small');
+    expect(du.filesystem?.inodesUsed).toBe(du.filesystem?.inodesTotal);
+    await sh('small', 'rm -f /root/f*');
+  });
+
+  it('unmounts the layer at stop and keeps its files for the next start; du reads it while stopped', async () => {
+    await sh('small', 'echo kept > /root/kept');
+    await rt.stop('small');
+    expect(isMountPoint(rt.layout.layerDir('small'))).toBe(false);
+    const du = await contextDiskUse(rt, store, 'small');
+    expect(du.privateInodes).toBeGreaterThan(0);
+    expect(isMountPoint(rt.layout.layerDir('small'))).toBe(false);
+    await rt.start('small');
+    expect((await sh('small', 'cat /root/kept')).stdout).toBe('kept\n');
+  });
+
+  it('commits a context as an image that shares every unchanged file', async () => {
+    await sh('free', 'echo committed > /etc/committed && mkdir -p /srv && echo page > /srv/index.html');
+    const before = store.du();
+    const info = await commitContext(rt, store, 'free', 'derived');
+    expect(info.name).toBe('derived');
+    const after = store.du();
+    // only the changed files are new in the store
+    expect(after.uniqueBytes - before.uniqueBytes).toBeLessThan(64 * 1024);
+    expect(info.files).toBeGreaterThan(10);
+    await rt.create({ name: 'child', image: 'derived' });
+    await rt.start('child');
+    expect((await sh('child', 'cat /etc/committed /srv/index.html')).stdout).toBe('committed\npage\n');
+    // the running context's /proc was not copied into the image
+    expect(fs.readdirSync(path.join(store.get('derived').rootfs, 'proc'))).toEqual([]);
+    expect(rt.status('free').state).toBe('running');
+  });
+
+  it('refuses to remove an image a context uses, through the CLI', () => {
+    const r = spawnSync(process.execPath, [path.resolve('bin/paene.js'), '--root', root, 'image', 'rm', 'derived'], { encoding: 'utf8' });
+    expect(r.status).toBe(6);
+    expect(r.stderr).toMatch(/used by context child/);
+  });
+
+  it('destroy removes the disk image and leaves no mount', async () => {
+    const layer = rt.layout.layerDir('small');
+    await rt.destroy('small');
+    expect(isMountPoint(layer)).toBe(false);
+    expect(fs.existsSync(rt.layout.contextDir('small'))).toBe(false);
+  });
+});
