@@ -77,11 +77,12 @@ function firstLines(s: string, n = 3): string {
   return s.trim().split('\n').slice(0, n).join(' | ');
 }
 
-async function timed(file: string, args: string[], timeoutMs = 60_000): Promise<number> {
+/** Runs a program and returns its wall time; throws with its own error. `label` names it in the error. */
+async function timed(file: string, args: string[], label = path.basename(file), timeoutMs = 60_000): Promise<number> {
   const t = performance.now();
   const r = await run(file, args, { timeoutMs });
   const dt = performance.now() - t;
-  if (r.code !== 0) throw new Error(`${path.basename(file)} ${args.filter((a) => !a.startsWith('/')).join(' ')} exited ${r.code}: ${firstLines(r.stderr || r.stdout)}`);
+  if (r.code !== 0) throw new Error(`${label} exited ${r.code}: ${firstLines(r.stderr || r.stdout)}`);
   return dt;
 }
 
@@ -148,25 +149,35 @@ export async function runLifecycle(o: LifecycleOptions): Promise<LifecycleResult
           const name = `lc-cli-${i}`;
           const g = ['--root', stateRoot];
           let t = 0;
-          t += await timed(node, [cli, ...g, 'create', name]);
-          t += await timed(node, [cli, ...g, 'start', name]);
-          t += await timed(node, [cli, ...g, 'exec', name, '--', '/bin/true']);
-          t += await timed(node, [cli, ...g, 'destroy', name]);
+          t += await timed(node, [cli, ...g, 'create', name], 'paene create');
+          t += await timed(node, [cli, ...g, 'start', name], 'paene start');
+          t += await timed(node, [cli, ...g, 'exec', name, '--', '/bin/true'], 'paene exec');
+          t += await timed(node, [cli, ...g, 'destroy', name], 'paene destroy');
           return t;
         },
       },
     ];
-    for (const oci of ['runc', 'crun'] as OciRuntime[]) {
-      const prog = which(oci);
+    const ociRuns: { oci: OciRuntime; engine: string; what: string; extra: string[] }[] = [
+      { oci: 'runc', engine: 'runc run', what: 'runc run of a generated bundle, process /bin/true (create + start + wait + delete)', extra: [] },
+      { oci: 'crun', engine: 'crun run', what: 'crun run of the same bundle', extra: [] },
+      {
+        oci: 'crun',
+        engine: 'crun run (no cgroups)',
+        what: 'crun --cgroup-manager=disabled run: the same bundle without any cgroup (not like for like; shown because crun refuses hybrid cgroups)',
+        extra: ['--cgroup-manager=disabled'],
+      },
+    ];
+    for (const x of ociRuns) {
+      const prog = which(x.oci);
       engines.push({
-        engine: `${oci} run`,
-        what: `${oci} run of a generated bundle, process /bin/true (create + start + wait + delete)`,
+        engine: x.engine,
+        what: x.what,
         cycle: async (i) => {
-          if (!prog) throw new Error(`${oci} is not installed (apt-get install ${oci})`);
-          const id = `${tag}-${oci}-${i}`;
+          if (!prog) throw new Error(`${x.oci} is not installed (apt-get install ${x.oci})`);
+          const id = `${tag}-${x.oci}${x.extra.length ? '-nocg' : ''}-${i}`;
           const bundle = path.join(o.dir, 'bundles', id);
           writeBundle(bundle, rootfs, ['/bin/true'], id);
-          return timed(prog, ociArgs(o.dir, oci, 'run', '-b', bundle, id));
+          return timed(prog, [...x.extra, ...ociArgs(o.dir, x.oci, 'run', '-b', bundle, id)], x.engine);
         },
       });
     }
@@ -180,7 +191,7 @@ export async function runLifecycle(o: LifecycleOptions): Promise<LifecycleResult
           '--unshare-pid', '--unshare-ipc', '--unshare-uts', '--unshare-cgroup',
           '--ro-bind', rootfs, '/', '--proc', '/proc', '--dev', '/dev', '--tmpfs', '/tmp',
           '/bin/true',
-        ]);
+        ], 'bwrap');
       },
     });
 
@@ -229,30 +240,35 @@ export async function runLifecycle(o: LifecycleOptions): Promise<LifecycleResult
       {
         engine: 'paene exec (CLI)',
         what: 'node bin/paene.js exec ctx -- /bin/true',
-        cycle: () => timed(node, [cli, '--root', stateRoot, 'exec', ctx, '--', '/bin/true']),
+        cycle: () => timed(node, [cli, '--root', stateRoot, 'exec', ctx, '--', '/bin/true'], 'paene exec'),
       },
     ];
-    for (const oci of ['runc', 'crun'] as OciRuntime[]) {
-      const prog = which(oci);
-      const id = `${tag}-${oci}-exec`;
+    const ociExecs: { oci: OciRuntime; engine: string; extra: string[] }[] = [
+      { oci: 'runc', engine: 'runc exec', extra: [] },
+      { oci: 'crun', engine: 'crun exec', extra: [] },
+      { oci: 'crun', engine: 'crun exec (no cgroups)', extra: ['--cgroup-manager=disabled'] },
+    ];
+    for (const x of ociExecs) {
+      const prog = which(x.oci);
+      const id = `${tag}-${x.oci}${x.extra.length ? '-nocg' : ''}-exec`;
       let started: string | undefined;
-      if (!prog) started = `${oci} is not installed`;
+      if (!prog) started = `${x.oci} is not installed`;
       else {
         const bundle = path.join(o.dir, 'bundles', id);
         writeBundle(bundle, rootfs, ['/bin/sleep', '100000'], id);
         try {
-          await timed(prog, ociArgs(o.dir, oci, 'run', '--detach', '-b', bundle, id));
+          await timed(prog, [...x.extra, ...ociArgs(o.dir, x.oci, 'run', '--detach', '-b', bundle, id)], `${x.oci} run --detach`);
         } catch (err) {
           started = err instanceof Error ? err.message : String(err);
         }
       }
       const failed = started;
       execEngines.push({
-        engine: `${oci} exec`,
-        what: `${oci} exec into a running container (its process: sleep)`,
+        engine: x.engine,
+        what: `${x.oci} ${x.extra.join(' ')} exec into a running container (its process: sleep)`.replace(/\s+/g, ' '),
         cycle: async () => {
-          if (failed !== undefined || !prog) throw new Error(failed ?? `${oci} is not installed`);
-          return timed(prog, ociArgs(o.dir, oci, 'exec', id, '/bin/true'));
+          if (failed !== undefined || !prog) throw new Error(failed ?? `${x.oci} is not installed`);
+          return timed(prog, [...x.extra, ...ociArgs(o.dir, x.oci, 'exec', id, '/bin/true')], x.engine);
         },
       });
     }
