@@ -1,4 +1,225 @@
-// Placeholder: filled in by the issue that owns these verbs.
-import type { Command } from 'commander';
+// Split-root verbs: `paene caps` (what a context's processes hold, and the
+// profiles), `paene hostname` (set a context's name from the host) and
+// `paene config` (change a stopped context's capabilities and ccaps).
 
-export function registerCapsCommands(_program: Command): void {}
+import fs from 'node:fs';
+import type { Command } from 'commander';
+import {
+  CAP_PROFILES,
+  CAP_SET_NAMES,
+  type CapSetName,
+  type CapSpec,
+  CCAPS,
+  capMask,
+  formatCapHex,
+  maskToNames,
+  parseCapName,
+  parseCapProfile,
+  parseProcStatusCaps,
+  PROFILE_CAPS,
+  removedCaps,
+  validateCcaps,
+} from '../core/caps.js';
+import { PaeneError } from '../core/errors.js';
+import { validateHostname } from '../core/spec.js';
+import { runtimeOf } from './common.js';
+import { formatTable, printJson } from './format.js';
+
+function collect(v: string, prev: string[]): string[] {
+  return [...prev, v];
+}
+
+export interface DecodedCaps {
+  sets: Record<CapSetName, { hex: string; names: string[] }>;
+  seccomp: string;
+  noNewPrivs: string;
+}
+
+/** The five sets and the seccomp mode from the text of /proc/PID/status. */
+export function decodeStatus(status: string): DecodedCaps {
+  const caps = parseProcStatusCaps(status);
+  const line = (k: string) => new RegExp(`^${k}:\\s*(.*)$`, 'm').exec(status)?.[1]?.trim() ?? '?';
+  const mode = line('Seccomp');
+  const seccomp = mode === '2' ? `2 (filter, ${line('Seccomp_filters')} filter(s))` : mode === '1' ? '1 (strict)' : mode === '0' ? '0 (none)' : mode;
+  const sets = {} as Record<CapSetName, { hex: string; names: string[] }>;
+  for (const k of CAP_SET_NAMES) sets[k] = { hex: formatCapHex(caps[k]), names: maskToNames(caps[k]) };
+  return { sets, seccomp, noNewPrivs: line('NoNewPrivs') };
+}
+
+function printDecoded(title: string, d: DecodedCaps, expected: bigint): void {
+  console.log(`${title}`);
+  for (const k of CAP_SET_NAMES) {
+    const s = d.sets[k];
+    const extra = maskToNames(BigInt(`0x${s.hex}`) & ~expected);
+    const names = s.names.length === 0 ? '(none)' : s.names.join(' ');
+    console.log(`  ${k.slice(3)}  ${s.hex}  ${names}${extra.length ? `   BEYOND THE PROFILE: ${extra.join(' ')}` : ''}`);
+  }
+  console.log(`  Seccomp  ${d.seccomp}`);
+}
+
+/** The profiles table and the ccaps table, as data (for --json and docs). */
+export function profilesReport() {
+  return {
+    profiles: CAP_PROFILES.map((p) => {
+      const spec: CapSpec = { profile: p, add: [], drop: [] };
+      return { profile: p, mask: formatCapHex(capMask(spec)), keeps: [...PROFILE_CAPS[p]], removes: removedCaps(spec) };
+    }),
+    ccaps: CCAPS.map((c) => ({ name: c.name, offered: c.offered, meaning: c.meaning, how: c.how, needsNetns: c.needsNetns ?? false })),
+  };
+}
+
+function printProfiles(): void {
+  const r = profilesReport();
+  for (const p of r.profiles) {
+    console.log(`${p.profile} (mask ${p.mask})${p.profile === 'privileged' ? '  -- every capability, no seccomp filter: guest root can escape' : ''}`);
+    console.log(`  keeps:   ${p.keeps.join(' ')}`);
+    if (p.removes.length) {
+      console.log('  removes:');
+      console.log(
+        formatTable(p.removes, [
+          { header: '    CAPABILITY', get: (x) => `    ${x.name}` },
+          { header: 'WHY', get: (x) => x.reason },
+        ]),
+      );
+    }
+    console.log('');
+  }
+  console.log('context capabilities (--ccap), none granted by default:');
+  console.log(
+    formatTable(r.ccaps, [
+      { header: '  CCAP', get: (c) => `  ${c.name}` },
+      { header: 'OFFERED', get: (c) => (c.offered ? 'yes' : 'no (no safe mapping)') },
+      { header: 'MEANING', get: (c) => c.meaning },
+    ]),
+  );
+  console.log('');
+  for (const c of r.ccaps) console.log(`  ${c.name}: ${c.how}\n`);
+}
+
+export function registerCapsCommands(program: Command): void {
+  program
+    .command('caps')
+    .description(
+      "Show the capability sets (inheritable, permitted, effective, bounding, ambient) of a running " +
+        "context's init and of a fresh exec, decoded by name, with the seccomp mode. Without a name " +
+        '(or with --list): the profiles, what each keeps, why each removed capability is removed, and ' +
+        'the context capabilities (ccaps) with how each maps.',
+    )
+    .argument('[name]', 'a running context')
+    .option('--list', 'list the profiles and ccaps (also what a bare `paene caps` does)')
+    .option('--json', 'print JSON')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  paene caps web1\n  paene caps --list\n  paene create web2 --caps strict --cap-add NET_RAW --cap-drop SYS_PTRACE\n  paene config web2 --caps secure   (context stopped)',
+    )
+    .action(async (name: string | undefined, o: { list?: boolean; json?: boolean }, cmd: Command) => {
+      if (!name || o.list) {
+        if (o.json) printJson(profilesReport());
+        else printProfiles();
+        return;
+      }
+      const rt = runtimeOf(cmd);
+      const st = rt.status(name);
+      if (st.state !== 'running' || !st.pid) throw new PaeneError('wrong-state', `context '${name}' is not running; start it to see its live sets (its config: ${JSON.stringify(rt.config(name).caps)})`);
+      const config = rt.config(name);
+      const expected = capMask(config.caps);
+      const init = decodeStatus(fs.readFileSync(`/proc/${st.pid}/status`, 'utf8'));
+      const r = await rt.execCapture(name, ['/bin/cat', '/proc/self/status'], { timeoutMs: 30_000 });
+      if (r.code !== 0) throw new PaeneError('internal', `cannot read /proc/self/status in '${name}': ${r.stderr.trim()}`);
+      const exec = decodeStatus(r.stdout);
+      const report = {
+        context: name,
+        caps: config.caps,
+        ccaps: config.ccaps,
+        expected: { hex: formatCapHex(expected), names: maskToNames(expected) },
+        init: { hostPid: st.pid, ...init },
+        exec,
+      };
+      if (o.json) {
+        printJson(report);
+        return;
+      }
+      const spec = config.caps;
+      console.log(
+        `context ${name}: profile ${spec.profile}${spec.add.length ? ` +${spec.add.join(' +')}` : ''}${spec.drop.length ? ` -${spec.drop.join(' -')}` : ''}; ccaps: ${config.ccaps.join(' ') || '(none)'}`,
+      );
+      console.log(`expected mask ${formatCapHex(expected)}\n`);
+      printDecoded(`init (host pid ${st.pid}, pid 1 inside):`, init, expected);
+      console.log('');
+      printDecoded('a fresh exec (cat /proc/self/status):', exec, expected);
+    });
+
+  program
+    .command('hostname')
+    .description(
+      "Set a context's hostname from the host. A running context gets it at once (only its own UTS " +
+        'namespace changes, never the host\'s); the config keeps it for the next start. Guest root cannot ' +
+        'do this itself unless the context has the SET_UTSNAME ccap.',
+    )
+    .argument('<name>', 'the context')
+    .argument('<hostname>', 'letters, digits, - and dots, at most 64 characters')
+    .action(async (name: string, hostname: string, _o: unknown, cmd: Command) => {
+      const h = validateHostname(hostname);
+      const rt = runtimeOf(cmd);
+      const running = rt.status(name).state === 'running';
+      if (running) rt.setSysctls(name, { 'kernel.hostname': h });
+      await rt.updateConfig(name, (c) => ({ ...c, hostname: h }));
+      console.log(running ? `hostname of '${name}' is now ${h}` : `hostname of '${name}' will be ${h} from its next start`);
+    });
+
+  program
+    .command('config')
+    .description(
+      "Change a stopped context's capability profile, single capabilities and context capabilities " +
+        '(they apply at start, so a running context must be stopped first). Without options: show them. ' +
+        'Capability names are case-insensitive, with or without CAP_; see `paene caps --list`.',
+    )
+    .argument('<name>', 'the context')
+    .option('--caps <profile>', `capability profile: ${CAP_PROFILES.join(', ')} (privileged warns)`)
+    .option('--cap-add <cap>', 'keep a capability the profile removes (repeatable)', collect, [])
+    .option('--cap-drop <cap>', 'remove a capability the profile keeps (repeatable)', collect, [])
+    .option('--reset-caps', 'forget earlier --cap-add/--cap-drop')
+    .option('--ccap <ccap>', 'grant a context capability (repeatable)', collect, [])
+    .option('--drop-ccap <ccap>', 'withdraw a context capability (repeatable)', collect, [])
+    .option('--json', 'print the resulting config as JSON')
+    .action(
+      async (
+        name: string,
+        o: { caps?: string; capAdd: string[]; capDrop: string[]; resetCaps?: boolean; ccap: string[]; dropCcap: string[]; json?: boolean },
+        cmd: Command,
+      ) => {
+        const rt = runtimeOf(cmd);
+        const cur = rt.config(name);
+        const ccapAdd = o.ccap;
+        const ccapDel = o.dropCcap;
+        const changing = o.caps !== undefined || o.capAdd.length > 0 || o.capDrop.length > 0 || o.resetCaps || ccapAdd.length > 0 || ccapDel.length > 0;
+        if (!changing) {
+          if (o.json) printJson({ caps: cur.caps, ccaps: cur.ccaps });
+          else console.log(`caps: ${JSON.stringify(cur.caps)}\nccaps: ${cur.ccaps.join(' ') || '(none)'}`);
+          return;
+        }
+        if (rt.status(name).state === 'running') {
+          throw new PaeneError('wrong-state', `context '${name}' is running: stop it first ('paene stop ${name}'); capabilities are fixed when it starts`);
+        }
+        const profile = o.caps !== undefined ? parseCapProfile(o.caps) : cur.caps.profile;
+        const adds = o.capAdd.map(parseCapName);
+        const drops = o.capDrop.map(parseCapName);
+        const base = o.resetCaps ? { add: [], drop: [] } : cur.caps;
+        // the latest word wins: a new --cap-add cancels an older drop of the same name and the other way round
+        const add = [...new Set([...base.add.filter((c) => !drops.includes(c)), ...adds])].filter((c) => !drops.includes(c));
+        const drop = [...new Set([...base.drop.filter((c) => !adds.includes(c)), ...drops])];
+        const del = ccapDel.map((c) => c.trim().toUpperCase().replace(/^(CCAP_|VXC_)/, ''));
+        const ccaps = validateCcaps([...cur.ccaps.filter((c) => !del.includes(c)), ...ccapAdd]);
+        if (profile === 'privileged' && cur.caps.profile !== 'privileged') {
+          process.stderr.write('paene: warning: the privileged profile gives guest root every capability and no seccomp filter; it can escape the context\n');
+        }
+        const next = await rt.updateConfig(name, (c) => ({ ...c, caps: { profile, add, drop }, ccaps }));
+        if (o.json) printJson(next);
+        else {
+          const mask = capMask(next.caps);
+          console.log(`'${name}': profile ${profile}, add [${add.join(' ')}], drop [${drop.join(' ')}], ccaps [${ccaps.join(' ')}]`);
+          console.log(`guest root will hold (${formatCapHex(mask)}): ${maskToNames(mask).join(' ') || '(nothing)'}`);
+        }
+      },
+    );
+}

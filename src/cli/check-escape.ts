@@ -13,11 +13,11 @@ export function registerEscapeCheck(check: Command): void {
   check
     .command('escape')
     .description(
-      'Try to break out of a secure context as guest root (mount, mknod, modules, clock, other\n' +
-        'contexts\' and host processes, user namespaces, file capabilities, setuid, shocker, ...)\n' +
-        'and check that guest root can still administer its guest (chown, setuid, port 80, ptrace,\n' +
-        'chroot, fifo, renice, replacing shared files). Every attempt is harmless if it succeeded.\n' +
-        'Exits 1 if anything escaped, an attempt was inconclusive, the host changed, or an admin\n' +
+      'Try to break out of a secure context as guest root (mount, mknod, modules, clock, other ' +
+        'contexts\' and host processes, user namespaces, file capabilities, setuid, shocker, ...) ' +
+        'and check that guest root can still administer its guest (chown, setuid, port 80, ptrace, ' +
+        'chroot, fifo, renice, replacing shared files). Every attempt is harmless if it succeeded. ' +
+        'Exits 1 if anything escaped, an attempt was inconclusive, the host changed, or an admin ' +
         'operation failed. "not provable here" marks attempts this kernel cannot judge (e.g. ENOSYS).',
     )
     .option('--context <name>', 'use this running context instead of a temporary secure one (its files are touched)')
