@@ -3,7 +3,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { Command } from 'commander';
-import { PaeneError } from '../core/errors.js';
+import { PaeneError, errnoOf } from '../core/errors.js';
 import { Layout } from '../runtime/layout.js';
 import { buildBaseImage } from '../image/base.js';
 import { DEFAULT_IMAGE, ImageStore, validateImageName, type ImageInfo } from '../image/store.js';
@@ -122,7 +122,12 @@ export function registerImageCommands(program: Command, getRoot: () => string, u
       s.rootfsOf(name);
       if (o.output === undefined) {
         if (process.stdout.isTTY) throw new PaeneError('invalid-argument', 'refusing to write a tar to a terminal; use -o FILE or redirect stdout');
-        await s.exportTar(name, process.stdout);
+        try {
+          await s.exportTar(name, process.stdout);
+        } catch (e) {
+          // The reader went away (`| head`): not an error of ours, like any Unix filter.
+          if (errnoOf(e) !== 'EPIPE') throw e;
+        }
         return;
       }
       const tmp = `${o.output}.paene-${process.pid}.tmp`;

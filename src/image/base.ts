@@ -10,6 +10,7 @@ import { packageRoot } from '../kernel/helper.js';
 import tar from 'tar-stream';
 import { PaeneError } from '../core/errors.js';
 import { DEFAULT_IMAGE, type ImageInfo, type ImageStore } from './store.js';
+import { packEntry } from './walk.js';
 
 /** rootfs/ at the project root, from src/, dist/ or the bundled CLI alike. */
 export const RECIPE_DIR = path.join(packageRoot(), 'rootfs') + path.sep;
@@ -184,42 +185,19 @@ export function planBaseImage(recipeDir = RECIPE_DIR, onWarning?: (m: string) =>
   return t.nodes;
 }
 
-function addEntry(pack: tar.Pack, header: Partial<tar.Header> & { name: string }, file?: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const done = (err?: Error | null): void => (err ? reject(err) : resolve());
-    if (file === undefined) {
-      pack.entry(header, done);
-      return;
-    }
-    const entry = pack.entry(header, done);
-    const rs = fs.createReadStream(file);
-    rs.on('error', (e) => {
-      entry.destroy(e);
-      reject(e);
-    });
-    rs.on('data', (c) => {
-      if (!entry.write(c)) {
-        rs.pause();
-        entry.once('drain', () => rs.resume());
-      }
-    });
-    rs.on('end', () => entry.end(undefined));
-  });
-}
-
 /** Stream the planned tree as a tar (uid/gid 0 throughout). */
 export async function packBaseImage(nodes: Map<string, Node>, pack: tar.Pack): Promise<void> {
   const names = [...nodes.keys()].sort();
-  await addEntry(pack, { name: './', type: 'directory', mode: 0o755, uid: 0, gid: 0, mtime: EPOCH });
+  await packEntry(pack, { name: './', type: 'directory', mode: 0o755, uid: 0, gid: 0, mtime: EPOCH });
   for (const p of names) {
     const n = nodes.get(p)!;
     const name = p.slice(1);
     const owner = { uid: 0, gid: 0 };
-    if (n.kind === 'dir') await addEntry(pack, { name: name + '/', type: 'directory', mode: n.mode, mtime: EPOCH, ...owner });
-    else if (n.kind === 'symlink') await addEntry(pack, { name, type: 'symlink', linkname: n.target, mode: 0o777, mtime: n.mtime, ...owner });
+    if (n.kind === 'dir') await packEntry(pack, { name: name + '/', type: 'directory', mode: n.mode, mtime: EPOCH, ...owner });
+    else if (n.kind === 'symlink') await packEntry(pack, { name, type: 'symlink', linkname: n.target, mode: 0o777, mtime: n.mtime, ...owner });
     else {
       const size = fs.statSync(n.host).size;
-      await addEntry(pack, { name, type: 'file', size, mode: n.mode, mtime: n.mtime, ...owner }, n.host);
+      await packEntry(pack, { name, type: 'file', size, mode: n.mode, mtime: n.mtime, ...owner }, n.host);
     }
   }
   pack.finalize();
@@ -237,8 +215,10 @@ export async function buildBaseImage(store: ImageStore, opts: BuildOptions = {})
   const nodes = planBaseImage(opts.recipeDir, opts.onWarning);
   const pack = tar.pack();
   let packErr: unknown;
+  let importFailed = false;
   const packing = packBaseImage(nodes, pack).catch((e: unknown) => {
-    packErr = e;
+    // Only a failure of our own (unreadable host file) explains the import's.
+    if (!importFailed) packErr = e;
     pack.destroy(e as Error);
   });
   try {
@@ -250,7 +230,8 @@ export async function buildBaseImage(store: ImageStore, opts: BuildOptions = {})
     await packing;
     return info;
   } catch (e) {
-    pack.destroy(new Error('import failed'));
+    importFailed = packErr === undefined;
+    pack.destroy();
     await packing;
     if (packErr !== undefined) throw new PaeneError('internal', `building the base image: ${(packErr as Error).message}`, { cause: packErr });
     throw e;

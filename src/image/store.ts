@@ -261,10 +261,11 @@ export class ImageStore {
     if (this.has(name)) this.exists(name);
     const pack = tar.pack();
     let packErr: unknown;
+    let importFailed = false;
     const packing = packTree(dir, pack, { oneFileSystem: true, onWarning: opts.onWarning }).then(
       () => pack.finalize(),
       (e) => {
-        packErr = e;
+        if (!importFailed) packErr = e;
         pack.destroy(e as Error);
       },
     );
@@ -273,6 +274,7 @@ export class ImageStore {
       await packing;
       return info;
     } catch (e) {
+      importFailed = packErr === undefined;
       pack.destroy();
       await packing;
       if (packErr !== undefined) throw new PaeneError('internal', `reading ${dir}: ${(packErr as Error).message}`, { cause: packErr });

@@ -22,16 +22,18 @@ function minor(rdev: number): number {
 
 const USTAR_ID_MAX = 0o7777777; // 7 octal digits in a ustar header
 
-function addEntry(pack: tar.Pack, header: Partial<tar.Header> & { name: string }, body?: string): Promise<void> {
+/**
+ * Add one entry to a tar-stream pack and wait until it is written; with
+ * `file`, stream that file as the body (capped at header.size, so a file
+ * that grows meanwhile cannot corrupt the archive). Rejects, never hangs,
+ * when the pack is destroyed.
+ */
+export function packEntry(pack: tar.Pack, header: Partial<tar.Header> & { name: string }, file?: string): Promise<void> {
   // tar-stream silently clamps ids that do not fit ustar (user-namespaced
   // images use ids above 2^21): say them in PAX records, which import reads.
   if ((header.uid ?? 0) > USTAR_ID_MAX || (header.gid ?? 0) > USTAR_ID_MAX)
     header = { ...header, pax: { uid: String(header.uid ?? 0), gid: String(header.gid ?? 0) } };
   return new Promise((resolve, reject) => {
-    if (body === undefined) {
-      pack.entry(header, (err) => (err ? reject(err) : resolve()));
-      return;
-    }
     let settled = false;
     const done = (err?: Error | null): void => {
       if (settled) return;
@@ -40,13 +42,17 @@ function addEntry(pack: tar.Pack, header: Partial<tar.Header> & { name: string }
       else resolve();
     };
     const entry = pack.entry(header, done);
+    entry.on('error', () => undefined); // reported through done()
+    if (file === undefined) {
+      if (header.type === 'file' || header.type === undefined) entry.end(undefined);
+      return;
+    }
     const size = header.size ?? 0;
     if (size === 0) {
       entry.end(undefined);
       return;
     }
-    // Cap at the stat'ed size: a file that grows meanwhile cannot corrupt the stream.
-    pipeline(fs.createReadStream(body, { end: size - 1 }), entry as unknown as NodeJS.WritableStream).catch(done);
+    pipeline(fs.createReadStream(file, { end: size - 1 }), entry as unknown as NodeJS.WritableStream).catch(done);
   });
 }
 
@@ -61,7 +67,7 @@ export async function packTree(root: string, pack: tar.Pack, opts: PackOptions =
     gid: st.gid,
     mtime: new Date(Math.floor(st.mtimeMs / 1000) * 1000),
   });
-  await addEntry(pack, { name: './', type: 'directory', ...meta(rootSt) });
+  await packEntry(pack, { name: './', type: 'directory', ...meta(rootSt) });
   const walk = async (relDir: string): Promise<void> => {
     const absDir = relDir === '' ? root : path.join(root, relDir);
     const names = fs.readdirSync(absDir).sort();
@@ -72,17 +78,17 @@ export async function packTree(root: string, pack: tar.Pack, opts: PackOptions =
       if (st === undefined) continue; // vanished while walking a live tree
       count++;
       if (st.isDirectory()) {
-        await addEntry(pack, { name: rel + '/', type: 'directory', ...meta(st) });
+        await packEntry(pack, { name: rel + '/', type: 'directory', ...meta(st) });
         if (opts.oneFileSystem && st.dev !== rootSt.dev) continue;
         await walk(rel);
       } else if (st.isFile()) {
-        await addEntry(pack, { name: rel, type: 'file', size: st.size, ...meta(st) }, abs);
+        await packEntry(pack, { name: rel, type: 'file', size: st.size, ...meta(st) }, abs);
       } else if (st.isSymbolicLink()) {
-        await addEntry(pack, { name: rel, type: 'symlink', linkname: fs.readlinkSync(abs), ...meta(st) });
+        await packEntry(pack, { name: rel, type: 'symlink', linkname: fs.readlinkSync(abs), ...meta(st) });
       } else if (st.isFIFO()) {
-        await addEntry(pack, { name: rel, type: 'fifo', ...meta(st) });
+        await packEntry(pack, { name: rel, type: 'fifo', ...meta(st) });
       } else if (st.isCharacterDevice() || st.isBlockDevice()) {
-        await addEntry(pack, {
+        await packEntry(pack, {
           name: rel,
           type: st.isCharacterDevice() ? 'character-device' : 'block-device',
           devmajor: major(st.rdev),
