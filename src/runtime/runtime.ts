@@ -35,6 +35,7 @@ import { createDiskImage, mountDiskImage, unmountDiskImage } from '../kernel/dis
 import { requireFeatures, requireRoot } from '../kernel/features.js';
 import { Monitor, execArgs, helperPath, startArgs } from '../kernel/helper.js';
 import { allPids, cmdline, innerPid, isAlive, readStat } from '../kernel/procfs.js';
+import { blockDevicesFor, startIoThrottle, stopIoThrottle } from './iothrottle.js';
 import { Layout } from './layout.js';
 import { withLock } from './lock.js';
 import { StateStore } from './state.js';
@@ -219,6 +220,8 @@ export class Runtime {
         const st = readStat(pid);
         if (!Number.isInteger(pid) || pid <= 0 || !st) throw new PaeneError('internal', `the context init died right after start (${answer})`);
         this.store.writeState(name, { pid, starttime: st.starttime, started: new Date().toISOString() });
+        // Issue 4 hook: paene's own write throttler where the kernel cannot limit buffered writes (no-op without I/O limits).
+        await startIoThrottle(this, name);
       } catch (e) {
         await cg.killAll().catch(() => undefined);
         await cg.remove().catch(() => undefined);
@@ -233,7 +236,8 @@ export class Runtime {
   /** The cgroup files a context's config asks for, in the order the kernel accepts them. */
   cgroupPlan(config: ContextConfig): CgroupWrite[] {
     const host = this.cgroupHost;
-    const writes = cgroupWrites(config.limits, limitsVersion(host), []);
+    // I/O rules name the disk holding the context's private layer (issue 4).
+    const writes = cgroupWrites(config.limits, limitsVersion(host), blockDevicesFor(this.layout.upperDir(config.name)));
     // The v1 devices cgroup is a second wall behind the dropped MKNOD capability.
     return host.v1.has('devices') ? [...DEVICE_RULES, ...writes] : writes;
   }
@@ -247,6 +251,7 @@ export class Runtime {
 
   /** Removes what a crashed context left: its processes, cgroups, layer mount and stale state. */
   private async cleanupLeftovers(name: string): Promise<void> {
+    await stopIoThrottle(this, name); // issue 4 hook: stop the I/O throttler (by pid) before the cgroups go
     const cg = this.cgroupOf(name);
     if (cg.exists()) {
       await cg.killAll();
@@ -340,6 +345,7 @@ export class Runtime {
     this.store.readConfig(name); // unknown context -> clear error
     const live = this.store.live(name);
     if (live && timeoutMs > 0) {
+      await stopIoThrottle(this, name); // issue 4 hook: a context held frozen by its throttler could not receive SIGTERM
       try {
         process.kill(live.pid, 'SIGTERM');
       } catch {

@@ -1,0 +1,525 @@
+// The isolation suite: the experiments of the paper's section 5 (and the
+// disk hog it could not isolate), run against real contexts on this kernel.
+// Each experiment creates its own contexts with the limits already set,
+// bounds every hog in time and count, and destroys its contexts in `finally`.
+// Used by `paene check isolation` and by test/isolation/*.test.ts.
+
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { DEFAULT_LIMITS, mergeLimits, parseLimitFlags } from '../core/limits.js';
+import { fromPercent, hog, periodic, predictShare, simulateCfs, simulateTbf, toCfs } from '../core/tokenBucket.js';
+import { nativePath } from '../kernel/helper.js';
+import { applyLimits, sampleUsage } from '../runtime/limits.js';
+import { blockDevicesFor, ioMechanism, throttlerOf } from '../runtime/iothrottle.js';
+import type { Runtime } from '../runtime/runtime.js';
+
+export type Verdict = 'pass' | 'fail' | 'info';
+
+export interface ResultRow {
+  experiment: string;
+  setting: string;
+  measured: string;
+  expected: string;
+  verdict: Verdict;
+  /** the raw figures */
+  data: Record<string, number | string | boolean>;
+}
+
+export interface IsoOptions {
+  /** shorter windows (5 s instead of 10 s), fewer samples */
+  quick?: boolean;
+  log?: (s: string) => void;
+  /** name prefix of the contexts made (default "iso") */
+  prefix?: string;
+}
+
+export const EXPERIMENTS = ['cpu-cap', 'shares', 'nine-hogs', 'fork-bomb', 'memory-hog', 'disk-hog', 'ipc'] as const;
+export type ExperimentName = (typeof EXPERIMENTS)[number];
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const r1 = (n: number) => Math.round(n * 10) / 10;
+
+/** Contexts of one experiment: made with limits, the load tool copied in, all destroyed by `close`. */
+class Bench {
+  private readonly made: string[] = [];
+  private readonly tool = fs.readFileSync(nativePath('iso-load'));
+  private readonly ipcTool = fs.readFileSync(nativePath('sysv-ipc'));
+  constructor(
+    readonly rt: Runtime,
+    readonly prefix: string,
+    readonly log: (s: string) => void,
+  ) {}
+
+  name(n: string): string {
+    return `${this.prefix}-${n}`;
+  }
+
+  /** Creates and starts a context with limit flags (as on the command line), tools in /tmp. */
+  async context(n: string, flags: Record<string, string> = {}): Promise<string> {
+    const name = this.name(n);
+    if (this.rt.store.exists(name)) await this.rt.destroy(name, { force: true });
+    const limits = mergeLimits(DEFAULT_LIMITS, parseLimitFlags(flags));
+    await this.rt.create({ name, image: 'base', limits });
+    this.made.push(name);
+    await this.rt.start(name);
+    await this.sh(name, 'cat > /tmp/iso-load && chmod 755 /tmp/iso-load', this.tool);
+    await this.sh(name, 'cat > /tmp/sysv-ipc && chmod 755 /tmp/sysv-ipc', this.ipcTool);
+    return name;
+  }
+
+  async sh(name: string, script: string, input?: Buffer, timeoutMs = 60_000): Promise<string> {
+    const r = await this.rt.execCapture(name, ['/bin/sh', '-c', script], { input, timeoutMs });
+    if (r.code !== 0) throw new Error(`in ${name}: '${script}' failed (${r.code}): ${r.stderr.trim()}`);
+    return r.stdout;
+  }
+
+  /** Runs a script without waiting; the promise resolves when it ends (any exit code). */
+  bg(name: string, script: string, timeoutMs = 120_000): Promise<{ code: number; stdout: string; stderr: string }> {
+    return this.rt.execCapture(name, ['/bin/sh', '-c', script], { timeoutMs });
+  }
+
+  async close(): Promise<void> {
+    for (const n of this.made.reverse()) {
+      try {
+        await this.rt.destroy(n, { force: true });
+      } catch (e) {
+        this.log(`  (could not destroy ${n}: ${(e as Error).message})`);
+      }
+    }
+    this.made.length = 0;
+  }
+}
+
+/** CPU used by a context between two moments, in % of one CPU. */
+async function cpuPercentOver(rt: Runtime, name: string, ms: number): Promise<number> {
+  const a = sampleUsage(rt, name);
+  await sleep(ms);
+  const b = sampleUsage(rt, name);
+  return ((b.cpuNs - a.cpuNs) / 1e6 / (b.atMs - a.atMs)) * 100;
+}
+
+/** Runs a host program (from dist/native) and collects stdout. */
+function hostRun(program: string, args: string[], timeoutMs = 60_000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(nativePath(program), args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
+    const t = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(t);
+      if (code === 0) resolve(out);
+      else reject(new Error(`${program} ${args.join(' ')} failed (${code}): ${err.trim()}`));
+    });
+  });
+}
+
+function kv(line: string): Record<string, number> {
+  const o: Record<string, number> = {};
+  for (const m of line.matchAll(/(\w+)=([\d.]+)/g)) o[m[1] as string] = Number(m[2]);
+  return o;
+}
+
+// ---------------------------------------------------------------------------
+// 1. CPU cap and the bucket
+
+async function cpuCap(b: Bench, o: IsoOptions): Promise<ResultRow[]> {
+  const rows: ResultRow[] = [];
+  const windowMs = o.quick ? 5000 : 10_000;
+  const name = await b.context('cap', { cpu: '25%' });
+  const params = fromPercent(25);
+  const cfs = toCfs(params);
+  const hogRun = b.bg(name, `/tmp/iso-load hog ${(windowMs + 1500) / 1000}`);
+  await sleep(1000);
+  const before = sampleUsage(b.rt, name);
+  const pct = await cpuPercentOver(b.rt, name, windowMs);
+  const after = sampleUsage(b.rt, name);
+  await hogRun;
+  const tbf = simulateTbf(params, hog(), { durationMs: windowMs, start: 'empty' }).share * 100;
+  const cfsModel = simulateCfs(cfs, hog(), { durationMs: windowMs, start: 'empty' }).share * 100;
+  rows.push({
+    experiment: '1 cpu cap',
+    setting: `--cpu 25% (quota ${cfs.quotaUs}/${cfs.periodUs} us, burst ${cfs.burstUs} us), one hog, ${windowMs / 1000} s`,
+    measured: `${r1(pct)}% of one CPU`,
+    expected: '25% ± 2',
+    verdict: Math.abs(pct - 25) <= 2 ? 'pass' : 'fail',
+    data: { percent: r1(pct), throttledMs: Math.round((after.throttledNs - before.throttledNs) / 1e6), nrThrottled: after.nrThrottled - before.nrThrottled },
+  });
+  rows.push({
+    experiment: '1 cpu cap',
+    setting: 'token-bucket model (vserver TBF and CFS) vs kernel',
+    measured: `model TBF ${r1(tbf)}%, CFS ${r1(cfsModel)}%, kernel ${r1(pct)}%`,
+    expected: 'within 3 points',
+    verdict: Math.abs(tbf - pct) <= 3 && Math.abs(cfsModel - pct) <= 3 ? 'pass' : 'fail',
+    data: { tbf: r1(tbf), cfs: r1(cfsModel), kernel: r1(pct) },
+  });
+
+  // A bursty load within the bucket: 40 ms of work every second.
+  const jobs = o.quick ? 3 : 5;
+  await sleep(500); // idle: the bucket refills
+  const s0 = sampleUsage(b.rt, name);
+  const walls = (await b.sh(name, `/tmp/iso-load spin 40 1000 ${jobs}`)).trim().split('\n').map(Number);
+  const s1 = sampleUsage(b.rt, name);
+  const model = simulateCfs(cfs, periodic(40, 1000), { durationMs: jobs * 1000, start: 'full' }).jobs.map((j) => j.latencyMs);
+  const worst = Math.max(...walls);
+  const median = [...walls].sort((x, y) => x - y)[Math.floor(walls.length / 2)] ?? Infinity;
+  const throttled = s1.nrThrottled - s0.nrThrottled;
+  rows.push({
+    experiment: '1 cpu cap',
+    setting: `bursts of 40 ms CPU every 1 s at --cpu 25% (bucket ${params.tokensMax} ms)`,
+    measured: `wall ${walls.map((w) => w.toFixed(1)).join('/')} ms, ${throttled} throttled periods`,
+    // A slower job with no throttled period waited for another host process, not for the cap.
+    expected: `not throttled: 0 periods, median ~${Math.max(...model)} ms (model)`,
+    verdict: throttled === 0 && median <= Math.max(...model) * 1.25 + 2 ? 'pass' : 'fail',
+    data: { medianMs: r1(median), worstMs: r1(worst), modelMs: Math.max(...model), throttledPeriods: throttled },
+  });
+  if (!o.quick) {
+    // The same bursts with a bucket of one quota (no burst): they must wait for the next period.
+    await applyLimits(b.rt, name, { cpu: { tokensMax: 25, tokensMin: 25 } });
+    await sleep(300);
+    const small = toCfs({ ...params, tokensMax: 25, tokensMin: 25 });
+    const w2 = (await b.sh(name, `/tmp/iso-load spin 40 1000 3`)).trim().split('\n').map(Number);
+    const m2 = simulateCfs(small, periodic(40, 1000), { durationMs: 3000, start: 'full' }).jobs.map((j) => j.latencyMs);
+    rows.push({
+      experiment: '1 cpu cap',
+      setting: `the same bursts, bucket of one quota (paene limit --cpu-tokens-max 25, live)`,
+      measured: `wall ${w2.map((w) => w.toFixed(1)).join('/')} ms`,
+      expected: `throttled: model ${Math.min(...m2)}-${Math.max(...m2)} ms`,
+      verdict: Math.min(...w2) > 50 ? 'pass' : 'fail',
+      data: { minMs: r1(Math.min(...w2)), maxMs: r1(Math.max(...w2)), modelMinMs: Math.min(...m2), modelMaxMs: Math.max(...m2) },
+    });
+  }
+  return rows;
+}
+
+// ---------------------------------------------------------------------------
+// 2. Shares
+
+async function shares(b: Bench, o: IsoOptions): Promise<ResultRow[]> {
+  const windowMs = o.quick ? 4000 : 8000;
+  const a = await b.context('share-a', { 'cpu-share': '1024' });
+  const c = await b.context('share-b', { 'cpu-share': '256' });
+  // Both hogs pinned to CPU 1, so they contend for one CPU.
+  const runs = [a, c].map((n) => b.bg(n, `/tmp/iso-load hog ${(windowMs + 1500) / 1000} 1`));
+  await sleep(1000);
+  const a0 = sampleUsage(b.rt, a);
+  const c0 = sampleUsage(b.rt, c);
+  await sleep(windowMs);
+  const a1 = sampleUsage(b.rt, a);
+  const c1 = sampleUsage(b.rt, c);
+  await Promise.all(runs);
+  const ua = a1.cpuNs - a0.cpuNs;
+  const uc = c1.cpuNs - c0.cpuNs;
+  const pa = (ua / (ua + uc)) * 100;
+  const model = predictShare([{ weight: 1024, demand: 1 }, { weight: 256, demand: 1 }], 1);
+  const used = ((ua + uc) / 1e6 / (a1.atMs - a0.atMs)) * 100;
+  return [
+    {
+      experiment: '2 shares',
+      setting: `--cpu-share 1024 vs 256, one hog each on CPU 1, ${windowMs / 1000} s`,
+      measured: `${r1(pa)} / ${r1(100 - pa)} (together ${r1(used)}% of CPU 1)`,
+      expected: `${r1(((model[0] ?? 0) / 1) * 100)} / ${r1(((model[1] ?? 0) / 1) * 100)} ± 3`,
+      verdict: Math.abs(pa - 80) <= 3 ? 'pass' : 'fail',
+      data: { a: r1(pa), b: r1(100 - pa), cpu1Busy: r1(used) },
+    },
+  ];
+}
+
+// ---------------------------------------------------------------------------
+// 3. A latency-sensitive server next to nine CPU hogs
+
+async function nineHogs(b: Bench, o: IsoOptions): Promise<ResultRow[]> {
+  const rows: ResultRow[] = [];
+  const pings = o.quick ? 300 : 600;
+  const port = 20000 + (process.pid % 20000);
+  const srv = await b.context('srv');
+  const hogs: string[] = [];
+  for (let i = 1; i <= 9; i++) hogs.push(await b.context(`hog${i}`));
+  const phaseMs = pings * 5.2 + 1000;
+  const server = b.bg(srv, `/tmp/iso-load udp-echo ${port} ${Math.ceil((3 * phaseMs + 8000) / 1000)}`);
+  await sleep(300);
+  const ping = async () => kv(await hostRun('iso-load', ['udp-ping', String(port), String(pings), '5']));
+  const row = (setting: string, r: Record<string, number>, base?: Record<string, number>): ResultRow => ({
+    experiment: '3 nine hogs',
+    setting,
+    measured: `p50 ${r1((r.p50_us ?? 0) / 1000)} ms, p99 ${r1((r.p99_us ?? 0) / 1000)} ms, ${r1((r.under_1ms ?? 0) * 100)}% under 1 ms${r.lost ? `, ${r.lost} lost` : ''}`,
+    expected: base ? 'p50 under 1 ms (the paper: under 1 ms most of the time)' : 'baseline',
+    verdict: base ? ((r.p50_us ?? Infinity) < 1000 && (r.under_1ms ?? 0) >= 0.5 ? 'pass' : 'fail') : 'info',
+    data: { p50us: r.p50_us ?? 0, p90us: r.p90_us ?? 0, p99us: r.p99_us ?? 0, maxUs: r.max_us ?? 0, under1ms: r.under_1ms ?? 0, lost: r.lost ?? 0 },
+  });
+  try {
+    const idle = await ping();
+    rows.push(row(`UDP echo in a context, client on the host, ${pings} pings 5 ms apart, idle`, idle));
+    const hogSecs = Math.ceil((2 * phaseMs + 4000) / 1000);
+    const runs = hogs.map((h) => b.bg(h, `/tmp/iso-load hog ${hogSecs}`));
+    await sleep(1000);
+    const busy = await ping();
+    rows.push(row('9 other contexts each running a CPU hog, default limits (share 1024)', busy, idle));
+    for (const h of hogs) await applyLimits(b.rt, h, { cpu: fromPercent(20) });
+    await sleep(500);
+    const capped = await ping();
+    rows.push(row('the same 9 hogs capped live at --cpu 20% each', capped, idle));
+    await Promise.all(runs);
+  } finally {
+    await server;
+  }
+  return rows;
+}
+
+// ---------------------------------------------------------------------------
+// 4. Fork bomb
+
+async function forkBomb(b: Bench, o: IsoOptions): Promise<ResultRow[]> {
+  const n = o.quick ? 300 : 1000;
+  const bomb = await b.context('bomb', { nproc: '64' });
+  const peer = await b.context('peer');
+  const lat = async () => ({
+    host: kv(await hostRun('iso-load', ['forklat', String(n)])),
+    peer: kv(await b.sh(peer, `/tmp/iso-load forklat ${n}`)),
+  });
+  const before = await lat();
+  const run = b.bg(bomb, '/tmp/iso-load forkbomb 10', 30_000);
+  await sleep(1500);
+  const cg = b.rt.cgroupOf(bomb);
+  const during = await lat();
+  const procs = Number(cg.read('pids', 'pids.current') ?? cg.pids().length);
+  const limitHits = Number(/max (\d+)/.exec(cg.read('pids', 'pids.events') ?? '')?.[1] ?? 0);
+  const pidsSeen = cg.pids();
+  const t0 = performance.now();
+  await b.rt.stop(bomb, { timeoutMs: 2000 });
+  const stopMs = performance.now() - t0;
+  await run;
+  const survivors = pidsSeen.filter((p) => fs.existsSync(`/proc/${p}`) && !/^\S+ \S+ Z/.test(safeRead(`/proc/${p}/stat`)));
+  const slow = (a: number, base: number) => a / Math.max(base, 1);
+  const hostFactor = slow(during.host.mean_us ?? 0, before.host.mean_us ?? 0);
+  const peerFactor = slow(during.peer.mean_us ?? 0, before.peer.mean_us ?? 0);
+  return [
+    {
+      experiment: '4 fork bomb',
+      setting: '--nproc 64, exponential fork bomb (10 s bound)',
+      measured: `${procs} processes, pids.max hit ${limitHits} times`,
+      expected: 'stops at 64',
+      verdict: procs <= 64 && procs >= 60 && limitHits > 0 ? 'pass' : 'fail',
+      data: { processes: procs, limitHits },
+    },
+    {
+      experiment: '4 fork bomb',
+      setting: `fork+exit latency during the bomb, ${n} forks`,
+      measured: `host ${r1(before.host.mean_us ?? 0)} → ${r1(during.host.mean_us ?? 0)} us, other context ${r1(before.peer.mean_us ?? 0)} → ${r1(during.peer.mean_us ?? 0)} us`,
+      expected: 'both can still fork (mean < 5x before or < 2 ms)',
+      verdict: (hostFactor < 5 || (during.host.mean_us ?? 1e9) < 2000) && (peerFactor < 5 || (during.peer.mean_us ?? 1e9) < 2000) ? 'pass' : 'fail',
+      data: { hostBeforeUs: before.host.mean_us ?? 0, hostDuringUs: during.host.mean_us ?? 0, peerBeforeUs: before.peer.mean_us ?? 0, peerDuringUs: during.peer.mean_us ?? 0 },
+    },
+    {
+      experiment: '4 fork bomb',
+      setting: 'paene stop of the bombed context',
+      measured: `${survivors.length} of ${pidsSeen.length} processes left, ${Math.round(stopMs)} ms`,
+      expected: 'no process left',
+      verdict: survivors.length === 0 && !cg.exists() ? 'pass' : 'fail',
+      data: { left: survivors.length, stopMs: Math.round(stopMs) },
+    },
+  ];
+}
+
+function safeRead(f: string): string {
+  try {
+    return fs.readFileSync(f, 'utf8');
+  } catch {
+    return '';
+  }
+}
+
+// ---------------------------------------------------------------------------
+// 5. Memory hog
+
+async function memoryHog(b: Bench, _o: IsoOptions): Promise<ResultRow[]> {
+  const mem = await b.context('mem', { memory: '64M' });
+  const peer = await b.context('mpeer');
+  void b.bg(peer, 'sleep 30 & echo $!; wait', 40_000);
+  await sleep(200);
+  const peerPids = b.rt.cgroupOf(peer).pids();
+  const hostChild = spawn('sleep', ['30'], { stdio: 'ignore' });
+  try {
+    const r = await b.rt.execCapture(mem, ['/tmp/iso-load', 'alloc', '200'], { timeoutMs: 60_000 });
+    const lines = r.stdout.trim().split('\n');
+    const reached = Number(lines.filter((l) => /^\d+$/.test(l)).pop() ?? 0);
+    const u = sampleUsage(b.rt, mem);
+    const peerAlive = peerPids.every((p) => fs.existsSync(`/proc/${p}`));
+    const hostAlive = hostChild.exitCode === null && hostChild.signalCode === null;
+    const ctxAlive = b.rt.store.live(mem) !== undefined;
+    return [
+      {
+        experiment: '5 memory hog',
+        setting: '--memory 64M, one process touching 200 MiB',
+        measured: `${r.code === 137 ? 'OOM-killed (SIGKILL)' : `exit ${r.code}`} at ${reached} MiB, ${u.oomKills} OOM kill(s) in the context`,
+        expected: 'killed inside the context near 64 MiB',
+        verdict: r.code === 137 && reached <= 64 && u.oomKills >= 1 ? 'pass' : 'fail',
+        data: { exit: r.code, reachedMiB: reached, oomKills: u.oomKills },
+      },
+      {
+        experiment: '5 memory hog',
+        setting: 'a process of another context and one on the host',
+        measured: `other context ${peerAlive ? 'untouched' : 'KILLED'}, host ${hostAlive ? 'untouched' : 'KILLED'}, the hog's context ${ctxAlive ? 'still running' : 'gone'}`,
+        expected: 'untouched',
+        verdict: peerAlive && hostAlive && ctxAlive ? 'pass' : 'fail',
+        data: { peerAlive, hostAlive, ctxAlive },
+      },
+    ];
+  } finally {
+    hostChild.kill('SIGKILL');
+  }
+}
+
+// ---------------------------------------------------------------------------
+// 6. Disk hog
+
+/** bytes/s of a dd line: "N bytes (...) copied, S s, ..." */
+function ddRate(stderr: string): number {
+  const m = /(\d+) bytes.*copied, ([\d.]+) s/.exec(stderr);
+  if (!m) throw new Error(`cannot read dd's output: ${stderr.trim()}`);
+  return Number(m[1]) / Number(m[2]);
+}
+
+async function diskHog(b: Bench, o: IsoOptions): Promise<ResultRow[]> {
+  const rows: ResultRow[] = [];
+  const windowMs = o.quick ? 5000 : 10_000;
+  const rate = 10 * 1024 * 1024;
+  const hogName = await b.context('disk', { 'io-write': '10MiB/s' });
+  const other = await b.context('disk2');
+  const devices = blockDevicesFor(b.rt.layout.upperDir(hogName));
+  const mech = ioMechanism(b.rt.cgroupHost, b.rt.config(hogName).limits, devices);
+  const otherDd = async () => {
+    const r = await b.rt.execCapture(other, ['/bin/sh', '-c', 'dd if=/dev/zero of=/var/tmp/o bs=1M count=64 conv=fsync 2>&1 >/dev/null; rm -f /var/tmp/o'], { timeoutMs: 60_000 });
+    return ddRate(r.stdout);
+  };
+  const alone = await otherDd();
+  const file = path.join(b.rt.layout.upperDir(hogName), 'var/tmp/hog');
+  const size = () => {
+    try {
+      return fs.statSync(file).size;
+    } catch {
+      return 0;
+    }
+  };
+  for (const mode of ['buffered', 'direct'] as const) {
+    // At most (2 s + window + 1 s) of writing at the limit; bounded in bytes.
+    const mib = Math.ceil(((windowMs + 3000) / 1000) * 10);
+    const flag = mode === 'direct' ? ' oflag=direct' : '';
+    const run = b.bg(hogName, `timeout ${Math.ceil(windowMs / 1000) + 15} dd if=/dev/zero of=/var/tmp/hog bs=1M count=${mib}${flag} 2>/dev/null; rm -f /var/tmp/hog`);
+    await sleep(2000);
+    const s0 = size();
+    const t0 = performance.now();
+    await sleep(Math.min(3000, windowMs / 3));
+    const during = await otherDd();
+    await sleep(Math.max(0, windowMs - (performance.now() - t0)));
+    const got = (size() - s0) / ((performance.now() - t0) / 1000);
+    await run;
+    const held = throttlerOf(b.rt, hogName);
+    rows.push({
+      experiment: '6 disk hog',
+      setting: `--io-write 10MiB/s, sustained dd (${mode}) for ${windowMs / 1000} s [${mech}]`,
+      measured: `${r1(got / 1048576)} MiB/s`,
+      expected: '10 MiB/s ± 10%',
+      verdict: Math.abs(got - rate) <= rate * 0.1 ? 'pass' : 'fail',
+      data: { mibPerSec: r1(got / 1048576), mechanism: mech, throttler: held !== undefined },
+    });
+    rows.push({
+      experiment: '6 disk hog',
+      setting: `another context's dd (64 MiB, conv=fsync) during the ${mode} hog`,
+      measured: `${r1(during / 1048576)} MiB/s vs ${r1(alone / 1048576)} alone (${r1((during / alone) * 100)}%)`,
+      expected: 'at least 80% of alone',
+      verdict: during >= 0.8 * alone ? 'pass' : 'fail',
+      data: { aloneMiBs: r1(alone / 1048576), duringMiBs: r1(during / 1048576) },
+    });
+  }
+  return rows;
+}
+
+// ---------------------------------------------------------------------------
+// 7. SysV IPC
+
+async function ipc(b: Bench, _o: IsoOptions): Promise<ResultRow[]> {
+  const a = await b.context('ipc-a', { 'shm-all': '1M' });
+  const c = await b.context('ipc-b');
+  const key = '0x5eed';
+  const ca = await b.sh(a, `/tmp/sysv-ipc create ${key} value-a`);
+  const cc = await b.sh(c, `/tmp/sysv-ipc create ${key} value-b`);
+  const ra = await b.sh(a, `/tmp/sysv-ipc read ${key}`);
+  const rc = await b.sh(c, `/tmp/sysv-ipc read ${key}`);
+  const ok = /created/.test(ca) && /created/.test(cc) && /shm=value-a sem=1 msg=value-a/.test(ra) && /shm=value-b sem=1 msg=value-b/.test(rc);
+  const overA = await b.rt.execCapture(a, ['/tmp/sysv-ipc', 'shm', '0x600d', String(2 << 20)]);
+  const overB = await b.rt.execCapture(c, ['/tmp/sysv-ipc', 'shm', '0x600d', String(2 << 20)]);
+  const stillA = await b.rt.execCapture(a, ['/tmp/sysv-ipc', 'read', key]);
+  await applyLimits(b.rt, a, { ipc: { shmAll: 4 << 20 } });
+  const afterRaise = await b.rt.execCapture(a, ['/tmp/sysv-ipc', 'shm', '0x600e', String(2 << 20)]);
+  return [
+    {
+      experiment: '7 ipc',
+      setting: `two contexts create shm + semaphore set + message queue with key ${key}`,
+      measured: ok ? 'both created and each reads its own value' : `conflict: ${ca.trim()} | ${cc.trim()} | ${ra.trim()} | ${rc.trim()}`,
+      expected: 'no conflict',
+      verdict: ok ? 'pass' : 'fail',
+      data: { ok },
+    },
+    {
+      experiment: '7 ipc',
+      setting: '--shm-all 1M in one context: a 2 MiB segment in each',
+      measured: `over its limit: ${overA.code === 0 ? 'created (!)' : (overA.stdout.match(/: ([^(]+)\(/)?.[1]?.trim() ?? `exit ${overA.code}`)}; other: ${overB.code === 0 ? 'created' : 'failed'}; the limited one still reads: ${stillA.code === 0 ? 'yes' : 'no'}`,
+      expected: 'error in the limited context only',
+      verdict: overA.code !== 0 && overB.code === 0 && stillA.code === 0 ? 'pass' : 'fail',
+      data: { limitedExit: overA.code, otherExit: overB.code },
+    },
+    {
+      experiment: '7 ipc',
+      setting: 'paene limit --shm-all 4M, live',
+      measured: afterRaise.code === 0 ? '2 MiB segment created' : `failed: ${afterRaise.stdout.trim()}`,
+      expected: 'created',
+      verdict: afterRaise.code === 0 ? 'pass' : 'fail',
+      data: { exit: afterRaise.code },
+    },
+  ];
+}
+
+const RUNNERS: Record<ExperimentName, (b: Bench, o: IsoOptions) => Promise<ResultRow[]>> = {
+  'cpu-cap': cpuCap,
+  shares,
+  'nine-hogs': nineHogs,
+  'fork-bomb': forkBomb,
+  'memory-hog': memoryHog,
+  'disk-hog': diskHog,
+  ipc,
+};
+
+/** Runs one experiment; its contexts are destroyed whatever happens. */
+export async function runExperiment(rt: Runtime, which: ExperimentName, o: IsoOptions = {}): Promise<ResultRow[]> {
+  const log = o.log ?? (() => undefined);
+  const b = new Bench(rt, o.prefix ?? 'iso', log);
+  try {
+    return await RUNNERS[which](b, o);
+  } finally {
+    await b.close();
+  }
+}
+
+/** Runs the experiments in order; a failing one becomes a 'fail' row and the rest still run. */
+export async function runIsolationSuite(rt: Runtime, o: IsoOptions & { only?: ExperimentName[] } = {}): Promise<ResultRow[]> {
+  const log = o.log ?? (() => undefined);
+  const rows: ResultRow[] = [];
+  for (const e of o.only ?? EXPERIMENTS) {
+    log(`running ${e} ...`);
+    const t0 = performance.now();
+    try {
+      const r = await runExperiment(rt, e, o);
+      rows.push(...r);
+      for (const row of r) log(`  ${row.verdict.padEnd(4)} ${row.setting}: ${row.measured}`);
+    } catch (err) {
+      rows.push({ experiment: e, setting: 'the experiment itself', measured: `error: ${(err as Error).message}`, expected: 'runs', verdict: 'fail', data: {} });
+      log(`  fail ${e}: ${(err as Error).message}`);
+    }
+    log(`  (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
+  }
+  return rows;
+}

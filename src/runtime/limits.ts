@@ -1,0 +1,154 @@
+// Changing a context's limits: persisted in its config, and on a running
+// context applied live (cgroup files, IPC sysctls in its namespace, the I/O
+// throttler restarted with the new rates).
+
+import fs from 'node:fs';
+import { type CgroupWrite, type LimitsPatch, type ResourceLimits, cgroupWrites, ipcSysctls, limitWarnings, mergeLimits } from '../core/limits.js';
+import { limitsVersion } from '../kernel/cgroups.js';
+import { blockDevicesFor, ioMechanism, startIoThrottle, throttlerOf, type IoMechanism } from './iothrottle.js';
+import type { Runtime } from './runtime.js';
+
+export interface ApplyResult {
+  name: string;
+  limits: ResourceLimits;
+  /** whether the context was running and the change was applied live */
+  live: boolean;
+  /** the cgroup writes made (live only) */
+  writes: CgroupWrite[];
+  sysctls: Record<string, string>;
+  io: IoMechanism;
+  /** pid of the I/O throttler after the change, if one runs */
+  throttler?: number;
+  warnings: string[];
+}
+
+/** The limit writes (without device rules) for a context's limits. */
+export function limitWritesFor(rt: Runtime, name: string, limits: ResourceLimits): CgroupWrite[] {
+  return cgroupWrites(limits, limitsVersion(rt.cgroupHost), blockDevicesFor(rt.layout.upperDir(name)));
+}
+
+/**
+ * Merges `patch` into the context's limits and persists them; if the context
+ * runs, applies them at once. The IPC sysctls only grow or shrink the limits
+ * for new objects: existing segments stay (as with sysctl on the host).
+ */
+export async function applyLimits(rt: Runtime, name: string, patch: LimitsPatch): Promise<ApplyResult> {
+  const before = rt.config(name).limits;
+  const merged = mergeLimits(before, patch); // validates before anything changes
+  const cg = rt.cgroupOf(name);
+  const writes = limitWritesFor(rt, name, merged);
+  const running = rt.store.live(name) !== undefined;
+  if (running) {
+    // Apply first: a value the kernel refuses must not end up in the config.
+    try {
+      cg.apply(writes);
+    } catch (e) {
+      // Put back what was there; if that fails too, the error above is the one to see.
+      try {
+        cg.apply(limitWritesFor(rt, name, before));
+      } catch {
+        /* keep the first error */
+      }
+      throw e;
+    }
+  }
+  const config = await rt.updateConfig(name, (c) => ({ ...c, limits: merged }));
+  const sysctls = ipcSysctls(config.limits);
+  let throttler: number | undefined;
+  if (running) {
+    // The IPC sysctls that were removed go back to the kernel's defaults only at the next start.
+    if (Object.keys(sysctls).length > 0) rt.setSysctls(name, sysctls);
+    const ioChanged = JSON.stringify(before.io ?? {}) !== JSON.stringify(config.limits.io ?? {});
+    if (ioChanged || !throttlerOf(rt, name)) throttler = await startIoThrottle(rt, name);
+    else throttler = throttlerOf(rt, name)?.pid;
+  }
+  return {
+    name,
+    limits: config.limits,
+    live: running,
+    writes: running ? writes : [],
+    sysctls,
+    io: ioMechanism(rt.cgroupHost, config.limits, blockDevicesFor(rt.layout.upperDir(name))),
+    throttler,
+    warnings: limitWarnings(config.limits),
+  };
+}
+
+// ---------------------------------------------------------------------------
+// Usage counters (for `paene stats` and the isolation suite).
+
+export interface UsageSample {
+  /** ms (monotonic) when taken */
+  atMs: number;
+  /** CPU time used by the context since its cgroup was made, ns */
+  cpuNs: number;
+  /** time the CPU cap held it back, ns, and how many periods it was throttled in */
+  throttledNs: number;
+  nrThrottled: number;
+  memoryBytes: number;
+  memoryLimit?: number;
+  oomKills: number;
+  processes: number;
+  processLimit?: number;
+  /** summed over the context's live processes (/proc/PID/io); bytes of exited processes not reaped inside are gone */
+  readBytes: number;
+  writeBytes: number;
+}
+
+function num(s: string | undefined): number | undefined {
+  if (s === undefined || s === '' || s === 'max') return undefined;
+  const n = Number(s);
+  return Number.isFinite(n) ? n : undefined;
+}
+
+function keyed(text: string | undefined): Map<string, number> {
+  const m = new Map<string, number>();
+  for (const l of (text ?? '').split('\n')) {
+    const [k, v] = l.trim().split(/\s+/);
+    if (k && v !== undefined) m.set(k, Number(v));
+  }
+  return m;
+}
+
+/** One reading of a running context's counters. */
+export function sampleUsage(rt: Runtime, name: string): UsageSample {
+  const cg = rt.cgroupOf(name);
+  const v2 = rt.cgroupHost.layout === 'v2';
+  const atMs = performance.now();
+  const cpuStat = keyed(cg.read('cpu', 'cpu.stat'));
+  const cpuNs = v2 ? (cpuStat.get('usage_usec') ?? 0) * 1000 : (num(cg.read('cpuacct', 'cpuacct.usage')) ?? 0);
+  const throttledNs = v2 ? (cpuStat.get('throttled_usec') ?? 0) * 1000 : (cpuStat.get('throttled_time') ?? 0);
+  const memoryBytes = num(cg.read('memory', v2 ? 'memory.current' : 'memory.usage_in_bytes')) ?? 0;
+  let memoryLimit = num(cg.read('memory', v2 ? 'memory.max' : 'memory.limit_in_bytes'));
+  if (memoryLimit !== undefined && memoryLimit >= 2 ** 62) memoryLimit = undefined;
+  const oom = keyed(cg.read('memory', v2 ? 'memory.events' : 'memory.oom_control'));
+  const pids = cg.pids();
+  let readBytes = 0;
+  let writeBytes = 0;
+  for (const pid of pids) {
+    const io = keyed(readProcIo(pid));
+    readBytes += io.get('read_bytes:') ?? io.get('read_bytes') ?? 0;
+    writeBytes += io.get('write_bytes:') ?? io.get('write_bytes') ?? 0;
+  }
+  return {
+    atMs,
+    cpuNs,
+    throttledNs,
+    nrThrottled: cpuStat.get('nr_throttled') ?? 0,
+    memoryBytes,
+    memoryLimit,
+    oomKills: oom.get('oom_kill') ?? 0,
+    processes: num(cg.read('pids', 'pids.current')) ?? pids.length,
+    processLimit: num(cg.read('pids', 'pids.max')),
+    readBytes,
+    writeBytes,
+  };
+}
+
+function readProcIo(pid: number): string | undefined {
+  try {
+    return fs.readFileSync(`/proc/${pid}/io`, 'utf8');
+  } catch {
+    return undefined;
+  }
+}
