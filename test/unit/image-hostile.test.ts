@@ -142,6 +142,27 @@ describe('hostile archives: symlinks and hard links', () => {
     expect(fs.readFileSync(path.join(sentinel, 'secret'), 'utf8')).toBe('do not touch\n');
   });
 
+  it('a directory replaced by a symlink is not written through afterwards', async () => {
+    const t = await makeTar([
+      { name: 'd/', type: 'directory' },
+      { name: 'd/x', body: 'inside' },
+      { name: 'd', type: 'symlink', linkname: sentinel },
+      { name: 'd/y', body: 'pwned' },
+    ]);
+    await refused(t, 'hostile-archive', /entry "d\/y": parent "d" is a symlink/);
+  });
+
+  it('a directory entry over a symlink replaces the symlink', async () => {
+    const t = await makeTar([
+      { name: 'd', type: 'symlink', linkname: sentinel },
+      { name: 'd/', type: 'directory', mode: 0o750 },
+      { name: 'd/secret', body: 'image file' },
+    ]);
+    const r = await accepted(t);
+    expect(fs.lstatSync(path.join(r, 'd')).isDirectory()).toBe(true);
+    expect(fs.readFileSync(path.join(r, 'd/secret'), 'utf8')).toBe('image file');
+  });
+
   it('refuses hard links to targets outside the archive', async () => {
     await refused(await makeTar([{ name: 'h', type: 'link', linkname: path.join(sentinel, 'secret') }]), 'hostile-archive', /entry "h": hard link target .*absolute path/);
     await refused(await makeTar([{ name: 'h', type: 'link', linkname: '../sentinel/secret' }]), 'hostile-archive', /'\.\.' component/);
