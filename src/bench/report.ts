@@ -3,6 +3,7 @@
 import { formatTable } from '../cli/format.js';
 import { formatMachine } from './common.js';
 import type { EngineResult, LifecycleResult } from './lifecycle.js';
+import type { OverheadResult } from './overhead.js';
 import type { PackingResult, VariantResult } from './packing.js';
 import { linePlot } from './svg.js';
 
@@ -88,5 +89,22 @@ export function lifecycleTable(r: LifecycleResult): string {
     '',
     'ratios (paene / peer; < 1 means paene is faster):',
     ...ratios,
+  ].join('\n');
+}
+
+export function overheadTable(r: OverheadResult): string {
+  const table = formatTable(r.results, [
+    { header: 'benchmark', get: (x) => x.name },
+    { header: 'host', get: (x) => x.hostMedian.toFixed(x.hostMedian < 10 ? 3 : 1), align: 'right' },
+    { header: 'context', get: (x) => x.contextMedian.toFixed(x.contextMedian < 10 ? 3 : 1), align: 'right' },
+    { header: 'unit', get: (x) => x.unit },
+    { header: 'ctx/host', get: (x) => x.ratio.toFixed(3), align: 'right' },
+    { header: 'what (iterations per run)', get: (x) => `${x.what} (${x.iterations})` },
+  ]);
+  return [
+    formatMachine(r.machine),
+    `medians of ${r.reps} repetitions; ctx/host is the ratio of time per operation (for http, of time per request): > 1 means slower in the context`,
+    '',
+    table,
   ].join('\n');
 }

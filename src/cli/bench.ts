@@ -12,7 +12,8 @@ import { requireRoot } from '../kernel/features.js';
 import { writeJson } from '../bench/common.js';
 import { type Variant, runPacking } from '../bench/packing.js';
 import { runLifecycle } from '../bench/lifecycle.js';
-import { lifecycleTable, packingPlot, packingTable } from '../bench/report.js';
+import { runOverhead } from '../bench/overhead.js';
+import { lifecycleTable, overheadTable, packingPlot, packingTable } from '../bench/report.js';
 import { ProgressBar } from './format.js';
 
 function count(name: string, min = 1) {
@@ -129,6 +130,40 @@ export function registerBenchCommands(program: Command): void {
       });
       bar.done();
       process.stdout.write(lifecycleTable(r) + '\n');
+      if (r.cleanup.errors.length) process.stderr.write(`cleanup problems:\n  ${r.cleanup.errors.join('\n  ')}\n`);
+      if (o.json) writeJson(o.json, r);
+    });
+
+  bench
+    .command('overhead')
+    .description(
+      'Micro-benchmarks on the host and inside a context with the same static program: fork+exit, fork+exec, sh -c true,\n' +
+        'pipe context switch, 64 MiB page-cache re-read, 32 MiB mmap, loopback HTTP (client and server in two contexts vs\n' +
+        'both on the host). Medians and the ratio context/host.',
+    )
+    .option('--reps <n>', 'repetitions (each runs every benchmark once on each side)', count('--reps'), 10)
+    .option('--scale <f>', 'multiply the iteration counts (e.g. 0.1 for a quick look)', (v: string) => {
+      const f = Number(v);
+      if (!(f > 0) || f > 100) throw new PaeneError('invalid-argument', `--scale must be a number in (0, 100], got '${v}'`);
+      return f;
+    }, 1)
+    .option('--workdir <dir>', 'scratch directory (state root, test files), removed at the end')
+    .option('--json <file>', 'write the results as JSON')
+    .action(async (o: { reps: number; scale: number; workdir?: string; json?: string }) => {
+      requireRoot('the overhead benchmark');
+      const bar = new ProgressBar('overhead');
+      const r = await runOverhead({
+        dir: workdirOf(o, 'overhead'),
+        reps: o.reps,
+        scale: o.scale,
+        log: (s) => {
+          bar.done();
+          process.stderr.write(s + '\n');
+        },
+        progress: (done, total, detail) => bar.update(done, `${done}/${total} ${detail}`),
+      });
+      bar.done();
+      process.stdout.write(overheadTable(r) + '\n');
       if (r.cleanup.errors.length) process.stderr.write(`cleanup problems:\n  ${r.cleanup.errors.join('\n  ')}\n`);
       if (o.json) writeJson(o.json, r);
     });
