@@ -83,6 +83,7 @@ export function registerImageCommands(program: Command, getRoot: () => string, u
       let input: NodeJS.ReadableStream;
       let total: number | undefined;
       if (file === '-') {
+        if (process.stdin.isTTY) throw new PaeneError('invalid-argument', 'refusing to read a tar from a terminal; pipe one in or give a FILE');
         input = process.stdin;
       } else {
         const st = fs.statSync(file, { throwIfNoEntry: false });
