@@ -13,7 +13,7 @@ export function storeImageSource(store: ImageStore): ImageSource {
   return {
     async rootfsOf(image: string): Promise<string> {
       if (image === DEFAULT_IMAGE && !store.has(image)) await ensureBaseImage(store);
-      return store.get(image).rootfs;
+      return store.rootfsOf(image); // not get(): that walks the tree for its size on every start
     },
   };
 }
