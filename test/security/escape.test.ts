@@ -1,0 +1,79 @@
+// The split root on the real kernel: every escape attempt of the suite as
+// guest root of a secure context (blocked, host unchanged), and every admin
+// operation guest root must keep (works). Same code as `paene check escape`.
+
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { summarize, type AttemptResult } from '../../src/check/escape-judge.js';
+import { ADMIN_OPERATIONS, ESCAPE_ATTEMPTS, installProbe, makeSentinel, runAdminOperation, runEscapeAttempt, type SuiteEnv } from '../../src/check/escape.js';
+import { openImageStore, openRuntime } from '../../src/runtime/open.js';
+import type { Runtime } from '../../src/runtime/runtime.js';
+import { describeReal, tempRoot } from '../helpers.js';
+
+describeReal('split root: escape suite and admin suite in a secure context', () => {
+  let root: string;
+  let rt: Runtime;
+  let env: SuiteEnv;
+  const results: AttemptResult[] = [];
+
+  beforeAll(async () => {
+    root = tempRoot('escape');
+    rt = openRuntime(root);
+    await rt.create({ name: 'esc-guest', image: 'base' });
+    await rt.create({ name: 'esc-peer', image: 'base' });
+    await rt.start('esc-guest');
+    await rt.start('esc-peer');
+    await installProbe(rt, 'esc-guest');
+    env = {
+      rt,
+      name: 'esc-guest',
+      otherInitPid: rt.status('esc-peer').pid,
+      hostOnlyPath: makeSentinel(root),
+      imageRootfs: openImageStore(root).rootfsOf('base'),
+    };
+  }, 180_000);
+
+  afterAll(async () => {
+    for (const n of rt?.store.names() ?? []) await rt.destroy(n, { force: true });
+    await rt?.shutdownMonitor();
+    fs.rmSync(root, { recursive: true, force: true });
+  });
+
+  it('runs in a secure context', () => {
+    expect(rt.config('esc-guest').caps.profile).toBe('secure');
+  });
+
+  it.each(ESCAPE_ATTEMPTS.map((a) => [a.id, a] as const))('escape attempt %s is blocked and leaves the host unchanged', async (_id, a) => {
+    const r = await runEscapeAttempt(env, a);
+    results.push(r);
+    expect(r.verdict, `${r.attempt}: ${r.observed}`).not.toBe('ESCAPED');
+    expect(r.verdict, `${r.attempt}: ${r.observed}`).not.toBe('inconclusive');
+    expect(['blocked', 'not provable here']).toContain(r.verdict);
+    expect(r.hostChanged ?? false, r.host).toBe(false);
+  });
+
+  it('proves every attempt on this kernel except the features it lacks (kcore, sysrq)', () => {
+    const unprovable = results.filter((r) => r.verdict === 'not provable here').map((r) => r.id);
+    for (const id of unprovable) expect(['proc-kcore', 'sysrq-trigger'], `${id} is not provable here`).toContain(id);
+    // modules are judged by errno: this kernel has no module support, so only EPERM (caps/seccomp) counts
+    const mod = results.find((r) => r.id === 'modules');
+    expect(mod?.observed).toMatch(/^EPERM init_module; EPERM finit_module/);
+  });
+
+  it.each(ADMIN_OPERATIONS.map((o) => [o.id, o] as const))('admin operation %s works for guest root', async (_id, op) => {
+    const r = await runAdminOperation(env, op);
+    results.push(r);
+    expect(r.verdict, `${r.attempt}: ${r.observed}`).toBe('works');
+  });
+
+  it('sums up: attempts tried, none escaped, no admin operation failed', () => {
+    const s = summarize(results);
+    expect(s.attempts).toBe(ESCAPE_ATTEMPTS.length);
+    expect(s.escaped).toBe(0);
+    expect(s.inconclusive).toBe(0);
+    expect(s.adminFailed).toBe(0);
+    expect(s.hostChanged).toBe(0);
+    fs.writeFileSync(path.join(root, 'summary.json'), JSON.stringify(s));
+  });
+});
