@@ -16,7 +16,9 @@
 // The exec part: /bin/true in a running paene context (API and CLI) against
 // `runc exec` / `crun exec` into a running container.
 
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { openImageStore, openRuntime, storeImageSource } from '../runtime/open.js';
@@ -84,6 +86,31 @@ async function timed(file: string, args: string[], label = path.basename(file), 
   const dt = performance.now() - t;
   if (r.code !== 0) throw new Error(`${label} exited ${r.code}: ${firstLines(r.stderr || r.stdout)}`);
   return dt;
+}
+
+/**
+ * Starts a detached container. Its process inherits the runtime's stdio, so
+ * the runtime gets /dev/null (and its stderr a file): pipes would stay open
+ * as long as the container runs.
+ */
+async function runDetached(file: string, args: string[], label: string): Promise<void> {
+  const errFile = path.join(os.tmpdir(), `paene-bench-detach-${process.pid}.err`);
+  const fd = fs.openSync(errFile, 'w+');
+  try {
+    const child = spawn(file, args, { stdio: ['ignore', 'ignore', fd] });
+    const code = await new Promise<number>((resolve, reject) => {
+      const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+      child.on('error', reject);
+      child.on('exit', (c) => {
+        clearTimeout(timer);
+        resolve(c ?? 1);
+      });
+    });
+    if (code !== 0) throw new Error(`${label} exited ${code}: ${firstLines(fs.readFileSync(errFile, 'utf8'))}`);
+  } finally {
+    fs.closeSync(fd);
+    fs.rmSync(errFile, { force: true });
+  }
 }
 
 export async function runLifecycle(o: LifecycleOptions): Promise<LifecycleResult> {
@@ -257,7 +284,7 @@ export async function runLifecycle(o: LifecycleOptions): Promise<LifecycleResult
         const bundle = path.join(o.dir, 'bundles', id);
         writeBundle(bundle, rootfs, ['/bin/sleep', '100000'], id);
         try {
-          await timed(prog, [...x.extra, ...ociArgs(o.dir, x.oci, 'run', '--detach', '-b', bundle, id)], `${x.oci} run --detach`);
+          await runDetached(prog, [...x.extra, ...ociArgs(o.dir, x.oci, 'run', '--detach', '-b', bundle, id)], `${x.oci} run --detach`);
         } catch (err) {
           started = err instanceof Error ? err.message : String(err);
         }

@@ -1,0 +1,157 @@
+// The three benchmarks in tiny configurations: outputs well formed, cleanup
+// complete (no contexts, no cgroups, no peer containers, no processes, no
+// scratch directory). No assertion on speed.
+
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { linePlot, niceTicks } from '../../src/bench/svg.js';
+import { runLifecycle } from '../../src/bench/lifecycle.js';
+import { runOverhead } from '../../src/bench/overhead.js';
+import { runPacking } from '../../src/bench/packing.js';
+import { PEER_CGROUP_PARENT, listPeerContainers, peerCgroupDirs } from '../../src/bench/peers.js';
+import { lifecycleTable, overheadTable, packingPlot, packingTable } from '../../src/bench/report.js';
+import { median, percentile } from '../../src/bench/common.js';
+import { detectCgroupHost } from '../../src/kernel/cgroups.js';
+import { Layout } from '../../src/runtime/layout.js';
+import { describeReal, tempRoot } from '../helpers.js';
+
+/** Every host pid whose command line mentions `needle` (our scratch dir is unique). */
+function pidsMentioning(needle: string): number[] {
+  const out: number[] = [];
+  for (const e of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(e) || Number(e) === process.pid) continue;
+    try {
+      if (fs.readFileSync(`/proc/${e}/cmdline`, 'utf8').includes(needle)) out.push(Number(e));
+    } catch {
+      /* gone */
+    }
+  }
+  return out;
+}
+
+/** The benchmark's state root is DIR/state: its cgroup parent must be gone from every hierarchy. */
+function cgroupParentDirs(stateRoot: string): string[] {
+  const host = detectCgroupHost();
+  const parent = new Layout(stateRoot).cgroupParent;
+  const mounts = new Set([...host.v1.values(), ...(host.unified ? [host.unified.mount] : [])]);
+  return [...mounts].map((m) => path.join(m, parent)).filter((d) => fs.existsSync(d));
+}
+
+function expectClean(dir: string) {
+  expect(fs.existsSync(dir), `scratch dir ${dir} removed`).toBe(false);
+  expect(cgroupParentDirs(path.join(dir, 'state'))).toEqual([]);
+  expect(pidsMentioning(dir)).toEqual([]);
+}
+
+it('statistics and plot helpers', () => {
+  expect(median([3, 1, 2])).toBe(2);
+  expect(median([4, 1, 2, 3])).toBe(2.5);
+  expect(percentile([1, 2, 3, 4, 5, 6, 7, 8, 9, 10], 99)).toBe(10);
+  expect(percentile([1, 2, 3, 4, 5, 6, 7, 8, 9, 10], 50)).toBe(5);
+  expect(niceTicks(950)).toEqual([0, 200, 400, 600, 800, 1000]);
+  const svg = linePlot({ title: 'a < b', xLabel: 'x', yLabel: 'y', series: [{ label: 's', color: '#000', points: [{ x: 0, y: 0 }, { x: 5, y: 2 }] }] });
+  expect(svg.startsWith('<svg')).toBe(true);
+  expect(svg).toContain('a &lt; b');
+  expect(svg.trim().endsWith('</svg>')).toBe(true);
+});
+
+describeReal('benchmarks in tiny configurations', () => {
+  let base: string;
+  beforeAll(() => {
+    base = tempRoot('bench');
+  });
+  afterAll(() => {
+    fs.rmSync(base, { recursive: true, force: true });
+  });
+
+  it('packing: 5 contexts per variant, every server checked, everything removed', async () => {
+    const dir = path.join(base, 'packing');
+    const r = await runPacking({
+      dir,
+      variants: ['shared', 'private-copy'],
+      max: 5,
+      minFreeBytes: 256 * 2 ** 20,
+      timeBudgetMs: 120_000,
+      fullCheckUpTo: 100,
+      checkEvery: 25,
+      sampleEvery: 1,
+    });
+    expect(r.benchmark).toBe('packing');
+    expect(r.machine.cores).toBeGreaterThan(0);
+    expect(r.variants.map((v) => v.variant)).toEqual(['shared', 'private-copy']);
+    for (const v of r.variants) {
+      expect(v.packed, v.stopReason).toBe(5);
+      expect(v.stopReason).toBe('reached --max 5');
+      // after start k all k servers were checked (1+2+..+5), plus the final sweep
+      expect(v.httpChecks).toBe(15 + 5);
+      expect(v.samples.map((s) => s.contexts)).toEqual([0, 1, 2, 3, 4, 5]);
+      for (const k of ['median', 'p99'] as const) {
+        expect(Number.isFinite(v.startMs[k])).toBe(true);
+        expect(Number.isFinite(v.readyMs[k])).toBe(true);
+      }
+      expect(v.memory.cgroupMedianPerContext).toBeGreaterThan(0);
+      expect(v.disk.imageBytes).toBeGreaterThan(1 << 20);
+      for (const x of Object.values(v.memory)) expect(typeof x).toBe('number');
+    }
+    const [shared, priv] = r.variants;
+    expect(priv.copyMs).toBeDefined();
+    // a private copy holds the whole image; the shared variant's private layer is tiny
+    expect(priv.disk.privateMedianPerContext).toBeGreaterThan(shared.disk.imageBytes / 2);
+    expect(shared.disk.privateMedianPerContext).toBeLessThan(shared.disk.imageBytes / 10);
+    expect(r.cleanup.errors).toEqual([]);
+    expect(packingTable(r)).toContain('contexts packed');
+    const svg = packingPlot(r);
+    expect(svg).toMatch(/^<svg[^]*<\/svg>\n$/);
+    expect((svg.match(/<path /g) ?? []).length).toBe(4);
+    expect(JSON.parse(JSON.stringify(r)).variants).toHaveLength(2);
+    expectClean(dir);
+  }, 300_000);
+
+  it('overhead: one repetition at a small scale, every benchmark on both sides', async () => {
+    const dir = path.join(base, 'overhead');
+    const r = await runOverhead({ dir, reps: 1, scale: 0.05 });
+    expect(r.results.map((x) => x.name)).toEqual(['fork-exit', 'fork-exec', 'sh-true', 'pipe-ctx', 'reread', 'mmap', 'http']);
+    for (const x of r.results) {
+      expect(x.host).toHaveLength(1);
+      expect(x.context).toHaveLength(1);
+      expect(x.hostMedian, x.name).toBeGreaterThan(0);
+      expect(x.contextMedian, x.name).toBeGreaterThan(0);
+      expect(Number.isFinite(x.ratio)).toBe(true);
+    }
+    expect(r.cleanup.errors).toEqual([]);
+    expect(overheadTable(r)).toContain('ctx/host');
+    expectClean(dir);
+  }, 300_000);
+
+  it('lifecycle: 2 runs per engine; runc runs, crun is either measured or its error reported; no peer left', async () => {
+    const dir = path.join(base, 'lifecycle');
+    const r = await runLifecycle({ dir, runs: 2 });
+    const by = (list: typeof r.cycle, name: string) => list.find((x) => x.engine === name);
+    for (const name of ['paene (API)', 'paene (CLI)', 'runc run']) {
+      const e = by(r.cycle, name);
+      expect(e?.error, name).toBeUndefined();
+      expect(e?.samples, name).toHaveLength(2);
+      expect(e?.medianMs, name).toBeGreaterThan(0);
+    }
+    expect(Object.keys(by(r.cycle, 'paene (API)')?.steps ?? {})).toEqual(['create', 'start', 'exec', 'destroy']);
+    const crun = by(r.cycle, 'crun run');
+    expect(crun).toBeDefined();
+    if (crun?.error) expect(crun.samples).toHaveLength(0);
+    else expect(crun?.samples).toHaveLength(2);
+    for (const name of ['paene exec (API)', 'paene exec (CLI)', 'runc exec']) {
+      const e = by(r.exec, name);
+      expect(e?.error, name).toBeUndefined();
+      expect(e?.samples, name).toHaveLength(2);
+    }
+    expect(r.ratios['paene API / runc run']).toBeGreaterThan(0);
+    expect(r.nodeStartupMs).toBeGreaterThan(0);
+    expect(r.cleanup.errors).toEqual([]);
+    expect(lifecycleTable(r)).toContain('runc run');
+    expectClean(dir);
+    expect(await listPeerContainers(dir, 'runc')).toEqual([]);
+    expect(await listPeerContainers(dir, 'crun')).toEqual([]);
+    expect(peerCgroupDirs(), `no ${PEER_CGROUP_PARENT} cgroups`).toEqual([]);
+    expect(pidsMentioning('paene-bench-')).toEqual([]);
+  }, 300_000);
+});
