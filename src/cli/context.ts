@@ -1,7 +1,7 @@
 // Lifecycle verbs: create, start, exec, enter, stop, destroy, list, status, ps.
 
 import { type Command, Option } from 'commander';
-import { type CapProfile, type CapSpec, parseCapName, parseCcap } from '../core/caps.js';
+import { type CapProfile, type CapSpec, parseCapName, parseCcap, validateCcaps } from '../core/caps.js';
 import { DEFAULT_LIMITS, LIMIT_FLAGS, limitWarnings, mergeLimits, parseLimitFlags } from '../core/limits.js';
 import { parseCount, parseSize } from '../core/units.js';
 import { PaeneError } from '../core/errors.js';
@@ -95,7 +95,7 @@ export function registerContextCommands(program: Command): void {
         xid: o.xid === undefined ? undefined : parseXid(o.xid as string),
         hostname: o.hostname as string | undefined,
         caps: capSpecFrom(o as { caps?: string; capAdd?: string[]; capDrop?: string[] }),
-        ccaps: [...new Set((o.ccap as string[]).map(parseCcap))],
+        ccaps: validateCcaps([...new Set((o.ccap as string[]).map(parseCcap))]),
         limits,
         disk: diskFrom(o),
       });

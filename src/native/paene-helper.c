@@ -217,8 +217,17 @@ static int last_cap(void) {
  * effective/permitted/inheritable sets, then ambient so a non-setuid exec by
  * root keeps exactly the mask.  A non-root user gets no capabilities at all.
  */
-static void drop_caps(const struct spec *s, int lastcap) {
-  if (!s->have_caps) return;
+static void drop_caps(const struct spec *s_in, int lastcap) {
+  if (!s_in->have_caps) return;
+  /* A context can never get more than the host gave us (e.g. a host root without SYS_RESOURCE). */
+  struct spec copy = *s_in;
+  const struct spec *s = &copy;
+  {
+    struct __user_cap_header_struct h = {_LINUX_CAPABILITY_VERSION_3, 0};
+    struct __user_cap_data_struct cur[2];
+    if (syscall(SYS_capget, &h, cur) != 0) die("capget: %s", strerror(errno));
+    copy.caps &= ((uint64_t)cur[1].permitted << 32) | cur[0].permitted;
+  }
   for (int c = 0; c <= lastcap; c++) {
     if (!(s->caps & (1ULL << c)) && prctl(PR_CAPBSET_DROP, c, 0, 0, 0) != 0)
       die("drop capability %d from the bounding set: %s", c, strerror(errno));
