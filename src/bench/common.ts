@@ -159,7 +159,10 @@ export function dirBytes(dir: string): number {
 export class Cleanup {
   private steps: { what: string; fn: () => Promise<void> | void }[] = [];
   private ran = false;
+  /** set when a signal started the cleanup: loops stop at their next step */
+  interrupted = false;
   private readonly onSignal = (sig: NodeJS.Signals) => {
+    this.interrupted = true;
     process.stderr.write(`\n${sig}: cleaning up what the benchmark started...\n`);
     void this.run().finally(() => process.exit(sig === 'SIGINT' ? 130 : 143));
   };

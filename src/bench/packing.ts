@@ -165,6 +165,7 @@ async function destroyAll(rt: Runtime, names: string[], concurrency = 4): Promis
       try {
         await rt.destroy(n, { force: true });
       } catch (e) {
+        if (!rt.store.exists(n)) continue; // removed meanwhile (by the Ctrl-C cleanup)
         errors.push(`destroy ${n}: ${e instanceof Error ? e.message : String(e)}`);
       }
     }
@@ -219,6 +220,10 @@ export async function runPacking(o: PackingOptions): Promise<PackingResult> {
       samples.push(sample(rt, names, 0));
       const t0 = Date.now();
       for (let i = 0; i < o.max; i++) {
+        if (cleanup.interrupted) {
+          stopReason = 'interrupted';
+          break;
+        }
         const avail = meminfo().MemAvailable;
         if (avail < o.minFreeBytes) {
           stopReason = `memory floor: MemAvailable ${(avail / 2 ** 20).toFixed(0)} MiB < --min-free ${(o.minFreeBytes / 2 ** 20).toFixed(0)} MiB`;
@@ -280,7 +285,7 @@ export async function runPacking(o: PackingOptions): Promise<PackingResult> {
         if (!failure && full) failure = await checkServers(toCheck, names);
         httpChecks += full ? n : 1;
         if (full) fullChecks++;
-        if (failure) {
+        if (failure && !cleanup.interrupted) {
           stopReason = `HTTP check failed with ${n} contexts: ${failure}`;
           break;
         }
