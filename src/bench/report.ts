@@ -58,7 +58,7 @@ export function packingPlot(r: PackingResult): string {
   });
   const m = r.machine;
   return linePlot({
-    title: 'paene phone-booth packing: memory used against live contexts (each running busybox httpd)',
+    title: 'paene phone-booth packing: memory used vs live contexts',
     subtitle: `${m.cores} cores, ${(m.memTotalBytes / 2 ** 30).toFixed(0)} GiB, ${m.kernel}, ${m.date.slice(0, 10)}`,
     xLabel: 'contexts running (each answering HTTP)',
     yLabel: 'memory used since the first context (MiB)',
