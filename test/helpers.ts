@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe } from 'vitest';
+import type { Runtime } from '../src/runtime/runtime.js';
 
 export const isCI = process.env.CI === 'true';
 
@@ -32,4 +33,14 @@ export function describeReal(name: string, fn: () => void): void {
 /** A private state root for one test file; its cgroups get their own `paene-<hash>` parent. */
 export function tempRoot(tag: string): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), `paene-test-${tag}-`));
+}
+
+/** What every real-kernel test file does last: destroy its contexts, stop its monitor, remove its root. */
+export async function disposeRuntime(rt: Runtime | undefined, root: string | undefined): Promise<void> {
+  try {
+    for (const n of rt?.store.names() ?? []) await rt?.destroy(n, { force: true });
+  } finally {
+    await rt?.shutdownMonitor();
+    if (root) fs.rmSync(root, { recursive: true, force: true });
+  }
 }

@@ -213,29 +213,12 @@ export interface BuildOptions {
 export async function buildBaseImage(store: ImageStore, opts: BuildOptions = {}): Promise<ImageInfo> {
   const name = opts.name ?? DEFAULT_IMAGE;
   const nodes = planBaseImage(opts.recipeDir, opts.onWarning);
-  const pack = tar.pack();
-  let packErr: unknown;
-  let importFailed = false;
-  const packing = packBaseImage(nodes, pack).catch((e: unknown) => {
-    // Only a failure of our own (unreadable host file) explains the import's.
-    if (!importFailed) packErr = e;
-    pack.destroy(e as Error);
-  });
-  try {
-    const info = await store.importTar(pack as unknown as NodeJS.ReadableStream, name, {
-      onProgress: opts.onProgress,
-      onWarning: opts.onWarning,
-      source: `build:${opts.recipeDir ?? RECIPE_DIR}`,
-    });
-    await packing;
-    return info;
-  } catch (e) {
-    importFailed = packErr === undefined;
-    pack.destroy();
-    await packing;
-    if (packErr !== undefined) throw new PaeneError('internal', `building the base image: ${(packErr as Error).message}`, { cause: packErr });
-    throw e;
-  }
+  return store.importPacked(
+    name,
+    (pack) => packBaseImage(nodes, pack),
+    { onProgress: opts.onProgress, onWarning: opts.onWarning, source: `build:${opts.recipeDir ?? RECIPE_DIR}` },
+    'building the base image',
+  );
 }
 
 /** The default image, built from the recipe the first time something needs it. */

@@ -259,25 +259,39 @@ export class ImageStore {
     const st = fs.statSync(dir, { throwIfNoEntry: false });
     if (!st?.isDirectory()) throw new PaeneError('not-found', `${dir} is not a directory`);
     if (this.has(name)) this.exists(name);
+    return this.importPacked(
+      name,
+      async (pack) => {
+        await packTree(dir, pack, { oneFileSystem: true, onWarning: opts.onWarning });
+        pack.finalize();
+      },
+      { ...opts, source: opts.source ?? `dir:${path.resolve(dir)}` },
+      `reading ${dir}`,
+    );
+  }
+
+  /**
+   * Imports a tar that `produce` writes while the import reads it (no
+   * temporary copy). A failure of the producer (an unreadable source file)
+   * is reported as the cause, since it explains the import's failure too.
+   */
+  async importPacked(name: string, produce: (pack: tar.Pack) => Promise<void>, opts: ImportOptions, what: string): Promise<ImageInfo> {
     const pack = tar.pack();
     let packErr: unknown;
     let importFailed = false;
-    const packing = packTree(dir, pack, { oneFileSystem: true, onWarning: opts.onWarning }).then(
-      () => pack.finalize(),
-      (e) => {
-        if (!importFailed) packErr = e;
-        pack.destroy(e as Error);
-      },
-    );
+    const packing = produce(pack).catch((e: unknown) => {
+      if (!importFailed) packErr = e;
+      pack.destroy(e as Error);
+    });
     try {
-      const info = await this.importTar(pack as unknown as NodeJS.ReadableStream, name, { ...opts, source: opts.source ?? `dir:${path.resolve(dir)}` });
+      const info = await this.importTar(pack as unknown as NodeJS.ReadableStream, name, opts);
       await packing;
       return info;
     } catch (e) {
       importFailed = packErr === undefined;
       pack.destroy();
       await packing;
-      if (packErr !== undefined) throw new PaeneError('internal', `reading ${dir}: ${(packErr as Error).message}`, { cause: packErr });
+      if (packErr !== undefined) throw new PaeneError('internal', `${what}: ${(packErr as Error).message}`, { cause: packErr });
       throw e;
     }
   }

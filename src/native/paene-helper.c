@@ -253,6 +253,16 @@ static void drop_caps(const struct spec *s_in, int lastcap) {
   }
 }
 
+/* stdin, stdout and stderr to /dev/null (of whatever root we are in now). */
+static void stdio_to_null(void) {
+  int nul = open("/dev/null", O_RDWR);
+  if (nul < 0) return;
+  dup2(nul, 0);
+  dup2(nul, 1);
+  dup2(nul, 2);
+  if (nul > 2) close(nul);
+}
+
 static void close_fds_from(int lowest) {
   if (syscall(SYS_close_range, lowest, ~0U, 0) == 0) return;
   for (int fd = lowest; fd < 1024; fd++) close(fd);
@@ -489,13 +499,7 @@ static void handle_start(int conn, int argc, char **argv) {
     drop_caps(&s, lastcap);
     prctl(PR_SET_NAME, s.init_name ? s.init_name : "paene-init", 0, 0, 0);
     set_cmdline(s.init_name ? s.init_name : "paene-init");
-    int devnull = open("/dev/null", O_RDWR);
-    if (devnull >= 0) {
-      dup2(devnull, 0);
-      dup2(devnull, 1);
-      dup2(devnull, 2);
-      if (devnull > 2) close(devnull);
-    }
+    stdio_to_null();
     if (write(pipefd[1], "ok\n", 3) != 3) _exit(125);
     close_fds_from(3);
     run_init();
@@ -578,11 +582,7 @@ static int monitor_main(int argc, char **argv) {
 
   /* Tell the spawner we are listening, then detach from its stdio. */
   dprintf(1, "ready\n");
-  int devnull = open("/dev/null", O_RDWR);
-  dup2(devnull, 0);
-  dup2(devnull, 1);
-  dup2(devnull, 2);
-  if (devnull > 2) close(devnull);
+  stdio_to_null();
 
   sigset_t mask;
   sigemptyset(&mask);
@@ -627,10 +627,7 @@ static int monitor_main(int argc, char **argv) {
           if (h == 0) {
             setsid();
             sigprocmask(SIG_UNBLOCK, &mask, NULL);
-            int nul = open("/dev/null", O_RDWR);
-            dup2(nul, 0);
-            dup2(nul, 1);
-            dup2(nul, 2);
+            stdio_to_null();
             close_fds_from(3);
             execv(rargv[1], rargv + 1);
             _exit(127);

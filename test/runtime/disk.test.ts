@@ -11,7 +11,7 @@ import { commitContext, contextDiskUse } from '../../src/runtime/disk.js';
 import { openImageStore, openRuntime } from '../../src/runtime/open.js';
 import type { Runtime } from '../../src/runtime/runtime.js';
 import type { ImageStore } from '../../src/image/store.js';
-import { describeReal, tempRoot } from '../helpers.js';
+import { describeReal, tempRoot, disposeRuntime } from '../helpers.js';
 
 const MiB = 1024 * 1024;
 
@@ -31,11 +31,7 @@ describeReal('disk limits, du and commit', () => {
     await rt.start('free');
   }, 180_000);
 
-  afterAll(async () => {
-    for (const n of rt?.store.names() ?? []) await rt.destroy(n, { force: true });
-    await rt?.shutdownMonitor();
-    fs.rmSync(root, { recursive: true, force: true });
-  });
+  afterAll(() => disposeRuntime(rt, root));
 
   it('mounts a disk-limited layer only while the context runs, and the image is sparse', () => {
     expect(isMountPoint(rt.layout.layerDir('small'))).toBe(true);

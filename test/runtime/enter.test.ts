@@ -8,7 +8,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { openRuntime } from '../../src/runtime/open.js';
 import type { Runtime } from '../../src/runtime/runtime.js';
-import { describeReal, tempRoot } from '../helpers.js';
+import { describeReal, tempRoot, disposeRuntime } from '../helpers.js';
 
 describeReal('paene enter', () => {
   let root: string;
@@ -19,11 +19,7 @@ describeReal('paene enter', () => {
     await rt.create({ name: 'en', image: 'base', hostname: 'enter-host' });
     await rt.start('en');
   }, 180_000);
-  afterAll(async () => {
-    for (const n of rt?.store.names() ?? []) await rt.destroy(n, { force: true });
-    await rt?.shutdownMonitor();
-    fs.rmSync(root, { recursive: true, force: true });
-  });
+  afterAll(() => disposeRuntime(rt, root));
 
   it('gives an interactive shell on a pty of the context, passing input and the exit code', () => {
     const cli = `${process.execPath} ${path.resolve('bin/paene.js')} --root ${root} enter en`;

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { openRuntime } from '../../src/runtime/open.js';
 import type { Runtime } from '../../src/runtime/runtime.js';
-import { describeReal, tempRoot } from '../helpers.js';
+import { describeReal, tempRoot, disposeRuntime } from '../helpers.js';
 
 const SYSV_IPC = path.resolve('dist/native/sysv-ipc');
 
@@ -34,11 +34,7 @@ describeReal('context lifecycle on the real kernel', () => {
     for (const n of names) await rt.start(n);
   }, 180_000);
 
-  afterAll(async () => {
-    for (const n of rt?.store.names() ?? []) await rt.destroy(n, { force: true });
-    await rt?.shutdownMonitor();
-    fs.rmSync(root, { recursive: true, force: true });
-  });
+  afterAll(() => disposeRuntime(rt, root));
 
   it('lists both contexts as running with their xids and init pids', () => {
     const list = rt.list();

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { CAP_LAST_CAP, type CapSpec, capMask, parseProcStatusCaps, CAP_SET_NAMES } from '../../src/core/caps.js';
 import { openRuntime } from '../../src/runtime/open.js';
 import type { Runtime } from '../../src/runtime/runtime.js';
-import { describeReal, tempRoot } from '../helpers.js';
+import { describeReal, tempRoot, disposeRuntime } from '../helpers.js';
 
 const VARIANTS: Record<string, CapSpec> = {
   'cap-secure': { profile: 'secure', add: [], drop: [] },
@@ -32,11 +32,7 @@ describeReal('capability sets of context processes', () => {
     await rt.create({ name: 'cap-priv', image: 'base', caps: PRIV });
   }, 180_000);
 
-  afterAll(async () => {
-    for (const n of rt?.store.names() ?? []) await rt.destroy(n, { force: true });
-    await rt?.shutdownMonitor();
-    fs.rmSync(root, { recursive: true, force: true });
-  });
+  afterAll(() => disposeRuntime(rt, root));
 
   async function sh(name: string, script: string, user?: { uid: number; gid: number }) {
     return rt.execCapture(name, ['/bin/sh', '-c', script], { timeoutMs: 30_000, user });

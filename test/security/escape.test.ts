@@ -9,7 +9,7 @@ import { summarize, type AttemptResult } from '../../src/check/escape-judge.js';
 import { ADMIN_OPERATIONS, ESCAPE_ATTEMPTS, installProbe, makeSentinel, runAdminOperation, runEscapeAttempt, type SuiteEnv } from '../../src/check/escape.js';
 import { openImageStore, openRuntime } from '../../src/runtime/open.js';
 import type { Runtime } from '../../src/runtime/runtime.js';
-import { describeReal, tempRoot } from '../helpers.js';
+import { describeReal, tempRoot, disposeRuntime } from '../helpers.js';
 
 describeReal('split root: escape suite and admin suite in a secure context', () => {
   let root: string;
@@ -34,11 +34,7 @@ describeReal('split root: escape suite and admin suite in a secure context', () 
     };
   }, 180_000);
 
-  afterAll(async () => {
-    for (const n of rt?.store.names() ?? []) await rt.destroy(n, { force: true });
-    await rt?.shutdownMonitor();
-    fs.rmSync(root, { recursive: true, force: true });
-  });
+  afterAll(() => disposeRuntime(rt, root));
 
   it('runs in a secure context', () => {
     expect(rt.config('esc-guest').caps.profile).toBe('secure');
