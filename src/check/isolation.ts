@@ -245,7 +245,7 @@ async function nineHogs(b: Bench, o: IsoOptions): Promise<ResultRow[]> {
   const row = (setting: string, r: Record<string, number>, base?: Record<string, number>): ResultRow => ({
     experiment: '3 nine hogs',
     setting,
-    measured: `p50 ${r1((r.p50_us ?? 0) / 1000)} ms, p99 ${r1((r.p99_us ?? 0) / 1000)} ms, ${r1((r.under_1ms ?? 0) * 100)}% under 1 ms${r.lost ? `, ${r.lost} lost` : ''}`,
+    measured: `p50 ${((r.p50_us ?? 0) / 1000).toFixed(2)} ms, p99 ${((r.p99_us ?? 0) / 1000).toFixed(2)} ms, ${r1((r.under_1ms ?? 0) * 100)}% under 1 ms${r.lost ? `, ${r.lost} lost` : ''}`,
     expected: base ? 'p50 under 1 ms (the paper: under 1 ms most of the time)' : 'baseline',
     verdict: base ? ((r.p50_us ?? Infinity) < 1000 && (r.under_1ms ?? 0) >= 0.5 ? 'pass' : 'fail') : 'info',
     data: { p50us: r.p50_us ?? 0, p90us: r.p90_us ?? 0, p99us: r.p99_us ?? 0, maxUs: r.max_us ?? 0, under1ms: r.under_1ms ?? 0, lost: r.lost ?? 0 },
@@ -437,7 +437,7 @@ async function diskHog(b: Bench, o: IsoOptions): Promise<ResultRow[]> {
     rows.push({
       experiment: '6 disk hog',
       setting: `--io-write 10MiB/s, sustained dd (${mode}) for ${windowMs / 1000} s [${mech}]`,
-      measured: `${r1(got / 1048576)} MiB/s`,
+      measured: `${(got / 1048576).toFixed(2)} MiB/s`,
       expected: '10 MiB/s ± 10%',
       verdict: Math.abs(got - rate) <= rate * 0.1 ? 'pass' : 'fail',
       data: { mibPerSec: r1(got / 1048576), mechanism: mech, throttler: held !== undefined },
