@@ -31,6 +31,14 @@ const EXIT: Record<ErrorCode, number> = {
   internal: 1,
 };
 
+// `paene ps --all | head`: when the reader goes away, stop quietly like any Unix tool.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    throw e;
+  });
+}
+
 const program = new Command();
 program
   .name('paene')
