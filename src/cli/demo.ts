@@ -16,7 +16,7 @@ function indent(text: string, by = '    '): string {
   return text
     .trimEnd()
     .split('\n')
-    .map((l) => by + l)
+    .map((l) => (by + l).trimEnd())
     .join('\n');
 }
 
@@ -84,7 +84,7 @@ export async function runDemo(rt: Runtime, log: (s: string) => void): Promise<vo
     log(`  unmodified /bin/busybox: inode ${await ino(NAMES[0])} in alpha, ${await ino(NAMES[1])} in beta (one file in the image store)`);
 
     step(6, 'the host tree is out of reach: the root was pivoted and the old one detached');
-    log(indent(await sh(rt, NAMES[0], 'echo "/ holds: $(ls /)"; echo "pid 1 is: $(tr "\\0" " " < /proc/1/cmdline)"; echo "processes visible: $(ls /proc | grep -c "^[0-9]")"')));
+    log(indent(await sh(rt, NAMES[0], 'echo "/ holds: $(ls / | tr "\\n" " ")"; echo "pid 1 is: $(tr "\\0" " " < /proc/1/cmdline)"; echo "processes visible: $(ls /proc | grep -c "^[0-9]")"')));
   } finally {
     log('\ncleaning up');
     for (const n of NAMES) {
