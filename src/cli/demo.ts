@@ -93,6 +93,8 @@ export async function runDemo(rt: Runtime, log: (s: string) => void): Promise<vo
         log(`  destroyed ${n}`);
       }
     }
+    // The monitor leaves by itself once the root has no running context (other users' contexts keep it).
+    await rt.shutdownMonitor();
   }
   log('\ndone: every process, cgroup and private layer the demo made is gone.');
 }
