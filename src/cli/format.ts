@@ -21,16 +21,8 @@ export function printJson(value: unknown): void {
   process.stdout.write(JSON.stringify(value, (_k, v) => (typeof v === 'bigint' ? v.toString() : v), 2) + '\n');
 }
 
-export function formatBytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let i = 0;
-  let v = n;
-  while (Math.abs(v) >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return `${i === 0 ? v : v.toFixed(1)} ${units[i]}`;
-}
+// One byte formatter for the whole CLI (1024-based, like every size paene parses).
+export { formatBytes } from '../core/units.js';
 
 /**
  * A one-line progress bar on stderr, drawn only when stderr is a terminal
