@@ -6,7 +6,7 @@ import { DEFAULT_LIMITS, LIMIT_FLAGS, limitWarnings, mergeLimits, parseLimitFlag
 import { parseCount, parseSize } from '../core/units.js';
 import { PaeneError } from '../core/errors.js';
 import { parseXid, XID_MAX, XID_MIN } from '../core/spec.js';
-import { DEFAULT_IMAGE } from '../runtime/open.js';
+import { DEFAULT_IMAGE } from '../image/store.js';
 import type { ContextStatus, ProcessInfo } from '../runtime/runtime.js';
 import { runtimeOf } from './common.js';
 import { formatTable, printJson } from './format.js';

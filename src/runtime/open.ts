@@ -2,12 +2,11 @@
 
 import { buildSeccompFilter } from '../core/seccomp.js';
 import type { ContextConfig } from '../core/spec.js';
-import { ImageStore } from '../image/store.js';
+import { DEFAULT_IMAGE, ImageStore } from '../image/store.js';
 import { ensureBaseImage } from '../image/base.js';
 import { Layout } from './layout.js';
 import { type ImageSource, type Policy, Runtime } from './runtime.js';
 
-export const DEFAULT_IMAGE = 'base';
 
 export function storeImageSource(store: ImageStore): ImageSource {
   return {
