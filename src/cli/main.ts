@@ -10,9 +10,8 @@ import { registerBenchCommands } from './bench.js';
 import { registerLimitCommands } from './limits.js';
 import { registerCapsCommands } from './caps.js';
 import { registerDiskCommands } from './disk.js';
-import { resolveRoot } from '../runtime/layout.js';
-import { StateStore } from '../runtime/state.js';
 import { Layout } from '../runtime/layout.js';
+import { StateStore } from '../runtime/state.js';
 import { rootOf } from './common.js';
 
 const PAENE_VERSION = '0.1.0';
@@ -55,7 +54,7 @@ program
 registerContextCommands(program);
 /** Contexts whose config names an image: `image ls` shows them, `image rm` refuses while there are any. */
 const contextsUsing = (image: string): string[] => {
-  const store = new StateStore(new Layout(resolveRoot((program.opts() as { root?: string }).root)));
+  const store = new StateStore(new Layout(rootOf(program)));
   return store.names().filter((n) => store.readConfig(n).image === image);
 };
 registerImageCommands(program, () => rootOf(program), contextsUsing);
