@@ -14,17 +14,35 @@ import { applyLimits, sampleUsage } from '../runtime/limits.js';
 import { blockDevicesFor, ioMechanism, throttlerOf } from '../runtime/iothrottle.js';
 import type { Runtime } from '../runtime/runtime.js';
 
-export type Verdict = 'pass' | 'fail' | 'info';
+/** 'noisy': the paper-grade bar was missed while the host's own load moved; rerun on a quiet host. */
+export type Verdict = 'pass' | 'fail' | 'info' | 'noisy';
 
+/**
+ * Each row is judged twice. `verdict` holds the measurement to the paper's
+ * bar (tight tolerances: what `paene check isolation` and the benchmark JSON
+ * report). `guarantee` is what the kernel mechanism promises whatever else
+ * runs on the machine (a cap is never exceeded by more than a stated margin,
+ * a bomb stops at its limit): the tests assert only that, so a loaded host
+ * cannot make them fail while the mechanism is right.
+ */
 export interface ResultRow {
   experiment: string;
   setting: string;
   measured: string;
   expected: string;
   verdict: Verdict;
+  /** the mechanism's promise and whether it held (absent on informational rows) */
+  guarantee?: { expected: string; holds: boolean };
   /** the raw figures */
   data: Record<string, number | string | boolean>;
 }
+
+/** Rows whose mechanism guarantee did not hold (what the tests assert empty). */
+export function brokenGuarantees(rows: ResultRow[]): string[] {
+  return rows.filter((r) => r.guarantee && !r.guarantee.holds).map((r) => `${r.setting}: ${r.measured} (guaranteed ${r.guarantee?.expected})`);
+}
+
+const guard = (expected: string, holds: boolean) => ({ expected, holds });
 
 export interface IsoOptions {
   /** shorter windows (5 s instead of 10 s), fewer samples */
@@ -146,6 +164,8 @@ async function cpuCap(b: Bench, o: IsoOptions): Promise<ResultRow[]> {
     measured: `${r1(pct)}% of one CPU`,
     expected: '25% ± 2',
     verdict: Math.abs(pct - 25) <= 2 ? 'pass' : 'fail',
+    // The cap can only be undershot by a busy host; overshoot is bounded by one bucket over the window.
+    guarantee: guard('at most 30%, at least 10%', pct <= 30 && pct >= 10),
     data: { percent: r1(pct), throttledMs: Math.round((after.throttledNs - before.throttledNs) / 1e6), nrThrottled: after.nrThrottled - before.nrThrottled },
   });
   rows.push({
@@ -154,12 +174,13 @@ async function cpuCap(b: Bench, o: IsoOptions): Promise<ResultRow[]> {
     measured: `model TBF ${r1(tbf)}%, CFS ${r1(cfsModel)}%, kernel ${r1(pct)}%`,
     expected: 'within 3 points',
     verdict: Math.abs(tbf - pct) <= 3 && Math.abs(cfsModel - pct) <= 3 ? 'pass' : 'fail',
+    guarantee: guard('kernel at most the CFS model + 5', pct <= cfsModel + 5),
     data: { tbf: r1(tbf), cfs: r1(cfsModel), kernel: r1(pct) },
   });
 
   // A bursty load within the bucket: 40 ms of work every second.
   const jobs = o.quick ? 3 : 5;
-  await sleep(500); // idle: the bucket refills
+  await sleep(1000); // idle: the bucket refills (one unused period refills the burst; ten here)
   const s0 = sampleUsage(b.rt, name);
   const walls = (await b.sh(name, `/tmp/iso-load spin 40 1000 ${jobs}`)).trim().split('\n').map(Number);
   const s1 = sampleUsage(b.rt, name);
@@ -174,6 +195,8 @@ async function cpuCap(b: Bench, o: IsoOptions): Promise<ResultRow[]> {
     // A slower job with no throttled period waited for another host process, not for the cap.
     expected: `not throttled: 0 periods, median ~${Math.max(...model)} ms (model)`,
     verdict: throttled === 0 && median <= Math.max(...model) * 1.25 + 2 ? 'pass' : 'fail',
+    // Without the burst a 40 ms job at 25 ms per 100 ms must wait a period (> 100 ms): the bucket makes the difference.
+    guarantee: guard('median under 80 ms (a quota-only bucket forces > 100 ms)', median < 80),
     data: { medianMs: r1(median), worstMs: r1(worst), modelMs: Math.max(...model), throttledPeriods: throttled },
   });
   if (!o.quick) {
@@ -189,6 +212,7 @@ async function cpuCap(b: Bench, o: IsoOptions): Promise<ResultRow[]> {
       measured: `wall ${w2.map((w) => w.toFixed(1)).join('/')} ms`,
       expected: `throttled: model ${Math.min(...m2)}-${Math.max(...m2)} ms`,
       verdict: Math.min(...w2) > 50 ? 'pass' : 'fail',
+      guarantee: guard('every job over 50 ms', Math.min(...w2) > 50),
       data: { minMs: r1(Math.min(...w2)), maxMs: r1(Math.max(...w2)), modelMinMs: Math.min(...m2), modelMaxMs: Math.max(...m2) },
     });
   }
@@ -223,6 +247,7 @@ async function shares(b: Bench, o: IsoOptions): Promise<ResultRow[]> {
       measured: `${r1(pa)} / ${r1(100 - pa)} (together ${r1(used)}% of CPU 1)`,
       expected: `${r1(((model[0] ?? 0) / 1) * 100)} / ${r1(((model[1] ?? 0) / 1) * 100)} ± 3`,
       verdict: Math.abs(pa - 80) <= 3 ? 'pass' : 'fail',
+      guarantee: guard('the heavier one gets 65-92', pa >= 65 && pa <= 92),
       data: { a: r1(pa), b: r1(100 - pa), cpu1Busy: r1(used) },
     },
   ];
@@ -248,6 +273,7 @@ async function nineHogs(b: Bench, o: IsoOptions): Promise<ResultRow[]> {
     measured: `p50 ${((r.p50_us ?? 0) / 1000).toFixed(2)} ms, p99 ${((r.p99_us ?? 0) / 1000).toFixed(2)} ms, ${r1((r.under_1ms ?? 0) * 100)}% under 1 ms${r.lost ? `, ${r.lost} lost` : ''}`,
     expected: base ? 'p50 under 1 ms (the paper: under 1 ms most of the time)' : 'baseline',
     verdict: base ? ((r.p50_us ?? Infinity) < 1000 && (r.under_1ms ?? 0) >= 0.5 ? 'pass' : 'fail') : 'info',
+    ...(base ? { guarantee: guard('p50 under 3 ms, at most 2% lost', (r.p50_us ?? Infinity) < 3000 && (r.lost ?? 0) <= pings * 0.02) } : {}),
     data: { p50us: r.p50_us ?? 0, p90us: r.p90_us ?? 0, p99us: r.p99_us ?? 0, maxUs: r.max_us ?? 0, under1ms: r.under_1ms ?? 0, lost: r.lost ?? 0 },
   });
   try {
@@ -303,6 +329,7 @@ async function forkBomb(b: Bench, o: IsoOptions): Promise<ResultRow[]> {
       measured: `${procs} processes, pids.max hit ${limitHits} times`,
       expected: 'stops at 64',
       verdict: procs <= 64 && procs >= 60 && limitHits > 0 ? 'pass' : 'fail',
+      guarantee: guard('at most 64, limit hit', procs <= 64 && limitHits > 0),
       data: { processes: procs, limitHits },
     },
     {
@@ -311,6 +338,7 @@ async function forkBomb(b: Bench, o: IsoOptions): Promise<ResultRow[]> {
       measured: `host ${r1(before.host.mean_us ?? 0)} → ${r1(during.host.mean_us ?? 0)} us, other context ${r1(before.peer.mean_us ?? 0)} → ${r1(during.peer.mean_us ?? 0)} us`,
       expected: 'both can still fork (mean < 5x before or < 2 ms)',
       verdict: (hostFactor < 5 || (during.host.mean_us ?? 1e9) < 2000) && (peerFactor < 5 || (during.peer.mean_us ?? 1e9) < 2000) ? 'pass' : 'fail',
+      guarantee: guard('both fork (mean < 20x before or < 10 ms)', (hostFactor < 20 || (during.host.mean_us ?? 1e9) < 10_000) && (peerFactor < 20 || (during.peer.mean_us ?? 1e9) < 10_000)),
       data: { hostBeforeUs: before.host.mean_us ?? 0, hostDuringUs: during.host.mean_us ?? 0, peerBeforeUs: before.peer.mean_us ?? 0, peerDuringUs: during.peer.mean_us ?? 0 },
     },
     {
@@ -319,6 +347,7 @@ async function forkBomb(b: Bench, o: IsoOptions): Promise<ResultRow[]> {
       measured: `${survivors.length} of ${pidsSeen.length} processes left, ${Math.round(stopMs)} ms`,
       expected: 'no process left',
       verdict: survivors.length === 0 && !cg.exists() ? 'pass' : 'fail',
+      guarantee: guard('no process left', survivors.length === 0 && !cg.exists()),
       data: { left: survivors.length, stopMs: Math.round(stopMs) },
     },
   ];
@@ -357,6 +386,7 @@ async function memoryHog(b: Bench, _o: IsoOptions): Promise<ResultRow[]> {
         measured: `${r.code === 137 ? 'OOM-killed (SIGKILL)' : `exit ${r.code}`} at ${reached} MiB, ${u.oomKills} OOM kill(s) in the context`,
         expected: 'killed inside the context near 64 MiB',
         verdict: r.code === 137 && reached <= 64 && u.oomKills >= 1 ? 'pass' : 'fail',
+        guarantee: guard('killed at or below 64 MiB', r.code === 137 && reached <= 64 && u.oomKills >= 1),
         data: { exit: r.code, reachedMiB: reached, oomKills: u.oomKills },
       },
       {
@@ -365,6 +395,7 @@ async function memoryHog(b: Bench, _o: IsoOptions): Promise<ResultRow[]> {
         measured: `other context ${peerAlive ? 'untouched' : 'KILLED'}, host ${hostAlive ? 'untouched' : 'KILLED'}, the hog's context ${ctxAlive ? 'still running' : 'gone'}`,
         expected: 'untouched',
         verdict: peerAlive && hostAlive && ctxAlive ? 'pass' : 'fail',
+        guarantee: guard('untouched', peerAlive && hostAlive && ctxAlive),
         data: { peerAlive, hostAlive, ctxAlive },
       },
     ];
@@ -440,6 +471,8 @@ async function diskHog(b: Bench, o: IsoOptions): Promise<ResultRow[]> {
       measured: `${(got / 1048576).toFixed(2)} MiB/s`,
       expected: '10 MiB/s ± 10%',
       verdict: Math.abs(got - rate) <= rate * 0.1 ? 'pass' : 'fail',
+      // Held: never much above the limit (the unthrottled dd runs at the disk's speed, tens of times more).
+      guarantee: guard('at most 13 MiB/s and it wrote', got <= rate * 1.3 && got > 0),
       data: { mibPerSec: r1(got / 1048576), mechanism: mech, throttler: held !== undefined },
     });
     rows.push({
@@ -448,6 +481,7 @@ async function diskHog(b: Bench, o: IsoOptions): Promise<ResultRow[]> {
       measured: `${r1(during / 1048576)} MiB/s vs ${r1(alone / 1048576)} alone (${r1((during / alone) * 100)}%)`,
       expected: 'at least 80% of alone',
       verdict: during >= 0.8 * alone ? 'pass' : 'fail',
+      guarantee: guard('at least 40% of alone', during >= 0.4 * alone),
       data: { aloneMiBs: r1(alone / 1048576), duringMiBs: r1(during / 1048576) },
     });
   }
@@ -493,6 +527,7 @@ async function ipc(b: Bench, _o: IsoOptions): Promise<ResultRow[]> {
       measured: ok ? 'both created and each reads its own value' : `conflict: ${ca.trim()} | ${cc.trim()} | ${ra.trim()} | ${rc.trim()}`,
       expected: 'no conflict',
       verdict: ok ? 'pass' : 'fail',
+      guarantee: guard('as expected', ok),
       data: { ok },
     },
     {
@@ -501,6 +536,7 @@ async function ipc(b: Bench, _o: IsoOptions): Promise<ResultRow[]> {
       measured: `over its limit: ${overA.code === 0 ? 'created (!)' : (overA.stdout.match(/: ([^(]+)\(/)?.[1]?.trim() ?? `exit ${overA.code}`)}; other: ${overB.code === 0 ? 'created' : 'failed'}; the limited one still reads: ${stillA.code === 0 ? 'yes' : 'no'}`,
       expected: 'error in the limited context only',
       verdict: overA.code !== 0 && overB.code === 0 && stillA.code === 0 ? 'pass' : 'fail',
+      guarantee: guard('as expected', overA.code !== 0 && overB.code === 0 && stillA.code === 0),
       data: { limitedExit: overA.code, otherExit: overB.code },
     },
     {
@@ -509,6 +545,7 @@ async function ipc(b: Bench, _o: IsoOptions): Promise<ResultRow[]> {
       measured: afterRaise.code === 0 ? '2 MiB segment created' : `failed: ${afterRaise.stdout.trim()}`,
       expected: 'created',
       verdict: afterRaise.code === 0 ? 'pass' : 'fail',
+      guarantee: guard('as expected', afterRaise.code === 0),
       data: { exit: afterRaise.code },
     },
   ];
@@ -524,15 +561,44 @@ const RUNNERS: Record<ExperimentName, (b: Bench, o: IsoOptions) => Promise<Resul
   ipc,
 };
 
-/** Runs one experiment; its contexts are destroyed whatever happens. */
+/** Busy share of all CPUs (0..1) over `ms`, from /proc/stat: the host's own load while no experiment runs. */
+async function hostBusy(ms = 500): Promise<number> {
+  const read = () => {
+    const f = (safeRead('/proc/stat').split('\n')[0] ?? '').trim().split(/\s+/).slice(1).map(Number);
+    const idle = (f[3] ?? 0) + (f[4] ?? 0);
+    return { idle, total: f.reduce((a, x) => a + x, 0) };
+  };
+  const a = read();
+  await sleep(ms);
+  const b = read();
+  return b.total > a.total ? 1 - (b.idle - a.idle) / (b.total - a.total) : 0;
+}
+
+/** Above this idle-time load (a third of the machine busy with work that is not ours) a missed bar is 'noisy'. */
+export const NOISY_HOST_BUSY = 0.33;
+
+/**
+ * Runs one experiment; its contexts are destroyed whatever happens. The
+ * host's load is sampled before and after: a paper-grade miss while the host
+ * was busy with other work is reported as 'noisy' (rerun), not 'fail'.
+ */
 export async function runExperiment(rt: Runtime, which: ExperimentName, o: IsoOptions = {}): Promise<ResultRow[]> {
   const log = o.log ?? (() => undefined);
   const b = new Bench(rt, o.prefix ?? 'iso', log);
+  const before = await hostBusy();
+  let rows: ResultRow[];
   try {
-    return await RUNNERS[which](b, o);
+    rows = await RUNNERS[which](b, o);
   } finally {
     await b.close();
   }
+  const after = await hostBusy();
+  const busy = Math.max(before, after);
+  return rows.map((r) => ({
+    ...r,
+    verdict: r.verdict === 'fail' && busy > NOISY_HOST_BUSY ? 'noisy' : r.verdict,
+    data: { ...r.data, hostBusyBefore: r1(before * 100), hostBusyAfter: r1(after * 100) },
+  }));
 }
 
 /** Runs the experiments in order; a failing one becomes a 'fail' row and the rest still run. */
@@ -547,7 +613,7 @@ export async function runIsolationSuite(rt: Runtime, o: IsoOptions & { only?: Ex
       rows.push(...r);
       for (const row of r) log(`  ${row.verdict.padEnd(4)} ${row.setting}: ${row.measured}`);
     } catch (err) {
-      rows.push({ experiment: e, setting: 'the experiment itself', measured: `error: ${(err as Error).message}`, expected: 'runs', verdict: 'fail', data: {} });
+      rows.push({ experiment: e, setting: 'the experiment itself', measured: `error: ${(err as Error).message}`, expected: 'runs', verdict: 'fail', guarantee: guard('runs', false), data: {} });
       log(`  fail ${e}: ${(err as Error).message}`);
     }
     log(`  (${((performance.now() - t0) / 1000).toFixed(1)} s)`);

@@ -5,7 +5,7 @@
 import fs from 'node:fs';
 import type { Command } from 'commander';
 import { PaeneError } from '../core/errors.js';
-import { EXPERIMENTS, type ExperimentName, type ResultRow, runIsolationSuite } from '../check/isolation.js';
+import { EXPERIMENTS, type ExperimentName, type ResultRow, brokenGuarantees, runIsolationSuite } from '../check/isolation.js';
 import { runtimeOf } from './common.js';
 import { formatTable } from './format.js';
 
@@ -30,10 +30,14 @@ export function registerIsolationCheck(check: Command): void {
         { header: 'MEASURED', get: (r: ResultRow) => r.measured },
         { header: 'EXPECTED', get: (r: ResultRow) => r.expected },
         { header: 'VERDICT', get: (r: ResultRow) => r.verdict },
+        { header: 'MECHANISM', get: (r: ResultRow) => (r.guarantee ? (r.guarantee.holds ? 'holds' : `BROKEN (${r.guarantee.expected})`) : '') },
       ]));
       const failed = rows.filter((r) => r.verdict === 'fail').length;
+      const noisy = rows.filter((r) => r.verdict === 'noisy').length;
+      const broken = brokenGuarantees(rows).length;
       if (o.json) fs.writeFileSync(o.json, JSON.stringify({ started, finished: new Date().toISOString(), quick: o.quick === true, rows }, null, 2) + '\n');
-      console.log(`\n${rows.filter((r) => r.verdict === 'pass').length} passed, ${failed} failed, ${rows.filter((r) => r.verdict === 'info').length} informational`);
-      if (failed > 0) process.exitCode = 1;
+      console.log(`\n${rows.filter((r) => r.verdict === 'pass').length} passed, ${failed} failed, ${noisy} noisy, ${rows.filter((r) => r.verdict === 'info').length} informational; mechanism guarantees: ${broken} broken`);
+      if (noisy > 0) console.log(`noisy: the host was busy with other work during ${noisy} missed measurement(s); rerun on a quiet host`);
+      if (failed > 0 || broken > 0) process.exitCode = 1;
     });
 }
