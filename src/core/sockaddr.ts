@@ -1,0 +1,541 @@
+// The kernel wall of a "shared" network context: eBPF programs of type
+// BPF_PROG_TYPE_CGROUP_SOCK_ADDR, one per hook, attached to the context's
+// cgroup v2 directory. The context stays on the host's network stack but may
+// only use its own addresses, as a Linux-VServer or FreeBSD-jail guest does:
+//
+//   bind      own address: yes; wildcard and the host's loopback: rewritten
+//             to the primary address; anything else (a neighbour's or a host
+//             address): EPERM
+//   connect,  to an unpublished host address (hostDeny, checked first):
+//   sendmsg   EPERM; to the host's loopback: redirected to the primary
+//             address (its "127.0.0.1" is its own); to a neighbour
+//             (peerNets4) or the world: as is; the source is
+//             forced to the primary address (bpf_bind in connect, msg_src in
+//             sendmsg), so nothing leaves with a host address
+//   recvmsg,  a peer that is the primary address shows as the loopback the
+//   getpeername  program inside used
+//
+// All policy is here, decided in TypeScript and compiled to straight-line
+// comparisons (no maps: up to 16 entries a list); a change of addresses
+// builds new programs and re-attaching replaces the old ones.
+// src/native/paene-bpf.c only loads and attaches the bytes;
+// src/core/ebpf-run.ts runs them in tests the way the kernel would.
+//
+// Kernel facts the code depends on (include/uapi/linux/bpf.h, net/core/filter.c):
+// - struct bpf_sock_addr: user_family 0, user_ip4 4, user_ip6 8..24,
+//   user_port 24, family 28, type 32, protocol 36, msg_src_ip4 40,
+//   msg_src_ip6 44..60; addresses and port in network byte order.
+// - user_ip4 is only accessible in the *4 hooks, user_ip6 only in the *6
+//   hooks, msg_src_ip4 only in sendmsg4, msg_src_ip6 only in sendmsg6. Writes
+//   must be 4 bytes wide, and from a register: kernels before 6.3 refuse
+//   BPF_ST (store immediate) into the context.
+// - bpf_bind (helper 64) is only available to connect4/connect6; its binds do
+//   not run the bind hooks again.
+// - recvmsg and getpeername programs must return exactly 1; bind may return
+//   0..3, the others 0..1. 0 makes the syscall fail with EPERM.
+// - A v6 socket sending to a v4-mapped address goes through udp_sendmsg and
+//   so through the sendmsg4 program, never the sendmsg6 one; TCP and UDP
+//   connect() of a v6 socket to a mapped address run only connect6: the v6
+//   programs apply the v4 rules to mapped addresses, or the v6 hooks would be
+//   a way around the v4 wall.
+
+import { Asm, R1, R2, R3, R4, R5, R6, R10, type Reg } from './ebpf.js';
+import { PaeneError } from './errors.js';
+
+export interface SockAddrPolicy {
+  /** The context's own IPv4 addresses, dotted; v4[0] is the primary (may be empty only if v6 is non-empty). */
+  v4: string[];
+  /** Own IPv6 addresses (v6[0] is the primary v6); may be empty. */
+  v6: string[];
+  /** CIDRs of addresses other contexts own (e.g. the pool '127.77.0.0/16'): connect/sendmsg to these allowed as is. */
+  peerNets4: string[];
+  /** The host's own addresses that are not published to contexts (exact addresses): connect/sendmsg refused. */
+  hostDeny4: string[];
+  hostDeny6: string[];
+}
+
+export type SockAddrHook = 'bind4' | 'bind6' | 'connect4' | 'connect6' | 'sendmsg4' | 'sendmsg6' | 'recvmsg4' | 'recvmsg6' | 'getpeername4' | 'getpeername6';
+
+export const SOCK_ADDR_HOOKS: readonly SockAddrHook[] = ['bind4', 'bind6', 'connect4', 'connect6', 'sendmsg4', 'sendmsg6', 'recvmsg4', 'recvmsg6', 'getpeername4', 'getpeername6'];
+
+/** enum bpf_attach_type (include/uapi/linux/bpf.h). */
+export const ATTACH_TYPE: Readonly<Record<SockAddrHook, number>> = {
+  bind4: 8, // BPF_CGROUP_INET4_BIND
+  bind6: 9, // BPF_CGROUP_INET6_BIND
+  connect4: 10, // BPF_CGROUP_INET4_CONNECT
+  connect6: 11, // BPF_CGROUP_INET6_CONNECT
+  sendmsg4: 14, // BPF_CGROUP_UDP4_SENDMSG
+  sendmsg6: 15, // BPF_CGROUP_UDP6_SENDMSG
+  recvmsg4: 19, // BPF_CGROUP_UDP4_RECVMSG
+  recvmsg6: 20, // BPF_CGROUP_UDP6_RECVMSG
+  getpeername4: 29, // BPF_CGROUP_INET4_GETPEERNAME
+  getpeername6: 30, // BPF_CGROUP_INET6_GETPEERNAME
+};
+
+/** enum bpf_prog_type: BPF_PROG_TYPE_CGROUP_SOCK_ADDR. */
+export const BPF_PROG_TYPE_CGROUP_SOCK_ADDR = 18;
+/** enum bpf_func_id: BPF_FUNC_bind. */
+export const BPF_FUNC_BIND = 64;
+/** Most own addresses per family, and most entries per list: every one is an unrolled comparison. */
+export const MAX_SOCK_ADDR_ENTRIES = 16;
+
+/** struct bpf_sock_addr field offsets. */
+export const SA = { user_family: 0, user_ip4: 4, user_ip6: 8, user_port: 24, family: 28, type: 32, protocol: 36, msg_src_ip4: 40, msg_src_ip6: 44, sk: 64, size: 72 } as const;
+
+export const AF_INET = 2;
+export const AF_INET6 = 10;
+
+// ---- addresses ----------------------------------------------------------
+
+const bad = (msg: string) => new PaeneError('invalid-argument', msg);
+
+/** Dotted IPv4 → its 4 bytes (network order). Undefined if malformed. */
+export function parseIPv4(s: string): Buffer | undefined {
+  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(s);
+  if (!m) return undefined;
+  const parts = m.slice(1).map((p) => (p.length > 1 && p.startsWith('0') ? NaN : Number(p)));
+  if (parts.some((p) => !(p >= 0 && p <= 255))) return undefined; // NaN: a leading zero would read as octal to some tools
+  return Buffer.from(parts);
+}
+
+/** IPv6 text (with '::' and a dotted tail allowed) → its 16 bytes. Undefined if malformed. */
+export function parseIPv6(s: string): Buffer | undefined {
+  if (!/^[0-9a-fA-F:.]+$/.test(s) || s.split('::').length > 2) return undefined;
+  const groups = (part: string): number[] | undefined => {
+    if (part === '') return [];
+    const out: number[] = [];
+    const fields = part.split(':');
+    for (let i = 0; i < fields.length; i++) {
+      const f = fields[i];
+      if (i === fields.length - 1 && f.includes('.')) {
+        const v4 = parseIPv4(f);
+        if (!v4) return undefined;
+        out.push(v4.readUInt16BE(0), v4.readUInt16BE(2));
+      } else if (/^[0-9a-fA-F]{1,4}$/.test(f)) {
+        out.push(parseInt(f, 16));
+      } else {
+        return undefined;
+      }
+    }
+    return out;
+  };
+  const halves = s.split('::');
+  const head = groups(halves[0]);
+  const tail = halves.length === 2 ? groups(halves[1]) : [];
+  if (!head || !tail) return undefined;
+  if (halves.length === 2 && halves[0].includes('.')) return undefined; // a dotted quad only ends an address
+  const missing = 8 - head.length - tail.length;
+  if (halves.length === 1 ? missing !== 0 : missing < 1) return undefined;
+  const all = [...head, ...new Array<number>(halves.length === 2 ? missing : 0).fill(0), ...tail];
+  const b = Buffer.alloc(16);
+  all.forEach((g, i) => b.writeUInt16BE(g, i * 2));
+  return b;
+}
+
+export function formatIPv4(b: Buffer): string {
+  return `${b[0]}.${b[1]}.${b[2]}.${b[3]}`;
+}
+
+/** RFC 5952 text: the longest run of zero groups becomes '::'; v4-mapped as ::ffff:a.b.c.d. */
+export function formatIPv6(b: Buffer): string {
+  if (isMapped(b)) return `::ffff:${formatIPv4(b.subarray(12))}`;
+  const g = Array.from({ length: 8 }, (_, i) => b.readUInt16BE(i * 2));
+  let best = -1;
+  let bestLen = 1;
+  for (let i = 0; i < 8; ) {
+    if (g[i] !== 0) {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && g[j] === 0) j++;
+    if (j - i > bestLen) [best, bestLen] = [i, j - i];
+    i = j;
+  }
+  const hex = (a: number[]) => a.map((x) => x.toString(16)).join(':');
+  if (best < 0) return hex(g);
+  return `${hex(g.slice(0, best))}::${hex(g.slice(best + bestLen))}`;
+}
+
+const isMapped = (b: Buffer): boolean => b.subarray(0, 10).every((x) => x === 0) && b[10] === 0xff && b[11] === 0xff;
+
+/** A 4-byte network-order address as the u32 a 4-byte load on little-endian sees (the program's constants). */
+const word = (b: Buffer, at = 0): number => b.readUInt32LE(at);
+const words6 = (b: Buffer): number[] => [0, 4, 8, 12].map((o) => word(b, o));
+
+const LOOPBACK4 = word(Buffer.from([127, 0, 0, 1]));
+const LOOPBACK6 = words6(parseIPv6('::1') as Buffer);
+const MAPPED_TAG = word(Buffer.from([0, 0, 0xff, 0xff])); // user_ip6[2] of ::ffff:a.b.c.d
+
+interface Net4 {
+  net: number;
+  mask: number;
+}
+
+/** The validated policy as program constants. */
+interface Compiled {
+  own4: number[];
+  own6: number[][];
+  peer4: Net4[];
+  deny4: number[];
+  deny6: number[][];
+}
+
+function compile(p: SockAddrPolicy): Compiled {
+  if (typeof p !== 'object' || p === null) throw bad('the network policy must be an object');
+  for (const k of ['v4', 'v6', 'peerNets4', 'hostDeny4', 'hostDeny6'] as const) {
+    if (!Array.isArray(p[k])) throw bad(`the network policy's ${k} must be a list of addresses`);
+    if (p[k].length > MAX_SOCK_ADDR_ENTRIES) {
+      throw bad(`the network policy's ${k} has ${p[k].length} entries; at most ${MAX_SOCK_ADDR_ENTRIES} are supported`);
+    }
+    for (const e of p[k]) if (typeof e !== 'string') throw bad(`the network policy's ${k} must hold strings, not ${typeof e}`);
+  }
+  if (p.v4.length === 0 && p.v6.length === 0) throw bad('a shared-network context needs at least one address of its own (v4 or v6)');
+
+  const v4 = (what: string, s: string): Buffer => {
+    const b = parseIPv4(s);
+    if (!b) throw bad(`${what}: '${s}' is not an IPv4 address (a.b.c.d)`);
+    return b;
+  };
+  const v6 = (what: string, s: string): Buffer => {
+    const b = parseIPv6(s);
+    if (!b) throw bad(`${what}: '${s}' is not an IPv6 address`);
+    if (isMapped(b)) throw bad(`${what}: '${s}' is an IPv4-mapped address; list the IPv4 address in the v4 list instead`);
+    return b;
+  };
+  const noDuplicates = (what: string, list: string[], key: (s: string) => string) => {
+    const seen = new Set<string>();
+    for (const s of list) {
+      if (seen.has(key(s))) throw bad(`${what}: '${s}' is listed twice`);
+      seen.add(key(s));
+    }
+  };
+
+  const own4 = p.v4.map((s) => {
+    const b = v4('own IPv4 address', s);
+    if (b[0] === 0 || b[0] >= 224) throw bad(`own IPv4 address: '${s}' is not a unicast address a context can own`);
+    return b;
+  });
+  const own6 = p.v6.map((s) => {
+    const b = v6('own IPv6 address', s);
+    if (b.every((x) => x === 0)) throw bad(`own IPv6 address: '::' is the wildcard, not an address`);
+    if (b[0] === 0xff) throw bad(`own IPv6 address: '${s}' is a multicast address`);
+    if (word(b, 0) === 0 && word(b, 4) === 0 && word(b, 8) === 0 && word(b, 12) === LOOPBACK6[3]) {
+      throw bad(`own IPv6 address: '::1' is the host's loopback; give the context an address of its own`);
+    }
+    return b;
+  });
+  const peer4 = p.peerNets4.map((s): Net4 => {
+    const m = /^([^/]+)\/(\d{1,2})$/.exec(s);
+    const bits = m ? Number(m[2]) : NaN;
+    const addr = m ? parseIPv4(m[1]) : undefined;
+    if (!addr || !(bits >= 0 && bits <= 32)) throw bad(`peer network: '${s}' is not an IPv4 CIDR (a.b.c.d/n)`);
+    const maskBE = bits === 0 ? 0 : (0xffffffff << (32 - bits)) >>> 0;
+    const netBE = addr.readUInt32BE(0);
+    if ((netBE & ~maskBE) >>> 0 !== 0) {
+      const fixed = Buffer.alloc(4);
+      fixed.writeUInt32BE((netBE & maskBE) >>> 0);
+      throw bad(`peer network: '${s}' has host bits set; did you mean ${formatIPv4(fixed)}/${bits}?`);
+    }
+    const mask = Buffer.alloc(4);
+    mask.writeUInt32BE(maskBE);
+    return { net: word(addr), mask: word(mask) };
+  });
+  const deny4 = p.hostDeny4.map((s) => v4('host address to deny', s));
+  const deny6 = p.hostDeny6.map((s) => v6('host IPv6 address to deny', s));
+
+  noDuplicates('own IPv4 address', p.v4, (s) => formatIPv4(v4('', s)));
+  noDuplicates('own IPv6 address', p.v6, (s) => formatIPv6(v6('', s)));
+  for (const d of deny4) {
+    if (own4.some((o) => o.equals(d))) throw bad(`${formatIPv4(d)} is both an own address and a denied host address`);
+  }
+  for (const d of deny6) {
+    if (own6.some((o) => o.equals(d))) throw bad(`${formatIPv6(d)} is both an own address and a denied host address`);
+  }
+  return { own4: own4.map((b) => word(b)), own6: own6.map(words6), peer4, deny4: deny4.map((b) => word(b)), deny6: deny6.map(words6) };
+}
+
+/** Checks a policy without building programs; throws PaeneError('invalid-argument'). */
+export function validateSockAddrPolicy(p: SockAddrPolicy): void {
+  compile(p);
+}
+
+// ---- code generation ----------------------------------------------------
+//
+// Registers: r6 holds the context for the whole program (helper calls
+// clobber r1-r5); the address under decision is loaded into r2 (IPv4) or
+// r2..r5 (the four words of an IPv6 address); r1 is scratch.
+
+const CTX = R6;
+const TMP = R1;
+const W6: [Reg, Reg, Reg, Reg] = [R2, R3, R4, R5];
+
+/** Labels every program has: return 1 / return 0. */
+interface Exits {
+  allow: string;
+  deny: string;
+}
+
+function prologue(a: Asm): Exits {
+  a.mov64(CTX, R1);
+  return { allow: 'allow', deny: 'deny' };
+}
+
+function epilogue(a: Asm, x: Exits): Buffer {
+  a.label(x.allow).ret(1);
+  a.label(x.deny).ret(0);
+  return a.toBuffer();
+}
+
+/** ctx[off] = value: 4 bytes, through a register (kernels before 6.3 refuse immediate stores into the context). */
+function store(a: Asm, off: number, value: number): void {
+  a.mov32(TMP, { imm: value }).stx(4, CTX, off, TMP);
+}
+
+function store6(a: Asm, off: number, w: number[]): void {
+  w.forEach((v, i) => store(a, off + 4 * i, v));
+}
+
+function load6(a: Asm, off: number): void {
+  W6.forEach((r, i) => a.ldx(4, r, CTX, off + 4 * i));
+}
+
+/** Jumps to `to` if reg equals any of the values. */
+function jeqAny(a: Asm, reg: Reg, values: number[], to: string): void {
+  for (const v of values) a.jmp32('jeq', reg, { imm: v }, to);
+}
+
+/** Jumps to `to` if the IPv6 address in W6 equals any of the addresses. */
+function jeqAny6(a: Asm, addrs: number[][], to: string): void {
+  for (const w of addrs) {
+    const next = a.newLabel('ne6');
+    for (let i = 0; i < 3; i++) a.jmp32('jne', W6[i], { imm: w[i] }, next);
+    a.jmp32('jeq', W6[3], { imm: w[3] }, to);
+    a.label(next);
+  }
+}
+
+/** Jumps to `to` if reg is inside any of the networks. */
+function inNets(a: Asm, reg: Reg, nets: Net4[], to: string): void {
+  for (const n of nets) {
+    a.mov32(TMP, reg).alu32('and', TMP, { imm: n.mask }).jmp32('jeq', TMP, { imm: n.net }, to);
+  }
+}
+
+/** Jumps to `notLoopback` unless reg is in 127.0.0.0/8. */
+function unlessLoopback(a: Asm, reg: Reg, notLoopback: string): void {
+  a.mov32(TMP, reg).alu32('and', TMP, { imm: 0xff }).jmp32('jne', TMP, { imm: 127 }, notLoopback);
+}
+
+/**
+ * The IPv4 bind rule for the address in `addr`; a rewrite is written at
+ * ctx[writeAt] (user_ip4, or the last word of a v4-mapped user_ip6).
+ */
+function bind4Rule(a: Asm, c: Compiled, addr: Reg, writeAt: number, x: Exits): void {
+  if (c.own4.length === 0) {
+    a.ja(x.deny); // no IPv4 address of its own: nothing to bind to
+    return;
+  }
+  const rewrite = a.newLabel('bind.rewrite');
+  a.jmp32('jeq', addr, { imm: 0 }, rewrite); // the wildcard
+  jeqAny(a, addr, c.own4, x.allow);
+  unlessLoopback(a, addr, x.deny); // a host or a neighbour's non-loopback address
+  inNets(a, addr, c.peer4, x.deny); // a neighbour's loopback address
+  a.label(rewrite); // the host's loopback: its 127.0.0.1 is its own first address
+  store(a, writeAt, c.own4[0]);
+  a.ja(x.allow);
+}
+
+/**
+ * The IPv4 destination rule of connect and sendmsg; jumps to x.allow (the
+ * caller then forces the source) or x.deny. hostDeny comes first: it may name
+ * loopback addresses (a stand-in for the host's) and addresses inside the
+ * peer networks (one kept back from every context).
+ */
+function dest4Rule(a: Asm, c: Compiled, addr: Reg, writeAt: number, x: Exits): void {
+  const redirect = a.newLabel('dst.redirect');
+  a.jmp32('jeq', addr, { imm: 0 }, redirect); // 0.0.0.0 means "this host" to connect() and sendto()
+  jeqAny(a, addr, c.deny4, x.deny);
+  unlessLoopback(a, addr, x.allow); // the world
+  jeqAny(a, addr, c.own4, x.allow);
+  inNets(a, addr, c.peer4, x.allow); // a neighbour
+  a.label(redirect); // the host's loopback → its own
+  if (c.own4.length === 0) {
+    a.ja(x.deny);
+  } else {
+    store(a, writeAt, c.own4[0]);
+    a.ja(x.allow);
+  }
+}
+
+/**
+ * Classifies the IPv6 address in W6: jumps to `mapped` (::ffff:a.b.c.d, the
+ * v4 part in W6[3]), `local` (:: or ::1) or falls through (any other).
+ */
+function classify6(a: Asm, mapped: string, local: string): void {
+  const other = a.newLabel('v6.other');
+  const maybeMapped = a.newLabel('v6.maybe-mapped');
+  a.jmp32('jne', W6[0], { imm: 0 }, other);
+  a.jmp32('jne', W6[1], { imm: 0 }, other);
+  a.jmp32('jne', W6[2], { imm: 0 }, maybeMapped);
+  a.jmp32('jeq', W6[3], { imm: 0 }, local);
+  a.jmp32('jeq', W6[3], { imm: LOOPBACK6[3] }, local);
+  a.ja(other);
+  a.label(maybeMapped);
+  a.jmp32('jeq', W6[2], { imm: MAPPED_TAG }, mapped);
+  a.label(other);
+}
+
+const mappedWords = (v4: number): number[] => [0, 0, MAPPED_TAG, v4];
+
+/** bpf_bind(ctx, &sockaddr, len) with a sockaddr built on the stack; the result is ignored (EINVAL when already bound). */
+function callBind4(a: Asm, addr: number): void {
+  // struct sockaddr_in at fp-16: family, port 0, address, 8 zero bytes
+  a.st(4, R10, -16, AF_INET).st(4, R10, -12, addr).st(8, R10, -8, 0);
+  a.mov64(R1, CTX).mov64(R2, R10).alu64('add', R2, { imm: -16 }).mov64(R3, { imm: 16 }).call(BPF_FUNC_BIND);
+}
+
+function callBind6(a: Asm, w: number[]): void {
+  // struct sockaddr_in6 (28 bytes) at fp-32: family, port 0, flowinfo 0, address, scope id 0
+  a.st(4, R10, -32, AF_INET6).st(4, R10, -28, 0);
+  w.forEach((v, i) => a.st(4, R10, -24 + 4 * i, v));
+  a.st(4, R10, -8, 0).st(4, R10, -4, 0);
+  a.mov64(R1, CTX).mov64(R2, R10).alu64('add', R2, { imm: -32 }).mov64(R3, { imm: 28 }).call(BPF_FUNC_BIND);
+}
+
+function bind4(c: Compiled): Buffer {
+  const a = new Asm();
+  const x = prologue(a);
+  a.ldx(4, R2, CTX, SA.user_ip4);
+  bind4Rule(a, c, R2, SA.user_ip4, x);
+  return epilogue(a, x);
+}
+
+function bind6(c: Compiled): Buffer {
+  const a = new Asm();
+  const x = prologue(a);
+  const mapped = a.newLabel('mapped');
+  const wildcard = a.newLabel('wildcard');
+  load6(a, SA.user_ip6);
+  classify6(a, mapped, wildcard);
+  jeqAny6(a, c.own6, x.allow);
+  a.ja(x.deny);
+  a.label(mapped); // the v4 rules, or binding ::ffff:127.0.0.1 would walk around them
+  bind4Rule(a, c, W6[3], SA.user_ip6 + 12, x);
+  a.label(wildcard); // :: and ::1
+  if (c.own6.length > 0) store6(a, SA.user_ip6, c.own6[0]);
+  else if (c.own4.length > 0) store6(a, SA.user_ip6, mappedWords(c.own4[0]));
+  a.ja(x.allow);
+  return epilogue(a, x);
+}
+
+function connectOrSend4(c: Compiled, hook: 'connect4' | 'sendmsg4'): Buffer {
+  const a = new Asm();
+  const x = prologue(a);
+  const source = a.newLabel('source');
+  a.ldx(4, R2, CTX, SA.user_ip4);
+  dest4Rule(a, c, R2, SA.user_ip4, { allow: source, deny: x.deny });
+  a.label(source);
+  if (c.own4.length > 0) {
+    if (hook === 'connect4') {
+      callBind4(a, c.own4[0]);
+    } else {
+      a.ldx(4, R2, CTX, SA.msg_src_ip4);
+      jeqAny(a, R2, c.own4, x.allow);
+      store(a, SA.msg_src_ip4, c.own4[0]);
+    }
+  }
+  a.ja(x.allow);
+  return epilogue(a, x);
+}
+
+function connectOrSend6(c: Compiled, hook: 'connect6' | 'sendmsg6'): Buffer {
+  const a = new Asm();
+  const x = prologue(a);
+  const mapped = a.newLabel('mapped');
+  const local = a.newLabel('local');
+  const source6 = a.newLabel('source6');
+  const source4 = a.newLabel('source4');
+  load6(a, SA.user_ip6);
+  jeqAny6(a, c.deny6, x.deny);
+  classify6(a, mapped, local);
+  a.ja(source6);
+
+  a.label(local); // ::1, and :: which connect() and sendto() take as ::1
+  if (c.own6.length === 0) {
+    a.ja(x.deny);
+  } else {
+    store6(a, SA.user_ip6, c.own6[0]);
+    a.ja(source6);
+  }
+
+  a.label(mapped); // the v4 rules, results stay mapped
+  dest4Rule(a, c, W6[3], SA.user_ip6 + 12, { allow: source4, deny: x.deny });
+
+  a.label(source6);
+  if (c.own6.length > 0) {
+    if (hook === 'connect6') {
+      callBind6(a, c.own6[0]);
+    } else {
+      load6(a, SA.msg_src_ip6);
+      jeqAny6(a, c.own6, x.allow);
+      store6(a, SA.msg_src_ip6, c.own6[0]);
+    }
+  }
+  a.ja(x.allow);
+
+  a.label(source4);
+  // A mapped destination never reaches sendmsg6 (udpv6_sendmsg hands it to
+  // udp_sendmsg, where sendmsg4 forces the source); connect6 binds the v4 source.
+  if (hook === 'connect6' && c.own4.length > 0) callBind6(a, mappedWords(c.own4[0]));
+  a.ja(x.allow);
+  return epilogue(a, x);
+}
+
+/** recvmsg/getpeername: a peer that is the primary address shows as the loopback the program used. Must return 1. */
+function peer4(c: Compiled): Buffer {
+  const a = new Asm();
+  const x = prologue(a);
+  if (c.own4.length > 0) {
+    a.ldx(4, R2, CTX, SA.user_ip4);
+    a.jmp32('jne', R2, { imm: c.own4[0] }, x.allow);
+    store(a, SA.user_ip4, LOOPBACK4);
+  }
+  a.ja(x.allow);
+  return epilogue(a, x);
+}
+
+function peer6(c: Compiled): Buffer {
+  const a = new Asm();
+  const x = prologue(a);
+  const v6 = a.newLabel('primary6');
+  const v4 = a.newLabel('primary4');
+  load6(a, SA.user_ip6);
+  if (c.own6.length > 0) jeqAny6(a, [c.own6[0]], v6);
+  if (c.own4.length > 0) jeqAny6(a, [mappedWords(c.own4[0])], v4);
+  a.ja(x.allow);
+  a.label(v6);
+  store6(a, SA.user_ip6, LOOPBACK6);
+  a.ja(x.allow);
+  a.label(v4);
+  store(a, SA.user_ip6 + 12, LOOPBACK4);
+  a.ja(x.allow);
+  return epilogue(a, x);
+}
+
+/** Every hook's program for a policy. Throws PaeneError('invalid-argument') on a bad policy. */
+export function buildSockAddrPrograms(p: SockAddrPolicy): Record<SockAddrHook, Buffer> {
+  const c = compile(p);
+  return {
+    bind4: bind4(c),
+    bind6: bind6(c),
+    connect4: connectOrSend4(c, 'connect4'),
+    connect6: connectOrSend6(c, 'connect6'),
+    sendmsg4: connectOrSend4(c, 'sendmsg4'),
+    sendmsg6: connectOrSend6(c, 'sendmsg6'),
+    recvmsg4: peer4(c),
+    recvmsg6: peer6(c),
+    getpeername4: peer4(c),
+    getpeername6: peer6(c),
+  };
+}

@@ -1,0 +1,76 @@
+// Puts a shared-network context's sock_addr programs (src/core/sockaddr.ts)
+// on its cgroup v2 directory, through the native loader
+// src/native/paene-bpf.c, which loads and attaches what it is given and
+// decides nothing. Attaching again replaces the programs in place (a live
+// change of addresses); detaching removes them.
+
+import { spawnSync } from 'node:child_process';
+import { PaeneError } from '../core/errors.js';
+import { ATTACH_TYPE, SOCK_ADDR_HOOKS, type SockAddrHook } from '../core/sockaddr.js';
+import { nativePath } from './helper.js';
+
+/** paene-bpf's exit status when the kernel lacks cgroup BPF (see paene-bpf.c). */
+const EXIT_UNSUPPORTED = 3;
+
+function run(args: string[], what: string): string {
+  const r = spawnSync(nativePath('paene-bpf'), args, {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' },
+    maxBuffer: 16 << 20, // a verifier log can be long
+  });
+  if (r.error) throw new PaeneError('internal', `${what}: could not run paene-bpf: ${r.error.message}`, { cause: r.error });
+  if (r.status === 0) return r.stdout;
+  const err = (r.stderr || `exit ${r.status ?? r.signal}`).trim();
+  if (r.status === EXIT_UNSUPPORTED) throw new PaeneError('unsupported', `${what}: ${err.replace(/^paene-bpf: unsupported: /, '')}`);
+  throw new PaeneError('internal', `${what}: ${err}`);
+}
+
+/** HOOK=HEX arguments, in the fixed hook order. */
+function progArgs(progs: Partial<Record<SockAddrHook, Buffer>>): string[] {
+  const out: string[] = [];
+  for (const h of SOCK_ADDR_HOOKS) {
+    const p = progs[h];
+    if (p === undefined) continue;
+    if (p.length === 0 || p.length % 8 !== 0) throw new PaeneError('internal', `the ${h} program is ${p.length} bytes, not whole eBPF instructions`);
+    out.push(`${ATTACH_TYPE[h]}=${p.toString('hex')}`);
+  }
+  if (out.length === 0) throw new PaeneError('internal', 'no sock_addr programs given');
+  return out;
+}
+
+/**
+ * Loads the programs and attaches them to the cgroup, replacing the ones of
+ * the same hooks already there. All or nothing: if one fails, the cgroup is
+ * left as it was.
+ */
+export function attachSockAddr(cgroupDir: string, progs: Partial<Record<SockAddrHook, Buffer>>): void {
+  run(['attach', cgroupDir, ...progArgs(progs)], `attaching the network programs to ${cgroupDir}`);
+}
+
+/** Removes every sock_addr program paene attaches from the cgroup; hooks without one are fine. */
+export function detachSockAddr(cgroupDir: string): void {
+  run(['detach', cgroupDir, ...SOCK_ADDR_HOOKS.map((h) => String(ATTACH_TYPE[h]))], `detaching the network programs from ${cgroupDir}`);
+}
+
+/** How many programs are attached directly to the cgroup, per hook (leak checks, status). */
+export function attachedSockAddr(cgroupDir: string): Record<SockAddrHook, number> {
+  const out = run(['query', cgroupDir, ...SOCK_ADDR_HOOKS.map((h) => String(ATTACH_TYPE[h]))], `querying the network programs of ${cgroupDir}`);
+  const byType = new Map<number, number>();
+  for (const line of out.split('\n')) {
+    const m = /^(\d+) (\d+)$/.exec(line.trim());
+    if (m) byType.set(Number(m[1]), Number(m[2]));
+  }
+  const counts = {} as Record<SockAddrHook, number>;
+  for (const h of SOCK_ADDR_HOOKS) {
+    const n = byType.get(ATTACH_TYPE[h]);
+    if (n === undefined) throw new PaeneError('internal', `paene-bpf query gave no count for ${h}: '${out.trim()}'`);
+    counts[h] = n;
+  }
+  return counts;
+}
+
+/** Loads the programs into the kernel's verifier and throws (with its log) if it rejects one; attaches nothing. */
+export function verifySockAddr(progs: Partial<Record<SockAddrHook, Buffer>>): void {
+  run(['verify', ...progArgs(progs)], 'verifying the network programs');
+}

@@ -1,0 +1,328 @@
+// The shared-network wall on the real kernel: the programs of
+// src/core/sockaddr.ts pass the verifier, and once attached to a cgroup they
+// do to a process inside what the policy says. Only loopback addresses
+// (127.0.0.0/8, ::1) are used; no interface is touched. The "host" here is
+// this test process, outside the cgroup, with listeners on 127.0.0.1 and on
+// the context's and a neighbour's addresses.
+
+import { spawn } from 'node:child_process';
+import dgram from 'node:dgram';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { Asm } from '../../src/core/ebpf.js';
+import { isPaeneError } from '../../src/core/errors.js';
+import { buildSockAddrPrograms, SOCK_ADDR_HOOKS, type SockAddrHook, type SockAddrPolicy } from '../../src/core/sockaddr.js';
+import { attachedSockAddr, attachSockAddr, detachSockAddr, verifySockAddr } from '../../src/kernel/bpf.js';
+import { detectCgroupHost } from '../../src/kernel/cgroups.js';
+import { describeReal } from '../helpers.js';
+
+const OWN = '127.77.1.2';
+const NEIGHBOUR = '127.77.1.3';
+const OWN_AFTER = '127.77.1.4';
+const HOST_ONLY = '127.88.0.1'; // stands in for a host address not published to contexts
+
+const policy = (own: string): SockAddrPolicy => ({ v4: [own], v6: [], peerNets4: ['127.77.0.0/16'], hostDeny4: [HOST_ONLY], hostDeny6: [] });
+
+/** What the child does, one step after the other; it prints the results as JSON. */
+const CHILD = String.raw`
+import net from 'node:net';
+import dgram from 'node:dgram';
+const listen = (s) => new Promise((resolve) => {
+  const srv = net.createServer();
+  srv.on('error', (e) => resolve({ err: e.code }));
+  srv.listen({ host: s.host, port: 0 }, () => {
+    const a = srv.address();
+    srv.close(() => resolve({ address: a.address }));
+  });
+});
+const connect = (s) => new Promise((resolve) => {
+  const c = net.connect({ host: s.host, port: s.port });
+  let data = '', local, remote;
+  c.on('connect', () => { local = c.localAddress; remote = c.remoteAddress; });
+  c.on('data', (d) => (data += d));
+  c.on('error', (e) => resolve({ err: e.code }));
+  c.on('close', () => resolve({ data, local, remote }));
+});
+const udp = (s) => new Promise((resolve) => {
+  const u = dgram.createSocket('udp4');
+  const done = (r) => { u.close(); resolve(r); };
+  u.on('error', (e) => done({ err: e.code }));
+  u.on('message', (m, r) => done({ data: String(m), from: r.address + ':' + r.port, local: u.address().address }));
+  u.send('ping', s.port, s.host, (e) => { if (e) done({ err: e.code }); });
+});
+const ops = { listen, connect, udp };
+// A liveness guard only: if a packet went astray the step ends instead of hanging.
+const guard = (p) => Promise.race([p, new Promise((r) => setTimeout(() => r({ err: 'no answer' }), 15000).unref())]);
+const out = [];
+for (const s of JSON.parse(process.argv[2])) out.push(await guard(ops[s.op](s)));
+process.stdout.write(JSON.stringify(out));
+process.exit(0);
+`;
+
+type Step = { op: 'listen'; host: string } | { op: 'connect'; host: string; port: number } | { op: 'udp'; host: string; port: number };
+interface Result {
+  err?: string;
+  address?: string;
+  data?: string;
+  local?: string;
+  remote?: string;
+  from?: string;
+}
+
+describeReal('shared-network sock_addr programs on the real kernel', () => {
+  let cg = '';
+  let tmp = '';
+  const servers: (net.Server | dgram.Socket)[] = [];
+  const hits = { host: 0 };
+  let tcpPort = 0; // listeners on 127.0.0.1, OWN and OWN_AFTER
+  let nbPort = 0;
+  let denyPort = 0;
+  let udpPort = 0; // UDP echo on 127.0.0.1 and OWN
+
+  const tcpServer = (host: string, port: number, tag: string) =>
+    new Promise<number>((resolve, reject) => {
+      const s = net.createServer((sock) => {
+        if (tag === 'host') hits.host++;
+        sock.end(`${tag} ${sock.remoteAddress}`);
+      });
+      s.on('error', reject);
+      s.listen({ host, port, exclusive: true }, () => {
+        servers.push(s);
+        resolve((s.address() as net.AddressInfo).port);
+      });
+    });
+  const udpServer = (host: string, port: number, tag: string) =>
+    new Promise<number>((resolve, reject) => {
+      const s = dgram.createSocket('udp4');
+      s.on('message', (_m, r) => s.send(tag, r.port, r.address));
+      s.on('error', reject);
+      s.bind({ address: host, port, exclusive: true }, () => {
+        servers.push(s);
+        resolve(s.address().port);
+      });
+    });
+  /** The same free port on several loopback addresses (the first picks it; retried if another is taken). */
+  async function samePort(make: (host: string, port: number, tag: string) => Promise<number>, hosts: [string, string][]): Promise<number> {
+    for (let attempt = 0; ; attempt++) {
+      const before = servers.length;
+      const port = await make(hosts[0][0], 0, hosts[0][1]);
+      try {
+        for (const [h, tag] of hosts.slice(1)) await make(h, port, tag);
+        return port;
+      } catch (e) {
+        for (const s of servers.splice(before)) s.close();
+        if (attempt === 5) throw e;
+      }
+    }
+  }
+
+  /** Runs the steps in a child that first moves itself into `dir`; returns one result per step. */
+  function inCgroup(dir: string, steps: Step[]): Promise<Result[]> {
+    return new Promise((resolve, reject) => {
+      const script = path.join(tmp, 'child.mjs');
+      const c = spawn('/bin/sh', ['-c', 'echo $$ > "$1/cgroup.procs" && shift && exec "$@"', 'sh', dir, process.execPath, script, JSON.stringify(steps)], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let out = '';
+      let err = '';
+      c.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+      c.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
+      c.on('error', reject);
+      c.on('close', (code) => {
+        if (code !== 0) reject(new Error(`child exited ${code}: ${err}`));
+        else resolve(JSON.parse(out) as Result[]);
+      });
+    });
+  }
+
+  const counts = (n: number) => Object.fromEntries(SOCK_ADDR_HOOKS.map((h) => [h, n]));
+
+  /** Kills what is left in a test cgroup (by pid) and removes it, deepest first. */
+  async function removeCgroup(dir: string): Promise<void> {
+    if (!fs.existsSync(dir)) return;
+    for (const e of fs.readdirSync(dir, { withFileTypes: true })) if (e.isDirectory()) await removeCgroup(path.join(dir, e.name));
+    try {
+      detachSockAddr(dir);
+    } catch {
+      /* best effort: removing the cgroup releases its programs anyway */
+    }
+    for (let i = 0; i < 100; i++) {
+      const pids = fs.readFileSync(path.join(dir, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean).map(Number);
+      if (pids.length === 0) break;
+      for (const pid of pids) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          /* already gone */
+        }
+      }
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    fs.rmdirSync(dir);
+  }
+
+  beforeAll(async () => {
+    const unified = detectCgroupHost().unified;
+    if (!unified) throw new Error('this host has no cgroup v2 hierarchy: cgroup BPF programs need one');
+    cg = path.join(unified.mount, `paene-test-bpf-${process.pid}`);
+    fs.mkdirSync(cg);
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'paene-test-bpf-'));
+    fs.writeFileSync(path.join(tmp, 'child.mjs'), CHILD);
+    tcpPort = await samePort(tcpServer, [
+      ['127.0.0.1', 'host'],
+      [OWN, 'own'],
+      [OWN_AFTER, 'own-after'],
+    ]);
+    nbPort = await tcpServer(NEIGHBOUR, 0, 'neighbour');
+    denyPort = await tcpServer(HOST_ONLY, 0, 'host-only');
+    udpPort = await samePort(udpServer, [
+      ['127.0.0.1', 'host'],
+      [OWN, 'own'],
+    ]);
+  });
+
+  afterAll(async () => {
+    for (const s of servers) s.close();
+    if (cg) await removeCgroup(cg);
+    if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
+  });
+
+  it('every program passes the kernel verifier (v4 only, dual stack, v6 only, 16 entries a list)', () => {
+    const n = (f: (i: number) => string) => Array.from({ length: 16 }, (_, i) => f(i));
+    const policies: SockAddrPolicy[] = [
+      policy(OWN),
+      { v4: [OWN, '10.9.8.7'], v6: ['fd00::2', 'fd00::3'], peerNets4: ['127.77.0.0/16'], hostDeny4: [HOST_ONLY], hostDeny6: ['2001:db8::1'] },
+      { v4: [], v6: ['fd00::2'], peerNets4: [], hostDeny4: [], hostDeny6: [] },
+      {
+        v4: n((i) => `127.77.2.${i + 1}`),
+        v6: n((i) => `fd00::${i + 1}`),
+        peerNets4: n((i) => `127.${100 + i}.0.0/16`),
+        hostDeny4: n((i) => `192.0.2.${i + 1}`),
+        hostDeny6: n((i) => `2001:db8::${i + 1}`),
+      },
+    ];
+    for (const p of policies) verifySockAddr(buildSockAddrPrograms(p));
+  });
+
+  it('a program the verifier rejects is reported with its log', () => {
+    let err: unknown;
+    try {
+      verifySockAddr({ connect4: new Asm().ret(7).toBuffer() }); // connect may only return 0 or 1
+    } catch (e) {
+      err = e;
+    }
+    expect(isPaeneError(err, 'internal')).toBe(true);
+    expect((err as Error).message).toMatch(/connect4.*refused[\s\S]*verifier log/);
+  });
+
+  it("the host's listener on 127.0.0.1 answers a process outside the context", async () => {
+    const data = await new Promise<string>((resolve, reject) => {
+      let d = '';
+      net.connect({ host: '127.0.0.1', port: tcpPort }).on('data', (x) => (d += x)).on('close', () => resolve(d)).on('error', reject);
+    });
+    expect(data).toBe('host 127.0.0.1');
+    hits.host = 0;
+  });
+
+  it('attached, it confines binds, redirects loopback, forces the source and refuses host addresses', async () => {
+    attachSockAddr(cg, buildSockAddrPrograms(policy(OWN)));
+    expect(attachedSockAddr(cg)).toEqual(counts(1));
+
+    const r = await inCgroup(cg, [
+      { op: 'listen', host: '0.0.0.0' },
+      { op: 'listen', host: '127.0.0.1' },
+      { op: 'listen', host: NEIGHBOUR },
+      { op: 'listen', host: '::' },
+      { op: 'connect', host: '127.0.0.1', port: tcpPort },
+      { op: 'connect', host: NEIGHBOUR, port: nbPort },
+      { op: 'connect', host: HOST_ONLY, port: denyPort },
+      { op: 'udp', host: '127.0.0.1', port: udpPort },
+      { op: 'connect', host: '::ffff:127.0.0.1', port: tcpPort },
+      { op: 'connect', host: '::1', port: tcpPort },
+    ]);
+    expect(r[0]).toEqual({ address: OWN }); // bind 0.0.0.0 → its own address
+    expect(r[1]).toEqual({ address: OWN }); // its 127.0.0.1 is its own first address
+    expect(r[2]).toEqual({ err: 'EPERM' }); // a neighbour's address
+    expect(r[3]).toEqual({ address: `::ffff:${OWN}` }); // bind :: without a v6 address → the mapped v4 one
+    // connect to the host's 127.0.0.1 reaches the listener on its own address instead;
+    // it sees the loopback it asked for, the other end sees its own address
+    expect(r[4]).toEqual({ data: `own ${OWN}`, local: OWN, remote: '127.0.0.1' });
+    // a neighbour is reachable and sees the context's address as the source (forced by bpf_bind)
+    expect(r[5]).toEqual({ data: `neighbour ${OWN}`, local: OWN, remote: NEIGHBOUR });
+    expect(r[6]).toEqual({ err: 'EPERM' }); // hostDeny4
+    // UDP to the host's 127.0.0.1 goes to the server on its own address; the reply shows 127.0.0.1
+    expect(r[7]).toEqual({ data: 'own', from: `127.0.0.1:${udpPort}`, local: OWN });
+    // the dual-stack way around: ::ffff:127.0.0.1 is redirected like 127.0.0.1
+    expect(r[8]).toEqual({ data: `own ${OWN}`, local: `::ffff:${OWN}`, remote: '::ffff:127.0.0.1' });
+    expect(r[9]).toEqual({ err: 'EPERM' }); // ::1 without a v6 address of its own
+    expect(hits.host).toBe(0); // nothing from inside ever reached the host's listener
+  });
+
+  it('re-attaching replaces the programs in place (flags 0): new binds go to the new address', async () => {
+    attachSockAddr(cg, buildSockAddrPrograms(policy(OWN_AFTER)));
+    expect(attachedSockAddr(cg)).toEqual(counts(1)); // replaced, not added
+    const r = await inCgroup(cg, [
+      { op: 'listen', host: '0.0.0.0' },
+      { op: 'listen', host: OWN }, // now a neighbour's
+      { op: 'connect', host: '127.0.0.1', port: tcpPort },
+    ]);
+    expect(r).toEqual([{ address: OWN_AFTER }, { err: 'EPERM' }, { data: `own-after ${OWN_AFTER}`, local: OWN_AFTER, remote: '127.0.0.1' }]);
+    expect(hits.host).toBe(0);
+  });
+
+  it('a rejected program leaves the attached ones in place', async () => {
+    const progs: Partial<Record<SockAddrHook, Buffer>> = { ...buildSockAddrPrograms(policy(OWN)), connect4: new Asm().ret(7).toBuffer() };
+    expect(() => attachSockAddr(cg, progs)).toThrow(/verifier log/);
+    expect(attachedSockAddr(cg)).toEqual(counts(1));
+    expect(await inCgroup(cg, [{ op: 'listen', host: '0.0.0.0' }])).toEqual([{ address: OWN_AFTER }]);
+  });
+
+  it('detach removes every program; the cgroup is then the plain host stack', async () => {
+    detachSockAddr(cg);
+    expect(attachedSockAddr(cg)).toEqual(counts(0));
+    detachSockAddr(cg); // nothing attached is not an error
+    const r = await inCgroup(cg, [
+      { op: 'listen', host: '0.0.0.0' },
+      { op: 'connect', host: '127.0.0.1', port: tcpPort },
+    ]);
+    expect(r).toEqual([{ address: '0.0.0.0' }, { data: 'host 127.0.0.1', local: '127.0.0.1', remote: '127.0.0.1' }]);
+    hits.host = 0;
+  });
+
+  it('an attach that fails half-way puts back the programs it had replaced', async () => {
+    // An ancestor holding a non-overridable program of one type makes the attach of that type fail (EPERM).
+    const outer = path.join(cg, 'nest');
+    const inner = path.join(outer, 'inner');
+    fs.mkdirSync(inner, { recursive: true });
+    try {
+      attachSockAddr(inner, buildSockAddrPrograms(policy(OWN)));
+      attachSockAddr(outer, { connect4: buildSockAddrPrograms(policy(OWN)).connect4 });
+      let err: unknown;
+      try {
+        attachSockAddr(inner, buildSockAddrPrograms(policy(OWN_AFTER))); // bind4 and bind6 go first, connect4 fails
+      } catch (e) {
+        err = e;
+      }
+      expect(isPaeneError(err, 'internal')).toBe(true);
+      expect((err as Error).message).toMatch(/connect4.*Operation not permitted/);
+      expect(attachedSockAddr(inner)).toEqual(counts(1));
+      expect(await inCgroup(inner, [{ op: 'listen', host: '0.0.0.0' }])).toEqual([{ address: OWN }]); // the old bind4 is back
+    } finally {
+      await removeCgroup(outer);
+    }
+  });
+
+  it('reports a directory outside cgroup v2 as unsupported', () => {
+    let err: unknown;
+    try {
+      attachedSockAddr(os.tmpdir());
+    } catch (e) {
+      err = e;
+    }
+    expect(isPaeneError(err, 'unsupported')).toBe(true);
+    expect((err as Error).message).toMatch(/not a cgroup v2 directory/);
+  });
+});

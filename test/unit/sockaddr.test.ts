@@ -1,0 +1,350 @@
+// The shared-network wall, run through the eBPF interpreter: every rule of
+// src/core/sockaddr.ts on the same bytes the kernel loads, plus the
+// assembler and the interpreter themselves. test/kernel/sockaddr.test.ts
+// checks the same programs on the real kernel.
+
+import { describe, expect, it } from 'vitest';
+import { type SockAddrCall, runEbpf, runSockAddr } from '../../src/core/ebpf-run.js';
+import { Asm, decode, encode, R0, R1, R2, R10 } from '../../src/core/ebpf.js';
+import { isPaeneError } from '../../src/core/errors.js';
+import {
+  ATTACH_TYPE,
+  buildSockAddrPrograms,
+  formatIPv6,
+  parseIPv4,
+  parseIPv6,
+  SOCK_ADDR_HOOKS,
+  type SockAddrHook,
+  type SockAddrPolicy,
+} from '../../src/core/sockaddr.js';
+
+/** A v4-only context in a loopback pool, as paene's shared mode makes them. */
+const V4: SockAddrPolicy = {
+  v4: ['127.77.1.2', '127.77.1.5'],
+  v6: [],
+  peerNets4: ['127.77.0.0/16'],
+  hostDeny4: ['127.88.0.1', '192.0.2.10', '127.77.0.1'],
+  hostDeny6: ['2001:db8::10'],
+};
+/** Dual stack. */
+const DUAL: SockAddrPolicy = { ...V4, v4: ['127.77.1.2'], v6: ['fd00::2', 'fd00::3'] };
+/** IPv6 only. */
+const V6: SockAddrPolicy = { v4: [], v6: ['fd00::2'], peerNets4: ['127.77.0.0/16'], hostDeny4: ['192.0.2.10'], hostDeny6: ['2001:db8::10'] };
+
+const progsOf = new Map<SockAddrPolicy, Record<SockAddrHook, Buffer>>();
+function run(p: SockAddrPolicy, hook: SockAddrHook, call: SockAddrCall | string) {
+  if (!progsOf.has(p)) progsOf.set(p, buildSockAddrPrograms(p));
+  return runSockAddr(hook, (progsOf.get(p) as Record<SockAddrHook, Buffer>)[hook], typeof call === 'string' ? { ip: call, port: 4242 } : call);
+}
+/** 'allow IP' when allowed (with the address after rewriting), 'deny' otherwise. */
+function verdict(p: SockAddrPolicy, hook: SockAddrHook, ip: string): string {
+  const r = run(p, hook, ip);
+  return r.ret === 1 ? `allow ${r.ip}` : 'deny';
+}
+
+function invalid(p: unknown, msg: RegExp) {
+  let err: unknown;
+  try {
+    buildSockAddrPrograms(p as SockAddrPolicy);
+  } catch (e) {
+    err = e;
+  }
+  expect(isPaeneError(err, 'invalid-argument'), String(err)).toBe(true);
+  expect((err as Error).message).toMatch(msg);
+}
+
+describe('eBPF assembler', () => {
+  it('encodes instructions little-endian, ld_imm64 in two slots', () => {
+    const a = new Asm();
+    a.mov64(R0, { imm: 1 }).ldImm64(R2, 0x1122334455667788n).exit();
+    expect(a.toBuffer().toString('hex')).toBe(['b700000001000000', '1802000088776655', '0000000044332211', '9500000000000000'].join(''));
+    expect(encode(decode(a.toBuffer()))).toEqual(a.toBuffer());
+  });
+
+  it('resolves labels to slot offsets (ld_imm64 counts twice) and writes high immediates as s32', () => {
+    const a = new Asm();
+    a.jmp32('jeq', R1, { imm: 0xffff0000 }, 'out').ldImm64(R0, 5n).label('out').ret(0);
+    const insns = a.assemble();
+    expect(insns[0]).toMatchObject({ code: 0x16, dst: 1, off: 2, imm: -65536 });
+  });
+
+  it('drops code no path reaches (the verifier rejects it) and refuses backward jumps and missing exits', () => {
+    const a = new Asm();
+    a.ja('end').mov64(R0, { imm: 7 }).exit().label('end').ret(1);
+    expect(decode(a.toBuffer())).toHaveLength(3); // ja, mov, exit
+    expect(decode(a.toBuffer())[0].off).toBe(0);
+    const back = new Asm();
+    back.label('top').ja('top');
+    expect(() => back.assemble()).toThrow(/backward/);
+    const open = new Asm();
+    open.mov64(R0, { imm: 1 });
+    expect(() => open.assemble()).toThrow(/falls off/);
+    expect(() => new Asm().ja('nowhere').assemble()).toThrow(/not defined/);
+  });
+});
+
+describe('eBPF interpreter', () => {
+  const ctx = () => Buffer.alloc(8);
+  it('runs ALU32 with zero extension and JMP32 on the low half', () => {
+    const a = new Asm();
+    a.ldImm64(R2, 0xffffffff_00000005n).alu32('add', R2, { imm: 1 }).jmp32('jne', R2, { imm: 6 }, 'no');
+    a.mov64(R0, R2).exit().label('no').ret(99);
+    expect(runEbpf(a.toBuffer(), { ctx: ctx() })).toBe(6n);
+  });
+
+  it('is strict like the verifier: unset registers, unset stack, out-of-bounds memory, r10 writes', () => {
+    const unsetReg = new Asm().mov64(R0, R2).exit();
+    expect(() => runEbpf(unsetReg.toBuffer(), { ctx: ctx() })).toThrow(/r2 is read before/);
+    const unsetStack = new Asm().ldx(4, R0, R10, -8).exit();
+    expect(() => runEbpf(unsetStack.toBuffer(), { ctx: ctx() })).toThrow(/stack byte/);
+    const oob = new Asm().ldx(4, R0, R1, 8).exit();
+    expect(() => runEbpf(oob.toBuffer(), { ctx: ctx() })).toThrow(/outside/);
+    const fp = new Asm().mov64(R10, { imm: 0 }).ret(0);
+    expect(() => runEbpf(fp.toBuffer(), { ctx: ctx() })).toThrow(/read-only/);
+  });
+
+  it('applies the bpf_sock_addr access rules of each hook', () => {
+    const prog = (f: (a: Asm) => void) => {
+      const a = new Asm();
+      f(a);
+      return a.ret(1).toBuffer();
+    };
+    // user_ip6 does not exist for bind4, msg_src_ip4 only for sendmsg4, no immediate stores, no family writes
+    expect(() => runSockAddr('bind4', prog((a) => a.ldx(4, R2, R1, 8)), { ip: '1.2.3.4' })).toThrow(/user_ip6/);
+    expect(() => runSockAddr('connect4', prog((a) => a.ldx(4, R2, R1, 40)), { ip: '1.2.3.4' })).toThrow(/msg_src_ip4/);
+    expect(() => runSockAddr('connect4', prog((a) => a.st(4, R1, 4, 1)), { ip: '1.2.3.4' })).toThrow(/BPF_ST/);
+    expect(() => runSockAddr('connect4', prog((a) => a.mov64(R2, { imm: 1 }).stx(4, R1, 0, R2)), { ip: '1.2.3.4' })).toThrow(/read-only/);
+    expect(() => runSockAddr('connect4', prog((a) => a.mov64(R2, { imm: 1 }).stx(2, R1, 4, R2)), { ip: '1.2.3.4' })).toThrow(/4 bytes/);
+    // bpf_bind only for connect; recvmsg must return 1
+    expect(() => runSockAddr('sendmsg4', prog((a) => a.call(64)), { ip: '1.2.3.4' })).toThrow(/unknown helper 64/);
+    expect(() => runSockAddr('recvmsg4', new Asm().ret(0).toBuffer(), { ip: '1.2.3.4' })).toThrow(/allows 1\.\.1/);
+  });
+});
+
+describe('addresses', () => {
+  it('parses and formats IPv4 and IPv6', () => {
+    expect(parseIPv4('127.0.0.1')).toEqual(Buffer.from([127, 0, 0, 1]));
+    for (const bad of ['127.0.0', '127.0.0.256', '127.0.0.01', ' 127.0.0.1', '1.2.3.4/8']) expect(parseIPv4(bad)).toBeUndefined();
+    const round = (s: string) => formatIPv6(parseIPv6(s) as Buffer);
+    expect(round('::')).toBe('::');
+    expect(round('::1')).toBe('::1');
+    expect(round('fd00:0:0:0:0:0:0:2')).toBe('fd00::2');
+    expect(round('2001:db8:0:0:1:0:0:1')).toBe('2001:db8::1:0:0:1');
+    expect(round('::FFFF:127.0.0.1')).toBe('::ffff:127.0.0.1');
+    expect(round('1:2:3:4:5:6:7:8')).toBe('1:2:3:4:5:6:7:8');
+    for (const bad of ['1::2::3', ':::', '1:2:3:4:5:6:7', '1:2:3:4:5:6:7:8:9', 'fd00::g', '12345::', 'fe80::1%eth0', '1.2.3.4::']) expect(parseIPv6(bad)).toBeUndefined();
+  });
+});
+
+describe('bind4', () => {
+  it('rewrites the wildcard and the host loopback to the primary address, keeping the port', () => {
+    expect(run(V4, 'bind4', { ip: '0.0.0.0', port: 80 })).toMatchObject({ ret: 1, ip: '127.77.1.2', port: 80 });
+    expect(run(V4, 'bind4', { ip: '127.0.0.1', port: 8080 })).toMatchObject({ ret: 1, ip: '127.77.1.2', port: 8080 });
+    expect(verdict(V4, 'bind4', '127.1.2.3')).toBe('allow 127.77.1.2');
+  });
+  it('allows its own addresses as they are', () => {
+    expect(verdict(V4, 'bind4', '127.77.1.2')).toBe('allow 127.77.1.2');
+    expect(verdict(V4, 'bind4', '127.77.1.5')).toBe('allow 127.77.1.5');
+  });
+  it("denies another context's address, the host's addresses and the world", () => {
+    for (const ip of ['127.77.1.3', '127.77.0.1', '192.0.2.10', '10.0.0.1', '8.8.8.8', '255.255.255.255']) expect(verdict(V4, 'bind4', ip)).toBe('deny');
+  });
+  it('denies every bind when the context has no IPv4 address', () => {
+    for (const ip of ['0.0.0.0', '127.0.0.1', '127.77.1.2']) expect(verdict(V6, 'bind4', ip)).toBe('deny');
+  });
+});
+
+describe('bind6', () => {
+  it(':: and ::1 go to the primary v6, or the v4-mapped primary v4 without one', () => {
+    expect(verdict(DUAL, 'bind6', '::')).toBe('allow fd00::2');
+    expect(verdict(DUAL, 'bind6', '::1')).toBe('allow fd00::2');
+    expect(verdict(V4, 'bind6', '::')).toBe('allow ::ffff:127.77.1.2');
+    expect(verdict(V4, 'bind6', '::1')).toBe('allow ::ffff:127.77.1.2');
+    expect(run(V6, 'bind6', { ip: '::', port: 443 })).toMatchObject({ ret: 1, ip: 'fd00::2', port: 443 });
+  });
+  it('v4-mapped addresses get the bind4 rules: the dual-stack bypass is closed', () => {
+    expect(verdict(V4, 'bind6', '::ffff:127.0.0.1')).toBe('allow ::ffff:127.77.1.2');
+    expect(verdict(V4, 'bind6', '::ffff:0.0.0.0')).toBe('allow ::ffff:127.77.1.2');
+    expect(verdict(V4, 'bind6', '::ffff:127.77.1.5')).toBe('allow ::ffff:127.77.1.5');
+    expect(verdict(V4, 'bind6', '::ffff:127.77.1.3')).toBe('deny');
+    expect(verdict(V4, 'bind6', '::ffff:192.0.2.10')).toBe('deny');
+    expect(verdict(V6, 'bind6', '::ffff:127.0.0.1')).toBe('deny');
+  });
+  it('own v6 addresses are allowed, anything else denied', () => {
+    expect(verdict(DUAL, 'bind6', 'fd00::3')).toBe('allow fd00::3');
+    for (const ip of ['fd00::9', '2001:db8::10', 'fe80::1', '::2', '::ffff:0:1']) expect(verdict(DUAL, 'bind6', ip)).toBe('deny');
+  });
+});
+
+describe('connect4 and sendmsg4', () => {
+  it("redirects the host's loopback (and 0.0.0.0, 'this host') to the primary address, port kept", () => {
+    for (const hook of ['connect4', 'sendmsg4'] as const) {
+      expect(run(V4, hook, { ip: '127.0.0.1', port: 5432 })).toMatchObject({ ret: 1, ip: '127.77.1.2', port: 5432 });
+      expect(verdict(V4, hook, '127.9.9.9')).toBe('allow 127.77.1.2');
+      expect(verdict(V4, hook, '0.0.0.0')).toBe('allow 127.77.1.2');
+    }
+  });
+  it('lets own addresses, neighbours in peerNets4 and the world through as they are', () => {
+    for (const hook of ['connect4', 'sendmsg4'] as const) {
+      for (const ip of ['127.77.1.5', '127.77.1.3', '127.77.200.1', '8.8.8.8', '10.0.0.1']) expect(verdict(V4, hook, ip)).toBe(`allow ${ip}`);
+    }
+  });
+  it('refuses the host addresses in hostDeny4, before the loopback and peer rules', () => {
+    for (const hook of ['connect4', 'sendmsg4'] as const) {
+      for (const ip of ['127.88.0.1', '192.0.2.10', '127.77.0.1']) expect(verdict(V4, hook, ip)).toBe('deny');
+    }
+  });
+  it('connect4 forces the source with bpf_bind(primary, port 0), whatever bpf_bind answers', () => {
+    expect(run(V4, 'connect4', '8.8.8.8').binds).toEqual(['127.77.1.2:0']);
+    expect(run(V4, 'connect4', '127.0.0.1').binds).toEqual(['127.77.1.2:0']);
+    expect(run(V4, 'connect4', { ip: '127.77.1.3', port: 22, bindResult: -22 })).toMatchObject({ ret: 1, binds: ['127.77.1.2:0'] });
+    expect(run(V4, 'connect4', '192.0.2.10').binds).toEqual([]);
+  });
+  it('sendmsg4 sets msg_src_ip4 to the primary unless it already is an own address', () => {
+    expect(run(V4, 'sendmsg4', { ip: '8.8.8.8', port: 53, msgSrc: '0.0.0.0', type: 'dgram' })).toMatchObject({ ret: 1, msgSrc: '127.77.1.2', binds: [] });
+    expect(run(V4, 'sendmsg4', { ip: '8.8.8.8', port: 53, msgSrc: '127.77.1.5' }).msgSrc).toBe('127.77.1.5');
+    expect(run(V4, 'sendmsg4', { ip: '8.8.8.8', port: 53, msgSrc: '10.0.0.1' }).msgSrc).toBe('127.77.1.2');
+  });
+  it('without an IPv4 address: loopback refused (nothing to redirect to), peers and the world unbound', () => {
+    expect(verdict(V6, 'connect4', '127.0.0.1')).toBe('deny');
+    expect(verdict(V6, 'connect4', '0.0.0.0')).toBe('deny');
+    expect(verdict(V6, 'connect4', '192.0.2.10')).toBe('deny');
+    expect(run(V6, 'connect4', '127.77.1.3')).toMatchObject({ ret: 1, binds: [] });
+    expect(run(V6, 'sendmsg4', { ip: '8.8.8.8', msgSrc: '0.0.0.0' })).toMatchObject({ ret: 1, msgSrc: '0.0.0.0' });
+  });
+});
+
+describe('connect6 and sendmsg6', () => {
+  it('v4-mapped destinations get the v4 rules, results stay mapped, the source is the mapped primary v4', () => {
+    expect(run(DUAL, 'connect6', { ip: '::ffff:127.0.0.1', port: 80 })).toMatchObject({ ret: 1, ip: '::ffff:127.77.1.2', port: 80, binds: ['[::ffff:127.77.1.2]:0'] });
+    expect(verdict(DUAL, 'connect6', '::ffff:127.77.1.3')).toBe('allow ::ffff:127.77.1.3');
+    expect(verdict(DUAL, 'connect6', '::ffff:127.88.0.1')).toBe('deny');
+    expect(verdict(DUAL, 'connect6', '::ffff:192.0.2.10')).toBe('deny');
+    expect(verdict(V4, 'connect6', '::ffff:127.0.0.1')).toBe('allow ::ffff:127.77.1.2');
+    expect(verdict(V6, 'connect6', '::ffff:127.0.0.1')).toBe('deny');
+    expect(verdict(DUAL, 'sendmsg6', '::ffff:127.88.0.1')).toBe('deny');
+  });
+  it('::1 (and ::) go to the primary v6, or are refused without one', () => {
+    for (const hook of ['connect6', 'sendmsg6'] as const) {
+      expect(verdict(DUAL, hook, '::1')).toBe('allow fd00::2');
+      expect(verdict(DUAL, hook, '::')).toBe('allow fd00::2');
+      expect(verdict(V4, hook, '::1')).toBe('deny');
+    }
+  });
+  it('hostDeny6 is refused, the rest allowed', () => {
+    for (const hook of ['connect6', 'sendmsg6'] as const) {
+      expect(verdict(DUAL, hook, '2001:db8::10')).toBe('deny');
+      expect(verdict(DUAL, hook, '2001:db8::99')).toBe('allow 2001:db8::99');
+      expect(verdict(V4, hook, '2001:db8::99')).toBe('allow 2001:db8::99');
+    }
+  });
+  it('connect6 binds the primary v6, and nothing when the context has none', () => {
+    expect(run(DUAL, 'connect6', '2001:db8::99').binds).toEqual(['[fd00::2]:0']);
+    expect(run(DUAL, 'connect6', '::1').binds).toEqual(['[fd00::2]:0']);
+    expect(run(V4, 'connect6', '2001:db8::99').binds).toEqual([]);
+  });
+  it('sendmsg6 sets msg_src_ip6 to the primary v6 unless it is an own address', () => {
+    expect(run(DUAL, 'sendmsg6', { ip: '2001:db8::99', port: 53, msgSrc: '::' }).msgSrc).toBe('fd00::2');
+    expect(run(DUAL, 'sendmsg6', { ip: '2001:db8::99', port: 53, msgSrc: 'fd00::3' }).msgSrc).toBe('fd00::3');
+    expect(run(V4, 'sendmsg6', { ip: '2001:db8::99', port: 53, msgSrc: '::' }).msgSrc).toBe('::');
+  });
+});
+
+describe('recvmsg and getpeername', () => {
+  it('show the primary address as the loopback, leave other peers alone, always return 1', () => {
+    for (const hook of ['recvmsg4', 'getpeername4'] as const) {
+      expect(run(V4, hook, { ip: '127.77.1.2', port: 9000 })).toMatchObject({ ret: 1, ip: '127.0.0.1', port: 9000 });
+      expect(run(V4, hook, '127.77.1.5')).toMatchObject({ ret: 1, ip: '127.77.1.5' });
+      expect(run(V4, hook, '8.8.8.8')).toMatchObject({ ret: 1, ip: '8.8.8.8' });
+      expect(run(V6, hook, '127.77.1.2')).toMatchObject({ ret: 1, ip: '127.77.1.2' });
+    }
+    for (const hook of ['recvmsg6', 'getpeername6'] as const) {
+      expect(run(DUAL, hook, 'fd00::2')).toMatchObject({ ret: 1, ip: '::1' });
+      expect(run(DUAL, hook, '::ffff:127.77.1.2')).toMatchObject({ ret: 1, ip: '::ffff:127.0.0.1' });
+      expect(run(DUAL, hook, 'fd00::3')).toMatchObject({ ret: 1, ip: 'fd00::3' });
+      expect(run(V4, hook, '::ffff:127.77.1.3')).toMatchObject({ ret: 1, ip: '::ffff:127.77.1.3' });
+    }
+  });
+});
+
+describe('invariants over many addresses', () => {
+  // A deterministic sweep: random addresses plus the edges, against what the wall promises.
+  let seed = 12345;
+  const rnd = () => (seed = (seed * 1103515245 + 12345) >>> 0) >>> 8;
+  const v4s = ['0.0.0.0', '127.0.0.1', '127.77.0.0', '127.77.255.255', '127.88.0.1', '255.255.255.255', ...V4.v4, ...V4.hostDeny4];
+  for (let i = 0; i < 300; i++) v4s.push(i % 2 ? `127.${rnd() % 256}.${rnd() % 256}.${rnd() % 256}` : `${rnd() % 256}.${rnd() % 256}.${rnd() % 256}.${rnd() % 256}`);
+  const loopback = (ip: string) => ip.startsWith('127.');
+  const inPool = (ip: string) => ip.startsWith('127.77.');
+
+  it('bind4 only ever binds an own address; bind6 only an own or mapped own one', () => {
+    for (const ip of v4s) {
+      const r = run(V4, 'bind4', ip);
+      if (r.ret === 1) expect(V4.v4).toContain(r.ip);
+      const r6 = run(DUAL, 'bind6', `::ffff:${ip}`);
+      if (r6.ret === 1) expect(r6.ip).toBe(`::ffff:${DUAL.v4[0]}`);
+    }
+  });
+
+  it('connect4 never reaches hostDeny4 or a host loopback address, and always binds the primary', () => {
+    for (const ip of v4s) {
+      const r = run(V4, 'connect4', ip);
+      if (r.ret === 0) {
+        expect(V4.hostDeny4).toContain(ip);
+        continue;
+      }
+      expect(V4.hostDeny4).not.toContain(r.ip);
+      if (loopback(r.ip)) expect(V4.v4.includes(r.ip) || inPool(r.ip)).toBe(true);
+      expect(r.binds).toEqual(['127.77.1.2:0']);
+      const m = run(DUAL, 'connect6', `::ffff:${ip}`);
+      expect(m.ret === 1 ? m.ip : 'deny').toBe(`::ffff:${r.ip}`); // the mapped form gets the same answer
+    }
+  });
+});
+
+describe('policy validation and limits', () => {
+  it('accepts 16 entries in every list and builds small programs', () => {
+    const n = (f: (i: number) => string) => Array.from({ length: 16 }, (_, i) => f(i));
+    const big: SockAddrPolicy = {
+      v4: n((i) => `127.77.2.${i + 1}`),
+      v6: n((i) => `fd00::${(i + 1).toString(16)}`),
+      peerNets4: n((i) => `127.${100 + i}.0.0/16`),
+      hostDeny4: n((i) => `192.0.2.${i + 1}`),
+      hostDeny6: n((i) => `2001:db8::${(i + 1).toString(16)}`),
+    };
+    const progs = buildSockAddrPrograms(big);
+    for (const h of SOCK_ADDR_HOOKS) expect(progs[h].length / 8).toBeLessThan(4096);
+    expect(verdict(big, 'bind4', '127.77.2.16')).toBe('allow 127.77.2.16');
+    expect(verdict(big, 'bind6', 'fd00::10')).toBe('allow fd00::10');
+    expect(verdict(big, 'connect4', '192.0.2.16')).toBe('deny');
+    expect(verdict(big, 'connect4', '127.115.3.4')).toBe('allow 127.115.3.4');
+    expect(verdict(big, 'connect6', '2001:db8::10')).toBe('deny');
+  });
+
+  it('refuses more than 16 entries, naming the list', () => {
+    invalid({ ...V4, v4: Array.from({ length: 17 }, (_, i) => `127.77.3.${i + 1}`) }, /v4 has 17 entries; at most 16/);
+    invalid({ ...V4, hostDeny6: Array.from({ length: 17 }, (_, i) => `2001:db8::${i + 1}`) }, /hostDeny6 has 17/);
+  });
+
+  it('refuses malformed or meaningless addresses with a clear message', () => {
+    invalid({ ...V4, v4: [], v6: [] }, /at least one address/);
+    invalid({ ...V4, v4: ['127.77.1'] }, /'127\.77\.1' is not an IPv4 address/);
+    invalid({ ...V4, v4: ['0.0.0.0'] }, /not a unicast address/);
+    invalid({ ...V4, v4: ['224.0.0.1'] }, /not a unicast address/);
+    invalid({ ...V4, v4: ['127.77.1.2', '127.77.1.2'] }, /listed twice/);
+    invalid({ ...V4, v6: ['fd00::g'] }, /not an IPv6 address/);
+    invalid({ ...V4, v6: ['::ffff:127.77.1.9'] }, /IPv4-mapped/);
+    invalid({ ...V4, v6: ['::1'] }, /host's loopback/);
+    invalid({ ...V4, v6: ['::'] }, /wildcard/);
+    invalid({ ...V4, peerNets4: ['127.77.1.0/16'] }, /host bits set; did you mean 127\.77\.0\.0\/16/);
+    invalid({ ...V4, peerNets4: ['127.77.0.0'] }, /not an IPv4 CIDR/);
+    invalid({ ...V4, peerNets4: ['127.77.0.0/33'] }, /not an IPv4 CIDR/);
+    invalid({ ...V4, hostDeny4: ['127.77.1.2'] }, /both an own address and a denied host address/);
+    invalid({ ...V4, hostDeny4: 'x' }, /must be a list/);
+    invalid({ ...V4, v4: [7] }, /must hold strings/);
+    invalid(null, /must be an object/);
+  });
+
+  it('exports the kernel attach type numbers', () => {
+    expect(ATTACH_TYPE).toEqual({ bind4: 8, bind6: 9, connect4: 10, connect6: 11, sendmsg4: 14, sendmsg6: 15, recvmsg4: 19, recvmsg6: 20, getpeername4: 29, getpeername6: 30 });
+  });
+});
