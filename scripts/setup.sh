@@ -11,6 +11,9 @@ command -v cc >/dev/null || want+=(gcc libc6-dev)
 command -v unshare >/dev/null && command -v nsenter >/dev/null && command -v setpriv >/dev/null || want+=(util-linux)
 command -v ps >/dev/null || want+=(procps)
 command -v ipcs >/dev/null || want+=(util-linux)
+# private network contexts: veth, bridge, addresses and routes (ip), NAT and anti-spoofing (nft); both live in sbin
+command -v ip >/dev/null || [ -x /usr/sbin/ip ] || [ -x /sbin/ip ] || want+=(iproute2)
+command -v nft >/dev/null || [ -x /usr/sbin/nft ] || want+=(nftables)
 if [ "${1:-}" = "--peers" ]; then
   command -v runc >/dev/null || want+=(runc)
   command -v crun >/dev/null || want+=(crun)

@@ -1,0 +1,344 @@
+// Planning of `private` network contexts: a context with a network stack of
+// its own, joined to the host by a veth pair whose host end is a port of a
+// bridge. Pure: names, addresses, MACs, --publish parsing, an IPv4 address
+// pool and the whole nftables ruleset as text. src/net/bridge.ts carries a
+// plan out with ip(8) and nft(8).
+//
+// The ruleset is always generated whole and loaded with one `nft -f`, which
+// the kernel applies as one transaction: there is never a moment where half
+// of the rules (e.g. a port without its anti-spoofing chain) are in place.
+
+import { PaeneError } from './errors.js';
+import { parseXid, validateName } from './spec.js';
+
+export interface BridgeConfig {
+  /** the bridge device in the host's network namespace */
+  bridge: string;
+  /** IPv4 subnet of the bridge, e.g. '10.88.0.0/16'; the gateway is its first host address, on the bridge */
+  subnet4: string;
+}
+
+export const DEFAULT_BRIDGE: BridgeConfig = { bridge: 'paene0', subnet4: '10.88.0.0/16' };
+
+export interface Publish {
+  hostPort: number;
+  port: number;
+  proto: 'tcp' | 'udp';
+}
+
+export interface PrivateNetPlan {
+  bridge: string;
+  gateway4: string;
+  prefix: number;
+  address4: string;
+  mac: string;
+  /** host end of the veth pair, a port of the bridge */
+  hostIf: string;
+  /** the guest end, inside the context's namespace */
+  guestIf: 'eth0';
+  publish: Publish[];
+}
+
+/** Linux's IFNAMSIZ is 16 with the terminating NUL. */
+export const IFNAME_MAX = 15;
+/** Prefix of the host-side veth names; `leftovers` recognises ours by it. */
+export const HOST_IF_PREFIX = 'pn';
+export const HOST_IF_RE = /^pn\d+$/;
+/** nftables table name, used in both the inet and the bridge family. */
+export const NFT_TABLE = 'paene';
+
+// Interface names end up in `ip` arguments and in nft text: allow only
+// characters that need no quoting anywhere (and no '/', ':' or spaces, which
+// the kernel refuses anyway).
+const IFNAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
+
+function invalid(msg: string): PaeneError {
+  return new PaeneError('invalid-argument', msg);
+}
+
+export function validateIfName(name: string, what = 'interface name'): string {
+  if (name.length > IFNAME_MAX || !IFNAME_RE.test(name)) {
+    throw invalid(`invalid ${what} '${name}': 1-${IFNAME_MAX} characters, letters, digits, '_', '.' and '-', starting with a letter or digit`);
+  }
+  return name;
+}
+
+// ---------------------------------------------------------------- IPv4
+
+/** Dotted quad → 32-bit unsigned number. Leading zeros are refused: '010' is octal to some tools, decimal to others. */
+export function parseIPv4(s: string, what = 'IPv4 address'): number {
+  const parts = s.split('.');
+  if (parts.length !== 4 || !parts.every((p) => /^(0|[1-9]\d{0,2})$/.test(p) && Number(p) <= 255)) {
+    throw invalid(`invalid ${what} '${s}': expected four numbers 0-255 separated by dots, e.g. 10.88.0.2`);
+  }
+  return parts.reduce((n, p) => n * 256 + Number(p), 0);
+}
+
+export function formatIPv4(n: number): string {
+  return [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join('.');
+}
+
+export interface Subnet4 {
+  network: number;
+  prefix: number;
+  broadcast: number;
+  /** first host address: the bridge's own */
+  gateway: number;
+}
+
+/**
+ * 'A.B.C.D/N' with N from 8 to 30 and no host bits set. /31 and /32 have no
+ * room for a gateway and a guest; below /8 is surely a typo.
+ */
+export function parseSubnet4(cidr: string): Subnet4 {
+  const m = /^([^/]+)\/(\d{1,2})$/.exec(cidr.trim());
+  if (!m) throw invalid(`invalid subnet '${cidr}': expected an IPv4 network in CIDR form, e.g. 10.88.0.0/16`);
+  const addr = parseIPv4(m[1] as string, 'subnet address');
+  const prefix = Number(m[2]);
+  if (prefix < 8 || prefix > 30) throw invalid(`invalid subnet '${cidr}': the prefix length must be from 8 to 30`);
+  const size = 2 ** (32 - prefix);
+  const network = addr - (addr % size);
+  if (network !== addr) {
+    throw invalid(`invalid subnet '${cidr}': host bits are set; did you mean ${formatIPv4(network)}/${prefix}?`);
+  }
+  return { network, prefix, broadcast: network + size - 1, gateway: network + 1 };
+}
+
+export function cidrContains(cidr: string, addr: string): boolean {
+  const s = parseSubnet4(cidr);
+  const a = parseIPv4(addr);
+  return a >= s.network && a <= s.broadcast;
+}
+
+/**
+ * The lowest host address of `cidr` that is not used and not reserved (the
+ * caller reserves the gateway: see `gateway4Of`). The network and broadcast
+ * addresses are never handed out.
+ */
+export function allocateAddress4(cidr: string, used: Iterable<string>, reserved: Iterable<string> = []): string {
+  const s = parseSubnet4(cidr);
+  const taken = new Set<number>();
+  for (const a of used) taken.add(parseIPv4(a));
+  for (const a of reserved) taken.add(parseIPv4(a));
+  for (let n = s.network + 1; n < s.broadcast; n++) if (!taken.has(n)) return formatIPv4(n);
+  throw new PaeneError('exists', `no free IPv4 address left in ${cidr}`);
+}
+
+export function gateway4Of(cfg: BridgeConfig): string {
+  return formatIPv4(parseSubnet4(cfg.subnet4).gateway);
+}
+
+export function validateBridgeConfig(cfg: BridgeConfig): Subnet4 {
+  validateIfName(cfg.bridge, 'bridge name');
+  if (HOST_IF_RE.test(cfg.bridge)) throw invalid(`invalid bridge name '${cfg.bridge}': names like ${HOST_IF_PREFIX}N are the contexts' veth ports`);
+  return parseSubnet4(cfg.subnet4);
+}
+
+// ---------------------------------------------------------------- publish
+
+const PORT_RE = /^[1-9]\d{0,4}$/;
+
+function parsePort(s: string, what: string, whole: string): number {
+  const n = PORT_RE.test(s) ? Number(s) : NaN;
+  if (!(n >= 1 && n <= 65535)) throw invalid(`invalid --publish '${whole}': ${what} must be a port number from 1 to 65535`);
+  return n;
+}
+
+/** 'HOSTPORT:PORT', 'HOSTPORT:PORT/tcp', 'HOSTPORT:PORT/udp'. */
+export function parsePublish(s: string): Publish {
+  const m = /^([^:/]*):([^:/]*)(?:\/(.*))?$/.exec(s.trim());
+  if (!m) throw invalid(`invalid --publish '${s}': expected HOSTPORT:PORT[/tcp|/udp], e.g. 8080:80 or 5353:53/udp`);
+  const proto = (m[3] ?? 'tcp').toLowerCase();
+  if (proto !== 'tcp' && proto !== 'udp') throw invalid(`invalid --publish '${s}': the protocol must be tcp or udp`);
+  return { hostPort: parsePort(m[1] as string, 'HOSTPORT', s), port: parsePort(m[2] as string, 'PORT', s), proto };
+}
+
+export function formatPublish(p: Publish): string {
+  return `${p.hostPort}:${p.port}/${p.proto}`;
+}
+
+function validatePublish(p: Publish): Publish {
+  for (const n of [p.hostPort, p.port]) {
+    if (!Number.isInteger(n) || n < 1 || n > 65535) throw invalid(`invalid publish ${JSON.stringify(p)}: ports must be from 1 to 65535`);
+  }
+  if (p.proto !== 'tcp' && p.proto !== 'udp') throw invalid(`invalid publish ${JSON.stringify(p)}: the protocol must be tcp or udp`);
+  return { hostPort: p.hostPort, port: p.port, proto: p.proto };
+}
+
+// ---------------------------------------------------------------- plan
+
+/** The host-side veth: `pn<xid>`, at most 7 characters for the static xid range, unique per context. */
+export function hostIfOf(xid: number): string {
+  return `${HOST_IF_PREFIX}${parseXid(xid)}`;
+}
+
+/**
+ * 02:50:00:00:XX:XX with the xid in the last two bytes: locally administered
+ * (bit 1 of the first byte), unicast (bit 0 clear), unique per xid.
+ */
+export function macOf(xid: number): string {
+  const x = parseXid(xid);
+  const hex = (n: number): string => n.toString(16).padStart(2, '0');
+  return `02:50:00:00:${hex(x >>> 8)}:${hex(x & 255)}`;
+}
+
+/**
+ * The bridge's own MAC, fixed: a bridge without one takes the lowest MAC of
+ * its ports, so the gateway's MAC would change as contexts come and go and
+ * the guests' ARP caches would point at nothing. 02:50:ff:… never collides
+ * with a context's 02:50:00:00:…
+ */
+export function bridgeMacOf(bridge: string): string {
+  let h = 0x811c9dc5; // FNV-1a: stable across runs and machines
+  for (const c of validateIfName(bridge, 'bridge name')) h = Math.imul(h ^ c.charCodeAt(0), 0x01000193) >>> 0;
+  const hex = (n: number): string => (n & 255).toString(16).padStart(2, '0');
+  return `02:50:ff:${hex(h >>> 16)}:${hex(h >>> 8)}:${hex(h)}`;
+}
+
+export function planPrivateNet(cfg: BridgeConfig, ctx: { name: string; xid: number; address4: string; publish: Publish[] }): PrivateNetPlan {
+  const s = validateBridgeConfig(cfg);
+  validateName(ctx.name);
+  const a = parseIPv4(ctx.address4);
+  if (a < s.network || a > s.broadcast) throw invalid(`address ${ctx.address4} of context '${ctx.name}' is not in the bridge's subnet ${cfg.subnet4}`);
+  if (a === s.network || a === s.broadcast) throw invalid(`address ${ctx.address4} is the network or broadcast address of ${cfg.subnet4}`);
+  if (a === s.gateway) throw invalid(`address ${ctx.address4} is the gateway (the bridge's own address)`);
+  const publish = ctx.publish.map(validatePublish);
+  const seen = new Set<string>();
+  for (const p of publish) {
+    const k = `${p.hostPort}/${p.proto}`;
+    if (seen.has(k)) throw invalid(`host port ${k} is published twice for context '${ctx.name}'`);
+    seen.add(k);
+  }
+  return {
+    bridge: cfg.bridge,
+    gateway4: formatIPv4(s.gateway),
+    prefix: s.prefix,
+    address4: formatIPv4(a),
+    mac: macOf(ctx.xid),
+    hostIf: hostIfOf(ctx.xid),
+    guestIf: 'eth0',
+    publish,
+  };
+}
+
+// ---------------------------------------------------------------- nftables
+
+/** Refuses sets of plans that would make the ruleset ambiguous: two owners of an address, MAC, port or host port. */
+function checkPlans(cfg: BridgeConfig, s: Subnet4, plans: PrivateNetPlan[]): void {
+  const owner = new Map<string, string>();
+  const claim = (key: string, by: string): void => {
+    const prev = owner.get(key);
+    if (prev !== undefined) throw new PaeneError('exists', `${key} is claimed by both ${prev} and ${by}`);
+    owner.set(key, by);
+  };
+  for (const p of plans) {
+    if (p.bridge !== cfg.bridge) throw invalid(`plan for ${p.hostIf} is on bridge ${p.bridge}, not ${cfg.bridge}`);
+    validateIfName(p.hostIf);
+    if (!HOST_IF_RE.test(p.hostIf)) throw invalid(`invalid port name '${p.hostIf}': expected ${HOST_IF_PREFIX}N`);
+    if (!/^(?:[0-9a-f]{2}:){5}[0-9a-f]{2}$/.test(p.mac)) throw invalid(`invalid MAC '${p.mac}' for ${p.hostIf}`);
+    const a = parseIPv4(p.address4);
+    if (a <= s.network || a >= s.broadcast || a === s.gateway) throw invalid(`address ${p.address4} of ${p.hostIf} is not a guest address of ${cfg.subnet4}`);
+    claim(`port ${p.hostIf}`, p.hostIf);
+    claim(`address ${p.address4}`, p.hostIf);
+    claim(`MAC ${p.mac}`, p.hostIf);
+    for (const pub of p.publish.map(validatePublish)) claim(`host port ${pub.hostPort}/${pub.proto}`, p.hostIf);
+  }
+}
+
+/**
+ * Checks a plan against the bridge it is for: the adapter passes its fields
+ * to ip(8) and nft(8), so one made by hand or read back from disk must hold
+ * exactly what planPrivateNet would have produced.
+ */
+export function validatePlan(cfg: BridgeConfig, plan: PrivateNetPlan): PrivateNetPlan {
+  const s = validateBridgeConfig(cfg);
+  checkPlans(cfg, s, [plan]);
+  if (plan.gateway4 !== formatIPv4(s.gateway) || plan.prefix !== s.prefix) {
+    throw invalid(`plan for ${plan.hostIf} has gateway ${plan.gateway4}/${plan.prefix}, but ${cfg.bridge}'s is ${formatIPv4(s.gateway)}/${s.prefix}`);
+  }
+  if (plan.guestIf !== 'eth0') throw invalid(`plan for ${plan.hostIf}: the guest interface must be eth0`);
+  return plan;
+}
+
+/** The lines that make a reload replace paene's tables whole: `table` creates one if absent so `delete` never fails. */
+export function nftRemoveTables(): string {
+  return [`table inet ${NFT_TABLE}`, `delete table inet ${NFT_TABLE}`, `table bridge ${NFT_TABLE}`, `delete table bridge ${NFT_TABLE}`, ''].join('\n');
+}
+
+/**
+ * The whole of paene's nftables state, as one file for `nft -f`:
+ *
+ * table inet paene
+ *   guard        frames from the bridge for 127.0.0.0/8 are dropped (route_localnet
+ *                is on for the bridge so the host can reach published ports via
+ *                localhost; without this a guest could reach host services bound to it)
+ *   prerouting   DNAT of each published port, for packets to any local address
+ *   output       the same for connections made on the host itself
+ *   postrouting  masquerade of the subnet leaving by any other interface than the
+ *                bridge; of localhost-sourced connections to guests; and of
+ *                hairpin connections (a guest reaching a published port), so
+ *                the reply comes back through the host and is un-NATed
+ *
+ * table bridge paene
+ *   prerouting   every frame entering a bridge from one of our ports (pnN) goes to
+ *                that port's chain; a pnN port without a plan gets nothing through
+ *   port_pnN     only the plan's MAC as source; IPv4 only from the plan's address;
+ *                ARP only with its own sender MAC and IP; everything else (IPv6,
+ *                VLAN tags, other ethertypes) dropped
+ */
+export function nftRuleset(cfg: BridgeConfig, plans: PrivateNetPlan[]): string {
+  const s = validateBridgeConfig(cfg);
+  checkPlans(cfg, s, plans);
+  const br = `"${cfg.bridge}"`;
+  const subnet = `${formatIPv4(s.network)}/${s.prefix}`;
+  const dnat: string[] = [];
+  for (const p of plans) {
+    for (const pub of p.publish) {
+      dnat.push(`\t\tfib daddr type local ${pub.proto} dport ${pub.hostPort} dnat ip to ${p.address4}:${pub.port}`);
+    }
+  }
+  const out: string[] = [nftRemoveTables()];
+  out.push(
+    `table inet ${NFT_TABLE} {`,
+    `\tchain guard {`,
+    `\t\ttype filter hook prerouting priority raw; policy accept;`,
+    `\t\tiifname ${br} ip daddr 127.0.0.0/8 drop`,
+    `\t}`,
+    `\tchain prerouting {`,
+    `\t\ttype nat hook prerouting priority dstnat; policy accept;`,
+    ...dnat,
+    `\t}`,
+    `\tchain output {`,
+    `\t\ttype nat hook output priority -100; policy accept;`,
+    ...dnat,
+    `\t}`,
+    `\tchain postrouting {`,
+    `\t\ttype nat hook postrouting priority srcnat; policy accept;`,
+    `\t\toifname != ${br} ip saddr ${subnet} masquerade`,
+    `\t\toifname ${br} ip saddr 127.0.0.0/8 masquerade`,
+    `\t\toifname ${br} ip saddr ${subnet} ct status dnat masquerade`,
+    `\t}`,
+    `}`,
+  );
+  out.push(`table bridge ${NFT_TABLE} {`, `\tchain prerouting {`, `\t\ttype filter hook prerouting priority filter; policy accept;`);
+  if (plans.length > 0) out.push(`\t\tiifname vmap { ${plans.map((p) => `"${p.hostIf}" : jump port_${p.hostIf}`).join(', ')} }`);
+  // A port named like ours without a plan gets nothing through. Matching by
+  // name, not by bridge: `meta ibrname` needs CONFIG_NFT_BRIDGE_META, which
+  // kernels lack (this one does). Frames on other bridges pass untouched.
+  out.push(`\t\tiifname "${HOST_IF_PREFIX}*" drop`, `\t}`);
+  for (const p of plans) {
+    out.push(
+      `\tchain port_${p.hostIf} {`,
+      `\t\tether saddr != ${p.mac} drop`,
+      `\t\tether type ip ip saddr != ${p.address4} drop`,
+      `\t\tether type ip ip daddr 127.0.0.0/8 drop`,
+      `\t\tether type ip accept`,
+      // Ethernet/IPv4 ARP only (the fixed offsets of arp saddr assume it), with its own sender MAC and IP.
+      `\t\tether type arp arp htype 1 arp ptype 0x0800 arp hlen 6 arp plen 4 arp saddr ether ${p.mac} arp saddr ip ${p.address4} accept`,
+      `\t\tdrop`,
+      `\t}`,
+    );
+  }
+  out.push(`}`, '');
+  return out.join('\n');
+}

@@ -1,0 +1,248 @@
+// Carries out a PrivateNetPlan (src/core/bridgeplan.ts) with ip(8) and nft(8):
+// the bridge with the gateway address, one veth pair per context (host end a
+// bridge port, guest end eth0 in the context's namespace), and paene's
+// nftables tables (NAT, --publish, anti-spoofing).
+//
+// Every host-side command runs in `hostNetns` when it is given, through
+// `nsenter --net=PATH` (any path works, not only /run/netns names as with
+// `ip -n`). Guest-side commands run the same way in the guest's namespace.
+// The binaries are the host's: nsenter enters only the network namespace.
+//
+// Order for a new context (so a port is never on the bridge unfiltered):
+//   ensureBridge → loadRuleset(all plans, the new one included) → connectPrivate
+// ensureBridge itself loads a ruleset without ports when paene's tables are
+// absent, which drops every frame from a pnN port it does not know.
+// Order for a leaving one: disconnectPrivate → loadRuleset(the others) →
+// removeBridgeIfUnused.
+
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import {
+  type BridgeConfig,
+  bridgeMacOf,
+  formatIPv4,
+  HOST_IF_RE,
+  NFT_TABLE,
+  nftRemoveTables,
+  nftRuleset,
+  type PrivateNetPlan,
+  validateBridgeConfig,
+  validateIfName,
+  validatePlan,
+} from '../core/bridgeplan.js';
+import { type ErrorCode, PaeneError } from '../core/errors.js';
+
+export interface NetHost {
+  /** path to a network namespace file (/run/netns/NAME, /proc/PID/ns/net); undefined = this process's own */
+  hostNetns?: string;
+}
+
+// ---------------------------------------------------------------- running commands
+
+const PACKAGE_OF: Record<string, string> = { ip: 'iproute2', nft: 'nftables', nsenter: 'util-linux', sysctl: 'procps' };
+const found = new Map<string, string>();
+
+/** Absolute path of a tool; sbin directories too, since a non-login root shell may lack them in PATH. */
+function tool(name: string): string {
+  const cached = found.get(name);
+  if (cached !== undefined) return cached;
+  const dirs = [...(process.env.PATH ?? '').split(':'), '/usr/sbin', '/sbin', '/usr/bin', '/bin'].filter((d) => d !== '');
+  for (const d of dirs) {
+    const p = path.join(d, name);
+    try {
+      fs.accessSync(p, fs.constants.X_OK);
+      found.set(name, p);
+      return p;
+    } catch {
+      // not here
+    }
+  }
+  throw new PaeneError('unsupported', `private networking needs \`${name}\`, which is not installed (Debian package ${PACKAGE_OF[name] ?? name}; scripts/setup.sh installs it)`);
+}
+
+interface Result {
+  status: number;
+  stdout: string;
+  stderr: string;
+  /** the command as a person would type it, for messages */
+  text: string;
+}
+
+function exec(netns: string | undefined, name: string, args: string[], input?: string): Result {
+  const bin = tool(name);
+  let argv = [bin, ...args];
+  if (netns !== undefined) {
+    // A missing namespace file would otherwise surface as a puzzling nsenter error.
+    if (!fs.existsSync(netns)) throw new PaeneError('not-found', `network namespace ${netns} does not exist`);
+    argv = [tool('nsenter'), `--net=${netns}`, '--', ...argv];
+  }
+  const r = spawnSync(argv[0] as string, argv.slice(1), { encoding: 'utf8', input, env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', LC_ALL: 'C' } });
+  const text = `${netns !== undefined ? `(in ${netns}) ` : ''}${name} ${args.join(' ')}`;
+  if (r.error) throw new PaeneError('internal', `${text}: ${r.error.message}`);
+  return { status: r.status ?? 1, stdout: r.stdout, stderr: r.stderr, text };
+}
+
+// Kernel messages that mean "this kernel cannot do it", not "you did it wrong".
+const UNSUPPORTED_RE = /Unknown device type|Operation not supported|Protocol not supported|Address family not supported|not supported/i;
+
+function failure(r: Result, what?: string): PaeneError {
+  const err = (r.stderr || r.stdout).trim();
+  let code: ErrorCode = 'internal';
+  let hint = '';
+  if (UNSUPPORTED_RE.test(err)) {
+    code = 'unsupported';
+    hint = ` (the kernel lacks ${what ?? 'a feature private networking needs: veth, bridge or nf_tables with nat, fib and masquerade'})`;
+  } else if (/File exists/.test(err)) {
+    code = 'exists';
+  }
+  return new PaeneError(code, `${r.text} failed: ${err}${hint}`);
+}
+
+function must(netns: string | undefined, name: string, args: string[], input?: string, what?: string): string {
+  const r = exec(netns, name, args, input);
+  if (r.status !== 0) throw failure(r, what);
+  return r.stdout;
+}
+
+/** Several ip commands in one process (ip -batch stops at the first failure); the error names the failing one. */
+function batch(netns: string | undefined, lines: string[]): void {
+  const r = exec(netns, 'ip', ['-batch', '-'], lines.join('\n') + '\n');
+  if (r.status === 0) return;
+  const n = /Command failed -:(\d+)/.exec(r.stderr);
+  const line = n ? lines[Number(n[1]) - 1] : undefined;
+  const stderr = r.stderr.replace(/\n?Command failed -:\d+\s*$/, '');
+  throw failure({ ...r, stderr, text: line !== undefined ? r.text.replace(/-batch -$/, line) : r.text });
+}
+
+// ---------------------------------------------------------------- reading state
+
+interface Link {
+  ifname: string;
+  master?: string;
+  kind?: string;
+}
+
+/** All links of a namespace (ip -d -j: linkinfo.info_kind says bridge / veth). */
+function links(netns: string | undefined): Link[] {
+  const raw = JSON.parse(must(netns, 'ip', ['-d', '-j', 'link', 'show']) || '[]') as { ifname: string; master?: string; linkinfo?: { info_kind?: string } }[];
+  return raw.map((l) => ({ ifname: l.ifname, master: l.master, kind: l.linkinfo?.info_kind }));
+}
+
+function link(netns: string | undefined, name: string): Link | undefined {
+  return links(netns).find((l) => l.ifname === name);
+}
+
+function nftTables(netns: string | undefined): string[] {
+  return must(netns, 'nft', ['list', 'tables'])
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l === `table inet ${NFT_TABLE}` || l === `table bridge ${NFT_TABLE}`);
+}
+
+// ---------------------------------------------------------------- the API
+
+/**
+ * The bridge, up, with the gateway address; IPv4 forwarding on in that
+ * namespace; route_localnet on the bridge (so DNAT of connections to
+ * 127.0.0.1:HOSTPORT can leave through it; the ruleset drops anything from
+ * the bridge to 127/8 in return). Idempotent.
+ */
+export function ensureBridge(h: NetHost, cfg: BridgeConfig): void {
+  const s = validateBridgeConfig(cfg);
+  tool('nft'); // fail before changing anything if it is missing
+  const ns = h.hostNetns;
+  const br = link(ns, cfg.bridge);
+  if (br === undefined) {
+    must(ns, 'ip', ['link', 'add', 'name', cfg.bridge, 'address', bridgeMacOf(cfg.bridge), 'type', 'bridge'], undefined, 'bridge support (CONFIG_BRIDGE)');
+  } else if (br.kind !== 'bridge') {
+    throw new PaeneError('exists', `${cfg.bridge} exists and is not a bridge (it is a ${br.kind ?? 'plain device'}); choose another bridge name`);
+  }
+  must(ns, 'ip', ['addr', 'replace', `${formatIPv4(s.gateway)}/${s.prefix}`, 'dev', cfg.bridge]);
+  must(ns, 'ip', ['link', 'set', 'dev', cfg.bridge, 'up']);
+  // Slash form: a '.' in the bridge name would split a dotted sysctl key.
+  must(ns, 'sysctl', ['-q', '-w', 'net/ipv4/ip_forward=1']);
+  must(ns, 'sysctl', ['-q', '-w', `net/ipv4/conf/${cfg.bridge}/route_localnet=1`]);
+  // Only when paene has no tables at all: a partial set is a running configuration, for loadRuleset to replace.
+  if (nftTables(ns).length === 0) must(ns, 'nft', ['-f', '-'], nftRuleset(cfg, []), 'nf_tables (CONFIG_NF_TABLES with inet, bridge, nat, fib, masquerade)');
+}
+
+/**
+ * Creates the veth pair with its guest end directly in the guest namespace as
+ * eth0 (one netlink request: both ends or neither), makes the host end a port
+ * of the bridge, and configures the guest: lo up, address, eth0 up, default
+ * route via the gateway. On any failure the pair is deleted again.
+ */
+export function connectPrivate(h: NetHost, cfg: BridgeConfig, plan: PrivateNetPlan, guestNetns: string): void {
+  validatePlan(cfg, plan); // its fields become ip arguments and ip -batch lines
+  // Absolute: ip would read a bare word as a name under /run/netns.
+  if (!path.isAbsolute(guestNetns)) throw new PaeneError('invalid-argument', `guest network namespace must be given as an absolute path, not '${guestNetns}'`);
+  if (!fs.existsSync(guestNetns)) throw new PaeneError('not-found', `network namespace ${guestNetns} does not exist`);
+  const ns = h.hostNetns;
+  if (link(ns, cfg.bridge)?.kind !== 'bridge') throw new PaeneError('wrong-state', `bridge ${cfg.bridge} does not exist: ensureBridge first`);
+  // ip opens a `netns` argument containing '/' as a path (/proc/PID/ns/net works).
+  must(ns, 'ip', ['link', 'add', 'name', plan.hostIf, 'type', 'veth', 'peer', 'name', plan.guestIf, 'address', plan.mac, 'netns', guestNetns], undefined, 'veth support (CONFIG_VETH)');
+  try {
+    must(ns, 'ip', ['link', 'set', 'dev', plan.hostIf, 'master', cfg.bridge, 'up']);
+    const guest = [
+      'link set dev lo up',
+      `addr add ${plan.address4}/${plan.prefix} broadcast + dev ${plan.guestIf}`,
+      `link set dev ${plan.guestIf} up`,
+      `route add default via ${plan.gateway4} dev ${plan.guestIf}`,
+    ];
+    batch(guestNetns, guest);
+  } catch (e) {
+    // Deleting the host end takes the guest end with it.
+    exec(ns, 'ip', ['link', 'del', 'dev', plan.hostIf]);
+    throw e;
+  }
+}
+
+/** Removes the host end of the pair (the guest's eth0 goes with it). Absent is fine. */
+export function disconnectPrivate(h: NetHost, plan: PrivateNetPlan): void {
+  validateIfName(plan.hostIf);
+  const l = link(h.hostNetns, plan.hostIf);
+  if (l === undefined) return;
+  if (l.kind !== 'veth') throw new PaeneError('internal', `${plan.hostIf} is a ${l.kind ?? 'plain device'}, not paene's veth: left alone`);
+  const r = exec(h.hostNetns, 'ip', ['link', 'del', 'dev', plan.hostIf]);
+  // Gone in between (its namespace died): that is the wanted state.
+  if (r.status !== 0 && !/Cannot find device|does not exist/.test(r.stderr)) throw failure(r);
+}
+
+/** Replaces paene's tables in one transaction; with no plans, removes them. */
+export function loadRuleset(h: NetHost, cfg: BridgeConfig, plans: PrivateNetPlan[]): void {
+  const text = plans.length > 0 ? nftRuleset(cfg, plans) : (validateBridgeConfig(cfg), nftRemoveTables());
+  must(h.hostNetns, 'nft', ['-f', '-'], text, 'nf_tables (CONFIG_NF_TABLES with inet, bridge, nat, fib, masquerade)');
+}
+
+/** Deletes the bridge and paene's tables once no port is left on it; with ports, leaves everything. */
+export function removeBridgeIfUnused(h: NetHost, cfg: BridgeConfig): void {
+  validateBridgeConfig(cfg);
+  const ns = h.hostNetns;
+  const all = links(ns);
+  const br = all.find((l) => l.ifname === cfg.bridge);
+  if (br !== undefined) {
+    if (br.kind !== 'bridge') return; // not ours: ensureBridge refuses to use it either
+    if (all.some((l) => l.master === cfg.bridge)) return;
+    must(ns, 'ip', ['link', 'del', 'dev', cfg.bridge]);
+  }
+  if (nftTables(ns).length > 0) must(ns, 'nft', ['-f', '-'], nftRemoveTables());
+}
+
+/** Network mode `none`: the namespace keeps only its loopback, brought up. */
+export function loopbackOnly(guestNetns: string): void {
+  must(guestNetns, 'ip', ['link', 'set', 'dev', 'lo', 'up']);
+}
+
+/** What of paene's is still in the host namespace: the bridge, its ports, veths named pnN, paene's nft tables. */
+export function leftovers(h: NetHost, cfg: BridgeConfig): string[] {
+  validateBridgeConfig(cfg);
+  const out: string[] = [];
+  for (const l of links(h.hostNetns)) {
+    if (l.ifname === cfg.bridge) out.push(`bridge ${l.ifname}`);
+    else if (l.master === cfg.bridge) out.push(`port ${l.ifname} of ${cfg.bridge}`);
+    else if (HOST_IF_RE.test(l.ifname) && l.kind === 'veth') out.push(`veth ${l.ifname}`);
+  }
+  for (const t of nftTables(h.hostNetns)) out.push(`nft ${t}`);
+  return out;
+}
