@@ -1,7 +1,7 @@
 // Talks to the native helper (src/native/paene-helper.c): the per-root
 // monitor that forks context inits, and `exec` into a running context.
 
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
@@ -44,7 +44,14 @@ export interface StartRequest {
   tmpSize: string;
   capsMask: bigint;
   seccomp?: Buffer;
+  /** 'new': the init gets a network namespace of its own (modes private and none) */
+  netns?: 'new';
+  /** Landlock scope bits for the context's domain (LANDLOCK_SCOPE_*); 0 or absent: no domain */
+  landlockScoped?: number;
 }
+
+/** LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET (Linux 6.12, Landlock ABI 6). */
+export const LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET = 1;
 
 export function startArgs(r: StartRequest): string[] {
   const a = ['start'];
@@ -56,6 +63,8 @@ export function startArgs(r: StartRequest): string[] {
   for (const p of r.readonly) a.push('--ro', p);
   for (const p of r.writable) a.push('--rw', p);
   if (r.seccomp && r.seccomp.length > 0) a.push('--seccomp', r.seccomp.toString('hex'));
+  if (r.netns) a.push('--netns', r.netns);
+  if (r.landlockScoped) a.push('--landlock-scoped', r.landlockScoped.toString(16));
   return a;
 }
 
@@ -68,6 +77,9 @@ export interface ExecRequest {
   cwd?: string;
   user?: { uid: number; gid: number };
   tty?: boolean;
+  /** 'join': enter the init's network namespace (modes private and none) */
+  netns?: 'join';
+  landlockScoped?: number;
   argv: string[];
 }
 
@@ -79,11 +91,23 @@ export function execArgs(r: ExecRequest): string[] {
   if (r.user) a.push('--user', `${r.user.uid}:${r.user.gid}`);
   if (r.seccomp && r.seccomp.length > 0) a.push('--seccomp', r.seccomp.toString('hex'));
   if (r.tty) a.push('--tty');
+  if (r.netns) a.push('--netns', r.netns);
+  if (r.landlockScoped) a.push('--landlock-scoped', r.landlockScoped.toString(16));
   a.push('--', ...r.argv);
   return a;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+let landlockAbiCache: number | undefined;
+/** The kernel's Landlock ABI version, 0 when Landlock is absent or disabled. */
+export function landlockAbi(): number {
+  if (landlockAbiCache === undefined) {
+    const r = spawnSync(helperPath(), ['landlock-abi'], { encoding: 'utf8', env: {} });
+    landlockAbiCache = r.status === 0 ? Number(r.stdout.trim()) || 0 : 0;
+  }
+  return landlockAbiCache;
+}
 
 /** The monitor of one state root: listens on RUNDIR/monitor.sock. */
 export class Monitor {

@@ -30,6 +30,8 @@
  *   --cgroup FILE... --lower DIR --upper DIR --work DIR --rootfs DIR
  *   --hostname H --sysctl K=V... --mask PATH... --ro PATH... --rw PATH...
  *   --tmp-size SIZE --caps HEX --seccomp HEX [--init-name NAME]
+ *   [--netns new] [--landlock-scoped HEX]
+ * and exec takes [--netns join] [--landlock-scoped HEX] to match.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -103,6 +105,10 @@ struct spec {
   int have_caps;
   unsigned char *seccomp;
   size_t seccomp_len;
+  /* network: start: "new" unshares a network namespace; exec: "join" enters the init's */
+  const char *netns;
+  /* Landlock scopes (LANDLOCK_SCOPE_* bits) of a domain applied before the capabilities drop; 0 = none */
+  uint64_t landlock_scoped;
   /* exec only */
   pid_t pid;
   const char *cwd;
@@ -162,6 +168,8 @@ static void parse_spec(int argc, char **argv, struct spec *s) {
     else if (!strcmp(a, "--rw")) push(s->rws, &s->nrws, v, a);
     else if (!strcmp(a, "--env")) push(s->envs, &s->nenvs, v, a);
     else if (!strcmp(a, "--cwd")) s->cwd = v;
+    else if (!strcmp(a, "--netns")) s->netns = v;
+    else if (!strcmp(a, "--landlock-scoped")) s->landlock_scoped = strtoull(v, NULL, 16);
     else if (!strcmp(a, "--caps")) {
       s->caps = strtoull(v, NULL, 16);
       s->have_caps = 1;
@@ -188,6 +196,24 @@ static void write_file(const char *path, const char *value) {
 }
 
 /* Move the calling process into every cgroup of the context. */
+/*
+ * A Landlock domain with only scopes (no file or network rules): with
+ * LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET the guest cannot connect to abstract
+ * unix sockets made outside its domain (the host's, another context's).
+ * Needs Linux 6.12 (ABI 6); the runtime checks the ABI before asking.
+ */
+struct paene_landlock_attr {
+  uint64_t handled_access_fs, handled_access_net, scoped;
+};
+static void apply_landlock(const struct spec *s) {
+  if (!s->landlock_scoped) return;
+  struct paene_landlock_attr attr = {0, 0, s->landlock_scoped};
+  long fd = syscall(444 /* landlock_create_ruleset */, &attr, sizeof attr, 0);
+  if (fd < 0) die("landlock_create_ruleset: %s", strerror(errno));
+  if (syscall(446 /* landlock_restrict_self */, (int)fd, 0) != 0) die("landlock_restrict_self: %s", strerror(errno));
+  close((int)fd);
+}
+
 static void join_cgroups(const struct spec *s) {
   for (int i = 0; i < s->ncgroups; i++) write_file(s->cgroups[i], "0");
 }
@@ -479,8 +505,9 @@ static void handle_start(int conn, int argc, char **argv) {
   int lastcap = last_cap();
   join_cgroups(&s);
   /* After joining the cgroups: the cgroup namespace makes them the guest's "/". */
-  if (unshare(CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWPID | CLONE_NEWCGROUP) != 0)
-    die("unshare: %s", strerror(errno));
+  int nsflags = CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWPID | CLONE_NEWCGROUP;
+  if (s.netns && !strcmp(s.netns, "new")) nsflags |= CLONE_NEWNET;
+  if (unshare(nsflags) != 0) die("unshare: %s", strerror(errno));
   int pipefd[2];
   if (pipe2(pipefd, O_CLOEXEC) != 0) die("pipe: %s", strerror(errno));
   pid_t child = fork();
@@ -495,6 +522,7 @@ static void handle_start(int conn, int argc, char **argv) {
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
     setup_context(&s);
+    apply_landlock(&s);
     load_seccomp(&s);
     drop_caps(&s, lastcap);
     prctl(PR_SET_NAME, s.init_name ? s.init_name : "paene-init", 0, 0, 0);
@@ -731,7 +759,8 @@ static int exec_main(int argc, char **argv) {
   if (s.pid <= 0) die("exec needs --pid");
   if (!s.cmd || !s.cmd[0]) die("exec needs a command after --");
   int lastcap = last_cap();
-  int fd_ipc, fd_uts, fd_pid, fd_mnt, fd_cg;
+  int fd_ipc, fd_uts, fd_pid, fd_mnt, fd_cg, fd_net = -1;
+  if (s.netns && !strcmp(s.netns, "join")) open_ns(s.pid, "net", &fd_net);
   open_ns(s.pid, "cgroup", &fd_cg);
   open_ns(s.pid, "ipc", &fd_ipc);
   open_ns(s.pid, "uts", &fd_uts);
@@ -739,10 +768,12 @@ static int exec_main(int argc, char **argv) {
   open_ns(s.pid, "mnt", &fd_mnt);
   join_cgroups(&s);
   if (setns(fd_cg, CLONE_NEWCGROUP) != 0) die("setns cgroup: %s", strerror(errno));
+  if (fd_net >= 0 && setns(fd_net, CLONE_NEWNET) != 0) die("setns net: %s", strerror(errno));
   if (setns(fd_ipc, CLONE_NEWIPC) != 0) die("setns ipc: %s", strerror(errno));
   if (setns(fd_uts, CLONE_NEWUTS) != 0) die("setns uts: %s", strerror(errno));
   if (setns(fd_pid, CLONE_NEWPID) != 0) die("setns pid: %s", strerror(errno));
   if (setns(fd_mnt, CLONE_NEWNS) != 0) die("setns mnt: %s", strerror(errno));
+  if (fd_net >= 0) close(fd_net);
   close(fd_cg);
   close(fd_ipc);
   close(fd_uts);
@@ -768,6 +799,7 @@ static int exec_main(int argc, char **argv) {
    * the context's pid namespace, where guest root (which may hold
    * CAP_SYS_PTRACE) could otherwise attach to a fully privileged process.
    */
+  apply_landlock(&s);
   load_seccomp(&s);
   drop_caps(&s, lastcap);
   prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
@@ -870,6 +902,12 @@ int main(int argc, char **argv) {
   if (!strcmp(argv[1], "monitor")) return monitor_main(argc - 2, argv + 2);
   if (!strcmp(argv[1], "exec")) return exec_main(argc - 2, argv + 2);
   if (!strcmp(argv[1], "sysctl")) return sysctl_main(argc - 2, argv + 2);
+  if (!strcmp(argv[1], "landlock-abi")) {
+    /* The kernel's Landlock ABI version (0 = none): the runtime decides what it may ask for. */
+    long v = syscall(444 /* landlock_create_ruleset */, NULL, 0, 1 /* LANDLOCK_CREATE_RULESET_VERSION */);
+    printf("%ld\n", v < 0 ? 0L : v);
+    return 0;
+  }
   dprintf(2, "paene-helper: unknown mode '%s'\n", argv[1]);
   return 2;
 }
