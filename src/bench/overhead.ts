@@ -66,7 +66,8 @@ interface Micro {
   rate?: boolean;
 }
 
-const SERVER_ADDR = { context: '127.78.0.1', host: '127.78.0.2' };
+/** The host's httpd listens here; the context's on the address paene assigned it (filled in at setup). */
+const SERVER_ADDR = { context: '', host: '127.78.0.2' };
 const PORT = 8080;
 
 function micros(scale: number): Micro[] {
@@ -81,7 +82,8 @@ function micros(scale: number): Micro[] {
   ];
 }
 
-function parseValue(out: string, name: string): number {
+/** The value of a paene-bench line `NAME VALUE UNIT`. */
+export function parseValue(out: string, name: string): number {
   const m = new RegExp(`^${name} ([0-9.]+) `, 'm').exec(out);
   if (!m) throw new Error(`paene-bench ${name} printed no result: ${out.trim().slice(0, 200)}`);
   return Number(m[1]);
@@ -129,6 +131,7 @@ export async function runOverhead(o: OverheadOptions): Promise<OverheadResult> {
       });
       if (r.code !== 0) throw new Error(`cannot copy paene-bench into ${n}: ${r.stderr}`);
     }
+    SERVER_ADDR.context = rt.config(srv).net.addresses[0] ?? '127.0.0.1';
     const up = await rt.execCapture(
       srv,
       ['/bin/sh', '-c', `echo 'paene bench' > /www/index.html && busybox httpd -p ${SERVER_ADDR.context}:${PORT} -h /www`],

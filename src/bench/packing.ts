@@ -101,9 +101,16 @@ export interface PackingResult {
 
 const HTTP_PORT = 8080;
 
-/** Context i (0-based) listens on 127.77.B.A:8080: its own loopback address, no port clashes. */
-export function addressOf(i: number): string {
-  return `127.77.${Math.floor(i / 250)}.${1 + (i % 250)}`;
+/**
+ * Each context serves on the address paene assigned it from the root's
+ * shared pool (a 127.0.0.0/8 block by default): its own address, no port
+ * clashes, enforced by its BPF address wall.
+ */
+const addresses = new Map<string, string>();
+function addressOf(name: string): string {
+  const a = addresses.get(name);
+  if (!a) throw new Error(`no address known for ${name}`);
+  return a;
 }
 
 export function contextName(variant: Variant, i: number): string {
@@ -122,10 +129,10 @@ async function checkServers(indices: number[], names: string[], concurrency = 32
     while (failure === undefined && next < indices.length) {
       const i = indices[next++];
       try {
-        const body = await httpGet(addressOf(i), HTTP_PORT, 5000);
+        const body = await httpGet(addressOf(names[i] as string), HTTP_PORT, 5000);
         if (!body.includes(names[i])) failure = `server of ${names[i]} answered with the wrong page: ${body.slice(0, 60)}`;
       } catch (e) {
-        failure = `server of ${names[i]} (${addressOf(i)}:${HTTP_PORT}) does not answer: ${e instanceof Error ? e.message : String(e)}`;
+        failure = `server of ${names[i]} (${addressOf(names[i] as string)}:${HTTP_PORT}) does not answer: ${e instanceof Error ? e.message : String(e)}`;
       }
     }
   };
@@ -253,7 +260,8 @@ export async function runPacking(o: PackingOptions): Promise<PackingResult> {
             copyMs.push(performance.now() - tc);
           }
           const tb = performance.now();
-          await rt.create({ name, image, hostname: name });
+          const created = await rt.create({ name, image, hostname: name });
+          addresses.set(name, created.net.addresses[0] as string);
           const tcr = performance.now();
           await rt.start(name);
           const ts = performance.now();
@@ -261,7 +269,7 @@ export async function runPacking(o: PackingOptions): Promise<PackingResult> {
           startMs.push(ts - tcr);
           const r = await rt.execCapture(
             name,
-            ['/bin/sh', '-c', `echo "${name}" > /www/index.html && busybox httpd -p ${addressOf(i)}:${HTTP_PORT} -h /www`],
+            ['/bin/sh', '-c', `echo "${name}" > /www/index.html && busybox httpd -p ${addressOf(name)}:${HTTP_PORT} -h /www`],
             { timeoutMs: 10_000 },
           );
           if (r.code !== 0) throw new Error(`httpd did not start (exit ${r.code}): ${r.stderr.trim()}`);

@@ -181,9 +181,9 @@ export const ESCAPE_ATTEMPTS: readonly EscapeAttempt[] = [
     id: 'proc1-root',
     attempt: '/proc/1/root to a host path',
     expected: 'ENOENT (pid 1 is the context init)',
-    wall: 'pid namespace; pivot_root',
+    wall: 'pid namespace; pivot_root; in --net shared also Landlock (each exec is a domain of its own: EACCES)',
     calls: (x) => [['proc1-root', x.env.hostOnlyPath]],
-    blockedBy: ['contained'],
+    blockedBy: ['contained', 'EACCES'],
   }),
   probeAttempt({
     id: 'proc1-exe-write',
@@ -301,9 +301,9 @@ export const ESCAPE_ATTEMPTS: readonly EscapeAttempt[] = [
     id: 'setns',
     attempt: "join namespaces via /proc/*/ns (own init's, another context's)",
     expected: 'EPERM / ENOENT',
-    wall: 'seccomp setns; pid namespace hides other inits',
+    wall: 'seccomp setns; pid namespace hides other inits; in --net shared also Landlock (EACCES)',
     calls: (x) => [['setns', '/proc/1/ns/mnt'], ['setns', `/proc/${x.env.otherInitPid ?? 999_999}/ns/mnt`]],
-    blockedBy: ['EPERM', 'ENOENT'],
+    blockedBy: ['EPERM', 'ENOENT', 'EACCES'],
   }),
   // ---- kernel interfaces without a capability check
   probeAttempt({ id: 'raw-socket', attempt: 'raw ICMP and packet sockets (no RAW_ICMP ccap)', expected: 'EPERM', wall: 'no NET_RAW', calls: () => [['raw']], blockedBy: ['EPERM', 'EACCES'] }),

@@ -8,6 +8,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { DEFAULT_LIMITS, mergeLimits, parseLimitFlags } from '../core/limits.js';
+import { reservedAddressOf } from '../core/net.js';
 import { fromPercent, hog, periodic, predictShare, simulateCfs, simulateTbf, toCfs } from '../core/tokenBucket.js';
 import { nativePath } from '../kernel/helper.js';
 import { applyLimits, sampleUsage } from '../runtime/limits.js';
@@ -266,7 +267,11 @@ async function nineHogs(b: Bench, o: IsoOptions): Promise<ResultRow[]> {
   const phaseMs = pings * 5.2 + 1000;
   const server = b.bg(srv, `/tmp/iso-load udp-echo ${port} ${Math.ceil((3 * phaseMs + 8000) / 1000)}`);
   await sleep(300);
-  const ping = async () => kv(await hostRun('iso-load', ['udp-ping', String(port), String(pings), '5']));
+  // The server binds 127.0.0.1, which its network wall makes its own address: the host pings that.
+  // Its answers go to the pool's host address (a reply to 127.0.0.1 would stay inside: docs/network.md).
+  const srvAddr = b.rt.config(srv).net.addresses.find((a) => !a.includes(':')) ?? '127.0.0.1';
+  const hostSide = reservedAddressOf(b.rt.network.settings().sharedPool4);
+  const ping = async () => kv(await hostRun('iso-load', ['udp-ping', String(port), String(pings), '5', srvAddr, hostSide]));
   const row = (setting: string, r: Record<string, number>, base?: Record<string, number>): ResultRow => ({
     experiment: '3 nine hogs',
     setting,

@@ -10,6 +10,7 @@ import { DEFAULT_IMAGE } from '../image/store.js';
 import type { ContextStatus, ProcessInfo } from '../runtime/runtime.js';
 import { runtimeOf } from './common.js';
 import { formatTable, printJson } from './format.js';
+import { addNetOptions, netCell, netSpecOf } from './net.js';
 
 function collect(v: string, prev: string[]): string[] {
   return [...prev, v];
@@ -65,11 +66,12 @@ const statusColumns = [
   { header: 'PID', get: (s: ContextStatus) => s.pid ?? '-', align: 'right' as const },
   { header: 'IMAGE', get: (s: ContextStatus) => s.image },
   { header: 'HOSTNAME', get: (s: ContextStatus) => s.hostname },
+  { header: 'NET', get: (s: ContextStatus) => netCell(s.net) },
 ];
 
 export function registerContextCommands(program: Command): void {
   addLimitOptions(
-    program
+    addNetOptions(program
       .command('create')
       .description('Create a context: write its config and private layer. Nothing runs until `start`.')
       .argument('<name>', 'context name: 1-63 of [a-z0-9_-], starting with a letter or digit')
@@ -82,7 +84,7 @@ export function registerContextCommands(program: Command): void {
       .option('--ccap <ccap>', 'grant a context capability (repeatable; see `paene caps --help`)', collect, [])
       .option('--disk <size>', 'space limit of its private layer, e.g. 5G (its own sparse filesystem: overbooking is allowed)')
       .option('--inodes <n>', 'inode limit of its private layer (with --disk)')
-      .option('--json', 'print the new config as JSON'),
+      .option('--json', 'print the new config as JSON'), true),
   )
     .addHelpText('after', `\nDefault limits for a new context: ${JSON.stringify(DEFAULT_LIMITS)} (a finite nproc contains a fork bomb; its own CPU weight keeps it one share among many).`)
     .action(async (name: string, o: Record<string, unknown>, cmd: Command) => {
@@ -98,9 +100,10 @@ export function registerContextCommands(program: Command): void {
         ccaps: validateCcaps([...new Set((o.ccap as string[]).map(parseCcap))]),
         limits,
         disk: diskFrom(o),
+        net: netSpecOf(o as { net?: string; ip?: string[]; publish?: string[] }),
       });
       if (o.json) printJson(config);
-      else console.log(`created context '${config.name}' (xid ${config.xid}, image ${config.image})`);
+      else console.log(`created context '${config.name}' (xid ${config.xid}, image ${config.image}, net ${netCell(config.net)})`);
     });
 
   program
@@ -190,7 +193,7 @@ export function registerContextCommands(program: Command): void {
       const s = rt.status(name);
       if (o.json) printJson({ ...s, config: rt.config(name) });
       else {
-        for (const [k, v] of Object.entries(s)) if (v !== undefined) console.log(`${k.padEnd(10)} ${v}`);
+        for (const [k, v] of Object.entries(s)) if (v !== undefined) console.log(`${k.padEnd(10)} ${k === 'net' ? netCell(s.net) : v}`);
       }
     });
 

@@ -10,6 +10,7 @@ import { registerBenchCommands } from './bench.js';
 import { registerLimitCommands } from './limits.js';
 import { registerCapsCommands } from './caps.js';
 import { registerDiskCommands } from './disk.js';
+import { registerNetCommands } from './net.js';
 import { Layout } from '../runtime/layout.js';
 import { StateStore } from '../runtime/state.js';
 import { rootOf } from './common.js';
@@ -59,6 +60,7 @@ const contextsUsing = (image: string): string[] => {
 };
 registerImageCommands(program, () => rootOf(program), contextsUsing);
 registerDiskCommands(program);
+registerNetCommands(program);
 registerLimitCommands(program);
 registerCapsCommands(program);
 registerCheckCommands(program);

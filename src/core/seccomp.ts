@@ -79,6 +79,7 @@ export const SYSCALLS: Readonly<Record<string, Partial<Record<Arch, number>>>> =
   clone: { x86_64: 56, aarch64: 220 },
   clone3: { x86_64: 435, aarch64: 435 },
   unshare: { x86_64: 272, aarch64: 97 },
+  socket: { x86_64: 41, aarch64: 198 },
   // denied by default
   open_by_handle_at: { x86_64: 304, aarch64: 265 },
   keyctl: { x86_64: 250, aarch64: 219 },
@@ -182,13 +183,32 @@ export interface SeccompPolicy {
   denyErrno: number;
   /** clone/unshare with any of these flags (args[0], low 32 bits) fail with denyErrno; nonzero also makes clone3 ENOSYS */
   denyCloneFlags: number;
+  /** socket(family, *, protocol) pairs that fail with denyErrno (e.g. sock_diag on the host's shared stack) */
+  denySockets?: { family: number; protocol: number }[];
 }
 
-export const DEFAULT_SECCOMP_POLICY: SeccompPolicy = {
-  deny: Object.keys(SECCOMP_REASONS).filter((k) => k in SYSCALLS && k !== 'clone3'),
-  denyErrno: EPERM,
-  denyCloneFlags: CLONE_NEWUSER,
+export const AF_NETLINK = 16;
+export const NETLINK_SOCK_DIAG = 4;
+
+/**
+ * The default filter plus no sock_diag netlink: a context on the host's
+ * shared stack (network mode `shared`) would otherwise list every socket of
+ * the host with `ss`.
+ */
+export const SHARED_NET_SECCOMP_POLICY: SeccompPolicy = {
+  ...baseSeccompPolicy(),
+  denySockets: [{ family: AF_NETLINK, protocol: NETLINK_SOCK_DIAG }],
 };
+
+function baseSeccompPolicy(): SeccompPolicy {
+  return {
+    deny: Object.keys(SECCOMP_REASONS).filter((k) => k in SYSCALLS && k !== 'clone3'),
+    denyErrno: EPERM,
+    denyCloneFlags: CLONE_NEWUSER,
+  };
+}
+
+export const DEFAULT_SECCOMP_POLICY: SeccompPolicy = baseSeccompPolicy();
 
 interface Insn {
   code: number;
@@ -208,6 +228,11 @@ function checkPolicy(p: SeccompPolicy): void {
   }
   if (!Number.isInteger(p.denyCloneFlags) || p.denyCloneFlags < 0 || p.denyCloneFlags > 0xffffffff) {
     throw new PaeneError('invalid-argument', `seccomp denyCloneFlags: must be a 32-bit flag mask`);
+  }
+  for (const r of p.denySockets ?? []) {
+    if (!Number.isInteger(r.family) || !Number.isInteger(r.protocol) || r.family < 0 || r.protocol < 0) {
+      throw new PaeneError('invalid-argument', `seccomp denySockets: family and protocol must be whole numbers`);
+    }
   }
   for (const n of p.deny) {
     if (!(n in SYSCALLS)) throw new PaeneError('invalid-argument', `seccomp: unknown syscall '${n}' (known: ${Object.keys(SYSCALLS).join(', ')})`);
@@ -237,6 +262,15 @@ function archBlock(arch: Arch, p: SeccompPolicy): Insn[] {
       // clone(flags, …) and unshare(flags) both take the flags in args[0], on both arches.
       out.push(jeq(n, 0, 4), ld(OFF_ARGS), jset(p.denyCloneFlags, 0, 1), ret(errno), ret(SECCOMP_RET_ALLOW));
     }
+  }
+  const sockets = p.denySockets ?? [];
+  if (sockets.length > 0) {
+    // socket(family, type, protocol): family in args[0], protocol in args[2] (low 32 bits).
+    const body: Insn[] = [];
+    for (const r of sockets) body.push(ld(OFF_ARGS), jeq(r.family, 0, 3), ld(OFF_ARGS + 16), jeq(r.protocol, 0, 1), ret(errno));
+    body.push(ret(SECCOMP_RET_ALLOW));
+    if (body.length > 255) throw new PaeneError('invalid-argument', 'seccomp denySockets: too many rules');
+    out.push(jeq(nr('socket') as number, 0, body.length), ...body);
   }
   out.push(ret(SECCOMP_RET_ALLOW));
   return out;

@@ -4,6 +4,7 @@
 import { type CapSpec, DEFAULT_CAP_SPEC, validateCapSpec, validateCcaps } from './caps.js';
 import { PaeneError } from './errors.js';
 import { DEFAULT_LIMITS, type ResourceLimits, validateLimits } from './limits.js';
+import { DEFAULT_NET_MODE, type NetSpec, hostModeRefusal, validateNetSpec } from './net.js';
 
 export const CONFIG_VERSION = 1;
 export const NAME_RE = /^[a-z0-9][a-z0-9_-]{0,62}$/;
@@ -24,6 +25,8 @@ export interface ContextConfig {
   limits: ResourceLimits;
   /** space and inode limit of the private layer (vserver's vdlimit); none: it shares the host filesystem */
   disk?: DiskLimit;
+  /** its network: model and owned addresses (docs/network.md) */
+  net: NetSpec;
 }
 
 export interface DiskLimit {
@@ -72,6 +75,7 @@ export interface NewContext {
   ccaps?: string[];
   limits?: ResourceLimits;
   disk?: DiskLimit;
+  net?: NetSpec;
   now?: Date;
 }
 
@@ -87,7 +91,15 @@ export function newConfig(c: NewContext): ContextConfig {
     ccaps: c.ccaps ?? [],
     limits: c.limits ?? DEFAULT_LIMITS,
     ...(c.disk ? { disk: validateDisk(c.disk, 'disk limit') } : {}),
+    net: checkNetAgainstCaps(validateNetSpec(c.net ?? { mode: DEFAULT_NET_MODE, addresses: [], publish: [] }, 'network'), c.caps ?? DEFAULT_CAP_SPEC),
   };
+}
+
+/** `--net host` is the one mode without a wall: only a privileged context may have it. */
+export function checkNetAgainstCaps(net: NetSpec, caps: CapSpec): NetSpec {
+  const why = net.mode === 'host' ? hostModeRefusal(caps.profile) : undefined;
+  if (why) throw new PaeneError('invalid-argument', why);
+  return net;
 }
 
 function validateDisk(x: unknown, where: string): DiskLimit {
@@ -124,6 +136,8 @@ export function validateConfig(x: unknown, where: string): ContextConfig {
     ccaps: o.ccaps === undefined ? [] : validateCcaps(o.ccaps),
     limits: validateLimits(o.limits),
     ...(o.disk !== undefined ? { disk: validateDisk(o.disk, `${where}: disk`) } : {}),
+    // Configs written before network contexts existed get the default mode; start assigns the address.
+    net: validateNetSpec(o.net ?? { mode: DEFAULT_NET_MODE, addresses: [], publish: [] }, `${where}: net`),
   };
 }
 

@@ -12,7 +12,7 @@
  *   iso-load forklat N                fork+exit+wait N times; prints the mean and p50 in us
  *   iso-load alloc MB                 allocate and touch MB MiB, 1 MiB at a time; prints progress
  *   iso-load udp-echo PORT SECONDS    echo UDP datagrams on 127.0.0.1:PORT for SECONDS
- *   iso-load udp-ping PORT N GAP_MS   send N pings GAP_MS apart; prints p50/p99/max round trip in us
+ *   iso-load udp-ping PORT N GAP_MS [ADDR [SRC]]  send N pings GAP_MS apart to ADDR (default 127.0.0.1) from SRC; prints p50/p99/max round trip in us
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -163,10 +163,22 @@ static int udp_echo(int port, double seconds) {
   return 0;
 }
 
-static int udp_ping(int port, int n, double gap) {
+static int udp_ping(int port, int n, double gap, const char *addr, const char *src) {
   int s = udp_socket(port, 0);
+  if (src) {
+    /* A host client of a shared context sends from the pool's host address: a reply to 127.0.0.1 would stay inside the context. */
+    struct sockaddr_in me = {.sin_family = AF_INET};
+    if (inet_pton(AF_INET, src, &me.sin_addr) != 1 || bind(s, (struct sockaddr *)&me, sizeof me) != 0) {
+      fprintf(stderr, "cannot bind the source %s: %s\n", src, strerror(errno));
+      return 2;
+    }
+  }
   struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
   to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (addr && inet_pton(AF_INET, addr, &to.sin_addr) != 1) {
+    fprintf(stderr, "bad address %s\n", addr);
+    return 2;
+  }
   struct timeval tv = {.tv_sec = 1, .tv_usec = 0};
   setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   double *v = calloc((size_t)n, sizeof *v);
@@ -211,7 +223,8 @@ int main(int argc, char **argv) {
   if (argc == 3 && !strcmp(argv[1], "forklat")) return forklat(atoi(argv[2]) > 0 ? atoi(argv[2]) : 1);
   if (argc == 3 && !strcmp(argv[1], "alloc")) return alloc(atol(argv[2]));
   if (argc == 4 && !strcmp(argv[1], "udp-echo")) return udp_echo(atoi(argv[2]), atof(argv[3]));
-  if (argc == 5 && !strcmp(argv[1], "udp-ping")) return udp_ping(atoi(argv[2]), atoi(argv[3]) > 0 ? atoi(argv[3]) : 1, atof(argv[4]));
+  if (argc >= 5 && argc <= 7 && !strcmp(argv[1], "udp-ping"))
+    return udp_ping(atoi(argv[2]), atoi(argv[3]) > 0 ? atoi(argv[3]) : 1, atof(argv[4]), argc >= 6 ? argv[5] : NULL, argc == 7 ? argv[6] : NULL);
   fprintf(stderr, "usage: iso-load hog|spin|forkbomb|forklat|alloc|udp-echo|udp-ping ...\n");
   return 2;
 }

@@ -1,6 +1,6 @@
 // Wires the runtime to its collaborators: the image store and the default policy.
 
-import { buildSeccompFilter } from '../core/seccomp.js';
+import { SHARED_NET_SECCOMP_POLICY, buildSeccompFilter } from '../core/seccomp.js';
 import type { ContextConfig } from '../core/spec.js';
 import { DEFAULT_IMAGE, ImageStore } from '../image/store.js';
 import { ensureBaseImage } from '../image/base.js';
@@ -22,15 +22,21 @@ export function openImageStore(root: string): ImageStore {
 }
 
 let defaultFilter: Buffer | undefined;
+let sharedNetFilter: Buffer | undefined;
 
 /**
  * The default policy: every context process runs under the default seccomp
  * filter (no user namespaces, no kernel keyrings, bpf, perf, module or clock
  * calls, ...), except in the privileged profile, which asks for everything.
+ * On the host's shared network stack sock_diag netlink is denied too.
  */
 export const defaultPolicy: Policy = {
   seccomp(config: ContextConfig): Buffer | undefined {
     if (config.caps.profile === 'privileged') return undefined;
+    if (config.net.mode === 'shared') {
+      sharedNetFilter ??= buildSeccompFilter(SHARED_NET_SECCOMP_POLICY);
+      return sharedNetFilter;
+    }
     defaultFilter ??= buildSeccompFilter();
     return defaultFilter;
   },

@@ -19,12 +19,14 @@ import path from 'node:path';
 import { capMask } from '../core/caps.js';
 import { PaeneError } from '../core/errors.js';
 import { cgroupWrites, ipcSysctls, type CgroupWrite } from '../core/limits.js';
+import { type NetSpec, canonicalIp, validateNetSpec } from '../core/net.js';
 import {
   type ContextConfig,
   MASKED_PATHS,
   type NewContext,
   READONLY_PATHS,
   allocateXid,
+  checkNetAgainstCaps,
   guestEnv,
   newConfig,
   validateName,
@@ -36,6 +38,7 @@ import { requireFeatures, requireRoot } from '../kernel/features.js';
 import { Monitor, execArgs, helperPath, startArgs } from '../kernel/helper.js';
 import { allPids, cmdline, innerPid, isAlive, readStat } from '../kernel/procfs.js';
 import { blockDevicesFor, startIoThrottle, stopIoThrottle } from './iothrottle.js';
+import { ContextNetwork } from '../net/context.js';
 import { Layout } from './layout.js';
 import { withLock } from './lock.js';
 import { StateStore } from './state.js';
@@ -65,6 +68,8 @@ export interface ContextStatus {
   started?: string;
   created: string;
   cgroup: string;
+  /** its network model and what it owns (docs/network.md); `host` has no wall */
+  net: NetSpec;
 }
 
 export interface ProcessInfo {
@@ -106,6 +111,7 @@ export class Runtime {
   readonly layout: Layout;
   readonly store: StateStore;
   readonly monitor: Monitor;
+  readonly network: ContextNetwork;
   private readonly images: ImageSource;
   private readonly policy: Policy;
   private hostCache?: CgroupHost;
@@ -114,6 +120,7 @@ export class Runtime {
     this.layout = new Layout(opts.root);
     this.store = new StateStore(this.layout);
     this.monitor = new Monitor(path.join(this.layout.root, 'run'));
+    this.network = new ContextNetwork(this.layout, this.store);
     this.images = opts.images;
     this.policy = opts.policy ?? { seccomp: () => undefined };
   }
@@ -153,7 +160,8 @@ export class Runtime {
       } else {
         xid = allocateXid(configs.map((c) => c.xid));
       }
-      const config = newConfig({ ...req, xid });
+      const draft = newConfig({ ...req, xid });
+      const config = { ...draft, net: this.network.assign(draft.name, draft.net, configs) };
       // Build the image now (if it is the default and missing) so `start` is quick and errors show early.
       await this.images.rootfsOf(config.image);
       const dir = this.layout.contextDir(config.name);
@@ -183,22 +191,72 @@ export class Runtime {
     });
   }
 
+  // ----------------------------------------------------------- network
+
+  /** Changes a stopped context's network model and addresses (they apply at start). */
+  async setNet(name: string, spec: NetSpec): Promise<ContextConfig> {
+    return this.withContextLock(name, async () => {
+      const cur = this.store.readConfig(name);
+      if (this.store.live(name)) {
+        throw new PaeneError('wrong-state', `context '${name}' is running: stop it first ('paene stop ${name}'); its network model is fixed when it starts (addresses of a shared context change live with 'paene net add|rm')`);
+      }
+      const next = { ...cur, net: checkNetAgainstCaps(spec, cur.caps) };
+      return withLock(this.lockFile('.create'), { what: 'the context list' }, async () => {
+        const others = this.store.names().filter((n) => n !== name).map((n) => this.store.readConfig(n));
+        const done = { ...next, net: this.network.assign(name, next.net, others) };
+        this.store.writeConfig(done);
+        return done;
+      });
+    });
+  }
+
+  /** Adds or removes an address of a shared context; a running one gets new BPF programs at once. */
+  async changeAddress(name: string, op: 'add' | 'rm', address: string): Promise<ContextConfig> {
+    const addr = canonicalIp(address);
+    return this.withContextLock(name, async () => {
+      const cur = this.store.readConfig(name);
+      if (cur.net.mode !== 'shared') {
+        throw new PaeneError('invalid-argument', `'${name}' uses --net ${cur.net.mode}: only shared contexts change addresses live (a private one's is fixed by 'paene config ${name} --ip' while stopped)`);
+      }
+      let addresses: string[];
+      if (op === 'add') {
+        if (cur.net.addresses.includes(addr)) return cur;
+        addresses = [...cur.net.addresses, addr];
+      } else {
+        if (!cur.net.addresses.includes(addr)) throw new PaeneError('not-found', `'${name}' does not own ${addr} (it owns ${cur.net.addresses.join(', ') || 'nothing'})`);
+        addresses = cur.net.addresses.filter((a) => a !== addr);
+        if (addresses.length === 0) throw new PaeneError('invalid-argument', `${addr} is the last address of '${name}': a shared context owns at least one (add another first)`);
+      }
+      const spec = validateNetSpec({ ...cur.net, addresses }, 'network');
+      const next = await withLock(this.lockFile('.create'), { what: 'the context list' }, async () => {
+        const others = this.store.names().filter((n) => n !== name).map((n) => this.store.readConfig(n));
+        return { ...cur, net: this.network.assign(name, spec, others) };
+      });
+      // The kernel first: a refused address leaves the stored config as it was.
+      if (this.store.live(name)) this.network.applyLive(next, this.cgroupOf(name));
+      this.store.writeConfig(next);
+      return next;
+    });
+  }
+
   // ------------------------------------------------------------- start
 
   async start(name: string): Promise<ContextStatus> {
     requireRoot('starting a context');
     requireFeatures();
     return this.withContextLock(name, async () => {
-      const config = this.store.readConfig(name);
       const live = this.store.live(name);
       if (live) throw new PaeneError('wrong-state', `context '${name}' is already running (init pid ${live.pid})`);
+      const config = await this.addressed(name);
       await this.cleanupLeftovers(name);
       const lower = await this.images.rootfsOf(config.image);
       const cg = this.cgroupOf(name);
+      this.network.requirements(config, cg);
       this.prepareLayer(config);
       cg.create();
       try {
         cg.apply(this.cgroupPlan(config));
+        this.network.beforeStart(config, cg);
         const answer = await this.monitor.request(
           startArgs({
             cgroupProcs: cg.procsFiles(),
@@ -214,22 +272,52 @@ export class Runtime {
             tmpSize: '256m',
             capsMask: capMask(config.caps),
             seccomp: this.policy.seccomp(config),
+            ...this.network.startLaunch(config),
           }),
         );
         const pid = Number(answer);
         const st = readStat(pid);
         if (!Number.isInteger(pid) || pid <= 0 || !st) throw new PaeneError('internal', `the context init died right after start (${answer})`);
         this.store.writeState(name, { pid, starttime: st.starttime, started: new Date().toISOString() });
+        this.network.afterStart(config, pid);
         // Issue 4 hook: paene's own write throttler where the kernel cannot limit buffered writes (no-op without I/O limits).
         await startIoThrottle(this, name);
       } catch (e) {
         await cg.killAll().catch(() => undefined);
+        try {
+          this.network.afterStop(config, cg);
+        } catch {
+          /* the start's own error is the one to report */
+        }
         await cg.remove().catch(() => undefined);
+        this.store.clearState(name);
         if (config.disk) unmountDiskImage(this.layout.layerDir(name));
         const msg = e instanceof Error ? e.message : String(e);
         throw new PaeneError(e instanceof PaeneError && e.code !== 'internal' ? e.code : 'internal', `cannot start context '${name}': ${msg}`, { cause: e });
       }
       return this.status(name);
+    });
+  }
+
+  /**
+   * The config, with an address from the pool if its mode needs one and it
+   * has none (a config written before network contexts existed). Under the
+   * global create lock, like every address assignment.
+   */
+  private async addressed(name: string): Promise<ContextConfig> {
+    const config = this.store.readConfig(name);
+    if (config.net.addresses.length > 0 || (config.net.mode !== 'shared' && config.net.mode !== 'private')) return config;
+    return withLock(this.lockFile('.create'), { what: 'the context list' }, async () => {
+      const others = this.store.names().flatMap((n) => {
+        try {
+          return [this.store.readConfig(n)];
+        } catch {
+          return [];
+        }
+      });
+      const next = { ...config, net: this.network.assign(name, config.net, others) };
+      this.store.writeConfig(next);
+      return next;
     });
   }
 
@@ -253,10 +341,16 @@ export class Runtime {
   private async cleanupLeftovers(name: string): Promise<void> {
     await stopIoThrottle(this, name); // issue 4 hook: stop the I/O throttler (by pid) before the cgroups go
     const cg = this.cgroupOf(name);
-    if (cg.exists()) {
-      await cg.killAll();
-      await cg.remove();
+    if (cg.exists()) await cg.killAll();
+    // The host side of its network, once no process of it is left (a broken config has none to undo).
+    let config: ContextConfig | undefined;
+    try {
+      config = this.store.readConfig(name);
+    } catch {
+      config = undefined;
     }
+    if (config) this.network.afterStop(config, cg);
+    if (cg.exists()) await cg.remove();
     // Only after every process is gone: a disk-limited layer is unmounted (a plain one is a no-op).
     unmountDiskImage(this.layout.layerDir(name));
     this.store.clearState(name);
@@ -278,6 +372,7 @@ export class Runtime {
       cwd: opts.cwd,
       user: opts.user,
       tty: opts.tty,
+      ...this.network.execLaunch(config),
       argv,
     });
   }
@@ -399,6 +494,7 @@ export class Runtime {
       started: live?.started,
       created: config.created,
       cgroup: `${this.layout.cgroupParent}/${name}`,
+      net: config.net,
     };
   }
 

@@ -1,0 +1,140 @@
+// Network verbs: `paene net ls|add|rm|set|settings` (docs/network.md).
+
+import type { Command } from 'commander';
+import { formatPublish } from '../core/bridgeplan.js';
+import { PaeneError } from '../core/errors.js';
+import { NET_MODES, type NetSpec, canonicalIp, describeNet, netSpecFrom } from '../core/net.js';
+import { runtimeOf } from './common.js';
+import { formatTable, printJson } from './format.js';
+
+function collect(v: string, prev: string[]): string[] {
+  return [...prev, v];
+}
+
+/** The options create and set share: --net, --ip, --publish. */
+export function addNetOptions(cmd: Command, withDefault: boolean): Command {
+  return cmd
+    .option('--net <mode>', `network model: ${NET_MODES.join(', ')}${withDefault ? ' (default: shared, an address of its own on the host\'s stack)' : ''}`)
+    .option('--ip <addr>', 'an address it owns (repeatable; IPv4 or IPv6; default: one from the pool)', collect, [])
+    .option('--publish <hostport:port[/udp]>', 'with --net private: forward a host port to it (repeatable)', collect, []);
+}
+
+export function netSpecOf(o: { net?: string; ip?: string[]; publish?: string[] }): NetSpec {
+  return netSpecFrom({ mode: o.net, ips: o.ip ?? [], publish: o.publish ?? [] });
+}
+
+/** One line: mode and addresses, for list and status. */
+export function netCell(spec: NetSpec): string {
+  if (spec.mode === 'host') return 'host (no wall)';
+  if (spec.mode === 'none') return 'none';
+  const pub = spec.publish.length ? ` ${spec.publish.map(formatPublish).join(',')}` : '';
+  return `${spec.mode} ${spec.addresses.join(',') || '-'}${pub}`;
+}
+
+export function registerNetCommands(program: Command): void {
+  const net = program
+    .command('net')
+    .description('Network contexts: what each context owns, live address changes, and the pools')
+    .addHelpText(
+      'after',
+      `
+Models (paene create NAME --net MODE):
+  shared   the host's stack, no per-packet cost; binds, connects and sends limited to its own
+           addresses by cgroup BPF programs; its 127.0.0.1 is its own first address (the default)
+  private  a network namespace of its own: veth into the bridge, NAT out, --publish in
+  none     a network namespace with loopback only
+  host     the host's stack with no wall: --caps privileged only`,
+    );
+
+  net
+    .command('ls')
+    .description('Every context with its network model, addresses and published ports')
+    .option('--json', 'print JSON')
+    .action((o: { json?: boolean }, cmd: Command) => {
+      const rows = runtimeOf(cmd).list();
+      if (o.json) {
+        printJson(rows.map((s) => ({ name: s.name, state: s.state, ...s.net })));
+        return;
+      }
+      console.log(
+        formatTable(rows, [
+          { header: 'NAME', get: (s) => s.name },
+          { header: 'STATE', get: (s) => s.state },
+          { header: 'MODE', get: (s) => s.net.mode + (s.net.mode === 'host' ? ' (no wall)' : '') },
+          { header: 'ADDRESSES', get: (s) => s.net.addresses.join(' ') || '-' },
+          { header: 'PUBLISH', get: (s) => s.net.publish.map(formatPublish).join(' ') || '-' },
+        ]),
+      );
+    });
+
+  for (const op of ['add', 'rm'] as const) {
+    net
+      .command(op)
+      .description(op === 'add' ? 'Give a shared context another address (live if it runs: its BPF programs are replaced at once)' : 'Take an address from a shared context (live if it runs)')
+      .argument('<name>', 'the context')
+      .argument('<addr>', 'IPv4 or IPv6 address')
+      .option('--json', 'print the resulting network as JSON')
+      .action(async (name: string, addr: string, o: { json?: boolean }, cmd: Command) => {
+        const c = await runtimeOf(cmd).changeAddress(name, op, addr);
+        if (o.json) printJson(c.net);
+        else console.log(`'${name}': ${describeNet(c.net)}`);
+      });
+  }
+
+  addNetOptions(
+    net
+      .command('set')
+      .description("Change a stopped context's network model, addresses or published ports (they apply at start)")
+      .argument('<name>', 'the context'),
+    false,
+  )
+    .option('--json', 'print the resulting network as JSON')
+    .action(async (name: string, o: { net?: string; ip: string[]; publish: string[]; json?: boolean }, cmd: Command) => {
+      const rt = runtimeOf(cmd);
+      const cur = rt.config(name).net;
+      const mode = o.net ?? cur.mode;
+      // Unchanged parts are kept; a new mode starts with a fresh address unless --ip says otherwise.
+      const keep = mode === cur.mode;
+      const spec = netSpecFrom({
+        mode,
+        ips: o.ip.length ? o.ip : keep ? cur.addresses : [],
+        publish: o.publish.length ? o.publish : keep ? cur.publish.map(formatPublish) : [],
+      });
+      const c = await rt.setNet(name, spec);
+      if (o.json) printJson(c.net);
+      else console.log(`'${name}': ${describeNet(c.net)}`);
+    });
+
+  net
+    .command('settings')
+    .description("Show or change this state root's network settings: the shared pool, the bridge and its subnet, the host addresses contexts may reach")
+    .option('--shared-pool <cidr>', 'IPv4 pool shared contexts get addresses from (127.0.0.0/8 works with no interface setup)')
+    .option('--bridge <name>', 'bridge of private contexts')
+    .option('--subnet <cidr>', 'the bridge subnet: private contexts get addresses from it')
+    .option('--publish-host <addr>', 'a host address (not loopback) contexts may connect to (repeatable; replaces the list)', collect, [])
+    .option('--host-netns <path>', 'network namespace the bridge and NAT live in (default: the host\'s own; tests use one of their own)')
+    .option('--json', 'print JSON')
+    .action((o: { sharedPool?: string; bridge?: string; subnet?: string; publishHost: string[]; hostNetns?: string; json?: boolean }, cmd: Command) => {
+      const rt = runtimeOf(cmd);
+      const cur = rt.network.settings();
+      const changing = o.sharedPool || o.bridge || o.subnet || o.publishHost.length || o.hostNetns;
+      if (changing && rt.list().some((s) => s.state === 'running' && s.net.mode !== 'host')) {
+        throw new PaeneError('wrong-state', 'stop the running contexts first: their walls and plumbing were made from the current settings');
+      }
+      const s = changing
+        ? rt.network.saveSettings({
+            ...(o.sharedPool ? { sharedPool4: o.sharedPool } : {}),
+            ...(o.bridge || o.subnet ? { bridge: { bridge: o.bridge ?? cur.bridge.bridge, subnet4: o.subnet ?? cur.bridge.subnet4 } } : {}),
+            ...(o.publishHost.length ? { published: o.publishHost.map(canonicalIp) } : {}),
+            ...(o.hostNetns ? { hostNetns: o.hostNetns } : {}),
+          })
+        : cur;
+      if (o.json) printJson(s);
+      else {
+        console.log(`shared pool   ${s.sharedPool4}`);
+        console.log(`bridge        ${s.bridge.bridge} ${s.bridge.subnet4}`);
+        console.log(`published     ${s.published.join(' ') || '(none: the host\'s own addresses are refused)'}`);
+        console.log(`host netns    ${s.hostNetns ?? '(the host\'s own)'}`);
+      }
+    });
+}

@@ -1,0 +1,188 @@
+// A context's network: which model it uses and what it owns. Pure: the
+// validation of `--net`, `--ip` and `--publish`, the per-root network
+// settings (pools, bridge, published host addresses), and the choice of an
+// address from a pool. The kernel side lives in src/net/.
+//
+//   shared   vserver's network context / a jail's ip4.addr: the host's stack,
+//            but binds, connects and sends limited to its own addresses by
+//            cgroup BPF programs; its 127.0.0.1 is its own first address
+//   private  a network namespace of its own: a veth into the paene0 bridge,
+//            NAT out, --publish in (an exclusive-IP zone, a VNET jail)
+//   none     a network namespace with loopback only
+//   host     the host's stack with no wall (privileged profile only)
+
+import { isIPv4, isIPv6 } from 'node:net';
+import {
+  type BridgeConfig,
+  DEFAULT_BRIDGE,
+  type Publish,
+  allocateAddress4,
+  cidrContains,
+  formatIPv4,
+  formatPublish,
+  parsePublish,
+  parseSubnet4,
+  validateBridgeConfig,
+} from './bridgeplan.js';
+import { PaeneError } from './errors.js';
+import { formatIPv6, parseIPv6 } from './sockaddr.js';
+
+export const NET_MODES = ['shared', 'private', 'none', 'host'] as const;
+export type NetMode = (typeof NET_MODES)[number];
+
+export interface NetSpec {
+  mode: NetMode;
+  /**
+   * shared: the addresses it owns, IPv4 and IPv6 (the first of each family
+   * is its primary); private: its address on the bridge (one IPv4).
+   * Empty in a spec means "assign one from the pool" (done at create).
+   */
+  addresses: string[];
+  /** private: host ports forwarded to it */
+  publish: Publish[];
+}
+
+export const DEFAULT_NET_MODE: NetMode = 'shared';
+/** Addresses per family a shared context may own (the BPF programs compare them unrolled). */
+export const MAX_ADDRESSES_PER_FAMILY = 16;
+
+export function parseNetMode(s: string): NetMode {
+  const m = s.trim().toLowerCase();
+  if (!(NET_MODES as readonly string[]).includes(m)) {
+    throw new PaeneError('invalid-argument', `unknown network mode '${s}': use ${NET_MODES.join(', ')}`);
+  }
+  return m as NetMode;
+}
+
+/** An IP address in canonical form (IPv6 lower-case, compressed); anything else is an error. */
+export function canonicalIp(s: string): string {
+  const t = s.trim();
+  if (isIPv4(t)) return t.split('.').map(Number).join('.');
+  const v6 = isIPv6(t) && !t.includes('%') ? parseIPv6(t) : undefined;
+  if (v6) return formatIPv6(v6);
+  throw new PaeneError('invalid-argument', `invalid IP address '${s}': use dotted IPv4 (127.77.0.2) or IPv6 (fd00::2)`);
+}
+
+export const familyOf = (addr: string): 4 | 6 => (addr.includes(':') ? 6 : 4);
+
+/** What `--net`, `--ip` and `--publish` ask for, checked against each other. */
+export function netSpecFrom(o: { mode?: string; ips?: string[]; publish?: string[] }): NetSpec {
+  const mode = o.mode === undefined ? DEFAULT_NET_MODE : parseNetMode(o.mode);
+  const addresses = dedupe((o.ips ?? []).map(canonicalIp));
+  const publish = (o.publish ?? []).map(parsePublish);
+  return validateNetSpec({ mode, addresses, publish }, 'network');
+}
+
+function dedupe(xs: string[]): string[] {
+  return [...new Set(xs)];
+}
+
+/** Checks a spec (from flags or a config file): addresses fit the mode, publishing only where it means something. */
+export function validateNetSpec(x: unknown, where: string): NetSpec {
+  const bad = (why: string) => new PaeneError('invalid-argument', `${where}: ${why}`);
+  const o = x as Record<string, unknown> | null;
+  if (typeof o !== 'object' || o === null) throw bad('must be an object with mode, addresses and publish');
+  const mode = parseNetMode(String(o.mode));
+  if (!Array.isArray(o.addresses ?? [])) throw bad(`'addresses' must be a list`);
+  if (!Array.isArray(o.publish ?? [])) throw bad(`'publish' must be a list`);
+  const addresses = dedupe(((o.addresses as unknown[]) ?? []).map((a) => canonicalIp(String(a))));
+  const publish = ((o.publish as unknown[]) ?? []).map((p) => (typeof p === 'string' ? parsePublish(p) : parsePublish(formatPublish(p as Publish))));
+  if ((mode === 'host' || mode === 'none') && addresses.length > 0) throw bad(`a context with --net ${mode} owns no address (--ip is for shared and private)`);
+  if (mode !== 'private' && publish.length > 0) throw bad(`--publish needs --net private (a shared context serves on its own address directly)`);
+  if (mode === 'private' && (addresses.length > 1 || addresses.some((a) => familyOf(a) !== 4))) {
+    throw bad('a private context has one IPv4 address on the bridge');
+  }
+  for (const fam of [4, 6] as const) {
+    const n = addresses.filter((a) => familyOf(a) === fam).length;
+    if (n > MAX_ADDRESSES_PER_FAMILY) throw bad(`at most ${MAX_ADDRESSES_PER_FAMILY} IPv${fam} addresses per context (got ${n})`);
+  }
+  const hostPorts = new Set<string>();
+  for (const p of publish) {
+    const k = `${p.hostPort}/${p.proto}`;
+    if (hostPorts.has(k)) throw bad(`host port ${k} is published twice`);
+    hostPorts.add(k);
+  }
+  return { mode, addresses, publish };
+}
+
+export const primaryOf = (spec: NetSpec, fam: 4 | 6): string | undefined => spec.addresses.find((a) => familyOf(a) === fam);
+
+/** Why `host` is refused, or undefined when the profile allows it. */
+export function hostModeRefusal(profile: string): string | undefined {
+  return profile === 'privileged'
+    ? undefined
+    : `--net host gives the context the host's whole network stack with no wall (it can bind the host's ports and reach its loopback services); it needs --caps privileged, not '${profile}'`;
+}
+
+// ---------------------------------------------------------------- settings
+
+/** Per state root: where addresses come from and what contexts may reach ($ROOT/net.json). */
+export interface NetSettings {
+  /** the pool shared contexts get addresses from (IPv4 CIDR) */
+  sharedPool4: string;
+  /** the bridge, its subnet (private contexts' pool) and NAT */
+  bridge: BridgeConfig;
+  /** host addresses (not loopback) that contexts may connect to; the host's other addresses are refused */
+  published: string[];
+  /**
+   * The network namespace (a path such as /run/netns/NAME) the bridge,
+   * veths and NAT live in; absent: the host's own. Tests set it so that
+   * nothing touches the machine's real network.
+   */
+  hostNetns?: string;
+}
+
+/**
+ * The default shared pool: 127.77.0.0/16 for the default state root, and a
+ * /16 of its own for other roots (so two roots' contexts never own the same
+ * address). 127.0.0.0/8 is local on every Linux host, so these work with
+ * no interface configuration; addresses outside it must be on a host
+ * interface already (`ip addr add`), which paene checks at start.
+ */
+export function defaultNetSettings(rootTag?: string): NetSettings {
+  const second = rootTag === undefined ? 77 : 100 + (parseInt(rootTag.slice(0, 6), 16) % 150);
+  return { sharedPool4: `127.${second}.0.0/16`, bridge: DEFAULT_BRIDGE, published: [] };
+}
+
+export function validateNetSettings(x: unknown, defaults: NetSettings, where: string): NetSettings {
+  const bad = (why: string) => new PaeneError('invalid-argument', `${where}: ${why}`);
+  if (typeof x !== 'object' || x === null) throw bad('not a JSON object');
+  const o = x as Record<string, unknown>;
+  for (const k of Object.keys(o)) {
+    if (!['sharedPool4', 'bridge', 'published', 'hostNetns'].includes(k)) throw bad(`unknown field '${k}' (expected sharedPool4, bridge, published, hostNetns)`);
+  }
+  const s: NetSettings = {
+    sharedPool4: typeof o.sharedPool4 === 'string' ? o.sharedPool4 : defaults.sharedPool4,
+    bridge: o.bridge === undefined ? defaults.bridge : { ...defaults.bridge, ...(o.bridge as Partial<BridgeConfig>) },
+    published: Array.isArray(o.published) ? o.published.map((a) => canonicalIp(String(a))) : defaults.published,
+    ...(typeof o.hostNetns === 'string' ? { hostNetns: o.hostNetns } : defaults.hostNetns ? { hostNetns: defaults.hostNetns } : {}),
+  };
+  validateBridgeConfig(s.bridge);
+  parseSubnet4(s.sharedPool4);
+  return s;
+}
+
+/** An address for a new shared or private context: the lowest free one of the mode's pool. */
+export function assignAddress(mode: NetMode, settings: NetSettings, used: Iterable<string>): string | undefined {
+  if (mode === 'shared') return allocateAddress4(settings.sharedPool4, used, [reservedAddressOf(settings.sharedPool4)]);
+  if (mode === 'private') return allocateAddress4(settings.bridge.subnet4, used, [reservedAddressOf(settings.bridge.subnet4)]);
+  return undefined;
+}
+
+/** The pool's first host address is kept back (the bridge's gateway; in a shared pool, a stand-in for the host). */
+export function reservedAddressOf(cidr: string): string {
+  return formatIPv4(parseSubnet4(cidr).gateway);
+}
+
+/** Whether a shared context's address lies in the pool (others must be local to the host already). */
+export function inPool(settings: NetSettings, addr: string): boolean {
+  return familyOf(addr) === 4 && cidrContains(settings.sharedPool4, addr);
+}
+
+export function describeNet(spec: NetSpec): string {
+  if (spec.mode === 'shared' || spec.mode === 'private') {
+    const pub = spec.publish.map(formatPublish).join(',');
+    return `${spec.mode} ${spec.addresses.join(',') || '(unassigned)'}${pub ? ` publish ${pub}` : ''}`;
+  }
+  return spec.mode === 'host' ? 'host (no wall)' : 'none (loopback only)';
+}
