@@ -1,0 +1,407 @@
+// The network suite: escape attempts against a context's network wall, each
+// judged from outside (a witness on the host or in another context says
+// whether anything got through), and the admin cases that must work.
+// `paene check network` and test/net/ use it. Every listener and context it
+// makes is on 127.0.0.0/8 or inside namespaces of its own, and is removed.
+
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import dgram from 'node:dgram';
+import { reservedAddressOf } from '../core/net.js';
+import { nativePath } from '../kernel/helper.js';
+import { hostAddresses } from '../net/context.js';
+import type { Runtime } from '../runtime/runtime.js';
+
+export type NetVerdict = 'blocked' | 'ESCAPED' | 'works' | 'FAILED' | 'known gap' | 'not provable here';
+
+export interface NetRow {
+  mode: string;
+  kind: 'escape' | 'admin';
+  attempt: string;
+  observed: string;
+  verdict: NetVerdict;
+}
+
+const PROBE = '/tmp/net-probe';
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** A host TCP listener that records every connection it gets (the witness). */
+async function hostTcp(host: string, port: number): Promise<{ hits: () => number; close: () => Promise<void> }> {
+  let hits = 0;
+  const srv = net.createServer((c) => {
+    hits++;
+    c.end('host\n');
+  });
+  await new Promise<void>((res, rej) => srv.once('error', rej).listen(port, host, () => res()));
+  return { hits: () => hits, close: () => new Promise((r) => srv.close(() => r())) };
+}
+
+async function hostUdp(host: string, port: number): Promise<{ sources: () => string[]; close: () => void }> {
+  const got: string[] = [];
+  const s = dgram.createSocket(host.includes(':') ? 'udp6' : 'udp4');
+  s.on('message', (_m, r) => got.push(r.address));
+  await new Promise<void>((res, rej) => s.once('error', rej).bind(port, host, () => res()));
+  return { sources: () => got, close: () => s.close() };
+}
+
+/** An abstract unix socket on the host; counts connections. */
+async function hostAbstract(name: string): Promise<{ hits: () => number; close: () => Promise<void> }> {
+  let hits = 0;
+  const srv = net.createServer((c) => {
+    hits++;
+    c.end();
+  });
+  await new Promise<void>((res, rej) => srv.once('error', rej).listen(`\0${name}`, () => res()));
+  return { hits: () => hits, close: () => new Promise((r) => srv.close(() => r())) };
+}
+
+/** net-probe run on the host: the control that shows a witness can be reached at all. */
+function hostProbe(args: string[]): string {
+  const r = spawnSync(nativePath('net-probe'), args, { encoding: 'utf8', timeout: 10_000 });
+  return (r.stdout ?? '').trim() || `exit ${r.status}`;
+}
+
+/** Can this process bind host:port now (TCP)? */
+function canBind(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.createServer();
+    s.once('error', () => resolve(false));
+    s.listen(port, host, () => s.close(() => resolve(true)));
+  });
+}
+
+function tcpAnswer(host: string, port: number, timeoutMs = 2000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const c = net.connect({ host, port });
+    let out = '';
+    const t = setTimeout(() => c.destroy(new Error('timeout')), timeoutMs);
+    c.setEncoding('utf8').on('data', (d: string) => (out += d));
+    c.on('error', (e) => {
+      clearTimeout(t);
+      reject(e);
+    });
+    c.on('close', () => {
+      clearTimeout(t);
+      resolve(out.trim());
+    });
+  });
+}
+
+/** A port per run (the suite may run beside another), above the usual ephemeral range's start. */
+function basePort(): number {
+  return 21000 + ((process.pid * 7) % 20000);
+}
+
+export interface NetSuiteOptions {
+  prefix?: string;
+  log?: (s: string) => void;
+}
+
+/** Contexts and host witnesses of one run; `close` removes all of them. */
+class Fixture {
+  private readonly made: string[] = [];
+  private readonly closers: (() => unknown)[] = [];
+  private readonly probe = fs.readFileSync(nativePath('net-probe'));
+  constructor(
+    readonly rt: Runtime,
+    readonly prefix: string,
+  ) {}
+
+  async context(n: string, mode: 'shared' | 'private' | 'none'): Promise<string> {
+    const name = `${this.prefix}-${n}`;
+    if (this.rt.store.exists(name)) await this.rt.destroy(name, { force: true });
+    await this.rt.create({ name, image: 'base', net: { mode, addresses: [], publish: [] } });
+    this.made.push(name);
+    await this.rt.start(name);
+    const r = await this.rt.execCapture(name, ['/bin/sh', '-c', `cat > ${PROBE} && chmod 755 ${PROBE}`], { input: this.probe });
+    if (r.code !== 0) throw new Error(`cannot copy net-probe into ${name}: ${r.stderr}`);
+    return name;
+  }
+
+  address(name: string): string {
+    return this.rt.config(name).net.addresses[0] ?? '';
+  }
+
+  async probeIn(name: string, ...args: string[]): Promise<string> {
+    const r = await this.rt.execCapture(name, [PROBE, ...args], { timeoutMs: 15_000 });
+    return (r.stdout.trim() || r.stderr.trim() || `exit ${r.code}`).split('\n').pop() as string;
+  }
+
+  /** A probe left running in the background (a server); ended by `close` at the latest. */
+  background(name: string, ...args: string[]): Promise<unknown> {
+    const p = this.rt.execCapture(name, [PROBE, ...args], { timeoutMs: 20_000 });
+    this.closers.push(() => p);
+    return p;
+  }
+
+  onClose(f: () => unknown): void {
+    this.closers.push(f);
+  }
+
+  async close(): Promise<void> {
+    for (const f of this.closers.reverse()) await Promise.resolve(f()).catch(() => undefined);
+    for (const n of this.made.reverse()) await this.rt.destroy(n, { force: true }).catch(() => undefined);
+  }
+}
+
+/** Waits until a TCP server answers (a probe server started in the background). */
+async function untilServing(connect: () => Promise<string>, tries = 100): Promise<string> {
+  let last: unknown;
+  for (let i = 0; i < tries; i++) {
+    try {
+      return await connect();
+    } catch (e) {
+      last = e;
+      await sleep(50);
+    }
+  }
+  throw new Error(`server did not come up: ${(last as Error)?.message}`);
+}
+
+const escaped = (yes: boolean): NetVerdict => (yes ? 'ESCAPED' : 'blocked');
+
+/** A host abstract unix socket, the same probe on the host as control, then the attempt from inside. */
+async function abstractAttempt(f: Fixture, ctx: string, tag: string): Promise<[string, NetVerdict]> {
+  const name = `paene-netchk-${tag}-${process.pid}`;
+  const w = await hostAbstract(name);
+  const control = hostProbe(['abstract', name]); // the same probe on the host must get through
+  for (let i = 0; i < 40 && w.hits() < 1; i++) await sleep(50); // its accept is counted once the loop runs
+  const seen = w.hits();
+  const out = await f.probeIn(ctx, 'abstract', name);
+  await sleep(100);
+  await w.close();
+  const got = w.hits() - seen;
+  const observed = `${out}; host got ${got} (the host's own probe: ${control})`;
+  return [observed, control.startsWith('ok') ? escaped(got > 0 || out.startsWith('ok')) : 'not provable here'];
+}
+const works = (yes: boolean): NetVerdict => (yes ? 'works' : 'FAILED');
+
+/** The shared model: walls on the host's stack. */
+export async function sharedSuite(rt: Runtime, o: NetSuiteOptions = {}): Promise<NetRow[]> {
+  const f = new Fixture(rt, o.prefix ?? 'netchk');
+  const rows: NetRow[] = [];
+  const row = (kind: NetRow['kind'], attempt: string, observed: string, verdict: NetVerdict) => {
+    rows.push({ mode: 'shared', kind, attempt, observed, verdict });
+    o.log?.(`  ${verdict.padEnd(8)} ${attempt}: ${observed}`);
+  };
+  let port = basePort();
+  try {
+    const a = await f.context('a', 'shared');
+    const b = await f.context('b', 'shared');
+    const [ipA, ipB] = [f.address(a), f.address(b)];
+    const hostFace = reservedAddressOf(rt.network.settings().sharedPool4);
+
+    // 1-3: the host's loopback services, directly, through a v4-mapped IPv6 address, and on another 127 address
+    for (const [what, host, target] of [
+      ['reach a host service on 127.0.0.1', '127.0.0.1', '127.0.0.1'],
+      ['reach it as ::ffff:127.0.0.1 (dual-stack bypass)', '127.0.0.1', '::ffff:127.0.0.1'],
+      ['reach a host service on 127.9.9.9 (another loopback address)', '127.9.9.9', '127.9.9.9'],
+    ] as const) {
+      const p = port++;
+      const w = await hostTcp(host, p);
+      const out = await f.probeIn(a, 'connect', target, String(p), 'x');
+      await w.close();
+      row('escape', what, `${out}; host listener got ${w.hits()} connection(s)`, escaped(w.hits() > 0 || /answer=host/.test(out)));
+    }
+
+    // 4: a host address that is not loopback and not published
+    const hostIp = hostAddresses().find((x) => !x.startsWith('127.') && !x.includes(':'));
+    if (hostIp) {
+      const p = port++;
+      const w = await hostTcp(hostIp, p);
+      const out = await f.probeIn(a, 'connect', hostIp, String(p), 'x');
+      await w.close();
+      row('escape', `reach a host service on its own address ${hostIp} (not published)`, `${out}; host listener got ${w.hits()}`, escaped(w.hits() > 0));
+    } else {
+      row('escape', 'reach a host service on a non-loopback address', 'this host has no non-loopback IPv4 address', 'not provable here');
+    }
+
+    // 5: UDP to the host's loopback
+    {
+      const p = port++;
+      const w = await hostUdp('127.0.0.1', p);
+      const out = await f.probeIn(a, 'udp', '127.0.0.1', String(p), 'x');
+      await sleep(100);
+      w.close();
+      row('escape', 'send UDP to a host service on 127.0.0.1', `${out}; host got ${w.sources().length} datagram(s)`, escaped(w.sources().length > 0));
+    }
+
+    // 6: the host's abstract unix sockets (the containerd-shim CVE-2020-15257 class)
+    row('escape', 'connect to a host abstract unix socket', ...(await abstractAttempt(f, a, 'shared')));
+
+    // 7: another context's loopback
+    {
+      const p = port++;
+      f.background(b, 'serve', '127.0.0.1', String(p), '6');
+      await untilServing(() => tcpAnswer(ipB, p));
+      const out = await f.probeIn(a, 'connect', '127.0.0.1', String(p), 'x');
+      row('escape', "reach another context's 127.0.0.1 service", out, escaped(/hello from/.test(out)));
+    }
+
+    // 8-10: binds
+    {
+      const p = port++;
+      const out = await f.probeIn(a, 'bind', '127.0.0.1', String(p));
+      const hostStill = await canBind('127.0.0.1', p);
+      row('escape', "bind the host's 127.0.0.1", `${out}; host can still bind 127.0.0.1:${p}: ${hostStill}`, escaped(!out.includes(`bound=${ipA}:`) || !hostStill));
+    }
+    {
+      const out = await f.probeIn(a, 'bind', ipB, String(port++));
+      row('escape', `bind another context's address ${ipB}`, out, escaped(out.startsWith('ok')));
+    }
+    if (hostIp) {
+      const out = await f.probeIn(a, 'bind', hostIp, String(port++));
+      row('escape', `bind the host's address ${hostIp}`, out, escaped(out.startsWith('ok')));
+    }
+    {
+      const p = port++;
+      f.background(a, 'serve', '0.0.0.0', String(p), '6');
+      await untilServing(() => tcpAnswer(ipA, p));
+      const hostStill = await canBind('127.0.0.1', p);
+      row('escape', 'a wildcard bind takes the port from the host', `the context serves on ${ipA}:${p}; the host binds 127.0.0.1:${p}: ${hostStill ? 'yes' : 'no'}`, escaped(!hostStill));
+    }
+
+    // 11-13: raw and packet sockets, sock_diag
+    for (const [what, cmd] of [
+      ['sniff with a raw socket', 'raw'],
+      ['sniff with a packet socket', 'packet'],
+      ["list the host's sockets through sock_diag (ss)", 'sockdiag'],
+    ] as const) {
+      const out = await f.probeIn(a, cmd);
+      row('escape', what, out, escaped(out.startsWith('ok')));
+    }
+
+    // 14: spoof a source address (IP_PKTINFO asking for the neighbour's address)
+    {
+      const p = port++;
+      const w = await hostUdp(hostFace, p);
+      const out = await f.probeIn(a, 'udp-spoof', ipB, hostFace, String(p), 'x');
+      await sleep(100);
+      w.close();
+      const src = w.sources();
+      row('escape', `send UDP with the source address of another context (${ipB})`, `${out}; the host saw ${src.join(', ') || 'nothing'}`, escaped(src.includes(ipB)));
+    }
+
+    // 15: the host's socket table through /proc/net (a known gap of the shared stack)
+    {
+      const p = port++;
+      const w = await hostTcp('127.0.0.1', p);
+      const hex = p.toString(16).toUpperCase().padStart(4, '0');
+      const r = await rt.execCapture(a, ['/bin/sh', '-c', `grep -c ':${hex} ' /proc/net/tcp || true`]);
+      await w.close();
+      const seen = Number(r.stdout.trim()) > 0;
+      row('escape', "list the host's sockets through /proc/net/tcp", seen ? 'the host listener is listed (the socket tables are the shared stack\'s)' : 'not listed', seen ? 'known gap' : 'blocked');
+    }
+
+    // admin cases
+    {
+      const p = port++;
+      f.background(a, 'serve', '0.0.0.0', String(p), '6');
+      const ans = await untilServing(() => tcpAnswer(ipA, p)).catch((e: Error) => `error: ${e.message}`);
+      row('admin', `serve on its own address (wildcard bind), reached from the host at ${ipA}`, ans, works(/hello from/.test(ans)));
+      const out = await f.probeIn(b, 'connect', ipA, String(p), 'x');
+      row('admin', "reach a neighbour's service on its address; the neighbour sees the client's own address", out, works(new RegExp(`peer=${ipB.replace(/\./g, '\\.')}:`).test(out)));
+    }
+    {
+      const p = port++;
+      f.background(a, 'serve', '127.0.0.1', String(p), '6');
+      await untilServing(() => tcpAnswer(ipA, p));
+      const out = await f.probeIn(a, 'connect', '127.0.0.1', String(p), 'x');
+      row('admin', 'its own 127.0.0.1 reaches its own loopback service', out, works(/hello from/.test(out)));
+    }
+    {
+      const p = port++;
+      f.background(b, 'udp-echo', '0.0.0.0', String(p), '6');
+      await sleep(300);
+      const out = await f.probeIn(a, 'udp', ipB, String(p), 'query');
+      row('admin', 'a DNS-style UDP round trip to a neighbour', out, works(/answer=query/.test(out)));
+    }
+  } finally {
+    await f.close();
+  }
+  return rows;
+}
+
+/** Models with a namespace of their own: nothing of the host's loopback, sockets or abstract names. */
+export async function isolatedSuite(rt: Runtime, mode: 'none' | 'private', o: NetSuiteOptions = {}): Promise<NetRow[]> {
+  const f = new Fixture(rt, o.prefix ?? 'netchk');
+  const rows: NetRow[] = [];
+  const row = (kind: NetRow['kind'], attempt: string, observed: string, verdict: NetVerdict) => {
+    rows.push({ mode, kind, attempt, observed, verdict });
+    o.log?.(`  ${verdict.padEnd(8)} ${attempt}: ${observed}`);
+  };
+  let port = basePort() + 500;
+  try {
+    const a = await f.context(`${mode}-a`, mode);
+    {
+      const p = port++;
+      const w = await hostTcp('127.0.0.1', p);
+      const out = await f.probeIn(a, 'connect', '127.0.0.1', String(p), 'x');
+      const hex = p.toString(16).toUpperCase().padStart(4, '0');
+      const r = await rt.execCapture(a, ['/bin/sh', '-c', `grep -c ':${hex} ' /proc/net/tcp || true`]);
+      await w.close();
+      row('escape', 'reach a host service on 127.0.0.1', `${out}; host got ${w.hits()}`, escaped(w.hits() > 0));
+      row('escape', "list the host's sockets through /proc/net/tcp", `${r.stdout.trim()} matching line(s)`, escaped(Number(r.stdout.trim()) > 0));
+    }
+    row('escape', 'connect to a host abstract unix socket', ...(await abstractAttempt(f, a, mode)));
+    for (const [what, cmd] of [
+      ['sniff with a raw socket', 'raw'],
+      ['sniff with a packet socket', 'packet'],
+    ] as const) {
+      const out = await f.probeIn(a, cmd);
+      row('escape', what, out, escaped(out.startsWith('ok')));
+    }
+    {
+      const p = port++;
+      f.background(a, 'serve', '127.0.0.1', String(p), '6');
+      await sleep(300);
+      const out = await f.probeIn(a, 'connect', '127.0.0.1', String(p), 'x');
+      row('admin', 'its own loopback works', out, works(/hello from/.test(out)));
+    }
+    if (mode === 'private') rows.push(...(await privateReach(f, a, port, o)));
+  } finally {
+    await f.close();
+  }
+  return rows;
+}
+
+/** Private contexts: the gateway in the host-side namespace is reachable, and a published port reaches the guest. */
+async function privateReach(f: Fixture, a: string, port: number, o: NetSuiteOptions): Promise<NetRow[]> {
+  const rows: NetRow[] = [];
+  const s = f.rt.network.settings();
+  const gw = reservedAddressOf(s.bridge.subnet4);
+  const ns = s.hostNetns;
+  const hostSide = (args: string[]): ChildProcess =>
+    ns ? spawn('nsenter', [`--net=${ns}`, '--', nativePath('net-probe'), ...args], { stdio: ['ignore', 'pipe', 'pipe'] }) : spawn(nativePath('net-probe'), args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const collect = (c: ChildProcess) =>
+    new Promise<string>((resolve) => {
+      let out = '';
+      c.stdout?.setEncoding('utf8').on('data', (d: string) => (out += d));
+      c.on('close', () => resolve(out.trim()));
+    });
+  const p = port + 10;
+  const server = hostSide(['serve', gw, String(p), '5']);
+  const done = collect(server);
+  try {
+    await sleep(300);
+    const out = await f.probeIn(a, 'connect', gw, String(p), 'x');
+    rows.push({ mode: 'private', kind: 'admin', attempt: `reach a service on the bridge gateway ${gw}`, observed: out, verdict: works(/hello from/.test(out)) });
+  } finally {
+    server.kill('SIGKILL');
+    await done;
+  }
+  for (const r of rows) o.log?.(`  ${r.verdict.padEnd(8)} ${r.attempt}: ${r.observed}`);
+  return rows;
+}
+
+/** Counts for a summary line. */
+export function summarize(rows: NetRow[]): { escaped: number; blocked: number; gaps: number; adminFailed: number; adminWorked: number } {
+  return {
+    escaped: rows.filter((r) => r.verdict === 'ESCAPED').length,
+    blocked: rows.filter((r) => r.verdict === 'blocked').length,
+    gaps: rows.filter((r) => r.verdict === 'known gap' || r.verdict === 'not provable here').length,
+    adminFailed: rows.filter((r) => r.verdict === 'FAILED').length,
+    adminWorked: rows.filter((r) => r.verdict === 'works').length,
+  };
+}

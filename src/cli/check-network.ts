@@ -1,0 +1,43 @@
+// `paene check network`: escape attempts against each network model, judged
+// from outside, and the admin cases that must work.
+
+import fs from 'node:fs';
+import type { Command } from 'commander';
+import { PaeneError } from '../core/errors.js';
+import { type NetRow, isolatedSuite, sharedSuite, summarize } from '../check/network.js';
+import { runtimeOf } from './common.js';
+import { formatTable } from './format.js';
+
+const MODES = ['shared', 'none', 'private'] as const;
+
+export function registerNetworkCheck(check: Command): void {
+  check
+    .command('network')
+    .description('Network escape attempts per model (host loopback, abstract sockets, binds, raw sockets, spoofing, socket lists) and the admin cases')
+    .option('--modes <list>', `comma-separated subset of: ${MODES.join(', ')} (private needs the bridge: see docs/network.md)`, 'shared,none')
+    .option('--json <file>', 'also write the results as JSON to FILE')
+    .action(async (o: { modes: string; json?: string }, cmd: Command) => {
+      const modes = o.modes.split(',').map((s) => s.trim());
+      for (const m of modes) if (!(MODES as readonly string[]).includes(m)) throw new PaeneError('invalid-argument', `unknown mode '${m}': use ${MODES.join(', ')}`);
+      const rt = runtimeOf(cmd);
+      const log = (s: string) => process.stderr.write(s + '\n');
+      const rows: NetRow[] = [];
+      for (const m of modes) {
+        log(`network ${m} ...`);
+        rows.push(...(m === 'shared' ? await sharedSuite(rt, { log }) : await isolatedSuite(rt, m as 'none' | 'private', { log })));
+      }
+      console.log(
+        formatTable(rows, [
+          { header: 'MODE', get: (r: NetRow) => r.mode },
+          { header: 'KIND', get: (r: NetRow) => r.kind },
+          { header: 'ATTEMPT', get: (r: NetRow) => r.attempt },
+          { header: 'OBSERVED', get: (r: NetRow) => r.observed.slice(0, 90) },
+          { header: 'VERDICT', get: (r: NetRow) => r.verdict },
+        ]),
+      );
+      const s = summarize(rows);
+      if (o.json) fs.writeFileSync(o.json, JSON.stringify({ finished: new Date().toISOString(), rows, summary: s }, null, 2) + '\n');
+      console.log(`\n${s.escaped} escaped, ${s.blocked} blocked, ${s.gaps} known gap / not provable; admin: ${s.adminWorked} work, ${s.adminFailed} failed`);
+      if (s.escaped > 0 || s.adminFailed > 0) process.exitCode = 1;
+    });
+}
