@@ -13,6 +13,7 @@ import { writeJson } from '../bench/common.js';
 import { type Variant, runPacking } from '../bench/packing.js';
 import { runLifecycle } from '../bench/lifecycle.js';
 import { runOverhead } from '../bench/overhead.js';
+import { networkTable, runNetworkBench } from '../bench/network.js';
 import { lifecycleTable, overheadTable, packingPlot, packingTable } from '../bench/report.js';
 import { ProgressBar } from './format.js';
 
@@ -21,6 +22,12 @@ function count(name: string, min = 1) {
     if (!/^\d+$/.test(v.trim()) || Number(v) < min) throw new PaeneError('invalid-argument', `${name} must be a whole number >= ${min}, got '${v}'`);
     return Number(v);
   };
+}
+
+function scale(v: string): number {
+  const f = Number(v);
+  if (!(f > 0) || f > 100) throw new PaeneError('invalid-argument', `--scale must be a number in (0, 100], got '${v}'`);
+  return f;
 }
 
 function workdirOf(o: { workdir?: string }, what: string): string {
@@ -34,7 +41,7 @@ function variantsOf(v: string): Variant[] {
 }
 
 export function registerBenchCommands(program: Command): void {
-  const bench = program.command('bench').description('Benchmarks: phone-booth packing, overhead against the host, lifecycle against runc and crun');
+  const bench = program.command('bench').description('Benchmarks: phone-booth packing, overhead against the host, network models, lifecycle against runc and crun');
 
   bench
     .command('packing')
@@ -142,11 +149,7 @@ export function registerBenchCommands(program: Command): void {
         'both on the host). Medians and the ratio context/host.',
     )
     .option('--reps <n>', 'repetitions (each runs every benchmark once on each side)', count('--reps'), 10)
-    .option('--scale <f>', 'multiply the iteration counts (e.g. 0.1 for a quick look)', (v: string) => {
-      const f = Number(v);
-      if (!(f > 0) || f > 100) throw new PaeneError('invalid-argument', `--scale must be a number in (0, 100], got '${v}'`);
-      return f;
-    }, 1)
+    .option('--scale <f>', 'multiply the iteration counts (e.g. 0.1 for a quick look)', scale, 1)
     .option('--workdir <dir>', 'scratch directory (state root, test files), removed at the end')
     .option('--json <file>', 'write the results as JSON')
     .action(async (o: { reps: number; scale: number; workdir?: string; json?: string }) => {
@@ -164,6 +167,39 @@ export function registerBenchCommands(program: Command): void {
       });
       bar.done();
       process.stdout.write(overheadTable(r) + '\n');
+      if (r.cleanup.errors.length) process.stderr.write(`cleanup problems:\n  ${r.cleanup.errors.join('\n  ')}\n`);
+      if (o.json) writeJson(o.json, r);
+    });
+
+  bench
+    .command('network')
+    .description(
+      'What each network model costs against the bare host, in one run: TCP connection rate, TCP stream throughput and\n' +
+        'loopback HTTP on the host, in a shared context (its own 127.0.0.1, BPF hooks on the path), in a context with\n' +
+        'its own namespace (none) and across a private context\'s veth and bridge; then the memory per idle context of\n' +
+        'each model. Medians and ratios to the host (the paper\'s claim: shared >= 0.98x).',
+    )
+    .option('--reps <n>', 'repetitions (each runs every metric once on every side, the first side rotating)', count('--reps'), 7)
+    .option('--scale <f>', 'multiply the iteration counts (e.g. 0.1 for a quick look)', scale, 1)
+    .option('--memory-contexts <n>', 'idle contexts per model for the memory figure', count('--memory-contexts'), 10)
+    .option('--workdir <dir>', 'scratch directory (state root), removed at the end')
+    .option('--json <file>', 'write the results as JSON')
+    .action(async (o: { reps: number; scale: number; memoryContexts: number; workdir?: string; json?: string }) => {
+      requireRoot('the network benchmark');
+      const bar = new ProgressBar('network');
+      const r = await runNetworkBench({
+        dir: workdirOf(o, 'network'),
+        reps: o.reps,
+        scale: o.scale,
+        memoryContexts: o.memoryContexts,
+        log: (s) => {
+          bar.done();
+          process.stderr.write(s + '\n');
+        },
+        progress: (done, total, detail) => bar.update(done, `${done}/${total} ${detail}`),
+      });
+      bar.done();
+      process.stdout.write(networkTable(r) + '\n');
       if (r.cleanup.errors.length) process.stderr.write(`cleanup problems:\n  ${r.cleanup.errors.join('\n  ')}\n`);
       if (o.json) writeJson(o.json, r);
     });

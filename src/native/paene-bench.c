@@ -21,6 +21,14 @@
  *   paene-bench http HOST PORT N     N sequential HTTP/1.0 GET / requests
  *                                    (one connection each), bounded by a 2 s
  *                                    timeout per request                      -> req/s
+ *   paene-bench tcp-serve ADDR PORT SECS  a sequential TCP server for the two
+ *                                    below: a connection whose first byte is
+ *                                    'R' gets one byte back; any other is
+ *                                    read to EOF (a sink)
+ *   paene-bench tcp-rr HOST PORT N   N connect + 1-byte request + 1-byte
+ *                                    answer + close                          -> conn/s
+ *   paene-bench tcp-stream HOST PORT MIB  one connection, MIB MiB written
+ *                                    in 64 KiB writes to the sink            -> MiB/s
  *   paene-bench nop                  exits at once (the target of fork-exec)
  *   paene-bench dropcache FILE...    fdatasync + POSIX_FADV_DONTNEED each file,
  *                                    so its pages leave the page cache
@@ -206,7 +214,7 @@ static void mmap_touch(const char *path, long mib, long n) {
   printf("mmap %.3f ms\n", t / n / 1000.0);
 }
 
-static int http_get(const char *host, int port) {
+static int tcp_connect(const char *host, int port) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   if (fd < 0) return -1;
   struct timeval tv = {2, 0};
@@ -216,14 +224,16 @@ static int http_get(const char *host, int port) {
   memset(&sa, 0, sizeof sa);
   sa.sin_family = AF_INET;
   sa.sin_port = htons((unsigned short)port);
-  if (inet_pton(AF_INET, host, &sa.sin_addr) != 1) {
+  if (inet_pton(AF_INET, host, &sa.sin_addr) != 1 || connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
     close(fd);
     return -1;
   }
-  if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
-    close(fd);
-    return -1;
-  }
+  return fd;
+}
+
+static int http_get(const char *host, int port) {
+  int fd = tcp_connect(host, port);
+  if (fd < 0) return -1;
   static const char req[] = "GET / HTTP/1.0\r\nHost: bench\r\n\r\n";
   if (write(fd, req, sizeof req - 1) != (ssize_t)(sizeof req - 1)) {
     close(fd);
@@ -258,6 +268,73 @@ static void http(const char *host, const char *port, long n) {
   printf("http %.3f req/s\n", n / (t / 1e6));
 }
 
+static void tcp_serve(const char *addr, const char *port, double secs) {
+  int s = socket(AF_INET, SOCK_STREAM, 0);
+  int one = 1;
+  setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  struct sockaddr_in sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons((unsigned short)arg_long(port, "PORT"));
+  if (inet_pton(AF_INET, addr, &sa.sin_addr) != 1) die("bad address");
+  if (bind(s, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(s, 64) < 0) die("bind/listen");
+  struct timeval tv = {0, 200000};
+  setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  printf("listening\n");
+  static char buf[65536];
+  for (double end = now_us() + secs * 1e6; now_us() < end;) {
+    int c = accept(s, NULL, NULL);
+    if (c < 0) continue;
+    ssize_t r = read(c, buf, sizeof buf);
+    if (r > 0 && buf[0] == 'R') {
+      if (write(c, "A", 1) != 1) { /* client gone */ }
+    } else {
+      while (r > 0) r = read(c, buf, sizeof buf);
+    }
+    close(c);
+  }
+}
+
+static void tcp_rr(const char *host, const char *port, long n) {
+  int p = (int)arg_long(port, "PORT");
+  double t0 = now_us();
+  for (long i = 0; i < n; i++) {
+    int fd = tcp_connect(host, p);
+    char b;
+    if (fd < 0 || write(fd, "R", 1) != 1 || read(fd, &b, 1) != 1) {
+      fprintf(stderr, "paene-bench: request %ld to %s:%d failed\n", i, host, p);
+      exit(1);
+    }
+    close(fd);
+  }
+  printf("tcp-rr %.3f conn/s\n", n / ((now_us() - t0) / 1e6));
+}
+
+static void tcp_stream(const char *host, const char *port, long mib) {
+  int fd = tcp_connect(host, (int)arg_long(port, "PORT"));
+  if (fd < 0) {
+    fprintf(stderr, "paene-bench: cannot connect to %s:%s\n", host, port);
+    exit(1);
+  }
+  static char buf[65536];
+  memset(buf, 'x', sizeof buf);
+  double t0 = now_us();
+  for (long left = mib * 16; left > 0; left--) {
+    size_t off = 0;
+    while (off < sizeof buf) {
+      ssize_t w = write(fd, buf + off, sizeof buf - off);
+      if (w <= 0) die("write");
+      off += (size_t)w;
+    }
+  }
+  shutdown(fd, SHUT_WR);
+  char b;
+  while (read(fd, &b, 1) > 0) {
+  }
+  close(fd);
+  printf("tcp-stream %.3f MiB/s\n", mib / ((now_us() - t0) / 1e6));
+}
+
 static void dropcache(int argc, char **argv) {
   for (int i = 0; i < argc; i++) {
     int fd = open(argv[i], O_RDONLY | O_NOFOLLOW);
@@ -284,6 +361,9 @@ int main(int argc, char **argv) {
   else if (strcmp(cmd, "reread") == 0 && argc == 5) reread(argv[2], arg_long(argv[3], "MIB"), arg_long(argv[4], "N"));
   else if (strcmp(cmd, "mmap") == 0 && argc == 5) mmap_touch(argv[2], arg_long(argv[3], "MIB"), arg_long(argv[4], "N"));
   else if (strcmp(cmd, "http") == 0 && argc == 5) http(argv[2], argv[3], arg_long(argv[4], "N"));
+  else if (strcmp(cmd, "tcp-serve") == 0 && argc == 5) tcp_serve(argv[2], argv[3], atof(argv[4]));
+  else if (strcmp(cmd, "tcp-rr") == 0 && argc == 5) tcp_rr(argv[2], argv[3], arg_long(argv[4], "N"));
+  else if (strcmp(cmd, "tcp-stream") == 0 && argc == 5) tcp_stream(argv[2], argv[3], arg_long(argv[4], "MIB"));
   else if (strcmp(cmd, "dropcache") == 0) dropcache(argc - 2, argv + 2);
   else goto usage;
   return 0;
@@ -291,7 +371,7 @@ usage:
   fprintf(stderr,
           "usage: paene-bench fork-exit|fork-exec|sh-true|pipe-ctx N\n"
           "       paene-bench reread|mmap FILE MIB N\n"
-          "       paene-bench http HOST PORT N\n"
+          "       paene-bench http|tcp-rr HOST PORT N | tcp-stream HOST PORT MIB | tcp-serve ADDR PORT SECS\n"
           "       paene-bench nop | dropcache FILE...\n");
   return 2;
 }
