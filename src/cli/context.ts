@@ -91,6 +91,10 @@ export function registerContextCommands(program: Command): void {
       const rt = runtimeOf(cmd);
       const limits = mergeLimits(DEFAULT_LIMITS, parseLimitFlags(o as Record<string, string | undefined>));
       for (const w of limitWarnings(limits)) process.stderr.write(`paene: warning: ${w}\n`);
+      const net = netSpecOf(o as { net?: string; ip?: string[]; publish?: string[] });
+      const explicit = o.net !== undefined || (o.ip as string[]).length > 0;
+      const unsupported = rt.network.sharedUnsupported(rt.cgroupHost.unified !== undefined);
+      if (!explicit && unsupported) process.stderr.write(`paene: note: ${unsupported.split(';')[0]}; this context gets --net none (loopback only)\n`);
       const config = await rt.create({
         name,
         image: o.image as string,
@@ -100,7 +104,7 @@ export function registerContextCommands(program: Command): void {
         ccaps: validateCcaps([...new Set((o.ccap as string[]).map(parseCcap))]),
         limits,
         disk: diskFrom(o),
-        net: netSpecOf(o as { net?: string; ip?: string[]; publish?: string[] }),
+        net: explicit || !unsupported ? net : undefined,
       });
       if (o.json) printJson(config);
       else console.log(`created context '${config.name}' (xid ${config.xid}, image ${config.image}, net ${netCell(config.net)})`);

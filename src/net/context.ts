@@ -77,19 +77,21 @@ export class ContextNetwork {
     return addr ? { ...spec, addresses: [addr] } : spec;
   }
 
+  /** Why this host cannot give a context the shared model's walls, or undefined when it can. */
+  sharedUnsupported(unifiedMounted: boolean): string | undefined {
+    if (!unifiedMounted) return `--net shared needs the unified cgroup hierarchy (cgroup2) mounted, for its BPF address wall; use --net private or none on this host`;
+    if (landlockAbi() < LANDLOCK_ABI_SCOPES) {
+      return `--net shared needs Landlock ABI ${LANDLOCK_ABI_SCOPES} (Linux 6.12) to keep the context away from the host's abstract unix sockets; this kernel has ABI ${landlockAbi()}. Use --net private or none here`;
+    }
+    return undefined;
+  }
+
   /** Checks what the mode needs of this host; names the missing wall instead of starting without it. */
   requirements(config: ContextConfig, cg: ContextCgroup): void {
     const mode = config.net.mode;
     if (mode !== 'shared') return;
-    if (!cg.unifiedDir) {
-      throw new PaeneError('unsupported', `--net shared needs the unified cgroup hierarchy (cgroup2) mounted, for its BPF address wall; use --net private or none on this host`);
-    }
-    if (landlockAbi() < LANDLOCK_ABI_SCOPES) {
-      throw new PaeneError(
-        'unsupported',
-        `--net shared needs Landlock ABI ${LANDLOCK_ABI_SCOPES} (Linux 6.12) to keep the context away from the host's abstract unix sockets; this kernel has ABI ${landlockAbi()}. Use --net private or none here`,
-      );
-    }
+    const why = this.sharedUnsupported(cg.unifiedDir !== undefined);
+    if (why) throw new PaeneError('unsupported', why);
     for (const a of config.net.addresses) {
       if (familyOf(a) === 4 && a.startsWith('127.')) continue;
       if (!hostAddresses().includes(a)) {

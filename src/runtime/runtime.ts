@@ -160,7 +160,9 @@ export class Runtime {
       } else {
         xid = allocateXid(configs.map((c) => c.xid));
       }
-      const draft = newConfig({ ...req, xid });
+      // No model asked for: shared where the host has its walls, else none (a refusal would make the default unusable there).
+      const net = req.net ?? (this.network.sharedUnsupported(this.cgroupHost.unified !== undefined) ? { mode: 'none' as const, addresses: [], publish: [] } : undefined);
+      const draft = newConfig({ ...req, xid, net });
       const config = { ...draft, net: this.network.assign(draft.name, draft.net, configs) };
       // Build the image now (if it is the default and missing) so `start` is quick and errors show early.
       await this.images.rootfsOf(config.image);
