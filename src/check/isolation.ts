@@ -265,7 +265,7 @@ async function nineHogs(b: Bench, o: IsoOptions): Promise<ResultRow[]> {
   const hogs: string[] = [];
   for (let i = 1; i <= 9; i++) hogs.push(await b.context(`hog${i}`));
   const phaseMs = pings * 5.2 + 1000;
-  const server = b.bg(srv, `/tmp/iso-load udp-echo ${port} ${Math.ceil((3 * phaseMs + 8000) / 1000)}`);
+  const server = b.bg(srv, `/tmp/iso-load udp-echo ${port} ${Math.ceil((5 * phaseMs + 10_000) / 1000)}`);
   await sleep(300);
   // The server binds 127.0.0.1, which its network wall makes its own address: the host pings that.
   // Its answers go to the pool's host address (a reply to 127.0.0.1 would stay inside: docs/network.md).
@@ -276,15 +276,16 @@ async function nineHogs(b: Bench, o: IsoOptions): Promise<ResultRow[]> {
     experiment: '3 nine hogs',
     setting,
     measured: `p50 ${((r.p50_us ?? 0) / 1000).toFixed(2)} ms, p99 ${((r.p99_us ?? 0) / 1000).toFixed(2)} ms, ${r1((r.under_1ms ?? 0) * 100)}% under 1 ms${r.lost ? `, ${r.lost} lost` : ''}`,
-    expected: base ? 'p50 under 1 ms (the paper: under 1 ms most of the time)' : 'baseline',
-    verdict: base ? ((r.p50_us ?? Infinity) < 1000 && (r.under_1ms ?? 0) >= 0.5 ? 'pass' : 'fail') : 'info',
+    // The paper's bar (its game server stayed under 1 ms): p99 within 1 ms and within twice the idle baseline.
+    expected: base ? `p99 <= 1 ms and <= 2x the idle p99 (${((2 * (base.p99_us ?? 0)) / 1000).toFixed(2)} ms)` : 'baseline',
+    verdict: base ? ((r.p99_us ?? Infinity) <= 1000 && (r.p99_us ?? Infinity) <= 2 * (base.p99_us ?? 0) ? 'pass' : 'fail') : 'info',
     ...(base ? { guarantee: guard('p50 under 3 ms, at most 2% lost', (r.p50_us ?? Infinity) < 3000 && (r.lost ?? 0) <= pings * 0.02) } : {}),
     data: { p50us: r.p50_us ?? 0, p90us: r.p90_us ?? 0, p99us: r.p99_us ?? 0, maxUs: r.max_us ?? 0, under1ms: r.under_1ms ?? 0, lost: r.lost ?? 0 },
   });
   try {
     const idle = await ping();
     rows.push(row(`UDP echo in a context, client on the host, ${pings} pings 5 ms apart, idle`, idle));
-    const hogSecs = Math.ceil((2 * phaseMs + 4000) / 1000);
+    const hogSecs = Math.ceil((4 * phaseMs + 6000) / 1000);
     const runs = hogs.map((h) => b.bg(h, `/tmp/iso-load hog ${hogSecs}`));
     await sleep(1000);
     const busy = await ping();
@@ -293,6 +294,15 @@ async function nineHogs(b: Bench, o: IsoOptions): Promise<ResultRow[]> {
     await sleep(500);
     const capped = await ping();
     rows.push(row('the same 9 hogs capped live at --cpu 20% each', capped, idle));
+    // The latency classes (docs/isolation.md): the server low, then the hogs idle, caps removed.
+    for (const h of hogs) await applyLimits(b.rt, h, { cpu: null });
+    await applyLimits(b.rt, srv, { cpuLatency: 'low' });
+    await sleep(300);
+    rows.push(row('9 uncapped hogs, the server at --cpu-latency low (a 0.1 ms slice)', await ping(), idle));
+    await applyLimits(b.rt, srv, { cpuLatency: null });
+    for (const h of hogs) await applyLimits(b.rt, h, { cpuLatency: 'idle' });
+    await sleep(300);
+    rows.push(row('the 9 hogs at --cpu-latency idle (cpu.idle), the server normal', await ping(), idle));
     await Promise.all(runs);
   } finally {
     await server;

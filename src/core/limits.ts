@@ -29,6 +29,38 @@ import {
 
 export type CpuLimit = TokenBucketParams;
 
+/**
+ * How soon a context's processes get the CPU when they wake, traded against
+ * the others (docs/isolation.md):
+ *   low     a short EEVDF slice (Linux 6.12+): a waking task preempts a
+ *           running one sooner; more switches for itself
+ *   normal  the kernel's defaults
+ *   batch   SCHED_BATCH: never preempts on wakeup, long slices; for CPU hogs
+ *   idle    cpu.idle on its cgroup: runs only when nothing else wants the CPU
+ */
+export const CPU_LATENCY_CLASSES = ['low', 'normal', 'batch', 'idle'] as const;
+export type CpuLatency = (typeof CPU_LATENCY_CLASSES)[number];
+
+/** The custom slice of the `low` class, ns (the kernel takes 0.1-100 ms). */
+export const LOW_LATENCY_SLICE_NS = 100_000;
+const SCHED_OTHER = 0;
+const SCHED_BATCH = 3;
+
+/** The scheduling policy and slice a class gives each process of the context (what the helper applies). */
+export function schedOf(latency: CpuLatency | undefined): { policy: number; sliceNs: number } {
+  if (latency === 'low') return { policy: SCHED_OTHER, sliceNs: LOW_LATENCY_SLICE_NS };
+  if (latency === 'batch') return { policy: SCHED_BATCH, sliceNs: 0 };
+  return { policy: SCHED_OTHER, sliceNs: 0 };
+}
+
+export function parseCpuLatency(s: string, what = '--cpu-latency'): CpuLatency {
+  const v = s.trim().toLowerCase();
+  if (!(CPU_LATENCY_CLASSES as readonly string[]).includes(v)) {
+    throw new PaeneError('invalid-argument', `${what}: '${s}' is not a latency class; use ${CPU_LATENCY_CLASSES.join(', ')}`);
+  }
+  return v as CpuLatency;
+}
+
 export interface IoLimits {
   /** bytes per second */
   readBps?: number;
@@ -72,6 +104,8 @@ export interface ResourceLimits {
   cpu?: CpuLimit;
   /** relative CPU weight under contention, 1024 = the default (v1 cpu.shares scale) */
   cpuShare?: number;
+  /** latency class of its processes (CPU_LATENCY_CLASSES); absent = normal */
+  cpuLatency?: CpuLatency;
   io?: IoLimits;
   ipc?: IpcLimits;
 }
@@ -114,6 +148,7 @@ export type LimitsPatch = {
   /** a partial bucket is merged into the current one */
   cpu?: Partial<CpuLimit> | null;
   cpuShare?: number | null;
+  cpuLatency?: CpuLatency | null;
   io?: { [K in keyof IoLimits]?: IoLimits[K] | null } | null;
   ipc?: { [K in keyof IpcLimits]?: IpcLimits[K] | null } | null;
 };
@@ -131,6 +166,7 @@ export interface LimitFlag {
 export const LIMIT_FLAGS: readonly LimitFlag[] = [
   { flag: 'cpu', arg: 'PCT', help: 'hard CPU cap in percent of one CPU, e.g. 25% (a 100 ms period, bucket of 2 periods)' },
   { flag: 'cpu-share', arg: 'N', help: `relative CPU weight under contention (default ${DEFAULT_CPU_SHARE})` },
+  { flag: 'cpu-latency', arg: 'CLASS', help: 'how soon its processes run when they wake: low, normal, batch or idle (docs/isolation.md)' },
   { flag: 'cpu-fill-rate', arg: 'N', help: 'token bucket: tokens (CPU-ms) added every interval' },
   { flag: 'cpu-interval', arg: 'MS', help: 'token bucket: refill interval, e.g. 100ms' },
   { flag: 'cpu-tokens-max', arg: 'N', help: 'token bucket: depth in CPU-ms (the burst after idling)' },
@@ -192,6 +228,8 @@ export function parseLimitFlags(flags: Record<string, string | undefined>): Limi
   }
   const share = get('cpu-share', (s, w) => parseCount(s, w, 2, 262_144));
   if (share !== undefined) p.cpuShare = share;
+  const latency = get('cpu-latency', parseCpuLatency);
+  if (latency !== undefined) p.cpuLatency = latency;
 
   const io: NonNullable<LimitsPatch['io']> = {};
   const ioSet = <K extends keyof IoLimits>(k: K, v: IoLimits[K] | null | undefined) => {
@@ -288,6 +326,8 @@ export function mergeLimits(base: ResourceLimits, patch: LimitsPatch): ResourceL
   scalar('memory');
   scalar('memorySwap');
   scalar('cpuShare');
+  if (patch.cpuLatency === null) delete out.cpuLatency;
+  else if (patch.cpuLatency !== undefined) out.cpuLatency = patch.cpuLatency;
   if (patch.cpu === null) delete out.cpu;
   else if (patch.cpu !== undefined) {
     const merged = { ...(out.cpu ?? {}), ...patch.cpu };
@@ -317,7 +357,7 @@ export function mergeLimits(base: ResourceLimits, patch: LimitsPatch): ResourceL
   return validateLimits(out);
 }
 
-const TOP_KEYS = ['nproc', 'memory', 'memorySwap', 'cpu', 'cpuShare', 'io', 'ipc'];
+const TOP_KEYS = ['nproc', 'memory', 'memorySwap', 'cpu', 'cpuShare', 'cpuLatency', 'io', 'ipc'];
 const IO_KEYS = ['readBps', 'writeBps', 'readIops', 'writeIops', 'burst'];
 const IPC_KEYS = ['shmMax', 'shmAll', 'shmIds', 'msgMax', 'msgIds', 'sem'];
 
@@ -352,6 +392,7 @@ export function validateLimits(x: unknown): ResourceLimits {
   }
   if (o.cpu !== undefined) out.cpu = validateBucket(o.cpu, 'limits.cpu');
   if (o.cpuShare !== undefined) out.cpuShare = wholeIn(o.cpuShare, 'limits.cpuShare', 2, 262_144);
+  if (o.cpuLatency !== undefined) out.cpuLatency = parseCpuLatency(String(o.cpuLatency), 'limits.cpuLatency');
   if (o.io !== undefined) {
     const io = objectWith(o.io, 'limits.io', IO_KEYS);
     const r: IoLimits = {};
@@ -411,7 +452,10 @@ export function cgroupWrites(limits: ResourceLimits, version: CgroupVersion, dev
       w.push({ controller: 'cpu', file: 'cpu.cfs_quota_us', value: String(hard.quotaUs) });
       if (hard.burstUs > 0) w.push({ controller: 'cpu', file: 'cpu.cfs_burst_us', value: String(hard.burstUs), optional: true });
     }
+    // An idle group refuses a weight: leave idle first, set the weight, enter idle last.
+    w.push({ controller: 'cpu', file: 'cpu.idle', value: '0', optional: true });
     w.push({ controller: 'cpu', file: 'cpu.shares', value: String(share.shares) });
+    if (limits.cpuLatency === 'idle') w.push({ controller: 'cpu', file: 'cpu.idle', value: '1' });
     w.push(pids);
     w.push({ controller: 'memory', file: 'memory.memsw.limit_in_bytes', value: '-1', optional: true });
     w.push(limits.memory === undefined ? { controller: 'memory', file: 'memory.limit_in_bytes', value: '-1', optional: true } : { controller: 'memory', file: 'memory.limit_in_bytes', value: String(limits.memory) });
@@ -429,7 +473,9 @@ export function cgroupWrites(limits: ResourceLimits, version: CgroupVersion, dev
     w.push({ controller: 'cpu', file: 'cpu.max.burst', value: '0', optional: true });
     w.push(hard ? { controller: 'cpu', file: 'cpu.max', value: `${hard.quotaUs} ${hard.periodUs}` } : { controller: 'cpu', file: 'cpu.max', value: 'max 100000', optional: true });
     if (hard && hard.burstUs > 0) w.push({ controller: 'cpu', file: 'cpu.max.burst', value: String(hard.burstUs), optional: true });
+    w.push({ controller: 'cpu', file: 'cpu.idle', value: '0', optional: true });
     w.push({ controller: 'cpu', file: 'cpu.weight', value: String(share.weight) });
+    if (limits.cpuLatency === 'idle') w.push({ controller: 'cpu', file: 'cpu.idle', value: '1' });
     w.push(pids);
     w.push(limits.memory === undefined ? { controller: 'memory', file: 'memory.max', value: 'max', optional: true } : { controller: 'memory', file: 'memory.max', value: String(limits.memory) });
     // v2 counts swap on its own: memory.swap.max = (memory + swap) − memory.
@@ -478,6 +524,7 @@ export function describeLimits(limits: ResourceLimits): string[] {
     out.push(c.mode === 'hard' ? `cpu: capped at ${rate} of one CPU (${bucket})` : `cpu: share mode, weight ${shareWeightOf(c)} (${rate} of one CPU as a weight, not a cap)`);
   } else out.push('cpu: no cap');
   out.push(`cpu share: ${effectiveShare(limits)}${limits.cpuShare === undefined && c?.mode !== 'share' ? ' (default)' : ''}`);
+  out.push(`cpu latency: ${limits.cpuLatency ?? 'normal'}${limits.cpuLatency === undefined ? ' (default)' : ''}`);
   out.push(`processes: ${limits.nproc ?? 'unlimited'}`);
   out.push(
     `memory: ${limits.memory === undefined ? 'unlimited' : formatBytes(limits.memory)}` +

@@ -48,7 +48,16 @@ export interface StartRequest {
   netns?: 'new';
   /** Landlock scope bits for the context's domain (LANDLOCK_SCOPE_*); 0 or absent: no domain */
   landlockScoped?: number;
+  /** scheduling policy and custom slice of the context's processes (its latency class); absent: the kernel's */
+  sched?: Sched;
 }
+
+export interface Sched {
+  policy: number;
+  sliceNs: number;
+}
+
+const schedArg = (s: Sched) => `${s.policy}:${s.sliceNs}`;
 
 /** LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET (Linux 6.12, Landlock ABI 6). */
 export const LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET = 1;
@@ -65,6 +74,7 @@ export function startArgs(r: StartRequest): string[] {
   if (r.seccomp && r.seccomp.length > 0) a.push('--seccomp', r.seccomp.toString('hex'));
   if (r.netns) a.push('--netns', r.netns);
   if (r.landlockScoped) a.push('--landlock-scoped', r.landlockScoped.toString(16));
+  if (r.sched) a.push('--sched', schedArg(r.sched));
   return a;
 }
 
@@ -80,6 +90,7 @@ export interface ExecRequest {
   /** 'join': enter the init's network namespace (modes private and none) */
   netns?: 'join';
   landlockScoped?: number;
+  sched?: Sched;
   argv: string[];
 }
 
@@ -93,11 +104,19 @@ export function execArgs(r: ExecRequest): string[] {
   if (r.tty) a.push('--tty');
   if (r.netns) a.push('--netns', r.netns);
   if (r.landlockScoped) a.push('--landlock-scoped', r.landlockScoped.toString(16));
+  if (r.sched) a.push('--sched', schedArg(r.sched));
   a.push('--', ...r.argv);
   return a;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Sets the scheduling class of running processes (a live latency change); pids that exited are skipped. */
+export function setSched(pids: number[], sched: Sched): void {
+  if (pids.length === 0) return;
+  const r = spawnSync(helperPath(), ['sched', schedArg(sched), ...pids.map(String)], { encoding: 'utf8', env: {} });
+  if (r.status !== 0) throw new PaeneError('internal', `cannot set the scheduling class: ${r.stderr.trim()}`);
+}
 
 let landlockAbiCache: number | undefined;
 /** The kernel's Landlock ABI version, 0 when Landlock is absent or disabled. */

@@ -30,8 +30,8 @@
  *   --cgroup FILE... --lower DIR --upper DIR --work DIR --rootfs DIR
  *   --hostname H --sysctl K=V... --mask PATH... --ro PATH... --rw PATH...
  *   --tmp-size SIZE --caps HEX --seccomp HEX [--init-name NAME]
- *   [--netns new] [--landlock-scoped HEX]
- * and exec takes [--netns join] [--landlock-scoped HEX] to match.
+ *   [--netns new] [--landlock-scoped HEX] [--sched POLICY:SLICE_NS]
+ * and exec takes [--netns join] [--landlock-scoped HEX] [--sched ...] to match.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -109,6 +109,10 @@ struct spec {
   const char *netns;
   /* Landlock scopes (LANDLOCK_SCOPE_* bits) of a domain applied before the capabilities drop; 0 = none */
   uint64_t landlock_scoped;
+  /* scheduling class of the context's processes (inherited by their children): policy, custom slice in ns (0 = the kernel's) */
+  int have_sched;
+  uint32_t sched_policy;
+  uint64_t sched_slice_ns;
   /* exec only */
   pid_t pid;
   const char *cwd;
@@ -170,6 +174,14 @@ static void parse_spec(int argc, char **argv, struct spec *s) {
     else if (!strcmp(a, "--cwd")) s->cwd = v;
     else if (!strcmp(a, "--netns")) s->netns = v;
     else if (!strcmp(a, "--landlock-scoped")) s->landlock_scoped = strtoull(v, NULL, 16);
+    else if (!strcmp(a, "--sched")) {
+      /* POLICY:SLICE_NS, e.g. 0:300000 (SCHED_OTHER with a 0.3 ms slice) or 3:0 (SCHED_BATCH) */
+      char *end;
+      s->sched_policy = (uint32_t)strtoul(v, &end, 10);
+      if (*end != ':') die("--sched wants POLICY:SLICE_NS");
+      s->sched_slice_ns = strtoull(end + 1, NULL, 10);
+      s->have_sched = 1;
+    }
     else if (!strcmp(a, "--caps")) {
       s->caps = strtoull(v, NULL, 16);
       s->have_caps = 1;
@@ -212,6 +224,43 @@ static void apply_landlock(const struct spec *s) {
   if (fd < 0) die("landlock_create_ruleset: %s", strerror(errno));
   if (syscall(446 /* landlock_restrict_self */, (int)fd, 0) != 0) die("landlock_restrict_self: %s", strerror(errno));
   close((int)fd);
+}
+
+/* struct sched_attr (include/uapi/linux/sched/types.h); sched_runtime is the custom slice of a fair task (6.12+). */
+struct paene_sched_attr {
+  uint32_t size, sched_policy;
+  uint64_t sched_flags;
+  int32_t sched_nice;
+  uint32_t sched_priority;
+  uint64_t sched_runtime, sched_deadline, sched_period;
+  uint32_t sched_util_min, sched_util_max;
+};
+static int set_sched(pid_t pid, uint32_t policy, uint64_t slice_ns) {
+  struct paene_sched_attr a = {.size = sizeof a, .sched_policy = policy, .sched_runtime = slice_ns};
+  return (int)syscall(314 /* sched_setattr */, pid, &a, 0);
+}
+static void apply_sched(const struct spec *s) {
+  if (s->have_sched && set_sched(0, s->sched_policy, s->sched_slice_ns) != 0)
+    die("sched_setattr(policy %u, slice %llu ns): %s", s->sched_policy, (unsigned long long)s->sched_slice_ns, strerror(errno));
+}
+
+/* `paene-helper sched POLICY:SLICE_NS PID...`: a live change of a running context's processes. */
+static int sched_main(int argc, char **argv) {
+  if (argc < 1) die("sched needs POLICY:SLICE_NS and pids");
+  char *end;
+  uint32_t policy = (uint32_t)strtoul(argv[0], &end, 10);
+  if (*end != ':') die("sched wants POLICY:SLICE_NS");
+  uint64_t slice = strtoull(end + 1, NULL, 10);
+  int failed = 0;
+  for (int i = 1; i < argc; i++) {
+    pid_t pid = (pid_t)atoi(argv[i]);
+    /* A process that exited meanwhile is not an error. */
+    if (set_sched(pid, policy, slice) != 0 && errno != ESRCH) {
+      dprintf(2, "sched_setattr %d: %s\n", (int)pid, strerror(errno));
+      failed = 1;
+    }
+  }
+  return failed;
 }
 
 static void join_cgroups(const struct spec *s) {
@@ -522,6 +571,7 @@ static void handle_start(int conn, int argc, char **argv) {
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
     setup_context(&s);
+    apply_sched(&s);
     apply_landlock(&s);
     load_seccomp(&s);
     drop_caps(&s, lastcap);
@@ -799,6 +849,7 @@ static int exec_main(int argc, char **argv) {
    * the context's pid namespace, where guest root (which may hold
    * CAP_SYS_PTRACE) could otherwise attach to a fully privileged process.
    */
+  apply_sched(&s);
   apply_landlock(&s);
   load_seccomp(&s);
   drop_caps(&s, lastcap);
@@ -902,6 +953,7 @@ int main(int argc, char **argv) {
   if (!strcmp(argv[1], "monitor")) return monitor_main(argc - 2, argv + 2);
   if (!strcmp(argv[1], "exec")) return exec_main(argc - 2, argv + 2);
   if (!strcmp(argv[1], "sysctl")) return sysctl_main(argc - 2, argv + 2);
+  if (!strcmp(argv[1], "sched")) return sched_main(argc - 2, argv + 2);
   if (!strcmp(argv[1], "landlock-abi")) {
     /* The kernel's Landlock ABI version (0 = none): the runtime decides what it may ask for. */
     long v = syscall(444 /* landlock_create_ruleset */, NULL, 0, 1 /* LANDLOCK_CREATE_RULESET_VERSION */);

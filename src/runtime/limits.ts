@@ -3,7 +3,8 @@
 // throttler restarted with the new rates).
 
 import fs from 'node:fs';
-import { type CgroupWrite, type LimitsPatch, type ResourceLimits, cgroupWrites, ipcSysctls, limitWarnings, mergeLimits } from '../core/limits.js';
+import { type CgroupWrite, type LimitsPatch, type ResourceLimits, cgroupWrites, ipcSysctls, limitWarnings, mergeLimits, schedOf } from '../core/limits.js';
+import { setSched } from '../kernel/helper.js';
 import { limitsVersion } from '../kernel/cgroups.js';
 import { blockDevicesFor, ioMechanism, startIoThrottle, throttlerOf, type IoMechanism } from './iothrottle.js';
 import type { Runtime } from './runtime.js';
@@ -58,6 +59,8 @@ export async function applyLimits(rt: Runtime, name: string, patch: LimitsPatch)
   if (running) {
     // The IPC sysctls that were removed go back to the kernel's defaults only at the next start.
     if (Object.keys(sysctls).length > 0) rt.setSysctls(name, sysctls);
+    // A new latency class reaches every process it has now; new ones inherit it from their parent or exec.
+    if (before.cpuLatency !== config.limits.cpuLatency) setSched(cg.pids(), schedOf(config.limits.cpuLatency));
     const ioChanged = JSON.stringify(before.io ?? {}) !== JSON.stringify(config.limits.io ?? {});
     if (ioChanged || !throttlerOf(rt, name)) throttler = await startIoThrottle(rt, name);
     else throttler = throttlerOf(rt, name)?.pid;

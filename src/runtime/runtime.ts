@@ -18,7 +18,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { capMask } from '../core/caps.js';
 import { PaeneError } from '../core/errors.js';
-import { cgroupWrites, ipcSysctls, type CgroupWrite } from '../core/limits.js';
+import { cgroupWrites, ipcSysctls, schedOf, type CgroupWrite } from '../core/limits.js';
 import { type NetSpec, canonicalIp, validateNetSpec } from '../core/net.js';
 import {
   type ContextConfig,
@@ -275,6 +275,7 @@ export class Runtime {
             capsMask: capMask(config.caps),
             seccomp: this.policy.seccomp(config),
             ...this.network.startLaunch(config),
+            sched: launchSched(config),
           }),
         );
         const pid = Number(answer);
@@ -375,6 +376,7 @@ export class Runtime {
       user: opts.user,
       tty: opts.tty,
       ...this.network.execLaunch(config),
+      sched: launchSched(config),
       argv,
     });
   }
@@ -544,6 +546,12 @@ export class Runtime {
   async shutdownMonitor(): Promise<void> {
     await this.monitor.quit();
   }
+}
+
+/** The scheduling class a start or exec sets: only where the latency class changes the kernel's default. */
+function launchSched(config: ContextConfig) {
+  const l = config.limits.cpuLatency;
+  return l === 'low' || l === 'batch' ? schedOf(l) : undefined;
 }
 
 function processInfo(pid: number, context: string, xid: number): ProcessInfo | undefined {

@@ -13,6 +13,8 @@ import {
   validateLimits,
   type CgroupWrite,
   type ResourceLimits,
+  LOW_LATENCY_SLICE_NS,
+  schedOf,
 } from '../../src/core/limits.js';
 
 const MiB = 2 ** 20;
@@ -29,6 +31,7 @@ describe('defaults', () => {
     expect(lines(cgroupWrites(DEFAULT_LIMITS, 'v1', []))).toEqual([
       'cpu/cpu.cfs_burst_us=0?',
       'cpu/cpu.cfs_quota_us=-1?',
+      'cpu/cpu.idle=0?',
       'cpu/cpu.shares=1024',
       'pids/pids.max=1024',
       'memory/memory.memsw.limit_in_bytes=-1?',
@@ -37,6 +40,7 @@ describe('defaults', () => {
     expect(lines(cgroupWrites(DEFAULT_LIMITS, 'v2', []))).toEqual([
       'cpu/cpu.max.burst=0?',
       'cpu/cpu.max=max 100000?',
+      'cpu/cpu.idle=0?',
       'cpu/cpu.weight=100',
       'pids/pids.max=1024',
       'memory/memory.max=max?',
@@ -77,6 +81,7 @@ describe('flags → limits → cgroup writes', () => {
       'cpu/cpu.cfs_period_us=100000',
       'cpu/cpu.cfs_quota_us=25000',
       'cpu/cpu.cfs_burst_us=25000?',
+      'cpu/cpu.idle=0?',
       'cpu/cpu.shares=1024',
       'pids/pids.max=64',
       'memory/memory.memsw.limit_in_bytes=-1?',
@@ -94,6 +99,7 @@ describe('flags → limits → cgroup writes', () => {
       'cpu/cpu.max.burst=0?',
       'cpu/cpu.max=25000 100000',
       'cpu/cpu.max.burst=25000?',
+      'cpu/cpu.idle=0?',
       'cpu/cpu.weight=100',
       'pids/pids.max=64',
       'memory/memory.max=67108864',
@@ -120,7 +126,7 @@ describe('flags → limits → cgroup writes', () => {
     expect(v2).toContain('io/io.max=254:0 rbps=52428800 wbps=max riops=500 wiops=max');
     // a write that only resets an unset limit may be skipped where the controller is missing
     expect(lines(cgroupWrites({}, 'v2', dev))).toContain('io/io.max=254:0 rbps=max wbps=max riops=max wiops=max?');
-    expect(cgroupWrites(limits, 'v1', dev).filter((x) => x.optional).map((x) => x.file)).toEqual(['cpu.cfs_burst_us', 'cpu.cfs_quota_us', 'cpu.cfs_burst_us', 'memory.memsw.limit_in_bytes', 'memory.memsw.limit_in_bytes', 'blkio.throttle.write_iops_device']);
+    expect(cgroupWrites(limits, 'v1', dev).filter((x) => x.optional).map((x) => x.file)).toEqual(['cpu.cfs_burst_us', 'cpu.cfs_quota_us', 'cpu.cfs_burst_us', 'cpu.idle', 'memory.memsw.limit_in_bytes', 'memory.memsw.limit_in_bytes', 'blkio.throttle.write_iops_device']);
   });
 
   it('share mode and --cpu-share', () => {
@@ -205,6 +211,7 @@ describe('descriptions', () => {
     expect(describeLimits(DEFAULT_LIMITS)).toEqual([
       'cpu: no cap',
       'cpu share: 1024',
+      'cpu latency: normal (default)',
       'processes: 1024',
       'memory: unlimited',
       'disk i/o: unlimited',
@@ -220,5 +227,30 @@ describe('descriptions', () => {
   it('warns about what the kernel cannot follow', () => {
     expect(limitWarnings({ cpu: { fillRate: 10, interval: 100, tokensMax: 1000, tokensMin: 10, mode: 'hard' } })[0]).toMatch(/bucket/);
     expect(limitWarnings(DEFAULT_LIMITS)).toEqual([]);
+  });
+});
+
+describe('latency classes', () => {
+  it('--cpu-latency parses, merges, removes and is checked when read back', () => {
+    const l = mergeLimits(DEFAULT_LIMITS, parseLimitFlags({ 'cpu-latency': 'Batch' }));
+    expect(l.cpuLatency).toBe('batch');
+    expect(mergeLimits(l, { cpuLatency: null }).cpuLatency).toBeUndefined();
+    expect(() => parseLimitFlags({ 'cpu-latency': 'fast' })).toThrow(/--cpu-latency: 'fast' is not a latency class; use low, normal, batch, idle/);
+    expect(() => validateLimits({ cpuLatency: 'rt' })).toThrow(/limits.cpuLatency/);
+    expect(describeLimits(l)).toContain('cpu latency: batch');
+  });
+  it('idle enters cpu.idle after the weight (an idle group refuses a weight), on v1 and v2', () => {
+    const idle = { ...DEFAULT_LIMITS, cpuLatency: 'idle' as const };
+    for (const v of ['v1', 'v2'] as const) {
+      const w = lines(cgroupWrites(idle, v, [])).filter((x) => x.startsWith('cpu/cpu.idle') || /shares|weight/.test(x));
+      expect(w).toEqual(['cpu/cpu.idle=0?', v === 'v1' ? 'cpu/cpu.shares=1024' : 'cpu/cpu.weight=100', 'cpu/cpu.idle=1']);
+    }
+  });
+  it('low gives a short EEVDF slice, batch SCHED_BATCH, the others the kernel\'s default', () => {
+    expect(schedOf('low')).toEqual({ policy: 0, sliceNs: LOW_LATENCY_SLICE_NS });
+    expect(schedOf('batch')).toEqual({ policy: 3, sliceNs: 0 });
+    expect(schedOf('normal')).toEqual({ policy: 0, sliceNs: 0 });
+    expect(schedOf(undefined)).toEqual({ policy: 0, sliceNs: 0 });
+    expect(LOW_LATENCY_SLICE_NS).toBeGreaterThanOrEqual(100_000); // the kernel's smallest custom slice
   });
 });
