@@ -21,7 +21,7 @@ import {
   validateCcaps,
 } from '../core/caps.js';
 import { PaeneError } from '../core/errors.js';
-import { validateHostname } from '../core/spec.js';
+import { checkNetAgainstCaps, validateHostname } from '../core/spec.js';
 import { runtimeOf } from './common.js';
 import { formatTable, printJson } from './format.js';
 
@@ -161,9 +161,15 @@ export function registerCapsCommands(program: Command): void {
     .action(async (name: string, hostname: string, _o: unknown, cmd: Command) => {
       const h = validateHostname(hostname);
       const rt = runtimeOf(cmd);
-      const running = rt.status(name).state === 'running';
-      if (running) rt.setSysctls(name, { 'kernel.hostname': h });
-      await rt.updateConfig(name, (c) => ({ ...c, hostname: h }));
+      let running = false;
+      await rt.changeConfig(
+        name,
+        (c, live) => {
+          running = live;
+          return { ...c, hostname: h };
+        },
+        { applyLive: () => rt.setSysctls(name, { 'kernel.hostname': h }) },
+      );
       console.log(running ? `hostname of '${name}' is now ${h}` : `hostname of '${name}' will be ${h} from its next start`);
     });
 
@@ -198,26 +204,28 @@ export function registerCapsCommands(program: Command): void {
           else console.log(`caps: ${JSON.stringify(cur.caps)}\nccaps: ${cur.ccaps.join(' ') || '(none)'}`);
           return;
         }
-        if (rt.status(name).state === 'running') {
-          throw new PaeneError('wrong-state', `context '${name}' is running: stop it first ('paene stop ${name}'); capabilities are fixed when it starts`);
-        }
-        const profile = o.caps !== undefined ? parseCapProfile(o.caps) : cur.caps.profile;
         const adds = o.capAdd.map(parseCapName);
         const drops = o.capDrop.map(parseCapName);
-        const base = o.resetCaps ? { add: [], drop: [] } : cur.caps;
-        // the latest word wins: a new --cap-add cancels an older drop of the same name and the other way round
-        const add = [...new Set([...base.add.filter((c) => !drops.includes(c)), ...adds])].filter((c) => !drops.includes(c));
-        const drop = [...new Set([...base.drop.filter((c) => !adds.includes(c)), ...drops])];
         const del = ccapDel.map((c) => c.trim().toUpperCase().replace(/^(CCAP_|VXC_)/, ''));
-        const ccaps = validateCcaps([...cur.ccaps.filter((c) => !del.includes(c)), ...ccapAdd]);
-        if (profile === 'privileged' && cur.caps.profile !== 'privileged') {
+        if (o.caps !== undefined && parseCapProfile(o.caps) === 'privileged' && cur.caps.profile !== 'privileged') {
           process.stderr.write('paene: warning: the privileged profile gives guest root every capability and no seccomp filter; it can escape the context\n');
         }
-        const next = await rt.updateConfig(name, (c) => ({ ...c, caps: { profile, add, drop }, ccaps }));
+        // Merged and checked under the context's lock, with the write: no start or other change slips in between.
+        const next = await rt.changeConfig(name, (c, running) => {
+          if (running) throw new PaeneError('wrong-state', `context '${name}' is running: stop it first ('paene stop ${name}'); capabilities are fixed when it starts`);
+          const profile = o.caps !== undefined ? parseCapProfile(o.caps) : c.caps.profile;
+          const base = o.resetCaps ? { add: [], drop: [] } : c.caps;
+          // the latest word wins: a new --cap-add cancels an older drop of the same name and the other way round
+          const add = [...new Set([...base.add.filter((x) => !drops.includes(x)), ...adds])].filter((x) => !drops.includes(x));
+          const drop = [...new Set([...base.drop.filter((x) => !adds.includes(x)), ...drops])];
+          const ccaps = validateCcaps([...c.ccaps.filter((x) => !del.includes(x)), ...ccapAdd]);
+          const caps = { profile, add, drop };
+          return { ...c, caps, ccaps, net: checkNetAgainstCaps(c.net, caps) };
+        });
         if (o.json) printJson(next);
         else {
           const mask = capMask(next.caps);
-          console.log(`'${name}': profile ${profile}, add [${add.join(' ')}], drop [${drop.join(' ')}], ccaps [${ccaps.join(' ')}]`);
+          console.log(`'${name}': profile ${next.caps.profile}, add [${next.caps.add.join(' ')}], drop [${next.caps.drop.join(' ')}], ccaps [${next.ccaps.join(' ')}]`);
           console.log(`guest root will hold (${formatCapHex(mask)}): ${maskToNames(mask).join(' ') || '(nothing)'}`);
         }
       },

@@ -15,6 +15,7 @@
 // context's init is gone.
 
 import fs from 'node:fs';
+import { PaeneError } from '../core/errors.js';
 import path from 'node:path';
 import { errnoOf } from '../core/errors.js';
 import type { BlockDevice, ResourceLimits } from '../core/limits.js';
@@ -136,7 +137,7 @@ export async function startIoThrottle(rt: Runtime, name: string): Promise<number
   const rates = throttlerRates(rt.cgroupHost, config.limits, blockDevicesFor(rt.layout.upperDir(name)));
   if (!rates) return undefined;
   const fz = freezerOf(rt, name);
-  if (!fz) throw new Error(`context '${name}' has I/O limits but this host offers no freezer (cgroup.freeze or the v1 freezer) to enforce them`);
+  if (!fz) throw new PaeneError('unsupported', `context '${name}' has I/O limits but this host offers no freezer (cgroup.freeze or the v1 freezer) to enforce them`);
   const cg = rt.cgroupOf(name);
   const procs = path.join(cg.unifiedDir ?? cg.dirs()[0] ?? '', 'cgroup.procs');
   const args = ['--procs', procs, '--freeze', fz.file, '--frozen', fz.frozen, '--thawed', fz.thawed];
@@ -145,7 +146,7 @@ export async function startIoThrottle(rt: Runtime, name: string): Promise<number
   if (rates.readBps) args.push('--read-bps', String(rates.readBps));
   const pid = await rt.monitor.spawn(nativePath('paene-iothrottle'), args);
   const st = readStat(pid);
-  if (!st) throw new Error(`the I/O throttler of '${name}' exited at once`);
+  if (!st) throw new PaeneError('internal', `the I/O throttler of '${name}' exited at once`);
   fs.writeFileSync(recordFile(rt, name), JSON.stringify({ pid, starttime: st.starttime }) + '\n');
   return pid;
 }

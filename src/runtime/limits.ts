@@ -34,43 +34,51 @@ export function limitWritesFor(rt: Runtime, name: string, limits: ResourceLimits
  * for new objects: existing segments stay (as with sysctl on the host).
  */
 export async function applyLimits(rt: Runtime, name: string, patch: LimitsPatch): Promise<ApplyResult> {
-  const before = rt.config(name).limits;
-  const merged = mergeLimits(before, patch); // validates before anything changes
   const cg = rt.cgroupOf(name);
-  const writes = limitWritesFor(rt, name, merged);
-  const running = rt.store.live(name) !== undefined;
-  if (running) {
-    // Apply first: a value the kernel refuses must not end up in the config.
-    try {
-      cg.apply(writes);
-    } catch (e) {
-      // Put back what was there; if that fails too, the error above is the one to see.
-      try {
-        cg.apply(limitWritesFor(rt, name, before));
-      } catch {
-        /* keep the first error */
-      }
-      throw e;
-    }
-  }
-  const config = await rt.updateConfig(name, (c) => ({ ...c, limits: merged }));
-  const sysctls = ipcSysctls(config.limits);
+  let writes: CgroupWrite[] = [];
+  let live = false;
   let throttler: number | undefined;
-  if (running) {
-    // The IPC sysctls that were removed go back to the kernel's defaults only at the next start.
-    if (Object.keys(sysctls).length > 0) rt.setSysctls(name, sysctls);
-    // A new latency class reaches every process it has now; new ones inherit it from their parent or exec.
-    if (before.cpuLatency !== config.limits.cpuLatency) setSched(cg.pids(), schedOf(config.limits.cpuLatency));
-    const ioChanged = JSON.stringify(before.io ?? {}) !== JSON.stringify(config.limits.io ?? {});
-    if (ioChanged || !throttlerOf(rt, name)) throttler = await startIoThrottle(rt, name);
-    else throttler = throttlerOf(rt, name)?.pid;
-  }
+  // Read, merge, apply and write under the context's lock: concurrent `paene limit` calls never lose a patch.
+  const config = await rt.changeConfig(
+    name,
+    (c, running) => {
+      live = running;
+      return { ...c, limits: mergeLimits(c.limits, patch) }; // validates before anything changes
+    },
+    {
+      applyLive: (next, cur) => {
+        writes = limitWritesFor(rt, name, next.limits);
+        // Apply first: a value the kernel refuses must not end up in the config.
+        try {
+          cg.apply(writes);
+        } catch (e) {
+          // Put back what was there; if that fails too, the error above is the one to see.
+          try {
+            cg.apply(limitWritesFor(rt, name, cur.limits));
+          } catch {
+            /* keep the first error */
+          }
+          throw e;
+        }
+      },
+      after: async (next, running) => {
+        if (!running) return;
+        const sysctls = ipcSysctls(next.limits);
+        // The IPC sysctls that were removed go back to the kernel's defaults only at the next start.
+        if (Object.keys(sysctls).length > 0) rt.setSysctls(name, sysctls);
+        // A new latency class reaches every process it has now; new ones inherit it from their parent or exec.
+        if (patch.cpuLatency !== undefined) setSched(cg.pids(), schedOf(next.limits.cpuLatency));
+        if (patch.io !== undefined || !throttlerOf(rt, name)) throttler = await startIoThrottle(rt, name);
+        else throttler = throttlerOf(rt, name)?.pid;
+      },
+    },
+  );
   return {
     name,
     limits: config.limits,
-    live: running,
-    writes: running ? writes : [],
-    sysctls,
+    live,
+    writes: live ? writes : [],
+    sysctls: ipcSysctls(config.limits),
     io: ioMechanism(rt.cgroupHost, config.limits, blockDevicesFor(rt.layout.upperDir(name))),
     throttler,
     warnings: limitWarnings(config.limits),

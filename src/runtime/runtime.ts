@@ -184,13 +184,32 @@ export class Runtime {
     });
   }
 
-  /** Changes the stored config (limits, caps); the caller applies live changes. */
-  async updateConfig(name: string, change: (c: ContextConfig) => ContextConfig): Promise<ContextConfig> {
+  /**
+   * The one way a context's config changes (limits, hostname, capabilities):
+   * under its lock, read the config and whether it runs, compute the next
+   * one, apply it to the running context first (a value the kernel refuses
+   * never reaches the file), write it, then run `after` (still locked) for
+   * what needs the saved config. Two concurrent changes never lose one.
+   */
+  async changeConfig(
+    name: string,
+    change: (cur: ContextConfig, running: boolean) => ContextConfig,
+    hooks: { applyLive?: (next: ContextConfig, cur: ContextConfig) => Promise<void> | void; after?: (next: ContextConfig, running: boolean) => Promise<void> | void } = {},
+  ): Promise<ContextConfig> {
     return this.withContextLock(name, async () => {
-      const next = change(this.store.readConfig(name));
+      const cur = this.store.readConfig(name);
+      const running = this.store.live(name) !== undefined;
+      const next = change(cur, running);
+      if (running && hooks.applyLive) await hooks.applyLive(next, cur);
       this.store.writeConfig(next);
+      await hooks.after?.(next, running);
       return next;
     });
+  }
+
+  /** Changes the stored config only (what applies at the next start). */
+  updateConfig(name: string, change: (c: ContextConfig) => ContextConfig): Promise<ContextConfig> {
+    return this.changeConfig(name, (c) => change(c));
   }
 
   // ----------------------------------------------------------- network

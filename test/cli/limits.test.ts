@@ -1,7 +1,7 @@
 // `paene limit` and `paene stats` through the real CLI: a live change reaches
 // the kernel and the config, and a guest feels it at once.
 
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { openRuntime } from '../../src/runtime/open.js';
@@ -54,4 +54,51 @@ describeReal('CLI limit and stats', () => {
     expect(row?.processLimit).toBe(8);
     expect(row?.memoryBytes).toBeGreaterThan(0);
   });
+
+  it('50 concurrent limit calls on the running context: none is lost, the kernel matches the saved config', async () => {
+    const runAsync = (args: string[]) =>
+      new Promise<{ code: number | null; stderr: string }>((resolve) => {
+        const c = spawn(process.execPath, [path.resolve('bin/paene.js'), '--root', root, 'limit', 'lim', ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+        let stderr = '';
+        c.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+        c.on('close', (code) => resolve({ code, stderr }));
+      });
+    // Ten calls each set a field no other call touches; forty set nproc to forty different values.
+    const distinct: [string, string][] = [
+      ['--memory', '300M'],
+      ['--cpu-share', '700'],
+      ['--cpu-latency', 'batch'],
+      ['--cpu', '90%'],
+      ['--shm-max', '8M'],
+      ['--shm-all', '64M'],
+      ['--shm-ids', '77'],
+      ['--msg-max', '20000'],
+      ['--msg-ids', '33'],
+      ['--sem', '250 32000 32 99'],
+    ];
+    const calls = [...distinct.map(([f, v]) => [f, v]), ...Array.from({ length: 40 }, (_x, i) => ['--nproc', String(100 + i)])];
+    const results = await Promise.all(calls.map((a) => runAsync(a)));
+    // Each call either applied its patch or was refused as busy (exit 6), never anything else.
+    for (const [i, r] of results.entries()) expect([0, 6], `${calls[i]?.join(' ')}: ${r.stderr}`).toContain(r.code);
+    const applied = (i: number) => results[i]?.code === 0;
+    const l = rt.config('lim').limits;
+    if (applied(0)) expect(l.memory).toBe(300 * 2 ** 20);
+    if (applied(1)) expect(l.cpuShare).toBe(700);
+    if (applied(2)) expect(l.cpuLatency).toBe('batch');
+    if (applied(3)) expect(l.cpu?.fillRate).toBe(90);
+    if (applied(4)) expect(l.ipc?.shmMax).toBe(8 * 2 ** 20);
+    if (applied(5)) expect(l.ipc?.shmAll).toBe(64 * 2 ** 20);
+    if (applied(6)) expect(l.ipc?.shmIds).toBe(77);
+    if (applied(7)) expect(l.ipc?.msgMax).toBe(20000);
+    if (applied(8)) expect(l.ipc?.msgIds).toBe(33);
+    if (applied(9)) expect(l.ipc?.sem).toEqual([250, 32000, 32, 99]);
+    const nprocs = calls.slice(10).filter((_c, i) => applied(10 + i)).map((c) => Number(c[1]));
+    if (nprocs.length > 0) expect(nprocs).toContain(l.nproc);
+    expect(results.filter((r) => r.code === 0).length).toBeGreaterThan(25);
+    // the kernel holds what the file says
+    const cg = rt.cgroupOf('lim');
+    expect(cg.read('pids', 'pids.max')).toBe(String(l.nproc));
+    const v2 = rt.cgroupHost.layout === 'v2';
+    if (l.memory !== undefined) expect(cg.read('memory', v2 ? 'memory.max' : 'memory.limit_in_bytes')).toBe(String(l.memory));
+  }, 180_000);
 });
