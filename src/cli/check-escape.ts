@@ -4,7 +4,7 @@
 import type { Command } from 'commander';
 import type { AttemptResult } from '../check/escape-judge.js';
 import { runEscapeCheck } from '../check/escape-run.js';
-import { rootOf, runtimeOf } from './common.js';
+import { EXIT_CHECK_FAILED, rootOf, runtimeOf } from './common.js';
 import { formatTable, printJson } from './format.js';
 
 const clip = (s: string, n: number) => (s.length > n ? `${s.slice(0, n - 1)}…` : s);
@@ -52,6 +52,6 @@ export function registerEscapeCheck(check: Command): void {
             (s.ok ? 'result: the split root held' : 'result: FAILED'),
         );
       }
-      if (!s.ok) process.exitCode = 1;
+      if (!s.ok) process.exitCode = EXIT_CHECK_FAILED;
     });
 }

@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import type { Command } from 'commander';
 import { PaeneError } from '../core/errors.js';
 import { EXPERIMENTS, type ExperimentName, type ResultRow, brokenGuarantees, runIsolationSuite } from '../check/isolation.js';
-import { runtimeOf } from './common.js';
+import { EXIT_CHECK_FAILED, runtimeOf } from './common.js';
 import { formatTable } from './format.js';
 
 export function registerIsolationCheck(check: Command): void {
@@ -38,6 +38,6 @@ export function registerIsolationCheck(check: Command): void {
       if (o.json) fs.writeFileSync(o.json, JSON.stringify({ started, finished: new Date().toISOString(), quick: o.quick === true, rows }, null, 2) + '\n');
       console.log(`\n${rows.filter((r) => r.verdict === 'pass').length} passed, ${failed} failed, ${noisy} noisy, ${rows.filter((r) => r.verdict === 'info').length} informational; mechanism guarantees: ${broken} broken`);
       if (noisy > 0) console.log(`noisy: the host was busy with other work during ${noisy} missed measurement(s); rerun on a quiet host`);
-      if (failed > 0 || broken > 0) process.exitCode = 1;
+      if (failed > 0 || broken > 0) process.exitCode = EXIT_CHECK_FAILED;
     });
 }

@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import type { Command } from 'commander';
 import { PaeneError } from '../core/errors.js';
 import { type NetRow, isolatedSuite, sharedSuite, summarize } from '../check/network.js';
-import { runtimeOf } from './common.js';
+import { EXIT_CHECK_FAILED, runtimeOf } from './common.js';
 import { formatTable } from './format.js';
 
 const MODES = ['shared', 'none', 'private'] as const;
@@ -38,6 +38,6 @@ export function registerNetworkCheck(check: Command): void {
       const s = summarize(rows);
       if (o.json) fs.writeFileSync(o.json, JSON.stringify({ finished: new Date().toISOString(), rows, summary: s }, null, 2) + '\n');
       console.log(`\n${s.escaped} escaped, ${s.blocked} blocked, ${s.gaps} known gap / not provable; admin: ${s.adminWorked} work, ${s.adminFailed} failed`);
-      if (s.escaped > 0 || s.adminFailed > 0) process.exitCode = 1;
+      if (s.escaped > 0 || s.adminFailed > 0) process.exitCode = EXIT_CHECK_FAILED;
     });
 }

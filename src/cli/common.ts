@@ -22,3 +22,6 @@ export function intOption(name: string) {
     return Number(v);
   };
 }
+
+/** Exit code of a check whose verdict failed (the run itself worked): not an internal error (1). */
+export const EXIT_CHECK_FAILED = 10;
