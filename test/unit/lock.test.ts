@@ -3,6 +3,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { withLock } from '../../src/runtime/lock.js';
+import { EMPTY_STALE_MS } from '../../src/kernel/filelock.js';
+import { acquireStoreLock } from '../../src/image/lock.js';
 import { writeJsonAtomic } from '../../src/runtime/atomic.js';
 
 let dir: string;
@@ -51,6 +53,24 @@ describe('withLock', () => {
     );
     release();
     await held;
+  });
+
+  it('takes over an empty lock file once it is older than a holder needs to write its pid, not before', async () => {
+    const file = path.join(dir, 'x.lock');
+    fs.writeFileSync(file, ''); // its holder died between create and write
+    await expect(withLock(file, { what: 'x', timeoutMs: 150 }, async () => 'ran')).rejects.toThrow(/another paene is working on x/);
+    const old = (Date.now() - EMPTY_STALE_MS - 1000) / 1000;
+    fs.utimesSync(file, old, old);
+    expect(await withLock(file, { what: 'x', timeoutMs: 2000 }, async () => 'ran')).toBe('ran');
+  });
+
+  it('the image store lock is the same lock: a store held by a live pid is busy, by a dead one taken over', async () => {
+    const file = path.join(dir, 'store.lock');
+    fs.writeFileSync(file, '999999999\n'); // an older paene's format: the pid alone
+    const l = await acquireStoreLock(file, 2000);
+    await expect(acquireStoreLock(file, 100)).rejects.toThrow(new RegExp(`locked by another paene \\(pid ${process.pid}`));
+    l.release();
+    expect(fs.existsSync(file)).toBe(false);
   });
 
   it('releases the lock when the work throws', async () => {
