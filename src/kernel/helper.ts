@@ -128,6 +128,12 @@ export function landlockAbi(): number {
   return landlockAbiCache;
 }
 
+/** A connection error that means no monitor listens (yet) on the socket. */
+function isNotListening(e: unknown): boolean {
+  const code = (e as NodeJS.ErrnoException).code;
+  return code === 'ENOENT' || code === 'ECONNREFUSED';
+}
+
 /** The monitor of one state root: listens on RUNDIR/monitor.sock. */
 export class Monitor {
   constructor(readonly runDir: string) {}
@@ -141,8 +147,7 @@ export class Monitor {
     try {
       return await this.send(args);
     } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      if (code !== 'ENOENT' && code !== 'ECONNREFUSED') throw e;
+      if (!isNotListening(e)) throw e;
     }
     await this.spawnMonitor();
     let last: unknown;
@@ -150,6 +155,8 @@ export class Monitor {
       try {
         return await this.send(args);
       } catch (e) {
+        // Only "not listening yet" is worth another try; the monitor's own answer (err ...) is final.
+        if (!isNotListening(e)) throw e;
         last = e;
         await sleep(20);
       }
