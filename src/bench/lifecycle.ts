@@ -25,6 +25,7 @@ import { openImageStore, openRuntime, storeImageSource } from '../runtime/open.j
 import type { Runtime } from '../runtime/runtime.js';
 import { Cleanup, type MachineFacts, machineFacts, median, round, run } from './common.js';
 import { type OciRuntime, PEER_PREFIX, cleanupPeers, ociArgs, peerVersion, which, writeBundle } from './peers.js';
+import { DEFAULT_IMAGE } from '../image/store.js';
 
 export interface LifecycleOptions {
   dir: string;
@@ -138,7 +139,7 @@ export async function runLifecycle(o: LifecycleOptions): Promise<LifecycleResult
   let nodeStartupMs = NaN;
   let cleanupErrors: string[] = [];
   try {
-    const rootfs = await storeImageSource(openImageStore(stateRoot)).rootfsOf('base');
+    const rootfs = await storeImageSource(openImageStore(stateRoot)).rootfsOf(DEFAULT_IMAGE);
     // Node's own start-up, which every CLI call pays
     const nodeT: number[] = [];
     for (let i = 0; i < Math.max(3, o.runs); i++) nodeT.push(await timed(node, ['-e', '0']));
@@ -153,7 +154,7 @@ export async function runLifecycle(o: LifecycleOptions): Promise<LifecycleResult
         cycle: async (i) => {
           const name = `lc-api-${i}`;
           const t0 = performance.now();
-          await rt.create({ name, image: 'base' });
+          await rt.create({ name, image: DEFAULT_IMAGE });
           const t1 = performance.now();
           await rt.start(name);
           const t2 = performance.now();
@@ -251,7 +252,7 @@ export async function runLifecycle(o: LifecycleOptions): Promise<LifecycleResult
 
     // ---- exec into a running container
     const ctx = 'lc-exec';
-    await rt.create({ name: ctx, image: 'base' });
+    await rt.create({ name: ctx, image: DEFAULT_IMAGE });
     await rt.start(ctx);
     const execEngines: Engine[] = [
       {

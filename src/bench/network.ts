@@ -22,6 +22,7 @@ import { sampleUsage } from '../runtime/limits.js';
 import { openImageStore, openRuntime, storeImageSource } from '../runtime/open.js';
 import { parseValue } from './overhead.js';
 import { Cleanup, type MachineFacts, machineFacts, median, meminfo, round, run, sleep } from './common.js';
+import { DEFAULT_IMAGE } from '../image/store.js';
 
 export type NetSide = 'host' | 'shared' | 'none' | 'private';
 export const NET_SIDES: readonly NetSide[] = ['host', 'shared', 'none', 'private'];
@@ -96,7 +97,7 @@ export async function runNetworkBench(o: NetworkOptions): Promise<NetworkResult>
     if (made.status !== 0) throw new Error(`ip netns add ${netns}: ${made.stderr.trim()}`);
     // The bridge of the private context lives in the bench's namespace, never on the host's interfaces.
     rt.network.saveSettings({ hostNetns: `/run/netns/${netns}` });
-    const rootfs = await storeImageSource(openImageStore(stateRoot)).rootfsOf('base');
+    const rootfs = await storeImageSource(openImageStore(stateRoot)).rootfsOf(DEFAULT_IMAGE);
     const busybox = path.join(rootfs, 'bin/busybox');
     const www = path.join(o.dir, 'www');
     fs.mkdirSync(www, { recursive: true });
@@ -113,7 +114,7 @@ export async function runNetworkBench(o: NetworkOptions): Promise<NetworkResult>
     hostSpawn([busybox, 'httpd', '-f', '-p', `${HOST_ADDR}:${PORT.http}`, '-h', www]);
     const ctx: Record<Exclude<NetSide, 'host'>, string> = { shared: 'bn-shared', none: 'bn-none', private: 'bn-private' };
     for (const [mode, name] of Object.entries(ctx) as [Exclude<NetSide, 'host'>, string][]) {
-      await rt.create({ name, image: 'base', net: { mode, addresses: [], publish: [] } });
+      await rt.create({ name, image: DEFAULT_IMAGE, net: { mode, addresses: [], publish: [] } });
       await rt.start(name);
       const cp = await rt.execCapture(name, ['/bin/sh', '-c', 'cat > /usr/local/bin/paene-bench && chmod 755 /usr/local/bin/paene-bench'], { input: fs.readFileSync(tool) });
       if (cp.code !== 0) throw new Error(`cannot copy paene-bench into ${name}: ${cp.stderr}`);
@@ -191,7 +192,7 @@ export async function runNetworkBench(o: NetworkOptions): Promise<NetworkResult>
       const names: string[] = [];
       for (let i = 0; i < n; i++) {
         const name = `bn-mem-${mode}-${i}`;
-        await rt.create({ name, image: 'base', net: { mode, addresses: [], publish: [] } });
+        await rt.create({ name, image: DEFAULT_IMAGE, net: { mode, addresses: [], publish: [] } });
         await rt.start(name);
         names.push(name);
       }

@@ -22,6 +22,7 @@ import path from 'node:path';
 import { nativePath } from '../kernel/helper.js';
 import { openImageStore, openRuntime, storeImageSource } from '../runtime/open.js';
 import { Cleanup, type MachineFacts, httpGet, machineFacts, median, round, run, sleep } from './common.js';
+import { DEFAULT_IMAGE } from '../image/store.js';
 
 export interface OverheadOptions {
   dir: string;
@@ -117,13 +118,13 @@ export async function runOverhead(o: OverheadOptions): Promise<OverheadResult> {
   const results: MicroResult[] = [];
   let cleanupErrors: string[] = [];
   try {
-    const rootfs = await storeImageSource(openImageStore(stateRoot)).rootfsOf('base');
+    const rootfs = await storeImageSource(openImageStore(stateRoot)).rootfsOf(DEFAULT_IMAGE);
     fs.mkdirSync(hostDir, { recursive: true });
     fs.mkdirSync(wwwDir, { recursive: true });
     fs.writeFileSync(path.join(wwwDir, 'index.html'), 'paene bench\n');
     const [srv, cli] = ['ov-server', 'ov-client'];
     for (const n of [srv, cli]) {
-      await rt.create({ name: n, image: 'base', hostname: n });
+      await rt.create({ name: n, image: DEFAULT_IMAGE, hostname: n });
       await rt.start(n);
       const r = await rt.execCapture(n, ['/bin/sh', '-c', 'cat > /usr/local/bin/paene-bench && chmod 755 /usr/local/bin/paene-bench'], {
         input: fs.readFileSync(tool),

@@ -20,6 +20,7 @@ import { nativePath } from '../kernel/helper.js';
 import { defaultPolicy, openImageStore, storeImageSource } from '../runtime/open.js';
 import { type ImageSource, Runtime } from '../runtime/runtime.js';
 import { Cleanup, type MachineFacts, dirBytes, httpGet, machineFacts, median, meminfo, percentile, round, run, slope } from './common.js';
+import { DEFAULT_IMAGE } from '../image/store.js';
 
 export type Variant = 'shared' | 'private-copy';
 
@@ -208,7 +209,7 @@ export async function runPacking(o: PackingOptions): Promise<PackingResult> {
   const results: VariantResult[] = [];
   let cleanupErrors: string[] = [];
   try {
-    const baseRootfs = await images.rootfsOf('base');
+    const baseRootfs = await images.rootfsOf(DEFAULT_IMAGE);
     const tool = nativePath('paene-bench');
     const imageBytes = dirBytes(baseRootfs);
     for (const variant of o.variants) {
@@ -244,7 +245,7 @@ export async function runPacking(o: PackingOptions): Promise<PackingResult> {
         names.push(name);
         allNames.push(name);
         const ta = performance.now();
-        let image = 'base';
+        let image = DEFAULT_IMAGE;
         try {
           if (variant === 'private-copy') {
             const tc = performance.now();

@@ -8,6 +8,7 @@ import { openImageStore } from '../runtime/open.js';
 import type { Runtime } from '../runtime/runtime.js';
 import { type AttemptResult, type EscapeSummary, summarize } from './escape-judge.js';
 import { installProbe, makeSentinel, runSuites, type SuiteEnv } from './escape.js';
+import { DEFAULT_IMAGE } from '../image/store.js';
 
 export interface EscapeCheckOptions {
   /** the state root (the sentinel file goes there; the image is looked up there) */
@@ -43,12 +44,12 @@ export async function runEscapeCheck(rt: Runtime, o: EscapeCheckOptions): Promis
     } else {
       name = `escape-check-${tag}`;
       log(`creating a temporary secure context '${name}'`);
-      await rt.create({ name, image: 'base' });
+      await rt.create({ name, image: DEFAULT_IMAGE });
       made.push(name);
       await rt.start(name);
     }
     const peer = `escape-peer-${tag}`;
-    await rt.create({ name: peer, image: 'base' });
+    await rt.create({ name: peer, image: DEFAULT_IMAGE });
     made.push(peer);
     await rt.start(peer);
     const config = rt.config(name);

@@ -4,6 +4,7 @@
 // bounds every hog in time and count, and destroys its contexts in `finally`.
 // Used by `paene check isolation` and by test/isolation/*.test.ts.
 
+import { setTimeout as sleep } from 'node:timers/promises';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -14,6 +15,7 @@ import { nativePath } from '../kernel/helper.js';
 import { applyLimits, sampleUsage } from '../runtime/limits.js';
 import { blockDevicesFor, ioMechanism, throttlerOf } from '../runtime/iothrottle.js';
 import type { Runtime } from '../runtime/runtime.js';
+import { DEFAULT_IMAGE } from '../image/store.js';
 
 /** 'noisy': the paper-grade bar was missed while the host's own load moved; rerun on a quiet host. */
 export type Verdict = 'pass' | 'fail' | 'info' | 'noisy';
@@ -56,7 +58,6 @@ export interface IsoOptions {
 export const EXPERIMENTS = ['cpu-cap', 'shares', 'nine-hogs', 'fork-bomb', 'memory-hog', 'disk-hog', 'ipc'] as const;
 export type ExperimentName = (typeof EXPERIMENTS)[number];
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const r1 = (n: number) => Math.round(n * 10) / 10;
 
 /** Contexts of one experiment: made with limits, the load tool copied in, all destroyed by `close`. */
@@ -79,7 +80,7 @@ class Bench {
     const name = this.name(n);
     if (this.rt.store.exists(name)) await this.rt.destroy(name, { force: true });
     const limits = mergeLimits(DEFAULT_LIMITS, parseLimitFlags(flags));
-    await this.rt.create({ name, image: 'base', limits });
+    await this.rt.create({ name, image: DEFAULT_IMAGE, limits });
     this.made.push(name);
     await this.rt.start(name);
     await this.sh(name, 'cat > /tmp/iso-load && chmod 755 /tmp/iso-load', this.tool);

@@ -4,6 +4,7 @@
 // `paene check network` and test/net/ use it. Every listener and context it
 // makes is on 127.0.0.0/8 or inside namespaces of its own, and is removed.
 
+import { setTimeout as sleep } from 'node:timers/promises';
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -12,6 +13,7 @@ import { reservedAddressOf } from '../core/net.js';
 import { nativePath } from '../kernel/helper.js';
 import { hostAddresses } from '../net/context.js';
 import type { Runtime } from '../runtime/runtime.js';
+import { DEFAULT_IMAGE } from '../image/store.js';
 
 export type NetVerdict = 'blocked' | 'ESCAPED' | 'works' | 'FAILED' | 'known gap' | 'not provable here';
 
@@ -24,7 +26,6 @@ export interface NetRow {
 }
 
 const PROBE = '/tmp/net-probe';
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** A host TCP listener that records every connection it gets (the witness). */
 async function hostTcp(host: string, port: number): Promise<{ hits: () => number; close: () => Promise<void> }> {
@@ -111,7 +112,7 @@ class Fixture {
   async context(n: string, mode: 'shared' | 'private' | 'none'): Promise<string> {
     const name = `${this.prefix}-${n}`;
     if (this.rt.store.exists(name)) await this.rt.destroy(name, { force: true });
-    await this.rt.create({ name, image: 'base', net: { mode, addresses: [], publish: [] } });
+    await this.rt.create({ name, image: DEFAULT_IMAGE, net: { mode, addresses: [], publish: [] } });
     this.made.push(name);
     await this.rt.start(name);
     const r = await this.rt.execCapture(name, ['/bin/sh', '-c', `cat > ${PROBE} && chmod 755 ${PROBE}`], { input: this.probe });

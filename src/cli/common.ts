@@ -15,13 +15,5 @@ export function runtimeOf(cmd: Command): Runtime {
   return openRuntime(rootOf(cmd));
 }
 
-/** Parses an integer option, with the option's name in the error. */
-export function intOption(name: string) {
-  return (v: string): number => {
-    if (!/^-?\d+$/.test(v.trim())) throw new Error(`${name} must be a whole number, got '${v}'`);
-    return Number(v);
-  };
-}
-
 /** Exit code of a check whose verdict failed (the run itself worked): not an internal error (1). */
 export const EXIT_CHECK_FAILED = 10;

@@ -8,6 +8,7 @@ import type { Command } from 'commander';
 import { nativePath } from '../kernel/helper.js';
 import type { Runtime } from '../runtime/runtime.js';
 import { runtimeOf } from './common.js';
+import { DEFAULT_IMAGE } from '../image/store.js';
 
 const NAMES = ['demo-alpha', 'demo-beta'] as const;
 const IPC_KEY = '0x5eed';
@@ -38,8 +39,8 @@ export async function runDemo(rt: Runtime, log: (s: string) => void): Promise<vo
   try {
     step(1, 'create and start two contexts (the base image is built on first use)');
     const t0 = performance.now();
-    await rt.create({ name: NAMES[0], image: 'base', hostname: 'alpha' });
-    await rt.create({ name: NAMES[1], image: 'base', hostname: 'beta' });
+    await rt.create({ name: NAMES[0], image: DEFAULT_IMAGE, hostname: 'alpha' });
+    await rt.create({ name: NAMES[1], image: DEFAULT_IMAGE, hostname: 'beta' });
     const t1 = performance.now();
     for (const n of NAMES) await rt.start(n);
     const t2 = performance.now();

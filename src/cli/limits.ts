@@ -2,6 +2,7 @@
 // and `paene stats` (vserver-stat/vtop: per-context CPU, bucket, memory,
 // processes and disk I/O).
 
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Command } from 'commander';
 import { PaeneError } from '../core/errors.js';
 import { describeLimits, parseLimitFlags } from '../core/limits.js';
@@ -14,7 +15,6 @@ import { runtimeOf } from './common.js';
 import { addLimitOptions } from './context.js';
 import { formatTable, printJson } from './format.js';
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export function registerLimitCommands(program: Command): void {
   addLimitOptions(

@@ -347,8 +347,6 @@ export const CCAPS: readonly CcapInfo[] = [
 ];
 
 const CCAP_BY_NAME: ReadonlyMap<string, CcapInfo> = new Map(CCAPS.map((c) => [c.name, c]));
-/** vserver defaulted to SET_UTSNAME, RAW_ICMP, AUDIT_CONTROL; paene grants none unless asked. */
-export const DEFAULT_CCAPS: readonly string[] = [];
 
 /** Normalises a ccap name (case-insensitive, optional CCAP_/VXC_ prefix); unknown → error listing the known ones. */
 export function parseCcap(s: string): string {

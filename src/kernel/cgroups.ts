@@ -7,6 +7,7 @@
 // Hybrid: the v1 directories carry the limits; the unified (v2) directory
 //   is still created because it offers cgroup.kill and cgroup.freeze.
 
+import { setTimeout as sleep } from 'node:timers/promises';
 import fs from 'node:fs';
 import path from 'node:path';
 import { PaeneError, errnoOf } from '../core/errors.js';
@@ -109,7 +110,6 @@ function readFile(file: string): string | undefined {
   }
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export class ContextCgroup {
   constructor(

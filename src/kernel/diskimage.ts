@@ -11,12 +11,11 @@
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import { PaeneError } from '../core/errors.js';
+import type { DiskLimit } from '../core/spec.js';
 import { parseMountinfo } from './cgroups.js';
 
-export interface DiskLimit {
-  bytes: number;
-  inodes?: number;
-}
+/** The limit is the config's (core/spec.ts owns its shape and validation). */
+export type { DiskLimit } from '../core/spec.js';
 
 /** ext4 needs room for its own metadata; below this a filesystem is not useful. */
 export const MIN_DISK_BYTES = 8 * 1024 * 1024;

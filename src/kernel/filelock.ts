@@ -6,6 +6,7 @@
 // file (a holder that died between create and write) is stale once it is
 // older than EMPTY_STALE_MS.
 
+import { setTimeout as sleep } from 'node:timers/promises';
 import fs from 'node:fs';
 import { PaeneError, errnoOf } from '../core/errors.js';
 import { isAlive, readStat } from './procfs.js';
@@ -92,7 +93,6 @@ export function holderOf(file: string): string {
   }
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Waits for the lock up to `timeoutMs`; then throws 'busy' with `busy(holderPid)` as the message. */
 export async function acquireFileLock(file: string, timeoutMs: number, busy: (holder: string) => string): Promise<FileLock> {

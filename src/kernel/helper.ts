@@ -1,6 +1,7 @@
 // Talks to the native helper (src/native/paene-helper.c): the per-root
 // monitor that forks context inits, and `exec` into a running context.
 
+import { setTimeout as sleep } from 'node:timers/promises';
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -109,7 +110,6 @@ export function execArgs(r: ExecRequest): string[] {
   return a;
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Sets the scheduling class of running processes (a live latency change); pids that exited are skipped. */
 export function setSched(pids: number[], sched: Sched): void {

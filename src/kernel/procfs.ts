@@ -78,26 +78,10 @@ export function cmdline(pid: number): string[] {
   }
 }
 
-export function nsInode(pid: number, ns: string): string | undefined {
-  try {
-    return fs.readlinkSync(`/proc/${pid}/ns/${ns}`);
-  } catch {
-    return undefined;
-  }
-}
-
 export function allPids(): number[] {
   return fs
     .readdirSync('/proc')
     .filter((d) => /^\d+$/.test(d))
     .map(Number)
     .sort((a, b) => a - b);
-}
-
-/** Clock ticks per second for utime/stime/starttime; 100 on every Linux this runs on. */
-export const CLK_TCK = 100;
-
-export function bootTimeMs(): number {
-  const up = Number(fs.readFileSync('/proc/uptime', 'utf8').split(' ')[0]);
-  return Date.now() - up * 1000;
 }

@@ -14,6 +14,7 @@
 // (which reaps it), is stopped by pid at `stop`, and exits by itself when the
 // context's init is gone.
 
+import { setTimeout as sleep } from 'node:timers/promises';
 import fs from 'node:fs';
 import { PaeneError } from '../core/errors.js';
 import path from 'node:path';
@@ -24,7 +25,6 @@ import { nativePath } from '../kernel/helper.js';
 import { isAlive, readStat } from '../kernel/procfs.js';
 import type { Runtime } from './runtime.js';
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Linux dev_t → major:minor (glibc's gnu_dev_major/minor encoding). */
 export function splitDev(dev: bigint): BlockDevice {

@@ -12,6 +12,7 @@
 // straggler, cgroup removal. The mounts live only in the context's mount
 // namespace, so they vanish with its last process, also after a crash.
 
+import { setTimeout as sleep } from 'node:timers/promises';
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -99,7 +100,6 @@ export const DEVICE_RULES: CgroupWrite[] = [
   })),
 ];
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export interface RuntimeOptions {
   root: string;
@@ -302,7 +302,7 @@ export class Runtime {
         if (!Number.isInteger(pid) || pid <= 0 || !st) throw new PaeneError('internal', `the context init died right after start (${answer})`);
         this.store.writeState(name, { pid, starttime: st.starttime, started: new Date().toISOString() });
         this.network.afterStart(config, pid);
-        // Issue 4 hook: paene's own write throttler where the kernel cannot limit buffered writes (no-op without I/O limits).
+        // paene's own write throttler where the kernel cannot limit buffered writes (no-op without I/O limits).
         await startIoThrottle(this, name);
       } catch (e) {
         await cg.killAll().catch(() => undefined);
@@ -361,7 +361,7 @@ export class Runtime {
 
   /** Removes what a crashed context left: its processes, cgroups, layer mount and stale state. */
   private async cleanupLeftovers(name: string): Promise<void> {
-    await stopIoThrottle(this, name); // issue 4 hook: stop the I/O throttler (by pid) before the cgroups go
+    await stopIoThrottle(this, name); // stop the I/O throttler (by pid) before the cgroups go
     const cg = this.cgroupOf(name);
     if (cg.exists()) await cg.killAll();
     // The host side of its network, once no process of it is left (a broken config has none to undo).
@@ -463,7 +463,7 @@ export class Runtime {
     this.store.readConfig(name); // unknown context -> clear error
     const live = this.store.live(name);
     if (live && timeoutMs > 0) {
-      await stopIoThrottle(this, name); // issue 4 hook: a context held frozen by its throttler could not receive SIGTERM
+      await stopIoThrottle(this, name); // a context held frozen by its throttler could not receive SIGTERM
       try {
         process.kill(live.pid, 'SIGTERM');
       } catch {
