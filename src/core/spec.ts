@@ -163,6 +163,46 @@ export const MASKED_PATHS = [
 ];
 export const READONLY_PATHS = ['/proc/sys', '/proc/bus', '/proc/fs', '/proc/irq', '/proc/asound'];
 
+/** A character device node of the guest's minimal /dev. */
+export interface DeviceNode {
+  path: string;
+  major: number;
+  minor: number;
+  mode: number;
+}
+
+/**
+ * The guest's /dev: these nodes, its own devpts (ptmx is 5:2, the ptys
+ * 136:*) and /dev/shm. One table for both walls: the helper makes exactly
+ * these nodes, and the v1 devices cgroup allows exactly these (and nothing a
+ * guest could mknod without CAP_MKNOD anyway).
+ */
+export const DEVICE_NODES: readonly DeviceNode[] = [
+  { path: '/dev/null', major: 1, minor: 3, mode: 0o666 },
+  { path: '/dev/zero', major: 1, minor: 5, mode: 0o666 },
+  { path: '/dev/full', major: 1, minor: 7, mode: 0o666 },
+  { path: '/dev/random', major: 1, minor: 8, mode: 0o666 },
+  { path: '/dev/urandom', major: 1, minor: 9, mode: 0o666 },
+  { path: '/dev/tty', major: 5, minor: 0, mode: 0o666 },
+];
+
+/** The devices cgroup's allow list: the nodes above, the pty master and the ptys. */
+export function deviceAllowList(): string[] {
+  return [...DEVICE_NODES.map((d) => `c ${d.major}:${d.minor} rwm`), 'c 5:2 rwm', 'c 136:* rwm'];
+}
+
+/** Sizes of the guest's private tmpfs mounts. */
+export const TMP_SIZE = '256m';
+export const SHM_SIZE = '64m';
+
+/**
+ * Sysctls that belong to a context's own namespaces (uts, ipc): the only
+ * ones the runtime ever writes for it. Anything else is a knob of the host.
+ */
+export function isPerContextSysctl(key: string): boolean {
+  return /^kernel\.(shm[a-z_]+|msg[a-z_]+|sem|hostname|domainname)$/.test(key);
+}
+
 /** Holes in the read-only /proc/sys that a context's ccaps open (SET_UTSNAME: its own names). */
 export function writablePaths(config: ContextConfig): string[] {
   return config.ccaps.includes('SET_UTSNAME') ? ['/proc/sys/kernel/hostname', '/proc/sys/kernel/domainname'] : [];

@@ -43,6 +43,9 @@ export interface StartRequest {
   /** paths made writable again inside a read-only one (ccaps) */
   writable: string[];
   tmpSize: string;
+  shmSize: string;
+  /** the character devices made in its /dev */
+  devices: readonly { path: string; major: number; minor: number; mode: number }[];
   capsMask: bigint;
   seccomp?: Buffer;
   /** 'new': the init gets a network namespace of its own (modes private and none) */
@@ -67,7 +70,8 @@ export function startArgs(r: StartRequest): string[] {
   const a = ['start'];
   for (const f of r.cgroupProcs) a.push('--cgroup', f);
   a.push('--lower', r.lower, '--upper', r.upper, '--work', r.work, '--rootfs', r.rootfs);
-  a.push('--hostname', r.hostname, '--tmp-size', r.tmpSize, '--caps', r.capsMask.toString(16));
+  a.push('--hostname', r.hostname, '--tmp-size', r.tmpSize, '--shm-size', r.shmSize, '--caps', r.capsMask.toString(16));
+  for (const d of r.devices) a.push('--dev', `${d.path}:${d.major}:${d.minor}:${d.mode.toString(8)}`);
   for (const [k, v] of Object.entries(r.sysctls)) a.push('--sysctl', `${k}=${v}`);
   for (const p of r.masked) a.push('--mask', p);
   for (const p of r.readonly) a.push('--ro', p);

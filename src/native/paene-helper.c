@@ -92,7 +92,9 @@ static void die(const char *fmt, ...) {
 struct spec {
   const char *cgroups[MAX_LIST];
   int ncgroups;
-  const char *lower, *upper, *work, *rootfs, *hostname, *tmp_size, *init_name;
+  const char *lower, *upper, *work, *rootfs, *hostname, *tmp_size, *shm_size, *init_name;
+  const char *devs[MAX_LIST]; /* PATH:MAJOR:MINOR:OCTAL_MODE */
+  int ndevs;
   const char *sysctls[MAX_LIST];
   int nsysctls;
   const char *masks[MAX_LIST];
@@ -165,6 +167,8 @@ static void parse_spec(int argc, char **argv, struct spec *s) {
     else if (!strcmp(a, "--rootfs")) s->rootfs = v;
     else if (!strcmp(a, "--hostname")) s->hostname = v;
     else if (!strcmp(a, "--tmp-size")) s->tmp_size = v;
+    else if (!strcmp(a, "--shm-size")) s->shm_size = v;
+    else if (!strcmp(a, "--dev")) push(s->devs, &s->ndevs, v, a);
     else if (!strcmp(a, "--init-name")) s->init_name = v;
     else if (!strcmp(a, "--sysctl")) push(s->sysctls, &s->nsysctls, v, a);
     else if (!strcmp(a, "--mask")) push(s->masks, &s->nmasks, v, a);
@@ -367,25 +371,26 @@ static void make_link(const char *root, const char *target, const char *name) {
   if (symlink(target, p) != 0 && errno != EEXIST) die("symlink %s: %s", name, strerror(errno));
 }
 
-/* A minimal /dev: the few character devices a guest needs, its own ptys, its own shm. */
-static void setup_dev(const char *root) {
-  char p[4096];
+/* A minimal /dev: the character devices the runtime lists, its own ptys, its own shm. */
+static void setup_dev(const struct spec *s, const char *root) {
+  char p[4096], opts[64];
   path_in(p, sizeof p, root, "/dev");
   mkdir(p, 0755);
   mountx("tmpfs", p, "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=755,size=64k,nr_inodes=64");
-  make_dev(root, "/dev/null", 0666, 1, 3);
-  make_dev(root, "/dev/zero", 0666, 1, 5);
-  make_dev(root, "/dev/full", 0666, 1, 7);
-  make_dev(root, "/dev/random", 0666, 1, 8);
-  make_dev(root, "/dev/urandom", 0666, 1, 9);
-  make_dev(root, "/dev/tty", 0666, 5, 0);
+  for (int i = 0; i < s->ndevs; i++) {
+    char name[256];
+    unsigned maj, min, mode;
+    if (sscanf(s->devs[i], "%255[^:]:%u:%u:%o", name, &maj, &min, &mode) != 4) die("bad --dev '%s'", s->devs[i]);
+    make_dev(root, name, (mode_t)mode, maj, min);
+  }
   path_in(p, sizeof p, root, "/dev/pts");
   mkdir(p, 0755);
   mountx("devpts", p, "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620,gid=5");
   make_link(root, "pts/ptmx", "/dev/ptmx");
   path_in(p, sizeof p, root, "/dev/shm");
   mkdir(p, 01777);
-  mountx("shm", p, "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777,size=64m");
+  snprintf(opts, sizeof opts, "mode=1777,size=%s", s->shm_size);
+  mountx("shm", p, "tmpfs", MS_NOSUID | MS_NODEV, opts);
   make_link(root, "/proc/self/fd", "/dev/fd");
   make_link(root, "/proc/self/fd/0", "/dev/stdin");
   make_link(root, "/proc/self/fd/1", "/dev/stdout");
@@ -450,7 +455,7 @@ static void writable_path(const char *root, const char *rel) {
 static void setup_context(const struct spec *s) {
   char opts[8192], p[4096];
   const char *root = s->rootfs;
-  if (!root || !s->lower || !s->upper || !s->work) die("start needs --lower, --upper, --work and --rootfs");
+  if (!root || !s->lower || !s->upper || !s->work || !s->tmp_size || !s->shm_size) die("start needs --lower, --upper, --work, --rootfs, --tmp-size and --shm-size");
 
   mountx(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL);
   if (snprintf(opts, sizeof opts, "lowerdir=%s,upperdir=%s,workdir=%s", s->lower, s->upper, s->work) >= (int)sizeof opts)
@@ -466,11 +471,11 @@ static void setup_context(const struct spec *s) {
   path_in(p, sizeof p, root, "/sys");
   mountx("sysfs", p, "sysfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
 
-  setup_dev(root);
+  setup_dev(s, root);
 
   ensure_dir(root, "/tmp", 01777);
   path_in(p, sizeof p, root, "/tmp");
-  snprintf(opts, sizeof opts, "mode=1777,size=%s", s->tmp_size ? s->tmp_size : "256m");
+  snprintf(opts, sizeof opts, "mode=1777,size=%s", s->tmp_size);
   mountx("tmpfs", p, "tmpfs", MS_NOSUID | MS_NODEV, opts);
 
   for (int i = 0; i < s->nmasks; i++) mask_path(root, s->masks[i]);
@@ -931,10 +936,7 @@ static int sysctl_main(int argc, char **argv) {
     if (!eq || eq - argv[i] >= (long)sizeof key) die("bad sysctl '%s'", argv[i]);
     memcpy(key, argv[i], eq - argv[i]);
     key[eq - argv[i]] = 0;
-    /* only the namespaced ones: never a global knob of the host */
-    if (strncmp(key, "kernel.shm", 10) && strncmp(key, "kernel.msg", 10) && strcmp(key, "kernel.sem") &&
-        strcmp(key, "kernel.hostname") && strcmp(key, "kernel.domainname"))
-      die("'%s' is not a per-context (uts/ipc) sysctl", key);
+    /* the runtime sends only per-context (uts/ipc) sysctls (core/spec.ts isPerContextSysctl) */
     for (char *c = key; *c; c++)
       if (*c == '.') *c = '/';
     snprintf(p, sizeof p, "/proc/sys/%s", key);

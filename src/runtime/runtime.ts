@@ -23,7 +23,12 @@ import { cgroupWrites, ipcSysctls, schedOf, type CgroupWrite } from '../core/lim
 import { type NetSpec, canonicalIp, validateNetSpec } from '../core/net.js';
 import {
   type ContextConfig,
+  DEVICE_NODES,
   MASKED_PATHS,
+  SHM_SIZE,
+  TMP_SIZE,
+  deviceAllowList,
+  isPerContextSysctl,
   type NewContext,
   READONLY_PATHS,
   allocateXid,
@@ -90,16 +95,11 @@ export interface ExecOptions {
   env?: Record<string, string>;
 }
 
-/** Devices a context may use (v1 devices cgroup): the nodes its /dev has, and its ptys. */
+/** Devices a context may use (v1 devices cgroup): the nodes its /dev has, and its ptys (core/spec.ts owns the list). */
 export const DEVICE_RULES: CgroupWrite[] = [
   { controller: 'devices', file: 'devices.deny', value: 'a' },
-  ...['c 1:3 rwm', 'c 1:5 rwm', 'c 1:7 rwm', 'c 1:8 rwm', 'c 1:9 rwm', 'c 5:0 rwm', 'c 5:2 rwm', 'c 136:* rwm'].map((value) => ({
-    controller: 'devices',
-    file: 'devices.allow',
-    value,
-  })),
+  ...deviceAllowList().map((value) => ({ controller: 'devices', file: 'devices.allow', value })),
 ];
-
 
 export interface RuntimeOptions {
   root: string;
@@ -290,7 +290,9 @@ export class Runtime {
             masked: MASKED_PATHS,
             readonly: READONLY_PATHS,
             writable: writablePaths(config),
-            tmpSize: '256m',
+            tmpSize: TMP_SIZE,
+            shmSize: SHM_SIZE,
+            devices: DEVICE_NODES,
             capsMask: capMask(config.caps),
             seccomp: this.policy.seccomp(config),
             ...this.network.startLaunch(config),
@@ -445,6 +447,8 @@ export class Runtime {
     requireRoot('changing a running context');
     const live = this.store.live(name);
     if (!live) throw new PaeneError('wrong-state', `context '${name}' is not running`);
+    const host = Object.keys(sysctls).filter((k) => !isPerContextSysctl(k));
+    if (host.length > 0) throw new PaeneError('invalid-argument', `${host.join(', ')}: not a per-context (uts/ipc) sysctl; it would change the host`);
     const entries = Object.entries(sysctls).map(([k, v]) => `${k}=${v}`);
     if (entries.length === 0) return;
     const r = spawnSync(helperPath(), ['sysctl', '--pid', String(live.pid), ...entries], { encoding: 'utf8', env: {} });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { allocateXid, guestEnv, newConfig, parseXid, validateConfig, validateHostname, validateName } from '../../src/core/spec.js';
+import { DEVICE_NODES, allocateXid, deviceAllowList, guestEnv, isPerContextSysctl, newConfig, parseXid, validateConfig, validateHostname, validateName } from '../../src/core/spec.js';
 import { Layout } from '../../src/runtime/layout.js';
 import { cgroupHostFrom, parseMountinfo } from '../../src/kernel/cgroups.js';
 import { parseStat } from '../../src/kernel/procfs.js';
@@ -98,5 +98,18 @@ describe('kernel feature check', () => {
       'overlayfs (CONFIG_OVERLAY_FS; try `modprobe overlay`)',
     ]);
     expect(missingFeatures(probe(undefined))).toContain('/proc is not mounted');
+  });
+});
+
+describe('the contract with the helper', () => {
+  it('one device table for the nodes made and the devices cgroup allowed', () => {
+    expect(DEVICE_NODES.map((d) => d.path)).toEqual(['/dev/null', '/dev/zero', '/dev/full', '/dev/random', '/dev/urandom', '/dev/tty']);
+    expect(deviceAllowList()).toEqual(['c 1:3 rwm', 'c 1:5 rwm', 'c 1:7 rwm', 'c 1:8 rwm', 'c 1:9 rwm', 'c 5:0 rwm', 'c 5:2 rwm', 'c 136:* rwm']);
+  });
+  it('only uts and ipc sysctls are per context', () => {
+    for (const k of ['kernel.shmmax', 'kernel.shmall', 'kernel.shmmni', 'kernel.msgmnb', 'kernel.msgmni', 'kernel.sem', 'kernel.hostname', 'kernel.domainname']) {
+      expect(isPerContextSysctl(k), k).toBe(true);
+    }
+    for (const k of ['kernel.panic', 'kernel.shm', 'net.ipv4.ip_forward', 'kernel.hostname.x', 'kernel.semx', 'vm.swappiness']) expect(isPerContextSysctl(k), k).toBe(false);
   });
 });
