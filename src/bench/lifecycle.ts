@@ -16,11 +16,11 @@
 // The exec part: /bin/true in a running paene context (API and CLI) against
 // `runc exec` / `crun exec` into a running container.
 
+import { packageRoot } from '../kernel/package.js';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { openImageStore, openRuntime, storeImageSource } from '../runtime/open.js';
 import type { Runtime } from '../runtime/runtime.js';
 import { Cleanup, type MachineFacts, machineFacts, median, round, run } from './common.js';
@@ -59,13 +59,6 @@ export interface LifecycleResult {
   /** paene API median / peer median, for each peer that ran */
   ratios: Record<string, number>;
   cleanup: { errors: string[] };
-}
-
-/** The package root (bin/paene.js lives there). */
-export function packageRoot(): string {
-  let dir = path.dirname(fileURLToPath(import.meta.url));
-  while (!fs.existsSync(path.join(dir, 'package.json')) && path.dirname(dir) !== dir) dir = path.dirname(dir);
-  return dir;
 }
 
 interface Engine {

@@ -1,6 +1,6 @@
 // Tables and plots for the benchmark results (pure: results in, text out).
 
-import { formatTable } from '../cli/format.js';
+import { formatTable } from '../core/table.js';
 import { formatMachine } from './common.js';
 import type { EngineResult, LifecycleResult } from './lifecycle.js';
 import type { OverheadResult } from './overhead.js';

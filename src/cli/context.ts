@@ -1,7 +1,7 @@
 // Lifecycle verbs: create, start, exec, enter, stop, destroy, list, status, ps.
 
 import { type Command, Option } from 'commander';
-import { type CapProfile, type CapSpec, parseCapName, parseCcap, validateCcaps } from '../core/caps.js';
+import { type CapSpec, makeCapSpec, parseCcap, validateCcaps } from '../core/caps.js';
 import { DEFAULT_LIMITS, LIMIT_FLAGS, limitWarnings, mergeLimits, parseLimitFlags } from '../core/limits.js';
 import { parseCount, parseSize } from '../core/units.js';
 import { PaeneError } from '../core/errors.js';
@@ -22,15 +22,11 @@ export function addLimitOptions(cmd: Command): Command {
   return cmd;
 }
 
-export function capSpecFrom(o: { caps?: string; capAdd?: string[]; capDrop?: string[] }, base?: CapSpec): CapSpec {
-  const profile = (o.caps ?? base?.profile ?? 'secure') as CapProfile;
-  if (!['secure', 'strict', 'privileged'].includes(profile)) {
-    throw new PaeneError('invalid-argument', `unknown capability profile '${o.caps}': use secure, strict or privileged`);
-  }
-  const add = [...(base?.add ?? []), ...(o.capAdd ?? []).map(parseCapName)];
-  const drop = [...(base?.drop ?? []), ...(o.capDrop ?? []).map(parseCapName)];
-  if (profile === 'privileged') process.stderr.write('paene: warning: the privileged profile gives guest root every capability; it can escape the context\n');
-  return { profile, add: [...new Set(add)], drop: [...new Set(drop)] };
+/** The --caps/--cap-add/--cap-drop options as a capability spec (core/caps.ts validates); privileged warns. */
+function capSpecFrom(o: { caps?: string; capAdd?: string[]; capDrop?: string[] }): CapSpec {
+  const spec = makeCapSpec(o.caps ?? 'secure', o.capAdd ?? [], o.capDrop ?? []);
+  if (spec.profile === 'privileged') process.stderr.write('paene: warning: the privileged profile gives guest root every capability; it can escape the context\n');
+  return spec;
 }
 
 function diskFrom(o: Record<string, unknown>): { bytes: number; inodes?: number } | undefined {

@@ -1,5 +1,6 @@
 // `paene image …`: build, import, export, list, remove images and show how much they share.
 
+import { parseCount, parseSize } from '../core/units.js';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Command } from 'commander';
@@ -9,19 +10,6 @@ import { buildBaseImage } from '../image/base.js';
 import { DEFAULT_IMAGE, ImageStore, validateImageName, type ImageInfo } from '../image/store.js';
 import { formatBytes, formatTable, printJson, ProgressBar } from './format.js';
 
-/** "64G", "1.5GiB", "500M", "1000" → bytes (binary units). */
-export function parseSize(s: string): number {
-  const m = /^\s*(\d+(?:\.\d+)?)\s*([kmgtp]?)(i?b?)\s*$/i.exec(s);
-  if (!m) throw new PaeneError('invalid-argument', `invalid size ${JSON.stringify(s)} (use e.g. 500M, 64G)`);
-  const mult = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3, t: 1024 ** 4, p: 1024 ** 5 }[m[2].toLowerCase() as '' | 'k'];
-  return Math.floor(parseFloat(m[1]) * mult);
-}
-
-function parseCount(s: string): number {
-  const n = Number(s.replace(/_/g, ''));
-  if (!Number.isInteger(n) || n <= 0) throw new PaeneError('invalid-argument', `invalid number ${JSON.stringify(s)}`);
-  return n;
-}
 
 const warn = (msg: string): void => {
   process.stderr.write(`paene: warning: ${msg}\n`);
@@ -78,8 +66,8 @@ export function registerImageCommands(program: Command, getRoot: () => string, u
     )
     .action(async (file: string, o: { name: string; maxFiles: string; maxBytes: string; allowDevices?: boolean }) => {
       validateImageName(o.name);
-      const maxFiles = parseCount(o.maxFiles);
-      const maxBytes = parseSize(o.maxBytes);
+      const maxFiles = parseCount(o.maxFiles.replace(/_/g, ''), '--max-files', 1);
+      const maxBytes = parseSize(o.maxBytes, '--max-bytes');
       let input: NodeJS.ReadableStream;
       let total: number | undefined;
       if (file === '-') {
@@ -187,7 +175,7 @@ export function registerImageCommands(program: Command, getRoot: () => string, u
     .option('--json', 'print JSON')
     .option('--top <n>', 'how many shared files to show', '10')
     .action((o: { json?: boolean; top: string }) => {
-      const u = store().du(parseCount(o.top));
+      const u = store().du(parseCount(o.top, '--top', 1));
       if (o.json) {
         printJson(u);
         return;

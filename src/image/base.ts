@@ -6,7 +6,7 @@
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { packageRoot } from '../kernel/helper.js';
+import { packageRoot } from '../kernel/package.js';
 import tar from 'tar-stream';
 import { PaeneError } from '../core/errors.js';
 import { DEFAULT_IMAGE, type ImageInfo, type ImageStore } from './store.js';

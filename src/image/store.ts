@@ -18,7 +18,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import tar from 'tar-stream';
 import { PaeneError } from '../core/errors.js';
-import { fsyncDir, writeJsonAtomic } from '../runtime/atomic.js';
+import { fsyncDir, writeJsonAtomic } from '../kernel/atomic.js';
 import { DEFAULT_MAX_BYTES, DEFAULT_MAX_FILES, forceRemoveTree, unpackTar } from './importer.js';
 import { acquireStoreLock, acquireStoreLockSync, type StoreLock } from './lock.js';
 import { packTree, writeTreeTar } from './walk.js';

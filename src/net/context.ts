@@ -18,7 +18,7 @@ import type { ContextConfig } from '../core/spec.js';
 import { attachSockAddr, detachSockAddr } from '../kernel/bpf.js';
 import type { ContextCgroup } from '../kernel/cgroups.js';
 import { type ExecRequest, LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET, type StartRequest, landlockAbi } from '../kernel/helper.js';
-import { writeJsonAtomic } from '../runtime/atomic.js';
+import { writeJsonAtomic } from '../kernel/atomic.js';
 import type { Layout } from '../runtime/layout.js';
 import type { StateStore } from '../runtime/state.js';
 import { type NetHost, connectPrivate, disconnectPrivate, ensureBridge, leftovers, loadRuleset, loopbackOnly, removeBridgeIfUnused } from './bridge.js';

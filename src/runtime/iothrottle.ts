@@ -16,9 +16,8 @@
 
 import { setTimeout as sleep } from 'node:timers/promises';
 import fs from 'node:fs';
-import { PaeneError } from '../core/errors.js';
 import path from 'node:path';
-import { errnoOf } from '../core/errors.js';
+import { PaeneError, errnoOf } from '../core/errors.js';
 import type { BlockDevice, ResourceLimits } from '../core/limits.js';
 import type { CgroupHost } from '../kernel/cgroups.js';
 import { nativePath } from '../kernel/helper.js';

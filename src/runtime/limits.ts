@@ -3,9 +3,8 @@
 // throttler restarted with the new rates).
 
 import fs from 'node:fs';
-import { type CgroupWrite, type LimitsPatch, type ResourceLimits, cgroupWrites, ipcSysctls, limitWarnings, mergeLimits, schedOf } from '../core/limits.js';
+import { type CgroupWrite, type LimitsPatch, type ResourceLimits, ipcSysctls, limitWarnings, mergeLimits, schedOf } from '../core/limits.js';
 import { setSched } from '../kernel/helper.js';
-import { limitsVersion } from '../kernel/cgroups.js';
 import { blockDevicesFor, ioMechanism, startIoThrottle, throttlerOf, type IoMechanism } from './iothrottle.js';
 import type { Runtime } from './runtime.js';
 
@@ -24,10 +23,6 @@ export interface ApplyResult {
 }
 
 /** The limit writes (without device rules) for a context's limits. */
-export function limitWritesFor(rt: Runtime, name: string, limits: ResourceLimits): CgroupWrite[] {
-  return cgroupWrites(limits, limitsVersion(rt.cgroupHost), blockDevicesFor(rt.layout.upperDir(name)));
-}
-
 /**
  * Merges `patch` into the context's limits and persists them; if the context
  * runs, applies them at once. The IPC sysctls only grow or shrink the limits
@@ -47,14 +42,14 @@ export async function applyLimits(rt: Runtime, name: string, patch: LimitsPatch)
     },
     {
       applyLive: (next, cur) => {
-        writes = limitWritesFor(rt, name, next.limits);
+        writes = rt.limitWrites(name, next.limits);
         // Apply first: a value the kernel refuses must not end up in the config.
         try {
           cg.apply(writes);
         } catch (e) {
           // Put back what was there; if that fails too, the error above is the one to see.
           try {
-            cg.apply(limitWritesFor(rt, name, cur.limits));
+            cg.apply(rt.limitWrites(name, cur.limits));
           } catch {
             /* keep the first error */
           }

@@ -19,7 +19,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { capMask } from '../core/caps.js';
 import { PaeneError } from '../core/errors.js';
-import { cgroupWrites, ipcSysctls, schedOf, type CgroupWrite } from '../core/limits.js';
+import { cgroupWrites, ipcSysctls, schedOf, type CgroupWrite, type ResourceLimits } from '../core/limits.js';
 import { type NetSpec, canonicalIp, validateNetSpec } from '../core/net.js';
 import {
   type ContextConfig,
@@ -345,13 +345,17 @@ export class Runtime {
     });
   }
 
-  /** The cgroup files a context's config asks for, in the order the kernel accepts them. */
+  /** The cgroup files a context's config asks for at start, in the order the kernel accepts them. */
   cgroupPlan(config: ContextConfig): CgroupWrite[] {
-    const host = this.cgroupHost;
-    // I/O rules name the disk holding the context's private layer (issue 4).
-    const writes = cgroupWrites(config.limits, limitsVersion(host), blockDevicesFor(this.layout.upperDir(config.name)));
-    // The v1 devices cgroup is a second wall behind the dropped MKNOD capability.
-    return host.v1.has('devices') ? [...DEVICE_RULES, ...writes] : writes;
+    const writes = this.limitWrites(config.name, config.limits);
+    // The v1 devices cgroup is a second wall behind the dropped MKNOD capability (written at start only:
+    // rewriting it live would deny every device for a moment).
+    return this.cgroupHost.v1.has('devices') ? [...DEVICE_RULES, ...writes] : writes;
+  }
+
+  /** The cgroup files a context's limits become (at start, and live by `paene limit`); I/O rules name the disk of its private layer. */
+  limitWrites(name: string, limits: ResourceLimits): CgroupWrite[] {
+    return cgroupWrites(limits, limitsVersion(this.cgroupHost), blockDevicesFor(this.layout.upperDir(name)));
   }
 
   /** Makes the private layer ready: mounts the context's filesystem if it has a disk limit. */

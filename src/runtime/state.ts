@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import { PaeneError, errnoOf } from '../core/errors.js';
 import { type ContextConfig, validateConfig } from '../core/spec.js';
 import { isAlive } from '../kernel/procfs.js';
-import { writeJsonAtomic } from './atomic.js';
+import { writeJsonAtomic } from '../kernel/atomic.js';
 import type { Layout } from './layout.js';
 
 /** What the runtime records about a started context. */

@@ -4,7 +4,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Command } from 'commander';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { parseSize, registerImageCommands } from '../../src/cli/image.js';
+import { registerImageCommands } from '../../src/cli/image.js';
+import { parseSize } from '../../src/core/units.js';
 import { isPaeneError } from '../../src/core/errors.js';
 import { tempRoot } from '../helpers.js';
 import { makeTar } from '../image/tarhelp.js';
@@ -49,7 +50,7 @@ describe('paene image verbs', () => {
     expect(parseSize('500M')).toBe(500 * 1024 ** 2);
     expect(parseSize('64G')).toBe(64 * 1024 ** 3);
     expect(parseSize('1.5GiB')).toBe(1.5 * 1024 ** 3);
-    expect(() => parseSize('lots')).toThrow(/invalid size/);
+    expect(() => parseSize('lots')).toThrow(/expected a number of bytes/);
   });
 
   it('import, ls, du, export, rm', async () => {

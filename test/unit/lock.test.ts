@@ -5,7 +5,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { withLock } from '../../src/runtime/lock.js';
 import { EMPTY_STALE_MS } from '../../src/kernel/filelock.js';
 import { acquireStoreLock } from '../../src/image/lock.js';
-import { writeJsonAtomic } from '../../src/runtime/atomic.js';
+import { writeJsonAtomic } from '../../src/kernel/atomic.js';
 
 let dir: string;
 beforeEach(() => {
