@@ -212,23 +212,29 @@ export class ContextCgroup {
     return text.split('\n').filter(Boolean).map(Number);
   }
 
-  /** Freezes every process (v2 cgroup.freeze, else the v1 freezer) and waits until frozen. */
-  async freeze(): Promise<void> {
+  /**
+   * Freezes every process (v2 cgroup.freeze, else the v1 freezer) and waits
+   * up to 1 s until the kernel says frozen; returns whether it did. A caller
+   * that needs a snapshot must check (a task in uninterruptible sleep can
+   * hold the freeze off); a caller that kills does not need to.
+   */
+  async freeze(): Promise<boolean> {
     if (this.unifiedDir && fs.existsSync(path.join(this.unifiedDir, 'cgroup.freeze'))) {
       writeFile(path.join(this.unifiedDir, 'cgroup.freeze'), '1');
       for (let i = 0; i < 200; i++) {
-        if (/frozen 1/.test(readFile(path.join(this.unifiedDir, 'cgroup.events')) ?? '')) return;
+        if (/frozen 1/.test(readFile(path.join(this.unifiedDir, 'cgroup.events')) ?? '')) return true;
         await sleep(5);
       }
-      return;
+      return false;
     }
     const f = this.host.v1.has('freezer') ? this.dir('freezer') : undefined;
     if (!f) throw new PaeneError('unsupported', 'no freezer: neither cgroup v2 nor the v1 freezer controller is mounted');
     writeFile(path.join(f, 'freezer.state'), 'FROZEN');
     for (let i = 0; i < 200; i++) {
-      if (readFile(path.join(f, 'freezer.state'))?.trim() === 'FROZEN') return;
+      if (readFile(path.join(f, 'freezer.state'))?.trim() === 'FROZEN') return true;
       await sleep(5);
     }
+    return false;
   }
 
   thaw(): void {

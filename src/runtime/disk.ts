@@ -2,6 +2,7 @@
 // shares (`paene du`), and turning its merged root into a new image
 // (`paene commit`), which shares every file the context did not change.
 
+import { startIoThrottle, stopIoThrottle, throttlerOf } from './iothrottle.js';
 import fs from 'node:fs';
 import { PaeneError } from '../core/errors.js';
 import type { DiskLimit } from '../core/spec.js';
@@ -63,11 +64,17 @@ export async function commitContext(rt: Runtime, store: ImageStore, name: string
   try {
     const pid = rt.status(name).pid;
     if (pid === undefined || !fs.existsSync(`/proc/${pid}/root`)) throw new PaeneError('wrong-state', `context '${name}' stopped during commit`);
-    await cg.freeze();
+    // The I/O throttler also freezes and thaws this context: it is stopped for the copy, so nothing thaws it midway.
+    const throttled = throttlerOf(rt, name) !== undefined;
+    if (throttled) await stopIoThrottle(rt, name);
     try {
+      if (!(await cg.freeze())) {
+        throw new PaeneError('busy', `context '${name}' did not freeze within 1 s (a process in uninterruptible sleep?); nothing was committed, try again`);
+      }
       return await store.importDirectory(`/proc/${pid}/root`, image, { source: `commit:${name}` });
     } finally {
       cg.thaw();
+      if (throttled) await startIoThrottle(rt, name);
     }
   } finally {
     if (!wasRunning) await rt.stop(name);
