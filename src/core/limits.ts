@@ -192,6 +192,17 @@ const FLAG_NAMES = new Set(LIMIT_FLAGS.map((f) => f.flag));
 const UNLIMITED = /^(unlimited|max|none|-1)$/i;
 const INT_MAX = 2 ** 31 - 1;
 
+/** The kernel's ranges, named once: flag parsing and config validation both use them. */
+export const RANGES = {
+  nproc: [1, 4_194_304], // pids.max: PID_MAX_LIMIT
+  cpuShare: [2, 262_144], // cpu.shares
+  shmIds: [1, 32_768], // kernel.shmmni: IPCMNI
+  msgIds: [0, 32_768], // kernel.msgmni
+  msgMax: [0, INT_MAX], // kernel.msgmnb
+  semMni: [0, 32_768],
+  semInt: [0, INT_MAX],
+} as const satisfies Record<string, readonly [number, number]>;
+
 function flagKey(k: string): string {
   return k.replace(/^-+/, '').replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
 }
@@ -226,7 +237,7 @@ export function parseLimitFlags(flags: Record<string, string | undefined>): Limi
     if (f['cpu-mode'] !== undefined) cpu.mode = parseMode(f['cpu-mode']);
     p.cpu = cpu;
   }
-  const share = get('cpu-share', (s, w) => parseCount(s, w, 2, 262_144));
+  const share = get('cpu-share', (s, w) => parseCount(s, w, ...RANGES.cpuShare));
   if (share !== undefined) p.cpuShare = share;
   const latency = get('cpu-latency', parseCpuLatency);
   if (latency !== undefined) p.cpuLatency = latency;
@@ -245,7 +256,7 @@ export function parseLimitFlags(flags: Record<string, string | undefined>): Limi
   }
   if (Object.keys(io).length > 0) p.io = io;
 
-  const nproc = get('nproc', (s, w) => parseCount(s, w, 1, 4_194_304));
+  const nproc = get('nproc', (s, w) => parseCount(s, w, ...RANGES.nproc));
   if (nproc !== undefined) p.nproc = nproc;
   const mem = get('memory', parseSize);
   if (mem !== undefined) p.memory = mem;
@@ -258,9 +269,9 @@ export function parseLimitFlags(flags: Record<string, string | undefined>): Limi
   };
   ipcSet('shmMax', get('shm-max', parseSize));
   ipcSet('shmAll', get('shm-all', parseSize));
-  ipcSet('shmIds', get('shm-ids', (s, w) => parseCount(s, w, 1, 32_768)));
-  ipcSet('msgMax', get('msg-max', (s, w) => checkRange(parseSize(s, w), w, 0, INT_MAX)));
-  ipcSet('msgIds', get('msg-ids', (s, w) => parseCount(s, w, 0, 32_768)));
+  ipcSet('shmIds', get('shm-ids', (s, w) => parseCount(s, w, ...RANGES.shmIds)));
+  ipcSet('msgMax', get('msg-max', (s, w) => checkRange(parseSize(s, w), w, ...RANGES.msgMax)));
+  ipcSet('msgIds', get('msg-ids', (s, w) => parseCount(s, w, ...RANGES.msgIds)));
   ipcSet('sem', get('sem', parseSem));
   if (Object.keys(ipc).length > 0) p.ipc = ipc;
   return p;
@@ -307,7 +318,7 @@ function checkSem(v: SemLimits, what: string): SemLimits {
   if (msl < 1 || msl > 65_536) throw new PaeneError('invalid-argument', `${what}: SEMMSL ${msl} must be from 1 to 65536`);
   if (mns < 1 || mns > INT_MAX) throw new PaeneError('invalid-argument', `${what}: SEMMNS ${mns} must be from 1 to ${INT_MAX}`);
   if (opm < 1 || opm > 65_536) throw new PaeneError('invalid-argument', `${what}: SEMOPM ${opm} must be from 1 to 65536`);
-  if (mni < 0 || mni > 32_768) throw new PaeneError('invalid-argument', `${what}: SEMMNI ${mni} must be from 0 to 32768`);
+  if (mni < RANGES.semMni[0] || mni > RANGES.semMni[1]) throw new PaeneError('invalid-argument', `${what}: SEMMNI ${mni} must be from ${RANGES.semMni[0]} to ${RANGES.semMni[1]}`);
   return v;
 }
 
@@ -381,7 +392,7 @@ export function validateLimits(x: unknown): ResourceLimits {
   if (x === undefined || x === null) return structuredClone(DEFAULT_LIMITS);
   const o = objectWith(x, 'limits', TOP_KEYS);
   const out: ResourceLimits = {};
-  if (o.nproc !== undefined) out.nproc = wholeIn(o.nproc, 'limits.nproc', 1, 4_194_304);
+  if (o.nproc !== undefined) out.nproc = wholeIn(o.nproc, 'limits.nproc', ...RANGES.nproc);
   if (o.memory !== undefined) out.memory = wholeIn(o.memory, 'limits.memory', 1 << 20);
   if (o.memorySwap !== undefined) {
     out.memorySwap = wholeIn(o.memorySwap, 'limits.memorySwap', 1 << 20);
@@ -391,7 +402,7 @@ export function validateLimits(x: unknown): ResourceLimits {
     }
   }
   if (o.cpu !== undefined) out.cpu = validateBucket(o.cpu, 'limits.cpu');
-  if (o.cpuShare !== undefined) out.cpuShare = wholeIn(o.cpuShare, 'limits.cpuShare', 2, 262_144);
+  if (o.cpuShare !== undefined) out.cpuShare = wholeIn(o.cpuShare, 'limits.cpuShare', ...RANGES.cpuShare);
   if (o.cpuLatency !== undefined) out.cpuLatency = parseCpuLatency(String(o.cpuLatency), 'limits.cpuLatency');
   if (o.io !== undefined) {
     const io = objectWith(o.io, 'limits.io', IO_KEYS);
@@ -404,12 +415,12 @@ export function validateLimits(x: unknown): ResourceLimits {
     const r: IpcLimits = {};
     if (ipc.shmMax !== undefined) r.shmMax = wholeIn(ipc.shmMax, 'limits.ipc.shmMax', 1);
     if (ipc.shmAll !== undefined) r.shmAll = wholeIn(ipc.shmAll, 'limits.ipc.shmAll', 1);
-    if (ipc.shmIds !== undefined) r.shmIds = wholeIn(ipc.shmIds, 'limits.ipc.shmIds', 1, 32_768);
-    if (ipc.msgMax !== undefined) r.msgMax = wholeIn(ipc.msgMax, 'limits.ipc.msgMax', 0, INT_MAX);
-    if (ipc.msgIds !== undefined) r.msgIds = wholeIn(ipc.msgIds, 'limits.ipc.msgIds', 0, 32_768);
+    if (ipc.shmIds !== undefined) r.shmIds = wholeIn(ipc.shmIds, 'limits.ipc.shmIds', ...RANGES.shmIds);
+    if (ipc.msgMax !== undefined) r.msgMax = wholeIn(ipc.msgMax, 'limits.ipc.msgMax', ...RANGES.msgMax);
+    if (ipc.msgIds !== undefined) r.msgIds = wholeIn(ipc.msgIds, 'limits.ipc.msgIds', ...RANGES.msgIds);
     if (ipc.sem !== undefined) {
       if (!Array.isArray(ipc.sem) || ipc.sem.length !== 4) throw new PaeneError('invalid-argument', `limits.ipc.sem: must be [SEMMSL, SEMMNS, SEMOPM, SEMMNI]`);
-      r.sem = checkSem(ipc.sem.map((v, i) => wholeIn(v, `limits.ipc.sem[${i}]`, 0, INT_MAX)) as SemLimits, 'limits.ipc.sem');
+      r.sem = checkSem(ipc.sem.map((v, i) => wholeIn(v, `limits.ipc.sem[${i}]`, ...RANGES.semInt)) as SemLimits, 'limits.ipc.sem');
     }
     out.ipc = r;
   }
