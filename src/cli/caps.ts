@@ -2,12 +2,11 @@
 // profiles), `paene hostname` (set a context's name from the host) and
 // `paene config` (change a stopped context's capabilities and ccaps).
 
-import fs from 'node:fs';
 import type { Command } from 'commander';
 import {
   CAP_PROFILES,
   CAP_SET_NAMES,
-  type CapSetName,
+  type DecodedCaps,
   type CapSpec,
   CCAPS,
   capMask,
@@ -15,35 +14,19 @@ import {
   maskToNames,
   parseCapName,
   parseCapProfile,
-  parseProcStatusCaps,
+  changeCapSpec,
   PROFILE_CAPS,
   removedCaps,
   validateCcaps,
 } from '../core/caps.js';
 import { PaeneError } from '../core/errors.js';
 import { checkNetAgainstCaps, validateHostname } from '../core/spec.js';
+import { liveCaps } from '../runtime/caps.js';
 import { runtimeOf } from './common.js';
 import { formatTable, printJson } from './format.js';
 
 function collect(v: string, prev: string[]): string[] {
   return [...prev, v];
-}
-
-export interface DecodedCaps {
-  sets: Record<CapSetName, { hex: string; names: string[] }>;
-  seccomp: string;
-  noNewPrivs: string;
-}
-
-/** The five sets and the seccomp mode from the text of /proc/PID/status. */
-export function decodeStatus(status: string): DecodedCaps {
-  const caps = parseProcStatusCaps(status);
-  const line = (k: string) => new RegExp(`^${k}:\\s*(.*)$`, 'm').exec(status)?.[1]?.trim() ?? '?';
-  const mode = line('Seccomp');
-  const seccomp = mode === '2' ? `2 (filter, ${line('Seccomp_filters')} filter(s))` : mode === '1' ? '1 (strict)' : mode === '0' ? '0 (none)' : mode;
-  const sets = {} as Record<CapSetName, { hex: string; names: string[] }>;
-  for (const k of CAP_SET_NAMES) sets[k] = { hex: formatCapHex(caps[k]), names: maskToNames(caps[k]) };
-  return { sets, seccomp, noNewPrivs: line('NoNewPrivs') };
 }
 
 function printDecoded(title: string, d: DecodedCaps, expected: bigint): void {
@@ -119,34 +102,20 @@ export function registerCapsCommands(program: Command): void {
         return;
       }
       const rt = runtimeOf(cmd);
-      const st = rt.status(name);
-      if (st.state !== 'running' || !st.pid) throw new PaeneError('wrong-state', `context '${name}' is not running; start it to see its live sets (its config: ${JSON.stringify(rt.config(name).caps)})`);
-      const config = rt.config(name);
-      const expected = capMask(config.caps);
-      const init = decodeStatus(fs.readFileSync(`/proc/${st.pid}/status`, 'utf8'));
-      const r = await rt.execCapture(name, ['/bin/cat', '/proc/self/status'], { timeoutMs: 30_000 });
-      if (r.code !== 0) throw new PaeneError('internal', `cannot read /proc/self/status in '${name}': ${r.stderr.trim()}`);
-      const exec = decodeStatus(r.stdout);
-      const report = {
-        context: name,
-        caps: config.caps,
-        ccaps: config.ccaps,
-        expected: { hex: formatCapHex(expected), names: maskToNames(expected) },
-        init: { hostPid: st.pid, ...init },
-        exec,
-      };
+      const r = await liveCaps(rt, name);
       if (o.json) {
-        printJson(report);
+        printJson(r);
         return;
       }
-      const spec = config.caps;
+      const expected = BigInt(`0x${r.expected.hex}`);
+      const spec = r.caps;
       console.log(
-        `context ${name}: profile ${spec.profile}${spec.add.length ? ` +${spec.add.join(' +')}` : ''}${spec.drop.length ? ` -${spec.drop.join(' -')}` : ''}; ccaps: ${config.ccaps.join(' ') || '(none)'}`,
+        `context ${name}: profile ${spec.profile}${spec.add.length ? ` +${spec.add.join(' +')}` : ''}${spec.drop.length ? ` -${spec.drop.join(' -')}` : ''}; ccaps: ${r.ccaps.join(' ') || '(none)'}`,
       );
-      console.log(`expected mask ${formatCapHex(expected)}\n`);
-      printDecoded(`init (host pid ${st.pid}, pid 1 inside):`, init, expected);
+      console.log(`expected mask ${r.expected.hex}\n`);
+      printDecoded(`init (host pid ${r.init.hostPid}, pid 1 inside):`, r.init, expected);
       console.log('');
-      printDecoded('a fresh exec (cat /proc/self/status):', exec, expected);
+      printDecoded('a fresh exec (cat /proc/self/status):', r.exec, expected);
     });
 
   program
@@ -213,13 +182,8 @@ export function registerCapsCommands(program: Command): void {
         // Merged and checked under the context's lock, with the write: no start or other change slips in between.
         const next = await rt.changeConfig(name, (c, running) => {
           if (running) throw new PaeneError('wrong-state', `context '${name}' is running: stop it first ('paene stop ${name}'); capabilities are fixed when it starts`);
-          const profile = o.caps !== undefined ? parseCapProfile(o.caps) : c.caps.profile;
-          const base = o.resetCaps ? { add: [], drop: [] } : c.caps;
-          // the latest word wins: a new --cap-add cancels an older drop of the same name and the other way round
-          const add = [...new Set([...base.add.filter((x) => !drops.includes(x)), ...adds])].filter((x) => !drops.includes(x));
-          const drop = [...new Set([...base.drop.filter((x) => !adds.includes(x)), ...drops])];
+          const caps = changeCapSpec(c.caps, { profile: o.caps, add: adds, drop: drops, reset: o.resetCaps === true });
           const ccaps = validateCcaps([...c.ccaps.filter((x) => !del.includes(x)), ...ccapAdd]);
-          const caps = { profile, add, drop };
           return { ...c, caps, ccaps, net: checkNetAgainstCaps(c.net, caps) };
         });
         if (o.json) printJson(next);

@@ -6,11 +6,10 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Command } from 'commander';
 import { PaeneError } from '../core/errors.js';
 import { describeLimits, parseLimitFlags } from '../core/limits.js';
-import { TokenBucket, rateOf } from '../core/tokenBucket.js';
+import type { TokenBucket } from '../core/tokenBucket.js';
 import { formatByteRate, formatBytes } from '../core/units.js';
-import { ioThrottleStatus } from '../runtime/iothrottle.js';
 import { applyLimits, sampleUsage, type UsageSample } from '../runtime/limits.js';
-import type { Runtime } from '../runtime/runtime.js';
+import { type StatsRow, contextStats } from '../runtime/stats.js';
 import { runtimeOf } from './common.js';
 import { addLimitOptions } from './context.js';
 import { formatTable, printJson } from './format.js';
@@ -62,7 +61,7 @@ export function registerLimitCommands(program: Command): void {
       let prev = new Map<string, UsageSample>(pick().map((n) => [n, sampleUsage(rt, n)]));
       for (;;) {
         await sleep(interval);
-        const rows = pick().map((n) => statsRow(rt, n, prev.get(n), buckets));
+        const rows = pick().map((n) => contextStats(rt, n, prev.get(n), buckets));
         prev = new Map(rows.map((r) => [r.name, r.sample]));
         if (o.json) {
           const doc = rows.map(({ sample: _s, ...r }) => r);
@@ -75,70 +74,6 @@ export function registerLimitCommands(program: Command): void {
         if (!o.watch) return;
       }
     });
-}
-
-export interface StatsRow {
-  name: string;
-  cpuPercent: number;
-  cpuSeconds: number;
-  throttledMs: number;
-  /** the vserver bucket model fed with the measured usage: tokens left (CPU-ms) and whether it would be on hold */
-  bucket?: { tokens: number; tokensMax: number; onHold: boolean; ratePercent: number };
-  memoryBytes: number;
-  memoryLimit?: number;
-  oomKills: number;
-  processes: number;
-  processLimit?: number;
-  readBytes: number;
-  writeBytes: number;
-  readRate: number;
-  writeRate: number;
-  /** paene-iothrottle's meter, where it runs */
-  throttle?: { written: number; tokens: number; heldMs: number; frozen: boolean };
-  sample: UsageSample;
-}
-
-function statsRow(rt: Runtime, name: string, before: UsageSample | undefined, buckets: Map<string, TokenBucket>): StatsRow {
-  const s = sampleUsage(rt, name);
-  const dtMs = before ? s.atMs - before.atMs : 0;
-  const d = (a: number, b: number | undefined) => (before && dtMs > 0 && b !== undefined ? Math.max(0, a - b) : 0);
-  const cpuMs = d(s.cpuNs, before?.cpuNs) / 1e6;
-  const cpu = rt.config(name).limits.cpu;
-  let bucket: StatsRow['bucket'];
-  if (cpu) {
-    // The model's state: refilled over the interval, spent by what the context used.
-    let b = buckets.get(name);
-    if (!b || JSON.stringify(b.params) !== JSON.stringify(cpu)) {
-      b = new TokenBucket(cpu);
-      buckets.set(name, b);
-    }
-    if (dtMs > 0) {
-      const steps = Math.max(1, Math.round(dtMs));
-      for (let i = 0; i < steps; i++) b.step(1, 0);
-      b.tokens = Math.max(0, b.tokens - cpuMs);
-      b.onHold = cpu.mode === 'hard' && b.tokens < cpu.tokensMin && cpuMs >= rateOf(cpu) * dtMs * 0.95;
-    }
-    bucket = { tokens: Math.round(b.tokens), tokensMax: cpu.tokensMax, onHold: b.onHold, ratePercent: rateOf(cpu) * 100 };
-  }
-  const t = ioThrottleStatus(rt, name);
-  return {
-    name,
-    cpuPercent: dtMs > 0 ? Math.round((cpuMs / dtMs) * 1000) / 10 : 0,
-    cpuSeconds: Math.round(s.cpuNs / 1e7) / 100,
-    throttledMs: Math.round(d(s.throttledNs, before?.throttledNs) / 1e6),
-    bucket,
-    memoryBytes: s.memoryBytes,
-    memoryLimit: s.memoryLimit,
-    oomKills: s.oomKills,
-    processes: s.processes,
-    processLimit: s.processLimit,
-    readBytes: s.readBytes,
-    writeBytes: s.writeBytes,
-    readRate: dtMs > 0 ? (d(s.readBytes, before?.readBytes) * 1000) / dtMs : 0,
-    writeRate: dtMs > 0 ? (d(s.writeBytes, before?.writeBytes) * 1000) / dtMs : 0,
-    throttle: t ? { written: t.written, tokens: t.writeTokens, heldMs: t.heldMs, frozen: t.frozen } : undefined,
-    sample: s,
-  };
 }
 
 const STATS_COLUMNS = [

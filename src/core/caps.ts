@@ -378,3 +378,37 @@ export function validateCcaps(x: unknown): string[] {
   }
   return out;
 }
+
+/** A process's five capability sets by name, its seccomp mode and no_new_privs, decoded from /proc/PID/status. */
+export interface DecodedCaps {
+  sets: Record<CapSetName, { hex: string; names: string[] }>;
+  seccomp: string;
+  noNewPrivs: string;
+}
+
+/** The five sets and the seccomp mode from the text of /proc/PID/status. */
+export function decodeStatus(status: string): DecodedCaps {
+  const caps = parseProcStatusCaps(status);
+  const line = (k: string) => new RegExp(`^${k}:\\s*(.*)$`, 'm').exec(status)?.[1]?.trim() ?? '?';
+  const mode = line('Seccomp');
+  const seccomp = mode === '2' ? `2 (filter, ${line('Seccomp_filters')} filter(s))` : mode === '1' ? '1 (strict)' : mode === '0' ? '0 (none)' : mode;
+  const sets = {} as Record<CapSetName, { hex: string; names: string[] }>;
+  for (const k of CAP_SET_NAMES) sets[k] = { hex: formatCapHex(caps[k]), names: maskToNames(caps[k]) };
+  return { sets, seccomp, noNewPrivs: line('NoNewPrivs') };
+}
+
+/**
+ * A change of a context's capability spec (paene config): a new profile,
+ * capabilities to add and drop, or a reset of the earlier ones. The latest
+ * word wins: a new add cancels an older drop of the same name and the other
+ * way round.
+ */
+export function changeCapSpec(cur: CapSpec, change: { profile?: string; add: string[]; drop: string[]; reset: boolean }): CapSpec {
+  const profile = change.profile !== undefined ? parseCapProfile(change.profile) : cur.profile;
+  const adds = change.add.map(parseCapName);
+  const drops = change.drop.map(parseCapName);
+  const base = change.reset ? { add: [], drop: [] } : cur;
+  const add = [...new Set([...base.add.filter((x) => !drops.includes(x)), ...adds])].filter((x) => !drops.includes(x));
+  const drop = [...new Set([...base.drop.filter((x) => !adds.includes(x)), ...drops])];
+  return { profile, add, drop };
+}

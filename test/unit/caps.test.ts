@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import {
+  changeCapSpec,
+  decodeStatus,
   CAP_LAST_CAP,
   CAP_NAMES,
   CCAPS,
@@ -178,5 +180,22 @@ describe('context capabilities', () => {
     expect(() => validateCcaps('RAW_ICMP')).toThrow(/must be a list/);
     expect(ccapInfo('raw_icmp').needsNetns).toBe(true);
     for (const c of CCAPS) expect(c.how.length).toBeGreaterThan(20);
+  });
+});
+
+describe('changing a spec (paene config)', () => {
+  it('the latest word wins; reset forgets earlier adds and drops; a profile alone keeps them', () => {
+    const cur = { profile: 'secure' as const, add: ['NET_RAW'], drop: ['SYS_PTRACE'] };
+    expect(changeCapSpec(cur, { add: ['sys_ptrace'], drop: [], reset: false })).toEqual({ profile: 'secure', add: ['NET_RAW', 'SYS_PTRACE'], drop: [] });
+    expect(changeCapSpec(cur, { add: [], drop: ['CAP_NET_RAW'], reset: false })).toEqual({ profile: 'secure', add: [], drop: ['SYS_PTRACE', 'NET_RAW'] });
+    expect(changeCapSpec(cur, { profile: 'strict', add: [], drop: [], reset: true })).toEqual({ profile: 'strict', add: [], drop: [] });
+    expect(changeCapSpec(cur, { profile: 'strict', add: [], drop: [], reset: false })).toEqual({ profile: 'strict', add: ['NET_RAW'], drop: ['SYS_PTRACE'] });
+    expect(() => changeCapSpec(cur, { profile: 'root', add: [], drop: [], reset: false })).toThrow(/unknown capability profile/);
+    expect(() => changeCapSpec(cur, { add: ['FLY'], drop: [], reset: false })).toThrow(PaeneError);
+  });
+  it('decodes /proc/PID/status', () => {
+    const d = decodeStatus('CapInh:\t0000000000000000\nCapPrm:\t0000000000000400\nCapEff:\t0000000000000400\nCapBnd:\t0000000000000400\nCapAmb:\t0000000000000000\nNoNewPrivs:\t0\nSeccomp:\t2\nSeccomp_filters:\t1\n');
+    expect(d.sets.CapBnd.names).toEqual(['NET_BIND_SERVICE']);
+    expect(d.seccomp).toBe('2 (filter, 1 filter(s))');
   });
 });

@@ -1,0 +1,76 @@
+// `paene stats`: per-context CPU, bucket model, memory, processes and disk
+// I/O from the usage counters (vserver-stat, vtop).
+
+import { TokenBucket, rateOf } from '../core/tokenBucket.js';
+import { ioThrottleStatus } from './iothrottle.js';
+import { sampleUsage, type UsageSample } from './limits.js';
+import type { Runtime } from './runtime.js';
+
+export interface StatsRow {
+  name: string;
+  cpuPercent: number;
+  cpuSeconds: number;
+  throttledMs: number;
+  /** the vserver bucket model fed with the measured usage: tokens left (CPU-ms) and whether it would be on hold */
+  bucket?: { tokens: number; tokensMax: number; onHold: boolean; ratePercent: number };
+  memoryBytes: number;
+  memoryLimit?: number;
+  oomKills: number;
+  processes: number;
+  processLimit?: number;
+  readBytes: number;
+  writeBytes: number;
+  readRate: number;
+  writeRate: number;
+  /** paene-iothrottle's meter, where it runs */
+  throttle?: { written: number; tokens: number; heldMs: number; frozen: boolean };
+  sample: UsageSample;
+}
+
+/**
+ * One context's row of `paene stats`: rates over the time since `before`,
+ * and the vserver bucket model (kept in `buckets` between samples) fed with
+ * what the context really used.
+ */
+export function contextStats(rt: Runtime, name: string, before: UsageSample | undefined, buckets: Map<string, TokenBucket>): StatsRow {
+  const s = sampleUsage(rt, name);
+  const dtMs = before ? s.atMs - before.atMs : 0;
+  const d = (a: number, b: number | undefined) => (before && dtMs > 0 && b !== undefined ? Math.max(0, a - b) : 0);
+  const cpuMs = d(s.cpuNs, before?.cpuNs) / 1e6;
+  const cpu = rt.config(name).limits.cpu;
+  let bucket: StatsRow['bucket'];
+  if (cpu) {
+    // The model's state: refilled over the interval, spent by what the context used.
+    let b = buckets.get(name);
+    if (!b || JSON.stringify(b.params) !== JSON.stringify(cpu)) {
+      b = new TokenBucket(cpu);
+      buckets.set(name, b);
+    }
+    if (dtMs > 0) {
+      const steps = Math.max(1, Math.round(dtMs));
+      for (let i = 0; i < steps; i++) b.step(1, 0);
+      b.tokens = Math.max(0, b.tokens - cpuMs);
+      b.onHold = cpu.mode === 'hard' && b.tokens < cpu.tokensMin && cpuMs >= rateOf(cpu) * dtMs * 0.95;
+    }
+    bucket = { tokens: Math.round(b.tokens), tokensMax: cpu.tokensMax, onHold: b.onHold, ratePercent: rateOf(cpu) * 100 };
+  }
+  const t = ioThrottleStatus(rt, name);
+  return {
+    name,
+    cpuPercent: dtMs > 0 ? Math.round((cpuMs / dtMs) * 1000) / 10 : 0,
+    cpuSeconds: Math.round(s.cpuNs / 1e7) / 100,
+    throttledMs: Math.round(d(s.throttledNs, before?.throttledNs) / 1e6),
+    bucket,
+    memoryBytes: s.memoryBytes,
+    memoryLimit: s.memoryLimit,
+    oomKills: s.oomKills,
+    processes: s.processes,
+    processLimit: s.processLimit,
+    readBytes: s.readBytes,
+    writeBytes: s.writeBytes,
+    readRate: dtMs > 0 ? (d(s.readBytes, before?.readBytes) * 1000) / dtMs : 0,
+    writeRate: dtMs > 0 ? (d(s.writeBytes, before?.writeBytes) * 1000) / dtMs : 0,
+    throttle: t ? { written: t.written, tokens: t.writeTokens, heldMs: t.heldMs, frozen: t.frozen } : undefined,
+    sample: s,
+  };
+}
