@@ -412,7 +412,9 @@ export function predictShare(contexts: ShareContext[], cpus: number): number[] {
 // A byte/ops bucket for I/O metered after the fact (paene's own limiter where
 // the kernel cannot throttle, e.g. v1 buffered writes): usage is charged when
 // seen, the balance may go negative (debt), and the context is held (frozen)
-// while it is in debt.
+// while it is in debt. The model of paene-iothrottle.c's bucket, which runs
+// the same arithmetic with the depth the runtime gives it (--burst, always
+// passed: runtime/iothrottle.ts defaultBurst).
 
 export class IoBucket {
   readonly ratePerSec: number;

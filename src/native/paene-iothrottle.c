@@ -171,7 +171,12 @@ int main(int argc, char **argv) {
   sigaction(SIGTERM, &sa, NULL);
   sigaction(SIGINT, &sa, NULL);
 
-  struct bucket w = {wbps, burst >= 0 ? burst : wbps / 4, 0}, r = {rbps, burst >= 0 ? burst : rbps / 4, 0};
+  /* The bucket depth is the runtime's decision (runtime/iothrottle.ts defaultBurst): no default here. */
+  if (burst < 0) {
+    fprintf(stderr, "paene-iothrottle: --burst is required\n");
+    return 2;
+  }
+  struct bucket w = {wbps, burst, 0}, r = {rbps, burst, 0};
   w.tokens = w.burst;
   r.tokens = r.burst;
   size_t cap = 256, n_old = 0;
