@@ -237,7 +237,7 @@ export class Runtime {
     return this.withContextLock(name, async () => {
       const cur = this.store.readConfig(name);
       if (cur.net.mode !== 'shared') {
-        throw new PaeneError('invalid-argument', `'${name}' uses --net ${cur.net.mode}: only shared contexts change addresses live (a private one's is fixed by 'paene config ${name} --ip' while stopped)`);
+        throw new PaeneError('invalid-argument', `'${name}' uses --net ${cur.net.mode}: only shared contexts change addresses live (a private one's changes with 'paene net set ${name} --ip ADDR' while stopped)`);
       }
       let addresses: string[];
       if (op === 'add') {
