@@ -2,7 +2,8 @@
 
 import { type Command, Option } from 'commander';
 import { type CapSpec, makeCapSpec, parseCcap, validateCcaps } from '../core/caps.js';
-import { DEFAULT_LIMITS, LIMIT_FLAGS, limitWarnings, mergeLimits, parseLimitFlags } from '../core/limits.js';
+import { DEFAULT_LIMITS, limitWarnings, mergeLimits } from '../core/limits.js';
+import { LIMIT_FLAGS, parseLimitFlags } from '../core/limitflags.js';
 import { parseCount, parseSize } from '../core/units.js';
 import { PaeneError } from '../core/errors.js';
 import { parseXid, XID_MAX, XID_MIN } from '../core/spec.js';

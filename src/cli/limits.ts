@@ -5,7 +5,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Command } from 'commander';
 import { PaeneError } from '../core/errors.js';
-import { describeLimits, parseLimitFlags } from '../core/limits.js';
+import { describeLimits } from '../core/limits.js';
+import { parseLimitFlags } from '../core/limitflags.js';
 import type { TokenBucket } from '../core/tokenBucket.js';
 import { formatByteRate, formatBytes } from '../core/units.js';
 import { applyLimits, sampleUsage, type UsageSample } from '../runtime/limits.js';

@@ -1,31 +1,13 @@
-// Per-context resource limits: the config shape, the CLI flags, validation
-// of config read back from disk, and the exact cgroup files and IPC sysctls
-// the kernel adapter writes. Pure.
+// Per-context resource limits: the config shape, the kernel's ranges,
+// merging, validation (of patches and of config read back from disk),
+// warnings and descriptions. Pure. The CLI flags are core/limitflags.ts;
+// what the kernel gets (cgroup files, IPC sysctls, scheduling) is
+// core/cgroupmap.ts.
 
+import { effectiveShare, ipcSysctls } from './cgroupmap.js';
 import { PaeneError } from './errors.js';
-import {
-  type CpuMode,
-  DEFAULT_CPU_SHARE,
-  type TokenBucketParams,
-  fromPercent,
-  rateOf,
-  shareWeightOf,
-  toCfs,
-  toShares,
-  validateBucket,
-} from './tokenBucket.js';
-import {
-  formatByteRate,
-  formatBytes,
-  formatOpsRate,
-  formatPercent,
-  parseByteRate,
-  parseCount,
-  parseDuration,
-  parseOpsRate,
-  parsePercent,
-  parseSize,
-} from './units.js';
+import { DEFAULT_CPU_SHARE, type TokenBucketParams, rateOf, shareWeightOf, toCfs, toShares, validateBucket } from './tokenBucket.js';
+import { formatByteRate, formatBytes, formatOpsRate, formatPercent } from './units.js';
 
 export type CpuLimit = TokenBucketParams;
 
@@ -40,18 +22,6 @@ export type CpuLimit = TokenBucketParams;
  */
 export const CPU_LATENCY_CLASSES = ['low', 'normal', 'batch', 'idle'] as const;
 export type CpuLatency = (typeof CPU_LATENCY_CLASSES)[number];
-
-/** The custom slice of the `low` class, ns (the kernel takes 0.1-100 ms). */
-export const LOW_LATENCY_SLICE_NS = 100_000;
-const SCHED_OTHER = 0;
-const SCHED_BATCH = 3;
-
-/** The scheduling policy and slice a class gives each process of the context (what the helper applies). */
-export function schedOf(latency: CpuLatency | undefined): { policy: number; sliceNs: number } {
-  if (latency === 'low') return { policy: SCHED_OTHER, sliceNs: LOW_LATENCY_SLICE_NS };
-  if (latency === 'batch') return { policy: SCHED_BATCH, sliceNs: 0 };
-  return { policy: SCHED_OTHER, sliceNs: 0 };
-}
 
 export function parseCpuLatency(s: string, what = '--cpu-latency'): CpuLatency {
   const v = s.trim().toLowerCase();
@@ -122,24 +92,6 @@ export interface ResourceLimits {
  */
 export const DEFAULT_LIMITS: ResourceLimits = { nproc: 1024, cpuShare: DEFAULT_CPU_SHARE };
 
-export type CgroupVersion = 'v1' | 'v2';
-export interface BlockDevice {
-  major: number;
-  minor: number;
-}
-/** One value to write into a context's cgroup. For v1, `controller` names the hierarchy. */
-export interface CgroupWrite {
-  controller: string;
-  file: string;
-  value: string;
-  /**
-   * skip this write if the controller or file is absent: files only some kernels
-   * or configs have (swap accounting, burst before 5.14), and writes that only
-   * reset a limit nobody set to "unlimited"
-   */
-  optional?: boolean;
-}
-
 /** A change to limits: a field set to null removes that limit ("unlimited"). */
 export type LimitsPatch = {
   nproc?: number | null;
@@ -153,43 +105,6 @@ export type LimitsPatch = {
   ipc?: { [K in keyof IpcLimits]?: IpcLimits[K] | null } | null;
 };
 
-// ---------------------------------------------------------------------------
-// CLI flags.
-
-export interface LimitFlag {
-  flag: string;
-  arg: string;
-  help: string;
-}
-
-/** The flags create/limit accept, for their --help. "unlimited" (or "max", "none") removes a limit. */
-export const LIMIT_FLAGS: readonly LimitFlag[] = [
-  { flag: 'cpu', arg: 'PCT', help: 'hard CPU cap in percent of one CPU, e.g. 25% (a 100 ms period, bucket of 2 periods)' },
-  { flag: 'cpu-share', arg: 'N', help: `relative CPU weight under contention (default ${DEFAULT_CPU_SHARE})` },
-  { flag: 'cpu-latency', arg: 'CLASS', help: 'how soon its processes run when they wake: low, normal, batch or idle (docs/isolation.md)' },
-  { flag: 'cpu-fill-rate', arg: 'N', help: 'token bucket: tokens (CPU-ms) added every interval' },
-  { flag: 'cpu-interval', arg: 'MS', help: 'token bucket: refill interval, e.g. 100ms' },
-  { flag: 'cpu-tokens-max', arg: 'N', help: 'token bucket: depth in CPU-ms (the burst after idling)' },
-  { flag: 'cpu-tokens-min', arg: 'N', help: 'token bucket: tokens needed to leave hold' },
-  { flag: 'cpu-mode', arg: 'MODE', help: 'token bucket: hard (cap) or share (weight only)' },
-  { flag: 'io-read', arg: 'RATE', help: 'read bytes/s, e.g. 50MiB/s' },
-  { flag: 'io-write', arg: 'RATE', help: 'write bytes/s, e.g. 10MiB/s (buffered writes too)' },
-  { flag: 'io-read-ops', arg: 'RATE', help: 'read operations/s, e.g. 500/s' },
-  { flag: 'io-write-ops', arg: 'RATE', help: 'write operations/s' },
-  { flag: 'io-burst', arg: 'SIZE', help: 'bytes above the rate allowed after idling, e.g. 32MiB' },
-  { flag: 'nproc', arg: 'N', help: `most processes in the context (default ${DEFAULT_LIMITS.nproc})` },
-  { flag: 'memory', arg: 'SIZE', help: 'memory limit; the OOM killer acts inside the context, e.g. 256M' },
-  { flag: 'memory-swap', arg: 'SIZE', help: 'memory + swap limit (equal to --memory: no swap)' },
-  { flag: 'shm-max', arg: 'SIZE', help: 'kernel.shmmax: largest shared memory segment' },
-  { flag: 'shm-all', arg: 'SIZE', help: 'kernel.shmall: all shared memory together' },
-  { flag: 'shm-ids', arg: 'N', help: 'kernel.shmmni: number of shared memory segments' },
-  { flag: 'msg-max', arg: 'SIZE', help: 'kernel.msgmnb: bytes per message queue' },
-  { flag: 'msg-ids', arg: 'N', help: 'kernel.msgmni: number of message queues' },
-  { flag: 'sem', arg: '"MSL MNS OPM MNI"', help: 'kernel.sem: semaphores per set, in all, ops per call, sets' },
-];
-const FLAG_NAMES = new Set(LIMIT_FLAGS.map((f) => f.flag));
-
-const UNLIMITED = /^(unlimited|max|none|-1)$/i;
 const INT_MAX = 2 ** 31 - 1;
 
 /** The kernel's ranges, named once: flag parsing and config validation both use them. */
@@ -203,116 +118,8 @@ export const RANGES = {
   semInt: [0, INT_MAX],
 } as const satisfies Record<string, readonly [number, number]>;
 
-function flagKey(k: string): string {
-  return k.replace(/^-+/, '').replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
-}
-
-/**
- * Limit flags (keys as "--cpu-fill-rate", "cpu-fill-rate" or commander's
- * "cpuFillRate") → a patch. Keys that are not limit flags are ignored, so a
- * whole options object can be passed. "unlimited"/"max"/"none" → null.
- */
-export function parseLimitFlags(flags: Record<string, string | undefined>): LimitsPatch {
-  const f: Record<string, string> = {};
-  for (const [k, v] of Object.entries(flags)) {
-    const key = flagKey(k);
-    if (v !== undefined && FLAG_NAMES.has(key)) f[key] = String(v);
-  }
-  const p: LimitsPatch = {};
-  const unl = (k: string) => f[k] !== undefined && UNLIMITED.test(f[k].trim());
-  const get = <T>(k: string, parse: (s: string, what: string) => T): T | null | undefined =>
-    f[k] === undefined ? undefined : unl(k) ? null : parse(f[k], `--${k}`);
-
-  // CPU: --cpu sets a whole bucket; the --cpu-* flags then override its fields.
-  const cpuFields = ['cpu-fill-rate', 'cpu-interval', 'cpu-tokens-max', 'cpu-tokens-min', 'cpu-mode'].filter((k) => f[k] !== undefined);
-  if (f.cpu !== undefined && unl('cpu')) {
-    if (cpuFields.length > 0) throw new PaeneError('invalid-argument', `--cpu ${f.cpu} removes the CPU cap; it cannot be combined with --${cpuFields.join(', --')}`);
-    p.cpu = null;
-  } else if (f.cpu !== undefined || cpuFields.length > 0) {
-    const cpu: Partial<CpuLimit> = f.cpu !== undefined ? fromPercent(parsePercent(f.cpu, '--cpu')) : {};
-    if (f['cpu-fill-rate'] !== undefined) cpu.fillRate = positiveNumber(f['cpu-fill-rate'], '--cpu-fill-rate');
-    if (f['cpu-interval'] !== undefined) cpu.interval = positiveMs(f['cpu-interval'], '--cpu-interval');
-    if (f['cpu-tokens-max'] !== undefined) cpu.tokensMax = positiveNumber(f['cpu-tokens-max'], '--cpu-tokens-max');
-    if (f['cpu-tokens-min'] !== undefined) cpu.tokensMin = positiveNumber(f['cpu-tokens-min'], '--cpu-tokens-min');
-    if (f['cpu-mode'] !== undefined) cpu.mode = parseMode(f['cpu-mode']);
-    p.cpu = cpu;
-  }
-  const share = get('cpu-share', (s, w) => parseCount(s, w, ...RANGES.cpuShare));
-  if (share !== undefined) p.cpuShare = share;
-  const latency = get('cpu-latency', parseCpuLatency);
-  if (latency !== undefined) p.cpuLatency = latency;
-
-  const io: NonNullable<LimitsPatch['io']> = {};
-  const ioSet = <K extends keyof IoLimits>(k: K, v: IoLimits[K] | null | undefined) => {
-    if (v !== undefined) io[k] = v;
-  };
-  ioSet('readBps', get('io-read', parseByteRate));
-  ioSet('writeBps', get('io-write', parseByteRate));
-  ioSet('readIops', get('io-read-ops', parseOpsRate));
-  ioSet('writeIops', get('io-write-ops', parseOpsRate));
-  ioSet('burst', get('io-burst', parseSize));
-  for (const k of ['readBps', 'writeBps', 'readIops', 'writeIops'] as const) {
-    if (io[k] === 0) throw new PaeneError('invalid-argument', `--io-${k.startsWith('read') ? 'read' : 'write'}${k.endsWith('Iops') ? '-ops' : ''}: a rate of 0 would stop all I/O; use 'unlimited' to remove the limit`);
-  }
-  if (Object.keys(io).length > 0) p.io = io;
-
-  const nproc = get('nproc', (s, w) => parseCount(s, w, ...RANGES.nproc));
-  if (nproc !== undefined) p.nproc = nproc;
-  const mem = get('memory', parseSize);
-  if (mem !== undefined) p.memory = mem;
-  const swap = get('memory-swap', parseSize);
-  if (swap !== undefined) p.memorySwap = swap;
-
-  const ipc: NonNullable<LimitsPatch['ipc']> = {};
-  const ipcSet = <K extends keyof IpcLimits>(k: K, v: IpcLimits[K] | null | undefined) => {
-    if (v !== undefined) ipc[k] = v;
-  };
-  ipcSet('shmMax', get('shm-max', parseSize));
-  ipcSet('shmAll', get('shm-all', parseSize));
-  ipcSet('shmIds', get('shm-ids', (s, w) => parseCount(s, w, ...RANGES.shmIds)));
-  ipcSet('msgMax', get('msg-max', (s, w) => checkRange(parseSize(s, w), w, ...RANGES.msgMax)));
-  ipcSet('msgIds', get('msg-ids', (s, w) => parseCount(s, w, ...RANGES.msgIds)));
-  ipcSet('sem', get('sem', parseSem));
-  if (Object.keys(ipc).length > 0) p.ipc = ipc;
-  return p;
-}
-
-function positiveNumber(s: string, what: string): number {
-  const t = s.trim();
-  const n = /^(\d+(\.\d+)?|\.\d+)$/.test(t) ? Number(t) : NaN;
-  if (!(n > 0)) throw new PaeneError('invalid-argument', `invalid ${what} '${s}': expected a positive number`);
-  return n;
-}
-
-function positiveMs(s: string, what: string): number {
-  const n = parseDuration(s, what);
-  if (!(n > 0)) throw new PaeneError('invalid-argument', `invalid ${what} '${s}': must be above 0`);
-  return n;
-}
-
-function parseMode(s: string): CpuMode {
-  const m = s.trim().toLowerCase();
-  // vserver called share mode "prio" (idle time only biases priority).
-  if (m === 'hard') return 'hard';
-  if (m === 'share' || m === 'prio') return 'share';
-  throw new PaeneError('invalid-argument', `invalid --cpu-mode '${s}': use hard or share`);
-}
-
-function checkRange(n: number, what: string, min: number, max: number): number {
-  if (n < min || n > max) throw new PaeneError('invalid-argument', `invalid ${what} ${n}: must be from ${min} to ${max}`);
-  return n;
-}
-
-/** "250 32000 32 128" → [250, 32000, 32, 128] */
-export function parseSem(s: string, what = '--sem'): SemLimits {
-  const parts = s.trim().split(/[\s,]+/);
-  if (parts.length !== 4 || !parts.every((x) => /^\d+$/.test(x))) {
-    throw new PaeneError('invalid-argument', `invalid ${what} '${s}': expected four whole numbers "SEMMSL SEMMNS SEMOPM SEMMNI", e.g. "250 32000 32 128"`);
-  }
-  return checkSem(parts.map(Number) as SemLimits, what);
-}
-
-function checkSem(v: SemLimits, what: string): SemLimits {
+/** The kernel's bounds of kernel.sem's four numbers. */
+export function checkSem(v: SemLimits, what: string): SemLimits {
   const [msl, mns, opm, mni] = v;
   // ipc/sem.c: SEMMSL and SEMOPM up to 65536 (SEMMSL_FAST...), SEMMNI up to IPCMNI (32768).
   if (msl < 1 || msl > 65_536) throw new PaeneError('invalid-argument', `${what}: SEMMSL ${msl} must be from 1 to 65536`);
@@ -428,100 +235,13 @@ export function validateLimits(x: unknown): ResourceLimits {
 }
 
 // ---------------------------------------------------------------------------
-// Kernel writes.
-
-/** The share weight in effect: explicit cpuShare, else a share-mode bucket's rate, else the default. */
-export function effectiveShare(limits: ResourceLimits): number {
-  if (limits.cpuShare !== undefined) return limits.cpuShare;
-  if (limits.cpu?.mode === 'share') return shareWeightOf(limits.cpu);
-  return DEFAULT_CPU_SHARE;
-}
-
-/**
- * Every file the limits control, in an order the kernel accepts whatever the
- * current values are. An absent limit writes the "unlimited" value (-1 or
- * max), so applying a changed config live also removes limits. Ordering:
- * - CPU: burst ≤ quota is checked on every write of either (with the other's
- *   current value), so burst goes to 0 first, then the quota, then the burst.
- *   v1 also drops the quota before changing the period.
- * - v1 memory: memsw must stay ≥ limit at every step; it is lifted to
- *   unlimited first, then the limit is set, then memsw.
- * - I/O: one line per device; v1 "MAJ:MIN 0" removes a rule.
- */
-export function cgroupWrites(limits: ResourceLimits, version: CgroupVersion, devices: BlockDevice[]): CgroupWrite[] {
-  const w: CgroupWrite[] = [];
-  const hard = limits.cpu?.mode === 'hard' ? toCfs(limits.cpu) : undefined;
-  const share = toShares(effectiveShare(limits));
-  const io = limits.io ?? {};
-  const dev = (d: BlockDevice) => `${d.major}:${d.minor}`;
-  const pids: CgroupWrite = limits.nproc === undefined ? { controller: 'pids', file: 'pids.max', value: 'max', optional: true } : { controller: 'pids', file: 'pids.max', value: String(limits.nproc) };
-  if (version === 'v1') {
-    w.push({ controller: 'cpu', file: 'cpu.cfs_burst_us', value: '0', optional: true });
-    w.push({ controller: 'cpu', file: 'cpu.cfs_quota_us', value: '-1', optional: true });
-    if (hard) {
-      w.push({ controller: 'cpu', file: 'cpu.cfs_period_us', value: String(hard.periodUs) });
-      w.push({ controller: 'cpu', file: 'cpu.cfs_quota_us', value: String(hard.quotaUs) });
-      if (hard.burstUs > 0) w.push({ controller: 'cpu', file: 'cpu.cfs_burst_us', value: String(hard.burstUs), optional: true });
-    }
-    // An idle group refuses a weight: leave idle first, set the weight, enter idle last.
-    w.push({ controller: 'cpu', file: 'cpu.idle', value: '0', optional: true });
-    w.push({ controller: 'cpu', file: 'cpu.shares', value: String(share.shares) });
-    if (limits.cpuLatency === 'idle') w.push({ controller: 'cpu', file: 'cpu.idle', value: '1' });
-    w.push(pids);
-    w.push({ controller: 'memory', file: 'memory.memsw.limit_in_bytes', value: '-1', optional: true });
-    w.push(limits.memory === undefined ? { controller: 'memory', file: 'memory.limit_in_bytes', value: '-1', optional: true } : { controller: 'memory', file: 'memory.limit_in_bytes', value: String(limits.memory) });
-    if (limits.memorySwap !== undefined) w.push({ controller: 'memory', file: 'memory.memsw.limit_in_bytes', value: String(limits.memorySwap), optional: true });
-    for (const d of devices) {
-      const rules: [string, number | undefined][] = [
-        ['blkio.throttle.read_bps_device', io.readBps],
-        ['blkio.throttle.write_bps_device', io.writeBps],
-        ['blkio.throttle.read_iops_device', io.readIops],
-        ['blkio.throttle.write_iops_device', io.writeIops],
-      ];
-      for (const [file, v] of rules) w.push(v === undefined ? { controller: 'blkio', file, value: `${dev(d)} 0`, optional: true } : { controller: 'blkio', file, value: `${dev(d)} ${v}` });
-    }
-  } else {
-    w.push({ controller: 'cpu', file: 'cpu.max.burst', value: '0', optional: true });
-    w.push(hard ? { controller: 'cpu', file: 'cpu.max', value: `${hard.quotaUs} ${hard.periodUs}` } : { controller: 'cpu', file: 'cpu.max', value: 'max 100000', optional: true });
-    if (hard && hard.burstUs > 0) w.push({ controller: 'cpu', file: 'cpu.max.burst', value: String(hard.burstUs), optional: true });
-    w.push({ controller: 'cpu', file: 'cpu.idle', value: '0', optional: true });
-    w.push({ controller: 'cpu', file: 'cpu.weight', value: String(share.weight) });
-    if (limits.cpuLatency === 'idle') w.push({ controller: 'cpu', file: 'cpu.idle', value: '1' });
-    w.push(pids);
-    w.push(limits.memory === undefined ? { controller: 'memory', file: 'memory.max', value: 'max', optional: true } : { controller: 'memory', file: 'memory.max', value: String(limits.memory) });
-    // v2 counts swap on its own: memory.swap.max = (memory + swap) − memory.
-    const swap = limits.memorySwap !== undefined && limits.memory !== undefined ? String(limits.memorySwap - limits.memory) : 'max';
-    w.push({ controller: 'memory', file: 'memory.swap.max', value: swap, optional: true });
-    const m = (v: number | undefined) => (v === undefined ? 'max' : String(v));
-    for (const d of devices) {
-      const none = [io.readBps, io.writeBps, io.readIops, io.writeIops].every((v) => v === undefined);
-      w.push({ controller: 'io', file: 'io.max', value: `${dev(d)} rbps=${m(io.readBps)} wbps=${m(io.writeBps)} riops=${m(io.readIops)} wiops=${m(io.writeIops)}`, ...(none ? { optional: true } : {}) });
-    }
-  }
-  return w;
-}
+// Warnings and descriptions.
 
 /** What the hard cap could not follow exactly (for a warning at create/limit). */
 export function limitWarnings(limits: ResourceLimits): string[] {
   const out: string[] = [];
   if (limits.cpu?.mode === 'hard') out.push(...toCfs(limits.cpu).clamped);
   out.push(...toShares(effectiveShare(limits)).clamped);
-  return out;
-}
-
-/**
- * sysctls to set inside the context's own IPC namespace, e.g. { 'kernel.shmmax': '…' }.
- * kernel.shmall counts pages (of `pageSize` bytes), not bytes; a partial page rounds up.
- */
-export function ipcSysctls(limits: ResourceLimits, pageSize = 4096): Record<string, string> {
-  const ipc = limits.ipc ?? {};
-  const out: Record<string, string> = {};
-  if (ipc.shmMax !== undefined) out['kernel.shmmax'] = String(ipc.shmMax);
-  if (ipc.shmAll !== undefined) out['kernel.shmall'] = String(Math.ceil(ipc.shmAll / pageSize));
-  if (ipc.shmIds !== undefined) out['kernel.shmmni'] = String(ipc.shmIds);
-  if (ipc.msgMax !== undefined) out['kernel.msgmnb'] = String(ipc.msgMax);
-  if (ipc.msgIds !== undefined) out['kernel.msgmni'] = String(ipc.msgIds);
-  if (ipc.sem !== undefined) out['kernel.sem'] = ipc.sem.join(' ');
   return out;
 }
 

@@ -11,7 +11,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import fs from 'node:fs';
 import path from 'node:path';
 import { PaeneError, errnoOf } from '../core/errors.js';
-import type { CgroupVersion, CgroupWrite } from '../core/limits.js';
+import type { CgroupVersion, CgroupWrite } from '../core/cgroupmap.js';
 
 /** v1 controllers paene uses; others (cpuset, net_cls, ...) are left alone. */
 export const V1_CONTROLLERS = ['cpu', 'cpuacct', 'memory', 'pids', 'blkio', 'devices', 'freezer'] as const;

@@ -3,7 +3,8 @@
 // throttler restarted with the new rates).
 
 import fs from 'node:fs';
-import { type CgroupWrite, type LimitsPatch, type ResourceLimits, ipcSysctls, limitWarnings, mergeLimits, schedOf } from '../core/limits.js';
+import { type CgroupWrite, ipcSysctls, schedOf } from '../core/cgroupmap.js';
+import { type LimitsPatch, type ResourceLimits, limitWarnings, mergeLimits } from '../core/limits.js';
 import { setSched } from '../kernel/helper.js';
 import { blockDevicesFor, ioMechanism, startIoThrottle, throttlerOf, type IoMechanism } from './iothrottle.js';
 import type { Runtime } from './runtime.js';

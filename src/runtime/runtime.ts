@@ -19,7 +19,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { capMask } from '../core/caps.js';
 import { PaeneError } from '../core/errors.js';
-import { cgroupWrites, ipcSysctls, schedOf, type CgroupWrite, type ResourceLimits } from '../core/limits.js';
+import { type CgroupWrite, cgroupWrites, ipcSysctls, schedOf } from '../core/cgroupmap.js';
+import type { ResourceLimits } from '../core/limits.js';
 import { type NetSpec, canonicalIp, validateNetSpec } from '../core/net.js';
 import {
   type ContextConfig,

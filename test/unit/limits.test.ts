@@ -1,21 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import {
-  DEFAULT_LIMITS,
-  LIMIT_FLAGS,
-  cgroupWrites,
-  describeLimits,
-  effectiveShare,
-  ipcSysctls,
-  limitWarnings,
-  mergeLimits,
-  parseLimitFlags,
-  parseSem,
-  validateLimits,
-  type CgroupWrite,
-  type ResourceLimits,
-  LOW_LATENCY_SLICE_NS,
-  schedOf,
-} from '../../src/core/limits.js';
+import { LOW_LATENCY_SLICE_NS, type CgroupWrite, cgroupWrites, effectiveShare, ipcSysctls, schedOf } from '../../src/core/cgroupmap.js';
+import { LIMIT_FLAGS, parseLimitFlags, parseSem } from '../../src/core/limitflags.js';
+import { DEFAULT_LIMITS, type ResourceLimits, describeLimits, limitWarnings, mergeLimits, validateLimits } from '../../src/core/limits.js';
 
 const MiB = 2 ** 20;
 const dev = [{ major: 254, minor: 0 }];

@@ -1,0 +1,124 @@
+// What a context's limits become in the kernel: the cgroup files (v1 and
+// v2, in an order the kernel accepts), the IPC sysctls of its namespace,
+// and the scheduling class of its processes. Pure: the kernel adapter
+// writes what this returns.
+
+import type { CpuLatency, ResourceLimits } from './limits.js';
+import { DEFAULT_CPU_SHARE, shareWeightOf, toCfs, toShares } from './tokenBucket.js';
+
+/** The share weight in effect: explicit cpuShare, else a share-mode bucket's rate, else the default. */
+export function effectiveShare(limits: ResourceLimits): number {
+  if (limits.cpuShare !== undefined) return limits.cpuShare;
+  if (limits.cpu?.mode === 'share') return shareWeightOf(limits.cpu);
+  return DEFAULT_CPU_SHARE;
+}
+
+export type CgroupVersion = 'v1' | 'v2';
+export interface BlockDevice {
+  major: number;
+  minor: number;
+}
+/** One value to write into a context's cgroup. For v1, `controller` names the hierarchy. */
+export interface CgroupWrite {
+  controller: string;
+  file: string;
+  value: string;
+  /**
+   * skip this write if the controller or file is absent: files only some kernels
+   * or configs have (swap accounting, burst before 5.14), and writes that only
+   * reset a limit nobody set to "unlimited"
+   */
+  optional?: boolean;
+}
+
+/** The custom slice of the `low` class, ns (the kernel takes 0.1-100 ms). */
+export const LOW_LATENCY_SLICE_NS = 100_000;
+const SCHED_OTHER = 0;
+const SCHED_BATCH = 3;
+
+/** The scheduling policy and slice a class gives each process of the context (what the helper applies). */
+export function schedOf(latency: CpuLatency | undefined): { policy: number; sliceNs: number } {
+  if (latency === 'low') return { policy: SCHED_OTHER, sliceNs: LOW_LATENCY_SLICE_NS };
+  if (latency === 'batch') return { policy: SCHED_BATCH, sliceNs: 0 };
+  return { policy: SCHED_OTHER, sliceNs: 0 };
+}
+
+/**
+ * Every file the limits control, in an order the kernel accepts whatever the
+ * current values are. An absent limit writes the "unlimited" value (-1 or
+ * max), so applying a changed config live also removes limits. Ordering:
+ * - CPU: burst ≤ quota is checked on every write of either (with the other's
+ *   current value), so burst goes to 0 first, then the quota, then the burst.
+ *   v1 also drops the quota before changing the period.
+ * - v1 memory: memsw must stay ≥ limit at every step; it is lifted to
+ *   unlimited first, then the limit is set, then memsw.
+ * - I/O: one line per device; v1 "MAJ:MIN 0" removes a rule.
+ */
+export function cgroupWrites(limits: ResourceLimits, version: CgroupVersion, devices: BlockDevice[]): CgroupWrite[] {
+  const w: CgroupWrite[] = [];
+  const hard = limits.cpu?.mode === 'hard' ? toCfs(limits.cpu) : undefined;
+  const share = toShares(effectiveShare(limits));
+  const io = limits.io ?? {};
+  const dev = (d: BlockDevice) => `${d.major}:${d.minor}`;
+  const pids: CgroupWrite = limits.nproc === undefined ? { controller: 'pids', file: 'pids.max', value: 'max', optional: true } : { controller: 'pids', file: 'pids.max', value: String(limits.nproc) };
+  if (version === 'v1') {
+    w.push({ controller: 'cpu', file: 'cpu.cfs_burst_us', value: '0', optional: true });
+    w.push({ controller: 'cpu', file: 'cpu.cfs_quota_us', value: '-1', optional: true });
+    if (hard) {
+      w.push({ controller: 'cpu', file: 'cpu.cfs_period_us', value: String(hard.periodUs) });
+      w.push({ controller: 'cpu', file: 'cpu.cfs_quota_us', value: String(hard.quotaUs) });
+      if (hard.burstUs > 0) w.push({ controller: 'cpu', file: 'cpu.cfs_burst_us', value: String(hard.burstUs), optional: true });
+    }
+    // An idle group refuses a weight: leave idle first, set the weight, enter idle last.
+    w.push({ controller: 'cpu', file: 'cpu.idle', value: '0', optional: true });
+    w.push({ controller: 'cpu', file: 'cpu.shares', value: String(share.shares) });
+    if (limits.cpuLatency === 'idle') w.push({ controller: 'cpu', file: 'cpu.idle', value: '1' });
+    w.push(pids);
+    w.push({ controller: 'memory', file: 'memory.memsw.limit_in_bytes', value: '-1', optional: true });
+    w.push(limits.memory === undefined ? { controller: 'memory', file: 'memory.limit_in_bytes', value: '-1', optional: true } : { controller: 'memory', file: 'memory.limit_in_bytes', value: String(limits.memory) });
+    if (limits.memorySwap !== undefined) w.push({ controller: 'memory', file: 'memory.memsw.limit_in_bytes', value: String(limits.memorySwap), optional: true });
+    for (const d of devices) {
+      const rules: [string, number | undefined][] = [
+        ['blkio.throttle.read_bps_device', io.readBps],
+        ['blkio.throttle.write_bps_device', io.writeBps],
+        ['blkio.throttle.read_iops_device', io.readIops],
+        ['blkio.throttle.write_iops_device', io.writeIops],
+      ];
+      for (const [file, v] of rules) w.push(v === undefined ? { controller: 'blkio', file, value: `${dev(d)} 0`, optional: true } : { controller: 'blkio', file, value: `${dev(d)} ${v}` });
+    }
+  } else {
+    w.push({ controller: 'cpu', file: 'cpu.max.burst', value: '0', optional: true });
+    w.push(hard ? { controller: 'cpu', file: 'cpu.max', value: `${hard.quotaUs} ${hard.periodUs}` } : { controller: 'cpu', file: 'cpu.max', value: 'max 100000', optional: true });
+    if (hard && hard.burstUs > 0) w.push({ controller: 'cpu', file: 'cpu.max.burst', value: String(hard.burstUs), optional: true });
+    w.push({ controller: 'cpu', file: 'cpu.idle', value: '0', optional: true });
+    w.push({ controller: 'cpu', file: 'cpu.weight', value: String(share.weight) });
+    if (limits.cpuLatency === 'idle') w.push({ controller: 'cpu', file: 'cpu.idle', value: '1' });
+    w.push(pids);
+    w.push(limits.memory === undefined ? { controller: 'memory', file: 'memory.max', value: 'max', optional: true } : { controller: 'memory', file: 'memory.max', value: String(limits.memory) });
+    // v2 counts swap on its own: memory.swap.max = (memory + swap) − memory.
+    const swap = limits.memorySwap !== undefined && limits.memory !== undefined ? String(limits.memorySwap - limits.memory) : 'max';
+    w.push({ controller: 'memory', file: 'memory.swap.max', value: swap, optional: true });
+    const m = (v: number | undefined) => (v === undefined ? 'max' : String(v));
+    for (const d of devices) {
+      const none = [io.readBps, io.writeBps, io.readIops, io.writeIops].every((v) => v === undefined);
+      w.push({ controller: 'io', file: 'io.max', value: `${dev(d)} rbps=${m(io.readBps)} wbps=${m(io.writeBps)} riops=${m(io.readIops)} wiops=${m(io.writeIops)}`, ...(none ? { optional: true } : {}) });
+    }
+  }
+  return w;
+}
+
+/**
+ * sysctls to set inside the context's own IPC namespace, e.g. { 'kernel.shmmax': '…' }.
+ * kernel.shmall counts pages (of `pageSize` bytes), not bytes; a partial page rounds up.
+ */
+export function ipcSysctls(limits: ResourceLimits, pageSize = 4096): Record<string, string> {
+  const ipc = limits.ipc ?? {};
+  const out: Record<string, string> = {};
+  if (ipc.shmMax !== undefined) out['kernel.shmmax'] = String(ipc.shmMax);
+  if (ipc.shmAll !== undefined) out['kernel.shmall'] = String(Math.ceil(ipc.shmAll / pageSize));
+  if (ipc.shmIds !== undefined) out['kernel.shmmni'] = String(ipc.shmIds);
+  if (ipc.msgMax !== undefined) out['kernel.msgmnb'] = String(ipc.msgMax);
+  if (ipc.msgIds !== undefined) out['kernel.msgmni'] = String(ipc.msgIds);
+  if (ipc.sem !== undefined) out['kernel.sem'] = ipc.sem.join(' ');
+  return out;
+}
