@@ -203,6 +203,8 @@ export const ESCAPE_ATTEMPTS: readonly EscapeAttempt[] = [
     wall: 'no MKNOD; no block nodes in /dev; devices cgroup',
     calls: () => [['open-blockdevs']],
     blockedBy: EPERM,
+    // a host with no block device at all (a VM on a 9p root) has nothing to try
+    unprovable: ['none'],
   }),
   probeAttempt({ id: 'dev-mem', attempt: 'read /dev/mem', expected: 'ENOENT', wall: 'not in /dev; no MKNOD; devices cgroup; no SYS_RAWIO', calls: () => [['read', '/dev/mem'], ['read', '/dev/kmem']], blockedBy: ['ENOENT'] }),
   probeAttempt({ id: 'proc-kcore', attempt: 'read /proc/kcore', expected: 'masked', wall: 'masked path', calls: () => [['read', '/proc/kcore']], blockedBy: ['masked', 'empty', 'ENOENT'], needsHost: '/proc/kcore' }),

@@ -62,7 +62,11 @@ describeReal('isolation suite on the real kernel', () => {
 
   it('6. a dd at --io-write 10MiB/s (buffered and direct) is held under 13 MiB/s; a neighbour keeps ≥ 40%', async () => {
     const rows = await run('disk-hog');
-    expect(rows).toHaveLength(4);
+    // a state root on tmpfs (the v2 VM) has no disk to throttle: one informational row; on a disk, four judged ones
+    if (rows.length === 1) {
+      expect(rows[0]?.verdict).toBe('info');
+      expect(fs.statfsSync(root).type).toBe(0x01021994); // TMPFS_MAGIC: only there may the disk be missing
+    } else expect(rows).toHaveLength(4);
     expect(failures(rows)).toEqual([]);
   }, 150_000);
 
