@@ -129,6 +129,21 @@ class Fixture {
     return (r.stdout.trim() || r.stderr.trim() || `exit ${r.code}`).split('\n').pop() as string;
   }
 
+  /**
+   * An admin case against a server just started in the background: the probe
+   * again until its answer matches (the server may still be starting), at
+   * most ~5 s; the last answer either way.
+   */
+  async probeUntil(ok: RegExp, name: string, ...args: string[]): Promise<string> {
+    let out = '';
+    for (let i = 0; i < 50; i++) {
+      out = await this.probeIn(name, ...args);
+      if (ok.test(out)) break;
+      await sleep(100);
+    }
+    return out;
+  }
+
   /** A probe left running in the background (a server); ended by `close` at the latest. */
   background(name: string, ...args: string[]): Promise<unknown> {
     const p = this.rt.execCapture(name, [PROBE, ...args], { timeoutMs: 20_000 });
@@ -162,6 +177,14 @@ async function untilServing(connect: () => Promise<string>, tries = 100): Promis
 
 const escaped = (yes: boolean): NetVerdict => (yes ? 'ESCAPED' : 'blocked');
 
+/** Adds a row of one model to `rows` and logs it. */
+function recorder(mode: string, rows: NetRow[], o: NetSuiteOptions) {
+  return (kind: NetRow['kind'], attempt: string, observed: string, verdict: NetVerdict): void => {
+    rows.push({ mode, kind, attempt, observed, verdict });
+    o.log?.(`  ${verdict.padEnd(8)} ${attempt}: ${observed}`);
+  };
+}
+
 /** A host abstract unix socket, the same probe on the host as control, then the attempt from inside. */
 async function abstractAttempt(f: Fixture, ctx: string, tag: string): Promise<[string, NetVerdict]> {
   const name = `paene-netchk-${tag}-${process.pid}`;
@@ -182,10 +205,7 @@ const works = (yes: boolean): NetVerdict => (yes ? 'works' : 'FAILED');
 export async function sharedSuite(rt: Runtime, o: NetSuiteOptions = {}): Promise<NetRow[]> {
   const f = new Fixture(rt, o.prefix ?? 'netchk');
   const rows: NetRow[] = [];
-  const row = (kind: NetRow['kind'], attempt: string, observed: string, verdict: NetVerdict) => {
-    rows.push({ mode: 'shared', kind, attempt, observed, verdict });
-    o.log?.(`  ${verdict.padEnd(8)} ${attempt}: ${observed}`);
-  };
+  const row = recorder('shared', rows, o);
   let port = basePort();
   try {
     const a = await f.context('a', 'shared');
@@ -314,8 +334,7 @@ export async function sharedSuite(rt: Runtime, o: NetSuiteOptions = {}): Promise
     {
       const p = port++;
       f.background(b, 'udp-echo', '0.0.0.0', String(p), '6');
-      await sleep(300);
-      const out = await f.probeIn(a, 'udp', ipB, String(p), 'query');
+      const out = await f.probeUntil(/answer=query/, a, 'udp', ipB, String(p), 'query');
       row('admin', 'a DNS-style UDP round trip to a neighbour', out, works(/answer=query/.test(out)));
     }
   } finally {
@@ -328,10 +347,7 @@ export async function sharedSuite(rt: Runtime, o: NetSuiteOptions = {}): Promise
 export async function isolatedSuite(rt: Runtime, mode: 'none' | 'private', o: NetSuiteOptions = {}): Promise<NetRow[]> {
   const f = new Fixture(rt, o.prefix ?? 'netchk');
   const rows: NetRow[] = [];
-  const row = (kind: NetRow['kind'], attempt: string, observed: string, verdict: NetVerdict) => {
-    rows.push({ mode, kind, attempt, observed, verdict });
-    o.log?.(`  ${verdict.padEnd(8)} ${attempt}: ${observed}`);
-  };
+  const row = recorder(mode, rows, o);
   let port = basePort() + 500;
   try {
     const a = await f.context(`${mode}-a`, mode);
@@ -356,8 +372,7 @@ export async function isolatedSuite(rt: Runtime, mode: 'none' | 'private', o: Ne
     {
       const p = port++;
       f.background(a, 'serve', '127.0.0.1', String(p), '6');
-      await sleep(300);
-      const out = await f.probeIn(a, 'connect', '127.0.0.1', String(p), 'x');
+      const out = await f.probeUntil(/hello from/, a, 'connect', '127.0.0.1', String(p), 'x');
       row('admin', 'its own loopback works', out, works(/hello from/.test(out)));
     }
     if (mode === 'private') rows.push(...(await privateReach(f, a, port, o)));
@@ -367,9 +382,10 @@ export async function isolatedSuite(rt: Runtime, mode: 'none' | 'private', o: Ne
   return rows;
 }
 
-/** Private contexts: the gateway in the host-side namespace is reachable, and a published port reaches the guest. */
+/** Private contexts: a service on the bridge gateway, in the host-side namespace, is reachable. */
 async function privateReach(f: Fixture, a: string, port: number, o: NetSuiteOptions): Promise<NetRow[]> {
   const rows: NetRow[] = [];
+  const row = recorder('private', rows, o);
   const s = f.rt.network.settings();
   const gw = reservedAddressOf(s.bridge.subnet4);
   const ns = s.hostNetns;
@@ -385,14 +401,12 @@ async function privateReach(f: Fixture, a: string, port: number, o: NetSuiteOpti
   const server = hostSide(['serve', gw, String(p), '5']);
   const done = collect(server);
   try {
-    await sleep(300);
-    const out = await f.probeIn(a, 'connect', gw, String(p), 'x');
-    rows.push({ mode: 'private', kind: 'admin', attempt: `reach a service on the bridge gateway ${gw}`, observed: out, verdict: works(/hello from/.test(out)) });
+    const out = await f.probeUntil(/hello from/, a, 'connect', gw, String(p), 'x');
+    row('admin', `reach a service on the bridge gateway ${gw}`, out, works(/hello from/.test(out)));
   } finally {
     server.kill('SIGKILL');
     await done;
   }
-  for (const r of rows) o.log?.(`  ${r.verdict.padEnd(8)} ${r.attempt}: ${r.observed}`);
   return rows;
 }
 

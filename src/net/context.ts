@@ -92,9 +92,10 @@ export class ContextNetwork {
     if (mode !== 'shared') return;
     const why = this.sharedUnsupported(cg.unifiedDir !== undefined);
     if (why) throw new PaeneError('unsupported', why);
+    const local = hostAddresses();
     for (const a of config.net.addresses) {
       if (familyOf(a) === 4 && a.startsWith('127.')) continue;
-      if (!hostAddresses().includes(a)) {
+      if (!local.includes(a)) {
         throw new PaeneError('invalid-argument', `address ${a} of '${config.name}' is not on any host interface: add it first (ip addr add ${a}/${familyOf(a) === 4 ? 32 : 128} dev IFACE)`);
       }
     }

@@ -208,11 +208,6 @@ export class Runtime {
     });
   }
 
-  /** Changes the stored config only (what applies at the next start). */
-  updateConfig(name: string, change: (c: ContextConfig) => ContextConfig): Promise<ContextConfig> {
-    return this.changeConfig(name, (c) => change(c));
-  }
-
   // ----------------------------------------------------------- network
 
   /** Changes a stopped context's network model and addresses (they apply at start). */
@@ -222,12 +217,10 @@ export class Runtime {
       if (this.store.live(name)) {
         throw new PaeneError('wrong-state', `context '${name}' is running: stop it first ('paene stop ${name}'); its network model is fixed when it starts (addresses of a shared context change live with 'paene net add|rm')`);
       }
-      const next = { ...cur, net: checkNetAgainstCaps(spec, cur.caps) };
-      return withLock(this.lockFile('.create'), { what: 'the context list' }, async () => {
-        const others = this.store.names().filter((n) => n !== name).map((n) => this.store.readConfig(n));
-        const done = { ...next, net: this.network.assign(name, next.net, others) };
-        this.store.writeConfig(done);
-        return done;
+      return this.withAddresses(name, checkNetAgainstCaps(spec, cur.caps), (net) => {
+        const next = { ...cur, net };
+        this.store.writeConfig(next);
+        return next;
       });
     });
   }
@@ -249,15 +242,33 @@ export class Runtime {
         addresses = cur.net.addresses.filter((a) => a !== addr);
         if (addresses.length === 0) throw new PaeneError('invalid-argument', `${addr} is the last address of '${name}': a shared context owns at least one (add another first)`);
       }
-      const spec = validateNetSpec({ ...cur.net, addresses }, 'network');
-      const next = await withLock(this.lockFile('.create'), { what: 'the context list' }, async () => {
-        const others = this.store.names().filter((n) => n !== name).map((n) => this.store.readConfig(n));
-        return { ...cur, net: this.network.assign(name, spec, others) };
+      return this.withAddresses(name, validateNetSpec({ ...cur.net, addresses }, 'network'), (net) => {
+        const next = { ...cur, net };
+        // The kernel first: a refused address leaves the stored config as it was.
+        if (this.store.live(name)) this.network.applyLive(next, this.cgroupOf(name));
+        this.store.writeConfig(next);
+        return next;
       });
-      // The kernel first: a refused address leaves the stored config as it was.
-      if (this.store.live(name)) this.network.applyLive(next, this.cgroupOf(name));
-      this.store.writeConfig(next);
-      return next;
+    });
+  }
+
+  /**
+   * Every address assignment: under the global create lock, checked against
+   * (and filled in from the pool beside) the other contexts' addresses, and
+   * `commit` runs before the lock is released, so two changes never take one
+   * address. A config that cannot be read owns nothing here (`list` reports it).
+   */
+  private withAddresses<T>(name: string, spec: NetSpec, commit: (net: NetSpec) => T): Promise<T> {
+    return withLock(this.lockFile('.create'), { what: 'the context list' }, async () => {
+      const others = this.store.names().flatMap((n) => {
+        if (n === name) return [];
+        try {
+          return [this.store.readConfig(n)];
+        } catch {
+          return [];
+        }
+      });
+      return commit(this.network.assign(name, spec, others));
     });
   }
 
@@ -332,15 +343,8 @@ export class Runtime {
   private async addressed(name: string): Promise<ContextConfig> {
     const config = this.store.readConfig(name);
     if (config.net.addresses.length > 0 || (config.net.mode !== 'shared' && config.net.mode !== 'private')) return config;
-    return withLock(this.lockFile('.create'), { what: 'the context list' }, async () => {
-      const others = this.store.names().flatMap((n) => {
-        try {
-          return [this.store.readConfig(n)];
-        } catch {
-          return [];
-        }
-      });
-      const next = { ...config, net: this.network.assign(name, config.net, others) };
+    return this.withAddresses(name, config.net, (net) => {
+      const next = { ...config, net };
       this.store.writeConfig(next);
       return next;
     });
