@@ -9,7 +9,7 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const outDir = path.join(root, 'dist/native');
 fs.mkdirSync(outDir, { recursive: true });
 // paene-helper: the native part of the runtime; sysv-ipc: a test tool copied into contexts.
-for (const name of ['paene-helper', 'sysv-ipc', 'paene-bench', 'escape-probe', 'paene-iothrottle', 'iso-load', 'paene-bpf', 'net-probe']) {
+for (const name of ['paene-helper', 'sysv-ipc', 'paene-bench', 'escape-probe', 'paene-iothrottle', 'iso-load', 'paene-bpf', 'net-probe', 'paene-oci']) {
   const src = path.join(root, 'src/native', name + '.c');
   const out = path.join(outDir, name);
   const fresh = fs.existsSync(out) && fs.statSync(out).mtimeMs >= fs.statSync(src).mtimeMs;

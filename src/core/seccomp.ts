@@ -22,6 +22,8 @@ const BPF_JMP_JGT_K = 0x25;
 const BPF_JMP_JGE_K = 0x35;
 const BPF_JMP_JSET_K = 0x45;
 const BPF_RET_K = 0x06;
+/** A &= k: the OCI compiler's SCMP_CMP_MASKED_EQ (core/ociseccomp.ts) */
+const BPF_ALU_AND_K = 0x54;
 
 // linux/seccomp.h
 export const SECCOMP_RET_KILL_PROCESS = 0x80000000;
@@ -210,7 +212,8 @@ function baseSeccompPolicy(): SeccompPolicy {
 
 export const DEFAULT_SECCOMP_POLICY: SeccompPolicy = baseSeccompPolicy();
 
-interface Insn {
+/** One classic-BPF instruction (struct sock_filter). */
+export interface Insn {
   code: number;
   jt: number;
   jf: number;
@@ -299,7 +302,8 @@ export function buildSeccompFilter(policy: SeccompPolicy = DEFAULT_SECCOMP_POLIC
   return encode([...head, ...x86, ...arm]);
 }
 
-function encode(prog: Insn[]): Buffer {
+/** struct sock_filter[] bytes (also used by core/ociseccomp.ts). */
+export function encode(prog: Insn[]): Buffer {
   if (prog.length > BPF_MAXINSNS) throw new PaeneError('internal', `seccomp program too long (${prog.length} > ${BPF_MAXINSNS})`);
   const b = Buffer.alloc(prog.length * 8);
   prog.forEach((i, n) => {
@@ -352,6 +356,7 @@ export function checkFilter(prog: Buffer): void {
         if (i.k % 4 !== 0 || i.k >= 64) throw new PaeneError('invalid-argument', `${where}: load of seccomp_data offset ${i.k} (must be 4-byte aligned, below 64)`);
         break;
       case BPF_RET_K:
+      case BPF_ALU_AND_K:
         break;
       case BPF_JMP_JA:
         if (pc + 1 + i.k >= p.length) throw new PaeneError('invalid-argument', `${where}: jump past the end`);
@@ -384,6 +389,9 @@ export function runFilter(prog: Buffer, data: SeccompData): number {
         break;
       case BPF_RET_K:
         return i.k >>> 0;
+      case BPF_ALU_AND_K:
+        a = (a & i.k) >>> 0;
+        break;
       case BPF_JMP_JA:
         pc += i.k;
         break;

@@ -1,0 +1,830 @@
+// An OCI bundle's config.json (runtime-spec 1.x) translated into paene's plan
+// for one container: what paene-oci (src/native/paene-oci.c) carries out and
+// what the runtime writes into the cgroups. Pure: no I/O, tested without root.
+//
+// A field paene cannot honour is refused with a PaeneError that names it;
+// nothing is silently ignored (docs/oci.md lists the mapping and refusals).
+
+import path from 'node:path';
+import { PaeneError } from './errors.js';
+import { CAP_NAMES } from './caps.js';
+import type { CgroupWrite } from './cgroupmap.js';
+import { compileOciSeccomp, type OciSeccomp } from './ociseccomp.js';
+
+// ------------------------------------------------------------ config.json
+
+export interface OciMount {
+  destination: string;
+  type?: string;
+  source?: string;
+  options?: string[];
+  uidMappings?: unknown[];
+  gidMappings?: unknown[];
+}
+export interface OciIdMap {
+  containerID: number;
+  hostID: number;
+  size: number;
+}
+export interface OciRlimit {
+  type: string;
+  soft: number;
+  hard: number;
+}
+export interface OciCaps {
+  bounding?: string[];
+  effective?: string[];
+  permitted?: string[];
+  inheritable?: string[];
+  ambient?: string[];
+}
+export interface OciProcess {
+  terminal?: boolean;
+  consoleSize?: { height: number; width: number };
+  user?: { uid: number; gid: number; umask?: number; additionalGids?: number[]; username?: string };
+  args?: string[];
+  commandLine?: string;
+  env?: string[];
+  cwd: string;
+  capabilities?: OciCaps;
+  rlimits?: OciRlimit[];
+  noNewPrivileges?: boolean;
+  apparmorProfile?: string;
+  oomScoreAdj?: number;
+  selinuxLabel?: string;
+  scheduler?: unknown;
+  ioPriority?: unknown;
+  execCPUAffinity?: unknown;
+}
+export interface OciHook {
+  path: string;
+  args?: string[];
+  env?: string[];
+  timeout?: number;
+}
+export interface OciHooks {
+  prestart?: OciHook[];
+  createRuntime?: OciHook[];
+  createContainer?: OciHook[];
+  startContainer?: OciHook[];
+  poststart?: OciHook[];
+  poststop?: OciHook[];
+}
+export interface OciDevice {
+  type: string;
+  path: string;
+  major?: number;
+  minor?: number;
+  fileMode?: number;
+  uid?: number;
+  gid?: number;
+}
+export interface OciDeviceRule {
+  allow: boolean;
+  type?: string;
+  major?: number | null;
+  minor?: number | null;
+  access?: string;
+}
+export interface OciThrottle {
+  major: number;
+  minor: number;
+  rate: number;
+}
+export interface OciResources {
+  devices?: OciDeviceRule[];
+  memory?: {
+    limit?: number;
+    reservation?: number;
+    swap?: number;
+    kernel?: number;
+    kernelTCP?: number;
+    swappiness?: number;
+    disableOOMKiller?: boolean;
+    useHierarchy?: boolean;
+    checkBeforeUpdate?: boolean;
+  };
+  cpu?: {
+    shares?: number;
+    quota?: number;
+    burst?: number;
+    period?: number;
+    realtimeRuntime?: number;
+    realtimePeriod?: number;
+    cpus?: string;
+    mems?: string;
+    idle?: number;
+  };
+  pids?: { limit?: number };
+  blockIO?: {
+    weight?: number;
+    leafWeight?: number;
+    weightDevice?: { major: number; minor: number; weight?: number; leafWeight?: number }[];
+    throttleReadBpsDevice?: OciThrottle[];
+    throttleWriteBpsDevice?: OciThrottle[];
+    throttleReadIOPSDevice?: OciThrottle[];
+    throttleWriteIOPSDevice?: OciThrottle[];
+  };
+  hugepageLimits?: unknown[];
+  network?: unknown;
+  rdma?: unknown;
+  unified?: Record<string, string>;
+}
+export interface OciLinux {
+  namespaces?: { type: string; path?: string }[];
+  uidMappings?: OciIdMap[];
+  gidMappings?: OciIdMap[];
+  timeOffsets?: unknown;
+  devices?: OciDevice[];
+  cgroupsPath?: string;
+  resources?: OciResources;
+  rootfsPropagation?: string;
+  seccomp?: OciSeccomp;
+  sysctl?: Record<string, string>;
+  maskedPaths?: string[];
+  readonlyPaths?: string[];
+  mountLabel?: string;
+  intelRdt?: unknown;
+  personality?: unknown;
+  memoryPolicy?: unknown;
+  netDevices?: unknown;
+}
+export interface OciConfig {
+  ociVersion: string;
+  root?: { path: string; readonly?: boolean };
+  mounts?: OciMount[];
+  process?: OciProcess;
+  hostname?: string;
+  domainname?: string;
+  hooks?: OciHooks;
+  annotations?: Record<string, string>;
+  linux?: OciLinux;
+}
+
+// ------------------------------------------------------------ the plan
+
+export interface PlanMount {
+  source: string;
+  destination: string;
+  type: string;
+  /** mount(2) flags, MS_BIND/MS_REC included for binds; the rest applied by a remount */
+  flags: number;
+  /** propagation flags applied after the mount (MS_SHARED, MS_SLAVE, ... with MS_REC) */
+  propagation: number;
+  data: string;
+}
+export interface PlanDevice {
+  path: string;
+  type: 'c' | 'b' | 'p';
+  major: number;
+  minor: number;
+  mode: number;
+  uid: number;
+  gid: number;
+}
+/** The five capability sets as masks. */
+export interface PlanCaps {
+  bounding: bigint;
+  effective: bigint;
+  permitted: bigint;
+  inheritable: bigint;
+  ambient: bigint;
+}
+export interface PlanProcess {
+  args: string[];
+  env: string[];
+  cwd: string;
+  uid: number;
+  gid: number;
+  groups: number[];
+  umask?: number;
+  caps: PlanCaps;
+  rlimits: { resource: number; soft: bigint; hard: bigint }[];
+  noNewPrivileges: boolean;
+  terminal: boolean;
+  consoleSize?: { rows: number; cols: number };
+  oomScoreAdj?: number;
+  /** the compiled filter, loaded last before exec */
+  seccomp?: Buffer;
+}
+export type NsType = 'pid' | 'network' | 'mount' | 'ipc' | 'uts' | 'user' | 'cgroup' | 'time';
+export const NS_TYPES: readonly NsType[] = ['pid', 'network', 'mount', 'ipc', 'uts', 'user', 'cgroup', 'time'];
+/** /proc/PID/ns/<file> of each namespace type */
+export const NS_FILE: Readonly<Record<NsType, string>> = {
+  pid: 'pid',
+  network: 'net',
+  mount: 'mnt',
+  ipc: 'ipc',
+  uts: 'uts',
+  user: 'user',
+  cgroup: 'cgroup',
+  time: 'time',
+};
+
+export interface PlanCgroup {
+  /** absolute path under each hierarchy's root, e.g. /paene-runc/ID */
+  path: string;
+  writes: CgroupWrite[];
+  cpuset?: { cpus?: string; mems?: string };
+}
+
+export interface OciPlan {
+  rootfs: string;
+  rootReadonly: boolean;
+  rootPropagation: number;
+  namespaces: { type: NsType; path: string }[];
+  uidMap?: string;
+  gidMap?: string;
+  mounts: PlanMount[];
+  /** cgroup mounts: bound from the container's own cgroup directories at start */
+  cgroupMounts: { destination: string; readonly: boolean }[];
+  devices: PlanDevice[];
+  symlinks: [target: string, link: string][];
+  masked: string[];
+  readonlyPaths: string[];
+  sysctl: [string, string][];
+  hostname?: string;
+  domainname?: string;
+  process: PlanProcess;
+  cgroup: PlanCgroup;
+  hooks: Required<Pick<OciHooks, 'createRuntime' | 'poststart' | 'poststop'>>;
+  annotations: Record<string, string>;
+  /** paene's own features read from paene.io/ annotations */
+  paene: { cpuBurstUs?: number };
+}
+
+function refuse(field: string, why: string): never {
+  throw new PaeneError('invalid-argument', `config.json: ${field}: ${why}`);
+}
+
+// mount(2) flags
+export const MS = {
+  RDONLY: 0x1,
+  NOSUID: 0x2,
+  NODEV: 0x4,
+  NOEXEC: 0x8,
+  SYNCHRONOUS: 0x10,
+  REMOUNT: 0x20,
+  MANDLOCK: 0x40,
+  DIRSYNC: 0x80,
+  NOSYMFOLLOW: 0x100,
+  NOATIME: 0x400,
+  NODIRATIME: 0x800,
+  BIND: 0x1000,
+  MOVE: 0x2000,
+  REC: 0x4000,
+  SILENT: 0x8000,
+  UNBINDABLE: 1 << 17,
+  PRIVATE: 1 << 18,
+  SLAVE: 1 << 19,
+  SHARED: 1 << 20,
+  RELATIME: 1 << 21,
+  STRICTATIME: 1 << 24,
+  LAZYTIME: 1 << 25,
+} as const;
+
+/** option → [set, clear] flags; the options runc knows, as mount(8) spells them */
+const MOUNT_FLAGS: Readonly<Record<string, [number, number]>> = {
+  ro: [MS.RDONLY, 0],
+  rw: [0, MS.RDONLY],
+  nosuid: [MS.NOSUID, 0],
+  suid: [0, MS.NOSUID],
+  nodev: [MS.NODEV, 0],
+  dev: [0, MS.NODEV],
+  noexec: [MS.NOEXEC, 0],
+  exec: [0, MS.NOEXEC],
+  sync: [MS.SYNCHRONOUS, 0],
+  async: [0, MS.SYNCHRONOUS],
+  dirsync: [MS.DIRSYNC, 0],
+  mand: [MS.MANDLOCK, 0],
+  nomand: [0, MS.MANDLOCK],
+  noatime: [MS.NOATIME, 0],
+  atime: [0, MS.NOATIME],
+  nodiratime: [MS.NODIRATIME, 0],
+  diratime: [0, MS.NODIRATIME],
+  relatime: [MS.RELATIME, 0],
+  norelatime: [0, MS.RELATIME],
+  strictatime: [MS.STRICTATIME, 0],
+  nostrictatime: [0, MS.STRICTATIME],
+  lazytime: [MS.LAZYTIME, 0],
+  nolazytime: [0, MS.LAZYTIME],
+  nosymfollow: [MS.NOSYMFOLLOW, 0],
+  symfollow: [0, MS.NOSYMFOLLOW],
+  remount: [MS.REMOUNT, 0],
+  defaults: [0, 0],
+  bind: [MS.BIND, 0],
+  rbind: [MS.BIND | MS.REC, 0],
+};
+const PROPAGATION: Readonly<Record<string, number>> = {
+  private: MS.PRIVATE,
+  rprivate: MS.PRIVATE | MS.REC,
+  shared: MS.SHARED,
+  rshared: MS.SHARED | MS.REC,
+  slave: MS.SLAVE,
+  rslave: MS.SLAVE | MS.REC,
+  unbindable: MS.UNBINDABLE,
+  runbindable: MS.UNBINDABLE | MS.REC,
+};
+
+/** Mount options → flags, propagation and the data string (options the filesystem itself takes). */
+export function parseMountOptions(options: readonly string[], where: string): { flags: number; propagation: number; data: string } {
+  let flags = 0;
+  let propagation = 0;
+  const data: string[] = [];
+  for (const o of options) {
+    const f = MOUNT_FLAGS[o];
+    if (f) {
+      flags = (flags | f[0]) & ~f[1];
+      continue;
+    }
+    const p = PROPAGATION[o];
+    if (p !== undefined) {
+      propagation |= p;
+      continue;
+    }
+    if (o === 'tmpcopyup' || o.startsWith('idmap') || o.startsWith('ridmap') || o.startsWith('x-')) {
+      refuse(`${where}.options`, `'${o}' is not supported by paene-runc`);
+    }
+    if (o.includes(',')) refuse(`${where}.options`, `'${o}' contains a comma`);
+    data.push(o);
+  }
+  return { flags, propagation, data: data.join(',') };
+}
+
+/** Absolute, normalized, no '..' left: a path inside the container. */
+export function containerPath(p: string, where: string): string {
+  if (typeof p !== 'string' || p === '') refuse(where, 'must be a non-empty path');
+  if (!p.startsWith('/')) refuse(where, `'${p}' must be absolute`);
+  const n = path.posix.normalize(p);
+  if (n.split('/').includes('..')) refuse(where, `'${p}' leaves the root`);
+  if (n.includes('\0')) refuse(where, 'contains a NUL byte');
+  return n.length > 1 && n.endsWith('/') ? n.slice(0, -1) : n;
+}
+
+const CAP_BITS: ReadonlyMap<string, number> = new Map(CAP_NAMES.map((n, i) => ['CAP_' + n, i]));
+
+export function capsMask(names: readonly string[] | undefined, where: string): bigint {
+  let m = 0n;
+  for (const n of names ?? []) {
+    const bit = CAP_BITS.get(n);
+    if (bit === undefined) refuse(where, `unknown capability '${n}' (paene knows CAP_${CAP_NAMES[0]} … CAP_${CAP_NAMES[CAP_NAMES.length - 1]})`);
+    m |= 1n << BigInt(bit);
+  }
+  return m;
+}
+
+export const RLIMITS: Readonly<Record<string, number>> = {
+  RLIMIT_CPU: 0,
+  RLIMIT_FSIZE: 1,
+  RLIMIT_DATA: 2,
+  RLIMIT_STACK: 3,
+  RLIMIT_CORE: 4,
+  RLIMIT_RSS: 5,
+  RLIMIT_NPROC: 6,
+  RLIMIT_NOFILE: 7,
+  RLIMIT_MEMLOCK: 8,
+  RLIMIT_AS: 9,
+  RLIMIT_LOCKS: 10,
+  RLIMIT_SIGPENDING: 11,
+  RLIMIT_MSGQUEUE: 12,
+  RLIMIT_NICE: 13,
+  RLIMIT_RTPRIO: 14,
+  RLIMIT_RTTIME: 15,
+};
+
+const U64_MAX = (1n << 64n) - 1n;
+function rlimitValue(v: number, where: string): bigint {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) refuse(where, `${v} is not a limit (0 … 2^64-1)`);
+  const b = BigInt(v);
+  return b >= U64_MAX ? U64_MAX : b;
+}
+
+/** The devices every container gets (runtime-spec "Default Devices"), as runc makes them. */
+export const DEFAULT_DEVICES: readonly PlanDevice[] = [
+  { path: '/dev/null', type: 'c', major: 1, minor: 3, mode: 0o666, uid: 0, gid: 0 },
+  { path: '/dev/zero', type: 'c', major: 1, minor: 5, mode: 0o666, uid: 0, gid: 0 },
+  { path: '/dev/full', type: 'c', major: 1, minor: 7, mode: 0o666, uid: 0, gid: 0 },
+  { path: '/dev/random', type: 'c', major: 1, minor: 8, mode: 0o666, uid: 0, gid: 0 },
+  { path: '/dev/urandom', type: 'c', major: 1, minor: 9, mode: 0o666, uid: 0, gid: 0 },
+  { path: '/dev/tty', type: 'c', major: 5, minor: 0, mode: 0o666, uid: 0, gid: 0 },
+];
+const DEFAULT_SYMLINKS: readonly [string, string][] = [
+  ['/proc/self/fd', '/dev/fd'],
+  ['/proc/self/fd/0', '/dev/stdin'],
+  ['/proc/self/fd/1', '/dev/stdout'],
+  ['/proc/self/fd/2', '/dev/stderr'],
+  ['pts/ptmx', '/dev/ptmx'],
+];
+/** v1 devices cgroup rules always allowed beside the config's: the default devices and ptys, as runc. */
+const DEFAULT_DEVICE_RULES: readonly string[] = [
+  'c 1:3 rwm',
+  'c 1:5 rwm',
+  'c 1:7 rwm',
+  'c 1:8 rwm',
+  'c 1:9 rwm',
+  'c 5:0 rwm',
+  'c 5:1 rwm',
+  'c 5:2 rwm',
+  'c 136:* rwm',
+];
+
+function deviceRule(r: OciDeviceRule, where: string): string {
+  const type = r.type ?? 'a';
+  if (!['a', 'c', 'b'].includes(type)) refuse(`${where}.type`, `'${type}' is not a, c or b`);
+  const num = (v: number | null | undefined) => (v === undefined || v === null || v === -1 ? '*' : String(v));
+  const access = r.access ?? 'rwm';
+  if (!/^[rwm]{1,3}$/.test(access)) refuse(`${where}.access`, `'${access}' is not a subset of rwm`);
+  return type === 'a' ? `a *:* ${access}` : `${type} ${num(r.major)}:${num(r.minor)} ${access}`;
+}
+
+function nonNeg(v: number | undefined, where: string): number | undefined {
+  if (v === undefined) return undefined;
+  if (typeof v !== 'number' || !Number.isInteger(v)) refuse(where, `${v} is not a whole number`);
+  return v;
+}
+
+/** OCI resources → cgroup v1 writes (the hierarchy in `controller`). */
+export function resourceWritesV1(r: OciResources): { writes: CgroupWrite[]; cpuset?: { cpus?: string; mems?: string } } {
+  const w: CgroupWrite[] = [];
+  const put = (controller: string, file: string, value: number | string | undefined) => {
+    if (value !== undefined) w.push({ controller, file, value: String(value) });
+  };
+  const m = r.memory ?? {};
+  // memory.kernel: Linux 6.1 removed the separate v1 kernel-memory limit; kernel memory is charged to
+  // memory.limit_in_bytes, so the limit holds within the container's memory limit (docs/oci.md)
+  nonNeg(m.kernel, 'linux.resources.memory.kernel');
+  if (m.kernelTCP !== undefined) put('memory', 'memory.kmem.tcp.limit_in_bytes', nonNeg(m.kernelTCP, 'linux.resources.memory.kernelTCP'));
+  put('memory', 'memory.limit_in_bytes', nonNeg(m.limit, 'linux.resources.memory.limit'));
+  put('memory', 'memory.soft_limit_in_bytes', nonNeg(m.reservation, 'linux.resources.memory.reservation'));
+  if (m.swap !== undefined) {
+    w.push({ controller: 'memory', file: 'memory.memsw.limit_in_bytes', value: String(nonNeg(m.swap, 'linux.resources.memory.swap')) });
+  }
+  if (m.swappiness !== undefined) {
+    if (m.swappiness < 0 || m.swappiness > 100) refuse('linux.resources.memory.swappiness', `${m.swappiness} is not 0 … 100`);
+    put('memory', 'memory.swappiness', m.swappiness);
+  }
+  if (m.disableOOMKiller) put('memory', 'memory.oom_control', 1);
+  const c = r.cpu ?? {};
+  put('cpu', 'cpu.shares', nonNeg(c.shares, 'linux.resources.cpu.shares'));
+  put('cpu', 'cpu.cfs_period_us', nonNeg(c.period, 'linux.resources.cpu.period'));
+  put('cpu', 'cpu.cfs_quota_us', nonNeg(c.quota, 'linux.resources.cpu.quota'));
+  if (c.burst !== undefined) w.push({ controller: 'cpu', file: 'cpu.cfs_burst_us', value: String(nonNeg(c.burst, 'linux.resources.cpu.burst')) });
+  put('cpu', 'cpu.rt_period_us', nonNeg(c.realtimePeriod, 'linux.resources.cpu.realtimePeriod'));
+  put('cpu', 'cpu.rt_runtime_us', nonNeg(c.realtimeRuntime, 'linux.resources.cpu.realtimeRuntime'));
+  if (c.idle !== undefined && c.idle !== 0) refuse('linux.resources.cpu.idle', 'SCHED_IDLE cgroups need cgroup v2 cpu.idle; not on cgroup v1');
+  const cpuset = c.cpus !== undefined || c.mems !== undefined ? { cpus: c.cpus, mems: c.mems } : undefined;
+  if (r.pids?.limit !== undefined) {
+    const l = r.pids.limit;
+    put('pids', 'pids.max', l <= 0 ? 'max' : l);
+  }
+  const b = r.blockIO ?? {};
+  put('blkio', 'blkio.weight', nonNeg(b.weight, 'linux.resources.blockIO.weight'));
+  put('blkio', 'blkio.leaf_weight', nonNeg(b.leafWeight, 'linux.resources.blockIO.leafWeight'));
+  for (const d of b.weightDevice ?? []) {
+    if (d.weight !== undefined) put('blkio', 'blkio.weight_device', `${d.major}:${d.minor} ${d.weight}`);
+    if (d.leafWeight !== undefined) put('blkio', 'blkio.leaf_weight_device', `${d.major}:${d.minor} ${d.leafWeight}`);
+  }
+  const thr: [keyof NonNullable<OciResources['blockIO']>, string][] = [
+    ['throttleReadBpsDevice', 'blkio.throttle.read_bps_device'],
+    ['throttleWriteBpsDevice', 'blkio.throttle.write_bps_device'],
+    ['throttleReadIOPSDevice', 'blkio.throttle.read_iops_device'],
+    ['throttleWriteIOPSDevice', 'blkio.throttle.write_iops_device'],
+  ];
+  for (const [k, file] of thr) {
+    for (const t of (b[k] as OciThrottle[] | undefined) ?? []) put('blkio', file, `${t.major}:${t.minor} ${t.rate}`);
+  }
+  if (r.hugepageLimits && r.hugepageLimits.length > 0) refuse('linux.resources.hugepageLimits', 'the hugetlb controller is not supported by paene-runc');
+  if (r.network !== undefined) refuse('linux.resources.network', 'net_cls/net_prio are not supported by paene-runc');
+  if (r.rdma !== undefined) refuse('linux.resources.rdma', 'the rdma controller is not supported by paene-runc');
+  if (r.unified && Object.keys(r.unified).length > 0) refuse('linux.resources.unified', 'raw cgroup v2 files are not supported on this cgroup v1 host');
+  return { writes: w, cpuset };
+}
+
+/**
+ * The v1 devices cgroup writes, in runc's order: deny all, the config's rules
+ * (which usually end in a deny-all of their own), then the devices the
+ * container has nodes for and the defaults, so they stay usable.
+ */
+export function deviceCgroupWrites(rules: readonly OciDeviceRule[] | undefined, devices: readonly PlanDevice[]): CgroupWrite[] {
+  const w: CgroupWrite[] = [{ controller: 'devices', file: 'devices.deny', value: 'a *:* rwm' }];
+  (rules ?? []).forEach((r, i) => {
+    w.push({ controller: 'devices', file: r.allow ? 'devices.allow' : 'devices.deny', value: deviceRule(r, `linux.resources.devices[${i}]`) });
+  });
+  for (const d of devices) {
+    if (d.type !== 'p') w.push({ controller: 'devices', file: 'devices.allow', value: `${d.type} ${d.major}:${d.minor} rwm` });
+  }
+  for (const d of DEFAULT_DEVICE_RULES) w.push({ controller: 'devices', file: 'devices.allow', value: d });
+  return w;
+}
+
+/** cgroupsPath → an absolute path under each hierarchy; a missing one goes under /paene-runc. */
+export function cgroupPathOf(cgroupsPath: string | undefined, id: string): string {
+  if (cgroupsPath === undefined || cgroupsPath === '') return `/paene-runc/${id}`;
+  if (cgroupsPath.includes(':')) refuse('linux.cgroupsPath', `'${cgroupsPath}' is a systemd slice:prefix:name path; paene-runc manages cgroupfs paths (do not pass --systemd-cgroup paths)`);
+  const abs = cgroupsPath.startsWith('/') ? cgroupsPath : `/paene-runc/${cgroupsPath}`;
+  const n = path.posix.normalize(abs);
+  if (n.split('/').includes('..') || n === '/') refuse('linux.cgroupsPath', `'${cgroupsPath}' is not a cgroup below the root`);
+  return n.endsWith('/') ? n.slice(0, -1) : n;
+}
+
+function idMap(maps: OciIdMap[] | undefined, where: string): string | undefined {
+  if (!maps || maps.length === 0) return undefined;
+  if (maps.length > 340) refuse(where, 'too many ranges');
+  return maps
+    .map((m, i) => {
+      for (const k of ['containerID', 'hostID', 'size'] as const) {
+        if (!Number.isInteger(m[k]) || m[k] < 0) refuse(`${where}[${i}].${k}`, 'must be a whole number');
+      }
+      return `${m.containerID} ${m.hostID} ${m.size}\n`;
+    })
+    .join('');
+}
+
+const SUPPORTED_HOOKS = ['prestart', 'createRuntime', 'poststart', 'poststop'];
+
+export interface TranslateOptions {
+  id: string;
+  bundle: string;
+}
+
+/** config.json → the plan; throws a PaeneError naming the first field paene cannot honour. */
+export function translateConfig(cfg: OciConfig, o: TranslateOptions): OciPlan {
+  if (typeof cfg !== 'object' || cfg === null) refuse('(top)', 'not a JSON object');
+  if (typeof cfg.ociVersion !== 'string' || !/^1\./.test(cfg.ociVersion)) refuse('ociVersion', `'${cfg.ociVersion}' is not a 1.x runtime-spec version`);
+  if (!cfg.root?.path) refuse('root.path', 'missing');
+  const root = cfg.root as { path: string; readonly?: boolean };
+  const rootfs = path.resolve(o.bundle, root.path);
+  const linux: OciLinux = cfg.linux ?? {};
+  if (!cfg.linux) refuse('linux', 'missing: paene-runc runs Linux containers only');
+  for (const k of ['intelRdt', 'personality', 'memoryPolicy', 'netDevices', 'timeOffsets'] as const) {
+    if (linux[k] !== undefined) refuse(`linux.${k}`, 'not supported by paene-runc');
+  }
+  if (linux.mountLabel) refuse('linux.mountLabel', 'SELinux labels are not supported by paene-runc');
+
+  // namespaces
+  const namespaces: { type: NsType; path: string }[] = [];
+  const seen = new Set<string>();
+  (linux.namespaces ?? []).forEach((n, i) => {
+    if (!(NS_TYPES as readonly string[]).includes(n.type)) refuse(`linux.namespaces[${i}].type`, `unknown namespace '${n.type}'`);
+    if (seen.has(n.type)) refuse(`linux.namespaces[${i}]`, `namespace '${n.type}' given twice`);
+    seen.add(n.type);
+    if (n.path !== undefined && n.path !== '' && !n.path.startsWith('/')) refuse(`linux.namespaces[${i}].path`, 'must be absolute');
+    namespaces.push({ type: n.type as NsType, path: n.path ?? '' });
+  });
+  if (!seen.has('mount')) refuse('linux.namespaces', 'a mount namespace is required (paene-runc builds the root inside one)');
+  const hasUserNs = seen.has('user');
+  if (!hasUserNs && (linux.uidMappings?.length || linux.gidMappings?.length)) refuse('linux.uidMappings', 'given without a user namespace');
+  if (cfg.hostname !== undefined && cfg.hostname !== '' && !seen.has('uts')) refuse('hostname', 'set without a uts namespace');
+  if (cfg.domainname !== undefined && cfg.domainname !== '' && !seen.has('uts')) refuse('domainname', 'set without a uts namespace');
+
+  // mounts
+  const mounts: PlanMount[] = [];
+  const cgroupMounts: OciPlan['cgroupMounts'] = [];
+  (cfg.mounts ?? []).forEach((m, i) => {
+    const where = `mounts[${i}]`;
+    const destination = containerPath(m.destination, `${where}.destination`);
+    if (m.uidMappings || m.gidMappings) refuse(where, 'idmapped mounts are not supported by paene-runc');
+    const opts = parseMountOptions(m.options ?? [], where);
+    let type = m.type ?? '';
+    if ((opts.flags & MS.BIND) !== 0) type = 'bind';
+    if (type === 'bind' && (opts.flags & MS.BIND) === 0) opts.flags |= MS.BIND;
+    if (type === 'cgroup' || type === 'cgroup2') {
+      cgroupMounts.push({ destination, readonly: (opts.flags & MS.RDONLY) !== 0 });
+      return;
+    }
+    if (type === '') refuse(`${where}.type`, 'missing (and no bind option)');
+    let source = m.source ?? type;
+    if (type === 'bind') {
+      if (!m.source) refuse(`${where}.source`, 'a bind mount needs a source');
+      source = path.resolve(o.bundle, m.source);
+    }
+    if ((opts.flags & MS.REMOUNT) !== 0) refuse(`${where}.options`, "'remount' is not a mount paene-runc can make");
+    mounts.push({ source, destination, type, flags: opts.flags, propagation: opts.propagation, data: opts.data });
+  });
+
+  // devices
+  const devices: PlanDevice[] = [...DEFAULT_DEVICES];
+  (linux.devices ?? []).forEach((d, i) => {
+    const where = `linux.devices[${i}]`;
+    const p = containerPath(d.path, `${where}.path`);
+    const type = d.type === 'u' ? 'c' : d.type;
+    if (type !== 'c' && type !== 'b' && type !== 'p') refuse(`${where}.type`, `'${d.type}' is not c, b, u or p`);
+    if (type !== 'p' && (!Number.isInteger(d.major) || !Number.isInteger(d.minor))) refuse(where, 'major and minor are required');
+    const dev: PlanDevice = { path: p, type, major: d.major ?? 0, minor: d.minor ?? 0, mode: d.fileMode ?? 0o666, uid: d.uid ?? 0, gid: d.gid ?? 0 };
+    const at = devices.findIndex((x) => x.path === p);
+    if (at >= 0) devices[at] = dev;
+    else devices.push(dev);
+  });
+
+  // process
+  const pr = cfg.process;
+  if (!pr) refuse('process', 'missing');
+  const proc = pr as OciProcess;
+  if (proc.apparmorProfile) refuse('process.apparmorProfile', 'AppArmor is not supported by paene-runc');
+  if (proc.selinuxLabel) refuse('process.selinuxLabel', 'SELinux is not supported by paene-runc');
+  for (const k of ['scheduler', 'ioPriority', 'execCPUAffinity', 'commandLine'] as const) {
+    if (proc[k] !== undefined) refuse(`process.${k}`, 'not supported by paene-runc');
+  }
+  const process = translateProcess(proc, 'process');
+  if (linux.seccomp !== undefined) process.seccomp = compileOciSeccomp(linux.seccomp);
+
+  // sysctl
+  const sysctl: [string, string][] = [];
+  for (const [k, v] of Object.entries(linux.sysctl ?? {})) {
+    if (!/^[a-zA-Z0-9_.\-/]+$/.test(k) || k.includes('..')) refuse(`linux.sysctl.${k}`, 'not a sysctl name');
+    if (!isNamespacedSysctl(k, seen)) refuse(`linux.sysctl.${k}`, "not in a namespace the container has its own of (it would change the host's)");
+    sysctl.push([k, String(v)]);
+  }
+
+  // hooks
+  const hooks = cfg.hooks ?? {};
+  for (const k of Object.keys(hooks)) {
+    if (!SUPPORTED_HOOKS.includes(k) && (hooks[k as keyof OciHooks]?.length ?? 0) > 0) {
+      refuse(`hooks.${k}`, 'runs inside the container\'s namespaces, which paene-runc does not do yet (createRuntime, prestart, poststart and poststop are supported)');
+    }
+  }
+  const checkHooks = (list: OciHook[] | undefined, where: string) =>
+    (list ?? []).map((h, i) => {
+      if (!h.path || !h.path.startsWith('/')) refuse(`${where}[${i}].path`, 'must be absolute');
+      if (h.timeout !== undefined && (!Number.isInteger(h.timeout) || h.timeout <= 0)) refuse(`${where}[${i}].timeout`, 'must be a positive whole number');
+      return h;
+    });
+
+  // resources
+  const res = linux.resources ?? {};
+  const { writes, cpuset } = resourceWritesV1(res);
+  const cgPath = cgroupPathOf(linux.cgroupsPath, o.id);
+  const annotations = cfg.annotations ?? {};
+  const paene: OciPlan['paene'] = {};
+  for (const [k, v] of Object.entries(annotations)) {
+    if (!k.startsWith('paene.io/')) continue;
+    if (k === 'paene.io/cpu-burst-us') {
+      if (!/^\d+$/.test(v)) refuse(`annotations.${k}`, `'${v}' is not a whole number of microseconds`);
+      paene.cpuBurstUs = Number(v);
+      writes.push({ controller: 'cpu', file: 'cpu.cfs_burst_us', value: v });
+    } else refuse(`annotations.${k}`, 'unknown paene.io/ annotation (known: paene.io/cpu-burst-us)');
+  }
+  writes.unshift(...deviceCgroupWrites(res.devices, devices));
+
+  const rp = linux.rootfsPropagation;
+  let rootPropagation = 0;
+  if (rp) {
+    const f = PROPAGATION[rp];
+    if (f === undefined) refuse('linux.rootfsPropagation', `'${rp}' is not one of ${Object.keys(PROPAGATION).join(', ')}`);
+    rootPropagation = f as number;
+  }
+
+  return {
+    rootfs,
+    rootReadonly: root.readonly === true,
+    rootPropagation,
+    namespaces,
+    uidMap: idMap(linux.uidMappings, 'linux.uidMappings'),
+    gidMap: idMap(linux.gidMappings, 'linux.gidMappings'),
+    mounts,
+    cgroupMounts,
+    devices,
+    symlinks: [...DEFAULT_SYMLINKS],
+    masked: (linux.maskedPaths ?? []).map((p, i) => containerPath(p, `linux.maskedPaths[${i}]`)),
+    readonlyPaths: (linux.readonlyPaths ?? []).map((p, i) => containerPath(p, `linux.readonlyPaths[${i}]`)),
+    sysctl,
+    hostname: cfg.hostname || undefined,
+    domainname: cfg.domainname || undefined,
+    process,
+    cgroup: { path: cgPath, writes, cpuset },
+    hooks: {
+      createRuntime: [...checkHooks(hooks.prestart, 'hooks.prestart'), ...checkHooks(hooks.createRuntime, 'hooks.createRuntime')],
+      poststart: checkHooks(hooks.poststart, 'hooks.poststart'),
+      poststop: checkHooks(hooks.poststop, 'hooks.poststop'),
+    },
+    annotations,
+    paene,
+  };
+}
+
+/** Sysctls the kernel keeps per namespace (runc's list): ipc ones need an ipc namespace, net.* a network one. */
+export function isNamespacedSysctl(k: string, ns: ReadonlySet<string>): boolean {
+  const ipc = ['kernel.msgmax', 'kernel.msgmnb', 'kernel.msgmni', 'kernel.sem', 'kernel.shmall', 'kernel.shmmax', 'kernel.shmmni', 'kernel.shm_rmid_forced'];
+  if (ipc.includes(k) || k.startsWith('fs.mqueue.')) return ns.has('ipc');
+  if (k.startsWith('net.')) return ns.has('network');
+  if (k === 'kernel.hostname' || k === 'kernel.domainname') return ns.has('uts');
+  return false;
+}
+
+/** process (of config.json or of `exec --process`) → the plan's process. */
+export function translateProcess(p: OciProcess, where: string): PlanProcess {
+  if (!p.args || p.args.length === 0) refuse(`${where}.args`, 'missing or empty');
+  if (typeof p.cwd !== 'string' || !p.cwd.startsWith('/')) refuse(`${where}.cwd`, `'${p.cwd}' must be an absolute path`);
+  const u = p.user ?? { uid: 0, gid: 0 };
+  if (u.username) refuse(`${where}.user.username`, 'is for Windows; give uid and gid');
+  for (const k of ['uid', 'gid'] as const) {
+    if (!Number.isInteger(u[k]) || u[k] < 0) refuse(`${where}.user.${k}`, 'must be a whole number');
+  }
+  const c = p.capabilities ?? {};
+  const caps: PlanCaps = {
+    bounding: capsMask(c.bounding, `${where}.capabilities.bounding`),
+    effective: capsMask(c.effective, `${where}.capabilities.effective`),
+    permitted: capsMask(c.permitted, `${where}.capabilities.permitted`),
+    inheritable: capsMask(c.inheritable, `${where}.capabilities.inheritable`),
+    ambient: capsMask(c.ambient, `${where}.capabilities.ambient`),
+  };
+  const rl = new Set<string>();
+  const rlimits = (p.rlimits ?? []).map((r, i) => {
+    const res = RLIMITS[r.type];
+    if (res === undefined) refuse(`${where}.rlimits[${i}].type`, `unknown rlimit '${r.type}'`);
+    if (rl.has(r.type)) refuse(`${where}.rlimits[${i}]`, `${r.type} given twice`);
+    rl.add(r.type);
+    const soft = rlimitValue(r.soft, `${where}.rlimits[${i}].soft`);
+    const hard = rlimitValue(r.hard, `${where}.rlimits[${i}].hard`);
+    if (soft > hard) refuse(`${where}.rlimits[${i}]`, `soft ${soft} exceeds hard ${hard}`);
+    return { resource: res as number, soft, hard };
+  });
+  if (p.oomScoreAdj !== undefined && (!Number.isInteger(p.oomScoreAdj) || p.oomScoreAdj < -1000 || p.oomScoreAdj > 1000)) {
+    refuse(`${where}.oomScoreAdj`, `${p.oomScoreAdj} is not -1000 … 1000`);
+  }
+  const env = p.env ?? [];
+  env.forEach((e, i) => {
+    if (typeof e !== 'string' || !e.includes('=')) refuse(`${where}.env[${i}]`, `'${e}' is not NAME=VALUE`);
+  });
+  return {
+    args: p.args as string[],
+    env,
+    cwd: p.cwd,
+    uid: u.uid,
+    gid: u.gid,
+    groups: u.additionalGids ?? [],
+    umask: u.umask,
+    caps,
+    rlimits,
+    noNewPrivileges: p.noNewPrivileges === true,
+    terminal: p.terminal === true,
+    consoleSize: p.consoleSize ? { rows: p.consoleSize.height, cols: p.consoleSize.width } : undefined,
+    oomScoreAdj: p.oomScoreAdj,
+  };
+}
+
+// ------------------------------------------------------------ plan file
+
+/** The process part of the plan file (shared by create and exec). */
+export function processTokens(p: PlanProcess): string[] {
+  const t: string[] = [];
+  for (const a of p.args) t.push('arg', a);
+  for (const e of p.env) t.push('env', e);
+  t.push('cwd', p.cwd, 'user', String(p.uid), String(p.gid));
+  for (const g of p.groups) t.push('group', String(g));
+  if (p.umask !== undefined) t.push('umask', String(p.umask));
+  const c = p.caps;
+  t.push('caps', ...[c.bounding, c.effective, c.permitted, c.inheritable, c.ambient].map((m) => '0x' + m.toString(16)));
+  for (const r of p.rlimits) t.push('rlimit', String(r.resource), String(r.soft), String(r.hard));
+  if (p.noNewPrivileges) t.push('nnp');
+  if (p.terminal) t.push('terminal');
+  if (p.consoleSize) t.push('consolesize', String(p.consoleSize.rows), String(p.consoleSize.cols));
+  if (p.oomScoreAdj !== undefined) t.push('oom', String(p.oomScoreAdj));
+  if (p.seccomp) t.push('seccomp', p.seccomp.toString('hex'));
+  t.push('execcheck');
+  return t;
+}
+
+export interface CreateTokensInput {
+  plan: OciPlan;
+  fifo: string;
+  cgroupProcs: string[];
+  /** host directory of each cgroup mount's hierarchy → where it goes in the container */
+  cgroupBinds: PlanMount[];
+  consoleSocket?: string;
+  noPivot?: boolean;
+  wait?: boolean;
+}
+
+export function createTokens(i: CreateTokensInput): string[] {
+  const p = i.plan;
+  const t: string[] = [];
+  for (const n of p.namespaces) t.push('ns', n.type, n.path);
+  if (p.uidMap) t.push('uidmap', p.uidMap);
+  if (p.gidMap) t.push('gidmap', p.gidMap);
+  for (const f of i.cgroupProcs) t.push('cgroup', f);
+  t.push('rootfs', p.rootfs, 'fifo', i.fifo);
+  if (p.rootPropagation) t.push('rootprop', String(p.rootPropagation));
+  if (i.noPivot) t.push('nopivot');
+  if (p.rootReadonly) t.push('rootro');
+  if (i.wait) t.push('wait');
+  if (p.hostname) t.push('hostname', p.hostname);
+  if (p.domainname) t.push('domainname', p.domainname);
+  if (i.consoleSocket) t.push('console', i.consoleSocket);
+  for (const m of [...p.mounts, ...i.cgroupBinds]) {
+    t.push('mount', m.source, m.destination, m.type, String(m.flags), String(m.propagation), m.data);
+  }
+  for (const d of p.devices) t.push('dev', d.path, d.type, String(d.major), String(d.minor), String(d.mode), String(d.uid), String(d.gid));
+  for (const [target, link] of p.symlinks) t.push('symlink', target, link);
+  for (const m of p.masked) t.push('mask', m);
+  for (const r of p.readonlyPaths) t.push('ro', r);
+  for (const [k, v] of p.sysctl) t.push('sysctl', k, v);
+  t.push(...processTokens(p.process));
+  return t;
+}
+
+/** NUL-terminated tokens, as paene-oci reads them. */
+export function encodeTokens(t: readonly string[]): Buffer {
+  for (const s of t) if (s.includes('\0')) throw new PaeneError('invalid-argument', `config.json: a value contains a NUL byte`);
+  return Buffer.from(t.map((s) => s + '\0').join(''), 'utf8');
+}

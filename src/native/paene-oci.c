@@ -1,0 +1,816 @@
+/*
+ * paene-oci: the native part of paene-runc, paene's OCI runtime command line.
+ *
+ * The TypeScript side (src/core/ocispec.ts) turns an OCI bundle's config.json
+ * into a plan: every mount with its flags already computed, every device,
+ * capability mask, rlimit and seccomp program decided.  This program only
+ * carries the plan out, in a fixed order, and reports failures precisely.
+ * It has no defaults of its own.
+ *
+ *   paene-oci create PLAN   a new container: join/unshare namespaces, build its
+ *                           root, wait for `start`, exec the process
+ *   paene-oci exec PLAN     a new process in a running container
+ *
+ * PLAN is a file of NUL-terminated tokens: a key, then a fixed number of
+ * values (see parse_plan).  Progress goes to fd 3 (the sync pipe):
+ * "pid N\n", then "ok\n" once the container waits for start (create) or the
+ * process was exec'd (exec, seen as EOF), or "err MESSAGE\n".
+ *
+ * create: the parent joins namespaces given by path and the cgroups, clones
+ * the init with the new namespaces, writes its id maps and rlimits, reports
+ * the pid and exits (or, with `wait 1`, waits and exits with its status, for
+ * `paene-runc run`).  The init reparents to the caller's subreaper (the
+ * containerd shim), which reaps it, as with runc.  The init opens the exec
+ * fifo for reading without blocking before pivot_root, reports "ok", then
+ * polls it: `start` opens it for writing and writes one byte.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <linux/capability.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+#include <sys/types.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <unistd.h>
+
+#define SYNC_FD 3
+#define MAX 512
+
+static void die(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
+static void die(const char *fmt, ...) {
+  char buf[2048];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(buf, sizeof buf, fmt, ap);
+  va_end(ap);
+  for (char *p = buf; *p; p++)
+    if (*p == '\n') *p = ' ';
+  if (dprintf(SYNC_FD, "err %s\n", buf) < 0) dprintf(2, "paene-oci: %s\n", buf);
+  _exit(125);
+}
+
+/* ------------------------------------------------------------------ plan */
+
+struct mnt {
+  const char *src, *dst, *type, *data;
+  unsigned long flags, prop;
+};
+struct dev {
+  const char *path;
+  char type;
+  unsigned major, minor, mode, uid, gid;
+};
+struct ns {
+  int type; /* CLONE_NEW* */
+  const char *path; /* "" = new */
+};
+struct rlim {
+  int res;
+  unsigned long long soft, hard;
+};
+
+struct plan {
+  struct ns ns[16];
+  int nns;
+  const char *uidmap, *gidmap; /* whole map file contents, lines "IN OUT N" */
+  const char *cgroups[32];
+  int ncgroups;
+  const char *rootfs, *fifo, *hostname, *domainname, *cwd, *console;
+  unsigned long rootprop;
+  int nopivot, rootro, nnp, terminal, wait, join_pid, have_oom, oom, have_umask;
+  unsigned umask_v;
+  unsigned rows, cols;
+  struct mnt mounts[MAX];
+  int nmounts;
+  struct dev devs[MAX];
+  int ndevs;
+  const char *symlinks[64][2];
+  int nsymlinks;
+  const char *masks[MAX], *ros[MAX], *sysctls[MAX][2];
+  int nmasks, nros, nsysctls;
+  const char *args[MAX], *envs[MAX];
+  int nargs, nenvs;
+  int have_user;
+  uid_t uid;
+  gid_t gid;
+  gid_t groups[64];
+  int ngroups;
+  uint64_t caps[5]; /* bounding effective permitted inheritable ambient */
+  int have_caps;
+  struct rlim rlimits[32];
+  int nrlimits;
+  unsigned char *seccomp;
+  size_t seccomp_len;
+  const char *exec_check; /* resolve args[0] before reporting ok */
+};
+
+static unsigned long long num(const char *s) {
+  char *end;
+  errno = 0;
+  unsigned long long v = strtoull(s, &end, 0);
+  if (errno || *end) die("plan: bad number '%s'", s);
+  return v;
+}
+
+static unsigned char *parse_hex(const char *hex, size_t *len) {
+  size_t n = strlen(hex);
+  if (n % 2) die("plan: odd-length hex");
+  unsigned char *out = malloc(n / 2 + 1);
+  if (!out) die("out of memory");
+  for (size_t i = 0; i < n / 2; i++) {
+    unsigned b;
+    if (sscanf(hex + 2 * i, "%2x", &b) != 1) die("plan: bad hex");
+    out[i] = (unsigned char)b;
+  }
+  *len = n / 2;
+  return out;
+}
+
+static int ns_flag(const char *t) {
+  if (!strcmp(t, "pid")) return CLONE_NEWPID;
+  if (!strcmp(t, "network")) return CLONE_NEWNET;
+  if (!strcmp(t, "mount")) return CLONE_NEWNS;
+  if (!strcmp(t, "ipc")) return CLONE_NEWIPC;
+  if (!strcmp(t, "uts")) return CLONE_NEWUTS;
+  if (!strcmp(t, "user")) return CLONE_NEWUSER;
+  if (!strcmp(t, "cgroup")) return CLONE_NEWCGROUP;
+#ifdef CLONE_NEWTIME
+  if (!strcmp(t, "time")) return CLONE_NEWTIME;
+#endif
+  die("plan: unknown namespace '%s'", t);
+}
+
+static const char *ns_file(int flag) {
+  switch (flag) {
+  case CLONE_NEWPID: return "pid";
+  case CLONE_NEWNET: return "net";
+  case CLONE_NEWNS: return "mnt";
+  case CLONE_NEWIPC: return "ipc";
+  case CLONE_NEWUTS: return "uts";
+  case CLONE_NEWUSER: return "user";
+  case CLONE_NEWCGROUP: return "cgroup";
+  default: return "time";
+  }
+}
+
+static void parse_plan(const char *file, struct plan *p) {
+  int fd = open(file, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) die("cannot open plan %s: %s", file, strerror(errno));
+  struct stat st;
+  if (fstat(fd, &st) < 0) die("stat plan: %s", strerror(errno));
+  char *buf = malloc((size_t)st.st_size + 1);
+  if (!buf) die("out of memory");
+  ssize_t got = 0;
+  while (got < st.st_size) {
+    ssize_t r = read(fd, buf + got, (size_t)(st.st_size - got));
+    if (r <= 0) die("read plan: %s", strerror(errno));
+    got += r;
+  }
+  close(fd);
+  buf[got] = 0;
+  char *toks[8192];
+  int nt = 0;
+  for (char *q = buf; q < buf + got && nt < 8192;) {
+    toks[nt++] = q;
+    q += strlen(q) + 1;
+  }
+  memset(p, 0, sizeof *p);
+#define NEED(n) \
+  if (i + (n) >= nt) die("plan: key %s needs %d values", k, n);
+#define CAP(cnt, max) \
+  if ((cnt) >= (max)) die("plan: too many %s", k);
+  for (int i = 0; i < nt; i++) {
+    const char *k = toks[i];
+    if (!strcmp(k, "ns")) {
+      NEED(2) CAP(p->nns, 16) p->ns[p->nns].type = ns_flag(toks[i + 1]);
+      p->ns[p->nns++].path = toks[i + 2];
+      i += 2;
+    } else if (!strcmp(k, "uidmap")) { NEED(1) p->uidmap = toks[++i]; }
+    else if (!strcmp(k, "gidmap")) { NEED(1) p->gidmap = toks[++i]; }
+    else if (!strcmp(k, "cgroup")) { NEED(1) CAP(p->ncgroups, 32) p->cgroups[p->ncgroups++] = toks[++i]; }
+    else if (!strcmp(k, "rootfs")) { NEED(1) p->rootfs = toks[++i]; }
+    else if (!strcmp(k, "fifo")) { NEED(1) p->fifo = toks[++i]; }
+    else if (!strcmp(k, "hostname")) { NEED(1) p->hostname = toks[++i]; }
+    else if (!strcmp(k, "domainname")) { NEED(1) p->domainname = toks[++i]; }
+    else if (!strcmp(k, "cwd")) { NEED(1) p->cwd = toks[++i]; }
+    else if (!strcmp(k, "console")) { NEED(1) p->console = toks[++i]; }
+    else if (!strcmp(k, "consolesize")) { NEED(2) p->rows = (unsigned)num(toks[i + 1]); p->cols = (unsigned)num(toks[i + 2]); i += 2; }
+    else if (!strcmp(k, "rootprop")) { NEED(1) p->rootprop = (unsigned long)num(toks[++i]); }
+    else if (!strcmp(k, "nopivot")) { p->nopivot = 1; }
+    else if (!strcmp(k, "rootro")) { p->rootro = 1; }
+    else if (!strcmp(k, "nnp")) { p->nnp = 1; }
+    else if (!strcmp(k, "terminal")) { p->terminal = 1; }
+    else if (!strcmp(k, "wait")) { p->wait = 1; }
+    else if (!strcmp(k, "pid")) { NEED(1) p->join_pid = (int)num(toks[++i]); }
+    else if (!strcmp(k, "oom")) { NEED(1) p->have_oom = 1; p->oom = atoi(toks[++i]); }
+    else if (!strcmp(k, "umask")) { NEED(1) p->have_umask = 1; p->umask_v = (unsigned)num(toks[++i]); }
+    else if (!strcmp(k, "mount")) {
+      NEED(6) CAP(p->nmounts, MAX) struct mnt *m = &p->mounts[p->nmounts++];
+      m->src = toks[i + 1]; m->dst = toks[i + 2]; m->type = toks[i + 3];
+      m->flags = (unsigned long)num(toks[i + 4]); m->prop = (unsigned long)num(toks[i + 5]); m->data = toks[i + 6];
+      i += 6;
+    } else if (!strcmp(k, "dev")) {
+      NEED(7) CAP(p->ndevs, MAX) struct dev *d = &p->devs[p->ndevs++];
+      d->path = toks[i + 1]; d->type = toks[i + 2][0];
+      d->major = (unsigned)num(toks[i + 3]); d->minor = (unsigned)num(toks[i + 4]); d->mode = (unsigned)num(toks[i + 5]);
+      d->uid = (unsigned)num(toks[i + 6]); d->gid = (unsigned)num(toks[i + 7]);
+      i += 7;
+    } else if (!strcmp(k, "symlink")) {
+      NEED(2) CAP(p->nsymlinks, 64) p->symlinks[p->nsymlinks][0] = toks[i + 1];
+      p->symlinks[p->nsymlinks++][1] = toks[i + 2];
+      i += 2;
+    } else if (!strcmp(k, "mask")) { NEED(1) CAP(p->nmasks, MAX) p->masks[p->nmasks++] = toks[++i]; }
+    else if (!strcmp(k, "ro")) { NEED(1) CAP(p->nros, MAX) p->ros[p->nros++] = toks[++i]; }
+    else if (!strcmp(k, "sysctl")) {
+      NEED(2) CAP(p->nsysctls, MAX) p->sysctls[p->nsysctls][0] = toks[i + 1];
+      p->sysctls[p->nsysctls++][1] = toks[i + 2];
+      i += 2;
+    } else if (!strcmp(k, "arg")) { NEED(1) CAP(p->nargs, MAX - 1) p->args[p->nargs++] = toks[++i]; }
+    else if (!strcmp(k, "env")) { NEED(1) CAP(p->nenvs, MAX - 1) p->envs[p->nenvs++] = toks[++i]; }
+    else if (!strcmp(k, "user")) {
+      NEED(2) p->have_user = 1; p->uid = (uid_t)num(toks[i + 1]); p->gid = (gid_t)num(toks[i + 2]);
+      i += 2;
+    } else if (!strcmp(k, "group")) { NEED(1) CAP(p->ngroups, 64) p->groups[p->ngroups++] = (gid_t)num(toks[++i]); }
+    else if (!strcmp(k, "caps")) {
+      NEED(5) p->have_caps = 1;
+      for (int j = 0; j < 5; j++) p->caps[j] = num(toks[i + 1 + j]);
+      i += 5;
+    } else if (!strcmp(k, "rlimit")) {
+      NEED(3) CAP(p->nrlimits, 32) struct rlim *r = &p->rlimits[p->nrlimits++];
+      r->res = (int)num(toks[i + 1]); r->soft = num(toks[i + 2]); r->hard = num(toks[i + 3]);
+      i += 3;
+    } else if (!strcmp(k, "seccomp")) { NEED(1) p->seccomp = parse_hex(toks[++i], &p->seccomp_len); }
+    else if (!strcmp(k, "execcheck")) { p->exec_check = "1"; }
+    else die("plan: unknown key '%s'", k);
+  }
+  p->args[p->nargs] = NULL;
+  p->envs[p->nenvs] = NULL;
+}
+
+/* ------------------------------------------------------ paths in the root */
+
+#ifndef SYS_openat2
+#define SYS_openat2 437
+#endif
+struct open_how_ {
+  uint64_t flags, mode, resolve;
+};
+#define RESOLVE_IN_ROOT_ 0x10
+
+/* Opens PATH as if the root were ROOTFD: symlinks in the guest's tree cannot lead out of it. */
+static int open_in_root(int rootfd, const char *path, int flags) {
+  struct open_how_ how = {.flags = (uint64_t)(flags | O_CLOEXEC), .mode = 0, .resolve = RESOLVE_IN_ROOT_};
+  while (*path == '/') path++;
+  if (!*path) path = ".";
+  return (int)syscall(SYS_openat2, rootfd, path, &how, sizeof how);
+}
+
+/* mkdir -p inside the root; the last component is a file (touch) when as_file. */
+static void make_in_root(int rootfd, const char *path, int as_file) {
+  char buf[4096];
+  snprintf(buf, sizeof buf, "%s", path);
+  char *p = buf;
+  while (*p == '/') p++;
+  for (char *s = p;; s++) {
+    int last = (*s == 0);
+    if (*s == '/' || last) {
+      char save = *s;
+      *s = 0;
+      if (*p) {
+        int fd = open_in_root(rootfd, buf, O_PATH);
+        if (fd >= 0) close(fd);
+        else if (errno == ENOENT) {
+          /* create in the (safely opened) parent */
+          char *slash = strrchr(buf, '/');
+          const char *name = slash ? slash + 1 : buf;
+          int pfd;
+          if (slash && slash != buf) {
+            *slash = 0;
+            pfd = open_in_root(rootfd, buf, O_PATH | O_DIRECTORY);
+            *slash = '/';
+          } else pfd = dup(rootfd);
+          if (pfd < 0) die("open parent of %s: %s", buf, strerror(errno));
+          if (last && as_file) {
+            int f = openat(pfd, name, O_CREAT | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0644);
+            if (f < 0 && errno != EEXIST) die("create %s: %s", buf, strerror(errno));
+            if (f >= 0) close(f);
+          } else if (mkdirat(pfd, name, 0755) < 0 && errno != EEXIST) die("mkdir %s: %s", buf, strerror(errno));
+          close(pfd);
+        } else die("open %s: %s", buf, strerror(errno));
+      }
+      *s = save;
+      if (last) break;
+    }
+  }
+}
+
+static void fdpath(char *out, size_t n, int fd) { snprintf(out, n, "/proc/self/fd/%d", fd); }
+
+/* ---------------------------------------------------------------- mounts */
+
+static int is_dir(const char *p) {
+  struct stat st;
+  return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+static void do_mount(int rootfd, const struct mnt *m) {
+  int bind = (m->flags & MS_BIND) != 0;
+  int file = bind && !is_dir(m->src);
+  make_in_root(rootfd, m->dst, file);
+  int fd = open_in_root(rootfd, m->dst, O_PATH);
+  if (fd < 0) die("open mount point %s: %s", m->dst, strerror(errno));
+  char target[64];
+  fdpath(target, sizeof target, fd);
+  if (bind) {
+    if (mount(m->src, target, NULL, MS_BIND | (m->flags & MS_REC), NULL) < 0)
+      die("bind mount %s on %s: %s", m->src, m->dst, strerror(errno));
+    unsigned long extra = m->flags & ~(unsigned long)(MS_BIND | MS_REC);
+    if (extra) {
+      /* the bind mount is new: reopen so the remount hits it, not the mount point below */
+      close(fd);
+      fd = open_in_root(rootfd, m->dst, O_PATH);
+      if (fd < 0) die("reopen %s: %s", m->dst, strerror(errno));
+      fdpath(target, sizeof target, fd);
+      if (mount(NULL, target, NULL, MS_BIND | MS_REMOUNT | extra, NULL) < 0) {
+        /* locked flags (nodev/nosuid of the source) must be kept: retry with the source's */
+        die("remount %s with flags 0x%lx: %s", m->dst, extra, strerror(errno));
+      }
+    }
+  } else {
+    const char *data = *m->data ? m->data : NULL;
+    if (mount(m->src, target, m->type, m->flags, data) < 0)
+      die("mount %s (%s) on %s: %s", m->src, m->type, m->dst, strerror(errno));
+  }
+  if (m->prop) {
+    close(fd);
+    fd = open_in_root(rootfd, m->dst, O_PATH);
+    if (fd < 0) die("reopen %s: %s", m->dst, strerror(errno));
+    fdpath(target, sizeof target, fd);
+    if (mount(NULL, target, NULL, m->prop, NULL) < 0) die("propagation of %s: %s", m->dst, strerror(errno));
+  }
+  close(fd);
+}
+
+static void make_dev(int rootfd, const struct dev *d) {
+  char buf[4096];
+  snprintf(buf, sizeof buf, "%s", d->path);
+  char *slash = strrchr(buf, '/');
+  if (slash && slash != buf) {
+    *slash = 0;
+    make_in_root(rootfd, buf, 0);
+    *slash = '/';
+  }
+  char *dir = buf;
+  const char *name = d->path;
+  int pfd;
+  if (slash) {
+    *slash = 0;
+    name = slash + 1;
+    pfd = open_in_root(rootfd, *dir ? dir : "/", O_PATH | O_DIRECTORY);
+  } else pfd = dup(rootfd);
+  if (pfd < 0) die("open parent of %s: %s", d->path, strerror(errno));
+  mode_t type = d->type == 'b' ? S_IFBLK : d->type == 'p' ? S_IFIFO : S_IFCHR;
+  unlinkat(pfd, name, 0);
+  if (mknodat(pfd, name, type | (d->mode & 07777), makedev(d->major, d->minor)) < 0) {
+    if (errno != EPERM) die("mknod %s: %s", d->path, strerror(errno));
+    /* in a user namespace: bind the host's node instead */
+    int f = openat(pfd, name, O_CREAT | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0644);
+    if (f < 0) die("create %s: %s", d->path, strerror(errno));
+    close(f);
+    char host[4096], target[64];
+    snprintf(host, sizeof host, "%s", d->path);
+    int fd = openat(pfd, name, O_PATH | O_CLOEXEC | O_NOFOLLOW);
+    fdpath(target, sizeof target, fd);
+    if (mount(host, target, NULL, MS_BIND, NULL) < 0) die("bind device %s: %s", d->path, strerror(errno));
+    close(fd);
+  } else {
+    if (fchownat(pfd, name, d->uid, d->gid, AT_SYMLINK_NOFOLLOW) < 0) die("chown %s: %s", d->path, strerror(errno));
+    if (fchmodat(pfd, name, d->mode & 07777, 0) < 0) die("chmod %s: %s", d->path, strerror(errno));
+  }
+  close(pfd);
+}
+
+/* After pivot_root: paths are the guest's own. */
+static void mask_path(const char *p) {
+  if (is_dir(p)) {
+    if (mount("tmpfs", p, "tmpfs", MS_RDONLY, NULL) < 0 && errno != ENOENT) die("mask %s: %s", p, strerror(errno));
+  } else if (mount("/dev/null", p, NULL, MS_BIND, NULL) < 0 && errno != ENOENT && errno != ENOTDIR)
+    die("mask %s: %s", p, strerror(errno));
+}
+
+static void readonly_path(const char *p) {
+  if (mount(p, p, NULL, MS_BIND | MS_REC, NULL) < 0) {
+    if (errno == ENOENT) return;
+    die("readonly %s: %s", p, strerror(errno));
+  }
+  if (mount(NULL, p, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_REC, NULL) < 0)
+    die("remount %s read-only: %s", p, strerror(errno));
+}
+
+static void write_file(const char *path, const char *v) {
+  int fd = open(path, O_WRONLY | O_CLOEXEC);
+  if (fd < 0) die("open %s: %s", path, strerror(errno));
+  size_t n = strlen(v);
+  if (write(fd, v, n) != (ssize_t)n) die("write '%s' to %s: %s", v, path, strerror(errno));
+  close(fd);
+}
+
+/* ---------------------------------------------------------- the process */
+
+static void load_seccomp(const struct plan *p) {
+  if (!p->seccomp_len) return;
+  struct sock_fprog prog = {.len = (unsigned short)(p->seccomp_len / 8), .filter = (struct sock_filter *)p->seccomp};
+  if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) != 0) die("seccomp: %s", strerror(errno));
+}
+
+static int last_cap(void) {
+  int fd = open("/proc/sys/kernel/cap_last_cap", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 40;
+  char b[16] = {0};
+  if (read(fd, b, sizeof b - 1) < 0) b[0] = 0;
+  close(fd);
+  int v = atoi(b);
+  return v > 0 ? v : 40;
+}
+
+static void set_identity_and_caps(const struct plan *p) {
+  int lastcap = last_cap();
+  if (p->have_caps) {
+    for (int c = 0; c <= lastcap; c++)
+      if (!(p->caps[0] >> c & 1) && prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0 && errno != EINVAL)
+        die("drop capability %d from the bounding set: %s", c, strerror(errno));
+  }
+  if (p->have_user) {
+    if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0) die("keepcaps: %s", strerror(errno));
+    if (setgroups((size_t)p->ngroups, p->groups) < 0 && !(errno == EPERM && p->ngroups == 0))
+      die("setgroups: %s", strerror(errno));
+    if (setresgid(p->gid, p->gid, p->gid) < 0) die("setgid %u: %s", p->gid, strerror(errno));
+    if (setresuid(p->uid, p->uid, p->uid) < 0) die("setuid %u: %s", p->uid, strerror(errno));
+    if (prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) < 0) die("keepcaps: %s", strerror(errno));
+  }
+  if (p->have_caps) {
+    struct __user_cap_header_struct hdr = {_LINUX_CAPABILITY_VERSION_3, 0};
+    struct __user_cap_data_struct d[2];
+    memset(d, 0, sizeof d);
+    for (int i = 0; i < 2; i++) {
+      d[i].effective = (uint32_t)(p->caps[1] >> (32 * i));
+      d[i].permitted = (uint32_t)(p->caps[2] >> (32 * i));
+      d[i].inheritable = (uint32_t)(p->caps[3] >> (32 * i));
+    }
+    if (syscall(SYS_capset, &hdr, d) != 0) die("capset: %s", strerror(errno));
+    if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL)
+      die("clear ambient capabilities: %s", strerror(errno));
+    /* the kernel keeps ambient within permitted and inheritable; runc skips the rest the same way */
+    uint64_t ambient = p->caps[4] & p->caps[2] & p->caps[3];
+    for (int c = 0; c <= lastcap; c++)
+      if ((ambient >> c & 1) && prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, c, 0, 0) < 0)
+        die("raise ambient capability %d: %s", c, strerror(errno));
+  }
+}
+
+/* The process's own setup after the namespaces: identity, capabilities, seccomp, exec. */
+static void become_process(const struct plan *p) {
+  if (p->have_umask) umask(p->umask_v);
+  /* without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it while still privileged */
+  if (!p->nnp) load_seccomp(p);
+  set_identity_and_caps(p);
+  if (p->cwd && chdir(p->cwd) < 0) die("chdir %s: %s", p->cwd, strerror(errno));
+  if (p->nnp) {
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) die("no_new_privs: %s", strerror(errno));
+    load_seccomp(p);
+  }
+  extern char **environ;
+  environ = (char **)p->envs;
+  execvp(p->args[0], (char *const *)p->args);
+  die("exec %s: %s", p->args[0], strerror(errno));
+}
+
+/* Is args[0] an executable in the guest's PATH? Checked before "ok" so create fails, as runc does. */
+static void check_executable(const struct plan *p) {
+  const char *a = p->args[0];
+  if (!a) die("process.args is empty");
+  if (strchr(a, '/')) {
+    if (access(a, X_OK) < 0) die("exec: %s: %s", a, strerror(errno));
+    return;
+  }
+  const char *path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+  for (int i = 0; i < p->nenvs; i++)
+    if (!strncmp(p->envs[i], "PATH=", 5)) path = p->envs[i] + 5;
+  char buf[4096];
+  const char *s = path;
+  while (*s) {
+    const char *e = strchr(s, ':');
+    size_t n = e ? (size_t)(e - s) : strlen(s);
+    snprintf(buf, sizeof buf, "%.*s/%s", (int)n, s, a);
+    if (access(buf, X_OK) == 0) return;
+    if (!e) break;
+    s = e + 1;
+  }
+  die("exec: \"%s\": executable file not found in $PATH", a);
+}
+
+static int console_connect(const char *path) {
+  int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (s < 0) die("socket: %s", strerror(errno));
+  struct sockaddr_un a = {.sun_family = AF_UNIX};
+  if (strlen(path) >= sizeof a.sun_path) die("console socket path too long");
+  strcpy(a.sun_path, path);
+  if (connect(s, (struct sockaddr *)&a, sizeof a) < 0) die("connect console socket %s: %s", path, strerror(errno));
+  return s;
+}
+
+/* A pty from the guest's devpts: the master goes to the console socket, the slave becomes stdio. */
+static void setup_terminal(const struct plan *p, int sock) {
+  int m = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
+  if (m < 0) die("open /dev/ptmx: %s", strerror(errno));
+  if (grantpt(m) < 0 || unlockpt(m) < 0) die("unlockpt: %s", strerror(errno));
+  int sfd = ioctl(m, TIOCGPTPEER, O_RDWR | O_NOCTTY);
+  if (sfd < 0) {
+    char *name = ptsname(m);
+    if (!name) die("ptsname: %s", strerror(errno));
+    sfd = open(name, O_RDWR | O_NOCTTY);
+    if (sfd < 0) die("open %s: %s", name, strerror(errno));
+  }
+  if (p->rows || p->cols) {
+    struct winsize ws = {.ws_row = (unsigned short)p->rows, .ws_col = (unsigned short)p->cols};
+    ioctl(m, TIOCSWINSZ, &ws);
+  }
+  char name[] = "/dev/ptmx";
+  struct iovec iov = {.iov_base = name, .iov_len = sizeof name - 1};
+  char cbuf[CMSG_SPACE(sizeof(int))];
+  memset(cbuf, 0, sizeof cbuf);
+  struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof cbuf};
+  struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN(sizeof(int));
+  memcpy(CMSG_DATA(c), &m, sizeof(int));
+  if (sendmsg(sock, &msg, 0) < 0) die("send the console to the socket: %s", strerror(errno));
+  close(m);
+  close(sock);
+  for (int i = 0; i < 3; i++)
+    if (dup2(sfd, i) < 0) die("dup2 console: %s", strerror(errno));
+  if (ioctl(0, TIOCSCTTY, 0) < 0) die("TIOCSCTTY: %s", strerror(errno));
+  if (sfd > 2) close(sfd);
+}
+
+/* ------------------------------------------------------------ the init */
+
+static void init_container(const struct plan *p, int gate, int fifo, int sock) {
+  char c;
+  /* the parent writes our id maps first */
+  if (read(gate, &c, 1) != 1) die("the parent died before the id maps were written");
+  close(gate);
+  int has_user = 0, has_mnt = 0;
+  for (int i = 0; i < p->nns; i++) {
+    if (p->ns[i].type == CLONE_NEWUSER) has_user = 1;
+    if (p->ns[i].type == CLONE_NEWNS) has_mnt = 1;
+  }
+  if (has_user) {
+    if (setresgid(0, 0, 0) < 0) die("setgid 0 in the user namespace: %s", strerror(errno));
+    if (setresuid(0, 0, 0) < 0) die("setuid 0 in the user namespace: %s", strerror(errno));
+  }
+  if (setsid() < 0) die("setsid: %s", strerror(errno));
+  if (!has_mnt) die("the container needs a mount namespace");
+  if (mount(NULL, "/", NULL, MS_REC | (p->rootprop ? p->rootprop : MS_SLAVE), NULL) < 0)
+    die("make / %s: %s", "private", strerror(errno));
+  if (mount(p->rootfs, p->rootfs, NULL, MS_BIND | MS_REC, NULL) < 0) die("bind the root %s: %s", p->rootfs, strerror(errno));
+  int rootfd = open(p->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (rootfd < 0) die("open root %s: %s", p->rootfs, strerror(errno));
+  for (int i = 0; i < p->nmounts; i++) do_mount(rootfd, &p->mounts[i]);
+  for (int i = 0; i < p->ndevs; i++) make_dev(rootfd, &p->devs[i]);
+  for (int i = 0; i < p->nsymlinks; i++) {
+    int fd = open_in_root(rootfd, p->symlinks[i][1], O_PATH | O_NOFOLLOW);
+    if (fd >= 0) { close(fd); continue; }
+    if (symlinkat(p->symlinks[i][0], rootfd, p->symlinks[i][1] + (p->symlinks[i][1][0] == '/')) < 0 && errno != EEXIST)
+      die("symlink %s: %s", p->symlinks[i][1], strerror(errno));
+  }
+  if (fchdir(rootfd) < 0) die("chdir root: %s", strerror(errno));
+  if (p->nopivot) {
+    if (mount(".", "/", NULL, MS_MOVE, NULL) < 0) die("move the root: %s", strerror(errno));
+    if (chroot(".") < 0) die("chroot: %s", strerror(errno));
+  } else {
+    /* pivot_root(".", "."): the old root is stacked on the new one; detach it */
+    if (syscall(SYS_pivot_root, ".", ".") != 0) die("pivot_root: %s", strerror(errno));
+    if (mount(NULL, ".", NULL, MS_SLAVE | MS_REC, NULL) < 0) die("make the old root a slave: %s", strerror(errno));
+    if (umount2(".", MNT_DETACH) < 0) die("detach the old root: %s", strerror(errno));
+  }
+  if (chdir("/") < 0) die("chdir /: %s", strerror(errno));
+  close(rootfd);
+  for (int i = 0; i < p->nsysctls; i++) {
+    char path[512];
+    snprintf(path, sizeof path, "/proc/sys/%s", p->sysctls[i][0]);
+    for (char *q = path + 10; *q; q++)
+      if (*q == '.') *q = '/';
+    write_file(path, p->sysctls[i][1]);
+  }
+  for (int i = 0; i < p->nros; i++) readonly_path(p->ros[i]);
+  for (int i = 0; i < p->nmasks; i++) mask_path(p->masks[i]);
+  if (p->rootro && mount(NULL, "/", NULL, MS_BIND | MS_REMOUNT | MS_RDONLY, NULL) < 0)
+    die("remount / read-only: %s", strerror(errno));
+  if (p->rootprop && mount(NULL, "/", NULL, p->rootprop, NULL) < 0) die("root propagation: %s", strerror(errno));
+  if (p->hostname && sethostname(p->hostname, strlen(p->hostname)) < 0) die("sethostname: %s", strerror(errno));
+  if (p->domainname && setdomainname(p->domainname, strlen(p->domainname)) < 0) die("setdomainname: %s", strerror(errno));
+  if (sock >= 0) setup_terminal(p, sock);
+  if (p->exec_check) {
+    if (p->cwd && chdir(p->cwd) < 0) die("chdir %s: %s", p->cwd, strerror(errno));
+    check_executable(p);
+    if (chdir("/") < 0) die("chdir /: %s", strerror(errno));
+  }
+  dprintf(SYNC_FD, "ok\n");
+  close(SYNC_FD);
+  if (fifo >= 0) {
+    /* wait for `start`: it opens the fifo for writing and writes one byte */
+    struct pollfd pf = {.fd = fifo, .events = POLLIN};
+    for (;;) {
+      int r = poll(&pf, 1, -1);
+      if (r < 0 && errno == EINTR) continue;
+      if (r < 0) _exit(125);
+      if (read(fifo, &c, 1) == 1) break;
+      /* a writer that closed without a byte: wait again */
+      pf.revents = 0;
+    }
+    close(fifo);
+  }
+  become_process(p);
+}
+
+static void write_maps(pid_t pid, const struct plan *p) {
+  char path[64];
+  if (p->gidmap) {
+    /* setgroups stays allowed: we are root in the parent namespace */
+    snprintf(path, sizeof path, "/proc/%d/gid_map", pid);
+    write_file(path, p->gidmap);
+  }
+  if (p->uidmap) {
+    snprintf(path, sizeof path, "/proc/%d/uid_map", pid);
+    write_file(path, p->uidmap);
+  }
+}
+
+static void set_rlimits(pid_t pid, const struct plan *p) {
+  for (int i = 0; i < p->nrlimits; i++) {
+    struct rlimit r = {.rlim_cur = p->rlimits[i].soft, .rlim_max = p->rlimits[i].hard};
+    if (prlimit(pid, p->rlimits[i].res, &r, NULL) < 0) die("setrlimit %d: %s", p->rlimits[i].res, strerror(errno));
+  }
+}
+
+/* Join the namespaces given by path: the user namespace first (it owns the others), mount last. */
+static void join_namespaces(struct ns *list, int n) {
+  int fds[16];
+  for (int i = 0; i < n; i++) {
+    fds[i] = -1;
+    if (!*list[i].path) continue;
+    fds[i] = open(list[i].path, O_RDONLY | O_CLOEXEC);
+    if (fds[i] < 0) die("open namespace %s: %s", list[i].path, strerror(errno));
+  }
+  int order[] = {CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET, CLONE_NEWIPC, CLONE_NEWUTS, CLONE_NEWCGROUP,
+#ifdef CLONE_NEWTIME
+                 CLONE_NEWTIME,
+#endif
+                 CLONE_NEWNS};
+  for (size_t o = 0; o < sizeof order / sizeof order[0]; o++)
+    for (int i = 0; i < n; i++)
+      if (fds[i] >= 0 && list[i].type == order[o]) {
+        if (setns(fds[i], list[i].type) < 0) die("join %s namespace %s: %s", ns_file(list[i].type), list[i].path, strerror(errno));
+        close(fds[i]);
+        fds[i] = -1;
+      }
+}
+
+static void join_cgroups(const struct plan *p) {
+  for (int i = 0; i < p->ncgroups; i++) write_file(p->cgroups[i], "0");
+}
+
+static int wait_child(pid_t pid) {
+  int st;
+  while (waitpid(pid, &st, 0) < 0)
+    if (errno != EINTR) return 125;
+  if (WIFEXITED(st)) return WEXITSTATUS(st);
+  if (WIFSIGNALED(st)) return 128 + WTERMSIG(st);
+  return 125;
+}
+
+static int cmd_create(struct plan *p) {
+  if (!p->rootfs) die("plan: no rootfs");
+  join_namespaces(p->ns, p->nns);
+  join_cgroups(p);
+  if (p->have_oom) {
+    char v[32];
+    snprintf(v, sizeof v, "%d", p->oom);
+    write_file("/proc/self/oom_score_adj", v);
+  }
+  int flags = 0;
+  for (int i = 0; i < p->nns; i++)
+    if (!*p->ns[i].path) flags |= p->ns[i].type;
+  /* opened here, not in the init: in a user namespace it may not reach the state directory */
+  int fifo = -1;
+  if (p->fifo) {
+    fifo = open(p->fifo, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fifo < 0) die("open exec fifo %s: %s", p->fifo, strerror(errno));
+  }
+  int sock = p->terminal && p->console ? console_connect(p->console) : -1;
+  int gate[2];
+  if (pipe2(gate, O_CLOEXEC) < 0) die("pipe: %s", strerror(errno));
+  if (p->wait) prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+  pid_t pid = (pid_t)syscall(SYS_clone, (unsigned long)flags | SIGCHLD, 0, 0, 0, 0);
+  if (pid < 0) die("clone: %s", strerror(errno));
+  if (pid == 0) {
+    close(gate[1]);
+    init_container(p, gate[0], fifo, sock);
+  }
+  close(gate[0]);
+  if (fifo >= 0) close(fifo);
+  if (sock >= 0) close(sock);
+  write_maps(pid, p);
+  set_rlimits(pid, p);
+  if (write(gate[1], "g", 1) != 1) die("release the init: %s", strerror(errno));
+  close(gate[1]);
+  dprintf(SYNC_FD, "pid %d\n", pid);
+  if (!p->wait) return 0;
+  close(SYNC_FD);
+  return wait_child(pid);
+}
+
+static int cmd_exec(struct plan *p, int detach) {
+  if (!p->join_pid) die("plan: exec needs pid");
+  join_cgroups(p);
+  join_namespaces(p->ns, p->nns);
+  if (p->have_oom) {
+    char v[32];
+    snprintf(v, sizeof v, "%d", p->oom);
+    write_file("/proc/self/oom_score_adj", v);
+  }
+  int sock = p->terminal && p->console ? console_connect(p->console) : -1;
+  int report[2];
+  if (pipe2(report, O_CLOEXEC) < 0) die("pipe: %s", strerror(errno));
+  pid_t pid = fork();
+  if (pid < 0) die("fork: %s", strerror(errno));
+  if (pid == 0) {
+    close(report[0]);
+    /* the child's errors go to the report pipe, read by the parent; it closes on exec */
+    if (dup2(report[1], SYNC_FD) < 0) _exit(125);
+    fcntl(SYNC_FD, F_SETFD, FD_CLOEXEC);
+    close(report[1]);
+    if (setsid() < 0) die("setsid: %s", strerror(errno));
+    if (sock >= 0) setup_terminal(p, sock);
+    if (p->cwd && chdir(p->cwd) < 0) die("chdir %s: %s", p->cwd, strerror(errno));
+    check_executable(p);
+    become_process(p);
+  }
+  close(report[1]);
+  if (sock >= 0) close(sock);
+  set_rlimits(pid, p);
+  char buf[2048];
+  ssize_t n = read(report[0], buf, sizeof buf - 1);
+  if (n > 0) {
+    buf[n] = 0;
+    char *nl = strchr(buf, '\n');
+    if (nl) *nl = 0;
+    waitpid(pid, NULL, 0);
+    die("%s", strncmp(buf, "err ", 4) == 0 ? buf + 4 : buf);
+  }
+  dprintf(SYNC_FD, "pid %d\n", pid);
+  if (detach) return 0;
+  close(SYNC_FD);
+  return wait_child(pid);
+}
+
+int main(int argc, char **argv) {
+  if (argc < 3) {
+    dprintf(2, "usage: paene-oci create|exec|exec-detach PLAN (run by paene-runc)\n");
+    return 2;
+  }
+  if (fcntl(SYNC_FD, F_GETFD) < 0) {
+    dprintf(2, "paene-oci: fd 3 (the sync pipe) is not open\n");
+    return 2;
+  }
+  fcntl(SYNC_FD, F_SETFD, 0);
+  signal(SIGPIPE, SIG_IGN);
+  static struct plan p;
+  parse_plan(argv[2], &p);
+  if (!strcmp(argv[1], "create")) return cmd_create(&p);
+  if (!strcmp(argv[1], "exec")) return cmd_exec(&p, 0);
+  if (!strcmp(argv[1], "exec-detach")) return cmd_exec(&p, 1);
+  die("unknown command %s", argv[1]);
+}

@@ -1,0 +1,503 @@
+// paene-runc's runtime: OCI containers from bundles, one directory per
+// container under the state root (default /run/paene-runc), carried out by
+// paene-oci (src/native/paene-oci.c) with the plan from core/ocispec.ts and
+// the cgroups through paene's own adapter (kernel/cgroups.ts).
+//
+// ROOT/ID/state.json   the container: pid + start time of its init, bundle,
+//                      cgroup path, config digest, whether start was called
+// ROOT/ID/exec.fifo    exists between create and start; start writes one byte
+// ROOT/ID/plan         the plan file paene-oci read (kept for debugging)
+
+import { spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { PaeneError, errnoOf } from '../core/errors.js';
+import {
+  NS_FILE,
+  createTokens,
+  encodeTokens,
+  processTokens,
+  resourceWritesV1,
+  translateConfig,
+  translateProcess,
+  MS,
+  type OciConfig,
+  type OciHook,
+  type OciPlan,
+  type OciProcess,
+  type OciResources,
+  type PlanMount,
+} from '../core/ocispec.js';
+import { ContextCgroup, detectCgroupHost, type CgroupHost } from '../kernel/cgroups.js';
+import { writeFileAtomic, writeJsonAtomic } from '../kernel/atomic.js';
+import { isAlive, readStat } from '../kernel/procfs.js';
+import { nativePath } from '../kernel/package.js';
+
+export const OCI_VERSION = '1.2.0';
+export const DEFAULT_OCI_ROOT = '/run/paene-runc';
+const ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.+-]{0,127}$/;
+
+export type OciStatus = 'creating' | 'created' | 'running' | 'stopped' | 'paused';
+
+export interface OciRecord {
+  id: string;
+  bundle: string;
+  rootfs: string;
+  pid: number;
+  starttime: number;
+  created: string;
+  cgroupPath: string;
+  started: boolean;
+  annotations: Record<string, string>;
+  /** the container's namespaces: exec joins the same ones */
+  namespaces: string[];
+  /** the config's process: `exec ID CMD` starts from it */
+  process: OciProcess;
+  /** the compiled seccomp filter (hex): exec'd processes get it too */
+  seccomp?: string;
+  hooks: OciPlan['hooks'];
+  owner: string;
+}
+
+export interface OciState {
+  ociVersion: string;
+  id: string;
+  status: OciStatus;
+  pid?: number;
+  bundle: string;
+  annotations?: Record<string, string>;
+}
+
+export function validateId(id: string | undefined): string {
+  if (!id) throw new PaeneError('invalid-argument', 'container id cannot be empty');
+  if (!ID_RE.test(id)) throw new PaeneError('invalid-argument', `invalid container id '${id}' (letters, digits, _ . + -)`);
+  return id;
+}
+
+const notExist = (id: string) => new PaeneError('not-found', `container "${id}" does not exist`);
+
+function cgroupOf(host: CgroupHost, cgPath: string): ContextCgroup {
+  return new ContextCgroup(host, path.posix.dirname(cgPath), path.posix.basename(cgPath));
+}
+
+/** The cpuset hierarchy (not among paene's own controllers): copy cpus/mems down, v1 starts them empty. */
+function cpusetDir(cgPath: string): string | undefined {
+  const base = '/sys/fs/cgroup/cpuset';
+  return fs.existsSync(path.join(base, 'cpuset.cpus')) ? path.join(base, cgPath) : undefined;
+}
+
+function prepareCpuset(cgPath: string, want?: { cpus?: string; mems?: string }): string | undefined {
+  const dir = cpusetDir(cgPath);
+  if (!dir) {
+    if (want) throw new PaeneError('unsupported', 'linux.resources.cpu.cpus/mems: no cgroup v1 cpuset hierarchy on this host');
+    return undefined;
+  }
+  const base = '/sys/fs/cgroup/cpuset';
+  let cur = base;
+  for (const part of cgPath.split('/').filter(Boolean)) {
+    const next = path.join(cur, part);
+    fs.mkdirSync(next, { recursive: true });
+    for (const f of ['cpuset.cpus', 'cpuset.mems']) {
+      if (fs.readFileSync(path.join(next, f), 'utf8').trim() === '') fs.writeFileSync(path.join(next, f), fs.readFileSync(path.join(cur, f), 'utf8').trim());
+    }
+    cur = next;
+  }
+  try {
+    if (want?.cpus) fs.writeFileSync(path.join(dir, 'cpuset.cpus'), want.cpus);
+    if (want?.mems) fs.writeFileSync(path.join(dir, 'cpuset.mems'), want.mems);
+  } catch (e) {
+    throw new PaeneError('invalid-argument', `linux.resources.cpu.cpus/mems: ${(e as Error).message}`);
+  }
+  return dir;
+}
+
+function readProcsFile(dir: string): number[] {
+  try {
+    return fs.readFileSync(path.join(dir, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
+
+async function rmdirRetry(dir: string): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    try {
+      fs.rmdirSync(dir);
+      return;
+    } catch (e) {
+      if (errnoOf(e) === 'ENOENT') return;
+      if (errnoOf(e) !== 'EBUSY') throw e;
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  }
+}
+
+/** Every v1 hierarchy mount, by its directory (for the cgroup mount inside the container). */
+function v1Hierarchies(): { dir: string; name: string }[] {
+  const out: { dir: string; name: string }[] = [];
+  for (const line of fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
+    const [pre, post] = line.split(' - ');
+    if (!post) continue;
+    const mp = pre.split(' ')[4];
+    const fstype = post.split(' ')[0];
+    if ((fstype === 'cgroup' || fstype === 'cgroup2') && mp.startsWith('/sys/fs/cgroup/')) out.push({ dir: mp, name: path.basename(mp) });
+  }
+  return out;
+}
+
+export interface CreateOptions {
+  bundle: string;
+  pidFile?: string;
+  consoleSocket?: string;
+  noPivot?: boolean;
+  /** `run`: keep the container's process as our child's child and wait for it */
+  foreground?: boolean;
+}
+
+export interface HookEnv {
+  /** where hook failures and the like are logged */
+  warn(msg: string): void;
+}
+
+export class OciRuntime {
+  private readonly host: CgroupHost;
+
+  constructor(
+    readonly root: string,
+    private readonly log: HookEnv,
+  ) {
+    this.host = detectCgroupHost();
+  }
+
+  private dir(id: string): string {
+    return path.join(this.root, id);
+  }
+
+  load(id: string): OciRecord {
+    validateId(id);
+    try {
+      return JSON.parse(fs.readFileSync(path.join(this.dir(id), 'state.json'), 'utf8')) as OciRecord;
+    } catch (e) {
+      if (errnoOf(e) === 'ENOENT') throw notExist(id);
+      throw new PaeneError('internal', `cannot read the state of "${id}": ${(e as Error).message}`);
+    }
+  }
+
+  status(r: OciRecord): OciStatus {
+    if (r.pid === 0) return 'creating';
+    const st = readStat(r.pid);
+    if (!st || st.starttime !== r.starttime || st.state === 'Z' || st.state === 'X') return 'stopped';
+    if (fs.existsSync(path.join(this.dir(r.id), 'exec.fifo'))) return 'created';
+    // paused: frozen through cgroup v2 (cgroup.freeze) or the v1 freezer, whichever ContextCgroup used
+    const cg = cgroupOf(this.host, r.cgroupPath);
+    const read = (f: string | undefined) => {
+      try {
+        return f ? fs.readFileSync(f, 'utf8') : '';
+      } catch {
+        return '';
+      }
+    };
+    if (/^frozen 1$/m.test(read(cg.unifiedDir && path.join(cg.unifiedDir, 'cgroup.events')))) return 'paused';
+    const v1 = this.host.v1.has('freezer') ? cg.dir('freezer') : undefined;
+    if (read(v1 && path.join(v1, 'freezer.state')).trim() === 'FROZEN') return 'paused';
+    return 'running';
+  }
+
+  state(id: string): OciState {
+    const r = this.load(id);
+    const status = this.status(r);
+    return {
+      ociVersion: OCI_VERSION,
+      id: r.id,
+      status,
+      pid: status === 'stopped' ? 0 : r.pid,
+      bundle: r.bundle,
+      annotations: r.annotations,
+    };
+  }
+
+  list(): OciRecord[] {
+    let names: string[];
+    try {
+      names = fs.readdirSync(this.root);
+    } catch {
+      return [];
+    }
+    const out: OciRecord[] = [];
+    for (const n of names) {
+      try {
+        out.push(this.load(n));
+      } catch {
+        /* a half-made or foreign directory */
+      }
+    }
+    return out;
+  }
+
+  async create(id: string, o: CreateOptions): Promise<{ pid: number; exit?: Promise<number>; start?: () => Promise<void> }> {
+    validateId(id);
+    const bundle = path.resolve(o.bundle);
+    let cfg: OciConfig;
+    try {
+      cfg = JSON.parse(fs.readFileSync(path.join(bundle, 'config.json'), 'utf8')) as OciConfig;
+    } catch (e) {
+      throw new PaeneError('invalid-argument', `cannot read ${path.join(bundle, 'config.json')}: ${(e as Error).message}`);
+    }
+    const plan = translateConfig(cfg, { id, bundle });
+    if (!fs.existsSync(plan.rootfs)) throw new PaeneError('invalid-argument', `root.path: ${plan.rootfs} does not exist`);
+    if (plan.process.terminal && !o.consoleSocket && !o.foreground) {
+      throw new PaeneError('invalid-argument', 'process.terminal is true: --console-socket is required');
+    }
+    fs.mkdirSync(this.root, { recursive: true, mode: 0o700 });
+    const dir = this.dir(id);
+    try {
+      fs.mkdirSync(dir, { mode: 0o700 });
+    } catch (e) {
+      if (errnoOf(e) === 'EEXIST') throw new PaeneError('exists', `container with id "${id}" already exists`);
+      throw e;
+    }
+    const record: OciRecord = {
+      id,
+      bundle,
+      rootfs: plan.rootfs,
+      pid: 0,
+      starttime: 0,
+      created: new Date().toISOString(),
+      cgroupPath: plan.cgroup.path,
+      started: false,
+      annotations: plan.annotations,
+      namespaces: plan.namespaces.map((n) => n.type),
+      process: cfg.process as OciProcess,
+      seccomp: plan.process.seccomp?.toString('hex'),
+      hooks: plan.hooks,
+      owner: '',
+    };
+    const cg = cgroupOf(this.host, plan.cgroup.path);
+    try {
+      writeJsonAtomic(path.join(dir, 'state.json'), record);
+      cg.create();
+      const cpuset = prepareCpuset(plan.cgroup.path, plan.cgroup.cpuset);
+      cg.apply(plan.cgroup.writes);
+      const procs = cg.procsFiles();
+      if (cpuset) procs.push(path.join(cpuset, 'cgroup.procs'));
+      const fifo = path.join(dir, 'exec.fifo');
+      const mk = spawnSync('mkfifo', ['-m', '0600', fifo]);
+      if (mk.status !== 0) throw new PaeneError('internal', `mkfifo ${fifo}: ${mk.stderr}`);
+      const binds = this.cgroupBinds(plan);
+      const tokens = createTokens({ plan, fifo, cgroupProcs: procs, cgroupBinds: binds, consoleSocket: o.consoleSocket, noPivot: o.noPivot, wait: o.foreground });
+      const planFile = path.join(dir, 'plan');
+      writeFileAtomic(planFile, encodeTokens(tokens), 0o600);
+      const run = await runNative('create', planFile, !!o.foreground);
+      const st = readStat(run.pid);
+      record.pid = run.pid;
+      record.starttime = st?.starttime ?? 0;
+      writeJsonAtomic(path.join(dir, 'state.json'), record);
+      if (o.pidFile) writeFileAtomic(path.resolve(o.pidFile), String(run.pid));
+      await this.runHooks(record, record.hooks.createRuntime, 'createRuntime', true);
+      return { pid: run.pid, exit: run.exit };
+    } catch (e) {
+      await this.cleanup(record, cg).catch(() => undefined);
+      throw e;
+    }
+  }
+
+  /** cgroup mounts: a tmpfs, and in it each hierarchy's directory of this container bound read-only. */
+  private cgroupBinds(plan: OciPlan): PlanMount[] {
+    const out: PlanMount[] = [];
+    for (const m of plan.cgroupMounts) {
+      out.push({ source: 'tmpfs', destination: m.destination, type: 'tmpfs', flags: MS.NOSUID | MS.NODEV | MS.NOEXEC, propagation: 0, data: 'mode=755' });
+      for (const h of v1Hierarchies()) {
+        const src = path.join(h.dir, plan.cgroup.path);
+        if (!fs.existsSync(src)) continue;
+        const ro = m.readonly ? MS.RDONLY : 0;
+        out.push({ source: src, destination: path.posix.join(m.destination, h.name), type: 'bind', flags: MS.BIND | MS.NOSUID | MS.NODEV | MS.NOEXEC | ro, propagation: 0, data: '' });
+      }
+    }
+    return out;
+  }
+
+  async start(id: string): Promise<void> {
+    const r = this.load(id);
+    const s = this.status(r);
+    if (s !== 'created') throw new PaeneError('wrong-state', s === 'stopped' ? 'container not running' : `cannot start a container that is ${s}`);
+    const fifo = path.join(this.dir(id), 'exec.fifo');
+    let fd: number;
+    try {
+      fd = fs.openSync(fifo, fs.constants.O_WRONLY | fs.constants.O_NONBLOCK);
+    } catch (e) {
+      if (errnoOf(e) === 'ENXIO') throw new PaeneError('wrong-state', 'container not running');
+      throw e;
+    }
+    try {
+      fs.writeSync(fd, '0');
+    } finally {
+      fs.closeSync(fd);
+    }
+    fs.rmSync(fifo, { force: true });
+    r.started = true;
+    writeJsonAtomic(path.join(this.dir(id), 'state.json'), r);
+    await this.runHooks(r, r.hooks.poststart, 'poststart', false);
+  }
+
+  kill(id: string, signal: number, all: boolean): void {
+    const r = this.load(id);
+    const s = this.status(r);
+    if (s === 'stopped' && !all) throw new PaeneError('wrong-state', 'container not running');
+    const pids = all ? this.pids(r) : [r.pid];
+    for (const pid of pids) {
+      try {
+        process.kill(pid, signal);
+      } catch (e) {
+        if (errnoOf(e) !== 'ESRCH') throw new PaeneError('internal', `kill ${pid}: ${(e as Error).message}`);
+      }
+    }
+  }
+
+  pids(r: OciRecord): number[] {
+    const set = new Set<number>();
+    for (const d of cgroupOf(this.host, r.cgroupPath).dirs()) for (const p of readProcsFile(d)) set.add(p);
+    return [...set];
+  }
+
+  async delete(id: string, force: boolean): Promise<void> {
+    const r = this.load(id);
+    const s = this.status(r);
+    if (s !== 'stopped' && s !== 'created' && !force) throw new PaeneError('wrong-state', `cannot delete container "${id}" that is not stopped: ${s}`);
+    const cg = cgroupOf(this.host, r.cgroupPath);
+    if (s === 'paused') cg.thaw();
+    await this.cleanup(r, cg);
+    await this.runHooks(r, r.hooks.poststop, 'poststop', false);
+  }
+
+  private async cleanup(r: OciRecord, cg: ContextCgroup): Promise<void> {
+    if (r.pid && isAlive(r.pid, r.starttime)) {
+      try {
+        process.kill(r.pid, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
+    }
+    await cg.killAll();
+    await cg.remove();
+    const cs = cpusetDir(r.cgroupPath);
+    if (cs) await rmdirRetry(cs);
+    // the /paene-runc parents made for a default path
+    if (r.cgroupPath.startsWith('/paene-runc/')) {
+      for (const d of [...new Set(this.host.v1.values()), '/sys/fs/cgroup/cpuset']) {
+        try {
+          fs.rmdirSync(path.join(d, 'paene-runc'));
+        } catch {
+          /* not empty or absent */
+        }
+      }
+    }
+    fs.rmSync(this.dir(r.id), { recursive: true, force: true });
+  }
+
+  async pause(id: string): Promise<void> {
+    const r = this.load(id);
+    if (this.status(r) !== 'running') throw new PaeneError('wrong-state', 'container not running');
+    await cgroupOf(this.host, r.cgroupPath).freeze();
+  }
+
+  resume(id: string): void {
+    const r = this.load(id);
+    if (this.status(r) !== 'paused') throw new PaeneError('wrong-state', 'container not paused');
+    cgroupOf(this.host, r.cgroupPath).thaw();
+  }
+
+  update(id: string, res: OciResources): void {
+    const r = this.load(id);
+    if (this.status(r) === 'stopped') throw new PaeneError('wrong-state', 'container not running');
+    const { writes, cpuset } = resourceWritesV1(res);
+    // shrinking a period below the quota is refused by the kernel: quota first when it goes down
+    cgroupOf(this.host, r.cgroupPath).apply(writes);
+    if (cpuset) prepareCpuset(r.cgroupPath, cpuset);
+  }
+
+  async exec(id: string, p: OciProcess, o: { pidFile?: string; consoleSocket?: string; detach: boolean }): Promise<number> {
+    const r = this.load(id);
+    if (this.status(r) !== 'running' && this.status(r) !== 'created') throw new PaeneError('wrong-state', 'container not running');
+    const proc = translateProcess(p, 'process');
+    if (r.seccomp) proc.seccomp = Buffer.from(r.seccomp, 'hex');
+    if (proc.terminal && !o.consoleSocket && o.detach) throw new PaeneError('invalid-argument', 'process.terminal is true: --console-socket is required');
+    const t: string[] = ['pid', String(r.pid)];
+    for (const ns of r.namespaces) {
+      const file = NS_FILE[ns as keyof typeof NS_FILE];
+      // a namespace the container shares with us: joining it is a no-op, and user would fail with EINVAL
+      const mine = fs.readlinkSync(`/proc/self/ns/${file}`);
+      const theirs = fs.readlinkSync(`/proc/${r.pid}/ns/${file}`);
+      if (mine !== theirs) t.push('ns', ns, `/proc/${r.pid}/ns/${file}`);
+    }
+    const cg = cgroupOf(this.host, r.cgroupPath);
+    for (const f of cg.procsFiles()) t.push('cgroup', f);
+    const cs = cpusetDir(r.cgroupPath);
+    if (cs) t.push('cgroup', path.join(cs, 'cgroup.procs'));
+    if (o.consoleSocket) t.push('console', o.consoleSocket);
+    t.push(...processTokens(proc));
+    const planFile = path.join(this.dir(id), `exec-${process.pid}-${Date.now()}.plan`);
+    writeFileAtomic(planFile, encodeTokens(t), 0o600);
+    try {
+      const run = await runNative(o.detach ? 'exec-detach' : 'exec', planFile, !o.detach);
+      if (o.pidFile) writeFileAtomic(path.resolve(o.pidFile), String(run.pid));
+      fs.rmSync(planFile, { force: true });
+      return run.exit ? await run.exit : 0;
+    } finally {
+      fs.rmSync(planFile, { force: true });
+    }
+  }
+
+  private async runHooks(r: OciRecord, hooks: OciHook[], kind: string, fatal: boolean): Promise<void> {
+    if (hooks.length === 0) return;
+    const st = JSON.stringify({ ...this.stateOf(r), status: kind === 'poststop' ? 'stopped' : kind === 'poststart' ? 'running' : 'created' });
+    for (const h of hooks) {
+      const res = spawnSync(h.path, (h.args ?? [h.path]).slice(1), {
+        argv0: (h.args ?? [h.path])[0],
+        input: st,
+        env: Object.fromEntries((h.env ?? []).map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)])),
+        timeout: (h.timeout ?? 0) * 1000 || undefined,
+        encoding: 'utf8',
+      });
+      if (res.status !== 0) {
+        const msg = `${kind} hook ${h.path} failed: ${res.error?.message ?? `exit status ${res.status ?? res.signal}`} ${res.stderr ?? ''}`.trim();
+        if (fatal) throw new PaeneError('internal', msg);
+        this.log.warn(msg);
+      }
+    }
+  }
+
+  private stateOf(r: OciRecord): OciState {
+    return { ociVersion: OCI_VERSION, id: r.id, status: 'created', pid: r.pid, bundle: r.bundle, annotations: r.annotations };
+  }
+}
+
+/**
+ * Runs paene-oci with our stdio (the container's) and a sync pipe on fd 3;
+ * resolves with the pid once the container is ready, or throws its error.
+ * With `wait`, `exit` resolves with the process's status.
+ */
+function runNative(cmd: string, planFile: string, wait: boolean): Promise<{ pid: number; exit?: Promise<number> }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(nativePath('paene-oci'), [cmd, planFile], { stdio: ['inherit', 'inherit', 'inherit', 'pipe'], detached: false });
+    const sync = child.stdio[3] as NodeJS.ReadableStream;
+    let text = '';
+    sync.setEncoding('utf8');
+    sync.on('data', (d: string) => (text += d));
+    const exit = new Promise<number>((res) => child.on('exit', (code, sig) => res(code ?? 128 + (sig ? 9 : 0))));
+    sync.on('end', () => {
+      const lines = text.split('\n');
+      const err = lines.find((l) => l.startsWith('err '));
+      const pidLine = lines.find((l) => l.startsWith('pid '));
+      if (err) {
+        reject(new PaeneError('internal', err.slice(4)));
+        return;
+      }
+      if (!pidLine || (cmd === 'create' && !lines.includes('ok'))) {
+        void exit.then((code) => reject(new PaeneError('internal', `paene-oci ${cmd} failed (status ${code}) without a message`)));
+        return;
+      }
+      resolve({ pid: Number(pidLine.slice(4)), exit: wait ? exit : undefined });
+    });
+    child.on('error', (e) => reject(new PaeneError('internal', `cannot run paene-oci: ${e.message}`)));
+  });
+}

@@ -1,0 +1,160 @@
+import { describe, expect, it } from 'vitest';
+import {
+  MS,
+  capsMask,
+  cgroupPathOf,
+  createTokens,
+  deviceCgroupWrites,
+  encodeTokens,
+  parseMountOptions,
+  resourceWritesV1,
+  translateConfig,
+  type OciConfig,
+} from '../../src/core/ocispec.js';
+import { parseSignal } from '../../src/oci/cli.js';
+
+function base(): OciConfig {
+  return {
+    ociVersion: '1.0.2',
+    root: { path: 'rootfs', readonly: true },
+    process: {
+      cwd: '/',
+      args: ['sh'],
+      env: ['PATH=/bin'],
+      user: { uid: 1000, gid: 1000, additionalGids: [5, 6] },
+      capabilities: { bounding: ['CAP_KILL', 'CAP_CHOWN'], effective: ['CAP_KILL'], permitted: ['CAP_KILL'], ambient: [], inheritable: [] },
+      rlimits: [{ type: 'RLIMIT_NOFILE', soft: 1024, hard: 4096 }],
+      noNewPrivileges: true,
+      oomScoreAdj: 100,
+    },
+    hostname: 'box',
+    mounts: [
+      { destination: '/proc', type: 'proc', source: 'proc' },
+      { destination: '/data', type: 'bind', source: 'data', options: ['rbind', 'ro', 'rprivate'] },
+      { destination: '/sys/fs/cgroup', type: 'cgroup', source: 'cgroup', options: ['ro'] },
+    ],
+    linux: {
+      namespaces: [{ type: 'mount' }, { type: 'pid' }, { type: 'uts' }, { type: 'ipc' }, { type: 'network', path: '/var/run/netns/cni-1' }],
+      maskedPaths: ['/proc/kcore'],
+      readonlyPaths: ['/proc/sys'],
+      sysctl: { 'net.ipv4.ip_forward': '1', 'kernel.shmmax': '4096' },
+      resources: { memory: { limit: 1 << 26 }, cpu: { shares: 512, quota: 20000, period: 100000 }, pids: { limit: 64 } },
+      cgroupsPath: '/kubepods/pod1/c1',
+    },
+  };
+}
+
+const tr = (c: OciConfig) => translateConfig(c, { id: 'c1', bundle: '/b' });
+
+describe('config.json → paene plan', () => {
+  it('maps root, process, mounts, namespaces, resources', () => {
+    const p = tr(base());
+    expect(p.rootfs).toBe('/b/rootfs');
+    expect(p.rootReadonly).toBe(true);
+    expect(p.process).toMatchObject({ uid: 1000, gid: 1000, groups: [5, 6], noNewPrivileges: true, oomScoreAdj: 100 });
+    expect(p.process.caps.bounding).toBe((1n << 5n) | (1n << 0n));
+    expect(p.process.rlimits).toEqual([{ resource: 7, soft: 1024n, hard: 4096n }]);
+    expect(p.namespaces).toContainEqual({ type: 'network', path: '/var/run/netns/cni-1' });
+    const data = p.mounts.find((m) => m.destination === '/data');
+    expect(data).toMatchObject({ source: '/b/data', type: 'bind', flags: MS.BIND | MS.REC | MS.RDONLY, propagation: MS.PRIVATE | MS.REC });
+    expect(p.cgroupMounts).toEqual([{ destination: '/sys/fs/cgroup', readonly: true }]);
+    expect(p.cgroup.path).toBe('/kubepods/pod1/c1');
+    expect(p.cgroup.writes).toContainEqual({ controller: 'memory', file: 'memory.limit_in_bytes', value: String(1 << 26) });
+    expect(p.cgroup.writes).toContainEqual({ controller: 'cpu', file: 'cpu.cfs_quota_us', value: '20000' });
+    expect(p.cgroup.writes).toContainEqual({ controller: 'pids', file: 'pids.max', value: '64' });
+    expect(p.devices.map((d) => d.path)).toContain('/dev/null');
+    expect(p.sysctl).toEqual([['net.ipv4.ip_forward', '1'], ['kernel.shmmax', '4096']]);
+  });
+
+  it('refuses, naming the field, what paene cannot honour', () => {
+    const cases: [(c: OciConfig) => void, RegExp][] = [
+      [(c) => (c.process!.apparmorProfile = 'x'), /process.apparmorProfile/],
+      [(c) => (c.process!.selinuxLabel = 'x'), /process.selinuxLabel/],
+      [(c) => (c.linux!.mountLabel = 'x'), /linux.mountLabel/],
+      [(c) => (c.linux!.intelRdt = {}), /linux.intelRdt/],
+      [(c) => (c.linux!.resources = { hugepageLimits: [{}] }), /hugepageLimits/],
+      [(c) => (c.linux!.resources = { network: { classID: 1 } }), /resources.network/],
+      [(c) => (c.linux!.namespaces = [{ type: 'pid' }]), /mount namespace is required/],
+      [(c) => (c.linux!.namespaces!.push({ type: 'bogus' })), /unknown namespace 'bogus'/],
+      [(c) => (c.linux!.sysctl = { 'kernel.panic': '1' }), /linux.sysctl.kernel.panic/],
+      [(c) => (c.linux!.sysctl = { 'net.ipv4.ip_forward': '1' }, (c.linux!.namespaces = [{ type: 'mount' }, { type: 'uts' }])), /net.ipv4.ip_forward/],
+      [(c) => (c.mounts![0].destination = 'proc'), /must be absolute/],
+      [(c) => (c.mounts![1].options = ['idmap']), /idmap/],
+      [(c) => (c.process!.capabilities!.bounding = ['CAP_NOT_A_CAP']), /CAP_NOT_A_CAP/],
+      [(c) => (c.process!.rlimits = [{ type: 'RLIMIT_BOGUS', soft: 1, hard: 1 }]), /RLIMIT_BOGUS/],
+      [(c) => (c.process!.rlimits = [{ type: 'RLIMIT_NOFILE', soft: 10, hard: 1 }]), /soft 10 exceeds hard 1/],
+      [(c) => (c.hooks = { createContainer: [{ path: '/bin/true' }] }), /hooks.createContainer/],
+      [(c) => (c.annotations = { 'paene.io/unknown': '1' }), /paene.io\/unknown/],
+      [(c) => (c.linux!.cgroupsPath = 'system.slice:cri:c1'), /systemd/],
+      [(c) => (c.linux!.uidMappings = [{ containerID: 0, hostID: 1000, size: 1 }]), /without a user namespace/],
+      [(c) => (c.linux!.seccomp = { defaultAction: 'SCMP_ACT_NOTIFY' }), /SCMP_ACT_NOTIFY/],
+      [(c) => (c.ociVersion = '0.9'), /ociVersion/],
+    ];
+    for (const [change, re] of cases) {
+      const c = base();
+      change(c);
+      expect(() => tr(c), String(re)).toThrow(re);
+    }
+  });
+
+  it('reads paene.io/ annotations into paene features', () => {
+    const c = base();
+    c.annotations = { 'paene.io/cpu-burst-us': '50000', 'io.kubernetes.cri.container-type': 'container' };
+    const p = tr(c);
+    expect(p.paene.cpuBurstUs).toBe(50000);
+    expect(p.cgroup.writes).toContainEqual({ controller: 'cpu', file: 'cpu.cfs_burst_us', value: '50000' });
+    expect(p.annotations['io.kubernetes.cri.container-type']).toBe('container');
+  });
+
+  it('compiles a seccomp profile into the process', () => {
+    const c = base();
+    c.linux!.seccomp = { defaultAction: 'SCMP_ACT_ALLOW', syscalls: [{ names: ['mount'], action: 'SCMP_ACT_ERRNO' }] };
+    expect(tr(c).process.seccomp?.length).toBeGreaterThan(0);
+  });
+});
+
+describe('pieces', () => {
+  it('mount options', () => {
+    expect(parseMountOptions(['nosuid', 'noexec', 'mode=755', 'size=65536k'], 'm')).toEqual({ flags: MS.NOSUID | MS.NOEXEC, propagation: 0, data: 'mode=755,size=65536k' });
+    expect(parseMountOptions(['ro', 'rw'], 'm').flags).toBe(0);
+  });
+  it('capabilities', () => {
+    expect(capsMask(['CAP_SYS_ADMIN'], 'x')).toBe(1n << 21n);
+  });
+  it('cgroup paths: absolute kept, relative and missing under /paene-runc', () => {
+    expect(cgroupPathOf('/a/b', 'id')).toBe('/a/b');
+    expect(cgroupPathOf('rel/x', 'id')).toBe('/paene-runc/rel/x');
+    expect(cgroupPathOf(undefined, 'id')).toBe('/paene-runc/id');
+    expect(() => cgroupPathOf('/a/../..', 'id')).toThrow();
+  });
+  it('device rules: the config first, then its device nodes and the defaults stay allowed', () => {
+    const w = deviceCgroupWrites([{ allow: false, access: 'rwm' }], []);
+    expect(w[0]).toEqual({ controller: 'devices', file: 'devices.deny', value: 'a *:* rwm' });
+    expect(w[1]).toEqual({ controller: 'devices', file: 'devices.deny', value: 'a *:* rwm' });
+    expect(w.at(-1)?.file).toBe('devices.allow');
+  });
+  it('resources: pids -1 is max, swappiness range checked, blockIO throttles', () => {
+    expect(resourceWritesV1({ pids: { limit: -1 } }).writes).toEqual([{ controller: 'pids', file: 'pids.max', value: 'max' }]);
+    expect(() => resourceWritesV1({ memory: { swappiness: 101 } })).toThrow(/swappiness/);
+    expect(resourceWritesV1({ blockIO: { throttleReadBpsDevice: [{ major: 8, minor: 0, rate: 1000 }] } }).writes).toEqual([
+      { controller: 'blkio', file: 'blkio.throttle.read_bps_device', value: '8:0 1000' },
+    ]);
+    expect(resourceWritesV1({ cpu: { cpus: '0' } }).cpuset).toEqual({ cpus: '0', mems: undefined });
+  });
+  it('the plan file is NUL-separated tokens and refuses NUL inside a value', () => {
+    const p = tr(base());
+    const t = createTokens({ plan: p, fifo: '/s/exec.fifo', cgroupProcs: ['/sys/fs/cgroup/pids/x/cgroup.procs'], cgroupBinds: [] });
+    expect(t.slice(0, 3)).toEqual(['ns', 'mount', '']);
+    expect(t).toContain('nnp');
+    const buf = encodeTokens(t);
+    expect(buf.toString().split('\0').length).toBe(t.length + 1);
+    expect(() => encodeTokens(['a\0b'])).toThrow(/NUL/);
+  });
+  it('signals: numbers and names, with or without SIG', () => {
+    expect(parseSignal('9')).toBe(9);
+    expect(parseSignal('SIGKILL')).toBe(9);
+    expect(parseSignal('term')).toBe(15);
+    expect(parseSignal('RTMIN+2')).toBe(36);
+    expect(() => parseSignal('NOPE')).toThrow(/unknown signal/);
+  });
+});
