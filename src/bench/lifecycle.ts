@@ -24,7 +24,7 @@ import path from 'node:path';
 import { openImageStore, openRuntime, storeImageSource } from '../runtime/open.js';
 import type { Runtime } from '../runtime/runtime.js';
 import { Cleanup, type MachineFacts, machineFacts, median, round, run } from './common.js';
-import { type OciRuntime, PEER_PREFIX, cleanupPeers, ociArgs, peerVersion, which, writeBundle } from './peers.js';
+import { type OciRuntime, PEER_PREFIX, cleanupPeers, ociArgs, ociProgram, peerVersion, which, writeBundle } from './peers.js';
 import { DEFAULT_IMAGE } from '../image/store.js';
 
 export interface LifecycleOptions {
@@ -126,7 +126,7 @@ export async function runLifecycle(o: LifecycleOptions): Promise<LifecycleResult
   cleanup.add('delete the peer containers', () => cleanupPeers(o.dir));
 
   const versions: Record<string, string> = {};
-  for (const p of ['runc', 'crun', 'bwrap']) versions[p] = await peerVersion(p);
+  for (const p of ['runc', 'crun', 'bwrap', 'paene-runc']) versions[p] = await peerVersion(p);
   let cycleResults: EngineResult[] = [];
   let execResults: EngineResult[] = [];
   let nodeStartupMs = NaN;
@@ -180,6 +180,7 @@ export async function runLifecycle(o: LifecycleOptions): Promise<LifecycleResult
     ];
     const ociRuns: { oci: OciRuntime; engine: string; what: string; extra: string[] }[] = [
       { oci: 'runc', engine: 'runc run', what: 'runc run of a generated bundle, process /bin/true (create + start + wait + delete)', extra: [] },
+      { oci: 'paene-runc', engine: 'paene-runc run', what: "paene-runc run of the same bundle (paene's OCI command line)", extra: [] },
       { oci: 'crun', engine: 'crun run', what: 'crun run of the same bundle', extra: [] },
       {
         oci: 'crun',
@@ -189,7 +190,7 @@ export async function runLifecycle(o: LifecycleOptions): Promise<LifecycleResult
       },
     ];
     for (const x of ociRuns) {
-      const prog = which(x.oci);
+      const prog = ociProgram(x.oci);
       engines.push({
         engine: x.engine,
         what: x.what,
@@ -266,11 +267,12 @@ export async function runLifecycle(o: LifecycleOptions): Promise<LifecycleResult
     ];
     const ociExecs: { oci: OciRuntime; engine: string; extra: string[] }[] = [
       { oci: 'runc', engine: 'runc exec', extra: [] },
+      { oci: 'paene-runc', engine: 'paene-runc exec', extra: [] },
       { oci: 'crun', engine: 'crun exec', extra: [] },
       { oci: 'crun', engine: 'crun exec (no cgroups)', extra: ['--cgroup-manager=disabled'] },
     ];
     for (const x of ociExecs) {
-      const prog = which(x.oci);
+      const prog = ociProgram(x.oci);
       const id = `${tag}-${x.oci}${x.extra.length ? '-nocg' : ''}-exec`;
       let started: string | undefined;
       if (!prog) started = `${x.oci} is not installed`;

@@ -10,8 +10,9 @@ import { PROFILE_CAPS } from '../core/caps.js';
 import { MASKED_PATHS, READONLY_PATHS } from '../core/spec.js';
 import { detectCgroupHost } from '../kernel/cgroups.js';
 import { run } from './common.js';
+import { packageRoot } from '../kernel/package.js';
 
-export type OciRuntime = 'runc' | 'crun';
+export type OciRuntime = 'runc' | 'crun' | 'paene-runc';
 
 export const PEER_PREFIX = 'paene-bench-';
 export const PEER_CGROUP_PARENT = 'paene-bench';
@@ -30,8 +31,17 @@ export function which(prog: string): string | undefined {
   return undefined;
 }
 
+/** An OCI runtime's executable: runc and crun from PATH, paene-runc from this package. */
+export function ociProgram(rt: OciRuntime): string | undefined {
+  if (rt === 'paene-runc') {
+    const p = path.join(packageRoot(), 'bin', 'paene-runc');
+    return fs.existsSync(p) ? p : undefined;
+  }
+  return which(rt);
+}
+
 export async function peerVersion(prog: string): Promise<string> {
-  const p = which(prog);
+  const p = prog === 'paene-runc' ? ociProgram('paene-runc') : which(prog);
   if (!p) return 'not installed';
   const r = await run(p, ['--version'], { timeoutMs: 5000 });
   return (r.stdout || r.stderr).split('\n')[0].trim();
@@ -94,7 +104,7 @@ export function ociArgs(workdir: string, rt: OciRuntime, ...rest: string[]): str
 
 /** Peer containers still known to the runtime (ids with our prefix). */
 export async function listPeerContainers(workdir: string, rt: OciRuntime): Promise<string[]> {
-  const prog = which(rt);
+  const prog = ociProgram(rt);
   if (!prog || !fs.existsSync(stateDirOf(workdir, rt))) return [];
   const r = await run(prog, ociArgs(workdir, rt, 'list', '-q'), { timeoutMs: 10_000 });
   return r.stdout
@@ -125,8 +135,8 @@ export function peerCgroupDirs(): string[] {
 
 /** Kills and deletes every peer container of this benchmark, and removes the peers' cgroup parent. */
 export async function cleanupPeers(workdir: string): Promise<void> {
-  for (const rt of ['runc', 'crun'] as const) {
-    const prog = which(rt);
+  for (const rt of ['runc', 'crun', 'paene-runc'] as const) {
+    const prog = ociProgram(rt);
     if (!prog) continue;
     for (const id of await listPeerContainers(workdir, rt)) {
       await run(prog, ociArgs(workdir, rt, 'kill', id, 'KILL'), { timeoutMs: 10_000 });

@@ -592,8 +592,10 @@ static void init_container(const struct plan *p, int gate, int fifo, int sock) {
   }
   if (setsid() < 0) die("setsid: %s", strerror(errno));
   if (!has_mnt) die("the container needs a mount namespace");
-  if (mount(NULL, "/", NULL, MS_REC | (p->rootprop ? p->rootprop : MS_SLAVE), NULL) < 0)
-    die("make / %s: %s", "private", strerror(errno));
+  /* nothing we mount may reach the host: / becomes a slave (private when asked); a shared
+   * rootfsPropagation is applied after pivot_root, which refuses a shared parent */
+  if (mount(NULL, "/", NULL, MS_REC | ((p->rootprop & MS_PRIVATE) ? MS_PRIVATE : MS_SLAVE), NULL) < 0)
+    die("make / a slave: %s", strerror(errno));
   if (mount(p->rootfs, p->rootfs, NULL, MS_BIND | MS_REC, NULL) < 0) die("bind the root %s: %s", p->rootfs, strerror(errno));
   int rootfd = open(p->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
   if (rootfd < 0) die("open root %s: %s", p->rootfs, strerror(errno));

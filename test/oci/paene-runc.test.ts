@@ -1,0 +1,164 @@
+// paene-runc on the real kernel: the runc command line over a bundle whose
+// root is paene's base image (read-only), as containerd's shim drives it.
+
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { DEFAULT_IMAGE } from '../../src/image/store.js';
+import { openImageStore, storeImageSource } from '../../src/runtime/open.js';
+import { describeReal, tempRoot } from '../helpers.js';
+
+const BIN = path.resolve('bin/paene-runc');
+
+describeReal('paene-runc: an OCI runtime over bundles', () => {
+  let dir: string;
+  let state: string;
+  let rootfs: string;
+  const cgParent = `paene-runc-test-${process.pid}`;
+
+  function runc(args: string[], input?: string) {
+    // create and run --detach hand their stdio to the container, which outlives the call: give it a file
+    const lives = args[0] === 'create' || args.includes('--detach');
+    const errFile = path.join(dir, 'stderr.out');
+    const out = lives ? fs.openSync(path.join(dir, 'container.out'), 'a') : undefined;
+    const err = lives ? fs.openSync(errFile, 'w') : undefined;
+    const r = spawnSync(BIN, ['--root', state, '--log', path.join(dir, 'log.json'), '--log-format', 'json', ...args], {
+      input,
+      encoding: 'utf8',
+      timeout: 30_000,
+      stdio: out === undefined || err === undefined ? 'pipe' : ['ignore', out, err],
+    });
+    if (out !== undefined) fs.closeSync(out);
+    if (err !== undefined) fs.closeSync(err);
+    return { code: r.status, stdout: r.stdout ?? '', stderr: lives ? fs.readFileSync(errFile, 'utf8') : r.stderr };
+  }
+  function bundle(id: string, args: string[], change: (c: Record<string, any>) => void = () => undefined): string {
+    const b = path.join(dir, id);
+    fs.mkdirSync(b, { recursive: true });
+    const cfg: Record<string, any> = {
+      ociVersion: '1.0.2',
+      root: { path: rootfs, readonly: true },
+      process: { cwd: '/', args, env: ['PATH=/usr/sbin:/usr/bin:/sbin:/bin'], user: { uid: 0, gid: 0 }, capabilities: { bounding: ['CAP_KILL'], effective: ['CAP_KILL'], permitted: ['CAP_KILL'] } },
+      hostname: 'oci-' + id,
+      mounts: [
+        { destination: '/proc', type: 'proc', source: 'proc' },
+        { destination: '/dev', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'mode=755'] },
+        { destination: '/tmp', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev'] },
+      ],
+      linux: {
+        namespaces: [{ type: 'pid' }, { type: 'mount' }, { type: 'uts' }, { type: 'ipc' }],
+        cgroupsPath: `/${cgParent}/${id}`,
+        resources: { devices: [{ allow: false, access: 'rwm' }], pids: { limit: 32 }, memory: { limit: 64 << 20 } },
+        maskedPaths: ['/proc/kcore'],
+        readonlyPaths: ['/proc/sys'],
+      },
+    };
+    change(cfg);
+    fs.writeFileSync(path.join(b, 'config.json'), JSON.stringify(cfg));
+    return b;
+  }
+
+  beforeAll(async () => {
+    dir = tempRoot('oci');
+    state = path.join(dir, 'state');
+    rootfs = await storeImageSource(openImageStore(path.join(dir, 'paene'))).rootfsOf(DEFAULT_IMAGE);
+  }, 180_000);
+
+  afterAll(() => {
+    for (const id of fs.existsSync(state) ? fs.readdirSync(state) : []) runc(['delete', '--force', id]);
+    for (const h of fs.readdirSync('/sys/fs/cgroup')) {
+      try {
+        fs.rmdirSync(path.join('/sys/fs/cgroup', h, cgParent));
+      } catch {
+        /* absent */
+      }
+    }
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('run: the process sees its root, hostname and limits; its exit status comes back', () => {
+    const b = bundle('r1', ['/bin/sh', '-c', 'hostname; cat /proc/self/status | grep CapEff; touch /x 2>/dev/null || echo ro; exit 3']);
+    const r = spawnSync(BIN, ['--root', state, 'run', '--bundle', b, 'r1'], { encoding: 'utf8', timeout: 30_000 });
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toBe('oci-r1\nCapEff:\t0000000000000020\nro\n');
+    expect(r.status).toBe(3);
+    expect(fs.existsSync(path.join(state, 'r1'))).toBe(false); // run deletes
+  });
+
+  it('create, state, start, exec, ps, kill, delete as the shim calls them', () => {
+    const b = bundle('c1', ['/bin/sleep', '1000']);
+    const pidFile = path.join(dir, 'c1.pid');
+    expect(runc(['create', '--bundle', b, '--pid-file', pidFile, 'c1']).code).toBe(0);
+    const pid = Number(fs.readFileSync(pidFile, 'utf8'));
+    let st = JSON.parse(runc(['state', 'c1']).stdout);
+    expect(st).toMatchObject({ id: 'c1', status: 'created', pid, bundle: b });
+    // the container's own cgroup, with the limits written
+    expect(fs.readFileSync(`/sys/fs/cgroup/pids/${cgParent}/c1/pids.max`, 'utf8').trim()).toBe('32');
+    expect(fs.readFileSync(`/proc/${pid}/cgroup`, 'utf8')).toContain(`/${cgParent}/c1`);
+    expect(runc(['start', 'c1']).code).toBe(0);
+    st = JSON.parse(runc(['state', 'c1']).stdout);
+    expect(st.status).toBe('running');
+    const e = runc(['exec', 'c1', '/bin/sh', '-c', 'echo $$; hostname; exit 5']);
+    expect(e.code).toBe(5);
+    expect(e.stdout.split('\n').slice(1, 2)).toEqual(['oci-c1']);
+    const procFile = path.join(dir, 'p.json');
+    fs.writeFileSync(procFile, JSON.stringify({ cwd: '/tmp', args: ['/bin/sh', '-c', 'pwd; id -u'], user: { uid: 1000, gid: 1000 }, env: ['PATH=/bin'] }));
+    const e2 = runc(['exec', '--process', procFile, 'c1']);
+    expect(e2.stdout).toBe('/tmp\n1000\n');
+    const ps = JSON.parse(runc(['ps', '--format', 'json', 'c1']).stdout) as number[];
+    expect(ps).toContain(pid);
+    const del = runc(['delete', 'c1']);
+    expect(del.code).toBe(1);
+    expect(del.stderr).toMatch(/not stopped/);
+    expect(runc(['kill', 'c1', 'KILL']).code).toBe(0);
+    for (let i = 0; i < 100 && JSON.parse(runc(['state', 'c1']).stdout).status !== 'stopped'; i++) spawnSync('sleep', ['0.05']);
+    expect(JSON.parse(runc(['state', 'c1']).stdout).status).toBe('stopped');
+    const k = runc(['kill', 'c1', 'TERM']);
+    expect(k.stderr).toMatch(/container not running/);
+    expect(runc(['delete', 'c1']).code).toBe(0);
+    expect(fs.existsSync(`/sys/fs/cgroup/pids/${cgParent}/c1`)).toBe(false);
+    const gone = runc(['state', 'c1']);
+    expect(gone.stderr).toMatch(/does not exist/);
+    // errors reach the log as JSON lines, as the shim reads them
+    const log = fs.readFileSync(path.join(dir, 'log.json'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    expect(log.at(-1)).toMatchObject({ level: 'error', msg: 'container "c1" does not exist' });
+  });
+
+  it('a field paene cannot honour is refused before anything is made', () => {
+    const b = bundle('bad', ['/bin/true'], (c) => (c.process.apparmorProfile = 'docker-default'));
+    const r = runc(['create', '--bundle', b, 'bad']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/process.apparmorProfile: AppArmor is not supported/);
+    expect(fs.existsSync(path.join(state, 'bad'))).toBe(false);
+    expect(fs.existsSync(`/sys/fs/cgroup/pids/${cgParent}/bad`)).toBe(false);
+  });
+
+  it('a failing mount fails create, and leaves no state or cgroup behind', () => {
+    const b = bundle('bad2', ['/bin/true'], (c) => c.mounts.push({ destination: '/mnt', type: 'bind', source: '/nonexistent-paene' }));
+    const r = runc(['create', '--bundle', b, 'bad2']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/nonexistent-paene/);
+    expect(fs.existsSync(path.join(state, 'bad2'))).toBe(false);
+    expect(fs.existsSync(`/sys/fs/cgroup/pids/${cgParent}/bad2`)).toBe(false);
+  });
+
+  it('seccomp: the OCI profile is compiled by paene and holds in the container and in exec', () => {
+    const b = bundle('s1', ['/bin/sleep', '1000'], (c) => {
+      c.linux.seccomp = { defaultAction: 'SCMP_ACT_ALLOW', syscalls: [{ names: ['sethostname'], action: 'SCMP_ACT_ERRNO', errnoRet: 1 }] };
+      c.process.capabilities = { bounding: ['CAP_SYS_ADMIN'], effective: ['CAP_SYS_ADMIN'], permitted: ['CAP_SYS_ADMIN'] };
+    });
+    expect(runc(['run', '--detach', '--bundle', b, 's1']).code).toBe(0);
+    const e = runc(['exec', 's1', '/bin/sh', '-c', 'hostname x || echo denied; grep Seccomp: /proc/self/status']);
+    expect(e.stdout).toContain('denied');
+    expect(e.stdout).toMatch(/Seccomp:\s+2/);
+    expect(runc(['delete', '--force', 's1']).code).toBe(0);
+  });
+
+  it('features and --version answer without a container', () => {
+    const f = JSON.parse(runc(['features']).stdout);
+    expect(f.ociVersionMax).toMatch(/^1\./);
+    expect(f.linux.namespaces).toContain('network');
+    expect(runc(['--version']).stdout).toMatch(/^paene-runc version/);
+  });
+});
