@@ -9,6 +9,7 @@ import { PaeneError } from '../core/errors.js';
 import { parseXid, XID_MAX, XID_MIN } from '../core/spec.js';
 import { DEFAULT_IMAGE } from '../image/store.js';
 import type { ContextStatus, ProcessInfo } from '../runtime/runtime.js';
+import { DEFAULT_OCI_ROOT, ociSummaries } from '../oci/runtime.js';
 import { runtimeOf } from './common.js';
 import { formatTable, printJson } from './format.js';
 import { addNetOptions, netCell, netSpecOf } from './net.js';
@@ -177,11 +178,27 @@ export function registerContextCommands(program: Command): void {
     .alias('ls')
     .description('List contexts: name, xid, state, processes, init pid, image')
     .option('--json', 'print JSON')
-    .action((o: { json?: boolean }, cmd: Command) => {
+    .option('--oci-root <dir>', "also list paene-runc's OCI containers kept there", DEFAULT_OCI_ROOT)
+    .action((o: { json?: boolean; ociRoot: string }, cmd: Command) => {
       const all = runtimeOf(cmd).list();
-      if (o.json) printJson(all);
-      else if (all.length === 0) console.log('no contexts (create one with `paene create NAME`)');
-      else console.log(formatTable(all, statusColumns));
+      const oci = ociSummaries(o.ociRoot);
+      if (o.json) printJson(oci.length ? { contexts: all, oci } : all);
+      else if (all.length === 0 && oci.length === 0) console.log('no contexts (create one with `paene create NAME`)');
+      else {
+        if (all.length) console.log(formatTable(all, statusColumns));
+        if (oci.length) {
+          console.log(`${all.length ? '\n' : ''}OCI containers (paene-runc, ${o.ociRoot}):`);
+          console.log(
+            formatTable(oci, [
+              { header: 'ID', get: (c) => c.id },
+              { header: 'STATUS', get: (c) => c.status },
+              { header: 'PROCS', get: (c) => c.pids.length, align: 'right' as const },
+              { header: 'PID', get: (c) => c.pid || '-', align: 'right' as const },
+              { header: 'BUNDLE', get: (c) => c.bundle },
+            ]),
+          );
+        }
+      }
     });
 
   program
@@ -208,6 +225,12 @@ export function registerContextCommands(program: Command): void {
       const rt = runtimeOf(cmd);
       if (!o.all && !name) throw new PaeneError('invalid-argument', 'name a context, or use --all');
       const rows = o.all ? rt.psAll() : rt.ps(name as string);
+      if (o.all) {
+        // paene-runc's containers (default root): their processes are labelled oci:ID, xid 0
+        const owner = new Map<number, string>();
+        for (const c of ociSummaries()) for (const pid of c.pids) owner.set(pid, `oci:${c.id}`);
+        for (const r of rows) if (!r.context && owner.has(r.pid)) r.context = owner.get(r.pid) as string;
+      }
       if (o.json) {
         printJson(rows);
         return;

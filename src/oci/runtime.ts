@@ -501,3 +501,21 @@ function runNative(cmd: string, planFile: string, wait: boolean): Promise<{ pid:
     child.on('error', (e) => reject(new PaeneError('internal', `cannot run paene-oci: ${e.message}`)));
   });
 }
+
+/** What `paene list` and `paene ps --all` show of paene-runc's containers; none when the root does not exist. */
+export interface OciSummary {
+  id: string;
+  status: OciStatus;
+  pid: number;
+  bundle: string;
+  pids: number[];
+}
+
+export function ociSummaries(root = DEFAULT_OCI_ROOT): OciSummary[] {
+  if (!fs.existsSync(root)) return [];
+  const rt = new OciRuntime(root, { warn: () => undefined });
+  return rt.list().map((r) => {
+    const status = rt.status(r);
+    return { id: r.id, status, pid: status === 'stopped' ? 0 : r.pid, bundle: r.bundle, pids: status === 'stopped' ? [] : rt.pids(r) };
+  });
+}
