@@ -332,6 +332,14 @@ export async function runLifecycle(o: LifecycleOptions): Promise<LifecycleResult
       ratios[`paene CLI / ${r.engine}`] = round(cliMs / r.medianMs, 2);
     }
   }
+  // paene's OCI command line against runc's, like for like (same bundle, both a Node-free caller)
+  const med = (list: EngineResult[], name: string) => list.find((x) => x.engine === name)?.medianMs ?? NaN;
+  if (Number.isFinite(med(cycleResults, 'paene-runc run') / med(cycleResults, 'runc run'))) {
+    ratios['paene-runc run / runc run'] = round(med(cycleResults, 'paene-runc run') / med(cycleResults, 'runc run'), 2);
+  }
+  if (Number.isFinite(med(execResults, 'paene-runc exec') / med(execResults, 'runc exec'))) {
+    ratios['paene-runc exec / runc exec'] = round(med(execResults, 'paene-runc exec') / med(execResults, 'runc exec'), 2);
+  }
   for (const r of execResults.slice(2)) {
     if (Number.isFinite(r.medianMs)) {
       ratios[`paene exec API / ${r.engine}`] = round(execResults[0].medianMs / r.medianMs, 2);

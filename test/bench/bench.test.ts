@@ -128,7 +128,7 @@ describeReal('benchmarks in tiny configurations', () => {
     const dir = path.join(base, 'lifecycle');
     const r = await runLifecycle({ dir, runs: 2 });
     const by = (list: typeof r.cycle, name: string) => list.find((x) => x.engine === name);
-    for (const name of ['paene (API)', 'paene (CLI)', 'runc run']) {
+    for (const name of ['paene (API)', 'paene (CLI)', 'runc run', 'paene-runc run']) {
       const e = by(r.cycle, name);
       expect(e?.error, name).toBeUndefined();
       expect(e?.samples, name).toHaveLength(2);
@@ -139,7 +139,7 @@ describeReal('benchmarks in tiny configurations', () => {
     expect(crun).toBeDefined();
     if (crun?.error) expect(crun.samples).toHaveLength(0);
     else expect(crun?.samples).toHaveLength(2);
-    for (const name of ['paene exec (API)', 'paene exec (CLI)', 'runc exec']) {
+    for (const name of ['paene exec (API)', 'paene exec (CLI)', 'runc exec', 'paene-runc exec']) {
       const e = by(r.exec, name);
       expect(e?.error, name).toBeUndefined();
       expect(e?.samples, name).toHaveLength(2);
@@ -151,6 +151,8 @@ describeReal('benchmarks in tiny configurations', () => {
     expectClean(dir);
     expect(await listPeerContainers(dir, 'runc')).toEqual([]);
     expect(await listPeerContainers(dir, 'crun')).toEqual([]);
+    expect(await listPeerContainers(dir, 'paene-runc')).toEqual([]);
+    expect(r.ratios['paene-runc run / runc run']).toBeGreaterThan(0);
     expect(peerCgroupDirs(), `no ${PEER_CGROUP_PARENT} cgroups`).toEqual([]);
     expect(pidsMentioning('paene-bench-')).toEqual([]);
   }, 300_000);
