@@ -571,7 +571,6 @@ export function translateConfig(cfg: OciConfig, o: TranslateOptions): OciPlan {
     if (n.path !== undefined && n.path !== '' && !n.path.startsWith('/')) refuse(`linux.namespaces[${i}].path`, 'must be absolute');
     namespaces.push({ type: n.type as NsType, path: n.path ?? '' });
   });
-  if (!seen.has('mount')) refuse('linux.namespaces', 'a mount namespace is required (paene-runc builds the root inside one)');
   const hasUserNs = seen.has('user');
   if (!hasUserNs && (linux.uidMappings?.length || linux.gidMappings?.length)) refuse('linux.uidMappings', 'given without a user namespace');
   if (cfg.hostname !== undefined && cfg.hostname !== '' && !seen.has('uts')) refuse('hostname', 'set without a uts namespace');

@@ -96,6 +96,7 @@ struct plan {
   const char *cgroups[32];
   int ncgroups;
   const char *rootfs, *fifo, *hostname, *domainname, *cwd, *console;
+  const char *chroot_dir; /* exec into a container without a mount namespace: its init's root */
   unsigned long rootprop;
   int nopivot, rootro, nnp, terminal, wait, join_pid, have_oom, oom, have_umask;
   unsigned umask_v;
@@ -210,6 +211,7 @@ static void parse_plan(const char *file, struct plan *p) {
     else if (!strcmp(k, "cgroup")) { NEED(1) CAP(p->ncgroups, 32) p->cgroups[p->ncgroups++] = toks[++i]; }
     else if (!strcmp(k, "rootfs")) { NEED(1) p->rootfs = toks[++i]; }
     else if (!strcmp(k, "fifo")) { NEED(1) p->fifo = toks[++i]; }
+    else if (!strcmp(k, "chroot")) { NEED(1) p->chroot_dir = toks[++i]; }
     else if (!strcmp(k, "hostname")) { NEED(1) p->hostname = toks[++i]; }
     else if (!strcmp(k, "domainname")) { NEED(1) p->domainname = toks[++i]; }
     else if (!strcmp(k, "cwd")) { NEED(1) p->cwd = toks[++i]; }
@@ -591,12 +593,14 @@ static void init_container(const struct plan *p, int gate, int fifo, int sock) {
     if (setresuid(0, 0, 0) < 0) die("setuid 0 in the user namespace: %s", strerror(errno));
   }
   if (setsid() < 0) die("setsid: %s", strerror(errno));
-  if (!has_mnt) die("the container needs a mount namespace");
   /* nothing we mount may reach the host: / becomes a slave (private when asked); a shared
    * rootfsPropagation is applied after pivot_root, which refuses a shared parent */
-  if (mount(NULL, "/", NULL, MS_REC | ((p->rootprop & MS_PRIVATE) ? MS_PRIVATE : MS_SLAVE), NULL) < 0)
+  if (has_mnt && mount(NULL, "/", NULL, MS_REC | ((p->rootprop & MS_PRIVATE) ? MS_PRIVATE : MS_SLAVE), NULL) < 0)
     die("make / a slave: %s", strerror(errno));
   if (mount(p->rootfs, p->rootfs, NULL, MS_BIND | MS_REC, NULL) < 0) die("bind the root %s: %s", p->rootfs, strerror(errno));
+  /* without a mount namespace of its own the container's mounts live in the host's, all below
+   * this one bind (the runtime detaches it at delete); private, so none propagates elsewhere */
+  if (!has_mnt && mount(NULL, p->rootfs, NULL, MS_PRIVATE | MS_REC, NULL) < 0) die("make the root private: %s", strerror(errno));
   int rootfd = open(p->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
   if (rootfd < 0) die("open root %s: %s", p->rootfs, strerror(errno));
   for (int i = 0; i < p->nmounts; i++) do_mount(rootfd, &p->mounts[i]);
@@ -608,7 +612,9 @@ static void init_container(const struct plan *p, int gate, int fifo, int sock) {
       die("symlink %s: %s", p->symlinks[i][1], strerror(errno));
   }
   if (fchdir(rootfd) < 0) die("chdir root: %s", strerror(errno));
-  if (p->nopivot) {
+  if (!has_mnt) {
+    if (chroot(".") < 0) die("chroot: %s", strerror(errno));
+  } else if (p->nopivot) {
     if (mount(".", "/", NULL, MS_MOVE, NULL) < 0) die("move the root: %s", strerror(errno));
     if (chroot(".") < 0) die("chroot: %s", strerror(errno));
   } else {
@@ -775,6 +781,7 @@ static int cmd_exec(struct plan *p, int detach) {
     fcntl(SYNC_FD, F_SETFD, FD_CLOEXEC);
     close(report[1]);
     if (setsid() < 0) die("setsid: %s", strerror(errno));
+    if (p->chroot_dir && (chdir(p->chroot_dir) < 0 || chroot(".") < 0)) die("chroot %s: %s", p->chroot_dir, strerror(errno));
     if (sock >= 0) setup_terminal(p, sock);
     if (p->cwd && chdir(p->cwd) < 0) die("chdir %s: %s", p->cwd, strerror(errno));
     check_executable(p);

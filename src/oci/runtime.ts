@@ -57,6 +57,30 @@ export interface OciRecord {
   seccomp?: string;
   hooks: OciPlan['hooks'];
   owner: string;
+  /**
+   * no mount namespace of its own: its mounts live in the host's, all below one bind of the rootfs;
+   * the ids of the mounts already at the rootfs before, so delete detaches only ours
+   */
+  hostMounts?: number[];
+}
+
+/** Ids of the mounts whose mount point is exactly `dir` (from /proc/self/mountinfo). */
+function mountIdsAt(dir: string): number[] {
+  const esc = dir.replace(/[ \t\n\\]/g, (c) => '\\' + c.charCodeAt(0).toString(8).padStart(3, '0'));
+  return fs
+    .readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .map((l) => l.split(' '))
+    .filter((f) => f[4] === esc)
+    .map((f) => Number(f[0]));
+}
+
+/** Detaches the container's root bind (and every mount below it) from the host's namespace. */
+function detachHostMounts(rootfs: string, before: number[]): void {
+  for (let i = 0; i < 8 && mountIdsAt(rootfs).some((id) => !before.includes(id)); i++) {
+    const r = spawnSync('umount', ['-l', rootfs], { encoding: 'utf8' });
+    if (r.status !== 0) throw new PaeneError('internal', `cannot detach the container's root ${rootfs}: ${r.stderr.trim()}`);
+  }
 }
 
 export interface OciState {
@@ -271,6 +295,7 @@ export class OciRuntime {
       seccomp: plan.process.seccomp?.toString('hex'),
       hooks: plan.hooks,
       owner: '',
+      hostMounts: plan.namespaces.some((n) => n.type === 'mount') ? undefined : mountIdsAt(plan.rootfs),
     };
     const cg = cgroupOf(this.host, plan.cgroup.path);
     try {
@@ -378,6 +403,7 @@ export class OciRuntime {
       }
     }
     await cg.killAll();
+    if (r.hostMounts) detachHostMounts(r.rootfs, r.hostMounts);
     await cg.remove();
     const cs = cpusetDir(r.cgroupPath);
     if (cs) await rmdirRetry(cs);
@@ -434,6 +460,7 @@ export class OciRuntime {
     const cs = cpusetDir(r.cgroupPath);
     if (cs) t.push('cgroup', path.join(cs, 'cgroup.procs'));
     if (o.consoleSocket) t.push('console', o.consoleSocket);
+    if (r.hostMounts) t.push('chroot', `/proc/${r.pid}/root`);
     t.push(...processTokens(proc));
     const planFile = path.join(this.dir(id), `exec-${process.pid}-${Date.now()}.plan`);
     writeFileAtomic(planFile, encodeTokens(t), 0o600);

@@ -74,7 +74,6 @@ describe('config.json → paene plan', () => {
       [(c) => (c.linux!.intelRdt = {}), /linux.intelRdt/],
       [(c) => (c.linux!.resources = { hugepageLimits: [{}] }), /hugepageLimits/],
       [(c) => (c.linux!.resources = { network: { classID: 1 } }), /resources.network/],
-      [(c) => (c.linux!.namespaces = [{ type: 'pid' }]), /mount namespace is required/],
       [(c) => (c.linux!.namespaces!.push({ type: 'bogus' })), /unknown namespace 'bogus'/],
       [(c) => (c.linux!.sysctl = { 'kernel.panic': '1' }), /linux.sysctl.kernel.panic/],
       [(c) => (c.linux!.sysctl = { 'net.ipv4.ip_forward': '1' }, (c.linux!.namespaces = [{ type: 'mount' }, { type: 'uts' }])), /net.ipv4.ip_forward/],
