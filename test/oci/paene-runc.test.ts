@@ -155,6 +155,22 @@ describeReal('paene-runc: an OCI runtime over bundles', () => {
     expect(runc(['delete', '--force', 's1']).code).toBe(0);
   });
 
+  it('without a mount namespace: chrooted, its mounts below one bind that delete detaches from the host', () => {
+    const b = bundle('nm', ['/bin/sleep', '1000'], (c) => {
+      c.linux.namespaces = [{ type: 'pid' }];
+      delete c.hostname;
+    });
+    const mountsAt = () => fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => l.includes(` ${rootfs}`)).length;
+    const before = mountsAt();
+    expect(runc(['run', '--detach', '--bundle', b, 'nm']).code).toBe(0);
+    expect(mountsAt()).toBeGreaterThan(before);
+    // exec enters its root (a chroot in the host's mount namespace) and its pid namespace
+    const e = runc(['exec', 'nm', '/bin/sh', '-c', 'cat /proc/1/comm; test -e /etc/paene-runc-absent || echo own-root']);
+    expect(e.stdout).toBe('sleep\nown-root\n');
+    expect(runc(['delete', '--force', 'nm']).code).toBe(0);
+    expect(mountsAt()).toBe(before);
+  });
+
   it('features and --version answer without a container', () => {
     const f = JSON.parse(runc(['features']).stdout);
     expect(f.ociVersionMax).toMatch(/^1\./);
