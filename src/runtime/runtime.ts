@@ -19,7 +19,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { capMask } from '../core/caps.js';
 import { PaeneError } from '../core/errors.js';
-import { type CgroupWrite, cgroupWrites, ipcSysctls, ownV1Controllers, schedOf } from '../core/cgroupmap.js';
+import { type CgroupWrite, cgroupWrites, ipcSysctls, ownControllers, schedOf } from '../core/cgroupmap.js';
 import type { ResourceLimits } from '../core/limits.js';
 import { type NetSpec, canonicalIp, validateNetSpec } from '../core/net.js';
 import {
@@ -285,7 +285,7 @@ export class Runtime {
       const cg = this.cgroupOf(name);
       this.network.requirements(config, cg);
       this.prepareLayer(config);
-      cg.create(ownV1Controllers(config.limits), this.cgroupHost.v1.has('devices') ? DEVICE_RULES : []);
+      cg.create(ownControllers(config.limits, limitsVersion(this.cgroupHost)), this.cgroupHost.v1.has('devices') ? DEVICE_RULES : []);
       try {
         cg.apply(this.cgroupPlan(config, cg));
         this.network.beforeStart(config, cg);
@@ -396,8 +396,9 @@ export class Runtime {
     } catch {
       config = undefined;
     }
-    if (config) this.network.afterStop(config, cg);
+    // The cgroups go first: BPF programs go with their cgroup, so the network has less to undo.
     if (cg.exists()) await cg.remove();
+    if (config) this.network.afterStop(config, cg);
     removeScratch(this.layout, name);
     // Only after every process is gone: a disk-limited layer is unmounted (a plain one is a no-op).
     unmountDiskImage(this.layout.layerDir(name));
@@ -525,7 +526,7 @@ export class Runtime {
       fs.renameSync(this.layout.contextDir(name), doomed);
       fs.rmSync(doomed, { recursive: true, force: true });
       // The last context gone: the root's scratch tmpfs goes too (a start mounts it again).
-      if (this.store.names().length === 0) releaseScratch(this.layout);
+      if (!this.store.any()) releaseScratch(this.layout);
     });
     fs.rmSync(this.lockFile(name), { force: true });
   }
