@@ -269,9 +269,8 @@ export class OciRuntime {
     }
     const plan = translateConfig(cfg, { id, bundle });
     if (!fs.existsSync(plan.rootfs)) throw new PaeneError('invalid-argument', `root.path: ${plan.rootfs} does not exist`);
-    if (plan.process.terminal && !o.consoleSocket && !o.foreground) {
-      throw new PaeneError('invalid-argument', 'process.terminal is true: --console-socket is required');
-    }
+    // paene-runc does not relay a pty itself (runc run does): the caller takes the master from the socket
+    if (plan.process.terminal && !o.consoleSocket) throw new PaeneError('invalid-argument', 'process.terminal is true: --console-socket is required');
     fs.mkdirSync(this.root, { recursive: true, mode: 0o700 });
     const dir = this.dir(id);
     try {
@@ -446,7 +445,7 @@ export class OciRuntime {
     if (this.status(r) !== 'running' && this.status(r) !== 'created') throw new PaeneError('wrong-state', 'container not running');
     const proc = translateProcess(p, 'process');
     if (r.seccomp) proc.seccomp = Buffer.from(r.seccomp, 'hex');
-    if (proc.terminal && !o.consoleSocket && o.detach) throw new PaeneError('invalid-argument', 'process.terminal is true: --console-socket is required');
+    if (proc.terminal && !o.consoleSocket) throw new PaeneError('invalid-argument', 'process.terminal is true: --console-socket is required');
     const t: string[] = ['pid', String(r.pid)];
     for (const ns of r.namespaces) {
       const file = NS_FILE[ns as keyof typeof NS_FILE];
