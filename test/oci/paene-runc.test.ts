@@ -1,7 +1,7 @@
 // paene-runc on the real kernel: the runc command line over a bundle whose
 // root is paene's base image (read-only), as containerd's shim drives it.
 
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -169,6 +169,41 @@ describeReal('paene-runc: an OCI runtime over bundles', () => {
     expect(e.stdout).toBe('sleep\nown-root\n');
     expect(runc(['delete', '--force', 'nm']).code).toBe(0);
     expect(mountsAt()).toBe(before);
+  });
+
+  it('terminal: the pty master goes to --console-socket, sized; the process has it as its tty', async () => {
+    // the receiving end of a console socket, as the shim has it: take the fd (SCM_RIGHTS), read to EOF
+    const receiver = [
+      'import socket, array, os, sys',
+      's = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM); s.bind(sys.argv[1]); s.listen(1)',
+      'c, _ = s.accept(); fds = array.array("i")',
+      'msg, anc, flags, addr = c.recvmsg(64, socket.CMSG_LEN(4))',
+      'fds.frombytes(anc[0][2][:4]); out = b""',
+      'while True:',
+      '  try: d = os.read(fds[0], 4096)',
+      '  except OSError: break',
+      '  if not d: break',
+      '  out += d',
+      'sys.stdout.write(out.decode())',
+    ].join('\n');
+    const sock = path.join(dir, 'console.sock');
+    const py = spawn('python3', ['-c', receiver, sock], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let got = '';
+    py.stdout.on('data', (d: Buffer) => (got += d.toString()));
+    const done = new Promise((r) => py.once('exit', r));
+    for (let i = 0; i < 200 && !fs.existsSync(sock); i++) await new Promise((r) => setTimeout(r, 25));
+    const b = bundle('tty', ['/bin/sh', '-c', '/bin/busybox tty; /bin/busybox stty size'], (c) => {
+      c.process.terminal = true;
+      c.process.consoleSize = { height: 33, width: 111 };
+      c.mounts.push({ destination: '/dev/pts', type: 'devpts', source: 'devpts', options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620'] });
+    });
+    expect(runc(['create', '--bundle', b, '--console-socket', sock, 'tty']).code).toBe(0);
+    expect(runc(['start', 'tty']).code).toBe(0);
+    await done;
+    expect(got.replace(/\r/g, '')).toBe('/dev/pts/0\n33 111\n');
+    expect(runc(['delete', '--force', 'tty']).code).toBe(0);
+    const noSock = bundle('tty2', ['/bin/true'], (c) => (c.process.terminal = true));
+    expect(runc(['create', '--bundle', noSock, 'tty2']).stderr).toMatch(/--console-socket is required/);
   });
 
   it('features and --version answer without a container', () => {
