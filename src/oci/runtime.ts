@@ -406,13 +406,15 @@ export class OciRuntime {
     await cg.remove();
     const cs = cpusetDir(r.cgroupPath);
     if (cs) await rmdirRetry(cs);
-    // the /paene-runc parents made for a default path
-    if (r.cgroupPath.startsWith('/paene-runc/')) {
-      for (const d of [...new Set(this.host.v1.values()), '/sys/fs/cgroup/cpuset']) {
+    // the parents paene-runc chose (a missing or relative cgroupsPath goes under /paene-runc), once empty;
+    // parents of a path the caller gave are the caller's (runc leaves them too)
+    const mounts = [...new Set(this.host.v1.values()), '/sys/fs/cgroup/cpuset', ...(this.host.unified ? [this.host.unified.mount] : [])];
+    for (let p = path.posix.dirname(r.cgroupPath); p.startsWith('/paene-runc'); p = path.posix.dirname(p)) {
+      for (const m of mounts) {
         try {
-          fs.rmdirSync(path.join(d, 'paene-runc'));
+          fs.rmdirSync(path.join(m, p));
         } catch {
-          /* not empty or absent */
+          /* not empty, or absent */
         }
       }
     }
