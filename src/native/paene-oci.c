@@ -780,6 +780,7 @@ static int cmd_exec(struct plan *p, int detach) {
     if (dup2(report[1], SYNC_FD) < 0) _exit(125);
     fcntl(SYNC_FD, F_SETFD, FD_CLOEXEC);
     close(report[1]);
+    set_rlimits(0, p); /* itself, before the exec can race a prlimit from the parent */
     if (setsid() < 0) die("setsid: %s", strerror(errno));
     if (p->chroot_dir && (chdir(p->chroot_dir) < 0 || chroot(".") < 0)) die("chroot %s: %s", p->chroot_dir, strerror(errno));
     if (sock >= 0) setup_terminal(p, sock);
@@ -789,7 +790,6 @@ static int cmd_exec(struct plan *p, int detach) {
   }
   close(report[1]);
   if (sock >= 0) close(sock);
-  set_rlimits(pid, p);
   char buf[2048];
   ssize_t n = read(report[0], buf, sizeof buf - 1);
   if (n > 0) {
