@@ -210,6 +210,7 @@ describeReal('paene-runc: an OCI runtime over bundles', () => {
     const f = JSON.parse(runc(['features']).stdout);
     expect(f.ociVersionMax).toMatch(/^1\./);
     expect(f.linux.namespaces).toContain('network');
+    expect(f.linux.seccomp.enabled).toBe(true);
     expect(runc(['--version']).stdout).toMatch(/^paene-runc version/);
   });
 });
