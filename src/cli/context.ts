@@ -178,11 +178,12 @@ export function registerContextCommands(program: Command): void {
     .alias('ls')
     .description('List contexts: name, xid, state, processes, init pid, image')
     .option('--json', 'print JSON')
-    .option('--oci-root <dir>', "also list paene-runc's OCI containers kept there", DEFAULT_OCI_ROOT)
-    .action((o: { json?: boolean; ociRoot: string }, cmd: Command) => {
+    .option('--oci', "with --json: print { contexts, oci } with paene-runc's containers (the table always shows them)")
+    .option('--oci-root <dir>', "where paene-runc keeps its containers (its --root)", DEFAULT_OCI_ROOT)
+    .action((o: { json?: boolean; oci?: boolean; ociRoot: string }, cmd: Command) => {
       const all = runtimeOf(cmd).list();
       const oci = ociSummaries(o.ociRoot);
-      if (o.json) printJson(oci.length ? { contexts: all, oci } : all);
+      if (o.json) printJson(o.oci ? { contexts: all, oci } : all);
       else if (all.length === 0 && oci.length === 0) console.log('no contexts (create one with `paene create NAME`)');
       else {
         if (all.length) console.log(formatTable(all, statusColumns));
