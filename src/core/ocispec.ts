@@ -247,7 +247,7 @@ export interface OciPlan {
   domainname?: string;
   process: PlanProcess;
   cgroup: PlanCgroup;
-  hooks: Required<Pick<OciHooks, 'createRuntime' | 'poststart' | 'poststop'>>;
+  hooks: Required<Pick<OciHooks, 'createRuntime' | 'createContainer' | 'startContainer' | 'poststart' | 'poststop'>>;
   annotations: Record<string, string>;
   /** paene's own features read from paene.io/ annotations */
   paene: { cpuBurstUs?: number };
@@ -540,7 +540,7 @@ function idMap(maps: OciIdMap[] | undefined, where: string): string | undefined 
     .join('');
 }
 
-const SUPPORTED_HOOKS = ['prestart', 'createRuntime', 'poststart', 'poststop'];
+const SUPPORTED_HOOKS = ['prestart', 'createRuntime', 'createContainer', 'startContainer', 'poststart', 'poststop'];
 
 export interface TranslateOptions {
   id: string;
@@ -639,13 +639,15 @@ export function translateConfig(cfg: OciConfig, o: TranslateOptions): OciPlan {
   const hooks = cfg.hooks ?? {};
   for (const k of Object.keys(hooks)) {
     if (!SUPPORTED_HOOKS.includes(k) && (hooks[k as keyof OciHooks]?.length ?? 0) > 0) {
-      refuse(`hooks.${k}`, 'runs inside the container\'s namespaces, which paene-runc does not do yet (createRuntime, prestart, poststart and poststop are supported)');
+      refuse(`hooks.${k}`, 'not a hook of runtime-spec 1.x');
     }
   }
-  const checkHooks = (list: OciHook[] | undefined, where: string) =>
+  const checkHooks = (list: OciHook[] | undefined, where: string, inContainer = false) =>
     (list ?? []).map((h, i) => {
       if (!h.path || !h.path.startsWith('/')) refuse(`${where}[${i}].path`, 'must be absolute');
       if (h.timeout !== undefined && (!Number.isInteger(h.timeout) || h.timeout <= 0)) refuse(`${where}[${i}].timeout`, 'must be a positive whole number');
+      // a hook inside the container is a process there like an exec; paene-runc cannot time it out cleanly
+      if (inContainer && h.timeout !== undefined) refuse(`${where}[${i}].timeout`, 'not supported for hooks that run inside the container');
       return h;
     });
 
@@ -693,6 +695,8 @@ export function translateConfig(cfg: OciConfig, o: TranslateOptions): OciPlan {
     cgroup: { path: cgPath, writes, cpuset },
     hooks: {
       createRuntime: [...checkHooks(hooks.prestart, 'hooks.prestart'), ...checkHooks(hooks.createRuntime, 'hooks.createRuntime')],
+      createContainer: checkHooks(hooks.createContainer, 'hooks.createContainer', true),
+      startContainer: checkHooks(hooks.startContainer, 'hooks.startContainer', true),
       poststart: checkHooks(hooks.poststart, 'hooks.poststart'),
       poststop: checkHooks(hooks.poststop, 'hooks.poststop'),
     },

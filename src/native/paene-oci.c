@@ -97,6 +97,7 @@ struct plan {
   int ncgroups;
   const char *rootfs, *fifo, *hostname, *domainname, *cwd, *console;
   const char *chroot_dir; /* exec into a container without a mount namespace: its init's root */
+  const char *exe;        /* the program to run when it is not args[0] (a hook: path and args apart) */
   unsigned long rootprop;
   int nopivot, rootro, nnp, terminal, wait, join_pid, have_oom, oom, have_umask;
   unsigned umask_v;
@@ -212,6 +213,7 @@ static void parse_plan(const char *file, struct plan *p) {
     else if (!strcmp(k, "rootfs")) { NEED(1) p->rootfs = toks[++i]; }
     else if (!strcmp(k, "fifo")) { NEED(1) p->fifo = toks[++i]; }
     else if (!strcmp(k, "chroot")) { NEED(1) p->chroot_dir = toks[++i]; }
+    else if (!strcmp(k, "exe")) { NEED(1) p->exe = toks[++i]; }
     else if (!strcmp(k, "hostname")) { NEED(1) p->hostname = toks[++i]; }
     else if (!strcmp(k, "domainname")) { NEED(1) p->domainname = toks[++i]; }
     else if (!strcmp(k, "cwd")) { NEED(1) p->cwd = toks[++i]; }
@@ -479,7 +481,9 @@ static void set_identity_and_caps(const struct plan *p) {
       d[i].permitted = (uint32_t)(p->caps[2] >> (32 * i));
       d[i].inheritable = (uint32_t)(p->caps[3] >> (32 * i));
     }
-    if (syscall(SYS_capset, &hdr, d) != 0) die("capset: %s", strerror(errno));
+    if (syscall(SYS_capset, &hdr, d) != 0)
+      die("capset (permitted 0x%llx): %s%s", (unsigned long long)p->caps[2], strerror(errno),
+          errno == EPERM ? " (a capability the runtime itself does not hold?)" : "");
     if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL)
       die("clear ambient capabilities: %s", strerror(errno));
     /* the kernel keeps ambient within permitted and inheritable; runc skips the rest the same way */
@@ -503,13 +507,14 @@ static void become_process(const struct plan *p) {
   }
   extern char **environ;
   environ = (char **)p->envs;
-  execvp(p->args[0], (char *const *)p->args);
-  die("exec %s: %s", p->args[0], strerror(errno));
+  if (p->exe) execve(p->exe, (char *const *)p->args, (char *const *)p->envs);
+  else execvp(p->args[0], (char *const *)p->args);
+  die("exec %s: %s", p->exe ? p->exe : p->args[0], strerror(errno));
 }
 
 /* Is args[0] an executable in the guest's PATH? Checked before "ok" so create fails, as runc does. */
 static void check_executable(const struct plan *p) {
-  const char *a = p->args[0];
+  const char *a = p->exe ? p->exe : p->args[0];
   if (!a) die("process.args is empty");
   if (strchr(a, '/')) {
     if (access(a, X_OK) < 0) die("exec: %s: %s", a, strerror(errno));

@@ -29,6 +29,7 @@ import {
   type PlanMount,
 } from '../core/ocispec.js';
 import { ContextCgroup, detectCgroupHost, type CgroupHost } from '../kernel/cgroups.js';
+import { parseProcStatusCaps } from '../core/caps.js';
 import { writeFileAtomic, writeJsonAtomic } from '../kernel/atomic.js';
 import { isAlive, readStat } from '../kernel/procfs.js';
 import { nativePath } from '../kernel/package.js';
@@ -318,6 +319,7 @@ export class OciRuntime {
       writeJsonAtomic(path.join(dir, 'state.json'), record);
       if (o.pidFile) writeFileAtomic(path.resolve(o.pidFile), String(run.pid));
       await this.runHooks(record, record.hooks.createRuntime, 'createRuntime', true);
+      await this.runContainerHooks(record, record.hooks.createContainer ?? [], 'createContainer');
       return { pid: run.pid, exit: run.exit };
     } catch (e) {
       await this.cleanup(record, cg).catch(() => undefined);
@@ -344,6 +346,13 @@ export class OciRuntime {
     const r = this.load(id);
     const s = this.status(r);
     if (s !== 'created') throw new PaeneError('wrong-state', s === 'stopped' ? 'container not running' : `cannot start a container that is ${s}`);
+    try {
+      await this.runContainerHooks(r, r.hooks.startContainer ?? [], 'startContainer');
+    } catch (e) {
+      // the spec: a failed startContainer hook stops the container; its process never runs
+      this.kill(id, 9, true);
+      throw e;
+    }
     const fifo = path.join(this.dir(id), 'exec.fifo');
     let fd: number;
     try {
@@ -448,6 +457,23 @@ export class OciRuntime {
     const proc = translateProcess(p, 'process');
     if (r.seccomp) proc.seccomp = Buffer.from(r.seccomp, 'hex');
     if (proc.terminal && !o.consoleSocket) throw new PaeneError('invalid-argument', 'process.terminal is true: --console-socket is required');
+    const t = this.joinTokens(r);
+    if (o.consoleSocket) t.push('console', o.consoleSocket);
+    t.push(...processTokens(proc));
+    const planFile = path.join(this.dir(id), `exec-${process.pid}-${Date.now()}.plan`);
+    writeFileAtomic(planFile, encodeTokens(t), 0o600);
+    try {
+      const run = await runNative(o.detach ? 'exec-detach' : 'exec', planFile, !o.detach);
+      if (o.pidFile) writeFileAtomic(path.resolve(o.pidFile), String(run.pid));
+      fs.rmSync(planFile, { force: true });
+      return run.exit ? await run.exit : 0;
+    } finally {
+      fs.rmSync(planFile, { force: true });
+    }
+  }
+
+  /** What a new process inside the container joins: its init's namespaces (those not ours), cgroups, root. */
+  private joinTokens(r: OciRecord): string[] {
     const t: string[] = ['pid', String(r.pid)];
     for (const ns of r.namespaces) {
       const file = NS_FILE[ns as keyof typeof NS_FILE];
@@ -460,18 +486,48 @@ export class OciRuntime {
     for (const f of cg.procsFiles()) t.push('cgroup', f);
     const cs = cpusetDir(r.cgroupPath);
     if (cs) t.push('cgroup', path.join(cs, 'cgroup.procs'));
-    if (o.consoleSocket) t.push('console', o.consoleSocket);
     if (r.hostMounts) t.push('chroot', `/proc/${r.pid}/root`);
-    t.push(...processTokens(proc));
-    const planFile = path.join(this.dir(id), `exec-${process.pid}-${Date.now()}.plan`);
-    writeFileAtomic(planFile, encodeTokens(t), 0o600);
-    try {
-      const run = await runNative(o.detach ? 'exec-detach' : 'exec', planFile, !o.detach);
-      if (o.pidFile) writeFileAtomic(path.resolve(o.pidFile), String(run.pid));
-      fs.rmSync(planFile, { force: true });
-      return run.exit ? await run.exit : 0;
-    } finally {
-      fs.rmSync(planFile, { force: true });
+    return t;
+  }
+
+  /**
+   * createContainer / startContainer hooks: run inside the container's namespaces (its path is
+   * resolved there), as root with every capability and no seccomp filter, the state on stdin.
+   */
+  private async runContainerHooks(r: OciRecord, hooks: OciHook[], kind: string): Promise<void> {
+    if (hooks.length === 0) return;
+    const st = JSON.stringify({ ...this.stateOf(r), status: 'created' });
+    // every capability the runtime itself holds (a host may have dropped some from its bounding set)
+    const all = parseProcStatusCaps(fs.readFileSync('/proc/self/status', 'utf8')).CapPrm;
+    for (const [i, h] of hooks.entries()) {
+      const t = this.joinTokens(r);
+      t.push('exe', h.path);
+      t.push(
+        ...processTokens({
+          args: h.args ?? [h.path],
+          env: h.env ?? [],
+          cwd: '/',
+          uid: 0,
+          gid: 0,
+          groups: [],
+          caps: { bounding: all, effective: all, permitted: all, inheritable: 0n, ambient: 0n },
+          rlimits: [],
+          noNewPrivileges: false,
+          terminal: false,
+        }),
+      );
+      const planFile = path.join(this.dir(r.id), `hook-${kind}-${i}.plan`);
+      writeFileAtomic(planFile, encodeTokens(t), 0o600);
+      try {
+        const run = await runNative('exec', planFile, true, st);
+        const code = run.exit ? await run.exit : 0;
+        if (code !== 0) throw new PaeneError('internal', `${kind} hook ${h.path} failed: exit status ${code}`);
+      } catch (e) {
+        if (e instanceof PaeneError && e.message.startsWith(kind)) throw e;
+        throw new PaeneError('internal', `${kind} hook ${h.path} failed: ${(e as Error).message}`);
+      } finally {
+        fs.rmSync(planFile, { force: true });
+      }
     }
   }
 
@@ -504,9 +560,10 @@ export class OciRuntime {
  * resolves with the pid once the container is ready, or throws its error.
  * With `wait`, `exit` resolves with the process's status.
  */
-function runNative(cmd: string, planFile: string, wait: boolean): Promise<{ pid: number; exit?: Promise<number> }> {
+function runNative(cmd: string, planFile: string, wait: boolean, input?: string): Promise<{ pid: number; exit?: Promise<number> }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(nativePath('paene-oci'), [cmd, planFile], { stdio: ['inherit', 'inherit', 'inherit', 'pipe'], detached: false });
+    const child = spawn(nativePath('paene-oci'), [cmd, planFile], { stdio: [input === undefined ? 'inherit' : 'pipe', 'inherit', 'inherit', 'pipe'], detached: false });
+    if (input !== undefined) child.stdin?.end(input);
     const sync = child.stdio[3] as NodeJS.ReadableStream;
     let text = '';
     sync.setEncoding('utf8');

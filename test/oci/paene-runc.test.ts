@@ -206,6 +206,30 @@ describeReal('paene-runc: an OCI runtime over bundles', () => {
     expect(runc(['create', '--bundle', noSock, 'tty2']).stderr).toMatch(/--console-socket is required/);
   });
 
+  it('hooks: createRuntime on the host, createContainer and startContainer inside the container, each with the state on stdin', () => {
+    const mark = path.join(dir, 'runtime-hook.json');
+    const b = bundle('hk', ['/bin/sh', '-c', 'cat /tmp/created; echo; cat /tmp/started'], (c) => {
+      c.hooks = {
+        createRuntime: [{ path: '/bin/sh', args: ['sh', '-c', `cat > ${mark}`] }],
+        createContainer: [{ path: '/bin/sh', args: ['sh', '-c', 'cat > /tmp/created'] }],
+        startContainer: [{ path: '/bin/sh', args: ['sh', '-c', 'echo started-in-$(hostname) > /tmp/started'] }],
+      };
+    });
+    const r = spawnSync(BIN, ['--root', state, 'run', '--bundle', b, 'hk'], { encoding: 'utf8', timeout: 30_000 });
+    expect(r.stderr).toBe('');
+    const [created, started] = r.stdout.split('\n');
+    expect(JSON.parse(created)).toMatchObject({ id: 'hk', status: 'created', bundle: b });
+    expect(started).toBe('started-in-oci-hk');
+    expect(JSON.parse(fs.readFileSync(mark, 'utf8'))).toMatchObject({ id: 'hk', status: 'created' });
+    // a failing startContainer hook: start fails and the process never runs
+    const bad = bundle('hk2', ['/bin/sleep', '1000'], (c) => (c.hooks = { startContainer: [{ path: '/bin/false' }] }));
+    expect(runc(['create', '--bundle', bad, 'hk2']).code).toBe(0);
+    const s = runc(['start', 'hk2']);
+    expect(s.code).toBe(1);
+    expect(s.stderr).toMatch(/startContainer hook \/bin\/false failed/);
+    expect(runc(['delete', '--force', 'hk2']).code).toBe(0);
+  });
+
   it('features and --version answer without a container', () => {
     const f = JSON.parse(runc(['features']).stdout);
     expect(f.ociVersionMax).toMatch(/^1\./);
