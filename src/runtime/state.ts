@@ -72,10 +72,11 @@ export class StateStore {
   }
 
   writeState(name: string, s: RunState): void {
-    writeJsonAtomic(this.layout.stateFile(name), s);
+    writeJsonAtomic(this.layout.stateFile(name), s, false); // atomic, not synced: a power loss ends the run it describes
   }
 
   clearState(name: string): void {
+    fs.rmSync(this.layout.execPlanFile(name), { force: true }); // first: a plan never outlives its state
     fs.rmSync(this.layout.stateFile(name), { force: true });
   }
 
