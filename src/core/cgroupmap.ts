@@ -122,3 +122,24 @@ export function ipcSysctls(limits: ResourceLimits, pageSize = 4096): Record<stri
   if (ipc.sem !== undefined) out['kernel.sem'] = ipc.sem.join(' ');
   return out;
 }
+
+/**
+ * The v1 group that contexts share for the controllers they need no group
+ * of their own for. A memory cgroup per context costs the kernel state for
+ * every shrinker on the host (one per superblock): with n contexts that is
+ * an n² term, so only a context with a memory limit gets one. The devices
+ * rules are the same for every context, and block I/O needs a group only
+ * to throttle. (`_` cannot begin a context name.)
+ */
+export const SHARED_GROUP = '_shared';
+export const SHAREABLE_V1 = ['memory', 'blkio', 'devices'] as const;
+export type ShareableV1 = (typeof SHAREABLE_V1)[number];
+
+/** The shareable v1 controllers a context needs a group of its own for, from its limits. */
+export function ownV1Controllers(limits: ResourceLimits): ShareableV1[] {
+  const own: ShareableV1[] = [];
+  if (limits.memory !== undefined || limits.memorySwap !== undefined) own.push('memory');
+  const io = limits.io ?? {};
+  if ([io.readBps, io.writeBps, io.readIops, io.writeIops].some((v) => v !== undefined)) own.push('blkio');
+  return own;
+}

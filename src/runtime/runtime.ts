@@ -19,15 +19,13 @@ import os from 'node:os';
 import path from 'node:path';
 import { capMask } from '../core/caps.js';
 import { PaeneError } from '../core/errors.js';
-import { type CgroupWrite, cgroupWrites, ipcSysctls, schedOf } from '../core/cgroupmap.js';
+import { type CgroupWrite, cgroupWrites, ipcSysctls, ownV1Controllers, schedOf } from '../core/cgroupmap.js';
 import type { ResourceLimits } from '../core/limits.js';
 import { type NetSpec, canonicalIp, validateNetSpec } from '../core/net.js';
 import {
   type ContextConfig,
   DEVICE_NODES,
   MASKED_PATHS,
-  SHM_SIZE,
-  TMP_SIZE,
   deviceAllowList,
   isPerContextSysctl,
   type NewContext,
@@ -41,10 +39,11 @@ import {
 } from '../core/spec.js';
 import { ContextCgroup, type CgroupHost, detectCgroupHost, limitsVersion, removeParentIfEmpty } from '../kernel/cgroups.js';
 import { createDiskImage, mountDiskImage, unmountDiskImage } from '../kernel/diskimage.js';
+import { prepareScratch, releaseScratch, removeScratch } from '../kernel/scratch.js';
 import { requireFeatures, requireRoot } from '../kernel/features.js';
 import { Monitor, execArgs, execPlanBytes, helperPath, startArgs } from '../kernel/helper.js';
 import { writeFileAtomic } from '../kernel/atomic.js';
-import { allPids, cmdline, innerPid, isAlive, readStat } from '../kernel/procfs.js';
+import { allPids, cmdline, innerPid, isAlive, processMemory, readStat } from '../kernel/procfs.js';
 import { blockDevicesFor, startIoThrottle, stopIoThrottle } from './iothrottle.js';
 import { ContextNetwork } from '../net/context.js';
 import { Layout } from './layout.js';
@@ -338,9 +337,9 @@ export class Runtime {
       const cg = this.cgroupOf(name);
       this.network.requirements(config, cg);
       this.prepareLayer(config);
-      cg.create();
+      cg.create(ownV1Controllers(config.limits), this.cgroupHost.v1.has('devices') ? DEVICE_RULES : []);
       try {
-        cg.apply(this.cgroupPlan(config));
+        cg.apply(this.cgroupPlan(config, cg));
         await this.network.beforeStart(config, cg);
         const answer = await this.monitor.request(
           startArgs({
@@ -354,8 +353,8 @@ export class Runtime {
             masked: MASKED_PATHS,
             readonly: READONLY_PATHS,
             writable: writablePaths(config),
-            tmpSize: TMP_SIZE,
-            shmSize: SHM_SIZE,
+            scratch: prepareScratch(this.layout, name),
+            empty: this.layout.emptyDir,
             devices: DEVICE_NODES,
             capsMask: capMask(config.caps),
             seccomp: this.policy.seccomp(config),
@@ -404,11 +403,26 @@ export class Runtime {
   }
 
   /** The cgroup files a context's config asks for at start, in the order the kernel accepts them. */
-  cgroupPlan(config: ContextConfig): CgroupWrite[] {
+  cgroupPlan(config: ContextConfig, cg: ContextCgroup): CgroupWrite[] {
     const writes = this.limitWrites(config.name, config.limits);
     // The v1 devices cgroup is a second wall behind the dropped MKNOD capability (written at start only:
-    // rewriting it live would deny every device for a moment).
-    return this.cgroupHost.v1.has('devices') ? [...DEVICE_RULES, ...writes] : writes;
+    // rewriting it live would deny every device for a moment). Usually the shared group holds the
+    // rules (written when it is made); a context has its own only where devices shares a hierarchy.
+    return cg.owns('devices') && this.cgroupHost.v1.has('devices') ? [...DEVICE_RULES, ...writes] : writes;
+  }
+
+  /**
+   * A context's memory in bytes: its memory cgroup's usage where it has one,
+   * else what its processes hold (the sum of their proportional set sizes:
+   * shared pages are split among their users, as the cgroup would not).
+   */
+  memoryOf(name: string): number {
+    const cg = this.cgroupOf(name);
+    if (cg.owns('memory')) {
+      const v = Number(cg.read('memory', this.cgroupHost.layout === 'v2' ? 'memory.current' : 'memory.usage_in_bytes'));
+      return Number.isFinite(v) ? v : 0;
+    }
+    return cg.pids().reduce((sum, pid) => sum + (processMemory(pid)?.pss ?? 0), 0);
   }
 
   /** The cgroup files a context's limits become (at start, and live by `paene limit`); I/O rules name the disk of its private layer. */
@@ -437,6 +451,7 @@ export class Runtime {
     }
     if (config) this.network.afterStop(config, cg);
     if (cg.exists()) await cg.remove();
+    removeScratch(this.layout, name);
     // Only after every process is gone: a disk-limited layer is unmounted (a plain one is a no-op).
     unmountDiskImage(this.layout.layerDir(name));
     this.store.clearState(name);
@@ -590,6 +605,8 @@ export class Runtime {
         if (held !== undefined) this.xids.release(name, held);
       });
       fs.rmSync(doomed, { recursive: true, force: true });
+      // The last context gone: the root's scratch tmpfs goes too (a start mounts it again).
+      if (this.store.names().length === 0) releaseScratch(this.layout);
     });
   }
 
