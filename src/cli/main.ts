@@ -67,10 +67,11 @@ function verbOf(argv: string[]): string | undefined {
 }
 
 try {
-  const verb = verbOf(process.argv.slice(2));
+  const args = process.argv.slice(2);
+  const verb = verbOf(args);
   const own = GROUPS.find((g) => verb !== undefined && g.verbs.includes(verb));
   if (own) await own.register();
-  else for (const g of GROUPS) await g.register();
+  else if (!(verb === undefined && (args.includes('-V') || args.includes('--version')))) for (const g of GROUPS) await g.register();
   await program.parseAsync(process.argv);
 } catch (e) {
   if (e instanceof PaeneError) {
