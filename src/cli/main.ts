@@ -67,22 +67,27 @@ function verbOf(argv: string[]): string | undefined {
   return undefined;
 }
 
-try {
-  const args = process.argv.slice(2);
-  const verb = verbOf(args);
-  const own = GROUPS.find((g) => verb !== undefined && g.verbs.includes(verb));
-  if (own) await own.register();
-  else if (!(verb === undefined && (args.includes('-V') || args.includes('--version')))) for (const g of GROUPS) await g.register();
-  await program.parseAsync(process.argv);
-} catch (e) {
-  if (e instanceof PaeneError) {
-    process.stderr.write(`paene: ${e.message}\n`);
-    process.exitCode = EXIT[e.code];
-  } else if (e instanceof CommanderError) {
-    // commander printed the message already; help and version are successes, usage errors are 2
-    process.exitCode = e.exitCode === 0 ? 0 : 2;
-  } else {
-    process.stderr.write(`paene: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
-    process.exitCode = 1;
+/** Runs one command line: loads the group of its verb (all of them for help), parses, maps errors to exit codes. */
+async function main(): Promise<void> {
+  try {
+    const args = process.argv.slice(2);
+    const verb = verbOf(args);
+    const own = GROUPS.find((g) => verb !== undefined && g.verbs.includes(verb));
+    if (own) await own.register();
+    else if (!(verb === undefined && (args.includes('-V') || args.includes('--version')))) for (const g of GROUPS) await g.register();
+    await program.parseAsync(process.argv);
+  } catch (e) {
+    if (e instanceof PaeneError) {
+      process.stderr.write(`paene: ${e.message}\n`);
+      process.exitCode = EXIT[e.code];
+    } else if (e instanceof CommanderError) {
+      // commander printed the message already; help and version are successes, usage errors are 2
+      process.exitCode = e.exitCode === 0 ? 0 : 2;
+    } else {
+      process.stderr.write(`paene: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+      process.exitCode = 1;
+    }
   }
 }
+
+void main();

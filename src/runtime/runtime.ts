@@ -604,9 +604,10 @@ export class Runtime {
         const held = xid ?? this.xids.findByName(name);
         if (held !== undefined) this.xids.release(name, held);
       });
-      fs.rmSync(doomed, { recursive: true, force: true });
+      // Not rmSync: a destroy of many contexts overlaps their removals (the thread pool) instead of queueing them.
+      await fs.promises.rm(doomed, { recursive: true, force: true });
       // The last context gone: the root's scratch tmpfs goes too (a start mounts it again).
-      if (this.store.names().length === 0) releaseScratch(this.layout);
+      if (this.store.isEmpty()) releaseScratch(this.layout);
     });
   }
 

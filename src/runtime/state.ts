@@ -35,6 +35,16 @@ export class StateStore {
     return entries.filter((n) => !n.startsWith('.') && fs.existsSync(this.layout.configFile(n))).sort();
   }
 
+  /** No context at all (one readdir, no stat per entry: `destroy` asks it every time). */
+  isEmpty(): boolean {
+    try {
+      return !fs.readdirSync(this.layout.contextsDir).some((n) => !n.startsWith('.'));
+    } catch (e) {
+      if (errnoOf(e) === 'ENOENT') return true;
+      throw e;
+    }
+  }
+
   readConfig(name: string): ContextConfig {
     let text: string;
     try {
@@ -63,8 +73,10 @@ export class StateStore {
   }
 
   readState(name: string): RunState | undefined {
+    const file = this.layout.stateFile(name);
+    if (!fs.existsSync(file)) return undefined; // a stopped context: no thrown ENOENT (`list` asks this of every context)
     try {
-      const s = JSON.parse(fs.readFileSync(this.layout.stateFile(name), 'utf8')) as RunState;
+      const s = JSON.parse(fs.readFileSync(file, 'utf8')) as RunState;
       return typeof s.pid === 'number' && typeof s.starttime === 'number' ? s : undefined;
     } catch {
       return undefined;
