@@ -6,8 +6,8 @@
 //
 // Events (GET /v1/events, one JSON object a line): what this service did
 // (created, started, stopped, destroyed), and what it sees every second in
-// the contexts' cgroups and processes: a context whose init died (exited),
-// an OOM kill, a pids limit hit.
+// the contexts' cgroups and processes: a context stopped by someone else
+// (stopped), one whose init died (exited), an OOM kill, a pids limit hit.
 
 import fs from 'node:fs';
 import http from 'node:http';
@@ -62,6 +62,8 @@ export class ApiServer {
   private watcher?: NodeJS.Timeout;
   /** last seen per context: running, oom kills, pids limit hits */
   private seen = new Map<string, { running: boolean; oom: number; pidsMax: number }>();
+  /** contexts this service is starting, stopping or destroying (how many requests at once) */
+  private readonly busy = new Map<string, number>();
 
   constructor(
     private readonly rt: Runtime,
@@ -72,21 +74,15 @@ export class ApiServer {
       ['GET', /^\/v1\/contexts$/, async () => this.rt.list()],
       ['POST', /^\/v1\/contexts$/, async (_m, b) => this.create(b)],
       ['GET', new RegExp(`^/v1/contexts/${name}$`), async (m) => ({ ...this.rt.status(m[1] as string), config: this.rt.config(m[1] as string) })],
-      ['DELETE', new RegExp(`^/v1/contexts/${name}$`), async (m, b) => {
-        await this.rt.destroy(m[1] as string, { force: field(b, 'force', 'boolean') === true });
-        this.emit('destroyed', m[1] as string);
-        return { destroyed: m[1] };
-      }],
-      ['POST', new RegExp(`^/v1/contexts/${name}/start$`), async (m) => {
-        const s = await this.rt.start(m[1] as string);
-        this.emit('started', s.name);
-        return s;
-      }],
+      ['DELETE', new RegExp(`^/v1/contexts/${name}$`), async (m, b) =>
+        this.acting(m[1] as string, 'destroyed', async () => {
+          await this.rt.destroy(m[1] as string, { force: field(b, 'force', 'boolean') === true });
+          return { destroyed: m[1] };
+        })],
+      ['POST', new RegExp(`^/v1/contexts/${name}/start$`), async (m) => this.acting(m[1] as string, 'started', () => this.rt.start(m[1] as string))],
       ['POST', new RegExp(`^/v1/contexts/${name}/stop$`), async (m, b) => {
         const t = field(b, 'timeout', 'number');
-        const r = await this.rt.stop(m[1] as string, { timeoutMs: t === undefined ? undefined : (t as number) * 1000 });
-        this.emit('stopped', m[1] as string);
-        return r;
+        return this.acting(m[1] as string, 'stopped', () => this.rt.stop(m[1] as string, { timeoutMs: t === undefined ? undefined : (t as number) * 1000 }));
       }],
       ['POST', new RegExp(`^/v1/contexts/${name}/exec$`), async (m, b) => this.exec(m[1] as string, b)],
       ['GET', new RegExp(`^/v1/contexts/${name}/ps$`), async (m) => this.rt.ps(m[1] as string)],
@@ -138,6 +134,24 @@ export class ApiServer {
     } catch (e) {
       const code: ErrorCode = e instanceof PaeneError ? e.code : 'internal';
       send(res, STATUS[code], { error: { code, message: e instanceof Error ? e.message : String(e) } });
+    }
+  }
+
+  /**
+   * Runs a start, stop or destroy of this service: the watcher leaves the
+   * context alone meanwhile and forgets what it saw (the event is this one's).
+   */
+  private async acting<T>(name: string, event: PaeneEvent['type'], fn: () => Promise<T>): Promise<T> {
+    this.busy.set(name, (this.busy.get(name) ?? 0) + 1);
+    try {
+      const r = await fn();
+      this.emit(event, name);
+      return r;
+    } finally {
+      const left = (this.busy.get(name) ?? 1) - 1;
+      if (left > 0) this.busy.set(name, left);
+      else this.busy.delete(name);
+      this.seen.delete(name);
     }
   }
 
@@ -201,12 +215,14 @@ export class ApiServer {
   private watch(): void {
     const now = new Map<string, { running: boolean; oom: number; pidsMax: number }>();
     for (const n of this.rt.store.names()) {
+      if (this.busy.has(n)) continue; // its event comes from the request
       const running = this.rt.store.live(n) !== undefined;
       const cg = this.rt.cgroupOf(n);
       const cur = { running, oom: running ? oomKills(cg) : 0, pidsMax: running ? pidsMaxHits(cg) : 0 };
       const was = this.seen.get(n);
       if (was) {
-        if (was.running && !running) this.emit('exited', n);
+        // stopped cleanly (by this service or a CLI): state.json is gone; died: it names a dead init
+        if (was.running && !running) this.emit(this.rt.store.readState(n) ? 'exited' : 'stopped', n);
         if (running && was.running && cur.oom > was.oom) this.emit('oom', n, { kills: cur.oom });
         if (running && was.running && cur.pidsMax > was.pidsMax) this.emit('limit', n, { limit: 'pids', hits: cur.pidsMax });
       }

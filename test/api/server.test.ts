@@ -80,13 +80,19 @@ describeReal('paene serve: the JSON API', () => {
     }
   }, 120_000);
 
-  it('reports a pids limit hit and an init that died', async () => {
+  it('reports a pids limit hit, a stop by someone else, and an init that died', async () => {
     await rt.create({ name: 'lim', image: 'base', net: { mode: 'none', addresses: [], publish: [] }, limits: { ...DEFAULT_LIMITS, nproc: 8 } });
     expect((await request(socket, 'POST', '/v1/contexts/lim/start')).status).toBe(200);
     await new Promise((r) => setTimeout(r, 500)); // the watcher has seen it running
     // 20 sleepers against a limit of 8 processes: forks are refused (bounded: they end in 2 s)
     await request(socket, 'POST', '/v1/contexts/lim/exec', { argv: ['sh', '-c', 'for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do sleep 2 & done 2>/dev/null; wait'], timeout: 30 });
     expect(await eventually('limit', 'lim')).toMatchObject({ detail: { limit: 'pids' } });
+    // stopped by someone else (as a CLI would): seen as stopped, not as died
+    await rt.stop('lim', { timeoutMs: 2000 });
+    expect(await eventually('stopped', 'lim')).toBeDefined();
+    expect(events.some((e) => e.type === 'exited' && e.context === 'lim')).toBe(false);
+    await rt.start('lim');
+    await new Promise((r) => setTimeout(r, 500));
     const live = rt.store.live('lim');
     expect(live).toBeDefined();
     process.kill(live?.pid as number, 'SIGKILL');
