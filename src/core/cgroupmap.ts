@@ -132,14 +132,25 @@ export function ipcSysctls(limits: ResourceLimits, pageSize = 4096): Record<stri
  * to throttle. (`_` cannot begin a context name.)
  */
 export const SHARED_GROUP = '_shared';
+/**
+ * On cgroup v2 a context's controllers live in one directory, so sharing
+ * means place: contexts without a memory cgroup of their own live under
+ * <parent>/_pool, below which memory is not enabled.
+ */
+export const POOL_GROUP = '_pool';
 export const SHAREABLE_V1 = ['memory', 'blkio', 'devices'] as const;
 export type ShareableV1 = (typeof SHAREABLE_V1)[number];
 
-/** The shareable v1 controllers a context needs a group of its own for, from its limits. */
-export function ownV1Controllers(limits: ResourceLimits): ShareableV1[] {
+/**
+ * The shareable controllers a context needs a group of its own for, from its
+ * limits. On v2 an I/O limit needs a memory cgroup too: the kernel charges
+ * buffered writeback to the writer's memory cgroup, and io.max sees it there.
+ */
+export function ownControllers(limits: ResourceLimits, version: CgroupVersion): ShareableV1[] {
   const own: ShareableV1[] = [];
-  if (limits.memory !== undefined || limits.memorySwap !== undefined) own.push('memory');
   const io = limits.io ?? {};
-  if ([io.readBps, io.writeBps, io.readIops, io.writeIops].some((v) => v !== undefined)) own.push('blkio');
+  const hasIo = [io.readBps, io.writeBps, io.readIops, io.writeIops].some((v) => v !== undefined);
+  if (limits.memory !== undefined || limits.memorySwap !== undefined || (version === 'v2' && hasIo)) own.push('memory');
+  if (hasIo) own.push('blkio');
   return own;
 }

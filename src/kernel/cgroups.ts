@@ -9,12 +9,14 @@
 // On v1 (and hybrid) a context shares the memory, blkio and devices groups of
 //   its siblings (<parent>/_shared) unless its limits need its own, and has
 //   no freezer group where the unified directory freezes (core/cgroupmap).
+//   On v2 a context without a memory limit lives in <parent>/_pool/<name>,
+//   where memory is not enabled: its memory is the pool's.
 
 import { setTimeout as sleep } from 'node:timers/promises';
 import fs from 'node:fs';
 import path from 'node:path';
 import { PaeneError, errnoOf } from '../core/errors.js';
-import { type CgroupVersion, type CgroupWrite, SHAREABLE_V1, SHARED_GROUP, type ShareableV1 } from '../core/cgroupmap.js';
+import { type CgroupVersion, type CgroupWrite, POOL_GROUP, SHAREABLE_V1, SHARED_GROUP, type ShareableV1 } from '../core/cgroupmap.js';
 
 /** v1 controllers paene uses; others (cpuset, net_cls, ...) are left alone. */
 export const V1_CONTROLLERS = ['cpu', 'cpuacct', 'memory', 'pids', 'blkio', 'devices', 'freezer'] as const;
@@ -117,11 +119,25 @@ function readFile(file: string): string | undefined {
 const isShareable = (c: string): c is ShareableV1 => (SHAREABLE_V1 as readonly string[]).includes(c);
 
 export class ContextCgroup {
+  /** v2: whether create() put it in the pool; before that (or in another process) the directory that exists says */
+  private pooled?: boolean;
+
   constructor(
     readonly host: CgroupHost,
     readonly parent: string,
     readonly name: string,
   ) {}
+
+  /** v2 with the memory controller: contexts without a memory limit go to the pool. */
+  private get v2Memory(): boolean {
+    return this.host.v1.size === 0 && (this.host.unified?.controllers.includes('memory') ?? false);
+  }
+
+  private isPooled(): boolean {
+    if (!this.v2Memory || !this.host.unified) return false;
+    this.pooled ??= fs.existsSync(path.join(this.host.unified.mount, this.parent, POOL_GROUP, this.name));
+    return this.pooled;
+  }
 
   private v1Dir(controller: string): string | undefined {
     const mount = this.host.v1.get(controller);
@@ -149,14 +165,15 @@ export class ContextCgroup {
     const v1 = this.v1Dir(controller);
     if (v1) return isShareable(controller) && !fs.existsSync(v1) ? undefined : v1;
     const v2c = controller === 'blkio' ? 'io' : controller === 'cpuacct' ? 'cpu' : controller;
-    if (this.host.unified && this.host.unified.controllers.includes(v2c)) {
-      return path.join(this.host.unified.mount, this.parent, this.name);
-    }
+    if (v2c === 'memory' && this.isPooled()) return undefined;
+    if (this.host.unified && this.host.unified.controllers.includes(v2c)) return this.unifiedDir;
     return undefined;
   }
 
   get unifiedDir(): string | undefined {
-    return this.host.unified ? path.join(this.host.unified.mount, this.parent, this.name) : undefined;
+    const u = this.host.unified;
+    if (!u) return undefined;
+    return this.isPooled() ? path.join(u.mount, this.parent, POOL_GROUP, this.name) : path.join(u.mount, this.parent, this.name);
   }
 
   /** Whether the unified directory freezes (cgroup.freeze, Linux 5.2): then no v1 freezer group is made. */
@@ -188,11 +205,18 @@ export class ContextCgroup {
     if (u) {
       const parentDir = path.join(u.mount, this.parent);
       fs.mkdirSync(parentDir, { recursive: true });
-      if (u.controllers.length > 0) {
-        const enable = u.controllers.map((c) => '+' + c).join(' ');
-        for (const d of [u.mount, parentDir]) {
-          const have = (readFile(path.join(d, 'cgroup.subtree_control')) ?? '').trim().split(/\s+/);
-          if (!u.controllers.every((c) => have.includes(c))) writeFile(path.join(d, 'cgroup.subtree_control'), enable);
+      const enableAll = (dir: string, controllers: string[]) => {
+        if (controllers.length === 0) return;
+        const have = (readFile(path.join(dir, 'cgroup.subtree_control')) ?? '').trim().split(/\s+/);
+        if (!controllers.every((c) => have.includes(c))) writeFile(path.join(dir, 'cgroup.subtree_control'), controllers.map((c) => '+' + c).join(' '));
+      };
+      for (const d of [u.mount, parentDir]) enableAll(d, u.controllers);
+      if (this.v2Memory) {
+        this.pooled = !own.includes('memory');
+        if (this.pooled) {
+          const pool = path.join(parentDir, POOL_GROUP);
+          fs.mkdirSync(pool, { recursive: true });
+          enableAll(pool, u.controllers.filter((c) => c !== 'memory'));
         }
       }
       fs.mkdirSync(this.unifiedDir as string, { recursive: true });
@@ -238,6 +262,12 @@ export class ContextCgroup {
    * stay with the shared group; new ones are the context's.
    */
   async adopt(controller: ShareableV1): Promise<void> {
+    if (controller === 'memory' && this.isPooled()) {
+      throw new PaeneError(
+        'wrong-state',
+        `'${this.name}' was started without a memory cgroup of its own (it had no memory limit); on a cgroup v2 host it gets one when it starts: stop it, set the limit, start it`,
+      );
+    }
     const d = this.v1Dir(controller);
     if (!d || fs.existsSync(d)) return;
     fs.mkdirSync(d);
@@ -387,6 +417,8 @@ export class ContextCgroup {
     if (!this.exists()) return;
     const killFile = this.unifiedDir ? path.join(this.unifiedDir, 'cgroup.kill') : undefined;
     const deadline = Date.now() + timeoutMs;
+    // Killed processes leave in a few ms (the init is reaped by the monitor): look again soon, then less often.
+    let pause = 1;
     while (this.allPids().length > 0) {
       if (killFile && fs.existsSync(killFile)) {
         writeFile(killFile, '1');
@@ -404,7 +436,8 @@ export class ContextCgroup {
       if (Date.now() > deadline) {
         throw new PaeneError('internal', `processes of context '${this.name}' survived SIGKILL for ${timeoutMs} ms: ${this.allPids().join(' ')}`);
       }
-      await sleep(10);
+      await sleep(pause);
+      pause = Math.min(pause * 2, 10);
     }
     if (killFile === undefined || !fs.existsSync(killFile)) this.thaw();
   }
@@ -444,6 +477,25 @@ export class ContextCgroup {
   }
 }
 
+/** Whether a parent holds a context's group; stops at the first (a destroy asks this with 10,000 there). */
+function hasContextGroup(parentDir: string): boolean {
+  let dir: fs.Dir;
+  try {
+    dir = fs.opendirSync(parentDir);
+  } catch {
+    return false;
+  }
+  try {
+    for (let e = dir.readSync(); e; e = dir.readSync()) {
+      if (!e.isDirectory() || e.name === SHARED_GROUP) continue;
+      if (e.name !== POOL_GROUP || hasContextGroup(path.join(parentDir, POOL_GROUP))) return true;
+    }
+    return false;
+  } finally {
+    dir.closeSync();
+  }
+}
+
 /**
  * Removes the per-root parent directories once no context cgroup is left
  * under them, with the shared groups (which the kernel refuses to remove
@@ -452,18 +504,11 @@ export class ContextCgroup {
  */
 export function removeParentIfEmpty(host: CgroupHost, parent: string): void {
   const probe = host.unified?.mount ?? host.v1.get('cpu') ?? [...host.v1.values()][0];
-  if (probe) {
-    try {
-      const children = fs.readdirSync(path.join(probe, parent), { withFileTypes: true }).filter((e) => e.isDirectory() && e.name !== SHARED_GROUP);
-      if (children.length > 0) return;
-    } catch {
-      /* no parent there: go on and remove the rest */
-    }
-  }
+  if (probe && hasContextGroup(path.join(probe, parent))) return;
   const mounts = new Set(host.v1.values());
   if (host.unified) mounts.add(host.unified.mount);
   for (const m of mounts) {
-    for (const d of [path.join(m, parent, SHARED_GROUP), path.join(m, parent)]) {
+    for (const d of [path.join(m, parent, SHARED_GROUP), path.join(m, parent, POOL_GROUP), path.join(m, parent)]) {
       try {
         fs.rmdirSync(d);
       } catch {

@@ -3,8 +3,9 @@
 // throttler restarted with the new rates).
 
 import fs from 'node:fs';
-import { type CgroupWrite, ipcSysctls, ownV1Controllers, schedOf } from '../core/cgroupmap.js';
+import { type CgroupWrite, ipcSysctls, ownControllers, schedOf } from '../core/cgroupmap.js';
 import { type LimitsPatch, type ResourceLimits, limitWarnings, mergeLimits } from '../core/limits.js';
+import { limitsVersion } from '../kernel/cgroups.js';
 import { setSched } from '../kernel/helper.js';
 import { blockDevicesFor, ioMechanism, startIoThrottle, throttlerOf, type IoMechanism } from './iothrottle.js';
 import type { Runtime } from './runtime.js';
@@ -45,7 +46,7 @@ export async function applyLimits(rt: Runtime, name: string, patch: LimitsPatch)
       applyLive: async (next, cur) => {
         writes = rt.limitWrites(name, next.limits);
         // A limit that needs a group of its own (memory, block I/O on v1) moves the context into one first.
-        for (const c of ownV1Controllers(next.limits)) if (!cg.owns(c)) await cg.adopt(c);
+        for (const c of ownControllers(next.limits, limitsVersion(rt.cgroupHost))) if (!cg.owns(c)) await cg.adopt(c);
         // Apply first: a value the kernel refuses must not end up in the config.
         try {
           cg.apply(writes);

@@ -19,7 +19,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { capMask } from '../core/caps.js';
 import { PaeneError } from '../core/errors.js';
-import { type CgroupWrite, cgroupWrites, ipcSysctls, ownV1Controllers, schedOf } from '../core/cgroupmap.js';
+import { type CgroupWrite, cgroupWrites, ipcSysctls, ownControllers, schedOf } from '../core/cgroupmap.js';
 import type { ResourceLimits } from '../core/limits.js';
 import { type NetSpec, canonicalIp, validateNetSpec } from '../core/net.js';
 import {
@@ -41,7 +41,7 @@ import { ContextCgroup, type CgroupHost, detectCgroupHost, limitsVersion, remove
 import { createDiskImage, mountDiskImage, unmountDiskImage } from '../kernel/diskimage.js';
 import { prepareScratch, releaseScratch, removeScratch } from '../kernel/scratch.js';
 import { requireFeatures, requireRoot } from '../kernel/features.js';
-import { Monitor, execArgs, execPlanBytes, helperPath, startArgs } from '../kernel/helper.js';
+import { Monitor, execArgs, execPlanBytes, helperPath, nativePath, startArgs } from '../kernel/helper.js';
 import { writeFileAtomic } from '../kernel/atomic.js';
 import { allPids, cmdline, innerPid, isAlive, processMemory, readStat } from '../kernel/procfs.js';
 import { blockDevicesFor, startIoThrottle, stopIoThrottle } from './iothrottle.js';
@@ -337,7 +337,7 @@ export class Runtime {
       const cg = this.cgroupOf(name);
       this.network.requirements(config, cg);
       this.prepareLayer(config);
-      cg.create(ownV1Controllers(config.limits), this.cgroupHost.v1.has('devices') ? DEVICE_RULES : []);
+      cg.create(ownControllers(config.limits, limitsVersion(this.cgroupHost)), this.cgroupHost.v1.has('devices') ? DEVICE_RULES : []);
       try {
         cg.apply(this.cgroupPlan(config, cg));
         await this.network.beforeStart(config, cg);
@@ -355,6 +355,7 @@ export class Runtime {
             writable: writablePaths(config),
             scratch: prepareScratch(this.layout, name),
             empty: this.layout.emptyDir,
+            init: nativePath('paene-init'),
             devices: DEVICE_NODES,
             capsMask: capMask(config.caps),
             seccomp: this.policy.seccomp(config),
@@ -449,8 +450,9 @@ export class Runtime {
     } catch {
       config = undefined;
     }
-    if (config) this.network.afterStop(config, cg);
+    // The cgroups go first: BPF programs go with their cgroup, so the network has less to undo.
     if (cg.exists()) await cg.remove();
+    if (config) this.network.afterStop(config, cg);
     removeScratch(this.layout, name);
     // Only after every process is gone: a disk-limited layer is unmounted (a plain one is a no-op).
     unmountDiskImage(this.layout.layerDir(name));
@@ -607,7 +609,7 @@ export class Runtime {
       // Not rmSync: a destroy of many contexts overlaps their removals (the thread pool) instead of queueing them.
       await fs.promises.rm(doomed, { recursive: true, force: true });
       // The last context gone: the root's scratch tmpfs goes too (a start mounts it again).
-      if (this.store.isEmpty()) releaseScratch(this.layout);
+      if (!this.store.any()) releaseScratch(this.layout);
     });
   }
 

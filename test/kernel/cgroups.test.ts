@@ -111,4 +111,32 @@ describeReal('cgroup adapter on the real kernel', () => {
       for (const d of [...a.dirs(), ...b.dirs()]) expect(fs.existsSync(d)).toBe(false);
     });
   }
+
+  // Only where cgroup v2 has the memory controller (a pure v2 host such as ../shared/v2vm; not this hybrid one).
+  for (const [label, host] of views().filter(([, h]) => h.v1.size === 0 && h.unified?.controllers.includes('memory'))) {
+    it(`${label}: a context without a memory limit lives in the pool, without a memory cgroup of its own`, async () => {
+      const pooled = new ContextCgroup(host, PARENT, 'pooled');
+      const own = new ContextCgroup(host, PARENT, 'own');
+      made.push(pooled, own);
+      pooled.create([]);
+      own.create(['memory']);
+      expect(pooled.unifiedDir).toMatch(/\/_pool\/pooled$/);
+      expect(pooled.owns('memory')).toBe(false);
+      expect(fs.existsSync(`${pooled.unifiedDir}/memory.max`)).toBe(false);
+      expect(own.owns('memory')).toBe(true);
+      expect(fs.existsSync(`${own.unifiedDir}/memory.max`)).toBe(true);
+      // a fresh view of the same context finds it in the pool
+      expect(new ContextCgroup(host, PARENT, 'pooled').unifiedDir).toBe(pooled.unifiedDir);
+      const pid = startTree(pooled.procsFiles());
+      for (let i = 0; i < 200 && pooled.pids().length < 3; i++) await new Promise((r) => setTimeout(r, 10));
+      expect(pooled.pids()).toContain(pid);
+      await expect(pooled.adopt('memory')).rejects.toThrow(/stop it, set the limit, start it/);
+      await pooled.killAll();
+      await pooled.remove();
+      await own.remove();
+      made.splice(0);
+      removeParentIfEmpty(host, PARENT);
+      expect(fs.existsSync(`${host.unified?.mount}/${PARENT}`)).toBe(false);
+    });
+  }
 });
