@@ -466,14 +466,11 @@ export class Runtime {
     const plan = execPlanBytes({
       initPid,
       starttime,
-      cgroupProcs: this.cgroupOf(config.name).procsFiles(),
+      ...this.execWalls(config),
       capsRoot: capMask(config.caps),
       capsUser: 0n,
-      seccomp: this.policy.seccomp(config),
       env: guestEnv(config),
       term: 'xterm',
-      ...this.network.execLaunch(config),
-      sched: launchSched(config),
     });
     writeFileAtomic(this.layout.execPlanFile(config.name), plan, 0o600, false);
   }
@@ -485,17 +482,24 @@ export class Runtime {
     if (argv.length === 0) throw new PaeneError('invalid-argument', 'exec needs a command');
     return execArgs({
       initPid: live.pid,
-      cgroupProcs: this.cgroupOf(name).procsFiles(),
+      ...this.execWalls(config),
       capsMask: opts.user && opts.user.uid !== 0 ? 0n : capMask(config.caps), // as the exec plan's caps-user / caps-root
-      seccomp: this.policy.seccomp(config),
       env: guestEnv(config, { ...(opts.tty ? { TERM: process.env.TERM ?? 'xterm' } : {}), ...opts.env }),
       cwd: opts.cwd,
       user: opts.user,
       tty: opts.tty,
-      ...this.network.execLaunch(config),
-      sched: launchSched(config),
       argv,
     });
+  }
+
+  /** The walls of every process entering the context, for an exec and for the exec plan alike. */
+  private execWalls(config: ContextConfig) {
+    return {
+      cgroupProcs: this.cgroupOf(config.name).procsFiles(),
+      seccomp: this.policy.seccomp(config),
+      ...this.network.execLaunch(config),
+      sched: launchSched(config),
+    };
   }
 
   /** Runs a command in the context with this process's stdio; resolves to its exit code. */
