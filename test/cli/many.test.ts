@@ -81,6 +81,9 @@ describeReal('many contexts per call', () => {
     expect(user.stdout).toMatch(/^1000\n1001\nCapEff:\s+0+\n/);
     expect(run('exec', 'fx', '--', 'sh', '-c', 'exit 7').code).toBe(7);
     expect(run('exec', 'fx', '--', '/no/such').code).toBe(127);
+    // a live config change rewrites the plan: the next native exec enters with it
+    expect(run('hostname', 'fx', 'fx-renamed').code).toBe(0);
+    expect(run('exec', 'fx', '--', 'sh', '-c', 'echo $HOSTNAME; hostname').stdout).toBe('fx-renamed\nfx-renamed\n');
     // the same answers as the Node path, which the front door hands what it does not know
     expect(run('exec', '--help').stdout).toMatch(/Run a command inside a running context/);
 
