@@ -125,17 +125,20 @@ export function registerBenchCommands(program: Command): void {
     .description(
       'Whole cycles on the same rootfs and namespaces: paene create+start+exec true+destroy (library API in one process,\n' +
         'and the CLI, four processes) against runc run, crun run and bwrap, alternating; then exec into a running\n' +
-        'container against runc exec / crun exec. Medians and ratios.',
+        'container against runc exec / crun exec; then N contexts many per CLI call (create+start, list, destroy).\n' +
+        'Medians, rates and ratios.',
     )
     .option('--runs <n>', 'runs per engine', count('--runs'), 20)
+    .option('--many <n>', 'contexts for the many-per-call part (0: skip it)', count('--many', 0), 200)
     .option('--workdir <dir>', 'scratch directory (state roots, bundles), removed at the end')
     .option('--json <file>', 'write the results as JSON')
-    .action(async (o: { runs: number; workdir?: string; json?: string }) => {
+    .action(async (o: { runs: number; many: number; workdir?: string; json?: string }) => {
       requireRoot('the lifecycle benchmark');
       const bar = new ProgressBar('lifecycle');
       const r = await runLifecycle({
         dir: workdirOf(o, 'lifecycle'),
         runs: o.runs,
+        many: o.many,
         log: (s) => {
           bar.done();
           process.stderr.write(s + '\n');
