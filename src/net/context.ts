@@ -21,6 +21,12 @@ import { type ExecRequest, LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET, type Launcher, t
 import { writeJsonAtomic } from '../kernel/atomic.js';
 import type { Layout } from '../runtime/layout.js';
 import type { StateStore } from '../runtime/state.js';
+
+/** Who holds which address (the runtime's address claims): read without reading every config. */
+export interface AddressBook {
+  holder(address: string): string | undefined;
+  keys(): string[];
+}
 import { type NetHost, connectPrivate, disconnectPrivate, ensureBridge, leftovers, loadRuleset, loopbackOnly, removeBridgeIfUnused } from './bridge.js';
 
 /** Landlock ABI 6 (Linux 6.12) brought the abstract unix socket scope. */
@@ -61,20 +67,18 @@ export class ContextNetwork {
 
   /**
    * Fills in an address from the pool when the spec has none, and refuses
-   * an address another context owns. Called under the global create lock.
+   * an address another context owns. Called under the global create lock;
+   * the caller claims what it returns.
    */
-  assign(name: string, spec: NetSpec, others: ContextConfig[]): NetSpec {
-    const mine = others.filter((c) => c.name !== name);
-    const owner = new Map<string, string>();
-    for (const c of mine) for (const a of c.net.addresses) owner.set(a, c.name);
+  assign(name: string, spec: NetSpec, book: AddressBook): NetSpec {
     for (const a of spec.addresses) {
-      const o = owner.get(a);
-      if (o) throw new PaeneError('exists', `address ${a} is already owned by context '${o}'`);
+      const o = book.holder(a);
+      if (o !== undefined && o !== name) throw new PaeneError('exists', `address ${a} is already owned by context '${o}'`);
     }
     if (spec.addresses.length > 0 || (spec.mode !== 'shared' && spec.mode !== 'private')) return spec;
     const s = this.settings();
     const pool = spec.mode === 'shared' ? s.sharedPool4 : s.bridge.subnet4;
-    const used = [...owner.keys()].filter((a) => familyOf(a) === 4 && cidrContains(pool, a));
+    const used = book.keys().filter((a) => familyOf(a) === 4 && cidrContains(pool, a));
     const addr = assignAddress(spec.mode, s, used);
     return addr ? { ...spec, addresses: [addr] } : spec;
   }

@@ -49,6 +49,7 @@ import { ContextNetwork } from '../net/context.js';
 import { Layout } from './layout.js';
 import { withLock } from './lock.js';
 import { StateStore } from './state.js';
+import { Claims } from './claims.js';
 import { XidClaims } from './xids.js';
 
 /** How the runtime gets an image's root filesystem (the image store implements it). */
@@ -121,6 +122,8 @@ export class Runtime {
   readonly monitor: Monitor;
   readonly network: ContextNetwork;
   readonly xids: XidClaims;
+  /** which context holds which address (shared pool, bridge subnet, host addresses) */
+  readonly addrs: Claims;
   private readonly images: ImageSource;
   private readonly policy: Policy;
   private hostCache?: CgroupHost;
@@ -131,6 +134,7 @@ export class Runtime {
     this.monitor = new Monitor(path.join(this.layout.root, 'run'));
     this.network = new ContextNetwork(this.layout, this.store, this.monitor.launch);
     this.xids = new XidClaims(this.store);
+    this.addrs = new Claims(this.store, 'addrs', (c) => c.net.addresses, (a) => `address ${a}`);
     this.images = opts.images;
     this.policy = opts.policy ?? { seccomp: () => undefined };
   }
@@ -174,13 +178,10 @@ export class Runtime {
     for (let at = 0; at < reqs.length; at += CREATE_BATCH) {
       // Name and xid must be unique across concurrent creates: one global lock.
       await withLock(this.lockFile('.create'), { what: 'the context list' }, async () => {
-        let known: ContextConfig[] | undefined; // read once per hold, and only if an address must be checked
-        const others = () => (known ??= this.readableConfigs());
         for (const req of reqs.slice(at, at + CREATE_BATCH)) {
           let r: ContextConfig | Error;
           try {
-            r = await this.createLocked(req, others);
-            known?.push(r);
+            r = await this.createLocked(req);
           } catch (e) {
             r = e instanceof Error ? e : new Error(String(e));
           }
@@ -192,33 +193,26 @@ export class Runtime {
     return out;
   }
 
-  /** Every config that can be read (a broken one owns nothing; `list` reports it). */
-  private readableConfigs(): ContextConfig[] {
-    return this.store.names().flatMap((n) => {
-      try {
-        return [this.store.readConfig(n)];
-      } catch {
-        return [];
-      }
-    });
-  }
-
-  private async createLocked(req: NewRequest, others: () => ContextConfig[]): Promise<ContextConfig> {
+  private async createLocked(req: NewRequest): Promise<ContextConfig> {
     validateName(req.name);
     if (this.store.exists(req.name)) throw new PaeneError('exists', `a context named '${req.name}' already exists`);
     // No model asked for: shared where the host has its walls, else none (a refusal would make the default unusable there).
     const net = req.net ?? (this.network.sharedUnsupported(this.cgroupHost.unified !== undefined) ? { mode: 'none' as const, addresses: [], publish: [] } : undefined);
     // Validate everything before the xid is claimed, so a refusal leaves no claim behind.
     const draft = newConfig({ ...req, xid: req.xid ?? XID_MIN, net });
-    const needsOthers = draft.net.addresses.length > 0 || draft.net.mode === 'shared' || draft.net.mode === 'private';
-    const assigned = this.network.assign(draft.name, draft.net, needsOthers ? others() : []);
+    const assigned = this.network.assign(draft.name, draft.net, this.addrs);
     // Build the image now (if it is the default and missing) so `start` is quick and errors show early.
     await this.images.rootfsOf(draft.image);
     const xid = this.xids.claim(draft.name, req.xid);
     const config: ContextConfig = { ...draft, xid, net: assigned };
+    const claimed: string[] = [];
     const dir = this.layout.contextDir(config.name);
     const tmp = path.join(this.layout.contextsDir, `.${config.name}.creating.${process.pid}`);
     try {
+      for (const a of assigned.addresses) {
+        this.addrs.claim(config.name, a);
+        claimed.push(a);
+      }
       fs.rmSync(tmp, { recursive: true, force: true });
       fs.mkdirSync(tmp, { recursive: true, mode: 0o700 });
       for (const sub of ['layer', 'rootfs']) fs.mkdirSync(path.join(tmp, sub));
@@ -229,6 +223,7 @@ export class Runtime {
     } catch (e) {
       fs.rmSync(tmp, { recursive: true, force: true });
       this.xids.release(config.name, xid);
+      for (const a of claimed) this.addrs.release(config.name, a);
       throw e;
     }
     return config;
@@ -311,17 +306,25 @@ export class Runtime {
    */
   private withAddresses<T>(name: string, spec: NetSpec, commit: (net: NetSpec) => T): Promise<T> {
     return withLock(this.lockFile('.create'), { what: 'the context list' }, async () => {
-      const others = this.store.names().flatMap((n) => {
-        if (n === name) return [];
-        try {
-          return [this.store.readConfig(n)];
-        } catch {
-          return [];
+      const before = this.store.readConfig(name).net.addresses;
+      const net = this.network.assign(name, spec, this.addrs);
+      // Claim the new ones before the config says them; give back the dropped ones after it no longer does.
+      const added: string[] = [];
+      try {
+        for (const a of net.addresses.filter((x) => !before.includes(x))) {
+          this.addrs.claim(name, a);
+          added.push(a);
         }
-      });
-      return commit(this.network.assign(name, spec, others));
+        const out = commit(net);
+        for (const a of before.filter((x) => !net.addresses.includes(x))) this.addrs.release(name, a);
+        return out;
+      } catch (e) {
+        for (const a of added) this.addrs.release(name, a);
+        throw e;
+      }
     });
   }
+
 
   // ------------------------------------------------------------- start
 
@@ -597,10 +600,11 @@ export class Runtime {
         await this.stopLocked(name, opts.timeoutMs ?? 10_000);
       }
       let xid: number | undefined;
+      let addresses: string[] | undefined;
       try {
-        xid = this.store.readConfig(name).xid;
+        ({ xid, net: { addresses } } = this.store.readConfig(name));
       } catch {
-        xid = undefined; // a broken config: its claim is found by name below
+        xid = undefined; // a broken config: its claims are found by name below
       }
       // Rename first, so a crash mid-removal never leaves a half context that looks whole; under the
       // create lock with the xid's release, so a create never sees the name gone and the xid still held.
@@ -609,6 +613,7 @@ export class Runtime {
         fs.renameSync(this.layout.contextDir(name), doomed);
         const held = xid ?? this.xids.findByName(name);
         if (held !== undefined) this.xids.release(name, held);
+        for (const a of addresses ?? this.addrs.findByName(name)) this.addrs.release(name, a);
       });
       // Not rmSync: a destroy of many contexts overlaps their removals (the thread pool) instead of queueing them.
       await fs.promises.rm(doomed, { recursive: true, force: true });
