@@ -1,21 +1,20 @@
-// Bundles the CLI (dist/paene.mjs and its chunks in dist/chunks/). Node
-// spends most of a CLI call resolving, loading and compiling modules: one
-// entry with a chunk per verb group (src/cli/main.ts loads only the group of
-// the verb that runs) cuts that to the code the call needs.
+// Bundles the CLI into one file (dist/paene.mjs). Node spends most of a CLI
+// call resolving and loading ~50 ES modules; one file cuts ~40 ms per call.
+// src/cli/main.ts imports each verb group dynamically, so the bundle
+// evaluates only the group of the verb that runs. (Splitting it into a chunk
+// per group was measured too: no faster, 0.239 against 0.232 CPU seconds for
+// `paene list`, so one file it is.)
 import { build } from 'esbuild';
 import fs from 'node:fs';
 
-fs.rmSync('dist/chunks', { recursive: true, force: true }); // no stale chunks from an earlier build
+fs.rmSync('dist/chunks', { recursive: true, force: true }); // chunks of an earlier, split build
 await build({
-  entryPoints: { paene: 'dist/cli/main.js' },
+  entryPoints: ['dist/cli/main.js'],
   bundle: true,
-  splitting: true,
   platform: 'node',
   format: 'esm',
   target: 'node20',
-  outdir: 'dist',
-  chunkNames: 'chunks/[name]-[hash]',
-  outExtension: { '.js': '.mjs' },
+  outfile: 'dist/paene.mjs',
   // commander and tar-stream's dependencies are CommonJS: give the bundle a require().
   banner: { js: "import { createRequire as __paeneRequire } from 'node:module'; const require = __paeneRequire(import.meta.url);" },
   logLevel: 'warning',

@@ -28,9 +28,9 @@ program
   .showHelpAfterError('(run with --help for usage)');
 
 /**
- * The verb groups, each loaded only when its verb runs: a call pays for the
- * code of its own verb (the bundle is split per group), not for the image
- * store, the checks and the benchmarks. Help and unknown verbs load them all.
+ * The verb groups, each loaded only when its verb runs: a call evaluates the
+ * code of its own verb, not the image store, the checks and the benchmarks.
+ * Help and unknown verbs load them all.
  */
 const GROUPS: { verbs: string[]; register: () => Promise<void> }[] = [
   { verbs: ['create', 'start', 'exec', 'enter', 'stop', 'destroy', 'list', 'ls', 'status', 'ps'], register: async () => (await import('./context.js')).registerContextCommands(program) },
