@@ -21,8 +21,10 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream';
 import zlib from 'node:zlib';
+import { Decompress } from 'fzstd';
 import tar from 'tar-stream';
 import { PaeneError, errnoOf, isPaeneError } from '../core/errors.js';
+import { classifyLayerName } from '../core/ociplan.js';
 import { normalizeEntryName, showName, PATH_MAX } from './entryname.js';
 
 export const DEFAULT_MAX_FILES = 1_000_000;
@@ -69,8 +71,16 @@ export function objectPath(objectsDir: string, key: string): string {
   return path.join(objectsDir, key.slice(0, 2), key);
 }
 
-class Unpacker {
+/**
+ * Builds one tree from one tar (a flat root filesystem) or from a stack of
+ * layer tars applied in order (beginLayer before each): then `.wh.NAME`
+ * deletes NAME and `.wh..wh..opq` hides a directory's contents, both only
+ * for what lower layers made (core/ociplan.ts has the rules as a model).
+ */
+export class Unpacker {
   private readonly seen = new Map<string, Kind>();
+  /** Names made by the layer being applied; undefined for a flat tar (no whiteouts). */
+  private layerNames: Set<string> | undefined;
   private readonly dirMeta = new Map<string, Meta>();
   private readonly verified = new Set<string>(['']);
   private entries = 0;
@@ -86,11 +96,20 @@ class Unpacker {
 
   constructor(private readonly o: UnpackOptions) {}
 
+  /** Start applying the next layer of a stack: from now on `.wh.` names are whiteouts. */
+  beginLayer(): void {
+    this.layerNames = new Set();
+  }
+
+  get layered(): boolean {
+    return this.layerNames !== undefined;
+  }
+
   private abs(rel: string): string {
     return rel === '' ? this.o.rootfs : path.join(this.o.rootfs, rel);
   }
 
-  private warn(msg: string): void {
+  warn(msg: string): void {
     this.o.onWarning?.(msg);
   }
 
@@ -141,6 +160,7 @@ class Unpacker {
         fs.mkdirSync(p, { mode: 0o700 });
         this.dirMeta.set(cur, { mode: 0o755, uid: asRoot ? 0 : process.getuid!(), gid: asRoot ? 0 : process.getgid!(), mtime: Math.floor(Date.now() / 1000) });
         this.seen.set(cur, 'dir');
+        this.layerNames?.add(cur);
       } else if (!st.isDirectory()) {
         this.fail(rel, `parent ${showName(cur)} is ${st.isSymbolicLink() ? 'a symlink' : 'not a directory'}; refusing to write through it`);
       }
@@ -192,6 +212,11 @@ class Unpacker {
 
     const type = h.type;
     try {
+      if (this.layerNames !== undefined && (await this.layerMarker(rel, stream))) {
+        this.progress();
+        return;
+      }
+      if (this.layerNames !== undefined) this.layerNames.add(rel);
       switch (type) {
         case 'file':
         case 'contiguous-file':
@@ -234,6 +259,48 @@ class Unpacker {
       throw new PaeneError(code, `entry ${showName(rel)}: ${(e as Error).message}`, { cause: e });
     }
     this.progress();
+  }
+
+  /** A whiteout or opaque marker of a layer: applied, and true; false for any other entry. */
+  private async layerMarker(rel: string, stream: EntryStream): Promise<boolean> {
+    const n = classifyLayerName(rel);
+    if (n.kind === 'entry') return false;
+    await this.drain(stream);
+    const mine = this.layerNames!;
+    if (n.kind === 'whiteout') {
+      // Only lower layers' names are hidden; a name this layer made stays.
+      if (!mine.has(n.target) && this.existingParents(n.target, rel)) this.removeExisting(n.target, false);
+      return true;
+    }
+    this.ensureParents(n.dir === '' ? OPAQUE_PROBE : `${n.dir}/${OPAQUE_PROBE}`);
+    const hide = (dirRel: string): void => {
+      for (const name of fs.readdirSync(this.abs(dirRel))) {
+        const child = dirRel === '' ? name : `${dirRel}/${name}`;
+        if (!mine.has(child)) this.removeExisting(child, false);
+        else if (this.seen.get(child) === 'dir') hide(child);
+      }
+    };
+    hide(n.dir);
+    return true;
+  }
+
+  /**
+   * True if every parent of rel is a directory already in the tree (so rel
+   * may exist); false if one is missing. A parent that is a symlink or a
+   * file is hostile: a whiteout must not reach through it.
+   */
+  private existingParents(rel: string, entry: string): boolean {
+    const parts = rel.split('/');
+    let cur = '';
+    for (let i = 0; i < parts.length - 1; i++) {
+      cur = cur === '' ? parts[i] : `${cur}/${parts[i]}`;
+      if (this.verified.has(cur)) continue;
+      const st = fs.lstatSync(this.abs(cur), { throwIfNoEntry: false });
+      if (st === undefined) return false;
+      if (!st.isDirectory()) this.fail(entry, `whiteout through ${showName(cur)}, which is ${st.isSymbolicLink() ? 'a symlink' : 'not a directory'}; refusing`);
+      this.verified.add(cur);
+    }
+    return true;
   }
 
   private dir(h: TarHeader, rel: string): void {
@@ -414,9 +481,10 @@ export function forceRemoveTree(p: string): void {
   }
 }
 
+const OPAQUE_PROBE = '.wh..wh..opq';
+
 const MAGICS: Array<[number[], string]> = [
   [[0xfd, 0x37, 0x7a, 0x58, 0x5a], 'xz'],
-  [[0x28, 0xb5, 0x2f, 0xfd], 'zstd'],
   [[0x42, 0x5a, 0x68], 'bzip2'],
 ];
 
@@ -429,8 +497,52 @@ async function* peeked(first: Buffer[], rest: AsyncIterator<unknown>): AsyncGene
   }
 }
 
-/** Unpack a tar (gzip detected by its magic bytes) into o.rootfs. */
-export async function unpackTar(input: NodeJS.ReadableStream, o: UnpackOptions): Promise<UnpackResult> {
+/** Wait until a writable that refused a write takes more, or is gone. */
+export function drainedOrClosed(w: NodeJS.EventEmitter): Promise<void> {
+  return new Promise<void>((res) => {
+    const go = (): void => {
+      w.off('drain', go);
+      w.off('close', go);
+      res();
+    };
+    w.on('drain', go);
+    w.on('close', go);
+  });
+}
+
+/** A stream of zstd-compressed bytes, decompressed (fzstd: pure JS, streaming, no native build). */
+function zstdStream(src: Readable): Readable {
+  const out = new Readable({ read: () => undefined });
+  const dec = new Decompress((chunk, final) => {
+    if (chunk.length) out.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length));
+    if (final) out.push(null);
+  });
+  (async () => {
+    let last: Buffer | undefined;
+    for await (const c of src) {
+      // fzstd needs to know which chunk is the last: hold one back.
+      if (last) dec.push(last);
+      last = c as Buffer;
+      // Keep memory flat: wait while the consumer is behind.
+      while (out.readableLength > 4 * 1024 * 1024 && !out.destroyed) await new Promise((r) => setTimeout(r, 1));
+      if (out.destroyed) return;
+    }
+    dec.push(last ?? new Uint8Array(0), true);
+  })().catch((e: unknown) => out.destroy(new Error(`zstd: ${(e as Error)?.message ?? String(e)}`)));
+  return out;
+}
+
+export interface Decompressed {
+  data: Readable; // the tar bytes
+  compression: 'none' | 'gzip' | 'zstd';
+}
+
+/**
+ * The tar inside an input stream: plain, gzip or zstd, told by the magic
+ * bytes (never by a name or a media type, which may lie). xz and bzip2 are
+ * refused with a hint.
+ */
+export async function decompressed(input: NodeJS.ReadableStream | AsyncIterable<unknown>): Promise<Decompressed> {
   const it = (input as AsyncIterable<unknown>)[Symbol.asyncIterator]();
   const head: Buffer[] = [];
   let headLen = 0;
@@ -444,18 +556,33 @@ export async function unpackTar(input: NodeJS.ReadableStream, o: UnpackOptions):
   const h = Buffer.concat(head);
   if (h.length === 0) throw new PaeneError('hostile-archive', 'the archive is empty');
   for (const [magic, what] of MAGICS)
-    if (magic.every((v, i) => h[i] === v)) throw new PaeneError('invalid-argument', `the archive is ${what}-compressed; only plain tar and gzip are read (decompress it first and pipe it in)`);
-  const gz = h[0] === 0x1f && h[1] === 0x8b;
-
+    if (magic.every((v, i) => h[i] === v)) throw new PaeneError('invalid-argument', `the archive is ${what}-compressed; only plain tar, gzip and zstd are read (decompress it first and pipe it in)`);
   const src = Readable.from(peeked([h], it), { objectMode: false });
-  let data: Readable = src;
-  if (gz) {
+  if (h[0] === 0x1f && h[1] === 0x8b) {
     const gunzip = zlib.createGunzip();
     pipeline(src, gunzip, () => undefined);
-    data = gunzip;
+    return { data: gunzip, compression: 'gzip' };
   }
+  if (h[0] === 0x28 && h[1] === 0xb5 && h[2] === 0x2f && h[3] === 0xfd) return { data: zstdStream(src), compression: 'zstd' };
+  return { data: src, compression: 'none' };
+}
 
+/** Unpack a tar (gzip or zstd detected by its magic bytes) into o.rootfs. */
+export async function unpackTar(input: NodeJS.ReadableStream, o: UnpackOptions): Promise<UnpackResult> {
   const un = new Unpacker(o);
+  await extractInto(un, await decompressed(input));
+  return un.finish();
+}
+
+/**
+ * Feed one tar's entries to the unpacker, one at a time (the next header is
+ * read only when the previous entry is on disk: memory stays flat). `onTar`
+ * sees every byte of the tar stream (to hash a layer's diff id).
+ */
+export async function extractInto(un: Unpacker, input: Decompressed, onTar?: (chunk: Buffer) => void): Promise<void> {
+  const { data, compression } = input;
+  const gz = compression !== 'none';
+  const startEntries = un.entryCount;
   const extract = tar.extract();
   await new Promise<void>((resolve, reject) => {
     let done = false;
@@ -463,14 +590,13 @@ export async function unpackTar(input: NodeJS.ReadableStream, o: UnpackOptions):
       if (done) return;
       done = true;
       if (!isPaeneError(e)) {
-        const where = un.entryCount === 0 ? ' at its first header' : ` after entry ${showName(un.lastEntry)}`;
+        const where = un.entryCount === startEntries ? ' at its first header' : ` after entry ${showName(un.lastEntry)}`;
         const msg = (e as Error)?.message ?? String(e);
-        e = new PaeneError('hostile-archive', `corrupt or truncated archive${where}: ${gz && /incorrect header|invalid|unexpected end of file/i.test(msg) ? 'gzip: ' : ''}${msg}`, { cause: e });
+        e = new PaeneError('hostile-archive', `corrupt or truncated archive${where}: ${gz && /incorrect header|invalid|unexpected end of file/i.test(msg) ? `${compression}: ` : ''}${msg}`, { cause: e });
       }
       un.aborted = true;
       extract.destroy();
       data.destroy();
-      src.destroy();
       // Let the entry being handled settle first, so nothing it would still
       // add to the store lands after the caller has cleaned up.
       void inflight.then(() => reject(e));
@@ -505,22 +631,12 @@ export async function unpackTar(input: NodeJS.ReadableStream, o: UnpackOptions):
     (async () => {
       for await (const chunk of data) {
         if (done) return;
-        if (!extract.write(chunk as Buffer)) {
-          await new Promise<void>((res) => {
-            const go = (): void => {
-              extract.off('drain', go);
-              extract.off('close', go);
-              res();
-            };
-            extract.on('drain', go);
-            extract.on('close', go);
-          });
-        }
+        onTar?.(chunk as Buffer);
+        if (!extract.write(chunk as Buffer)) await drainedOrClosed(extract);
       }
       if (!done) extract.end(undefined);
     })().catch(fail);
   });
-  if (un.entryCount === 0)
+  if (un.entryCount === startEntries && !un.layered)
     throw new PaeneError('hostile-archive', 'the archive has no entries');
-  return un.finish();
 }
