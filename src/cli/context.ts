@@ -122,16 +122,15 @@ export function registerContextCommands(program: Command): void {
     .command('exec')
     .description('Run a command inside a running context, passing stdio and the exit code through')
     .argument('<name>')
-    .argument('<command...>', 'the command and its arguments (put them after --)')
+    .argument('[command...]', "the command and its arguments (put them after --); none: the image's Entrypoint + Cmd")
     .option('-t, --tty', 'give the command a terminal of the context (interactive programs)')
-    .option('-u, --user <uid[:gid]>', 'run as this user (default: guest root)')
-    .option('-w, --cwd <dir>', 'working directory inside the context', '/')
+    .option('-u, --user <uid[:gid]>', "run as this user (default: the image's User, else guest root)")
+    .option('-w, --cwd <dir>', "working directory inside the context (default: the image's WorkingDir, else /)")
     .option('-e, --env <KEY=VALUE>', 'set an environment variable (repeatable)', collect, [])
     .passThroughOptions()
-    .action(async (name: string, command: string[], o: { tty?: boolean; user?: string; cwd: string; env: string[] }, cmd: Command) => {
+    .action(async (name: string, command: string[], o: { tty?: boolean; user?: string; cwd?: string; env: string[] }, cmd: Command) => {
       // passThroughOptions keeps the `--` separator: it is not part of the command
       if (command[0] === '--') command = command.slice(1);
-      if (command.length === 0) throw new PaeneError('invalid-argument', 'exec needs a command after --');
       const code = await runtimeOf(cmd).exec(name, command, {
         tty: o.tty,
         user: o.user ? parseUser(o.user) : undefined,

@@ -105,7 +105,7 @@ export function firstEntryName(buf: Buffer): string | 'more' | undefined {
 /** Names that only an image archive starts with (a root filesystem starts with ./ or a top directory). */
 export function isImageArchiveName(raw: string): boolean {
   const n = raw.replace(/^(\.\/)+/, '');
-  return ['oci-layout', 'index.json', 'manifest.json', 'repositories'].includes(n) || /^blobs(\/|$)/.test(n) || /^[0-9a-f]{64}(\/|\.json$|$)/.test(n);
+  return ['oci-layout', 'index.json', 'manifest.json', 'repositories'].includes(n) || /^blobs(\/|$)/.test(n) || /^[0-9a-f]{64}(\/|\.json$|\.tar$|$)/.test(n);
 }
 
 async function* chained(first: Buffer[], rest: AsyncIterator<unknown>): AsyncGenerator<Buffer> {

@@ -23,6 +23,7 @@ import { type ImageConfig, type ImageRunConfig, type Platform, hostPlatform, par
 import { DEFAULT_MAX_BYTES, DEFAULT_MAX_FILES, forceRemoveTree } from './importer.js';
 import { type ArchiveFormat, type ImageUnpackOptions, type ImageUnpackResult, type LayerRecord, unpackImage, unpackLayoutDir } from './oci.js';
 import { acquireStoreLock, acquireStoreLockSync, type StoreLock } from './lock.js';
+import { type ExportFormat, exportImage } from './ociexport.js';
 import { packTree, writeTreeTar } from './walk.js';
 
 export interface ImageInfo {
@@ -313,6 +314,13 @@ export class ImageStore {
   async exportTar(name: string, out: NodeJS.WritableStream): Promise<void> {
     const rootfs = this.rootfsOf(name);
     await writeTreeTar(rootfs, out);
+  }
+
+  /** Write the image as an OCI layout tar, a docker-archive or a flat tar (src/image/ociexport.ts). */
+  async exportArchive(name: string, format: ExportFormat, out: NodeJS.WritableStream): Promise<void> {
+    const rootfs = this.rootfsOf(name);
+    const m = this.manifest(name);
+    await exportImage({ name, rootfs, created: m.created, ...(m.image ? { config: m.image } : {}) }, format, out);
   }
 
   /** Import a directory tree (e.g. a context's merged root for `paene commit`); stays on its filesystem. */

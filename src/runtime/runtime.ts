@@ -40,6 +40,7 @@ import {
   writablePaths,
 } from '../core/spec.js';
 import { ContextCgroup, type CgroupHost, detectCgroupHost, limitsVersion, removeParentIfEmpty } from '../kernel/cgroups.js';
+import { type ImageRunConfig, planProcess } from '../core/ociplan.js';
 import { createDiskImage, mountDiskImage, unmountDiskImage } from '../kernel/diskimage.js';
 import { requireFeatures, requireRoot } from '../kernel/features.js';
 import { Monitor, execArgs, helperPath, startArgs } from '../kernel/helper.js';
@@ -54,6 +55,14 @@ import { StateStore } from './state.js';
 export interface ImageSource {
   /** The directory to use as the overlay's read-only lower layer; builds the default image if missing. */
   rootfsOf(image: string): Promise<string>;
+  /** How the image says to run it (an imported OCI/docker image's config): the default of exec. */
+  defaultsOf?(image: string): ImageDefaults | undefined;
+}
+
+export interface ImageDefaults {
+  run: ImageRunConfig;
+  /** the config's User, resolved against the image's own /etc/passwd */
+  user?: { uid: number; gid: number };
 }
 
 /** Per-context extras computed from the config by other modules (seccomp filter). */
@@ -395,19 +404,22 @@ export class Runtime {
     const config = this.store.readConfig(name);
     const live = this.store.live(name);
     if (!live) throw new PaeneError('wrong-state', `context '${name}' is not running; start it with 'paene start ${name}'`);
-    if (argv.length === 0) throw new PaeneError('invalid-argument', 'exec needs a command');
+    // The image's config is the default: no command runs its Entrypoint + Cmd, with its Env, WorkingDir, User.
+    const defaults = this.images.defaultsOf?.(config.image);
+    const plan = planProcess(defaults?.run, { argv, env: opts.env, cwd: opts.cwd }, config.image);
+    const user = opts.user ?? defaults?.user;
     return execArgs({
       initPid: live.pid,
       cgroupProcs: this.cgroupOf(name).procsFiles(),
-      capsMask: opts.user && opts.user.uid !== 0 ? 0n : capMask(config.caps),
+      capsMask: user && user.uid !== 0 ? 0n : capMask(config.caps),
       seccomp: this.policy.seccomp(config),
-      env: guestEnv(config, { ...(opts.tty ? { TERM: process.env.TERM ?? 'xterm' } : {}), ...opts.env }),
-      cwd: opts.cwd,
-      user: opts.user,
+      env: guestEnv(config, { ...(opts.tty ? { TERM: process.env.TERM ?? 'xterm' } : {}), ...plan.env }),
+      cwd: plan.cwd,
+      user,
       tty: opts.tty,
       ...this.network.execLaunch(config),
       sched: launchSched(config),
-      argv,
+      argv: plan.argv,
     });
   }
 
