@@ -101,7 +101,7 @@ export function registerImageCommands(program: Command, getRoot: () => string, u
           input = process.stdin;
         } else {
           if (!st?.isFile()) throw new PaeneError('not-found', `no such file or directory: ${file}`);
-          input = fs.createReadStream(file);
+          input = fs.createReadStream(file, { highWaterMark: 1024 * 1024 });
           total = st.size;
         }
         // The bar follows bytes read from the file, which is what a gzip'd total means.

@@ -29,6 +29,8 @@ import { normalizeEntryName, showName, PATH_MAX } from './entryname.js';
 
 export const DEFAULT_MAX_FILES = 1_000_000;
 export const DEFAULT_MAX_BYTES = 64 * 1024 ** 3;
+/** Files up to this size are hashed in memory before anything is written (see writeObject). */
+const SMALL_FILE = 1024 * 1024;
 
 export interface UnpackOptions {
   rootfs: string; // staging root of the tree (exists, empty)
@@ -342,39 +344,62 @@ export class Unpacker {
     }
   }
 
+  /**
+   * Hash a file's data into the store. A small file is held in memory until
+   * its hash is known, so a file the store already has costs no write at
+   * all (a re-import, a layer shared with another image); a larger one is
+   * streamed to a temporary file. Memory stays bounded by SMALL_FILE.
+   */
   private async writeObject(stream: EntryStream, m: Meta, rel: string): Promise<string> {
     const tmp = path.join(this.o.tmpDir, `o${this.tmpCounter++}`);
     const C = fs.constants;
-    const fh = await fsp.open(tmp, C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, 0o600);
     const hash = createHash('sha256');
+    let fh: fsp.FileHandle | undefined;
+    let held: Buffer[] = [];
+    let heldLen = 0;
     let ok = false;
+    const writeAll = async (f: fsp.FileHandle, buf: Buffer): Promise<void> => {
+      let off = 0;
+      while (off < buf.length) off += (await f.write(buf, off, buf.length - off)).bytesWritten;
+    };
+    const spill = async (): Promise<fsp.FileHandle> => {
+      const f = await fsp.open(tmp, C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, 0o600);
+      fh = f;
+      if (heldLen > 0) await writeAll(f, held.length === 1 ? held[0] : Buffer.concat(held));
+      held = [];
+      heldLen = 0;
+      return f;
+    };
     try {
       for await (const chunk of stream) {
         const buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as Uint8Array);
         hash.update(buf);
-        let off = 0;
-        while (off < buf.length) {
-          const { bytesWritten } = await fh.write(buf, off, buf.length - off);
-          off += bytesWritten;
-        }
         this.bytes += buf.length;
         if (this.bytes > this.o.maxBytes)
           this.fail(rel, `the archive holds more than ${this.o.maxBytes} bytes of file data (--max-bytes)`, 'limit-exceeded');
+        if (fh === undefined && heldLen + buf.length <= SMALL_FILE) {
+          held.push(buf);
+          heldLen += buf.length;
+        } else await writeAll(fh ?? (await spill()), buf);
         this.progress();
       }
       const key = objectKey(hash.digest('hex'), m);
       const obj = objectPath(this.o.objectsDir, key);
       if (fs.lstatSync(obj, { throwIfNoEntry: false }) !== undefined) {
-        await fh.close();
+        if (fh !== undefined) {
+          await (fh as fsp.FileHandle).close();
+          ok = true;
+          fs.unlinkSync(tmp);
+        }
         ok = true;
-        fs.unlinkSync(tmp);
         return obj;
       }
+      const f = fh ?? (await spill());
       // chown before chmod: chown clears setuid/setgid bits.
-      if (asRoot) await fh.chown(m.uid, m.gid);
-      await fh.chmod(m.mode);
-      await fh.utimes(m.mtime, m.mtime);
-      await fh.close();
+      if (asRoot) await f.chown(m.uid, m.gid);
+      await f.chmod(m.mode);
+      await f.utimes(m.mtime, m.mtime);
+      await f.close();
       ok = true;
       // No await from here to the rename: a failed import's cleanup cannot miss it.
       if (this.aborted) throw new PaeneError('internal', 'import aborted');
@@ -385,7 +410,7 @@ export class Unpacker {
       return obj;
     } finally {
       if (!ok) {
-        await fh.close().catch(() => undefined);
+        if (fh !== undefined) await (fh as fsp.FileHandle).close().catch(() => undefined);
         fs.rmSync(tmp, { force: true });
       }
     }
@@ -559,7 +584,7 @@ export async function decompressed(input: NodeJS.ReadableStream | AsyncIterable<
     if (magic.every((v, i) => h[i] === v)) throw new PaeneError('invalid-argument', `the archive is ${what}-compressed; only plain tar, gzip and zstd are read (decompress it first and pipe it in)`);
   const src = Readable.from(peeked([h], it), { objectMode: false });
   if (h[0] === 0x1f && h[1] === 0x8b) {
-    const gunzip = zlib.createGunzip();
+    const gunzip = zlib.createGunzip({ chunkSize: 256 * 1024 }); // bigger chunks: fewer writes per file
     pipeline(src, gunzip, () => undefined);
     return { data: gunzip, compression: 'gzip' };
   }

@@ -285,21 +285,25 @@ async function applyLayer(un: Unpacker, files: ArchiveFiles, ref: LayerRef, i: n
   if (!f) throw new PaeneError('hostile-archive', `the archive has no ${what}`);
   // A spooled blob was hashed on the way in: a wrong one fails before it is applied.
   if (ref.desc && f.sha256 !== undefined) checkBlob(ref.desc, f.size, f.sha256, what);
+  // Otherwise (a layout directory) it is hashed while it is read, and checked before the import is published.
+  const known = f.sha256 !== undefined;
   const blobHash = createHash('sha256');
   const blobCount = { n: 0 };
   const diffHash = createHash('sha256');
-  const dec = await decompressed(hashing(fs.createReadStream(f.path), blobHash, blobCount));
+  const raw = fs.createReadStream(f.path, { highWaterMark: 1024 * 1024 });
+  const dec = await decompressed(known ? raw : hashing(raw, blobHash, blobCount));
   if (ref.mediaType !== undefined) {
     const said = layerCompression(ref.mediaType, what);
     if (said !== dec.compression) un.warn(`${what}: media type says ${said}, the bytes are ${dec.compression}; read as ${dec.compression}`);
   }
   un.beginLayer();
   await extractInto(un, dec, (c) => diffHash.update(c));
-  const blobSha = blobHash.digest('hex');
-  if (ref.desc) checkBlob(ref.desc, blobCount.n, blobSha, what);
+  const blobSha = known ? f.sha256! : blobHash.digest('hex');
+  const blobSize = known ? f.size : blobCount.n;
+  if (ref.desc) checkBlob(ref.desc, blobSize, blobSha, what);
   const diff = `sha256:${diffHash.digest('hex')}`;
   if (diff !== ref.diffId) throw new PaeneError('hostile-archive', `${what}: digest mismatch of the uncompressed layer (the config's diff_id is ${ref.diffId}, the layer is ${diff})`);
-  return { digest: ref.desc?.digest ?? `sha256:${blobSha}`, size: blobCount.n, diffId: diff, compression: dec.compression };
+  return { digest: ref.desc?.digest ?? `sha256:${blobSha}`, size: blobSize, diffId: diff, compression: dec.compression };
 }
 
 function resolveOci(files: ArchiveFiles, o: ImageUnpackOptions): { manifest: ReturnType<typeof parseManifest>; config: ImageConfig } {
@@ -387,7 +391,13 @@ export async function unpackImage(input: NodeJS.ReadableStream, o: ImageUnpackOp
   let first: string | 'more' | undefined = 'more';
   let len = 0;
   while (first === 'more' && len < PEEK_MAX) {
-    const r = await it.next();
+    let r: IteratorResult<unknown>;
+    try {
+      r = await it.next();
+    } catch (e) {
+      const msg = (e as Error)?.message ?? String(e);
+      throw new PaeneError('hostile-archive', `corrupt or truncated archive at its first header: ${dec.compression === 'none' ? '' : `${dec.compression}: `}${msg}`, { cause: e });
+    }
     if (r.done) break;
     head.push(r.value as Buffer);
     len += (r.value as Buffer).length;

@@ -6,14 +6,13 @@
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ExportFormat } from '../../src/image/ociexport.js';
 import { ImageStore } from '../../src/image/store.js';
 import { tempRoot } from '../helpers.js';
 import { imageCli } from './clihelp.js';
 import { type TestLayer, dockerTar, ociDir, ociTar } from './ocihelp.js';
-import { diffSnapshots, snapshot, streamOf } from './tarhelp.js';
+import { collect, diffSnapshots, snapshot, streamOf } from './tarhelp.js';
 
 const has = (tool: string): boolean => spawnSync(tool, ['--version'], { stdio: 'ignore' }).status === 0;
 const asRoot = process.getuid?.() === 0;
@@ -51,14 +50,8 @@ const layers: TestLayer[] = [
 ];
 const config = { Env: ['PATH=/usr/bin:/bin', 'MODE=test'], Entrypoint: ['/bin/sh'], Cmd: ['/srv/run.sh'], WorkingDir: '/srv', User: 'app', ExposedPorts: { '8080/tcp': {} }, Labels: { 'org.example': 'yes' } };
 
-async function exportBuffer(name: string, format: ExportFormat): Promise<Buffer> {
-  const out = new PassThrough();
-  const chunks: Buffer[] = [];
-  out.on('data', (c: Buffer) => chunks.push(c));
-  const ended = new Promise((r) => out.on('end', r));
-  await store.exportArchive(name, format, out);
-  await ended;
-  return Buffer.concat(chunks);
+function exportBuffer(name: string, format: ExportFormat): Promise<Buffer> {
+  return collect((out) => store.exportArchive(name, format, out));
 }
 
 /** A tree as names, types, modes, owners (as root), content and targets; mtimes too. */

@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { Readable } from 'node:stream';
+import { PassThrough, Readable } from 'node:stream';
 import tar from 'tar-stream';
 
 export type Ent = Partial<tar.Header> & { name: string; body?: Buffer | string };
@@ -169,4 +169,15 @@ export function physicalBytes(root: string): number {
   };
   visit(root);
   return total;
+}
+
+/** What a writer puts into a stream, as one buffer (e.g. an image export). */
+export async function collect(write: (out: NodeJS.WritableStream) => Promise<void>): Promise<Buffer> {
+  const out = new PassThrough();
+  const chunks: Buffer[] = [];
+  out.on('data', (c: Buffer) => chunks.push(c));
+  const ended = new Promise((r) => out.on('end', r));
+  await write(out);
+  await ended;
+  return Buffer.concat(chunks);
 }
