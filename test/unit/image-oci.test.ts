@@ -320,3 +320,19 @@ describe('layered import refuses, leaving the store as it was', () => {
     await expectRefused(() => store.importLayout(dir, 'cut2', opts), /corrupt or truncated archive/);
   });
 });
+
+describe('telling the kind of archive by its first entry', () => {
+  it('reads the first name through PAX and GNU long-name headers, and knows image-archive names', async () => {
+    const { firstEntryName, isImageArchiveName } = await import('../../src/image/oci.js');
+    const { makeTar, rawEntry, paxRecord, rawTar } = await import('../image/tarhelp.js');
+    expect(firstEntryName(await makeTar([{ name: 'oci-layout', body: '{}' }]))).toBe('oci-layout');
+    expect(firstEntryName(await makeTar([{ name: 'x/'.repeat(80) + 'long', body: '' }]))).toBe('x/'.repeat(80) + 'long');
+    expect(firstEntryName(rawTar(rawEntry({ name: 'PaxHeader', typeflag: 'x' }, paxRecord('path', 'index.json')), rawEntry({ name: 'short' })))).toBe('index.json');
+    expect(firstEntryName(rawTar(rawEntry({ name: '././@LongLink', typeflag: 'L' }, 'manifest.json\0'), rawEntry({ name: 'trunc' })))).toBe('manifest.json');
+    expect(firstEntryName(Buffer.alloc(100))).toBe('more');
+    expect(firstEntryName(Buffer.alloc(1024))).toBe('');
+    const hex = 'a'.repeat(64);
+    for (const yes of ['oci-layout', './index.json', 'manifest.json', 'repositories', 'blobs/', 'blobs/sha256/x', `${hex}/`, `${hex}.json`, `${hex}.tar`]) expect(isImageArchiveName(yes), yes).toBe(true);
+    for (const no of ['./', 'etc/', 'bin/sh', 'index.json.bak', `${hex}x/`, 'blobsy', 'manifest.json/x']) expect(isImageArchiveName(no), no).toBe(false);
+  });
+});
