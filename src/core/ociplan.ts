@@ -345,6 +345,7 @@ export function mergeLayers(layers: ModelEntry[][]): Map<string, MergedEntry> {
     for (const k of [...tree.keys()]) if (k !== '' && isUnder(k, p) && !keep(k)) tree.delete(k);
   };
   for (const layer of layers) {
+    // names this layer has, with their parents: what its own markers never hide
     const mine = new Set<string>();
     const mark = (p: string): void => {
       for (let q = p; q !== ''; q = q.includes('/') ? q.slice(0, q.lastIndexOf('/')) : '') mine.add(q);

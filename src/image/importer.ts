@@ -81,7 +81,7 @@ export function objectPath(objectsDir: string, key: string): string {
  */
 export class Unpacker {
   private readonly seen = new Map<string, Kind>();
-  /** Names made by the layer being applied; undefined for a flat tar (no whiteouts). */
+  /** Names made by the layer being applied, and their parents; undefined for a flat tar (no whiteouts). */
   private layerNames: Set<string> | undefined;
   private readonly dirMeta = new Map<string, Meta>();
   private readonly verified = new Set<string>(['']);
@@ -162,7 +162,6 @@ export class Unpacker {
         fs.mkdirSync(p, { mode: 0o700 });
         this.dirMeta.set(cur, { mode: 0o755, uid: asRoot ? 0 : process.getuid!(), gid: asRoot ? 0 : process.getgid!(), mtime: Math.floor(Date.now() / 1000) });
         this.seen.set(cur, 'dir');
-        this.layerNames?.add(cur);
       } else if (!st.isDirectory()) {
         this.fail(rel, `parent ${showName(cur)} is ${st.isSymbolicLink() ? 'a symlink' : 'not a directory'}; refusing to write through it`);
       }
@@ -218,7 +217,7 @@ export class Unpacker {
         this.progress();
         return;
       }
-      if (this.layerNames !== undefined) this.layerNames.add(rel);
+      if (this.layerNames !== undefined) this.markInLayer(rel);
       switch (type) {
         case 'file':
         case 'contiguous-file':
@@ -263,6 +262,15 @@ export class Unpacker {
     this.progress();
   }
 
+  /**
+   * This layer has rel, so it has rel's parents too: a whiteout or opaque
+   * marker of the same layer must not hide them (core/ociplan.ts mergeLayers).
+   */
+  private markInLayer(rel: string): void {
+    const mine = this.layerNames!;
+    for (let p = rel; p !== '' && !mine.has(p); p = p.includes('/') ? p.slice(0, p.lastIndexOf('/')) : '') mine.add(p);
+  }
+
   /** A whiteout or opaque marker of a layer: applied, and true; false for any other entry. */
   private async layerMarker(rel: string, stream: EntryStream): Promise<boolean> {
     const n = classifyLayerName(rel);
@@ -275,6 +283,7 @@ export class Unpacker {
       return true;
     }
     this.ensureParents(n.dir === '' ? OPAQUE_PROBE : `${n.dir}/${OPAQUE_PROBE}`);
+    if (n.dir !== '') this.markInLayer(n.dir);
     const hide = (dirRel: string): void => {
       for (const name of fs.readdirSync(this.abs(dirRel))) {
         const child = dirRel === '' ? name : `${dirRel}/${name}`;

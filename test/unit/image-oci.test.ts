@@ -57,6 +57,12 @@ function stack(): Array<{ tl: TestLayer; model: ModelEntry[] }> {
         f('gone-later', 'x'),
         d('dir-to-file'),
         f('dir-to-file/inner', 'inner'),
+        d('srv'),
+        d('srv/sub'),
+        f('srv/sub/lower', 'hidden by the opaque srv'),
+        f('srv/top-lower', 'hidden by the opaque srv'),
+        d('keepdir'),
+        f('keepdir/old', 'stays: the whiteout of keepdir comes with a new file in it'),
       ],
       'gzip',
     ),
@@ -72,6 +78,10 @@ function stack(): Array<{ tl: TestLayer; model: ModelEntry[] }> {
         f('dir-to-file', 'now a file'),
         f('usr/bin/tool2', 'tool2', 0o755),
         f('same-in-two', 'identical content'),
+        f('srv/sub/mine', 'this layer, under a lower dir'), // no dir entries: srv/sub is this layer's too
+        opq('srv'),
+        f('keepdir/new', 'new'),
+        wh('keepdir'), // the same layer has keepdir/new: not hidden
       ],
       'zstd',
     ),
