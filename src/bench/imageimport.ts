@@ -25,6 +25,23 @@ export interface ImportBenchResult {
   layers: number;
   runs: number;
   rows: Array<{ what: string; seconds: number; archiveMBps: number; unpackedMBps: number }>;
+  /** peak RSS of a `paene image import` process, for archives of different sizes: it must not grow with them */
+  memory: Array<{ archiveMB: number; peakRssMB: number }>;
+}
+
+/**
+ * Peak RSS of the CLI importing file into a fresh store: a preloaded
+ * script writes the process's maxRSS at exit.
+ */
+function cliPeakRss(dir: string, file: string, cli: string): number {
+  const preload = path.join(dir, 'rss.cjs');
+  const out = path.join(dir, 'rss.out');
+  fs.writeFileSync(preload, `process.on('exit', () => require('fs').writeFileSync(${JSON.stringify(out)}, String(process.resourceUsage().maxRSS)));\n`);
+  const root = path.join(dir, 'rss-root');
+  const r = spawnSync(process.execPath, ['--require', preload, cli, '--root', root, 'image', 'import', file, '--name', 'rss'], { encoding: 'utf8' });
+  forceRemoveTree(root);
+  if (r.status !== 0) throw new Error(`paene image import: ${r.stderr}`);
+  return Number(fs.readFileSync(out, 'utf8')) / 1024;
 }
 
 /**
@@ -134,7 +151,7 @@ export async function buildBenchArchive(dir: string, scale = 1): Promise<{ tarFi
   return { tarFile, layoutDir, unpackedBytes, files };
 }
 
-export async function runImportBench(opts: { dir: string; runs: number; scale: number; log: (s: string) => void }): Promise<ImportBenchResult> {
+export async function runImportBench(opts: { dir: string; runs: number; scale: number; log: (s: string) => void; cli?: string }): Promise<ImportBenchResult> {
   fs.mkdirSync(opts.dir, { recursive: true });
   try {
     opts.log('building the archive …');
@@ -170,7 +187,14 @@ export async function runImportBench(opts: { dir: string; runs: number; scale: n
     };
     const rows = [row('paene import, fresh store', times.fresh), row('paene import, files already stored', times.stored)];
     if (hasUmoci) rows.push(row('umoci unpack (peer, layout dir)', times.umoci));
-    return { machine: machineFacts(), archiveBytes, unpackedBytes: a.unpackedBytes, files: a.files, layers: 3, runs: opts.runs, rows };
+    const memory: ImportBenchResult['memory'] = [];
+    if (opts.cli) {
+      const quarterDir = path.join(opts.dir, 'quarter');
+      fs.mkdirSync(quarterDir);
+      const q = await buildBenchArchive(quarterDir, opts.scale / 4);
+      for (const f of [q.tarFile, a.tarFile]) memory.push({ archiveMB: round(fs.statSync(f).size / 1e6, 1), peakRssMB: round(cliPeakRss(opts.dir, f, opts.cli), 1) });
+    }
+    return { machine: machineFacts(), archiveBytes, unpackedBytes: a.unpackedBytes, files: a.files, layers: 3, runs: opts.runs, rows, memory };
   } finally {
     forceRemoveTree(opts.dir);
   }
@@ -181,6 +205,7 @@ export function importTable(r: ImportBenchResult): string {
   const lines = r.rows.map((x) => `${x.what.padEnd(38)} ${x.seconds.toFixed(2).padStart(7)} s ${x.archiveMBps.toFixed(1).padStart(8)} MB/s archive ${x.unpackedMBps.toFixed(1).padStart(8)} MB/s unpacked`);
   const fresh = r.rows[0].seconds;
   const peer = r.rows.find((x) => x.what.startsWith('umoci'));
-  return [head, ...lines, ...(peer ? [`ratio paene fresh / umoci: ${round(fresh / peer.seconds, 2)}x the time`] : [])].join('\n');
+  const mem = r.memory.map((m) => `peak RSS of paene image import, ${m.archiveMB} MB archive: ${m.peakRssMB} MB`);
+  return [head, ...lines, ...(peer ? [`ratio paene fresh / umoci: ${round(fresh / peer.seconds, 2)}x the time`] : []), ...mem].join('\n');
 }
 

@@ -216,7 +216,8 @@ export function registerBenchCommands(program: Command): void {
     .option('--workdir <dir>', 'scratch directory (archive, stores), removed at the end')
     .option('--json <file>', 'write the results as JSON')
     .action(async (o: { runs: number; scale: number; workdir?: string; json?: string }) => {
-      const r = await runImportBench({ dir: workdirOf(o, 'image-import'), runs: o.runs, scale: o.scale, log: (s) => process.stderr.write(s + '\n') });
+      // process.argv[1] is this CLI: the memory figure runs it as a child.
+      const r = await runImportBench({ dir: workdirOf(o, 'image-import'), runs: o.runs, scale: o.scale, log: (s) => process.stderr.write(s + '\n'), cli: process.argv[1] });
       process.stdout.write(importTable(r) + '\n');
       if (o.json) writeJson(o.json, r);
     });
