@@ -7,6 +7,9 @@
 //   shared        every context's overlay has the one shared base image as
 //                 its lower layer (unmodified files keep one inode: one copy
 //                 on disk and in the page cache);
+//   limited       as shared, with a 64 MiB memory limit per context: each
+//                 has a memory cgroup of its own, and so its share of the
+//                 kernel's per-memcg, per-shrinker state (the n² term);
 //   private-copy  each context gets its own full copy of the base rootfs
 //                 (cp -a into the benchmark's scratch dir), as a hypervisor
 //                 guest has its own disk. The copy's pages are dropped from
@@ -21,8 +24,15 @@ import { defaultPolicy, openImageStore, storeImageSource } from '../runtime/open
 import { type ImageSource, Runtime } from '../runtime/runtime.js';
 import { Cleanup, type MachineFacts, dirBytes, httpGet, machineFacts, median, meminfo, percentile, round, run, slope } from './common.js';
 import { DEFAULT_IMAGE } from '../image/store.js';
+import { type KmemBreakdown, kmemBreakdown, kmemSnapshot, processMemory } from './kmem.js';
 
-export type Variant = 'shared' | 'private-copy';
+export type Variant = 'shared' | 'limited' | 'private-copy';
+
+/** The memory limit of the `limited` variant: each context gets a memory cgroup of its own. */
+export const LIMITED_MEMORY = 64 * 2 ** 20;
+
+/** Contexts in each end segment whose marginal cost the benchmark compares (first vs last). */
+export const SEGMENT = 1000;
 
 export interface PackingOptions {
   /** scratch directory: the benchmark's own state root (and private copies); removed at the end unless keepDir */
@@ -50,8 +60,8 @@ export interface MemorySample {
   memFree: number;
   slab: number;
   cached: number;
-  /** sum of memory.usage_in_bytes over the contexts' memory cgroups */
-  cgroupSum: number;
+  /** HTTP answer latency over a full sweep at this count (ms), when one ran */
+  http?: { p50: number; p99: number; answered: number };
 }
 
 export interface VariantResult {
@@ -80,7 +90,23 @@ export interface VariantResult {
     /** median of each context's memory cgroup usage at the end */
     cgroupMedianPerContext: number;
     cgroupMeanPerContext: number;
+    /** marginal MemAvailable per context over the first and the last SEGMENT contexts (or the first and last tenth) */
+    firstSegment: { from: number; to: number; perContext: number };
+    lastSegment: { from: number; to: number; perContext: number };
+    /** lastSegment / firstSegment: 1 means a flat cost */
+    growth: number;
+    /** each KiB's owner: kernel objects per context, over the whole run */
+    kernel: KmemBreakdown;
+    /** the processes of a context, medians over a sample of contexts (bytes) */
+    processes: { comm: string; rss: number; pss: number }[];
   };
+  /** create/start ms at the first and last SEGMENT contexts (flat: within 1.5x) */
+  createFirstLast: { first: number; last: number };
+  startFirstLast: { first: number; last: number };
+  /** the last full sweep: every context asked once */
+  finalSweep: { answered: number; of: number; p50: number; p99: number };
+  /** destroys per second in the teardown */
+  destroyPerSecond: number;
   disk: {
     /** median bytes in a context's upper dir */
     upperMedianPerContext: number;
@@ -122,35 +148,84 @@ function stats(xs: number[]): { median: number; p99: number } {
   return { median: round(median(xs)), p99: round(percentile(xs, 99)) };
 }
 
-/** Checks servers with bounded concurrency; returns the first failure, if any. */
-async function checkServers(indices: number[], names: string[], concurrency = 32): Promise<string | undefined> {
+interface Sweep {
+  answered: number;
+  of: number;
+  /** answer latency of each server that answered (ms) */
+  latencies: number[];
+  failure?: string;
+}
+
+/**
+ * Asks servers with bounded concurrency. By default it stops at the first
+ * failure; with `all` it asks every one (the final sweep's answer rate).
+ */
+async function checkServers(indices: number[], names: string[], concurrency = 32, all = false): Promise<Sweep> {
   let next = 0;
-  let failure: string | undefined;
+  const out: Sweep = { answered: 0, of: indices.length, latencies: [] };
   const worker = async () => {
-    while (failure === undefined && next < indices.length) {
+    while ((all || out.failure === undefined) && next < indices.length) {
       const i = indices[next++];
+      const t = performance.now();
       try {
         const body = await httpGet(addressOf(names[i] as string), HTTP_PORT, 5000);
-        if (!body.includes(names[i])) failure = `server of ${names[i]} answered with the wrong page: ${body.slice(0, 60)}`;
+        if (!body.includes(names[i])) out.failure ??= `server of ${names[i]} answered with the wrong page: ${body.slice(0, 60)}`;
+        else {
+          out.answered++;
+          out.latencies.push(performance.now() - t);
+        }
       } catch (e) {
-        failure = `server of ${names[i]} (${addressOf(names[i] as string)}:${HTTP_PORT}) does not answer: ${e instanceof Error ? e.message : String(e)}`;
+        out.failure ??= `server of ${names[i]} (${addressOf(names[i] as string)}:${HTTP_PORT}) does not answer: ${e instanceof Error ? e.message : String(e)}`;
       }
     }
   };
   await Promise.all(Array.from({ length: Math.min(concurrency, indices.length) }, worker));
-  return failure;
+  return out;
 }
 
 function cgroupUsage(rt: Runtime, name: string): number {
-  const v = Number(rt.cgroupOf(name).read('memory', 'memory.usage_in_bytes') ?? rt.cgroupOf(name).read('memory', 'memory.current') ?? NaN);
-  return Number.isFinite(v) ? v : 0;
+  return rt.memoryOf(name);
 }
 
-function sample(rt: Runtime, names: string[], n: number): MemorySample {
+function withHttp(s: MemorySample, sweep: Sweep | undefined): MemorySample {
+  if (!sweep || sweep.latencies.length === 0) return s;
+  return { ...s, http: { p50: round(percentile(sweep.latencies, 50), 2), p99: round(percentile(sweep.latencies, 99), 2), answered: sweep.answered } };
+}
+
+function sample(n: number): MemorySample {
   const m = meminfo();
-  let sum = 0;
-  for (let i = 0; i < n; i++) sum += cgroupUsage(rt, names[i]);
-  return { contexts: n, memAvailable: m.MemAvailable, memFree: m.MemFree, slab: m.Slab, cached: m.Cached, cgroupSum: sum };
+  return { contexts: n, memAvailable: m.MemAvailable, memFree: m.MemFree, slab: m.Slab, cached: m.Cached };
+}
+
+/** Marginal MemAvailable per context between the samples nearest to `from` and `to` contexts. */
+export function segmentCost(samples: MemorySample[], from: number, to: number): { from: number; to: number; perContext: number } {
+  const near = (n: number) => samples.reduce((best, x) => (Math.abs(x.contexts - n) < Math.abs(best.contexts - n) ? x : best), samples[0] as MemorySample);
+  const a = near(from);
+  const b = near(to);
+  const per = b.contexts > a.contexts ? Math.round((a.memAvailable - b.memAvailable) / (b.contexts - a.contexts)) : NaN;
+  return { from: a.contexts, to: b.contexts, perContext: per };
+}
+
+/** The end segments compared for flatness: SEGMENT contexts, or a tenth of a smaller run. */
+export function segmentLength(packed: number): number {
+  return packed >= 4 * SEGMENT ? SEGMENT : Math.max(1, Math.floor(packed / 10));
+}
+
+/** Medians per process name over a sample of contexts (an init, an httpd, ...). */
+function processBreakdown(rt: Runtime, names: string[], sampleSize = 20): { comm: string; rss: number; pss: number }[] {
+  const by = new Map<string, { rss: number[]; pss: number[] }>();
+  const step = Math.max(1, Math.floor(names.length / sampleSize));
+  for (let i = 0; i < names.length; i += step) {
+    for (const pid of rt.cgroupOf(names[i] as string).pids()) {
+      const m = processMemory(pid);
+      if (!m) continue;
+      const e = by.get(m.comm) ?? { rss: [], pss: [] };
+      e.rss.push(m.rss);
+      e.pss.push(m.pss);
+      by.set(m.comm, e);
+    }
+  }
+  return [...by].map(([comm, e]) => ({ comm, rss: round(median(e.rss), 0), pss: round(median(e.pss), 0) }));
 }
 
 /** Image source: `base` from the store, `bench-copy-*` from the private copies. */
@@ -225,7 +300,9 @@ export async function runPacking(o: PackingOptions): Promise<PackingResult> {
       let stopReason = `reached --max ${o.max}`;
       // settle, then the baseline
       await new Promise((r) => setTimeout(r, 500));
-      samples.push(sample(rt, names, 0));
+      samples.push(sample(0));
+      const kmemBefore = kmemSnapshot();
+      let lastSweep: { n: number; sweep: Sweep } | undefined;
       const t0 = Date.now();
       for (let i = 0; i < o.max; i++) {
         if (cleanup.interrupted) {
@@ -261,7 +338,7 @@ export async function runPacking(o: PackingOptions): Promise<PackingResult> {
             copyMs.push(performance.now() - tc);
           }
           const tb = performance.now();
-          const created = await rt.create({ name, image, hostname: name });
+          const created = await rt.create({ name, image, hostname: name, ...(variant === 'limited' ? { limits: { memory: LIMITED_MEMORY } } : {}) });
           addresses.set(name, created.net.addresses[0] as string);
           const tcr = performance.now();
           await rt.start(name);
@@ -285,32 +362,39 @@ export async function runPacking(o: PackingOptions): Promise<PackingResult> {
         const full = n <= o.fullCheckUpTo || n % o.checkEvery === 0;
         const toCheck = full ? names.map((_x, k) => k) : [n - 1];
         // the newest may need a moment to bind (httpd daemonizes before listening)
-        let failure = await checkServers([n - 1], names);
+        let failure = (await checkServers([n - 1], names)).failure;
         for (let retry = 0; failure && retry < 20; retry++) {
           await new Promise((r) => setTimeout(r, 25));
-          failure = await checkServers([n - 1], names);
+          failure = (await checkServers([n - 1], names)).failure;
         }
         readyMs.push(performance.now() - ta);
-        if (!failure && full) failure = await checkServers(toCheck, names);
+        if (!failure && full) {
+          const sweep = await checkServers(toCheck, names);
+          failure = sweep.failure;
+          lastSweep = { n, sweep };
+        }
         httpChecks += full ? n : 1;
         if (full) fullChecks++;
         if (failure && !cleanup.interrupted) {
           stopReason = `HTTP check failed with ${n} contexts: ${failure}`;
           break;
         }
-        if (n % o.sampleEvery === 0) samples.push(sample(rt, names, n));
+        if (n % o.sampleEvery === 0) samples.push(withHttp(sample(n), lastSweep?.n === n ? lastSweep.sweep : undefined));
         o.progress?.(variant, n, o.max, `${n} contexts, MemAvailable ${(meminfo().MemAvailable / 2 ** 30).toFixed(2)} GiB`);
       }
       const packed = names.length;
-      // a last full check of every server, unless it just failed
-      if (!stopReason.startsWith('HTTP') && packed > 0) {
-        const failure = await checkServers(names.map((_x, k) => k), names);
-        httpChecks += packed;
-        fullChecks++;
-        if (failure) stopReason += `; the final check failed: ${failure}`;
-      }
+      // a last sweep: every server asked once, whatever the others answer
+      const finalSweep = await checkServers(names.map((_x, k) => k), names, 32, true);
+      httpChecks += packed;
+      fullChecks++;
+      if (finalSweep.failure && !stopReason.startsWith('HTTP')) stopReason += `; the final sweep: ${finalSweep.answered} of ${packed} answered (first failure: ${finalSweep.failure})`;
       const wallSeconds = (Date.now() - t0) / 1000;
-      if (samples[samples.length - 1].contexts !== packed) samples.push(sample(rt, names, packed));
+      if (samples[samples.length - 1].contexts !== packed) samples.push(withHttp(sample(packed), finalSweep));
+      const kmemAfter = kmemSnapshot();
+      const seg = segmentLength(packed);
+      const firstSegment = segmentCost(samples, 0, seg);
+      const lastSegment = segmentCost(samples, packed - seg, packed);
+      const processes = processBreakdown(rt, names);
       const first = samples[0];
       const last = samples[samples.length - 1];
       const per = (a: number, b: number) => (packed > 0 ? round((a - b) / packed, 0) : NaN);
@@ -343,7 +427,21 @@ export async function runPacking(o: PackingOptions): Promise<PackingResult> {
           ),
           cgroupMedianPerContext: round(median(usages), 0),
           cgroupMeanPerContext: packed ? round(usages.reduce((a, b) => a + b, 0) / packed, 0) : NaN,
+          firstSegment,
+          lastSegment,
+          growth: round(lastSegment.perContext / firstSegment.perContext, 2),
+          kernel: kmemBreakdown(kmemBefore, kmemAfter, packed),
+          processes,
         },
+        createFirstLast: { first: round(median(createMs.slice(0, seg))), last: round(median(createMs.slice(-seg))) },
+        startFirstLast: { first: round(median(startMs.slice(0, seg))), last: round(median(startMs.slice(-seg))) },
+        finalSweep: {
+          answered: finalSweep.answered,
+          of: packed,
+          p50: round(percentile(finalSweep.latencies, 50)),
+          p99: round(percentile(finalSweep.latencies, 99)),
+        },
+        destroyPerSecond: NaN,
         disk: {
           upperMedianPerContext: round(median(uppers), 0),
           privateMedianPerContext: round(median(privates), 0),
@@ -354,7 +452,9 @@ export async function runPacking(o: PackingOptions): Promise<PackingResult> {
       results.push(res);
       log(`  ${variant}: ${packed} contexts; stopped: ${stopReason}`);
       // tear this variant down before the next one measures
+      const td = performance.now();
       const errs = await destroyAll(rt, names);
+      res.destroyPerSecond = round(names.length / ((performance.now() - td) / 1000), 1);
       if (errs.length) throw new PaeneError('internal', `cleanup after the ${variant} variant failed: ${errs.join('; ')}`);
       fs.rmSync(copiesDir, { recursive: true, force: true });
     }

@@ -23,7 +23,20 @@ export function packingTable(r: PackingResult): string {
     { k: 'MemAvailable per context (slope)', v: (x) => kib(x.memory.slopeAvailablePerContext) },
     { k: 'MemFree per context (incl. page cache)', v: (x) => kib(x.memory.marginalFreePerContext) },
     { k: 'Slab per context', v: (x) => kib(x.memory.marginalSlabPerContext) },
-    { k: 'memory cgroup per context, median', v: (x) => kib(x.memory.cgroupMedianPerContext) },
+    { k: 'MemAvailable per context, first segment', v: (x) => `${kib(x.memory.firstSegment.perContext)} (${x.memory.firstSegment.from}-${x.memory.firstSegment.to})` },
+    { k: 'MemAvailable per context, last segment', v: (x) => `${kib(x.memory.lastSegment.perContext)} (${x.memory.lastSegment.from}-${x.memory.lastSegment.to})` },
+    { k: 'growth (last / first segment)', v: (x) => x.memory.growth.toFixed(2) },
+    ...(['KernelStack', 'PageTables', 'Percpu', 'SUnreclaim', 'SReclaimable', 'AnonPages', 'Shmem'] as const).map((f) => ({
+      k: `  of which ${f}`,
+      v: (x: VariantResult) => kib(x.memory.kernel.meminfo[f]),
+    })),
+    { k: '  top slab caches per context', v: (x) => x.memory.kernel.slabs.slice(0, 6).map((c) => `${c.cache} ${kib(c.perContext)}`).join(', ') },
+    { k: '  processes (median RSS / PSS)', v: (x) => x.memory.processes.map((p) => `${p.comm} ${kib(p.rss)}/${kib(p.pss)}`).join(', ') },
+    { k: 'memory per context (cgroup or PSS), median', v: (x) => kib(x.memory.cgroupMedianPerContext) },
+    { k: 'create ms median, first / last segment', v: (x) => `${ms(x.createFirstLast.first)} / ${ms(x.createFirstLast.last)}` },
+    { k: 'start ms median, first / last segment', v: (x) => `${ms(x.startFirstLast.first)} / ${ms(x.startFirstLast.last)}` },
+    { k: 'final sweep: answered, p50 / p99 ms', v: (x) => `${x.finalSweep.answered}/${x.finalSweep.of}, ${ms(x.finalSweep.p50)} / ${ms(x.finalSweep.p99)}` },
+    { k: 'destroys per second (teardown)', v: (x) => (Number.isFinite(x.destroyPerSecond) ? x.destroyPerSecond.toFixed(1) : '-') },
     { k: 'private disk per context, median', v: (x) => kib(x.disk.privateMedianPerContext) },
     { k: 'image size', v: (x) => mib(x.disk.imageBytes) },
     { k: 'HTTP checks (full sweeps)', v: (x) => `${x.httpChecks} (${x.fullChecks})` },
@@ -36,7 +49,7 @@ export function packingTable(r: PackingResult): string {
   return [formatMachine(r.machine), `check policy: ${r.checkPolicy}`, '', table].join('\n');
 }
 
-const COLORS: Record<string, string> = { shared: '#1f6fb4', 'private-copy': '#d2562a' };
+const COLORS: Record<string, string> = { shared: '#1f6fb4', limited: '#2a9d4b', 'private-copy': '#d2562a' };
 
 /** Memory used (relative to the start of each variant) against contexts, both variants. */
 export function packingPlot(r: PackingResult): string {

@@ -37,8 +37,9 @@ function workdirOf(o: { workdir?: string }, what: string): string {
 
 function variantsOf(v: string): Variant[] {
   if (v === 'both') return ['shared', 'private-copy'];
-  if (v === 'shared' || v === 'private-copy') return [v];
-  throw new PaeneError('invalid-argument', `--variant must be shared, private-copy or both, got '${v}'`);
+  if (v === 'all') return ['shared', 'limited', 'private-copy'];
+  if (v === 'shared' || v === 'limited' || v === 'private-copy') return [v];
+  throw new PaeneError('invalid-argument', `--variant must be shared, limited, private-copy, both (shared and private-copy) or all, got '${v}'`);
 }
 
 export function registerBenchCommands(program: Command): void {
@@ -51,11 +52,11 @@ export function registerBenchCommands(program: Command): void {
         'they all answer; stop at --max, at the memory floor, at the time budget or at the first failure. Reports start\n' +
         'times, memory and private disk per context, for the shared image and for a private copy per context.',
     )
-    .option('--max <n>', 'contexts to pack per variant', count('--max'), 1000)
+    .option('--max <n>', 'contexts to pack per variant', count('--max'), 10000)
     .option('--max-private <n>', 'contexts for the private-copy variant (default: --max)', count('--max-private'))
     .option('--min-free <size>', 'stop when MemAvailable falls below this', '2G')
-    .option('--variant <v>', 'shared, private-copy or both', 'both')
-    .option('--time-limit <seconds>', 'time budget per variant', count('--time-limit'), 240)
+    .option('--variant <v>', 'shared; limited (shared, each with a 64 MiB memory limit: a memory cgroup of its own); private-copy; both (shared and private-copy); all', 'both')
+    .option('--time-limit <seconds>', 'time budget per variant', count('--time-limit'), 1800)
     .option('--full-check-up-to <n>', 'check every server after each start up to this many contexts', count('--full-check-up-to', 0), 100)
     .option('--check-every <k>', 'beyond that, check all servers every k starts (the newest after each start)', count('--check-every'), 25)
     .option('--sample-every <k>', 'sample memory every k contexts', count('--sample-every'), 10)

@@ -122,3 +122,35 @@ export function ipcSysctls(limits: ResourceLimits, pageSize = 4096): Record<stri
   if (ipc.sem !== undefined) out['kernel.sem'] = ipc.sem.join(' ');
   return out;
 }
+
+/**
+ * The v1 group that contexts share for the controllers they need no group
+ * of their own for. A memory cgroup per context costs the kernel state for
+ * every shrinker on the host (one per superblock): with n contexts that is
+ * an n² term, so only a context with a memory limit gets one. The devices
+ * rules are the same for every context, and block I/O needs a group only
+ * to throttle. (`_` cannot begin a context name.)
+ */
+export const SHARED_GROUP = '_shared';
+/**
+ * On cgroup v2 a context's controllers live in one directory, so sharing
+ * means place: contexts without a memory cgroup of their own live under
+ * <parent>/_pool, below which memory is not enabled.
+ */
+export const POOL_GROUP = '_pool';
+export const SHAREABLE_V1 = ['memory', 'blkio', 'devices'] as const;
+export type ShareableV1 = (typeof SHAREABLE_V1)[number];
+
+/**
+ * The shareable controllers a context needs a group of its own for, from its
+ * limits. On v2 an I/O limit needs a memory cgroup too: the kernel charges
+ * buffered writeback to the writer's memory cgroup, and io.max sees it there.
+ */
+export function ownControllers(limits: ResourceLimits, version: CgroupVersion): ShareableV1[] {
+  const own: ShareableV1[] = [];
+  const io = limits.io ?? {};
+  const hasIo = [io.readBps, io.writeBps, io.readIops, io.writeIops].some((v) => v !== undefined);
+  if (limits.memory !== undefined || limits.memorySwap !== undefined || (version === 'v2' && hasIo)) own.push('memory');
+  if (hasIo) own.push('blkio');
+  return own;
+}

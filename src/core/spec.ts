@@ -191,9 +191,18 @@ export function deviceAllowList(): string[] {
   return [...DEVICE_NODES.map((d) => `c ${d.major}:${d.minor} rwm`), 'c 5:2 rwm', 'c 136:* rwm'];
 }
 
-/** Sizes of the guest's private tmpfs mounts. */
-export const TMP_SIZE = '256m';
-export const SHM_SIZE = '64m';
+/**
+ * A context's /dev, /dev/shm and /tmp: directories of the state root's one
+ * scratch tmpfs (bound in at start), not a filesystem each. Its size caps
+ * what all contexts together keep there; a context with a memory limit pays
+ * for its files from that limit (tmpfs pages are charged to the writer).
+ */
+export const SCRATCH_SIZE = '50%';
+export const SCRATCH_DIRS: readonly { name: string; mode: number }[] = [
+  { name: 'dev', mode: 0o755 },
+  { name: 'shm', mode: 0o1777 },
+  { name: 'tmp', mode: 0o1777 },
+];
 
 /**
  * Sysctls that belong to a context's own namespaces (uts, ipc): the only

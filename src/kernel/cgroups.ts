@@ -6,12 +6,17 @@
 // v2: /sys/fs/cgroup/<parent>/<name>, controllers enabled down the tree.
 // Hybrid: the v1 directories carry the limits; the unified (v2) directory
 //   is still created because it offers cgroup.kill and cgroup.freeze.
+// On v1 (and hybrid) a context shares the memory, blkio and devices groups of
+//   its siblings (<parent>/_shared) unless its limits need its own, and has
+//   no freezer group where the unified directory freezes (core/cgroupmap).
+//   On v2 a context without a memory limit lives in <parent>/_pool/<name>,
+//   where memory is not enabled: its memory is the pool's.
 
 import { setTimeout as sleep } from 'node:timers/promises';
 import fs from 'node:fs';
 import path from 'node:path';
 import { PaeneError, errnoOf } from '../core/errors.js';
-import type { CgroupVersion, CgroupWrite } from '../core/cgroupmap.js';
+import { type CgroupVersion, type CgroupWrite, POOL_GROUP, SHAREABLE_V1, SHARED_GROUP, type ShareableV1 } from '../core/cgroupmap.js';
 
 /** v1 controllers paene uses; others (cpuset, net_cls, ...) are left alone. */
 export const V1_CONTROLLERS = ['cpu', 'cpuacct', 'memory', 'pids', 'blkio', 'devices', 'freezer'] as const;
@@ -111,29 +116,73 @@ function readFile(file: string): string | undefined {
 }
 
 
+const isShareable = (c: string): c is ShareableV1 => (SHAREABLE_V1 as readonly string[]).includes(c);
+
 export class ContextCgroup {
+  /** v2: whether create() put it in the pool; before that (or in another process) the directory that exists says */
+  private pooled?: boolean;
+
   constructor(
     readonly host: CgroupHost,
     readonly parent: string,
     readonly name: string,
   ) {}
 
-  /** The v1 hierarchy directory for a controller, or the v2 directory. */
+  /** v2 with the memory controller: contexts without a memory limit go to the pool. */
+  private get v2Memory(): boolean {
+    return this.host.v1.size === 0 && (this.host.unified?.controllers.includes('memory') ?? false);
+  }
+
+  private isPooled(): boolean {
+    if (!this.v2Memory || !this.host.unified) return false;
+    this.pooled ??= fs.existsSync(path.join(this.host.unified.mount, this.parent, POOL_GROUP, this.name));
+    return this.pooled;
+  }
+
+  private v1Dir(controller: string): string | undefined {
+    const mount = this.host.v1.get(controller);
+    return mount ? path.join(mount, this.parent, this.name) : undefined;
+  }
+
+  /** The group a v1 controller's processes share with the siblings (shareable controllers only). */
+  sharedDir(controller: ShareableV1): string | undefined {
+    const mount = this.host.v1.get(controller);
+    return mount ? path.join(mount, this.parent, SHARED_GROUP) : undefined;
+  }
+
+  /** Whether the context has a group of its own for this controller (a shareable v1 one may not). */
+  owns(controller: string): boolean {
+    const d = this.v1Dir(controller);
+    if (!d || !isShareable(controller)) return this.dir(controller) !== undefined;
+    return fs.existsSync(d);
+  }
+
+  /**
+   * The context's own directory for a controller (v1 hierarchy, or the v2
+   * directory); undefined where the host lacks it or the context shares it.
+   */
   dir(controller: string): string | undefined {
-    const v1 = this.host.v1.get(controller);
-    if (v1) return path.join(v1, this.parent, this.name);
+    const v1 = this.v1Dir(controller);
+    if (v1) return isShareable(controller) && !fs.existsSync(v1) ? undefined : v1;
     const v2c = controller === 'blkio' ? 'io' : controller === 'cpuacct' ? 'cpu' : controller;
-    if (this.host.unified && this.host.unified.controllers.includes(v2c)) {
-      return path.join(this.host.unified.mount, this.parent, this.name);
-    }
+    if (v2c === 'memory' && this.isPooled()) return undefined;
+    if (this.host.unified && this.host.unified.controllers.includes(v2c)) return this.unifiedDir;
     return undefined;
   }
 
   get unifiedDir(): string | undefined {
-    return this.host.unified ? path.join(this.host.unified.mount, this.parent, this.name) : undefined;
+    const u = this.host.unified;
+    if (!u) return undefined;
+    return this.isPooled() ? path.join(u.mount, this.parent, POOL_GROUP, this.name) : path.join(u.mount, this.parent, this.name);
   }
 
-  /** Every directory of this context, one per distinct hierarchy. */
+  /** Whether the unified directory freezes (cgroup.freeze, Linux 5.2): then no v1 freezer group is made. */
+  private unifiedFreezes(): boolean {
+    const u = this.host.unified;
+    return u !== undefined && fs.existsSync(path.join(u.mount, this.parent, 'cgroup.freeze'));
+  }
+
+  /** Every directory this context may have, one per distinct hierarchy (its own, never the shared ones). */
   dirs(): string[] {
     const set = new Set<string>();
     for (const mount of new Set(this.host.v1.values())) set.add(path.join(mount, this.parent, this.name));
@@ -145,24 +194,118 @@ export class ContextCgroup {
     return this.dirs().some((d) => fs.existsSync(d));
   }
 
-  /** Creates the directories; on v2 first enables the controllers down the tree. */
-  create(): void {
+  /**
+   * Creates the directories: its own for the per-context controllers and for
+   * the shareable ones in `own`, the shared group (with `sharedWrites` made
+   * once, before any process can join it) for the others. On v2 it first
+   * enables the controllers down the tree.
+   */
+  create(own: readonly ShareableV1[] = SHAREABLE_V1, sharedWrites: CgroupWrite[] = []): void {
     const u = this.host.unified;
-    if (u && u.controllers.length > 0) {
-      const enable = u.controllers.map((c) => '+' + c).join(' ');
+    if (u) {
       const parentDir = path.join(u.mount, this.parent);
       fs.mkdirSync(parentDir, { recursive: true });
-      for (const d of [u.mount, parentDir]) {
-        const have = (readFile(path.join(d, 'cgroup.subtree_control')) ?? '').trim().split(/\s+/);
-        if (!u.controllers.every((c) => have.includes(c))) writeFile(path.join(d, 'cgroup.subtree_control'), enable);
+      const enableAll = (dir: string, controllers: string[]) => {
+        if (controllers.length === 0) return;
+        const have = (readFile(path.join(dir, 'cgroup.subtree_control')) ?? '').trim().split(/\s+/);
+        if (!controllers.every((c) => have.includes(c))) writeFile(path.join(dir, 'cgroup.subtree_control'), controllers.map((c) => '+' + c).join(' '));
+      };
+      for (const d of [u.mount, parentDir]) enableAll(d, u.controllers);
+      if (this.v2Memory) {
+        this.pooled = !own.includes('memory');
+        if (this.pooled) {
+          const pool = path.join(parentDir, POOL_GROUP);
+          fs.mkdirSync(pool, { recursive: true });
+          enableAll(pool, u.controllers.filter((c) => c !== 'memory'));
+        }
       }
+      fs.mkdirSync(this.unifiedDir as string, { recursive: true });
     }
-    for (const d of this.dirs()) fs.mkdirSync(d, { recursive: true });
+    // Per hierarchy (v1 may mount several controllers together): shared only if every controller there may be.
+    const skipFreezer = this.unifiedFreezes();
+    const byMount = new Map<string, string[]>();
+    for (const [controller, mount] of this.host.v1) {
+      if (controller === 'freezer' && skipFreezer) continue;
+      byMount.set(mount, [...(byMount.get(mount) ?? []), controller]);
+    }
+    for (const [mount, controllers] of byMount) {
+      const shared = controllers.every((c) => isShareable(c) && !own.includes(c));
+      if (shared) this.ensureShared(mount, sharedWrites.filter((w) => controllers.includes(w.controller)));
+      else fs.mkdirSync(path.join(mount, this.parent, this.name), { recursive: true });
+    }
+  }
+
+  /**
+   * The shared group, made whole before it appears: under a temporary name,
+   * its writes made, then renamed into place (v1 cgroupfs renames
+   * directories), so no process ever joins it before its rules hold.
+   */
+  private ensureShared(mount: string, writes: CgroupWrite[]): void {
+    const dir = path.join(mount, this.parent, SHARED_GROUP);
+    if (fs.existsSync(dir)) return;
+    fs.mkdirSync(path.dirname(dir), { recursive: true });
+    const tmp = `${dir}.${process.pid}.${this.name}`;
+    fs.mkdirSync(tmp);
+    try {
+      for (const w of writes) writeFile(path.join(tmp, w.file), w.value);
+      fs.renameSync(tmp, dir);
+    } catch (e) {
+      fs.rmdirSync(tmp);
+      if (!fs.existsSync(dir)) throw new PaeneError('internal', `cannot make the shared cgroup ${dir}: ${(e as Error).message}`, { cause: e });
+    }
+  }
+
+  /**
+   * Gives a running context its own group for a shareable controller (a
+   * live limit that needs one): made, then every process moved in while the
+   * context is frozen, so none forks past the move. Charges already made
+   * stay with the shared group; new ones are the context's.
+   */
+  async adopt(controller: ShareableV1): Promise<void> {
+    if (controller === 'memory' && this.isPooled()) {
+      throw new PaeneError(
+        'wrong-state',
+        `'${this.name}' was started without a memory cgroup of its own (it had no memory limit); on a cgroup v2 host it gets one when it starts: stop it, set the limit, start it`,
+      );
+    }
+    const d = this.v1Dir(controller);
+    if (!d || fs.existsSync(d)) return;
+    fs.mkdirSync(d);
+    const frozen = await this.freeze();
+    try {
+      if (!frozen) throw new PaeneError('busy', `cannot freeze '${this.name}' to move it into a ${controller} cgroup of its own; try again`);
+      for (const pid of this.pids()) {
+        try {
+          writeFile(path.join(d, 'cgroup.procs'), String(pid));
+        } catch (e) {
+          if (fs.existsSync(`/proc/${pid}`)) throw e; // a process that exited needs no move
+        }
+      }
+    } catch (e) {
+      // back to the shared group: nothing half-moved stays behind
+      const shared = this.sharedDir(controller) as string;
+      for (const pid of (readFile(path.join(d, 'cgroup.procs')) ?? '').split('\n').filter(Boolean)) {
+        try {
+          fs.writeFileSync(path.join(shared, 'cgroup.procs'), pid);
+        } catch {
+          /* exited */
+        }
+      }
+      fs.rmdirSync(d);
+      throw e;
+    } finally {
+      this.thaw();
+    }
   }
 
   /** The cgroup.procs files a new process writes itself into. */
   procsFiles(): string[] {
-    return this.dirs().map((d) => path.join(d, 'cgroup.procs'));
+    const files = this.dirs().filter((d) => fs.existsSync(d)).map((d) => path.join(d, 'cgroup.procs'));
+    for (const c of SHAREABLE_V1) {
+      const shared = this.sharedDir(c);
+      if (shared && !this.owns(c)) files.push(path.join(shared, 'cgroup.procs'));
+    }
+    return files;
   }
 
   /**
@@ -175,6 +318,7 @@ export class ContextCgroup {
       const d = this.dir(w.controller);
       if (!d) {
         if (w.optional) continue;
+        if (this.host.v1.has(w.controller)) throw new PaeneError('wrong-state', `'${this.name}' shares the ${w.controller} cgroup with its siblings (needed for ${w.file})`);
         throw new PaeneError('unsupported', `this host has no '${w.controller}' cgroup controller (needed for ${w.file})`);
       }
       const file = path.join(d, w.file);
@@ -202,6 +346,24 @@ export class ContextCgroup {
   pageCacheBytes(): number {
     const st = this.memoryStat();
     return st.cache ?? st.file ?? 0;
+  }
+
+  /** Best effort: a failure leaves a dying cgroup, not a wrong state. */
+  private uncharge(): void {
+    const d = this.owns('memory') ? this.dir('memory') : undefined;
+    if (!d || !fs.existsSync(d)) return;
+    for (const [file, value] of [
+      ['memory.force_empty', '0'],
+      ['memory.reclaim', String(2 ** 40)],
+    ]) {
+      const f = path.join(d, file);
+      if (!fs.existsSync(f)) continue;
+      try {
+        fs.writeFileSync(f, value);
+      } catch {
+        /* EAGAIN: not all reclaimed; the rest goes with the cgroup */
+      }
+    }
   }
 
   /** Host pids of every process in the context. */
@@ -255,6 +417,8 @@ export class ContextCgroup {
     if (!this.exists()) return;
     const killFile = this.unifiedDir ? path.join(this.unifiedDir, 'cgroup.kill') : undefined;
     const deadline = Date.now() + timeoutMs;
+    // Killed processes leave in a few ms (the init is reaped by the monitor): look again soon, then less often.
+    let pause = 1;
     while (this.allPids().length > 0) {
       if (killFile && fs.existsSync(killFile)) {
         writeFile(killFile, '1');
@@ -272,7 +436,8 @@ export class ContextCgroup {
       if (Date.now() > deadline) {
         throw new PaeneError('internal', `processes of context '${this.name}' survived SIGKILL for ${timeoutMs} ms: ${this.allPids().join(' ')}`);
       }
-      await sleep(10);
+      await sleep(pause);
+      pause = Math.min(pause * 2, 10);
     }
     if (killFile === undefined || !fs.existsSync(killFile)) this.thaw();
   }
@@ -285,8 +450,14 @@ export class ContextCgroup {
     return [...set];
   }
 
-  /** Removes the directories (must be empty of processes). Idempotent. */
+  /**
+   * Removes the directories (must be empty of processes). Idempotent. Its
+   * memory cgroup is emptied first (v1 memory.force_empty, v2 memory.reclaim):
+   * page cache still charged to a removed memory cgroup keeps it alive as a
+   * dying cgroup, with its kernel state, until memory pressure reclaims it.
+   */
   async remove(): Promise<void> {
+    this.uncharge();
     for (const d of this.dirs()) {
       for (let i = 0; ; i++) {
         try {
@@ -306,15 +477,43 @@ export class ContextCgroup {
   }
 }
 
-/** Removes the per-root parent directories once no context cgroup is left under them. */
+/** Whether a parent holds a context's group; stops at the first (a destroy asks this with 10,000 there). */
+function hasContextGroup(parentDir: string): boolean {
+  let dir: fs.Dir;
+  try {
+    dir = fs.opendirSync(parentDir);
+  } catch {
+    return false;
+  }
+  try {
+    for (let e = dir.readSync(); e; e = dir.readSync()) {
+      if (!e.isDirectory() || e.name === SHARED_GROUP) continue;
+      if (e.name !== POOL_GROUP || hasContextGroup(path.join(parentDir, POOL_GROUP))) return true;
+    }
+    return false;
+  } finally {
+    dir.closeSync();
+  }
+}
+
+/**
+ * Removes the per-root parent directories once no context cgroup is left
+ * under them, with the shared groups (which the kernel refuses to remove
+ * while a process is in one). A context always has a directory of its own
+ * in the unified hierarchy (or, on v1, in the cpu one): that is where one is looked for.
+ */
 export function removeParentIfEmpty(host: CgroupHost, parent: string): void {
+  const probe = host.unified?.mount ?? host.v1.get('cpu') ?? [...host.v1.values()][0];
+  if (probe && hasContextGroup(path.join(probe, parent))) return;
   const mounts = new Set(host.v1.values());
   if (host.unified) mounts.add(host.unified.mount);
   for (const m of mounts) {
-    try {
-      fs.rmdirSync(path.join(m, parent));
-    } catch {
-      /* not empty, or already gone */
+    for (const d of [path.join(m, parent, SHARED_GROUP), path.join(m, parent, POOL_GROUP), path.join(m, parent)]) {
+      try {
+        fs.rmdirSync(d);
+      } catch {
+        /* not empty, in use, or already gone */
+      }
     }
   }
 }

@@ -28,8 +28,10 @@ export interface StartRequest {
   readonly: string[];
   /** paths made writable again inside a read-only one (ccaps) */
   writable: string[];
-  tmpSize: string;
-  shmSize: string;
+  /** the context's dev/, shm/ and tmp/ in the scratch tmpfs */
+  scratch: string;
+  /** the empty directory bound over masked directories */
+  empty: string;
   /** the character devices made in its /dev */
   devices: readonly { path: string; major: number; minor: number; mode: number }[];
   capsMask: bigint;
@@ -56,7 +58,7 @@ export function startArgs(r: StartRequest): string[] {
   const a = ['start'];
   for (const f of r.cgroupProcs) a.push('--cgroup', f);
   a.push('--lower', r.lower, '--upper', r.upper, '--work', r.work, '--rootfs', r.rootfs);
-  a.push('--hostname', r.hostname, '--tmp-size', r.tmpSize, '--shm-size', r.shmSize, '--caps', r.capsMask.toString(16));
+  a.push('--hostname', r.hostname, '--scratch', r.scratch, '--empty', r.empty, '--caps', r.capsMask.toString(16));
   for (const d of r.devices) a.push('--dev', `${d.path}:${d.major}:${d.minor}:${d.mode.toString(8)}`);
   for (const [k, v] of Object.entries(r.sysctls)) a.push('--sysctl', `${k}=${v}`);
   for (const p of r.masked) a.push('--mask', p);

@@ -85,3 +85,15 @@ export function allPids(): number[] {
     .map(Number)
     .sort((a, b) => a - b);
 }
+
+/** A process's memory from smaps_rollup: resident and proportional set (bytes), and its name; undefined if it is gone. */
+export function processMemory(pid: number): { rss: number; pss: number; comm: string } | undefined {
+  try {
+    const text = fs.readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8');
+    const kb = (k: string) => Number(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm').exec(text)?.[1] ?? 0) * 1024;
+    const comm = fs.readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+    return { rss: kb('Rss'), pss: kb('Pss'), comm };
+  } catch {
+    return undefined;
+  }
+}

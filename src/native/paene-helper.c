@@ -29,7 +29,7 @@
  * A start request sent to the monitor carries the same flags as `start`:
  *   --cgroup FILE... --lower DIR --upper DIR --work DIR --rootfs DIR
  *   --hostname H --sysctl K=V... --mask PATH... --ro PATH... --rw PATH...
- *   --tmp-size SIZE --caps HEX --seccomp HEX [--init-name NAME]
+ *   --scratch DIR --empty DIR --caps HEX --seccomp HEX [--init-name NAME]
  *   [--netns new] [--landlock-scoped HEX] [--sched POLICY:SLICE_NS]
  * and exec takes [--netns join] [--landlock-scoped HEX] [--sched ...] to match.
  */
@@ -92,7 +92,7 @@ static void die(const char *fmt, ...) {
 struct spec {
   const char *cgroups[MAX_LIST];
   int ncgroups;
-  const char *lower, *upper, *work, *rootfs, *hostname, *tmp_size, *shm_size, *init_name;
+  const char *lower, *upper, *work, *rootfs, *hostname, *scratch, *empty, *init_name;
   const char *devs[MAX_LIST]; /* PATH:MAJOR:MINOR:OCTAL_MODE */
   int ndevs;
   const char *sysctls[MAX_LIST];
@@ -166,8 +166,8 @@ static void parse_spec(int argc, char **argv, struct spec *s) {
     else if (!strcmp(a, "--work")) s->work = v;
     else if (!strcmp(a, "--rootfs")) s->rootfs = v;
     else if (!strcmp(a, "--hostname")) s->hostname = v;
-    else if (!strcmp(a, "--tmp-size")) s->tmp_size = v;
-    else if (!strcmp(a, "--shm-size")) s->shm_size = v;
+    else if (!strcmp(a, "--scratch")) s->scratch = v;
+    else if (!strcmp(a, "--empty")) s->empty = v;
     else if (!strcmp(a, "--dev")) push(s->devs, &s->ndevs, v, a);
     else if (!strcmp(a, "--init-name")) s->init_name = v;
     else if (!strcmp(a, "--sysctl")) push(s->sysctls, &s->nsysctls, v, a);
@@ -371,12 +371,32 @@ static void make_link(const char *root, const char *target, const char *name) {
   if (symlink(target, p) != 0 && errno != EEXIST) die("symlink %s: %s", name, strerror(errno));
 }
 
-/* A minimal /dev: the character devices the runtime lists, its own ptys, its own shm. */
+/*
+ * Binds a host directory onto a path of the new root with exactly these
+ * flags: a bind mount shares its source's superblock, so the context pays
+ * for no filesystem of its own, so no shrinker of its own either.
+ */
+static void bind_with(const char *src, const char *dst, unsigned long flags) {
+  mountx(src, dst, NULL, MS_BIND, NULL);
+  mountx(NULL, dst, NULL, MS_BIND | MS_REMOUNT | flags, NULL);
+}
+
+static void scratch_path(char *out, size_t n, const struct spec *s, const char *sub) {
+  if (snprintf(out, n, "%s/%s", s->scratch, sub) >= (int)n) die("path too long: %s/%s", s->scratch, sub);
+}
+
+/*
+ * A minimal /dev: the character devices the runtime lists, its own ptys, its
+ * own shm. /dev and /dev/shm are directories the runtime made for this
+ * context in the host's shared scratch tmpfs; only devpts is a filesystem of
+ * the context's own (its ptys must be its own).
+ */
 static void setup_dev(const struct spec *s, const char *root) {
-  char p[4096], opts[64];
+  char p[4096], src[4096];
   path_in(p, sizeof p, root, "/dev");
   mkdir(p, 0755);
-  mountx("tmpfs", p, "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=755,size=64k,nr_inodes=64");
+  scratch_path(src, sizeof src, s, "dev");
+  bind_with(src, p, MS_NOSUID | MS_NOEXEC);
   for (int i = 0; i < s->ndevs; i++) {
     char name[256];
     unsigned maj, min, mode;
@@ -389,8 +409,8 @@ static void setup_dev(const struct spec *s, const char *root) {
   make_link(root, "pts/ptmx", "/dev/ptmx");
   path_in(p, sizeof p, root, "/dev/shm");
   mkdir(p, 01777);
-  snprintf(opts, sizeof opts, "mode=1777,size=%s", s->shm_size);
-  mountx("shm", p, "tmpfs", MS_NOSUID | MS_NODEV, opts);
+  scratch_path(src, sizeof src, s, "shm");
+  bind_with(src, p, MS_NOSUID | MS_NODEV);
   make_link(root, "/proc/self/fd", "/dev/fd");
   make_link(root, "/proc/self/fd/0", "/dev/stdin");
   make_link(root, "/proc/self/fd/1", "/dev/stdout");
@@ -418,13 +438,18 @@ static void apply_sysctls(const struct spec *s, const char *root) {
   }
 }
 
-/* Hide a file or directory of the guest's /proc or /sys, as runc does. */
-static void mask_path(const char *root, const char *rel) {
+/*
+ * Hide a file or directory of the guest's /proc or /sys, as runc does: a
+ * directory under a read-only bind of the runtime's one empty directory (not
+ * a tmpfs each: every superblock costs every memory cgroup on the host), a
+ * file under /dev/null.
+ */
+static void mask_path(const struct spec *s, const char *root, const char *rel) {
   char p[4096];
   struct stat st;
   path_in(p, sizeof p, root, rel);
   if (lstat(p, &st) != 0) return; /* nothing to hide */
-  if (S_ISDIR(st.st_mode)) mountx("tmpfs", p, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=0,nr_inodes=1");
+  if (S_ISDIR(st.st_mode)) bind_with(s->empty, p, MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC);
   else mountx("/dev/null", p, NULL, MS_BIND, NULL);
 }
 
@@ -455,7 +480,7 @@ static void writable_path(const char *root, const char *rel) {
 static void setup_context(const struct spec *s) {
   char opts[8192], p[4096];
   const char *root = s->rootfs;
-  if (!root || !s->lower || !s->upper || !s->work || !s->tmp_size || !s->shm_size) die("start needs --lower, --upper, --work, --rootfs, --tmp-size and --shm-size");
+  if (!root || !s->lower || !s->upper || !s->work || !s->scratch || !s->empty) die("start needs --lower, --upper, --work, --rootfs, --scratch and --empty");
 
   mountx(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL);
   if (snprintf(opts, sizeof opts, "lowerdir=%s,upperdir=%s,workdir=%s", s->lower, s->upper, s->work) >= (int)sizeof opts)
@@ -475,10 +500,11 @@ static void setup_context(const struct spec *s) {
 
   ensure_dir(root, "/tmp", 01777);
   path_in(p, sizeof p, root, "/tmp");
-  snprintf(opts, sizeof opts, "mode=1777,size=%s", s->tmp_size);
-  mountx("tmpfs", p, "tmpfs", MS_NOSUID | MS_NODEV, opts);
+  char src[4096];
+  scratch_path(src, sizeof src, s, "tmp");
+  bind_with(src, p, MS_NOSUID | MS_NODEV);
 
-  for (int i = 0; i < s->nmasks; i++) mask_path(root, s->masks[i]);
+  for (int i = 0; i < s->nmasks; i++) mask_path(s, root, s->masks[i]);
   for (int i = 0; i < s->nros; i++) readonly_path(root, s->ros[i]);
   for (int i = 0; i < s->nrws; i++) writable_path(root, s->rws[i]);
 

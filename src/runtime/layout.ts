@@ -8,6 +8,9 @@
 //   ROOT/contexts/NAME/disk.img      that filesystem: a sparse ext4 image
 //   ROOT/contexts/NAME/rootfs        the mount point of its merged root
 //   ROOT/images/                     the image store (owned by src/image)
+//   ROOT/scratch/NAME/{dev,shm,tmp}  a running context's /dev, /dev/shm and /tmp,
+//                                    in one tmpfs per root (src/kernel/scratch.ts)
+//   ROOT/scratch/.empty              the empty directory bound over masked paths
 //   ROOT/locks/                      per-context and global locks
 //
 // Cgroups are named after the context under a `paene` parent; a state root
@@ -60,6 +63,15 @@ export class Layout {
   }
   rootfsDir(name: string): string {
     return path.join(this.contextDir(name), 'rootfs');
+  }
+  get scratchDir(): string {
+    return path.join(this.root, 'scratch');
+  }
+  scratchOf(name: string): string {
+    return path.join(this.scratchDir, name);
+  }
+  get emptyDir(): string {
+    return path.join(this.scratchDir, '.empty');
   }
   /** Parent cgroup name, shared by every controller hierarchy. */
   get cgroupParent(): string {

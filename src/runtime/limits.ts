@@ -3,8 +3,9 @@
 // throttler restarted with the new rates).
 
 import fs from 'node:fs';
-import { type CgroupWrite, ipcSysctls, schedOf } from '../core/cgroupmap.js';
+import { type CgroupWrite, ipcSysctls, ownControllers, schedOf } from '../core/cgroupmap.js';
 import { type LimitsPatch, type ResourceLimits, limitWarnings, mergeLimits } from '../core/limits.js';
+import { limitsVersion } from '../kernel/cgroups.js';
 import { setSched } from '../kernel/helper.js';
 import { blockDevicesFor, ioMechanism, startIoThrottle, throttlerOf, type IoMechanism } from './iothrottle.js';
 import type { Runtime } from './runtime.js';
@@ -42,8 +43,10 @@ export async function applyLimits(rt: Runtime, name: string, patch: LimitsPatch)
       return { ...c, limits: mergeLimits(c.limits, patch) }; // validates before anything changes
     },
     {
-      applyLive: (next, cur) => {
+      applyLive: async (next, cur) => {
         writes = rt.limitWrites(name, next.limits);
+        // A limit that needs a group of its own (memory, block I/O on v1) moves the context into one first.
+        for (const c of ownControllers(next.limits, limitsVersion(rt.cgroupHost))) if (!cg.owns(c)) await cg.adopt(c);
         // Apply first: a value the kernel refuses must not end up in the config.
         try {
           cg.apply(writes);
@@ -125,7 +128,7 @@ export function sampleUsage(rt: Runtime, name: string): UsageSample {
   const cpuStat = keyed(cg.read('cpu', 'cpu.stat'));
   const cpuNs = v2 ? (cpuStat.get('usage_usec') ?? 0) * 1000 : (num(cg.read('cpuacct', 'cpuacct.usage')) ?? 0);
   const throttledNs = v2 ? (cpuStat.get('throttled_usec') ?? 0) * 1000 : (cpuStat.get('throttled_time') ?? 0);
-  const memoryBytes = num(cg.read('memory', v2 ? 'memory.current' : 'memory.usage_in_bytes')) ?? 0;
+  const memoryBytes = rt.memoryOf(name);
   let memoryLimit = num(cg.read('memory', v2 ? 'memory.max' : 'memory.limit_in_bytes'));
   if (memoryLimit !== undefined && memoryLimit >= 2 ** 62) memoryLimit = undefined;
   const oom = keyed(cg.read('memory', v2 ? 'memory.events' : 'memory.oom_control'));

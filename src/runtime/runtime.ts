@@ -19,15 +19,13 @@ import os from 'node:os';
 import path from 'node:path';
 import { capMask } from '../core/caps.js';
 import { PaeneError } from '../core/errors.js';
-import { type CgroupWrite, cgroupWrites, ipcSysctls, schedOf } from '../core/cgroupmap.js';
+import { type CgroupWrite, cgroupWrites, ipcSysctls, ownControllers, schedOf } from '../core/cgroupmap.js';
 import type { ResourceLimits } from '../core/limits.js';
 import { type NetSpec, canonicalIp, validateNetSpec } from '../core/net.js';
 import {
   type ContextConfig,
   DEVICE_NODES,
   MASKED_PATHS,
-  SHM_SIZE,
-  TMP_SIZE,
   deviceAllowList,
   isPerContextSysctl,
   type NewContext,
@@ -42,9 +40,10 @@ import {
 import { ContextCgroup, type CgroupHost, detectCgroupHost, limitsVersion, removeParentIfEmpty } from '../kernel/cgroups.js';
 import { type ImageRunConfig, planProcess } from '../core/ociplan.js';
 import { createDiskImage, mountDiskImage, unmountDiskImage } from '../kernel/diskimage.js';
+import { prepareScratch, releaseScratch, removeScratch } from '../kernel/scratch.js';
 import { requireFeatures, requireRoot } from '../kernel/features.js';
 import { Monitor, execArgs, helperPath, startArgs } from '../kernel/helper.js';
-import { allPids, cmdline, innerPid, isAlive, readStat } from '../kernel/procfs.js';
+import { allPids, cmdline, innerPid, isAlive, processMemory, readStat } from '../kernel/procfs.js';
 import { blockDevicesFor, startIoThrottle, stopIoThrottle } from './iothrottle.js';
 import { ContextNetwork } from '../net/context.js';
 import { Layout } from './layout.js';
@@ -295,9 +294,9 @@ export class Runtime {
       const cg = this.cgroupOf(name);
       this.network.requirements(config, cg);
       this.prepareLayer(config);
-      cg.create();
+      cg.create(ownControllers(config.limits, limitsVersion(this.cgroupHost)), this.cgroupHost.v1.has('devices') ? DEVICE_RULES : []);
       try {
-        cg.apply(this.cgroupPlan(config));
+        cg.apply(this.cgroupPlan(config, cg));
         this.network.beforeStart(config, cg);
         const answer = await this.monitor.request(
           startArgs({
@@ -311,8 +310,8 @@ export class Runtime {
             masked: MASKED_PATHS,
             readonly: READONLY_PATHS,
             writable: writablePaths(config),
-            tmpSize: TMP_SIZE,
-            shmSize: SHM_SIZE,
+            scratch: prepareScratch(this.layout, name),
+            empty: this.layout.emptyDir,
             devices: DEVICE_NODES,
             capsMask: capMask(config.caps),
             seccomp: this.policy.seccomp(config),
@@ -360,11 +359,26 @@ export class Runtime {
   }
 
   /** The cgroup files a context's config asks for at start, in the order the kernel accepts them. */
-  cgroupPlan(config: ContextConfig): CgroupWrite[] {
+  cgroupPlan(config: ContextConfig, cg: ContextCgroup): CgroupWrite[] {
     const writes = this.limitWrites(config.name, config.limits);
     // The v1 devices cgroup is a second wall behind the dropped MKNOD capability (written at start only:
-    // rewriting it live would deny every device for a moment).
-    return this.cgroupHost.v1.has('devices') ? [...DEVICE_RULES, ...writes] : writes;
+    // rewriting it live would deny every device for a moment). Usually the shared group holds the
+    // rules (written when it is made); a context has its own only where devices shares a hierarchy.
+    return cg.owns('devices') && this.cgroupHost.v1.has('devices') ? [...DEVICE_RULES, ...writes] : writes;
+  }
+
+  /**
+   * A context's memory in bytes: its memory cgroup's usage where it has one,
+   * else what its processes hold (the sum of their proportional set sizes:
+   * shared pages are split among their users, as the cgroup would not).
+   */
+  memoryOf(name: string): number {
+    const cg = this.cgroupOf(name);
+    if (cg.owns('memory')) {
+      const v = Number(cg.read('memory', this.cgroupHost.layout === 'v2' ? 'memory.current' : 'memory.usage_in_bytes'));
+      return Number.isFinite(v) ? v : 0;
+    }
+    return cg.pids().reduce((sum, pid) => sum + (processMemory(pid)?.pss ?? 0), 0);
   }
 
   /** The cgroup files a context's limits become (at start, and live by `paene limit`); I/O rules name the disk of its private layer. */
@@ -391,8 +405,10 @@ export class Runtime {
     } catch {
       config = undefined;
     }
-    if (config) this.network.afterStop(config, cg);
+    // The cgroups go first: BPF programs go with their cgroup, so the network has less to undo.
     if (cg.exists()) await cg.remove();
+    if (config) this.network.afterStop(config, cg);
+    removeScratch(this.layout, name);
     // Only after every process is gone: a disk-limited layer is unmounted (a plain one is a no-op).
     unmountDiskImage(this.layout.layerDir(name));
     this.store.clearState(name);
@@ -521,6 +537,8 @@ export class Runtime {
       const doomed = path.join(this.layout.contextsDir, `.${name}.destroying.${process.pid}`);
       fs.renameSync(this.layout.contextDir(name), doomed);
       fs.rmSync(doomed, { recursive: true, force: true });
+      // The last context gone: the root's scratch tmpfs goes too (a start mounts it again).
+      if (!this.store.any()) releaseScratch(this.layout);
     });
     fs.rmSync(this.lockFile(name), { force: true });
   }

@@ -65,11 +65,11 @@ describeReal('benchmarks in tiny configurations', () => {
     fs.rmSync(base, { recursive: true, force: true });
   });
 
-  it('packing: 5 contexts per variant, every server checked, everything removed', async () => {
+  it('packing: 5 contexts per variant, every server checked, each KiB given an owner, everything removed', async () => {
     const dir = path.join(base, 'packing');
     const r = await runPacking({
       dir,
-      variants: ['shared', 'private-copy'],
+      variants: ['shared', 'limited', 'private-copy'],
       max: 5,
       minFreeBytes: 256 * 2 ** 20,
       timeBudgetMs: 120_000,
@@ -79,7 +79,7 @@ describeReal('benchmarks in tiny configurations', () => {
     });
     expect(r.benchmark).toBe('packing');
     expect(r.machine.cores).toBeGreaterThan(0);
-    expect(r.variants.map((v) => v.variant)).toEqual(['shared', 'private-copy']);
+    expect(r.variants.map((v) => v.variant)).toEqual(['shared', 'limited', 'private-copy']);
     for (const v of r.variants) {
       expect(v.packed, v.stopReason).toBe(5);
       expect(v.stopReason).toBe('reached --max 5');
@@ -92,9 +92,17 @@ describeReal('benchmarks in tiny configurations', () => {
       }
       expect(v.memory.cgroupMedianPerContext).toBeGreaterThan(0);
       expect(v.disk.imageBytes).toBeGreaterThan(1 << 20);
-      for (const x of Object.values(v.memory)) expect(typeof x).toBe('number');
+      for (const k of ['marginalAvailablePerContext', 'marginalSlabPerContext', 'slopeAvailablePerContext', 'cgroupMeanPerContext'] as const) expect(typeof v.memory[k]).toBe('number');
+      // the breakdown: meminfo fields and slab caches, and the processes of a context (its init and httpd)
+      expect(Object.keys(v.memory.kernel.meminfo)).toContain('PageTables');
+      expect(v.memory.kernel.slabs.length).toBeGreaterThan(0);
+      expect(v.memory.processes.length).toBeGreaterThanOrEqual(2);
+      for (const p of v.memory.processes) expect(p.rss).toBeGreaterThan(0);
+      expect(v.memory.firstSegment.to).toBeGreaterThan(v.memory.firstSegment.from);
+      expect(v.finalSweep).toMatchObject({ answered: 5, of: 5 });
+      expect(v.destroyPerSecond).toBeGreaterThan(0);
     }
-    const [shared, priv] = r.variants;
+    const [shared, , priv] = r.variants;
     expect(priv.copyMs).toBeDefined();
     // a private copy holds the whole image; the shared variant's private layer is tiny
     expect(priv.disk.privateMedianPerContext).toBeGreaterThan(shared.disk.imageBytes / 2);
@@ -103,8 +111,8 @@ describeReal('benchmarks in tiny configurations', () => {
     expect(packingTable(r)).toContain('contexts packed');
     const svg = packingPlot(r);
     expect(svg).toMatch(/^<svg[^]*<\/svg>\n$/);
-    expect((svg.match(/<path /g) ?? []).length).toBe(4);
-    expect(JSON.parse(JSON.stringify(r)).variants).toHaveLength(2);
+    expect((svg.match(/<path /g) ?? []).length).toBe(6);
+    expect(JSON.parse(JSON.stringify(r)).variants).toHaveLength(3);
     expectClean(dir);
   }, 300_000);
 

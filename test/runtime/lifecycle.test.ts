@@ -29,8 +29,9 @@ describeReal('context lifecycle on the real kernel', () => {
   beforeAll(async () => {
     root = tempRoot('lifecycle');
     rt = openRuntime(root);
-    await rt.create({ name: 'lc-a', image: 'base', hostname: 'alpha' });
-    await rt.create({ name: 'lc-b', image: 'base', hostname: 'beta' });
+    // memory limits: each gets a memory cgroup of its own, which the page-cache test reads
+    await rt.create({ name: 'lc-a', image: 'base', hostname: 'alpha', limits: { memory: 256 * 2 ** 20 } });
+    await rt.create({ name: 'lc-b', image: 'base', hostname: 'beta', limits: { memory: 256 * 2 ** 20 } });
     for (const n of names) await rt.start(n);
   }, 180_000);
 

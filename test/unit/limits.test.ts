@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { LOW_LATENCY_SLICE_NS, type CgroupWrite, cgroupWrites, effectiveShare, ipcSysctls, schedOf } from '../../src/core/cgroupmap.js';
+import { LOW_LATENCY_SLICE_NS, type CgroupWrite, cgroupWrites, effectiveShare, ipcSysctls, ownControllers, schedOf } from '../../src/core/cgroupmap.js';
 import { LIMIT_FLAGS, parseLimitFlags, parseSem } from '../../src/core/limitflags.js';
 import { DEFAULT_LIMITS, type ResourceLimits, describeLimits, limitWarnings, mergeLimits, validateLimits } from '../../src/core/limits.js';
 
@@ -238,5 +238,20 @@ describe('latency classes', () => {
     expect(schedOf('normal')).toEqual({ policy: 0, sliceNs: 0 });
     expect(schedOf(undefined)).toEqual({ policy: 0, sliceNs: 0 });
     expect(LOW_LATENCY_SLICE_NS).toBeGreaterThanOrEqual(100_000); // the kernel's smallest custom slice
+  });
+});
+
+describe('which shareable cgroups a context needs of its own', () => {
+  it('none by default: siblings share memory, blkio and devices', () => {
+    expect(ownControllers(DEFAULT_LIMITS, 'v1')).toEqual([]);
+    expect(ownControllers({ ...DEFAULT_LIMITS, nproc: 50, cpuShare: 2048 }, 'v2')).toEqual([]);
+  });
+  it('memory with a memory or swap limit', () => {
+    expect(ownControllers({ memory: 64 * MiB }, 'v1')).toEqual(['memory']);
+    expect(ownControllers({ memory: 64 * MiB, memorySwap: 128 * MiB }, 'v2')).toEqual(['memory']);
+  });
+  it('block I/O with an I/O limit; on v2 memory too (writeback is charged through the memory cgroup)', () => {
+    expect(ownControllers({ io: { writeBps: 10 * MiB } }, 'v1')).toEqual(['blkio']);
+    expect(ownControllers({ io: { readIops: 100 } }, 'v2')).toEqual(['memory', 'blkio']);
   });
 });

@@ -1,0 +1,83 @@
+// The per-root scratch tmpfs and the one empty directory: what lets a context
+// live with no filesystem of its own beyond its overlay, its /proc and its
+// devpts. Each superblock registers a shrinker, and every memory cgroup keeps
+// state for every shrinker on the host, so a tmpfs per /dev, /dev/shm, /tmp
+// and masked path made each context's cost grow with the number of contexts.
+//
+//   ROOT/scratch          a tmpfs (one per state root), nosuid,nodev,noexec
+//   ROOT/scratch/NAME/    dev/, shm/, tmp/: bound into the context at start
+//                         (with the flags the helper gives each bind),
+//                         emptied at every start and removed at stop
+//   ROOT/scratch/.empty   an empty directory bound read-only over masked paths
+//                         (in the tmpfs, so a guest learns nothing of the host's disk)
+
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { PaeneError } from '../core/errors.js';
+import { SCRATCH_DIRS, SCRATCH_SIZE } from '../core/spec.js';
+import type { Layout } from '../runtime/layout.js';
+
+const TMPFS_MAGIC = 0x01021994;
+
+function isTmpfsMount(dir: string): boolean {
+  try {
+    return fs.statfsSync(dir).type === TMPFS_MAGIC && fs.statSync(dir).dev !== fs.statSync(path.dirname(dir)).dev;
+  } catch {
+    return false;
+  }
+}
+
+function run(cmd: string, args: string[]): void {
+  const r = spawnSync(cmd, args, { encoding: 'utf8' });
+  if (r.status !== 0) throw new PaeneError('internal', `${cmd} ${args.join(' ')} failed: ${(r.stderr || r.error?.message || '').trim()}`);
+}
+
+/** Mounts the root's scratch tmpfs if it is not mounted, and makes the empty directory. */
+export function ensureScratch(layout: Layout): void {
+  const dir = layout.scratchDir;
+  if (!isTmpfsMount(dir)) {
+    fs.mkdirSync(dir, { recursive: true, mode: 0o711 });
+    run('mount', ['-t', 'tmpfs', '-o', `nosuid,nodev,noexec,mode=0711,size=${SCRATCH_SIZE}`, 'paene-scratch', dir]);
+  }
+  const empty = layout.emptyDir;
+  if (!fs.existsSync(empty)) {
+    const tmp = `${empty}.${process.pid}`;
+    fs.mkdirSync(tmp, { mode: 0o555 });
+    try {
+      fs.renameSync(tmp, empty);
+    } catch {
+      fs.rmdirSync(tmp); // another start made it first
+    }
+  }
+  if (fs.readdirSync(empty).length > 0) throw new PaeneError('internal', `${empty} must stay empty: it is bound over every context's masked paths`);
+}
+
+/** A context's fresh dev/, shm/ and tmp/ (what an earlier run left is gone). */
+export function prepareScratch(layout: Layout, name: string): string {
+  ensureScratch(layout);
+  const mine = layout.scratchOf(name);
+  fs.rmSync(mine, { recursive: true, force: true });
+  fs.mkdirSync(mine, { mode: 0o755 });
+  for (const d of SCRATCH_DIRS) {
+    const p = path.join(mine, d.name);
+    fs.mkdirSync(p);
+    fs.chmodSync(p, d.mode); // mkdir obeys the umask, and sticky bits need chmod
+  }
+  return mine;
+}
+
+/** Removes a stopped context's scratch (its /tmp and /dev/shm are gone with it, as a tmpfs's would be). */
+export function removeScratch(layout: Layout, name: string): void {
+  if (isTmpfsMount(layout.scratchDir)) fs.rmSync(layout.scratchOf(name), { recursive: true, force: true });
+}
+
+/** Unmounts the scratch tmpfs once no context is left (contexts that still run keep their binds). */
+export function releaseScratch(layout: Layout): void {
+  const dir = layout.scratchDir;
+  if (isTmpfsMount(dir)) {
+    const r = spawnSync('umount', [dir], { encoding: 'utf8' });
+    if (r.status !== 0) run('umount', ['-l', dir]);
+  }
+  fs.rmSync(dir, { recursive: true, force: true });
+}
