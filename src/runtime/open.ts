@@ -18,8 +18,9 @@ export function storeImageSource(store: ImageStore): ImageSource {
     defaultsOf(image: string): ImageDefaults | undefined {
       const run = store.runConfigOf(image);
       if (!run) return undefined;
-      const user = run.user ? resolveUser(run.user, store.readTreeFile(image, 'etc/passwd'), store.readTreeFile(image, 'etc/group')) : undefined;
-      return user ? { run, user } : { run };
+      const spec = run.user;
+      if (!spec) return { run };
+      return { run, user: () => resolveUser(spec, store.readTreeFile(image, 'etc/passwd'), store.readTreeFile(image, 'etc/group')) };
     },
   };
 }

@@ -60,8 +60,8 @@ export interface ImageSource {
 
 export interface ImageDefaults {
   run: ImageRunConfig;
-  /** the config's User, resolved against the image's own /etc/passwd */
-  user?: { uid: number; gid: number };
+  /** the config's User, resolved against the image's own /etc/passwd (only when no --user overrides it) */
+  user?: () => { uid: number; gid: number };
 }
 
 /** Per-context extras computed from the config by other modules (seccomp filter). */
@@ -423,7 +423,7 @@ export class Runtime {
     // The image's config is the default: no command runs its Entrypoint + Cmd, with its Env, WorkingDir, User.
     const defaults = this.images.defaultsOf?.(config.image);
     const plan = planProcess(defaults?.run, { argv, env: opts.env, cwd: opts.cwd }, config.image);
-    const user = opts.user ?? defaults?.user;
+    const user = opts.user ?? defaults?.user?.();
     return execArgs({
       initPid: live.pid,
       cgroupProcs: this.cgroupOf(name).procsFiles(),

@@ -346,3 +346,16 @@ describe('telling the kind of archive by its first entry', () => {
     for (const no of ['./', 'etc/', 'bin/sh', 'index.json.bak', `${hex}x/`, 'blobsy', 'manifest.json/x']) expect(isImageArchiveName(no), no).toBe(false);
   });
 });
+
+describe('an OCI layout directory is read without following symlinks', () => {
+  it('refuses a blob that is a symlink (it could point the import at a host file)', async () => {
+    const dir = path.join(root, 'layout-symlink');
+    await ociDir(dir, [{ layers: [layer([f('a', 'b')]).tl] }]);
+    const blobs = path.join(dir, 'blobs/sha256');
+    const victim = fs.readdirSync(blobs).map((n) => path.join(blobs, n)).find((p) => fs.readFileSync(p, 'utf8').includes('"layers"') && fs.readFileSync(p, 'utf8').includes('schemaVersion'))!;
+    const moved = path.join(root, 'moved-manifest');
+    fs.renameSync(victim, moved);
+    fs.symlinkSync(moved, victim);
+    await expectRefused(() => store.importLayout(dir, 'symlinked', opts), /is not a regular file \(symlinks are not followed\)/);
+  });
+});
