@@ -63,8 +63,8 @@ const PEEK_MAX = 1024 * 1024;
 // ------------------------------------------------------------ telling the kind
 
 /**
- * The name of a tar's first entry from its raw bytes (PAX `path`, GNU long
- * names and global headers honoured); 'more' while buf is too short;
+ * The name of a tar's first entry other than its root directory, from its
+ * raw bytes (PAX `path`, GNU long names and global headers honoured); 'more' while buf is too short;
  * undefined when the bytes are not a tar we can read this way.
  */
 export function firstEntryName(buf: Buffer): string | 'more' | undefined {
@@ -95,10 +95,16 @@ export function firstEntryName(buf: Buffer): string | 'more' | undefined {
       off = end;
       continue;
     }
-    if (longName !== undefined) return longName;
-    const name = cstr(h.subarray(0, 100));
+    const plain = cstr(h.subarray(0, 100));
     const prefix = h.subarray(257, 262).toString('latin1') === 'ustar' ? cstr(h.subarray(345, 500)) : '';
-    return prefix ? `${prefix}/${name}` : name;
+    const name = longName ?? (prefix ? `${prefix}/${plain}` : plain);
+    // `tar -C layout .` starts with the root itself: look past it.
+    if (type === '5' && /^(\.\/?)*$/.test(name)) {
+      off += 512;
+      longName = undefined;
+      continue;
+    }
+    return name;
   }
 }
 

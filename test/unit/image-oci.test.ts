@@ -176,7 +176,7 @@ describe('layered image import', () => {
     expect(info.format).toBe('docker');
   });
 
-  it('an OCI layout directory, and an OCI tar that is itself gzip-compressed', async () => {
+  it('an OCI layout directory, an OCI tar that is itself gzip-compressed, and GNU tar of the directory', async () => {
     const s = stack();
     const dir = path.join(root, 'layout');
     await ociDir(dir, [{ layers: s.map((l) => l.tl) }]);
@@ -185,6 +185,13 @@ describe('layered image import', () => {
     const zlib = await import('node:zlib');
     const b = await store.importTar(streamOf(zlib.gzipSync(await ociTar([{ layers: s.map((l) => l.tl) }]))), 'ocigz', opts);
     expectTree(b.rootfs, s.map((l) => l.model));
+    // GNU tar of the directory: the archive starts with ./ and names are ./oci-layout …
+    const { spawnSync } = await import('node:child_process');
+    const t = spawnSync('tar', ['-cf', '-', '-C', dir, '.'], { maxBuffer: 1 << 28 });
+    expect(t.status).toBe(0);
+    const c = await store.importTar(streamOf(t.stdout), 'ocidot', opts);
+    expect(c.format).toBe('oci');
+    expectTree(c.rootfs, s.map((l) => l.model));
   });
 
   it('a two-platform index: the host platform by default, --platform picks the other, an absent one is refused', async () => {
@@ -339,6 +346,8 @@ describe('telling the kind of archive by its first entry', () => {
     expect(firstEntryName(await makeTar([{ name: 'x/'.repeat(80) + 'long', body: '' }]))).toBe('x/'.repeat(80) + 'long');
     expect(firstEntryName(rawTar(rawEntry({ name: 'PaxHeader', typeflag: 'x' }, paxRecord('path', 'index.json')), rawEntry({ name: 'short' })))).toBe('index.json');
     expect(firstEntryName(rawTar(rawEntry({ name: '././@LongLink', typeflag: 'L' }, 'manifest.json\0'), rawEntry({ name: 'trunc' })))).toBe('manifest.json');
+    expect(firstEntryName(await makeTar([{ name: './', type: 'directory' }, { name: './oci-layout', body: '{}' }]))).toBe('./oci-layout');
+    expect(firstEntryName(await makeTar([{ name: './', type: 'directory' }, { name: './bin/', type: 'directory' }]))).toBe('./bin/');
     expect(firstEntryName(Buffer.alloc(100))).toBe('more');
     expect(firstEntryName(Buffer.alloc(1024))).toBe('');
     const hex = 'a'.repeat(64);
