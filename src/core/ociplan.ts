@@ -336,8 +336,9 @@ const isUnder = (p: string, dir: string): boolean => dir === '' || p === dir || 
  * The tree a stack of layers unpacks to, by the OCI rules: later layers
  * win; a directory over a directory merges; anything else over a name
  * replaces it (and a directory's whole subtree); whiteouts and opaque
- * markers hide only what lower layers made; a hard link is the file it
- * names. The importer is tested file by file against this.
+ * markers hide only what lower layers made (a whiteout of a directory this
+ * layer puts names in hides the lower names in it); a hard link is the file
+ * it names. The importer is tested file by file against this.
  */
 export function mergeLayers(layers: ModelEntry[][]): Map<string, MergedEntry> {
   const tree = new Map<string, MergedEntry>([['', { type: 'dir' }]]);
@@ -352,12 +353,17 @@ export function mergeLayers(layers: ModelEntry[][]): Map<string, MergedEntry> {
     };
     for (const e of layer) {
       const n = classifyLayerName(e.path);
+      const hideLower = (dir: string): void => {
+        for (const k of [...tree.keys()]) if (k !== dir && k !== '' && isUnder(k, dir) && !mine.has(k)) tree.delete(k);
+      };
       if (n.kind === 'whiteout') {
+        // a name of this layer (or with this layer's names under it) keeps them, loses the lower ones
         if (!mine.has(n.target)) removeSubtree(n.target, () => false);
+        else hideLower(n.target);
         continue;
       }
       if (n.kind === 'opaque') {
-        for (const k of [...tree.keys()]) if (k !== n.dir && k !== '' && isUnder(k, n.dir) && !mine.has(k)) tree.delete(k);
+        hideLower(n.dir);
         ensureModelParents(tree, n.dir + '/x', mark);
         if (n.dir !== '') mark(n.dir);
         continue;

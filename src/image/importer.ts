@@ -278,21 +278,27 @@ export class Unpacker {
     await this.drain(stream);
     const mine = this.layerNames!;
     if (n.kind === 'whiteout') {
-      // Only lower layers' names are hidden; a name this layer made stays.
-      if (!mine.has(n.target) && this.existingParents(n.target, rel)) this.removeExisting(n.target, false);
+      // Only lower layers' names are hidden: a name this layer made stays, and so
+      // does what it put under the name (whichever comes first in the layer).
+      if (!mine.has(n.target)) {
+        if (this.existingParents(n.target, rel)) this.removeExisting(n.target, false);
+      } else if (this.seen.get(n.target) === 'dir') this.hideLower(n.target);
       return true;
     }
     this.ensureParents(n.dir === '' ? OPAQUE_PROBE : `${n.dir}/${OPAQUE_PROBE}`);
     if (n.dir !== '') this.markInLayer(n.dir);
-    const hide = (dirRel: string): void => {
-      for (const name of fs.readdirSync(this.abs(dirRel))) {
-        const child = dirRel === '' ? name : `${dirRel}/${name}`;
-        if (!mine.has(child)) this.removeExisting(child, false);
-        else if (this.seen.get(child) === 'dir') hide(child);
-      }
-    };
-    hide(n.dir);
+    this.hideLower(n.dir);
     return true;
+  }
+
+  /** Remove what lower layers put under dir, keeping what this layer did. */
+  private hideLower(dir: string): void {
+    const mine = this.layerNames!;
+    for (const name of fs.readdirSync(this.abs(dir))) {
+      const child = dir === '' ? name : `${dir}/${name}`;
+      if (!mine.has(child)) this.removeExisting(child, false);
+      else if (this.seen.get(child) === 'dir') this.hideLower(child);
+    }
   }
 
   /**

@@ -62,7 +62,9 @@ function stack(): Array<{ tl: TestLayer; model: ModelEntry[] }> {
         f('srv/sub/lower', 'hidden by the opaque srv'),
         f('srv/top-lower', 'hidden by the opaque srv'),
         d('keepdir'),
-        f('keepdir/old', 'stays: the whiteout of keepdir comes with a new file in it'),
+        d('whfirst'),
+        f('whfirst/old', 'hidden'),
+        f('keepdir/old', 'hidden: the whiteout of keepdir hides the lower names in it'),
       ],
       'gzip',
     ),
@@ -81,7 +83,9 @@ function stack(): Array<{ tl: TestLayer; model: ModelEntry[] }> {
         f('srv/sub/mine', 'this layer, under a lower dir'), // no dir entries: srv/sub is this layer's too
         opq('srv'),
         f('keepdir/new', 'new'),
-        wh('keepdir'), // the same layer has keepdir/new: not hidden
+        wh('keepdir'), // the same layer has keepdir/new: that stays
+        wh('whfirst'), // whiteout before the same layer's file under it: same result
+        f('whfirst/new', 'new'),
       ],
       'zstd',
     ),

@@ -51,6 +51,8 @@ describe('the merge model', () => {
         { path: 'f', type: 'file', body: 'f1' },
         { path: 'o/lower', type: 'file', body: 'l' },
         { path: 'o/sub/lower2', type: 'file', body: 'l' },
+        { path: 'w/lower', type: 'file', body: 'l' },
+        { path: 'v/lower', type: 'file', body: 'l' },
       ],
       [
         { path: 'a/x', type: 'file', body: '2' },
@@ -61,6 +63,10 @@ describe('the merge model', () => {
         { path: 'o/.wh..wh..opq', type: 'file' },
         { path: 'n/new', type: 'file', body: 'n' },
         { path: 'n/.wh.new', type: 'file' },
+        { path: 'w/mine', type: 'file', body: 'w' },
+        { path: '.wh.w', type: 'file' },
+        { path: '.wh.v', type: 'file' },
+        { path: 'v/mine', type: 'file', body: 'v' },
       ],
     ]);
     expect(Object.fromEntries([...t].sort(([x], [y]) => x.localeCompare(y)))).toEqual({
@@ -75,6 +81,10 @@ describe('the merge model', () => {
       o: { type: 'dir' },
       'o/sub': { type: 'dir' },
       'o/sub/mine': { type: 'file', body: 'm' },
+      v: { type: 'dir' },
+      'v/mine': { type: 'file', body: 'v' },
+      w: { type: 'dir' },
+      'w/mine': { type: 'file', body: 'w' },
     });
   });
 });
