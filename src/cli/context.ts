@@ -72,7 +72,7 @@ export function registerContextCommands(program: Command): void {
       .command('create')
       .description('Create a context: write its config and private layer. Nothing runs until `start`.')
       .argument('<name>', 'context name: 1-63 of [a-z0-9_-], starting with a letter or digit')
-      .option('--image <image>', 'image for its root filesystem (built on first use if it is the default)', DEFAULT_IMAGE)
+      .option('--image <image>', "image for its root filesystem (built on first use if it is the default); an imported image's Cmd, Env, WorkingDir and User are the defaults of exec", DEFAULT_IMAGE)
       .option('--xid <n>', `context id, ${XID_MIN}-${XID_MAX} (default: the lowest free one)`)
       .option('--hostname <host>', 'hostname inside the context (default: its name)')
       .addOption(new Option('--caps <profile>', 'capability profile of guest root').choices(['secure', 'strict', 'privileged']).default('secure'))
