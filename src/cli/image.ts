@@ -2,7 +2,6 @@
 
 import { parseCount, parseSize } from '../core/units.js';
 import fs from 'node:fs';
-import path from 'node:path';
 import { Command, Option } from 'commander';
 import { PaeneError, errnoOf } from '../core/errors.js';
 import { Layout } from '../runtime/layout.js';
@@ -86,33 +85,25 @@ export function registerImageCommands(program: Command, getRoot: () => string, u
       if (o.platform !== undefined) parsePlatform(o.platform);
       const st = file === '-' ? undefined : fs.statSync(file, { throwIfNoEntry: false });
       let info: ImageInfo;
-      if (st?.isDirectory()) {
+      if (file !== '-') {
+        if (!st?.isFile() && !st?.isDirectory()) throw new PaeneError('not-found', `no such file or directory: ${file}`);
+        // progress by file data written into the image (an archive file may be read in place, out of order)
         const { bar, onProgress } = progress(`importing ${o.name}`);
         try {
-          info = await store().importLayout(file, o.name, { ...opts, onProgress });
+          info = st.isDirectory() ? await store().importLayout(file, o.name, { ...opts, onProgress }) : await store().importFile(file, o.name, { ...opts, onProgress });
         } finally {
           bar.done();
         }
       } else {
-        let input: NodeJS.ReadableStream;
-        let total: number | undefined;
-        if (file === '-') {
-          if (process.stdin.isTTY) throw new PaeneError('invalid-argument', 'refusing to read an archive from a terminal; pipe one in or give a FILE');
-          input = process.stdin;
-        } else {
-          if (!st?.isFile()) throw new PaeneError('not-found', `no such file or directory: ${file}`);
-          input = fs.createReadStream(file, { highWaterMark: 1024 * 1024 });
-          total = st.size;
-        }
-        // The bar follows bytes read from the file, which is what a gzip'd total means.
-        const bar = new ProgressBar(`importing ${o.name}`, total);
+        if (process.stdin.isTTY) throw new PaeneError('invalid-argument', 'refusing to read an archive from a terminal; pipe one in or give a FILE');
+        const bar = new ProgressBar(`importing ${o.name}`);
         let read = 0;
-        input.on('data', (c: Buffer) => {
+        process.stdin.on('data', (c: Buffer) => {
           read += c.length;
           bar.update(read, formatBytes(read));
         });
         try {
-          info = await store().importTar(input, o.name, { ...opts, source: file === '-' ? 'stdin' : `file:${path.resolve(file)}` });
+          info = await store().importTar(process.stdin, o.name, { ...opts, source: 'stdin' });
         } finally {
           bar.done();
         }

@@ -34,6 +34,7 @@ import {
   showPlatform,
 } from '../core/ociplan.js';
 import { normalizeEntryName, showName } from './entryname.js';
+import { aliasTarget, indexTar } from './tarindex.js';
 import { type Decompressed, type UnpackOptions, type UnpackResult, Unpacker, decompressed, drainedOrClosed, extractInto } from './importer.js';
 
 export type ArchiveFormat = 'tar' | 'oci' | 'docker';
@@ -127,8 +128,29 @@ async function* chained(first: Buffer[], rest: AsyncIterator<unknown>): AsyncGen
 
 interface ArchiveFile {
   path: string; // on disk
+  start?: number; // where its data starts in path (a member of an indexed tar); 0 if absent
   size: number;
   sha256?: string; // known when spooled
+}
+
+/** The bytes of a (small) archive file. */
+function readWhole(f: ArchiveFile): Buffer {
+  if (f.start === undefined) return fs.readFileSync(f.path);
+  const fd = fs.openSync(f.path, 'r');
+  try {
+    const b = Buffer.alloc(f.size);
+    if (fs.readSync(fd, b, 0, f.size, f.start) !== f.size) throw new PaeneError('hostile-archive', `the archive ends inside ${f.path}`);
+    return b;
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/** A stream of an archive file's bytes. */
+function readStream(f: ArchiveFile): Readable {
+  if (f.size === 0) return Readable.from([]);
+  const start = f.start ?? 0;
+  return fs.createReadStream(f.path, { start, end: start + f.size - 1, highWaterMark: 1024 * 1024 });
 }
 
 /** Where an image archive's files are: a directory (an OCI layout on disk) or a spooled tar. */
@@ -158,6 +180,7 @@ class DirFiles implements ArchiveFiles {
   }
 }
 
+/** An archive's files by name: spooled copies, or members of an indexed tar. */
 class SpooledFiles implements ArchiveFiles {
   readonly files = new Map<string, ArchiveFile>();
   readonly aliases = new Map<string, string>(); // symlinks and hard links between the archive's files
@@ -217,13 +240,8 @@ async function spoolArchive(input: Decompressed, dir: string, o: UnpackOptions):
         continue;
       }
       entry.resume();
-      if (h.type === 'symlink' && h.linkname) {
-        // docker save links a layer it saved already: <id>/layer.tar -> ../<other>/layer.tar
-        const target = path.posix.normalize(path.posix.join(path.posix.dirname(rel), h.linkname));
-        if (!h.linkname.startsWith('/') && !target.startsWith('..')) files.aliases.set(rel, target);
-      } else if (h.type === 'link' && h.linkname) {
-        files.aliases.set(rel, normalizeEntryName(h.linkname, `entry ${showName(rel)}: hard link target`));
-      }
+      const target = aliasTarget(h.type === 'symlink' || h.type === 'link' ? h.type : 'other', rel, h.linkname);
+      if (target !== undefined) files.aliases.set(rel, target);
     }
   })();
   let fed: Promise<void> | undefined;
@@ -252,7 +270,7 @@ function readJson(files: ArchiveFiles, rel: string, what: string, desc?: Descrip
   const f = files.file(rel);
   if (!f) throw new PaeneError('hostile-archive', `the archive has no ${what} (${rel})`);
   if (f.size > JSON_MAX) throw new PaeneError('hostile-archive', `${what} (${rel}) is ${f.size} bytes; refusing a document over ${JSON_MAX}`);
-  const buf = fs.readFileSync(f.path);
+  const buf = readWhole(f);
   if (desc) checkBlob(desc, buf.length, createHash('sha256').update(buf).digest('hex'), what);
   try {
     return JSON.parse(buf.toString('utf8'));
@@ -296,7 +314,7 @@ async function applyLayer(un: Unpacker, files: ArchiveFiles, ref: LayerRef, i: n
   const blobHash = createHash('sha256');
   const blobCount = { n: 0 };
   const diffHash = createHash('sha256');
-  const raw = fs.createReadStream(f.path, { highWaterMark: 1024 * 1024 });
+  const raw = readStream(f);
   const dec = await decompressed(known ? raw : hashing(raw, blobHash, blobCount));
   if (ref.mediaType !== undefined) {
     const said = layerCompression(ref.mediaType, what);
@@ -423,4 +441,30 @@ export async function unpackImage(input: NodeJS.ReadableStream, o: ImageUnpackOp
   const un = new Unpacker(o);
   await extractInto(un, rest);
   return { ...un.finish(), format: 'tar' };
+}
+
+/**
+ * Import an archive file. An uncompressed OCI layout or docker-archive tar is
+ * read in place through an index of its headers (no copy into staging);
+ * anything else goes through unpackImage as a stream.
+ */
+export async function unpackImageFile(file: string, o: ImageUnpackOptions): Promise<ImageUnpackResult> {
+  const head = Buffer.alloc(PEEK_MAX);
+  const fd = fs.openSync(file, 'r');
+  let n: number;
+  try {
+    n = fs.readSync(fd, head, 0, PEEK_MAX, 0);
+  } finally {
+    fs.closeSync(fd);
+  }
+  const h = head.subarray(0, n);
+  const compressed = (h[0] === 0x1f && h[1] === 0x8b) || (h[0] === 0x28 && h[1] === 0xb5 && h[2] === 0x2f && h[3] === 0xfd);
+  const first = compressed ? undefined : firstEntryName(h);
+  if (typeof first !== 'string' || first === 'more' || !isImageArchiveName(first))
+    return unpackImage(fs.createReadStream(file, { highWaterMark: 1024 * 1024 }), o);
+  const idx = indexTar(file, o.maxFiles);
+  const files = new SpooledFiles();
+  for (const [rel, m] of idx.members) files.files.set(rel, { path: file, start: m.start, size: m.size });
+  for (const [rel, t] of idx.aliases) files.aliases.set(rel, t);
+  return unpackLayered(files, o);
 }

@@ -21,7 +21,7 @@ import { PaeneError } from '../core/errors.js';
 import { fsyncDir, writeJsonAtomic } from '../kernel/atomic.js';
 import { type ImageConfig, type ImageRunConfig, type Platform, hostPlatform, parsePlatform } from '../core/ociplan.js';
 import { DEFAULT_MAX_BYTES, DEFAULT_MAX_FILES, forceRemoveTree } from './importer.js';
-import { type ArchiveFormat, type ImageUnpackOptions, type ImageUnpackResult, type LayerRecord, unpackImage, unpackLayoutDir } from './oci.js';
+import { type ArchiveFormat, type ImageUnpackOptions, type ImageUnpackResult, type LayerRecord, unpackImage, unpackImageFile, unpackLayoutDir } from './oci.js';
 import { acquireStoreLock, acquireStoreLockSync, type StoreLock } from './lock.js';
 import { type ExportFormat, exportImage } from './ociexport.js';
 import { packTree, writeTreeTar } from './walk.js';
@@ -226,6 +226,11 @@ export class ImageStore {
    */
   async importTar(input: NodeJS.ReadableStream, name: string, opts: ImportOptions = {}): Promise<ImageInfo> {
     return this.importWith(name, opts, (uo) => unpackImage(input, uo));
+  }
+
+  /** Import an archive file: as importTar, but an uncompressed image archive is read in place (src/image/tarindex.ts). */
+  async importFile(file: string, name: string, opts: ImportOptions = {}): Promise<ImageInfo> {
+    return this.importWith(name, { ...opts, source: opts.source ?? `file:${path.resolve(file)}` }, (uo) => unpackImageFile(file, uo));
   }
 
   /** Import an OCI image layout directory (what `skopeo copy … oci:DIR` writes). */

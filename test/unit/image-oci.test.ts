@@ -372,3 +372,48 @@ describe('an OCI layout directory is read without following symlinks', () => {
     await expectRefused(() => store.importLayout(dir, 'symlinked', opts), /is not a regular file \(symlinks are not followed\)/);
   });
 });
+
+describe('an image archive file is read in place, through an index of its headers', () => {
+  it('OCI tar, docker-archive with a linked duplicate layer and GNU tar of a layout give the trees of the model; no spool copy', async () => {
+    const s = stack();
+    const dup = layer([f('dup', 'same layer twice')]);
+    const models = [...s.map((l) => l.model), dup.model, dup.model];
+    const oci = path.join(root, 'inplace.oci.tar');
+    fs.writeFileSync(oci, await ociTar([{ layers: [...s.map((l) => l.tl), dup.tl, dup.tl] }]));
+    const docker = path.join(root, 'inplace.docker.tar');
+    fs.writeFileSync(docker, await dockerTar({ layers: [...s.map((l) => l.tl), dup.tl, dup.tl] }, { linkDuplicate: true }));
+    const dir = path.join(root, 'inplace-layout');
+    await ociDir(dir, [{ layers: [...s.map((l) => l.tl), dup.tl, dup.tl] }]);
+    const gnu = path.join(root, 'inplace.gnu.tar');
+    const { spawnSync } = await import('node:child_process');
+    // --format=posix: PAX headers in front of entries, which the index must read too
+    expect(spawnSync('tar', ['--format=posix', '-cf', gnu, '-C', dir, '.']).status).toBe(0);
+    const staged: string[] = [];
+    const watch = setInterval(() => {
+      for (const d of fs.existsSync(store.stagingDir) ? fs.readdirSync(store.stagingDir) : []) if (fs.existsSync(path.join(store.stagingDir, d, 'archive'))) staged.push(d);
+    }, 1);
+    try {
+      for (const [file, name, format] of [[oci, 'inplace-oci', 'oci'], [docker, 'inplace-docker', 'docker'], [gnu, 'inplace-gnu', 'oci']] as const) {
+        const info = await store.importFile(file, name, opts);
+        expect(info.format).toBe(format);
+        expectTree(info.rootfs, models);
+      }
+    } finally {
+      clearInterval(watch);
+    }
+    expect(staged).toEqual([]);
+  });
+
+  it('refuses a file whose headers lie (bad checksum, a size past the end), leaving the store as it was', async () => {
+    const good = await ociTar([{ layers: [layer([f('a', 'b')]).tl] }]);
+    const badSum = Buffer.from(good);
+    const second = 512 + Math.ceil(Number.parseInt(good.subarray(124, 136).toString('latin1').trim(), 8) / 512) * 512;
+    badSum[second + 10] ^= 1; // a name byte of the second header, checksum not fixed
+    const short = good.subarray(0, good.length - 3000);
+    for (const [buf, re] of [[badSum, /bad header checksum/], [short, /past the end of the archive|truncated/]] as const) {
+      const file = path.join(root, 'lying.tar');
+      fs.writeFileSync(file, buf);
+      await expectRefused(() => store.importFile(file, 'lying', opts), re);
+    }
+  });
+});
