@@ -15,6 +15,8 @@ export interface FuzzBed {
   root: string;
   sentinel: string;
   store: ImageStore;
+  scratch: string; // outside root: archive files for imports from a file
+  dispose(): void;
 }
 
 export async function fuzzBed(tag: string): Promise<FuzzBed> {
@@ -24,7 +26,11 @@ export async function fuzzBed(tag: string): Promise<FuzzBed> {
   fs.writeFileSync(path.join(sentinel, 'secret'), 'do not touch\n');
   const store = new ImageStore(path.join(root, 'images'));
   await store.importTar(streamOf(await makeTar([{ name: 'seed', body: 'seed' }])), 'seed');
-  return { root, sentinel, store };
+  const scratch = tempRoot(`${tag}-scratch`);
+  const dispose = (): void => {
+    for (const d of [root, scratch]) fs.rmSync(d, { recursive: true, force: true });
+  };
+  return { root, sentinel, store, scratch, dispose };
 }
 
 export interface FuzzRun {
@@ -39,7 +45,10 @@ export interface FuzzRun {
  * imports (and is removed again) or fails with a PaeneError, and after each
  * the bed is exactly as before and no import is left in staging.
  */
-export async function fuzzLoop(bed: FuzzBed, o: { seed: number; variants: number; budgetMs: number; make: (r: () => number) => Promise<Buffer> }): Promise<FuzzRun> {
+export async function fuzzLoop(
+  bed: FuzzBed,
+  o: { seed: number; variants: number; budgetMs: number; make: (r: () => number) => Promise<Buffer>; fromFile?: number },
+): Promise<FuzzRun> {
   const r = prng(o.seed);
   const before = snapshot(bed.root);
   const sentinelBefore = snapshot(bed.sentinel, { mtimes: true });
@@ -51,7 +60,13 @@ export async function fuzzLoop(bed: FuzzBed, o: { seed: number; variants: number
     const variant = await o.make(r);
     const name = `v${i}`;
     try {
-      await bed.store.importTar(streamOf(variant, 1 + Math.floor(r() * 8192)), name, { maxBytes: 1 << 20, maxFiles: 200 });
+      const limits = { maxBytes: 1 << 20, maxFiles: 200 };
+      // a share of the variants from a file (read in place through its header index), the rest as a stream
+      if (o.fromFile !== undefined && r() < o.fromFile) {
+        const file = path.join(bed.scratch, 'variant.tar');
+        fs.writeFileSync(file, variant);
+        await bed.store.importFile(file, name, limits);
+      } else await bed.store.importTar(streamOf(variant, 1 + Math.floor(r() * 8192)), name, limits);
       imported++;
       // whatever was imported stays inside its tree: no symlink in it was followed
       bed.store.remove(name, []);

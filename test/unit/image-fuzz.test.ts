@@ -3,7 +3,6 @@
 // each, with the image removed again, the whole test root — a sentinel dir
 // outside the store and the store itself — is exactly as before.
 
-import fs from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ImageStore } from '../../src/image/store.js';
 import { type FuzzBed, fuzzBed, fuzzLoop } from '../image/fuzzhelp.js';
@@ -21,7 +20,7 @@ beforeAll(async () => {
   bed = await fuzzBed('image-fuzz');
   ({ sentinel, store } = bed);
 });
-afterAll(() => fs.rmSync(bed.root, { recursive: true, force: true }));
+afterAll(() => bed.dispose());
 
 async function validArchive(hostileTail: boolean): Promise<Buffer> {
   const t = await makeTar([

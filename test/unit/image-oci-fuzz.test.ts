@@ -5,7 +5,6 @@
 // the whiteout rules. Each variant imports or fails with a PaeneError; after
 // each, with the image removed again, the test root is exactly as before.
 
-import fs from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ImageStore } from '../../src/image/store.js';
 import { type FuzzBed, fuzzBed, fuzzLoop } from '../image/fuzzhelp.js';
@@ -24,7 +23,7 @@ beforeAll(async () => {
   bed = await fuzzBed('oci-fuzz');
   ({ sentinel, store } = bed);
 });
-afterAll(() => fs.rmSync(bed.root, { recursive: true, force: true }));
+afterAll(() => bed.dispose());
 
 async function baseLayer(): Promise<TestLayer> {
   return {
@@ -75,6 +74,7 @@ describe('layered import fuzz', () => {
       seed: SEED,
       variants: VARIANTS,
       budgetMs: BUDGET_MS,
+      fromFile: 0.4,
       make: async (r) => {
         const top = r() < 0.5 ? clean : hostile;
         return r() < 0.8 ? archive(mutateTar(top, r)) : mutateTar(await archive(top), r);
