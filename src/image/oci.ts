@@ -309,7 +309,9 @@ async function applyLayer(un: Unpacker, files: ArchiveFiles, ref: LayerRef, i: n
   if (!f) throw new PaeneError('hostile-archive', `the archive has no ${what}`);
   // A spooled blob was hashed on the way in: a wrong one fails before it is applied.
   if (ref.desc && f.sha256 !== undefined) checkBlob(ref.desc, f.size, f.sha256, what);
-  // Otherwise (a layout directory) it is hashed while it is read, and checked before the import is published.
+  // Otherwise (a layout directory, an archive file read in place) its size is
+  // checked now, and it is hashed while it is read, checked before the import is published.
+  if (ref.desc && f.size !== ref.desc.size) checkBlob(ref.desc, f.size, '', what);
   const known = f.sha256 !== undefined;
   const blobHash = createHash('sha256');
   const blobCount = { n: 0 };
