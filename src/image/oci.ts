@@ -323,7 +323,13 @@ async function applyLayer(un: Unpacker, files: ArchiveFiles, ref: LayerRef, i: n
     if (said !== dec.compression) un.warn(`${what}: media type says ${said}, the bytes are ${dec.compression}; read as ${dec.compression}`);
   }
   un.beginLayer();
-  await extractInto(un, dec, (c) => diffHash.update(c));
+  try {
+    await extractInto(un, dec, (c) => diffHash.update(c));
+  } catch (e) {
+    // say which layer: the same entry name may be in several
+    if (isPaeneError(e)) throw new PaeneError(e.code, `${what}: ${e.message}`, { cause: e });
+    throw e;
+  }
   const blobSha = known ? f.sha256! : blobHash.digest('hex');
   const blobSize = known ? f.size : blobCount.n;
   if (ref.desc) checkBlob(ref.desc, blobSize, blobSha, what);

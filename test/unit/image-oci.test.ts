@@ -332,13 +332,15 @@ describe('layered import refuses, leaving the store as it was', () => {
       },
     });
     await expectRefused(() => store.importTar(cut, 'cut', opts), /connection reset/);
-    // and interrupted while applying a layer (the stream ends inside the layer of a layout directory)
+    // and cut off while a layer is being applied: its blob is a gzip stream that
+    // ends half-way (the descriptors match it, so nothing refuses it earlier)
+    const zlib = await import('node:zlib');
+    const { makeTar } = await import('../image/tarhelp.js');
+    const many = await makeTar(Array.from({ length: 40 }, (_, i) => ({ name: `f${i}`, body: Buffer.alloc(64 * 1024, i) })));
+    const gz = zlib.gzipSync(many, { level: 1 });
     const dir = path.join(root, 'layout-cut');
-    await ociDir(dir, [{ layers: [base(), layer([f('a', big.toString('latin1'))]).tl] }]);
-    const blobs = fs.readdirSync(path.join(dir, 'blobs/sha256')).map((n) => path.join(dir, 'blobs/sha256', n));
-    const layerBlob = blobs.sort((a, b) => fs.statSync(b).size - fs.statSync(a).size)[0];
-    fs.truncateSync(layerBlob, 1024 * 1024);
-    await expectRefused(() => store.importLayout(dir, 'cut2', opts), /corrupt or truncated archive/);
+    await ociDir(dir, [{ layers: [base(), { entries: [], raw: gz.subarray(0, gz.length >> 1) }] }]);
+    await expectRefused(() => store.importLayout(dir, 'cut2', opts), /layer 2 .*corrupt or truncated archive after entry "f\d+": gzip: unexpected end of file/);
   });
 });
 
