@@ -9,13 +9,15 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const outDir = path.join(root, 'dist/native');
 fs.mkdirSync(outDir, { recursive: true });
 // paene-helper: the native part of the runtime; sysv-ipc: a test tool copied into contexts.
-for (const name of ['paene-helper', 'sysv-ipc', 'paene-bench', 'escape-probe', 'paene-iothrottle', 'iso-load', 'paene-bpf', 'net-probe']) {
+// paene-init: a context's pid 1 with no libc (every context keeps one alive).
+const EXTRA = { 'paene-init': ['-nostdlib', '-ffreestanding', '-fno-stack-protector', '-fno-asynchronous-unwind-tables', '-Os', '-Wl,--build-id=none', '-Wl,-z,noexecstack'] };
+for (const name of ['paene-helper', 'paene-init', 'sysv-ipc', 'paene-bench', 'escape-probe', 'paene-iothrottle', 'iso-load', 'paene-bpf', 'net-probe']) {
   const src = path.join(root, 'src/native', name + '.c');
   const out = path.join(outDir, name);
   const fresh = fs.existsSync(out) && fs.statSync(out).mtimeMs >= fs.statSync(src).mtimeMs;
   if (fresh) continue;
   const cc = process.env.CC ?? 'cc';
   const tmp = out + '.tmp';
-  execFileSync(cc, ['-O2', '-static', '-Wall', '-Wextra', '-Werror', '-o', tmp, src], { stdio: 'inherit' });
+  execFileSync(cc, ['-O2', '-static', '-Wall', '-Wextra', '-Werror', ...(EXTRA[name] ?? []), '-o', tmp, src], { stdio: 'inherit' });
   fs.renameSync(tmp, out);
 }

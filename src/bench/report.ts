@@ -79,6 +79,25 @@ export function packingPlot(r: PackingResult): string {
   });
 }
 
+/** HTTP answer latency (p50 and p99 of each full sweep) against contexts: where Denali saw a cliff. */
+export function packingLatencyPlot(r: PackingResult): string {
+  const series = r.variants.flatMap((v) => {
+    const pts = v.samples.filter((s) => s.http !== undefined);
+    return [
+      { label: `${v.variant}: p50`, color: COLORS[v.variant] ?? '#333', points: pts.map((s) => ({ x: s.contexts, y: s.http?.p50 ?? 0 })) },
+      { label: `${v.variant}: p99`, color: COLORS[v.variant] ?? '#333', dashed: true, points: pts.map((s) => ({ x: s.contexts, y: s.http?.p99 ?? 0 })) },
+    ];
+  });
+  const m = r.machine;
+  return linePlot({
+    title: 'paene phone-booth packing: HTTP answer latency vs live contexts',
+    subtitle: `full sweeps (every server asked, 32 at a time); ${m.cores} cores, ${m.kernel}, ${m.date.slice(0, 10)}`,
+    xLabel: 'contexts running (each answering HTTP)',
+    yLabel: 'answer latency (ms)',
+    series,
+  });
+}
+
 export function lifecycleTable(r: LifecycleResult): string {
   const rows = (list: EngineResult[]) =>
     formatTable(list, [

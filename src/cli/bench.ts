@@ -15,7 +15,7 @@ import { runLifecycle } from '../bench/lifecycle.js';
 import { runOverhead } from '../bench/overhead.js';
 import { importTable, runImportBench } from '../bench/imageimport.js';
 import { networkTable, runNetworkBench } from '../bench/network.js';
-import { lifecycleTable, overheadTable, packingPlot, packingTable } from '../bench/report.js';
+import { lifecycleTable, overheadTable, packingLatencyPlot, packingPlot, packingTable } from '../bench/report.js';
 import { ProgressBar } from './format.js';
 
 function count(name: string, min = 1) {
@@ -63,6 +63,7 @@ export function registerBenchCommands(program: Command): void {
     .option('--workdir <dir>', 'scratch directory (state root and image copies), removed at the end')
     .option('--json <file>', 'write the results as JSON')
     .option('--plot <file.svg>', 'draw memory used against contexts (SVG)')
+    .option('--latency-plot <file.svg>', 'draw HTTP answer latency (p50, p99 of each full sweep) against contexts (SVG)')
     .action(async (o: {
       max: number;
       maxPrivate?: number;
@@ -75,6 +76,7 @@ export function registerBenchCommands(program: Command): void {
       workdir?: string;
       json?: string;
       plot?: string;
+      latencyPlot?: string;
     }) => {
       requireRoot('the packing benchmark');
       const variants = variantsOf(o.variant);
@@ -112,6 +114,10 @@ export function registerBenchCommands(program: Command): void {
       if (o.plot) {
         fs.mkdirSync(path.dirname(path.resolve(o.plot)), { recursive: true });
         fs.writeFileSync(o.plot, packingPlot(merged));
+      }
+      if (o.latencyPlot) {
+        fs.mkdirSync(path.dirname(path.resolve(o.latencyPlot)), { recursive: true });
+        fs.writeFileSync(o.latencyPlot, packingLatencyPlot(merged));
       }
     });
 

@@ -32,6 +32,8 @@ export interface StartRequest {
   scratch: string;
   /** the empty directory bound over masked directories */
   empty: string;
+  /** the program the init becomes once the context is set up (paene-init); absent: the helper stays the init */
+  init?: string;
   /** the character devices made in its /dev */
   devices: readonly { path: string; major: number; minor: number; mode: number }[];
   capsMask: bigint;
@@ -68,6 +70,7 @@ export function startArgs(r: StartRequest): string[] {
   if (r.netns) a.push('--netns', r.netns);
   if (r.landlockScoped) a.push('--landlock-scoped', r.landlockScoped.toString(16));
   if (r.sched) a.push('--sched', schedArg(r.sched));
+  if (r.init) a.push('--init', r.init);
   return a;
 }
 

@@ -29,7 +29,7 @@
  * A start request sent to the monitor carries the same flags as `start`:
  *   --cgroup FILE... --lower DIR --upper DIR --work DIR --rootfs DIR
  *   --hostname H --sysctl K=V... --mask PATH... --ro PATH... --rw PATH...
- *   --scratch DIR --empty DIR --caps HEX --seccomp HEX [--init-name NAME]
+ *   --scratch DIR --empty DIR --caps HEX --seccomp HEX [--init PROGRAM] [--init-name NAME]
  *   [--netns new] [--landlock-scoped HEX] [--sched POLICY:SLICE_NS]
  * and exec takes [--netns join] [--landlock-scoped HEX] [--sched ...] to match.
  */
@@ -92,7 +92,7 @@ static void die(const char *fmt, ...) {
 struct spec {
   const char *cgroups[MAX_LIST];
   int ncgroups;
-  const char *lower, *upper, *work, *rootfs, *hostname, *scratch, *empty, *init_name;
+  const char *lower, *upper, *work, *rootfs, *hostname, *scratch, *empty, *init_name, *init_path;
   const char *devs[MAX_LIST]; /* PATH:MAJOR:MINOR:OCTAL_MODE */
   int ndevs;
   const char *sysctls[MAX_LIST];
@@ -168,6 +168,7 @@ static void parse_spec(int argc, char **argv, struct spec *s) {
     else if (!strcmp(a, "--hostname")) s->hostname = v;
     else if (!strcmp(a, "--scratch")) s->scratch = v;
     else if (!strcmp(a, "--empty")) s->empty = v;
+    else if (!strcmp(a, "--init")) s->init_path = v;
     else if (!strcmp(a, "--dev")) push(s->devs, &s->ndevs, v, a);
     else if (!strcmp(a, "--init-name")) s->init_name = v;
     else if (!strcmp(a, "--sysctl")) push(s->sysctls, &s->nsysctls, v, a);
@@ -601,6 +602,9 @@ static void handle_start(int conn, int argc, char **argv) {
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
+    /* The init program is opened before pivot_root hides the host tree. */
+    int init_fd = s.init_path ? open(s.init_path, O_RDONLY | O_CLOEXEC) : -1;
+    if (s.init_path && init_fd < 0) die("open %s: %s", s.init_path, strerror(errno));
     setup_context(&s);
     apply_sched(&s);
     apply_landlock(&s);
@@ -610,6 +614,15 @@ static void handle_start(int conn, int argc, char **argv) {
     set_cmdline(s.init_name ? s.init_name : "paene-init");
     stdio_to_null();
     if (write(pipefd[1], "ok\n", 3) != 3) _exit(125);
+    if (init_fd >= 0) {
+      /* Become the small init (no copy of the monitor's memory kept alive); if that fails, be it ourselves. */
+      if (dup2(init_fd, 3) == 3) {
+        close_fds_from(4);
+        char *iargv[] = {(char *)(s.init_name ? s.init_name : "paene-init"), NULL};
+        char *ienv[] = {NULL};
+        syscall(SYS_execveat, 3, "", iargv, ienv, AT_EMPTY_PATH);
+      }
+    }
     close_fds_from(3);
     run_init();
   }

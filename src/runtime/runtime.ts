@@ -42,7 +42,7 @@ import { type ImageRunConfig, planProcess } from '../core/ociplan.js';
 import { createDiskImage, mountDiskImage, unmountDiskImage } from '../kernel/diskimage.js';
 import { prepareScratch, releaseScratch, removeScratch } from '../kernel/scratch.js';
 import { requireFeatures, requireRoot } from '../kernel/features.js';
-import { Monitor, execArgs, helperPath, startArgs } from '../kernel/helper.js';
+import { Monitor, execArgs, helperPath, nativePath, startArgs } from '../kernel/helper.js';
 import { allPids, cmdline, innerPid, isAlive, processMemory, readStat } from '../kernel/procfs.js';
 import { blockDevicesFor, startIoThrottle, stopIoThrottle } from './iothrottle.js';
 import { ContextNetwork } from '../net/context.js';
@@ -312,6 +312,7 @@ export class Runtime {
             writable: writablePaths(config),
             scratch: prepareScratch(this.layout, name),
             empty: this.layout.emptyDir,
+            init: nativePath('paene-init'),
             devices: DEVICE_NODES,
             capsMask: capMask(config.caps),
             seccomp: this.policy.seccomp(config),

@@ -10,7 +10,7 @@ import { runLifecycle } from '../../src/bench/lifecycle.js';
 import { runOverhead } from '../../src/bench/overhead.js';
 import { runPacking } from '../../src/bench/packing.js';
 import { PEER_CGROUP_PARENT, listPeerContainers, peerCgroupDirs } from '../../src/bench/peers.js';
-import { lifecycleTable, overheadTable, packingPlot, packingTable } from '../../src/bench/report.js';
+import { lifecycleTable, overheadTable, packingLatencyPlot, packingPlot, packingTable } from '../../src/bench/report.js';
 import { median, percentile } from '../../src/bench/common.js';
 import { detectCgroupHost } from '../../src/kernel/cgroups.js';
 import { Layout } from '../../src/runtime/layout.js';
@@ -112,6 +112,9 @@ describeReal('benchmarks in tiny configurations', () => {
     const svg = packingPlot(r);
     expect(svg).toMatch(/^<svg[^]*<\/svg>\n$/);
     expect((svg.match(/<path /g) ?? []).length).toBe(6);
+    // every full sweep's latency is in the samples, and plotted
+    expect(shared.samples.filter((x) => x.http).length).toBe(5);
+    expect((packingLatencyPlot(r).match(/<path /g) ?? []).length).toBe(6);
     expect(JSON.parse(JSON.stringify(r)).variants).toHaveLength(3);
     expectClean(dir);
   }, 300_000);

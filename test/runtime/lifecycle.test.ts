@@ -60,6 +60,9 @@ describeReal('context lifecycle on the real kernel', () => {
     const procs = rt.ps('lc-a');
     expect(procs[0].innerPid).toBe(1);
     expect(procs[0].pid).toBe(rt.status('lc-a').pid);
+    // the init is the small paene-init, not a copy of the monitor: a few pages resident
+    const rssKb = Number(/^VmRSS:\s+(\d+) kB/m.exec(fs.readFileSync(`/proc/${procs[0].pid}/status`, 'utf8'))?.[1]);
+    expect(rssKb).toBeLessThan(64);
     const all = rt.psAll();
     expect(all.filter((p) => p.context === 'lc-a').length).toBe(procs.length);
     expect(all.find((p) => p.pid === process.pid)?.xid).toBe(0);
@@ -140,6 +143,14 @@ describeReal('context lifecycle on the real kernel', () => {
     expect(masked.length).toBeGreaterThan(0);
     expect(fs.readFileSync('/proc/kallsyms').length).toBeGreaterThan(0);
     for (const p of masked) expect(await out('lc-a', `cat ${p} | wc -c`), p).toBe('0');
+    // masked directories are empty and read-only
+    expect(await out('lc-a', 'ls -A /sys/firmware | wc -l')).toBe('0');
+    expect((await sh('lc-a', 'touch /sys/firmware/x')).code).not.toBe(0);
+    // /tmp and /dev/shm are the context's own: lc-b sees nothing of lc-a's
+    await out('lc-a', 'echo a > /tmp/only-a && echo a > /dev/shm/only-a');
+    expect((await sh('lc-b', 'cat /tmp/only-a')).code).not.toBe(0);
+    expect((await sh('lc-b', 'cat /dev/shm/only-a')).code).not.toBe(0);
+    expect(await out('lc-a', 'cat /tmp/only-a /dev/shm/only-a')).toBe('a\na');
     // /dev is minimal
     expect((await out('lc-a', 'ls /dev')).split('\n').sort()).toEqual(
       ['fd', 'full', 'null', 'ptmx', 'pts', 'random', 'shm', 'stderr', 'stdin', 'stdout', 'tty', 'urandom', 'zero'].sort(),
@@ -160,6 +171,8 @@ describeReal('context lifecycle on the real kernel', () => {
     await expect(rt.execCapture('lc-a', ['true'])).rejects.toThrow(/not running/);
     await rt.start('lc-a');
     expect(await out('lc-a', 'cat /etc/motd-test')).toBe('mine');
+    // /tmp, as a tmpfs would, starts empty again
+    expect((await sh('lc-a', 'cat /tmp/only-a')).code).not.toBe(0);
     await expect(rt.start('lc-a')).rejects.toThrow(/already running/);
   });
 
