@@ -109,6 +109,15 @@ describe.skipIf(!has('skopeo'))('skopeo reads the OCI export', () => {
     expect(viaDir.format).toBe('oci');
   });
 
+  it('reads the docker-archive export too', async () => {
+    const file = path.join(root, 'src-docker.tar');
+    fs.writeFileSync(file, await exportBuffer('src', 'docker'));
+    const insp = spawnSync('skopeo', ['inspect', '--config', `docker-archive:${file}`], { encoding: 'utf8' });
+    expect(insp.stderr).toBe('');
+    const cfg = JSON.parse(insp.stdout) as { config: Record<string, unknown> };
+    expect(cfg.config).toMatchObject({ Env: config.Env, Cmd: config.Cmd, WorkingDir: '/srv', User: 'app' });
+  });
+
   it('paene reads what skopeo writes from a layered docker-archive (compressed and re-digested layers)', async () => {
     const src = path.join(root, 'layered-docker.tar');
     fs.writeFileSync(src, await dockerTar({ layers, config }));
