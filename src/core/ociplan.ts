@@ -431,7 +431,9 @@ export function planProcess(image: ImageRunConfig | undefined, req: ProcessReque
     env[kv.slice(0, i)] = kv.slice(i + 1);
   }
   Object.assign(env, req.env ?? {});
-  const plan: ProcessPlan = { argv, env, cwd: req.cwd ?? image?.workingDir ?? '/' };
+  // A relative WorkingDir is relative to the root, as docker reads it.
+  const wd = image?.workingDir === undefined ? undefined : image.workingDir.startsWith('/') ? image.workingDir : `/${image.workingDir}`;
+  const plan: ProcessPlan = { argv, env, cwd: req.cwd ?? wd ?? '/' };
   const user = req.user ?? image?.user;
   if (user !== undefined && user !== '') plan.user = user;
   return plan;

@@ -148,6 +148,9 @@ describe('the default process', () => {
   it('a command replaces them; request env, cwd and user win', () => {
     expect(planProcess(run, { argv: ['ls'], env: { A: '2' }, cwd: '/', user: '0' }, 'img')).toEqual({ argv: ['ls'], env: { PATH: '/usr/bin', A: '2' }, cwd: '/', user: '0' });
   });
+  it('a relative WorkingDir is taken from the root', () => {
+    expect(planProcess({ ...run, workingDir: 'app/bin' }, { argv: [] }, 'img').cwd).toBe('/app/bin');
+  });
   it('no command and no image default is a clear error; a flat image keeps / and no env', () => {
     expect(code(() => planProcess(undefined, { argv: [] }, 'base'))).toMatch(/^invalid-argument: exec needs a command: image "base" has no Cmd/);
     expect(planProcess(undefined, { argv: ['id'] }, 'base')).toEqual({ argv: ['id'], env: {}, cwd: '/' });
