@@ -107,6 +107,8 @@ export interface VariantResult {
   finalSweep: { answered: number; of: number; p50: number; p99: number };
   /** destroys per second in the teardown */
   destroyPerSecond: number;
+  /** after the teardown (and 2 s to settle; caches not dropped): what did not come back, in bytes and as a share of MemTotal */
+  afterCleanup: { memAvailableLost: number; slabLost: number; shareOfTotal: number };
   disk: {
     /** median bytes in a context's upper dir */
     upperMedianPerContext: number;
@@ -442,6 +444,7 @@ export async function runPacking(o: PackingOptions): Promise<PackingResult> {
           p99: round(percentile(finalSweep.latencies, 99)),
         },
         destroyPerSecond: NaN,
+        afterCleanup: { memAvailableLost: NaN, slabLost: NaN, shareOfTotal: NaN },
         disk: {
           upperMedianPerContext: round(median(uppers), 0),
           privateMedianPerContext: round(median(privates), 0),
@@ -455,6 +458,13 @@ export async function runPacking(o: PackingOptions): Promise<PackingResult> {
       const td = performance.now();
       const errs = await destroyAll(rt, names);
       res.destroyPerSecond = round(names.length / ((performance.now() - td) / 1000), 1);
+      await new Promise((r) => setTimeout(r, 2000));
+      const back = sample(0);
+      res.afterCleanup = {
+        memAvailableLost: first.memAvailable - back.memAvailable,
+        slabLost: back.slab - first.slab,
+        shareOfTotal: round((first.memAvailable - back.memAvailable) / meminfo().MemTotal, 4),
+      };
       if (errs.length) throw new PaeneError('internal', `cleanup after the ${variant} variant failed: ${errs.join('; ')}`);
       fs.rmSync(copiesDir, { recursive: true, force: true });
     }

@@ -37,6 +37,7 @@ export function packingTable(r: PackingResult): string {
     { k: 'start ms median, first / last segment', v: (x) => `${ms(x.startFirstLast.first)} / ${ms(x.startFirstLast.last)}` },
     { k: 'final sweep: answered, p50 / p99 ms', v: (x) => `${x.finalSweep.answered}/${x.finalSweep.of}, ${ms(x.finalSweep.p50)} / ${ms(x.finalSweep.p99)}` },
     { k: 'destroys per second (teardown)', v: (x) => (Number.isFinite(x.destroyPerSecond) ? x.destroyPerSecond.toFixed(1) : '-') },
+    { k: 'not back after teardown: MemAvailable, slab', v: (x) => `${mib(x.afterCleanup.memAvailableLost)} (${(x.afterCleanup.shareOfTotal * 100).toFixed(2)}% of MemTotal), ${mib(x.afterCleanup.slabLost)}` },
     { k: 'private disk per context, median', v: (x) => kib(x.disk.privateMedianPerContext) },
     { k: 'image size', v: (x) => mib(x.disk.imageBytes) },
     { k: 'HTTP checks (full sweeps)', v: (x) => `${x.httpChecks} (${x.fullChecks})` },

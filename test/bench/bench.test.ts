@@ -101,6 +101,7 @@ describeReal('benchmarks in tiny configurations', () => {
       expect(v.memory.firstSegment.to).toBeGreaterThan(v.memory.firstSegment.from);
       expect(v.finalSweep).toMatchObject({ answered: 5, of: 5 });
       expect(v.destroyPerSecond).toBeGreaterThan(0);
+      expect(Number.isFinite(v.afterCleanup.shareOfTotal)).toBe(true);
     }
     const [shared, , priv] = r.variants;
     expect(priv.copyMs).toBeDefined();
