@@ -57,6 +57,7 @@ export function registerImageCommands(program: Command, getRoot: () => string, u
     .argument('<source>', 'archive file (plain, gzip or zstd), an OCI layout directory, or - to read stdin')
     .requiredOption('--name <name>', 'name of the new image')
     .option('--platform <os/arch[/variant]>', 'which image of a multi-platform index to take (default: this host\'s)')
+    .option('--tag <name>', 'which image to take from an archive that holds several (docker save a b; an OCI layout with several ref names)')
     .option('--max-files <n>', 'refuse archives with more entries than this', '1000000')
     .option('--max-bytes <size>', 'refuse archives with more file data than this (e.g. 10G)', '64G')
     .option('--allow-devices', 'create device nodes the archive carries (skipped with a warning by default)')
@@ -73,7 +74,7 @@ export function registerImageCommands(program: Command, getRoot: () => string, u
         'links to unknown targets and oversized names are refused in every layer; nothing is\n' +
         'written outside the new image, and a failed import leaves the store as it was.\n',
     )
-    .action(async (file: string, o: { name: string; platform?: string; maxFiles: string; maxBytes: string; allowDevices?: boolean }) => {
+    .action(async (file: string, o: { name: string; platform?: string; tag?: string; maxFiles: string; maxBytes: string; allowDevices?: boolean }) => {
       validateImageName(o.name);
       const opts = {
         maxFiles: parseCount(o.maxFiles.replace(/_/g, ''), '--max-files', 1),
@@ -81,6 +82,7 @@ export function registerImageCommands(program: Command, getRoot: () => string, u
         allowDevices: o.allowDevices === true,
         onWarning: warn,
         ...(o.platform !== undefined ? { platform: o.platform } : {}),
+        ...(o.tag !== undefined ? { tag: o.tag } : {}),
       };
       if (o.platform !== undefined) parsePlatform(o.platform);
       const st = file === '-' ? undefined : fs.statSync(file, { throwIfNoEntry: false });

@@ -25,6 +25,8 @@ export interface Descriptor {
   size: number;
   platform?: Platform;
   urls?: string[];
+  /** the image's name in a layout (org.opencontainers.image.ref.name, io.containerd.image.name) */
+  ref?: string[];
 }
 
 export const MT = {
@@ -87,6 +89,9 @@ export function parseDescriptor(x: unknown, where: string): Descriptor {
   if (p) d.platform = p;
   const urls = strList(o.urls, `${where}.urls`);
   if (urls.length) d.urls = urls;
+  const ann = o.annotations === undefined || o.annotations === null ? {} : obj(o.annotations, `${where}.annotations`);
+  const ref = [ann['org.opencontainers.image.ref.name'], ann['io.containerd.image.name']].filter((r): r is string => typeof r === 'string');
+  if (ref.length) d.ref = ref;
   return d;
 }
 
@@ -134,6 +139,18 @@ export interface DockerImage {
   config: string; // path inside the archive
   layers: string[];
   repoTags: string[];
+}
+
+/** The image of a docker-archive to import: the only one, or the one with the tag asked for. */
+export function selectDockerImage(images: DockerImage[], tag: string | undefined): DockerImage {
+  if (tag !== undefined) {
+    const hit = images.find((m) => m.repoTags.some((t) => tagMatches(t, tag)));
+    if (hit) return hit;
+    throw new PaeneError('not-found', `manifest.json: no image tagged ${JSON.stringify(tag)}; the archive has ${images.flatMap((m) => m.repoTags).map((t) => JSON.stringify(t)).join(', ') || 'untagged images only'}`);
+  }
+  if (images.length > 1)
+    throw new PaeneError('invalid-argument', `the archive holds ${images.length} images (${images.map((m) => m.repoTags.join(' ') || m.config).join('; ')}); choose one with --tag`);
+  return images[0];
 }
 
 export function parseDockerManifest(x: unknown): DockerImage[] {
@@ -276,16 +293,44 @@ export function platformMatches(have: Platform, want: Platform, variantExplicit:
  * whose platform matches. Attestation manifests (platform unknown/unknown)
  * never match.
  */
-export function selectManifest(manifests: Descriptor[], want: Platform, explicit: boolean, where = 'index.json'): Descriptor {
-  const images = manifests.filter((m) => m.platform?.os !== 'unknown');
+export function selectManifest(manifests: Descriptor[], want: Platform, explicit: boolean, where = 'index.json', tag?: string): Descriptor {
+  let images = manifests.filter((m) => m.platform?.os !== 'unknown');
   if (images.length === 0) fail(`${where}: lists no image manifest`);
+  if (tag !== undefined) {
+    const named = images.filter((m) => m.ref?.some((r) => tagMatches(r, tag)));
+    if (named.length === 0)
+      throw new PaeneError('not-found', `${where}: no image named ${JSON.stringify(tag)}; the archive has ${[...new Set(images.flatMap((m) => m.ref ?? []))].map((r) => JSON.stringify(r)).join(', ') || 'no named images'}`);
+    images = named;
+  }
   if (images.length === 1 && (!explicit || images[0].platform === undefined)) return images[0];
-  const hit = images.find((m) => m.platform !== undefined && platformMatches(m.platform, want, explicit && want.variant !== undefined));
-  if (hit) return hit;
-  throw new PaeneError(
-    'not-found',
-    `${where}: no image for platform ${showPlatform(want)}; the archive has ${images.map((m) => showPlatform(m.platform)).join(', ')} (choose one with --platform)`,
-  );
+  // An image that names no platform fits any, unless one was asked for.
+  const hits = images.filter((m) => (m.platform === undefined ? !explicit : platformMatches(m.platform, want, explicit && want.variant !== undefined)));
+  if (hits.length === 0)
+    throw new PaeneError(
+      'not-found',
+      `${where}: no image for platform ${showPlatform(want)}; the archive has ${images.map((m) => showPlatform(m.platform)).join(', ')} (choose one with --platform)`,
+    );
+  // Several images that differ in name, not platform: which one is the user's to say.
+  const names = [...new Set(hits.map((m) => (m.ref ?? []).join(' ') || '(unnamed)'))];
+  if (names.length > 1)
+    throw new PaeneError('invalid-argument', `${where}: holds ${hits.length} images for ${showPlatform(want)} (${names.join('; ')}); choose one with --tag`);
+  return hits[0];
+}
+
+/**
+ * Whether an image name in an archive is the one asked for: the same, or the
+ * same once a missing `:latest` and docker's default registry are added
+ * (`nginx` is `docker.io/library/nginx:latest`; a layout's ref.name may be
+ * just the tag, `latest`).
+ */
+export function tagMatches(have: string, want: string): boolean {
+  const full = (t: string): string => {
+    let n = /:[^/]+$/.test(t) ? t : `${t}:latest`;
+    if (!n.includes('/')) n = `library/${n}`;
+    if (!/^[^/]+[.:][^/]*\//.test(n) && !n.startsWith('localhost/')) n = `docker.io/${n}`;
+    return n;
+  };
+  return have === want || full(have) === full(want);
 }
 
 // ------------------------------------------------------------ layer entry names

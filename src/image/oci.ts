@@ -30,6 +30,7 @@ import {
   parseIndex,
   parseManifest,
   platformMatches,
+  selectDockerImage,
   selectManifest,
   showPlatform,
 } from '../core/ociplan.js';
@@ -56,6 +57,7 @@ export interface ImageUnpackOptions extends UnpackOptions {
   spoolDir: string; // in the staging dir: an archive tar's files while it is read
   platform: Platform;
   platformExplicit: boolean;
+  tag?: string; // which named image of an archive holding several
 }
 
 const JSON_MAX = 4 * 1024 * 1024; // index, manifests, configs: small documents
@@ -344,7 +346,7 @@ function resolveOci(files: ArchiveFiles, o: ImageUnpackOptions): { manifest: Ret
   let descs = parseIndex(readJson(files, 'index.json', 'index.json'));
   let where = 'index.json';
   for (let depth = 0; ; depth++) {
-    const d = selectManifest(descs, o.platform, o.platformExplicit, where);
+    const d = selectManifest(descs, o.platform, o.platformExplicit, where, depth === 0 ? o.tag : undefined);
     if (d.mediaType !== MT.index && d.mediaType !== MT.dockerList) {
       const manifest = parseManifest(readJson(files, blobPath(d.digest, where), `manifest ${d.digest}`, d), `manifest ${d.digest}`);
       const config = parseImageConfig(readJson(files, blobPath(manifest.config.digest, 'config'), 'image config', manifest.config));
@@ -376,10 +378,7 @@ async function unpackLayered(files: ArchiveFiles, o: ImageUnpackOptions): Promis
     refs = r.manifest.layers.map((d, i) => ({ rel: blobPath(d.digest, `layers[${i}]`), desc: d, diffId: config.diffIds[i], mediaType: d.mediaType }));
   } else if (files.has('manifest.json')) {
     format = 'docker';
-    const images = parseDockerManifest(readJson(files, 'manifest.json', 'manifest.json'));
-    if (images.length > 1)
-      throw new PaeneError('invalid-argument', `the archive holds ${images.length} images (${images.map((m) => m.repoTags.join(' ') || m.config).join('; ')}); save one image per archive`);
-    const img = images[0];
+    const img = selectDockerImage(parseDockerManifest(readJson(files, 'manifest.json', 'manifest.json')), o.tag);
     const name = (p: string, what: string): string => normalizeEntryName(p, `manifest.json: ${what}`);
     const cfgRel = name(img.config, 'Config');
     const hex = /^(?:blobs\/sha256\/)?([0-9a-f]{64})(?:\.json)?$/.exec(cfgRel)?.[1];

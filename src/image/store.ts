@@ -52,6 +52,8 @@ export interface StoredImageConfig {
 export interface ImportOptions {
   /** os/arch[/variant] to pick from a multi-platform index (default: the host's) */
   platform?: string;
+  /** the image to take from an archive that holds several (a tag or OCI ref name) */
+  tag?: string;
   maxFiles?: number;
   maxBytes?: number;
   allowDevices?: boolean;
@@ -271,6 +273,7 @@ export class ImageStore {
           onWarning: opts.onWarning,
           platform,
           platformExplicit: opts.platform !== undefined,
+          ...(opts.tag !== undefined ? { tag: opts.tag } : {}),
         });
         fs.rmSync(tmpDir, { recursive: true, force: true });
         const manifest: Manifest = {

@@ -22,6 +22,7 @@ export interface TestImage {
   layers: TestLayer[];
   platform?: { os: string; architecture: string; variant?: string };
   config?: Record<string, unknown>; // the config's `config` object (Env, Cmd …)
+  ref?: string; // org.opencontainers.image.ref.name in the index
 }
 
 export const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
@@ -100,6 +101,7 @@ export async function ociFiles(images: TestImage[]): Promise<Array<{ name: strin
       digest: b.manifest.digest,
       size: b.manifest.data.length,
       ...(images.length > 1 || images[i].platform ? { platform: images[i].platform ?? { os: 'linux', architecture: hostArch() } } : {}),
+      ...(images[i].ref ? { annotations: { 'org.opencontainers.image.ref.name': images[i].ref } } : {}),
     })),
   };
   const files = new Map<string, Buffer>();

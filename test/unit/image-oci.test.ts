@@ -215,6 +215,18 @@ describe('layered image import', () => {
     await expectRefused(() => store.importTar(streamOf(archive), 'multi-none', { ...opts, platform: 'linux/s390x' }), /no image for platform linux\/s390x; the archive has linux\/amd64, linux\/arm64\/v8/, 'not-found');
   });
 
+  it('an OCI layout of several named images: --tag picks one', async () => {
+    const a = layer([f('which', 'a')]);
+    const b = layer([f('which', 'b')]);
+    const archive = await ociTar([
+      { layers: [a.tl], ref: 'app' },
+      { layers: [b.tl], ref: 'db' },
+    ]);
+    const info = await store.importTar(streamOf(archive), 'tagged-db', { ...opts, tag: 'db' });
+    expect(fs.readFileSync(path.join(info.rootfs, 'which'), 'utf8')).toBe('b');
+    await expectRefused(() => store.importTar(streamOf(archive), 'tagged-none', { ...opts, tag: 'web' }), /no image named "web"; the archive has "app", "db"/, 'not-found');
+  });
+
   it('two images sharing a base layer store its files once (image du)', async () => {
     const big = 'B'.repeat(256 * 1024);
     const base = layer([d('lib'), f('lib/libbig.so', big), f('lib/libbig2.so', big + 'x')], 'gzip');

@@ -13,7 +13,9 @@ import {
   parsePlatform,
   planProcess,
   resolveUser,
+  selectDockerImage,
   selectManifest,
+  tagMatches,
 } from '../../src/core/ociplan.js';
 import { isPaeneError } from '../../src/core/errors.js';
 
@@ -113,6 +115,42 @@ describe('platform selection', () => {
     // a single-image index is taken whatever its platform unless one was asked for
     expect(selectManifest([idx[1]], hostPlatform('x64'), false).platform?.architecture).toBe('arm64');
     expect(code(() => selectManifest([idx[3]], hostPlatform('x64'), false))).toMatch(/no image manifest/);
+  });
+});
+
+describe('choosing a named image', () => {
+  it('matches names as docker does: a missing :latest and docker.io/library are implied', () => {
+    expect(tagMatches('docker.io/library/nginx:latest', 'nginx')).toBe(true);
+    expect(tagMatches('nginx:latest', 'nginx:latest')).toBe(true);
+    expect(tagMatches('quay.io/x/y:1', 'quay.io/x/y:1')).toBe(true);
+    expect(tagMatches('latest', 'latest')).toBe(true);
+    expect(tagMatches('localhost:5000/app:2', 'localhost:5000/app:2')).toBe(true);
+    expect(tagMatches('nginx:1.25', 'nginx')).toBe(false);
+    expect(tagMatches('quay.io/nginx:latest', 'nginx')).toBe(false);
+  });
+  it('a docker-archive of several images needs --tag; a tag not there is refused listing what is', () => {
+    const imgs = [
+      { config: 'a.json', layers: [], repoTags: ['alpine:3.19'] },
+      { config: 'b.json', layers: [], repoTags: ['docker.io/library/nginx:latest'] },
+    ];
+    expect(selectDockerImage(imgs, 'nginx').config).toBe('b.json');
+    expect(selectDockerImage([imgs[0]], undefined).config).toBe('a.json');
+    expect(code(() => selectDockerImage(imgs, undefined))).toMatch(/^invalid-argument: the archive holds 2 images \(alpine:3.19; docker.io\/library\/nginx:latest\); choose one with --tag/);
+    expect(code(() => selectDockerImage(imgs, 'redis'))).toMatch(/^not-found: .*no image tagged "redis"; the archive has "alpine:3.19", "docker.io\/library\/nginx:latest"/);
+  });
+  it('an index picks by ref name, then by platform', () => {
+    const named = [
+      { ...desc('amd64'), ref: ['app:1'] },
+      { ...desc('arm64', 'v8'), ref: ['app:1'] },
+      { ...desc('amd64'), digest: `sha256:${'e'.repeat(64)}`, ref: ['db:2'] },
+    ];
+    expect(selectManifest(named, hostPlatform('x64'), false, 'index.json', 'db:2').digest).toBe(`sha256:${'e'.repeat(64)}`);
+    expect(selectManifest(named, hostPlatform('arm64'), false, 'index.json', 'app:1').platform?.architecture).toBe('arm64');
+    expect(code(() => selectManifest(named, hostPlatform('x64'), false, 'index.json', 'web'))).toMatch(/^not-found: .*no image named "web"; the archive has "app:1", "db:2"/);
+    expect(code(() => selectManifest(named, hostPlatform('x64'), false))).toMatch(/^invalid-argument: index.json: holds 2 images for linux\/amd64 \(app:1; db:2\); choose one with --tag/);
+    // skopeo's oci:DIR:REF of several refs: no platforms, told apart by name only
+    const unplatformed = named.map(({ platform: _p, ...rest }) => rest);
+    expect(selectManifest(unplatformed, hostPlatform('x64'), false, 'index.json', 'db:2').ref).toEqual(['db:2']);
   });
 });
 
