@@ -2,6 +2,7 @@
 
 import { parseCount, parseSize } from '../core/units.js';
 import fs from 'node:fs';
+import path from 'node:path';
 import { Command, Option } from 'commander';
 import { PaeneError, errnoOf } from '../core/errors.js';
 import { Layout } from '../runtime/layout.js';
@@ -88,11 +89,16 @@ export function registerImageCommands(program: Command, getRoot: () => string, u
       const st = file === '-' ? undefined : fs.statSync(file, { throwIfNoEntry: false });
       let info: ImageInfo;
       if (file !== '-') {
-        if (!st?.isFile() && !st?.isDirectory()) throw new PaeneError('not-found', `no such file or directory: ${file}`);
+        if (st === undefined) throw new PaeneError('not-found', `no such file or directory: ${file}`);
+        if (!st.isFile() && !st.isDirectory() && !st.isFIFO()) throw new PaeneError('invalid-argument', `${file} is not a file, a directory or a pipe`);
         // progress by file data written into the image (an archive file may be read in place, out of order)
         const { bar, onProgress } = progress(`importing ${o.name}`);
+        const s = store();
+        const source = `file:${path.resolve(file)}`;
         try {
-          info = st.isDirectory() ? await store().importLayout(file, o.name, { ...opts, onProgress }) : await store().importFile(file, o.name, { ...opts, onProgress });
+          if (st.isDirectory()) info = await s.importLayout(file, o.name, { ...opts, onProgress });
+          else if (st.isFile()) info = await s.importFile(file, o.name, { ...opts, onProgress });
+          else info = await s.importTar(fs.createReadStream(file, { highWaterMark: 1024 * 1024 }), o.name, { ...opts, onProgress, source }); // a named pipe: read as a stream
         } finally {
           bar.done();
         }
