@@ -75,7 +75,7 @@ export function registerContextCommands(program: Command): void {
       .description('Create a context: write its config and private layer. Nothing runs until `start`.')
       .argument('<name...>', 'context name: 1-63 of [a-z0-9_-], starting with a letter or digit; several make several contexts; with --count a template such as web%d')
       .option('-n, --count <n>', 'create a numbered set: NAME is a template with %d (or %03d), filled with 1..n')
-      .option('--image <image>', 'image for its root filesystem (built on first use if it is the default)', DEFAULT_IMAGE)
+      .option('--image <image>', "image for its root filesystem (built on first use if it is the default); an imported image's Cmd, Env, WorkingDir and User are the defaults of exec", DEFAULT_IMAGE)
       .option('--xid <n>', `context id, ${XID_MIN}-${XID_MAX} (default: the lowest free one)`)
       .option('--hostname <host>', 'hostname inside the context (default: its name)')
       .addOption(new Option('--caps <profile>', 'capability profile of guest root').choices(['secure', 'strict', 'privileged']).default('secure'))
@@ -137,16 +137,15 @@ export function registerContextCommands(program: Command): void {
     .command('exec')
     .description('Run a command inside a running context, passing stdio and the exit code through')
     .argument('<name>')
-    .argument('<command...>', 'the command and its arguments (put them after --)')
+    .argument('[command...]', "the command and its arguments (put them after --); none: the image's Entrypoint + Cmd")
     .option('-t, --tty', 'give the command a terminal of the context (interactive programs)')
-    .option('-u, --user <uid[:gid]>', 'run as this user (default: guest root)')
-    .option('-w, --cwd <dir>', 'working directory inside the context', '/')
+    .option('-u, --user <uid[:gid]>', "run as this user (default: the image's User, else guest root)")
+    .option('-w, --cwd <dir>', "working directory inside the context (default: the image's WorkingDir, else /)")
     .option('-e, --env <KEY=VALUE>', 'set an environment variable (repeatable)', collect, [])
     .passThroughOptions()
-    .action(async (name: string, command: string[], o: { tty?: boolean; user?: string; cwd: string; env: string[] }, cmd: Command) => {
+    .action(async (name: string, command: string[], o: { tty?: boolean; user?: string; cwd?: string; env: string[] }, cmd: Command) => {
       // passThroughOptions keeps the `--` separator: it is not part of the command
       if (command[0] === '--') command = command.slice(1);
-      if (command.length === 0) throw new PaeneError('invalid-argument', 'exec needs a command after --');
       const code = await runtimeOf(cmd).exec(name, command, {
         tty: o.tty,
         user: o.user ? parseUser(o.user) : undefined,

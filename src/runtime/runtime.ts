@@ -38,6 +38,7 @@ import {
   XID_MIN,
 } from '../core/spec.js';
 import { ContextCgroup, type CgroupHost, detectCgroupHost, limitsVersion, removeParentIfEmpty } from '../kernel/cgroups.js';
+import { type ImageRunConfig, planProcess } from '../core/ociplan.js';
 import { createDiskImage, mountDiskImage, unmountDiskImage } from '../kernel/diskimage.js';
 import { prepareScratch, releaseScratch, removeScratch } from '../kernel/scratch.js';
 import { requireFeatures, requireRoot } from '../kernel/features.js';
@@ -56,6 +57,14 @@ import { XidClaims } from './xids.js';
 export interface ImageSource {
   /** The directory to use as the overlay's read-only lower layer; builds the default image if missing. */
   rootfsOf(image: string): Promise<string>;
+  /** How the image says to run it (an imported OCI/docker image's config): the default of exec. */
+  defaultsOf?(image: string): ImageDefaults | undefined;
+}
+
+export interface ImageDefaults {
+  run: ImageRunConfig;
+  /** the config's User, resolved against the image's own /etc/passwd (only when no --user overrides it) */
+  user?: () => { uid: number; gid: number };
 }
 
 /** Per-context extras computed from the config by other modules (seccomp filter). */
@@ -466,13 +475,19 @@ export class Runtime {
 
   /** What the native front door needs to enter this running context without Node (kernel/helper.ts ExecPlan). */
   private writeExecPlan(config: ContextConfig, initPid: number, starttime: number): void {
+    // An imported image's WorkingDir or User is resolved by the Node path: no plan, so the front door hands over.
+    const image = this.images.defaultsOf?.(config.image)?.run;
+    if (image && (image.workingDir !== undefined || (image.user ?? '') !== '')) {
+      fs.rmSync(this.layout.execPlanFile(config.name), { force: true });
+      return;
+    }
     const plan = execPlanBytes({
       initPid,
       starttime,
       ...this.execWalls(config),
       capsRoot: capMask(config.caps),
       capsUser: 0n,
-      env: guestEnv(config),
+      env: guestEnv(config, image ? planProcess(image, { argv: ['-'] }, config.image).env : {}),
       term: 'xterm',
     });
     writeFileAtomic(this.layout.execPlanFile(config.name), plan, 0o600, false);
@@ -482,16 +497,19 @@ export class Runtime {
     const config = this.store.readConfig(name);
     const live = this.store.live(name);
     if (!live) throw new PaeneError('wrong-state', `context '${name}' is not running; start it with 'paene start ${name}'`);
-    if (argv.length === 0) throw new PaeneError('invalid-argument', 'exec needs a command');
+    // The image's config is the default: no command runs its Entrypoint + Cmd, with its Env, WorkingDir, User.
+    const defaults = this.images.defaultsOf?.(config.image);
+    const plan = planProcess(defaults?.run, { argv, env: opts.env, cwd: opts.cwd }, config.image);
+    const user = opts.user ?? defaults?.user?.();
     return execArgs({
       initPid: live.pid,
       ...this.execWalls(config),
-      capsMask: opts.user && opts.user.uid !== 0 ? 0n : capMask(config.caps), // as the exec plan's caps-user / caps-root
-      env: guestEnv(config, { ...(opts.tty ? { TERM: process.env.TERM ?? 'xterm' } : {}), ...opts.env }),
-      cwd: opts.cwd,
-      user: opts.user,
+      capsMask: user && user.uid !== 0 ? 0n : capMask(config.caps), // as the exec plan's caps-user / caps-root
+      env: guestEnv(config, { ...(opts.tty ? { TERM: process.env.TERM ?? 'xterm' } : {}), ...plan.env }),
+      cwd: plan.cwd,
+      user,
       tty: opts.tty,
-      argv,
+      argv: plan.argv,
     });
   }
 
