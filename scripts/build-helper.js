@@ -8,12 +8,14 @@ import { fileURLToPath } from 'node:url';
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const outDir = path.join(root, 'dist/native');
 fs.mkdirSync(outDir, { recursive: true });
-// paene-helper: the native part of the runtime; sysv-ipc: a test tool copied into contexts.
+// paene-helper: the native part of the runtime; paene-front: the `paene` command's native front door
+// (dist/native/paene); sysv-ipc: a test tool copied into contexts.
 // paene-init: a context's pid 1 with no libc (every context keeps one alive).
+const outName = { 'paene-front': 'paene' };
 const EXTRA = { 'paene-init': ['-nostdlib', '-ffreestanding', '-fno-stack-protector', '-fno-asynchronous-unwind-tables', '-Os', '-Wl,--build-id=none', '-Wl,-z,noexecstack'] };
-for (const name of ['paene-helper', 'paene-init', 'sysv-ipc', 'paene-bench', 'escape-probe', 'paene-iothrottle', 'iso-load', 'paene-bpf', 'net-probe', 'paene-oci']) {
+for (const name of ['paene-helper', 'paene-front', 'paene-init', 'sysv-ipc', 'paene-bench', 'escape-probe', 'paene-iothrottle', 'iso-load', 'paene-bpf', 'net-probe', 'paene-oci']) {
   const src = path.join(root, 'src/native', name + '.c');
-  const out = path.join(outDir, name);
+  const out = path.join(outDir, outName[name] ?? name);
   const fresh = fs.existsSync(out) && fs.statSync(out).mtimeMs >= fs.statSync(src).mtimeMs;
   if (fresh) continue;
   const cc = process.env.CC ?? 'cc';

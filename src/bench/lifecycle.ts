@@ -3,8 +3,10 @@
 //
 //   paene (API)   in one Node process: rt.create + rt.start + rt.execCapture
 //                 ['/bin/true'] + rt.destroy (what a library user or a daemon pays)
-//   paene (CLI)   four `node bin/paene.js` calls: create, start, exec -- /bin/true,
-//                 destroy (what a shell user pays: Node starts four times)
+//   paene (CLI)   four calls of the installed command (dist/native/paene, the
+//                 native front door): create, start, exec -- /bin/true,
+//                 destroy (what a shell user pays: Node starts three times;
+//                 exec runs natively from the context's exec plan)
 //   runc run      config.json generated here, process /bin/true, runc deletes
 //                 the container when it exits (create+start+wait+delete)
 //   crun run      the same bundle
@@ -13,8 +15,12 @@
 //
 // Runs alternate: in run i, the engines go in an order rotated by i, so no
 // engine always runs first (warm caches) or last.
-// The exec part: /bin/true in a running paene context (API and CLI) against
-// `runc exec` / `crun exec` into a running container.
+// The exec part: /bin/true in a running paene context (API, the installed
+// command, and the Node CLI alone) against `runc exec` / `crun exec` into a
+// running container.
+// The many part (--many N): N contexts created and started in one CLI call,
+// `paene list` with N against none, and destroy of the N in one call, as
+// contexts per second (the goal: 100/s each on a small machine, list ≤ 2×).
 
 import { packageRoot } from '../kernel/package.js';
 import { spawn } from 'node:child_process';
@@ -31,6 +37,8 @@ export interface LifecycleOptions {
   dir: string;
   keepDir?: boolean;
   runs: number;
+  /** contexts for the many-per-call part; 0 skips it */
+  many?: number;
   log?: (s: string) => void;
   progress?: (done: number, total: number, detail: string) => void;
 }
@@ -58,7 +66,27 @@ export interface LifecycleResult {
   exec: EngineResult[];
   /** paene API median / peer median, for each peer that ran */
   ratios: Record<string, number>;
+  many?: ManyResult;
   cleanup: { errors: string[] };
+}
+
+/** N contexts through the CLI, many per call. */
+export interface ManyResult {
+  contexts: number;
+  /** wall seconds of `paene create NAME%d --count N` */
+  createS: number;
+  /** wall seconds of `paene start --all` */
+  startS: number;
+  /** contexts per second of create + start together */
+  createStartPerS: number;
+  /** wall seconds of `paene destroy --all` */
+  destroyS: number;
+  destroyPerS: number;
+  /** median ms of `paene list` with no context and with the N running */
+  listEmptyMs: number;
+  listFullMs: number;
+  listRatio: number;
+  error?: string;
 }
 
 interface Engine {
@@ -115,6 +143,8 @@ export async function runLifecycle(o: LifecycleOptions): Promise<LifecycleResult
   const rt: Runtime = openRuntime(stateRoot);
   const node = process.execPath;
   const cli = path.join(packageRoot(), 'bin', 'paene.js');
+  // The installed command (what `npm link` puts on PATH): the native front door, Node behind it for most verbs.
+  const paene = path.join(packageRoot(), 'dist', 'native', 'paene');
   const tag = `${PEER_PREFIX}${process.pid}`;
   cleanup.add('remove the scratch directory', () => {
     if (!o.keepDir) fs.rmSync(o.dir, { recursive: true, force: true });
@@ -130,6 +160,7 @@ export async function runLifecycle(o: LifecycleOptions): Promise<LifecycleResult
   let cycleResults: EngineResult[] = [];
   let execResults: EngineResult[] = [];
   let nodeStartupMs = NaN;
+  let many: ManyResult | undefined;
   let cleanupErrors: string[] = [];
   try {
     const rootfs = await storeImageSource(openImageStore(stateRoot)).rootfsOf(DEFAULT_IMAGE);
@@ -165,15 +196,15 @@ export async function runLifecycle(o: LifecycleOptions): Promise<LifecycleResult
       },
       {
         engine: 'paene (CLI)',
-        what: 'node bin/paene.js create, start, exec -- /bin/true, destroy: four processes',
+        what: 'paene create, start, exec -- /bin/true, destroy: four calls of the installed command',
         cycle: async (i) => {
           const name = `lc-cli-${i}`;
           const g = ['--root', stateRoot];
           let t = 0;
-          t += await timed(node, [cli, ...g, 'create', name], 'paene create');
-          t += await timed(node, [cli, ...g, 'start', name], 'paene start');
-          t += await timed(node, [cli, ...g, 'exec', name, '--', '/bin/true'], 'paene exec');
-          t += await timed(node, [cli, ...g, 'destroy', name], 'paene destroy');
+          t += await timed(paene, [...g, 'create', name], 'paene create');
+          t += await timed(paene, [...g, 'start', name], 'paene start');
+          t += await timed(paene, [...g, 'exec', name, '--', '/bin/true'], 'paene exec');
+          t += await timed(paene, [...g, 'destroy', name], 'paene destroy');
           return t;
         },
       },
@@ -261,8 +292,13 @@ export async function runLifecycle(o: LifecycleOptions): Promise<LifecycleResult
       },
       {
         engine: 'paene exec (CLI)',
-        what: 'node bin/paene.js exec ctx -- /bin/true',
-        cycle: () => timed(node, [cli, '--root', stateRoot, 'exec', ctx, '--', '/bin/true'], 'paene exec'),
+        what: 'paene exec ctx -- /bin/true: the installed command, natively from the exec plan',
+        cycle: () => timed(paene, ['--root', stateRoot, 'exec', ctx, '--', '/bin/true'], 'paene exec'),
+      },
+      {
+        engine: 'paene exec (Node CLI)',
+        what: 'node bin/paene.js exec ctx -- /bin/true: the same verb through Node',
+        cycle: () => timed(node, [cli, '--root', stateRoot, 'exec', ctx, '--', '/bin/true'], 'paene exec (Node)'),
       },
     ];
     const ociExecs: { oci: OciRuntime; engine: string; extra: string[] }[] = [
@@ -314,6 +350,10 @@ export async function runLifecycle(o: LifecycleOptions): Promise<LifecycleResult
       if (execErrors.has(e.engine)) r.error = execErrors.get(e.engine);
       return r;
     });
+    if (o.many) {
+      await rt.destroy(ctx, { force: true });
+      many = await runMany(paene, path.join(o.dir, 'many'), o.many, o.runs);
+    }
   } finally {
     cleanupErrors = await cleanup.run();
   }
@@ -340,10 +380,11 @@ export async function runLifecycle(o: LifecycleOptions): Promise<LifecycleResult
   if (Number.isFinite(med(execResults, 'paene-runc exec') / med(execResults, 'runc exec'))) {
     ratios['paene-runc exec / runc exec'] = round(med(execResults, 'paene-runc exec') / med(execResults, 'runc exec'), 2);
   }
-  for (const r of execResults.slice(2)) {
+  for (const r of execResults.slice(3)) {
     if (Number.isFinite(r.medianMs)) {
       ratios[`paene exec API / ${r.engine}`] = round(execResults[0].medianMs / r.medianMs, 2);
       ratios[`paene exec CLI / ${r.engine}`] = round(execResults[1].medianMs / r.medianMs, 2);
+      ratios[`paene exec Node CLI / ${r.engine}`] = round(execResults[2].medianMs / r.medianMs, 2);
     }
   }
   return {
@@ -355,6 +396,42 @@ export async function runLifecycle(o: LifecycleOptions): Promise<LifecycleResult
     cycle: cycleResults,
     exec: execResults,
     ratios,
+    many,
     cleanup: { errors: cleanupErrors },
   };
+}
+
+/**
+ * The many-per-call part, in a state root of its own (its base image built
+ * first, untimed): list with none, create
+ * N and start them (two calls), list with N, destroy all (one call). Whatever
+ * fails is reported in `error`; the root is destroyed whatever happens.
+ */
+async function runMany(paene: string, dir: string, n: number, runs: number): Promise<ManyResult> {
+  const g = ['--root', path.join(dir, 'state')];
+  const listMs = async () => {
+    const xs: number[] = [];
+    for (let i = 0; i < Math.max(3, runs); i++) xs.push(await timed(paene, [...g, 'list'], 'paene list'));
+    return median(xs);
+  };
+  const r: ManyResult = { contexts: n, createS: NaN, startS: NaN, createStartPerS: NaN, destroyS: NaN, destroyPerS: NaN, listEmptyMs: NaN, listFullMs: NaN, listRatio: NaN };
+  try {
+    await timed(paene, [...g, 'image', 'build'], 'paene image build', 600_000); // the base image once, untimed
+    r.listEmptyMs = round(await listMs());
+    r.createS = round((await timed(paene, [...g, 'create', 'many%d', '--count', String(n)], 'paene create --count', 600_000)) / 1000, 3);
+    r.startS = round((await timed(paene, [...g, 'start', '--all'], 'paene start --all', 600_000)) / 1000, 3);
+    r.createStartPerS = round(n / (r.createS + r.startS), 1);
+    r.listFullMs = round(await listMs());
+    r.listRatio = round(r.listFullMs / r.listEmptyMs, 2);
+    r.destroyS = round((await timed(paene, [...g, 'destroy', '--all'], 'paene destroy --all', 600_000)) / 1000, 3);
+    r.destroyPerS = round(n / r.destroyS, 1);
+  } catch (e) {
+    r.error = e instanceof Error ? e.message : String(e);
+  } finally {
+    await run(paene, [...g, 'destroy', '--all', '--force'], { timeoutMs: 600_000 }).catch(() => undefined);
+    const rt = openRuntime(path.join(dir, 'state'));
+    await rt.shutdownMonitor();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+  return r;
 }

@@ -2,7 +2,7 @@
 
 import { formatTable } from '../core/table.js';
 import { formatMachine } from './common.js';
-import type { EngineResult, LifecycleResult } from './lifecycle.js';
+import type { EngineResult, LifecycleResult, ManyResult } from './lifecycle.js';
 import type { OverheadResult } from './overhead.js';
 import type { PackingResult, VariantResult } from './packing.js';
 import { linePlot } from './svg.js';
@@ -122,6 +122,27 @@ export function lifecycleTable(r: LifecycleResult): string {
     '',
     'ratios (paene / peer; < 1 means paene is faster):',
     ...ratios,
+    ...(r.many ? ['', manyLines(r.many)] : []),
+  ].join('\n');
+}
+
+function manyLines(m: ManyResult): string {
+  const perS = (x: number) => (Number.isFinite(x) ? `${x.toFixed(1)}/s` : '-');
+  return [
+    `${m.contexts} contexts, many per CLI call (goals: create+start and destroy >= 100/s, list with them <= 2x list with none)`,
+    formatTable(
+      [
+        { what: `create --count ${m.contexts}, then start --all`, value: `${(m.createS + m.startS).toFixed(2)} s (${m.createS.toFixed(2)} + ${m.startS.toFixed(2)})`, rate: perS(m.createStartPerS) },
+        { what: 'destroy --all', value: `${m.destroyS.toFixed(2)} s`, rate: perS(m.destroyPerS) },
+        { what: `list: none / ${m.contexts} running`, value: `${m.listEmptyMs.toFixed(1)} / ${m.listFullMs.toFixed(1)} ms`, rate: `${m.listRatio.toFixed(2)}x` },
+      ],
+      [
+        { header: 'what', get: (x) => x.what },
+        { header: 'took', get: (x) => x.value, align: 'right' },
+        { header: 'rate', get: (x) => x.rate, align: 'right' },
+      ],
+    ),
+    ...(m.error ? [`FAILED: ${m.error}`] : []),
   ].join('\n');
 }
 

@@ -13,6 +13,7 @@ import { writeJson } from '../bench/common.js';
 import { type Variant, runPacking } from '../bench/packing.js';
 import { runLifecycle } from '../bench/lifecycle.js';
 import { runOverhead } from '../bench/overhead.js';
+import { importTable, runImportBench } from '../bench/imageimport.js';
 import { networkTable, runNetworkBench } from '../bench/network.js';
 import { lifecycleTable, overheadTable, packingLatencyPlot, packingPlot, packingTable } from '../bench/report.js';
 import { ProgressBar } from './format.js';
@@ -125,17 +126,20 @@ export function registerBenchCommands(program: Command): void {
     .description(
       'Whole cycles on the same rootfs and namespaces: paene create+start+exec true+destroy (library API in one process,\n' +
         'and the CLI, four processes) against runc run, crun run and bwrap, alternating; then exec into a running\n' +
-        'container against runc exec / crun exec. Medians and ratios.',
+        'container against runc exec / crun exec; then N contexts many per CLI call (create+start, list, destroy).\n' +
+        'Medians, rates and ratios.',
     )
     .option('--runs <n>', 'runs per engine', count('--runs'), 20)
+    .option('--many <n>', 'contexts for the many-per-call part (0: skip it)', count('--many', 0), 200)
     .option('--workdir <dir>', 'scratch directory (state roots, bundles), removed at the end')
     .option('--json <file>', 'write the results as JSON')
-    .action(async (o: { runs: number; workdir?: string; json?: string }) => {
+    .action(async (o: { runs: number; many: number; workdir?: string; json?: string }) => {
       requireRoot('the lifecycle benchmark');
       const bar = new ProgressBar('lifecycle');
       const r = await runLifecycle({
         dir: workdirOf(o, 'lifecycle'),
         runs: o.runs,
+        many: o.many,
         log: (s) => {
           bar.done();
           process.stderr.write(s + '\n');
@@ -208,6 +212,23 @@ export function registerBenchCommands(program: Command): void {
       bar.done();
       process.stdout.write(networkTable(r) + '\n');
       if (r.cleanup.errors.length) process.stderr.write(`cleanup problems:\n  ${r.cleanup.errors.join('\n  ')}\n`);
+      if (o.json) writeJson(o.json, r);
+    });
+
+  bench
+    .command('image-import')
+    .description(
+      'Import speed of a layered image: an OCI layout tar of ~100 MB in three gzip layers (whiteouts included), into a\n' +
+        'fresh store and again with every file already stored; umoci unpack of the same layout beside it. MB/s.',
+    )
+    .option('--runs <n>', 'runs (each: fresh import, stored import, umoci)', count('--runs'), 3)
+    .option('--scale <f>', 'multiply the archive size (e.g. 0.1 for a quick look)', scale, 1)
+    .option('--workdir <dir>', 'scratch directory (archive, stores), removed at the end')
+    .option('--json <file>', 'write the results as JSON')
+    .action(async (o: { runs: number; scale: number; workdir?: string; json?: string }) => {
+      // process.argv[1] is this CLI: the memory figure runs it as a child.
+      const r = await runImportBench({ dir: workdirOf(o, 'image-import'), runs: o.runs, scale: o.scale, log: (s) => process.stderr.write(s + '\n'), cli: process.argv[1] });
+      process.stdout.write(importTable(r) + '\n');
       if (o.json) writeJson(o.json, r);
     });
 }

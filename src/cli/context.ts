@@ -13,6 +13,8 @@ import { DEFAULT_OCI_ROOT, ociSummaries } from '../oci/runtime.js';
 import { runtimeOf } from './common.js';
 import { formatTable, printJson } from './format.js';
 import { addNetOptions, netCell, netSpecOf } from './net.js';
+import { type ManyOptions, type Outcome, addManyOptions, namesOf, report, runMany } from './many.js';
+import { expandTemplate } from '../core/names.js';
 
 function collect(v: string, prev: string[]): string[] {
   return [...prev, v];
@@ -72,8 +74,9 @@ export function registerContextCommands(program: Command): void {
     addNetOptions(program
       .command('create')
       .description('Create a context: write its config and private layer. Nothing runs until `start`.')
-      .argument('<name>', 'context name: 1-63 of [a-z0-9_-], starting with a letter or digit')
-      .option('--image <image>', 'image for its root filesystem (built on first use if it is the default)', DEFAULT_IMAGE)
+      .argument('<name...>', 'context name: 1-63 of [a-z0-9_-], starting with a letter or digit; several make several contexts; with --count a template such as web%d')
+      .option('-n, --count <n>', 'create a numbered set: NAME is a template with %d (or %03d), filled with 1..n')
+      .option('--image <image>', "image for its root filesystem (built on first use if it is the default); an imported image's Cmd, Env, WorkingDir and User are the defaults of exec", DEFAULT_IMAGE)
       .option('--xid <n>', `context id, ${XID_MIN}-${XID_MAX} (default: the lowest free one)`)
       .option('--hostname <host>', 'hostname inside the context (default: its name)')
       .addOption(new Option('--caps <profile>', 'capability profile of guest root').choices(['secure', 'strict', 'privileged']).default('secure'))
@@ -85,16 +88,22 @@ export function registerContextCommands(program: Command): void {
       .option('--json', 'print the new config as JSON'), true),
   )
     .addHelpText('after', `\nDefault limits for a new context: ${JSON.stringify(DEFAULT_LIMITS)} (a finite nproc contains a fork bomb; its own CPU weight keeps it one share among many).`)
-    .action(async (name: string, o: Record<string, unknown>, cmd: Command) => {
+    .action(async (args: string[], o: Record<string, unknown>, cmd: Command) => {
       const rt = runtimeOf(cmd);
+      let names = args;
+      if (o.count !== undefined) {
+        if (args.length !== 1) throw new PaeneError('invalid-argument', '--count takes one name template (e.g. web%d)');
+        names = expandTemplate(args[0] as string, parseCount(o.count as string, '--count', 1));
+      }
+      if (names.length > 1 && o.xid !== undefined) throw new PaeneError('invalid-argument', '--xid names one context; leave it out to give each the lowest free xid');
       const limits = mergeLimits(DEFAULT_LIMITS, parseLimitFlags(o as Record<string, string | undefined>));
       for (const w of limitWarnings(limits)) process.stderr.write(`paene: warning: ${w}\n`);
       const net = netSpecOf(o as { net?: string; ip?: string[]; publish?: string[] });
+      if (names.length > 1 && net.addresses.length > 0) throw new PaeneError('invalid-argument', '--ip names addresses of one context; leave it out to give each one from the pool');
       const explicit = o.net !== undefined || (o.ip as string[]).length > 0;
       const unsupported = rt.network.sharedUnsupported(rt.cgroupHost.unified !== undefined);
-      if (!explicit && unsupported) process.stderr.write(`paene: note: ${unsupported.split(';')[0]}; this context gets --net none (loopback only)\n`);
-      const config = await rt.create({
-        name,
+      if (!explicit && unsupported) process.stderr.write(`paene: note: ${unsupported.split(';')[0]}; ${names.length > 1 ? 'these contexts get' : 'this context gets'} --net none (loopback only)\n`);
+      const spec = {
         image: o.image as string,
         xid: o.xid === undefined ? undefined : parseXid(o.xid as string),
         hostname: o.hostname as string | undefined,
@@ -103,36 +112,41 @@ export function registerContextCommands(program: Command): void {
         limits,
         disk: diskFrom(o),
         net: explicit || !unsupported ? net : undefined,
-      });
-      if (o.json) printJson(config);
-      else console.log(`created context '${config.name}' (xid ${config.xid}, image ${config.image}, net ${netCell(config.net)})`);
+      };
+      const results = await rt.createEach(names.map((name) => ({ ...spec, name })));
+      report(
+        names,
+        names.length > 1 || o.count !== undefined,
+        results.map((r) => (r instanceof Error ? { ok: false, error: r } : { ok: true, value: r })),
+        o as { json?: boolean },
+        (_n, c) => `created context '${c.name}' (xid ${c.xid}, image ${c.image}, net ${netCell(c.net)})`,
+      );
     });
 
-  program
-    .command('start')
-    .description("Start a context: new pid/ipc/uts/mount namespaces, its cgroups, its overlay root, and its init as pid 1")
-    .argument('<name>')
-    .option('--json', 'print the status as JSON')
-    .action(async (name: string, o: { json?: boolean }, cmd: Command) => {
-      const s = await runtimeOf(cmd).start(name);
-      if (o.json) printJson(s);
-      else console.log(`started context '${name}' (init pid ${s.pid} on the host)`);
-    });
+  addManyOptions(
+    program
+      .command('start')
+      .description('Start contexts: new pid/ipc/uts/mount namespaces, their cgroups, overlay root, and init as pid 1')
+      .argument('[names...]', 'context names or patterns (web*)')
+      .option('--json', 'print the status as JSON'),
+  ).action(async (names: string[], o: ManyOptions, cmd: Command) => {
+    const rt = runtimeOf(cmd);
+    await runMany(rt, names, o, (n) => rt.start(n), (n, s) => `started context '${n}' (init pid ${s.pid} on the host)`);
+  });
 
   program
     .command('exec')
     .description('Run a command inside a running context, passing stdio and the exit code through')
     .argument('<name>')
-    .argument('<command...>', 'the command and its arguments (put them after --)')
+    .argument('[command...]', "the command and its arguments (put them after --); none: the image's Entrypoint + Cmd")
     .option('-t, --tty', 'give the command a terminal of the context (interactive programs)')
-    .option('-u, --user <uid[:gid]>', 'run as this user (default: guest root)')
-    .option('-w, --cwd <dir>', 'working directory inside the context', '/')
+    .option('-u, --user <uid[:gid]>', "run as this user (default: the image's User, else guest root)")
+    .option('-w, --cwd <dir>', "working directory inside the context (default: the image's WorkingDir, else /)")
     .option('-e, --env <KEY=VALUE>', 'set an environment variable (repeatable)', collect, [])
     .passThroughOptions()
-    .action(async (name: string, command: string[], o: { tty?: boolean; user?: string; cwd: string; env: string[] }, cmd: Command) => {
+    .action(async (name: string, command: string[], o: { tty?: boolean; user?: string; cwd?: string; env: string[] }, cmd: Command) => {
       // passThroughOptions keeps the `--` separator: it is not part of the command
       if (command[0] === '--') command = command.slice(1);
-      if (command.length === 0) throw new PaeneError('invalid-argument', 'exec needs a command after --');
       const code = await runtimeOf(cmd).exec(name, command, {
         tty: o.tty,
         user: o.user ? parseUser(o.user) : undefined,
@@ -151,27 +165,33 @@ export function registerContextCommands(program: Command): void {
       process.exitCode = await runtimeOf(cmd).exec(name, [o.shell, '-l'], { tty: process.stdin.isTTY === true });
     });
 
-  program
-    .command('stop')
-    .description('Stop a context: SIGTERM to its init, then SIGKILL to every process left after the timeout')
-    .argument('<name>')
-    .option('-t, --timeout <seconds>', 'seconds to wait before SIGKILL', '10')
-    .action(async (name: string, o: { timeout: string }, cmd: Command) => {
-      const t = Number(o.timeout);
-      if (!Number.isFinite(t) || t < 0) throw new PaeneError('invalid-argument', `--timeout must be a number of seconds, got '${o.timeout}'`);
-      const r = await runtimeOf(cmd).stop(name, { timeoutMs: t * 1000 });
-      console.log(r.wasRunning ? `stopped context '${name}'` : `context '${name}' was not running (cleaned up what was left)`);
-    });
+  addManyOptions(
+    program
+      .command('stop')
+      .description('Stop contexts: SIGTERM to each init, then SIGKILL to every process left after the timeout')
+      .argument('[names...]', 'context names or patterns (web*)')
+      .option('-t, --timeout <seconds>', 'seconds to wait before SIGKILL', '10')
+      .option('--json', 'print JSON'),
+  ).action(async (names: string[], o: ManyOptions & { timeout: string }, cmd: Command) => {
+    const t = Number(o.timeout);
+    if (!Number.isFinite(t) || t < 0) throw new PaeneError('invalid-argument', `--timeout must be a number of seconds, got '${o.timeout}'`);
+    const rt = runtimeOf(cmd);
+    await runMany(rt, names, o, (n) => rt.stop(n, { timeoutMs: t * 1000 }), (n, r) =>
+      r.wasRunning ? `stopped context '${n}'` : `context '${n}' was not running (cleaned up what was left)`,
+    );
+  });
 
-  program
-    .command('destroy')
-    .description('Remove a context: stop it if it runs, then delete its cgroups, private layer and config')
-    .argument('<name>')
-    .option('-f, --force', 'kill at once instead of stopping gracefully, and remove even a broken context')
-    .action(async (name: string, o: { force?: boolean }, cmd: Command) => {
-      await runtimeOf(cmd).destroy(name, { force: o.force });
-      console.log(`destroyed context '${name}'`);
-    });
+  addManyOptions(
+    program
+      .command('destroy')
+      .description('Remove contexts: stop each if it runs, then delete its cgroups, private layer and config')
+      .argument('[names...]', 'context names or patterns (web*)')
+      .option('-f, --force', 'kill at once instead of stopping gracefully, and remove even a broken context')
+      .option('--json', 'print JSON'),
+  ).action(async (names: string[], o: ManyOptions & { force?: boolean }, cmd: Command) => {
+    const rt = runtimeOf(cmd);
+    await runMany(rt, names, o, (n) => rt.destroy(n, { force: o.force }), (n) => `destroyed context '${n}'`, () => null);
+  });
 
   program
     .command('list')
@@ -202,19 +222,41 @@ export function registerContextCommands(program: Command): void {
       }
     });
 
-  program
-    .command('status')
-    .description("Show one context's state")
-    .argument('<name>')
-    .option('--json', 'print JSON (includes the host pid of its init)')
-    .action((name: string, o: { json?: boolean }, cmd: Command) => {
-      const rt = runtimeOf(cmd);
-      const s = rt.status(name);
-      if (o.json) printJson({ ...s, config: rt.config(name) });
-      else {
-        for (const [k, v] of Object.entries(s)) if (v !== undefined) console.log(`${k.padEnd(10)} ${k === 'net' ? netCell(s.net) : v}`);
+  addManyOptions(
+    program
+      .command('status')
+      .description("Show contexts' state: one context in detail, several as a table")
+      .argument('[names...]', 'context names or patterns (web*)')
+      .option('--json', 'print JSON (includes the host pid of its init)'),
+  ).action(async (args: string[], o: ManyOptions, cmd: Command) => {
+    const rt = runtimeOf(cmd);
+    const { names, many } = namesOf(rt, args, o);
+    const outcomes = names.map((n): Outcome<ContextStatus> => {
+      try {
+        return { ok: true, value: rt.status(n) };
+      } catch (e) {
+        return { ok: false, error: e instanceof Error ? e : new Error(String(e)) };
       }
     });
+    if (many && !o.json) {
+      const ok = outcomes.flatMap((r) => (r.ok ? [r.value] : []));
+      if (ok.length) console.log(formatTable(ok, statusColumns));
+      report(names, true, outcomes, o, () => undefined);
+      return;
+    }
+    report(
+      names,
+      many,
+      outcomes,
+      o,
+      (_n, s) =>
+        Object.entries(s)
+          .filter(([, v]) => v !== undefined)
+          .map(([k, v]) => `${k.padEnd(10)} ${k === 'net' ? netCell(s.net) : v}`)
+          .join('\n'),
+      (n, s) => ({ ...s, config: rt.config(n) }),
+    );
+  });
 
   program
     .command('ps')

@@ -3,11 +3,13 @@
 import { parseCount, parseSize } from '../core/units.js';
 import fs from 'node:fs';
 import path from 'node:path';
-import { Command } from 'commander';
+import { Command, Option } from 'commander';
 import { PaeneError, errnoOf } from '../core/errors.js';
 import { Layout } from '../runtime/layout.js';
 import { buildBaseImage } from '../image/base.js';
 import { DEFAULT_IMAGE, ImageStore, validateImageName, type ImageInfo } from '../image/store.js';
+import { EXPORT_FORMATS, type ExportFormat } from '../image/ociexport.js';
+import { parsePlatform, showPlatform } from '../core/ociplan.js';
 import { formatBytes, formatTable, printJson, ProgressBar } from './format.js';
 
 
@@ -52,67 +54,86 @@ export function registerImageCommands(program: Command, getRoot: () => string, u
 
   image
     .command('import')
-    .description('import a root filesystem from a tar (plain or gzip; FILE or - for stdin)')
-    .argument('<file>', 'tar or tar.gz file, or - to read stdin')
+    .description('import an image: a root filesystem tar, an OCI image layout (directory or tar) or a docker-archive')
+    .argument('<source>', 'archive file (plain, gzip or zstd), an OCI layout directory, or - to read stdin')
     .requiredOption('--name <name>', 'name of the new image')
+    .option('--platform <os/arch[/variant]>', 'which image of a multi-platform index to take (default: this host\'s)')
+    .option('--tag <name>', 'which image to take from an archive that holds several (docker save a b; an OCI layout with several ref names)')
     .option('--max-files <n>', 'refuse archives with more entries than this', '1000000')
     .option('--max-bytes <size>', 'refuse archives with more file data than this (e.g. 10G)', '64G')
     .option('--allow-devices', 'create device nodes the archive carries (skipped with a warning by default)')
     .addHelpText(
       'after',
-      '\nEvery archive is treated as hostile: absolute names, "..", writing through symlinks, hard\n' +
-        'links to unknown targets and oversized names are refused; nothing is written outside the\n' +
-        'new image, and a failed import leaves the store as it was.\n',
+      '\nThe kind of archive is told by its content: a tar whose first entry is oci-layout,\n' +
+        'index.json or blobs/ is an OCI image layout (skopeo copy … oci-archive:FILE), one that\n' +
+        'starts with manifest.json or a layer directory is a docker-archive (docker save, podman\n' +
+        'save); anything else is a root filesystem. Layers are applied in order with the OCI\n' +
+        'rules (.wh.NAME deletes, .wh..wh..opq makes a directory opaque, later layers win), and\n' +
+        'every blob is checked against its sha256 and size. The image config (Env, Cmd,\n' +
+        'Entrypoint, WorkingDir, User, ExposedPorts, Labels) is kept: `paene image inspect`.\n' +
+        '\nEvery archive is treated as hostile: absolute names, "..", writing through symlinks, hard\n' +
+        'links to unknown targets and oversized names are refused in every layer; nothing is\n' +
+        'written outside the new image, and a failed import leaves the store as it was.\n',
     )
-    .action(async (file: string, o: { name: string; maxFiles: string; maxBytes: string; allowDevices?: boolean }) => {
+    .action(async (file: string, o: { name: string; platform?: string; tag?: string; maxFiles: string; maxBytes: string; allowDevices?: boolean }) => {
       validateImageName(o.name);
-      const maxFiles = parseCount(o.maxFiles.replace(/_/g, ''), '--max-files', 1);
-      const maxBytes = parseSize(o.maxBytes, '--max-bytes');
-      let input: NodeJS.ReadableStream;
-      let total: number | undefined;
-      if (file === '-') {
-        if (process.stdin.isTTY) throw new PaeneError('invalid-argument', 'refusing to read a tar from a terminal; pipe one in or give a FILE');
-        input = process.stdin;
+      const opts = {
+        maxFiles: parseCount(o.maxFiles.replace(/_/g, ''), '--max-files', 1),
+        maxBytes: parseSize(o.maxBytes, '--max-bytes'),
+        allowDevices: o.allowDevices === true,
+        onWarning: warn,
+        ...(o.platform !== undefined ? { platform: o.platform } : {}),
+        ...(o.tag !== undefined ? { tag: o.tag } : {}),
+      };
+      if (o.platform !== undefined) parsePlatform(o.platform);
+      const st = file === '-' ? undefined : fs.statSync(file, { throwIfNoEntry: false });
+      let info: ImageInfo;
+      if (file !== '-') {
+        if (st === undefined) throw new PaeneError('not-found', `no such file or directory: ${file}`);
+        if (!st.isFile() && !st.isDirectory() && !st.isFIFO()) throw new PaeneError('invalid-argument', `${file} is not a file, a directory or a pipe`);
+        // progress by file data written into the image (an archive file may be read in place, out of order)
+        const { bar, onProgress } = progress(`importing ${o.name}`);
+        const s = store();
+        const source = `file:${path.resolve(file)}`;
+        try {
+          if (st.isDirectory()) info = await s.importLayout(file, o.name, { ...opts, onProgress });
+          else if (st.isFile()) info = await s.importFile(file, o.name, { ...opts, onProgress });
+          else info = await s.importTar(fs.createReadStream(file, { highWaterMark: 1024 * 1024 }), o.name, { ...opts, onProgress, source }); // a named pipe: read as a stream
+        } finally {
+          bar.done();
+        }
       } else {
-        const st = fs.statSync(file, { throwIfNoEntry: false });
-        if (!st?.isFile()) throw new PaeneError('not-found', `no such file: ${file}`);
-        input = fs.createReadStream(file);
-        total = st.size;
-      }
-      // The bar follows bytes read from the file, which is what a gzip'd total means.
-      const bar = new ProgressBar(`importing ${o.name}`, total);
-      let read = 0;
-      input.on('data', (c: Buffer) => {
-        read += c.length;
-        bar.update(read, formatBytes(read));
-      });
-      try {
-        const info = await store().importTar(input, o.name, {
-          maxFiles,
-          maxBytes,
-          allowDevices: o.allowDevices === true,
-          onWarning: warn,
-          source: file === '-' ? 'stdin' : `tar:${path.resolve(file)}`,
+        if (process.stdin.isTTY) throw new PaeneError('invalid-argument', 'refusing to read an archive from a terminal; pipe one in or give a FILE');
+        const bar = new ProgressBar(`importing ${o.name}`);
+        let read = 0;
+        process.stdin.on('data', (c: Buffer) => {
+          read += c.length;
+          bar.update(read, formatBytes(read));
         });
-        bar.done();
-        process.stdout.write(`imported image ${info.name}: ${info.files} entries, ${formatBytes(info.logicalBytes)}, ${formatBytes(info.diskBytes)} on disk after sharing\n`);
-      } finally {
-        bar.done();
+        try {
+          info = await store().importTar(process.stdin, o.name, { ...opts, source: 'stdin' });
+        } finally {
+          bar.done();
+        }
       }
+      const layers = info.config ? `, ${info.config.layers.length} layer${info.config.layers.length === 1 ? '' : 's'} (${info.format}, ${showPlatform(info.config.platform)})` : '';
+      process.stdout.write(`imported image ${info.name}: ${info.files} entries, ${formatBytes(info.logicalBytes)}${layers}, ${formatBytes(info.diskBytes)} on disk after sharing\n`);
     });
 
   image
     .command('export')
-    .description('write an image as a tar (to stdout unless -o)')
+    .description('write an image as an archive (to stdout unless -o): OCI layout tar, docker-archive or root filesystem tar')
     .argument('<name>', 'image to export')
     .option('-o, --output <file>', 'write to this file instead of stdout')
-    .action(async (name: string, o: { output?: string }) => {
+    .addOption(new Option('--format <format>', 'oci: an OCI image layout tar (skopeo oci-archive:, umoci); docker: a docker-archive (docker load); tar: the root filesystem').choices(EXPORT_FORMATS).default('tar'))
+    .addHelpText('after', '\nAn oci or docker export is one layer (the merged tree) with the image config the image\nwas imported with (Env, Cmd, Entrypoint, WorkingDir, User, ExposedPorts, Labels).\n')
+    .action(async (name: string, o: { output?: string; format: ExportFormat }) => {
       const s = store();
       s.rootfsOf(name);
       if (o.output === undefined) {
         if (process.stdout.isTTY) throw new PaeneError('invalid-argument', 'refusing to write a tar to a terminal; use -o FILE or redirect stdout');
         try {
-          await s.exportTar(name, process.stdout);
+          await s.exportArchive(name, o.format, process.stdout);
         } catch (e) {
           // The reader went away (`| head`): not an error of ours, like any Unix filter.
           if (errnoOf(e) !== 'EPIPE') throw e;
@@ -121,12 +142,50 @@ export function registerImageCommands(program: Command, getRoot: () => string, u
       }
       const tmp = `${o.output}.paene-${process.pid}.tmp`;
       try {
-        await s.exportTar(name, fs.createWriteStream(tmp));
+        await s.exportArchive(name, o.format, fs.createWriteStream(tmp));
         fs.renameSync(tmp, o.output);
       } catch (e) {
         fs.rmSync(tmp, { force: true });
         throw e;
       }
+    });
+
+  image
+    .command('inspect')
+    .description('show an image: where it came from, its platform and layers, and the config a context runs by default')
+    .argument('<name>', 'image to inspect')
+    .option('--json', 'print JSON')
+    .action((name: string, o: { json?: boolean }) => {
+      const i = store().get(name);
+      const view = { ...i, contexts: users(name) };
+      if (o.json) {
+        printJson(view);
+        return;
+      }
+      const c = i.config;
+      const q = (a: string[]): string => (a.length ? JSON.stringify(a) : '-');
+      const lines: Array<[string, string]> = [
+        ['name', i.name],
+        ['format', i.format],
+        ['source', i.source],
+        ['created', i.created],
+        ['files', `${i.files} entries, ${formatBytes(i.logicalBytes)}, ${formatBytes(i.diskBytes)} on disk after sharing`],
+        ['contexts', view.contexts.length ? view.contexts.join(', ') : '-'],
+      ];
+      if (c) {
+        lines.push(['platform', showPlatform(c.platform)]);
+        lines.push(['entrypoint', q(c.run.entrypoint)]);
+        lines.push(['cmd', q(c.run.cmd)]);
+        lines.push(['workingdir', c.run.workingDir ?? '-']);
+        lines.push(['user', c.run.user ?? '-']);
+        lines.push(['env', c.run.env.length ? c.run.env.join('\n            ') : '-']);
+        lines.push(['ports', c.run.exposedPorts.join(', ') || '-']);
+        lines.push(['labels', Object.entries(c.run.labels).map(([k, v]) => `${k}=${v}`).join('\n            ') || '-']);
+        lines.push(['layers', c.layers.map((l, n) => `${n + 1}. ${l.digest} ${formatBytes(l.size)} ${l.compression}`).join('\n            ') || '-']);
+      } else {
+        lines.push(['config', '- (a root filesystem tar carries none: `paene exec` needs a command)']);
+      }
+      process.stdout.write(lines.map(([k, v]) => `${k.padEnd(11)} ${v}`).join('\n') + '\n');
     });
 
   image

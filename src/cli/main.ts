@@ -1,35 +1,10 @@
 // paene's command line: a thin layer over the runtime. One file per group of verbs.
 
 import { Command, CommanderError } from 'commander';
-import { type ErrorCode, PaeneError } from '../core/errors.js';
-import { registerContextCommands } from './context.js';
-import { registerImageCommands } from './image.js';
-import { registerDemoCommand } from './demo.js';
-import { registerCheckCommands } from './check.js';
-import { registerBenchCommands } from './bench.js';
-import { registerLimitCommands } from './limits.js';
-import { registerCapsCommands } from './caps.js';
-import { registerDiskCommands } from './disk.js';
-import { registerNetCommands } from './net.js';
-import { Layout } from '../runtime/layout.js';
-import { StateStore } from '../runtime/state.js';
-import { rootOf } from './common.js';
+import { PaeneError } from '../core/errors.js';
+import { EXIT } from './exit.js';
 
 const PAENE_VERSION = '0.1.0';
-
-/** Exit codes by error kind, so scripts can tell them apart (documented in the README). */
-const EXIT: Record<ErrorCode, number> = {
-  'invalid-argument': 2,
-  'not-found': 3,
-  exists: 4,
-  'wrong-state': 5,
-  busy: 6,
-  'not-root': 7,
-  unsupported: 8,
-  'hostile-archive': 9,
-  'limit-exceeded': 9,
-  internal: 1,
-};
 
 // `paene ps --all | head`: when the reader goes away, stop quietly like any Unix tool.
 for (const stream of [process.stdout, process.stderr]) {
@@ -52,32 +27,67 @@ program
   .exitOverride()
   .showHelpAfterError('(run with --help for usage)');
 
-registerContextCommands(program);
-/** Contexts whose config names an image: `image ls` shows them, `image rm` refuses while there are any. */
-const contextsUsing = (image: string): string[] => {
-  const store = new StateStore(new Layout(rootOf(program)));
-  return store.names().filter((n) => store.readConfig(n).image === image);
-};
-registerImageCommands(program, () => rootOf(program), contextsUsing);
-registerDiskCommands(program);
-registerNetCommands(program);
-registerLimitCommands(program);
-registerCapsCommands(program);
-registerCheckCommands(program);
-registerBenchCommands(program);
-registerDemoCommand(program);
+/**
+ * The verb groups, each loaded only when its verb runs: a call evaluates the
+ * code of its own verb, not the image store, the checks and the benchmarks.
+ * Help and unknown verbs load them all.
+ */
+const GROUPS: { verbs: string[]; register: () => Promise<void> }[] = [
+  { verbs: ['create', 'start', 'exec', 'enter', 'stop', 'destroy', 'list', 'ls', 'status', 'ps'], register: async () => (await import('./context.js')).registerContextCommands(program) },
+  {
+    verbs: ['image'],
+    register: async () => {
+      const [{ registerImageCommands }, { rootOf }, { Layout }, { StateStore }] = await Promise.all([import('./image.js'), import('./common.js'), import('../runtime/layout.js'), import('../runtime/state.js')]);
+      /** Contexts whose config names an image: `image ls` shows them, `image rm` refuses while there are any. */
+      const contextsUsing = (image: string): string[] => {
+        const store = new StateStore(new Layout(rootOf(program)));
+        return store.names().filter((n) => store.readConfig(n).image === image);
+      };
+      registerImageCommands(program, () => rootOf(program), contextsUsing);
+    },
+  },
+  { verbs: ['du', 'commit'], register: async () => (await import('./disk.js')).registerDiskCommands(program) },
+  { verbs: ['net'], register: async () => (await import('./net.js')).registerNetCommands(program) },
+  { verbs: ['limit', 'stats'], register: async () => (await import('./limits.js')).registerLimitCommands(program) },
+  { verbs: ['caps', 'hostname', 'config'], register: async () => (await import('./caps.js')).registerCapsCommands(program) },
+  { verbs: ['check'], register: async () => (await import('./check.js')).registerCheckCommands(program) },
+  { verbs: ['bench'], register: async () => (await import('./bench.js')).registerBenchCommands(program) },
+  { verbs: ['serve'], register: async () => (await import('./serve.js')).registerServeCommand(program) },
+  { verbs: ['demo'], register: async () => (await import('./demo.js')).registerDemoCommand(program) },
+];
 
-try {
-  await program.parseAsync(process.argv);
-} catch (e) {
-  if (e instanceof PaeneError) {
-    process.stderr.write(`paene: ${e.message}\n`);
-    process.exitCode = EXIT[e.code];
-  } else if (e instanceof CommanderError) {
-    // commander printed the message already; help and version are successes, usage errors are 2
-    process.exitCode = e.exitCode === 0 ? 0 : 2;
-  } else {
-    process.stderr.write(`paene: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
-    process.exitCode = 1;
+/** The verb of this call: the first word after the global options (undefined for help, version, nothing). */
+function verbOf(argv: string[]): string | undefined {
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i] as string;
+    if (a === '--root') i++;
+    else if (!a.startsWith('-')) return a;
+    else if (!a.startsWith('--root=')) return undefined;
+  }
+  return undefined;
+}
+
+/** Runs one command line: loads the group of its verb (all of them for help), parses, maps errors to exit codes. */
+async function main(): Promise<void> {
+  try {
+    const args = process.argv.slice(2);
+    const verb = verbOf(args);
+    const own = GROUPS.find((g) => verb !== undefined && g.verbs.includes(verb));
+    if (own) await own.register();
+    else if (!(verb === undefined && (args.includes('-V') || args.includes('--version')))) for (const g of GROUPS) await g.register();
+    await program.parseAsync(process.argv);
+  } catch (e) {
+    if (e instanceof PaeneError) {
+      process.stderr.write(`paene: ${e.message}\n`);
+      process.exitCode = EXIT[e.code];
+    } else if (e instanceof CommanderError) {
+      // commander printed the message already; help and version are successes, usage errors are 2
+      process.exitCode = e.exitCode === 0 ? 0 : 2;
+    } else {
+      process.stderr.write(`paene: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+      process.exitCode = 1;
+    }
   }
 }
+
+void main();

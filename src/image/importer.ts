@@ -21,12 +21,16 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream';
 import zlib from 'node:zlib';
+import { Decompress } from 'fzstd';
 import tar from 'tar-stream';
 import { PaeneError, errnoOf, isPaeneError } from '../core/errors.js';
+import { classifyLayerName } from '../core/ociplan.js';
 import { normalizeEntryName, showName, PATH_MAX } from './entryname.js';
 
 export const DEFAULT_MAX_FILES = 1_000_000;
 export const DEFAULT_MAX_BYTES = 64 * 1024 ** 3;
+/** Files up to this size are hashed in memory before anything is written (see writeObject). */
+const SMALL_FILE = 1024 * 1024;
 
 export interface UnpackOptions {
   rootfs: string; // staging root of the tree (exists, empty)
@@ -69,8 +73,16 @@ export function objectPath(objectsDir: string, key: string): string {
   return path.join(objectsDir, key.slice(0, 2), key);
 }
 
-class Unpacker {
+/**
+ * Builds one tree from one tar (a flat root filesystem) or from a stack of
+ * layer tars applied in order (beginLayer before each): then `.wh.NAME`
+ * deletes NAME and `.wh..wh..opq` hides a directory's contents, both only
+ * for what lower layers made (core/ociplan.ts has the rules as a model).
+ */
+export class Unpacker {
   private readonly seen = new Map<string, Kind>();
+  /** Names made by the layer being applied, and their parents; undefined for a flat tar (no whiteouts). */
+  private layerNames: Set<string> | undefined;
   private readonly dirMeta = new Map<string, Meta>();
   private readonly verified = new Set<string>(['']);
   private entries = 0;
@@ -86,11 +98,20 @@ class Unpacker {
 
   constructor(private readonly o: UnpackOptions) {}
 
+  /** Start applying the next layer of a stack: from now on `.wh.` names are whiteouts. */
+  beginLayer(): void {
+    this.layerNames = new Set();
+  }
+
+  get layered(): boolean {
+    return this.layerNames !== undefined;
+  }
+
   private abs(rel: string): string {
     return rel === '' ? this.o.rootfs : path.join(this.o.rootfs, rel);
   }
 
-  private warn(msg: string): void {
+  warn(msg: string): void {
     this.o.onWarning?.(msg);
   }
 
@@ -192,6 +213,11 @@ class Unpacker {
 
     const type = h.type;
     try {
+      if (this.layerNames !== undefined && (await this.layerMarker(rel, stream))) {
+        this.progress();
+        return;
+      }
+      if (this.layerNames !== undefined) this.markInLayer(rel);
       switch (type) {
         case 'file':
         case 'contiguous-file':
@@ -236,6 +262,64 @@ class Unpacker {
     this.progress();
   }
 
+  /**
+   * This layer has rel, so it has rel's parents too: a whiteout or opaque
+   * marker of the same layer must not hide them (core/ociplan.ts mergeLayers).
+   */
+  private markInLayer(rel: string): void {
+    const mine = this.layerNames!;
+    for (let p = rel; p !== '' && !mine.has(p); p = p.includes('/') ? p.slice(0, p.lastIndexOf('/')) : '') mine.add(p);
+  }
+
+  /** A whiteout or opaque marker of a layer: applied, and true; false for any other entry. */
+  private async layerMarker(rel: string, stream: EntryStream): Promise<boolean> {
+    const n = classifyLayerName(rel);
+    if (n.kind === 'entry') return false;
+    await this.drain(stream);
+    const mine = this.layerNames!;
+    if (n.kind === 'whiteout') {
+      // Only lower layers' names are hidden: a name this layer made stays, and so
+      // does what it put under the name (whichever comes first in the layer).
+      if (!mine.has(n.target)) {
+        if (this.existingParents(n.target, rel)) this.removeExisting(n.target, false);
+      } else if (this.seen.get(n.target) === 'dir') this.hideLower(n.target);
+      return true;
+    }
+    this.ensureParents(n.dir === '' ? OPAQUE_PROBE : `${n.dir}/${OPAQUE_PROBE}`);
+    if (n.dir !== '') this.markInLayer(n.dir);
+    this.hideLower(n.dir);
+    return true;
+  }
+
+  /** Remove what lower layers put under dir, keeping what this layer did. */
+  private hideLower(dir: string): void {
+    const mine = this.layerNames!;
+    for (const name of fs.readdirSync(this.abs(dir))) {
+      const child = dir === '' ? name : `${dir}/${name}`;
+      if (!mine.has(child)) this.removeExisting(child, false);
+      else if (this.seen.get(child) === 'dir') this.hideLower(child);
+    }
+  }
+
+  /**
+   * True if every parent of rel is a directory already in the tree (so rel
+   * may exist); false if one is missing. A parent that is a symlink or a
+   * file is hostile: a whiteout must not reach through it.
+   */
+  private existingParents(rel: string, entry: string): boolean {
+    const parts = rel.split('/');
+    let cur = '';
+    for (let i = 0; i < parts.length - 1; i++) {
+      cur = cur === '' ? parts[i] : `${cur}/${parts[i]}`;
+      if (this.verified.has(cur)) continue;
+      const st = fs.lstatSync(this.abs(cur), { throwIfNoEntry: false });
+      if (st === undefined) return false;
+      if (!st.isDirectory()) this.fail(entry, `whiteout through ${showName(cur)}, which is ${st.isSymbolicLink() ? 'a symlink' : 'not a directory'}; refusing`);
+      this.verified.add(cur);
+    }
+    return true;
+  }
+
   private dir(h: TarHeader, rel: string): void {
     const m = this.meta(h, rel);
     if (rel === '') {
@@ -275,39 +359,62 @@ class Unpacker {
     }
   }
 
+  /**
+   * Hash a file's data into the store. A small file is held in memory until
+   * its hash is known, so a file the store already has costs no write at
+   * all (a re-import, a layer shared with another image); a larger one is
+   * streamed to a temporary file. Memory stays bounded by SMALL_FILE.
+   */
   private async writeObject(stream: EntryStream, m: Meta, rel: string): Promise<string> {
     const tmp = path.join(this.o.tmpDir, `o${this.tmpCounter++}`);
     const C = fs.constants;
-    const fh = await fsp.open(tmp, C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, 0o600);
     const hash = createHash('sha256');
+    let fh: fsp.FileHandle | undefined;
+    let held: Buffer[] = [];
+    let heldLen = 0;
     let ok = false;
+    const writeAll = async (f: fsp.FileHandle, buf: Buffer): Promise<void> => {
+      let off = 0;
+      while (off < buf.length) off += (await f.write(buf, off, buf.length - off)).bytesWritten;
+    };
+    const spill = async (): Promise<fsp.FileHandle> => {
+      const f = await fsp.open(tmp, C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, 0o600);
+      fh = f;
+      if (heldLen > 0) await writeAll(f, held.length === 1 ? held[0] : Buffer.concat(held));
+      held = [];
+      heldLen = 0;
+      return f;
+    };
     try {
       for await (const chunk of stream) {
         const buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as Uint8Array);
         hash.update(buf);
-        let off = 0;
-        while (off < buf.length) {
-          const { bytesWritten } = await fh.write(buf, off, buf.length - off);
-          off += bytesWritten;
-        }
         this.bytes += buf.length;
         if (this.bytes > this.o.maxBytes)
           this.fail(rel, `the archive holds more than ${this.o.maxBytes} bytes of file data (--max-bytes)`, 'limit-exceeded');
+        if (fh === undefined && heldLen + buf.length <= SMALL_FILE) {
+          held.push(buf);
+          heldLen += buf.length;
+        } else await writeAll(fh ?? (await spill()), buf);
         this.progress();
       }
       const key = objectKey(hash.digest('hex'), m);
       const obj = objectPath(this.o.objectsDir, key);
       if (fs.lstatSync(obj, { throwIfNoEntry: false }) !== undefined) {
-        await fh.close();
+        if (fh !== undefined) {
+          await (fh as fsp.FileHandle).close();
+          ok = true;
+          fs.unlinkSync(tmp);
+        }
         ok = true;
-        fs.unlinkSync(tmp);
         return obj;
       }
+      const f = fh ?? (await spill());
       // chown before chmod: chown clears setuid/setgid bits.
-      if (asRoot) await fh.chown(m.uid, m.gid);
-      await fh.chmod(m.mode);
-      await fh.utimes(m.mtime, m.mtime);
-      await fh.close();
+      if (asRoot) await f.chown(m.uid, m.gid);
+      await f.chmod(m.mode);
+      await f.utimes(m.mtime, m.mtime);
+      await f.close();
       ok = true;
       // No await from here to the rename: a failed import's cleanup cannot miss it.
       if (this.aborted) throw new PaeneError('internal', 'import aborted');
@@ -318,7 +425,7 @@ class Unpacker {
       return obj;
     } finally {
       if (!ok) {
-        await fh.close().catch(() => undefined);
+        if (fh !== undefined) await (fh as fsp.FileHandle).close().catch(() => undefined);
         fs.rmSync(tmp, { force: true });
       }
     }
@@ -414,9 +521,10 @@ export function forceRemoveTree(p: string): void {
   }
 }
 
+const OPAQUE_PROBE = '.wh..wh..opq';
+
 const MAGICS: Array<[number[], string]> = [
   [[0xfd, 0x37, 0x7a, 0x58, 0x5a], 'xz'],
-  [[0x28, 0xb5, 0x2f, 0xfd], 'zstd'],
   [[0x42, 0x5a, 0x68], 'bzip2'],
 ];
 
@@ -429,8 +537,52 @@ async function* peeked(first: Buffer[], rest: AsyncIterator<unknown>): AsyncGene
   }
 }
 
-/** Unpack a tar (gzip detected by its magic bytes) into o.rootfs. */
-export async function unpackTar(input: NodeJS.ReadableStream, o: UnpackOptions): Promise<UnpackResult> {
+/** Wait until a writable that refused a write takes more, or is gone. */
+export function drainedOrClosed(w: NodeJS.EventEmitter): Promise<void> {
+  return new Promise<void>((res) => {
+    const go = (): void => {
+      w.off('drain', go);
+      w.off('close', go);
+      res();
+    };
+    w.on('drain', go);
+    w.on('close', go);
+  });
+}
+
+/** A stream of zstd-compressed bytes, decompressed (fzstd: pure JS, streaming, no native build). */
+function zstdStream(src: Readable): Readable {
+  const out = new Readable({ read: () => undefined });
+  const dec = new Decompress((chunk, final) => {
+    if (chunk.length) out.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length));
+    if (final) out.push(null);
+  });
+  (async () => {
+    let last: Buffer | undefined;
+    for await (const c of src) {
+      // fzstd needs to know which chunk is the last: hold one back.
+      if (last) dec.push(last);
+      last = c as Buffer;
+      // Keep memory flat: wait while the consumer is behind.
+      while (out.readableLength > 4 * 1024 * 1024 && !out.destroyed) await new Promise((r) => setTimeout(r, 1));
+      if (out.destroyed) return;
+    }
+    dec.push(last ?? new Uint8Array(0), true);
+  })().catch((e: unknown) => out.destroy(new Error(`zstd: ${(e as Error)?.message ?? String(e)}`)));
+  return out;
+}
+
+export interface Decompressed {
+  data: Readable; // the tar bytes
+  compression: 'none' | 'gzip' | 'zstd';
+}
+
+/**
+ * The tar inside an input stream: plain, gzip or zstd, told by the magic
+ * bytes (never by a name or a media type, which may lie). xz and bzip2 are
+ * refused with a hint.
+ */
+export async function decompressed(input: NodeJS.ReadableStream | AsyncIterable<unknown>): Promise<Decompressed> {
   const it = (input as AsyncIterable<unknown>)[Symbol.asyncIterator]();
   const head: Buffer[] = [];
   let headLen = 0;
@@ -444,18 +596,33 @@ export async function unpackTar(input: NodeJS.ReadableStream, o: UnpackOptions):
   const h = Buffer.concat(head);
   if (h.length === 0) throw new PaeneError('hostile-archive', 'the archive is empty');
   for (const [magic, what] of MAGICS)
-    if (magic.every((v, i) => h[i] === v)) throw new PaeneError('invalid-argument', `the archive is ${what}-compressed; only plain tar and gzip are read (decompress it first and pipe it in)`);
-  const gz = h[0] === 0x1f && h[1] === 0x8b;
-
+    if (magic.every((v, i) => h[i] === v)) throw new PaeneError('invalid-argument', `the archive is ${what}-compressed; only plain tar, gzip and zstd are read (decompress it first and pipe it in)`);
   const src = Readable.from(peeked([h], it), { objectMode: false });
-  let data: Readable = src;
-  if (gz) {
-    const gunzip = zlib.createGunzip();
+  if (h[0] === 0x1f && h[1] === 0x8b) {
+    const gunzip = zlib.createGunzip({ chunkSize: 256 * 1024 }); // bigger chunks: fewer writes per file
     pipeline(src, gunzip, () => undefined);
-    data = gunzip;
+    return { data: gunzip, compression: 'gzip' };
   }
+  if (h[0] === 0x28 && h[1] === 0xb5 && h[2] === 0x2f && h[3] === 0xfd) return { data: zstdStream(src), compression: 'zstd' };
+  return { data: src, compression: 'none' };
+}
 
+/** Unpack a tar (gzip or zstd detected by its magic bytes) into o.rootfs. */
+export async function unpackTar(input: NodeJS.ReadableStream, o: UnpackOptions): Promise<UnpackResult> {
   const un = new Unpacker(o);
+  await extractInto(un, await decompressed(input));
+  return un.finish();
+}
+
+/**
+ * Feed one tar's entries to the unpacker, one at a time (the next header is
+ * read only when the previous entry is on disk: memory stays flat). `onTar`
+ * sees every byte of the tar stream (to hash a layer's diff id).
+ */
+export async function extractInto(un: Unpacker, input: Decompressed, onTar?: (chunk: Buffer) => void): Promise<void> {
+  const { data, compression } = input;
+  const gz = compression !== 'none';
+  const startEntries = un.entryCount;
   const extract = tar.extract();
   await new Promise<void>((resolve, reject) => {
     let done = false;
@@ -463,14 +630,13 @@ export async function unpackTar(input: NodeJS.ReadableStream, o: UnpackOptions):
       if (done) return;
       done = true;
       if (!isPaeneError(e)) {
-        const where = un.entryCount === 0 ? ' at its first header' : ` after entry ${showName(un.lastEntry)}`;
+        const where = un.entryCount === startEntries ? ' at its first header' : ` after entry ${showName(un.lastEntry)}`;
         const msg = (e as Error)?.message ?? String(e);
-        e = new PaeneError('hostile-archive', `corrupt or truncated archive${where}: ${gz && /incorrect header|invalid|unexpected end of file/i.test(msg) ? 'gzip: ' : ''}${msg}`, { cause: e });
+        e = new PaeneError('hostile-archive', `corrupt or truncated archive${where}: ${gz && /incorrect header|invalid|unexpected end of file/i.test(msg) ? `${compression}: ` : ''}${msg}`, { cause: e });
       }
       un.aborted = true;
       extract.destroy();
       data.destroy();
-      src.destroy();
       // Let the entry being handled settle first, so nothing it would still
       // add to the store lands after the caller has cleaned up.
       void inflight.then(() => reject(e));
@@ -505,22 +671,12 @@ export async function unpackTar(input: NodeJS.ReadableStream, o: UnpackOptions):
     (async () => {
       for await (const chunk of data) {
         if (done) return;
-        if (!extract.write(chunk as Buffer)) {
-          await new Promise<void>((res) => {
-            const go = (): void => {
-              extract.off('drain', go);
-              extract.off('close', go);
-              res();
-            };
-            extract.on('drain', go);
-            extract.on('close', go);
-          });
-        }
+        onTar?.(chunk as Buffer);
+        if (!extract.write(chunk as Buffer)) await drainedOrClosed(extract);
       }
       if (!done) extract.end(undefined);
     })().catch(fail);
   });
-  if (un.entryCount === 0)
+  if (un.entryCount === startEntries && !un.layered)
     throw new PaeneError('hostile-archive', 'the archive has no entries');
-  return un.finish();
 }

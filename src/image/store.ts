@@ -19,8 +19,11 @@ import path from 'node:path';
 import tar from 'tar-stream';
 import { PaeneError } from '../core/errors.js';
 import { fsyncDir, writeJsonAtomic } from '../kernel/atomic.js';
-import { DEFAULT_MAX_BYTES, DEFAULT_MAX_FILES, forceRemoveTree, unpackTar } from './importer.js';
+import { type ImageConfig, type ImageRunConfig, type Platform, hostPlatform, parsePlatform } from '../core/ociplan.js';
+import { DEFAULT_MAX_BYTES, DEFAULT_MAX_FILES, forceRemoveTree } from './importer.js';
+import { type ArchiveFormat, type ImageUnpackOptions, type ImageUnpackResult, type LayerRecord, unpackImage, unpackImageFile, unpackLayoutDir } from './oci.js';
 import { acquireStoreLock, acquireStoreLockSync, type StoreLock } from './lock.js';
+import { type ExportFormat, exportImage } from './ociexport.js';
 import { packTree, writeTreeTar } from './walk.js';
 
 export interface ImageInfo {
@@ -31,9 +34,26 @@ export interface ImageInfo {
   diskBytes: number;
   created: string;
   source: string;
+  /** what it was imported from: a flat tar, or an OCI / docker image (with its config) */
+  format: ArchiveFormat;
+  config?: StoredImageConfig;
+}
+
+/** An imported image's config as kept with its tree (manifest.json's `image`). */
+export interface StoredImageConfig {
+  platform: Platform;
+  run: ImageRunConfig;
+  diffIds: string[];
+  layers: LayerRecord[];
+  created?: string;
+  author?: string;
 }
 
 export interface ImportOptions {
+  /** os/arch[/variant] to pick from a multi-platform index (default: the host's) */
+  platform?: string;
+  /** the image to take from an archive that holds several (a tag or OCI ref name) */
+  tag?: string;
   maxFiles?: number;
   maxBytes?: number;
   allowDevices?: boolean;
@@ -69,6 +89,8 @@ interface Manifest {
   files: number;
   regularFiles: number;
   logicalBytes: number;
+  archive?: ArchiveFormat; // absent: a flat tar
+  image?: StoredImageConfig;
 }
 
 const NAME_RE = /^[a-z0-9][a-z0-9_.-]{0,62}$/;
@@ -153,7 +175,31 @@ export class ImageStore {
       diskBytes: amortizedBytes(rootfs),
       created: m.created,
       source: m.source,
+      format: m.archive ?? 'tar',
+      ...(m.image ? { config: m.image } : {}),
     };
+  }
+
+  /** How the image says to run it (undefined for a flat tar); cheap, for the runtime. */
+  runConfigOf(name: string): ImageRunConfig | undefined {
+    validateImageName(name);
+    if (!this.has(name)) this.notFound(name);
+    return this.manifest(name).image?.run;
+  }
+
+  /**
+   * A small text file of an image's tree (e.g. etc/passwd to resolve a user
+   * name), or undefined: never through a symlink, never over 1 MiB.
+   */
+  readTreeFile(name: string, rel: string): string | undefined {
+    let cur = this.rootfsOf(name);
+    const parts = rel.split('/');
+    for (const [i, p] of parts.entries()) {
+      cur = path.join(cur, p);
+      const st = fs.lstatSync(cur, { throwIfNoEntry: false });
+      if (st === undefined || (i < parts.length - 1 ? !st.isDirectory() : !st.isFile() || st.size > 1024 * 1024)) return undefined;
+    }
+    return fs.readFileSync(cur, 'utf8');
   }
 
   list(): ImageInfo[] {
@@ -176,13 +222,32 @@ export class ImageStore {
     if (stale > 0) this.gcLocked();
   }
 
+  /**
+   * Import an archive stream: a flat root-filesystem tar, an OCI image
+   * layout tar or a docker-archive (plain, gzip or zstd), told by content.
+   */
   async importTar(input: NodeJS.ReadableStream, name: string, opts: ImportOptions = {}): Promise<ImageInfo> {
+    return this.importWith(name, opts, (uo) => unpackImage(input, uo));
+  }
+
+  /** Import an archive file: as importTar, but an uncompressed image archive is read in place (src/image/tarindex.ts). */
+  async importFile(file: string, name: string, opts: ImportOptions = {}): Promise<ImageInfo> {
+    return this.importWith(name, { ...opts, source: opts.source ?? `file:${path.resolve(file)}` }, (uo) => unpackImageFile(file, uo));
+  }
+
+  /** Import an OCI image layout directory (what `skopeo copy … oci:DIR` writes). */
+  async importLayout(dir: string, name: string, opts: ImportOptions = {}): Promise<ImageInfo> {
+    return this.importWith(name, { ...opts, source: opts.source ?? `oci:${path.resolve(dir)}` }, (uo) => unpackLayoutDir(dir, uo));
+  }
+
+  private async importWith(name: string, opts: ImportOptions, unpack: (o: ImageUnpackOptions) => Promise<ImageUnpackResult>): Promise<ImageInfo> {
     validateImageName(name);
     if (this.has(name)) this.exists(name);
     const maxFiles = opts.maxFiles ?? DEFAULT_MAX_FILES;
     const maxBytes = opts.maxBytes ?? DEFAULT_MAX_BYTES;
     if (!(Number.isInteger(maxFiles) && maxFiles > 0)) throw new PaeneError('invalid-argument', `invalid max files ${maxFiles}`);
     if (!(Number.isFinite(maxBytes) && maxBytes >= 0)) throw new PaeneError('invalid-argument', `invalid max bytes ${maxBytes}`);
+    const platform = opts.platform === undefined ? hostPlatform(process.arch) : parsePlatform(opts.platform);
     this.ensureDirs();
     const lock: StoreLock = await acquireStoreLock(this.lockFile);
     try {
@@ -195,9 +260,10 @@ export class ImageStore {
       fs.mkdirSync(tmpDir, { mode: 0o700 });
       const newObjects: string[] = [];
       try {
-        const res = await unpackTar(input, {
+        const res = await unpack({
           rootfs,
           tmpDir,
+          spoolDir: path.join(staging, 'archive'),
           objectsDir: this.objectsDir,
           newObjects,
           maxFiles,
@@ -205,6 +271,9 @@ export class ImageStore {
           allowDevices: opts.allowDevices ?? false,
           onProgress: opts.onProgress,
           onWarning: opts.onWarning,
+          platform,
+          platformExplicit: opts.platform !== undefined,
+          ...(opts.tag !== undefined ? { tag: opts.tag } : {}),
         });
         fs.rmSync(tmpDir, { recursive: true, force: true });
         const manifest: Manifest = {
@@ -215,6 +284,8 @@ export class ImageStore {
           files: res.entries,
           regularFiles: res.regularFiles,
           logicalBytes: res.logicalBytes,
+          ...(res.format !== 'tar' ? { archive: res.format } : {}),
+          ...(res.config ? { image: storedConfig(res.config, res.layers ?? []) } : {}),
         };
         writeJsonAtomic(path.join(staging, 'manifest.json'), manifest);
         // One syncfs for the whole import instead of an fsync per object.
@@ -251,6 +322,13 @@ export class ImageStore {
   async exportTar(name: string, out: NodeJS.WritableStream): Promise<void> {
     const rootfs = this.rootfsOf(name);
     await writeTreeTar(rootfs, out);
+  }
+
+  /** Write the image as an OCI layout tar, a docker-archive or a flat tar (src/image/ociexport.ts). */
+  async exportArchive(name: string, format: ExportFormat, out: NodeJS.WritableStream): Promise<void> {
+    const rootfs = this.rootfsOf(name);
+    const m = this.manifest(name);
+    await exportImage({ name, rootfs, created: m.created, ...(m.image ? { config: m.image } : {}) }, format, out);
   }
 
   /** Import a directory tree (e.g. a context's merged root for `paene commit`); stays on its filesystem. */
@@ -487,4 +565,15 @@ function amortizedBytes(rootfs: string): number {
     total += (st.blocks * 512) / Math.max(1, st.nlink - 1);
   });
   return Math.round(total);
+}
+
+function storedConfig(c: ImageConfig, layers: LayerRecord[]): StoredImageConfig {
+  return {
+    platform: c.platform,
+    run: c.run,
+    diffIds: c.diffIds,
+    layers,
+    ...(c.created ? { created: c.created } : {}),
+    ...(c.author ? { author: c.author } : {}),
+  };
 }

@@ -107,10 +107,22 @@ export async function packTree(root: string, pack: tar.Pack, opts: PackOptions =
 
 /** Stream the tree under root as a tar into out. */
 export async function writeTreeTar(root: string, out: NodeJS.WritableStream, opts: PackOptions = {}): Promise<void> {
-  const pack = tar.pack();
-  const piping = pipeline(pack as unknown as NodeJS.ReadableStream, out);
-  try {
+  await writePacked(out, async (pack) => {
     await packTree(root, pack, opts);
+  });
+}
+
+/**
+ * Write a tar that `produce` adds entries to, through `through` (e.g. a
+ * hashing tap) into out; finalized when produce is done, destroyed (and the
+ * error passed on) when it fails.
+ */
+export async function writePacked(out: NodeJS.WritableStream, produce: (pack: tar.Pack) => Promise<void>, through?: NodeJS.ReadWriteStream): Promise<void> {
+  const pack = tar.pack();
+  const src = pack as unknown as NodeJS.ReadableStream;
+  const piping = through ? pipeline(src, through, out) : pipeline(src, out);
+  try {
+    await produce(pack);
     pack.finalize();
   } catch (e) {
     pack.destroy(e as Error);

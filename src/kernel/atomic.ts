@@ -4,13 +4,18 @@
 import fs from 'node:fs';
 import path from 'node:path';
 
-export function writeFileAtomic(file: string, data: string | Uint8Array, mode = 0o644): void {
+/**
+ * `durable: false` keeps the atomic rename but skips both fsyncs: for files
+ * that describe running processes (a context's state.json), which a power
+ * loss makes stale anyway, and which every start writes.
+ */
+export function writeFileAtomic(file: string, data: string | Uint8Array, mode = 0o644, durable = true): void {
   const dir = path.dirname(file);
   const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.${Date.now()}.tmp`);
   const fd = fs.openSync(tmp, 'w', mode);
   try {
     fs.writeFileSync(fd, data);
-    fs.fsyncSync(fd);
+    if (durable) fs.fsyncSync(fd);
   } catch (e) {
     fs.closeSync(fd);
     fs.rmSync(tmp, { force: true });
@@ -23,11 +28,11 @@ export function writeFileAtomic(file: string, data: string | Uint8Array, mode = 
     fs.rmSync(tmp, { force: true });
     throw e;
   }
-  fsyncDir(dir);
+  if (durable) fsyncDir(dir);
 }
 
-export function writeJsonAtomic(file: string, value: unknown): void {
-  writeFileAtomic(file, JSON.stringify(value, null, 2) + '\n');
+export function writeJsonAtomic(file: string, value: unknown, durable = true): void {
+  writeFileAtomic(file, JSON.stringify(value, null, 2) + '\n', 0o644, durable);
 }
 
 export function fsyncDir(dir: string): void {

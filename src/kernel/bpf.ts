@@ -7,22 +7,34 @@
 import { spawnSync } from 'node:child_process';
 import { PaeneError } from '../core/errors.js';
 import { ATTACH_TYPE, SOCK_ADDR_HOOKS, type SockAddrHook } from '../core/sockaddr.js';
-import { nativePath } from './helper.js';
+import { type Launcher, nativePath } from './helper.js';
 
 /** paene-bpf's exit status when the kernel lacks cgroup BPF (see paene-bpf.c). */
 const EXIT_UNSUPPORTED = 3;
 
+const RUN_OPTIONS = { env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' } };
+
 function run(args: string[], what: string): string {
   const r = spawnSync(nativePath('paene-bpf'), args, {
+    ...RUN_OPTIONS,
     encoding: 'utf8',
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' },
     maxBuffer: 16 << 20, // a verifier log can be long
   });
-  if (r.error) throw new PaeneError('internal', `${what}: could not run paene-bpf: ${r.error.message}`, { cause: r.error });
-  if (r.status === 0) return r.stdout;
-  const err = (r.stderr || `exit ${r.status ?? r.signal}`).trim();
-  if (r.status === EXIT_UNSUPPORTED) throw new PaeneError('unsupported', `${what}: ${err.replace(/^paene-bpf: unsupported: /, '')}`);
+  return outcome(r.error, r.status, r.signal, r.stdout, r.stderr, what);
+}
+
+/** The same through a Launcher (the monitor's), without blocking this process: a start of many contexts overlaps them. */
+async function runAsync(args: string[], what: string, launch: Launcher): Promise<string> {
+  const r = await launch(nativePath('paene-bpf'), args);
+  return outcome(undefined, r.status, null, r.output, r.output, what);
+}
+
+function outcome(error: Error | undefined, status: number | null, signal: NodeJS.Signals | null, stdout: string, stderr: string, what: string): string {
+  if (error) throw new PaeneError('internal', `${what}: could not run paene-bpf: ${error.message}`, { cause: error });
+  if (status === 0) return stdout;
+  const err = (stderr || `exit ${status ?? signal}`).trim();
+  if (status === EXIT_UNSUPPORTED) throw new PaeneError('unsupported', `${what}: ${err.replace(/^paene-bpf: unsupported: /, '')}`);
   throw new PaeneError('internal', `${what}: ${err}`);
 }
 
@@ -46,6 +58,11 @@ function progArgs(progs: Partial<Record<SockAddrHook, Buffer>>): string[] {
  */
 export function attachSockAddr(cgroupDir: string, progs: Partial<Record<SockAddrHook, Buffer>>): void {
   run(['attach', cgroupDir, ...progArgs(progs)], `attaching the network programs to ${cgroupDir}`);
+}
+
+/** attachSockAddr without blocking (a context's start). */
+export async function attachSockAddrAsync(cgroupDir: string, progs: Partial<Record<SockAddrHook, Buffer>>, launch: Launcher): Promise<void> {
+  await runAsync(['attach', cgroupDir, ...progArgs(progs)], `attaching the network programs to ${cgroupDir}`, launch);
 }
 
 /** Removes every sock_addr program paene attaches from the cgroup; hooks without one are fine. */

@@ -5,6 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 import { PaeneError } from '../core/errors.js';
 import { nativePath } from './package.js';
@@ -92,17 +93,55 @@ export interface ExecRequest {
 
 export function execArgs(r: ExecRequest): string[] {
   const a = ['exec', '--pid', String(r.initPid), '--caps', r.capsMask.toString(16)];
-  for (const f of r.cgroupProcs) a.push('--cgroup', f);
   for (const e of r.env) a.push('--env', e);
   if (r.cwd) a.push('--cwd', r.cwd);
   if (r.user) a.push('--user', `${r.user.uid}:${r.user.gid}`);
-  if (r.seccomp && r.seccomp.length > 0) a.push('--seccomp', r.seccomp.toString('hex'));
   if (r.tty) a.push('--tty');
+  a.push(...wallArgs(r), '--', ...r.argv);
+  return a;
+}
+
+/** The walls every process entering the context gets: its cgroups, seccomp filter, network namespace, Landlock, scheduling. */
+function wallArgs(r: Pick<ExecRequest, 'cgroupProcs' | 'seccomp' | 'netns' | 'landlockScoped' | 'sched'>): string[] {
+  const a: string[] = [];
+  for (const f of r.cgroupProcs) a.push('--cgroup', f);
+  if (r.seccomp && r.seccomp.length > 0) a.push('--seccomp', r.seccomp.toString('hex'));
   if (r.netns) a.push('--netns', r.netns);
   if (r.landlockScoped) a.push('--landlock-scoped', r.landlockScoped.toString(16));
   if (r.sched) a.push('--sched', schedArg(r.sched));
-  a.push('--', ...r.argv);
   return a;
+}
+
+/**
+ * A running context's exec plan (ROOT/contexts/NAME/exec.plan), read by the
+ * native front door (src/native/paene-front.c) so `paene exec` need not boot
+ * Node. Everything is decided here; the front door adds only what the call
+ * names (command, --tty, --user, --cwd, --env) and picks the capability set
+ * by user, as the runtime does. Records are KEY NUL VALUE NUL:
+ *   version 1 · pid · starttime (the init's, checked before use) ·
+ *   caps-root / caps-user (hex) · term (TERM when the caller has none, with --tty) ·
+ *   env K=V (repeated; the call's --env replaces the same key) · arg (repeated: helper flags, in order)
+ */
+export interface ExecPlan extends Pick<ExecRequest, 'cgroupProcs' | 'seccomp' | 'netns' | 'landlockScoped' | 'sched' | 'env'> {
+  initPid: number;
+  starttime: number;
+  capsRoot: bigint;
+  capsUser: bigint;
+  term: string;
+}
+
+export function execPlanBytes(p: ExecPlan): Buffer {
+  const rec: [string, string][] = [
+    ['version', '1'],
+    ['pid', String(p.initPid)],
+    ['starttime', String(p.starttime)],
+    ['caps-root', p.capsRoot.toString(16)],
+    ['caps-user', p.capsUser.toString(16)],
+    ['term', p.term],
+    ...p.env.map((e): [string, string] => ['env', e]),
+    ...wallArgs(p).map((a): [string, string] => ['arg', a]),
+  ];
+  return Buffer.from(rec.map(([k, v]) => `${k}\0${v}\0`).join(''));
 }
 
 
@@ -130,8 +169,39 @@ function isNotListening(e: unknown): boolean {
 }
 
 /** The monitor of one state root: listens on RUNDIR/monitor.sock. */
+/** Runs a short host program to its end: its exit status and what it wrote (stdout and stderr together). */
+export type Launcher = (program: string, args: string[]) => Promise<{ status: number; output: string }>;
+
+/** A Launcher that spawns from this process (each launch costs its thread a fork of Node: ~10 ms here). */
+export const localLaunch: Launcher = (program, args) =>
+  new Promise((resolve, reject) => {
+    const child = spawn(program, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' } });
+    let output = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (output += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (output += d));
+    child.on('error', (e) => reject(new PaeneError('internal', `cannot run ${program}: ${e.message}`, { cause: e })));
+    child.on('close', (code, signal) => resolve({ status: code ?? 128 + (signal ? (os.constants.signals as Record<string, number>)[signal] ?? 0 : 0), output }));
+  });
+
 export class Monitor {
   constructor(readonly runDir: string) {}
+
+  /**
+   * A Launcher through the monitor: it forks the program (cheap from a small
+   * process), off this process's thread. A monitor from an older paene that
+   * does not know `run` is passed by: the program is spawned from here.
+   */
+  readonly launch: Launcher = async (program, args) => {
+    let answer: string;
+    try {
+      answer = await this.request(['run', program, ...args]);
+    } catch (e) {
+      if (e instanceof PaeneError && e.message.startsWith("unknown request 'run'")) return localLaunch(program, args);
+      throw e;
+    }
+    const nl = answer.indexOf('\n');
+    return { status: Number(nl < 0 ? answer : answer.slice(0, nl)), output: nl < 0 ? '' : answer.slice(nl + 1) };
+  };
 
   get socket(): string {
     return path.join(this.runDir, 'monitor.sock');

@@ -15,12 +15,18 @@ import { PaeneError } from '../core/errors.js';
 import { type NetSettings, type NetSpec, assignAddress, defaultNetSettings, familyOf, validateNetSettings } from '../core/net.js';
 import { type SockAddrPolicy, buildSockAddrPrograms } from '../core/sockaddr.js';
 import type { ContextConfig } from '../core/spec.js';
-import { attachSockAddr, detachSockAddr } from '../kernel/bpf.js';
+import { attachSockAddr, attachSockAddrAsync } from '../kernel/bpf.js';
 import type { ContextCgroup } from '../kernel/cgroups.js';
-import { type ExecRequest, LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET, type StartRequest, landlockAbi } from '../kernel/helper.js';
+import { type ExecRequest, LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET, type Launcher, type StartRequest, landlockAbi, localLaunch } from '../kernel/helper.js';
 import { writeJsonAtomic } from '../kernel/atomic.js';
 import type { Layout } from '../runtime/layout.js';
 import type { StateStore } from '../runtime/state.js';
+
+/** Who holds which address (the runtime's address claims): read without reading every config. */
+export interface AddressBook {
+  holder(address: string): string | undefined;
+  keys(): string[];
+}
 import { type NetHost, connectPrivate, disconnectPrivate, ensureBridge, leftovers, loadRuleset, loopbackOnly, removeBridgeIfUnused } from './bridge.js';
 
 /** Landlock ABI 6 (Linux 6.12) brought the abstract unix socket scope. */
@@ -30,6 +36,8 @@ export class ContextNetwork {
   constructor(
     private readonly layout: Layout,
     private readonly store: StateStore,
+    /** how the per-start tools (paene-bpf, lo-up) are launched: the runtime passes its monitor's */
+    private readonly launch: Launcher = localLaunch,
   ) {}
 
   get settingsFile(): string {
@@ -59,20 +67,18 @@ export class ContextNetwork {
 
   /**
    * Fills in an address from the pool when the spec has none, and refuses
-   * an address another context owns. Called under the global create lock.
+   * an address another context owns. Called under the global create lock;
+   * the caller claims what it returns.
    */
-  assign(name: string, spec: NetSpec, others: ContextConfig[]): NetSpec {
-    const mine = others.filter((c) => c.name !== name);
-    const owner = new Map<string, string>();
-    for (const c of mine) for (const a of c.net.addresses) owner.set(a, c.name);
+  assign(name: string, spec: NetSpec, book: AddressBook): NetSpec {
     for (const a of spec.addresses) {
-      const o = owner.get(a);
-      if (o) throw new PaeneError('exists', `address ${a} is already owned by context '${o}'`);
+      const o = book.holder(a);
+      if (o !== undefined && o !== name) throw new PaeneError('exists', `address ${a} is already owned by context '${o}'`);
     }
     if (spec.addresses.length > 0 || (spec.mode !== 'shared' && spec.mode !== 'private')) return spec;
     const s = this.settings();
     const pool = spec.mode === 'shared' ? s.sharedPool4 : s.bridge.subnet4;
-    const used = [...owner.keys()].filter((a) => familyOf(a) === 4 && cidrContains(pool, a));
+    const used = book.keys().filter((a) => familyOf(a) === 4 && cidrContains(pool, a));
     const addr = assignAddress(spec.mode, s, used);
     return addr ? { ...spec, addresses: [addr] } : spec;
   }
@@ -134,15 +140,15 @@ export class ContextNetwork {
   }
 
   /** Before the init runs: a shared context's programs are on its cgroup before any of its sockets exists. */
-  beforeStart(config: ContextConfig, cg: ContextCgroup): void {
+  async beforeStart(config: ContextConfig, cg: ContextCgroup): Promise<void> {
     if (config.net.mode !== 'shared') return;
-    attachSockAddr(cg.unifiedDir as string, buildSockAddrPrograms(this.sockAddrPolicy(config)));
+    await attachSockAddrAsync(cg.unifiedDir as string, buildSockAddrPrograms(this.sockAddrPolicy(config)), this.launch);
   }
 
   /** After the init runs (its network namespace exists): plumbing for private and none. */
-  afterStart(config: ContextConfig, initPid: number): void {
+  async afterStart(config: ContextConfig, initPid: number): Promise<void> {
     const ns = `/proc/${initPid}/ns/net`;
-    if (config.net.mode === 'none') loopbackOnly(ns);
+    if (config.net.mode === 'none') await loopbackOnly(ns, this.launch);
     if (config.net.mode !== 'private') return;
     const s = this.settings();
     const h = this.host(s);
@@ -159,8 +165,9 @@ export class ContextNetwork {
   }
 
   /** After the context's processes are gone (stop, crash cleanup, failed start): the host side of its network. */
-  afterStop(config: ContextConfig, cg: ContextCgroup): void {
-    if (config.net.mode === 'shared' && cg.unifiedDir && fs.existsSync(cg.unifiedDir)) detachSockAddr(cg.unifiedDir);
+  afterStop(config: ContextConfig, _cg: ContextCgroup): void {
+    // A shared context's programs need no detach: every caller removes its cgroup next, and the kernel
+    // releases a cgroup's programs with it (a detach here cost a process launch per stop).
     if (config.net.mode !== 'private') return;
     const s = this.settings();
     this.releasePrivate(config.name, s, this.plan(config, s));

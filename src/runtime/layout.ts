@@ -2,6 +2,7 @@
 //
 //   ROOT/contexts/NAME/config.json   the context's spec (written at create)
 //   ROOT/contexts/NAME/state.json    what the runtime knows of its running instance
+//   ROOT/contexts/NAME/exec.plan     while it runs: how to enter it, for the native `paene exec`
 //   ROOT/contexts/NAME/layer/upper|work  the overlay's private layer; with a
 //                                    disk limit, layer/ is where the context's
 //                                    own filesystem (disk.img) is mounted
@@ -12,6 +13,7 @@
 //                                    in one tmpfs per root (src/kernel/scratch.ts)
 //   ROOT/scratch/.empty              the empty directory bound over masked paths
 //   ROOT/locks/                      per-context and global locks
+//   ROOT/xids/XID                    which context holds an xid (runtime/xids.ts)
 //
 // Cgroups are named after the context under a `paene` parent; a state root
 // other than the default gets `paene-<hash>` so two roots never collide.
@@ -48,6 +50,10 @@ export class Layout {
   stateFile(name: string): string {
     return path.join(this.contextDir(name), 'state.json');
   }
+  /** A running context's exec plan for the native front door (kernel/helper.ts execPlanBytes). */
+  execPlanFile(name: string): string {
+    return path.join(this.contextDir(name), 'exec.plan');
+  }
   /** The private layer: a plain directory, or the mount point of the context's disk image. */
   layerDir(name: string): string {
     return path.join(this.contextDir(name), 'layer');
@@ -76,6 +82,8 @@ export class Layout {
   /** Parent cgroup name, shared by every controller hierarchy. */
   get cgroupParent(): string {
     if (this.root === DEFAULT_ROOT) return 'paene';
-    return 'paene-' + createHash('sha256').update(this.root).digest('hex').slice(0, 8);
+    this.parentCache ??= 'paene-' + createHash('sha256').update(this.root).digest('hex').slice(0, 8);
+    return this.parentCache;
   }
+  private parentCache?: string;
 }

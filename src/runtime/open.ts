@@ -2,10 +2,11 @@
 
 import { SHARED_NET_SECCOMP_POLICY, buildSeccompFilter } from '../core/seccomp.js';
 import type { ContextConfig } from '../core/spec.js';
+import { resolveUser } from '../core/ociplan.js';
 import { DEFAULT_IMAGE, ImageStore } from '../image/store.js';
 import { ensureBaseImage } from '../image/base.js';
 import { Layout } from './layout.js';
-import { type ImageSource, type Policy, Runtime } from './runtime.js';
+import { type ImageDefaults, type ImageSource, type Policy, Runtime } from './runtime.js';
 
 
 export function storeImageSource(store: ImageStore): ImageSource {
@@ -13,6 +14,13 @@ export function storeImageSource(store: ImageStore): ImageSource {
     async rootfsOf(image: string): Promise<string> {
       if (image === DEFAULT_IMAGE && !store.has(image)) await ensureBaseImage(store);
       return store.rootfsOf(image); // not get(): that walks the tree for its size on every start
+    },
+    defaultsOf(image: string): ImageDefaults | undefined {
+      const run = store.runConfigOf(image);
+      if (!run) return undefined;
+      const spec = run.user;
+      if (!spec) return { run };
+      return { run, user: () => resolveUser(spec, store.readTreeFile(image, 'etc/passwd'), store.readTreeFile(image, 'etc/group')) };
     },
   };
 }

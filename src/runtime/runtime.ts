@@ -30,29 +30,41 @@ import {
   isPerContextSysctl,
   type NewContext,
   READONLY_PATHS,
-  allocateXid,
   checkNetAgainstCaps,
   guestEnv,
   newConfig,
   validateName,
   writablePaths,
+  XID_MIN,
 } from '../core/spec.js';
 import { ContextCgroup, type CgroupHost, detectCgroupHost, limitsVersion, removeParentIfEmpty } from '../kernel/cgroups.js';
+import { type ImageRunConfig, planProcess } from '../core/ociplan.js';
 import { createDiskImage, mountDiskImage, unmountDiskImage } from '../kernel/diskimage.js';
 import { prepareScratch, releaseScratch, removeScratch } from '../kernel/scratch.js';
 import { requireFeatures, requireRoot } from '../kernel/features.js';
-import { Monitor, execArgs, helperPath, nativePath, startArgs } from '../kernel/helper.js';
+import { Monitor, execArgs, execPlanBytes, helperPath, nativePath, startArgs } from '../kernel/helper.js';
+import { writeFileAtomic } from '../kernel/atomic.js';
 import { allPids, cmdline, innerPid, isAlive, processMemory, readStat } from '../kernel/procfs.js';
 import { blockDevicesFor, startIoThrottle, stopIoThrottle } from './iothrottle.js';
 import { ContextNetwork } from '../net/context.js';
 import { Layout } from './layout.js';
 import { withLock } from './lock.js';
 import { StateStore } from './state.js';
+import { Claims } from './claims.js';
+import { XidClaims } from './xids.js';
 
 /** How the runtime gets an image's root filesystem (the image store implements it). */
 export interface ImageSource {
   /** The directory to use as the overlay's read-only lower layer; builds the default image if missing. */
   rootfsOf(image: string): Promise<string>;
+  /** How the image says to run it (an imported OCI/docker image's config): the default of exec. */
+  defaultsOf?(image: string): ImageDefaults | undefined;
+}
+
+export interface ImageDefaults {
+  run: ImageRunConfig;
+  /** the config's User, resolved against the image's own /etc/passwd (only when no --user overrides it) */
+  user?: () => { uid: number; gid: number };
 }
 
 /** Per-context extras computed from the config by other modules (seccomp filter). */
@@ -101,6 +113,12 @@ export const DEVICE_RULES: CgroupWrite[] = [
   ...deviceAllowList().map((value) => ({ controller: 'devices', file: 'devices.allow', value })),
 ];
 
+/** What `create` is asked: a new context's spec; without an xid it gets the lowest free one. */
+export type NewRequest = Omit<NewContext, 'xid'> & { xid?: number };
+
+/** Creates per hold of the global create lock in `createEach`. */
+const CREATE_BATCH = 64;
+
 export interface RuntimeOptions {
   root: string;
   images: ImageSource;
@@ -112,6 +130,9 @@ export class Runtime {
   readonly store: StateStore;
   readonly monitor: Monitor;
   readonly network: ContextNetwork;
+  readonly xids: XidClaims;
+  /** which context holds which address (shared pool, bridge subnet, host addresses) */
+  readonly addrs: Claims;
   private readonly images: ImageSource;
   private readonly policy: Policy;
   private hostCache?: CgroupHost;
@@ -120,7 +141,9 @@ export class Runtime {
     this.layout = new Layout(opts.root);
     this.store = new StateStore(this.layout);
     this.monitor = new Monitor(path.join(this.layout.root, 'run'));
-    this.network = new ContextNetwork(this.layout, this.store);
+    this.network = new ContextNetwork(this.layout, this.store, this.monitor.launch);
+    this.xids = new XidClaims(this.store);
+    this.addrs = new Claims(this.store, 'addrs', (c) => c.net.addresses, (a) => `address ${a}`);
     this.images = opts.images;
     this.policy = opts.policy ?? { seccomp: () => undefined };
   }
@@ -146,42 +169,73 @@ export class Runtime {
 
   // ------------------------------------------------------------ create
 
-  async create(req: Omit<NewContext, 'xid'> & { xid?: number }): Promise<ContextConfig> {
+  async create(req: NewRequest): Promise<ContextConfig> {
+    const [r] = await this.createEach([req]);
+    if (r instanceof Error) throw r;
+    return r as ContextConfig;
+  }
+
+  /**
+   * Creates several contexts in one hold of the global create lock (released
+   * every CREATE_BATCH, so another paene's create waits seconds, not minutes).
+   * Each result is the new config or the error that refused that one; the
+   * others go on.
+   */
+  async createEach(reqs: NewRequest[], onEach?: (i: number, r: ContextConfig | Error) => void): Promise<(ContextConfig | Error)[]> {
     requireRoot('creating a context');
+    const out: (ContextConfig | Error)[] = [];
+    for (let at = 0; at < reqs.length; at += CREATE_BATCH) {
+      // Name and xid must be unique across concurrent creates: one global lock.
+      await withLock(this.lockFile('.create'), { what: 'the context list' }, async () => {
+        for (const req of reqs.slice(at, at + CREATE_BATCH)) {
+          let r: ContextConfig | Error;
+          try {
+            r = await this.createLocked(req);
+          } catch (e) {
+            r = e instanceof Error ? e : new Error(String(e));
+          }
+          onEach?.(out.length, r);
+          out.push(r);
+        }
+      });
+    }
+    return out;
+  }
+
+  private async createLocked(req: NewRequest): Promise<ContextConfig> {
     validateName(req.name);
-    // One global lock: name and xid must be unique across concurrent creates.
-    return withLock(this.lockFile('.create'), { what: 'the context list' }, async () => {
-      if (this.store.exists(req.name)) throw new PaeneError('exists', `a context named '${req.name}' already exists`);
-      const configs = this.store.names().map((n) => this.store.readConfig(n));
-      let xid = req.xid;
-      if (xid !== undefined) {
-        const clash = configs.find((c) => c.xid === xid);
-        if (clash) throw new PaeneError('exists', `xid ${xid} is already used by context '${clash.name}'`);
-      } else {
-        xid = allocateXid(configs.map((c) => c.xid));
+    if (this.store.exists(req.name)) throw new PaeneError('exists', `a context named '${req.name}' already exists`);
+    // No model asked for: shared where the host has its walls, else none (a refusal would make the default unusable there).
+    const net = req.net ?? (this.network.sharedUnsupported(this.cgroupHost.unified !== undefined) ? { mode: 'none' as const, addresses: [], publish: [] } : undefined);
+    // Validate everything before the xid is claimed, so a refusal leaves no claim behind.
+    const draft = newConfig({ ...req, xid: req.xid ?? XID_MIN, net });
+    const assigned = this.network.assign(draft.name, draft.net, this.addrs);
+    // Build the image now (if it is the default and missing) so `start` is quick and errors show early.
+    await this.images.rootfsOf(draft.image);
+    const xid = this.xids.claim(draft.name, req.xid);
+    const config: ContextConfig = { ...draft, xid, net: assigned };
+    const claimed: string[] = [];
+    const dir = this.layout.contextDir(config.name);
+    const tmp = path.join(this.layout.contextsDir, `.${config.name}.creating.${process.pid}`);
+    try {
+      for (const a of assigned.addresses) {
+        this.addrs.claim(config.name, a);
+        claimed.push(a);
       }
-      // No model asked for: shared where the host has its walls, else none (a refusal would make the default unusable there).
-      const net = req.net ?? (this.network.sharedUnsupported(this.cgroupHost.unified !== undefined) ? { mode: 'none' as const, addresses: [], publish: [] } : undefined);
-      const draft = newConfig({ ...req, xid, net });
-      const config = { ...draft, net: this.network.assign(draft.name, draft.net, configs) };
-      // Build the image now (if it is the default and missing) so `start` is quick and errors show early.
-      await this.images.rootfsOf(config.image);
-      const dir = this.layout.contextDir(config.name);
-      const tmp = path.join(this.layout.contextsDir, `.${config.name}.creating.${process.pid}`);
       fs.rmSync(tmp, { recursive: true, force: true });
       fs.mkdirSync(tmp, { recursive: true, mode: 0o700 });
-      try {
-        for (const sub of ['layer', 'rootfs']) fs.mkdirSync(path.join(tmp, sub));
-        // With a disk limit the layer is the context's own filesystem, made now so errors show at create.
-        if (config.disk) createDiskImage(path.join(tmp, 'disk.img'), config.disk);
-        fs.writeFileSync(path.join(tmp, 'config.json'), JSON.stringify(config, null, 2) + '\n');
-      } catch (e) {
-        fs.rmSync(tmp, { recursive: true, force: true });
-        throw e;
-      }
+      for (const sub of ['layer', 'rootfs']) fs.mkdirSync(path.join(tmp, sub));
+      // With a disk limit the layer is the context's own filesystem, made now so errors show at create.
+      if (config.disk) createDiskImage(path.join(tmp, 'disk.img'), config.disk);
+      fs.writeFileSync(path.join(tmp, 'config.json'), JSON.stringify(config, null, 2) + '\n');
       fs.renameSync(tmp, dir); // publish whole: a crash leaves either nothing or a complete context
-      return config;
-    });
+    } catch (e) {
+      fs.rmSync(tmp, { recursive: true, force: true });
+      this.xids.release(config.name, xid);
+      for (const a of claimed) this.addrs.release(config.name, a);
+      throw e;
+    }
+    return config;
   }
 
   /**
@@ -202,6 +256,8 @@ export class Runtime {
       const next = change(cur, running);
       if (running && hooks.applyLive) await hooks.applyLive(next, cur);
       this.store.writeConfig(next);
+      const live = running ? this.store.live(name) : undefined;
+      if (live) this.writeExecPlan(next, live.pid, live.starttime); // the front door enters with the new policy
       await hooks.after?.(next, running);
       return next;
     });
@@ -259,17 +315,25 @@ export class Runtime {
    */
   private withAddresses<T>(name: string, spec: NetSpec, commit: (net: NetSpec) => T): Promise<T> {
     return withLock(this.lockFile('.create'), { what: 'the context list' }, async () => {
-      const others = this.store.names().flatMap((n) => {
-        if (n === name) return [];
-        try {
-          return [this.store.readConfig(n)];
-        } catch {
-          return [];
+      const before = this.store.readConfig(name).net.addresses;
+      const net = this.network.assign(name, spec, this.addrs);
+      // Claim the new ones before the config says them; give back the dropped ones after it no longer does.
+      const added: string[] = [];
+      try {
+        for (const a of net.addresses.filter((x) => !before.includes(x))) {
+          this.addrs.claim(name, a);
+          added.push(a);
         }
-      });
-      return commit(this.network.assign(name, spec, others));
+        const out = commit(net);
+        for (const a of before.filter((x) => !net.addresses.includes(x))) this.addrs.release(name, a);
+        return out;
+      } catch (e) {
+        for (const a of added) this.addrs.release(name, a);
+        throw e;
+      }
     });
   }
+
 
   // ------------------------------------------------------------- start
 
@@ -288,7 +352,7 @@ export class Runtime {
       cg.create(ownControllers(config.limits, limitsVersion(this.cgroupHost)), this.cgroupHost.v1.has('devices') ? DEVICE_RULES : []);
       try {
         cg.apply(this.cgroupPlan(config, cg));
-        this.network.beforeStart(config, cg);
+        await this.network.beforeStart(config, cg);
         const answer = await this.monitor.request(
           startArgs({
             cgroupProcs: cg.procsFiles(),
@@ -315,7 +379,8 @@ export class Runtime {
         const st = readStat(pid);
         if (!Number.isInteger(pid) || pid <= 0 || !st) throw new PaeneError('internal', `the context init died right after start (${answer})`);
         this.store.writeState(name, { pid, starttime: st.starttime, started: new Date().toISOString() });
-        this.network.afterStart(config, pid);
+        this.writeExecPlan(config, pid, st.starttime);
+        await this.network.afterStart(config, pid);
         // paene's own write throttler where the kernel cannot limit buffered writes (no-op without I/O limits).
         await startIoThrottle(this, name);
       } catch (e) {
@@ -408,24 +473,54 @@ export class Runtime {
 
   // -------------------------------------------------------------- exec
 
+  /** What the native front door needs to enter this running context without Node (kernel/helper.ts ExecPlan). */
+  private writeExecPlan(config: ContextConfig, initPid: number, starttime: number): void {
+    // An imported image's WorkingDir or User is resolved by the Node path: no plan, so the front door hands over.
+    const image = this.images.defaultsOf?.(config.image)?.run;
+    if (image && (image.workingDir !== undefined || (image.user ?? '') !== '')) {
+      fs.rmSync(this.layout.execPlanFile(config.name), { force: true });
+      return;
+    }
+    const plan = execPlanBytes({
+      initPid,
+      starttime,
+      ...this.execWalls(config),
+      capsRoot: capMask(config.caps),
+      capsUser: 0n,
+      env: guestEnv(config, image ? planProcess(image, { argv: ['-'] }, config.image).env : {}),
+      term: 'xterm',
+    });
+    writeFileAtomic(this.layout.execPlanFile(config.name), plan, 0o600, false);
+  }
+
   private execRequest(name: string, argv: string[], opts: ExecOptions) {
     const config = this.store.readConfig(name);
     const live = this.store.live(name);
     if (!live) throw new PaeneError('wrong-state', `context '${name}' is not running; start it with 'paene start ${name}'`);
-    if (argv.length === 0) throw new PaeneError('invalid-argument', 'exec needs a command');
+    // The image's config is the default: no command runs its Entrypoint + Cmd, with its Env, WorkingDir, User.
+    const defaults = this.images.defaultsOf?.(config.image);
+    const plan = planProcess(defaults?.run, { argv, env: opts.env, cwd: opts.cwd }, config.image);
+    const user = opts.user ?? defaults?.user?.();
     return execArgs({
       initPid: live.pid,
-      cgroupProcs: this.cgroupOf(name).procsFiles(),
-      capsMask: opts.user && opts.user.uid !== 0 ? 0n : capMask(config.caps),
-      seccomp: this.policy.seccomp(config),
-      env: guestEnv(config, { ...(opts.tty ? { TERM: process.env.TERM ?? 'xterm' } : {}), ...opts.env }),
-      cwd: opts.cwd,
-      user: opts.user,
+      ...this.execWalls(config),
+      capsMask: user && user.uid !== 0 ? 0n : capMask(config.caps), // as the exec plan's caps-user / caps-root
+      env: guestEnv(config, { ...(opts.tty ? { TERM: process.env.TERM ?? 'xterm' } : {}), ...plan.env }),
+      cwd: plan.cwd,
+      user,
       tty: opts.tty,
+      argv: plan.argv,
+    });
+  }
+
+  /** The walls of every process entering the context, for an exec and for the exec plan alike. */
+  private execWalls(config: ContextConfig) {
+    return {
+      cgroupProcs: this.cgroupOf(config.name).procsFiles(),
+      seccomp: this.policy.seccomp(config),
       ...this.network.execLaunch(config),
       sched: launchSched(config),
-      argv,
-    });
+    };
   }
 
   /** Runs a command in the context with this process's stdio; resolves to its exit code. */
@@ -522,14 +617,27 @@ export class Runtime {
       } else {
         await this.stopLocked(name, opts.timeoutMs ?? 10_000);
       }
-      // Rename first, so a crash mid-removal never leaves a half context that looks whole.
+      let xid: number | undefined;
+      let addresses: string[] | undefined;
+      try {
+        ({ xid, net: { addresses } } = this.store.readConfig(name));
+      } catch {
+        xid = undefined; // a broken config: its claims are found by name below
+      }
+      // Rename first, so a crash mid-removal never leaves a half context that looks whole; under the
+      // create lock with the xid's release, so a create never sees the name gone and the xid still held.
       const doomed = path.join(this.layout.contextsDir, `.${name}.destroying.${process.pid}`);
-      fs.renameSync(this.layout.contextDir(name), doomed);
-      fs.rmSync(doomed, { recursive: true, force: true });
+      await withLock(this.lockFile('.create'), { what: 'the context list' }, async () => {
+        fs.renameSync(this.layout.contextDir(name), doomed);
+        const held = xid ?? this.xids.findByName(name);
+        if (held !== undefined) this.xids.release(name, held);
+        for (const a of addresses ?? this.addrs.findByName(name)) this.addrs.release(name, a);
+      });
+      // Not rmSync: a destroy of many contexts overlaps their removals (the thread pool) instead of queueing them.
+      await fs.promises.rm(doomed, { recursive: true, force: true });
       // The last context gone: the root's scratch tmpfs goes too (a start mounts it again).
       if (!this.store.any()) releaseScratch(this.layout);
     });
-    fs.rmSync(this.lockFile(name), { force: true });
   }
 
   // ----------------------------------------------------------------- views

@@ -82,8 +82,10 @@ export class StateStore {
   }
 
   readState(name: string): RunState | undefined {
+    const file = this.layout.stateFile(name);
+    if (!fs.existsSync(file)) return undefined; // a stopped context: no thrown ENOENT (`list` asks this of every context)
     try {
-      const s = JSON.parse(fs.readFileSync(this.layout.stateFile(name), 'utf8')) as RunState;
+      const s = JSON.parse(fs.readFileSync(file, 'utf8')) as RunState;
       return typeof s.pid === 'number' && typeof s.starttime === 'number' ? s : undefined;
     } catch {
       return undefined;
@@ -91,10 +93,11 @@ export class StateStore {
   }
 
   writeState(name: string, s: RunState): void {
-    writeJsonAtomic(this.layout.stateFile(name), s);
+    writeJsonAtomic(this.layout.stateFile(name), s, false); // atomic, not synced: a power loss ends the run it describes
   }
 
   clearState(name: string): void {
+    fs.rmSync(this.layout.execPlanFile(name), { force: true }); // first: a plan never outlives its state
     fs.rmSync(this.layout.stateFile(name), { force: true });
   }
 

@@ -138,7 +138,7 @@ describeReal('benchmarks in tiny configurations', () => {
 
   it('lifecycle: 2 runs per engine; runc runs, crun is either measured or its error reported; no peer left', async () => {
     const dir = path.join(base, 'lifecycle');
-    const r = await runLifecycle({ dir, runs: 2 });
+    const r = await runLifecycle({ dir, runs: 2, many: 5 });
     const by = (list: typeof r.cycle, name: string) => list.find((x) => x.engine === name);
     for (const name of ['paene (API)', 'paene (CLI)', 'runc run', 'paene-runc run']) {
       const e = by(r.cycle, name);
@@ -151,12 +151,16 @@ describeReal('benchmarks in tiny configurations', () => {
     expect(crun).toBeDefined();
     if (crun?.error) expect(crun.samples).toHaveLength(0);
     else expect(crun?.samples).toHaveLength(2);
-    for (const name of ['paene exec (API)', 'paene exec (CLI)', 'runc exec', 'paene-runc exec']) {
+    for (const name of ['paene exec (API)', 'paene exec (CLI)', 'paene exec (Node CLI)', 'runc exec', 'paene-runc exec']) {
       const e = by(r.exec, name);
       expect(e?.error, name).toBeUndefined();
       expect(e?.samples, name).toHaveLength(2);
     }
     expect(r.ratios['paene API / runc run']).toBeGreaterThan(0);
+    expect(r.many?.error).toBeUndefined();
+    expect(r.many?.contexts).toBe(5);
+    for (const k of ['createStartPerS', 'destroyPerS', 'listEmptyMs', 'listFullMs'] as const) expect(r.many?.[k], k).toBeGreaterThan(0);
+    expect(lifecycleTable(r)).toContain('5 contexts, many per CLI call');
     expect(r.nodeStartupMs).toBeGreaterThan(0);
     expect(r.cleanup.errors).toEqual([]);
     expect(lifecycleTable(r)).toContain('runc run');

@@ -5,7 +5,8 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { Readable } from 'node:stream';
+import { PassThrough, Readable } from 'node:stream';
+import zlib from 'node:zlib';
 import tar from 'tar-stream';
 
 export type Ent = Partial<tar.Header> & { name: string; body?: Buffer | string };
@@ -169,4 +170,67 @@ export function physicalBytes(root: string): number {
   };
   visit(root);
   return total;
+}
+
+/** What a writer puts into a stream, as one buffer (e.g. an image export). */
+export async function collect(write: (out: NodeJS.WritableStream) => Promise<void>): Promise<Buffer> {
+  const out = new PassThrough();
+  const chunks: Buffer[] = [];
+  out.on('data', (c: Buffer) => chunks.push(c));
+  const ended = new Promise((r) => out.on('end', r));
+  await write(out);
+  await ended;
+  return Buffer.concat(chunks);
+}
+
+/** One seeded corruption of a tar: flipped bits, truncation, junk header fields (checksum fixed), moved, inserted or removed blocks, corrupt gzip. */
+export function mutateTar(base: Buffer, r: () => number): Buffer {
+  const b = Buffer.from(base);
+  const pick = Math.floor(r() * 7);
+  const at = () => Math.floor(r() * b.length);
+  switch (pick) {
+    case 0: // flip a few random bytes
+      for (let i = 0, k = 1 + Math.floor(r() * 8); i < k; i++) b[at()] ^= 1 << Math.floor(r() * 8);
+      return b;
+    case 1: // truncate
+      return b.subarray(0, at());
+    case 2: {
+      // rewrite a header field with junk and fix the checksum so the parser accepts it
+      const hdr = Math.floor(r() * (b.length / 512)) * 512;
+      const fields: Array<[number, number]> = [[0, 100], [100, 8], [108, 8], [116, 8], [124, 12], [136, 12], [156, 1], [157, 100], [345, 155]];
+      const [off, len] = fields[Math.floor(r() * fields.length)];
+      const junk = ['..', '/', '../../sentinel/secret', '\0', '7777777777', 'zz', '/tmp', 'out/x', '-1', '5', '2', '1', 'L', 'x', 'S'];
+      b.fill(0, hdr + off, hdr + off + len);
+      b.write(junk[Math.floor(r() * junk.length)], hdr + off, len, 'latin1');
+      b.fill(' ', hdr + 148, hdr + 156);
+      let sum = 0;
+      for (let i = 0; i < 512; i++) sum += b[hdr + i] ?? 0;
+      b.write(sum.toString(8).padStart(6, '0') + '\0 ', hdr + 148, 8, 'latin1');
+      return b;
+    }
+    case 3: {
+      // duplicate a 512-byte block somewhere else
+      const from = Math.floor(r() * (b.length / 512)) * 512;
+      const to = Math.floor(r() * (b.length / 512)) * 512;
+      return Buffer.concat([b.subarray(0, to), b.subarray(from, from + 512), b.subarray(to)]);
+    }
+    case 4: {
+      // insert random bytes
+      const pos = at();
+      const junk = Buffer.alloc(1 + Math.floor(r() * 700));
+      for (let i = 0; i < junk.length; i++) junk[i] = Math.floor(r() * 256);
+      return Buffer.concat([b.subarray(0, pos), junk, b.subarray(pos)]);
+    }
+    case 5: {
+      // gzip, then corrupt the compressed stream
+      const gz = zlib.gzipSync(b);
+      for (let i = 0, k = 1 + Math.floor(r() * 4); i < k; i++) gz[10 + Math.floor(r() * (gz.length - 10))] ^= 0xff;
+      return gz;
+    }
+    default: {
+      // remove a block
+      const blk = Math.floor(r() * (b.length / 512)) * 512;
+      return Buffer.concat([b.subarray(0, blk), b.subarray(blk + 512)]);
+    }
+  }
 }

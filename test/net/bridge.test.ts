@@ -198,7 +198,7 @@ describeReal('private network contexts on the real kernel (in test namespaces on
     expect(leftovers(host, cfg).sort()).toEqual(['bridge paene0', 'nft table bridge paene', 'nft table inet paene', 'port pn7 of paene0', 'port pn8 of paene0']);
   });
 
-  it('connectPrivate is all-or-nothing: a failure halfway leaves no veth behind', () => {
+  it('connectPrivate is all-or-nothing: a failure halfway leaves no veth behind', async () => {
     // C already has a default route, so the last step (route add default) fails.
     sh(C, ['ip', 'link', 'add', 'd0', 'type', 'veth', 'peer', 'name', 'd1']);
     sh(C, ['ip', 'addr', 'add', '10.77.0.1/24', 'dev', 'd0']);
@@ -219,7 +219,7 @@ describeReal('private network contexts on the real kernel (in test namespaces on
     expect(() => connectPrivate(host, cfg, pa, A)).toThrow(/pn7/);
     expect(json<{ ifname: string }[]>(H, ['ip', '-j', 'link', 'show', 'master', 'paene0']).map((l) => l.ifname).sort()).toEqual(['pn7', 'pn8']);
     // Mode `none`: only lo, up.
-    loopbackOnly(C);
+    await loopbackOnly(C);
     expect(json<{ flags: string[] }[]>(C, ['ip', '-j', 'link', 'show', 'dev', 'lo'])[0]?.flags).toContain('UP');
   });
 

@@ -2,40 +2,18 @@
 
 import fs from 'node:fs';
 import path from 'node:path';
-import { Command } from 'commander';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { registerImageCommands } from '../../src/cli/image.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseSize } from '../../src/core/units.js';
 import { isPaeneError } from '../../src/core/errors.js';
 import { tempRoot } from '../helpers.js';
+import { imageCli } from '../image/clihelp.js';
 import { makeTar } from '../image/tarhelp.js';
 
 let root: string;
 let tarFile: string;
 const users = new Map<string, string[]>();
 
-function program(): Command {
-  const p = new Command();
-  p.exitOverride();
-  registerImageCommands(p, () => root, (img) => users.get(img) ?? []);
-  return p;
-}
-
-async function run(...args: string[]): Promise<string> {
-  let out = '';
-  const spy = vi.spyOn(process.stdout, 'write').mockImplementation((c: string | Uint8Array) => {
-    out += typeof c === 'string' ? c : Buffer.from(c).toString();
-    return true;
-  });
-  const errSpy = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
-  try {
-    await program().parseAsync(['node', 'paene', ...args]);
-  } finally {
-    spy.mockRestore();
-    errSpy.mockRestore();
-  }
-  return out;
-}
+const run = imageCli(() => root, (img) => users.get(img) ?? []);
 
 beforeAll(async () => {
   root = tempRoot('image-cli');

@@ -1,0 +1,284 @@
+/*
+ * paene: the command's native front door (built as dist/native/paene).
+ *
+ * `paene exec NAME -- CMD` and `paene enter NAME` are the verbs scripts call
+ * in loops; booting Node for each costs ~100 ms before any work.  While a
+ * context runs, the TypeScript runtime keeps its exec plan in
+ * ROOT/contexts/NAME/exec.plan (kernel/helper.ts execPlanBytes): the helper
+ * flags, environment and capability sets it decided at start.  This program
+ * reads that plan, checks that the init it names is still the one that was
+ * started (pid and start time), adds what the call names (command, --tty,
+ * --user, --cwd, --env) and executes paene-helper exec with it.
+ *
+ * It decides no policy.  Anything it does not recognise exactly (another
+ * verb, an unknown option, --help, no plan, a stopped context, not root)
+ * goes to the Node CLI unchanged, which does the verb or says what is wrong.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define MAX_ARGS 512
+#define PLAN_MAX (256 * 1024)
+
+static char self_dir[PATH_MAX];
+
+/* Hands the whole call to the Node CLI (dist/paene.mjs beside dist/native/). */
+static void to_node(char **argv) __attribute__((noreturn));
+static void to_node(char **argv) {
+  static char bundle[PATH_MAX + 32];
+  snprintf(bundle, sizeof bundle, "%s/../paene.mjs", self_dir);
+  int n = 0;
+  while (argv[n]) n++;
+  char **a = calloc((size_t)n + 3, sizeof *a);
+  if (!a) _exit(1);
+  a[0] = "node";
+  a[1] = bundle;
+  for (int i = 1; i < n; i++) a[i + 1] = argv[i];
+  execvp("node", a);
+  dprintf(2, "paene: cannot run node: %s (paene needs Node.js 20 or later on PATH)\n", strerror(errno));
+  _exit(127);
+}
+
+static int valid_name(const char *n) {
+  size_t len = strlen(n);
+  if (len < 1 || len > 63) return 0;
+  for (size_t i = 0; i < len; i++) {
+    char c = n[i];
+    int ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || ((c == '_' || c == '-') && i > 0);
+    if (!ok) return 0;
+  }
+  return 1;
+}
+
+/* UID or UID:GID, numbers only, as the CLI's --user. */
+static int parse_user(const char *v, char *out, size_t outlen) {
+  char *end;
+  errno = 0;
+  unsigned long u = strtoul(v, &end, 10);
+  if (end == v || errno || u > 0xfffffffeUL) return -1;
+  unsigned long g = u;
+  if (*end == ':') {
+    const char *gs = end + 1;
+    g = strtoul(gs, &end, 10);
+    if (end == gs || errno || g > 0xfffffffeUL) return -1;
+  }
+  if (*end) return -1;
+  snprintf(out, outlen, "%lu:%lu", u, g);
+  return (int)(u != 0); /* 1: not guest root */
+}
+
+/* The init's start time from /proc/PID/stat (field 22), or 0 if it is gone or a zombie. */
+static unsigned long long starttime_of(const char *pid) {
+  char p[64], buf[1024];
+  snprintf(p, sizeof p, "/proc/%s/stat", pid);
+  int fd = open(p, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n <= 0) return 0;
+  buf[n] = 0;
+  char *s = strrchr(buf, ')');
+  if (!s || s[1] != ' ' || s[2] == 'Z') return 0;
+  s += 2; /* at field 3, the state */
+  for (int f = 3; f < 22; f++) {
+    s = strchr(s, ' ');
+    if (!s) return 0;
+    s++;
+  }
+  return strtoull(s, NULL, 10);
+}
+
+struct plan {
+  const char *pid, *starttime, *caps_root, *caps_user, *term;
+  const char *env[MAX_ARGS];
+  int nenv;
+  const char *arg[MAX_ARGS];
+  int narg;
+};
+
+/* Reads KEY NUL VALUE NUL records; returns 0 on success. */
+static int read_plan(const char *file, struct plan *p) {
+  static char buf[PLAN_MAX];
+  int fd = open(file, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  size_t len = 0;
+  for (;;) {
+    ssize_t n = read(fd, buf + len, sizeof buf - len);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    len += (size_t)n;
+    if (len == sizeof buf) break;
+  }
+  close(fd);
+  if (len == 0 || len == sizeof buf || buf[len - 1] != 0) return -1;
+  memset(p, 0, sizeof *p);
+  int version = 0;
+  for (size_t i = 0; i < len;) {
+    const char *k = buf + i;
+    i += strlen(k) + 1;
+    if (i >= len) return -1;
+    const char *v = buf + i;
+    i += strlen(v) + 1;
+    if (!strcmp(k, "version")) version = atoi(v);
+    else if (!strcmp(k, "pid")) p->pid = v;
+    else if (!strcmp(k, "starttime")) p->starttime = v;
+    else if (!strcmp(k, "caps-root")) p->caps_root = v;
+    else if (!strcmp(k, "caps-user")) p->caps_user = v;
+    else if (!strcmp(k, "term")) p->term = v;
+    else if (!strcmp(k, "env")) {
+      if (p->nenv == MAX_ARGS) return -1;
+      p->env[p->nenv++] = v;
+    } else if (!strcmp(k, "arg")) {
+      if (p->narg == MAX_ARGS) return -1;
+      p->arg[p->narg++] = v;
+    } else return -1; /* a newer plan than this program: let Node do it */
+  }
+  return version == 1 && p->pid && p->starttime && p->caps_root && p->caps_user && p->term ? 0 : -1;
+}
+
+/* Sets KEY=VALUE in the plan's environment: a later setting of a key replaces the earlier one. */
+static int set_env(struct plan *p, const char *kv) {
+  size_t klen = strcspn(kv, "=");
+  int j = 0;
+  for (int i = 0; i < p->nenv; i++)
+    if (!(strncmp(p->env[i], kv, klen) == 0 && p->env[i][klen] == '=')) p->env[j++] = p->env[i];
+  p->nenv = j;
+  if (p->nenv == MAX_ARGS) return -1;
+  p->env[p->nenv++] = kv;
+  return 0;
+}
+
+/* The value of an option written `--opt V`, `--opt=V` or `-o V`; NULL if `a` is not that option. */
+static const char *opt_value(char **argv, int *i, const char *lng, const char *shrt) {
+  const char *a = argv[*i];
+  size_t l = strlen(lng);
+  if (!strncmp(a, lng, l) && a[l] == '=') return a + l + 1;
+  if (!strcmp(a, lng) || (shrt && !strcmp(a, shrt))) {
+    if (!argv[*i + 1]) return NULL;
+    return argv[++*i];
+  }
+  return NULL;
+}
+
+int main(int argc, char **argv) {
+  (void)argc;
+  char exe[PATH_MAX];
+  ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+  if (n <= 0) {
+    dprintf(2, "paene: cannot find its own program: %s\n", strerror(errno));
+    return 1;
+  }
+  exe[n] = 0;
+  char *slash = strrchr(exe, '/');
+  if (slash) *slash = 0;
+  snprintf(self_dir, sizeof self_dir, "%s", exe);
+
+  /* [--root DIR] exec|enter ... */
+  int i = 1;
+  const char *root = getenv("PAENE_ROOT");
+  if (argv[i] && (!strncmp(argv[i], "--root=", 7) || !strcmp(argv[i], "--root"))) {
+    root = opt_value(argv, &i, "--root", NULL);
+    if (!root) to_node(argv);
+    i++;
+  }
+  const char *verb = argv[i];
+  if (!verb || (strcmp(verb, "exec") && strcmp(verb, "enter")) || geteuid() != 0) to_node(argv);
+  int enter = !strcmp(verb, "enter");
+  i++;
+
+  int tty = 0, nonroot = 0;
+  const char *user = NULL, *cwd = "/", *shell = "/bin/sh", *name = NULL;
+  char userbuf[64];
+  const char *envs[MAX_ARGS];
+  int nenvs = 0;
+  char **cmd = NULL;
+  for (; argv[i]; i++) {
+    const char *a = argv[i], *v;
+    if (!enter && name) {
+      /* exec's options end at the name; an optional `--` then the command */
+      cmd = !strcmp(a, "--") ? &argv[i + 1] : &argv[i];
+      break;
+    }
+    if (a[0] != '-' || !a[1]) {
+      if (name || !valid_name(a)) to_node(argv);
+      name = a;
+    } else if (enter) {
+      if (!(v = opt_value(argv, &i, "--shell", NULL))) to_node(argv);
+      shell = v;
+    } else if (!strcmp(a, "-t") || !strcmp(a, "--tty")) tty = 1;
+    else if ((v = opt_value(argv, &i, "--user", "-u"))) {
+      if ((nonroot = parse_user(v, userbuf, sizeof userbuf)) < 0) to_node(argv);
+      user = userbuf;
+    } else if ((v = opt_value(argv, &i, "--cwd", "-w"))) cwd = v;
+    else if ((v = opt_value(argv, &i, "--env", "-e"))) {
+      const char *eq = strchr(v, '=');
+      if (!eq || eq == v || nenvs == MAX_ARGS) to_node(argv);
+      envs[nenvs++] = v;
+    } else to_node(argv); /* --help and everything else: the Node CLI */
+  }
+  if (!name || (!enter && (!cmd || !cmd[0]))) to_node(argv);
+  char *enter_cmd[3] = {(char *)shell, "-l", NULL};
+  if (enter) {
+    cmd = enter_cmd;
+    tty = isatty(0);
+  }
+
+  static char dir[2 * PATH_MAX + 2], plan_file[2 * PATH_MAX + 128];
+  if (!root) root = "/var/lib/paene";
+  if (root[0] == '/') snprintf(dir, sizeof dir, "%s", root);
+  else {
+    char cwdbuf[PATH_MAX];
+    if (!getcwd(cwdbuf, sizeof cwdbuf)) to_node(argv);
+    snprintf(dir, sizeof dir, "%s/%s", cwdbuf, root);
+  }
+  snprintf(plan_file, sizeof plan_file, "%s/contexts/%s/exec.plan", dir, name);
+  static struct plan p;
+  if (read_plan(plan_file, &p) != 0) to_node(argv);
+  char *end;
+  unsigned long long want = strtoull(p.starttime, &end, 10);
+  if (*end || want == 0 || starttime_of(p.pid) != want) to_node(argv); /* stopped or crashed: Node says so */
+
+  /* as the runtime: the guest's environment, then TERM with a terminal, then the call's --env */
+  static char term[512];
+  if (tty) {
+    const char *t = getenv("TERM");
+    snprintf(term, sizeof term, "TERM=%s", t && *t ? t : p.term);
+    if (set_env(&p, term) != 0) to_node(argv);
+  }
+  for (int e = 0; e < nenvs; e++)
+    if (set_env(&p, envs[e]) != 0) to_node(argv);
+
+  static char *args[4 * MAX_ARGS];
+  int k = 0;
+  static char helper[PATH_MAX + 32];
+  snprintf(helper, sizeof helper, "%s/paene-helper", self_dir);
+  args[k++] = helper;
+  args[k++] = "exec";
+  args[k++] = "--pid";
+  args[k++] = (char *)p.pid;
+  args[k++] = "--caps";
+  args[k++] = (char *)(nonroot ? p.caps_user : p.caps_root);
+  for (int e = 0; e < p.nenv; e++) args[k++] = "--env", args[k++] = (char *)p.env[e];
+  args[k++] = "--cwd";
+  args[k++] = (char *)cwd;
+  if (user) args[k++] = "--user", args[k++] = (char *)user;
+  if (tty) args[k++] = "--tty";
+  for (int e = 0; e < p.narg; e++) args[k++] = (char *)p.arg[e];
+  args[k++] = "--";
+  for (int c = 0; cmd[c]; c++) {
+    if (k >= (int)(sizeof args / sizeof *args) - 1) to_node(argv);
+    args[k++] = cmd[c];
+  }
+  args[k] = NULL;
+  char *noenv[] = {NULL};
+  execve(helper, args, noenv);
+  dprintf(2, "paene: cannot run %s: %s (run 'npm run build')\n", helper, strerror(errno));
+  return 1;
+}

@@ -1,0 +1,54 @@
+// Which xid belongs to which context: claims (runtime/claims.ts) named after
+// the xid, ROOT/xids/<xid>. `create` reads the directory's names to find the
+// lowest free xid, so its cost does not grow with the number of contexts.
+
+import { PaeneError } from '../core/errors.js';
+import { allocateXid } from '../core/spec.js';
+import { Claims } from './claims.js';
+import type { StateStore } from './state.js';
+
+export class XidClaims {
+  private readonly claims: Claims;
+  constructor(store: StateStore) {
+    this.claims = new Claims(store, 'xids', (c) => [String(c.xid)], (k) => `xid ${k}`);
+  }
+
+  get dir(): string {
+    return this.claims.dir;
+  }
+
+  ensure(): void {
+    this.claims.ensure();
+  }
+
+  ownerOf(xid: number): string | undefined {
+    return this.claims.ownerOf(String(xid));
+  }
+
+  /** Claims `xid` (or the lowest free one) for `name`. Under the create lock. */
+  claim(name: string, xid?: number): number {
+    if (xid !== undefined) {
+      this.claims.claim(name, String(xid));
+      return xid;
+    }
+    const taken = new Set(this.claims.keys().map(Number));
+    for (;;) {
+      const x = allocateXid(taken); // throws when none is left
+      if (this.claims.tryClaim(name, String(x))) return x;
+      taken.add(x);
+    }
+  }
+
+  release(name: string, xid: number): void {
+    this.claims.release(name, String(xid));
+  }
+
+  /** The xid `name` holds, by scanning the claims (for a context whose config cannot be read). */
+  findByName(name: string): number | undefined {
+    const [k] = this.claims.findByName(name);
+    if (k === undefined) return undefined;
+    const x = Number(k);
+    if (!Number.isInteger(x)) throw new PaeneError('internal', `a stray xid claim: ${k}`);
+    return x;
+  }
+}
