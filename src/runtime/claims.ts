@@ -68,6 +68,7 @@ export class Claims {
 
   /** The owner of `key` whose config really says it (a claim whose owner does not is stale). */
   holder(key: string): string | undefined {
+    this.ensure();
     const owner = this.ownerOf(key);
     return owner !== undefined && this.holds(owner, key) ? owner : undefined;
   }

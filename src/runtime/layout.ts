@@ -14,6 +14,7 @@
 //   ROOT/scratch/.empty              the empty directory bound over masked paths
 //   ROOT/locks/                      per-context and global locks
 //   ROOT/xids/XID                    which context holds an xid (runtime/xids.ts)
+//   ROOT/addrs/ADDR                  which context holds an address (runtime/claims.ts)
 //
 // Cgroups are named after the context under a `paene` parent; a state root
 // other than the default gets `paene-<hash>` so two roots never collide.

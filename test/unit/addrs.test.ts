@@ -1,0 +1,63 @@
+// Address claims (runtime/claims.ts, as the runtime uses them) and the network's
+// assignment read through them: no root needed, no config read per context.
+
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { type ContextConfig, newConfig } from '../../src/core/spec.js';
+import { ContextNetwork } from '../../src/net/context.js';
+import { Claims } from '../../src/runtime/claims.js';
+import { Layout } from '../../src/runtime/layout.js';
+import { StateStore } from '../../src/runtime/state.js';
+
+let root: string;
+let store: StateStore;
+let addrs: Claims;
+let net: ContextNetwork;
+
+function context(name: string, addresses: string[]): ContextConfig {
+  const c = newConfig({ name, xid: 2, image: 'base', net: { mode: 'shared', addresses, publish: [] } });
+  fs.mkdirSync(store.layout.contextDir(name), { recursive: true });
+  fs.writeFileSync(store.layout.configFile(name), JSON.stringify(c));
+  return c;
+}
+
+beforeEach(() => {
+  root = fs.mkdtempSync(path.join(os.tmpdir(), 'paene-addrs-'));
+  const layout = new Layout(root);
+  store = new StateStore(layout);
+  addrs = new Claims(store, 'addrs', (c) => c.net.addresses, (a) => `address ${a}`);
+  net = new ContextNetwork(layout, store);
+});
+afterEach(() => fs.rmSync(root, { recursive: true, force: true }));
+
+describe('address claims', () => {
+  it('are built once from an older root, and refuse an address another context holds', () => {
+    context('a', ['127.77.0.9']);
+    expect(() => net.assign('b', { mode: 'shared', addresses: ['127.77.0.9'], publish: [] }, addrs)).toThrow(/127.77.0.9 is already owned by context 'a'/);
+    expect(addrs.ownerOf('127.77.0.9')).toBe('a');
+    // its own address is no clash (a change of its own addresses)
+    expect(net.assign('a', { mode: 'shared', addresses: ['127.77.0.9'], publish: [] }, addrs).addresses).toEqual(['127.77.0.9']);
+  });
+
+  it('fill in the lowest free pool address, past the claimed ones and the reserved first one', () => {
+    const prefix = net.settings().sharedPool4.split('.').slice(0, 3).join('.'); // this root's pool, e.g. 127.110.0
+    addrs.claim('a', `${prefix}.2`);
+    addrs.claim('b', `${prefix}.3`);
+    const got = net.assign('c', { mode: 'shared', addresses: [], publish: [] }, addrs);
+    expect(got.addresses).toEqual([`${prefix}.4`]);
+  });
+
+  it('retake a stale claim (its owner no longer says it), refuse a held one', () => {
+    addrs.claim('ghost', '127.77.0.5'); // a create that crashed before publishing
+    addrs.claim('b', '127.77.0.5');
+    expect(addrs.ownerOf('127.77.0.5')).toBe('b');
+    context('c', ['127.77.0.6']);
+    addrs.claim('c', '127.77.0.6');
+    expect(() => addrs.claim('d', '127.77.0.6')).toThrow(/address 127.77.0.6 is already used by context 'c'/);
+    addrs.release('d', '127.77.0.6'); // not its own: nothing happens
+    expect(addrs.ownerOf('127.77.0.6')).toBe('c');
+    expect(addrs.findByName('c')).toEqual(['127.77.0.6']);
+  });
+});
