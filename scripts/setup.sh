@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what paene needs on a fresh Debian/Ubuntu machine and builds it.
 # Idempotent and quick when everything is there. Run as root.
-#   --peers   also install the runtimes the benchmarks compare with (runc, crun, bubblewrap)
+#   --peers   also install the runtimes the benchmarks and tests compare with (runc, crun, bubblewrap),
+#             containerd (drives paene-runc in the tests) and skopeo, umoci (read paene's image exports)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,6 +19,9 @@ if [ "${1:-}" = "--peers" ]; then
   command -v runc >/dev/null || want+=(runc)
   command -v crun >/dev/null || want+=(crun)
   command -v bwrap >/dev/null || want+=(bubblewrap)
+  command -v containerd >/dev/null && command -v ctr >/dev/null || want+=(containerd)
+  command -v skopeo >/dev/null || want+=(skopeo)
+  command -v umoci >/dev/null || want+=(umoci)
 fi
 if [ ${#want[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
