@@ -111,17 +111,13 @@ export function cidrContains(cidr: string, addr: string): boolean {
 }
 
 /**
- * The lowest host address of `cidr` that is not used and not reserved (the
- * caller reserves the gateway: see `gateway4Of`). The network and broadcast
- * addresses are never handed out.
+ * The host addresses of `cidr` a pool hands out, as numbers, lowest first:
+ * never the network or broadcast address, nor the reserved ones (the
+ * gateway: see `gateway4Of`). Pure: the runtime claims from it.
  */
-export function allocateAddress4(cidr: string, used: Iterable<string>, reserved: Iterable<string> = []): string {
+export function hostRange4(cidr: string, reserved: Iterable<string> = []): { first: number; last: number; skip: Set<number> } {
   const s = parseSubnet4(cidr);
-  const taken = new Set<number>();
-  for (const a of used) taken.add(parseIPv4(a));
-  for (const a of reserved) taken.add(parseIPv4(a));
-  for (let n = s.network + 1; n < s.broadcast; n++) if (!taken.has(n)) return formatIPv4(n);
-  throw new PaeneError('exists', `no free IPv4 address left in ${cidr}`);
+  return { first: s.network + 1, last: s.broadcast - 1, skip: new Set([...reserved].map((a) => parseIPv4(a))) };
 }
 
 export function gateway4Of(cfg: BridgeConfig): string {

@@ -16,10 +16,11 @@ import {
   type BridgeConfig,
   DEFAULT_BRIDGE,
   type Publish,
-  allocateAddress4,
   cidrContains,
   formatIPv4,
   formatPublish,
+  hostRange4,
+  parseIPv4,
   parsePublish,
   parseSubnet4,
   validateBridgeConfig,
@@ -64,6 +65,11 @@ export function canonicalIp(s: string): string {
 }
 
 export const familyOf = (addr: string): 4 | 6 => (addr.includes(':') ? 6 : 4);
+
+/** An IPv4 address as a number (pools hand them out lowest first); undefined for IPv6 or anything else. */
+export function ipv4Number(addr: string): number | undefined {
+  return isIPv4(addr) ? parseIPv4(addr) : undefined;
+}
 
 /** What `--net`, `--ip` and `--publish` ask for, checked against each other. */
 export function netSpecFrom(o: { mode?: string; ips?: string[]; publish?: string[] }): NetSpec {
@@ -162,11 +168,10 @@ export function validateNetSettings(x: unknown, defaults: NetSettings, where: st
   return s;
 }
 
-/** An address for a new shared or private context: the lowest free one of the mode's pool. */
-export function assignAddress(mode: NetMode, settings: NetSettings, used: Iterable<string>): string | undefined {
-  if (mode === 'shared') return allocateAddress4(settings.sharedPool4, used, [reservedAddressOf(settings.sharedPool4)]);
-  if (mode === 'private') return allocateAddress4(settings.bridge.subnet4, used, [reservedAddressOf(settings.bridge.subnet4)]);
-  return undefined;
+/** Where a new shared or private context's address comes from: its mode's pool, lowest first, the first host address kept back. */
+export function addressPool(mode: NetMode, settings: NetSettings): ({ cidr: string } & ReturnType<typeof hostRange4>) | undefined {
+  const cidr = mode === 'shared' ? settings.sharedPool4 : mode === 'private' ? settings.bridge.subnet4 : undefined;
+  return cidr === undefined ? undefined : { cidr, ...hostRange4(cidr, [reservedAddressOf(cidr)]) };
 }
 
 /** The pool's first host address is kept back (the bridge's gateway; in a shared pool, a stand-in for the host). */

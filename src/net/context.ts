@@ -10,9 +10,9 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { type PrivateNetPlan, cidrContains, planPrivateNet } from '../core/bridgeplan.js';
+import { type PrivateNetPlan, formatIPv4, planPrivateNet } from '../core/bridgeplan.js';
 import { PaeneError } from '../core/errors.js';
-import { type NetSettings, type NetSpec, assignAddress, defaultNetSettings, familyOf, validateNetSettings } from '../core/net.js';
+import { type NetSettings, type NetSpec, addressPool, defaultNetSettings, familyOf, validateNetSettings } from '../core/net.js';
 import { type SockAddrPolicy, buildSockAddrPrograms } from '../core/sockaddr.js';
 import type { ContextConfig } from '../core/spec.js';
 import { attachSockAddr, attachSockAddrAsync } from '../kernel/bpf.js';
@@ -25,7 +25,8 @@ import type { StateStore } from '../runtime/state.js';
 /** Who holds which address (the runtime's address claims): read without reading every config. */
 export interface AddressBook {
   holder(address: string): string | undefined;
-  keys(): string[];
+  /** claims the lowest free address of a range (numbers) for a context; undefined when none is free */
+  claimLowest(name: string, first: number, last: number, keyOf: (n: number) => string, skip: ReadonlySet<number>): string | undefined;
 }
 import { type NetHost, connectPrivate, disconnectPrivate, ensureBridge, leftovers, loadRuleset, loopbackOnly, removeBridgeIfUnused } from './bridge.js';
 
@@ -76,11 +77,11 @@ export class ContextNetwork {
       if (o !== undefined && o !== name) throw new PaeneError('exists', `address ${a} is already owned by context '${o}'`);
     }
     if (spec.addresses.length > 0 || (spec.mode !== 'shared' && spec.mode !== 'private')) return spec;
-    const s = this.settings();
-    const pool = spec.mode === 'shared' ? s.sharedPool4 : s.bridge.subnet4;
-    const used = book.keys().filter((a) => familyOf(a) === 4 && cidrContains(pool, a));
-    const addr = assignAddress(spec.mode, s, used);
-    return addr ? { ...spec, addresses: [addr] } : spec;
+    const pool = addressPool(spec.mode, this.settings());
+    if (!pool) return spec;
+    const addr = book.claimLowest(name, pool.first, pool.last, formatIPv4, pool.skip);
+    if (addr === undefined) throw new PaeneError('exists', `no free IPv4 address left in ${pool.cidr}`);
+    return { ...spec, addresses: [addr] };
   }
 
   /** Why this host cannot give a context the shared model's walls, or undefined when it can. */

@@ -27,6 +27,8 @@ export class Claims {
     private readonly keysOf: (c: ContextConfig) => string[],
     /** how an error names a key ("xid 7", "address 127.77.0.2") */
     private readonly describe: (key: string) => string,
+    /** a key as a number, for keys handed out lowest first (xids, IPv4 addresses); undefined for others */
+    private readonly numberOf: (key: string) => number | undefined = () => undefined,
   ) {
     this.dir = path.join(store.layout.root, kind);
   }
@@ -84,7 +86,49 @@ export class Claims {
   /** Every key claimed (stale ones too: a crash's leftovers only leave gaps). */
   keys(): string[] {
     this.ensure();
-    return fs.readdirSync(this.dir).filter((f) => !f.endsWith('.tmp'));
+    return fs.readdirSync(this.dir).filter((f) => !f.startsWith('.') && !f.endsWith('.tmp'));
+  }
+
+  /**
+   * Claims the lowest free key of [first, last] (as numbers) for `name`;
+   * undefined when none is free. A hint per range, the lowest key that may be
+   * free (ROOT/<kind>/.hints), spares reading the whole directory: below it
+   * every key is claimed, because a claim moves it up only past keys it
+   * found taken and a release moves it down. A lost or broken hint costs one
+   * scan from `first`. Under the create lock.
+   */
+  claimLowest(name: string, first: number, last: number, keyOf: (n: number) => string, skip: ReadonlySet<number> = new Set()): string | undefined {
+    this.ensure();
+    const hints = this.readHints();
+    const range = `${first}-${last}`;
+    for (let n = Math.max(first, hints[range] ?? first); n <= last; n++) {
+      if (skip.has(n)) continue;
+      const key = keyOf(n);
+      if (!this.tryClaim(name, key)) continue;
+      this.writeHints({ ...hints, [range]: n + 1 });
+      return key;
+    }
+    return undefined;
+  }
+
+  private get hintsFile(): string {
+    return path.join(this.dir, '.hints');
+  }
+
+  private readHints(): Record<string, number> {
+    try {
+      const h = JSON.parse(fs.readFileSync(this.hintsFile, 'utf8')) as unknown;
+      if (h && typeof h === 'object' && Object.values(h).every((v) => Number.isInteger(v))) return h as Record<string, number>;
+    } catch {
+      /* none yet, or torn: scan from the start */
+    }
+    return {};
+  }
+
+  private writeHints(h: Record<string, number>): void {
+    const tmp = `${this.hintsFile}.${process.pid}.tmp`;
+    fs.writeFileSync(tmp, JSON.stringify(h));
+    fs.renameSync(tmp, this.hintsFile);
   }
 
   /**
@@ -127,12 +171,26 @@ export class Claims {
 
   /** Gives `key` back if `name` holds it. Under the create lock, after the owner no longer says it. */
   release(name: string, key: string): void {
-    if (this.ownerOf(key) === name) fs.rmSync(this.file(key), { force: true });
+    if (this.ownerOf(key) !== name) return;
+    fs.rmSync(this.file(key), { force: true });
+    // the freed key may now be the lowest free one of its range
+    const n = this.numberOf(key);
+    if (n === undefined) return;
+    const hints = this.readHints();
+    let changed = false;
+    for (const [range, lowest] of Object.entries(hints)) {
+      const [first, last] = range.split('-').map(Number);
+      if (n >= first && n <= last && n < lowest) {
+        hints[range] = n;
+        changed = true;
+      }
+    }
+    if (changed) this.writeHints(hints);
   }
 
   /** The keys `name` holds, by scanning the claims (for a context whose config cannot be read). */
   findByName(name: string): string[] {
     if (!fs.existsSync(this.dir)) return [];
-    return fs.readdirSync(this.dir).filter((k) => this.ownerOf(k) === name);
+    return this.keys().filter((k) => this.ownerOf(k) === name);
   }
 }

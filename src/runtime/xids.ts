@@ -3,14 +3,14 @@
 // lowest free xid, so its cost does not grow with the number of contexts.
 
 import { PaeneError } from '../core/errors.js';
-import { allocateXid } from '../core/spec.js';
+import { XID_MAX, XID_MIN } from '../core/spec.js';
 import { Claims } from './claims.js';
 import type { StateStore } from './state.js';
 
 export class XidClaims {
   private readonly claims: Claims;
   constructor(store: StateStore) {
-    this.claims = new Claims(store, 'xids', (c) => [String(c.xid)], (k) => `xid ${k}`);
+    this.claims = new Claims(store, 'xids', (c) => [String(c.xid)], (k) => `xid ${k}`, (k) => (/^\d+$/.test(k) ? Number(k) : undefined));
   }
 
   get dir(): string {
@@ -31,12 +31,9 @@ export class XidClaims {
       this.claims.claim(name, String(xid));
       return xid;
     }
-    const taken = new Set(this.claims.keys().map(Number));
-    for (;;) {
-      const x = allocateXid(taken); // throws when none is left
-      if (this.claims.tryClaim(name, String(x))) return x;
-      taken.add(x);
-    }
+    const x = this.claims.claimLowest(name, XID_MIN, XID_MAX, String);
+    if (x === undefined) throw new PaeneError('exists', `no free xid left in ${XID_MIN}-${XID_MAX}`);
+    return Number(x);
   }
 
   release(name: string, xid: number): void {

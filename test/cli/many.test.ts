@@ -10,6 +10,11 @@ import { ApiServer } from '../../src/api/server.js';
 import { openRuntime } from '../../src/runtime/open.js';
 import type { Runtime } from '../../src/runtime/runtime.js';
 import { describeReal, disposeRuntime, tempRoot } from '../helpers.js';
+
+/** The keys of a claims directory (none if no claim was ever made), without its hints file. */
+function claimKeys(dir: string): string[] {
+  return fs.existsSync(dir) ? fs.readdirSync(dir).filter((f) => !f.startsWith('.')) : [];
+}
 import { request } from '../api/request.js';
 
 /** The installed command: the native front door (exec, enter) in front of the Node CLI. */
@@ -64,7 +69,8 @@ describeReal('many contexts per call', () => {
     expect(d.code).toBe(0);
     expect((JSON.parse(d.stdout) as { ok: boolean }[]).every((r) => r.ok)).toBe(true);
     expect(rt.store.names()).toEqual([]);
-    expect(fs.readdirSync(path.join(root, 'xids'))).toEqual([]);
+    expect(fs.readdirSync(path.join(root, 'xids')).filter((f) => !f.startsWith('.'))).toEqual([]);
+    expect(claimKeys(path.join(root, 'addrs'))).toEqual([]);
   }, 180_000);
 
   it('exec through the native front door: environment, users, exit codes; a stopped context falls back to the Node CLI', () => {
@@ -148,8 +154,10 @@ describeReal('many contexts per call', () => {
       expect(fs.existsSync(rt.layout.execPlanFile(n)), `exec plan of ${n}`).toBe(live);
     }
     // every claim belongs to a context that holds it: none leaked by a destroy or a refused create
-    const claims = fs.readdirSync(path.join(root, 'xids'));
+    const claims = fs.readdirSync(path.join(root, 'xids')).filter((f) => !f.startsWith('.'));
     expect(claims.sort()).toEqual([...byXid.keys()].map(String).sort());
+    const addrClaims = claimKeys(path.join(root, 'addrs'));
+    expect(addrClaims.sort()).toEqual(names.flatMap((n) => rt.store.readConfig(n).net.addresses).sort());
     expect(fs.existsSync(rt.layout.locksDir) ? fs.readdirSync(rt.layout.locksDir) : []).toEqual([]);
     expect(names.filter((n) => n.startsWith('b'))).toEqual(['b1', 'b2', 'b3', 'b4']);
   }, 300_000);

@@ -60,4 +60,17 @@ describe('address claims', () => {
     expect(addrs.ownerOf('127.77.0.6')).toBe('c');
     expect(addrs.findByName('c')).toEqual(['127.77.0.6']);
   });
+
+  it('find the lowest free key from a hint, lowered by a release, and survive a broken hint', () => {
+    const key = (n: number) => `127.9.0.${n}`;
+    expect(addrs.claimLowest('a', 2, 5, key)).toBe('127.9.0.2');
+    expect(addrs.claimLowest('b', 2, 5, key, new Set([3]))).toBe('127.9.0.4');
+    addrs.release('a', '127.9.0.2');
+    expect(addrs.claimLowest('c', 2, 5, key)).toBe('127.9.0.2');
+    fs.writeFileSync(path.join(addrs.dir, '.hints'), '{torn');
+    expect(addrs.claimLowest('d', 2, 5, key)).toBe('127.9.0.3');
+    expect(addrs.claimLowest('e', 2, 5, key)).toBe('127.9.0.5');
+    expect(addrs.claimLowest('f', 2, 5, key)).toBeUndefined();
+    expect(addrs.keys()).not.toContain('.hints');
+  });
 });

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { PaeneError } from '../../src/core/errors.js';
 import {
-  assignAddress,
+  addressPool,
+  ipv4Number,
   canonicalIp,
   defaultNetSettings,
   describeNet,
@@ -83,15 +84,16 @@ describe('network settings and pools', () => {
     expect(a).not.toBe(b);
   });
 
-  it('assigns the lowest free address, keeping the first one back for the host and the gateway', () => {
+  it("takes a context's address from its mode's pool, keeping the first one back for the host and the gateway", () => {
     const s = defaultNetSettings();
     expect(reservedAddressOf(s.sharedPool4)).toBe('127.77.0.1');
-    expect(assignAddress('shared', s, [])).toBe('127.77.0.2');
-    expect(assignAddress('shared', s, ['127.77.0.2', '127.77.0.4'])).toBe('127.77.0.3');
-    expect(assignAddress('private', s, [])).toBe('10.88.0.2');
-    expect(assignAddress('none', s, [])).toBeUndefined();
-    const tiny = { ...s, sharedPool4: '127.5.5.0/30' };
-    expect(() => assignAddress('shared', tiny, ['127.5.5.2'])).toThrow(/no free IPv4 address/);
+    const shared = addressPool('shared', s);
+    expect(shared?.cidr).toBe('127.77.0.0/16');
+    expect(shared?.skip.has(shared.first)).toBe(true); // 127.77.0.1
+    expect(addressPool('private', s)?.cidr).toBe('10.88.0.0/16');
+    expect(addressPool('none', s)).toBeUndefined();
+    expect(ipv4Number('127.77.0.2')).toBe(((127 * 256 + 77) * 256 + 0) * 256 + 2);
+    expect(ipv4Number('::1')).toBeUndefined();
   });
 
   it('validates a settings file with clear errors', () => {
