@@ -14,6 +14,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { PaeneError, errnoOf } from '../core/errors.js';
+import { ipv4Number } from '../core/net.js';
 import type { ContextConfig } from '../core/spec.js';
 import { fsyncDir } from '../kernel/atomic.js';
 import type { StateStore } from './state.js';
@@ -193,4 +194,9 @@ export class Claims {
     if (!fs.existsSync(this.dir)) return [];
     return this.keys().filter((k) => this.ownerOf(k) === name);
   }
+}
+
+/** The claims of addresses, ROOT/addrs/ADDR: IPv4 ones handed out lowest first from a pool. */
+export function addressClaims(store: StateStore): Claims {
+  return new Claims(store, 'addrs', (c) => c.net.addresses, (a) => `address ${a}`, ipv4Number);
 }

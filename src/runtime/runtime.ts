@@ -21,7 +21,7 @@ import { capMask } from '../core/caps.js';
 import { PaeneError } from '../core/errors.js';
 import { type CgroupWrite, cgroupWrites, ipcSysctls, ownControllers, schedOf } from '../core/cgroupmap.js';
 import type { ResourceLimits } from '../core/limits.js';
-import { type NetSpec, canonicalIp, ipv4Number, validateNetSpec } from '../core/net.js';
+import { type NetSpec, canonicalIp, validateNetSpec } from '../core/net.js';
 import {
   type ContextConfig,
   DEVICE_NODES,
@@ -50,7 +50,7 @@ import { ContextNetwork } from '../net/context.js';
 import { Layout } from './layout.js';
 import { withLock } from './lock.js';
 import { StateStore } from './state.js';
-import { Claims } from './claims.js';
+import { type Claims, addressClaims } from './claims.js';
 import { XidClaims } from './xids.js';
 
 /** How the runtime gets an image's root filesystem (the image store implements it). */
@@ -143,7 +143,7 @@ export class Runtime {
     this.monitor = new Monitor(path.join(this.layout.root, 'run'));
     this.network = new ContextNetwork(this.layout, this.store, this.monitor.launch);
     this.xids = new XidClaims(this.store);
-    this.addrs = new Claims(this.store, 'addrs', (c) => c.net.addresses, (a) => `address ${a}`, ipv4Number);
+    this.addrs = addressClaims(this.store);
     this.images = opts.images;
     this.policy = opts.policy ?? { seccomp: () => undefined };
   }

@@ -5,9 +5,11 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { formatIPv4 } from '../../src/core/bridgeplan.js';
+import { ipv4Number } from '../../src/core/net.js';
 import { type ContextConfig, newConfig } from '../../src/core/spec.js';
 import { ContextNetwork } from '../../src/net/context.js';
-import { Claims } from '../../src/runtime/claims.js';
+import { type Claims, addressClaims } from '../../src/runtime/claims.js';
 import { Layout } from '../../src/runtime/layout.js';
 import { StateStore } from '../../src/runtime/state.js';
 
@@ -27,7 +29,7 @@ beforeEach(() => {
   root = fs.mkdtempSync(path.join(os.tmpdir(), 'paene-addrs-'));
   const layout = new Layout(root);
   store = new StateStore(layout);
-  addrs = new Claims(store, 'addrs', (c) => c.net.addresses, (a) => `address ${a}`);
+  addrs = addressClaims(store);
   net = new ContextNetwork(layout, store);
 });
 afterEach(() => fs.rmSync(root, { recursive: true, force: true }));
@@ -62,15 +64,18 @@ describe('address claims', () => {
   });
 
   it('find the lowest free key from a hint, lowered by a release, and survive a broken hint', () => {
-    const key = (n: number) => `127.9.0.${n}`;
-    expect(addrs.claimLowest('a', 2, 5, key)).toBe('127.9.0.2');
-    expect(addrs.claimLowest('b', 2, 5, key, new Set([3]))).toBe('127.9.0.4');
+    // ranges are numbers as the claims read their keys back (ipv4Number), as the pool's are
+    const base = ipv4Number('127.9.0.0') as number;
+    const key = (n: number) => formatIPv4(n);
+    const claim = (who: string, skip: number[] = []) => addrs.claimLowest(who, base + 2, base + 5, key, new Set(skip.map((x) => base + x)));
+    expect(claim('a')).toBe('127.9.0.2');
+    expect(claim('b', [3])).toBe('127.9.0.4');
     addrs.release('a', '127.9.0.2');
-    expect(addrs.claimLowest('c', 2, 5, key)).toBe('127.9.0.2');
+    expect(claim('c')).toBe('127.9.0.2');
     fs.writeFileSync(path.join(addrs.dir, '.hints'), '{torn');
-    expect(addrs.claimLowest('d', 2, 5, key)).toBe('127.9.0.3');
-    expect(addrs.claimLowest('e', 2, 5, key)).toBe('127.9.0.5');
-    expect(addrs.claimLowest('f', 2, 5, key)).toBeUndefined();
+    expect(claim('d')).toBe('127.9.0.3');
+    expect(claim('e')).toBe('127.9.0.5');
+    expect(claim('f')).toBeUndefined();
     expect(addrs.keys()).not.toContain('.hints');
   });
 });
