@@ -205,19 +205,21 @@ async function cpuCap(b: Bench, o: IsoOptions): Promise<ResultRow[]> {
     data: { medianMs: r1(median), worstMs: r1(worst), modelMs: Math.max(...model), throttledPeriods: throttled },
   });
   if (!o.quick) {
-    // The same bursts with a bucket of one quota (no burst): they must wait for the next period.
+    // A bucket of one quota (no burst): bursts of 60 ms, more than two quotas, must wait for a later
+    // period whatever their phase (a 40 ms one that starts 25 ms before a period ends finishes in 40 ms).
     await applyLimits(b.rt, name, { cpu: { tokensMax: 25, tokensMin: 25 } });
     await sleep(300);
     const small = toCfs({ ...params, tokensMax: 25, tokensMin: 25 });
-    const w2 = (await b.sh(name, `/tmp/iso-load spin 40 1000 3`)).trim().split('\n').map(Number);
-    const m2 = simulateCfs(small, periodic(40, 1000), { durationMs: 3000, start: 'full' }).jobs.map((j) => j.latencyMs);
+    const w2 = (await b.sh(name, `/tmp/iso-load spin 60 1000 3`)).trim().split('\n').map(Number);
+    const m2 = simulateCfs(small, periodic(60, 1000), { durationMs: 3000, start: 'full' }).jobs.map((j) => j.latencyMs);
     rows.push({
       experiment: '1 cpu cap',
-      setting: `the same bursts, bucket of one quota (paene limit --cpu-tokens-max 25, live)`,
+      setting: `bursts of 60 ms, bucket of one quota (paene limit --cpu-tokens-max 25, live)`,
       measured: `wall ${w2.map((w) => w.toFixed(1)).join('/')} ms`,
       expected: `throttled: model ${Math.min(...m2)}-${Math.max(...m2)} ms`,
-      verdict: Math.min(...w2) > 50 ? 'pass' : 'fail',
-      guarantee: guard('every job over 50 ms', Math.min(...w2) > 50),
+      verdict: Math.min(...w2) > 100 ? 'pass' : 'fail',
+      // 60 ms at 25 ms per 100 ms period: at best 25 + 25 ms, a wait, 10 ms: 135 ms (the kernel may overrun a quota by a slice)
+      guarantee: guard('every job over 100 ms', Math.min(...w2) > 100),
       data: { minMs: r1(Math.min(...w2)), maxMs: r1(Math.max(...w2)), modelMinMs: Math.min(...m2), modelMaxMs: Math.max(...m2) },
     });
   }

@@ -563,7 +563,11 @@ export class OciRuntime {
 function runNative(cmd: string, planFile: string, wait: boolean, input?: string): Promise<{ pid: number; exit?: Promise<number> }> {
   return new Promise((resolve, reject) => {
     const child = spawn(nativePath('paene-oci'), [cmd, planFile], { stdio: [input === undefined ? 'inherit' : 'pipe', 'inherit', 'inherit', 'pipe'], detached: false });
-    if (input !== undefined) child.stdin?.end(input);
+    if (input !== undefined) {
+      // a hook may exit without reading its state (/bin/false): EPIPE then is no error of ours
+      child.stdin?.on('error', () => undefined);
+      child.stdin?.end(input);
+    }
     const sync = child.stdio[3] as NodeJS.ReadableStream;
     let text = '';
     sync.setEncoding('utf8');
