@@ -24,7 +24,8 @@ import { defaultPolicy, openImageStore, storeImageSource } from '../runtime/open
 import { type ImageSource, Runtime } from '../runtime/runtime.js';
 import { Cleanup, type MachineFacts, dirBytes, httpGet, machineFacts, median, meminfo, percentile, round, run, slope } from './common.js';
 import { DEFAULT_IMAGE } from '../image/store.js';
-import { type KmemBreakdown, kmemBreakdown, kmemSnapshot, processMemory } from './kmem.js';
+import { processMemory } from '../kernel/procfs.js';
+import { type KmemBreakdown, kmemBreakdown, kmemSnapshot } from './kmem.js';
 
 export type Variant = 'shared' | 'limited' | 'private-copy';
 
