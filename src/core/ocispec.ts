@@ -8,7 +8,8 @@
 import path from 'node:path';
 import { PaeneError } from './errors.js';
 import { CAP_NAMES } from './caps.js';
-import type { CgroupWrite } from './cgroupmap.js';
+import type { CgroupVersion, CgroupWrite } from './cgroupmap.js';
+import { deviceCgroupWrites, deviceProgram, deviceRules, resourceWrites } from './ociresources.js';
 import { compileOciSeccomp, type OciSeccomp } from './ociseccomp.js';
 
 // ------------------------------------------------------------ config.json
@@ -224,8 +225,14 @@ export const NS_FILE: Readonly<Record<NsType, string>> = {
 export interface PlanCgroup {
   /** absolute path under each hierarchy's root, e.g. /paene-runc/ID */
   path: string;
+  /** what the writes are for: v1 hierarchies, or a pure v2 host's one directory */
+  version: CgroupVersion;
   writes: CgroupWrite[];
   cpuset?: { cpus?: string; mems?: string };
+  /** v2: linux.resources.unified, written as given */
+  unified: [file: string, value: string][];
+  /** v2: the device rules as a BPF_CGROUP_DEVICE program (v1 has them in `writes`) */
+  devices?: Buffer;
 }
 
 export interface OciPlan {
@@ -415,108 +422,6 @@ const DEFAULT_SYMLINKS: readonly [string, string][] = [
   ['/proc/self/fd/2', '/dev/stderr'],
   ['pts/ptmx', '/dev/ptmx'],
 ];
-/** v1 devices cgroup rules always allowed beside the config's: the default devices and ptys, as runc. */
-const DEFAULT_DEVICE_RULES: readonly string[] = [
-  'c 1:3 rwm',
-  'c 1:5 rwm',
-  'c 1:7 rwm',
-  'c 1:8 rwm',
-  'c 1:9 rwm',
-  'c 5:0 rwm',
-  'c 5:1 rwm',
-  'c 5:2 rwm',
-  'c 136:* rwm',
-];
-
-function deviceRule(r: OciDeviceRule, where: string): string {
-  const type = r.type ?? 'a';
-  if (!['a', 'c', 'b'].includes(type)) refuse(`${where}.type`, `'${type}' is not a, c or b`);
-  const num = (v: number | null | undefined) => (v === undefined || v === null || v === -1 ? '*' : String(v));
-  const access = r.access ?? 'rwm';
-  if (!/^[rwm]{1,3}$/.test(access)) refuse(`${where}.access`, `'${access}' is not a subset of rwm`);
-  return type === 'a' ? `a *:* ${access}` : `${type} ${num(r.major)}:${num(r.minor)} ${access}`;
-}
-
-function nonNeg(v: number | undefined, where: string): number | undefined {
-  if (v === undefined) return undefined;
-  if (typeof v !== 'number' || !Number.isInteger(v)) refuse(where, `${v} is not a whole number`);
-  return v;
-}
-
-/** OCI resources → cgroup v1 writes (the hierarchy in `controller`). */
-export function resourceWritesV1(r: OciResources): { writes: CgroupWrite[]; cpuset?: { cpus?: string; mems?: string } } {
-  const w: CgroupWrite[] = [];
-  const put = (controller: string, file: string, value: number | string | undefined) => {
-    if (value !== undefined) w.push({ controller, file, value: String(value) });
-  };
-  const m = r.memory ?? {};
-  // memory.kernel: Linux 6.1 removed the separate v1 kernel-memory limit; kernel memory is charged to
-  // memory.limit_in_bytes, so the limit holds within the container's memory limit (docs/oci.md)
-  nonNeg(m.kernel, 'linux.resources.memory.kernel');
-  if (m.kernelTCP !== undefined) put('memory', 'memory.kmem.tcp.limit_in_bytes', nonNeg(m.kernelTCP, 'linux.resources.memory.kernelTCP'));
-  put('memory', 'memory.limit_in_bytes', nonNeg(m.limit, 'linux.resources.memory.limit'));
-  put('memory', 'memory.soft_limit_in_bytes', nonNeg(m.reservation, 'linux.resources.memory.reservation'));
-  if (m.swap !== undefined) {
-    w.push({ controller: 'memory', file: 'memory.memsw.limit_in_bytes', value: String(nonNeg(m.swap, 'linux.resources.memory.swap')) });
-  }
-  if (m.swappiness !== undefined) {
-    if (m.swappiness < 0 || m.swappiness > 100) refuse('linux.resources.memory.swappiness', `${m.swappiness} is not 0 … 100`);
-    put('memory', 'memory.swappiness', m.swappiness);
-  }
-  if (m.disableOOMKiller) put('memory', 'memory.oom_control', 1);
-  const c = r.cpu ?? {};
-  put('cpu', 'cpu.shares', nonNeg(c.shares, 'linux.resources.cpu.shares'));
-  put('cpu', 'cpu.cfs_period_us', nonNeg(c.period, 'linux.resources.cpu.period'));
-  put('cpu', 'cpu.cfs_quota_us', nonNeg(c.quota, 'linux.resources.cpu.quota'));
-  if (c.burst !== undefined) w.push({ controller: 'cpu', file: 'cpu.cfs_burst_us', value: String(nonNeg(c.burst, 'linux.resources.cpu.burst')) });
-  put('cpu', 'cpu.rt_period_us', nonNeg(c.realtimePeriod, 'linux.resources.cpu.realtimePeriod'));
-  put('cpu', 'cpu.rt_runtime_us', nonNeg(c.realtimeRuntime, 'linux.resources.cpu.realtimeRuntime'));
-  if (c.idle !== undefined && c.idle !== 0) refuse('linux.resources.cpu.idle', 'SCHED_IDLE cgroups need cgroup v2 cpu.idle; not on cgroup v1');
-  const cpuset = c.cpus !== undefined || c.mems !== undefined ? { cpus: c.cpus, mems: c.mems } : undefined;
-  if (r.pids?.limit !== undefined) {
-    const l = r.pids.limit;
-    put('pids', 'pids.max', l <= 0 ? 'max' : l);
-  }
-  const b = r.blockIO ?? {};
-  put('blkio', 'blkio.weight', nonNeg(b.weight, 'linux.resources.blockIO.weight'));
-  put('blkio', 'blkio.leaf_weight', nonNeg(b.leafWeight, 'linux.resources.blockIO.leafWeight'));
-  for (const d of b.weightDevice ?? []) {
-    if (d.weight !== undefined) put('blkio', 'blkio.weight_device', `${d.major}:${d.minor} ${d.weight}`);
-    if (d.leafWeight !== undefined) put('blkio', 'blkio.leaf_weight_device', `${d.major}:${d.minor} ${d.leafWeight}`);
-  }
-  const thr: [keyof NonNullable<OciResources['blockIO']>, string][] = [
-    ['throttleReadBpsDevice', 'blkio.throttle.read_bps_device'],
-    ['throttleWriteBpsDevice', 'blkio.throttle.write_bps_device'],
-    ['throttleReadIOPSDevice', 'blkio.throttle.read_iops_device'],
-    ['throttleWriteIOPSDevice', 'blkio.throttle.write_iops_device'],
-  ];
-  for (const [k, file] of thr) {
-    for (const t of (b[k] as OciThrottle[] | undefined) ?? []) put('blkio', file, `${t.major}:${t.minor} ${t.rate}`);
-  }
-  if (r.hugepageLimits && r.hugepageLimits.length > 0) refuse('linux.resources.hugepageLimits', 'the hugetlb controller is not supported by paene-runc');
-  if (r.network !== undefined) refuse('linux.resources.network', 'net_cls/net_prio are not supported by paene-runc');
-  if (r.rdma !== undefined) refuse('linux.resources.rdma', 'the rdma controller is not supported by paene-runc');
-  if (r.unified && Object.keys(r.unified).length > 0) refuse('linux.resources.unified', 'raw cgroup v2 files are not supported on this cgroup v1 host');
-  return { writes: w, cpuset };
-}
-
-/**
- * The v1 devices cgroup writes, in runc's order: deny all, the config's rules
- * (which usually end in a deny-all of their own), then the devices the
- * container has nodes for and the defaults, so they stay usable.
- */
-export function deviceCgroupWrites(rules: readonly OciDeviceRule[] | undefined, devices: readonly PlanDevice[]): CgroupWrite[] {
-  const w: CgroupWrite[] = [{ controller: 'devices', file: 'devices.deny', value: 'a *:* rwm' }];
-  (rules ?? []).forEach((r, i) => {
-    w.push({ controller: 'devices', file: r.allow ? 'devices.allow' : 'devices.deny', value: deviceRule(r, `linux.resources.devices[${i}]`) });
-  });
-  for (const d of devices) {
-    if (d.type !== 'p') w.push({ controller: 'devices', file: 'devices.allow', value: `${d.type} ${d.major}:${d.minor} rwm` });
-  }
-  for (const d of DEFAULT_DEVICE_RULES) w.push({ controller: 'devices', file: 'devices.allow', value: d });
-  return w;
-}
-
 /** cgroupsPath → an absolute path under each hierarchy; a missing one goes under /paene-runc. */
 export function cgroupPathOf(cgroupsPath: string | undefined, id: string): string {
   if (cgroupsPath === undefined || cgroupsPath === '') return `/paene-runc/${id}`;
@@ -545,6 +450,8 @@ const SUPPORTED_HOOKS = ['prestart', 'createRuntime', 'createContainer', 'startC
 export interface TranslateOptions {
   id: string;
   bundle: string;
+  /** which cgroup files the resources become: v1 (and hybrid) hierarchies or a pure v2 host's */
+  cgroup: CgroupVersion;
 }
 
 /** config.json → the plan; throws a PaeneError naming the first field paene cannot honour. */
@@ -653,7 +560,7 @@ export function translateConfig(cfg: OciConfig, o: TranslateOptions): OciPlan {
 
   // resources
   const res = linux.resources ?? {};
-  const { writes, cpuset } = resourceWritesV1(res);
+  const { writes, cpuset, unified } = resourceWrites(res, o.cgroup);
   const cgPath = cgroupPathOf(linux.cgroupsPath, o.id);
   const annotations = cfg.annotations ?? {};
   const paene: OciPlan['paene'] = {};
@@ -662,10 +569,11 @@ export function translateConfig(cfg: OciConfig, o: TranslateOptions): OciPlan {
     if (k === 'paene.io/cpu-burst-us') {
       if (!/^\d+$/.test(v)) refuse(`annotations.${k}`, `'${v}' is not a whole number of microseconds`);
       paene.cpuBurstUs = Number(v);
-      writes.push({ controller: 'cpu', file: 'cpu.cfs_burst_us', value: v });
+      writes.push({ controller: 'cpu', file: o.cgroup === 'v1' ? 'cpu.cfs_burst_us' : 'cpu.max.burst', value: v });
     } else refuse(`annotations.${k}`, 'unknown paene.io/ annotation (known: paene.io/cpu-burst-us)');
   }
-  writes.unshift(...deviceCgroupWrites(res.devices, devices));
+  const rules = deviceRules(res.devices, devices);
+  if (o.cgroup === 'v1') writes.unshift(...deviceCgroupWrites(rules));
 
   const rp = linux.rootfsPropagation;
   let rootPropagation = 0;
@@ -692,7 +600,7 @@ export function translateConfig(cfg: OciConfig, o: TranslateOptions): OciPlan {
     hostname: cfg.hostname || undefined,
     domainname: cfg.domainname || undefined,
     process,
-    cgroup: { path: cgPath, writes, cpuset },
+    cgroup: { path: cgPath, version: o.cgroup, writes, cpuset, unified, devices: o.cgroup === 'v2' ? deviceProgram(rules) : undefined },
     hooks: {
       createRuntime: [...checkHooks(hooks.prestart, 'hooks.prestart'), ...checkHooks(hooks.createRuntime, 'hooks.createRuntime')],
       createContainer: checkHooks(hooks.createContainer, 'hooks.createContainer', true),

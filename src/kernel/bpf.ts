@@ -7,6 +7,7 @@
 import { spawnSync } from 'node:child_process';
 import { PaeneError } from '../core/errors.js';
 import { ATTACH_TYPE, SOCK_ADDR_HOOKS, type SockAddrHook } from '../core/sockaddr.js';
+import { BPF_CGROUP_DEVICE } from '../core/ociresources.js';
 import { type Launcher, nativePath } from './helper.js';
 
 /** paene-bpf's exit status when the kernel lacks cgroup BPF (see paene-bpf.c). */
@@ -90,4 +91,15 @@ export function attachedSockAddr(cgroupDir: string): Record<SockAddrHook, number
 /** Loads the programs into the kernel's verifier and throws (with its log) if it rejects one; attaches nothing. */
 export function verifySockAddr(progs: Partial<Record<SockAddrHook, Buffer>>): void {
   run(['verify', ...progArgs(progs)], 'verifying the network programs');
+}
+
+/** paene-runc on cgroup v2: the container's device rules (core/ociresources deviceProgram) on its cgroup. */
+export function attachDeviceProgram(cgroupDir: string, prog: Buffer): void {
+  if (prog.length === 0 || prog.length % 8 !== 0) throw new PaeneError('internal', `the device program is ${prog.length} bytes, not whole eBPF instructions`);
+  run(['attach', cgroupDir, `${BPF_CGROUP_DEVICE}=${prog.toString('hex')}`], `attaching the device rules to ${cgroupDir}`);
+}
+
+/** Loads a device program into the verifier only (tests). */
+export function verifyDeviceProgram(prog: Buffer): void {
+  run(['verify', `${BPF_CGROUP_DEVICE}=${prog.toString('hex')}`], 'verifying the device program');
 }

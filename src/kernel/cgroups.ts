@@ -210,7 +210,10 @@ export class ContextCgroup {
         const have = (readFile(path.join(dir, 'cgroup.subtree_control')) ?? '').trim().split(/\s+/);
         if (!controllers.every((c) => have.includes(c))) writeFile(path.join(dir, 'cgroup.subtree_control'), controllers.map((c) => '+' + c).join(' '));
       };
-      for (const d of [u.mount, parentDir]) enableAll(d, u.controllers);
+      // every level down to the parent: a controller is enabled below a directory only if it is enabled in it
+      const levels = [u.mount];
+      for (const part of this.parent.split('/').filter(Boolean)) levels.push(path.join(levels[levels.length - 1], part));
+      for (const d of levels) enableAll(d, u.controllers);
       if (this.v2Memory) {
         this.pooled = !own.includes('memory');
         if (this.pooled) {

@@ -1,7 +1,9 @@
 /*
- * paene-bpf: loads cgroup sock_addr eBPF programs and attaches them to a
- * cgroup v2 directory. It decides nothing: the programs are assembled in
- * TypeScript (src/core/sockaddr.ts, src/core/ebpf.ts) and arrive as hex.
+ * paene-bpf: loads cgroup sock_addr eBPF programs (and paene-runc's device
+ * program, attach type 6, BPF_CGROUP_DEVICE) and attaches them to a cgroup v2
+ * directory. It decides nothing: the programs are assembled in TypeScript
+ * (src/core/sockaddr.ts, src/core/ociresources.ts, src/core/ebpf.ts) and
+ * arrive as hex.
  *
  *   paene-bpf attach CGROUP_DIR TYPE=HEX [TYPE=HEX ...]
  *   paene-bpf detach CGROUP_DIR TYPE [TYPE ...]
@@ -64,6 +66,7 @@ static long sys_bpf(int cmd, union bpf_attr *attr)
 static const char *type_name(unsigned t)
 {
 	switch (t) {
+	case BPF_CGROUP_DEVICE: return "device";
 	case 8: return "bind4";
 	case 9: return "bind6";
 	case 10: return "connect4";
@@ -149,8 +152,12 @@ static int load(const struct prog *p, char *log, unsigned log_size)
 {
 	union bpf_attr a;
 	memset(&a, 0, sizeof(a));
-	a.prog_type = BPF_PROG_TYPE_CGROUP_SOCK_ADDR;
-	a.expected_attach_type = p->type;
+	if (p->type == BPF_CGROUP_DEVICE) {
+		a.prog_type = BPF_PROG_TYPE_CGROUP_DEVICE;
+	} else {
+		a.prog_type = BPF_PROG_TYPE_CGROUP_SOCK_ADDR;
+		a.expected_attach_type = p->type;
+	}
 	a.insns = (uintptr_t)p->insns;
 	a.insn_cnt = p->n;
 	a.license = (uintptr_t)"GPL";
@@ -188,7 +195,7 @@ static void load_all(struct prog *ps, int n)
 			fprintf(stderr, "paene-bpf: unsupported: this kernel has no bpf() system call (CONFIG_BPF_SYSCALL)\n");
 			exit(EXIT_UNSUPPORTED);
 		}
-		if (err == EINVAL && !kernel_has_sock_addr()) {
+		if (err == EINVAL && ps[i].type != BPF_CGROUP_DEVICE && !kernel_has_sock_addr()) {
 			fprintf(stderr, "paene-bpf: unsupported: this kernel does not load cgroup sock_addr programs (CONFIG_CGROUP_BPF)\n");
 			exit(EXIT_UNSUPPORTED);
 		}

@@ -17,7 +17,6 @@ import {
   createTokens,
   encodeTokens,
   processTokens,
-  resourceWritesV1,
   translateConfig,
   translateProcess,
   MS,
@@ -28,7 +27,10 @@ import {
   type OciResources,
   type PlanMount,
 } from '../core/ocispec.js';
-import { ContextCgroup, detectCgroupHost, type CgroupHost } from '../kernel/cgroups.js';
+import { resourceWrites } from '../core/ociresources.js';
+import type { CgroupVersion } from '../core/cgroupmap.js';
+import { ContextCgroup, detectCgroupHost, limitsVersion, type CgroupHost } from '../kernel/cgroups.js';
+import { attachDeviceProgram } from '../kernel/bpf.js';
 import { parseProcStatusCaps } from '../core/caps.js';
 import { writeFileAtomic, writeJsonAtomic } from '../kernel/atomic.js';
 import { isAlive, readStat } from '../kernel/procfs.js';
@@ -105,7 +107,7 @@ function cgroupOf(host: CgroupHost, cgPath: string): ContextCgroup {
   return new ContextCgroup(host, path.posix.dirname(cgPath), path.posix.basename(cgPath));
 }
 
-/** The cpuset hierarchy (not among paene's own controllers): copy cpus/mems down, v1 starts them empty. */
+/** The v1 cpuset hierarchy (not among paene's own controllers): copy cpus/mems down, v1 starts them empty. */
 function cpusetDir(cgPath: string): string | undefined {
   const base = '/sys/fs/cgroup/cpuset';
   return fs.existsSync(path.join(base, 'cpuset.cpus')) ? path.join(base, cgPath) : undefined;
@@ -134,6 +136,29 @@ function prepareCpuset(cgPath: string, want?: { cpus?: string; mems?: string }):
     throw new PaeneError('invalid-argument', `linux.resources.cpu.cpus/mems: ${(e as Error).message}`);
   }
   return dir;
+}
+
+/**
+ * v2: cpuset is a controller of the container's own directory, enabled down
+ * the tree only for a container that asks for it (paene's contexts do not use it).
+ */
+function prepareCpusetV2(cg: ContextCgroup, want: { cpus?: string; mems?: string }): void {
+  const mount = cg.host.unified?.mount;
+  const dir = cg.unifiedDir;
+  if (!mount || !dir) throw new PaeneError('unsupported', 'linux.resources.cpu.cpus/mems: no cgroup v2 hierarchy on this host');
+  const avail = fs.readFileSync(path.join(mount, 'cgroup.controllers'), 'utf8').split(/\s+/);
+  if (!avail.includes('cpuset')) throw new PaeneError('unsupported', 'linux.resources.cpu.cpus/mems: the cgroup v2 cpuset controller is not available on this host');
+  const parts = path.relative(mount, dir).split('/');
+  for (let i = 0; i < parts.length; i++) {
+    const ctl = path.join(mount, ...parts.slice(0, i), 'cgroup.subtree_control');
+    if (!fs.readFileSync(ctl, 'utf8').split(/\s+/).includes('cpuset')) fs.writeFileSync(ctl, '+cpuset');
+  }
+  try {
+    if (want.cpus) fs.writeFileSync(path.join(dir, 'cpuset.cpus'), want.cpus);
+    if (want.mems) fs.writeFileSync(path.join(dir, 'cpuset.mems'), want.mems);
+  } catch (e) {
+    throw new PaeneError('invalid-argument', `linux.resources.cpu.cpus/mems: ${(e as Error).message}`);
+  }
 }
 
 function readProcsFile(dir: string): number[] {
@@ -186,12 +211,15 @@ export interface HookEnv {
 
 export class OciRuntime {
   private readonly host: CgroupHost;
+  /** the files resources become: v1 hierarchies (also on a hybrid host), or a pure v2 host's */
+  private readonly version: CgroupVersion;
 
   constructor(
     readonly root: string,
     private readonly log: HookEnv,
   ) {
     this.host = detectCgroupHost();
+    this.version = limitsVersion(this.host);
   }
 
   private dir(id: string): string {
@@ -268,7 +296,7 @@ export class OciRuntime {
     } catch (e) {
       throw new PaeneError('invalid-argument', `cannot read ${path.join(bundle, 'config.json')}: ${(e as Error).message}`);
     }
-    const plan = translateConfig(cfg, { id, bundle });
+    const plan = translateConfig(cfg, { id, bundle, cgroup: this.version });
     if (!fs.existsSync(plan.rootfs)) throw new PaeneError('invalid-argument', `root.path: ${plan.rootfs} does not exist`);
     // paene-runc does not relay a pty itself (runc run does): the caller takes the master from the socket
     if (plan.process.terminal && !o.consoleSocket) throw new PaeneError('invalid-argument', 'process.terminal is true: --console-socket is required');
@@ -301,8 +329,8 @@ export class OciRuntime {
     try {
       writeJsonAtomic(path.join(dir, 'state.json'), record);
       cg.create();
-      const cpuset = prepareCpuset(plan.cgroup.path, plan.cgroup.cpuset);
-      cg.apply(plan.cgroup.writes);
+      const cpuset = this.applyResources(cg, plan.cgroup);
+      if (plan.cgroup.devices) attachDeviceProgram(cg.unifiedDir as string, plan.cgroup.devices);
       const procs = cg.procsFiles();
       if (cpuset) procs.push(path.join(cpuset, 'cgroup.procs'));
       const fifo = path.join(dir, 'exec.fifo');
@@ -327,16 +355,45 @@ export class OciRuntime {
     }
   }
 
-  /** cgroup mounts: a tmpfs, and in it each hierarchy's directory of this container bound read-only. */
+  /**
+   * The resource writes, unified files and cpuset of a plan or an update, on
+   * the container's cgroup; returns the v1 cpuset directory to join, if any.
+   */
+  private applyResources(cg: ContextCgroup, r: Pick<OciPlan['cgroup'], 'path' | 'writes' | 'cpuset' | 'unified'>): string | undefined {
+    cg.apply(r.writes);
+    for (const [file, value] of r.unified) {
+      try {
+        fs.writeFileSync(path.join(cg.unifiedDir as string, file), value);
+      } catch (e) {
+        throw new PaeneError('invalid-argument', `linux.resources.unified.${file}: ${(e as Error).message}`);
+      }
+    }
+    if (this.version === 'v2') {
+      if (r.cpuset) prepareCpusetV2(cg, r.cpuset);
+      return undefined;
+    }
+    return prepareCpuset(r.path, r.cpuset);
+  }
+
+  /**
+   * cgroup mounts: v1 (and hybrid) a tmpfs, and in it each hierarchy's directory of this container;
+   * pure v2 the container's one directory, as the cgroup2 root it sees. Read-only when the mount says.
+   */
   private cgroupBinds(plan: OciPlan): PlanMount[] {
     const out: PlanMount[] = [];
+    const flags = MS.BIND | MS.NOSUID | MS.NODEV | MS.NOEXEC;
+    if (this.version === 'v2') {
+      const dir = cgroupOf(this.host, plan.cgroup.path).unifiedDir as string;
+      for (const m of plan.cgroupMounts) out.push({ source: dir, destination: m.destination, type: 'bind', flags: flags | (m.readonly ? MS.RDONLY : 0), propagation: 0, data: '' });
+      return out;
+    }
     for (const m of plan.cgroupMounts) {
       out.push({ source: 'tmpfs', destination: m.destination, type: 'tmpfs', flags: MS.NOSUID | MS.NODEV | MS.NOEXEC, propagation: 0, data: 'mode=755' });
       for (const h of v1Hierarchies()) {
         const src = path.join(h.dir, plan.cgroup.path);
         if (!fs.existsSync(src)) continue;
         const ro = m.readonly ? MS.RDONLY : 0;
-        out.push({ source: src, destination: path.posix.join(m.destination, h.name), type: 'bind', flags: MS.BIND | MS.NOSUID | MS.NODEV | MS.NOEXEC | ro, propagation: 0, data: '' });
+        out.push({ source: src, destination: path.posix.join(m.destination, h.name), type: 'bind', flags: flags | ro, propagation: 0, data: '' });
       }
     }
     return out;
@@ -445,10 +502,12 @@ export class OciRuntime {
   update(id: string, res: OciResources): void {
     const r = this.load(id);
     if (this.status(r) === 'stopped') throw new PaeneError('wrong-state', 'container not running');
-    const { writes, cpuset } = resourceWritesV1(res);
-    // shrinking a period below the quota is refused by the kernel: quota first when it goes down
-    cgroupOf(this.host, r.cgroupPath).apply(writes);
-    if (cpuset) prepareCpuset(r.cgroupPath, cpuset);
+    const cg = cgroupOf(this.host, r.cgroupPath);
+    // v2 counts swap apart from memory: a new swap value alone needs the limit in effect
+    const current = this.version === 'v2' && res.memory?.limit === undefined ? cg.read('memory', 'memory.max') : undefined;
+    const memoryLimit = current === undefined ? undefined : current === 'max' ? -1 : Number(current);
+    const { writes, cpuset, unified } = resourceWrites(res, this.version, { memoryLimit });
+    this.applyResources(cg, { path: r.cgroupPath, writes, cpuset, unified });
   }
 
   async exec(id: string, p: OciProcess, o: { pidFile?: string; consoleSocket?: string; detach: boolean }): Promise<number> {

@@ -4,10 +4,8 @@ import {
   capsMask,
   cgroupPathOf,
   createTokens,
-  deviceCgroupWrites,
   encodeTokens,
   parseMountOptions,
-  resourceWritesV1,
   translateConfig,
   type OciConfig,
 } from '../../src/core/ocispec.js';
@@ -44,7 +42,7 @@ function base(): OciConfig {
   };
 }
 
-const tr = (c: OciConfig) => translateConfig(c, { id: 'c1', bundle: '/b' });
+const tr = (c: OciConfig, cgroup: 'v1' | 'v2' = 'v1') => translateConfig(c, { id: 'c1', bundle: '/b', cgroup });
 
 describe('config.json → paene plan', () => {
   it('maps root, process, mounts, namespaces, resources', () => {
@@ -127,19 +125,17 @@ describe('pieces', () => {
     expect(cgroupPathOf(undefined, 'id')).toBe('/paene-runc/id');
     expect(() => cgroupPathOf('/a/../..', 'id')).toThrow();
   });
-  it('device rules: the config first, then its device nodes and the defaults stay allowed', () => {
-    const w = deviceCgroupWrites([{ allow: false, access: 'rwm' }], []);
-    expect(w[0]).toEqual({ controller: 'devices', file: 'devices.deny', value: 'a *:* rwm' });
-    expect(w[1]).toEqual({ controller: 'devices', file: 'devices.deny', value: 'a *:* rwm' });
-    expect(w.at(-1)?.file).toBe('devices.allow');
-  });
-  it('resources: pids -1 is max, swappiness range checked, blockIO throttles', () => {
-    expect(resourceWritesV1({ pids: { limit: -1 } }).writes).toEqual([{ controller: 'pids', file: 'pids.max', value: 'max' }]);
-    expect(() => resourceWritesV1({ memory: { swappiness: 101 } })).toThrow(/swappiness/);
-    expect(resourceWritesV1({ blockIO: { throttleReadBpsDevice: [{ major: 8, minor: 0, rate: 1000 }] } }).writes).toEqual([
-      { controller: 'blkio', file: 'blkio.throttle.read_bps_device', value: '8:0 1000' },
-    ]);
-    expect(resourceWritesV1({ cpu: { cpus: '0' } }).cpuset).toEqual({ cpus: '0', mems: undefined });
+  it('a pure v2 host: the same resources become v2 files, the device rules a BPF program', () => {
+    const c = base();
+    c.annotations = { 'paene.io/cpu-burst-us': '5000' };
+    const p = tr(c, 'v2');
+    expect(p.cgroup.version).toBe('v2');
+    expect(p.cgroup.writes).toContainEqual({ controller: 'memory', file: 'memory.max', value: String(1 << 26) });
+    expect(p.cgroup.writes).toContainEqual({ controller: 'cpu', file: 'cpu.max', value: '20000 100000' });
+    expect(p.cgroup.writes).toContainEqual({ controller: 'cpu', file: 'cpu.max.burst', value: '5000' });
+    expect(p.cgroup.writes.some((w) => w.controller === 'devices')).toBe(false);
+    expect(p.cgroup.devices?.length).toBeGreaterThan(0);
+    expect(tr(base(), 'v1').cgroup.devices).toBeUndefined();
   });
   it('the plan file is NUL-separated tokens and refuses NUL inside a value', () => {
     const p = tr(base());
