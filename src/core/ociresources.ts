@@ -5,7 +5,7 @@
 // this returns (docs/oci.md, "Resources on cgroup v2").
 
 import { PaeneError } from './errors.js';
-import type { CgroupVersion, CgroupWrite } from './cgroupmap.js';
+import type { BlockDevice, CgroupVersion, CgroupWrite } from './cgroupmap.js';
 import { Asm, R0, R1, R2, R3, R4, R5 } from './ebpf.js';
 import type { OciDeviceRule, OciResources, OciThrottle, PlanDevice } from './ocispec.js';
 
@@ -193,6 +193,17 @@ export function resourceWritesV2(r: OciResources, o: ResourceOptions = {}): Reso
     unified.push([file, value]);
   }
   return { writes: w, cpuset: cpusetOf(c), unified };
+}
+
+/**
+ * paene.io/io-write-bps and io-read-bps (pure v2): io.max on the block
+ * devices behind the container's root. With the memory controller in the
+ * same directory the kernel charges buffered writeback to the container, so
+ * io.max limits the `dd` that v1's throttles let through.
+ */
+export function ioThrottleWrites(devices: readonly BlockDevice[], rates: { writeBps?: number; readBps?: number }): CgroupWrite[] {
+  const keys = [rates.writeBps === undefined ? '' : ` wbps=${rates.writeBps}`, rates.readBps === undefined ? '' : ` rbps=${rates.readBps}`].join('');
+  return keys === '' ? [] : devices.map((d) => ({ controller: 'io', file: 'io.max', value: `${d.major}:${d.minor}${keys}` }));
 }
 
 // ------------------------------------------------------------ devices

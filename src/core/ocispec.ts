@@ -7,7 +7,9 @@
 
 import path from 'node:path';
 import { PaeneError } from './errors.js';
-import { CAP_NAMES } from './caps.js';
+import { CAP_NAMES, validateCcaps } from './caps.js';
+import { UTSNAME_PATHS } from './spec.js';
+import { parseByteRate } from './units.js';
 import type { CgroupVersion, CgroupWrite } from './cgroupmap.js';
 import { deviceCgroupWrites, deviceProgram, deviceRules, resourceWrites } from './ociresources.js';
 import { compileOciSeccomp, type OciSeccomp } from './ociseccomp.js';
@@ -256,12 +258,35 @@ export interface OciPlan {
   cgroup: PlanCgroup;
   hooks: Required<Pick<OciHooks, 'createRuntime' | 'createContainer' | 'startContainer' | 'poststart' | 'poststop'>>;
   annotations: Record<string, string>;
+  /** paths bound read-write again inside the read-only ones (the SET_UTSNAME ccap) */
+  writablePaths: string[];
   /** paene's own features read from paene.io/ annotations */
-  paene: { cpuBurstUs?: number };
+  paene: PaeneAnnotations;
 }
+
+/** What the paene.io/ annotations ask for (docs/oci.md). */
+export interface PaeneAnnotations {
+  cpuBurstUs?: number;
+  ccaps?: string[];
+  /** the buffered-write throttle: io.max on the devices behind the container's root (pure cgroup v2) */
+  io?: { writeBps?: number; readBps?: number };
+}
+
+export const PAENE_ANNOTATIONS = ['paene.io/cpu-burst-us', 'paene.io/ccaps', 'paene.io/io-write-bps', 'paene.io/io-read-bps'] as const;
+/** ping's groups with the RAW_ICMP ccap: every group of the container's network namespace */
+export const PING_GROUP_RANGE = '0 2147483647';
 
 function refuse(field: string, why: string): never {
   throw new PaeneError('invalid-argument', `config.json: ${field}: ${why}`);
+}
+
+/** A parser's error about an annotation's value, named by the annotation. */
+function annotationValue<T>(where: string, parse: () => T): T {
+  try {
+    return parse();
+  } catch (e) {
+    return refuse(where, (e as Error).message);
+  }
 }
 
 // mount(2) flags
@@ -563,14 +588,33 @@ export function translateConfig(cfg: OciConfig, o: TranslateOptions): OciPlan {
   const { writes, cpuset, unified } = resourceWrites(res, o.cgroup);
   const cgPath = cgroupPathOf(linux.cgroupsPath, o.id);
   const annotations = cfg.annotations ?? {};
-  const paene: OciPlan['paene'] = {};
+  const paene: PaeneAnnotations = {};
+  const writablePaths: string[] = [];
   for (const [k, v] of Object.entries(annotations)) {
     if (!k.startsWith('paene.io/')) continue;
+    const where = `annotations.${k}`;
     if (k === 'paene.io/cpu-burst-us') {
-      if (!/^\d+$/.test(v)) refuse(`annotations.${k}`, `'${v}' is not a whole number of microseconds`);
+      if (!/^\d+$/.test(v)) refuse(where, `'${v}' is not a whole number of microseconds`);
       paene.cpuBurstUs = Number(v);
       writes.push({ controller: 'cpu', file: o.cgroup === 'v1' ? 'cpu.cfs_burst_us' : 'cpu.max.burst', value: v });
-    } else refuse(`annotations.${k}`, 'unknown paene.io/ annotation (known: paene.io/cpu-burst-us)');
+    } else if (k === 'paene.io/ccaps') {
+      paene.ccaps = annotationValue(where, () => validateCcaps(v.split(',').map((c) => c.trim()).filter(Boolean)));
+      if (paene.ccaps.includes('SET_UTSNAME')) {
+        if (!seen.has('uts')) refuse(where, 'SET_UTSNAME needs a uts namespace of its own (it makes the container\'s own names writable)');
+        writablePaths.push(...UTSNAME_PATHS);
+      }
+      if (paene.ccaps.includes('RAW_ICMP')) {
+        // net.ipv4.ping_group_range is per network namespace: only one the container owns
+        if (!seen.has('network')) refuse(where, 'RAW_ICMP needs a network namespace (net.ipv4.ping_group_range would change the host\'s)');
+        if (!sysctl.some(([name]) => name === 'net.ipv4.ping_group_range')) sysctl.push(['net.ipv4.ping_group_range', PING_GROUP_RANGE]);
+      }
+    } else if (k === 'paene.io/io-write-bps' || k === 'paene.io/io-read-bps') {
+      if (o.cgroup !== 'v2') {
+        refuse(where, 'needs a pure cgroup v2 host, where io.max with the memory controller limits buffered writes; on cgroup v1 use linux.resources.blockIO (direct I/O only)');
+      }
+      const rate = annotationValue(where, () => parseByteRate(v));
+      paene.io = { ...paene.io, [k === 'paene.io/io-write-bps' ? 'writeBps' : 'readBps']: rate };
+    } else refuse(where, `unknown paene.io/ annotation (known: ${PAENE_ANNOTATIONS.join(', ')})`);
   }
   const rules = deviceRules(res.devices, devices);
   if (o.cgroup === 'v1') writes.unshift(...deviceCgroupWrites(rules));
@@ -609,6 +653,7 @@ export function translateConfig(cfg: OciConfig, o: TranslateOptions): OciPlan {
       poststop: checkHooks(hooks.poststop, 'hooks.poststop'),
     },
     annotations,
+    writablePaths,
     paene,
   };
 }
@@ -729,6 +774,7 @@ export function createTokens(i: CreateTokensInput): string[] {
   for (const [target, link] of p.symlinks) t.push('symlink', target, link);
   for (const m of p.masked) t.push('mask', m);
   for (const r of p.readonlyPaths) t.push('ro', r);
+  for (const w of p.writablePaths) t.push('rw', w);
   for (const [k, v] of p.sysctl) t.push('sysctl', k, v);
   t.push(...processTokens(p.process));
   return t;

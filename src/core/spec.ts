@@ -212,9 +212,12 @@ export function isPerContextSysctl(key: string): boolean {
   return /^kernel\.(shm[a-z_]+|msg[a-z_]+|sem|hostname|domainname)$/.test(key);
 }
 
+/** The files SET_UTSNAME makes writable: the writer's own uts namespace's names (paene contexts and paene-runc). */
+export const UTSNAME_PATHS: readonly string[] = ['/proc/sys/kernel/hostname', '/proc/sys/kernel/domainname'];
+
 /** Holes in the read-only /proc/sys that a context's ccaps open (SET_UTSNAME: its own names). */
 export function writablePaths(config: ContextConfig): string[] {
-  return config.ccaps.includes('SET_UTSNAME') ? ['/proc/sys/kernel/hostname', '/proc/sys/kernel/domainname'] : [];
+  return config.ccaps.includes('SET_UTSNAME') ? [...UTSNAME_PATHS] : [];
 }
 
 /** The environment a command starts with inside a context. */

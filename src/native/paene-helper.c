@@ -70,13 +70,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "paene-native.h"
+
 #define MAX_LIST 64
 
 /* ---------------------------------------------------------------- errors */
 
 static int report_fd = 2; /* where fatal errors go: stderr, or the requester */
 
-static void die(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
 static void die(const char *fmt, ...) {
   char buf[1024];
   va_list ap;
@@ -138,20 +139,6 @@ static void push(const char **list, int *n, const char *v, const char *flag) {
   list[(*n)++] = v;
 }
 
-static unsigned char *parse_hex(const char *hex, size_t *len) {
-  size_t n = strlen(hex);
-  if (n % 2) die("odd-length hex string");
-  unsigned char *out = malloc(n / 2 + 1);
-  if (!out) die("out of memory");
-  for (size_t i = 0; i < n / 2; i++) {
-    unsigned int b;
-    if (sscanf(hex + 2 * i, "%2x", &b) != 1) die("bad hex string");
-    out[i] = (unsigned char)b;
-  }
-  *len = n / 2;
-  return out;
-}
-
 static void parse_spec(int argc, char **argv, struct spec *s) {
   memset(s, 0, sizeof *s);
   for (int i = 0; i < argc; i++) {
@@ -209,14 +196,6 @@ static void parse_spec(int argc, char **argv, struct spec *s) {
 }
 
 /* ------------------------------------------------- shared small helpers */
-
-static void write_file(const char *path, const char *value) {
-  int fd = open(path, O_WRONLY | O_CLOEXEC);
-  if (fd < 0) die("open %s: %s", path, strerror(errno));
-  size_t n = strlen(value);
-  if (write(fd, value, n) != (ssize_t)n) die("write '%s' to %s: %s", value, path, strerror(errno));
-  close(fd);
-}
 
 /* Move the calling process into every cgroup of the context. */
 /*
@@ -278,25 +257,7 @@ static void join_cgroups(const struct spec *s) {
   for (int i = 0; i < s->ncgroups; i++) write_file(s->cgroups[i], "0");
 }
 
-static void load_seccomp(const struct spec *s) {
-  if (!s->seccomp) return;
-  if (s->seccomp_len % sizeof(struct sock_filter)) die("seccomp program has a partial instruction");
-  struct sock_fprog prog = {
-      .len = (unsigned short)(s->seccomp_len / sizeof(struct sock_filter)),
-      .filter = (struct sock_filter *)s->seccomp,
-  };
-  if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) != 0)
-    die("seccomp: %s", strerror(errno));
-}
-
-static int last_cap(void) {
-  int fd = open("/proc/sys/kernel/cap_last_cap", O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return 40;
-  char buf[16] = {0};
-  ssize_t n = read(fd, buf, sizeof buf - 1);
-  close(fd);
-  return n > 0 ? atoi(buf) : 40;
-}
+static void load_seccomp(const struct spec *s) { load_seccomp_filter(s->seccomp, s->seccomp ? s->seccomp_len : 0); }
 
 /*
  * Bounding set first (needs CAP_SETPCAP, which we still hold), then the
@@ -465,8 +426,7 @@ static void readonly_path(const char *root, const char *rel) {
   struct stat st;
   path_in(p, sizeof p, root, rel);
   if (lstat(p, &st) != 0) return;
-  mountx(p, p, NULL, MS_BIND | MS_REC, NULL);
-  mountx(NULL, p, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+  if (rebind_path(p, MS_REC, MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC) < 0) die("mount %s on %s (bind): %s", p, p, strerror(errno));
 }
 
 /* A writable hole in a read-only path (e.g. /proc/sys/kernel/hostname for the SET_UTSNAME ccap). */
@@ -475,8 +435,7 @@ static void writable_path(const char *root, const char *rel) {
   struct stat st;
   path_in(p, sizeof p, root, rel);
   if (lstat(p, &st) != 0) die("cannot make %s writable: it does not exist", rel);
-  mountx(p, p, NULL, MS_BIND, NULL);
-  mountx(NULL, p, NULL, MS_BIND | MS_REMOUNT | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+  if (rebind_path(p, 0, MS_NOSUID | MS_NODEV | MS_NOEXEC) < 0) die("mount %s on %s (bind): %s", p, p, strerror(errno));
 }
 
 /*

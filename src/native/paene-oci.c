@@ -53,10 +53,11 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include "paene-native.h"
+
 #define SYNC_FD 3
 #define MAX 512
 
-static void die(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
 static void die(const char *fmt, ...) {
   char buf[2048];
   va_list ap;
@@ -108,8 +109,8 @@ struct plan {
   int ndevs;
   const char *symlinks[64][2];
   int nsymlinks;
-  const char *masks[MAX], *ros[MAX], *sysctls[MAX][2];
-  int nmasks, nros, nsysctls;
+  const char *masks[MAX], *ros[MAX], *rws[MAX], *sysctls[MAX][2];
+  int nmasks, nros, nrws, nsysctls;
   const char *args[MAX], *envs[MAX];
   int nargs, nenvs;
   int have_user;
@@ -132,20 +133,6 @@ static unsigned long long num(const char *s) {
   unsigned long long v = strtoull(s, &end, 0);
   if (errno || *end) die("plan: bad number '%s'", s);
   return v;
-}
-
-static unsigned char *parse_hex(const char *hex, size_t *len) {
-  size_t n = strlen(hex);
-  if (n % 2) die("plan: odd-length hex");
-  unsigned char *out = malloc(n / 2 + 1);
-  if (!out) die("out of memory");
-  for (size_t i = 0; i < n / 2; i++) {
-    unsigned b;
-    if (sscanf(hex + 2 * i, "%2x", &b) != 1) die("plan: bad hex");
-    out[i] = (unsigned char)b;
-  }
-  *len = n / 2;
-  return out;
 }
 
 static int ns_flag(const char *t) {
@@ -245,6 +232,7 @@ static void parse_plan(const char *file, struct plan *p) {
       i += 2;
     } else if (!strcmp(k, "mask")) { NEED(1) CAP(p->nmasks, MAX) p->masks[p->nmasks++] = toks[++i]; }
     else if (!strcmp(k, "ro")) { NEED(1) CAP(p->nros, MAX) p->ros[p->nros++] = toks[++i]; }
+    else if (!strcmp(k, "rw")) { NEED(1) CAP(p->nrws, MAX) p->rws[p->nrws++] = toks[++i]; }
     else if (!strcmp(k, "sysctl")) {
       NEED(2) CAP(p->nsysctls, MAX) p->sysctls[p->nsysctls][0] = toks[i + 1];
       p->sysctls[p->nsysctls++][1] = toks[i + 2];
@@ -423,39 +411,17 @@ static void mask_path(const char *p) {
 }
 
 static void readonly_path(const char *p) {
-  if (mount(p, p, NULL, MS_BIND | MS_REC, NULL) < 0) {
-    if (errno == ENOENT) return;
-    die("readonly %s: %s", p, strerror(errno));
-  }
-  if (mount(NULL, p, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_REC, NULL) < 0)
-    die("remount %s read-only: %s", p, strerror(errno));
+  if (rebind_path(p, MS_REC, MS_RDONLY) < 0 && errno != ENOENT) die("readonly %s: %s", p, strerror(errno));
 }
 
-static void write_file(const char *path, const char *v) {
-  int fd = open(path, O_WRONLY | O_CLOEXEC);
-  if (fd < 0) die("open %s: %s", path, strerror(errno));
-  size_t n = strlen(v);
-  if (write(fd, v, n) != (ssize_t)n) die("write '%s' to %s: %s", v, path, strerror(errno));
-  close(fd);
+/* A writable hole in a read-only path (the SET_UTSNAME ccap: /proc/sys/kernel/hostname). */
+static void writable_path(const char *p) {
+  if (rebind_path(p, 0, 0) < 0) die("cannot make %s writable: %s", p, strerror(errno));
 }
 
 /* ---------------------------------------------------------- the process */
 
-static void load_seccomp(const struct plan *p) {
-  if (!p->seccomp_len) return;
-  struct sock_fprog prog = {.len = (unsigned short)(p->seccomp_len / 8), .filter = (struct sock_filter *)p->seccomp};
-  if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) != 0) die("seccomp: %s", strerror(errno));
-}
-
-static int last_cap(void) {
-  int fd = open("/proc/sys/kernel/cap_last_cap", O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return 40;
-  char b[16] = {0};
-  if (read(fd, b, sizeof b - 1) < 0) b[0] = 0;
-  close(fd);
-  int v = atoi(b);
-  return v > 0 ? v : 40;
-}
+static void load_seccomp(const struct plan *p) { load_seccomp_filter(p->seccomp, p->seccomp_len); }
 
 static void set_identity_and_caps(const struct plan *p) {
   int lastcap = last_cap();
@@ -638,6 +604,7 @@ static void init_container(const struct plan *p, int gate, int fifo, int sock) {
     write_file(path, p->sysctls[i][1]);
   }
   for (int i = 0; i < p->nros; i++) readonly_path(p->ros[i]);
+  for (int i = 0; i < p->nrws; i++) writable_path(p->rws[i]);
   for (int i = 0; i < p->nmasks; i++) mask_path(p->masks[i]);
   if (p->rootro && mount(NULL, "/", NULL, MS_BIND | MS_REMOUNT | MS_RDONLY, NULL) < 0)
     die("remount / read-only: %s", strerror(errno));

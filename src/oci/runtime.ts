@@ -27,10 +27,11 @@ import {
   type OciResources,
   type PlanMount,
 } from '../core/ocispec.js';
-import { resourceWrites } from '../core/ociresources.js';
-import type { CgroupVersion } from '../core/cgroupmap.js';
-import { ContextCgroup, detectCgroupHost, limitsVersion, type CgroupHost } from '../kernel/cgroups.js';
+import { ioThrottleWrites, resourceWrites } from '../core/ociresources.js';
+import type { BlockDevice, CgroupVersion } from '../core/cgroupmap.js';
+import { ContextCgroup, detectCgroupHost, limitsVersion, parseMountinfo, type CgroupHost } from '../kernel/cgroups.js';
 import { attachDeviceProgram } from '../kernel/bpf.js';
+import { blockDevicesFor } from '../runtime/iothrottle.js';
 import { parseProcStatusCaps } from '../core/caps.js';
 import { writeFileAtomic, writeJsonAtomic } from '../kernel/atomic.js';
 import { isAlive, readStat } from '../kernel/procfs.js';
@@ -159,6 +160,21 @@ function prepareCpusetV2(cg: ContextCgroup, want: { cpus?: string; mems?: string
   } catch (e) {
     throw new PaeneError('invalid-argument', `linux.resources.cpu.cpus/mems: ${(e as Error).message}`);
   }
+}
+
+/**
+ * The block devices the container's root writes reach: the root's own, or for
+ * an overlay root (containerd's snapshots) its upper directory's.
+ */
+function devicesBehindRoot(rootfs: string): BlockDevice[] {
+  const own = blockDevicesFor(rootfs);
+  if (own.length > 0) return own;
+  // the last mount there is the one in effect
+  const m = parseMountinfo(fs.readFileSync('/proc/self/mountinfo', 'utf8'))
+    .filter((e) => e.mountPoint === rootfs && e.fsType === 'overlay')
+    .pop();
+  const upper = m?.superOptions.find((o) => o.startsWith('upperdir='))?.slice('upperdir='.length);
+  return upper ? blockDevicesFor(upper) : [];
 }
 
 function readProcsFile(dir: string): number[] {
@@ -330,6 +346,11 @@ export class OciRuntime {
       writeJsonAtomic(path.join(dir, 'state.json'), record);
       cg.create();
       const cpuset = this.applyResources(cg, plan.cgroup);
+      if (plan.paene.io) {
+        const devices = devicesBehindRoot(plan.rootfs);
+        if (devices.length === 0) throw new PaeneError('invalid-argument', `annotations.paene.io/io-write-bps: no block device behind root.path ${plan.rootfs} (a tmpfs or memory-backed root has no disk to throttle)`);
+        cg.apply(ioThrottleWrites(devices, plan.paene.io));
+      }
       if (plan.cgroup.devices) attachDeviceProgram(cg.unifiedDir as string, plan.cgroup.devices);
       const procs = cg.procsFiles();
       if (cpuset) procs.push(path.join(cpuset, 'cgroup.procs'));

@@ -10,6 +10,7 @@ import {
   deviceCgroupWrites,
   deviceProgram,
   deviceRules,
+  ioThrottleWrites,
   ioWeightOfBlkio,
   resourceWrites,
   resourceWritesV1,
@@ -87,6 +88,14 @@ describe('OCI resources → cgroup v2 (runc and crun conversions)', () => {
         },
       }),
     ).toEqual(['io.bfq.weight=500?', 'io.weight=default 4950', 'io.bfq.weight=8:0 100?', 'io.weight=8:0 910', 'io.max=8:0 rbps=1000', 'io.max=8:16 wiops=max']);
+  });
+  it('the buffered-write throttle: io.max on each device behind the root', () => {
+    expect(ioThrottleWrites([{ major: 8, minor: 0 }, { major: 253, minor: 1 }], { writeBps: 1000 })).toEqual([
+      { controller: 'io', file: 'io.max', value: '8:0 wbps=1000' },
+      { controller: 'io', file: 'io.max', value: '253:1 wbps=1000' },
+    ]);
+    expect(ioThrottleWrites([{ major: 8, minor: 0 }], { writeBps: 1000, readBps: 2000 })[0].value).toBe('8:0 wbps=1000 rbps=2000');
+    expect(ioThrottleWrites([{ major: 8, minor: 0 }], {})).toEqual([]);
   });
   it('unified: controller files as given; paths and cgroup.* core files refused', () => {
     expect(resourceWritesV2({ unified: { 'memory.high': '1000000', 'io.latency': '8:0 target=10' } }).unified).toEqual([

@@ -137,6 +137,31 @@ describe('pieces', () => {
     expect(p.cgroup.devices?.length).toBeGreaterThan(0);
     expect(tr(base(), 'v1').cgroup.devices).toBeUndefined();
   });
+  it('paene.io/ annotations: ccaps, the buffered-write throttle, refusals by name', () => {
+    const withAnn = (a: Record<string, string>) => ({ ...base(), annotations: a });
+    const p = tr(withAnn({ 'paene.io/ccaps': 'set_utsname, RAW_ICMP' }));
+    expect(p.paene.ccaps).toEqual(['SET_UTSNAME', 'RAW_ICMP']);
+    expect(p.writablePaths).toEqual(['/proc/sys/kernel/hostname', '/proc/sys/kernel/domainname']);
+    expect(p.sysctl).toContainEqual(['net.ipv4.ping_group_range', '0 2147483647']);
+    const t = createTokens({ plan: p, fifo: '/f', cgroupProcs: [], cgroupBinds: [] });
+    // the writable holes come after the read-only paths they open
+    expect(t.indexOf('rw')).toBeGreaterThan(t.indexOf('ro'));
+    const noUts = withAnn({ 'paene.io/ccaps': 'SET_UTSNAME' });
+    noUts.linux!.namespaces = [{ type: 'mount' }, { type: 'network' }];
+    delete noUts.hostname;
+    noUts.linux!.sysctl = {};
+    expect(() => tr(noUts)).toThrow(/SET_UTSNAME needs a uts namespace/);
+    const noNet = withAnn({ 'paene.io/ccaps': 'RAW_ICMP' });
+    noNet.linux!.namespaces = [{ type: 'mount' }, { type: 'uts' }];
+    noNet.linux!.sysctl = {};
+    expect(() => tr(noNet)).toThrow(/RAW_ICMP needs a network namespace/);
+    expect(() => tr(withAnn({ 'paene.io/ccaps': 'AUDIT_CONTROL' }))).toThrow(/annotations.paene.io\/ccaps: .*no safe mapping/);
+    expect(() => tr(withAnn({ 'paene.io/ccaps': 'TELEPORT' }))).toThrow(/unknown context capability/);
+    expect(tr(withAnn({ 'paene.io/io-write-bps': '10MiB/s', 'paene.io/io-read-bps': '1048576' }), 'v2').paene.io).toEqual({ writeBps: 10 << 20, readBps: 1 << 20 });
+    expect(() => tr(withAnn({ 'paene.io/io-write-bps': '10MiB/s' }), 'v1')).toThrow(/pure cgroup v2 host/);
+    expect(() => tr(withAnn({ 'paene.io/io-write-bps': 'fast' }), 'v2')).toThrow(/io-write-bps/);
+    expect(() => tr(withAnn({ 'paene.io/network': 'shared' }))).toThrow(/unknown paene.io\/ annotation \(known: paene.io\/cpu-burst-us, paene.io\/ccaps/);
+  });
   it('the plan file is NUL-separated tokens and refuses NUL inside a value', () => {
     const p = tr(base());
     const t = createTokens({ plan: p, fifo: '/s/exec.fifo', cgroupProcs: ['/sys/fs/cgroup/pids/x/cgroup.procs'], cgroupBinds: [] });

@@ -1,0 +1,55 @@
+// The OCI conformance suite (opencontainers runtime-tools' validation
+// programs) against bin/paene-runc: every program that passes with runc's
+// baseline passes, and no fewer assertions pass than docs/oci.md records.
+// The suite's source and run.sh are the machine's (OCI_VALIDATION_DIR, by
+// default /work/shared/oci-validation); run.sh builds it offline with
+// Debian's Go (installed through apt if missing). docs/oci.md: the figures.
+
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { expect, it } from 'vitest';
+import { describeReal, isCI, tempRoot } from '../helpers.js';
+
+const SUITE = process.env.OCI_VALIDATION_DIR ?? '/work/shared/oci-validation';
+/** paene-runc's recorded result (docs/oci-validation-paene-runc.txt) */
+const RECORDED_PASSED = 3032;
+
+interface Row {
+  status: string;
+  pass: number;
+}
+function parseSummary(text: string): { rows: Map<string, Row>; passed: number } {
+  const rows = new Map<string, Row>();
+  for (const line of text.split('\n')) {
+    const m = /^(\S+)\s+(PASS|FAIL)\s+(\d+)\s+(\d+)\s+(\d+)/.exec(line);
+    if (m) rows.set(m[1], { status: m[2], pass: Number(m[3]) });
+  }
+  const total = /oci-validation: (\d+) passed/.exec(text);
+  return { rows, passed: total ? Number(total[1]) : -1 };
+}
+
+describeReal('the OCI conformance suite against paene-runc', () => {
+  it('every program runc passes passes, and no fewer assertions pass than recorded', () => {
+    if (!fs.existsSync(path.join(SUITE, 'run.sh'))) {
+      if (isCI) throw new Error(`the conformance suite is not at ${SUITE} (set OCI_VALIDATION_DIR)`);
+      return;
+    }
+    const results = tempRoot('oci-validation');
+    try {
+      const r = spawnSync('bash', [path.join(SUITE, 'run.sh')], {
+        env: { ...process.env, RUNTIME: path.resolve('bin/paene-runc'), RESULTS_DIR: results },
+        encoding: 'utf8',
+        timeout: 900_000,
+      });
+      expect(r.status, r.stderr.slice(-2000)).toBe(0);
+      const got = parseSummary(fs.readFileSync(path.join(results, 'summary.txt'), 'utf8') + r.stdout + r.stderr);
+      const base = parseSummary(fs.readFileSync(path.join(SUITE, 'oci-validation-baseline-runc.txt'), 'utf8'));
+      const lost = [...base.rows].filter(([name, b]) => b.status === 'PASS' && got.rows.get(name)?.status !== 'PASS').map(([name]) => name);
+      expect(lost).toEqual([]);
+      expect(got.passed).toBeGreaterThanOrEqual(RECORDED_PASSED);
+    } finally {
+      fs.rmSync(results, { recursive: true, force: true });
+    }
+  }, 960_000);
+});
