@@ -328,6 +328,7 @@ describeReal('paene-runc: an OCI runtime over bundles', () => {
     expect(f.ociVersionMax).toMatch(/^1\./);
     expect(f.linux.namespaces).toContain('network');
     expect(f.linux.seccomp.enabled).toBe(true);
+    expect(f.linux.cgroup).toMatchObject({ v1: true, v2: true });
     expect(runc(['--version']).stdout).toMatch(/^paene-runc version/);
   });
 });
