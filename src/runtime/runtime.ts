@@ -645,7 +645,11 @@ export class Runtime {
   // ----------------------------------------------------------------- views
 
   status(name: string): ContextStatus {
-    const config = this.store.readConfig(name);
+    return this.statusOf(this.store.readConfig(name));
+  }
+
+  private statusOf(config: ContextConfig): ContextStatus {
+    const name = config.name;
     const live = this.store.live(name);
     const cg = this.cgroupOf(name);
     return {
@@ -664,7 +668,7 @@ export class Runtime {
   }
 
   list(): ContextStatus[] {
-    return this.store.names().map((n) => this.status(n));
+    return this.store.readAllConfigs().map((c) => this.statusOf(c));
   }
 
   config(name: string): ContextConfig {
