@@ -3,12 +3,18 @@
  * cgroup v2 directory. It decides nothing: the programs are assembled in
  * TypeScript (src/core/sockaddr.ts, src/core/ebpf.ts) and arrive as hex.
  *
- *   paene-bpf attach CGROUP_DIR TYPE=HEX [TYPE=HEX ...]
+ *   paene-bpf attach CGROUP_DIR [--sk-storage BYTES] TYPE=HEX [TYPE=HEX ...]
  *   paene-bpf detach CGROUP_DIR TYPE [TYPE ...]
  *   paene-bpf query  CGROUP_DIR TYPE [TYPE ...]     prints "TYPE count" per line
- *   paene-bpf verify TYPE=HEX [TYPE=HEX ...]        load only
+ *   paene-bpf verify [--sk-storage BYTES] TYPE=HEX [TYPE=HEX ...]   load only
  *
  * TYPE is the kernel's enum bpf_attach_type number (8 = BPF_CGROUP_INET4_BIND ...).
+ *
+ * --sk-storage creates one socket-local storage map (BPF_MAP_TYPE_SK_STORAGE,
+ * a value of BYTES per socket, freed with the socket) that the programs of
+ * this call share: every ld_imm64 with src_reg BPF_PSEUDO_MAP_FD gets its fd.
+ * The kernel demands BTF for such a map; a minimal one (int key, an array of
+ * ints as value) is made here. The programs hold the map; it goes with them.
  *
  * attach is all or nothing. Every program is loaded (verified) first, so a
  * rejected program changes nothing. Then each is attached with flags 0 (no
@@ -30,6 +36,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/bpf.h>
+#include <linux/btf.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,6 +51,7 @@
 
 #define MAX_PROGS 32
 #define LOG_SIZE (1u << 20)
+#define MAX_STORAGE 256
 
 enum { EXIT_FAIL = 1, EXIT_USAGE = 2, EXIT_UNSUPPORTED = 3 };
 
@@ -82,10 +90,10 @@ static const char *type_name(unsigned t)
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: paene-bpf attach CGROUP_DIR TYPE=HEX...\n"
+	fprintf(stderr, "usage: paene-bpf attach CGROUP_DIR [--sk-storage BYTES] TYPE=HEX...\n"
 			"       paene-bpf detach CGROUP_DIR TYPE...\n"
 			"       paene-bpf query CGROUP_DIR TYPE...\n"
-			"       paene-bpf verify TYPE=HEX...\n");
+			"       paene-bpf verify [--sk-storage BYTES] TYPE=HEX...\n");
 	exit(EXIT_USAGE);
 }
 
@@ -143,6 +151,98 @@ static void parse_prog(const char *arg, struct prog *p)
 	p->fd = -1;
 	p->old_fd = -1;
 	p->attached = 0;
+}
+
+/* BTF: [1] int (4 bytes, signed), [2] int[n]: what an sk_storage map must describe its key and value with. */
+static int load_btf(unsigned n_ints)
+{
+	const __u32 types[] = {
+		/* [1] INT "int": name_off 1, kind INT, size 4; encoding signed, 32 bits */
+		1, (__u32)BTF_KIND_INT << 24, 4, (BTF_INT_SIGNED << 24) | 32,
+		/* [2] ARRAY of [1] indexed by [1], n_ints elements */
+		0, (__u32)BTF_KIND_ARRAY << 24, 0, 1, 1, n_ints,
+	};
+	static const char strs[] = "\0int";
+	struct btf_header h = {
+		.magic = BTF_MAGIC,
+		.version = BTF_VERSION,
+		.hdr_len = sizeof(h),
+		.type_off = 0,
+		.type_len = sizeof(types),
+		.str_off = sizeof(types),
+		.str_len = sizeof(strs),
+	};
+	unsigned char b[sizeof(h) + sizeof(types) + sizeof(strs)];
+	memcpy(b, &h, sizeof(h));
+	memcpy(b + sizeof(h), types, sizeof(types));
+	memcpy(b + sizeof(h) + sizeof(types), strs, sizeof(strs));
+	union bpf_attr a;
+	memset(&a, 0, sizeof(a));
+	a.btf = (uintptr_t)b;
+	a.btf_size = sizeof(b);
+	return (int)sys_bpf(BPF_BTF_LOAD, &a);
+}
+
+/* The sk_storage map of --sk-storage BYTES (a multiple of 4). Exits on failure. */
+static int create_sk_storage(unsigned bytes)
+{
+	int btf = load_btf(bytes / 4);
+	if (btf < 0) {
+		fprintf(stderr, "paene-bpf: loading the storage map's BTF failed: %s\n", strerror(errno));
+		exit(EXIT_FAIL);
+	}
+	union bpf_attr a;
+	memset(&a, 0, sizeof(a));
+	a.map_type = BPF_MAP_TYPE_SK_STORAGE;
+	a.key_size = 4;
+	a.value_size = bytes;
+	a.max_entries = 0;
+	a.map_flags = BPF_F_NO_PREALLOC;
+	a.btf_fd = (unsigned)btf;
+	a.btf_key_type_id = 1;
+	a.btf_value_type_id = 2;
+	snprintf(a.map_name, sizeof(a.map_name), "paene_sk");
+	int fd = (int)sys_bpf(BPF_MAP_CREATE, &a);
+	int err = errno;
+	close(btf);
+	if (fd < 0) {
+		fprintf(stderr, "paene-bpf: creating the socket storage map failed: %s\n", strerror(err));
+		exit(err == EINVAL ? EXIT_UNSUPPORTED : EXIT_FAIL);
+	}
+	return fd;
+}
+
+/* Points every map reference (ld_imm64, src_reg BPF_PSEUDO_MAP_FD) of the programs at map_fd. */
+static void bind_map(struct prog *ps, int n, int map_fd)
+{
+	for (int i = 0; i < n; i++)
+		for (unsigned j = 0; j < ps[i].n; j++) {
+			struct bpf_insn *x = &ps[i].insns[j];
+			if (x->code != (BPF_LD | BPF_DW | BPF_IMM)) continue;
+			if (x->src_reg == BPF_PSEUDO_MAP_FD) {
+				if (map_fd < 0) {
+					fprintf(stderr, "paene-bpf: %s uses a map: give --sk-storage BYTES\n", type_name(ps[i].type));
+					exit(EXIT_USAGE);
+				}
+				x->imm = map_fd;
+			}
+			j++; /* the second half */
+		}
+}
+
+/* Optional "--sk-storage BYTES" at argv[0]: the map's fd (or -1), and how many arguments it took. */
+static int storage_option(int argc, char **argv, int *used)
+{
+	*used = 0;
+	if (argc < 2 || strcmp(argv[0], "--sk-storage") != 0) return -1;
+	char *e;
+	unsigned long bytes = strtoul(argv[1], &e, 10);
+	if (*e || bytes == 0 || bytes % 4 || bytes > MAX_STORAGE) {
+		fprintf(stderr, "paene-bpf: --sk-storage takes a multiple of 4 bytes up to %d, not '%s'\n", MAX_STORAGE, argv[1]);
+		exit(EXIT_USAGE);
+	}
+	*used = 2;
+	return create_sk_storage((unsigned)bytes);
 }
 
 static int load(const struct prog *p, char *log, unsigned log_size)
@@ -274,10 +374,15 @@ static int hold_current(int cg, unsigned type)
 
 static int cmd_attach(const char *dir, int argc, char **argv)
 {
+	int used;
+	int cg = open_cgroup(dir);
+	int map = storage_option(argc, argv, &used);
+	argc -= used;
+	argv += used;
 	if (argc < 1 || argc > MAX_PROGS) usage();
 	struct prog ps[MAX_PROGS];
 	for (int i = 0; i < argc; i++) parse_prog(argv[i], &ps[i]);
-	int cg = open_cgroup(dir);
+	bind_map(ps, argc, map);
 	load_all(ps, argc);
 	for (int i = 0; i < argc; i++) ps[i].old_fd = hold_current(cg, ps[i].type);
 	for (int i = 0; i < argc; i++) {
@@ -329,9 +434,14 @@ static int cmd_types(const char *verb, const char *dir, int argc, char **argv)
 
 static int cmd_verify(int argc, char **argv)
 {
+	int used;
+	int map = storage_option(argc, argv, &used);
+	argc -= used;
+	argv += used;
 	if (argc < 1 || argc > MAX_PROGS) usage();
 	struct prog ps[MAX_PROGS];
 	for (int i = 0; i < argc; i++) parse_prog(argv[i], &ps[i]);
+	bind_map(ps, argc, map);
 	load_all(ps, argc);
 	for (int i = 0; i < argc; i++) close(ps[i].fd);
 	return 0;
