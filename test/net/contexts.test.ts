@@ -65,6 +65,8 @@ describeReal('network contexts on the real kernel', () => {
     expect(bad(rows)).toEqual([]);
     expect(rows.filter((r) => r.kind === 'escape' && r.verdict === 'blocked').length).toBeGreaterThanOrEqual(12);
     expect(rows.filter((r) => r.kind === 'admin' && r.verdict === 'works').length).toBe(5);
+    // getsockname inside a context: a connection to its own 127.0.0.1 shows 127.0.0.1 locally, as without the wall
+    expect(rows.find((r) => r.attempt.startsWith('its own 127.0.0.1'))?.observed).toMatch(/^ok local=127\.0\.0\.1:/);
     expect(rt.store.names()).toEqual([]);
   }, 120_000);
 
