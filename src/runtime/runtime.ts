@@ -143,7 +143,7 @@ export class Runtime {
     this.layout = new Layout(opts.root);
     this.store = new StateStore(this.layout);
     this.monitor = new Monitor(path.join(this.layout.root, 'run'));
-    this.network = new ContextNetwork(this.layout, this.store, this.monitor.launch);
+    this.network = new ContextNetwork(this.layout, this.store);
     this.xids = new XidClaims(this.store);
     this.addrs = addressClaims(this.store);
     this.images = opts.images;
@@ -346,7 +346,7 @@ export class Runtime {
       const live = this.store.live(name);
       if (live) throw new PaeneError('wrong-state', `context '${name}' is already running (init pid ${live.pid})`);
       const config = await this.addressed(name);
-      await this.cleanupLeftovers(name);
+      await this.cleanupLeftovers(name, config);
       const lower = await this.images.rootfsOf(config.image);
       const cg = this.cgroupOf(name);
       this.network.requirements(config, cg);
@@ -354,7 +354,6 @@ export class Runtime {
       cg.create(ownControllers(config.limits, limitsVersion(this.cgroupHost)), this.cgroupHost.v1.has('devices') ? DEVICE_RULES : []);
       try {
         cg.apply(this.cgroupPlan(config, cg));
-        await this.network.beforeStart(config, cg);
         const answer = await this.monitor.request(
           startArgs({
             cgroupProcs: cg.procsFiles(),
@@ -373,7 +372,7 @@ export class Runtime {
             devices: DEVICE_NODES,
             capsMask: capMask(config.caps),
             seccomp: this.policy.seccomp(config),
-            ...this.network.startLaunch(config),
+            ...this.network.startLaunch(config, cg),
             sched: launchSched(config),
           }),
         );
@@ -384,7 +383,7 @@ export class Runtime {
         this.writeExecPlan(config, pid, st.starttime);
         await this.network.afterStart(config, pid);
         // paene's own write throttler where the kernel cannot limit buffered writes (no-op without I/O limits).
-        await startIoThrottle(this, name);
+        await startIoThrottle(this, name, config);
       } catch (e) {
         await cg.killAll().catch(() => undefined);
         try {
@@ -419,7 +418,10 @@ export class Runtime {
 
   /** The cgroup files a context's config asks for at start, in the order the kernel accepts them. */
   cgroupPlan(config: ContextConfig, cg: ContextCgroup): CgroupWrite[] {
-    const writes = this.limitWrites(config.name, config.limits);
+    // A fresh cgroup has no I/O rules to clear: the disk is looked up only when there are rules to write.
+    const io = config.limits.io ?? {};
+    const anyIo = Object.values(io).some((v) => v !== undefined);
+    const writes = anyIo ? this.limitWrites(config.name, config.limits) : cgroupWrites(config.limits, limitsVersion(this.cgroupHost), []);
     // The v1 devices cgroup is a second wall behind the dropped MKNOD capability (written at start only:
     // rewriting it live would deny every device for a moment). Usually the shared group holds the
     // rules (written when it is made); a context has its own only where devices shares a hierarchy.
@@ -453,14 +455,14 @@ export class Runtime {
   }
 
   /** Removes what a crashed context left: its processes, cgroups, layer mount and stale state. */
-  private async cleanupLeftovers(name: string): Promise<void> {
+  private async cleanupLeftovers(name: string, known?: ContextConfig): Promise<void> {
     await stopIoThrottle(this, name); // stop the I/O throttler (by pid) before the cgroups go
     const cg = this.cgroupOf(name);
     if (cg.exists()) await cg.killAll();
     // The host side of its network, once no process of it is left (a broken config has none to undo).
-    let config: ContextConfig | undefined;
+    let config = known;
     try {
-      config = this.store.readConfig(name);
+      config ??= this.store.readConfig(name);
     } catch {
       config = undefined;
     }
