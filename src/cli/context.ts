@@ -252,7 +252,7 @@ export function registerContextCommands(program: Command): void {
       (_n, s) =>
         Object.entries(s)
           .filter(([, v]) => v !== undefined)
-          .map(([k, v]) => `${k.padEnd(10)} ${k === 'net' ? netCell(s.net) : v}`)
+          .map(([k, v]) => `${k.padEnd(10)} ${k === 'net' ? netCell(s.net) : k === 'netGaps' ? (v as string[]).join('; ') : v}`)
           .join('\n'),
       (n, s) => ({ ...s, config: rt.config(n) }),
     );

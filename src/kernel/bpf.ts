@@ -6,7 +6,7 @@
 
 import { spawnSync } from 'node:child_process';
 import { PaeneError } from '../core/errors.js';
-import { ATTACH_TYPE, SOCK_ADDR_HOOKS, type SockAddrHook } from '../core/sockaddr.js';
+import { ATTACH_TYPE, SOCK_ADDR_HOOKS, type SockAddrHook, STORE } from '../core/sockaddr.js';
 import { nativePath } from './helper.js';
 
 /** paene-bpf's exit status when the kernel lacks cgroup BPF (see paene-bpf.c). */
@@ -32,16 +32,20 @@ function outcome(error: Error | undefined, status: number | null, signal: NodeJS
   throw new PaeneError('internal', `${what}: ${err}`);
 }
 
-/** HOOK=HEX arguments, in the fixed hook order (also what a start hands the helper). */
+/**
+ * The socket storage map the programs share (sk-storage=BYTES, sockaddr.ts's
+ * STORE), then HOOK=HEX arguments in the fixed hook order (also what a start
+ * hands the helper).
+ */
 export function sockAddrArgs(progs: Partial<Record<SockAddrHook, Buffer>>): string[] {
-  const out: string[] = [];
+  const out: string[] = [`sk-storage=${STORE.size}`];
   for (const h of SOCK_ADDR_HOOKS) {
     const p = progs[h];
     if (p === undefined) continue;
     if (p.length === 0 || p.length % 8 !== 0) throw new PaeneError('internal', `the ${h} program is ${p.length} bytes, not whole eBPF instructions`);
     out.push(`${ATTACH_TYPE[h]}=${p.toString('hex')}`);
   }
-  if (out.length === 0) throw new PaeneError('internal', 'no sock_addr programs given');
+  if (out.length === 1) throw new PaeneError('internal', 'no sock_addr programs given');
   return out;
 }
 

@@ -3,12 +3,14 @@
  * cgroup v2 directory. It decides nothing: the programs are assembled in
  * TypeScript (src/core/sockaddr.ts, src/core/ebpf.ts) and arrive as hex.
  *
- *   paene-bpf attach CGROUP_DIR TYPE=HEX [TYPE=HEX ...]
+ *   paene-bpf attach CGROUP_DIR [sk-storage=BYTES] TYPE=HEX [TYPE=HEX ...]
  *   paene-bpf detach CGROUP_DIR TYPE [TYPE ...]
  *   paene-bpf query  CGROUP_DIR TYPE [TYPE ...]     prints "TYPE count" per line
- *   paene-bpf verify TYPE=HEX [TYPE=HEX ...]        load only
+ *   paene-bpf verify [sk-storage=BYTES] TYPE=HEX [TYPE=HEX ...]   load only
  *
  * TYPE is the kernel's enum bpf_attach_type number (8 = BPF_CGROUP_INET4_BIND ...).
+ * sk-storage=BYTES makes one socket storage map the programs share (their
+ * ld_imm64 map references get its fd; see sockattach.h).
  *
  * attach is all or nothing. Every program is loaded (verified) first, so a
  * rejected program changes nothing. Then each is attached with flags 0 (no
@@ -31,10 +33,10 @@
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: paene-bpf attach CGROUP_DIR TYPE=HEX...\n"
+	fprintf(stderr, "usage: paene-bpf attach CGROUP_DIR [sk-storage=BYTES] TYPE=HEX...\n"
 			"       paene-bpf detach CGROUP_DIR TYPE...\n"
 			"       paene-bpf query CGROUP_DIR TYPE...\n"
-			"       paene-bpf verify TYPE=HEX...\n");
+			"       paene-bpf verify [sk-storage=BYTES] TYPE=HEX...\n");
 	exit(EXIT_USAGE);
 }
 
@@ -71,9 +73,11 @@ static int cmd_types(const char *verb, const char *dir, int argc, char **argv)
 
 static int cmd_verify(int argc, char **argv)
 {
+	int map = storage_option(&argc, &argv);
 	if (argc < 1 || argc > MAX_PROGS) usage();
 	struct prog ps[MAX_PROGS];
 	for (int i = 0; i < argc; i++) parse_prog(argv[i], &ps[i]);
+	bind_map(ps, argc, map);
 	load_all(ps, argc);
 	for (int i = 0; i < argc; i++) close(ps[i].fd);
 	return 0;

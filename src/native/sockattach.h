@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/bpf.h>
+#include <linux/btf.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +25,7 @@
 
 #define MAX_PROGS 32
 #define LOG_SIZE (1u << 20)
+#define MAX_STORAGE 256
 
 enum { EXIT_FAIL = 1, EXIT_USAGE = 2, EXIT_UNSUPPORTED = 3 };
 
@@ -114,6 +116,105 @@ static void parse_prog(const char *arg, struct prog *p)
 	p->fd = -1;
 	p->old_fd = -1;
 	p->attached = 0;
+}
+
+/* BTF: [1] int (4 bytes, signed), [2] int[n]: what an sk_storage map must describe its key and value with. */
+static int load_btf(unsigned n_ints)
+{
+	const __u32 types[] = {
+		/* [1] INT "int": name_off 1, kind INT, size 4; encoding signed, 32 bits */
+		1, (__u32)BTF_KIND_INT << 24, 4, (BTF_INT_SIGNED << 24) | 32,
+		/* [2] ARRAY of [1] indexed by [1], n_ints elements */
+		0, (__u32)BTF_KIND_ARRAY << 24, 0, 1, 1, n_ints,
+	};
+	static const char strs[] = "\0int";
+	struct btf_header h = {
+		.magic = BTF_MAGIC,
+		.version = BTF_VERSION,
+		.hdr_len = sizeof(h),
+		.type_off = 0,
+		.type_len = sizeof(types),
+		.str_off = sizeof(types),
+		.str_len = sizeof(strs),
+	};
+	unsigned char b[sizeof(h) + sizeof(types) + sizeof(strs)];
+	memcpy(b, &h, sizeof(h));
+	memcpy(b + sizeof(h), types, sizeof(types));
+	memcpy(b + sizeof(h) + sizeof(types), strs, sizeof(strs));
+	union bpf_attr a;
+	memset(&a, 0, sizeof(a));
+	a.btf = (uintptr_t)b;
+	a.btf_size = sizeof(b);
+	return (int)sys_bpf(BPF_BTF_LOAD, &a);
+}
+
+/* A socket storage map with a value of `bytes` (a multiple of 4) per socket. Exits on failure. */
+static int create_sk_storage(unsigned bytes)
+{
+	int btf = load_btf(bytes / 4);
+	if (btf < 0) {
+		fprintf(stderr, "paene-bpf: loading the storage map's BTF failed: %s\n", strerror(errno));
+		exit(EXIT_FAIL);
+	}
+	union bpf_attr a;
+	memset(&a, 0, sizeof(a));
+	a.map_type = BPF_MAP_TYPE_SK_STORAGE;
+	a.key_size = 4;
+	a.value_size = bytes;
+	a.max_entries = 0;
+	a.map_flags = BPF_F_NO_PREALLOC;
+	a.btf_fd = (unsigned)btf;
+	a.btf_key_type_id = 1;
+	a.btf_value_type_id = 2;
+	snprintf(a.map_name, sizeof(a.map_name), "paene_sk");
+	int fd = (int)sys_bpf(BPF_MAP_CREATE, &a);
+	int err = errno;
+	close(btf);
+	if (fd < 0) {
+		fprintf(stderr, "paene-bpf: %screating the socket storage map failed: %s\n", err == EINVAL ? "unsupported: " : "", strerror(err));
+		exit(err == EINVAL ? EXIT_UNSUPPORTED : EXIT_FAIL);
+	}
+	return fd;
+}
+
+/*
+ * A leading "sk-storage=BYTES" in a program list: one socket-local storage
+ * map (BPF_MAP_TYPE_SK_STORAGE, BYTES per socket, freed with the socket)
+ * that the programs of the list share. The kernel demands BTF for such a
+ * map; a minimal one (int key, an array of ints as value) is made here.
+ * Returns its fd (-1 when the list has none) and drops the entry.
+ */
+static int storage_option(int *argc, char ***argv)
+{
+	if (*argc < 1 || strncmp((*argv)[0], "sk-storage=", 11) != 0) return -1;
+	char *e;
+	const char *v = (*argv)[0] + 11;
+	unsigned long bytes = strtoul(v, &e, 10);
+	if (*e || bytes == 0 || bytes % 4 || bytes > MAX_STORAGE) {
+		fprintf(stderr, "paene-bpf: sk-storage= takes a multiple of 4 bytes up to %d, not '%s'\n", MAX_STORAGE, v);
+		exit(EXIT_USAGE);
+	}
+	(*argc)--;
+	(*argv)++;
+	return create_sk_storage((unsigned)bytes);
+}
+
+/* Points every map reference (ld_imm64 with src_reg BPF_PSEUDO_MAP_FD) of the programs at map_fd. */
+static void bind_map(struct prog *ps, int n, int map_fd)
+{
+	for (int i = 0; i < n; i++)
+		for (unsigned j = 0; j < ps[i].n; j++) {
+			struct bpf_insn *x = &ps[i].insns[j];
+			if (x->code != (BPF_LD | BPF_DW | BPF_IMM)) continue;
+			if (x->src_reg == BPF_PSEUDO_MAP_FD) {
+				if (map_fd < 0) {
+					fprintf(stderr, "paene-bpf: %s uses a map: put sk-storage=BYTES first\n", type_name(ps[i].type));
+					exit(EXIT_USAGE);
+				}
+				x->imm = map_fd;
+			}
+			j++; /* the second half */
+		}
 }
 
 static int load(const struct prog *p, char *log, unsigned log_size)
@@ -244,16 +345,18 @@ static int hold_current(int cg, unsigned type)
 }
 
 /*
- * Loads the programs (TYPE=HEX each) and attaches them to the cgroup, all or
+ * Loads the programs ([sk-storage=BYTES] TYPE=HEX...) and attaches them to the cgroup, all or
  * nothing; messages on stderr. Returns an exit status (0, EXIT_FAIL,
  * EXIT_USAGE, EXIT_UNSUPPORTED); exits on a malformed argument or a refused load.
  */
 static int sock_attach(const char *dir, int argc, char **argv)
 {
+	int cg = open_cgroup(dir);
+	int map = storage_option(&argc, &argv);
 	if (argc < 1 || argc > MAX_PROGS) return EXIT_USAGE;
 	struct prog ps[MAX_PROGS];
 	for (int i = 0; i < argc; i++) parse_prog(argv[i], &ps[i]);
-	int cg = open_cgroup(dir);
+	bind_map(ps, argc, map);
 	load_all(ps, argc);
 	for (int i = 0; i < argc; i++) ps[i].old_fd = hold_current(cg, ps[i].type);
 	for (int i = 0; i < argc; i++) {

@@ -21,7 +21,7 @@ import { capMask } from '../core/caps.js';
 import { PaeneError } from '../core/errors.js';
 import { type CgroupWrite, cgroupWrites, ipcSysctls, ownControllers, schedOf } from '../core/cgroupmap.js';
 import type { ResourceLimits } from '../core/limits.js';
-import { type NetSpec, canonicalIp, validateNetSpec } from '../core/net.js';
+import { type NetSpec, canonicalIp, netGaps, validateNetSpec } from '../core/net.js';
 import {
   type ContextConfig,
   DEVICE_NODES,
@@ -88,6 +88,8 @@ export interface ContextStatus {
   cgroup: string;
   /** its network model and what it owns (docs/network.md); `host` has no wall */
   net: NetSpec;
+  /** what its network model does not hide or block on this kernel, named rather than left silent */
+  netGaps?: string[];
 }
 
 export interface ProcessInfo {
@@ -664,6 +666,7 @@ export class Runtime {
       created: config.created,
       cgroup: `${this.layout.cgroupParent}/${name}`,
       net: config.net,
+      netGaps: netGaps(config.net),
     };
   }
 
