@@ -188,7 +188,7 @@ export class Runtime {
     const out: (ContextConfig | Error)[] = [];
     for (let at = 0; at < reqs.length; at += CREATE_BATCH) {
       // Name and xid must be unique across concurrent creates: one global lock.
-      await withLock(this.lockFile('.create'), { what: 'the context list' }, async () => {
+      const batch = async () => {
         for (const req of reqs.slice(at, at + CREATE_BATCH)) {
           let r: ContextConfig | Error;
           try {
@@ -199,7 +199,8 @@ export class Runtime {
           onEach?.(out.length, r);
           out.push(r);
         }
-      });
+      };
+      await withLock(this.lockFile('.create'), { what: 'the context list' }, () => this.xids.batch(() => this.addrs.batch(batch)));
     }
     return out;
   }
@@ -458,7 +459,8 @@ export class Runtime {
   private async cleanupLeftovers(name: string, known?: ContextConfig): Promise<void> {
     await stopIoThrottle(this, name); // stop the I/O throttler (by pid) before the cgroups go
     const cg = this.cgroupOf(name);
-    if (cg.exists()) await cg.killAll();
+    const hasCgroups = cg.exists();
+    if (hasCgroups) await cg.killAll();
     // The host side of its network, once no process of it is left (a broken config has none to undo).
     let config = known;
     try {
@@ -467,7 +469,7 @@ export class Runtime {
       config = undefined;
     }
     // The cgroups go first: BPF programs go with their cgroup, so the network has less to undo.
-    if (cg.exists()) await cg.remove();
+    if (hasCgroups) await cg.remove();
     if (config) this.network.afterStop(config, cg);
     removeScratch(this.layout, name);
     // Only after every process is gone: a disk-limited layer is unmounted (a plain one is a no-op).
