@@ -11,15 +11,15 @@ fs.mkdirSync(outDir, { recursive: true });
 // paene-helper: the native part of the runtime; paene-front: the `paene` command's native front door
 // (dist/native/paene); sysv-ipc: a test tool copied into contexts.
 // paene-init: a context's pid 1 with no libc (every context keeps one alive).
-const outName = { 'paene-front': 'paene' };
 const headers = fs.readdirSync(path.join(root, 'src/native')).filter((f) => f.endsWith('.h')).map((f) => path.join(root, 'src/native', f));
+const outName = { 'paene-front': 'paene' };
 const EXTRA = { 'paene-init': ['-nostdlib', '-ffreestanding', '-fno-stack-protector', '-fno-asynchronous-unwind-tables', '-Os', '-Wl,--build-id=none', '-Wl,-z,noexecstack'] };
 for (const name of ['paene-helper', 'paene-front', 'paene-init', 'sysv-ipc', 'paene-bench', 'escape-probe', 'paene-iothrottle', 'iso-load', 'paene-bpf', 'net-probe', 'paene-oci']) {
   const src = path.join(root, 'src/native', name + '.c');
   const out = path.join(outDir, outName[name] ?? name);
-  // a program is stale when its .c or a shared header (paene-native.h) is newer
-  const inputs = [src, ...headers].map((f) => fs.statSync(f).mtimeMs);
-  const fresh = fs.existsSync(out) && fs.statSync(out).mtimeMs >= Math.max(...inputs);
+  // A program is rebuilt when its source or any header beside it is newer (paene-bpf and paene-helper share sockattach.h).
+  const newest = Math.max(fs.statSync(src).mtimeMs, ...headers.map((h) => fs.statSync(h).mtimeMs));
+  const fresh = fs.existsSync(out) && fs.statSync(out).mtimeMs >= newest;
   if (fresh) continue;
   const cc = process.env.CC ?? 'cc';
   const tmp = out + '.tmp';

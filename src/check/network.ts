@@ -9,6 +9,7 @@ import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import dgram from 'node:dgram';
+import { hostIfOf, macOf } from '../core/bridgeplan.js';
 import { reservedAddressOf } from '../core/net.js';
 import { nativePath } from '../kernel/helper.js';
 import { hostAddresses } from '../net/context.js';
@@ -28,14 +29,46 @@ export interface NetRow {
 const PROBE = '/tmp/net-probe';
 
 /** A host TCP listener that records every connection it gets (the witness). */
-async function hostTcp(host: string, port: number): Promise<{ hits: () => number; close: () => Promise<void> }> {
-  let hits = 0;
+async function hostTcp(host: string, port: number): Promise<{ hits: () => number; peers: () => string[]; close: () => Promise<void> }> {
+  const peers: string[] = [];
+  const open = new Set<net.Socket>();
   const srv = net.createServer((c) => {
-    hits++;
+    peers.push(c.remoteAddress ?? '?');
+    open.add(c.on('close', () => open.delete(c)).on('error', () => undefined));
     c.end('host\n');
   });
   await new Promise<void>((res, rej) => srv.once('error', rej).listen(port, host, () => res()));
-  return { hits: () => hits, close: () => new Promise((r) => srv.close(() => r())) };
+  const close = () =>
+    new Promise<void>((r) => {
+      srv.close(() => r());
+      for (const c of open) c.destroy(); // close waits for every connection to end
+    });
+  return { hits: () => peers.length, peers: () => peers, close };
+}
+
+/** A host UDP client bound to `local` that asks host:port until answered (the server may still be starting); the answer's source or undefined. */
+async function hostUdpAsk(local: string, host: string, port: number, connected: boolean): Promise<string | undefined> {
+  const c = dgram.createSocket('udp4');
+  await new Promise<void>((r) => c.bind(0, local, () => r()));
+  if (connected) await new Promise<void>((r) => c.connect(port, host, () => r()));
+  try {
+    for (let i = 0; i < 30; i++) {
+      const got = new Promise<string | undefined>((resolve) => {
+        const t = setTimeout(() => resolve(undefined), 150);
+        c.once('message', (_m, r) => {
+          clearTimeout(t);
+          resolve(r.address);
+        });
+      });
+      if (connected) c.send('q');
+      else c.send('q', port, host);
+      const from = await got;
+      if (from) return from;
+    }
+    return undefined;
+  } finally {
+    c.close();
+  }
 }
 
 async function hostUdp(host: string, port: number): Promise<{ sources: () => string[]; close: () => void }> {
@@ -260,12 +293,13 @@ export async function sharedSuite(rt: Runtime, o: NetSuiteOptions = {}): Promise
       row('escape', "reach another context's 127.0.0.1 service", out, escaped(/hello from/.test(out)));
     }
 
-    // 8-10: binds
+    // 8-10: binds (judged from outside: getsockname inside shows what the program asked for)
     {
       const p = port++;
-      const out = await f.probeIn(a, 'bind', '127.0.0.1', String(p));
+      f.background(a, 'serve', '127.0.0.1', String(p), '6');
+      const ans = await untilServing(() => tcpAnswer(ipA, p)).catch((e: Error) => `error: ${e.message}`);
       const hostStill = await canBind('127.0.0.1', p);
-      row('escape', "bind the host's 127.0.0.1", `${out}; host can still bind 127.0.0.1:${p}: ${hostStill}`, escaped(!out.includes(`bound=${ipA}:`) || !hostStill));
+      row('escape', "bind the host's 127.0.0.1", `its server answers on ${ipA}:${p}: ${ans}; host can still bind 127.0.0.1:${p}: ${hostStill}`, escaped(!hostStill || !/hello from/.test(ans)));
     }
     {
       const out = await f.probeIn(a, 'bind', ipB, String(port++));
@@ -304,7 +338,27 @@ export async function sharedSuite(rt: Runtime, o: NetSuiteOptions = {}): Promise
       row('escape', `send UDP with the source address of another context (${ipB})`, `${out}; the host saw ${src.join(', ') || 'nothing'}`, escaped(src.includes(ipB)));
     }
 
-    // 15: the host's socket table through /proc/net (a known gap of the shared stack)
+    // 15-17: sockets that never bind: the kernel picks their source at send or connect time
+    {
+      const p = port++;
+      const w = await hostUdp(hostFace, p);
+      const out1 = await f.probeIn(a, 'udp', hostFace, String(p), 'x'); // sendto, implicit bind
+      const out2 = await f.probeIn(a, 'udp-connect', hostFace, String(p), 'x');
+      await sleep(100);
+      w.close();
+      const src = w.sources();
+      row('escape', 'send UDP without bind (sendto, then connect + send) with a source not its own', `${out1}; ${out2}; the host saw ${src.join(', ') || 'nothing'}`, src.length < 2 ? 'not provable here' : escaped(src.some((x) => x !== ipA)));
+    }
+    {
+      const p = port++;
+      const w = await hostTcp(hostFace, p);
+      const out = await f.probeIn(a, 'connect', hostFace, String(p), 'x');
+      await w.close();
+      const peers = w.peers();
+      row('escape', 'TCP connect without bind with a source not its own', `${out}; the host saw ${peers.join(', ') || 'nothing'}`, peers.length === 0 ? 'not provable here' : escaped(peers.some((x) => x !== ipA)));
+    }
+
+    // 18: the host's socket table through /proc/net (a known gap of the shared stack)
     {
       const p = port++;
       const w = await hostTcp('127.0.0.1', p);
@@ -336,6 +390,9 @@ export async function sharedSuite(rt: Runtime, o: NetSuiteOptions = {}): Promise
       f.background(b, 'udp-echo', '0.0.0.0', String(p), '6');
       const out = await f.probeUntil(/answer=query/, a, 'udp', ipB, String(p), 'query');
       row('admin', 'a DNS-style UDP round trip to a neighbour', out, works(/answer=query/.test(out)));
+      const plain = await hostUdpAsk('127.0.0.1', ipB, p, false);
+      const conn = await hostUdpAsk('127.0.0.1', ipB, p, true);
+      row('admin', `a host UDP client on 127.0.0.1 gets the context's answers (unconnected, connected)`, `answers from ${plain ?? 'nothing'}, ${conn ?? 'nothing'}`, works(plain === ipB && conn === ipB));
     }
   } finally {
     await f.close();
@@ -375,7 +432,10 @@ export async function isolatedSuite(rt: Runtime, mode: 'none' | 'private', o: Ne
       const out = await f.probeUntil(/hello from/, a, 'connect', '127.0.0.1', String(p), 'x');
       row('admin', 'its own loopback works', out, works(/hello from/.test(out)));
     }
-    if (mode === 'private') rows.push(...(await privateReach(f, a, port, o)));
+    if (mode === 'private') {
+      rows.push(...(await privateReach(f, a, port, o)));
+      rows.push(...(await privateSpoof(f, a, port + 20, o)));
+    }
   } finally {
     await f.close();
   }
@@ -408,6 +468,113 @@ async function privateReach(f: Fixture, a: string, port: number, o: NetSuiteOpti
     await done;
   }
   return rows;
+}
+
+/** Runs a command in a network namespace (the host's own when `ns` is undefined); its stdout, or throws. */
+function inNetns(ns: string | undefined, argv: string[]): string {
+  const full = ns ? ['nsenter', `--net=${ns}`, '--', ...argv] : argv;
+  const r = spawnSync(full[0] as string, full.slice(1), { encoding: 'utf8', timeout: 15_000 });
+  if (r.status !== 0) throw new Error(`${full.join(' ')}: ${r.stderr || r.error?.message || `exit ${r.status}`}`);
+  return r.stdout;
+}
+
+/** A UDP datagram from `ns` to host:port, optionally from a given local address. */
+function sendUdpFrom(ns: string, host: string, port: number, msg: string, local?: string): void {
+  const bind = JSON.stringify(local ? { address: local } : {});
+  inNetns(ns, [process.execPath, '-e', `const s=require('dgram').createSocket('udp4');s.bind(${bind},()=>s.send(${JSON.stringify(msg)},${port},${JSON.stringify(host)},e=>process.exit(e?1:0)));`]);
+}
+
+/**
+ * Private contexts on the bridge: one guest tries to pass as its neighbour
+ * (IP, ARP and MAC spoofing), with the powers root has in a namespace of its
+ * own (its addresses and MAC: NET_ADMIN there, which paene's guests lack;
+ * the bridge filter must hold even for one that has it). Judged from the
+ * bridge's side: a UDP witness on the gateway logs each datagram's source,
+ * the host's neighbour table and the bridge's forwarding database say who
+ * owns the neighbour's address and MAC. "Nothing arrived" is decided by a
+ * marker sent afterwards from the guest's own address on the same path.
+ */
+async function privateSpoof(f: Fixture, a: string, port: number, o: NetSuiteOptions): Promise<NetRow[]> {
+  const rows: NetRow[] = [];
+  const row = recorder('private', rows, o);
+  const s = f.rt.network.settings();
+  const gw = reservedAddressOf(s.bridge.subnet4);
+  const hostNs = s.hostNetns;
+  const b = await f.context('private-b', 'private');
+  const nsOf = (name: string) => `/proc/${f.rt.status(name).pid}/ns/net`;
+  const [nsB, ipA, ipB] = [nsOf(b), f.address(a), f.address(b)];
+  const macA = macOf(f.rt.config(a).xid);
+  const macB = macOf(f.rt.config(b).xid);
+  const witness = hostNs
+    ? spawn('nsenter', [`--net=${hostNs}`, '--', process.execPath, '-e', udpLogger(gw, port)], { stdio: ['ignore', 'pipe', 'ignore'] })
+    : spawn(process.execPath, ['-e', udpLogger(gw, port)], { stdio: ['ignore', 'pipe', 'ignore'] });
+  const lines: string[] = [];
+  let buf = '';
+  witness.stdout?.setEncoding('utf8').on('data', (d: string) => {
+    buf += d;
+    const parts = buf.split('\n');
+    buf = parts.pop() ?? '';
+    lines.push(...parts);
+  });
+  const until = async (cond: () => boolean, ms: number) => {
+    for (const end = Date.now() + ms; !cond() && Date.now() < end; ) await sleep(20);
+    return cond();
+  };
+  /** The marker from B's own address, sent until it arrives (B's ARP entry for the gateway may need a moment after spoofing). */
+  const marked = async (marker: string): Promise<boolean> => {
+    for (let i = 0; i < 20; i++) {
+      sendUdpFrom(nsB, gw, port, marker);
+      if (await until(() => lines.includes(`${ipB} ${marker}`), 500)) return true;
+    }
+    return false;
+  };
+  const neighA = (): string => {
+    const j = JSON.parse(inNetns(hostNs, ['ip', '-j', 'neigh', 'show', ipA, 'dev', s.bridge.bridge]) || '[]') as { lladdr?: string }[];
+    return j[0]?.lladdr ?? 'none';
+  };
+  const fromA = (msg: string) => lines.includes(`${ipA} ${msg}`);
+  try {
+    if (!(await until(() => lines.includes('ready'), 10_000))) throw new Error('the UDP witness on the gateway did not start');
+    const control = await marked('control');
+    if (!control) {
+      row('escape', 'spoof a neighbour on the bridge (IP, ARP, MAC)', `B's own datagrams do not reach the gateway`, 'not provable here');
+      return rows;
+    }
+    // IP: B takes A's address as a second one and sends from it (the gateway's MAC still known).
+    inNetns(nsB, ['ip', 'addr', 'add', `${ipA}/32`, 'dev', 'eth0']);
+    sendUdpFrom(nsB, gw, port, 'spoof-ip', ipA);
+    inNetns(nsB, ['ip', 'addr', 'del', `${ipA}/32`, 'dev', 'eth0']);
+    const m1 = await marked('marker-ip');
+    row('escape', `IP spoofing: a guest sends with its neighbour's address ${ipA}`, `the gateway saw ${fromA('spoof-ip') ? 'it' : 'nothing from ' + ipA}; B's marker after it ${m1 ? 'arrived' : 'lost'}`, m1 ? escaped(fromA('spoof-ip')) : 'not provable here');
+    // ARP: the same with the gateway's MAC forgotten: B's ARP request carries A's address as its sender.
+    inNetns(nsB, ['ip', 'addr', 'add', `${ipA}/32`, 'dev', 'eth0']);
+    inNetns(nsB, ['ip', 'neigh', 'flush', 'dev', 'eth0']);
+    sendUdpFrom(nsB, gw, port, 'spoof-arp', ipA);
+    inNetns(nsB, ['ip', 'addr', 'del', `${ipA}/32`, 'dev', 'eth0']);
+    const m2 = await marked('marker-arp');
+    const owner = neighA();
+    row('escape', `ARP spoofing: a guest claims ${ipA} for its own MAC`, `the host's neighbour entry for ${ipA}: ${owner} (A is ${macA}); the gateway saw ${fromA('spoof-arp') ? 'a datagram from it' : 'nothing from it'}`, m2 ? escaped(owner === macB || fromA('spoof-arp')) : 'not provable here');
+    // MAC: B takes A's MAC; the bridge must not learn A's MAC on B's port nor pass B's frames.
+    inNetns(nsB, ['ip', 'link', 'set', 'dev', 'eth0', 'address', macA]);
+    try {
+      sendUdpFrom(nsB, gw, port, 'spoof-mac');
+      await sleep(200);
+    } finally {
+      inNetns(nsB, ['ip', 'link', 'set', 'dev', 'eth0', 'address', macB]);
+    }
+    const m3 = await marked('marker-mac');
+    const fdb = (JSON.parse(inNetns(hostNs, ['bridge', '-j', 'fdb', 'show', 'br', s.bridge.bridge]) || '[]') as { mac: string; ifname: string }[]).filter((e) => e.mac === macA).map((e) => e.ifname);
+    const spoofed = lines.some((l) => l.endsWith(' spoof-mac'));
+    row('escape', `MAC spoofing: a guest sends with its neighbour's MAC ${macA}`, `the bridge knows ${macA} on ${fdb.join(', ') || 'no port'} (A's port: ${hostIfOf(f.rt.config(a).xid)}); the gateway saw ${spoofed ? 'the frame' : 'nothing'}`, m3 ? escaped(spoofed || fdb.includes(hostIfOf(f.rt.config(b).xid))) : 'not provable here');
+  } finally {
+    witness.kill('SIGKILL');
+  }
+  return rows;
+}
+
+/** A node one-liner: a UDP server on host:port printing "SOURCE MESSAGE" per datagram, and "ready". */
+function udpLogger(host: string, port: number): string {
+  return `const s=require('dgram').createSocket('udp4');s.on('message',(m,r)=>console.log(r.address+' '+m));s.bind(${port},${JSON.stringify(host)},()=>console.log('ready'));setTimeout(()=>process.exit(0),60000);`;
 }
 
 /** Counts for a summary line. */

@@ -6,15 +6,15 @@ import { DEFAULT_LIMITS, limitWarnings, mergeLimits } from '../core/limits.js';
 import { LIMIT_FLAGS, parseLimitFlags } from '../core/limitflags.js';
 import { parseCount, parseSize } from '../core/units.js';
 import { PaeneError } from '../core/errors.js';
-import { parseXid, XID_MAX, XID_MIN } from '../core/spec.js';
+import { type ContextConfig, parseXid, XID_MAX, XID_MIN } from '../core/spec.js';
 import { DEFAULT_IMAGE } from '../image/store.js';
 import type { ContextStatus, ProcessInfo } from '../runtime/runtime.js';
 import { DEFAULT_OCI_ROOT, ociSummaries } from '../oci/runtime.js';
 import { runtimeOf } from './common.js';
 import { formatTable, printJson } from './format.js';
 import { addNetOptions, netCell, netSpecOf } from './net.js';
-import { type ManyOptions, type Outcome, addManyOptions, namesOf, report, runMany } from './many.js';
-import { expandTemplate } from '../core/names.js';
+import { type ManyOptions, type Outcome, addManyOptions, jobsOf, namesOf, report, runMany } from './many.js';
+import { eachBounded, expandTemplate } from '../core/names.js';
 
 function collect(v: string, prev: string[]): string[] {
   return [...prev, v];
@@ -85,7 +85,9 @@ export function registerContextCommands(program: Command): void {
       .option('--ccap <ccap>', 'grant a context capability (repeatable; see `paene caps --help`)', collect, [])
       .option('--disk <size>', 'space limit of its private layer, e.g. 5G (its own sparse filesystem: overbooking is allowed)')
       .option('--inodes <n>', 'inode limit of its private layer (with --disk)')
-      .option('--json', 'print the new config as JSON'), true),
+      .option('--start', 'start each context once it is created (one call for a whole set: create --count 1000 --start)')
+      .option('-j, --jobs <n>', 'with --start: contexts started at once (default: 2 × CPUs)')
+      .option('--json', 'print the new config as JSON (with --start: its status)'), true),
   )
     .addHelpText('after', `\nDefault limits for a new context: ${JSON.stringify(DEFAULT_LIMITS)} (a finite nproc contains a fork bomb; its own CPU weight keeps it one share among many).`)
     .action(async (args: string[], o: Record<string, unknown>, cmd: Command) => {
@@ -113,13 +115,27 @@ export function registerContextCommands(program: Command): void {
         disk: diskFrom(o),
         net: explicit || !unsupported ? net : undefined,
       };
+      const jobs = jobsOf(o as ManyOptions); // checked before anything is created
       const results = await rt.createEach(names.map((name) => ({ ...spec, name })));
+      const many = names.length > 1 || o.count !== undefined;
+      const created = results.map((r): Outcome<ContextConfig> => (r instanceof Error ? { ok: false, error: r } : { ok: true, value: r }));
+      const createdText = (c: ContextConfig) => `created context '${c.name}' (xid ${c.xid}, image ${c.image}, net ${netCell(c.net)})`;
+      if (!o.start) {
+        report(names, many, created, o as { json?: boolean }, (_n, c) => createdText(c));
+        return;
+      }
+      // Each one created is started; one that failed to be created reports that error.
+      const started = await eachBounded(created, jobs, async (r) => {
+        if (!r.ok) throw r.error;
+        return { config: r.value, status: await rt.start(r.value.name) };
+      });
       report(
         names,
-        names.length > 1 || o.count !== undefined,
-        results.map((r) => (r instanceof Error ? { ok: false, error: r } : { ok: true, value: r })),
+        many,
+        started,
         o as { json?: boolean },
-        (_n, c) => `created context '${c.name}' (xid ${c.xid}, image ${c.image}, net ${netCell(c.net)})`,
+        (_n, v) => `${createdText(v.config)}, started (init pid ${v.status.pid} on the host)`,
+        (_n, v) => v.status,
       );
     });
 
@@ -252,7 +268,7 @@ export function registerContextCommands(program: Command): void {
       (_n, s) =>
         Object.entries(s)
           .filter(([, v]) => v !== undefined)
-          .map(([k, v]) => `${k.padEnd(10)} ${k === 'net' ? netCell(s.net) : v}`)
+          .map(([k, v]) => `${k.padEnd(10)} ${k === 'net' ? netCell(s.net) : k === 'netGaps' ? (v as string[]).join('; ') : v}`)
           .join('\n'),
       (n, s) => ({ ...s, config: rt.config(n) }),
     );

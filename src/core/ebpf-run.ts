@@ -20,6 +20,7 @@ import {
   BPF_LD,
   BPF_LDX,
   BPF_MEM,
+  BPF_PSEUDO_MAP_FD,
   BPF_ST,
   BPF_STX,
   BPF_X,
@@ -27,11 +28,28 @@ import {
   SIZE_OF_CODE,
 } from './ebpf.js';
 import { PaeneError } from './errors.js';
-import { AF_INET, AF_INET6, BPF_FUNC_BIND, formatIPv4, formatIPv6, parseIPv4, parseIPv6, SA, type SockAddrHook } from './sockaddr.js';
+import {
+  AF_INET,
+  AF_INET6,
+  BPF_FUNC_BIND,
+  BPF_FUNC_KTIME_GET_NS,
+  BPF_FUNC_SK_STORAGE_GET,
+  BPF_SK_STORAGE_GET_F_CREATE,
+  formatIPv4,
+  formatIPv6,
+  parseIPv4,
+  parseIPv6,
+  SA,
+  SK,
+  type SockAddrHook,
+  STORE,
+} from './sockaddr.js';
 
 /** Pointers are plain 64-bit values in disjoint regions. */
 const CTX_BASE = 1n << 40n;
 const STACK_BASE = 2n << 40n;
+/** The map an ld_imm64 with BPF_PSEUDO_MAP_FD loads (an opaque handle here). */
+export const MAP_HANDLE = 3n << 40n;
 const STACK_SIZE = 512;
 const U64 = (v: bigint) => BigInt.asUintN(64, v);
 const U32 = (v: bigint) => BigInt.asUintN(32, v);
@@ -43,11 +61,21 @@ export interface EbpfMemory {
   read(ptr: bigint, len: number): Buffer;
 }
 
+export interface EbpfRegion {
+  name: string;
+  base: bigint;
+  buf: Buffer;
+  /** Rejects (throws) an access the verifier would refuse. */
+  access?: (off: number, size: number, kind: CtxAccess) => void;
+}
+
 export interface EbpfEnv {
   /** The context r1 points to at entry (mutated by writes). */
   ctx: Buffer;
   /** Rejects (throws) a context access the verifier would refuse. */
   ctxAccess?: (off: number, size: number, kind: CtxAccess) => void;
+  /** More memory a program may reach through pointers it is given (a socket, a map value). */
+  regions?: EbpfRegion[];
   /** Helpers by number: args are r1-r5, the result goes to r0. */
   helpers?: Record<number, (args: bigint[], mem: EbpfMemory) => bigint>;
   maxSteps?: number;
@@ -75,25 +103,26 @@ export function runEbpf(prog: Buffer, env: EbpfEnv): bigint {
     regs[r] = U64(v);
   };
   /** Where an access lands: the context or the stack, at a byte offset. */
-  const locate = (addr: bigint, size: number): { region: 'ctx' | 'stack'; off: number } => {
-    if (addr >= CTX_BASE && addr + BigInt(size) <= CTX_BASE + BigInt(env.ctx.length)) return { region: 'ctx', off: Number(addr - CTX_BASE) };
+  const regions: EbpfRegion[] = [{ name: 'ctx', base: CTX_BASE, buf: env.ctx, access: env.ctxAccess }, ...(env.regions ?? [])];
+  const locate = (addr: bigint, size: number): { region: EbpfRegion | 'stack'; off: number } => {
+    for (const r of regions) if (addr >= r.base && addr + BigInt(size) <= r.base + BigInt(r.buf.length)) return { region: r, off: Number(addr - r.base) };
     if (addr >= STACK_BASE && addr + BigInt(size) <= STACK_BASE + BigInt(STACK_SIZE)) return { region: 'stack', off: Number(addr - STACK_BASE) };
-    throw fail(pc, `memory access of ${size} bytes outside the context and the stack`);
+    throw fail(pc, `memory access of ${size} bytes outside the context, the stack and what the program was given`);
   };
   const load = (addr: bigint, size: number): bigint => {
     const { region, off } = locate(addr, size);
-    if (region === 'ctx') {
-      env.ctxAccess?.(off, size, 'read');
-      return readLE(env.ctx, off, size);
+    if (region !== 'stack') {
+      region.access?.(off, size, 'read');
+      return readLE(region.buf, off, size);
     }
     for (let i = off; i < off + size; i++) if (!stackSet[i]) throw fail(pc, `reads stack byte fp-${STACK_SIZE - i} before writing it`);
     return readLE(stack, off, size);
   };
   const storeMem = (addr: bigint, size: number, v: bigint, kind: CtxAccess) => {
     const { region, off } = locate(addr, size);
-    if (region === 'ctx') {
-      env.ctxAccess?.(off, size, kind);
-      writeLE(env.ctx, off, size, v);
+    if (region !== 'stack') {
+      region.access?.(off, size, kind);
+      writeLE(region.buf, off, size, v);
     } else {
       writeLE(stack, off, size, v);
       stackSet.fill(1, off, off + size);
@@ -102,7 +131,7 @@ export function runEbpf(prog: Buffer, env: EbpfEnv): bigint {
   const mem: EbpfMemory = {
     read(ptr, len) {
       const { region, off } = locate(ptr, len);
-      if (region === 'ctx') return Buffer.from(env.ctx.subarray(off, off + len));
+      if (region !== 'stack') return Buffer.from(region.buf.subarray(off, off + len));
       for (let i = off; i < off + len; i++) if (!stackSet[i]) throw fail(pc, `a helper reads stack byte fp-${STACK_SIZE - i} before it is written`);
       return Buffer.from(stack.subarray(off, off + len));
     },
@@ -183,7 +212,9 @@ export function runEbpf(prog: Buffer, env: EbpfEnv): bigint {
     } else if (code === (BPF_LD | BPF_DW | BPF_IMM)) {
       const hi = insns[pc + 1];
       if (!hi) throw fail(pc, 'ld_imm64 without its second half');
-      set(dst, (BigInt(hi.imm >>> 0) << 32n) | BigInt(imm >>> 0));
+      if (src === BPF_PSEUDO_MAP_FD) set(dst, MAP_HANDLE);
+      else if (src !== 0) throw fail(pc, `ld_imm64 with src_reg ${src} is not supported`);
+      else set(dst, (BigInt(hi.imm >>> 0) << 32n) | BigInt(imm >>> 0));
       pc += 2;
     } else if (cls === BPF_LDX && (code & 0xe0) === BPF_MEM) {
       set(dst, load(get(src) + BigInt(off), SIZE_OF_CODE[code & 0x18]));
@@ -213,7 +244,9 @@ function writeLE(b: Buffer, off: number, size: number, v: bigint): void {
 
 // ---- BPF_PROG_TYPE_CGROUP_SOCK_ADDR --------------------------------------
 
-const V4_HOOKS = new Set<SockAddrHook>(['bind4', 'connect4', 'sendmsg4', 'recvmsg4', 'getpeername4']);
+const V4_HOOKS = new Set<SockAddrHook>(['bind4', 'connect4', 'sendmsg4', 'recvmsg4', 'getpeername4', 'getsockname4']);
+const SK_BASE = 4n << 40n;
+const STORAGE_BASE = 5n << 40n;
 
 /** What the kernel's sock_addr_is_valid_access allows (net/core/filter.c). */
 function sockAddrAccess(hook: SockAddrHook): (off: number, size: number, kind: CtxAccess) => void {
@@ -238,6 +271,9 @@ function sockAddrAccess(hook: SockAddrHook): (off: number, size: number, kind: C
       wideOk = true;
     } else if (within(SA.user_port, 4)) {
       // readable and writable in every hook
+    } else if (within(SA.sk, 8)) {
+      if (kind !== 'read' || size !== 8) deny('sk is a pointer: read-only, 8 bytes wide');
+      return;
     } else if ([SA.user_family, SA.family, SA.type, SA.protocol].some((f) => within(f, 4))) {
       if (kind !== 'read') deny('read-only field');
       if (size !== 4) deny('must be read 4 bytes wide');
@@ -261,6 +297,15 @@ export interface SockAddrCall {
   type?: 'stream' | 'dgram';
   /** What bpf_bind returns to the program (0, or a negative errno). */
   bindResult?: number;
+  /** The socket's connected peer (ctx->sk's dst_ip4/dst_ip6); none by default. */
+  peer?: string;
+  /**
+   * The socket's value in the sk_storage map, carried from call to call as
+   * the kernel keeps it with the socket: undefined until a program creates it.
+   */
+  socket?: { storage?: Buffer };
+  /** bpf_ktime_get_ns. */
+  now?: bigint;
 }
 
 export interface SockAddrOutcome {
@@ -292,8 +337,47 @@ export function runSockAddr(hook: SockAddrHook, prog: Buffer, call: SockAddrCall
   addr(call.ip).copy(ctx, v4 ? SA.user_ip4 : SA.user_ip6);
   if (call.msgSrc !== undefined) addr(call.msgSrc).copy(ctx, v4 ? SA.msg_src_ip4 : SA.msg_src_ip6);
 
+  const sk = Buffer.alloc(SK.size);
+  if (call.peer !== undefined) {
+    if (v4) addr(call.peer).copy(sk, SK.dst_ip4);
+    else {
+      const p = addr(call.peer);
+      p.copy(sk, SK.dst_ip6);
+      if (p.subarray(0, 12).equals(Buffer.from([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff]))) p.copy(sk, SK.dst_ip4, 12);
+    }
+  }
+  ctx.writeBigUInt64LE(SK_BASE, SA.sk);
+  const socket = call.socket ?? {};
+  const storage = () => socket.storage ?? Buffer.alloc(0);
+  const regions = [
+    {
+      name: 'sk',
+      base: SK_BASE,
+      buf: sk,
+      access: (off: number, size: number, kind: CtxAccess) => {
+        const ok = kind === 'read' && size === 4 && (off === SK.dst_ip4 || (off >= SK.dst_ip6 && off < SK.dst_ip6 + 16 && off % 4 === 0));
+        if (!ok) throw new PaeneError('internal', `${hook}: invalid bpf_sock access off=${off} size=${size} (${kind})`);
+      },
+    },
+    {
+      name: 'storage',
+      base: STORAGE_BASE,
+      get buf() {
+        return storage();
+      },
+    },
+  ];
   const binds: string[] = [];
-  const helpers: EbpfEnv['helpers'] = {};
+  const helpers: EbpfEnv['helpers'] = {
+    [BPF_FUNC_SK_STORAGE_GET]: ([map, skp, init, flags]) => {
+      if (map !== MAP_HANDLE) throw new PaeneError('internal', `${hook}: bpf_sk_storage_get's first argument must be the map`);
+      if (skp !== SK_BASE) throw new PaeneError('internal', `${hook}: bpf_sk_storage_get's second argument must be ctx->sk`);
+      if (init !== 0n) throw new PaeneError('internal', `${hook}: paene passes no initial value`);
+      if (!socket.storage && flags & BigInt(BPF_SK_STORAGE_GET_F_CREATE)) socket.storage = Buffer.alloc(STORE.size);
+      return socket.storage ? STORAGE_BASE : 0n;
+    },
+    [BPF_FUNC_KTIME_GET_NS]: () => call.now ?? 0n,
+  };
   if (hook === 'connect4' || hook === 'connect6') {
     // bpf_bind(ctx, struct sockaddr *addr, int addr_len), as in net/core/filter.c
     helpers[BPF_FUNC_BIND] = ([c, ptr, len], m) => {
@@ -307,9 +391,9 @@ export function runSockAddr(hook: SockAddrHook, prog: Buffer, call: SockAddrCall
       return BigInt(call.bindResult ?? 0);
     };
   }
-  const ret = Number(runEbpf(prog, { ctx, ctxAccess: sockAddrAccess(hook), helpers }));
+  const ret = Number(runEbpf(prog, { ctx, ctxAccess: sockAddrAccess(hook), helpers, regions }));
   // The verifier's return ranges (check_return_code).
-  const range = hook.startsWith('recvmsg') || hook.startsWith('getpeername') ? [1, 1] : hook.startsWith('bind') ? [0, 3] : [0, 1];
+  const range = /^(recvmsg|getpeername|getsockname)/.test(hook) ? [1, 1] : hook.startsWith('bind') ? [0, 3] : [0, 1];
   if (ret < range[0] || ret > range[1]) throw new PaeneError('internal', `${hook}: returned ${ret}, the kernel allows ${range[0]}..${range[1]}`);
 
   const fmt = (off: number) => (v4 ? formatIPv4(ctx.subarray(off, off + 4)) : formatIPv6(ctx.subarray(off, off + 16)));

@@ -184,6 +184,19 @@ export function inPool(settings: NetSettings, addr: string): boolean {
   return familyOf(addr) === 4 && cidrContains(settings.sharedPool4, addr);
 }
 
+/**
+ * The known gaps of a model's wall (docs/network.md, "What shared mode does
+ * not hide"), for status; undefined when there are none.
+ */
+export function netGaps(spec: NetSpec): string[] | undefined {
+  if (spec.mode === 'host') return ["no wall: the host's whole network stack"];
+  if (spec.mode !== 'shared') return undefined;
+  return [
+    "/proc/net/* lists the host's sockets (the shared stack's tables; hiding them needs a BPF LSM hook this kernel may refuse)",
+    'a socket that sends UDP without bind is bound to the wildcard on an ephemeral port (its source is still its own)',
+  ];
+}
+
 export function describeNet(spec: NetSpec): string {
   if (spec.mode === 'shared' || spec.mode === 'private') {
     const pub = spec.publish.map(formatPublish).join(',');

@@ -13,8 +13,18 @@
 //             forced to the primary address (bpf_bind in connect, msg_src in
 //             sendmsg), so nothing leaves with a host address
 //   recvmsg,  a peer that is the primary address shows as the loopback the
-//   getpeername  program inside used
+//   getpeername  program inside used; recvmsg also remembers, per socket, the
+//             last host-loopback client (127.0.0.1:port, from the host) so
+//             that sendmsg lets the answer to it through instead of
+//             redirecting it to the context's own loopback (for 30 s)
+//   getsockname  the primary address shows as what the program asked for:
+//             a socket bound to 0.0.0.0 or 127.0.0.1 (recorded per socket by
+//             bind) reads back 0.0.0.0 or 127.0.0.1; a connection to itself
+//             (through its "127.0.0.1") reads 127.0.0.1 at both ends
 //
+// The per-socket records live in socket-local storage (one
+// BPF_MAP_TYPE_SK_STORAGE map per attach, made by paene-bpf, layout STORE
+// below), freed by the kernel with each socket.
 // All policy is here, decided in TypeScript and compiled to straight-line
 // comparisons (no maps: up to 16 entries a list); a change of addresses
 // builds new programs and re-attaching replaces the old ones.
@@ -31,15 +41,18 @@
 //   BPF_ST (store immediate) into the context.
 // - bpf_bind (helper 64) is only available to connect4/connect6; its binds do
 //   not run the bind hooks again.
-// - recvmsg and getpeername programs must return exactly 1; bind may return
-//   0..3, the others 0..1. 0 makes the syscall fail with EPERM.
+// - recvmsg, getpeername and getsockname programs must return exactly 1; bind
+//   may return 0..3, the others 0..1. 0 makes the syscall fail with EPERM.
+// - ctx->sk (offset 64, an 8-byte read) is the socket as a struct bpf_sock:
+//   dst_ip4 at 52, dst_ip6 at 56..72 (the connected peer, 0 when none).
+//   bpf_sk_storage_get (helper 107) is open to every sock_addr hook.
 // - A v6 socket sending to a v4-mapped address goes through udp_sendmsg and
 //   so through the sendmsg4 program, never the sendmsg6 one; TCP and UDP
 //   connect() of a v6 socket to a mapped address run only connect6: the v6
 //   programs apply the v4 rules to mapped addresses, or the v6 hooks would be
 //   a way around the v4 wall.
 
-import { Asm, R1, R2, R3, R4, R5, R6, R10, type Reg } from './ebpf.js';
+import { Asm, R0, R1, R2, R3, R4, R5, R6, R7, R8, R10, type Reg } from './ebpf.js';
 import { PaeneError } from './errors.js';
 
 export interface SockAddrPolicy {
@@ -54,9 +67,34 @@ export interface SockAddrPolicy {
   hostDeny6: string[];
 }
 
-export type SockAddrHook = 'bind4' | 'bind6' | 'connect4' | 'connect6' | 'sendmsg4' | 'sendmsg6' | 'recvmsg4' | 'recvmsg6' | 'getpeername4' | 'getpeername6';
+export type SockAddrHook =
+  | 'bind4'
+  | 'bind6'
+  | 'connect4'
+  | 'connect6'
+  | 'sendmsg4'
+  | 'sendmsg6'
+  | 'recvmsg4'
+  | 'recvmsg6'
+  | 'getpeername4'
+  | 'getpeername6'
+  | 'getsockname4'
+  | 'getsockname6';
 
-export const SOCK_ADDR_HOOKS: readonly SockAddrHook[] = ['bind4', 'bind6', 'connect4', 'connect6', 'sendmsg4', 'sendmsg6', 'recvmsg4', 'recvmsg6', 'getpeername4', 'getpeername6'];
+export const SOCK_ADDR_HOOKS: readonly SockAddrHook[] = [
+  'bind4',
+  'bind6',
+  'connect4',
+  'connect6',
+  'sendmsg4',
+  'sendmsg6',
+  'recvmsg4',
+  'recvmsg6',
+  'getpeername4',
+  'getpeername6',
+  'getsockname4',
+  'getsockname6',
+];
 
 /** enum bpf_attach_type (include/uapi/linux/bpf.h). */
 export const ATTACH_TYPE: Readonly<Record<SockAddrHook, number>> = {
@@ -70,12 +108,31 @@ export const ATTACH_TYPE: Readonly<Record<SockAddrHook, number>> = {
   recvmsg6: 20, // BPF_CGROUP_UDP6_RECVMSG
   getpeername4: 29, // BPF_CGROUP_INET4_GETPEERNAME
   getpeername6: 30, // BPF_CGROUP_INET6_GETPEERNAME
+  getsockname4: 31, // BPF_CGROUP_INET4_GETSOCKNAME
+  getsockname6: 32, // BPF_CGROUP_INET6_GETSOCKNAME
 };
 
 /** enum bpf_prog_type: BPF_PROG_TYPE_CGROUP_SOCK_ADDR. */
 export const BPF_PROG_TYPE_CGROUP_SOCK_ADDR = 18;
 /** enum bpf_func_id: BPF_FUNC_bind. */
 export const BPF_FUNC_BIND = 64;
+/** enum bpf_func_id: BPF_FUNC_ktime_get_ns, BPF_FUNC_sk_storage_get. */
+export const BPF_FUNC_KTIME_GET_NS = 5;
+export const BPF_FUNC_SK_STORAGE_GET = 107;
+/** bpf_sk_storage_get's flag: create the socket's value (zeroed) when it has none. */
+export const BPF_SK_STORAGE_GET_F_CREATE = 1;
+/** struct bpf_sock field offsets (what ctx->sk points to). */
+export const SK = { dst_ip4: 52, dst_ip6: 56, size: 80 } as const;
+/**
+ * The per-socket value in the sk_storage map (u32 words, network order):
+ * flags (bit 0: bind recorded the address it was asked for), that address
+ * (4 bytes for IPv4, 16 for IPv6), the last host-loopback client a UDP
+ * socket heard from (address, port) and when (ktime ns).
+ */
+export const STORE = { flags: 0, requested: 4, replyAddr4: 20, replyPort: 24, replySeen: 32, size: 40 } as const;
+/** How long a host-loopback client may be answered after its last datagram (conntrack's unreplied UDP timeout). */
+export const REPLY_WINDOW_NS = 30_000_000_000n;
+
 /** Most own addresses per family, and most entries per list: every one is an unrolled comparison. */
 export const MAX_SOCK_ADDR_ENTRIES = 16;
 
@@ -264,9 +321,12 @@ export function validateSockAddrPolicy(p: SockAddrPolicy): void {
 //
 // Registers: r6 holds the context for the whole program (helper calls
 // clobber r1-r5); the address under decision is loaded into r2 (IPv4) or
-// r2..r5 (the four words of an IPv6 address); r1 is scratch.
+// r2..r5 (the four words of an IPv6 address); r1 is scratch; r7 the
+// socket's storage value, r8 the socket (ctx->sk).
 
 const CTX = R6;
+const VAL = R7;
+const SOCK = R8;
 const TMP = R1;
 const W6: [Reg, Reg, Reg, Reg] = [R2, R3, R4, R5];
 
@@ -300,6 +360,24 @@ function load6(a: Asm, off: number): void {
   W6.forEach((r, i) => a.ldx(4, r, CTX, off + 4 * i));
 }
 
+/**
+ * VAL = the socket's storage value (created zeroed if `create`); jumps to
+ * `none` when it has none (or the kernel could not allocate one).
+ */
+function storage(a: Asm, create: boolean, none: string): void {
+  a.ldMap(R1).ldx(8, R2, CTX, SA.sk).mov64(R3, { imm: 0 }).mov64(R4, { imm: create ? BPF_SK_STORAGE_GET_F_CREATE : 0 });
+  a.call(BPF_FUNC_SK_STORAGE_GET).jmp('jeq', R0, { imm: 0 }, none).mov64(VAL, R0);
+}
+
+/** Bind is about to rewrite: records the address the program asked for (`words` words at ctx[from]). */
+function recordRequest(a: Asm, from: number, words: number): void {
+  const done = a.newLabel('record.done');
+  storage(a, true, done);
+  for (let i = 0; i < words; i++) a.ldx(4, TMP, CTX, from + 4 * i).stx(4, VAL, STORE.requested + 4 * i, TMP);
+  a.mov32(TMP, { imm: 1 }).stx(4, VAL, STORE.flags, TMP);
+  a.label(done);
+}
+
 /** Jumps to `to` if reg equals any of the values. */
 function jeqAny(a: Asm, reg: Reg, values: number[], to: string): void {
   for (const v of values) a.jmp32('jeq', reg, { imm: v }, to);
@@ -331,7 +409,7 @@ function unlessLoopback(a: Asm, reg: Reg, notLoopback: string): void {
  * The IPv4 bind rule for the address in `addr`; a rewrite is written at
  * ctx[writeAt] (user_ip4, or the last word of a v4-mapped user_ip6).
  */
-function bind4Rule(a: Asm, c: Compiled, addr: Reg, writeAt: number, x: Exits): void {
+function bind4Rule(a: Asm, c: Compiled, addr: Reg, writeAt: number, x: Exits, record: { from: number; words: number }): void {
   if (c.own4.length === 0) {
     a.ja(x.deny); // no IPv4 address of its own: nothing to bind to
     return;
@@ -342,6 +420,7 @@ function bind4Rule(a: Asm, c: Compiled, addr: Reg, writeAt: number, x: Exits): v
   unlessLoopback(a, addr, x.deny); // a host or a neighbour's non-loopback address
   inNets(a, addr, c.peer4, x.deny); // a neighbour's loopback address
   a.label(rewrite); // the host's loopback: its 127.0.0.1 is its own first address
+  recordRequest(a, record.from, record.words); // for getsockname
   store(a, writeAt, c.own4[0]);
   a.ja(x.allow);
 }
@@ -352,13 +431,14 @@ function bind4Rule(a: Asm, c: Compiled, addr: Reg, writeAt: number, x: Exits): v
  * loopback addresses (a stand-in for the host's) and addresses inside the
  * peer networks (one kept back from every context).
  */
-function dest4Rule(a: Asm, c: Compiled, addr: Reg, writeAt: number, x: Exits): void {
+function dest4Rule(a: Asm, c: Compiled, addr: Reg, writeAt: number, x: Exits, replies = false): void {
   const redirect = a.newLabel('dst.redirect');
   a.jmp32('jeq', addr, { imm: 0 }, redirect); // 0.0.0.0 means "this host" to connect() and sendto()
   jeqAny(a, addr, c.deny4, x.deny);
   unlessLoopback(a, addr, x.allow); // the world
   jeqAny(a, addr, c.own4, x.allow);
   inNets(a, addr, c.peer4, x.allow); // a neighbour
+  if (replies) replySlot(a, writeAt, x.allow);
   a.label(redirect); // the host's loopback → its own
   if (c.own4.length === 0) {
     a.ja(x.deny);
@@ -366,6 +446,38 @@ function dest4Rule(a: Asm, c: Compiled, addr: Reg, writeAt: number, x: Exits): v
     store(a, writeAt, c.own4[0]);
     a.ja(x.allow);
   }
+}
+
+/**
+ * sendmsg to the host's loopback: the answer to the host client this socket
+ * last heard from (recvmsg recorded its address and port, at most
+ * REPLY_WINDOW_NS ago) goes to it as is; falls through otherwise.
+ */
+function replySlot(a: Asm, destAt: number, answer: string): void {
+  const no = a.newLabel('reply.no');
+  storage(a, false, no);
+  a.ldx(4, R1, VAL, STORE.replyAddr4).ldx(4, R2, CTX, destAt).jmp32('jne', R1, R2, no);
+  a.ldx(4, R1, VAL, STORE.replyPort).ldx(4, R2, CTX, SA.user_port).jmp32('jne', R1, R2, no);
+  a.call(BPF_FUNC_KTIME_GET_NS).ldx(8, R1, VAL, STORE.replySeen).alu64('sub', R0, R1);
+  a.ldImm64(R1, REPLY_WINDOW_NS).jmp('jgt', R0, R1, no);
+  a.ja(answer);
+  a.label(no);
+}
+
+/**
+ * recvmsg from a host loopback client (127.0.0.0/8 outside the pool and its
+ * own addresses: nothing inside a context sends from there): remembers it
+ * for replySlot. The v4 address is at ctx[from].
+ */
+function rememberClient(a: Asm, c: Compiled, addr: Reg, from: number, done: string): void {
+  unlessLoopback(a, addr, done);
+  jeqAny(a, addr, c.own4, done);
+  inNets(a, addr, c.peer4, done);
+  storage(a, true, done);
+  a.ldx(4, TMP, CTX, from).stx(4, VAL, STORE.replyAddr4, TMP);
+  a.ldx(4, TMP, CTX, SA.user_port).stx(4, VAL, STORE.replyPort, TMP);
+  a.call(BPF_FUNC_KTIME_GET_NS).stx(8, VAL, STORE.replySeen, R0);
+  a.ja(done);
 }
 
 /**
@@ -407,7 +519,7 @@ function bind4(c: Compiled): Buffer {
   const a = new Asm();
   const x = prologue(a);
   a.ldx(4, R2, CTX, SA.user_ip4);
-  bind4Rule(a, c, R2, SA.user_ip4, x);
+  bind4Rule(a, c, R2, SA.user_ip4, x, { from: SA.user_ip4, words: 1 });
   return epilogue(a, x);
 }
 
@@ -421,8 +533,9 @@ function bind6(c: Compiled): Buffer {
   jeqAny6(a, c.own6, x.allow);
   a.ja(x.deny);
   a.label(mapped); // the v4 rules, or binding ::ffff:127.0.0.1 would walk around them
-  bind4Rule(a, c, W6[3], SA.user_ip6 + 12, x);
+  bind4Rule(a, c, W6[3], SA.user_ip6 + 12, x, { from: SA.user_ip6, words: 4 });
   a.label(wildcard); // :: and ::1
+  if (c.own6.length > 0 || c.own4.length > 0) recordRequest(a, SA.user_ip6, 4);
   if (c.own6.length > 0) store6(a, SA.user_ip6, c.own6[0]);
   else if (c.own4.length > 0) store6(a, SA.user_ip6, mappedWords(c.own4[0]));
   a.ja(x.allow);
@@ -434,7 +547,7 @@ function connectOrSend4(c: Compiled, hook: 'connect4' | 'sendmsg4'): Buffer {
   const x = prologue(a);
   const source = a.newLabel('source');
   a.ldx(4, R2, CTX, SA.user_ip4);
-  dest4Rule(a, c, R2, SA.user_ip4, { allow: source, deny: x.deny });
+  dest4Rule(a, c, R2, SA.user_ip4, { allow: source, deny: x.deny }, hook === 'sendmsg4');
   a.label(source);
   if (c.own4.length > 0) {
     if (hook === 'connect4') {
@@ -492,33 +605,105 @@ function connectOrSend6(c: Compiled, hook: 'connect6' | 'sendmsg6'): Buffer {
   return epilogue(a, x);
 }
 
-/** recvmsg/getpeername: a peer that is the primary address shows as the loopback the program used. Must return 1. */
-function peer4(c: Compiled): Buffer {
+/**
+ * recvmsg/getpeername: a peer that is the primary address shows as the
+ * loopback the program used. Must return 1. recvmsg also remembers a host
+ * loopback client (rememberClient).
+ */
+function peer4(c: Compiled, hook: 'recvmsg4' | 'getpeername4'): Buffer {
   const a = new Asm();
   const x = prologue(a);
+  a.ldx(4, R2, CTX, SA.user_ip4);
   if (c.own4.length > 0) {
-    a.ldx(4, R2, CTX, SA.user_ip4);
-    a.jmp32('jne', R2, { imm: c.own4[0] }, x.allow);
+    const other = a.newLabel('other');
+    a.jmp32('jne', R2, { imm: c.own4[0] }, other);
     store(a, SA.user_ip4, LOOPBACK4);
+    a.ja(x.allow);
+    a.label(other);
+    if (hook === 'recvmsg4') rememberClient(a, c, R2, SA.user_ip4, x.allow);
   }
   a.ja(x.allow);
   return epilogue(a, x);
 }
 
-function peer6(c: Compiled): Buffer {
+function peer6(c: Compiled, hook: 'recvmsg6' | 'getpeername6'): Buffer {
   const a = new Asm();
   const x = prologue(a);
   const v6 = a.newLabel('primary6');
   const v4 = a.newLabel('primary4');
+  const mapped = a.newLabel('mapped');
   load6(a, SA.user_ip6);
   if (c.own6.length > 0) jeqAny6(a, [c.own6[0]], v6);
   if (c.own4.length > 0) jeqAny6(a, [mappedWords(c.own4[0])], v4);
+  if (hook === 'recvmsg6' && c.own4.length > 0) classify6(a, mapped, x.allow);
   a.ja(x.allow);
   a.label(v6);
   store6(a, SA.user_ip6, LOOPBACK6);
   a.ja(x.allow);
   a.label(v4);
   store(a, SA.user_ip6 + 12, LOOPBACK4);
+  a.ja(x.allow);
+  a.label(mapped); // a v4 datagram on a dual-stack socket: the sendmsg4 program answers it
+  rememberClient(a, c, W6[3], SA.user_ip6 + 12, x.allow);
+  return epilogue(a, x);
+}
+
+/**
+ * getsockname: the primary address shows as what the program would see
+ * without the wall. Connected to itself (its own "127.0.0.1"): the loopback,
+ * as getpeername shows the other end; not connected: the address bind was
+ * asked for (0.0.0.0, 127.0.0.1, ...), when bind recorded one. Must return 1.
+ */
+function sockname4(c: Compiled): Buffer {
+  const a = new Asm();
+  const x = prologue(a);
+  if (c.own4.length > 0) {
+    const unconnected = a.newLabel('unconnected');
+    a.ldx(4, R2, CTX, SA.user_ip4).jmp32('jne', R2, { imm: c.own4[0] }, x.allow);
+    a.ldx(8, SOCK, CTX, SA.sk).ldx(4, R2, SOCK, SK.dst_ip4);
+    a.jmp32('jeq', R2, { imm: 0 }, unconnected);
+    a.jmp32('jne', R2, { imm: c.own4[0] }, x.allow);
+    store(a, SA.user_ip4, LOOPBACK4);
+    a.ja(x.allow);
+    a.label(unconnected);
+    storage(a, false, x.allow);
+    a.ldx(4, TMP, VAL, STORE.flags).jmp32('jeq', TMP, { imm: 0 }, x.allow);
+    a.ldx(4, TMP, VAL, STORE.requested).stx(4, CTX, SA.user_ip4, TMP);
+  }
+  a.ja(x.allow);
+  return epilogue(a, x);
+}
+
+function sockname6(c: Compiled): Buffer {
+  const a = new Asm();
+  const x = prologue(a);
+  const primary = a.newLabel('primary');
+  const unconnected = a.newLabel('unconnected');
+  const self6 = a.newLabel('self6');
+  const self4 = a.newLabel('self4');
+  load6(a, SA.user_ip6);
+  const prim: number[][] = [];
+  if (c.own6.length > 0) prim.push(c.own6[0]);
+  if (c.own4.length > 0) prim.push(mappedWords(c.own4[0]));
+  jeqAny6(a, prim, primary);
+  a.ja(x.allow);
+  a.label(primary);
+  a.ldx(8, SOCK, CTX, SA.sk);
+  W6.forEach((r, i) => a.ldx(4, r, SOCK, SK.dst_ip6 + 4 * i));
+  jeqAny6(a, [[0, 0, 0, 0]], unconnected);
+  if (c.own6.length > 0) jeqAny6(a, [c.own6[0]], self6);
+  if (c.own4.length > 0) jeqAny6(a, [mappedWords(c.own4[0])], self4);
+  a.ja(x.allow);
+  a.label(self6);
+  store6(a, SA.user_ip6, LOOPBACK6);
+  a.ja(x.allow);
+  a.label(self4);
+  store6(a, SA.user_ip6, mappedWords(LOOPBACK4));
+  a.ja(x.allow);
+  a.label(unconnected);
+  storage(a, false, x.allow);
+  a.ldx(4, TMP, VAL, STORE.flags).jmp32('jeq', TMP, { imm: 0 }, x.allow);
+  for (let i = 0; i < 4; i++) a.ldx(4, TMP, VAL, STORE.requested + 4 * i).stx(4, CTX, SA.user_ip6 + 4 * i, TMP);
   a.ja(x.allow);
   return epilogue(a, x);
 }
@@ -533,9 +718,11 @@ export function buildSockAddrPrograms(p: SockAddrPolicy): Record<SockAddrHook, B
     connect6: connectOrSend6(c, 'connect6'),
     sendmsg4: connectOrSend4(c, 'sendmsg4'),
     sendmsg6: connectOrSend6(c, 'sendmsg6'),
-    recvmsg4: peer4(c),
-    recvmsg6: peer6(c),
-    getpeername4: peer4(c),
-    getpeername6: peer6(c),
+    recvmsg4: peer4(c, 'recvmsg4'),
+    recvmsg6: peer6(c, 'recvmsg6'),
+    getpeername4: peer4(c, 'getpeername4'),
+    getpeername6: peer6(c, 'getpeername6'),
+    getsockname4: sockname4(c),
+    getsockname6: sockname6(c),
   };
 }

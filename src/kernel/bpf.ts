@@ -6,9 +6,9 @@
 
 import { spawnSync } from 'node:child_process';
 import { PaeneError } from '../core/errors.js';
-import { ATTACH_TYPE, SOCK_ADDR_HOOKS, type SockAddrHook } from '../core/sockaddr.js';
+import { ATTACH_TYPE, SOCK_ADDR_HOOKS, type SockAddrHook, STORE } from '../core/sockaddr.js';
 import { BPF_CGROUP_DEVICE } from '../core/ociresources.js';
-import { type Launcher, nativePath } from './helper.js';
+import { nativePath } from './helper.js';
 
 /** paene-bpf's exit status when the kernel lacks cgroup BPF (see paene-bpf.c). */
 const EXIT_UNSUPPORTED = 3;
@@ -25,12 +25,6 @@ function run(args: string[], what: string): string {
   return outcome(r.error, r.status, r.signal, r.stdout, r.stderr, what);
 }
 
-/** The same through a Launcher (the monitor's), without blocking this process: a start of many contexts overlaps them. */
-async function runAsync(args: string[], what: string, launch: Launcher): Promise<string> {
-  const r = await launch(nativePath('paene-bpf'), args);
-  return outcome(undefined, r.status, null, r.output, r.output, what);
-}
-
 function outcome(error: Error | undefined, status: number | null, signal: NodeJS.Signals | null, stdout: string, stderr: string, what: string): string {
   if (error) throw new PaeneError('internal', `${what}: could not run paene-bpf: ${error.message}`, { cause: error });
   if (status === 0) return stdout;
@@ -39,16 +33,20 @@ function outcome(error: Error | undefined, status: number | null, signal: NodeJS
   throw new PaeneError('internal', `${what}: ${err}`);
 }
 
-/** HOOK=HEX arguments, in the fixed hook order. */
-function progArgs(progs: Partial<Record<SockAddrHook, Buffer>>): string[] {
-  const out: string[] = [];
+/**
+ * The socket storage map the programs share (sk-storage=BYTES, sockaddr.ts's
+ * STORE), then HOOK=HEX arguments in the fixed hook order (also what a start
+ * hands the helper).
+ */
+export function sockAddrArgs(progs: Partial<Record<SockAddrHook, Buffer>>): string[] {
+  const out: string[] = [`sk-storage=${STORE.size}`];
   for (const h of SOCK_ADDR_HOOKS) {
     const p = progs[h];
     if (p === undefined) continue;
     if (p.length === 0 || p.length % 8 !== 0) throw new PaeneError('internal', `the ${h} program is ${p.length} bytes, not whole eBPF instructions`);
     out.push(`${ATTACH_TYPE[h]}=${p.toString('hex')}`);
   }
-  if (out.length === 0) throw new PaeneError('internal', 'no sock_addr programs given');
+  if (out.length === 1) throw new PaeneError('internal', 'no sock_addr programs given');
   return out;
 }
 
@@ -58,12 +56,7 @@ function progArgs(progs: Partial<Record<SockAddrHook, Buffer>>): string[] {
  * left as it was.
  */
 export function attachSockAddr(cgroupDir: string, progs: Partial<Record<SockAddrHook, Buffer>>): void {
-  run(['attach', cgroupDir, ...progArgs(progs)], `attaching the network programs to ${cgroupDir}`);
-}
-
-/** attachSockAddr without blocking (a context's start). */
-export async function attachSockAddrAsync(cgroupDir: string, progs: Partial<Record<SockAddrHook, Buffer>>, launch: Launcher): Promise<void> {
-  await runAsync(['attach', cgroupDir, ...progArgs(progs)], `attaching the network programs to ${cgroupDir}`, launch);
+  run(['attach', cgroupDir, ...sockAddrArgs(progs)], `attaching the network programs to ${cgroupDir}`);
 }
 
 /** Removes every sock_addr program paene attaches from the cgroup; hooks without one are fine. */
@@ -90,7 +83,7 @@ export function attachedSockAddr(cgroupDir: string): Record<SockAddrHook, number
 
 /** Loads the programs into the kernel's verifier and throws (with its log) if it rejects one; attaches nothing. */
 export function verifySockAddr(progs: Partial<Record<SockAddrHook, Buffer>>): void {
-  run(['verify', ...progArgs(progs)], 'verifying the network programs');
+  run(['verify', ...sockAddrArgs(progs)], 'verifying the network programs');
 }
 
 /** paene-runc on cgroup v2: the container's device rules (core/ociresources deviceProgram) on its cgroup. */

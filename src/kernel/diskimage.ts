@@ -10,9 +10,9 @@
 
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import path from 'node:path';
 import { PaeneError } from '../core/errors.js';
 import type { DiskLimit } from '../core/spec.js';
-import { parseMountinfo } from './cgroups.js';
 
 /** The limit is the config's (core/spec.ts owns its shape and validation). */
 export type { DiskLimit } from '../core/spec.js';
@@ -44,8 +44,13 @@ export function createDiskImage(file: string, limit: DiskLimit): void {
 }
 
 export function isMountPoint(dir: string): boolean {
-  const mounts = parseMountinfo(fs.readFileSync('/proc/self/mountinfo', 'utf8'));
-  return mounts.some((m) => m.mountPoint === dir);
+  // A layer image is a loop device of its own, so a mounted one has another st_dev than its parent: two
+  // stats instead of reading the host's whole mount table in every start and stop.
+  try {
+    return fs.statSync(dir).dev !== fs.statSync(path.dirname(dir)).dev;
+  } catch {
+    return false;
+  }
 }
 
 /** Loop-mounts the image (mount(8) sets the loop device to auto-clear on unmount). */

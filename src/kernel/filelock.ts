@@ -14,8 +14,11 @@ import { isAlive, readStat } from './procfs.js';
 /** How long an empty lock file counts as a holder still writing its identity. */
 export const EMPTY_STALE_MS = 5000;
 
+let identity: { pid: number; text: string } | undefined;
+/** This process's pid and start time (read once: /proc/PID/stat of a threaded Node process is not cheap). */
 export function lockIdentity(): string {
-  return `${process.pid} ${readStat(process.pid)?.starttime ?? 0}\n`;
+  if (identity?.pid !== process.pid) identity = { pid: process.pid, text: `${process.pid} ${readStat(process.pid)?.starttime ?? 0}\n` };
+  return identity.text;
 }
 
 function holderAlive(content: string): boolean {

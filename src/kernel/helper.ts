@@ -5,7 +5,6 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import { PaeneError } from '../core/errors.js';
 import { nativePath } from './package.js';
@@ -41,6 +40,10 @@ export interface StartRequest {
   seccomp?: Buffer;
   /** 'new': the init gets a network namespace of its own (modes private and none) */
   netns?: 'new';
+  /** bring that namespace's loopback up (mode none) */
+  loUp?: boolean;
+  /** sock_addr programs (TYPE=HEX, kernel/bpf.ts) attached to this cgroup v2 directory before the init joins it (mode shared) */
+  sockAddr?: { cgroupDir: string; progs: string[] };
   /** Landlock scope bits for the context's domain (LANDLOCK_SCOPE_*); 0 or absent: no domain */
   landlockScoped?: number;
   /** scheduling policy and custom slice of the context's processes (its latency class); absent: the kernel's */
@@ -69,6 +72,11 @@ export function startArgs(r: StartRequest): string[] {
   for (const p of r.writable) a.push('--rw', p);
   if (r.seccomp && r.seccomp.length > 0) a.push('--seccomp', r.seccomp.toString('hex'));
   if (r.netns) a.push('--netns', r.netns);
+  if (r.loUp) a.push('--lo-up');
+  if (r.sockAddr) {
+    a.push('--bpf-cgroup', r.sockAddr.cgroupDir);
+    for (const p of r.sockAddr.progs) a.push('--bpf-prog', p);
+  }
   if (r.landlockScoped) a.push('--landlock-scoped', r.landlockScoped.toString(16));
   if (r.sched) a.push('--sched', schedArg(r.sched));
   if (r.init) a.push('--init', r.init);
@@ -169,39 +177,16 @@ function isNotListening(e: unknown): boolean {
 }
 
 /** The monitor of one state root: listens on RUNDIR/monitor.sock. */
-/** Runs a short host program to its end: its exit status and what it wrote (stdout and stderr together). */
-export type Launcher = (program: string, args: string[]) => Promise<{ status: number; output: string }>;
-
-/** A Launcher that spawns from this process (each launch costs its thread a fork of Node: ~10 ms here). */
-export const localLaunch: Launcher = (program, args) =>
-  new Promise((resolve, reject) => {
-    const child = spawn(program, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { PATH: '/usr/sbin:/usr/bin:/sbin:/bin' } });
-    let output = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (output += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (output += d));
-    child.on('error', (e) => reject(new PaeneError('internal', `cannot run ${program}: ${e.message}`, { cause: e })));
-    child.on('close', (code, signal) => resolve({ status: code ?? 128 + (signal ? (os.constants.signals as Record<string, number>)[signal] ?? 0 : 0), output }));
-  });
+/**
+ * A monitor started by an older paene keeps serving while its contexts run
+ * (it reaps their inits) and may not know a flag a newer start sends.
+ */
+function staleMonitor(socket: string, why: string): string {
+  return `the paene monitor on ${socket} was started by an older paene (${why}); it exits by itself once no context of this state root runs: stop them ('paene stop --all') and start again`;
+}
 
 export class Monitor {
   constructor(readonly runDir: string) {}
-
-  /**
-   * A Launcher through the monitor: it forks the program (cheap from a small
-   * process), off this process's thread. A monitor from an older paene that
-   * does not know `run` is passed by: the program is spawned from here.
-   */
-  readonly launch: Launcher = async (program, args) => {
-    let answer: string;
-    try {
-      answer = await this.request(['run', program, ...args]);
-    } catch (e) {
-      if (e instanceof PaeneError && e.message.startsWith("unknown request 'run'")) return localLaunch(program, args);
-      throw e;
-    }
-    const nl = answer.indexOf('\n');
-    return { status: Number(nl < 0 ? answer : answer.slice(0, nl)), output: nl < 0 ? '' : answer.slice(nl + 1) };
-  };
 
   get socket(): string {
     return path.join(this.runDir, 'monitor.sock');
@@ -300,6 +285,7 @@ export class Monitor {
       sock.on('close', () => {
         const line = out.trim();
         if (line.startsWith('ok')) resolve(line.slice(2).trim());
+        else if (line.startsWith('err unknown flag ')) reject(new PaeneError('internal', staleMonitor(this.socket, line.slice(4))));
         else if (line.startsWith('err ')) reject(new PaeneError('internal', line.slice(4)));
         else reject(new PaeneError('internal', `unexpected answer from the paene monitor: '${line}'`));
       });

@@ -11,6 +11,7 @@
  *   net-probe udp-echo ADDR PORT SECS      UDP echo server
  *   net-probe udp ADDR PORT MSG            UDP send, print the answer and who sent it
  *   net-probe udp-spoof SRC ADDR PORT MSG  UDP send with IP_PKTINFO asking for source SRC
+ *   net-probe udp-connect ADDR PORT MSG    UDP connect (no bind), send, print the answer and the local address
  *   net-probe abstract NAME                connect to the abstract unix socket "\0NAME"
  *   net-probe raw | packet | sockdiag      open a raw IP, packet or sock_diag netlink socket
  */
@@ -195,6 +196,23 @@ static int cmd_udp(const char *src, const char *host, int port, const char *msg)
   return 0;
 }
 
+static int cmd_udp_connect(const char *host, int port, const char *msg) {
+  struct sockaddr_storage ss, me;
+  socklen_t len = addr_of(host, port, &ss), ml = sizeof me;
+  int s = socket(ss.ss_family, SOCK_DGRAM, 0);
+  if (s < 0) return err("socket");
+  if (connect(s, (struct sockaddr *)&ss, len) != 0) return err("connect");
+  if (send(s, msg, strlen(msg), 0) < 0) return err("send");
+  char local[80], buf[256] = "";
+  getsockname(s, (struct sockaddr *)&me, &ml);
+  if (wait_readable(s, 2000)) {
+    ssize_t n = recv(s, buf, sizeof buf - 1, 0);
+    buf[n > 0 ? n : 0] = 0;
+  }
+  printf("ok local=%s answer=%s\n", text_of(&me, local, sizeof local), buf);
+  return 0;
+}
+
 static int cmd_abstract(const char *name) {
   int s = socket(AF_UNIX, SOCK_STREAM, 0);
   if (s < 0) return err("socket");
@@ -224,10 +242,11 @@ int main(int argc, char **argv) {
   if (!strcmp(c, "udp-echo") && argc == 5) return cmd_udp_echo(argv[2], atoi(argv[3]), atof(argv[4]));
   if (!strcmp(c, "udp") && argc == 5) return cmd_udp(NULL, argv[2], atoi(argv[3]), argv[4]);
   if (!strcmp(c, "udp-spoof") && argc == 6) return cmd_udp(argv[2], argv[3], atoi(argv[4]), argv[5]);
+  if (!strcmp(c, "udp-connect") && argc == 5) return cmd_udp_connect(argv[2], atoi(argv[3]), argv[4]);
   if (!strcmp(c, "abstract") && argc == 3) return cmd_abstract(argv[2]);
   if (!strcmp(c, "raw")) return cmd_socket(AF_INET, SOCK_RAW, IPPROTO_ICMP, "raw");
   if (!strcmp(c, "packet")) return cmd_socket(AF_PACKET, SOCK_RAW, 0, "packet");
   if (!strcmp(c, "sockdiag")) return cmd_socket(AF_NETLINK, SOCK_RAW, NETLINK_SOCK_DIAG, "sock_diag");
-  fprintf(stderr, "usage: net-probe connect|bind|serve|udp-echo|udp|udp-spoof|abstract|raw|packet|sockdiag ...\n");
+  fprintf(stderr, "usage: net-probe connect|bind|serve|udp-echo|udp|udp-spoof|udp-connect|abstract|raw|packet|sockdiag ...\n");
   return 2;
 }

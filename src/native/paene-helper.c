@@ -18,16 +18,11 @@
  *       the per-namespace sysctls (kernel.hostname, kernel.shmmax, ...) from
  *       the host: the guest's own /proc/sys stays read-only.
  *
- *   paene-helper lo-up --netns PATH
- *       Brings up the loopback of a network namespace (a context's own).
- *
  *   paene-helper exec --pid PID [options] -- CMD [ARGS...]
  *       Joins the namespaces of a running context (whose init is PID on the
  *       host), its cgroups, drops to the context's capabilities and seccomp
  *       filter, and runs CMD as a child; exits with CMD's status.
  *
- * A `run PROGRAM ARGS...` request runs a short host program and answers its
- * exit status and output (the runtime's per-start tools, launched cheaply).
  * A `spawn PROGRAM ARGS...` request runs a host program (such as a per-context
  * I/O throttler) as a child of the monitor, which reaps it.
  *
@@ -35,7 +30,8 @@
  *   --cgroup FILE... --lower DIR --upper DIR --work DIR --rootfs DIR
  *   --hostname H --sysctl K=V... --mask PATH... --ro PATH... --rw PATH...
  *   --scratch DIR --empty DIR --caps HEX --seccomp HEX [--init PROGRAM] [--init-name NAME]
- *   [--netns new] [--landlock-scoped HEX] [--sched POLICY:SLICE_NS]
+ *   [--netns new [--lo-up]] [--landlock-scoped HEX] [--sched POLICY:SLICE_NS]
+ *   [--bpf-cgroup DIR --bpf-prog TYPE=HEX...]  (sock_addr programs, see sockattach.h)
  * and exec takes [--netns join] [--landlock-scoped HEX] [--sched ...] to match.
  */
 #define _GNU_SOURCE
@@ -71,6 +67,7 @@
 #include <unistd.h>
 
 #include "paene-native.h"
+#include "sockattach.h"
 
 #define MAX_LIST 64
 
@@ -116,6 +113,12 @@ struct spec {
   size_t seccomp_len;
   /* network: start: "new" unshares a network namespace; exec: "join" enters the init's */
   const char *netns;
+  /* start: bring the new network namespace's loopback up (mode none) */
+  int lo_up;
+  /* start: sock_addr programs (TYPE=HEX) attached to this cgroup v2 directory before the init joins it (mode shared) */
+  const char *bpf_cgroup;
+  const char *bpf_progs[MAX_LIST];
+  int nbpf_progs;
   /* Landlock scopes (LANDLOCK_SCOPE_* bits) of a domain applied before the capabilities drop; 0 = none */
   uint64_t landlock_scoped;
   /* scheduling class of the context's processes (inherited by their children): policy, custom slice in ns (0 = the kernel's) */
@@ -151,6 +154,10 @@ static void parse_spec(int argc, char **argv, struct spec *s) {
       s->tty = 1;
       continue;
     }
+    if (strcmp(a, "--lo-up") == 0) {
+      s->lo_up = 1;
+      continue;
+    }
     if (i + 1 >= argc) die("flag %s needs a value", a);
     const char *v = argv[++i];
     if (!strcmp(a, "--cgroup")) push(s->cgroups, &s->ncgroups, v, a);
@@ -171,6 +178,8 @@ static void parse_spec(int argc, char **argv, struct spec *s) {
     else if (!strcmp(a, "--env")) push(s->envs, &s->nenvs, v, a);
     else if (!strcmp(a, "--cwd")) s->cwd = v;
     else if (!strcmp(a, "--netns")) s->netns = v;
+    else if (!strcmp(a, "--bpf-cgroup")) s->bpf_cgroup = v;
+    else if (!strcmp(a, "--bpf-prog")) push(s->bpf_progs, &s->nbpf_progs, v, a);
     else if (!strcmp(a, "--landlock-scoped")) s->landlock_scoped = strtoull(v, NULL, 16);
     else if (!strcmp(a, "--sched")) {
       /* POLICY:SLICE_NS, e.g. 0:300000 (SCHED_OTHER with a 0.3 ms slice) or 3:0 (SCHED_BATCH) */
@@ -255,6 +264,54 @@ static int sched_main(int argc, char **argv) {
 
 static void join_cgroups(const struct spec *s) {
   for (int i = 0; i < s->ncgroups; i++) write_file(s->cgroups[i], "0");
+}
+
+/*
+ * A shared context's sock_addr programs onto its cgroup v2 directory, before
+ * the init joins it (no socket of the context ever exists unwalled). In a
+ * child, so the loader's messages and exits stay its own; its message is
+ * the start's error.
+ */
+static void attach_sock_programs(const struct spec *s) {
+  if (!s->bpf_cgroup) return;
+  int pipefd[2];
+  if (pipe2(pipefd, O_CLOEXEC) != 0) die("pipe: %s", strerror(errno));
+  pid_t child = fork();
+  if (child < 0) die("fork: %s", strerror(errno));
+  if (child == 0) {
+    if (dup2(pipefd[1], 1) < 0 || dup2(pipefd[1], 2) < 0) _exit(EXIT_FAIL);
+    _exit(sock_attach(s->bpf_cgroup, s->nbpf_progs, (char **)s->bpf_progs));
+  }
+  close(pipefd[1]);
+  char out[4096];
+  size_t len = 0;
+  for (;;) {
+    ssize_t n = read(pipefd[0], out + len, sizeof out - 1 - len);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0 || (len += (size_t)n) == sizeof out - 1) break;
+  }
+  close(pipefd[0]);
+  out[len] = 0;
+  int status;
+  while (waitpid(child, &status, 0) < 0)
+    if (errno != EINTR) die("wait: %s", strerror(errno));
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return;
+  for (char *nl = strchr(out, '\n'); nl; nl = strchr(nl, '\n')) *nl = ' '; /* one answer line */
+  while (len > 0 && out[len - 1] == ' ') out[--len] = 0;
+  die("attaching the network programs to %s: %s", s->bpf_cgroup, len ? out : "the loader failed");
+}
+
+/* Brings up the loopback of the network namespace this process is in (a new one: mode none). */
+static void bring_lo_up(void) {
+  int sock = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (sock < 0) die("socket: %s", strerror(errno));
+  struct ifreq ifr;
+  memset(&ifr, 0, sizeof ifr);
+  strcpy(ifr.ifr_name, "lo");
+  if (ioctl(sock, SIOCGIFFLAGS, &ifr) != 0) die("get the flags of lo: %s", strerror(errno));
+  ifr.ifr_flags |= IFF_UP;
+  if (ioctl(sock, SIOCSIFFLAGS, &ifr) != 0) die("bring lo up: %s", strerror(errno));
+  close(sock);
 }
 
 static void load_seccomp(const struct spec *s) { load_seccomp_filter(s->seccomp, s->seccomp ? s->seccomp_len : 0); }
@@ -549,11 +606,17 @@ static void handle_start(int conn, int argc, char **argv) {
   report_fd = conn;
   parse_spec(argc, argv, &s);
   int lastcap = last_cap();
+  attach_sock_programs(&s);
   join_cgroups(&s);
   /* After joining the cgroups: the cgroup namespace makes them the guest's "/". */
   int nsflags = CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWPID | CLONE_NEWCGROUP;
-  if (s.netns && !strcmp(s.netns, "new")) nsflags |= CLONE_NEWNET;
+  int new_net = s.netns && !strcmp(s.netns, "new");
+  if (new_net) nsflags |= CLONE_NEWNET;
   if (unshare(nsflags) != 0) die("unshare: %s", strerror(errno));
+  if (s.lo_up) {
+    if (!new_net) die("--lo-up needs --netns new");
+    bring_lo_up();
+  }
   int pipefd[2];
   if (pipe2(pipefd, O_CLOEXEC) != 0) die("pipe: %s", strerror(errno));
   pid_t child = fork();
@@ -605,52 +668,6 @@ static void handle_start(int conn, int argc, char **argv) {
     _exit(125);
   }
   dprintf(conn, "ok %d\n", (int)child);
-  _exit(0);
-}
-
-/*
- * A `run PROGRAM ARGS...` request: runs a short host program (paene-bpf
- * attach, lo-up) and answers "ok STATUS" followed by what it wrote. The
- * runtime starts many contexts at once; a process launched from its Node
- * process costs ~10 ms of its single thread, one forked here a fraction.
- */
-static int exit_code(int status);
-static void handle_run(int conn, char **argv) __attribute__((noreturn));
-static void handle_run(int conn, char **argv) {
-  report_fd = conn;
-  int pipefd[2];
-  if (pipe2(pipefd, O_CLOEXEC) != 0) die("pipe: %s", strerror(errno));
-  pid_t child = fork();
-  if (child < 0) die("fork: %s", strerror(errno));
-  if (child == 0) {
-    signal(SIGCHLD, SIG_DFL);
-    int null = open("/dev/null", O_RDONLY);
-    if (null < 0 || dup2(null, 0) < 0 || dup2(pipefd[1], 1) < 0 || dup2(pipefd[1], 2) < 0) _exit(127);
-    close_fds_from(3);
-    execv(argv[0], argv);
-    dprintf(2, "cannot run %s: %s\n", argv[0], strerror(errno));
-    _exit(127);
-  }
-  close(pipefd[1]);
-  static char out[65536];
-  size_t len = 0;
-  for (;;) {
-    ssize_t n = read(pipefd[0], out + len, sizeof out - 1 - len);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    len += (size_t)n;
-    if (len == sizeof out - 1) {
-      char drain[4096]; /* keep what fits; let the program finish */
-      while (read(pipefd[0], drain, sizeof drain) > 0) {
-      }
-      break;
-    }
-  }
-  out[len] = 0;
-  int status;
-  while (waitpid(child, &status, 0) < 0)
-    if (errno != EINTR) die("wait: %s", strerror(errno));
-  dprintf(conn, "ok %d\n%s", exit_code(status), out);
   _exit(0);
 }
 
@@ -727,7 +744,7 @@ static int monitor_main(int argc, char **argv) {
   int sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
   signal(SIGPIPE, SIG_IGN);
 
-  time_t idle_since = time(NULL);
+  time_t idle_since = time(NULL), last_sweep = 0;
   int quitting = 0;
   static char reqbuf[65536];
   char *rargv[1024];
@@ -739,9 +756,17 @@ static int monitor_main(int argc, char **argv) {
       struct signalfd_siginfo si;
       while (read(sfd, &si, sizeof si) == sizeof si) {
         if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT || si.ssi_signo == SIGHUP) quitting = 1;
+        /* Reap the child that signalled by its pid: a wait for any child walks all of them
+           (10,000 inits at 10,000 contexts) under the kernel's task list lock, which every fork
+           on the host needs too. */
+        if (si.ssi_signo == SIGCHLD && si.ssi_pid > 0) waitpid((pid_t)si.ssi_pid, NULL, WNOHANG);
       }
+    }
+    /* Signals of children that exit together merge into one: a full sweep catches those, once a second. */
+    if (time(NULL) - last_sweep >= 1) {
       while (waitpid(-1, NULL, WNOHANG) > 0) {
       }
+      last_sweep = time(NULL);
     }
     if (fds[0].revents & POLLIN) {
       int conn = accept4(ls, NULL, NULL, SOCK_CLOEXEC);
@@ -767,7 +792,7 @@ static int monitor_main(int argc, char **argv) {
           }
           if (h > 0) dprintf(conn, "ok %d\n", (int)h);
           else dprintf(conn, "err fork: %s\n", strerror(errno));
-        } else if (!strcmp(rargv[0], "start") || (!strcmp(rargv[0], "run") && n >= 2)) {
+        } else if (!strcmp(rargv[0], "start")) {
           /* A handler of ours owns the connection from here; we go on serving. */
           pid_t h = fork();
           if (h == 0) {
@@ -775,7 +800,6 @@ static int monitor_main(int argc, char **argv) {
             close(sfd);
             close(lock);
             sigprocmask(SIG_UNBLOCK, &mask, NULL);
-            if (!strcmp(rargv[0], "run")) handle_run(conn, rargv + 1);
             handle_start(conn, n - 1, rargv + 1);
           }
           if (h < 0) dprintf(conn, "err fork: %s\n", strerror(errno));
@@ -786,7 +810,8 @@ static int monitor_main(int argc, char **argv) {
       }
       idle_since = time(NULL);
     }
-    if (!has_children() && (quitting || (idle > 0 && time(NULL) - idle_since >= idle))) {
+    /* has_children() walks every child: asked only when the monitor might exit. */
+    if ((quitting || (idle > 0 && time(NULL) - idle_since >= idle)) && !has_children()) {
       unlink(sockpath);
       return 0;
     }
@@ -997,28 +1022,6 @@ static int sysctl_main(int argc, char **argv) {
   return 0;
 }
 
-/*
- * lo-up --netns PATH: brings the loopback of a context's own network
- * namespace up (network mode none). One ioctl here instead of nsenter + ip,
- * which cost ~20 ms of every start.
- */
-static int lo_up_main(int argc, char **argv) {
-  if (argc != 2 || strcmp(argv[0], "--netns")) die("usage: lo-up --netns PATH");
-  int fd = open(argv[1], O_RDONLY | O_CLOEXEC);
-  if (fd < 0) die("open %s: %s", argv[1], strerror(errno));
-  if (setns(fd, CLONE_NEWNET) != 0) die("setns net %s: %s", argv[1], strerror(errno));
-  close(fd);
-  int sock = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  if (sock < 0) die("socket: %s", strerror(errno));
-  struct ifreq ifr;
-  memset(&ifr, 0, sizeof ifr);
-  strcpy(ifr.ifr_name, "lo");
-  if (ioctl(sock, SIOCGIFFLAGS, &ifr) != 0) die("get the flags of lo: %s", strerror(errno));
-  ifr.ifr_flags |= IFF_UP;
-  if (ioctl(sock, SIOCSIFFLAGS, &ifr) != 0) die("bring lo up: %s", strerror(errno));
-  return 0;
-}
-
 int main(int argc, char **argv) {
   if (argc < 2) {
     dprintf(2, "usage: paene-helper monitor|exec ... (internal to paene)\n");
@@ -1030,7 +1033,6 @@ int main(int argc, char **argv) {
   if (!strcmp(argv[1], "exec")) return exec_main(argc - 2, argv + 2);
   if (!strcmp(argv[1], "sysctl")) return sysctl_main(argc - 2, argv + 2);
   if (!strcmp(argv[1], "sched")) return sched_main(argc - 2, argv + 2);
-  if (!strcmp(argv[1], "lo-up")) return lo_up_main(argc - 2, argv + 2);
   if (!strcmp(argv[1], "landlock-abi")) {
     /* The kernel's Landlock ABI version (0 = none): the runtime decides what it may ask for. */
     long v = syscall(444 /* landlock_create_ruleset */, NULL, 0, 1 /* LANDLOCK_CREATE_RULESET_VERSION */);

@@ -32,7 +32,6 @@ import {
   validatePlan,
 } from '../core/bridgeplan.js';
 import { type ErrorCode, PaeneError } from '../core/errors.js';
-import { type Launcher, helperPath, localLaunch } from '../kernel/helper.js';
 
 export interface NetHost {
   /** path to a network namespace file (/run/netns/NAME, /proc/PID/ns/net); undefined = this process's own */
@@ -228,13 +227,6 @@ export function removeBridgeIfUnused(h: NetHost, cfg: BridgeConfig): void {
     must(ns, 'ip', ['link', 'del', 'dev', cfg.bridge]);
   }
   if (nftTables(ns).length > 0) must(ns, 'nft', ['-f', '-'], nftRemoveTables());
-}
-
-/** Network mode `none`: the namespace keeps only its loopback, brought up. */
-export async function loopbackOnly(guestNetns: string, launch: Launcher = localLaunch): Promise<void> {
-  // The helper's one ioctl, not nsenter + ip, and through a launcher: this runs in every start of such a context.
-  const r = await launch(helperPath(), ['lo-up', '--netns', guestNetns]);
-  if (r.status !== 0) throw new PaeneError('internal', `cannot bring up lo in ${guestNetns}: ${r.output.trim() || `exit ${r.status}`}`);
 }
 
 /** What of paene's is still in the host namespace: the bridge, its ports, veths named pnN, paene's nft tables. */

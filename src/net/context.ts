@@ -15,9 +15,9 @@ import { PaeneError } from '../core/errors.js';
 import { type NetSettings, type NetSpec, addressPool, defaultNetSettings, familyOf, validateNetSettings } from '../core/net.js';
 import { type SockAddrPolicy, buildSockAddrPrograms } from '../core/sockaddr.js';
 import type { ContextConfig } from '../core/spec.js';
-import { attachSockAddr, attachSockAddrAsync } from '../kernel/bpf.js';
+import { attachSockAddr, sockAddrArgs } from '../kernel/bpf.js';
 import type { ContextCgroup } from '../kernel/cgroups.js';
-import { type ExecRequest, LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET, type Launcher, type StartRequest, landlockAbi, localLaunch } from '../kernel/helper.js';
+import { type ExecRequest, LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET, type StartRequest, landlockAbi } from '../kernel/helper.js';
 import { writeJsonAtomic } from '../kernel/atomic.js';
 import type { Layout } from '../runtime/layout.js';
 import type { StateStore } from '../runtime/state.js';
@@ -28,7 +28,7 @@ export interface AddressBook {
   /** claims the lowest free address of a range (numbers) for a context; undefined when none is free */
   claimLowest(name: string, first: number, last: number, keyOf: (n: number) => string, skip: ReadonlySet<number>): string | undefined;
 }
-import { type NetHost, connectPrivate, disconnectPrivate, ensureBridge, leftovers, loadRuleset, loopbackOnly, removeBridgeIfUnused } from './bridge.js';
+import { type NetHost, connectPrivate, disconnectPrivate, ensureBridge, leftovers, loadRuleset, removeBridgeIfUnused } from './bridge.js';
 
 /** Landlock ABI 6 (Linux 6.12) brought the abstract unix socket scope. */
 const LANDLOCK_ABI_SCOPES = 6;
@@ -37,8 +37,6 @@ export class ContextNetwork {
   constructor(
     private readonly layout: Layout,
     private readonly store: StateStore,
-    /** how the per-start tools (paene-bpf, lo-up) are launched: the runtime passes its monitor's */
-    private readonly launch: Launcher = localLaunch,
   ) {}
 
   get settingsFile(): string {
@@ -108,11 +106,22 @@ export class ContextNetwork {
     }
   }
 
-  /** The helper's network flags for start: a namespace of its own (private, none), a Landlock scope (shared). */
-  startLaunch(config: ContextConfig): Pick<StartRequest, 'netns' | 'landlockScoped'> {
+  /**
+   * The helper's network flags for start: a namespace of its own (private,
+   * none; none's loopback brought up there), or a Landlock scope and the
+   * sock_addr programs the helper attaches to the cgroup before the init
+   * joins it (shared). In the start request itself: no process of its own.
+   */
+  startLaunch(config: ContextConfig, cg: ContextCgroup): Pick<StartRequest, 'netns' | 'loUp' | 'landlockScoped' | 'sockAddr'> {
     const m = config.net.mode;
-    if (m === 'shared') return { landlockScoped: LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET };
-    return m === 'private' || m === 'none' ? { netns: 'new' } : {};
+    if (m === 'shared') {
+      return {
+        landlockScoped: LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET,
+        sockAddr: { cgroupDir: cg.unifiedDir as string, progs: sockAddrArgs(buildSockAddrPrograms(this.sockAddrPolicy(config))) },
+      };
+    }
+    if (m === 'none') return { netns: 'new', loUp: true };
+    return m === 'private' ? { netns: 'new' } : {};
   }
 
   /** The same for exec: join the init's namespace, or the same scope (a domain of its own: see docs/network.md). */
@@ -140,17 +149,10 @@ export class ContextNetwork {
     };
   }
 
-  /** Before the init runs: a shared context's programs are on its cgroup before any of its sockets exists. */
-  async beforeStart(config: ContextConfig, cg: ContextCgroup): Promise<void> {
-    if (config.net.mode !== 'shared') return;
-    await attachSockAddrAsync(cg.unifiedDir as string, buildSockAddrPrograms(this.sockAddrPolicy(config)), this.launch);
-  }
-
   /** After the init runs (its network namespace exists): plumbing for private and none. */
   async afterStart(config: ContextConfig, initPid: number): Promise<void> {
-    const ns = `/proc/${initPid}/ns/net`;
-    if (config.net.mode === 'none') await loopbackOnly(ns, this.launch);
     if (config.net.mode !== 'private') return;
+    const ns = `/proc/${initPid}/ns/net`;
     const s = this.settings();
     const h = this.host(s);
     const plan = this.plan(config, s);
@@ -223,9 +225,18 @@ export class ContextNetwork {
 
 /** Every address on the host's interfaces (this process's network namespace). */
 export function hostAddresses(): string[] {
+  // Asked twice per start of a shared context (its check and its policy), and a start of many asks it for each:
+  // read at most every HOST_ADDRESSES_TTL_MS.
+  const now = Date.now();
+  if (hostAddressCache && now - hostAddressCache.at < HOST_ADDRESSES_TTL_MS) return hostAddressCache.list;
   const out: string[] = [];
   for (const list of Object.values(os.networkInterfaces())) {
     for (const a of list ?? []) out.push(a.family === 'IPv6' ? a.address.split('%')[0] as string : a.address);
   }
-  return [...new Set(out)];
+  const list = [...new Set(out)];
+  hostAddressCache = { at: now, list };
+  return list;
 }
+
+const HOST_ADDRESSES_TTL_MS = 1000;
+let hostAddressCache: { at: number; list: string[] } | undefined;

@@ -39,9 +39,17 @@ export class Claims {
     return path.join(this.dir, key);
   }
 
+  /** Hints held in memory while a batch of claims runs under one hold of the create lock (written once at its end). */
+  private pendingHints?: { hints: Record<string, number>; changed: boolean };
+  private ensured = false;
+
   /** The claims directory, built from the configs if this root predates it. Under the create lock. */
   ensure(): void {
-    if (fs.existsSync(this.dir)) return;
+    if (this.ensured) return;
+    if (fs.existsSync(this.dir)) {
+      this.ensured = true;
+      return;
+    }
     fs.mkdirSync(this.store.layout.root, { recursive: true });
     const tmp = `${this.dir}.building.${process.pid}`;
     fs.rmSync(tmp, { recursive: true, force: true });
@@ -57,6 +65,25 @@ export class Claims {
     }
     fs.renameSync(tmp, this.dir);
     fsyncDir(path.dirname(this.dir));
+    this.ensured = true;
+  }
+
+  /**
+   * Runs `fn` (claims and releases, all under one hold of the create lock)
+   * with the hints kept in memory and written once at the end: a write per
+   * claim was a third of a create. A crash before the write leaves the older
+   * hint, which is still true (lower only: it costs a scan past taken keys).
+   */
+  async batch<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.pendingHints) return fn();
+    this.pendingHints = { hints: this.readHintsFile(), changed: false };
+    try {
+      return await fn();
+    } finally {
+      const p = this.pendingHints;
+      this.pendingHints = undefined;
+      if (p.changed) this.writeHintsFile(p.hints);
+    }
   }
 
   /** Owner named by the claim of `key`, if any. */
@@ -78,7 +105,8 @@ export class Claims {
 
   private holds(owner: string, key: string): boolean {
     try {
-      return this.keysOf(this.store.readConfig(owner)).includes(key);
+      const config = this.store.readConfigIfAny(owner); // not readConfig: its not-found message lists every context
+      return config !== undefined && this.keysOf(config).includes(key);
     } catch {
       return false;
     }
@@ -117,6 +145,15 @@ export class Claims {
   }
 
   private readHints(): Record<string, number> {
+    return this.pendingHints ? { ...this.pendingHints.hints } : this.readHintsFile();
+  }
+
+  private writeHints(h: Record<string, number>): void {
+    if (this.pendingHints) this.pendingHints = { hints: h, changed: true };
+    else this.writeHintsFile(h);
+  }
+
+  private readHintsFile(): Record<string, number> {
     try {
       const h = JSON.parse(fs.readFileSync(this.hintsFile, 'utf8')) as unknown;
       if (h && typeof h === 'object' && Object.values(h).every((v) => Number.isInteger(v))) return h as Record<string, number>;
@@ -126,7 +163,7 @@ export class Claims {
     return {};
   }
 
-  private writeHints(h: Record<string, number>): void {
+  private writeHintsFile(h: Record<string, number>): void {
     const tmp = `${this.hintsFile}.${process.pid}.tmp`;
     fs.writeFileSync(tmp, JSON.stringify(h));
     fs.renameSync(tmp, this.hintsFile);
@@ -164,7 +201,7 @@ export class Claims {
 
   /** Claims `key` for `name`: refused if another context holds it; a stale claim (or its own) is retaken. Under the create lock. */
   claim(name: string, key: string): void {
-    if (this.tryClaim(name, key)) return;
+    if (this.tryClaim(name, key) || this.ownerOf(key) === name) return; // its own already (claimLowest took it)
     const holder = this.holder(key);
     if (holder !== undefined && holder !== name) throw new PaeneError('exists', `${this.describe(key)} is already used by context '${holder}'`);
     this.write(key, name, false);

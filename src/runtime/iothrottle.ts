@@ -20,6 +20,7 @@ import path from 'node:path';
 import { PaeneError, errnoOf } from '../core/errors.js';
 import type { BlockDevice } from '../core/cgroupmap.js';
 import type { ResourceLimits } from '../core/limits.js';
+import type { ContextConfig } from '../core/spec.js';
 import type { CgroupHost } from '../kernel/cgroups.js';
 import { nativePath } from '../kernel/helper.js';
 import { isAlive, readStat } from '../kernel/procfs.js';
@@ -129,9 +130,11 @@ function freezerOf(rt: Runtime, name: string): { file: string; frozen: string; t
  * Starts the context's throttler if its limits need one (runtime hook, after
  * the init is up). Idempotent: a running one is stopped first.
  */
-export async function startIoThrottle(rt: Runtime, name: string): Promise<number | undefined> {
+export async function startIoThrottle(rt: Runtime, name: string, known?: ContextConfig): Promise<number | undefined> {
+  const config = known ?? rt.config(name);
+  // No I/O rate asked for: nothing to run, and none can be running (every start and stop ends the last one).
+  if (config.limits.io?.writeBps === undefined && config.limits.io?.readBps === undefined && !throttlerOf(rt, name)) return undefined;
   await stopIoThrottle(rt, name);
-  const config = rt.config(name);
   const live = rt.store.live(name);
   if (!live) return undefined;
   const rates = throttlerRates(rt.cgroupHost, config.limits, blockDevicesFor(rt.layout.upperDir(name)));

@@ -21,7 +21,7 @@ import { capMask } from '../core/caps.js';
 import { PaeneError } from '../core/errors.js';
 import { type CgroupWrite, cgroupWrites, ipcSysctls, ownControllers, schedOf } from '../core/cgroupmap.js';
 import type { ResourceLimits } from '../core/limits.js';
-import { type NetSpec, canonicalIp, validateNetSpec } from '../core/net.js';
+import { type NetSpec, canonicalIp, netGaps, validateNetSpec } from '../core/net.js';
 import {
   type ContextConfig,
   DEVICE_NODES,
@@ -88,6 +88,8 @@ export interface ContextStatus {
   cgroup: string;
   /** its network model and what it owns (docs/network.md); `host` has no wall */
   net: NetSpec;
+  /** what its network model does not hide or block on this kernel, named rather than left silent */
+  netGaps?: string[];
 }
 
 export interface ProcessInfo {
@@ -141,7 +143,7 @@ export class Runtime {
     this.layout = new Layout(opts.root);
     this.store = new StateStore(this.layout);
     this.monitor = new Monitor(path.join(this.layout.root, 'run'));
-    this.network = new ContextNetwork(this.layout, this.store, this.monitor.launch);
+    this.network = new ContextNetwork(this.layout, this.store);
     this.xids = new XidClaims(this.store);
     this.addrs = addressClaims(this.store);
     this.images = opts.images;
@@ -186,7 +188,7 @@ export class Runtime {
     const out: (ContextConfig | Error)[] = [];
     for (let at = 0; at < reqs.length; at += CREATE_BATCH) {
       // Name and xid must be unique across concurrent creates: one global lock.
-      await withLock(this.lockFile('.create'), { what: 'the context list' }, async () => {
+      const batch = async () => {
         for (const req of reqs.slice(at, at + CREATE_BATCH)) {
           let r: ContextConfig | Error;
           try {
@@ -197,7 +199,8 @@ export class Runtime {
           onEach?.(out.length, r);
           out.push(r);
         }
-      });
+      };
+      await withLock(this.lockFile('.create'), { what: 'the context list' }, () => this.xids.batch(() => this.addrs.batch(batch)));
     }
     return out;
   }
@@ -344,7 +347,7 @@ export class Runtime {
       const live = this.store.live(name);
       if (live) throw new PaeneError('wrong-state', `context '${name}' is already running (init pid ${live.pid})`);
       const config = await this.addressed(name);
-      await this.cleanupLeftovers(name);
+      await this.cleanupLeftovers(name, config);
       const lower = await this.images.rootfsOf(config.image);
       const cg = this.cgroupOf(name);
       this.network.requirements(config, cg);
@@ -352,7 +355,6 @@ export class Runtime {
       cg.create(ownControllers(config.limits, limitsVersion(this.cgroupHost)), this.cgroupHost.v1.has('devices') ? DEVICE_RULES : []);
       try {
         cg.apply(this.cgroupPlan(config, cg));
-        await this.network.beforeStart(config, cg);
         const answer = await this.monitor.request(
           startArgs({
             cgroupProcs: cg.procsFiles(),
@@ -371,7 +373,7 @@ export class Runtime {
             devices: DEVICE_NODES,
             capsMask: capMask(config.caps),
             seccomp: this.policy.seccomp(config),
-            ...this.network.startLaunch(config),
+            ...this.network.startLaunch(config, cg),
             sched: launchSched(config),
           }),
         );
@@ -382,7 +384,7 @@ export class Runtime {
         this.writeExecPlan(config, pid, st.starttime);
         await this.network.afterStart(config, pid);
         // paene's own write throttler where the kernel cannot limit buffered writes (no-op without I/O limits).
-        await startIoThrottle(this, name);
+        await startIoThrottle(this, name, config);
       } catch (e) {
         await cg.killAll().catch(() => undefined);
         try {
@@ -417,7 +419,10 @@ export class Runtime {
 
   /** The cgroup files a context's config asks for at start, in the order the kernel accepts them. */
   cgroupPlan(config: ContextConfig, cg: ContextCgroup): CgroupWrite[] {
-    const writes = this.limitWrites(config.name, config.limits);
+    // A fresh cgroup has no I/O rules to clear: the disk is looked up only when there are rules to write.
+    const io = config.limits.io ?? {};
+    const anyIo = Object.values(io).some((v) => v !== undefined);
+    const writes = anyIo ? this.limitWrites(config.name, config.limits) : cgroupWrites(config.limits, limitsVersion(this.cgroupHost), []);
     // The v1 devices cgroup is a second wall behind the dropped MKNOD capability (written at start only:
     // rewriting it live would deny every device for a moment). Usually the shared group holds the
     // rules (written when it is made); a context has its own only where devices shares a hierarchy.
@@ -451,19 +456,20 @@ export class Runtime {
   }
 
   /** Removes what a crashed context left: its processes, cgroups, layer mount and stale state. */
-  private async cleanupLeftovers(name: string): Promise<void> {
+  private async cleanupLeftovers(name: string, known?: ContextConfig): Promise<void> {
     await stopIoThrottle(this, name); // stop the I/O throttler (by pid) before the cgroups go
     const cg = this.cgroupOf(name);
-    if (cg.exists()) await cg.killAll();
+    const hasCgroups = cg.exists();
+    if (hasCgroups) await cg.killAll();
     // The host side of its network, once no process of it is left (a broken config has none to undo).
-    let config: ContextConfig | undefined;
+    let config = known;
     try {
-      config = this.store.readConfig(name);
+      config ??= this.store.readConfig(name);
     } catch {
       config = undefined;
     }
     // The cgroups go first: BPF programs go with their cgroup, so the network has less to undo.
-    if (cg.exists()) await cg.remove();
+    if (hasCgroups) await cg.remove();
     if (config) this.network.afterStop(config, cg);
     removeScratch(this.layout, name);
     // Only after every process is gone: a disk-limited layer is unmounted (a plain one is a no-op).
@@ -643,7 +649,11 @@ export class Runtime {
   // ----------------------------------------------------------------- views
 
   status(name: string): ContextStatus {
-    const config = this.store.readConfig(name);
+    return this.statusOf(this.store.readConfig(name));
+  }
+
+  private statusOf(config: ContextConfig): ContextStatus {
+    const name = config.name;
     const live = this.store.live(name);
     const cg = this.cgroupOf(name);
     return {
@@ -658,11 +668,12 @@ export class Runtime {
       created: config.created,
       cgroup: `${this.layout.cgroupParent}/${name}`,
       net: config.net,
+      netGaps: netGaps(config.net),
     };
   }
 
   list(): ContextStatus[] {
-    return this.store.names().map((n) => this.status(n));
+    return this.store.readAllConfigs().map((c) => this.statusOf(c));
   }
 
   config(name: string): ContextConfig {

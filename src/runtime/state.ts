@@ -44,6 +44,11 @@ export class StateStore {
   }
 
   names(): string[] {
+    return this.entries().filter((n) => fs.existsSync(this.layout.configFile(n)));
+  }
+
+  /** The context directories' names, sorted (hidden ones, such as claims, left out). */
+  private entries(): string[] {
     let entries: string[];
     try {
       entries = fs.readdirSync(this.layout.contextsDir);
@@ -51,21 +56,35 @@ export class StateStore {
       if (errnoOf(e) === 'ENOENT') return [];
       throw e;
     }
-    return entries.filter((n) => !n.startsWith('.') && fs.existsSync(this.layout.configFile(n))).sort();
+    return entries.filter((n) => !n.startsWith('.')).sort();
   }
 
   readConfig(name: string): ContextConfig {
+    const config = this.readConfigIfAny(name);
+    if (config) return config;
+    const known = this.names();
+    throw new PaeneError(
+      'not-found',
+      `no context named '${name}'` + (known.length ? ` (known: ${known.join(', ')})` : ' (there are no contexts; create one with `paene create NAME`)'),
+    );
+  }
+
+  /**
+   * Every context's config, in name order, reading each file once (`list`
+   * of thousands: no separate existence check per name). A directory without
+   * a config (a create under way, or one that crashed) is not a context yet.
+   */
+  readAllConfigs(): ContextConfig[] {
+    return this.entries().flatMap((n) => this.readConfigIfAny(n) ?? []);
+  }
+
+  /** The config, or undefined when the context does not exist; a broken config throws. */
+  readConfigIfAny(name: string): ContextConfig | undefined {
     let text: string;
     try {
       text = fs.readFileSync(this.layout.configFile(name), 'utf8');
     } catch (e) {
-      if (errnoOf(e) === 'ENOENT') {
-        const known = this.names();
-        throw new PaeneError(
-          'not-found',
-          `no context named '${name}'` + (known.length ? ` (known: ${known.join(', ')})` : ' (there are no contexts; create one with `paene create NAME`)'),
-        );
-      }
+      if (errnoOf(e) === 'ENOENT') return undefined;
       throw e;
     }
     let parsed: unknown;
@@ -82,10 +101,8 @@ export class StateStore {
   }
 
   readState(name: string): RunState | undefined {
-    const file = this.layout.stateFile(name);
-    if (!fs.existsSync(file)) return undefined; // a stopped context: no thrown ENOENT (`list` asks this of every context)
     try {
-      const s = JSON.parse(fs.readFileSync(file, 'utf8')) as RunState;
+      const s = JSON.parse(fs.readFileSync(this.layout.stateFile(name), 'utf8')) as RunState;
       return typeof s.pid === 'number' && typeof s.starttime === 'number' ? s : undefined;
     } catch {
       return undefined;

@@ -73,6 +73,20 @@ describeReal('many contexts per call', () => {
     expect(claimKeys(path.join(root, 'addrs'))).toEqual([]);
   }, 180_000);
 
+  it('create --start creates and starts a set in one call; a name that exists is reported and the others still run', () => {
+    expect(run('create', 'cs2', '--net', 'none').code).toBe(0);
+    const r = run('create', 'cs%d', '--count', '3', '--start', '--net', 'none', '--json');
+    expect(r.code).toBe(4); // 'exists' for cs2
+    const out = JSON.parse(r.stdout) as { name: string; ok: boolean; result?: { state: string; pid: number }; error?: { code: string } }[];
+    expect(out.map((o) => [o.name, o.ok])).toEqual([['cs1', true], ['cs2', false], ['cs3', true]]);
+    expect(out[1]?.error?.code).toBe('exists');
+    for (const n of ['cs1', 'cs3']) expect(rt.status(n).state).toBe('running');
+    expect(rt.status('cs2').state).toBe('stopped'); // the one that existed is left as it was
+    expect(run('create', 'cs9', '--start', '--jobs', '0').stderr).toMatch(/--jobs must be/);
+    expect(rt.store.names()).not.toContain('cs9'); // a bad flag creates nothing
+    expect(run('destroy', 'cs*').code).toBe(0);
+  }, 120_000);
+
   it('exec through the native front door: environment, users, exit codes; a stopped context falls back to the Node CLI', () => {
     expect(run('create', 'fx', '--net', 'none').code).toBe(0);
     expect(run('start', 'fx').code).toBe(0);

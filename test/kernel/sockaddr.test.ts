@@ -28,14 +28,31 @@ const policy = (own: string): SockAddrPolicy => ({ v4: [own], v6: [], peerNets4:
 
 /** What the child does, one step after the other; it prints the results as JSON. */
 const CHILD = String.raw`
+import fs from 'node:fs';
 import net from 'node:net';
 import dgram from 'node:dgram';
+// The kernel's own record of a listener's address (/proc/net/tcp*, which no BPF program rewrites).
+const kernelBound = (port) => {
+  for (const f of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    for (const line of fs.readFileSync(f, 'utf8').split('\n').slice(1)) {
+      const [, local, , st] = line.trim().split(/\s+/);
+      if (!local || st !== '0A') continue;
+      const [hex, p] = local.split(':');
+      if (parseInt(p, 16) !== port) continue;
+      const v4 = (h) => [3, 2, 1, 0].map((i) => parseInt(h.slice(i * 2, i * 2 + 2), 16)).join('.');
+      if (hex.length === 8) return v4(hex);
+      return hex.slice(0, 24) === '0000000000000000FFFF0000' ? '::ffff:' + v4(hex.slice(24)) : hex;
+    }
+  }
+  return 'not listed';
+};
 const listen = (s) => new Promise((resolve) => {
   const srv = net.createServer();
   srv.on('error', (e) => resolve({ err: e.code }));
   srv.listen({ host: s.host, port: 0 }, () => {
     const a = srv.address();
-    srv.close(() => resolve({ address: a.address }));
+    const bound = kernelBound(a.port);
+    srv.close(() => resolve({ address: a.address, bound }));
   });
 });
 const connect = (s) => new Promise((resolve) => {
@@ -53,7 +70,19 @@ const udp = (s) => new Promise((resolve) => {
   u.on('message', (m, r) => done({ data: String(m), from: r.address + ':' + r.port, local: u.address().address }));
   u.send('ping', s.port, s.host, (e) => { if (e) done({ err: e.code }); });
 });
-const ops = { listen, connect, udp };
+// A UDP echo server on s.host:s.port for s.ms; after each answer it also sends to the client's address on
+// s.stray (a port that client never used): that must not reach the host.
+const udpEcho = (s) => new Promise((resolve) => {
+  const u = dgram.createSocket('udp4');
+  let echoed = 0;
+  u.on('message', (m, r) => {
+    echoed++;
+    u.send(m, r.port, r.address);
+    u.send('stray', s.stray, r.address);
+  });
+  u.bind(s.port, s.host, () => setTimeout(() => { const a = u.address().address; u.close(); resolve({ echoed, local: a }); }, s.ms));
+});
+const ops = { listen, connect, udp, udpEcho };
 // A liveness guard only: if a packet went astray the step ends instead of hanging.
 const guard = (p) => Promise.race([p, new Promise((r) => setTimeout(() => r({ err: 'no answer' }), 15000).unref())]);
 const out = [];
@@ -62,9 +91,15 @@ process.stdout.write(JSON.stringify(out));
 process.exit(0);
 `;
 
-type Step = { op: 'listen'; host: string } | { op: 'connect'; host: string; port: number } | { op: 'udp'; host: string; port: number };
+type Step =
+  | { op: 'listen'; host: string }
+  | { op: 'connect'; host: string; port: number }
+  | { op: 'udp'; host: string; port: number }
+  | { op: 'udpEcho'; host: string; port: number; ms: number; stray: number };
 interface Result {
   err?: string;
+  bound?: string;
+  echoed?: number;
   address?: string;
   data?: string;
   local?: string;
@@ -243,22 +278,74 @@ describeReal('shared-network sock_addr programs on the real kernel', () => {
       { op: 'connect', host: '::ffff:127.0.0.1', port: tcpPort },
       { op: 'connect', host: '::1', port: tcpPort },
     ]);
-    expect(r[0]).toEqual({ address: OWN }); // bind 0.0.0.0 → its own address
-    expect(r[1]).toEqual({ address: OWN }); // its 127.0.0.1 is its own first address
+    // bind 0.0.0.0 → its own address in the kernel; getsockname shows what the program asked for
+    expect(r[0]).toEqual({ address: '0.0.0.0', bound: OWN });
+    expect(r[1]).toEqual({ address: '127.0.0.1', bound: OWN }); // its 127.0.0.1 is its own first address
     expect(r[2]).toEqual({ err: 'EPERM' }); // a neighbour's address
-    expect(r[3]).toEqual({ address: `::ffff:${OWN}` }); // bind :: without a v6 address → the mapped v4 one
-    // connect to the host's 127.0.0.1 reaches the listener on its own address instead;
-    // it sees the loopback it asked for, the other end sees its own address
-    expect(r[4]).toEqual({ data: `own ${OWN}`, local: OWN, remote: '127.0.0.1' });
+    expect(r[3]).toEqual({ address: '::', bound: `::ffff:${OWN}` }); // bind :: without a v6 address → the mapped v4 one
+    // connect to the host's 127.0.0.1 reaches the listener on its own address instead (which sees the
+    // context's address as the source); the program sees the loopback at both ends, as without the wall
+    expect(r[4]).toEqual({ data: `own ${OWN}`, local: '127.0.0.1', remote: '127.0.0.1' });
     // a neighbour is reachable and sees the context's address as the source (forced by bpf_bind)
     expect(r[5]).toEqual({ data: `neighbour ${OWN}`, local: OWN, remote: NEIGHBOUR });
     expect(r[6]).toEqual({ err: 'EPERM' }); // hostDeny4
     // UDP to the host's 127.0.0.1 goes to the server on its own address; the reply shows 127.0.0.1
-    expect(r[7]).toEqual({ data: 'own', from: `127.0.0.1:${udpPort}`, local: OWN });
+    expect(r[7]).toEqual({ data: 'own', from: `127.0.0.1:${udpPort}`, local: '0.0.0.0' }); // Node binds 0.0.0.0 first
     // the dual-stack way around: ::ffff:127.0.0.1 is redirected like 127.0.0.1
-    expect(r[8]).toEqual({ data: `own ${OWN}`, local: `::ffff:${OWN}`, remote: '::ffff:127.0.0.1' });
+    expect(r[8]).toEqual({ data: `own ${OWN}`, local: '::ffff:127.0.0.1', remote: '::ffff:127.0.0.1' });
     expect(r[9]).toEqual({ err: 'EPERM' }); // ::1 without a v6 address of its own
     expect(hits.host).toBe(0); // nothing from inside ever reached the host's listener
+  });
+
+  it("a host client on 127.0.0.1 gets a context's UDP answers, connected or not; no other host port opens", async () => {
+    const stray: string[] = [];
+    const strayPort = await new Promise<number>((resolve, reject) => {
+      const s = dgram.createSocket('udp4');
+      s.on('message', (m, r) => stray.push(`${r.address} ${m}`));
+      s.on('error', reject);
+      s.bind({ address: '127.0.0.1', port: 0, exclusive: true }, () => {
+        servers.push(s);
+        resolve(s.address().port);
+      });
+    });
+    const echoPort = await new Promise<number>((resolve) => {
+      const s = net.createServer().listen(0, OWN, () => {
+        const p = (s.address() as net.AddressInfo).port;
+        s.close(() => resolve(p)); // a port free on OWN just now (UDP and TCP ports are separate; good enough)
+      });
+    });
+    const server = inCgroup(cg, [{ op: 'udpEcho', host: '0.0.0.0', port: echoPort, ms: 4000, stray: strayPort }]);
+    /** Sends until an answer arrives (the server may still be starting); the answer's source, or undefined. */
+    const ask = async (connected: boolean): Promise<string | undefined> => {
+      const c = dgram.createSocket('udp4');
+      await new Promise<void>((r) => c.bind(0, '127.0.0.1', () => r()));
+      if (connected) await new Promise<void>((r) => c.connect(echoPort, OWN, () => r()));
+      try {
+        for (let i = 0; i < 30; i++) {
+          const got = new Promise<string | undefined>((resolve) => {
+            const t = setTimeout(() => resolve(undefined), 100);
+            c.once('message', (_m, r) => {
+              clearTimeout(t);
+              resolve(`${r.address}:${r.port}`);
+            });
+          });
+          if (connected) c.send('q');
+          else c.send('q', echoPort, OWN);
+          const from = await got;
+          if (from) return from;
+        }
+        return undefined;
+      } finally {
+        c.close();
+      }
+    };
+    expect(await ask(false)).toBe(`${OWN}:${echoPort}`);
+    expect(await ask(true)).toBe(`${OWN}:${echoPort}`);
+    const [r] = await server;
+    expect(r?.echoed).toBeGreaterThanOrEqual(2);
+    expect(r?.local).toBe('0.0.0.0');
+    // The server's strays to 127.0.0.1:strayPort went to its own loopback, not to the host's listener.
+    expect(stray).toEqual([]);
   });
 
   it('re-attaching replaces the programs in place (flags 0): new binds go to the new address', async () => {
@@ -269,7 +356,7 @@ describeReal('shared-network sock_addr programs on the real kernel', () => {
       { op: 'listen', host: OWN }, // now a neighbour's
       { op: 'connect', host: '127.0.0.1', port: tcpPort },
     ]);
-    expect(r).toEqual([{ address: OWN_AFTER }, { err: 'EPERM' }, { data: `own-after ${OWN_AFTER}`, local: OWN_AFTER, remote: '127.0.0.1' }]);
+    expect(r).toEqual([{ address: '0.0.0.0', bound: OWN_AFTER }, { err: 'EPERM' }, { data: `own-after ${OWN_AFTER}`, local: '127.0.0.1', remote: '127.0.0.1' }]);
     expect(hits.host).toBe(0);
   });
 
@@ -277,7 +364,7 @@ describeReal('shared-network sock_addr programs on the real kernel', () => {
     const progs: Partial<Record<SockAddrHook, Buffer>> = { ...buildSockAddrPrograms(policy(OWN)), connect4: new Asm().ret(7).toBuffer() };
     expect(() => attachSockAddr(cg, progs)).toThrow(/verifier log/);
     expect(attachedSockAddr(cg)).toEqual(counts(1));
-    expect(await inCgroup(cg, [{ op: 'listen', host: '0.0.0.0' }])).toEqual([{ address: OWN_AFTER }]);
+    expect(await inCgroup(cg, [{ op: 'listen', host: '0.0.0.0' }])).toEqual([{ address: '0.0.0.0', bound: OWN_AFTER }]);
   });
 
   it('detach removes every program; the cgroup is then the plain host stack', async () => {
@@ -288,7 +375,7 @@ describeReal('shared-network sock_addr programs on the real kernel', () => {
       { op: 'listen', host: '0.0.0.0' },
       { op: 'connect', host: '127.0.0.1', port: tcpPort },
     ]);
-    expect(r).toEqual([{ address: '0.0.0.0' }, { data: 'host 127.0.0.1', local: '127.0.0.1', remote: '127.0.0.1' }]);
+    expect(r).toEqual([{ address: '0.0.0.0', bound: '0.0.0.0' }, { data: 'host 127.0.0.1', local: '127.0.0.1', remote: '127.0.0.1' }]);
     hits.host = 0;
   });
 
@@ -309,7 +396,7 @@ describeReal('shared-network sock_addr programs on the real kernel', () => {
       expect(isPaeneError(err, 'internal')).toBe(true);
       expect((err as Error).message).toMatch(/connect4.*Operation not permitted/);
       expect(attachedSockAddr(inner)).toEqual(counts(1));
-      expect(await inCgroup(inner, [{ op: 'listen', host: '0.0.0.0' }])).toEqual([{ address: OWN }]); // the old bind4 is back
+      expect(await inCgroup(inner, [{ op: 'listen', host: '0.0.0.0' }])).toEqual([{ address: '0.0.0.0', bound: OWN }]); // the old bind4 is back
     } finally {
       await removeCgroup(outer);
     }

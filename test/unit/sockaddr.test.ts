@@ -267,6 +267,84 @@ describe('recvmsg and getpeername', () => {
   });
 });
 
+describe('getsockname: the primary address shows as what the program asked for', () => {
+  it('a socket bound to the wildcard or a host loopback address reads it back; one bound to its own address reads that', () => {
+    for (const [asked, shown] of [
+      ['0.0.0.0', '0.0.0.0'],
+      ['127.0.0.1', '127.0.0.1'],
+      ['127.9.9.9', '127.9.9.9'],
+      ['127.77.1.2', '127.77.1.2'],
+      ['127.77.1.5', '127.77.1.5'],
+    ]) {
+      const socket = {};
+      const b = run(V4, 'bind4', { ip: asked, port: 80, socket });
+      expect(b.ret).toBe(1);
+      expect(run(V4, 'getsockname4', { ip: b.ip, port: 80, socket })).toMatchObject({ ret: 1, ip: shown, port: 80 });
+    }
+    // nothing recorded (bound before the wall, or a new map after a live change): the real address
+    expect(run(V4, 'getsockname4', { ip: '127.77.1.2', socket: {} })).toMatchObject({ ret: 1, ip: '127.77.1.2' });
+  });
+
+  it('connected: the loopback when the peer is itself (its own 127.0.0.1), the real address otherwise', () => {
+    expect(run(V4, 'getsockname4', { ip: '127.77.1.2', peer: '127.77.1.2' })).toMatchObject({ ip: '127.0.0.1' });
+    expect(run(V4, 'getsockname4', { ip: '127.77.1.2', peer: '127.77.1.3' })).toMatchObject({ ip: '127.77.1.2' });
+    expect(run(V4, 'getsockname4', { ip: '127.77.1.2', peer: '127.0.0.1' })).toMatchObject({ ip: '127.77.1.2' }); // a host client
+    // a wildcard listener's recorded 0.0.0.0 does not hide where a connection on it really is
+    const socket = {};
+    run(V4, 'bind4', { ip: '0.0.0.0', socket });
+    expect(run(V4, 'getsockname4', { ip: '127.77.1.2', peer: '8.8.8.8', socket })).toMatchObject({ ip: '127.77.1.2' });
+  });
+
+  it('IPv6: ::, ::1 and mapped requests read back; its own v6 or mapped v4 talking to itself reads the loopback', () => {
+    for (const [p, asked, shown] of [
+      [DUAL, '::', '::'],
+      [DUAL, '::1', '::1'],
+      [V4, '::', '::'],
+      [DUAL, '::ffff:127.0.0.1', '::ffff:127.0.0.1'],
+      [DUAL, 'fd00::2', 'fd00::2'],
+    ] as const) {
+      const socket = {};
+      const b = run(p, 'bind6', { ip: asked, socket });
+      expect(b.ret).toBe(1);
+      expect(run(p, 'getsockname6', { ip: b.ip, socket })).toMatchObject({ ret: 1, ip: shown });
+    }
+    expect(run(DUAL, 'getsockname6', { ip: 'fd00::2', peer: 'fd00::2' })).toMatchObject({ ip: '::1' });
+    expect(run(DUAL, 'getsockname6', { ip: '::ffff:127.77.1.2', peer: '::ffff:127.77.1.2' })).toMatchObject({ ip: '::ffff:127.0.0.1' });
+    expect(run(DUAL, 'getsockname6', { ip: 'fd00::2', peer: 'fd00::9' })).toMatchObject({ ip: 'fd00::2' });
+    expect(run(V6, 'getsockname6', { ip: 'fd00::3', socket: {} })).toMatchObject({ ip: 'fd00::3' });
+  });
+});
+
+describe('UDP answers to a host client on the host loopback', () => {
+  const S = 1_000_000_000n;
+  it('recvmsg remembers the host client; sendmsg answers it as is, within 30 s, and only it', () => {
+    const socket = {};
+    expect(run(V4, 'recvmsg4', { ip: '127.0.0.1', port: 5000, socket, now: 10n * S })).toMatchObject({ ret: 1, ip: '127.0.0.1', port: 5000 });
+    expect(run(V4, 'sendmsg4', { ip: '127.0.0.1', port: 5000, socket, now: 20n * S, msgSrc: '0.0.0.0' })).toMatchObject({ ret: 1, ip: '127.0.0.1', msgSrc: '127.77.1.2' });
+    // another port or address of the host's loopback: redirected to its own, as always
+    expect(run(V4, 'sendmsg4', { ip: '127.0.0.1', port: 5001, socket, now: 20n * S })).toMatchObject({ ip: '127.77.1.2' });
+    expect(run(V4, 'sendmsg4', { ip: '127.0.0.2', port: 5000, socket, now: 20n * S })).toMatchObject({ ip: '127.77.1.2' });
+    // after the window
+    expect(run(V4, 'sendmsg4', { ip: '127.0.0.1', port: 5000, socket, now: 41n * S })).toMatchObject({ ip: '127.77.1.2' });
+    // another socket never heard from it
+    expect(run(V4, 'sendmsg4', { ip: '127.0.0.1', port: 5000, socket: {}, now: 20n * S })).toMatchObject({ ip: '127.77.1.2' });
+  });
+
+  it('only host loopback peers are remembered: its own, a neighbour, the world are not', () => {
+    for (const ip of ['127.77.1.2', '127.77.1.5', '127.77.9.9', '8.8.8.8']) {
+      const socket: { storage?: Buffer } = {};
+      run(V4, 'recvmsg4', { ip, port: 5000, socket });
+      expect(socket.storage).toBeUndefined();
+    }
+  });
+
+  it('a dual-stack socket: a mapped host client is remembered by recvmsg6 and answered through sendmsg4', () => {
+    const socket = {};
+    expect(run(DUAL, 'recvmsg6', { ip: '::ffff:127.0.0.1', port: 5000, socket, now: S })).toMatchObject({ ret: 1, ip: '::ffff:127.0.0.1' });
+    expect(run(DUAL, 'sendmsg4', { ip: '127.0.0.1', port: 5000, socket, now: 2n * S })).toMatchObject({ ret: 1, ip: '127.0.0.1' });
+  });
+});
+
 describe('invariants over many addresses', () => {
   // A deterministic sweep: random addresses plus the edges, against what the wall promises.
   let seed = 12345;
@@ -345,6 +423,6 @@ describe('policy validation and limits', () => {
   });
 
   it('exports the kernel attach type numbers', () => {
-    expect(ATTACH_TYPE).toEqual({ bind4: 8, bind6: 9, connect4: 10, connect6: 11, sendmsg4: 14, sendmsg6: 15, recvmsg4: 19, recvmsg6: 20, getpeername4: 29, getpeername6: 30 });
+    expect(ATTACH_TYPE).toEqual({ bind4: 8, bind6: 9, connect4: 10, connect6: 11, sendmsg4: 14, sendmsg6: 15, recvmsg4: 19, recvmsg6: 20, getpeername4: 29, getpeername6: 30, getsockname4: 31, getsockname6: 32 });
   });
 });
