@@ -2,7 +2,8 @@
 # Installs what paene needs on a fresh Debian/Ubuntu machine and builds it.
 # Idempotent and quick when everything is there. Run as root.
 #   --peers   also install the runtimes the benchmarks and tests compare with (runc, crun, bubblewrap),
-#             containerd (drives paene-runc in the tests) and skopeo, umoci (read paene's image exports)
+#             containerd (drives paene-runc in the tests), skopeo, umoci (read paene's image exports) and
+#             golang-go (builds the OCI conformance suite the tests run against paene-runc)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,6 +23,8 @@ if [ "${1:-}" = "--peers" ]; then
   command -v containerd >/dev/null && command -v ctr >/dev/null || want+=(containerd)
   command -v skopeo >/dev/null || want+=(skopeo)
   command -v umoci >/dev/null || want+=(umoci)
+  # the OCI conformance suite (test/oci/conformance.test.ts) is built from source with Debian's Go
+  command -v go >/dev/null || [ -x /usr/lib/go/bin/go ] || want+=(golang-go)
 fi
 if [ ${#want[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
