@@ -77,8 +77,11 @@ export interface ManyResult {
   createS: number;
   /** wall seconds of `paene start --all` */
   startS: number;
-  /** contexts per second of create + start together */
+  /** contexts per second of create + start together (two calls) */
   createStartPerS: number;
+  /** wall seconds of `paene create NAME%d --count N --start` (one call), in a second round */
+  createStartOneCallS: number;
+  createStartOneCallPerS: number;
   /** wall seconds of `paene destroy --all` */
   destroyS: number;
   destroyPerS: number;
@@ -86,6 +89,10 @@ export interface ManyResult {
   listEmptyMs: number;
   listFullMs: number;
   listRatio: number;
+  /** median CPU ms (user + system) of `paene list` with none and with the N running: steadier than wall time on a shared machine */
+  listEmptyCpuMs: number;
+  listFullCpuMs: number;
+  listCpuRatio: number;
   error?: string;
 }
 
@@ -401,30 +408,66 @@ export async function runLifecycle(o: LifecycleOptions): Promise<LifecycleResult
   };
 }
 
+/** CPU milliseconds of this process's reaped children (/proc/self/stat cutime + cstime, in clock ticks of 10 ms). */
+function reapedChildrenCpuMs(): number {
+  const t = fs.readFileSync('/proc/self/stat', 'utf8');
+  const f = t.slice(t.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[13]) + Number(f[14])) * 10; // fields 16, 17
+}
+
 /**
  * The many-per-call part, in a state root of its own (its base image built
- * first, untimed): list with none, create
- * N and start them (two calls), list with N, destroy all (one call). Whatever
- * fails is reported in `error`; the root is destroyed whatever happens.
+ * first, untimed): list with none, create N and start them (two calls), list
+ * with N, destroy all (one call), then create and start N in one call.
+ * Whatever fails is reported in `error`; the root is destroyed whatever
+ * happens.
  */
 async function runMany(paene: string, dir: string, n: number, runs: number): Promise<ManyResult> {
   const g = ['--root', path.join(dir, 'state')];
-  const listMs = async () => {
-    const xs: number[] = [];
-    for (let i = 0; i < Math.max(3, runs); i++) xs.push(await timed(paene, [...g, 'list'], 'paene list'));
-    return median(xs);
+  const list = async () => {
+    const wall: number[] = [];
+    const cpu: number[] = [];
+    for (let i = 0; i < Math.max(5, runs); i++) {
+      const c0 = reapedChildrenCpuMs();
+      wall.push(await timed(paene, [...g, 'list'], 'paene list'));
+      cpu.push(reapedChildrenCpuMs() - c0);
+    }
+    return { wall: median(wall), cpu: median(cpu) };
   };
-  const r: ManyResult = { contexts: n, createS: NaN, startS: NaN, createStartPerS: NaN, destroyS: NaN, destroyPerS: NaN, listEmptyMs: NaN, listFullMs: NaN, listRatio: NaN };
+  const r: ManyResult = {
+    contexts: n,
+    createS: NaN,
+    startS: NaN,
+    createStartPerS: NaN,
+    createStartOneCallS: NaN,
+    createStartOneCallPerS: NaN,
+    destroyS: NaN,
+    destroyPerS: NaN,
+    listEmptyMs: NaN,
+    listFullMs: NaN,
+    listRatio: NaN,
+    listEmptyCpuMs: NaN,
+    listFullCpuMs: NaN,
+    listCpuRatio: NaN,
+  };
   try {
     await timed(paene, [...g, 'image', 'build'], 'paene image build', 600_000); // the base image once, untimed
-    r.listEmptyMs = round(await listMs());
+    const empty = await list();
+    r.listEmptyMs = round(empty.wall);
+    r.listEmptyCpuMs = round(empty.cpu);
     r.createS = round((await timed(paene, [...g, 'create', 'many%d', '--count', String(n)], 'paene create --count', 600_000)) / 1000, 3);
     r.startS = round((await timed(paene, [...g, 'start', '--all'], 'paene start --all', 600_000)) / 1000, 3);
     r.createStartPerS = round(n / (r.createS + r.startS), 1);
-    r.listFullMs = round(await listMs());
+    const full = await list();
+    r.listFullMs = round(full.wall);
     r.listRatio = round(r.listFullMs / r.listEmptyMs, 2);
+    r.listFullCpuMs = round(full.cpu);
+    r.listCpuRatio = round(r.listFullCpuMs / r.listEmptyCpuMs, 2);
     r.destroyS = round((await timed(paene, [...g, 'destroy', '--all'], 'paene destroy --all', 600_000)) / 1000, 3);
     r.destroyPerS = round(n / r.destroyS, 1);
+    // The same set again, created and started by one call.
+    r.createStartOneCallS = round((await timed(paene, [...g, 'create', 'many%d', '--count', String(n), '--start'], 'paene create --count --start', 600_000)) / 1000, 3);
+    r.createStartOneCallPerS = round(n / r.createStartOneCallS, 1);
   } catch (e) {
     r.error = e instanceof Error ? e.message : String(e);
   } finally {

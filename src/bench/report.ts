@@ -134,7 +134,9 @@ function manyLines(m: ManyResult): string {
       [
         { what: `create --count ${m.contexts}, then start --all`, value: `${(m.createS + m.startS).toFixed(2)} s (${m.createS.toFixed(2)} + ${m.startS.toFixed(2)})`, rate: perS(m.createStartPerS) },
         { what: 'destroy --all', value: `${m.destroyS.toFixed(2)} s`, rate: perS(m.destroyPerS) },
-        { what: `list: none / ${m.contexts} running`, value: `${m.listEmptyMs.toFixed(1)} / ${m.listFullMs.toFixed(1)} ms`, rate: `${m.listRatio.toFixed(2)}x` },
+        { what: `create --count ${m.contexts} --start (one call)`, value: `${m.createStartOneCallS.toFixed(2)} s`, rate: perS(m.createStartOneCallPerS) },
+        { what: `list: none / ${m.contexts} running, wall`, value: `${m.listEmptyMs.toFixed(1)} / ${m.listFullMs.toFixed(1)} ms`, rate: `${m.listRatio.toFixed(2)}x` },
+        { what: `list: none / ${m.contexts} running, CPU`, value: `${m.listEmptyCpuMs.toFixed(0)} / ${m.listFullCpuMs.toFixed(0)} ms`, rate: `${m.listCpuRatio.toFixed(2)}x` },
       ],
       [
         { header: 'what', get: (x) => x.what },

@@ -159,7 +159,7 @@ describeReal('benchmarks in tiny configurations', () => {
     expect(r.ratios['paene API / runc run']).toBeGreaterThan(0);
     expect(r.many?.error).toBeUndefined();
     expect(r.many?.contexts).toBe(5);
-    for (const k of ['createStartPerS', 'destroyPerS', 'listEmptyMs', 'listFullMs'] as const) expect(r.many?.[k], k).toBeGreaterThan(0);
+    for (const k of ['createStartPerS', 'createStartOneCallPerS', 'destroyPerS', 'listEmptyMs', 'listFullMs', 'listEmptyCpuMs', 'listFullCpuMs'] as const) expect(r.many?.[k], k).toBeGreaterThan(0);
     expect(lifecycleTable(r)).toContain('5 contexts, many per CLI call');
     expect(r.nodeStartupMs).toBeGreaterThan(0);
     expect(r.cleanup.errors).toEqual([]);
