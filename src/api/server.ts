@@ -61,7 +61,7 @@ export class ApiServer {
   private readonly routes: [string, RegExp, Handler][];
   private watcher?: NodeJS.Timeout;
   /** last seen per context: running, oom kills, pids limit hits */
-  private seen = new Map<string, { running: boolean; oom: number; pidsMax: number }>();
+  private seen = new Map<string, { running: boolean; oom: number; pidsMax: number; dying?: boolean }>();
   /** contexts this service is starting, stopping or destroying (how many requests at once) */
   private readonly busy = new Map<string, number>();
 
@@ -213,7 +213,7 @@ export class ApiServer {
 
   /** Compares what each context is now with what it was: init gone, OOM kills, pids limit hits. */
   private watch(): void {
-    const now = new Map<string, { running: boolean; oom: number; pidsMax: number }>();
+    const now = new Map<string, { running: boolean; oom: number; pidsMax: number; dying?: boolean }>();
     for (const n of this.rt.store.names()) {
       if (this.busy.has(n)) continue; // its event comes from the request
       const running = this.rt.store.live(n) !== undefined;
@@ -221,8 +221,16 @@ export class ApiServer {
       const cur = { running, oom: running ? oomKills(cg) : 0, pidsMax: running ? pidsMaxHits(cg) : 0 };
       const was = this.seen.get(n);
       if (was) {
-        // stopped cleanly (by this service or a CLI): state.json is gone; died: it names a dead init
-        if (was.running && !running) this.emit(this.rt.store.readState(n) ? 'exited' : 'stopped', n);
+        // stopped cleanly (by this service or a CLI): state.json is gone; died: it names a dead init. A stop
+        // under way kills the init before it clears the state: a dead init is judged at the next look.
+        if (was.running && !running) {
+          const died = this.rt.store.readState(n) !== undefined;
+          if (died && !was.dying) {
+            now.set(n, { ...cur, running: true, oom: was.oom, pidsMax: was.pidsMax, dying: true });
+            continue;
+          }
+          this.emit(died ? 'exited' : 'stopped', n);
+        }
         if (running && was.running && cur.oom > was.oom) this.emit('oom', n, { kills: cur.oom });
         if (running && was.running && cur.pidsMax > was.pidsMax) this.emit('limit', n, { limit: 'pids', hits: cur.pidsMax });
       }

@@ -811,6 +811,11 @@ static int monitor_main(int argc, char **argv) {
       idle_since = time(NULL);
     }
     /* has_children() walks every child: asked only when the monitor might exit. */
+    if (quitting || (idle > 0 && time(NULL) - idle_since >= idle)) {
+      while (waitpid(-1, NULL, WNOHANG) > 0) {
+      } /* inits that just exited are not children left: reap them first */
+      last_sweep = time(NULL);
+    }
     if ((quitting || (idle > 0 && time(NULL) - idle_since >= idle)) && !has_children()) {
       unlink(sockpath);
       return 0;
