@@ -53,9 +53,24 @@ export function ensureScratch(layout: Layout): void {
   if (fs.readdirSync(empty).length > 0) throw new PaeneError('internal', `${empty} must stay empty: it is bound over every context's masked paths`);
 }
 
-/** A context's fresh dev/, shm/ and tmp/ (what an earlier run left is gone). */
-export function prepareScratch(layout: Layout, name: string): string {
-  ensureScratch(layout);
+/**
+ * A context's fresh dev/, shm/ and tmp/ (what an earlier run left is gone),
+ * and a hold on the scratch tmpfs until the helper has bound them: a
+ * directory of the mount kept open makes the last destroy's unmount of it
+ * fail (busy) instead of pulling it from under this start.
+ */
+export function prepareScratch(layout: Layout, name: string): { dir: string; release: () => void } {
+  let fd: number | undefined;
+  for (let tries = 0; fd === undefined; tries++) {
+    ensureScratch(layout);
+    const held = fs.openSync(layout.scratchDir, 'r');
+    // Unmounted between the check and the open: the hold is on the directory beneath; again.
+    if (fs.fstatSync(held).dev !== fs.statSync(path.dirname(layout.scratchDir)).dev) fd = held;
+    else {
+      fs.closeSync(held);
+      if (tries >= 5) throw new PaeneError('internal', `the scratch tmpfs ${layout.scratchDir} keeps going away`);
+    }
+  }
   const mine = layout.scratchOf(name);
   fs.rmSync(mine, { recursive: true, force: true });
   fs.mkdirSync(mine, { mode: 0o755 });
@@ -64,7 +79,8 @@ export function prepareScratch(layout: Layout, name: string): string {
     fs.mkdirSync(p);
     fs.chmodSync(p, d.mode); // mkdir obeys the umask, and sticky bits need chmod
   }
-  return mine;
+  const hold = fd;
+  return { dir: mine, release: () => fs.closeSync(hold) };
 }
 
 /** Removes a stopped context's scratch (its /tmp and /dev/shm are gone with it, as a tmpfs's would be). */
@@ -76,8 +92,14 @@ export function removeScratch(layout: Layout, name: string): void {
 export function releaseScratch(layout: Layout): void {
   const dir = layout.scratchDir;
   if (isTmpfsMount(dir)) {
-    const r = spawnSync('umount', [dir], { encoding: 'utf8' });
-    if (r.status !== 0) run('umount', ['-l', dir]);
+    // Busy: a start holds it (prepareScratch) and is about to bind from it; it stays for that context.
+    if (spawnSync('umount', [dir], { encoding: 'utf8' }).status !== 0) return;
   }
-  fs.rmSync(dir, { recursive: true, force: true });
+  // Not recursive: after the unmount the directory beneath is empty; if a start mounted it again meanwhile,
+  // this fails (busy) and leaves that start's scratch alone.
+  try {
+    fs.rmdirSync(dir);
+  } catch {
+    /* gone, or in use again */
+  }
 }

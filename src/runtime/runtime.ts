@@ -355,28 +355,34 @@ export class Runtime {
       cg.create(ownControllers(config.limits, limitsVersion(this.cgroupHost)), this.cgroupHost.v1.has('devices') ? DEVICE_RULES : []);
       try {
         cg.apply(this.cgroupPlan(config, cg));
-        const answer = await this.monitor.request(
-          startArgs({
-            cgroupProcs: cg.procsFiles(),
-            lower,
-            upper: this.layout.upperDir(name),
-            work: this.layout.workDir(name),
-            rootfs: this.layout.rootfsDir(name),
-            hostname: config.hostname,
-            sysctls: ipcSysctls(config.limits),
-            masked: MASKED_PATHS,
-            readonly: READONLY_PATHS,
-            writable: writablePaths(config),
-            scratch: prepareScratch(this.layout, name),
-            empty: this.layout.emptyDir,
-            init: nativePath('paene-init'),
-            devices: DEVICE_NODES,
-            capsMask: capMask(config.caps),
-            seccomp: this.policy.seccomp(config),
-            ...this.network.startLaunch(config, cg),
-            sched: launchSched(config),
-          }),
-        );
+        const scratch = prepareScratch(this.layout, name); // held until the helper has bound it
+        let answer: string;
+        try {
+          answer = await this.monitor.request(
+            startArgs({
+              cgroupProcs: cg.procsFiles(),
+              lower,
+              upper: this.layout.upperDir(name),
+              work: this.layout.workDir(name),
+              rootfs: this.layout.rootfsDir(name),
+              hostname: config.hostname,
+              sysctls: ipcSysctls(config.limits),
+              masked: MASKED_PATHS,
+              readonly: READONLY_PATHS,
+              writable: writablePaths(config),
+              scratch: scratch.dir,
+              empty: this.layout.emptyDir,
+              init: nativePath('paene-init'),
+              devices: DEVICE_NODES,
+              capsMask: capMask(config.caps),
+              seccomp: this.policy.seccomp(config),
+              ...this.network.startLaunch(config, cg),
+              sched: launchSched(config),
+            }),
+          );
+        } finally {
+          scratch.release();
+        }
         const pid = Number(answer);
         const st = readStat(pid);
         if (!Number.isInteger(pid) || pid <= 0 || !st) throw new PaeneError('internal', `the context init died right after start (${answer})`);
