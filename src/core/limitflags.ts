@@ -2,7 +2,8 @@
 // 10MiB/s, ...) and their parsing into a patch. Pure.
 
 import { PaeneError } from './errors.js';
-import { type CpuLimit, type IoLimits, type IpcLimits, type LimitsPatch, type SemLimits, DEFAULT_LIMITS, RANGES, checkSem, parseCpuLatency } from './limits.js';
+import { FORK_BACKOFF } from './forkbackoff.js';
+import { type CpuLimit, type IoLimits, type IpcLimits, type LimitsPatch, type SemLimits, DEFAULT_LIMITS, RANGES, checkForkBackoff, checkSem, parseCpuLatency } from './limits.js';
 import { type CpuMode, DEFAULT_CPU_SHARE, fromPercent } from './tokenBucket.js';
 import { parseByteRate, parseCount, parseDuration, parseOpsRate, parsePercent, parseSize } from './units.js';
 
@@ -28,6 +29,7 @@ export const LIMIT_FLAGS: readonly LimitFlag[] = [
   { flag: 'io-write-ops', arg: 'RATE', help: 'write operations/s' },
   { flag: 'io-burst', arg: 'SIZE', help: 'bytes above the rate allowed after idling, e.g. 32MiB' },
   { flag: 'nproc', arg: 'N', help: `most processes in the context (default ${DEFAULT_LIMITS.nproc})` },
+  { flag: 'fork-backoff', arg: 'PCT', help: `CPU a context that keeps hitting --nproc is held to for a while, e.g. 10%; off, or default (${FORK_BACKOFF.defaultPercent}%)` },
   { flag: 'memory', arg: 'SIZE', help: 'memory limit; the OOM killer acts inside the context, e.g. 256M' },
   { flag: 'memory-swap', arg: 'SIZE', help: 'memory + swap limit (equal to --memory: no swap)' },
   { flag: 'shm-max', arg: 'SIZE', help: 'kernel.shmmax: largest shared memory segment' },
@@ -93,6 +95,8 @@ export function parseLimitFlags(flags: Record<string, string | undefined>): Limi
   }
   if (Object.keys(io).length > 0) p.io = io;
 
+  // Not a limit that "unlimited" removes: off turns it off, default brings the default back.
+  if (f['fork-backoff'] !== undefined) p.forkBackoff = parseForkBackoff(f['fork-backoff']);
   const nproc = get('nproc', (s, w) => parseCount(s, w, ...RANGES.nproc));
   if (nproc !== undefined) p.nproc = nproc;
   const mem = get('memory', parseSize);
@@ -112,6 +116,13 @@ export function parseLimitFlags(flags: Record<string, string | undefined>): Limi
   ipcSet('sem', get('sem', parseSem));
   if (Object.keys(ipc).length > 0) p.ipc = ipc;
   return p;
+}
+
+function parseForkBackoff(s: string): number | null {
+  const v = s.trim().toLowerCase();
+  if (v === 'off' || v === '0' || v === '0%') return 0;
+  if (v === 'default') return null;
+  return checkForkBackoff(parsePercent(s, '--fork-backoff'), '--fork-backoff');
 }
 
 function positiveNumber(s: string, what: string): number {

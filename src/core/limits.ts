@@ -6,6 +6,7 @@
 
 import { effectiveShare, ipcSysctls } from './cgroupmap.js';
 import { PaeneError } from './errors.js';
+import { FORK_BACKOFF_RANGE, describeForkBackoff } from './forkbackoff.js';
 import { DEFAULT_CPU_SHARE, type TokenBucketParams, rateOf, shareWeightOf, toCfs, toShares, validateBucket } from './tokenBucket.js';
 import { formatByteRate, formatBytes, formatOpsRate, formatPercent } from './units.js';
 
@@ -76,6 +77,11 @@ export interface ResourceLimits {
   cpuShare?: number;
   /** latency class of its processes (CPU_LATENCY_CLASSES); absent = normal */
   cpuLatency?: CpuLatency;
+  /**
+   * the CPU (% of one CPU) a context that keeps running into its process
+   * limit is held to for a while (core/forkbackoff); 0 = off, absent = the default
+   */
+  forkBackoff?: number;
   io?: IoLimits;
   ipc?: IpcLimits;
 }
@@ -88,7 +94,8 @@ export interface ResourceLimits {
  * nice-0 process against each sibling, however many processes it runs. That
  * is not a cap, so an alone context can still use the whole machine
  * (vserver's density depends on idle guests' CPU going to busy ones). Memory,
- * I/O and IPC are left to the kernel's defaults unless asked for.
+ * I/O and IPC are left to the kernel's defaults unless asked for. A spinning
+ * fork bomb is held back by the fork back-off (on unless limits.forkBackoff is 0).
  */
 export const DEFAULT_LIMITS: ResourceLimits = { nproc: 1024, cpuShare: DEFAULT_CPU_SHARE };
 
@@ -101,6 +108,8 @@ export type LimitsPatch = {
   cpu?: Partial<CpuLimit> | null;
   cpuShare?: number | null;
   cpuLatency?: CpuLatency | null;
+  /** null: back to the default */
+  forkBackoff?: number | null;
   io?: { [K in keyof IoLimits]?: IoLimits[K] | null } | null;
   ipc?: { [K in keyof IpcLimits]?: IpcLimits[K] | null } | null;
 };
@@ -129,13 +138,22 @@ export function checkSem(v: SemLimits, what: string): SemLimits {
   return v;
 }
 
+/** 0 (off) or a percent of one CPU the kernel can give as a quota. */
+export function checkForkBackoff(v: unknown, what: string): number {
+  const [min, max] = FORK_BACKOFF_RANGE;
+  if (typeof v !== 'number' || !Number.isFinite(v) || (v !== 0 && (v < min || v > max))) {
+    throw new PaeneError('invalid-argument', `${what}: must be 0 (off) or a percent of one CPU from ${min} to ${max}, got ${JSON.stringify(v)}`);
+  }
+  return v;
+}
+
 // ---------------------------------------------------------------------------
 // Merging and validation.
 
 /** Applies a patch; null removes a limit. The result is validated. */
 export function mergeLimits(base: ResourceLimits, patch: LimitsPatch): ResourceLimits {
   const out: ResourceLimits = structuredClone(base);
-  const scalar = <K extends 'nproc' | 'memory' | 'memorySwap' | 'cpuShare'>(k: K) => {
+  const scalar = <K extends 'nproc' | 'memory' | 'memorySwap' | 'cpuShare' | 'forkBackoff'>(k: K) => {
     const v = patch[k];
     if (v === null) delete out[k];
     else if (v !== undefined) out[k] = v;
@@ -144,6 +162,7 @@ export function mergeLimits(base: ResourceLimits, patch: LimitsPatch): ResourceL
   scalar('memory');
   scalar('memorySwap');
   scalar('cpuShare');
+  scalar('forkBackoff');
   if (patch.cpuLatency === null) delete out.cpuLatency;
   else if (patch.cpuLatency !== undefined) out.cpuLatency = patch.cpuLatency;
   if (patch.cpu === null) delete out.cpu;
@@ -175,7 +194,7 @@ export function mergeLimits(base: ResourceLimits, patch: LimitsPatch): ResourceL
   return validateLimits(out);
 }
 
-const TOP_KEYS = ['nproc', 'memory', 'memorySwap', 'cpu', 'cpuShare', 'cpuLatency', 'io', 'ipc'];
+const TOP_KEYS = ['nproc', 'memory', 'memorySwap', 'cpu', 'cpuShare', 'cpuLatency', 'forkBackoff', 'io', 'ipc'];
 const IO_KEYS = ['readBps', 'writeBps', 'readIops', 'writeIops', 'burst'];
 const IPC_KEYS = ['shmMax', 'shmAll', 'shmIds', 'msgMax', 'msgIds', 'sem'];
 
@@ -211,6 +230,7 @@ export function validateLimits(x: unknown): ResourceLimits {
   if (o.cpu !== undefined) out.cpu = validateBucket(o.cpu, 'limits.cpu');
   if (o.cpuShare !== undefined) out.cpuShare = wholeIn(o.cpuShare, 'limits.cpuShare', ...RANGES.cpuShare);
   if (o.cpuLatency !== undefined) out.cpuLatency = parseCpuLatency(String(o.cpuLatency), 'limits.cpuLatency');
+  if (o.forkBackoff !== undefined) out.forkBackoff = checkForkBackoff(o.forkBackoff, 'limits.forkBackoff');
   if (o.io !== undefined) {
     const io = objectWith(o.io, 'limits.io', IO_KEYS);
     const r: IoLimits = {};
@@ -257,6 +277,7 @@ export function describeLimits(limits: ResourceLimits): string[] {
   out.push(`cpu share: ${effectiveShare(limits)}${limits.cpuShare === undefined && c?.mode !== 'share' ? ' (default)' : ''}`);
   out.push(`cpu latency: ${limits.cpuLatency ?? 'normal'}${limits.cpuLatency === undefined ? ' (default)' : ''}`);
   out.push(`processes: ${limits.nproc ?? 'unlimited'}`);
+  out.push(describeForkBackoff(limits));
   out.push(
     `memory: ${limits.memory === undefined ? 'unlimited' : formatBytes(limits.memory)}` +
       (limits.memorySwap !== undefined ? `, with swap ${formatBytes(limits.memorySwap)}` : ''),

@@ -222,6 +222,16 @@ export class Monitor {
     return Number(await this.request(['spawn', program, ...args]));
   }
 
+  /** Sends one request to a running monitor; undefined if none listens (none is started for it). */
+  async tell(args: string[]): Promise<string | undefined> {
+    try {
+      return await this.send(args);
+    } catch (e) {
+      if (isNotListening(e)) return undefined;
+      throw e;
+    }
+  }
+
   /** Asks a running monitor to exit once it has no contexts; no-op if none runs. */
   async quit(): Promise<void> {
     try {

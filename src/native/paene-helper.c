@@ -24,7 +24,8 @@
  *       filter, and runs CMD as a child; exits with CMD's status.
  *
  * A `spawn PROGRAM ARGS...` request runs a host program (such as a per-context
- * I/O throttler) as a child of the monitor, which reaps it.
+ * I/O throttler) as a child of the monitor, which reaps it.  A `guard ...`
+ * request puts a context under the fork back-off (forkbackoff.h).
  *
  * A start request sent to the monitor carries the same flags as `start`:
  *   --cgroup FILE... --lower DIR --upper DIR --work DIR --rootfs DIR
@@ -66,6 +67,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "forkbackoff.h"
 #include "paene-native.h"
 #include "sockattach.h"
 
@@ -720,6 +722,7 @@ static int monitor_main(int argc, char **argv) {
   if (flock(lock, LOCK_EX | LOCK_NB) != 0) return 0; /* another monitor serves this root */
 
   if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0) die("subreaper: %s", strerror(errno));
+  backoff_raise_nofile();
   unlink(sockpath);
   int ls = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   struct sockaddr_un addr;
@@ -750,7 +753,7 @@ static int monitor_main(int argc, char **argv) {
   char *rargv[1024];
   for (;;) {
     struct pollfd fds[2] = {{ls, POLLIN, 0}, {sfd, POLLIN, 0}};
-    int r = poll(fds, 2, 1000);
+    int r = poll(fds, 2, backoff_tick(1000));
     if (r < 0 && errno != EINTR) die("poll: %s", strerror(errno));
     if (fds[1].revents & POLLIN) {
       struct signalfd_siginfo si;
@@ -759,13 +762,12 @@ static int monitor_main(int argc, char **argv) {
         /* Reap the child that signalled by its pid: a wait for any child walks all of them
            (10,000 inits at 10,000 contexts) under the kernel's task list lock, which every fork
            on the host needs too. */
-        if (si.ssi_signo == SIGCHLD && si.ssi_pid > 0) waitpid((pid_t)si.ssi_pid, NULL, WNOHANG);
+        if (si.ssi_signo == SIGCHLD && si.ssi_pid > 0 && waitpid((pid_t)si.ssi_pid, NULL, WNOHANG) > 0) backoff_reaped((pid_t)si.ssi_pid);
       }
     }
     /* Signals of children that exit together merge into one: a full sweep catches those, once a second. */
     if (time(NULL) - last_sweep >= 1) {
-      while (waitpid(-1, NULL, WNOHANG) > 0) {
-      }
+      for (pid_t p; (p = waitpid(-1, NULL, WNOHANG)) > 0;) backoff_reaped(p);
       last_sweep = time(NULL);
     }
     if (fds[0].revents & POLLIN) {
@@ -779,11 +781,16 @@ static int monitor_main(int argc, char **argv) {
         } else if (!strcmp(rargv[0], "quit")) {
           quitting = 1;
           dprintf(conn, "ok %d\n", has_children());
+        } else if (!strcmp(rargv[0], "guard")) {
+          backoff_request(conn, n - 1, rargv + 1);
+        } else if (!strcmp(rargv[0], "guard-status")) {
+          backoff_status(conn, n - 1, rargv + 1);
         } else if (!strcmp(rargv[0], "spawn") && n >= 2) {
           /* A host program (e.g. a per-context I/O throttler) as our child, so we reap it. */
           pid_t h = fork();
           if (h == 0) {
             setsid();
+            backoff_restore_nofile();
             sigprocmask(SIG_UNBLOCK, &mask, NULL);
             stdio_to_null();
             close_fds_from(3);
@@ -799,6 +806,7 @@ static int monitor_main(int argc, char **argv) {
             close(ls);
             close(sfd);
             close(lock);
+            backoff_restore_nofile();
             sigprocmask(SIG_UNBLOCK, &mask, NULL);
             handle_start(conn, n - 1, rargv + 1);
           }
@@ -812,8 +820,8 @@ static int monitor_main(int argc, char **argv) {
     }
     /* has_children() walks every child: asked only when the monitor might exit. */
     if (quitting || (idle > 0 && time(NULL) - idle_since >= idle)) {
-      while (waitpid(-1, NULL, WNOHANG) > 0) {
-      } /* inits that just exited are not children left: reap them first */
+      /* inits that just exited are not children left: reap them first */
+      for (pid_t p; (p = waitpid(-1, NULL, WNOHANG)) > 0;) backoff_reaped(p);
       last_sweep = time(NULL);
     }
     if ((quitting || (idle > 0 && time(NULL) - idle_since >= idle)) && !has_children()) {

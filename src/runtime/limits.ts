@@ -7,6 +7,7 @@ import { type CgroupWrite, ipcSysctls, ownControllers, schedOf } from '../core/c
 import { type LimitsPatch, type ResourceLimits, limitWarnings, mergeLimits } from '../core/limits.js';
 import { limitsVersion } from '../kernel/cgroups.js';
 import { setSched } from '../kernel/helper.js';
+import { guardForks } from './forkbackoff.js';
 import { blockDevicesFor, ioMechanism, startIoThrottle, throttlerOf, type IoMechanism } from './iothrottle.js';
 import type { Runtime } from './runtime.js';
 
@@ -69,6 +70,9 @@ export async function applyLimits(rt: Runtime, name: string, patch: LimitsPatch)
         if (patch.cpuLatency !== undefined) setSched(cg.pids(), schedOf(next.limits.cpuLatency));
         if (patch.io !== undefined || !throttlerOf(rt, name)) throttler = await startIoThrottle(rt, name);
         else throttler = throttlerOf(rt, name)?.pid;
+        // The CPU writes above replaced any fork back-off hold; guard again with the new limits.
+        const live = rt.store.live(name);
+        if (live) await guardForks(rt, name, next.limits, live.pid);
       },
     },
   );

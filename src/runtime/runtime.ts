@@ -45,6 +45,7 @@ import { requireFeatures, requireRoot } from '../kernel/features.js';
 import { Monitor, execArgs, execPlanBytes, helperPath, nativePath, startArgs } from '../kernel/helper.js';
 import { writeFileAtomic } from '../kernel/atomic.js';
 import { allPids, cmdline, innerPid, isAlive, processMemory, readStat } from '../kernel/procfs.js';
+import { guardForks, unguardForks } from './forkbackoff.js';
 import { blockDevicesFor, startIoThrottle, stopIoThrottle } from './iothrottle.js';
 import { ContextNetwork } from '../net/context.js';
 import { Layout } from './layout.js';
@@ -391,6 +392,8 @@ export class Runtime {
         await this.network.afterStart(config, pid);
         // paene's own write throttler where the kernel cannot limit buffered writes (no-op without I/O limits).
         await startIoThrottle(this, name, config);
+        // A spinning fork bomb is held back by the monitor (on by default).
+        await guardForks(this, name, config.limits, pid);
       } catch (e) {
         await cg.killAll().catch(() => undefined);
         try {
@@ -599,6 +602,7 @@ export class Runtime {
   private async stopLocked(name: string, timeoutMs: number): Promise<{ wasRunning: boolean }> {
     this.store.readConfig(name); // unknown context -> clear error
     const live = this.store.live(name);
+    if (live) await unguardForks(this, live.pid); // 1024 processes held to a few % of a CPU would take seconds to die
     if (live && timeoutMs > 0) {
       await stopIoThrottle(this, name); // a context held frozen by its throttler could not receive SIGTERM
       try {

@@ -199,6 +199,7 @@ describe('descriptions', () => {
       'cpu share: 1024',
       'cpu latency: normal (default)',
       'processes: 1024',
+      'fork back-off: 100 refused forks in 1 s hold it to 5% of one CPU for 2 s (default)',
       'memory: unlimited',
       'disk i/o: unlimited',
     ]);

@@ -1,0 +1,84 @@
+// The fork back-off's policy (docs/isolation.md, "Spinning fork bombs"). Pure.
+//
+// A bomb whose processes retry every refused fork at once is a CPU hog the
+// process limit cannot stop: 1024 processes spinning in a failing fork() slow
+// every fork on the host (the kernel allocates the new pid in every pid
+// namespace under one lock before the pids controller refuses it). So a
+// context that keeps running into its process limit is held to a small CPU
+// quota for a while, then released; a bomb still running is held again at
+// once. The monitor reads pids.events and makes the writes
+// (src/native/forkbackoff.h); every number is decided here.
+
+import type { CgroupVersion } from './cgroupmap.js';
+import type { ResourceLimits } from './limits.js';
+import { rateOf } from './tokenBucket.js';
+
+export const FORK_BACKOFF = {
+  /** the CPU a held context keeps, % of one CPU (limits.forkBackoff overrides; 0 = off) */
+  defaultPercent: 5,
+  /** refused forks within `windowMs` that start a hold: a bomb refuses thousands a second, a busy build a few */
+  trigger: 100,
+  windowMs: 1000,
+  /** how long a hold lasts before the old CPU settings come back */
+  holdMs: 2000,
+  /** how often the monitor reads a quiet context's pids.events, and one that refused forks lately or was just released */
+  pollMs: 1000,
+  hotMs: 50,
+  /** the CFS period of the hold's quota */
+  periodUs: 100_000,
+} as const;
+
+/** The least quota the kernel takes is 1 ms: 1% of a 100 ms period. */
+export const FORK_BACKOFF_RANGE = [1, 100] as const;
+
+/**
+ * The hold's CPU in % of one CPU, or undefined when there is none: turned
+ * off, or a hard cap already at or below it (the hold would loosen it).
+ */
+export function forkBackoffPercent(limits: ResourceLimits): number | undefined {
+  const pct = limits.forkBackoff ?? FORK_BACKOFF.defaultPercent;
+  if (pct <= 0) return undefined;
+  if (limits.cpu?.mode === 'hard' && rateOf(limits.cpu) * 100 <= pct) return undefined;
+  return pct;
+}
+
+/** What a hold writes into the context's CPU group, in order (burst ≤ quota at every step; the monitor restores in reverse). */
+export function forkBackoffWrites(pct: number, version: CgroupVersion): { file: string; value: string }[] {
+  const quota = String(Math.max(1000, Math.round((pct / 100) * FORK_BACKOFF.periodUs)));
+  if (version === 'v1') {
+    return [
+      { file: 'cpu.cfs_burst_us', value: '0' },
+      { file: 'cpu.cfs_period_us', value: String(FORK_BACKOFF.periodUs) },
+      { file: 'cpu.cfs_quota_us', value: quota },
+    ];
+  }
+  return [
+    { file: 'cpu.max.burst', value: '0' },
+    { file: 'cpu.max', value: `${quota} ${FORK_BACKOFF.periodUs}` },
+  ];
+}
+
+export interface GuardTarget {
+  /** the context's init (the guard ends when the monitor reaps it) */
+  pid: number;
+  /** its pids.events and its CPU group directory */
+  eventsFile: string;
+  cpuDir: string;
+}
+
+/** The monitor request that guards a running context (or turns its guard off). */
+export function forkBackoffRequest(t: GuardTarget, limits: ResourceLimits, version: CgroupVersion): string[] {
+  const pct = forkBackoffPercent(limits);
+  if (pct === undefined) return ['guard', String(t.pid), 'off'];
+  const writes = forkBackoffWrites(pct, version).flatMap((w) => [`${t.cpuDir}/${w.file}`, w.value]);
+  return ['guard', String(t.pid), t.eventsFile, String(FORK_BACKOFF.trigger), String(FORK_BACKOFF.windowMs), String(FORK_BACKOFF.holdMs), String(FORK_BACKOFF.pollMs), String(FORK_BACKOFF.hotMs), ...writes];
+}
+
+/** One line for `paene limit NAME`. */
+export function describeForkBackoff(limits: ResourceLimits): string {
+  const pct = limits.forkBackoff ?? FORK_BACKOFF.defaultPercent;
+  const dflt = limits.forkBackoff === undefined ? ' (default)' : '';
+  if (pct <= 0) return 'fork back-off: off';
+  const held = forkBackoffPercent(limits) === undefined ? ' (not needed: the CPU cap is as tight)' : '';
+  return `fork back-off: ${FORK_BACKOFF.trigger} refused forks in ${FORK_BACKOFF.windowMs / 1000} s hold it to ${pct}% of one CPU for ${FORK_BACKOFF.holdMs / 1000} s${held}${dflt}`;
+}

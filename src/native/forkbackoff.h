@@ -1,0 +1,281 @@
+/*
+ * The monitor's fork back-off (docs/isolation.md, "Spinning fork bombs").
+ *
+ * A context whose processes keep running into its process limit (a fork bomb
+ * that retries every refused fork at once) is a CPU hog the pids limit cannot
+ * stop.  The monitor reads each guarded context's pids.events now and then
+ * and, when the refusals in a window reach a trigger, makes a list of cgroup
+ * writes (a small CPU quota) for a while, then puts back what it found.  It
+ * reads rather than waits for a notification: cgroup v1 (6.18 here) does not
+ * notify pids.events changes.  A quiet context is read every POLL_MS, one
+ * that refused a fork lately or was just released every HOT_MS; the file
+ * stays open (one pread per look).
+ *
+ * The policy comes whole from the TypeScript runtime in a request:
+ *   guard PID EVENTS_FILE TRIGGER WINDOW_MS HOLD_MS POLL_MS HOT_MS FILE VALUE [FILE VALUE...]
+ *   guard PID off
+ *   guard-status PID      -> ok held=0|1 holds=N refusals=N
+ * PID is the context's init: the guard goes when the monitor reaps it.  A
+ * FILE that does not exist is skipped (cpu burst on kernels before 5.14).
+ * The saved values are put back only if the last FILE still holds what the
+ * hold wrote: a `paene limit` during a hold has replaced it and wins.
+ */
+#ifndef PAENE_FORKBACKOFF_H
+#define PAENE_FORKBACKOFF_H
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#define BACKOFF_MAX_WRITES 8
+
+struct backoff {
+  pid_t pid;
+  int fd; /* pids.events, open; -1: opened at each look */
+  char *events;
+  long long trigger;
+  double window_ms, hold_ms, poll_ms, hot_ms;
+  int nw;
+  char *files[BACKOFF_MAX_WRITES], *values[BACKOFF_MAX_WRITES], *saved[BACKOFF_MAX_WRITES];
+  long long refusals;  /* pids.events "max" at the last look */
+  long long win_count; /* ... when the window began */
+  double win_start;    /* ms, CLOCK_MONOTONIC */
+  double held_until;   /* 0: not held */
+  double next_look;
+  double hot_until;    /* looked at every hot_ms until then */
+  long holds;
+};
+
+static struct backoff *backoffs;
+static int nbackoffs, capbackoffs;
+
+static double backoff_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+/* A small file's content without trailing white space; NULL if it cannot be read. */
+static char *backoff_read(const char *file) {
+  char buf[256];
+  int fd = open(file, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return NULL;
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n < 0) return NULL;
+  while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == ' ')) n--;
+  buf[n] = 0;
+  return strdup(buf);
+}
+
+static int backoff_write(const char *file, const char *value) {
+  int fd = open(file, O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  ssize_t n = write(fd, value, strlen(value));
+  close(fd);
+  return n == (ssize_t)strlen(value) ? 0 : -1;
+}
+
+/* Refused forks so far: the "max N" line of pids.events; -1 if unreadable. */
+static long long backoff_refusals(const struct backoff *b) {
+  char buf[256];
+  int fd = b->fd >= 0 ? b->fd : open(b->events, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
+  if (fd != b->fd) close(fd);
+  if (n < 0) return -1;
+  buf[n] = 0;
+  char *m = strstr(buf, "max ");
+  return m ? atoll(m + 4) : 0;
+}
+
+/* Puts back the saved values, last write first; not if a limit change replaced the hold. */
+static void backoff_lift(struct backoff *b) {
+  int last = -1;
+  for (int i = 0; i < b->nw; i++)
+    if (b->saved[i]) last = i;
+  char *cur = last >= 0 ? backoff_read(b->files[last]) : NULL;
+  int ours = cur && !strcmp(cur, b->values[last]);
+  free(cur);
+  for (int i = b->nw - 1; i >= 0; i--) {
+    if (b->saved[i] && ours) backoff_write(b->files[i], b->saved[i]);
+    free(b->saved[i]);
+    b->saved[i] = NULL;
+  }
+  b->held_until = 0;
+  b->win_start = backoff_now();
+  b->win_count = b->refusals;
+  b->hot_until = b->win_start + b->window_ms; /* a bomb still running shows at once */
+}
+
+static void backoff_engage(struct backoff *b) {
+  for (int i = 0; i < b->nw; i++) {
+    b->saved[i] = backoff_read(b->files[i]);
+    if (!b->saved[i]) continue; /* not on this kernel */
+    if (backoff_write(b->files[i], b->values[i]) != 0) {
+      /* refused: undo what was written, no hold */
+      free(b->saved[i]);
+      b->saved[i] = NULL;
+      for (int j = i - 1; j >= 0; j--) {
+        if (b->saved[j]) backoff_write(b->files[j], b->saved[j]);
+        free(b->saved[j]);
+        b->saved[j] = NULL;
+      }
+      b->win_start = backoff_now();
+      b->win_count = b->refusals;
+      return;
+    }
+  }
+  b->held_until = backoff_now() + b->hold_ms;
+  b->holds++;
+}
+
+/* A look: engage when the refusals since the window began reach the trigger. */
+static void backoff_check(struct backoff *b) {
+  double now = backoff_now();
+  long long c = backoff_refusals(b);
+  if (c < 0) {
+    b->next_look = now + b->poll_ms;
+    return;
+  }
+  long long prev = b->refusals;
+  b->refusals = c;
+  if (c != prev) b->hot_until = now + b->window_ms;
+  b->next_look = now + (now < b->hot_until ? b->hot_ms : b->poll_ms);
+  if (b->held_until > 0) return;
+  if (now - b->win_start > b->window_ms) {
+    b->win_start = now;
+    b->win_count = prev;
+  }
+  if (c - b->win_count >= b->trigger) backoff_engage(b);
+}
+
+static int backoff_find(pid_t pid) {
+  for (int i = 0; i < nbackoffs; i++)
+    if (backoffs[i].pid == pid) return i;
+  return -1;
+}
+
+/* Drops a guard; a held one is lifted first unless its cgroup is gone. */
+static void backoff_drop(int i, int lift) {
+  struct backoff *b = &backoffs[i];
+  if (b->held_until > 0 && lift) backoff_lift(b);
+  if (b->fd >= 0) close(b->fd);
+  free(b->events);
+  for (int j = 0; j < b->nw; j++) {
+    free(b->files[j]);
+    free(b->values[j]);
+    free(b->saved[j]);
+  }
+  backoffs[i] = backoffs[--nbackoffs];
+}
+
+/* The init of a guarded context was reaped: its cgroup is going, nothing to put back. */
+static void backoff_reaped(pid_t pid) {
+  int i = backoff_find(pid);
+  if (i >= 0) backoff_drop(i, 0);
+}
+
+/* Handles `guard ...` (argv after the word); writes the answer to conn. */
+static void backoff_request(int conn, int argc, char **argv) {
+  if (argc < 2) {
+    dprintf(conn, "err guard needs PID EVENTS_FILE ... or PID off\n");
+    return;
+  }
+  pid_t pid = (pid_t)atoi(argv[0]);
+  int old = backoff_find(pid);
+  if (old >= 0) backoff_drop(old, 1);
+  if (!strcmp(argv[1], "off")) {
+    dprintf(conn, "ok 0\n");
+    return;
+  }
+  if (argc < 9 || (argc - 7) % 2 != 0 || (argc - 7) / 2 > BACKOFF_MAX_WRITES) {
+    dprintf(conn, "err guard needs PID EVENTS_FILE TRIGGER WINDOW_MS HOLD_MS POLL_MS HOT_MS FILE VALUE...\n");
+    return;
+  }
+  int fd = open(argv[1], O_RDONLY | O_CLOEXEC);
+  if (fd < 0 && errno != EMFILE && errno != ENFILE) {
+    dprintf(conn, "err open %s: %s\n", argv[1], strerror(errno));
+    return;
+  }
+  if (nbackoffs == capbackoffs) {
+    int cap = capbackoffs ? capbackoffs * 2 : 16;
+    struct backoff *n = realloc(backoffs, (size_t)cap * sizeof *n);
+    if (!n) {
+      if (fd >= 0) close(fd);
+      dprintf(conn, "err out of memory\n");
+      return;
+    }
+    backoffs = n;
+    capbackoffs = cap;
+  }
+  struct backoff *b = &backoffs[nbackoffs++];
+  memset(b, 0, sizeof *b);
+  b->pid = pid;
+  b->fd = fd;
+  b->events = strdup(argv[1]);
+  b->trigger = atoll(argv[2]);
+  b->window_ms = atof(argv[3]);
+  b->hold_ms = atof(argv[4]);
+  b->poll_ms = atof(argv[5]);
+  b->hot_ms = atof(argv[6]);
+  b->nw = (argc - 7) / 2;
+  for (int i = 0; i < b->nw; i++) {
+    b->files[i] = strdup(argv[7 + 2 * i]);
+    b->values[i] = strdup(argv[8 + 2 * i]);
+  }
+  long long c = backoff_refusals(b);
+  b->refusals = b->win_count = c > 0 ? c : 0;
+  b->win_start = backoff_now();
+  b->next_look = b->win_start + b->hot_ms;
+  dprintf(conn, "ok %d\n", nbackoffs);
+}
+
+/*
+ * Contexts beyond the soft limit of open files would each cost an open per
+ * look: the monitor raises its own, and puts the old one back in the
+ * children it forks (context inits and host programs must not inherit it).
+ */
+static struct rlimit backoff_nofile;
+static int backoff_nofile_raised;
+static void backoff_raise_nofile(void) {
+  if (getrlimit(RLIMIT_NOFILE, &backoff_nofile) != 0 || backoff_nofile.rlim_cur >= backoff_nofile.rlim_max) return;
+  struct rlimit rl = backoff_nofile;
+  rl.rlim_cur = rl.rlim_max;
+  backoff_nofile_raised = setrlimit(RLIMIT_NOFILE, &rl) == 0;
+}
+static void backoff_restore_nofile(void) {
+  if (backoff_nofile_raised) setrlimit(RLIMIT_NOFILE, &backoff_nofile);
+}
+
+static void backoff_status(int conn, int argc, char **argv) {
+  int i = argc >= 1 ? backoff_find((pid_t)atoi(argv[0])) : -1;
+  if (i < 0) {
+    dprintf(conn, "err no guard for that pid\n");
+    return;
+  }
+  struct backoff *b = &backoffs[i];
+  long long c = backoff_refusals(b);
+  dprintf(conn, "ok held=%d holds=%ld refusals=%lld\n", b->held_until > 0, b->holds, c < 0 ? b->refusals : c);
+}
+
+/* Lifts holds that are due, looks at contexts that are due; returns ms to the next thing due, at most cap. */
+static int backoff_tick(int cap) {
+  double now = backoff_now(), next = now + cap;
+  for (int i = 0; i < nbackoffs; i++) {
+    struct backoff *b = &backoffs[i];
+    if (b->held_until > 0 && b->held_until <= now) backoff_lift(b);
+    if (b->next_look <= now) backoff_check(b);
+    if (b->held_until > 0 && b->held_until < next) next = b->held_until;
+    if (b->next_look < next) next = b->next_look;
+  }
+  int ms = (int)(next - now) + 1;
+  return ms < 1 ? 1 : ms > cap ? cap : ms;
+}
+
+#endif

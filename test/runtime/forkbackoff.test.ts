@@ -1,0 +1,90 @@
+// The fork back-off on the real kernel (core/forkbackoff, the monitor's
+// forkbackoff.h): a spinning fork bomb in a default context is held to a
+// small CPU quota, the host still forks, the hold is lifted when the bomb
+// ends, `paene limit` turns it off or changes it live, and stop ends a held
+// context. Only what the mechanism guarantees, with margins for a loaded
+// 2-core machine: no timing verdict (that is `paene check isolation`).
+
+import { spawnSync } from 'node:child_process';
+import { setTimeout as sleep } from 'node:timers/promises';
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { FORK_BACKOFF } from '../../src/core/forkbackoff.js';
+import { DEFAULT_LIMITS } from '../../src/core/limits.js';
+import { nativePath } from '../../src/kernel/helper.js';
+import { backoffStatus } from '../../src/runtime/forkbackoff.js';
+import { applyLimits } from '../../src/runtime/limits.js';
+import { openRuntime } from '../../src/runtime/open.js';
+import type { Runtime } from '../../src/runtime/runtime.js';
+import { describeReal, disposeRuntime, tempRoot } from '../helpers.js';
+
+describeReal('fork back-off on the real kernel', () => {
+  let root: string;
+  let rt: Runtime;
+  beforeAll(() => {
+    root = tempRoot('forkbackoff');
+    rt = openRuntime(root);
+  });
+  afterAll(() => disposeRuntime(rt, root));
+
+  /** The CPU quota file of a context and what it reads when there is no quota. */
+  const quotaOf = (name: string) => {
+    const dir = rt.cgroupOf(name).dir('cpu') as string;
+    const v1 = fs.existsSync(path.join(dir, 'cpu.cfs_quota_us'));
+    const file = path.join(dir, v1 ? 'cpu.cfs_quota_us' : 'cpu.max');
+    return { read: () => fs.readFileSync(file, 'utf8').trim(), held: (pct: number) => (v1 ? String(pct * 1000) : `${pct * 1000} 100000`), free: v1 ? '-1' : 'max 100000' };
+  };
+
+  async function until(what: () => boolean | Promise<boolean>, ms: number): Promise<boolean> {
+    for (const end = Date.now() + ms; Date.now() < end; await sleep(50)) if (await what()) return true;
+    return what();
+  }
+
+  async function bombing(name: string, seconds: number) {
+    await rt.execCapture(name, ['/bin/sh', '-c', 'cat > /tmp/iso-load && chmod 755 /tmp/iso-load'], { input: fs.readFileSync(nativePath('iso-load')) });
+    // Bounded: the default nproc 1024 holds it, and every process exits after `seconds`.
+    return { done: rt.execCapture(name, ['/tmp/iso-load', 'forkbomb', String(seconds)], { timeoutMs: 120_000 }) };
+  }
+
+  it('a spinning bomb in a default context is held to the back-off quota, the host still forks, and the hold is lifted after the bomb', async () => {
+    await rt.create({ name: 'fb', image: 'base', limits: DEFAULT_LIMITS });
+    await rt.start('fb');
+    const q = quotaOf('fb');
+    expect(q.read()).toBe(q.free);
+    expect(await backoffStatus(rt, 'fb')).toEqual({ held: false, holds: 0, refusals: 0 });
+    const run = await bombing('fb', 6);
+    // The monitor looks at a quiet context every second: held well within 5 s even on a busy host.
+    expect(await until(async () => (await backoffStatus(rt, 'fb'))?.held === true, 5000)).toBe(true);
+    expect(q.read()).toBe(q.held(FORK_BACKOFF.defaultPercent));
+    const cg = rt.cgroupOf('fb');
+    expect(Number(cg.read('pids', 'pids.current'))).toBeLessThanOrEqual(1024);
+    for (let i = 0; i < 20; i++) expect(spawnSync('/bin/true').status).toBe(0);
+    await run.done;
+    // Every bomb process ends at its deadline (a hold is lifted every 2 s, which lets them run)...
+    expect(await until(() => cg.pids().length <= 1, 30_000)).toBe(true);
+    // ... and with no more refused forks the hold ends and the old settings come back.
+    expect(await until(() => q.read() === q.free, FORK_BACKOFF.holdMs + 10_000)).toBe(true);
+    const st = await backoffStatus(rt, 'fb');
+    expect(st?.held).toBe(false);
+    expect(st?.holds).toBeGreaterThanOrEqual(1);
+    expect(st?.refusals).toBeGreaterThan(FORK_BACKOFF.trigger);
+    expect((await rt.execCapture('fb', ['/bin/echo', 'alive'])).stdout.trim()).toBe('alive');
+  }, 120_000);
+
+  it('paene limit turns it off and changes the hold live; stop ends a held context and leaves no process', async () => {
+    await applyLimits(rt, 'fb', { forkBackoff: 0 });
+    expect(await backoffStatus(rt, 'fb')).toBeUndefined();
+    await applyLimits(rt, 'fb', { forkBackoff: 20 });
+    expect((await backoffStatus(rt, 'fb'))?.holds).toBe(0);
+    const q = quotaOf('fb');
+    const run = await bombing('fb', 20);
+    expect(await until(async () => (await backoffStatus(rt, 'fb'))?.held === true, 5000)).toBe(true);
+    expect(q.read()).toBe(q.held(20));
+    const cg = rt.cgroupOf('fb');
+    await rt.stop('fb', { timeoutMs: 2000 });
+    await run.done;
+    expect(cg.exists()).toBe(false);
+    expect(rt.store.live('fb')).toBeUndefined();
+  }, 120_000);
+});
