@@ -88,7 +88,7 @@ describeReal('fork back-off on the real kernel', () => {
     expect(st?.holds).toBeGreaterThanOrEqual(1);
     expect(st?.refusals).toBeGreaterThan(FORK_BACKOFF.trigger);
     expect((await rt.execCapture('fb', ['/bin/echo', 'alive'])).stdout.trim()).toBe('alive');
-  }, 120_000);
+  }, 300_000);
 
   it('paene limit turns it off and changes the hold live; stop ends a held context and leaves no process', async () => {
     await applyLimits(rt, 'fb', { forkBackoff: 0 });
@@ -104,5 +104,5 @@ describeReal('fork back-off on the real kernel', () => {
     await run.done;
     expect(cg.exists()).toBe(false);
     expect(rt.store.live('fb')).toBeUndefined();
-  }, 120_000);
+  }, 300_000);
 });
