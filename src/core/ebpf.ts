@@ -123,14 +123,15 @@ export class Asm {
   }
 
   /**
-   * dst = the map the loader binds (ld_imm64 with src_reg BPF_PSEUDO_MAP_FD):
-   * paene-bpf puts its map's fd in the immediate before loading, and the
-   * kernel turns it into the map's address.
+   * dst = a map the loader binds (ld_imm64 with src_reg BPF_PSEUDO_MAP_FD):
+   * the immediate says which of the loader's maps (0, 1, ...); paene-bpf
+   * puts that map's fd there before loading, and the kernel turns it into
+   * the map's address.
    */
-  ldMap(dst: Reg): this {
+  ldMap(dst: Reg, index = 0): this {
     this.items.push({
       insns: [
-        { code: BPF_LD | BPF_DW | BPF_IMM, dst, src: BPF_PSEUDO_MAP_FD, off: 0, imm: 0 },
+        { code: BPF_LD | BPF_DW | BPF_IMM, dst, src: BPF_PSEUDO_MAP_FD, off: 0, imm: index },
         { code: 0, dst: 0, src: 0, off: 0, imm: 0 },
       ],
     });
