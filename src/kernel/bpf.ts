@@ -2,7 +2,8 @@
 // on its cgroup v2 directory, through the native loader
 // src/native/paene-bpf.c, which loads and attaches what it is given and
 // decides nothing. Attaching again replaces the programs in place (a live
-// change of addresses); detaching removes them.
+// change of addresses); detaching removes them. (A start does not come
+// here: the monitor attaches the sets it keeps loaded, paene-helper.c.)
 
 import { spawnSync } from 'node:child_process';
 import { PaeneError } from '../core/errors.js';
@@ -34,29 +35,64 @@ function outcome(error: Error | undefined, status: number | null, signal: NodeJS
 }
 
 /**
- * The socket storage map the programs share (sk-storage=BYTES, sockaddr.ts's
- * STORE), then HOOK=HEX arguments in the fixed hook order (also what a start
- * hands the helper).
+ * The order the programs go to the kernel. sockattach.h writes the cgroup's
+ * storage value right after the first attach of a program that reads it;
+ * until then the programs fail closed. The hooks that only leave a call
+ * unchanged then (getsockname6 reads the value whatever the shape) go first,
+ * so a live change never refuses a bind or a connect in between.
  */
-export function sockAddrArgs(progs: Partial<Record<SockAddrHook, Buffer>>): string[] {
-  const out: string[] = [`sk-storage=${STORE.size}`];
-  for (const h of SOCK_ADDR_HOOKS) {
-    const p = progs[h];
-    if (p === undefined) continue;
-    if (p.length === 0 || p.length % 8 !== 0) throw new PaeneError('internal', `the ${h} program is ${p.length} bytes, not whole eBPF instructions`);
-    out.push(`${ATTACH_TYPE[h]}=${p.toString('hex')}`);
+const ATTACH_ORDER: readonly SockAddrHook[] = [
+  'getsockname6',
+  'getsockname4',
+  'getpeername6',
+  'getpeername4',
+  'recvmsg6',
+  'recvmsg4',
+  'bind4',
+  'bind6',
+  'connect4',
+  'connect6',
+  'sendmsg4',
+  'sendmsg6',
+];
+
+/** A set of programs and, when they read one, the cgroup's storage value (sockaddr.ts's SockAddrWall). */
+export interface SockAddrLoad {
+  progs: Readonly<Partial<Record<SockAddrHook, Buffer>>>;
+  storage?: Buffer;
+}
+
+/** The hex arguments of program sets already seen (buildSockAddr hands out the same object for the same set). */
+const hexOf = new WeakMap<object, string[]>();
+
+/**
+ * The socket storage map the programs share (sk-storage=BYTES, sockaddr.ts's
+ * STORE), the cgroup storage value (cg-storage=HEX), then HOOK=HEX
+ * arguments in ATTACH_ORDER (also what a start hands the helper).
+ */
+export function sockAddrArgs(w: SockAddrLoad): string[] {
+  let progs = hexOf.get(w.progs);
+  if (progs === undefined) {
+    progs = [];
+    for (const h of ATTACH_ORDER) {
+      const p = w.progs[h];
+      if (p === undefined) continue;
+      if (p.length === 0 || p.length % 8 !== 0) throw new PaeneError('internal', `the ${h} program is ${p.length} bytes, not whole eBPF instructions`);
+      progs.push(`${ATTACH_TYPE[h]}=${p.toString('hex')}`);
+    }
+    if (progs.length === 0) throw new PaeneError('internal', 'no sock_addr programs given');
+    hexOf.set(w.progs, progs);
   }
-  if (out.length === 1) throw new PaeneError('internal', 'no sock_addr programs given');
-  return out;
+  return [`sk-storage=${STORE.size}`, ...(w.storage ? [`cg-storage=${w.storage.toString('hex')}`] : []), ...progs];
 }
 
 /**
- * Loads the programs and attaches them to the cgroup, replacing the ones of
- * the same hooks already there. All or nothing: if one fails, the cgroup is
- * left as it was.
+ * Loads the programs, attaches them to the cgroup (replacing the ones of the
+ * same hooks already there) and writes the cgroup's storage value. All or
+ * nothing: if one fails, the cgroup is left as it was.
  */
-export function attachSockAddr(cgroupDir: string, progs: Partial<Record<SockAddrHook, Buffer>>): void {
-  run(['attach', cgroupDir, ...sockAddrArgs(progs)], `attaching the network programs to ${cgroupDir}`);
+export function attachSockAddr(cgroupDir: string, w: SockAddrLoad): void {
+  run(['attach', cgroupDir, ...sockAddrArgs(w)], `attaching the network programs to ${cgroupDir}`);
 }
 
 /** Removes every sock_addr program paene attaches from the cgroup; hooks without one are fine. */
@@ -82,8 +118,8 @@ export function attachedSockAddr(cgroupDir: string): Record<SockAddrHook, number
 }
 
 /** Loads the programs into the kernel's verifier and throws (with its log) if it rejects one; attaches nothing. */
-export function verifySockAddr(progs: Partial<Record<SockAddrHook, Buffer>>): void {
-  run(['verify', ...sockAddrArgs(progs)], 'verifying the network programs');
+export function verifySockAddr(w: SockAddrLoad): void {
+  run(['verify', ...sockAddrArgs(w)], 'verifying the network programs');
 }
 
 /** paene-runc on cgroup v2: the container's device rules (core/ociresources deviceProgram) on its cgroup. */

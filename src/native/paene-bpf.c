@@ -5,14 +5,15 @@
  * (src/core/sockaddr.ts, src/core/ociresources.ts, src/core/ebpf.ts) and
  * arrive as hex.
  *
- *   paene-bpf attach CGROUP_DIR [sk-storage=BYTES] TYPE=HEX [TYPE=HEX ...]
+ *   paene-bpf attach CGROUP_DIR [sk-storage=BYTES] [cg-storage=HEX] TYPE=HEX [TYPE=HEX ...]
  *   paene-bpf detach CGROUP_DIR TYPE [TYPE ...]
  *   paene-bpf query  CGROUP_DIR TYPE [TYPE ...]     prints "TYPE count" per line
- *   paene-bpf verify [sk-storage=BYTES] TYPE=HEX [TYPE=HEX ...]   load only
+ *   paene-bpf verify [sk-storage=BYTES] [cg-storage=HEX] TYPE=HEX [TYPE=HEX ...]   load only
  *
  * TYPE is the kernel's enum bpf_attach_type number (8 = BPF_CGROUP_INET4_BIND ...).
- * sk-storage=BYTES makes one socket storage map the programs share (their
- * ld_imm64 map references get its fd; see sockattach.h).
+ * sk-storage=BYTES makes one socket storage map the programs share,
+ * cg-storage=HEX one cgroup storage map, and attach writes HEX as the
+ * cgroup's value in it (the context's own addresses; see sockattach.h).
  *
  * attach is all or nothing. Every program is loaded (verified) first, so a
  * rejected program changes nothing. Then each is attached with flags 0 (no
@@ -22,6 +23,8 @@
  * program or the new one, never none (kernel/bpf/cgroup.c, find_attach_entry;
  * the kernel test checks it). Each type is swapped on its own, so during a
  * live update some hooks may briefly run the new policy and others the old.
+ * The cgroup storage value is written right after the first attach (the
+ * kernel makes it then); the programs fail closed until it is there.
  * If an attach fails, the types already done are put back as they were: the
  * previous program re-attached, or ours detached. (A reference to each
  * previous program is taken first: the cgroup usually holds the only one, and
@@ -35,24 +38,37 @@
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: paene-bpf attach CGROUP_DIR [sk-storage=BYTES] TYPE=HEX...\n"
+	fprintf(stderr, "usage: paene-bpf attach CGROUP_DIR [sk-storage=BYTES] [cg-storage=HEX] TYPE=HEX...\n"
 			"       paene-bpf detach CGROUP_DIR TYPE...\n"
 			"       paene-bpf query CGROUP_DIR TYPE...\n"
-			"       paene-bpf verify [sk-storage=BYTES] TYPE=HEX...\n");
+			"       paene-bpf verify [sk-storage=BYTES] [cg-storage=HEX] TYPE=HEX...\n");
 	exit(EXIT_USAGE);
+}
+
+/* Prints the error and exits with its status (usage errors also print the usage). */
+static void fail(const struct sa_err *e)
+{
+	const char *m = e->msg;
+	fprintf(stderr, "paene-bpf: %s\n", m);
+	if (e->code == EXIT_USAGE) usage();
+	exit(e->code);
 }
 
 static int cmd_types(const char *verb, const char *dir, int argc, char **argv)
 {
+	struct sa_err e;
 	if (argc < 1) usage();
 	unsigned types[MAX_PROGS];
 	if (argc > MAX_PROGS) usage();
 	for (int i = 0; i < argc; i++) {
-		const char *e;
-		types[i] = parse_type(argv[i], &e);
-		if (*e) usage();
+		const char *x = argv[i];
+		int t = parse_type(argv[i], &x, &e);
+		if (t < 0) fail(&e);
+		if (*x) usage();
+		types[i] = (unsigned)t;
 	}
-	int cg = open_cgroup(dir);
+	int cg = open_cgroup(dir, &e);
+	if (cg < 0) fail(&e);
 	int rc = 0;
 	for (int i = 0; i < argc; i++) {
 		if (strcmp(verb, "detach") == 0) {
@@ -73,15 +89,14 @@ static int cmd_types(const char *verb, const char *dir, int argc, char **argv)
 	return rc;
 }
 
-static int cmd_verify(int argc, char **argv)
+/* attach (dir given) or verify (dir NULL): parse, load, and attach with the given storage value. */
+static int cmd_load(const char *dir, int argc, char **argv)
 {
-	int map = storage_option(&argc, &argv);
-	if (argc < 1 || argc > MAX_PROGS) usage();
-	struct prog ps[MAX_PROGS];
-	for (int i = 0; i < argc; i++) parse_prog(argv[i], &ps[i]);
-	bind_map(ps, argc, map);
-	load_all(ps, argc);
-	for (int i = 0; i < argc; i++) close(ps[i].fd);
+	static struct sa_set s;
+	static struct sa_err e;
+	if (sa_parse(&s, argc, argv, &e) < 0 || sa_load(&s, &e) < 0) fail(&e);
+	if (dir && sa_attach(dir, &s, s.value, &e) < 0) fail(&e);
+	sa_close(&s);
 	return 0;
 }
 
@@ -89,13 +104,9 @@ int main(int argc, char **argv)
 {
 	if (argc < 3) usage();
 	const char *verb = argv[1];
-	if (strcmp(verb, "verify") == 0) return cmd_verify(argc - 2, argv + 2);
+	if (strcmp(verb, "verify") == 0) return cmd_load(NULL, argc - 2, argv + 2);
 	if (argc < 4) usage();
-	if (strcmp(verb, "attach") == 0) {
-		int rc = sock_attach(argv[2], argc - 3, argv + 3);
-		if (rc == EXIT_USAGE) usage();
-		return rc;
-	}
+	if (strcmp(verb, "attach") == 0) return cmd_load(argv[2], argc - 3, argv + 3);
 	if (strcmp(verb, "detach") == 0 || strcmp(verb, "query") == 0) return cmd_types(verb, argv[2], argc - 3, argv + 3);
 	usage();
 	return EXIT_USAGE;

@@ -13,7 +13,7 @@ import path from 'node:path';
 import { type PrivateNetPlan, formatIPv4, planPrivateNet } from '../core/bridgeplan.js';
 import { PaeneError } from '../core/errors.js';
 import { type NetSettings, type NetSpec, addressPool, defaultNetSettings, familyOf, validateNetSettings } from '../core/net.js';
-import { type SockAddrPolicy, buildSockAddrPrograms } from '../core/sockaddr.js';
+import { type SockAddrPolicy, buildSockAddr } from '../core/sockaddr.js';
 import type { ContextConfig } from '../core/spec.js';
 import { attachSockAddr, sockAddrArgs } from '../kernel/bpf.js';
 import type { ContextCgroup } from '../kernel/cgroups.js';
@@ -117,7 +117,7 @@ export class ContextNetwork {
     if (m === 'shared') {
       return {
         landlockScoped: LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET,
-        sockAddr: { cgroupDir: cg.unifiedDir as string, progs: sockAddrArgs(buildSockAddrPrograms(this.sockAddrPolicy(config))) },
+        sockAddr: { cgroupDir: cg.unifiedDir as string, progs: sockAddrArgs(buildSockAddr(this.sockAddrPolicy(config))) },
       };
     }
     if (m === 'none') return { netns: 'new', loUp: true };
@@ -180,7 +180,7 @@ export class ContextNetwork {
   applyLive(config: ContextConfig, cg: ContextCgroup): void {
     if (config.net.mode !== 'shared' || !cg.unifiedDir) return;
     this.requirements(config, cg);
-    attachSockAddr(cg.unifiedDir, buildSockAddrPrograms(this.sockAddrPolicy(config)));
+    attachSockAddr(cg.unifiedDir, buildSockAddr(this.sockAddrPolicy(config)));
   }
 
   /** What of paene's private networking is still on the host side (leak checks). */
