@@ -38,8 +38,9 @@ export type JmpOp = keyof typeof JMP_OPS;
 export const BPF_JA = 0x00;
 export const BPF_CALL = 0x80;
 export const BPF_EXIT = 0x90;
-/** ld_imm64's src_reg when its immediate is a map fd. */
+/** ld_imm64's src_reg when its immediate is a map fd; a map value's address (fd + offset). */
 export const BPF_PSEUDO_MAP_FD = 1;
+export const BPF_PSEUDO_MAP_VALUE = 2;
 
 export type Size = 1 | 2 | 4 | 8;
 const SIZE_CODE: Record<Size, number> = { 1: BPF_B, 2: BPF_H, 4: BPF_W, 8: BPF_DW };

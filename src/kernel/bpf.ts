@@ -1,11 +1,14 @@
 // Puts a shared-network context's sock_addr programs (src/core/sockaddr.ts)
 // on its cgroup v2 directory, through the native loader
 // src/native/paene-bpf.c, which loads and attaches what it is given and
-// decides nothing. Attaching again replaces the programs in place (a live
-// change of addresses); detaching removes them. (A start does not come
+// decides nothing. Attaching again replaces the programs in place; a live
+// change of addresses that keeps the programs only rewrites the cgroup's
+// storage value (applySockAddr); detaching removes them. (A start does not come
 // here: the monitor attaches the sets it keeps loaded, paene-helper.c.)
 
 import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { BPF_DW, BPF_IMM, BPF_LD, BPF_PSEUDO_MAP_FD, BPF_PSEUDO_MAP_VALUE } from '../core/ebpf.js';
 import { PaeneError } from '../core/errors.js';
 import { ATTACH_TYPE, SOCK_ADDR_HOOKS, type SockAddrHook, STORE } from '../core/sockaddr.js';
 import { BPF_CGROUP_DEVICE } from '../core/ociresources.js';
@@ -100,21 +103,68 @@ export function detachSockAddr(cgroupDir: string): void {
   run(['detach', cgroupDir, ...SOCK_ADDR_HOOKS.map((h) => String(ATTACH_TYPE[h]))], `detaching the network programs from ${cgroupDir}`);
 }
 
-/** How many programs are attached directly to the cgroup, per hook (leak checks, status). */
-export function attachedSockAddr(cgroupDir: string): Record<SockAddrHook, number> {
+/** What is attached directly to the cgroup, per hook: how many programs, and the kernel's tag of the first. */
+function querySockAddr(cgroupDir: string): Record<SockAddrHook, { count: number; tag?: string }> {
   const out = run(['query', cgroupDir, ...SOCK_ADDR_HOOKS.map((h) => String(ATTACH_TYPE[h]))], `querying the network programs of ${cgroupDir}`);
-  const byType = new Map<number, number>();
+  const byType = new Map<number, { count: number; tag?: string }>();
   for (const line of out.split('\n')) {
-    const m = /^(\d+) (\d+)$/.exec(line.trim());
-    if (m) byType.set(Number(m[1]), Number(m[2]));
+    const m = /^(\d+) (\d+)(?: ([0-9a-f]+|-))?$/.exec(line.trim());
+    if (m) byType.set(Number(m[1]), { count: Number(m[2]), tag: m[3] === '-' ? undefined : m[3] });
   }
-  const counts = {} as Record<SockAddrHook, number>;
+  const q = {} as Record<SockAddrHook, { count: number; tag?: string }>;
   for (const h of SOCK_ADDR_HOOKS) {
     const n = byType.get(ATTACH_TYPE[h]);
     if (n === undefined) throw new PaeneError('internal', `paene-bpf query gave no count for ${h}: '${out.trim()}'`);
-    counts[h] = n;
+    q[h] = n;
   }
-  return counts;
+  return q;
+}
+
+/** How many programs are attached directly to the cgroup, per hook (leak checks, status). */
+export function attachedSockAddr(cgroupDir: string): Record<SockAddrHook, number> {
+  const q = querySockAddr(cgroupDir);
+  return Object.fromEntries(SOCK_ADDR_HOOKS.map((h) => [h, q[h].count])) as Record<SockAddrHook, number>;
+}
+
+/**
+ * The tags the kernel may give a program (struct bpf_prog_info's tag): the
+ * first 8 bytes of a hash of its instructions with the map references
+ * zeroed (kernel/bpf/core.c, bpf_prog_calc_tag): SHA-256 on this 6.18
+ * kernel (checked), SHA-1 on older ones.
+ */
+export function programTags(prog: Buffer): string[] {
+  const b = Buffer.from(prog);
+  for (let o = 0; o + 16 <= b.length; o += 8) {
+    if (b[o] !== (BPF_LD | BPF_DW | BPF_IMM) || ![BPF_PSEUDO_MAP_FD, BPF_PSEUDO_MAP_VALUE].includes(b[o + 1] >> 4)) continue;
+    b.fill(0, o + 4, o + 8);
+    b.fill(0, o + 12, o + 16);
+    o += 8;
+  }
+  return ['sha256', 'sha1'].map((alg) => createHash(alg).update(b).digest('hex').slice(0, 16));
+}
+
+/**
+ * A live change of a context's wall: when the programs attached are these
+ * (same shape and host lists: their tags match) only the cgroup's storage
+ * value is rewritten, in place (the kernel swaps a cgroup storage value
+ * whole); otherwise the programs are attached anew. Says which it did.
+ */
+export function applySockAddr(cgroupDir: string, w: SockAddrLoad): 'stored' | 'attached' {
+  const hooks = SOCK_ADDR_HOOKS.filter((h) => w.progs[h] !== undefined);
+  if (w.storage !== undefined) {
+    const q = querySockAddr(cgroupDir);
+    const same = hooks.every((h) => q[h].count === 1 && q[h].tag !== undefined && programTags(w.progs[h] as Buffer).includes(q[h].tag as string));
+    if (same) {
+      try {
+        run(['store', cgroupDir, w.storage.toString('hex'), ...hooks.map((h) => String(ATTACH_TYPE[h]))], `updating the addresses of ${cgroupDir}`);
+        return 'stored';
+      } catch {
+        /* no storage map of that size after all: attach anew */
+      }
+    }
+  }
+  attachSockAddr(cgroupDir, w);
+  return 'attached';
 }
 
 /** Loads the programs into the kernel's verifier and throws (with its log) if it rejects one; attaches nothing. */

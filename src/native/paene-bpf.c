@@ -7,7 +7,8 @@
  *
  *   paene-bpf attach CGROUP_DIR [sk-storage=BYTES] [cg-storage=HEX] TYPE=HEX [TYPE=HEX ...]
  *   paene-bpf detach CGROUP_DIR TYPE [TYPE ...]
- *   paene-bpf query  CGROUP_DIR TYPE [TYPE ...]     prints "TYPE count" per line
+ *   paene-bpf query  CGROUP_DIR TYPE [TYPE ...]     prints "TYPE count tag" per line
+ *   paene-bpf store  CGROUP_DIR HEX TYPE [TYPE ...]  writes a new storage value
  *   paene-bpf verify [sk-storage=BYTES] [cg-storage=HEX] TYPE=HEX [TYPE=HEX ...]   load only
  *
  * TYPE is the kernel's enum bpf_attach_type number (8 = BPF_CGROUP_INET4_BIND ...).
@@ -30,17 +31,97 @@
  * previous program is taken first: the cgroup usually holds the only one, and
  * replacing the program would free it.)
  *
+ * query's tag is the kernel's tag of the program attached (hex; "-" when
+ * none): a hash of its instructions with the map references zeroed, which
+ * the caller compares with its own programs'. store writes HEX as the
+ * cgroup's value in the cgroup storage maps of that size that the programs
+ * attached for the TYPEs read: a live change of addresses where the
+ * programs stay the same (it fails when no such map is there).
+ *
  * Exit status: 0 ok, 1 failure, 2 usage, 3 the kernel lacks what is needed
  * (no bpf(2), no cgroup sock_addr programs, not a cgroup v2 directory).
  */
 #define _GNU_SOURCE
 #include "sockattach.h"
 
+/* The kernel's tag of the program attached for a type, in hex (17 bytes with the NUL); 0, or -1 when none is attached. */
+static int attached_tag(int cg, unsigned type, char *hex)
+{
+	int fd = hold_current(cg, type);
+	if (fd < 0) return -1;
+	struct bpf_prog_info info;
+	memset(&info, 0, sizeof(info));
+	union bpf_attr a;
+	memset(&a, 0, sizeof(a));
+	a.info.bpf_fd = (unsigned)fd;
+	a.info.info_len = sizeof(info);
+	a.info.info = (uintptr_t)&info;
+	int rc = (int)sys_bpf(BPF_OBJ_GET_INFO_BY_FD, &a);
+	close(fd);
+	if (rc < 0) return -1;
+	for (int i = 0; i < BPF_TAG_SIZE; i++) sprintf(hex + 2 * i, "%02x", info.tag[i]);
+	return 0;
+}
+
+/*
+ * Writes `value` (len bytes) as the cgroup's value in every cgroup storage
+ * map of that value size that the programs attached to it for `types` read
+ * (a live change of addresses where the programs stay). Returns the number
+ * of maps written, or -1 (error in e).
+ */
+static int sa_store(const char *dir, const unsigned *types, int ntypes, const unsigned char *value, unsigned len, struct sa_err *e)
+{
+	int cg = open_cgroup(dir, e);
+	if (cg < 0) return -1;
+	__u32 done[64]; /* map ids looked at */
+	int ndone = 0, rc = 0, written = 0;
+	for (int t = 0; t < ntypes && rc == 0; t++) {
+		int pfd = hold_current(cg, types[t]);
+		if (pfd < 0) continue;
+		__u32 ids[16];
+		struct bpf_prog_info info;
+		memset(&info, 0, sizeof(info));
+		info.nr_map_ids = 16;
+		info.map_ids = (uintptr_t)ids;
+		union bpf_attr a;
+		memset(&a, 0, sizeof(a));
+		a.info.bpf_fd = (unsigned)pfd;
+		a.info.info_len = sizeof(info);
+		a.info.info = (uintptr_t)&info;
+		if (sys_bpf(BPF_OBJ_GET_INFO_BY_FD, &a) < 0) rc = sa_fail(e, EXIT_FAIL, "%s: reading the attached program's maps: %s", type_name(types[t]), strerror(errno));
+		close(pfd);
+		for (unsigned m = 0; rc == 0 && m < info.nr_map_ids && m < 16; m++) {
+			int seen = 0;
+			for (int k = 0; k < ndone; k++) seen |= done[k] == ids[m];
+			if (seen || ndone == 64) continue;
+			done[ndone++] = ids[m];
+			memset(&a, 0, sizeof(a));
+			a.map_id = ids[m];
+			int mfd = (int)sys_bpf(BPF_MAP_GET_FD_BY_ID, &a);
+			if (mfd < 0) continue; /* gone meanwhile */
+			struct bpf_map_info mi;
+			memset(&mi, 0, sizeof(mi));
+			memset(&a, 0, sizeof(a));
+			a.info.bpf_fd = (unsigned)mfd;
+			a.info.info_len = sizeof(mi);
+			a.info.info = (uintptr_t)&mi;
+			if (sys_bpf(BPF_OBJ_GET_INFO_BY_FD, &a) == 0 && mi.type == BPF_MAP_TYPE_CGROUP_STORAGE && mi.value_size == len) {
+				if (write_storage(cg, mfd, value, e) < 0) rc = -1;
+				else written++;
+			}
+			close(mfd);
+		}
+	}
+	close(cg);
+	return rc < 0 ? -1 : written;
+}
+
 static void usage(void)
 {
 	fprintf(stderr, "usage: paene-bpf attach CGROUP_DIR [sk-storage=BYTES] [cg-storage=HEX] TYPE=HEX...\n"
 			"       paene-bpf detach CGROUP_DIR TYPE...\n"
 			"       paene-bpf query CGROUP_DIR TYPE...\n"
+			"       paene-bpf store CGROUP_DIR HEX TYPE...\n"
 			"       paene-bpf verify [sk-storage=BYTES] [cg-storage=HEX] TYPE=HEX...\n");
 	exit(EXIT_USAGE);
 }
@@ -83,10 +164,37 @@ static int cmd_types(const char *verb, const char *dir, int argc, char **argv)
 				fprintf(stderr, "paene-bpf: %s (type %u): query of %s failed: %s\n", type_name(types[i]), types[i], dir, strerror(errno));
 				return errno == ENOSYS ? EXIT_UNSUPPORTED : EXIT_FAIL;
 			}
-			printf("%u %d\n", types[i], n);
+			char tag[2 * BPF_TAG_SIZE + 1] = "-";
+			if (n > 0 && attached_tag(cg, types[i], tag) < 0) strcpy(tag, "-");
+			printf("%u %d %s\n", types[i], n, tag);
 		}
 	}
 	return rc;
+}
+
+static int cmd_store(const char *dir, const char *hex, int argc, char **argv)
+{
+	static struct sa_err e;
+	unsigned types[MAX_PROGS];
+	if (argc > MAX_PROGS) usage();
+	for (int i = 0; i < argc; i++) {
+		const char *x = argv[i];
+		int t = parse_type(argv[i], &x, &e);
+		if (t < 0) fail(&e);
+		if (*x) usage();
+		types[i] = (unsigned)t;
+	}
+	size_t len;
+	unsigned char *value = unhex(hex, &len);
+	if (!value || len > MAX_CG_STORAGE) usage();
+	int n = sa_store(dir, types, argc, value, (unsigned)len, &e);
+	if (n < 0) fail(&e);
+	if (n == 0) {
+		fprintf(stderr, "paene-bpf: no program attached to %s reads a cgroup storage value of %zu bytes\n", dir, len);
+		return EXIT_FAIL;
+	}
+	free(value);
+	return 0;
 }
 
 /* attach (dir given) or verify (dir NULL): parse, load, and attach with the given storage value. */
@@ -108,6 +216,7 @@ int main(int argc, char **argv)
 	if (argc < 4) usage();
 	if (strcmp(verb, "attach") == 0) return cmd_load(argv[2], argc - 3, argv + 3);
 	if (strcmp(verb, "detach") == 0 || strcmp(verb, "query") == 0) return cmd_types(verb, argv[2], argc - 3, argv + 3);
+	if (strcmp(verb, "store") == 0 && argc >= 5) return cmd_store(argv[2], argv[3], argc - 4, argv + 4);
 	usage();
 	return EXIT_USAGE;
 }

@@ -15,7 +15,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { Asm } from '../../src/core/ebpf.js';
 import { isPaeneError } from '../../src/core/errors.js';
 import { buildSockAddr, SOCK_ADDR_HOOKS, type SockAddrHook, type SockAddrPolicy } from '../../src/core/sockaddr.js';
-import { attachedSockAddr, attachSockAddr, detachSockAddr, verifySockAddr } from '../../src/kernel/bpf.js';
+import { applySockAddr, attachedSockAddr, attachSockAddr, detachSockAddr, verifySockAddr } from '../../src/kernel/bpf.js';
 import { detectCgroupHost } from '../../src/kernel/cgroups.js';
 import { describeReal } from '../helpers.js';
 
@@ -366,6 +366,18 @@ describeReal('shared-network sock_addr programs on the real kernel', () => {
     expect(() => attachSockAddr(cg, { progs, storage: w.storage })).toThrow(/verifier log/);
     expect(attachedSockAddr(cg)).toEqual(counts(1));
     expect(await inCgroup(cg, [{ op: 'listen', host: '0.0.0.0' }])).toEqual([{ address: '0.0.0.0', bound: OWN_AFTER }]);
+  });
+
+  it('a live change that keeps the programs only rewrites the storage value; another shape attaches anew', async () => {
+    expect(applySockAddr(cg, buildSockAddr(policy(OWN)))).toBe('stored'); // OWN_AFTER's programs are attached: the same bytes
+    expect(attachedSockAddr(cg)).toEqual(counts(1));
+    expect(await inCgroup(cg, [{ op: 'listen', host: '0.0.0.0' }])).toEqual([{ address: '0.0.0.0', bound: OWN }]);
+    expect(applySockAddr(cg, buildSockAddr({ ...policy(OWN_AFTER), v4: [OWN_AFTER, '127.77.1.9'] }))).toBe('attached'); // two addresses: other programs
+    expect(attachedSockAddr(cg)).toEqual(counts(1));
+    expect(await inCgroup(cg, [{ op: 'listen', host: '0.0.0.0' }, { op: 'listen', host: '127.77.1.9' }])).toEqual([
+      { address: '0.0.0.0', bound: OWN_AFTER },
+      { address: '127.77.1.9', bound: '127.77.1.9' },
+    ]);
   });
 
   it('programs whose storage value is not written (zeros) fail closed: bind and connect refused', async () => {
