@@ -23,13 +23,23 @@
 //             (through its "127.0.0.1") reads 127.0.0.1 at both ends
 //
 // The per-socket records live in socket-local storage (one
-// BPF_MAP_TYPE_SK_STORAGE map per attach, made by paene-bpf, layout STORE
-// below), freed by the kernel with each socket.
-// All policy is here, decided in TypeScript and compiled to straight-line
-// comparisons (no maps: up to 16 entries a list); a change of addresses
-// builds new programs and re-attaching replaces the old ones.
-// src/native/paene-bpf.c only loads and attaches the bytes;
-// src/core/ebpf-run.ts runs them in tests the way the kernel would.
+// BPF_MAP_TYPE_SK_STORAGE map per loaded set, layout STORE below), freed by
+// the kernel with each socket.
+//
+// The context's own addresses are not in the programs: they read them at
+// run time from the cgroup's value in a BPF_MAP_TYPE_CGROUP_STORAGE map
+// (layout LOCAL below), so every context of a host with as many own
+// addresses runs the same bytes. The code is generated for that shape (an
+// unrolled comparison per own address against a slot of the value; the
+// host-wide lists stay immediates, up to 16 entries each), and trusts a
+// value only when its ready word names that shape: a value not written yet
+// fails closed. All policy is here, decided in TypeScript: the programs and
+// the value are made here, and a start hands both to the monitor
+// (src/native/paene-helper.c), which keeps loaded sets by their bytes,
+// attaches one to the context's cgroup and writes the value;
+// src/native/paene-bpf.c does the same for live changes (or only rewrites
+// the value when the programs stay). Neither decides anything.
+// src/core/ebpf-run.ts runs the programs in tests the way the kernel would.
 //
 // Kernel facts the code depends on (include/uapi/linux/bpf.h, net/core/filter.c):
 // - struct bpf_sock_addr: user_family 0, user_ip4 4, user_ip6 8..24,
@@ -46,6 +56,15 @@
 // - ctx->sk (offset 64, an 8-byte read) is the socket as a struct bpf_sock:
 //   dst_ip4 at 52, dst_ip6 at 56..72 (the connected peer, 0 when none).
 //   bpf_sk_storage_get (helper 107) is open to every sock_addr hook.
+// - bpf_get_local_storage (helper 81, flags 0) is open to every sock_addr
+//   hook and returns the value (never NULL) of the cgroup the running
+//   program is attached to. With an 8-byte key (the cgroup id, its
+//   directory's inode number) one value serves all attach types of the
+//   cgroup; it is made zeroed at the first attach of a program using the
+//   map, can be written from user space only after that, and one map may be
+//   used by many programs and cgroups (each cgroup its own value). A user
+//   space update replaces the value whole (a program sees old or new).
+//   Checked on 6.18 (test/kernel/sockaddr.test.ts).
 // - A v6 socket sending to a v4-mapped address goes through udp_sendmsg and
 //   so through the sendmsg4 program, never the sendmsg6 one; TCP and UDP
 //   connect() of a v6 socket to a mapped address run only connect6: the v6
