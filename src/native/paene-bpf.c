@@ -203,7 +203,7 @@ static int cmd_load(const char *dir, int argc, char **argv)
 	static struct sa_set s;
 	static struct sa_err e;
 	if (sa_parse(&s, argc, argv, &e) < 0 || sa_load(&s, &e) < 0) fail(&e);
-	if (dir && sa_attach(dir, &s, s.value, &e) < 0) fail(&e);
+	if (dir && sa_attach(dir, &s, s.value, 0, &e) < 0) fail(&e);
 	sa_close(&s);
 	return 0;
 }

@@ -368,7 +368,7 @@ static void attach_sock_programs(const struct spec *s) {
   if (start_set->cg_bytes && (!value || len != start_set->cg_bytes))
     die("attaching the network programs to %s: the cgroup storage value is missing or not %u bytes", s->bpf_cgroup, start_set->cg_bytes);
   static struct sa_err e;
-  if (sa_attach(s->bpf_cgroup, start_set, value, &e) < 0) {
+  if (sa_attach(s->bpf_cgroup, start_set, value, 1, &e) < 0) { /* a start: a failed one removes the cgroup, nothing to put back */
     for (char *c = e.msg; *c; c++)
       if (*c == '\n') *c = ' ';
     die("attaching the network programs to %s: %s", s->bpf_cgroup, e.msg);

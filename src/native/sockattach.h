@@ -468,14 +468,16 @@ static int write_storage(int cg, int map, const unsigned char *value, struct sa_
  * attach, and the programs fail closed until it is written. The caller puts
  * first a program whose not-ready behaviour is harmless (getsockname: the
  * address unchanged), so a live change never refuses a call in between.
+ * `fresh`: a start's cgroup, which a failed start removes: nothing to put
+ * back (and no query of each type under the cgroup mutex).
  * Returns 0 or -1 (error in e).
  */
-static int sa_attach(const char *dir, const struct sa_set *s, const unsigned char *value, struct sa_err *e)
+static int sa_attach(const char *dir, const struct sa_set *s, const unsigned char *value, int fresh, struct sa_err *e)
 {
 	int cg = open_cgroup(dir, e);
 	if (cg < 0) return -1;
 	int old[MAX_PROGS];
-	for (int i = 0; i < s->n; i++) old[i] = hold_current(cg, s->ps[i].type);
+	for (int i = 0; i < s->n; i++) old[i] = fresh ? -1 : hold_current(cg, s->ps[i].type);
 	int rc = 0, written = 0;
 	for (int i = 0; i < s->n && rc == 0; i++) {
 		if (attach(cg, s->ps[i].fd, s->ps[i].type) != 0) {
