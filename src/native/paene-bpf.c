@@ -135,12 +135,11 @@ static void fail(const struct sa_err *e)
 	exit(e->code);
 }
 
-static int cmd_types(const char *verb, const char *dir, int argc, char **argv)
+/* TYPE... (at least one, at most MAX_PROGS) → attach type numbers; exits on a bad one. */
+static void parse_types(int argc, char **argv, unsigned *types)
 {
-	struct sa_err e;
-	if (argc < 1) usage();
-	unsigned types[MAX_PROGS];
-	if (argc > MAX_PROGS) usage();
+	static struct sa_err e;
+	if (argc < 1 || argc > MAX_PROGS) usage();
 	for (int i = 0; i < argc; i++) {
 		const char *x = argv[i];
 		int t = parse_type(argv[i], &x, &e);
@@ -148,6 +147,13 @@ static int cmd_types(const char *verb, const char *dir, int argc, char **argv)
 		if (*x) usage();
 		types[i] = (unsigned)t;
 	}
+}
+
+static int cmd_types(const char *verb, const char *dir, int argc, char **argv)
+{
+	struct sa_err e;
+	unsigned types[MAX_PROGS];
+	parse_types(argc, argv, types);
 	int cg = open_cgroup(dir, &e);
 	if (cg < 0) fail(&e);
 	int rc = 0;
@@ -176,14 +182,7 @@ static int cmd_store(const char *dir, const char *hex, int argc, char **argv)
 {
 	static struct sa_err e;
 	unsigned types[MAX_PROGS];
-	if (argc > MAX_PROGS) usage();
-	for (int i = 0; i < argc; i++) {
-		const char *x = argv[i];
-		int t = parse_type(argv[i], &x, &e);
-		if (t < 0) fail(&e);
-		if (*x) usage();
-		types[i] = (unsigned)t;
-	}
+	parse_types(argc, argv, types);
 	size_t len;
 	unsigned char *value = unhex(hex, &len);
 	if (!value || len > MAX_CG_STORAGE) usage();

@@ -287,11 +287,14 @@ static unsigned long sock_clock;
 /* The set the start being handled attaches (the handler is a fork of the monitor, which found or loaded it). */
 static const struct sa_set *start_set;
 
-/* The --bpf-prog values of a request, in order; their count. */
-static int bpf_args(int argc, char **argv, char **out) {
+/* The --bpf-prog values of a request, in order (at most max); their count, or -1 when there are more. */
+static int bpf_args(int argc, char **argv, char **out, int max) {
   int n = 0;
-  for (int i = 0; i + 1 < argc; i++)
-    if (!strcmp(argv[i], "--bpf-prog") && n < MAX_PROGS + 2) out[n++] = argv[++i];
+  for (int i = 0; i + 1 < argc; i++) {
+    if (strcmp(argv[i], "--bpf-prog")) continue;
+    if (n == max) return -1;
+    out[n++] = argv[++i];
+  }
   return n;
 }
 
@@ -301,10 +304,14 @@ static int bpf_args(int argc, char **argv, char **out) {
  * requester with the error.
  */
 static int prepare_sock_set(int conn, int argc, char **argv) {
-  char *progs[MAX_PROGS + 2];
-  int n = bpf_args(argc, argv, progs);
+  char *progs[MAX_PROGS + 2]; /* the storage options and the programs */
+  int n = bpf_args(argc, argv, progs, MAX_PROGS + 2);
   start_set = NULL;
   if (n == 0) return 0;
+  if (n < 0) {
+    dprintf(conn, "err more than %d --bpf-prog arguments\n", MAX_PROGS + 2);
+    return -1;
+  }
   const char *dir = "the context's cgroup";
   for (int i = 0; i + 1 < argc; i++)
     if (!strcmp(argv[i], "--bpf-cgroup")) dir = argv[i + 1];
