@@ -298,6 +298,30 @@ static int bpf_args(int argc, char **argv, char **out, int max) {
   return n;
 }
 
+/* One argument's part of a cache key (the cg-storage value only by its size) written at out; its length. */
+static size_t key_part(const char *arg, char *out) {
+  if (!strncmp(arg, "cg-storage=", 11)) return (size_t)sprintf(out, "cg-storage/%zu\n", strlen(arg + 11) / 2);
+  return (size_t)sprintf(out, "%s\n", arg);
+}
+
+/* Is this the key the arguments make? (compares without building it) */
+static int key_matches(const char *key, size_t keylen, char **progs, int n) {
+  size_t at = 0;
+  for (int i = 0; i < n; i++) {
+    if (!strncmp(progs[i], "cg-storage=", 11)) {
+      char part[40];
+      size_t l = key_part(progs[i], part);
+      if (at + l > keylen || memcmp(key + at, part, l)) return 0;
+      at += l;
+    } else {
+      size_t l = strlen(progs[i]);
+      if (at + l + 1 > keylen || memcmp(key + at, progs[i], l) || key[at + l] != '\n') return 0;
+      at += l + 1;
+    }
+  }
+  return at == keylen;
+}
+
 /*
  * The monitor, before it forks a start's handler: finds the request's
  * program set in the cache, or loads it there. 0, or -1 after answering the
@@ -315,28 +339,25 @@ static int prepare_sock_set(int conn, int argc, char **argv) {
   const char *dir = "the context's cgroup";
   for (int i = 0; i + 1 < argc; i++)
     if (!strcmp(argv[i], "--bpf-cgroup")) dir = argv[i + 1];
-  size_t len = 0;
-  for (int i = 0; i < n; i++) len += strlen(progs[i]) + 1;
-  char *key = malloc(len + 1);
-  if (!key) {
-    dprintf(conn, "err out of memory\n");
-    return -1;
-  }
-  size_t at = 0;
-  for (int i = 0; i < n; i++) {
-    if (!strncmp(progs[i], "cg-storage=", 11)) at += (size_t)sprintf(key + at, "cg-storage/%zu\n", strlen(progs[i] + 11) / 2);
-    else at += (size_t)sprintf(key + at, "%s\n", progs[i]);
-  }
+  /* Found by reading only: right after a fork every page the monitor writes is a copy-on-write fault. */
   int lru = 0;
   for (int i = 0; i < SOCK_SETS; i++) {
-    if (sock_sets[i].key && sock_sets[i].keylen == at && !memcmp(sock_sets[i].key, key, at)) {
-      free(key);
+    if (sock_sets[i].key && key_matches(sock_sets[i].key, sock_sets[i].keylen, progs, n)) {
       sock_sets[i].used = ++sock_clock;
       start_set = &sock_sets[i].set;
       return 0;
     }
     if (!sock_sets[i].key || (sock_sets[lru].key && sock_sets[i].used < sock_sets[lru].used)) lru = i;
   }
+  size_t len = 0;
+  for (int i = 0; i < n; i++) len += strlen(progs[i]) + 24;
+  char *key = malloc(len + 1);
+  if (!key) {
+    dprintf(conn, "err out of memory\n");
+    return -1;
+  }
+  size_t at = 0;
+  for (int i = 0; i < n; i++) at += key_part(progs[i], key + at);
   static struct sa_err e;
   struct sa_set fresh;
   if (sa_parse(&fresh, n, progs, &e) < 0 || sa_load(&fresh, &e) < 0) {
