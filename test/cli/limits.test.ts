@@ -19,7 +19,9 @@ describeReal('CLI limit and stats', () => {
   beforeAll(() => {
     root = tempRoot('limits');
     rt = openRuntime(root);
-    expect(run('create', 'lim', '--nproc', '50').code).toBe(0);
+    // A memory limit from the start: a memory cgroup of its own, so a live --memory applies on v2 too
+    // (v2 cannot move a running context into one; docs/isolation.md).
+    expect(run('create', 'lim', '--nproc', '50', '--memory', '512M').code).toBe(0);
     expect(run('start', 'lim').code).toBe(0);
   }, 180_000);
   afterAll(() => disposeRuntime(rt, root));
