@@ -44,19 +44,11 @@ function outcome(error: Error | undefined, status: number | null, signal: NodeJS
  * unchanged then (getsockname6 reads the value whatever the shape) go first,
  * so a live change never refuses a bind or a connect in between.
  */
+const leavesUnchanged = (h: SockAddrHook) => /^(getsockname|getpeername|recvmsg)/.test(h);
 const ATTACH_ORDER: readonly SockAddrHook[] = [
   'getsockname6',
-  'getsockname4',
-  'getpeername6',
-  'getpeername4',
-  'recvmsg6',
-  'recvmsg4',
-  'bind4',
-  'bind6',
-  'connect4',
-  'connect6',
-  'sendmsg4',
-  'sendmsg6',
+  ...SOCK_ADDR_HOOKS.filter((h) => h !== 'getsockname6' && leavesUnchanged(h)),
+  ...SOCK_ADDR_HOOKS.filter((h) => !leavesUnchanged(h)),
 ];
 
 /** A set of programs and, when they read one, the cgroup's storage value (sockaddr.ts's SockAddrWall). */
