@@ -32,11 +32,14 @@ import {
   AF_INET,
   AF_INET6,
   BPF_FUNC_BIND,
+  BPF_FUNC_GET_LOCAL_STORAGE,
   BPF_FUNC_KTIME_GET_NS,
   BPF_FUNC_SK_STORAGE_GET,
   BPF_SK_STORAGE_GET_F_CREATE,
   formatIPv4,
   formatIPv6,
+  MAP_CGROUP,
+  MAP_SK,
   parseIPv4,
   parseIPv6,
   SA,
@@ -48,7 +51,7 @@ import {
 /** Pointers are plain 64-bit values in disjoint regions. */
 const CTX_BASE = 1n << 40n;
 const STACK_BASE = 2n << 40n;
-/** The map an ld_imm64 with BPF_PSEUDO_MAP_FD loads (an opaque handle here). */
+/** The map an ld_imm64 with BPF_PSEUDO_MAP_FD loads: an opaque handle here, plus the immediate (which map). */
 export const MAP_HANDLE = 3n << 40n;
 const STACK_SIZE = 512;
 const U64 = (v: bigint) => BigInt.asUintN(64, v);
@@ -212,7 +215,7 @@ export function runEbpf(prog: Buffer, env: EbpfEnv): bigint {
     } else if (code === (BPF_LD | BPF_DW | BPF_IMM)) {
       const hi = insns[pc + 1];
       if (!hi) throw fail(pc, 'ld_imm64 without its second half');
-      if (src === BPF_PSEUDO_MAP_FD) set(dst, MAP_HANDLE);
+      if (src === BPF_PSEUDO_MAP_FD) set(dst, MAP_HANDLE + BigInt(imm));
       else if (src !== 0) throw fail(pc, `ld_imm64 with src_reg ${src} is not supported`);
       else set(dst, (BigInt(hi.imm >>> 0) << 32n) | BigInt(imm >>> 0));
       pc += 2;
@@ -247,6 +250,7 @@ function writeLE(b: Buffer, off: number, size: number, v: bigint): void {
 const V4_HOOKS = new Set<SockAddrHook>(['bind4', 'connect4', 'sendmsg4', 'recvmsg4', 'getpeername4', 'getsockname4']);
 const SK_BASE = 4n << 40n;
 const STORAGE_BASE = 5n << 40n;
+const LOCAL_BASE = 6n << 40n;
 
 /** What the kernel's sock_addr_is_valid_access allows (net/core/filter.c). */
 function sockAddrAccess(hook: SockAddrHook): (off: number, size: number, kind: CtxAccess) => void {
@@ -306,6 +310,12 @@ export interface SockAddrCall {
   socket?: { storage?: Buffer };
   /** bpf_ktime_get_ns. */
   now?: bigint;
+  /**
+   * The cgroup's value in the cgroup storage map (bpf_get_local_storage):
+   * what paene wrote after the attach, or zeros (not written yet). A
+   * program that asks for it when none is given is an error.
+   */
+  local?: Buffer;
 }
 
 export interface SockAddrOutcome {
@@ -366,17 +376,25 @@ export function runSockAddr(hook: SockAddrHook, prog: Buffer, call: SockAddrCall
         return storage();
       },
     },
+    { name: 'local', base: LOCAL_BASE, buf: call.local ?? Buffer.alloc(0) },
   ];
   const binds: string[] = [];
   const helpers: EbpfEnv['helpers'] = {
     [BPF_FUNC_SK_STORAGE_GET]: ([map, skp, init, flags]) => {
-      if (map !== MAP_HANDLE) throw new PaeneError('internal', `${hook}: bpf_sk_storage_get's first argument must be the map`);
+      if (map !== MAP_HANDLE + BigInt(MAP_SK)) throw new PaeneError('internal', `${hook}: bpf_sk_storage_get's first argument must be the socket storage map`);
       if (skp !== SK_BASE) throw new PaeneError('internal', `${hook}: bpf_sk_storage_get's second argument must be ctx->sk`);
       if (init !== 0n) throw new PaeneError('internal', `${hook}: paene passes no initial value`);
       if (!socket.storage && flags & BigInt(BPF_SK_STORAGE_GET_F_CREATE)) socket.storage = Buffer.alloc(STORE.size);
       return socket.storage ? STORAGE_BASE : 0n;
     },
     [BPF_FUNC_KTIME_GET_NS]: () => call.now ?? 0n,
+    // bpf_get_local_storage(map, flags): never NULL, the storage of the cgroup the program is attached to
+    [BPF_FUNC_GET_LOCAL_STORAGE]: ([map, flags]) => {
+      if (map !== MAP_HANDLE + BigInt(MAP_CGROUP)) throw new PaeneError('internal', `${hook}: bpf_get_local_storage's first argument must be the cgroup storage map`);
+      if (flags !== 0n) throw new PaeneError('internal', `${hook}: bpf_get_local_storage's flags must be 0`);
+      if (call.local === undefined) throw new PaeneError('internal', `${hook}: the program reads the cgroup storage, and the call gives none`);
+      return LOCAL_BASE;
+    },
   };
   if (hook === 'connect4' || hook === 'connect6') {
     // bpf_bind(ctx, struct sockaddr *addr, int addr_len), as in net/core/filter.c

@@ -38,8 +38,9 @@ export type JmpOp = keyof typeof JMP_OPS;
 export const BPF_JA = 0x00;
 export const BPF_CALL = 0x80;
 export const BPF_EXIT = 0x90;
-/** ld_imm64's src_reg when its immediate is a map fd. */
+/** ld_imm64's src_reg when its immediate is a map fd; a map value's address (fd + offset). */
 export const BPF_PSEUDO_MAP_FD = 1;
+export const BPF_PSEUDO_MAP_VALUE = 2;
 
 export type Size = 1 | 2 | 4 | 8;
 const SIZE_CODE: Record<Size, number> = { 1: BPF_B, 2: BPF_H, 4: BPF_W, 8: BPF_DW };
@@ -123,14 +124,15 @@ export class Asm {
   }
 
   /**
-   * dst = the map the loader binds (ld_imm64 with src_reg BPF_PSEUDO_MAP_FD):
-   * paene-bpf puts its map's fd in the immediate before loading, and the
-   * kernel turns it into the map's address.
+   * dst = a map the loader binds (ld_imm64 with src_reg BPF_PSEUDO_MAP_FD):
+   * the immediate says which of the loader's maps (0, 1, ...); paene-bpf
+   * puts that map's fd there before loading, and the kernel turns it into
+   * the map's address.
    */
-  ldMap(dst: Reg): this {
+  ldMap(dst: Reg, index = 0): this {
     this.items.push({
       insns: [
-        { code: BPF_LD | BPF_DW | BPF_IMM, dst, src: BPF_PSEUDO_MAP_FD, off: 0, imm: 0 },
+        { code: BPF_LD | BPF_DW | BPF_IMM, dst, src: BPF_PSEUDO_MAP_FD, off: 0, imm: index },
         { code: 0, dst: 0, src: 0, off: 0, imm: 0 },
       ],
     });

@@ -23,13 +23,23 @@
 //             (through its "127.0.0.1") reads 127.0.0.1 at both ends
 //
 // The per-socket records live in socket-local storage (one
-// BPF_MAP_TYPE_SK_STORAGE map per attach, made by paene-bpf, layout STORE
-// below), freed by the kernel with each socket.
-// All policy is here, decided in TypeScript and compiled to straight-line
-// comparisons (no maps: up to 16 entries a list); a change of addresses
-// builds new programs and re-attaching replaces the old ones.
-// src/native/paene-bpf.c only loads and attaches the bytes;
-// src/core/ebpf-run.ts runs them in tests the way the kernel would.
+// BPF_MAP_TYPE_SK_STORAGE map per loaded set, layout STORE below), freed by
+// the kernel with each socket.
+//
+// The context's own addresses are not in the programs: they read them at
+// run time from the cgroup's value in a BPF_MAP_TYPE_CGROUP_STORAGE map
+// (layout LOCAL below), so every context of a host with as many own
+// addresses runs the same bytes. The code is generated for that shape (an
+// unrolled comparison per own address against a slot of the value; the
+// host-wide lists stay immediates, up to 16 entries each), and trusts a
+// value only when its ready word names that shape: a value not written yet
+// fails closed. All policy is here, decided in TypeScript: the programs and
+// the value are made here, and a start hands both to the monitor
+// (src/native/paene-helper.c), which keeps loaded sets by their bytes,
+// attaches one to the context's cgroup and writes the value;
+// src/native/paene-bpf.c does the same for live changes (or only rewrites
+// the value when the programs stay). Neither decides anything.
+// src/core/ebpf-run.ts runs the programs in tests the way the kernel would.
 //
 // Kernel facts the code depends on (include/uapi/linux/bpf.h, net/core/filter.c):
 // - struct bpf_sock_addr: user_family 0, user_ip4 4, user_ip6 8..24,
@@ -46,13 +56,22 @@
 // - ctx->sk (offset 64, an 8-byte read) is the socket as a struct bpf_sock:
 //   dst_ip4 at 52, dst_ip6 at 56..72 (the connected peer, 0 when none).
 //   bpf_sk_storage_get (helper 107) is open to every sock_addr hook.
+// - bpf_get_local_storage (helper 81, flags 0) is open to every sock_addr
+//   hook and returns the value (never NULL) of the cgroup the running
+//   program is attached to. With an 8-byte key (the cgroup id, its
+//   directory's inode number) one value serves all attach types of the
+//   cgroup; it is made zeroed at the first attach of a program using the
+//   map, can be written from user space only after that, and one map may be
+//   used by many programs and cgroups (each cgroup its own value). A user
+//   space update replaces the value whole (a program sees old or new).
+//   Checked on 6.18 (test/kernel/sockaddr.test.ts).
 // - A v6 socket sending to a v4-mapped address goes through udp_sendmsg and
 //   so through the sendmsg4 program, never the sendmsg6 one; TCP and UDP
 //   connect() of a v6 socket to a mapped address run only connect6: the v6
 //   programs apply the v4 rules to mapped addresses, or the v6 hooks would be
 //   a way around the v4 wall.
 
-import { Asm, R0, R1, R2, R3, R4, R5, R6, R7, R8, R10, type Reg } from './ebpf.js';
+import { Asm, R0, R1, R2, R3, R4, R5, R6, R7, R8, R9, R10, type Reg } from './ebpf.js';
 import { PaeneError } from './errors.js';
 
 export interface SockAddrPolicy {
@@ -130,6 +149,27 @@ export const SK = { dst_ip4: 52, dst_ip6: 56, size: 80 } as const;
  * socket heard from (address, port) and when (ktime ns).
  */
 export const STORE = { flags: 0, requested: 4, replyAddr4: 20, replyPort: 24, replySeen: 32, size: 40 } as const;
+/** enum bpf_func_id: BPF_FUNC_get_local_storage (the cgroup storage of the cgroup the program is attached to). */
+export const BPF_FUNC_GET_LOCAL_STORAGE = 81;
+/** Which of the loader's maps an ld_imm64 names (its immediate): the socket storage map, the cgroup storage map. */
+export const MAP_SK = 0;
+export const MAP_CGROUP = 1;
+/**
+ * A context's value in the cgroup storage map (BPF_MAP_TYPE_CGROUP_STORAGE,
+ * one value per cgroup, shared by all its hooks): the ready word, then the
+ * own IPv4 addresses (4 bytes each), then the own IPv6 ones (16 bytes each),
+ * network order. The ready word is LOCAL_READY | n4 << 8 | n6 << 16: zero
+ * until paene writes the value, and a program only trusts a value written
+ * for its own shape.
+ */
+export const LOCAL = { ready: 0, own: 4 } as const;
+export const LOCAL_READY = 1;
+
+/** What a shared context's start attaches: the programs and its storage value. */
+export interface SockAddrWall {
+  progs: Readonly<Record<SockAddrHook, Buffer>>;
+  storage: Buffer;
+}
 /** How long a host-loopback client may be answered after its last datagram (conntrack's unreplied UDP timeout). */
 export const REPLY_WINDOW_NS = 30_000_000_000n;
 
@@ -229,10 +269,10 @@ interface Net4 {
   mask: number;
 }
 
-/** The validated policy as program constants. */
+/** The validated policy: own addresses as bytes (they go into the storage value), the rest as program constants. */
 interface Compiled {
-  own4: number[];
-  own6: number[][];
+  own4: Buffer[];
+  own6: Buffer[];
   peer4: Net4[];
   deny4: number[];
   deny6: number[][];
@@ -309,7 +349,7 @@ function compile(p: SockAddrPolicy): Compiled {
   for (const d of deny6) {
     if (own6.some((o) => o.equals(d))) throw bad(`${formatIPv6(d)} is both an own address and a denied host address`);
   }
-  return { own4: own4.map((b) => word(b)), own6: own6.map(words6), peer4, deny4: deny4.map((b) => word(b)), deny6: deny6.map(words6) };
+  return { own4, own6, peer4, deny4: deny4.map((b) => word(b)), deny6: deny6.map(words6) };
 }
 
 /** Checks a policy without building programs; throws PaeneError('invalid-argument'). */
@@ -317,18 +357,73 @@ export function validateSockAddrPolicy(p: SockAddrPolicy): void {
   compile(p);
 }
 
+// ---- the context's storage value ------------------------------------------
+
+/** The storage value's size for a context with n4 own IPv4 and n6 own IPv6 addresses (the map's value_size). */
+export function localSize(n4: number, n6: number): number {
+  return LOCAL.own + 4 * n4 + 16 * n6;
+}
+
+/** The ready word of a storage value: what a program specialised on (n4, n6) expects to find. */
+export function readyWord(n4: number, n6: number): number {
+  return LOCAL_READY | (n4 << 8) | (n6 << 16);
+}
+
+function storageOf(c: Compiled): Buffer {
+  const b = Buffer.alloc(localSize(c.own4.length, c.own6.length));
+  b.writeUInt32LE(readyWord(c.own4.length, c.own6.length), LOCAL.ready);
+  c.own4.forEach((a, i) => a.copy(b, LOCAL.own + 4 * i));
+  c.own6.forEach((a, i) => a.copy(b, LOCAL.own + 4 * c.own4.length + 16 * i));
+  return b;
+}
+
+/** The context's value in the cgroup storage map (layout LOCAL): what its programs read its own addresses from. */
+export function sockAddrStorage(p: SockAddrPolicy): Buffer {
+  return storageOf(compile(p));
+}
+
 // ---- code generation ----------------------------------------------------
 //
 // Registers: r6 holds the context for the whole program (helper calls
-// clobber r1-r5); the address under decision is loaded into r2 (IPv4) or
-// r2..r5 (the four words of an IPv6 address); r1 is scratch; r7 the
-// socket's storage value, r8 the socket (ctx->sk).
+// clobber r1-r5); r9 the cgroup's storage value (the own addresses); the
+// address under decision is loaded into r2 (IPv4) or r2..r5 (the four words
+// of an IPv6 address); r1 is scratch; r7 the socket's storage value, r8 the
+// socket (ctx->sk).
 
 const CTX = R6;
 const VAL = R7;
 const SOCK = R8;
+const LOC = R9;
 const TMP = R1;
 const W6: [Reg, Reg, Reg, Reg] = [R2, R3, R4, R5];
+
+/** A 32-bit word of an address: a constant, or a slot of the storage value (byte offset) read at run time. */
+type W = number | { at: number };
+
+/** What the programs are specialised on: how many own addresses (their slots), and the host-wide lists as constants. */
+interface Shape {
+  own4: W[];
+  own6: W[][];
+  n4: number;
+  n6: number;
+  peer4: Net4[];
+  deny4: number[];
+  deny6: number[][];
+}
+
+function shapeOf(c: Compiled): Shape {
+  const n4 = c.own4.length;
+  const n6 = c.own6.length;
+  return {
+    own4: Array.from({ length: n4 }, (_, i) => ({ at: LOCAL.own + 4 * i })),
+    own6: Array.from({ length: n6 }, (_, i) => [0, 1, 2, 3].map((w) => ({ at: LOCAL.own + 4 * n4 + 16 * i + 4 * w }))),
+    n4,
+    n6,
+    peer4: c.peer4,
+    deny4: c.deny4,
+    deny6: c.deny6,
+  };
+}
 
 /** Labels every program has: return 1 / return 0. */
 interface Exits {
@@ -336,9 +431,19 @@ interface Exits {
   deny: string;
 }
 
-function prologue(a: Asm): Exits {
+/**
+ * r6 = ctx; with `local`, also r9 = this cgroup's storage value, and a value
+ * that is not ready for this shape (zero until paene writes it after the
+ * attach, or written for another shape) goes to `notReady`.
+ */
+function prologue(a: Asm, s: Shape, local: boolean, notReady: 'allow' | 'deny'): Exits {
+  const x = { allow: 'allow', deny: 'deny' };
   a.mov64(CTX, R1);
-  return { allow: 'allow', deny: 'deny' };
+  if (local) {
+    a.ldMap(R1, MAP_CGROUP).mov64(R2, { imm: 0 }).call(BPF_FUNC_GET_LOCAL_STORAGE).mov64(LOC, R0);
+    a.ldx(4, TMP, LOC, LOCAL.ready).jmp32('jne', TMP, { imm: readyWord(s.n4, s.n6) }, x[notReady]);
+  }
+  return x;
 }
 
 function epilogue(a: Asm, x: Exits): Buffer {
@@ -347,12 +452,23 @@ function epilogue(a: Asm, x: Exits): Buffer {
   return a.toBuffer();
 }
 
-/** ctx[off] = value: 4 bytes, through a register (kernels before 6.3 refuse immediate stores into the context). */
-function store(a: Asm, off: number, value: number): void {
-  a.mov32(TMP, { imm: value }).stx(4, CTX, off, TMP);
+/** reg = the word (clobbers nothing else). */
+function loadW(a: Asm, reg: Reg, w: W): void {
+  if (typeof w === 'number') a.mov32(reg, { imm: w });
+  else a.ldx(4, reg, LOC, w.at);
 }
 
-function store6(a: Asm, off: number, w: number[]): void {
+/** base[off] = the word: 4 bytes, through a register (kernels before 6.3 refuse immediate stores into the context). */
+function storeAt(a: Asm, base: Reg, off: number, w: W): void {
+  loadW(a, TMP, w);
+  a.stx(4, base, off, TMP);
+}
+
+function store(a: Asm, off: number, w: W): void {
+  storeAt(a, CTX, off, w);
+}
+
+function store6(a: Asm, off: number, w: W[]): void {
   w.forEach((v, i) => store(a, off + 4 * i, v));
 }
 
@@ -360,12 +476,21 @@ function load6(a: Asm, off: number): void {
   W6.forEach((r, i) => a.ldx(4, r, CTX, off + 4 * i));
 }
 
+/** Jumps to `to` when reg compares (jeq / jne) with the word; a slot is read into TMP first. */
+function cmpW(a: Asm, op: 'jeq' | 'jne', reg: Reg, w: W, to: string): void {
+  if (typeof w === 'number') {
+    a.jmp32(op, reg, { imm: w }, to);
+  } else {
+    a.ldx(4, TMP, LOC, w.at).jmp32(op, reg, TMP, to);
+  }
+}
+
 /**
  * VAL = the socket's storage value (created zeroed if `create`); jumps to
  * `none` when it has none (or the kernel could not allocate one).
  */
 function storage(a: Asm, create: boolean, none: string): void {
-  a.ldMap(R1).ldx(8, R2, CTX, SA.sk).mov64(R3, { imm: 0 }).mov64(R4, { imm: create ? BPF_SK_STORAGE_GET_F_CREATE : 0 });
+  a.ldMap(R1, MAP_SK).ldx(8, R2, CTX, SA.sk).mov64(R3, { imm: 0 }).mov64(R4, { imm: create ? BPF_SK_STORAGE_GET_F_CREATE : 0 });
   a.call(BPF_FUNC_SK_STORAGE_GET).jmp('jeq', R0, { imm: 0 }, none).mov64(VAL, R0);
 }
 
@@ -378,17 +503,17 @@ function recordRequest(a: Asm, from: number, words: number): void {
   a.label(done);
 }
 
-/** Jumps to `to` if reg equals any of the values. */
-function jeqAny(a: Asm, reg: Reg, values: number[], to: string): void {
-  for (const v of values) a.jmp32('jeq', reg, { imm: v }, to);
+/** Jumps to `to` if reg equals any of the words. */
+function jeqAny(a: Asm, reg: Reg, values: W[], to: string): void {
+  for (const v of values) cmpW(a, 'jeq', reg, v, to);
 }
 
 /** Jumps to `to` if the IPv6 address in W6 equals any of the addresses. */
-function jeqAny6(a: Asm, addrs: number[][], to: string): void {
+function jeqAny6(a: Asm, addrs: W[][], to: string): void {
   for (const w of addrs) {
     const next = a.newLabel('ne6');
-    for (let i = 0; i < 3; i++) a.jmp32('jne', W6[i], { imm: w[i] }, next);
-    a.jmp32('jeq', W6[3], { imm: w[3] }, to);
+    for (let i = 0; i < 3; i++) cmpW(a, 'jne', W6[i], w[i], next);
+    cmpW(a, 'jeq', W6[3], w[3], to);
     a.label(next);
   }
 }
@@ -409,8 +534,8 @@ function unlessLoopback(a: Asm, reg: Reg, notLoopback: string): void {
  * The IPv4 bind rule for the address in `addr`; a rewrite is written at
  * ctx[writeAt] (user_ip4, or the last word of a v4-mapped user_ip6).
  */
-function bind4Rule(a: Asm, c: Compiled, addr: Reg, writeAt: number, x: Exits, record: { from: number; words: number }): void {
-  if (c.own4.length === 0) {
+function bind4Rule(a: Asm, c: Shape, addr: Reg, writeAt: number, x: Exits, record: { from: number; words: number }): void {
+  if (c.n4 === 0) {
     a.ja(x.deny); // no IPv4 address of its own: nothing to bind to
     return;
   }
@@ -431,7 +556,7 @@ function bind4Rule(a: Asm, c: Compiled, addr: Reg, writeAt: number, x: Exits, re
  * loopback addresses (a stand-in for the host's) and addresses inside the
  * peer networks (one kept back from every context).
  */
-function dest4Rule(a: Asm, c: Compiled, addr: Reg, writeAt: number, x: Exits, replies = false): void {
+function dest4Rule(a: Asm, c: Shape, addr: Reg, writeAt: number, x: Exits, replies = false): void {
   const redirect = a.newLabel('dst.redirect');
   a.jmp32('jeq', addr, { imm: 0 }, redirect); // 0.0.0.0 means "this host" to connect() and sendto()
   jeqAny(a, addr, c.deny4, x.deny);
@@ -440,7 +565,7 @@ function dest4Rule(a: Asm, c: Compiled, addr: Reg, writeAt: number, x: Exits, re
   inNets(a, addr, c.peer4, x.allow); // a neighbour
   if (replies) replySlot(a, writeAt, x.allow);
   a.label(redirect); // the host's loopback → its own
-  if (c.own4.length === 0) {
+  if (c.n4 === 0) {
     a.ja(x.deny);
   } else {
     store(a, writeAt, c.own4[0]);
@@ -469,7 +594,7 @@ function replySlot(a: Asm, destAt: number, answer: string): void {
  * own addresses: nothing inside a context sends from there): remembers it
  * for replySlot. The v4 address is at ctx[from].
  */
-function rememberClient(a: Asm, c: Compiled, addr: Reg, from: number, done: string): void {
+function rememberClient(a: Asm, c: Shape, addr: Reg, from: number, done: string): void {
   unlessLoopback(a, addr, done);
   jeqAny(a, addr, c.own4, done);
   inNets(a, addr, c.peer4, done);
@@ -498,34 +623,36 @@ function classify6(a: Asm, mapped: string, local: string): void {
   a.label(other);
 }
 
-const mappedWords = (v4: number): number[] => [0, 0, MAPPED_TAG, v4];
+const mappedWords = (v4: W): W[] => [0, 0, MAPPED_TAG, v4];
 
 /** bpf_bind(ctx, &sockaddr, len) with a sockaddr built on the stack; the result is ignored (EINVAL when already bound). */
-function callBind4(a: Asm, addr: number): void {
+function callBind4(a: Asm, addr: W): void {
   // struct sockaddr_in at fp-16: family, port 0, address, 8 zero bytes
-  a.st(4, R10, -16, AF_INET).st(4, R10, -12, addr).st(8, R10, -8, 0);
+  a.st(4, R10, -16, AF_INET);
+  storeAt(a, R10, -12, addr);
+  a.st(8, R10, -8, 0);
   a.mov64(R1, CTX).mov64(R2, R10).alu64('add', R2, { imm: -16 }).mov64(R3, { imm: 16 }).call(BPF_FUNC_BIND);
 }
 
-function callBind6(a: Asm, w: number[]): void {
+function callBind6(a: Asm, w: W[]): void {
   // struct sockaddr_in6 (28 bytes) at fp-32: family, port 0, flowinfo 0, address, scope id 0
   a.st(4, R10, -32, AF_INET6).st(4, R10, -28, 0);
-  w.forEach((v, i) => a.st(4, R10, -24 + 4 * i, v));
+  w.forEach((v, i) => (typeof v === 'number' ? a.st(4, R10, -24 + 4 * i, v) : storeAt(a, R10, -24 + 4 * i, v)));
   a.st(4, R10, -8, 0).st(4, R10, -4, 0);
   a.mov64(R1, CTX).mov64(R2, R10).alu64('add', R2, { imm: -32 }).mov64(R3, { imm: 28 }).call(BPF_FUNC_BIND);
 }
 
-function bind4(c: Compiled): Buffer {
+function bind4(c: Shape): Buffer {
   const a = new Asm();
-  const x = prologue(a);
+  const x = prologue(a, c, c.n4 > 0, 'deny');
   a.ldx(4, R2, CTX, SA.user_ip4);
   bind4Rule(a, c, R2, SA.user_ip4, x, { from: SA.user_ip4, words: 1 });
   return epilogue(a, x);
 }
 
-function bind6(c: Compiled): Buffer {
+function bind6(c: Shape): Buffer {
   const a = new Asm();
-  const x = prologue(a);
+  const x = prologue(a, c, true, 'deny');
   const mapped = a.newLabel('mapped');
   const wildcard = a.newLabel('wildcard');
   load6(a, SA.user_ip6);
@@ -535,21 +662,21 @@ function bind6(c: Compiled): Buffer {
   a.label(mapped); // the v4 rules, or binding ::ffff:127.0.0.1 would walk around them
   bind4Rule(a, c, W6[3], SA.user_ip6 + 12, x, { from: SA.user_ip6, words: 4 });
   a.label(wildcard); // :: and ::1
-  if (c.own6.length > 0 || c.own4.length > 0) recordRequest(a, SA.user_ip6, 4);
-  if (c.own6.length > 0) store6(a, SA.user_ip6, c.own6[0]);
-  else if (c.own4.length > 0) store6(a, SA.user_ip6, mappedWords(c.own4[0]));
+  recordRequest(a, SA.user_ip6, 4); // a context has at least one address of its own
+  if (c.n6 > 0) store6(a, SA.user_ip6, c.own6[0]);
+  else store6(a, SA.user_ip6, mappedWords(c.own4[0]));
   a.ja(x.allow);
   return epilogue(a, x);
 }
 
-function connectOrSend4(c: Compiled, hook: 'connect4' | 'sendmsg4'): Buffer {
+function connectOrSend4(c: Shape, hook: 'connect4' | 'sendmsg4'): Buffer {
   const a = new Asm();
-  const x = prologue(a);
+  const x = prologue(a, c, c.n4 > 0, 'deny');
   const source = a.newLabel('source');
   a.ldx(4, R2, CTX, SA.user_ip4);
   dest4Rule(a, c, R2, SA.user_ip4, { allow: source, deny: x.deny }, hook === 'sendmsg4');
   a.label(source);
-  if (c.own4.length > 0) {
+  if (c.n4 > 0) {
     if (hook === 'connect4') {
       callBind4(a, c.own4[0]);
     } else {
@@ -562,9 +689,9 @@ function connectOrSend4(c: Compiled, hook: 'connect4' | 'sendmsg4'): Buffer {
   return epilogue(a, x);
 }
 
-function connectOrSend6(c: Compiled, hook: 'connect6' | 'sendmsg6'): Buffer {
+function connectOrSend6(c: Shape, hook: 'connect6' | 'sendmsg6'): Buffer {
   const a = new Asm();
-  const x = prologue(a);
+  const x = prologue(a, c, true, 'deny');
   const mapped = a.newLabel('mapped');
   const local = a.newLabel('local');
   const source6 = a.newLabel('source6');
@@ -575,7 +702,7 @@ function connectOrSend6(c: Compiled, hook: 'connect6' | 'sendmsg6'): Buffer {
   a.ja(source6);
 
   a.label(local); // ::1, and :: which connect() and sendto() take as ::1
-  if (c.own6.length === 0) {
+  if (c.n6 === 0) {
     a.ja(x.deny);
   } else {
     store6(a, SA.user_ip6, c.own6[0]);
@@ -586,7 +713,7 @@ function connectOrSend6(c: Compiled, hook: 'connect6' | 'sendmsg6'): Buffer {
   dest4Rule(a, c, W6[3], SA.user_ip6 + 12, { allow: source4, deny: x.deny });
 
   a.label(source6);
-  if (c.own6.length > 0) {
+  if (c.n6 > 0) {
     if (hook === 'connect6') {
       callBind6(a, c.own6[0]);
     } else {
@@ -600,7 +727,7 @@ function connectOrSend6(c: Compiled, hook: 'connect6' | 'sendmsg6'): Buffer {
   a.label(source4);
   // A mapped destination never reaches sendmsg6 (udpv6_sendmsg hands it to
   // udp_sendmsg, where sendmsg4 forces the source); connect6 binds the v4 source.
-  if (hook === 'connect6' && c.own4.length > 0) callBind6(a, mappedWords(c.own4[0]));
+  if (hook === 'connect6' && c.n4 > 0) callBind6(a, mappedWords(c.own4[0]));
   a.ja(x.allow);
   return epilogue(a, x);
 }
@@ -610,13 +737,13 @@ function connectOrSend6(c: Compiled, hook: 'connect6' | 'sendmsg6'): Buffer {
  * loopback the program used. Must return 1. recvmsg also remembers a host
  * loopback client (rememberClient).
  */
-function peer4(c: Compiled, hook: 'recvmsg4' | 'getpeername4'): Buffer {
+function peer4(c: Shape, hook: 'recvmsg4' | 'getpeername4'): Buffer {
   const a = new Asm();
-  const x = prologue(a);
+  const x = prologue(a, c, c.n4 > 0, 'allow');
   a.ldx(4, R2, CTX, SA.user_ip4);
-  if (c.own4.length > 0) {
+  if (c.n4 > 0) {
     const other = a.newLabel('other');
-    a.jmp32('jne', R2, { imm: c.own4[0] }, other);
+    cmpW(a, 'jne', R2, c.own4[0], other);
     store(a, SA.user_ip4, LOOPBACK4);
     a.ja(x.allow);
     a.label(other);
@@ -626,16 +753,16 @@ function peer4(c: Compiled, hook: 'recvmsg4' | 'getpeername4'): Buffer {
   return epilogue(a, x);
 }
 
-function peer6(c: Compiled, hook: 'recvmsg6' | 'getpeername6'): Buffer {
+function peer6(c: Shape, hook: 'recvmsg6' | 'getpeername6'): Buffer {
   const a = new Asm();
-  const x = prologue(a);
+  const x = prologue(a, c, true, 'allow');
   const v6 = a.newLabel('primary6');
   const v4 = a.newLabel('primary4');
   const mapped = a.newLabel('mapped');
   load6(a, SA.user_ip6);
-  if (c.own6.length > 0) jeqAny6(a, [c.own6[0]], v6);
-  if (c.own4.length > 0) jeqAny6(a, [mappedWords(c.own4[0])], v4);
-  if (hook === 'recvmsg6' && c.own4.length > 0) classify6(a, mapped, x.allow);
+  if (c.n6 > 0) jeqAny6(a, [c.own6[0]], v6);
+  if (c.n4 > 0) jeqAny6(a, [mappedWords(c.own4[0])], v4);
+  if (hook === 'recvmsg6' && c.n4 > 0) classify6(a, mapped, x.allow);
   a.ja(x.allow);
   a.label(v6);
   store6(a, SA.user_ip6, LOOPBACK6);
@@ -654,15 +781,16 @@ function peer6(c: Compiled, hook: 'recvmsg6' | 'getpeername6'): Buffer {
  * as getpeername shows the other end; not connected: the address bind was
  * asked for (0.0.0.0, 127.0.0.1, ...), when bind recorded one. Must return 1.
  */
-function sockname4(c: Compiled): Buffer {
+function sockname4(c: Shape): Buffer {
   const a = new Asm();
-  const x = prologue(a);
-  if (c.own4.length > 0) {
+  const x = prologue(a, c, c.n4 > 0, 'allow');
+  if (c.n4 > 0) {
     const unconnected = a.newLabel('unconnected');
-    a.ldx(4, R2, CTX, SA.user_ip4).jmp32('jne', R2, { imm: c.own4[0] }, x.allow);
+    a.ldx(4, R2, CTX, SA.user_ip4);
+    cmpW(a, 'jne', R2, c.own4[0], x.allow);
     a.ldx(8, SOCK, CTX, SA.sk).ldx(4, R2, SOCK, SK.dst_ip4);
     a.jmp32('jeq', R2, { imm: 0 }, unconnected);
-    a.jmp32('jne', R2, { imm: c.own4[0] }, x.allow);
+    cmpW(a, 'jne', R2, c.own4[0], x.allow);
     store(a, SA.user_ip4, LOOPBACK4);
     a.ja(x.allow);
     a.label(unconnected);
@@ -674,25 +802,25 @@ function sockname4(c: Compiled): Buffer {
   return epilogue(a, x);
 }
 
-function sockname6(c: Compiled): Buffer {
+function sockname6(c: Shape): Buffer {
   const a = new Asm();
-  const x = prologue(a);
+  const x = prologue(a, c, true, 'allow');
   const primary = a.newLabel('primary');
   const unconnected = a.newLabel('unconnected');
   const self6 = a.newLabel('self6');
   const self4 = a.newLabel('self4');
   load6(a, SA.user_ip6);
-  const prim: number[][] = [];
-  if (c.own6.length > 0) prim.push(c.own6[0]);
-  if (c.own4.length > 0) prim.push(mappedWords(c.own4[0]));
+  const prim: W[][] = [];
+  if (c.n6 > 0) prim.push(c.own6[0]);
+  if (c.n4 > 0) prim.push(mappedWords(c.own4[0]));
   jeqAny6(a, prim, primary);
   a.ja(x.allow);
   a.label(primary);
   a.ldx(8, SOCK, CTX, SA.sk);
   W6.forEach((r, i) => a.ldx(4, r, SOCK, SK.dst_ip6 + 4 * i));
   jeqAny6(a, [[0, 0, 0, 0]], unconnected);
-  if (c.own6.length > 0) jeqAny6(a, [c.own6[0]], self6);
-  if (c.own4.length > 0) jeqAny6(a, [mappedWords(c.own4[0])], self4);
+  if (c.n6 > 0) jeqAny6(a, [c.own6[0]], self6);
+  if (c.n4 > 0) jeqAny6(a, [mappedWords(c.own4[0])], self4);
   a.ja(x.allow);
   a.label(self6);
   store6(a, SA.user_ip6, LOOPBACK6);
@@ -708,9 +836,7 @@ function sockname6(c: Compiled): Buffer {
   return epilogue(a, x);
 }
 
-/** Every hook's program for a policy. Throws PaeneError('invalid-argument') on a bad policy. */
-export function buildSockAddrPrograms(p: SockAddrPolicy): Record<SockAddrHook, Buffer> {
-  const c = compile(p);
+function programsOf(c: Shape): Record<SockAddrHook, Buffer> {
   return {
     bind4: bind4(c),
     bind6: bind6(c),
@@ -725,4 +851,34 @@ export function buildSockAddrPrograms(p: SockAddrPolicy): Record<SockAddrHook, B
     getsockname4: sockname4(c),
     getsockname6: sockname6(c),
   };
+}
+
+/** Program sets assembled in this process, by what they are specialised on: a CLI call of many starts assembles once. */
+const assembled = new Map<string, Readonly<Record<SockAddrHook, Buffer>>>();
+const ASSEMBLED_MAX = 8;
+
+function programsFor(c: Compiled): Readonly<Record<SockAddrHook, Buffer>> {
+  const key = JSON.stringify([c.own4.length, c.own6.length, c.peer4, c.deny4, c.deny6]);
+  let progs = assembled.get(key);
+  if (progs === undefined) {
+    progs = Object.freeze(programsOf(shapeOf(c)));
+    if (assembled.size >= ASSEMBLED_MAX) assembled.delete(assembled.keys().next().value as string);
+    assembled.set(key, progs);
+  }
+  return progs;
+}
+
+/**
+ * A shared context's wall: the programs (the same bytes for every context
+ * of the host with as many own addresses) and the storage value that gives
+ * them its own addresses. Throws PaeneError('invalid-argument') on a bad policy.
+ */
+export function buildSockAddr(p: SockAddrPolicy): SockAddrWall {
+  const c = compile(p);
+  return { progs: programsFor(c), storage: storageOf(c) };
+}
+
+/** Every hook's program for a policy's shape (see buildSockAddr). */
+export function buildSockAddrPrograms(p: SockAddrPolicy): Readonly<Record<SockAddrHook, Buffer>> {
+  return programsFor(compile(p));
 }

@@ -1,10 +1,14 @@
 // Puts a shared-network context's sock_addr programs (src/core/sockaddr.ts)
 // on its cgroup v2 directory, through the native loader
 // src/native/paene-bpf.c, which loads and attaches what it is given and
-// decides nothing. Attaching again replaces the programs in place (a live
-// change of addresses); detaching removes them.
+// decides nothing. Attaching again replaces the programs in place; a live
+// change of addresses that keeps the programs only rewrites the cgroup's
+// storage value (applySockAddr); detaching removes them. (A start does not come
+// here: the monitor attaches the sets it keeps loaded, paene-helper.c.)
 
 import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { BPF_DW, BPF_IMM, BPF_LD, BPF_PSEUDO_MAP_FD, BPF_PSEUDO_MAP_VALUE } from '../core/ebpf.js';
 import { PaeneError } from '../core/errors.js';
 import { ATTACH_TYPE, SOCK_ADDR_HOOKS, type SockAddrHook, STORE } from '../core/sockaddr.js';
 import { BPF_CGROUP_DEVICE } from '../core/ociresources.js';
@@ -34,29 +38,56 @@ function outcome(error: Error | undefined, status: number | null, signal: NodeJS
 }
 
 /**
- * The socket storage map the programs share (sk-storage=BYTES, sockaddr.ts's
- * STORE), then HOOK=HEX arguments in the fixed hook order (also what a start
- * hands the helper).
+ * The order the programs go to the kernel. sockattach.h writes the cgroup's
+ * storage value right after the first attach of a program that reads it;
+ * until then the programs fail closed. The hooks that only leave a call
+ * unchanged then (getsockname6 reads the value whatever the shape) go first,
+ * so a live change never refuses a bind or a connect in between.
  */
-export function sockAddrArgs(progs: Partial<Record<SockAddrHook, Buffer>>): string[] {
-  const out: string[] = [`sk-storage=${STORE.size}`];
-  for (const h of SOCK_ADDR_HOOKS) {
-    const p = progs[h];
-    if (p === undefined) continue;
-    if (p.length === 0 || p.length % 8 !== 0) throw new PaeneError('internal', `the ${h} program is ${p.length} bytes, not whole eBPF instructions`);
-    out.push(`${ATTACH_TYPE[h]}=${p.toString('hex')}`);
+const leavesUnchanged = (h: SockAddrHook) => /^(getsockname|getpeername|recvmsg)/.test(h);
+const ATTACH_ORDER: readonly SockAddrHook[] = [
+  'getsockname6',
+  ...SOCK_ADDR_HOOKS.filter((h) => h !== 'getsockname6' && leavesUnchanged(h)),
+  ...SOCK_ADDR_HOOKS.filter((h) => !leavesUnchanged(h)),
+];
+
+/** A set of programs and, when they read one, the cgroup's storage value (sockaddr.ts's SockAddrWall). */
+export interface SockAddrLoad {
+  progs: Readonly<Partial<Record<SockAddrHook, Buffer>>>;
+  storage?: Buffer;
+}
+
+/** The hex arguments of program sets already seen (buildSockAddr hands out the same object for the same set). */
+const hexOf = new WeakMap<object, string[]>();
+
+/**
+ * The socket storage map the programs share (sk-storage=BYTES, sockaddr.ts's
+ * STORE), the cgroup storage value (cg-storage=HEX), then HOOK=HEX
+ * arguments in ATTACH_ORDER (also what a start hands the helper).
+ */
+export function sockAddrArgs(w: SockAddrLoad): string[] {
+  let progs = hexOf.get(w.progs);
+  if (progs === undefined) {
+    progs = [];
+    for (const h of ATTACH_ORDER) {
+      const p = w.progs[h];
+      if (p === undefined) continue;
+      if (p.length === 0 || p.length % 8 !== 0) throw new PaeneError('internal', `the ${h} program is ${p.length} bytes, not whole eBPF instructions`);
+      progs.push(`${ATTACH_TYPE[h]}=${p.toString('hex')}`);
+    }
+    if (progs.length === 0) throw new PaeneError('internal', 'no sock_addr programs given');
+    hexOf.set(w.progs, progs);
   }
-  if (out.length === 1) throw new PaeneError('internal', 'no sock_addr programs given');
-  return out;
+  return [`sk-storage=${STORE.size}`, ...(w.storage ? [`cg-storage=${w.storage.toString('hex')}`] : []), ...progs];
 }
 
 /**
- * Loads the programs and attaches them to the cgroup, replacing the ones of
- * the same hooks already there. All or nothing: if one fails, the cgroup is
- * left as it was.
+ * Loads the programs, attaches them to the cgroup (replacing the ones of the
+ * same hooks already there) and writes the cgroup's storage value. All or
+ * nothing: if one fails, the cgroup is left as it was.
  */
-export function attachSockAddr(cgroupDir: string, progs: Partial<Record<SockAddrHook, Buffer>>): void {
-  run(['attach', cgroupDir, ...sockAddrArgs(progs)], `attaching the network programs to ${cgroupDir}`);
+export function attachSockAddr(cgroupDir: string, w: SockAddrLoad): void {
+  run(['attach', cgroupDir, ...sockAddrArgs(w)], `attaching the network programs to ${cgroupDir}`);
 }
 
 /** Removes every sock_addr program paene attaches from the cgroup; hooks without one are fine. */
@@ -64,26 +95,73 @@ export function detachSockAddr(cgroupDir: string): void {
   run(['detach', cgroupDir, ...SOCK_ADDR_HOOKS.map((h) => String(ATTACH_TYPE[h]))], `detaching the network programs from ${cgroupDir}`);
 }
 
-/** How many programs are attached directly to the cgroup, per hook (leak checks, status). */
-export function attachedSockAddr(cgroupDir: string): Record<SockAddrHook, number> {
+/** What is attached directly to the cgroup, per hook: how many programs, and the kernel's tag of the first. */
+function querySockAddr(cgroupDir: string): Record<SockAddrHook, { count: number; tag?: string }> {
   const out = run(['query', cgroupDir, ...SOCK_ADDR_HOOKS.map((h) => String(ATTACH_TYPE[h]))], `querying the network programs of ${cgroupDir}`);
-  const byType = new Map<number, number>();
+  const byType = new Map<number, { count: number; tag?: string }>();
   for (const line of out.split('\n')) {
-    const m = /^(\d+) (\d+)$/.exec(line.trim());
-    if (m) byType.set(Number(m[1]), Number(m[2]));
+    const m = /^(\d+) (\d+)(?: ([0-9a-f]+|-))?$/.exec(line.trim());
+    if (m) byType.set(Number(m[1]), { count: Number(m[2]), tag: m[3] === '-' ? undefined : m[3] });
   }
-  const counts = {} as Record<SockAddrHook, number>;
+  const q = {} as Record<SockAddrHook, { count: number; tag?: string }>;
   for (const h of SOCK_ADDR_HOOKS) {
     const n = byType.get(ATTACH_TYPE[h]);
     if (n === undefined) throw new PaeneError('internal', `paene-bpf query gave no count for ${h}: '${out.trim()}'`);
-    counts[h] = n;
+    q[h] = n;
   }
-  return counts;
+  return q;
+}
+
+/** How many programs are attached directly to the cgroup, per hook (leak checks, status). */
+export function attachedSockAddr(cgroupDir: string): Record<SockAddrHook, number> {
+  const q = querySockAddr(cgroupDir);
+  return Object.fromEntries(SOCK_ADDR_HOOKS.map((h) => [h, q[h].count])) as Record<SockAddrHook, number>;
+}
+
+/**
+ * The tags the kernel may give a program (struct bpf_prog_info's tag): the
+ * first 8 bytes of a hash of its instructions with the map references
+ * zeroed (kernel/bpf/core.c, bpf_prog_calc_tag): SHA-256 on this 6.18
+ * kernel (checked), SHA-1 on older ones.
+ */
+export function programTags(prog: Buffer): string[] {
+  const b = Buffer.from(prog);
+  for (let o = 0; o + 16 <= b.length; o += 8) {
+    if (b[o] !== (BPF_LD | BPF_DW | BPF_IMM) || ![BPF_PSEUDO_MAP_FD, BPF_PSEUDO_MAP_VALUE].includes(b[o + 1] >> 4)) continue;
+    b.fill(0, o + 4, o + 8);
+    b.fill(0, o + 12, o + 16);
+    o += 8;
+  }
+  return ['sha256', 'sha1'].map((alg) => createHash(alg).update(b).digest('hex').slice(0, 16));
+}
+
+/**
+ * A live change of a context's wall: when the programs attached are these
+ * (same shape and host lists: their tags match) only the cgroup's storage
+ * value is rewritten, in place (the kernel swaps a cgroup storage value
+ * whole); otherwise the programs are attached anew. Says which it did.
+ */
+export function applySockAddr(cgroupDir: string, w: SockAddrLoad): 'stored' | 'attached' {
+  const hooks = SOCK_ADDR_HOOKS.filter((h) => w.progs[h] !== undefined);
+  if (w.storage !== undefined) {
+    const q = querySockAddr(cgroupDir);
+    const same = hooks.every((h) => q[h].count === 1 && q[h].tag !== undefined && programTags(w.progs[h] as Buffer).includes(q[h].tag as string));
+    if (same) {
+      try {
+        run(['store', cgroupDir, w.storage.toString('hex'), ...hooks.map((h) => String(ATTACH_TYPE[h]))], `updating the addresses of ${cgroupDir}`);
+        return 'stored';
+      } catch {
+        /* no storage map of that size after all: attach anew */
+      }
+    }
+  }
+  attachSockAddr(cgroupDir, w);
+  return 'attached';
 }
 
 /** Loads the programs into the kernel's verifier and throws (with its log) if it rejects one; attaches nothing. */
-export function verifySockAddr(progs: Partial<Record<SockAddrHook, Buffer>>): void {
-  run(['verify', ...sockAddrArgs(progs)], 'verifying the network programs');
+export function verifySockAddr(w: SockAddrLoad): void {
+  run(['verify', ...sockAddrArgs(w)], 'verifying the network programs');
 }
 
 /** paene-runc on cgroup v2: the container's device rules (core/ociresources deviceProgram) on its cgroup. */

@@ -296,6 +296,8 @@ export class Monitor {
         const line = out.trim();
         if (line.startsWith('ok')) resolve(line.slice(2).trim());
         else if (line.startsWith('err unknown flag ')) reject(new PaeneError('internal', staleMonitor(this.socket, line.slice(4))));
+        // a monitor from before the cgroup storage value (sockattach.h) takes cg-storage= for a program
+        else if (/'cg-storage=[0-9a-f]*' is not an attach type/.test(line)) reject(new PaeneError('internal', staleMonitor(this.socket, 'it does not know cg-storage=')));
         else if (line.startsWith('err ')) reject(new PaeneError('internal', line.slice(4)));
         else reject(new PaeneError('internal', `unexpected answer from the paene monitor: '${line}'`));
       });

@@ -32,7 +32,9 @@
  *   --hostname H --sysctl K=V... --mask PATH... --ro PATH... --rw PATH...
  *   --scratch DIR --empty DIR --caps HEX --seccomp HEX [--init PROGRAM] [--init-name NAME]
  *   [--netns new [--lo-up]] [--landlock-scoped HEX] [--sched POLICY:SLICE_NS]
- *   [--bpf-cgroup DIR --bpf-prog TYPE=HEX...]  (sock_addr programs, see sockattach.h)
+ *   [--bpf-cgroup DIR --bpf-prog sk-storage=N --bpf-prog cg-storage=HEX --bpf-prog TYPE=HEX...]
+ *       (sock_addr programs and the context's storage value, see sockattach.h;
+ *       the monitor keeps loaded program sets, see prepare_sock_set)
  * and exec takes [--netns join] [--landlock-scoped HEX] [--sched ...] to match.
  */
 #define _GNU_SOURCE
@@ -269,38 +271,139 @@ static void join_cgroups(const struct spec *s) {
 }
 
 /*
- * A shared context's sock_addr programs onto its cgroup v2 directory, before
- * the init joins it (no socket of the context ever exists unwalled). In a
- * child, so the loader's messages and exits stay its own; its message is
- * the start's error.
+ * A shared context's sock_addr programs. The monitor keeps the last few
+ * program sets it loaded (verified, JIT-compiled, with their maps), keyed by
+ * the exact program bytes: the programs are the same for every context of a
+ * root with as many own addresses, which they read from the cgroup storage
+ * value each start writes. Closing an evicted set's fds only drops the
+ * monitor's references: the cgroups it is attached to keep theirs.
+ */
+#define SOCK_SETS 8
+static struct {
+  char *key; /* the program list, the cg-storage value replaced by its size; NULL: free slot */
+  size_t keylen;
+  struct sa_set set;
+  unsigned long used;
+} sock_sets[SOCK_SETS];
+static unsigned long sock_clock;
+/* The set the start being handled attaches (the handler is a fork of the monitor, which found or loaded it). */
+static const struct sa_set *start_set;
+
+/* The --bpf-prog values of a request, in order (at most max); their count, or -1 when there are more. */
+static int bpf_args(int argc, char **argv, char **out, int max) {
+  int n = 0;
+  for (int i = 0; i + 1 < argc; i++) {
+    if (strcmp(argv[i], "--bpf-prog")) continue;
+    if (n == max) return -1;
+    out[n++] = argv[++i];
+  }
+  return n;
+}
+
+/* One argument's part of a cache key (the cg-storage value only by its size) written at out; its length. */
+static size_t key_part(const char *arg, char *out) {
+  if (!strncmp(arg, "cg-storage=", 11)) return (size_t)sprintf(out, "cg-storage/%zu\n", strlen(arg + 11) / 2);
+  return (size_t)sprintf(out, "%s\n", arg);
+}
+
+/* Is this the key the arguments make? (compares without building it) */
+static int key_matches(const char *key, size_t keylen, char **progs, int n) {
+  size_t at = 0;
+  for (int i = 0; i < n; i++) {
+    if (!strncmp(progs[i], "cg-storage=", 11)) {
+      char part[40];
+      size_t l = key_part(progs[i], part);
+      if (at + l > keylen || memcmp(key + at, part, l)) return 0;
+      at += l;
+    } else {
+      size_t l = strlen(progs[i]);
+      if (at + l + 1 > keylen || memcmp(key + at, progs[i], l) || key[at + l] != '\n') return 0;
+      at += l + 1;
+    }
+  }
+  return at == keylen;
+}
+
+/*
+ * The monitor, before it forks a start's handler: finds the request's
+ * program set in the cache, or loads it there. 0, or -1 after answering the
+ * requester with the error.
+ */
+static int prepare_sock_set(int conn, int argc, char **argv) {
+  char *progs[MAX_PROGS + 2]; /* the storage options and the programs */
+  int n = bpf_args(argc, argv, progs, MAX_PROGS + 2);
+  start_set = NULL;
+  if (n == 0) return 0;
+  if (n < 0) {
+    dprintf(conn, "err more than %d --bpf-prog arguments\n", MAX_PROGS + 2);
+    return -1;
+  }
+  const char *dir = "the context's cgroup";
+  for (int i = 0; i + 1 < argc; i++)
+    if (!strcmp(argv[i], "--bpf-cgroup")) dir = argv[i + 1];
+  /* Found by reading only: right after a fork every page the monitor writes is a copy-on-write fault. */
+  int lru = 0;
+  for (int i = 0; i < SOCK_SETS; i++) {
+    if (sock_sets[i].key && key_matches(sock_sets[i].key, sock_sets[i].keylen, progs, n)) {
+      sock_sets[i].used = ++sock_clock;
+      start_set = &sock_sets[i].set;
+      return 0;
+    }
+    if (!sock_sets[i].key || (sock_sets[lru].key && sock_sets[i].used < sock_sets[lru].used)) lru = i;
+  }
+  size_t len = 0;
+  for (int i = 0; i < n; i++) len += strlen(progs[i]) + 24;
+  char *key = malloc(len + 1);
+  if (!key) {
+    dprintf(conn, "err out of memory\n");
+    return -1;
+  }
+  size_t at = 0;
+  for (int i = 0; i < n; i++) at += key_part(progs[i], key + at);
+  static struct sa_err e;
+  struct sa_set fresh;
+  if (sa_parse(&fresh, n, progs, &e) < 0 || sa_load(&fresh, &e) < 0) {
+    free(key);
+    for (char *c = e.msg; *c; c++)
+      if (*c == '\n') *c = ' '; /* one answer line */
+    dprintf(conn, "err attaching the network programs to %s: %.4000s\n", dir, e.msg);
+    return -1;
+  }
+  if (sock_sets[lru].key) {
+    free(sock_sets[lru].key);
+    sa_close(&sock_sets[lru].set);
+  }
+  free(fresh.value); /* each start brings its own */
+  fresh.value = NULL;
+  sock_sets[lru].key = key;
+  sock_sets[lru].keylen = at;
+  sock_sets[lru].set = fresh;
+  sock_sets[lru].used = ++sock_clock;
+  start_set = &sock_sets[lru].set;
+  return 0;
+}
+
+/*
+ * The handler: the monitor's loaded set onto the context's cgroup v2
+ * directory and the context's storage value written, before the init joins
+ * it (no socket of the context ever exists unwalled).
  */
 static void attach_sock_programs(const struct spec *s) {
   if (!s->bpf_cgroup) return;
-  int pipefd[2];
-  if (pipe2(pipefd, O_CLOEXEC) != 0) die("pipe: %s", strerror(errno));
-  pid_t child = fork();
-  if (child < 0) die("fork: %s", strerror(errno));
-  if (child == 0) {
-    if (dup2(pipefd[1], 1) < 0 || dup2(pipefd[1], 2) < 0) _exit(EXIT_FAIL);
-    _exit(sock_attach(s->bpf_cgroup, s->nbpf_progs, (char **)s->bpf_progs));
-  }
-  close(pipefd[1]);
-  char out[4096];
+  if (!start_set) die("attaching the network programs to %s: the monitor has no programs for it", s->bpf_cgroup);
+  unsigned char *value = NULL;
   size_t len = 0;
-  for (;;) {
-    ssize_t n = read(pipefd[0], out + len, sizeof out - 1 - len);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0 || (len += (size_t)n) == sizeof out - 1) break;
+  for (int i = 0; i < s->nbpf_progs; i++)
+    if (!strncmp(s->bpf_progs[i], "cg-storage=", 11)) value = unhex(s->bpf_progs[i] + 11, &len);
+  if (start_set->cg_bytes && (!value || len != start_set->cg_bytes))
+    die("attaching the network programs to %s: the cgroup storage value is missing or not %u bytes", s->bpf_cgroup, start_set->cg_bytes);
+  static struct sa_err e;
+  if (sa_attach(s->bpf_cgroup, start_set, value, 1, &e) < 0) { /* a start: a failed one removes the cgroup, nothing to put back */
+    for (char *c = e.msg; *c; c++)
+      if (*c == '\n') *c = ' ';
+    die("attaching the network programs to %s: %s", s->bpf_cgroup, e.msg);
   }
-  close(pipefd[0]);
-  out[len] = 0;
-  int status;
-  while (waitpid(child, &status, 0) < 0)
-    if (errno != EINTR) die("wait: %s", strerror(errno));
-  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return;
-  for (char *nl = strchr(out, '\n'); nl; nl = strchr(nl, '\n')) *nl = ' '; /* one answer line */
-  while (len > 0 && out[len - 1] == ' ') out[--len] = 0;
-  die("attaching the network programs to %s: %s", s->bpf_cgroup, len ? out : "the loader failed");
+  free(value);
 }
 
 /* Brings up the loopback of the network namespace this process is in (a new one: mode none). */
@@ -801,7 +904,7 @@ static int monitor_main(int argc, char **argv) {
           else dprintf(conn, "err fork: %s\n", strerror(errno));
         } else if (!strcmp(rargv[0], "start")) {
           /* A handler of ours owns the connection from here; we go on serving. */
-          pid_t h = fork();
+          pid_t h = prepare_sock_set(conn, n - 1, rargv + 1) == 0 ? fork() : -2;
           if (h == 0) {
             close(ls);
             close(sfd);
@@ -810,7 +913,7 @@ static int monitor_main(int argc, char **argv) {
             sigprocmask(SIG_UNBLOCK, &mask, NULL);
             handle_start(conn, n - 1, rargv + 1);
           }
-          if (h < 0) dprintf(conn, "err fork: %s\n", strerror(errno));
+          if (h == -1) dprintf(conn, "err fork: %s\n", strerror(errno));
         } else {
           dprintf(conn, "err unknown request '%s'\n", rargv[0]);
         }

@@ -1,9 +1,23 @@
 /*
  * Loading and attaching cgroup sock_addr eBPF programs, shared by paene-bpf
- * (the tool) and paene-helper (a shared context's start attaches its
- * programs in the same process that moves its init into the cgroup). The
- * programs are assembled in TypeScript and arrive as TYPE=HEX; nothing here
- * decides what they do. See paene-bpf.c for the all-or-nothing contract.
+ * (the tool) and paene-helper (whose monitor keeps loaded program sets, and
+ * whose start handler attaches one to a shared context's cgroup before the
+ * init joins it). The programs and the storage value are made in TypeScript
+ * (src/core/sockaddr.ts) and arrive as arguments; nothing here decides what
+ * they do. Nothing here exits either: errors come back in a struct sa_err.
+ *
+ * A program list is [sk-storage=BYTES] [cg-storage=HEX] TYPE=HEX...:
+ *   sk-storage=BYTES  one socket storage map (BPF_MAP_TYPE_SK_STORAGE, BYTES
+ *                     per socket, freed with the socket) the programs share;
+ *   cg-storage=HEX    one cgroup storage map (BPF_MAP_TYPE_CGROUP_STORAGE,
+ *                     8-byte key: the cgroup id, so the cgroup's value is
+ *                     shared by all its attach types) whose value size is
+ *                     HEX's; HEX is the value written for the cgroup attached
+ *                     to (the programs read the context's own addresses there);
+ *   TYPE=HEX          a program for attach type TYPE; an ld_imm64 map
+ *                     reference's immediate says which map: 0 the socket
+ *                     storage map, 1 the cgroup storage map.
+ * See paene-bpf.c for the all-or-nothing contract of an attach.
  */
 #ifndef PAENE_SOCKATTACH_H
 #define PAENE_SOCKATTACH_H
@@ -11,10 +25,12 @@
 #include <fcntl.h>
 #include <linux/bpf.h>
 #include <linux/btf.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/vfs.h>
 #include <unistd.h>
@@ -26,16 +42,43 @@
 #define MAX_PROGS 32
 #define LOG_SIZE (1u << 20)
 #define MAX_STORAGE 256
+#define MAX_CG_STORAGE 4096
 
 enum { EXIT_FAIL = 1, EXIT_USAGE = 2, EXIT_UNSUPPORTED = 3 };
+
+/* An error: the exit status it stands for and its message (with the verifier's log when there is one). */
+struct sa_err {
+	int code;
+	char msg[16384];
+};
+
+static int sa_fail(struct sa_err *e, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int sa_fail(struct sa_err *e, int code, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(e->msg, sizeof e->msg, fmt, ap);
+	va_end(ap);
+	e->code = code;
+	return -1;
+}
 
 struct prog {
 	unsigned type;
 	struct bpf_insn *insns;
 	unsigned n;
 	int fd;
-	int old_fd; /* the program attached before (-1: none), held so that replacing it does not free it */
-	int attached;
+	int uses_cg; /* refers to the cgroup storage map: attaching it makes the cgroup's value */
+};
+
+/* A program list, parsed and (after sa_load) loaded: what the monitor keeps between starts. */
+struct sa_set {
+	struct prog ps[MAX_PROGS];
+	int n;
+	unsigned sk_bytes;   /* 0: no socket storage map */
+	unsigned cg_bytes;   /* 0: no cgroup storage map */
+	unsigned char *value; /* cg-storage's value as parsed (the tool writes it; the monitor takes each start's own) */
+	int sk_map, cg_map;
 };
 
 static long sys_bpf(int cmd, union bpf_attr *attr)
@@ -63,17 +106,15 @@ static const char *type_name(unsigned t)
 	}
 }
 
-static unsigned parse_type(const char *s, const char **end)
+/* An attach type number; -1 (and the error) when it is not one. */
+static int parse_type(const char *s, const char **end, struct sa_err *e)
 {
-	char *e;
+	char *x;
 	errno = 0;
-	unsigned long t = strtoul(s, &e, 10);
-	if (e == s || errno || t > 255) {
-		fprintf(stderr, "paene-bpf: '%s' is not an attach type number\n", s);
-		exit(EXIT_USAGE);
-	}
-	*end = e;
-	return (unsigned)t;
+	unsigned long t = strtoul(s, &x, 10);
+	if (x == s || errno || t > 255) return sa_fail(e, EXIT_USAGE, "'%.40s' is not an attach type number", s);
+	*end = x;
+	return (int)t;
 }
 
 static int hexval(char c)
@@ -84,39 +125,91 @@ static int hexval(char c)
 	return -1;
 }
 
-/* TYPE=HEX → a program (instructions in the byte order the kernel uses, as given). */
-static void parse_prog(const char *arg, struct prog *p)
+/* HEX → a new buffer of *len bytes; NULL when it is not hex (or empty). */
+static unsigned char *unhex(const char *hex, size_t *len)
 {
-	const char *e;
-	p->type = parse_type(arg, &e);
-	if (*e != '=') {
-		fprintf(stderr, "paene-bpf: expected TYPE=HEX, got '%.40s'\n", arg);
-		exit(EXIT_USAGE);
-	}
-	const char *hex = e + 1;
-	size_t len = strlen(hex);
-	if (len == 0 || len % (2 * sizeof(struct bpf_insn)) != 0) {
-		fprintf(stderr, "paene-bpf: %s: the program is not a whole number of 8-byte instructions\n", type_name(p->type));
-		exit(EXIT_USAGE);
-	}
-	unsigned char *buf = malloc(len / 2);
-	if (!buf) {
-		perror("paene-bpf: malloc");
-		exit(EXIT_FAIL);
-	}
-	for (size_t i = 0; i < len / 2; i++) {
+	size_t n = strlen(hex);
+	if (n == 0 || n % 2) return NULL;
+	unsigned char *b = malloc(n / 2);
+	if (!b) return NULL;
+	for (size_t i = 0; i < n / 2; i++) {
 		int hi = hexval(hex[2 * i]), lo = hexval(hex[2 * i + 1]);
 		if (hi < 0 || lo < 0) {
-			fprintf(stderr, "paene-bpf: %s: the program is not hex\n", type_name(p->type));
-			exit(EXIT_USAGE);
+			free(b);
+			return NULL;
 		}
-		buf[i] = (unsigned char)(hi << 4 | lo);
+		b[i] = (unsigned char)(hi << 4 | lo);
+	}
+	*len = n / 2;
+	return b;
+}
+
+/* TYPE=HEX → a program (instructions in the byte order the kernel uses, as given). */
+static int parse_prog(const char *arg, struct prog *p, struct sa_err *e)
+{
+	const char *x = arg;
+	int t = parse_type(arg, &x, e);
+	if (t < 0) return -1;
+	p->type = (unsigned)t;
+	p->fd = -1;
+	if (*x != '=') return sa_fail(e, EXIT_USAGE, "expected TYPE=HEX, got '%.40s'", arg);
+	size_t len;
+	unsigned char *buf = unhex(x + 1, &len);
+	if (!buf) return sa_fail(e, EXIT_USAGE, "%s: the program is not hex", type_name(p->type));
+	if (len % sizeof(struct bpf_insn) != 0) {
+		free(buf);
+		return sa_fail(e, EXIT_USAGE, "%s: the program is not a whole number of 8-byte instructions", type_name(p->type));
 	}
 	p->insns = (struct bpf_insn *)buf;
-	p->n = (unsigned)(len / 2 / sizeof(struct bpf_insn));
-	p->fd = -1;
-	p->old_fd = -1;
-	p->attached = 0;
+	p->n = (unsigned)(len / sizeof(struct bpf_insn));
+	return 0;
+}
+
+/* Closes the set's fds and frees what it holds; the set can be parsed again after. */
+static void sa_close(struct sa_set *s)
+{
+	for (int i = 0; i < s->n; i++) {
+		if (s->ps[i].fd >= 0) close(s->ps[i].fd);
+		free(s->ps[i].insns);
+	}
+	if (s->sk_map >= 0) close(s->sk_map);
+	if (s->cg_map >= 0) close(s->cg_map);
+	free(s->value);
+	memset(s, 0, sizeof *s);
+	s->sk_map = s->cg_map = -1;
+}
+
+/* [sk-storage=BYTES] [cg-storage=HEX] TYPE=HEX... → a set (nothing loaded yet). */
+static int sa_parse(struct sa_set *s, int argc, char **argv, struct sa_err *e)
+{
+	memset(s, 0, sizeof *s);
+	s->sk_map = s->cg_map = -1;
+	if (argc >= 1 && strncmp(argv[0], "sk-storage=", 11) == 0) {
+		char *x;
+		const char *v = argv[0] + 11;
+		unsigned long bytes = strtoul(v, &x, 10);
+		if (*x || bytes == 0 || bytes % 4 || bytes > MAX_STORAGE)
+			return sa_fail(e, EXIT_USAGE, "sk-storage= takes a multiple of 4 bytes up to %d, not '%s'", MAX_STORAGE, v);
+		s->sk_bytes = (unsigned)bytes;
+		argc--, argv++;
+	}
+	if (argc >= 1 && strncmp(argv[0], "cg-storage=", 11) == 0) {
+		size_t len;
+		s->value = unhex(argv[0] + 11, &len);
+		if (!s->value || len > MAX_CG_STORAGE) return sa_fail(e, EXIT_USAGE, "cg-storage= takes the value in hex, 1 to %d bytes", MAX_CG_STORAGE);
+		s->cg_bytes = (unsigned)len;
+		argc--, argv++;
+	}
+	if (argc < 1) return sa_fail(e, EXIT_USAGE, "no programs given");
+	if (argc > MAX_PROGS) return sa_fail(e, EXIT_USAGE, "more than %d programs", MAX_PROGS);
+	for (int i = 0; i < argc; i++) {
+		if (parse_prog(argv[i], &s->ps[i], e) < 0) {
+			sa_close(s);
+			return -1;
+		}
+		s->n = i + 1;
+	}
+	return 0;
 }
 
 /* BTF: [1] int (4 bytes, signed), [2] int[n]: what an sk_storage map must describe its key and value with. */
@@ -149,14 +242,11 @@ static int load_btf(unsigned n_ints)
 	return (int)sys_bpf(BPF_BTF_LOAD, &a);
 }
 
-/* A socket storage map with a value of `bytes` (a multiple of 4) per socket. Exits on failure. */
-static int create_sk_storage(unsigned bytes)
+/* A socket storage map with a value of `bytes` (a multiple of 4) per socket. The kernel demands BTF for it. */
+static int create_sk_storage(unsigned bytes, struct sa_err *e)
 {
 	int btf = load_btf(bytes / 4);
-	if (btf < 0) {
-		fprintf(stderr, "paene-bpf: loading the storage map's BTF failed: %s\n", strerror(errno));
-		exit(EXIT_FAIL);
-	}
+	if (btf < 0) return sa_fail(e, EXIT_FAIL, "loading the storage map's BTF failed: %s", strerror(errno));
 	union bpf_attr a;
 	memset(&a, 0, sizeof(a));
 	a.map_type = BPF_MAP_TYPE_SK_STORAGE;
@@ -171,51 +261,48 @@ static int create_sk_storage(unsigned bytes)
 	int fd = (int)sys_bpf(BPF_MAP_CREATE, &a);
 	int err = errno;
 	close(btf);
-	if (fd < 0) {
-		fprintf(stderr, "paene-bpf: %screating the socket storage map failed: %s\n", err == EINVAL ? "unsupported: " : "", strerror(err));
-		exit(err == EINVAL ? EXIT_UNSUPPORTED : EXIT_FAIL);
-	}
+	if (fd < 0) return sa_fail(e, err == EINVAL ? EXIT_UNSUPPORTED : EXIT_FAIL, "%screating the socket storage map failed: %s", err == EINVAL ? "unsupported: " : "", strerror(err));
 	return fd;
 }
 
 /*
- * A leading "sk-storage=BYTES" in a program list: one socket-local storage
- * map (BPF_MAP_TYPE_SK_STORAGE, BYTES per socket, freed with the socket)
- * that the programs of the list share. The kernel demands BTF for such a
- * map; a minimal one (int key, an array of ints as value) is made here.
- * Returns its fd (-1 when the list has none) and drops the entry.
+ * A cgroup storage map: the kernel gives each cgroup a program of the map is
+ * attached to one value (zeroed, made at the attach, freed with the cgroup);
+ * the 8-byte key (the cgroup id) makes it one value for all the attach types
+ * of the cgroup. No BTF needed.
  */
-static int storage_option(int *argc, char ***argv)
+static int create_cg_storage(unsigned bytes, struct sa_err *e)
 {
-	if (*argc < 1 || strncmp((*argv)[0], "sk-storage=", 11) != 0) return -1;
-	char *e;
-	const char *v = (*argv)[0] + 11;
-	unsigned long bytes = strtoul(v, &e, 10);
-	if (*e || bytes == 0 || bytes % 4 || bytes > MAX_STORAGE) {
-		fprintf(stderr, "paene-bpf: sk-storage= takes a multiple of 4 bytes up to %d, not '%s'\n", MAX_STORAGE, v);
-		exit(EXIT_USAGE);
-	}
-	(*argc)--;
-	(*argv)++;
-	return create_sk_storage((unsigned)bytes);
+	union bpf_attr a;
+	memset(&a, 0, sizeof(a));
+	a.map_type = BPF_MAP_TYPE_CGROUP_STORAGE;
+	a.key_size = sizeof(__u64);
+	a.value_size = bytes;
+	a.max_entries = 0;
+	snprintf(a.map_name, sizeof(a.map_name), "paene_cg");
+	int fd = (int)sys_bpf(BPF_MAP_CREATE, &a);
+	int err = errno;
+	if (fd < 0) return sa_fail(e, err == EINVAL ? EXIT_UNSUPPORTED : EXIT_FAIL, "%screating the cgroup storage map failed: %s", err == EINVAL ? "unsupported: " : "", strerror(err));
+	return fd;
 }
 
-/* Points every map reference (ld_imm64 with src_reg BPF_PSEUDO_MAP_FD) of the programs at map_fd. */
-static void bind_map(struct prog *ps, int n, int map_fd)
+/* Points every map reference (ld_imm64 with src_reg BPF_PSEUDO_MAP_FD) at the map its immediate names. */
+static int bind_maps(struct sa_set *s, struct sa_err *e)
 {
-	for (int i = 0; i < n; i++)
-		for (unsigned j = 0; j < ps[i].n; j++) {
-			struct bpf_insn *x = &ps[i].insns[j];
+	for (int i = 0; i < s->n; i++)
+		for (unsigned j = 0; j + 1 < s->ps[i].n; j++) {
+			struct bpf_insn *x = &s->ps[i].insns[j];
 			if (x->code != (BPF_LD | BPF_DW | BPF_IMM)) continue;
 			if (x->src_reg == BPF_PSEUDO_MAP_FD) {
-				if (map_fd < 0) {
-					fprintf(stderr, "paene-bpf: %s uses a map: put sk-storage=BYTES first\n", type_name(ps[i].type));
-					exit(EXIT_USAGE);
-				}
-				x->imm = map_fd;
+				int fd = x->imm == 0 ? s->sk_map : x->imm == 1 ? s->cg_map : -2;
+				if (fd == -2) return sa_fail(e, EXIT_USAGE, "%s refers to map %d: only 0 (sk-storage) and 1 (cg-storage) exist", type_name(s->ps[i].type), x->imm);
+				if (fd < 0) return sa_fail(e, EXIT_USAGE, "%s uses map %d: put %s first", type_name(s->ps[i].type), x->imm, x->imm == 0 ? "sk-storage=BYTES" : "cg-storage=HEX");
+				if (x->imm == 1) s->ps[i].uses_cg = 1;
+				x->imm = fd;
 			}
 			j++; /* the second half */
 		}
+	return 0;
 }
 
 static int load(const struct prog *p, char *log, unsigned log_size)
@@ -254,39 +341,48 @@ static int kernel_has_sock_addr(void)
 	return fd >= 0 || errno != EINVAL;
 }
 
-/* Loads every program; on failure prints the verifier's log and exits (nothing attached yet). */
-static void load_all(struct prog *ps, int n)
+/* Makes the set's maps and loads (verifies) every program; on failure the error has the verifier's log and the set is closed. */
+static int sa_load(struct sa_set *s, struct sa_err *e)
 {
-	for (int i = 0; i < n; i++) {
-		ps[i].fd = load(&ps[i], NULL, 0);
-		if (ps[i].fd >= 0) continue;
+	if (s->sk_bytes && (s->sk_map = create_sk_storage(s->sk_bytes, e)) < 0) goto fail;
+	if (s->cg_bytes && (s->cg_map = create_cg_storage(s->cg_bytes, e)) < 0) goto fail;
+	if (bind_maps(s, e) < 0) goto fail;
+	for (int i = 0; i < s->n; i++) {
+		struct prog *p = &s->ps[i];
+		p->fd = load(p, NULL, 0);
+		if (p->fd >= 0) continue;
 		int err = errno;
 		if (err == ENOSYS) {
-			fprintf(stderr, "paene-bpf: unsupported: this kernel has no bpf() system call (CONFIG_BPF_SYSCALL)\n");
-			exit(EXIT_UNSUPPORTED);
+			sa_fail(e, EXIT_UNSUPPORTED, "unsupported: this kernel has no bpf() system call (CONFIG_BPF_SYSCALL)");
+			goto fail;
 		}
-		if (err == EINVAL && ps[i].type != BPF_CGROUP_DEVICE && !kernel_has_sock_addr()) {
-			fprintf(stderr, "paene-bpf: unsupported: this kernel does not load cgroup sock_addr programs (CONFIG_CGROUP_BPF)\n");
-			exit(EXIT_UNSUPPORTED);
+		if (err == EINVAL && p->type != BPF_CGROUP_DEVICE && !kernel_has_sock_addr()) {
+			sa_fail(e, EXIT_UNSUPPORTED, "unsupported: this kernel does not load cgroup sock_addr programs (CONFIG_CGROUP_BPF)");
+			goto fail;
 		}
-		fprintf(stderr, "paene-bpf: %s (type %u): the kernel refused the program: %s\n", type_name(ps[i].type), ps[i].type, strerror(err));
+		int n = snprintf(e->msg, sizeof e->msg, "%s (type %u): the kernel refused the program: %s", type_name(p->type), p->type, strerror(err));
+		e->code = EXIT_FAIL;
 		char *log = malloc(LOG_SIZE);
-		if (log && load(&ps[i], log, LOG_SIZE) < 0 && log[0]) fprintf(stderr, "verifier log:\n%s\n", log);
-		exit(EXIT_FAIL);
+		if (log && load(p, log, LOG_SIZE) < 0 && log[0] && n > 0 && (size_t)n < sizeof e->msg)
+			snprintf(e->msg + n, sizeof e->msg - (size_t)n, "\nverifier log:\n%s", log);
+		free(log);
+		goto fail;
 	}
+	return 0;
+fail:
+	sa_close(s);
+	return -1;
 }
 
-static int open_cgroup(const char *dir)
+/* The cgroup v2 directory, open; -1 (and the error) when it is not one. */
+static int open_cgroup(const char *dir, struct sa_err *e)
 {
 	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0) {
-		fprintf(stderr, "paene-bpf: %s: %s\n", dir, strerror(errno));
-		exit(EXIT_FAIL);
-	}
+	if (fd < 0) return sa_fail(e, EXIT_FAIL, "%s: %s", dir, strerror(errno));
 	struct statfs st;
 	if (fstatfs(fd, &st) < 0 || st.f_type != CGROUP2_SUPER_MAGIC) {
-		fprintf(stderr, "paene-bpf: unsupported: %s is not a cgroup v2 directory (BPF programs attach to the unified hierarchy only)\n", dir);
-		exit(EXIT_UNSUPPORTED);
+		close(fd);
+		return sa_fail(e, EXIT_UNSUPPORTED, "unsupported: %s is not a cgroup v2 directory (BPF programs attach to the unified hierarchy only)", dir);
 	}
 	return fd;
 }
@@ -327,11 +423,11 @@ static int detach(int cg, int prog_fd, unsigned type)
 	return 0;
 }
 
-/* Puts a type back as it was before this call: the old program re-attached, or ours removed. */
-static void restore(int cg, struct prog *p)
+/* Puts a type back as it was before: the old program (old_fd, -1: none) re-attached, or ours removed. */
+static void restore(int cg, const struct prog *p, int old_fd)
 {
-	if (p->old_fd >= 0) {
-		if (attach(cg, p->old_fd, p->type) == 0) return;
+	if (old_fd >= 0) {
+		if (attach(cg, old_fd, p->type) == 0) return;
 		fprintf(stderr, "paene-bpf: %s: could not put the previous program back (%s); detaching\n", type_name(p->type), strerror(errno));
 	}
 	if (detach(cg, p->fd, p->type) < 0)
@@ -349,35 +445,62 @@ static int hold_current(int cg, unsigned type)
 	return (int)sys_bpf(BPF_PROG_GET_FD_BY_ID, &a);
 }
 
-/*
- * Loads the programs ([sk-storage=BYTES] TYPE=HEX...) and attaches them to the cgroup, all or
- * nothing; messages on stderr. Returns an exit status (0, EXIT_FAIL,
- * EXIT_USAGE, EXIT_UNSUPPORTED); exits on a malformed argument or a refused load.
- */
-static int sock_attach(const char *dir, int argc, char **argv)
+/* Writes the cgroup's value in a cgroup storage map (the key is the cgroup id: its directory's inode number). */
+static int write_storage(int cg, int map, const unsigned char *value, struct sa_err *e)
 {
-	int cg = open_cgroup(dir);
-	int map = storage_option(&argc, &argv);
-	if (argc < 1 || argc > MAX_PROGS) return EXIT_USAGE;
-	struct prog ps[MAX_PROGS];
-	for (int i = 0; i < argc; i++) parse_prog(argv[i], &ps[i]);
-	bind_map(ps, argc, map);
-	load_all(ps, argc);
-	for (int i = 0; i < argc; i++) ps[i].old_fd = hold_current(cg, ps[i].type);
-	for (int i = 0; i < argc; i++) {
-		if (attach(cg, ps[i].fd, ps[i].type) == 0) {
-			ps[i].attached = 1;
-			continue;
-		}
-		int err = errno;
-		fprintf(stderr, "paene-bpf: %s (type %u): attaching to %s failed: %s\n", type_name(ps[i].type), ps[i].type, dir, strerror(err));
-		if (err == EPERM)
-			fprintf(stderr, "paene-bpf: (EPERM: an ancestor cgroup may hold a program of this type attached without BPF_F_ALLOW_OVERRIDE/MULTI)\n");
-		for (int j = 0; j < i; j++)
-			if (ps[j].attached) restore(cg, &ps[j]);
-		return EXIT_FAIL;
-	}
+	struct stat st;
+	if (fstat(cg, &st) < 0) return sa_fail(e, EXIT_FAIL, "fstat: %s", strerror(errno));
+	__u64 id = st.st_ino;
+	union bpf_attr a;
+	memset(&a, 0, sizeof(a));
+	a.map_fd = (unsigned)map;
+	a.key = (uintptr_t)&id;
+	a.value = (uintptr_t)value;
+	a.flags = BPF_EXIST; /* the attach made it */
+	if (sys_bpf(BPF_MAP_UPDATE_ELEM, &a) < 0) return sa_fail(e, EXIT_FAIL, "writing the cgroup's storage value failed: %s", strerror(errno));
 	return 0;
+}
+
+/*
+ * Attaches a loaded set to the cgroup, all or nothing, and writes `value`
+ * (cg_bytes long) as the cgroup's storage value right after the first
+ * attach of a program that uses it: the kernel makes the value at that
+ * attach, and the programs fail closed until it is written. The caller puts
+ * first a program whose not-ready behaviour is harmless (getsockname: the
+ * address unchanged), so a live change never refuses a call in between.
+ * `fresh`: a start's cgroup, which a failed start removes: nothing to put
+ * back (and no query of each type under the cgroup mutex).
+ * Returns 0 or -1 (error in e).
+ */
+static int sa_attach(const char *dir, const struct sa_set *s, const unsigned char *value, int fresh, struct sa_err *e)
+{
+	int cg = open_cgroup(dir, e);
+	if (cg < 0) return -1;
+	int old[MAX_PROGS];
+	for (int i = 0; i < s->n; i++) old[i] = fresh ? -1 : hold_current(cg, s->ps[i].type);
+	int rc = 0, written = 0;
+	for (int i = 0; i < s->n && rc == 0; i++) {
+		if (attach(cg, s->ps[i].fd, s->ps[i].type) != 0) {
+			int err = errno;
+			int n = snprintf(e->msg, sizeof e->msg, "%s (type %u): attaching to %s failed: %s", type_name(s->ps[i].type), s->ps[i].type, dir, strerror(err));
+			e->code = EXIT_FAIL;
+			if (err == EPERM && n > 0 && (size_t)n < sizeof e->msg)
+				snprintf(e->msg + n, sizeof e->msg - (size_t)n, " (EPERM: an ancestor cgroup may hold a program of this type attached without BPF_F_ALLOW_OVERRIDE/MULTI)");
+			rc = -1;
+		} else if (s->ps[i].uses_cg && !written) {
+			written = 1;
+			if (write_storage(cg, s->cg_map, value, e) < 0) {
+				i++; /* this one is attached: undo it too */
+				rc = -1;
+			}
+		}
+		if (rc < 0)
+			for (int j = 0; j < i; j++) restore(cg, &s->ps[j], old[j]);
+	}
+	for (int i = 0; i < s->n; i++)
+		if (old[i] >= 0) close(old[i]);
+	close(cg);
+	return rc;
 }
 
 #endif

@@ -13,9 +13,9 @@ import path from 'node:path';
 import { type PrivateNetPlan, formatIPv4, planPrivateNet } from '../core/bridgeplan.js';
 import { PaeneError } from '../core/errors.js';
 import { type NetSettings, type NetSpec, addressPool, defaultNetSettings, familyOf, validateNetSettings } from '../core/net.js';
-import { type SockAddrPolicy, buildSockAddrPrograms } from '../core/sockaddr.js';
+import { type SockAddrPolicy, buildSockAddr } from '../core/sockaddr.js';
 import type { ContextConfig } from '../core/spec.js';
-import { attachSockAddr, sockAddrArgs } from '../kernel/bpf.js';
+import { applySockAddr, sockAddrArgs } from '../kernel/bpf.js';
 import type { ContextCgroup } from '../kernel/cgroups.js';
 import { type ExecRequest, LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET, type StartRequest, landlockAbi } from '../kernel/helper.js';
 import { writeJsonAtomic } from '../kernel/atomic.js';
@@ -117,7 +117,7 @@ export class ContextNetwork {
     if (m === 'shared') {
       return {
         landlockScoped: LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET,
-        sockAddr: { cgroupDir: cg.unifiedDir as string, progs: sockAddrArgs(buildSockAddrPrograms(this.sockAddrPolicy(config))) },
+        sockAddr: { cgroupDir: cg.unifiedDir as string, progs: sockAddrArgs(buildSockAddr(this.sockAddrPolicy(config))) },
       };
     }
     if (m === 'none') return { netns: 'new', loUp: true };
@@ -176,11 +176,15 @@ export class ContextNetwork {
     this.releasePrivate(config.name, s, this.plan(config, s));
   }
 
-  /** A live change of a shared context's addresses: new programs replace the old ones on its cgroup. */
+  /**
+   * A live change of a shared context's addresses: with as many addresses as
+   * before (and the same host lists) only its storage value changes;
+   * otherwise new programs replace the old ones on its cgroup.
+   */
   applyLive(config: ContextConfig, cg: ContextCgroup): void {
     if (config.net.mode !== 'shared' || !cg.unifiedDir) return;
     this.requirements(config, cg);
-    attachSockAddr(cg.unifiedDir, buildSockAddrPrograms(this.sockAddrPolicy(config)));
+    applySockAddr(cg.unifiedDir, buildSockAddr(this.sockAddrPolicy(config)));
   }
 
   /** What of paene's private networking is still on the host side (leak checks). */

@@ -14,8 +14,8 @@ import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { Asm } from '../../src/core/ebpf.js';
 import { isPaeneError } from '../../src/core/errors.js';
-import { buildSockAddrPrograms, SOCK_ADDR_HOOKS, type SockAddrHook, type SockAddrPolicy } from '../../src/core/sockaddr.js';
-import { attachedSockAddr, attachSockAddr, detachSockAddr, verifySockAddr } from '../../src/kernel/bpf.js';
+import { buildSockAddr, SOCK_ADDR_HOOKS, type SockAddrHook, type SockAddrPolicy } from '../../src/core/sockaddr.js';
+import { applySockAddr, attachedSockAddr, attachSockAddr, detachSockAddr, verifySockAddr } from '../../src/kernel/bpf.js';
 import { detectCgroupHost } from '../../src/kernel/cgroups.js';
 import { describeReal } from '../helpers.js';
 
@@ -239,13 +239,13 @@ describeReal('shared-network sock_addr programs on the real kernel', () => {
         hostDeny6: n((i) => `2001:db8::${i + 1}`),
       },
     ];
-    for (const p of policies) verifySockAddr(buildSockAddrPrograms(p));
+    for (const p of policies) verifySockAddr(buildSockAddr(p));
   });
 
   it('a program the verifier rejects is reported with its log', () => {
     let err: unknown;
     try {
-      verifySockAddr({ connect4: new Asm().ret(7).toBuffer() }); // connect may only return 0 or 1
+      verifySockAddr({ progs: { connect4: new Asm().ret(7).toBuffer() } }); // connect may only return 0 or 1
     } catch (e) {
       err = e;
     }
@@ -263,7 +263,7 @@ describeReal('shared-network sock_addr programs on the real kernel', () => {
   });
 
   it('attached, it confines binds, redirects loopback, forces the source and refuses host addresses', async () => {
-    attachSockAddr(cg, buildSockAddrPrograms(policy(OWN)));
+    attachSockAddr(cg, buildSockAddr(policy(OWN)));
     expect(attachedSockAddr(cg)).toEqual(counts(1));
 
     const r = await inCgroup(cg, [
@@ -349,7 +349,7 @@ describeReal('shared-network sock_addr programs on the real kernel', () => {
   });
 
   it('re-attaching replaces the programs in place (flags 0): new binds go to the new address', async () => {
-    attachSockAddr(cg, buildSockAddrPrograms(policy(OWN_AFTER)));
+    attachSockAddr(cg, buildSockAddr(policy(OWN_AFTER)));
     expect(attachedSockAddr(cg)).toEqual(counts(1)); // replaced, not added
     const r = await inCgroup(cg, [
       { op: 'listen', host: '0.0.0.0' },
@@ -361,10 +361,37 @@ describeReal('shared-network sock_addr programs on the real kernel', () => {
   });
 
   it('a rejected program leaves the attached ones in place', async () => {
-    const progs: Partial<Record<SockAddrHook, Buffer>> = { ...buildSockAddrPrograms(policy(OWN)), connect4: new Asm().ret(7).toBuffer() };
-    expect(() => attachSockAddr(cg, progs)).toThrow(/verifier log/);
+    const w = buildSockAddr(policy(OWN));
+    const progs: Partial<Record<SockAddrHook, Buffer>> = { ...w.progs, connect4: new Asm().ret(7).toBuffer() };
+    expect(() => attachSockAddr(cg, { progs, storage: w.storage })).toThrow(/verifier log/);
     expect(attachedSockAddr(cg)).toEqual(counts(1));
     expect(await inCgroup(cg, [{ op: 'listen', host: '0.0.0.0' }])).toEqual([{ address: '0.0.0.0', bound: OWN_AFTER }]);
+  });
+
+  it('a live change that keeps the programs only rewrites the storage value; another shape attaches anew', async () => {
+    expect(applySockAddr(cg, buildSockAddr(policy(OWN)))).toBe('stored'); // OWN_AFTER's programs are attached: the same bytes
+    expect(attachedSockAddr(cg)).toEqual(counts(1));
+    expect(await inCgroup(cg, [{ op: 'listen', host: '0.0.0.0' }])).toEqual([{ address: '0.0.0.0', bound: OWN }]);
+    expect(applySockAddr(cg, buildSockAddr({ ...policy(OWN_AFTER), v4: [OWN_AFTER, '127.77.1.9'] }))).toBe('attached'); // two addresses: other programs
+    expect(attachedSockAddr(cg)).toEqual(counts(1));
+    expect(await inCgroup(cg, [{ op: 'listen', host: '0.0.0.0' }, { op: 'listen', host: '127.77.1.9' }])).toEqual([
+      { address: '0.0.0.0', bound: OWN_AFTER },
+      { address: '127.77.1.9', bound: '127.77.1.9' },
+    ]);
+  });
+
+  it('programs whose storage value is not written (zeros) fail closed: bind and connect refused', async () => {
+    const w = buildSockAddr(policy(OWN));
+    attachSockAddr(cg, { progs: w.progs, storage: Buffer.alloc(w.storage.length) });
+    const r = await inCgroup(cg, [
+      { op: 'listen', host: '0.0.0.0' },
+      { op: 'connect', host: '127.0.0.1', port: tcpPort },
+      { op: 'connect', host: NEIGHBOUR, port: nbPort },
+    ]);
+    expect(r).toEqual([{ err: 'EPERM' }, { err: 'EPERM' }, { err: 'EPERM' }]);
+    attachSockAddr(cg, w); // the same programs with the value written: open again
+    expect(await inCgroup(cg, [{ op: 'listen', host: '0.0.0.0' }])).toEqual([{ address: '0.0.0.0', bound: OWN }]);
+    expect(hits.host).toBe(0);
   });
 
   it('detach removes every program; the cgroup is then the plain host stack', async () => {
@@ -385,11 +412,12 @@ describeReal('shared-network sock_addr programs on the real kernel', () => {
     const inner = path.join(outer, 'inner');
     fs.mkdirSync(inner, { recursive: true });
     try {
-      attachSockAddr(inner, buildSockAddrPrograms(policy(OWN)));
-      attachSockAddr(outer, { connect4: buildSockAddrPrograms(policy(OWN)).connect4 });
+      const own = buildSockAddr(policy(OWN));
+      attachSockAddr(inner, own);
+      attachSockAddr(outer, { progs: { connect4: own.progs.connect4 }, storage: own.storage });
       let err: unknown;
       try {
-        attachSockAddr(inner, buildSockAddrPrograms(policy(OWN_AFTER))); // bind4 and bind6 go first, connect4 fails
+        attachSockAddr(inner, buildSockAddr(policy(OWN_AFTER))); // getsockname ... bind6 go first, connect4 fails
       } catch (e) {
         err = e;
       }

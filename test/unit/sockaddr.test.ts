@@ -9,7 +9,10 @@ import { Asm, decode, encode, R0, R1, R2, R10 } from '../../src/core/ebpf.js';
 import { isPaeneError } from '../../src/core/errors.js';
 import {
   ATTACH_TYPE,
+  buildSockAddr,
   buildSockAddrPrograms,
+  LOCAL,
+  localSize,
   formatIPv6,
   parseIPv4,
   parseIPv6,
@@ -31,10 +34,10 @@ const DUAL: SockAddrPolicy = { ...V4, v4: ['127.77.1.2'], v6: ['fd00::2', 'fd00:
 /** IPv6 only. */
 const V6: SockAddrPolicy = { v4: [], v6: ['fd00::2'], peerNets4: ['127.77.0.0/16'], hostDeny4: ['192.0.2.10'], hostDeny6: ['2001:db8::10'] };
 
-const progsOf = new Map<SockAddrPolicy, Record<SockAddrHook, Buffer>>();
+/** Runs a policy's program with its storage value in the cgroup storage, as a started context has it. */
 function run(p: SockAddrPolicy, hook: SockAddrHook, call: SockAddrCall | string) {
-  if (!progsOf.has(p)) progsOf.set(p, buildSockAddrPrograms(p));
-  return runSockAddr(hook, (progsOf.get(p) as Record<SockAddrHook, Buffer>)[hook], typeof call === 'string' ? { ip: call, port: 4242 } : call);
+  const w = buildSockAddr(p);
+  return runSockAddr(hook, w.progs[hook], { local: w.storage, ...(typeof call === 'string' ? { ip: call, port: 4242 } : call) });
 }
 /** 'allow IP' when allowed (with the address after rewriting), 'deny' otherwise. */
 function verdict(p: SockAddrPolicy, hook: SockAddrHook, ip: string): string {
@@ -342,6 +345,58 @@ describe('UDP answers to a host client on the host loopback', () => {
     const socket = {};
     expect(run(DUAL, 'recvmsg6', { ip: '::ffff:127.0.0.1', port: 5000, socket, now: S })).toMatchObject({ ret: 1, ip: '::ffff:127.0.0.1' });
     expect(run(DUAL, 'sendmsg4', { ip: '127.0.0.1', port: 5000, socket, now: 2n * S })).toMatchObject({ ret: 1, ip: '127.0.0.1' });
+  });
+});
+
+describe('the cgroup storage: own addresses read at run time', () => {
+  it('contexts of the same shape share the programs; only their storage values differ', () => {
+    const a = buildSockAddr(V4);
+    const b = buildSockAddr({ ...V4, v4: ['127.77.3.4', '127.77.3.9'] });
+    for (const h of SOCK_ADDR_HOOKS) expect(b.progs[h].equals(a.progs[h])).toBe(true);
+    expect(b.storage.equals(a.storage)).toBe(false);
+    expect(a.storage.length).toBe(localSize(2, 0));
+    expect(buildSockAddrPrograms(V4)).toBe(a.progs); // assembled once per process
+    expect(verdict({ ...V4, v4: ['127.77.3.4', '127.77.3.9'] }, 'bind4', '0.0.0.0')).toBe('allow 127.77.3.4');
+    expect(verdict({ ...V4, v4: ['127.77.3.4', '127.77.3.9'] }, 'bind4', '127.77.1.2')).toBe('deny'); // V4's address: a neighbour's now
+    // another shape or another host list: other programs
+    expect(buildSockAddr(DUAL).progs.bind4.equals(a.progs.bind4)).toBe(false);
+    expect(buildSockAddr({ ...V4, hostDeny4: ['192.0.2.99'] }).progs.connect4.equals(a.progs.connect4)).toBe(false);
+  });
+
+  it('a storage value not written yet (zeros) fails closed: bind, connect and sendmsg refused, the others unchanged', () => {
+    for (const p of [V4, DUAL, V6]) {
+      const w = buildSockAddr(p);
+      const zero = Buffer.alloc(w.storage.length);
+      const at = (hook: SockAddrHook, ip: string) => runSockAddr(hook, w.progs[hook], { ip, port: 4242, local: zero, msgSrc: hook.startsWith('sendmsg') ? ip : undefined });
+      for (const hook of ['bind6', 'connect6', 'sendmsg6'] as const) expect(at(hook, '::').ret).toBe(0);
+      for (const hook of ['recvmsg6', 'getpeername6', 'getsockname6'] as const) expect(at(hook, 'fd00::2')).toMatchObject({ ret: 1, ip: 'fd00::2' });
+      if (p.v4.length === 0) continue; // no v4 address: the v4 programs never read the storage
+      for (const hook of ['bind4', 'connect4', 'sendmsg4'] as const) expect(at(hook, '127.0.0.1').ret).toBe(0);
+      for (const hook of ['recvmsg4', 'getpeername4', 'getsockname4'] as const) expect(at(hook, '127.77.1.2')).toMatchObject({ ret: 1, ip: '127.77.1.2' });
+    }
+  });
+
+  it('a value written for another shape is not trusted either', () => {
+    const w = buildSockAddr(V4);
+    const other = buildSockAddr({ ...V4, v4: ['127.77.1.2'] }).storage; // one address, not two
+    const wide = Buffer.concat([other, Buffer.alloc(w.storage.length - other.length)]);
+    expect(runSockAddr('bind4', w.progs.bind4, { ip: '0.0.0.0', local: wide }).ret).toBe(0);
+    expect(runSockAddr('connect4', w.progs.connect4, { ip: '8.8.8.8', local: wide }).ret).toBe(0);
+  });
+
+  it('the storage value: the ready word with the counts, then the v4 and the v6 addresses in network order', () => {
+    const s = buildSockAddr(DUAL).storage;
+    expect(s.length).toBe(LOCAL.own + 4 + 2 * 16);
+    expect(s.readUInt32LE(LOCAL.ready)).toBe(1 | (1 << 8) | (2 << 16));
+    expect([...s.subarray(LOCAL.own, LOCAL.own + 4)]).toEqual([127, 77, 1, 2]);
+    expect(formatIPv6(s.subarray(LOCAL.own + 4, LOCAL.own + 20))).toBe('fd00::2');
+    expect(formatIPv6(s.subarray(LOCAL.own + 20, LOCAL.own + 36))).toBe('fd00::3');
+  });
+
+  it('a program that reads the storage needs it given, and reads within it', () => {
+    const w = buildSockAddr(V4);
+    expect(() => runSockAddr('bind4', w.progs.bind4, { ip: '0.0.0.0' })).toThrow(/cgroup storage/);
+    expect(() => runSockAddr('bind4', w.progs.bind4, { ip: '127.77.1.9', local: w.storage.subarray(0, 8) })).toThrow(/outside/);
   });
 });
 
