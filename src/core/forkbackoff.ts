@@ -24,6 +24,14 @@ export const FORK_BACKOFF = {
   /** how often the monitor reads a quiet context's pids.events, and one that refused forks lately or was just released */
   pollMs: 1000,
   hotMs: 50,
+  /**
+   * The quiet contexts are read (one pass every pollMs) only when some task
+   * waited for a CPU at least this share of the last interval (Linux PSI,
+   * `pressure`): a bomb's own spinning processes wait for each other, so it
+   * opens the gate; idle contexts on an idle host cost no reads.
+   */
+  pressure: '/proc/pressure/cpu',
+  pressureGate: 0.05,
   /** the CFS period of the hold's quota */
   periodUs: 100_000,
 } as const;
@@ -71,7 +79,7 @@ export function forkBackoffRequest(t: GuardTarget, limits: ResourceLimits, versi
   const pct = forkBackoffPercent(limits);
   if (pct === undefined) return ['guard', String(t.pid), 'off'];
   const writes = forkBackoffWrites(pct, version).flatMap((w) => [`${t.cpuDir}/${w.file}`, w.value]);
-  return ['guard', String(t.pid), t.eventsFile, String(FORK_BACKOFF.trigger), String(FORK_BACKOFF.windowMs), String(FORK_BACKOFF.holdMs), String(FORK_BACKOFF.pollMs), String(FORK_BACKOFF.hotMs), ...writes];
+  return ['guard', String(t.pid), t.eventsFile, String(FORK_BACKOFF.trigger), String(FORK_BACKOFF.windowMs), String(FORK_BACKOFF.holdMs), String(FORK_BACKOFF.pollMs), String(FORK_BACKOFF.hotMs), FORK_BACKOFF.pressure, String(FORK_BACKOFF.pressureGate), ...writes];
 }
 
 /** One line for `paene limit NAME`. */

@@ -7,12 +7,16 @@
  * and, when the refusals in a window reach a trigger, makes a list of cgroup
  * writes (a small CPU quota) for a while, then puts back what it found.  It
  * reads rather than waits for a notification: cgroup v1 (6.18 here) does not
- * notify pids.events changes.  A quiet context is read every POLL_MS, one
- * that refused a fork lately or was just released every HOT_MS; the file
- * stays open (one pread per look).
+ * notify pids.events changes.  One that refused a fork lately or was just
+ * released is read every HOT_MS; the quiet ones are read together, in one
+ * pass every POLL_MS, and only when the host's CPU was contended in the last
+ * pass's interval (the "some" stall share of PRESSURE_FILE, Linux PSI, at
+ * least GATE; '-' or an unreadable file: always): a bomb that hurts nobody
+ * needs no hold, and 10,000 idle contexts then cost no reads at all.  The
+ * file stays open (one pread per look).
  *
  * The policy comes whole from the TypeScript runtime in a request:
- *   guard PID EVENTS_FILE TRIGGER WINDOW_MS HOLD_MS POLL_MS HOT_MS FILE VALUE [FILE VALUE...]
+ *   guard PID EVENTS_FILE TRIGGER WINDOW_MS HOLD_MS POLL_MS HOT_MS PRESSURE_FILE GATE FILE VALUE [FILE VALUE...]
  *   guard PID off
  *   guard-status PID      -> ok held=0|1 holds=N refusals=N
  * PID is the context's init: the guard goes when the monitor reaps it.  A
@@ -46,13 +50,19 @@ struct backoff {
   long long win_count; /* ... when the window began */
   double win_start;    /* ms, CLOCK_MONOTONIC */
   double held_until;   /* 0: not held */
-  double next_look;
+  double next_look;    /* 0: quiet, read by the scan */
   double hot_until;    /* looked at every hot_ms until then */
   long holds;
 };
 
 static struct backoff *backoffs;
 static int nbackoffs, capbackoffs;
+
+/* The scan of the quiet contexts: when, how often, and its gate (from the last guard request). */
+static double backoff_scan_at, backoff_poll_ms = 1000, backoff_gate;
+static char backoff_pressure[256];
+static unsigned long long backoff_stall_us;
+static double backoff_stall_at;
 
 static double backoff_now(void) {
   struct timespec ts;
@@ -111,6 +121,7 @@ static void backoff_lift(struct backoff *b) {
   b->win_start = backoff_now();
   b->win_count = b->refusals;
   b->hot_until = b->win_start + b->window_ms; /* a bomb still running shows at once */
+  b->next_look = b->win_start + b->hot_ms;
 }
 
 static void backoff_engage(struct backoff *b) {
@@ -140,13 +151,13 @@ static void backoff_check(struct backoff *b) {
   double now = backoff_now();
   long long c = backoff_refusals(b);
   if (c < 0) {
-    b->next_look = now + b->poll_ms;
+    b->next_look = 0;
     return;
   }
   long long prev = b->refusals;
   b->refusals = c;
   if (c != prev) b->hot_until = now + b->window_ms;
-  b->next_look = now + (now < b->hot_until ? b->hot_ms : b->poll_ms);
+  b->next_look = now < b->hot_until ? now + b->hot_ms : 0;
   if (b->held_until > 0) return;
   if (now - b->win_start > b->window_ms) {
     b->win_start = now;
@@ -194,8 +205,8 @@ static void backoff_request(int conn, int argc, char **argv) {
     dprintf(conn, "ok 0\n");
     return;
   }
-  if (argc < 9 || (argc - 7) % 2 != 0 || (argc - 7) / 2 > BACKOFF_MAX_WRITES) {
-    dprintf(conn, "err guard needs PID EVENTS_FILE TRIGGER WINDOW_MS HOLD_MS POLL_MS HOT_MS FILE VALUE...\n");
+  if (argc < 11 || (argc - 9) % 2 != 0 || (argc - 9) / 2 > BACKOFF_MAX_WRITES) {
+    dprintf(conn, "err guard needs PID EVENTS_FILE TRIGGER WINDOW_MS HOLD_MS POLL_MS HOT_MS PRESSURE_FILE GATE FILE VALUE...\n");
     return;
   }
   int fd = open(argv[1], O_RDONLY | O_CLOEXEC);
@@ -224,11 +235,14 @@ static void backoff_request(int conn, int argc, char **argv) {
   b->hold_ms = atof(argv[4]);
   b->poll_ms = atof(argv[5]);
   b->hot_ms = atof(argv[6]);
-  b->nw = (argc - 7) / 2;
+  b->nw = (argc - 9) / 2;
   for (int i = 0; i < b->nw; i++) {
-    b->files[i] = strdup(argv[7 + 2 * i]);
-    b->values[i] = strdup(argv[8 + 2 * i]);
+    b->files[i] = strdup(argv[9 + 2 * i]);
+    b->values[i] = strdup(argv[10 + 2 * i]);
   }
+  backoff_poll_ms = b->poll_ms;
+  snprintf(backoff_pressure, sizeof backoff_pressure, "%s", strcmp(argv[7], "-") ? argv[7] : "");
+  backoff_gate = atof(argv[8]);
   long long c = backoff_refusals(b);
   b->refusals = b->win_count = c > 0 ? c : 0;
   b->win_start = backoff_now();
@@ -264,15 +278,45 @@ static void backoff_status(int conn, int argc, char **argv) {
   dprintf(conn, "ok held=%d holds=%ld refusals=%lld\n", b->held_until > 0, b->holds, c < 0 ? b->refusals : c);
 }
 
+/*
+ * Whether some task waited for a CPU for at least the gate's share of the
+ * time since the last call ("some ... total=US" of the PSI file). No gate, no
+ * file, or the first call: yes.
+ */
+static int backoff_contended(double now) {
+  if (backoff_gate <= 0 || !backoff_pressure[0]) return 1;
+  char *text = backoff_read(backoff_pressure);
+  char *t = text ? strstr(text, "total=") : NULL;
+  if (!t) {
+    free(text);
+    return 1;
+  }
+  unsigned long long total = strtoull(t + 6, NULL, 10);
+  free(text);
+  double was = backoff_stall_at;
+  unsigned long long before = backoff_stall_us;
+  backoff_stall_us = total;
+  backoff_stall_at = now;
+  if (was <= 0 || now <= was) return 1;
+  return (double)(total - before) / 1e3 / (now - was) >= backoff_gate;
+}
+
 /* Lifts holds that are due, looks at contexts that are due; returns ms to the next thing due, at most cap. */
 static int backoff_tick(int cap) {
   double now = backoff_now(), next = now + cap;
+  if (nbackoffs == 0) return cap;
+  int scan = 0;
+  if (now >= backoff_scan_at) {
+    scan = backoff_contended(now);
+    backoff_scan_at = now + backoff_poll_ms;
+  }
+  if (backoff_scan_at < next) next = backoff_scan_at;
   for (int i = 0; i < nbackoffs; i++) {
     struct backoff *b = &backoffs[i];
     if (b->held_until > 0 && b->held_until <= now) backoff_lift(b);
-    if (b->next_look <= now) backoff_check(b);
+    if (b->next_look > 0 ? b->next_look <= now : scan) backoff_check(b);
     if (b->held_until > 0 && b->held_until < next) next = b->held_until;
-    if (b->next_look < next) next = b->next_look;
+    if (b->next_look > 0 && b->next_look < next) next = b->next_look;
   }
   int ms = (int)(next - now) + 1;
   return ms < 1 ? 1 : ms > cap ? cap : ms;

@@ -33,10 +33,11 @@ describe('fork back-off', () => {
     expect(forkBackoffWrites(1, 'v2')[1]?.value).toBe('1000 100000');
   });
 
-  it('hands the monitor every number: trigger, window, hold, looks, and the writes with whole paths', () => {
+  it('hands the monitor every number: trigger, window, hold, looks, the pressure gate, and the writes with whole paths', () => {
     expect(forkBackoffRequest(target, DEFAULT_LIMITS, 'v2')).toEqual([
       'guard', '42', '/cg/pids/p/c/pids.events',
       String(FORK_BACKOFF.trigger), String(FORK_BACKOFF.windowMs), String(FORK_BACKOFF.holdMs), String(FORK_BACKOFF.pollMs), String(FORK_BACKOFF.hotMs),
+      '/proc/pressure/cpu', String(FORK_BACKOFF.pressureGate),
       '/cg/cpu/p/c/cpu.max.burst', '0', '/cg/cpu/p/c/cpu.max', '5000 100000',
     ]);
     expect(forkBackoffRequest(target, { ...DEFAULT_LIMITS, forkBackoff: 0 }, 'v1')).toEqual(['guard', '42', 'off']);
