@@ -43,6 +43,26 @@ export function schedOf(latency: CpuLatency | undefined): { policy: number; slic
   return { policy: SCHED_OTHER, sliceNs: 0 };
 }
 
+/** What a new CPU group already holds: writing it again costs, not a no-op (see freshWrites). */
+const NEW_GROUP_CPU: Readonly<Record<string, string>> = {
+  'cpu.cfs_burst_us': '0',
+  'cpu.cfs_quota_us': '-1',
+  'cpu.max.burst': '0',
+  'cpu.max': 'max 100000',
+  'cpu.idle': '0',
+};
+
+/**
+ * The writes for a group made just now: without those that set the CPU
+ * bandwidth to what a new group has. Each write of a bandwidth file makes the
+ * kernel walk every CPU group on the host (tg_set_cfs_bandwidth checks the
+ * whole tree's quotas): at 10,000 contexts that walk was the largest part of
+ * a start's kernel time. Live changes keep them (they remove old limits).
+ */
+export function freshWrites(writes: CgroupWrite[]): CgroupWrite[] {
+  return writes.filter((w) => !(w.controller === 'cpu' && NEW_GROUP_CPU[w.file] === w.value));
+}
+
 /**
  * Every file the limits control, in an order the kernel accepts whatever the
  * current values are. An absent limit writes the "unlimited" value (-1 or

@@ -19,7 +19,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { capMask } from '../core/caps.js';
 import { PaeneError } from '../core/errors.js';
-import { type CgroupWrite, cgroupWrites, ipcSysctls, ownControllers, schedOf } from '../core/cgroupmap.js';
+import { type CgroupWrite, cgroupWrites, freshWrites, ipcSysctls, ownControllers, schedOf } from '../core/cgroupmap.js';
 import type { ResourceLimits } from '../core/limits.js';
 import { type NetSpec, canonicalIp, netGaps, validateNetSpec } from '../core/net.js';
 import {
@@ -431,7 +431,8 @@ export class Runtime {
     // A fresh cgroup has no I/O rules to clear: the disk is looked up only when there are rules to write.
     const io = config.limits.io ?? {};
     const anyIo = Object.values(io).some((v) => v !== undefined);
-    const writes = anyIo ? this.limitWrites(config.name, config.limits) : cgroupWrites(config.limits, limitsVersion(this.cgroupHost), []);
+    // The group is new (cleanupLeftovers removed any of this name), so its CPU bandwidth is already unlimited.
+    const writes = freshWrites(anyIo ? this.limitWrites(config.name, config.limits) : cgroupWrites(config.limits, limitsVersion(this.cgroupHost), []));
     // The v1 devices cgroup is a second wall behind the dropped MKNOD capability (written at start only:
     // rewriting it live would deny every device for a moment). Usually the shared group holds the
     // rules (written when it is made); a context has its own only where devices shares a hierarchy.

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { LOW_LATENCY_SLICE_NS, type CgroupWrite, cgroupWrites, effectiveShare, ipcSysctls, ownControllers, schedOf } from '../../src/core/cgroupmap.js';
+import { LOW_LATENCY_SLICE_NS, type CgroupWrite, cgroupWrites, effectiveShare, freshWrites, ipcSysctls, ownControllers, schedOf } from '../../src/core/cgroupmap.js';
 import { LIMIT_FLAGS, parseLimitFlags, parseSem } from '../../src/core/limitflags.js';
 import { DEFAULT_LIMITS, type ResourceLimits, describeLimits, limitWarnings, mergeLimits, validateLimits } from '../../src/core/limits.js';
 
@@ -32,6 +32,13 @@ describe('defaults', () => {
       'memory/memory.max=max?',
       'memory/memory.swap.max=max?',
     ]);
+  });
+  it('a new group skips the CPU bandwidth it already has (each such write walks every CPU group), but not a cap', () => {
+    expect(lines(freshWrites(cgroupWrites(DEFAULT_LIMITS, 'v1', [])))).toEqual(['cpu/cpu.shares=1024', 'pids/pids.max=1024', 'memory/memory.memsw.limit_in_bytes=-1?', 'memory/memory.limit_in_bytes=-1?']);
+    expect(lines(freshWrites(cgroupWrites(DEFAULT_LIMITS, 'v2', [])))).toEqual(['cpu/cpu.weight=100', 'pids/pids.max=1024', 'memory/memory.max=max?', 'memory/memory.swap.max=max?']);
+    const capped = mergeLimits(DEFAULT_LIMITS, { cpu: { mode: 'hard', fillRate: 25, interval: 100, tokensMax: 25, tokensMin: 25 } });
+    expect(lines(freshWrites(cgroupWrites(capped, 'v1', []))).filter((l) => l.startsWith('cpu/cpu.cfs'))).toEqual(['cpu/cpu.cfs_period_us=100000', 'cpu/cpu.cfs_quota_us=25000']);
+    expect(lines(freshWrites(cgroupWrites(capped, 'v2', []))).filter((l) => l.startsWith('cpu/cpu.max'))).toEqual(['cpu/cpu.max=25000 100000']);
   });
 });
 
