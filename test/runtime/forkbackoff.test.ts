@@ -74,7 +74,8 @@ describeReal('fork back-off on the real kernel', () => {
     expect(await backoffStatus(rt, 'fb')).toEqual({ held: false, holds: 0, refusals: 0 });
     const run = await bombing('fb', 30);
     expect(await held('fb')).toBe(true);
-    expect(q.read()).toBe(q.held(FORK_BACKOFF.defaultPercent));
+    // read while held: a bomb still running runs free ~50 ms between holds, so wait for a held reading
+    expect(await until(() => q.read() === q.held(FORK_BACKOFF.defaultPercent), 15_000)).toBe(true);
     const cg = rt.cgroupOf('fb');
     expect(Number(cg.read('pids', 'pids.current'))).toBeLessThanOrEqual(1024);
     for (let i = 0; i < 20; i++) expect(spawnSync('/bin/true').status).toBe(0);
@@ -98,7 +99,7 @@ describeReal('fork back-off on the real kernel', () => {
     const q = quotaOf('fb');
     const run = await bombing('fb', 30);
     expect(await held('fb')).toBe(true);
-    expect(q.read()).toBe(q.held(20));
+    expect(await until(() => q.read() === q.held(20), 15_000)).toBe(true);
     const cg = rt.cgroupOf('fb');
     await rt.stop('fb', { timeoutMs: 2000 });
     await run.done;
