@@ -33,54 +33,68 @@ function run(cmd: string, args: string[]): void {
   if (r.status !== 0) throw new PaeneError('internal', `${cmd} ${args.join(' ')} failed: ${(r.stderr || r.error?.message || '').trim()}`);
 }
 
-/** Mounts the root's scratch tmpfs if it is not mounted, and makes the empty directory. */
-export function ensureScratch(layout: Layout): void {
+/**
+ * Runs fn while no other paene of this root mounts or unmounts the scratch
+ * tmpfs (the runtime's file lock): two starts that both found it missing
+ * would otherwise stack two tmpfs, and the first one's directories would
+ * vanish under the second before its helper bound them.
+ */
+export type ScratchLock = <T>(fn: () => Promise<T>) => Promise<T>;
+
+/** Mounts the root's scratch tmpfs if it is not mounted, and makes the empty directory (under the scratch lock). */
+function ensureScratch(layout: Layout): void {
   const dir = layout.scratchDir;
   if (!isTmpfsMount(dir)) {
     fs.mkdirSync(dir, { recursive: true, mode: 0o711 });
     run('mount', ['-t', 'tmpfs', '-o', `nosuid,nodev,noexec,mode=0711,size=${SCRATCH_SIZE}`, 'paene-scratch', dir]);
   }
   const empty = layout.emptyDir;
-  if (!fs.existsSync(empty)) {
-    const tmp = `${empty}.${process.pid}`;
-    fs.mkdirSync(tmp, { mode: 0o555 });
-    try {
-      fs.renameSync(tmp, empty);
-    } catch {
-      fs.rmdirSync(tmp); // another start made it first
-    }
-  }
-  if (fs.readdirSync(empty).length > 0) throw new PaeneError('internal', `${empty} must stay empty: it is bound over every context's masked paths`);
+  if (!fs.existsSync(empty)) fs.mkdirSync(empty, { mode: 0o555 });
+}
+
+/** An open directory of the mounted scratch tmpfs (so an unmount fails busy), or undefined where none is mounted. */
+function holdScratch(layout: Layout): number | undefined {
+  const dir = layout.scratchDir;
+  if (!isTmpfsMount(dir)) return undefined;
+  const held = fs.openSync(dir, 'r');
+  // Unmounted between the check and the open: the hold is on the directory beneath.
+  if (fs.fstatSync(held).dev !== fs.statSync(path.dirname(dir)).dev) return held;
+  fs.closeSync(held);
+  return undefined;
 }
 
 /**
  * A context's fresh dev/, shm/ and tmp/ (what an earlier run left is gone),
  * and a hold on the scratch tmpfs until the helper has bound them: a
  * directory of the mount kept open makes the last destroy's unmount of it
- * fail (busy) instead of pulling it from under this start.
+ * fail (busy) instead of pulling it from under this start. The mount is
+ * made under the lock; a start that finds it mounted only takes the hold
+ * (nobody stacks another over a held mount: the mounter looks under the lock).
  */
-export function prepareScratch(layout: Layout, name: string): { dir: string; release: () => void } {
-  let fd: number | undefined;
-  for (let tries = 0; fd === undefined; tries++) {
-    ensureScratch(layout);
-    const held = fs.openSync(layout.scratchDir, 'r');
-    // Unmounted between the check and the open: the hold is on the directory beneath; again.
-    if (fs.fstatSync(held).dev !== fs.statSync(path.dirname(layout.scratchDir)).dev) fd = held;
-    else {
-      fs.closeSync(held);
-      if (tries >= 5) throw new PaeneError('internal', `the scratch tmpfs ${layout.scratchDir} keeps going away`);
+export async function prepareScratch(layout: Layout, name: string, lock: ScratchLock): Promise<{ dir: string; release: () => void }> {
+  const fd =
+    holdScratch(layout) ??
+    (await lock(async () => {
+      ensureScratch(layout);
+      const held = holdScratch(layout);
+      if (held === undefined) throw new PaeneError('internal', `the scratch tmpfs ${layout.scratchDir} is not mounted after mounting it`);
+      return held;
+    }));
+  try {
+    if (fs.readdirSync(layout.emptyDir).length > 0) throw new PaeneError('internal', `${layout.emptyDir} must stay empty: it is bound over every context's masked paths`);
+    const mine = layout.scratchOf(name);
+    fs.rmSync(mine, { recursive: true, force: true });
+    fs.mkdirSync(mine, { mode: 0o755 });
+    for (const d of SCRATCH_DIRS) {
+      const p = path.join(mine, d.name);
+      fs.mkdirSync(p);
+      fs.chmodSync(p, d.mode); // mkdir obeys the umask, and sticky bits need chmod
     }
+    return { dir: mine, release: () => fs.closeSync(fd) };
+  } catch (e) {
+    fs.closeSync(fd);
+    throw e;
   }
-  const mine = layout.scratchOf(name);
-  fs.rmSync(mine, { recursive: true, force: true });
-  fs.mkdirSync(mine, { mode: 0o755 });
-  for (const d of SCRATCH_DIRS) {
-    const p = path.join(mine, d.name);
-    fs.mkdirSync(p);
-    fs.chmodSync(p, d.mode); // mkdir obeys the umask, and sticky bits need chmod
-  }
-  const hold = fd;
-  return { dir: mine, release: () => fs.closeSync(hold) };
 }
 
 /** Removes a stopped context's scratch (its /tmp and /dev/shm are gone with it, as a tmpfs's would be). */
@@ -88,18 +102,16 @@ export function removeScratch(layout: Layout, name: string): void {
   if (isTmpfsMount(layout.scratchDir)) fs.rmSync(layout.scratchOf(name), { recursive: true, force: true });
 }
 
-/** Unmounts the scratch tmpfs once no context is left (contexts that still run keep their binds). */
-export function releaseScratch(layout: Layout): void {
+/** Unmounts the scratch tmpfs once no context is left (contexts that still run keep their binds), under the scratch lock. */
+export async function releaseScratch(layout: Layout, lock: ScratchLock): Promise<void> {
   const dir = layout.scratchDir;
-  if (isTmpfsMount(dir)) {
+  await lock(async () => {
     // Busy: a start holds it (prepareScratch) and is about to bind from it; it stays for that context.
-    if (spawnSync('umount', [dir], { encoding: 'utf8' }).status !== 0) return;
-  }
-  // Not recursive: after the unmount the directory beneath is empty; if a start mounted it again meanwhile,
-  // this fails (busy) and leaves that start's scratch alone.
-  try {
-    fs.rmdirSync(dir);
-  } catch {
-    /* gone, or in use again */
-  }
+    if (isTmpfsMount(dir) && spawnSync('umount', [dir], { encoding: 'utf8' }).status !== 0) return;
+    try {
+      fs.rmdirSync(dir); // not recursive: after the unmount the directory beneath is empty
+    } catch {
+      /* gone already */
+    }
+  });
 }

@@ -40,7 +40,7 @@ import {
 import { ContextCgroup, type CgroupHost, detectCgroupHost, limitsVersion, removeParentIfEmpty } from '../kernel/cgroups.js';
 import { type ImageRunConfig, planProcess } from '../core/ociplan.js';
 import { createDiskImage, mountDiskImage, unmountDiskImage } from '../kernel/diskimage.js';
-import { prepareScratch, releaseScratch, removeScratch } from '../kernel/scratch.js';
+import { prepareScratch, releaseScratch, removeScratch, type ScratchLock } from '../kernel/scratch.js';
 import { requireFeatures, requireRoot } from '../kernel/features.js';
 import { Monitor, execArgs, execPlanBytes, helperPath, nativePath, startArgs } from '../kernel/helper.js';
 import { writeFileAtomic } from '../kernel/atomic.js';
@@ -159,6 +159,9 @@ export class Runtime {
   cgroupOf(name: string): ContextCgroup {
     return new ContextCgroup(this.cgroupHost, this.layout.cgroupParent, name);
   }
+
+  /** Mounting and unmounting the root's scratch tmpfs (kernel/scratch.ts), one paene at a time. */
+  private readonly scratchLock: ScratchLock = (fn) => withLock(this.lockFile('.scratch'), { what: 'the scratch tmpfs' }, fn);
 
   private lockFile(name: string): string {
     fs.mkdirSync(this.layout.locksDir, { recursive: true });
@@ -356,7 +359,7 @@ export class Runtime {
       cg.create(ownControllers(config.limits, limitsVersion(this.cgroupHost)), this.cgroupHost.v1.has('devices') ? DEVICE_RULES : []);
       try {
         cg.apply(this.cgroupPlan(config, cg));
-        const scratch = prepareScratch(this.layout, name); // held until the helper has bound it
+        const scratch = await prepareScratch(this.layout, name, this.scratchLock); // held until the helper has bound it
         let answer: string;
         try {
           answer = await this.monitor.request(
@@ -653,7 +656,7 @@ export class Runtime {
       // Not rmSync: a destroy of many contexts overlaps their removals (the thread pool) instead of queueing them.
       await fs.promises.rm(doomed, { recursive: true, force: true });
       // The last context gone: the root's scratch tmpfs goes too (a start mounts it again).
-      if (!this.store.any()) releaseScratch(this.layout);
+      if (!this.store.any()) await releaseScratch(this.layout, this.scratchLock);
     });
   }
 

@@ -1,0 +1,56 @@
+// The root's scratch tmpfs (kernel/scratch.ts) under racing CLIs: starts in
+// separate processes on a root where it is not mounted yet mount it once,
+// never two stacked (the second would hide the first start's directories
+// before its helper bound them), and the last destroy unmounts it.
+
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { openRuntime } from '../../src/runtime/open.js';
+import type { Runtime } from '../../src/runtime/runtime.js';
+import { describeReal, disposeRuntime, tempRoot } from '../helpers.js';
+
+const PAENE = path.resolve('bin/paene.js');
+
+/** How many mounts sit on dir in this mount namespace. */
+function mountsOn(dir: string): number {
+  return fs
+    .readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .filter((l) => l.split(' ')[4] === dir).length;
+}
+
+describeReal('the scratch tmpfs under racing starts', () => {
+  let root: string;
+  let rt: Runtime;
+  const runAsync = (args: string[]) =>
+    new Promise<{ args: string[]; code: number | null; stderr: string }>((resolve) => {
+      const child = spawn(process.execPath, [PAENE, '--root', root, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+      let stderr = '';
+      child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+      child.on('close', (code) => resolve({ args, code, stderr }));
+    });
+
+  beforeAll(() => {
+    root = tempRoot('scratch');
+    rt = openRuntime(root);
+  });
+  afterAll(() => disposeRuntime(rt, root), 120_000);
+
+  it('six starts in six processes mount it once and all start; destroying the last context unmounts it', async () => {
+    const names = ['s0', 's1', 's2', 's3', 's4', 's5'];
+    for (let round = 0; round < 3; round++) {
+      for (const n of names) await rt.create({ name: n, image: 'base', net: { mode: 'none', addresses: [], publish: [] } });
+      expect(mountsOn(rt.layout.scratchDir), 'not mounted before the first start').toBe(0);
+      const results = await Promise.all(names.map((n) => runAsync(['start', n])));
+      for (const r of results) expect(r.code, `${r.args.join(' ')}: ${r.stderr}`).toBe(0);
+      expect(mountsOn(rt.layout.scratchDir)).toBe(1);
+      // each context sees its own /tmp from the one scratch tmpfs
+      for (const n of names) expect(fs.existsSync(path.join(rt.layout.scratchOf(n), 'tmp'))).toBe(true);
+      await Promise.all(names.map((n) => runAsync(['destroy', '--force', n])));
+      expect(rt.store.names()).toEqual([]);
+      expect(mountsOn(rt.layout.scratchDir), 'unmounted with the last context').toBe(0);
+    }
+  }, 240_000);
+});
