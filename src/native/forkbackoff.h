@@ -3,7 +3,8 @@
  *
  * A context whose processes keep running into its process limit (a fork bomb
  * that retries every refused fork at once) is a CPU hog the pids limit cannot
- * stop.  The monitor reads each guarded context's pids.events now and then
+ * stop.  The monitor's watcher (paene-helper.c; the monitor itself if the
+ * watcher is gone) reads each guarded context's pids.events now and then
  * and, when the refusals in a window reach a trigger, makes a list of cgroup
  * writes (a small CPU quota) for a while, then puts back what it found.  It
  * reads rather than waits for a notification: cgroup v1 (6.18 here) does not
@@ -53,10 +54,80 @@ struct backoff {
   double next_look;    /* 0: quiet, read by the scan */
   double hot_until;    /* looked at every hot_ms until then */
   long holds;
+  int hot_slot; /* where it is in backoff_hot; -1: quiet */
 };
 
+/*
+ * The guards, and two ways into them that cost nothing per guard: at 10,000
+ * contexts a walk of every guard on each of the monitor's wake-ups (three
+ * a start) and a linear search per guard request and per reaped init were
+ * the monitor's largest cost. backoff_hot lists the guards that are held
+ * or due a look of their own (next_look > 0): a tick outside the quiet pass
+ * visits only those. backoff_index finds a guard by pid (open addressing,
+ * linear probing, at most half full).
+ */
 static struct backoff *backoffs;
 static int nbackoffs, capbackoffs;
+static int *backoff_hot, nhot;
+struct backoff_slot {
+  pid_t pid; /* 0: empty */
+  int at;    /* index in backoffs */
+};
+static struct backoff_slot *backoff_index;
+static unsigned backoff_index_size; /* a power of two, or 0 */
+
+static unsigned backoff_hash(pid_t pid) { return ((unsigned)pid * 2654435761u) & (backoff_index_size - 1); }
+
+/* The slot that holds pid, or the empty one where it would go. */
+static unsigned backoff_slot_of(pid_t pid) {
+  unsigned h = backoff_hash(pid);
+  while (backoff_index[h].pid && backoff_index[h].pid != pid) h = (h + 1) & (backoff_index_size - 1);
+  return h;
+}
+
+static void backoff_index_del(pid_t pid) {
+  if (!backoff_index_size) return;
+  unsigned mask = backoff_index_size - 1, h = backoff_slot_of(pid);
+  if (!backoff_index[h].pid) return;
+  backoff_index[h].pid = 0;
+  /* Backward shift: a later entry of the run moves into the hole unless its home lies cyclically in (hole, it]. */
+  for (unsigned j = (h + 1) & mask; backoff_index[j].pid; j = (j + 1) & mask) {
+    unsigned k = backoff_hash(backoff_index[j].pid);
+    if (h <= j ? (h < k && k <= j) : (h < k || k <= j)) continue;
+    backoff_index[h] = backoff_index[j];
+    backoff_index[j].pid = 0;
+    h = j;
+  }
+}
+
+/* Room for n guards in the index (rebuilt twice as large when it would be more than half full); -1: no memory. */
+static int backoff_index_room(int n) {
+  if ((unsigned)n * 2 <= backoff_index_size) return 0;
+  unsigned size = backoff_index_size ? backoff_index_size : 64;
+  while ((unsigned)n * 2 > size) size *= 2;
+  struct backoff_slot *t = calloc(size, sizeof *t);
+  if (!t) return -1;
+  free(backoff_index);
+  backoff_index = t;
+  backoff_index_size = size;
+  for (int i = 0; i < nbackoffs; i++) backoff_index[backoff_slot_of(backoffs[i].pid)] = (struct backoff_slot){backoffs[i].pid, i};
+  return 0;
+}
+
+/* Puts guard i on the hot list or takes it off, as its state says. */
+static void backoff_mark(int i) {
+  struct backoff *b = &backoffs[i];
+  int hot = b->held_until > 0 || b->next_look > 0;
+  if (hot && b->hot_slot < 0) {
+    b->hot_slot = nhot;
+    backoff_hot[nhot++] = i;
+  } else if (!hot && b->hot_slot >= 0) {
+    int last = backoff_hot[--nhot];
+    backoff_hot[b->hot_slot] = last;
+    backoffs[last].hot_slot = b->hot_slot;
+    b->hot_slot = -1;
+  }
+}
 
 /* The scan of the quiet contexts: when, how often, and its gate (from the last guard request). */
 static double backoff_scan_at, backoff_poll_ms = 1000, backoff_gate;
@@ -167,9 +238,9 @@ static void backoff_check(struct backoff *b) {
 }
 
 static int backoff_find(pid_t pid) {
-  for (int i = 0; i < nbackoffs; i++)
-    if (backoffs[i].pid == pid) return i;
-  return -1;
+  if (!backoff_index_size) return -1;
+  unsigned h = backoff_slot_of(pid);
+  return backoff_index[h].pid ? backoff_index[h].at : -1;
 }
 
 /* Drops a guard; a held one is lifted first unless its cgroup is gone. */
@@ -183,7 +254,15 @@ static void backoff_drop(int i, int lift) {
     free(b->values[j]);
     free(b->saved[j]);
   }
-  backoffs[i] = backoffs[--nbackoffs];
+  b->held_until = b->next_look = 0;
+  backoff_mark(i);
+  backoff_index_del(b->pid);
+  /* The last guard moves into the hole: its hot-list entry and index slot follow it. */
+  if (i != --nbackoffs) {
+    backoffs[i] = backoffs[nbackoffs];
+    if (backoffs[i].hot_slot >= 0) backoff_hot[backoffs[i].hot_slot] = i;
+    backoff_index[backoff_slot_of(backoffs[i].pid)].at = i;
+  }
 }
 
 /* The init of a guarded context was reaped: its cgroup is going, nothing to put back. */
@@ -217,17 +296,24 @@ static void backoff_request(int conn, int argc, char **argv) {
   if (nbackoffs == capbackoffs) {
     int cap = capbackoffs ? capbackoffs * 2 : 16;
     struct backoff *n = realloc(backoffs, (size_t)cap * sizeof *n);
-    if (!n) {
-      if (fd >= 0) close(fd);
-      dprintf(conn, "err out of memory\n");
-      return;
+    int *h = n ? realloc(backoff_hot, (size_t)cap * sizeof *h) : NULL;
+    if (n) backoffs = n;
+    if (h) {
+      backoff_hot = h;
+      capbackoffs = cap;
     }
-    backoffs = n;
-    capbackoffs = cap;
   }
-  struct backoff *b = &backoffs[nbackoffs++];
+  if (nbackoffs == capbackoffs || backoff_index_room(nbackoffs + 1) != 0) {
+    if (fd >= 0) close(fd);
+    dprintf(conn, "err out of memory\n");
+    return;
+  }
+  int at = nbackoffs++;
+  struct backoff *b = &backoffs[at];
   memset(b, 0, sizeof *b);
+  b->hot_slot = -1;
   b->pid = pid;
+  backoff_index[backoff_slot_of(pid)] = (struct backoff_slot){pid, at};
   b->fd = fd;
   b->events = strdup(argv[1]);
   b->trigger = atoll(argv[2]);
@@ -247,6 +333,7 @@ static void backoff_request(int conn, int argc, char **argv) {
   b->refusals = b->win_count = c > 0 ? c : 0;
   b->win_start = backoff_now();
   b->next_look = b->win_start + b->hot_ms;
+  backoff_mark(at);
   dprintf(conn, "ok %d\n", nbackoffs);
 }
 
@@ -311,12 +398,16 @@ static int backoff_tick(int cap) {
     backoff_scan_at = now + backoff_poll_ms;
   }
   if (backoff_scan_at < next) next = backoff_scan_at;
-  for (int i = 0; i < nbackoffs; i++) {
+  /* The pass visits every guard; other ticks only the hot ones (from the end: one that cools
+     down takes the last one's place, which was visited already). */
+  for (int k = scan ? nbackoffs - 1 : nhot - 1; k >= 0; k--) {
+    int i = scan ? k : backoff_hot[k];
     struct backoff *b = &backoffs[i];
     if (b->held_until > 0 && b->held_until <= now) backoff_lift(b);
     if (b->next_look > 0 ? b->next_look <= now : scan) backoff_check(b);
     if (b->held_until > 0 && b->held_until < next) next = b->held_until;
     if (b->next_look > 0 && b->next_look < next) next = b->next_look;
+    backoff_mark(i);
   }
   int ms = (int)(next - now) + 1;
   return ms < 1 ? 1 : ms > cap ? cap : ms;
