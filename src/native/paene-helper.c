@@ -25,7 +25,8 @@
  *
  * A `spawn PROGRAM ARGS...` request runs a host program (such as a per-context
  * I/O throttler) as a child of the monitor, which reaps it.  A `guard ...`
- * request puts a context under the fork back-off (forkbackoff.h).
+ * request puts a context under the fork back-off (forkbackoff.h), which a
+ * process of its own runs: the watcher (below).
  *
  * A start request sent to the monitor carries the same flags as `start`:
  *   --cgroup FILE... --lower DIR --upper DIR --work DIR --rootfs DIR
@@ -800,6 +801,130 @@ static int read_request(int conn, char *buf, size_t cap, char **argv, int maxarg
   return argc;
 }
 
+/* ---------------------------------------------------------- watcher */
+
+/*
+ * The fork back-off runs in a process of its own, the watcher, not in the
+ * monitor: it holds one open pids.events and a guard's state per context
+ * and reads them in a pass each second. In the monitor, at 10,000 contexts,
+ * that made every fork of a start handler copy 10,000 descriptors and the
+ * guards' memory (and close and copy-on-write them again), and a start
+ * request waited behind a pass. The monitor hands it `guard` and
+ * `guard-status` requests with the client's connection (SCM_RIGHTS), which
+ * the watcher answers, and tells it each pid it reaps, in order on one
+ * SOCK_SEQPACKET pair. It is made before the monitor becomes a subreaper, so
+ * it is not the monitor's child (the monitor exits when it has none), and it
+ * exits when the monitor's end closes. If it is gone, the monitor runs the
+ * guards itself, as before.
+ */
+static int watcher_fd = -1; /* the monitor's end; -1: no watcher, the back-off runs in the monitor */
+
+/* A request (NUL-separated words ended by an empty one) with an open descriptor or -1; -1 if it could not go. */
+static int send_with_fd(int s, const char *buf, size_t len, int fd) {
+  struct iovec iov = {(void *)buf, len};
+  union {
+    char b[CMSG_SPACE(sizeof(int))];
+    struct cmsghdr align;
+  } ctl;
+  struct msghdr m;
+  memset(&m, 0, sizeof m);
+  m.msg_iov = &iov;
+  m.msg_iovlen = 1;
+  if (fd >= 0) {
+    memset(&ctl, 0, sizeof ctl);
+    m.msg_control = ctl.b;
+    m.msg_controllen = sizeof ctl.b;
+    struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(c), &fd, sizeof fd);
+  }
+  ssize_t n;
+  do n = sendmsg(s, &m, MSG_NOSIGNAL);
+  while (n < 0 && errno == EINTR);
+  return n == (ssize_t)len ? 0 : -1;
+}
+
+/* Hands a request to the watcher; 0 if it took it (it answers conn, if any). */
+static int to_watcher(const char *buf, size_t len, int conn) {
+  if (watcher_fd < 0) return -1;
+  if (send_with_fd(watcher_fd, buf, len, conn) == 0) return 0;
+  close(watcher_fd); /* gone: from now on the monitor guards */
+  watcher_fd = -1;
+  return -1;
+}
+
+/* A child was reaped: its guard (if any) goes. */
+static void reaped(pid_t pid) {
+  char msg[32];
+  int n = snprintf(msg, sizeof msg, "reaped%c%d%c%c", 0, (int)pid, 0, 0);
+  if (to_watcher(msg, (size_t)n, -1) != 0) backoff_reaped(pid);
+}
+
+static void watcher_main(int s) {
+  prctl(PR_SET_NAME, "paene-watcher", 0, 0, 0);
+  backoff_raise_nofile();
+  signal(SIGPIPE, SIG_IGN);
+  static char buf[65536];
+  char *argv[1024];
+  for (;;) {
+    struct pollfd p = {s, POLLIN, 0};
+    if (poll(&p, 1, backoff_tick(1000)) < 0 && errno != EINTR) _exit(1);
+    if (!p.revents) continue;
+    union {
+      char b[CMSG_SPACE(sizeof(int))];
+      struct cmsghdr align;
+    } ctl;
+    struct iovec iov = {buf, sizeof buf - 2};
+    struct msghdr m;
+    memset(&m, 0, sizeof m);
+    m.msg_iov = &iov;
+    m.msg_iovlen = 1;
+    m.msg_control = ctl.b;
+    m.msg_controllen = sizeof ctl.b;
+    ssize_t n = recvmsg(s, &m, MSG_CMSG_CLOEXEC);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) _exit(0); /* the monitor is gone */
+    int conn = -1;
+    struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+    if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) memcpy(&conn, CMSG_DATA(c), sizeof conn);
+    buf[n] = buf[n + 1] = 0;
+    int argc = 0;
+    for (char *w = buf; *w && argc < 1023; w += strlen(w) + 1) argv[argc++] = w;
+    argv[argc] = NULL;
+    if (argc == 2 && !strcmp(argv[0], "reaped")) backoff_reaped((pid_t)atoi(argv[1]));
+    else if (argc >= 1 && conn >= 0 && !strcmp(argv[0], "guard")) backoff_request(conn, argc - 1, argv + 1);
+    else if (argc >= 1 && conn >= 0 && !strcmp(argv[0], "guard-status")) backoff_status(conn, argc - 1, argv + 1);
+    if (conn >= 0) close(conn);
+  }
+}
+
+/* Starts the watcher as a grandchild (so not our child once its parent exits); the monitor's end, or -1. */
+static int start_watcher(int lock) {
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) return -1;
+  pid_t mid = fork();
+  if (mid == 0) {
+    close(sv[0]);
+    close(lock); /* the monitor's single-instance lock is the monitor's alone */
+    setsid();
+    if (fork() == 0) {
+      stdio_to_null();
+      if (sv[1] != 3 && dup2(sv[1], 3) != 3) _exit(1);
+      close_fds_from(4);
+      watcher_main(3);
+    }
+    _exit(0);
+  }
+  close(sv[1]);
+  if (mid < 0 || waitpid(mid, NULL, 0) != mid) {
+    close(sv[0]);
+    return -1;
+  }
+  return sv[0];
+}
+
 /* Any child left, running or not yet reaped?  (Inits re-parent to us: we are a subreaper.) */
 static int has_children(void) {
   siginfo_t si;
@@ -824,8 +949,9 @@ static int monitor_main(int argc, char **argv) {
   if (lock < 0) die("open %s: %s", lockpath, strerror(errno));
   if (flock(lock, LOCK_EX | LOCK_NB) != 0) return 0; /* another monitor serves this root */
 
+  watcher_fd = start_watcher(lock); /* before we are a subreaper: its parent exits, and it must not be ours */
   if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0) die("subreaper: %s", strerror(errno));
-  backoff_raise_nofile();
+  backoff_raise_nofile(); /* for guards of its own, should the watcher be gone */
   unlink(sockpath);
   int ls = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   struct sockaddr_un addr;
@@ -850,8 +976,12 @@ static int monitor_main(int argc, char **argv) {
   int sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
   signal(SIGPIPE, SIG_IGN);
 
-  time_t idle_since = time(NULL), last_sweep = 0;
-  int quitting = 0;
+  time_t idle_since = time(NULL);
+  /* A wait for any child walks every child under the kernel's task list lock, which every fork on
+     the host needs too: milliseconds at 10,000 contexts. The sweep below makes that walk only after
+     a SIGCHLD (or when the monitor might exit), and no more often than keeps it under 0.1% of the time. */
+  double last_sweep = 0, sweep_every = 1000;
+  int quitting = 0, sigchld = 0;
   static char reqbuf[65536];
   char *rargv[1024];
   for (;;) {
@@ -865,13 +995,9 @@ static int monitor_main(int argc, char **argv) {
         /* Reap the child that signalled by its pid: a wait for any child walks all of them
            (10,000 inits at 10,000 contexts) under the kernel's task list lock, which every fork
            on the host needs too. */
-        if (si.ssi_signo == SIGCHLD && si.ssi_pid > 0 && waitpid((pid_t)si.ssi_pid, NULL, WNOHANG) > 0) backoff_reaped((pid_t)si.ssi_pid);
+        if (si.ssi_signo == SIGCHLD) sigchld = 1;
+        if (si.ssi_signo == SIGCHLD && si.ssi_pid > 0 && waitpid((pid_t)si.ssi_pid, NULL, WNOHANG) > 0) reaped((pid_t)si.ssi_pid);
       }
-    }
-    /* Signals of children that exit together merge into one: a full sweep catches those, once a second. */
-    if (time(NULL) - last_sweep >= 1) {
-      for (pid_t p; (p = waitpid(-1, NULL, WNOHANG)) > 0;) backoff_reaped(p);
-      last_sweep = time(NULL);
     }
     if (fds[0].revents & POLLIN) {
       int conn = accept4(ls, NULL, NULL, SOCK_CLOEXEC);
@@ -883,11 +1009,15 @@ static int monitor_main(int argc, char **argv) {
           dprintf(conn, "ok %d\n", (int)getpid());
         } else if (!strcmp(rargv[0], "quit")) {
           quitting = 1;
+          last_sweep = 0; /* exit as soon as no child is left */
           dprintf(conn, "ok %d\n", has_children());
-        } else if (!strcmp(rargv[0], "guard")) {
-          backoff_request(conn, n - 1, rargv + 1);
-        } else if (!strcmp(rargv[0], "guard-status")) {
-          backoff_status(conn, n - 1, rargv + 1);
+        } else if (!strcmp(rargv[0], "guard") || !strcmp(rargv[0], "guard-status")) {
+          /* The request's bytes as they came (read_request only split them), for the watcher to answer. */
+          size_t len = (size_t)(rargv[n - 1] + strlen(rargv[n - 1]) + 1 - reqbuf) + 1;
+          if (to_watcher(reqbuf, len, conn) != 0) {
+            if (rargv[0][5] == 0) backoff_request(conn, n - 1, rargv + 1);
+            else backoff_status(conn, n - 1, rargv + 1);
+          }
         } else if (!strcmp(rargv[0], "spawn") && n >= 2) {
           /* A host program (e.g. a per-context I/O throttler) as our child, so we reap it. */
           pid_t h = fork();
@@ -909,6 +1039,7 @@ static int monitor_main(int argc, char **argv) {
             close(ls);
             close(sfd);
             close(lock);
+            if (watcher_fd >= 0) close(watcher_fd);
             backoff_restore_nofile();
             sigprocmask(SIG_UNBLOCK, &mask, NULL);
             handle_start(conn, n - 1, rargv + 1);
@@ -921,15 +1052,22 @@ static int monitor_main(int argc, char **argv) {
       }
       idle_since = time(NULL);
     }
-    /* has_children() walks every child: asked only when the monitor might exit. */
-    if (quitting || (idle > 0 && time(NULL) - idle_since >= idle)) {
-      /* inits that just exited are not children left: reap them first */
-      for (pid_t p; (p = waitpid(-1, NULL, WNOHANG)) > 0;) backoff_reaped(p);
-      last_sweep = time(NULL);
-    }
-    if ((quitting || (idle > 0 && time(NULL) - idle_since >= idle)) && !has_children()) {
-      unlink(sockpath);
-      return 0;
+    /* Signals of children that exit together merge into one: the sweep reaps those. Its last
+       answer says whether any child is left (inits that just exited are not). */
+    int might_exit = quitting || (idle > 0 && time(NULL) - idle_since >= idle);
+    double now = backoff_now();
+    if ((sigchld || might_exit) && now - last_sweep >= sweep_every) {
+      pid_t p;
+      while ((p = waitpid(-1, NULL, WNOHANG)) > 0) reaped(p);
+      int none_left = p < 0 && errno == ECHILD;
+      double took = backoff_now() - now;
+      sweep_every = took * 1000 > 1000 ? took * 1000 : 1000;
+      last_sweep = backoff_now();
+      sigchld = 0;
+      if (might_exit && none_left) {
+        unlink(sockpath);
+        return 0;
+      }
     }
   }
 }
