@@ -10,6 +10,27 @@ import { sockAddrArgs } from '../../src/kernel/bpf.js';
 import { Monitor } from '../../src/kernel/helper.js';
 import { describeReal } from '../helpers.js';
 
+/** The pids of the watchers of the monitor serving dir (its comm, and the monitor's command line it kept). */
+function watchersOf(dir: string): number[] {
+  return fs
+    .readdirSync('/proc')
+    .filter((e) => /^\d+$/.test(e))
+    .map(Number)
+    .filter((p) => {
+      try {
+        return fs.readFileSync(`/proc/${p}/comm`, 'utf8').trim() === 'paene-watcher' && fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(dir);
+      } catch {
+        return false; // gone meanwhile
+      }
+    });
+}
+
+/** Polls what until it holds, at most 5 s; its last answer. */
+async function until(what: () => boolean): Promise<boolean> {
+  for (let i = 0; i < 200 && !what(); i++) await new Promise((r) => setTimeout(r, 25));
+  return what();
+}
+
 describeReal('the monitor client', () => {
   it("passes the monitor's own error on at once, also right after starting it (no retries of an answer)", async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'paene-test-monitor-'));
@@ -61,6 +82,64 @@ describeReal('the monitor client', () => {
     } finally {
       await m.quit();
       fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('runs the fork back-off in a watcher that is not its child and goes with it; without the watcher it guards itself', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'paene-test-monitor-'));
+    const m = new Monitor(dir);
+    // Plain files stand in for a cgroup's pids.events and cpu quota: the back-off only reads and writes them.
+    const events = path.join(dir, 'pids.events');
+    const quota = path.join(dir, 'quota');
+    fs.writeFileSync(events, 'max 0\n');
+    fs.writeFileSync(quota, 'max\n');
+    // PID TRIGGER WINDOW_MS HOLD_MS POLL_MS HOT_MS PRESSURE GATE FILE VALUE (a pid no one has: never reaped)
+    const guard = (pid: number) => m.request(['guard', String(pid), events, '100', '1000', '60000', '1000', '20', '-', '0', quota, '5000']);
+    const status = (pid: number) => m.request(['guard-status', String(pid)]);
+    try {
+      const pid = Number(await m.request(['ping']));
+      const [watcher] = watchersOf(dir);
+      expect(watcher, 'a paene-watcher beside the monitor').toBeGreaterThan(0);
+      const ppid = Number(fs.readFileSync(`/proc/${watcher}/stat`, 'utf8').split(') ')[1].split(' ')[1]);
+      expect(ppid).not.toBe(pid); // not the monitor's child: the monitor exits when it has none
+
+      await guard(4_000_001);
+      const holders = () => fs.readdirSync(`/proc/${watcher}/fd`).map((f) => fs.readlinkSync(`/proc/${watcher}/fd/${f}`));
+      expect(holders()).toContain(events); // the watcher holds the file open, not the monitor
+      expect(fs.readdirSync(`/proc/${pid}/fd`).map((f) => fs.readlinkSync(`/proc/${pid}/fd/${f}`))).not.toContain(events);
+      expect(await status(4_000_001)).toMatch(/^held=0 holds=0/);
+      fs.writeFileSync(events, 'max 500\n'); // 500 refused forks at once: a hold
+      expect(await until(() => fs.readFileSync(quota, 'utf8') === '5000')).toBe(true);
+      expect(await status(4_000_001)).toMatch(/^held=1 holds=1 refusals=500/);
+
+      // The watcher gone (ended by its pid: we started it), the monitor takes new guards itself.
+      process.kill(watcher, 'SIGKILL');
+      expect(await until(() => !fs.existsSync(`/proc/${watcher}`))).toBe(true);
+      fs.writeFileSync(events, 'max 0\n');
+      fs.writeFileSync(quota, 'max\n');
+      await guard(4_000_002);
+      expect(await status(4_000_002)).toMatch(/^held=0 holds=0/);
+      fs.writeFileSync(events, 'max 500\n');
+      expect(await until(() => fs.readFileSync(quota, 'utf8') === '5000')).toBe(true);
+      expect(await status(4_000_002)).toMatch(/^held=1 holds=1/);
+      expect(await m.request(['ping'])).toBe(String(pid));
+    } finally {
+      await m.quit();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+
+    // A fresh monitor's watcher exits with it.
+    const dir2 = fs.mkdtempSync(path.join(os.tmpdir(), 'paene-test-monitor-'));
+    const m2 = new Monitor(dir2);
+    try {
+      const pid = Number(await m2.request(['ping']));
+      const [watcher] = watchersOf(dir2);
+      expect(watcher).toBeGreaterThan(0);
+      await m2.quit();
+      expect(await until(() => !fs.existsSync(`/proc/${pid}`) && !fs.existsSync(`/proc/${watcher}`))).toBe(true);
+    } finally {
+      await m2.quit();
+      fs.rmSync(dir2, { recursive: true, force: true });
     }
   });
 });
