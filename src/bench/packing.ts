@@ -92,10 +92,12 @@ export interface VariantResult {
     cgroupMedianPerContext: number;
     cgroupMeanPerContext: number;
     /** marginal MemAvailable per context over the first and the last SEGMENT contexts (or the first and last tenth) */
-    firstSegment: { from: number; to: number; perContext: number };
-    lastSegment: { from: number; to: number; perContext: number };
+    firstSegment: SegmentCost;
+    lastSegment: SegmentCost;
     /** lastSegment / firstSegment: 1 means a flat cost */
     growth: number;
+    /** why growth is not to be trusted, if a segment saw the host free slab from before the run */
+    growthNoisy?: string;
     /** each KiB's owner: kernel objects per context, over the whole run */
     kernel: KmemBreakdown;
     /** the processes of a context, medians over a sample of contexts (bytes) */
@@ -201,12 +203,40 @@ function sample(n: number): MemorySample {
 }
 
 /** Marginal MemAvailable per context between the samples nearest to `from` and `to` contexts. */
-export function segmentCost(samples: MemorySample[], from: number, to: number): { from: number; to: number; perContext: number } {
+export interface SegmentCost {
+  from: number;
+  to: number;
+  perContext: number;
+  /** slab the host freed between samples of the segment while contexts were added (bytes): memory of before the run */
+  slabReleased: number;
+}
+
+export function segmentCost(samples: MemorySample[], from: number, to: number): SegmentCost {
   const near = (n: number) => samples.reduce((best, x) => (Math.abs(x.contexts - n) < Math.abs(best.contexts - n) ? x : best), samples[0] as MemorySample);
   const a = near(from);
   const b = near(to);
   const per = b.contexts > a.contexts ? Math.round((a.memAvailable - b.memAvailable) / (b.contexts - a.contexts)) : NaN;
-  return { from: a.contexts, to: b.contexts, perContext: per };
+  let slabReleased = 0;
+  for (let i = 1; i < samples.length; i++) {
+    if (samples[i].contexts > a.contexts && samples[i].contexts <= b.contexts) slabReleased += Math.max(0, samples[i - 1].slab - samples[i].slab);
+  }
+  return { from: a.contexts, to: b.contexts, perContext: per, slabReleased };
+}
+
+/**
+ * Why the growth figure is noise, if it is: contexts only add slab, so slab
+ * that fell within a segment was the host's own from before the run (a
+ * teardown's objects freed late), and it makes that segment look cheaper
+ * than it was. More than a twentieth of the segment's cost counts.
+ */
+export function growthNoise(first: SegmentCost, last: SegmentCost): string | undefined {
+  for (const [what, s] of [['first', first], ['last', last]] as const) {
+    const cost = s.perContext * (s.to - s.from);
+    if (s.slabReleased > 0.05 * Math.abs(cost)) {
+      return `noisy: the host freed ${(s.slabReleased / 2 ** 20).toFixed(1)} MiB of slab from before the run within the ${what} segment (${s.from}-${s.to}); rerun on a settled host`;
+    }
+  }
+  return undefined;
 }
 
 /** The end segments compared for flatness: SEGMENT contexts, or a tenth of a smaller run. */
@@ -433,6 +463,7 @@ export async function runPacking(o: PackingOptions): Promise<PackingResult> {
           firstSegment,
           lastSegment,
           growth: round(lastSegment.perContext / firstSegment.perContext, 2),
+          growthNoisy: growthNoise(firstSegment, lastSegment),
           kernel: kmemBreakdown(kmemBefore, kmemAfter, packed),
           processes,
         },

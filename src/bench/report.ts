@@ -25,7 +25,7 @@ export function packingTable(r: PackingResult): string {
     { k: 'Slab per context', v: (x) => kib(x.memory.marginalSlabPerContext) },
     { k: 'MemAvailable per context, first segment', v: (x) => `${kib(x.memory.firstSegment.perContext)} (${x.memory.firstSegment.from}-${x.memory.firstSegment.to})` },
     { k: 'MemAvailable per context, last segment', v: (x) => `${kib(x.memory.lastSegment.perContext)} (${x.memory.lastSegment.from}-${x.memory.lastSegment.to})` },
-    { k: 'growth (last / first segment)', v: (x) => x.memory.growth.toFixed(2) },
+    { k: 'growth (last / first segment)', v: (x) => x.memory.growth.toFixed(2) + (x.memory.growthNoisy ? ` (${x.memory.growthNoisy})` : '') },
     ...(['KernelStack', 'PageTables', 'Percpu', 'SUnreclaim', 'SReclaimable', 'AnonPages', 'Shmem'] as const).map((f) => ({
       k: `  of which ${f}`,
       v: (x: VariantResult) => kib(x.memory.kernel.meminfo[f]),
