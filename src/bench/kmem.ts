@@ -14,6 +14,8 @@ export interface KmemSnapshot {
   meminfo: Record<MeminfoField, number>;
   /** slab cache name -> bytes held by its slabs (num_slabs × pages per slab × page size) */
   slabs: Record<string, number>;
+  /** bytes of free objects in slabs already held ((num_objs - active_objs) × objsize, summed): new objects fill these first */
+  slabFree: number;
 }
 
 /** Parses /proc/slabinfo (version 2.1) into bytes per cache (pure, for tests). */
@@ -33,16 +35,31 @@ export function parseSlabinfo(text: string, pageSize = 4096): Record<string, num
   return out;
 }
 
+/** Bytes of free objects in the slabs the caches hold (pure, for tests). */
+export function parseSlabFree(text: string): number {
+  let free = 0;
+  for (const line of text.split('\n')) {
+    if (!line || line.startsWith('slabinfo') || line.startsWith('#')) continue;
+    const f = line.split(/\s+/);
+    const [active, total, size] = [Number(f[1]), Number(f[2]), Number(f[3])];
+    if (Number.isFinite(active) && Number.isFinite(total) && Number.isFinite(size) && total > active) free += (total - active) * size;
+  }
+  return free;
+}
+
 export function kmemSnapshot(): KmemSnapshot {
   const m = meminfo();
   const mi = Object.fromEntries(MEMINFO_FIELDS.map((k) => [k, m[k] ?? 0])) as Record<MeminfoField, number>;
   let slabs: Record<string, number> = {};
+  let slabFree = 0;
   try {
-    slabs = parseSlabinfo(fs.readFileSync('/proc/slabinfo', 'utf8'));
+    const text = fs.readFileSync('/proc/slabinfo', 'utf8');
+    slabs = parseSlabinfo(text);
+    slabFree = parseSlabFree(text);
   } catch {
     /* not readable (not root, or no SLUB stats): the breakdown has meminfo only */
   }
-  return { meminfo: mi, slabs };
+  return { meminfo: mi, slabs, slabFree };
 }
 
 export interface KmemBreakdown {

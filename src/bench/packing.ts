@@ -224,17 +224,25 @@ export function segmentCost(samples: MemorySample[], from: number, to: number): 
 }
 
 /**
- * Why the growth figure is noise, if it is: contexts only add slab, so slab
- * that fell within a segment was the host's own from before the run (a
- * teardown's objects freed late), and it makes that segment look cheaper
- * than it was. More than a twentieth of the segment's cost counts.
+ * Why the growth figure is noise, if it is. Both make the first contexts
+ * look cheaper than they are, from what the host held before the run:
+ * - slab that fell within a segment (contexts only add slab): a teardown's
+ *   objects freed late; more than a twentieth of the segment's cost counts;
+ * - free objects in slabs the caches already held at the start (a run
+ *   before left them): the first contexts fill those without new pages;
+ *   more than a tenth of the first segment's cost counts.
  */
-export function growthNoise(first: SegmentCost, last: SegmentCost): string | undefined {
+export function growthNoise(first: SegmentCost, last: SegmentCost, slabFreeAtStart = 0): string | undefined {
+  const mib = (b: number) => `${(b / 2 ** 20).toFixed(1)} MiB`;
   for (const [what, s] of [['first', first], ['last', last]] as const) {
     const cost = s.perContext * (s.to - s.from);
     if (s.slabReleased > 0.05 * Math.abs(cost)) {
-      return `noisy: the host freed ${(s.slabReleased / 2 ** 20).toFixed(1)} MiB of slab from before the run within the ${what} segment (${s.from}-${s.to}); rerun on a settled host`;
+      return `noisy: the host freed ${mib(s.slabReleased)} of slab from before the run within the ${what} segment (${s.from}-${s.to}); rerun on a settled host`;
     }
+  }
+  const firstCost = first.perContext * (first.to - first.from);
+  if (slabFreeAtStart > 0.1 * Math.abs(firstCost)) {
+    return `noisy: the host's slab caches held ${mib(slabFreeAtStart)} of free objects at the start, which the first contexts fill without new pages (the first segment cost ${mib(firstCost)}); compare with a later segment, or rerun on a freshly booted host`;
   }
   return undefined;
 }
@@ -463,7 +471,7 @@ export async function runPacking(o: PackingOptions): Promise<PackingResult> {
           firstSegment,
           lastSegment,
           growth: round(lastSegment.perContext / firstSegment.perContext, 2),
-          growthNoisy: growthNoise(firstSegment, lastSegment),
+          growthNoisy: growthNoise(firstSegment, lastSegment, kmemBefore.slabFree),
           kernel: kmemBreakdown(kmemBefore, kmemAfter, packed),
           processes,
         },

@@ -3,6 +3,7 @@
 // within a segment (which makes that segment look cheaper than it was).
 
 import { describe, expect, it } from 'vitest';
+import { parseSlabFree } from '../../src/bench/kmem.js';
 import { growthNoise, segmentCost, type MemorySample } from '../../src/bench/packing.js';
 
 const KiB = 1024;
@@ -40,5 +41,22 @@ describe('packing segments', () => {
     expect(first.slabReleased).toBe(55 * MiB);
     expect(last.slabReleased).toBe(0);
     expect(growthNoise(first, last)).toMatch(/^noisy: the host freed 55\.0 MiB of slab from before the run within the first segment \(0-1000\)/);
+  });
+
+  it('flags a first segment that filled free slab objects the host held at the start', () => {
+    const slabinfo = [
+      'slabinfo - version: 2.1',
+      '# name            <active_objs> <num_objs> <objsize> <objperslab> <pagesperslab> : tunables <limit> <batchcount> <sharedfactor> : slabdata <active_slabs> <num_slabs> <sharedavail>',
+      'kmalloc-192        60350 233709    192   21    1 : tunables    0    0    0 : slabdata  11129  11129      0',
+      'dentry            175397 248115    192   21    1 : tunables    0    0    0 : slabdata  11815  11815      0',
+      'kmalloc-1k         77328  77328   1024   16    4 : tunables    0    0    0 : slabdata   4833   4833      0',
+    ].join('\n');
+    const free = parseSlabFree(slabinfo);
+    expect(free).toBe((233709 - 60350) * 192 + (248115 - 175397) * 192);
+    const s = run(3000, () => 320 * KiB, () => 100 * 220 * KiB);
+    const first = segmentCost(s, 0, 1000);
+    const last = segmentCost(s, 2000, 3000);
+    expect(growthNoise(first, last, free)).toMatch(/^noisy: the host's slab caches held 45\.1 MiB of free objects at the start/);
+    expect(growthNoise(first, last, 20 * MiB)).toBeUndefined(); // under a tenth of the first segment's 312.5 MiB
   });
 });
