@@ -64,6 +64,21 @@ function holdScratch(layout: Layout): number | undefined {
 }
 
 /**
+ * A hold on the scratch tmpfs if it is mounted and made (its empty
+ * directory is there); else undefined. The start that mounts it makes the
+ * empty directory under the lock, after the mount is already visible: a
+ * start that sees the mount before that takes the lock too, and so waits.
+ */
+function holdReady(layout: Layout): number | undefined {
+  const held = holdScratch(layout);
+  if (held !== undefined && !fs.existsSync(layout.emptyDir)) {
+    fs.closeSync(held);
+    return undefined;
+  }
+  return held;
+}
+
+/**
  * A context's fresh dev/, shm/ and tmp/ (what an earlier run left is gone),
  * and a hold on the scratch tmpfs until the helper has bound them: a
  * directory of the mount kept open makes the last destroy's unmount of it
@@ -73,7 +88,7 @@ function holdScratch(layout: Layout): number | undefined {
  */
 export async function prepareScratch(layout: Layout, name: string, lock: ScratchLock): Promise<{ dir: string; release: () => void }> {
   const fd =
-    holdScratch(layout) ??
+    holdReady(layout) ??
     (await lock(async () => {
       ensureScratch(layout);
       const held = holdScratch(layout);

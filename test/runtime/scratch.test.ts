@@ -3,10 +3,11 @@
 // never two stacked (the second would hide the first start's directories
 // before its helper bound them), and the last destroy unmounts it.
 
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { prepareScratch } from '../../src/kernel/scratch.js';
 import { openRuntime } from '../../src/runtime/open.js';
 import type { Runtime } from '../../src/runtime/runtime.js';
 import { describeReal, disposeRuntime, tempRoot } from '../helpers.js';
@@ -53,4 +54,27 @@ describeReal('the scratch tmpfs under racing starts', () => {
       expect(mountsOn(rt.layout.scratchDir), 'unmounted with the last context').toBe(0);
     }
   }, 240_000);
+
+  it('a start that sees the tmpfs mounted before the start that mounted it made its empty directory takes the lock and finds it made', async () => {
+    // The moment between another start's mount and its mkdir of .empty, held still: mounted, no .empty.
+    const dir = rt.layout.scratchDir;
+    expect(mountsOn(dir)).toBe(0);
+    fs.mkdirSync(dir, { recursive: true });
+    expect(spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'paene-scratch', dir]).status).toBe(0);
+    try {
+      let locked = 0;
+      const s = await prepareScratch(rt.layout, 'probe', async (fn) => {
+        locked++;
+        return fn();
+      });
+      s.release();
+      expect(locked).toBe(1);
+      expect(fs.readdirSync(rt.layout.emptyDir)).toEqual([]);
+      expect(fs.existsSync(path.join(rt.layout.scratchOf('probe'), 'tmp'))).toBe(true);
+      expect(mountsOn(dir)).toBe(1);
+    } finally {
+      spawnSync('umount', [dir]);
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
