@@ -56,7 +56,14 @@ function ensureScratch(layout: Layout): void {
 function holdScratch(layout: Layout): number | undefined {
   const dir = layout.scratchDir;
   if (!isTmpfsMount(dir)) return undefined;
-  const held = fs.openSync(dir, 'r');
+  let held: number;
+  try {
+    held = fs.openSync(dir, 'r');
+  } catch (e) {
+    // Unmounted and removed by the last destroy between the check and the open.
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw e;
+  }
   // Unmounted between the check and the open: the hold is on the directory beneath.
   if (fs.fstatSync(held).dev !== fs.statSync(path.dirname(dir)).dev) return held;
   fs.closeSync(held);
