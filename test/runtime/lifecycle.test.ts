@@ -180,9 +180,15 @@ describeReal('context lifecycle on the real kernel', () => {
     await out('lc-b', 'sleep 120 >/dev/null 2>&1 &');
     const pid = rt.status('lc-b').pid as number;
     process.kill(pid, 'SIGKILL');
-    for (let i = 0; i < 100 && fs.existsSync(`/proc/${pid}/stat`) && !/\) Z/.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8')); i++) {
-      await new Promise((r) => setTimeout(r, 10));
-    }
+    // dead: a zombie, or reaped by the monitor (which may happen between two reads of /proc)
+    const dead = () => {
+      try {
+        return /\) Z/.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'));
+      } catch {
+        return true;
+      }
+    };
+    for (let i = 0; i < 100 && !dead(); i++) await new Promise((r) => setTimeout(r, 10));
     expect(rt.status('lc-b').state).toBe('stopped');
     await rt.start('lc-b');
     expect(rt.status('lc-b').state).toBe('running');
