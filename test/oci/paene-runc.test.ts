@@ -165,7 +165,14 @@ describeReal('paene-runc: an OCI runtime over bundles', () => {
     expect(ps.length).toBe(2);
     expect(runc(['kill', '--all', 'rs', 'KILL']).code).toBe(0);
     for (let i = 0; i < 100 && ps.some((p) => fs.existsSync(`/proc/${p}`)) ; i++) spawnSync('sleep', ['0.05']);
-    expect(ps.filter((p) => fs.existsSync(`/proc/${p}/cmdline`) && fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').startsWith('/bin/sleep'))).toEqual([]);
+    const cmdline = (p: number) => {
+      try {
+        return fs.readFileSync(`/proc/${p}/cmdline`, 'utf8');
+      } catch {
+        return ''; // gone (reaped between the look and the read)
+      }
+    };
+    expect(ps.filter((p) => cmdline(p).startsWith('/bin/sleep'))).toEqual([]);
     expect(runc(['delete', '--force', 'rs']).code).toBe(0);
     expect(fs.existsSync(cgDir('memory', 'rs'))).toBe(false);
   });

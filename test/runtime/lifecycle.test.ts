@@ -11,6 +11,15 @@ import { describeReal, tempRoot, disposeRuntime } from '../helpers.js';
 
 const SYSV_IPC = path.resolve('dist/native/sysv-ipc');
 
+/** Dead: a zombie, or reaped already (the monitor may reap between two reads of /proc). */
+function dead(pid: number): boolean {
+  try {
+    return /\) Z/.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return true;
+  }
+}
+
 describeReal('context lifecycle on the real kernel', () => {
   let root: string;
   let rt: Runtime;
@@ -180,15 +189,7 @@ describeReal('context lifecycle on the real kernel', () => {
     await out('lc-b', 'sleep 120 >/dev/null 2>&1 &');
     const pid = rt.status('lc-b').pid as number;
     process.kill(pid, 'SIGKILL');
-    // dead: a zombie, or reaped by the monitor (which may happen between two reads of /proc)
-    const dead = () => {
-      try {
-        return /\) Z/.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'));
-      } catch {
-        return true;
-      }
-    };
-    for (let i = 0; i < 100 && !dead(); i++) await new Promise((r) => setTimeout(r, 10));
+    for (let i = 0; i < 100 && !dead(pid); i++) await new Promise((r) => setTimeout(r, 10));
     expect(rt.status('lc-b').state).toBe('stopped');
     await rt.start('lc-b');
     expect(rt.status('lc-b').state).toBe('running');
@@ -207,7 +208,7 @@ describeReal('context lifecycle on the real kernel', () => {
     expect(after.state).toBe('running');
     expect(after.pid).not.toBe(before.pid);
     // the orphaned init of the "crashed" start is gone, and only the new one remains
-    expect(fs.existsSync(`/proc/${before.pid}/stat`) && !/\) Z/.test(fs.readFileSync(`/proc/${before.pid}/stat`, 'utf8'))).toBe(false);
+    expect(dead(before.pid as number)).toBe(true);
     expect(rt.ps('lc-b').map((p) => p.pid)).toEqual([after.pid]);
   });
 
