@@ -127,6 +127,8 @@ export interface PackingResult {
   machine: MachineFacts;
   options: { max: number; minFreeBytes: number; timeBudgetMs: number; fullCheckUpTo: number; checkEvery: number; variants: Variant[] };
   checkPolicy: string;
+  /** how a context's root became its namespace's root: 'staged', or 'pivot_root: WHY' (a walk of every task per start) */
+  rootSwitch: string;
   variants: VariantResult[];
   cleanup: { errors: string[] };
 }
@@ -324,7 +326,10 @@ export async function runPacking(o: PackingOptions): Promise<PackingResult> {
   });
   const results: VariantResult[] = [];
   let cleanupErrors: string[] = [];
+  let rootSwitch = 'unknown';
   try {
+    const rs = await rt.monitor.rootSwitch();
+    rootSwitch = rs.staged ? 'staged' : `pivot_root: ${rs.why}`;
     const baseRootfs = await images.rootfsOf(DEFAULT_IMAGE);
     const tool = nativePath('paene-bench');
     const imageBytes = dirBytes(baseRootfs);
@@ -523,6 +528,7 @@ export async function runPacking(o: PackingOptions): Promise<PackingResult> {
       variants: o.variants,
     },
     checkPolicy: checkPolicyText(o),
+    rootSwitch,
     variants: results,
     cleanup: { errors: cleanupErrors },
   };

@@ -47,7 +47,7 @@ export function packingTable(r: PackingResult): string {
     rows.map((row) => ({ k: row.k, vals: r.variants.map(row.v) })),
     [{ header: 'packing', get: (x: { k: string; vals: string[] }) => x.k }, ...r.variants.map((v, i) => ({ header: v.variant, get: (x: { k: string; vals: string[] }) => x.vals[i] }))],
   );
-  return [formatMachine(r.machine), `check policy: ${r.checkPolicy}`, '', table].join('\n');
+  return [formatMachine(r.machine), `check policy: ${r.checkPolicy}`, `root switch: ${r.rootSwitch}`, '', table].join('\n');
 }
 
 const COLORS: Record<string, string> = { shared: '#1f6fb4', limited: '#2a9d4b', 'private-copy': '#d2562a' };

@@ -84,7 +84,7 @@ export async function runDemo(rt: Runtime, log: (s: string) => void): Promise<vo
     const ino = async (n: string) => (await sh(rt, n, 'stat -c %i /bin/busybox 2>/dev/null || ls -i /bin/busybox')).trim().split(/\s+/)[0];
     log(`  unmodified /bin/busybox: inode ${await ino(NAMES[0])} in alpha, ${await ino(NAMES[1])} in beta (one file in the image store)`);
 
-    step(6, 'the host tree is out of reach: the root was pivoted and the old one detached');
+    step(6, 'the host tree is out of reach: the context\'s mount namespace holds its own tree and nothing of the host\'s');
     log(indent(await sh(rt, NAMES[0], 'echo "/ holds: $(ls / | tr "\\n" " ")"; echo "pid 1 is: $(tr "\\0" " " < /proc/1/cmdline)"; echo "processes visible: $(ls /proc | grep -c "^[0-9]")"')));
   } finally {
     log('\ncleaning up');

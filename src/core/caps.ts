@@ -137,7 +137,7 @@ export const REMOVED_REASONS: Readonly<Record<string, string>> = {
 /** Why strict also removes these (they stay in secure because admin tools use them). */
 export const STRICT_REASONS: Readonly<Record<string, string>> = {
   SYS_PTRACE: 'debugging and /proc/PID/mem access to the guest\'s own processes; handy for attackers who got in',
-  SYS_CHROOT: 'chroot inside the guest; a step in classic break-out attempts (harmless with pivot_root and a mount ns, but not needed by most services)',
+  SYS_CHROOT: 'chroot inside the guest; a step in classic break-out attempts (harmless in a mount ns whose root has no host mount beneath, but not needed by most services)',
   SETFCAP: 'sets file capabilities; bounded by the bounding set, but not needed by most guests',
 };
 

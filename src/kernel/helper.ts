@@ -222,6 +222,16 @@ export class Monitor {
     return Number(await this.request(['spawn', program, ...args]));
   }
 
+  /**
+   * How the monitor makes a context's root its namespace's root: a copy of
+   * its staging namespace (no walk of every task on the host per start), or
+   * pivot_root where that could not be made (why: the monitor's words).
+   */
+  async rootSwitch(): Promise<{ staged: true } | { staged: false; why: string }> {
+    const a = await this.request(['root-switch']);
+    return a === 'staged' ? { staged: true } : { staged: false, why: a.replace(/^pivot_root /, '') };
+  }
+
   /** Sends one request to a running monitor; undefined if none listens (none is started for it). */
   async tell(args: string[]): Promise<string | undefined> {
     try {

@@ -101,7 +101,7 @@ static int cmd_chroot_breakout(const char *host_only) {
   if (sees(host_only)) {
     printf("ok reached the host root (%s is visible)\n", host_only);
   } else if (before.st_dev == after.st_dev && before.st_ino == after.st_ino) {
-    printf("contained chroot+fchdir+chdir(..) ends at the context's own root (pivot_root)\n");
+    printf("contained chroot+fchdir+chdir(..) ends at the context's own root (the topmost mount of its namespace)\n");
   } else {
     /* somewhere else but the host-only path is not there: still inside the guest tree */
     printf("contained ended at dev %u:%u ino %lu, host path not visible\n", major(after.st_dev), minor(after.st_dev),

@@ -6,7 +6,9 @@
 //   monitor        (native, one per state root, a subreaper) forks a handler
 //   handler        joins the cgroups, unshares mnt/uts/ipc/pid, forks init
 //   init (pid 1)   mounts the overlay root, /proc, /sys, /dev, /tmp, masks,
-//                  pivots into the root, loads seccomp, drops capabilities,
+//                  makes that tree its namespace's root (a copy of the
+//                  monitor's staging namespace: no pivot_root per start),
+//                  loads seccomp, drops capabilities,
 //                  reports ready, then reaps orphans until SIGTERM
 // and dies: SIGTERM to init (which passes it on), then cgroup kill of any
 // straggler, cgroup removal. The mounts live only in the context's mount

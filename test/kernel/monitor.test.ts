@@ -85,6 +85,31 @@ describeReal('the monitor client', () => {
     }
   });
 
+  it('makes its staging namespace once, holds it open, and leaves no process behind for it', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'paene-test-monitor-'));
+    const m = new Monitor(dir);
+    try {
+      const pid = Number(await m.request(['ping']));
+      // open_tree came with 5.2: every kernel paene runs on in practice; an older one says why it pivots.
+      const [major, minor] = os.release().split('.').map(Number);
+      const rs = await m.rootSwitch();
+      if (major > 5 || (major === 5 && minor >= 2)) expect(rs).toEqual({ staged: true });
+      else expect(rs.staged).toBe(false);
+      if (!rs.staged) return;
+      const mnt = fs
+        .readdirSync(`/proc/${pid}/fd`)
+        .map((f) => fs.readlinkSync(`/proc/${pid}/fd/${f}`))
+        .filter((l) => l.startsWith('mnt:['));
+      expect(mnt).toHaveLength(1);
+      expect(mnt[0]).not.toBe(fs.readlinkSync('/proc/self/ns/mnt'));
+      // the process that made it was reaped (the watcher is not the monitor's child)
+      expect(fs.readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim()).toBe('');
+    } finally {
+      await m.quit();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('runs the fork back-off in a watcher that is not its child and goes with it; without the watcher it guards itself', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'paene-test-monitor-'));
     const m = new Monitor(dir);

@@ -137,7 +137,7 @@ describeReal('context lifecycle on the real kernel', () => {
     expect(r.code).not.toBe(0);
     expect(await out('lc-a', `ls /proc | grep -c '^[0-9]'`)).toMatch(/^[1-9]$/);
     expect(await out('lc-a', 'cat /proc/1/cmdline | tr "\\0" " "').then((s) => s.trim())).toBe('paene-init');
-    // its root is the pivoted one (/proc/1/root itself is EACCES in --net shared: each exec is a Landlock domain of its own)
+    // its root is its own tree's (/proc/1/root itself is EACCES in --net shared: each exec is a Landlock domain of its own)
     expect(await out('lc-a', 'readlink /proc/self/root')).toBe('/');
     // no trace of a host path in the init's environment (read from the host: in --net shared an exec session
     // is a Landlock domain of its own and may not read the init's environ at all)

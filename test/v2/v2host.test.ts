@@ -18,16 +18,16 @@ const V2VM =
   '/work/shared/v2vm/v2vm.sh';
 
 /**
- * The files run there: the cgroup adapter and a whole context life (namespaces, overlay, cgroups,
- * crash recovery, destroy). About 3 minutes under emulation; the rest of the real-kernel tests ran
+ * The files run there: the cgroup adapter, the monitor (its staging namespace on an older kernel, its
+ * watcher) and a whole context life (namespaces, overlay, cgroups, crash recovery, destroy). About 3 minutes under emulation; the rest of the real-kernel tests ran
  * there by hand (docs/isolation.md), and are too slow emulated to run on every CI run.
  */
-const FILES = ['test/kernel/cgroups.test.ts', 'test/runtime/lifecycle.test.ts'];
+const FILES = ['test/kernel/cgroups.test.ts', 'test/kernel/monitor.test.ts', 'test/runtime/lifecycle.test.ts'];
 /** v2vm.sh's exit code when the VM itself failed (no qemu, no kernel package): not a result about paene. */
 const VM_FAILED = 125;
 
 describeReal('on a pure cgroup v2 host (qemu, Linux 6.1)', () => {
-  it('the cgroup and lifecycle tests pass there', () => {
+  it('the cgroup, monitor and lifecycle tests pass there', () => {
     if (!fs.existsSync(V2VM)) {
       console.warn(`v2vm: NOT RUN: no v2vm.sh at ${V2VM} (set PAENE_V2VM)${isCI ? ' (CI)' : ''}`);
       return;
@@ -50,6 +50,6 @@ describeReal('on a pure cgroup v2 host (qemu, Linux 6.1)', () => {
       return;
     }
     expect(r.status, out.slice(-4000)).toBe(0);
-    expect(out).toMatch(/Test Files\s+2 passed \(2\)/);
+    expect(out).toMatch(new RegExp(`Test Files\\s+${FILES.length} passed \\(${FILES.length}\\)`));
   }, 900_000);
 });
