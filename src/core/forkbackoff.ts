@@ -25,6 +25,13 @@ export const FORK_BACKOFF = {
   pollMs: 1000,
   hotMs: 50,
   /**
+   * On a busy host the pass over the quiet contexts comes less often than
+   * pollMs when it would otherwise take more than this share of a CPU: at
+   * 10,000 contexts a pass reads for ~70 ms, so every ~3.5 s instead of 7%
+   * of a CPU spent reading files while the host is contended.
+   */
+  passShare: 0.02,
+  /**
    * The quiet contexts are read (one pass every pollMs) only when some task
    * waited for a CPU at least this share of the last interval (Linux PSI,
    * `pressure`): a bomb's own spinning processes wait for each other, so it
@@ -79,7 +86,7 @@ export function forkBackoffRequest(t: GuardTarget, limits: ResourceLimits, versi
   const pct = forkBackoffPercent(limits);
   if (pct === undefined) return ['guard', String(t.pid), 'off'];
   const writes = forkBackoffWrites(pct, version).flatMap((w) => [`${t.cpuDir}/${w.file}`, w.value]);
-  return ['guard', String(t.pid), t.eventsFile, String(FORK_BACKOFF.trigger), String(FORK_BACKOFF.windowMs), String(FORK_BACKOFF.holdMs), String(FORK_BACKOFF.pollMs), String(FORK_BACKOFF.hotMs), FORK_BACKOFF.pressure, String(FORK_BACKOFF.pressureGate), ...writes];
+  return ['guard', String(t.pid), t.eventsFile, String(FORK_BACKOFF.trigger), String(FORK_BACKOFF.windowMs), String(FORK_BACKOFF.holdMs), `${FORK_BACKOFF.pollMs}:${FORK_BACKOFF.passShare}`, String(FORK_BACKOFF.hotMs), FORK_BACKOFF.pressure, String(FORK_BACKOFF.pressureGate), ...writes];
 }
 
 /** One line for `paene limit NAME`. */

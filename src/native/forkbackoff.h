@@ -13,11 +13,13 @@
  * pass every POLL_MS, and only when the host's CPU was contended in the last
  * pass's interval (the "some" stall share of PRESSURE_FILE, Linux PSI, at
  * least GATE; '-' or an unreadable file: always): a bomb that hurts nobody
- * needs no hold, and 10,000 idle contexts then cost no reads at all.  The
- * file stays open (one pread per look).
+ * needs no hold, and 10,000 idle contexts then cost no reads at all.  On a
+ * busy host the pass comes less often than POLL_MS when it would otherwise
+ * take more than SHARE of a CPU (POLL_MS:SHARE; at 10,000 contexts a pass
+ * reads for ~70 ms).  The file stays open (one pread per look).
  *
  * The policy comes whole from the TypeScript runtime in a request:
- *   guard PID EVENTS_FILE TRIGGER WINDOW_MS HOLD_MS POLL_MS HOT_MS PRESSURE_FILE GATE FILE VALUE [FILE VALUE...]
+ *   guard PID EVENTS_FILE TRIGGER WINDOW_MS HOLD_MS POLL_MS[:SHARE] HOT_MS PRESSURE_FILE GATE FILE VALUE [FILE VALUE...]
  *   guard PID off
  *   guard-status PID      -> ok held=0|1 holds=N refusals=N
  * PID is the context's init: the guard goes when the monitor reaps it.  A
@@ -130,10 +132,17 @@ static void backoff_mark(int i) {
 }
 
 /* The scan of the quiet contexts: when, how often, and its gate (from the last guard request). */
-static double backoff_scan_at, backoff_poll_ms = 1000, backoff_gate;
+static double backoff_scan_at, backoff_poll_ms = 1000, backoff_gate, backoff_share;
 static char backoff_pressure[256];
 static unsigned long long backoff_stall_us;
 static double backoff_stall_at;
+
+/* CPU time this process has used (ms): the watcher and the monitor are single-threaded. */
+static double backoff_cpu_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
 
 static double backoff_now(void) {
   struct timespec ts;
@@ -285,7 +294,7 @@ static void backoff_request(int conn, int argc, char **argv) {
     return;
   }
   if (argc < 11 || (argc - 9) % 2 != 0 || (argc - 9) / 2 > BACKOFF_MAX_WRITES) {
-    dprintf(conn, "err guard needs PID EVENTS_FILE TRIGGER WINDOW_MS HOLD_MS POLL_MS HOT_MS PRESSURE_FILE GATE FILE VALUE...\n");
+    dprintf(conn, "err guard needs PID EVENTS_FILE TRIGGER WINDOW_MS HOLD_MS POLL_MS[:SHARE] HOT_MS PRESSURE_FILE GATE FILE VALUE...\n");
     return;
   }
   int fd = open(argv[1], O_RDONLY | O_CLOEXEC);
@@ -319,7 +328,8 @@ static void backoff_request(int conn, int argc, char **argv) {
   b->trigger = atoll(argv[2]);
   b->window_ms = atof(argv[3]);
   b->hold_ms = atof(argv[4]);
-  b->poll_ms = atof(argv[5]);
+  char *share;
+  b->poll_ms = strtod(argv[5], &share);
   b->hot_ms = atof(argv[6]);
   b->nw = (argc - 9) / 2;
   for (int i = 0; i < b->nw; i++) {
@@ -327,6 +337,7 @@ static void backoff_request(int conn, int argc, char **argv) {
     b->values[i] = strdup(argv[10 + 2 * i]);
   }
   backoff_poll_ms = b->poll_ms;
+  backoff_share = *share == ':' ? atof(share + 1) : 0;
   snprintf(backoff_pressure, sizeof backoff_pressure, "%s", strcmp(argv[7], "-") ? argv[7] : "");
   backoff_gate = atof(argv[8]);
   long long c = backoff_refusals(b);
@@ -397,7 +408,7 @@ static int backoff_tick(int cap) {
     scan = backoff_contended(now);
     backoff_scan_at = now + backoff_poll_ms;
   }
-  if (backoff_scan_at < next) next = backoff_scan_at;
+  double cpu_before = scan ? backoff_cpu_ms() : 0;
   /* The pass visits every guard; other ticks only the hot ones (from the end: one that cools
      down takes the last one's place, which was visited already). */
   for (int k = scan ? nbackoffs - 1 : nhot - 1; k >= 0; k--) {
@@ -409,6 +420,11 @@ static int backoff_tick(int cap) {
     if (b->next_look > 0 && b->next_look < next) next = b->next_look;
     backoff_mark(i);
   }
+  if (scan && backoff_share > 0) {
+    double spent = backoff_cpu_ms() - cpu_before;
+    if (spent / backoff_share > backoff_poll_ms) backoff_scan_at = now + spent / backoff_share;
+  }
+  if (backoff_scan_at < next) next = backoff_scan_at;
   int ms = (int)(next - now) + 1;
   return ms < 1 ? 1 : ms > cap ? cap : ms;
 }

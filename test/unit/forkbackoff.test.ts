@@ -36,7 +36,7 @@ describe('fork back-off', () => {
   it('hands the monitor every number: trigger, window, hold, looks, the pressure gate, and the writes with whole paths', () => {
     expect(forkBackoffRequest(target, DEFAULT_LIMITS, 'v2')).toEqual([
       'guard', '42', '/cg/pids/p/c/pids.events',
-      String(FORK_BACKOFF.trigger), String(FORK_BACKOFF.windowMs), String(FORK_BACKOFF.holdMs), String(FORK_BACKOFF.pollMs), String(FORK_BACKOFF.hotMs),
+      String(FORK_BACKOFF.trigger), String(FORK_BACKOFF.windowMs), String(FORK_BACKOFF.holdMs), `${FORK_BACKOFF.pollMs}:${FORK_BACKOFF.passShare}`, String(FORK_BACKOFF.hotMs),
       '/proc/pressure/cpu', String(FORK_BACKOFF.pressureGate),
       '/cg/cpu/p/c/cpu.max.burst', '0', '/cg/cpu/p/c/cpu.max', '5000 100000',
     ]);
