@@ -2,6 +2,7 @@
 // run they skip on a developer's machine but FAIL under CI=true, so CI never
 // passes by skipping the tests that matter.
 
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -43,4 +44,19 @@ export async function disposeRuntime(rt: Runtime | undefined, root: string | und
     await rt?.shutdownMonitor();
     if (root) fs.rmSync(root, { recursive: true, force: true });
   }
+}
+
+/**
+ * Runs `paene --root ROOT ARGS` as a process of its own, for racing CLIs;
+ * command: the program and its leading arguments (the native front door, or
+ * node and the CLI script). Resolves with its exit code and stderr.
+ */
+export function runCliAsync(command: string[], root: string, args: string[]): Promise<{ args: string[]; code: number | null; stderr: string }> {
+  return new Promise((resolve) => {
+    const [program, ...lead] = command as [string, ...string[]];
+    const child = spawn(program, [...lead, '--root', root, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    child.on('close', (code) => resolve({ args, code, stderr }));
+  });
 }

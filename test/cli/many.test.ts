@@ -2,14 +2,14 @@
 // calls with API requests among them on overlapping names: no context, xid
 // claim, cgroup or lock is lost or duplicated.
 
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { ApiServer } from '../../src/api/server.js';
 import { openRuntime } from '../../src/runtime/open.js';
 import type { Runtime } from '../../src/runtime/runtime.js';
-import { describeReal, disposeRuntime, tempRoot } from '../helpers.js';
+import { describeReal, disposeRuntime, runCliAsync, tempRoot } from '../helpers.js';
 
 /** The keys of a claims directory (none if no claim was ever made), without its hints file. */
 function claimKeys(dir: string): string[] {
@@ -27,13 +27,7 @@ describeReal('many contexts per call', () => {
     const r = spawnSync(PAENE, ['--root', root, ...args], { encoding: 'utf8', timeout: 120_000 });
     return { code: r.status, stdout: r.stdout, stderr: r.stderr };
   };
-  const runAsync = (args: string[]) =>
-    new Promise<{ args: string[]; code: number | null; stderr: string }>((resolve) => {
-      const child = spawn(PAENE, ['--root', root, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
-      let stderr = '';
-      child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-      child.on('close', (code) => resolve({ args, code, stderr }));
-    });
+  const runAsync = (args: string[]) => runCliAsync([PAENE], root, args);
 
   beforeAll(() => {
     root = tempRoot('many');

@@ -3,14 +3,14 @@
 // never two stacked (the second would hide the first start's directories
 // before its helper bound them), and the last destroy unmounts it.
 
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { prepareScratch } from '../../src/kernel/scratch.js';
 import { openRuntime } from '../../src/runtime/open.js';
 import type { Runtime } from '../../src/runtime/runtime.js';
-import { describeReal, disposeRuntime, tempRoot } from '../helpers.js';
+import { describeReal, disposeRuntime, runCliAsync, tempRoot } from '../helpers.js';
 
 const PAENE = path.resolve('bin/paene.js');
 
@@ -25,13 +25,7 @@ function mountsOn(dir: string): number {
 describeReal('the scratch tmpfs under racing starts', () => {
   let root: string;
   let rt: Runtime;
-  const runAsync = (args: string[]) =>
-    new Promise<{ args: string[]; code: number | null; stderr: string }>((resolve) => {
-      const child = spawn(process.execPath, [PAENE, '--root', root, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
-      let stderr = '';
-      child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-      child.on('close', (code) => resolve({ args, code, stderr }));
-    });
+  const runAsync = (args: string[]) => runCliAsync([process.execPath, PAENE], root, args);
 
   beforeAll(() => {
     root = tempRoot('scratch');
