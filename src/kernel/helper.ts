@@ -228,7 +228,10 @@ export class Monitor {
    * pivot_root where that could not be made (why: the monitor's words).
    */
   async rootSwitch(): Promise<{ staged: true } | { staged: false; why: string }> {
-    const a = await this.request(['root-switch']);
+    const a = await this.request(['root-switch']).catch((e: Error) => {
+      if (/^unknown request/.test(e.message)) return 'pivot_root the monitor was started by an older paene';
+      throw e;
+    });
     return a === 'staged' ? { staged: true } : { staged: false, why: a.replace(/^pivot_root /, '') };
   }
 
