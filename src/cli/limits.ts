@@ -10,7 +10,7 @@ import { parseLimitFlags } from '../core/limitflags.js';
 import type { TokenBucket } from '../core/tokenBucket.js';
 import { formatByteRate, formatBytes } from '../core/units.js';
 import { applyLimits, sampleUsage, type UsageSample } from '../runtime/limits.js';
-import { type StatsRow, contextStats } from '../runtime/stats.js';
+import { type StatsRow, statsRows } from '../runtime/stats.js';
 import { runtimeOf } from './common.js';
 import { addLimitOptions } from './context.js';
 import { formatTable, printJson } from './format.js';
@@ -47,7 +47,7 @@ export function registerLimitCommands(program: Command): void {
 
   program
     .command('stats')
-    .description('Per running context: CPU %, throttled time, token bucket, memory, processes, disk read/write bytes and rates')
+    .description('Per running context: CPU %, throttled time, token bucket, memory, processes ("held": the fork back-off holds a spinning bomb), disk read/write bytes and rates')
     .argument('[names...]', 'contexts (default: every running one)')
     .option('--watch', 'refresh every --interval until interrupted')
     .option('--interval <ms>', 'sampling interval in ms', '1000')
@@ -62,7 +62,7 @@ export function registerLimitCommands(program: Command): void {
       let prev = new Map<string, UsageSample>(pick().map((n) => [n, sampleUsage(rt, n)]));
       for (;;) {
         await sleep(interval);
-        const rows = pick().map((n) => contextStats(rt, n, prev.get(n), buckets));
+        const rows = await statsRows(rt, pick(), prev, buckets);
         prev = new Map(rows.map((r) => [r.name, r.sample]));
         if (o.json) {
           const doc = rows.map(({ sample: _s, ...r }) => r);
@@ -84,7 +84,7 @@ const STATS_COLUMNS = [
   { header: 'THROTTLED', get: (r: StatsRow) => `${r.throttledMs} ms`, align: 'right' as const },
   { header: 'BUCKET', get: (r: StatsRow) => (r.bucket ? `${r.bucket.tokens}/${r.bucket.tokensMax}${r.bucket.onHold ? ' hold' : ''}` : '-'), align: 'right' as const },
   { header: 'MEMORY', get: (r: StatsRow) => `${formatBytes(r.memoryBytes)}${r.memoryLimit ? ` / ${formatBytes(r.memoryLimit)}` : ''}`, align: 'right' as const },
-  { header: 'PROCS', get: (r: StatsRow) => `${r.processes}${r.processLimit ? `/${r.processLimit}` : ''}`, align: 'right' as const },
+  { header: 'PROCS', get: (r: StatsRow) => `${r.processes}${r.processLimit ? `/${r.processLimit}` : ''}${r.forkBackoff?.held ? ' held' : ''}`, align: 'right' as const },
   { header: 'READ', get: (r: StatsRow) => `${formatBytes(r.readBytes)} ${formatByteRate(r.readRate)}`, align: 'right' as const },
   { header: 'WRITE', get: (r: StatsRow) => `${formatBytes(r.writeBytes)} ${formatByteRate(r.writeRate)}${r.throttle?.frozen ? ' held' : ''}`, align: 'right' as const },
 ];

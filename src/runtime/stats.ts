@@ -2,6 +2,7 @@
 // I/O from the usage counters (vserver-stat, vtop).
 
 import { TokenBucket, rateOf } from '../core/tokenBucket.js';
+import { type BackoffStatus, backoffStatus } from './forkbackoff.js';
 import { ioThrottleStatus } from './iothrottle.js';
 import { sampleUsage, type UsageSample } from './limits.js';
 import type { Runtime } from './runtime.js';
@@ -24,7 +25,26 @@ export interface StatsRow {
   writeRate: number;
   /** paene-iothrottle's meter, where it runs */
   throttle?: { written: number; tokens: number; heldMs: number; frozen: boolean };
+  /** the fork back-off, where the context is guarded: held now, holds so far, refused forks */
+  forkBackoff?: BackoffStatus;
   sample: UsageSample;
+}
+
+/**
+ * The rows of `paene stats` for these running contexts, with each one's
+ * fork back-off state from the monitor (a few requests at a time).
+ */
+export async function statsRows(rt: Runtime, names: string[], prev: Map<string, UsageSample>, buckets: Map<string, TokenBucket>): Promise<StatsRow[]> {
+  const rows = names.map((n) => contextStats(rt, n, prev.get(n), buckets));
+  let next = 0;
+  const worker = async () => {
+    while (next < rows.length) {
+      const row = rows[next++] as StatsRow;
+      row.forkBackoff = await backoffStatus(rt, row.name);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(8, rows.length) }, worker));
+  return rows;
 }
 
 /**
@@ -32,7 +52,7 @@ export interface StatsRow {
  * and the vserver bucket model (kept in `buckets` between samples) fed with
  * what the context really used.
  */
-export function contextStats(rt: Runtime, name: string, before: UsageSample | undefined, buckets: Map<string, TokenBucket>): StatsRow {
+function contextStats(rt: Runtime, name: string, before: UsageSample | undefined, buckets: Map<string, TokenBucket>): StatsRow {
   const s = sampleUsage(rt, name);
   const dtMs = before ? s.atMs - before.atMs : 0;
   const d = (a: number, b: number | undefined) => (before && dtMs > 0 && b !== undefined ? Math.max(0, a - b) : 0);

@@ -14,6 +14,7 @@ import { FORK_BACKOFF } from '../../src/core/forkbackoff.js';
 import { DEFAULT_LIMITS } from '../../src/core/limits.js';
 import { nativePath } from '../../src/kernel/helper.js';
 import { backoffStatus } from '../../src/runtime/forkbackoff.js';
+import { statsRows } from '../../src/runtime/stats.js';
 import { applyLimits } from '../../src/runtime/limits.js';
 import { openRuntime } from '../../src/runtime/open.js';
 import type { Runtime } from '../../src/runtime/runtime.js';
@@ -74,6 +75,9 @@ describeReal('fork back-off on the real kernel', () => {
     expect(await backoffStatus(rt, 'fb')).toEqual({ held: false, holds: 0, refusals: 0 });
     const run = await bombing('fb', 30);
     expect(await held('fb')).toBe(true);
+    // `paene stats` shows the hold (its rows carry the back-off's state)
+    const statsHeld = async () => (await statsRows(rt, ['fb'], new Map(), new Map()))[0]?.forkBackoff?.held === true;
+    expect(await until(statsHeld, 15_000)).toBe(true);
     // read while held: a bomb still running runs free ~50 ms between holds, so wait for a held reading
     expect(await until(() => q.read() === q.held(FORK_BACKOFF.defaultPercent), 15_000)).toBe(true);
     const cg = rt.cgroupOf('fb');
