@@ -618,7 +618,8 @@ static void writable_path(const char *root, const char *rel) {
  * leave it, as escape-probe's chroot breakout checks), and no mount of the
  * host is in the namespace or pinned by it.  Kernels before 5.2 (no
  * open_tree) and a failed make_stage keep pivot_root; the monitor's
- * `root-switch` request says which, and why.
+ * `root-switch` request says which, and why.  An init whose clone or join
+ * is refused all the same pivots too: a slower start, not a failed one.
  */
 static int stage_fd = -1; /* the staging namespace (nsfs), or -1: pivot_root */
 static char stage_why[256] = "not made yet";
@@ -678,17 +679,26 @@ static void make_stage(void) {
   waitpid(pid, NULL, 0);
 }
 
-/* In the init, at the end of setup_context (cwd: the new root): into a copy of the staging namespace, root on top. */
-static void enter_stage(const char *root) {
+/*
+ * In the init, at the end of setup_context (cwd: the new root): into a copy
+ * of the staging namespace, root on top.  -1 if the clone or the join was
+ * refused (a security module, an outer seccomp filter): nothing has changed
+ * then, and the caller pivots instead.
+ */
+static int enter_stage(const char *root) {
   int t = (int)syscall(SYS_open_tree, AT_FDCWD, ".", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
-  if (t < 0) die("open_tree %s: %s", root, strerror(errno));
-  if (setns(stage_fd, CLONE_NEWNS) != 0) die("setns (staging namespace): %s", strerror(errno));
+  if (t < 0) return -1;
+  if (setns(stage_fd, CLONE_NEWNS) != 0) {
+    close(t);
+    return -1;
+  }
   close(stage_fd);
   stage_fd = -1;
   if (unshare(CLONE_NEWNS) != 0) die("unshare (copy of the staging namespace): %s", strerror(errno));
   if (syscall(SYS_move_mount, t, "", AT_FDCWD, "/", MOVE_MOUNT_F_EMPTY_PATH) != 0) die("move_mount %s onto /: %s", root, strerror(errno));
   if (fchdir(t) != 0 || chroot(".") != 0) die("chroot into %s: %s", root, strerror(errno));
   close(t);
+  return 0;
 }
 
 /*
@@ -732,9 +742,7 @@ static void setup_context(const struct spec *s) {
     die("sethostname: %s", strerror(errno));
 
   if (chdir(root) != 0) die("chdir %s: %s", root, strerror(errno));
-  if (stage_fd >= 0) {
-    enter_stage(root);
-  } else {
+  if (stage_fd < 0 || enter_stage(root) != 0) {
     /* pivot_root(".", "."): the old root ends up stacked on the new one; detach it. */
     if (syscall(SYS_pivot_root, ".", ".") != 0) die("pivot_root: %s", strerror(errno));
     if (umount2(".", MNT_DETACH) != 0) die("detach old root: %s", strerror(errno));
