@@ -358,34 +358,46 @@ export class Runtime {
       const cg = this.cgroupOf(name);
       this.network.requirements(config, cg);
       this.prepareLayer(config);
-      cg.create(ownControllers(config.limits, limitsVersion(this.cgroupHost)), this.cgroupHost.v1.has('devices') ? DEVICE_RULES : []);
+      const makeGroups = () => cg.create(ownControllers(config.limits, limitsVersion(this.cgroupHost)), this.cgroupHost.v1.has('devices') ? DEVICE_RULES : []);
+      makeGroups();
       try {
         cg.apply(this.cgroupPlan(config, cg));
         const scratch = await prepareScratch(this.layout, name, this.scratchLock); // held until the helper has bound it
-        let answer: string;
+        let answer = '';
         try {
-          answer = await this.monitor.request(
-            startArgs({
-              cgroupProcs: cg.procsFiles(),
-              lower,
-              upper: this.layout.upperDir(name),
-              work: this.layout.workDir(name),
-              rootfs: this.layout.rootfsDir(name),
-              hostname: config.hostname,
-              sysctls: ipcSysctls(config.limits),
-              masked: MASKED_PATHS,
-              readonly: READONLY_PATHS,
-              writable: writablePaths(config),
-              scratch: scratch.dir,
-              empty: this.layout.emptyDir,
-              init: nativePath('paene-init'),
-              devices: DEVICE_NODES,
-              capsMask: capMask(config.caps),
-              seccomp: this.policy.seccomp(config),
-              ...this.network.startLaunch(config, cg),
-              sched: launchSched(config),
-            }),
-          );
+          // The last destroy of another context may remove the shared groups (v1 _shared) between
+          // makeGroups and the helper's join: it looked for a context's group before ours was made.
+          // Nothing of the start has happened then (the handler dies at the join): make them again, ask again.
+          for (let attempt = 1; ; attempt++) {
+            try {
+              answer = await this.monitor.request(
+                startArgs({
+                  cgroupProcs: cg.procsFiles(),
+                  lower,
+                  upper: this.layout.upperDir(name),
+                  work: this.layout.workDir(name),
+                  rootfs: this.layout.rootfsDir(name),
+                  hostname: config.hostname,
+                  sysctls: ipcSysctls(config.limits),
+                  masked: MASKED_PATHS,
+                  readonly: READONLY_PATHS,
+                  writable: writablePaths(config),
+                  scratch: scratch.dir,
+                  empty: this.layout.emptyDir,
+                  init: nativePath('paene-init'),
+                  devices: DEVICE_NODES,
+                  capsMask: capMask(config.caps),
+                  seccomp: this.policy.seccomp(config),
+                  ...this.network.startLaunch(config, cg),
+                  sched: launchSched(config),
+                }),
+              );
+              break;
+            } catch (e) {
+              if (attempt >= 3 || !joinFoundNoGroup(e)) throw e;
+              makeGroups();
+            }
+          }
         } finally {
           scratch.release();
         }
@@ -760,3 +772,8 @@ function osSignal(name: NodeJS.Signals): number {
   return n ?? 0;
 }
 
+/** A start refused because a cgroup it was to join was gone (the helper's "open .../cgroup.procs: No such file or directory"). */
+function joinFoundNoGroup(e: unknown): boolean {
+  const m = /open (\/\S+\/cgroup\.procs): No such file or directory/.exec(e instanceof Error ? e.message : String(e));
+  return m !== null && !fs.existsSync(m[1] as string);
+}
