@@ -1,6 +1,7 @@
 // `paene stats`: per-context CPU, bucket model, memory, processes and disk
 // I/O from the usage counters (vserver-stat, vtop).
 
+import { eachBounded } from '../core/names.js';
 import { TokenBucket, rateOf } from '../core/tokenBucket.js';
 import { type BackoffStatus, backoffStatus } from './forkbackoff.js';
 import { ioThrottleStatus } from './iothrottle.js';
@@ -36,14 +37,9 @@ export interface StatsRow {
  */
 export async function statsRows(rt: Runtime, names: string[], prev: Map<string, UsageSample>, buckets: Map<string, TokenBucket>): Promise<StatsRow[]> {
   const rows = names.map((n) => contextStats(rt, n, prev.get(n), buckets));
-  let next = 0;
-  const worker = async () => {
-    while (next < rows.length) {
-      const row = rows[next++] as StatsRow;
-      row.forkBackoff = await backoffStatus(rt, row.name);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(8, rows.length) }, worker));
+  await eachBounded(rows, 8, async (row) => {
+    row.forkBackoff = await backoffStatus(rt, row.name);
+  });
   return rows;
 }
 
