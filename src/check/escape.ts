@@ -188,8 +188,8 @@ export const ESCAPE_ATTEMPTS: readonly EscapeAttempt[] = [
   probeAttempt({
     id: 'proc1-exe-write',
     attempt: 'open the runtime helper for writing via /proc/1/exe',
-    expected: 'ETXTBSY',
-    wall: 'the init runs the helper (text busy); helper file owned by host root',
+    expected: 'EACCES',
+    wall: 'the init and every entering process run from a sealed in-memory copy (never the host file), non-dumpable until their exec',
     calls: () => [['open-write', '/proc/1/exe'], ['open-write', '/proc/self/exe']],
     blockedBy: ['ETXTBSY', 'EACCES', 'EPERM'],
   }),

@@ -482,6 +482,19 @@ static void close_fds_from(int lowest) {
 
 /* ------------------------------------------------------ context setup */
 
+/*
+ * Binds a path onto itself and remounts the bind with `flags` (MS_RDONLY for
+ * a read-only path, none for a writable hole in one). Returns -1 with errno
+ * set when the first bind fails (the caller decides whether a missing path
+ * matters); dies when the remount does.
+ */
+static int rebind_path(const char *p, unsigned long bind_flags, unsigned long flags) {
+  if (mount(p, p, NULL, MS_BIND | bind_flags, NULL) < 0) return -1;
+  if (mount(NULL, p, NULL, MS_BIND | MS_REMOUNT | bind_flags | flags, NULL) < 0) die("remount %s: %s", p, strerror(errno));
+  return 0;
+}
+
+
 static void mountx(const char *src, const char *dst, const char *type, unsigned long flags, const char *data) {
   if (mount(src, dst, type, flags, data) != 0)
     die("mount %s on %s (%s): %s", src ? src : "none", dst, type ? type : "bind", strerror(errno));
@@ -839,9 +852,17 @@ static void handle_start(int conn, int argc, char **argv) {
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
-    /* The init program is opened before the switch into the context's root hides the host tree. */
-    int init_fd = s.init_path ? open(s.init_path, O_RDONLY | O_CLOEXEC) : -1;
-    if (s.init_path && init_fd < 0) die("open %s: %s", s.init_path, strerror(errno));
+    /*
+     * The init program is opened before the switch into the context's root hides the host tree,
+     * and runs from a sealed copy: the context's /proc/1/exe never leads to the host's file.
+     */
+    int init_fd = -1;
+    if (s.init_path) {
+      int f = open(s.init_path, O_RDONLY | O_CLOEXEC);
+      if (f < 0) die("open %s: %s", s.init_path, strerror(errno));
+      init_fd = sealed_copy(f, "paene-init", 1);
+      close(f);
+    }
     setup_context(&s);
     apply_sched(&s);
     apply_landlock(&s);
@@ -855,6 +876,7 @@ static void handle_start(int conn, int argc, char **argv) {
       /* Become the small init (no copy of the monitor's memory kept alive); if that fails, be it ourselves. */
       if (dup2(init_fd, 3) == 3) {
         close_fds_from(4);
+        fcntl(3, F_SETFD, FD_CLOEXEC); /* the copy is not left open in the init */
         char *iargv[] = {(char *)(s.init_name ? s.init_name : "paene-init"), NULL};
         char *ienv[] = {NULL};
         syscall(SYS_execveat, 3, "", iargv, ienv, AT_EMPTY_PATH);
@@ -1393,6 +1415,8 @@ int main(int argc, char **argv) {
   }
   argv_area = argv[0];
   argv_area_len = (size_t)(argv[argc - 1] + strlen(argv[argc - 1]) + 1 - argv[0]);
+  /* the modes whose processes a guest can see run from a sealed copy, non-dumpable (CVE-2019-5736) */
+  if (!strcmp(argv[1], "monitor") || !strcmp(argv[1], "exec")) run_from_sealed_copy(argv, "paene-helper");
   if (!strcmp(argv[1], "monitor")) return monitor_main(argc - 2, argv + 2);
   if (!strcmp(argv[1], "exec")) return exec_main(argc - 2, argv + 2);
   if (!strcmp(argv[1], "sysctl")) return sysctl_main(argc - 2, argv + 2);

@@ -15,7 +15,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/sendfile.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -65,15 +69,47 @@ static void load_seccomp_filter(const unsigned char *prog, size_t len) {
 }
 
 /*
- * Binds a path onto itself and remounts the bind with `flags` (MS_RDONLY for
- * a read-only path, none for a writable hole in one). Returns -1 with errno
- * set when the first bind fails (the caller decides whether a missing path
- * matters); dies when the remount does.
+ * The runtime's binaries are never reachable from a guest (CVE-2019-5736):
+ * a process that enters a context runs from a sealed in-memory copy, so
+ * /proc/PID/exe (and a `#!/proc/self/exe` script) leads to that copy, which
+ * nothing can write, never to the file on the host.
  */
-static int rebind_path(const char *p, unsigned long bind_flags, unsigned long flags) {
-  if (mount(p, p, NULL, MS_BIND | bind_flags, NULL) < 0) return -1;
-  if (mount(NULL, p, NULL, MS_BIND | MS_REMOUNT | bind_flags | flags, NULL) < 0) die("remount %s: %s", p, strerror(errno));
-  return 0;
+#define PAENE_SEALS (F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE)
+
+/* A sealed memfd holding the whole of the file open at fd (its offset is not used); cloexec as asked. */
+static int sealed_copy(int fd, const char *name, int cloexec) {
+  struct stat st;
+  if (fstat(fd, &st) < 0) die("stat %s: %s", name, strerror(errno));
+  int m = memfd_create(name, MFD_ALLOW_SEALING | (cloexec ? MFD_CLOEXEC : 0));
+  if (m < 0) die("memfd_create: %s", strerror(errno));
+  off_t off = 0;
+  while (off < st.st_size) {
+    ssize_t n = sendfile(m, fd, &off, (size_t)(st.st_size - off));
+    if (n <= 0) die("copy %s into memory: %s", name, n < 0 ? strerror(errno) : "short file");
+  }
+  if (fcntl(m, F_ADD_SEALS, PAENE_SEALS) < 0) die("seal the copy of %s: %s", name, strerror(errno));
+  return m;
+}
+
+/*
+ * Re-executes this program from a sealed copy unless it already runs from
+ * one, then makes it non-dumpable (its /proc files root's, no ptrace) until
+ * the exec of the guest's program resets that.  First thing in main().
+ */
+static void run_from_sealed_copy(char **argv, const char *name) {
+  extern char **environ;
+  int self = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+  if (self < 0) die("open /proc/self/exe: %s", strerror(errno));
+  if (fcntl(self, F_GET_SEALS) == PAENE_SEALS) {
+    close(self);
+    prctl(PR_SET_NAME, name, 0, 0, 0); /* an exec by descriptor names the process after the descriptor */
+    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) die("set non-dumpable: %s", strerror(errno));
+    return;
+  }
+  int m = sealed_copy(self, name, 1);
+  close(self);
+  syscall(SYS_execveat, m, "", argv, environ, AT_EMPTY_PATH);
+  die("exec the sealed copy of %s: %s", name, strerror(errno));
 }
 
 #endif
