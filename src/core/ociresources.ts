@@ -61,15 +61,16 @@ export function swapMaxV2(swap: number | undefined, limit: number | undefined): 
 }
 
 /** OCI resources → the cgroup writes of the given version; throws, naming the field, for what that version cannot honour. */
-export function resourceWrites(r: OciResources, version: CgroupVersion, o: ResourceOptions = {}): ResourceWrites {
-  const out = version === 'v1' ? resourceWritesV1(r) : resourceWritesV2(r, o);
+export function resourceWrites(r: OciResources, version: CgroupVersion, o: ResourceOptions & V1UpdateOptions = {}): ResourceWrites {
+  const out = version === 'v1' ? resourceWritesV1(r, o) : resourceWritesV2(r, o);
   if (r.hugepageLimits && r.hugepageLimits.length > 0) refuse('linux.resources.hugepageLimits', 'the hugetlb controller is not supported by paene-runc');
   if (r.network !== undefined) refuse('linux.resources.network', 'net_cls/net_prio are not supported by paene-runc');
   if (r.rdma !== undefined) refuse('linux.resources.rdma', 'the rdma controller is not supported by paene-runc');
   return out;
 }
 
-const cpusetOf = (c: NonNullable<OciResources['cpu']>) => (c.cpus !== undefined || c.mems !== undefined ? { cpus: c.cpus, mems: c.mems } : undefined);
+// "" is "not set" (Docker sends it for every container)
+const cpusetOf = (c: NonNullable<OciResources['cpu']>) => (c.cpus || c.mems ? { cpus: c.cpus || undefined, mems: c.mems || undefined } : undefined);
 const pidsMax = (l: number) => (l <= 0 ? 'max' : String(l));
 const THROTTLES: [keyof NonNullable<OciResources['blockIO']>, v1: string, v2: string][] = [
   ['throttleReadBpsDevice', 'blkio.throttle.read_bps_device', 'rbps'],
@@ -78,40 +79,66 @@ const THROTTLES: [keyof NonNullable<OciResources['blockIO']>, v1: string, v2: st
   ['throttleWriteIOPSDevice', 'blkio.throttle.write_iops_device', 'wiops'],
 ];
 
-/** OCI resources → cgroup v1 writes (the hierarchy in `controller`). */
-export function resourceWritesV1(r: OciResources): ResourceWrites {
+/**
+ * `update` on v1: the memory limit in effect, so a limit and its memsw can be
+ * written in the order the kernel accepts (memsw ≥ limit at every step).
+ */
+export interface V1UpdateOptions {
+  currentMemoryLimit?: number;
+}
+
+/**
+ * OCI resources → cgroup v1 writes (the hierarchy in `controller`). A 0 is
+ * "not set" where runc reads it so (Docker and the kubelet send 0 for what
+ * they leave alone): shares, period, quota, the realtime pair, memory limit,
+ * reservation, swap, kernelTCP, the block-I/O weights.
+ */
+export function resourceWritesV1(r: OciResources, o: V1UpdateOptions = {}): ResourceWrites {
   const w: CgroupWrite[] = [];
   const put = (controller: string, file: string, value: number | string | undefined) => {
     if (value !== undefined) w.push({ controller, file, value: String(value) });
   };
+  const set = (v: number | undefined) => (v === 0 ? undefined : v);
   const m = r.memory ?? {};
   // memory.kernel: Linux 6.1 removed the separate v1 kernel-memory limit; kernel memory is charged to
   // memory.limit_in_bytes, so the limit holds within the container's memory limit (docs/oci.md)
   whole(m.kernel, 'linux.resources.memory.kernel');
-  put('memory', 'memory.kmem.tcp.limit_in_bytes', whole(m.kernelTCP, 'linux.resources.memory.kernelTCP'));
-  put('memory', 'memory.limit_in_bytes', whole(m.limit, 'linux.resources.memory.limit'));
-  put('memory', 'memory.soft_limit_in_bytes', whole(m.reservation, 'linux.resources.memory.reservation'));
-  put('memory', 'memory.memsw.limit_in_bytes', whole(m.swap, 'linux.resources.memory.swap'));
-  if (m.swappiness !== undefined) {
+  put('memory', 'memory.kmem.tcp.limit_in_bytes', set(whole(m.kernelTCP, 'linux.resources.memory.kernelTCP')));
+  const limit = set(whole(m.limit, 'linux.resources.memory.limit'));
+  let swap = set(whole(m.swap, 'linux.resources.memory.swap'));
+  // runc: an unlimited memory with swap unset makes memsw unlimited too
+  if (limit === -1 && swap === undefined) swap = -1;
+  const memsw = (v: number) => w.push({ controller: 'memory', file: 'memory.memsw.limit_in_bytes', value: String(v), ...(m.swap === undefined ? { optional: true } : {}) });
+  // memsw ≥ limit at every step: raising, memsw goes first; lowering, the limit does
+  const current = o.currentMemoryLimit;
+  if (limit !== undefined && swap !== undefined && (swap === -1 || (current !== undefined && current < swap))) {
+    memsw(swap);
+    put('memory', 'memory.limit_in_bytes', limit);
+  } else {
+    put('memory', 'memory.limit_in_bytes', limit);
+    if (swap !== undefined) memsw(swap);
+  }
+  put('memory', 'memory.soft_limit_in_bytes', set(whole(m.reservation, 'linux.resources.memory.reservation')));
+  if (m.swappiness !== undefined && m.swappiness !== -1) {
     if (m.swappiness < 0 || m.swappiness > 100) refuse('linux.resources.memory.swappiness', `${m.swappiness} is not 0 … 100`);
     put('memory', 'memory.swappiness', m.swappiness);
   }
   if (m.disableOOMKiller) put('memory', 'memory.oom_control', 1);
   const c = r.cpu ?? {};
-  put('cpu', 'cpu.shares', whole(c.shares, 'linux.resources.cpu.shares'));
-  put('cpu', 'cpu.cfs_period_us', whole(c.period, 'linux.resources.cpu.period'));
-  put('cpu', 'cpu.cfs_quota_us', whole(c.quota, 'linux.resources.cpu.quota'));
+  put('cpu', 'cpu.shares', set(whole(c.shares, 'linux.resources.cpu.shares')));
+  put('cpu', 'cpu.cfs_period_us', set(whole(c.period, 'linux.resources.cpu.period')));
+  put('cpu', 'cpu.cfs_quota_us', set(whole(c.quota, 'linux.resources.cpu.quota')));
   put('cpu', 'cpu.cfs_burst_us', whole(c.burst, 'linux.resources.cpu.burst'));
-  put('cpu', 'cpu.rt_period_us', whole(c.realtimePeriod, 'linux.resources.cpu.realtimePeriod'));
-  put('cpu', 'cpu.rt_runtime_us', whole(c.realtimeRuntime, 'linux.resources.cpu.realtimeRuntime'));
+  put('cpu', 'cpu.rt_period_us', set(whole(c.realtimePeriod, 'linux.resources.cpu.realtimePeriod')));
+  put('cpu', 'cpu.rt_runtime_us', set(whole(c.realtimeRuntime, 'linux.resources.cpu.realtimeRuntime')));
   if (c.idle !== undefined && c.idle !== 0) refuse('linux.resources.cpu.idle', 'SCHED_IDLE cgroups need cgroup v2 cpu.idle; not on cgroup v1');
   if (r.pids?.limit !== undefined) put('pids', 'pids.max', pidsMax(r.pids.limit));
   const b = r.blockIO ?? {};
-  put('blkio', 'blkio.weight', whole(b.weight, 'linux.resources.blockIO.weight'));
-  put('blkio', 'blkio.leaf_weight', whole(b.leafWeight, 'linux.resources.blockIO.leafWeight'));
+  put('blkio', 'blkio.weight', set(whole(b.weight, 'linux.resources.blockIO.weight')));
+  put('blkio', 'blkio.leaf_weight', set(whole(b.leafWeight, 'linux.resources.blockIO.leafWeight')));
   for (const d of b.weightDevice ?? []) {
-    if (d.weight !== undefined) put('blkio', 'blkio.weight_device', `${d.major}:${d.minor} ${d.weight}`);
-    if (d.leafWeight !== undefined) put('blkio', 'blkio.leaf_weight_device', `${d.major}:${d.minor} ${d.leafWeight}`);
+    if (d.weight) put('blkio', 'blkio.weight_device', `${d.major}:${d.minor} ${d.weight}`);
+    if (d.leafWeight) put('blkio', 'blkio.leaf_weight_device', `${d.major}:${d.minor} ${d.leafWeight}`);
   }
   for (const [k, file] of THROTTLES) {
     for (const t of (b[k] as OciThrottle[] | undefined) ?? []) put('blkio', file, `${t.major}:${t.minor} ${t.rate}`);
@@ -135,9 +162,10 @@ export function resourceWritesV2(r: OciResources, o: ResourceOptions = {}): Reso
   const m = r.memory ?? {};
   whole(m.kernel, 'linux.resources.memory.kernel');
   whole(m.kernelTCP, 'linux.resources.memory.kernelTCP');
-  const limit = whole(m.limit, 'linux.resources.memory.limit');
+  // 0 is "not set" (Docker and the kubelet send it), as in runc
+  const limit = whole(m.limit, 'linux.resources.memory.limit') || undefined;
   if (limit !== undefined) put('memory', 'memory.max', limit === -1 ? 'max' : String(limit));
-  const low = whole(m.reservation, 'linux.resources.memory.reservation');
+  const low = whole(m.reservation, 'linux.resources.memory.reservation') || undefined;
   if (low !== undefined) put('memory', 'memory.low', low === -1 ? 'max' : String(low));
   const swap = swapMaxV2(whole(m.swap, 'linux.resources.memory.swap'), limit ?? o.memoryLimit);
   if (swap !== undefined) put('memory', 'memory.swap.max', swap);
@@ -177,7 +205,7 @@ export function resourceWritesV2(r: OciResources, o: ResourceOptions = {}): Reso
   if (b.leafWeight !== undefined && b.leafWeight !== 0) refuse('linux.resources.blockIO.leafWeight', 'cgroup v2 has no leaf weights');
   (b.weightDevice ?? []).forEach((d, i) => {
     if (d.leafWeight !== undefined && d.leafWeight !== 0) refuse(`linux.resources.blockIO.weightDevice[${i}].leafWeight`, 'cgroup v2 has no leaf weights');
-    if (d.weight === undefined) return;
+    if (!d.weight) return; // 0: not set
     put('io', 'io.bfq.weight', `${d.major}:${d.minor} ${d.weight}`, true);
     put('io', 'io.weight', `${d.major}:${d.minor} ${ioWeightOfBlkio(d.weight)}`);
   });

@@ -175,7 +175,40 @@ export interface PlanMount {
   /** propagation flags applied after the mount (MS_SHARED, MS_SLAVE, ... with MS_REC) */
   propagation: number;
   data: string;
+  /** how paene-oci reaches and fills the destination (MOUNT_HOW bits) */
+  how?: number;
 }
+
+/**
+ * How paene-oci reaches a mount's destination (the image's symlinks are
+ * resolved inside the root, and checked) and fills it:
+ * NO_SYMLINK: through no symlink, onto a directory (proc and sysfs: runc's
+ * rule since CVE-2019-19921, so a /proc symlink cannot move them);
+ * MAY_COVER: the mount may land on a guarded tree's top (the proc mount on /proc);
+ * COPY_UP: a tmpfs starts with a copy of what the image has there (`tmpcopyup`).
+ */
+export const MOUNT_HOW = { NO_SYMLINK: 1, MAY_COVER: 2, COPY_UP: 4 } as const;
+
+/**
+ * Trees no mount of the config may land in, as the image resolves the
+ * destination (CVE-2019-16884, CVE-2019-19921, CVE-2023-27561): a bind over
+ * /proc or under it would replace what the runtime and the kernel's
+ * interfaces trust; only the files lxcfs emulates, as runc allows.
+ */
+export const GUARDED_TREES: readonly string[] = ['/proc'];
+export const GUARD_ALLOWED: readonly string[] = [
+  '/proc/cpuinfo',
+  '/proc/diskstats',
+  '/proc/meminfo',
+  '/proc/stat',
+  '/proc/swaps',
+  '/proc/uptime',
+  '/proc/loadavg',
+  '/proc/slabinfo',
+  '/proc/net/dev',
+  '/proc/sys/kernel/ns_last_pid',
+];
+
 export interface PlanDevice {
   path: string;
   type: 'c' | 'b' | 'p';
@@ -207,6 +240,8 @@ export interface PlanProcess {
   terminal: boolean;
   consoleSize?: { rows: number; cols: number };
   oomScoreAdj?: number;
+  /** the AppArmor profile the process execs into (process.apparmorProfile, where the host runs AppArmor) */
+  apparmorProfile?: string;
   /** the compiled filter, loaded last before exec */
   seccomp?: Buffer;
 }
@@ -359,11 +394,16 @@ const PROPAGATION: Readonly<Record<string, number>> = {
 };
 
 /** Mount options → flags, propagation and the data string (options the filesystem itself takes). */
-export function parseMountOptions(options: readonly string[], where: string): { flags: number; propagation: number; data: string } {
+export function parseMountOptions(options: readonly string[], where: string): { flags: number; propagation: number; data: string; copyUp: boolean } {
   let flags = 0;
   let propagation = 0;
+  let copyUp = false;
   const data: string[] = [];
   for (const o of options) {
+    if (o === 'tmpcopyup') {
+      copyUp = true; // runc's and crun's extension, which Podman adds to every tmpfs
+      continue;
+    }
     const f = MOUNT_FLAGS[o];
     if (f) {
       flags = (flags | f[0]) & ~f[1];
@@ -374,13 +414,13 @@ export function parseMountOptions(options: readonly string[], where: string): { 
       propagation |= p;
       continue;
     }
-    if (o === 'tmpcopyup' || o.startsWith('idmap') || o.startsWith('ridmap') || o.startsWith('x-')) {
+    if (o.startsWith('idmap') || o.startsWith('ridmap') || o.startsWith('x-')) {
       refuse(`${where}.options`, `'${o}' is not supported by paene-runc`);
     }
     if (o.includes(',')) refuse(`${where}.options`, `'${o}' contains a comma`);
     data.push(o);
   }
-  return { flags, propagation, data: data.join(',') };
+  return { flags, propagation, data: data.join(','), copyUp };
 }
 
 /** Absolute, normalized, no '..' left: a path inside the container. */
@@ -477,6 +517,8 @@ export interface TranslateOptions {
   bundle: string;
   /** which cgroup files the resources become: v1 (and hybrid) hierarchies or a pure v2 host's */
   cgroup: CgroupVersion;
+  /** whether the host runs AppArmor (/sys/module/apparmor/parameters/enabled is Y) */
+  apparmor?: boolean;
 }
 
 /** config.json → the plan; throws a PaeneError naming the first field paene cannot honour. */
@@ -530,7 +572,14 @@ export function translateConfig(cfg: OciConfig, o: TranslateOptions): OciPlan {
       source = path.resolve(o.bundle, m.source);
     }
     if ((opts.flags & MS.REMOUNT) !== 0) refuse(`${where}.options`, "'remount' is not a mount paene-runc can make");
-    mounts.push({ source, destination, type, flags: opts.flags, propagation: opts.propagation, data: opts.data });
+    let how = 0;
+    if (type === 'proc' || type === 'sysfs') how |= MOUNT_HOW.NO_SYMLINK;
+    if (type === 'proc' && destination === '/proc') how |= MOUNT_HOW.MAY_COVER;
+    if (opts.copyUp) {
+      if (type !== 'tmpfs') refuse(`${where}.options`, "'tmpcopyup' is for tmpfs mounts");
+      how |= MOUNT_HOW.COPY_UP;
+    }
+    mounts.push({ source, destination, type, flags: opts.flags, propagation: opts.propagation, data: opts.data, how });
   });
 
   // devices
@@ -551,12 +600,15 @@ export function translateConfig(cfg: OciConfig, o: TranslateOptions): OciPlan {
   const pr = cfg.process;
   if (!pr) refuse('process', 'missing');
   const proc = pr as OciProcess;
-  if (proc.apparmorProfile) refuse('process.apparmorProfile', 'AppArmor is not supported by paene-runc');
+  // as runc: the profile is applied on exec where the host runs AppArmor; elsewhere the container cannot start
+  // (runc fails its init with "write /proc/self/attr/exec: invalid argument"; this says why, at create)
+  if (proc.apparmorProfile && !o.apparmor) refuse('process.apparmorProfile', `'${proc.apparmorProfile}' asked for, but AppArmor is not enabled on this host`);
   if (proc.selinuxLabel) refuse('process.selinuxLabel', 'SELinux is not supported by paene-runc');
   for (const k of ['scheduler', 'ioPriority', 'execCPUAffinity', 'commandLine'] as const) {
     if (proc[k] !== undefined) refuse(`process.${k}`, 'not supported by paene-runc');
   }
   const process = translateProcess(proc, 'process');
+  if (proc.apparmorProfile) process.apparmorProfile = proc.apparmorProfile;
   if (linux.seccomp !== undefined) process.seccomp = compileOciSeccomp(linux.seccomp);
 
   // sysctl
@@ -736,6 +788,7 @@ export function processTokens(p: PlanProcess): string[] {
   if (p.terminal) t.push('terminal');
   if (p.consoleSize) t.push('consolesize', String(p.consoleSize.rows), String(p.consoleSize.cols));
   if (p.oomScoreAdj !== undefined) t.push('oom', String(p.oomScoreAdj));
+  if (p.apparmorProfile) t.push('apparmor', p.apparmorProfile);
   if (p.seccomp) t.push('seccomp', p.seccomp.toString('hex'));
   t.push('execcheck');
   return t;
@@ -750,6 +803,8 @@ export interface CreateTokensInput {
   consoleSocket?: string;
   noPivot?: boolean;
   wait?: boolean;
+  /** descriptors 3 … 3+N-1 of the caller that the process keeps (--preserve-fds, LISTEN_FDS) */
+  preserveFds?: number;
 }
 
 export function createTokens(i: CreateTokensInput): string[] {
@@ -767,8 +822,11 @@ export function createTokens(i: CreateTokensInput): string[] {
   if (p.hostname) t.push('hostname', p.hostname);
   if (p.domainname) t.push('domainname', p.domainname);
   if (i.consoleSocket) t.push('console', i.consoleSocket);
+  if (i.preserveFds) t.push('preserve', String(i.preserveFds));
+  for (const g of GUARDED_TREES) t.push('guard', g);
+  for (const a of GUARD_ALLOWED) t.push('guard-allow', a);
   for (const m of [...p.mounts, ...i.cgroupBinds]) {
-    t.push('mount', m.source, m.destination, m.type, String(m.flags), String(m.propagation), m.data);
+    t.push('mount', m.source, m.destination, m.type, String(m.flags), String(m.propagation), m.data, String(m.how ?? 0));
   }
   for (const d of p.devices) t.push('dev', d.path, d.type, String(d.major), String(d.minor), String(d.mode), String(d.uid), String(d.gid));
   for (const [target, link] of p.symlinks) t.push('symlink', target, link);
@@ -780,8 +838,12 @@ export function createTokens(i: CreateTokensInput): string[] {
   return t;
 }
 
-/** NUL-terminated tokens, as paene-oci reads them. */
+/**
+ * NUL-terminated tokens, as paene-oci reads them, closed by `end N` (N: the
+ * count before it): paene-oci refuses a plan that does not end so, so no part
+ * of a config can be lost between here and there.
+ */
 export function encodeTokens(t: readonly string[]): Buffer {
   for (const s of t) if (s.includes('\0')) throw new PaeneError('invalid-argument', `config.json: a value contains a NUL byte`);
-  return Buffer.from(t.map((s) => s + '\0').join(''), 'utf8');
+  return Buffer.from([...t, 'end', String(t.length)].map((s) => s + '\0').join(''), 'utf8');
 }

@@ -25,6 +25,7 @@
  * polls it: `start` opens it for writing and writes one byte.
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -43,20 +44,25 @@
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/types.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <linux/magic.h>
 #include <termios.h>
 #include <unistd.h>
 
 #include "paene-native.h"
 
-#define SYNC_FD 3
-#define MAX 512
+/* the sync pipe to paene-runc: fd 3, or the fd after the --preserve-fds ones (argv[3]) */
+static int sync_fd = 3;
+#define SYNC_FD sync_fd
 
 static void die(const char *fmt, ...) {
   char buf[2048];
@@ -75,7 +81,14 @@ static void die(const char *fmt, ...) {
 struct mnt {
   const char *src, *dst, *type, *data;
   unsigned long flags, prop;
+  unsigned how; /* HOW_* bits, decided by the runtime (core/ocispec.ts MOUNT_HOW) */
 };
+/* the destination must be reached without a symlink, and be a directory (proc, sysfs: runc's rule) */
+#define HOW_NO_SYMLINK 1u
+/* the mount may land on a guarded path itself (the proc mount on /proc) */
+#define HOW_MAY_COVER 2u
+/* a tmpfs that starts with a copy of what the image has at its destination (tmpcopyup) */
+#define HOW_COPY_UP 4u
 struct dev {
   const char *path;
   char type;
@@ -98,25 +111,27 @@ struct plan {
   int ncgroups;
   const char *rootfs, *fifo, *hostname, *domainname, *cwd, *console;
   const char *chroot_dir; /* exec into a container without a mount namespace: its init's root */
-  const char *exe;        /* the program to run when it is not args[0] (a hook: path and args apart) */
+  const char *exe;        /* the program to run when it is not args[0], resolved in the container */
+  const char *exe_host;   /* ... or resolved on the host before anything is joined (a createContainer hook) */
   unsigned long rootprop;
-  int nopivot, rootro, nnp, terminal, wait, join_pid, have_oom, oom, have_umask;
+  int nopivot, rootro, nnp, terminal, wait, join_pid, have_oom, oom, have_umask, preserve;
   unsigned umask_v;
   unsigned rows, cols;
-  struct mnt mounts[MAX];
+  /* every list below is sized by the plan's own token count: no silent limit */
+  struct mnt *mounts;
   int nmounts;
-  struct dev devs[MAX];
+  struct dev *devs;
   int ndevs;
-  const char *symlinks[64][2];
+  const char *(*symlinks)[2];
   int nsymlinks;
-  const char *masks[MAX], *ros[MAX], *rws[MAX], *sysctls[MAX][2];
-  int nmasks, nros, nrws, nsysctls;
-  const char *args[MAX], *envs[MAX];
+  const char **masks, **ros, **rws, *(*sysctls)[2], **guards, **guard_allows;
+  int nmasks, nros, nrws, nsysctls, nguards, nguard_allows;
+  const char **args, **envs;
   int nargs, nenvs;
   int have_user;
   uid_t uid;
   gid_t gid;
-  gid_t groups[64];
+  gid_t *groups;
   int ngroups;
   uint64_t caps[5]; /* bounding effective permitted inheritable ambient */
   int have_caps;
@@ -125,6 +140,7 @@ struct plan {
   unsigned char *seccomp;
   size_t seccomp_len;
   const char *exec_check; /* resolve args[0] before reporting ok */
+  const char *apparmor;   /* the AppArmor profile to exec into */
 };
 
 static unsigned long long num(const char *s) {
@@ -177,17 +193,42 @@ static void parse_plan(const char *file, struct plan *p) {
   }
   close(fd);
   buf[got] = 0;
-  char *toks[8192];
+  /* the tokens, and the lists, as many as the plan holds */
+  int cap = 1;
+  for (ssize_t j = 0; j < got; j++)
+    if (!buf[j]) cap++;
+  char **toks = calloc((size_t)cap, sizeof *toks);
+  if (!toks) die("out of memory");
   int nt = 0;
-  for (char *q = buf; q < buf + got && nt < 8192;) {
+  for (char *q = buf; q < buf + got;) {
     toks[nt++] = q;
     q += strlen(q) + 1;
   }
+  /* the plan ends with "end N": N tokens came before it, so a cut or padded plan is refused */
+  if (nt < 2 || strcmp(toks[nt - 2], "end") != 0) die("plan: incomplete (no end marker)");
+  if (num(toks[nt - 1]) != (unsigned long long)(nt - 2)) die("plan: incomplete (%d tokens, the end marker says %s)", nt - 2, toks[nt - 1]);
+  nt -= 2;
   memset(p, 0, sizeof *p);
+  size_t n = (size_t)nt + 1;
+  p->mounts = calloc(n, sizeof *p->mounts);
+  p->devs = calloc(n, sizeof *p->devs);
+  p->symlinks = calloc(n, sizeof *p->symlinks);
+  p->sysctls = calloc(n, sizeof *p->sysctls);
+  p->masks = calloc(n, sizeof *p->masks);
+  p->ros = calloc(n, sizeof *p->ros);
+  p->rws = calloc(n, sizeof *p->rws);
+  p->guards = calloc(n, sizeof *p->guards);
+  p->guard_allows = calloc(n, sizeof *p->guard_allows);
+  p->args = calloc(n, sizeof *p->args);
+  p->envs = calloc(n, sizeof *p->envs);
+  p->groups = calloc(n, sizeof *p->groups);
+  if (!p->mounts || !p->devs || !p->symlinks || !p->sysctls || !p->masks || !p->ros || !p->rws || !p->guards ||
+      !p->guard_allows || !p->args || !p->envs || !p->groups)
+    die("out of memory");
 #define NEED(n) \
   if (i + (n) >= nt) die("plan: key %s needs %d values", k, n);
 #define CAP(cnt, max) \
-  if ((cnt) >= (max)) die("plan: too many %s", k);
+  if ((cnt) >= (max)) die("plan: more than %d '%s' entries", max, k);
   for (int i = 0; i < nt; i++) {
     const char *k = toks[i];
     if (!strcmp(k, "ns")) {
@@ -201,6 +242,10 @@ static void parse_plan(const char *file, struct plan *p) {
     else if (!strcmp(k, "fifo")) { NEED(1) p->fifo = toks[++i]; }
     else if (!strcmp(k, "chroot")) { NEED(1) p->chroot_dir = toks[++i]; }
     else if (!strcmp(k, "exe")) { NEED(1) p->exe = toks[++i]; }
+    else if (!strcmp(k, "exe-host")) { NEED(1) p->exe_host = toks[++i]; }
+    else if (!strcmp(k, "preserve")) { NEED(1) p->preserve = (int)num(toks[++i]); }
+    else if (!strcmp(k, "guard")) { NEED(1) p->guards[p->nguards++] = toks[++i]; }
+    else if (!strcmp(k, "guard-allow")) { NEED(1) p->guard_allows[p->nguard_allows++] = toks[++i]; }
     else if (!strcmp(k, "hostname")) { NEED(1) p->hostname = toks[++i]; }
     else if (!strcmp(k, "domainname")) { NEED(1) p->domainname = toks[++i]; }
     else if (!strcmp(k, "cwd")) { NEED(1) p->cwd = toks[++i]; }
@@ -216,33 +261,34 @@ static void parse_plan(const char *file, struct plan *p) {
     else if (!strcmp(k, "oom")) { NEED(1) p->have_oom = 1; p->oom = atoi(toks[++i]); }
     else if (!strcmp(k, "umask")) { NEED(1) p->have_umask = 1; p->umask_v = (unsigned)num(toks[++i]); }
     else if (!strcmp(k, "mount")) {
-      NEED(6) CAP(p->nmounts, MAX) struct mnt *m = &p->mounts[p->nmounts++];
+      NEED(7) struct mnt *m = &p->mounts[p->nmounts++];
       m->src = toks[i + 1]; m->dst = toks[i + 2]; m->type = toks[i + 3];
       m->flags = (unsigned long)num(toks[i + 4]); m->prop = (unsigned long)num(toks[i + 5]); m->data = toks[i + 6];
-      i += 6;
+      m->how = (unsigned)num(toks[i + 7]);
+      i += 7;
     } else if (!strcmp(k, "dev")) {
-      NEED(7) CAP(p->ndevs, MAX) struct dev *d = &p->devs[p->ndevs++];
+      NEED(7) struct dev *d = &p->devs[p->ndevs++];
       d->path = toks[i + 1]; d->type = toks[i + 2][0];
       d->major = (unsigned)num(toks[i + 3]); d->minor = (unsigned)num(toks[i + 4]); d->mode = (unsigned)num(toks[i + 5]);
       d->uid = (unsigned)num(toks[i + 6]); d->gid = (unsigned)num(toks[i + 7]);
       i += 7;
     } else if (!strcmp(k, "symlink")) {
-      NEED(2) CAP(p->nsymlinks, 64) p->symlinks[p->nsymlinks][0] = toks[i + 1];
+      NEED(2) p->symlinks[p->nsymlinks][0] = toks[i + 1];
       p->symlinks[p->nsymlinks++][1] = toks[i + 2];
       i += 2;
-    } else if (!strcmp(k, "mask")) { NEED(1) CAP(p->nmasks, MAX) p->masks[p->nmasks++] = toks[++i]; }
-    else if (!strcmp(k, "ro")) { NEED(1) CAP(p->nros, MAX) p->ros[p->nros++] = toks[++i]; }
-    else if (!strcmp(k, "rw")) { NEED(1) CAP(p->nrws, MAX) p->rws[p->nrws++] = toks[++i]; }
+    } else if (!strcmp(k, "mask")) { NEED(1) p->masks[p->nmasks++] = toks[++i]; }
+    else if (!strcmp(k, "ro")) { NEED(1) p->ros[p->nros++] = toks[++i]; }
+    else if (!strcmp(k, "rw")) { NEED(1) p->rws[p->nrws++] = toks[++i]; }
     else if (!strcmp(k, "sysctl")) {
-      NEED(2) CAP(p->nsysctls, MAX) p->sysctls[p->nsysctls][0] = toks[i + 1];
+      NEED(2) p->sysctls[p->nsysctls][0] = toks[i + 1];
       p->sysctls[p->nsysctls++][1] = toks[i + 2];
       i += 2;
-    } else if (!strcmp(k, "arg")) { NEED(1) CAP(p->nargs, MAX - 1) p->args[p->nargs++] = toks[++i]; }
-    else if (!strcmp(k, "env")) { NEED(1) CAP(p->nenvs, MAX - 1) p->envs[p->nenvs++] = toks[++i]; }
+    } else if (!strcmp(k, "arg")) { NEED(1) p->args[p->nargs++] = toks[++i]; }
+    else if (!strcmp(k, "env")) { NEED(1) p->envs[p->nenvs++] = toks[++i]; }
     else if (!strcmp(k, "user")) {
       NEED(2) p->have_user = 1; p->uid = (uid_t)num(toks[i + 1]); p->gid = (gid_t)num(toks[i + 2]);
       i += 2;
-    } else if (!strcmp(k, "group")) { NEED(1) CAP(p->ngroups, 64) p->groups[p->ngroups++] = (gid_t)num(toks[++i]); }
+    } else if (!strcmp(k, "group")) { NEED(1) p->groups[p->ngroups++] = (gid_t)num(toks[++i]); }
     else if (!strcmp(k, "caps")) {
       NEED(5) p->have_caps = 1;
       for (int j = 0; j < 5; j++) p->caps[j] = num(toks[i + 1 + j]);
@@ -253,6 +299,7 @@ static void parse_plan(const char *file, struct plan *p) {
       i += 3;
     } else if (!strcmp(k, "seccomp")) { NEED(1) p->seccomp = parse_hex(toks[++i], &p->seccomp_len); }
     else if (!strcmp(k, "execcheck")) { p->exec_check = "1"; }
+    else if (!strcmp(k, "apparmor")) { NEED(1) p->apparmor = toks[++i]; }
     else die("plan: unknown key '%s'", k);
   }
   p->args[p->nargs] = NULL;
@@ -261,20 +308,48 @@ static void parse_plan(const char *file, struct plan *p) {
 
 /* ------------------------------------------------------ paths in the root */
 
+static void fdpath(char *out, size_t n, int fd) { snprintf(out, n, "/proc/self/fd/%d", fd); }
+
 #ifndef SYS_openat2
 #define SYS_openat2 437
 #endif
 struct open_how_ {
   uint64_t flags, mode, resolve;
 };
+#define RESOLVE_NO_SYMLINKS_ 0x04
 #define RESOLVE_IN_ROOT_ 0x10
 
-/* Opens PATH as if the root were ROOTFD: symlinks in the guest's tree cannot lead out of it. */
-static int open_in_root(int rootfd, const char *path, int flags) {
-  struct open_how_ how = {.flags = (uint64_t)(flags | O_CLOEXEC), .mode = 0, .resolve = RESOLVE_IN_ROOT_};
+static int open_in_root_how(int rootfd, const char *path, int flags, uint64_t resolve) {
+  struct open_how_ how = {.flags = (uint64_t)(flags | O_CLOEXEC), .mode = 0, .resolve = RESOLVE_IN_ROOT_ | resolve};
   while (*path == '/') path++;
   if (!*path) path = ".";
   return (int)syscall(SYS_openat2, rootfd, path, &how, sizeof how);
+}
+
+/* Opens PATH as if the root were ROOTFD: symlinks in the guest's tree cannot lead out of it. */
+static int open_in_root(int rootfd, const char *path, int flags) { return open_in_root_how(rootfd, path, flags, 0); }
+
+/* Where the open fd is, as a path inside the root (the root's own path is cut off); dies if outside. */
+static void path_in_root(int rootfd, int fd, char *out, size_t n) {
+  char root[4096], at[4096], link[64];
+  fdpath(link, sizeof link, rootfd);
+  ssize_t r = readlink(link, root, sizeof root - 1);
+  fdpath(link, sizeof link, fd);
+  ssize_t a = readlink(link, at, sizeof at - 1);
+  if (r < 0 || a < 0) die("readlink %s: %s", link, strerror(errno));
+  root[r] = 0;
+  at[a] = 0;
+  size_t rl = strcmp(root, "/") == 0 ? 0 : (size_t)r;
+  if (strncmp(at, root, rl) != 0 || (at[rl] != '/' && at[rl] != 0)) die("%s resolves outside the container's root", at);
+  snprintf(out, n, "%s", at[rl] ? at + rl : "/");
+}
+
+/* Is `path` the guarded directory g or below it? 1: below, 2: g itself, 0: neither. */
+static int under(const char *path, const char *g) {
+  size_t n = strlen(g);
+  if (strncmp(path, g, n) != 0) return 0;
+  if (path[n] == 0) return 2;
+  return path[n] == '/' ? 1 : 0;
 }
 
 /* mkdir -p inside the root; the last component is a file (touch) when as_file. */
@@ -316,8 +391,6 @@ static void make_in_root(int rootfd, const char *path, int as_file) {
   }
 }
 
-static void fdpath(char *out, size_t n, int fd) { snprintf(out, n, "/proc/self/fd/%d", fd); }
-
 /* ---------------------------------------------------------------- mounts */
 
 static int is_dir(const char *p) {
@@ -325,12 +398,83 @@ static int is_dir(const char *p) {
   return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
-static void do_mount(int rootfd, const struct mnt *m) {
+/*
+ * tmpcopyup: the tree below `from` (the image's, hidden by the new tmpfs) into
+ * `to`. Nothing is followed: symlinks are copied as links, every open is
+ * O_NOFOLLOW under a directory descriptor, so the image's links cannot make
+ * the copy read or write outside it. The tmpfs's size and the container's
+ * memory limit bound what a large tree can take.
+ */
+static void copy_tree(int from, int to, const char *where, int depth) {
+  if (depth > 256) die("tmpcopyup %s: deeper than 256 directories", where);
+  int dup_from = dup(from);
+  DIR *d = dup_from >= 0 ? fdopendir(dup_from) : NULL;
+  if (!d) die("tmpcopyup %s: %s", where, strerror(errno));
+  struct dirent *e;
+  while ((e = readdir(d))) {
+    const char *n = e->d_name;
+    if (!strcmp(n, ".") || !strcmp(n, "..")) continue;
+    struct stat st;
+    if (fstatat(from, n, &st, AT_SYMLINK_NOFOLLOW) < 0) die("tmpcopyup %s/%s: %s", where, n, strerror(errno));
+    mode_t mode = st.st_mode & 07777;
+    if (S_ISDIR(st.st_mode)) {
+      if (mkdirat(to, n, 0700) < 0) die("tmpcopyup %s/%s: %s", where, n, strerror(errno));
+      int a = openat(from, n, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      int b = openat(to, n, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      if (a < 0 || b < 0) die("tmpcopyup %s/%s: %s", where, n, strerror(errno));
+      copy_tree(a, b, where, depth + 1);
+      close(a);
+      close(b);
+    } else if (S_ISREG(st.st_mode)) {
+      int a = openat(from, n, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+      int b = openat(to, n, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+      if (a < 0 || b < 0) die("tmpcopyup %s/%s: %s", where, n, strerror(errno));
+      for (;;) {
+        ssize_t c = sendfile(b, a, NULL, 1 << 20);
+        if (c == 0) break;
+        if (c < 0) die("tmpcopyup %s/%s: %s", where, n, strerror(errno));
+      }
+      close(a);
+      close(b);
+    } else if (S_ISLNK(st.st_mode)) {
+      char link[4096];
+      ssize_t l = readlinkat(from, n, link, sizeof link - 1);
+      if (l < 0) die("tmpcopyup %s/%s: %s", where, n, strerror(errno));
+      link[l] = 0;
+      if (symlinkat(link, to, n) < 0) die("tmpcopyup %s/%s: %s", where, n, strerror(errno));
+    } else if (S_ISSOCK(st.st_mode)) {
+      continue; /* a socket is nothing without its listener */
+    } else if (mknodat(to, n, (st.st_mode & S_IFMT) | 0600, st.st_rdev) < 0) {
+      die("tmpcopyup %s/%s: %s", where, n, strerror(errno));
+    }
+    if (fchownat(to, n, st.st_uid, st.st_gid, AT_SYMLINK_NOFOLLOW) < 0) die("tmpcopyup %s/%s: chown: %s", where, n, strerror(errno));
+    if (!S_ISLNK(st.st_mode) && fchmodat(to, n, mode, 0) < 0) die("tmpcopyup %s/%s: chmod: %s", where, n, strerror(errno));
+  }
+  closedir(d);
+}
+
+static void do_mount(const struct plan *p, int rootfd, const struct mnt *m) {
   int bind = (m->flags & MS_BIND) != 0;
   int file = bind && !is_dir(m->src);
   make_in_root(rootfd, m->dst, file);
-  int fd = open_in_root(rootfd, m->dst, O_PATH);
+  int fd;
+  if (m->how & HOW_NO_SYMLINK) {
+    fd = open_in_root_how(rootfd, m->dst, O_PATH | O_DIRECTORY, RESOLVE_NO_SYMLINKS_);
+    if (fd < 0 && (errno == ELOOP || errno == ENOTDIR))
+      die("mount destination %s: filesystem %s must be mounted on an ordinary directory (the image has a symlink or a file there)", m->dst, m->type);
+  } else fd = open_in_root(rootfd, m->dst, O_PATH);
   if (fd < 0) die("open mount point %s: %s", m->dst, strerror(errno));
+  /* where the destination really is, after the image's symlinks: a guarded tree (/proc) takes no mount of the config's */
+  char resolved[4096];
+  path_in_root(rootfd, fd, resolved, sizeof resolved);
+  for (int g = 0; g < p->nguards; g++) {
+    int u = under(resolved, p->guards[g]);
+    if (!u || (u == 2 && (m->how & HOW_MAY_COVER))) continue;
+    int allowed = 0;
+    for (int a = 0; a < p->nguard_allows; a++)
+      if (!strcmp(resolved, p->guard_allows[a])) allowed = 1;
+    if (!allowed) die("mount destination %s (%s in the container) is inside %s: refused", m->dst, resolved, p->guards[g]);
+  }
   char target[64];
   fdpath(target, sizeof target, fd);
   if (bind) {
@@ -348,6 +492,24 @@ static void do_mount(int rootfd, const struct mnt *m) {
         die("remount %s with flags 0x%lx: %s", m->dst, extra, strerror(errno));
       }
     }
+  } else if (m->how & HOW_COPY_UP) {
+    /* what the image has there, opened before the tmpfs hides it, is copied into it; then read-only if asked */
+    int below = open_in_root(rootfd, m->dst, O_RDONLY | O_DIRECTORY);
+    if (below < 0) die("tmpcopyup %s: %s", m->dst, strerror(errno));
+    const char *data = *m->data ? m->data : NULL;
+    if (mount(m->src, target, m->type, m->flags & ~(unsigned long)MS_RDONLY, data) < 0)
+      die("mount %s (%s) on %s: %s", m->src, m->type, m->dst, strerror(errno));
+    close(fd);
+    fd = open_in_root(rootfd, m->dst, O_RDONLY | O_DIRECTORY);
+    if (fd < 0) die("reopen %s: %s", m->dst, strerror(errno));
+    struct stat st;
+    if (fstat(below, &st) < 0) die("tmpcopyup %s: %s", m->dst, strerror(errno));
+    copy_tree(below, fd, m->dst, 0);
+    if (fchown(fd, st.st_uid, st.st_gid) < 0 || fchmod(fd, st.st_mode & 07777) < 0) die("tmpcopyup %s: %s", m->dst, strerror(errno));
+    close(below);
+    fdpath(target, sizeof target, fd);
+    if ((m->flags & MS_RDONLY) && mount(NULL, target, NULL, MS_REMOUNT | m->flags, data) < 0)
+      die("remount %s read-only: %s", m->dst, strerror(errno));
   } else {
     const char *data = *m->data ? m->data : NULL;
     if (mount(m->src, target, m->type, m->flags, data) < 0)
@@ -402,21 +564,95 @@ static void make_dev(int rootfd, const struct dev *d) {
   close(pfd);
 }
 
-/* After pivot_root: paths are the guest's own. */
+/*
+ * After pivot_root: paths are the guest's own, and every mount is made on a
+ * descriptor (/proc/self/fd/N), so what was checked is what gets mounted.
+ */
+static int null_fd = -1;
+
+/* The container's /dev/null, checked to be the null device: an image's symlink or file there would
+ * make a mask expose what it points at instead of hiding (CVE-2025-31133). */
+static int null_device(void) {
+  if (null_fd >= 0) return null_fd;
+  null_fd = open("/dev/null", O_PATH | O_NOFOLLOW | O_CLOEXEC);
+  struct stat st;
+  if (null_fd < 0 || fstat(null_fd, &st) < 0) die("mask: open /dev/null: %s", strerror(errno));
+  if (!S_ISCHR(st.st_mode) || st.st_rdev != makedev(1, 3)) die("mask: /dev/null in the container is not the null device (1:3): refused");
+  return null_fd;
+}
+
 static void mask_path(const char *p) {
-  if (is_dir(p)) {
-    if (mount("tmpfs", p, "tmpfs", MS_RDONLY, NULL) < 0 && errno != ENOENT) die("mask %s: %s", p, strerror(errno));
-  } else if (mount("/dev/null", p, NULL, MS_BIND, NULL) < 0 && errno != ENOENT && errno != ENOTDIR)
+  int fd = open(p, O_PATH | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT || errno == ENOTDIR) return;
     die("mask %s: %s", p, strerror(errno));
+  }
+  struct stat st;
+  if (fstat(fd, &st) < 0) die("mask %s: %s", p, strerror(errno));
+  char target[64], src[64];
+  fdpath(target, sizeof target, fd);
+  if (S_ISDIR(st.st_mode)) {
+    if (mount("tmpfs", target, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0) die("mask %s: %s", p, strerror(errno));
+  } else {
+    fdpath(src, sizeof src, null_device());
+    if (mount(src, target, NULL, MS_BIND, NULL) < 0) die("mask %s: %s", p, strerror(errno));
+  }
+  close(fd);
+}
+
+/* The flags of the mount a path is on that a bind remount must keep (nosuid, nodev, noexec, atime). */
+static unsigned long kept_flags(const char *target) {
+  struct statvfs v;
+  if (statvfs(target, &v) < 0) die("statvfs %s: %s", target, strerror(errno));
+  unsigned long f = 0;
+  if (v.f_flag & ST_NOSUID) f |= MS_NOSUID;
+  if (v.f_flag & ST_NODEV) f |= MS_NODEV;
+  if (v.f_flag & ST_NOEXEC) f |= MS_NOEXEC;
+  if (v.f_flag & ST_NOATIME) f |= MS_NOATIME;
+  if (v.f_flag & ST_NODIRATIME) f |= MS_NODIRATIME;
+  if (v.f_flag & ST_RELATIME) f |= MS_RELATIME;
+  return f;
+}
+
+/* Binds a path onto itself and remounts it with its own flags, read-only or not; 0, or -1 if it is absent. */
+static int rebind_keeping(const char *p, unsigned long bind_flags, unsigned long ro) {
+  int fd = open(p, O_PATH | O_CLOEXEC);
+  if (fd < 0) return -1;
+  char target[64];
+  fdpath(target, sizeof target, fd);
+  if (mount(target, target, NULL, MS_BIND | bind_flags, NULL) < 0) die("bind %s: %s", p, strerror(errno));
+  close(fd);
+  /* the new bind is on top now: open it again so the remount hits it */
+  fd = open(p, O_PATH | O_CLOEXEC);
+  if (fd < 0) die("reopen %s: %s", p, strerror(errno));
+  fdpath(target, sizeof target, fd);
+  if (mount(NULL, target, NULL, MS_BIND | MS_REMOUNT | bind_flags | ro | kept_flags(target), NULL) < 0) die("remount %s: %s", p, strerror(errno));
+  close(fd);
+  return 0;
 }
 
 static void readonly_path(const char *p) {
-  if (rebind_path(p, MS_REC, MS_RDONLY) < 0 && errno != ENOENT) die("readonly %s: %s", p, strerror(errno));
+  if (rebind_keeping(p, MS_REC, MS_RDONLY) < 0 && errno != ENOENT && errno != ENOTDIR) die("readonly %s: %s", p, strerror(errno));
 }
 
 /* A writable hole in a read-only path (the SET_UTSNAME ccap: /proc/sys/kernel/hostname). */
 static void writable_path(const char *p) {
-  if (rebind_path(p, 0, 0) < 0) die("cannot make %s writable: %s", p, strerror(errno));
+  if (rebind_keeping(p, 0, 0) < 0) die("cannot make %s writable: %s", p, strerror(errno));
+}
+
+/* A sysctl of the container's own namespaces, written only into a real procfs (never through a symlink). */
+static void write_sysctl(const char *key, const char *value) {
+  char path[512];
+  snprintf(path, sizeof path, "/proc/sys/%s", key);
+  for (char *q = path + 10; *q; q++)
+    if (*q == '.') *q = '/';
+  int fd = open(path, O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) die("open %s: %s", path, strerror(errno));
+  struct statfs sf;
+  if (fstatfs(fd, &sf) < 0 || sf.f_type != PROC_SUPER_MAGIC) die("sysctl %s: %s is not on procfs: refused", key, path);
+  size_t n = strlen(value);
+  if (write(fd, value, n) != (ssize_t)n) die("write '%s' to %s: %s", value, path, strerror(errno));
+  close(fd);
 }
 
 /* ---------------------------------------------------------- the process */
@@ -460,19 +696,52 @@ static void set_identity_and_caps(const struct plan *p) {
   }
 }
 
+/* The hook program resolved on the host (exe-host), as a sealed copy; -1 when there is none. */
+static int exe_host_fd = -1;
+
+/* chdir into the process's cwd, which must be inside the container (CVE-2024-21626: not a leaked descriptor's). */
+static void enter_cwd(const char *cwd) {
+  if (chdir(cwd) < 0) die("chdir %s: %s", cwd, strerror(errno));
+  char buf[4096];
+  /* glibc's getcwd fails with ENOENT where the kernel says "(unreachable)": outside our root */
+  if (!getcwd(buf, sizeof buf) || buf[0] != '/') die("process.cwd %s is outside the container: refused", cwd);
+}
+
+/* The AppArmor profile for the next exec, written only into a real procfs (CVE-2019-16884: an image's fake /proc). */
+static void apply_apparmor(const char *profile) {
+  int fd = open("/proc/self/attr/apparmor/exec", O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) fd = open("/proc/self/attr/exec", O_WRONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) die("apparmor: open /proc/self/attr/exec: %s", strerror(errno));
+  struct statfs sf;
+  if (fstatfs(fd, &sf) < 0 || sf.f_type != PROC_SUPER_MAGIC) die("apparmor: /proc/self/attr is not on procfs: refused");
+  char v[4096];
+  int n = snprintf(v, sizeof v, "exec %s", profile);
+  if (n < 0 || (size_t)n >= sizeof v || write(fd, v, (size_t)n) != n) die("apparmor: apply profile %s: %s", profile, strerror(errno));
+  close(fd);
+}
+
 /* The process's own setup after the namespaces: identity, capabilities, seccomp, exec. */
 static void become_process(const struct plan *p) {
   if (p->have_umask) umask(p->umask_v);
+  if (p->apparmor) apply_apparmor(p->apparmor);
   /* without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it while still privileged */
   if (!p->nnp) load_seccomp(p);
   set_identity_and_caps(p);
-  if (p->cwd && chdir(p->cwd) < 0) die("chdir %s: %s", p->cwd, strerror(errno));
+  if (p->cwd) enter_cwd(p->cwd);
   if (p->nnp) {
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) die("no_new_privs: %s", strerror(errno));
     load_seccomp(p);
   }
+  /* the descriptors asked for (--preserve-fds) cross; every other was closed at start or closes on exec */
+  for (int fd = 3; fd < 3 + p->preserve; fd++) fcntl(fd, F_SETFD, 0);
   extern char **environ;
   environ = (char **)p->envs;
+  if (exe_host_fd >= 0) {
+    syscall(SYS_execveat, exe_host_fd, "", p->args, p->envs, AT_EMPTY_PATH);
+    /* a script: the kernel reopens it by /dev/fd/N, which a close-on-exec descriptor cannot be */
+    if (errno == ENOENT && fcntl(exe_host_fd, F_SETFD, 0) == 0) syscall(SYS_execveat, exe_host_fd, "", p->args, p->envs, AT_EMPTY_PATH);
+    die("exec %s: %s", p->exe_host, strerror(errno));
+  }
   if (p->exe) execve(p->exe, (char *const *)p->args, (char *const *)p->envs);
   else execvp(p->args[0], (char *const *)p->args);
   die("exec %s: %s", p->exe ? p->exe : p->args[0], strerror(errno));
@@ -480,6 +749,7 @@ static void become_process(const struct plan *p) {
 
 /* Is args[0] an executable in the guest's PATH? Checked before "ok" so create fails, as runc does. */
 static void check_executable(const struct plan *p) {
+  if (exe_host_fd >= 0) return; /* opened on the host already */
   const char *a = p->exe ? p->exe : p->args[0];
   if (!a) die("process.args is empty");
   if (strchr(a, '/')) {
@@ -574,7 +844,7 @@ static void init_container(const struct plan *p, int gate, int fifo, int sock) {
   if (!has_mnt && mount(NULL, p->rootfs, NULL, MS_PRIVATE | MS_REC, NULL) < 0) die("make the root private: %s", strerror(errno));
   int rootfd = open(p->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
   if (rootfd < 0) die("open root %s: %s", p->rootfs, strerror(errno));
-  for (int i = 0; i < p->nmounts; i++) do_mount(rootfd, &p->mounts[i]);
+  for (int i = 0; i < p->nmounts; i++) do_mount(p, rootfd, &p->mounts[i]);
   for (int i = 0; i < p->ndevs; i++) make_dev(rootfd, &p->devs[i]);
   for (int i = 0; i < p->nsymlinks; i++) {
     int fd = open_in_root(rootfd, p->symlinks[i][1], O_PATH | O_NOFOLLOW);
@@ -596,13 +866,7 @@ static void init_container(const struct plan *p, int gate, int fifo, int sock) {
   }
   if (chdir("/") < 0) die("chdir /: %s", strerror(errno));
   close(rootfd);
-  for (int i = 0; i < p->nsysctls; i++) {
-    char path[512];
-    snprintf(path, sizeof path, "/proc/sys/%s", p->sysctls[i][0]);
-    for (char *q = path + 10; *q; q++)
-      if (*q == '.') *q = '/';
-    write_file(path, p->sysctls[i][1]);
-  }
+  for (int i = 0; i < p->nsysctls; i++) write_sysctl(p->sysctls[i][0], p->sysctls[i][1]);
   for (int i = 0; i < p->nros; i++) readonly_path(p->ros[i]);
   for (int i = 0; i < p->nrws; i++) writable_path(p->rws[i]);
   for (int i = 0; i < p->nmasks; i++) mask_path(p->masks[i]);
@@ -613,7 +877,7 @@ static void init_container(const struct plan *p, int gate, int fifo, int sock) {
   if (p->domainname && setdomainname(p->domainname, strlen(p->domainname)) < 0) die("setdomainname: %s", strerror(errno));
   if (sock >= 0) setup_terminal(p, sock);
   if (p->exec_check) {
-    if (p->cwd && chdir(p->cwd) < 0) die("chdir %s: %s", p->cwd, strerror(errno));
+    if (p->cwd) enter_cwd(p->cwd);
     check_executable(p);
     if (chdir("/") < 0) die("chdir /: %s", strerror(errno));
   }
@@ -691,15 +955,21 @@ static int wait_child(pid_t pid) {
   return 125;
 }
 
+/* Before anything of the container is joined: its /proc cannot stand in for ours. */
+static void set_oom(const struct plan *p) {
+  if (!p->have_oom) return;
+  char v[32];
+  snprintf(v, sizeof v, "%d", p->oom);
+  write_file("/proc/self/oom_score_adj", v);
+}
+
 static int cmd_create(struct plan *p) {
   if (!p->rootfs) die("plan: no rootfs");
+  /* the console socket is the caller's, on the host: connected before any namespace is joined */
+  int sock = p->terminal && p->console ? console_connect(p->console) : -1;
+  set_oom(p);
   join_namespaces(p->ns, p->nns);
   join_cgroups(p);
-  if (p->have_oom) {
-    char v[32];
-    snprintf(v, sizeof v, "%d", p->oom);
-    write_file("/proc/self/oom_score_adj", v);
-  }
   int flags = 0;
   for (int i = 0; i < p->nns; i++)
     if (!*p->ns[i].path) flags |= p->ns[i].type;
@@ -709,7 +979,6 @@ static int cmd_create(struct plan *p) {
     fifo = open(p->fifo, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     if (fifo < 0) die("open exec fifo %s: %s", p->fifo, strerror(errno));
   }
-  int sock = p->terminal && p->console ? console_connect(p->console) : -1;
   int gate[2];
   if (pipe2(gate, O_CLOEXEC) < 0) die("pipe: %s", strerror(errno));
   if (p->wait) prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
@@ -734,14 +1003,17 @@ static int cmd_create(struct plan *p) {
 
 static int cmd_exec(struct plan *p, int detach) {
   if (!p->join_pid) die("plan: exec needs pid");
+  /* on the host, before anything of the container is joined: the console socket, the hook's program, oom */
+  int sock = p->terminal && p->console ? console_connect(p->console) : -1;
+  if (p->exe_host) {
+    int f = open(p->exe_host, O_RDONLY | O_CLOEXEC);
+    if (f < 0) die("open %s: %s", p->exe_host, strerror(errno));
+    exe_host_fd = sealed_copy(f, "paene-hook", 1);
+    close(f);
+  }
+  set_oom(p);
   join_cgroups(p);
   join_namespaces(p->ns, p->nns);
-  if (p->have_oom) {
-    char v[32];
-    snprintf(v, sizeof v, "%d", p->oom);
-    write_file("/proc/self/oom_score_adj", v);
-  }
-  int sock = p->terminal && p->console ? console_connect(p->console) : -1;
   int report[2];
   if (pipe2(report, O_CLOEXEC) < 0) die("pipe: %s", strerror(errno));
   pid_t pid = fork();
@@ -756,7 +1028,7 @@ static int cmd_exec(struct plan *p, int detach) {
     if (setsid() < 0) die("setsid: %s", strerror(errno));
     if (p->chroot_dir && (chdir(p->chroot_dir) < 0 || chroot(".") < 0)) die("chroot %s: %s", p->chroot_dir, strerror(errno));
     if (sock >= 0) setup_terminal(p, sock);
-    if (p->cwd && chdir(p->cwd) < 0) die("chdir %s: %s", p->cwd, strerror(errno));
+    if (p->cwd) enter_cwd(p->cwd);
     check_executable(p);
     become_process(p);
   }
@@ -779,17 +1051,25 @@ static int cmd_exec(struct plan *p, int detach) {
 
 int main(int argc, char **argv) {
   if (argc < 3) {
-    dprintf(2, "usage: paene-oci create|exec|exec-detach PLAN (run by paene-runc)\n");
+    dprintf(2, "usage: paene-oci create|exec|exec-detach PLAN [SYNC-FD] (run by paene-runc)\n");
     return 2;
   }
-  if (fcntl(SYNC_FD, F_GETFD) < 0) {
-    dprintf(2, "paene-oci: fd 3 (the sync pipe) is not open\n");
+  if (argc > 3) sync_fd = atoi(argv[3]);
+  if (sync_fd < 3 || fcntl(SYNC_FD, F_GETFD) < 0) {
+    dprintf(2, "paene-oci: fd %d (the sync pipe) is not open\n", sync_fd);
     return 2;
   }
-  fcntl(SYNC_FD, F_SETFD, 0);
+  fcntl(SYNC_FD, F_SETFD, 0); /* kept across the exec below */
+  /* never the host's file to a guest, and no ptrace or /proc of ours for it (CVE-2019-5736) */
+  run_from_sealed_copy(argv, "paene-oci");
   signal(SIGPIPE, SIG_IGN);
   static struct plan p;
   parse_plan(argv[2], &p);
+  /* only the descriptors asked for cross into the container (CVE-2024-21626): stdio, the preserved
+   * ones (3 … 3+N-1, right below the sync pipe) and the sync pipe itself, which closes on exec */
+  if (3 + p.preserve != sync_fd) die("plan: %d preserved descriptors, but the sync pipe is fd %d", p.preserve, sync_fd);
+  if (syscall(SYS_close_range, sync_fd + 1, ~0U, 0) < 0)
+    for (int fd = sync_fd + 1; fd < 65536; fd++) close(fd);
   if (!strcmp(argv[1], "create")) return cmd_create(&p);
   if (!strcmp(argv[1], "exec")) return cmd_exec(&p, 0);
   if (!strcmp(argv[1], "exec-detach")) return cmd_exec(&p, 1);

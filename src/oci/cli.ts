@@ -9,6 +9,7 @@ import fs from 'node:fs';
 import { PaeneError, isPaeneError } from '../core/errors.js';
 import { NS_TYPES, RLIMITS, type OciProcess, type OciResources } from '../core/ocispec.js';
 import { CAP_NAMES } from '../core/caps.js';
+import { OCI_JSON_MAX_BYTES, parseOciJson } from '../core/ocijson.js';
 import { DEFAULT_OCI_ROOT, OCI_VERSION, OciRuntime } from './runtime.js';
 
 const VERSION = '0.1.0';
@@ -160,12 +161,11 @@ function one(p: Parsed, verb: string): string {
 }
 
 function readJsonInput(file: string): unknown {
-  const text = file === '-' ? fs.readFileSync(0, 'utf8') : fs.readFileSync(file, 'utf8');
-  try {
-    return JSON.parse(text);
-  } catch (e) {
-    throw new PaeneError('invalid-argument', `${file === '-' ? 'stdin' : file}: not JSON: ${(e as Error).message}`);
+  const what = file === '-' ? 'stdin' : file;
+  if (file !== '-' && fs.statSync(file).size > OCI_JSON_MAX_BYTES) {
+    throw new PaeneError('invalid-argument', `${what}: over the limit of ${OCI_JSON_MAX_BYTES} bytes`);
   }
+  return parseOciJson(fs.readFileSync(file === '-' ? 0 : file, 'utf8'), what);
 }
 
 function features(): unknown {
@@ -197,6 +197,34 @@ function features(): unknown {
   };
 }
 
+/** A count of descriptors (--preserve-fds N). */
+function countFlag(v: string | undefined, flag: string): number {
+  if (v === undefined) return 0;
+  if (!/^\d{1,5}$/.test(v)) throw new PaeneError('invalid-argument', `${flag} ${v}: want a number of descriptors`);
+  return Number(v);
+}
+
+/**
+ * The descriptors create and run pass on, as runc: the socket-activation ones
+ * (LISTEN_FDS, when LISTEN_PID is ours or unset) first, then --preserve-fds
+ * more, all at their own numbers from 3; the process is told LISTEN_FDS and
+ * LISTEN_PID=1. Every other descriptor the caller left open stays out.
+ */
+function passedFds(preserve: string | undefined): { preserveFds: number; listenFds: number } {
+  const listen = process.env.LISTEN_FDS;
+  const pidOk = !process.env.LISTEN_PID || process.env.LISTEN_PID === String(process.pid);
+  const listenFds = listen && pidOk ? countFlag(listen, 'LISTEN_FDS') : 0;
+  const preserveFds = listenFds + countFlag(preserve, '--preserve-fds');
+  for (let fd = 3; fd < 3 + preserveFds; fd++) {
+    try {
+      fs.fstatSync(fd);
+    } catch {
+      throw new PaeneError('invalid-argument', `descriptor ${fd} is not open (LISTEN_FDS ${listenFds} + --preserve-fds ${preserveFds - listenFds} from fd 3)`);
+    }
+  }
+  return { preserveFds, listenFds };
+}
+
 /** `exec [options] ID CMD...`: the container's own process with the command and option changes. */
 function processFromFlags(base: OciProcess, p: Parsed): OciProcess {
   const out: OciProcess = { ...base, args: p.args.slice(1), terminal: p.flags.has('tty') || p.flags.has('t') };
@@ -212,6 +240,14 @@ function processFromFlags(base: OciProcess, p: Parsed): OciProcess {
     if (!Number.isInteger(out.user.uid) || !Number.isInteger(out.user.gid)) throw new PaeneError('invalid-argument', `--user ${user}: want UID[:GID]`);
   }
   if (p.flags.has('no-new-privs')) out.noNewPrivileges = true;
+  // --cap adds to bounding, effective, permitted and ambient, never inheritable (CVE-2022-29162, as runc since 1.1.2)
+  const cap = p.flags.get('cap') ?? p.flags.get('c');
+  if (typeof cap === 'string') {
+    const name = cap.toUpperCase().startsWith('CAP_') ? cap.toUpperCase() : `CAP_${cap.toUpperCase()}`;
+    const c = base.capabilities ?? {};
+    const add = (l: string[] | undefined) => [...new Set([...(l ?? []), name])];
+    out.capabilities = { ...c, bounding: add(c.bounding), effective: add(c.effective), permitted: add(c.permitted), ambient: add(c.ambient) };
+  }
   return out;
 }
 
@@ -253,14 +289,15 @@ export async function main(argv: string[]): Promise<number> {
         return 0;
       case 'create': {
         const id = one(p, verb);
-        if (str('preserve-fds') && str('preserve-fds') !== '0') throw new PaeneError('invalid-argument', '--preserve-fds is not supported by paene-runc');
-        await rt.create(id, { bundle: str('bundle', 'b') ?? '.', pidFile: str('pid-file'), consoleSocket: str('console-socket'), noPivot: p.flags.has('no-pivot') });
+        const fds = passedFds(str('preserve-fds'));
+        await rt.create(id, { bundle: str('bundle', 'b') ?? '.', pidFile: str('pid-file'), consoleSocket: str('console-socket'), noPivot: p.flags.has('no-pivot'), ...fds });
         return 0;
       }
       case 'run': {
         const id = one(p, verb);
         const detach = p.flags.has('detach') || p.flags.has('d');
-        const c = await rt.create(id, { bundle: str('bundle', 'b') ?? '.', pidFile: str('pid-file'), consoleSocket: str('console-socket'), noPivot: p.flags.has('no-pivot'), foreground: !detach });
+        const fds = passedFds(str('preserve-fds'));
+        const c = await rt.create(id, { bundle: str('bundle', 'b') ?? '.', pidFile: str('pid-file'), consoleSocket: str('console-socket'), noPivot: p.flags.has('no-pivot'), foreground: !detach, ...fds });
         await rt.start(id);
         if (detach) return 0;
         const code = c.exit ? await c.exit : 0;
@@ -294,7 +331,8 @@ export async function main(argv: string[]): Promise<number> {
         const id = one(p, verb);
         const file = str('process', 'p');
         const proc = file ? (readJsonInput(file) as OciProcess) : processFromFlags(rt.load(id).process, p);
-        return await rt.exec(id, proc, { pidFile: str('pid-file'), consoleSocket: str('console-socket'), detach: p.flags.has('detach') || p.flags.has('d') });
+        const preserveFds = countFlag(str('preserve-fds'), '--preserve-fds');
+        return await rt.exec(id, proc, { pidFile: str('pid-file'), consoleSocket: str('console-socket'), detach: p.flags.has('detach') || p.flags.has('d'), preserveFds });
       }
       case 'ps': {
         const id = one(p, verb);

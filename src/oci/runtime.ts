@@ -28,11 +28,11 @@ import {
   type PlanMount,
 } from '../core/ocispec.js';
 import { ioThrottleWrites, resourceWrites } from '../core/ociresources.js';
+import { OCI_JSON_MAX_BYTES, parseOciJson } from '../core/ocijson.js';
 import type { BlockDevice, CgroupVersion } from '../core/cgroupmap.js';
 import { ContextCgroup, detectCgroupHost, limitsVersion, parseMountinfo, type CgroupHost } from '../kernel/cgroups.js';
 import { attachDeviceProgram } from '../kernel/bpf.js';
 import { blockDevicesFor } from '../runtime/iothrottle.js';
-import { parseProcStatusCaps } from '../core/caps.js';
 import { writeFileAtomic, writeJsonAtomic } from '../kernel/atomic.js';
 import { isAlive, readStat } from '../kernel/procfs.js';
 import { nativePath } from '../kernel/package.js';
@@ -211,6 +211,35 @@ function v1Hierarchies(): { dir: string; name: string }[] {
   return out;
 }
 
+/**
+ * The container's directories in the mounted hierarchies paene's own cgroup
+ * code does not manage (name=systemd, net_cls, perf_event, a v1 freezer left
+ * for the unified one …), so it is in a cgroup of its own in every one, as
+ * with runc: `made` creates them (create), otherwise only existing ones count
+ * (exec). `taken`: cgroup.procs files already joined.
+ */
+function otherHierarchies(cgPath: string, taken: string[], made = true): string[] {
+  const out: string[] = [];
+  for (const h of v1Hierarchies()) {
+    if (h.name === 'cpuset') continue; // its cpus and mems are filled in first (prepareCpuset)
+    const dir = path.join(h.dir, cgPath);
+    if (taken.includes(path.join(dir, 'cgroup.procs'))) continue;
+    if (made) fs.mkdirSync(dir, { recursive: true });
+    else if (!fs.existsSync(dir)) continue;
+    out.push(dir);
+  }
+  return out;
+}
+
+/** Whether the host runs AppArmor (runc's test). */
+function appArmorEnabled(): boolean {
+  try {
+    return fs.existsSync('/sys/kernel/security/apparmor') && fs.readFileSync('/sys/module/apparmor/parameters/enabled', 'utf8').startsWith('Y');
+  } catch {
+    return false;
+  }
+}
+
 export interface CreateOptions {
   bundle: string;
   pidFile?: string;
@@ -218,6 +247,10 @@ export interface CreateOptions {
   noPivot?: boolean;
   /** `run`: keep the container's process as our child's child and wait for it */
   foreground?: boolean;
+  /** the caller's descriptors 3 … 3+N-1 that the process keeps (LISTEN_FDS + --preserve-fds) */
+  preserveFds?: number;
+  /** the first N of them are socket-activation descriptors: the process is told (LISTEN_FDS, LISTEN_PID=1) */
+  listenFds?: number;
 }
 
 export interface HookEnv {
@@ -306,14 +339,18 @@ export class OciRuntime {
   async create(id: string, o: CreateOptions): Promise<{ pid: number; exit?: Promise<number>; start?: () => Promise<void> }> {
     validateId(id);
     const bundle = path.resolve(o.bundle);
-    let cfg: OciConfig;
+    const cfgFile = path.join(bundle, 'config.json');
+    let text: string;
     try {
-      cfg = JSON.parse(fs.readFileSync(path.join(bundle, 'config.json'), 'utf8')) as OciConfig;
+      if (fs.statSync(cfgFile).size > OCI_JSON_MAX_BYTES) throw new Error(`over the limit of ${OCI_JSON_MAX_BYTES} bytes`);
+      text = fs.readFileSync(cfgFile, 'utf8');
     } catch (e) {
-      throw new PaeneError('invalid-argument', `cannot read ${path.join(bundle, 'config.json')}: ${(e as Error).message}`);
+      throw new PaeneError('invalid-argument', `cannot read ${cfgFile}: ${(e as Error).message}`);
     }
-    const plan = translateConfig(cfg, { id, bundle, cgroup: this.version });
+    const cfg = parseOciJson(text, cfgFile) as OciConfig;
+    const plan = translateConfig(cfg, { id, bundle, cgroup: this.version, apparmor: appArmorEnabled() });
     if (!fs.existsSync(plan.rootfs)) throw new PaeneError('invalid-argument', `root.path: ${plan.rootfs} does not exist`);
+    if (o.listenFds) plan.process.env = [...plan.process.env, `LISTEN_FDS=${o.listenFds}`, 'LISTEN_PID=1'];
     // paene-runc does not relay a pty itself (runc run does): the caller takes the master from the socket
     if (plan.process.terminal && !o.consoleSocket) throw new PaeneError('invalid-argument', 'process.terminal is true: --console-socket is required');
     fs.mkdirSync(this.root, { recursive: true, mode: 0o700 });
@@ -354,14 +391,16 @@ export class OciRuntime {
       if (plan.cgroup.devices) attachDeviceProgram(cg.unifiedDir as string, plan.cgroup.devices);
       const procs = cg.procsFiles();
       if (cpuset) procs.push(path.join(cpuset, 'cgroup.procs'));
+      procs.push(...otherHierarchies(plan.cgroup.path, procs).map((d) => path.join(d, 'cgroup.procs')));
       const fifo = path.join(dir, 'exec.fifo');
       const mk = spawnSync('mkfifo', ['-m', '0600', fifo]);
       if (mk.status !== 0) throw new PaeneError('internal', `mkfifo ${fifo}: ${mk.stderr}`);
       const binds = this.cgroupBinds(plan);
-      const tokens = createTokens({ plan, fifo, cgroupProcs: procs, cgroupBinds: binds, consoleSocket: o.consoleSocket, noPivot: o.noPivot, wait: o.foreground });
+      const preserveFds = o.preserveFds ?? 0;
+      const tokens = createTokens({ plan, fifo, cgroupProcs: procs, cgroupBinds: binds, consoleSocket: o.consoleSocket, noPivot: o.noPivot, wait: o.foreground, preserveFds });
       const planFile = path.join(dir, 'plan');
       writeFileAtomic(planFile, encodeTokens(tokens), 0o600);
-      const run = await runNative('create', planFile, !!o.foreground);
+      const run = await runNative('create', planFile, !!o.foreground, undefined, preserveFds);
       const st = readStat(run.pid);
       record.pid = run.pid;
       record.starttime = st?.starttime ?? 0;
@@ -493,9 +532,10 @@ export class OciRuntime {
     await cg.remove();
     const cs = cpusetDir(r.cgroupPath);
     if (cs) await rmdirRetry(cs);
+    for (const h of v1Hierarchies()) await rmdirRetry(path.join(h.dir, r.cgroupPath));
     // the parents paene-runc chose (a missing or relative cgroupsPath goes under /paene-runc), once empty;
     // parents of a path the caller gave are the caller's (runc leaves them too)
-    const mounts = [...new Set(this.host.v1.values()), '/sys/fs/cgroup/cpuset', ...(this.host.unified ? [this.host.unified.mount] : [])];
+    const mounts = [...new Set([...this.host.v1.values(), ...v1Hierarchies().map((h) => h.dir)]), ...(this.host.unified ? [this.host.unified.mount] : [])];
     for (let p = path.posix.dirname(r.cgroupPath); p.startsWith('/paene-runc'); p = path.posix.dirname(p)) {
       for (const m of mounts) {
         try {
@@ -527,11 +567,14 @@ export class OciRuntime {
     // v2 counts swap apart from memory: a new swap value alone needs the limit in effect
     const current = this.version === 'v2' && res.memory?.limit === undefined ? cg.read('memory', 'memory.max') : undefined;
     const memoryLimit = current === undefined ? undefined : current === 'max' ? -1 : Number(current);
-    const { writes, cpuset, unified } = resourceWrites(res, this.version, { memoryLimit });
+    // v1: the limit in effect decides whether memsw or the limit goes first (memsw ≥ limit at every step)
+    const v1Limit = this.version === 'v1' && res.memory?.limit ? cg.read('memory', 'memory.limit_in_bytes') : undefined;
+    const currentMemoryLimit = v1Limit === undefined ? undefined : Number(v1Limit);
+    const { writes, cpuset, unified } = resourceWrites(res, this.version, { memoryLimit, currentMemoryLimit });
     this.applyResources(cg, { path: r.cgroupPath, writes, cpuset, unified });
   }
 
-  async exec(id: string, p: OciProcess, o: { pidFile?: string; consoleSocket?: string; detach: boolean }): Promise<number> {
+  async exec(id: string, p: OciProcess, o: { pidFile?: string; consoleSocket?: string; detach: boolean; preserveFds?: number }): Promise<number> {
     const r = this.load(id);
     if (this.status(r) !== 'running' && this.status(r) !== 'created') throw new PaeneError('wrong-state', 'container not running');
     const proc = translateProcess(p, 'process');
@@ -539,11 +582,12 @@ export class OciRuntime {
     if (proc.terminal && !o.consoleSocket) throw new PaeneError('invalid-argument', 'process.terminal is true: --console-socket is required');
     const t = this.joinTokens(r);
     if (o.consoleSocket) t.push('console', o.consoleSocket);
+    if (o.preserveFds) t.push('preserve', String(o.preserveFds));
     t.push(...processTokens(proc));
     const planFile = path.join(this.dir(id), `exec-${process.pid}-${Date.now()}.plan`);
     writeFileAtomic(planFile, encodeTokens(t), 0o600);
     try {
-      const run = await runNative(o.detach ? 'exec-detach' : 'exec', planFile, !o.detach);
+      const run = await runNative(o.detach ? 'exec-detach' : 'exec', planFile, !o.detach, undefined, o.preserveFds ?? 0);
       if (o.pidFile) writeFileAtomic(path.resolve(o.pidFile), String(run.pid));
       fs.rmSync(planFile, { force: true });
       return run.exit ? await run.exit : 0;
@@ -566,36 +610,28 @@ export class OciRuntime {
     for (const f of cg.procsFiles()) t.push('cgroup', f);
     const cs = cpusetDir(r.cgroupPath);
     if (cs) t.push('cgroup', path.join(cs, 'cgroup.procs'));
+    const procs = t.filter((_, i) => t[i - 1] === 'cgroup');
+    for (const d of otherHierarchies(r.cgroupPath, procs, false)) t.push('cgroup', path.join(d, 'cgroup.procs'));
     if (r.hostMounts) t.push('chroot', `/proc/${r.pid}/root`);
     return t;
   }
 
   /**
-   * createContainer / startContainer hooks: run inside the container's namespaces (its path is
-   * resolved there), as root with every capability and no seccomp filter, the state on stdin.
+   * createContainer / startContainer hooks run inside the container's namespaces and cgroups with
+   * the credentials of its process (user, capabilities, no_new_privs, seccomp filter), as runc's
+   * do: an image cannot gain through a hook more than its process has. createContainer's path
+   * resolves in the runtime's namespace (paene-oci opens it on the host and runs a sealed copy),
+   * startContainer's in the container's, as the runtime-spec says. The state is on stdin.
    */
-  private async runContainerHooks(r: OciRecord, hooks: OciHook[], kind: string): Promise<void> {
+  private async runContainerHooks(r: OciRecord, hooks: OciHook[], kind: 'createContainer' | 'startContainer'): Promise<void> {
     if (hooks.length === 0) return;
     const st = JSON.stringify({ ...this.stateOf(r), status: 'created' });
-    // every capability the runtime itself holds (a host may have dropped some from its bounding set)
-    const all = parseProcStatusCaps(fs.readFileSync('/proc/self/status', 'utf8')).CapPrm;
+    const proc = translateProcess(r.process, 'process');
+    if (r.seccomp) proc.seccomp = Buffer.from(r.seccomp, 'hex');
     for (const [i, h] of hooks.entries()) {
       const t = this.joinTokens(r);
-      t.push('exe', h.path);
-      t.push(
-        ...processTokens({
-          args: h.args ?? [h.path],
-          env: h.env ?? [],
-          cwd: '/',
-          uid: 0,
-          gid: 0,
-          groups: [],
-          caps: { bounding: all, effective: all, permitted: all, inheritable: 0n, ambient: 0n },
-          rlimits: [],
-          noNewPrivileges: false,
-          terminal: false,
-        }),
-      );
+      t.push(kind === 'createContainer' ? 'exe-host' : 'exe', h.path);
+      t.push(...processTokens({ ...proc, args: h.args ?? [h.path], env: h.env ?? [], cwd: '/', terminal: false, consoleSize: undefined }));
       const planFile = path.join(this.dir(r.id), `hook-${kind}-${i}.plan`);
       writeFileAtomic(planFile, encodeTokens(t), 0o600);
       try {
@@ -636,19 +672,24 @@ export class OciRuntime {
 }
 
 /**
- * Runs paene-oci with our stdio (the container's) and a sync pipe on fd 3;
+ * Runs paene-oci with our stdio (the container's), the caller's descriptors
+ * 3 … 3+preserve-1 at the same numbers, and a sync pipe right after them;
  * resolves with the pid once the container is ready, or throws its error.
- * With `wait`, `exit` resolves with the process's status.
+ * With `wait`, `exit` resolves with the process's status. paene-oci closes
+ * every other descriptor it inherits (ours are close-on-exec; a caller's may not be).
  */
-function runNative(cmd: string, planFile: string, wait: boolean, input?: string): Promise<{ pid: number; exit?: Promise<number> }> {
+function runNative(cmd: string, planFile: string, wait: boolean, input?: string, preserve = 0): Promise<{ pid: number; exit?: Promise<number> }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(nativePath('paene-oci'), [cmd, planFile], { stdio: [input === undefined ? 'inherit' : 'pipe', 'inherit', 'inherit', 'pipe'], detached: false });
+    const preserved = Array.from({ length: preserve }, (_, i) => 3 + i);
+    const syncFd = 3 + preserve;
+    const stdio: ('inherit' | 'pipe' | number)[] = [input === undefined ? 'inherit' : 'pipe', 'inherit', 'inherit', ...preserved, 'pipe'];
+    const child = spawn(nativePath('paene-oci'), [cmd, planFile, String(syncFd)], { stdio, detached: false });
     if (input !== undefined) {
       // a hook may exit without reading its state (/bin/false): EPIPE then is no error of ours
       child.stdin?.on('error', () => undefined);
       child.stdin?.end(input);
     }
-    const sync = child.stdio[3] as NodeJS.ReadableStream;
+    const sync = child.stdio[syncFd] as NodeJS.ReadableStream;
     let text = '';
     sync.setEncoding('utf8');
     sync.on('data', (d: string) => (text += d));

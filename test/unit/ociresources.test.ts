@@ -33,6 +33,28 @@ describe('OCI resources → cgroup v1', () => {
     expect(() => resourceWritesV1({ unified: { 'memory.high': '1' } })).toThrow(/unified/);
     expect(() => resourceWritesV1({ cpu: { idle: 1 } })).toThrow(/idle/);
   });
+  const v1 = (r: OciResources, currentMemoryLimit?: number) =>
+    resourceWritesV1(r, { currentMemoryLimit }).writes.map((w) => `${w.file}=${w.value}${w.optional ? '?' : ''}`);
+  it("Docker's and the kubelet's zeros are 'not set': nothing is written for them", () => {
+    // what `docker run` sends for a container with no limits, and `docker update --cpus 0.5`
+    const docker: OciResources = {
+      memory: { limit: 0, reservation: 0, swap: 0, kernel: 0, kernelTCP: 0 },
+      cpu: { shares: 0, quota: 0, period: 0, realtimeRuntime: 0, realtimePeriod: 0, cpus: '', mems: '' },
+      blockIO: { weight: 0, leafWeight: 0, weightDevice: [{ major: 8, minor: 0, weight: 0 }] },
+    };
+    expect(v1(docker)).toEqual([]);
+    expect(resourceWritesV1(docker).cpuset).toBeUndefined();
+    expect(v1({ ...docker, cpu: { ...docker.cpu, quota: 50000, period: 100000 } })).toEqual(['cpu.cfs_period_us=100000', 'cpu.cfs_quota_us=50000']);
+    expect(v2(docker as OciResources)).toEqual([]);
+  });
+  it('memory and memsw are written in the order the kernel accepts: raising memsw first, lowering the limit first', () => {
+    // containerd's UpdateContainerResources: limit and swap both 128Mi, from 64Mi
+    expect(v1({ memory: { limit: 128 << 20, swap: 128 << 20 } }, 64 << 20)).toEqual([`memory.memsw.limit_in_bytes=${128 << 20}`, `memory.limit_in_bytes=${128 << 20}`]);
+    expect(v1({ memory: { limit: 32 << 20, swap: 32 << 20 } }, 64 << 20)).toEqual([`memory.limit_in_bytes=${32 << 20}`, `memory.memsw.limit_in_bytes=${32 << 20}`]);
+    // unlimited memory with swap unset: memsw unlimited too, first (where the kernel has it)
+    expect(v1({ memory: { limit: -1 } }, 64 << 20)).toEqual(['memory.memsw.limit_in_bytes=-1?', 'memory.limit_in_bytes=-1']);
+    expect(v1({ memory: { limit: 64 << 20 } })).toEqual([`memory.limit_in_bytes=${64 << 20}`]);
+  });
 });
 
 describe('OCI resources → cgroup v2 (runc and crun conversions)', () => {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
+  MOUNT_HOW,
   MS,
   capsMask,
   cgroupPathOf,
@@ -66,7 +67,7 @@ describe('config.json → paene plan', () => {
 
   it('refuses, naming the field, what paene cannot honour', () => {
     const cases: [(c: OciConfig) => void, RegExp][] = [
-      [(c) => (c.process!.apparmorProfile = 'x'), /process.apparmorProfile/],
+      [(c) => (c.process!.apparmorProfile = 'x'), /process.apparmorProfile: 'x' asked for, but AppArmor is not enabled on this host/],
       [(c) => (c.process!.selinuxLabel = 'x'), /process.selinuxLabel/],
       [(c) => (c.linux!.mountLabel = 'x'), /linux.mountLabel/],
       [(c) => (c.linux!.intelRdt = {}), /linux.intelRdt/],
@@ -113,8 +114,10 @@ describe('config.json → paene plan', () => {
 
 describe('pieces', () => {
   it('mount options', () => {
-    expect(parseMountOptions(['nosuid', 'noexec', 'mode=755', 'size=65536k'], 'm')).toEqual({ flags: MS.NOSUID | MS.NOEXEC, propagation: 0, data: 'mode=755,size=65536k' });
+    expect(parseMountOptions(['nosuid', 'noexec', 'mode=755', 'size=65536k'], 'm')).toEqual({ flags: MS.NOSUID | MS.NOEXEC, propagation: 0, data: 'mode=755,size=65536k', copyUp: false });
     expect(parseMountOptions(['ro', 'rw'], 'm').flags).toBe(0);
+    // Podman adds tmpcopyup to every tmpfs: the tmpfs starts with what the image has there
+    expect(parseMountOptions(['tmpcopyup', 'nodev'], 'm')).toEqual({ flags: MS.NODEV, propagation: 0, data: '', copyUp: true });
   });
   it('capabilities', () => {
     expect(capsMask(['CAP_SYS_ADMIN'], 'x')).toBe(1n << 21n);
@@ -168,8 +171,27 @@ describe('pieces', () => {
     expect(t.slice(0, 3)).toEqual(['ns', 'mount', '']);
     expect(t).toContain('nnp');
     const buf = encodeTokens(t);
-    expect(buf.toString().split('\0').length).toBe(t.length + 1);
+    // closed by "end N": paene-oci refuses a plan cut short or padded
+    const read = buf.toString().split('\0');
+    expect(read.length).toBe(t.length + 3);
+    expect(read.slice(-3)).toEqual(['end', String(t.length), '']);
     expect(() => encodeTokens(['a\0b'])).toThrow(/NUL/);
+  });
+  it('mounts carry how they are reached: proc and sysfs reached through no symlink, only proc may cover /proc', () => {
+    const c = base();
+    c.mounts = [
+      { destination: '/proc', type: 'proc', source: 'proc' },
+      { destination: '/sys', type: 'sysfs', source: 'sysfs' },
+      { destination: '/data', type: 'bind', source: '/srv', options: ['rbind'] },
+    ];
+    const p = tr(c);
+    expect(p.mounts.map((m) => m.how)).toEqual([MOUNT_HOW.NO_SYMLINK | MOUNT_HOW.MAY_COVER, MOUNT_HOW.NO_SYMLINK, 0]);
+    const t = createTokens({ plan: p, fifo: '/f', cgroupProcs: [], cgroupBinds: [], preserveFds: 2 });
+    expect(t.slice(t.indexOf('guard'), t.indexOf('guard') + 2)).toEqual(['guard', '/proc']);
+    expect(t.filter((x, i) => t[i - 1] === 'guard-allow')).toContain('/proc/meminfo');
+    expect(t.slice(t.indexOf('preserve'), t.indexOf('preserve') + 2)).toEqual(['preserve', '2']);
+    const m = t.indexOf('/data');
+    expect(t.slice(m - 2, m + 6)).toEqual(['mount', '/srv', '/data', 'bind', String(MS.BIND | MS.REC), '0', '', '0']);
   });
   it('signals: numbers and names, with or without SIG', () => {
     expect(parseSignal('9')).toBe(9);
