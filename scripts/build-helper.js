@@ -1,28 +1,48 @@
 // Builds the native programs in src/native/ into dist/native/.
 // Static, so the helper never loads a shared library from a guest's root.
+// First it generates the C headers of the TypeScript → C messages from their
+// one description (src/proto/*.ts, compiled by tsc into dist/proto/), into
+// dist/gen/, so the two sides read the same keys and arities.
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const outDir = path.join(root, 'dist/native');
+const genDir = path.join(root, 'dist/gen');
 fs.mkdirSync(outDir, { recursive: true });
+fs.mkdirSync(genDir, { recursive: true });
+
+// the messages: every export of dist/proto/*.js that has name and keys (a TokenMessage)
+const { cHeader } = await import(pathToFileURL(path.join(root, 'dist/proto/tokens.js')).href);
+for (const f of fs.readdirSync(path.join(root, 'dist/proto')).filter((x) => x.endsWith('.js') && x !== 'tokens.js')) {
+  const mod = await import(pathToFileURL(path.join(root, 'dist/proto', f)).href);
+  for (const msg of Object.values(mod)) {
+    if (!msg || typeof msg !== 'object' || !('keys' in msg) || !('name' in msg)) continue;
+    const file = path.join(genDir, `${msg.name}.h`);
+    const text = cHeader(msg, `src/proto/${f.replace(/\.js$/, '.ts')}`);
+    // written only when it changed, so an unchanged message rebuilds nothing
+    if (!fs.existsSync(file) || fs.readFileSync(file, 'utf8') !== text) fs.writeFileSync(file, text);
+  }
+}
+
 // paene-helper: the native part of the runtime; paene-front: the `paene` command's native front door
 // (dist/native/paene); sysv-ipc: a test tool copied into contexts.
 // paene-init: a context's pid 1 with no libc (every context keeps one alive).
-const headers = fs.readdirSync(path.join(root, 'src/native')).filter((f) => f.endsWith('.h')).map((f) => path.join(root, 'src/native', f));
+const inDir = (dir, ext) => fs.readdirSync(dir).filter((f) => f.endsWith(ext)).map((f) => path.join(dir, f));
+const headers = [...inDir(path.join(root, 'src/native'), '.h'), ...inDir(genDir, '.h')];
 const outName = { 'paene-front': 'paene' };
 const EXTRA = { 'paene-init': ['-nostdlib', '-ffreestanding', '-fno-stack-protector', '-fno-asynchronous-unwind-tables', '-Os', '-Wl,--build-id=none', '-Wl,-z,noexecstack'] };
 for (const name of ['paene-helper', 'paene-front', 'paene-init', 'sysv-ipc', 'paene-bench', 'escape-probe', 'paene-iothrottle', 'iso-load', 'paene-bpf', 'net-probe', 'paene-oci']) {
   const src = path.join(root, 'src/native', name + '.c');
   const out = path.join(outDir, outName[name] ?? name);
-  // A program is rebuilt when its source or any header beside it is newer (paene-bpf and paene-helper share sockattach.h).
+  // A program is rebuilt when its source or any header beside it (or generated) is newer.
   const newest = Math.max(fs.statSync(src).mtimeMs, ...headers.map((h) => fs.statSync(h).mtimeMs));
   const fresh = fs.existsSync(out) && fs.statSync(out).mtimeMs >= newest;
   if (fresh) continue;
   const cc = process.env.CC ?? 'cc';
   const tmp = out + '.tmp';
-  execFileSync(cc, ['-O2', '-static', '-Wall', '-Wextra', '-Werror', ...(EXTRA[name] ?? []), '-o', tmp, src], { stdio: 'inherit' });
+  execFileSync(cc, ['-O2', '-static', '-Wall', '-Wextra', '-Werror', '-I', genDir, ...(EXTRA[name] ?? []), '-o', tmp, src], { stdio: 'inherit' });
   fs.renameSync(tmp, out);
 }

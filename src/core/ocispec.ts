@@ -13,6 +13,8 @@ import { parseByteRate } from './units.js';
 import type { CgroupVersion, CgroupWrite } from './cgroupmap.js';
 import { deviceCgroupWrites, deviceProgram, deviceRules, resourceWrites } from './ociresources.js';
 import { compileOciSeccomp, type OciSeccomp } from './ociseccomp.js';
+import { OCI_PLAN } from '../proto/oci-plan.js';
+import { TokenError, encodeMessage, type Entry } from '../proto/tokens.js';
 
 // ------------------------------------------------------------ config.json
 
@@ -773,24 +775,24 @@ export function translateProcess(p: OciProcess, where: string): PlanProcess {
 
 // ------------------------------------------------------------ plan file
 
-/** The process part of the plan file (shared by create and exec). */
-export function processTokens(p: PlanProcess): string[] {
-  const t: string[] = [];
-  for (const a of p.args) t.push('arg', a);
-  for (const e of p.env) t.push('env', e);
-  t.push('cwd', p.cwd, 'user', String(p.uid), String(p.gid));
-  for (const g of p.groups) t.push('group', String(g));
-  if (p.umask !== undefined) t.push('umask', String(p.umask));
+/** The process part of the plan (proto/oci-plan.ts), shared by create, exec and hooks. */
+export function processTokens(p: PlanProcess): Entry[] {
+  const t: Entry[] = [];
+  for (const a of p.args) t.push(['arg', a]);
+  for (const e of p.env) t.push(['env', e]);
+  t.push(['cwd', p.cwd], ['user', String(p.uid), String(p.gid)]);
+  for (const g of p.groups) t.push(['group', String(g)]);
+  if (p.umask !== undefined) t.push(['umask', String(p.umask)]);
   const c = p.caps;
-  t.push('caps', ...[c.bounding, c.effective, c.permitted, c.inheritable, c.ambient].map((m) => '0x' + m.toString(16)));
-  for (const r of p.rlimits) t.push('rlimit', String(r.resource), String(r.soft), String(r.hard));
-  if (p.noNewPrivileges) t.push('nnp');
-  if (p.terminal) t.push('terminal');
-  if (p.consoleSize) t.push('consolesize', String(p.consoleSize.rows), String(p.consoleSize.cols));
-  if (p.oomScoreAdj !== undefined) t.push('oom', String(p.oomScoreAdj));
-  if (p.apparmorProfile) t.push('apparmor', p.apparmorProfile);
-  if (p.seccomp) t.push('seccomp', p.seccomp.toString('hex'));
-  t.push('execcheck');
+  t.push(['caps', ...[c.bounding, c.effective, c.permitted, c.inheritable, c.ambient].map((m) => '0x' + m.toString(16))]);
+  for (const r of p.rlimits) t.push(['rlimit', String(r.resource), String(r.soft), String(r.hard)]);
+  if (p.noNewPrivileges) t.push(['nnp']);
+  if (p.terminal) t.push(['terminal']);
+  if (p.consoleSize) t.push(['consolesize', String(p.consoleSize.rows), String(p.consoleSize.cols)]);
+  if (p.oomScoreAdj !== undefined) t.push(['oom', String(p.oomScoreAdj)]);
+  if (p.apparmorProfile) t.push(['apparmor', p.apparmorProfile]);
+  if (p.seccomp) t.push(['seccomp', p.seccomp.toString('hex')]);
+  t.push(['execcheck']);
   return t;
 }
 
@@ -807,43 +809,43 @@ export interface CreateTokensInput {
   preserveFds?: number;
 }
 
-export function createTokens(i: CreateTokensInput): string[] {
+export function createTokens(i: CreateTokensInput): Entry[] {
   const p = i.plan;
-  const t: string[] = [];
-  for (const n of p.namespaces) t.push('ns', n.type, n.path);
-  if (p.uidMap) t.push('uidmap', p.uidMap);
-  if (p.gidMap) t.push('gidmap', p.gidMap);
-  for (const f of i.cgroupProcs) t.push('cgroup', f);
-  t.push('rootfs', p.rootfs, 'fifo', i.fifo);
-  if (p.rootPropagation) t.push('rootprop', String(p.rootPropagation));
-  if (i.noPivot) t.push('nopivot');
-  if (p.rootReadonly) t.push('rootro');
-  if (i.wait) t.push('wait');
-  if (p.hostname) t.push('hostname', p.hostname);
-  if (p.domainname) t.push('domainname', p.domainname);
-  if (i.consoleSocket) t.push('console', i.consoleSocket);
-  if (i.preserveFds) t.push('preserve', String(i.preserveFds));
-  for (const g of GUARDED_TREES) t.push('guard', g);
-  for (const a of GUARD_ALLOWED) t.push('guard-allow', a);
+  const t: Entry[] = [];
+  for (const n of p.namespaces) t.push(['ns', n.type, n.path]);
+  if (p.uidMap) t.push(['uidmap', p.uidMap]);
+  if (p.gidMap) t.push(['gidmap', p.gidMap]);
+  for (const f of i.cgroupProcs) t.push(['cgroup', f]);
+  t.push(['rootfs', p.rootfs], ['fifo', i.fifo]);
+  if (p.rootPropagation) t.push(['rootprop', String(p.rootPropagation)]);
+  if (i.noPivot) t.push(['nopivot']);
+  if (p.rootReadonly) t.push(['rootro']);
+  if (i.wait) t.push(['wait']);
+  if (p.hostname) t.push(['hostname', p.hostname]);
+  if (p.domainname) t.push(['domainname', p.domainname]);
+  if (i.consoleSocket) t.push(['console', i.consoleSocket]);
+  if (i.preserveFds) t.push(['preserve', String(i.preserveFds)]);
+  for (const g of GUARDED_TREES) t.push(['guard', g]);
+  for (const a of GUARD_ALLOWED) t.push(['guard-allow', a]);
   for (const m of [...p.mounts, ...i.cgroupBinds]) {
-    t.push('mount', m.source, m.destination, m.type, String(m.flags), String(m.propagation), m.data, String(m.how ?? 0));
+    t.push(['mount', m.source, m.destination, m.type, String(m.flags), String(m.propagation), m.data, String(m.how ?? 0)]);
   }
-  for (const d of p.devices) t.push('dev', d.path, d.type, String(d.major), String(d.minor), String(d.mode), String(d.uid), String(d.gid));
-  for (const [target, link] of p.symlinks) t.push('symlink', target, link);
-  for (const m of p.masked) t.push('mask', m);
-  for (const r of p.readonlyPaths) t.push('ro', r);
-  for (const w of p.writablePaths) t.push('rw', w);
-  for (const [k, v] of p.sysctl) t.push('sysctl', k, v);
+  for (const d of p.devices) t.push(['dev', d.path, d.type, String(d.major), String(d.minor), String(d.mode), String(d.uid), String(d.gid)]);
+  for (const [target, link] of p.symlinks) t.push(['symlink', target, link]);
+  for (const m of p.masked) t.push(['mask', m]);
+  for (const r of p.readonlyPaths) t.push(['ro', r]);
+  for (const w of p.writablePaths) t.push(['rw', w]);
+  for (const [k, v] of p.sysctl) t.push(['sysctl', k, v]);
   t.push(...processTokens(p.process));
   return t;
 }
 
-/**
- * NUL-terminated tokens, as paene-oci reads them, closed by `end N` (N: the
- * count before it): paene-oci refuses a plan that does not end so, so no part
- * of a config can be lost between here and there.
- */
-export function encodeTokens(t: readonly string[]): Buffer {
-  for (const s of t) if (s.includes('\0')) throw new PaeneError('invalid-argument', `config.json: a value contains a NUL byte`);
-  return Buffer.from([...t, 'end', String(t.length)].map((s) => s + '\0').join(''), 'utf8');
+/** The plan as paene-oci reads it (proto/oci-plan.ts): every entry checked against the message, closed by `end N`. */
+export function encodeTokens(t: readonly Entry[]): Buffer {
+  try {
+    return encodeMessage(OCI_PLAN, t);
+  } catch (e) {
+    if (e instanceof TokenError) throw new PaeneError('invalid-argument', `config.json: ${e.message}`);
+    throw e;
+  }
 }

@@ -59,6 +59,8 @@
 #include <unistd.h>
 
 #include "paene-native.h"
+#include "proto.h"
+#include "oci_plan.h" /* generated from src/proto/oci-plan.ts */
 
 /* the sync pipe to paene-runc: fd 3, or the fd after the --preserve-fds ones (argv[3]) */
 static int sync_fd = 3;
@@ -139,7 +141,7 @@ struct plan {
   int nrlimits;
   unsigned char *seccomp;
   size_t seccomp_len;
-  const char *exec_check; /* resolve args[0] before reporting ok */
+  int exec_check; /* resolve args[0] before reporting ok */
   const char *apparmor;   /* the AppArmor profile to exec into */
 };
 
@@ -148,6 +150,14 @@ static unsigned long long num(const char *s) {
   errno = 0;
   unsigned long long v = strtoull(s, &end, 0);
   if (errno || *end) die("plan: bad number '%s'", s);
+  return v;
+}
+
+static long long snum(const char *s) {
+  char *end;
+  errno = 0;
+  long long v = strtoll(s, &end, 10);
+  if (errno || *end || !*s) die("plan: bad number '%s'", s);
   return v;
 }
 
@@ -163,6 +173,20 @@ static int ns_flag(const char *t) {
   if (!strcmp(t, "time")) return CLONE_NEWTIME;
 #endif
   die("plan: unknown namespace '%s'", t);
+}
+
+/* The plan's name of a namespace type (the inverse of ns_flag). */
+static const char *ns_name(int flag) {
+  switch (flag) {
+  case CLONE_NEWPID: return "pid";
+  case CLONE_NEWNET: return "network";
+  case CLONE_NEWNS: return "mount";
+  case CLONE_NEWIPC: return "ipc";
+  case CLONE_NEWUTS: return "uts";
+  case CLONE_NEWUSER: return "user";
+  case CLONE_NEWCGROUP: return "cgroup";
+  default: return "time";
+  }
 }
 
 static const char *ns_file(int flag) {
@@ -193,21 +217,10 @@ static void parse_plan(const char *file, struct plan *p) {
   }
   close(fd);
   buf[got] = 0;
-  /* the tokens, and the lists, as many as the plan holds */
-  int cap = 1;
-  for (ssize_t j = 0; j < got; j++)
-    if (!buf[j]) cap++;
-  char **toks = calloc((size_t)cap, sizeof *toks);
-  if (!toks) die("out of memory");
-  int nt = 0;
-  for (char *q = buf; q < buf + got;) {
-    toks[nt++] = q;
-    q += strlen(q) + 1;
-  }
-  /* the plan ends with "end N": N tokens came before it, so a cut or padded plan is refused */
-  if (nt < 2 || strcmp(toks[nt - 2], "end") != 0) die("plan: incomplete (no end marker)");
-  if (num(toks[nt - 1]) != (unsigned long long)(nt - 2)) die("plan: incomplete (%d tokens, the end marker says %s)", nt - 2, toks[nt - 1]);
-  nt -= 2;
+  /* the tokens (src/proto/oci-plan.ts; the end marker refuses a cut or padded plan), and every list
+   * as long as the plan is: no silent limit */
+  int nt;
+  char **toks = proto_tokens(buf, (size_t)got, &nt, "plan");
   memset(p, 0, sizeof *p);
   size_t n = (size_t)nt + 1;
   p->mounts = calloc(n, sizeof *p->mounts);
@@ -225,85 +238,155 @@ static void parse_plan(const char *file, struct plan *p) {
   if (!p->mounts || !p->devs || !p->symlinks || !p->sysctls || !p->masks || !p->ros || !p->rws || !p->guards ||
       !p->guard_allows || !p->args || !p->envs || !p->groups)
     die("out of memory");
-#define NEED(n) \
-  if (i + (n) >= nt) die("plan: key %s needs %d values", k, n);
 #define CAP(cnt, max) \
-  if ((cnt) >= (max)) die("plan: more than %d '%s' entries", max, k);
-  for (int i = 0; i < nt; i++) {
-    const char *k = toks[i];
-    if (!strcmp(k, "ns")) {
-      NEED(2) CAP(p->nns, 16) p->ns[p->nns].type = ns_flag(toks[i + 1]);
-      p->ns[p->nns++].path = toks[i + 2];
-      i += 2;
-    } else if (!strcmp(k, "uidmap")) { NEED(1) p->uidmap = toks[++i]; }
-    else if (!strcmp(k, "gidmap")) { NEED(1) p->gidmap = toks[++i]; }
-    else if (!strcmp(k, "cgroup")) { NEED(1) CAP(p->ncgroups, 32) p->cgroups[p->ncgroups++] = toks[++i]; }
-    else if (!strcmp(k, "rootfs")) { NEED(1) p->rootfs = toks[++i]; }
-    else if (!strcmp(k, "fifo")) { NEED(1) p->fifo = toks[++i]; }
-    else if (!strcmp(k, "chroot")) { NEED(1) p->chroot_dir = toks[++i]; }
-    else if (!strcmp(k, "exe")) { NEED(1) p->exe = toks[++i]; }
-    else if (!strcmp(k, "exe-host")) { NEED(1) p->exe_host = toks[++i]; }
-    else if (!strcmp(k, "preserve")) { NEED(1) p->preserve = (int)num(toks[++i]); }
-    else if (!strcmp(k, "guard")) { NEED(1) p->guards[p->nguards++] = toks[++i]; }
-    else if (!strcmp(k, "guard-allow")) { NEED(1) p->guard_allows[p->nguard_allows++] = toks[++i]; }
-    else if (!strcmp(k, "hostname")) { NEED(1) p->hostname = toks[++i]; }
-    else if (!strcmp(k, "domainname")) { NEED(1) p->domainname = toks[++i]; }
-    else if (!strcmp(k, "cwd")) { NEED(1) p->cwd = toks[++i]; }
-    else if (!strcmp(k, "console")) { NEED(1) p->console = toks[++i]; }
-    else if (!strcmp(k, "consolesize")) { NEED(2) p->rows = (unsigned)num(toks[i + 1]); p->cols = (unsigned)num(toks[i + 2]); i += 2; }
-    else if (!strcmp(k, "rootprop")) { NEED(1) p->rootprop = (unsigned long)num(toks[++i]); }
-    else if (!strcmp(k, "nopivot")) { p->nopivot = 1; }
-    else if (!strcmp(k, "rootro")) { p->rootro = 1; }
-    else if (!strcmp(k, "nnp")) { p->nnp = 1; }
-    else if (!strcmp(k, "terminal")) { p->terminal = 1; }
-    else if (!strcmp(k, "wait")) { p->wait = 1; }
-    else if (!strcmp(k, "pid")) { NEED(1) p->join_pid = (int)num(toks[++i]); }
-    else if (!strcmp(k, "oom")) { NEED(1) p->have_oom = 1; p->oom = atoi(toks[++i]); }
-    else if (!strcmp(k, "umask")) { NEED(1) p->have_umask = 1; p->umask_v = (unsigned)num(toks[++i]); }
-    else if (!strcmp(k, "mount")) {
-      NEED(7) struct mnt *m = &p->mounts[p->nmounts++];
-      m->src = toks[i + 1]; m->dst = toks[i + 2]; m->type = toks[i + 3];
-      m->flags = (unsigned long)num(toks[i + 4]); m->prop = (unsigned long)num(toks[i + 5]); m->data = toks[i + 6];
-      m->how = (unsigned)num(toks[i + 7]);
-      i += 7;
-    } else if (!strcmp(k, "dev")) {
-      NEED(7) struct dev *d = &p->devs[p->ndevs++];
-      d->path = toks[i + 1]; d->type = toks[i + 2][0];
-      d->major = (unsigned)num(toks[i + 3]); d->minor = (unsigned)num(toks[i + 4]); d->mode = (unsigned)num(toks[i + 5]);
-      d->uid = (unsigned)num(toks[i + 6]); d->gid = (unsigned)num(toks[i + 7]);
-      i += 7;
-    } else if (!strcmp(k, "symlink")) {
-      NEED(2) p->symlinks[p->nsymlinks][0] = toks[i + 1];
-      p->symlinks[p->nsymlinks++][1] = toks[i + 2];
-      i += 2;
-    } else if (!strcmp(k, "mask")) { NEED(1) p->masks[p->nmasks++] = toks[++i]; }
-    else if (!strcmp(k, "ro")) { NEED(1) p->ros[p->nros++] = toks[++i]; }
-    else if (!strcmp(k, "rw")) { NEED(1) p->rws[p->nrws++] = toks[++i]; }
-    else if (!strcmp(k, "sysctl")) {
-      NEED(2) p->sysctls[p->nsysctls][0] = toks[i + 1];
-      p->sysctls[p->nsysctls++][1] = toks[i + 2];
-      i += 2;
-    } else if (!strcmp(k, "arg")) { NEED(1) p->args[p->nargs++] = toks[++i]; }
-    else if (!strcmp(k, "env")) { NEED(1) p->envs[p->nenvs++] = toks[++i]; }
-    else if (!strcmp(k, "user")) {
-      NEED(2) p->have_user = 1; p->uid = (uid_t)num(toks[i + 1]); p->gid = (gid_t)num(toks[i + 2]);
-      i += 2;
-    } else if (!strcmp(k, "group")) { NEED(1) p->groups[p->ngroups++] = (gid_t)num(toks[++i]); }
-    else if (!strcmp(k, "caps")) {
-      NEED(5) p->have_caps = 1;
-      for (int j = 0; j < 5; j++) p->caps[j] = num(toks[i + 1 + j]);
-      i += 5;
-    } else if (!strcmp(k, "rlimit")) {
-      NEED(3) CAP(p->nrlimits, 32) struct rlim *r = &p->rlimits[p->nrlimits++];
-      r->res = (int)num(toks[i + 1]); r->soft = num(toks[i + 2]); r->hard = num(toks[i + 3]);
-      i += 3;
-    } else if (!strcmp(k, "seccomp")) { NEED(1) p->seccomp = parse_hex(toks[++i], &p->seccomp_len); }
-    else if (!strcmp(k, "execcheck")) { p->exec_check = "1"; }
-    else if (!strcmp(k, "apparmor")) { NEED(1) p->apparmor = toks[++i]; }
-    else die("plan: unknown key '%s'", k);
+  if ((cnt) >= (max)) die("plan: more than %d '%s' entries", max, oci_plan_keys[key].name);
+  for (int i = 0; i < nt;) {
+    char **v;
+    int key = proto_next(toks, nt, &i, oci_plan_keys, OCI_PLAN_KEYS, &v, "plan");
+    switch ((enum oci_plan_key)key) {
+    case OCI_PLAN_NS:
+      CAP(p->nns, 16) p->ns[p->nns].type = ns_flag(v[0]);
+      p->ns[p->nns++].path = v[1];
+      break;
+    case OCI_PLAN_UIDMAP: p->uidmap = v[0]; break;
+    case OCI_PLAN_GIDMAP: p->gidmap = v[0]; break;
+    case OCI_PLAN_CGROUP: CAP(p->ncgroups, 32) p->cgroups[p->ncgroups++] = v[0]; break;
+    case OCI_PLAN_PID: p->join_pid = (int)num(v[0]); break;
+    case OCI_PLAN_CHROOT: p->chroot_dir = v[0]; break;
+    case OCI_PLAN_ROOTFS: p->rootfs = v[0]; break;
+    case OCI_PLAN_FIFO: p->fifo = v[0]; break;
+    case OCI_PLAN_ROOTPROP: p->rootprop = (unsigned long)num(v[0]); break;
+    case OCI_PLAN_NOPIVOT: p->nopivot = 1; break;
+    case OCI_PLAN_ROOTRO: p->rootro = 1; break;
+    case OCI_PLAN_WAIT: p->wait = 1; break;
+    case OCI_PLAN_HOSTNAME: p->hostname = v[0]; break;
+    case OCI_PLAN_DOMAINNAME: p->domainname = v[0]; break;
+    case OCI_PLAN_CONSOLE: p->console = v[0]; break;
+    case OCI_PLAN_PRESERVE: p->preserve = (int)num(v[0]); break;
+    case OCI_PLAN_GUARD: p->guards[p->nguards++] = v[0]; break;
+    case OCI_PLAN_GUARD_ALLOW: p->guard_allows[p->nguard_allows++] = v[0]; break;
+    case OCI_PLAN_MOUNT: {
+      struct mnt *m = &p->mounts[p->nmounts++];
+      m->src = v[0]; m->dst = v[1]; m->type = v[2];
+      m->flags = (unsigned long)num(v[3]); m->prop = (unsigned long)num(v[4]); m->data = v[5];
+      m->how = (unsigned)num(v[6]);
+      break;
+    }
+    case OCI_PLAN_DEV: {
+      struct dev *d = &p->devs[p->ndevs++];
+      d->path = v[0]; d->type = v[1][0];
+      d->major = (unsigned)num(v[2]); d->minor = (unsigned)num(v[3]); d->mode = (unsigned)num(v[4]);
+      d->uid = (unsigned)num(v[5]); d->gid = (unsigned)num(v[6]);
+      break;
+    }
+    case OCI_PLAN_SYMLINK:
+      p->symlinks[p->nsymlinks][0] = v[0];
+      p->symlinks[p->nsymlinks++][1] = v[1];
+      break;
+    case OCI_PLAN_MASK: p->masks[p->nmasks++] = v[0]; break;
+    case OCI_PLAN_RO: p->ros[p->nros++] = v[0]; break;
+    case OCI_PLAN_RW: p->rws[p->nrws++] = v[0]; break;
+    case OCI_PLAN_SYSCTL:
+      p->sysctls[p->nsysctls][0] = v[0];
+      p->sysctls[p->nsysctls++][1] = v[1];
+      break;
+    case OCI_PLAN_ARG: p->args[p->nargs++] = v[0]; break;
+    case OCI_PLAN_ENV: p->envs[p->nenvs++] = v[0]; break;
+    case OCI_PLAN_EXE: p->exe = v[0]; break;
+    case OCI_PLAN_EXE_HOST: p->exe_host = v[0]; break;
+    case OCI_PLAN_CWD: p->cwd = v[0]; break;
+    case OCI_PLAN_USER: p->have_user = 1; p->uid = (uid_t)num(v[0]); p->gid = (gid_t)num(v[1]); break;
+    case OCI_PLAN_GROUP: p->groups[p->ngroups++] = (gid_t)num(v[0]); break;
+    case OCI_PLAN_UMASK: p->have_umask = 1; p->umask_v = (unsigned)num(v[0]); break;
+    case OCI_PLAN_CAPS:
+      p->have_caps = 1;
+      for (int j = 0; j < 5; j++) p->caps[j] = num(v[j]);
+      break;
+    case OCI_PLAN_RLIMIT: {
+      CAP(p->nrlimits, 32) struct rlim *r = &p->rlimits[p->nrlimits++];
+      r->res = (int)num(v[0]); r->soft = num(v[1]); r->hard = num(v[2]);
+      break;
+    }
+    case OCI_PLAN_NNP: p->nnp = 1; break;
+    case OCI_PLAN_TERMINAL: p->terminal = 1; break;
+    case OCI_PLAN_CONSOLESIZE: p->rows = (unsigned)num(v[0]); p->cols = (unsigned)num(v[1]); break;
+    case OCI_PLAN_OOM: p->have_oom = 1; p->oom = (int)snum(v[0]); break;
+    case OCI_PLAN_APPARMOR: p->apparmor = v[0]; break;
+    case OCI_PLAN_SECCOMP: p->seccomp = parse_hex(v[0], &p->seccomp_len); break;
+    case OCI_PLAN_EXECCHECK: p->exec_check = 1; break;
+    case OCI_PLAN_KEYS: break;
+    }
   }
   p->args[p->nargs] = NULL;
   p->envs[p->nenvs] = NULL;
+}
+
+/* `paene-oci echo PLAN`: what was parsed, written back as a plan (the round-trip test of proto/oci-plan.ts). */
+static int echo_plan(const struct plan *p) {
+  struct proto_out o = {stdout, 0};
+#define PUT1(k, fmt, v) proto_put(&o, "%s", k), proto_put(&o, fmt, v)
+  for (int i = 0; i < p->nns; i++) proto_put(&o, "ns"), proto_put(&o, "%s", ns_name(p->ns[i].type)), proto_put(&o, "%s", p->ns[i].path);
+  if (p->uidmap) PUT1("uidmap", "%s", p->uidmap);
+  if (p->gidmap) PUT1("gidmap", "%s", p->gidmap);
+  for (int i = 0; i < p->ncgroups; i++) PUT1("cgroup", "%s", p->cgroups[i]);
+  if (p->join_pid) PUT1("pid", "%d", p->join_pid);
+  if (p->chroot_dir) PUT1("chroot", "%s", p->chroot_dir);
+  if (p->rootfs) PUT1("rootfs", "%s", p->rootfs);
+  if (p->fifo) PUT1("fifo", "%s", p->fifo);
+  if (p->rootprop) PUT1("rootprop", "%lu", p->rootprop);
+  if (p->nopivot) proto_put(&o, "nopivot");
+  if (p->rootro) proto_put(&o, "rootro");
+  if (p->wait) proto_put(&o, "wait");
+  if (p->hostname) PUT1("hostname", "%s", p->hostname);
+  if (p->domainname) PUT1("domainname", "%s", p->domainname);
+  if (p->console) PUT1("console", "%s", p->console);
+  if (p->preserve) PUT1("preserve", "%d", p->preserve);
+  for (int i = 0; i < p->nguards; i++) PUT1("guard", "%s", p->guards[i]);
+  for (int i = 0; i < p->nguard_allows; i++) PUT1("guard-allow", "%s", p->guard_allows[i]);
+  for (int i = 0; i < p->nmounts; i++) {
+    const struct mnt *m = &p->mounts[i];
+    proto_put(&o, "mount"), proto_put(&o, "%s", m->src), proto_put(&o, "%s", m->dst), proto_put(&o, "%s", m->type);
+    proto_put(&o, "%lu", m->flags), proto_put(&o, "%lu", m->prop), proto_put(&o, "%s", m->data), proto_put(&o, "%u", m->how);
+  }
+  for (int i = 0; i < p->ndevs; i++) {
+    const struct dev *d = &p->devs[i];
+    proto_put(&o, "dev"), proto_put(&o, "%s", d->path), proto_put(&o, "%c", d->type), proto_put(&o, "%u", d->major);
+    proto_put(&o, "%u", d->minor), proto_put(&o, "%u", d->mode), proto_put(&o, "%u", d->uid), proto_put(&o, "%u", d->gid);
+  }
+  for (int i = 0; i < p->nsymlinks; i++) proto_put(&o, "symlink"), proto_put(&o, "%s", p->symlinks[i][0]), proto_put(&o, "%s", p->symlinks[i][1]);
+  for (int i = 0; i < p->nmasks; i++) PUT1("mask", "%s", p->masks[i]);
+  for (int i = 0; i < p->nros; i++) PUT1("ro", "%s", p->ros[i]);
+  for (int i = 0; i < p->nrws; i++) PUT1("rw", "%s", p->rws[i]);
+  for (int i = 0; i < p->nsysctls; i++) proto_put(&o, "sysctl"), proto_put(&o, "%s", p->sysctls[i][0]), proto_put(&o, "%s", p->sysctls[i][1]);
+  for (int i = 0; i < p->nargs; i++) PUT1("arg", "%s", p->args[i]);
+  for (int i = 0; i < p->nenvs; i++) PUT1("env", "%s", p->envs[i]);
+  if (p->exe) PUT1("exe", "%s", p->exe);
+  if (p->exe_host) PUT1("exe-host", "%s", p->exe_host);
+  if (p->cwd) PUT1("cwd", "%s", p->cwd);
+  if (p->have_user) proto_put(&o, "user"), proto_put(&o, "%u", p->uid), proto_put(&o, "%u", p->gid);
+  for (int i = 0; i < p->ngroups; i++) PUT1("group", "%u", p->groups[i]);
+  if (p->have_umask) PUT1("umask", "%u", p->umask_v);
+  if (p->have_caps) {
+    proto_put(&o, "caps");
+    for (int j = 0; j < 5; j++) proto_put(&o, "0x%llx", (unsigned long long)p->caps[j]);
+  }
+  for (int i = 0; i < p->nrlimits; i++)
+    proto_put(&o, "rlimit"), proto_put(&o, "%d", p->rlimits[i].res), proto_put(&o, "%llu", p->rlimits[i].soft), proto_put(&o, "%llu", p->rlimits[i].hard);
+  if (p->nnp) proto_put(&o, "nnp");
+  if (p->terminal) proto_put(&o, "terminal");
+  if (p->rows || p->cols) proto_put(&o, "consolesize"), proto_put(&o, "%u", p->rows), proto_put(&o, "%u", p->cols);
+  if (p->have_oom) PUT1("oom", "%d", p->oom);
+  if (p->apparmor) PUT1("apparmor", "%s", p->apparmor);
+  if (p->seccomp_len) {
+    proto_put(&o, "seccomp");
+    for (size_t j = 0; j < p->seccomp_len; j++) fprintf(o.f, "%02x", p->seccomp[j]);
+    fputc(0, o.f);
+    o.count++;
+  }
+  if (p->exec_check) proto_put(&o, "execcheck");
+#undef PUT1
+  proto_end(&o);
+  return 0;
 }
 
 /* ------------------------------------------------------ paths in the root */
@@ -1053,6 +1136,12 @@ int main(int argc, char **argv) {
   if (argc < 3) {
     dprintf(2, "usage: paene-oci create|exec|exec-detach PLAN [SYNC-FD] (run by paene-runc)\n");
     return 2;
+  }
+  if (!strcmp(argv[1], "echo")) {
+    static struct plan e;
+    sync_fd = 2; /* errors to stderr */
+    parse_plan(argv[2], &e);
+    return echo_plan(&e);
   }
   if (argc > 3) sync_fd = atoi(argv[3]);
   if (sync_fd < 3 || fcntl(SYNC_FD, F_GETFD) < 0) {

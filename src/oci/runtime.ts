@@ -28,6 +28,7 @@ import {
   type PlanMount,
 } from '../core/ocispec.js';
 import { ioThrottleWrites, resourceWrites } from '../core/ociresources.js';
+import type { Entry } from '../proto/tokens.js';
 import { OCI_JSON_MAX_BYTES, parseOciJson } from '../core/ocijson.js';
 import type { BlockDevice, CgroupVersion } from '../core/cgroupmap.js';
 import { ContextCgroup, detectCgroupHost, limitsVersion, parseMountinfo, type CgroupHost } from '../kernel/cgroups.js';
@@ -581,8 +582,8 @@ export class OciRuntime {
     if (r.seccomp) proc.seccomp = Buffer.from(r.seccomp, 'hex');
     if (proc.terminal && !o.consoleSocket) throw new PaeneError('invalid-argument', 'process.terminal is true: --console-socket is required');
     const t = this.joinTokens(r);
-    if (o.consoleSocket) t.push('console', o.consoleSocket);
-    if (o.preserveFds) t.push('preserve', String(o.preserveFds));
+    if (o.consoleSocket) t.push(['console', o.consoleSocket]);
+    if (o.preserveFds) t.push(['preserve', String(o.preserveFds)]);
     t.push(...processTokens(proc));
     const planFile = path.join(this.dir(id), `exec-${process.pid}-${Date.now()}.plan`);
     writeFileAtomic(planFile, encodeTokens(t), 0o600);
@@ -597,22 +598,22 @@ export class OciRuntime {
   }
 
   /** What a new process inside the container joins: its init's namespaces (those not ours), cgroups, root. */
-  private joinTokens(r: OciRecord): string[] {
-    const t: string[] = ['pid', String(r.pid)];
+  private joinTokens(r: OciRecord): Entry[] {
+    const t: Entry[] = [['pid', String(r.pid)]];
     for (const ns of r.namespaces) {
       const file = NS_FILE[ns as keyof typeof NS_FILE];
       // a namespace the container shares with us: joining it is a no-op, and user would fail with EINVAL
       const mine = fs.readlinkSync(`/proc/self/ns/${file}`);
       const theirs = fs.readlinkSync(`/proc/${r.pid}/ns/${file}`);
-      if (mine !== theirs) t.push('ns', ns, `/proc/${r.pid}/ns/${file}`);
+      if (mine !== theirs) t.push(['ns', ns, `/proc/${r.pid}/ns/${file}`]);
     }
     const cg = cgroupOf(this.host, r.cgroupPath);
-    for (const f of cg.procsFiles()) t.push('cgroup', f);
+    for (const f of cg.procsFiles()) t.push(['cgroup', f]);
     const cs = cpusetDir(r.cgroupPath);
-    if (cs) t.push('cgroup', path.join(cs, 'cgroup.procs'));
-    const procs = t.filter((_, i) => t[i - 1] === 'cgroup');
-    for (const d of otherHierarchies(r.cgroupPath, procs, false)) t.push('cgroup', path.join(d, 'cgroup.procs'));
-    if (r.hostMounts) t.push('chroot', `/proc/${r.pid}/root`);
+    if (cs) t.push(['cgroup', path.join(cs, 'cgroup.procs')]);
+    const procs = t.filter((e) => e[0] === 'cgroup').map((e) => e[1] as string);
+    for (const d of otherHierarchies(r.cgroupPath, procs, false)) t.push(['cgroup', path.join(d, 'cgroup.procs')]);
+    if (r.hostMounts) t.push(['chroot', `/proc/${r.pid}/root`]);
     return t;
   }
 
@@ -630,7 +631,7 @@ export class OciRuntime {
     if (r.seccomp) proc.seccomp = Buffer.from(r.seccomp, 'hex');
     for (const [i, h] of hooks.entries()) {
       const t = this.joinTokens(r);
-      t.push(kind === 'createContainer' ? 'exe-host' : 'exe', h.path);
+      t.push([kind === 'createContainer' ? 'exe-host' : 'exe', h.path]);
       t.push(...processTokens({ ...proc, args: h.args ?? [h.path], env: h.env ?? [], cwd: '/', terminal: false, consoleSize: undefined }));
       const planFile = path.join(this.dir(r.id), `hook-${kind}-${i}.plan`);
       writeFileAtomic(planFile, encodeTokens(t), 0o600);

@@ -1,0 +1,99 @@
+// A message from TypeScript to a native program: NUL-terminated tokens, each
+// entry a KEY and its fixed number of values, the whole closed by `end N`
+// (N: the tokens before it), so a message cut short or padded is refused.
+//
+// Each message is described once, as data (the files beside this one): the
+// TypeScript writer checks every entry against it, and the build generates
+// the C header the native side parses with (scripts/build-helper.js writes
+// dist/gen/<name>.h), so the two sides cannot drift apart.
+
+export interface TokenKey {
+  /** the key as it travels */
+  readonly key: string;
+  /** the names of its values, in order (their count is the key's arity) */
+  readonly values: readonly string[];
+  /** what it means, for the generated header */
+  readonly doc: string;
+}
+
+export interface TokenMessage {
+  /** C identifier prefix (oci_plan → enum oci_plan_key, OCI_PLAN_MOUNT, ...) */
+  readonly name: string;
+  readonly doc: string;
+  readonly keys: readonly TokenKey[];
+}
+
+export type Entry = readonly [key: string, ...values: string[]];
+
+/** Why a message cannot be written or read (a bug on our side, or a hostile file). */
+export class TokenError extends Error {}
+
+function keyOf(msg: TokenMessage, key: string): TokenKey {
+  const k = msg.keys.find((x) => x.key === key);
+  if (!k) throw new TokenError(`${msg.name}: unknown key '${key}'`);
+  return k;
+}
+
+/** Checks one entry against the message: a known key with exactly its values, none holding a NUL. */
+export function checkEntry(msg: TokenMessage, e: Entry): void {
+  const [key, ...values] = e;
+  const k = keyOf(msg, key);
+  if (values.length !== k.values.length) {
+    throw new TokenError(`${msg.name}: '${key}' takes ${k.values.length} value(s) (${k.values.join(', ')}), got ${values.length}`);
+  }
+  for (const v of values) if (v.includes('\0')) throw new TokenError(`${msg.name}: a value of '${key}' contains a NUL byte`);
+}
+
+/** The entries as the native side reads them: checked, NUL-terminated, closed by `end N`. */
+export function encodeMessage(msg: TokenMessage, entries: readonly Entry[]): Buffer {
+  const flat: string[] = [];
+  for (const e of entries) {
+    checkEntry(msg, e);
+    flat.push(...e);
+  }
+  return Buffer.from([...flat, 'end', String(flat.length)].map((s) => s + '\0').join(''), 'utf8');
+}
+
+/** Reads a message back into entries (a native program's echo, or a file): the inverse of encodeMessage. */
+export function decodeMessage(msg: TokenMessage, buf: Buffer): Entry[] {
+  const toks = buf.toString('utf8').split('\0');
+  if (toks.pop() !== '') throw new TokenError(`${msg.name}: the last token is not terminated`);
+  if (toks.length < 2 || toks[toks.length - 2] !== 'end' || toks[toks.length - 1] !== String(toks.length - 2)) {
+    throw new TokenError(`${msg.name}: incomplete (no end marker, or one that does not count the tokens)`);
+  }
+  toks.length -= 2;
+  const out: Entry[] = [];
+  for (let i = 0; i < toks.length; ) {
+    const k = keyOf(msg, toks[i]);
+    if (i + k.values.length >= toks.length) {
+      throw new TokenError(`${msg.name}: '${k.key}' needs ${k.values.length} value(s)`);
+    }
+    out.push(toks.slice(i, i + 1 + k.values.length) as unknown as Entry);
+    i += 1 + k.values.length;
+  }
+  return out;
+}
+
+const cIdent = (s: string) => s.toUpperCase().replace(/[^A-Z0-9]/g, '_');
+
+/** The C header the native side includes: an enum of the keys and a table of their names and arities. */
+export function cHeader(msg: TokenMessage, source: string): string {
+  const P = cIdent(msg.name);
+  const lines = [
+    `/* Generated from ${source} by scripts/build-helper.js: do not edit. */`,
+    `/* ${msg.doc} */`,
+    `#ifndef GEN_${P}_H`,
+    `#define GEN_${P}_H`,
+    '/* needs struct proto_key: include src/native/proto.h first */',
+    `enum ${msg.name}_key {`,
+    ...msg.keys.map((k) => `  ${P}_${cIdent(k.key)}, /* ${k.key}${k.values.map((v) => ' ' + v.toUpperCase()).join('')}: ${k.doc.replace(/\*\//g, '* /')} */`),
+    `  ${P}_KEYS`,
+    '};',
+    `static const struct proto_key ${msg.name}_keys[${P}_KEYS] = {`,
+    ...msg.keys.map((k) => `  {"${k.key}", ${k.values.length}},`),
+    '};',
+    '#endif',
+    '',
+  ];
+  return lines.join('\n');
+}

@@ -1,0 +1,95 @@
+// Every TypeScript → C message has one description (src/proto/): the writer
+// checks entries against it, and the native side, built from the header
+// generated from it, echoes what it parsed. A plan round-trips whole.
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { OCI_PLAN } from '../../src/proto/oci-plan.js';
+import { cHeader, decodeMessage, encodeMessage, type Entry, type TokenMessage } from '../../src/proto/tokens.js';
+import { createTokens, processTokens, translateConfig, translateProcess, type OciConfig } from '../../src/core/ocispec.js';
+
+const ECHO = path.resolve('dist/native/paene-oci');
+
+/** Entries grouped by key, order kept within a key (the native echo writes its struct's order). */
+function byKey(entries: readonly Entry[]): Record<string, string[][]> {
+  const out: Record<string, string[][]> = {};
+  for (const [k, ...v] of entries) (out[k] ??= []).push(v);
+  return out;
+}
+
+function echo(msg: TokenMessage, entries: readonly Entry[]): Entry[] {
+  const f = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'paene-proto-')), 'plan');
+  fs.writeFileSync(f, encodeMessage(msg, entries));
+  const r = spawnSync(ECHO, ['echo', f], { maxBuffer: 64 << 20 });
+  fs.rmSync(path.dirname(f), { recursive: true, force: true });
+  if (r.status !== 0) throw new Error(`paene-oci echo: ${r.stderr.toString()}`);
+  return decodeMessage(msg, r.stdout);
+}
+
+const config = (): OciConfig => ({
+  ociVersion: '1.0.2',
+  root: { path: '/tmp/rootfs', readonly: true },
+  hostname: 'h',
+  process: {
+    cwd: '/srv',
+    args: ['sh', '-c', 'echo "a b"'],
+    env: ['PATH=/bin', 'EMPTY='],
+    user: { uid: 1000, gid: 1000, additionalGids: [10, 20], umask: 18 },
+    capabilities: { bounding: ['CAP_KILL', 'CAP_CHOWN'], effective: ['CAP_KILL'], permitted: ['CAP_KILL'], inheritable: [], ambient: [] },
+    rlimits: [{ type: 'RLIMIT_NOFILE', soft: 1024, hard: 4096 }],
+    noNewPrivileges: true,
+    oomScoreAdj: -17,
+    terminal: true,
+    consoleSize: { height: 24, width: 80 },
+  },
+  mounts: [
+    { destination: '/proc', type: 'proc', source: 'proc' },
+    { destination: '/tmp', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'tmpcopyup', 'size=1m'] },
+    { destination: '/data', type: 'bind', source: '/srv', options: ['rbind', 'ro'] },
+  ],
+  linux: {
+    namespaces: [{ type: 'pid' }, { type: 'mount' }, { type: 'uts' }, { type: 'ipc' }, { type: 'network', path: '/run/netns/x' }],
+    devices: [{ path: '/dev/fuse', type: 'c', major: 10, minor: 229, fileMode: 0o666 }],
+    maskedPaths: ['/proc/kcore'],
+    readonlyPaths: ['/proc/sys'],
+    sysctl: { 'net.ipv4.ip_forward': '1' },
+    seccomp: { defaultAction: 'SCMP_ACT_ALLOW', syscalls: [{ names: ['mount'], action: 'SCMP_ACT_ERRNO' }] },
+  },
+});
+
+describe('TypeScript → C messages', () => {
+  it('the writer refuses what the description does not allow', () => {
+    expect(() => encodeMessage(OCI_PLAN, [['mount', '/a', '/b']])).toThrow(/'mount' takes 7 value\(s\)/);
+    expect(() => encodeMessage(OCI_PLAN, [['teleport']])).toThrow(/unknown key 'teleport'/);
+    expect(() => encodeMessage(OCI_PLAN, [['arg', 'a\0b']])).toThrow(/NUL/);
+    expect(decodeMessage(OCI_PLAN, encodeMessage(OCI_PLAN, [['arg', 'x'], ['nnp']]))).toEqual([['arg', 'x'], ['nnp']]);
+    expect(() => decodeMessage(OCI_PLAN, Buffer.from('arg\0x\0end\x003\0'))).toThrow(/incomplete/);
+  });
+  it('the generated header lists every key with its arity', () => {
+    const h = cHeader(OCI_PLAN, 'src/proto/oci-plan.ts');
+    for (const k of OCI_PLAN.keys) expect(h).toContain(`{"${k.key}", ${k.values.length}},`);
+    expect(h).toContain('OCI_PLAN_GUARD_ALLOW');
+  });
+  it('the OCI plan round-trips through paene-oci: every entry arrives as sent', () => {
+    const plan = translateConfig(config(), { id: 'rt', bundle: '/b', cgroup: 'v1' });
+    const sent = createTokens({ plan, fifo: '/s/exec.fifo', cgroupProcs: ['/sys/fs/cgroup/pids/x/cgroup.procs'], cgroupBinds: [], consoleSocket: '/run/c.sock', preserveFds: 2, wait: true });
+    const got = echo(OCI_PLAN, sent);
+    expect(byKey(got)).toEqual(byKey(sent));
+    // an exec plan: joins, a hook's host program, a process
+    const proc = translateProcess({ cwd: '/', args: ['/bin/true'], user: { uid: 0, gid: 0 } }, 'process');
+    const exec: Entry[] = [['pid', '42'], ['ns', 'mount', '/proc/42/ns/mnt'], ['chroot', '/proc/42/root'], ['exe-host', '/usr/bin/hook'], ...processTokens(proc)];
+    expect(byKey(echo(OCI_PLAN, exec))).toEqual(byKey(exec));
+  });
+  it('a large plan arrives whole (no token limit between the two sides)', () => {
+    const c = config();
+    c.mounts = Array.from({ length: 600 }, (_, i) => ({ destination: `/m${i}`, type: 'tmpfs', source: 'tmpfs' }));
+    c.linux!.devices = Array.from({ length: 400 }, (_, i) => ({ path: `/dev/d${i}`, type: 'c', major: 1, minor: 3 }));
+    c.process!.env = Array.from({ length: 5000 }, (_, i) => `V${i}=${i}`);
+    const plan = translateConfig(c, { id: 'big', bundle: '/b', cgroup: 'v1' });
+    const sent = createTokens({ plan, fifo: '/f', cgroupProcs: [], cgroupBinds: [] });
+    expect(sent.length).toBeGreaterThan(6000);
+    expect(byKey(echo(OCI_PLAN, sent))).toEqual(byKey(sent));
+  });
+});
