@@ -8,6 +8,9 @@ import net from 'node:net';
 import path from 'node:path';
 import { PaeneError } from '../core/errors.js';
 import { nativePath } from './package.js';
+import { EXEC_PLAN } from '../proto/exec-plan.js';
+import { HELPER_REQUEST } from '../proto/helper-request.js';
+import { encodeMessage, flagArgs, type Entry } from '../proto/tokens.js';
 
 export { nativePath, packageRoot } from './package.js';
 
@@ -60,27 +63,28 @@ const schedArg = (s: Sched) => `${s.policy}:${s.sliceNs}`;
 /** LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET (Linux 6.12, Landlock ABI 6). */
 export const LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET = 1;
 
+/** The start request as paene-helper reads it (proto/helper-request.ts): each flag checked against the message. */
 export function startArgs(r: StartRequest): string[] {
-  const a = ['start'];
-  for (const f of r.cgroupProcs) a.push('--cgroup', f);
-  a.push('--lower', r.lower, '--upper', r.upper, '--work', r.work, '--rootfs', r.rootfs);
-  a.push('--hostname', r.hostname, '--scratch', r.scratch, '--empty', r.empty, '--caps', r.capsMask.toString(16));
-  for (const d of r.devices) a.push('--dev', `${d.path}:${d.major}:${d.minor}:${d.mode.toString(8)}`);
-  for (const [k, v] of Object.entries(r.sysctls)) a.push('--sysctl', `${k}=${v}`);
-  for (const p of r.masked) a.push('--mask', p);
-  for (const p of r.readonly) a.push('--ro', p);
-  for (const p of r.writable) a.push('--rw', p);
-  if (r.seccomp && r.seccomp.length > 0) a.push('--seccomp', r.seccomp.toString('hex'));
-  if (r.netns) a.push('--netns', r.netns);
-  if (r.loUp) a.push('--lo-up');
+  const e: Entry[] = [];
+  for (const f of r.cgroupProcs) e.push(['--cgroup', f]);
+  e.push(['--lower', r.lower], ['--upper', r.upper], ['--work', r.work], ['--rootfs', r.rootfs]);
+  e.push(['--hostname', r.hostname], ['--scratch', r.scratch], ['--empty', r.empty], ['--caps', r.capsMask.toString(16)]);
+  for (const d of r.devices) e.push(['--dev', `${d.path}:${d.major}:${d.minor}:${d.mode.toString(8)}`]);
+  for (const [k, v] of Object.entries(r.sysctls)) e.push(['--sysctl', `${k}=${v}`]);
+  for (const p of r.masked) e.push(['--mask', p]);
+  for (const p of r.readonly) e.push(['--ro', p]);
+  for (const p of r.writable) e.push(['--rw', p]);
+  if (r.seccomp && r.seccomp.length > 0) e.push(['--seccomp', r.seccomp.toString('hex')]);
+  if (r.netns) e.push(['--netns', r.netns]);
+  if (r.loUp) e.push(['--lo-up']);
   if (r.sockAddr) {
-    a.push('--bpf-cgroup', r.sockAddr.cgroupDir);
-    for (const p of r.sockAddr.progs) a.push('--bpf-prog', p);
+    e.push(['--bpf-cgroup', r.sockAddr.cgroupDir]);
+    for (const p of r.sockAddr.progs) e.push(['--bpf-prog', p]);
   }
-  if (r.landlockScoped) a.push('--landlock-scoped', r.landlockScoped.toString(16));
-  if (r.sched) a.push('--sched', schedArg(r.sched));
-  if (r.init) a.push('--init', r.init);
-  return a;
+  if (r.landlockScoped) e.push(['--landlock-scoped', r.landlockScoped.toString(16)]);
+  if (r.sched) e.push(['--sched', schedArg(r.sched)]);
+  if (r.init) e.push(['--init', r.init]);
+  return ['start', ...flagArgs(HELPER_REQUEST, e)];
 }
 
 export interface ExecRequest {
@@ -100,24 +104,23 @@ export interface ExecRequest {
 }
 
 export function execArgs(r: ExecRequest): string[] {
-  const a = ['exec', '--pid', String(r.initPid), '--caps', r.capsMask.toString(16)];
-  for (const e of r.env) a.push('--env', e);
-  if (r.cwd) a.push('--cwd', r.cwd);
-  if (r.user) a.push('--user', `${r.user.uid}:${r.user.gid}`);
-  if (r.tty) a.push('--tty');
-  a.push(...wallArgs(r), '--', ...r.argv);
-  return a;
+  const e: Entry[] = [['--pid', String(r.initPid)], ['--caps', r.capsMask.toString(16)]];
+  for (const v of r.env) e.push(['--env', v]);
+  if (r.cwd) e.push(['--cwd', r.cwd]);
+  if (r.user) e.push(['--user', `${r.user.uid}:${r.user.gid}`]);
+  if (r.tty) e.push(['--tty']);
+  return ['exec', ...flagArgs(HELPER_REQUEST, [...e, ...wallEntries(r)]), '--', ...r.argv];
 }
 
 /** The walls every process entering the context gets: its cgroups, seccomp filter, network namespace, Landlock, scheduling. */
-function wallArgs(r: Pick<ExecRequest, 'cgroupProcs' | 'seccomp' | 'netns' | 'landlockScoped' | 'sched'>): string[] {
-  const a: string[] = [];
-  for (const f of r.cgroupProcs) a.push('--cgroup', f);
-  if (r.seccomp && r.seccomp.length > 0) a.push('--seccomp', r.seccomp.toString('hex'));
-  if (r.netns) a.push('--netns', r.netns);
-  if (r.landlockScoped) a.push('--landlock-scoped', r.landlockScoped.toString(16));
-  if (r.sched) a.push('--sched', schedArg(r.sched));
-  return a;
+function wallEntries(r: Pick<ExecRequest, 'cgroupProcs' | 'seccomp' | 'netns' | 'landlockScoped' | 'sched'>): Entry[] {
+  const e: Entry[] = [];
+  for (const f of r.cgroupProcs) e.push(['--cgroup', f]);
+  if (r.seccomp && r.seccomp.length > 0) e.push(['--seccomp', r.seccomp.toString('hex')]);
+  if (r.netns) e.push(['--netns', r.netns]);
+  if (r.landlockScoped) e.push(['--landlock-scoped', r.landlockScoped.toString(16)]);
+  if (r.sched) e.push(['--sched', schedArg(r.sched)]);
+  return e;
 }
 
 /**
@@ -125,10 +128,7 @@ function wallArgs(r: Pick<ExecRequest, 'cgroupProcs' | 'seccomp' | 'netns' | 'la
  * native front door (src/native/paene-front.c) so `paene exec` need not boot
  * Node. Everything is decided here; the front door adds only what the call
  * names (command, --tty, --user, --cwd, --env) and picks the capability set
- * by user, as the runtime does. Records are KEY NUL VALUE NUL:
- *   version 1 · pid · starttime (the init's, checked before use) ·
- *   caps-root / caps-user (hex) · term (TERM when the caller has none, with --tty) ·
- *   env K=V (repeated; the call's --env replaces the same key) · arg (repeated: helper flags, in order)
+ * by user, as the runtime does. The message is proto/exec-plan.ts.
  */
 export interface ExecPlan extends Pick<ExecRequest, 'cgroupProcs' | 'seccomp' | 'netns' | 'landlockScoped' | 'sched' | 'env'> {
   initPid: number;
@@ -139,17 +139,16 @@ export interface ExecPlan extends Pick<ExecRequest, 'cgroupProcs' | 'seccomp' | 
 }
 
 export function execPlanBytes(p: ExecPlan): Buffer {
-  const rec: [string, string][] = [
+  return encodeMessage(EXEC_PLAN, [
     ['version', '1'],
     ['pid', String(p.initPid)],
     ['starttime', String(p.starttime)],
     ['caps-root', p.capsRoot.toString(16)],
     ['caps-user', p.capsUser.toString(16)],
     ['term', p.term],
-    ...p.env.map((e): [string, string] => ['env', e]),
-    ...wallArgs(p).map((a): [string, string] => ['arg', a]),
-  ];
-  return Buffer.from(rec.map(([k, v]) => `${k}\0${v}\0`).join(''));
+    ...p.env.map((e): Entry => ['env', e]),
+    ...flagArgs(HELPER_REQUEST, wallEntries(p)).map((a): Entry => ['arg', a]),
+  ]);
 }
 
 

@@ -24,6 +24,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "proto.h"
+#include "exec_plan.h"      /* generated from src/proto/exec-plan.ts */
+#include "helper_request.h" /* generated from src/proto/helper-request.ts */
+
 #define MAX_ARGS 512
 #define PLAN_MAX (256 * 1024)
 
@@ -103,7 +107,14 @@ struct plan {
   int narg;
 };
 
-/* Reads KEY NUL VALUE NUL records; returns 0 on success. */
+/* A plan this program cannot read (a newer format, a cut file): the Node CLI does the call. */
+static char **node_argv;
+static void die(const char *fmt, ...) {
+  (void)fmt;
+  to_node(node_argv);
+}
+
+/* Reads the exec plan (src/proto/exec-plan.ts); returns 0 on success, -1 to leave the call to Node. */
 static int read_plan(const char *file, struct plan *p) {
   static char buf[PLAN_MAX];
   int fd = open(file, O_RDONLY | O_CLOEXEC);
@@ -117,28 +128,29 @@ static int read_plan(const char *file, struct plan *p) {
     if (len == sizeof buf) break;
   }
   close(fd);
-  if (len == 0 || len == sizeof buf || buf[len - 1] != 0) return -1;
+  if (len == 0 || len == sizeof buf) return -1;
   memset(p, 0, sizeof *p);
-  int version = 0;
-  for (size_t i = 0; i < len;) {
-    const char *k = buf + i;
-    i += strlen(k) + 1;
-    if (i >= len) return -1;
-    const char *v = buf + i;
-    i += strlen(v) + 1;
-    if (!strcmp(k, "version")) version = atoi(v);
-    else if (!strcmp(k, "pid")) p->pid = v;
-    else if (!strcmp(k, "starttime")) p->starttime = v;
-    else if (!strcmp(k, "caps-root")) p->caps_root = v;
-    else if (!strcmp(k, "caps-user")) p->caps_user = v;
-    else if (!strcmp(k, "term")) p->term = v;
-    else if (!strcmp(k, "env")) {
+  int nt, version = 0;
+  char **toks = proto_tokens(buf, len, &nt, "exec plan"); /* a bad one: die() hands the call to Node */
+  for (int i = 0; i < nt;) {
+    char **v;
+    switch ((enum exec_plan_key)proto_next(toks, nt, &i, exec_plan_keys, EXEC_PLAN_KEYS, &v, "exec plan")) {
+    case EXEC_PLAN_VERSION: version = atoi(v[0]); break;
+    case EXEC_PLAN_PID: p->pid = v[0]; break;
+    case EXEC_PLAN_STARTTIME: p->starttime = v[0]; break;
+    case EXEC_PLAN_CAPS_ROOT: p->caps_root = v[0]; break;
+    case EXEC_PLAN_CAPS_USER: p->caps_user = v[0]; break;
+    case EXEC_PLAN_TERM: p->term = v[0]; break;
+    case EXEC_PLAN_ENV:
       if (p->nenv == MAX_ARGS) return -1;
-      p->env[p->nenv++] = v;
-    } else if (!strcmp(k, "arg")) {
+      p->env[p->nenv++] = v[0];
+      break;
+    case EXEC_PLAN_ARG:
       if (p->narg == MAX_ARGS) return -1;
-      p->arg[p->narg++] = v;
-    } else return -1; /* a newer plan than this program: let Node do it */
+      p->arg[p->narg++] = v[0];
+      break;
+    case EXEC_PLAN_KEYS: break;
+    }
   }
   return version == 1 && p->pid && p->starttime && p->caps_root && p->caps_user && p->term ? 0 : -1;
 }
@@ -169,6 +181,7 @@ static const char *opt_value(char **argv, int *i, const char *lng, const char *s
 
 int main(int argc, char **argv) {
   (void)argc;
+  node_argv = argv;
   char exe[PATH_MAX];
   ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
   if (n <= 0) {
@@ -179,6 +192,23 @@ int main(int argc, char **argv) {
   char *slash = strrchr(exe, '/');
   if (slash) *slash = 0;
   snprintf(self_dir, sizeof self_dir, "%s", exe);
+
+  /* the round-trip test of src/proto/exec-plan.ts: what read_plan took, written back */
+  if (argv[1] && !strcmp(argv[1], "__echo-exec-plan") && argv[2]) {
+    static struct plan e;
+    if (read_plan(argv[2], &e) != 0) return 1;
+    struct proto_out o = {stdout, 0};
+    proto_put(&o, "version"), proto_put(&o, "1");
+    proto_put(&o, "pid"), proto_put(&o, "%s", e.pid);
+    proto_put(&o, "starttime"), proto_put(&o, "%s", e.starttime);
+    proto_put(&o, "caps-root"), proto_put(&o, "%s", e.caps_root);
+    proto_put(&o, "caps-user"), proto_put(&o, "%s", e.caps_user);
+    proto_put(&o, "term"), proto_put(&o, "%s", e.term);
+    for (int j = 0; j < e.nenv; j++) proto_put(&o, "env"), proto_put(&o, "%s", e.env[j]);
+    for (int j = 0; j < e.narg; j++) proto_put(&o, "arg"), proto_put(&o, "%s", e.arg[j]);
+    proto_end(&o);
+    return 0;
+  }
 
   /* [--root DIR] exec|enter ... */
   int i = 1;
@@ -259,17 +289,20 @@ int main(int argc, char **argv) {
   int k = 0;
   static char helper[PATH_MAX + 32];
   snprintf(helper, sizeof helper, "%s/paene-helper", self_dir);
+  /* the exec request (src/proto/helper-request.ts), its flags by the generated names */
+#define FLAG(key) ((char *)helper_request_keys[key].name)
   args[k++] = helper;
   args[k++] = "exec";
-  args[k++] = "--pid";
+  args[k++] = FLAG(HELPER_REQUEST___PID);
   args[k++] = (char *)p.pid;
-  args[k++] = "--caps";
+  args[k++] = FLAG(HELPER_REQUEST___CAPS);
   args[k++] = (char *)(nonroot ? p.caps_user : p.caps_root);
-  for (int e = 0; e < p.nenv; e++) args[k++] = "--env", args[k++] = (char *)p.env[e];
-  args[k++] = "--cwd";
+  for (int e = 0; e < p.nenv; e++) args[k++] = FLAG(HELPER_REQUEST___ENV), args[k++] = (char *)p.env[e];
+  args[k++] = FLAG(HELPER_REQUEST___CWD);
   args[k++] = (char *)cwd;
-  if (user) args[k++] = "--user", args[k++] = (char *)user;
-  if (tty) args[k++] = "--tty";
+  if (user) args[k++] = FLAG(HELPER_REQUEST___USER), args[k++] = (char *)user;
+  if (tty) args[k++] = FLAG(HELPER_REQUEST___TTY);
+#undef FLAG
   for (int e = 0; e < p.narg; e++) args[k++] = (char *)p.arg[e];
   args[k++] = "--";
   for (int c = 0; cmd[c]; c++) {

@@ -74,6 +74,8 @@
 
 #include "forkbackoff.h"
 #include "paene-native.h"
+#include "proto.h"
+#include "helper_request.h" /* generated from src/proto/helper-request.ts */
 #include "sockattach.h"
 
 #define MAX_LIST 64
@@ -151,64 +153,112 @@ static void push(const char **list, int *n, const char *v, const char *flag) {
 
 static void parse_spec(int argc, char **argv, struct spec *s) {
   memset(s, 0, sizeof *s);
-  for (int i = 0; i < argc; i++) {
-    const char *a = argv[i];
-    if (strcmp(a, "--") == 0) {
+  for (int i = 0; i < argc;) {
+    if (strcmp(argv[i], "--") == 0) {
       s->cmd = &argv[i + 1];
       return;
     }
-    if (strcmp(a, "--tty") == 0) {
-      s->tty = 1;
-      continue;
-    }
-    if (strcmp(a, "--lo-up") == 0) {
-      s->lo_up = 1;
-      continue;
-    }
-    if (i + 1 >= argc) die("flag %s needs a value", a);
-    const char *v = argv[++i];
-    if (!strcmp(a, "--cgroup")) push(s->cgroups, &s->ncgroups, v, a);
-    else if (!strcmp(a, "--lower")) s->lower = v;
-    else if (!strcmp(a, "--upper")) s->upper = v;
-    else if (!strcmp(a, "--work")) s->work = v;
-    else if (!strcmp(a, "--rootfs")) s->rootfs = v;
-    else if (!strcmp(a, "--hostname")) s->hostname = v;
-    else if (!strcmp(a, "--scratch")) s->scratch = v;
-    else if (!strcmp(a, "--empty")) s->empty = v;
-    else if (!strcmp(a, "--init")) s->init_path = v;
-    else if (!strcmp(a, "--dev")) push(s->devs, &s->ndevs, v, a);
-    else if (!strcmp(a, "--init-name")) s->init_name = v;
-    else if (!strcmp(a, "--sysctl")) push(s->sysctls, &s->nsysctls, v, a);
-    else if (!strcmp(a, "--mask")) push(s->masks, &s->nmasks, v, a);
-    else if (!strcmp(a, "--ro")) push(s->ros, &s->nros, v, a);
-    else if (!strcmp(a, "--rw")) push(s->rws, &s->nrws, v, a);
-    else if (!strcmp(a, "--env")) push(s->envs, &s->nenvs, v, a);
-    else if (!strcmp(a, "--cwd")) s->cwd = v;
-    else if (!strcmp(a, "--netns")) s->netns = v;
-    else if (!strcmp(a, "--bpf-cgroup")) s->bpf_cgroup = v;
-    else if (!strcmp(a, "--bpf-prog")) push(s->bpf_progs, &s->nbpf_progs, v, a);
-    else if (!strcmp(a, "--landlock-scoped")) s->landlock_scoped = strtoull(v, NULL, 16);
-    else if (!strcmp(a, "--sched")) {
+    const char *v;
+    int key = proto_flag(argv, argc, &i, helper_request_keys, HELPER_REQUEST_KEYS, &v, "request");
+    const char *a = helper_request_keys[key].name;
+    switch ((enum helper_request_key)key) {
+    case HELPER_REQUEST___CGROUP: push(s->cgroups, &s->ncgroups, v, a); break;
+    case HELPER_REQUEST___CAPS:
+      s->caps = strtoull(v, NULL, 16);
+      s->have_caps = 1;
+      break;
+    case HELPER_REQUEST___SECCOMP: s->seccomp = parse_hex(v, &s->seccomp_len); break;
+    case HELPER_REQUEST___NETNS: s->netns = v; break;
+    case HELPER_REQUEST___LANDLOCK_SCOPED: s->landlock_scoped = strtoull(v, NULL, 16); break;
+    case HELPER_REQUEST___SCHED: {
       /* POLICY:SLICE_NS, e.g. 0:300000 (SCHED_OTHER with a 0.3 ms slice) or 3:0 (SCHED_BATCH) */
       char *end;
       s->sched_policy = (uint32_t)strtoul(v, &end, 10);
       if (*end != ':') die("--sched wants POLICY:SLICE_NS");
       s->sched_slice_ns = strtoull(end + 1, NULL, 10);
       s->have_sched = 1;
+      break;
     }
-    else if (!strcmp(a, "--caps")) {
-      s->caps = strtoull(v, NULL, 16);
-      s->have_caps = 1;
-    } else if (!strcmp(a, "--seccomp")) s->seccomp = parse_hex(v, &s->seccomp_len);
-    else if (!strcmp(a, "--pid")) s->pid = (pid_t)atoi(v);
-    else if (!strcmp(a, "--user")) {
+    case HELPER_REQUEST___LOWER: s->lower = v; break;
+    case HELPER_REQUEST___UPPER: s->upper = v; break;
+    case HELPER_REQUEST___WORK: s->work = v; break;
+    case HELPER_REQUEST___ROOTFS: s->rootfs = v; break;
+    case HELPER_REQUEST___HOSTNAME: s->hostname = v; break;
+    case HELPER_REQUEST___SCRATCH: s->scratch = v; break;
+    case HELPER_REQUEST___EMPTY: s->empty = v; break;
+    case HELPER_REQUEST___INIT: s->init_path = v; break;
+    case HELPER_REQUEST___DEV: push(s->devs, &s->ndevs, v, a); break;
+    case HELPER_REQUEST___SYSCTL: push(s->sysctls, &s->nsysctls, v, a); break;
+    case HELPER_REQUEST___MASK: push(s->masks, &s->nmasks, v, a); break;
+    case HELPER_REQUEST___RO: push(s->ros, &s->nros, v, a); break;
+    case HELPER_REQUEST___RW: push(s->rws, &s->nrws, v, a); break;
+    case HELPER_REQUEST___LO_UP: s->lo_up = 1; break;
+    case HELPER_REQUEST___BPF_CGROUP: s->bpf_cgroup = v; break;
+    case HELPER_REQUEST___BPF_PROG: push(s->bpf_progs, &s->nbpf_progs, v, a); break;
+    case HELPER_REQUEST___PID: s->pid = (pid_t)atoi(v); break;
+    case HELPER_REQUEST___ENV: push(s->envs, &s->nenvs, v, a); break;
+    case HELPER_REQUEST___CWD: s->cwd = v; break;
+    case HELPER_REQUEST___USER: {
       unsigned u, g;
       if (sscanf(v, "%u:%u", &u, &g) != 2) die("--user wants UID:GID, got '%s'", v);
       s->uid = u;
       s->gid = g;
       s->have_user = 1;
-    } else die("unknown flag %s", a);
+      break;
+    }
+    case HELPER_REQUEST___TTY: s->tty = 1; break;
+    case HELPER_REQUEST_KEYS: break;
+    }
   }
+}
+
+/* `paene-helper echo-request FLAGS... [-- CMD...]`: what parse_spec read, written back (the round-trip test). */
+static int echo_request(int argc, char **argv) {
+  struct spec s;
+  parse_spec(argc, argv, &s);
+  struct proto_out o = {stdout, 0};
+#define F(k) proto_put(&o, "%s", helper_request_keys[k].name)
+#define FV(k, fmt, v) (F(k), proto_put(&o, fmt, v))
+  for (int i = 0; i < s.ncgroups; i++) FV(HELPER_REQUEST___CGROUP, "%s", s.cgroups[i]);
+  if (s.have_caps) FV(HELPER_REQUEST___CAPS, "%llx", (unsigned long long)s.caps);
+  if (s.seccomp_len) {
+    F(HELPER_REQUEST___SECCOMP);
+    for (size_t j = 0; j < s.seccomp_len; j++) printf("%02x", s.seccomp[j]);
+    fputc(0, stdout);
+    o.count++;
+  }
+  if (s.netns) FV(HELPER_REQUEST___NETNS, "%s", s.netns);
+  if (s.landlock_scoped) FV(HELPER_REQUEST___LANDLOCK_SCOPED, "%llx", (unsigned long long)s.landlock_scoped);
+  if (s.have_sched) F(HELPER_REQUEST___SCHED), proto_put(&o, "%u:%llu", s.sched_policy, (unsigned long long)s.sched_slice_ns);
+  if (s.lower) FV(HELPER_REQUEST___LOWER, "%s", s.lower);
+  if (s.upper) FV(HELPER_REQUEST___UPPER, "%s", s.upper);
+  if (s.work) FV(HELPER_REQUEST___WORK, "%s", s.work);
+  if (s.rootfs) FV(HELPER_REQUEST___ROOTFS, "%s", s.rootfs);
+  if (s.hostname) FV(HELPER_REQUEST___HOSTNAME, "%s", s.hostname);
+  if (s.scratch) FV(HELPER_REQUEST___SCRATCH, "%s", s.scratch);
+  if (s.empty) FV(HELPER_REQUEST___EMPTY, "%s", s.empty);
+  if (s.init_path) FV(HELPER_REQUEST___INIT, "%s", s.init_path);
+  for (int i = 0; i < s.ndevs; i++) FV(HELPER_REQUEST___DEV, "%s", s.devs[i]);
+  for (int i = 0; i < s.nsysctls; i++) FV(HELPER_REQUEST___SYSCTL, "%s", s.sysctls[i]);
+  for (int i = 0; i < s.nmasks; i++) FV(HELPER_REQUEST___MASK, "%s", s.masks[i]);
+  for (int i = 0; i < s.nros; i++) FV(HELPER_REQUEST___RO, "%s", s.ros[i]);
+  for (int i = 0; i < s.nrws; i++) FV(HELPER_REQUEST___RW, "%s", s.rws[i]);
+  if (s.lo_up) F(HELPER_REQUEST___LO_UP);
+  if (s.bpf_cgroup) FV(HELPER_REQUEST___BPF_CGROUP, "%s", s.bpf_cgroup);
+  for (int i = 0; i < s.nbpf_progs; i++) FV(HELPER_REQUEST___BPF_PROG, "%s", s.bpf_progs[i]);
+  if (s.pid) FV(HELPER_REQUEST___PID, "%d", (int)s.pid);
+  for (int i = 0; i < s.nenvs; i++) FV(HELPER_REQUEST___ENV, "%s", s.envs[i]);
+  if (s.cwd) FV(HELPER_REQUEST___CWD, "%s", s.cwd);
+  if (s.have_user) F(HELPER_REQUEST___USER), proto_put(&o, "%u:%u", (unsigned)s.uid, (unsigned)s.gid);
+  if (s.tty) F(HELPER_REQUEST___TTY);
+  if (s.cmd) {
+    proto_put(&o, "--");
+    for (char **c = s.cmd; *c; c++) proto_put(&o, "%s", *c);
+  }
+#undef F
+#undef FV
+  proto_end(&o);
+  return 0;
 }
 
 /* ------------------------------------------------- shared small helpers */
@@ -1420,6 +1470,7 @@ int main(int argc, char **argv) {
   if (!strcmp(argv[1], "monitor")) return monitor_main(argc - 2, argv + 2);
   if (!strcmp(argv[1], "exec")) return exec_main(argc - 2, argv + 2);
   if (!strcmp(argv[1], "sysctl")) return sysctl_main(argc - 2, argv + 2);
+  if (!strcmp(argv[1], "echo-request")) return echo_request(argc - 2, argv + 2);
   if (!strcmp(argv[1], "sched")) return sched_main(argc - 2, argv + 2);
   if (!strcmp(argv[1], "landlock-abi")) {
     /* The kernel's Landlock ABI version (0 = none): the runtime decides what it may ask for. */

@@ -21,7 +21,7 @@ struct proto_key {
 static void die(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
 
 /* Splits buf[len] (NUL-terminated tokens) into *nt tokens, the end marker checked and dropped. */
-static char **proto_tokens(char *buf, size_t len, int *nt, const char *what) {
+__attribute__((unused)) static char **proto_tokens(char *buf, size_t len, int *nt, const char *what) {
   int cap = 1;
   for (size_t j = 0; j < len; j++)
     if (!buf[j]) cap++;
@@ -42,7 +42,7 @@ static char **proto_tokens(char *buf, size_t len, int *nt, const char *what) {
 }
 
 /* The entry at toks[*i]: returns its key's index and points *vals at its values; moves *i past it. */
-static int proto_next(char **toks, int nt, int *i, const struct proto_key *keys, int nkeys, char ***vals, const char *what) {
+__attribute__((unused)) static int proto_next(char **toks, int nt, int *i, const struct proto_key *keys, int nkeys, char ***vals, const char *what) {
   const char *k = toks[*i];
   for (int j = 0; j < nkeys; j++) {
     if (strcmp(keys[j].name, k) != 0) continue;
@@ -54,6 +54,26 @@ static int proto_next(char **toks, int nt, int *i, const struct proto_key *keys,
   die("%s: unknown key '%s'", what, k);
 }
 
+/*
+ * A flag message (a command line): the flag at argv[*i], its key's index,
+ * *val its value (NULL when it takes none); moves *i past it.  Every flag
+ * of a flag message takes none or one value.
+ */
+__attribute__((unused)) static int proto_flag(char **argv, int argc, int *i, const struct proto_key *keys, int nkeys, const char **val, const char *what) {
+  const char *a = argv[*i];
+  for (int j = 0; j < nkeys; j++) {
+    if (strcmp(keys[j].name, a) != 0) continue;
+    *val = NULL;
+    if (keys[j].nvalues > 0) {
+      if (*i + 1 >= argc) die("%s: flag %s needs a value", what, a);
+      *val = argv[*i + 1];
+    }
+    *i += 1 + keys[j].nvalues;
+    return j;
+  }
+  die("%s: unknown flag %s", what, a);
+}
+
 /* Echo: the entries a program parsed, written back as a message (for the round-trip tests). */
 struct proto_out {
   FILE *f;
@@ -61,7 +81,7 @@ struct proto_out {
 };
 static void proto_put(struct proto_out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 #include <stdarg.h>
-static void proto_put(struct proto_out *o, const char *fmt, ...) {
+__attribute__((unused)) static void proto_put(struct proto_out *o, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
   vfprintf(o->f, fmt, ap);
@@ -69,7 +89,7 @@ static void proto_put(struct proto_out *o, const char *fmt, ...) {
   fputc(0, o->f);
   o->count++;
 }
-static void proto_end(struct proto_out *o) {
+__attribute__((unused)) static void proto_end(struct proto_out *o) {
   fprintf(o->f, "end%c%ld%c", 0, o->count, 0);
   fflush(o->f);
 }

@@ -97,3 +97,26 @@ export function cHeader(msg: TokenMessage, source: string): string {
   ];
   return lines.join('\n');
 }
+
+/** A flag message as a command line: each entry checked, flattened (no end marker: argv has its own end). */
+export function flagArgs(msg: TokenMessage, entries: readonly Entry[]): string[] {
+  const out: string[] = [];
+  for (const e of entries) {
+    checkEntry(msg, e);
+    out.push(...e);
+  }
+  return out;
+}
+
+/** A command line back into entries, up to `--` (what follows is returned apart). */
+export function parseFlagArgs(msg: TokenMessage, argv: readonly string[]): { entries: Entry[]; rest?: string[] } {
+  const entries: Entry[] = [];
+  for (let i = 0; i < argv.length; ) {
+    if (argv[i] === '--') return { entries, rest: argv.slice(i + 1) };
+    const k = keyOf(msg, argv[i]);
+    if (i + k.values.length >= argv.length) throw new TokenError(`${msg.name}: '${k.key}' needs ${k.values.length} value(s)`);
+    entries.push(argv.slice(i, i + 1 + k.values.length) as unknown as Entry);
+    i += 1 + k.values.length;
+  }
+  return { entries };
+}

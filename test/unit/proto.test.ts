@@ -93,3 +93,53 @@ describe('TypeScript → C messages', () => {
     expect(byKey(echo(OCI_PLAN, sent))).toEqual(byKey(sent));
   });
 });
+
+describe('the helper request and the exec plan', () => {
+  const helper = path.resolve('dist/native/paene-helper');
+  const front = path.resolve('dist/native/paene');
+  const request = {
+    cgroupProcs: ['/sys/fs/cgroup/pids/p/c/cgroup.procs', '/sys/fs/cgroup/unified/p/c/cgroup.procs'],
+    lower: '/l', upper: '/u', work: '/w', rootfs: '/r', hostname: 'web', scratch: '/s', empty: '/e', init: '/dist/native/paene-init',
+    sysctls: { 'kernel.shmmax': '4096' }, masked: ['/proc/kcore'], readonly: ['/proc/sys'], writable: ['/proc/sys/kernel/hostname'],
+    devices: [{ path: 'null', major: 1, minor: 3, mode: 0o666 }],
+    capsMask: 0xa80425fbn, seccomp: Buffer.from('0600000000000000', 'hex'), netns: 'new' as const, loUp: true,
+    sockAddr: { cgroupDir: '/sys/fs/cgroup/unified/p/c', progs: ['bind4=00', 'connect4=11'] },
+    landlockScoped: 1, sched: { policy: 3, sliceNs: 0 },
+  };
+  const run = (prog: string, args: string[]) => {
+    const r = spawnSync(prog, args, { maxBuffer: 16 << 20 });
+    if (r.status !== 0) throw new Error(`${prog} ${args[0]}: ${r.stderr.toString()}`);
+    return r.stdout;
+  };
+  it('a start request round-trips through paene-helper', async () => {
+    const { startArgs } = await import('../../src/kernel/helper.js');
+    const { HELPER_REQUEST } = await import('../../src/proto/helper-request.js');
+    const { parseFlagArgs } = await import('../../src/proto/tokens.js');
+    const args = startArgs(request).slice(1);
+    const back = decodeMessage(HELPER_REQUEST, run(helper, ['echo-request', ...args]));
+    expect(byKey(back)).toEqual(byKey(parseFlagArgs(HELPER_REQUEST, args).entries));
+    expect(() => startArgs({ ...request, hostname: 'a\0b' })).toThrow(/NUL/);
+  });
+  it('an exec request round-trips, the command after -- kept whole', async () => {
+    const { execArgs } = await import('../../src/kernel/helper.js');
+    const { HELPER_REQUEST } = await import('../../src/proto/helper-request.js');
+    const { parseFlagArgs } = await import('../../src/proto/tokens.js');
+    const args = execArgs({ initPid: 7, cgroupProcs: ['/c'], capsMask: 0x20n, env: ['A=1'], cwd: '/tmp', user: { uid: 1, gid: 2 }, tty: true, argv: ['sh', '-c', '--', '--tty'] }).slice(1);
+    const echoed = run(helper, ['echo-request', ...args]).toString('utf8').split('\0');
+    const dash = echoed.indexOf('--');
+    expect(echoed.slice(dash + 1, -3)).toEqual(['sh', '-c', '--', '--tty']);
+    const sent = parseFlagArgs(HELPER_REQUEST, args);
+    const flagsBack = parseFlagArgs(HELPER_REQUEST, echoed.slice(0, dash).concat('--'));
+    expect(byKey(flagsBack.entries)).toEqual(byKey(sent.entries));
+  });
+  it('the exec plan round-trips through the front door', async () => {
+    const { execPlanBytes } = await import('../../src/kernel/helper.js');
+    const { EXEC_PLAN } = await import('../../src/proto/exec-plan.js');
+    const bytes = execPlanBytes({ initPid: 9, starttime: 123, capsRoot: 0xffn, capsUser: 0n, term: 'xterm', env: ['PATH=/bin', 'X=a b'], cgroupProcs: ['/c'], sched: { policy: 0, sliceNs: 300000 } });
+    const f = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'paene-proto-')), 'exec.plan');
+    fs.writeFileSync(f, bytes);
+    const back = decodeMessage(EXEC_PLAN, run(front, ['__echo-exec-plan', f]));
+    fs.rmSync(path.dirname(f), { recursive: true, force: true });
+    expect(back).toEqual(decodeMessage(EXEC_PLAN, bytes));
+  });
+});
