@@ -15,13 +15,15 @@ fs.mkdirSync(outDir, { recursive: true });
 fs.mkdirSync(genDir, { recursive: true });
 
 // the messages: every export of dist/proto/*.js that has name and keys (a TokenMessage)
-const { cHeader } = await import(pathToFileURL(path.join(root, 'dist/proto/tokens.js')).href);
+// and every list of answer codes (a ReplyCodes: name and codes)
+const { cHeader, cCodesHeader } = await import(pathToFileURL(path.join(root, 'dist/proto/tokens.js')).href);
 for (const f of fs.readdirSync(path.join(root, 'dist/proto')).filter((x) => x.endsWith('.js') && x !== 'tokens.js')) {
   const mod = await import(pathToFileURL(path.join(root, 'dist/proto', f)).href);
   for (const msg of Object.values(mod)) {
-    if (!msg || typeof msg !== 'object' || !('keys' in msg) || !('name' in msg)) continue;
+    if (!msg || typeof msg !== 'object' || !('name' in msg) || !('keys' in msg || 'codes' in msg)) continue;
     const file = path.join(genDir, `${msg.name}.h`);
-    const text = cHeader(msg, `src/proto/${f.replace(/\.js$/, '.ts')}`);
+    const source = `src/proto/${f.replace(/\.js$/, '.ts')}`;
+    const text = 'keys' in msg ? cHeader(msg, source) : cCodesHeader(msg, source);
     // written only when it changed, so an unchanged message rebuilds nothing
     if (!fs.existsSync(file) || fs.readFileSync(file, 'utf8') !== text) fs.writeFileSync(file, text);
   }

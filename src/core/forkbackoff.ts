@@ -12,6 +12,8 @@
 import type { CgroupVersion } from './cgroupmap.js';
 import type { ResourceLimits } from './limits.js';
 import { rateOf } from './tokenBucket.js';
+import { FORK_BACKOFF_GUARD } from '../proto/fork-backoff.js';
+import { flagArgs, type Entry } from '../proto/tokens.js';
 
 export const FORK_BACKOFF = {
   /** the CPU a held context keeps, % of one CPU (limits.forkBackoff overrides; 0 = off) */
@@ -84,9 +86,31 @@ export interface GuardTarget {
 /** The monitor request that guards a running context (or turns its guard off). */
 export function forkBackoffRequest(t: GuardTarget, limits: ResourceLimits, version: CgroupVersion): string[] {
   const pct = forkBackoffPercent(limits);
-  if (pct === undefined) return ['guard', String(t.pid), 'off'];
-  const writes = forkBackoffWrites(pct, version).flatMap((w) => [`${t.cpuDir}/${w.file}`, w.value]);
-  return ['guard', String(t.pid), t.eventsFile, String(FORK_BACKOFF.trigger), String(FORK_BACKOFF.windowMs), String(FORK_BACKOFF.holdMs), `${FORK_BACKOFF.pollMs}:${FORK_BACKOFF.passShare}`, String(FORK_BACKOFF.hotMs), FORK_BACKOFF.pressure, String(FORK_BACKOFF.pressureGate), ...writes];
+  if (pct === undefined) return guardOff(t.pid);
+  const e: Entry[] = [
+    ['--pid', String(t.pid)],
+    ['--events', t.eventsFile],
+    ['--trigger', String(FORK_BACKOFF.trigger)],
+    ['--window-ms', String(FORK_BACKOFF.windowMs)],
+    ['--hold-ms', String(FORK_BACKOFF.holdMs)],
+    ['--poll-ms', String(FORK_BACKOFF.pollMs)],
+    ['--pass-share', String(FORK_BACKOFF.passShare)],
+    ['--hot-ms', String(FORK_BACKOFF.hotMs)],
+    ['--pressure', FORK_BACKOFF.pressure],
+    ['--gate', String(FORK_BACKOFF.pressureGate)],
+    ...forkBackoffWrites(pct, version).map((w): Entry => ['--write', `${t.cpuDir}/${w.file}`, w.value]),
+  ];
+  return ['guard', ...flagArgs(FORK_BACKOFF_GUARD, e)];
+}
+
+/** The request that ends a context's guard. */
+export function guardOff(pid: number): string[] {
+  return ['guard', ...flagArgs(FORK_BACKOFF_GUARD, [['--pid', String(pid)], ['--off']])];
+}
+
+/** The request for a guard's state ("ok held=0|1 holds=N refusals=N"). */
+export function guardStatusRequest(pid: number): string[] {
+  return ['guard-status', ...flagArgs(FORK_BACKOFF_GUARD, [['--pid', String(pid)]])];
 }
 
 /** One line for `paene limit NAME`. */

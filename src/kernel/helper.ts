@@ -10,7 +10,8 @@ import { PaeneError } from '../core/errors.js';
 import { nativePath } from './package.js';
 import { EXEC_PLAN } from '../proto/exec-plan.js';
 import { HELPER_REQUEST } from '../proto/helper-request.js';
-import { encodeMessage, flagArgs, type Entry } from '../proto/tokens.js';
+import { HELPER_ERRORS } from '../proto/helper-reply.js';
+import { encodeMessage, flagArgs, parseReply, type Entry } from '../proto/tokens.js';
 
 export { nativePath, packageRoot } from './package.js';
 
@@ -184,6 +185,16 @@ function staleMonitor(socket: string, why: string): string {
   return `the paene monitor on ${socket} was started by an older paene (${why}); it exits by itself once no context of this state root runs: stop them ('paene stop --all') and start again`;
 }
 
+/** A refusal from the monitor or the helper: its code (proto/helper-reply.ts; undefined from a monitor an older paene started) and message. */
+export class HelperRefusal extends PaeneError {
+  constructor(
+    readonly helperCode: string | undefined,
+    message: string,
+  ) {
+    super('internal', message);
+  }
+}
+
 export class Monitor {
   constructor(readonly runDir: string) {}
 
@@ -228,7 +239,7 @@ export class Monitor {
    */
   async rootSwitch(): Promise<{ staged: true } | { staged: false; why: string }> {
     const a = await this.request(['root-switch']).catch((e: Error) => {
-      if (/^unknown request/.test(e.message)) return 'pivot_root the monitor was started by an older paene';
+      if (e instanceof HelperRefusal && e.helperCode === undefined) return 'pivot_root the monitor was started by an older paene';
       throw e;
     });
     return a === 'staged' ? { staged: true } : { staged: false, why: a.replace(/^pivot_root /, '') };
@@ -306,12 +317,13 @@ export class Monitor {
       sock.on('error', reject);
       sock.on('close', () => {
         const line = out.trim();
-        if (line.startsWith('ok')) resolve(line.slice(2).trim());
-        else if (line.startsWith('err unknown flag ')) reject(new PaeneError('internal', staleMonitor(this.socket, line.slice(4))));
-        // a monitor from before the cgroup storage value (sockattach.h) takes cg-storage= for a program
-        else if (/'cg-storage=[0-9a-f]*' is not an attach type/.test(line)) reject(new PaeneError('internal', staleMonitor(this.socket, 'it does not know cg-storage=')));
-        else if (line.startsWith('err ')) reject(new PaeneError('internal', line.slice(4)));
-        else reject(new PaeneError('internal', `unexpected answer from the paene monitor: '${line}'`));
+        const r = parseReply(HELPER_ERRORS, line);
+        if (r.ok) resolve(r.value);
+        else if (!line.startsWith('err ')) reject(new PaeneError('internal', `unexpected answer from the paene monitor: '${line}'`));
+        // no code: a monitor an older paene started, which may not know what this one asks
+        else if (r.code === undefined) reject(new HelperRefusal(undefined, staleMonitor(this.socket, r.message)));
+        else if (r.code === 'unknown-flag') reject(new HelperRefusal(r.code, staleMonitor(this.socket, `it does not know ${r.message}`)));
+        else reject(new HelperRefusal(r.code, r.code === 'cgroup-gone' ? `open ${r.message}: the cgroup is gone` : r.message));
       });
     });
   }

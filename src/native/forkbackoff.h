@@ -18,10 +18,12 @@
  * take more than SHARE of a CPU (POLL_MS:SHARE; at 10,000 contexts a pass
  * reads for ~70 ms).  The file stays open (one pread per look).
  *
- * The policy comes whole from the TypeScript runtime in a request:
- *   guard PID EVENTS_FILE TRIGGER WINDOW_MS HOLD_MS POLL_MS[:SHARE] HOT_MS PRESSURE_FILE GATE FILE VALUE [FILE VALUE...]
- *   guard PID off
- *   guard-status PID      -> ok held=0|1 holds=N refusals=N
+ * The policy comes whole from the TypeScript runtime in a request whose
+ * flags are described once, in src/proto/fork-backoff.ts:
+ *   guard --pid PID --events FILE --trigger N --window-ms MS --hold-ms MS --poll-ms MS
+ *         [--pass-share F] --hot-ms MS [--pressure FILE] --gate F --write FILE VALUE...
+ *   guard --pid PID --off
+ *   guard-status --pid PID      -> ok held=0|1 holds=N refusals=N
  * PID is the context's init: the guard goes when the monitor reaps it.  A
  * FILE that does not exist is skipped (cpu burst on kernels before 5.14).
  * The saved values are put back only if the last FILE still holds what the
@@ -38,6 +40,9 @@
 #include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "proto.h"
+#include "fork_backoff_guard.h" /* generated from src/proto/fork-backoff.ts */
 
 #define BACKOFF_MAX_WRITES 8
 
@@ -280,26 +285,61 @@ static void backoff_reaped(pid_t pid) {
   if (i >= 0) backoff_drop(i, 0);
 }
 
-/* Handles `guard ...` (argv after the word); writes the answer to conn. */
+/* Handles `guard --pid P ...` (src/proto/fork-backoff.ts; argv after the word); writes the answer to conn. */
 static void backoff_request(int conn, int argc, char **argv) {
-  if (argc < 2) {
-    dprintf(conn, "err guard needs PID EVENTS_FILE ... or PID off\n");
+  pid_t pid = 0;
+  int off = 0, nw = 0;
+  const char *events = NULL, *pressure = "", *vals[FORK_BACKOFF_GUARD_KEYS] = {0};
+  char *files[BACKOFF_MAX_WRITES], *values[BACKOFF_MAX_WRITES];
+  for (int i = 0; i < argc;) {
+    char **v;
+    int key = proto_flag(argv, argc, &i, fork_backoff_guard_keys, FORK_BACKOFF_GUARD_KEYS, &v, "guard");
+    if (key < 0) {
+      dprintf(conn, "err unknown-flag guard: unknown flag %s\n", argv[i]);
+      return;
+    }
+    if (v) vals[key] = v[0];
+    switch ((enum fork_backoff_guard_key)key) {
+    case FORK_BACKOFF_GUARD___PID: pid = (pid_t)atoi(v[0]); break;
+    case FORK_BACKOFF_GUARD___OFF: off = 1; break;
+    case FORK_BACKOFF_GUARD___EVENTS: events = v[0]; break;
+    case FORK_BACKOFF_GUARD___PRESSURE: pressure = v[0]; break;
+    case FORK_BACKOFF_GUARD___WRITE:
+      if (nw == BACKOFF_MAX_WRITES) {
+        dprintf(conn, "err failed more than %d --write\n", BACKOFF_MAX_WRITES);
+        return;
+      }
+      files[nw] = v[0];
+      values[nw++] = v[1];
+      break;
+    default: break;
+    }
+  }
+  if (pid <= 0) {
+    dprintf(conn, "err failed guard needs --pid\n");
     return;
   }
-  pid_t pid = (pid_t)atoi(argv[0]);
   int old = backoff_find(pid);
   if (old >= 0) backoff_drop(old, 1);
-  if (!strcmp(argv[1], "off")) {
+  if (off) {
     dprintf(conn, "ok 0\n");
     return;
   }
-  if (argc < 11 || (argc - 9) % 2 != 0 || (argc - 9) / 2 > BACKOFF_MAX_WRITES) {
-    dprintf(conn, "err guard needs PID EVENTS_FILE TRIGGER WINDOW_MS HOLD_MS POLL_MS[:SHARE] HOT_MS PRESSURE_FILE GATE FILE VALUE...\n");
+  static const enum fork_backoff_guard_key needed[] = {FORK_BACKOFF_GUARD___EVENTS, FORK_BACKOFF_GUARD___TRIGGER, FORK_BACKOFF_GUARD___WINDOW_MS,
+                                                       FORK_BACKOFF_GUARD___HOLD_MS, FORK_BACKOFF_GUARD___POLL_MS, FORK_BACKOFF_GUARD___HOT_MS,
+                                                       FORK_BACKOFF_GUARD___GATE};
+  for (size_t j = 0; j < sizeof needed / sizeof *needed; j++)
+    if (!vals[needed[j]]) {
+      dprintf(conn, "err failed guard needs %s\n", fork_backoff_guard_keys[needed[j]].name);
+      return;
+    }
+  if (nw == 0) {
+    dprintf(conn, "err failed guard needs --write\n");
     return;
   }
-  int fd = open(argv[1], O_RDONLY | O_CLOEXEC);
+  int fd = open(events, O_RDONLY | O_CLOEXEC);
   if (fd < 0 && errno != EMFILE && errno != ENFILE) {
-    dprintf(conn, "err open %s: %s\n", argv[1], strerror(errno));
+    dprintf(conn, "err failed open %s: %s\n", events, strerror(errno));
     return;
   }
   if (nbackoffs == capbackoffs) {
@@ -314,7 +354,7 @@ static void backoff_request(int conn, int argc, char **argv) {
   }
   if (nbackoffs == capbackoffs || backoff_index_room(nbackoffs + 1) != 0) {
     if (fd >= 0) close(fd);
-    dprintf(conn, "err out of memory\n");
+    dprintf(conn, "err failed out of memory\n");
     return;
   }
   int at = nbackoffs++;
@@ -324,22 +364,21 @@ static void backoff_request(int conn, int argc, char **argv) {
   b->pid = pid;
   backoff_index[backoff_slot_of(pid)] = (struct backoff_slot){pid, at};
   b->fd = fd;
-  b->events = strdup(argv[1]);
-  b->trigger = atoll(argv[2]);
-  b->window_ms = atof(argv[3]);
-  b->hold_ms = atof(argv[4]);
-  char *share;
-  b->poll_ms = strtod(argv[5], &share);
-  b->hot_ms = atof(argv[6]);
-  b->nw = (argc - 9) / 2;
-  for (int i = 0; i < b->nw; i++) {
-    b->files[i] = strdup(argv[9 + 2 * i]);
-    b->values[i] = strdup(argv[10 + 2 * i]);
+  b->events = strdup(events);
+  b->trigger = atoll(vals[FORK_BACKOFF_GUARD___TRIGGER]);
+  b->window_ms = atof(vals[FORK_BACKOFF_GUARD___WINDOW_MS]);
+  b->hold_ms = atof(vals[FORK_BACKOFF_GUARD___HOLD_MS]);
+  b->poll_ms = atof(vals[FORK_BACKOFF_GUARD___POLL_MS]);
+  b->hot_ms = atof(vals[FORK_BACKOFF_GUARD___HOT_MS]);
+  b->nw = nw;
+  for (int i = 0; i < nw; i++) {
+    b->files[i] = strdup(files[i]);
+    b->values[i] = strdup(values[i]);
   }
   backoff_poll_ms = b->poll_ms;
-  backoff_share = *share == ':' ? atof(share + 1) : 0;
-  snprintf(backoff_pressure, sizeof backoff_pressure, "%s", strcmp(argv[7], "-") ? argv[7] : "");
-  backoff_gate = atof(argv[8]);
+  backoff_share = vals[FORK_BACKOFF_GUARD___PASS_SHARE] ? atof(vals[FORK_BACKOFF_GUARD___PASS_SHARE]) : 0;
+  snprintf(backoff_pressure, sizeof backoff_pressure, "%s", pressure);
+  backoff_gate = atof(vals[FORK_BACKOFF_GUARD___GATE]);
   long long c = backoff_refusals(b);
   b->refusals = b->win_count = c > 0 ? c : 0;
   b->win_start = backoff_now();
@@ -366,9 +405,18 @@ static void backoff_restore_nofile(void) {
 }
 
 static void backoff_status(int conn, int argc, char **argv) {
-  int i = argc >= 1 ? backoff_find((pid_t)atoi(argv[0])) : -1;
+  int i = -1;
+  for (int j = 0; j < argc;) {
+    char **v;
+    int key = proto_flag(argv, argc, &j, fork_backoff_guard_keys, FORK_BACKOFF_GUARD_KEYS, &v, "guard-status");
+    if (key < 0) {
+      dprintf(conn, "err unknown-flag guard-status: unknown flag %s\n", argv[j]);
+      return;
+    }
+    if (key == FORK_BACKOFF_GUARD___PID) i = backoff_find((pid_t)atoi(v[0]));
+  }
   if (i < 0) {
-    dprintf(conn, "err no guard for that pid\n");
+    dprintf(conn, "err no-guard no guard for that pid\n");
     return;
   }
   struct backoff *b = &backoffs[i];

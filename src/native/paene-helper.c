@@ -76,6 +76,7 @@
 #include "paene-native.h"
 #include "proto.h"
 #include "helper_request.h" /* generated from src/proto/helper-request.ts */
+#include "helper_error.h"   /* generated from src/proto/helper-reply.ts */
 #include "sockattach.h"
 
 #define MAX_LIST 64
@@ -84,20 +85,40 @@
 
 static int report_fd = 2; /* where fatal errors go: stderr, or the requester */
 
-static void die(const char *fmt, ...) {
+/* "err CODE MESSAGE" (src/proto/helper-reply.ts): the runtime acts on the code, shows the message */
+static void die_with(enum helper_error code, const char *fmt, ...) __attribute__((noreturn, format(printf, 2, 3)));
+static void vdie(enum helper_error code, const char *fmt, va_list ap) __attribute__((noreturn));
+static void vdie(enum helper_error code, const char *fmt, va_list ap) {
   char buf[1024];
-  va_list ap;
-  va_start(ap, fmt);
   int n = vsnprintf(buf, sizeof buf, fmt, ap);
-  va_end(ap);
   if (n < 0) n = 0;
   if ((size_t)n >= sizeof buf) n = sizeof buf - 1;
   if (report_fd == 2) {
     dprintf(2, "paene-helper: %s\n", buf);
   } else {
-    dprintf(report_fd, "err %s\n", buf);
+    dprintf(report_fd, "err %s %s\n", helper_error_names[code], buf);
   }
   _exit(125);
+}
+static void die_with(enum helper_error code, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vdie(code, fmt, ap);
+}
+static void die(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vdie(HELPER_ERROR_FAILED, fmt, ap);
+}
+/* An answer to a requester: "err CODE MESSAGE". */
+static void reply_err(int conn, enum helper_error code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void reply_err(int conn, enum helper_error code, const char *fmt, ...) {
+  char buf[4096];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(buf, sizeof buf, fmt, ap);
+  va_end(ap);
+  dprintf(conn, "err %s %s\n", helper_error_names[code], buf);
 }
 
 /* ------------------------------------------------------------ arguments */
@@ -158,9 +179,10 @@ static void parse_spec(int argc, char **argv, struct spec *s) {
       s->cmd = &argv[i + 1];
       return;
     }
-    const char *v;
-    int key = proto_flag(argv, argc, &i, helper_request_keys, HELPER_REQUEST_KEYS, &v, "request");
-    const char *a = helper_request_keys[key].name;
+    char **vals;
+    int key = proto_flag(argv, argc, &i, helper_request_keys, HELPER_REQUEST_KEYS, &vals, "request");
+    if (key < 0) die_with(HELPER_ERROR_UNKNOWN_FLAG, "%s", argv[i]);
+    const char *a = helper_request_keys[key].name, *v = vals ? vals[0] : NULL;
     switch ((enum helper_request_key)key) {
     case HELPER_REQUEST___CGROUP: push(s->cgroups, &s->ncgroups, v, a); break;
     case HELPER_REQUEST___CAPS:
@@ -319,8 +341,15 @@ static int sched_main(int argc, char **argv) {
   return failed;
 }
 
+/* A group that vanished before the join (a racing last destroy removed the shared ones) is told apart: the start can make it again. */
 static void join_cgroups(const struct spec *s) {
-  for (int i = 0; i < s->ncgroups; i++) write_file(s->cgroups[i], "0");
+  for (int i = 0; i < s->ncgroups; i++) {
+    int fd = open(s->cgroups[i], O_WRONLY | O_CLOEXEC);
+    if (fd < 0 && errno == ENOENT) die_with(HELPER_ERROR_CGROUP_GONE, "%s", s->cgroups[i]);
+    if (fd < 0) die("open %s: %s", s->cgroups[i], strerror(errno));
+    if (write(fd, "0", 1) != 1) die("write '0' to %s: %s", s->cgroups[i], strerror(errno));
+    close(fd);
+  }
 }
 
 /*
@@ -388,7 +417,7 @@ static int prepare_sock_set(int conn, int argc, char **argv) {
   start_set = NULL;
   if (n == 0) return 0;
   if (n < 0) {
-    dprintf(conn, "err more than %d --bpf-prog arguments\n", MAX_PROGS + 2);
+    reply_err(conn, HELPER_ERROR_FAILED, "more than %d --bpf-prog arguments", MAX_PROGS + 2);
     return -1;
   }
   const char *dir = "the context's cgroup";
@@ -408,7 +437,7 @@ static int prepare_sock_set(int conn, int argc, char **argv) {
   for (int i = 0; i < n; i++) len += strlen(progs[i]) + 24;
   char *key = malloc(len + 1);
   if (!key) {
-    dprintf(conn, "err out of memory\n");
+    reply_err(conn, HELPER_ERROR_FAILED, "out of memory");
     return -1;
   }
   size_t at = 0;
@@ -419,7 +448,7 @@ static int prepare_sock_set(int conn, int argc, char **argv) {
     free(key);
     for (char *c = e.msg; *c; c++)
       if (*c == '\n') *c = ' '; /* one answer line */
-    dprintf(conn, "err attaching the network programs to %s: %.4000s\n", dir, e.msg);
+    reply_err(conn, HELPER_ERROR_FAILED, "attaching the network programs to %s: %.3000s", dir, e.msg);
     return -1;
   }
   if (sock_sets[lru].key) {
@@ -1181,7 +1210,7 @@ static int monitor_main(int argc, char **argv) {
       if (conn >= 0) {
         int n = read_request(conn, reqbuf, sizeof reqbuf, rargv, 1023);
         if (n <= 0) {
-          dprintf(conn, "err malformed request\n");
+          reply_err(conn, HELPER_ERROR_MALFORMED, "malformed request");
         } else if (!strcmp(rargv[0], "ping")) {
           dprintf(conn, "ok %d\n", (int)getpid());
         } else if (!strcmp(rargv[0], "root-switch")) {
@@ -1211,7 +1240,7 @@ static int monitor_main(int argc, char **argv) {
             _exit(127);
           }
           if (h > 0) dprintf(conn, "ok %d\n", (int)h);
-          else dprintf(conn, "err fork: %s\n", strerror(errno));
+          else reply_err(conn, HELPER_ERROR_FAILED, "fork: %s", strerror(errno));
         } else if (!strcmp(rargv[0], "start")) {
           /* A handler of ours owns the connection from here; we go on serving. */
           pid_t h = prepare_sock_set(conn, n - 1, rargv + 1) == 0 ? fork() : -2;
@@ -1224,9 +1253,9 @@ static int monitor_main(int argc, char **argv) {
             sigprocmask(SIG_UNBLOCK, &mask, NULL);
             handle_start(conn, n - 1, rargv + 1);
           }
-          if (h == -1) dprintf(conn, "err fork: %s\n", strerror(errno));
+          if (h == -1) reply_err(conn, HELPER_ERROR_FAILED, "fork: %s", strerror(errno));
         } else {
-          dprintf(conn, "err unknown request '%s'\n", rargv[0]);
+          reply_err(conn, HELPER_ERROR_UNKNOWN_REQUEST, "unknown request '%s'", rargv[0]);
         }
         close(conn);
       }

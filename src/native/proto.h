@@ -56,22 +56,22 @@ __attribute__((unused)) static int proto_next(char **toks, int nt, int *i, const
 
 /*
  * A flag message (a command line): the flag at argv[*i], its key's index,
- * *val its value (NULL when it takes none); moves *i past it.  Every flag
- * of a flag message takes none or one value.
+ * *vals its values (NULL when it takes none); moves *i past it.  -1 (and *i
+ * unchanged) for a flag the message does not have: the caller says so its way.
  */
-__attribute__((unused)) static int proto_flag(char **argv, int argc, int *i, const struct proto_key *keys, int nkeys, const char **val, const char *what) {
+__attribute__((unused)) static int proto_flag(char **argv, int argc, int *i, const struct proto_key *keys, int nkeys, char ***vals, const char *what) {
   const char *a = argv[*i];
   for (int j = 0; j < nkeys; j++) {
     if (strcmp(keys[j].name, a) != 0) continue;
-    *val = NULL;
+    *vals = NULL;
     if (keys[j].nvalues > 0) {
-      if (*i + 1 >= argc) die("%s: flag %s needs a value", what, a);
-      *val = argv[*i + 1];
+      if (*i + keys[j].nvalues >= argc) die("%s: flag %s needs %d value(s)", what, a, keys[j].nvalues);
+      *vals = argv + *i + 1;
     }
     *i += 1 + keys[j].nvalues;
     return j;
   }
-  die("%s: unknown flag %s", what, a);
+  return -1;
 }
 
 /* Echo: the entries a program parsed, written back as a message (for the round-trip tests). */

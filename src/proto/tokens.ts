@@ -120,3 +120,43 @@ export function parseFlagArgs(msg: TokenMessage, argv: readonly string[]): { ent
   }
   return { entries };
 }
+
+/** The codes an answer can carry ("err CODE MESSAGE"): described once, generated into C as an enum and names. */
+export interface ReplyCodes {
+  readonly name: string;
+  readonly doc: string;
+  readonly codes: readonly { readonly code: string; readonly doc: string }[];
+}
+
+export type Reply<C extends string = string> = { ok: true; value: string } | { ok: false; code: C | undefined; message: string };
+
+/** Reads an answer line: "ok VALUE", or "err CODE MESSAGE" (code undefined: not one of the codes, an older helper's). */
+export function parseReply(codes: ReplyCodes, line: string): Reply {
+  if (line === 'ok' || line.startsWith('ok ')) return { ok: true, value: line.slice(2).trim() };
+  if (!line.startsWith('err ')) return { ok: false, code: undefined, message: line };
+  const rest = line.slice(4);
+  const sp = rest.indexOf(' ');
+  const word = sp < 0 ? rest : rest.slice(0, sp);
+  if (codes.codes.some((c) => c.code === word)) return { ok: false, code: word, message: sp < 0 ? '' : rest.slice(sp + 1) };
+  return { ok: false, code: undefined, message: rest };
+}
+
+/** The C header of a code list: an enum and the codes' names. */
+export function cCodesHeader(codes: ReplyCodes, source: string): string {
+  const P = cIdent(codes.name);
+  return [
+    `/* Generated from ${source} by scripts/build-helper.js: do not edit. */`,
+    `/* ${codes.doc} */`,
+    `#ifndef GEN_${P}_H`,
+    `#define GEN_${P}_H`,
+    `enum ${codes.name} {`,
+    ...codes.codes.map((c) => `  ${P}_${cIdent(c.code)}, /* ${c.code}: ${c.doc.replace(/\*\//g, '* /')} */`),
+    `  ${P}S`,
+    '};',
+    `__attribute__((unused)) static const char *const ${codes.name}_names[${P}S] = {`,
+    ...codes.codes.map((c) => `  "${c.code}",`),
+    '};',
+    '#endif',
+    '',
+  ].join('\n');
+}

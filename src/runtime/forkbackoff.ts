@@ -5,9 +5,10 @@
 // reaps the context's init.
 
 import path from 'node:path';
-import { forkBackoffRequest } from '../core/forkbackoff.js';
+import { forkBackoffRequest, guardOff, guardStatusRequest } from '../core/forkbackoff.js';
 import type { ResourceLimits } from '../core/limits.js';
 import { limitsVersion } from '../kernel/cgroups.js';
+import { HelperRefusal } from '../kernel/helper.js';
 import type { Runtime } from './runtime.js';
 
 export interface BackoffStatus {
@@ -29,8 +30,8 @@ export async function guardForks(rt: Runtime, name: string, limits: ResourceLimi
   try {
     await rt.monitor.request(req);
   } catch (e) {
-    // A monitor started by an older paene (it serves until its contexts stop) has no back-off to offer.
-    if (/unknown request/.test((e as Error).message)) return;
+    // A monitor started by an older paene (it serves until its contexts stop) may have no back-off to offer.
+    if (e instanceof HelperRefusal && (e.helperCode === 'unknown-request' || e.helperCode === undefined)) return;
     throw e;
   }
 }
@@ -40,7 +41,7 @@ export async function guardForks(rt: Runtime, name: string, limits: ResourceLimi
  * of a hold: 1024 processes held to a few % of a CPU take seconds to die.
  */
 export async function unguardForks(rt: Runtime, pid: number): Promise<void> {
-  await rt.monitor.tell(['guard', String(pid), 'off']).catch(() => undefined);
+  await rt.monitor.tell(guardOff(pid)).catch(() => undefined);
 }
 
 /** The back-off's state for a running context; undefined when it is not guarded. */
@@ -49,7 +50,7 @@ export async function backoffStatus(rt: Runtime, name: string): Promise<BackoffS
   if (!live) return undefined;
   let answer: string;
   try {
-    answer = (await rt.monitor.tell(['guard-status', String(live.pid)])) ?? '';
+    answer = (await rt.monitor.tell(guardStatusRequest(live.pid))) ?? '';
   } catch {
     return undefined;
   }

@@ -44,7 +44,7 @@ import { type ImageRunConfig, planProcess } from '../core/ociplan.js';
 import { createDiskImage, mountDiskImage, unmountDiskImage } from '../kernel/diskimage.js';
 import { prepareScratch, releaseScratch, removeScratch, type ScratchLock } from '../kernel/scratch.js';
 import { requireFeatures, requireRoot } from '../kernel/features.js';
-import { Monitor, execArgs, execPlanBytes, helperPath, nativePath, startArgs } from '../kernel/helper.js';
+import { HelperRefusal, Monitor, execArgs, execPlanBytes, helperPath, nativePath, startArgs } from '../kernel/helper.js';
 import { writeFileAtomic } from '../kernel/atomic.js';
 import { allPids, cmdline, innerPid, isAlive, processMemory, readStat } from '../kernel/procfs.js';
 import { guardForks, unguardForks } from './forkbackoff.js';
@@ -772,8 +772,7 @@ function osSignal(name: NodeJS.Signals): number {
   return n ?? 0;
 }
 
-/** A start refused because a cgroup it was to join was gone (the helper's "open .../cgroup.procs: No such file or directory"). */
+/** A start refused because a cgroup it was to join was gone (the helper's cgroup-gone). */
 function joinFoundNoGroup(e: unknown): boolean {
-  const m = /open (\/\S+\/cgroup\.procs): No such file or directory/.exec(e instanceof Error ? e.message : String(e));
-  return m !== null && !fs.existsSync(m[1] as string);
+  return e instanceof HelperRefusal && e.helperCode === 'cgroup-gone';
 }

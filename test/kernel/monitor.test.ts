@@ -8,6 +8,9 @@ import { Asm } from '../../src/core/ebpf.js';
 import { buildSockAddr } from '../../src/core/sockaddr.js';
 import { sockAddrArgs } from '../../src/kernel/bpf.js';
 import { Monitor } from '../../src/kernel/helper.js';
+import { guardStatusRequest } from '../../src/core/forkbackoff.js';
+import { FORK_BACKOFF_GUARD } from '../../src/proto/fork-backoff.js';
+import { flagArgs } from '../../src/proto/tokens.js';
 import { describeReal } from '../helpers.js';
 
 /** The pids of the watchers of the monitor serving dir (its comm, and the monitor's command line it kept). */
@@ -118,9 +121,10 @@ describeReal('the monitor client', () => {
     const quota = path.join(dir, 'quota');
     fs.writeFileSync(events, 'max 0\n');
     fs.writeFileSync(quota, 'max\n');
-    // PID TRIGGER WINDOW_MS HOLD_MS POLL_MS HOT_MS PRESSURE GATE FILE VALUE (a pid no one has: never reaped)
-    const guard = (pid: number) => m.request(['guard', String(pid), events, '100', '1000', '60000', '1000', '20', '-', '0', quota, '5000']);
-    const status = (pid: number) => m.request(['guard-status', String(pid)]);
+    // a pid no one has (never reaped); no pressure gate
+    const guard = (pid: number) =>
+      m.request(['guard', ...flagArgs(FORK_BACKOFF_GUARD, [['--pid', String(pid)], ['--events', events], ['--trigger', '100'], ['--window-ms', '1000'], ['--hold-ms', '60000'], ['--poll-ms', '1000'], ['--hot-ms', '20'], ['--gate', '0'], ['--write', quota, '5000']])]);
+    const status = (pid: number) => m.request(guardStatusRequest(pid));
     try {
       const pid = Number(await m.request(['ping']));
       const [watcher] = watchersOf(dir);

@@ -35,12 +35,13 @@ describe('fork back-off', () => {
 
   it('hands the monitor every number: trigger, window, hold, looks, the pressure gate, and the writes with whole paths', () => {
     expect(forkBackoffRequest(target, DEFAULT_LIMITS, 'v2')).toEqual([
-      'guard', '42', '/cg/pids/p/c/pids.events',
-      String(FORK_BACKOFF.trigger), String(FORK_BACKOFF.windowMs), String(FORK_BACKOFF.holdMs), `${FORK_BACKOFF.pollMs}:${FORK_BACKOFF.passShare}`, String(FORK_BACKOFF.hotMs),
-      '/proc/pressure/cpu', String(FORK_BACKOFF.pressureGate),
-      '/cg/cpu/p/c/cpu.max.burst', '0', '/cg/cpu/p/c/cpu.max', '5000 100000',
+      'guard', '--pid', '42', '--events', '/cg/pids/p/c/pids.events',
+      '--trigger', String(FORK_BACKOFF.trigger), '--window-ms', String(FORK_BACKOFF.windowMs), '--hold-ms', String(FORK_BACKOFF.holdMs),
+      '--poll-ms', String(FORK_BACKOFF.pollMs), '--pass-share', String(FORK_BACKOFF.passShare), '--hot-ms', String(FORK_BACKOFF.hotMs),
+      '--pressure', '/proc/pressure/cpu', '--gate', String(FORK_BACKOFF.pressureGate),
+      '--write', '/cg/cpu/p/c/cpu.max.burst', '0', '--write', '/cg/cpu/p/c/cpu.max', '5000 100000',
     ]);
-    expect(forkBackoffRequest(target, { ...DEFAULT_LIMITS, forkBackoff: 0 }, 'v1')).toEqual(['guard', '42', 'off']);
+    expect(forkBackoffRequest(target, { ...DEFAULT_LIMITS, forkBackoff: 0 }, 'v1')).toEqual(['guard', '--pid', '42', '--off']);
   });
 
   it('--fork-backoff takes a percent, off, or default; config read back is checked', () => {

@@ -143,3 +143,20 @@ describe('the helper request and the exec plan', () => {
     expect(back).toEqual(decodeMessage(EXEC_PLAN, bytes));
   });
 });
+
+describe('answers carry codes', () => {
+  it('ok VALUE, err CODE MESSAGE; a first word that is no code is an older helper', async () => {
+    const { parseReply } = await import('../../src/proto/tokens.js');
+    const { HELPER_ERRORS } = await import('../../src/proto/helper-reply.js');
+    expect(parseReply(HELPER_ERRORS, 'ok 1234')).toEqual({ ok: true, value: '1234' });
+    expect(parseReply(HELPER_ERRORS, 'err cgroup-gone /sys/fs/cgroup/pids/p/_shared/cgroup.procs')).toEqual({ ok: false, code: 'cgroup-gone', message: '/sys/fs/cgroup/pids/p/_shared/cgroup.procs' });
+    expect(parseReply(HELPER_ERRORS, 'err unknown flag --x')).toEqual({ ok: false, code: undefined, message: 'unknown flag --x' });
+    const h = (await import('../../src/proto/tokens.js')).cCodesHeader(HELPER_ERRORS, 'x');
+    for (const c of HELPER_ERRORS.codes) expect(h).toContain(`"${c.code}",`);
+  });
+  it('the helper answers an unknown flag with its code', () => {
+    const r = spawnSync(path.resolve('dist/native/paene-helper'), ['echo-request', '--teleport', 'x']);
+    expect(r.status).not.toBe(0);
+    expect(r.stderr.toString()).toMatch(/--teleport/);
+  });
+});
