@@ -298,9 +298,9 @@ struct paene_landlock_attr {
 static void apply_landlock(const struct spec *s) {
   if (!s->landlock_scoped) return;
   struct paene_landlock_attr attr = {0, 0, s->landlock_scoped};
-  long fd = syscall(444 /* landlock_create_ruleset */, &attr, sizeof attr, 0);
+  long fd = syscall(SYS_landlock_create_ruleset, &attr, sizeof attr, 0);
   if (fd < 0) die("landlock_create_ruleset: %s", strerror(errno));
-  if (syscall(446 /* landlock_restrict_self */, (int)fd, 0) != 0) die("landlock_restrict_self: %s", strerror(errno));
+  if (syscall(SYS_landlock_restrict_self, (int)fd, 0) != 0) die("landlock_restrict_self: %s", strerror(errno));
   close((int)fd);
 }
 
@@ -315,7 +315,7 @@ struct paene_sched_attr {
 };
 static int set_sched(pid_t pid, uint32_t policy, uint64_t slice_ns) {
   struct paene_sched_attr a = {.size = sizeof a, .sched_policy = policy, .sched_runtime = slice_ns};
-  return (int)syscall(314 /* sched_setattr */, pid, &a, 0);
+  return (int)syscall(SYS_sched_setattr, pid, &a, 0);
 }
 static void apply_sched(const struct spec *s) {
   if (s->have_sched && set_sched(0, s->sched_policy, s->sched_slice_ns) != 0)
@@ -1503,7 +1503,7 @@ int main(int argc, char **argv) {
   if (!strcmp(argv[1], "sched")) return sched_main(argc - 2, argv + 2);
   if (!strcmp(argv[1], "landlock-abi")) {
     /* The kernel's Landlock ABI version (0 = none): the runtime decides what it may ask for. */
-    long v = syscall(444 /* landlock_create_ruleset */, NULL, 0, 1 /* LANDLOCK_CREATE_RULESET_VERSION */);
+    long v = syscall(SYS_landlock_create_ruleset, NULL, 0, 1 /* LANDLOCK_CREATE_RULESET_VERSION */);
     printf("%ld\n", v < 0 ? 0L : v);
     return 0;
   }

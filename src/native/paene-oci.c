@@ -393,9 +393,6 @@ static int echo_plan(const struct plan *p) {
 
 static void fdpath(char *out, size_t n, int fd) { snprintf(out, n, "/proc/self/fd/%d", fd); }
 
-#ifndef SYS_openat2
-#define SYS_openat2 437
-#endif
 struct open_how_ {
   uint64_t flags, mode, resolve;
 };
