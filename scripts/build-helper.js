@@ -36,7 +36,7 @@ const inDir = (dir, ext) => fs.readdirSync(dir).filter((f) => f.endsWith(ext)).m
 const headers = [...inDir(path.join(root, 'src/native'), '.h'), ...inDir(genDir, '.h')];
 const outName = { 'paene-front': 'paene' };
 const EXTRA = { 'paene-init': ['-nostdlib', '-ffreestanding', '-fno-stack-protector', '-fno-asynchronous-unwind-tables', '-Os', '-Wl,--build-id=none', '-Wl,-z,noexecstack'] };
-for (const name of ['paene-helper', 'paene-front', 'paene-init', 'sysv-ipc', 'paene-bench', 'escape-probe', 'paene-iothrottle', 'iso-load', 'paene-bpf', 'net-probe', 'paene-oci']) {
+for (const name of ['paene-helper', 'paene-front', 'paene-init', 'sysv-ipc', 'paene-bench', 'escape-probe', 'paene-iothrottle', 'iso-load', 'paene-bpf', 'net-probe', 'paene-oci', 'paene-runc']) {
   const src = path.join(root, 'src/native', name + '.c');
   const out = path.join(outDir, outName[name] ?? name);
   // A program is rebuilt when its source or any header beside it (or generated) is newer.

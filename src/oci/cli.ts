@@ -6,11 +6,12 @@
 // file (--log-format json: {"level":"error","msg":...}, what the shim reads).
 
 import fs from 'node:fs';
+import path from 'node:path';
 import { PaeneError, isPaeneError } from '../core/errors.js';
 import { NS_TYPES, RLIMITS, type OciProcess, type OciResources } from '../core/ocispec.js';
 import { CAP_NAMES } from '../core/caps.js';
 import { OCI_JSON_MAX_BYTES, parseOciJson } from '../core/ocijson.js';
-import { DEFAULT_OCI_ROOT, OCI_VERSION, OciRuntime } from './runtime.js';
+import { DEFAULT_OCI_ROOT, OCI_VERSION, OciRuntime, type NativeRunner } from './runtime.js';
 
 const VERSION = '0.1.0';
 
@@ -113,11 +114,49 @@ commands:
 
 The mapping of config.json onto paene and what is refused: docs/oci.md.`;
 
+/** Where a call's output goes and what it sees of its caller: this process, or (the planner) a front's. */
+export interface CliIO {
+  out(text: string): void;
+  err(text: string): void;
+  env: Readonly<Record<string, string | undefined>>;
+  cwd: string;
+  uid: number;
+  /** the caller's pid (LISTEN_PID is checked against it) */
+  pid: number;
+  /** how paene-oci is run: here, or by the front of the call (oci/runtime.ts) */
+  native?: NativeRunner;
+  /** whether descriptor fd of the caller is open (--preserve-fds, LISTEN_FDS) */
+  fdOpen(fd: number): boolean;
+  /** the caller's standard input (`--process -`, `--resources -`) */
+  stdin(): string;
+}
+
+export function processIO(): CliIO {
+  return {
+    out: (t) => process.stdout.write(t),
+    err: (t) => process.stderr.write(t),
+    env: process.env,
+    cwd: process.cwd(),
+    uid: process.getuid?.() ?? -1,
+    pid: process.pid,
+    fdOpen: (fd) => {
+      try {
+        fs.fstatSync(fd);
+        return true;
+      } catch {
+        return false;
+      }
+    },
+    stdin: () => fs.readFileSync(0, 'utf8'),
+  };
+}
+
 class Logger {
   constructor(
     private readonly file: string | undefined,
     private readonly json: boolean,
     readonly debugOn: boolean,
+    private readonly io: CliIO,
   ) {}
 
   write(level: 'error' | 'warning' | 'debug', msg: string): void {
@@ -131,7 +170,7 @@ class Logger {
   }
   warn(msg: string): void {
     this.write('warning', msg);
-    process.stderr.write(`paene-runc: warning: ${msg}\n`);
+    this.io.err(`paene-runc: warning: ${msg}\n`);
   }
 }
 
@@ -160,12 +199,11 @@ function one(p: Parsed, verb: string): string {
   return p.args[0];
 }
 
-function readJsonInput(file: string): unknown {
-  const what = file === '-' ? 'stdin' : file;
-  if (file !== '-' && fs.statSync(file).size > OCI_JSON_MAX_BYTES) {
-    throw new PaeneError('invalid-argument', `${what}: over the limit of ${OCI_JSON_MAX_BYTES} bytes`);
-  }
-  return parseOciJson(fs.readFileSync(file === '-' ? 0 : file, 'utf8'), what);
+function readJsonInput(file: string, io: CliIO): unknown {
+  if (file === '-') return parseOciJson(io.stdin(), 'stdin');
+  const f = path.resolve(io.cwd, file);
+  if (fs.statSync(f).size > OCI_JSON_MAX_BYTES) throw new PaeneError('invalid-argument', `${file}: over the limit of ${OCI_JSON_MAX_BYTES} bytes`);
+  return parseOciJson(fs.readFileSync(f, 'utf8'), file);
 }
 
 function features(): unknown {
@@ -210,17 +248,13 @@ function countFlag(v: string | undefined, flag: string): number {
  * more, all at their own numbers from 3; the process is told LISTEN_FDS and
  * LISTEN_PID=1. Every other descriptor the caller left open stays out.
  */
-function passedFds(preserve: string | undefined): { preserveFds: number; listenFds: number } {
-  const listen = process.env.LISTEN_FDS;
-  const pidOk = !process.env.LISTEN_PID || process.env.LISTEN_PID === String(process.pid);
+function passedFds(preserve: string | undefined, io: CliIO): { preserveFds: number; listenFds: number } {
+  const listen = io.env.LISTEN_FDS;
+  const pidOk = !io.env.LISTEN_PID || io.env.LISTEN_PID === String(io.pid);
   const listenFds = listen && pidOk ? countFlag(listen, 'LISTEN_FDS') : 0;
   const preserveFds = listenFds + countFlag(preserve, '--preserve-fds');
   for (let fd = 3; fd < 3 + preserveFds; fd++) {
-    try {
-      fs.fstatSync(fd);
-    } catch {
-      throw new PaeneError('invalid-argument', `descriptor ${fd} is not open (LISTEN_FDS ${listenFds} + --preserve-fds ${preserveFds - listenFds} from fd 3)`);
-    }
+    if (!io.fdOpen(fd)) throw new PaeneError('invalid-argument', `descriptor ${fd} is not open (LISTEN_FDS ${listenFds} + --preserve-fds ${preserveFds - listenFds} from fd 3)`);
   }
   return { preserveFds, listenFds };
 }
@@ -251,21 +285,21 @@ function processFromFlags(base: OciProcess, p: Parsed): OciProcess {
   return out;
 }
 
-export async function main(argv: string[]): Promise<number> {
-  let log = new Logger(undefined, false, false);
+export async function main(argv: string[], io: CliIO = processIO()): Promise<number> {
+  let log = new Logger(undefined, false, false, io);
   try {
     const g = parseFlags(argv, GLOBAL, true);
     const logFile = g.flags.get('log');
     const fmt = g.flags.get('log-format') ?? 'text';
     if (fmt !== 'text' && fmt !== 'json') throw new PaeneError('invalid-argument', `--log-format ${String(fmt)}: want text or json`);
-    log = new Logger(typeof logFile === 'string' ? logFile : undefined, fmt === 'json', g.flags.has('debug'));
+    log = new Logger(typeof logFile === 'string' ? path.resolve(io.cwd, logFile) : undefined, fmt === 'json', g.flags.has('debug'), io);
     if (g.flags.has('version') || g.flags.has('v')) {
-      process.stdout.write(`paene-runc version ${VERSION}\nspec: ${OCI_VERSION}\n`);
+      io.out(`paene-runc version ${VERSION}\nspec: ${OCI_VERSION}\n`);
       return 0;
     }
     const verb = g.args[0];
     if (!verb || g.flags.has('help') || g.flags.has('h') || verb === 'help') {
-      process.stdout.write(USAGE + '\n');
+      io.out(USAGE + '\n');
       return verb || g.flags.has('help') || g.flags.has('h') ? 0 : 1;
     }
     const spec = VERBS[verb];
@@ -276,28 +310,33 @@ export async function main(argv: string[]): Promise<number> {
       const rest = parseFlags(p.args, { value: [], bool: [] }, true);
       p.args = rest.args;
     }
-    if (process.getuid?.() !== 0) throw new PaeneError('not-root', 'paene-runc needs root (namespaces, cgroups, mounts)');
-    const root = typeof g.flags.get('root') === 'string' ? (g.flags.get('root') as string) : DEFAULT_OCI_ROOT;
-    const rt = new OciRuntime(root, log);
+    if (io.uid !== 0) throw new PaeneError('not-root', 'paene-runc needs root (namespaces, cgroups, mounts)');
+    const root = path.resolve(io.cwd, typeof g.flags.get('root') === 'string' ? (g.flags.get('root') as string) : DEFAULT_OCI_ROOT);
+    const rt = new OciRuntime(root, log, io.native);
     const str = (k: string, alt?: string) => {
       const v = p.flags.get(k) ?? (alt ? p.flags.get(alt) : undefined);
       return typeof v === 'string' ? v : undefined;
     };
+    // paths of the call are the caller's: relative to its working directory
+    const file = (k: string, alt?: string) => {
+      const v = str(k, alt);
+      return v === undefined ? undefined : path.resolve(io.cwd, v);
+    };
     switch (verb) {
       case 'features':
-        process.stdout.write(JSON.stringify(features(), null, 2) + '\n');
+        io.out(JSON.stringify(features(), null, 2) + '\n');
         return 0;
       case 'create': {
         const id = one(p, verb);
-        const fds = passedFds(str('preserve-fds'));
-        await rt.create(id, { bundle: str('bundle', 'b') ?? '.', pidFile: str('pid-file'), consoleSocket: str('console-socket'), noPivot: p.flags.has('no-pivot'), ...fds });
+        const fds = passedFds(str('preserve-fds'), io);
+        await rt.create(id, { bundle: file('bundle', 'b') ?? io.cwd, pidFile: file('pid-file'), consoleSocket: file('console-socket'), noPivot: p.flags.has('no-pivot'), ...fds });
         return 0;
       }
       case 'run': {
         const id = one(p, verb);
         const detach = p.flags.has('detach') || p.flags.has('d');
-        const fds = passedFds(str('preserve-fds'));
-        const c = await rt.create(id, { bundle: str('bundle', 'b') ?? '.', pidFile: str('pid-file'), consoleSocket: str('console-socket'), noPivot: p.flags.has('no-pivot'), foreground: !detach, ...fds });
+        const fds = passedFds(str('preserve-fds'), io);
+        const c = await rt.create(id, { bundle: file('bundle', 'b') ?? io.cwd, pidFile: file('pid-file'), consoleSocket: file('console-socket'), noPivot: p.flags.has('no-pivot'), foreground: !detach, ...fds });
         await rt.start(id);
         if (detach) return 0;
         const code = c.exit ? await c.exit : 0;
@@ -308,7 +347,7 @@ export async function main(argv: string[]): Promise<number> {
         await rt.start(one(p, verb));
         return 0;
       case 'state':
-        process.stdout.write(JSON.stringify(rt.state(one(p, verb)), null, 2) + '\n');
+        io.out(JSON.stringify(rt.state(one(p, verb)), null, 2) + '\n');
         return 0;
       case 'kill': {
         const id = one(p, verb);
@@ -329,24 +368,25 @@ export async function main(argv: string[]): Promise<number> {
       }
       case 'exec': {
         const id = one(p, verb);
-        const file = str('process', 'p');
-        const proc = file ? (readJsonInput(file) as OciProcess) : processFromFlags(rt.load(id).process, p);
+        const procFile = str('process', 'p');
+        const proc = procFile ? (readJsonInput(procFile, io) as OciProcess) : processFromFlags(rt.load(id).process, p);
         const preserveFds = countFlag(str('preserve-fds'), '--preserve-fds');
-        return await rt.exec(id, proc, { pidFile: str('pid-file'), consoleSocket: str('console-socket'), detach: p.flags.has('detach') || p.flags.has('d'), preserveFds });
+        for (let fd = 3; fd < 3 + preserveFds; fd++) if (!io.fdOpen(fd)) throw new PaeneError('invalid-argument', `descriptor ${fd} is not open (--preserve-fds ${preserveFds} from fd 3)`);
+        return await rt.exec(id, proc, { pidFile: file('pid-file'), consoleSocket: file('console-socket'), detach: p.flags.has('detach') || p.flags.has('d'), preserveFds });
       }
       case 'ps': {
         const id = one(p, verb);
         const r = rt.load(id);
         const pids = rt.pids(r);
-        if ((str('format', 'f') ?? 'table') === 'json') process.stdout.write(JSON.stringify(pids) + '\n');
-        else process.stdout.write(['PID', ...pids.map(String)].join('\n') + '\n');
+        if ((str('format', 'f') ?? 'table') === 'json') io.out(JSON.stringify(pids) + '\n');
+        else io.out(['PID', ...pids.map(String)].join('\n') + '\n');
         return 0;
       }
       case 'update': {
         const id = one(p, verb);
-        const file = str('resources', 'r');
-        if (!file) throw new PaeneError('invalid-argument', 'update: give --resources FILE (or - for stdin); the per-value flags are not supported');
-        rt.update(id, readJsonInput(file) as OciResources);
+        const resFile = str('resources', 'r');
+        if (!resFile) throw new PaeneError('invalid-argument', 'update: give --resources FILE (or - for stdin); the per-value flags are not supported');
+        rt.update(id, readJsonInput(resFile, io) as OciResources);
         return 0;
       }
       case 'pause':
@@ -357,12 +397,12 @@ export async function main(argv: string[]): Promise<number> {
         return 0;
       case 'list': {
         const all = rt.list().map((r) => ({ ...rt.state(r.id), rootfs: r.rootfs, created: r.created, owner: 'root' }));
-        if (p.flags.has('quiet') || p.flags.has('q')) process.stdout.write(all.map((s) => s.id + '\n').join(''));
-        else if ((str('format', 'f') ?? 'table') === 'json') process.stdout.write(JSON.stringify(all) + '\n');
+        if (p.flags.has('quiet') || p.flags.has('q')) io.out(all.map((s) => s.id + '\n').join(''));
+        else if ((str('format', 'f') ?? 'table') === 'json') io.out(JSON.stringify(all) + '\n');
         else {
           const rows = [['ID', 'PID', 'STATUS', 'BUNDLE', 'CREATED', 'OWNER'], ...all.map((s) => [s.id, String(s.pid ?? 0), s.status, s.bundle, s.created, s.owner])];
           const w = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
-          process.stdout.write(rows.map((r) => r.map((c, i) => c.padEnd(w[i])).join('   ').trimEnd()).join('\n') + '\n');
+          io.out(rows.map((r) => r.map((c, i) => c.padEnd(w[i])).join('   ').trimEnd()).join('\n') + '\n');
         }
         return 0;
       }
@@ -371,7 +411,7 @@ export async function main(argv: string[]): Promise<number> {
   } catch (e) {
     const msg = e instanceof Error ? e.message : String(e);
     log.write('error', msg);
-    process.stderr.write(`paene-runc: ${msg}\n`);
+    io.err(`paene-runc: ${msg}\n`);
     return 1;
   }
 }

@@ -10,6 +10,7 @@
 
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { PaeneError, errnoOf } from '../core/errors.js';
 import {
@@ -259,6 +260,20 @@ export interface HookEnv {
   warn(msg: string): void;
 }
 
+/** What running paene-oci gave: the pid it reported, and (asked to wait) its exit status. */
+export interface NativeRun {
+  pid: number;
+  exit?: Promise<number>;
+}
+
+/**
+ * Runs paene-oci CMD PLAN with the caller's stdio (the container's), the
+ * caller's descriptors 3 … 3+preserve-1, a sync pipe after them; resolves once
+ * the container is ready, or rejects with paene-oci's error. Here (runNative)
+ * or, for a call that came through paene-runc's native front, in the front.
+ */
+export type NativeRunner = (cmd: string, planFile: string, wait: boolean, input?: string, preserve?: number) => Promise<NativeRun>;
+
 export class OciRuntime {
   private readonly host: CgroupHost;
   /** the files resources become: v1 hierarchies (also on a hybrid host), or a pure v2 host's */
@@ -267,6 +282,7 @@ export class OciRuntime {
   constructor(
     readonly root: string,
     private readonly log: HookEnv,
+    private readonly runNative: NativeRunner = runNativeHere,
   ) {
     this.host = detectCgroupHost();
     this.version = limitsVersion(this.host);
@@ -401,7 +417,7 @@ export class OciRuntime {
       const tokens = createTokens({ plan, fifo, cgroupProcs: procs, cgroupBinds: binds, consoleSocket: o.consoleSocket, noPivot: o.noPivot, wait: o.foreground, preserveFds });
       const planFile = path.join(dir, 'plan');
       writeFileAtomic(planFile, encodeTokens(tokens), 0o600);
-      const run = await runNative('create', planFile, !!o.foreground, undefined, preserveFds);
+      const run = await this.runNative('create', planFile, !!o.foreground, undefined, preserveFds);
       const st = readStat(run.pid);
       record.pid = run.pid;
       record.starttime = st?.starttime ?? 0;
@@ -588,7 +604,7 @@ export class OciRuntime {
     const planFile = path.join(this.dir(id), `exec-${process.pid}-${Date.now()}.plan`);
     writeFileAtomic(planFile, encodeTokens(t), 0o600);
     try {
-      const run = await runNative(o.detach ? 'exec-detach' : 'exec', planFile, !o.detach, undefined, o.preserveFds ?? 0);
+      const run = await this.runNative(o.detach ? 'exec-detach' : 'exec', planFile, !o.detach, undefined, o.preserveFds ?? 0);
       if (o.pidFile) writeFileAtomic(path.resolve(o.pidFile), String(run.pid));
       fs.rmSync(planFile, { force: true });
       return run.exit ? await run.exit : 0;
@@ -636,7 +652,7 @@ export class OciRuntime {
       const planFile = path.join(this.dir(r.id), `hook-${kind}-${i}.plan`);
       writeFileAtomic(planFile, encodeTokens(t), 0o600);
       try {
-        const run = await runNative('exec', planFile, true, st);
+        const run = await this.runNative('exec', planFile, true, st);
         const code = run.exit ? await run.exit : 0;
         if (code !== 0) throw new PaeneError('internal', `${kind} hook ${h.path} failed: exit status ${code}`);
       } catch (e) {
@@ -672,14 +688,23 @@ export class OciRuntime {
   }
 }
 
+/** The paene-oci sync text ("pid N", "ok", "err ...") read into a pid, or the error it reports. */
+export function readSync(cmd: string, text: string): { pid: number } | { error: string } | undefined {
+  const lines = text.split('\n');
+  const err = lines.find((l) => l.startsWith('err '));
+  if (err) return { error: err.slice(4) };
+  const pidLine = lines.find((l) => l.startsWith('pid '));
+  if (!pidLine || (cmd === 'create' && !lines.includes('ok'))) return undefined;
+  return { pid: Number(pidLine.slice(4)) };
+}
+
 /**
- * Runs paene-oci with our stdio (the container's), the caller's descriptors
- * 3 … 3+preserve-1 at the same numbers, and a sync pipe right after them;
- * resolves with the pid once the container is ready, or throws its error.
- * With `wait`, `exit` resolves with the process's status. paene-oci closes
- * every other descriptor it inherits (ours are close-on-exec; a caller's may not be).
+ * Runs paene-oci here, with our stdio, the caller's descriptors 3 …
+ * 3+preserve-1 at the same numbers, and a sync pipe right after them.
+ * paene-oci closes every other descriptor it inherits (ours are
+ * close-on-exec; a caller's may not be).
  */
-function runNative(cmd: string, planFile: string, wait: boolean, input?: string, preserve = 0): Promise<{ pid: number; exit?: Promise<number> }> {
+function runNativeHere(cmd: string, planFile: string, wait: boolean, input?: string, preserve = 0): Promise<NativeRun> {
   return new Promise((resolve, reject) => {
     const preserved = Array.from({ length: preserve }, (_, i) => 3 + i);
     const syncFd = 3 + preserve;
@@ -694,20 +719,12 @@ function runNative(cmd: string, planFile: string, wait: boolean, input?: string,
     let text = '';
     sync.setEncoding('utf8');
     sync.on('data', (d: string) => (text += d));
-    const exit = new Promise<number>((res) => child.on('exit', (code, sig) => res(code ?? 128 + (sig ? 9 : 0))));
+    const exit = new Promise<number>((res) => child.on('exit', (code, sig) => res(code ?? 128 + (sig ? (os.constants.signals[sig] ?? 9) : 0))));
     sync.on('end', () => {
-      const lines = text.split('\n');
-      const err = lines.find((l) => l.startsWith('err '));
-      const pidLine = lines.find((l) => l.startsWith('pid '));
-      if (err) {
-        reject(new PaeneError('internal', err.slice(4)));
-        return;
-      }
-      if (!pidLine || (cmd === 'create' && !lines.includes('ok'))) {
-        void exit.then((code) => reject(new PaeneError('internal', `paene-oci ${cmd} failed (status ${code}) without a message`)));
-        return;
-      }
-      resolve({ pid: Number(pidLine.slice(4)), exit: wait ? exit : undefined });
+      const r = readSync(cmd, text);
+      if (r === undefined) void exit.then((code) => reject(new PaeneError('internal', `paene-oci ${cmd} failed (status ${code}) without a message`)));
+      else if ('error' in r) reject(new PaeneError('internal', r.error));
+      else resolve({ pid: r.pid, exit: wait ? exit : undefined });
     });
     child.on('error', (e) => reject(new PaeneError('internal', `cannot run paene-oci: ${e.message}`)));
   });

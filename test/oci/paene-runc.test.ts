@@ -403,6 +403,48 @@ describeReal('paene-runc: an OCI runtime over bundles', () => {
     expect(runc(['delete', '--force', 'hk2']).code).toBe(0);
   });
 
+  it('the native front hands calls to the root\'s warm planner; a planner of another build steps aside; it leaves with its root', async () => {
+    const root = path.join(dir, 'planner-root');
+    const call = () => spawnSync(BIN, ['--root', root, 'list', '-q'], { encoding: 'utf8', timeout: 30_000 });
+    expect(call().status).toBe(0); // no planner yet: Node does the call and starts one
+    const sock = path.join(root, '.planner.sock');
+    const planners = () =>
+      fs.readdirSync('/proc').filter((p) => /^\d+$/.test(p)).filter((p) => {
+        try {
+          return fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0').join(' ').includes(`__planner ${root}`);
+        } catch {
+          return false;
+        }
+      });
+    for (let i = 0; i < 200 && !fs.existsSync(sock); i++) await new Promise((r) => setTimeout(r, 50));
+    expect(fs.statSync(sock).mode & 0o777).toBe(0o600);
+    expect(planners().length).toBe(1);
+    expect(call().status).toBe(0);
+    expect(planners().length).toBe(1); // the same one served
+    // a front of another build: told to go to Node, and the planner leaves
+    const { frame } = await import('../../src/oci/planner.js');
+    const { PLANNER_REQUEST, PLANNER_ACTION } = await import('../../src/proto/planner.js');
+    const { decodeMessage } = await import('../../src/proto/tokens.js');
+    const net = await import('node:net');
+    const answer = await new Promise<Buffer>((res, rej) => {
+      const c = net.createConnection(sock, () => c.write(frame(PLANNER_REQUEST, [['build', 'another'], ['cwd', '/'], ['arg', 'list']])));
+      let got = Buffer.alloc(0);
+      c.on('data', (d) => (got = Buffer.concat([got, d])));
+      c.on('close', () => res(got));
+      c.on('error', rej);
+    });
+    expect(decodeMessage(PLANNER_ACTION, answer.subarray(4))).toEqual([['stale']]);
+    for (let i = 0; i < 200 && planners().length > 0; i++) await new Promise((r) => setTimeout(r, 50));
+    expect(planners()).toEqual([]);
+    // a new one for the next calls; removing the root ends it
+    expect(call().status).toBe(0);
+    for (let i = 0; i < 200 && !fs.existsSync(sock); i++) await new Promise((r) => setTimeout(r, 50));
+    expect(planners().length).toBe(1);
+    fs.rmSync(root, { recursive: true, force: true });
+    for (let i = 0; i < 200 && planners().length > 0; i++) await new Promise((r) => setTimeout(r, 50));
+    expect(planners()).toEqual([]);
+  });
+
   it('features and --version answer without a container', () => {
     const f = JSON.parse(runc(['features']).stdout);
     expect(f.ociVersionMax).toMatch(/^1\./);
