@@ -7,6 +7,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { DEFAULT_LIMITS, mergeLimits } from '../core/limits.js';
 import { parseLimitFlags } from '../core/limitflags.js';
@@ -122,8 +123,17 @@ async function cpuPercentOver(rt: Runtime, name: string, ms: number): Promise<nu
   return ((b.cpuNs - a.cpuNs) / 1e6 / (b.atMs - a.atMs)) * 100;
 }
 
+/**
+ * A harness timeout scaled by how loaded the host is (the 1-minute load per
+ * CPU, at most 4x): a timeout is a safety net, never a verdict.
+ */
+function loadScaled(ms: number): number {
+  return Math.round(ms * Math.min(4, Math.max(1, os.loadavg()[0] / Math.max(1, os.cpus().length))));
+}
+
 /** Runs a host program (from dist/native) and collects stdout. */
-function hostRun(program: string, args: string[], timeoutMs = 60_000, netns?: string): Promise<string> {
+function hostRun(program: string, args: string[], baseTimeoutMs = 60_000, netns?: string): Promise<string> {
+  const timeoutMs = loadScaled(baseTimeoutMs);
   return new Promise((resolve, reject) => {
     // In another network namespace (a context without the shared model) through nsenter; still a host process otherwise.
     const argv = netns ? ['nsenter', `--net=${netns}`, '--', nativePath(program), ...args] : [nativePath(program), ...args];
@@ -132,12 +142,18 @@ function hostRun(program: string, args: string[], timeoutMs = 60_000, netns?: st
     let err = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
     child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
-    const t = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    let timedOut = false;
+    const t = setTimeout(() => {
+      timedOut = true;
+      child.kill('SIGKILL');
+    }, timeoutMs);
     child.on('error', reject);
-    child.on('close', (code) => {
+    child.on('close', (code, signal) => {
       clearTimeout(t);
       if (code === 0) resolve(out);
-      else reject(new Error(`${program} ${args.join(' ')} failed (${code}): ${err.trim()}`));
+      // a killed helper names its signal, and whether it was our harness timeout (a loaded host) that killed it
+      const how = signal ? `killed by ${signal}${timedOut ? ` after the ${timeoutMs / 1000} s harness timeout` : ''}` : `exit ${code}`;
+      if (code !== 0) reject(new Error(`${program} ${args.join(' ')} failed (${how}): ${err.trim()}`));
     });
   });
 }

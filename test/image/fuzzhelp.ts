@@ -11,6 +11,22 @@ import { ImageStore } from '../../src/image/store.js';
 import { tempRoot } from '../helpers.js';
 import { diffSnapshots, makeTar, prng, snapshot, streamOf } from './tarhelp.js';
 
+/**
+ * How much fuzzing a run does: PAENE_FUZZ=full (what `npm test` sets) runs
+ * the whole count within the full budget; otherwise (the unit tier, which
+ * must stay quick) a fifth of it. PAENE_FUZZ_VARIANTS and PAENE_FUZZ_BUDGET_MS
+ * set them outright (a long soak, a failure to reproduce with its seed).
+ */
+const FULL = process.env.PAENE_FUZZ === 'full';
+export function fuzzVariants(full: number): number {
+  const v = Number(process.env.PAENE_FUZZ_VARIANTS);
+  return v > 0 ? v : FULL ? full : Math.ceil(full / 5);
+}
+export function fuzzBudgetMs(full: number): number {
+  const v = Number(process.env.PAENE_FUZZ_BUDGET_MS);
+  return v > 0 ? v : FULL ? full : Math.ceil(full / 5);
+}
+
 export interface FuzzBed {
   root: string;
   sentinel: string;

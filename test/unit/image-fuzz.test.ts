@@ -5,12 +5,13 @@
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ImageStore } from '../../src/image/store.js';
-import { type FuzzBed, fuzzBed, fuzzLoop } from '../image/fuzzhelp.js';
+import { type FuzzBed, fuzzBed, fuzzBudgetMs, fuzzLoop, fuzzVariants } from '../image/fuzzhelp.js';
 import { makeTar, mutateTar, paxRecord, rawEntry, streamOf } from '../image/tarhelp.js';
 
 const SEED = Number(process.env.PAENE_FUZZ_SEED ?? 20240601);
-const VARIANTS = 200;
-const BUDGET_MS = 45_000;
+// the full count in the whole suite (npm test sets PAENE_FUZZ=full); a quick share in the unit tier
+const VARIANTS = fuzzVariants(200);
+const BUDGET_MS = fuzzBudgetMs(45_000);
 
 let bed: FuzzBed;
 let sentinel: string;
