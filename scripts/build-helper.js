@@ -29,22 +29,39 @@ for (const f of fs.readdirSync(path.join(root, 'dist/proto')).filter((x) => x.en
   }
 }
 
-// paene-helper: the native part of the runtime; paene-front: the `paene` command's native front door
-// (dist/native/paene); sysv-ipc: a test tool copied into contexts.
-// paene-init: a context's pid 1 with no libc (every context keeps one alive).
+// The programs and their translation units (src/native/; the guest-side tools in src/native/tools/).
+// paene-helper: the native part of the runtime (its monitor runs the fork back-off and loads the
+// sock_addr programs); paene-front: the `paene` command's native front door (dist/native/paene);
+// paene-runc: paene-runc's native front; paene-oci: paene-runc's container setup;
+// paene-init: a context's pid 1 with no libc (every context keeps one alive);
+// tools (copied into contexts or run beside them by checks and benchmarks): sysv-ipc, paene-bench,
+// escape-probe, iso-load, net-probe; paene-iothrottle and paene-bpf run on the host.
+const PROGRAMS = {
+  'paene-helper': ['paene-helper.c', 'forkbackoff.c', 'sockattach.c'],
+  paene: ['paene-front.c'],
+  'paene-init': ['paene-init.c'],
+  'paene-runc': ['paene-runc.c'],
+  'paene-oci': ['paene-oci.c'],
+  'paene-iothrottle': ['paene-iothrottle.c'],
+  'paene-bpf': ['paene-bpf.c', 'sockattach.c'],
+  'sysv-ipc': ['tools/sysv-ipc.c'],
+  'paene-bench': ['tools/paene-bench.c'],
+  'escape-probe': ['tools/escape-probe.c'],
+  'iso-load': ['tools/iso-load.c'],
+  'net-probe': ['tools/net-probe.c'],
+};
 const inDir = (dir, ext) => fs.readdirSync(dir).filter((f) => f.endsWith(ext)).map((f) => path.join(dir, f));
 const headers = [...inDir(path.join(root, 'src/native'), '.h'), ...inDir(genDir, '.h')];
-const outName = { 'paene-front': 'paene' };
 const EXTRA = { 'paene-init': ['-nostdlib', '-ffreestanding', '-fno-stack-protector', '-fno-asynchronous-unwind-tables', '-Os', '-Wl,--build-id=none', '-Wl,-z,noexecstack'] };
-for (const name of ['paene-helper', 'paene-front', 'paene-init', 'sysv-ipc', 'paene-bench', 'escape-probe', 'paene-iothrottle', 'iso-load', 'paene-bpf', 'net-probe', 'paene-oci', 'paene-runc']) {
-  const src = path.join(root, 'src/native', name + '.c');
-  const out = path.join(outDir, outName[name] ?? name);
-  // A program is rebuilt when its source or any header beside it (or generated) is newer.
-  const newest = Math.max(fs.statSync(src).mtimeMs, ...headers.map((h) => fs.statSync(h).mtimeMs));
+for (const [name, units] of Object.entries(PROGRAMS)) {
+  const srcs = units.map((u) => path.join(root, 'src/native', u));
+  const out = path.join(outDir, name);
+  // A program is rebuilt when one of its units or any header (shared, or generated) is newer.
+  const newest = Math.max(...srcs.map((s) => fs.statSync(s).mtimeMs), ...headers.map((h) => fs.statSync(h).mtimeMs));
   const fresh = fs.existsSync(out) && fs.statSync(out).mtimeMs >= newest;
   if (fresh) continue;
   const cc = process.env.CC ?? 'cc';
   const tmp = out + '.tmp';
-  execFileSync(cc, ['-O2', '-static', '-Wall', '-Wextra', '-Werror', '-I', genDir, ...(EXTRA[name] ?? []), '-o', tmp, src], { stdio: 'inherit' });
+  execFileSync(cc, ['-O2', '-static', '-Wall', '-Wextra', '-Werror', '-I', genDir, '-I', path.join(root, 'src/native'), ...(EXTRA[name] ?? []), '-o', tmp, ...srcs], { stdio: 'inherit' });
   fs.renameSync(tmp, out);
 }

@@ -1,5 +1,5 @@
 // `paene bench overhead`: the paper's micro-benchmark table. The same static
-// program (src/native/paene-bench.c) runs on the host and inside a context;
+// program (src/native/tools/paene-bench.c) runs on the host and inside a context;
 // each repetition runs every benchmark once on each side, the side that goes
 // first alternating between repetitions; reported are medians over the
 // repetitions and the ratio context/host (of time per operation: > 1 means

@@ -1,7 +1,7 @@
 // Pure part of the escape suite: reading the probe's one-line answers,
 // turning them into verdicts, and counting. No I/O, unit-tested.
 //
-// The probe (src/native/escape-probe.c) prints `RESULT detail`, several
+// The probe (src/native/tools/escape-probe.c) prints `RESULT detail`, several
 // parts joined by ", " when one attempt makes more than one call. RESULT is
 // `ok` (the call did what was asked), an errno name (EPERM, EROFS, ...), or
 // a marker (masked, contained, empty, status, unlimited).

@@ -47,7 +47,7 @@
 /* The kernel's tag of the program attached for a type, in hex (17 bytes with the NUL); 0, or -1 when none is attached. */
 static int attached_tag(int cg, unsigned type, char *hex)
 {
-	int fd = hold_current(cg, type);
+	int fd = sa_hold_current(cg, type);
 	if (fd < 0) return -1;
 	struct bpf_prog_info info;
 	memset(&info, 0, sizeof(info));
@@ -56,7 +56,7 @@ static int attached_tag(int cg, unsigned type, char *hex)
 	a.info.bpf_fd = (unsigned)fd;
 	a.info.info_len = sizeof(info);
 	a.info.info = (uintptr_t)&info;
-	int rc = (int)sys_bpf(BPF_OBJ_GET_INFO_BY_FD, &a);
+	int rc = (int)sa_sys_bpf(BPF_OBJ_GET_INFO_BY_FD, &a);
 	close(fd);
 	if (rc < 0) return -1;
 	for (int i = 0; i < BPF_TAG_SIZE; i++) sprintf(hex + 2 * i, "%02x", info.tag[i]);
@@ -71,12 +71,12 @@ static int attached_tag(int cg, unsigned type, char *hex)
  */
 static int sa_store(const char *dir, const unsigned *types, int ntypes, const unsigned char *value, unsigned len, struct sa_err *e)
 {
-	int cg = open_cgroup(dir, e);
+	int cg = sa_open_cgroup(dir, e);
 	if (cg < 0) return -1;
 	__u32 done[64]; /* map ids looked at */
 	int ndone = 0, rc = 0, written = 0;
 	for (int t = 0; t < ntypes && rc == 0; t++) {
-		int pfd = hold_current(cg, types[t]);
+		int pfd = sa_hold_current(cg, types[t]);
 		if (pfd < 0) continue;
 		__u32 ids[16];
 		struct bpf_prog_info info;
@@ -88,7 +88,7 @@ static int sa_store(const char *dir, const unsigned *types, int ntypes, const un
 		a.info.bpf_fd = (unsigned)pfd;
 		a.info.info_len = sizeof(info);
 		a.info.info = (uintptr_t)&info;
-		if (sys_bpf(BPF_OBJ_GET_INFO_BY_FD, &a) < 0) rc = sa_fail(e, EXIT_FAIL, "%s: reading the attached program's maps: %s", type_name(types[t]), strerror(errno));
+		if (sa_sys_bpf(BPF_OBJ_GET_INFO_BY_FD, &a) < 0) rc = sa_fail(e, EXIT_FAIL, "%s: reading the attached program's maps: %s", sa_type_name(types[t]), strerror(errno));
 		close(pfd);
 		for (unsigned m = 0; rc == 0 && m < info.nr_map_ids && m < 16; m++) {
 			int seen = 0;
@@ -97,7 +97,7 @@ static int sa_store(const char *dir, const unsigned *types, int ntypes, const un
 			done[ndone++] = ids[m];
 			memset(&a, 0, sizeof(a));
 			a.map_id = ids[m];
-			int mfd = (int)sys_bpf(BPF_MAP_GET_FD_BY_ID, &a);
+			int mfd = (int)sa_sys_bpf(BPF_MAP_GET_FD_BY_ID, &a);
 			if (mfd < 0) continue; /* gone meanwhile */
 			struct bpf_map_info mi;
 			memset(&mi, 0, sizeof(mi));
@@ -105,8 +105,8 @@ static int sa_store(const char *dir, const unsigned *types, int ntypes, const un
 			a.info.bpf_fd = (unsigned)mfd;
 			a.info.info_len = sizeof(mi);
 			a.info.info = (uintptr_t)&mi;
-			if (sys_bpf(BPF_OBJ_GET_INFO_BY_FD, &a) == 0 && mi.type == BPF_MAP_TYPE_CGROUP_STORAGE && mi.value_size == len) {
-				if (write_storage(cg, mfd, value, e) < 0) rc = -1;
+			if (sa_sys_bpf(BPF_OBJ_GET_INFO_BY_FD, &a) == 0 && mi.type == BPF_MAP_TYPE_CGROUP_STORAGE && mi.value_size == len) {
+				if (sa_write_storage(cg, mfd, value, e) < 0) rc = -1;
 				else written++;
 			}
 			close(mfd);
@@ -142,7 +142,7 @@ static void parse_types(int argc, char **argv, unsigned *types)
 	if (argc < 1 || argc > MAX_PROGS) usage();
 	for (int i = 0; i < argc; i++) {
 		const char *x = argv[i];
-		int t = parse_type(argv[i], &x, &e);
+		int t = sa_parse_type(argv[i], &x, &e);
 		if (t < 0) fail(&e);
 		if (*x) usage();
 		types[i] = (unsigned)t;
@@ -154,20 +154,20 @@ static int cmd_types(const char *verb, const char *dir, int argc, char **argv)
 	struct sa_err e;
 	unsigned types[MAX_PROGS];
 	parse_types(argc, argv, types);
-	int cg = open_cgroup(dir, &e);
+	int cg = sa_open_cgroup(dir, &e);
 	if (cg < 0) fail(&e);
 	int rc = 0;
 	for (int i = 0; i < argc; i++) {
 		if (strcmp(verb, "detach") == 0) {
-			if (detach(cg, -1, types[i]) < 0) {
-				fprintf(stderr, "paene-bpf: %s (type %u): detaching from %s failed: %s\n", type_name(types[i]), types[i], dir, strerror(errno));
+			if (sa_detach(cg, -1, types[i]) < 0) {
+				fprintf(stderr, "paene-bpf: %s (type %u): detaching from %s failed: %s\n", sa_type_name(types[i]), types[i], dir, strerror(errno));
 				rc = EXIT_FAIL;
 			}
 		} else {
 			unsigned ids[64];
-			int n = query(cg, types[i], ids, 64);
+			int n = sa_query(cg, types[i], ids, 64);
 			if (n < 0) {
-				fprintf(stderr, "paene-bpf: %s (type %u): query of %s failed: %s\n", type_name(types[i]), types[i], dir, strerror(errno));
+				fprintf(stderr, "paene-bpf: %s (type %u): query of %s failed: %s\n", sa_type_name(types[i]), types[i], dir, strerror(errno));
 				return errno == ENOSYS ? EXIT_UNSUPPORTED : EXIT_FAIL;
 			}
 			char tag[2 * BPF_TAG_SIZE + 1] = "-";
@@ -184,7 +184,7 @@ static int cmd_store(const char *dir, const char *hex, int argc, char **argv)
 	unsigned types[MAX_PROGS];
 	parse_types(argc, argv, types);
 	size_t len;
-	unsigned char *value = unhex(hex, &len);
+	unsigned char *value = sa_unhex(hex, &len);
 	if (!value || len > MAX_CG_STORAGE) usage();
 	int n = sa_store(dir, types, argc, value, (unsigned)len, &e);
 	if (n < 0) fail(&e);

@@ -109,7 +109,7 @@ struct plan {
 
 /* A plan this program cannot read (a newer format, a cut file): the Node CLI does the call. */
 static char **node_argv;
-static void die(const char *fmt, ...) {
+void die(const char *fmt, ...) {
   (void)fmt;
   to_node(node_argv);
 }

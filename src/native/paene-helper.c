@@ -105,7 +105,7 @@ static void die_with(enum helper_error code, const char *fmt, ...) {
   va_start(ap, fmt);
   vdie(code, fmt, ap);
 }
-static void die(const char *fmt, ...) {
+void die(const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
   vdie(HELPER_ERROR_FAILED, fmt, ap);
@@ -476,7 +476,7 @@ static void attach_sock_programs(const struct spec *s) {
   unsigned char *value = NULL;
   size_t len = 0;
   for (int i = 0; i < s->nbpf_progs; i++)
-    if (!strncmp(s->bpf_progs[i], "cg-storage=", 11)) value = unhex(s->bpf_progs[i] + 11, &len);
+    if (!strncmp(s->bpf_progs[i], "cg-storage=", 11)) value = sa_unhex(s->bpf_progs[i] + 11, &len);
   if (start_set->cg_bytes && (!value || len != start_set->cg_bytes))
     die("attaching the network programs to %s: the cgroup storage value is missing or not %u bytes", s->bpf_cgroup, start_set->cg_bytes);
   static struct sa_err e;

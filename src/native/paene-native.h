@@ -23,7 +23,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-static void die(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
+void die(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
 
 /* Writes a whole value into a (proc or cgroup) file, or dies. */
 static void write_file(const char *path, const char *value) {

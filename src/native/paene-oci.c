@@ -66,7 +66,7 @@
 static int sync_fd = 3;
 #define SYNC_FD sync_fd
 
-static void die(const char *fmt, ...) {
+void die(const char *fmt, ...) {
   char buf[2048];
   va_list ap;
   va_start(ap, fmt);

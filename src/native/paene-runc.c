@@ -62,7 +62,7 @@ static void to_node(void) {
 
 /* A planner that cannot be understood: the call goes to Node (nothing of it has happened yet). */
 static int committed; /* a paene-oci ran: from here on, an error is the call's */
-static void die(const char *fmt, ...) {
+void die(const char *fmt, ...) {
   if (!committed) to_node();
   char buf[1024];
   va_list ap;

@@ -18,7 +18,7 @@ struct proto_key {
   int nvalues;
 };
 
-static void die(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
+void die(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
 
 /* Splits buf[len] (NUL-terminated tokens) into *nt tokens, the end marker checked and dropped. */
 __attribute__((unused)) static char **proto_tokens(char *buf, size_t len, int *nt, const char *what) {
