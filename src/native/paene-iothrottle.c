@@ -40,6 +40,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "proto.h"
+#include "io_throttle_request.h" /* generated from src/proto/io-throttle.ts */
+#include "io_throttle_status.h"  /* generated from src/proto/io-throttle.ts */
+
 struct proc {
   int pid;
   unsigned long long start;
@@ -130,6 +134,16 @@ static void refill(struct bucket *b, double dt_ms) {
   if (b->tokens > b->burst) b->tokens = b->burst;
 }
 
+void die(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  fprintf(stderr, "paene-iothrottle: ");
+  vfprintf(stderr, fmt, ap);
+  fputc('\n', stderr);
+  va_end(ap);
+  exit(2);
+}
+
 static void usage(void) {
   fprintf(stderr, "usage: paene-iothrottle --procs FILE --freeze FILE --frozen VAL --thawed VAL --init PID --init-start TICKS "
                   "[--write-bps N] [--read-bps N] [--burst BYTES] [--tick-ms MS] [--status FILE]\n");
@@ -141,22 +155,25 @@ int main(int argc, char **argv) {
   int init = 0;
   unsigned long long init_start = 0;
   double wbps = 0, rbps = 0, burst = -1, tick = 10;
-  for (int i = 1; i < argc; i++) {
-    const char *a = argv[i];
-    if (i + 1 >= argc) usage();
-    const char *v = argv[++i];
-    if (!strcmp(a, "--procs")) procs = v;
-    else if (!strcmp(a, "--freeze")) freeze = v;
-    else if (!strcmp(a, "--frozen")) frozen_val = v;
-    else if (!strcmp(a, "--thawed")) thawed_val = v;
-    else if (!strcmp(a, "--init")) init = atoi(v);
-    else if (!strcmp(a, "--init-start")) init_start = strtoull(v, NULL, 10);
-    else if (!strcmp(a, "--write-bps")) wbps = atof(v);
-    else if (!strcmp(a, "--read-bps")) rbps = atof(v);
-    else if (!strcmp(a, "--burst")) burst = atof(v);
-    else if (!strcmp(a, "--tick-ms")) tick = atof(v);
-    else if (!strcmp(a, "--status")) status = v;
-    else usage();
+  for (int i = 1; i < argc;) {
+    char **vals;
+    int key = proto_flag(argv, argc, &i, io_throttle_request_keys, IO_THROTTLE_REQUEST_KEYS, &vals, "paene-iothrottle");
+    if (key < 0) usage();
+    const char *v = vals[0];
+    switch ((enum io_throttle_request_key)key) {
+    case IO_THROTTLE_REQUEST___PROCS: procs = v; break;
+    case IO_THROTTLE_REQUEST___FREEZE: freeze = v; break;
+    case IO_THROTTLE_REQUEST___FROZEN: frozen_val = v; break;
+    case IO_THROTTLE_REQUEST___THAWED: thawed_val = v; break;
+    case IO_THROTTLE_REQUEST___INIT: init = atoi(v); break;
+    case IO_THROTTLE_REQUEST___INIT_START: init_start = strtoull(v, NULL, 10); break;
+    case IO_THROTTLE_REQUEST___WRITE_BPS: wbps = atof(v); break;
+    case IO_THROTTLE_REQUEST___READ_BPS: rbps = atof(v); break;
+    case IO_THROTTLE_REQUEST___BURST: burst = atof(v); break;
+    case IO_THROTTLE_REQUEST___TICK_MS: tick = atof(v); break;
+    case IO_THROTTLE_REQUEST___STATUS: status = v; break;
+    case IO_THROTTLE_REQUEST_KEYS: break;
+    }
   }
   if (!procs || !freeze || !frozen_val || !thawed_val || init <= 0 || (wbps <= 0 && rbps <= 0) || tick <= 0) usage();
   /* A writer thawed into the page cache dirties ~3 GB/s here: every ms this
@@ -274,17 +291,30 @@ int main(int argc, char **argv) {
     }
     if (status && t - last_status >= 250) {
       last_status = t;
-      char tmpf[4096], line[512];
+      /* a token message (src/proto/io-throttle.ts), replaced whole */
+      char tmpf[4096];
       snprintf(tmpf, sizeof tmpf, "%s.tmp", status);
-      int len2 = snprintf(line, sizeof line,
-                          "uptime_ms %.0f\nwrite_bps %.0f\nread_bps %.0f\nburst %.0f\nwrite_tokens %.0f\nread_tokens %.0f\n"
-                          "written %llu\nread %llu\nholds %llu\nheld_ms %.0f\nfrozen %d\nprocesses %zu\nrealtime %d\n",
-                          t - started, w.rate, r.rate, w.rate > 0 ? w.burst : r.burst, w.tokens, r.tokens, total_w, total_r, holds,
-                          held_ms + (frozen ? t - held_since : 0), frozen, n, rt_ok);
-      int fd = open(tmpf, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-      if (fd >= 0) {
-        if (write(fd, line, (size_t)len2) == len2 && close(fd) == 0) rename(tmpf, status);
-        else close(fd);
+      FILE *f = fopen(tmpf, "we");
+      if (f) {
+        struct proto_out o = {f, 0};
+#define ST(k, fmt, v) proto_put(&o, "%s", io_throttle_status_keys[k].name), proto_put(&o, fmt, v)
+        ST(IO_THROTTLE_STATUS_UPTIME_MS, "%.0f", t - started);
+        ST(IO_THROTTLE_STATUS_WRITE_BPS, "%.0f", w.rate);
+        ST(IO_THROTTLE_STATUS_READ_BPS, "%.0f", r.rate);
+        ST(IO_THROTTLE_STATUS_BURST, "%.0f", w.rate > 0 ? w.burst : r.burst);
+        ST(IO_THROTTLE_STATUS_WRITE_TOKENS, "%.0f", w.tokens);
+        ST(IO_THROTTLE_STATUS_READ_TOKENS, "%.0f", r.tokens);
+        ST(IO_THROTTLE_STATUS_WRITTEN, "%llu", total_w);
+        ST(IO_THROTTLE_STATUS_READ, "%llu", total_r);
+        ST(IO_THROTTLE_STATUS_HOLDS, "%llu", holds);
+        ST(IO_THROTTLE_STATUS_HELD_MS, "%.0f", held_ms + (frozen ? t - held_since : 0));
+        ST(IO_THROTTLE_STATUS_FROZEN, "%d", frozen);
+        ST(IO_THROTTLE_STATUS_PROCESSES, "%zu", n);
+        ST(IO_THROTTLE_STATUS_REALTIME, "%d", rt_ok);
+#undef ST
+        proto_end(&o);
+        int bad = ferror(f);
+        if (fclose(f) == 0 && !bad) rename(tmpf, status);
       }
     }
     /* While writes flow, look every 1 ms: a thawed writer can dirty ~1 GB/s of

@@ -24,6 +24,8 @@ import type { ContextConfig } from '../core/spec.js';
 import type { CgroupHost } from '../kernel/cgroups.js';
 import { nativePath } from '../kernel/helper.js';
 import { isAlive, readStat } from '../kernel/procfs.js';
+import { IO_THROTTLE_REQUEST, IO_THROTTLE_STATUS } from '../proto/io-throttle.js';
+import { decodeMessage, flagArgs, type Entry } from '../proto/tokens.js';
 import type { Runtime } from './runtime.js';
 
 
@@ -143,10 +145,11 @@ export async function startIoThrottle(rt: Runtime, name: string, known?: Context
   if (!fz) throw new PaeneError('unsupported', `context '${name}' has I/O limits but this host offers no freezer (cgroup.freeze or the v1 freezer) to enforce them`);
   const cg = rt.cgroupOf(name);
   const procs = path.join(cg.unifiedDir ?? cg.dirs()[0] ?? '', 'cgroup.procs');
-  const args = ['--procs', procs, '--freeze', fz.file, '--frozen', fz.frozen, '--thawed', fz.thawed];
-  args.push('--init', String(live.pid), '--init-start', String(live.starttime), '--burst', String(rates.burst), '--status', statusFile(rt, name));
-  if (rates.writeBps) args.push('--write-bps', String(rates.writeBps));
-  if (rates.readBps) args.push('--read-bps', String(rates.readBps));
+  const e: Entry[] = [['--procs', procs], ['--freeze', fz.file], ['--frozen', fz.frozen], ['--thawed', fz.thawed]];
+  e.push(['--init', String(live.pid)], ['--init-start', String(live.starttime)], ['--burst', String(rates.burst)], ['--status', statusFile(rt, name)]);
+  if (rates.writeBps) e.push(['--write-bps', String(rates.writeBps)]);
+  if (rates.readBps) e.push(['--read-bps', String(rates.readBps)]);
+  const args = flagArgs(IO_THROTTLE_REQUEST, e);
   const pid = await rt.monitor.spawn(nativePath('paene-iothrottle'), args);
   const st = readStat(pid);
   if (!st) throw new PaeneError('internal', `the I/O throttler of '${name}' exited at once`);
@@ -208,16 +211,11 @@ export interface ThrottlerStatus {
 export function ioThrottleStatus(rt: Runtime, name: string): ThrottlerStatus | undefined {
   const rec = throttlerOf(rt, name);
   if (!rec) return undefined;
-  let text: string;
-  try {
-    text = fs.readFileSync(statusFile(rt, name), 'utf8');
-  } catch {
-    return undefined;
-  }
   const kv = new Map<string, number>();
-  for (const l of text.split('\n')) {
-    const [k, v] = l.split(' ');
-    if (k && v !== undefined) kv.set(k, Number(v));
+  try {
+    for (const [k, v] of decodeMessage(IO_THROTTLE_STATUS, fs.readFileSync(statusFile(rt, name)))) kv.set(k, Number(v));
+  } catch {
+    return undefined; // not published yet, or by a throttler an older paene started
   }
   const g = (k: string) => kv.get(k) ?? 0;
   return {

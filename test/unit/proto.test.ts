@@ -160,3 +160,14 @@ describe('answers carry codes', () => {
     expect(r.stderr.toString()).toMatch(/--teleport/);
   });
 });
+
+describe('the I/O throttler', () => {
+  it('takes its flags from the message and refuses an unknown one', async () => {
+    const { IO_THROTTLE_REQUEST } = await import('../../src/proto/io-throttle.js');
+    const { flagArgs } = await import('../../src/proto/tokens.js');
+    expect(() => flagArgs(IO_THROTTLE_REQUEST, [['--write-bps']])).toThrow(/takes 1 value/);
+    const r = spawnSync(path.resolve('dist/native/paene-iothrottle'), ['--teleport', '1']);
+    expect(r.status).toBe(2);
+    expect(r.stderr.toString()).toMatch(/usage: paene-iothrottle/);
+  });
+});
