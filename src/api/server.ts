@@ -12,11 +12,11 @@
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
-import { type ErrorCode, PaeneError } from '../core/errors.js';
-import { DEFAULT_LIMITS } from '../core/limits.js';
-import { expandTemplate } from '../core/names.js';
-import { parseXid } from '../core/spec.js';
-import type { ContextCgroup } from '../kernel/cgroups.js';
+import { type ErrorCode, PaeneError } from '../model/errors.js';
+import { DEFAULT_LIMITS } from '../model/limits.js';
+import { expandTemplate } from '../model/names.js';
+import { parseXid } from '../context/config.js';
+import type { ContextCgroup } from '../cgroups/cgroups.js';
 import type { NewRequest, Runtime } from '../runtime/runtime.js';
 
 const STATUS: Record<ErrorCode, number> = {

@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import { detectCgroupHost } from '../kernel/cgroups.js';
+import { detectCgroupHost } from '../cgroups/cgroups.js';
 
 export interface MachineFacts {
   cores: number;

@@ -16,7 +16,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import type { NetMode } from '../core/net.js';
+import type { NetMode } from '../net/model.js';
 import { nativePath } from '../kernel/helper.js';
 import { sampleUsage } from '../runtime/limits.js';
 import { openImageStore, openRuntime, storeImageSource } from '../runtime/open.js';

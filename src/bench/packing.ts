@@ -18,7 +18,7 @@
 
 import fs from 'node:fs';
 import path from 'node:path';
-import { PaeneError } from '../core/errors.js';
+import { PaeneError } from '../model/errors.js';
 import { nativePath } from '../kernel/helper.js';
 import { defaultPolicy, openImageStore, storeImageSource } from '../runtime/open.js';
 import { type ImageSource, Runtime } from '../runtime/runtime.js';

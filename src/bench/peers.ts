@@ -6,9 +6,9 @@
 
 import fs from 'node:fs';
 import path from 'node:path';
-import { PROFILE_CAPS } from '../core/caps.js';
-import { MASKED_PATHS, READONLY_PATHS } from '../core/spec.js';
-import { detectCgroupHost } from '../kernel/cgroups.js';
+import { PROFILE_CAPS } from '../model/caps.js';
+import { MASKED_PATHS, READONLY_PATHS } from '../context/config.js';
+import { detectCgroupHost } from '../cgroups/cgroups.js';
 import { run } from './common.js';
 import { packageRoot } from '../kernel/package.js';
 

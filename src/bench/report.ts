@@ -1,6 +1,6 @@
 // Tables and plots for the benchmark results (pure: results in, text out).
 
-import { formatTable } from '../core/table.js';
+import { formatTable } from '../model/table.js';
 import { formatMachine } from './common.js';
 import type { EngineResult, LifecycleResult, ManyResult } from './lifecycle.js';
 import type { OverheadResult } from './overhead.js';

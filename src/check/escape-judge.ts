@@ -6,7 +6,7 @@
 // `ok` (the call did what was asked), an errno name (EPERM, EROFS, ...), or
 // a marker (masked, contained, empty, status, unlimited).
 
-import { CAP_NAMES, maskToNames } from '../core/caps.js';
+import { CAP_NAMES, maskToNames } from '../model/caps.js';
 
 export type EscapeVerdict = 'blocked' | 'ESCAPED' | 'not provable here' | 'inconclusive';
 export type AdminVerdict = 'works' | 'FAILED';

@@ -3,7 +3,7 @@
 // a summary, and everything it made removed again.
 
 import fs from 'node:fs';
-import { PaeneError } from '../core/errors.js';
+import { PaeneError } from '../model/errors.js';
 import { openImageStore } from '../runtime/open.js';
 import type { Runtime } from '../runtime/runtime.js';
 import { type AttemptResult, type EscapeSummary, summarize } from './escape-judge.js';

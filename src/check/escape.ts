@@ -7,7 +7,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { capMask } from '../core/caps.js';
+import { capMask } from '../model/caps.js';
 import { nativePath } from '../kernel/helper.js';
 import type { Runtime } from '../runtime/runtime.js';
 import {

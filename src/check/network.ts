@@ -9,10 +9,10 @@ import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import dgram from 'node:dgram';
-import { hostIfOf, macOf } from '../core/bridgeplan.js';
-import { reservedAddressOf } from '../core/net.js';
+import { hostIfOf, macOf } from '../net/bridgeplan.js';
+import { reservedAddressOf } from '../net/model.js';
 import { nativePath } from '../kernel/helper.js';
-import { hostAddresses } from '../net/context.js';
+import { hostAddresses } from '../runtime/network.js';
 import type { Runtime } from '../runtime/runtime.js';
 import { DEFAULT_IMAGE } from '../image/store.js';
 

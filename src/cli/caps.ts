@@ -18,9 +18,9 @@ import {
   PROFILE_CAPS,
   removedCaps,
   validateCcaps,
-} from '../core/caps.js';
-import { PaeneError } from '../core/errors.js';
-import { checkNetAgainstCaps, validateHostname } from '../core/spec.js';
+} from '../model/caps.js';
+import { PaeneError } from '../model/errors.js';
+import { checkNetAgainstCaps, validateHostname } from '../context/config.js';
 import { liveCaps } from '../runtime/caps.js';
 import { runtimeOf } from './common.js';
 import { formatTable, printJson } from './format.js';

@@ -4,7 +4,7 @@
 
 import fs from 'node:fs';
 import type { Command } from 'commander';
-import { PaeneError } from '../core/errors.js';
+import { PaeneError } from '../model/errors.js';
 import { EXPERIMENTS, type ExperimentName, type ResultRow, brokenGuarantees, runIsolationSuite } from '../check/isolation.js';
 import { EXIT_CHECK_FAILED, runtimeOf } from './common.js';
 import { formatTable } from './format.js';

@@ -3,7 +3,7 @@
 
 import fs from 'node:fs';
 import type { Command } from 'commander';
-import { PaeneError } from '../core/errors.js';
+import { PaeneError } from '../model/errors.js';
 import { type NetRow, isolatedSuite, sharedSuite, summarize } from '../check/network.js';
 import { EXIT_CHECK_FAILED, runtimeOf } from './common.js';
 import { formatTable } from './format.js';

@@ -1,7 +1,7 @@
 // What every CLI verb shares: the state root option and opening the runtime.
 
 import type { Command } from 'commander';
-import { resolveRoot } from '../runtime/layout.js';
+import { resolveRoot } from '../kernel/layout.js';
 import { openRuntime } from '../runtime/open.js';
 import type { Runtime } from '../runtime/runtime.js';
 

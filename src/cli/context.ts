@@ -1,12 +1,12 @@
 // Lifecycle verbs: create, start, exec, enter, stop, destroy, list, status, ps.
 
 import { type Command, Option } from 'commander';
-import { type CapSpec, makeCapSpec, parseCcap, validateCcaps } from '../core/caps.js';
-import { DEFAULT_LIMITS, limitWarnings, mergeLimits } from '../core/limits.js';
-import { LIMIT_FLAGS, parseLimitFlags } from '../core/limitflags.js';
-import { parseCount, parseSize } from '../core/units.js';
-import { PaeneError } from '../core/errors.js';
-import { type ContextConfig, parseXid, XID_MAX, XID_MIN } from '../core/spec.js';
+import { type CapSpec, makeCapSpec, parseCcap, validateCcaps } from '../model/caps.js';
+import { DEFAULT_LIMITS, limitWarnings, mergeLimits } from '../model/limits.js';
+import { LIMIT_FLAGS, parseLimitFlags } from '../model/limitflags.js';
+import { parseCount, parseSize } from '../model/units.js';
+import { PaeneError } from '../model/errors.js';
+import { type ContextConfig, parseXid, XID_MAX, XID_MIN } from '../context/config.js';
 import { DEFAULT_IMAGE } from '../image/store.js';
 import type { ContextStatus, ProcessInfo } from '../runtime/runtime.js';
 import { DEFAULT_OCI_ROOT, ociSummaries } from '../oci/runtime.js';
@@ -14,7 +14,7 @@ import { runtimeOf } from './common.js';
 import { formatTable, printJson } from './format.js';
 import { addNetOptions, netCell, netSpecOf } from './net.js';
 import { type ManyOptions, type Outcome, addManyOptions, jobsOf, namesOf, report, runMany } from './many.js';
-import { eachBounded, expandTemplate } from '../core/names.js';
+import { eachBounded, expandTemplate } from '../model/names.js';
 
 function collect(v: string, prev: string[]): string[] {
   return [...prev, v];
@@ -26,7 +26,7 @@ export function addLimitOptions(cmd: Command): Command {
   return cmd;
 }
 
-/** The --caps/--cap-add/--cap-drop options as a capability spec (core/caps.ts validates); privileged warns. */
+/** The --caps/--cap-add/--cap-drop options as a capability spec (model/caps.ts validates); privileged warns. */
 function capSpecFrom(o: { caps?: string; capAdd?: string[]; capDrop?: string[] }): CapSpec {
   const spec = makeCapSpec(o.caps ?? 'secure', o.capAdd ?? [], o.capDrop ?? []);
   if (spec.profile === 'privileged') process.stderr.write('paene: warning: the privileged profile gives guest root every capability; it can escape the context\n');

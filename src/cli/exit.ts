@@ -1,6 +1,6 @@
 // Exit codes by error kind, so scripts can tell them apart (documented in the README).
 
-import type { ErrorCode } from '../core/errors.js';
+import type { ErrorCode } from '../model/errors.js';
 
 export const EXIT: Record<ErrorCode, number> = {
   'invalid-argument': 2,

@@ -1,13 +1,13 @@
 // Output helpers shared by every CLI verb: aligned tables for people, JSON for scripts.
 
-export { type Column, formatTable } from '../core/table.js';
+export { type Column, formatTable } from '../model/table.js';
 
 export function printJson(value: unknown): void {
   process.stdout.write(JSON.stringify(value, (_k, v) => (typeof v === 'bigint' ? v.toString() : v), 2) + '\n');
 }
 
 // One byte formatter for the whole CLI (1024-based, like every size paene parses).
-export { formatBytes } from '../core/units.js';
+export { formatBytes } from '../model/units.js';
 
 /**
  * A one-line progress bar on stderr, drawn only when stderr is a terminal

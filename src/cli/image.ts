@@ -1,15 +1,15 @@
 // `paene image …`: build, import, export, list, remove images and show how much they share.
 
-import { parseCount, parseSize } from '../core/units.js';
+import { parseCount, parseSize } from '../model/units.js';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Command, Option } from 'commander';
-import { PaeneError, errnoOf } from '../core/errors.js';
-import { Layout } from '../runtime/layout.js';
+import { PaeneError, errnoOf } from '../model/errors.js';
+import { Layout } from '../kernel/layout.js';
 import { buildBaseImage } from '../image/base.js';
 import { DEFAULT_IMAGE, ImageStore, validateImageName, type ImageInfo } from '../image/store.js';
 import { EXPORT_FORMATS, type ExportFormat } from '../image/ociexport.js';
-import { parsePlatform, showPlatform } from '../core/ociplan.js';
+import { parsePlatform, showPlatform } from '../image/ociplan.js';
 import { formatBytes, formatTable, printJson, ProgressBar } from './format.js';
 
 

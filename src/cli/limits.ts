@@ -4,11 +4,11 @@
 
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Command } from 'commander';
-import { PaeneError } from '../core/errors.js';
-import { describeLimits } from '../core/limits.js';
-import { parseLimitFlags } from '../core/limitflags.js';
-import type { TokenBucket } from '../core/tokenBucket.js';
-import { formatByteRate, formatBytes } from '../core/units.js';
+import { PaeneError } from '../model/errors.js';
+import { describeLimits } from '../model/limits.js';
+import { parseLimitFlags } from '../model/limitflags.js';
+import type { TokenBucket } from '../model/tokenBucket.js';
+import { formatByteRate, formatBytes } from '../model/units.js';
 import { applyLimits, sampleUsage, type UsageSample } from '../runtime/limits.js';
 import { type StatsRow, statsRows } from '../runtime/stats.js';
 import { runtimeOf } from './common.js';

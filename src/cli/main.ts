@@ -1,7 +1,7 @@
 // paene's command line: a thin layer over the runtime. One file per group of verbs.
 
 import { Command, CommanderError } from 'commander';
-import { PaeneError } from '../core/errors.js';
+import { PaeneError } from '../model/errors.js';
 import { EXIT } from './exit.js';
 
 const PAENE_VERSION = '0.1.0';
@@ -37,7 +37,7 @@ const GROUPS: { verbs: string[]; register: () => Promise<void> }[] = [
   {
     verbs: ['image'],
     register: async () => {
-      const [{ registerImageCommands }, { rootOf }, { Layout }, { StateStore }] = await Promise.all([import('./image.js'), import('./common.js'), import('../runtime/layout.js'), import('../runtime/state.js')]);
+      const [{ registerImageCommands }, { rootOf }, { Layout }, { StateStore }] = await Promise.all([import('./image.js'), import('./common.js'), import('../kernel/layout.js'), import('../runtime/state.js')]);
       /** Contexts whose config names an image: `image ls` shows them, `image rm` refuses while there are any. */
       const contextsUsing = (image: string): string[] => {
         const store = new StateStore(new Layout(rootOf(program)));

@@ -7,8 +7,8 @@
 
 import os from 'node:os';
 import type { Command } from 'commander';
-import { PaeneError } from '../core/errors.js';
-import { eachBounded, isPattern, selectNames } from '../core/names.js';
+import { PaeneError } from '../model/errors.js';
+import { eachBounded, isPattern, selectNames } from '../model/names.js';
 import type { Runtime } from '../runtime/runtime.js';
 import { EXIT } from './exit.js';
 import { printJson } from './format.js';

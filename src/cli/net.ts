@@ -1,9 +1,9 @@
 // Network verbs: `paene net ls|add|rm|set|settings` (docs/network.md).
 
 import type { Command } from 'commander';
-import { formatPublish } from '../core/bridgeplan.js';
-import { PaeneError } from '../core/errors.js';
-import { NET_MODES, type NetSpec, canonicalIp, describeNet, netSpecFrom } from '../core/net.js';
+import { formatPublish } from '../net/bridgeplan.js';
+import { PaeneError } from '../model/errors.js';
+import { NET_MODES, type NetSpec, canonicalIp, describeNet, netSpecFrom } from '../net/model.js';
 import { runtimeOf } from './common.js';
 import { formatTable, printJson } from './format.js';
 

@@ -2,7 +2,7 @@
 
 import type { Command } from 'commander';
 import { spawnSync } from 'node:child_process';
-import { PaeneError } from '../core/errors.js';
+import { PaeneError } from '../model/errors.js';
 import { requireRoot } from '../kernel/features.js';
 import { ApiServer, apiSocket } from '../api/server.js';
 import { runtimeOf } from './common.js';

@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { packageRoot } from '../kernel/package.js';
 import tar from 'tar-stream';
-import { PaeneError } from '../core/errors.js';
+import { PaeneError } from '../model/errors.js';
 import { DEFAULT_IMAGE, type ImageInfo, type ImageStore } from './store.js';
 import { packEntry } from './walk.js';
 

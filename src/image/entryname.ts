@@ -1,7 +1,7 @@
 // Archive entry names are hostile input. Turn one into a safe relative path
 // (components joined by '/', no '.', no '..', never absolute) or refuse it.
 
-import { PaeneError } from '../core/errors.js';
+import { PaeneError } from '../model/errors.js';
 
 export const NAME_MAX = 255; // bytes per component (ext4, xfs, btrfs, tmpfs)
 export const PATH_MAX = 4095; // bytes of a path inside the guest

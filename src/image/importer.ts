@@ -23,8 +23,8 @@ import { pipeline } from 'node:stream';
 import zlib from 'node:zlib';
 import { Decompress } from 'fzstd';
 import tar from 'tar-stream';
-import { PaeneError, errnoOf, isPaeneError } from '../core/errors.js';
-import { classifyLayerName } from '../core/ociplan.js';
+import { PaeneError, errnoOf, isPaeneError } from '../model/errors.js';
+import { classifyLayerName } from './ociplan.js';
 import { normalizeEntryName, showName, PATH_MAX } from './entryname.js';
 
 export const DEFAULT_MAX_FILES = 1_000_000;
@@ -77,7 +77,7 @@ export function objectPath(objectsDir: string, key: string): string {
  * Builds one tree from one tar (a flat root filesystem) or from a stack of
  * layer tars applied in order (beginLayer before each): then `.wh.NAME`
  * deletes NAME and `.wh..wh..opq` hides a directory's contents, both only
- * for what lower layers made (core/ociplan.ts has the rules as a model).
+ * for what lower layers made (image/ociplan.ts has the rules as a model).
  */
 export class Unpacker {
   private readonly seen = new Map<string, Kind>();
@@ -264,7 +264,7 @@ export class Unpacker {
 
   /**
    * This layer has rel, so it has rel's parents too: a whiteout or opaque
-   * marker of the same layer must not hide them (core/ociplan.ts mergeLayers).
+   * marker of the same layer must not hide them (image/ociplan.ts mergeLayers).
    */
   private markInLayer(rel: string): void {
     const mine = this.layerNames!;

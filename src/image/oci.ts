@@ -17,7 +17,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import tar from 'tar-stream';
-import { PaeneError, isPaeneError } from '../core/errors.js';
+import { PaeneError, isPaeneError } from '../model/errors.js';
 import {
   type Descriptor,
   type ImageConfig,
@@ -33,7 +33,7 @@ import {
   selectDockerImage,
   selectManifest,
   showPlatform,
-} from '../core/ociplan.js';
+} from './ociplan.js';
 import { normalizeEntryName, showName } from './entryname.js';
 import { aliasTarget, indexTar } from './tarindex.js';
 import { type Decompressed, type UnpackOptions, type UnpackResult, Unpacker, decompressed, drainedOrClosed, extractInto } from './importer.js';

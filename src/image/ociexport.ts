@@ -14,10 +14,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { Transform } from 'node:stream';
 import tar from 'tar-stream';
-import { type ImageConfig, MT, hostPlatform, imageConfigJson } from '../core/ociplan.js';
-import { PaeneError } from '../core/errors.js';
+import { type ImageConfig, MT, hostPlatform, imageConfigJson } from './ociplan.js';
+import { PaeneError } from '../model/errors.js';
 import { packEntry, packTree, writePacked, writeTreeTar } from './walk.js';
-import type { StoredImageConfig } from './store.js';
+import type { ImageRunConfig, Platform } from './ociplan.js';
+import type { LayerRecord } from './oci.js';
 
 export type ExportFormat = 'oci' | 'docker' | 'tar';
 export const EXPORT_FORMATS: ExportFormat[] = ['oci', 'docker', 'tar'];
@@ -133,4 +134,15 @@ export async function exportImage(src: ExportSource, format: ExportFormat, out: 
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });
   }
+}
+
+/** What the store keeps of an image's config (store.ts writes it; an export writes it back out). */
+/** An imported image's config as kept with its tree (manifest.json's `image`). */
+export interface StoredImageConfig {
+  platform: Platform;
+  run: ImageRunConfig;
+  diffIds: string[];
+  layers: LayerRecord[];
+  created?: string;
+  author?: string;
 }

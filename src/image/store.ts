@@ -17,13 +17,15 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import tar from 'tar-stream';
-import { PaeneError } from '../core/errors.js';
+import { PaeneError } from '../model/errors.js';
 import { fsyncDir, writeJsonAtomic } from '../kernel/atomic.js';
-import { type ImageConfig, type ImageRunConfig, type Platform, hostPlatform, parsePlatform } from '../core/ociplan.js';
+import { type ImageConfig, type ImageRunConfig, hostPlatform, parsePlatform } from './ociplan.js';
 import { DEFAULT_MAX_BYTES, DEFAULT_MAX_FILES, forceRemoveTree } from './importer.js';
 import { type ArchiveFormat, type ImageUnpackOptions, type ImageUnpackResult, type LayerRecord, unpackImage, unpackImageFile, unpackLayoutDir } from './oci.js';
 import { acquireStoreLock, acquireStoreLockSync, type StoreLock } from './lock.js';
-import { type ExportFormat, exportImage } from './ociexport.js';
+import { type ExportFormat, type StoredImageConfig, exportImage } from './ociexport.js';
+
+export type { StoredImageConfig } from './ociexport.js';
 import { packTree, writeTreeTar } from './walk.js';
 
 export interface ImageInfo {
@@ -37,16 +39,6 @@ export interface ImageInfo {
   /** what it was imported from: a flat tar, or an OCI / docker image (with its config) */
   format: ArchiveFormat;
   config?: StoredImageConfig;
-}
-
-/** An imported image's config as kept with its tree (manifest.json's `image`). */
-export interface StoredImageConfig {
-  platform: Platform;
-  run: ImageRunConfig;
-  diffIds: string[];
-  layers: LayerRecord[];
-  created?: string;
-  author?: string;
 }
 
 export interface ImportOptions {

@@ -10,7 +10,7 @@
 
 import fs from 'node:fs';
 import path from 'node:path';
-import { PaeneError } from '../core/errors.js';
+import { PaeneError } from '../model/errors.js';
 import { normalizeEntryName, showName } from './entryname.js';
 
 export interface TarMember {

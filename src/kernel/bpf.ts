@@ -1,4 +1,4 @@
-// Puts a shared-network context's sock_addr programs (src/core/sockaddr.ts)
+// Puts a shared-network context's sock_addr programs (src/net/sockaddr.ts)
 // on its cgroup v2 directory, through the native loader
 // src/native/paene-bpf.c, which loads and attaches what it is given and
 // decides nothing. Attaching again replaces the programs in place; a live
@@ -8,10 +8,9 @@
 
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { BPF_DW, BPF_IMM, BPF_LD, BPF_PSEUDO_MAP_FD, BPF_PSEUDO_MAP_VALUE } from '../core/ebpf.js';
-import { PaeneError } from '../core/errors.js';
-import { ATTACH_TYPE, SOCK_ADDR_HOOKS, type SockAddrHook, STORE } from '../core/sockaddr.js';
-import { BPF_CGROUP_DEVICE } from '../core/ociresources.js';
+import { BPF_CGROUP_DEVICE, BPF_DW, BPF_IMM, BPF_LD, BPF_PSEUDO_MAP_FD, BPF_PSEUDO_MAP_VALUE } from '../bpf/ebpf.js';
+import { PaeneError } from '../model/errors.js';
+import { ATTACH_TYPE, SOCK_ADDR_HOOKS, type SockAddrHook, STORE } from '../net/sockaddr.js';
 import { nativePath } from './helper.js';
 
 /** paene-bpf's exit status when the kernel lacks cgroup BPF (see paene-bpf.c). */

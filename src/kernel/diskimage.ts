@@ -11,11 +11,11 @@
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { PaeneError } from '../core/errors.js';
-import type { DiskLimit } from '../core/spec.js';
+import { PaeneError } from '../model/errors.js';
+import type { DiskLimit } from '../context/config.js';
 
-/** The limit is the config's (core/spec.ts owns its shape and validation). */
-export type { DiskLimit } from '../core/spec.js';
+/** The limit is the config's (context/config.ts owns its shape and validation). */
+export type { DiskLimit } from '../context/config.js';
 
 /** ext4 needs room for its own metadata; below this a filesystem is not useful. */
 export const MIN_DISK_BYTES = 8 * 1024 * 1024;

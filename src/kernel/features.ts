@@ -1,7 +1,7 @@
 // Checks that the host can run contexts, naming exactly what is missing.
 
 import fs from 'node:fs';
-import { PaeneError } from '../core/errors.js';
+import { PaeneError } from '../model/errors.js';
 
 export function requireRoot(what: string): void {
   if (process.platform !== 'linux') throw new PaeneError('unsupported', 'paene runs on Linux only (it uses namespaces, cgroups and overlayfs)');

@@ -8,7 +8,7 @@
 
 import { setTimeout as sleep } from 'node:timers/promises';
 import fs from 'node:fs';
-import { PaeneError, errnoOf } from '../core/errors.js';
+import { PaeneError, errnoOf } from '../model/errors.js';
 import { isAlive, readStat } from './procfs.js';
 
 /** How long an empty lock file counts as a holder still writing its identity. */

@@ -6,7 +6,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { PaeneError } from '../core/errors.js';
+import { PaeneError } from '../model/errors.js';
 import { nativePath } from './package.js';
 import { EXEC_PLAN } from '../proto/exec-plan.js';
 import { HELPER_REQUEST } from '../proto/helper-request.js';

@@ -4,7 +4,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { PaeneError } from '../core/errors.js';
+import { PaeneError } from '../model/errors.js';
 
 /** The package root: the nearest directory above this file with a package.json (src/, dist/ or the CLI bundle alike). */
 export function packageRoot(): string {

@@ -14,9 +14,9 @@
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { PaeneError } from '../core/errors.js';
-import { SCRATCH_DIRS, SCRATCH_SIZE } from '../core/spec.js';
-import type { Layout } from '../runtime/layout.js';
+import { PaeneError } from '../model/errors.js';
+import { SCRATCH_DIRS, SCRATCH_SIZE } from '../context/config.js';
+import type { Layout } from './layout.js';
 
 const TMPFS_MAGIC = 0x01021994;
 

@@ -2,7 +2,7 @@
  * paene-bpf: loads cgroup sock_addr eBPF programs (and paene-runc's device
  * program, attach type 6, BPF_CGROUP_DEVICE) and attaches them to a cgroup v2
  * directory. It decides nothing: the programs are assembled in TypeScript
- * (src/core/sockaddr.ts, src/core/ociresources.ts, src/core/ebpf.ts) and
+ * (src/net/sockaddr.ts, src/oci/resources.ts, src/bpf/ebpf.ts) and
  * arrive as hex.
  *
  *   paene-bpf attach CGROUP_DIR [sk-storage=BYTES] [cg-storage=HEX] TYPE=HEX [TYPE=HEX ...]

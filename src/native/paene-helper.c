@@ -1478,7 +1478,7 @@ static int sysctl_main(int argc, char **argv) {
     if (!eq || eq - argv[i] >= (long)sizeof key) die("bad sysctl '%s'", argv[i]);
     memcpy(key, argv[i], eq - argv[i]);
     key[eq - argv[i]] = 0;
-    /* the runtime sends only per-context (uts/ipc) sysctls (core/spec.ts isPerContextSysctl) */
+    /* the runtime sends only per-context (uts/ipc) sysctls (context/config.ts isPerContextSysctl) */
     for (char *c = key; *c; c++)
       if (*c == '.') *c = '/';
     snprintf(p, sizeof p, "/proc/sys/%s", key);

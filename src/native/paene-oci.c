@@ -1,7 +1,7 @@
 /*
  * paene-oci: the native part of paene-runc, paene's OCI runtime command line.
  *
- * The TypeScript side (src/core/ocispec.ts) turns an OCI bundle's config.json
+ * The TypeScript side (src/oci/spec.ts) turns an OCI bundle's config.json
  * into a plan: every mount with its flags already computed, every device,
  * capability mask, rlimit and seccomp program decided.  This program only
  * carries the plan out, in a fixed order, and reports failures precisely.
@@ -83,7 +83,7 @@ void die(const char *fmt, ...) {
 struct mnt {
   const char *src, *dst, *type, *data;
   unsigned long flags, prop;
-  unsigned how; /* HOW_* bits, decided by the runtime (core/ocispec.ts MOUNT_HOW) */
+  unsigned how; /* HOW_* bits, decided by the runtime (oci/spec.ts MOUNT_HOW) */
 };
 /* the destination must be reached without a symlink, and be a directory (proc, sysfs: runc's rule) */
 #define HOW_NO_SYMLINK 1u

@@ -3,7 +3,7 @@
  * (the tool) and paene-helper (whose monitor keeps loaded program sets, and
  * whose start handler attaches one to a shared context's cgroup before the
  * init joins it). The programs and the storage value are made in TypeScript
- * (src/core/sockaddr.ts) and arrive as arguments; nothing here decides what
+ * (src/net/sockaddr.ts) and arrive as arguments; nothing here decides what
  * they do. Nothing here exits either: errors come back in a struct sa_err.
  *
  * A program list is [sk-storage=BYTES] [cg-storage=HEX] TYPE=HEX...:

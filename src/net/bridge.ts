@@ -1,4 +1,4 @@
-// Carries out a PrivateNetPlan (src/core/bridgeplan.ts) with ip(8) and nft(8):
+// Carries out a PrivateNetPlan (src/net/bridgeplan.ts) with ip(8) and nft(8):
 // the bridge with the gateway address, one veth pair per context (host end a
 // bridge port, guest end eth0 in the context's namespace), and paene's
 // nftables tables (NAT, --publish, anti-spoofing).
@@ -30,8 +30,8 @@ import {
   validateBridgeConfig,
   validateIfName,
   validatePlan,
-} from '../core/bridgeplan.js';
-import { type ErrorCode, PaeneError } from '../core/errors.js';
+} from './bridgeplan.js';
+import { type ErrorCode, PaeneError } from '../model/errors.js';
 
 export interface NetHost {
   /** path to a network namespace file (/run/netns/NAME, /proc/PID/ns/net); undefined = this process's own */

@@ -7,10 +7,10 @@
 
 import fs from 'node:fs';
 import path from 'node:path';
-import { PaeneError, isPaeneError } from '../core/errors.js';
-import { NS_TYPES, RLIMITS, type OciProcess, type OciResources } from '../core/ocispec.js';
-import { CAP_NAMES } from '../core/caps.js';
-import { OCI_JSON_MAX_BYTES, parseOciJson } from '../core/ocijson.js';
+import { PaeneError, isPaeneError } from '../model/errors.js';
+import { NS_TYPES, RLIMITS, type OciProcess, type OciResources } from './spec.js';
+import { CAP_NAMES } from '../model/caps.js';
+import { OCI_JSON_MAX_BYTES, parseOciJson } from './json.js';
 import { DEFAULT_OCI_ROOT, OCI_VERSION, OciRuntime, type NativeRunner } from './runtime.js';
 
 const VERSION = '0.1.0';

@@ -19,7 +19,7 @@ import { PLANNER_ACTION, PLANNER_REPLY, PLANNER_REQUEST } from '../proto/planner
 import { decodeMessage, encodeMessage, type Entry, type TokenMessage } from '../proto/tokens.js';
 import { main, type CliIO } from './cli.js';
 import { readSync, type NativeRun, type NativeRunner } from './runtime.js';
-import { PaeneError } from '../core/errors.js';
+import { PaeneError } from '../model/errors.js';
 
 export const PLANNER_SOCKET = '.planner.sock';
 

@@ -1,7 +1,7 @@
 // paene-runc's runtime: OCI containers from bundles, one directory per
 // container under the state root (default /run/paene-runc), carried out by
-// paene-oci (src/native/paene-oci.c) with the plan from core/ocispec.ts and
-// the cgroups through paene's own adapter (kernel/cgroups.ts).
+// paene-oci (src/native/paene-oci.c) with the plan from oci/spec.ts and
+// the cgroups through paene's own adapter (cgroups/cgroups.ts).
 //
 // ROOT/ID/state.json   the container: pid + start time of its init, bundle,
 //                      cgroup path, config digest, whether start was called
@@ -12,7 +12,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { PaeneError, errnoOf } from '../core/errors.js';
+import { PaeneError, errnoOf } from '../model/errors.js';
 import {
   NS_FILE,
   createTokens,
@@ -27,12 +27,12 @@ import {
   type OciProcess,
   type OciResources,
   type PlanMount,
-} from '../core/ocispec.js';
-import { ioThrottleWrites, resourceWrites } from '../core/ociresources.js';
+} from './spec.js';
+import { ioThrottleWrites, resourceWrites } from './resources.js';
 import type { Entry } from '../proto/tokens.js';
-import { OCI_JSON_MAX_BYTES, parseOciJson } from '../core/ocijson.js';
-import type { BlockDevice, CgroupVersion } from '../core/cgroupmap.js';
-import { ContextCgroup, detectCgroupHost, limitsVersion, parseMountinfo, type CgroupHost } from '../kernel/cgroups.js';
+import { OCI_JSON_MAX_BYTES, parseOciJson } from './json.js';
+import type { BlockDevice, CgroupVersion } from '../cgroups/map.js';
+import { ContextCgroup, detectCgroupHost, limitsVersion, parseMountinfo, type CgroupHost } from '../cgroups/cgroups.js';
 import { attachDeviceProgram } from '../kernel/bpf.js';
 import { blockDevicesFor } from '../runtime/iothrottle.js';
 import { writeFileAtomic, writeJsonAtomic } from '../kernel/atomic.js';

@@ -1,5 +1,5 @@
 // The fork back-off's guard requests to the monitor (or its watcher):
-// src/native/forkbackoff.h carries them out; core/forkbackoff.ts decides
+// src/native/forkbackoff.h carries them out; model/forkbackoff.ts decides
 // every value. `guard --pid P --off` ends a guard; `guard-status --pid P`
 // answers "ok held=0|1 holds=N refusals=N".
 

@@ -1,5 +1,5 @@
 // The plan paene-runc hands paene-oci (src/native/paene-oci.c): everything
-// decided, nothing for the native side to choose. Written by core/ocispec.ts
+// decided, nothing for the native side to choose. Written by oci/spec.ts
 // (createTokens, processTokens) and oci/runtime.ts (exec and hook plans).
 
 import type { TokenMessage } from './tokens.js';

@@ -2,8 +2,8 @@
 // exec's capability sets and seccomp mode, read from /proc (paene caps).
 
 import fs from 'node:fs';
-import { type DecodedCaps, capMask, decodeStatus, formatCapHex, maskToNames, type CapSpec } from '../core/caps.js';
-import { PaeneError } from '../core/errors.js';
+import { type DecodedCaps, capMask, decodeStatus, formatCapHex, maskToNames, type CapSpec } from '../model/caps.js';
+import { PaeneError } from '../model/errors.js';
 import type { Runtime } from './runtime.js';
 
 export interface LiveCaps {

@@ -13,9 +13,9 @@
 
 import fs from 'node:fs';
 import path from 'node:path';
-import { PaeneError, errnoOf } from '../core/errors.js';
-import { ipv4Number } from '../core/net.js';
-import type { ContextConfig } from '../core/spec.js';
+import { PaeneError, errnoOf } from '../model/errors.js';
+import { ipv4Number } from '../net/model.js';
+import type { ContextConfig } from '../context/config.js';
 import { fsyncDir } from '../kernel/atomic.js';
 import type { StateStore } from './state.js';
 

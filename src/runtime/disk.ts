@@ -4,8 +4,8 @@
 
 import { startIoThrottle, stopIoThrottle, throttlerOf } from './iothrottle.js';
 import fs from 'node:fs';
-import { PaeneError } from '../core/errors.js';
-import type { DiskLimit } from '../core/spec.js';
+import { PaeneError } from '../model/errors.js';
+import type { DiskLimit } from '../context/config.js';
 import { type DiskUsage, diskUsage, isMountPoint, mountDiskImage, unmountDiskImage } from '../kernel/diskimage.js';
 import type { ImageInfo, ImageStore } from '../image/store.js';
 import { treeUsage } from '../image/walk.js';

@@ -5,11 +5,11 @@
 // reaps the context's init.
 
 import path from 'node:path';
-import { forkBackoffRequest, guardOff, guardStatusRequest } from '../core/forkbackoff.js';
-import type { ResourceLimits } from '../core/limits.js';
-import { limitsVersion } from '../kernel/cgroups.js';
+import { forkBackoffRequest, guardOff, guardStatusRequest } from '../model/forkbackoff.js';
+import type { ResourceLimits } from '../model/limits.js';
+import { limitsVersion } from '../cgroups/cgroups.js';
 import { HelperRefusal } from '../kernel/helper.js';
-import type { Runtime } from './runtime.js';
+import type { RuntimeParts } from './parts.js';
 
 export interface BackoffStatus {
   held: boolean;
@@ -20,7 +20,7 @@ export interface BackoffStatus {
 }
 
 /** Guards a running context (init `pid`) by its limits, or turns its guard off. */
-export async function guardForks(rt: Runtime, name: string, limits: ResourceLimits, pid: number): Promise<void> {
+export async function guardForks(rt: RuntimeParts, name: string, limits: ResourceLimits, pid: number): Promise<void> {
   const cg = rt.cgroupOf(name);
   const cpuDir = cg.dir('cpu');
   const pidsDir = cg.dir('pids');
@@ -40,12 +40,12 @@ export async function guardForks(rt: Runtime, name: string, limits: ResourceLimi
  * Ends a context's guard before it is stopped, putting back the CPU settings
  * of a hold: 1024 processes held to a few % of a CPU take seconds to die.
  */
-export async function unguardForks(rt: Runtime, pid: number): Promise<void> {
+export async function unguardForks(rt: RuntimeParts, pid: number): Promise<void> {
   await rt.monitor.tell(guardOff(pid)).catch(() => undefined);
 }
 
 /** The back-off's state for a running context; undefined when it is not guarded. */
-export async function backoffStatus(rt: Runtime, name: string): Promise<BackoffStatus | undefined> {
+export async function backoffStatus(rt: RuntimeParts, name: string): Promise<BackoffStatus | undefined> {
   const live = rt.store.live(name);
   if (!live) return undefined;
   let answer: string;

@@ -17,16 +17,16 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import fs from 'node:fs';
 import path from 'node:path';
-import { PaeneError, errnoOf } from '../core/errors.js';
-import type { BlockDevice } from '../core/cgroupmap.js';
-import type { ResourceLimits } from '../core/limits.js';
-import type { ContextConfig } from '../core/spec.js';
-import type { CgroupHost } from '../kernel/cgroups.js';
+import { PaeneError, errnoOf } from '../model/errors.js';
+import type { BlockDevice } from '../cgroups/map.js';
+import type { ResourceLimits } from '../model/limits.js';
+import type { ContextConfig } from '../context/config.js';
+import type { CgroupHost } from '../cgroups/cgroups.js';
 import { nativePath } from '../kernel/helper.js';
 import { isAlive, readStat } from '../kernel/procfs.js';
 import { IO_THROTTLE_REQUEST, IO_THROTTLE_STATUS } from '../proto/io-throttle.js';
 import { decodeMessage, flagArgs, type Entry } from '../proto/tokens.js';
-import type { Runtime } from './runtime.js';
+import type { RuntimeParts } from './parts.js';
 
 
 /** Linux dev_t → major:minor (glibc's gnu_dev_major/minor encoding). */
@@ -103,15 +103,15 @@ interface ThrottlerRecord {
   starttime: number;
 }
 
-function recordFile(rt: Runtime, name: string): string {
+function recordFile(rt: RuntimeParts, name: string): string {
   return path.join(rt.layout.contextDir(name), 'iothrottle.json');
 }
-export function statusFile(rt: Runtime, name: string): string {
+export function statusFile(rt: RuntimeParts, name: string): string {
   return path.join(rt.layout.contextDir(name), 'iothrottle.status');
 }
 
 /** The running throttler of a context, if any. */
-export function throttlerOf(rt: Runtime, name: string): ThrottlerRecord | undefined {
+export function throttlerOf(rt: RuntimeParts, name: string): ThrottlerRecord | undefined {
   try {
     const r = JSON.parse(fs.readFileSync(recordFile(rt, name), 'utf8')) as ThrottlerRecord;
     return isAlive(r.pid, r.starttime) ? r : undefined;
@@ -121,7 +121,7 @@ export function throttlerOf(rt: Runtime, name: string): ThrottlerRecord | undefi
 }
 
 /** The freezer file of a context and the values that freeze and thaw it. */
-function freezerOf(rt: Runtime, name: string): { file: string; frozen: string; thawed: string } | undefined {
+function freezerOf(rt: RuntimeParts, name: string): { file: string; frozen: string; thawed: string } | undefined {
   const cg = rt.cgroupOf(name);
   if (cg.unifiedDir && fs.existsSync(path.join(cg.unifiedDir, 'cgroup.freeze'))) return { file: path.join(cg.unifiedDir, 'cgroup.freeze'), frozen: '1', thawed: '0' };
   const f = rt.cgroupHost.v1.has('freezer') ? cg.dir('freezer') : undefined;
@@ -132,7 +132,7 @@ function freezerOf(rt: Runtime, name: string): { file: string; frozen: string; t
  * Starts the context's throttler if its limits need one (runtime hook, after
  * the init is up). Idempotent: a running one is stopped first.
  */
-export async function startIoThrottle(rt: Runtime, name: string, known?: ContextConfig): Promise<number | undefined> {
+export async function startIoThrottle(rt: RuntimeParts, name: string, known?: ContextConfig): Promise<number | undefined> {
   const config = known ?? rt.config(name);
   // No I/O rate asked for: nothing to run, and none can be running (every start and stop ends the last one).
   if (config.limits.io?.writeBps === undefined && config.limits.io?.readBps === undefined && !throttlerOf(rt, name)) return undefined;
@@ -158,7 +158,7 @@ export async function startIoThrottle(rt: Runtime, name: string, known?: Context
 }
 
 /** Stops the context's throttler by pid (runtime hook, before the context is stopped); it thaws the context as it exits. */
-export async function stopIoThrottle(rt: Runtime, name: string): Promise<void> {
+export async function stopIoThrottle(rt: RuntimeParts, name: string): Promise<void> {
   const rec = throttlerOf(rt, name);
   if (rec) {
     try {
@@ -208,7 +208,7 @@ export interface ThrottlerStatus {
 }
 
 /** The throttler's last published state (every 250 ms), if it runs. */
-export function ioThrottleStatus(rt: Runtime, name: string): ThrottlerStatus | undefined {
+export function ioThrottleStatus(rt: RuntimeParts, name: string): ThrottlerStatus | undefined {
   const rec = throttlerOf(rt, name);
   if (!rec) return undefined;
   const kv = new Map<string, number>();

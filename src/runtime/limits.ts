@@ -3,9 +3,9 @@
 // throttler restarted with the new rates).
 
 import fs from 'node:fs';
-import { type CgroupWrite, ipcSysctls, ownControllers, schedOf } from '../core/cgroupmap.js';
-import { type LimitsPatch, type ResourceLimits, limitWarnings, mergeLimits } from '../core/limits.js';
-import { limitsVersion } from '../kernel/cgroups.js';
+import { type CgroupWrite, ipcSysctls, ownControllers, schedOf } from '../cgroups/map.js';
+import { type LimitsPatch, type ResourceLimits, limitWarnings, mergeLimits } from '../model/limits.js';
+import { limitsVersion } from '../cgroups/cgroups.js';
 import { setSched } from '../kernel/helper.js';
 import { guardForks } from './forkbackoff.js';
 import { blockDevicesFor, ioMechanism, startIoThrottle, throttlerOf, type IoMechanism } from './iothrottle.js';

@@ -3,7 +3,7 @@
 // Within one process (a many-context call, the API service) waiters on the
 // same file queue here instead of polling the file against each other.
 
-import { PaeneError } from '../core/errors.js';
+import { PaeneError } from '../model/errors.js';
 import { acquireFileLock } from '../kernel/filelock.js';
 
 export interface LockOptions {

@@ -1,11 +1,11 @@
 // Wires the runtime to its collaborators: the image store and the default policy.
 
-import { SHARED_NET_SECCOMP_POLICY, buildSeccompFilter } from '../core/seccomp.js';
-import type { ContextConfig } from '../core/spec.js';
-import { resolveUser } from '../core/ociplan.js';
+import { SHARED_NET_SECCOMP_POLICY, buildSeccompFilter } from '../seccomp/filter.js';
+import type { ContextConfig } from '../context/config.js';
+import { resolveUser } from '../image/ociplan.js';
 import { DEFAULT_IMAGE, ImageStore } from '../image/store.js';
 import { ensureBaseImage } from '../image/base.js';
-import { Layout } from './layout.js';
+import { Layout } from '../kernel/layout.js';
 import { type ImageDefaults, type ImageSource, type Policy, Runtime } from './runtime.js';
 
 

@@ -19,11 +19,11 @@ import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { capMask } from '../core/caps.js';
-import { PaeneError } from '../core/errors.js';
-import { type CgroupWrite, cgroupWrites, freshWrites, ipcSysctls, ownControllers, schedOf } from '../core/cgroupmap.js';
-import type { ResourceLimits } from '../core/limits.js';
-import { type NetSpec, canonicalIp, netGaps, validateNetSpec } from '../core/net.js';
+import { capMask } from '../model/caps.js';
+import { PaeneError } from '../model/errors.js';
+import { type CgroupWrite, cgroupWrites, freshWrites, ipcSysctls, ownControllers, schedOf } from '../cgroups/map.js';
+import type { ResourceLimits } from '../model/limits.js';
+import { type NetSpec, canonicalIp, netGaps, validateNetSpec } from '../net/model.js';
 import {
   type ContextConfig,
   DEVICE_NODES,
@@ -38,9 +38,9 @@ import {
   validateName,
   writablePaths,
   XID_MIN,
-} from '../core/spec.js';
-import { ContextCgroup, type CgroupHost, detectCgroupHost, limitsVersion, removeParentIfEmpty } from '../kernel/cgroups.js';
-import { type ImageRunConfig, planProcess } from '../core/ociplan.js';
+} from '../context/config.js';
+import { ContextCgroup, type CgroupHost, detectCgroupHost, limitsVersion, removeParentIfEmpty } from '../cgroups/cgroups.js';
+import { type ImageRunConfig, planProcess } from '../image/ociplan.js';
 import { createDiskImage, mountDiskImage, unmountDiskImage } from '../kernel/diskimage.js';
 import { prepareScratch, releaseScratch, removeScratch, type ScratchLock } from '../kernel/scratch.js';
 import { requireFeatures, requireRoot } from '../kernel/features.js';
@@ -49,8 +49,8 @@ import { writeFileAtomic } from '../kernel/atomic.js';
 import { allPids, cmdline, innerPid, isAlive, processMemory, readStat } from '../kernel/procfs.js';
 import { guardForks, unguardForks } from './forkbackoff.js';
 import { blockDevicesFor, startIoThrottle, stopIoThrottle } from './iothrottle.js';
-import { ContextNetwork } from '../net/context.js';
-import { Layout } from './layout.js';
+import { ContextNetwork } from './network.js';
+import { Layout } from '../kernel/layout.js';
 import { withLock } from './lock.js';
 import { StateStore } from './state.js';
 import { type Claims, addressClaims } from './claims.js';
@@ -112,7 +112,7 @@ export interface ExecOptions {
   env?: Record<string, string>;
 }
 
-/** Devices a context may use (v1 devices cgroup): the nodes its /dev has, and its ptys (core/spec.ts owns the list). */
+/** Devices a context may use (v1 devices cgroup): the nodes its /dev has, and its ptys (context/config.ts owns the list). */
 export const DEVICE_RULES: CgroupWrite[] = [
   { controller: 'devices', file: 'devices.deny', value: 'a' },
   ...deviceAllowList().map((value) => ({ controller: 'devices', file: 'devices.allow', value })),

@@ -2,11 +2,11 @@
 // should be) and its state (what is running). Both written atomically.
 
 import fs from 'node:fs';
-import { PaeneError, errnoOf } from '../core/errors.js';
-import { type ContextConfig, validateConfig } from '../core/spec.js';
+import { PaeneError, errnoOf } from '../model/errors.js';
+import { type ContextConfig, validateConfig } from '../context/config.js';
 import { isAlive } from '../kernel/procfs.js';
 import { writeJsonAtomic } from '../kernel/atomic.js';
-import type { Layout } from './layout.js';
+import type { Layout } from '../kernel/layout.js';
 
 /** What the runtime records about a started context. */
 export interface RunState {

@@ -1,8 +1,8 @@
 // `paene stats`: per-context CPU, bucket model, memory, processes and disk
 // I/O from the usage counters (vserver-stat, vtop).
 
-import { eachBounded } from '../core/names.js';
-import { TokenBucket, rateOf } from '../core/tokenBucket.js';
+import { eachBounded } from '../model/names.js';
+import { TokenBucket, rateOf } from '../model/tokenBucket.js';
 import { type BackoffStatus, backoffStatus } from './forkbackoff.js';
 import { ioThrottleStatus } from './iothrottle.js';
 import { sampleUsage, type UsageSample } from './limits.js';

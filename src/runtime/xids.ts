@@ -2,8 +2,8 @@
 // the xid, ROOT/xids/<xid>. `create` reads the directory's names to find the
 // lowest free xid, so its cost does not grow with the number of contexts.
 
-import { PaeneError } from '../core/errors.js';
-import { XID_MAX, XID_MIN } from '../core/spec.js';
+import { PaeneError } from '../model/errors.js';
+import { XID_MAX, XID_MIN } from '../context/config.js';
 import { Claims } from './claims.js';
 import type { StateStore } from './state.js';
 

@@ -12,8 +12,8 @@ import { runPacking } from '../../src/bench/packing.js';
 import { PEER_CGROUP_PARENT, listPeerContainers, peerCgroupDirs } from '../../src/bench/peers.js';
 import { lifecycleTable, overheadTable, packingLatencyPlot, packingPlot, packingTable } from '../../src/bench/report.js';
 import { median, percentile } from '../../src/bench/common.js';
-import { detectCgroupHost } from '../../src/kernel/cgroups.js';
-import { Layout } from '../../src/runtime/layout.js';
+import { detectCgroupHost } from '../../src/cgroups/cgroups.js';
+import { Layout } from '../../src/kernel/layout.js';
 import { describeReal, tempRoot } from '../helpers.js';
 
 /** Every host pid whose command line mentions `needle` (our scratch dir is unique). */

@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { expect } from 'vitest';
-import { PaeneError } from '../../src/core/errors.js';
+import { PaeneError } from '../../src/model/errors.js';
 import { ImageStore } from '../../src/image/store.js';
 import { tempRoot } from '../helpers.js';
 import { diffSnapshots, makeTar, prng, snapshot, streamOf } from './tarhelp.js';

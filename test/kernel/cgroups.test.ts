@@ -6,7 +6,7 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import { afterEach, expect, it } from 'vitest';
-import { type CgroupHost, ContextCgroup, detectCgroupHost, removeParentIfEmpty } from '../../src/kernel/cgroups.js';
+import { type CgroupHost, ContextCgroup, detectCgroupHost, removeParentIfEmpty } from '../../src/cgroups/cgroups.js';
 import { isAlive } from '../../src/kernel/procfs.js';
 import { describeReal } from '../helpers.js';
 

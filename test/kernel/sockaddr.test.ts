@@ -1,5 +1,5 @@
 // The shared-network wall on the real kernel: the programs of
-// src/core/sockaddr.ts pass the verifier, and once attached to a cgroup they
+// src/net/sockaddr.ts pass the verifier, and once attached to a cgroup they
 // do to a process inside what the policy says. Only loopback addresses
 // (127.0.0.0/8, ::1) are used; no interface is touched. The "host" here is
 // this test process, outside the cgroup, with listeners on 127.0.0.1 and on
@@ -12,11 +12,11 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { Asm } from '../../src/core/ebpf.js';
-import { isPaeneError } from '../../src/core/errors.js';
-import { buildSockAddr, SOCK_ADDR_HOOKS, type SockAddrHook, type SockAddrPolicy } from '../../src/core/sockaddr.js';
+import { Asm } from '../../src/bpf/ebpf.js';
+import { isPaeneError } from '../../src/model/errors.js';
+import { buildSockAddr, SOCK_ADDR_HOOKS, type SockAddrHook, type SockAddrPolicy } from '../../src/net/sockaddr.js';
 import { applySockAddr, attachedSockAddr, attachSockAddr, detachSockAddr, verifySockAddr } from '../../src/kernel/bpf.js';
-import { detectCgroupHost } from '../../src/kernel/cgroups.js';
+import { detectCgroupHost } from '../../src/cgroups/cgroups.js';
 import { describeReal } from '../helpers.js';
 
 const OWN = '127.77.1.2';

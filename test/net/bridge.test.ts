@@ -18,8 +18,8 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { DEFAULT_BRIDGE, parsePublish, planPrivateNet, type PrivateNetPlan } from '../../src/core/bridgeplan.js';
-import { isPaeneError } from '../../src/core/errors.js';
+import { DEFAULT_BRIDGE, parsePublish, planPrivateNet, type PrivateNetPlan } from '../../src/net/bridgeplan.js';
+import { isPaeneError } from '../../src/model/errors.js';
 import {
   connectPrivate,
   disconnectPrivate,

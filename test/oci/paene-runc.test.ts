@@ -6,9 +6,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { DEFAULT_IMAGE } from '../../src/image/store.js';
-import { detectCgroupHost } from '../../src/kernel/cgroups.js';
+import { detectCgroupHost } from '../../src/cgroups/cgroups.js';
 import { verifyDeviceProgram } from '../../src/kernel/bpf.js';
-import { deviceProgram, deviceRules } from '../../src/core/ociresources.js';
+import { deviceProgram, deviceRules } from '../../src/oci/resources.js';
 import { openImageStore, storeImageSource } from '../../src/runtime/open.js';
 import { describeReal, tempRoot } from '../helpers.js';
 

@@ -4,7 +4,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { LOW_LATENCY_SLICE_NS } from '../../src/core/cgroupmap.js';
+import { LOW_LATENCY_SLICE_NS } from '../../src/cgroups/map.js';
 import { applyLimits } from '../../src/runtime/limits.js';
 import { openRuntime } from '../../src/runtime/open.js';
 import type { Runtime } from '../../src/runtime/runtime.js';

@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { CAP_LAST_CAP, type CapSpec, capMask, parseProcStatusCaps, CAP_SET_NAMES } from '../../src/core/caps.js';
+import { CAP_LAST_CAP, type CapSpec, capMask, parseProcStatusCaps, CAP_SET_NAMES } from '../../src/model/caps.js';
 import { openRuntime } from '../../src/runtime/open.js';
 import type { Runtime } from '../../src/runtime/runtime.js';
 import { describeReal, tempRoot, disposeRuntime } from '../helpers.js';

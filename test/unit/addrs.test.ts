@@ -5,12 +5,12 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { formatIPv4 } from '../../src/core/bridgeplan.js';
-import { ipv4Number } from '../../src/core/net.js';
-import { type ContextConfig, newConfig } from '../../src/core/spec.js';
-import { ContextNetwork } from '../../src/net/context.js';
+import { formatIPv4 } from '../../src/net/bridgeplan.js';
+import { ipv4Number } from '../../src/net/model.js';
+import { type ContextConfig, newConfig } from '../../src/context/config.js';
+import { ContextNetwork } from '../../src/runtime/network.js';
 import { type Claims, addressClaims } from '../../src/runtime/claims.js';
-import { Layout } from '../../src/runtime/layout.js';
+import { Layout } from '../../src/kernel/layout.js';
 import { StateStore } from '../../src/runtime/state.js';
 
 let root: string;

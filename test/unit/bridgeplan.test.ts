@@ -13,9 +13,9 @@ import {
   parseSubnet4,
   planPrivateNet,
   validatePlan,
-} from '../../src/core/bridgeplan.js';
-import { isPaeneError } from '../../src/core/errors.js';
-import { XID_MAX, XID_MIN } from '../../src/core/spec.js';
+} from '../../src/net/bridgeplan.js';
+import { isPaeneError } from '../../src/model/errors.js';
+import { XID_MAX, XID_MIN } from '../../src/context/config.js';
 
 function code(fn: () => unknown): string | undefined {
   try {

@@ -24,8 +24,8 @@ import {
   removedCaps,
   validateCapSpec,
   validateCcaps,
-} from '../../src/core/caps.js';
-import { PaeneError } from '../../src/core/errors.js';
+} from '../../src/model/caps.js';
+import { PaeneError } from '../../src/model/errors.js';
 
 describe('capability names', () => {
   it('numbers follow linux/capability.h', () => {

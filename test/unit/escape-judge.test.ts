@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { capBit, capsBeyond, describeParts, judgeAdmin, judgeEscape, parseProbeLine, parseProbeStatus, summarize, type AttemptResult } from '../../src/check/escape-judge.js';
 import { ESCAPE_ATTEMPTS, ADMIN_OPERATIONS } from '../../src/check/escape.js';
-import { capMask } from '../../src/core/caps.js';
+import { capMask } from '../../src/model/caps.js';
 
 describe('escape probe output', () => {
   it('splits the last line into parts at ", " before a result token only', () => {

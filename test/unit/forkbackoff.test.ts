@@ -2,9 +2,9 @@
 // what a hold writes on v1 and v2, the monitor request, the --fork-backoff flag.
 
 import { describe, expect, it } from 'vitest';
-import { FORK_BACKOFF, forkBackoffPercent, forkBackoffRequest, forkBackoffWrites } from '../../src/core/forkbackoff.js';
-import { parseLimitFlags } from '../../src/core/limitflags.js';
-import { DEFAULT_LIMITS, describeLimits, mergeLimits, validateLimits } from '../../src/core/limits.js';
+import { FORK_BACKOFF, forkBackoffPercent, forkBackoffRequest, forkBackoffWrites } from '../../src/model/forkbackoff.js';
+import { parseLimitFlags } from '../../src/model/limitflags.js';
+import { DEFAULT_LIMITS, describeLimits, mergeLimits, validateLimits } from '../../src/model/limits.js';
 
 const target = { pid: 42, eventsFile: '/cg/pids/p/c/pids.events', cpuDir: '/cg/cpu/p/c' };
 

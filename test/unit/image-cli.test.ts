@@ -3,8 +3,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseSize } from '../../src/core/units.js';
-import { isPaeneError } from '../../src/core/errors.js';
+import { parseSize } from '../../src/model/units.js';
+import { isPaeneError } from '../../src/model/errors.js';
 import { tempRoot } from '../helpers.js';
 import { imageCli } from '../image/clihelp.js';
 import { makeTar } from '../image/tarhelp.js';

@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { isPaeneError } from '../../src/core/errors.js';
+import { isPaeneError } from '../../src/model/errors.js';
 import { ImageStore } from '../../src/image/store.js';
 import { tempRoot } from '../helpers.js';
 import { diffSnapshots, makeTar, paxRecord, rawEntry, rawHeader, rawTar, snapshot, streamOf } from '../image/tarhelp.js';

@@ -1,14 +1,14 @@
 // Layered image archives (OCI layout tar and directory, docker-archive) into
 // the store: the tree is checked file by file against the OCI merge model
-// (core/ociplan.ts mergeLayers); hostile layers, digest mismatches and an
+// (image/ociplan.ts mergeLayers); hostile layers, digest mismatches and an
 // interrupted import leave the store as it was.
 
 import fs from 'node:fs';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { isPaeneError } from '../../src/core/errors.js';
-import { type MergedEntry, type ModelEntry, mergeLayers } from '../../src/core/ociplan.js';
+import { isPaeneError } from '../../src/model/errors.js';
+import { type MergedEntry, type ModelEntry, mergeLayers } from '../../src/image/ociplan.js';
 import { ImageStore } from '../../src/image/store.js';
 import { tempRoot } from '../helpers.js';
 import { type TestImage, type TestLayer, dockerTar, ociDir, ociTar } from '../image/ocihelp.js';

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import zlib from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { isPaeneError } from '../../src/core/errors.js';
+import { isPaeneError } from '../../src/model/errors.js';
 import { ImageStore, validateImageName } from '../../src/image/store.js';
 import { treeUsage } from '../../src/image/walk.js';
 import { describeReal, tempRoot } from '../helpers.js';

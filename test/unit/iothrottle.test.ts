@@ -2,7 +2,7 @@
 // host gets, the throttler's rates and default burst, block-device lookup.
 
 import { describe, expect, it } from 'vitest';
-import type { CgroupHost } from '../../src/kernel/cgroups.js';
+import type { CgroupHost } from '../../src/cgroups/cgroups.js';
 import { blockDevicesFor, defaultBurst, ioMechanism, kernelThrottlesWriteback, splitDev, throttlerRates } from '../../src/runtime/iothrottle.js';
 
 const hybrid: CgroupHost = { layout: 'hybrid', v1: new Map([['blkio', '/sys/fs/cgroup/blkio']]), unified: { mount: '/sys/fs/cgroup/unified', controllers: [] } };

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { LOW_LATENCY_SLICE_NS, type CgroupWrite, cgroupWrites, effectiveShare, freshWrites, ipcSysctls, ownControllers, schedOf } from '../../src/core/cgroupmap.js';
-import { LIMIT_FLAGS, parseLimitFlags, parseSem } from '../../src/core/limitflags.js';
-import { DEFAULT_LIMITS, type ResourceLimits, describeLimits, limitWarnings, mergeLimits, validateLimits } from '../../src/core/limits.js';
+import { LOW_LATENCY_SLICE_NS, type CgroupWrite, cgroupWrites, effectiveShare, freshWrites, ipcSysctls, ownControllers, schedOf } from '../../src/cgroups/map.js';
+import { LIMIT_FLAGS, parseLimitFlags, parseSem } from '../../src/model/limitflags.js';
+import { DEFAULT_LIMITS, type ResourceLimits, describeLimits, limitWarnings, mergeLimits, validateLimits } from '../../src/model/limits.js';
 
 const MiB = 2 ** 20;
 const dev = [{ major: 254, minor: 0 }];

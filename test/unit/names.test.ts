@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { eachBounded, expandTemplate, isPattern, matchPattern, selectNames } from '../../src/core/names.js';
+import { eachBounded, expandTemplate, isPattern, matchPattern, selectNames } from '../../src/model/names.js';
 
 const existing = ['db-1', 'db-2', 'web1', 'web10', 'web2', 'worker'];
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { PaeneError } from '../../src/core/errors.js';
+import { PaeneError } from '../../src/model/errors.js';
 import {
   addressPool,
   ipv4Number,
@@ -12,8 +12,8 @@ import {
   reservedAddressOf,
   validateNetSettings,
   validateNetSpec,
-} from '../../src/core/net.js';
-import { newConfig, validateConfig } from '../../src/core/spec.js';
+} from '../../src/net/model.js';
+import { newConfig, validateConfig } from '../../src/context/config.js';
 
 describe('network spec', () => {
   it('defaults to shared with the address left to the pool', () => {

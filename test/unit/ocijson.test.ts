@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { OCI_JSON_MAX_BYTES, OCI_JSON_MAX_DEPTH, jsonDepth, parseOciJson } from '../../src/core/ocijson.js';
+import { OCI_JSON_MAX_BYTES, OCI_JSON_MAX_DEPTH, jsonDepth, parseOciJson } from '../../src/oci/json.js';
 
 describe('OCI JSON within limits', () => {
   it('measures nesting, skipping brackets inside strings and escapes', () => {

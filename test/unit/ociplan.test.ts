@@ -16,8 +16,8 @@ import {
   selectDockerImage,
   selectManifest,
   tagMatches,
-} from '../../src/core/ociplan.js';
-import { isPaeneError } from '../../src/core/errors.js';
+} from '../../src/image/ociplan.js';
+import { isPaeneError } from '../../src/model/errors.js';
 
 const code = (fn: () => unknown): string => {
   try {

@@ -1,7 +1,7 @@
 // OCI linux.resources → cgroup v1 and v2 files, and the device rules as v1
 // writes and as the v2 BPF program, run in paene's eBPF interpreter.
 import { describe, expect, it } from 'vitest';
-import { runEbpf } from '../../src/core/ebpf-run.js';
+import { runEbpf } from '../ebpf-run.js';
 import {
   BPF_DEVCG_ACC,
   BPF_DEVCG_DEV,
@@ -17,8 +17,8 @@ import {
   resourceWritesV2,
   swapMaxV2,
   type DeviceRule,
-} from '../../src/core/ociresources.js';
-import type { OciResources } from '../../src/core/ocispec.js';
+} from '../../src/oci/resources.js';
+import type { OciResources } from '../../src/oci/spec.js';
 
 const v2 = (r: OciResources) => resourceWritesV2(r).writes.map((w) => `${w.file}=${w.value}${w.optional ? '?' : ''}`);
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { compileOciSeccomp, type OciSeccomp } from '../../src/core/ociseccomp.js';
+import { compileOciSeccomp, type OciSeccomp } from '../../src/seccomp/oci-profile.js';
 import {
   AUDIT_ARCH_I386,
   AUDIT_ARCH_X86_64,
@@ -9,8 +9,8 @@ import {
   X32_SYSCALL_BIT,
   checkFilter,
   runFilter,
-} from '../../src/core/seccomp.js';
-import { X86_64_SYSCALLS as NR } from '../../src/core/syscalls-x86_64.js';
+} from '../../src/seccomp/filter.js';
+import { X86_64_SYSCALLS as NR } from '../../src/seccomp/syscalls-x86_64.js';
 
 const run = (prog: Buffer, name: string, args: (number | bigint)[] = [], arch = AUDIT_ARCH_X86_64) =>
   runFilter(prog, { nr: NR[name] as number, arch, args });

@@ -9,7 +9,7 @@ import {
   parseMountOptions,
   translateConfig,
   type OciConfig,
-} from '../../src/core/ocispec.js';
+} from '../../src/oci/spec.js';
 import { parseSignal } from '../../src/oci/cli.js';
 
 function base(): OciConfig {

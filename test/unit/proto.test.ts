@@ -8,7 +8,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { OCI_PLAN } from '../../src/proto/oci-plan.js';
 import { cHeader, decodeMessage, encodeMessage, type Entry, type TokenMessage } from '../../src/proto/tokens.js';
-import { createTokens, processTokens, translateConfig, translateProcess, type OciConfig } from '../../src/core/ocispec.js';
+import { createTokens, processTokens, translateConfig, translateProcess, type OciConfig } from '../../src/oci/spec.js';
 
 const ECHO = path.resolve('dist/native/paene-oci');
 

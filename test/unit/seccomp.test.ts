@@ -21,7 +21,7 @@ import {
   runFilter,
   verdict,
   type Arch,
-} from '../../src/core/seccomp.js';
+} from '../../src/seccomp/filter.js';
 
 const prog = buildSeccompFilter();
 const ARCHES: Arch[] = ['x86_64', 'aarch64'];

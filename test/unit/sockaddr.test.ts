@@ -1,12 +1,12 @@
 // The shared-network wall, run through the eBPF interpreter: every rule of
-// src/core/sockaddr.ts on the same bytes the kernel loads, plus the
+// src/net/sockaddr.ts on the same bytes the kernel loads, plus the
 // assembler and the interpreter themselves. test/kernel/sockaddr.test.ts
 // checks the same programs on the real kernel.
 
 import { describe, expect, it } from 'vitest';
-import { type SockAddrCall, runEbpf, runSockAddr } from '../../src/core/ebpf-run.js';
-import { Asm, decode, encode, R0, R1, R2, R10 } from '../../src/core/ebpf.js';
-import { isPaeneError } from '../../src/core/errors.js';
+import { type SockAddrCall, runEbpf, runSockAddr } from '../ebpf-run.js';
+import { Asm, decode, encode, R0, R1, R2, R10 } from '../../src/bpf/ebpf.js';
+import { isPaeneError } from '../../src/model/errors.js';
 import {
   ATTACH_TYPE,
   buildSockAddr,
@@ -19,7 +19,7 @@ import {
   SOCK_ADDR_HOOKS,
   type SockAddrHook,
   type SockAddrPolicy,
-} from '../../src/core/sockaddr.js';
+} from '../../src/net/sockaddr.js';
 
 /** A v4-only context in a loopback pool, as paene's shared mode makes them. */
 const V4: SockAddrPolicy = {

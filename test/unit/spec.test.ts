@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { DEVICE_NODES, allocateXid, deviceAllowList, guestEnv, isPerContextSysctl, newConfig, parseXid, validateConfig, validateHostname, validateName } from '../../src/core/spec.js';
-import { Layout } from '../../src/runtime/layout.js';
-import { cgroupHostFrom, parseMountinfo } from '../../src/kernel/cgroups.js';
+import { DEVICE_NODES, allocateXid, deviceAllowList, guestEnv, isPerContextSysctl, newConfig, parseXid, validateConfig, validateHostname, validateName } from '../../src/context/config.js';
+import { Layout } from '../../src/kernel/layout.js';
+import { cgroupHostFrom, parseMountinfo } from '../../src/cgroups/cgroups.js';
 import { parseStat } from '../../src/kernel/procfs.js';
 
 describe('context spec', () => {

@@ -18,7 +18,7 @@ import {
   toShares,
   validateBucket,
   type TokenBucketParams,
-} from '../../src/core/tokenBucket.js';
+} from '../../src/model/tokenBucket.js';
 
 const tenSeconds = { durationMs: 10_000 };
 

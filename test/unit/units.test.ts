@@ -12,7 +12,7 @@ import {
   parsePercent,
   parseRate,
   parseSize,
-} from '../../src/core/units.js';
+} from '../../src/model/units.js';
 
 describe('sizes (binary: K = 1024)', () => {
   it('parses units', () => {

@@ -4,8 +4,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { newConfig } from '../../src/core/spec.js';
-import { Layout } from '../../src/runtime/layout.js';
+import { newConfig } from '../../src/context/config.js';
+import { Layout } from '../../src/kernel/layout.js';
 import { StateStore } from '../../src/runtime/state.js';
 import { XidClaims } from '../../src/runtime/xids.js';
 

@@ -25,7 +25,7 @@ import {
   parseSubnet4,
   validateBridgeConfig,
 } from './bridgeplan.js';
-import { PaeneError } from './errors.js';
+import { PaeneError } from '../model/errors.js';
 import { formatIPv6, parseIPv6 } from './sockaddr.js';
 
 export const NET_MODES = ['shared', 'private', 'none', 'host'] as const;

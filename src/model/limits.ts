@@ -1,10 +1,9 @@
 // Per-context resource limits: the config shape, the kernel's ranges,
 // merging, validation (of patches and of config read back from disk),
-// warnings and descriptions. Pure. The CLI flags are core/limitflags.ts;
+// warnings and descriptions. Pure. The CLI flags are model/limitflags.ts;
 // what the kernel gets (cgroup files, IPC sysctls, scheduling) is
-// core/cgroupmap.ts.
+// cgroups/map.ts.
 
-import { effectiveShare, ipcSysctls } from './cgroupmap.js';
 import { PaeneError } from './errors.js';
 import { FORK_BACKOFF_RANGE, describeForkBackoff } from './forkbackoff.js';
 import { DEFAULT_CPU_SHARE, type TokenBucketParams, rateOf, shareWeightOf, toCfs, toShares, validateBucket } from './tokenBucket.js';
@@ -292,5 +291,28 @@ export function describeLimits(limits: ResourceLimits): string[] {
   out.push(`disk i/o: ${ioParts.length > 0 ? ioParts.join(', ') : 'unlimited'}`);
   const s = ipcSysctls(limits);
   if (Object.keys(s).length > 0) out.push(`ipc: ${Object.entries(s).map(([k, v]) => `${k.replace('kernel.', '')}=${v}`).join(', ')}`);
+  return out;
+}
+
+/** The share weight in effect: explicit cpuShare, else a share-mode bucket's rate, else the default. */
+export function effectiveShare(limits: ResourceLimits): number {
+  if (limits.cpuShare !== undefined) return limits.cpuShare;
+  if (limits.cpu?.mode === 'share') return shareWeightOf(limits.cpu);
+  return DEFAULT_CPU_SHARE;
+}
+
+/**
+ * sysctls to set inside the context's own IPC namespace, e.g. { 'kernel.shmmax': '…' }.
+ * kernel.shmall counts pages (of `pageSize` bytes), not bytes; a partial page rounds up.
+ */
+export function ipcSysctls(limits: ResourceLimits, pageSize = 4096): Record<string, string> {
+  const ipc = limits.ipc ?? {};
+  const out: Record<string, string> = {};
+  if (ipc.shmMax !== undefined) out['kernel.shmmax'] = String(ipc.shmMax);
+  if (ipc.shmAll !== undefined) out['kernel.shmall'] = String(Math.ceil(ipc.shmAll / pageSize));
+  if (ipc.shmIds !== undefined) out['kernel.shmmni'] = String(ipc.shmIds);
+  if (ipc.msgMax !== undefined) out['kernel.msgmnb'] = String(ipc.msgMax);
+  if (ipc.msgIds !== undefined) out['kernel.msgmni'] = String(ipc.msgIds);
+  if (ipc.sem !== undefined) out['kernel.sem'] = ipc.sem.join(' ');
   return out;
 }

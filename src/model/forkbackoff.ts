@@ -9,9 +9,8 @@
 // once. The monitor reads pids.events and makes the writes
 // (src/native/forkbackoff.h); every number is decided here.
 
-import type { CgroupVersion } from './cgroupmap.js';
-import type { ResourceLimits } from './limits.js';
-import { rateOf } from './tokenBucket.js';
+import type { CgroupVersion } from './cgroup.js';
+import { type TokenBucketParams, rateOf } from './tokenBucket.js';
 import { FORK_BACKOFF_GUARD } from '../proto/fork-backoff.js';
 import { flagArgs, type Entry } from '../proto/tokens.js';
 
@@ -52,7 +51,7 @@ export const FORK_BACKOFF_RANGE = [1, 100] as const;
  * The hold's CPU in % of one CPU, or undefined when there is none: turned
  * off, or a hard cap already at or below it (the hold would loosen it).
  */
-export function forkBackoffPercent(limits: ResourceLimits): number | undefined {
+export function forkBackoffPercent(limits: BackoffLimits): number | undefined {
   const pct = limits.forkBackoff ?? FORK_BACKOFF.defaultPercent;
   if (pct <= 0) return undefined;
   if (limits.cpu?.mode === 'hard' && rateOf(limits.cpu) * 100 <= pct) return undefined;
@@ -75,6 +74,12 @@ export function forkBackoffWrites(pct: number, version: CgroupVersion): { file: 
   ];
 }
 
+/** What the policy reads of a context's limits (model/limits.ts ResourceLimits has both). */
+export interface BackoffLimits {
+  forkBackoff?: number;
+  cpu?: TokenBucketParams & { mode: string };
+}
+
 export interface GuardTarget {
   /** the context's init (the guard ends when the monitor reaps it) */
   pid: number;
@@ -84,7 +89,7 @@ export interface GuardTarget {
 }
 
 /** The monitor request that guards a running context (or turns its guard off). */
-export function forkBackoffRequest(t: GuardTarget, limits: ResourceLimits, version: CgroupVersion): string[] {
+export function forkBackoffRequest(t: GuardTarget, limits: BackoffLimits, version: CgroupVersion): string[] {
   const pct = forkBackoffPercent(limits);
   if (pct === undefined) return guardOff(t.pid);
   const e: Entry[] = [
@@ -114,7 +119,7 @@ export function guardStatusRequest(pid: number): string[] {
 }
 
 /** One line for `paene limit NAME`. */
-export function describeForkBackoff(limits: ResourceLimits): string {
+export function describeForkBackoff(limits: BackoffLimits): string {
   const pct = limits.forkBackoff ?? FORK_BACKOFF.defaultPercent;
   const dflt = limits.forkBackoff === undefined ? ' (default)' : '';
   if (pct <= 0) return 'fork back-off: off';

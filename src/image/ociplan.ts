@@ -5,7 +5,7 @@
 // importer is tested against), and how an image's config becomes the default
 // process of a context. No I/O here.
 
-import { PaeneError } from './errors.js';
+import { PaeneError } from '../model/errors.js';
 
 const fail = (msg: string): never => {
   throw new PaeneError('hostile-archive', msg);

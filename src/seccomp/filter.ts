@@ -12,7 +12,7 @@
 // wall (and the only one for user namespaces, io_uring and keyctl, which need
 // no capability at all).
 
-import { PaeneError } from './errors.js';
+import { PaeneError } from '../model/errors.js';
 
 // struct sock_filter opcodes (linux/bpf_common.h, linux/filter.h)
 const BPF_LD_W_ABS = 0x20;
@@ -22,7 +22,7 @@ const BPF_JMP_JGT_K = 0x25;
 const BPF_JMP_JGE_K = 0x35;
 const BPF_JMP_JSET_K = 0x45;
 const BPF_RET_K = 0x06;
-/** A &= k: the OCI compiler's SCMP_CMP_MASKED_EQ (core/ociseccomp.ts) */
+/** A &= k: the OCI compiler's SCMP_CMP_MASKED_EQ (seccomp/oci-profile.ts) */
 const BPF_ALU_AND_K = 0x54;
 
 // linux/seccomp.h
@@ -302,7 +302,7 @@ export function buildSeccompFilter(policy: SeccompPolicy = DEFAULT_SECCOMP_POLIC
   return encode([...head, ...x86, ...arm]);
 }
 
-/** struct sock_filter[] bytes (also used by core/ociseccomp.ts). */
+/** struct sock_filter[] bytes (also used by seccomp/oci-profile.ts). */
 export function encode(prog: Insn[]): Buffer {
   if (prog.length > BPF_MAXINSNS) throw new PaeneError('internal', `seccomp program too long (${prog.length} > ${BPF_MAXINSNS})`);
   const b = Buffer.alloc(prog.length * 8);

@@ -84,3 +84,30 @@ export async function eachBounded<I, T>(items: readonly I[], limit: number, fn: 
   await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
   return out;
 }
+
+// The names and numbers of contexts (vserver's xids).
+
+export const NAME_RE = /^[a-z0-9][a-z0-9_-]{0,62}$/;
+
+/** vserver's static xid range; 0 is the host, 1 the spectator. */
+export const XID_MIN = 2;
+
+export const XID_MAX = 49151;
+
+export function validateName(name: string): string {
+  if (!NAME_RE.test(name)) {
+    throw new PaeneError(
+      'invalid-argument',
+      `invalid context name '${name}': use 1-63 characters, lower-case letters, digits, '-' and '_', starting with a letter or digit`,
+    );
+  }
+  return name;
+}
+
+export function parseXid(value: string | number): number {
+  const n = typeof value === 'number' ? value : /^\d+$/.test(value.trim()) ? Number(value) : NaN;
+  if (!Number.isInteger(n) || n < XID_MIN || n > XID_MAX) {
+    throw new PaeneError('invalid-argument', `invalid xid '${value}': must be a whole number from ${XID_MIN} to ${XID_MAX}`);
+  }
+  return n;
+}

@@ -3,33 +3,13 @@
 // and the scheduling class of its processes. Pure: the kernel adapter
 // writes what this returns.
 
-import type { CpuLatency, ResourceLimits } from './limits.js';
-import { DEFAULT_CPU_SHARE, shareWeightOf, toCfs, toShares } from './tokenBucket.js';
+import type { CpuLatency, ResourceLimits } from '../model/limits.js';
+import { effectiveShare } from '../model/limits.js';
+import type { BlockDevice, CgroupVersion, CgroupWrite } from '../model/cgroup.js';
 
-/** The share weight in effect: explicit cpuShare, else a share-mode bucket's rate, else the default. */
-export function effectiveShare(limits: ResourceLimits): number {
-  if (limits.cpuShare !== undefined) return limits.cpuShare;
-  if (limits.cpu?.mode === 'share') return shareWeightOf(limits.cpu);
-  return DEFAULT_CPU_SHARE;
-}
-
-export type CgroupVersion = 'v1' | 'v2';
-export interface BlockDevice {
-  major: number;
-  minor: number;
-}
-/** One value to write into a context's cgroup. For v1, `controller` names the hierarchy. */
-export interface CgroupWrite {
-  controller: string;
-  file: string;
-  value: string;
-  /**
-   * skip this write if the controller or file is absent: files only some kernels
-   * or configs have (swap accounting, burst before 5.14), and writes that only
-   * reset a limit nobody set to "unlimited"
-   */
-  optional?: boolean;
-}
+export type { BlockDevice, CgroupVersion, CgroupWrite } from '../model/cgroup.js';
+export { effectiveShare, ipcSysctls } from '../model/limits.js';
+import { toCfs, toShares } from '../model/tokenBucket.js';
 
 /** The custom slice of the `low` class, ns (the kernel takes 0.1-100 ms). */
 export const LOW_LATENCY_SLICE_NS = 100_000;
@@ -125,22 +105,6 @@ export function cgroupWrites(limits: ResourceLimits, version: CgroupVersion, dev
     }
   }
   return w;
-}
-
-/**
- * sysctls to set inside the context's own IPC namespace, e.g. { 'kernel.shmmax': '…' }.
- * kernel.shmall counts pages (of `pageSize` bytes), not bytes; a partial page rounds up.
- */
-export function ipcSysctls(limits: ResourceLimits, pageSize = 4096): Record<string, string> {
-  const ipc = limits.ipc ?? {};
-  const out: Record<string, string> = {};
-  if (ipc.shmMax !== undefined) out['kernel.shmmax'] = String(ipc.shmMax);
-  if (ipc.shmAll !== undefined) out['kernel.shmall'] = String(Math.ceil(ipc.shmAll / pageSize));
-  if (ipc.shmIds !== undefined) out['kernel.shmmni'] = String(ipc.shmIds);
-  if (ipc.msgMax !== undefined) out['kernel.msgmnb'] = String(ipc.msgMax);
-  if (ipc.msgIds !== undefined) out['kernel.msgmni'] = String(ipc.msgIds);
-  if (ipc.sem !== undefined) out['kernel.sem'] = ipc.sem.join(' ');
-  return out;
 }
 
 /**

@@ -3,7 +3,7 @@
 // names the limit, never a stack overflow or a runtime that runs out of memory
 // half-way through a create.
 
-import { PaeneError } from './errors.js';
+import { PaeneError } from '../model/errors.js';
 
 /** config.json is a few KiB; the largest real ones (big seccomp profiles) stay under 1 MiB. */
 export const OCI_JSON_MAX_BYTES = 32 << 20;

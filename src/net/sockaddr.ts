@@ -39,7 +39,7 @@
 // attaches one to the context's cgroup and writes the value;
 // src/native/paene-bpf.c does the same for live changes (or only rewrites
 // the value when the programs stay). Neither decides anything.
-// src/core/ebpf-run.ts runs the programs in tests the way the kernel would.
+// test/ebpf-run.ts runs the programs in tests the way the kernel would.
 //
 // Kernel facts the code depends on (include/uapi/linux/bpf.h, net/core/filter.c):
 // - struct bpf_sock_addr: user_family 0, user_ip4 4, user_ip6 8..24,
@@ -71,8 +71,8 @@
 //   programs apply the v4 rules to mapped addresses, or the v6 hooks would be
 //   a way around the v4 wall.
 
-import { Asm, R0, R1, R2, R3, R4, R5, R6, R7, R8, R9, R10, type Reg } from './ebpf.js';
-import { PaeneError } from './errors.js';
+import { Asm, R0, R1, R2, R3, R4, R5, R6, R7, R8, R9, R10, type Reg } from '../bpf/ebpf.js';
+import { PaeneError } from '../model/errors.js';
 
 export interface SockAddrPolicy {
   /** The context's own IPv4 addresses, dotted; v4[0] is the primary (may be empty only if v6 is non-empty). */

@@ -1,16 +1,15 @@
 // A context's configuration: what `create` writes and `start` carries out.
 // Pure: validation of user input and of config files read back from disk.
 
-import { type CapSpec, DEFAULT_CAP_SPEC, validateCapSpec, validateCcaps } from './caps.js';
-import { PaeneError } from './errors.js';
-import { DEFAULT_LIMITS, type ResourceLimits, validateLimits } from './limits.js';
-import { DEFAULT_NET_MODE, type NetSpec, hostModeRefusal, validateNetSpec } from './net.js';
+import { type CapSpec, DEFAULT_CAP_SPEC, validateCapSpec, validateCcaps } from '../model/caps.js';
+import { PaeneError } from '../model/errors.js';
+import { XID_MAX, XID_MIN, parseXid, validateName } from '../model/names.js';
+import { DEFAULT_LIMITS, type ResourceLimits, validateLimits } from '../model/limits.js';
+import { DEFAULT_NET_MODE, type NetSpec, hostModeRefusal, validateNetSpec } from '../net/model.js';
+
+export { NAME_RE, XID_MAX, XID_MIN, parseXid, validateName } from '../model/names.js';
 
 export const CONFIG_VERSION = 1;
-export const NAME_RE = /^[a-z0-9][a-z0-9_-]{0,62}$/;
-/** vserver's static xid range; 0 is the host, 1 the spectator. */
-export const XID_MIN = 2;
-export const XID_MAX = 49151;
 const HOSTNAME_RE = /^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
 
 export interface ContextConfig {
@@ -32,24 +31,6 @@ export interface ContextConfig {
 export interface DiskLimit {
   bytes: number;
   inodes?: number;
-}
-
-export function validateName(name: string): string {
-  if (!NAME_RE.test(name)) {
-    throw new PaeneError(
-      'invalid-argument',
-      `invalid context name '${name}': use 1-63 characters, lower-case letters, digits, '-' and '_', starting with a letter or digit`,
-    );
-  }
-  return name;
-}
-
-export function parseXid(value: string | number): number {
-  const n = typeof value === 'number' ? value : /^\d+$/.test(value.trim()) ? Number(value) : NaN;
-  if (!Number.isInteger(n) || n < XID_MIN || n > XID_MAX) {
-    throw new PaeneError('invalid-argument', `invalid xid '${value}': must be a whole number from ${XID_MIN} to ${XID_MAX}`);
-  }
-  return n;
 }
 
 export function validateHostname(h: string): string {

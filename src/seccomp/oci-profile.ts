@@ -1,5 +1,5 @@
 // The OCI seccomp profile (config.json linux.seccomp) compiled to a classic
-// BPF program by paene's own seccomp code (core/seccomp.ts encodes it and its
+// BPF program by paene's own seccomp code (seccomp/filter.ts encodes it and its
 // interpreter proves it in the tests). No libseccomp.
 //
 // Semantics, as libseccomp and runc give them:
@@ -13,7 +13,7 @@
 // profile lists (x86, x32) gets defaultAction for every call (an allow-by-default
 // profile kills instead: the i386 numbers would otherwise slip past the table).
 
-import { PaeneError } from './errors.js';
+import { PaeneError } from '../model/errors.js';
 import {
   AUDIT_ARCH_X86_64,
   SECCOMP_RET_ALLOW,
@@ -27,7 +27,7 @@ import {
   EPERM,
   encode,
   type Insn,
-} from './seccomp.js';
+} from './filter.js';
 import { X86_64_SYSCALLS } from './syscalls-x86_64.js';
 
 export interface OciSeccompArg {

@@ -1,5 +1,5 @@
 // A tiny eBPF assembler: enough to write the cgroup sock_addr programs of
-// src/core/sockaddr.ts in TypeScript, with no LLVM and no libbpf. An
+// src/net/sockaddr.ts in TypeScript, with no LLVM and no libbpf. An
 // instruction is 8 bytes, little-endian (the only byte order paene runs on):
 //   u8 code | u4 dst | u4 src | s16 off | s32 imm
 // ld_imm64 takes two slots (the upper 32 bits in the second one's imm).
@@ -9,7 +9,7 @@
 // program with unreachable code, and generated code is much simpler to write
 // when a branch may fall through into a block nobody needs.
 
-import { PaeneError } from './errors.js';
+import { PaeneError } from '../model/errors.js';
 
 // instruction classes
 export const BPF_LD = 0x00;
@@ -253,3 +253,6 @@ export function decode(b: Buffer): Insn[] {
   }
   return out;
 }
+
+/** enum bpf_attach_type BPF_CGROUP_DEVICE: a cgroup's device program (the OCI device rules on v2) */
+export const BPF_CGROUP_DEVICE = 6;

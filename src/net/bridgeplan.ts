@@ -8,8 +8,8 @@
 // the kernel applies as one transaction: there is never a moment where half
 // of the rules (e.g. a port without its anti-spoofing chain) are in place.
 
-import { PaeneError } from './errors.js';
-import { parseXid, validateName } from './spec.js';
+import { PaeneError } from '../model/errors.js';
+import { parseXid, validateName } from '../model/names.js';
 
 export interface BridgeConfig {
   /** the bridge device in the host's network namespace */

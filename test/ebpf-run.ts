@@ -1,4 +1,4 @@
-// A pure interpreter for the eBPF that src/core/ebpf.ts assembles, so tests
+// A pure interpreter for the eBPF that src/bpf/ebpf.ts assembles, so tests
 // can prove what a program does without a kernel. It runs the encoded bytes
 // (the same ones the kernel loads) and is strict where the kernel's verifier
 // is: reading an unset register or stack byte, touching memory outside the
@@ -26,8 +26,8 @@ import {
   BPF_X,
   decode,
   SIZE_OF_CODE,
-} from './ebpf.js';
-import { PaeneError } from './errors.js';
+} from '../src/bpf/ebpf.js';
+import { PaeneError } from '../src/model/errors.js';
 import {
   AF_INET,
   AF_INET6,
@@ -46,7 +46,7 @@ import {
   SK,
   type SockAddrHook,
   STORE,
-} from './sockaddr.js';
+} from '../src/net/sockaddr.js';
 
 /** Pointers are plain 64-bit values in disjoint regions. */
 const CTX_BASE = 1n << 40n;

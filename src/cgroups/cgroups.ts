@@ -15,8 +15,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import fs from 'node:fs';
 import path from 'node:path';
-import { PaeneError, errnoOf } from '../core/errors.js';
-import { type CgroupVersion, type CgroupWrite, POOL_GROUP, SHAREABLE_V1, SHARED_GROUP, type ShareableV1 } from '../core/cgroupmap.js';
+import { PaeneError, errnoOf } from '../model/errors.js';
+import { type CgroupVersion, type CgroupWrite, POOL_GROUP, SHAREABLE_V1, SHARED_GROUP, type ShareableV1 } from './map.js';
 
 /** v1 controllers paene uses; others (cpuset, net_cls, ...) are left alone. */
 export const V1_CONTROLLERS = ['cpu', 'cpuacct', 'memory', 'pids', 'blkio', 'devices', 'freezer'] as const;

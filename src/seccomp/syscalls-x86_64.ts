@@ -1,6 +1,6 @@
 // x86_64 system call numbers, from Linux's asm/unistd_64.h (generated; data only),
 // plus the calls of Linux 6.4-6.15 newer than the installed headers.
-// The OCI seccomp compiler (core/ociseccomp.ts) looks names up here; a name not in the table is skipped, as runc does.
+// The OCI seccomp compiler (seccomp/oci-profile.ts) looks names up here; a name not in the table is skipped, as runc does.
 export const X86_64_SYSCALLS: Readonly<Record<string, number>> = {
   read: 0,
   write: 1,

@@ -4,10 +4,10 @@
 // config means the same under every runtime. Pure: the runtime writes what
 // this returns (docs/oci.md, "Resources on cgroup v2").
 
-import { PaeneError } from './errors.js';
-import type { BlockDevice, CgroupVersion, CgroupWrite } from './cgroupmap.js';
-import { Asm, R0, R1, R2, R3, R4, R5 } from './ebpf.js';
-import type { OciDeviceRule, OciResources, OciThrottle, PlanDevice } from './ocispec.js';
+import { PaeneError } from '../model/errors.js';
+import type { BlockDevice, CgroupVersion, CgroupWrite } from '../cgroups/map.js';
+import { Asm, R0, R1, R2, R3, R4, R5 } from '../bpf/ebpf.js';
+import type { OciDeviceRule, OciResources, OciThrottle, PlanDevice } from './config.js';
 
 function refuse(field: string, why: string): never {
   throw new PaeneError('invalid-argument', `config.json: ${field}: ${why}`);
@@ -298,8 +298,6 @@ export function deviceCgroupWrites(rules: readonly DeviceRule[]): CgroupWrite[] 
 export const DEV_CTX = { accessType: 0, major: 4, minor: 8, size: 12 } as const;
 export const BPF_DEVCG_ACC = { m: 1, r: 2, w: 4 } as const;
 export const BPF_DEVCG_DEV = { b: 1, c: 2 } as const;
-/** enum bpf_attach_type BPF_CGROUP_DEVICE */
-export const BPF_CGROUP_DEVICE = 6;
 
 /**
  * v2: the rules as a BPF_PROG_TYPE_CGROUP_DEVICE program (what runc's

@@ -10,17 +10,17 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { type PrivateNetPlan, formatIPv4, planPrivateNet } from '../core/bridgeplan.js';
-import { PaeneError } from '../core/errors.js';
-import { type NetSettings, type NetSpec, addressPool, defaultNetSettings, familyOf, validateNetSettings } from '../core/net.js';
-import { type SockAddrPolicy, buildSockAddr } from '../core/sockaddr.js';
-import type { ContextConfig } from '../core/spec.js';
+import { type PrivateNetPlan, formatIPv4, planPrivateNet } from '../net/bridgeplan.js';
+import { PaeneError } from '../model/errors.js';
+import { type NetSettings, type NetSpec, addressPool, defaultNetSettings, familyOf, validateNetSettings } from '../net/model.js';
+import { type SockAddrPolicy, buildSockAddr } from '../net/sockaddr.js';
+import type { ContextConfig } from '../context/config.js';
 import { applySockAddr, sockAddrArgs } from '../kernel/bpf.js';
-import type { ContextCgroup } from '../kernel/cgroups.js';
+import type { ContextCgroup } from '../cgroups/cgroups.js';
 import { type ExecRequest, LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET, type StartRequest, landlockAbi } from '../kernel/helper.js';
 import { writeJsonAtomic } from '../kernel/atomic.js';
-import type { Layout } from '../runtime/layout.js';
-import type { StateStore } from '../runtime/state.js';
+import type { Layout } from '../kernel/layout.js';
+import type { StateStore } from './state.js';
 
 /** Who holds which address (the runtime's address claims): read without reading every config. */
 export interface AddressBook {
@@ -28,7 +28,7 @@ export interface AddressBook {
   /** claims the lowest free address of a range (numbers) for a context; undefined when none is free */
   claimLowest(name: string, first: number, last: number, keyOf: (n: number) => string, skip: ReadonlySet<number>): string | undefined;
 }
-import { type NetHost, connectPrivate, disconnectPrivate, ensureBridge, leftovers, loadRuleset, removeBridgeIfUnused } from './bridge.js';
+import { type NetHost, connectPrivate, disconnectPrivate, ensureBridge, leftovers, loadRuleset, removeBridgeIfUnused } from '../net/bridge.js';
 
 /** Landlock ABI 6 (Linux 6.12) brought the abstract unix socket scope. */
 const LANDLOCK_ABI_SCOPES = 6;
