@@ -50,9 +50,23 @@ const PROGRAMS = {
   'iso-load': ['tools/iso-load.c'],
   'net-probe': ['tools/net-probe.c'],
 };
-const inDir = (dir, ext) => fs.readdirSync(dir).filter((f) => f.endsWith(ext)).map((f) => path.join(dir, f));
+const inDir = (dir, ext) =>
+  fs
+    .readdirSync(dir)
+    .filter((f) => f.endsWith(ext))
+    .map((f) => path.join(dir, f));
 const headers = [...inDir(path.join(root, 'src/native'), '.h'), ...inDir(genDir, '.h')];
-const EXTRA = { 'paene-init': ['-nostdlib', '-ffreestanding', '-fno-stack-protector', '-fno-asynchronous-unwind-tables', '-Os', '-Wl,--build-id=none', '-Wl,-z,noexecstack'] };
+const EXTRA = {
+  'paene-init': [
+    '-nostdlib',
+    '-ffreestanding',
+    '-fno-stack-protector',
+    '-fno-asynchronous-unwind-tables',
+    '-Os',
+    '-Wl,--build-id=none',
+    '-Wl,-z,noexecstack',
+  ],
+};
 for (const [name, units] of Object.entries(PROGRAMS)) {
   const srcs = units.map((u) => path.join(root, 'src/native', u));
   const out = path.join(outDir, name);
@@ -62,6 +76,24 @@ for (const [name, units] of Object.entries(PROGRAMS)) {
   if (fresh) continue;
   const cc = process.env.CC ?? 'cc';
   const tmp = out + '.tmp';
-  execFileSync(cc, ['-O2', '-static', '-Wall', '-Wextra', '-Werror', '-I', genDir, '-I', path.join(root, 'src/native'), ...(EXTRA[name] ?? []), '-o', tmp, ...srcs], { stdio: 'inherit' });
+  execFileSync(
+    cc,
+    [
+      '-O2',
+      '-static',
+      '-Wall',
+      '-Wextra',
+      '-Werror',
+      '-I',
+      genDir,
+      '-I',
+      path.join(root, 'src/native'),
+      ...(EXTRA[name] ?? []),
+      '-o',
+      tmp,
+      ...srcs,
+    ],
+    { stdio: 'inherit' },
+  );
   fs.renameSync(tmp, out);
 }

@@ -13,15 +13,15 @@ for (const [entry, out] of [
   // paene-runc: containerd's shim calls it for every state/kill/exec, so it too is one file
   ['dist/oci/main.js', 'dist/paene-runc.mjs'],
 ]) {
-await build({
-  entryPoints: [entry],
-  bundle: true,
-  platform: 'node',
-  format: 'esm',
-  target: 'node20',
-  outfile: out,
-  // commander and tar-stream's dependencies are CommonJS: give the bundle a require().
-  banner: { js: "import { createRequire as __paeneRequire } from 'node:module'; const require = __paeneRequire(import.meta.url);" },
-  logLevel: 'warning',
-});
+  await build({
+    entryPoints: [entry],
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node20',
+    outfile: out,
+    // commander and tar-stream's dependencies are CommonJS: give the bundle a require().
+    banner: { js: "import { createRequire as __paeneRequire } from 'node:module'; const require = __paeneRequire(import.meta.url);" },
+    logLevel: 'warning',
+  });
 }

@@ -40,7 +40,8 @@ for (const f of files(src)) {
     const spec = m[1] ?? m[2];
     const room = path.relative(src, f).split(path.sep)[0];
     if (spec.startsWith('.')) deps.push(path.resolve(path.dirname(f), spec.replace(/\.js$/, '.ts')));
-    else if (room === 'model' && IMPURE.includes(spec)) problems.push(`${path.relative(root, f)}: the model imports ${spec} (it must stay pure)`);
+    else if (room === 'model' && IMPURE.includes(spec))
+      problems.push(`${path.relative(root, f)}: the model imports ${spec} (it must stay pure)`);
   }
   graph.set(f, deps);
 }
@@ -49,8 +50,10 @@ for (const [f, deps] of graph) {
   const from = path.relative(src, f).split(path.sep)[0];
   for (const d of deps) {
     const to = path.relative(src, d).split(path.sep)[0];
-    if (!rank.has(from) || !rank.has(to)) problems.push(`${path.relative(root, f)}: room '${rank.has(from) ? to : from}' is not in scripts/check-structure.js ROOMS`);
-    else if (rank.get(to) > rank.get(from)) problems.push(`${path.relative(root, f)} imports ${path.relative(root, d)}: ${from} is below ${to}`);
+    if (!rank.has(from) || !rank.has(to))
+      problems.push(`${path.relative(root, f)}: room '${rank.has(from) ? to : from}' is not in scripts/check-structure.js ROOMS`);
+    else if (rank.get(to) > rank.get(from))
+      problems.push(`${path.relative(root, f)} imports ${path.relative(root, d)}: ${from} is below ${to}`);
   }
 }
 
@@ -90,4 +93,6 @@ if (problems.length) {
   console.error(`check-structure: ${problems.length} problem(s)`);
   process.exit(1);
 }
-console.log(`check-structure: ${graph.size} files, ${ROOMS.flat().length} rooms, no cycle, no import from a lower room into a higher one, the model pure`);
+console.log(
+  `check-structure: ${graph.size} files, ${ROOMS.flat().length} rooms, no cycle, no import from a lower room into a higher one, the model pure`,
+);

@@ -25,6 +25,15 @@ if [ "${1:-}" = "--peers" ]; then
   command -v umoci >/dev/null || want+=(umoci)
   # the OCI conformance suite (test/oci/conformance.test.ts) is built from source with Debian's Go
   command -v go >/dev/null || [ -x /usr/lib/go/bin/go ] || want+=(golang-go)
+  # npm run lint (npm test runs it) holds the C style with clang-format
+  command -v clang-format >/dev/null || want+=(clang-format)
+  # the client tests (test/clients/): Docker 20.10 and Podman 4.3 (with conmon, catatonit for --init) drive
+  # paene-runc; wget fetches from a container's published port; crictl is built from shared/ with golang-go
+  command -v dockerd >/dev/null && [ -x /usr/bin/docker ] || want+=(docker.io)
+  command -v podman >/dev/null || want+=(podman)
+  command -v conmon >/dev/null || want+=(conmon)
+  command -v catatonit >/dev/null || want+=(catatonit)
+  command -v wget >/dev/null || want+=(wget)
 fi
 if [ ${#want[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then

@@ -108,8 +108,10 @@ export function runEbpf(prog: Buffer, env: EbpfEnv): bigint {
   /** Where an access lands: the context or the stack, at a byte offset. */
   const regions: EbpfRegion[] = [{ name: 'ctx', base: CTX_BASE, buf: env.ctx, access: env.ctxAccess }, ...(env.regions ?? [])];
   const locate = (addr: bigint, size: number): { region: EbpfRegion | 'stack'; off: number } => {
-    for (const r of regions) if (addr >= r.base && addr + BigInt(size) <= r.base + BigInt(r.buf.length)) return { region: r, off: Number(addr - r.base) };
-    if (addr >= STACK_BASE && addr + BigInt(size) <= STACK_BASE + BigInt(STACK_SIZE)) return { region: 'stack', off: Number(addr - STACK_BASE) };
+    for (const r of regions)
+      if (addr >= r.base && addr + BigInt(size) <= r.base + BigInt(r.buf.length)) return { region: r, off: Number(addr - r.base) };
+    if (addr >= STACK_BASE && addr + BigInt(size) <= STACK_BASE + BigInt(STACK_SIZE))
+      return { region: 'stack', off: Number(addr - STACK_BASE) };
     throw fail(pc, `memory access of ${size} bytes outside the context, the stack and what the program was given`);
   };
   const load = (addr: bigint, size: number): bigint => {
@@ -135,7 +137,8 @@ export function runEbpf(prog: Buffer, env: EbpfEnv): bigint {
     read(ptr, len) {
       const { region, off } = locate(ptr, len);
       if (region !== 'stack') return Buffer.from(region.buf.subarray(off, off + len));
-      for (let i = off; i < off + len; i++) if (!stackSet[i]) throw fail(pc, `a helper reads stack byte fp-${STACK_SIZE - i} before it is written`);
+      for (let i = off; i < off + len; i++)
+        if (!stackSet[i]) throw fail(pc, `a helper reads stack byte fp-${STACK_SIZE - i} before it is written`);
       return Buffer.from(stack.subarray(off, off + len));
     },
   };
@@ -157,20 +160,47 @@ export function runEbpf(prog: Buffer, env: EbpfEnv): bigint {
       const shift = y & BigInt(bits - 1);
       let r: bigint;
       switch (op) {
-        case 0x00: r = x + y; break;
-        case 0x10: r = x - y; break;
-        case 0x20: r = x * y; break;
-        case 0x30: r = y === 0n ? 0n : x / y; break; // the kernel defines x/0 = 0
-        case 0x40: r = x | y; break;
-        case 0x50: r = x & y; break;
-        case 0x60: r = x << shift; break;
-        case 0x70: r = x >> shift; break;
-        case 0x80: r = -x; break;
-        case 0x90: r = y === 0n ? x : x % y; break;
-        case 0xa0: r = x ^ y; break;
-        case 0xb0: r = y; break;
-        case 0xc0: r = BigInt.asIntN(bits, x) >> shift; break;
-        default: throw fail(pc, `ALU op 0x${op.toString(16)} is not supported`);
+        case 0x00:
+          r = x + y;
+          break;
+        case 0x10:
+          r = x - y;
+          break;
+        case 0x20:
+          r = x * y;
+          break;
+        case 0x30:
+          r = y === 0n ? 0n : x / y;
+          break; // the kernel defines x/0 = 0
+        case 0x40:
+          r = x | y;
+          break;
+        case 0x50:
+          r = x & y;
+          break;
+        case 0x60:
+          r = x << shift;
+          break;
+        case 0x70:
+          r = x >> shift;
+          break;
+        case 0x80:
+          r = -x;
+          break;
+        case 0x90:
+          r = y === 0n ? x : x % y;
+          break;
+        case 0xa0:
+          r = x ^ y;
+          break;
+        case 0xb0:
+          r = y;
+          break;
+        case 0xc0:
+          r = BigInt.asIntN(bits, x) >> shift;
+          break;
+        default:
+          throw fail(pc, `ALU op 0x${op.toString(16)} is not supported`);
       }
       set(dst, is32 ? U32(r) : r);
       pc++;
@@ -198,18 +228,41 @@ export function runEbpf(prog: Buffer, env: EbpfEnv): bigint {
       const b = code & BPF_X ? get(src) : imm64;
       let taken: boolean;
       switch (op) {
-        case 0x10: taken = u(a) === u(b); break;
-        case 0x20: taken = u(a) > u(b); break;
-        case 0x30: taken = u(a) >= u(b); break;
-        case 0x40: taken = (u(a) & u(b)) !== 0n; break;
-        case 0x50: taken = u(a) !== u(b); break;
-        case 0x60: taken = s(a) > s(b); break;
-        case 0x70: taken = s(a) >= s(b); break;
-        case 0xa0: taken = u(a) < u(b); break;
-        case 0xb0: taken = u(a) <= u(b); break;
-        case 0xc0: taken = s(a) < s(b); break;
-        case 0xd0: taken = s(a) <= s(b); break;
-        default: throw fail(pc, `jump op 0x${op.toString(16)} is not supported`);
+        case 0x10:
+          taken = u(a) === u(b);
+          break;
+        case 0x20:
+          taken = u(a) > u(b);
+          break;
+        case 0x30:
+          taken = u(a) >= u(b);
+          break;
+        case 0x40:
+          taken = (u(a) & u(b)) !== 0n;
+          break;
+        case 0x50:
+          taken = u(a) !== u(b);
+          break;
+        case 0x60:
+          taken = s(a) > s(b);
+          break;
+        case 0x70:
+          taken = s(a) >= s(b);
+          break;
+        case 0xa0:
+          taken = u(a) < u(b);
+          break;
+        case 0xb0:
+          taken = u(a) <= u(b);
+          break;
+        case 0xc0:
+          taken = s(a) < s(b);
+          break;
+        case 0xd0:
+          taken = s(a) <= s(b);
+          break;
+        default:
+          throw fail(pc, `jump op 0x${op.toString(16)} is not supported`);
       }
       pc += taken ? 1 + off : 1;
     } else if (code === (BPF_LD | BPF_DW | BPF_IMM)) {
@@ -381,7 +434,8 @@ export function runSockAddr(hook: SockAddrHook, prog: Buffer, call: SockAddrCall
   const binds: string[] = [];
   const helpers: EbpfEnv['helpers'] = {
     [BPF_FUNC_SK_STORAGE_GET]: ([map, skp, init, flags]) => {
-      if (map !== MAP_HANDLE + BigInt(MAP_SK)) throw new PaeneError('internal', `${hook}: bpf_sk_storage_get's first argument must be the socket storage map`);
+      if (map !== MAP_HANDLE + BigInt(MAP_SK))
+        throw new PaeneError('internal', `${hook}: bpf_sk_storage_get's first argument must be the socket storage map`);
       if (skp !== SK_BASE) throw new PaeneError('internal', `${hook}: bpf_sk_storage_get's second argument must be ctx->sk`);
       if (init !== 0n) throw new PaeneError('internal', `${hook}: paene passes no initial value`);
       if (!socket.storage && flags & BigInt(BPF_SK_STORAGE_GET_F_CREATE)) socket.storage = Buffer.alloc(STORE.size);
@@ -390,9 +444,11 @@ export function runSockAddr(hook: SockAddrHook, prog: Buffer, call: SockAddrCall
     [BPF_FUNC_KTIME_GET_NS]: () => call.now ?? 0n,
     // bpf_get_local_storage(map, flags): never NULL, the storage of the cgroup the program is attached to
     [BPF_FUNC_GET_LOCAL_STORAGE]: ([map, flags]) => {
-      if (map !== MAP_HANDLE + BigInt(MAP_CGROUP)) throw new PaeneError('internal', `${hook}: bpf_get_local_storage's first argument must be the cgroup storage map`);
+      if (map !== MAP_HANDLE + BigInt(MAP_CGROUP))
+        throw new PaeneError('internal', `${hook}: bpf_get_local_storage's first argument must be the cgroup storage map`);
       if (flags !== 0n) throw new PaeneError('internal', `${hook}: bpf_get_local_storage's flags must be 0`);
-      if (call.local === undefined) throw new PaeneError('internal', `${hook}: the program reads the cgroup storage, and the call gives none`);
+      if (call.local === undefined)
+        throw new PaeneError('internal', `${hook}: the program reads the cgroup storage, and the call gives none`);
       return LOCAL_BASE;
     },
   };
@@ -412,7 +468,8 @@ export function runSockAddr(hook: SockAddrHook, prog: Buffer, call: SockAddrCall
   const ret = Number(runEbpf(prog, { ctx, ctxAccess: sockAddrAccess(hook), helpers, regions }));
   // The verifier's return ranges (check_return_code).
   const range = /^(recvmsg|getpeername|getsockname)/.test(hook) ? [1, 1] : hook.startsWith('bind') ? [0, 3] : [0, 1];
-  if (ret < range[0] || ret > range[1]) throw new PaeneError('internal', `${hook}: returned ${ret}, the kernel allows ${range[0]}..${range[1]}`);
+  if (ret < range[0] || ret > range[1])
+    throw new PaeneError('internal', `${hook}: returned ${ret}, the kernel allows ${range[0]}..${range[1]}`);
 
   const fmt = (off: number) => (v4 ? formatIPv4(ctx.subarray(off, off + 4)) : formatIPv6(ctx.subarray(off, off + 16)));
   return {

@@ -51,7 +51,11 @@ export async function disposeRuntime(rt: Runtime | undefined, root: string | und
  * command: the program and its leading arguments (the native front door, or
  * node and the CLI script). Resolves with its exit code and stderr.
  */
-export function runCliAsync(command: string[], root: string, args: string[]): Promise<{ args: string[]; code: number | null; stderr: string }> {
+export function runCliAsync(
+  command: string[],
+  root: string,
+  args: string[],
+): Promise<{ args: string[]; code: number | null; stderr: string }> {
   return new Promise((resolve) => {
     const [program, ...lead] = command as [string, ...string[]];
     const child = spawn(program, [...lead, '--root', root, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });

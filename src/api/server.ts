@@ -73,17 +73,35 @@ export class ApiServer {
     this.routes = [
       ['GET', /^\/v1\/contexts$/, async () => this.rt.list()],
       ['POST', /^\/v1\/contexts$/, async (_m, b) => this.create(b)],
-      ['GET', new RegExp(`^/v1/contexts/${name}$`), async (m) => ({ ...this.rt.status(m[1] as string), config: this.rt.config(m[1] as string) })],
-      ['DELETE', new RegExp(`^/v1/contexts/${name}$`), async (m, b) =>
-        this.acting(m[1] as string, 'destroyed', async () => {
-          await this.rt.destroy(m[1] as string, { force: field(b, 'force', 'boolean') === true });
-          return { destroyed: m[1] };
-        })],
-      ['POST', new RegExp(`^/v1/contexts/${name}/start$`), async (m) => this.acting(m[1] as string, 'started', () => this.rt.start(m[1] as string))],
-      ['POST', new RegExp(`^/v1/contexts/${name}/stop$`), async (m, b) => {
-        const t = field(b, 'timeout', 'number');
-        return this.acting(m[1] as string, 'stopped', () => this.rt.stop(m[1] as string, { timeoutMs: t === undefined ? undefined : (t as number) * 1000 }));
-      }],
+      [
+        'GET',
+        new RegExp(`^/v1/contexts/${name}$`),
+        async (m) => ({ ...this.rt.status(m[1] as string), config: this.rt.config(m[1] as string) }),
+      ],
+      [
+        'DELETE',
+        new RegExp(`^/v1/contexts/${name}$`),
+        async (m, b) =>
+          this.acting(m[1] as string, 'destroyed', async () => {
+            await this.rt.destroy(m[1] as string, { force: field(b, 'force', 'boolean') === true });
+            return { destroyed: m[1] };
+          }),
+      ],
+      [
+        'POST',
+        new RegExp(`^/v1/contexts/${name}/start$`),
+        async (m) => this.acting(m[1] as string, 'started', () => this.rt.start(m[1] as string)),
+      ],
+      [
+        'POST',
+        new RegExp(`^/v1/contexts/${name}/stop$`),
+        async (m, b) => {
+          const t = field(b, 'timeout', 'number');
+          return this.acting(m[1] as string, 'stopped', () =>
+            this.rt.stop(m[1] as string, { timeoutMs: t === undefined ? undefined : (t as number) * 1000 }),
+          );
+        },
+      ],
       ['POST', new RegExp(`^/v1/contexts/${name}/exec$`), async (m, b) => this.exec(m[1] as string, b)],
       ['GET', new RegExp(`^/v1/contexts/${name}/ps$`), async (m) => this.rt.ps(m[1] as string)],
     ];
@@ -126,7 +144,10 @@ export class ApiServer {
       const route = this.routes.find(([method, re]) => method === req.method && re.test(url));
       if (!route) {
         const known = this.routes.some(([, re]) => re.test(url));
-        throw new PaeneError(known ? 'invalid-argument' : 'not-found', known ? `${req.method} is not allowed on ${url}` : `no such endpoint: ${url} (see docs/api.md)`);
+        throw new PaeneError(
+          known ? 'invalid-argument' : 'not-found',
+          known ? `${req.method} is not allowed on ${url}` : `no such endpoint: ${url} (see docs/api.md)`,
+        );
       }
       const body = await readBody(req);
       const out = await route[2](url.match(route[1]) as RegExpMatchArray, body);
@@ -169,7 +190,8 @@ export class ApiServer {
     };
     const netMode = field(b, 'net', 'string') as string | undefined;
     if (netMode !== undefined) {
-      if (!['shared', 'private', 'none', 'host'].includes(netMode)) throw new PaeneError('invalid-argument', `'net' is one of shared, private, none, host; got '${netMode}'`);
+      if (!['shared', 'private', 'none', 'host'].includes(netMode))
+        throw new PaeneError('invalid-argument', `'net' is one of shared, private, none, host; got '${netMode}'`);
       spec.net = { mode: netMode as 'shared' | 'private' | 'none' | 'host', addresses: [], publish: [] };
     }
     const results = await this.rt.createEach(names.map((n) => ({ ...spec, name: n })));
@@ -180,7 +202,9 @@ export class ApiServer {
       return r;
     }
     return results.map((r, i) =>
-      r instanceof Error ? { name: names[i], ok: false, error: { code: r instanceof PaeneError ? r.code : 'internal', message: r.message } } : { name: names[i], ok: true, result: r },
+      r instanceof Error
+        ? { name: names[i], ok: false, error: { code: r instanceof PaeneError ? r.code : 'internal', message: r.message } }
+        : { name: names[i], ok: true, result: r },
     );
   }
 
@@ -207,7 +231,8 @@ export class ApiServer {
   }
 
   private emit(type: PaeneEvent['type'], context: string, detail?: PaeneEvent['detail']): void {
-    const line = JSON.stringify({ type, context, time: new Date().toISOString(), ...(detail ? { detail } : {}) } satisfies PaeneEvent) + '\n';
+    const line =
+      JSON.stringify({ type, context, time: new Date().toISOString(), ...(detail ? { detail } : {}) } satisfies PaeneEvent) + '\n';
     for (const l of this.listeners) l.write(line);
   }
 

@@ -37,9 +37,14 @@ export interface ImportBenchResult {
 function cliPeakRss(dir: string, file: string, cli: string): number {
   const preload = path.join(dir, 'rss.cjs');
   const out = path.join(dir, 'rss.out');
-  fs.writeFileSync(preload, `process.on('exit', () => require('fs').writeFileSync(${JSON.stringify(out)}, String(process.resourceUsage().maxRSS)));\n`);
+  fs.writeFileSync(
+    preload,
+    `process.on('exit', () => require('fs').writeFileSync(${JSON.stringify(out)}, String(process.resourceUsage().maxRSS)));\n`,
+  );
   const root = path.join(dir, 'rss-root');
-  const r = spawnSync(process.execPath, ['--require', preload, cli, '--root', root, 'image', 'import', file, '--name', 'rss'], { encoding: 'utf8' });
+  const r = spawnSync(process.execPath, ['--require', preload, cli, '--root', root, 'image', 'import', file, '--name', 'rss'], {
+    encoding: 'utf8',
+  });
   forceRemoveTree(root);
   if (r.status !== 0) throw new Error(`paene image import: ${r.stderr}`);
   return Number(fs.readFileSync(out, 'utf8')) / 1024;
@@ -64,8 +69,10 @@ function fileData(seed: number, size: number): Buffer {
   for (let off = 0; off < size; off += 64) {
     const end = Math.min(size, off + 64);
     if (next() % 4 === 0) phrase.copy(b, off, 0, end - off);
-    else for (let i = off; i < end; i += 4) if (i + 4 <= end) b.writeUInt32LE(next(), i);
-      else b.fill(next() & 0xff, i, end);
+    else
+      for (let i = off; i < end; i += 4)
+        if (i + 4 <= end) b.writeUInt32LE(next(), i);
+        else b.fill(next() & 0xff, i, end);
   }
   return b;
 }
@@ -106,14 +113,23 @@ async function writeLayer(spec: LayerSpec, file: string): Promise<{ digest: stri
 }
 
 /** Build the archive: ~100 MB of file data in 3 gzip layers, as an OCI layout tar and directory. */
-export async function buildBenchArchive(dir: string, scale = 1): Promise<{ tarFile: string; layoutDir: string; unpackedBytes: number; files: number }> {
+export async function buildBenchArchive(
+  dir: string,
+  scale = 1,
+): Promise<{ tarFile: string; layoutDir: string; unpackedBytes: number; files: number }> {
   const n = Math.max(4, Math.round(560 * scale));
   const base: LayerSpec = { files: [], whiteouts: [] };
   for (let i = 0; i < n; i++) base.files.push({ name: `usr/lib/d${i % 20}/f${i}`, seed: i, size: 64 * 1024 + ((i * 7919) % (256 * 1024)) });
   const mid: LayerSpec = { files: [], whiteouts: [] };
   for (let i = 0; i < n / 4; i++) mid.files.push({ name: `usr/lib/d${i % 20}/f${i}`, seed: i + 100_000, size: 128 * 1024 });
   for (let i = n / 4; i < n / 2; i += 4) mid.whiteouts.push(`usr/lib/d${i % 20}/.wh.f${i}`);
-  const top: LayerSpec = { files: [{ name: 'app/bin/app', seed: 7, size: 2 * 1024 * 1024 }, { name: 'app/etc/conf', seed: 8, size: 4096 }], whiteouts: [] };
+  const top: LayerSpec = {
+    files: [
+      { name: 'app/bin/app', seed: 7, size: 2 * 1024 * 1024 },
+      { name: 'app/etc/conf', seed: 8, size: 4096 },
+    ],
+    whiteouts: [],
+  };
   const layoutDir = path.join(dir, 'layout');
   const blobs = path.join(layoutDir, 'blobs/sha256');
   fs.mkdirSync(blobs, { recursive: true });
@@ -134,7 +150,12 @@ export async function buildBenchArchive(dir: string, scale = 1): Promise<{ tarFi
     fs.writeFileSync(path.join(blobs, hex), b);
     return { digest: `sha256:${hex}`, size: b.length };
   };
-  const config = put({ architecture: 'amd64', os: 'linux', config: { Cmd: ['/app/bin/app'] }, rootfs: { type: 'layers', diff_ids: layers.map((l) => l.diffId) } });
+  const config = put({
+    architecture: 'amd64',
+    os: 'linux',
+    config: { Cmd: ['/app/bin/app'] },
+    rootfs: { type: 'layers', diff_ids: layers.map((l) => l.diffId) },
+  });
   const manifest = put({
     schemaVersion: 2,
     mediaType: 'application/vnd.oci.image.manifest.v1+json',
@@ -144,7 +165,16 @@ export async function buildBenchArchive(dir: string, scale = 1): Promise<{ tarFi
   fs.writeFileSync(path.join(layoutDir, 'oci-layout'), '{"imageLayoutVersion":"1.0.0"}');
   fs.writeFileSync(
     path.join(layoutDir, 'index.json'),
-    JSON.stringify({ schemaVersion: 2, manifests: [{ mediaType: 'application/vnd.oci.image.manifest.v1+json', ...manifest, annotations: { 'org.opencontainers.image.ref.name': 'latest' } }] }),
+    JSON.stringify({
+      schemaVersion: 2,
+      manifests: [
+        {
+          mediaType: 'application/vnd.oci.image.manifest.v1+json',
+          ...manifest,
+          annotations: { 'org.opencontainers.image.ref.name': 'latest' },
+        },
+      ],
+    }),
   );
   const tarFile = path.join(dir, 'image.oci.tar');
   const r = spawnSync('tar', ['-cf', tarFile, '-C', layoutDir, 'oci-layout', 'index.json', 'blobs']);
@@ -152,7 +182,13 @@ export async function buildBenchArchive(dir: string, scale = 1): Promise<{ tarFi
   return { tarFile, layoutDir, unpackedBytes, files };
 }
 
-export async function runImportBench(opts: { dir: string; runs: number; scale: number; log: (s: string) => void; cli?: string }): Promise<ImportBenchResult> {
+export async function runImportBench(opts: {
+  dir: string;
+  runs: number;
+  scale: number;
+  log: (s: string) => void;
+  cli?: string;
+}): Promise<ImportBenchResult> {
   fs.mkdirSync(opts.dir, { recursive: true });
   try {
     opts.log('building the archive …');
@@ -187,11 +223,18 @@ export async function runImportBench(opts: { dir: string; runs: number; scale: n
         if (r.status !== 0) throw new Error(`umoci unpack: ${r.stderr.toString()}`);
         forceRemoveTree(bundle);
       }
-      opts.log(`run ${run + 1}/${opts.runs}: fresh ${times.fresh[run].toFixed(2)} s, stored ${times.stored[run].toFixed(2)} s, piped ${times.piped[run].toFixed(2)} s${hasUmoci ? `, umoci ${times.umoci[run].toFixed(2)} s` : ''}`);
+      opts.log(
+        `run ${run + 1}/${opts.runs}: fresh ${times.fresh[run].toFixed(2)} s, stored ${times.stored[run].toFixed(2)} s, piped ${times.piped[run].toFixed(2)} s${hasUmoci ? `, umoci ${times.umoci[run].toFixed(2)} s` : ''}`,
+      );
     }
     const row = (what: string, xs: number[]) => {
       const s = median(xs);
-      return { what, seconds: round(s, 3), archiveMBps: round(archiveBytes / 1e6 / s, 1), unpackedMBps: round(a.unpackedBytes / 1e6 / s, 1) };
+      return {
+        what,
+        seconds: round(s, 3),
+        archiveMBps: round(archiveBytes / 1e6 / s, 1),
+        unpackedMBps: round(a.unpackedBytes / 1e6 / s, 1),
+      };
     };
     const rows = [
       row('paene import, fresh store', times.fresh),
@@ -204,9 +247,19 @@ export async function runImportBench(opts: { dir: string; runs: number; scale: n
       const quarterDir = path.join(opts.dir, 'quarter');
       fs.mkdirSync(quarterDir);
       const q = await buildBenchArchive(quarterDir, opts.scale / 4);
-      for (const f of [q.tarFile, a.tarFile]) memory.push({ archiveMB: round(fs.statSync(f).size / 1e6, 1), peakRssMB: round(cliPeakRss(opts.dir, f, opts.cli), 1) });
+      for (const f of [q.tarFile, a.tarFile])
+        memory.push({ archiveMB: round(fs.statSync(f).size / 1e6, 1), peakRssMB: round(cliPeakRss(opts.dir, f, opts.cli), 1) });
     }
-    return { machine: machineFacts(), archiveBytes, unpackedBytes: a.unpackedBytes, files: a.files, layers: 3, runs: opts.runs, rows, memory };
+    return {
+      machine: machineFacts(),
+      archiveBytes,
+      unpackedBytes: a.unpackedBytes,
+      files: a.files,
+      layers: 3,
+      runs: opts.runs,
+      rows,
+      memory,
+    };
   } finally {
     forceRemoveTree(opts.dir);
   }
@@ -214,10 +267,12 @@ export async function runImportBench(opts: { dir: string; runs: number; scale: n
 
 export function importTable(r: ImportBenchResult): string {
   const head = `archive ${round(r.archiveBytes / 1e6, 1)} MB (OCI layout tar, ${r.layers} gzip layers), ${round(r.unpackedBytes / 1e6, 1)} MB of file data in ${r.files} files; median of ${r.runs} runs`;
-  const lines = r.rows.map((x) => `${x.what.padEnd(38)} ${x.seconds.toFixed(2).padStart(7)} s ${x.archiveMBps.toFixed(1).padStart(8)} MB/s archive ${x.unpackedMBps.toFixed(1).padStart(8)} MB/s unpacked`);
+  const lines = r.rows.map(
+    (x) =>
+      `${x.what.padEnd(38)} ${x.seconds.toFixed(2).padStart(7)} s ${x.archiveMBps.toFixed(1).padStart(8)} MB/s archive ${x.unpackedMBps.toFixed(1).padStart(8)} MB/s unpacked`,
+  );
   const fresh = r.rows[0].seconds;
   const peer = r.rows.find((x) => x.what.startsWith('umoci'));
   const mem = r.memory.map((m) => `peak RSS of paene image import, ${m.archiveMB} MB archive: ${m.peakRssMB} MB`);
   return [head, ...lines, ...(peer ? [`ratio paene fresh / umoci: ${round(fresh / peer.seconds, 2)}x the time`] : []), ...mem].join('\n');
 }
-

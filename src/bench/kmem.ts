@@ -7,7 +7,17 @@ import fs from 'node:fs';
 import { meminfo } from './common.js';
 
 /** The /proc/meminfo fields that split "memory used" by kind of owner. */
-export const MEMINFO_FIELDS = ['AnonPages', 'Shmem', 'KernelStack', 'PageTables', 'Percpu', 'SUnreclaim', 'SReclaimable', 'Cached', 'Buffers'] as const;
+export const MEMINFO_FIELDS = [
+  'AnonPages',
+  'Shmem',
+  'KernelStack',
+  'PageTables',
+  'Percpu',
+  'SUnreclaim',
+  'SReclaimable',
+  'Cached',
+  'Buffers',
+] as const;
 export type MeminfoField = (typeof MEMINFO_FIELDS)[number];
 
 export interface KmemSnapshot {

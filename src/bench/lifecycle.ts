@@ -217,7 +217,12 @@ export async function runLifecycle(o: LifecycleOptions): Promise<LifecycleResult
       },
     ];
     const ociRuns: { oci: OciRuntime; engine: string; what: string; extra: string[] }[] = [
-      { oci: 'runc', engine: 'runc run', what: 'runc run of a generated bundle, process /bin/true (create + start + wait + delete)', extra: [] },
+      {
+        oci: 'runc',
+        engine: 'runc run',
+        what: 'runc run of a generated bundle, process /bin/true (create + start + wait + delete)',
+        extra: [],
+      },
       { oci: 'paene-runc', engine: 'paene-runc run', what: "paene-runc run of the same bundle (paene's OCI command line)", extra: [] },
       { oci: 'crun', engine: 'crun run', what: 'crun run of the same bundle', extra: [] },
       {
@@ -247,11 +252,26 @@ export async function runLifecycle(o: LifecycleOptions): Promise<LifecycleResult
       what: 'bubblewrap with pid/ipc/uts/cgroup/mount namespaces and the same rootfs read-only; no cgroups',
       cycle: async () => {
         if (!bwrap) throw new Error('bwrap is not installed (apt-get install bubblewrap)');
-        return timed(bwrap, [
-          '--unshare-pid', '--unshare-ipc', '--unshare-uts', '--unshare-cgroup',
-          '--ro-bind', rootfs, '/', '--proc', '/proc', '--dev', '/dev', '--tmpfs', '/tmp',
-          '/bin/true',
-        ], 'bwrap');
+        return timed(
+          bwrap,
+          [
+            '--unshare-pid',
+            '--unshare-ipc',
+            '--unshare-uts',
+            '--unshare-cgroup',
+            '--ro-bind',
+            rootfs,
+            '/',
+            '--proc',
+            '/proc',
+            '--dev',
+            '/dev',
+            '--tmpfs',
+            '/tmp',
+            '/bin/true',
+          ],
+          'bwrap',
+        );
       },
     });
 
@@ -466,7 +486,10 @@ async function runMany(paene: string, dir: string, n: number, runs: number): Pro
     r.destroyS = round((await timed(paene, [...g, 'destroy', '--all'], 'paene destroy --all', 600_000)) / 1000, 3);
     r.destroyPerS = round(n / r.destroyS, 1);
     // The same set again, created and started by one call.
-    r.createStartOneCallS = round((await timed(paene, [...g, 'create', 'many%d', '--count', String(n), '--start'], 'paene create --count --start', 600_000)) / 1000, 3);
+    r.createStartOneCallS = round(
+      (await timed(paene, [...g, 'create', 'many%d', '--count', String(n), '--start'], 'paene create --count --start', 600_000)) / 1000,
+      3,
+    );
     r.createStartOneCallPerS = round(n / r.createStartOneCallS, 1);
   } catch (e) {
     r.error = e instanceof Error ? e.message : String(e);

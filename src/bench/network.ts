@@ -116,7 +116,9 @@ export async function runNetworkBench(o: NetworkOptions): Promise<NetworkResult>
     for (const [mode, name] of Object.entries(ctx) as [Exclude<NetSide, 'host'>, string][]) {
       await rt.create({ name, image: DEFAULT_IMAGE, net: { mode, addresses: [], publish: [] } });
       await rt.start(name);
-      const cp = await rt.execCapture(name, ['/bin/sh', '-c', 'cat > /usr/local/bin/paene-bench && chmod 755 /usr/local/bin/paene-bench'], { input: fs.readFileSync(tool) });
+      const cp = await rt.execCapture(name, ['/bin/sh', '-c', 'cat > /usr/local/bin/paene-bench && chmod 755 /usr/local/bin/paene-bench'], {
+        input: fs.readFileSync(tool),
+      });
       if (cp.code !== 0) throw new Error(`cannot copy paene-bench into ${name}: ${cp.stderr}`);
       const bind = mode === 'private' ? '0.0.0.0' : '127.0.0.1';
       const up = await rt.execCapture(name, [
@@ -133,14 +135,30 @@ export async function runNetworkBench(o: NetworkOptions): Promise<NetworkResult>
     const streamMiB = Math.max(16, Math.round(1024 * scale));
     const httpN = Math.max(20, Math.round(1000 * scale));
     const list: { name: NetMetric['name']; what: string; unit: string; args: (addr: string) => string[] }[] = [
-      { name: 'tcp-rr', what: 'TCP connect + 1-byte request/answer + close, sequential', unit: 'conn/s', args: (a) => ['tcp-rr', a, String(PORT.rr), String(rrN)] },
-      { name: 'tcp-stream', what: `one TCP connection, ${streamMiB} MiB in 64 KiB writes`, unit: 'MiB/s', args: (a) => ['tcp-stream', a, String(PORT.stream), String(streamMiB)] },
-      { name: 'http', what: 'HTTP/1.0 GETs to busybox httpd, one connection each', unit: 'req/s', args: (a) => ['http', a, String(PORT.http), String(httpN)] },
+      {
+        name: 'tcp-rr',
+        what: 'TCP connect + 1-byte request/answer + close, sequential',
+        unit: 'conn/s',
+        args: (a) => ['tcp-rr', a, String(PORT.rr), String(rrN)],
+      },
+      {
+        name: 'tcp-stream',
+        what: `one TCP connection, ${streamMiB} MiB in 64 KiB writes`,
+        unit: 'MiB/s',
+        args: (a) => ['tcp-stream', a, String(PORT.stream), String(streamMiB)],
+      },
+      {
+        name: 'http',
+        what: 'HTTP/1.0 GETs to busybox httpd, one connection each',
+        unit: 'req/s',
+        args: (a) => ['http', a, String(PORT.http), String(httpN)],
+      },
     ];
     const client = async (side: NetSide, args: (addr: string) => string[], name: string): Promise<number> => {
       let r: { code: number; stdout: string; stderr: string };
       if (side === 'host') r = await run(tool, args(HOST_ADDR), { timeoutMs: 300_000 });
-      else if (side === 'private') r = await run('nsenter', [`--net=/run/netns/${netns}`, '--', tool, ...args(privateAddr)], { timeoutMs: 300_000 });
+      else if (side === 'private')
+        r = await run('nsenter', [`--net=/run/netns/${netns}`, '--', tool, ...args(privateAddr)], { timeoutMs: 300_000 });
       else r = await rt.execCapture(ctx[side], ['/usr/local/bin/paene-bench', ...args('127.0.0.1')], { timeoutMs: 300_000 });
       if (r.code !== 0) throw new Error(`${side}: paene-bench ${name} failed: ${r.stderr.trim()}`);
       return parseValue(r.stdout, name);
@@ -238,12 +256,19 @@ export function networkTable(r: NetworkResult): string {
   const pad = (s: string, n: number) => s.padEnd(n);
   lines.push(`${pad('METRIC', 12)}${pad('UNIT', 8)}${NET_SIDES.map((s) => pad(s.toUpperCase(), 18)).join('')}`);
   for (const m of r.metrics) {
-    lines.push(`${pad(m.name, 12)}${pad(m.unit, 8)}${NET_SIDES.map((s) => pad(`${m.sides[s].median}${s === 'host' ? '' : ` (${m.sides[s].ratio.toFixed(2)}x)`}`, 18)).join('')}`);
+    lines.push(
+      `${pad(m.name, 12)}${pad(m.unit, 8)}${NET_SIDES.map((s) => pad(`${m.sides[s].median}${s === 'host' ? '' : ` (${m.sides[s].ratio.toFixed(2)}x)`}`, 18)).join('')}`,
+    );
   }
   lines.push('');
   lines.push(`${pad('MODEL', 12)}${pad('CONTEXTS', 10)}${pad('CGROUP/CTX', 14)}${pad('SLAB/CTX', 14)}MEMAVAILABLE/CTX (noisy)`);
-  for (const m of r.memory) lines.push(`${pad(m.mode, 12)}${pad(String(m.contexts), 10)}${pad(`${m.cgroupKiB} KiB`, 14)}${pad(`${m.slabKiB} KiB`, 14)}${m.memAvailableKiB} KiB`);
+  for (const m of r.memory)
+    lines.push(
+      `${pad(m.mode, 12)}${pad(String(m.contexts), 10)}${pad(`${m.cgroupKiB} KiB`, 14)}${pad(`${m.slabKiB} KiB`, 14)}${m.memAvailableKiB} KiB`,
+    );
   lines.push('');
-  lines.push(`shared vs host: worst ratio ${r.sharedVsHost.worstRatio.toFixed(3)} (goal >= ${r.sharedVsHost.goal}): ${r.sharedVsHost.met ? 'met' : 'not met'}`);
+  lines.push(
+    `shared vs host: worst ratio ${r.sharedVsHost.worstRatio.toFixed(3)} (goal >= ${r.sharedVsHost.goal}): ${r.sharedVsHost.met ? 'met' : 'not met'}`,
+  );
   return lines.join('\n');
 }

@@ -75,11 +75,41 @@ function micros(scale: number): Micro[] {
   const n = (x: number) => Math.max(1, Math.round(x * scale));
   return [
     { name: 'fork-exit', what: 'fork + _exit + waitpid', unit: 'us', args: () => ['fork-exit', String(n(1000))], iterations: `${n(1000)}` },
-    { name: 'fork-exec', what: 'fork + execve of a static program + wait', unit: 'us', args: () => ['fork-exec', String(n(300))], iterations: `${n(300)}` },
-    { name: 'sh-true', what: "fork + exec /bin/sh -c true + wait", unit: 'us', args: () => ['sh-true', String(n(200))], iterations: `${n(200)}` },
-    { name: 'pipe-ctx', what: 'pipe ping-pong, 2 processes on one CPU, per switch', unit: 'us', args: () => ['pipe-ctx', String(n(20000))], iterations: `${n(20000)} round trips` },
-    { name: 'reread', what: 're-read a 64 MiB file from the page cache', unit: 'ms', args: (d) => ['reread', path.join(d, 'bench-reread'), '64', String(n(10))], iterations: `${n(10)} reads` },
-    { name: 'mmap', what: 'mmap a 32 MiB file, touch each page, munmap', unit: 'ms', args: (d) => ['mmap', path.join(d, 'bench-mmap'), '32', String(n(20))], iterations: `${n(20)} maps` },
+    {
+      name: 'fork-exec',
+      what: 'fork + execve of a static program + wait',
+      unit: 'us',
+      args: () => ['fork-exec', String(n(300))],
+      iterations: `${n(300)}`,
+    },
+    {
+      name: 'sh-true',
+      what: 'fork + exec /bin/sh -c true + wait',
+      unit: 'us',
+      args: () => ['sh-true', String(n(200))],
+      iterations: `${n(200)}`,
+    },
+    {
+      name: 'pipe-ctx',
+      what: 'pipe ping-pong, 2 processes on one CPU, per switch',
+      unit: 'us',
+      args: () => ['pipe-ctx', String(n(20000))],
+      iterations: `${n(20000)} round trips`,
+    },
+    {
+      name: 'reread',
+      what: 're-read a 64 MiB file from the page cache',
+      unit: 'ms',
+      args: (d) => ['reread', path.join(d, 'bench-reread'), '64', String(n(10))],
+      iterations: `${n(10)} reads`,
+    },
+    {
+      name: 'mmap',
+      what: 'mmap a 32 MiB file, touch each page, munmap',
+      unit: 'ms',
+      args: (d) => ['mmap', path.join(d, 'bench-mmap'), '32', String(n(20))],
+      iterations: `${n(20)} maps`,
+    },
   ];
 }
 
@@ -139,7 +169,9 @@ export async function runOverhead(o: OverheadOptions): Promise<OverheadResult> {
       { timeoutMs: 30_000 },
     );
     if (up.code !== 0) throw new Error(`httpd in ${srv} did not start: ${up.stderr}`);
-    server = spawn(path.join(rootfs, 'bin/busybox'), ['httpd', '-f', '-p', `${SERVER_ADDR.host}:${PORT}`, '-h', wwwDir], { stdio: 'ignore' });
+    server = spawn(path.join(rootfs, 'bin/busybox'), ['httpd', '-f', '-p', `${SERVER_ADDR.host}:${PORT}`, '-h', wwwDir], {
+      stdio: 'ignore',
+    });
     for (const addr of [SERVER_ADDR.context, SERVER_ADDR.host]) {
       for (let i = 0; ; i++) {
         try {

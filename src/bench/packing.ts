@@ -196,7 +196,10 @@ function cgroupUsage(rt: Runtime, name: string): number {
 
 function withHttp(s: MemorySample, sweep: Sweep | undefined): MemorySample {
   if (!sweep || sweep.latencies.length === 0) return s;
-  return { ...s, http: { p50: round(percentile(sweep.latencies, 50), 2), p99: round(percentile(sweep.latencies, 99), 2), answered: sweep.answered } };
+  return {
+    ...s,
+    http: { p50: round(percentile(sweep.latencies, 50), 2), p99: round(percentile(sweep.latencies, 99), 2), answered: sweep.answered },
+  };
 }
 
 function sample(n: number): MemorySample {
@@ -214,13 +217,15 @@ export interface SegmentCost {
 }
 
 export function segmentCost(samples: MemorySample[], from: number, to: number): SegmentCost {
-  const near = (n: number) => samples.reduce((best, x) => (Math.abs(x.contexts - n) < Math.abs(best.contexts - n) ? x : best), samples[0] as MemorySample);
+  const near = (n: number) =>
+    samples.reduce((best, x) => (Math.abs(x.contexts - n) < Math.abs(best.contexts - n) ? x : best), samples[0] as MemorySample);
   const a = near(from);
   const b = near(to);
   const per = b.contexts > a.contexts ? Math.round((a.memAvailable - b.memAvailable) / (b.contexts - a.contexts)) : NaN;
   let slabReleased = 0;
   for (let i = 1; i < samples.length; i++) {
-    if (samples[i].contexts > a.contexts && samples[i].contexts <= b.contexts) slabReleased += Math.max(0, samples[i - 1].slab - samples[i].slab);
+    if (samples[i].contexts > a.contexts && samples[i].contexts <= b.contexts)
+      slabReleased += Math.max(0, samples[i - 1].slab - samples[i].slab);
   }
   return { from: a.contexts, to: b.contexts, perContext: per, slabReleased };
 }
@@ -236,7 +241,10 @@ export function segmentCost(samples: MemorySample[], from: number, to: number): 
  */
 export function growthNoise(first: SegmentCost, last: SegmentCost, slabFreeAtStart = 0): string | undefined {
   const mib = (b: number) => `${(b / 2 ** 20).toFixed(1)} MiB`;
-  for (const [what, s] of [['first', first], ['last', last]] as const) {
+  for (const [what, s] of [
+    ['first', first],
+    ['last', last],
+  ] as const) {
     const cost = s.perContext * (s.to - s.from);
     if (s.slabReleased > 0.05 * Math.abs(cost)) {
       return `noisy: the host freed ${mib(s.slabReleased)} of slab from before the run within the ${what} segment (${s.from}-${s.to}); rerun on a settled host`;
@@ -384,7 +392,12 @@ export async function runPacking(o: PackingOptions): Promise<PackingResult> {
             copyMs.push(performance.now() - tc);
           }
           const tb = performance.now();
-          const created = await rt.create({ name, image, hostname: name, ...(variant === 'limited' ? { limits: { memory: LIMITED_MEMORY } } : {}) });
+          const created = await rt.create({
+            name,
+            image,
+            hostname: name,
+            ...(variant === 'limited' ? { limits: { memory: LIMITED_MEMORY } } : {}),
+          });
           addresses.set(name, created.net.addresses[0] as string);
           const tcr = performance.now();
           await rt.start(name);
@@ -430,10 +443,16 @@ export async function runPacking(o: PackingOptions): Promise<PackingResult> {
       }
       const packed = names.length;
       // a last sweep: every server asked once, whatever the others answer
-      const finalSweep = await checkServers(names.map((_x, k) => k), names, 32, true);
+      const finalSweep = await checkServers(
+        names.map((_x, k) => k),
+        names,
+        32,
+        true,
+      );
       httpChecks += packed;
       fullChecks++;
-      if (finalSweep.failure && !stopReason.startsWith('HTTP')) stopReason += `; the final sweep: ${finalSweep.answered} of ${packed} answered (first failure: ${finalSweep.failure})`;
+      if (finalSweep.failure && !stopReason.startsWith('HTTP'))
+        stopReason += `; the final sweep: ${finalSweep.answered} of ${packed} answered (first failure: ${finalSweep.failure})`;
       const wallSeconds = (Date.now() - t0) / 1000;
       if (samples[samples.length - 1].contexts !== packed) samples.push(withHttp(sample(packed), finalSweep));
       const kmemAfter = kmemSnapshot();
@@ -446,9 +465,7 @@ export async function runPacking(o: PackingOptions): Promise<PackingResult> {
       const per = (a: number, b: number) => (packed > 0 ? round((a - b) / packed, 0) : NaN);
       const usages = names.map((nm) => cgroupUsage(rt, nm));
       const uppers = names.map((nm) => dirBytes(rt.layout.upperDir(nm)));
-      const privates = names.map((nm, k) =>
-        variant === 'private-copy' ? uppers[k] + dirBytes(path.join(copiesDir, nm)) : uppers[k],
-      );
+      const privates = names.map((nm, k) => (variant === 'private-copy' ? uppers[k] + dirBytes(path.join(copiesDir, nm)) : uppers[k]));
       const res: VariantResult = {
         variant,
         packed,

@@ -23,21 +23,44 @@ export function packingTable(r: PackingResult): string {
     { k: 'MemAvailable per context (slope)', v: (x) => kib(x.memory.slopeAvailablePerContext) },
     { k: 'MemFree per context (incl. page cache)', v: (x) => kib(x.memory.marginalFreePerContext) },
     { k: 'Slab per context', v: (x) => kib(x.memory.marginalSlabPerContext) },
-    { k: 'MemAvailable per context, first segment', v: (x) => `${kib(x.memory.firstSegment.perContext)} (${x.memory.firstSegment.from}-${x.memory.firstSegment.to})` },
-    { k: 'MemAvailable per context, last segment', v: (x) => `${kib(x.memory.lastSegment.perContext)} (${x.memory.lastSegment.from}-${x.memory.lastSegment.to})` },
-    { k: 'growth (last / first segment)', v: (x) => x.memory.growth.toFixed(2) + (x.memory.growthNoisy ? ` (${x.memory.growthNoisy})` : '') },
+    {
+      k: 'MemAvailable per context, first segment',
+      v: (x) => `${kib(x.memory.firstSegment.perContext)} (${x.memory.firstSegment.from}-${x.memory.firstSegment.to})`,
+    },
+    {
+      k: 'MemAvailable per context, last segment',
+      v: (x) => `${kib(x.memory.lastSegment.perContext)} (${x.memory.lastSegment.from}-${x.memory.lastSegment.to})`,
+    },
+    {
+      k: 'growth (last / first segment)',
+      v: (x) => x.memory.growth.toFixed(2) + (x.memory.growthNoisy ? ` (${x.memory.growthNoisy})` : ''),
+    },
     ...(['KernelStack', 'PageTables', 'Percpu', 'SUnreclaim', 'SReclaimable', 'AnonPages', 'Shmem'] as const).map((f) => ({
       k: `  of which ${f}`,
       v: (x: VariantResult) => kib(x.memory.kernel.meminfo[f]),
     })),
-    { k: '  top slab caches per context', v: (x) => x.memory.kernel.slabs.slice(0, 6).map((c) => `${c.cache} ${kib(c.perContext)}`).join(', ') },
+    {
+      k: '  top slab caches per context',
+      v: (x) =>
+        x.memory.kernel.slabs
+          .slice(0, 6)
+          .map((c) => `${c.cache} ${kib(c.perContext)}`)
+          .join(', '),
+    },
     { k: '  processes (median RSS / PSS)', v: (x) => x.memory.processes.map((p) => `${p.comm} ${kib(p.rss)}/${kib(p.pss)}`).join(', ') },
     { k: 'memory per context (cgroup or PSS), median', v: (x) => kib(x.memory.cgroupMedianPerContext) },
     { k: 'create ms median, first / last segment', v: (x) => `${ms(x.createFirstLast.first)} / ${ms(x.createFirstLast.last)}` },
     { k: 'start ms median, first / last segment', v: (x) => `${ms(x.startFirstLast.first)} / ${ms(x.startFirstLast.last)}` },
-    { k: 'final sweep: answered, p50 / p99 ms', v: (x) => `${x.finalSweep.answered}/${x.finalSweep.of}, ${ms(x.finalSweep.p50)} / ${ms(x.finalSweep.p99)}` },
+    {
+      k: 'final sweep: answered, p50 / p99 ms',
+      v: (x) => `${x.finalSweep.answered}/${x.finalSweep.of}, ${ms(x.finalSweep.p50)} / ${ms(x.finalSweep.p99)}`,
+    },
     { k: 'destroys per second (teardown)', v: (x) => (Number.isFinite(x.destroyPerSecond) ? x.destroyPerSecond.toFixed(1) : '-') },
-    { k: 'not back after teardown: MemAvailable, slab', v: (x) => `${mib(x.afterCleanup.memAvailableLost)} (${(x.afterCleanup.shareOfTotal * 100).toFixed(2)}% of MemTotal), ${mib(x.afterCleanup.slabLost)}` },
+    {
+      k: 'not back after teardown: MemAvailable, slab',
+      v: (x) =>
+        `${mib(x.afterCleanup.memAvailableLost)} (${(x.afterCleanup.shareOfTotal * 100).toFixed(2)}% of MemTotal), ${mib(x.afterCleanup.slabLost)}`,
+    },
     { k: 'private disk per context, median', v: (x) => kib(x.disk.privateMedianPerContext) },
     { k: 'image size', v: (x) => mib(x.disk.imageBytes) },
     { k: 'HTTP checks (full sweeps)', v: (x) => `${x.httpChecks} (${x.fullChecks})` },
@@ -45,7 +68,10 @@ export function packingTable(r: PackingResult): string {
   ];
   const table = formatTable(
     rows.map((row) => ({ k: row.k, vals: r.variants.map(row.v) })),
-    [{ header: 'packing', get: (x: { k: string; vals: string[] }) => x.k }, ...r.variants.map((v, i) => ({ header: v.variant, get: (x: { k: string; vals: string[] }) => x.vals[i] }))],
+    [
+      { header: 'packing', get: (x: { k: string; vals: string[] }) => x.k },
+      ...r.variants.map((v, i) => ({ header: v.variant, get: (x: { k: string; vals: string[] }) => x.vals[i] })),
+    ],
   );
   return [formatMachine(r.machine), `check policy: ${r.checkPolicy}`, `root switch: ${r.rootSwitch}`, '', table].join('\n');
 }
@@ -86,7 +112,12 @@ export function packingLatencyPlot(r: PackingResult): string {
     const pts = v.samples.filter((s) => s.http !== undefined);
     return [
       { label: `${v.variant}: p50`, color: COLORS[v.variant] ?? '#333', points: pts.map((s) => ({ x: s.contexts, y: s.http?.p50 ?? 0 })) },
-      { label: `${v.variant}: p99`, color: COLORS[v.variant] ?? '#333', dashed: true, points: pts.map((s) => ({ x: s.contexts, y: s.http?.p99 ?? 0 })) },
+      {
+        label: `${v.variant}: p99`,
+        color: COLORS[v.variant] ?? '#333',
+        dashed: true,
+        points: pts.map((s) => ({ x: s.contexts, y: s.http?.p99 ?? 0 })),
+      },
     ];
   });
   const m = r.machine;
@@ -106,12 +137,24 @@ export function lifecycleTable(r: LifecycleResult): string {
       { header: 'median ms', get: (x) => (Number.isFinite(x.medianMs) ? x.medianMs.toFixed(1) : '-'), align: 'right' },
       { header: 'runs', get: (x) => x.samples.length, align: 'right' },
       { header: 'x paene API', get: (x) => (x.ratioToPaeneApi !== undefined ? x.ratioToPaeneApi.toFixed(2) : '-'), align: 'right' },
-      { header: 'note', get: (x) => (x.error ? `FAILED: ${x.error}` : x.steps ? Object.entries(x.steps).map(([k, v]) => `${k} ${v.toFixed(1)}`).join(', ') : '') },
+      {
+        header: 'note',
+        get: (x) =>
+          x.error
+            ? `FAILED: ${x.error}`
+            : x.steps
+              ? Object.entries(x.steps)
+                  .map(([k, v]) => `${k} ${v.toFixed(1)}`)
+                  .join(', ')
+              : '',
+      },
     ]);
   const ratios = Object.entries(r.ratios).map(([k, v]) => `  ${k}: ${v.toFixed(2)}`);
   return [
     formatMachine(r.machine),
-    `peers: ${Object.entries(r.versions).map(([k, v]) => `${k}: ${v}`).join('; ')}`,
+    `peers: ${Object.entries(r.versions)
+      .map(([k, v]) => `${k}: ${v}`)
+      .join('; ')}`,
     `${r.runs} alternating runs per engine; node -e 0 takes ${r.nodeStartupMs.toFixed(1)} ms (paid by every CLI call)`,
     '',
     'create + start + /bin/true + delete',
@@ -132,11 +175,27 @@ function manyLines(m: ManyResult): string {
     `${m.contexts} contexts, many per CLI call (goals: create+start and destroy >= 100/s, list with them <= 2x list with none)`,
     formatTable(
       [
-        { what: `create --count ${m.contexts}, then start --all`, value: `${(m.createS + m.startS).toFixed(2)} s (${m.createS.toFixed(2)} + ${m.startS.toFixed(2)})`, rate: perS(m.createStartPerS) },
+        {
+          what: `create --count ${m.contexts}, then start --all`,
+          value: `${(m.createS + m.startS).toFixed(2)} s (${m.createS.toFixed(2)} + ${m.startS.toFixed(2)})`,
+          rate: perS(m.createStartPerS),
+        },
         { what: 'destroy --all', value: `${m.destroyS.toFixed(2)} s`, rate: perS(m.destroyPerS) },
-        { what: `create --count ${m.contexts} --start (one call)`, value: `${m.createStartOneCallS.toFixed(2)} s`, rate: perS(m.createStartOneCallPerS) },
-        { what: `list: none / ${m.contexts} running, wall`, value: `${m.listEmptyMs.toFixed(1)} / ${m.listFullMs.toFixed(1)} ms`, rate: `${m.listRatio.toFixed(2)}x` },
-        { what: `list: none / ${m.contexts} running, CPU`, value: `${m.listEmptyCpuMs.toFixed(0)} / ${m.listFullCpuMs.toFixed(0)} ms`, rate: `${m.listCpuRatio.toFixed(2)}x` },
+        {
+          what: `create --count ${m.contexts} --start (one call)`,
+          value: `${m.createStartOneCallS.toFixed(2)} s`,
+          rate: perS(m.createStartOneCallPerS),
+        },
+        {
+          what: `list: none / ${m.contexts} running, wall`,
+          value: `${m.listEmptyMs.toFixed(1)} / ${m.listFullMs.toFixed(1)} ms`,
+          rate: `${m.listRatio.toFixed(2)}x`,
+        },
+        {
+          what: `list: none / ${m.contexts} running, CPU`,
+          value: `${m.listEmptyCpuMs.toFixed(0)} / ${m.listFullCpuMs.toFixed(0)} ms`,
+          rate: `${m.listCpuRatio.toFixed(2)}x`,
+        },
       ],
       [
         { header: 'what', get: (x) => x.what },

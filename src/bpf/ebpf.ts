@@ -31,9 +31,35 @@ export const BPF_MEM = 0x60;
 export const BPF_K = 0x00;
 export const BPF_X = 0x08;
 
-export const ALU_OPS = { add: 0x00, sub: 0x10, mul: 0x20, div: 0x30, or: 0x40, and: 0x50, lsh: 0x60, rsh: 0x70, neg: 0x80, mod: 0x90, xor: 0xa0, mov: 0xb0, arsh: 0xc0 } as const;
+export const ALU_OPS = {
+  add: 0x00,
+  sub: 0x10,
+  mul: 0x20,
+  div: 0x30,
+  or: 0x40,
+  and: 0x50,
+  lsh: 0x60,
+  rsh: 0x70,
+  neg: 0x80,
+  mod: 0x90,
+  xor: 0xa0,
+  mov: 0xb0,
+  arsh: 0xc0,
+} as const;
 export type AluOp = keyof typeof ALU_OPS;
-export const JMP_OPS = { jeq: 0x10, jgt: 0x20, jge: 0x30, jset: 0x40, jne: 0x50, jsgt: 0x60, jsge: 0x70, jlt: 0xa0, jle: 0xb0, jslt: 0xc0, jsle: 0xd0 } as const;
+export const JMP_OPS = {
+  jeq: 0x10,
+  jgt: 0x20,
+  jge: 0x30,
+  jset: 0x40,
+  jne: 0x50,
+  jsgt: 0x60,
+  jsge: 0x70,
+  jlt: 0xa0,
+  jle: 0xb0,
+  jslt: 0xc0,
+  jsle: 0xd0,
+} as const;
 export type JmpOp = keyof typeof JMP_OPS;
 export const BPF_JA = 0x00;
 export const BPF_CALL = 0x80;
@@ -48,7 +74,17 @@ export const SIZE_OF_CODE: Record<number, Size> = { [BPF_B]: 1, [BPF_H]: 2, [BPF
 
 /** r0 = return value / helper result, r1-r5 helper arguments (clobbered by calls), r6-r9 callee-saved, r10 frame pointer (read-only). */
 export type Reg = 0 | 1 | 2 | 3 | 4 | 5 | 6 | 7 | 8 | 9 | 10;
-export const R0 = 0, R1 = 1, R2 = 2, R3 = 3, R4 = 4, R5 = 5, R6 = 6, R7 = 7, R8 = 8, R9 = 9, R10 = 10;
+export const R0 = 0,
+  R1 = 1,
+  R2 = 2,
+  R3 = 3,
+  R4 = 4,
+  R5 = 5,
+  R6 = 6,
+  R7 = 7,
+  R8 = 8,
+  R9 = 9,
+  R10 = 10;
 
 export interface Insn {
   code: number;

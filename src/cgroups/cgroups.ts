@@ -115,7 +115,6 @@ function readFile(file: string): string | undefined {
   }
 }
 
-
 const isShareable = (c: string): c is ShareableV1 => (SHAREABLE_V1 as readonly string[]).includes(c);
 
 export class ContextCgroup {
@@ -208,7 +207,8 @@ export class ContextCgroup {
       const enableAll = (dir: string, controllers: string[]) => {
         if (controllers.length === 0) return;
         const have = (readFile(path.join(dir, 'cgroup.subtree_control')) ?? '').trim().split(/\s+/);
-        if (!controllers.every((c) => have.includes(c))) writeFile(path.join(dir, 'cgroup.subtree_control'), controllers.map((c) => '+' + c).join(' '));
+        if (!controllers.every((c) => have.includes(c)))
+          writeFile(path.join(dir, 'cgroup.subtree_control'), controllers.map((c) => '+' + c).join(' '));
       };
       // every level down to the parent: a controller is enabled below a directory only if it is enabled in it
       const levels = [u.mount];
@@ -219,7 +219,10 @@ export class ContextCgroup {
         if (this.pooled) {
           const pool = path.join(parentDir, POOL_GROUP);
           fs.mkdirSync(pool, { recursive: true });
-          enableAll(pool, u.controllers.filter((c) => c !== 'memory'));
+          enableAll(
+            pool,
+            u.controllers.filter((c) => c !== 'memory'),
+          );
         }
       }
       fs.mkdirSync(this.unifiedDir as string, { recursive: true });
@@ -233,7 +236,11 @@ export class ContextCgroup {
     }
     for (const [mount, controllers] of byMount) {
       const shared = controllers.every((c) => isShareable(c) && !own.includes(c));
-      if (shared) this.ensureShared(mount, sharedWrites.filter((w) => controllers.includes(w.controller)));
+      if (shared)
+        this.ensureShared(
+          mount,
+          sharedWrites.filter((w) => controllers.includes(w.controller)),
+        );
       else fs.mkdirSync(path.join(mount, this.parent, this.name), { recursive: true });
     }
   }
@@ -254,7 +261,8 @@ export class ContextCgroup {
       fs.renameSync(tmp, dir);
     } catch (e) {
       fs.rmdirSync(tmp);
-      if (!fs.existsSync(dir)) throw new PaeneError('internal', `cannot make the shared cgroup ${dir}: ${(e as Error).message}`, { cause: e });
+      if (!fs.existsSync(dir))
+        throw new PaeneError('internal', `cannot make the shared cgroup ${dir}: ${(e as Error).message}`, { cause: e });
     }
   }
 
@@ -276,7 +284,8 @@ export class ContextCgroup {
     fs.mkdirSync(d);
     const frozen = await this.freeze();
     try {
-      if (!frozen) throw new PaeneError('busy', `cannot freeze '${this.name}' to move it into a ${controller} cgroup of its own; try again`);
+      if (!frozen)
+        throw new PaeneError('busy', `cannot freeze '${this.name}' to move it into a ${controller} cgroup of its own; try again`);
       for (const pid of this.pids()) {
         try {
           writeFile(path.join(d, 'cgroup.procs'), String(pid));
@@ -303,7 +312,9 @@ export class ContextCgroup {
 
   /** The cgroup.procs files a new process writes itself into. */
   procsFiles(): string[] {
-    const files = this.dirs().filter((d) => fs.existsSync(d)).map((d) => path.join(d, 'cgroup.procs'));
+    const files = this.dirs()
+      .filter((d) => fs.existsSync(d))
+      .map((d) => path.join(d, 'cgroup.procs'));
     for (const c of SHAREABLE_V1) {
       const shared = this.sharedDir(c);
       if (shared && !this.owns(c)) files.push(path.join(shared, 'cgroup.procs'));
@@ -321,7 +332,8 @@ export class ContextCgroup {
       const d = this.dir(w.controller);
       if (!d) {
         if (w.optional) continue;
-        if (this.host.v1.has(w.controller)) throw new PaeneError('wrong-state', `'${this.name}' shares the ${w.controller} cgroup with its siblings (needed for ${w.file})`);
+        if (this.host.v1.has(w.controller))
+          throw new PaeneError('wrong-state', `'${this.name}' shares the ${w.controller} cgroup with its siblings (needed for ${w.file})`);
         throw new PaeneError('unsupported', `this host has no '${w.controller}' cgroup controller (needed for ${w.file})`);
       }
       const file = path.join(d, w.file);
@@ -437,7 +449,10 @@ export class ContextCgroup {
         this.thaw();
       }
       if (Date.now() > deadline) {
-        throw new PaeneError('internal', `processes of context '${this.name}' survived SIGKILL for ${timeoutMs} ms: ${this.allPids().join(' ')}`);
+        throw new PaeneError(
+          'internal',
+          `processes of context '${this.name}' survived SIGKILL for ${timeoutMs} ms: ${this.allPids().join(' ')}`,
+        );
       }
       await sleep(pause);
       pause = Math.min(pause * 2, 10);

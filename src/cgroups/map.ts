@@ -60,7 +60,10 @@ export function cgroupWrites(limits: ResourceLimits, version: CgroupVersion, dev
   const share = toShares(effectiveShare(limits));
   const io = limits.io ?? {};
   const dev = (d: BlockDevice) => `${d.major}:${d.minor}`;
-  const pids: CgroupWrite = limits.nproc === undefined ? { controller: 'pids', file: 'pids.max', value: 'max', optional: true } : { controller: 'pids', file: 'pids.max', value: String(limits.nproc) };
+  const pids: CgroupWrite =
+    limits.nproc === undefined
+      ? { controller: 'pids', file: 'pids.max', value: 'max', optional: true }
+      : { controller: 'pids', file: 'pids.max', value: String(limits.nproc) };
   if (version === 'v1') {
     w.push({ controller: 'cpu', file: 'cpu.cfs_burst_us', value: '0', optional: true });
     w.push({ controller: 'cpu', file: 'cpu.cfs_quota_us', value: '-1', optional: true });
@@ -75,8 +78,13 @@ export function cgroupWrites(limits: ResourceLimits, version: CgroupVersion, dev
     if (limits.cpuLatency === 'idle') w.push({ controller: 'cpu', file: 'cpu.idle', value: '1' });
     w.push(pids);
     w.push({ controller: 'memory', file: 'memory.memsw.limit_in_bytes', value: '-1', optional: true });
-    w.push(limits.memory === undefined ? { controller: 'memory', file: 'memory.limit_in_bytes', value: '-1', optional: true } : { controller: 'memory', file: 'memory.limit_in_bytes', value: String(limits.memory) });
-    if (limits.memorySwap !== undefined) w.push({ controller: 'memory', file: 'memory.memsw.limit_in_bytes', value: String(limits.memorySwap), optional: true });
+    w.push(
+      limits.memory === undefined
+        ? { controller: 'memory', file: 'memory.limit_in_bytes', value: '-1', optional: true }
+        : { controller: 'memory', file: 'memory.limit_in_bytes', value: String(limits.memory) },
+    );
+    if (limits.memorySwap !== undefined)
+      w.push({ controller: 'memory', file: 'memory.memsw.limit_in_bytes', value: String(limits.memorySwap), optional: true });
     for (const d of devices) {
       const rules: [string, number | undefined][] = [
         ['blkio.throttle.read_bps_device', io.readBps],
@@ -84,24 +92,42 @@ export function cgroupWrites(limits: ResourceLimits, version: CgroupVersion, dev
         ['blkio.throttle.read_iops_device', io.readIops],
         ['blkio.throttle.write_iops_device', io.writeIops],
       ];
-      for (const [file, v] of rules) w.push(v === undefined ? { controller: 'blkio', file, value: `${dev(d)} 0`, optional: true } : { controller: 'blkio', file, value: `${dev(d)} ${v}` });
+      for (const [file, v] of rules)
+        w.push(
+          v === undefined
+            ? { controller: 'blkio', file, value: `${dev(d)} 0`, optional: true }
+            : { controller: 'blkio', file, value: `${dev(d)} ${v}` },
+        );
     }
   } else {
     w.push({ controller: 'cpu', file: 'cpu.max.burst', value: '0', optional: true });
-    w.push(hard ? { controller: 'cpu', file: 'cpu.max', value: `${hard.quotaUs} ${hard.periodUs}` } : { controller: 'cpu', file: 'cpu.max', value: 'max 100000', optional: true });
+    w.push(
+      hard
+        ? { controller: 'cpu', file: 'cpu.max', value: `${hard.quotaUs} ${hard.periodUs}` }
+        : { controller: 'cpu', file: 'cpu.max', value: 'max 100000', optional: true },
+    );
     if (hard && hard.burstUs > 0) w.push({ controller: 'cpu', file: 'cpu.max.burst', value: String(hard.burstUs), optional: true });
     w.push({ controller: 'cpu', file: 'cpu.idle', value: '0', optional: true });
     w.push({ controller: 'cpu', file: 'cpu.weight', value: String(share.weight) });
     if (limits.cpuLatency === 'idle') w.push({ controller: 'cpu', file: 'cpu.idle', value: '1' });
     w.push(pids);
-    w.push(limits.memory === undefined ? { controller: 'memory', file: 'memory.max', value: 'max', optional: true } : { controller: 'memory', file: 'memory.max', value: String(limits.memory) });
+    w.push(
+      limits.memory === undefined
+        ? { controller: 'memory', file: 'memory.max', value: 'max', optional: true }
+        : { controller: 'memory', file: 'memory.max', value: String(limits.memory) },
+    );
     // v2 counts swap on its own: memory.swap.max = (memory + swap) − memory.
     const swap = limits.memorySwap !== undefined && limits.memory !== undefined ? String(limits.memorySwap - limits.memory) : 'max';
     w.push({ controller: 'memory', file: 'memory.swap.max', value: swap, optional: true });
     const m = (v: number | undefined) => (v === undefined ? 'max' : String(v));
     for (const d of devices) {
       const none = [io.readBps, io.writeBps, io.readIops, io.writeIops].every((v) => v === undefined);
-      w.push({ controller: 'io', file: 'io.max', value: `${dev(d)} rbps=${m(io.readBps)} wbps=${m(io.writeBps)} riops=${m(io.readIops)} wiops=${m(io.writeIops)}`, ...(none ? { optional: true } : {}) });
+      w.push({
+        controller: 'io',
+        file: 'io.max',
+        value: `${dev(d)} rbps=${m(io.readBps)} wbps=${m(io.writeBps)} riops=${m(io.readIops)} wiops=${m(io.writeIops)}`,
+        ...(none ? { optional: true } : {}),
+      });
     }
   }
   return w;

@@ -19,7 +19,10 @@ export interface ProbePart {
 
 /** The parts of the probe's last non-empty output line. */
 export function parseProbeLine(stdout: string): ProbePart[] {
-  const lines = stdout.split('\n').map((l) => l.trim()).filter((l) => l !== '');
+  const lines = stdout
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l !== '');
   const last = lines.at(-1);
   if (last === undefined) return [];
   return last.split(/, (?=(?:ok|E[A-Z0-9]+|masked|contained|empty|unlimited|status)\b)/).map((p) => {

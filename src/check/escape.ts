@@ -138,24 +138,53 @@ const EPERM = ['EPERM'];
 
 export const ESCAPE_ATTEMPTS: readonly EscapeAttempt[] = [
   // ---- mounts and the root
-  probeAttempt({ id: 'mount-tmpfs', attempt: 'mount a tmpfs', expected: 'EPERM', wall: 'no SYS_ADMIN; seccomp mount', calls: () => [['mount', 'tmpfs', '/tmp/.m', 'tmpfs', 'none']], blockedBy: EPERM, host: ['mounts'] }),
-  probeAttempt({ id: 'mount-bind-root', attempt: 'bind-mount / elsewhere', expected: 'EPERM', wall: 'no SYS_ADMIN; seccomp mount', calls: () => [['mount', '/', '/tmp/.m', '-', 'rbind']], blockedBy: EPERM, host: ['mounts'] }),
+  probeAttempt({
+    id: 'mount-tmpfs',
+    attempt: 'mount a tmpfs',
+    expected: 'EPERM',
+    wall: 'no SYS_ADMIN; seccomp mount',
+    calls: () => [['mount', 'tmpfs', '/tmp/.m', 'tmpfs', 'none']],
+    blockedBy: EPERM,
+    host: ['mounts'],
+  }),
+  probeAttempt({
+    id: 'mount-bind-root',
+    attempt: 'bind-mount / elsewhere',
+    expected: 'EPERM',
+    wall: 'no SYS_ADMIN; seccomp mount',
+    calls: () => [['mount', '/', '/tmp/.m', '-', 'rbind']],
+    blockedBy: EPERM,
+    host: ['mounts'],
+  }),
   probeAttempt({
     id: 'remount-proc-rw',
     attempt: 'remount /proc and /proc/sys read-write',
     expected: 'EPERM',
     wall: 'no SYS_ADMIN; seccomp mount',
-    calls: () => [['mount', '-', '/proc', '-', 'remount-rw'], ['mount', '-', '/proc/sys', '-', 'remount-bind-rw']],
+    calls: () => [
+      ['mount', '-', '/proc', '-', 'remount-rw'],
+      ['mount', '-', '/proc/sys', '-', 'remount-bind-rw'],
+    ],
     blockedBy: EPERM,
     host: ['mounts'],
   }),
-  probeAttempt({ id: 'umount-mask', attempt: 'unmount a mask (/proc/keys)', expected: 'EPERM', wall: 'no SYS_ADMIN; seccomp umount2', calls: () => [['umount', '/proc/keys']], blockedBy: EPERM }),
+  probeAttempt({
+    id: 'umount-mask',
+    attempt: 'unmount a mask (/proc/keys)',
+    expected: 'EPERM',
+    wall: 'no SYS_ADMIN; seccomp umount2',
+    calls: () => [['umount', '/proc/keys']],
+    blockedBy: EPERM,
+  }),
   probeAttempt({
     id: 'mount-cgroupfs',
     attempt: 'mount the cgroup v1 and v2 filesystems (reach the host cgroup tree)',
     expected: 'EPERM',
     wall: 'no SYS_ADMIN; seccomp mount; cgroup namespace',
-    calls: () => [['mount', 'cgroup', '/tmp/.cg', 'cgroup', 'none', 'pids'], ['mount', 'cgroup2', '/tmp/.cg2', 'cgroup2', 'none']],
+    calls: () => [
+      ['mount', 'cgroup', '/tmp/.cg', 'cgroup', 'none', 'pids'],
+      ['mount', 'cgroup2', '/tmp/.cg2', 'cgroup2', 'none'],
+    ],
     blockedBy: EPERM,
     host: ['mounts'],
   }),
@@ -164,19 +193,30 @@ export const ESCAPE_ATTEMPTS: readonly EscapeAttempt[] = [
     attempt: "write the context's own cgroup files (/sys/fs/cgroup)",
     expected: 'EROFS or ENOENT',
     wall: 'no cgroupfs in the guest; /sys read-only',
-    calls: () => [['open-write', '/sys/fs/cgroup/pids/pids.max'], ['open-write', '/sys/fs/cgroup/cgroup.procs']],
+    calls: () => [
+      ['open-write', '/sys/fs/cgroup/pids/pids.max'],
+      ['open-write', '/sys/fs/cgroup/cgroup.procs'],
+    ],
     blockedBy: ['EROFS', 'ENOENT', 'EACCES'],
   }),
   probeAttempt({
     id: 'chroot-fchdir',
     attempt: 'chroot + fchdir + chdir("..") break-out',
     expected: 'stays in the context root',
-    wall: 'the root is its namespace\'s topmost mount, every mount beneath stacked root on root, no host mount in the namespace',
+    wall: "the root is its namespace's topmost mount, every mount beneath stacked root on root, no host mount in the namespace",
     calls: (x) => [['chroot-breakout', x.env.hostOnlyPath]],
     blockedBy: ['contained', 'EPERM'],
     host: ['sentinel'],
   }),
-  probeAttempt({ id: 'pivot-root', attempt: 'pivot_root', expected: 'EPERM', wall: 'no SYS_ADMIN; seccomp pivot_root', calls: () => [['pivot-root']], blockedBy: EPERM, host: ['mounts'] }),
+  probeAttempt({
+    id: 'pivot-root',
+    attempt: 'pivot_root',
+    expected: 'EPERM',
+    wall: 'no SYS_ADMIN; seccomp pivot_root',
+    calls: () => [['pivot-root']],
+    blockedBy: EPERM,
+    host: ['mounts'],
+  }),
   probeAttempt({
     id: 'proc1-root',
     attempt: '/proc/1/root to a host path',
@@ -190,12 +230,32 @@ export const ESCAPE_ATTEMPTS: readonly EscapeAttempt[] = [
     attempt: 'open the runtime helper for writing via /proc/1/exe',
     expected: 'EACCES',
     wall: 'the init and every entering process run from a sealed in-memory copy (never the host file), non-dumpable until their exec',
-    calls: () => [['open-write', '/proc/1/exe'], ['open-write', '/proc/self/exe']],
+    calls: () => [
+      ['open-write', '/proc/1/exe'],
+      ['open-write', '/proc/self/exe'],
+    ],
     blockedBy: ['ETXTBSY', 'EACCES', 'EPERM'],
   }),
   // ---- devices
-  probeAttempt({ id: 'mknod-block', attempt: 'mknod a block device (254:0, the host disk)', expected: 'EPERM', wall: 'no MKNOD; devices cgroup', calls: () => [['mknod', '/dev/.b', 'b', 254, 0], ['mknod', '/tmp/.b', 'b', 254, 0]], blockedBy: EPERM }),
-  probeAttempt({ id: 'mknod-char', attempt: 'mknod a char device (1:1, /dev/mem)', expected: 'EPERM', wall: 'no MKNOD; devices cgroup', calls: () => [['mknod', '/dev/.c', 'c', 1, 1]], blockedBy: EPERM }),
+  probeAttempt({
+    id: 'mknod-block',
+    attempt: 'mknod a block device (254:0, the host disk)',
+    expected: 'EPERM',
+    wall: 'no MKNOD; devices cgroup',
+    calls: () => [
+      ['mknod', '/dev/.b', 'b', 254, 0],
+      ['mknod', '/tmp/.b', 'b', 254, 0],
+    ],
+    blockedBy: EPERM,
+  }),
+  probeAttempt({
+    id: 'mknod-char',
+    attempt: 'mknod a char device (1:1, /dev/mem)',
+    expected: 'EPERM',
+    wall: 'no MKNOD; devices cgroup',
+    calls: () => [['mknod', '/dev/.c', 'c', 1, 1]],
+    blockedBy: EPERM,
+  }),
   probeAttempt({
     id: 'open-host-blockdev',
     attempt: 'open every host block device listed in /sys/dev/block (and any in /dev)',
@@ -206,9 +266,37 @@ export const ESCAPE_ATTEMPTS: readonly EscapeAttempt[] = [
     // a host with no block device at all (a VM on a 9p root) has nothing to try
     unprovable: ['none'],
   }),
-  probeAttempt({ id: 'dev-mem', attempt: 'read /dev/mem', expected: 'ENOENT', wall: 'not in /dev; no MKNOD; devices cgroup; no SYS_RAWIO', calls: () => [['read', '/dev/mem'], ['read', '/dev/kmem']], blockedBy: ['ENOENT'] }),
-  probeAttempt({ id: 'proc-kcore', attempt: 'read /proc/kcore', expected: 'masked', wall: 'masked path', calls: () => [['read', '/proc/kcore']], blockedBy: ['masked', 'empty', 'ENOENT'], needsHost: '/proc/kcore' }),
-  probeAttempt({ id: 'proc-kallsyms', attempt: 'read /proc/kallsyms and /proc/keys', expected: 'masked', wall: 'masked paths', calls: () => [['read', '/proc/kallsyms'], ['read', '/proc/keys']], blockedBy: ['masked', 'empty'] }),
+  probeAttempt({
+    id: 'dev-mem',
+    attempt: 'read /dev/mem',
+    expected: 'ENOENT',
+    wall: 'not in /dev; no MKNOD; devices cgroup; no SYS_RAWIO',
+    calls: () => [
+      ['read', '/dev/mem'],
+      ['read', '/dev/kmem'],
+    ],
+    blockedBy: ['ENOENT'],
+  }),
+  probeAttempt({
+    id: 'proc-kcore',
+    attempt: 'read /proc/kcore',
+    expected: 'masked',
+    wall: 'masked path',
+    calls: () => [['read', '/proc/kcore']],
+    blockedBy: ['masked', 'empty', 'ENOENT'],
+    needsHost: '/proc/kcore',
+  }),
+  probeAttempt({
+    id: 'proc-kallsyms',
+    attempt: 'read /proc/kallsyms and /proc/keys',
+    expected: 'masked',
+    wall: 'masked paths',
+    calls: () => [
+      ['read', '/proc/kallsyms'],
+      ['read', '/proc/keys'],
+    ],
+    blockedBy: ['masked', 'empty'],
+  }),
   // ---- kernel-wide state
   probeAttempt({
     id: 'modules',
@@ -219,12 +307,59 @@ export const ESCAPE_ATTEMPTS: readonly EscapeAttempt[] = [
     blockedBy: EPERM,
     unprovable: ['ENOSYS'],
   }),
-  shellAttempt({ id: 'insmod', attempt: 'insmod (busybox) of a module file', expected: 'fails', wall: 'no SYS_MODULE; seccomp', script: 'printf "\\177ELF" > /tmp/.x.ko; busybox insmod /tmp/.x.ko', blockedIf: /not permitted/i, unprovableIf: /not implemented/i }),
-  probeAttempt({ id: 'reboot', attempt: 'reboot(CAD_OFF)', expected: 'EPERM', wall: 'no SYS_BOOT; seccomp', calls: () => [['reboot']], blockedBy: EPERM }),
-  probeAttempt({ id: 'clock', attempt: 'settimeofday / clock_settime (to the current time)', expected: 'EPERM', wall: 'no SYS_TIME; seccomp', calls: () => [['clock']], blockedBy: EPERM, host: ['clock'] }),
-  shellAttempt({ id: 'date-s', attempt: 'date -s (to the current time)', expected: 'fails', wall: 'no SYS_TIME; seccomp', script: 'date -s "@$(date +%s)"', blockedIf: /not permitted/i, host: ['clock'] }),
-  shellAttempt({ id: 'hostname-cmd', attempt: 'hostname(1) without the ccap', expected: 'fails', wall: 'no SYS_ADMIN', script: 'busybox hostname escaped', blockedIf: /not permitted|must be root/i, host: ['hostname'] }),
-  probeAttempt({ id: 'sethostname', attempt: 'sethostname without the SET_UTSNAME ccap', expected: 'EPERM', wall: 'no SYS_ADMIN', calls: () => [['sethostname']], blockedBy: EPERM, host: ['hostname'] }),
+  shellAttempt({
+    id: 'insmod',
+    attempt: 'insmod (busybox) of a module file',
+    expected: 'fails',
+    wall: 'no SYS_MODULE; seccomp',
+    script: 'printf "\\177ELF" > /tmp/.x.ko; busybox insmod /tmp/.x.ko',
+    blockedIf: /not permitted/i,
+    unprovableIf: /not implemented/i,
+  }),
+  probeAttempt({
+    id: 'reboot',
+    attempt: 'reboot(CAD_OFF)',
+    expected: 'EPERM',
+    wall: 'no SYS_BOOT; seccomp',
+    calls: () => [['reboot']],
+    blockedBy: EPERM,
+  }),
+  probeAttempt({
+    id: 'clock',
+    attempt: 'settimeofday / clock_settime (to the current time)',
+    expected: 'EPERM',
+    wall: 'no SYS_TIME; seccomp',
+    calls: () => [['clock']],
+    blockedBy: EPERM,
+    host: ['clock'],
+  }),
+  shellAttempt({
+    id: 'date-s',
+    attempt: 'date -s (to the current time)',
+    expected: 'fails',
+    wall: 'no SYS_TIME; seccomp',
+    script: 'date -s "@$(date +%s)"',
+    blockedIf: /not permitted/i,
+    host: ['clock'],
+  }),
+  shellAttempt({
+    id: 'hostname-cmd',
+    attempt: 'hostname(1) without the ccap',
+    expected: 'fails',
+    wall: 'no SYS_ADMIN',
+    script: 'busybox hostname escaped',
+    blockedIf: /not permitted|must be root/i,
+    host: ['hostname'],
+  }),
+  probeAttempt({
+    id: 'sethostname',
+    attempt: 'sethostname without the SET_UTSNAME ccap',
+    expected: 'EPERM',
+    wall: 'no SYS_ADMIN',
+    calls: () => [['sethostname']],
+    blockedBy: EPERM,
+    host: ['hostname'],
+  }),
   probeAttempt({
     id: 'proc-hostname',
     attempt: 'write /proc/sys/kernel/hostname without the ccap',
@@ -234,15 +369,39 @@ export const ESCAPE_ATTEMPTS: readonly EscapeAttempt[] = [
     blockedBy: ['EROFS'],
     host: ['hostname'],
   }),
-  probeAttempt({ id: 'rlimit-nofile', attempt: 'raise the RLIMIT_NOFILE hard limit', expected: 'EPERM', wall: 'no SYS_RESOURCE', calls: () => [['rlimit']], blockedBy: EPERM }),
-  probeAttempt({ id: 'nice-negative', attempt: 'negative nice (raise priority)', expected: 'EPERM', wall: 'no SYS_NICE', calls: () => [['nice', -5]], blockedBy: ['EPERM', 'EACCES'] }),
-  probeAttempt({ id: 'iopl', attempt: 'iopl(3) / ioperm', expected: 'EPERM', wall: 'no SYS_RAWIO; seccomp', calls: () => [['iopl']], blockedBy: EPERM }),
+  probeAttempt({
+    id: 'rlimit-nofile',
+    attempt: 'raise the RLIMIT_NOFILE hard limit',
+    expected: 'EPERM',
+    wall: 'no SYS_RESOURCE',
+    calls: () => [['rlimit']],
+    blockedBy: EPERM,
+  }),
+  probeAttempt({
+    id: 'nice-negative',
+    attempt: 'negative nice (raise priority)',
+    expected: 'EPERM',
+    wall: 'no SYS_NICE',
+    calls: () => [['nice', -5]],
+    blockedBy: ['EPERM', 'EACCES'],
+  }),
+  probeAttempt({
+    id: 'iopl',
+    attempt: 'iopl(3) / ioperm',
+    expected: 'EPERM',
+    wall: 'no SYS_RAWIO; seccomp',
+    calls: () => [['iopl']],
+    blockedBy: EPERM,
+  }),
   probeAttempt({
     id: 'proc-sys-write',
     attempt: 'open global sysctls for writing (vm.swappiness, kernel.core_pattern)',
     expected: 'EROFS',
     wall: 'read-only /proc/sys',
-    calls: () => [['open-write', '/proc/sys/vm/swappiness'], ['open-write', '/proc/sys/kernel/core_pattern']],
+    calls: () => [
+      ['open-write', '/proc/sys/vm/swappiness'],
+      ['open-write', '/proc/sys/kernel/core_pattern'],
+    ],
     blockedBy: ['EROFS'],
   }),
   probeAttempt({
@@ -259,7 +418,10 @@ export const ESCAPE_ATTEMPTS: readonly EscapeAttempt[] = [
     attempt: 'open /sys files for writing (THP, block queue)',
     expected: 'EROFS',
     wall: 'read-only /sys',
-    calls: () => [['open-write', '/sys/kernel/mm/transparent_hugepage/enabled'], ['open-write', '/sys/block/vda/queue/read_ahead_kb']],
+    calls: () => [
+      ['open-write', '/sys/kernel/mm/transparent_hugepage/enabled'],
+      ['open-write', '/sys/block/vda/queue/read_ahead_kb'],
+    ],
     blockedBy: ['EROFS', 'ENOENT'],
   }),
   // ---- other processes
@@ -268,7 +430,10 @@ export const ESCAPE_ATTEMPTS: readonly EscapeAttempt[] = [
     attempt: 'kill(0) / ptrace a host process by pid (the checker itself)',
     expected: 'ESRCH',
     wall: 'pid namespace',
-    calls: () => [['kill', process.pid], ['ptrace', process.pid]],
+    calls: () => [
+      ['kill', process.pid],
+      ['ptrace', process.pid],
+    ],
     blockedBy: ['ESRCH'],
   }),
   probeAttempt({
@@ -276,7 +441,13 @@ export const ESCAPE_ATTEMPTS: readonly EscapeAttempt[] = [
     attempt: "kill(0) / ptrace another context's init by its host pid",
     expected: 'ESRCH',
     wall: 'pid namespace',
-    calls: (x) => (x.env.otherInitPid ? [['kill', x.env.otherInitPid], ['ptrace', x.env.otherInitPid]] : [['kill', 999_999]]),
+    calls: (x) =>
+      x.env.otherInitPid
+        ? [
+            ['kill', x.env.otherInitPid],
+            ['ptrace', x.env.otherInitPid],
+          ]
+        : [['kill', 999_999]],
     blockedBy: ['ESRCH'],
   }),
   probeAttempt({
@@ -304,14 +475,45 @@ export const ESCAPE_ATTEMPTS: readonly EscapeAttempt[] = [
     attempt: "join namespaces via /proc/*/ns (own init's, another context's)",
     expected: 'EPERM / ENOENT',
     wall: 'seccomp setns; pid namespace hides other inits; in --net shared also Landlock (EACCES)',
-    calls: (x) => [['setns', '/proc/1/ns/mnt'], ['setns', `/proc/${x.env.otherInitPid ?? 999_999}/ns/mnt`]],
+    calls: (x) => [
+      ['setns', '/proc/1/ns/mnt'],
+      ['setns', `/proc/${x.env.otherInitPid ?? 999_999}/ns/mnt`],
+    ],
     blockedBy: ['EPERM', 'ENOENT', 'EACCES'],
   }),
   // ---- kernel interfaces without a capability check
-  probeAttempt({ id: 'raw-socket', attempt: 'raw ICMP and packet sockets (no RAW_ICMP ccap)', expected: 'EPERM', wall: 'no NET_RAW', calls: () => [['raw']], blockedBy: ['EPERM', 'EACCES'] }),
-  probeAttempt({ id: 'keyctl', attempt: 'keyctl / add_key on the host user keyring', expected: 'EPERM', wall: 'seccomp keyctl, add_key', calls: () => [['keyctl']], blockedBy: EPERM }),
-  probeAttempt({ id: 'bpf', attempt: 'bpf(BPF_MAP_CREATE)', expected: 'EPERM', wall: 'no BPF; seccomp', calls: () => [['bpf']], blockedBy: EPERM }),
-  probeAttempt({ id: 'perf', attempt: 'perf_event_open on all processes of cpu 0', expected: 'EPERM', wall: 'no PERFMON; seccomp', calls: () => [['perf']], blockedBy: ['EPERM', 'EACCES'] }),
+  probeAttempt({
+    id: 'raw-socket',
+    attempt: 'raw ICMP and packet sockets (no RAW_ICMP ccap)',
+    expected: 'EPERM',
+    wall: 'no NET_RAW',
+    calls: () => [['raw']],
+    blockedBy: ['EPERM', 'EACCES'],
+  }),
+  probeAttempt({
+    id: 'keyctl',
+    attempt: 'keyctl / add_key on the host user keyring',
+    expected: 'EPERM',
+    wall: 'seccomp keyctl, add_key',
+    calls: () => [['keyctl']],
+    blockedBy: EPERM,
+  }),
+  probeAttempt({
+    id: 'bpf',
+    attempt: 'bpf(BPF_MAP_CREATE)',
+    expected: 'EPERM',
+    wall: 'no BPF; seccomp',
+    calls: () => [['bpf']],
+    blockedBy: EPERM,
+  }),
+  probeAttempt({
+    id: 'perf',
+    attempt: 'perf_event_open on all processes of cpu 0',
+    expected: 'EPERM',
+    wall: 'no PERFMON; seccomp',
+    calls: () => [['perf']],
+    blockedBy: ['EPERM', 'EACCES'],
+  }),
   probeAttempt({
     id: 'shocker',
     attempt: "open_by_handle_at with a guessed inode-2 handle ('shocker')",
@@ -347,8 +549,22 @@ export const ESCAPE_ATTEMPTS: readonly EscapeAttempt[] = [
     blockedIf: /not permitted/i,
     host: ['mounts'],
   }),
-  probeAttempt({ id: 'userns-clone', attempt: 'clone(CLONE_NEWUSER)', expected: 'EPERM', wall: 'seccomp (CLONE_NEWUSER)', calls: () => [['clone-userns']], blockedBy: EPERM }),
-  probeAttempt({ id: 'userns-clone3', attempt: 'clone3(CLONE_NEWUSER)', expected: 'ENOSYS (clone3 refused as a whole)', wall: 'seccomp (clone3)', calls: () => [['clone3-userns']], blockedBy: ['ENOSYS'] }),
+  probeAttempt({
+    id: 'userns-clone',
+    attempt: 'clone(CLONE_NEWUSER)',
+    expected: 'EPERM',
+    wall: 'seccomp (CLONE_NEWUSER)',
+    calls: () => [['clone-userns']],
+    blockedBy: EPERM,
+  }),
+  probeAttempt({
+    id: 'userns-clone3',
+    attempt: 'clone3(CLONE_NEWUSER)',
+    expected: 'ENOSYS (clone3 refused as a whole)',
+    wall: 'seccomp (clone3)',
+    calls: () => [['clone3-userns']],
+    blockedBy: ['ENOSYS'],
+  }),
   probeAttempt({
     id: 'userns-as-user',
     attempt: 'a guest user (uid 1000) creates a user namespace',
@@ -366,7 +582,8 @@ export const ESCAPE_ATTEMPTS: readonly EscapeAttempt[] = [
     async run(x) {
       const f = `${PROBE_ROOTFS}-fcap`;
       const set = parseProbeLine((await x.sh(`cp ${PROBE} ${f} && chmod 755 ${f} && ${PROBE} setfcap ${f} 21`)).out);
-      if (set[0]?.result !== 'ok') return { observed: `setxattr: ${describeParts(set)}`, verdict: set[0]?.result === 'EPERM' ? 'blocked' : 'inconclusive' };
+      if (set[0]?.result !== 'ok')
+        return { observed: `setxattr: ${describeParts(set)}`, verdict: set[0]?.result === 'EPERM' ? 'blocked' : 'inconclusive' };
       const parts: string[] = [];
       let escaped = false;
       for (const user of [undefined, GUEST_USER]) {
@@ -388,7 +605,7 @@ export const ESCAPE_ATTEMPTS: readonly EscapeAttempt[] = [
     id: 'setuid-shell',
     attempt: 'a setuid-root copy of a shell (and of the probe) run by a guest user (uid 1000)',
     expected: 'at most guest root: no capability beyond the profile',
-    wall: 'bounding set (empty for guest users\' processes)',
+    wall: "bounding set (empty for guest users' processes)",
     async run(x) {
       const sh = `${PROBE_ROOTFS}-suid-sh`;
       const pr = `${PROBE_ROOTFS}-suid`;
@@ -412,7 +629,9 @@ export const ESCAPE_ATTEMPTS: readonly EscapeAttempt[] = [
         seen++;
         const beyond = capsBeyond(st.eff | st.prm | st.bnd, x.mask);
         if (beyond.length) escaped = true;
-        out.push(`${what}: euid ${st.euid}, CapEff=${st.eff.toString(16)} CapBnd=${st.bnd.toString(16)}${beyond.length ? ` BEYOND ${beyond.join(',')}` : ''}`);
+        out.push(
+          `${what}: euid ${st.euid}, CapEff=${st.eff.toString(16)} CapBnd=${st.bnd.toString(16)}${beyond.length ? ` BEYOND ${beyond.join(',')}` : ''}`,
+        );
       }
       return { observed: out.join('; '), verdict: escaped ? 'ESCAPED' : seen > 0 ? 'blocked' : 'inconclusive' };
     },
@@ -441,7 +660,13 @@ export const ESCAPE_ATTEMPTS: readonly EscapeAttempt[] = [
 // ---------------------------------------------------------------------------
 // The positive suite: what guest root must still be able to do.
 
-function adminProbe(id: string, operation: string, expected: string, calls: (string | number)[][], user?: { uid: number; gid: number }): AdminOperation {
+function adminProbe(
+  id: string,
+  operation: string,
+  expected: string,
+  calls: (string | number)[][],
+  user?: { uid: number; gid: number },
+): AdminOperation {
   return {
     id,
     operation,
@@ -494,7 +719,13 @@ export const ADMIN_OPERATIONS: readonly AdminOperation[] = [
     /^ok$/m,
   ),
   adminProbe('mknod-fifo', 'mknod a fifo', 'ok', [['mknod', '/tmp/.fifo', 'p', 0, 0]]),
-  adminShell('renice-lower', 'renice its own process to a lower priority (+5)', 'nice 5', 'sleep 60 & p=$!; busybox renice -n 5 -p $p >/dev/null && cut -d" " -f19 /proc/$p/stat; kill $p', /^\s*5\s*$/m),
+  adminShell(
+    'renice-lower',
+    'renice its own process to a lower priority (+5)',
+    'nice 5',
+    'sleep 60 & p=$!; busybox renice -n 5 -p $p >/dev/null && cut -d" " -f19 /proc/$p/stat; kill $p',
+    /^\s*5\s*$/m,
+  ),
   adminShell(
     'write-anywhere',
     'write in /etc, /usr/bin, /var, / of its own root',
@@ -508,7 +739,8 @@ export const ADMIN_OPERATIONS: readonly AdminOperation[] = [
     expected: 'ok; the shared image copy unchanged',
     async run(x) {
       const img = x.env.imageRootfs;
-      const digest = (rel: string) => (img && fs.existsSync(path.join(img, rel)) ? fs.readFileSync(path.join(img, rel)).toString('base64') : undefined);
+      const digest = (rel: string) =>
+        img && fs.existsSync(path.join(img, rel)) ? fs.readFileSync(path.join(img, rel)).toString('base64') : undefined;
       const before = ['etc/passwd', 'bin/ls'].map(digest);
       const r = await x.sh(
         'cp -p /etc/passwd /etc/passwd.dpkg-new && mv /etc/passwd.dpkg-new /etc/passwd && ' +
@@ -518,7 +750,10 @@ export const ADMIN_OPERATIONS: readonly AdminOperation[] = [
       const after = ['etc/passwd', 'bin/ls'].map(digest);
       const imageSame = before.every((b, i) => b === after[i]);
       const note = img ? (imageSame ? 'image copy unchanged' : 'IMAGE COPY CHANGED') : 'image not checked';
-      return { observed: `exit ${r.code}: ${r.out.split('\n').at(-1) ?? ''}; ${note}`, works: r.code === 0 && /^ok$/m.test(r.out) && imageSame };
+      return {
+        observed: `exit ${r.code}: ${r.out.split('\n').at(-1) ?? ''}; ${note}`,
+        works: r.code === 0 && /^ok$/m.test(r.out) && imageSame,
+      };
     },
   },
 ];
@@ -541,7 +776,12 @@ function newMounts(before: HostSnapshot, after: HostSnapshot, env: SuiteEnv): st
   return after.mounts.filter((l) => !old.has(l) && (mark.some((m) => l.includes(m)) || / \/ \S+ - tmpfs /.test(l)));
 }
 
-function compareHost(kinds: EscapeAttempt['host'], before: HostSnapshot, after: HostSnapshot, env: SuiteEnv): { host: string; changed: boolean } {
+function compareHost(
+  kinds: EscapeAttempt['host'],
+  before: HostSnapshot,
+  after: HostSnapshot,
+  env: SuiteEnv,
+): { host: string; changed: boolean } {
   const notes: string[] = [];
   let changed = false;
   for (const k of kinds ?? []) {
@@ -574,7 +814,8 @@ export async function installProbe(rt: Runtime, name: string): Promise<void> {
     ['/bin/sh', '-c', `cat > ${PROBE} && chmod 755 ${PROBE} && mkdir -p ${path.dirname(PROBE_ROOTFS)} && ${PROBE} true`],
     { input: fs.readFileSync(nativePath('escape-probe')), timeoutMs: 30_000 },
   );
-  if (r.code !== 0 || !r.stdout.includes('ok')) throw new Error(`cannot install the escape probe in '${name}': ${r.stderr.trim() || r.stdout.trim()}`);
+  if (r.code !== 0 || !r.stdout.includes('ok'))
+    throw new Error(`cannot install the escape probe in '${name}': ${r.stderr.trim() || r.stdout.trim()}`);
 }
 
 export async function runEscapeAttempt(env: SuiteEnv, a: EscapeAttempt, sentinelPath?: string): Promise<AttemptResult> {
@@ -608,7 +849,14 @@ export async function runAdminOperation(env: SuiteEnv, op: AdminOperation): Prom
   } catch (e) {
     r = { observed: `error: ${e instanceof Error ? e.message : String(e)}`, works: false };
   }
-  return { suite: 'admin', id: op.id, attempt: op.operation, expected: op.expected, observed: r.observed, verdict: r.works ? 'works' : 'FAILED' };
+  return {
+    suite: 'admin',
+    id: op.id,
+    attempt: op.operation,
+    expected: op.expected,
+    observed: r.observed,
+    verdict: r.works ? 'works' : 'FAILED',
+  };
 }
 
 /** Both suites in order; the host sentinel is `env.hostOnlyPath` (a file the caller created with known content). */

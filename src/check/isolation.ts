@@ -46,7 +46,9 @@ export interface ResultRow {
 
 /** Rows whose mechanism guarantee did not hold (what the tests assert empty). */
 export function brokenGuarantees(rows: ResultRow[]): string[] {
-  return rows.filter((r) => r.guarantee && !r.guarantee.holds).map((r) => `${r.setting}: ${r.measured} (guaranteed ${r.guarantee?.expected})`);
+  return rows
+    .filter((r) => r.guarantee && !r.guarantee.holds)
+    .map((r) => `${r.setting}: ${r.measured} (guaranteed ${r.guarantee?.expected})`);
 }
 
 const guard = (expected: string, holds: boolean) => ({ expected, holds });
@@ -189,7 +191,11 @@ async function cpuCap(b: Bench, o: IsoOptions): Promise<ResultRow[]> {
     verdict: Math.abs(pct - 25) <= 2 ? 'pass' : 'fail',
     // The cap can only be undershot by a busy host; overshoot is bounded by one bucket over the window.
     guarantee: guard('at most 30%, at least 10%', pct <= 30 && pct >= 10),
-    data: { percent: r1(pct), throttledMs: Math.round((after.throttledNs - before.throttledNs) / 1e6), nrThrottled: after.nrThrottled - before.nrThrottled },
+    data: {
+      percent: r1(pct),
+      throttledMs: Math.round((after.throttledNs - before.throttledNs) / 1e6),
+      nrThrottled: after.nrThrottled - before.nrThrottled,
+    },
   });
   rows.push({
     experiment: '1 cpu cap',
@@ -263,7 +269,13 @@ async function shares(b: Bench, o: IsoOptions): Promise<ResultRow[]> {
   const ua = a1.cpuNs - a0.cpuNs;
   const uc = c1.cpuNs - c0.cpuNs;
   const pa = (ua / (ua + uc)) * 100;
-  const model = predictShare([{ weight: 1024, demand: 1 }, { weight: 256, demand: 1 }], 1);
+  const model = predictShare(
+    [
+      { weight: 1024, demand: 1 },
+      { weight: 256, demand: 1 },
+    ],
+    1,
+  );
   const used = ((ua + uc) / 1e6 / (a1.atMs - a0.atMs)) * 100;
   return [
     {
@@ -296,7 +308,14 @@ async function nineHogs(b: Bench, o: IsoOptions): Promise<ResultRow[]> {
   // Where contexts get no shared stack (an older kernel), the host-side client enters the server's namespace.
   const shared = b.rt.config(srv).net.mode === 'shared';
   const srvAddr = shared ? (b.rt.config(srv).net.addresses.find((a) => !a.includes(':')) ?? '127.0.0.1') : '127.0.0.1';
-  const pingArgs = ['udp-ping', String(port), String(pings), '5', srvAddr, ...(shared ? [reservedAddressOf(b.rt.network.settings().sharedPool4)] : [])];
+  const pingArgs = [
+    'udp-ping',
+    String(port),
+    String(pings),
+    '5',
+    srvAddr,
+    ...(shared ? [reservedAddressOf(b.rt.network.settings().sharedPool4)] : []),
+  ];
   const netns = shared ? undefined : `/proc/${b.rt.status(srv).pid}/ns/net`;
   const ping = async () => kv(await hostRun('iso-load', pingArgs, 60_000, netns));
   const row = (setting: string, r: Record<string, number>, base?: Record<string, number>): ResultRow => ({
@@ -306,8 +325,17 @@ async function nineHogs(b: Bench, o: IsoOptions): Promise<ResultRow[]> {
     // The paper's bar (its game server stayed under 1 ms): p99 within 1 ms and within twice the idle baseline.
     expected: base ? `p99 <= 1 ms and <= 2x the idle p99 (${((2 * (base.p99_us ?? 0)) / 1000).toFixed(2)} ms)` : 'baseline',
     verdict: base ? ((r.p99_us ?? Infinity) <= 1000 && (r.p99_us ?? Infinity) <= 2 * (base.p99_us ?? 0) ? 'pass' : 'fail') : 'info',
-    ...(base ? { guarantee: guard('p50 under 3 ms, at most 2% lost', (r.p50_us ?? Infinity) < 3000 && (r.lost ?? 0) <= pings * 0.02) } : {}),
-    data: { p50us: r.p50_us ?? 0, p90us: r.p90_us ?? 0, p99us: r.p99_us ?? 0, maxUs: r.max_us ?? 0, under1ms: r.under_1ms ?? 0, lost: r.lost ?? 0 },
+    ...(base
+      ? { guarantee: guard('p50 under 3 ms, at most 2% lost', (r.p50_us ?? Infinity) < 3000 && (r.lost ?? 0) <= pings * 0.02) }
+      : {}),
+    data: {
+      p50us: r.p50_us ?? 0,
+      p90us: r.p90_us ?? 0,
+      p99us: r.p99_us ?? 0,
+      maxUs: r.max_us ?? 0,
+      under1ms: r.under_1ms ?? 0,
+      lost: r.lost ?? 0,
+    },
   });
   try {
     const idle = await ping();
@@ -422,9 +450,20 @@ async function forkBomb(b: Bench, o: IsoOptions): Promise<ResultRow[]> {
       setting: `fork+exit latency during the bomb, ${n} forks`,
       measured: `host ${r1(before.host.mean_us ?? 0)} → ${r1(during.host.mean_us ?? 0)} us, other context ${r1(before.peer.mean_us ?? 0)} → ${r1(during.peer.mean_us ?? 0)} us`,
       expected: 'both can still fork (mean < 5x before or < 2 ms)',
-      verdict: (hostFactor < 5 || (during.host.mean_us ?? 1e9) < 2000) && (peerFactor < 5 || (during.peer.mean_us ?? 1e9) < 2000) ? 'pass' : 'fail',
-      guarantee: guard('both fork (mean < 20x before or < 10 ms)', (hostFactor < 20 || (during.host.mean_us ?? 1e9) < 10_000) && (peerFactor < 20 || (during.peer.mean_us ?? 1e9) < 10_000)),
-      data: { hostBeforeUs: before.host.mean_us ?? 0, hostDuringUs: during.host.mean_us ?? 0, peerBeforeUs: before.peer.mean_us ?? 0, peerDuringUs: during.peer.mean_us ?? 0 },
+      verdict:
+        (hostFactor < 5 || (during.host.mean_us ?? 1e9) < 2000) && (peerFactor < 5 || (during.peer.mean_us ?? 1e9) < 2000)
+          ? 'pass'
+          : 'fail',
+      guarantee: guard(
+        'both fork (mean < 20x before or < 10 ms)',
+        (hostFactor < 20 || (during.host.mean_us ?? 1e9) < 10_000) && (peerFactor < 20 || (during.peer.mean_us ?? 1e9) < 10_000),
+      ),
+      data: {
+        hostBeforeUs: before.host.mean_us ?? 0,
+        hostDuringUs: during.host.mean_us ?? 0,
+        peerBeforeUs: before.peer.mean_us ?? 0,
+        peerDuringUs: during.peer.mean_us ?? 0,
+      },
     },
     {
       experiment: '4 fork bomb',
@@ -485,7 +524,8 @@ async function spinningBomb(b: Bench, lat: () => Promise<Latencies>, flags: Reco
     await b.rt.stop(name, { timeoutMs: 2000 });
     await run;
   }
-  const left = seen.filter((p) => fs.existsSync(`/proc/${p}`) && !/^\S+ \S+ Z/.test(safeRead(`/proc/${p}/stat`))).length + (cg.exists() ? 1 : 0);
+  const left =
+    seen.filter((p) => fs.existsSync(`/proc/${p}`) && !/^\S+ \S+ Z/.test(safeRead(`/proc/${p}/stat`))).length + (cg.exists() ? 1 : 0);
   // A baseline inflated by a burst of someone else's work would flatter the ratio: the lower of before and after.
   const after = await lat();
   const lower = (x: Record<string, number>, y: Record<string, number>) => ((x.p50_us ?? Infinity) <= (y.p50_us ?? Infinity) ? x : y);
@@ -589,7 +629,11 @@ async function diskHog(b: Bench, o: IsoOptions): Promise<ResultRow[]> {
   }
   const mech = ioMechanism(b.rt.cgroupHost, b.rt.config(hogName).limits, devices);
   const otherDd = async () => {
-    const r = await b.rt.execCapture(other, ['/bin/sh', '-c', 'dd if=/dev/zero of=/var/tmp/o bs=1M count=64 conv=fsync 2>&1 >/dev/null; rm -f /var/tmp/o'], { timeoutMs: 60_000 });
+    const r = await b.rt.execCapture(
+      other,
+      ['/bin/sh', '-c', 'dd if=/dev/zero of=/var/tmp/o bs=1M count=64 conv=fsync 2>&1 >/dev/null; rm -f /var/tmp/o'],
+      { timeoutMs: 60_000 },
+    );
     return ddRate(r.stdout);
   };
   // The median of three runs: one 64 MiB dd takes ~0.2 s and the disk is shared with the rest of the host.
@@ -611,7 +655,10 @@ async function diskHog(b: Bench, o: IsoOptions): Promise<ResultRow[]> {
     // At most (2 s + window + 1 s) of writing at the limit; bounded in bytes.
     const mib = Math.ceil(((windowMs + 3000) / 1000) * 10);
     const flag = mode === 'direct' ? ' oflag=direct' : '';
-    const run = b.bg(hogName, `timeout ${Math.ceil(windowMs / 1000) + 15} dd if=/dev/zero of=/var/tmp/hog bs=1M count=${mib} iflag=fullblock${flag} 2>/dev/null; rm -f /var/tmp/hog`);
+    const run = b.bg(
+      hogName,
+      `timeout ${Math.ceil(windowMs / 1000) + 15} dd if=/dev/zero of=/var/tmp/hog bs=1M count=${mib} iflag=fullblock${flag} 2>/dev/null; rm -f /var/tmp/hog`,
+    );
     await sleep(2000);
     // The file's size on the host, every 50 ms over the window; the rate is the
     // least-squares slope (a held writer advances in steps, and two end points
@@ -680,7 +727,8 @@ async function ipc(b: Bench, _o: IsoOptions): Promise<ResultRow[]> {
   const cc = await b.sh(c, `/tmp/sysv-ipc create ${key} value-b`);
   const ra = await b.sh(a, `/tmp/sysv-ipc read ${key}`);
   const rc = await b.sh(c, `/tmp/sysv-ipc read ${key}`);
-  const ok = /created/.test(ca) && /created/.test(cc) && /shm=value-a sem=1 msg=value-a/.test(ra) && /shm=value-b sem=1 msg=value-b/.test(rc);
+  const ok =
+    /created/.test(ca) && /created/.test(cc) && /shm=value-a sem=1 msg=value-a/.test(ra) && /shm=value-b sem=1 msg=value-b/.test(rc);
   const overA = await b.rt.execCapture(a, ['/tmp/sysv-ipc', 'shm', '0x600d', String(2 << 20)]);
   const overB = await b.rt.execCapture(c, ['/tmp/sysv-ipc', 'shm', '0x600d', String(2 << 20)]);
   const stillA = await b.rt.execCapture(a, ['/tmp/sysv-ipc', 'read', key]);
@@ -779,7 +827,15 @@ export async function runIsolationSuite(rt: Runtime, o: IsoOptions & { only?: Ex
       rows.push(...r);
       for (const row of r) log(`  ${row.verdict.padEnd(4)} ${row.setting}: ${row.measured}`);
     } catch (err) {
-      rows.push({ experiment: e, setting: 'the experiment itself', measured: `error: ${(err as Error).message}`, expected: 'runs', verdict: 'fail', guarantee: guard('runs', false), data: {} });
+      rows.push({
+        experiment: e,
+        setting: 'the experiment itself',
+        measured: `error: ${(err as Error).message}`,
+        expected: 'runs',
+        verdict: 'fail',
+        guarantee: guard('runs', false),
+        data: {},
+      });
       log(`  fail ${e}: ${(err as Error).message}`);
     }
     log(`  (${((performance.now() - t0) / 1000).toFixed(1)} s)`);

@@ -266,7 +266,12 @@ export async function sharedSuite(rt: Runtime, o: NetSuiteOptions = {}): Promise
       const w = await hostTcp(hostIp, p);
       const out = await f.probeIn(a, 'connect', hostIp, String(p), 'x');
       await w.close();
-      row('escape', `reach a host service on its own address ${hostIp} (not published)`, `${out}; host listener got ${w.hits()}`, escaped(w.hits() > 0));
+      row(
+        'escape',
+        `reach a host service on its own address ${hostIp} (not published)`,
+        `${out}; host listener got ${w.hits()}`,
+        escaped(w.hits() > 0),
+      );
     } else {
       row('escape', 'reach a host service on a non-loopback address', 'this host has no non-loopback IPv4 address', 'not provable here');
     }
@@ -278,7 +283,12 @@ export async function sharedSuite(rt: Runtime, o: NetSuiteOptions = {}): Promise
       const out = await f.probeIn(a, 'udp', '127.0.0.1', String(p), 'x');
       await sleep(100);
       w.close();
-      row('escape', 'send UDP to a host service on 127.0.0.1', `${out}; host got ${w.sources().length} datagram(s)`, escaped(w.sources().length > 0));
+      row(
+        'escape',
+        'send UDP to a host service on 127.0.0.1',
+        `${out}; host got ${w.sources().length} datagram(s)`,
+        escaped(w.sources().length > 0),
+      );
     }
 
     // 6: the host's abstract unix sockets (the containerd-shim CVE-2020-15257 class)
@@ -299,7 +309,12 @@ export async function sharedSuite(rt: Runtime, o: NetSuiteOptions = {}): Promise
       f.background(a, 'serve', '127.0.0.1', String(p), '6');
       const ans = await untilServing(() => tcpAnswer(ipA, p)).catch((e: Error) => `error: ${e.message}`);
       const hostStill = await canBind('127.0.0.1', p);
-      row('escape', "bind the host's 127.0.0.1", `its server answers on ${ipA}:${p}: ${ans}; host can still bind 127.0.0.1:${p}: ${hostStill}`, escaped(!hostStill || !/hello from/.test(ans)));
+      row(
+        'escape',
+        "bind the host's 127.0.0.1",
+        `its server answers on ${ipA}:${p}: ${ans}; host can still bind 127.0.0.1:${p}: ${hostStill}`,
+        escaped(!hostStill || !/hello from/.test(ans)),
+      );
     }
     {
       const out = await f.probeIn(a, 'bind', ipB, String(port++));
@@ -314,7 +329,12 @@ export async function sharedSuite(rt: Runtime, o: NetSuiteOptions = {}): Promise
       f.background(a, 'serve', '0.0.0.0', String(p), '6');
       await untilServing(() => tcpAnswer(ipA, p));
       const hostStill = await canBind('127.0.0.1', p);
-      row('escape', 'a wildcard bind takes the port from the host', `the context serves on ${ipA}:${p}; the host binds 127.0.0.1:${p}: ${hostStill ? 'yes' : 'no'}`, escaped(!hostStill));
+      row(
+        'escape',
+        'a wildcard bind takes the port from the host',
+        `the context serves on ${ipA}:${p}; the host binds 127.0.0.1:${p}: ${hostStill ? 'yes' : 'no'}`,
+        escaped(!hostStill),
+      );
     }
 
     // 11-13: raw and packet sockets, sock_diag
@@ -335,7 +355,12 @@ export async function sharedSuite(rt: Runtime, o: NetSuiteOptions = {}): Promise
       await sleep(100);
       w.close();
       const src = w.sources();
-      row('escape', `send UDP with the source address of another context (${ipB})`, `${out}; the host saw ${src.join(', ') || 'nothing'}`, escaped(src.includes(ipB)));
+      row(
+        'escape',
+        `send UDP with the source address of another context (${ipB})`,
+        `${out}; the host saw ${src.join(', ') || 'nothing'}`,
+        escaped(src.includes(ipB)),
+      );
     }
 
     // 15-17: sockets that never bind: the kernel picks their source at send or connect time
@@ -347,7 +372,12 @@ export async function sharedSuite(rt: Runtime, o: NetSuiteOptions = {}): Promise
       await sleep(100);
       w.close();
       const src = w.sources();
-      row('escape', 'send UDP without bind (sendto, then connect + send) with a source not its own', `${out1}; ${out2}; the host saw ${src.join(', ') || 'nothing'}`, src.length < 2 ? 'not provable here' : escaped(src.some((x) => x !== ipA)));
+      row(
+        'escape',
+        'send UDP without bind (sendto, then connect + send) with a source not its own',
+        `${out1}; ${out2}; the host saw ${src.join(', ') || 'nothing'}`,
+        src.length < 2 ? 'not provable here' : escaped(src.some((x) => x !== ipA)),
+      );
     }
     {
       const p = port++;
@@ -355,7 +385,12 @@ export async function sharedSuite(rt: Runtime, o: NetSuiteOptions = {}): Promise
       const out = await f.probeIn(a, 'connect', hostFace, String(p), 'x');
       await w.close();
       const peers = w.peers();
-      row('escape', 'TCP connect without bind with a source not its own', `${out}; the host saw ${peers.join(', ') || 'nothing'}`, peers.length === 0 ? 'not provable here' : escaped(peers.some((x) => x !== ipA)));
+      row(
+        'escape',
+        'TCP connect without bind with a source not its own',
+        `${out}; the host saw ${peers.join(', ') || 'nothing'}`,
+        peers.length === 0 ? 'not provable here' : escaped(peers.some((x) => x !== ipA)),
+      );
     }
 
     // 18: the host's socket table through /proc/net (a known gap of the shared stack)
@@ -366,7 +401,12 @@ export async function sharedSuite(rt: Runtime, o: NetSuiteOptions = {}): Promise
       const r = await rt.execCapture(a, ['/bin/sh', '-c', `grep -c ':${hex} ' /proc/net/tcp || true`]);
       await w.close();
       const seen = Number(r.stdout.trim()) > 0;
-      row('escape', "list the host's sockets through /proc/net/tcp", seen ? 'the host listener is listed (the socket tables are the shared stack\'s)' : 'not listed', seen ? 'known gap' : 'blocked');
+      row(
+        'escape',
+        "list the host's sockets through /proc/net/tcp",
+        seen ? "the host listener is listed (the socket tables are the shared stack's)" : 'not listed',
+        seen ? 'known gap' : 'blocked',
+      );
     }
 
     // admin cases
@@ -376,7 +416,12 @@ export async function sharedSuite(rt: Runtime, o: NetSuiteOptions = {}): Promise
       const ans = await untilServing(() => tcpAnswer(ipA, p)).catch((e: Error) => `error: ${e.message}`);
       row('admin', `serve on its own address (wildcard bind), reached from the host at ${ipA}`, ans, works(/hello from/.test(ans)));
       const out = await f.probeIn(b, 'connect', ipA, String(p), 'x');
-      row('admin', "reach a neighbour's service on its address; the neighbour sees the client's own address", out, works(new RegExp(`peer=${ipB.replace(/\./g, '\\.')}:`).test(out)));
+      row(
+        'admin',
+        "reach a neighbour's service on its address; the neighbour sees the client's own address",
+        out,
+        works(new RegExp(`peer=${ipB.replace(/\./g, '\\.')}:`).test(out)),
+      );
     }
     {
       const p = port++;
@@ -392,7 +437,12 @@ export async function sharedSuite(rt: Runtime, o: NetSuiteOptions = {}): Promise
       row('admin', 'a DNS-style UDP round trip to a neighbour', out, works(/answer=query/.test(out)));
       const plain = await hostUdpAsk('127.0.0.1', ipB, p, false);
       const conn = await hostUdpAsk('127.0.0.1', ipB, p, true);
-      row('admin', `a host UDP client on 127.0.0.1 gets the context's answers (unconnected, connected)`, `answers from ${plain ?? 'nothing'}, ${conn ?? 'nothing'}`, works(plain === ipB && conn === ipB));
+      row(
+        'admin',
+        `a host UDP client on 127.0.0.1 gets the context's answers (unconnected, connected)`,
+        `answers from ${plain ?? 'nothing'}, ${conn ?? 'nothing'}`,
+        works(plain === ipB && conn === ipB),
+      );
     }
   } finally {
     await f.close();
@@ -416,7 +466,12 @@ export async function isolatedSuite(rt: Runtime, mode: 'none' | 'private', o: Ne
       const r = await rt.execCapture(a, ['/bin/sh', '-c', `grep -c ':${hex} ' /proc/net/tcp || true`]);
       await w.close();
       row('escape', 'reach a host service on 127.0.0.1', `${out}; host got ${w.hits()}`, escaped(w.hits() > 0));
-      row('escape', "list the host's sockets through /proc/net/tcp", `${r.stdout.trim()} matching line(s)`, escaped(Number(r.stdout.trim()) > 0));
+      row(
+        'escape',
+        "list the host's sockets through /proc/net/tcp",
+        `${r.stdout.trim()} matching line(s)`,
+        escaped(Number(r.stdout.trim()) > 0),
+      );
     }
     row('escape', 'connect to a host abstract unix socket', ...(await abstractAttempt(f, a, mode)));
     for (const [what, cmd] of [
@@ -450,7 +505,9 @@ async function privateReach(f: Fixture, a: string, port: number, o: NetSuiteOpti
   const gw = reservedAddressOf(s.bridge.subnet4);
   const ns = s.hostNetns;
   const hostSide = (args: string[]): ChildProcess =>
-    ns ? spawn('nsenter', [`--net=${ns}`, '--', nativePath('net-probe'), ...args], { stdio: ['ignore', 'pipe', 'pipe'] }) : spawn(nativePath('net-probe'), args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    ns
+      ? spawn('nsenter', [`--net=${ns}`, '--', nativePath('net-probe'), ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+      : spawn(nativePath('net-probe'), args, { stdio: ['ignore', 'pipe', 'pipe'] });
   const collect = (c: ChildProcess) =>
     new Promise<string>((resolve) => {
       let out = '';
@@ -481,7 +538,11 @@ function inNetns(ns: string | undefined, argv: string[]): string {
 /** A UDP datagram from `ns` to host:port, optionally from a given local address. */
 function sendUdpFrom(ns: string, host: string, port: number, msg: string, local?: string): void {
   const bind = JSON.stringify(local ? { address: local } : {});
-  inNetns(ns, [process.execPath, '-e', `const s=require('dgram').createSocket('udp4');s.bind(${bind},()=>s.send(${JSON.stringify(msg)},${port},${JSON.stringify(host)},e=>process.exit(e?1:0)));`]);
+  inNetns(ns, [
+    process.execPath,
+    '-e',
+    `const s=require('dgram').createSocket('udp4');s.bind(${bind},()=>s.send(${JSON.stringify(msg)},${port},${JSON.stringify(host)},e=>process.exit(e?1:0)));`,
+  ]);
 }
 
 /**
@@ -545,7 +606,12 @@ async function privateSpoof(f: Fixture, a: string, port: number, o: NetSuiteOpti
     sendUdpFrom(nsB, gw, port, 'spoof-ip', ipA);
     inNetns(nsB, ['ip', 'addr', 'del', `${ipA}/32`, 'dev', 'eth0']);
     const m1 = await marked('marker-ip');
-    row('escape', `IP spoofing: a guest sends with its neighbour's address ${ipA}`, `the gateway saw ${fromA('spoof-ip') ? 'it' : 'nothing from ' + ipA}; B's marker after it ${m1 ? 'arrived' : 'lost'}`, m1 ? escaped(fromA('spoof-ip')) : 'not provable here');
+    row(
+      'escape',
+      `IP spoofing: a guest sends with its neighbour's address ${ipA}`,
+      `the gateway saw ${fromA('spoof-ip') ? 'it' : 'nothing from ' + ipA}; B's marker after it ${m1 ? 'arrived' : 'lost'}`,
+      m1 ? escaped(fromA('spoof-ip')) : 'not provable here',
+    );
     // ARP: the same with the gateway's MAC forgotten: B's ARP request carries A's address as its sender.
     inNetns(nsB, ['ip', 'addr', 'add', `${ipA}/32`, 'dev', 'eth0']);
     inNetns(nsB, ['ip', 'neigh', 'flush', 'dev', 'eth0']);
@@ -553,7 +619,12 @@ async function privateSpoof(f: Fixture, a: string, port: number, o: NetSuiteOpti
     inNetns(nsB, ['ip', 'addr', 'del', `${ipA}/32`, 'dev', 'eth0']);
     const m2 = await marked('marker-arp');
     const owner = neighA();
-    row('escape', `ARP spoofing: a guest claims ${ipA} for its own MAC`, `the host's neighbour entry for ${ipA}: ${owner} (A is ${macA}); the gateway saw ${fromA('spoof-arp') ? 'a datagram from it' : 'nothing from it'}`, m2 ? escaped(owner === macB || fromA('spoof-arp')) : 'not provable here');
+    row(
+      'escape',
+      `ARP spoofing: a guest claims ${ipA} for its own MAC`,
+      `the host's neighbour entry for ${ipA}: ${owner} (A is ${macA}); the gateway saw ${fromA('spoof-arp') ? 'a datagram from it' : 'nothing from it'}`,
+      m2 ? escaped(owner === macB || fromA('spoof-arp')) : 'not provable here',
+    );
     // MAC: B takes A's MAC; the bridge must not learn A's MAC on B's port nor pass B's frames.
     inNetns(nsB, ['ip', 'link', 'set', 'dev', 'eth0', 'address', macA]);
     try {
@@ -563,9 +634,18 @@ async function privateSpoof(f: Fixture, a: string, port: number, o: NetSuiteOpti
       inNetns(nsB, ['ip', 'link', 'set', 'dev', 'eth0', 'address', macB]);
     }
     const m3 = await marked('marker-mac');
-    const fdb = (JSON.parse(inNetns(hostNs, ['bridge', '-j', 'fdb', 'show', 'br', s.bridge.bridge]) || '[]') as { mac: string; ifname: string }[]).filter((e) => e.mac === macA).map((e) => e.ifname);
+    const fdb = (
+      JSON.parse(inNetns(hostNs, ['bridge', '-j', 'fdb', 'show', 'br', s.bridge.bridge]) || '[]') as { mac: string; ifname: string }[]
+    )
+      .filter((e) => e.mac === macA)
+      .map((e) => e.ifname);
     const spoofed = lines.some((l) => l.endsWith(' spoof-mac'));
-    row('escape', `MAC spoofing: a guest sends with its neighbour's MAC ${macA}`, `the bridge knows ${macA} on ${fdb.join(', ') || 'no port'} (A's port: ${hostIfOf(f.rt.config(a).xid)}); the gateway saw ${spoofed ? 'the frame' : 'nothing'}`, m3 ? escaped(spoofed || fdb.includes(hostIfOf(f.rt.config(b).xid))) : 'not provable here');
+    row(
+      'escape',
+      `MAC spoofing: a guest sends with its neighbour's MAC ${macA}`,
+      `the bridge knows ${macA} on ${fdb.join(', ') || 'no port'} (A's port: ${hostIfOf(f.rt.config(a).xid)}); the gateway saw ${spoofed ? 'the frame' : 'nothing'}`,
+      m3 ? escaped(spoofed || fdb.includes(hostIfOf(f.rt.config(b).xid))) : 'not provable here',
+    );
   } finally {
     witness.kill('SIGKILL');
   }

@@ -20,7 +20,8 @@ import { ProgressBar } from './format.js';
 
 function count(name: string, min = 1) {
   return (v: string): number => {
-    if (!/^\d+$/.test(v.trim()) || Number(v) < min) throw new PaeneError('invalid-argument', `${name} must be a whole number >= ${min}, got '${v}'`);
+    if (!/^\d+$/.test(v.trim()) || Number(v) < min)
+      throw new PaeneError('invalid-argument', `${name} must be a whole number >= ${min}, got '${v}'`);
     return Number(v);
   };
 }
@@ -39,11 +40,16 @@ function variantsOf(v: string): Variant[] {
   if (v === 'both') return ['shared', 'private-copy'];
   if (v === 'all') return ['shared', 'limited', 'private-copy'];
   if (v === 'shared' || v === 'limited' || v === 'private-copy') return [v];
-  throw new PaeneError('invalid-argument', `--variant must be shared, limited, private-copy, both (shared and private-copy) or all, got '${v}'`);
+  throw new PaeneError(
+    'invalid-argument',
+    `--variant must be shared, limited, private-copy, both (shared and private-copy) or all, got '${v}'`,
+  );
 }
 
 export function registerBenchCommands(program: Command): void {
-  const bench = program.command('bench').description('Benchmarks: phone-booth packing, overhead against the host, network models, lifecycle against runc and crun');
+  const bench = program
+    .command('bench')
+    .description('Benchmarks: phone-booth packing, overhead against the host, network models, lifecycle against runc and crun');
 
   bench
     .command('packing')
@@ -55,7 +61,11 @@ export function registerBenchCommands(program: Command): void {
     .option('--max <n>', 'contexts to pack per variant', count('--max'), 10000)
     .option('--max-private <n>', 'contexts for the private-copy variant (default: --max)', count('--max-private'))
     .option('--min-free <size>', 'stop when MemAvailable falls below this', '2G')
-    .option('--variant <v>', 'shared; limited (shared, each with a 64 MiB memory limit: a memory cgroup of its own); private-copy; both (shared and private-copy); all', 'both')
+    .option(
+      '--variant <v>',
+      'shared; limited (shared, each with a 64 MiB memory limit: a memory cgroup of its own); private-copy; both (shared and private-copy); all',
+      'both',
+    )
     .option('--time-limit <seconds>', 'time budget per variant', count('--time-limit'), 1800)
     .option('--full-check-up-to <n>', 'check every server after each start up to this many contexts', count('--full-check-up-to', 0), 100)
     .option('--check-every <k>', 'beyond that, check all servers every k starts (the newest after each start)', count('--check-every'), 25)
@@ -64,62 +74,68 @@ export function registerBenchCommands(program: Command): void {
     .option('--json <file>', 'write the results as JSON')
     .option('--plot <file.svg>', 'draw memory used against contexts (SVG)')
     .option('--latency-plot <file.svg>', 'draw HTTP answer latency (p50, p99 of each full sweep) against contexts (SVG)')
-    .action(async (o: {
-      max: number;
-      maxPrivate?: number;
-      minFree: string;
-      variant: string;
-      timeLimit: number;
-      fullCheckUpTo: number;
-      checkEvery: number;
-      sampleEvery: number;
-      workdir?: string;
-      json?: string;
-      plot?: string;
-      latencyPlot?: string;
-    }) => {
-      requireRoot('the packing benchmark');
-      const variants = variantsOf(o.variant);
-      const minFreeBytes = parseSize(o.minFree, '--min-free');
-      const dir = workdirOf(o, 'packing');
-      const results = [];
-      // one runPacking per variant, so --max-private can differ
-      for (const v of variants) {
-        const max = v === 'private-copy' ? (o.maxPrivate ?? o.max) : o.max;
-        const bar = new ProgressBar(`packing ${v}`, max);
-        const r = await runPacking({
-          dir,
-          variants: [v],
-          max,
-          minFreeBytes,
-          timeBudgetMs: o.timeLimit * 1000,
-          fullCheckUpTo: o.fullCheckUpTo,
-          checkEvery: o.checkEvery,
-          sampleEvery: o.sampleEvery,
-          log: (s) => {
-            bar.done();
-            process.stderr.write(s + '\n');
-          },
-          progress: (_variant, n, _max, detail) => bar.update(n, detail),
-        });
-        bar.done();
-        results.push(r);
-      }
-      const merged = { ...results[0], variants: results.flatMap((r) => r.variants), cleanup: { errors: results.flatMap((r) => r.cleanup.errors) } };
-      merged.options.variants = variants;
-      if (o.maxPrivate !== undefined) (merged.options as typeof merged.options & { maxPrivate?: number }).maxPrivate = o.maxPrivate;
-      process.stdout.write(packingTable(merged) + '\n');
-      if (merged.cleanup.errors.length) process.stderr.write(`cleanup problems:\n  ${merged.cleanup.errors.join('\n  ')}\n`);
-      if (o.json) writeJson(o.json, merged);
-      if (o.plot) {
-        fs.mkdirSync(path.dirname(path.resolve(o.plot)), { recursive: true });
-        fs.writeFileSync(o.plot, packingPlot(merged));
-      }
-      if (o.latencyPlot) {
-        fs.mkdirSync(path.dirname(path.resolve(o.latencyPlot)), { recursive: true });
-        fs.writeFileSync(o.latencyPlot, packingLatencyPlot(merged));
-      }
-    });
+    .action(
+      async (o: {
+        max: number;
+        maxPrivate?: number;
+        minFree: string;
+        variant: string;
+        timeLimit: number;
+        fullCheckUpTo: number;
+        checkEvery: number;
+        sampleEvery: number;
+        workdir?: string;
+        json?: string;
+        plot?: string;
+        latencyPlot?: string;
+      }) => {
+        requireRoot('the packing benchmark');
+        const variants = variantsOf(o.variant);
+        const minFreeBytes = parseSize(o.minFree, '--min-free');
+        const dir = workdirOf(o, 'packing');
+        const results = [];
+        // one runPacking per variant, so --max-private can differ
+        for (const v of variants) {
+          const max = v === 'private-copy' ? (o.maxPrivate ?? o.max) : o.max;
+          const bar = new ProgressBar(`packing ${v}`, max);
+          const r = await runPacking({
+            dir,
+            variants: [v],
+            max,
+            minFreeBytes,
+            timeBudgetMs: o.timeLimit * 1000,
+            fullCheckUpTo: o.fullCheckUpTo,
+            checkEvery: o.checkEvery,
+            sampleEvery: o.sampleEvery,
+            log: (s) => {
+              bar.done();
+              process.stderr.write(s + '\n');
+            },
+            progress: (_variant, n, _max, detail) => bar.update(n, detail),
+          });
+          bar.done();
+          results.push(r);
+        }
+        const merged = {
+          ...results[0],
+          variants: results.flatMap((r) => r.variants),
+          cleanup: { errors: results.flatMap((r) => r.cleanup.errors) },
+        };
+        merged.options.variants = variants;
+        if (o.maxPrivate !== undefined) (merged.options as typeof merged.options & { maxPrivate?: number }).maxPrivate = o.maxPrivate;
+        process.stdout.write(packingTable(merged) + '\n');
+        if (merged.cleanup.errors.length) process.stderr.write(`cleanup problems:\n  ${merged.cleanup.errors.join('\n  ')}\n`);
+        if (o.json) writeJson(o.json, merged);
+        if (o.plot) {
+          fs.mkdirSync(path.dirname(path.resolve(o.plot)), { recursive: true });
+          fs.writeFileSync(o.plot, packingPlot(merged));
+        }
+        if (o.latencyPlot) {
+          fs.mkdirSync(path.dirname(path.resolve(o.latencyPlot)), { recursive: true });
+          fs.writeFileSync(o.latencyPlot, packingLatencyPlot(merged));
+        }
+      },
+    );
 
   bench
     .command('lifecycle')
@@ -187,8 +203,8 @@ export function registerBenchCommands(program: Command): void {
     .description(
       'What each network model costs against the bare host, in one run: TCP connection rate, TCP stream throughput and\n' +
         'loopback HTTP on the host, in a shared context (its own 127.0.0.1, BPF hooks on the path), in a context with\n' +
-        'its own namespace (none) and across a private context\'s veth and bridge; then the memory per idle context of\n' +
-        'each model. Medians and ratios to the host (the paper\'s claim: shared >= 0.98x).',
+        "its own namespace (none) and across a private context's veth and bridge; then the memory per idle context of\n" +
+        "each model. Medians and ratios to the host (the paper's claim: shared >= 0.98x).",
     )
     .option('--reps <n>', 'repetitions (each runs every metric once on every side, the first side rotating)', count('--reps'), 7)
     .option('--scale <f>', 'multiply the iteration counts (e.g. 0.1 for a quick look)', scale, 1)
@@ -227,7 +243,13 @@ export function registerBenchCommands(program: Command): void {
     .option('--json <file>', 'write the results as JSON')
     .action(async (o: { runs: number; scale: number; workdir?: string; json?: string }) => {
       // process.argv[1] is this CLI: the memory figure runs it as a child.
-      const r = await runImportBench({ dir: workdirOf(o, 'image-import'), runs: o.runs, scale: o.scale, log: (s) => process.stderr.write(s + '\n'), cli: process.argv[1] });
+      const r = await runImportBench({
+        dir: workdirOf(o, 'image-import'),
+        runs: o.runs,
+        scale: o.scale,
+        log: (s) => process.stderr.write(s + '\n'),
+        cli: process.argv[1],
+      });
       process.stdout.write(importTable(r) + '\n');
       if (o.json) writeJson(o.json, r);
     });

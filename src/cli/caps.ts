@@ -54,7 +54,9 @@ export function profilesReport() {
 function printProfiles(): void {
   const r = profilesReport();
   for (const p of r.profiles) {
-    console.log(`${p.profile} (mask ${p.mask})${p.profile === 'privileged' ? '  -- every capability, no seccomp filter: guest root can escape' : ''}`);
+    console.log(
+      `${p.profile} (mask ${p.mask})${p.profile === 'privileged' ? '  -- every capability, no seccomp filter: guest root can escape' : ''}`,
+    );
     console.log(`  keeps:   ${p.keeps.join(' ')}`);
     if (p.removes.length) {
       console.log('  removes:');
@@ -83,7 +85,7 @@ export function registerCapsCommands(program: Command): void {
   program
     .command('caps')
     .description(
-      "Show the capability sets (inheritable, permitted, effective, bounding, ambient) of a running " +
+      'Show the capability sets (inheritable, permitted, effective, bounding, ambient) of a running ' +
         "context's init and of a fresh exec, decoded by name, with the seccomp mode. Without a name " +
         '(or with --list): the profiles, what each keeps, why each removed capability is removed, and ' +
         'the context capabilities (ccaps) with how each maps.',
@@ -122,7 +124,7 @@ export function registerCapsCommands(program: Command): void {
     .command('hostname')
     .description(
       "Set a context's hostname from the host. A running context gets it at once (only its own UTS " +
-        'namespace changes, never the host\'s); the config keeps it for the next start. Guest root cannot ' +
+        "namespace changes, never the host's); the config keeps it for the next start. Guest root cannot " +
         'do this itself unless the context has the SET_UTSNAME ccap.',
     )
     .argument('<name>', 'the context')
@@ -167,7 +169,8 @@ export function registerCapsCommands(program: Command): void {
         const cur = rt.config(name);
         const ccapAdd = o.ccap;
         const ccapDel = o.dropCcap;
-        const changing = o.caps !== undefined || o.capAdd.length > 0 || o.capDrop.length > 0 || o.resetCaps || ccapAdd.length > 0 || ccapDel.length > 0;
+        const changing =
+          o.caps !== undefined || o.capAdd.length > 0 || o.capDrop.length > 0 || o.resetCaps || ccapAdd.length > 0 || ccapDel.length > 0;
         if (!changing) {
           if (o.json) printJson({ caps: cur.caps, ccaps: cur.ccaps });
           else console.log(`caps: ${JSON.stringify(cur.caps)}\nccaps: ${cur.ccaps.join(' ') || '(none)'}`);
@@ -175,13 +178,24 @@ export function registerCapsCommands(program: Command): void {
         }
         const adds = o.capAdd.map(parseCapName);
         const drops = o.capDrop.map(parseCapName);
-        const del = ccapDel.map((c) => c.trim().toUpperCase().replace(/^(CCAP_|VXC_)/, ''));
+        const del = ccapDel.map((c) =>
+          c
+            .trim()
+            .toUpperCase()
+            .replace(/^(CCAP_|VXC_)/, ''),
+        );
         if (o.caps !== undefined && parseCapProfile(o.caps) === 'privileged' && cur.caps.profile !== 'privileged') {
-          process.stderr.write('paene: warning: the privileged profile gives guest root every capability and no seccomp filter; it can escape the context\n');
+          process.stderr.write(
+            'paene: warning: the privileged profile gives guest root every capability and no seccomp filter; it can escape the context\n',
+          );
         }
         // Merged and checked under the context's lock, with the write: no start or other change slips in between.
         const next = await rt.changeConfig(name, (c, running) => {
-          if (running) throw new PaeneError('wrong-state', `context '${name}' is running: stop it first ('paene stop ${name}'); capabilities are fixed when it starts`);
+          if (running)
+            throw new PaeneError(
+              'wrong-state',
+              `context '${name}' is running: stop it first ('paene stop ${name}'); capabilities are fixed when it starts`,
+            );
           const caps = changeCapSpec(c.caps, { profile: o.caps, add: adds, drop: drops, reset: o.resetCaps === true });
           const ccaps = validateCcaps([...c.ccaps.filter((x) => !del.includes(x)), ...ccapAdd]);
           return { ...c, caps, ccaps, net: checkNetAgainstCaps(c.net, caps) };
@@ -189,7 +203,9 @@ export function registerCapsCommands(program: Command): void {
         if (o.json) printJson(next);
         else {
           const mask = capMask(next.caps);
-          console.log(`'${name}': profile ${next.caps.profile}, add [${next.caps.add.join(' ')}], drop [${next.caps.drop.join(' ')}], ccaps [${next.ccaps.join(' ')}]`);
+          console.log(
+            `'${name}': profile ${next.caps.profile}, add [${next.caps.add.join(' ')}], drop [${next.caps.drop.join(' ')}], ccaps [${next.ccaps.join(' ')}]`,
+          );
           console.log(`guest root will hold (${formatCapHex(mask)}): ${maskToNames(mask).join(' ') || '(nothing)'}`);
         }
       },

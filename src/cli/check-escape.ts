@@ -14,7 +14,7 @@ export function registerEscapeCheck(check: Command): void {
     .command('escape')
     .description(
       'Try to break out of a secure context as guest root (mount, mknod, modules, clock, other ' +
-        'contexts\' and host processes, user namespaces, file capabilities, setuid, shocker, ...) ' +
+        "contexts' and host processes, user namespaces, file capabilities, setuid, shocker, ...) " +
         'and check that guest root can still administer its guest (chown, setuid, port 80, ptrace, ' +
         'chroot, fifo, renice, replacing shared files). Every attempt is harmless if it succeeded. ' +
         'Exits 1 if anything escaped, an attempt was inconclusive, the host changed, or an admin ' +

@@ -13,12 +13,20 @@ const MODES = ['shared', 'none', 'private'] as const;
 export function registerNetworkCheck(check: Command): void {
   check
     .command('network')
-    .description('Network escape attempts per model (host loopback, abstract sockets, binds, raw sockets, spoofing, socket lists) and the admin cases')
-    .option('--modes <list>', `comma-separated subset of: ${MODES.join(', ')} (private needs the bridge: see docs/network.md)`, 'shared,none')
+    .description(
+      'Network escape attempts per model (host loopback, abstract sockets, binds, raw sockets, spoofing, socket lists) and the admin cases',
+    )
+    .option(
+      '--modes <list>',
+      `comma-separated subset of: ${MODES.join(', ')} (private needs the bridge: see docs/network.md)`,
+      'shared,none',
+    )
     .option('--json <file>', 'also write the results as JSON to FILE')
     .action(async (o: { modes: string; json?: string }, cmd: Command) => {
       const modes = o.modes.split(',').map((s) => s.trim());
-      for (const m of modes) if (!(MODES as readonly string[]).includes(m)) throw new PaeneError('invalid-argument', `unknown mode '${m}': use ${MODES.join(', ')}`);
+      for (const m of modes)
+        if (!(MODES as readonly string[]).includes(m))
+          throw new PaeneError('invalid-argument', `unknown mode '${m}': use ${MODES.join(', ')}`);
       const rt = runtimeOf(cmd);
       const log = (s: string) => process.stderr.write(s + '\n');
       const rows: NetRow[] = [];
@@ -37,7 +45,9 @@ export function registerNetworkCheck(check: Command): void {
       );
       const s = summarize(rows);
       if (o.json) fs.writeFileSync(o.json, JSON.stringify({ finished: new Date().toISOString(), rows, summary: s }, null, 2) + '\n');
-      console.log(`\n${s.escaped} escaped, ${s.blocked} blocked, ${s.gaps} known gap / not provable; admin: ${s.adminWorked} work, ${s.adminFailed} failed`);
+      console.log(
+        `\n${s.escaped} escaped, ${s.blocked} blocked, ${s.gaps} known gap / not provable; admin: ${s.adminWorked} work, ${s.adminFailed} failed`,
+      );
       if (s.escaped > 0 || s.adminFailed > 0) process.exitCode = EXIT_CHECK_FAILED;
     });
 }

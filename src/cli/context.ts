@@ -29,13 +29,15 @@ export function addLimitOptions(cmd: Command): Command {
 /** The --caps/--cap-add/--cap-drop options as a capability spec (model/caps.ts validates); privileged warns. */
 function capSpecFrom(o: { caps?: string; capAdd?: string[]; capDrop?: string[] }): CapSpec {
   const spec = makeCapSpec(o.caps ?? 'secure', o.capAdd ?? [], o.capDrop ?? []);
-  if (spec.profile === 'privileged') process.stderr.write('paene: warning: the privileged profile gives guest root every capability; it can escape the context\n');
+  if (spec.profile === 'privileged')
+    process.stderr.write('paene: warning: the privileged profile gives guest root every capability; it can escape the context\n');
   return spec;
 }
 
 function diskFrom(o: Record<string, unknown>): { bytes: number; inodes?: number } | undefined {
   if (o.disk === undefined) {
-    if (o.inodes !== undefined) throw new PaeneError('invalid-argument', '--inodes needs --disk (the limits live on the context\'s own filesystem)');
+    if (o.inodes !== undefined)
+      throw new PaeneError('invalid-argument', "--inodes needs --disk (the limits live on the context's own filesystem)");
     return undefined;
   }
   const bytes = parseSize(o.disk as string, '--disk');
@@ -71,25 +73,40 @@ const statusColumns = [
 
 export function registerContextCommands(program: Command): void {
   addLimitOptions(
-    addNetOptions(program
-      .command('create')
-      .description('Create a context: write its config and private layer. Nothing runs until `start`.')
-      .argument('<name...>', 'context name: 1-63 of [a-z0-9_-], starting with a letter or digit; several make several contexts; with --count a template such as web%d')
-      .option('-n, --count <n>', 'create a numbered set: NAME is a template with %d (or %03d), filled with 1..n')
-      .option('--image <image>', "image for its root filesystem (built on first use if it is the default); an imported image's Cmd, Env, WorkingDir and User are the defaults of exec", DEFAULT_IMAGE)
-      .option('--xid <n>', `context id, ${XID_MIN}-${XID_MAX} (default: the lowest free one)`)
-      .option('--hostname <host>', 'hostname inside the context (default: its name)')
-      .addOption(new Option('--caps <profile>', 'capability profile of guest root').choices(['secure', 'strict', 'privileged']).default('secure'))
-      .option('--cap-add <cap>', 'keep this capability too (repeatable; e.g. NET_RAW)', collect, [])
-      .option('--cap-drop <cap>', 'drop this capability too (repeatable)', collect, [])
-      .option('--ccap <ccap>', 'grant a context capability (repeatable; see `paene caps --help`)', collect, [])
-      .option('--disk <size>', 'space limit of its private layer, e.g. 5G (its own sparse filesystem: overbooking is allowed)')
-      .option('--inodes <n>', 'inode limit of its private layer (with --disk)')
-      .option('--start', 'start each context once it is created (one call for a whole set: create --count 1000 --start)')
-      .option('-j, --jobs <n>', 'with --start: contexts started at once (default: 2 × CPUs)')
-      .option('--json', 'print the new config as JSON (with --start: its status)'), true),
+    addNetOptions(
+      program
+        .command('create')
+        .description('Create a context: write its config and private layer. Nothing runs until `start`.')
+        .argument(
+          '<name...>',
+          'context name: 1-63 of [a-z0-9_-], starting with a letter or digit; several make several contexts; with --count a template such as web%d',
+        )
+        .option('-n, --count <n>', 'create a numbered set: NAME is a template with %d (or %03d), filled with 1..n')
+        .option(
+          '--image <image>',
+          "image for its root filesystem (built on first use if it is the default); an imported image's Cmd, Env, WorkingDir and User are the defaults of exec",
+          DEFAULT_IMAGE,
+        )
+        .option('--xid <n>', `context id, ${XID_MIN}-${XID_MAX} (default: the lowest free one)`)
+        .option('--hostname <host>', 'hostname inside the context (default: its name)')
+        .addOption(
+          new Option('--caps <profile>', 'capability profile of guest root').choices(['secure', 'strict', 'privileged']).default('secure'),
+        )
+        .option('--cap-add <cap>', 'keep this capability too (repeatable; e.g. NET_RAW)', collect, [])
+        .option('--cap-drop <cap>', 'drop this capability too (repeatable)', collect, [])
+        .option('--ccap <ccap>', 'grant a context capability (repeatable; see `paene caps --help`)', collect, [])
+        .option('--disk <size>', 'space limit of its private layer, e.g. 5G (its own sparse filesystem: overbooking is allowed)')
+        .option('--inodes <n>', 'inode limit of its private layer (with --disk)')
+        .option('--start', 'start each context once it is created (one call for a whole set: create --count 1000 --start)')
+        .option('-j, --jobs <n>', 'with --start: contexts started at once (default: 2 × CPUs)')
+        .option('--json', 'print the new config as JSON (with --start: its status)'),
+      true,
+    ),
   )
-    .addHelpText('after', `\nDefault limits for a new context: ${JSON.stringify(DEFAULT_LIMITS)} (a finite nproc contains a fork bomb; its own CPU weight keeps it one share among many).`)
+    .addHelpText(
+      'after',
+      `\nDefault limits for a new context: ${JSON.stringify(DEFAULT_LIMITS)} (a finite nproc contains a fork bomb; its own CPU weight keeps it one share among many).`,
+    )
     .action(async (args: string[], o: Record<string, unknown>, cmd: Command) => {
       const rt = runtimeOf(cmd);
       let names = args;
@@ -97,14 +114,19 @@ export function registerContextCommands(program: Command): void {
         if (args.length !== 1) throw new PaeneError('invalid-argument', '--count takes one name template (e.g. web%d)');
         names = expandTemplate(args[0] as string, parseCount(o.count as string, '--count', 1));
       }
-      if (names.length > 1 && o.xid !== undefined) throw new PaeneError('invalid-argument', '--xid names one context; leave it out to give each the lowest free xid');
+      if (names.length > 1 && o.xid !== undefined)
+        throw new PaeneError('invalid-argument', '--xid names one context; leave it out to give each the lowest free xid');
       const limits = mergeLimits(DEFAULT_LIMITS, parseLimitFlags(o as Record<string, string | undefined>));
       for (const w of limitWarnings(limits)) process.stderr.write(`paene: warning: ${w}\n`);
       const net = netSpecOf(o as { net?: string; ip?: string[]; publish?: string[] });
-      if (names.length > 1 && net.addresses.length > 0) throw new PaeneError('invalid-argument', '--ip names addresses of one context; leave it out to give each one from the pool');
+      if (names.length > 1 && net.addresses.length > 0)
+        throw new PaeneError('invalid-argument', '--ip names addresses of one context; leave it out to give each one from the pool');
       const explicit = o.net !== undefined || (o.ip as string[]).length > 0;
       const unsupported = rt.network.sharedUnsupported(rt.cgroupHost.unified !== undefined);
-      if (!explicit && unsupported) process.stderr.write(`paene: note: ${unsupported.split(';')[0]}; ${names.length > 1 ? 'these contexts get' : 'this context gets'} --net none (loopback only)\n`);
+      if (!explicit && unsupported)
+        process.stderr.write(
+          `paene: note: ${unsupported.split(';')[0]}; ${names.length > 1 ? 'these contexts get' : 'this context gets'} --net none (loopback only)\n`,
+        );
       const spec = {
         image: o.image as string,
         xid: o.xid === undefined ? undefined : parseXid(o.xid as string),
@@ -147,7 +169,13 @@ export function registerContextCommands(program: Command): void {
       .option('--json', 'print the status as JSON'),
   ).action(async (names: string[], o: ManyOptions, cmd: Command) => {
     const rt = runtimeOf(cmd);
-    await runMany(rt, names, o, (n) => rt.start(n), (n, s) => `started context '${n}' (init pid ${s.pid} on the host)`);
+    await runMany(
+      rt,
+      names,
+      o,
+      (n) => rt.start(n),
+      (n, s) => `started context '${n}' (init pid ${s.pid} on the host)`,
+    );
   });
 
   program
@@ -192,8 +220,12 @@ export function registerContextCommands(program: Command): void {
     const t = Number(o.timeout);
     if (!Number.isFinite(t) || t < 0) throw new PaeneError('invalid-argument', `--timeout must be a number of seconds, got '${o.timeout}'`);
     const rt = runtimeOf(cmd);
-    await runMany(rt, names, o, (n) => rt.stop(n, { timeoutMs: t * 1000 }), (n, r) =>
-      r.wasRunning ? `stopped context '${n}'` : `context '${n}' was not running (cleaned up what was left)`,
+    await runMany(
+      rt,
+      names,
+      o,
+      (n) => rt.stop(n, { timeoutMs: t * 1000 }),
+      (n, r) => (r.wasRunning ? `stopped context '${n}'` : `context '${n}' was not running (cleaned up what was left)`),
     );
   });
 
@@ -206,7 +238,14 @@ export function registerContextCommands(program: Command): void {
       .option('--json', 'print JSON'),
   ).action(async (names: string[], o: ManyOptions & { force?: boolean }, cmd: Command) => {
     const rt = runtimeOf(cmd);
-    await runMany(rt, names, o, (n) => rt.destroy(n, { force: o.force }), (n) => `destroyed context '${n}'`, () => null);
+    await runMany(
+      rt,
+      names,
+      o,
+      (n) => rt.destroy(n, { force: o.force }),
+      (n) => `destroyed context '${n}'`,
+      () => null,
+    );
   });
 
   program
@@ -215,7 +254,7 @@ export function registerContextCommands(program: Command): void {
     .description('List contexts: name, xid, state, processes, init pid, image')
     .option('--json', 'print JSON')
     .option('--oci', "with --json: print { contexts, oci } with paene-runc's containers (the table always shows them)")
-    .option('--oci-root <dir>', "where paene-runc keeps its containers (its --root)", DEFAULT_OCI_ROOT)
+    .option('--oci-root <dir>', 'where paene-runc keeps its containers (its --root)', DEFAULT_OCI_ROOT)
     .action((o: { json?: boolean; oci?: boolean; ociRoot: string }, cmd: Command) => {
       const all = runtimeOf(cmd).list();
       const oci = ociSummaries(o.ociRoot);

@@ -57,7 +57,9 @@ export async function runDemo(rt: Runtime, log: (s: string) => void): Promise<vo
       log(indent(await sh(rt, n, 'ps -o pid,comm')));
     }
     const spectator = rt.psAll().filter((p) => p.context);
-    log(`  the host sees both (paene ps --all, context rows): ${spectator.map((p) => `${p.context}:${p.innerPid}=host ${p.pid}`).join(', ')}`);
+    log(
+      `  the host sees both (paene ps --all, context rows): ${spectator.map((p) => `${p.context}:${p.innerPid}=host ${p.pid}`).join(', ')}`,
+    );
 
     step(3, 'hostnames: each context has its own UTS namespace');
     for (const n of NAMES) log(`  hostname in ${n}: ${(await sh(rt, n, 'hostname')).trim()}`);
@@ -78,14 +80,24 @@ export async function runDemo(rt: Runtime, log: (s: string) => void): Promise<vo
     step(5, 'files: a copy-on-write root over one shared image');
     await sh(rt, NAMES[0], 'echo "written in alpha" > /etc/motd');
     log(`  alpha wrote /etc/motd: ${(await sh(rt, NAMES[0], 'cat /etc/motd')).trim()}`);
-    log(`  beta reads /etc/motd: ${(await sh(rt, NAMES[1], 'cat /etc/motd 2>/dev/null || echo "(no such file: the write stayed in alpha)"')).trim()}`);
+    log(
+      `  beta reads /etc/motd: ${(await sh(rt, NAMES[1], 'cat /etc/motd 2>/dev/null || echo "(no such file: the write stayed in alpha)"')).trim()}`,
+    );
     const upper = path.join(rt.layout.upperDir(NAMES[0]), 'etc/motd');
     log(`  on the host the write is in alpha's private layer: ${upper} (${fs.existsSync(upper) ? 'present' : 'missing'})`);
     const ino = async (n: string) => (await sh(rt, n, 'stat -c %i /bin/busybox 2>/dev/null || ls -i /bin/busybox')).trim().split(/\s+/)[0];
     log(`  unmodified /bin/busybox: inode ${await ino(NAMES[0])} in alpha, ${await ino(NAMES[1])} in beta (one file in the image store)`);
 
-    step(6, 'the host tree is out of reach: the context\'s mount namespace holds its own tree and nothing of the host\'s');
-    log(indent(await sh(rt, NAMES[0], 'echo "/ holds: $(ls / | tr "\\n" " ")"; echo "pid 1 is: $(tr "\\0" " " < /proc/1/cmdline)"; echo "processes visible: $(ls /proc | grep -c "^[0-9]")"')));
+    step(6, "the host tree is out of reach: the context's mount namespace holds its own tree and nothing of the host's");
+    log(
+      indent(
+        await sh(
+          rt,
+          NAMES[0],
+          'echo "/ holds: $(ls / | tr "\\n" " ")"; echo "pid 1 is: $(tr "\\0" " " < /proc/1/cmdline)"; echo "processes visible: $(ls /proc | grep -c "^[0-9]")"',
+        ),
+      ),
+    );
   } finally {
     log('\ncleaning up');
     for (const n of NAMES) {

@@ -32,8 +32,16 @@ export function registerDiskCommands(program: Command): void {
           { header: 'PRIVATE', get: (r) => formatBytes(r.privateBytes), align: 'right' },
           { header: 'INODES', get: (r) => r.privateInodes, align: 'right' },
           { header: 'SHARED', get: (r) => formatBytes(r.sharedBytes), align: 'right' },
-          { header: 'DISK USED/LIMIT', get: (r) => (r.filesystem ? `${formatBytes(r.filesystem.bytesUsed)} / ${formatBytes(r.filesystem.bytesTotal)}` : '-'), align: 'right' },
-          { header: 'INODES USED/LIMIT', get: (r) => (r.filesystem ? `${r.filesystem.inodesUsed} / ${r.filesystem.inodesTotal}` : '-'), align: 'right' },
+          {
+            header: 'DISK USED/LIMIT',
+            get: (r) => (r.filesystem ? `${formatBytes(r.filesystem.bytesUsed)} / ${formatBytes(r.filesystem.bytesTotal)}` : '-'),
+            align: 'right',
+          },
+          {
+            header: 'INODES USED/LIMIT',
+            get: (r) => (r.filesystem ? `${r.filesystem.inodesUsed} / ${r.filesystem.inodesTotal}` : '-'),
+            align: 'right',
+          },
         ]),
       );
     });
@@ -47,6 +55,9 @@ export function registerDiskCommands(program: Command): void {
     .action(async (context: string, o: { name: string; json?: boolean }, cmd: Command) => {
       const info = await commitContext(runtimeOf(cmd), openImageStore(rootOf(cmd)), context, o.name);
       if (o.json) printJson(info);
-      else console.log(`committed context '${context}' as image '${info.name}' (${info.files} files, ${formatBytes(info.diskBytes)} new on disk)`);
+      else
+        console.log(
+          `committed context '${context}' as image '${info.name}' (${info.files} files, ${formatBytes(info.diskBytes)} new on disk)`,
+        );
     });
 }

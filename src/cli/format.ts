@@ -16,7 +16,10 @@ export { formatBytes } from '../model/units.js';
 export class ProgressBar {
   private readonly tty = process.stderr.isTTY === true;
   private last = 0;
-  constructor(private readonly label: string, private total?: number) {}
+  constructor(
+    private readonly label: string,
+    private total?: number,
+  ) {}
   update(current: number, detail = ''): void {
     if (!this.tty) return;
     const now = Date.now();

@@ -12,7 +12,6 @@ import { EXPORT_FORMATS, type ExportFormat } from '../image/ociexport.js';
 import { parsePlatform, showPlatform } from '../image/ociplan.js';
 import { formatBytes, formatTable, printJson, ProgressBar } from './format.js';
 
-
 const warn = (msg: string): void => {
   process.stderr.write(`paene: warning: ${msg}\n`);
 };
@@ -57,8 +56,11 @@ export function registerImageCommands(program: Command, getRoot: () => string, u
     .description('import an image: a root filesystem tar, an OCI image layout (directory or tar) or a docker-archive')
     .argument('<source>', 'archive file (plain, gzip or zstd), an OCI layout directory, or - to read stdin')
     .requiredOption('--name <name>', 'name of the new image')
-    .option('--platform <os/arch[/variant]>', 'which image of a multi-platform index to take (default: this host\'s)')
-    .option('--tag <name>', 'which image to take from an archive that holds several (docker save a b; an OCI layout with several ref names)')
+    .option('--platform <os/arch[/variant]>', "which image of a multi-platform index to take (default: this host's)")
+    .option(
+      '--tag <name>',
+      'which image to take from an archive that holds several (docker save a b; an OCI layout with several ref names)',
+    )
     .option('--max-files <n>', 'refuse archives with more entries than this', '1000000')
     .option('--max-bytes <size>', 'refuse archives with more file data than this (e.g. 10G)', '64G')
     .option('--allow-devices', 'create device nodes the archive carries (skipped with a warning by default)')
@@ -75,63 +77,86 @@ export function registerImageCommands(program: Command, getRoot: () => string, u
         'links to unknown targets and oversized names are refused in every layer; nothing is\n' +
         'written outside the new image, and a failed import leaves the store as it was.\n',
     )
-    .action(async (file: string, o: { name: string; platform?: string; tag?: string; maxFiles: string; maxBytes: string; allowDevices?: boolean }) => {
-      validateImageName(o.name);
-      const opts = {
-        maxFiles: parseCount(o.maxFiles.replace(/_/g, ''), '--max-files', 1),
-        maxBytes: parseSize(o.maxBytes, '--max-bytes'),
-        allowDevices: o.allowDevices === true,
-        onWarning: warn,
-        ...(o.platform !== undefined ? { platform: o.platform } : {}),
-        ...(o.tag !== undefined ? { tag: o.tag } : {}),
-      };
-      if (o.platform !== undefined) parsePlatform(o.platform);
-      const st = file === '-' ? undefined : fs.statSync(file, { throwIfNoEntry: false });
-      let info: ImageInfo;
-      if (file !== '-') {
-        if (st === undefined) throw new PaeneError('not-found', `no such file or directory: ${file}`);
-        if (!st.isFile() && !st.isDirectory() && !st.isFIFO()) throw new PaeneError('invalid-argument', `${file} is not a file, a directory or a pipe`);
-        // progress by file data written into the image (an archive file may be read in place, out of order)
-        const { bar, onProgress } = progress(`importing ${o.name}`);
-        const s = store();
-        const source = `file:${path.resolve(file)}`;
-        try {
-          if (st.isDirectory()) info = await s.importLayout(file, o.name, { ...opts, onProgress });
-          else if (st.isFile()) info = await s.importFile(file, o.name, { ...opts, onProgress });
-          else info = await s.importTar(fs.createReadStream(file, { highWaterMark: 1024 * 1024 }), o.name, { ...opts, onProgress, source }); // a named pipe: read as a stream
-        } finally {
-          bar.done();
+    .action(
+      async (
+        file: string,
+        o: { name: string; platform?: string; tag?: string; maxFiles: string; maxBytes: string; allowDevices?: boolean },
+      ) => {
+        validateImageName(o.name);
+        const opts = {
+          maxFiles: parseCount(o.maxFiles.replace(/_/g, ''), '--max-files', 1),
+          maxBytes: parseSize(o.maxBytes, '--max-bytes'),
+          allowDevices: o.allowDevices === true,
+          onWarning: warn,
+          ...(o.platform !== undefined ? { platform: o.platform } : {}),
+          ...(o.tag !== undefined ? { tag: o.tag } : {}),
+        };
+        if (o.platform !== undefined) parsePlatform(o.platform);
+        const st = file === '-' ? undefined : fs.statSync(file, { throwIfNoEntry: false });
+        let info: ImageInfo;
+        if (file !== '-') {
+          if (st === undefined) throw new PaeneError('not-found', `no such file or directory: ${file}`);
+          if (!st.isFile() && !st.isDirectory() && !st.isFIFO())
+            throw new PaeneError('invalid-argument', `${file} is not a file, a directory or a pipe`);
+          // progress by file data written into the image (an archive file may be read in place, out of order)
+          const { bar, onProgress } = progress(`importing ${o.name}`);
+          const s = store();
+          const source = `file:${path.resolve(file)}`;
+          try {
+            if (st.isDirectory()) info = await s.importLayout(file, o.name, { ...opts, onProgress });
+            else if (st.isFile()) info = await s.importFile(file, o.name, { ...opts, onProgress });
+            else
+              info = await s.importTar(fs.createReadStream(file, { highWaterMark: 1024 * 1024 }), o.name, { ...opts, onProgress, source }); // a named pipe: read as a stream
+          } finally {
+            bar.done();
+          }
+        } else {
+          if (process.stdin.isTTY)
+            throw new PaeneError('invalid-argument', 'refusing to read an archive from a terminal; pipe one in or give a FILE');
+          const bar = new ProgressBar(`importing ${o.name}`);
+          let read = 0;
+          process.stdin.on('data', (c: Buffer) => {
+            read += c.length;
+            bar.update(read, formatBytes(read));
+          });
+          try {
+            info = await store().importTar(process.stdin, o.name, { ...opts, source: 'stdin' });
+          } finally {
+            bar.done();
+          }
         }
-      } else {
-        if (process.stdin.isTTY) throw new PaeneError('invalid-argument', 'refusing to read an archive from a terminal; pipe one in or give a FILE');
-        const bar = new ProgressBar(`importing ${o.name}`);
-        let read = 0;
-        process.stdin.on('data', (c: Buffer) => {
-          read += c.length;
-          bar.update(read, formatBytes(read));
-        });
-        try {
-          info = await store().importTar(process.stdin, o.name, { ...opts, source: 'stdin' });
-        } finally {
-          bar.done();
-        }
-      }
-      const layers = info.config ? `, ${info.config.layers.length} layer${info.config.layers.length === 1 ? '' : 's'} (${info.format}, ${showPlatform(info.config.platform)})` : '';
-      process.stdout.write(`imported image ${info.name}: ${info.files} entries, ${formatBytes(info.logicalBytes)}${layers}, ${formatBytes(info.diskBytes)} on disk after sharing\n`);
-    });
+        const layers = info.config
+          ? `, ${info.config.layers.length} layer${info.config.layers.length === 1 ? '' : 's'} (${info.format}, ${showPlatform(info.config.platform)})`
+          : '';
+        process.stdout.write(
+          `imported image ${info.name}: ${info.files} entries, ${formatBytes(info.logicalBytes)}${layers}, ${formatBytes(info.diskBytes)} on disk after sharing\n`,
+        );
+      },
+    );
 
   image
     .command('export')
     .description('write an image as an archive (to stdout unless -o): OCI layout tar, docker-archive or root filesystem tar')
     .argument('<name>', 'image to export')
     .option('-o, --output <file>', 'write to this file instead of stdout')
-    .addOption(new Option('--format <format>', 'oci: an OCI image layout tar (skopeo oci-archive:, umoci); docker: a docker-archive (docker load); tar: the root filesystem').choices(EXPORT_FORMATS).default('tar'))
-    .addHelpText('after', '\nAn oci or docker export is one layer (the merged tree) with the image config the image\nwas imported with (Env, Cmd, Entrypoint, WorkingDir, User, ExposedPorts, Labels).\n')
+    .addOption(
+      new Option(
+        '--format <format>',
+        'oci: an OCI image layout tar (skopeo oci-archive:, umoci); docker: a docker-archive (docker load); tar: the root filesystem',
+      )
+        .choices(EXPORT_FORMATS)
+        .default('tar'),
+    )
+    .addHelpText(
+      'after',
+      '\nAn oci or docker export is one layer (the merged tree) with the image config the image\nwas imported with (Env, Cmd, Entrypoint, WorkingDir, User, ExposedPorts, Labels).\n',
+    )
     .action(async (name: string, o: { output?: string; format: ExportFormat }) => {
       const s = store();
       s.rootfsOf(name);
       if (o.output === undefined) {
-        if (process.stdout.isTTY) throw new PaeneError('invalid-argument', 'refusing to write a tar to a terminal; use -o FILE or redirect stdout');
+        if (process.stdout.isTTY)
+          throw new PaeneError('invalid-argument', 'refusing to write a tar to a terminal; use -o FILE or redirect stdout');
         try {
           await s.exportArchive(name, o.format, process.stdout);
         } catch (e) {
@@ -180,8 +205,16 @@ export function registerImageCommands(program: Command, getRoot: () => string, u
         lines.push(['user', c.run.user ?? '-']);
         lines.push(['env', c.run.env.length ? c.run.env.join('\n            ') : '-']);
         lines.push(['ports', c.run.exposedPorts.join(', ') || '-']);
-        lines.push(['labels', Object.entries(c.run.labels).map(([k, v]) => `${k}=${v}`).join('\n            ') || '-']);
-        lines.push(['layers', c.layers.map((l, n) => `${n + 1}. ${l.digest} ${formatBytes(l.size)} ${l.compression}`).join('\n            ') || '-']);
+        lines.push([
+          'labels',
+          Object.entries(c.run.labels)
+            .map(([k, v]) => `${k}=${v}`)
+            .join('\n            ') || '-',
+        ]);
+        lines.push([
+          'layers',
+          c.layers.map((l, n) => `${n + 1}. ${l.digest} ${formatBytes(l.size)} ${l.compression}`).join('\n            ') || '-',
+        ]);
       } else {
         lines.push(['config', '- (a root filesystem tar carries none: `paene exec` needs a command)']);
       }

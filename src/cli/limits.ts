@@ -15,12 +15,11 @@ import { runtimeOf } from './common.js';
 import { addLimitOptions } from './context.js';
 import { formatTable, printJson } from './format.js';
 
-
 export function registerLimitCommands(program: Command): void {
   addLimitOptions(
     program
       .command('limit')
-      .description('Show or change a context\'s resource limits; a running context gets them at once, and they persist')
+      .description("Show or change a context's resource limits; a running context gets them at once, and they persist")
       .argument('<name>', 'context name')
       .option('--json', 'print the result as JSON'),
   )
@@ -40,14 +39,18 @@ export function registerLimitCommands(program: Command): void {
         printJson(r);
         return;
       }
-      console.log(r.live ? `applied to running context '${name}' and saved` : `saved; '${name}' is stopped and gets them at its next start`);
+      console.log(
+        r.live ? `applied to running context '${name}' and saved` : `saved; '${name}' is stopped and gets them at its next start`,
+      );
       for (const l of describeLimits(r.limits)) console.log(`  ${l}`);
       if (r.io !== 'none') console.log(`  disk i/o enforced by: ${r.io}${r.throttler ? ` (throttler pid ${r.throttler})` : ''}`);
     });
 
   program
     .command('stats')
-    .description('Per running context: CPU %, throttled time, token bucket, memory, processes ("held": the fork back-off holds a spinning bomb), disk read/write bytes and rates')
+    .description(
+      'Per running context: CPU %, throttled time, token bucket, memory, processes ("held": the fork back-off holds a spinning bomb), disk read/write bytes and rates',
+    )
     .argument('[names...]', 'contexts (default: every running one)')
     .option('--watch', 'refresh every --interval until interrupted')
     .option('--interval <ms>', 'sampling interval in ms', '1000')
@@ -55,7 +58,8 @@ export function registerLimitCommands(program: Command): void {
     .action(async (names: string[], o: { watch?: boolean; interval: string; json?: boolean }, cmd: Command) => {
       const rt = runtimeOf(cmd);
       const interval = Number(o.interval);
-      if (!Number.isFinite(interval) || interval < 100) throw new PaeneError('invalid-argument', `--interval must be at least 100 ms, got '${o.interval}'`);
+      if (!Number.isFinite(interval) || interval < 100)
+        throw new PaeneError('invalid-argument', `--interval must be at least 100 ms, got '${o.interval}'`);
       for (const n of names) rt.config(n); // unknown names fail early
       const pick = () => (names.length > 0 ? names : rt.store.names()).filter((n) => rt.store.live(n) !== undefined);
       const buckets = new Map<string, TokenBucket>();
@@ -82,9 +86,25 @@ const STATS_COLUMNS = [
   { header: 'CPU%', get: (r: StatsRow) => r.cpuPercent.toFixed(1), align: 'right' as const },
   { header: 'CPU-S', get: (r: StatsRow) => r.cpuSeconds.toFixed(2), align: 'right' as const },
   { header: 'THROTTLED', get: (r: StatsRow) => `${r.throttledMs} ms`, align: 'right' as const },
-  { header: 'BUCKET', get: (r: StatsRow) => (r.bucket ? `${r.bucket.tokens}/${r.bucket.tokensMax}${r.bucket.onHold ? ' hold' : ''}` : '-'), align: 'right' as const },
-  { header: 'MEMORY', get: (r: StatsRow) => `${formatBytes(r.memoryBytes)}${r.memoryLimit ? ` / ${formatBytes(r.memoryLimit)}` : ''}`, align: 'right' as const },
-  { header: 'PROCS', get: (r: StatsRow) => `${r.processes}${r.processLimit ? `/${r.processLimit}` : ''}${r.forkBackoff?.held ? ' held' : ''}`, align: 'right' as const },
+  {
+    header: 'BUCKET',
+    get: (r: StatsRow) => (r.bucket ? `${r.bucket.tokens}/${r.bucket.tokensMax}${r.bucket.onHold ? ' hold' : ''}` : '-'),
+    align: 'right' as const,
+  },
+  {
+    header: 'MEMORY',
+    get: (r: StatsRow) => `${formatBytes(r.memoryBytes)}${r.memoryLimit ? ` / ${formatBytes(r.memoryLimit)}` : ''}`,
+    align: 'right' as const,
+  },
+  {
+    header: 'PROCS',
+    get: (r: StatsRow) => `${r.processes}${r.processLimit ? `/${r.processLimit}` : ''}${r.forkBackoff?.held ? ' held' : ''}`,
+    align: 'right' as const,
+  },
   { header: 'READ', get: (r: StatsRow) => `${formatBytes(r.readBytes)} ${formatByteRate(r.readRate)}`, align: 'right' as const },
-  { header: 'WRITE', get: (r: StatsRow) => `${formatBytes(r.writeBytes)} ${formatByteRate(r.writeRate)}${r.throttle?.frozen ? ' held' : ''}`, align: 'right' as const },
+  {
+    header: 'WRITE',
+    get: (r: StatsRow) => `${formatBytes(r.writeBytes)} ${formatByteRate(r.writeRate)}${r.throttle?.frozen ? ' held' : ''}`,
+    align: 'right' as const,
+  },
 ];

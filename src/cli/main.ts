@@ -33,11 +33,19 @@ program
  * Help and unknown verbs load them all.
  */
 const GROUPS: { verbs: string[]; register: () => Promise<void> }[] = [
-  { verbs: ['create', 'start', 'exec', 'enter', 'stop', 'destroy', 'list', 'ls', 'status', 'ps'], register: async () => (await import('./context.js')).registerContextCommands(program) },
+  {
+    verbs: ['create', 'start', 'exec', 'enter', 'stop', 'destroy', 'list', 'ls', 'status', 'ps'],
+    register: async () => (await import('./context.js')).registerContextCommands(program),
+  },
   {
     verbs: ['image'],
     register: async () => {
-      const [{ registerImageCommands }, { rootOf }, { Layout }, { StateStore }] = await Promise.all([import('./image.js'), import('./common.js'), import('../kernel/layout.js'), import('../runtime/state.js')]);
+      const [{ registerImageCommands }, { rootOf }, { Layout }, { StateStore }] = await Promise.all([
+        import('./image.js'),
+        import('./common.js'),
+        import('../kernel/layout.js'),
+        import('../runtime/state.js'),
+      ]);
       /** Contexts whose config names an image: `image ls` shows them, `image rm` refuses while there are any. */
       const contextsUsing = (image: string): string[] => {
         const store = new StateStore(new Layout(rootOf(program)));

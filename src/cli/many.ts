@@ -15,9 +15,7 @@ import { printJson } from './format.js';
 
 /** Adds --all and --jobs to a verb that takes names. */
 export function addManyOptions(cmd: Command): Command {
-  return cmd
-    .option('-a, --all', 'every context of this root')
-    .option('-j, --jobs <n>', 'contexts worked on at once (default: 2 × CPUs)');
+  return cmd.option('-a, --all', 'every context of this root').option('-j, --jobs <n>', 'contexts worked on at once (default: 2 × CPUs)');
 }
 
 export interface ManyOptions {
@@ -29,7 +27,8 @@ export interface ManyOptions {
 export function jobsOf(o: ManyOptions): number {
   if (o.jobs === undefined) return 2 * Math.max(1, os.availableParallelism());
   const n = Number(o.jobs);
-  if (!Number.isInteger(n) || n < 1 || n > 1024) throw new PaeneError('invalid-argument', `--jobs must be a whole number from 1 to 1024, got '${o.jobs}'`);
+  if (!Number.isInteger(n) || n < 1 || n > 1024)
+    throw new PaeneError('invalid-argument', `--jobs must be a whole number from 1 to 1024, got '${o.jobs}'`);
   return n;
 }
 
@@ -46,7 +45,14 @@ export type Outcome<T> = { ok: true; value: T } | { ok: false; error: Error };
  * success; `json` its JSON value. A one-context call throws its error (main
  * prints it) so its output is what it always was.
  */
-export function report<T>(names: string[], many: boolean, outcomes: Outcome<T>[], o: { json?: boolean }, text: (name: string, v: T) => string | undefined, json: (name: string, v: T) => unknown = (_n, v) => v): void {
+export function report<T>(
+  names: string[],
+  many: boolean,
+  outcomes: Outcome<T>[],
+  o: { json?: boolean },
+  text: (name: string, v: T) => string | undefined,
+  json: (name: string, v: T) => unknown = (_n, v) => v,
+): void {
   if (!many) {
     const r = outcomes[0] as Outcome<T>;
     if (!r.ok) throw r.error;

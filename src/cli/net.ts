@@ -14,7 +14,10 @@ function collect(v: string, prev: string[]): string[] {
 /** The options create and set share: --net, --ip, --publish. */
 export function addNetOptions(cmd: Command, withDefault: boolean): Command {
   return cmd
-    .option('--net <mode>', `network model: ${NET_MODES.join(', ')}${withDefault ? ' (default: shared, an address of its own on the host\'s stack)' : ''}`)
+    .option(
+      '--net <mode>',
+      `network model: ${NET_MODES.join(', ')}${withDefault ? " (default: shared, an address of its own on the host's stack)" : ''}`,
+    )
     .option('--ip <addr>', 'an address it owns (repeatable; IPv4 or IPv6; default: one from the pool)', collect, [])
     .option('--publish <hostport:port[/udp]>', 'with --net private: forward a host port to it (repeatable)', collect, []);
 }
@@ -70,7 +73,11 @@ Models (paene create NAME --net MODE):
   for (const op of ['add', 'rm'] as const) {
     net
       .command(op)
-      .description(op === 'add' ? 'Give a shared context another address (live if it runs: its BPF programs are replaced at once)' : 'Take an address from a shared context (live if it runs)')
+      .description(
+        op === 'add'
+          ? 'Give a shared context another address (live if it runs: its BPF programs are replaced at once)'
+          : 'Take an address from a shared context (live if it runs)',
+      )
       .argument('<name>', 'the context')
       .argument('<addr>', 'IPv4 or IPv6 address')
       .option('--json', 'print the resulting network as JSON')
@@ -107,34 +114,46 @@ Models (paene create NAME --net MODE):
 
   net
     .command('settings')
-    .description("Show or change this state root's network settings: the shared pool, the bridge and its subnet, the host addresses contexts may reach")
+    .description(
+      "Show or change this state root's network settings: the shared pool, the bridge and its subnet, the host addresses contexts may reach",
+    )
     .option('--shared-pool <cidr>', 'IPv4 pool shared contexts get addresses from (127.0.0.0/8 works with no interface setup)')
     .option('--bridge <name>', 'bridge of private contexts')
     .option('--subnet <cidr>', 'the bridge subnet: private contexts get addresses from it')
     .option('--publish-host <addr>', 'a host address (not loopback) contexts may connect to (repeatable; replaces the list)', collect, [])
-    .option('--host-netns <path>', 'network namespace the bridge and NAT live in (default: the host\'s own; tests use one of their own)')
+    .option('--host-netns <path>', "network namespace the bridge and NAT live in (default: the host's own; tests use one of their own)")
     .option('--json', 'print JSON')
-    .action((o: { sharedPool?: string; bridge?: string; subnet?: string; publishHost: string[]; hostNetns?: string; json?: boolean }, cmd: Command) => {
-      const rt = runtimeOf(cmd);
-      const cur = rt.network.settings();
-      const changing = o.sharedPool || o.bridge || o.subnet || o.publishHost.length || o.hostNetns;
-      if (changing && rt.list().some((s) => s.state === 'running' && s.net.mode !== 'host')) {
-        throw new PaeneError('wrong-state', 'stop the running contexts first: their walls and plumbing were made from the current settings');
-      }
-      const s = changing
-        ? rt.network.saveSettings({
-            ...(o.sharedPool ? { sharedPool4: o.sharedPool } : {}),
-            ...(o.bridge || o.subnet ? { bridge: { bridge: o.bridge ?? cur.bridge.bridge, subnet4: o.subnet ?? cur.bridge.subnet4 } } : {}),
-            ...(o.publishHost.length ? { published: o.publishHost.map(canonicalIp) } : {}),
-            ...(o.hostNetns ? { hostNetns: o.hostNetns } : {}),
-          })
-        : cur;
-      if (o.json) printJson(s);
-      else {
-        console.log(`shared pool   ${s.sharedPool4}`);
-        console.log(`bridge        ${s.bridge.bridge} ${s.bridge.subnet4}`);
-        console.log(`published     ${s.published.join(' ') || '(none: the host\'s own addresses are refused)'}`);
-        console.log(`host netns    ${s.hostNetns ?? '(the host\'s own)'}`);
-      }
-    });
+    .action(
+      (
+        o: { sharedPool?: string; bridge?: string; subnet?: string; publishHost: string[]; hostNetns?: string; json?: boolean },
+        cmd: Command,
+      ) => {
+        const rt = runtimeOf(cmd);
+        const cur = rt.network.settings();
+        const changing = o.sharedPool || o.bridge || o.subnet || o.publishHost.length || o.hostNetns;
+        if (changing && rt.list().some((s) => s.state === 'running' && s.net.mode !== 'host')) {
+          throw new PaeneError(
+            'wrong-state',
+            'stop the running contexts first: their walls and plumbing were made from the current settings',
+          );
+        }
+        const s = changing
+          ? rt.network.saveSettings({
+              ...(o.sharedPool ? { sharedPool4: o.sharedPool } : {}),
+              ...(o.bridge || o.subnet
+                ? { bridge: { bridge: o.bridge ?? cur.bridge.bridge, subnet4: o.subnet ?? cur.bridge.subnet4 } }
+                : {}),
+              ...(o.publishHost.length ? { published: o.publishHost.map(canonicalIp) } : {}),
+              ...(o.hostNetns ? { hostNetns: o.hostNetns } : {}),
+            })
+          : cur;
+        if (o.json) printJson(s);
+        else {
+          console.log(`shared pool   ${s.sharedPool4}`);
+          console.log(`bridge        ${s.bridge.bridge} ${s.bridge.subnet4}`);
+          console.log(`published     ${s.published.join(' ') || "(none: the host's own addresses are refused)"}`);
+          console.log(`host netns    ${s.hostNetns ?? "(the host's own)"}`);
+        }
+      },
+    );
 }

@@ -19,7 +19,9 @@ function gidOf(group: string): number {
 export function registerServeCommand(program: Command): void {
   program
     .command('serve')
-    .description('Run the JSON API on a unix socket (ROOT/run/api.sock), root only unless --group; stops on SIGINT/SIGTERM. See docs/api.md')
+    .description(
+      'Run the JSON API on a unix socket (ROOT/run/api.sock), root only unless --group; stops on SIGINT/SIGTERM. See docs/api.md',
+    )
     .option('--group <group>', 'let this group use the socket too (mode 0660)')
     .option('--socket <path>', 'listen here instead of ROOT/run/api.sock')
     .action(async (o: { group?: string; socket?: string }, cmd: Command) => {

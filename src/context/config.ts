@@ -72,7 +72,10 @@ export function newConfig(c: NewContext): ContextConfig {
     ccaps: c.ccaps ?? [],
     limits: c.limits ?? DEFAULT_LIMITS,
     ...(c.disk ? { disk: validateDisk(c.disk, 'disk limit') } : {}),
-    net: checkNetAgainstCaps(validateNetSpec(c.net ?? { mode: DEFAULT_NET_MODE, addresses: [], publish: [] }, 'network'), c.caps ?? DEFAULT_CAP_SPEC),
+    net: checkNetAgainstCaps(
+      validateNetSpec(c.net ?? { mode: DEFAULT_NET_MODE, addresses: [], publish: [] }, 'network'),
+      c.caps ?? DEFAULT_CAP_SPEC,
+    ),
   };
 }
 

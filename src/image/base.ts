@@ -143,7 +143,10 @@ export function planBaseImage(recipeDir = RECIPE_DIR, onWarning?: (m: string) =>
     t.addHost(p);
   }
   if (missing.length > 0)
-    throw new PaeneError('unsupported', `the base image needs host programs that are missing: ${missing.join(', ')} (install coreutils, procps, util-linux, hostname)`);
+    throw new PaeneError(
+      'unsupported',
+      `the base image needs host programs that are missing: ${missing.join(', ')} (install coreutils, procps, util-linux, hostname)`,
+    );
   let busybox: string | undefined;
   if (recipe.busybox !== undefined) {
     if (fs.existsSync(recipe.busybox)) {
@@ -194,7 +197,8 @@ export async function packBaseImage(nodes: Map<string, Node>, pack: tar.Pack): P
     const name = p.slice(1);
     const owner = { uid: 0, gid: 0 };
     if (n.kind === 'dir') await packEntry(pack, { name: name + '/', type: 'directory', mode: n.mode, mtime: EPOCH, ...owner });
-    else if (n.kind === 'symlink') await packEntry(pack, { name, type: 'symlink', linkname: n.target, mode: 0o777, mtime: n.mtime, ...owner });
+    else if (n.kind === 'symlink')
+      await packEntry(pack, { name, type: 'symlink', linkname: n.target, mode: 0o777, mtime: n.mtime, ...owner });
     else {
       const size = fs.statSync(n.host).size;
       await packEntry(pack, { name, type: 'file', size, mode: n.mode, mtime: n.mtime, ...owner }, n.host);

@@ -24,8 +24,7 @@ export function normalizeEntryName(raw: string, what = 'entry'): string {
     parts.push(c);
   }
   const rel = parts.join('/');
-  if (Buffer.byteLength(rel) > PATH_MAX)
-    throw new PaeneError('hostile-archive', `${what} ${shown}: path is longer than ${PATH_MAX} bytes`);
+  if (Buffer.byteLength(rel) > PATH_MAX) throw new PaeneError('hostile-archive', `${what} ${shown}: path is longer than ${PATH_MAX} bytes`);
   return rel;
 }
 

@@ -160,7 +160,12 @@ export class Unpacker {
       if (st === undefined) {
         // Implicit parent, as GNU tar makes it: root-owned 0755.
         fs.mkdirSync(p, { mode: 0o700 });
-        this.dirMeta.set(cur, { mode: 0o755, uid: asRoot ? 0 : process.getuid!(), gid: asRoot ? 0 : process.getgid!(), mtime: Math.floor(Date.now() / 1000) });
+        this.dirMeta.set(cur, {
+          mode: 0o755,
+          uid: asRoot ? 0 : process.getuid!(),
+          gid: asRoot ? 0 : process.getgid!(),
+          mtime: Math.floor(Date.now() / 1000),
+        });
         this.seen.set(cur, 'dir');
       } else if (!st.isDirectory()) {
         this.fail(rel, `parent ${showName(cur)} is ${st.isSymbolicLink() ? 'a symlink' : 'not a directory'}; refusing to write through it`);
@@ -208,8 +213,7 @@ export class Unpacker {
     this.entries++;
     if (this.entries > this.o.maxFiles)
       this.fail(rel, `the archive has more than ${this.o.maxFiles} entries (--max-files)`, 'limit-exceeded');
-    if (h.pax && Object.keys(h.pax).some((k) => k.startsWith('GNU.sparse.')))
-      this.fail(rel, 'sparse files are not supported');
+    if (h.pax && Object.keys(h.pax).some((k) => k.startsWith('GNU.sparse.'))) this.fail(rel, 'sparse files are not supported');
 
     const type = h.type;
     try {
@@ -251,7 +255,10 @@ export class Unpacker {
           this.special(h, rel, type === 'character-device' ? 'c' : 'b');
           break;
         default:
-          this.fail(rel, `unsupported entry type${type ? ` '${type}'` : ' (GNU sparse, volume label or multi-volume entries are not supported)'}`);
+          this.fail(
+            rel,
+            `unsupported entry type${type ? ` '${type}'` : ' (GNU sparse, volume label or multi-volume entries are not supported)'}`,
+          );
       }
     } catch (e) {
       if (isPaeneError(e)) throw e;
@@ -314,7 +321,8 @@ export class Unpacker {
       if (this.verified.has(cur)) continue;
       const st = fs.lstatSync(this.abs(cur), { throwIfNoEntry: false });
       if (st === undefined) return false;
-      if (!st.isDirectory()) this.fail(entry, `whiteout through ${showName(cur)}, which is ${st.isSymbolicLink() ? 'a symlink' : 'not a directory'}; refusing`);
+      if (!st.isDirectory())
+        this.fail(entry, `whiteout through ${showName(cur)}, which is ${st.isSymbolicLink() ? 'a symlink' : 'not a directory'}; refusing`);
       this.verified.add(cur);
     }
     return true;
@@ -479,7 +487,8 @@ export class Unpacker {
     // Node has no mknod(2); mknod(1) makes the node at exactly this path
     // (it fails on an existing name, it does not follow one).
     const r = spawnSync('mknod', args, { encoding: 'utf8' });
-    if (r.status !== 0) this.fail(rel, `cannot create ${kind === 'p' ? 'fifo' : 'device node'}: ${(r.stderr || r.error?.message || '').trim()}`);
+    if (r.status !== 0)
+      this.fail(rel, `cannot create ${kind === 'p' ? 'fifo' : 'device node'}: ${(r.stderr || r.error?.message || '').trim()}`);
     if (asRoot) fs.lchownSync(this.abs(rel), m.uid, m.gid);
     fs.chmodSync(this.abs(rel), m.mode);
     fs.lutimesSync(this.abs(rel), m.mtime, m.mtime);
@@ -491,7 +500,12 @@ export class Unpacker {
     const dirs = [...this.dirMeta.keys()].sort((a, b) => b.split('/').length - a.split('/').length);
     if (!this.dirMeta.has('')) dirs.push('');
     for (const rel of dirs) {
-      const m = this.dirMeta.get(rel) ?? { mode: 0o755, uid: asRoot ? 0 : process.getuid!(), gid: asRoot ? 0 : process.getgid!(), mtime: Math.floor(Date.now() / 1000) };
+      const m = this.dirMeta.get(rel) ?? {
+        mode: 0o755,
+        uid: asRoot ? 0 : process.getuid!(),
+        gid: asRoot ? 0 : process.getgid!(),
+        mtime: Math.floor(Date.now() / 1000),
+      };
       const p = this.abs(rel);
       if (asRoot) fs.lchownSync(p, m.uid, m.gid);
       // Unprivileged, keep the owner's rwx so the tree can still be removed.
@@ -596,7 +610,11 @@ export async function decompressed(input: NodeJS.ReadableStream | AsyncIterable<
   const h = Buffer.concat(head);
   if (h.length === 0) throw new PaeneError('hostile-archive', 'the archive is empty');
   for (const [magic, what] of MAGICS)
-    if (magic.every((v, i) => h[i] === v)) throw new PaeneError('invalid-argument', `the archive is ${what}-compressed; only plain tar, gzip and zstd are read (decompress it first and pipe it in)`);
+    if (magic.every((v, i) => h[i] === v))
+      throw new PaeneError(
+        'invalid-argument',
+        `the archive is ${what}-compressed; only plain tar, gzip and zstd are read (decompress it first and pipe it in)`,
+      );
   const src = Readable.from(peeked([h], it), { objectMode: false });
   if (h[0] === 0x1f && h[1] === 0x8b) {
     const gunzip = zlib.createGunzip({ chunkSize: 256 * 1024 }); // bigger chunks: fewer writes per file
@@ -632,7 +650,11 @@ export async function extractInto(un: Unpacker, input: Decompressed, onTar?: (ch
       if (!isPaeneError(e)) {
         const where = un.entryCount === startEntries ? ' at its first header' : ` after entry ${showName(un.lastEntry)}`;
         const msg = (e as Error)?.message ?? String(e);
-        e = new PaeneError('hostile-archive', `corrupt or truncated archive${where}: ${gz && /incorrect header|invalid|unexpected end of file/i.test(msg) ? `${compression}: ` : ''}${msg}`, { cause: e });
+        e = new PaeneError(
+          'hostile-archive',
+          `corrupt or truncated archive${where}: ${gz && /incorrect header|invalid|unexpected end of file/i.test(msg) ? `${compression}: ` : ''}${msg}`,
+          { cause: e },
+        );
       }
       un.aborted = true;
       extract.destroy();
@@ -677,6 +699,5 @@ export async function extractInto(un: Unpacker, input: Decompressed, onTar?: (ch
       if (!done) extract.end(undefined);
     })().catch(fail);
   });
-  if (un.entryCount === startEntries && !un.layered)
-    throw new PaeneError('hostile-archive', 'the archive has no entries');
+  if (un.entryCount === startEntries && !un.layered) throw new PaeneError('hostile-archive', 'the archive has no entries');
 }

@@ -36,7 +36,15 @@ import {
 } from './ociplan.js';
 import { normalizeEntryName, showName } from './entryname.js';
 import { aliasTarget, indexTar } from './tarindex.js';
-import { type Decompressed, type UnpackOptions, type UnpackResult, Unpacker, decompressed, drainedOrClosed, extractInto } from './importer.js';
+import {
+  type Decompressed,
+  type UnpackOptions,
+  type UnpackResult,
+  Unpacker,
+  decompressed,
+  drainedOrClosed,
+  extractInto,
+} from './importer.js';
 
 export type ArchiveFormat = 'tar' | 'oci' | 'docker';
 
@@ -114,7 +122,11 @@ export function firstEntryName(buf: Buffer): string | 'more' | undefined {
 /** Names that only an image archive starts with (a root filesystem starts with ./ or a top directory). */
 export function isImageArchiveName(raw: string): boolean {
   const n = raw.replace(/^(\.\/)+/, '');
-  return ['oci-layout', 'index.json', 'manifest.json', 'repositories'].includes(n) || /^blobs(\/|$)/.test(n) || /^[0-9a-f]{64}(\/|\.json$|\.tar$|$)/.test(n);
+  return (
+    ['oci-layout', 'index.json', 'manifest.json', 'repositories'].includes(n) ||
+    /^blobs(\/|$)/.test(n) ||
+    /^[0-9a-f]{64}(\/|\.json$|\.tar$|$)/.test(n)
+  );
 }
 
 async function* chained(first: Buffer[], rest: AsyncIterator<unknown>): AsyncGenerator<Buffer> {
@@ -175,7 +187,10 @@ class DirFiles implements ArchiveFiles {
       const st = fs.lstatSync(cur, { throwIfNoEntry: false });
       if (st === undefined) return undefined;
       if (i < parts.length - 1 ? !st.isDirectory() : !st.isFile())
-        throw new PaeneError('hostile-archive', `${showName(rel)} in the layout is not a ${i < parts.length - 1 ? 'directory' : 'regular file'} (symlinks are not followed)`);
+        throw new PaeneError(
+          'hostile-archive',
+          `${showName(rel)} in the layout is not a ${i < parts.length - 1 ? 'directory' : 'regular file'} (symlinks are not followed)`,
+        );
       if (i === parts.length - 1) return { path: cur, size: st.size };
     }
     return undefined;
@@ -220,7 +235,8 @@ async function spoolArchive(input: Decompressed, dir: string, o: UnpackOptions):
       }
       if (++n > o.maxFiles) throw new PaeneError('limit-exceeded', `the image archive has more than ${o.maxFiles} entries (--max-files)`);
       if (h.type === 'file' || h.type === 'contiguous-file') {
-        if (bytes + (h.size ?? 0) > o.maxBytes) throw new PaeneError('limit-exceeded', `the image archive holds more than ${o.maxBytes} bytes (--max-bytes)`);
+        if (bytes + (h.size ?? 0) > o.maxBytes)
+          throw new PaeneError('limit-exceeded', `the image archive holds more than ${o.maxBytes} bytes (--max-bytes)`);
         const p = path.join(dir, `f${n}`);
         const fd = fs.openSync(p, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o600);
         const hash = createHash('sha256');
@@ -271,7 +287,8 @@ async function spoolArchive(input: Decompressed, dir: string, o: UnpackOptions):
 function readJson(files: ArchiveFiles, rel: string, what: string, desc?: Descriptor): unknown {
   const f = files.file(rel);
   if (!f) throw new PaeneError('hostile-archive', `the archive has no ${what} (${rel})`);
-  if (f.size > JSON_MAX) throw new PaeneError('hostile-archive', `${what} (${rel}) is ${f.size} bytes; refusing a document over ${JSON_MAX}`);
+  if (f.size > JSON_MAX)
+    throw new PaeneError('hostile-archive', `${what} (${rel}) is ${f.size} bytes; refusing a document over ${JSON_MAX}`);
   const buf = readWhole(f);
   if (desc) checkBlob(desc, buf.length, createHash('sha256').update(buf).digest('hex'), what);
   try {
@@ -282,8 +299,13 @@ function readJson(files: ArchiveFiles, rel: string, what: string, desc?: Descrip
 }
 
 function checkBlob(desc: Descriptor, size: number, sha256: string, what: string): void {
-  if (size !== desc.size) throw new PaeneError('hostile-archive', `${what} ${desc.digest}: size mismatch (descriptor says ${desc.size} bytes, the blob has ${size})`);
-  if (`sha256:${sha256}` !== desc.digest) throw new PaeneError('hostile-archive', `${what}: digest mismatch (descriptor says ${desc.digest}, the blob is sha256:${sha256})`);
+  if (size !== desc.size)
+    throw new PaeneError(
+      'hostile-archive',
+      `${what} ${desc.digest}: size mismatch (descriptor says ${desc.size} bytes, the blob has ${size})`,
+    );
+  if (`sha256:${sha256}` !== desc.digest)
+    throw new PaeneError('hostile-archive', `${what}: digest mismatch (descriptor says ${desc.digest}, the blob is sha256:${sha256})`);
 }
 
 const blobPath = (digest: string, where: string): string => `blobs/sha256/${digestHex(digest, where)}`;
@@ -336,7 +358,11 @@ async function applyLayer(un: Unpacker, files: ArchiveFiles, ref: LayerRef, i: n
   const blobSize = known ? f.size : blobCount.n;
   if (ref.desc) checkBlob(ref.desc, blobSize, blobSha, what);
   const diff = `sha256:${diffHash.digest('hex')}`;
-  if (diff !== ref.diffId) throw new PaeneError('hostile-archive', `${what}: digest mismatch of the uncompressed layer (the config's diff_id is ${ref.diffId}, the layer is ${diff})`);
+  if (diff !== ref.diffId)
+    throw new PaeneError(
+      'hostile-archive',
+      `${what}: digest mismatch of the uncompressed layer (the config's diff_id is ${ref.diffId}, the layer is ${diff})`,
+    );
   return { digest: ref.desc?.digest ?? `sha256:${blobSha}`, size: blobSize, diffId: diff, compression: dec.compression };
 }
 
@@ -374,8 +400,16 @@ async function unpackLayered(files: ArchiveFiles, o: ImageUnpackOptions): Promis
     const r = resolveOci(files, o);
     config = r.config;
     if (r.manifest.layers.length !== config.diffIds.length)
-      throw new PaeneError('hostile-archive', `the manifest lists ${r.manifest.layers.length} layers, the config ${config.diffIds.length} diff_ids`);
-    refs = r.manifest.layers.map((d, i) => ({ rel: blobPath(d.digest, `layers[${i}]`), desc: d, diffId: config.diffIds[i], mediaType: d.mediaType }));
+      throw new PaeneError(
+        'hostile-archive',
+        `the manifest lists ${r.manifest.layers.length} layers, the config ${config.diffIds.length} diff_ids`,
+      );
+    refs = r.manifest.layers.map((d, i) => ({
+      rel: blobPath(d.digest, `layers[${i}]`),
+      desc: d,
+      diffId: config.diffIds[i],
+      mediaType: d.mediaType,
+    }));
   } else if (files.has('manifest.json')) {
     format = 'docker';
     const img = selectDockerImage(parseDockerManifest(readJson(files, 'manifest.json', 'manifest.json')), o.tag);
@@ -386,7 +420,10 @@ async function unpackLayered(files: ArchiveFiles, o: ImageUnpackOptions): Promis
     const cfgDesc = hex && cfgFile ? { mediaType: MT.config, digest: `sha256:${hex}`, size: cfgFile.size } : undefined;
     config = parseImageConfig(readJson(files, cfgRel, 'image config', cfgDesc));
     if (img.layers.length !== config.diffIds.length)
-      throw new PaeneError('hostile-archive', `manifest.json lists ${img.layers.length} layers, the config ${config.diffIds.length} diff_ids`);
+      throw new PaeneError(
+        'hostile-archive',
+        `manifest.json lists ${img.layers.length} layers, the config ${config.diffIds.length} diff_ids`,
+      );
     refs = img.layers.map((l, i) => {
       const rel = name(l, `Layers[${i}]`);
       const f = files.file(rel);
@@ -396,7 +433,10 @@ async function unpackLayered(files: ArchiveFiles, o: ImageUnpackOptions): Promis
       return { rel, desc, diffId: config.diffIds[i] };
     });
   } else {
-    throw new PaeneError('hostile-archive', 'not an image archive: neither an OCI layout (oci-layout + index.json) nor a docker-archive (manifest.json)');
+    throw new PaeneError(
+      'hostile-archive',
+      'not an image archive: neither an OCI layout (oci-layout + index.json) nor a docker-archive (manifest.json)',
+    );
   }
   checkPlatform(config, o);
   const un = new Unpacker(o);
@@ -427,7 +467,11 @@ export async function unpackImage(input: NodeJS.ReadableStream, o: ImageUnpackOp
       r = await it.next();
     } catch (e) {
       const msg = (e as Error)?.message ?? String(e);
-      throw new PaeneError('hostile-archive', `corrupt or truncated archive at its first header: ${dec.compression === 'none' ? '' : `${dec.compression}: `}${msg}`, { cause: e });
+      throw new PaeneError(
+        'hostile-archive',
+        `corrupt or truncated archive at its first header: ${dec.compression === 'none' ? '' : `${dec.compression}: `}${msg}`,
+        { cause: e },
+      );
     }
     if (r.done) break;
     head.push(r.value as Buffer);

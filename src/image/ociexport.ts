@@ -43,14 +43,20 @@ async function packLayer(rootfs: string, file: string): Promise<{ hex: string; s
       cb(null, chunk);
     },
   });
-  await writePacked(fs.createWriteStream(file, { mode: 0o600 }), async (pack) => {
-    await packTree(rootfs, pack);
-  }, tap);
+  await writePacked(
+    fs.createWriteStream(file, { mode: 0o600 }),
+    async (pack) => {
+      await packTree(rootfs, pack);
+    },
+    tap,
+  );
   return { hex: hash.digest('hex'), size };
 }
 
 function addBuffer(pack: tar.Pack, name: string, body: Buffer, mtime: Date): Promise<void> {
-  return new Promise((resolve, reject) => pack.entry({ name, size: body.length, mode: 0o644, mtime }, body, (err) => (err ? reject(err) : resolve())));
+  return new Promise((resolve, reject) =>
+    pack.entry({ name, size: body.length, mode: 0o644, mtime }, body, (err) => (err ? reject(err) : resolve())),
+  );
 }
 
 function addDir(pack: tar.Pack, name: string, mtime: Date): Promise<void> {
@@ -105,7 +111,9 @@ async function writeOci(pack: tar.Pack, p: Packed): Promise<void> {
 
 /** A docker-archive as `docker save` wrote it before 25: manifest.json, <config>.json, <layer>/layer.tar. */
 async function writeDocker(pack: tar.Pack, p: Packed): Promise<void> {
-  const manifest = Buffer.from(JSON.stringify([{ Config: `${p.configHex}.json`, RepoTags: [`${p.name}:latest`], Layers: [`${p.layer.hex}/layer.tar`] }]));
+  const manifest = Buffer.from(
+    JSON.stringify([{ Config: `${p.configHex}.json`, RepoTags: [`${p.name}:latest`], Layers: [`${p.layer.hex}/layer.tar`] }]),
+  );
   await addBuffer(pack, 'manifest.json', manifest, p.mtime);
   await addBuffer(pack, `${p.configHex}.json`, p.configBuf, p.mtime);
   await addDir(pack, `${p.layer.hex}/`, p.mtime);
@@ -116,20 +124,35 @@ async function writeDocker(pack: tar.Pack, p: Packed): Promise<void> {
 /** Write the image to out in the format asked for. */
 export async function exportImage(src: ExportSource, format: ExportFormat, out: NodeJS.WritableStream): Promise<void> {
   if (format === 'tar') return writeTreeTar(src.rootfs, out);
-  if (!EXPORT_FORMATS.includes(format)) throw new PaeneError('invalid-argument', `unknown export format ${JSON.stringify(format)}: use ${EXPORT_FORMATS.join(', ')}`);
+  if (!EXPORT_FORMATS.includes(format))
+    throw new PaeneError('invalid-argument', `unknown export format ${JSON.stringify(format)}: use ${EXPORT_FORMATS.join(', ')}`);
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'paene-export-'));
   try {
     const layerFile = path.join(tmp, 'layer.tar');
     const layer = await packLayer(src.rootfs, layerFile);
     const cfg: ImageConfig = {
       platform: src.config?.platform ?? hostPlatform(process.arch),
-      run: src.config?.run ?? { env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'], entrypoint: [], cmd: [], exposedPorts: [], labels: {} },
+      run: src.config?.run ?? {
+        env: ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'],
+        entrypoint: [],
+        cmd: [],
+        exposedPorts: [],
+        labels: {},
+      },
       diffIds: [`sha256:${layer.hex}`], // the layer is stored uncompressed: its digest is its diff_id
       created: src.created,
       ...(src.config?.author ? { author: src.config.author } : {}),
     };
     const configBuf = Buffer.from(JSON.stringify(imageConfigJson(cfg)));
-    const p: Packed = { name: src.name, mtime: new Date(src.created), layerFile, layer, platform: cfg.platform, configBuf, configHex: sha256(configBuf) };
+    const p: Packed = {
+      name: src.name,
+      mtime: new Date(src.created),
+      layerFile,
+      layer,
+      platform: cfg.platform,
+      configBuf,
+      configHex: sha256(configBuf),
+    };
     await writePacked(out, (pack) => (format === 'oci' ? writeOci(pack, p) : writeDocker(pack, p)));
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });

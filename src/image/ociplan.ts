@@ -146,10 +146,21 @@ export function selectDockerImage(images: DockerImage[], tag: string | undefined
   if (tag !== undefined) {
     const hit = images.find((m) => m.repoTags.some((t) => tagMatches(t, tag)));
     if (hit) return hit;
-    throw new PaeneError('not-found', `manifest.json: no image tagged ${JSON.stringify(tag)}; the archive has ${images.flatMap((m) => m.repoTags).map((t) => JSON.stringify(t)).join(', ') || 'untagged images only'}`);
+    throw new PaeneError(
+      'not-found',
+      `manifest.json: no image tagged ${JSON.stringify(tag)}; the archive has ${
+        images
+          .flatMap((m) => m.repoTags)
+          .map((t) => JSON.stringify(t))
+          .join(', ') || 'untagged images only'
+      }`,
+    );
   }
   if (images.length > 1)
-    throw new PaeneError('invalid-argument', `the archive holds ${images.length} images (${images.map((m) => m.repoTags.join(' ') || m.config).join('; ')}); choose one with --tag`);
+    throw new PaeneError(
+      'invalid-argument',
+      `the archive holds ${images.length} images (${images.map((m) => m.repoTags.join(' ') || m.config).join('; ')}); choose one with --tag`,
+    );
   return images[0];
 }
 
@@ -268,7 +279,10 @@ export function hostPlatform(nodeArch: string): Platform {
 export function parsePlatform(s: string): Platform {
   const parts = s.split('/');
   if (parts.length < 2 || parts.length > 3 || parts.some((p) => !/^[a-z0-9_.-]+$/.test(p)))
-    throw new PaeneError('invalid-argument', `invalid platform ${JSON.stringify(s)}: use os/arch[/variant], e.g. linux/amd64 or linux/arm64/v8`);
+    throw new PaeneError(
+      'invalid-argument',
+      `invalid platform ${JSON.stringify(s)}: use os/arch[/variant], e.g. linux/amd64 or linux/arm64/v8`,
+    );
   return parts[2] ? { os: parts[0], architecture: parts[1], variant: parts[2] } : { os: parts[0], architecture: parts[1] };
 }
 
@@ -299,12 +313,17 @@ export function selectManifest(manifests: Descriptor[], want: Platform, explicit
   if (tag !== undefined) {
     const named = images.filter((m) => m.ref?.some((r) => tagMatches(r, tag)));
     if (named.length === 0)
-      throw new PaeneError('not-found', `${where}: no image named ${JSON.stringify(tag)}; the archive has ${[...new Set(images.flatMap((m) => m.ref ?? []))].map((r) => JSON.stringify(r)).join(', ') || 'no named images'}`);
+      throw new PaeneError(
+        'not-found',
+        `${where}: no image named ${JSON.stringify(tag)}; the archive has ${[...new Set(images.flatMap((m) => m.ref ?? []))].map((r) => JSON.stringify(r)).join(', ') || 'no named images'}`,
+      );
     images = named;
   }
   if (images.length === 1 && (!explicit || images[0].platform === undefined)) return images[0];
   // An image that names no platform fits any, unless one was asked for.
-  const hits = images.filter((m) => (m.platform === undefined ? !explicit : platformMatches(m.platform, want, explicit && want.variant !== undefined)));
+  const hits = images.filter((m) =>
+    m.platform === undefined ? !explicit : platformMatches(m.platform, want, explicit && want.variant !== undefined),
+  );
   if (hits.length === 0)
     throw new PaeneError(
       'not-found',
@@ -313,7 +332,10 @@ export function selectManifest(manifests: Descriptor[], want: Platform, explicit
   // Several images that differ in name, not platform: which one is the user's to say.
   const names = [...new Set(hits.map((m) => (m.ref ?? []).join(' ') || '(unnamed)'))];
   if (names.length > 1)
-    throw new PaeneError('invalid-argument', `${where}: holds ${hits.length} images for ${showPlatform(want)} (${names.join('; ')}); choose one with --tag`);
+    throw new PaeneError(
+      'invalid-argument',
+      `${where}: holds ${hits.length} images for ${showPlatform(want)} (${names.join('; ')}); choose one with --tag`,
+    );
   return hits[0];
 }
 
@@ -353,7 +375,8 @@ export function classifyLayerName(rel: string): LayerName {
   if (!base.startsWith(WHITEOUT_PREFIX)) return { kind: 'entry' };
   if (base === OPAQUE_MARKER) return { kind: 'opaque', dir };
   const name = base.slice(WHITEOUT_PREFIX.length);
-  if (name === '' || name === '.' || name === '..') fail(`entry ${JSON.stringify(rel)}: whiteout of ${JSON.stringify(name)} would point outside its directory`);
+  if (name === '' || name === '.' || name === '..')
+    fail(`entry ${JSON.stringify(rel)}: whiteout of ${JSON.stringify(name)} would point outside its directory`);
   if (name.startsWith(WHITEOUT_PREFIX)) fail(`entry ${JSON.stringify(rel)}: unknown whiteout marker`);
   return { kind: 'whiteout', target: dir === '' ? name : `${dir}/${name}` };
 }
@@ -420,7 +443,13 @@ export function mergeLayers(layers: ModelEntry[][]): Map<string, MergedEntry> {
         const t = tree.get(e.target ?? '');
         if (!t || t.type === 'dir') throw new Error(`model: bad hard link ${e.path} -> ${e.target}`);
         next = { ...t };
-      } else next = { type: e.type, ...(e.body !== undefined ? { body: e.body } : {}), ...(e.target !== undefined ? { target: e.target } : {}), ...(e.mode !== undefined ? { mode: e.mode } : {}) };
+      } else
+        next = {
+          type: e.type,
+          ...(e.body !== undefined ? { body: e.body } : {}),
+          ...(e.target !== undefined ? { target: e.target } : {}),
+          ...(e.mode !== undefined ? { mode: e.mode } : {}),
+        };
       if (!(cur?.type === 'dir' && next.type === 'dir')) removeSubtree(e.path, () => false);
       tree.set(e.path, next);
       mark(e.path);
@@ -468,7 +497,10 @@ export function planProcess(image: ImageRunConfig | undefined, req: ProcessReque
   if (argv.length === 0) {
     argv = image ? [...image.entrypoint, ...image.cmd] : [];
     if (argv.length === 0)
-      throw new PaeneError('invalid-argument', `exec needs a command: image ${JSON.stringify(imageName)} has no Cmd or Entrypoint to run by default`);
+      throw new PaeneError(
+        'invalid-argument',
+        `exec needs a command: image ${JSON.stringify(imageName)} has no Cmd or Entrypoint to run by default`,
+      );
   }
   const env: Record<string, string> = {};
   for (const kv of image?.env ?? []) {
@@ -491,7 +523,10 @@ export function planProcess(image: ImageRunConfig | undefined, req: ProcessReque
 export function resolveUser(spec: string, passwd: string | undefined, group: string | undefined): { uid: number; gid: number } {
   const [u, g] = spec.split(':', 2);
   const lookup = (text: string | undefined, name: string): string[] | undefined =>
-    text?.split('\n').map((l) => l.split(':')).find((f) => f[0] === name && f.length >= 4);
+    text
+      ?.split('\n')
+      .map((l) => l.split(':'))
+      .find((f) => f[0] === name && f.length >= 4);
   const num = (s: string): number | undefined => (/^\d+$/.test(s) && Number(s) <= 0xfffffffe ? Number(s) : undefined);
   let uid = num(u);
   let gid: number | undefined;
@@ -502,7 +537,10 @@ export function resolveUser(spec: string, passwd: string | undefined, group: str
     gid = num(pw[3]);
     if (uid === undefined) throw new PaeneError('invalid-argument', `user ${JSON.stringify(u)}: bad uid in the image's /etc/passwd`);
   } else {
-    const pw = passwd?.split('\n').map((l) => l.split(':')).find((f) => f.length >= 4 && f[2] === u);
+    const pw = passwd
+      ?.split('\n')
+      .map((l) => l.split(':'))
+      .find((f) => f.length >= 4 && f[2] === u);
     gid = pw ? num(pw[3]) : undefined;
   }
   if (g !== undefined && g !== '') {

@@ -21,7 +21,15 @@ import { PaeneError } from '../model/errors.js';
 import { fsyncDir, writeJsonAtomic } from '../kernel/atomic.js';
 import { type ImageConfig, type ImageRunConfig, hostPlatform, parsePlatform } from './ociplan.js';
 import { DEFAULT_MAX_BYTES, DEFAULT_MAX_FILES, forceRemoveTree } from './importer.js';
-import { type ArchiveFormat, type ImageUnpackOptions, type ImageUnpackResult, type LayerRecord, unpackImage, unpackImageFile, unpackLayoutDir } from './oci.js';
+import {
+  type ArchiveFormat,
+  type ImageUnpackOptions,
+  type ImageUnpackResult,
+  type LayerRecord,
+  unpackImage,
+  unpackImageFile,
+  unpackLayoutDir,
+} from './oci.js';
 import { acquireStoreLock, acquireStoreLockSync, type StoreLock } from './lock.js';
 import { type ExportFormat, type StoredImageConfig, exportImage } from './ociexport.js';
 
@@ -232,7 +240,11 @@ export class ImageStore {
     return this.importWith(name, { ...opts, source: opts.source ?? `oci:${path.resolve(dir)}` }, (uo) => unpackLayoutDir(dir, uo));
   }
 
-  private async importWith(name: string, opts: ImportOptions, unpack: (o: ImageUnpackOptions) => Promise<ImageUnpackResult>): Promise<ImageInfo> {
+  private async importWith(
+    name: string,
+    opts: ImportOptions,
+    unpack: (o: ImageUnpackOptions) => Promise<ImageUnpackResult>,
+  ): Promise<ImageInfo> {
     validateImageName(name);
     if (this.has(name)) this.exists(name);
     const maxFiles = opts.maxFiles ?? DEFAULT_MAX_FILES;
@@ -369,7 +381,10 @@ export class ImageStore {
   remove(name: string, usedBy: string[]): void {
     validateImageName(name);
     if (usedBy.length > 0)
-      throw new PaeneError('busy', `image ${name} is used by context${usedBy.length > 1 ? 's' : ''} ${usedBy.join(', ')}; destroy ${usedBy.length > 1 ? 'them' : 'it'} first`);
+      throw new PaeneError(
+        'busy',
+        `image ${name} is used by context${usedBy.length > 1 ? 's' : ''} ${usedBy.join(', ')}; destroy ${usedBy.length > 1 ? 'them' : 'it'} first`,
+      );
     if (!this.has(name)) this.notFound(name);
     this.ensureDirs();
     const lock = acquireStoreLockSync(this.lockFile);

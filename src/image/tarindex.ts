@@ -105,7 +105,8 @@ export function indexTar(file: string, maxEntries: number): TarIndex {
       let size = octal(h.subarray(124, 136), 'size', off);
       if (pax.size !== undefined && (type === '0' || type === '7')) size = Number(pax.size);
       if (type === '5' || type === '2' || type === '1') size = 0; // as tar-stream reads them
-      if (!Number.isSafeInteger(size) || size < 0 || off + 512 + size > total) bad(`an entry at ${off} claims ${size} bytes past the end of the archive`);
+      if (!Number.isSafeInteger(size) || size < 0 || off + 512 + size > total)
+        bad(`an entry at ${off} claims ${size} bytes past the end of the archive`);
       const dataAt = off + 512;
       const next = dataAt + Math.ceil(size / 512) * 512;
       if (type === 'x' || type === 'g' || type === 'L' || type === 'K') {
@@ -117,7 +118,8 @@ export function indexTar(file: string, maxEntries: number): TarIndex {
         off = next;
         continue;
       }
-      if (++entries > maxEntries) throw new PaeneError('limit-exceeded', `the image archive has more than ${maxEntries} entries (--max-files)`);
+      if (++entries > maxEntries)
+        throw new PaeneError('limit-exceeded', `the image archive has more than ${maxEntries} entries (--max-files)`);
       const prefix = h.subarray(257, 262).toString('latin1') === 'ustar' ? cstr(h.subarray(345, 500)) : '';
       const plain = cstr(h.subarray(0, 100));
       const raw = pax.path ?? longName ?? (prefix ? `${prefix}/${plain}` : plain);

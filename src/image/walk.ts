@@ -117,7 +117,11 @@ export async function writeTreeTar(root: string, out: NodeJS.WritableStream, opt
  * hashing tap) into out; finalized when produce is done, destroyed (and the
  * error passed on) when it fails.
  */
-export async function writePacked(out: NodeJS.WritableStream, produce: (pack: tar.Pack) => Promise<void>, through?: NodeJS.ReadWriteStream): Promise<void> {
+export async function writePacked(
+  out: NodeJS.WritableStream,
+  produce: (pack: tar.Pack) => Promise<void>,
+  through?: NodeJS.ReadWriteStream,
+): Promise<void> {
   const pack = tar.pack();
   const src = pack as unknown as NodeJS.ReadableStream;
   const piping = through ? pipeline(src, through, out) : pipeline(src, out);

@@ -28,7 +28,14 @@ function run(args: string[], what: string): string {
   return outcome(r.error, r.status, r.signal, r.stdout, r.stderr, what);
 }
 
-function outcome(error: Error | undefined, status: number | null, signal: NodeJS.Signals | null, stdout: string, stderr: string, what: string): string {
+function outcome(
+  error: Error | undefined,
+  status: number | null,
+  signal: NodeJS.Signals | null,
+  stdout: string,
+  stderr: string,
+  what: string,
+): string {
   if (error) throw new PaeneError('internal', `${what}: could not run paene-bpf: ${error.message}`, { cause: error });
   if (status === 0) return stdout;
   const err = (stderr || `exit ${status ?? signal}`).trim();
@@ -71,7 +78,8 @@ export function sockAddrArgs(w: SockAddrLoad): string[] {
     for (const h of ATTACH_ORDER) {
       const p = w.progs[h];
       if (p === undefined) continue;
-      if (p.length === 0 || p.length % 8 !== 0) throw new PaeneError('internal', `the ${h} program is ${p.length} bytes, not whole eBPF instructions`);
+      if (p.length === 0 || p.length % 8 !== 0)
+        throw new PaeneError('internal', `the ${h} program is ${p.length} bytes, not whole eBPF instructions`);
       progs.push(`${ATTACH_TYPE[h]}=${p.toString('hex')}`);
     }
     if (progs.length === 0) throw new PaeneError('internal', 'no sock_addr programs given');
@@ -96,7 +104,10 @@ export function detachSockAddr(cgroupDir: string): void {
 
 /** What is attached directly to the cgroup, per hook: how many programs, and the kernel's tag of the first. */
 function querySockAddr(cgroupDir: string): Record<SockAddrHook, { count: number; tag?: string }> {
-  const out = run(['query', cgroupDir, ...SOCK_ADDR_HOOKS.map((h) => String(ATTACH_TYPE[h]))], `querying the network programs of ${cgroupDir}`);
+  const out = run(
+    ['query', cgroupDir, ...SOCK_ADDR_HOOKS.map((h) => String(ATTACH_TYPE[h]))],
+    `querying the network programs of ${cgroupDir}`,
+  );
   const byType = new Map<number, { count: number; tag?: string }>();
   for (const line of out.split('\n')) {
     const m = /^(\d+) (\d+)(?: ([0-9a-f]+|-))?$/.exec(line.trim());
@@ -144,10 +155,15 @@ export function applySockAddr(cgroupDir: string, w: SockAddrLoad): 'stored' | 'a
   const hooks = SOCK_ADDR_HOOKS.filter((h) => w.progs[h] !== undefined);
   if (w.storage !== undefined) {
     const q = querySockAddr(cgroupDir);
-    const same = hooks.every((h) => q[h].count === 1 && q[h].tag !== undefined && programTags(w.progs[h] as Buffer).includes(q[h].tag as string));
+    const same = hooks.every(
+      (h) => q[h].count === 1 && q[h].tag !== undefined && programTags(w.progs[h] as Buffer).includes(q[h].tag as string),
+    );
     if (same) {
       try {
-        run(['store', cgroupDir, w.storage.toString('hex'), ...hooks.map((h) => String(ATTACH_TYPE[h]))], `updating the addresses of ${cgroupDir}`);
+        run(
+          ['store', cgroupDir, w.storage.toString('hex'), ...hooks.map((h) => String(ATTACH_TYPE[h]))],
+          `updating the addresses of ${cgroupDir}`,
+        );
         return 'stored';
       } catch {
         /* no storage map of that size after all: attach anew */
@@ -165,7 +181,8 @@ export function verifySockAddr(w: SockAddrLoad): void {
 
 /** paene-runc on cgroup v2: the container's device rules (core/ociresources deviceProgram) on its cgroup. */
 export function attachDeviceProgram(cgroupDir: string, prog: Buffer): void {
-  if (prog.length === 0 || prog.length % 8 !== 0) throw new PaeneError('internal', `the device program is ${prog.length} bytes, not whole eBPF instructions`);
+  if (prog.length === 0 || prog.length % 8 !== 0)
+    throw new PaeneError('internal', `the device program is ${prog.length} bytes, not whole eBPF instructions`);
   run(['attach', cgroupDir, `${BPF_CGROUP_DEVICE}=${prog.toString('hex')}`], `attaching the device rules to ${cgroupDir}`);
 }
 

@@ -4,7 +4,8 @@ import fs from 'node:fs';
 import { PaeneError } from '../model/errors.js';
 
 export function requireRoot(what: string): void {
-  if (process.platform !== 'linux') throw new PaeneError('unsupported', 'paene runs on Linux only (it uses namespaces, cgroups and overlayfs)');
+  if (process.platform !== 'linux')
+    throw new PaeneError('unsupported', 'paene runs on Linux only (it uses namespaces, cgroups and overlayfs)');
   if (typeof process.getuid === 'function' && process.getuid() !== 0) {
     throw new PaeneError('not-root', `${what} needs root (namespaces, cgroups and mounts are privileged); run it with sudo`);
   }

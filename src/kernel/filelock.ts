@@ -96,7 +96,6 @@ export function holderOf(file: string): string {
   }
 }
 
-
 /** Waits for the lock up to `timeoutMs`; then throws 'busy' with `busy(holderPid)` as the message. */
 export async function acquireFileLock(file: string, timeoutMs: number, busy: (holder: string) => string): Promise<FileLock> {
   const me = lockIdentity();

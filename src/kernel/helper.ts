@@ -105,7 +105,10 @@ export interface ExecRequest {
 }
 
 export function execArgs(r: ExecRequest): string[] {
-  const e: Entry[] = [['--pid', String(r.initPid)], ['--caps', r.capsMask.toString(16)]];
+  const e: Entry[] = [
+    ['--pid', String(r.initPid)],
+    ['--caps', r.capsMask.toString(16)],
+  ];
   for (const v of r.env) e.push(['--env', v]);
   if (r.cwd) e.push(['--cwd', r.cwd]);
   if (r.user) e.push(['--user', `${r.user.uid}:${r.user.gid}`]);
@@ -151,7 +154,6 @@ export function execPlanBytes(p: ExecPlan): Buffer {
     ...flagArgs(HELPER_REQUEST, wallEntries(p)).map((a): Entry => ['arg', a]),
   ]);
 }
-
 
 /** Sets the scheduling class of running processes (a live latency change); pids that exited are skipped. */
 export function setSched(pids: number[], sched: Sched): void {
@@ -299,7 +301,8 @@ export class Monitor {
       child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
       child.on('error', reject);
       child.on('exit', (code) => {
-        if (code === 0) done(); // another monitor already serves this root
+        if (code === 0)
+          done(); // another monitor already serves this root
         else reject(new PaeneError('internal', `the paene monitor failed to start: ${err.trim() || `exit ${code}`}`));
       });
     });
@@ -328,4 +331,3 @@ export class Monitor {
     });
   }
 }
-

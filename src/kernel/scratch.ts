@@ -103,7 +103,8 @@ export async function prepareScratch(layout: Layout, name: string, lock: Scratch
       return held;
     }));
   try {
-    if (fs.readdirSync(layout.emptyDir).length > 0) throw new PaeneError('internal', `${layout.emptyDir} must stay empty: it is bound over every context's masked paths`);
+    if (fs.readdirSync(layout.emptyDir).length > 0)
+      throw new PaeneError('internal', `${layout.emptyDir} must stay empty: it is bound over every context's masked paths`);
     const mine = layout.scratchOf(name);
     fs.rmSync(mine, { recursive: true, force: true });
     fs.mkdirSync(mine, { mode: 0o755 });

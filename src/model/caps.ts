@@ -107,12 +107,13 @@ export const PROFILE_CAPS: Readonly<Record<CapProfile, readonly string[]>> = {
  * log is not namespaced: reading it shows every context's and the host's events.
  */
 export const REMOVED_REASONS: Readonly<Record<string, string>> = {
-  SETPCAP: 'adds any bounding-set capability to the inheritable set and changes securebits; paene fixes the sets at start and nothing in a guest needs it',
+  SETPCAP:
+    'adds any bounding-set capability to the inheritable set and changes securebits; paene fixes the sets at start and nothing in a guest needs it',
   LINUX_IMMUTABLE: 'could clear the immutable flag that protects unified (shared) files of every context',
-  NET_BROADCAST: 'broadcast/multicast on the host\'s network, which contexts share',
-  NET_ADMIN: 'would reconfigure the host\'s interfaces, routes and firewall (contexts share the host network)',
+  NET_BROADCAST: "broadcast/multicast on the host's network, which contexts share",
+  NET_ADMIN: "would reconfigure the host's interfaces, routes and firewall (contexts share the host network)",
   NET_RAW: 'raw and packet sockets can spoof and sniff host traffic; ping is offered by the RAW_ICMP context capability',
-  IPC_LOCK: 'mlock without limit pins host memory outside the memory controller\'s reclaim',
+  IPC_LOCK: "mlock without limit pins host memory outside the memory controller's reclaim",
   IPC_OWNER: 'bypasses SysV IPC permission checks (kept out even though IPC is per-context)',
   SYS_MODULE: 'loads kernel code: full host compromise',
   SYS_RAWIO: 'iopl/ioperm, /dev/mem, raw SCSI commands: direct hardware access',
@@ -120,24 +121,25 @@ export const REMOVED_REASONS: Readonly<Record<string, string>> = {
   SYS_ADMIN: 'mount, swapon, sethostname, quotactl, namespaces and dozens more: the "new root"; too broad to hand out',
   SYS_BOOT: 'reboot and kexec the whole machine',
   SYS_NICE: 'negative nice and real-time scheduling starve other contexts; lowering its own priority needs no capability',
-  SYS_RESOURCE: 'raises hard rlimits and bypasses quotas and reserved disk space, defeating paene\'s limits',
+  SYS_RESOURCE: "raises hard rlimits and bypasses quotas and reserved disk space, defeating paene's limits",
   SYS_TIME: 'the clock is host-wide',
   MKNOD: 'device nodes give raw access to host disks and memory',
   AUDIT_CONTROL: 'reconfigures the host-wide audit subsystem',
-  MAC_OVERRIDE: 'bypasses the host\'s LSM (AppArmor/SELinux/Smack) policy',
-  MAC_ADMIN: 'changes the host\'s LSM policy',
-  SYSLOG: 'reads and clears the host\'s kernel log, which leaks kernel addresses (defeats KASLR)',
+  MAC_OVERRIDE: "bypasses the host's LSM (AppArmor/SELinux/Smack) policy",
+  MAC_ADMIN: "changes the host's LSM policy",
+  SYSLOG: "reads and clears the host's kernel log, which leaks kernel addresses (defeats KASLR)",
   WAKE_ALARM: 'sets alarms that wake the whole machine from suspend',
   BLOCK_SUSPEND: 'keeps the whole machine from suspending',
-  AUDIT_READ: 'the audit log is not namespaced: it shows every context\'s and the host\'s events',
+  AUDIT_READ: "the audit log is not namespaced: it shows every context's and the host's events",
   PERFMON: 'perf monitoring observes the host and other contexts (side channels, kernel addresses)',
   BPF: 'loads BPF programs and maps into the shared kernel',
-  CHECKPOINT_RESTORE: 'sets PIDs of new processes and reads other processes\' state for CRIU; not confined to the guest',
+  CHECKPOINT_RESTORE: "sets PIDs of new processes and reads other processes' state for CRIU; not confined to the guest",
 };
 /** Why strict also removes these (they stay in secure because admin tools use them). */
 export const STRICT_REASONS: Readonly<Record<string, string>> = {
-  SYS_PTRACE: 'debugging and /proc/PID/mem access to the guest\'s own processes; handy for attackers who got in',
-  SYS_CHROOT: 'chroot inside the guest; a step in classic break-out attempts (harmless in a mount ns whose root has no host mount beneath, but not needed by most services)',
+  SYS_PTRACE: "debugging and /proc/PID/mem access to the guest's own processes; handy for attackers who got in",
+  SYS_CHROOT:
+    'chroot inside the guest; a step in classic break-out attempts (harmless in a mount ns whose root has no host mount beneath, but not needed by most services)',
   SETFCAP: 'sets file capabilities; bounded by the bounding set, but not needed by most guests',
 };
 
@@ -208,7 +210,10 @@ export function formatCapHex(mask: bigint): string {
 
 /** Decodes a /proc/PID/status value ("000001ffffffffff", or the whole "CapBnd:\t…" line). */
 export function parseCapHex(hex: string): bigint {
-  const v = hex.trim().replace(/^Cap[A-Za-z]+:\s*/, '').replace(/^0x/i, '');
+  const v = hex
+    .trim()
+    .replace(/^Cap[A-Za-z]+:\s*/, '')
+    .replace(/^0x/i, '');
   if (!/^[0-9a-fA-F]{1,16}$/.test(v)) throw new PaeneError('invalid-argument', `not a capability mask: '${hex}'`);
   return BigInt(`0x${v}`);
 }
@@ -248,7 +253,8 @@ export function validateCapSpec(x: unknown): CapSpec {
   if (typeof x !== 'object' || Array.isArray(x)) throw new PaeneError('invalid-argument', `caps: must be an object {profile, add, drop}`);
   const o = x as Record<string, unknown>;
   for (const k of Object.keys(o)) {
-    if (!['profile', 'add', 'drop'].includes(k)) throw new PaeneError('invalid-argument', `caps: unknown field '${k}' (expected profile, add, drop)`);
+    if (!['profile', 'add', 'drop'].includes(k))
+      throw new PaeneError('invalid-argument', `caps: unknown field '${k}' (expected profile, add, drop)`);
   }
   if (typeof o.profile !== 'string') throw new PaeneError('invalid-argument', `caps.profile: must be one of ${CAP_PROFILES.join(', ')}`);
   const list = (k: 'add' | 'drop'): string[] => {
@@ -294,7 +300,7 @@ export const CCAPS: readonly CcapInfo[] = [
     how:
       'sethostname(2) needs CAP_SYS_ADMIN, which guest root lacks, so hostname(1) still fails. With this ccap the runtime ' +
       'binds /proc/sys/kernel/hostname and /proc/sys/kernel/domainname read-write over the otherwise read-only /proc/sys: ' +
-      'a write there changes the writer\'s own UTS namespace only (the context\'s), never the host\'s. Without it, the host ' +
+      "a write there changes the writer's own UTS namespace only (the context's), never the host's. Without it, the host " +
       'sets the name with `paene hostname NAME H`, which works for every context.',
   },
   {
@@ -304,7 +310,7 @@ export const CCAPS: readonly CcapInfo[] = [
     needsNetns: true,
     meaning: 'ping without NET_RAW',
     how:
-      'unprivileged ICMP sockets (SOCK_DGRAM, IPPROTO_ICMP) for the guest\'s groups via net.ipv4.ping_group_range. That sysctl ' +
+      "unprivileged ICMP sockets (SOCK_DGRAM, IPPROTO_ICMP) for the guest's groups via net.ipv4.ping_group_range. That sysctl " +
       'is per network namespace: contexts that share the host network would have to change it host-wide, so paene sets it ' +
       'only for a context with its own network namespace. In the shared host network, ping works only if the host already ' +
       'allows it (systemd sets ping_group_range to all groups by default).',
@@ -314,7 +320,7 @@ export const CCAPS: readonly CcapInfo[] = [
     offered: false,
     mapping: 'none',
     meaning: 'configure audit rules',
-    how: 'the audit subsystem is not namespaced; any control over it is control over the host\'s audit',
+    how: "the audit subsystem is not namespaced; any control over it is control over the host's audit",
   },
   {
     name: 'SYSLOG',
@@ -342,7 +348,7 @@ export const CCAPS: readonly CcapInfo[] = [
     offered: false,
     mapping: 'none',
     meaning: 'manage disk quota inside the guest',
-    how: 'quotactl needs CAP_SYS_ADMIN and is blocked by paene\'s seccomp filter; disk limits are set host-side',
+    how: "quotactl needs CAP_SYS_ADMIN and is blocked by paene's seccomp filter; disk limits are set host-side",
   },
 ];
 
@@ -350,7 +356,10 @@ const CCAP_BY_NAME: ReadonlyMap<string, CcapInfo> = new Map(CCAPS.map((c) => [c.
 
 /** Normalises a ccap name (case-insensitive, optional CCAP_/VXC_ prefix); unknown → error listing the known ones. */
 export function parseCcap(s: string): string {
-  const n = s.trim().toUpperCase().replace(/^(CCAP_|VXC_)/, '');
+  const n = s
+    .trim()
+    .toUpperCase()
+    .replace(/^(CCAP_|VXC_)/, '');
   if (!CCAP_BY_NAME.has(n)) {
     throw new PaeneError('invalid-argument', `unknown context capability '${s}': known ones are ${CCAPS.map((c) => c.name).join(', ')}`);
   }
@@ -371,8 +380,13 @@ export function validateCcaps(x: unknown): string[] {
   for (const raw of x as string[]) {
     const info = ccapInfo(raw);
     if (!info.offered) {
-      const offered = CCAPS.filter((c) => c.offered).map((c) => c.name).join(', ');
-      throw new PaeneError('invalid-argument', `context capability ${info.name} has no safe mapping on Linux: ${info.how} (offered: ${offered})`);
+      const offered = CCAPS.filter((c) => c.offered)
+        .map((c) => c.name)
+        .join(', ');
+      throw new PaeneError(
+        'invalid-argument',
+        `context capability ${info.name} has no safe mapping on Linux: ${info.how} (offered: ${offered})`,
+      );
     }
     if (!out.includes(info.name)) out.push(info.name);
   }
@@ -391,7 +405,8 @@ export function decodeStatus(status: string): DecodedCaps {
   const caps = parseProcStatusCaps(status);
   const line = (k: string) => new RegExp(`^${k}:\\s*(.*)$`, 'm').exec(status)?.[1]?.trim() ?? '?';
   const mode = line('Seccomp');
-  const seccomp = mode === '2' ? `2 (filter, ${line('Seccomp_filters')} filter(s))` : mode === '1' ? '1 (strict)' : mode === '0' ? '0 (none)' : mode;
+  const seccomp =
+    mode === '2' ? `2 (filter, ${line('Seccomp_filters')} filter(s))` : mode === '1' ? '1 (strict)' : mode === '0' ? '0 (none)' : mode;
   const sets = {} as Record<CapSetName, { hex: string; names: string[] }>;
   for (const k of CAP_SET_NAMES) sets[k] = { hex: formatCapHex(caps[k]), names: maskToNames(caps[k]) };
   return { sets, seccomp, noNewPrivs: line('NoNewPrivs') };

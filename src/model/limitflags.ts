@@ -3,7 +3,18 @@
 
 import { PaeneError } from './errors.js';
 import { FORK_BACKOFF } from './forkbackoff.js';
-import { type CpuLimit, type IoLimits, type IpcLimits, type LimitsPatch, type SemLimits, DEFAULT_LIMITS, RANGES, checkForkBackoff, checkSem, parseCpuLatency } from './limits.js';
+import {
+  type CpuLimit,
+  type IoLimits,
+  type IpcLimits,
+  type LimitsPatch,
+  type SemLimits,
+  DEFAULT_LIMITS,
+  RANGES,
+  checkForkBackoff,
+  checkSem,
+  parseCpuLatency,
+} from './limits.js';
 import { type CpuMode, DEFAULT_CPU_SHARE, fromPercent } from './tokenBucket.js';
 import { parseByteRate, parseCount, parseDuration, parseOpsRate, parsePercent, parseSize } from './units.js';
 
@@ -29,7 +40,11 @@ export const LIMIT_FLAGS: readonly LimitFlag[] = [
   { flag: 'io-write-ops', arg: 'RATE', help: 'write operations/s' },
   { flag: 'io-burst', arg: 'SIZE', help: 'bytes above the rate allowed after idling, e.g. 32MiB' },
   { flag: 'nproc', arg: 'N', help: `most processes in the context (default ${DEFAULT_LIMITS.nproc})` },
-  { flag: 'fork-backoff', arg: 'PCT', help: `CPU a context that keeps hitting --nproc is held to for a while, e.g. 10%; off, or default (${FORK_BACKOFF.defaultPercent}%)` },
+  {
+    flag: 'fork-backoff',
+    arg: 'PCT',
+    help: `CPU a context that keeps hitting --nproc is held to for a while, e.g. 10%; off, or default (${FORK_BACKOFF.defaultPercent}%)`,
+  },
   { flag: 'memory', arg: 'SIZE', help: 'memory limit; the OOM killer acts inside the context, e.g. 256M' },
   { flag: 'memory-swap', arg: 'SIZE', help: 'memory + swap limit (equal to --memory: no swap)' },
   { flag: 'shm-max', arg: 'SIZE', help: 'kernel.shmmax: largest shared memory segment' },
@@ -65,7 +80,11 @@ export function parseLimitFlags(flags: Record<string, string | undefined>): Limi
   // CPU: --cpu sets a whole bucket; the --cpu-* flags then override its fields.
   const cpuFields = ['cpu-fill-rate', 'cpu-interval', 'cpu-tokens-max', 'cpu-tokens-min', 'cpu-mode'].filter((k) => f[k] !== undefined);
   if (f.cpu !== undefined && unl('cpu')) {
-    if (cpuFields.length > 0) throw new PaeneError('invalid-argument', `--cpu ${f.cpu} removes the CPU cap; it cannot be combined with --${cpuFields.join(', --')}`);
+    if (cpuFields.length > 0)
+      throw new PaeneError(
+        'invalid-argument',
+        `--cpu ${f.cpu} removes the CPU cap; it cannot be combined with --${cpuFields.join(', --')}`,
+      );
     p.cpu = null;
   } else if (f.cpu !== undefined || cpuFields.length > 0) {
     const cpu: Partial<CpuLimit> = f.cpu !== undefined ? fromPercent(parsePercent(f.cpu, '--cpu')) : {};
@@ -91,7 +110,11 @@ export function parseLimitFlags(flags: Record<string, string | undefined>): Limi
   ioSet('writeIops', get('io-write-ops', parseOpsRate));
   ioSet('burst', get('io-burst', parseSize));
   for (const k of ['readBps', 'writeBps', 'readIops', 'writeIops'] as const) {
-    if (io[k] === 0) throw new PaeneError('invalid-argument', `--io-${k.startsWith('read') ? 'read' : 'write'}${k.endsWith('Iops') ? '-ops' : ''}: a rate of 0 would stop all I/O; use 'unlimited' to remove the limit`);
+    if (io[k] === 0)
+      throw new PaeneError(
+        'invalid-argument',
+        `--io-${k.startsWith('read') ? 'read' : 'write'}${k.endsWith('Iops') ? '-ops' : ''}: a rate of 0 would stop all I/O; use 'unlimited' to remove the limit`,
+      );
   }
   if (Object.keys(io).length > 0) p.io = io;
 
@@ -110,9 +133,18 @@ export function parseLimitFlags(flags: Record<string, string | undefined>): Limi
   };
   ipcSet('shmMax', get('shm-max', parseSize));
   ipcSet('shmAll', get('shm-all', parseSize));
-  ipcSet('shmIds', get('shm-ids', (s, w) => parseCount(s, w, ...RANGES.shmIds)));
-  ipcSet('msgMax', get('msg-max', (s, w) => checkRange(parseSize(s, w), w, ...RANGES.msgMax)));
-  ipcSet('msgIds', get('msg-ids', (s, w) => parseCount(s, w, ...RANGES.msgIds)));
+  ipcSet(
+    'shmIds',
+    get('shm-ids', (s, w) => parseCount(s, w, ...RANGES.shmIds)),
+  );
+  ipcSet(
+    'msgMax',
+    get('msg-max', (s, w) => checkRange(parseSize(s, w), w, ...RANGES.msgMax)),
+  );
+  ipcSet(
+    'msgIds',
+    get('msg-ids', (s, w) => parseCount(s, w, ...RANGES.msgIds)),
+  );
   ipcSet('sem', get('sem', parseSem));
   if (Object.keys(ipc).length > 0) p.ipc = ipc;
   return p;
@@ -155,7 +187,10 @@ function checkRange(n: number, what: string, min: number, max: number): number {
 export function parseSem(s: string, what = '--sem'): SemLimits {
   const parts = s.trim().split(/[\s,]+/);
   if (parts.length !== 4 || !parts.every((x) => /^\d+$/.test(x))) {
-    throw new PaeneError('invalid-argument', `invalid ${what} '${s}': expected four whole numbers "SEMMSL SEMMNS SEMOPM SEMMNI", e.g. "250 32000 32 128"`);
+    throw new PaeneError(
+      'invalid-argument',
+      `invalid ${what} '${s}': expected four whole numbers "SEMMSL SEMMNS SEMOPM SEMMNI", e.g. "250 32000 32 128"`,
+    );
   }
   return checkSem(parts.map(Number) as SemLimits, what);
 }

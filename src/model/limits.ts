@@ -133,7 +133,8 @@ export function checkSem(v: SemLimits, what: string): SemLimits {
   if (msl < 1 || msl > 65_536) throw new PaeneError('invalid-argument', `${what}: SEMMSL ${msl} must be from 1 to 65536`);
   if (mns < 1 || mns > INT_MAX) throw new PaeneError('invalid-argument', `${what}: SEMMNS ${mns} must be from 1 to ${INT_MAX}`);
   if (opm < 1 || opm > 65_536) throw new PaeneError('invalid-argument', `${what}: SEMOPM ${opm} must be from 1 to 65536`);
-  if (mni < RANGES.semMni[0] || mni > RANGES.semMni[1]) throw new PaeneError('invalid-argument', `${what}: SEMMNI ${mni} must be from ${RANGES.semMni[0]} to ${RANGES.semMni[1]}`);
+  if (mni < RANGES.semMni[0] || mni > RANGES.semMni[1])
+    throw new PaeneError('invalid-argument', `${what}: SEMMNI ${mni} must be from ${RANGES.semMni[0]} to ${RANGES.semMni[1]}`);
   return v;
 }
 
@@ -141,7 +142,10 @@ export function checkSem(v: SemLimits, what: string): SemLimits {
 export function checkForkBackoff(v: unknown, what: string): number {
   const [min, max] = FORK_BACKOFF_RANGE;
   if (typeof v !== 'number' || !Number.isFinite(v) || (v !== 0 && (v < min || v > max))) {
-    throw new PaeneError('invalid-argument', `${what}: must be 0 (off) or a percent of one CPU from ${min} to ${max}, got ${JSON.stringify(v)}`);
+    throw new PaeneError(
+      'invalid-argument',
+      `${what}: must be 0 (off) or a percent of one CPU from ${min} to ${max}, got ${JSON.stringify(v)}`,
+    );
   }
   return v;
 }
@@ -221,9 +225,13 @@ export function validateLimits(x: unknown): ResourceLimits {
   if (o.memory !== undefined) out.memory = wholeIn(o.memory, 'limits.memory', 1 << 20);
   if (o.memorySwap !== undefined) {
     out.memorySwap = wholeIn(o.memorySwap, 'limits.memorySwap', 1 << 20);
-    if (out.memory === undefined) throw new PaeneError('invalid-argument', `limits.memorySwap needs limits.memory (it is memory + swap together)`);
+    if (out.memory === undefined)
+      throw new PaeneError('invalid-argument', `limits.memorySwap needs limits.memory (it is memory + swap together)`);
     if (out.memorySwap < out.memory) {
-      throw new PaeneError('invalid-argument', `limits.memorySwap (${formatBytes(out.memorySwap)}) must be at least limits.memory (${formatBytes(out.memory)}): it counts memory + swap together`);
+      throw new PaeneError(
+        'invalid-argument',
+        `limits.memorySwap (${formatBytes(out.memorySwap)}) must be at least limits.memory (${formatBytes(out.memory)}): it counts memory + swap together`,
+      );
     }
   }
   if (o.cpu !== undefined) out.cpu = validateBucket(o.cpu, 'limits.cpu');
@@ -245,7 +253,8 @@ export function validateLimits(x: unknown): ResourceLimits {
     if (ipc.msgMax !== undefined) r.msgMax = wholeIn(ipc.msgMax, 'limits.ipc.msgMax', ...RANGES.msgMax);
     if (ipc.msgIds !== undefined) r.msgIds = wholeIn(ipc.msgIds, 'limits.ipc.msgIds', ...RANGES.msgIds);
     if (ipc.sem !== undefined) {
-      if (!Array.isArray(ipc.sem) || ipc.sem.length !== 4) throw new PaeneError('invalid-argument', `limits.ipc.sem: must be [SEMMSL, SEMMNS, SEMOPM, SEMMNI]`);
+      if (!Array.isArray(ipc.sem) || ipc.sem.length !== 4)
+        throw new PaeneError('invalid-argument', `limits.ipc.sem: must be [SEMMSL, SEMMNS, SEMOPM, SEMMNI]`);
       r.sem = checkSem(ipc.sem.map((v, i) => wholeIn(v, `limits.ipc.sem[${i}]`, ...RANGES.semInt)) as SemLimits, 'limits.ipc.sem');
     }
     out.ipc = r;
@@ -271,7 +280,11 @@ export function describeLimits(limits: ResourceLimits): string[] {
   if (c) {
     const rate = formatPercent(rateOf(c) * 100);
     const bucket = `fill ${c.fillRate} per ${c.interval} ms, bucket ${c.tokensMax} ms, min ${c.tokensMin} ms`;
-    out.push(c.mode === 'hard' ? `cpu: capped at ${rate} of one CPU (${bucket})` : `cpu: share mode, weight ${shareWeightOf(c)} (${rate} of one CPU as a weight, not a cap)`);
+    out.push(
+      c.mode === 'hard'
+        ? `cpu: capped at ${rate} of one CPU (${bucket})`
+        : `cpu: share mode, weight ${shareWeightOf(c)} (${rate} of one CPU as a weight, not a cap)`,
+    );
   } else out.push('cpu: no cap');
   out.push(`cpu share: ${effectiveShare(limits)}${limits.cpuShare === undefined && c?.mode !== 'share' ? ' (default)' : ''}`);
   out.push(`cpu latency: ${limits.cpuLatency ?? 'normal'}${limits.cpuLatency === undefined ? ' (default)' : ''}`);
@@ -290,7 +303,12 @@ export function describeLimits(limits: ResourceLimits): string[] {
   if (io.burst !== undefined) ioParts.push(`burst ${formatBytes(io.burst)}`);
   out.push(`disk i/o: ${ioParts.length > 0 ? ioParts.join(', ') : 'unlimited'}`);
   const s = ipcSysctls(limits);
-  if (Object.keys(s).length > 0) out.push(`ipc: ${Object.entries(s).map(([k, v]) => `${k.replace('kernel.', '')}=${v}`).join(', ')}`);
+  if (Object.keys(s).length > 0)
+    out.push(
+      `ipc: ${Object.entries(s)
+        .map(([k, v]) => `${k.replace('kernel.', '')}=${v}`)
+        .join(', ')}`,
+    );
   return out;
 }
 

@@ -56,11 +56,14 @@ export function selectNames(args: readonly string[], all: boolean, existing: () 
 export function expandTemplate(template: string, count: number, from = 1): string[] {
   const m = /%(0\d+)?d/.exec(template);
   if (!m) throw new PaeneError('invalid-argument', `--count needs a name template with %d (e.g. web%d), got '${template}'`);
-  if (/%(0\d+)?d/.test(template.slice(m.index + m[0].length))) throw new PaeneError('invalid-argument', `a name template has one %d, got '${template}'`);
-  if (!Number.isInteger(count) || count < 1) throw new PaeneError('invalid-argument', `--count must be a whole number of at least 1, got '${count}'`);
+  if (/%(0\d+)?d/.test(template.slice(m.index + m[0].length)))
+    throw new PaeneError('invalid-argument', `a name template has one %d, got '${template}'`);
+  if (!Number.isInteger(count) || count < 1)
+    throw new PaeneError('invalid-argument', `--count must be a whole number of at least 1, got '${count}'`);
   const width = m[1] ? Number(m[1]) : 0;
   const names: string[] = [];
-  for (let i = from; i < from + count; i++) names.push(template.slice(0, m.index) + String(i).padStart(width, '0') + template.slice(m.index + m[0].length));
+  for (let i = from; i < from + count; i++)
+    names.push(template.slice(0, m.index) + String(i).padStart(width, '0') + template.slice(m.index + m[0].length));
   return names;
 }
 
@@ -68,7 +71,11 @@ export function expandTemplate(template: string, count: number, from = 1): strin
  * Runs `fn` on each item with at most `limit` at once; every item gets its
  * outcome (one failure does not stop the others). Results keep input order.
  */
-export async function eachBounded<I, T>(items: readonly I[], limit: number, fn: (item: I) => Promise<T>): Promise<({ ok: true; value: T } | { ok: false; error: Error })[]> {
+export async function eachBounded<I, T>(
+  items: readonly I[],
+  limit: number,
+  fn: (item: I) => Promise<T>,
+): Promise<({ ok: true; value: T } | { ok: false; error: Error })[]> {
   const out: ({ ok: true; value: T } | { ok: false; error: Error })[] = new Array(items.length);
   let next = 0;
   const worker = async () => {

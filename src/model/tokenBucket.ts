@@ -42,7 +42,8 @@ export function rateOf(p: Pick<TokenBucketParams, 'fillRate' | 'interval'>): num
 }
 
 function positive(v: unknown, what: string): number {
-  if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) throw new PaeneError('invalid-argument', `${what}: must be a positive number, got ${String(v)}`);
+  if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0)
+    throw new PaeneError('invalid-argument', `${what}: must be a positive number, got ${String(v)}`);
   return v;
 }
 
@@ -55,7 +56,8 @@ export function validateBucket(x: unknown, where = 'cpu'): TokenBucketParams {
       throw new PaeneError('invalid-argument', `${where}: unknown field '${k}' (expected fillRate, interval, tokensMax, tokensMin, mode)`);
     }
   }
-  if (o.mode !== 'hard' && o.mode !== 'share') throw new PaeneError('invalid-argument', `${where}.mode: must be 'hard' or 'share', got ${String(o.mode)}`);
+  if (o.mode !== 'hard' && o.mode !== 'share')
+    throw new PaeneError('invalid-argument', `${where}.mode: must be 'hard' or 'share', got ${String(o.mode)}`);
   const p: TokenBucketParams = {
     fillRate: positive(o.fillRate, `${where}.fillRate`),
     interval: positive(o.interval, `${where}.interval`),
@@ -64,7 +66,8 @@ export function validateBucket(x: unknown, where = 'cpu'): TokenBucketParams {
     mode: o.mode,
   };
   if (p.interval > 3_600_000) throw new PaeneError('invalid-argument', `${where}.interval: at most one hour (3600000 ms)`);
-  if (p.tokensMin > p.tokensMax) throw new PaeneError('invalid-argument', `${where}: tokensMin (${p.tokensMin}) must not exceed tokensMax (${p.tokensMax})`);
+  if (p.tokensMin > p.tokensMax)
+    throw new PaeneError('invalid-argument', `${where}: tokensMin (${p.tokensMin}) must not exceed tokensMax (${p.tokensMax})`);
   return p;
 }
 
@@ -108,7 +111,10 @@ export function toCfs(params: TokenBucketParams): CfsMapping {
   if (params.tokensMax > 2 * rate * periodMs) periodMs = params.tokensMax / (2 * rate);
   if (periodMs > 1000) {
     periodMs = 1000;
-    if (params.tokensMax > 2 * rate * 1000 + 1e-9) clamped.push(`bucket ${fmt(params.tokensMax)} ms limited to ${fmt(2 * rate * 1000)} ms: the kernel allows at most 2 x quota per period and a period of at most 1 s`);
+    if (params.tokensMax > 2 * rate * 1000 + 1e-9)
+      clamped.push(
+        `bucket ${fmt(params.tokensMax)} ms limited to ${fmt(2 * rate * 1000)} ms: the kernel allows at most 2 x quota per period and a period of at most 1 s`,
+      );
   }
   if (periodMs < 1) periodMs = 1;
   let quotaMs = rate * periodMs;
@@ -116,13 +122,17 @@ export function toCfs(params: TokenBucketParams): CfsMapping {
     periodMs = Math.min(1000, 1 / rate);
     quotaMs = rate * periodMs;
     if (quotaMs < 1 - 1e-9) {
-      clamped.push(`rate ${fmt(rate * 100)}% raised to ${fmt(100 / periodMs)}%: the kernel's smallest quota is 1 ms per period of at most 1 s`);
+      clamped.push(
+        `rate ${fmt(rate * 100)}% raised to ${fmt(100 / periodMs)}%: the kernel's smallest quota is 1 ms per period of at most 1 s`,
+      );
       quotaMs = 1;
     }
   }
   let burstMs = params.tokensMax - quotaMs;
   if (burstMs < 0) {
-    clamped.push(`bucket ${fmt(params.tokensMax)} ms raised to one quota (${fmt(quotaMs)} ms): the kernel always grants a full quota per period`);
+    clamped.push(
+      `bucket ${fmt(params.tokensMax)} ms raised to one quota (${fmt(quotaMs)} ms): the kernel always grants a full quota per period`,
+    );
     burstMs = 0;
   } else if (burstMs > quotaMs + 1e-9) {
     burstMs = quotaMs;
@@ -154,7 +164,8 @@ export const DEFAULT_CPU_SHARE = 1024;
  * and it distorts ratios (1024:256 becomes 39:10).
  */
 export function toShares(weight: number): ShareMapping {
-  if (!Number.isFinite(weight) || weight <= 0) throw new PaeneError('invalid-argument', `invalid CPU share ${weight}: must be a positive number`);
+  if (!Number.isFinite(weight) || weight <= 0)
+    throw new PaeneError('invalid-argument', `invalid CPU share ${weight}: must be a positive number`);
   const clamped: string[] = [];
   let shares = Math.round(weight);
   if (shares < 2) {

@@ -19,7 +19,12 @@ function bad(what: string, s: string, expect: string): PaeneError {
 /** "64M", "64MiB", "64MB", "5G", "1.5GiB", "4096" (bytes), "512b" → bytes (whole, rounded). */
 export function parseSize(s: string, what = 'size'): number {
   const m = SIZE_RE.exec(s.trim());
-  if (!m) throw bad(what, s, 'expected a number of bytes with an optional unit K, M, G, T, P (binary: K = 1024; KiB and KB mean the same), e.g. 64M or 1.5GiB');
+  if (!m)
+    throw bad(
+      what,
+      s,
+      'expected a number of bytes with an optional unit K, M, G, T, P (binary: K = 1024; KiB and KB mean the same), e.g. 64M or 1.5GiB',
+    );
   const unit = SIZE_UNITS[(m[2] as string).toUpperCase()] as number;
   const v = Math.round(Number(m[1]) * unit);
   if (!Number.isSafeInteger(v)) throw bad(what, s, 'too large');
@@ -71,7 +76,7 @@ export function parsePercent(s: string, what = 'percentage'): number {
   return Number(m[1]);
 }
 
-const DURATION_UNITS: Record<string, number> = { us: 0.001, 'µs': 0.001, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+const DURATION_UNITS: Record<string, number> = { us: 0.001, µs: 0.001, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
 
 /** "100ms", "2s", "1.5s", "250us", "5m", bare number = ms → milliseconds. */
 export function parseDuration(s: string, what = 'duration'): number {

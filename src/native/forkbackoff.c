@@ -294,9 +294,9 @@ void backoff_request(int conn, int argc, char **argv) {
     dprintf(conn, "ok 0\n");
     return;
   }
-  static const enum fork_backoff_guard_key needed[] = {FORK_BACKOFF_GUARD___EVENTS, FORK_BACKOFF_GUARD___TRIGGER, FORK_BACKOFF_GUARD___WINDOW_MS,
-                                                       FORK_BACKOFF_GUARD___HOLD_MS, FORK_BACKOFF_GUARD___POLL_MS, FORK_BACKOFF_GUARD___HOT_MS,
-                                                       FORK_BACKOFF_GUARD___GATE};
+  static const enum fork_backoff_guard_key needed[] = {
+      FORK_BACKOFF_GUARD___EVENTS,  FORK_BACKOFF_GUARD___TRIGGER, FORK_BACKOFF_GUARD___WINDOW_MS, FORK_BACKOFF_GUARD___HOLD_MS,
+      FORK_BACKOFF_GUARD___POLL_MS, FORK_BACKOFF_GUARD___HOT_MS,  FORK_BACKOFF_GUARD___GATE};
   for (size_t j = 0; j < sizeof needed / sizeof *needed; j++)
     if (!vals[needed[j]]) {
       dprintf(conn, "err failed guard needs %s\n", fork_backoff_guard_keys[needed[j]].name);
@@ -445,4 +445,3 @@ int backoff_tick(int cap) {
   int ms = (int)(next - now) + 1;
   return ms < 1 ? 1 : ms > cap ? cap : ms;
 }
-

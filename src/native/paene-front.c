@@ -242,16 +242,19 @@ int main(int argc, char **argv) {
     } else if (enter) {
       if (!(v = opt_value(argv, &i, "--shell", NULL))) to_node(argv);
       shell = v;
-    } else if (!strcmp(a, "-t") || !strcmp(a, "--tty")) tty = 1;
+    } else if (!strcmp(a, "-t") || !strcmp(a, "--tty"))
+      tty = 1;
     else if ((v = opt_value(argv, &i, "--user", "-u"))) {
       if ((nonroot = parse_user(v, userbuf, sizeof userbuf)) < 0) to_node(argv);
       user = userbuf;
-    } else if ((v = opt_value(argv, &i, "--cwd", "-w"))) cwd = v;
+    } else if ((v = opt_value(argv, &i, "--cwd", "-w")))
+      cwd = v;
     else if ((v = opt_value(argv, &i, "--env", "-e"))) {
       const char *eq = strchr(v, '=');
       if (!eq || eq == v || nenvs == MAX_ARGS) to_node(argv);
       envs[nenvs++] = v;
-    } else to_node(argv); /* --help and everything else: the Node CLI */
+    } else
+      to_node(argv); /* --help and everything else: the Node CLI */
   }
   if (!name || (!enter && (!cmd || !cmd[0]))) to_node(argv);
   char *enter_cmd[3] = {(char *)shell, "-l", NULL};
@@ -262,7 +265,8 @@ int main(int argc, char **argv) {
 
   static char dir[2 * PATH_MAX + 2], plan_file[2 * PATH_MAX + 128];
   if (!root) root = "/var/lib/paene";
-  if (root[0] == '/') snprintf(dir, sizeof dir, "%s", root);
+  if (root[0] == '/')
+    snprintf(dir, sizeof dir, "%s", root);
   else {
     char cwdbuf[PATH_MAX];
     if (!getcwd(cwdbuf, sizeof cwdbuf)) to_node(argv);

@@ -573,7 +573,6 @@ static int rebind_path(const char *p, unsigned long bind_flags, unsigned long fl
   return 0;
 }
 
-
 static void mountx(const char *src, const char *dst, const char *type, unsigned long flags, const char *data) {
   if (mount(src, dst, type, flags, data) != 0)
     die("mount %s on %s (%s): %s", src ? src : "none", dst, type ? type : "bind", strerror(errno));
@@ -674,8 +673,10 @@ static void mask_path(const struct spec *s, const char *root, const char *rel) {
   struct stat st;
   path_in(p, sizeof p, root, rel);
   if (lstat(p, &st) != 0) return; /* nothing to hide */
-  if (S_ISDIR(st.st_mode)) bind_with(s->empty, p, MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC);
-  else mountx("/dev/null", p, NULL, MS_BIND, NULL);
+  if (S_ISDIR(st.st_mode))
+    bind_with(s->empty, p, MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC);
+  else
+    mountx("/dev/null", p, NULL, MS_BIND, NULL);
 }
 
 static void readonly_path(const char *root, const char *rel) {
@@ -734,7 +735,9 @@ static void make_stage(void) {
     int ok = unshare(CLONE_NEWNS) == 0;
     if (ok) step = "make / private", ok = mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) == 0;
     /* any directory will do as the mount point: only this namespace sees it */
-    if (ok) step = "mount tmpfs", ok = mount("paene-stage", "/proc", "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=4k,nr_inodes=4,mode=0555") == 0;
+    if (ok)
+      step = "mount tmpfs",
+      ok = mount("paene-stage", "/proc", "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=4k,nr_inodes=4,mode=0555") == 0;
     if (ok) step = "chdir", ok = chdir("/proc") == 0;
     if (ok) step = "pivot_root", ok = syscall(SYS_pivot_root, ".", ".") == 0;
     if (ok) step = "detach old root", ok = umount2(".", MNT_DETACH) == 0;
@@ -743,8 +746,10 @@ static void make_stage(void) {
     int t = ok ? (int)syscall(SYS_open_tree, AT_FDCWD, "/", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC) : -1;
     if (ok) step = "open_tree", ok = t >= 0;
     if (ok) close(t);
-    if (ok) dprintf(pfd[1], "ok\n");
-    else dprintf(pfd[1], "%s: %s\n", step, strerror(errno));
+    if (ok)
+      dprintf(pfd[1], "ok\n");
+    else
+      dprintf(pfd[1], "%s: %s\n", step, strerror(errno));
     pause(); /* until the monitor has opened our namespace */
     _exit(0);
   }
@@ -802,7 +807,8 @@ static int enter_stage(const char *root) {
 static void setup_context(const struct spec *s) {
   char opts[8192], p[4096];
   const char *root = s->rootfs;
-  if (!root || !s->lower || !s->upper || !s->work || !s->scratch || !s->empty) die("start needs --lower, --upper, --work, --rootfs, --scratch and --empty");
+  if (!root || !s->lower || !s->upper || !s->work || !s->scratch || !s->empty)
+    die("start needs --lower, --upper, --work, --rootfs, --scratch and --empty");
 
   mountx(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL);
   if (snprintf(opts, sizeof opts, "lowerdir=%s,upperdir=%s,workdir=%s", s->lower, s->upper, s->work) >= (int)sizeof opts)
@@ -830,8 +836,7 @@ static void setup_context(const struct spec *s) {
   for (int i = 0; i < s->nros; i++) readonly_path(root, s->ros[i]);
   for (int i = 0; i < s->nrws; i++) writable_path(root, s->rws[i]);
 
-  if (s->hostname && sethostname(s->hostname, strlen(s->hostname)) != 0)
-    die("sethostname: %s", strerror(errno));
+  if (s->hostname && sethostname(s->hostname, strlen(s->hostname)) != 0) die("sethostname: %s", strerror(errno));
 
   if (chdir(root) != 0) die("chdir %s: %s", root, strerror(errno));
   if (stage_fd < 0 || enter_stage(root) != 0) {
@@ -1097,9 +1102,12 @@ static void watcher_main(int s) {
     int argc = 0;
     for (char *w = buf; *w && argc < 1023; w += strlen(w) + 1) argv[argc++] = w;
     argv[argc] = NULL;
-    if (argc == 2 && !strcmp(argv[0], "reaped")) backoff_reaped((pid_t)atoi(argv[1]));
-    else if (argc >= 1 && conn >= 0 && !strcmp(argv[0], "guard")) backoff_request(conn, argc - 1, argv + 1);
-    else if (argc >= 1 && conn >= 0 && !strcmp(argv[0], "guard-status")) backoff_status(conn, argc - 1, argv + 1);
+    if (argc == 2 && !strcmp(argv[0], "reaped"))
+      backoff_reaped((pid_t)atoi(argv[1]));
+    else if (argc >= 1 && conn >= 0 && !strcmp(argv[0], "guard"))
+      backoff_request(conn, argc - 1, argv + 1);
+    else if (argc >= 1 && conn >= 0 && !strcmp(argv[0], "guard-status"))
+      backoff_status(conn, argc - 1, argv + 1);
     if (conn >= 0) close(conn);
   }
 }
@@ -1140,8 +1148,10 @@ static int monitor_main(int argc, char **argv) {
   const char *dir = NULL;
   int idle = 30;
   for (int i = 0; i + 1 < argc; i += 2) {
-    if (!strcmp(argv[i], "--dir")) dir = argv[i + 1];
-    else if (!strcmp(argv[i], "--idle")) idle = atoi(argv[i + 1]);
+    if (!strcmp(argv[i], "--dir"))
+      dir = argv[i + 1];
+    else if (!strcmp(argv[i], "--idle"))
+      idle = atoi(argv[i + 1]);
   }
   if (!dir) die("monitor needs --dir");
   char lockpath[4096], sockpath[108];
@@ -1214,8 +1224,10 @@ static int monitor_main(int argc, char **argv) {
         } else if (!strcmp(rargv[0], "ping")) {
           dprintf(conn, "ok %d\n", (int)getpid());
         } else if (!strcmp(rargv[0], "root-switch")) {
-          if (stage_fd >= 0) dprintf(conn, "ok staged\n");
-          else dprintf(conn, "ok pivot_root %s\n", stage_why);
+          if (stage_fd >= 0)
+            dprintf(conn, "ok staged\n");
+          else
+            dprintf(conn, "ok pivot_root %s\n", stage_why);
         } else if (!strcmp(rargv[0], "quit")) {
           quitting = 1;
           last_sweep = 0; /* exit as soon as no child is left */
@@ -1224,8 +1236,10 @@ static int monitor_main(int argc, char **argv) {
           /* The request's bytes as they came (read_request only split them), for the watcher to answer. */
           size_t len = (size_t)(rargv[n - 1] + strlen(rargv[n - 1]) + 1 - reqbuf) + 1;
           if (to_watcher(reqbuf, len, conn) != 0) {
-            if (rargv[0][5] == 0) backoff_request(conn, n - 1, rargv + 1);
-            else backoff_status(conn, n - 1, rargv + 1);
+            if (rargv[0][5] == 0)
+              backoff_request(conn, n - 1, rargv + 1);
+            else
+              backoff_status(conn, n - 1, rargv + 1);
           }
         } else if (!strcmp(rargv[0], "spawn") && n >= 2) {
           /* A host program (e.g. a per-context I/O throttler) as our child, so we reap it. */
@@ -1239,8 +1253,10 @@ static int monitor_main(int argc, char **argv) {
             execv(rargv[1], rargv + 1);
             _exit(127);
           }
-          if (h > 0) dprintf(conn, "ok %d\n", (int)h);
-          else reply_err(conn, HELPER_ERROR_FAILED, "fork: %s", strerror(errno));
+          if (h > 0)
+            dprintf(conn, "ok %d\n", (int)h);
+          else
+            reply_err(conn, HELPER_ERROR_FAILED, "fork: %s", strerror(errno));
         } else if (!strcmp(rargv[0], "start")) {
           /* A handler of ours owns the connection from here; we go on serving. */
           pid_t h = prepare_sock_set(conn, n - 1, rargv + 1) == 0 ? fork() : -2;
@@ -1335,8 +1351,10 @@ static int relay_pty(int master, pid_t child) {
     }
     if (stdin_open && (fds[1].revents & (POLLIN | POLLHUP))) {
       ssize_t n = read(0, buf, sizeof buf);
-      if (n <= 0) stdin_open = 0;
-      else if (write(master, buf, (size_t)n) < 0) break;
+      if (n <= 0)
+        stdin_open = 0;
+      else if (write(master, buf, (size_t)n) < 0)
+        break;
     }
     if (waitpid(child, &status, WNOHANG) == child) {
       /* drain what is left */

@@ -48,8 +48,8 @@ struct proc {
   int pid;
   unsigned long long start;
   int ppid;
-  unsigned long long rb, wb;     /* last seen read_bytes, write_bytes */
-  unsigned long long crb, cwb;   /* credit from reaped children */
+  unsigned long long rb, wb;   /* last seen read_bytes, write_bytes */
+  unsigned long long crb, cwb; /* credit from reaped children */
   double credit_until;
 };
 
@@ -115,9 +115,7 @@ static int read_io(int pid, unsigned long long *rb, unsigned long long *wb) {
   return 0;
 }
 
-static int cmp_proc(const void *a, const void *b) {
-  return ((const struct proc *)a)->pid - ((const struct proc *)b)->pid;
-}
+static int cmp_proc(const void *a, const void *b) { return ((const struct proc *)a)->pid - ((const struct proc *)b)->pid; }
 
 static struct proc *find(struct proc *v, size_t n, int pid) {
   struct proc key = {.pid = pid};

@@ -97,7 +97,7 @@ struct dev {
   unsigned major, minor, mode, uid, gid;
 };
 struct ns {
-  int type; /* CLONE_NEW* */
+  int type;         /* CLONE_NEW* */
   const char *path; /* "" = new */
 };
 struct rlim {
@@ -141,8 +141,8 @@ struct plan {
   int nrlimits;
   unsigned char *seccomp;
   size_t seccomp_len;
-  int exec_check; /* resolve args[0] before reporting ok */
-  const char *apparmor;   /* the AppArmor profile to exec into */
+  int exec_check;       /* resolve args[0] before reporting ok */
+  const char *apparmor; /* the AppArmor profile to exec into */
 };
 
 static unsigned long long num(const char *s) {
@@ -235,8 +235,8 @@ static void parse_plan(const char *file, struct plan *p) {
   p->args = calloc(n, sizeof *p->args);
   p->envs = calloc(n, sizeof *p->envs);
   p->groups = calloc(n, sizeof *p->groups);
-  if (!p->mounts || !p->devs || !p->symlinks || !p->sysctls || !p->masks || !p->ros || !p->rws || !p->guards ||
-      !p->guard_allows || !p->args || !p->envs || !p->groups)
+  if (!p->mounts || !p->devs || !p->symlinks || !p->sysctls || !p->masks || !p->ros || !p->rws || !p->guards || !p->guard_allows ||
+      !p->args || !p->envs || !p->groups)
     die("out of memory");
 #define CAP(cnt, max) \
   if ((cnt) >= (max)) die("plan: more than %d '%s' entries", max, oci_plan_keys[key].name);
@@ -267,16 +267,24 @@ static void parse_plan(const char *file, struct plan *p) {
     case OCI_PLAN_GUARD_ALLOW: p->guard_allows[p->nguard_allows++] = v[0]; break;
     case OCI_PLAN_MOUNT: {
       struct mnt *m = &p->mounts[p->nmounts++];
-      m->src = v[0]; m->dst = v[1]; m->type = v[2];
-      m->flags = (unsigned long)num(v[3]); m->prop = (unsigned long)num(v[4]); m->data = v[5];
+      m->src = v[0];
+      m->dst = v[1];
+      m->type = v[2];
+      m->flags = (unsigned long)num(v[3]);
+      m->prop = (unsigned long)num(v[4]);
+      m->data = v[5];
       m->how = (unsigned)num(v[6]);
       break;
     }
     case OCI_PLAN_DEV: {
       struct dev *d = &p->devs[p->ndevs++];
-      d->path = v[0]; d->type = v[1][0];
-      d->major = (unsigned)num(v[2]); d->minor = (unsigned)num(v[3]); d->mode = (unsigned)num(v[4]);
-      d->uid = (unsigned)num(v[5]); d->gid = (unsigned)num(v[6]);
+      d->path = v[0];
+      d->type = v[1][0];
+      d->major = (unsigned)num(v[2]);
+      d->minor = (unsigned)num(v[3]);
+      d->mode = (unsigned)num(v[4]);
+      d->uid = (unsigned)num(v[5]);
+      d->gid = (unsigned)num(v[6]);
       break;
     }
     case OCI_PLAN_SYMLINK:
@@ -295,22 +303,37 @@ static void parse_plan(const char *file, struct plan *p) {
     case OCI_PLAN_EXE: p->exe = v[0]; break;
     case OCI_PLAN_EXE_HOST: p->exe_host = v[0]; break;
     case OCI_PLAN_CWD: p->cwd = v[0]; break;
-    case OCI_PLAN_USER: p->have_user = 1; p->uid = (uid_t)num(v[0]); p->gid = (gid_t)num(v[1]); break;
+    case OCI_PLAN_USER:
+      p->have_user = 1;
+      p->uid = (uid_t)num(v[0]);
+      p->gid = (gid_t)num(v[1]);
+      break;
     case OCI_PLAN_GROUP: p->groups[p->ngroups++] = (gid_t)num(v[0]); break;
-    case OCI_PLAN_UMASK: p->have_umask = 1; p->umask_v = (unsigned)num(v[0]); break;
+    case OCI_PLAN_UMASK:
+      p->have_umask = 1;
+      p->umask_v = (unsigned)num(v[0]);
+      break;
     case OCI_PLAN_CAPS:
       p->have_caps = 1;
       for (int j = 0; j < 5; j++) p->caps[j] = num(v[j]);
       break;
     case OCI_PLAN_RLIMIT: {
       CAP(p->nrlimits, 32) struct rlim *r = &p->rlimits[p->nrlimits++];
-      r->res = (int)num(v[0]); r->soft = num(v[1]); r->hard = num(v[2]);
+      r->res = (int)num(v[0]);
+      r->soft = num(v[1]);
+      r->hard = num(v[2]);
       break;
     }
     case OCI_PLAN_NNP: p->nnp = 1; break;
     case OCI_PLAN_TERMINAL: p->terminal = 1; break;
-    case OCI_PLAN_CONSOLESIZE: p->rows = (unsigned)num(v[0]); p->cols = (unsigned)num(v[1]); break;
-    case OCI_PLAN_OOM: p->have_oom = 1; p->oom = (int)snum(v[0]); break;
+    case OCI_PLAN_CONSOLESIZE:
+      p->rows = (unsigned)num(v[0]);
+      p->cols = (unsigned)num(v[1]);
+      break;
+    case OCI_PLAN_OOM:
+      p->have_oom = 1;
+      p->oom = (int)snum(v[0]);
+      break;
     case OCI_PLAN_APPARMOR: p->apparmor = v[0]; break;
     case OCI_PLAN_SECCOMP: p->seccomp = parse_hex(v[0], &p->seccomp_len); break;
     case OCI_PLAN_EXECCHECK: p->exec_check = 1; break;
@@ -353,11 +376,13 @@ static int echo_plan(const struct plan *p) {
     proto_put(&o, "dev"), proto_put(&o, "%s", d->path), proto_put(&o, "%c", d->type), proto_put(&o, "%u", d->major);
     proto_put(&o, "%u", d->minor), proto_put(&o, "%u", d->mode), proto_put(&o, "%u", d->uid), proto_put(&o, "%u", d->gid);
   }
-  for (int i = 0; i < p->nsymlinks; i++) proto_put(&o, "symlink"), proto_put(&o, "%s", p->symlinks[i][0]), proto_put(&o, "%s", p->symlinks[i][1]);
+  for (int i = 0; i < p->nsymlinks; i++)
+    proto_put(&o, "symlink"), proto_put(&o, "%s", p->symlinks[i][0]), proto_put(&o, "%s", p->symlinks[i][1]);
   for (int i = 0; i < p->nmasks; i++) PUT1("mask", "%s", p->masks[i]);
   for (int i = 0; i < p->nros; i++) PUT1("ro", "%s", p->ros[i]);
   for (int i = 0; i < p->nrws; i++) PUT1("rw", "%s", p->rws[i]);
-  for (int i = 0; i < p->nsysctls; i++) proto_put(&o, "sysctl"), proto_put(&o, "%s", p->sysctls[i][0]), proto_put(&o, "%s", p->sysctls[i][1]);
+  for (int i = 0; i < p->nsysctls; i++)
+    proto_put(&o, "sysctl"), proto_put(&o, "%s", p->sysctls[i][0]), proto_put(&o, "%s", p->sysctls[i][1]);
   for (int i = 0; i < p->nargs; i++) PUT1("arg", "%s", p->args[i]);
   for (int i = 0; i < p->nenvs; i++) PUT1("env", "%s", p->envs[i]);
   if (p->exe) PUT1("exe", "%s", p->exe);
@@ -371,7 +396,8 @@ static int echo_plan(const struct plan *p) {
     for (int j = 0; j < 5; j++) proto_put(&o, "0x%llx", (unsigned long long)p->caps[j]);
   }
   for (int i = 0; i < p->nrlimits; i++)
-    proto_put(&o, "rlimit"), proto_put(&o, "%d", p->rlimits[i].res), proto_put(&o, "%llu", p->rlimits[i].soft), proto_put(&o, "%llu", p->rlimits[i].hard);
+    proto_put(&o, "rlimit"), proto_put(&o, "%d", p->rlimits[i].res), proto_put(&o, "%llu", p->rlimits[i].soft),
+        proto_put(&o, "%llu", p->rlimits[i].hard);
   if (p->nnp) proto_put(&o, "nnp");
   if (p->terminal) proto_put(&o, "terminal");
   if (p->rows || p->cols) proto_put(&o, "consolesize"), proto_put(&o, "%u", p->rows), proto_put(&o, "%u", p->cols);
@@ -445,7 +471,8 @@ static void make_in_root(int rootfd, const char *path, int as_file) {
       *s = 0;
       if (*p) {
         int fd = open_in_root(rootfd, buf, O_PATH);
-        if (fd >= 0) close(fd);
+        if (fd >= 0)
+          close(fd);
         else if (errno == ENOENT) {
           /* create in the (safely opened) parent */
           char *slash = strrchr(buf, '/');
@@ -455,15 +482,18 @@ static void make_in_root(int rootfd, const char *path, int as_file) {
             *slash = 0;
             pfd = open_in_root(rootfd, buf, O_PATH | O_DIRECTORY);
             *slash = '/';
-          } else pfd = dup(rootfd);
+          } else
+            pfd = dup(rootfd);
           if (pfd < 0) die("open parent of %s: %s", buf, strerror(errno));
           if (last && as_file) {
             int f = openat(pfd, name, O_CREAT | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0644);
             if (f < 0 && errno != EEXIST) die("create %s: %s", buf, strerror(errno));
             if (f >= 0) close(f);
-          } else if (mkdirat(pfd, name, 0755) < 0 && errno != EEXIST) die("mkdir %s: %s", buf, strerror(errno));
+          } else if (mkdirat(pfd, name, 0755) < 0 && errno != EEXIST)
+            die("mkdir %s: %s", buf, strerror(errno));
           close(pfd);
-        } else die("open %s: %s", buf, strerror(errno));
+        } else
+          die("open %s: %s", buf, strerror(errno));
       }
       *s = save;
       if (last) break;
@@ -541,8 +571,10 @@ static void do_mount(const struct plan *p, int rootfd, const struct mnt *m) {
   if (m->how & HOW_NO_SYMLINK) {
     fd = open_in_root_how(rootfd, m->dst, O_PATH | O_DIRECTORY, RESOLVE_NO_SYMLINKS_);
     if (fd < 0 && (errno == ELOOP || errno == ENOTDIR))
-      die("mount destination %s: filesystem %s must be mounted on an ordinary directory (the image has a symlink or a file there)", m->dst, m->type);
-  } else fd = open_in_root(rootfd, m->dst, O_PATH);
+      die("mount destination %s: filesystem %s must be mounted on an ordinary directory (the image has a symlink or a file there)", m->dst,
+          m->type);
+  } else
+    fd = open_in_root(rootfd, m->dst, O_PATH);
   if (fd < 0) die("open mount point %s: %s", m->dst, strerror(errno));
   /* where the destination really is, after the image's symlinks: a guarded tree (/proc) takes no mount of the config's */
   char resolved[4096];
@@ -592,8 +624,7 @@ static void do_mount(const struct plan *p, int rootfd, const struct mnt *m) {
       die("remount %s read-only: %s", m->dst, strerror(errno));
   } else {
     const char *data = *m->data ? m->data : NULL;
-    if (mount(m->src, target, m->type, m->flags, data) < 0)
-      die("mount %s (%s) on %s: %s", m->src, m->type, m->dst, strerror(errno));
+    if (mount(m->src, target, m->type, m->flags, data) < 0) die("mount %s (%s) on %s: %s", m->src, m->type, m->dst, strerror(errno));
   }
   if (m->prop) {
     close(fd);
@@ -621,7 +652,8 @@ static void make_dev(int rootfd, const struct dev *d) {
     *slash = 0;
     name = slash + 1;
     pfd = open_in_root(rootfd, *dir ? dir : "/", O_PATH | O_DIRECTORY);
-  } else pfd = dup(rootfd);
+  } else
+    pfd = dup(rootfd);
   if (pfd < 0) die("open parent of %s: %s", d->path, strerror(errno));
   mode_t type = d->type == 'b' ? S_IFBLK : d->type == 'p' ? S_IFIFO : S_IFCHR;
   unlinkat(pfd, name, 0);
@@ -706,7 +738,8 @@ static int rebind_keeping(const char *p, unsigned long bind_flags, unsigned long
   fd = open(p, O_PATH | O_CLOEXEC);
   if (fd < 0) die("reopen %s: %s", p, strerror(errno));
   fdpath(target, sizeof target, fd);
-  if (mount(NULL, target, NULL, MS_BIND | MS_REMOUNT | bind_flags | ro | kept_flags(target), NULL) < 0) die("remount %s: %s", p, strerror(errno));
+  if (mount(NULL, target, NULL, MS_BIND | MS_REMOUNT | bind_flags | ro | kept_flags(target), NULL) < 0)
+    die("remount %s: %s", p, strerror(errno));
   close(fd);
   return 0;
 }
@@ -748,8 +781,7 @@ static void set_identity_and_caps(const struct plan *p) {
   }
   if (p->have_user) {
     if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0) die("keepcaps: %s", strerror(errno));
-    if (setgroups((size_t)p->ngroups, p->groups) < 0 && !(errno == EPERM && p->ngroups == 0))
-      die("setgroups: %s", strerror(errno));
+    if (setgroups((size_t)p->ngroups, p->groups) < 0 && !(errno == EPERM && p->ngroups == 0)) die("setgroups: %s", strerror(errno));
     if (setresgid(p->gid, p->gid, p->gid) < 0) die("setgid %u: %s", p->gid, strerror(errno));
     if (setresuid(p->uid, p->uid, p->uid) < 0) die("setuid %u: %s", p->uid, strerror(errno));
     if (prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) < 0) die("keepcaps: %s", strerror(errno));
@@ -822,8 +854,10 @@ static void become_process(const struct plan *p) {
     if (errno == ENOENT && fcntl(exe_host_fd, F_SETFD, 0) == 0) syscall(SYS_execveat, exe_host_fd, "", p->args, p->envs, AT_EMPTY_PATH);
     die("exec %s: %s", p->exe_host, strerror(errno));
   }
-  if (p->exe) execve(p->exe, (char *const *)p->args, (char *const *)p->envs);
-  else execvp(p->args[0], (char *const *)p->args);
+  if (p->exe)
+    execve(p->exe, (char *const *)p->args, (char *const *)p->envs);
+  else
+    execvp(p->args[0], (char *const *)p->args);
   die("exec %s: %s", p->exe ? p->exe : p->args[0], strerror(errno));
 }
 
@@ -928,7 +962,10 @@ static void init_container(const struct plan *p, int gate, int fifo, int sock) {
   for (int i = 0; i < p->ndevs; i++) make_dev(rootfd, &p->devs[i]);
   for (int i = 0; i < p->nsymlinks; i++) {
     int fd = open_in_root(rootfd, p->symlinks[i][1], O_PATH | O_NOFOLLOW);
-    if (fd >= 0) { close(fd); continue; }
+    if (fd >= 0) {
+      close(fd);
+      continue;
+    }
     if (symlinkat(p->symlinks[i][0], rootfd, p->symlinks[i][1] + (p->symlinks[i][1][0] == '/')) < 0 && errno != EEXIST)
       die("symlink %s: %s", p->symlinks[i][1], strerror(errno));
   }
@@ -950,8 +987,7 @@ static void init_container(const struct plan *p, int gate, int fifo, int sock) {
   for (int i = 0; i < p->nros; i++) readonly_path(p->ros[i]);
   for (int i = 0; i < p->nrws; i++) writable_path(p->rws[i]);
   for (int i = 0; i < p->nmasks; i++) mask_path(p->masks[i]);
-  if (p->rootro && mount(NULL, "/", NULL, MS_BIND | MS_REMOUNT | MS_RDONLY, NULL) < 0)
-    die("remount / read-only: %s", strerror(errno));
+  if (p->rootro && mount(NULL, "/", NULL, MS_BIND | MS_REMOUNT | MS_RDONLY, NULL) < 0) die("remount / read-only: %s", strerror(errno));
   if (p->rootprop && mount(NULL, "/", NULL, p->rootprop, NULL) < 0) die("root propagation: %s", strerror(errno));
   if (p->hostname && sethostname(p->hostname, strlen(p->hostname)) < 0) die("sethostname: %s", strerror(errno));
   if (p->domainname && setdomainname(p->domainname, strlen(p->domainname)) < 0) die("setdomainname: %s", strerror(errno));

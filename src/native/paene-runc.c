@@ -254,8 +254,10 @@ int main(int argc, char **argv) {
   if (!root || !*root) to_node();
   char rootabs[2 * PATH_MAX + 2], cwd[PATH_MAX];
   if (!getcwd(cwd, sizeof cwd)) to_node();
-  if (root[0] == '/') snprintf(rootabs, sizeof rootabs, "%s", root);
-  else snprintf(rootabs, sizeof rootabs, "%s/%s", cwd, root);
+  if (root[0] == '/')
+    snprintf(rootabs, sizeof rootabs, "%s", root);
+  else
+    snprintf(rootabs, sizeof rootabs, "%s/%s", cwd, root);
   struct sockaddr_un addr = {.sun_family = AF_UNIX};
   if (snprintf(addr.sun_path, sizeof addr.sun_path, "%s/.planner.sock", rootabs) >= (int)sizeof addr.sun_path) to_node();
   int sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -329,8 +331,7 @@ int main(int argc, char **argv) {
         if (strcmp(v[3], "1") != 0 || nkids == 32) {
           /* create and detached exec: it exits once it reported */
           int st;
-          while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
-          }
+          while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {}
           if (strcmp(v[3], "1") == 0) die("more than 32 processes at once");
           break;
         }

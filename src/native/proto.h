@@ -42,7 +42,8 @@ __attribute__((unused)) static char **proto_tokens(char *buf, size_t len, int *n
 }
 
 /* The entry at toks[*i]: returns its key's index and points *vals at its values; moves *i past it. */
-__attribute__((unused)) static int proto_next(char **toks, int nt, int *i, const struct proto_key *keys, int nkeys, char ***vals, const char *what) {
+__attribute__((unused)) static int proto_next(char **toks, int nt, int *i, const struct proto_key *keys, int nkeys, char ***vals,
+                                              const char *what) {
   const char *k = toks[*i];
   for (int j = 0; j < nkeys; j++) {
     if (strcmp(keys[j].name, k) != 0) continue;
@@ -59,7 +60,8 @@ __attribute__((unused)) static int proto_next(char **toks, int nt, int *i, const
  * *vals its values (NULL when it takes none); moves *i past it.  -1 (and *i
  * unchanged) for a flag the message does not have: the caller says so its way.
  */
-__attribute__((unused)) static int proto_flag(char **argv, int argc, int *i, const struct proto_key *keys, int nkeys, char ***vals, const char *what) {
+__attribute__((unused)) static int proto_flag(char **argv, int argc, int *i, const struct proto_key *keys, int nkeys, char ***vals,
+                                              const char *what) {
   const char *a = argv[*i];
   for (int j = 0; j < nkeys; j++) {
     if (strcmp(keys[j].name, a) != 0) continue;

@@ -48,26 +48,26 @@ enum { EXIT_FAIL = 1, EXIT_USAGE = 2, EXIT_UNSUPPORTED = 3 };
 
 /* An error: the exit status it stands for and its message (with the verifier's log when there is one). */
 struct sa_err {
-	int code;
-	char msg[16384];
+  int code;
+  char msg[16384];
 };
 
 struct prog {
-	unsigned type;
-	struct bpf_insn *insns;
-	unsigned n;
-	int fd;
-	int uses_cg; /* refers to the cgroup storage map: attaching it makes the cgroup's value */
+  unsigned type;
+  struct bpf_insn *insns;
+  unsigned n;
+  int fd;
+  int uses_cg; /* refers to the cgroup storage map: attaching it makes the cgroup's value */
 };
 
 /* A program list, parsed and (after sa_load) loaded: what the monitor keeps between starts. */
 struct sa_set {
-	struct prog ps[MAX_PROGS];
-	int n;
-	unsigned sk_bytes;   /* 0: no socket storage map */
-	unsigned cg_bytes;   /* 0: no cgroup storage map */
-	unsigned char *value; /* cg-storage's value as parsed (the tool writes it; the monitor takes each start's own) */
-	int sk_map, cg_map;
+  struct prog ps[MAX_PROGS];
+  int n;
+  unsigned sk_bytes;    /* 0: no socket storage map */
+  unsigned cg_bytes;    /* 0: no cgroup storage map */
+  unsigned char *value; /* cg-storage's value as parsed (the tool writes it; the monitor takes each start's own) */
+  int sk_map, cg_map;
 };
 
 int sa_fail(struct sa_err *e, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

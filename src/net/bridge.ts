@@ -58,7 +58,10 @@ function tool(name: string): string {
       // not here
     }
   }
-  throw new PaeneError('unsupported', `private networking needs \`${name}\`, which is not installed (Debian package ${PACKAGE_OF[name] ?? name}; scripts/setup.sh installs it)`);
+  throw new PaeneError(
+    'unsupported',
+    `private networking needs \`${name}\`, which is not installed (Debian package ${PACKAGE_OF[name] ?? name}; scripts/setup.sh installs it)`,
+  );
 }
 
 interface Result {
@@ -77,7 +80,11 @@ function exec(netns: string | undefined, name: string, args: string[], input?: s
     if (!fs.existsSync(netns)) throw new PaeneError('not-found', `network namespace ${netns} does not exist`);
     argv = [tool('nsenter'), `--net=${netns}`, '--', ...argv];
   }
-  const r = spawnSync(argv[0] as string, argv.slice(1), { encoding: 'utf8', input, env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', LC_ALL: 'C' } });
+  const r = spawnSync(argv[0] as string, argv.slice(1), {
+    encoding: 'utf8',
+    input,
+    env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', LC_ALL: 'C' },
+  });
   const text = `${netns !== undefined ? `(in ${netns}) ` : ''}${name} ${args.join(' ')}`;
   if (r.error) throw new PaeneError('internal', `${text}: ${r.error.message}`);
   return { status: r.status ?? 1, stdout: r.stdout, stderr: r.stderr, text };
@@ -125,7 +132,11 @@ interface Link {
 
 /** All links of a namespace (ip -d -j: linkinfo.info_kind says bridge / veth). */
 function links(netns: string | undefined): Link[] {
-  const raw = JSON.parse(must(netns, 'ip', ['-d', '-j', 'link', 'show']) || '[]') as { ifname: string; master?: string; linkinfo?: { info_kind?: string } }[];
+  const raw = JSON.parse(must(netns, 'ip', ['-d', '-j', 'link', 'show']) || '[]') as {
+    ifname: string;
+    master?: string;
+    linkinfo?: { info_kind?: string };
+  }[];
   return raw.map((l) => ({ ifname: l.ifname, master: l.master, kind: l.linkinfo?.info_kind }));
 }
 
@@ -154,9 +165,18 @@ export function ensureBridge(h: NetHost, cfg: BridgeConfig): void {
   const ns = h.hostNetns;
   const br = link(ns, cfg.bridge);
   if (br === undefined) {
-    must(ns, 'ip', ['link', 'add', 'name', cfg.bridge, 'address', bridgeMacOf(cfg.bridge), 'type', 'bridge'], undefined, 'bridge support (CONFIG_BRIDGE)');
+    must(
+      ns,
+      'ip',
+      ['link', 'add', 'name', cfg.bridge, 'address', bridgeMacOf(cfg.bridge), 'type', 'bridge'],
+      undefined,
+      'bridge support (CONFIG_BRIDGE)',
+    );
   } else if (br.kind !== 'bridge') {
-    throw new PaeneError('exists', `${cfg.bridge} exists and is not a bridge (it is a ${br.kind ?? 'plain device'}); choose another bridge name`);
+    throw new PaeneError(
+      'exists',
+      `${cfg.bridge} exists and is not a bridge (it is a ${br.kind ?? 'plain device'}); choose another bridge name`,
+    );
   }
   must(ns, 'ip', ['addr', 'replace', `${formatIPv4(s.gateway)}/${s.prefix}`, 'dev', cfg.bridge]);
   must(ns, 'ip', ['link', 'set', 'dev', cfg.bridge, 'up']);
@@ -164,7 +184,8 @@ export function ensureBridge(h: NetHost, cfg: BridgeConfig): void {
   must(ns, 'sysctl', ['-q', '-w', 'net/ipv4/ip_forward=1']);
   must(ns, 'sysctl', ['-q', '-w', `net/ipv4/conf/${cfg.bridge}/route_localnet=1`]);
   // Only when paene has no tables at all: a partial set is a running configuration, for loadRuleset to replace.
-  if (nftTables(ns).length === 0) must(ns, 'nft', ['-f', '-'], nftRuleset(cfg, []), 'nf_tables (CONFIG_NF_TABLES with inet, bridge, nat, fib, masquerade)');
+  if (nftTables(ns).length === 0)
+    must(ns, 'nft', ['-f', '-'], nftRuleset(cfg, []), 'nf_tables (CONFIG_NF_TABLES with inet, bridge, nat, fib, masquerade)');
 }
 
 /**
@@ -176,12 +197,20 @@ export function ensureBridge(h: NetHost, cfg: BridgeConfig): void {
 export function connectPrivate(h: NetHost, cfg: BridgeConfig, plan: PrivateNetPlan, guestNetns: string): void {
   validatePlan(cfg, plan); // its fields become ip arguments and ip -batch lines
   // Absolute: ip would read a bare word as a name under /run/netns.
-  if (!path.isAbsolute(guestNetns)) throw new PaeneError('invalid-argument', `guest network namespace must be given as an absolute path, not '${guestNetns}'`);
+  if (!path.isAbsolute(guestNetns))
+    throw new PaeneError('invalid-argument', `guest network namespace must be given as an absolute path, not '${guestNetns}'`);
   if (!fs.existsSync(guestNetns)) throw new PaeneError('not-found', `network namespace ${guestNetns} does not exist`);
   const ns = h.hostNetns;
-  if (link(ns, cfg.bridge)?.kind !== 'bridge') throw new PaeneError('wrong-state', `bridge ${cfg.bridge} does not exist: ensureBridge first`);
+  if (link(ns, cfg.bridge)?.kind !== 'bridge')
+    throw new PaeneError('wrong-state', `bridge ${cfg.bridge} does not exist: ensureBridge first`);
   // ip opens a `netns` argument containing '/' as a path (/proc/PID/ns/net works).
-  must(ns, 'ip', ['link', 'add', 'name', plan.hostIf, 'type', 'veth', 'peer', 'name', plan.guestIf, 'address', plan.mac, 'netns', guestNetns], undefined, 'veth support (CONFIG_VETH)');
+  must(
+    ns,
+    'ip',
+    ['link', 'add', 'name', plan.hostIf, 'type', 'veth', 'peer', 'name', plan.guestIf, 'address', plan.mac, 'netns', guestNetns],
+    undefined,
+    'veth support (CONFIG_VETH)',
+  );
   try {
     must(ns, 'ip', ['link', 'set', 'dev', plan.hostIf, 'master', cfg.bridge, 'up']);
     const guest = [

@@ -58,7 +58,9 @@ function invalid(msg: string): PaeneError {
 
 export function validateIfName(name: string, what = 'interface name'): string {
   if (name.length > IFNAME_MAX || !IFNAME_RE.test(name)) {
-    throw invalid(`invalid ${what} '${name}': 1-${IFNAME_MAX} characters, letters, digits, '_', '.' and '-', starting with a letter or digit`);
+    throw invalid(
+      `invalid ${what} '${name}': 1-${IFNAME_MAX} characters, letters, digits, '_', '.' and '-', starting with a letter or digit`,
+    );
   }
   return name;
 }
@@ -126,7 +128,8 @@ export function gateway4Of(cfg: BridgeConfig): string {
 
 export function validateBridgeConfig(cfg: BridgeConfig): Subnet4 {
   validateIfName(cfg.bridge, 'bridge name');
-  if (HOST_IF_RE.test(cfg.bridge)) throw invalid(`invalid bridge name '${cfg.bridge}': names like ${HOST_IF_PREFIX}N are the contexts' veth ports`);
+  if (HOST_IF_RE.test(cfg.bridge))
+    throw invalid(`invalid bridge name '${cfg.bridge}': names like ${HOST_IF_PREFIX}N are the contexts' veth ports`);
   return parseSubnet4(cfg.subnet4);
 }
 
@@ -191,11 +194,15 @@ export function bridgeMacOf(bridge: string): string {
   return `02:50:ff:${hex(h >>> 16)}:${hex(h >>> 8)}:${hex(h)}`;
 }
 
-export function planPrivateNet(cfg: BridgeConfig, ctx: { name: string; xid: number; address4: string; publish: Publish[] }): PrivateNetPlan {
+export function planPrivateNet(
+  cfg: BridgeConfig,
+  ctx: { name: string; xid: number; address4: string; publish: Publish[] },
+): PrivateNetPlan {
   const s = validateBridgeConfig(cfg);
   validateName(ctx.name);
   const a = parseIPv4(ctx.address4);
-  if (a < s.network || a > s.broadcast) throw invalid(`address ${ctx.address4} of context '${ctx.name}' is not in the bridge's subnet ${cfg.subnet4}`);
+  if (a < s.network || a > s.broadcast)
+    throw invalid(`address ${ctx.address4} of context '${ctx.name}' is not in the bridge's subnet ${cfg.subnet4}`);
   if (a === s.network || a === s.broadcast) throw invalid(`address ${ctx.address4} is the network or broadcast address of ${cfg.subnet4}`);
   if (a === s.gateway) throw invalid(`address ${ctx.address4} is the gateway (the bridge's own address)`);
   const publish = ctx.publish.map(validatePublish);
@@ -233,7 +240,8 @@ function checkPlans(cfg: BridgeConfig, s: Subnet4, plans: PrivateNetPlan[]): voi
     if (!HOST_IF_RE.test(p.hostIf)) throw invalid(`invalid port name '${p.hostIf}': expected ${HOST_IF_PREFIX}N`);
     if (!/^(?:[0-9a-f]{2}:){5}[0-9a-f]{2}$/.test(p.mac)) throw invalid(`invalid MAC '${p.mac}' for ${p.hostIf}`);
     const a = parseIPv4(p.address4);
-    if (a <= s.network || a >= s.broadcast || a === s.gateway) throw invalid(`address ${p.address4} of ${p.hostIf} is not a guest address of ${cfg.subnet4}`);
+    if (a <= s.network || a >= s.broadcast || a === s.gateway)
+      throw invalid(`address ${p.address4} of ${p.hostIf} is not a guest address of ${cfg.subnet4}`);
     claim(`port ${p.hostIf}`, p.hostIf);
     claim(`address ${p.address4}`, p.hostIf);
     claim(`MAC ${p.mac}`, p.hostIf);
@@ -250,7 +258,9 @@ export function validatePlan(cfg: BridgeConfig, plan: PrivateNetPlan): PrivateNe
   const s = validateBridgeConfig(cfg);
   checkPlans(cfg, s, [plan]);
   if (plan.gateway4 !== formatIPv4(s.gateway) || plan.prefix !== s.prefix) {
-    throw invalid(`plan for ${plan.hostIf} has gateway ${plan.gateway4}/${plan.prefix}, but ${cfg.bridge}'s is ${formatIPv4(s.gateway)}/${s.prefix}`);
+    throw invalid(
+      `plan for ${plan.hostIf} has gateway ${plan.gateway4}/${plan.prefix}, but ${cfg.bridge}'s is ${formatIPv4(s.gateway)}/${s.prefix}`,
+    );
   }
   if (plan.guestIf !== 'eth0') throw invalid(`plan for ${plan.hostIf}: the guest interface must be eth0`);
   return plan;
@@ -258,7 +268,13 @@ export function validatePlan(cfg: BridgeConfig, plan: PrivateNetPlan): PrivateNe
 
 /** The lines that make a reload replace paene's tables whole: `table` creates one if absent so `delete` never fails. */
 export function nftRemoveTables(): string {
-  return [`table inet ${NFT_TABLE}`, `delete table inet ${NFT_TABLE}`, `table bridge ${NFT_TABLE}`, `delete table bridge ${NFT_TABLE}`, ''].join('\n');
+  return [
+    `table inet ${NFT_TABLE}`,
+    `delete table inet ${NFT_TABLE}`,
+    `table bridge ${NFT_TABLE}`,
+    `delete table bridge ${NFT_TABLE}`,
+    '',
+  ].join('\n');
 }
 
 /**

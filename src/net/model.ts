@@ -92,9 +92,13 @@ export function validateNetSpec(x: unknown, where: string): NetSpec {
   if (!Array.isArray(o.addresses ?? [])) throw bad(`'addresses' must be a list`);
   if (!Array.isArray(o.publish ?? [])) throw bad(`'publish' must be a list`);
   const addresses = dedupe(((o.addresses as unknown[]) ?? []).map((a) => canonicalIp(String(a))));
-  const publish = ((o.publish as unknown[]) ?? []).map((p) => (typeof p === 'string' ? parsePublish(p) : parsePublish(formatPublish(p as Publish))));
-  if ((mode === 'host' || mode === 'none') && addresses.length > 0) throw bad(`a context with --net ${mode} owns no address (--ip is for shared and private)`);
-  if (mode !== 'private' && publish.length > 0) throw bad(`--publish needs --net private (a shared context serves on its own address directly)`);
+  const publish = ((o.publish as unknown[]) ?? []).map((p) =>
+    typeof p === 'string' ? parsePublish(p) : parsePublish(formatPublish(p as Publish)),
+  );
+  if ((mode === 'host' || mode === 'none') && addresses.length > 0)
+    throw bad(`a context with --net ${mode} owns no address (--ip is for shared and private)`);
+  if (mode !== 'private' && publish.length > 0)
+    throw bad(`--publish needs --net private (a shared context serves on its own address directly)`);
   if (mode === 'private' && (addresses.length > 1 || addresses.some((a) => familyOf(a) !== 4))) {
     throw bad('a private context has one IPv4 address on the bridge');
   }
@@ -155,7 +159,8 @@ export function validateNetSettings(x: unknown, defaults: NetSettings, where: st
   if (typeof x !== 'object' || x === null) throw bad('not a JSON object');
   const o = x as Record<string, unknown>;
   for (const k of Object.keys(o)) {
-    if (!['sharedPool4', 'bridge', 'published', 'hostNetns'].includes(k)) throw bad(`unknown field '${k}' (expected sharedPool4, bridge, published, hostNetns)`);
+    if (!['sharedPool4', 'bridge', 'published', 'hostNetns'].includes(k))
+      throw bad(`unknown field '${k}' (expected sharedPool4, bridge, published, hostNetns)`);
   }
   const s: NetSettings = {
     sharedPool4: typeof o.sharedPool4 === 'string' ? o.sharedPool4 : defaults.sharedPool4,

@@ -177,7 +177,19 @@ export const REPLY_WINDOW_NS = 30_000_000_000n;
 export const MAX_SOCK_ADDR_ENTRIES = 16;
 
 /** struct bpf_sock_addr field offsets. */
-export const SA = { user_family: 0, user_ip4: 4, user_ip6: 8, user_port: 24, family: 28, type: 32, protocol: 36, msg_src_ip4: 40, msg_src_ip6: 44, sk: 64, size: 72 } as const;
+export const SA = {
+  user_family: 0,
+  user_ip4: 4,
+  user_ip6: 8,
+  user_port: 24,
+  family: 28,
+  type: 32,
+  protocol: 36,
+  msg_src_ip4: 40,
+  msg_src_ip6: 44,
+  sk: 64,
+  size: 72,
+} as const;
 
 export const AF_INET = 2;
 export const AF_INET6 = 10;
@@ -490,7 +502,10 @@ function cmpW(a: Asm, op: 'jeq' | 'jne', reg: Reg, w: W, to: string): void {
  * `none` when it has none (or the kernel could not allocate one).
  */
 function storage(a: Asm, create: boolean, none: string): void {
-  a.ldMap(R1, MAP_SK).ldx(8, R2, CTX, SA.sk).mov64(R3, { imm: 0 }).mov64(R4, { imm: create ? BPF_SK_STORAGE_GET_F_CREATE : 0 });
+  a.ldMap(R1, MAP_SK)
+    .ldx(8, R2, CTX, SA.sk)
+    .mov64(R3, { imm: 0 })
+    .mov64(R4, { imm: create ? BPF_SK_STORAGE_GET_F_CREATE : 0 });
   a.call(BPF_FUNC_SK_STORAGE_GET).jmp('jeq', R0, { imm: 0 }, none).mov64(VAL, R0);
 }
 

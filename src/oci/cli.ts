@@ -68,17 +68,55 @@ const GLOBAL: FlagSpec = {
 
 const VERBS: Record<string, FlagSpec> = {
   create: { value: ['bundle', 'b', 'pid-file', 'console-socket', 'pidfd-socket', 'preserve-fds'], bool: ['no-pivot', 'no-new-keyring'] },
-  run: { value: ['bundle', 'b', 'pid-file', 'console-socket', 'pidfd-socket', 'preserve-fds'], bool: ['no-pivot', 'no-new-keyring', 'detach', 'd', 'keep', 'no-subreaper'] },
+  run: {
+    value: ['bundle', 'b', 'pid-file', 'console-socket', 'pidfd-socket', 'preserve-fds'],
+    bool: ['no-pivot', 'no-new-keyring', 'detach', 'd', 'keep', 'no-subreaper'],
+  },
   start: { value: [], bool: [] },
   state: { value: [], bool: [] },
   kill: { value: [], bool: ['all', 'a'] },
   delete: { value: [], bool: ['force', 'f'] },
   exec: {
-    value: ['process', 'p', 'pid-file', 'console-socket', 'pidfd-socket', 'cwd', 'env', 'e', 'user', 'u', 'additional-gids', 'g', 'cap', 'c', 'process-label', 'apparmor', 'preserve-fds', 'cgroup'],
+    value: [
+      'process',
+      'p',
+      'pid-file',
+      'console-socket',
+      'pidfd-socket',
+      'cwd',
+      'env',
+      'e',
+      'user',
+      'u',
+      'additional-gids',
+      'g',
+      'cap',
+      'c',
+      'process-label',
+      'apparmor',
+      'preserve-fds',
+      'cgroup',
+    ],
     bool: ['detach', 'd', 'tty', 't', 'no-new-privs', 'ignore-paused'],
   },
   ps: { value: ['format', 'f'], bool: [] },
-  update: { value: ['resources', 'r', 'memory', 'cpu-shares', 'cpu-quota', 'cpu-period', 'cpuset-cpus', 'cpuset-mems', 'pids-limit', 'memory-swap', 'memory-reservation', 'blkio-weight'], bool: [] },
+  update: {
+    value: [
+      'resources',
+      'r',
+      'memory',
+      'cpu-shares',
+      'cpu-quota',
+      'cpu-period',
+      'cpuset-cpus',
+      'cpuset-mems',
+      'pids-limit',
+      'memory-swap',
+      'memory-reservation',
+      'blkio-weight',
+    ],
+    bool: [],
+  },
   pause: { value: [], bool: [] },
   resume: { value: [], bool: [] },
   list: { value: ['format', 'f'], bool: ['quiet', 'q'] },
@@ -161,7 +199,9 @@ class Logger {
 
   write(level: 'error' | 'warning' | 'debug', msg: string): void {
     if (!this.file) return;
-    const line = this.json ? JSON.stringify({ level, msg, time: new Date().toISOString() }) : `time="${new Date().toISOString()}" level=${level} msg="${msg.replace(/"/g, '\\"')}"`;
+    const line = this.json
+      ? JSON.stringify({ level, msg, time: new Date().toISOString() })
+      : `time="${new Date().toISOString()}" level=${level} msg="${msg.replace(/"/g, '\\"')}"`;
     try {
       fs.appendFileSync(this.file, line + '\n');
     } catch {
@@ -175,9 +215,39 @@ class Logger {
 }
 
 const SIGNALS: Record<string, number> = {
-  HUP: 1, INT: 2, QUIT: 3, ILL: 4, TRAP: 5, ABRT: 6, IOT: 6, BUS: 7, FPE: 8, KILL: 9, USR1: 10, SEGV: 11, USR2: 12, PIPE: 13, ALRM: 14,
-  TERM: 15, STKFLT: 16, CHLD: 17, CONT: 18, STOP: 19, TSTP: 20, TTIN: 21, TTOU: 22, URG: 23, XCPU: 24, XFSZ: 25, VTALRM: 26, PROF: 27,
-  WINCH: 28, IO: 29, POLL: 29, PWR: 30, SYS: 31,
+  HUP: 1,
+  INT: 2,
+  QUIT: 3,
+  ILL: 4,
+  TRAP: 5,
+  ABRT: 6,
+  IOT: 6,
+  BUS: 7,
+  FPE: 8,
+  KILL: 9,
+  USR1: 10,
+  SEGV: 11,
+  USR2: 12,
+  PIPE: 13,
+  ALRM: 14,
+  TERM: 15,
+  STKFLT: 16,
+  CHLD: 17,
+  CONT: 18,
+  STOP: 19,
+  TSTP: 20,
+  TTIN: 21,
+  TTOU: 22,
+  URG: 23,
+  XCPU: 24,
+  XFSZ: 25,
+  VTALRM: 26,
+  PROF: 27,
+  WINCH: 28,
+  IO: 29,
+  POLL: 29,
+  PWR: 30,
+  SYS: 31,
 };
 
 export function parseSignal(s: string): number {
@@ -202,7 +272,8 @@ function one(p: Parsed, verb: string): string {
 function readJsonInput(file: string, io: CliIO): unknown {
   if (file === '-') return parseOciJson(io.stdin(), 'stdin');
   const f = path.resolve(io.cwd, file);
-  if (fs.statSync(f).size > OCI_JSON_MAX_BYTES) throw new PaeneError('invalid-argument', `${file}: over the limit of ${OCI_JSON_MAX_BYTES} bytes`);
+  if (fs.statSync(f).size > OCI_JSON_MAX_BYTES)
+    throw new PaeneError('invalid-argument', `${file}: over the limit of ${OCI_JSON_MAX_BYTES} bytes`);
   return parseOciJson(fs.readFileSync(f, 'utf8'), file);
 }
 
@@ -211,14 +282,60 @@ function features(): unknown {
     ociVersionMin: '1.0.0',
     ociVersionMax: OCI_VERSION,
     hooks: ['prestart', 'createRuntime', 'createContainer', 'startContainer', 'poststart', 'poststop'],
-    mountOptions: ['ro', 'rw', 'nosuid', 'suid', 'nodev', 'dev', 'noexec', 'exec', 'sync', 'async', 'dirsync', 'mand', 'nomand', 'noatime', 'atime', 'nodiratime', 'diratime', 'relatime', 'norelatime', 'strictatime', 'nostrictatime', 'lazytime', 'nolazytime', 'nosymfollow', 'symfollow', 'bind', 'rbind', 'private', 'rprivate', 'shared', 'rshared', 'slave', 'rslave', 'unbindable', 'runbindable', 'defaults'],
+    mountOptions: [
+      'ro',
+      'rw',
+      'nosuid',
+      'suid',
+      'nodev',
+      'dev',
+      'noexec',
+      'exec',
+      'sync',
+      'async',
+      'dirsync',
+      'mand',
+      'nomand',
+      'noatime',
+      'atime',
+      'nodiratime',
+      'diratime',
+      'relatime',
+      'norelatime',
+      'strictatime',
+      'nostrictatime',
+      'lazytime',
+      'nolazytime',
+      'nosymfollow',
+      'symfollow',
+      'bind',
+      'rbind',
+      'private',
+      'rprivate',
+      'shared',
+      'rshared',
+      'slave',
+      'rslave',
+      'unbindable',
+      'runbindable',
+      'defaults',
+    ],
     linux: {
       namespaces: NS_TYPES,
       capabilities: CAP_NAMES.map((c) => 'CAP_' + c),
       cgroup: { v1: true, v2: true, systemd: false, systemdUser: false, rdma: false },
       seccomp: {
         enabled: true,
-        actions: ['SCMP_ACT_ALLOW', 'SCMP_ACT_ERRNO', 'SCMP_ACT_KILL', 'SCMP_ACT_KILL_THREAD', 'SCMP_ACT_KILL_PROCESS', 'SCMP_ACT_TRAP', 'SCMP_ACT_TRACE', 'SCMP_ACT_LOG'],
+        actions: [
+          'SCMP_ACT_ALLOW',
+          'SCMP_ACT_ERRNO',
+          'SCMP_ACT_KILL',
+          'SCMP_ACT_KILL_THREAD',
+          'SCMP_ACT_KILL_PROCESS',
+          'SCMP_ACT_TRAP',
+          'SCMP_ACT_TRACE',
+          'SCMP_ACT_LOG',
+        ],
         operators: ['SCMP_CMP_NE', 'SCMP_CMP_LT', 'SCMP_CMP_LE', 'SCMP_CMP_EQ', 'SCMP_CMP_GE', 'SCMP_CMP_GT', 'SCMP_CMP_MASKED_EQ'],
         archs: ['SCMP_ARCH_X86_64', 'SCMP_ARCH_X86', 'SCMP_ARCH_X32'],
         knownFlags: [],
@@ -229,7 +346,10 @@ function features(): unknown {
       intelRdt: { enabled: false },
       mountExtensions: { idmap: { enabled: false } },
     },
-    annotations: { 'io.github.paene.runtime': 'paene-runc', 'paene.io/cpu-burst-us': 'cpu.cfs_burst_us of the container (token-bucket depth)' },
+    annotations: {
+      'io.github.paene.runtime': 'paene-runc',
+      'paene.io/cpu-burst-us': 'cpu.cfs_burst_us of the container (token-bucket depth)',
+    },
     potentiallyUnsafeConfigAnnotations: [],
     rlimits: Object.keys(RLIMITS),
   };
@@ -254,7 +374,11 @@ function passedFds(preserve: string | undefined, io: CliIO): { preserveFds: numb
   const listenFds = listen && pidOk ? countFlag(listen, 'LISTEN_FDS') : 0;
   const preserveFds = listenFds + countFlag(preserve, '--preserve-fds');
   for (let fd = 3; fd < 3 + preserveFds; fd++) {
-    if (!io.fdOpen(fd)) throw new PaeneError('invalid-argument', `descriptor ${fd} is not open (LISTEN_FDS ${listenFds} + --preserve-fds ${preserveFds - listenFds} from fd 3)`);
+    if (!io.fdOpen(fd))
+      throw new PaeneError(
+        'invalid-argument',
+        `descriptor ${fd} is not open (LISTEN_FDS ${listenFds} + --preserve-fds ${preserveFds - listenFds} from fd 3)`,
+      );
   }
   return { preserveFds, listenFds };
 }
@@ -271,7 +395,8 @@ function processFromFlags(base: OciProcess, p: Parsed): OciProcess {
   if (typeof user === 'string') {
     const [u, g] = user.split(':');
     out.user = { uid: Number(u), gid: Number(g ?? 0) };
-    if (!Number.isInteger(out.user.uid) || !Number.isInteger(out.user.gid)) throw new PaeneError('invalid-argument', `--user ${user}: want UID[:GID]`);
+    if (!Number.isInteger(out.user.uid) || !Number.isInteger(out.user.gid))
+      throw new PaeneError('invalid-argument', `--user ${user}: want UID[:GID]`);
   }
   if (p.flags.has('no-new-privs')) out.noNewPrivileges = true;
   // --cap adds to bounding, effective, permitted and ambient, never inheritable (CVE-2022-29162, as runc since 1.1.2)
@@ -280,7 +405,13 @@ function processFromFlags(base: OciProcess, p: Parsed): OciProcess {
     const name = cap.toUpperCase().startsWith('CAP_') ? cap.toUpperCase() : `CAP_${cap.toUpperCase()}`;
     const c = base.capabilities ?? {};
     const add = (l: string[] | undefined) => [...new Set([...(l ?? []), name])];
-    out.capabilities = { ...c, bounding: add(c.bounding), effective: add(c.effective), permitted: add(c.permitted), ambient: add(c.ambient) };
+    out.capabilities = {
+      ...c,
+      bounding: add(c.bounding),
+      effective: add(c.effective),
+      permitted: add(c.permitted),
+      ambient: add(c.ambient),
+    };
   }
   return out;
 }
@@ -329,14 +460,27 @@ export async function main(argv: string[], io: CliIO = processIO()): Promise<num
       case 'create': {
         const id = one(p, verb);
         const fds = passedFds(str('preserve-fds'), io);
-        await rt.create(id, { bundle: file('bundle', 'b') ?? io.cwd, pidFile: file('pid-file'), consoleSocket: file('console-socket'), noPivot: p.flags.has('no-pivot'), ...fds });
+        await rt.create(id, {
+          bundle: file('bundle', 'b') ?? io.cwd,
+          pidFile: file('pid-file'),
+          consoleSocket: file('console-socket'),
+          noPivot: p.flags.has('no-pivot'),
+          ...fds,
+        });
         return 0;
       }
       case 'run': {
         const id = one(p, verb);
         const detach = p.flags.has('detach') || p.flags.has('d');
         const fds = passedFds(str('preserve-fds'), io);
-        const c = await rt.create(id, { bundle: file('bundle', 'b') ?? io.cwd, pidFile: file('pid-file'), consoleSocket: file('console-socket'), noPivot: p.flags.has('no-pivot'), foreground: !detach, ...fds });
+        const c = await rt.create(id, {
+          bundle: file('bundle', 'b') ?? io.cwd,
+          pidFile: file('pid-file'),
+          consoleSocket: file('console-socket'),
+          noPivot: p.flags.has('no-pivot'),
+          foreground: !detach,
+          ...fds,
+        });
         await rt.start(id);
         if (detach) return 0;
         const code = c.exit ? await c.exit : 0;
@@ -371,8 +515,15 @@ export async function main(argv: string[], io: CliIO = processIO()): Promise<num
         const procFile = str('process', 'p');
         const proc = procFile ? (readJsonInput(procFile, io) as OciProcess) : processFromFlags(rt.load(id).process, p);
         const preserveFds = countFlag(str('preserve-fds'), '--preserve-fds');
-        for (let fd = 3; fd < 3 + preserveFds; fd++) if (!io.fdOpen(fd)) throw new PaeneError('invalid-argument', `descriptor ${fd} is not open (--preserve-fds ${preserveFds} from fd 3)`);
-        return await rt.exec(id, proc, { pidFile: file('pid-file'), consoleSocket: file('console-socket'), detach: p.flags.has('detach') || p.flags.has('d'), preserveFds });
+        for (let fd = 3; fd < 3 + preserveFds; fd++)
+          if (!io.fdOpen(fd))
+            throw new PaeneError('invalid-argument', `descriptor ${fd} is not open (--preserve-fds ${preserveFds} from fd 3)`);
+        return await rt.exec(id, proc, {
+          pidFile: file('pid-file'),
+          consoleSocket: file('console-socket'),
+          detach: p.flags.has('detach') || p.flags.has('d'),
+          preserveFds,
+        });
       }
       case 'ps': {
         const id = one(p, verb);
@@ -385,7 +536,8 @@ export async function main(argv: string[], io: CliIO = processIO()): Promise<num
       case 'update': {
         const id = one(p, verb);
         const resFile = str('resources', 'r');
-        if (!resFile) throw new PaeneError('invalid-argument', 'update: give --resources FILE (or - for stdin); the per-value flags are not supported');
+        if (!resFile)
+          throw new PaeneError('invalid-argument', 'update: give --resources FILE (or - for stdin); the per-value flags are not supported');
         rt.update(id, readJsonInput(resFile, io) as OciResources);
         return 0;
       }
@@ -400,9 +552,21 @@ export async function main(argv: string[], io: CliIO = processIO()): Promise<num
         if (p.flags.has('quiet') || p.flags.has('q')) io.out(all.map((s) => s.id + '\n').join(''));
         else if ((str('format', 'f') ?? 'table') === 'json') io.out(JSON.stringify(all) + '\n');
         else {
-          const rows = [['ID', 'PID', 'STATUS', 'BUNDLE', 'CREATED', 'OWNER'], ...all.map((s) => [s.id, String(s.pid ?? 0), s.status, s.bundle, s.created, s.owner])];
+          const rows = [
+            ['ID', 'PID', 'STATUS', 'BUNDLE', 'CREATED', 'OWNER'],
+            ...all.map((s) => [s.id, String(s.pid ?? 0), s.status, s.bundle, s.created, s.owner]),
+          ];
           const w = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
-          io.out(rows.map((r) => r.map((c, i) => c.padEnd(w[i])).join('   ').trimEnd()).join('\n') + '\n');
+          io.out(
+            rows
+              .map((r) =>
+                r
+                  .map((c, i) => c.padEnd(w[i]))
+                  .join('   ')
+                  .trimEnd(),
+              )
+              .join('\n') + '\n',
+          );
         }
         return 0;
       }

@@ -54,7 +54,8 @@ export function ioWeightOfBlkio(weight: number): number {
 export function swapMaxV2(swap: number | undefined, limit: number | undefined): string | undefined {
   if (swap === undefined || swap === 0) return limit === -1 ? 'max' : undefined; // runc: unlimited memory, swap unset → both unlimited
   if (swap === -1) return 'max';
-  if (limit === undefined || limit === 0 || limit === -1) refuse('linux.resources.memory.swap', 'a swap limit on cgroup v2 needs a memory limit (memory.swap.max = swap − limit)');
+  if (limit === undefined || limit === 0 || limit === -1)
+    refuse('linux.resources.memory.swap', 'a swap limit on cgroup v2 needs a memory limit (memory.swap.max = swap − limit)');
   if (limit < 0) refuse('linux.resources.memory.limit', `${limit} is not a limit`);
   if (swap < limit) refuse('linux.resources.memory.swap', `${swap} is below the memory limit ${limit} (swap counts memory + swap)`);
   return String(swap - limit);
@@ -63,14 +64,16 @@ export function swapMaxV2(swap: number | undefined, limit: number | undefined): 
 /** OCI resources → the cgroup writes of the given version; throws, naming the field, for what that version cannot honour. */
 export function resourceWrites(r: OciResources, version: CgroupVersion, o: ResourceOptions & V1UpdateOptions = {}): ResourceWrites {
   const out = version === 'v1' ? resourceWritesV1(r, o) : resourceWritesV2(r, o);
-  if (r.hugepageLimits && r.hugepageLimits.length > 0) refuse('linux.resources.hugepageLimits', 'the hugetlb controller is not supported by paene-runc');
+  if (r.hugepageLimits && r.hugepageLimits.length > 0)
+    refuse('linux.resources.hugepageLimits', 'the hugetlb controller is not supported by paene-runc');
   if (r.network !== undefined) refuse('linux.resources.network', 'net_cls/net_prio are not supported by paene-runc');
   if (r.rdma !== undefined) refuse('linux.resources.rdma', 'the rdma controller is not supported by paene-runc');
   return out;
 }
 
 // "" is "not set" (Docker sends it for every container)
-const cpusetOf = (c: NonNullable<OciResources['cpu']>) => (c.cpus || c.mems ? { cpus: c.cpus || undefined, mems: c.mems || undefined } : undefined);
+const cpusetOf = (c: NonNullable<OciResources['cpu']>) =>
+  c.cpus || c.mems ? { cpus: c.cpus || undefined, mems: c.mems || undefined } : undefined;
 const pidsMax = (l: number) => (l <= 0 ? 'max' : String(l));
 const THROTTLES: [keyof NonNullable<OciResources['blockIO']>, v1: string, v2: string][] = [
   ['throttleReadBpsDevice', 'blkio.throttle.read_bps_device', 'rbps'],
@@ -108,7 +111,13 @@ export function resourceWritesV1(r: OciResources, o: V1UpdateOptions = {}): Reso
   let swap = set(whole(m.swap, 'linux.resources.memory.swap'));
   // runc: an unlimited memory with swap unset makes memsw unlimited too
   if (limit === -1 && swap === undefined) swap = -1;
-  const memsw = (v: number) => w.push({ controller: 'memory', file: 'memory.memsw.limit_in_bytes', value: String(v), ...(m.swap === undefined ? { optional: true } : {}) });
+  const memsw = (v: number) =>
+    w.push({
+      controller: 'memory',
+      file: 'memory.memsw.limit_in_bytes',
+      value: String(v),
+      ...(m.swap === undefined ? { optional: true } : {}),
+    });
   // memsw ≥ limit at every step: raising, memsw goes first; lowering, the limit does
   const current = o.currentMemoryLimit;
   if (limit !== undefined && swap !== undefined && (swap === -1 || (current !== undefined && current < swap))) {
@@ -131,7 +140,8 @@ export function resourceWritesV1(r: OciResources, o: V1UpdateOptions = {}): Reso
   put('cpu', 'cpu.cfs_burst_us', whole(c.burst, 'linux.resources.cpu.burst'));
   put('cpu', 'cpu.rt_period_us', set(whole(c.realtimePeriod, 'linux.resources.cpu.realtimePeriod')));
   put('cpu', 'cpu.rt_runtime_us', set(whole(c.realtimeRuntime, 'linux.resources.cpu.realtimeRuntime')));
-  if (c.idle !== undefined && c.idle !== 0) refuse('linux.resources.cpu.idle', 'SCHED_IDLE cgroups need cgroup v2 cpu.idle; not on cgroup v1');
+  if (c.idle !== undefined && c.idle !== 0)
+    refuse('linux.resources.cpu.idle', 'SCHED_IDLE cgroups need cgroup v2 cpu.idle; not on cgroup v1');
   if (r.pids?.limit !== undefined) put('pids', 'pids.max', pidsMax(r.pids.limit));
   const b = r.blockIO ?? {};
   put('blkio', 'blkio.weight', set(whole(b.weight, 'linux.resources.blockIO.weight')));
@@ -143,7 +153,8 @@ export function resourceWritesV1(r: OciResources, o: V1UpdateOptions = {}): Reso
   for (const [k, file] of THROTTLES) {
     for (const t of (b[k] as OciThrottle[] | undefined) ?? []) put('blkio', file, `${t.major}:${t.minor} ${t.rate}`);
   }
-  if (r.unified && Object.keys(r.unified).length > 0) refuse('linux.resources.unified', 'raw cgroup v2 files are not supported on this cgroup v1 host');
+  if (r.unified && Object.keys(r.unified).length > 0)
+    refuse('linux.resources.unified', 'raw cgroup v2 files are not supported on this cgroup v1 host');
   return { writes: w, cpuset: cpusetOf(c), unified: [] };
 }
 
@@ -158,7 +169,8 @@ const UNIFIED_FILE = /^[a-z][a-z0-9_]*\.[a-z0-9_.]+$/;
  */
 export function resourceWritesV2(r: OciResources, o: ResourceOptions = {}): ResourceWrites {
   const w: CgroupWrite[] = [];
-  const put = (controller: string, file: string, value: string, optional = false) => w.push({ controller, file, value, ...(optional ? { optional } : {}) });
+  const put = (controller: string, file: string, value: string, optional = false) =>
+    w.push({ controller, file, value, ...(optional ? { optional } : {}) });
   const m = r.memory ?? {};
   whole(m.kernel, 'linux.resources.memory.kernel');
   whole(m.kernelTCP, 'linux.resources.memory.kernelTCP');
@@ -204,19 +216,22 @@ export function resourceWritesV2(r: OciResources, o: ResourceOptions = {}): Reso
   }
   if (b.leafWeight !== undefined && b.leafWeight !== 0) refuse('linux.resources.blockIO.leafWeight', 'cgroup v2 has no leaf weights');
   (b.weightDevice ?? []).forEach((d, i) => {
-    if (d.leafWeight !== undefined && d.leafWeight !== 0) refuse(`linux.resources.blockIO.weightDevice[${i}].leafWeight`, 'cgroup v2 has no leaf weights');
+    if (d.leafWeight !== undefined && d.leafWeight !== 0)
+      refuse(`linux.resources.blockIO.weightDevice[${i}].leafWeight`, 'cgroup v2 has no leaf weights');
     if (!d.weight) return; // 0: not set
     put('io', 'io.bfq.weight', `${d.major}:${d.minor} ${d.weight}`, true);
     put('io', 'io.weight', `${d.major}:${d.minor} ${ioWeightOfBlkio(d.weight)}`);
   });
   // io.max takes one key per line and keeps the device's other keys; 0 means no limit (v1's "0" too)
   for (const [k, , key] of THROTTLES) {
-    for (const t of (b[k] as OciThrottle[] | undefined) ?? []) put('io', 'io.max', `${t.major}:${t.minor} ${key}=${t.rate === 0 ? 'max' : t.rate}`);
+    for (const t of (b[k] as OciThrottle[] | undefined) ?? [])
+      put('io', 'io.max', `${t.major}:${t.minor} ${key}=${t.rate === 0 ? 'max' : t.rate}`);
   }
 
   const unified: [string, string][] = [];
   for (const [file, value] of Object.entries(r.unified ?? {})) {
-    if (!UNIFIED_FILE.test(file) || file.startsWith('cgroup.')) refuse(`linux.resources.unified.${file}`, 'not a controller file of the container\'s cgroup (CONTROLLER.FILE)');
+    if (!UNIFIED_FILE.test(file) || file.startsWith('cgroup.'))
+      refuse(`linux.resources.unified.${file}`, "not a controller file of the container's cgroup (CONTROLLER.FILE)");
     if (typeof value !== 'string') refuse(`linux.resources.unified.${file}`, 'the value must be a string');
     unified.push([file, value]);
   }
@@ -230,7 +245,10 @@ export function resourceWritesV2(r: OciResources, o: ResourceOptions = {}): Reso
  * io.max limits the `dd` that v1's throttles let through.
  */
 export function ioThrottleWrites(devices: readonly BlockDevice[], rates: { writeBps?: number; readBps?: number }): CgroupWrite[] {
-  const keys = [rates.writeBps === undefined ? '' : ` wbps=${rates.writeBps}`, rates.readBps === undefined ? '' : ` rbps=${rates.readBps}`].join('');
+  const keys = [
+    rates.writeBps === undefined ? '' : ` wbps=${rates.writeBps}`,
+    rates.readBps === undefined ? '' : ` rbps=${rates.readBps}`,
+  ].join('');
   return keys === '' ? [] : devices.map((d) => ({ controller: 'io', file: 'io.max', value: `${d.major}:${d.minor}${keys}` }));
 }
 

@@ -128,7 +128,8 @@ function prepareCpuset(cgPath: string, want?: { cpus?: string; mems?: string }):
     const next = path.join(cur, part);
     fs.mkdirSync(next, { recursive: true });
     for (const f of ['cpuset.cpus', 'cpuset.mems']) {
-      if (fs.readFileSync(path.join(next, f), 'utf8').trim() === '') fs.writeFileSync(path.join(next, f), fs.readFileSync(path.join(cur, f), 'utf8').trim());
+      if (fs.readFileSync(path.join(next, f), 'utf8').trim() === '')
+        fs.writeFileSync(path.join(next, f), fs.readFileSync(path.join(cur, f), 'utf8').trim());
     }
     cur = next;
   }
@@ -150,7 +151,8 @@ function prepareCpusetV2(cg: ContextCgroup, want: { cpus?: string; mems?: string
   const dir = cg.unifiedDir;
   if (!mount || !dir) throw new PaeneError('unsupported', 'linux.resources.cpu.cpus/mems: no cgroup v2 hierarchy on this host');
   const avail = fs.readFileSync(path.join(mount, 'cgroup.controllers'), 'utf8').split(/\s+/);
-  if (!avail.includes('cpuset')) throw new PaeneError('unsupported', 'linux.resources.cpu.cpus/mems: the cgroup v2 cpuset controller is not available on this host');
+  if (!avail.includes('cpuset'))
+    throw new PaeneError('unsupported', 'linux.resources.cpu.cpus/mems: the cgroup v2 cpuset controller is not available on this host');
   const parts = path.relative(mount, dir).split('/');
   for (let i = 0; i < parts.length; i++) {
     const ctl = path.join(mount, ...parts.slice(0, i), 'cgroup.subtree_control');
@@ -236,7 +238,9 @@ function otherHierarchies(cgPath: string, taken: string[], made = true): string[
 /** Whether the host runs AppArmor (runc's test). */
 function appArmorEnabled(): boolean {
   try {
-    return fs.existsSync('/sys/kernel/security/apparmor') && fs.readFileSync('/sys/module/apparmor/parameters/enabled', 'utf8').startsWith('Y');
+    return (
+      fs.existsSync('/sys/kernel/security/apparmor') && fs.readFileSync('/sys/module/apparmor/parameters/enabled', 'utf8').startsWith('Y')
+    );
   } catch {
     return false;
   }
@@ -369,7 +373,8 @@ export class OciRuntime {
     if (!fs.existsSync(plan.rootfs)) throw new PaeneError('invalid-argument', `root.path: ${plan.rootfs} does not exist`);
     if (o.listenFds) plan.process.env = [...plan.process.env, `LISTEN_FDS=${o.listenFds}`, 'LISTEN_PID=1'];
     // paene-runc does not relay a pty itself (runc run does): the caller takes the master from the socket
-    if (plan.process.terminal && !o.consoleSocket) throw new PaeneError('invalid-argument', 'process.terminal is true: --console-socket is required');
+    if (plan.process.terminal && !o.consoleSocket)
+      throw new PaeneError('invalid-argument', 'process.terminal is true: --console-socket is required');
     fs.mkdirSync(this.root, { recursive: true, mode: 0o700 });
     const dir = this.dir(id);
     try {
@@ -402,7 +407,11 @@ export class OciRuntime {
       const cpuset = this.applyResources(cg, plan.cgroup);
       if (plan.paene.io) {
         const devices = devicesBehindRoot(plan.rootfs);
-        if (devices.length === 0) throw new PaeneError('invalid-argument', `annotations.paene.io/io-write-bps: no block device behind root.path ${plan.rootfs} (a tmpfs or memory-backed root has no disk to throttle)`);
+        if (devices.length === 0)
+          throw new PaeneError(
+            'invalid-argument',
+            `annotations.paene.io/io-write-bps: no block device behind root.path ${plan.rootfs} (a tmpfs or memory-backed root has no disk to throttle)`,
+          );
         cg.apply(ioThrottleWrites(devices, plan.paene.io));
       }
       if (plan.cgroup.devices) attachDeviceProgram(cg.unifiedDir as string, plan.cgroup.devices);
@@ -414,7 +423,16 @@ export class OciRuntime {
       if (mk.status !== 0) throw new PaeneError('internal', `mkfifo ${fifo}: ${mk.stderr}`);
       const binds = this.cgroupBinds(plan);
       const preserveFds = o.preserveFds ?? 0;
-      const tokens = createTokens({ plan, fifo, cgroupProcs: procs, cgroupBinds: binds, consoleSocket: o.consoleSocket, noPivot: o.noPivot, wait: o.foreground, preserveFds });
+      const tokens = createTokens({
+        plan,
+        fifo,
+        cgroupProcs: procs,
+        cgroupBinds: binds,
+        consoleSocket: o.consoleSocket,
+        noPivot: o.noPivot,
+        wait: o.foreground,
+        preserveFds,
+      });
       const planFile = path.join(dir, 'plan');
       writeFileAtomic(planFile, encodeTokens(tokens), 0o600);
       const run = await this.runNative('create', planFile, !!o.foreground, undefined, preserveFds);
@@ -461,16 +479,38 @@ export class OciRuntime {
     const flags = MS.BIND | MS.NOSUID | MS.NODEV | MS.NOEXEC;
     if (this.version === 'v2') {
       const dir = cgroupOf(this.host, plan.cgroup.path).unifiedDir as string;
-      for (const m of plan.cgroupMounts) out.push({ source: dir, destination: m.destination, type: 'bind', flags: flags | (m.readonly ? MS.RDONLY : 0), propagation: 0, data: '' });
+      for (const m of plan.cgroupMounts)
+        out.push({
+          source: dir,
+          destination: m.destination,
+          type: 'bind',
+          flags: flags | (m.readonly ? MS.RDONLY : 0),
+          propagation: 0,
+          data: '',
+        });
       return out;
     }
     for (const m of plan.cgroupMounts) {
-      out.push({ source: 'tmpfs', destination: m.destination, type: 'tmpfs', flags: MS.NOSUID | MS.NODEV | MS.NOEXEC, propagation: 0, data: 'mode=755' });
+      out.push({
+        source: 'tmpfs',
+        destination: m.destination,
+        type: 'tmpfs',
+        flags: MS.NOSUID | MS.NODEV | MS.NOEXEC,
+        propagation: 0,
+        data: 'mode=755',
+      });
       for (const h of v1Hierarchies()) {
         const src = path.join(h.dir, plan.cgroup.path);
         if (!fs.existsSync(src)) continue;
         const ro = m.readonly ? MS.RDONLY : 0;
-        out.push({ source: src, destination: path.posix.join(m.destination, h.name), type: 'bind', flags: flags | ro, propagation: 0, data: '' });
+        out.push({
+          source: src,
+          destination: path.posix.join(m.destination, h.name),
+          type: 'bind',
+          flags: flags | ro,
+          propagation: 0,
+          data: '',
+        });
       }
     }
     return out;
@@ -479,7 +519,8 @@ export class OciRuntime {
   async start(id: string): Promise<void> {
     const r = this.load(id);
     const s = this.status(r);
-    if (s !== 'created') throw new PaeneError('wrong-state', s === 'stopped' ? 'container not running' : `cannot start a container that is ${s}`);
+    if (s !== 'created')
+      throw new PaeneError('wrong-state', s === 'stopped' ? 'container not running' : `cannot start a container that is ${s}`);
     try {
       await this.runContainerHooks(r, r.hooks.startContainer ?? [], 'startContainer');
     } catch (e) {
@@ -529,7 +570,8 @@ export class OciRuntime {
   async delete(id: string, force: boolean): Promise<void> {
     const r = this.load(id);
     const s = this.status(r);
-    if (s !== 'stopped' && s !== 'created' && !force) throw new PaeneError('wrong-state', `cannot delete container "${id}" that is not stopped: ${s}`);
+    if (s !== 'stopped' && s !== 'created' && !force)
+      throw new PaeneError('wrong-state', `cannot delete container "${id}" that is not stopped: ${s}`);
     const cg = cgroupOf(this.host, r.cgroupPath);
     if (s === 'paused') cg.thaw();
     await this.cleanup(r, cg);
@@ -552,7 +594,10 @@ export class OciRuntime {
     for (const h of v1Hierarchies()) await rmdirRetry(path.join(h.dir, r.cgroupPath));
     // the parents paene-runc chose (a missing or relative cgroupsPath goes under /paene-runc), once empty;
     // parents of a path the caller gave are the caller's (runc leaves them too)
-    const mounts = [...new Set([...this.host.v1.values(), ...v1Hierarchies().map((h) => h.dir)]), ...(this.host.unified ? [this.host.unified.mount] : [])];
+    const mounts = [
+      ...new Set([...this.host.v1.values(), ...v1Hierarchies().map((h) => h.dir)]),
+      ...(this.host.unified ? [this.host.unified.mount] : []),
+    ];
     for (let p = path.posix.dirname(r.cgroupPath); p.startsWith('/paene-runc'); p = path.posix.dirname(p)) {
       for (const m of mounts) {
         try {
@@ -591,12 +636,17 @@ export class OciRuntime {
     this.applyResources(cg, { path: r.cgroupPath, writes, cpuset, unified });
   }
 
-  async exec(id: string, p: OciProcess, o: { pidFile?: string; consoleSocket?: string; detach: boolean; preserveFds?: number }): Promise<number> {
+  async exec(
+    id: string,
+    p: OciProcess,
+    o: { pidFile?: string; consoleSocket?: string; detach: boolean; preserveFds?: number },
+  ): Promise<number> {
     const r = this.load(id);
     if (this.status(r) !== 'running' && this.status(r) !== 'created') throw new PaeneError('wrong-state', 'container not running');
     const proc = translateProcess(p, 'process');
     if (r.seccomp) proc.seccomp = Buffer.from(r.seccomp, 'hex');
-    if (proc.terminal && !o.consoleSocket) throw new PaeneError('invalid-argument', 'process.terminal is true: --console-socket is required');
+    if (proc.terminal && !o.consoleSocket)
+      throw new PaeneError('invalid-argument', 'process.terminal is true: --console-socket is required');
     const t = this.joinTokens(r);
     if (o.consoleSocket) t.push(['console', o.consoleSocket]);
     if (o.preserveFds) t.push(['preserve', String(o.preserveFds)]);
@@ -666,7 +716,10 @@ export class OciRuntime {
 
   private async runHooks(r: OciRecord, hooks: OciHook[], kind: string, fatal: boolean): Promise<void> {
     if (hooks.length === 0) return;
-    const st = JSON.stringify({ ...this.stateOf(r), status: kind === 'poststop' ? 'stopped' : kind === 'poststart' ? 'running' : 'created' });
+    const st = JSON.stringify({
+      ...this.stateOf(r),
+      status: kind === 'poststop' ? 'stopped' : kind === 'poststart' ? 'running' : 'created',
+    });
     for (const h of hooks) {
       const res = spawnSync(h.path, (h.args ?? [h.path]).slice(1), {
         argv0: (h.args ?? [h.path])[0],
@@ -676,7 +729,8 @@ export class OciRuntime {
         encoding: 'utf8',
       });
       if (res.status !== 0) {
-        const msg = `${kind} hook ${h.path} failed: ${res.error?.message ?? `exit status ${res.status ?? res.signal}`} ${res.stderr ?? ''}`.trim();
+        const msg =
+          `${kind} hook ${h.path} failed: ${res.error?.message ?? `exit status ${res.status ?? res.signal}`} ${res.stderr ?? ''}`.trim();
         if (fatal) throw new PaeneError('internal', msg);
         this.log.warn(msg);
       }
@@ -719,10 +773,13 @@ function runNativeHere(cmd: string, planFile: string, wait: boolean, input?: str
     let text = '';
     sync.setEncoding('utf8');
     sync.on('data', (d: string) => (text += d));
-    const exit = new Promise<number>((res) => child.on('exit', (code, sig) => res(code ?? 128 + (sig ? (os.constants.signals[sig] ?? 9) : 0))));
+    const exit = new Promise<number>((res) =>
+      child.on('exit', (code, sig) => res(code ?? 128 + (sig ? (os.constants.signals[sig] ?? 9) : 0))),
+    );
     sync.on('end', () => {
       const r = readSync(cmd, text);
-      if (r === undefined) void exit.then((code) => reject(new PaeneError('internal', `paene-oci ${cmd} failed (status ${code}) without a message`)));
+      if (r === undefined)
+        void exit.then((code) => reject(new PaeneError('internal', `paene-oci ${cmd} failed (status ${code}) without a message`)));
       else if ('error' in r) reject(new PaeneError('internal', r.error));
       else resolve({ pid: r.pid, exit: wait ? exit : undefined });
     });

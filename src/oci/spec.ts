@@ -9,7 +9,22 @@ import path from 'node:path';
 import { PaeneError } from '../model/errors.js';
 import type { OciConfig, OciHook, OciHooks, OciIdMap, OciLinux, OciProcess, PlanDevice } from './config.js';
 
-export type { OciCaps, OciConfig, OciDevice, OciDeviceRule, OciHook, OciHooks, OciIdMap, OciLinux, OciMount, OciProcess, OciResources, OciRlimit, OciThrottle, PlanDevice } from './config.js';
+export type {
+  OciCaps,
+  OciConfig,
+  OciDevice,
+  OciDeviceRule,
+  OciHook,
+  OciHooks,
+  OciIdMap,
+  OciLinux,
+  OciMount,
+  OciProcess,
+  OciResources,
+  OciRlimit,
+  OciThrottle,
+  PlanDevice,
+} from './config.js';
 import { CAP_NAMES, validateCcaps } from '../model/caps.js';
 import { UTSNAME_PATHS } from '../context/config.js';
 import { parseByteRate } from '../model/units.js';
@@ -242,7 +257,10 @@ const PROPAGATION: Readonly<Record<string, number>> = {
 };
 
 /** Mount options → flags, propagation and the data string (options the filesystem itself takes). */
-export function parseMountOptions(options: readonly string[], where: string): { flags: number; propagation: number; data: string; copyUp: boolean } {
+export function parseMountOptions(
+  options: readonly string[],
+  where: string,
+): { flags: number; propagation: number; data: string; copyUp: boolean } {
   let flags = 0;
   let propagation = 0;
   let copyUp = false;
@@ -287,7 +305,8 @@ export function capsMask(names: readonly string[] | undefined, where: string): b
   let m = 0n;
   for (const n of names ?? []) {
     const bit = CAP_BITS.get(n);
-    if (bit === undefined) refuse(where, `unknown capability '${n}' (paene knows CAP_${CAP_NAMES[0]} … CAP_${CAP_NAMES[CAP_NAMES.length - 1]})`);
+    if (bit === undefined)
+      refuse(where, `unknown capability '${n}' (paene knows CAP_${CAP_NAMES[0]} … CAP_${CAP_NAMES[CAP_NAMES.length - 1]})`);
     m |= 1n << BigInt(bit);
   }
   return m;
@@ -338,7 +357,11 @@ const DEFAULT_SYMLINKS: readonly [string, string][] = [
 /** cgroupsPath → an absolute path under each hierarchy; a missing one goes under /paene-runc. */
 export function cgroupPathOf(cgroupsPath: string | undefined, id: string): string {
   if (cgroupsPath === undefined || cgroupsPath === '') return `/paene-runc/${id}`;
-  if (cgroupsPath.includes(':')) refuse('linux.cgroupsPath', `'${cgroupsPath}' is a systemd slice:prefix:name path; paene-runc manages cgroupfs paths (do not pass --systemd-cgroup paths)`);
+  if (cgroupsPath.includes(':'))
+    refuse(
+      'linux.cgroupsPath',
+      `'${cgroupsPath}' is a systemd slice:prefix:name path; paene-runc manages cgroupfs paths (do not pass --systemd-cgroup paths)`,
+    );
   const abs = cgroupsPath.startsWith('/') ? cgroupsPath : `/paene-runc/${cgroupsPath}`;
   const n = path.posix.normalize(abs);
   if (n.split('/').includes('..') || n === '/') refuse('linux.cgroupsPath', `'${cgroupsPath}' is not a cgroup below the root`);
@@ -372,7 +395,8 @@ export interface TranslateOptions {
 /** config.json → the plan; throws a PaeneError naming the first field paene cannot honour. */
 export function translateConfig(cfg: OciConfig, o: TranslateOptions): OciPlan {
   if (typeof cfg !== 'object' || cfg === null) refuse('(top)', 'not a JSON object');
-  if (typeof cfg.ociVersion !== 'string' || !/^1\./.test(cfg.ociVersion)) refuse('ociVersion', `'${cfg.ociVersion}' is not a 1.x runtime-spec version`);
+  if (typeof cfg.ociVersion !== 'string' || !/^1\./.test(cfg.ociVersion))
+    refuse('ociVersion', `'${cfg.ociVersion}' is not a 1.x runtime-spec version`);
   if (!cfg.root?.path) refuse('root.path', 'missing');
   const root = cfg.root as { path: string; readonly?: boolean };
   const rootfs = path.resolve(o.bundle, root.path);
@@ -438,7 +462,15 @@ export function translateConfig(cfg: OciConfig, o: TranslateOptions): OciPlan {
     const type = d.type === 'u' ? 'c' : d.type;
     if (type !== 'c' && type !== 'b' && type !== 'p') refuse(`${where}.type`, `'${d.type}' is not c, b, u or p`);
     if (type !== 'p' && (!Number.isInteger(d.major) || !Number.isInteger(d.minor))) refuse(where, 'major and minor are required');
-    const dev: PlanDevice = { path: p, type, major: d.major ?? 0, minor: d.minor ?? 0, mode: d.fileMode ?? 0o666, uid: d.uid ?? 0, gid: d.gid ?? 0 };
+    const dev: PlanDevice = {
+      path: p,
+      type,
+      major: d.major ?? 0,
+      minor: d.minor ?? 0,
+      mode: d.fileMode ?? 0o666,
+      uid: d.uid ?? 0,
+      gid: d.gid ?? 0,
+    };
     const at = devices.findIndex((x) => x.path === p);
     if (at >= 0) devices[at] = dev;
     else devices.push(dev);
@@ -450,7 +482,8 @@ export function translateConfig(cfg: OciConfig, o: TranslateOptions): OciPlan {
   const proc = pr as OciProcess;
   // as runc: the profile is applied on exec where the host runs AppArmor; elsewhere the container cannot start
   // (runc fails its init with "write /proc/self/attr/exec: invalid argument"; this says why, at create)
-  if (proc.apparmorProfile && !o.apparmor) refuse('process.apparmorProfile', `'${proc.apparmorProfile}' asked for, but AppArmor is not enabled on this host`);
+  if (proc.apparmorProfile && !o.apparmor)
+    refuse('process.apparmorProfile', `'${proc.apparmorProfile}' asked for, but AppArmor is not enabled on this host`);
   if (proc.selinuxLabel) refuse('process.selinuxLabel', 'SELinux is not supported by paene-runc');
   for (const k of ['scheduler', 'ioPriority', 'execCPUAffinity', 'commandLine'] as const) {
     if (proc[k] !== undefined) refuse(`process.${k}`, 'not supported by paene-runc');
@@ -463,7 +496,8 @@ export function translateConfig(cfg: OciConfig, o: TranslateOptions): OciPlan {
   const sysctl: [string, string][] = [];
   for (const [k, v] of Object.entries(linux.sysctl ?? {})) {
     if (!/^[a-zA-Z0-9_.\-/]+$/.test(k) || k.includes('..')) refuse(`linux.sysctl.${k}`, 'not a sysctl name');
-    if (!isNamespacedSysctl(k, seen)) refuse(`linux.sysctl.${k}`, "not in a namespace the container has its own of (it would change the host's)");
+    if (!isNamespacedSysctl(k, seen))
+      refuse(`linux.sysctl.${k}`, "not in a namespace the container has its own of (it would change the host's)");
     sysctl.push([k, String(v)]);
   }
 
@@ -477,7 +511,8 @@ export function translateConfig(cfg: OciConfig, o: TranslateOptions): OciPlan {
   const checkHooks = (list: OciHook[] | undefined, where: string, inContainer = false) =>
     (list ?? []).map((h, i) => {
       if (!h.path || !h.path.startsWith('/')) refuse(`${where}[${i}].path`, 'must be absolute');
-      if (h.timeout !== undefined && (!Number.isInteger(h.timeout) || h.timeout <= 0)) refuse(`${where}[${i}].timeout`, 'must be a positive whole number');
+      if (h.timeout !== undefined && (!Number.isInteger(h.timeout) || h.timeout <= 0))
+        refuse(`${where}[${i}].timeout`, 'must be a positive whole number');
       // a hook inside the container is a process there like an exec; paene-runc cannot time it out cleanly
       if (inContainer && h.timeout !== undefined) refuse(`${where}[${i}].timeout`, 'not supported for hooks that run inside the container');
       return h;
@@ -498,19 +533,29 @@ export function translateConfig(cfg: OciConfig, o: TranslateOptions): OciPlan {
       paene.cpuBurstUs = Number(v);
       writes.push({ controller: 'cpu', file: o.cgroup === 'v1' ? 'cpu.cfs_burst_us' : 'cpu.max.burst', value: v });
     } else if (k === 'paene.io/ccaps') {
-      paene.ccaps = annotationValue(where, () => validateCcaps(v.split(',').map((c) => c.trim()).filter(Boolean)));
+      paene.ccaps = annotationValue(where, () =>
+        validateCcaps(
+          v
+            .split(',')
+            .map((c) => c.trim())
+            .filter(Boolean),
+        ),
+      );
       if (paene.ccaps.includes('SET_UTSNAME')) {
-        if (!seen.has('uts')) refuse(where, 'SET_UTSNAME needs a uts namespace of its own (it makes the container\'s own names writable)');
+        if (!seen.has('uts')) refuse(where, "SET_UTSNAME needs a uts namespace of its own (it makes the container's own names writable)");
         writablePaths.push(...UTSNAME_PATHS);
       }
       if (paene.ccaps.includes('RAW_ICMP')) {
         // net.ipv4.ping_group_range is per network namespace: only one the container owns
-        if (!seen.has('network')) refuse(where, 'RAW_ICMP needs a network namespace (net.ipv4.ping_group_range would change the host\'s)');
+        if (!seen.has('network')) refuse(where, "RAW_ICMP needs a network namespace (net.ipv4.ping_group_range would change the host's)");
         if (!sysctl.some(([name]) => name === 'net.ipv4.ping_group_range')) sysctl.push(['net.ipv4.ping_group_range', PING_GROUP_RANGE]);
       }
     } else if (k === 'paene.io/io-write-bps' || k === 'paene.io/io-read-bps') {
       if (o.cgroup !== 'v2') {
-        refuse(where, 'needs a pure cgroup v2 host, where io.max with the memory controller limits buffered writes; on cgroup v1 use linux.resources.blockIO (direct I/O only)');
+        refuse(
+          where,
+          'needs a pure cgroup v2 host, where io.max with the memory controller limits buffered writes; on cgroup v1 use linux.resources.blockIO (direct I/O only)',
+        );
       }
       const rate = annotationValue(where, () => parseByteRate(v));
       paene.io = { ...paene.io, [k === 'paene.io/io-write-bps' ? 'writeBps' : 'readBps']: rate };
@@ -560,7 +605,16 @@ export function translateConfig(cfg: OciConfig, o: TranslateOptions): OciPlan {
 
 /** Sysctls the kernel keeps per namespace (runc's list): ipc ones need an ipc namespace, net.* a network one. */
 export function isNamespacedSysctl(k: string, ns: ReadonlySet<string>): boolean {
-  const ipc = ['kernel.msgmax', 'kernel.msgmnb', 'kernel.msgmni', 'kernel.sem', 'kernel.shmall', 'kernel.shmmax', 'kernel.shmmni', 'kernel.shm_rmid_forced'];
+  const ipc = [
+    'kernel.msgmax',
+    'kernel.msgmnb',
+    'kernel.msgmni',
+    'kernel.sem',
+    'kernel.shmall',
+    'kernel.shmmax',
+    'kernel.shmmni',
+    'kernel.shm_rmid_forced',
+  ];
   if (ipc.includes(k) || k.startsWith('fs.mqueue.')) return ns.has('ipc');
   if (k.startsWith('net.')) return ns.has('network');
   if (k === 'kernel.hostname' || k === 'kernel.domainname') return ns.has('uts');
@@ -676,7 +730,8 @@ export function createTokens(i: CreateTokensInput): Entry[] {
   for (const m of [...p.mounts, ...i.cgroupBinds]) {
     t.push(['mount', m.source, m.destination, m.type, String(m.flags), String(m.propagation), m.data, String(m.how ?? 0)]);
   }
-  for (const d of p.devices) t.push(['dev', d.path, d.type, String(d.major), String(d.minor), String(d.mode), String(d.uid), String(d.gid)]);
+  for (const d of p.devices)
+    t.push(['dev', d.path, d.type, String(d.major), String(d.minor), String(d.mode), String(d.uid), String(d.gid)]);
   for (const [target, link] of p.symlinks) t.push(['symlink', target, link]);
   for (const m of p.masked) t.push(['mask', m]);
   for (const r of p.readonlyPaths) t.push(['ro', r]);

@@ -14,7 +14,7 @@ export const EXEC_PLAN: TokenMessage = {
     { key: 'caps-root', values: ['mask'], doc: 'the capability set of guest root (hex)' },
     { key: 'caps-user', values: ['mask'], doc: 'the capability set of any other user (hex)' },
     { key: 'term', values: ['name'], doc: 'TERM when the caller has none (with --tty)' },
-    { key: 'env', values: ['k=v'], doc: 'the guest environment (repeated; the call\'s --env replaces a key)' },
+    { key: 'env', values: ['k=v'], doc: "the guest environment (repeated; the call's --env replaces a key)" },
     { key: 'arg', values: ['word'], doc: 'a helper_request word of the walls (repeated, in order)' },
   ],
 };

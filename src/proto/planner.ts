@@ -11,7 +11,11 @@ export const PLANNER_REQUEST: TokenMessage = {
   name: 'planner_request',
   doc: 'front -> planner: a paene-runc call',
   keys: [
-    { key: 'build', values: ['id'], doc: "the bundle the front belongs to (dist/paene-runc.mjs's mtime.size): another makes the planner step aside" },
+    {
+      key: 'build',
+      values: ['id'],
+      doc: "the bundle the front belongs to (dist/paene-runc.mjs's mtime.size): another makes the planner step aside",
+    },
     { key: 'cwd', values: ['dir'], doc: "the caller's working directory (relative paths in the call)" },
     { key: 'arg', values: ['word'], doc: 'the next word of the command line (repeated)' },
   ],

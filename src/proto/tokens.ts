@@ -86,7 +86,10 @@ export function cHeader(msg: TokenMessage, source: string): string {
     `#define GEN_${P}_H`,
     '/* needs struct proto_key: include src/native/proto.h first */',
     `enum ${msg.name}_key {`,
-    ...msg.keys.map((k) => `  ${P}_${cIdent(k.key)}, /* ${k.key}${k.values.map((v) => ' ' + v.toUpperCase()).join('')}: ${k.doc.replace(/\*\//g, '* /')} */`),
+    ...msg.keys.map(
+      (k) =>
+        `  ${P}_${cIdent(k.key)}, /* ${k.key}${k.values.map((v) => ' ' + v.toUpperCase()).join('')}: ${k.doc.replace(/\*\//g, '* /')} */`,
+    ),
     `  ${P}_KEYS`,
     '};',
     `static const struct proto_key ${msg.name}_keys[${P}_KEYS] = {`,

@@ -18,7 +18,11 @@ export interface LiveCaps {
 export async function liveCaps(rt: Runtime, name: string): Promise<LiveCaps> {
   const st = rt.status(name);
   const config = rt.config(name);
-  if (st.state !== 'running' || !st.pid) throw new PaeneError('wrong-state', `context '${name}' is not running; start it to see its live sets (its config: ${JSON.stringify(config.caps)})`);
+  if (st.state !== 'running' || !st.pid)
+    throw new PaeneError(
+      'wrong-state',
+      `context '${name}' is not running; start it to see its live sets (its config: ${JSON.stringify(config.caps)})`,
+    );
   const expected = capMask(config.caps);
   const init = decodeStatus(fs.readFileSync(`/proc/${st.pid}/status`, 'utf8'));
   const r = await rt.execCapture(name, ['/bin/cat', '/proc/self/status'], { timeoutMs: 30_000 });

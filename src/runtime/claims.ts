@@ -126,7 +126,13 @@ export class Claims {
    * found taken and a release moves it down. A lost or broken hint costs one
    * scan from `first`. Under the create lock.
    */
-  claimLowest(name: string, first: number, last: number, keyOf: (n: number) => string, skip: ReadonlySet<number> = new Set()): string | undefined {
+  claimLowest(
+    name: string,
+    first: number,
+    last: number,
+    keyOf: (n: number) => string,
+    skip: ReadonlySet<number> = new Set(),
+  ): string | undefined {
     this.ensure();
     const hints = this.readHints();
     const range = `${first}-${last}`;
@@ -203,7 +209,8 @@ export class Claims {
   claim(name: string, key: string): void {
     if (this.tryClaim(name, key) || this.ownerOf(key) === name) return; // its own already (claimLowest took it)
     const holder = this.holder(key);
-    if (holder !== undefined && holder !== name) throw new PaeneError('exists', `${this.describe(key)} is already used by context '${holder}'`);
+    if (holder !== undefined && holder !== name)
+      throw new PaeneError('exists', `${this.describe(key)} is already used by context '${holder}'`);
     this.write(key, name, false);
   }
 
@@ -235,5 +242,11 @@ export class Claims {
 
 /** The claims of addresses, ROOT/addrs/ADDR: IPv4 ones handed out lowest first from a pool. */
 export function addressClaims(store: StateStore): Claims {
-  return new Claims(store, 'addrs', (c) => c.net.addresses, (a) => `address ${a}`, ipv4Number);
+  return new Claims(
+    store,
+    'addrs',
+    (c) => c.net.addresses,
+    (a) => `address ${a}`,
+    ipv4Number,
+  );
 }

@@ -63,13 +63,17 @@ export async function commitContext(rt: Runtime, store: ImageStore, name: string
   const cg = rt.cgroupOf(name);
   try {
     const pid = rt.status(name).pid;
-    if (pid === undefined || !fs.existsSync(`/proc/${pid}/root`)) throw new PaeneError('wrong-state', `context '${name}' stopped during commit`);
+    if (pid === undefined || !fs.existsSync(`/proc/${pid}/root`))
+      throw new PaeneError('wrong-state', `context '${name}' stopped during commit`);
     // The I/O throttler also freezes and thaws this context: it is stopped for the copy, so nothing thaws it midway.
     const throttled = throttlerOf(rt, name) !== undefined;
     if (throttled) await stopIoThrottle(rt, name);
     try {
       if (!(await cg.freeze())) {
-        throw new PaeneError('busy', `context '${name}' did not freeze within 1 s (a process in uninterruptible sleep?); nothing was committed, try again`);
+        throw new PaeneError(
+          'busy',
+          `context '${name}' did not freeze within 1 s (a process in uninterruptible sleep?); nothing was committed, try again`,
+        );
       }
       return await store.importDirectory(`/proc/${pid}/root`, image, { source: `commit:${name}` });
     } finally {

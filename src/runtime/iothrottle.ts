@@ -28,7 +28,6 @@ import { IO_THROTTLE_REQUEST, IO_THROTTLE_STATUS } from '../proto/io-throttle.js
 import { decodeMessage, flagArgs, type Entry } from '../proto/tokens.js';
 import type { RuntimeParts } from './parts.js';
 
-
 /** Linux dev_t → major:minor (glibc's gnu_dev_major/minor encoding). */
 export function splitDev(dev: bigint): BlockDevice {
   const major = Number(((dev >> 8n) & 0xfffn) | ((dev >> 32n) & ~0xfffn));
@@ -83,7 +82,11 @@ export function ioMechanism(host: CgroupHost, limits: ResourceLimits, devices: B
 }
 
 /** The rates the throttler meters (undefined: no throttler needed). */
-export function throttlerRates(host: CgroupHost, limits: ResourceLimits, devices: BlockDevice[]): { writeBps?: number; readBps?: number; burst: number } | undefined {
+export function throttlerRates(
+  host: CgroupHost,
+  limits: ResourceLimits,
+  devices: BlockDevice[],
+): { writeBps?: number; readBps?: number; burst: number } | undefined {
   const io = limits.io ?? {};
   if (kernelThrottlesWriteback(host) && devices.length > 0) return undefined;
   // With a device the kernel throttles reads (v1 blkio: reads are synchronous in the reader's cgroup).
@@ -123,7 +126,8 @@ export function throttlerOf(rt: RuntimeParts, name: string): ThrottlerRecord | u
 /** The freezer file of a context and the values that freeze and thaw it. */
 function freezerOf(rt: RuntimeParts, name: string): { file: string; frozen: string; thawed: string } | undefined {
   const cg = rt.cgroupOf(name);
-  if (cg.unifiedDir && fs.existsSync(path.join(cg.unifiedDir, 'cgroup.freeze'))) return { file: path.join(cg.unifiedDir, 'cgroup.freeze'), frozen: '1', thawed: '0' };
+  if (cg.unifiedDir && fs.existsSync(path.join(cg.unifiedDir, 'cgroup.freeze')))
+    return { file: path.join(cg.unifiedDir, 'cgroup.freeze'), frozen: '1', thawed: '0' };
   const f = rt.cgroupHost.v1.has('freezer') ? cg.dir('freezer') : undefined;
   return f ? { file: path.join(f, 'freezer.state'), frozen: 'FROZEN', thawed: 'THAWED' } : undefined;
 }
@@ -142,11 +146,25 @@ export async function startIoThrottle(rt: RuntimeParts, name: string, known?: Co
   const rates = throttlerRates(rt.cgroupHost, config.limits, blockDevicesFor(rt.layout.upperDir(name)));
   if (!rates) return undefined;
   const fz = freezerOf(rt, name);
-  if (!fz) throw new PaeneError('unsupported', `context '${name}' has I/O limits but this host offers no freezer (cgroup.freeze or the v1 freezer) to enforce them`);
+  if (!fz)
+    throw new PaeneError(
+      'unsupported',
+      `context '${name}' has I/O limits but this host offers no freezer (cgroup.freeze or the v1 freezer) to enforce them`,
+    );
   const cg = rt.cgroupOf(name);
   const procs = path.join(cg.unifiedDir ?? cg.dirs()[0] ?? '', 'cgroup.procs');
-  const e: Entry[] = [['--procs', procs], ['--freeze', fz.file], ['--frozen', fz.frozen], ['--thawed', fz.thawed]];
-  e.push(['--init', String(live.pid)], ['--init-start', String(live.starttime)], ['--burst', String(rates.burst)], ['--status', statusFile(rt, name)]);
+  const e: Entry[] = [
+    ['--procs', procs],
+    ['--freeze', fz.file],
+    ['--frozen', fz.frozen],
+    ['--thawed', fz.thawed],
+  ];
+  e.push(
+    ['--init', String(live.pid)],
+    ['--init-start', String(live.starttime)],
+    ['--burst', String(rates.burst)],
+    ['--status', statusFile(rt, name)],
+  );
   if (rates.writeBps) e.push(['--write-bps', String(rates.writeBps)]);
   if (rates.readBps) e.push(['--read-bps', String(rates.readBps)]);
   const args = flagArgs(IO_THROTTLE_REQUEST, e);

@@ -28,7 +28,15 @@ export interface AddressBook {
   /** claims the lowest free address of a range (numbers) for a context; undefined when none is free */
   claimLowest(name: string, first: number, last: number, keyOf: (n: number) => string, skip: ReadonlySet<number>): string | undefined;
 }
-import { type NetHost, connectPrivate, disconnectPrivate, ensureBridge, leftovers, loadRuleset, removeBridgeIfUnused } from '../net/bridge.js';
+import {
+  type NetHost,
+  connectPrivate,
+  disconnectPrivate,
+  ensureBridge,
+  leftovers,
+  loadRuleset,
+  removeBridgeIfUnused,
+} from '../net/bridge.js';
 
 /** Landlock ABI 6 (Linux 6.12) brought the abstract unix socket scope. */
 const LANDLOCK_ABI_SCOPES = 6;
@@ -45,7 +53,9 @@ export class ContextNetwork {
 
   /** The root's settings ($ROOT/net.json over the defaults). */
   settings(): NetSettings {
-    const defaults = defaultNetSettings(this.layout.root === '/var/lib/paene' ? undefined : this.layout.cgroupParent.slice('paene-'.length));
+    const defaults = defaultNetSettings(
+      this.layout.root === '/var/lib/paene' ? undefined : this.layout.cgroupParent.slice('paene-'.length),
+    );
     let raw: unknown;
     try {
       raw = JSON.parse(fs.readFileSync(this.settingsFile, 'utf8'));
@@ -84,7 +94,8 @@ export class ContextNetwork {
 
   /** Why this host cannot give a context the shared model's walls, or undefined when it can. */
   sharedUnsupported(unifiedMounted: boolean): string | undefined {
-    if (!unifiedMounted) return `--net shared needs the unified cgroup hierarchy (cgroup2) mounted, for its BPF address wall; use --net private or none on this host`;
+    if (!unifiedMounted)
+      return `--net shared needs the unified cgroup hierarchy (cgroup2) mounted, for its BPF address wall; use --net private or none on this host`;
     if (landlockAbi() < LANDLOCK_ABI_SCOPES) {
       return `--net shared needs Landlock ABI ${LANDLOCK_ABI_SCOPES} (Linux 6.12) to keep the context away from the host's abstract unix sockets; this kernel has ABI ${landlockAbi()}. Use --net private or none here`;
     }
@@ -101,7 +112,10 @@ export class ContextNetwork {
     for (const a of config.net.addresses) {
       if (familyOf(a) === 4 && a.startsWith('127.')) continue;
       if (!local.includes(a)) {
-        throw new PaeneError('invalid-argument', `address ${a} of '${config.name}' is not on any host interface: add it first (ip addr add ${a}/${familyOf(a) === 4 ? 32 : 128} dev IFACE)`);
+        throw new PaeneError(
+          'invalid-argument',
+          `address ${a} of '${config.name}' is not on any host interface: add it first (ip addr add ${a}/${familyOf(a) === 4 ? 32 : 128} dev IFACE)`,
+        );
       }
     }
   }
@@ -235,7 +249,7 @@ export function hostAddresses(): string[] {
   if (hostAddressCache && now - hostAddressCache.at < HOST_ADDRESSES_TTL_MS) return hostAddressCache.list;
   const out: string[] = [];
   for (const list of Object.values(os.networkInterfaces())) {
-    for (const a of list ?? []) out.push(a.family === 'IPv6' ? a.address.split('%')[0] as string : a.address);
+    for (const a of list ?? []) out.push(a.family === 'IPv6' ? (a.address.split('%')[0] as string) : a.address);
   }
   const list = [...new Set(out)];
   hostAddressCache = { at: now, list };

@@ -8,7 +8,6 @@ import { ensureBaseImage } from '../image/base.js';
 import { Layout } from '../kernel/layout.js';
 import { type ImageDefaults, type ImageSource, type Policy, Runtime } from './runtime.js';
 
-
 export function storeImageSource(store: ImageStore): ImageSource {
   return {
     async rootfsOf(image: string): Promise<string> {

@@ -215,7 +215,11 @@ export class Runtime {
     validateName(req.name);
     if (this.store.exists(req.name)) throw new PaeneError('exists', `a context named '${req.name}' already exists`);
     // No model asked for: shared where the host has its walls, else none (a refusal would make the default unusable there).
-    const net = req.net ?? (this.network.sharedUnsupported(this.cgroupHost.unified !== undefined) ? { mode: 'none' as const, addresses: [], publish: [] } : undefined);
+    const net =
+      req.net ??
+      (this.network.sharedUnsupported(this.cgroupHost.unified !== undefined)
+        ? { mode: 'none' as const, addresses: [], publish: [] }
+        : undefined);
     // Validate everything before the xid is claimed, so a refusal leaves no claim behind.
     const draft = newConfig({ ...req, xid: req.xid ?? XID_MIN, net });
     const assigned = this.network.assign(draft.name, draft.net, this.addrs);
@@ -257,7 +261,10 @@ export class Runtime {
   async changeConfig(
     name: string,
     change: (cur: ContextConfig, running: boolean) => ContextConfig,
-    hooks: { applyLive?: (next: ContextConfig, cur: ContextConfig) => Promise<void> | void; after?: (next: ContextConfig, running: boolean) => Promise<void> | void } = {},
+    hooks: {
+      applyLive?: (next: ContextConfig, cur: ContextConfig) => Promise<void> | void;
+      after?: (next: ContextConfig, running: boolean) => Promise<void> | void;
+    } = {},
   ): Promise<ContextConfig> {
     return this.withContextLock(name, async () => {
       const cur = this.store.readConfig(name);
@@ -279,7 +286,10 @@ export class Runtime {
     return this.withContextLock(name, async () => {
       const cur = this.store.readConfig(name);
       if (this.store.live(name)) {
-        throw new PaeneError('wrong-state', `context '${name}' is running: stop it first ('paene stop ${name}'); its network model is fixed when it starts (addresses of a shared context change live with 'paene net add|rm')`);
+        throw new PaeneError(
+          'wrong-state',
+          `context '${name}' is running: stop it first ('paene stop ${name}'); its network model is fixed when it starts (addresses of a shared context change live with 'paene net add|rm')`,
+        );
       }
       return this.withAddresses(name, checkNetAgainstCaps(spec, cur.caps), (net) => {
         const next = { ...cur, net };
@@ -295,16 +305,24 @@ export class Runtime {
     return this.withContextLock(name, async () => {
       const cur = this.store.readConfig(name);
       if (cur.net.mode !== 'shared') {
-        throw new PaeneError('invalid-argument', `'${name}' uses --net ${cur.net.mode}: only shared contexts change addresses live (a private one's changes with 'paene net set ${name} --ip ADDR' while stopped)`);
+        throw new PaeneError(
+          'invalid-argument',
+          `'${name}' uses --net ${cur.net.mode}: only shared contexts change addresses live (a private one's changes with 'paene net set ${name} --ip ADDR' while stopped)`,
+        );
       }
       let addresses: string[];
       if (op === 'add') {
         if (cur.net.addresses.includes(addr)) return cur;
         addresses = [...cur.net.addresses, addr];
       } else {
-        if (!cur.net.addresses.includes(addr)) throw new PaeneError('not-found', `'${name}' does not own ${addr} (it owns ${cur.net.addresses.join(', ') || 'nothing'})`);
+        if (!cur.net.addresses.includes(addr))
+          throw new PaeneError('not-found', `'${name}' does not own ${addr} (it owns ${cur.net.addresses.join(', ') || 'nothing'})`);
         addresses = cur.net.addresses.filter((a) => a !== addr);
-        if (addresses.length === 0) throw new PaeneError('invalid-argument', `${addr} is the last address of '${name}': a shared context owns at least one (add another first)`);
+        if (addresses.length === 0)
+          throw new PaeneError(
+            'invalid-argument',
+            `${addr} is the last address of '${name}': a shared context owns at least one (add another first)`,
+          );
       }
       return this.withAddresses(name, validateNetSpec({ ...cur.net, addresses }, 'network'), (net) => {
         const next = { ...cur, net };
@@ -343,7 +361,6 @@ export class Runtime {
     });
   }
 
-
   // ------------------------------------------------------------- start
 
   async start(name: string): Promise<ContextStatus> {
@@ -358,7 +375,8 @@ export class Runtime {
       const cg = this.cgroupOf(name);
       this.network.requirements(config, cg);
       this.prepareLayer(config);
-      const makeGroups = () => cg.create(ownControllers(config.limits, limitsVersion(this.cgroupHost)), this.cgroupHost.v1.has('devices') ? DEVICE_RULES : []);
+      const makeGroups = () =>
+        cg.create(ownControllers(config.limits, limitsVersion(this.cgroupHost)), this.cgroupHost.v1.has('devices') ? DEVICE_RULES : []);
       makeGroups();
       try {
         cg.apply(this.cgroupPlan(config, cg));
@@ -403,7 +421,8 @@ export class Runtime {
         }
         const pid = Number(answer);
         const st = readStat(pid);
-        if (!Number.isInteger(pid) || pid <= 0 || !st) throw new PaeneError('internal', `the context init died right after start (${answer})`);
+        if (!Number.isInteger(pid) || pid <= 0 || !st)
+          throw new PaeneError('internal', `the context init died right after start (${answer})`);
         this.store.writeState(name, { pid, starttime: st.starttime, started: new Date().toISOString() });
         this.writeExecPlan(config, pid, st.starttime);
         await this.network.afterStart(config, pid);
@@ -422,7 +441,11 @@ export class Runtime {
         this.store.clearState(name);
         if (config.disk) unmountDiskImage(this.layout.layerDir(name));
         const msg = e instanceof Error ? e.message : String(e);
-        throw new PaeneError(e instanceof PaeneError && e.code !== 'internal' ? e.code : 'internal', `cannot start context '${name}': ${msg}`, { cause: e });
+        throw new PaeneError(
+          e instanceof PaeneError && e.code !== 'internal' ? e.code : 'internal',
+          `cannot start context '${name}': ${msg}`,
+          { cause: e },
+        );
       }
       return this.status(name);
     });
@@ -449,7 +472,9 @@ export class Runtime {
     const io = config.limits.io ?? {};
     const anyIo = Object.values(io).some((v) => v !== undefined);
     // The group is new (cleanupLeftovers removed any of this name), so its CPU bandwidth is already unlimited.
-    const writes = freshWrites(anyIo ? this.limitWrites(config.name, config.limits) : cgroupWrites(config.limits, limitsVersion(this.cgroupHost), []));
+    const writes = freshWrites(
+      anyIo ? this.limitWrites(config.name, config.limits) : cgroupWrites(config.limits, limitsVersion(this.cgroupHost), []),
+    );
     // The v1 devices cgroup is a second wall behind the dropped MKNOD capability (written at start only:
     // rewriting it live would deny every device for a moment). Usually the shared group holds the
     // rules (written when it is made); a context has its own only where devices shares a hierarchy.
@@ -479,7 +504,8 @@ export class Runtime {
   private prepareLayer(config: ContextConfig): void {
     const name = config.name;
     if (config.disk) mountDiskImage(this.layout.diskImage(name), this.layout.layerDir(name));
-    for (const d of [this.layout.upperDir(name), this.layout.workDir(name), this.layout.rootfsDir(name)]) fs.mkdirSync(d, { recursive: true });
+    for (const d of [this.layout.upperDir(name), this.layout.workDir(name), this.layout.rootfsDir(name)])
+      fs.mkdirSync(d, { recursive: true });
   }
 
   /** Removes what a crashed context left: its processes, cgroups, layer mount and stale state. */
@@ -602,7 +628,8 @@ export class Runtime {
     const live = this.store.live(name);
     if (!live) throw new PaeneError('wrong-state', `context '${name}' is not running`);
     const host = Object.keys(sysctls).filter((k) => !isPerContextSysctl(k));
-    if (host.length > 0) throw new PaeneError('invalid-argument', `${host.join(', ')}: not a per-context (uts/ipc) sysctl; it would change the host`);
+    if (host.length > 0)
+      throw new PaeneError('invalid-argument', `${host.join(', ')}: not a per-context (uts/ipc) sysctl; it would change the host`);
     const entries = Object.entries(sysctls).map(([k, v]) => `${k}=${v}`);
     if (entries.length === 0) return;
     const r = spawnSync(helperPath(), ['sysctl', '--pid', String(live.pid), ...entries], { encoding: 'utf8', env: {} });
@@ -654,7 +681,10 @@ export class Runtime {
       let xid: number | undefined;
       let addresses: string[] | undefined;
       try {
-        ({ xid, net: { addresses } } = this.store.readConfig(name));
+        ({
+          xid,
+          net: { addresses },
+        } = this.store.readConfig(name));
       } catch {
         xid = undefined; // a broken config: its claims are found by name below
       }

@@ -65,7 +65,8 @@ export class StateStore {
     const known = this.names();
     throw new PaeneError(
       'not-found',
-      `no context named '${name}'` + (known.length ? ` (known: ${known.join(', ')})` : ' (there are no contexts; create one with `paene create NAME`)'),
+      `no context named '${name}'` +
+        (known.length ? ` (known: ${known.join(', ')})` : ' (there are no contexts; create one with `paene create NAME`)'),
     );
   }
 

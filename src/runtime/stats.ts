@@ -35,7 +35,12 @@ export interface StatsRow {
  * The rows of `paene stats` for these running contexts, with each one's
  * fork back-off state from the monitor (a few requests at a time).
  */
-export async function statsRows(rt: Runtime, names: string[], prev: Map<string, UsageSample>, buckets: Map<string, TokenBucket>): Promise<StatsRow[]> {
+export async function statsRows(
+  rt: Runtime,
+  names: string[],
+  prev: Map<string, UsageSample>,
+  buckets: Map<string, TokenBucket>,
+): Promise<StatsRow[]> {
   const rows = names.map((n) => contextStats(rt, n, prev.get(n), buckets));
   await eachBounded(rows, 8, async (row) => {
     row.forkBackoff = await backoffStatus(rt, row.name);

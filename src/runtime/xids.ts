@@ -10,7 +10,13 @@ import type { StateStore } from './state.js';
 export class XidClaims {
   private readonly claims: Claims;
   constructor(store: StateStore) {
-    this.claims = new Claims(store, 'xids', (c) => [String(c.xid)], (k) => `xid ${k}`, (k) => (/^\d+$/.test(k) ? Number(k) : undefined));
+    this.claims = new Claims(
+      store,
+      'xids',
+      (c) => [String(c.xid)],
+      (k) => `xid ${k}`,
+      (k) => (/^\d+$/.test(k) ? Number(k) : undefined),
+    );
   }
 
   get dir(): string {

@@ -131,10 +131,13 @@ export const SYSCALLS: Readonly<Record<string, Partial<Record<Arch, number>>>> =
 
 /** Why each call is denied (docs/security.md prints this table). */
 export const SECCOMP_REASONS: Readonly<Record<string, string>> = {
-  'clone/unshare(CLONE_NEWUSER)': 'a new user namespace gives full capabilities over new namespaces; that reopens kernel attack surface (mount, netfilter, overlayfs code) that the bounding set closed',
-  clone3: 'its flags are in memory, which BPF cannot read, so it cannot be checked for CLONE_NEWUSER; ENOSYS makes libc fall back to clone(), which is checked (as runc and docker do)',
-  open_by_handle_at: 'the "shocker" escape: with DAC_READ_SEARCH (kept by guest root) a guessed file handle opens files outside the guest\'s root',
-  keyctl: 'the kernel keyrings are not namespaced: a guest could read or fill keys of the host\'s users with the same uid',
+  'clone/unshare(CLONE_NEWUSER)':
+    'a new user namespace gives full capabilities over new namespaces; that reopens kernel attack surface (mount, netfilter, overlayfs code) that the bounding set closed',
+  clone3:
+    'its flags are in memory, which BPF cannot read, so it cannot be checked for CLONE_NEWUSER; ENOSYS makes libc fall back to clone(), which is checked (as runc and docker do)',
+  open_by_handle_at:
+    'the "shocker" escape: with DAC_READ_SEARCH (kept by guest root) a guessed file handle opens files outside the guest\'s root',
+  keyctl: "the kernel keyrings are not namespaced: a guest could read or fill keys of the host's users with the same uid",
   add_key: 'as keyctl',
   request_key: 'as keyctl; also starts host-side upcall helpers',
   bpf: 'loads programs into the shared kernel (also a rich source of kernel bugs)',
@@ -147,8 +150,8 @@ export const SECCOMP_REASONS: Readonly<Record<string, string>> = {
   delete_module: 'unloads kernel code the host uses',
   iopl: 'raw I/O port access',
   ioperm: 'raw I/O port access',
-  swapon: 'changes the host\'s swap',
-  swapoff: 'changes the host\'s swap',
+  swapon: "changes the host's swap",
+  swapoff: "changes the host's swap",
   reboot: 'reboots or halts the machine',
   settimeofday: 'the clock is host-wide',
   clock_settime: 'the clock is host-wide',
@@ -161,7 +164,7 @@ export const SECCOMP_REASONS: Readonly<Record<string, string>> = {
   uselib: 'obsolete a.out loader, only ever an attack surface',
   nfsservctl: 'removed NFS server control',
   vhangup: 'hangs up terminals shared with the host',
-  mount: 'the guest\'s mounts are fixed at start; new mounts could uncover masked /proc and /sys paths',
+  mount: "the guest's mounts are fixed at start; new mounts could uncover masked /proc and /sys paths",
   umount2: 'unmounting masks (/proc/kcore, read-only /proc/sys) would uncover what they hide',
   pivot_root: 'changes the root of the mount namespace',
   open_tree: 'new mount API: same as mount',
@@ -172,7 +175,7 @@ export const SECCOMP_REASONS: Readonly<Record<string, string>> = {
   fspick: 'new mount API: same as mount (reconfigures existing superblocks)',
   mount_setattr: 'new mount API: could make read-only mounts writable',
   open_tree_attr: 'new mount API: same as open_tree with attributes',
-  setns: 'joining other namespaces (another context\'s, via /proc/PID/ns) is the host\'s job, done before the filter loads',
+  setns: "joining other namespaces (another context's, via /proc/PID/ns) is the host's job, done before the filter loads",
   io_uring_setup: 'io_uring bypasses seccomp for the operations it performs and has been a frequent source of kernel exploits',
   io_uring_enter: 'as io_uring_setup',
   io_uring_register: 'as io_uring_setup',
@@ -238,7 +241,8 @@ function checkPolicy(p: SeccompPolicy): void {
     }
   }
   for (const n of p.deny) {
-    if (!(n in SYSCALLS)) throw new PaeneError('invalid-argument', `seccomp: unknown syscall '${n}' (known: ${Object.keys(SYSCALLS).join(', ')})`);
+    if (!(n in SYSCALLS))
+      throw new PaeneError('invalid-argument', `seccomp: unknown syscall '${n}' (known: ${Object.keys(SYSCALLS).join(', ')})`);
   }
 }
 
@@ -337,7 +341,8 @@ function dataBytes(d: SeccompData): Buffer {
 }
 
 function decode(prog: Buffer): Insn[] {
-  if (prog.length === 0 || prog.length % 8 !== 0) throw new PaeneError('invalid-argument', `a sock_filter program is a non-empty multiple of 8 bytes, got ${prog.length}`);
+  if (prog.length === 0 || prog.length % 8 !== 0)
+    throw new PaeneError('invalid-argument', `a sock_filter program is a non-empty multiple of 8 bytes, got ${prog.length}`);
   const out: Insn[] = [];
   for (let o = 0; o < prog.length; o += 8) {
     out.push({ code: prog.readUInt16LE(o), jt: prog.readUInt8(o + 2), jf: prog.readUInt8(o + 3), k: prog.readUInt32LE(o + 4) });
@@ -353,7 +358,8 @@ export function checkFilter(prog: Buffer): void {
     const where = `instruction ${pc}`;
     switch (i.code) {
       case BPF_LD_W_ABS:
-        if (i.k % 4 !== 0 || i.k >= 64) throw new PaeneError('invalid-argument', `${where}: load of seccomp_data offset ${i.k} (must be 4-byte aligned, below 64)`);
+        if (i.k % 4 !== 0 || i.k >= 64)
+          throw new PaeneError('invalid-argument', `${where}: load of seccomp_data offset ${i.k} (must be 4-byte aligned, below 64)`);
         break;
       case BPF_RET_K:
       case BPF_ALU_AND_K:

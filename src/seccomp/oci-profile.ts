@@ -142,7 +142,8 @@ export function compileOciSeccomp(s: OciSeccomp): Buffer {
   if (typeof s !== 'object' || s === null) refuse('', 'not an object');
   if (s.listenerPath) refuse('.listenerPath', 'seccomp agents are not supported by paene-runc');
   for (const f of s.flags ?? []) refuse('.flags', `'${f}' is not supported by paene-runc`);
-  for (const a of s.architectures ?? []) if (!ARCHES.includes(a)) refuse('.architectures', `'${a}' is not an architecture of this x86_64 host`);
+  for (const a of s.architectures ?? [])
+    if (!ARCHES.includes(a)) refuse('.architectures', `'${a}' is not an architecture of this x86_64 host`);
   const def = actionValue(s.defaultAction, s.defaultErrnoRet, '.defaultAction');
   // other architectures: the default action, unless that is allow
   const otherArch = def === SECCOMP_RET_ALLOW || def === SECCOMP_RET_LOG ? SECCOMP_RET_KILL_PROCESS : def;

@@ -23,7 +23,8 @@ describeReal('paene serve: the JSON API', () => {
 
   /** Waits (bounded) until an event of this type for this context arrived. */
   const eventually = async (type: PaeneEvent['type'], context: string) => {
-    for (let i = 0; i < 150 && !events.some((e) => e.type === type && e.context === context); i++) await new Promise((r) => setTimeout(r, 100));
+    for (let i = 0; i < 150 && !events.some((e) => e.type === type && e.context === context); i++)
+      await new Promise((r) => setTimeout(r, 100));
     return events.find((e) => e.type === type && e.context === context);
   };
 
@@ -67,25 +68,46 @@ describeReal('paene serve: the JSON API', () => {
     const ex = await request(socket, 'POST', '/v1/contexts/a1/exec', { argv: ['sh', '-c', 'hostname; exit 3'] });
     expect(ex.json).toEqual({ code: 3, stdout: 'a1\n', stderr: '' });
     const list = await request(socket, 'GET', '/v1/contexts');
-    expect((list.json as { name: string; state: string }[]).map((c) => [c.name, c.state])).toEqual([['a1', 'running'], ['a2', 'stopped']]);
-    expect(await request(socket, 'POST', '/v1/contexts/a2/exec', { argv: ['true'] })).toMatchObject({ status: 409, json: { error: { code: 'wrong-state' } } });
+    expect((list.json as { name: string; state: string }[]).map((c) => [c.name, c.state])).toEqual([
+      ['a1', 'running'],
+      ['a2', 'stopped'],
+    ]);
+    expect(await request(socket, 'POST', '/v1/contexts/a2/exec', { argv: ['true'] })).toMatchObject({
+      status: 409,
+      json: { error: { code: 'wrong-state' } },
+    });
     expect(await request(socket, 'POST', '/v1/contexts/a1/exec', { argv: 'true' })).toMatchObject({ status: 400 });
     expect(await request(socket, 'GET', '/v1/contexts/ghost')).toMatchObject({ status: 404, json: { error: { code: 'not-found' } } });
     expect(await request(socket, 'GET', '/v1/nothing')).toMatchObject({ status: 404 });
     expect((await request(socket, 'POST', '/v1/contexts/a1/stop', { timeout: 2 })).json).toEqual({ wasRunning: true });
     for (const n of ['a1', 'a2']) expect((await request(socket, 'DELETE', `/v1/contexts/${n}`)).status).toBe(200);
     expect(rt.store.names()).toEqual([]);
-    for (const [type, ctx] of [['created', 'a1'], ['created', 'a2'], ['started', 'a1'], ['stopped', 'a1'], ['destroyed', 'a1'], ['destroyed', 'a2']] as const) {
+    for (const [type, ctx] of [
+      ['created', 'a1'],
+      ['created', 'a2'],
+      ['started', 'a1'],
+      ['stopped', 'a1'],
+      ['destroyed', 'a1'],
+      ['destroyed', 'a2'],
+    ] as const) {
       expect(await eventually(type, ctx), `${type} ${ctx}`).toBeDefined();
     }
   }, 120_000);
 
   it('reports a pids limit hit, a stop by someone else, and an init that died', async () => {
-    await rt.create({ name: 'lim', image: 'base', net: { mode: 'none', addresses: [], publish: [] }, limits: { ...DEFAULT_LIMITS, nproc: 8 } });
+    await rt.create({
+      name: 'lim',
+      image: 'base',
+      net: { mode: 'none', addresses: [], publish: [] },
+      limits: { ...DEFAULT_LIMITS, nproc: 8 },
+    });
     expect((await request(socket, 'POST', '/v1/contexts/lim/start')).status).toBe(200);
     await new Promise((r) => setTimeout(r, 500)); // the watcher has seen it running
     // 20 sleepers against a limit of 8 processes: forks are refused (bounded: they end in 2 s)
-    await request(socket, 'POST', '/v1/contexts/lim/exec', { argv: ['sh', '-c', 'for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do sleep 2 & done 2>/dev/null; wait'], timeout: 30 });
+    await request(socket, 'POST', '/v1/contexts/lim/exec', {
+      argv: ['sh', '-c', 'for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do sleep 2 & done 2>/dev/null; wait'],
+      timeout: 30,
+    });
     expect(await eventually('limit', 'lim')).toMatchObject({ detail: { limit: 'pids' } });
     // stopped by someone else (as a CLI would): seen as stopped, not as died
     await rt.stop('lim', { timeoutMs: 2000 });

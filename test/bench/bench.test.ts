@@ -50,7 +50,21 @@ it('statistics and plot helpers', () => {
   expect(percentile([1, 2, 3, 4, 5, 6, 7, 8, 9, 10], 99)).toBe(10);
   expect(percentile([1, 2, 3, 4, 5, 6, 7, 8, 9, 10], 50)).toBe(5);
   expect(niceTicks(950)).toEqual([0, 200, 400, 600, 800, 1000]);
-  const svg = linePlot({ title: 'a < b', xLabel: 'x', yLabel: 'y', series: [{ label: 's', color: '#000', points: [{ x: 0, y: 0 }, { x: 5, y: 2 }] }] });
+  const svg = linePlot({
+    title: 'a < b',
+    xLabel: 'x',
+    yLabel: 'y',
+    series: [
+      {
+        label: 's',
+        color: '#000',
+        points: [
+          { x: 0, y: 0 },
+          { x: 5, y: 2 },
+        ],
+      },
+    ],
+  });
   expect(svg.startsWith('<svg')).toBe(true);
   expect(svg).toContain('a &lt; b');
   expect(svg.trim().endsWith('</svg>')).toBe(true);
@@ -92,7 +106,13 @@ describeReal('benchmarks in tiny configurations', () => {
       }
       expect(v.memory.cgroupMedianPerContext).toBeGreaterThan(0);
       expect(v.disk.imageBytes).toBeGreaterThan(1 << 20);
-      for (const k of ['marginalAvailablePerContext', 'marginalSlabPerContext', 'slopeAvailablePerContext', 'cgroupMeanPerContext'] as const) expect(typeof v.memory[k]).toBe('number');
+      for (const k of [
+        'marginalAvailablePerContext',
+        'marginalSlabPerContext',
+        'slopeAvailablePerContext',
+        'cgroupMeanPerContext',
+      ] as const)
+        expect(typeof v.memory[k]).toBe('number');
       // the breakdown: meminfo fields and slab caches, and the processes of a context (its init and httpd)
       expect(Object.keys(v.memory.kernel.meminfo)).toContain('PageTables');
       expect(v.memory.kernel.slabs.length).toBeGreaterThan(0);
@@ -159,7 +179,16 @@ describeReal('benchmarks in tiny configurations', () => {
     expect(r.ratios['paene API / runc run']).toBeGreaterThan(0);
     expect(r.many?.error).toBeUndefined();
     expect(r.many?.contexts).toBe(5);
-    for (const k of ['createStartPerS', 'createStartOneCallPerS', 'destroyPerS', 'listEmptyMs', 'listFullMs', 'listEmptyCpuMs', 'listFullCpuMs'] as const) expect(r.many?.[k], k).toBeGreaterThan(0);
+    for (const k of [
+      'createStartPerS',
+      'createStartOneCallPerS',
+      'destroyPerS',
+      'listEmptyMs',
+      'listFullMs',
+      'listEmptyCpuMs',
+      'listFullCpuMs',
+    ] as const)
+      expect(r.many?.[k], k).toBeGreaterThan(0);
     expect(lifecycleTable(r)).toContain('5 contexts, many per CLI call');
     expect(r.nodeStartupMs).toBeGreaterThan(0);
     expect(r.cleanup.errors).toEqual([]);

@@ -25,7 +25,10 @@ describeReal('CLI bad input', () => {
   afterAll(() => {
     run('destroy', '--force', 'good');
     run('destroy', '--force', 'racer');
-    spawnSync(process.execPath, ['-e', `import('${path.resolve('dist/runtime/open.js')}').then(m => m.openRuntime('${root}').shutdownMonitor())`]);
+    spawnSync(process.execPath, [
+      '-e',
+      `import('${path.resolve('dist/runtime/open.js')}').then(m => m.openRuntime('${root}').shutdownMonitor())`,
+    ]);
     fs.rmSync(root, { recursive: true, force: true });
   });
 
@@ -69,9 +72,13 @@ describeReal('CLI bad input', () => {
 
   it('refuses privileged verbs when not root, changing nothing', () => {
     const before = snapshot();
-    const r = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, BIN, '--root', root, 'create', 'nobody1'], {
-      encoding: 'utf8',
-    });
+    const r = spawnSync(
+      'setpriv',
+      ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, BIN, '--root', root, 'create', 'nobody1'],
+      {
+        encoding: 'utf8',
+      },
+    );
     expect(r.stderr).toMatch(/needs root/);
     expect(r.status).toBe(7);
     expect(snapshot()).toEqual(before);

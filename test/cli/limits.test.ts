@@ -33,7 +33,9 @@ describeReal('CLI limit and stats', () => {
     expect(rt.cgroupOf('lim').read('pids', 'pids.max')).toBe('8');
     expect(rt.config('lim').limits.nproc).toBe(8);
     // the guest feels it: at most 8 processes, the 9th fork fails
-    const g = await rt.execCapture('lim', ['/bin/sh', '-c', 'for i in 1 2 3 4 5 6 7 8 9 10; do sleep 5 & done 2>&1; wait'], { timeoutMs: 30_000 });
+    const g = await rt.execCapture('lim', ['/bin/sh', '-c', 'for i in 1 2 3 4 5 6 7 8 9 10; do sleep 5 & done 2>&1; wait'], {
+      timeoutMs: 30_000,
+    });
     expect(g.stdout + g.stderr).toMatch(/fork|Resource temporarily unavailable|Cannot/i);
   });
 
@@ -60,7 +62,9 @@ describeReal('CLI limit and stats', () => {
   it('50 concurrent limit calls on the running context: none is lost, the kernel matches the saved config', async () => {
     const runAsync = (args: string[]) =>
       new Promise<{ code: number | null; stderr: string }>((resolve) => {
-        const c = spawn(process.execPath, [path.resolve('bin/paene.js'), '--root', root, 'limit', 'lim', ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+        const c = spawn(process.execPath, [path.resolve('bin/paene.js'), '--root', root, 'limit', 'lim', ...args], {
+          stdio: ['ignore', 'ignore', 'pipe'],
+        });
         let stderr = '';
         c.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
         c.on('close', (code) => resolve({ code, stderr }));
@@ -94,7 +98,10 @@ describeReal('CLI limit and stats', () => {
     if (applied(7)) expect(l.ipc?.msgMax).toBe(20000);
     if (applied(8)) expect(l.ipc?.msgIds).toBe(33);
     if (applied(9)) expect(l.ipc?.sem).toEqual([250, 32000, 32, 99]);
-    const nprocs = calls.slice(10).filter((_c, i) => applied(10 + i)).map((c) => Number(c[1]));
+    const nprocs = calls
+      .slice(10)
+      .filter((_c, i) => applied(10 + i))
+      .map((c) => Number(c[1]));
     if (nprocs.length > 0) expect(nprocs).toContain(l.nproc);
     expect(results.filter((r) => r.code === 0).length).toBeGreaterThan(25);
     // the kernel holds what the file says

@@ -39,12 +39,20 @@ describeReal('many contexts per call', () => {
     const c = run('create', 'm%02d', '--count', '3', '--net', 'none', '--json');
     expect(c.code).toBe(0);
     const made = JSON.parse(c.stdout) as { name: string; ok: boolean; result: { xid: number } }[];
-    expect(made.map((m) => [m.name, m.ok])).toEqual([['m01', true], ['m02', true], ['m03', true]]);
+    expect(made.map((m) => [m.name, m.ok])).toEqual([
+      ['m01', true],
+      ['m02', true],
+      ['m03', true],
+    ]);
     expect(new Set(made.map((m) => m.result.xid)).size).toBe(3);
 
     const s = run('start', 'm*', '--json');
     expect(s.code).toBe(0);
-    expect((JSON.parse(s.stdout) as { ok: boolean; result: { state: string } }[]).map((r) => r.result.state)).toEqual(['running', 'running', 'running']);
+    expect((JSON.parse(s.stdout) as { ok: boolean; result: { state: string } }[]).map((r) => r.result.state)).toEqual([
+      'running',
+      'running',
+      'running',
+    ]);
 
     // one bad name among good ones: each reported, the exit code says so, the good ones still done
     const again = run('stop', 'm01', 'nope', '-t', '2');
@@ -72,7 +80,11 @@ describeReal('many contexts per call', () => {
     const r = run('create', 'cs%d', '--count', '3', '--start', '--net', 'none', '--json');
     expect(r.code).toBe(4); // 'exists' for cs2
     const out = JSON.parse(r.stdout) as { name: string; ok: boolean; result?: { state: string; pid: number }; error?: { code: string } }[];
-    expect(out.map((o) => [o.name, o.ok])).toEqual([['cs1', true], ['cs2', false], ['cs3', true]]);
+    expect(out.map((o) => [o.name, o.ok])).toEqual([
+      ['cs1', true],
+      ['cs2', false],
+      ['cs3', true],
+    ]);
     expect(out[1]?.error?.code).toBe('exists');
     for (const n of ['cs1', 'cs3']) expect(rt.status(n).state).toBe('running');
     expect(rt.status('cs2').state).toBe('stopped'); // the one that existed is left as it was
@@ -87,7 +99,18 @@ describeReal('many contexts per call', () => {
     const plan = rt.layout.execPlanFile('fx');
     expect(fs.existsSync(plan)).toBe(true);
 
-    const env = run('exec', '-e', 'FOO=bar', '-e', 'HOME=/tmp', 'fx', '--', 'sh', '-c', 'echo $FOO $HOME $HOSTNAME $PAENE_CONTEXT; grep CapEff /proc/self/status');
+    const env = run(
+      'exec',
+      '-e',
+      'FOO=bar',
+      '-e',
+      'HOME=/tmp',
+      'fx',
+      '--',
+      'sh',
+      '-c',
+      'echo $FOO $HOME $HOSTNAME $PAENE_CONTEXT; grep CapEff /proc/self/status',
+    );
     expect(env.code).toBe(0);
     expect(env.stdout).toMatch(/^bar \/tmp fx fx\n/);
     expect(env.stdout).not.toMatch(/CapEff:\s+0+\n/); // guest root keeps its split-root capabilities
@@ -118,12 +141,23 @@ describeReal('many contexts per call', () => {
     for (let i = 0; i < 100; i++) {
       const n = `r${i % 10}`;
       switch (i % 6) {
-        case 0: calls.push(['create', n, '--net', 'none']); break;
-        case 1: calls.push(['start', n]); break;
-        case 2: calls.push(['destroy', '--force', n]); break;
-        case 3: calls.push(['stop', '-t', '1', n]); break;
-        case 4: calls.push(['create', `r${(i + 3) % 10}`, '--net', 'none', '--xid', String(300 + (i % 4))]); break;
-        default: calls.push(['create', 'b%d', '--count', '4', '--net', 'none']);
+        case 0:
+          calls.push(['create', n, '--net', 'none']);
+          break;
+        case 1:
+          calls.push(['start', n]);
+          break;
+        case 2:
+          calls.push(['destroy', '--force', n]);
+          break;
+        case 3:
+          calls.push(['stop', '-t', '1', n]);
+          break;
+        case 4:
+          calls.push(['create', `r${(i + 3) % 10}`, '--net', 'none', '--xid', String(300 + (i % 4))]);
+          break;
+        default:
+          calls.push(['create', 'b%d', '--count', '4', '--net', 'none']);
       }
     }
     const api: Promise<{ status: number; json: unknown }>[] = [];

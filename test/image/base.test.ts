@@ -43,7 +43,20 @@ describeReal('base image', () => {
   };
 
   it('has the programs the runtime and benchmarks need, with their libraries', () => {
-    for (const p of ['/bin/sh', '/bin/busybox', '/usr/bin/ps', '/usr/bin/ipcs', '/usr/bin/ipcmk', '/usr/bin/ipcrm', '/bin/dd', '/bin/sleep', '/bin/hostname', '/usr/bin/id', '/bin/cat', '/usr/bin/stat']) {
+    for (const p of [
+      '/bin/sh',
+      '/bin/busybox',
+      '/usr/bin/ps',
+      '/usr/bin/ipcs',
+      '/usr/bin/ipcmk',
+      '/usr/bin/ipcrm',
+      '/bin/dd',
+      '/bin/sleep',
+      '/bin/hostname',
+      '/usr/bin/id',
+      '/bin/cat',
+      '/usr/bin/stat',
+    ]) {
       const real = resolveIn(p);
       expect(fs.statSync(inside(real)).isFile(), p).toBe(true);
       for (const lib of lddClosure(fs.realpathSync(p.startsWith('/bin/busybox') ? '/bin/busybox' : p)))
@@ -64,7 +77,16 @@ describeReal('base image', () => {
   });
 
   it('runs inside a chroot of it (shell, coreutils, ps, ipcs, busybox)', () => {
-    const r = spawnSync('chroot', [info.rootfs, '/bin/sh', '-c', 'id -u && hostname >/dev/null && echo hi | cat && ipcs -m >/dev/null && busybox true && dd if=/dev/zero of=/tmp/x bs=1 count=0 2>/dev/null; echo ok'], { encoding: 'utf8' });
+    const r = spawnSync(
+      'chroot',
+      [
+        info.rootfs,
+        '/bin/sh',
+        '-c',
+        'id -u && hostname >/dev/null && echo hi | cat && ipcs -m >/dev/null && busybox true && dd if=/dev/zero of=/tmp/x bs=1 count=0 2>/dev/null; echo ok',
+      ],
+      { encoding: 'utf8' },
+    );
     expect(r.stderr).toBe('');
     expect(r.stdout).toBe('0\nhi\nok\n');
     // the chroot wrote nothing into the image (its /tmp/x failed: no /dev/zero in the bare image)
@@ -103,7 +125,9 @@ describeReal('base image', () => {
         await s2.importTar(streamOf(variant, 64 * 1024), `b${i}`);
         if (i === 1) {
           const two = physicalBytes(s2.dir);
-          console.log(`images: 1 → ${(one / 1e6).toFixed(2)} MB on disk, 2 → ${(two / 1e6).toFixed(2)} MB (+${(((two - one) / one) * 100).toFixed(1)}%)`);
+          console.log(
+            `images: 1 → ${(one / 1e6).toFixed(2)} MB on disk, 2 → ${(two / 1e6).toFixed(2)} MB (+${(((two - one) / one) * 100).toFixed(1)}%)`,
+          );
           expect(two / one).toBeLessThan(1.1);
         }
       }

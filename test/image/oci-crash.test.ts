@@ -20,14 +20,23 @@ afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
 
 const objectCount = (store: ImageStore): number => {
   let n = 0;
-  for (const fan of fs.existsSync(store.objectsDir) ? fs.readdirSync(store.objectsDir) : []) n += fs.readdirSync(path.join(store.objectsDir, fan)).length;
+  for (const fan of fs.existsSync(store.objectsDir) ? fs.readdirSync(store.objectsDir) : [])
+    n += fs.readdirSync(path.join(store.objectsDir, fan)).length;
   return n;
 };
 
 describe('an import killed with SIGKILL', () => {
   it('leaves the store as it was once the next writer has run', async () => {
     const store = new ImageStore(path.join(root, 'images'));
-    await store.importTar(streamOf(await makeTar([{ name: './', type: 'directory' }, { name: 'seed', body: 'seed' }])), 'seed');
+    await store.importTar(
+      streamOf(
+        await makeTar([
+          { name: './', type: 'directory' },
+          { name: 'seed', body: 'seed' },
+        ]),
+      ),
+      'seed',
+    );
     const before = snapshot(store.dir);
     before.delete('lock');
 
@@ -44,11 +53,14 @@ describe('an import killed with SIGKILL', () => {
     const file = path.join(root, 'big.oci.tar');
     fs.writeFileSync(file, await ociTar([{ layers: [layer(0), layer(1), layer(2)] }]));
 
-    const child = spawn(process.execPath, [path.resolve('bin/paene.js'), '--root', root, 'image', 'import', file, '--name', 'crash'], { stdio: 'ignore' });
+    const child = spawn(process.execPath, [path.resolve('bin/paene.js'), '--root', root, 'image', 'import', file, '--name', 'crash'], {
+      stdio: 'ignore',
+    });
     const start = objectCount(store);
     const deadline = Date.now() + 60_000;
     // Kill it once it has added objects: the store then holds a staging tree and orphans.
-    while (objectCount(store) < start + 20 && Date.now() < deadline && child.exitCode === null) await new Promise((res) => setTimeout(res, 5));
+    while (objectCount(store) < start + 20 && Date.now() < deadline && child.exitCode === null)
+      await new Promise((res) => setTimeout(res, 5));
     expect(child.exitCode, 'the import finished before it could be killed').toBeNull();
     child.kill('SIGKILL');
     await new Promise((res) => child.once('exit', res));
@@ -57,7 +69,15 @@ describe('an import killed with SIGKILL', () => {
     expect(store.has('crash')).toBe(false);
 
     // The next writer (an import) clears what the dead one left, then does its own work.
-    await store.importTar(streamOf(await makeTar([{ name: './', type: 'directory' }, { name: 'next', body: 'next' }])), 'next');
+    await store.importTar(
+      streamOf(
+        await makeTar([
+          { name: './', type: 'directory' },
+          { name: 'next', body: 'next' },
+        ]),
+      ),
+      'next',
+    );
     expect(fs.readdirSync(store.stagingDir)).toEqual([]);
     expect(store.du().orphanObjects).toBe(0);
     store.remove('next', []);

@@ -48,7 +48,15 @@ const layers: TestLayer[] = [
     ],
   },
 ];
-const config = { Env: ['PATH=/usr/bin:/bin', 'MODE=test'], Entrypoint: ['/bin/sh'], Cmd: ['/srv/run.sh'], WorkingDir: '/srv', User: 'app', ExposedPorts: { '8080/tcp': {} }, Labels: { 'org.example': 'yes' } };
+const config = {
+  Env: ['PATH=/usr/bin:/bin', 'MODE=test'],
+  Entrypoint: ['/bin/sh'],
+  Cmd: ['/srv/run.sh'],
+  WorkingDir: '/srv',
+  User: 'app',
+  ExposedPorts: { '8080/tcp': {} },
+  Labels: { 'org.example': 'yes' },
+};
 
 function exportBuffer(name: string, format: ExportFormat): Promise<Buffer> {
   return collect((out) => store.exportArchive(name, format, out));
@@ -94,7 +102,14 @@ describe.skipIf(!has('skopeo') && !isCI)('skopeo reads the OCI export', () => {
     const insp = spawnSync('skopeo', ['inspect', '--config', `oci-archive:${file}`], { encoding: 'utf8' });
     expect(insp.stderr).toBe('');
     const cfg = JSON.parse(insp.stdout) as { config: Record<string, unknown>; rootfs: { diff_ids: string[] } };
-    expect(cfg.config).toMatchObject({ Env: config.Env, Entrypoint: config.Entrypoint, Cmd: config.Cmd, WorkingDir: '/srv', User: 'app', Labels: config.Labels });
+    expect(cfg.config).toMatchObject({
+      Env: config.Env,
+      Entrypoint: config.Entrypoint,
+      Cmd: config.Cmd,
+      WorkingDir: '/srv',
+      User: 'app',
+      Labels: config.Labels,
+    });
     expect(cfg.rootfs.diff_ids).toHaveLength(1);
 
     const dockerFile = path.join(root, 'via-skopeo-docker.tar');
@@ -151,7 +166,9 @@ describe.skipIf((!has('umoci') || !asRoot) && !isCI)('umoci unpacks the OCI expo
       const want = snapshot(store.get('src').rootfs);
       const got = snapshot(path.join(bundle, 'rootfs'));
       expect(diffSnapshots(want, got)).toEqual([]);
-      const spec = JSON.parse(fs.readFileSync(path.join(bundle, 'config.json'), 'utf8')) as { process: { args: string[]; env: string[]; cwd: string; user: { uid: number } } };
+      const spec = JSON.parse(fs.readFileSync(path.join(bundle, 'config.json'), 'utf8')) as {
+        process: { args: string[]; env: string[]; cwd: string; user: { uid: number } };
+      };
       expect(spec.process.args).toEqual(['/bin/sh', '/srv/run.sh']);
       expect(spec.process.env).toEqual(expect.arrayContaining(['MODE=test']));
       expect(spec.process.cwd).toBe('/srv');
@@ -189,7 +206,10 @@ describe('the CLI verbs', () => {
     expect(text).toMatch(/^workingdir +\/srv$/m);
     expect(text).toMatch(/^user +app$/m);
     expect(text).toMatch(/^ports +8080\/tcp$/m);
-    const j = JSON.parse(await run('image', 'inspect', 'fromdir', '--json')) as { format: string; config: { run: { env: string[] }; layers: unknown[] } };
+    const j = JSON.parse(await run('image', 'inspect', 'fromdir', '--json')) as {
+      format: string;
+      config: { run: { env: string[] }; layers: unknown[] };
+    };
     expect(j.format).toBe('oci');
     expect(j.config.run.env).toEqual(config.Env);
     expect(j.config.layers).toHaveLength(2);
@@ -197,7 +217,14 @@ describe('the CLI verbs', () => {
     const out = path.join(cliRoot, 'out.tar');
     await run('image', 'export', 'fromdir', '--format', 'oci', '-o', out);
     expect(await run('image', 'import', out, '--name', 'again')).toMatch(/1 layer \(oci/);
-    expect(diffSnapshots(tree(new ImageStore(path.join(cliRoot, 'images')).get('fromdir').rootfs), tree(new ImageStore(path.join(cliRoot, 'images')).get('again').rootfs))).toEqual([]);
-    await expect(run('image', 'export', 'fromdir', '--format', 'squash', '-o', out)).rejects.toThrow(/Allowed choices are oci, docker, tar/);
+    expect(
+      diffSnapshots(
+        tree(new ImageStore(path.join(cliRoot, 'images')).get('fromdir').rootfs),
+        tree(new ImageStore(path.join(cliRoot, 'images')).get('again').rootfs),
+      ),
+    ).toEqual([]);
+    await expect(run('image', 'export', 'fromdir', '--format', 'squash', '-o', out)).rejects.toThrow(
+      /Allowed choices are oci, docker, tar/,
+    );
   });
 });

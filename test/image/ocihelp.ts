@@ -82,7 +82,11 @@ export async function buildImage(img: TestImage): Promise<BuiltImage> {
       layers: layers.map((l) => ({ mediaType: l.mediaType, digest: l.digest, size: l.data.length })),
     }),
   );
-  const manifest: Blob = { data: manifestJson, digest: `sha256:${sha(manifestJson)}`, mediaType: 'application/vnd.oci.image.manifest.v1+json' };
+  const manifest: Blob = {
+    data: manifestJson,
+    digest: `sha256:${sha(manifestJson)}`,
+    mediaType: 'application/vnd.oci.image.manifest.v1+json',
+  };
   return { blobs: [...layers, config, manifest], manifest, config, layers };
 }
 
@@ -114,10 +118,12 @@ export async function ociFiles(images: TestImage[]): Promise<Array<{ name: strin
 export async function ociTar(images: TestImage[], edit?: (files: Array<{ name: string; data: Buffer }>) => void): Promise<Buffer> {
   const files = await ociFiles(images);
   edit?.(files);
-  return makeTar([
-    ...['blobs/', 'blobs/sha256/'].map((name) => ({ name, type: 'directory' as const })),
-    ...files.map((f) => ({ name: f.name, body: f.data })),
-  ].sort((a, b) => (a.name === 'oci-layout' ? -1 : b.name === 'oci-layout' ? 1 : 0)));
+  return makeTar(
+    [
+      ...['blobs/', 'blobs/sha256/'].map((name) => ({ name, type: 'directory' as const })),
+      ...files.map((f) => ({ name: f.name, body: f.data })),
+    ].sort((a, b) => (a.name === 'oci-layout' ? -1 : b.name === 'oci-layout' ? 1 : 0)),
+  );
 }
 
 export async function ociDir(dir: string, images: TestImage[]): Promise<void> {

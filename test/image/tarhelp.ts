@@ -26,7 +26,8 @@ export async function makeTar(entries: Ent[]): Promise<Buffer> {
     const { body, ...h } = e;
     const header = { mode: 0o644, mtime: new Date(1_700_000_000_000), uid: 0, gid: 0, ...h };
     await new Promise<void>((resolve, reject) => {
-      if (body !== undefined) pack.entry(header, typeof body === 'string' ? Buffer.from(body) : body, (err) => (err ? reject(err) : resolve()));
+      if (body !== undefined)
+        pack.entry(header, typeof body === 'string' ? Buffer.from(body) : body, (err) => (err ? reject(err) : resolve()));
       else pack.entry(header, (err) => (err ? reject(err) : resolve()));
     });
   }
@@ -197,7 +198,17 @@ export function mutateTar(base: Buffer, r: () => number): Buffer {
     case 2: {
       // rewrite a header field with junk and fix the checksum so the parser accepts it
       const hdr = Math.floor(r() * (b.length / 512)) * 512;
-      const fields: Array<[number, number]> = [[0, 100], [100, 8], [108, 8], [116, 8], [124, 12], [136, 12], [156, 1], [157, 100], [345, 155]];
+      const fields: Array<[number, number]> = [
+        [0, 100],
+        [100, 8],
+        [108, 8],
+        [116, 8],
+        [124, 12],
+        [136, 12],
+        [156, 1],
+        [157, 100],
+        [345, 155],
+      ];
       const [off, len] = fields[Math.floor(r() * fields.length)];
       const junk = ['..', '/', '../../sentinel/secret', '\0', '7777777777', 'zz', '/tmp', 'out/x', '-1', '5', '2', '1', 'L', 'x', 'S'];
       b.fill(0, hdr + off, hdr + off + len);

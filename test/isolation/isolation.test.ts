@@ -29,7 +29,10 @@ describeReal('isolation suite on the real kernel', () => {
 
   async function run(which: ExperimentName): Promise<ResultRow[]> {
     const rows = await runExperiment(rt, which, { prefix: 'it' });
-    for (const r of rows) console.log(`[${r.verdict}${r.guarantee ? `, mechanism ${r.guarantee.holds ? 'holds' : 'BROKEN'}` : ''}] ${r.experiment} | ${r.setting} | ${r.measured} | paper bar ${r.expected}`);
+    for (const r of rows)
+      console.log(
+        `[${r.verdict}${r.guarantee ? `, mechanism ${r.guarantee.holds ? 'holds' : 'BROKEN'}` : ''}] ${r.experiment} | ${r.setting} | ${r.measured} | paper bar ${r.expected}`,
+      );
     // nothing of the experiment is left behind
     expect(rt.store.names().filter((n) => n.startsWith('it-'))).toEqual([]);
     return rows;

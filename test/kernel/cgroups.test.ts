@@ -16,7 +16,8 @@ function views(): [string, CgroupHost][] {
   const host = detectCgroupHost();
   const out: [string, CgroupHost][] = [[host.layout, host]];
   if (host.v1.size > 0) out.push(['v1 only', { layout: 'v1', v1: host.v1, unified: undefined }]);
-  if (host.unified && host.layout !== 'v2') out.push(['v2 only (unified hierarchy)', { layout: 'v2', v1: new Map(), unified: { ...host.unified, controllers: [] } }]);
+  if (host.unified && host.layout !== 'v2')
+    out.push(['v2 only (unified hierarchy)', { layout: 'v2', v1: new Map(), unified: { ...host.unified, controllers: [] } }]);
   return out;
 }
 
@@ -70,7 +71,10 @@ describeReal('cgroup adapter on the real kernel', () => {
       const a = new ContextCgroup(host, PARENT, 'share-a');
       const b = new ContextCgroup(host, PARENT, 'share-b');
       made.push(a, b);
-      const rules = [{ controller: 'devices', file: 'devices.deny', value: 'a' }, { controller: 'devices', file: 'devices.allow', value: 'c 1:3 rwm' }];
+      const rules = [
+        { controller: 'devices', file: 'devices.deny', value: 'a' },
+        { controller: 'devices', file: 'devices.allow', value: 'c 1:3 rwm' },
+      ];
       a.create([], rules);
       b.create([], rules);
       const shared = a.sharedDir('memory') as string;
@@ -89,7 +93,9 @@ describeReal('cgroup adapter on the real kernel', () => {
       expect(inShared).toMatch(new RegExp(`^${pa}$`, 'm'));
       expect(inShared).toMatch(new RegExp(`^${pb}$`, 'm'));
       // a limit on a shared controller is refused until the context owns the group
-      expect(() => a.apply([{ controller: 'memory', file: 'memory.limit_in_bytes', value: String(64 * 2 ** 20) }])).toThrow(/shares the memory cgroup/);
+      expect(() => a.apply([{ controller: 'memory', file: 'memory.limit_in_bytes', value: String(64 * 2 ** 20) }])).toThrow(
+        /shares the memory cgroup/,
+      );
       await a.adopt('memory');
       expect(a.owns('memory')).toBe(true);
       const own = fs.readFileSync(`${a.dir('memory')}/cgroup.procs`, 'utf8');

@@ -21,7 +21,10 @@ function watchersOf(dir: string): number[] {
     .map(Number)
     .filter((p) => {
       try {
-        return fs.readFileSync(`/proc/${p}/comm`, 'utf8').trim() === 'paene-watcher' && fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(dir);
+        return (
+          fs.readFileSync(`/proc/${p}/comm`, 'utf8').trim() === 'paene-watcher' &&
+          fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(dir)
+        );
       } catch {
         return false; // gone meanwhile
       }
@@ -61,7 +64,13 @@ describeReal('the monitor client', () => {
       const fds = () => fs.readdirSync(`/proc/${pid}/fd`).length;
       // A start whose cgroup is not a cgroup v2 directory: the monitor loads (or finds) the set, the handler refuses to attach.
       const start = (hostDeny: number) => {
-        const w = buildSockAddr({ v4: ['127.77.1.2'], v6: [], peerNets4: ['127.77.0.0/16'], hostDeny4: [`192.0.2.${hostDeny}`], hostDeny6: [] });
+        const w = buildSockAddr({
+          v4: ['127.77.1.2'],
+          v6: [],
+          peerNets4: ['127.77.0.0/16'],
+          hostDeny4: [`192.0.2.${hostDeny}`],
+          hostDeny6: [],
+        });
         const args = sockAddrArgs(w).flatMap((a) => ['--bpf-prog', a]);
         return m.request(['start', '--bpf-cgroup', dir, ...args]).then(
           () => 'started',
@@ -76,9 +85,10 @@ describeReal('the monitor client', () => {
       expect(fds()).toBe(base + perSet); // the same set: not loaded again
       for (let i = 2; i <= 9; i++) expect(await start(i)).toMatch(/not a cgroup v2 directory/);
       expect(fds()).toBe(base + 8 * perSet); // nine sets asked for, eight kept
-      const bad = await m
-        .request(['start', '--bpf-cgroup', dir, '--bpf-prog', `10=${new Asm().ret(7).toBuffer().toString('hex')}`])
-        .then(() => 'started', (e: Error) => e.message);
+      const bad = await m.request(['start', '--bpf-cgroup', dir, '--bpf-prog', `10=${new Asm().ret(7).toBuffer().toString('hex')}`]).then(
+        () => 'started',
+        (e: Error) => e.message,
+      );
       expect(bad).toMatch(/connect4 \(type 10\): the kernel refused the program.*verifier log/);
       expect(await m.request(['ping'])).toBe(String(pid)); // still serving
       expect(fds()).toBe(base + 8 * perSet);
@@ -123,7 +133,20 @@ describeReal('the monitor client', () => {
     fs.writeFileSync(quota, 'max\n');
     // a pid no one has (never reaped); no pressure gate
     const guard = (pid: number) =>
-      m.request(['guard', ...flagArgs(FORK_BACKOFF_GUARD, [['--pid', String(pid)], ['--events', events], ['--trigger', '100'], ['--window-ms', '1000'], ['--hold-ms', '60000'], ['--poll-ms', '1000'], ['--hot-ms', '20'], ['--gate', '0'], ['--write', quota, '5000']])]);
+      m.request([
+        'guard',
+        ...flagArgs(FORK_BACKOFF_GUARD, [
+          ['--pid', String(pid)],
+          ['--events', events],
+          ['--trigger', '100'],
+          ['--window-ms', '1000'],
+          ['--hold-ms', '60000'],
+          ['--poll-ms', '1000'],
+          ['--hot-ms', '20'],
+          ['--gate', '0'],
+          ['--write', quota, '5000'],
+        ]),
+      ]);
     const status = (pid: number) => m.request(guardStatusRequest(pid));
     try {
       const pid = Number(await m.request(['ping']));

@@ -24,7 +24,13 @@ const NEIGHBOUR = '127.77.1.3';
 const OWN_AFTER = '127.77.1.4';
 const HOST_ONLY = '127.88.0.1'; // stands in for a host address not published to contexts
 
-const policy = (own: string): SockAddrPolicy => ({ v4: [own], v6: [], peerNets4: ['127.77.0.0/16'], hostDeny4: [HOST_ONLY], hostDeny6: [] });
+const policy = (own: string): SockAddrPolicy => ({
+  v4: [own],
+  v6: [],
+  peerNets4: ['127.77.0.0/16'],
+  hostDeny4: [HOST_ONLY],
+  hostDeny6: [],
+});
 
 /** What the child does, one step after the other; it prints the results as JSON. */
 const CHILD = String.raw`
@@ -158,9 +164,13 @@ describeReal('shared-network sock_addr programs on the real kernel', () => {
   function inCgroup(dir: string, steps: Step[]): Promise<Result[]> {
     return new Promise((resolve, reject) => {
       const script = path.join(tmp, 'child.mjs');
-      const c = spawn('/bin/sh', ['-c', 'echo $$ > "$1/cgroup.procs" && shift && exec "$@"', 'sh', dir, process.execPath, script, JSON.stringify(steps)], {
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
+      const c = spawn(
+        '/bin/sh',
+        ['-c', 'echo $$ > "$1/cgroup.procs" && shift && exec "$@"', 'sh', dir, process.execPath, script, JSON.stringify(steps)],
+        {
+          stdio: ['ignore', 'pipe', 'pipe'],
+        },
+      );
       let out = '';
       let err = '';
       c.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
@@ -229,7 +239,13 @@ describeReal('shared-network sock_addr programs on the real kernel', () => {
     const n = (f: (i: number) => string) => Array.from({ length: 16 }, (_, i) => f(i));
     const policies: SockAddrPolicy[] = [
       policy(OWN),
-      { v4: [OWN, '10.9.8.7'], v6: ['fd00::2', 'fd00::3'], peerNets4: ['127.77.0.0/16'], hostDeny4: [HOST_ONLY], hostDeny6: ['2001:db8::1'] },
+      {
+        v4: [OWN, '10.9.8.7'],
+        v6: ['fd00::2', 'fd00::3'],
+        peerNets4: ['127.77.0.0/16'],
+        hostDeny4: [HOST_ONLY],
+        hostDeny6: ['2001:db8::1'],
+      },
       { v4: [], v6: ['fd00::2'], peerNets4: [], hostDeny4: [], hostDeny6: [] },
       {
         v4: n((i) => `127.77.2.${i + 1}`),
@@ -256,7 +272,11 @@ describeReal('shared-network sock_addr programs on the real kernel', () => {
   it("the host's listener on 127.0.0.1 answers a process outside the context", async () => {
     const data = await new Promise<string>((resolve, reject) => {
       let d = '';
-      net.connect({ host: '127.0.0.1', port: tcpPort }).on('data', (x) => (d += x)).on('close', () => resolve(d)).on('error', reject);
+      net
+        .connect({ host: '127.0.0.1', port: tcpPort })
+        .on('data', (x) => (d += x))
+        .on('close', () => resolve(d))
+        .on('error', reject);
     });
     expect(data).toBe('host 127.0.0.1');
     hits.host = 0;
@@ -356,7 +376,11 @@ describeReal('shared-network sock_addr programs on the real kernel', () => {
       { op: 'listen', host: OWN }, // now a neighbour's
       { op: 'connect', host: '127.0.0.1', port: tcpPort },
     ]);
-    expect(r).toEqual([{ address: '0.0.0.0', bound: OWN_AFTER }, { err: 'EPERM' }, { data: `own-after ${OWN_AFTER}`, local: '127.0.0.1', remote: '127.0.0.1' }]);
+    expect(r).toEqual([
+      { address: '0.0.0.0', bound: OWN_AFTER },
+      { err: 'EPERM' },
+      { data: `own-after ${OWN_AFTER}`, local: '127.0.0.1', remote: '127.0.0.1' },
+    ]);
     expect(hits.host).toBe(0);
   });
 
@@ -374,7 +398,12 @@ describeReal('shared-network sock_addr programs on the real kernel', () => {
     expect(await inCgroup(cg, [{ op: 'listen', host: '0.0.0.0' }])).toEqual([{ address: '0.0.0.0', bound: OWN }]);
     expect(applySockAddr(cg, buildSockAddr({ ...policy(OWN_AFTER), v4: [OWN_AFTER, '127.77.1.9'] }))).toBe('attached'); // two addresses: other programs
     expect(attachedSockAddr(cg)).toEqual(counts(1));
-    expect(await inCgroup(cg, [{ op: 'listen', host: '0.0.0.0' }, { op: 'listen', host: '127.77.1.9' }])).toEqual([
+    expect(
+      await inCgroup(cg, [
+        { op: 'listen', host: '0.0.0.0' },
+        { op: 'listen', host: '127.77.1.9' },
+      ]),
+    ).toEqual([
       { address: '0.0.0.0', bound: OWN_AFTER },
       { address: '127.77.1.9', bound: '127.77.1.9' },
     ]);
@@ -402,7 +431,10 @@ describeReal('shared-network sock_addr programs on the real kernel', () => {
       { op: 'listen', host: '0.0.0.0' },
       { op: 'connect', host: '127.0.0.1', port: tcpPort },
     ]);
-    expect(r).toEqual([{ address: '0.0.0.0', bound: '0.0.0.0' }, { data: 'host 127.0.0.1', local: '127.0.0.1', remote: '127.0.0.1' }]);
+    expect(r).toEqual([
+      { address: '0.0.0.0', bound: '0.0.0.0' },
+      { data: 'host 127.0.0.1', local: '127.0.0.1', remote: '127.0.0.1' },
+    ]);
     hits.host = 0;
   });
 

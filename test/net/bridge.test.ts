@@ -73,7 +73,10 @@ function tcp(netns: string, hostAddr: string, port: number, localAddress?: strin
 
 function udp(netns: string, hostAddr: string, port: number, msg: string, localAddress?: string): void {
   const bind = JSON.stringify(localAddress ? { address: localAddress } : {});
-  const r = node(netns, `const s=require('dgram').createSocket('udp4');s.bind(${bind},()=>s.send(${JSON.stringify(msg)},${port},${JSON.stringify(hostAddr)},e=>process.exit(e?1:0)));`);
+  const r = node(
+    netns,
+    `const s=require('dgram').createSocket('udp4');s.bind(${bind},()=>s.send(${JSON.stringify(msg)},${port},${JSON.stringify(hostAddr)},e=>process.exit(e?1:0)));`,
+  );
   expect(r.status).toBe(0);
 }
 
@@ -154,7 +157,12 @@ describeReal('private network contexts on the real kernel (in test namespaces on
     }, 'the sleeper to enter its namespace');
     A = `/proc/${sleeperA}/ns/net`;
 
-    pa = planPrivateNet(cfg, { name: 'a', xid: 7, address4: '10.88.0.2', publish: [parsePublish('18080:8080'), parsePublish('15353:5353/udp')] });
+    pa = planPrivateNet(cfg, {
+      name: 'a',
+      xid: 7,
+      address4: '10.88.0.2',
+      publish: [parsePublish('18080:8080'), parsePublish('15353:5353/udp')],
+    });
     pb = planPrivateNet(cfg, { name: 'b', xid: 8, address4: '10.88.0.3', publish: [] });
   });
 
@@ -169,7 +177,14 @@ describeReal('private network contexts on the real kernel (in test namespaces on
   it('brings up the bridge (idempotently) and connects two contexts: eth0 with address, MAC and default route', () => {
     ensureBridge(host, cfg);
     ensureBridge(host, cfg);
-    const br = json<{ addr_info: { family: string; local: string; prefixlen: number }[]; operstate: string; flags: string[] }[]>(H, ['ip', '-j', 'addr', 'show', 'dev', 'paene0'])[0];
+    const br = json<{ addr_info: { family: string; local: string; prefixlen: number }[]; operstate: string; flags: string[] }[]>(H, [
+      'ip',
+      '-j',
+      'addr',
+      'show',
+      'dev',
+      'paene0',
+    ])[0];
     expect(br?.addr_info.filter((a) => a.family === 'inet').map((a) => `${a.local}/${a.prefixlen}`)).toEqual(['10.88.0.1/16']);
     expect(br?.flags).toContain('UP');
     expect(sh(H, ['cat', '/proc/sys/net/ipv4/ip_forward']).trim()).toBe('1');
@@ -183,7 +198,14 @@ describeReal('private network contexts on the real kernel (in test namespaces on
       [A, pa],
       [B, pb],
     ] as const) {
-      const eth0 = json<{ address: string; flags: string[]; addr_info: { family: string; local: string; prefixlen: number }[] }[]>(ns, ['ip', '-j', 'addr', 'show', 'dev', 'eth0'])[0];
+      const eth0 = json<{ address: string; flags: string[]; addr_info: { family: string; local: string; prefixlen: number }[] }[]>(ns, [
+        'ip',
+        '-j',
+        'addr',
+        'show',
+        'dev',
+        'eth0',
+      ])[0];
       expect(eth0?.address).toBe(p.mac);
       expect(eth0?.flags).toContain('UP');
       expect(eth0?.addr_info.filter((a) => a.family === 'inet').map((a) => `${a.local}/${a.prefixlen}`)).toEqual([`${p.address4}/16`]);
@@ -194,7 +216,13 @@ describeReal('private network contexts on the real kernel (in test namespaces on
     }
     const ports = json<{ ifname: string }[]>(H, ['ip', '-j', 'link', 'show', 'master', 'paene0']).map((l) => l.ifname);
     expect(ports.sort()).toEqual(['pn7', 'pn8']);
-    expect(leftovers(host, cfg).sort()).toEqual(['bridge paene0', 'nft table bridge paene', 'nft table inet paene', 'port pn7 of paene0', 'port pn8 of paene0']);
+    expect(leftovers(host, cfg).sort()).toEqual([
+      'bridge paene0',
+      'nft table bridge paene',
+      'nft table inet paene',
+      'port pn7 of paene0',
+      'port pn8 of paene0',
+    ]);
   });
 
   it('connectPrivate is all-or-nothing: a failure halfway leaves no veth behind', async () => {
@@ -213,10 +241,18 @@ describeReal('private network contexts on the real kernel (in test namespaces on
     expect(isPaeneError(err)).toBe(true);
     expect(String((err as Error).message)).toMatch(/route add default/);
     expect(json<{ ifname: string }[]>(H, ['ip', '-j', 'link', 'show']).map((l) => l.ifname)).not.toContain('pn9');
-    expect(json<{ ifname: string }[]>(C, ['ip', '-j', 'link', 'show']).map((l) => l.ifname).sort()).toEqual(['d0', 'd1', 'lo']);
+    expect(
+      json<{ ifname: string }[]>(C, ['ip', '-j', 'link', 'show'])
+        .map((l) => l.ifname)
+        .sort(),
+    ).toEqual(['d0', 'd1', 'lo']);
     // A second connect of A fails (its port exists) and changes nothing.
     expect(() => connectPrivate(host, cfg, pa, A)).toThrow(/pn7/);
-    expect(json<{ ifname: string }[]>(H, ['ip', '-j', 'link', 'show', 'master', 'paene0']).map((l) => l.ifname).sort()).toEqual(['pn7', 'pn8']);
+    expect(
+      json<{ ifname: string }[]>(H, ['ip', '-j', 'link', 'show', 'master', 'paene0'])
+        .map((l) => l.ifname)
+        .sort(),
+    ).toEqual(['pn7', 'pn8']);
   });
 
   it('guests reach each other directly and the outside through the masquerade', async () => {
@@ -249,7 +285,8 @@ describeReal('private network contexts on the real kernel (in test namespaces on
     const udpH = await server(H, 'udp', 9001, 'H-udp');
     const tcpH = await server(H, 'tcp', 7001, 'H');
     expect(tcp(B, '10.88.0.1', 7001)).toBe('H 10.88.0.3');
-    const neighA = (): string | undefined => json<{ lladdr?: string }[]>(H, ['ip', '-j', 'neigh', 'show', '10.88.0.2', 'dev', 'paene0'])[0]?.lladdr;
+    const neighA = (): string | undefined =>
+      json<{ lladdr?: string }[]>(H, ['ip', '-j', 'neigh', 'show', '10.88.0.2', 'dev', 'paene0'])[0]?.lladdr;
     expect(neighA()).toBe(pa.mac);
 
     // B takes A's address as a second one. With the gateway's MAC still

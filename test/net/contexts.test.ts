@@ -40,7 +40,8 @@ describeReal('network contexts on the real kernel', () => {
   const show = (rows: NetRow[]) => {
     for (const r of rows) console.log(`[${r.verdict}] ${r.mode} ${r.kind}: ${r.attempt} | ${r.observed}`);
   };
-  const bad = (rows: NetRow[]) => rows.filter((r) => r.verdict === 'ESCAPED' || r.verdict === 'FAILED').map((r) => `${r.attempt}: ${r.observed}`);
+  const bad = (rows: NetRow[]) =>
+    rows.filter((r) => r.verdict === 'ESCAPED' || r.verdict === 'FAILED').map((r) => `${r.attempt}: ${r.observed}`);
 
   /** Why this host cannot wall a shared context (an older kernel such as Debian 12's 6.1), or undefined. */
   const sharedMissing = () => rt.network.sharedUnsupported(rt.cgroupHost.unified !== undefined);
@@ -93,7 +94,9 @@ describeReal('network contexts on the real kernel', () => {
     await rt.start('tn-live');
     const cg = rt.cgroupOf('tn-live').unifiedDir as string;
     expect(Object.values(attachedSockAddr(cg)).every((n) => n === 1)).toBe(true);
-    const copy = await rt.execCapture('tn-live', ['/bin/sh', '-c', 'cat > /tmp/net-probe && chmod 755 /tmp/net-probe'], { input: fs.readFileSync(nativePath('net-probe')) });
+    const copy = await rt.execCapture('tn-live', ['/bin/sh', '-c', 'cat > /tmp/net-probe && chmod 755 /tmp/net-probe'], {
+      input: fs.readFileSync(nativePath('net-probe')),
+    });
     expect(copy.code).toBe(0);
     const pool = rt.network.settings().sharedPool4.split('.').slice(0, 2).join('.');
     const extra = `${pool}.9.9`;

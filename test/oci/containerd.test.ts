@@ -34,7 +34,16 @@ function writeImageArchive(rootfs: string, dir: string): string {
   if (tar.status !== 0) throw new Error(`tar: ${tar.stderr}`);
   const diffId = 'sha256:' + crypto.createHash('sha256').update(tar.stdout).digest('hex');
   const layer = blob(zlib.gzipSync(tar.stdout));
-  const config = blob(Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', config: { Env: ['PATH=/usr/sbin:/usr/bin:/sbin:/bin'], Cmd: ['/bin/sh'] }, rootfs: { type: 'layers', diff_ids: [diffId] } })));
+  const config = blob(
+    Buffer.from(
+      JSON.stringify({
+        architecture: 'amd64',
+        os: 'linux',
+        config: { Env: ['PATH=/usr/sbin:/usr/bin:/sbin:/bin'], Cmd: ['/bin/sh'] },
+        rootfs: { type: 'layers', diff_ids: [diffId] },
+      }),
+    ),
+  );
   const manifest = blob(
     Buffer.from(
       JSON.stringify({
@@ -47,7 +56,16 @@ function writeImageArchive(rootfs: string, dir: string): string {
   );
   fs.writeFileSync(
     path.join(layout, 'index.json'),
-    JSON.stringify({ schemaVersion: 2, manifests: [{ mediaType: 'application/vnd.oci.image.manifest.v1+json', ...manifest, annotations: { 'org.opencontainers.image.ref.name': IMAGE } }] }),
+    JSON.stringify({
+      schemaVersion: 2,
+      manifests: [
+        {
+          mediaType: 'application/vnd.oci.image.manifest.v1+json',
+          ...manifest,
+          annotations: { 'org.opencontainers.image.ref.name': IMAGE },
+        },
+      ],
+    }),
   );
   fs.writeFileSync(path.join(layout, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
   const out = path.join(dir, 'image.tar');
@@ -66,11 +84,15 @@ describeReal('containerd drives paene-runc through the runc v2 shim', () => {
     const r = spawnSync('ctr', ['--address', sock, ...args], { encoding: 'utf8', timeout });
     return { code: r.status, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
   }
-  const run = (id: string, extra: string[], cmd: string[]) => ctr(['run', '--runc-binary', BIN, '--cgroup', `/${cg}/${id}`, ...extra, IMAGE, id, ...cmd]);
+  const run = (id: string, extra: string[], cmd: string[]) =>
+    ctr(['run', '--runc-binary', BIN, '--cgroup', `/${cg}/${id}`, ...extra, IMAGE, id, ...cmd]);
 
   beforeAll(async () => {
     if (!have('containerd') || !have('ctr') || !have('containerd-shim-runc-v2')) {
-      const r = spawnSync('apt-get', ['install', '-y', '-q', 'containerd'], { encoding: 'utf8', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
+      const r = spawnSync('apt-get', ['install', '-y', '-q', 'containerd'], {
+        encoding: 'utf8',
+        env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
+      });
       if (r.status !== 0) throw new Error(`apt-get install containerd failed: ${r.stderr}`);
     }
     dir = tempRoot('containerd');
@@ -88,7 +110,9 @@ describeReal('containerd drives paene-runc through the runc v2 shim', () => {
         `  address = "${sock}.ttrpc"`,
       ].join('\n'),
     );
-    daemon = spawn('containerd', ['--config', path.join(dir, 'config.toml')], { stdio: ['ignore', 'ignore', fs.openSync(path.join(dir, 'containerd.log'), 'a')] });
+    daemon = spawn('containerd', ['--config', path.join(dir, 'config.toml')], {
+      stdio: ['ignore', 'ignore', fs.openSync(path.join(dir, 'containerd.log'), 'a')],
+    });
     for (let i = 0; i < 200 && ctr(['version'], 5000).code !== 0; i++) await new Promise((r) => setTimeout(r, 50));
     expect(ctr(['version']).code).toBe(0);
     const rootfs = await storeImageSource(openImageStore(path.join(dir, 'paene'))).rootfsOf(DEFAULT_IMAGE);
@@ -167,11 +191,22 @@ describeReal('containerd drives paene-runc through the runc v2 shim', () => {
         }
       });
     expect(ours).toEqual([]);
-    expect(fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => l.includes(dir))).toEqual([]);
+    expect(
+      fs
+        .readFileSync('/proc/self/mountinfo', 'utf8')
+        .split('\n')
+        .filter((l) => l.includes(dir)),
+    ).toEqual([]);
     for (const h of ['pids', 'memory', 'cpu', 'devices', 'freezer', '.']) {
       const d = path.join('/sys/fs/cgroup', h, cg);
-      expect(fs.existsSync(d) ? fs.readdirSync(d, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => e.name) : []).toEqual([]);
+      expect(
+        fs.existsSync(d)
+          ? fs
+              .readdirSync(d, { withFileTypes: true })
+              .filter((e) => e.isDirectory())
+              .map((e) => e.name)
+          : [],
+      ).toEqual([]);
     }
   });
-
 });

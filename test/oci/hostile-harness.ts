@@ -41,12 +41,47 @@ export interface CallResult {
 
 /** Capability names by bit (linux/capability.h). */
 export const CAP_BY_BIT = [
-  'CAP_CHOWN', 'CAP_DAC_OVERRIDE', 'CAP_DAC_READ_SEARCH', 'CAP_FOWNER', 'CAP_FSETID', 'CAP_KILL', 'CAP_SETGID', 'CAP_SETUID',
-  'CAP_SETPCAP', 'CAP_LINUX_IMMUTABLE', 'CAP_NET_BIND_SERVICE', 'CAP_NET_BROADCAST', 'CAP_NET_ADMIN', 'CAP_NET_RAW', 'CAP_IPC_LOCK',
-  'CAP_IPC_OWNER', 'CAP_SYS_MODULE', 'CAP_SYS_RAWIO', 'CAP_SYS_CHROOT', 'CAP_SYS_PTRACE', 'CAP_SYS_PACCT', 'CAP_SYS_ADMIN',
-  'CAP_SYS_BOOT', 'CAP_SYS_NICE', 'CAP_SYS_RESOURCE', 'CAP_SYS_TIME', 'CAP_SYS_TTY_CONFIG', 'CAP_MKNOD', 'CAP_LEASE',
-  'CAP_AUDIT_WRITE', 'CAP_AUDIT_CONTROL', 'CAP_SETFCAP', 'CAP_MAC_OVERRIDE', 'CAP_MAC_ADMIN', 'CAP_SYSLOG', 'CAP_WAKE_ALARM',
-  'CAP_BLOCK_SUSPEND', 'CAP_AUDIT_READ', 'CAP_PERFMON', 'CAP_BPF', 'CAP_CHECKPOINT_RESTORE',
+  'CAP_CHOWN',
+  'CAP_DAC_OVERRIDE',
+  'CAP_DAC_READ_SEARCH',
+  'CAP_FOWNER',
+  'CAP_FSETID',
+  'CAP_KILL',
+  'CAP_SETGID',
+  'CAP_SETUID',
+  'CAP_SETPCAP',
+  'CAP_LINUX_IMMUTABLE',
+  'CAP_NET_BIND_SERVICE',
+  'CAP_NET_BROADCAST',
+  'CAP_NET_ADMIN',
+  'CAP_NET_RAW',
+  'CAP_IPC_LOCK',
+  'CAP_IPC_OWNER',
+  'CAP_SYS_MODULE',
+  'CAP_SYS_RAWIO',
+  'CAP_SYS_CHROOT',
+  'CAP_SYS_PTRACE',
+  'CAP_SYS_PACCT',
+  'CAP_SYS_ADMIN',
+  'CAP_SYS_BOOT',
+  'CAP_SYS_NICE',
+  'CAP_SYS_RESOURCE',
+  'CAP_SYS_TIME',
+  'CAP_SYS_TTY_CONFIG',
+  'CAP_MKNOD',
+  'CAP_LEASE',
+  'CAP_AUDIT_WRITE',
+  'CAP_AUDIT_CONTROL',
+  'CAP_SETFCAP',
+  'CAP_MAC_OVERRIDE',
+  'CAP_MAC_ADMIN',
+  'CAP_SYSLOG',
+  'CAP_WAKE_ALARM',
+  'CAP_BLOCK_SUSPEND',
+  'CAP_AUDIT_READ',
+  'CAP_PERFMON',
+  'CAP_BPF',
+  'CAP_CHECKPOINT_RESTORE',
 ];
 
 /** Every capability this host's bounding set still has (a host may have dropped some). */
@@ -63,7 +98,17 @@ export function capSets(names: string[], o: { inheritable?: boolean; ambient?: b
   return c;
 }
 
-export const MASKED = ['/proc/acpi', '/proc/kcore', '/proc/keys', '/proc/latency_stats', '/proc/timer_list', '/proc/timer_stats', '/proc/sched_debug', '/proc/scsi', '/sys/firmware'];
+export const MASKED = [
+  '/proc/acpi',
+  '/proc/kcore',
+  '/proc/keys',
+  '/proc/latency_stats',
+  '/proc/timer_list',
+  '/proc/timer_stats',
+  '/proc/sched_debug',
+  '/proc/scsi',
+  '/sys/firmware',
+];
 export const READONLY = ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'];
 
 export interface MountLine {
@@ -85,7 +130,15 @@ export function parseMountinfo(text: string): MountLine[] {
     if (!post) continue;
     const f = pre.split(' ');
     const g = post.split(' ');
-    out.push({ id: Number(f[0]), parent: Number(f[1]), root: unescape(f[3]), mountPoint: unescape(f[4]), options: f[5].split(','), fsType: g[0], source: g[1] });
+    out.push({
+      id: Number(f[0]),
+      parent: Number(f[1]),
+      root: unescape(f[3]),
+      mountPoint: unescape(f[4]),
+      options: f[5].split(','),
+      fsType: g[0],
+      source: g[1],
+    });
   }
   return out;
 }
@@ -114,7 +167,12 @@ export interface BinInfo {
 
 export function binInfo(p: string): BinInfo {
   const st = fs.statSync(p, { bigint: true });
-  return { path: p, dev: devString(st.dev), ino: String(st.ino), sha: crypto.createHash('sha256').update(fs.readFileSync(p)).digest('hex') };
+  return {
+    path: p,
+    dev: devString(st.dev),
+    ino: String(st.ino),
+    sha: crypto.createHash('sha256').update(fs.readFileSync(p)).digest('hex'),
+  };
 }
 
 export interface SeenExe {
@@ -144,11 +202,15 @@ export function judgeExe(before: BinInfo[], after: BinInfo[], seen: SeenExe[] | 
     const b = before.find((x) => x.dev === s.dev && x.ino === String(s.ino));
     if (!b) continue;
     if (!s.ro || s.reopen === 'ok' || s.direct === 'ok') {
-      return escaped(`${what} held host ${path.basename(b.path)} (${s.dev}:${s.ino}) writable: mount ${s.ro ? 'ro' : 'rw'}, reopen O_WRONLY ${s.reopen}`);
+      return escaped(
+        `${what} held host ${path.basename(b.path)} (${s.dev}:${s.ino}) writable: mount ${s.ro ? 'ro' : 'rw'}, reopen O_WRONLY ${s.reopen}`,
+      );
     }
     ro++;
   }
-  return blocked(`${seen.length} exe(s) seen by ${what}${ro ? `, the host binary only through a read-only mount (${ro})` : ', none a host runtime binary'}`);
+  return blocked(
+    `${seen.length} exe(s) seen by ${what}${ro ? `, the host binary only through a read-only mount (${ro})` : ', none a host runtime binary'}`,
+  );
 }
 
 export async function sleep(ms: number): Promise<void> {
@@ -237,7 +299,10 @@ export class Harness {
         '}',
       ].join('\n'),
     );
-    const so = spawnSync('cc', ['-shared', '-fPIC', '-O2', '-o', path.join(this.preloadDir, 'evil.so'), src], { encoding: 'utf8', timeout: 120_000 });
+    const so = spawnSync('cc', ['-shared', '-fPIC', '-O2', '-o', path.join(this.preloadDir, 'evil.so'), src], {
+      encoding: 'utf8',
+      timeout: 120_000,
+    });
     if (so.status !== 0) throw new Error(`cannot compile the preload library: ${so.stderr}`);
   }
 
@@ -420,7 +485,12 @@ export class Ctx {
       mounts: [
         { destination: '/proc', type: 'proc', source: 'proc', options: ['nosuid', 'noexec', 'nodev'] },
         { destination: '/dev', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'] },
-        { destination: '/dev/pts', type: 'devpts', source: 'devpts', options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620'] },
+        {
+          destination: '/dev/pts',
+          type: 'devpts',
+          source: 'devpts',
+          options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620'],
+        },
         { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', 'ro'] },
         { destination: '/tmp', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev'] },
         { destination: '/out', type: 'bind', source: this.out, options: ['rbind', 'rw'] },

@@ -58,9 +58,11 @@ const RUNTIMES: RuntimeDef[] = [
     // door (bin/paene-runc) and the node that runs it
     hostBins: [
       ...new Set(
-        [...(fs.existsSync(NATIVE) ? fs.readdirSync(NATIVE).map((n) => path.join(NATIVE, n)) : []), realpath(path.resolve('bin/paene-runc')), realpath(process.execPath)].filter(
-          (p) => fs.existsSync(p) && fs.statSync(p).isFile(),
-        ),
+        [
+          ...(fs.existsSync(NATIVE) ? fs.readdirSync(NATIVE).map((n) => path.join(NATIVE, n)) : []),
+          realpath(path.resolve('bin/paene-runc')),
+          realpath(process.execPath),
+        ].filter((p) => fs.existsSync(p) && fs.statSync(p).isFile()),
       ),
     ],
   },
@@ -135,13 +137,24 @@ async function runDetached(c: Ctx, b: string, extra: string[] = []): Promise<{ p
 /** The guest watches /proc/[0-9]* /exe (SIGSTOPping new pids) while the host runs `exec` N times. */
 async function exeRace(
   c: Ctx,
-  o: { ptrace: boolean; execArgs: string[]; times: number; rootfs?: string; bins?: () => BinInfo[]; patch?: (cfg: Record<string, any>) => void },
+  o: {
+    ptrace: boolean;
+    execArgs: string[];
+    times: number;
+    rootfs?: string;
+    bins?: () => BinInfo[];
+    patch?: (cfg: Record<string, any>) => void;
+  },
 ): Promise<Outcome> {
   const caps = hostCaps().filter((x) => o.ptrace || x !== 'CAP_SYS_PTRACE');
-  const b = c.bundle(['/probe', 'exewatch', '/out', '90000', 'stop'], (cfg) => {
-    cfg.process.capabilities = capSets(caps, { inheritable: true, ambient: true });
-    o.patch?.(cfg);
-  }, { rootfs: o.rootfs });
+  const b = c.bundle(
+    ['/probe', 'exewatch', '/out', '90000', 'stop'],
+    (cfg) => {
+      cfg.process.capabilities = capSets(caps, { inheritable: true, ambient: true });
+      o.patch?.(cfg);
+    },
+    { rootfs: o.rootfs },
+  );
   const bins = o.bins ?? (() => c.runtimeBins());
   const before = bins();
   const { r } = await runDetached(c, b);
@@ -194,16 +207,24 @@ const FD_SCRIPT = (read: string) => ['/bin/sh', '-c', `/probe -o /out/s.json sta
 // ---------------------------------------------------------------- hostile images and configs
 
 /** The mount for a symlinked destination: refused, or made inside the root (never at the host path). */
-async function mountDestSymlink(c: Ctx, link: (root: string, hostTarget: string) => void, mount: Record<string, unknown>): Promise<Outcome> {
+async function mountDestSymlink(
+  c: Ctx,
+  link: (root: string, hostTarget: string) => void,
+  mount: Record<string, unknown>,
+): Promise<Outcome> {
   const hostTarget = path.join(c.dir, 'host-target');
   fs.mkdirSync(hostTarget);
   fs.writeFileSync(path.join(hostTarget, 'host-file'), 'host');
   const rootfs = c.hostileRootfs((r) => link(r, hostTarget));
   // no tmpfs on /tmp: the in-root resolution of the symlink (below /tmp, as the host path is) stays the image's
-  const b = c.bundle(['/bin/sleep', '60'], (cfg) => {
-    cfg.mounts = cfg.mounts.filter((m: { destination: string }) => m.destination !== '/tmp');
-    cfg.mounts.push(mount);
-  }, { rootfs });
+  const b = c.bundle(
+    ['/bin/sleep', '60'],
+    (cfg) => {
+      cfg.mounts = cfg.mounts.filter((m: { destination: string }) => m.destination !== '/tmp');
+      cfg.mounts.push(mount);
+    },
+    { rootfs },
+  );
   const { pid, r } = await runDetached(c, b);
   const hostMounts = readMountinfo('self').filter((m) => m.mountPoint === hostTarget || m.mountPoint.startsWith(hostTarget + '/'));
   const listing = fs.readdirSync(hostTarget).sort().join(',');
@@ -220,7 +241,9 @@ async function procCase(c: Ctx, rootfs: string | undefined, patch: (cfg: Record<
   const fake = path.join(c.dir, 'fakeproc');
   fs.mkdirSync(path.join(fake, 'sys/kernel'), { recursive: true });
   fs.writeFileSync(path.join(fake, 'sys/kernel/hostname'), 'fake-hostname\n');
-  const b = c.bundle(['/bin/sh', '-c', '/probe -o /out/h.json read /proc/sys/kernel/hostname; exec sleep 60'], (cfg) => patch(cfg), { rootfs });
+  const b = c.bundle(['/bin/sh', '-c', '/probe -o /out/h.json read /proc/sys/kernel/hostname; exec sleep 60'], (cfg) => patch(cfg), {
+    rootfs,
+  });
   const { pid, r } = await runDetached(c, b);
   if (r.code !== 0) return blocked(`refused: ${r.msg}`);
   await c.waitOut('h.json', 10_000);
@@ -280,9 +303,13 @@ async function setuidCase(c: Ctx, nnp: boolean): Promise<Outcome> {
     fs.chownSync(path.join(r, 'suid'), 0, 0);
     fs.chmodSync(path.join(r, 'suid'), 0o4755);
   });
-  const b = c.bundle(['/suid', '-o', '/out/s.json', 'status'], (cfg) => {
-    Object.assign(cfg.process, { user: { uid: 1000, gid: 1000 }, capabilities: capSets([]), noNewPrivileges: nnp });
-  }, { rootfs });
+  const b = c.bundle(
+    ['/suid', '-o', '/out/s.json', 'status'],
+    (cfg) => {
+      Object.assign(cfg.process, { user: { uid: 1000, gid: 1000 }, capabilities: capSets([]), noNewPrivileges: nnp });
+    },
+    { rootfs },
+  );
   const r = await c.call(['run', '--bundle', b, c.id]);
   const s = c.readOut('s.json');
   if (!s) return r.code !== 0 ? blocked(`refused: ${r.msg}`) : escaped('no report');
@@ -304,10 +331,13 @@ const CASES: HostileCase[] = [
     run: (c) => exeRace(c, { ptrace: false, execArgs: ['/bin/true'], times: 20 }),
   },
   {
-    name: 'CVE-2019-5736: a guest exec\'d into the created container holds its init across start',
+    name: "CVE-2019-5736: a guest exec'd into the created container holds its init across start",
     slug: 'exe-created',
     async run(c) {
-      const b = c.bundle(['/bin/sleep', '60'], (cfg) => (cfg.process.capabilities = capSets(hostCaps(), { inheritable: true, ambient: true })));
+      const b = c.bundle(
+        ['/bin/sleep', '60'],
+        (cfg) => (cfg.process.capabilities = capSets(hostCaps(), { inheritable: true, ambient: true })),
+      );
       const before = c.runtimeBins();
       const cr = await c.call(['create', '--pid-file', c.pidFile(), '--bundle', b, c.id]);
       if (cr.code !== 0) return blocked(`refused: ${cr.msg}`);
@@ -354,7 +384,7 @@ const CASES: HostileCase[] = [
       }),
   },
   {
-    name: 'CVE-2024-21626: process.cwd /proc/self/fd/20 (the caller\'s fd)',
+    name: "CVE-2024-21626: process.cwd /proc/self/fd/20 (the caller's fd)",
     slug: 'fd-cwd',
     run: (c) =>
       withSecretFd(c, async (fd) => {
@@ -414,7 +444,10 @@ const CASES: HostileCase[] = [
     run: (c) =>
       withSecretFd(c, async (fd) => {
         const script = '/probe -o /out/hide.json mount tmpfs /proc; exec sleep 60';
-        const { r } = await runDetached(c, c.bundle(['/bin/sh', '-c', script], (cfg) => (cfg.process.capabilities = capSets(hostCaps()))));
+        const { r } = await runDetached(
+          c,
+          c.bundle(['/bin/sh', '-c', script], (cfg) => (cfg.process.capabilities = capSets(hostCaps()))),
+        );
         if (r.code !== 0) return escaped(`the container did not start: ${r.msg}`);
         const hide = await c.waitOut('hide.json', 10_000);
         if (hide?.mount !== 'ok') return escaped(`the guest could not hide /proc: ${hide?.mount}`);
@@ -428,12 +461,24 @@ const CASES: HostileCase[] = [
     slug: 'huge-mounts',
     async run(c) {
       const rootfs = c.hostileRootfs();
-      const b = c.bundle(['/probe', '-o', '/out/s.json', 'status', c.h.handle.hex, c.h.handle.type], (cfg) => {
-        for (let i = 0; i < 500; i++) cfg.mounts.push({ destination: `/m${i}`, type: 'tmpfs', source: 'tmpfs', options: ['size=64k'] });
-        cfg.linux.devices = Array.from({ length: 300 }, (_, i) => ({ path: `/dev/h${i}`, type: 'c', major: 1, minor: 3, fileMode: 0o666, uid: 0, gid: 0 }));
-        Object.assign(cfg.process, { user: { uid: 1000, gid: 1000 }, capabilities: capSets([]), noNewPrivileges: true });
-        cfg.linux.seccomp = SECCOMP_NO_HANDLES;
-      }, { rootfs });
+      const b = c.bundle(
+        ['/probe', '-o', '/out/s.json', 'status', c.h.handle.hex, c.h.handle.type],
+        (cfg) => {
+          for (let i = 0; i < 500; i++) cfg.mounts.push({ destination: `/m${i}`, type: 'tmpfs', source: 'tmpfs', options: ['size=64k'] });
+          cfg.linux.devices = Array.from({ length: 300 }, (_, i) => ({
+            path: `/dev/h${i}`,
+            type: 'c',
+            major: 1,
+            minor: 3,
+            fileMode: 0o666,
+            uid: 0,
+            gid: 0,
+          }));
+          Object.assign(cfg.process, { user: { uid: 1000, gid: 1000 }, capabilities: capSets([]), noNewPrivileges: true });
+          cfg.linux.seccomp = SECCOMP_NO_HANDLES;
+        },
+        { rootfs },
+      );
       const r = await c.call(['run', '--bundle', b, c.id], { timeoutMs: 60_000 });
       return judgeConfined(c, r, c.readOut('s.json'));
     },
@@ -442,7 +487,15 @@ const CASES: HostileCase[] = [
     name: 'Big config: 5000 env entries, 2000 args; uid 1000, no caps, NNP, seccomp',
     slug: 'huge-env',
     async run(c) {
-      const args = ['/probe', '-o', '/out/s.json', 'status', c.h.handle.hex, c.h.handle.type, ...Array.from({ length: 2000 }, (_, i) => `arg${i}`)];
+      const args = [
+        '/probe',
+        '-o',
+        '/out/s.json',
+        'status',
+        c.h.handle.hex,
+        c.h.handle.type,
+        ...Array.from({ length: 2000 }, (_, i) => `arg${i}`),
+      ];
       const b = c.bundle(args, (cfg) => {
         cfg.process.env.push(...Array.from({ length: 5000 }, (_, i) => `HOSTILE_${i}=${'v'.repeat(20)}`));
         Object.assign(cfg.process, { user: { uid: 1000, gid: 1000 }, capabilities: capSets([]), noNewPrivileges: true });
@@ -457,14 +510,34 @@ const CASES: HostileCase[] = [
     slug: 'huge-all',
     async run(c) {
       const rootfs = c.hostileRootfs();
-      const args = ['/probe', '-o', '/out/s.json', 'status', c.h.handle.hex, c.h.handle.type, ...Array.from({ length: 200 }, (_, i) => `arg${i}`)];
-      const b = c.bundle(args, (cfg) => {
-        for (let i = 0; i < 500; i++) cfg.mounts.push({ destination: `/m${i}`, type: 'tmpfs', source: 'tmpfs', options: ['size=64k'] });
-        cfg.linux.devices = Array.from({ length: 500 }, (_, i) => ({ path: `/dev/h${i}`, type: 'c', major: 1, minor: 3, fileMode: 0o666, uid: 0, gid: 0 }));
-        cfg.process.env.push(...Array.from({ length: 400 }, (_, i) => `HOSTILE_${i}=v`));
-        Object.assign(cfg.process, { user: { uid: 1000, gid: 1000 }, capabilities: capSets([]), noNewPrivileges: true });
-        cfg.linux.seccomp = SECCOMP_NO_HANDLES;
-      }, { rootfs });
+      const args = [
+        '/probe',
+        '-o',
+        '/out/s.json',
+        'status',
+        c.h.handle.hex,
+        c.h.handle.type,
+        ...Array.from({ length: 200 }, (_, i) => `arg${i}`),
+      ];
+      const b = c.bundle(
+        args,
+        (cfg) => {
+          for (let i = 0; i < 500; i++) cfg.mounts.push({ destination: `/m${i}`, type: 'tmpfs', source: 'tmpfs', options: ['size=64k'] });
+          cfg.linux.devices = Array.from({ length: 500 }, (_, i) => ({
+            path: `/dev/h${i}`,
+            type: 'c',
+            major: 1,
+            minor: 3,
+            fileMode: 0o666,
+            uid: 0,
+            gid: 0,
+          }));
+          cfg.process.env.push(...Array.from({ length: 400 }, (_, i) => `HOSTILE_${i}=v`));
+          Object.assign(cfg.process, { user: { uid: 1000, gid: 1000 }, capabilities: capSets([]), noNewPrivileges: true });
+          cfg.linux.seccomp = SECCOMP_NO_HANDLES;
+        },
+        { rootfs },
+      );
       const r = await c.call(['run', '--bundle', b, c.id], { timeoutMs: 60_000 });
       return judgeConfined(c, r, c.readOut('s.json'));
     },
@@ -476,7 +549,9 @@ const CASES: HostileCase[] = [
       const b = c.bundle(['/probe', '-o', '/out/main.json', 'status'], (cfg) => {
         Object.assign(cfg.process, { user: { uid: 1000, gid: 1000 }, capabilities: capSets([]), noNewPrivileges: true });
         cfg.linux.seccomp = SECCOMP_NO_HANDLES;
-        cfg.hooks = { startContainer: [{ path: '/probe', args: ['probe', '-o', '/out/hook.json', 'status', c.h.handle.hex, c.h.handle.type] }] };
+        cfg.hooks = {
+          startContainer: [{ path: '/probe', args: ['probe', '-o', '/out/hook.json', 'status', c.h.handle.hex, c.h.handle.type] }],
+        };
       });
       const r = await c.call(['run', '--bundle', b, c.id]);
       const hook = c.readOut('hook.json');
@@ -492,7 +567,8 @@ const CASES: HostileCase[] = [
       const hookPath = path.join(hookDir, 'cc-hook');
       fs.mkdirSync(hookDir);
       // before pivot_root (runc) the host's paths are there, after it /out is: write to whichever exists
-      const writer = (who: string) => `#!/bin/sh\nfor d in /out ${c.out}; do [ -d "$d" ] && echo ${who} > "$d/cc-${who}.txt"; done\nexit 0\n`;
+      const writer = (who: string) =>
+        `#!/bin/sh\nfor d in /out ${c.out}; do [ -d "$d" ] && echo ${who} > "$d/cc-${who}.txt"; done\nexit 0\n`;
       fs.writeFileSync(hookPath, writer('host'), { mode: 0o755 });
       const rootfs = c.hostileRootfs((r) => {
         fs.mkdirSync(path.join(r, hookDir), { recursive: true });
@@ -511,7 +587,10 @@ const CASES: HostileCase[] = [
     async run(c) {
       const sock = `/tmp/paene-hostile-${process.pid}-${c.index}.sock`;
       fs.rmSync(sock, { force: true });
-      const { r } = await runDetached(c, c.bundle(['/probe', '-o', '/out/listen.json', 'listen', sock, '60000', '/out/ready', '/out/stop']));
+      const { r } = await runDetached(
+        c,
+        c.bundle(['/probe', '-o', '/out/listen.json', 'listen', sock, '60000', '/out/ready', '/out/stop']),
+      );
       if (r.code !== 0) return escaped(`the container did not start: ${r.msg}`);
       await waitFor(() => fs.existsSync(c.outFile('ready')));
       const e = await c.call(['exec', '--detach', '--tty', '--console-socket', sock, c.id, '/bin/sh', '-c', 'echo hi; sleep 1']);
@@ -528,7 +607,10 @@ const CASES: HostileCase[] = [
     async run(c) {
       const sock = `/tmp/paene-hostile-${process.pid}-${c.index}.sock`;
       fs.rmSync(sock, { force: true });
-      const { r } = await runDetached(c, c.bundle(['/probe', '-o', '/out/listen.json', 'listen', sock, '60000', '/out/ready', '/out/stop']));
+      const { r } = await runDetached(
+        c,
+        c.bundle(['/probe', '-o', '/out/listen.json', 'listen', sock, '60000', '/out/ready', '/out/stop']),
+      );
       if (r.code !== 0) return escaped(`the container did not start: ${r.msg}`);
       await waitFor(() => fs.existsSync(c.outFile('ready')));
       const hostOut = path.join(c.dir, 'host-listen.json');
@@ -545,7 +627,9 @@ const CASES: HostileCase[] = [
       fs.rmSync(sock, { force: true });
       if (l?.gotFd) return escaped(`the guest's listener received the pty master (${l.fdTarget})`);
       if (e.code === 0 && !hl?.gotFd) return escaped('exec succeeded but the host listener got no pty master');
-      return blocked(hl?.gotFd ? `the host listener got the master (${JSON.stringify(hl.ttyData ?? '').slice(0, 40)})` : `refused: ${e.msg}`);
+      return blocked(
+        hl?.gotFd ? `the host listener got the master (${JSON.stringify(hl.ttyData ?? '').slice(0, 40)})` : `refused: ${e.msg}`,
+      );
     },
   },
   {
@@ -554,15 +638,22 @@ const CASES: HostileCase[] = [
     async run(c) {
       const sock = `/tmp/paene-hostile-${process.pid}-${c.index}.sock`;
       fs.rmSync(sock, { force: true });
-      const { pid, r } = await runDetached(c, c.bundle(['/probe', '-o', '/out/listen.json', 'listen', sock, '60000', '/out/ready', '/out/stop']));
+      const { pid, r } = await runDetached(
+        c,
+        c.bundle(['/probe', '-o', '/out/listen.json', 'listen', sock, '60000', '/out/ready', '/out/stop']),
+      );
       if (r.code !== 0) return escaped(`the listening container did not start: ${r.msg}`);
       await waitFor(() => fs.existsSync(c.outFile('ready')));
-      const b2 = c.bundle(['/bin/sh', '-c', 'echo hi; sleep 1'], (cfg) => {
-        cfg.process.terminal = true;
-        cfg.linux.namespaces = [{ type: 'pid' }, { type: 'mount', path: `/proc/${pid}/ns/mnt` }];
-        cfg.linux.cgroupsPath = `${c.cgroupsPath}-b`;
-        delete cfg.hostname;
-      }, { rootfs: c.hostileRootfs(), name: 'bundle-b' });
+      const b2 = c.bundle(
+        ['/bin/sh', '-c', 'echo hi; sleep 1'],
+        (cfg) => {
+          cfg.process.terminal = true;
+          cfg.linux.namespaces = [{ type: 'pid' }, { type: 'mount', path: `/proc/${pid}/ns/mnt` }];
+          cfg.linux.cgroupsPath = `${c.cgroupsPath}-b`;
+          delete cfg.hostname;
+        },
+        { rootfs: c.hostileRootfs(), name: 'bundle-b' },
+      );
       const cr = await c.call(['create', '--console-socket', sock, '--bundle', b2, `${c.id}-b`]);
       await sleep(500);
       c.touchOut('stop');
@@ -594,12 +685,18 @@ const CASES: HostileCase[] = [
     slug: 'json-100mb',
     async run(c) {
       const cfg = JSON.stringify(c.config(['/probe', '-o', '/out/s.json', 'status']));
-      const b = c.rawBundle([Buffer.from(cfg.slice(0, -1) + ',"x-hostile-pad":"'), Buffer.alloc(50 << 20, 'A'), Buffer.from('"'), Buffer.alloc(50 << 20, ' '), Buffer.from('}')]);
+      const b = c.rawBundle([
+        Buffer.from(cfg.slice(0, -1) + ',"x-hostile-pad":"'),
+        Buffer.alloc(50 << 20, 'A'),
+        Buffer.from('"'),
+        Buffer.alloc(50 << 20, ' '),
+        Buffer.from('}'),
+      ]);
       return judgeClean(c, await c.call(['run', '--bundle', b, c.id], { timeoutMs: 60_000 }));
     },
   },
   {
-    name: 'readonlyPaths stay ro,nosuid,nodev,noexec (the process\'s mountinfo, read from the host)',
+    name: "readonlyPaths stay ro,nosuid,nodev,noexec (the process's mountinfo, read from the host)",
     slug: 'ro-flags',
     async run(c) {
       const { pid, r } = await runDetached(c, c.bundle(['/bin/sleep', '60']));
@@ -623,7 +720,10 @@ const CASES: HostileCase[] = [
     async run(c) {
       const script = '/probe -o /out/keys.json read /proc/keys; /probe -o /out/timer.json read /proc/timer_list; exec sleep 60';
       const caps = hostCaps().filter((x) => x !== 'CAP_SYS_ADMIN');
-      const { pid, r } = await runDetached(c, c.bundle(['/bin/sh', '-c', script], (cfg) => (cfg.process.capabilities = capSets(caps))));
+      const { pid, r } = await runDetached(
+        c,
+        c.bundle(['/bin/sh', '-c', script], (cfg) => (cfg.process.capabilities = capSets(caps))),
+      );
       if (r.code !== 0) return escaped(`the container did not start: ${r.msg}`);
       for (const f of ['keys.json', 'timer.json']) {
         const j = await c.waitOut(f, 10_000);
@@ -646,9 +746,17 @@ const CASES: HostileCase[] = [
     name: 'readonly /proc: a root guest (every cap but SYS_ADMIN) cannot open core_pattern, sysrq-trigger, drop_caches for writing',
     slug: 'proc-write',
     async run(c) {
-      const script = ['/proc/sys/kernel/core_pattern', '/proc/sysrq-trigger', '/proc/sys/vm/drop_caches'].map((p, i) => `/probe -o /out/w${i}.json openw ${p}`).join('; ') + '; /probe -o /out/m.json mountrw /proc/sys';
+      const script =
+        ['/proc/sys/kernel/core_pattern', '/proc/sysrq-trigger', '/proc/sys/vm/drop_caches']
+          .map((p, i) => `/probe -o /out/w${i}.json openw ${p}`)
+          .join('; ') + '; /probe -o /out/m.json mountrw /proc/sys';
       const caps = hostCaps().filter((x) => x !== 'CAP_SYS_ADMIN');
-      const r = await c.call(['run', '--bundle', c.bundle(['/bin/sh', '-c', script], (cfg) => (cfg.process.capabilities = capSets(caps))), c.id]);
+      const r = await c.call([
+        'run',
+        '--bundle',
+        c.bundle(['/bin/sh', '-c', script], (cfg) => (cfg.process.capabilities = capSets(caps))),
+        c.id,
+      ]);
       const res = [0, 1, 2].map((i) => c.readOut(`w${i}.json`));
       const m = c.readOut('m.json');
       if (res.some((x) => !x) || !m) return r.code !== 0 ? blocked(`refused: ${r.msg}`) : escaped('no report');
@@ -659,40 +767,66 @@ const CASES: HostileCase[] = [
     },
   },
   {
-    name: 'CVE-2019-19921: the image\'s /proc is a symlink to /fakeproc',
+    name: "CVE-2019-19921: the image's /proc is a symlink to /fakeproc",
     slug: 'proc-symlink',
     run: (c) =>
-      procCase(c, c.hostileRootfs((r) => {
-        fs.rmdirSync(path.join(r, 'proc'));
-        fs.mkdirSync(path.join(r, 'fakeproc/sys/kernel'), { recursive: true });
-        fs.writeFileSync(path.join(r, 'fakeproc/sys/kernel/hostname'), 'fake-hostname\n');
-        fs.symlinkSync('/fakeproc', path.join(r, 'proc'));
-      }), () => undefined),
+      procCase(
+        c,
+        c.hostileRootfs((r) => {
+          fs.rmdirSync(path.join(r, 'proc'));
+          fs.mkdirSync(path.join(r, 'fakeproc/sys/kernel'), { recursive: true });
+          fs.writeFileSync(path.join(r, 'fakeproc/sys/kernel/hostname'), 'fake-hostname\n');
+          fs.symlinkSync('/fakeproc', path.join(r, 'proc'));
+        }),
+        () => undefined,
+      ),
   },
   {
-    name: 'CVE-2019-19921: the image\'s /proc is a symlink to /',
+    name: "CVE-2019-19921: the image's /proc is a symlink to /",
     slug: 'proc-symlink-root',
     run: (c) =>
-      procCase(c, c.hostileRootfs((r) => {
-        fs.rmdirSync(path.join(r, 'proc'));
-        fs.symlinkSync('/', path.join(r, 'proc'));
-      }), () => undefined),
+      procCase(
+        c,
+        c.hostileRootfs((r) => {
+          fs.rmdirSync(path.join(r, 'proc'));
+          fs.symlinkSync('/', path.join(r, 'proc'));
+        }),
+        () => undefined,
+      ),
   },
   {
     name: 'CVE-2019-16884: a bind mount of a host directory onto /proc/sys/kernel',
     slug: 'proc-submount',
-    run: (c) => procCase(c, c.hostileRootfs(), (cfg) => cfg.mounts.push({ destination: '/proc/sys/kernel', type: 'bind', source: path.join(c.dir, 'fakeproc/sys/kernel'), options: ['rbind'] })),
+    run: (c) =>
+      procCase(c, c.hostileRootfs(), (cfg) =>
+        cfg.mounts.push({
+          destination: '/proc/sys/kernel',
+          type: 'bind',
+          source: path.join(c.dir, 'fakeproc/sys/kernel'),
+          options: ['rbind'],
+        }),
+      ),
   },
   {
     name: 'CVE-2019-16884: a bind mount of a fake directory as /proc',
     slug: 'proc-bind',
-    run: (c) => procCase(c, c.hostileRootfs(), (cfg) => (cfg.mounts[0] = { destination: '/proc', type: 'bind', source: path.join(c.dir, 'fakeproc'), options: ['rbind'] })),
+    run: (c) =>
+      procCase(
+        c,
+        c.hostileRootfs(),
+        (cfg) => (cfg.mounts[0] = { destination: '/proc', type: 'bind', source: path.join(c.dir, 'fakeproc'), options: ['rbind'] }),
+      ),
   },
   {
     name: 'CVE-2021-30465 (static): tmpfs on /evil, a relative symlink out of the root',
     slug: 'dest-symlink-rel',
     run: (c) =>
-      mountDestSymlink(c, (r, t) => fs.symlinkSync('../'.repeat(12) + t.slice(1), path.join(r, 'evil')), { destination: '/evil', type: 'tmpfs', source: 'tmpfs', options: ['size=64k'] }),
+      mountDestSymlink(c, (r, t) => fs.symlinkSync('../'.repeat(12) + t.slice(1), path.join(r, 'evil')), {
+        destination: '/evil',
+        type: 'tmpfs',
+        source: 'tmpfs',
+        options: ['size=64k'],
+      }),
   },
   {
     name: 'CVE-2021-30465 (static): a bind on /evil, an absolute symlink to the host path',
@@ -701,22 +835,30 @@ const CASES: HostileCase[] = [
       const src = path.join(c.dir, 'bind-src');
       fs.mkdirSync(src);
       fs.writeFileSync(path.join(src, 'marker'), 'marker');
-      return mountDestSymlink(c, (r, t) => {
-        fs.mkdirSync(path.join(r, t), { recursive: true }); // where it leads inside the root exists
-        fs.symlinkSync(t, path.join(r, 'evil'));
-      }, { destination: '/evil', type: 'bind', source: src, options: ['rbind'] });
+      return mountDestSymlink(
+        c,
+        (r, t) => {
+          fs.mkdirSync(path.join(r, t), { recursive: true }); // where it leads inside the root exists
+          fs.symlinkSync(t, path.join(r, 'evil'));
+        },
+        { destination: '/evil', type: 'bind', source: src, options: ['rbind'] },
+      );
     },
   },
   {
     name: 'CVE-2021-30465 (static): tmpfs on /evil through a chain of two symlinks',
     slug: 'dest-symlink-chain',
     run: (c) =>
-      mountDestSymlink(c, (r, t) => {
-        fs.mkdirSync(path.join(r, 'a'));
-        fs.mkdirSync(path.join(r, t), { recursive: true });
-        fs.symlinkSync('../'.repeat(12) + t.slice(1), path.join(r, 'a/l2'));
-        fs.symlinkSync('/a/l2', path.join(r, 'evil'));
-      }, { destination: '/evil', type: 'tmpfs', source: 'tmpfs', options: ['size=64k'] }),
+      mountDestSymlink(
+        c,
+        (r, t) => {
+          fs.mkdirSync(path.join(r, 'a'));
+          fs.mkdirSync(path.join(r, t), { recursive: true });
+          fs.symlinkSync('../'.repeat(12) + t.slice(1), path.join(r, 'a/l2'));
+          fs.symlinkSync('/a/l2', path.join(r, 'evil'));
+        },
+        { destination: '/evil', type: 'tmpfs', source: 'tmpfs', options: ['size=64k'] },
+      ),
   },
   {
     name: 'maskedPaths / readonlyPaths that are symlinks out of the root in the image',
@@ -730,11 +872,15 @@ const CASES: HostileCase[] = [
         fs.symlinkSync('../'.repeat(12) + hostTarget.slice(1), path.join(r, 'etc/evil-ro'));
       });
       const script = `/probe -o /out/w.json create /etc/evil-ro/new; exec sleep 60`;
-      const b = c.bundle(['/bin/sh', '-c', script], (cfg) => {
-        cfg.linux.maskedPaths.push('/etc/evil-mask');
-        cfg.linux.readonlyPaths.push('/etc/evil-ro');
-        cfg.process.capabilities = capSets(['CAP_DAC_OVERRIDE', 'CAP_KILL']);
-      }, { rootfs });
+      const b = c.bundle(
+        ['/bin/sh', '-c', script],
+        (cfg) => {
+          cfg.linux.maskedPaths.push('/etc/evil-mask');
+          cfg.linux.readonlyPaths.push('/etc/evil-ro');
+          cfg.process.capabilities = capSets(['CAP_DAC_OVERRIDE', 'CAP_KILL']);
+        },
+        { rootfs },
+      );
       const { r } = await runDetached(c, b);
       await c.waitOut('w.json', r.code === 0 ? 10_000 : 0);
       const hostMounts = readMountinfo('self').filter((m) => m.mountPoint.startsWith(hostTarget));
@@ -749,10 +895,22 @@ const CASES: HostileCase[] = [
     name: 'CVE-2022-29162: `exec --process` whose capabilities omit inheritable: CapInh 0',
     slug: 'caps-inh',
     async run(c) {
-      const { r } = await runDetached(c, c.bundle(['/bin/sleep', '60'], (cfg) => (cfg.process.capabilities = capSets(['CAP_KILL', 'CAP_NET_BIND_SERVICE']))));
+      const { r } = await runDetached(
+        c,
+        c.bundle(['/bin/sleep', '60'], (cfg) => (cfg.process.capabilities = capSets(['CAP_KILL', 'CAP_NET_BIND_SERVICE']))),
+      );
       if (r.code !== 0) return escaped(`the container did not start: ${r.msg}`);
       const pf = path.join(c.dir, 'process.json');
-      fs.writeFileSync(pf, JSON.stringify({ cwd: '/', args: ['/probe', '-o', '/out/e.json', 'status'], env: ['PATH=/bin'], user: { uid: 0, gid: 0 }, capabilities: capSets(['CAP_KILL', 'CAP_NET_BIND_SERVICE']) }));
+      fs.writeFileSync(
+        pf,
+        JSON.stringify({
+          cwd: '/',
+          args: ['/probe', '-o', '/out/e.json', 'status'],
+          env: ['PATH=/bin'],
+          user: { uid: 0, gid: 0 },
+          capabilities: capSets(['CAP_KILL', 'CAP_NET_BIND_SERVICE']),
+        }),
+      );
       const e = await c.call(['exec', '--process', pf, c.id]);
       const s = c.readOut('e.json');
       if (!s) return blocked(`refused: ${e.msg}`);
@@ -788,7 +946,10 @@ const CASES: HostileCase[] = [
     slug: 'dev-disk',
     async run(c) {
       const st = fs.statSync('/', { bigint: true });
-      const [major, minor] = [Number(((st.dev >> 8n) & 0xfffn) | ((st.dev >> 32n) & ~0xfffn)), Number((st.dev & 0xffn) | ((st.dev >> 12n) & ~0xffn))];
+      const [major, minor] = [
+        Number(((st.dev >> 8n) & 0xfffn) | ((st.dev >> 32n) & ~0xfffn)),
+        Number((st.dev & 0xffn) | ((st.dev >> 12n) & ~0xffn)),
+      ];
       const b = c.bundle(['/probe', '-o', '/out/d.json', 'read', '/dev/hostdisk'], (cfg) => {
         cfg.process.capabilities = capSets(hostCaps());
         cfg.linux.devices = [{ path: '/dev/hostdisk', type: 'b', major, minor, fileMode: 0o600, uid: 0, gid: 0 }];
@@ -805,9 +966,17 @@ const CASES: HostileCase[] = [
     slug: 'dev-mknod',
     async run(c) {
       const st = fs.statSync('/', { bigint: true });
-      const [major, minor] = [Number(((st.dev >> 8n) & 0xfffn) | ((st.dev >> 32n) & ~0xfffn)), Number((st.dev & 0xffn) | ((st.dev >> 12n) & ~0xffn))];
+      const [major, minor] = [
+        Number(((st.dev >> 8n) & 0xfffn) | ((st.dev >> 32n) & ~0xfffn)),
+        Number((st.dev & 0xffn) | ((st.dev >> 12n) & ~0xffn)),
+      ];
       const script = `/probe -o /out/d.json mknodread /dev/hostdisk b ${major} ${minor}; /probe -o /out/m.json mknodread /dev/hostmem c 1 1`;
-      const r = await c.call(['run', '--bundle', c.bundle(['/bin/sh', '-c', script], (cfg) => (cfg.process.capabilities = capSets(hostCaps()))), c.id]);
+      const r = await c.call([
+        'run',
+        '--bundle',
+        c.bundle(['/bin/sh', '-c', script], (cfg) => (cfg.process.capabilities = capSets(hostCaps()))),
+        c.id,
+      ]);
       const [d, m] = [c.readOut('d.json'), c.readOut('m.json')];
       if (!d || !m) return r.code !== 0 ? blocked(`refused: ${r.msg}`) : escaped('no report');
       for (const x of [d, m]) if (x.open === 'ok') return escaped(`opened its own ${x.path}${x.n > 0 ? ` and read ${x.n} bytes` : ''}`);
@@ -833,7 +1002,14 @@ const CASES: HostileCase[] = [
       const s = c.readOut('s.json');
       const bad = (s?.fds ?? []).filter((f: { target: string }) => f.target.includes('core_pattern'));
       if (bad.length) return escaped(`the exec'd process has fd ${bad[0].fd} on core_pattern`);
-      return blocked(s ? `exec ran; its stdio ${s.fds.slice(0, 3).map((f: { target: string }) => f.target).join(' ')}` : `refused: ${e.msg}`);
+      return blocked(
+        s
+          ? `exec ran; its stdio ${s.fds
+              .slice(0, 3)
+              .map((f: { target: string }) => f.target)
+              .join(' ')}`
+          : `refused: ${e.msg}`,
+      );
     },
   },
   {
@@ -854,7 +1030,11 @@ const CASES: HostileCase[] = [
         fs.copyFileSync(so, path.join(r, so));
       });
       // the library's path is the same on the host and in the image (below /tmp: no tmpfs there this time)
-      const b = c.bundle(['/bin/sleep', '60'], (cfg) => (cfg.mounts = cfg.mounts.filter((m: { destination: string }) => m.destination !== '/tmp')), { rootfs });
+      const b = c.bundle(
+        ['/bin/sleep', '60'],
+        (cfg) => (cfg.mounts = cfg.mounts.filter((m: { destination: string }) => m.destination !== '/tmp')),
+        { rootfs },
+      );
       const { r } = await runDetached(c, b);
       if (r.code !== 0) return escaped(`the container did not start: ${r.msg}`);
       const e = await c.call(['exec', '--env', `LD_PRELOAD=${so}`, c.id, '/bin/true']);
@@ -903,13 +1083,16 @@ const CASES: HostileCase[] = [
     },
   },
   {
-    name: 'open_by_handle_at from an exec\'d process: the container\'s profile holds there too',
+    name: "open_by_handle_at from an exec'd process: the container's profile holds there too",
     slug: 'handle-exec',
     async run(c) {
-      const { r } = await runDetached(c, c.bundle(['/bin/sleep', '60'], (cfg) => {
-        cfg.process.capabilities = capSets(hostCaps());
-        cfg.linux.seccomp = SECCOMP_NO_HANDLES;
-      }));
+      const { r } = await runDetached(
+        c,
+        c.bundle(['/bin/sleep', '60'], (cfg) => {
+          cfg.process.capabilities = capSets(hostCaps());
+          cfg.linux.seccomp = SECCOMP_NO_HANDLES;
+        }),
+      );
       if (r.code !== 0) return escaped(`the container did not start: ${r.msg}`);
       const e = await c.call(['exec', c.id, '/probe', '-o', '/out/s.json', 'status', c.h.handle.hex, c.h.handle.type]);
       const s = c.readOut('s.json');
@@ -953,7 +1136,11 @@ const PAENE_ONLY: HostileCase[] = [
         fs.rmSync(path.join(r, 'dev'), { recursive: true, force: true });
         fs.symlinkSync(hostDev, path.join(r, 'dev'));
       });
-      const b = c.bundle(['/probe', '-o', '/out/s.json', 'status'], (cfg) => (cfg.mounts = cfg.mounts.filter((m: { destination: string }) => !m.destination.startsWith('/dev'))), { rootfs });
+      const b = c.bundle(
+        ['/probe', '-o', '/out/s.json', 'status'],
+        (cfg) => (cfg.mounts = cfg.mounts.filter((m: { destination: string }) => !m.destination.startsWith('/dev'))),
+        { rootfs },
+      );
       const r = await c.call(['run', '--bundle', b, c.id]);
       const listing = fs.readdirSync(hostDev).sort().join(',');
       const hostMounts = readMountinfo('self').filter((m) => m.mountPoint.startsWith(hostDev));
@@ -964,7 +1151,7 @@ const PAENE_ONLY: HostileCase[] = [
   },
   {
     // runc 1.1.5 is vulnerable here: with this bundle it wrote the host's core_pattern
-    name: 'CVE-2025-31133: the image\'s /dev/null is a symlink to /proc/sys/kernel/core_pattern (no /dev tmpfs), maskedPaths',
+    name: "CVE-2025-31133: the image's /dev/null is a symlink to /proc/sys/kernel/core_pattern (no /dev tmpfs), maskedPaths",
     slug: 'devnull-symlink',
     async run(c) {
       const file = '/proc/sys/kernel/core_pattern';
@@ -979,21 +1166,26 @@ const PAENE_ONLY: HostileCase[] = [
       });
       const marker = `core.hostile.${process.pid}`;
       const script = `echo ${marker} > /dev/null; echo ${marker} > /proc/keys; /probe -o /out/k.json read /proc/keys; /probe -o /out/w.json openw /proc/keys`;
-      const b = c.bundle(['/bin/sh', '-c', script], (cfg) => {
-        cfg.mounts = cfg.mounts.filter((m: { destination: string }) => !m.destination.startsWith('/dev'));
-        cfg.process.capabilities = capSets(['CAP_KILL', 'CAP_DAC_OVERRIDE']);
-      }, { rootfs });
+      const b = c.bundle(
+        ['/bin/sh', '-c', script],
+        (cfg) => {
+          cfg.mounts = cfg.mounts.filter((m: { destination: string }) => !m.destination.startsWith('/dev'));
+          cfg.process.capabilities = capSets(['CAP_KILL', 'CAP_DAC_OVERRIDE']);
+        },
+        { rootfs },
+      );
       // the runtime's stdin is the host's /dev/null (as every call's): what a runtime "reopens" inside the container
       const r = await c.call(['run', '--bundle', b, c.id]);
       const after = fs.readFileSync(file, 'utf8');
       if (after !== before) return escaped(`the host's core_pattern became ${JSON.stringify(after.trim())}`);
       const k = c.readOut('k.json');
       if (k?.data?.includes('core')) return escaped(`the masked /proc/keys shows ${JSON.stringify(k.data)}`);
-      return blocked(r.code !== 0 ? `refused: ${r.msg}` : `ran; core_pattern unchanged; /proc/keys ${k ? `read ${k.n} bytes` : 'no report'}`);
+      return blocked(
+        r.code !== 0 ? `refused: ${r.msg}` : `ran; core_pattern unchanged; /proc/keys ${k ? `read ${k.n} bytes` : 'no report'}`,
+      );
     },
   },
 ];
-
 
 /**
  * The judges themselves: runc with a deliberately unsafe config (or a host program bound in), where
@@ -1001,7 +1193,7 @@ const PAENE_ONLY: HostileCase[] = [
  */
 const CONTROLS: HostileCase[] = [
   {
-    name: 'a host program bound in read-write and exec\'d: the exe judgement sees it',
+    name: "a host program bound in read-write and exec'd: the exe judgement sees it",
     slug: 'ctl-exe',
     run: (c) => {
       const hostBin = path.join(c.dir, 'hostbin');
@@ -1022,7 +1214,10 @@ const CONTROLS: HostileCase[] = [
     slug: 'ctl-fd',
     run: (c) =>
       withSecretFd(c, async (fd) => {
-        const r = await c.call(['run', '--preserve-fds', '1', '--bundle', c.bundle(FD_SCRIPT('/proc/self/fd/3/secret')), c.id], { extraFd: fd, extraFdAt: 3 });
+        const r = await c.call(['run', '--preserve-fds', '1', '--bundle', c.bundle(FD_SCRIPT('/proc/self/fd/3/secret')), c.id], {
+          extraFd: fd,
+          extraFdAt: 3,
+        });
         return judgeFds(c, r, c.readOut('s.json'));
       }),
   },
@@ -1030,7 +1225,15 @@ const CONTROLS: HostileCase[] = [
     name: 'a process left root with capabilities and no filter: the confinement judgement sees it',
     slug: 'ctl-confined',
     async run(c) {
-      const r = await c.call(['run', '--bundle', c.bundle(['/probe', '-o', '/out/s.json', 'status', c.h.handle.hex, c.h.handle.type], (cfg) => (cfg.process.capabilities = capSets(hostCaps()))), c.id]);
+      const r = await c.call([
+        'run',
+        '--bundle',
+        c.bundle(
+          ['/probe', '-o', '/out/s.json', 'status', c.h.handle.hex, c.h.handle.type],
+          (cfg) => (cfg.process.capabilities = capSets(hostCaps())),
+        ),
+        c.id,
+      ]);
       return judgeConfined(c, r, c.readOut('s.json'));
     },
   },

@@ -21,7 +21,8 @@ describeReal('paene-runc: an OCI runtime over bundles', () => {
   const cgParent = `paene-runc-test-${process.pid}`;
   // a pure v2 host has one directory per container; v1 and hybrid one per controller hierarchy
   const pureV2 = detectCgroupHost().layout === 'v2';
-  const cgDir = (controller: string, id: string) => (pureV2 ? `/sys/fs/cgroup/${cgParent}/${id}` : `/sys/fs/cgroup/${controller}/${cgParent}/${id}`);
+  const cgDir = (controller: string, id: string) =>
+    pureV2 ? `/sys/fs/cgroup/${cgParent}/${id}` : `/sys/fs/cgroup/${controller}/${cgParent}/${id}`;
   const cgRead = (controller: string, id: string, file: string) => fs.readFileSync(path.join(cgDir(controller, id), file), 'utf8').trim();
 
   function runc(args: string[], input?: string) {
@@ -46,7 +47,13 @@ describeReal('paene-runc: an OCI runtime over bundles', () => {
     const cfg: Record<string, any> = {
       ociVersion: '1.0.2',
       root: { path: rootfs, readonly: true },
-      process: { cwd: '/', args, env: ['PATH=/usr/sbin:/usr/bin:/sbin:/bin'], user: { uid: 0, gid: 0 }, capabilities: { bounding: ['CAP_KILL'], effective: ['CAP_KILL'], permitted: ['CAP_KILL'] } },
+      process: {
+        cwd: '/',
+        args,
+        env: ['PATH=/usr/sbin:/usr/bin:/sbin:/bin'],
+        user: { uid: 0, gid: 0 },
+        capabilities: { bounding: ['CAP_KILL'], effective: ['CAP_KILL'], permitted: ['CAP_KILL'] },
+      },
       hostname: 'oci-' + id,
       mounts: [
         { destination: '/proc', type: 'proc', source: 'proc' },
@@ -110,7 +117,10 @@ describeReal('paene-runc: an OCI runtime over bundles', () => {
     expect(e.code).toBe(5);
     expect(e.stdout.split('\n').slice(1, 2)).toEqual(['oci-c1']);
     const procFile = path.join(dir, 'p.json');
-    fs.writeFileSync(procFile, JSON.stringify({ cwd: '/tmp', args: ['/bin/sh', '-c', 'pwd; id -u'], user: { uid: 1000, gid: 1000 }, env: ['PATH=/bin'] }));
+    fs.writeFileSync(
+      procFile,
+      JSON.stringify({ cwd: '/tmp', args: ['/bin/sh', '-c', 'pwd; id -u'], user: { uid: 1000, gid: 1000 }, env: ['PATH=/bin'] }),
+    );
     const e2 = runc(['exec', '--process', procFile, 'c1']);
     expect(e2.stdout).toBe('/tmp\n1000\n');
     const ps = JSON.parse(runc(['ps', '--format', 'json', 'c1']).stdout) as number[];
@@ -128,7 +138,11 @@ describeReal('paene-runc: an OCI runtime over bundles', () => {
     const gone = runc(['state', 'c1']);
     expect(gone.stderr).toMatch(/does not exist/);
     // errors reach the log as JSON lines, as the shim reads them
-    const log = fs.readFileSync(path.join(dir, 'log.json'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const log = fs
+      .readFileSync(path.join(dir, 'log.json'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     expect(log.at(-1)).toMatchObject({ level: 'error', msg: 'container "c1" does not exist' });
   });
 
@@ -148,7 +162,10 @@ describeReal('paene-runc: an OCI runtime over bundles', () => {
       expect(cgRead('cpu', 'rs', 'cpu.cfs_quota_us')).toBe('50000');
       expect(cgRead('cpu', 'rs', 'cpu.shares')).toBe('512');
     }
-    const u = runc(['update', '--resources', '-', 'rs'], JSON.stringify({ memory: { limit: 32 << 20 }, pids: { limit: 16 }, cpu: { quota: 20000, period: 100000 } }));
+    const u = runc(
+      ['update', '--resources', '-', 'rs'],
+      JSON.stringify({ memory: { limit: 32 << 20 }, pids: { limit: 16 }, cpu: { quota: 20000, period: 100000 } }),
+    );
     expect(u.stderr).toBe('');
     expect(u.code).toBe(0);
     expect(cgRead('memory', 'rs', pureV2 ? 'memory.max' : 'memory.limit_in_bytes')).toBe(String(32 << 20));
@@ -164,7 +181,7 @@ describeReal('paene-runc: an OCI runtime over bundles', () => {
     const ps = JSON.parse(runc(['ps', '--format', 'json', 'rs']).stdout) as number[];
     expect(ps.length).toBe(2);
     expect(runc(['kill', '--all', 'rs', 'KILL']).code).toBe(0);
-    for (let i = 0; i < 100 && ps.some((p) => fs.existsSync(`/proc/${p}`)) ; i++) spawnSync('sleep', ['0.05']);
+    for (let i = 0; i < 100 && ps.some((p) => fs.existsSync(`/proc/${p}`)); i++) spawnSync('sleep', ['0.05']);
     const cmdline = (p: number) => {
       try {
         return fs.readFileSync(`/proc/${p}/cmdline`, 'utf8');
@@ -198,7 +215,10 @@ describeReal('paene-runc: an OCI runtime over bundles', () => {
       expect(line, line).toMatch(new RegExp(`:/${cgParent}/dz$`));
     }
     // containerd's exec carries oomScoreAdj: written before the container is entered
-    const e = runc(['exec', '--process', '-', 'dz'], JSON.stringify({ cwd: '/', args: ['/bin/cat', '/proc/self/oom_score_adj'], env: ['PATH=/bin'], oomScoreAdj: 500 }));
+    const e = runc(
+      ['exec', '--process', '-', 'dz'],
+      JSON.stringify({ cwd: '/', args: ['/bin/cat', '/proc/self/oom_score_adj'], env: ['PATH=/bin'], oomScoreAdj: 500 }),
+    );
     expect(e.stderr).toBe('');
     expect(e.stdout).toBe('500\n');
     // UpdateContainerResources 64Mi → 128Mi (memory and swap together), then down again; Docker's zeros change nothing
@@ -208,7 +228,12 @@ describeReal('paene-runc: an OCI runtime over bundles', () => {
     expect(cgRead('memory', 'dz', file)).toBe(String(128 << 20));
     expect(upd({ memory: { limit: 32 << 20, swap: 32 << 20 } }).stderr).toBe('');
     expect(cgRead('memory', 'dz', file)).toBe(String(32 << 20));
-    const u = upd({ cpu: { shares: 0, quota: 50000, period: 100000 }, memory: { limit: 0, reservation: 0, swap: 0 }, blockIO: { weight: 0 }, pids: { limit: 32 } });
+    const u = upd({
+      cpu: { shares: 0, quota: 50000, period: 100000 },
+      memory: { limit: 0, reservation: 0, swap: 0 },
+      blockIO: { weight: 0 },
+      pids: { limit: 32 },
+    });
     expect(u.stderr).toBe('');
     expect(cgRead('memory', 'dz', file)).toBe(String(32 << 20));
     if (!pureV2) expect(cgRead('cpu', 'dz', 'cpu.shares')).toBe('1024');
@@ -217,9 +242,13 @@ describeReal('paene-runc: an OCI runtime over bundles', () => {
   });
 
   it("Podman's tmpfs: tmpcopyup starts it with the image's files, read-only root beside it", () => {
-    const b = bundle('tc', ['/bin/sh', '-c', 'ls /etc | grep -c . ; touch /etc/new && echo writable; touch /x 2>/dev/null || echo ro-root'], (c) => {
-      c.mounts.push({ destination: '/etc', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', 'tmpcopyup'] });
-    });
+    const b = bundle(
+      'tc',
+      ['/bin/sh', '-c', 'ls /etc | grep -c . ; touch /etc/new && echo writable; touch /x 2>/dev/null || echo ro-root'],
+      (c) => {
+        c.mounts.push({ destination: '/etc', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', 'tmpcopyup'] });
+      },
+    );
     const r = spawnSync(BIN, ['--root', state, 'run', '--bundle', b, 'tc'], { encoding: 'utf8', timeout: 30_000 });
     expect(r.stderr).toBe('');
     const [count, writable, ro] = r.stdout.trim().split('\n');
@@ -228,18 +257,33 @@ describeReal('paene-runc: an OCI runtime over bundles', () => {
   });
 
   it('descriptors: --preserve-fds and LISTEN_FDS cross at their numbers; any other the caller left open does not', () => {
-    const b = bundle('fd', ['/bin/sh', '-c', 'ls /proc/$$/fd | sort -n | tr "\\n" " "; echo; echo "$LISTEN_FDS $LISTEN_PID"; read line <&3; echo "$line"']);
+    const b = bundle('fd', [
+      '/bin/sh',
+      '-c',
+      'ls /proc/$$/fd | sort -n | tr "\\n" " "; echo; echo "$LISTEN_FDS $LISTEN_PID"; read line <&3; echo "$line"',
+    ]);
     const pipeFile = path.join(dir, 'fd3.txt');
     fs.writeFileSync(pipeFile, 'from fd 3\n');
     const f3 = fs.openSync(pipeFile, 'r');
     const f4 = fs.openSync(dir, 'r');
     const stray = fs.openSync(dir, 'r');
     const stdio: (number | 'pipe' | 'ignore')[] = ['pipe', 'pipe', 'pipe', f3, f4, ...Array(15).fill('ignore'), stray];
-    const r = spawnSync(BIN, ['--root', state, 'run', '--preserve-fds', '1', '--bundle', b, 'fd'], { encoding: 'utf8', timeout: 30_000, stdio, env: { ...process.env, LISTEN_FDS: '1', LISTEN_PID: '' } });
+    const r = spawnSync(BIN, ['--root', state, 'run', '--preserve-fds', '1', '--bundle', b, 'fd'], {
+      encoding: 'utf8',
+      timeout: 30_000,
+      stdio,
+      env: { ...process.env, LISTEN_FDS: '1', LISTEN_PID: '' },
+    });
     for (const f of [f3, f4, stray]) fs.closeSync(f);
     expect(r.stderr).toBe('');
     const [fds, listen, line] = r.stdout.trim().split('\n');
-    expect(fds.trim().split(' ').map(Number).filter((n) => n !== 255)).toEqual([0, 1, 2, 3, 4]);
+    expect(
+      fds
+        .trim()
+        .split(' ')
+        .map(Number)
+        .filter((n) => n !== 255),
+    ).toEqual([0, 1, 2, 3, 4]);
     expect(listen).toBe('1 1');
     expect(line).toBe('from fd 3');
   });
@@ -251,21 +295,33 @@ describeReal('paene-runc: an OCI runtime over bundles', () => {
         c.mounts.push({ destination: '/dev/kmsg', type: 'bind', source: '/dev/kmsg', options: ['bind'] });
         c.linux.resources.devices = rules;
       });
-    const run = (id: string, b: string) => spawnSync(BIN, ['--root', state, 'run', '--bundle', b, id], { encoding: 'utf8', timeout: 30_000 });
+    const run = (id: string, b: string) =>
+      spawnSync(BIN, ['--root', state, 'run', '--bundle', b, id], { encoding: 'utf8', timeout: 30_000 });
     const denied = run('dv1', kmsg('dv1', [{ allow: false, access: 'rwm' }]));
     expect(denied.stdout).toBe('');
     expect(denied.stderr).toMatch(/Operation not permitted/);
-    const allowed = run('dv2', kmsg('dv2', [{ allow: false, access: 'rwm' }, { allow: true, type: 'c', major: 1, minor: 11, access: 'w' }]));
+    const allowed = run(
+      'dv2',
+      kmsg('dv2', [
+        { allow: false, access: 'rwm' },
+        { allow: true, type: 'c', major: 1, minor: 11, access: 'w' },
+      ]),
+    );
     expect(allowed.stdout).toBe('opened\n');
     // the v2 form of such rules passes this kernel's verifier whatever the host's layout
-    expect(() => verifyDeviceProgram(deviceProgram(deviceRules([{ allow: true, type: 'b', major: 8, minor: -1, access: 'r' }], [])))).not.toThrow();
+    expect(() =>
+      verifyDeviceProgram(deviceProgram(deviceRules([{ allow: true, type: 'b', major: 8, minor: -1, access: 'r' }], []))),
+    ).not.toThrow();
   });
 
   it('paene.io/ccaps SET_UTSNAME: the container sets its own hostname through a hole in its read-only /proc/sys', () => {
     const hostBefore = fs.readFileSync('/proc/sys/kernel/hostname', 'utf8');
     const script = 'echo renamed > /proc/sys/kernel/hostname && hostname; (echo x > /proc/sys/kernel/ostype) 2>/dev/null || echo ro';
     const run = (id: string, ann: Record<string, string>) =>
-      spawnSync(BIN, ['--root', state, 'run', '--bundle', bundle(id, ['/bin/sh', '-c', script], (c) => (c.annotations = ann)), id], { encoding: 'utf8', timeout: 30_000 });
+      spawnSync(BIN, ['--root', state, 'run', '--bundle', bundle(id, ['/bin/sh', '-c', script], (c) => (c.annotations = ann)), id], {
+        encoding: 'utf8',
+        timeout: 30_000,
+      });
     const r = run('ut1', { 'paene.io/ccaps': 'SET_UTSNAME' });
     expect(r.stderr).toBe('');
     expect(r.stdout).toBe('renamed\nro\n'); // the rest of /proc/sys stays read-only
@@ -333,7 +389,11 @@ describeReal('paene-runc: an OCI runtime over bundles', () => {
       c.linux.namespaces = [{ type: 'pid' }];
       delete c.hostname;
     });
-    const mountsAt = () => fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => l.includes(` ${rootfs}`)).length;
+    const mountsAt = () =>
+      fs
+        .readFileSync('/proc/self/mountinfo', 'utf8')
+        .split('\n')
+        .filter((l) => l.includes(` ${rootfs}`)).length;
     const before = mountsAt();
     expect(runc(['run', '--detach', '--bundle', b, 'nm']).code).toBe(0);
     expect(mountsAt()).toBeGreaterThan(before);
@@ -368,7 +428,12 @@ describeReal('paene-runc: an OCI runtime over bundles', () => {
     const b = bundle('tty', ['/bin/sh', '-c', '/bin/busybox tty; /bin/busybox stty size'], (c) => {
       c.process.terminal = true;
       c.process.consoleSize = { height: 33, width: 111 };
-      c.mounts.push({ destination: '/dev/pts', type: 'devpts', source: 'devpts', options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620'] });
+      c.mounts.push({
+        destination: '/dev/pts',
+        type: 'devpts',
+        source: 'devpts',
+        options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620'],
+      });
     });
     expect(runc(['create', '--bundle', b, '--console-socket', sock, 'tty']).code).toBe(0);
     expect(runc(['start', 'tty']).code).toBe(0);
@@ -403,19 +468,22 @@ describeReal('paene-runc: an OCI runtime over bundles', () => {
     expect(runc(['delete', '--force', 'hk2']).code).toBe(0);
   });
 
-  it('the native front hands calls to the root\'s warm planner; a planner of another build steps aside; it leaves with its root', async () => {
+  it("the native front hands calls to the root's warm planner; a planner of another build steps aside; it leaves with its root", async () => {
     const root = path.join(dir, 'planner-root');
     const call = () => spawnSync(BIN, ['--root', root, 'list', '-q'], { encoding: 'utf8', timeout: 30_000 });
     expect(call().status).toBe(0); // no planner yet: Node does the call and starts one
     const sock = path.join(root, '.planner.sock');
     const planners = () =>
-      fs.readdirSync('/proc').filter((p) => /^\d+$/.test(p)).filter((p) => {
-        try {
-          return fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0').join(' ').includes(`__planner ${root}`);
-        } catch {
-          return false;
-        }
-      });
+      fs
+        .readdirSync('/proc')
+        .filter((p) => /^\d+$/.test(p))
+        .filter((p) => {
+          try {
+            return fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0').join(' ').includes(`__planner ${root}`);
+          } catch {
+            return false;
+          }
+        });
     for (let i = 0; i < 200 && !fs.existsSync(sock); i++) await new Promise((r) => setTimeout(r, 50));
     expect(fs.statSync(sock).mode & 0o777).toBe(0o600);
     expect(planners().length).toBe(1);
@@ -427,7 +495,15 @@ describeReal('paene-runc: an OCI runtime over bundles', () => {
     const { decodeMessage } = await import('../../src/proto/tokens.js');
     const net = await import('node:net');
     const answer = await new Promise<Buffer>((res, rej) => {
-      const c = net.createConnection(sock, () => c.write(frame(PLANNER_REQUEST, [['build', 'another'], ['cwd', '/'], ['arg', 'list']])));
+      const c = net.createConnection(sock, () =>
+        c.write(
+          frame(PLANNER_REQUEST, [
+            ['build', 'another'],
+            ['cwd', '/'],
+            ['arg', 'list'],
+          ]),
+        ),
+      );
       let got = Buffer.alloc(0);
       c.on('data', (d) => (got = Buffer.concat([got, d])));
       c.on('close', () => res(got));

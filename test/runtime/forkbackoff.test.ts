@@ -34,7 +34,11 @@ describeReal('fork back-off on the real kernel', () => {
     const dir = rt.cgroupOf(name).dir('cpu') as string;
     const v1 = fs.existsSync(path.join(dir, 'cpu.cfs_quota_us'));
     const file = path.join(dir, v1 ? 'cpu.cfs_quota_us' : 'cpu.max');
-    return { read: () => fs.readFileSync(file, 'utf8').trim(), held: (pct: number) => (v1 ? String(pct * 1000) : `${pct * 1000} 100000`), free: v1 ? '-1' : 'max 100000' };
+    return {
+      read: () => fs.readFileSync(file, 'utf8').trim(),
+      held: (pct: number) => (v1 ? String(pct * 1000) : `${pct * 1000} 100000`),
+      free: v1 ? '-1' : 'max 100000',
+    };
   };
 
   async function until(what: () => boolean | Promise<boolean>, ms: number): Promise<boolean> {
@@ -43,7 +47,9 @@ describeReal('fork back-off on the real kernel', () => {
   }
 
   async function bombing(name: string, seconds: number) {
-    await rt.execCapture(name, ['/bin/sh', '-c', 'cat > /tmp/iso-load && chmod 755 /tmp/iso-load'], { input: fs.readFileSync(nativePath('iso-load')) });
+    await rt.execCapture(name, ['/bin/sh', '-c', 'cat > /tmp/iso-load && chmod 755 /tmp/iso-load'], {
+      input: fs.readFileSync(nativePath('iso-load')),
+    });
     // Bounded: the default nproc 1024 holds it, and every process exits after `seconds`.
     return { done: rt.execCapture(name, ['/tmp/iso-load', 'forkbomb', String(seconds)], { timeoutMs: 120_000 }) };
   }

@@ -60,7 +60,12 @@ describeReal('a context from an imported layered image', () => {
   });
 
   it('a given command replaces the Cmd but keeps the Env; the request overrides cwd, user and variables', async () => {
-    const r = await rt.execCapture('ic-app', ['/bin/sh', '-c', 'echo "$GREETING|$EXTRA"; pwd; id -u'], { cwd: '/', user: { uid: 0, gid: 0 }, env: { EXTRA: 'x' }, timeoutMs: 30_000 });
+    const r = await rt.execCapture('ic-app', ['/bin/sh', '-c', 'echo "$GREETING|$EXTRA"; pwd; id -u'], {
+      cwd: '/',
+      user: { uid: 0, gid: 0 },
+      env: { EXTRA: 'x' },
+      timeoutMs: 30_000,
+    });
     expect(r.stderr).toBe('');
     expect(r.stdout.split('\n')).toEqual(['hello from the image|x', '/', '0', '']);
   });
@@ -68,6 +73,8 @@ describeReal('a context from an imported layered image', () => {
   it('a context of a flat image still needs a command, with a clear error', async () => {
     await expect(rt.execCapture('ic-base', [], { timeoutMs: 30_000 })).rejects.toThrow(/not running|exec needs a command/);
     await rt.start('ic-base');
-    await expect(rt.execCapture('ic-base', [], { timeoutMs: 30_000 })).rejects.toThrow(/exec needs a command: image "base" has no Cmd or Entrypoint/);
+    await expect(rt.execCapture('ic-base', [], { timeoutMs: 30_000 })).rejects.toThrow(
+      /exec needs a command: image "base" has no Cmd or Entrypoint/,
+    );
   });
 });

@@ -43,7 +43,10 @@ describeReal('latency classes on the real kernel', () => {
     await applyLimits(rt, 'lat', { cpuLatency: 'batch' });
     for (const p of rt.cgroupOf('lat').pids()) expect(schedOfPid(p).policy).toBe(3);
     await applyLimits(rt, 'lat', { cpuLatency: 'idle' });
-    const cpuDir = rt.cgroupOf('lat').dirs().find((d) => fs.existsSync(path.join(d, 'cpu.idle')));
+    const cpuDir = rt
+      .cgroupOf('lat')
+      .dirs()
+      .find((d) => fs.existsSync(path.join(d, 'cpu.idle')));
     if (cpuDir) expect(fs.readFileSync(path.join(cpuDir, 'cpu.idle'), 'utf8').trim()).toBe('1');
     await applyLimits(rt, 'lat', { cpuLatency: null });
     if (cpuDir) expect(fs.readFileSync(path.join(cpuDir, 'cpu.idle'), 'utf8').trim()).toBe('0');

@@ -58,7 +58,10 @@ describeReal('context lifecycle on the real kernel', () => {
   it('hides processes: ps inside lists only the context, and its init is pid 1', async () => {
     await out('lc-a', 'sleep 120 >/dev/null 2>&1 &');
     const ps = await out('lc-a', 'ps -o pid,comm');
-    const rows = ps.split('\n').slice(1).map((l) => l.trim().split(/\s+/));
+    const rows = ps
+      .split('\n')
+      .slice(1)
+      .map((l) => l.trim().split(/\s+/));
     expect(rows[0]).toEqual(['1', 'paene-init']);
     expect(rows.map((r) => r[1])).toContain('sleep');
     // nothing of the host or of lc-b: every pid is small and ours

@@ -78,7 +78,10 @@ describeReal('capability sets of context processes', () => {
   });
 
   it('strict: no ptrace, chroot or file capabilities for guest root', async () => {
-    const r = await sh('cap-strict', 'mkdir -p /tmp/j; busybox chroot /tmp/j /x 2>&1; echo; setcap cap_sys_admin+ep /bin/true 2>&1 || busybox true');
+    const r = await sh(
+      'cap-strict',
+      'mkdir -p /tmp/j; busybox chroot /tmp/j /x 2>&1; echo; setcap cap_sys_admin+ep /bin/true 2>&1 || busybox true',
+    );
     expect(r.stdout).toMatch(/Operation not permitted/);
   });
 

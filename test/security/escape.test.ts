@@ -6,7 +6,15 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { summarize, type AttemptResult } from '../../src/check/escape-judge.js';
-import { ADMIN_OPERATIONS, ESCAPE_ATTEMPTS, installProbe, makeSentinel, runAdminOperation, runEscapeAttempt, type SuiteEnv } from '../../src/check/escape.js';
+import {
+  ADMIN_OPERATIONS,
+  ESCAPE_ATTEMPTS,
+  installProbe,
+  makeSentinel,
+  runAdminOperation,
+  runEscapeAttempt,
+  type SuiteEnv,
+} from '../../src/check/escape.js';
 import { openImageStore, openRuntime } from '../../src/runtime/open.js';
 import type { Runtime } from '../../src/runtime/runtime.js';
 import { describeReal, tempRoot, disposeRuntime } from '../helpers.js';

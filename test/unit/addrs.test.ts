@@ -37,7 +37,9 @@ afterEach(() => fs.rmSync(root, { recursive: true, force: true }));
 describe('address claims', () => {
   it('are built once from an older root, and refuse an address another context holds', () => {
     context('a', ['127.77.0.9']);
-    expect(() => net.assign('b', { mode: 'shared', addresses: ['127.77.0.9'], publish: [] }, addrs)).toThrow(/127.77.0.9 is already owned by context 'a'/);
+    expect(() => net.assign('b', { mode: 'shared', addresses: ['127.77.0.9'], publish: [] }, addrs)).toThrow(
+      /127.77.0.9 is already owned by context 'a'/,
+    );
     expect(addrs.ownerOf('127.77.0.9')).toBe('a');
     // its own address is no clash (a change of its own addresses)
     expect(net.assign('a', { mode: 'shared', addresses: ['127.77.0.9'], publish: [] }, addrs).addresses).toEqual(['127.77.0.9']);

@@ -70,17 +70,36 @@ describe('private network plan', () => {
 
   it('refuses addresses outside the subnet, the network, broadcast and gateway addresses', () => {
     for (const a of ['10.89.0.2', '10.88.0.0', '10.88.255.255', '10.88.0.1', '10.88.0', '10.88.0.02', '10.88.0.256', '']) {
-      expect(code(() => plan(7, a)), a).toBe('invalid-argument');
+      expect(
+        code(() => plan(7, a)),
+        a,
+      ).toBe('invalid-argument');
     }
   });
 
   it('refuses bad subnets and bridge names', () => {
-    for (const subnet4 of ['10.88.0.0', '10.88.0.0/7', '10.88.0.0/31', '10.88.0.0/32', '10.88.0.1/16', '300.1.0.0/16', 'x/16', '10.88.0.0/16/1', '::/64']) {
-      expect(code(() => planPrivateNet({ bridge: 'paene0', subnet4 }, { name: 'a', xid: 7, address4: '10.88.0.2', publish: [] })), subnet4).toBe('invalid-argument');
+    for (const subnet4 of [
+      '10.88.0.0',
+      '10.88.0.0/7',
+      '10.88.0.0/31',
+      '10.88.0.0/32',
+      '10.88.0.1/16',
+      '300.1.0.0/16',
+      'x/16',
+      '10.88.0.0/16/1',
+      '::/64',
+    ]) {
+      expect(
+        code(() => planPrivateNet({ bridge: 'paene0', subnet4 }, { name: 'a', xid: 7, address4: '10.88.0.2', publish: [] })),
+        subnet4,
+      ).toBe('invalid-argument');
     }
     expect(() => parseSubnet4('10.88.1.0/16')).toThrow(/did you mean 10\.88\.0\.0\/16/);
     for (const bridge of ['', 'a'.repeat(16), 'br 0', 'br/0', 'br"0', '-br', 'pn7']) {
-      expect(code(() => nftRuleset({ bridge, subnet4: '10.88.0.0/16' }, [])), bridge).toBe('invalid-argument');
+      expect(
+        code(() => nftRuleset({ bridge, subnet4: '10.88.0.0/16' }, [])),
+        bridge,
+      ).toBe('invalid-argument');
     }
     expect(parseSubnet4('192.168.7.0/24')).toMatchObject({ prefix: 24 });
     expect(parseSubnet4('10.0.0.0/8').prefix).toBe(8);
@@ -96,8 +115,29 @@ describe('--publish', () => {
     expect(parsePublish('65535:1/UDP')).toEqual({ hostPort: 65535, port: 1, proto: 'udp' });
   });
   it('refuses malformed input with a clear message', () => {
-    for (const s of ['', '80', ':80', '80:', '0:80', '80:0', '65536:80', '80:65536', '80:80/sctp', '80:80/', 'a:b', '-1:80', '08080:80', '1.5:80', '1:2:3', '80 :80', '80:80/tcp/udp']) {
-      expect(code(() => parsePublish(s)), s).toBe('invalid-argument');
+    for (const s of [
+      '',
+      '80',
+      ':80',
+      '80:',
+      '0:80',
+      '80:0',
+      '65536:80',
+      '80:65536',
+      '80:80/sctp',
+      '80:80/',
+      'a:b',
+      '-1:80',
+      '08080:80',
+      '1.5:80',
+      '1:2:3',
+      '80 :80',
+      '80:80/tcp/udp',
+    ]) {
+      expect(
+        code(() => parsePublish(s)),
+        s,
+      ).toBe('invalid-argument');
       expect(() => parsePublish(s)).toThrow(/invalid --publish/);
     }
   });
@@ -200,7 +240,10 @@ describe('plan validation', () => {
       { ...p, guestIf: 'eth1' as 'eth0' },
       { ...p, bridge: 'br9' },
     ]) {
-      expect(code(() => validatePlan(DEFAULT_BRIDGE, bad)), JSON.stringify(bad)).toBe('invalid-argument');
+      expect(
+        code(() => validatePlan(DEFAULT_BRIDGE, bad)),
+        JSON.stringify(bad),
+      ).toBe('invalid-argument');
     }
   });
 });

@@ -67,15 +67,53 @@ describe('capability names', () => {
 });
 
 describe('profiles', () => {
-  it('secure is vserver\'s secure default', () => {
+  it("secure is vserver's secure default", () => {
     expect([...capSet(DEFAULT_CAP_SPEC)].sort()).toEqual(
-      ['CHOWN', 'DAC_OVERRIDE', 'DAC_READ_SEARCH', 'FOWNER', 'FSETID', 'KILL', 'SETGID', 'SETUID', 'NET_BIND_SERVICE', 'SYS_CHROOT', 'SYS_PTRACE', 'SYS_TTY_CONFIG', 'LEASE', 'SETFCAP', 'AUDIT_WRITE'].sort(),
+      [
+        'CHOWN',
+        'DAC_OVERRIDE',
+        'DAC_READ_SEARCH',
+        'FOWNER',
+        'FSETID',
+        'KILL',
+        'SETGID',
+        'SETUID',
+        'NET_BIND_SERVICE',
+        'SYS_CHROOT',
+        'SYS_PTRACE',
+        'SYS_TTY_CONFIG',
+        'LEASE',
+        'SETFCAP',
+        'AUDIT_WRITE',
+      ].sort(),
     );
   });
 
   it('secure removes everything reaching outside the guest, newer caps included', () => {
     const s = capSet(DEFAULT_CAP_SPEC);
-    for (const c of ['SYS_ADMIN', 'SYS_MODULE', 'SYS_RAWIO', 'SYS_TIME', 'SYS_BOOT', 'MKNOD', 'NET_ADMIN', 'NET_RAW', 'SETPCAP', 'SYS_RESOURCE', 'SYS_NICE', 'BPF', 'PERFMON', 'CHECKPOINT_RESTORE', 'SYSLOG', 'WAKE_ALARM', 'BLOCK_SUSPEND', 'MAC_ADMIN', 'MAC_OVERRIDE', 'AUDIT_READ', 'AUDIT_CONTROL']) {
+    for (const c of [
+      'SYS_ADMIN',
+      'SYS_MODULE',
+      'SYS_RAWIO',
+      'SYS_TIME',
+      'SYS_BOOT',
+      'MKNOD',
+      'NET_ADMIN',
+      'NET_RAW',
+      'SETPCAP',
+      'SYS_RESOURCE',
+      'SYS_NICE',
+      'BPF',
+      'PERFMON',
+      'CHECKPOINT_RESTORE',
+      'SYSLOG',
+      'WAKE_ALARM',
+      'BLOCK_SUSPEND',
+      'MAC_ADMIN',
+      'MAC_OVERRIDE',
+      'AUDIT_READ',
+      'AUDIT_CONTROL',
+    ]) {
       expect(s.has(c), c).toBe(false);
     }
   });
@@ -86,7 +124,9 @@ describe('profiles', () => {
     }
     for (const c of Object.keys(REMOVED_REASONS)) expect(PROFILE_CAPS.secure).not.toContain(c);
     expect(removedCaps(DEFAULT_CAP_SPEC)).toHaveLength(41 - 15);
-    expect(removedCaps({ profile: 'strict', add: [], drop: [] }).find((r) => r.name === 'SYS_PTRACE')?.reason).toBe(STRICT_REASONS.SYS_PTRACE);
+    expect(removedCaps({ profile: 'strict', add: [], drop: [] }).find((r) => r.name === 'SYS_PTRACE')?.reason).toBe(
+      STRICT_REASONS.SYS_PTRACE,
+    );
   });
 
   it('strict is secure minus SYS_PTRACE, SYS_CHROOT, SETFCAP', () => {
@@ -139,11 +179,28 @@ describe('masks', () => {
     expect(parseCapHex('CapBnd:\t00000000a80425fb')).toBe(0xa80425fbn);
     expect(maskToNames(parseCapHex('00000000a80425fb'))).toEqual(
       // docker's default set
-      ['CHOWN', 'DAC_OVERRIDE', 'FOWNER', 'FSETID', 'KILL', 'SETGID', 'SETUID', 'SETPCAP', 'NET_BIND_SERVICE', 'NET_RAW', 'SYS_CHROOT', 'MKNOD', 'AUDIT_WRITE', 'SETFCAP'],
+      [
+        'CHOWN',
+        'DAC_OVERRIDE',
+        'FOWNER',
+        'FSETID',
+        'KILL',
+        'SETGID',
+        'SETUID',
+        'SETPCAP',
+        'NET_BIND_SERVICE',
+        'NET_RAW',
+        'SYS_CHROOT',
+        'MKNOD',
+        'AUDIT_WRITE',
+        'SETFCAP',
+      ],
     );
     expect(() => parseCapHex('zz')).toThrow(/not a capability mask/);
     expect(() => parseCapHex('11112222333344445')).toThrow(/not a capability mask/);
-    const st = parseProcStatusCaps('Name:\tsh\nCapInh:\t0000000000000000\nCapPrm:\t00000000b40c04ff\nCapEff:\t00000000b40c04ff\nCapBnd:\t00000000b40c04ff\nCapAmb:\t0000000000000000\n');
+    const st = parseProcStatusCaps(
+      'Name:\tsh\nCapInh:\t0000000000000000\nCapPrm:\t00000000b40c04ff\nCapEff:\t00000000b40c04ff\nCapBnd:\t00000000b40c04ff\nCapAmb:\t0000000000000000\n',
+    );
     expect(st.CapBnd).toBe(capMask(DEFAULT_CAP_SPEC));
     expect(st.CapInh).toBe(0n);
     expect(() => parseProcStatusCaps('Name:\tsh\n')).toThrow(/CapInh/);
@@ -152,7 +209,11 @@ describe('masks', () => {
 
 describe('validateCapSpec', () => {
   it('accepts a good spec and normalises names', () => {
-    expect(validateCapSpec({ profile: 'secure', add: ['cap_net_raw'], drop: [] })).toEqual({ profile: 'secure', add: ['NET_RAW'], drop: [] });
+    expect(validateCapSpec({ profile: 'secure', add: ['cap_net_raw'], drop: [] })).toEqual({
+      profile: 'secure',
+      add: ['NET_RAW'],
+      drop: [],
+    });
     expect(validateCapSpec({ profile: 'strict' })).toEqual({ profile: 'strict', add: [], drop: [] });
     expect(validateCapSpec(undefined)).toEqual(DEFAULT_CAP_SPEC);
   });
@@ -186,15 +247,29 @@ describe('context capabilities', () => {
 describe('changing a spec (paene config)', () => {
   it('the latest word wins; reset forgets earlier adds and drops; a profile alone keeps them', () => {
     const cur = { profile: 'secure' as const, add: ['NET_RAW'], drop: ['SYS_PTRACE'] };
-    expect(changeCapSpec(cur, { add: ['sys_ptrace'], drop: [], reset: false })).toEqual({ profile: 'secure', add: ['NET_RAW', 'SYS_PTRACE'], drop: [] });
-    expect(changeCapSpec(cur, { add: [], drop: ['CAP_NET_RAW'], reset: false })).toEqual({ profile: 'secure', add: [], drop: ['SYS_PTRACE', 'NET_RAW'] });
+    expect(changeCapSpec(cur, { add: ['sys_ptrace'], drop: [], reset: false })).toEqual({
+      profile: 'secure',
+      add: ['NET_RAW', 'SYS_PTRACE'],
+      drop: [],
+    });
+    expect(changeCapSpec(cur, { add: [], drop: ['CAP_NET_RAW'], reset: false })).toEqual({
+      profile: 'secure',
+      add: [],
+      drop: ['SYS_PTRACE', 'NET_RAW'],
+    });
     expect(changeCapSpec(cur, { profile: 'strict', add: [], drop: [], reset: true })).toEqual({ profile: 'strict', add: [], drop: [] });
-    expect(changeCapSpec(cur, { profile: 'strict', add: [], drop: [], reset: false })).toEqual({ profile: 'strict', add: ['NET_RAW'], drop: ['SYS_PTRACE'] });
+    expect(changeCapSpec(cur, { profile: 'strict', add: [], drop: [], reset: false })).toEqual({
+      profile: 'strict',
+      add: ['NET_RAW'],
+      drop: ['SYS_PTRACE'],
+    });
     expect(() => changeCapSpec(cur, { profile: 'root', add: [], drop: [], reset: false })).toThrow(/unknown capability profile/);
     expect(() => changeCapSpec(cur, { add: ['FLY'], drop: [], reset: false })).toThrow(PaeneError);
   });
   it('decodes /proc/PID/status', () => {
-    const d = decodeStatus('CapInh:\t0000000000000000\nCapPrm:\t0000000000000400\nCapEff:\t0000000000000400\nCapBnd:\t0000000000000400\nCapAmb:\t0000000000000000\nNoNewPrivs:\t0\nSeccomp:\t2\nSeccomp_filters:\t1\n');
+    const d = decodeStatus(
+      'CapInh:\t0000000000000000\nCapPrm:\t0000000000000400\nCapEff:\t0000000000000400\nCapBnd:\t0000000000000400\nCapAmb:\t0000000000000000\nNoNewPrivs:\t0\nSeccomp:\t2\nSeccomp_filters:\t1\n',
+    );
     expect(d.sets.CapBnd.names).toEqual(['NET_BIND_SERVICE']);
     expect(d.seccomp).toBe('2 (filter, 1 filter(s))');
   });

@@ -1,5 +1,15 @@
 import { describe, expect, it } from 'vitest';
-import { capBit, capsBeyond, describeParts, judgeAdmin, judgeEscape, parseProbeLine, parseProbeStatus, summarize, type AttemptResult } from '../../src/check/escape-judge.js';
+import {
+  capBit,
+  capsBeyond,
+  describeParts,
+  judgeAdmin,
+  judgeEscape,
+  parseProbeLine,
+  parseProbeStatus,
+  summarize,
+  type AttemptResult,
+} from '../../src/check/escape-judge.js';
 import { ESCAPE_ATTEMPTS, ADMIN_OPERATIONS } from '../../src/check/escape.js';
 import { capMask } from '../../src/model/caps.js';
 
@@ -41,8 +51,22 @@ describe('escape probe output', () => {
   });
 
   it('summarizes: escaped, inconclusive, host changes and failed admin operations fail the check', () => {
-    const r = (suite: 'escape' | 'admin', verdict: AttemptResult['verdict'], hostChanged = false): AttemptResult => ({ suite, id: 'x', attempt: 'x', expected: '', observed: '', verdict, hostChanged });
-    expect(summarize([r('escape', 'blocked'), r('escape', 'not provable here'), r('admin', 'works')])).toMatchObject({ attempts: 2, blocked: 1, notProvable: 1, adminOperations: 1, ok: true });
+    const r = (suite: 'escape' | 'admin', verdict: AttemptResult['verdict'], hostChanged = false): AttemptResult => ({
+      suite,
+      id: 'x',
+      attempt: 'x',
+      expected: '',
+      observed: '',
+      verdict,
+      hostChanged,
+    });
+    expect(summarize([r('escape', 'blocked'), r('escape', 'not provable here'), r('admin', 'works')])).toMatchObject({
+      attempts: 2,
+      blocked: 1,
+      notProvable: 1,
+      adminOperations: 1,
+      ok: true,
+    });
     expect(summarize([r('escape', 'ESCAPED')]).ok).toBe(false);
     expect(summarize([r('escape', 'inconclusive')]).ok).toBe(false);
     expect(summarize([r('escape', 'blocked', true)]).ok).toBe(false);
@@ -52,10 +76,62 @@ describe('escape probe output', () => {
   it('covers every attempt issue 3 lists, with unique ids', () => {
     const ids = ESCAPE_ATTEMPTS.map((a) => a.id);
     expect(new Set(ids).size).toBe(ids.length);
-    for (const id of ['mount-tmpfs', 'mount-bind-root', 'remount-proc-rw', 'chroot-fchdir', 'pivot-root', 'mknod-block', 'mknod-char', 'open-host-blockdev', 'modules', 'insmod', 'reboot', 'clock', 'date-s', 'sethostname', 'rlimit-nofile', 'iopl', 'proc-sys-write', 'sysrq-trigger', 'sys-write', 'proc-kcore', 'dev-mem', 'kill-host-process', 'kill-other-context', 'host-pid1', 'setns', 'cgroup-files', 'mount-cgroupfs', 'raw-socket', 'keyctl', 'bpf', 'perf', 'userns-unshare', 'userns-clone', 'file-cap-sys-admin', 'setuid-shell', 'shocker', 'tiocsti', 'proc1-root', 'proc1-exe-write']) {
+    for (const id of [
+      'mount-tmpfs',
+      'mount-bind-root',
+      'remount-proc-rw',
+      'chroot-fchdir',
+      'pivot-root',
+      'mknod-block',
+      'mknod-char',
+      'open-host-blockdev',
+      'modules',
+      'insmod',
+      'reboot',
+      'clock',
+      'date-s',
+      'sethostname',
+      'rlimit-nofile',
+      'iopl',
+      'proc-sys-write',
+      'sysrq-trigger',
+      'sys-write',
+      'proc-kcore',
+      'dev-mem',
+      'kill-host-process',
+      'kill-other-context',
+      'host-pid1',
+      'setns',
+      'cgroup-files',
+      'mount-cgroupfs',
+      'raw-socket',
+      'keyctl',
+      'bpf',
+      'perf',
+      'userns-unshare',
+      'userns-clone',
+      'file-cap-sys-admin',
+      'setuid-shell',
+      'shocker',
+      'tiocsti',
+      'proc1-root',
+      'proc1-exe-write',
+    ]) {
       expect(ids).toContain(id);
     }
     const ops = ADMIN_OPERATIONS.map((o) => o.id);
-    for (const id of ['chown-chmod', 'setuid-setgid', 'bind-low-port', 'kill-own', 'ptrace-own', 'chroot-inside', 'mknod-fifo', 'renice-lower', 'write-anywhere', 'replace-shared-file']) expect(ops).toContain(id);
+    for (const id of [
+      'chown-chmod',
+      'setuid-setgid',
+      'bind-low-port',
+      'kill-own',
+      'ptrace-own',
+      'chroot-inside',
+      'mknod-fifo',
+      'renice-lower',
+      'write-anywhere',
+      'replace-shared-file',
+    ])
+      expect(ops).toContain(id);
   });
 });

@@ -13,7 +13,8 @@ describe('fork back-off', () => {
     expect(forkBackoffPercent(DEFAULT_LIMITS)).toBe(FORK_BACKOFF.defaultPercent);
     expect(forkBackoffPercent({ ...DEFAULT_LIMITS, forkBackoff: 0 })).toBeUndefined();
     expect(forkBackoffPercent({ ...DEFAULT_LIMITS, forkBackoff: 10 })).toBe(10);
-    const capped = (pct: string, backoff?: string) => mergeLimits(DEFAULT_LIMITS, parseLimitFlags({ cpu: pct, ...(backoff ? { 'fork-backoff': backoff } : {}) }));
+    const capped = (pct: string, backoff?: string) =>
+      mergeLimits(DEFAULT_LIMITS, parseLimitFlags({ cpu: pct, ...(backoff ? { 'fork-backoff': backoff } : {}) }));
     expect(forkBackoffPercent(capped('5%'))).toBeUndefined();
     expect(forkBackoffPercent(capped('3%'))).toBeUndefined();
     expect(forkBackoffPercent(capped('25%'))).toBe(5);
@@ -35,11 +36,33 @@ describe('fork back-off', () => {
 
   it('hands the monitor every number: trigger, window, hold, looks, the pressure gate, and the writes with whole paths', () => {
     expect(forkBackoffRequest(target, DEFAULT_LIMITS, 'v2')).toEqual([
-      'guard', '--pid', '42', '--events', '/cg/pids/p/c/pids.events',
-      '--trigger', String(FORK_BACKOFF.trigger), '--window-ms', String(FORK_BACKOFF.windowMs), '--hold-ms', String(FORK_BACKOFF.holdMs),
-      '--poll-ms', String(FORK_BACKOFF.pollMs), '--pass-share', String(FORK_BACKOFF.passShare), '--hot-ms', String(FORK_BACKOFF.hotMs),
-      '--pressure', '/proc/pressure/cpu', '--gate', String(FORK_BACKOFF.pressureGate),
-      '--write', '/cg/cpu/p/c/cpu.max.burst', '0', '--write', '/cg/cpu/p/c/cpu.max', '5000 100000',
+      'guard',
+      '--pid',
+      '42',
+      '--events',
+      '/cg/pids/p/c/pids.events',
+      '--trigger',
+      String(FORK_BACKOFF.trigger),
+      '--window-ms',
+      String(FORK_BACKOFF.windowMs),
+      '--hold-ms',
+      String(FORK_BACKOFF.holdMs),
+      '--poll-ms',
+      String(FORK_BACKOFF.pollMs),
+      '--pass-share',
+      String(FORK_BACKOFF.passShare),
+      '--hot-ms',
+      String(FORK_BACKOFF.hotMs),
+      '--pressure',
+      '/proc/pressure/cpu',
+      '--gate',
+      String(FORK_BACKOFF.pressureGate),
+      '--write',
+      '/cg/cpu/p/c/cpu.max.burst',
+      '0',
+      '--write',
+      '/cg/cpu/p/c/cpu.max',
+      '5000 100000',
     ]);
     expect(forkBackoffRequest(target, { ...DEFAULT_LIMITS, forkBackoff: 0 }, 'v1')).toEqual(['guard', '--pid', '42', '--off']);
   });
@@ -49,7 +72,9 @@ describe('fork back-off', () => {
     expect(parseLimitFlags({ 'fork-backoff': 'off' }).forkBackoff).toBe(0);
     expect(parseLimitFlags({ forkBackoff: 'default' }).forkBackoff).toBeNull();
     expect(mergeLimits({ ...DEFAULT_LIMITS, forkBackoff: 0 }, { forkBackoff: null }).forkBackoff).toBeUndefined();
-    expect(() => parseLimitFlags({ 'fork-backoff': '0.5%' })).toThrow(/--fork-backoff: must be 0 \(off\) or a percent of one CPU from 1 to 100/);
+    expect(() => parseLimitFlags({ 'fork-backoff': '0.5%' })).toThrow(
+      /--fork-backoff: must be 0 \(off\) or a percent of one CPU from 1 to 100/,
+    );
     expect(() => parseLimitFlags({ 'fork-backoff': 'lots' })).toThrow(/--fork-backoff/);
     expect(() => validateLimits({ forkBackoff: 500 })).toThrow(/limits.forkBackoff/);
     expect(describeLimits({ ...DEFAULT_LIMITS, forkBackoff: 0 })).toContain('fork back-off: off');

@@ -13,12 +13,21 @@ let root: string;
 let tarFile: string;
 const users = new Map<string, string[]>();
 
-const run = imageCli(() => root, (img) => users.get(img) ?? []);
+const run = imageCli(
+  () => root,
+  (img) => users.get(img) ?? [],
+);
 
 beforeAll(async () => {
   root = tempRoot('image-cli');
   tarFile = path.join(root, 'img.tar');
-  fs.writeFileSync(tarFile, await makeTar([{ name: 'etc/hostname', body: 'x\n' }, { name: 'bin/', type: 'directory' }]));
+  fs.writeFileSync(
+    tarFile,
+    await makeTar([
+      { name: 'etc/hostname', body: 'x\n' },
+      { name: 'bin/', type: 'directory' },
+    ]),
+  );
 });
 afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
 
@@ -50,10 +59,18 @@ describe('paene image verbs', () => {
   });
 
   it('limits and bad names are errors', async () => {
-    await expect(run('image', 'import', tarFile, '--name', 'Bad/Name')).rejects.toSatisfy((e: unknown) => isPaeneError(e, 'invalid-argument'));
-    await expect(run('image', 'import', tarFile, '--name', 'x', '--max-files', '1')).rejects.toSatisfy((e: unknown) => isPaeneError(e, 'limit-exceeded'));
-    await expect(run('image', 'import', path.join(root, 'missing.tar'), '--name', 'x')).rejects.toSatisfy((e: unknown) => isPaeneError(e, 'not-found'));
-    await expect(run('image', 'export', 'nope', '-o', path.join(root, 'n.tar'))).rejects.toSatisfy((e: unknown) => isPaeneError(e, 'not-found'));
+    await expect(run('image', 'import', tarFile, '--name', 'Bad/Name')).rejects.toSatisfy((e: unknown) =>
+      isPaeneError(e, 'invalid-argument'),
+    );
+    await expect(run('image', 'import', tarFile, '--name', 'x', '--max-files', '1')).rejects.toSatisfy((e: unknown) =>
+      isPaeneError(e, 'limit-exceeded'),
+    );
+    await expect(run('image', 'import', path.join(root, 'missing.tar'), '--name', 'x')).rejects.toSatisfy((e: unknown) =>
+      isPaeneError(e, 'not-found'),
+    );
+    await expect(run('image', 'export', 'nope', '-o', path.join(root, 'n.tar'))).rejects.toSatisfy((e: unknown) =>
+      isPaeneError(e, 'not-found'),
+    );
     expect(fs.existsSync(path.join(root, 'n.tar'))).toBe(false);
   });
 });

@@ -45,7 +45,10 @@ async function validArchive(hostileTail: boolean): Promise<Buffer> {
     rawEntry({ name: '././@LongLink', typeflag: 'L', gnu: true }, 'gnu/' + 'n'.repeat(120) + '\0'),
     rawEntry({ name: 'x', gnu: true }, 'gnu named'),
     ...(hostileTail
-      ? [rawEntry({ name: 'p', typeflag: 'x' }, paxRecord('path', 'out/evil')), rawEntry({ name: 'harmless' }, 'would go through the symlink')]
+      ? [
+          rawEntry({ name: 'p', typeflag: 'x' }, paxRecord('path', 'out/evil')),
+          rawEntry({ name: 'harmless' }, 'would go through the symlink'),
+        ]
       : []),
   ]);
   return Buffer.concat([t.subarray(0, t.length - 1024), extra, Buffer.alloc(1024)]);
@@ -60,7 +63,12 @@ describe('import fuzz', () => {
     store.remove('plain', []);
     await expect(store.importTar(streamOf(hostile), 'plain')).rejects.toThrow(/entry "out\/evil": parent "out" is a symlink/);
 
-    const run = await fuzzLoop(bed, { seed: SEED, variants: VARIANTS, budgetMs: BUDGET_MS, make: async (r) => mutateTar(r() < 0.5 ? clean : hostile, r) });
+    const run = await fuzzLoop(bed, {
+      seed: SEED,
+      variants: VARIANTS,
+      budgetMs: BUDGET_MS,
+      make: async (r) => mutateTar(r() < 0.5 ? clean : hostile, r),
+    });
     expect(run.variants).toBeGreaterThanOrEqual(Math.min(VARIANTS, 100));
     console.log(`fuzz: ${run.variants} variants in ${run.ms} ms: ${run.imported} imported, refused ${JSON.stringify(run.refused)}`);
   });

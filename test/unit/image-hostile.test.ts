@@ -73,20 +73,32 @@ describe('hostile archives: names', () => {
 
   it('refuses absolute paths', async () => {
     await refused(rawTar(rawEntry({ name: `${sentinel}/secret` }, 'pwned')), 'hostile-archive', /absolute path/);
-    await refused(rawTar(rawEntry({ name: '/' , typeflag: '5'})), 'hostile-archive', /absolute path/);
+    await refused(rawTar(rawEntry({ name: '/', typeflag: '5' })), 'hostile-archive', /absolute path/);
   });
 
   it('refuses NUL bytes in names (PAX path)', async () => {
     const pax = paxRecord('path', Buffer.from('ok\0/../../evil'));
-    await refused(rawTar(rawEntry({ name: 'PaxHeaders/x', typeflag: 'x' }, pax), rawEntry({ name: 'x' }, 'data')), 'hostile-archive', /NUL byte/);
+    await refused(
+      rawTar(rawEntry({ name: 'PaxHeaders/x', typeflag: 'x' }, pax), rawEntry({ name: 'x' }, 'data')),
+      'hostile-archive',
+      /NUL byte/,
+    );
   });
 
   it('refuses names over the filesystem limits', async () => {
     const longComp = 'a'.repeat(256);
     const pax = paxRecord('path', `dir/${longComp}`);
-    await refused(rawTar(rawEntry({ name: 'p', typeflag: 'x' }, pax), rawEntry({ name: 'x' }, 'd')), 'hostile-archive', /longer than 255 bytes/);
+    await refused(
+      rawTar(rawEntry({ name: 'p', typeflag: 'x' }, pax), rawEntry({ name: 'x' }, 'd')),
+      'hostile-archive',
+      /longer than 255 bytes/,
+    );
     const deep = Array.from({ length: 50 }, () => 'b'.repeat(100)).join('/');
-    await refused(rawTar(rawEntry({ name: 'p', typeflag: 'x' }, paxRecord('path', deep)), rawEntry({ name: 'x' }, 'd')), 'hostile-archive', /longer than 4095 bytes/);
+    await refused(
+      rawTar(rawEntry({ name: 'p', typeflag: 'x' }, paxRecord('path', deep)), rawEntry({ name: 'x' }, 'd')),
+      'hostile-archive',
+      /longer than 4095 bytes/,
+    );
   });
 
   it('accepts PAX and GNU long names and long link names', async () => {
@@ -164,7 +176,11 @@ describe('hostile archives: symlinks and hard links', () => {
   });
 
   it('refuses hard links to targets outside the archive', async () => {
-    await refused(await makeTar([{ name: 'h', type: 'link', linkname: path.join(sentinel, 'secret') }]), 'hostile-archive', /entry "h": hard link target .*absolute path/);
+    await refused(
+      await makeTar([{ name: 'h', type: 'link', linkname: path.join(sentinel, 'secret') }]),
+      'hostile-archive',
+      /entry "h": hard link target .*absolute path/,
+    );
     await refused(await makeTar([{ name: 'h', type: 'link', linkname: '../sentinel/secret' }]), 'hostile-archive', /'\.\.' component/);
   });
 
@@ -194,7 +210,14 @@ describe('hostile archives: symlinks and hard links', () => {
   });
 
   it('refuses a regular file used as a directory', async () => {
-    await refused(await makeTar([{ name: 'f', body: 'x' }, { name: 'f/x', body: 'y' }]), 'hostile-archive', /parent "f" is not a directory/);
+    await refused(
+      await makeTar([
+        { name: 'f', body: 'x' },
+        { name: 'f/x', body: 'y' },
+      ]),
+      'hostile-archive',
+      /parent "f" is not a directory/,
+    );
   });
 });
 
@@ -243,13 +266,22 @@ describe('hostile archives: special files and sizes', () => {
   });
 
   it('refuses a corrupt header checksum', async () => {
-    const t = Buffer.from(await makeTar([{ name: 'a', body: 'x' }, { name: 'b', body: 'y' }]));
+    const t = Buffer.from(
+      await makeTar([
+        { name: 'a', body: 'x' },
+        { name: 'b', body: 'y' },
+      ]),
+    );
     t[1024 + 5] ^= 0xff; // second header's name
     await refused(t, 'hostile-archive', /corrupt or truncated archive after entry "a".*Invalid tar header/);
   });
 
   it('refuses garbage and unknown compression with a clear message', async () => {
-    await refused(Buffer.from('hello, this is not a tar at all'.repeat(40)), 'hostile-archive', /corrupt or truncated archive at its first header/);
+    await refused(
+      Buffer.from('hello, this is not a tar at all'.repeat(40)),
+      'hostile-archive',
+      /corrupt or truncated archive at its first header/,
+    );
     await refused(Buffer.from([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0, 1, 2]), 'invalid-argument', /xz-compressed/);
     await refused(Buffer.alloc(0), 'hostile-archive', /empty/);
     await refused(Buffer.alloc(1024), 'hostile-archive', /no entries/);
@@ -264,9 +296,17 @@ describe('hostile archives: special files and sizes', () => {
   });
 
   it('refuses sparse files', async () => {
-    await refused(rawTar(rawEntry({ name: 'sparse', typeflag: 'S', gnu: true }, 'abc')), 'hostile-archive', /entry "sparse": unsupported entry type/);
+    await refused(
+      rawTar(rawEntry({ name: 'sparse', typeflag: 'S', gnu: true }, 'abc')),
+      'hostile-archive',
+      /entry "sparse": unsupported entry type/,
+    );
     const pax = paxRecord('GNU.sparse.major', '1');
-    await refused(rawTar(rawEntry({ name: 'p', typeflag: 'x' }, pax), rawEntry({ name: 'sp' }, 'x')), 'hostile-archive', /sparse files are not supported/);
+    await refused(
+      rawTar(rawEntry({ name: 'p', typeflag: 'x' }, pax), rawEntry({ name: 'sp' }, 'x')),
+      'hostile-archive',
+      /sparse files are not supported/,
+    );
   });
 
   it('refuses invalid numeric fields', async () => {

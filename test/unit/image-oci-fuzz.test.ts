@@ -54,7 +54,11 @@ async function topTar(hostile: boolean): Promise<Buffer> {
     { name: 'data', body: Buffer.alloc(1500, 0x41) },
   ]);
   const extra = hostile
-    ? Buffer.concat([rawEntry({ name: 'p', typeflag: 'x' }, paxRecord('path', 'out/.wh.secret')), rawEntry({ name: 'harmless' }), rawEntry({ name: 'rel/.wh..wh..opq' })])
+    ? Buffer.concat([
+        rawEntry({ name: 'p', typeflag: 'x' }, paxRecord('path', 'out/.wh.secret')),
+        rawEntry({ name: 'harmless' }),
+        rawEntry({ name: 'rel/.wh..wh..opq' }),
+      ])
     : Buffer.alloc(0);
   return Buffer.concat([t.subarray(0, t.length - 1024), extra, Buffer.alloc(1024)]);
 }

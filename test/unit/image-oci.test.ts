@@ -26,7 +26,12 @@ function layer(entries: ModelEntry[], compression: TestLayer['compression'] = 'n
   return { tl: { entries: ents, compression }, model: entries };
 }
 
-const f = (p: string, body: string, mode?: number): ModelEntry => ({ path: p, type: 'file', body, ...(mode !== undefined ? { mode } : {}) });
+const f = (p: string, body: string, mode?: number): ModelEntry => ({
+  path: p,
+  type: 'file',
+  body,
+  ...(mode !== undefined ? { mode } : {}),
+});
 const d = (p: string): ModelEntry => ({ path: p, type: 'dir' });
 const wh = (p: string): ModelEntry => {
   const i = p.lastIndexOf('/');
@@ -137,7 +142,15 @@ beforeAll(async () => {
   store = new ImageStore(path.join(root, 'images'));
   // an image already there, which every refused import must leave as it was
   const { makeTar } = await import('../image/tarhelp.js');
-  await store.importTar(streamOf(await makeTar([{ name: './', type: 'directory' }, { name: 'etc/passwd', body: 'root:x:0:0::/root:/bin/sh\n' }])), 'seed');
+  await store.importTar(
+    streamOf(
+      await makeTar([
+        { name: './', type: 'directory' },
+        { name: 'etc/passwd', body: 'root:x:0:0::/root:/bin/sh\n' },
+      ]),
+    ),
+    'seed',
+  );
 });
 afterAll(() => fs.rmSync(root, { recursive: true, force: true }));
 
@@ -157,11 +170,32 @@ async function expectRefused(make: () => Promise<unknown>, re: RegExp, code = 'h
 describe('layered image import', () => {
   it('an OCI layout tar: whiteouts, opaque dirs, hard links across layers, gzip and zstd layers, merged as the model says', async () => {
     const s = stack();
-    const img: TestImage = { layers: s.map((l) => l.tl), config: { Env: ['PATH=/usr/bin:/bin', 'GREETING=hi'], Cmd: ['/bin/tool'], WorkingDir: '/opt', User: '0:0', ExposedPorts: { '80/tcp': {} }, Labels: { a: 'b' } } };
+    const img: TestImage = {
+      layers: s.map((l) => l.tl),
+      config: {
+        Env: ['PATH=/usr/bin:/bin', 'GREETING=hi'],
+        Cmd: ['/bin/tool'],
+        WorkingDir: '/opt',
+        User: '0:0',
+        ExposedPorts: { '80/tcp': {} },
+        Labels: { a: 'b' },
+      },
+    };
     const info = await store.importTar(streamOf(await ociTar([img])), 'oci1', opts);
-    expectTree(info.rootfs, s.map((l) => l.model));
+    expectTree(
+      info.rootfs,
+      s.map((l) => l.model),
+    );
     expect(info.format).toBe('oci');
-    expect(info.config?.run).toEqual({ env: ['PATH=/usr/bin:/bin', 'GREETING=hi'], entrypoint: [], cmd: ['/bin/tool'], workingDir: '/opt', user: '0:0', exposedPorts: ['80/tcp'], labels: { a: 'b' } });
+    expect(info.config?.run).toEqual({
+      env: ['PATH=/usr/bin:/bin', 'GREETING=hi'],
+      entrypoint: [],
+      cmd: ['/bin/tool'],
+      workingDir: '/opt',
+      user: '0:0',
+      exposedPorts: ['80/tcp'],
+      labels: { a: 'b' },
+    });
     expect(info.config?.layers.map((l) => l.compression)).toEqual(['gzip', 'zstd', 'none']);
     // hard links stay links: one inode for usr/bin/tool, its alias and the layer-2 link
     const ino = (p: string) => fs.statSync(path.join(info.rootfs, p)).ino;
@@ -185,17 +219,26 @@ describe('layered image import', () => {
     const dir = path.join(root, 'layout');
     await ociDir(dir, [{ layers: s.map((l) => l.tl) }]);
     const a = await store.importLayout(dir, 'ocidir', opts);
-    expectTree(a.rootfs, s.map((l) => l.model));
+    expectTree(
+      a.rootfs,
+      s.map((l) => l.model),
+    );
     const zlib = await import('node:zlib');
     const b = await store.importTar(streamOf(zlib.gzipSync(await ociTar([{ layers: s.map((l) => l.tl) }]))), 'ocigz', opts);
-    expectTree(b.rootfs, s.map((l) => l.model));
+    expectTree(
+      b.rootfs,
+      s.map((l) => l.model),
+    );
     // GNU tar of the directory: the archive starts with ./ and names are ./oci-layout …
     const { spawnSync } = await import('node:child_process');
     const t = spawnSync('tar', ['-cf', '-', '-C', dir, '.'], { maxBuffer: 1 << 28 });
     expect(t.status).toBe(0);
     const c = await store.importTar(streamOf(t.stdout), 'ocidot', opts);
     expect(c.format).toBe('oci');
-    expectTree(c.rootfs, s.map((l) => l.model));
+    expectTree(
+      c.rootfs,
+      s.map((l) => l.model),
+    );
   });
 
   it('a two-platform index: the host platform by default, --platform picks the other, an absent one is refused', async () => {
@@ -212,7 +255,11 @@ describe('layered image import', () => {
     const o = await store.importTar(streamOf(archive), 'multi-other', { ...opts, platform: other });
     expect(fs.readFileSync(path.join(o.rootfs, 'arch'), 'utf8')).toBe(host === 'amd64' ? 'arm64' : 'amd64');
     expect(o.config?.platform.architecture).toBe(host === 'amd64' ? 'arm64' : 'amd64');
-    await expectRefused(() => store.importTar(streamOf(archive), 'multi-none', { ...opts, platform: 'linux/s390x' }), /no image for platform linux\/s390x; the archive has linux\/amd64, linux\/arm64\/v8/, 'not-found');
+    await expectRefused(
+      () => store.importTar(streamOf(archive), 'multi-none', { ...opts, platform: 'linux/s390x' }),
+      /no image for platform linux\/s390x; the archive has linux\/amd64, linux\/arm64\/v8/,
+      'not-found',
+    );
   });
 
   it('an OCI layout of several named images: --tag picks one', async () => {
@@ -224,7 +271,11 @@ describe('layered image import', () => {
     ]);
     const info = await store.importTar(streamOf(archive), 'tagged-db', { ...opts, tag: 'db' });
     expect(fs.readFileSync(path.join(info.rootfs, 'which'), 'utf8')).toBe('b');
-    await expectRefused(() => store.importTar(streamOf(archive), 'tagged-none', { ...opts, tag: 'web' }), /no image named "web"; the archive has "app", "db"/, 'not-found');
+    await expectRefused(
+      () => store.importTar(streamOf(archive), 'tagged-none', { ...opts, tag: 'web' }),
+      /no image named "web"; the archive has "app", "db"/,
+      'not-found',
+    );
   });
 
   it('two images sharing a base layer store its files once (image du)', async () => {
@@ -245,7 +296,13 @@ describe('layered image import', () => {
 });
 
 describe('layered import refuses, leaving the store as it was', () => {
-  const base = (): TestLayer => layer([d('etc'), f('etc/passwd', 'root:x:0:0::/root:/bin/sh\n'), { path: 'lnk', type: 'symlink', target: '/etc' }, { path: 'rel', type: 'symlink', target: '../../..' }]).tl;
+  const base = (): TestLayer =>
+    layer([
+      d('etc'),
+      f('etc/passwd', 'root:x:0:0::/root:/bin/sh\n'),
+      { path: 'lnk', type: 'symlink', target: '/etc' },
+      { path: 'rel', type: 'symlink', target: '../../..' },
+    ]).tl;
   const raw = (entries: Ent[], compression: TestLayer['compression'] = 'none'): TestLayer => ({ entries, compression });
 
   it('a layer blob whose digest does not match its descriptor', async () => {
@@ -281,7 +338,10 @@ describe('layered import refuses, leaving the store as it was', () => {
     const o = await read(other);
     const oLayer = o.find((e) => e.name.endsWith('layer.tar'))!;
     const mixed = g.map((e) => (e.name.endsWith('layer.tar') ? { ...e, body: oLayer.body, size: (oLayer.body as Buffer).length } : e));
-    await expectRefused(async () => store.importTar(streamOf(await makeTar(mixed)), 'bad-diffid', opts), /layer 1 .*digest mismatch of the uncompressed layer/);
+    await expectRefused(
+      async () => store.importTar(streamOf(await makeTar(mixed)), 'bad-diffid', opts),
+      /layer 1 .*digest mismatch of the uncompressed layer/,
+    );
   });
 
   it('a manifest whose size does not match the index', async () => {
@@ -308,7 +368,10 @@ describe('layered import refuses, leaving the store as it was', () => {
     ];
     for (const [i, [ents, re]] of cases.entries()) {
       for (const c of ['none', 'gzip'] as const)
-        await expectRefused(async () => store.importTar(streamOf(await ociTar([{ layers: [base(), raw(ents, c)] }])), `hostile-${i}`, opts), re);
+        await expectRefused(
+          async () => store.importTar(streamOf(await ociTar([{ layers: [base(), raw(ents, c)] }])), `hostile-${i}`, opts),
+          re,
+        );
     }
     // the symlinks' targets on the host are untouched
     expect(fs.readFileSync('/etc/passwd', 'utf8')).not.toContain('owned');
@@ -317,14 +380,38 @@ describe('layered import refuses, leaving the store as it was', () => {
   it('an oversized header inside a layer hits --max-bytes before any data is read', async () => {
     const { rawEntry, rawHeader } = await import('../image/tarhelp.js');
     // a header that declares 8 GiB, with no data behind it
-    const huge = Buffer.concat([rawHeader({ name: 'huge', size: 0, sizeField: Buffer.from((8 * 1024 ** 3).toString(8).padStart(11, '0') + '\0') }), rawEntry({ name: 'after' }), Buffer.alloc(1024)]);
+    const huge = Buffer.concat([
+      rawHeader({ name: 'huge', size: 0, sizeField: Buffer.from((8 * 1024 ** 3).toString(8).padStart(11, '0') + '\0') }),
+      rawEntry({ name: 'after' }),
+      Buffer.alloc(1024),
+    ]);
     const archive = await ociTar([{ layers: [base(), { entries: [], raw: huge }] }]);
-    await expectRefused(() => store.importTar(streamOf(archive), 'huge', { ...opts, maxBytes: 1024 ** 3 }), /more than 1073741824 bytes of file data/, 'limit-exceeded');
+    await expectRefused(
+      () => store.importTar(streamOf(archive), 'huge', { ...opts, maxBytes: 1024 ** 3 }),
+      /more than 1073741824 bytes of file data/,
+      'limit-exceeded',
+    );
   });
 
   it('device nodes in a layer are skipped with a warning', async () => {
     warnings.length = 0;
-    const info = await store.importTar(streamOf(await ociTar([{ layers: [base(), raw([{ name: 'dev/', type: 'directory' }, { name: 'dev/sda', type: 'block-device', devmajor: 8, devminor: 0 }])] }])), 'devs', opts);
+    const info = await store.importTar(
+      streamOf(
+        await ociTar([
+          {
+            layers: [
+              base(),
+              raw([
+                { name: 'dev/', type: 'directory' },
+                { name: 'dev/sda', type: 'block-device', devmajor: 8, devminor: 0 },
+              ]),
+            ],
+          },
+        ]),
+      ),
+      'devs',
+      opts,
+    );
     expect(fs.existsSync(path.join(info.rootfs, 'dev/sda'))).toBe(false);
     expect(warnings.join('\n')).toMatch(/skipped device node "dev\/sda"/);
   });
@@ -352,7 +439,10 @@ describe('layered import refuses, leaving the store as it was', () => {
     const gz = zlib.gzipSync(many, { level: 1 });
     const dir = path.join(root, 'layout-cut');
     await ociDir(dir, [{ layers: [base(), { entries: [], raw: gz.subarray(0, gz.length >> 1) }] }]);
-    await expectRefused(() => store.importLayout(dir, 'cut2', opts), /layer 2 .*corrupt or truncated archive after entry "f\d+": gzip: unexpected end of file/);
+    await expectRefused(
+      () => store.importLayout(dir, 'cut2', opts),
+      /layer 2 .*corrupt or truncated archive after entry "f\d+": gzip: unexpected end of file/,
+    );
   });
 });
 
@@ -362,15 +452,45 @@ describe('telling the kind of archive by its first entry', () => {
     const { makeTar, rawEntry, paxRecord, rawTar } = await import('../image/tarhelp.js');
     expect(firstEntryName(await makeTar([{ name: 'oci-layout', body: '{}' }]))).toBe('oci-layout');
     expect(firstEntryName(await makeTar([{ name: 'x/'.repeat(80) + 'long', body: '' }]))).toBe('x/'.repeat(80) + 'long');
-    expect(firstEntryName(rawTar(rawEntry({ name: 'PaxHeader', typeflag: 'x' }, paxRecord('path', 'index.json')), rawEntry({ name: 'short' })))).toBe('index.json');
-    expect(firstEntryName(rawTar(rawEntry({ name: '././@LongLink', typeflag: 'L' }, 'manifest.json\0'), rawEntry({ name: 'trunc' })))).toBe('manifest.json');
-    expect(firstEntryName(await makeTar([{ name: './', type: 'directory' }, { name: './oci-layout', body: '{}' }]))).toBe('./oci-layout');
-    expect(firstEntryName(await makeTar([{ name: './', type: 'directory' }, { name: './bin/', type: 'directory' }]))).toBe('./bin/');
+    expect(
+      firstEntryName(rawTar(rawEntry({ name: 'PaxHeader', typeflag: 'x' }, paxRecord('path', 'index.json')), rawEntry({ name: 'short' }))),
+    ).toBe('index.json');
+    expect(firstEntryName(rawTar(rawEntry({ name: '././@LongLink', typeflag: 'L' }, 'manifest.json\0'), rawEntry({ name: 'trunc' })))).toBe(
+      'manifest.json',
+    );
+    expect(
+      firstEntryName(
+        await makeTar([
+          { name: './', type: 'directory' },
+          { name: './oci-layout', body: '{}' },
+        ]),
+      ),
+    ).toBe('./oci-layout');
+    expect(
+      firstEntryName(
+        await makeTar([
+          { name: './', type: 'directory' },
+          { name: './bin/', type: 'directory' },
+        ]),
+      ),
+    ).toBe('./bin/');
     expect(firstEntryName(Buffer.alloc(100))).toBe('more');
     expect(firstEntryName(Buffer.alloc(1024))).toBe('');
     const hex = 'a'.repeat(64);
-    for (const yes of ['oci-layout', './index.json', 'manifest.json', 'repositories', 'blobs/', 'blobs/sha256/x', `${hex}/`, `${hex}.json`, `${hex}.tar`]) expect(isImageArchiveName(yes), yes).toBe(true);
-    for (const no of ['./', 'etc/', 'bin/sh', 'index.json.bak', `${hex}x/`, 'blobsy', 'manifest.json/x']) expect(isImageArchiveName(no), no).toBe(false);
+    for (const yes of [
+      'oci-layout',
+      './index.json',
+      'manifest.json',
+      'repositories',
+      'blobs/',
+      'blobs/sha256/x',
+      `${hex}/`,
+      `${hex}.json`,
+      `${hex}.tar`,
+    ])
+      expect(isImageArchiveName(yes), yes).toBe(true);
+    for (const no of ['./', 'etc/', 'bin/sh', 'index.json.bak', `${hex}x/`, 'blobsy', 'manifest.json/x'])
+      expect(isImageArchiveName(no), no).toBe(false);
   });
 });
 
@@ -379,7 +499,10 @@ describe('an OCI layout directory is read without following symlinks', () => {
     const dir = path.join(root, 'layout-symlink');
     await ociDir(dir, [{ layers: [layer([f('a', 'b')]).tl] }]);
     const blobs = path.join(dir, 'blobs/sha256');
-    const victim = fs.readdirSync(blobs).map((n) => path.join(blobs, n)).find((p) => fs.readFileSync(p, 'utf8').includes('"layers"') && fs.readFileSync(p, 'utf8').includes('schemaVersion'))!;
+    const victim = fs
+      .readdirSync(blobs)
+      .map((n) => path.join(blobs, n))
+      .find((p) => fs.readFileSync(p, 'utf8').includes('"layers"') && fs.readFileSync(p, 'utf8').includes('schemaVersion'))!;
     const moved = path.join(root, 'moved-manifest');
     fs.renameSync(victim, moved);
     fs.symlinkSync(moved, victim);
@@ -404,10 +527,15 @@ describe('an image archive file is read in place, through an index of its header
     expect(spawnSync('tar', ['--format=posix', '-cf', gnu, '-C', dir, '.']).status).toBe(0);
     const staged: string[] = [];
     const watch = setInterval(() => {
-      for (const d of fs.existsSync(store.stagingDir) ? fs.readdirSync(store.stagingDir) : []) if (fs.existsSync(path.join(store.stagingDir, d, 'archive'))) staged.push(d);
+      for (const d of fs.existsSync(store.stagingDir) ? fs.readdirSync(store.stagingDir) : [])
+        if (fs.existsSync(path.join(store.stagingDir, d, 'archive'))) staged.push(d);
     }, 1);
     try {
-      for (const [file, name, format] of [[oci, 'inplace-oci', 'oci'], [docker, 'inplace-docker', 'docker'], [gnu, 'inplace-gnu', 'oci']] as const) {
+      for (const [file, name, format] of [
+        [oci, 'inplace-oci', 'oci'],
+        [docker, 'inplace-docker', 'docker'],
+        [gnu, 'inplace-gnu', 'oci'],
+      ] as const) {
         const info = await store.importFile(file, name, opts);
         expect(info.format).toBe(format);
         expectTree(info.rootfs, models);
@@ -424,7 +552,10 @@ describe('an image archive file is read in place, through an index of its header
     const second = 512 + Math.ceil(Number.parseInt(good.subarray(124, 136).toString('latin1').trim(), 8) / 512) * 512;
     badSum[second + 10] ^= 1; // a name byte of the second header, checksum not fixed
     const short = good.subarray(0, good.length - 3000);
-    for (const [buf, re] of [[badSum, /bad header checksum/], [short, /past the end of the archive|truncated/]] as const) {
+    for (const [buf, re] of [
+      [badSum, /bad header checksum/],
+      [short, /past the end of the archive|truncated/],
+    ] as const) {
       const file = path.join(root, 'lying.tar');
       fs.writeFileSync(file, buf);
       await expectRefused(() => store.importFile(file, 'lying', opts), re);

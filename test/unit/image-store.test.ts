@@ -223,7 +223,8 @@ function dirBlocks(s: ImageStore): number {
   let t = 0;
   for (const d of [s.objectsDir, s.treesDir, s.stagingDir]) t += fs.lstatSync(d).blocks * 512;
   for (const f of fs.readdirSync(s.objectsDir)) t += fs.lstatSync(path.join(s.objectsDir, f)).blocks * 512;
-  for (const n of fs.readdirSync(s.treesDir)) t += fs.lstatSync(path.join(s.treesDir, n)).blocks * 512 + fs.lstatSync(path.join(s.treesDir, n, 'manifest.json')).blocks * 512;
+  for (const n of fs.readdirSync(s.treesDir))
+    t += fs.lstatSync(path.join(s.treesDir, n)).blocks * 512 + fs.lstatSync(path.join(s.treesDir, n, 'manifest.json')).blocks * 512;
   return t;
 }
 

@@ -3,9 +3,20 @@
 
 import { describe, expect, it } from 'vitest';
 import type { CgroupHost } from '../../src/cgroups/cgroups.js';
-import { blockDevicesFor, defaultBurst, ioMechanism, kernelThrottlesWriteback, splitDev, throttlerRates } from '../../src/runtime/iothrottle.js';
+import {
+  blockDevicesFor,
+  defaultBurst,
+  ioMechanism,
+  kernelThrottlesWriteback,
+  splitDev,
+  throttlerRates,
+} from '../../src/runtime/iothrottle.js';
 
-const hybrid: CgroupHost = { layout: 'hybrid', v1: new Map([['blkio', '/sys/fs/cgroup/blkio']]), unified: { mount: '/sys/fs/cgroup/unified', controllers: [] } };
+const hybrid: CgroupHost = {
+  layout: 'hybrid',
+  v1: new Map([['blkio', '/sys/fs/cgroup/blkio']]),
+  unified: { mount: '/sys/fs/cgroup/unified', controllers: [] },
+};
 const v2: CgroupHost = { layout: 'v2', v1: new Map(), unified: { mount: '/sys/fs/cgroup', controllers: ['cpu', 'memory', 'pids', 'io'] } };
 const v2NoMem: CgroupHost = { layout: 'v2', v1: new Map(), unified: { mount: '/sys/fs/cgroup', controllers: ['cpu', 'pids', 'io'] } };
 const disk = [{ major: 254, minor: 0 }];
@@ -15,7 +26,7 @@ describe('I/O limit plumbing', () => {
     expect(splitDev(0xfe00n)).toEqual({ major: 254, minor: 0 });
     expect(splitDev(0x0803n)).toEqual({ major: 8, minor: 3 });
     // major 259 (NVMe, blkext), minor 300: high bits of both
-    const dev = (259n & 0xfffn) << 8n | (300n & 0xffn) | ((300n & ~0xffn) << 12n);
+    const dev = ((259n & 0xfffn) << 8n) | (300n & 0xffn) | ((300n & ~0xffn) << 12n);
     expect(splitDev(dev)).toEqual({ major: 259, minor: 300 });
   });
 
@@ -33,7 +44,11 @@ describe('I/O limit plumbing', () => {
 
   it('gives the throttler write rates (and reads only without a device), with a quarter second of burst by default', () => {
     expect(throttlerRates(v2, { io: { writeBps: 10 << 20 } }, disk)).toBeUndefined();
-    expect(throttlerRates(hybrid, { io: { writeBps: 10 << 20 } }, disk)).toEqual({ writeBps: 10 << 20, readBps: undefined, burst: (10 << 20) / 4 });
+    expect(throttlerRates(hybrid, { io: { writeBps: 10 << 20 } }, disk)).toEqual({
+      writeBps: 10 << 20,
+      readBps: undefined,
+      burst: (10 << 20) / 4,
+    });
     expect(throttlerRates(hybrid, { io: { readBps: 1 << 20 } }, disk)).toBeUndefined();
     expect(throttlerRates(hybrid, { io: { readBps: 8 << 20 } }, [])).toEqual({ writeBps: undefined, readBps: 8 << 20, burst: 2 << 20 });
     expect(throttlerRates(hybrid, { io: { writeBps: 1 << 20, burst: 32 << 20 } }, disk)?.burst).toBe(32 << 20);

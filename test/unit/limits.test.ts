@@ -1,5 +1,14 @@
 import { describe, expect, it } from 'vitest';
-import { LOW_LATENCY_SLICE_NS, type CgroupWrite, cgroupWrites, effectiveShare, freshWrites, ipcSysctls, ownControllers, schedOf } from '../../src/cgroups/map.js';
+import {
+  LOW_LATENCY_SLICE_NS,
+  type CgroupWrite,
+  cgroupWrites,
+  effectiveShare,
+  freshWrites,
+  ipcSysctls,
+  ownControllers,
+  schedOf,
+} from '../../src/cgroups/map.js';
 import { LIMIT_FLAGS, parseLimitFlags, parseSem } from '../../src/model/limitflags.js';
 import { DEFAULT_LIMITS, type ResourceLimits, describeLimits, limitWarnings, mergeLimits, validateLimits } from '../../src/model/limits.js';
 
@@ -34,11 +43,26 @@ describe('defaults', () => {
     ]);
   });
   it('a new group skips the CPU bandwidth it already has (each such write walks every CPU group), but not a cap', () => {
-    expect(lines(freshWrites(cgroupWrites(DEFAULT_LIMITS, 'v1', [])))).toEqual(['cpu/cpu.shares=1024', 'pids/pids.max=1024', 'memory/memory.memsw.limit_in_bytes=-1?', 'memory/memory.limit_in_bytes=-1?']);
-    expect(lines(freshWrites(cgroupWrites(DEFAULT_LIMITS, 'v2', [])))).toEqual(['cpu/cpu.weight=100', 'pids/pids.max=1024', 'memory/memory.max=max?', 'memory/memory.swap.max=max?']);
+    expect(lines(freshWrites(cgroupWrites(DEFAULT_LIMITS, 'v1', [])))).toEqual([
+      'cpu/cpu.shares=1024',
+      'pids/pids.max=1024',
+      'memory/memory.memsw.limit_in_bytes=-1?',
+      'memory/memory.limit_in_bytes=-1?',
+    ]);
+    expect(lines(freshWrites(cgroupWrites(DEFAULT_LIMITS, 'v2', [])))).toEqual([
+      'cpu/cpu.weight=100',
+      'pids/pids.max=1024',
+      'memory/memory.max=max?',
+      'memory/memory.swap.max=max?',
+    ]);
     const capped = mergeLimits(DEFAULT_LIMITS, { cpu: { mode: 'hard', fillRate: 25, interval: 100, tokensMax: 25, tokensMin: 25 } });
-    expect(lines(freshWrites(cgroupWrites(capped, 'v1', []))).filter((l) => l.startsWith('cpu/cpu.cfs'))).toEqual(['cpu/cpu.cfs_period_us=100000', 'cpu/cpu.cfs_quota_us=25000']);
-    expect(lines(freshWrites(cgroupWrites(capped, 'v2', []))).filter((l) => l.startsWith('cpu/cpu.max'))).toEqual(['cpu/cpu.max=25000 100000']);
+    expect(lines(freshWrites(cgroupWrites(capped, 'v1', []))).filter((l) => l.startsWith('cpu/cpu.cfs'))).toEqual([
+      'cpu/cpu.cfs_period_us=100000',
+      'cpu/cpu.cfs_quota_us=25000',
+    ]);
+    expect(lines(freshWrites(cgroupWrites(capped, 'v2', []))).filter((l) => l.startsWith('cpu/cpu.max'))).toEqual([
+      'cpu/cpu.max=25000 100000',
+    ]);
   });
 });
 
@@ -103,7 +127,10 @@ describe('flags → limits → cgroup writes', () => {
   });
 
   it('removing limits writes the unlimited values', () => {
-    const off = mergeLimits(limits, parseLimitFlags({ cpu: 'unlimited', nproc: 'max', memory: 'none', memorySwap: 'none', ioWrite: 'unlimited' }));
+    const off = mergeLimits(
+      limits,
+      parseLimitFlags({ cpu: 'unlimited', nproc: 'max', memory: 'none', memorySwap: 'none', ioWrite: 'unlimited' }),
+    );
     expect(off.cpu).toBeUndefined();
     expect(off.nproc).toBeUndefined();
     expect(off.io).toEqual({ readBps: 50 * MiB, readIops: 500, burst: 32 * MiB });
@@ -119,7 +146,19 @@ describe('flags → limits → cgroup writes', () => {
     expect(v2).toContain('io/io.max=254:0 rbps=52428800 wbps=max riops=500 wiops=max');
     // a write that only resets an unset limit may be skipped where the controller is missing
     expect(lines(cgroupWrites({}, 'v2', dev))).toContain('io/io.max=254:0 rbps=max wbps=max riops=max wiops=max?');
-    expect(cgroupWrites(limits, 'v1', dev).filter((x) => x.optional).map((x) => x.file)).toEqual(['cpu.cfs_burst_us', 'cpu.cfs_quota_us', 'cpu.cfs_burst_us', 'cpu.idle', 'memory.memsw.limit_in_bytes', 'memory.memsw.limit_in_bytes', 'blkio.throttle.write_iops_device']);
+    expect(
+      cgroupWrites(limits, 'v1', dev)
+        .filter((x) => x.optional)
+        .map((x) => x.file),
+    ).toEqual([
+      'cpu.cfs_burst_us',
+      'cpu.cfs_quota_us',
+      'cpu.cfs_burst_us',
+      'cpu.idle',
+      'memory.memsw.limit_in_bytes',
+      'memory.memsw.limit_in_bytes',
+      'blkio.throttle.write_iops_device',
+    ]);
   });
 
   it('share mode and --cpu-share', () => {
@@ -135,7 +174,10 @@ describe('flags → limits → cgroup writes', () => {
   });
 
   it('token-bucket flags', () => {
-    const t = mergeLimits({}, parseLimitFlags({ 'cpu-fill-rate': '7', 'cpu-interval': '32ms', 'cpu-tokens-max': '100', 'cpu-tokens-min': '20' }));
+    const t = mergeLimits(
+      {},
+      parseLimitFlags({ 'cpu-fill-rate': '7', 'cpu-interval': '32ms', 'cpu-tokens-max': '100', 'cpu-tokens-min': '20' }),
+    );
     expect(t.cpu).toEqual({ fillRate: 7, interval: 32, tokensMax: 100, tokensMin: 20, mode: 'hard' });
     // only the rate: a bucket sized as --cpu would
     const r = mergeLimits({}, parseLimitFlags({ 'cpu-fill-rate': '1', 'cpu-interval': '4' }));
@@ -148,8 +190,11 @@ describe('flags → limits → cgroup writes', () => {
     expect(mergeLimits({}, parseLimitFlags({ cpu: '25%', 'cpu-tokens-max': '80' })).cpu?.tokensMax).toBe(80);
   });
 
-  it('ipc flags → sysctls in the context\'s IPC namespace', () => {
-    const l = mergeLimits({}, parseLimitFlags({ shmMax: '32M', shmAll: '64M', shmIds: '128', msgMax: '16K', msgIds: '32', sem: '250 32000 32 128' }));
+  it("ipc flags → sysctls in the context's IPC namespace", () => {
+    const l = mergeLimits(
+      {},
+      parseLimitFlags({ shmMax: '32M', shmAll: '64M', shmIds: '128', msgMax: '16K', msgIds: '32', sem: '250 32000 32 128' }),
+    );
     expect(ipcSysctls(l)).toEqual({
       'kernel.shmmax': '33554432',
       'kernel.shmall': '16384', // pages of 4 KiB
@@ -184,7 +229,13 @@ describe('errors', () => {
     expect(() => mergeLimits({}, parseLimitFlags({ cpu: '25%', cpuTokensMin: '100' }))).toThrow(/tokensMin \(100\) must not exceed/);
   });
   it('config from disk is checked strictly', () => {
-    const ok: ResourceLimits = { nproc: 10, memory: 64 * MiB, cpu: { fillRate: 1, interval: 4, tokensMax: 10, tokensMin: 1, mode: 'hard' }, io: { writeBps: 1 }, ipc: { sem: [1, 2, 3, 4] } };
+    const ok: ResourceLimits = {
+      nproc: 10,
+      memory: 64 * MiB,
+      cpu: { fillRate: 1, interval: 4, tokensMax: 10, tokensMin: 1, mode: 'hard' },
+      io: { writeBps: 1 },
+      ipc: { sem: [1, 2, 3, 4] },
+    };
     expect(validateLimits(structuredClone(ok))).toEqual(ok);
     expect(() => validateLimits('1024')).toThrow(/limits: must be an object/);
     expect(() => validateLimits({ nproc: -1 })).toThrow(/limits.nproc: must be a whole number/);
@@ -229,7 +280,9 @@ describe('latency classes', () => {
     const l = mergeLimits(DEFAULT_LIMITS, parseLimitFlags({ 'cpu-latency': 'Batch' }));
     expect(l.cpuLatency).toBe('batch');
     expect(mergeLimits(l, { cpuLatency: null }).cpuLatency).toBeUndefined();
-    expect(() => parseLimitFlags({ 'cpu-latency': 'fast' })).toThrow(/--cpu-latency: 'fast' is not a latency class; use low, normal, batch, idle/);
+    expect(() => parseLimitFlags({ 'cpu-latency': 'fast' })).toThrow(
+      /--cpu-latency: 'fast' is not a latency class; use low, normal, batch, idle/,
+    );
     expect(() => validateLimits({ cpuLatency: 'rt' })).toThrow(/limits.cpuLatency/);
     expect(describeLimits(l)).toContain('cpu latency: batch');
   });
@@ -240,7 +293,7 @@ describe('latency classes', () => {
       expect(w).toEqual(['cpu/cpu.idle=0?', v === 'v1' ? 'cpu/cpu.shares=1024' : 'cpu/cpu.weight=100', 'cpu/cpu.idle=1']);
     }
   });
-  it('low gives a short EEVDF slice, batch SCHED_BATCH, the others the kernel\'s default', () => {
+  it("low gives a short EEVDF slice, batch SCHED_BATCH, the others the kernel's default", () => {
     expect(schedOf('low')).toEqual({ policy: 0, sliceNs: LOW_LATENCY_SLICE_NS });
     expect(schedOf('batch')).toEqual({ policy: 3, sliceNs: 0 });
     expect(schedOf('normal')).toEqual({ policy: 0, sliceNs: 0 });

@@ -62,7 +62,17 @@ describe('network spec', () => {
   });
 
   it('reads configs written before network contexts as shared with no address yet', () => {
-    const old = { version: 1, name: 'w', xid: 5, image: 'base', hostname: 'w', created: 'x', caps: { profile: 'secure', add: [], drop: [] }, ccaps: [], limits: newConfig({ name: 'w', xid: 5, image: 'base' }).limits };
+    const old = {
+      version: 1,
+      name: 'w',
+      xid: 5,
+      image: 'base',
+      hostname: 'w',
+      created: 'x',
+      caps: { profile: 'secure', add: [], drop: [] },
+      ccaps: [],
+      limits: newConfig({ name: 'w', xid: 5, image: 'base' }).limits,
+    };
     expect(validateConfig(old, 'config.json').net).toEqual({ mode: 'shared', addresses: [], publish: [] });
     expect(() => validateConfig({ ...old, net: { mode: 'jail' } }, 'config.json')).toThrow(/unknown network mode/);
     expect(() => validateNetSpec({ mode: 'shared', addresses: 'x' }, 'w')).toThrow(/must be a list/);
@@ -70,7 +80,9 @@ describe('network spec', () => {
 
   it('describes each model in one line', () => {
     expect(describeNet({ mode: 'shared', addresses: ['127.77.0.2'], publish: [] })).toBe('shared 127.77.0.2');
-    expect(describeNet({ mode: 'private', addresses: ['10.88.0.2'], publish: [{ hostPort: 8080, port: 80, proto: 'tcp' }] })).toBe('private 10.88.0.2 publish 8080:80/tcp');
+    expect(describeNet({ mode: 'private', addresses: ['10.88.0.2'], publish: [{ hostPort: 8080, port: 80, proto: 'tcp' }] })).toBe(
+      'private 10.88.0.2 publish 8080:80/tcp',
+    );
     expect(describeNet({ mode: 'host', addresses: [], publish: [] })).toMatch(/no wall/);
   });
 });

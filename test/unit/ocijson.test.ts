@@ -10,7 +10,9 @@ describe('OCI JSON within limits', () => {
   });
   it('refuses a config nested past the limit with a sentence that names it, not a stack overflow', () => {
     const deep = (n: number) => '{"a":' + '['.repeat(n) + ']'.repeat(n) + '}';
-    expect(() => parseOciJson(deep(20_000), 'config.json')).toThrow(`config.json: nested more than ${OCI_JSON_MAX_DEPTH} levels deep (the limit)`);
+    expect(() => parseOciJson(deep(20_000), 'config.json')).toThrow(
+      `config.json: nested more than ${OCI_JSON_MAX_DEPTH} levels deep (the limit)`,
+    );
     expect(parseOciJson(deep(OCI_JSON_MAX_DEPTH - 1), 'config.json')).toHaveProperty('a');
   });
   it('refuses what is over the size limit, and what is not JSON', () => {

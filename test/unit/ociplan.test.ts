@@ -93,7 +93,10 @@ describe('the merge model', () => {
 
 const desc = (arch: string, variant?: string, os = 'linux'): Descriptor => ({
   mediaType: 'application/vnd.oci.image.manifest.v1+json',
-  digest: `sha256:${arch.padEnd(64, '0').replace(/[^0-9a-f]/g, 'a').slice(0, 64)}`,
+  digest: `sha256:${arch
+    .padEnd(64, '0')
+    .replace(/[^0-9a-f]/g, 'a')
+    .slice(0, 64)}`,
   size: 1,
   platform: { os, architecture: arch, ...(variant ? { variant } : {}) },
 });
@@ -110,8 +113,13 @@ describe('platform selection', () => {
     expect(selectManifest(idx, hostPlatform('x64'), false).platform?.architecture).toBe('amd64');
     expect(selectManifest(idx, parsePlatform('linux/arm64'), true).platform?.architecture).toBe('arm64');
     expect(selectManifest(idx, parsePlatform('linux/arm64/v8'), true).platform?.architecture).toBe('arm64');
-    expect(selectManifest([{ ...idx[1], platform: { os: 'linux', architecture: 'arm64' } }], parsePlatform('linux/arm64/v8'), true).platform?.architecture).toBe('arm64');
-    expect(code(() => selectManifest(idx, parsePlatform('linux/arm/v6'), true))).toMatch(/^not-found: .*linux\/amd64, linux\/arm64\/v8, linux\/arm\/v7 \(choose/);
+    expect(
+      selectManifest([{ ...idx[1], platform: { os: 'linux', architecture: 'arm64' } }], parsePlatform('linux/arm64/v8'), true).platform
+        ?.architecture,
+    ).toBe('arm64');
+    expect(code(() => selectManifest(idx, parsePlatform('linux/arm/v6'), true))).toMatch(
+      /^not-found: .*linux\/amd64, linux\/arm64\/v8, linux\/arm\/v7 \(choose/,
+    );
     // a single-image index is taken whatever its platform unless one was asked for
     expect(selectManifest([idx[1]], hostPlatform('x64'), false).platform?.architecture).toBe('arm64');
     expect(code(() => selectManifest([idx[3]], hostPlatform('x64'), false))).toMatch(/no image manifest/);
@@ -135,8 +143,12 @@ describe('choosing a named image', () => {
     ];
     expect(selectDockerImage(imgs, 'nginx').config).toBe('b.json');
     expect(selectDockerImage([imgs[0]], undefined).config).toBe('a.json');
-    expect(code(() => selectDockerImage(imgs, undefined))).toMatch(/^invalid-argument: the archive holds 2 images \(alpine:3.19; docker.io\/library\/nginx:latest\); choose one with --tag/);
-    expect(code(() => selectDockerImage(imgs, 'redis'))).toMatch(/^not-found: .*no image tagged "redis"; the archive has "alpine:3.19", "docker.io\/library\/nginx:latest"/);
+    expect(code(() => selectDockerImage(imgs, undefined))).toMatch(
+      /^invalid-argument: the archive holds 2 images \(alpine:3.19; docker.io\/library\/nginx:latest\); choose one with --tag/,
+    );
+    expect(code(() => selectDockerImage(imgs, 'redis'))).toMatch(
+      /^not-found: .*no image tagged "redis"; the archive has "alpine:3.19", "docker.io\/library\/nginx:latest"/,
+    );
   });
   it('an index picks by ref name, then by platform', () => {
     const named = [
@@ -146,8 +158,12 @@ describe('choosing a named image', () => {
     ];
     expect(selectManifest(named, hostPlatform('x64'), false, 'index.json', 'db:2').digest).toBe(`sha256:${'e'.repeat(64)}`);
     expect(selectManifest(named, hostPlatform('arm64'), false, 'index.json', 'app:1').platform?.architecture).toBe('arm64');
-    expect(code(() => selectManifest(named, hostPlatform('x64'), false, 'index.json', 'web'))).toMatch(/^not-found: .*no image named "web"; the archive has "app:1", "db:2"/);
-    expect(code(() => selectManifest(named, hostPlatform('x64'), false))).toMatch(/^invalid-argument: index.json: holds 2 images for linux\/amd64 \(app:1; db:2\); choose one with --tag/);
+    expect(code(() => selectManifest(named, hostPlatform('x64'), false, 'index.json', 'web'))).toMatch(
+      /^not-found: .*no image named "web"; the archive has "app:1", "db:2"/,
+    );
+    expect(code(() => selectManifest(named, hostPlatform('x64'), false))).toMatch(
+      /^invalid-argument: index.json: holds 2 images for linux\/amd64 \(app:1; db:2\); choose one with --tag/,
+    );
     // skopeo's oci:DIR:REF of several refs: no platforms, told apart by name only
     const unplatformed = named.map(({ platform: _p, ...rest }) => rest);
     expect(selectManifest(unplatformed, hostPlatform('x64'), false, 'index.json', 'db:2').ref).toEqual(['db:2']);
@@ -156,7 +172,11 @@ describe('choosing a named image', () => {
 
 describe('documents', () => {
   it('refuses foreign layers, unknown media types and non-sha256 digests', () => {
-    const m = (layer: Record<string, unknown>) => ({ schemaVersion: 2, config: { mediaType: 'x', digest: `sha256:${'a'.repeat(64)}`, size: 2 }, layers: [layer] });
+    const m = (layer: Record<string, unknown>) => ({
+      schemaVersion: 2,
+      config: { mediaType: 'x', digest: `sha256:${'a'.repeat(64)}`, size: 2 },
+      layers: [layer],
+    });
     const ok = { mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: `sha256:${'b'.repeat(64)}`, size: 3 };
     expect(parseManifest(m(ok), 'm').layers[0].size).toBe(3);
     expect(code(() => parseManifest(m({ ...ok, urls: ['http://x'] }), 'm'))).toMatch(/foreign layer/);
@@ -168,29 +188,65 @@ describe('documents', () => {
     const raw = {
       architecture: 'amd64',
       os: 'linux',
-      config: { Env: ['A=1', 'B=x=y'], Entrypoint: ['/e'], Cmd: ['c'], WorkingDir: '/w', User: 'app', ExposedPorts: { '53/udp': {}, '80/tcp': {} }, Labels: { k: 'v' } },
+      config: {
+        Env: ['A=1', 'B=x=y'],
+        Entrypoint: ['/e'],
+        Cmd: ['c'],
+        WorkingDir: '/w',
+        User: 'app',
+        ExposedPorts: { '53/udp': {}, '80/tcp': {} },
+        Labels: { k: 'v' },
+      },
       rootfs: { type: 'layers', diff_ids: [`sha256:${'c'.repeat(64)}`] },
     };
     const c = parseImageConfig(raw);
-    expect(c.run).toEqual({ env: ['A=1', 'B=x=y'], entrypoint: ['/e'], cmd: ['c'], workingDir: '/w', user: 'app', exposedPorts: ['53/udp', '80/tcp'], labels: { k: 'v' } });
+    expect(c.run).toEqual({
+      env: ['A=1', 'B=x=y'],
+      entrypoint: ['/e'],
+      cmd: ['c'],
+      workingDir: '/w',
+      user: 'app',
+      exposedPorts: ['53/udp', '80/tcp'],
+      labels: { k: 'v' },
+    });
     expect(parseImageConfig(imageConfigJson(c))).toEqual(c);
     expect(code(() => parseImageConfig({ ...raw, config: { Env: ['NOEQUALS'] } }))).toMatch(/not KEY=VALUE/);
   });
 });
 
 describe('the default process', () => {
-  const run = { env: ['PATH=/usr/bin', 'A=1'], entrypoint: ['/bin/sh', '-c'], cmd: ['echo hi'], workingDir: '/srv', user: 'app', exposedPorts: [], labels: {} };
+  const run = {
+    env: ['PATH=/usr/bin', 'A=1'],
+    entrypoint: ['/bin/sh', '-c'],
+    cmd: ['echo hi'],
+    workingDir: '/srv',
+    user: 'app',
+    exposedPorts: [],
+    labels: {},
+  };
   it('no command: Entrypoint + Cmd with the image Env, WorkingDir and User', () => {
-    expect(planProcess(run, { argv: [] }, 'img')).toEqual({ argv: ['/bin/sh', '-c', 'echo hi'], env: { PATH: '/usr/bin', A: '1' }, cwd: '/srv', user: 'app' });
+    expect(planProcess(run, { argv: [] }, 'img')).toEqual({
+      argv: ['/bin/sh', '-c', 'echo hi'],
+      env: { PATH: '/usr/bin', A: '1' },
+      cwd: '/srv',
+      user: 'app',
+    });
   });
   it('a command replaces them; request env, cwd and user win', () => {
-    expect(planProcess(run, { argv: ['ls'], env: { A: '2' }, cwd: '/', user: '0' }, 'img')).toEqual({ argv: ['ls'], env: { PATH: '/usr/bin', A: '2' }, cwd: '/', user: '0' });
+    expect(planProcess(run, { argv: ['ls'], env: { A: '2' }, cwd: '/', user: '0' }, 'img')).toEqual({
+      argv: ['ls'],
+      env: { PATH: '/usr/bin', A: '2' },
+      cwd: '/',
+      user: '0',
+    });
   });
   it('a relative WorkingDir is taken from the root', () => {
     expect(planProcess({ ...run, workingDir: 'app/bin' }, { argv: [] }, 'img').cwd).toBe('/app/bin');
   });
   it('no command and no image default is a clear error; a flat image keeps / and no env', () => {
-    expect(code(() => planProcess(undefined, { argv: [] }, 'base'))).toMatch(/^invalid-argument: exec needs a command: image "base" has no Cmd/);
+    expect(code(() => planProcess(undefined, { argv: [] }, 'base'))).toMatch(
+      /^invalid-argument: exec needs a command: image "base" has no Cmd/,
+    );
     expect(planProcess(undefined, { argv: ['id'] }, 'base')).toEqual({ argv: ['id'], env: {}, cwd: '/' });
   });
   it('resolves user names through the image passwd and group', () => {

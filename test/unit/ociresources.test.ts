@@ -44,13 +44,22 @@ describe('OCI resources → cgroup v1', () => {
     };
     expect(v1(docker)).toEqual([]);
     expect(resourceWritesV1(docker).cpuset).toBeUndefined();
-    expect(v1({ ...docker, cpu: { ...docker.cpu, quota: 50000, period: 100000 } })).toEqual(['cpu.cfs_period_us=100000', 'cpu.cfs_quota_us=50000']);
+    expect(v1({ ...docker, cpu: { ...docker.cpu, quota: 50000, period: 100000 } })).toEqual([
+      'cpu.cfs_period_us=100000',
+      'cpu.cfs_quota_us=50000',
+    ]);
     expect(v2(docker as OciResources)).toEqual([]);
   });
   it('memory and memsw are written in the order the kernel accepts: raising memsw first, lowering the limit first', () => {
     // containerd's UpdateContainerResources: limit and swap both 128Mi, from 64Mi
-    expect(v1({ memory: { limit: 128 << 20, swap: 128 << 20 } }, 64 << 20)).toEqual([`memory.memsw.limit_in_bytes=${128 << 20}`, `memory.limit_in_bytes=${128 << 20}`]);
-    expect(v1({ memory: { limit: 32 << 20, swap: 32 << 20 } }, 64 << 20)).toEqual([`memory.limit_in_bytes=${32 << 20}`, `memory.memsw.limit_in_bytes=${32 << 20}`]);
+    expect(v1({ memory: { limit: 128 << 20, swap: 128 << 20 } }, 64 << 20)).toEqual([
+      `memory.memsw.limit_in_bytes=${128 << 20}`,
+      `memory.limit_in_bytes=${128 << 20}`,
+    ]);
+    expect(v1({ memory: { limit: 32 << 20, swap: 32 << 20 } }, 64 << 20)).toEqual([
+      `memory.limit_in_bytes=${32 << 20}`,
+      `memory.memsw.limit_in_bytes=${32 << 20}`,
+    ]);
     // unlimited memory with swap unset: memsw unlimited too, first (where the kernel has it)
     expect(v1({ memory: { limit: -1 } }, 64 << 20)).toEqual(['memory.memsw.limit_in_bytes=-1?', 'memory.limit_in_bytes=-1']);
     expect(v1({ memory: { limit: 64 << 20 } })).toEqual([`memory.limit_in_bytes=${64 << 20}`]);
@@ -76,7 +85,9 @@ describe('OCI resources → cgroup v2 (runc and crun conversions)', () => {
     expect(() => swapMaxV2(300, undefined)).toThrow(/needs a memory limit/);
     expect(() => swapMaxV2(50, 100)).toThrow(/below the memory limit/);
     // update: swap alone, the limit read from the cgroup
-    expect(resourceWritesV2({ memory: { swap: 300 } }, { memoryLimit: 100 }).writes).toEqual([{ controller: 'memory', file: 'memory.swap.max', value: '200' }]);
+    expect(resourceWritesV2({ memory: { swap: 300 } }, { memoryLimit: 100 }).writes).toEqual([
+      { controller: 'memory', file: 'memory.swap.max', value: '200' },
+    ]);
     // kernel memory is charged to memory.max on v2: accepted, nothing of its own written
     expect(v2({ memory: { kernel: 1 << 20, kernelTCP: 1 << 20 } })).toEqual([]);
   });
@@ -93,7 +104,11 @@ describe('OCI resources → cgroup v2 (runc and crun conversions)', () => {
     expect(v2({ cpu: { quota: -1 } })).toEqual(['cpu.max=max']);
     expect(v2({ cpu: { quota: 20000 } })).toEqual(['cpu.max=20000']);
     expect(v2({ cpu: { period: 50000 } })).toEqual(['cpu.max=max 50000']);
-    expect(v2({ cpu: { quota: 20000, period: 100000, burst: 10000 } })).toEqual(['cpu.max.burst=0?', 'cpu.max=20000 100000', 'cpu.max.burst=10000']);
+    expect(v2({ cpu: { quota: 20000, period: 100000, burst: 10000 } })).toEqual([
+      'cpu.max.burst=0?',
+      'cpu.max=20000 100000',
+      'cpu.max.burst=10000',
+    ]);
     expect(v2({ cpu: { shares: 0, idle: 1 } })).toEqual(['cpu.idle=1']);
     expect(resourceWritesV2({ cpu: { cpus: '0-1', mems: '0' } }).cpuset).toEqual({ cpus: '0-1', mems: '0' });
   });
@@ -109,10 +124,25 @@ describe('OCI resources → cgroup v2 (runc and crun conversions)', () => {
           throttleWriteIOPSDevice: [{ major: 8, minor: 16, rate: 0 }],
         },
       }),
-    ).toEqual(['io.bfq.weight=500?', 'io.weight=default 4950', 'io.bfq.weight=8:0 100?', 'io.weight=8:0 910', 'io.max=8:0 rbps=1000', 'io.max=8:16 wiops=max']);
+    ).toEqual([
+      'io.bfq.weight=500?',
+      'io.weight=default 4950',
+      'io.bfq.weight=8:0 100?',
+      'io.weight=8:0 910',
+      'io.max=8:0 rbps=1000',
+      'io.max=8:16 wiops=max',
+    ]);
   });
   it('the buffered-write throttle: io.max on each device behind the root', () => {
-    expect(ioThrottleWrites([{ major: 8, minor: 0 }, { major: 253, minor: 1 }], { writeBps: 1000 })).toEqual([
+    expect(
+      ioThrottleWrites(
+        [
+          { major: 8, minor: 0 },
+          { major: 253, minor: 1 },
+        ],
+        { writeBps: 1000 },
+      ),
+    ).toEqual([
       { controller: 'io', file: 'io.max', value: '8:0 wbps=1000' },
       { controller: 'io', file: 'io.max', value: '253:1 wbps=1000' },
     ]);

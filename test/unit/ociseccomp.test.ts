@@ -60,13 +60,57 @@ describe('OCI seccomp profiles compiled by paene', () => {
     expect(run(p, 'read', [], AUDIT_ARCH_I386)).toBe(SECCOMP_RET_KILL_PROCESS);
   });
   it.each([
-    ['SCMP_CMP_NE', 5, [[5, false], [6, true], [0x1_0000_0005n, true]]],
-    ['SCMP_CMP_GT', 5, [[5, false], [6, true], [0x1_0000_0000n, true], [4, false]]],
-    ['SCMP_CMP_GE', 5, [[5, true], [6, true], [4, false]]],
-    ['SCMP_CMP_LT', 5, [[5, false], [4, true], [0x1_0000_0000n, false]]],
-    ['SCMP_CMP_LE', 5, [[5, true], [4, true], [6, false]]],
+    [
+      'SCMP_CMP_NE',
+      5,
+      [
+        [5, false],
+        [6, true],
+        [0x1_0000_0005n, true],
+      ],
+    ],
+    [
+      'SCMP_CMP_GT',
+      5,
+      [
+        [5, false],
+        [6, true],
+        [0x1_0000_0000n, true],
+        [4, false],
+      ],
+    ],
+    [
+      'SCMP_CMP_GE',
+      5,
+      [
+        [5, true],
+        [6, true],
+        [4, false],
+      ],
+    ],
+    [
+      'SCMP_CMP_LT',
+      5,
+      [
+        [5, false],
+        [4, true],
+        [0x1_0000_0000n, false],
+      ],
+    ],
+    [
+      'SCMP_CMP_LE',
+      5,
+      [
+        [5, true],
+        [4, true],
+        [6, false],
+      ],
+    ],
   ] as [string, number, [number | bigint, boolean][]][])('%s', (op, value, cases) => {
-    const p = compileOciSeccomp({ defaultAction: 'SCMP_ACT_ERRNO', syscalls: [{ names: ['dup'], action: 'SCMP_ACT_ALLOW', args: [{ index: 1, value, op }] }] });
+    const p = compileOciSeccomp({
+      defaultAction: 'SCMP_ACT_ERRNO',
+      syscalls: [{ names: ['dup'], action: 'SCMP_ACT_ALLOW', args: [{ index: 1, value, op }] }],
+    });
     for (const [arg, allowed] of cases) expect(run(p, 'dup', [0, arg]) === SECCOMP_RET_ALLOW, `${op} ${arg}`).toBe(allowed);
   });
   it('refuses what it cannot honour, by name', () => {
@@ -74,7 +118,17 @@ describe('OCI seccomp profiles compiled by paene', () => {
     expect(() => compileOciSeccomp({ defaultAction: 'SCMP_ACT_ALLOW', listenerPath: '/x' })).toThrow(/listenerPath/);
     expect(() => compileOciSeccomp({ defaultAction: 'SCMP_ACT_ALLOW', architectures: ['SCMP_ARCH_AARCH64'] })).toThrow(/AARCH64/);
     expect(() => compileOciSeccomp({ defaultAction: 'SCMP_ACT_ALLOW', flags: ['SECCOMP_FILTER_FLAG_LOG'] })).toThrow(/FLAG_LOG/);
-    expect(() => compileOciSeccomp({ defaultAction: 'SCMP_ACT_ALLOW', syscalls: [{ names: ['dup'], action: 'SCMP_ACT_ALLOW', args: [{ index: 7, value: 0, op: 'SCMP_CMP_EQ' }] }] })).toThrow(/index/);
-    expect(() => compileOciSeccomp({ defaultAction: 'SCMP_ACT_ALLOW', syscalls: [{ names: ['dup'], action: 'SCMP_ACT_ALLOW', args: [{ index: 0, value: 0, op: 'SCMP_CMP_BOGUS' }] }] })).toThrow(/BOGUS/);
+    expect(() =>
+      compileOciSeccomp({
+        defaultAction: 'SCMP_ACT_ALLOW',
+        syscalls: [{ names: ['dup'], action: 'SCMP_ACT_ALLOW', args: [{ index: 7, value: 0, op: 'SCMP_CMP_EQ' }] }],
+      }),
+    ).toThrow(/index/);
+    expect(() =>
+      compileOciSeccomp({
+        defaultAction: 'SCMP_ACT_ALLOW',
+        syscalls: [{ names: ['dup'], action: 'SCMP_ACT_ALLOW', args: [{ index: 0, value: 0, op: 'SCMP_CMP_BOGUS' }] }],
+      }),
+    ).toThrow(/BOGUS/);
   });
 });

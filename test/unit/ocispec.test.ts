@@ -62,7 +62,10 @@ describe('config.json → paene plan', () => {
     expect(p.cgroup.writes).toContainEqual({ controller: 'cpu', file: 'cpu.cfs_quota_us', value: '20000' });
     expect(p.cgroup.writes).toContainEqual({ controller: 'pids', file: 'pids.max', value: '64' });
     expect(p.devices.map((d) => d.path)).toContain('/dev/null');
-    expect(p.sysctl).toEqual([['net.ipv4.ip_forward', '1'], ['kernel.shmmax', '4096']]);
+    expect(p.sysctl).toEqual([
+      ['net.ipv4.ip_forward', '1'],
+      ['kernel.shmmax', '4096'],
+    ]);
   });
 
   it('refuses, naming the field, what paene cannot honour', () => {
@@ -73,9 +76,12 @@ describe('config.json → paene plan', () => {
       [(c) => (c.linux!.intelRdt = {}), /linux.intelRdt/],
       [(c) => (c.linux!.resources = { hugepageLimits: [{}] }), /hugepageLimits/],
       [(c) => (c.linux!.resources = { network: { classID: 1 } }), /resources.network/],
-      [(c) => (c.linux!.namespaces!.push({ type: 'bogus' })), /unknown namespace 'bogus'/],
+      [(c) => c.linux!.namespaces!.push({ type: 'bogus' }), /unknown namespace 'bogus'/],
       [(c) => (c.linux!.sysctl = { 'kernel.panic': '1' }), /linux.sysctl.kernel.panic/],
-      [(c) => (c.linux!.sysctl = { 'net.ipv4.ip_forward': '1' }, (c.linux!.namespaces = [{ type: 'mount' }, { type: 'uts' }])), /net.ipv4.ip_forward/],
+      [
+        (c) => ((c.linux!.sysctl = { 'net.ipv4.ip_forward': '1' }), (c.linux!.namespaces = [{ type: 'mount' }, { type: 'uts' }])),
+        /net.ipv4.ip_forward/,
+      ],
       [(c) => (c.mounts![0].destination = 'proc'), /must be absolute/],
       [(c) => (c.mounts![1].options = ['idmap']), /idmap/],
       [(c) => (c.process!.capabilities!.bounding = ['CAP_NOT_A_CAP']), /CAP_NOT_A_CAP/],
@@ -114,7 +120,12 @@ describe('config.json → paene plan', () => {
 
 describe('pieces', () => {
   it('mount options', () => {
-    expect(parseMountOptions(['nosuid', 'noexec', 'mode=755', 'size=65536k'], 'm')).toEqual({ flags: MS.NOSUID | MS.NOEXEC, propagation: 0, data: 'mode=755,size=65536k', copyUp: false });
+    expect(parseMountOptions(['nosuid', 'noexec', 'mode=755', 'size=65536k'], 'm')).toEqual({
+      flags: MS.NOSUID | MS.NOEXEC,
+      propagation: 0,
+      data: 'mode=755,size=65536k',
+      copyUp: false,
+    });
     expect(parseMountOptions(['ro', 'rw'], 'm').flags).toBe(0);
     // Podman adds tmpcopyup to every tmpfs: the tmpfs starts with what the image has there
     expect(parseMountOptions(['tmpcopyup', 'nodev'], 'm')).toEqual({ flags: MS.NODEV, propagation: 0, data: '', copyUp: true });
@@ -160,10 +171,15 @@ describe('pieces', () => {
     expect(() => tr(noNet)).toThrow(/RAW_ICMP needs a network namespace/);
     expect(() => tr(withAnn({ 'paene.io/ccaps': 'AUDIT_CONTROL' }))).toThrow(/annotations.paene.io\/ccaps: .*no safe mapping/);
     expect(() => tr(withAnn({ 'paene.io/ccaps': 'TELEPORT' }))).toThrow(/unknown context capability/);
-    expect(tr(withAnn({ 'paene.io/io-write-bps': '10MiB/s', 'paene.io/io-read-bps': '1048576' }), 'v2').paene.io).toEqual({ writeBps: 10 << 20, readBps: 1 << 20 });
+    expect(tr(withAnn({ 'paene.io/io-write-bps': '10MiB/s', 'paene.io/io-read-bps': '1048576' }), 'v2').paene.io).toEqual({
+      writeBps: 10 << 20,
+      readBps: 1 << 20,
+    });
     expect(() => tr(withAnn({ 'paene.io/io-write-bps': '10MiB/s' }), 'v1')).toThrow(/pure cgroup v2 host/);
     expect(() => tr(withAnn({ 'paene.io/io-write-bps': 'fast' }), 'v2')).toThrow(/io-write-bps/);
-    expect(() => tr(withAnn({ 'paene.io/network': 'shared' }))).toThrow(/unknown paene.io\/ annotation \(known: paene.io\/cpu-burst-us, paene.io\/ccaps/);
+    expect(() => tr(withAnn({ 'paene.io/network': 'shared' }))).toThrow(
+      /unknown paene.io\/ annotation \(known: paene.io\/cpu-burst-us, paene.io\/ccaps/,
+    );
   });
   it('the plan file is NUL-separated tokens and refuses NUL inside a value', () => {
     const p = tr(base());

@@ -25,7 +25,11 @@ function run(n: number, per: (k: number) => number, slabStep: (k: number) => num
 
 describe('packing segments', () => {
   it('gives each segment its marginal cost and no noise on a settled host', () => {
-    const s = run(3000, () => 320 * KiB, () => 100 * 220 * KiB);
+    const s = run(
+      3000,
+      () => 320 * KiB,
+      () => 100 * 220 * KiB,
+    );
     const first = segmentCost(s, 0, 1000);
     const last = segmentCost(s, 2000, 3000);
     expect(first).toEqual({ from: 0, to: 1000, perContext: 320 * KiB, slabReleased: 0 });
@@ -35,12 +39,18 @@ describe('packing segments', () => {
 
   it('flags a segment in which the slab fell: the host freed memory of before the run', () => {
     // the first 500 contexts look cheap because 55 MiB of old slab was freed meanwhile
-    const s = run(3000, (k) => (k <= 500 ? 120 * KiB : 320 * KiB), (k) => (k <= 500 ? -11 * MiB : 100 * 220 * KiB));
+    const s = run(
+      3000,
+      (k) => (k <= 500 ? 120 * KiB : 320 * KiB),
+      (k) => (k <= 500 ? -11 * MiB : 100 * 220 * KiB),
+    );
     const first = segmentCost(s, 0, 1000);
     const last = segmentCost(s, 2000, 3000);
     expect(first.slabReleased).toBe(55 * MiB);
     expect(last.slabReleased).toBe(0);
-    expect(growthNoise(first, last)).toMatch(/^noisy: the host freed 55\.0 MiB of slab from before the run within the first segment \(0-1000\)/);
+    expect(growthNoise(first, last)).toMatch(
+      /^noisy: the host freed 55\.0 MiB of slab from before the run within the first segment \(0-1000\)/,
+    );
   });
 
   it('flags a first segment that filled free slab objects the host held at the start', () => {
@@ -53,7 +63,11 @@ describe('packing segments', () => {
     ].join('\n');
     const free = parseSlabFree(slabinfo);
     expect(free).toBe((233709 - 60350) * 192 + (248115 - 175397) * 192);
-    const s = run(3000, () => 320 * KiB, () => 100 * 220 * KiB);
+    const s = run(
+      3000,
+      () => 320 * KiB,
+      () => 100 * 220 * KiB,
+    );
     const first = segmentCost(s, 0, 1000);
     const last = segmentCost(s, 2000, 3000);
     expect(growthNoise(first, last, free)).toMatch(/^noisy: the host's slab caches held 45\.1 MiB of free objects at the start/);

@@ -74,12 +74,26 @@ describe('TypeScript → C messages', () => {
   });
   it('the OCI plan round-trips through paene-oci: every entry arrives as sent', () => {
     const plan = translateConfig(config(), { id: 'rt', bundle: '/b', cgroup: 'v1' });
-    const sent = createTokens({ plan, fifo: '/s/exec.fifo', cgroupProcs: ['/sys/fs/cgroup/pids/x/cgroup.procs'], cgroupBinds: [], consoleSocket: '/run/c.sock', preserveFds: 2, wait: true });
+    const sent = createTokens({
+      plan,
+      fifo: '/s/exec.fifo',
+      cgroupProcs: ['/sys/fs/cgroup/pids/x/cgroup.procs'],
+      cgroupBinds: [],
+      consoleSocket: '/run/c.sock',
+      preserveFds: 2,
+      wait: true,
+    });
     const got = echo(OCI_PLAN, sent);
     expect(byKey(got)).toEqual(byKey(sent));
     // an exec plan: joins, a hook's host program, a process
     const proc = translateProcess({ cwd: '/', args: ['/bin/true'], user: { uid: 0, gid: 0 } }, 'process');
-    const exec: Entry[] = [['pid', '42'], ['ns', 'mount', '/proc/42/ns/mnt'], ['chroot', '/proc/42/root'], ['exe-host', '/usr/bin/hook'], ...processTokens(proc)];
+    const exec: Entry[] = [
+      ['pid', '42'],
+      ['ns', 'mount', '/proc/42/ns/mnt'],
+      ['chroot', '/proc/42/root'],
+      ['exe-host', '/usr/bin/hook'],
+      ...processTokens(proc),
+    ];
     expect(byKey(echo(OCI_PLAN, exec))).toEqual(byKey(exec));
   });
   it('a large plan arrives whole (no token limit between the two sides)', () => {
@@ -99,12 +113,26 @@ describe('the helper request and the exec plan', () => {
   const front = path.resolve('dist/native/paene');
   const request = {
     cgroupProcs: ['/sys/fs/cgroup/pids/p/c/cgroup.procs', '/sys/fs/cgroup/unified/p/c/cgroup.procs'],
-    lower: '/l', upper: '/u', work: '/w', rootfs: '/r', hostname: 'web', scratch: '/s', empty: '/e', init: '/dist/native/paene-init',
-    sysctls: { 'kernel.shmmax': '4096' }, masked: ['/proc/kcore'], readonly: ['/proc/sys'], writable: ['/proc/sys/kernel/hostname'],
+    lower: '/l',
+    upper: '/u',
+    work: '/w',
+    rootfs: '/r',
+    hostname: 'web',
+    scratch: '/s',
+    empty: '/e',
+    init: '/dist/native/paene-init',
+    sysctls: { 'kernel.shmmax': '4096' },
+    masked: ['/proc/kcore'],
+    readonly: ['/proc/sys'],
+    writable: ['/proc/sys/kernel/hostname'],
     devices: [{ path: 'null', major: 1, minor: 3, mode: 0o666 }],
-    capsMask: 0xa80425fbn, seccomp: Buffer.from('0600000000000000', 'hex'), netns: 'new' as const, loUp: true,
+    capsMask: 0xa80425fbn,
+    seccomp: Buffer.from('0600000000000000', 'hex'),
+    netns: 'new' as const,
+    loUp: true,
     sockAddr: { cgroupDir: '/sys/fs/cgroup/unified/p/c', progs: ['bind4=00', 'connect4=11'] },
-    landlockScoped: 1, sched: { policy: 3, sliceNs: 0 },
+    landlockScoped: 1,
+    sched: { policy: 3, sliceNs: 0 },
   };
   const run = (prog: string, args: string[]) => {
     const r = spawnSync(prog, args, { maxBuffer: 16 << 20 });
@@ -124,8 +152,19 @@ describe('the helper request and the exec plan', () => {
     const { execArgs } = await import('../../src/kernel/helper.js');
     const { HELPER_REQUEST } = await import('../../src/proto/helper-request.js');
     const { parseFlagArgs } = await import('../../src/proto/tokens.js');
-    const args = execArgs({ initPid: 7, cgroupProcs: ['/c'], capsMask: 0x20n, env: ['A=1'], cwd: '/tmp', user: { uid: 1, gid: 2 }, tty: true, argv: ['sh', '-c', '--', '--tty'] }).slice(1);
-    const echoed = run(helper, ['echo-request', ...args]).toString('utf8').split('\0');
+    const args = execArgs({
+      initPid: 7,
+      cgroupProcs: ['/c'],
+      capsMask: 0x20n,
+      env: ['A=1'],
+      cwd: '/tmp',
+      user: { uid: 1, gid: 2 },
+      tty: true,
+      argv: ['sh', '-c', '--', '--tty'],
+    }).slice(1);
+    const echoed = run(helper, ['echo-request', ...args])
+      .toString('utf8')
+      .split('\0');
     const dash = echoed.indexOf('--');
     expect(echoed.slice(dash + 1, -3)).toEqual(['sh', '-c', '--', '--tty']);
     const sent = parseFlagArgs(HELPER_REQUEST, args);
@@ -135,7 +174,16 @@ describe('the helper request and the exec plan', () => {
   it('the exec plan round-trips through the front door', async () => {
     const { execPlanBytes } = await import('../../src/kernel/helper.js');
     const { EXEC_PLAN } = await import('../../src/proto/exec-plan.js');
-    const bytes = execPlanBytes({ initPid: 9, starttime: 123, capsRoot: 0xffn, capsUser: 0n, term: 'xterm', env: ['PATH=/bin', 'X=a b'], cgroupProcs: ['/c'], sched: { policy: 0, sliceNs: 300000 } });
+    const bytes = execPlanBytes({
+      initPid: 9,
+      starttime: 123,
+      capsRoot: 0xffn,
+      capsUser: 0n,
+      term: 'xterm',
+      env: ['PATH=/bin', 'X=a b'],
+      cgroupProcs: ['/c'],
+      sched: { policy: 0, sliceNs: 300000 },
+    });
     const f = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'paene-proto-')), 'exec.plan');
     fs.writeFileSync(f, bytes);
     const back = decodeMessage(EXEC_PLAN, run(front, ['__echo-exec-plan', f]));
@@ -149,7 +197,11 @@ describe('answers carry codes', () => {
     const { parseReply } = await import('../../src/proto/tokens.js');
     const { HELPER_ERRORS } = await import('../../src/proto/helper-reply.js');
     expect(parseReply(HELPER_ERRORS, 'ok 1234')).toEqual({ ok: true, value: '1234' });
-    expect(parseReply(HELPER_ERRORS, 'err cgroup-gone /sys/fs/cgroup/pids/p/_shared/cgroup.procs')).toEqual({ ok: false, code: 'cgroup-gone', message: '/sys/fs/cgroup/pids/p/_shared/cgroup.procs' });
+    expect(parseReply(HELPER_ERRORS, 'err cgroup-gone /sys/fs/cgroup/pids/p/_shared/cgroup.procs')).toEqual({
+      ok: false,
+      code: 'cgroup-gone',
+      message: '/sys/fs/cgroup/pids/p/_shared/cgroup.procs',
+    });
     expect(parseReply(HELPER_ERRORS, 'err unknown flag --x')).toEqual({ ok: false, code: undefined, message: 'unknown flag --x' });
     const h = (await import('../../src/proto/tokens.js')).cCodesHeader(HELPER_ERRORS, 'x');
     for (const c of HELPER_ERRORS.codes) expect(h).toContain(`"${c.code}",`);

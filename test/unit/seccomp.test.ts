@@ -44,7 +44,27 @@ describe('program shape', () => {
 
   it('every default denial has a documented reason', () => {
     for (const n of DEFAULT_SECCOMP_POLICY.deny) expect(SECCOMP_REASONS[n], n).toBeTruthy();
-    expect(DEFAULT_SECCOMP_POLICY.deny).toEqual(expect.arrayContaining(['open_by_handle_at', 'keyctl', 'bpf', 'mount', 'setns', 'io_uring_setup', 'kexec_load', 'init_module', 'iopl', 'userfaultfd', 'perf_event_open', 'fsopen', 'open_tree', 'mount_setattr', 'syslog', 'reboot', 'clock_settime']));
+    expect(DEFAULT_SECCOMP_POLICY.deny).toEqual(
+      expect.arrayContaining([
+        'open_by_handle_at',
+        'keyctl',
+        'bpf',
+        'mount',
+        'setns',
+        'io_uring_setup',
+        'kexec_load',
+        'init_module',
+        'iopl',
+        'userfaultfd',
+        'perf_event_open',
+        'fsopen',
+        'open_tree',
+        'mount_setattr',
+        'syslog',
+        'reboot',
+        'clock_settime',
+      ]),
+    );
     expect(DEFAULT_SECCOMP_POLICY.deny).not.toContain('clone');
     expect(DEFAULT_SECCOMP_POLICY.deny).not.toContain('personality');
     expect(DEFAULT_SECCOMP_POLICY.denyCloneFlags).toBe(CLONE_NEWUSER);
@@ -93,8 +113,14 @@ describe('the default filter, through the interpreter', () => {
   }
 
   it('x32 syscalls on x86_64 fail with ENOSYS', () => {
-    expect(describeAction(runFilter(prog, { nr: X32_SYSCALL_BIT | 0, arch: AUDIT_ARCH_X86_64 }))).toEqual({ action: 'errno', data: ENOSYS });
-    expect(describeAction(runFilter(prog, { nr: X32_SYSCALL_BIT | 165, arch: AUDIT_ARCH_X86_64 }))).toEqual({ action: 'errno', data: ENOSYS });
+    expect(describeAction(runFilter(prog, { nr: X32_SYSCALL_BIT | 0, arch: AUDIT_ARCH_X86_64 }))).toEqual({
+      action: 'errno',
+      data: ENOSYS,
+    });
+    expect(describeAction(runFilter(prog, { nr: X32_SYSCALL_BIT | 165, arch: AUDIT_ARCH_X86_64 }))).toEqual({
+      action: 'errno',
+      data: ENOSYS,
+    });
   });
 
   it('any other arch (i386 via int 0x80, …) kills the process', () => {
@@ -149,7 +175,7 @@ describe('other policies', () => {
   });
 });
 
-describe('syscall numbers match this machine\'s headers', () => {
+describe("syscall numbers match this machine's headers", () => {
   const x86 = '/usr/include/x86_64-linux-gnu/asm/unistd_64.h';
   const generic = '/usr/include/asm-generic/unistd.h';
   const read = (f: string) => (fs.existsSync(f) ? fs.readFileSync(f, 'utf8') : undefined);

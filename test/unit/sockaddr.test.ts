@@ -32,7 +32,13 @@ const V4: SockAddrPolicy = {
 /** Dual stack. */
 const DUAL: SockAddrPolicy = { ...V4, v4: ['127.77.1.2'], v6: ['fd00::2', 'fd00::3'] };
 /** IPv6 only. */
-const V6: SockAddrPolicy = { v4: [], v6: ['fd00::2'], peerNets4: ['127.77.0.0/16'], hostDeny4: ['192.0.2.10'], hostDeny6: ['2001:db8::10'] };
+const V6: SockAddrPolicy = {
+  v4: [],
+  v6: ['fd00::2'],
+  peerNets4: ['127.77.0.0/16'],
+  hostDeny4: ['192.0.2.10'],
+  hostDeny6: ['2001:db8::10'],
+};
 
 /** Runs a policy's program with its storage value in the cgroup storage, as a started context has it. */
 function run(p: SockAddrPolicy, hook: SockAddrHook, call: SockAddrCall | string) {
@@ -113,13 +119,49 @@ describe('eBPF interpreter', () => {
       return a.ret(1).toBuffer();
     };
     // user_ip6 does not exist for bind4, msg_src_ip4 only for sendmsg4, no immediate stores, no family writes
-    expect(() => runSockAddr('bind4', prog((a) => a.ldx(4, R2, R1, 8)), { ip: '1.2.3.4' })).toThrow(/user_ip6/);
-    expect(() => runSockAddr('connect4', prog((a) => a.ldx(4, R2, R1, 40)), { ip: '1.2.3.4' })).toThrow(/msg_src_ip4/);
-    expect(() => runSockAddr('connect4', prog((a) => a.st(4, R1, 4, 1)), { ip: '1.2.3.4' })).toThrow(/BPF_ST/);
-    expect(() => runSockAddr('connect4', prog((a) => a.mov64(R2, { imm: 1 }).stx(4, R1, 0, R2)), { ip: '1.2.3.4' })).toThrow(/read-only/);
-    expect(() => runSockAddr('connect4', prog((a) => a.mov64(R2, { imm: 1 }).stx(2, R1, 4, R2)), { ip: '1.2.3.4' })).toThrow(/4 bytes/);
+    expect(() =>
+      runSockAddr(
+        'bind4',
+        prog((a) => a.ldx(4, R2, R1, 8)),
+        { ip: '1.2.3.4' },
+      ),
+    ).toThrow(/user_ip6/);
+    expect(() =>
+      runSockAddr(
+        'connect4',
+        prog((a) => a.ldx(4, R2, R1, 40)),
+        { ip: '1.2.3.4' },
+      ),
+    ).toThrow(/msg_src_ip4/);
+    expect(() =>
+      runSockAddr(
+        'connect4',
+        prog((a) => a.st(4, R1, 4, 1)),
+        { ip: '1.2.3.4' },
+      ),
+    ).toThrow(/BPF_ST/);
+    expect(() =>
+      runSockAddr(
+        'connect4',
+        prog((a) => a.mov64(R2, { imm: 1 }).stx(4, R1, 0, R2)),
+        { ip: '1.2.3.4' },
+      ),
+    ).toThrow(/read-only/);
+    expect(() =>
+      runSockAddr(
+        'connect4',
+        prog((a) => a.mov64(R2, { imm: 1 }).stx(2, R1, 4, R2)),
+        { ip: '1.2.3.4' },
+      ),
+    ).toThrow(/4 bytes/);
     // bpf_bind only for connect; recvmsg must return 1
-    expect(() => runSockAddr('sendmsg4', prog((a) => a.call(64)), { ip: '1.2.3.4' })).toThrow(/unknown helper 64/);
+    expect(() =>
+      runSockAddr(
+        'sendmsg4',
+        prog((a) => a.call(64)),
+        { ip: '1.2.3.4' },
+      ),
+    ).toThrow(/unknown helper 64/);
     expect(() => runSockAddr('recvmsg4', new Asm().ret(0).toBuffer(), { ip: '1.2.3.4' })).toThrow(/allows 1\.\.1/);
   });
 });
@@ -135,7 +177,8 @@ describe('addresses', () => {
     expect(round('2001:db8:0:0:1:0:0:1')).toBe('2001:db8::1:0:0:1');
     expect(round('::FFFF:127.0.0.1')).toBe('::ffff:127.0.0.1');
     expect(round('1:2:3:4:5:6:7:8')).toBe('1:2:3:4:5:6:7:8');
-    for (const bad of ['1::2::3', ':::', '1:2:3:4:5:6:7', '1:2:3:4:5:6:7:8:9', 'fd00::g', '12345::', 'fe80::1%eth0', '1.2.3.4::']) expect(parseIPv6(bad)).toBeUndefined();
+    for (const bad of ['1::2::3', ':::', '1:2:3:4:5:6:7', '1:2:3:4:5:6:7:8:9', 'fd00::g', '12345::', 'fe80::1%eth0', '1.2.3.4::'])
+      expect(parseIPv6(bad)).toBeUndefined();
   });
 });
 
@@ -150,7 +193,8 @@ describe('bind4', () => {
     expect(verdict(V4, 'bind4', '127.77.1.5')).toBe('allow 127.77.1.5');
   });
   it("denies another context's address, the host's addresses and the world", () => {
-    for (const ip of ['127.77.1.3', '127.77.0.1', '192.0.2.10', '10.0.0.1', '8.8.8.8', '255.255.255.255']) expect(verdict(V4, 'bind4', ip)).toBe('deny');
+    for (const ip of ['127.77.1.3', '127.77.0.1', '192.0.2.10', '10.0.0.1', '8.8.8.8', '255.255.255.255'])
+      expect(verdict(V4, 'bind4', ip)).toBe('deny');
   });
   it('denies every bind when the context has no IPv4 address', () => {
     for (const ip of ['0.0.0.0', '127.0.0.1', '127.77.1.2']) expect(verdict(V6, 'bind4', ip)).toBe('deny');
@@ -189,7 +233,8 @@ describe('connect4 and sendmsg4', () => {
   });
   it('lets own addresses, neighbours in peerNets4 and the world through as they are', () => {
     for (const hook of ['connect4', 'sendmsg4'] as const) {
-      for (const ip of ['127.77.1.5', '127.77.1.3', '127.77.200.1', '8.8.8.8', '10.0.0.1']) expect(verdict(V4, hook, ip)).toBe(`allow ${ip}`);
+      for (const ip of ['127.77.1.5', '127.77.1.3', '127.77.200.1', '8.8.8.8', '10.0.0.1'])
+        expect(verdict(V4, hook, ip)).toBe(`allow ${ip}`);
     }
   });
   it('refuses the host addresses in hostDeny4, before the loopback and peer rules', () => {
@@ -204,7 +249,11 @@ describe('connect4 and sendmsg4', () => {
     expect(run(V4, 'connect4', '192.0.2.10').binds).toEqual([]);
   });
   it('sendmsg4 sets msg_src_ip4 to the primary unless it already is an own address', () => {
-    expect(run(V4, 'sendmsg4', { ip: '8.8.8.8', port: 53, msgSrc: '0.0.0.0', type: 'dgram' })).toMatchObject({ ret: 1, msgSrc: '127.77.1.2', binds: [] });
+    expect(run(V4, 'sendmsg4', { ip: '8.8.8.8', port: 53, msgSrc: '0.0.0.0', type: 'dgram' })).toMatchObject({
+      ret: 1,
+      msgSrc: '127.77.1.2',
+      binds: [],
+    });
     expect(run(V4, 'sendmsg4', { ip: '8.8.8.8', port: 53, msgSrc: '127.77.1.5' }).msgSrc).toBe('127.77.1.5');
     expect(run(V4, 'sendmsg4', { ip: '8.8.8.8', port: 53, msgSrc: '10.0.0.1' }).msgSrc).toBe('127.77.1.2');
   });
@@ -219,7 +268,12 @@ describe('connect4 and sendmsg4', () => {
 
 describe('connect6 and sendmsg6', () => {
   it('v4-mapped destinations get the v4 rules, results stay mapped, the source is the mapped primary v4', () => {
-    expect(run(DUAL, 'connect6', { ip: '::ffff:127.0.0.1', port: 80 })).toMatchObject({ ret: 1, ip: '::ffff:127.77.1.2', port: 80, binds: ['[::ffff:127.77.1.2]:0'] });
+    expect(run(DUAL, 'connect6', { ip: '::ffff:127.0.0.1', port: 80 })).toMatchObject({
+      ret: 1,
+      ip: '::ffff:127.77.1.2',
+      port: 80,
+      binds: ['[::ffff:127.77.1.2]:0'],
+    });
     expect(verdict(DUAL, 'connect6', '::ffff:127.77.1.3')).toBe('allow ::ffff:127.77.1.3');
     expect(verdict(DUAL, 'connect6', '::ffff:127.88.0.1')).toBe('deny');
     expect(verdict(DUAL, 'connect6', '::ffff:192.0.2.10')).toBe('deny');
@@ -322,8 +376,16 @@ describe('UDP answers to a host client on the host loopback', () => {
   const S = 1_000_000_000n;
   it('recvmsg remembers the host client; sendmsg answers it as is, within 30 s, and only it', () => {
     const socket = {};
-    expect(run(V4, 'recvmsg4', { ip: '127.0.0.1', port: 5000, socket, now: 10n * S })).toMatchObject({ ret: 1, ip: '127.0.0.1', port: 5000 });
-    expect(run(V4, 'sendmsg4', { ip: '127.0.0.1', port: 5000, socket, now: 20n * S, msgSrc: '0.0.0.0' })).toMatchObject({ ret: 1, ip: '127.0.0.1', msgSrc: '127.77.1.2' });
+    expect(run(V4, 'recvmsg4', { ip: '127.0.0.1', port: 5000, socket, now: 10n * S })).toMatchObject({
+      ret: 1,
+      ip: '127.0.0.1',
+      port: 5000,
+    });
+    expect(run(V4, 'sendmsg4', { ip: '127.0.0.1', port: 5000, socket, now: 20n * S, msgSrc: '0.0.0.0' })).toMatchObject({
+      ret: 1,
+      ip: '127.0.0.1',
+      msgSrc: '127.77.1.2',
+    });
     // another port or address of the host's loopback: redirected to its own, as always
     expect(run(V4, 'sendmsg4', { ip: '127.0.0.1', port: 5001, socket, now: 20n * S })).toMatchObject({ ip: '127.77.1.2' });
     expect(run(V4, 'sendmsg4', { ip: '127.0.0.2', port: 5000, socket, now: 20n * S })).toMatchObject({ ip: '127.77.1.2' });
@@ -367,12 +429,15 @@ describe('the cgroup storage: own addresses read at run time', () => {
     for (const p of [V4, DUAL, V6]) {
       const w = buildSockAddr(p);
       const zero = Buffer.alloc(w.storage.length);
-      const at = (hook: SockAddrHook, ip: string) => runSockAddr(hook, w.progs[hook], { ip, port: 4242, local: zero, msgSrc: hook.startsWith('sendmsg') ? ip : undefined });
+      const at = (hook: SockAddrHook, ip: string) =>
+        runSockAddr(hook, w.progs[hook], { ip, port: 4242, local: zero, msgSrc: hook.startsWith('sendmsg') ? ip : undefined });
       for (const hook of ['bind6', 'connect6', 'sendmsg6'] as const) expect(at(hook, '::').ret).toBe(0);
-      for (const hook of ['recvmsg6', 'getpeername6', 'getsockname6'] as const) expect(at(hook, 'fd00::2')).toMatchObject({ ret: 1, ip: 'fd00::2' });
+      for (const hook of ['recvmsg6', 'getpeername6', 'getsockname6'] as const)
+        expect(at(hook, 'fd00::2')).toMatchObject({ ret: 1, ip: 'fd00::2' });
       if (p.v4.length === 0) continue; // no v4 address: the v4 programs never read the storage
       for (const hook of ['bind4', 'connect4', 'sendmsg4'] as const) expect(at(hook, '127.0.0.1').ret).toBe(0);
-      for (const hook of ['recvmsg4', 'getpeername4', 'getsockname4'] as const) expect(at(hook, '127.77.1.2')).toMatchObject({ ret: 1, ip: '127.77.1.2' });
+      for (const hook of ['recvmsg4', 'getpeername4', 'getsockname4'] as const)
+        expect(at(hook, '127.77.1.2')).toMatchObject({ ret: 1, ip: '127.77.1.2' });
     }
   });
 
@@ -405,7 +470,8 @@ describe('invariants over many addresses', () => {
   let seed = 12345;
   const rnd = () => (seed = (seed * 1103515245 + 12345) >>> 0) >>> 8;
   const v4s = ['0.0.0.0', '127.0.0.1', '127.77.0.0', '127.77.255.255', '127.88.0.1', '255.255.255.255', ...V4.v4, ...V4.hostDeny4];
-  for (let i = 0; i < 300; i++) v4s.push(i % 2 ? `127.${rnd() % 256}.${rnd() % 256}.${rnd() % 256}` : `${rnd() % 256}.${rnd() % 256}.${rnd() % 256}.${rnd() % 256}`);
+  for (let i = 0; i < 300; i++)
+    v4s.push(i % 2 ? `127.${rnd() % 256}.${rnd() % 256}.${rnd() % 256}` : `${rnd() % 256}.${rnd() % 256}.${rnd() % 256}.${rnd() % 256}`);
   const loopback = (ip: string) => ip.startsWith('127.');
   const inPool = (ip: string) => ip.startsWith('127.77.');
 
@@ -478,6 +544,19 @@ describe('policy validation and limits', () => {
   });
 
   it('exports the kernel attach type numbers', () => {
-    expect(ATTACH_TYPE).toEqual({ bind4: 8, bind6: 9, connect4: 10, connect6: 11, sendmsg4: 14, sendmsg6: 15, recvmsg4: 19, recvmsg6: 20, getpeername4: 29, getpeername6: 30, getsockname4: 31, getsockname6: 32 });
+    expect(ATTACH_TYPE).toEqual({
+      bind4: 8,
+      bind6: 9,
+      connect4: 10,
+      connect6: 11,
+      sendmsg4: 14,
+      sendmsg6: 15,
+      recvmsg4: 19,
+      recvmsg6: 20,
+      getpeername4: 29,
+      getpeername6: 30,
+      getsockname4: 31,
+      getsockname6: 32,
+    });
   });
 });

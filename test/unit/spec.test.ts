@@ -1,5 +1,16 @@
 import { describe, expect, it } from 'vitest';
-import { DEVICE_NODES, allocateXid, deviceAllowList, guestEnv, isPerContextSysctl, newConfig, parseXid, validateConfig, validateHostname, validateName } from '../../src/context/config.js';
+import {
+  DEVICE_NODES,
+  allocateXid,
+  deviceAllowList,
+  guestEnv,
+  isPerContextSysctl,
+  newConfig,
+  parseXid,
+  validateConfig,
+  validateHostname,
+  validateName,
+} from '../../src/context/config.js';
 import { Layout } from '../../src/kernel/layout.js';
 import { cgroupHostFrom, parseMountinfo } from '../../src/cgroups/cgroups.js';
 import { parseStat } from '../../src/kernel/procfs.js';
@@ -7,7 +18,8 @@ import { parseStat } from '../../src/kernel/procfs.js';
 describe('context spec', () => {
   it('accepts valid names and rejects the rest', () => {
     for (const n of ['a', 'web1', 'db_2', 'x-y', '0', 'a'.repeat(63)]) expect(validateName(n)).toBe(n);
-    for (const n of ['', 'A', '-a', '_a', 'a b', 'a/b', 'a.b', '..', 'a'.repeat(64), 'ü']) expect(() => validateName(n)).toThrow(/invalid context name/);
+    for (const n of ['', 'A', '-a', '_a', 'a b', 'a/b', 'a.b', '..', 'a'.repeat(64), 'ü'])
+      expect(() => validateName(n)).toThrow(/invalid context name/);
   });
   it('checks xids against the static range 2-49151', () => {
     expect(parseXid('2')).toBe(2);
@@ -62,7 +74,13 @@ describe('cgroup host detection', () => {
     expect(h.unified?.controllers).toEqual([]); // memory is bound to v1
   });
   it('recognises a pure v2 host', () => {
-    const h = cgroupHostFrom(parseMountinfo('24 1 0:22 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw'), () => ['cpu', 'io', 'memory', 'pids', 'cpuset']);
+    const h = cgroupHostFrom(parseMountinfo('24 1 0:22 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw'), () => [
+      'cpu',
+      'io',
+      'memory',
+      'pids',
+      'cpuset',
+    ]);
     expect(h.layout).toBe('v2');
     expect(h.unified?.controllers).toEqual(['cpu', 'io', 'memory', 'pids']);
   });
@@ -104,12 +122,31 @@ describe('kernel feature check', () => {
 describe('the contract with the helper', () => {
   it('one device table for the nodes made and the devices cgroup allowed', () => {
     expect(DEVICE_NODES.map((d) => d.path)).toEqual(['/dev/null', '/dev/zero', '/dev/full', '/dev/random', '/dev/urandom', '/dev/tty']);
-    expect(deviceAllowList()).toEqual(['c 1:3 rwm', 'c 1:5 rwm', 'c 1:7 rwm', 'c 1:8 rwm', 'c 1:9 rwm', 'c 5:0 rwm', 'c 5:2 rwm', 'c 136:* rwm']);
+    expect(deviceAllowList()).toEqual([
+      'c 1:3 rwm',
+      'c 1:5 rwm',
+      'c 1:7 rwm',
+      'c 1:8 rwm',
+      'c 1:9 rwm',
+      'c 5:0 rwm',
+      'c 5:2 rwm',
+      'c 136:* rwm',
+    ]);
   });
   it('only uts and ipc sysctls are per context', () => {
-    for (const k of ['kernel.shmmax', 'kernel.shmall', 'kernel.shmmni', 'kernel.msgmnb', 'kernel.msgmni', 'kernel.sem', 'kernel.hostname', 'kernel.domainname']) {
+    for (const k of [
+      'kernel.shmmax',
+      'kernel.shmall',
+      'kernel.shmmni',
+      'kernel.msgmnb',
+      'kernel.msgmni',
+      'kernel.sem',
+      'kernel.hostname',
+      'kernel.domainname',
+    ]) {
       expect(isPerContextSysctl(k), k).toBe(true);
     }
-    for (const k of ['kernel.panic', 'kernel.shm', 'net.ipv4.ip_forward', 'kernel.hostname.x', 'kernel.semx', 'vm.swappiness']) expect(isPerContextSysctl(k), k).toBe(false);
+    for (const k of ['kernel.panic', 'kernel.shm', 'net.ipv4.ip_forward', 'kernel.hostname.x', 'kernel.semx', 'vm.swappiness'])
+      expect(isPerContextSysctl(k), k).toBe(false);
   });
 });

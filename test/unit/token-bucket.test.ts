@@ -93,10 +93,16 @@ describe('vserver TBF model', () => {
   });
 
   it('validates parameters', () => {
-    expect(() => validateBucket({ fillRate: 0, interval: 4, tokensMax: 10, tokensMin: 1, mode: 'hard' })).toThrow(/cpu.fillRate: must be a positive/);
-    expect(() => validateBucket({ fillRate: 1, interval: 4, tokensMax: 10, tokensMin: 20, mode: 'hard' })).toThrow(/tokensMin \(20\) must not exceed tokensMax/);
+    expect(() => validateBucket({ fillRate: 0, interval: 4, tokensMax: 10, tokensMin: 1, mode: 'hard' })).toThrow(
+      /cpu.fillRate: must be a positive/,
+    );
+    expect(() => validateBucket({ fillRate: 1, interval: 4, tokensMax: 10, tokensMin: 20, mode: 'hard' })).toThrow(
+      /tokensMin \(20\) must not exceed tokensMax/,
+    );
     expect(() => validateBucket({ fillRate: 1, interval: 4, tokensMax: 10, tokensMin: 1, mode: 'prio' })).toThrow(/mode/);
-    expect(() => validateBucket({ fillRate: 1, interval: 4, tokensMax: 10, tokensMin: 1, mode: 'hard', x: 1 })).toThrow(/unknown field 'x'/);
+    expect(() => validateBucket({ fillRate: 1, interval: 4, tokensMax: 10, tokensMin: 1, mode: 'hard', x: 1 })).toThrow(
+      /unknown field 'x'/,
+    );
     expect(() => fromPercent(0)).toThrow(/CPU percentage/);
   });
 });
@@ -107,7 +113,13 @@ describe('mapping to CFS', () => {
   });
 
   it('quota/period is the fill rate', () => {
-    for (const p of [fromPercent(10), fromPercent(33.3), fromPercent(200), VSERVER_TBF_DEFAULTS, { fillRate: 7, interval: 32, tokensMax: 64, tokensMin: 7, mode: 'hard' as const }]) {
+    for (const p of [
+      fromPercent(10),
+      fromPercent(33.3),
+      fromPercent(200),
+      VSERVER_TBF_DEFAULTS,
+      { fillRate: 7, interval: 32, tokensMax: 64, tokensMin: 7, mode: 'hard' as const },
+    ]) {
       const c = toCfs(p);
       expect(c.quotaUs / c.periodUs).toBeCloseTo(rateOf(p), 3);
       expect(c.periodUs).toBeGreaterThanOrEqual(1000);
@@ -161,7 +173,9 @@ describe('mapping to CFS', () => {
   });
 
   it('CFS with and without burst: a 40 ms job', () => {
-    const withBurst = simulateCfs({ periodUs: 100_000, quotaUs: 25_000, burstUs: 25_000 }, bursts([{ atMs: 0, workMs: 40 }]), { durationMs: 500 });
+    const withBurst = simulateCfs({ periodUs: 100_000, quotaUs: 25_000, burstUs: 25_000 }, bursts([{ atMs: 0, workMs: 40 }]), {
+      durationMs: 500,
+    });
     expect(withBurst.jobs[0]?.latencyMs).toBe(40);
     const noBurst = simulateCfs({ periodUs: 100_000, quotaUs: 25_000, burstUs: 0 }, bursts([{ atMs: 0, workMs: 40 }]), { durationMs: 500 });
     expect(noBurst.jobs[0]?.latencyMs).toBe(115);
@@ -172,26 +186,67 @@ describe('mapping to CFS', () => {
 
 describe('shares', () => {
   it('4:1 on one CPU splits 80/20', () => {
-    const [a, b] = predictShare([{ weight: 1024, demand: 1 }, { weight: 256, demand: 1 }], 1);
+    const [a, b] = predictShare(
+      [
+        { weight: 1024, demand: 1 },
+        { weight: 256, demand: 1 },
+      ],
+      1,
+    );
     expect(a).toBeCloseTo(0.8, 5);
     expect(b).toBeCloseTo(0.2, 5);
     // the same through the v2 weights paene writes
     const wa = toShares(1024).weight;
     const wb = toShares(256).weight;
-    const [a2] = predictShare([{ weight: wa, demand: 1 }, { weight: wb, demand: 1 }], 1);
+    const [a2] = predictShare(
+      [
+        { weight: wa, demand: 1 },
+        { weight: wb, demand: 1 },
+      ],
+      1,
+    );
     expect(a2).toBeCloseTo(0.8, 5);
   });
 
   it('is work-conserving', () => {
-    expect(predictShare([{ weight: 1024, demand: 1 }, { weight: 256, demand: 0 }], 1)).toEqual([1, 0]);
+    expect(
+      predictShare(
+        [
+          { weight: 1024, demand: 1 },
+          { weight: 256, demand: 0 },
+        ],
+        1,
+      ),
+    ).toEqual([1, 0]);
     // a light context gets what it asks; the rest goes to the others by weight
-    const r = predictShare([{ weight: 1024, demand: 0.1 }, { weight: 1024, demand: 1 }, { weight: 1024, demand: 1 }], 1);
+    const r = predictShare(
+      [
+        { weight: 1024, demand: 0.1 },
+        { weight: 1024, demand: 1 },
+        { weight: 1024, demand: 1 },
+      ],
+      1,
+    );
     expect(r[0]).toBeCloseTo(0.1, 5);
     expect(r[1]).toBeCloseTo(0.45, 5);
     // single-threaded hogs on 2 CPUs: each gets one CPU, weights do not matter
-    expect(predictShare([{ weight: 4096, demand: 1 }, { weight: 2, demand: 1 }], 2)).toEqual([1, 1]);
+    expect(
+      predictShare(
+        [
+          { weight: 4096, demand: 1 },
+          { weight: 2, demand: 1 },
+        ],
+        2,
+      ),
+    ).toEqual([1, 1]);
     // caps bind before weights
-    const c = predictShare([{ weight: 1024, demand: 1, cap: 0.25 }, { weight: 256, demand: 1 }], 1);
+    const c = predictShare(
+      [
+        { weight: 1024, demand: 1, cap: 0.25 },
+        { weight: 256, demand: 1 },
+      ],
+      1,
+    );
     expect(c[0]).toBeCloseTo(0.25, 5);
     expect(c[1]).toBeCloseTo(0.75, 5);
     // nine hogs and one light server with equal weights on 2 CPUs
@@ -203,7 +258,7 @@ describe('shares', () => {
   it('v1 shares and v2 weights', () => {
     expect(toShares(1024)).toEqual({ shares: 1024, weight: 100, clamped: [] });
     expect(toShares(256)).toEqual({ shares: 256, weight: 25, clamped: [] });
-    expect(toShares(262_144)).toEqual({ shares: 262_144, weight: 10_000, clamped: ['cpu.weight lowered to 10000 (the kernel\'s maximum)'] });
+    expect(toShares(262_144)).toEqual({ shares: 262_144, weight: 10_000, clamped: ["cpu.weight lowered to 10000 (the kernel's maximum)"] });
     expect(toShares(2).weight).toBe(1);
     expect(toShares(1).shares).toBe(2);
     expect(() => toShares(0)).toThrow(/CPU share/);

@@ -29,7 +29,8 @@ describe('sizes (binary: K = 1024)', () => {
     expect(parseSize('.5k')).toBe(512);
   });
   it('rejects junk clearly', () => {
-    for (const s of ['', 'M', '64X', '-1', '1e3', '64 MBs', '1,5G', '64Mi']) expect(() => parseSize(s, '--memory'), s).toThrow(/invalid --memory/);
+    for (const s of ['', 'M', '64X', '-1', '1e3', '64 MBs', '1,5G', '64Mi'])
+      expect(() => parseSize(s, '--memory'), s).toThrow(/invalid --memory/);
     expect(() => parseSize('99999P')).toThrow(/too large/);
   });
 });

@@ -53,8 +53,10 @@ static const char *en(int e) {
 
 /* Print the errno of a failed call, or "ok" */
 static int report(long rc, const char *what) {
-  if (rc < 0) printf("%s %s\n", en(errno), what);
-  else printf("ok %s\n", what);
+  if (rc < 0)
+    printf("%s %s\n", en(errno), what);
+  else
+    printf("ok %s\n", what);
   return 0;
 }
 
@@ -75,10 +77,14 @@ static int cmd_mount(int argc, char **argv) {
   unsigned long fl = 0;
   const char *src = strcmp(argv[1], "-") ? argv[1] : NULL;
   const char *type = strcmp(argv[3], "-") ? argv[3] : NULL;
-  if (!strcmp(argv[4], "bind")) fl = MS_BIND;
-  else if (!strcmp(argv[4], "rbind")) fl = MS_BIND | MS_REC;
-  else if (!strcmp(argv[4], "remount-rw")) fl = MS_REMOUNT;
-  else if (!strcmp(argv[4], "remount-bind-rw")) fl = MS_REMOUNT | MS_BIND;
+  if (!strcmp(argv[4], "bind"))
+    fl = MS_BIND;
+  else if (!strcmp(argv[4], "rbind"))
+    fl = MS_BIND | MS_REC;
+  else if (!strcmp(argv[4], "remount-rw"))
+    fl = MS_REMOUNT;
+  else if (!strcmp(argv[4], "remount-bind-rw"))
+    fl = MS_REMOUNT | MS_BIND;
   mkdir(argv[2], 0700);
   if (mount(src, argv[2], type, fl, argc > 5 ? argv[5] : NULL) != 0) return fail("mount");
   umount2(argv[2], MNT_DETACH);
@@ -118,8 +124,10 @@ static int cmd_proc1root(const char *host_only) {
   char p[4200];
   snprintf(p, sizeof p, "/proc/1/root%s", host_only ? host_only : "/nonexistent");
   struct stat st;
-  if (stat(p, &st) == 0) printf("ok %s exists\n", p);
-  else printf("contained /proc/1/root -> %s; %s: %s\n", buf, p, en(errno));
+  if (stat(p, &st) == 0)
+    printf("ok %s exists\n", p);
+  else
+    printf("contained /proc/1/root -> %s; %s: %s\n", buf, p, en(errno));
   return 0;
 }
 
@@ -194,7 +202,8 @@ static int cmd_open_blockdevs(void) {
     }
     closedir(d);
   }
-  if (opened) printf("ok opened %d host block device(s)\n", opened);
+  if (opened)
+    printf("ok opened %d host block device(s)\n", opened);
   else {
     char *paren = strchr(first_err, '(');
     if (paren) *paren = ' ';
@@ -211,8 +220,10 @@ static int cmd_open_write(const char *path) {
   struct stat st;
   fstat(fd, &st);
   close(fd); /* never write: opening for writing is the hole */
-  if (S_ISCHR(st.st_mode) && major(st.st_rdev) == 1 && minor(st.st_rdev) == 3) printf("masked %s is /dev/null\n", path);
-  else printf("ok opened %s for writing\n", path);
+  if (S_ISCHR(st.st_mode) && major(st.st_rdev) == 1 && minor(st.st_rdev) == 3)
+    printf("masked %s is /dev/null\n", path);
+  else
+    printf("ok opened %s for writing\n", path);
   return 0;
 }
 
@@ -225,22 +236,30 @@ static int cmd_read(const char *path) {
   ssize_t n = read(fd, buf, sizeof buf);
   int e = errno;
   close(fd);
-  if (S_ISCHR(st.st_mode) && major(st.st_rdev) == 1 && minor(st.st_rdev) == 3) printf("masked %s is /dev/null\n", path);
-  else if (n < 0) printf("%s read %s\n", en(e), path);
-  else if (n == 0) printf("empty %s\n", path);
-  else printf("ok read %zd bytes of %s\n", n, path);
+  if (S_ISCHR(st.st_mode) && major(st.st_rdev) == 1 && minor(st.st_rdev) == 3)
+    printf("masked %s is /dev/null\n", path);
+  else if (n < 0)
+    printf("%s read %s\n", en(e), path);
+  else if (n == 0)
+    printf("empty %s\n", path);
+  else
+    printf("ok read %zd bytes of %s\n", n, path);
   return 0;
 }
 
 static int cmd_clock(void) {
   struct timeval tv;
   gettimeofday(&tv, NULL);
-  if (settimeofday(&tv, NULL) != 0) printf("%s settimeofday", en(errno));
-  else printf("ok settimeofday");
+  if (settimeofday(&tv, NULL) != 0)
+    printf("%s settimeofday", en(errno));
+  else
+    printf("ok settimeofday");
   struct timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
-  if (clock_settime(CLOCK_REALTIME, &ts) != 0) printf(", %s clock_settime\n", en(errno));
-  else printf(", ok clock_settime\n");
+  if (clock_settime(CLOCK_REALTIME, &ts) != 0)
+    printf(", %s clock_settime\n", en(errno));
+  else
+    printf(", ok clock_settime\n");
   return 0;
 }
 
@@ -280,8 +299,10 @@ static int cmd_kill_scan(int max) {
       }
     }
   }
-  if (foreign) printf("ok %d pid(s) outside the context answer kill(0), e.g. %d\n", foreign, first);
-  else printf("contained %d pid(s) of %d answer; all are the context's own\n", reach, max);
+  if (foreign)
+    printf("ok %d pid(s) outside the context answer kill(0), e.g. %d\n", foreign, first);
+  else
+    printf("contained %d pid(s) of %d answer; all are the context's own\n", reach, max);
   return 0;
 }
 
@@ -330,10 +351,13 @@ static int cmd_clone3_userns(void) {
 
 static int cmd_keyctl(void) {
   long id = syscall(SYS_keyctl, KEYCTL_GET_KEYRING_ID, KEY_SPEC_USER_KEYRING, 0);
-  if (id < 0) printf("%s keyctl(GET_KEYRING_ID user)", en(errno));
-  else printf("ok keyctl user keyring %ld", id);
+  if (id < 0)
+    printf("%s keyctl(GET_KEYRING_ID user)", en(errno));
+  else
+    printf("ok keyctl user keyring %ld", id);
   long key = syscall(SYS_add_key, "user", "paene-escape-probe", "x", 1, KEY_SPEC_USER_KEYRING);
-  if (key < 0) printf(", %s add_key\n", en(errno));
+  if (key < 0)
+    printf(", %s add_key\n", en(errno));
   else {
     syscall(SYS_keyctl, KEYCTL_INVALIDATE, key);
     printf(", ok add_key %ld (invalidated)\n", key);

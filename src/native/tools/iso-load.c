@@ -12,7 +12,8 @@
  *   iso-load forklat N                fork+exit+wait N times; prints the mean and p50 in us
  *   iso-load alloc MB                 allocate and touch MB MiB, 1 MiB at a time; prints progress
  *   iso-load udp-echo PORT SECONDS    echo UDP datagrams on 127.0.0.1:PORT for SECONDS
- *   iso-load udp-ping PORT N GAP_MS [ADDR [SRC]]  send N pings GAP_MS apart to ADDR (default 127.0.0.1) from SRC; prints p50/p99/max round trip in us
+ *   iso-load udp-ping PORT N GAP_MS [ADDR [SRC]]  send N pings GAP_MS apart to ADDR (default 127.0.0.1) from SRC; prints p50/p99/max round
+ * trip in us
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -85,7 +86,7 @@ static int forkbomb(double seconds) {
   while (now_ms(CLOCK_MONOTONIC) < end) {
     pid_t p = fork();
     if (p == 0) continue; /* the child forks on too, until the deadline */
-    if (p < 0) { /* EAGAIN at pids.max: spin and retry, as a real bomb does */
+    if (p < 0) {          /* EAGAIN at pids.max: spin and retry, as a real bomb does */
       for (int i = 0; i < 10000; i++) sink += i;
     }
   }
@@ -217,14 +218,14 @@ static int udp_ping(int port, int n, double gap, const char *addr, const char *s
 int main(int argc, char **argv) {
   setvbuf(stdout, NULL, _IOLBF, 0);
   if (argc >= 3 && !strcmp(argv[1], "hog")) return hog(atof(argv[2]), argc >= 4 ? atoi(argv[3]) : -1);
-  if (argc >= 3 && !strcmp(argv[1], "spin"))
-    return spin(atof(argv[2]), argc >= 4 ? atof(argv[3]) : 0, argc >= 5 ? atoi(argv[4]) : 1);
+  if (argc >= 3 && !strcmp(argv[1], "spin")) return spin(atof(argv[2]), argc >= 4 ? atof(argv[3]) : 0, argc >= 5 ? atoi(argv[4]) : 1);
   if (argc == 3 && !strcmp(argv[1], "forkbomb")) return forkbomb(atof(argv[2]));
   if (argc == 3 && !strcmp(argv[1], "forklat")) return forklat(atoi(argv[2]) > 0 ? atoi(argv[2]) : 1);
   if (argc == 3 && !strcmp(argv[1], "alloc")) return alloc(atol(argv[2]));
   if (argc == 4 && !strcmp(argv[1], "udp-echo")) return udp_echo(atoi(argv[2]), atof(argv[3]));
   if (argc >= 5 && argc <= 7 && !strcmp(argv[1], "udp-ping"))
-    return udp_ping(atoi(argv[2]), atoi(argv[3]) > 0 ? atoi(argv[3]) : 1, atof(argv[4]), argc >= 6 ? argv[5] : NULL, argc == 7 ? argv[6] : NULL);
+    return udp_ping(atoi(argv[2]), atoi(argv[3]) > 0 ? atoi(argv[3]) : 1, atof(argv[4]), argc >= 6 ? argv[5] : NULL,
+                    argc == 7 ? argv[6] : NULL);
   fprintf(stderr, "usage: iso-load hog|spin|forkbomb|forklat|alloc|udp-echo|udp-ping ...\n");
   return 2;
 }

@@ -140,7 +140,8 @@ static int cmd_serve(const char *host, int port, double secs) {
     if (c < 0) continue;
     char p[80], line[160];
     int n = snprintf(line, sizeof line, "hello from %s peer=%s\n", host, text_of(&peer, p, sizeof p));
-    if (write(c, line, (size_t)n) < 0) { /* the client left */ }
+    if (write(c, line, (size_t)n) < 0) { /* the client left */
+    }
     close(c);
   }
   return 0;

@@ -287,7 +287,8 @@ static void tcp_serve(const char *addr, const char *port, double secs) {
     if (c < 0) continue;
     ssize_t r = read(c, buf, sizeof buf);
     if (r > 0 && buf[0] == 'R') {
-      if (write(c, "A", 1) != 1) { /* client gone */ }
+      if (write(c, "A", 1) != 1) { /* client gone */
+      }
     } else {
       while (r > 0) r = read(c, buf, sizeof buf);
     }
@@ -329,8 +330,7 @@ static void tcp_stream(const char *host, const char *port, long mib) {
   }
   shutdown(fd, SHUT_WR);
   char b;
-  while (read(fd, &b, 1) > 0) {
-  }
+  while (read(fd, &b, 1) > 0) {}
   close(fd);
   printf("tcp-stream %.3f MiB/s\n", mib / ((now_us() - t0) / 1e6));
 }
@@ -354,24 +354,35 @@ int main(int argc, char **argv) {
   if (argc < 2) goto usage;
   const char *cmd = argv[1];
   if (strcmp(cmd, "nop") == 0) return 0;
-  if (strcmp(cmd, "fork-exit") == 0 && argc == 3) fork_loop(arg_long(argv[2], "N"), 0);
-  else if (strcmp(cmd, "fork-exec") == 0 && argc == 3) fork_loop(arg_long(argv[2], "N"), 1);
-  else if (strcmp(cmd, "sh-true") == 0 && argc == 3) fork_loop(arg_long(argv[2], "N"), 2);
-  else if (strcmp(cmd, "pipe-ctx") == 0 && argc == 3) pipe_ctx(arg_long(argv[2], "N"));
-  else if (strcmp(cmd, "reread") == 0 && argc == 5) reread(argv[2], arg_long(argv[3], "MIB"), arg_long(argv[4], "N"));
-  else if (strcmp(cmd, "mmap") == 0 && argc == 5) mmap_touch(argv[2], arg_long(argv[3], "MIB"), arg_long(argv[4], "N"));
-  else if (strcmp(cmd, "http") == 0 && argc == 5) http(argv[2], argv[3], arg_long(argv[4], "N"));
-  else if (strcmp(cmd, "tcp-serve") == 0 && argc == 5) tcp_serve(argv[2], argv[3], atof(argv[4]));
-  else if (strcmp(cmd, "tcp-rr") == 0 && argc == 5) tcp_rr(argv[2], argv[3], arg_long(argv[4], "N"));
-  else if (strcmp(cmd, "tcp-stream") == 0 && argc == 5) tcp_stream(argv[2], argv[3], arg_long(argv[4], "MIB"));
-  else if (strcmp(cmd, "dropcache") == 0) dropcache(argc - 2, argv + 2);
-  else goto usage;
+  if (strcmp(cmd, "fork-exit") == 0 && argc == 3)
+    fork_loop(arg_long(argv[2], "N"), 0);
+  else if (strcmp(cmd, "fork-exec") == 0 && argc == 3)
+    fork_loop(arg_long(argv[2], "N"), 1);
+  else if (strcmp(cmd, "sh-true") == 0 && argc == 3)
+    fork_loop(arg_long(argv[2], "N"), 2);
+  else if (strcmp(cmd, "pipe-ctx") == 0 && argc == 3)
+    pipe_ctx(arg_long(argv[2], "N"));
+  else if (strcmp(cmd, "reread") == 0 && argc == 5)
+    reread(argv[2], arg_long(argv[3], "MIB"), arg_long(argv[4], "N"));
+  else if (strcmp(cmd, "mmap") == 0 && argc == 5)
+    mmap_touch(argv[2], arg_long(argv[3], "MIB"), arg_long(argv[4], "N"));
+  else if (strcmp(cmd, "http") == 0 && argc == 5)
+    http(argv[2], argv[3], arg_long(argv[4], "N"));
+  else if (strcmp(cmd, "tcp-serve") == 0 && argc == 5)
+    tcp_serve(argv[2], argv[3], atof(argv[4]));
+  else if (strcmp(cmd, "tcp-rr") == 0 && argc == 5)
+    tcp_rr(argv[2], argv[3], arg_long(argv[4], "N"));
+  else if (strcmp(cmd, "tcp-stream") == 0 && argc == 5)
+    tcp_stream(argv[2], argv[3], arg_long(argv[4], "MIB"));
+  else if (strcmp(cmd, "dropcache") == 0)
+    dropcache(argc - 2, argv + 2);
+  else
+    goto usage;
   return 0;
 usage:
-  fprintf(stderr,
-          "usage: paene-bench fork-exit|fork-exec|sh-true|pipe-ctx N\n"
-          "       paene-bench reread|mmap FILE MIB N\n"
-          "       paene-bench http|tcp-rr HOST PORT N | tcp-stream HOST PORT MIB | tcp-serve ADDR PORT SECS\n"
-          "       paene-bench nop | dropcache FILE...\n");
+  fprintf(stderr, "usage: paene-bench fork-exit|fork-exec|sh-true|pipe-ctx N\n"
+                  "       paene-bench reread|mmap FILE MIB N\n"
+                  "       paene-bench http|tcp-rr HOST PORT N | tcp-stream HOST PORT MIB | tcp-serve ADDR PORT SECS\n"
+                  "       paene-bench nop | dropcache FILE...\n");
   return 2;
 }
