@@ -28,6 +28,13 @@ for (const f of fs.readdirSync(path.join(root, 'dist/proto')).filter((x) => x.en
     if (!fs.existsSync(file) || fs.readFileSync(file, 'utf8') !== text) fs.writeFileSync(file, text);
   }
 }
+// and the constants both languages share (the default root, the name rule)
+{
+  const { namesHeader } = await import(pathToFileURL(path.join(root, 'dist/proto/names.js')).href);
+  const file = path.join(genDir, 'paene_names.h');
+  const text = namesHeader('src/proto/names.ts');
+  if (!fs.existsSync(file) || fs.readFileSync(file, 'utf8') !== text) fs.writeFileSync(file, text);
+}
 
 // The programs and their translation units (src/native/; the guest-side tools in src/native/tools/).
 // paene-helper: the native part of the runtime (its monitor runs the fork back-off and loads the

@@ -22,7 +22,8 @@
 import { createHash } from 'node:crypto';
 import path from 'node:path';
 
-export const DEFAULT_ROOT = '/var/lib/paene';
+export { DEFAULT_ROOT } from '../proto/names.js';
+import { DEFAULT_ROOT } from '../proto/names.js';
 
 export function resolveRoot(explicit?: string): string {
   return path.resolve(explicit ?? process.env.PAENE_ROOT ?? DEFAULT_ROOT);

@@ -94,7 +94,8 @@ export async function eachBounded<I, T>(
 
 // The names and numbers of contexts (vserver's xids).
 
-export const NAME_RE = /^[a-z0-9][a-z0-9_-]{0,62}$/;
+export { NAME_RE } from '../proto/names.js';
+import { NAME_RE } from '../proto/names.js';
 
 /** vserver's static xid range; 0 is the host, 1 the spectator. */
 export const XID_MIN = 2;

@@ -27,6 +27,7 @@
 #include "proto.h"
 #include "exec_plan.h"      /* generated from src/proto/exec-plan.ts */
 #include "helper_request.h" /* generated from src/proto/helper-request.ts */
+#include "paene_names.h"    /* generated from src/proto/names.ts */
 
 #define MAX_ARGS 512
 #define PLAN_MAX (256 * 1024)
@@ -48,17 +49,6 @@ static void to_node(char **argv) {
   execvp("node", a);
   dprintf(2, "paene: cannot run node: %s (paene needs Node.js 20 or later on PATH)\n", strerror(errno));
   _exit(127);
-}
-
-static int valid_name(const char *n) {
-  size_t len = strlen(n);
-  if (len < 1 || len > 63) return 0;
-  for (size_t i = 0; i < len; i++) {
-    char c = n[i];
-    int ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || ((c == '_' || c == '-') && i > 0);
-    if (!ok) return 0;
-  }
-  return 1;
 }
 
 /* UID or UID:GID, numbers only, as the CLI's --user. */
@@ -237,7 +227,7 @@ int main(int argc, char **argv) {
       break;
     }
     if (a[0] != '-' || !a[1]) {
-      if (name || !valid_name(a)) to_node(argv);
+      if (name || !paene_valid_name(a)) to_node(argv);
       name = a;
     } else if (enter) {
       if (!(v = opt_value(argv, &i, "--shell", NULL))) to_node(argv);
@@ -264,7 +254,7 @@ int main(int argc, char **argv) {
   }
 
   static char dir[2 * PATH_MAX + 2], plan_file[2 * PATH_MAX + 128];
-  if (!root) root = "/var/lib/paene";
+  if (!root) root = PAENE_DEFAULT_ROOT;
   if (root[0] == '/')
     snprintf(dir, sizeof dir, "%s", root);
   else {

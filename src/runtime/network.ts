@@ -19,7 +19,7 @@ import { applySockAddr, sockAddrArgs } from '../kernel/bpf.js';
 import type { ContextCgroup } from '../cgroups/cgroups.js';
 import { type ExecRequest, LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET, type StartRequest, landlockAbi } from '../kernel/helper.js';
 import { writeJsonAtomic } from '../kernel/atomic.js';
-import type { Layout } from '../kernel/layout.js';
+import { DEFAULT_ROOT, type Layout } from '../kernel/layout.js';
 import type { StateStore } from './state.js';
 
 /** Who holds which address (the runtime's address claims): read without reading every config. */
@@ -54,7 +54,7 @@ export class ContextNetwork {
   /** The root's settings ($ROOT/net.json over the defaults). */
   settings(): NetSettings {
     const defaults = defaultNetSettings(
-      this.layout.root === '/var/lib/paene' ? undefined : this.layout.cgroupParent.slice('paene-'.length),
+      this.layout.root === DEFAULT_ROOT ? undefined : this.layout.cgroupParent.slice('paene-'.length),
     );
     let raw: unknown;
     try {

@@ -223,3 +223,24 @@ describe('the I/O throttler', () => {
     expect(r.stderr.toString()).toMatch(/usage: paene-iothrottle/);
   });
 });
+
+describe('what both languages share', () => {
+  it('the name rule: the native front door accepts exactly the names the runtime does', async () => {
+    const { NAME_RE, namesHeader } = await import('../../src/proto/names.js');
+    const h = namesHeader('x');
+    expect(h).toContain('#define PAENE_DEFAULT_ROOT "/var/lib/paene"');
+    // compile the generated check and run it on names either side could get wrong
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'paene-names-'));
+    fs.writeFileSync(path.join(dir, 'paene_names.h'), h);
+    fs.writeFileSync(
+      path.join(dir, 't.c'),
+      '#include <stdio.h>\n#include "paene_names.h"\nint main(int c, char **v) { for (int i = 1; i < c; i++) printf("%d", paene_valid_name(v[i])); return 0; }\n',
+    );
+    const cc = spawnSync('cc', ['-o', path.join(dir, 't'), path.join(dir, 't.c')]);
+    expect(cc.status).toBe(0);
+    const names = ['web', 'a', '0db', 'web-1', 'w_x', '-web', '_x', 'Web', 'a'.repeat(63), 'a'.repeat(64), 'we.b', 'wé', ''];
+    const got = spawnSync(path.join(dir, 't'), names, { encoding: 'utf8' }).stdout;
+    fs.rmSync(dir, { recursive: true, force: true });
+    expect(got).toBe(names.map((n) => (NAME_RE.test(n) ? '1' : '0')).join(''));
+  });
+});
