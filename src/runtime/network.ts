@@ -53,9 +53,7 @@ export class ContextNetwork {
 
   /** The root's settings ($ROOT/net.json over the defaults). */
   settings(): NetSettings {
-    const defaults = defaultNetSettings(
-      this.layout.root === DEFAULT_ROOT ? undefined : this.layout.cgroupParent.slice('paene-'.length),
-    );
+    const defaults = defaultNetSettings(this.layout.root === DEFAULT_ROOT ? undefined : this.layout.cgroupParent.slice('paene-'.length));
     let raw: unknown;
     try {
       raw = JSON.parse(fs.readFileSync(this.settingsFile, 'utf8'));
