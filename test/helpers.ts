@@ -2,7 +2,7 @@
 // run they skip on a developer's machine but FAIL under CI=true, so CI never
 // passes by skipping the tests that matter.
 
-import { spawn } from 'node:child_process';
+import { type SpawnSyncOptionsWithStringEncoding, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -46,19 +46,26 @@ export async function disposeRuntime(rt: Runtime | undefined, root: string | und
   }
 }
 
-/**
- * Runs `paene --root ROOT ARGS` as a process of its own, for racing CLIs;
- * command: the program and its leading arguments (the native front door, or
- * node and the CLI script). Resolves with its exit code and stderr.
- */
-export function runCliAsync(
-  command: string[],
-  root: string,
-  args: string[],
-): Promise<{ args: string[]; code: number | null; stderr: string }> {
+/** The `paene` command as a user runs it: the native front door, which hands every verb it does not do itself to the Node CLI. */
+export const PAENE = path.resolve('dist/native/paene');
+
+export interface CliRun {
+  args: string[];
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** The one CLI runner: `paene --root ROOT ARGS`, waited for (options: spawnSync's, e.g. input, env, timeout). */
+export function runCli(root: string, args: string[], options: SpawnSyncOptionsWithStringEncoding | Record<string, unknown> = {}): CliRun {
+  const r = spawnSync(PAENE, ['--root', root, ...args], { encoding: 'utf8', timeout: 120_000, ...options });
+  return { args, code: r.status, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
+}
+
+/** The same as a process of its own, for racing CLIs: resolves with its exit code and stderr. */
+export function runCliAsync(root: string, args: string[]): Promise<{ args: string[]; code: number | null; stderr: string }> {
   return new Promise((resolve) => {
-    const [program, ...lead] = command as [string, ...string[]];
-    const child = spawn(program, [...lead, '--root', root, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(PAENE, ['--root', root, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
     child.on('close', (code) => resolve({ args, code, stderr }));

@@ -20,6 +20,7 @@ import { decodeMessage, encodeMessage, type Entry, type TokenMessage } from '../
 import { main, type CliIO } from './cli.js';
 import { readSync, type NativeRun, type NativeRunner } from './runtime.js';
 import { PaeneError } from '../model/errors.js';
+import { parseMountinfo } from '../cgroups/cgroups.js';
 
 export const PLANNER_SOCKET = '.planner.sock';
 
@@ -151,8 +152,26 @@ async function serveCall(sock: net.Socket, build: string, onStale: () => void): 
   sock.end();
 }
 
+/**
+ * The planner starts in its first caller's cgroups (a containerd shim's,
+ * Podman's conmon's): staying there would keep them from being emptied and
+ * removed after the container. It moves itself to the root group of every
+ * mounted hierarchy, the host's, where it holds nobody's group.
+ */
+function leaveCallerCgroups(): void {
+  for (const m of parseMountinfo(fs.readFileSync('/proc/self/mountinfo', 'utf8'))) {
+    if (m.fsType !== 'cgroup' && m.fsType !== 'cgroup2') continue;
+    try {
+      fs.writeFileSync(path.join(m.mountPoint, 'cgroup.procs'), String(process.pid));
+    } catch {
+      /* a hierarchy that is not ours to write (a nested cgroup namespace): nothing held there by us */
+    }
+  }
+}
+
 /** Serves the state root until idle; returns when it leaves. */
 export async function serve(root: string, bundleFile: string): Promise<void> {
+  leaveCallerCgroups();
   const build = buildId(bundleFile);
   const idleMs = Number(process.env.PAENE_RUNC_PLANNER_IDLE_MS ?? 300_000);
   fs.mkdirSync(root, { recursive: true, mode: 0o700 });

@@ -1,20 +1,15 @@
 // Bad input through the real CLI: a clear message, a distinct exit code, and
 // nothing changed on the host.
 
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { describeReal, tempRoot } from '../helpers.js';
-
-const BIN = path.resolve('bin/paene.js');
+import { describeReal, tempRoot, runCli, PAENE, runCliAsync } from '../helpers.js';
 
 describeReal('CLI bad input', () => {
   let root: string;
-  const run = (...args: string[]) => {
-    const r = spawnSync(process.execPath, [BIN, '--root', root, ...args], { encoding: 'utf8', timeout: 120_000 });
-    return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-  };
+  const run = (...args: string[]) => runCli(root, args);
   const snapshot = () => (fs.existsSync(path.join(root, 'contexts')) ? fs.readdirSync(path.join(root, 'contexts')).sort() : []);
 
   beforeAll(() => {
@@ -72,13 +67,9 @@ describeReal('CLI bad input', () => {
 
   it('refuses privileged verbs when not root, changing nothing', () => {
     const before = snapshot();
-    const r = spawnSync(
-      'setpriv',
-      ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, BIN, '--root', root, 'create', 'nobody1'],
-      {
-        encoding: 'utf8',
-      },
-    );
+    const r = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', PAENE, '--root', root, 'create', 'nobody1'], {
+      encoding: 'utf8',
+    });
     expect(r.stderr).toMatch(/needs root/);
     expect(r.status).toBe(7);
     expect(snapshot()).toEqual(before);
@@ -86,13 +77,7 @@ describeReal('CLI bad input', () => {
 
   it('serializes racing CLIs: two concurrent starts give one start and one clear refusal', async () => {
     expect(run('create', 'racer').code).toBe(0);
-    const one = () =>
-      new Promise<{ code: number | null; stderr: string }>((resolve) => {
-        const c = spawn(process.execPath, [BIN, '--root', root, 'start', 'racer'], { stdio: ['ignore', 'ignore', 'pipe'] });
-        let stderr = '';
-        c.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-        c.on('close', (code) => resolve({ code, stderr }));
-      });
+    const one = () => runCliAsync(root, ['start', 'racer']);
     const results = await Promise.all([one(), one(), one()]);
     const codes = results.map((r) => r.code).sort();
     expect(codes).toEqual([0, 5, 5]);

@@ -1,20 +1,12 @@
-// `paene limit` and `paene stats` through the real CLI: a live change reaches
-// the kernel and the config, and a guest feels it at once.
-
-import { spawn, spawnSync } from 'node:child_process';
-import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { openRuntime } from '../../src/runtime/open.js';
 import type { Runtime } from '../../src/runtime/runtime.js';
-import { describeReal, disposeRuntime, tempRoot } from '../helpers.js';
+import { describeReal, disposeRuntime, tempRoot, runCli, runCliAsync } from '../helpers.js';
 
 describeReal('CLI limit and stats', () => {
   let root: string;
   let rt: Runtime;
-  const run = (...args: string[]) => {
-    const r = spawnSync(process.execPath, [path.resolve('bin/paene.js'), '--root', root, ...args], { encoding: 'utf8', timeout: 60_000 });
-    return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-  };
+  const run = (...args: string[]) => runCli(root, args);
 
   beforeAll(() => {
     root = tempRoot('limits');
@@ -60,15 +52,7 @@ describeReal('CLI limit and stats', () => {
   });
 
   it('50 concurrent limit calls on the running context: none is lost, the kernel matches the saved config', async () => {
-    const runAsync = (args: string[]) =>
-      new Promise<{ code: number | null; stderr: string }>((resolve) => {
-        const c = spawn(process.execPath, [path.resolve('bin/paene.js'), '--root', root, 'limit', 'lim', ...args], {
-          stdio: ['ignore', 'ignore', 'pipe'],
-        });
-        let stderr = '';
-        c.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-        c.on('close', (code) => resolve({ code, stderr }));
-      });
+    const runAsync = (args: string[]) => runCliAsync(root, ['limit', 'lim', ...args]);
     // Ten calls each set a field no other call touches; forty set nproc to forty different values.
     const distinct: [string, string][] = [
       ['--memory', '300M'],

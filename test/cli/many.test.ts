@@ -2,14 +2,13 @@
 // calls with API requests among them on overlapping names: no context, xid
 // claim, cgroup or lock is lost or duplicated.
 
-import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { ApiServer } from '../../src/api/server.js';
 import { openRuntime } from '../../src/runtime/open.js';
 import type { Runtime } from '../../src/runtime/runtime.js';
-import { describeReal, disposeRuntime, runCliAsync, tempRoot } from '../helpers.js';
+import { describeReal, disposeRuntime, runCli, runCliAsync, tempRoot } from '../helpers.js';
 
 /** The keys of a claims directory (none if no claim was ever made), without its hints file. */
 function claimKeys(dir: string): string[] {
@@ -17,17 +16,11 @@ function claimKeys(dir: string): string[] {
 }
 import { request } from '../api/request.js';
 
-/** The installed command: the native front door (exec, enter) in front of the Node CLI. */
-const PAENE = path.resolve('dist/native/paene');
-
 describeReal('many contexts per call', () => {
   let root: string;
   let rt: Runtime;
-  const run = (...args: string[]) => {
-    const r = spawnSync(PAENE, ['--root', root, ...args], { encoding: 'utf8', timeout: 120_000 });
-    return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-  };
-  const runAsync = (args: string[]) => runCliAsync([PAENE], root, args);
+  const run = (...args: string[]) => runCli(root, args);
+  const runAsync = (args: string[]) => runCliAsync(root, args);
 
   beforeAll(() => {
     root = tempRoot('many');

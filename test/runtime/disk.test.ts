@@ -2,7 +2,6 @@
 // disk limit gets ENOSPC inside and nothing else is affected; a committed
 // context becomes an image that shares what it did not change.
 
-import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -12,7 +11,7 @@ import { openImageStore, openRuntime } from '../../src/runtime/open.js';
 import type { Runtime } from '../../src/runtime/runtime.js';
 import { DEFAULT_IMAGE, type ImageStore } from '../../src/image/store.js';
 import { throttlerOf } from '../../src/runtime/iothrottle.js';
-import { describeReal, tempRoot, disposeRuntime } from '../helpers.js';
+import { describeReal, tempRoot, disposeRuntime, runCli } from '../helpers.js';
 
 const MiB = 1024 * 1024;
 
@@ -119,8 +118,8 @@ describeReal('disk limits, du and commit', () => {
   });
 
   it('refuses to remove an image a context uses, through the CLI', () => {
-    const r = spawnSync(process.execPath, [path.resolve('bin/paene.js'), '--root', root, 'image', 'rm', 'derived'], { encoding: 'utf8' });
-    expect(r.status).toBe(6);
+    const r = runCli(root, ['image', 'rm', 'derived']);
+    expect(r.code).toBe(6);
     expect(r.stderr).toMatch(/used by context child/);
   });
 

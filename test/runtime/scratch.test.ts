@@ -12,8 +12,6 @@ import { openRuntime } from '../../src/runtime/open.js';
 import type { Runtime } from '../../src/runtime/runtime.js';
 import { describeReal, disposeRuntime, runCliAsync, tempRoot } from '../helpers.js';
 
-const PAENE = path.resolve('bin/paene.js');
-
 /** How many mounts sit on dir in this mount namespace. */
 function mountsOn(dir: string): number {
   return fs
@@ -25,7 +23,7 @@ function mountsOn(dir: string): number {
 describeReal('the scratch tmpfs under racing starts', () => {
   let root: string;
   let rt: Runtime;
-  const runAsync = (args: string[]) => runCliAsync([process.execPath, PAENE], root, args);
+  const runAsync = (args: string[]) => runCliAsync(root, args);
 
   beforeAll(() => {
     root = tempRoot('scratch');
