@@ -5,6 +5,7 @@
 // hierarchy; cleanupPeers() removes all of it.
 
 import fs from 'node:fs';
+import { stopPlanner } from '../oci/planner.js';
 import path from 'node:path';
 import { PROFILE_CAPS } from '../model/caps.js';
 import { MASKED_PATHS, READONLY_PATHS } from '../context/config.js';
@@ -150,6 +151,8 @@ export async function cleanupPeers(workdir: string): Promise<void> {
     const left = await listPeerContainers(workdir, rt);
     if (left.length) throw new Error(`${rt} containers left: ${left.join(' ')}`);
   }
+  // paene-runc's warm planner of the benchmark's root goes with it
+  await stopPlanner(stateDirOf(workdir, 'paene-runc'));
   for (const d of peerCgroupDirs()) {
     // children first (a crashed peer may have left its own cgroup)
     for (const e of fs.readdirSync(d, { withFileTypes: true })) {

@@ -30,6 +30,28 @@ export function buildId(bundleFile: string): string {
   return `${st.mtimeNs}.${st.size}`;
 }
 
+/**
+ * Ends the planner of a state root, if one runs, and waits (at most 5 s)
+ * until it is gone: its socket removed, it leaves at its next look. For
+ * whoever removes a root (a benchmark's cleanup, a test's), so nothing of
+ * paene-runc outlives the root.
+ */
+export async function stopPlanner(root: string): Promise<void> {
+  const sock = path.join(root, PLANNER_SOCKET);
+  fs.rmSync(sock, { force: true });
+  const mine = () =>
+    fs.readdirSync('/proc').some((p) => {
+      if (!/^\d+$/.test(p)) return false;
+      try {
+        const argv = fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0');
+        return argv[2] === '__planner' && path.resolve(argv[3] ?? '') === path.resolve(root);
+      } catch {
+        return false;
+      }
+    });
+  for (let i = 0; i < 100 && mine(); i++) await new Promise((r) => setTimeout(r, 50));
+}
+
 /** A frame: the message's length (4 bytes, little-endian), then the message. */
 export function frame(msg: TokenMessage, entries: readonly Entry[]): Buffer {
   const body = encodeMessage(msg, entries);
@@ -224,7 +246,7 @@ export async function serve(root: string, bundleFile: string): Promise<void> {
     } catch {
       leave();
     }
-  }, 2000);
+  }, 500);
   watch.unref();
   await new Promise<void>((res) => server.on('close', res));
   clearInterval(watch);
