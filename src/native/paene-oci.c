@@ -143,6 +143,9 @@ struct plan {
   size_t seccomp_len;
   int exec_check;       /* resolve args[0] before reporting ok */
   const char *apparmor; /* the AppArmor profile to exec into */
+  int mkcwd;            /* create the cwd in the root when missing (create, as runc) */
+  int home_from_passwd; /* no HOME in the environment: the user's home from the container's /etc/passwd, else / */
+  int console_dev;      /* the pty's slave bound on /dev/console (create with a terminal) */
 };
 
 static unsigned long long num(const char *s) {
@@ -233,7 +236,7 @@ static void parse_plan(const char *file, struct plan *p) {
   p->guards = calloc(n, sizeof *p->guards);
   p->guard_allows = calloc(n, sizeof *p->guard_allows);
   p->args = calloc(n, sizeof *p->args);
-  p->envs = calloc(n, sizeof *p->envs);
+  p->envs = calloc(n + 1, sizeof *p->envs); /* room for a HOME from /etc/passwd */
   p->groups = calloc(n, sizeof *p->groups);
   if (!p->mounts || !p->devs || !p->symlinks || !p->sysctls || !p->masks || !p->ros || !p->rws || !p->guards || !p->guard_allows ||
       !p->args || !p->envs || !p->groups)
@@ -337,6 +340,9 @@ static void parse_plan(const char *file, struct plan *p) {
     case OCI_PLAN_APPARMOR: p->apparmor = v[0]; break;
     case OCI_PLAN_SECCOMP: p->seccomp = parse_hex(v[0], &p->seccomp_len); break;
     case OCI_PLAN_EXECCHECK: p->exec_check = 1; break;
+    case OCI_PLAN_MKCWD: p->mkcwd = 1; break;
+    case OCI_PLAN_HOME_FROM_PASSWD: p->home_from_passwd = 1; break;
+    case OCI_PLAN_CONSOLE_DEV: p->console_dev = 1; break;
     case OCI_PLAN_KEYS: break;
     }
   }
@@ -410,6 +416,9 @@ static int echo_plan(const struct plan *p) {
     o.count++;
   }
   if (p->exec_check) proto_put(&o, "execcheck");
+  if (p->mkcwd) proto_put(&o, "mkcwd");
+  if (p->home_from_passwd) proto_put(&o, "home-from-passwd");
+  if (p->console_dev) proto_put(&o, "console-dev");
 #undef PUT1
   proto_end(&o);
   return 0;
@@ -832,8 +841,47 @@ static void apply_apparmor(const char *profile) {
   close(fd);
 }
 
+/*
+ * HOME when the process's environment has none (Docker and the kubelet leave
+ * it to the runtime): the user's home in the container's /etc/passwd, or /,
+ * as runc. The file is the container's: read only if it is a regular file
+ * (a fifo there must not hang the start), at most 1 MiB of it.
+ */
+static void set_home(struct plan *p) {
+  static char home[4096 + 8];
+  snprintf(home, sizeof home, "HOME=/");
+  int fd = open("/etc/passwd", O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  struct stat st;
+  if (fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
+    static char buf[1 << 20];
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    buf[n > 0 ? n : 0] = 0;
+    uid_t uid = p->have_user ? p->uid : 0;
+    for (char *line = buf, *next; line && *line; line = next) {
+      next = strchr(line, '\n');
+      if (next) *next++ = 0;
+      char *f[7] = {0};
+      int k = 0;
+      for (char *q = line; k < 7; k++) {
+        f[k] = q;
+        q = strchr(q, ':');
+        if (!q) break;
+        *q++ = 0;
+      }
+      if (k >= 5 && f[2] && f[5] && *f[5] && strtoul(f[2], NULL, 10) == uid && f[2][0] >= '0' && f[2][0] <= '9') {
+        snprintf(home, sizeof home, "HOME=%.4096s", f[5]);
+        break;
+      }
+    }
+  }
+  if (fd >= 0) close(fd);
+  p->envs[p->nenvs++] = home;
+  p->envs[p->nenvs] = NULL;
+}
+
 /* The process's own setup after the namespaces: identity, capabilities, seccomp, exec. */
-static void become_process(const struct plan *p) {
+static void become_process(struct plan *p) {
+  if (p->home_from_passwd) set_home(p);
   if (p->have_umask) umask(p->umask_v);
   if (p->apparmor) apply_apparmor(p->apparmor);
   /* without no_new_privs, loading a filter needs CAP_SYS_ADMIN: load it while still privileged */
@@ -925,6 +973,18 @@ static void setup_terminal(const struct plan *p, int sock) {
   if (sendmsg(sock, &msg, 0) < 0) die("send the console to the socket: %s", strerror(errno));
   close(m);
   close(sock);
+  if (p->console_dev) {
+    /* the slave on /dev/console, as runc: reached through no symlink (CVE-2025-52565), mounted by descriptor */
+    int t = open("/dev/console", O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    struct stat st;
+    if (t < 0 || fstat(t, &st) < 0) die("open /dev/console: %s", strerror(errno));
+    if (S_ISLNK(st.st_mode)) die("/dev/console in the container is a symlink: refused");
+    char from[64], to[64];
+    fdpath(from, sizeof from, sfd);
+    fdpath(to, sizeof to, t);
+    if (mount(from, to, NULL, MS_BIND, NULL) < 0) die("bind the console on /dev/console: %s", strerror(errno));
+    close(t);
+  }
   for (int i = 0; i < 3; i++)
     if (dup2(sfd, i) < 0) die("dup2 console: %s", strerror(errno));
   if (ioctl(0, TIOCSCTTY, 0) < 0) die("TIOCSCTTY: %s", strerror(errno));
@@ -933,7 +993,7 @@ static void setup_terminal(const struct plan *p, int sock) {
 
 /* ------------------------------------------------------------ the init */
 
-static void init_container(const struct plan *p, int gate, int fifo, int sock) {
+static void init_container(struct plan *p, int gate, int fifo, int sock) {
   char c;
   /* the parent writes our id maps first */
   if (read(gate, &c, 1) != 1) die("the parent died before the id maps were written");
@@ -968,6 +1028,18 @@ static void init_container(const struct plan *p, int gate, int fifo, int sock) {
     }
     if (symlinkat(p->symlinks[i][0], rootfd, p->symlinks[i][1] + (p->symlinks[i][1][0] == '/')) < 0 && errno != EEXIST)
       die("symlink %s: %s", p->symlinks[i][1], strerror(errno));
+  }
+  /* a cwd the image lacks is made, as runc does (containerd passes a pod's workingDir as given) */
+  if (p->mkcwd && p->cwd) make_in_root(rootfd, p->cwd, 0);
+  if (p->console_dev) {
+    /* the place of /dev/console, made now: the root may be remounted read-only below */
+    make_in_root(rootfd, "/dev", 0);
+    int d = open_in_root(rootfd, "/dev", O_PATH | O_DIRECTORY);
+    if (d < 0) die("open /dev: %s", strerror(errno));
+    int f = openat(d, "console", O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0666);
+    if (f < 0 && errno != EEXIST) die("create /dev/console: %s", strerror(errno));
+    if (f >= 0) close(f);
+    close(d);
   }
   if (fchdir(rootfd) < 0) die("chdir root: %s", strerror(errno));
   if (!has_mnt) {

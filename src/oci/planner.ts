@@ -193,6 +193,11 @@ function leaveCallerCgroups(): void {
 
 /** Serves the state root until idle; returns when it leaves. */
 export async function serve(root: string, bundleFile: string): Promise<void> {
+  // Started by a front under a subreaper (Podman's conmon, a containerd shim), the planner is that
+  // subreaper's child once the front's fork exits: conmon waits for all its children before it
+  // exits, so a planner there would keep it (and its container's cleanup) waiting. It serves only
+  // as init's child: a call from elsewhere (podman itself, a shell, a unit) starts the one they use.
+  if (process.ppid !== 1) return;
   leaveCallerCgroups();
   const build = buildId(bundleFile);
   const idleMs = Number(process.env.PAENE_RUNC_PLANNER_IDLE_MS ?? 300_000);

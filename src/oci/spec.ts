@@ -692,6 +692,8 @@ export function processTokens(p: PlanProcess): Entry[] {
   if (p.oomScoreAdj !== undefined) t.push(['oom', String(p.oomScoreAdj)]);
   if (p.apparmorProfile) t.push(['apparmor', p.apparmorProfile]);
   if (p.seccomp) t.push(['seccomp', p.seccomp.toString('hex')]);
+  // Docker and the kubelet send no HOME: it is the runtime's to find, as runc does
+  if (!p.env.some((e) => e.startsWith('HOME='))) t.push(['home-from-passwd']);
   t.push(['execcheck']);
   return t;
 }
@@ -738,6 +740,8 @@ export function createTokens(i: CreateTokensInput): Entry[] {
   for (const w of p.writablePaths) t.push(['rw', w]);
   for (const [k, v] of p.sysctl) t.push(['sysctl', k, v]);
   t.push(...processTokens(p.process));
+  t.push(['mkcwd']);
+  if (p.process.terminal) t.push(['console-dev']);
   return t;
 }
 

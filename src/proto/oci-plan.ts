@@ -57,5 +57,8 @@ export const OCI_PLAN: TokenMessage = {
     { key: 'apparmor', values: ['profile'], doc: 'the AppArmor profile to exec into' },
     { key: 'seccomp', values: ['program'], doc: 'the classic-BPF filter (hex), loaded last' },
     { key: 'execcheck', values: [], doc: 'check args[0] is executable before reporting ok' },
+    { key: 'mkcwd', values: [], doc: 'create: make the cwd in the root when the image lacks it (as runc)' },
+    { key: 'home-from-passwd', values: [], doc: "no HOME in env: the user's home from the container's /etc/passwd, else / (as runc)" },
+    { key: 'console-dev', values: [], doc: "create with a terminal: the pty's slave bound on /dev/console (as runc)" },
   ],
 };

@@ -18,6 +18,7 @@ describeReal('paene-runc: an OCI runtime over bundles', () => {
   let dir: string;
   let state: string;
   let rootfs: string;
+  let rw: string;
   const cgParent = `paene-runc-test-${process.pid}`;
   // a pure v2 host has one directory per container; v1 and hybrid one per controller hierarchy
   const pureV2 = detectCgroupHost().layout === 'v2';
@@ -77,6 +78,10 @@ describeReal('paene-runc: an OCI runtime over bundles', () => {
     dir = tempRoot('oci');
     state = path.join(dir, 'state');
     rootfs = await storeImageSource(openImageStore(path.join(dir, 'paene'))).rootfsOf(DEFAULT_IMAGE);
+    // a writable copy with a user of its own (cwd and HOME cases)
+    rw = path.join(dir, 'rw-rootfs');
+    expect(spawnSync('cp', ['-a', rootfs, rw]).status).toBe(0);
+    fs.appendFileSync(path.join(rw, 'etc/passwd'), 'user:x:1000:1000::/home/user:/bin/sh\n');
   }, 180_000);
 
   afterAll(() => {
@@ -280,6 +285,62 @@ describeReal('paene-runc: an OCI runtime over bundles', () => {
     expect(line).toBe('from fd 3');
   });
 
+  it("what runc does for its clients: a missing cwd is made, HOME comes from the container's /etc/passwd, a terminal is /dev/console", async () => {
+    // containerd passes a pod's workingDir as given; Docker and the kubelet send no HOME
+    const r = spawnSync(
+      BIN,
+      [
+        '--root',
+        state,
+        'run',
+        '--bundle',
+        bundle('rh', ['/bin/sh', '-c', 'pwd; echo "HOME=$HOME"; id -u'], (c) => {
+          c.root.readonly = false;
+          c.root.path = rw;
+          c.process.cwd = '/srv/app/work';
+          c.process.user = { uid: 1000, gid: 1000 };
+        }),
+        'rh',
+      ],
+      { encoding: 'utf8', timeout: 30_000 },
+    );
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toBe('/srv/app/work\nHOME=/home/user\n1000\n');
+    // root: its home; a uid /etc/passwd does not name: /
+    const home = (uid: number) =>
+      spawnSync(
+        BIN,
+        [
+          '--root',
+          state,
+          'run',
+          '--bundle',
+          bundle(`rh${uid}`, ['/bin/sh', '-c', 'echo "$HOME"'], (c) => {
+            c.root.path = rw;
+            c.process.user = { uid, gid: uid };
+          }),
+          `rh${uid}`,
+        ],
+        { encoding: 'utf8', timeout: 30_000 },
+      ).stdout;
+    expect(home(0)).toBe('/root\n');
+    expect(home(4242)).toBe('/\n');
+    // exec without HOME too, and a HOME the config gives is kept
+    const c = bundle('rhx', ['/bin/sleep', '1000'], (c) => (c.root.path = rw));
+    expect(runc(['run', '--detach', '--bundle', c, 'rhx']).code).toBe(0);
+    const e = runc(
+      ['exec', '--process', '-', 'rhx'],
+      JSON.stringify({ cwd: '/', args: ['/bin/sh', '-c', 'echo "$HOME"'], env: ['PATH=/bin'], user: { uid: 1000, gid: 1000 } }),
+    );
+    expect(e.stdout).toBe('/home/user\n');
+    const e2 = runc(
+      ['exec', '--process', '-', 'rhx'],
+      JSON.stringify({ cwd: '/', args: ['/bin/sh', '-c', 'echo "$HOME"'], env: ['PATH=/bin', 'HOME=/x'] }),
+    );
+    expect(e2.stdout).toBe('/x\n');
+    expect(runc(['delete', '--force', 'rhx']).code).toBe(0);
+  });
+
   it('device rules hold (v1 devices cgroup, or the BPF program on v2): a node the rules do not allow cannot be opened', () => {
     // /dev/kmsg (c 1:11) bound in: opening it write-only needs no capability, only the device rules
     const kmsg = (id: string, rules: Record<string, unknown>[]) =>
@@ -417,20 +478,25 @@ describeReal('paene-runc: an OCI runtime over bundles', () => {
     py.stdout.on('data', (d: Buffer) => (got += d.toString()));
     const done = new Promise((r) => py.once('exit', r));
     for (let i = 0; i < 200 && !fs.existsSync(sock); i++) await new Promise((r) => setTimeout(r, 25));
-    const b = bundle('tty', ['/bin/sh', '-c', '/bin/busybox tty; /bin/busybox stty size'], (c) => {
-      c.process.terminal = true;
-      c.process.consoleSize = { height: 33, width: 111 };
-      c.mounts.push({
-        destination: '/dev/pts',
-        type: 'devpts',
-        source: 'devpts',
-        options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620'],
-      });
-    });
+    // /dev/console is the pty's slave (runc's; Docker's and Podman's run -it and a CRI tty container read it)
+    const b = bundle(
+      'tty',
+      ['/bin/sh', '-c', '/bin/busybox tty; /bin/busybox stty size; /bin/busybox stat -c "%t %F" /dev/console'],
+      (c) => {
+        c.process.terminal = true;
+        c.process.consoleSize = { height: 33, width: 111 };
+        c.mounts.push({
+          destination: '/dev/pts',
+          type: 'devpts',
+          source: 'devpts',
+          options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620'],
+        });
+      },
+    );
     expect(runc(['create', '--bundle', b, '--console-socket', sock, 'tty']).code).toBe(0);
     expect(runc(['start', 'tty']).code).toBe(0);
     await done;
-    expect(got.replace(/\r/g, '')).toBe('/dev/pts/0\n33 111\n');
+    expect(got.replace(/\r/g, '')).toBe('/dev/pts/0\n33 111\n88 character special file\n');
     expect(runc(['delete', '--force', 'tty']).code).toBe(0);
     const noSock = bundle('tty2', ['/bin/true'], (c) => (c.process.terminal = true));
     expect(runc(['create', '--bundle', noSock, 'tty2']).stderr).toMatch(/--console-socket is required/);
