@@ -368,18 +368,19 @@ function countFlag(v: string | undefined, flag: string): number {
  * more, all at their own numbers from 3; the process is told LISTEN_FDS and
  * LISTEN_PID=1. Every other descriptor the caller left open stays out.
  */
+/** The caller's descriptors 3 … 3+count-1 must be open: they are what it passes on. */
+function checkPassedFds(count: number, io: CliIO, what: string): void {
+  for (let fd = 3; fd < 3 + count; fd++) {
+    if (!io.fdOpen(fd)) throw new PaeneError('invalid-argument', `descriptor ${fd} is not open (${what} from fd 3)`);
+  }
+}
+
 function passedFds(preserve: string | undefined, io: CliIO): { preserveFds: number; listenFds: number } {
   const listen = io.env.LISTEN_FDS;
   const pidOk = !io.env.LISTEN_PID || io.env.LISTEN_PID === String(io.pid);
   const listenFds = listen && pidOk ? countFlag(listen, 'LISTEN_FDS') : 0;
   const preserveFds = listenFds + countFlag(preserve, '--preserve-fds');
-  for (let fd = 3; fd < 3 + preserveFds; fd++) {
-    if (!io.fdOpen(fd))
-      throw new PaeneError(
-        'invalid-argument',
-        `descriptor ${fd} is not open (LISTEN_FDS ${listenFds} + --preserve-fds ${preserveFds - listenFds} from fd 3)`,
-      );
-  }
+  checkPassedFds(preserveFds, io, `LISTEN_FDS ${listenFds} + --preserve-fds ${preserveFds - listenFds}`);
   return { preserveFds, listenFds };
 }
 
@@ -515,9 +516,7 @@ export async function main(argv: string[], io: CliIO = processIO()): Promise<num
         const procFile = str('process', 'p');
         const proc = procFile ? (readJsonInput(procFile, io) as OciProcess) : processFromFlags(rt.load(id).process, p);
         const preserveFds = countFlag(str('preserve-fds'), '--preserve-fds');
-        for (let fd = 3; fd < 3 + preserveFds; fd++)
-          if (!io.fdOpen(fd))
-            throw new PaeneError('invalid-argument', `descriptor ${fd} is not open (--preserve-fds ${preserveFds} from fd 3)`);
+        checkPassedFds(preserveFds, io, `--preserve-fds ${preserveFds}`);
         return await rt.exec(id, proc, {
           pidFile: file('pid-file'),
           consoleSocket: file('console-socket'),
