@@ -28,11 +28,15 @@ for (const f of fs.readdirSync(path.join(root, 'dist/proto')).filter((x) => x.en
     if (!fs.existsSync(file) || fs.readFileSync(file, 'utf8') !== text) fs.writeFileSync(file, text);
   }
 }
-// and the constants both languages share (the default root, the name rule)
-{
-  const { namesHeader } = await import(pathToFileURL(path.join(root, 'dist/proto/names.js')).href);
-  const file = path.join(genDir, 'paene_names.h');
-  const text = namesHeader('src/proto/names.ts');
+// and the constants both languages share (the default root, the name rule), and the BPF loader's
+// program list (its prefixes, bounds and attach type names; the numbers are <linux/bpf.h>'s)
+for (const [mod, fn, name] of [
+  ['names', 'namesHeader', 'paene_names.h'],
+  ['sock-attach', 'sockAttachHeader', 'sock_attach_list.h'],
+]) {
+  const gen = (await import(pathToFileURL(path.join(root, `dist/proto/${mod}.js`)).href))[fn];
+  const file = path.join(genDir, name);
+  const text = gen(`src/proto/${mod}.ts`);
   if (!fs.existsSync(file) || fs.readFileSync(file, 'utf8') !== text) fs.writeFileSync(file, text);
 }
 

@@ -8,9 +8,10 @@
 
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { BPF_CGROUP_DEVICE, BPF_DW, BPF_IMM, BPF_LD, BPF_PSEUDO_MAP_FD, BPF_PSEUDO_MAP_VALUE } from '../bpf/ebpf.js';
+import { BPF_DW, BPF_IMM, BPF_LD, BPF_PSEUDO_MAP_FD, BPF_PSEUDO_MAP_VALUE } from '../bpf/ebpf.js';
 import { PaeneError } from '../model/errors.js';
-import { ATTACH_TYPE, SOCK_ADDR_HOOKS, type SockAddrHook, STORE } from '../net/sockaddr.js';
+import { SOCK_ADDR_HOOKS, type SockAddrHook, STORE } from '../net/sockaddr.js';
+import { type AttachName, progArgs, SockAttachError, storageArgs } from '../proto/sock-attach.js';
 import { nativePath } from './helper.js';
 
 /** paene-bpf's exit status when the kernel lacks cgroup BPF (see paene-bpf.c). */
@@ -66,26 +67,34 @@ export interface SockAddrLoad {
 /** The hex arguments of program sets already seen (buildSockAddr hands out the same object for the same set). */
 const hexOf = new WeakMap<object, string[]>();
 
+/** A part of the loader's program list (src/proto/sock-attach.ts), a writer's refusal as the runtime's error. */
+function listArgs(part: () => string[]): string[] {
+  try {
+    return part();
+  } catch (e) {
+    if (e instanceof SockAttachError) throw new PaeneError('internal', e.message);
+    throw e;
+  }
+}
+
 /**
  * The socket storage map the programs share (sk-storage=BYTES, sockaddr.ts's
  * STORE), the cgroup storage value (cg-storage=HEX), then HOOK=HEX
- * arguments in ATTACH_ORDER (also what a start hands the helper).
+ * arguments in ATTACH_ORDER (also what a start hands the helper): the
+ * loader's program list, src/proto/sock-attach.ts.
  */
 export function sockAddrArgs(w: SockAddrLoad): string[] {
   let progs = hexOf.get(w.progs);
   if (progs === undefined) {
-    progs = [];
+    const list: [AttachName, Buffer][] = [];
     for (const h of ATTACH_ORDER) {
       const p = w.progs[h];
-      if (p === undefined) continue;
-      if (p.length === 0 || p.length % 8 !== 0)
-        throw new PaeneError('internal', `the ${h} program is ${p.length} bytes, not whole eBPF instructions`);
-      progs.push(`${ATTACH_TYPE[h]}=${p.toString('hex')}`);
+      if (p !== undefined) list.push([h, p]);
     }
-    if (progs.length === 0) throw new PaeneError('internal', 'no sock_addr programs given');
+    progs = listArgs(() => progArgs(list));
     hexOf.set(w.progs, progs);
   }
-  return [`sk-storage=${STORE.size}`, ...(w.storage ? [`cg-storage=${w.storage.toString('hex')}`] : []), ...progs];
+  return [...listArgs(() => storageArgs({ skStorage: STORE.size, cgStorage: w.storage })), ...progs];
 }
 
 /**
@@ -99,23 +108,20 @@ export function attachSockAddr(cgroupDir: string, w: SockAddrLoad): void {
 
 /** Removes every sock_addr program paene attaches from the cgroup; hooks without one are fine. */
 export function detachSockAddr(cgroupDir: string): void {
-  run(['detach', cgroupDir, ...SOCK_ADDR_HOOKS.map((h) => String(ATTACH_TYPE[h]))], `detaching the network programs from ${cgroupDir}`);
+  run(['detach', cgroupDir, ...SOCK_ADDR_HOOKS], `detaching the network programs from ${cgroupDir}`);
 }
 
 /** What is attached directly to the cgroup, per hook: how many programs, and the kernel's tag of the first. */
 function querySockAddr(cgroupDir: string): Record<SockAddrHook, { count: number; tag?: string }> {
-  const out = run(
-    ['query', cgroupDir, ...SOCK_ADDR_HOOKS.map((h) => String(ATTACH_TYPE[h]))],
-    `querying the network programs of ${cgroupDir}`,
-  );
-  const byType = new Map<number, { count: number; tag?: string }>();
+  const out = run(['query', cgroupDir, ...SOCK_ADDR_HOOKS], `querying the network programs of ${cgroupDir}`);
+  const byType = new Map<string, { count: number; tag?: string }>();
   for (const line of out.split('\n')) {
-    const m = /^(\d+) (\d+)(?: ([0-9a-f]+|-))?$/.exec(line.trim());
-    if (m) byType.set(Number(m[1]), { count: Number(m[2]), tag: m[3] === '-' ? undefined : m[3] });
+    const m = /^([a-z0-9]+) (\d+)(?: ([0-9a-f]+|-))?$/.exec(line.trim());
+    if (m) byType.set(m[1] as string, { count: Number(m[2]), tag: m[3] === '-' ? undefined : m[3] });
   }
   const q = {} as Record<SockAddrHook, { count: number; tag?: string }>;
   for (const h of SOCK_ADDR_HOOKS) {
-    const n = byType.get(ATTACH_TYPE[h]);
+    const n = byType.get(h);
     if (n === undefined) throw new PaeneError('internal', `paene-bpf query gave no count for ${h}: '${out.trim()}'`);
     q[h] = n;
   }
@@ -160,10 +166,7 @@ export function applySockAddr(cgroupDir: string, w: SockAddrLoad): 'stored' | 'a
     );
     if (same) {
       try {
-        run(
-          ['store', cgroupDir, w.storage.toString('hex'), ...hooks.map((h) => String(ATTACH_TYPE[h]))],
-          `updating the addresses of ${cgroupDir}`,
-        );
+        run(['store', cgroupDir, w.storage.toString('hex'), ...hooks], `updating the addresses of ${cgroupDir}`);
         return 'stored';
       } catch {
         /* no storage map of that size after all: attach anew */
@@ -181,12 +184,10 @@ export function verifySockAddr(w: SockAddrLoad): void {
 
 /** paene-runc on cgroup v2: the container's device rules (core/ociresources deviceProgram) on its cgroup. */
 export function attachDeviceProgram(cgroupDir: string, prog: Buffer): void {
-  if (prog.length === 0 || prog.length % 8 !== 0)
-    throw new PaeneError('internal', `the device program is ${prog.length} bytes, not whole eBPF instructions`);
-  run(['attach', cgroupDir, `${BPF_CGROUP_DEVICE}=${prog.toString('hex')}`], `attaching the device rules to ${cgroupDir}`);
+  run(['attach', cgroupDir, ...listArgs(() => progArgs([['device', prog]]))], `attaching the device rules to ${cgroupDir}`);
 }
 
 /** Loads a device program into the verifier only (tests). */
 export function verifyDeviceProgram(prog: Buffer): void {
-  run(['verify', `${BPF_CGROUP_DEVICE}=${prog.toString('hex')}`], 'verifying the device program');
+  run(['verify', ...listArgs(() => progArgs([['device', prog]]))], 'verifying the device program');
 }

@@ -1,6 +1,6 @@
 /*
  * paene-bpf: loads cgroup sock_addr eBPF programs (and paene-runc's device
- * program, attach type 6, BPF_CGROUP_DEVICE) and attaches them to a cgroup v2
+ * program, type "device", BPF_CGROUP_DEVICE) and attaches them to a cgroup v2
  * directory. It decides nothing: the programs are assembled in TypeScript
  * (src/net/sockaddr.ts, src/oci/resources.ts, src/bpf/ebpf.ts) and
  * arrive as hex.
@@ -10,8 +10,12 @@
  *   paene-bpf query  CGROUP_DIR TYPE [TYPE ...]     prints "TYPE count tag" per line
  *   paene-bpf store  CGROUP_DIR HEX TYPE [TYPE ...]  writes a new storage value
  *   paene-bpf verify [sk-storage=BYTES] [cg-storage=HEX] TYPE=HEX [TYPE=HEX ...]   load only
+ *   paene-bpf echo   [sk-storage=BYTES] [cg-storage=HEX] TYPE=HEX [TYPE=HEX ...]   parse only, print back
+ *   paene-bpf types                                  prints "TYPE attach-number prog-type-number" per line
  *
- * TYPE is the kernel's enum bpf_attach_type number (8 = BPF_CGROUP_INET4_BIND ...).
+ * TYPE is an attach type's name (bind4, connect6, ..., device); the list's
+ * grammar and the names are described once in src/proto/sock-attach.ts, and
+ * the numbers come from <linux/bpf.h> through the generated sock_attach_list.h.
  * sk-storage=BYTES makes one socket storage map the programs share,
  * cg-storage=HEX one cgroup storage map, and attach writes HEX as the
  * cgroup's value in it (the context's own addresses; see sockattach.h).
@@ -122,7 +126,9 @@ static void usage(void) {
                   "       paene-bpf detach CGROUP_DIR TYPE...\n"
                   "       paene-bpf query CGROUP_DIR TYPE...\n"
                   "       paene-bpf store CGROUP_DIR HEX TYPE...\n"
-                  "       paene-bpf verify [sk-storage=BYTES] [cg-storage=HEX] TYPE=HEX...\n");
+                  "       paene-bpf verify [sk-storage=BYTES] [cg-storage=HEX] TYPE=HEX...\n"
+                  "       paene-bpf echo [sk-storage=BYTES] [cg-storage=HEX] TYPE=HEX...\n"
+                  "       paene-bpf types\n");
   exit(EXIT_USAGE);
 }
 
@@ -134,16 +140,14 @@ static void fail(const struct sa_err *e) {
   exit(e->code);
 }
 
-/* TYPE... (at least one, at most MAX_PROGS) → attach type numbers; exits on a bad one. */
+/* TYPE... (names, at least one, at most MAX_PROGS) → attach type numbers; exits on a bad one. */
 static void parse_types(int argc, char **argv, unsigned *types) {
   static struct sa_err e;
   if (argc < 1 || argc > MAX_PROGS) usage();
   for (int i = 0; i < argc; i++) {
-    const char *x = argv[i];
-    int t = sa_parse_type(argv[i], &x, &e);
-    if (t < 0) fail(&e);
-    if (*x) usage();
-    types[i] = (unsigned)t;
+    const struct sock_attach_type *t = sa_parse_type(argv[i], strlen(argv[i]), &e);
+    if (!t) fail(&e);
+    types[i] = (unsigned)t->attach;
   }
 }
 
@@ -169,7 +173,7 @@ static int cmd_types(const char *verb, const char *dir, int argc, char **argv) {
       }
       char tag[2 * BPF_TAG_SIZE + 1] = "-";
       if (n > 0 && attached_tag(cg, types[i], tag) < 0) strcpy(tag, "-");
-      printf("%u %d %s\n", types[i], n, tag);
+      printf("%s %d %s\n", sa_type_name(types[i]), n, tag);
     }
   }
   return rc;
@@ -202,9 +206,25 @@ static int cmd_load(const char *dir, int argc, char **argv) {
   return 0;
 }
 
+/* echo: the list parsed (nothing loaded: no kernel, no root needed) and printed back, one argument a line. */
+static int cmd_echo(int argc, char **argv) {
+  static struct sa_set s;
+  static struct sa_err e;
+  if (sa_parse(&s, argc, argv, &e) < 0) fail(&e);
+  sa_echo(&s, stdout);
+  sa_close(&s);
+  return 0;
+}
+
 int main(int argc, char **argv) {
+  if (argc == 2 && strcmp(argv[1], "types") == 0) {
+    for (int i = 0; i < SOCK_ATTACH_TYPES; i++)
+      printf("%s %u %u\n", sock_attach_types[i].name, (unsigned)sock_attach_types[i].attach, (unsigned)sock_attach_types[i].prog);
+    return 0;
+  }
   if (argc < 3) usage();
   const char *verb = argv[1];
+  if (strcmp(verb, "echo") == 0) return cmd_echo(argc - 2, argv + 2);
   if (strcmp(verb, "verify") == 0) return cmd_load(NULL, argc - 2, argv + 2);
   if (argc < 4) usage();
   if (strcmp(verb, "attach") == 0) return cmd_load(argv[2], argc - 3, argv + 3);

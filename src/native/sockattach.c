@@ -12,33 +12,19 @@ int sa_fail(struct sa_err *e, int code, const char *fmt, ...) {
 
 long sa_sys_bpf(int cmd, union bpf_attr *attr) { return syscall(__NR_bpf, cmd, attr, sizeof(*attr)); }
 
+/* An attach type's name (sock_attach_list.h); "sock_addr" for one the list does not name. */
 const char *sa_type_name(unsigned t) {
-  switch (t) {
-  case BPF_CGROUP_DEVICE: return "device";
-  case 8: return "bind4";
-  case 9: return "bind6";
-  case 10: return "connect4";
-  case 11: return "connect6";
-  case 14: return "sendmsg4";
-  case 15: return "sendmsg6";
-  case 19: return "recvmsg4";
-  case 20: return "recvmsg6";
-  case 29: return "getpeername4";
-  case 30: return "getpeername6";
-  case 31: return "getsockname4";
-  case 32: return "getsockname6";
-  default: return "sock_addr";
-  }
+  for (int i = 0; i < SOCK_ATTACH_TYPES; i++)
+    if ((unsigned)sock_attach_types[i].attach == t) return sock_attach_types[i].name;
+  return "sock_addr";
 }
 
-/* An attach type number; -1 (and the error) when it is not one. */
-int sa_parse_type(const char *s, const char **end, struct sa_err *e) {
-  char *x;
-  errno = 0;
-  unsigned long t = strtoul(s, &x, 10);
-  if (x == s || errno || t > 255) return sa_fail(e, EXIT_USAGE, "'%.40s' is not an attach type number", s);
-  *end = x;
-  return (int)t;
+/* The attach type named by s[0..len) (its number from <linux/bpf.h>); NULL (and the error) when the list names none. */
+const struct sock_attach_type *sa_parse_type(const char *s, size_t len, struct sa_err *e) {
+  for (int i = 0; i < SOCK_ATTACH_TYPES; i++)
+    if (strlen(sock_attach_types[i].name) == len && strncmp(sock_attach_types[i].name, s, len) == 0) return &sock_attach_types[i];
+  sa_fail(e, EXIT_USAGE, "'%.*s' is not an attach type (src/proto/sock-attach.ts names them)", (int)(len > 40 ? 40 : len), s);
+  return NULL;
 }
 
 static int hexval(char c) {
@@ -68,18 +54,19 @@ unsigned char *sa_unhex(const char *hex, size_t *len) {
 
 /* TYPE=HEX → a program (instructions in the byte order the kernel uses, as given). */
 static int parse_prog(const char *arg, struct prog *p, struct sa_err *e) {
-  const char *x = arg;
-  int t = sa_parse_type(arg, &x, e);
-  if (t < 0) return -1;
-  p->type = (unsigned)t;
+  const char *x = strchr(arg, '=');
+  if (!x) return sa_fail(e, EXIT_USAGE, "expected TYPE=HEX, got '%.40s'", arg);
+  const struct sock_attach_type *t = sa_parse_type(arg, (size_t)(x - arg), e);
+  if (!t) return -1;
+  p->type = (unsigned)t->attach;
+  p->prog_type = (unsigned)t->prog;
   p->fd = -1;
-  if (*x != '=') return sa_fail(e, EXIT_USAGE, "expected TYPE=HEX, got '%.40s'", arg);
   size_t len;
   unsigned char *buf = sa_unhex(x + 1, &len);
-  if (!buf) return sa_fail(e, EXIT_USAGE, "%s: the program is not hex", sa_type_name(p->type));
+  if (!buf) return sa_fail(e, EXIT_USAGE, "%s: the program is not hex", t->name);
   if (len % sizeof(struct bpf_insn) != 0) {
     free(buf);
-    return sa_fail(e, EXIT_USAGE, "%s: the program is not a whole number of 8-byte instructions", sa_type_name(p->type));
+    return sa_fail(e, EXIT_USAGE, "%s: the program is not a whole number of 8-byte instructions", t->name);
   }
   p->insns = (struct bpf_insn *)buf;
   p->n = (unsigned)(len / sizeof(struct bpf_insn));
@@ -103,20 +90,21 @@ void sa_close(struct sa_set *s) {
 int sa_parse(struct sa_set *s, int argc, char **argv, struct sa_err *e) {
   memset(s, 0, sizeof *s);
   s->sk_map = s->cg_map = -1;
-  if (argc >= 1 && strncmp(argv[0], "sk-storage=", 11) == 0) {
+  const size_t skp = strlen(SOCK_ATTACH_SK_STORAGE), cgp = strlen(SOCK_ATTACH_CG_STORAGE);
+  if (argc >= 1 && strncmp(argv[0], SOCK_ATTACH_SK_STORAGE, skp) == 0) {
     char *x;
-    const char *v = argv[0] + 11;
+    const char *v = argv[0] + skp;
     unsigned long bytes = strtoul(v, &x, 10);
     if (*x || bytes == 0 || bytes % 4 || bytes > MAX_STORAGE)
-      return sa_fail(e, EXIT_USAGE, "sk-storage= takes a multiple of 4 bytes up to %d, not '%s'", MAX_STORAGE, v);
+      return sa_fail(e, EXIT_USAGE, SOCK_ATTACH_SK_STORAGE " takes a multiple of 4 bytes up to %d, not '%s'", MAX_STORAGE, v);
     s->sk_bytes = (unsigned)bytes;
     argc--, argv++;
   }
-  if (argc >= 1 && strncmp(argv[0], "cg-storage=", 11) == 0) {
+  if (argc >= 1 && strncmp(argv[0], SOCK_ATTACH_CG_STORAGE, cgp) == 0) {
     size_t len;
-    s->value = sa_unhex(argv[0] + 11, &len);
+    s->value = sa_unhex(argv[0] + cgp, &len);
     if (!s->value || len > MAX_CG_STORAGE)
-      return sa_fail(e, EXIT_USAGE, "cg-storage= takes the value in hex, 1 to %d bytes", MAX_CG_STORAGE);
+      return sa_fail(e, EXIT_USAGE, SOCK_ATTACH_CG_STORAGE " takes the value in hex, 1 to %d bytes", MAX_CG_STORAGE);
     s->cg_bytes = (unsigned)len;
     argc--, argv++;
   }
@@ -130,6 +118,25 @@ int sa_parse(struct sa_set *s, int argc, char **argv, struct sa_err *e) {
     s->n = i + 1;
   }
   return 0;
+}
+
+static void put_hex(const unsigned char *b, size_t n, FILE *out) {
+  for (size_t i = 0; i < n; i++) fprintf(out, "%02x", b[i]);
+}
+
+/* A parsed set as the list it came from, one argument a line (paene-bpf echo: the round-trip test's half). */
+void sa_echo(const struct sa_set *s, FILE *out) {
+  if (s->sk_bytes) fprintf(out, SOCK_ATTACH_SK_STORAGE "%u\n", s->sk_bytes);
+  if (s->cg_bytes) {
+    fputs(SOCK_ATTACH_CG_STORAGE, out);
+    put_hex(s->value, s->cg_bytes, out);
+    fputc('\n', out);
+  }
+  for (int i = 0; i < s->n; i++) {
+    fprintf(out, "%s=", sa_type_name(s->ps[i].type));
+    put_hex((const unsigned char *)s->ps[i].insns, s->ps[i].n * sizeof(struct bpf_insn), out);
+    fputc('\n', out);
+  }
 }
 
 /* BTF: [1] int (4 bytes, signed), [2] int[n]: what an sk_storage map must describe its key and value with. */
@@ -240,12 +247,9 @@ static int bind_maps(struct sa_set *s, struct sa_err *e) {
 static int load(const struct prog *p, char *log, unsigned log_size) {
   union bpf_attr a;
   memset(&a, 0, sizeof(a));
-  if (p->type == BPF_CGROUP_DEVICE) {
-    a.prog_type = BPF_PROG_TYPE_CGROUP_DEVICE; /* paene-runc's device rules on cgroup v2 */
-  } else {
-    a.prog_type = BPF_PROG_TYPE_CGROUP_SOCK_ADDR;
-    a.expected_attach_type = p->type;
-  }
+  a.prog_type = p->prog_type;
+  /* a sock_addr program says its hook at load time; a device program (paene-runc's rules on v2) does not */
+  if (p->prog_type == BPF_PROG_TYPE_CGROUP_SOCK_ADDR) a.expected_attach_type = p->type;
   a.insns = (uintptr_t)p->insns;
   a.insn_cnt = p->n;
   a.license = (uintptr_t) "GPL";
@@ -265,7 +269,7 @@ static int kernel_has_sock_addr(void) {
       {.code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_0, .imm = 1},
       {.code = BPF_JMP | BPF_EXIT},
   };
-  struct prog p = {.type = BPF_CGROUP_INET4_CONNECT, .insns = ret1, .n = 2};
+  struct prog p = {.type = BPF_CGROUP_INET4_CONNECT, .prog_type = BPF_PROG_TYPE_CGROUP_SOCK_ADDR, .insns = ret1, .n = 2};
   int fd = load(&p, NULL, 0);
   if (fd >= 0) close(fd);
   return fd >= 0 || errno != EINVAL;
@@ -285,7 +289,7 @@ int sa_load(struct sa_set *s, struct sa_err *e) {
       sa_fail(e, EXIT_UNSUPPORTED, "unsupported: this kernel has no bpf() system call (CONFIG_BPF_SYSCALL)");
       goto fail;
     }
-    if (err == EINVAL && p->type != BPF_CGROUP_DEVICE && !kernel_has_sock_addr()) {
+    if (err == EINVAL && p->prog_type == BPF_PROG_TYPE_CGROUP_SOCK_ADDR && !kernel_has_sock_addr()) {
       sa_fail(e, EXIT_UNSUPPORTED, "unsupported: this kernel does not load cgroup sock_addr programs (CONFIG_CGROUP_BPF)");
       goto fail;
     }

@@ -6,7 +6,9 @@
  * (src/net/sockaddr.ts) and arrive as arguments; nothing here decides what
  * they do. Nothing here exits either: errors come back in a struct sa_err.
  *
- * A program list is [sk-storage=BYTES] [cg-storage=HEX] TYPE=HEX...:
+ * A program list is [sk-storage=BYTES] [cg-storage=HEX] TYPE=HEX..., described
+ * once in src/proto/sock-attach.ts (the generated sock_attach_list.h has its
+ * prefixes, bounds and attach types):
  *   sk-storage=BYTES  one socket storage map (BPF_MAP_TYPE_SK_STORAGE, BYTES
  *                     per socket, freed with the socket) the programs share;
  *   cg-storage=HEX    one cgroup storage map (BPF_MAP_TYPE_CGROUP_STORAGE,
@@ -14,7 +16,8 @@
  *                     shared by all its attach types) whose value size is
  *                     HEX's; HEX is the value written for the cgroup attached
  *                     to (the programs read the context's own addresses there);
- *   TYPE=HEX          a program for attach type TYPE; an ld_imm64 map
+ *   TYPE=HEX          a program for the attach type named TYPE (bind4, ...,
+ *                     device: its number is <linux/bpf.h>'s); an ld_imm64 map
  *                     reference's immediate says which map: 0 the socket
  *                     storage map, 1 the cgroup storage map.
  * See paene-bpf.c for the all-or-nothing contract of an attach.
@@ -35,14 +38,16 @@
 #include <sys/vfs.h>
 #include <unistd.h>
 
+#include "sock_attach_list.h"
+
 #ifndef CGROUP2_SUPER_MAGIC
 #define CGROUP2_SUPER_MAGIC 0x63677270
 #endif
 
-#define MAX_PROGS 32
+#define MAX_PROGS SOCK_ATTACH_MAX_PROGS
 #define LOG_SIZE (1u << 20)
-#define MAX_STORAGE 256
-#define MAX_CG_STORAGE 4096
+#define MAX_STORAGE SOCK_ATTACH_MAX_SK_STORAGE
+#define MAX_CG_STORAGE SOCK_ATTACH_MAX_CG_STORAGE
 
 enum { EXIT_FAIL = 1, EXIT_USAGE = 2, EXIT_UNSUPPORTED = 3 };
 
@@ -53,7 +58,8 @@ struct sa_err {
 };
 
 struct prog {
-  unsigned type;
+  unsigned type;      /* enum bpf_attach_type */
+  unsigned prog_type; /* enum bpf_prog_type */
   struct bpf_insn *insns;
   unsigned n;
   int fd;
@@ -73,10 +79,11 @@ struct sa_set {
 int sa_fail(struct sa_err *e, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 long sa_sys_bpf(int cmd, union bpf_attr *attr);
 const char *sa_type_name(unsigned t);
-int sa_parse_type(const char *s, const char **end, struct sa_err *e);
+const struct sock_attach_type *sa_parse_type(const char *s, size_t len, struct sa_err *e);
 unsigned char *sa_unhex(const char *hex, size_t *len);
 void sa_close(struct sa_set *s);
 int sa_parse(struct sa_set *s, int argc, char **argv, struct sa_err *e);
+void sa_echo(const struct sa_set *s, FILE *out);
 int sa_load(struct sa_set *s, struct sa_err *e);
 int sa_open_cgroup(const char *dir, struct sa_err *e);
 int sa_query(int cg, unsigned type, unsigned *ids, unsigned max);

@@ -7,6 +7,7 @@ import { expect, it } from 'vitest';
 import { Asm } from '../../src/bpf/ebpf.js';
 import { buildSockAddr } from '../../src/net/sockaddr.js';
 import { sockAddrArgs } from '../../src/kernel/bpf.js';
+import { progArgs } from '../../src/proto/sock-attach.js';
 import { Monitor } from '../../src/kernel/helper.js';
 import { guardStatusRequest } from '../../src/model/forkbackoff.js';
 import { FORK_BACKOFF_GUARD } from '../../src/proto/fork-backoff.js';
@@ -85,10 +86,12 @@ describeReal('the monitor client', () => {
       expect(fds()).toBe(base + perSet); // the same set: not loaded again
       for (let i = 2; i <= 9; i++) expect(await start(i)).toMatch(/not a cgroup v2 directory/);
       expect(fds()).toBe(base + 8 * perSet); // nine sets asked for, eight kept
-      const bad = await m.request(['start', '--bpf-cgroup', dir, '--bpf-prog', `10=${new Asm().ret(7).toBuffer().toString('hex')}`]).then(
-        () => 'started',
-        (e: Error) => e.message,
-      );
+      const bad = await m
+        .request(['start', '--bpf-cgroup', dir, '--bpf-prog', ...progArgs([['connect4', new Asm().ret(7).toBuffer()]])])
+        .then(
+          () => 'started',
+          (e: Error) => e.message,
+        );
       expect(bad).toMatch(/connect4 \(type 10\): the kernel refused the program.*verifier log/);
       expect(await m.request(['ping'])).toBe(String(pid)); // still serving
       expect(fds()).toBe(base + 8 * perSet);

@@ -244,3 +244,58 @@ describe('what both languages share', () => {
     expect(got).toBe(names.map((n) => (NAME_RE.test(n) ? '1' : '0')).join(''));
   });
 });
+
+describe('the BPF loader program list', () => {
+  const bpf = path.resolve('dist/native/paene-bpf');
+  const echoList = (args: string[]) => {
+    const r = spawnSync(bpf, ['echo', ...args], { encoding: 'utf8', maxBuffer: 16 << 20 });
+    return { status: r.status, lines: r.stdout.split('\n').filter(Boolean), stderr: r.stderr };
+  };
+  it('round-trips through paene-bpf echo: storage, every attach type, programs as sent', async () => {
+    const { SOCK_ATTACH_LIST, parseSockAttachArgs, sockAttachArgs } = await import('../../src/proto/sock-attach.js');
+    const insns = (n: number, seed: number) => Buffer.from(Array.from({ length: 8 * n }, (_, i) => (i * 7 + seed) & 0xff));
+    const sent = {
+      skStorage: 16,
+      cgStorage: Buffer.from('00112233445566778899', 'hex'),
+      progs: SOCK_ATTACH_LIST.types.map((t, i) => [t.name, insns(i + 1, i)] as const),
+    };
+    const args = sockAttachArgs(sent);
+    const r = echoList(args);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.lines).toEqual(args);
+    expect(parseSockAttachArgs(r.lines)).toEqual(sent);
+    // without the storage maps, and a large program
+    const big = { progs: [['connect6', insns(4096, 3)] as const] };
+    expect(parseSockAttachArgs(echoList(sockAttachArgs(big)).lines)).toEqual(big);
+  });
+  it('both sides refuse what the description does not allow', async () => {
+    const { sockAttachArgs, parseSockAttachArgs } = await import('../../src/proto/sock-attach.js');
+    const one = Buffer.alloc(8);
+    expect(() => sockAttachArgs({ progs: [] })).toThrow(/no programs/);
+    expect(() => sockAttachArgs({ skStorage: 6, progs: [['bind4', one]] })).toThrow(/multiple of 4/);
+    expect(() => sockAttachArgs({ progs: [['bind4', Buffer.alloc(7)]] })).toThrow(/not whole eBPF instructions/);
+    expect(() => sockAttachArgs({ progs: Array.from({ length: 33 }, () => ['bind4', one] as const) })).toThrow(/more than 32/);
+    expect(() => parseSockAttachArgs(['8=00'])).toThrow(/expected TYPE=HEX/);
+    for (const bad of [['8=0000000000000000'], ['bind4=zz'], ['bind4=00'], ['sk-storage=6', 'bind4=0000000000000000'], []]) {
+      const r = echoList(bad);
+      expect(r.status, bad.join(' ')).toBe(2);
+    }
+  });
+  it("the attach types' numbers come from the system headers and agree with the runtime's", async () => {
+    const { SOCK_ATTACH_LIST } = await import('../../src/proto/sock-attach.js');
+    const { ATTACH_TYPE, BPF_PROG_TYPE_CGROUP_SOCK_ADDR } = await import('../../src/net/sockaddr.js');
+    const { BPF_CGROUP_DEVICE } = await import('../../src/bpf/ebpf.js');
+    const r = spawnSync(bpf, ['types'], { encoding: 'utf8' });
+    expect(r.status).toBe(0);
+    const got = Object.fromEntries(
+      r.stdout
+        .trim()
+        .split('\n')
+        .map((l) => l.split(' '))
+        .map(([name, attach, prog]) => [name, [Number(attach), Number(prog)]]),
+    );
+    expect(Object.keys(got)).toEqual(SOCK_ATTACH_LIST.types.map((t) => t.name));
+    for (const [hook, n] of Object.entries(ATTACH_TYPE)) expect(got[hook], hook).toEqual([n, BPF_PROG_TYPE_CGROUP_SOCK_ADDR]);
+    expect(got.device?.[0]).toBe(BPF_CGROUP_DEVICE);
+  });
+});
