@@ -8,16 +8,23 @@
 // (created, started, stopped, destroyed), and what it sees every second in
 // the contexts' cgroups and processes: a context stopped by someone else
 // (stopped), one whose init died (exited), an OOM kill, a pids limit hit.
+//
+// A context's main-process log (GET /v1/contexts/NAME/logs) is plain text, or
+// one JSON object a line, streamed (chunked) while it follows.
 
 import fs from 'node:fs';
 import http from 'node:http';
+import os from 'node:os';
 import path from 'node:path';
+import { type AutostartResult, autostartPlan, runAutostart } from '../model/autostart.js';
 import { type ErrorCode, PaeneError } from '../model/errors.js';
 import { DEFAULT_LIMITS } from '../model/limits.js';
 import { expandTemplate } from '../model/names.js';
 import { parseXid } from '../context/config.js';
 import type { ContextCgroup } from '../cgroups/cgroups.js';
-import type { NewRequest, Runtime } from '../runtime/runtime.js';
+import { autostartCandidates } from '../runtime/autostart.js';
+import { followLog, formatLogLine, logLineJson, logOptions, readLog } from '../runtime/logs.js';
+import type { ContextStatus, NewRequest, Runtime } from '../runtime/runtime.js';
 
 const STATUS: Record<ErrorCode, number> = {
   'invalid-argument': 400,
@@ -64,6 +71,8 @@ export class ApiServer {
   private seen = new Map<string, { running: boolean; oom: number; pidsMax: number; dying?: boolean }>();
   /** contexts this service is starting, stopping or destroying (how many requests at once) */
   private readonly busy = new Map<string, number>();
+  /** log requests under way: ended when the service closes */
+  private readonly logReaders = new Set<AbortController>();
 
   constructor(
     private readonly rt: Runtime,
@@ -132,15 +141,24 @@ export class ApiServer {
 
   async close(): Promise<void> {
     if (this.watcher) clearInterval(this.watcher);
+    for (const r of this.logReaders) r.abort();
     for (const l of this.listeners) l.end();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
     fs.rmSync(this.opts.socket, { force: true });
   }
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
-    const url = (req.url ?? '/').split('?')[0] as string;
+    const raw = req.url ?? '/';
+    const q = raw.indexOf('?');
+    const url = q < 0 ? raw : raw.slice(0, q);
+    const query = q < 0 ? '' : raw.slice(q + 1);
     try {
       if (req.method === 'GET' && url === '/v1/events') return this.subscribe(res);
+      const logs = LOGS_PATH.exec(url);
+      if (logs) {
+        if (req.method !== 'GET') throw new PaeneError('invalid-argument', `${req.method} is not allowed on ${url}`);
+        return await this.logs(logs[1] as string, new URLSearchParams(query), res);
+      }
       const route = this.routes.find(([method, re]) => method === req.method && re.test(url));
       if (!route) {
         const known = this.routes.some(([, re]) => re.test(url));
@@ -223,6 +241,54 @@ export class ApiServer {
     });
   }
 
+  /**
+   * A context's main-process log: `tail`, `since`, `stream`, `timestamps`,
+   * `json` as `paene logs`; with `follow` it stays open and sends each new
+   * line, until the client goes or the service stops.
+   */
+  private async logs(name: string, q: URLSearchParams, res: http.ServerResponse): Promise<void> {
+    this.rt.config(name); // 404 for an unknown context
+    const opts = logOptions({ tail: q.get('tail') ?? undefined, since: q.get('since') ?? undefined, stream: q.get('stream') ?? undefined });
+    const follow = flag(q, 'follow');
+    const timestamps = flag(q, 'timestamps');
+    const json = flag(q, 'json');
+    const ac = new AbortController();
+    this.logReaders.add(ac);
+    res.on('close', () => ac.abort());
+    res.writeHead(200, { 'content-type': json ? 'application/x-ndjson' : 'text/plain; charset=utf-8', 'cache-control': 'no-cache' });
+    res.flushHeaders(); // a follower sees the stream open before the first line
+    try {
+      const dir = this.rt.layout.logDir(name);
+      for await (const line of follow ? followLog(dir, { ...opts, signal: ac.signal }) : readLog(dir, opts)) {
+        if (ac.signal.aborted) break;
+        const ok = res.write(json ? `${JSON.stringify(logLineJson(line))}\n` : formatLogLine(line, timestamps));
+        if (!ok) await drained(res, ac.signal);
+      }
+    } catch (e) {
+      // the status is out already: end the stream with the reason as its last line
+      if (!res.destroyed) res.write(`paene: reading the log failed: ${e instanceof Error ? e.message : String(e)}\n`);
+    } finally {
+      this.logReaders.delete(ac);
+      res.end();
+    }
+  }
+
+  /**
+   * Runs the autostart plan (`paene serve --autostart`, docs/services.md):
+   * each start is this service's, with its `started` event. `onEach` hears
+   * each result as it comes.
+   */
+  async autostart(
+    jobs = 2 * Math.max(1, os.availableParallelism()),
+    onEach?: (r: AutostartResult<ContextStatus>) => void,
+  ): Promise<AutostartResult<ContextStatus>[]> {
+    const { candidates, broken } = autostartCandidates(this.rt);
+    const failed = broken.map((b): AutostartResult<ContextStatus> => ({ name: b.name, outcome: { ok: false, error: b.error } }));
+    for (const f of failed) onEach?.(f);
+    const plan = autostartPlan(candidates);
+    return [...failed, ...(await runAutostart(plan, jobs, (name) => this.acting(name, 'started', () => this.rt.start(name)), onEach))];
+  }
+
   private subscribe(res: http.ServerResponse): void {
     res.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-cache' });
     res.write(''); // headers out now: a client sees the stream open before the first event
@@ -274,6 +340,29 @@ function oomKills(cg: ContextCgroup): number {
 /** Forks refused by the pids limit (pids.events `max`). */
 function pidsMaxHits(cg: ContextCgroup): number {
   return Number(/^max (\d+)/m.exec(cg.read('pids', 'pids.events') ?? '')?.[1] ?? 0);
+}
+
+const LOGS_PATH = /^\/v1\/contexts\/([a-z0-9][a-z0-9_-]{0,62})\/logs$/;
+
+/** A yes/no query word: absent, 0 or false is no; present empty, 1 or true is yes. */
+function flag(q: URLSearchParams, key: string): boolean {
+  const v = q.get(key);
+  if (v === null || v === '0' || v === 'false') return false;
+  if (v === '' || v === '1' || v === 'true') return true;
+  throw new PaeneError('invalid-argument', `'${key}' is 1 or 0, got '${v}'`);
+}
+
+/** Until the response can take more, or the reader is gone. */
+function drained(res: http.ServerResponse, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      res.off('drain', done);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    res.once('drain', done);
+    signal.addEventListener('abort', done, { once: true });
+  });
 }
 
 /** A field of a JSON body, checked for its type. */

@@ -60,6 +60,7 @@ const GROUPS: { verbs: string[]; register: () => Promise<void> }[] = [
   { verbs: ['caps', 'hostname', 'config'], register: async () => (await import('./caps.js')).registerCapsCommands(program) },
   { verbs: ['check'], register: async () => (await import('./check.js')).registerCheckCommands(program) },
   { verbs: ['bench'], register: async () => (await import('./bench.js')).registerBenchCommands(program) },
+  { verbs: ['logs', 'autostart'], register: async () => (await import('./services.js')).registerServiceCommands(program) },
   { verbs: ['serve'], register: async () => (await import('./serve.js')).registerServeCommand(program) },
   { verbs: ['demo'], register: async () => (await import('./demo.js')).registerDemoCommand(program) },
 ];

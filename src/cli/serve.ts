@@ -6,6 +6,7 @@ import { PaeneError } from '../model/errors.js';
 import { requireRoot } from '../kernel/features.js';
 import { ApiServer, apiSocket } from '../api/server.js';
 import { runtimeOf } from './common.js';
+import { jobsOf } from './many.js';
 
 /** A group name or number as a gid (getent knows the host's groups). */
 function gidOf(group: string): number {
@@ -24,16 +25,32 @@ export function registerServeCommand(program: Command): void {
     )
     .option('--group <group>', 'let this group use the socket too (mode 0660)')
     .option('--socket <path>', 'listen here instead of ROOT/run/api.sock')
-    .action(async (o: { group?: string; socket?: string }, cmd: Command) => {
+    .option('--autostart', 'once listening, start the contexts `paene autostart` starts (docs/services.md), each with its event')
+    .option('-j, --jobs <n>', 'with --autostart: contexts started at once (default: 2 × CPUs)')
+    .action(async (o: { group?: string; socket?: string; autostart?: boolean; jobs?: string }, cmd: Command) => {
       requireRoot('serving the API');
+      const jobs = o.autostart ? jobsOf(o) : undefined;
       const rt = runtimeOf(cmd);
       const server = new ApiServer(rt, { socket: o.socket ?? apiSocket(rt), gid: o.group === undefined ? undefined : gidOf(o.group) });
       await server.listen();
       process.stderr.write(`paene: serving the API on ${o.socket ?? apiSocket(rt)} (docs/api.md)\n`);
+      const autostart = o.autostart
+        ? server
+            .autostart(jobs, (r) =>
+              process.stderr.write(
+                r.outcome.ok ? `paene: autostart: started '${r.name}'\n` : `paene: autostart: ${r.name}: ${r.outcome.error.message}\n`,
+              ),
+            )
+            .then((all) => {
+              const failed = all.filter((r) => !r.outcome.ok).length;
+              process.stderr.write(`paene: autostart: ${all.length - failed} started${failed ? `, ${failed} failed` : ''}\n`);
+            })
+        : undefined;
       await new Promise<void>((resolve) => {
         process.once('SIGINT', resolve);
         process.once('SIGTERM', resolve);
       });
+      await autostart; // the starts under way finish before the service goes
       await server.close();
     });
 }
