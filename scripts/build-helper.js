@@ -16,14 +16,14 @@ fs.mkdirSync(genDir, { recursive: true });
 
 // the messages: every export of dist/proto/*.js that has name and keys (a TokenMessage)
 // and every list of answer codes (a ReplyCodes: name and codes)
-const { cHeader, cCodesHeader } = await import(pathToFileURL(path.join(root, 'dist/proto/tokens.js')).href);
+const { cHeader, cCodesHeader, cConstantsHeader } = await import(pathToFileURL(path.join(root, 'dist/proto/tokens.js')).href);
 for (const f of fs.readdirSync(path.join(root, 'dist/proto')).filter((x) => x.endsWith('.js') && x !== 'tokens.js')) {
   const mod = await import(pathToFileURL(path.join(root, 'dist/proto', f)).href);
   for (const msg of Object.values(mod)) {
-    if (!msg || typeof msg !== 'object' || !('name' in msg) || !('keys' in msg || 'codes' in msg)) continue;
+    if (!msg || typeof msg !== 'object' || !('name' in msg) || !('keys' in msg || 'codes' in msg || 'constants' in msg)) continue;
     const file = path.join(genDir, `${msg.name}.h`);
     const source = `src/proto/${f.replace(/\.js$/, '.ts')}`;
-    const text = 'keys' in msg ? cHeader(msg, source) : cCodesHeader(msg, source);
+    const text = 'keys' in msg ? cHeader(msg, source) : 'codes' in msg ? cCodesHeader(msg, source) : cConstantsHeader(msg, source);
     // written only when it changed, so an unchanged message rebuilds nothing
     if (!fs.existsSync(file) || fs.readFileSync(file, 'utf8') !== text) fs.writeFileSync(file, text);
   }
@@ -51,6 +51,7 @@ const PROGRAMS = {
   'paene-helper': ['paene-helper.c', 'forkbackoff.c', 'sockattach.c'],
   paene: ['paene-front.c'],
   'paene-init': ['paene-init.c'],
+  'paene-log': ['paene-log.c'],
   'paene-runc': ['paene-runc.c'],
   'paene-oci': ['paene-oci.c'],
   'paene-iothrottle': ['paene-iothrottle.c'],

@@ -1,5 +1,6 @@
 // Lifecycle verbs: create, start, exec, enter, stop, destroy, list, status, ps.
 
+import os from 'node:os';
 import { type Command, Option } from 'commander';
 import { type CapSpec, makeCapSpec, parseCcap, validateCcaps } from '../model/caps.js';
 import { DEFAULT_LIMITS, limitWarnings, mergeLimits } from '../model/limits.js';
@@ -15,6 +16,7 @@ import { formatTable, printJson } from './format.js';
 import { addNetOptions, netCell, netSpecOf } from './net.js';
 import { type ManyOptions, type Outcome, addManyOptions, jobsOf, namesOf, report, runMany } from './many.js';
 import { eachBounded, expandTemplate } from '../model/names.js';
+import { type MainSpec, describeMain, parseInit, parseRestart, validateMain, LOG_BYTES_MIN } from '../model/service.js';
 
 function collect(v: string, prev: string[]): string[] {
   return [...prev, v];
@@ -60,6 +62,88 @@ function parseEnv(list: string[]): Record<string, string> {
   return env;
 }
 
+/** A command line split as a shell would (quotes and backslashes; no expansions): `--cmd 'httpd -f -p 80'`. */
+export function splitCommand(line: string): string[] {
+  const out: string[] = [];
+  let cur = '';
+  let has = false;
+  for (let i = 0; i < line.length; i++) {
+    const c = line[i] as string;
+    if (c === "'") {
+      const j = line.indexOf("'", i + 1);
+      if (j < 0) throw new PaeneError('invalid-argument', `--cmd: unterminated ' in ${JSON.stringify(line)}`);
+      cur += line.slice(i + 1, j);
+      has = true;
+      i = j;
+    } else if (c === '"') {
+      let j = i + 1;
+      for (; j < line.length && line[j] !== '"'; j++) {
+        if (line[j] === '\\' && j + 1 < line.length && '"\\$`'.includes(line[j + 1] as string)) j++;
+        cur += line[j];
+      }
+      if (j >= line.length) throw new PaeneError('invalid-argument', `--cmd: unterminated " in ${JSON.stringify(line)}`);
+      has = true;
+      i = j;
+    } else if (c === '\\' && i + 1 < line.length) {
+      cur += line[++i];
+      has = true;
+    } else if (/\s/.test(c)) {
+      if (has) out.push(cur);
+      cur = '';
+      has = false;
+    } else {
+      cur += c;
+      has = true;
+    }
+  }
+  if (has) out.push(cur);
+  if (out.length === 0) throw new PaeneError('invalid-argument', '--cmd: an empty command (use --no-cmd for none)');
+  return out;
+}
+
+/** The words after `--` on the command line (create's main process), if any. */
+function commandAfterDashes(cmd: Command): string[] | undefined {
+  const raw = (cmd.parent as (Command & { rawArgs?: string[] }) | null)?.rawArgs ?? process.argv;
+  const at = raw.indexOf('create');
+  const dd = raw.indexOf('--', at < 0 ? 0 : at);
+  return dd < 0 ? undefined : raw.slice(dd + 1);
+}
+
+/** create's main-process options as a config's `main` (undefined: the image's default). */
+function mainFrom(o: Record<string, unknown>, tail: string[] | undefined): MainSpec | 'none' | undefined {
+  if (o.cmd === false) {
+    if (tail?.length) throw new PaeneError('invalid-argument', '--no-cmd and a command after -- contradict each other');
+    return 'none';
+  }
+  if (typeof o.cmd === 'string' && tail?.length)
+    throw new PaeneError('invalid-argument', 'give the command with --cmd or after --, not both');
+  const argv = typeof o.cmd === 'string' ? splitCommand(o.cmd) : tail?.length ? tail : undefined;
+  const env = parseEnv((o.env as string[] | undefined) ?? []);
+  const spec: MainSpec = {
+    ...(argv ? { argv } : {}),
+    ...(Object.keys(env).length ? { env } : {}),
+    ...(o.workdir !== undefined ? { cwd: o.workdir as string } : {}),
+    ...(o.user !== undefined ? { user: o.user as string } : {}),
+  };
+  return Object.keys(spec).length ? validateMain(spec, 'create') : undefined;
+}
+
+/** A signal by name (KILL, SIGKILL) or number. */
+function parseSignal(v: string): NodeJS.Signals | number {
+  if (/^\d{1,2}$/.test(v) && Number(v) >= 1 && Number(v) <= 64) return Number(v);
+  const name = (v.toUpperCase().startsWith('SIG') ? v.toUpperCase() : `SIG${v.toUpperCase()}`) as NodeJS.Signals;
+  if (!(name in os.constants.signals)) throw new PaeneError('invalid-argument', `--signal: unknown signal '${v}'`);
+  return name;
+}
+
+const mainCell = (s: ContextStatus) => {
+  const m = s.main;
+  if (!m) return '-';
+  if (!m.state) return 'not started';
+  const how = m.state === 'exited' ? `exited ${m.code ?? 0}` : m.state === 'killed' ? `killed ${m.signal ?? ''}` : m.state;
+  return m.restarts ? `${how} (${m.restarts}x)` : how;
+};
+
 const statusColumns = [
   { header: 'NAME', get: (s: ContextStatus) => s.name },
   { header: 'XID', get: (s: ContextStatus) => s.xid, align: 'right' as const },
@@ -69,6 +153,7 @@ const statusColumns = [
   { header: 'IMAGE', get: (s: ContextStatus) => s.image },
   { header: 'HOSTNAME', get: (s: ContextStatus) => s.hostname },
   { header: 'NET', get: (s: ContextStatus) => netCell(s.net) },
+  { header: 'MAIN', get: mainCell },
 ];
 
 export function registerContextCommands(program: Command): void {
@@ -95,6 +180,30 @@ export function registerContextCommands(program: Command): void {
         .option('--cap-add <cap>', 'keep this capability too (repeatable; e.g. NET_RAW)', collect, [])
         .option('--cap-drop <cap>', 'drop this capability too (repeatable)', collect, [])
         .option('--ccap <ccap>', 'grant a context capability (repeatable; see `paene caps --help`)', collect, [])
+        .option(
+          '--cmd <command>',
+          "its main process, run at start and kept by its init (quoted as a shell would; or give it after --); default: the image's Entrypoint + Cmd",
+        )
+        .option('--no-cmd', 'no main process, even if the image has a Cmd: its init runs alone')
+        .option('-e, --env <KEY=VALUE>', "the main process's environment, over the image's Env (repeatable)", collect, [])
+        .option('-w, --workdir <dir>', "the main process's working directory (default: the image's WorkingDir, else /)")
+        .option(
+          '-u, --user <user>',
+          "the main process's user: UID[:GID] or NAME[:GROUP] of the image's /etc/passwd (default: the image's User, else root)",
+        )
+        .option(
+          '--restart <policy>',
+          'when its main process ends: no, on-failure[:N] (at most N restarts), always, unless-stopped (with a growing delay)',
+          'no',
+        )
+        .option('--log-size <size>', "rotate the main process's log at this size (e.g. 10M)", '10M')
+        .option('--log-keep <n>', 'rotated log files kept', '1')
+        .option('--autostart [order]', '`paene autostart` starts it (as the host boots); lower orders first (default 0)')
+        .option(
+          '--init <init>',
+          "pid 1: paene (its small init, which runs the main process) or guest (the guest's /sbin/init boots it), or a path in the guest",
+          'paene',
+        )
         .option('--disk <size>', 'space limit of its private layer, e.g. 5G (its own sparse filesystem: overbooking is allowed)')
         .option('--inodes <n>', 'inode limit of its private layer (with --disk)')
         .option('--start', 'start each context once it is created (one call for a whole set: create --count 1000 --start)')
@@ -109,10 +218,12 @@ export function registerContextCommands(program: Command): void {
     )
     .action(async (args: string[], o: Record<string, unknown>, cmd: Command) => {
       const rt = runtimeOf(cmd);
-      let names = args;
+      const tail = commandAfterDashes(cmd);
+      let names = tail?.length ? args.slice(0, args.length - tail.length) : args;
+      if (names.length === 0) throw new PaeneError('invalid-argument', 'name the context before the -- of its command');
       if (o.count !== undefined) {
-        if (args.length !== 1) throw new PaeneError('invalid-argument', '--count takes one name template (e.g. web%d)');
-        names = expandTemplate(args[0] as string, parseCount(o.count as string, '--count', 1));
+        if (names.length !== 1) throw new PaeneError('invalid-argument', '--count takes one name template (e.g. web%d)');
+        names = expandTemplate(names[0] as string, parseCount(o.count as string, '--count', 1));
       }
       if (names.length > 1 && o.xid !== undefined)
         throw new PaeneError('invalid-argument', '--xid names one context; leave it out to give each the lowest free xid');
@@ -136,7 +247,15 @@ export function registerContextCommands(program: Command): void {
         limits,
         disk: diskFrom(o),
         net: explicit || !unsupported ? net : undefined,
+        main: mainFrom(o, tail),
+        restart: parseRestart(o.restart as string),
+        log: { maxBytes: parseSize(o.logSize as string, '--log-size'), keep: parseCount(o.logKeep as string, '--log-keep', 0) },
+        ...(o.autostart !== undefined
+          ? { autostart: { order: o.autostart === true ? 0 : parseCount(o.autostart as string, '--autostart', 0) } }
+          : {}),
+        init: parseInit(o.init as string),
       };
+      if (spec.log.maxBytes < LOG_BYTES_MIN) throw new PaeneError('invalid-argument', `--log-size must be at least ${LOG_BYTES_MIN} bytes`);
       const jobs = jobsOf(o as ManyOptions); // checked before anything is created
       const results = await rt.createEach(names.map((name) => ({ ...spec, name })));
       const many = names.length > 1 || o.count !== undefined;
@@ -231,6 +350,45 @@ export function registerContextCommands(program: Command): void {
 
   addManyOptions(
     program
+      .command('restart')
+      .description('Stop and start contexts again: their main process (or guest init) starts afresh')
+      .argument('[names...]', 'context names or patterns (web*)')
+      .option('-t, --timeout <seconds>', 'seconds to wait before SIGKILL', '10')
+      .option('--json', 'print the status as JSON'),
+  ).action(async (names: string[], o: ManyOptions & { timeout: string }, cmd: Command) => {
+    const t = Number(o.timeout);
+    if (!Number.isFinite(t) || t < 0) throw new PaeneError('invalid-argument', `--timeout must be a number of seconds, got '${o.timeout}'`);
+    const rt = runtimeOf(cmd);
+    await runMany(
+      rt,
+      names,
+      o,
+      (n) => rt.restart(n, { timeoutMs: t * 1000 }),
+      (n, s) => `restarted context '${n}' (init pid ${s.pid} on the host)`,
+    );
+  });
+
+  addManyOptions(
+    program
+      .command('kill')
+      .description("Send a signal to contexts' main processes (their restart policy applies); with --init guest, to the guest's init")
+      .argument('[names...]', 'context names or patterns (web*)')
+      .option('-s, --signal <signal>', 'signal name or number (KILL, SIGTERM, 9)', 'TERM')
+      .option('--json', 'print JSON'),
+  ).action(async (names: string[], o: ManyOptions & { signal: string }, cmd: Command) => {
+    const sig = parseSignal(o.signal);
+    const rt = runtimeOf(cmd);
+    await runMany(
+      rt,
+      names,
+      o,
+      async (n) => rt.kill(n, sig),
+      (n, r) => `sent ${o.signal} to '${n}' (host pid ${r.pid})`,
+    );
+  });
+
+  addManyOptions(
+    program
       .command('destroy')
       .description('Remove contexts: stop each if it runs, then delete its cgroups, private layer and config')
       .argument('[names...]', 'context names or patterns (web*)')
@@ -307,7 +465,18 @@ export function registerContextCommands(program: Command): void {
       (_n, s) =>
         Object.entries(s)
           .filter(([, v]) => v !== undefined)
-          .map(([k, v]) => `${k.padEnd(10)} ${k === 'net' ? netCell(s.net) : k === 'netGaps' ? (v as string[]).join('; ') : v}`)
+          .map(
+            ([k, v]) =>
+              `${k.padEnd(10)} ${
+                k === 'net'
+                  ? netCell(s.net)
+                  : k === 'netGaps'
+                    ? (v as string[]).join('; ')
+                    : k === 'main' && s.main
+                      ? `${s.main.argv.join(' ')} (restart ${s.main.restart}): ${s.main.state ? describeMain({ ...s.main, state: s.main.state, restarts: s.main.restarts ?? 0, at: s.main.at ?? '' }) : 'not started'}`
+                      : v
+              }`,
+          )
           .join('\n'),
       (n, s) => ({ ...s, config: rt.config(n) }),
     );

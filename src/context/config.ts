@@ -6,6 +6,18 @@ import { PaeneError } from '../model/errors.js';
 import { XID_MAX, XID_MIN, parseXid, validateName } from '../model/names.js';
 import { DEFAULT_LIMITS, type ResourceLimits, validateLimits } from '../model/limits.js';
 import { DEFAULT_NET_MODE, type NetSpec, hostModeRefusal, validateNetSpec } from '../net/model.js';
+import {
+  type Autostart,
+  type InitSpec,
+  type LogSpec,
+  type MainSpec,
+  type RestartPolicy,
+  validateAutostart,
+  validateInit,
+  validateLog,
+  validateMain,
+  validateRestart,
+} from '../model/service.js';
 
 export { NAME_RE, XID_MAX, XID_MIN, parseXid, validateName } from '../model/names.js';
 
@@ -26,6 +38,16 @@ export interface ContextConfig {
   disk?: DiskLimit;
   /** its network: model and owned addresses (docs/network.md) */
   net: NetSpec;
+  /** the main process run at start (docs/services.md); absent: the image's Entrypoint + Cmd if it has one; 'none': nothing */
+  main?: MainSpec | 'none';
+  /** what happens when the main process exits (absent: no restart) */
+  restart?: RestartPolicy;
+  /** the main process's log on the host (absent: the default size) */
+  log?: LogSpec;
+  /** started by `paene autostart` */
+  autostart?: Autostart;
+  /** pid 1 (absent: paene's init) */
+  init?: InitSpec;
 }
 
 export interface DiskLimit {
@@ -57,6 +79,11 @@ export interface NewContext {
   limits?: ResourceLimits;
   disk?: DiskLimit;
   net?: NetSpec;
+  main?: MainSpec | 'none';
+  restart?: RestartPolicy;
+  log?: LogSpec;
+  autostart?: Autostart;
+  init?: InitSpec;
   now?: Date;
 }
 
@@ -76,6 +103,22 @@ export function newConfig(c: NewContext): ContextConfig {
       validateNetSpec(c.net ?? { mode: DEFAULT_NET_MODE, addresses: [], publish: [] }, 'network'),
       c.caps ?? DEFAULT_CAP_SPEC,
     ),
+    ...serviceFields(c, 'create'),
+  };
+}
+
+/** The guest-service fields of a config, each checked (absent ones stay absent). */
+function serviceFields(o: Partial<Record<'main' | 'restart' | 'log' | 'autostart' | 'init', unknown>>, where: string) {
+  const init = o.init === undefined ? undefined : validateInit(o.init, `${where}: init`);
+  const main = o.main === undefined ? undefined : o.main === 'none' ? ('none' as const) : validateMain(o.main, `${where}: main`);
+  if (init?.kind === 'guest' && main !== undefined && main !== 'none')
+    throw new PaeneError('invalid-argument', `${where}: a guest init runs the guest's services itself: give it no main process (--cmd)`);
+  return {
+    ...(main !== undefined ? { main } : {}),
+    ...(o.restart !== undefined ? { restart: validateRestart(o.restart, `${where}: restart`) } : {}),
+    ...(o.log !== undefined ? { log: validateLog(o.log, `${where}: log`) } : {}),
+    ...(o.autostart !== undefined ? { autostart: validateAutostart(o.autostart, `${where}: autostart`) } : {}),
+    ...(init !== undefined && init.kind !== 'paene' ? { init } : {}),
   };
 }
 
@@ -122,6 +165,7 @@ export function validateConfig(x: unknown, where: string): ContextConfig {
     ...(o.disk !== undefined ? { disk: validateDisk(o.disk, `${where}: disk`) } : {}),
     // Configs written before network contexts existed get the default mode; start assigns the address.
     net: validateNetSpec(o.net ?? { mode: DEFAULT_NET_MODE, addresses: [], publish: [] }, `${where}: net`),
+    ...serviceFields(o, where),
   };
 }
 

@@ -11,6 +11,7 @@ import { nativePath } from './package.js';
 import { EXEC_PLAN } from '../proto/exec-plan.js';
 import { HELPER_REQUEST } from '../proto/helper-request.js';
 import { HELPER_ERRORS } from '../proto/helper-reply.js';
+import { INIT_PLAN, LOG_PLAN } from '../proto/main-process.js';
 import { encodeMessage, flagArgs, parseReply, type Entry } from '../proto/tokens.js';
 
 export { nativePath, packageRoot } from './package.js';
@@ -52,6 +53,45 @@ export interface StartRequest {
   landlockScoped?: number;
   /** scheduling policy and custom slice of the context's processes (its latency class); absent: the kernel's */
   sched?: Sched;
+  /** a main process for the init to run and restart, and its log writer on the host */
+  main?: MainLaunch;
+}
+
+/** The main process as its init and its log writer get it (proto/main-process.ts): everything decided here. */
+export interface MainLaunch {
+  argv: string[];
+  env: string[];
+  cwd: string;
+  uid: number;
+  gid: number;
+  restart: 'no' | 'on-failure' | 'always';
+  /** on-failure: restarts before it gives up; 0: no bound */
+  maxRestarts: number;
+  backoff: { firstMs: number; maxMs: number; resetAfterMs: number };
+  log: { prog: string; dir: string; maxBytes: number; keep: number; stream: 'stdout' | 'console' };
+}
+
+/** paene-init's command line after its name (INIT_PLAN, then `--` and the command). */
+export function initPlanWords(m: MainLaunch): string[] {
+  const e: Entry[] = [
+    ['--restart', m.restart],
+    ['--max-restarts', String(m.maxRestarts)],
+    ['--backoff', String(m.backoff.firstMs), String(m.backoff.maxMs), String(m.backoff.resetAfterMs)],
+    ['--uid', String(m.uid)],
+    ['--gid', String(m.gid)],
+    ['--cwd', m.cwd],
+  ];
+  return [...flagArgs(INIT_PLAN, e), '--', ...m.argv];
+}
+
+/** paene-log's command line after its name (LOG_PLAN). */
+export function logPlanWords(l: MainLaunch['log']): string[] {
+  return flagArgs(LOG_PLAN, [
+    ['--dir', l.dir],
+    ['--max-bytes', String(l.maxBytes)],
+    ['--keep', String(l.keep)],
+    ['--stream', l.stream],
+  ]);
 }
 
 export interface Sched {
@@ -85,6 +125,12 @@ export function startArgs(r: StartRequest): string[] {
   if (r.landlockScoped) e.push(['--landlock-scoped', r.landlockScoped.toString(16)]);
   if (r.sched) e.push(['--sched', schedArg(r.sched)]);
   if (r.init) e.push(['--init', r.init]);
+  if (r.main) {
+    for (const w of initPlanWords(r.main)) e.push(['--init-arg', w]);
+    for (const v of r.main.env) e.push(['--init-env', v]);
+    e.push(['--log-prog', r.main.log.prog]);
+    for (const w of logPlanWords(r.main.log)) e.push(['--log-arg', w]);
+  }
   return ['start', ...flagArgs(HELPER_REQUEST, e)];
 }
 

@@ -53,6 +53,16 @@ export class Layout {
     return path.join(this.contextDir(name), 'state.json');
   }
   /** A running context's exec plan for the native front door (kernel/helper.ts execPlanBytes). */
+  /** the main process's log (main.log, rotated main.log.1...) and its state (main.state), written by paene-log */
+  logDir(name: string): string {
+    return path.join(this.contextDir(name), 'log');
+  }
+
+  /** written by a user's `stop`, removed by `start`: `--restart unless-stopped` is not autostarted */
+  stoppedMark(name: string): string {
+    return path.join(this.contextDir(name), 'stopped-by-user');
+  }
+
   execPlanFile(name: string): string {
     return path.join(this.contextDir(name), 'exec.plan');
   }

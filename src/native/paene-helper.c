@@ -78,8 +78,10 @@
 #include "helper_request.h" /* generated from src/proto/helper-request.ts */
 #include "helper_error.h"   /* generated from src/proto/helper-reply.ts */
 #include "sockattach.h"
+#include "main_fds.h" /* generated from src/proto/main-process.ts */
 
 #define MAX_LIST 64
+#define MAX_WORDS 4096 /* a main process's command line and environment */
 
 /* ---------------------------------------------------------------- errors */
 
@@ -155,6 +157,15 @@ struct spec {
   int have_sched;
   uint32_t sched_policy;
   uint64_t sched_slice_ns;
+  /* start: the init's command line after its name (init_plan words, carried untouched) and its environment */
+  const char *init_args[MAX_WORDS];
+  int ninit_args;
+  const char *init_envs[MAX_WORDS];
+  int ninit_envs;
+  /* start: paene-log on the host and its command line (log_plan words, carried untouched) */
+  const char *log_prog;
+  const char *log_args[MAX_LIST];
+  int nlog_args;
   /* exec only */
   pid_t pid;
   const char *cwd;
@@ -169,6 +180,11 @@ struct spec {
 
 static void push(const char **list, int *n, const char *v, const char *flag) {
   if (*n >= MAX_LIST) die("too many %s flags", flag);
+  list[(*n)++] = v;
+}
+
+static void push_word(const char **list, int *n, const char *v, const char *flag) {
+  if (*n >= MAX_WORDS) die("too many %s flags", flag);
   list[(*n)++] = v;
 }
 
@@ -229,6 +245,10 @@ static void parse_spec(int argc, char **argv, struct spec *s) {
       break;
     }
     case HELPER_REQUEST___TTY: s->tty = 1; break;
+    case HELPER_REQUEST___INIT_ARG: push_word(s->init_args, &s->ninit_args, v, a); break;
+    case HELPER_REQUEST___INIT_ENV: push_word(s->init_envs, &s->ninit_envs, v, a); break;
+    case HELPER_REQUEST___LOG_PROG: s->log_prog = v; break;
+    case HELPER_REQUEST___LOG_ARG: push(s->log_args, &s->nlog_args, v, a); break;
     case HELPER_REQUEST_KEYS: break;
     }
   }
@@ -273,6 +293,10 @@ static int echo_request(int argc, char **argv) {
   if (s.cwd) FV(HELPER_REQUEST___CWD, "%s", s.cwd);
   if (s.have_user) F(HELPER_REQUEST___USER), proto_put(&o, "%u:%u", (unsigned)s.uid, (unsigned)s.gid);
   if (s.tty) F(HELPER_REQUEST___TTY);
+  for (int i = 0; i < s.ninit_args; i++) FV(HELPER_REQUEST___INIT_ARG, "%s", s.init_args[i]);
+  for (int i = 0; i < s.ninit_envs; i++) FV(HELPER_REQUEST___INIT_ENV, "%s", s.init_envs[i]);
+  if (s.log_prog) FV(HELPER_REQUEST___LOG_PROG, "%s", s.log_prog);
+  for (int i = 0; i < s.nlog_args; i++) FV(HELPER_REQUEST___LOG_ARG, "%s", s.log_args[i]);
   if (s.cmd) {
     proto_put(&o, "--");
     for (char **c = s.cmd; *c; c++) proto_put(&o, "%s", *c);
@@ -907,11 +931,57 @@ static void run_init(void) {
  * fork the init, wait for it to report that its root is ready, answer the
  * requester with the init's host pid.
  */
+/*
+ * The main process's log writer: three pipes (stdout, stderr, events), their
+ * read ends handed to paene-log, forked here on the host (outside the
+ * context's namespaces and cgroups, in a session of its own, so neither the
+ * guest nor the monitor's end stops it; it exits when every write end is
+ * closed). The write ends are returned, moved out of the way, for the init.
+ */
+static void start_logger(const struct spec *s, int conn, int w[3]) {
+  int p[3][2];
+  for (int i = 0; i < 3; i++)
+    if (pipe2(p[i], O_CLOEXEC) != 0) die("pipe: %s", strerror(errno));
+  pid_t pid = fork();
+  if (pid < 0) die("fork: %s", strerror(errno));
+  if (pid == 0) {
+    setsid();
+    close(conn);
+    signal(SIGCHLD, SIG_DFL);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    int r[3];
+    for (int i = 0; i < 3; i++) r[i] = fcntl(p[i][0], F_DUPFD, 100);
+    stdio_to_null();
+    if (dup2(r[0], LOG_FD_OUT) < 0 || dup2(r[1], LOG_FD_ERR) < 0 || dup2(r[2], LOG_FD_EVENTS) < 0) _exit(126);
+    close_fds_from(LOG_FD_EVENTS + 1);
+    const char *largv[MAX_LIST + 2];
+    int n = 0;
+    largv[n++] = "paene-log";
+    for (int i = 0; i < s->nlog_args; i++) largv[n++] = s->log_args[i];
+    largv[n] = NULL;
+    char *lenv[] = {NULL};
+    execve(s->log_prog, (char **)largv, lenv);
+    _exit(127);
+  }
+  for (int i = 0; i < 3; i++) {
+    close(p[i][0]);
+    w[i] = fcntl(p[i][1], F_DUPFD_CLOEXEC, 100);
+    if (w[i] < 0) die("dup: %s", strerror(errno));
+    close(p[i][1]);
+  }
+}
+
 static void handle_start(int conn, int argc, char **argv) {
   struct spec s;
   report_fd = conn;
   parse_spec(argc, argv, &s);
   int lastcap = last_cap();
+  /* A main process: its log writer first, so nothing it prints before the first read is lost. */
+  int logw[3] = {-1, -1, -1};
+  if (s.ninit_args > 0 && !s.init_path) die("a main process needs --init");
+  if (s.log_prog) start_logger(&s, conn, logw);
   attach_sock_programs(&s);
   join_cgroups(&s);
   /* After joining the cgroups: the cgroup namespace makes them the guest's "/". */
@@ -959,10 +1029,21 @@ static void handle_start(int conn, int argc, char **argv) {
     if (init_fd >= 0) {
       /* Become the small init (no copy of the monitor's memory kept alive); if that fails, be it ourselves. */
       if (dup2(init_fd, 3) == 3) {
-        close_fds_from(4);
+        int keep = 4;
+        if (logw[0] >= 0) {
+          /* the log pipes' write ends, where the init plan's reader expects them */
+          if (dup2(logw[0], INIT_FD_OUT) < 0 || dup2(logw[1], INIT_FD_ERR) < 0 || dup2(logw[2], INIT_FD_EVENTS) < 0) _exit(125);
+          keep = INIT_FD_EVENTS + 1;
+        }
+        close_fds_from(keep);
         fcntl(3, F_SETFD, FD_CLOEXEC); /* the copy is not left open in the init */
-        char *iargv[] = {(char *)(s.init_name ? s.init_name : "paene-init"), NULL};
-        char *ienv[] = {NULL};
+        static char *iargv[MAX_WORDS + 2], *ienv[MAX_WORDS + 1];
+        int n = 0;
+        iargv[n++] = (char *)(s.init_name ? s.init_name : "paene-init");
+        for (int i = 0; i < s.ninit_args; i++) iargv[n++] = (char *)s.init_args[i];
+        iargv[n] = NULL;
+        for (int i = 0; i < s.ninit_envs; i++) ienv[i] = (char *)s.init_envs[i];
+        ienv[s.ninit_envs] = NULL;
         syscall(SYS_execveat, 3, "", iargv, ienv, AT_EMPTY_PATH);
       }
     }
@@ -1198,8 +1279,9 @@ static int monitor_main(int argc, char **argv) {
      (at most every 10 s). */
   double last_sweep = 0, sweep_every = 1000;
   int quitting = 0, sigchld = 0;
-  static char reqbuf[65536];
-  char *rargv[1024];
+  /* a start request carries a main process's command line and environment too */
+  static char reqbuf[1 << 20];
+  static char *rargv[MAX_WORDS * 2 + 1024];
   for (;;) {
     struct pollfd fds[2] = {{ls, POLLIN, 0}, {sfd, POLLIN, 0}};
     int r = poll(fds, 2, backoff_tick(1000));
@@ -1218,7 +1300,7 @@ static int monitor_main(int argc, char **argv) {
     if (fds[0].revents & POLLIN) {
       int conn = accept4(ls, NULL, NULL, SOCK_CLOEXEC);
       if (conn >= 0) {
-        int n = read_request(conn, reqbuf, sizeof reqbuf, rargv, 1023);
+        int n = read_request(conn, reqbuf, sizeof reqbuf, rargv, (int)(sizeof rargv / sizeof *rargv) - 1);
         if (n <= 0) {
           reply_err(conn, HELPER_ERROR_MALFORMED, "malformed request");
         } else if (!strcmp(rargv[0], "ping")) {

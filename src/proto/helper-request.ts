@@ -33,6 +33,18 @@ export const HELPER_REQUEST: TokenMessage = {
     { key: '--rw', values: ['path'], doc: 'a writable hole in a read-only path' },
     { key: '--lo-up', values: [], doc: "bring the new network namespace's loopback up" },
     { key: '--bpf-cgroup', values: ['dir'], doc: 'the cgroup v2 directory the sock_addr programs are attached to' },
+    {
+      key: '--init-arg',
+      values: ['word'],
+      doc: "a word of the init's command line after its name (init_plan, carried untouched; repeated)",
+    },
+    { key: '--init-env', values: ['k=v'], doc: "the init's environment: its main process's (repeated)" },
+    { key: '--log-prog', values: ['path'], doc: "paene-log: run on the host with the read ends of the main process's pipes" },
+    {
+      key: '--log-arg',
+      values: ['word'],
+      doc: "a word of paene-log's command line after its name (log_plan, carried untouched; repeated)",
+    },
     { key: '--bpf-prog', values: ['type=hex'], doc: 'a sock_addr program (repeated)' },
     // exec
     { key: '--pid', values: ['pid'], doc: 'the init whose namespaces are joined' },

@@ -163,3 +163,23 @@ export function cCodesHeader(codes: ReplyCodes, source: string): string {
     '',
   ].join('\n');
 }
+
+/** Numbers both languages use outside a message (e.g. where a descriptor is): described once, generated into C as defines. */
+export interface ProtoConstants {
+  readonly name: string;
+  readonly doc: string;
+  readonly constants: Readonly<Record<string, number>>;
+}
+
+export function cConstantsHeader(c: ProtoConstants, source: string): string {
+  const P = cIdent(c.name);
+  return [
+    `/* Generated from ${source} by scripts/build-helper.js: do not edit. */`,
+    `/* ${c.doc} */`,
+    `#ifndef GEN_${P}_H`,
+    `#define GEN_${P}_H`,
+    ...Object.entries(c.constants).map(([k, v]) => `#define ${cIdent(k)} ${v}`),
+    '#endif',
+    '',
+  ].join('\n');
+}

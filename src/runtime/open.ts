@@ -21,6 +21,9 @@ export function storeImageSource(store: ImageStore): ImageSource {
       if (!spec) return { run };
       return { run, user: () => resolveUser(spec, store.readTreeFile(image, 'etc/passwd'), store.readTreeFile(image, 'etc/group')) };
     },
+    resolveUser(image: string, spec: string) {
+      return resolveUser(spec, store.readTreeFile(image, 'etc/passwd'), store.readTreeFile(image, 'etc/group'));
+    },
   };
 }
 

@@ -44,7 +44,9 @@ import { type ImageRunConfig, planProcess } from '../image/ociplan.js';
 import { createDiskImage, mountDiskImage, unmountDiskImage } from '../kernel/diskimage.js';
 import { prepareScratch, releaseScratch, removeScratch, type ScratchLock } from '../kernel/scratch.js';
 import { requireFeatures, requireRoot } from '../kernel/features.js';
-import { HelperRefusal, Monitor, execArgs, execPlanBytes, helperPath, nativePath, startArgs } from '../kernel/helper.js';
+import { HelperRefusal, type MainLaunch, Monitor, execArgs, execPlanBytes, helperPath, nativePath, startArgs } from '../kernel/helper.js';
+import { DEFAULT_LOG, DEFAULT_RESTART, type MainState, RESTART_BACKOFF } from '../model/service.js';
+import { readMainState } from './mainstate.js';
 import { writeFileAtomic } from '../kernel/atomic.js';
 import { allPids, cmdline, innerPid, isAlive, processMemory, readStat } from '../kernel/procfs.js';
 import { guardForks, unguardForks } from './forkbackoff.js';
@@ -53,7 +55,7 @@ import { ContextNetwork } from './network.js';
 import { Layout } from '../kernel/layout.js';
 import { withLock } from './lock.js';
 import { StateStore } from './state.js';
-import { type Claims, addressClaims } from './claims.js';
+import { type Claims, hostAddressClaims } from './claims.js';
 import { XidClaims } from './xids.js';
 
 /** How the runtime gets an image's root filesystem (the image store implements it). */
@@ -62,6 +64,8 @@ export interface ImageSource {
   rootfsOf(image: string): Promise<string>;
   /** How the image says to run it (an imported OCI/docker image's config): the default of exec. */
   defaultsOf?(image: string): ImageDefaults | undefined;
+  /** UID[:GID] or NAME[:GROUP] against the image's /etc/passwd and /etc/group */
+  resolveUser?(image: string, spec: string): { uid: number; gid: number };
 }
 
 export interface ImageDefaults {
@@ -93,6 +97,8 @@ export interface ContextStatus {
   net: NetSpec;
   /** what its network model does not hide or block on this kernel, named rather than left silent */
   netGaps?: string[];
+  /** its main process (docs/services.md): the command, and what the host knows of it; absent: it has none */
+  main?: { argv: string[]; restart: string } & Partial<MainState>;
 }
 
 export interface ProcessInfo {
@@ -148,7 +154,7 @@ export class Runtime {
     this.monitor = new Monitor(path.join(this.layout.root, 'run'));
     this.network = new ContextNetwork(this.layout, this.store);
     this.xids = new XidClaims(this.store);
-    this.addrs = addressClaims(this.store);
+    this.addrs = hostAddressClaims(this.store, this.network); // seen host-wide: no two state roots hand out one address
     this.images = opts.images;
     this.policy = opts.policy ?? { seccomp: () => undefined };
   }
@@ -375,6 +381,9 @@ export class Runtime {
       const cg = this.cgroupOf(name);
       this.network.requirements(config, cg);
       this.prepareLayer(config);
+      const main = this.mainLaunch(config);
+      if (main) fs.mkdirSync(main.log.dir, { recursive: true, mode: 0o700 });
+      fs.rmSync(this.layout.stoppedMark(name), { force: true });
       const makeGroups = () =>
         cg.create(ownControllers(config.limits, limitsVersion(this.cgroupHost)), this.cgroupHost.v1.has('devices') ? DEVICE_RULES : []);
       makeGroups();
@@ -408,6 +417,7 @@ export class Runtime {
                   seccomp: this.policy.seccomp(config),
                   ...this.network.startLaunch(config, cg),
                   sched: launchSched(config),
+                  main,
                 }),
               );
               break;
@@ -464,6 +474,53 @@ export class Runtime {
       this.store.writeConfig(next);
       return next;
     });
+  }
+
+  /**
+   * The main process a start hands the init (docs/services.md): the config's
+   * command (after the image's Entrypoint, as docker run does) or the image's
+   * Entrypoint + Cmd, with the image's Env, WorkingDir and User under the
+   * config's; none when neither names a command, or the guest's init is pid 1.
+   */
+  mainLaunch(config: ContextConfig): MainLaunch | undefined {
+    if (config.main === 'none' || config.init?.kind === 'guest') return undefined;
+    const spec = config.main ?? {};
+    const image = this.images.defaultsOf?.(config.image);
+    const run = image?.run;
+    const argv = spec.argv ? [...(run?.entrypoint ?? []), ...spec.argv] : [...(run?.entrypoint ?? []), ...(run?.cmd ?? [])];
+    if (argv.length === 0) return undefined;
+    const plan = planProcess(run, { argv, env: spec.env, cwd: spec.cwd }, config.image);
+    const userSpec = spec.user ?? plan.user;
+    let user = { uid: 0, gid: 0 };
+    if (userSpec !== undefined) {
+      user = spec.user === undefined && image?.user ? image.user() : this.resolveUser(config.image, userSpec);
+    }
+    const restart = config.restart ?? DEFAULT_RESTART;
+    const log = config.log ?? DEFAULT_LOG;
+    return {
+      argv: plan.argv,
+      env: guestEnv(config, plan.env),
+      cwd: plan.cwd,
+      uid: user.uid,
+      gid: user.gid,
+      restart: restart.mode === 'unless-stopped' ? 'always' : restart.mode,
+      maxRestarts: restart.maxRestarts ?? 0,
+      backoff: RESTART_BACKOFF,
+      log: {
+        prog: nativePath('paene-log'),
+        dir: this.layout.logDir(config.name),
+        maxBytes: log.maxBytes,
+        keep: log.keep,
+        stream: 'stdout',
+      },
+    };
+  }
+
+  private resolveUser(image: string, spec: string): { uid: number; gid: number } {
+    const m = /^(\d+)(?::(\d+))?$/.exec(spec);
+    if (m) return { uid: Number(m[1]), gid: Number(m[2] ?? m[1]) };
+    if (!this.images.resolveUser) throw new PaeneError('invalid-argument', `user '${spec}': names need an image store to look them up`);
+    return this.images.resolveUser(image, spec);
   }
 
   /** The cgroup files a context's config asks for at start, in the order the kernel accepts them. */
@@ -641,7 +698,51 @@ export class Runtime {
   /** Stops the context: SIGTERM to its init, then after `timeoutMs` SIGKILL to all that is left. */
   async stop(name: string, opts: { timeoutMs?: number } = {}): Promise<{ wasRunning: boolean }> {
     requireRoot('stopping a context');
-    return this.withContextLock(name, () => this.stopLocked(name, opts.timeoutMs ?? 10_000));
+    return this.withContextLock(name, async () => {
+      const r = await this.stopLocked(name, opts.timeoutMs ?? 10_000);
+      // A user's stop: `--restart unless-stopped` stays down at the next autostart.
+      fs.writeFileSync(this.layout.stoppedMark(name), `${new Date().toISOString()}\n`);
+      return r;
+    });
+  }
+
+  /** Stops and starts a context again (its main process, or guest init, starts afresh). */
+  async restart(name: string, opts: { timeoutMs?: number } = {}): Promise<ContextStatus> {
+    await this.stop(name, opts);
+    return this.start(name);
+  }
+
+  /**
+   * Sends a signal to a running context's main process (its restart policy
+   * then applies); to its init when the guest's init is pid 1.
+   */
+  kill(name: string, signal: NodeJS.Signals | number): { pid: number } {
+    requireRoot('signalling a context');
+    const config = this.store.readConfig(name);
+    const live = this.store.live(name);
+    if (!live) throw new PaeneError('wrong-state', `context '${name}' is not running`);
+    let target = live.pid;
+    if (config.init?.kind !== 'guest') {
+      const st = readMainState(this.layout.logDir(name));
+      if (!this.mainLaunch(config))
+        throw new PaeneError(
+          'wrong-state',
+          `context '${name}' has no main process (give it one with create --cmd); 'paene stop ${name}' ends it`,
+        );
+      if (st?.state !== 'running' || !st.pid)
+        throw new PaeneError('wrong-state', `the main process of '${name}' is not running (${st ? st.state : 'not started'})`);
+      const host = this.cgroupOf(name)
+        .pids()
+        .find((p) => innerPid(p) === st.pid && readStat(p)?.ppid === live.pid);
+      if (host === undefined) throw new PaeneError('wrong-state', `the main process of '${name}' has just ended`);
+      target = host;
+    }
+    try {
+      process.kill(target, signal);
+    } catch (e) {
+      throw new PaeneError('invalid-argument', `cannot send ${String(signal)} to '${name}': ${(e as Error).message}`);
+    }
+    return { pid: target };
   }
 
   private async stopLocked(name: string, timeoutMs: number): Promise<{ wasRunning: boolean }> {
@@ -699,8 +800,11 @@ export class Runtime {
       });
       // Not rmSync: a destroy of many contexts overlaps their removals (the thread pool) instead of queueing them.
       await fs.promises.rm(doomed, { recursive: true, force: true });
-      // The last context gone: the root's scratch tmpfs goes too (a start mounts it again).
-      if (!this.store.any()) await releaseScratch(this.layout, this.scratchLock);
+      // The last context gone: the root's scratch tmpfs goes too (a start mounts it again), and its host-wide network claims.
+      if (!this.store.any()) {
+        await releaseScratch(this.layout, this.scratchLock);
+        this.network.releaseHostClaims();
+      }
     });
   }
 
@@ -727,6 +831,29 @@ export class Runtime {
       cgroup: `${this.layout.cgroupParent}/${name}`,
       net: config.net,
       netGaps: netGaps(config.net),
+      ...this.mainStatus(config, live !== undefined),
+    };
+  }
+
+  /** The main process's command and state (a stopped context's last run; one that was running when it stopped: stopped). */
+  private mainStatus(config: ContextConfig, running: boolean): Pick<ContextStatus, 'main'> {
+    let launch: MainLaunch | undefined;
+    try {
+      launch = this.mainLaunch(config);
+    } catch {
+      launch = undefined; // an image gone or a user not found: start says why
+    }
+    if (!launch) return {};
+    const restart = config.restart ?? DEFAULT_RESTART;
+    const st = readMainState(this.layout.logDir(config.name));
+    const shown =
+      st && !running && (st.state === 'running' || st.state === 'restarting') ? { ...st, state: 'stopped' as const, pid: undefined } : st;
+    return {
+      main: {
+        argv: launch.argv,
+        restart: restart.maxRestarts === undefined ? restart.mode : `${restart.mode}:${restart.maxRestarts}`,
+        ...(shown ?? {}),
+      },
     };
   }
 

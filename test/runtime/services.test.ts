@@ -1,0 +1,192 @@
+// A context's main process on the real kernel (docs/services.md): run at
+// start by its pid 1 with no exec, its output in the host-side log, its exit
+// recorded, restarted as the policy says, and still running when the
+// monitor that forked it is killed. An imported image's Cmd is the default
+// main process; its service answers on the context's address.
+
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { openImageStore, openRuntime } from '../../src/runtime/open.js';
+import type { ContextStatus, Runtime } from '../../src/runtime/runtime.js';
+import { describeReal, disposeRuntime, PAENE, runCli, tempRoot } from '../helpers.js';
+import { dockerTar } from '../image/ocihelp.js';
+import { collect, streamOf } from '../image/tarhelp.js';
+
+type Main = NonNullable<ContextStatus['main']>;
+
+/** Polls the context's main-process status until `ok` holds (generous: a loaded machine is slow, never wrong). */
+async function waitMain(rt: Runtime, name: string, ok: (m: Main) => boolean, ms = 20_000): Promise<Main> {
+  const end = Date.now() + ms;
+  let last: Main | undefined;
+  while (Date.now() < end) {
+    last = rt.status(name).main;
+    if (last && ok(last)) return last;
+    await sleep(50);
+  }
+  throw new Error(`main process of ${name} never got there; last: ${JSON.stringify(last)}`);
+}
+
+function logText(root: string, name: string): string {
+  try {
+    return fs.readFileSync(path.join(root, 'contexts', name, 'log', 'main.log'), 'utf8');
+  } catch {
+    return '';
+  }
+}
+
+async function waitLog(root: string, name: string, re: RegExp, ms = 20_000): Promise<string> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    const t = logText(root, name);
+    if (re.test(t)) return t;
+    await sleep(50);
+  }
+  throw new Error(`log of ${name} never matched ${re}: ${logText(root, name).slice(-500)}`);
+}
+
+function httpGet(host: string, port: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const s = net.connect({ host, port }, () => s.write('GET / HTTP/1.0\r\n\r\n'));
+    let data = '';
+    s.setTimeout(10_000, () => s.destroy(new Error('timeout')));
+    s.on('data', (d) => (data += d.toString()));
+    s.on('end', () => resolve(data));
+    s.on('error', reject);
+  });
+}
+
+describeReal('a context runs its guest services', () => {
+  let root: string;
+  let rt: Runtime;
+
+  beforeAll(async () => {
+    root = tempRoot('svc');
+    rt = openRuntime(root);
+  }, 240_000);
+
+  afterAll(() => disposeRuntime(rt, root));
+
+  it('runs the command at start with no exec; its stdout and stderr are in the log; an exit is recorded', async () => {
+    await rt.create({ name: 'svc-once', image: 'base', main: { argv: ['sh', '-c', 'echo out-line; echo err-line >&2; exit 3'] } });
+    await rt.start('svc-once');
+    const m = await waitMain(rt, 'svc-once', (x) => x.state === 'exited');
+    expect(m.code).toBe(3);
+    expect(m.restarts).toBe(0);
+    const log = await waitLog(root, 'svc-once', /err-line/);
+    expect(log).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z stdout F out-line$/m);
+    expect(log).toMatch(/ stderr F err-line$/m);
+    // the context runs on (its init), as a vserver does: exec still works
+    expect((await rt.execCapture('svc-once', ['echo', 'still-here'], { timeoutMs: 20_000 })).stdout).toBe('still-here\n');
+    await rt.stop('svc-once');
+  });
+
+  it('--restart always: a main process killed from inside comes back; the restarts are counted', async () => {
+    await rt.create({ name: 'svc-always', image: 'base', main: { argv: ['sleep', '1000'] }, restart: { mode: 'always' } });
+    await rt.start('svc-always');
+    const first = await waitMain(rt, 'svc-always', (x) => x.state === 'running');
+    const r = await rt.execCapture('svc-always', ['kill', '-9', String(first.pid)], { timeoutMs: 20_000 });
+    expect(r.code).toBe(0);
+    const back = await waitMain(rt, 'svc-always', (x) => x.state === 'running' && x.restarts === 1);
+    expect(back.pid).not.toBe(first.pid);
+    // paene kill signals the main process, not the init: the context stays up and the policy restarts it
+    rt.kill('svc-always', 'SIGKILL');
+    await waitMain(rt, 'svc-always', (x) => x.state === 'running' && x.restarts === 2);
+    expect(rt.status('svc-always').state).toBe('running');
+    await rt.stop('svc-always');
+    const after = rt.status('svc-always').main;
+    expect(after?.state === 'killed' || after?.state === 'stopped').toBe(true);
+  });
+
+  it('--restart on-failure:3 gives up after 3 restarts and says so', async () => {
+    await rt.create({
+      name: 'svc-fail',
+      image: 'base',
+      main: { argv: ['sh', '-c', 'echo try; exit 7'] },
+      restart: { mode: 'on-failure', maxRestarts: 3 },
+    });
+    await rt.start('svc-fail');
+    const m = await waitMain(rt, 'svc-fail', (x) => x.state === 'gave-up');
+    expect(m.restarts).toBe(3);
+    expect(m.code).toBe(7);
+    expect(logText(root, 'svc-fail').match(/stdout F try$/gm)?.length).toBe(4);
+    await rt.stop('svc-fail');
+  });
+
+  it('runs as the user named in the guest, and a command that cannot run is reported, not retried silently', async () => {
+    await rt.create({ name: 'svc-user', image: 'base', main: { argv: ['id', '-u'], user: 'nobody' } });
+    await rt.create({ name: 'svc-missing', image: 'base', main: { argv: ['no-such-program'] } });
+    await rt.start('svc-user');
+    await rt.start('svc-missing');
+    await waitLog(root, 'svc-user', /stdout F 65534$/m);
+    const m = await waitMain(rt, 'svc-missing', (x) => x.state === 'failed');
+    expect(m.error).toBe('ENOENT');
+    expect(m.code).toBe(127);
+    await rt.stop('svc-user');
+    await rt.stop('svc-missing');
+  });
+
+  it('killing the monitor stops no main process and loses no line written before', async () => {
+    await rt.create({
+      name: 'svc-mon',
+      image: 'base',
+      main: { argv: ['sh', '-c', 'i=0; while true; do i=$((i+1)); echo "tick $i"; sleep 0.1; done'] },
+    });
+    await rt.start('svc-mon');
+    const m = await waitMain(rt, 'svc-mon', (x) => x.state === 'running');
+    await waitLog(root, 'svc-mon', /tick 3$/m);
+    const monitor = Number(await rt.monitor.request(['ping']));
+    expect(monitor).toBeGreaterThan(1);
+    process.kill(monitor, 'SIGKILL');
+    const before = logText(root, 'svc-mon').match(/tick (\d+)$/gm)?.length ?? 0;
+    await waitLog(root, 'svc-mon', new RegExp(`tick ${before + 5}$`, 'm'));
+    const now = rt.status('svc-mon').main;
+    expect(now?.state).toBe('running');
+    expect(now?.pid).toBe(m.pid);
+    // every line, in order, none lost
+    const ticks = (logText(root, 'svc-mon').match(/tick (\d+)$/gm) ?? []).map((l) => Number(l.split(' ')[1]));
+    expect(ticks).toEqual(ticks.map((_, i) => i + 1));
+    await rt.stop('svc-mon');
+  });
+
+  it("an image's Cmd is the main process: its httpd answers on the context's address right after start", async () => {
+    const store = openImageStore(root);
+    const baseTar = await collect((out) => store.exportTar('base', out));
+    const archive = await dockerTar({
+      layers: [
+        { entries: [], raw: baseTar, compression: 'gzip' },
+        {
+          compression: 'gzip',
+          entries: [
+            { name: 'www/', type: 'directory', mode: 0o755 },
+            { name: 'www/index.html', body: 'served-by-main\n' },
+          ],
+        },
+      ],
+      config: { Cmd: ['httpd', '-f', '-v', '-p', '8080', '-h', '/www'], Env: ['PATH=/usr/sbin:/usr/bin:/sbin:/bin'] },
+    });
+    await store.importTar(streamOf(archive), 'svc-httpd-img');
+    const c = await rt.create({ name: 'svc-web', image: 'svc-httpd-img', restart: { mode: 'always' } });
+    await rt.start('svc-web');
+    await waitMain(rt, 'svc-web', (x) => x.state === 'running');
+    const addr = c.net.addresses[0] as string;
+    let body = '';
+    const end = Date.now() + 20_000;
+    while (Date.now() < end) {
+      body = await httpGet(addr, 8080).catch(() => '');
+      if (body.includes('served-by-main')) break;
+      await sleep(100);
+    }
+    expect(body).toContain('served-by-main');
+    // the CLI shows it, in the table and as JSON
+    const st = runCli(root, ['status', 'svc-web', '--json']);
+    expect(st.code).toBe(0);
+    const json = JSON.parse(st.stdout) as { main: Main };
+    expect(json.main.argv).toEqual(['httpd', '-f', '-v', '-p', '8080', '-h', '/www']);
+    expect(json.main.state).toBe('running');
+    expect(fs.existsSync(PAENE)).toBe(true);
+    await rt.stop('svc-web');
+  });
+});
