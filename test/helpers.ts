@@ -6,8 +6,9 @@ import { type SpawnSyncOptionsWithStringEncoding, spawn, spawnSync } from 'node:
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { describe } from 'vitest';
+import { beforeAll, describe } from 'vitest';
 import type { Runtime } from '../src/runtime/runtime.js';
+import { RUN_ENV, vmStatus, WAIT_MS, waitVm } from './v2/vm.js';
 
 export const isCI = process.env.CI === 'true';
 
@@ -29,6 +30,26 @@ export function describeReal(name: string, fn: () => void): void {
   } else {
     describe.skip(`${name} (skipped: ${why})`, fn);
   }
+}
+
+/**
+ * describeReal() for a file that measures CPU or I/O (shares, latency, throttled rates, holds): it
+ * never runs beside the v2 VM, which boots when the run starts and emulates its CPU beside the other
+ * files (test/v2/vm.ts). Its first hook waits until the VM has ended; vitest.config.ts's sequencer
+ * runs the files that call this after the others, so that wait is usually nil.
+ */
+export function describeMeasuring(name: string, fn: () => void): void {
+  describeReal(name, () => {
+    beforeAll(async () => {
+      const dir = process.env[RUN_ENV];
+      if (!dir || vmStatus(dir)) return;
+      const t0 = Date.now();
+      console.log(`${name}: waiting for the v2 VM to end (it would load the CPU this file measures)`);
+      await waitVm(dir);
+      console.log(`${name}: waited ${((Date.now() - t0) / 1000).toFixed(0)} s for the v2 VM`);
+    }, WAIT_MS + 10_000);
+    fn();
+  });
 }
 
 /** A private state root for one test file; its cgroups get their own `paene-<hash>` parent. */

@@ -10,9 +10,9 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { type ExperimentName, type ResultRow, brokenGuarantees, runExperiment } from '../../src/check/isolation.js';
 import { openRuntime } from '../../src/runtime/open.js';
 import type { Runtime } from '../../src/runtime/runtime.js';
-import { describeReal, tempRoot } from '../helpers.js';
+import { describeMeasuring, tempRoot } from '../helpers.js';
 
-describeReal('isolation suite on the real kernel', () => {
+describeMeasuring('isolation suite on the real kernel', () => {
   let root: string;
   let rt: Runtime;
 

@@ -18,9 +18,9 @@ import { statsRows } from '../../src/runtime/stats.js';
 import { applyLimits } from '../../src/runtime/limits.js';
 import { openRuntime } from '../../src/runtime/open.js';
 import type { Runtime } from '../../src/runtime/runtime.js';
-import { describeReal, disposeRuntime, tempRoot } from '../helpers.js';
+import { describeMeasuring, disposeRuntime, tempRoot } from '../helpers.js';
 
-describeReal('fork back-off on the real kernel', () => {
+describeMeasuring('fork back-off on the real kernel', () => {
   let root: string;
   let rt: Runtime;
   beforeAll(() => {
