@@ -5,17 +5,14 @@
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { afterAll, expect, it } from 'vitest';
 import { ApiServer, type PaeneEvent } from '../../src/api/server.js';
 import { DEFAULT_LIMITS } from '../../src/model/limits.js';
-import { openRuntime } from '../../src/runtime/open.js';
-import type { Runtime } from '../../src/runtime/runtime.js';
-import { describeReal, disposeRuntime, tempRoot } from '../helpers.js';
+import { describeReal } from '../helpers.js';
+import { useRuntime } from '../fixture.js';
 import { request } from './request.js';
 
 describeReal('paene serve: the JSON API', () => {
-  let root: string;
-  let rt: Runtime;
   let server: ApiServer;
   let socket: string;
   const events: PaeneEvent[] = [];
@@ -28,31 +25,32 @@ describeReal('paene serve: the JSON API', () => {
     return events.find((e) => e.type === type && e.context === context);
   };
 
-  beforeAll(async () => {
-    root = tempRoot('api');
-    rt = openRuntime(root);
-    socket = path.join(root, 'run', 'api.sock');
-    server = new ApiServer(rt, { socket, watchMs: 200 });
-    await server.listen();
-    await new Promise<void>((resolve) => {
-      stream = http.get({ socketPath: socket, path: '/v1/events' }, (res) => {
-        let buf = '';
-        res.setEncoding('utf8').on('data', (d: string) => {
-          buf += d;
-          for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n')) {
-            events.push(JSON.parse(buf.slice(0, i)) as PaeneEvent);
-            buf = buf.slice(i + 1);
-          }
+  const fx = useRuntime(
+    'api',
+    async () => {
+      socket = path.join(fx.root, 'run', 'api.sock');
+      server = new ApiServer(fx.rt, { socket, watchMs: 200 });
+      await server.listen();
+      await new Promise<void>((resolve) => {
+        stream = http.get({ socketPath: socket, path: '/v1/events' }, (res) => {
+          let buf = '';
+          res.setEncoding('utf8').on('data', (d: string) => {
+            buf += d;
+            for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n')) {
+              events.push(JSON.parse(buf.slice(0, i)) as PaeneEvent);
+              buf = buf.slice(i + 1);
+            }
+          });
+          resolve();
         });
-        resolve();
       });
-    });
-  }, 60_000);
+    },
+    { setup: 60_000 },
+  );
 
   afterAll(async () => {
     stream?.destroy();
     await server?.close();
-    await disposeRuntime(rt, root);
   }, 120_000);
 
   it('is root-only by default', () => {
@@ -81,7 +79,7 @@ describeReal('paene serve: the JSON API', () => {
     expect(await request(socket, 'GET', '/v1/nothing')).toMatchObject({ status: 404 });
     expect((await request(socket, 'POST', '/v1/contexts/a1/stop', { timeout: 2 })).json).toEqual({ wasRunning: true });
     for (const n of ['a1', 'a2']) expect((await request(socket, 'DELETE', `/v1/contexts/${n}`)).status).toBe(200);
-    expect(rt.store.names()).toEqual([]);
+    expect(fx.rt.store.names()).toEqual([]);
     for (const [type, ctx] of [
       ['created', 'a1'],
       ['created', 'a2'],
@@ -95,7 +93,7 @@ describeReal('paene serve: the JSON API', () => {
   }, 120_000);
 
   it('reports a pids limit hit, a stop by someone else, and an init that died', async () => {
-    await rt.create({
+    await fx.rt.create({
       name: 'lim',
       image: 'base',
       net: { mode: 'none', addresses: [], publish: [] },
@@ -110,12 +108,12 @@ describeReal('paene serve: the JSON API', () => {
     });
     expect(await eventually('limit', 'lim')).toMatchObject({ detail: { limit: 'pids' } });
     // stopped by someone else (as a CLI would): seen as stopped, not as died
-    await rt.stop('lim', { timeoutMs: 2000 });
+    await fx.rt.stop('lim', { timeoutMs: 2000 });
     expect(await eventually('stopped', 'lim')).toBeDefined();
     expect(events.some((e) => e.type === 'exited' && e.context === 'lim')).toBe(false);
-    await rt.start('lim');
+    await fx.rt.start('lim');
     await new Promise((r) => setTimeout(r, 500));
-    const live = rt.store.live('lim');
+    const live = fx.rt.store.live('lim');
     expect(live).toBeDefined();
     process.kill(live?.pid as number, 'SIGKILL');
     expect(await eventually('exited', 'lim')).toBeDefined();

@@ -1,31 +1,25 @@
-import { afterAll, beforeAll, expect, it } from 'vitest';
-import { openRuntime } from '../../src/runtime/open.js';
-import type { Runtime } from '../../src/runtime/runtime.js';
-import { describeReal, disposeRuntime, tempRoot, runCli, runCliAsync } from '../helpers.js';
+import { expect, it } from 'vitest';
+import { describeReal, runCli, runCliAsync } from '../helpers.js';
+import { useRuntime } from '../fixture.js';
 
 describeReal('CLI limit and stats', () => {
-  let root: string;
-  let rt: Runtime;
-  const run = (...args: string[]) => runCli(root, args);
+  const run = (...args: string[]) => runCli(fx.root, args);
 
-  beforeAll(() => {
-    root = tempRoot('limits');
-    rt = openRuntime(root);
+  const fx = useRuntime('limits', () => {
     // A memory limit from the start: a memory cgroup of its own, so a live --memory applies on v2 too
     // (v2 cannot move a running context into one; docs/isolation.md).
     expect(run('create', 'lim', '--nproc', '50', '--memory', '512M').code).toBe(0);
     expect(run('start', 'lim').code).toBe(0);
-  }, 180_000);
-  afterAll(() => disposeRuntime(rt, root));
+  });
 
   it('applies a limit live and persists it', async () => {
     const r = run('limit', 'lim', '--nproc', '8', '--json');
     expect(r.code).toBe(0);
     expect(JSON.parse(r.stdout)).toMatchObject({ live: true, limits: { nproc: 8 } });
-    expect(rt.cgroupOf('lim').read('pids', 'pids.max')).toBe('8');
-    expect(rt.config('lim').limits.nproc).toBe(8);
+    expect(fx.rt.cgroupOf('lim').read('pids', 'pids.max')).toBe('8');
+    expect(fx.rt.config('lim').limits.nproc).toBe(8);
     // the guest feels it: at most 8 processes, the 9th fork fails
-    const g = await rt.execCapture('lim', ['/bin/sh', '-c', 'for i in 1 2 3 4 5 6 7 8 9 10; do sleep 5 & done 2>&1; wait'], {
+    const g = await fx.rt.execCapture('lim', ['/bin/sh', '-c', 'for i in 1 2 3 4 5 6 7 8 9 10; do sleep 5 & done 2>&1; wait'], {
       timeoutMs: 30_000,
     });
     expect(g.stdout + g.stderr).toMatch(/fork|Resource temporarily unavailable|Cannot/i);
@@ -36,7 +30,7 @@ describeReal('CLI limit and stats', () => {
     const bad = run('limit', 'lim', '--nproc', 'lots');
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/nproc/);
-    expect(rt.config('lim').limits.nproc).toBe(8);
+    expect(fx.rt.config('lim').limits.nproc).toBe(8);
     expect(run('limit', 'ghost', '--nproc', '5').code).toBe(3);
   });
 
@@ -52,7 +46,7 @@ describeReal('CLI limit and stats', () => {
   });
 
   it('50 concurrent limit calls on the running context: none is lost, the kernel matches the saved config', async () => {
-    const runAsync = (args: string[]) => runCliAsync(root, ['limit', 'lim', ...args]);
+    const runAsync = (args: string[]) => runCliAsync(fx.root, ['limit', 'lim', ...args]);
     // Ten calls each set a field no other call touches; forty set nproc to forty different values.
     const distinct: [string, string][] = [
       ['--memory', '300M'],
@@ -71,7 +65,7 @@ describeReal('CLI limit and stats', () => {
     // Each call either applied its patch or was refused as busy (exit 6), never anything else.
     for (const [i, r] of results.entries()) expect([0, 6], `${calls[i]?.join(' ')}: ${r.stderr}`).toContain(r.code);
     const applied = (i: number) => results[i]?.code === 0;
-    const l = rt.config('lim').limits;
+    const l = fx.rt.config('lim').limits;
     if (applied(0)) expect(l.memory).toBe(300 * 2 ** 20);
     if (applied(1)) expect(l.cpuShare).toBe(700);
     if (applied(2)) expect(l.cpuLatency).toBe('batch');
@@ -89,9 +83,9 @@ describeReal('CLI limit and stats', () => {
     if (nprocs.length > 0) expect(nprocs).toContain(l.nproc);
     expect(results.filter((r) => r.code === 0).length).toBeGreaterThan(25);
     // the kernel holds what the file says
-    const cg = rt.cgroupOf('lim');
+    const cg = fx.rt.cgroupOf('lim');
     expect(cg.read('pids', 'pids.max')).toBe(String(l.nproc));
-    const v2 = rt.cgroupHost.layout === 'v2';
+    const v2 = fx.rt.cgroupHost.layout === 'v2';
     if (l.memory !== undefined) expect(cg.read('memory', v2 ? 'memory.max' : 'memory.limit_in_bytes')).toBe(String(l.memory));
   }, 180_000);
 });

@@ -4,11 +4,11 @@
 
 import fs from 'node:fs';
 import path from 'node:path';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { ApiServer } from '../../src/api/server.js';
 import { openRuntime } from '../../src/runtime/open.js';
-import type { Runtime } from '../../src/runtime/runtime.js';
-import { describeReal, disposeRuntime, runCli, runCliAsync, tempRoot } from '../helpers.js';
+import { describeReal, runCli, runCliAsync } from '../helpers.js';
+import { useRuntime } from '../fixture.js';
 
 /** The keys of a claims directory (none if no claim was ever made), without its hints file. */
 function claimKeys(dir: string): string[] {
@@ -17,16 +17,10 @@ function claimKeys(dir: string): string[] {
 import { request } from '../api/request.js';
 
 describeReal('many contexts per call', () => {
-  let root: string;
-  let rt: Runtime;
-  const run = (...args: string[]) => runCli(root, args);
-  const runAsync = (args: string[]) => runCliAsync(root, args);
+  const run = (...args: string[]) => runCli(fx.root, args);
+  const runAsync = (args: string[]) => runCliAsync(fx.root, args);
 
-  beforeAll(() => {
-    root = tempRoot('many');
-    rt = openRuntime(root);
-  });
-  afterAll(() => disposeRuntime(rt, root), 120_000);
+  const fx = useRuntime('many');
 
   it('create --count makes a numbered set; start/status/stop/destroy take names, patterns and --all', () => {
     const c = run('create', 'm%02d', '--count', '3', '--net', 'none', '--json');
@@ -63,9 +57,9 @@ describeReal('many contexts per call', () => {
     const d = run('destroy', '--all', '--json');
     expect(d.code).toBe(0);
     expect((JSON.parse(d.stdout) as { ok: boolean }[]).every((r) => r.ok)).toBe(true);
-    expect(rt.store.names()).toEqual([]);
-    expect(fs.readdirSync(path.join(root, 'xids')).filter((f) => !f.startsWith('.'))).toEqual([]);
-    expect(claimKeys(path.join(root, 'addrs'))).toEqual([]);
+    expect(fx.rt.store.names()).toEqual([]);
+    expect(fs.readdirSync(path.join(fx.root, 'xids')).filter((f) => !f.startsWith('.'))).toEqual([]);
+    expect(claimKeys(path.join(fx.root, 'addrs'))).toEqual([]);
   }, 180_000);
 
   it('create --start creates and starts a set in one call; a name that exists is reported and the others still run', () => {
@@ -79,17 +73,17 @@ describeReal('many contexts per call', () => {
       ['cs3', true],
     ]);
     expect(out[1]?.error?.code).toBe('exists');
-    for (const n of ['cs1', 'cs3']) expect(rt.status(n).state).toBe('running');
-    expect(rt.status('cs2').state).toBe('stopped'); // the one that existed is left as it was
+    for (const n of ['cs1', 'cs3']) expect(fx.rt.status(n).state).toBe('running');
+    expect(fx.rt.status('cs2').state).toBe('stopped'); // the one that existed is left as it was
     expect(run('create', 'cs9', '--start', '--jobs', '0').stderr).toMatch(/--jobs must be/);
-    expect(rt.store.names()).not.toContain('cs9'); // a bad flag creates nothing
+    expect(fx.rt.store.names()).not.toContain('cs9'); // a bad flag creates nothing
     expect(run('destroy', 'cs*').code).toBe(0);
   }, 120_000);
 
   it('exec through the native front door: environment, users, exit codes; a stopped context falls back to the Node CLI', () => {
     expect(run('create', 'fx', '--net', 'none').code).toBe(0);
     expect(run('start', 'fx').code).toBe(0);
-    const plan = rt.layout.execPlanFile('fx');
+    const plan = fx.rt.layout.execPlanFile('fx');
     expect(fs.existsSync(plan)).toBe(true);
 
     const env = run(
@@ -127,8 +121,8 @@ describeReal('many contexts per call', () => {
 
   it('100 concurrent CLI calls and 30 API requests on overlapping names lose and duplicate nothing', async () => {
     // the service in this process, on the same root (its own Runtime, as a separate `paene serve` would have)
-    const socket = path.join(root, 'run', 'api.sock');
-    const server = new ApiServer(openRuntime(root), { socket });
+    const socket = path.join(fx.root, 'run', 'api.sock');
+    const server = new ApiServer(openRuntime(fx.root), { socket });
     await server.listen();
     const calls: string[][] = [];
     for (let i = 0; i < 100; i++) {
@@ -175,25 +169,25 @@ describeReal('many contexts per call', () => {
     // the first `create b%d --count 4` to get the create lock makes all four: at least that call succeeds
     expect(results.filter((r) => r.code === 0).length).toBeGreaterThan(0);
 
-    const names = rt.store.names();
-    const entries = fs.readdirSync(rt.layout.contextsDir);
+    const names = fx.rt.store.names();
+    const entries = fs.readdirSync(fx.rt.layout.contextsDir);
     expect(entries.filter((e) => e.startsWith('.'))).toEqual([]); // no half-created or half-destroyed context
     const byXid = new Map<number, string>();
     for (const n of names) {
-      const c = rt.store.readConfig(n);
+      const c = fx.rt.store.readConfig(n);
       expect(byXid.get(c.xid), `xid ${c.xid} of ${n}`).toBeUndefined();
       byXid.set(c.xid, n);
-      expect(rt.xids.ownerOf(c.xid)).toBe(n);
-      const live = rt.store.live(n) !== undefined;
-      expect(rt.cgroupOf(n).exists(), `cgroup of ${n}`).toBe(live);
-      expect(fs.existsSync(rt.layout.execPlanFile(n)), `exec plan of ${n}`).toBe(live);
+      expect(fx.rt.xids.ownerOf(c.xid)).toBe(n);
+      const live = fx.rt.store.live(n) !== undefined;
+      expect(fx.rt.cgroupOf(n).exists(), `cgroup of ${n}`).toBe(live);
+      expect(fs.existsSync(fx.rt.layout.execPlanFile(n)), `exec plan of ${n}`).toBe(live);
     }
     // every claim belongs to a context that holds it: none leaked by a destroy or a refused create
-    const claims = fs.readdirSync(path.join(root, 'xids')).filter((f) => !f.startsWith('.'));
+    const claims = fs.readdirSync(path.join(fx.root, 'xids')).filter((f) => !f.startsWith('.'));
     expect(claims.sort()).toEqual([...byXid.keys()].map(String).sort());
-    const addrClaims = claimKeys(path.join(root, 'addrs'));
-    expect(addrClaims.sort()).toEqual(names.flatMap((n) => rt.store.readConfig(n).net.addresses).sort());
-    expect(fs.existsSync(rt.layout.locksDir) ? fs.readdirSync(rt.layout.locksDir) : []).toEqual([]);
+    const addrClaims = claimKeys(path.join(fx.root, 'addrs'));
+    expect(addrClaims.sort()).toEqual(names.flatMap((n) => fx.rt.store.readConfig(n).net.addresses).sort());
+    expect(fs.existsSync(fx.rt.layout.locksDir) ? fs.readdirSync(fx.rt.layout.locksDir) : []).toEqual([]);
     expect(names.filter((n) => n.startsWith('b'))).toEqual(['b1', 'b2', 'b3', 'b4']);
   }, 300_000);
 });

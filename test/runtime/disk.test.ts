@@ -4,45 +4,39 @@
 
 import fs from 'node:fs';
 import path from 'node:path';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { isMountPoint } from '../../src/kernel/diskimage.js';
 import { commitContext, contextDiskUse } from '../../src/runtime/disk.js';
-import { openImageStore, openRuntime } from '../../src/runtime/open.js';
-import type { Runtime } from '../../src/runtime/runtime.js';
+import { openImageStore } from '../../src/runtime/open.js';
 import { DEFAULT_IMAGE, type ImageStore } from '../../src/image/store.js';
 import { throttlerOf } from '../../src/runtime/iothrottle.js';
-import { describeReal, tempRoot, disposeRuntime, runCli } from '../helpers.js';
+import { describeReal, runCli } from '../helpers.js';
+import { useRuntime } from '../fixture.js';
 
 const MiB = 1024 * 1024;
 
 describeReal('disk limits, du and commit', () => {
-  let root: string;
-  let rt: Runtime;
   let store: ImageStore;
-  const sh = (name: string, script: string) => rt.execCapture(name, ['/bin/sh', '-c', script], { timeoutMs: 60_000 });
+  const sh = (name: string, script: string) => fx.rt.execCapture(name, ['/bin/sh', '-c', script], { timeoutMs: 60_000 });
 
-  beforeAll(async () => {
-    root = tempRoot('disk');
-    rt = openRuntime(root);
-    store = openImageStore(root);
-    await rt.create({ name: 'small', image: 'base', disk: { bytes: 32 * MiB, inodes: 256 } });
-    await rt.create({ name: 'free', image: 'base' });
-    await rt.start('small');
-    await rt.start('free');
-  }, 180_000);
-
-  afterAll(() => disposeRuntime(rt, root));
+  const fx = useRuntime('disk', async () => {
+    store = openImageStore(fx.root);
+    await fx.rt.create({ name: 'small', image: 'base', disk: { bytes: 32 * MiB, inodes: 256 } });
+    await fx.rt.create({ name: 'free', image: 'base' });
+    await fx.rt.start('small');
+    await fx.rt.start('free');
+  });
 
   it('mounts a disk-limited layer only while the context runs, and the image is sparse', () => {
-    expect(isMountPoint(rt.layout.layerDir('small'))).toBe(true);
-    expect(isMountPoint(rt.layout.layerDir('free'))).toBe(false);
-    const st = fs.statSync(rt.layout.diskImage('small'));
+    expect(isMountPoint(fx.rt.layout.layerDir('small'))).toBe(true);
+    expect(isMountPoint(fx.rt.layout.layerDir('free'))).toBe(false);
+    const st = fs.statSync(fx.rt.layout.diskImage('small'));
     expect(st.size).toBe(32 * MiB);
     expect(st.blocks * 512).toBeLessThan(16 * MiB); // overbooking: only what is written is allocated
   });
 
   it('stops a guest that fills its space with ENOSPC inside, and nothing else', async () => {
-    const hostFreeBefore = fs.statfsSync(root).bavail * fs.statfsSync(root).bsize;
+    const hostFreeBefore = fs.statfsSync(fx.root).bavail * fs.statfsSync(fx.root).bsize;
     const r = await sh('small', 'dd if=/dev/zero of=/root/fill bs=1M count=64 2>&1; echo "dd exit $?"');
     expect(r.stdout).toMatch(/No space left on device/);
     expect(r.stdout).not.toMatch(/dd exit 0/);
@@ -52,9 +46,9 @@ describeReal('disk limits, du and commit', () => {
     // the other context and the host keep writing
     const other = await sh('free', 'dd if=/dev/zero of=/root/x bs=1M count=8 2>/dev/null && echo ok && rm /root/x');
     expect(other.stdout.trim()).toBe('ok');
-    const hostFreeAfter = fs.statfsSync(root).bavail * fs.statfsSync(root).bsize;
+    const hostFreeAfter = fs.statfsSync(fx.root).bavail * fs.statfsSync(fx.root).bsize;
     expect(hostFreeBefore - hostFreeAfter).toBeLessThan(64 * MiB); // the host lost at most what the guest may use
-    const du = await contextDiskUse(rt, store, 'small');
+    const du = await contextDiskUse(fx.rt, store, 'small');
     expect(du.limit).toEqual({ bytes: 32 * MiB, inodes: 256 });
     expect(du.privateBytes).toBeGreaterThan(16 * MiB);
     expect(du.filesystem?.bytesUsed).toBeGreaterThan(16 * MiB);
@@ -68,65 +62,65 @@ describeReal('disk limits, du and commit', () => {
     expect(made).toBeLessThan(256);
     const err = await sh('small', 'touch /root/one-more');
     expect(err.stderr).toMatch(/No space left on device/);
-    const du = await contextDiskUse(rt, store, 'small');
+    const du = await contextDiskUse(fx.rt, store, 'small');
     expect(du.filesystem?.inodesUsed).toBe(du.filesystem?.inodesTotal);
     await sh('small', 'rm -f /root/f*');
   });
 
   it('unmounts the layer at stop and keeps its files for the next start; du reads it while stopped', async () => {
     await sh('small', 'echo kept > /root/kept');
-    await rt.stop('small');
-    expect(isMountPoint(rt.layout.layerDir('small'))).toBe(false);
-    const du = await contextDiskUse(rt, store, 'small');
+    await fx.rt.stop('small');
+    expect(isMountPoint(fx.rt.layout.layerDir('small'))).toBe(false);
+    const du = await contextDiskUse(fx.rt, store, 'small');
     expect(du.privateInodes).toBeGreaterThan(0);
-    expect(isMountPoint(rt.layout.layerDir('small'))).toBe(false);
-    await rt.start('small');
+    expect(isMountPoint(fx.rt.layout.layerDir('small'))).toBe(false);
+    await fx.rt.start('small');
     expect((await sh('small', 'cat /root/kept')).stdout).toBe('kept\n');
   });
 
   it('commits a context as an image that shares every unchanged file', async () => {
     await sh('free', 'echo committed > /etc/committed && mkdir -p /srv && echo page > /srv/index.html');
     const before = store.du();
-    const info = await commitContext(rt, store, 'free', 'derived');
+    const info = await commitContext(fx.rt, store, 'free', 'derived');
     expect(info.name).toBe('derived');
     const after = store.du();
     // only the changed files are new in the store
     expect(after.uniqueBytes - before.uniqueBytes).toBeLessThan(64 * 1024);
     expect(info.files).toBeGreaterThan(10);
-    await rt.create({ name: 'child', image: 'derived' });
-    await rt.start('child');
+    await fx.rt.create({ name: 'child', image: 'derived' });
+    await fx.rt.start('child');
     expect((await sh('child', 'cat /etc/committed /srv/index.html')).stdout).toBe('committed\npage\n');
     // the running context's /proc was not copied into the image
     expect(fs.readdirSync(path.join(store.get('derived').rootfs, 'proc'))).toEqual([]);
-    expect(rt.status('free').state).toBe('running');
+    expect(fx.rt.status('free').state).toBe('running');
   });
 
   it('commits a context held by its I/O throttler: the throttler is stopped for the copy and back afterwards', async () => {
-    await rt.create({ name: 'slow', image: DEFAULT_IMAGE, limits: { nproc: 64, cpuShare: 1024, io: { writeBps: 10 * MiB } } });
-    await rt.start('slow');
-    const before = throttlerOf(rt, 'slow');
+    await fx.rt.create({ name: 'slow', image: DEFAULT_IMAGE, limits: { nproc: 64, cpuShare: 1024, io: { writeBps: 10 * MiB } } });
+    await fx.rt.start('slow');
+    const before = throttlerOf(fx.rt, 'slow');
     if (before === undefined) return; // a host where the kernel limits buffered writes itself (v2 io.max): no throttler to coordinate
     await sh('slow', 'echo kept > /etc/slow');
-    const info = await commitContext(rt, store, 'slow', 'slow-image');
+    const info = await commitContext(fx.rt, store, 'slow', 'slow-image');
     expect(info.name).toBe('slow-image');
     expect(fs.readFileSync(path.join(store.get('slow-image').rootfs, 'etc/slow'), 'utf8')).toBe('kept\n');
-    const after = throttlerOf(rt, 'slow');
+    const after = throttlerOf(fx.rt, 'slow');
     expect(after).toBeDefined();
     expect(after?.pid).not.toBe(before.pid); // restarted, not left behind or gone
     expect((await sh('slow', 'echo still-running')).stdout).toBe('still-running\n'); // thawed
-    await rt.destroy('slow');
+    await fx.rt.destroy('slow');
   });
 
   it('refuses to remove an image a context uses, through the CLI', () => {
-    const r = runCli(root, ['image', 'rm', 'derived']);
+    const r = runCli(fx.root, ['image', 'rm', 'derived']);
     expect(r.code).toBe(6);
     expect(r.stderr).toMatch(/used by context child/);
   });
 
   it('destroy removes the disk image and leaves no mount', async () => {
-    const layer = rt.layout.layerDir('small');
-    await rt.destroy('small');
+    const layer = fx.rt.layout.layerDir('small');
+    await fx.rt.destroy('small');
     expect(isMountPoint(layer)).toBe(false);
-    expect(fs.existsSync(rt.layout.contextDir('small'))).toBe(false);
+    expect(fs.existsSync(fx.rt.layout.contextDir('small'))).toBe(false);
   });
 });

@@ -4,24 +4,18 @@
 
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
-import { afterAll, beforeAll, expect, it } from 'vitest';
-import { openRuntime } from '../../src/runtime/open.js';
-import type { Runtime } from '../../src/runtime/runtime.js';
-import { describeReal, tempRoot, disposeRuntime } from '../helpers.js';
+import { expect, it } from 'vitest';
+import { describeReal } from '../helpers.js';
+import { useRuntime } from '../fixture.js';
 
 describeReal('paene enter', () => {
-  let root: string;
-  let rt: Runtime;
-  beforeAll(async () => {
-    root = tempRoot('enter');
-    rt = openRuntime(root);
-    await rt.create({ name: 'en', image: 'base', hostname: 'enter-host' });
-    await rt.start('en');
-  }, 180_000);
-  afterAll(() => disposeRuntime(rt, root));
+  const fx = useRuntime('enter', async () => {
+    await fx.rt.create({ name: 'en', image: 'base', hostname: 'enter-host' });
+    await fx.rt.start('en');
+  });
 
   it('gives an interactive shell on a pty of the context, passing input and the exit code', () => {
-    const cli = `${process.execPath} ${path.resolve('bin/paene.js')} --root ${root} enter en`;
+    const cli = `${process.execPath} ${path.resolve('bin/paene.js')} --root ${fx.root} enter en`;
     const r = spawnSync('script', ['-qec', cli, '/dev/null'], {
       input: 'hostname; ps -o pid,tty,comm; exit 3\n',
       encoding: 'utf8',

@@ -4,10 +4,9 @@
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { afterAll, beforeAll, expect, it } from 'vitest';
-import { openRuntime } from '../../src/runtime/open.js';
-import type { Runtime } from '../../src/runtime/runtime.js';
-import { describeReal, tempRoot, disposeRuntime } from '../helpers.js';
+import { expect, it } from 'vitest';
+import { describeReal } from '../helpers.js';
+import { useRuntime } from '../fixture.js';
 
 const SYSV_IPC = path.resolve('dist/native/sysv-ipc');
 
@@ -21,12 +20,10 @@ function dead(pid: number): boolean {
 }
 
 describeReal('context lifecycle on the real kernel', () => {
-  let root: string;
-  let rt: Runtime;
   const names = ['lc-a', 'lc-b'];
 
   async function sh(name: string, script: string, input?: Buffer) {
-    return rt.execCapture(name, ['/bin/sh', '-c', script], { input, timeoutMs: 30_000 });
+    return fx.rt.execCapture(name, ['/bin/sh', '-c', script], { input, timeoutMs: 30_000 });
   }
   async function out(name: string, script: string) {
     const r = await sh(name, script);
@@ -35,19 +32,15 @@ describeReal('context lifecycle on the real kernel', () => {
     return r.stdout.trim();
   }
 
-  beforeAll(async () => {
-    root = tempRoot('lifecycle');
-    rt = openRuntime(root);
+  const fx = useRuntime('lifecycle', async () => {
     // memory limits: each gets a memory cgroup of its own, which the page-cache test reads
-    await rt.create({ name: 'lc-a', image: 'base', hostname: 'alpha', limits: { memory: 256 * 2 ** 20 } });
-    await rt.create({ name: 'lc-b', image: 'base', hostname: 'beta', limits: { memory: 256 * 2 ** 20 } });
-    for (const n of names) await rt.start(n);
-  }, 180_000);
-
-  afterAll(() => disposeRuntime(rt, root));
+    await fx.rt.create({ name: 'lc-a', image: 'base', hostname: 'alpha', limits: { memory: 256 * 2 ** 20 } });
+    await fx.rt.create({ name: 'lc-b', image: 'base', hostname: 'beta', limits: { memory: 256 * 2 ** 20 } });
+    for (const n of names) await fx.rt.start(n);
+  });
 
   it('lists both contexts as running with their xids and init pids', () => {
-    const list = rt.list();
+    const list = fx.rt.list();
     expect(list.map((s) => [s.name, s.state, s.xid])).toEqual([
       ['lc-a', 'running', 2],
       ['lc-b', 'running', 3],
@@ -69,13 +62,13 @@ describeReal('context lifecycle on the real kernel', () => {
     expect(psB).not.toContain('sleep');
     expect(fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d)).length).toBeGreaterThan(rows.length + 5);
     // runtime views agree: in-context pid 1 is the init's host pid
-    const procs = rt.ps('lc-a');
+    const procs = fx.rt.ps('lc-a');
     expect(procs[0].innerPid).toBe(1);
-    expect(procs[0].pid).toBe(rt.status('lc-a').pid);
+    expect(procs[0].pid).toBe(fx.rt.status('lc-a').pid);
     // the init is the small paene-init, not a copy of the monitor: a few pages resident
     const rssKb = Number(/^VmRSS:\s+(\d+) kB/m.exec(fs.readFileSync(`/proc/${procs[0].pid}/status`, 'utf8'))?.[1]);
     expect(rssKb).toBeLessThan(64);
-    const all = rt.psAll();
+    const all = fx.rt.psAll();
     expect(all.filter((p) => p.context === 'lc-a').length).toBe(procs.length);
     expect(all.find((p) => p.pid === process.pid)?.xid).toBe(0);
   });
@@ -109,15 +102,15 @@ describeReal('context lifecycle on the real kernel', () => {
     const r = await sh('lc-b', 'cat /etc/motd-test');
     expect(r.code).not.toBe(0);
     expect(await out('lc-b', 'tail -n 1 /etc/passwd')).not.toBe('changed');
-    expect(fs.existsSync(path.join(rt.layout.upperDir('lc-a'), 'etc/motd-test'))).toBe(true);
-    expect(fs.existsSync(path.join(rt.layout.upperDir('lc-b'), 'etc/motd-test'))).toBe(false);
+    expect(fs.existsSync(path.join(fx.rt.layout.upperDir('lc-a'), 'etc/motd-test'))).toBe(true);
+    expect(fs.existsSync(path.join(fx.rt.layout.upperDir('lc-b'), 'etc/motd-test'))).toBe(false);
     // the image's /etc/passwd is untouched
-    const lower = fs.readdirSync(path.join(root, 'images'), { recursive: true }) as string[];
+    const lower = fs.readdirSync(path.join(fx.root, 'images'), { recursive: true }) as string[];
     expect(lower.some((p) => p.endsWith('motd-test'))).toBe(false);
   });
 
   it('shares the page cache of unmodified image files between contexts', async () => {
-    const cgB = rt.cgroupOf('lc-b');
+    const cgB = fx.rt.cgroupOf('lc-b');
     // Control: a file only lc-b has is charged to lc-b, so the counter can see it.
     const before0 = cgB.pageCacheBytes();
     await out('lc-b', 'dd if=/dev/zero of=/root/private bs=1024 count=4096 2>/dev/null');
@@ -134,7 +127,7 @@ describeReal('context lifecycle on the real kernel', () => {
   });
 
   it('keeps the host tree and the host /proc out of reach', async () => {
-    const marker = path.join(root, 'host-marker');
+    const marker = path.join(fx.root, 'host-marker');
     fs.writeFileSync(marker, 'host');
     const r = await sh('lc-a', `cat ${marker}`);
     expect(r.code).not.toBe(0);
@@ -144,10 +137,10 @@ describeReal('context lifecycle on the real kernel', () => {
     expect(await out('lc-a', 'readlink /proc/self/root')).toBe('/');
     // no trace of a host path in the init's environment (read from the host: in --net shared an exec session
     // is a Landlock domain of its own and may not read the init's environ at all)
-    const initPid = rt.status('lc-a').pid as number;
-    expect(fs.readFileSync(`/proc/${initPid}/environ`, 'utf8')).not.toContain(root);
+    const initPid = fx.rt.status('lc-a').pid as number;
+    expect(fs.readFileSync(`/proc/${initPid}/environ`, 'utf8')).not.toContain(fx.root);
     const inside = await sh('lc-a', 'cat /proc/1/environ');
-    expect(inside.code === 0 ? inside.stdout : inside.stderr).not.toContain(root);
+    expect(inside.code === 0 ? inside.stdout : inside.stderr).not.toContain(fx.root);
     // /proc/sys is read-only and kernel memory is masked
     expect((await sh('lc-a', 'echo 1 > /proc/sys/kernel/ns_last_pid')).code).not.toBe(0);
     // masked: whichever of these this kernel has reads as empty inside (the host's are not)
@@ -170,58 +163,58 @@ describeReal('context lifecycle on the real kernel', () => {
   });
 
   it('passes stdin, stdout, stderr and the exit code through exec', async () => {
-    const r = await rt.execCapture('lc-a', ['/bin/sh', '-c', 'read x; echo "got $x"; echo oops >&2; exit 7'], { input: 'hello\n' });
+    const r = await fx.rt.execCapture('lc-a', ['/bin/sh', '-c', 'read x; echo "got $x"; echo oops >&2; exit 7'], { input: 'hello\n' });
     expect(r).toEqual({ code: 7, stdout: 'got hello\n', stderr: 'oops\n' });
-    const missing = await rt.execCapture('lc-a', ['/no/such/program']);
+    const missing = await fx.rt.execCapture('lc-a', ['/no/such/program']);
     expect(missing.code).toBe(127);
   });
 
   it('stops and starts again, keeping its private files', async () => {
-    await rt.stop('lc-a');
-    expect(rt.status('lc-a').state).toBe('stopped');
-    expect(rt.cgroupOf('lc-a').exists()).toBe(false);
-    await expect(rt.execCapture('lc-a', ['true'])).rejects.toThrow(/not running/);
-    await rt.start('lc-a');
+    await fx.rt.stop('lc-a');
+    expect(fx.rt.status('lc-a').state).toBe('stopped');
+    expect(fx.rt.cgroupOf('lc-a').exists()).toBe(false);
+    await expect(fx.rt.execCapture('lc-a', ['true'])).rejects.toThrow(/not running/);
+    await fx.rt.start('lc-a');
     expect(await out('lc-a', 'cat /etc/motd-test')).toBe('mine');
     // /tmp, as a tmpfs would, starts empty again
     expect((await sh('lc-a', 'cat /tmp/only-a')).code).not.toBe(0);
-    await expect(rt.start('lc-a')).rejects.toThrow(/already running/);
+    await expect(fx.rt.start('lc-a')).rejects.toThrow(/already running/);
   });
 
   it('recovers from a crash: init killed from the host shows as stopped and starts again', async () => {
     await out('lc-b', 'sleep 120 >/dev/null 2>&1 &');
-    const pid = rt.status('lc-b').pid as number;
+    const pid = fx.rt.status('lc-b').pid as number;
     process.kill(pid, 'SIGKILL');
     for (let i = 0; i < 100 && !dead(pid); i++) await new Promise((r) => setTimeout(r, 10));
-    expect(rt.status('lc-b').state).toBe('stopped');
-    await rt.start('lc-b');
-    expect(rt.status('lc-b').state).toBe('running');
+    expect(fx.rt.status('lc-b').state).toBe('stopped');
+    await fx.rt.start('lc-b');
+    expect(fx.rt.status('lc-b').state).toBe('running');
     expect(await out('lc-b', 'hostname')).toBe('beta');
     // a leftover cgroup from the crash was cleaned: only the new init and our exec remain
-    expect(rt.ps('lc-b').length).toBe(1);
+    expect(fx.rt.ps('lc-b').length).toBe(1);
   });
 
   it('recovers from a crash mid-start: an init with no recorded state is cleaned by the next start', async () => {
     // Simulate a CLI killed after the init was forked but before state.json was written.
-    const before = rt.status('lc-b');
-    fs.rmSync(rt.layout.stateFile('lc-b'));
-    expect(rt.status('lc-b').state).toBe('stopped');
-    await rt.start('lc-b');
-    const after = rt.status('lc-b');
+    const before = fx.rt.status('lc-b');
+    fs.rmSync(fx.rt.layout.stateFile('lc-b'));
+    expect(fx.rt.status('lc-b').state).toBe('stopped');
+    await fx.rt.start('lc-b');
+    const after = fx.rt.status('lc-b');
     expect(after.state).toBe('running');
     expect(after.pid).not.toBe(before.pid);
     // the orphaned init of the "crashed" start is gone, and only the new one remains
     expect(dead(before.pid as number)).toBe(true);
-    expect(rt.ps('lc-b').map((p) => p.pid)).toEqual([after.pid]);
+    expect(fx.rt.ps('lc-b').map((p) => p.pid)).toEqual([after.pid]);
   });
 
   it('destroy removes the cgroups, the private layer and the config', async () => {
-    await rt.create({ name: 'lc-c', image: 'base' });
-    await rt.start('lc-c');
-    const cgDirs = rt.cgroupOf('lc-c').dirs();
-    await rt.destroy('lc-c');
+    await fx.rt.create({ name: 'lc-c', image: 'base' });
+    await fx.rt.start('lc-c');
+    const cgDirs = fx.rt.cgroupOf('lc-c').dirs();
+    await fx.rt.destroy('lc-c');
     for (const d of cgDirs) expect(fs.existsSync(d)).toBe(false);
-    expect(fs.existsSync(rt.layout.contextDir('lc-c'))).toBe(false);
-    expect(rt.list().map((s) => s.name)).not.toContain('lc-c');
+    expect(fs.existsSync(fx.rt.layout.contextDir('lc-c'))).toBe(false);
+    expect(fx.rt.list().map((s) => s.name)).not.toContain('lc-c');
   });
 });

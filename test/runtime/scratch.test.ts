@@ -6,11 +6,10 @@
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { prepareScratch } from '../../src/kernel/scratch.js';
-import { openRuntime } from '../../src/runtime/open.js';
-import type { Runtime } from '../../src/runtime/runtime.js';
-import { describeReal, disposeRuntime, runCliAsync, tempRoot } from '../helpers.js';
+import { describeReal, runCliAsync } from '../helpers.js';
+import { useRuntime } from '../fixture.js';
 
 /** How many mounts sit on dir in this mount namespace. */
 function mountsOn(dir: string): number {
@@ -21,48 +20,42 @@ function mountsOn(dir: string): number {
 }
 
 describeReal('the scratch tmpfs under racing starts', () => {
-  let root: string;
-  let rt: Runtime;
-  const runAsync = (args: string[]) => runCliAsync(root, args);
+  const runAsync = (args: string[]) => runCliAsync(fx.root, args);
 
-  beforeAll(() => {
-    root = tempRoot('scratch');
-    rt = openRuntime(root);
-  });
-  afterAll(() => disposeRuntime(rt, root), 120_000);
+  const fx = useRuntime('scratch');
 
   it('six starts in six processes mount it once and all start; destroying the last context unmounts it', async () => {
     const names = ['s0', 's1', 's2', 's3', 's4', 's5'];
     for (let round = 0; round < 3; round++) {
-      for (const n of names) await rt.create({ name: n, image: 'base', net: { mode: 'none', addresses: [], publish: [] } });
-      expect(mountsOn(rt.layout.scratchDir), 'not mounted before the first start').toBe(0);
+      for (const n of names) await fx.rt.create({ name: n, image: 'base', net: { mode: 'none', addresses: [], publish: [] } });
+      expect(mountsOn(fx.rt.layout.scratchDir), 'not mounted before the first start').toBe(0);
       const results = await Promise.all(names.map((n) => runAsync(['start', n])));
       for (const r of results) expect(r.code, `${r.args.join(' ')}: ${r.stderr}`).toBe(0);
-      expect(mountsOn(rt.layout.scratchDir)).toBe(1);
+      expect(mountsOn(fx.rt.layout.scratchDir)).toBe(1);
       // each context sees its own /tmp from the one scratch tmpfs
-      for (const n of names) expect(fs.existsSync(path.join(rt.layout.scratchOf(n), 'tmp'))).toBe(true);
+      for (const n of names) expect(fs.existsSync(path.join(fx.rt.layout.scratchOf(n), 'tmp'))).toBe(true);
       await Promise.all(names.map((n) => runAsync(['destroy', '--force', n])));
-      expect(rt.store.names()).toEqual([]);
-      expect(mountsOn(rt.layout.scratchDir), 'unmounted with the last context').toBe(0);
+      expect(fx.rt.store.names()).toEqual([]);
+      expect(mountsOn(fx.rt.layout.scratchDir), 'unmounted with the last context').toBe(0);
     }
   }, 240_000);
 
   it('a start that sees the tmpfs mounted before the start that mounted it made its empty directory takes the lock and finds it made', async () => {
     // The moment between another start's mount and its mkdir of .empty, held still: mounted, no .empty.
-    const dir = rt.layout.scratchDir;
+    const dir = fx.rt.layout.scratchDir;
     expect(mountsOn(dir)).toBe(0);
     fs.mkdirSync(dir, { recursive: true });
     expect(spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'paene-scratch', dir]).status).toBe(0);
     try {
       let locked = 0;
-      const s = await prepareScratch(rt.layout, 'probe', async (fn) => {
+      const s = await prepareScratch(fx.rt.layout, 'probe', async (fn) => {
         locked++;
         return fn();
       });
       s.release();
       expect(locked).toBe(1);
-      expect(fs.readdirSync(rt.layout.emptyDir)).toEqual([]);
-      expect(fs.existsSync(path.join(rt.layout.scratchOf('probe'), 'tmp'))).toBe(true);
+      expect(fs.readdirSync(fx.rt.layout.emptyDir)).toEqual([]);
+      expect(fs.existsSync(path.join(fx.rt.layout.scratchOf('probe'), 'tmp'))).toBe(true);
       expect(mountsOn(dir)).toBe(1);
     } finally {
       spawnSync('umount', [dir]);

@@ -8,24 +8,16 @@
 
 import fs from 'node:fs';
 import path from 'node:path';
-import { afterAll, beforeAll, expect, it } from 'vitest';
-import { openRuntime } from '../../src/runtime/open.js';
-import type { Runtime } from '../../src/runtime/runtime.js';
-import { describeReal, disposeRuntime, tempRoot } from '../helpers.js';
+import { expect, it } from 'vitest';
+import { describeReal } from '../helpers.js';
+import { useRuntime } from '../fixture.js';
 
 describeReal('the shared cgroups under a racing last destroy', () => {
-  let root: string;
-  let rt: Runtime;
-
-  beforeAll(() => {
-    root = tempRoot('sharedcg');
-    rt = openRuntime(root);
-  });
-  afterAll(() => disposeRuntime(rt, root), 120_000);
+  const fx = useRuntime('sharedcg');
 
   it('a start whose shared groups vanish before it joins them makes them again and starts', async () => {
-    await rt.create({ name: 'sc1', image: 'base' });
-    const monitor = rt.monitor;
+    await fx.rt.create({ name: 'sc1', image: 'base' });
+    const monitor = fx.rt.monitor;
     const request = monitor.request.bind(monitor);
     const removed: string[] = [];
     monitor.request = async (args: string[]) => {
@@ -39,14 +31,14 @@ describeReal('the shared cgroups under a racing last destroy', () => {
       return request(args);
     };
     try {
-      await rt.start('sc1');
+      await fx.rt.start('sc1');
     } finally {
       monitor.request = request;
     }
     // Hybrid and v1 hosts have shared groups (this machine, CI); a pure v2 host pools contexts instead.
-    if (rt.cgroupHost.v1.size > 0) expect(removed.length).toBeGreaterThan(0);
+    if (fx.rt.cgroupHost.v1.size > 0) expect(removed.length).toBeGreaterThan(0);
     for (const d of removed) expect(fs.existsSync(d), d).toBe(true);
-    expect((await rt.execCapture('sc1', ['/bin/echo', 'up'])).stdout.trim()).toBe('up');
-    await rt.destroy('sc1', { force: true });
+    expect((await fx.rt.execCapture('sc1', ['/bin/echo', 'up'])).stdout.trim()).toBe('up');
+    await fx.rt.destroy('sc1', { force: true });
   }, 120_000);
 });

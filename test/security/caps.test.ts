@@ -5,11 +5,10 @@
 
 import fs from 'node:fs';
 import os from 'node:os';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { CAP_LAST_CAP, type CapSpec, capMask, parseProcStatusCaps, CAP_SET_NAMES } from '../../src/model/caps.js';
-import { openRuntime } from '../../src/runtime/open.js';
-import type { Runtime } from '../../src/runtime/runtime.js';
-import { describeReal, tempRoot, disposeRuntime } from '../helpers.js';
+import { describeReal } from '../helpers.js';
+import { useRuntime } from '../fixture.js';
 
 const VARIANTS: Record<string, CapSpec> = {
   'cap-secure': { profile: 'secure', add: [], drop: [] },
@@ -19,23 +18,17 @@ const VARIANTS: Record<string, CapSpec> = {
 const PRIV: CapSpec = { profile: 'privileged', add: [], drop: [] };
 
 describeReal('capability sets of context processes', () => {
-  let root: string;
-  let rt: Runtime;
   const hostHostname = os.hostname();
 
-  beforeAll(async () => {
-    root = tempRoot('caps');
-    rt = openRuntime(root);
-    for (const [name, caps] of Object.entries(VARIANTS)) await rt.create({ name, image: 'base', caps });
-    await rt.create({ name: 'cap-uts', image: 'base', ccaps: ['SET_UTSNAME'], hostname: 'uts-before' });
-    for (const n of rt.store.names()) await rt.start(n);
-    await rt.create({ name: 'cap-priv', image: 'base', caps: PRIV });
-  }, 180_000);
-
-  afterAll(() => disposeRuntime(rt, root));
+  const fx = useRuntime('caps', async () => {
+    for (const [name, caps] of Object.entries(VARIANTS)) await fx.rt.create({ name, image: 'base', caps });
+    await fx.rt.create({ name: 'cap-uts', image: 'base', ccaps: ['SET_UTSNAME'], hostname: 'uts-before' });
+    for (const n of fx.rt.store.names()) await fx.rt.start(n);
+    await fx.rt.create({ name: 'cap-priv', image: 'base', caps: PRIV });
+  });
 
   async function sh(name: string, script: string, user?: { uid: number; gid: number }) {
-    return rt.execCapture(name, ['/bin/sh', '-c', script], { timeoutMs: 30_000, user });
+    return fx.rt.execCapture(name, ['/bin/sh', '-c', script], { timeoutMs: 30_000, user });
   }
 
   const full = (1n << BigInt(CAP_LAST_CAP + 1)) - 1n;
@@ -44,8 +37,8 @@ describeReal('capability sets of context processes', () => {
   // The host's own root may lack some capabilities (this VM has no SYS_RESOURCE in
   // its bounding set): the helper intersects the mask with what it holds.
   it('privileged: starts and holds every capability the host root has, without seccomp', async () => {
-    await rt.start('cap-priv');
-    const sets = parseProcStatusCaps(fs.readFileSync(`/proc/${rt.status('cap-priv').pid}/status`, 'utf8'));
+    await fx.rt.start('cap-priv');
+    const sets = parseProcStatusCaps(fs.readFileSync(`/proc/${fx.rt.status('cap-priv').pid}/status`, 'utf8'));
     for (const k of ['CapEff', 'CapPrm', 'CapBnd'] as const) expect(sets[k].toString(16)).toBe((full & hostBnd).toString(16));
     const r = await sh('cap-priv', 'grep ^Seccomp: /proc/self/status');
     expect(r.stdout).toMatch(/Seccomp:\s+0/);
@@ -54,7 +47,7 @@ describeReal('capability sets of context processes', () => {
   for (const [name, spec] of Object.entries(VARIANTS)) {
     it(`${name}: init (from the host and from inside) and a fresh exec hold exactly the mask in all five sets`, async () => {
       const want = capMask(spec);
-      const fromHost = parseProcStatusCaps(fs.readFileSync(`/proc/${rt.status(name).pid}/status`, 'utf8'));
+      const fromHost = parseProcStatusCaps(fs.readFileSync(`/proc/${fx.rt.status(name).pid}/status`, 'utf8'));
       const inside = await sh(name, 'cat /proc/1/status; echo ===; cat /proc/self/status');
       expect(inside.code).toBe(0);
       const [initText, execText] = inside.stdout.split('===\n') as [string, string];
@@ -115,7 +108,7 @@ describeReal('capability sets of context processes', () => {
   });
 
   it('paene hostname from the host: setSysctls changes the context only', async () => {
-    rt.setSysctls('cap-secure', { 'kernel.hostname': 'set-from-host' });
+    fx.rt.setSysctls('cap-secure', { 'kernel.hostname': 'set-from-host' });
     const r = await sh('cap-secure', 'hostname');
     expect(r.stdout.trim()).toBe('set-from-host');
     expect(os.hostname()).toBe(hostHostname);

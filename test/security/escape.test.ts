@@ -4,7 +4,7 @@
 
 import fs from 'node:fs';
 import path from 'node:path';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { summarize, type AttemptResult } from '../../src/check/escape-judge.js';
 import {
   ADMIN_OPERATIONS,
@@ -15,37 +15,31 @@ import {
   runEscapeAttempt,
   type SuiteEnv,
 } from '../../src/check/escape.js';
-import { openImageStore, openRuntime } from '../../src/runtime/open.js';
-import type { Runtime } from '../../src/runtime/runtime.js';
-import { describeReal, tempRoot, disposeRuntime } from '../helpers.js';
+import { openImageStore } from '../../src/runtime/open.js';
+import { describeReal } from '../helpers.js';
+import { useRuntime } from '../fixture.js';
 
 describeReal('split root: escape suite and admin suite in a secure context', () => {
-  let root: string;
-  let rt: Runtime;
   let env: SuiteEnv;
   const results: AttemptResult[] = [];
 
-  beforeAll(async () => {
-    root = tempRoot('escape');
-    rt = openRuntime(root);
-    await rt.create({ name: 'esc-guest', image: 'base' });
-    await rt.create({ name: 'esc-peer', image: 'base' });
-    await rt.start('esc-guest');
-    await rt.start('esc-peer');
-    await installProbe(rt, 'esc-guest');
+  const fx = useRuntime('escape', async () => {
+    await fx.rt.create({ name: 'esc-guest', image: 'base' });
+    await fx.rt.create({ name: 'esc-peer', image: 'base' });
+    await fx.rt.start('esc-guest');
+    await fx.rt.start('esc-peer');
+    await installProbe(fx.rt, 'esc-guest');
     env = {
-      rt,
+      rt: fx.rt,
       name: 'esc-guest',
-      otherInitPid: rt.status('esc-peer').pid,
-      hostOnlyPath: makeSentinel(root),
-      imageRootfs: openImageStore(root).rootfsOf('base'),
+      otherInitPid: fx.rt.status('esc-peer').pid,
+      hostOnlyPath: makeSentinel(fx.root),
+      imageRootfs: openImageStore(fx.root).rootfsOf('base'),
     };
-  }, 180_000);
-
-  afterAll(() => disposeRuntime(rt, root));
+  });
 
   it('runs in a secure context', () => {
-    expect(rt.config('esc-guest').caps.profile).toBe('secure');
+    expect(fx.rt.config('esc-guest').caps.profile).toBe('secure');
   });
 
   it.each(ESCAPE_ATTEMPTS.map((a) => [a.id, a] as const))('escape attempt %s is blocked and leaves the host unchanged', async (_id, a) => {
@@ -81,6 +75,6 @@ describeReal('split root: escape suite and admin suite in a secure context', () 
     expect(s.inconclusive).toBe(0);
     expect(s.adminFailed).toBe(0);
     expect(s.hostChanged).toBe(0);
-    fs.writeFileSync(path.join(root, 'summary.json'), JSON.stringify(s));
+    fs.writeFileSync(path.join(fx.root, 'summary.json'), JSON.stringify(s));
   });
 });

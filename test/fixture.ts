@@ -1,0 +1,58 @@
+// The runtime fixture of the real-kernel tests: one Runtime on a state root
+// of its own, made before the tests of the describe() that calls it and
+// taken apart after them, also when a test or the set-up failed.
+
+import { afterAll, beforeAll } from 'vitest';
+import { openRuntime } from '../src/runtime/open.js';
+import type { Runtime } from '../src/runtime/runtime.js';
+import { disposeRuntime, tempRoot } from './helpers.js';
+
+export interface RuntimeFixture {
+  /** the runtime (from the first hook on) */
+  readonly rt: Runtime;
+  /** its state root, /tmp/paene-test-TAG-XXXXXX (its cgroups get a `paene-<hash>` parent) */
+  readonly root: string;
+}
+
+export interface FixtureTimeouts {
+  /** the set-up's hook (ms): the root, the runtime and `setup` (default 180 s: a first start builds the base image) */
+  setup?: number;
+  /** the clean-up's hook (ms; default 120 s) */
+  dispose?: number;
+}
+
+/**
+ * Registers the hooks of a runtime for the enclosing describe(): before its
+ * tests, a state root (tempRoot(tag)), the runtime opened on it and then
+ * `setup` (contexts to create and start, ...); after them, every context
+ * destroyed, the monitor stopped and the root removed (disposeRuntime), also
+ * when the set-up or a test failed. vitest runs afterAll hooks in reverse,
+ * so a file's own afterAll registered after this one (a server on the
+ * runtime, ...) runs before the runtime goes.
+ */
+export function useRuntime(tag: string, setup?: () => void | Promise<void>, timeouts: FixtureTimeouts = {}): RuntimeFixture {
+  let root: string | undefined;
+  let rt: Runtime | undefined;
+  beforeAll(async () => {
+    root = tempRoot(tag);
+    rt = openRuntime(root);
+    await setup?.();
+  }, timeouts.setup ?? 180_000);
+  afterAll(async () => {
+    const [r, d] = [rt, root];
+    rt = root = undefined;
+    await disposeRuntime(r, d);
+  }, timeouts.dispose ?? 120_000);
+  const made = <T>(v: T | undefined, what: string): T => {
+    if (v === undefined) throw new Error(`the runtime fixture '${tag}': ${what} is used outside the describe's tests`);
+    return v;
+  };
+  return {
+    get rt() {
+      return made(rt, 'rt');
+    },
+    get root() {
+      return made(root, 'root');
+    },
+  };
+}
