@@ -9,7 +9,7 @@ import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import dgram from 'node:dgram';
-import { hostIfOf, macOf } from '../net/bridgeplan.js';
+import { hostIfOf, macOf, portPrefixOf } from '../net/bridgeplan.js';
 import { reservedAddressOf } from '../net/model.js';
 import { nativePath } from '../kernel/helper.js';
 import { hostAddresses } from '../runtime/network.js';
@@ -643,8 +643,8 @@ async function privateSpoof(f: Fixture, a: string, port: number, o: NetSuiteOpti
     row(
       'escape',
       `MAC spoofing: a guest sends with its neighbour's MAC ${macA}`,
-      `the bridge knows ${macA} on ${fdb.join(', ') || 'no port'} (A's port: ${hostIfOf(f.rt.config(a).xid)}); the gateway saw ${spoofed ? 'the frame' : 'nothing'}`,
-      m3 ? escaped(spoofed || fdb.includes(hostIfOf(f.rt.config(b).xid))) : 'not provable here',
+      `the bridge knows ${macA} on ${fdb.join(', ') || 'no port'} (A's port: ${hostIfOf(f.rt.config(a).xid, portPrefixOf(s.bridge))}); the gateway saw ${spoofed ? 'the frame' : 'nothing'}`,
+      m3 ? escaped(spoofed || fdb.includes(hostIfOf(f.rt.config(b).xid, portPrefixOf(s.bridge)))) : 'not provable here',
     );
   } finally {
     witness.kill('SIGKILL');

@@ -22,16 +22,17 @@ import {
   type BridgeConfig,
   bridgeMacOf,
   formatIPv4,
-  HOST_IF_RE,
-  NFT_TABLE,
   nftRemoveTables,
   nftRuleset,
+  portPrefixOf,
   type PrivateNetPlan,
+  tableOf,
   validateBridgeConfig,
   validateIfName,
   validatePlan,
 } from './bridgeplan.js';
 import { type ErrorCode, PaeneError } from '../model/errors.js';
+import type { HostNet } from '../model/subnets.js';
 
 export interface NetHost {
   /** path to a network namespace file (/run/netns/NAME, /proc/PID/ns/net); undefined = this process's own */
@@ -144,11 +145,58 @@ function link(netns: string | undefined, name: string): Link | undefined {
   return links(netns).find((l) => l.ifname === name);
 }
 
-function nftTables(netns: string | undefined): string[] {
+function nftTables(netns: string | undefined, table: string): string[] {
   return must(netns, 'nft', ['list', 'tables'])
     .split('\n')
     .map((l) => l.trim())
-    .filter((l) => l === `table inet ${NFT_TABLE}` || l === `table bridge ${NFT_TABLE}`);
+    .filter((l) => l === `table inet ${table}` || l === `table bridge ${table}`);
+}
+
+/** The names of every link in the namespace (a free-looking name set is skipped when a link already has its bridge's name). */
+export function linkNames(h: NetHost): string[] {
+  return links(h.hostNetns).map((l) => l.ifname);
+}
+
+/** Every nft table name in the namespace, any family. */
+export function nftTableNames(h: NetHost): string[] {
+  const r = exec(h.hostNetns, 'nft', ['list', 'tables']);
+  if (r.status !== 0) return [];
+  return r.stdout
+    .split('\n')
+    .map((l) => l.trim().split(/\s+/)[2])
+    .filter((t): t is string => t !== undefined && t !== '');
+}
+
+/**
+ * The IPv4 networks the namespace already uses, for the subnet choice
+ * (model/subnets.ts): every route's destination in every table but `local`
+ * (the default route left out: it overlaps everything and is what NAT goes
+ * out by), and every interface address's network.
+ */
+export function hostNets(h: NetHost): HostNet[] {
+  const out: HostNet[] = [];
+  const routes = JSON.parse(must(h.hostNetns, 'ip', ['-j', '-4', 'route', 'show', 'table', 'all']) || '[]') as {
+    dst?: string;
+    dev?: string;
+    table?: string;
+    type?: string;
+  }[];
+  for (const r of routes) {
+    if (!r.dst || r.dst === 'default' || r.table === 'local' || (r.type !== undefined && r.type !== 'unicast')) continue;
+    const cidr = r.dst.includes('/') ? r.dst : `${r.dst}/32`;
+    out.push({ cidr, what: `route ${r.dst}${r.dev ? ` dev ${r.dev}` : ''}`, ...(r.dev ? { dev: r.dev } : {}) });
+  }
+  const addrs = JSON.parse(must(h.hostNetns, 'ip', ['-j', '-4', 'addr', 'show']) || '[]') as {
+    ifname: string;
+    addr_info?: { family?: string; local?: string; prefixlen?: number }[];
+  }[];
+  for (const l of addrs) {
+    for (const a of l.addr_info ?? []) {
+      if (a.family !== 'inet' || !a.local || a.prefixlen === undefined || a.local.startsWith('127.')) continue;
+      out.push({ cidr: `${a.local}/${a.prefixlen}`, what: `address ${a.local}/${a.prefixlen} on ${l.ifname}`, dev: l.ifname });
+    }
+  }
+  return out;
 }
 
 // ---------------------------------------------------------------- the API
@@ -184,7 +232,7 @@ export function ensureBridge(h: NetHost, cfg: BridgeConfig): void {
   must(ns, 'sysctl', ['-q', '-w', 'net/ipv4/ip_forward=1']);
   must(ns, 'sysctl', ['-q', '-w', `net/ipv4/conf/${cfg.bridge}/route_localnet=1`]);
   // Only when paene has no tables at all: a partial set is a running configuration, for loadRuleset to replace.
-  if (nftTables(ns).length === 0)
+  if (nftTables(ns, tableOf(cfg)).length === 0)
     must(ns, 'nft', ['-f', '-'], nftRuleset(cfg, []), 'nf_tables (CONFIG_NF_TABLES with inet, bridge, nat, fib, masquerade)');
 }
 
@@ -240,7 +288,7 @@ export function disconnectPrivate(h: NetHost, plan: PrivateNetPlan): void {
 
 /** Replaces paene's tables in one transaction; with no plans, removes them. */
 export function loadRuleset(h: NetHost, cfg: BridgeConfig, plans: PrivateNetPlan[]): void {
-  const text = plans.length > 0 ? nftRuleset(cfg, plans) : (validateBridgeConfig(cfg), nftRemoveTables());
+  const text = plans.length > 0 ? nftRuleset(cfg, plans) : (validateBridgeConfig(cfg), nftRemoveTables(tableOf(cfg)));
   must(h.hostNetns, 'nft', ['-f', '-'], text, 'nf_tables (CONFIG_NF_TABLES with inet, bridge, nat, fib, masquerade)');
 }
 
@@ -255,18 +303,19 @@ export function removeBridgeIfUnused(h: NetHost, cfg: BridgeConfig): void {
     if (all.some((l) => l.master === cfg.bridge)) return;
     must(ns, 'ip', ['link', 'del', 'dev', cfg.bridge]);
   }
-  if (nftTables(ns).length > 0) must(ns, 'nft', ['-f', '-'], nftRemoveTables());
+  if (nftTables(ns, tableOf(cfg)).length > 0) must(ns, 'nft', ['-f', '-'], nftRemoveTables(tableOf(cfg)));
 }
 
-/** What of paene's is still in the host namespace: the bridge, its ports, veths named pnN, paene's nft tables. */
+/** What of this root's is still in the host namespace: its bridge, its ports, veths named with its prefix, its nft tables. */
 export function leftovers(h: NetHost, cfg: BridgeConfig): string[] {
   validateBridgeConfig(cfg);
+  const own = new RegExp(`^${portPrefixOf(cfg)}\\d+$`);
   const out: string[] = [];
   for (const l of links(h.hostNetns)) {
     if (l.ifname === cfg.bridge) out.push(`bridge ${l.ifname}`);
     else if (l.master === cfg.bridge) out.push(`port ${l.ifname} of ${cfg.bridge}`);
-    else if (HOST_IF_RE.test(l.ifname) && l.kind === 'veth') out.push(`veth ${l.ifname}`);
+    else if (own.test(l.ifname) && l.kind === 'veth') out.push(`veth ${l.ifname}`);
   }
-  for (const t of nftTables(h.hostNetns)) out.push(`nft ${t}`);
+  for (const t of nftTables(h.hostNetns, tableOf(cfg))) out.push(`nft ${t}`);
   return out;
 }

@@ -10,15 +10,24 @@
 
 import { PaeneError } from '../model/errors.js';
 import { parseXid, validateName } from '../model/names.js';
+import { ANY_PORT_RE, PORT_PREFIX_RE } from '../model/subnets.js';
 
 export interface BridgeConfig {
   /** the bridge device in the host's network namespace */
   bridge: string;
   /** IPv4 subnet of the bridge, e.g. '10.88.0.0/16'; the gateway is its first host address, on the bridge */
   subnet4: string;
+  /** nftables table name (inet and bridge family); default 'paene' */
+  table?: string;
+  /** host-side veth names are PREFIX<xid>: 'pn' (the default) or 'p<N>n' (model/subnets.ts netNamesOf) */
+  portPrefix?: string;
 }
 
 export const DEFAULT_BRIDGE: BridgeConfig = { bridge: 'paene0', subnet4: '10.88.0.0/16' };
+
+export const tableOf = (cfg: BridgeConfig): string => cfg.table ?? NFT_TABLE;
+export const portPrefixOf = (cfg: BridgeConfig): string => cfg.portPrefix ?? HOST_IF_PREFIX;
+const portRe = (cfg: BridgeConfig): RegExp => new RegExp(`^${portPrefixOf(cfg)}\\d+$`);
 
 export interface Publish {
   hostPort: number;
@@ -41,9 +50,10 @@ export interface PrivateNetPlan {
 
 /** Linux's IFNAMSIZ is 16 with the terminating NUL. */
 export const IFNAME_MAX = 15;
-/** Prefix of the host-side veth names; `leftovers` recognises ours by it. */
+/** Prefix of the host-side veth names of the default name set; `leftovers` recognises a root's by its own prefix. */
 export const HOST_IF_PREFIX = 'pn';
-export const HOST_IF_RE = /^pn\d+$/;
+/** Any root's host-side veth (pnXID, p<N>nXID). */
+export const HOST_IF_RE = ANY_PORT_RE;
 /** nftables table name, used in both the inet and the bridge family. */
 export const NFT_TABLE = 'paene';
 
@@ -130,6 +140,10 @@ export function validateBridgeConfig(cfg: BridgeConfig): Subnet4 {
   validateIfName(cfg.bridge, 'bridge name');
   if (HOST_IF_RE.test(cfg.bridge))
     throw invalid(`invalid bridge name '${cfg.bridge}': names like ${HOST_IF_PREFIX}N are the contexts' veth ports`);
+  if (cfg.table !== undefined && !/^[A-Za-z][A-Za-z0-9_]{0,31}$/.test(cfg.table))
+    throw invalid(`invalid nft table name '${cfg.table}': a letter, then up to 31 letters, digits or '_'`);
+  if (cfg.portPrefix !== undefined && !PORT_PREFIX_RE.test(cfg.portPrefix))
+    throw invalid(`invalid veth prefix '${cfg.portPrefix}': expected pn or p<N>n`);
   return parseSubnet4(cfg.subnet4);
 }
 
@@ -166,9 +180,10 @@ function validatePublish(p: Publish): Publish {
 
 // ---------------------------------------------------------------- plan
 
-/** The host-side veth: `pn<xid>`, at most 7 characters for the static xid range, unique per context. */
-export function hostIfOf(xid: number): string {
-  return `${HOST_IF_PREFIX}${parseXid(xid)}`;
+/** The host-side veth: `pn<xid>` (or `p<N>n<xid>` for name set N), unique per context and root. */
+export function hostIfOf(xid: number, prefix = HOST_IF_PREFIX): string {
+  if (!PORT_PREFIX_RE.test(prefix)) throw invalid(`invalid veth prefix '${prefix}'`);
+  return validateIfName(`${prefix}${parseXid(xid)}`);
 }
 
 /**
@@ -218,7 +233,7 @@ export function planPrivateNet(
     prefix: s.prefix,
     address4: formatIPv4(a),
     mac: macOf(ctx.xid),
-    hostIf: hostIfOf(ctx.xid),
+    hostIf: hostIfOf(ctx.xid, portPrefixOf(cfg)),
     guestIf: 'eth0',
     publish,
   };
@@ -237,7 +252,7 @@ function checkPlans(cfg: BridgeConfig, s: Subnet4, plans: PrivateNetPlan[]): voi
   for (const p of plans) {
     if (p.bridge !== cfg.bridge) throw invalid(`plan for ${p.hostIf} is on bridge ${p.bridge}, not ${cfg.bridge}`);
     validateIfName(p.hostIf);
-    if (!HOST_IF_RE.test(p.hostIf)) throw invalid(`invalid port name '${p.hostIf}': expected ${HOST_IF_PREFIX}N`);
+    if (!portRe(cfg).test(p.hostIf)) throw invalid(`invalid port name '${p.hostIf}': expected ${portPrefixOf(cfg)}N`);
     if (!/^(?:[0-9a-f]{2}:){5}[0-9a-f]{2}$/.test(p.mac)) throw invalid(`invalid MAC '${p.mac}' for ${p.hostIf}`);
     const a = parseIPv4(p.address4);
     if (a <= s.network || a >= s.broadcast || a === s.gateway)
@@ -267,14 +282,8 @@ export function validatePlan(cfg: BridgeConfig, plan: PrivateNetPlan): PrivateNe
 }
 
 /** The lines that make a reload replace paene's tables whole: `table` creates one if absent so `delete` never fails. */
-export function nftRemoveTables(): string {
-  return [
-    `table inet ${NFT_TABLE}`,
-    `delete table inet ${NFT_TABLE}`,
-    `table bridge ${NFT_TABLE}`,
-    `delete table bridge ${NFT_TABLE}`,
-    '',
-  ].join('\n');
+export function nftRemoveTables(table = NFT_TABLE): string {
+  return [`table inet ${table}`, `delete table inet ${table}`, `table bridge ${table}`, `delete table bridge ${table}`, ''].join('\n');
 }
 
 /**
@@ -309,9 +318,10 @@ export function nftRuleset(cfg: BridgeConfig, plans: PrivateNetPlan[]): string {
       dnat.push(`\t\tfib daddr type local ${pub.proto} dport ${pub.hostPort} dnat ip to ${p.address4}:${pub.port}`);
     }
   }
-  const out: string[] = [nftRemoveTables()];
+  const table = tableOf(cfg);
+  const out: string[] = [nftRemoveTables(table)];
   out.push(
-    `table inet ${NFT_TABLE} {`,
+    `table inet ${table} {`,
     `\tchain guard {`,
     `\t\ttype filter hook prerouting priority raw; policy accept;`,
     `\t\tiifname ${br} ip daddr 127.0.0.0/8 drop`,
@@ -332,12 +342,13 @@ export function nftRuleset(cfg: BridgeConfig, plans: PrivateNetPlan[]): string {
     `\t}`,
     `}`,
   );
-  out.push(`table bridge ${NFT_TABLE} {`, `\tchain prerouting {`, `\t\ttype filter hook prerouting priority filter; policy accept;`);
+  out.push(`table bridge ${table} {`, `\tchain prerouting {`, `\t\ttype filter hook prerouting priority filter; policy accept;`);
   if (plans.length > 0) out.push(`\t\tiifname vmap { ${plans.map((p) => `"${p.hostIf}" : jump port_${p.hostIf}`).join(', ')} }`);
   // A port named like ours without a plan gets nothing through. Matching by
   // name, not by bridge: `meta ibrname` needs CONFIG_NFT_BRIDGE_META, which
   // kernels lack (this one does). Frames on other bridges pass untouched.
-  out.push(`\t\tiifname "${HOST_IF_PREFIX}*" drop`, `\t}`);
+  // Each root's prefix (pn, p1n, p12n) matches none of the others' ports.
+  out.push(`\t\tiifname "${portPrefixOf(cfg)}*" drop`, `\t}`);
   for (const p of plans) {
     out.push(
       `\tchain port_${p.hostIf} {`,

@@ -140,6 +140,12 @@ export interface NetSettings {
    * nothing touches the machine's real network.
    */
   hostNetns?: string;
+  /**
+   * The bridge and subnet were given by the administrator (`net settings
+   * --bridge/--subnet`): a clash with another root or the host is refused,
+   * not avoided by choosing others.
+   */
+  bridgeGiven?: boolean;
 }
 
 /**
@@ -159,14 +165,15 @@ export function validateNetSettings(x: unknown, defaults: NetSettings, where: st
   if (typeof x !== 'object' || x === null) throw bad('not a JSON object');
   const o = x as Record<string, unknown>;
   for (const k of Object.keys(o)) {
-    if (!['sharedPool4', 'bridge', 'published', 'hostNetns'].includes(k))
-      throw bad(`unknown field '${k}' (expected sharedPool4, bridge, published, hostNetns)`);
+    if (!['sharedPool4', 'bridge', 'published', 'hostNetns', 'bridgeGiven'].includes(k))
+      throw bad(`unknown field '${k}' (expected sharedPool4, bridge, published, hostNetns, bridgeGiven)`);
   }
   const s: NetSettings = {
     sharedPool4: typeof o.sharedPool4 === 'string' ? o.sharedPool4 : defaults.sharedPool4,
     bridge: o.bridge === undefined ? defaults.bridge : { ...defaults.bridge, ...(o.bridge as Partial<BridgeConfig>) },
     published: Array.isArray(o.published) ? o.published.map((a) => canonicalIp(String(a))) : defaults.published,
     ...(typeof o.hostNetns === 'string' ? { hostNetns: o.hostNetns } : defaults.hostNetns ? { hostNetns: defaults.hostNetns } : {}),
+    ...(o.bridgeGiven === true ? { bridgeGiven: true } : {}),
   };
   validateBridgeConfig(s.bridge);
   parseSubnet4(s.sharedPool4);

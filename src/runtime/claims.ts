@@ -15,6 +15,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { PaeneError, errnoOf } from '../model/errors.js';
 import { ipv4Number } from '../net/model.js';
+import { type HostRegistry, type Owner, ownerText } from '../net/registry.js';
 import type { ContextConfig } from '../context/config.js';
 import { fsyncDir } from '../kernel/atomic.js';
 import type { StateStore } from './state.js';
@@ -249,4 +250,73 @@ export function addressClaims(store: StateStore): Claims {
     (a) => `address ${a}`,
     ipv4Number,
   );
+}
+
+/**
+ * The runtime's address claims, seen host-wide: an address claimed here is
+ * also claimed in the host's registry (net/registry.ts, under its lock, the
+ * root's own claim made first), so no other state root hands it out or
+ * accepts it; one claimed by a context of another root is skipped by the
+ * pool and refused by name. Addresses in the root's own private subnet stay
+ * local (`registryOf` gives undefined): the subnet itself is the root's alone.
+ */
+export class HostAddressClaims extends Claims {
+  constructor(
+    store: StateStore,
+    private readonly registryOf: (address: string) => HostRegistry | undefined,
+  ) {
+    super(
+      store,
+      'addrs',
+      (c) => c.net.addresses,
+      (a) => `address ${a}`,
+      ipv4Number,
+    );
+  }
+
+  private me(name: string): Owner {
+    return { root: this.store.layout.root, name };
+  }
+
+  /** The owner, in words, of `address` when a context of another state root holds it. */
+  elsewhere(address: string): string | undefined {
+    const reg = this.registryOf(address);
+    if (!reg) return undefined;
+    const o = reg.locked(() => reg.otherHolder('addr', address, { root: this.store.layout.root }));
+    return o !== undefined && o.root !== this.store.layout.root ? ownerText(o) : undefined;
+  }
+
+  override tryClaim(name: string, key: string): boolean {
+    const reg = this.registryOf(key);
+    if (!reg) return super.tryClaim(name, key);
+    return reg.locked(() => {
+      const o = reg.otherHolder('addr', key, this.me(name));
+      if (o !== undefined && o.root !== this.store.layout.root) return false;
+      if (!super.tryClaim(name, key)) return false;
+      reg.claim('addr', key, this.me(name));
+      return true;
+    });
+  }
+
+  override claim(name: string, key: string): void {
+    const reg = this.registryOf(key);
+    if (!reg) return super.claim(name, key);
+    reg.locked(() => {
+      const o = reg.otherHolder('addr', key, this.me(name));
+      if (o !== undefined && o.root !== this.store.layout.root)
+        throw new PaeneError('exists', `address ${key} is already used by ${ownerText(o)}`);
+      super.claim(name, key);
+      reg.claim('addr', key, this.me(name));
+    });
+  }
+
+  override release(name: string, key: string): void {
+    super.release(name, key);
+    const reg = this.registryOf(key);
+    if (reg) reg.locked(() => reg.release('addr', key, this.me(name)));
+  }
+}
+
+export function hostAddressClaims(store: StateStore, network: { addressRegistry(address: string): HostRegistry | undefined }): Claims {
+  return new HostAddressClaims(store, (a) => network.addressRegistry(a));
 }

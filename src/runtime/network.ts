@@ -10,9 +10,19 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { type PrivateNetPlan, formatIPv4, planPrivateNet } from '../net/bridgeplan.js';
+import {
+  type BridgeConfig,
+  type PrivateNetPlan,
+  cidrContains,
+  formatIPv4,
+  planPrivateNet,
+  portPrefixOf,
+  tableOf,
+} from '../net/bridgeplan.js';
 import { PaeneError } from '../model/errors.js';
+import { type HostNet, chooseNetNames, chooseSubnet, subnetCandidates, subnetRefusal } from '../model/subnets.js';
 import { type NetSettings, type NetSpec, addressPool, defaultNetSettings, familyOf, validateNetSettings } from '../net/model.js';
+import { type ClaimKind, HostRegistry, type Owner, ownerText } from '../net/registry.js';
 import { type SockAddrPolicy, buildSockAddr } from '../net/sockaddr.js';
 import type { ContextConfig } from '../context/config.js';
 import { applySockAddr, sockAddrArgs } from '../kernel/bpf.js';
@@ -27,14 +37,19 @@ export interface AddressBook {
   holder(address: string): string | undefined;
   /** claims the lowest free address of a range (numbers) for a context; undefined when none is free */
   claimLowest(name: string, first: number, last: number, keyOf: (n: number) => string, skip: ReadonlySet<number>): string | undefined;
+  /** the owner, in words, of an address claimed in another state root (the host-wide registry); undefined when none */
+  elsewhere?(address: string): string | undefined;
 }
 import {
   type NetHost,
   connectPrivate,
   disconnectPrivate,
   ensureBridge,
+  hostNets,
   leftovers,
+  linkNames,
   loadRuleset,
+  nftTableNames,
   removeBridgeIfUnused,
 } from '../net/bridge.js';
 
@@ -66,10 +81,155 @@ export class ContextNetwork {
 
   saveSettings(change: Partial<NetSettings>): NetSettings {
     const cur = this.settings();
-    const next = validateNetSettings({ ...cur, ...change }, cur, 'network settings');
+    // A bridge or subnet given by the administrator is theirs: checked against other roots and the host now, refused on a clash.
+    let next = validateNetSettings(
+      { ...cur, ...change, ...(change.bridge !== undefined ? { bridgeGiven: true } : {}) },
+      cur,
+      'network settings',
+    );
+    if (change.bridge !== undefined) {
+      // its own nft table and veth prefix are chosen with it, unless given too
+      const bridge = {
+        bridge: change.bridge.bridge,
+        subnet4: change.bridge.subnet4,
+        table: change.bridge.table,
+        portPrefix: change.bridge.portPrefix,
+      };
+      next = { ...next, bridge: this.lease({ ...next, bridge }, true) };
+    }
     fs.mkdirSync(this.layout.root, { recursive: true });
     writeJsonAtomic(this.settingsFile, next);
     return next;
+  }
+
+  // ------------------------------------------------------------ the host-wide registry
+
+  /** The registry of the namespace a root's bridge (or a shared context's address) lives in. */
+  registry(netns: string | undefined): HostRegistry {
+    return HostRegistry.forNetns(netns, stillHeld);
+  }
+
+  /**
+   * Where an address is claimed host-wide: a shared context's address (or
+   * any other outside this root's private subnet) in the registry of this
+   * process's namespace; a private context's address needs none, its
+   * subnet is the root's alone (see privateSettings).
+   */
+  addressRegistry(addr: string): HostRegistry | undefined {
+    const s = this.settings();
+    if (familyOf(addr) === 4 && s.bridge.table !== undefined && cidrContains(s.bridge.subnet4, addr)) return undefined;
+    return this.registry(undefined);
+  }
+
+  /**
+   * This root's private network, claimed host-wide: its bridge, nft table
+   * and veth prefix (a name set of model/subnets.ts) and its subnet. The
+   * first private context of a root leases them: the names and subnet of
+   * net.json (paene0, 10.88.0.0/16 by default) when no other root holds
+   * them and no route or address of the host overlaps the subnet; otherwise
+   * the lowest free name set and the first free subnet, written to net.json.
+   * Settings the administrator gave are refused on a clash instead.
+   */
+  privateSettings(): NetSettings {
+    const s = this.settings();
+    const b = this.lease(s, s.bridgeGiven === true);
+    if (b === s.bridge) return s;
+    const next = validateNetSettings({ ...s, bridge: b }, s, 'network settings');
+    fs.mkdirSync(this.layout.root, { recursive: true });
+    writeJsonAtomic(this.settingsFile, next);
+    return next;
+  }
+
+  /** The bridge config `s` leases (itself when it is held already or free), claimed in the registry. */
+  private lease(s: NetSettings, given: boolean): BridgeConfig {
+    const me: Owner = { root: this.layout.root };
+    const reg = this.registry(s.hostNetns);
+    const h = this.host(s);
+    return reg.locked(() => {
+      const others = (k: ClaimKind) => new Map([...reg.live(k)].filter(([, o]) => o.root !== me.root));
+      let want: BridgeConfig = { ...s.bridge, table: tableOf(s.bridge), portPrefix: portPrefixOf(s.bridge) };
+      if (given && s.bridge.table === undefined) {
+        // a bridge given without a table and prefix: the lowest free pair
+        const taken = new Set([...others('table').keys()].map((t) => `table ${t}`));
+        for (const [p] of others('prefix')) taken.add(`prefix ${p}`);
+        for (const t of nftTableNames(h)) taken.add(`table ${t}`);
+        const set = chooseNetNames(taken);
+        if (!set) throw new PaeneError('exists', 'no free paene nft table name left on this host');
+        want = { ...want, table: set.names.table, portPrefix: set.names.portPrefix };
+      }
+      const keys = (b: BridgeConfig): [ClaimKind, string][] => [
+        ['bridge', b.bridge],
+        ['table', tableOf(b)],
+        ['prefix', portPrefixOf(b)],
+        ['subnet', b.subnet4],
+      ];
+      const mine = (b: BridgeConfig) => keys(b).every(([k, key]) => reg.ownerOf(k, key)?.root === me.root && !reg.ownerOf(k, key)?.name);
+      const claimAll = (b: BridgeConfig): BridgeConfig => {
+        for (const [k, key] of keys(b)) {
+          const o = reg.claim(k, key, me);
+          if (o) throw new PaeneError('exists', `${k} ${key} is used by ${ownerText(o)}`);
+        }
+        return b;
+      };
+      // Held already (the usual start): no look at the host's routes.
+      if (s.bridge.table !== undefined && mine(want)) return s.bridge;
+      const subnets = new Map([...others('subnet')].map(([c, o]) => [c, ownerText(o)]));
+      const nets: HostNet[] = hostNets(h);
+      const names = [...keys(want)].slice(0, 3);
+      const why =
+        names
+          .map(([k, key]) => (others(k).has(key) ? `${k} ${key} is used by ${ownerText(others(k).get(key) as Owner)}` : undefined))
+          .find(Boolean) ?? subnetRefusal(want.subnet4, subnets, nets, new Set([want.bridge]));
+      if (why === undefined) return claimAll(want);
+      if (given) throw new PaeneError('exists', `${why}: choose another (paene net settings --subnet CIDR)`);
+      if (this.hasPrivateContexts())
+        throw new PaeneError(
+          'exists',
+          `${why}; this root's private contexts already have addresses in ${want.subnet4}: move them or change --subnet`,
+        );
+      const taken = new Set<string>();
+      for (const [key] of others('bridge')) taken.add(key);
+      for (const [key] of others('table')) taken.add(`table ${key}`);
+      for (const [key] of others('prefix')) taken.add(`prefix ${key}`);
+      for (const l of linkNames(h)) taken.add(l); // a bridge of that name made by something else
+      for (const t of nftTableNames(h)) taken.add(`table ${t}`);
+      const set = chooseNetNames(taken);
+      if (!set) throw new PaeneError('exists', 'no free paene bridge name left on this host');
+      const sub = chooseSubnet(subnetCandidates(), subnets, nets, new Set([set.names.bridge]));
+      if (!sub) throw new PaeneError('exists', `no free private subnet: every candidate overlaps another root or the host`);
+      return claimAll({ bridge: set.names.bridge, subnet4: sub.cidr, table: set.names.table, portPrefix: set.names.portPrefix });
+    });
+  }
+
+  private hasPrivateContexts(): boolean {
+    for (const n of this.store.names()) {
+      try {
+        if (this.store.readConfig(n).net.mode === 'private') return true;
+      } catch {
+        /* a broken config owns nothing */
+      }
+    }
+    return false;
+  }
+
+  /**
+   * Gives back every host-wide claim of this root: when its last context is
+   * destroyed (its private network is gone with it; a later private context
+   * leases again, the same names when they are still free).
+   */
+  releaseHostClaims(): void {
+    const s = this.settings();
+    const scopes = [this.registry(undefined)];
+    if (s.hostNetns !== undefined && fs.existsSync(s.hostNetns)) scopes.push(this.registry(s.hostNetns));
+    for (const reg of scopes) {
+      reg.locked(() => {
+        for (const { kind, key } of reg.ownedBy(this.layout.root)) {
+          const o = reg.ownerOf(kind, key);
+          if (o) reg.release(kind, key, o);
+        }
+      });
+      reg.prune();
+    }
   }
 
   /**
@@ -81,9 +241,13 @@ export class ContextNetwork {
     for (const a of spec.addresses) {
       const o = book.holder(a);
       if (o !== undefined && o !== name) throw new PaeneError('exists', `address ${a} is already owned by context '${o}'`);
+      const far = spec.mode === 'shared' ? book.elsewhere?.(a) : undefined;
+      if (far !== undefined) throw new PaeneError('exists', `address ${a} is already owned by ${far}`);
     }
+    // A private context's address comes from the root's own subnet, leased host-wide first.
+    const settings = spec.mode === 'private' ? this.privateSettings() : this.settings();
     if (spec.addresses.length > 0 || (spec.mode !== 'shared' && spec.mode !== 'private')) return spec;
-    const pool = addressPool(spec.mode, this.settings());
+    const pool = addressPool(spec.mode, settings);
     if (!pool) return spec;
     const addr = book.claimLowest(name, pool.first, pool.last, formatIPv4, pool.skip);
     if (addr === undefined) throw new PaeneError('exists', `no free IPv4 address left in ${pool.cidr}`);
@@ -165,7 +329,7 @@ export class ContextNetwork {
   async afterStart(config: ContextConfig, initPid: number): Promise<void> {
     if (config.net.mode !== 'private') return;
     const ns = `/proc/${initPid}/ns/net`;
-    const s = this.settings();
+    const s = this.privateSettings();
     const h = this.host(s);
     const plan = this.plan(config, s);
     ensureBridge(h, s.bridge);
@@ -202,6 +366,7 @@ export class ContextNetwork {
   /** What of paene's private networking is still on the host side (leak checks). */
   leftovers(): string[] {
     const s = this.settings();
+    if (s.bridge.table === undefined) return []; // never leased a private network: nothing of it is its own
     return leftovers(this.host(s), s.bridge);
   }
 
@@ -236,6 +401,26 @@ export class ContextNetwork {
       }
     }
     return out;
+  }
+}
+
+/**
+ * Whether the owner a registry claim names still says it holds it: a
+ * context's address while its root's own claim (ROOT/addrs/ADDR) names
+ * it; a root's bridge, table, veth prefix and subnet while its net.json
+ * does. A removed root holds nothing.
+ */
+export function stillHeld(kind: ClaimKind, key: string, o: Owner): boolean {
+  try {
+    if (kind === 'addr') return o.name !== undefined && fs.readlinkSync(path.join(o.root, 'addrs', key)) === o.name;
+    if (o.name !== undefined) return false;
+    const raw = JSON.parse(fs.readFileSync(path.join(o.root, 'net.json'), 'utf8')) as { bridge?: BridgeConfig };
+    const b = raw.bridge;
+    if (b === undefined || b.table === undefined) return false; // never leased
+    const said = { bridge: b.bridge, subnet: b.subnet4, table: tableOf(b), prefix: portPrefixOf(b) }[kind];
+    return said === key;
+  } catch {
+    return false;
   }
 }
 
