@@ -7,13 +7,21 @@ import { DEFAULT_ROOT } from '../kernel/layout.js';
 import { nativePath } from '../kernel/package.js';
 import { type AutostartResult, autostartPlan, runAutostart } from '../model/autostart.js';
 import { PaeneError } from '../model/errors.js';
-import { autostartCandidates, type BootSystem, hostBootSystem, installBootFile } from '../runtime/autostart.js';
+import { eachBounded } from '../model/names.js';
+import {
+  autostartCandidates,
+  type BootSystem,
+  hostBootSystem,
+  installBootFile,
+  runningNames,
+  stopForShutdown,
+} from '../runtime/autostart.js';
 import { LOG_STREAMS, followLog, formatLogLine, logLineJson, logOptions, readLog } from '../runtime/logs.js';
 import type { ContextStatus } from '../runtime/runtime.js';
 import { rootOf, runtimeOf } from './common.js';
 import { EXIT } from './exit.js';
 import { printJson } from './format.js';
-import { jobsOf } from './many.js';
+import { jobsOf, report } from './many.js';
 
 interface LogsFlags {
   follow?: boolean;
@@ -130,6 +138,17 @@ function errorJson(e: Error): { code: string; message: string } {
   return { code: e instanceof PaeneError ? e.code : 'internal', message: e.message };
 }
 
+/** `paene autostart stop`: every running context, stopped as a host shutdown stops them (not a user's stop). */
+async function shutdown(o: { timeout: string; jobs?: string; json?: boolean }, cmd: Command): Promise<void> {
+  const t = Number(o.timeout);
+  if (!Number.isFinite(t) || t < 0) throw new PaeneError('invalid-argument', `--timeout must be a number of seconds, got '${o.timeout}'`);
+  const rt = runtimeOf(cmd);
+  const names = runningNames(rt);
+  const outcomes = await eachBounded(names, jobsOf(o), (n) => stopForShutdown(rt, n, t * 1000));
+  report(names, true, outcomes, o, (n, r) => (r.wasRunning ? `stopped context '${n}'` : undefined));
+  if (names.length === 0 && !o.json) console.log('nothing runs');
+}
+
 function install(o: { systemd?: boolean; sysv?: boolean; dest?: string }, cmd: Command): void {
   if (o.systemd && o.sysv) throw new PaeneError('invalid-argument', 'choose --systemd or --sysv, not both');
   const system: BootSystem = o.systemd ? 'systemd' : o.sysv ? 'sysv' : hostBootSystem();
@@ -165,9 +184,19 @@ export function registerServiceCommands(program: Command): void {
     .action((o: AutostartFlags, cmd: Command) => autostart(o, cmd));
   auto
     .command('install')
-    .description('Write the boot file that runs `paene autostart` at boot and `paene stop --all` at shutdown (it is not enabled)')
+    .description('Write the boot file that runs `paene autostart` at boot and `paene autostart stop` at shutdown (it is not enabled)')
     .option('--systemd', 'a systemd unit, paene-autostart.service (the default where systemd runs)')
     .option('--sysv', 'a sysv init script, paene-autostart (LSB header)')
     .option('--dest <dir>', 'write it here (default: /etc/systemd/system or /etc/init.d)')
     .action((o: { systemd?: boolean; sysv?: boolean; dest?: string }, cmd: Command) => install(o, cmd));
+  auto
+    .command('stop')
+    .description(
+      "Stop every running context as a host shutdown does: unlike `paene stop`, not a user's stop, so the " +
+        '--restart unless-stopped ones come back at the next `paene autostart` (the boot files run this)',
+    )
+    .option('-t, --timeout <seconds>', 'seconds to wait before SIGKILL', '10')
+    .option('-j, --jobs <n>', 'contexts stopped at once (default: 2 × CPUs)')
+    .option('--json', 'an array of {name, ok, result | error}')
+    .action((o: { timeout: string; jobs?: string; json?: boolean }, cmd: Command) => shutdown(o, cmd));
 }

@@ -35,6 +35,31 @@ export function autostartCandidates(rt: { store: StateStore; layout: Layout }): 
   return { candidates, broken };
 }
 
+/** What a host shutdown's stop needs of the runtime. */
+export interface ShutdownRuntime {
+  store: StateStore;
+  layout: Layout;
+  stop(name: string, opts: { timeoutMs?: number }): Promise<{ wasRunning: boolean }>;
+}
+
+/** The contexts a host shutdown stops: those running now. */
+export function runningNames(rt: { store: StateStore }): string[] {
+  return rt.store.names().filter((n) => rt.store.live(n) !== undefined);
+}
+
+/**
+ * Stops a context as a host shutdown does (`paene autostart stop`, the boot
+ * files' stop): not a user's stop, so a `--restart unless-stopped` context
+ * comes back at the next boot. Runtime.stop marks every stop as a user's; a
+ * running context has no mark (start removes it), so the mark this stop
+ * wrote goes again.
+ */
+export async function stopForShutdown(rt: ShutdownRuntime, name: string, timeoutMs: number): Promise<{ wasRunning: boolean }> {
+  const r = await rt.stop(name, { timeoutMs });
+  if (r.wasRunning) fs.rmSync(rt.layout.stoppedMark(name), { force: true });
+  return r;
+}
+
 export type BootSystem = 'systemd' | 'sysv';
 
 export const BOOT_FILES: Record<BootSystem, { template: string; file: string; dest: string; mode: number }> = {
@@ -53,7 +78,8 @@ const PLAIN_WORD = /^[A-Za-z0-9_./:@%+=,-]+$/;
 /**
  * Writes the boot file of `system` into `dest` (default: /etc/systemd/system
  * or /etc/init.d), with `command` (the paene program and its global options,
- * absolute) in place of @PAENE@. Returns the file and the command that enables it.
+ * absolute) in place of @PAENE@: it runs `paene autostart` at boot and
+ * `paene autostart stop` at shutdown. Returns the file and the command that enables it.
  */
 export function installBootFile(o: { system: BootSystem; command: string[]; dest?: string; templates?: string }): {
   file: string;

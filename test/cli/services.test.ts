@@ -124,4 +124,10 @@ describe('paene autostart', () => {
     expect(fs.readFileSync(path.join(dest, 'paene-autostart'), 'utf8')).toContain(`PAENE="${PAENE} --root ${root}"\n`);
     expect(paene(['autostart', 'install', '--sysv', '--systemd', '--dest', dest]).code).toBe(2);
   });
+
+  it('stops at shutdown only what runs (nothing here)', () => {
+    expect(paene(['autostart', 'stop'])).toMatchObject({ code: 0, stdout: 'nothing runs\n' });
+    expect(paene(['autostart', 'stop', '--json'])).toMatchObject({ code: 0, stdout: '[]\n' });
+    expect(paene(['autostart', 'stop', '-t', 'x']).code).toBe(2);
+  });
 });

@@ -93,7 +93,7 @@ describe('autostart install', () => {
       expect(text).toContain('Type=oneshot\nRemainAfterExit=yes\n');
       expect(text).toContain('After=local-fs.target network.target\n');
       expect(text).toContain('ExecStart=/opt/paene/dist/native/paene --root /srv/paene autostart\n');
-      expect(text).toContain('ExecStop=/opt/paene/dist/native/paene --root /srv/paene stop --all\n');
+      expect(text).toContain('ExecStop=/opt/paene/dist/native/paene --root /srv/paene autostart stop\n');
       expect(text).toContain('WantedBy=multi-user.target');
       expect(text).not.toContain('@PAENE@');
       expect(fs.statSync(unit.file).mode & 0o777).toBe(0o644);
@@ -111,7 +111,7 @@ describe('autostart install', () => {
       installBootFile({ system: 'sysv', command: [fake], dest });
       const run = (verb: string) => spawnSync('sh', [init.file, verb], { encoding: 'utf8' });
       expect(run('start').stdout).toContain('paene autostart\n');
-      expect(run('stop').stdout).toContain('paene stop --all\n');
+      expect(run('stop').stdout).toContain('paene autostart stop\n');
       expect(run('status').stdout).toBe('paene list\n');
       expect(run('bogus').status).toBe(3);
       // again: replaced in place
