@@ -101,3 +101,58 @@ describe('GET /v1/contexts/NAME/logs', () => {
     req.destroy();
   });
 });
+
+describe('serve --autostart', () => {
+  it('starts the plan as the service, with a started event each, going on after a failure', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'paene-autostart-api-'));
+    const configs: Record<string, unknown> = {
+      late: { name: 'late', restart: { mode: 'always' } },
+      first: { name: 'first', autostart: { order: 1 } },
+      broken: { name: 'broken', autostart: { order: 1 } },
+      second: { name: 'second', autostart: { order: 2 } },
+      idle: { name: 'idle' },
+    };
+    const started: string[] = [];
+    const rt = {
+      layout: new Layout(dir),
+      store: { names: () => Object.keys(configs).sort(), readConfigIfAny: (n: string) => configs[n], live: () => undefined },
+      cgroupOf: () => ({ read: () => undefined }),
+      start: async (n: string) => {
+        if (n === 'broken') throw new PaeneError('not-found', "no image named 'gone'");
+        started.push(n);
+        return { name: n, state: 'running' };
+      },
+    } as unknown as Runtime;
+    const sock = path.join(dir, 'api.sock');
+    const api = new ApiServer(rt, { socket: sock, watchMs: 60_000 });
+    await api.listen();
+    try {
+      let events = '';
+      const req = http.get({ socketPath: sock, path: '/v1/events' });
+      const res = await new Promise<http.IncomingMessage>((resolve) => req.on('response', resolve));
+      res.setEncoding('utf8').on('data', (d: string) => (events += d));
+      const heard: string[] = [];
+      const results = await api.autostart(2, (r) => heard.push(`${r.name}:${r.outcome.ok}`));
+      expect(started).toEqual(['first', 'second', 'late']);
+      expect(results.map((r) => [r.name, r.outcome.ok])).toEqual([
+        ['broken', false],
+        ['first', true],
+        ['second', true],
+        ['late', true],
+      ]);
+      expect(heard.sort()).toEqual(['broken:false', 'first:true', 'late:true', 'second:true']);
+      for (let i = 0; i < 100 && events.split('\n').length < 4; i++) await new Promise((r) => setTimeout(r, 10));
+      expect(
+        events
+          .trim()
+          .split('\n')
+          .map((l) => JSON.parse(l))
+          .map((e) => `${e.type} ${e.context}`),
+      ).toEqual(['started first', 'started second', 'started late']);
+      req.destroy();
+    } finally {
+      await api.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
