@@ -1,9 +1,9 @@
-// Network verbs: `paene net ls|add|rm|set|settings` (docs/network.md).
+// Network verbs: `paene net ls|add|rm|set|egress|settings` (docs/network.md).
 
 import type { Command } from 'commander';
 import { formatPublish } from '../net/bridgeplan.js';
 import { PaeneError } from '../model/errors.js';
-import { NET_MODES, type NetSpec, canonicalIp, describeNet, netSpecFrom } from '../net/model.js';
+import { NET_MODES, type NetSpec, canonicalIp, describeNet, netSpecFrom, validateNetSpec } from '../net/model.js';
 import { runtimeOf } from './common.js';
 import { formatTable, printJson } from './format.js';
 
@@ -19,11 +19,15 @@ export function addNetOptions(cmd: Command, withDefault: boolean): Command {
       `network model: ${NET_MODES.join(', ')}${withDefault ? " (default: shared, an address of its own on the host's stack)" : ''}`,
     )
     .option('--ip <addr>', 'an address it owns (repeatable; IPv4 or IPv6; default: one from the pool)', collect, [])
-    .option('--publish <hostport:port[/udp]>', 'with --net private: forward a host port to it (repeatable)', collect, []);
+    .option('--publish <hostport:port[/udp]>', 'with --net private: forward a host port to it (repeatable)', collect, [])
+    .option(
+      '--egress <nat|none>',
+      "shared and private: whether it reaches beyond the host (default nat; a shared context needs the root's --egress-pool); live: paene net egress",
+    );
 }
 
-export function netSpecOf(o: { net?: string; ip?: string[]; publish?: string[] }): NetSpec {
-  return netSpecFrom({ mode: o.net, ips: o.ip ?? [], publish: o.publish ?? [] });
+export function netSpecOf(o: { net?: string; ip?: string[]; publish?: string[]; egress?: string }): NetSpec {
+  return netSpecFrom({ mode: o.net, ips: o.ip ?? [], publish: o.publish ?? [], egress: o.egress });
 }
 
 /** One line: mode and addresses, for list and status. */
@@ -96,7 +100,7 @@ Models (paene create NAME --net MODE):
     false,
   )
     .option('--json', 'print the resulting network as JSON')
-    .action(async (name: string, o: { net?: string; ip: string[]; publish: string[]; json?: boolean }, cmd: Command) => {
+    .action(async (name: string, o: { net?: string; ip: string[]; publish: string[]; egress?: string; json?: boolean }, cmd: Command) => {
       const rt = runtimeOf(cmd);
       const cur = rt.config(name).net;
       const mode = o.net ?? cur.mode;
@@ -106,8 +110,24 @@ Models (paene create NAME --net MODE):
         mode,
         ips: o.ip.length ? o.ip : keep ? cur.addresses : [],
         publish: o.publish.length ? o.publish : keep ? cur.publish.map(formatPublish) : [],
+        egress: o.egress ?? (keep ? cur.egress : undefined),
       });
       const c = await rt.setNet(name, spec);
+      if (o.json) printJson(c.net);
+      else console.log(`'${name}': ${describeNet(c.net)}`);
+    });
+
+  net
+    .command('egress')
+    .description('Whether a context reaches beyond the host: nat (through the host, source NAT) or none; live on a running context')
+    .argument('<name>', 'the context')
+    .argument('<egress>', 'nat or none')
+    .option('--json', 'print the resulting network as JSON')
+    .action(async (name: string, egress: string, o: { json?: boolean }, cmd: Command) => {
+      const rt = runtimeOf(cmd);
+      const c = await rt.changeConfig(name, (cur) => ({ ...cur, net: validateNetSpec({ ...cur.net, egress }, 'network') }), {
+        after: (next, running) => (running ? rt.network.applyEgress(next) : undefined),
+      });
       if (o.json) printJson(c.net);
       else console.log(`'${name}': ${describeNet(c.net)}`);
     });
@@ -122,15 +142,27 @@ Models (paene create NAME --net MODE):
     .option('--subnet <cidr>', 'the bridge subnet: private contexts get addresses from it')
     .option('--publish-host <addr>', 'a host address (not loopback) contexts may connect to (repeatable; replaces the list)', collect, [])
     .option('--host-netns <path>', "network namespace the bridge and NAT live in (default: the host's own; tests use one of their own)")
+    .option(
+      '--egress-pool <cidr>',
+      "a routable private range for new shared contexts: local on paene-egress, source NAT out to the host's address (docs/network.md, Egress)",
+    )
     .option('--json', 'print JSON')
     .action(
       (
-        o: { sharedPool?: string; bridge?: string; subnet?: string; publishHost: string[]; hostNetns?: string; json?: boolean },
+        o: {
+          sharedPool?: string;
+          bridge?: string;
+          subnet?: string;
+          publishHost: string[];
+          hostNetns?: string;
+          egressPool?: string;
+          json?: boolean;
+        },
         cmd: Command,
       ) => {
         const rt = runtimeOf(cmd);
         const cur = rt.network.settings();
-        const changing = o.sharedPool || o.bridge || o.subnet || o.publishHost.length || o.hostNetns;
+        const changing = o.sharedPool || o.bridge || o.subnet || o.publishHost.length || o.hostNetns || o.egressPool;
         if (changing && rt.list().some((s) => s.state === 'running' && s.net.mode !== 'host')) {
           throw new PaeneError(
             'wrong-state',
@@ -145,6 +177,7 @@ Models (paene create NAME --net MODE):
                 : {}),
               ...(o.publishHost.length ? { published: o.publishHost.map(canonicalIp) } : {}),
               ...(o.hostNetns ? { hostNetns: o.hostNetns } : {}),
+              ...(o.egressPool ? { egressPool4: o.egressPool } : {}),
             })
           : cur;
         if (o.json) printJson(s);
@@ -153,6 +186,7 @@ Models (paene create NAME --net MODE):
           console.log(`bridge        ${s.bridge.bridge} ${s.bridge.subnet4}`);
           console.log(`published     ${s.published.join(' ') || "(none: the host's own addresses are refused)"}`);
           console.log(`host netns    ${s.hostNetns ?? "(the host's own)"}`);
+          console.log(`egress pool   ${s.egressPool4 ?? '(none: shared contexts stay on the host)'}`);
         }
       },
     );

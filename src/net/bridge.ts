@@ -21,7 +21,11 @@ import path from 'node:path';
 import {
   type BridgeConfig,
   bridgeMacOf,
+  EGRESS_LINK,
+  egressRuleset,
+  egressTableOf,
   formatIPv4,
+  parseSubnet4,
   nftRemoveTables,
   nftRuleset,
   portPrefixOf,
@@ -317,5 +321,54 @@ export function leftovers(h: NetHost, cfg: BridgeConfig): string[] {
     else if (own.test(l.ifname) && l.kind === 'veth') out.push(`veth ${l.ifname}`);
   }
   for (const t of nftTables(h.hostNetns, tableOf(cfg))) out.push(`nft ${t}`);
+  return out;
+}
+
+// ---------------------------------------------------------------- egress of shared contexts
+
+/**
+ * A shared egress pool, up: the paene-egress link (made if absent), the
+ * pool's first address on it (the host's face towards the contexts), the
+ * whole pool local (an AnyIP route: a context binds its address with no
+ * address per context), and the pool's table (masquerade out, the closed
+ * contexts refused). Idempotent: every start and live change reloads it.
+ */
+export function ensureEgress(h: NetHost, pool: string, closed: readonly string[]): void {
+  const text = egressRuleset(pool, closed); // validates the pool
+  const s = parseSubnet4(pool);
+  const ns = h.hostNetns;
+  const l = link(ns, EGRESS_LINK);
+  if (l === undefined) {
+    // a dummy is the natural kind; a kernel without it (this one) gets a bridge without ports, the same to routing
+    if (exec(ns, 'ip', ['link', 'add', EGRESS_LINK, 'type', 'dummy']).status !== 0)
+      must(ns, 'ip', ['link', 'add', EGRESS_LINK, 'type', 'bridge'], undefined, 'dummy or bridge devices');
+  } else if (l.kind !== 'dummy' && l.kind !== 'bridge') {
+    throw new PaeneError('exists', `${EGRESS_LINK} exists and is a ${l.kind ?? 'plain device'}, not paene's`);
+  }
+  must(ns, 'ip', ['link', 'set', 'dev', EGRESS_LINK, 'up']);
+  must(ns, 'ip', ['addr', 'replace', `${formatIPv4(s.gateway)}/${s.prefix}`, 'dev', EGRESS_LINK]);
+  must(ns, 'ip', ['route', 'replace', 'local', `${formatIPv4(s.network)}/${s.prefix}`, 'dev', EGRESS_LINK, 'table', 'local']);
+  must(ns, 'nft', ['-f', '-'], text, 'nf_tables (CONFIG_NF_TABLES with inet, nat, fib, masquerade, reject)');
+}
+
+/** Takes a pool's egress down: its table, route and address; the link once no address is left on it. Absent is fine. */
+export function removeEgress(h: NetHost, pool: string): void {
+  const s = parseSubnet4(pool);
+  const ns = h.hostNetns;
+  const t = egressTableOf(pool);
+  must(ns, 'nft', ['-f', '-'], `table inet ${t}\ndelete table inet ${t}\n`);
+  if (link(ns, EGRESS_LINK) === undefined) return;
+  exec(ns, 'ip', ['route', 'del', 'local', `${formatIPv4(s.network)}/${s.prefix}`, 'dev', EGRESS_LINK, 'table', 'local']);
+  exec(ns, 'ip', ['addr', 'del', `${formatIPv4(s.gateway)}/${s.prefix}`, 'dev', EGRESS_LINK]);
+  const left = JSON.parse(must(ns, 'ip', ['-j', 'addr', 'show', 'dev', EGRESS_LINK]) || '[]') as { addr_info?: { family?: string }[] }[];
+  if (!left.some((x) => (x.addr_info ?? []).some((a) => a.family === 'inet'))) exec(ns, 'ip', ['link', 'del', 'dev', EGRESS_LINK]);
+}
+
+/** What of a pool's egress is still there (leak checks): its table, the link. */
+export function egressLeftovers(h: NetHost, pool: string): string[] {
+  const out: string[] = [];
+  const t = egressTableOf(pool);
+  if (nftTableNames(h).includes(t)) out.push(`nft table inet ${t}`);
+  if (link(h.hostNetns, EGRESS_LINK) !== undefined) out.push(`link ${EGRESS_LINK}`);
   return out;
 }

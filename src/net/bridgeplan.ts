@@ -46,6 +46,8 @@ export interface PrivateNetPlan {
   /** the guest end, inside the context's namespace */
   guestIf: 'eth0';
   publish: Publish[];
+  /** 'none': nothing it starts leaves the bridge (answers to connections made to it still do) */
+  egress?: 'nat' | 'none';
 }
 
 /** Linux's IFNAMSIZ is 16 with the terminating NUL. */
@@ -211,7 +213,7 @@ export function bridgeMacOf(bridge: string): string {
 
 export function planPrivateNet(
   cfg: BridgeConfig,
-  ctx: { name: string; xid: number; address4: string; publish: Publish[] },
+  ctx: { name: string; xid: number; address4: string; publish: Publish[]; egress?: 'nat' | 'none' },
 ): PrivateNetPlan {
   const s = validateBridgeConfig(cfg);
   validateName(ctx.name);
@@ -236,6 +238,7 @@ export function planPrivateNet(
     hostIf: hostIfOf(ctx.xid, portPrefixOf(cfg)),
     guestIf: 'eth0',
     publish,
+    ...(ctx.egress === 'none' ? { egress: 'none' as const } : {}),
   };
 }
 
@@ -319,6 +322,7 @@ export function nftRuleset(cfg: BridgeConfig, plans: PrivateNetPlan[]): string {
     }
   }
   const table = tableOf(cfg);
+  const closed = plans.filter((p) => p.egress === 'none').map((p) => p.address4);
   const out: string[] = [nftRemoveTables(table)];
   out.push(
     `table inet ${table} {`,
@@ -333,6 +337,17 @@ export function nftRuleset(cfg: BridgeConfig, plans: PrivateNetPlan[]): string {
     `\tchain output {`,
     `\t\ttype nat hook output priority -100; policy accept;`,
     ...dnat,
+    `\t}`,
+    // --egress none: what such a guest starts never leaves the bridge (TCP gets a reset, ECONNREFUSED)
+    `\tchain forward {`,
+    `\t\ttype filter hook forward priority filter; policy accept;`,
+    ...(closed.length > 0
+      ? [
+          `\t\tct state established,related accept`,
+          `\t\tiifname ${br} oifname != ${br} ip saddr { ${closed.join(', ')} } meta l4proto tcp reject with tcp reset`,
+          `\t\tiifname ${br} oifname != ${br} ip saddr { ${closed.join(', ')} } reject with icmpx type admin-prohibited`,
+        ]
+      : []),
     `\t}`,
     `\tchain postrouting {`,
     `\t\ttype nat hook postrouting priority srcnat; policy accept;`,
@@ -364,4 +379,55 @@ export function nftRuleset(cfg: BridgeConfig, plans: PrivateNetPlan[]): string {
   }
   out.push(`}`, '');
   return out.join('\n');
+}
+
+// ---------------------------------------------------------------- egress of shared contexts
+
+/** The link a root's egress pool is local on (a dummy where the kernel has one; a bridge without ports is the same to routing). */
+export const EGRESS_LINK = 'paene-egress';
+
+/** The nft table of an egress pool: one per pool (pools are claimed host-wide, so one per root). */
+export function egressTableOf(pool: string): string {
+  const s = parseSubnet4(pool);
+  return `paene_eg_${formatIPv4(s.network).replaceAll('.', '_')}_${s.prefix}`;
+}
+
+/**
+ * The ruleset of a shared egress pool, for `nft -f`: replies come back by
+ * conntrack, the pool itself is local (an AnyIP route on paene-egress).
+ *
+ * table inet paene_eg_A_B_C_D_N
+ *   set closed     the addresses of contexts with --egress none
+ *   output         from a closed address to anything not local: TCP reset
+ *                  (connect gets ECONNREFUSED), anything else an ICMP
+ *                  admin-prohibited (EHOSTUNREACH / EACCES); the host's
+ *                  published addresses and other contexts stay reachable
+ *   postrouting    masquerade of the pool leaving by any interface but lo
+ */
+export function egressRuleset(pool: string, closed: readonly string[]): string {
+  const s = parseSubnet4(pool);
+  const cidr = `${formatIPv4(s.network)}/${s.prefix}`;
+  const t = egressTableOf(pool);
+  for (const a of closed) {
+    const n = parseIPv4(a);
+    if (n < s.network || n > s.broadcast) throw invalid(`address ${a} is not in the egress pool ${cidr}`);
+  }
+  const elements = closed.length > 0 ? ` elements = { ${[...new Set(closed)].join(', ')} };` : '';
+  return [
+    `table inet ${t}`,
+    `delete table inet ${t}`,
+    `table inet ${t} {`,
+    `\tset closed { type ipv4_addr;${elements} }`,
+    `\tchain output {`,
+    `\t\ttype filter hook output priority filter; policy accept;`,
+    `\t\tip saddr @closed fib daddr type != local meta l4proto tcp reject with tcp reset`,
+    `\t\tip saddr @closed fib daddr type != local reject with icmpx type admin-prohibited`,
+    `\t}`,
+    `\tchain postrouting {`,
+    `\t\ttype nat hook postrouting priority srcnat; policy accept;`,
+    `\t\tip saddr ${cidr} ip daddr != ${cidr} oifname != "lo" masquerade`,
+    `\t}`,
+    `}`,
+    '',
+  ].join('\n');
 }

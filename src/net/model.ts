@@ -41,7 +41,16 @@ export interface NetSpec {
   addresses: string[];
   /** private: host ports forwarded to it */
   publish: Publish[];
+  /**
+   * Whether it reaches beyond the host (shared: an address of the root's
+   * egress pool, source NAT to the host's address; private: the bridge's
+   * masquerade). Absent: 'nat'. Changes live (`paene net egress`).
+   */
+  egress?: Egress;
 }
+
+export const EGRESS = ['nat', 'none'] as const;
+export type Egress = (typeof EGRESS)[number];
 
 export const DEFAULT_NET_MODE: NetMode = 'shared';
 /** Addresses per family a shared context may own (the BPF programs compare them unrolled). */
@@ -72,11 +81,11 @@ export function ipv4Number(addr: string): number | undefined {
 }
 
 /** What `--net`, `--ip` and `--publish` ask for, checked against each other. */
-export function netSpecFrom(o: { mode?: string; ips?: string[]; publish?: string[] }): NetSpec {
+export function netSpecFrom(o: { mode?: string; ips?: string[]; publish?: string[]; egress?: string }): NetSpec {
   const mode = o.mode === undefined ? DEFAULT_NET_MODE : parseNetMode(o.mode);
   const addresses = dedupe((o.ips ?? []).map(canonicalIp));
   const publish = (o.publish ?? []).map(parsePublish);
-  return validateNetSpec({ mode, addresses, publish }, 'network');
+  return validateNetSpec({ mode, addresses, publish, ...(o.egress !== undefined ? { egress: o.egress } : {}) }, 'network');
 }
 
 function dedupe(xs: string[]): string[] {
@@ -95,6 +104,11 @@ export function validateNetSpec(x: unknown, where: string): NetSpec {
   const publish = ((o.publish as unknown[]) ?? []).map((p) =>
     typeof p === 'string' ? parsePublish(p) : parsePublish(formatPublish(p as Publish)),
   );
+  if (o.egress !== undefined && !(EGRESS as readonly unknown[]).includes(o.egress))
+    throw bad(`unknown egress '${String(o.egress)}': use ${EGRESS.join(' or ')}`);
+  const egress = o.egress as Egress | undefined;
+  if (egress !== undefined && mode !== 'shared' && mode !== 'private')
+    throw bad(`--egress is for shared and private contexts (a ${mode} context has no way out to choose)`);
   if ((mode === 'host' || mode === 'none') && addresses.length > 0)
     throw bad(`a context with --net ${mode} owns no address (--ip is for shared and private)`);
   if (mode !== 'private' && publish.length > 0)
@@ -112,7 +126,7 @@ export function validateNetSpec(x: unknown, where: string): NetSpec {
     if (hostPorts.has(k)) throw bad(`host port ${k} is published twice`);
     hostPorts.add(k);
   }
-  return { mode, addresses, publish };
+  return { mode, addresses, publish, ...(egress !== undefined ? { egress } : {}) };
 }
 
 export const primaryOf = (spec: NetSpec, fam: 4 | 6): string | undefined => spec.addresses.find((a) => familyOf(a) === fam);
@@ -146,6 +160,13 @@ export interface NetSettings {
    * not avoided by choosing others.
    */
   bridgeGiven?: boolean;
+  /**
+   * A routable pool for shared contexts (IPv4 CIDR): when set, new shared
+   * contexts get their address from it instead of sharedPool4, the pool is
+   * local on the `paene-egress` link and their traffic out is masqueraded
+   * to the host's address (docs/network.md, "Egress").
+   */
+  egressPool4?: string;
 }
 
 /**
@@ -165,8 +186,8 @@ export function validateNetSettings(x: unknown, defaults: NetSettings, where: st
   if (typeof x !== 'object' || x === null) throw bad('not a JSON object');
   const o = x as Record<string, unknown>;
   for (const k of Object.keys(o)) {
-    if (!['sharedPool4', 'bridge', 'published', 'hostNetns', 'bridgeGiven'].includes(k))
-      throw bad(`unknown field '${k}' (expected sharedPool4, bridge, published, hostNetns, bridgeGiven)`);
+    if (!['sharedPool4', 'bridge', 'published', 'hostNetns', 'bridgeGiven', 'egressPool4'].includes(k))
+      throw bad(`unknown field '${k}' (expected sharedPool4, bridge, published, hostNetns, bridgeGiven, egressPool4)`);
   }
   const s: NetSettings = {
     sharedPool4: typeof o.sharedPool4 === 'string' ? o.sharedPool4 : defaults.sharedPool4,
@@ -174,7 +195,13 @@ export function validateNetSettings(x: unknown, defaults: NetSettings, where: st
     published: Array.isArray(o.published) ? o.published.map((a) => canonicalIp(String(a))) : defaults.published,
     ...(typeof o.hostNetns === 'string' ? { hostNetns: o.hostNetns } : defaults.hostNetns ? { hostNetns: defaults.hostNetns } : {}),
     ...(o.bridgeGiven === true ? { bridgeGiven: true } : {}),
+    ...(typeof o.egressPool4 === 'string' ? { egressPool4: o.egressPool4 } : {}),
   };
+  if (s.egressPool4 !== undefined) {
+    parseSubnet4(s.egressPool4);
+    if (cidrContains('127.0.0.0/8', s.egressPool4.split('/')[0] as string))
+      throw bad(`egress pool ${s.egressPool4} is on 127.0.0.0/8, which Linux never routes off the host: give a private range`);
+  }
   validateBridgeConfig(s.bridge);
   parseSubnet4(s.sharedPool4);
   return s;
@@ -182,7 +209,8 @@ export function validateNetSettings(x: unknown, defaults: NetSettings, where: st
 
 /** Where a new shared or private context's address comes from: its mode's pool, lowest first, the first host address kept back. */
 export function addressPool(mode: NetMode, settings: NetSettings): ({ cidr: string } & ReturnType<typeof hostRange4>) | undefined {
-  const cidr = mode === 'shared' ? settings.sharedPool4 : mode === 'private' ? settings.bridge.subnet4 : undefined;
+  const cidr =
+    mode === 'shared' ? (settings.egressPool4 ?? settings.sharedPool4) : mode === 'private' ? settings.bridge.subnet4 : undefined;
   return cidr === undefined ? undefined : { cidr, ...hostRange4(cidr, [reservedAddressOf(cidr)]) };
 }
 
@@ -195,6 +223,14 @@ export function reservedAddressOf(cidr: string): string {
 export function inPool(settings: NetSettings, addr: string): boolean {
   return familyOf(addr) === 4 && cidrContains(settings.sharedPool4, addr);
 }
+
+/** Whether a shared context's address lies in the root's egress pool (local on paene-egress, NAT out). */
+export function inEgressPool(settings: NetSettings, addr: string): boolean {
+  return settings.egressPool4 !== undefined && familyOf(addr) === 4 && cidrContains(settings.egressPool4, addr);
+}
+
+/** Whether a context reaches beyond the host when it can (the default: nat). */
+export const egressOf = (spec: NetSpec): Egress => spec.egress ?? 'nat';
 
 /**
  * The known gaps of a model's wall (docs/network.md, "What shared mode does
@@ -212,7 +248,7 @@ export function netGaps(spec: NetSpec): string[] | undefined {
 export function describeNet(spec: NetSpec): string {
   if (spec.mode === 'shared' || spec.mode === 'private') {
     const pub = spec.publish.map(formatPublish).join(',');
-    return `${spec.mode} ${spec.addresses.join(',') || '(unassigned)'}${pub ? ` publish ${pub}` : ''}`;
+    return `${spec.mode} ${spec.addresses.join(',') || '(unassigned)'}${pub ? ` publish ${pub}` : ''}${spec.egress === 'none' ? ' egress none' : ''}`;
   }
   return spec.mode === 'host' ? 'host (no wall)' : 'none (loopback only)';
 }

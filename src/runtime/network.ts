@@ -12,6 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import {
   type BridgeConfig,
+  EGRESS_LINK,
   type PrivateNetPlan,
   cidrContains,
   formatIPv4,
@@ -21,7 +22,16 @@ import {
 } from '../net/bridgeplan.js';
 import { PaeneError } from '../model/errors.js';
 import { type HostNet, chooseNetNames, chooseSubnet, subnetCandidates, subnetRefusal } from '../model/subnets.js';
-import { type NetSettings, type NetSpec, addressPool, defaultNetSettings, familyOf, validateNetSettings } from '../net/model.js';
+import {
+  type NetSettings,
+  type NetSpec,
+  addressPool,
+  defaultNetSettings,
+  egressOf,
+  familyOf,
+  inEgressPool,
+  validateNetSettings,
+} from '../net/model.js';
 import { type ClaimKind, HostRegistry, type Owner, ownerText } from '../net/registry.js';
 import { type SockAddrPolicy, buildSockAddr } from '../net/sockaddr.js';
 import type { ContextConfig } from '../context/config.js';
@@ -44,13 +54,16 @@ import {
   type NetHost,
   connectPrivate,
   disconnectPrivate,
+  egressLeftovers,
   ensureBridge,
+  ensureEgress,
   hostNets,
   leftovers,
   linkNames,
   loadRuleset,
   nftTableNames,
   removeBridgeIfUnused,
+  removeEgress,
 } from '../net/bridge.js';
 
 /** Landlock ABI 6 (Linux 6.12) brought the abstract unix socket scope. */
@@ -87,6 +100,7 @@ export class ContextNetwork {
       cur,
       'network settings',
     );
+    if (change.egressPool4 !== undefined) this.claimEgressPool(change.egressPool4);
     if (change.bridge !== undefined) {
       // its own nft table and veth prefix are chosen with it, unless given too
       const bridge = {
@@ -201,6 +215,19 @@ export class ContextNetwork {
     });
   }
 
+  /** An egress pool given with net settings: refused when it overlaps another root's subnet or a network of this host; else claimed. */
+  private claimEgressPool(pool: string): void {
+    const me: Owner = { root: this.layout.root };
+    const reg = this.registry(undefined);
+    reg.locked(() => {
+      const subnets = new Map([...reg.live('subnet')].filter(([, o]) => o.root !== me.root).map(([c, o]) => [c, ownerText(o)]));
+      const why = subnetRefusal(pool, subnets, hostNets({}), new Set([EGRESS_LINK]));
+      if (why !== undefined) throw new PaeneError('exists', `egress pool: ${why}: choose another (paene net settings --egress-pool CIDR)`);
+      const o = reg.claim('subnet', pool, me);
+      if (o) throw new PaeneError('exists', `egress pool ${pool} is used by ${ownerText(o)}`);
+    });
+  }
+
   private hasPrivateContexts(): boolean {
     for (const n of this.store.names()) {
       try {
@@ -271,8 +298,10 @@ export class ContextNetwork {
     const why = this.sharedUnsupported(cg.unifiedDir !== undefined);
     if (why) throw new PaeneError('unsupported', why);
     const local = hostAddresses();
+    const s = this.settings();
     for (const a of config.net.addresses) {
       if (familyOf(a) === 4 && a.startsWith('127.')) continue;
+      if (inEgressPool(s, a)) continue; // the pool is local on paene-egress (made at start)
       if (!local.includes(a)) {
         throw new PaeneError(
           'invalid-argument',
@@ -291,6 +320,8 @@ export class ContextNetwork {
   startLaunch(config: ContextConfig, cg: ContextCgroup): Pick<StartRequest, 'netns' | 'loUp' | 'landlockScoped' | 'sockAddr'> {
     const m = config.net.mode;
     if (m === 'shared') {
+      // its way out (or its refusal) is in place before its first process runs
+      if (this.usesEgress(config)) this.refreshEgress(config);
       return {
         landlockScoped: LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET,
         sockAddr: { cgroupDir: cg.unifiedDir as string, progs: sockAddrArgs(buildSockAddr(this.sockAddrPolicy(config))) },
@@ -319,7 +350,7 @@ export class ContextNetwork {
     return {
       v4: config.net.addresses.filter((a) => familyOf(a) === 4),
       v6: config.net.addresses.filter((a) => familyOf(a) === 6),
-      peerNets4: [s.sharedPool4],
+      peerNets4: s.egressPool4 !== undefined ? [s.sharedPool4, s.egressPool4] : [s.sharedPool4],
       hostDeny4: [...new Set(deny4)],
       hostDeny6: hostOnly.filter((a) => familyOf(a) === 6),
     };
@@ -327,6 +358,8 @@ export class ContextNetwork {
 
   /** After the init runs (its network namespace exists): plumbing for private and none. */
   async afterStart(config: ContextConfig, initPid: number): Promise<void> {
+    // Again once its init runs: a last stop of another context that read the list before it began may have taken the pool down.
+    if (config.net.mode === 'shared' && this.usesEgress(config)) this.refreshEgress(config);
     if (config.net.mode !== 'private') return;
     const ns = `/proc/${initPid}/ns/net`;
     const s = this.privateSettings();
@@ -347,6 +380,7 @@ export class ContextNetwork {
   afterStop(config: ContextConfig, _cg: ContextCgroup): void {
     // A shared context's programs need no detach: every caller removes its cgroup next, and the kernel
     // releases a cgroup's programs with it (a detach here cost a process launch per stop).
+    if (config.net.mode === 'shared' && this.usesEgress(config)) this.refreshEgress(undefined, config.name);
     if (config.net.mode !== 'private') return;
     const s = this.settings();
     this.releasePrivate(config.name, s, this.plan(config, s));
@@ -363,11 +397,62 @@ export class ContextNetwork {
     applySockAddr(cg.unifiedDir, buildSockAddr(this.sockAddrPolicy(config)));
   }
 
+  /**
+   * The root's egress pool, brought in line with its shared contexts
+   * (`current`: starting, or a config newer than the stored one; without
+   * `leaving`): up while one with an address in it runs, with every
+   * --egress none address closed (stopped ones too: the set fails closed
+   * whatever starts next), down once none runs. One refresh at a time on
+   * this host (the registry's lock). Shared contexts live on this process's
+   * stack, so it is this namespace's (not --host-netns).
+   */
+  refreshEgress(current?: ContextConfig, leaving?: string): void {
+    const s = this.settings();
+    const pool = s.egressPool4;
+    if (pool === undefined) return;
+    const reg = this.registry(undefined);
+    reg.locked(() => {
+      const users: ContextConfig[] = current && current.net.addresses.some((a) => inEgressPool(s, a)) ? [current] : [];
+      const idle: ContextConfig[] = [];
+      for (const n of this.store.names()) {
+        if (n === leaving || n === current?.name) continue;
+        try {
+          const c = this.store.readConfig(n);
+          if (c.net.mode === 'shared' && c.net.addresses.some((a) => inEgressPool(s, a))) users.push(c);
+          else continue;
+          if (!this.store.live(n)) idle.push(c);
+        } catch {
+          /* a broken config is reported by list */
+        }
+      }
+      if (users.length === idle.length) return removeEgress({}, pool);
+      const closed = users.filter((c) => egressOf(c.net) === 'none').flatMap((c) => c.net.addresses.filter((a) => inEgressPool(s, a)));
+      ensureEgress({}, pool, closed);
+    });
+  }
+
+  /** Whether a shared context has an address in the root's egress pool. */
+  private usesEgress(config: ContextConfig): boolean {
+    const s = this.settings();
+    return config.net.addresses.some((a) => inEgressPool(s, a));
+  }
+
+  /** A live change of a running context's egress (nat or none): shared through the pool's table, private through the bridge's. */
+  applyEgress(config: ContextConfig): void {
+    if (config.net.mode === 'shared') {
+      if (this.usesEgress(config)) this.refreshEgress(config);
+    } else if (config.net.mode === 'private') {
+      const s = this.privateSettings();
+      loadRuleset(this.host(s), s.bridge, [...this.runningPlans(s, config.name), this.plan(config, s)]);
+    }
+  }
+
   /** What of paene's private networking is still on the host side (leak checks). */
   leftovers(): string[] {
     const s = this.settings();
-    if (s.bridge.table === undefined) return []; // never leased a private network: nothing of it is its own
-    return leftovers(this.host(s), s.bridge);
+    const egress = s.egressPool4 !== undefined ? egressLeftovers({}, s.egressPool4) : [];
+    if (s.bridge.table === undefined) return egress; // never leased a private network: nothing of it is its own
+    return [...leftovers(this.host(s), s.bridge), ...egress];
   }
 
   private releasePrivate(name: string, s: NetSettings, plan: PrivateNetPlan): void {
@@ -385,7 +470,13 @@ export class ContextNetwork {
   private plan(config: ContextConfig, s: NetSettings): PrivateNetPlan {
     const address4 = config.net.addresses[0];
     if (!address4) throw new PaeneError('internal', `private context '${config.name}' has no address`);
-    return planPrivateNet(s.bridge, { name: config.name, xid: config.xid, address4, publish: config.net.publish });
+    return planPrivateNet(s.bridge, {
+      name: config.name,
+      xid: config.xid,
+      address4,
+      publish: config.net.publish,
+      egress: egressOf(config.net),
+    });
   }
 
   /** Plans of the other running private contexts of this root (the ruleset holds all of them). */
@@ -414,7 +505,8 @@ export function stillHeld(kind: ClaimKind, key: string, o: Owner): boolean {
   try {
     if (kind === 'addr') return o.name !== undefined && fs.readlinkSync(path.join(o.root, 'addrs', key)) === o.name;
     if (o.name !== undefined) return false;
-    const raw = JSON.parse(fs.readFileSync(path.join(o.root, 'net.json'), 'utf8')) as { bridge?: BridgeConfig };
+    const raw = JSON.parse(fs.readFileSync(path.join(o.root, 'net.json'), 'utf8')) as { bridge?: BridgeConfig; egressPool4?: string };
+    if (kind === 'subnet' && raw.egressPool4 === key) return true;
     const b = raw.bridge;
     if (b === undefined || b.table === undefined) return false; // never leased
     const said = { bridge: b.bridge, subnet: b.subnet4, table: tableOf(b), prefix: portPrefixOf(b) }[kind];

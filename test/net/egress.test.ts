@@ -1,0 +1,173 @@
+// Egress of shared contexts (issue 25) in a world the test makes: a network
+// namespace H plays the host (paene runs in it: its CLI, its monitor, the
+// contexts' shared stack), a second one U plays the uplink and the internet
+// (a router at 172.31.250.2, an HTTP server at 203.0.113.10, a DNS responder
+// at 203.0.113.53). Nothing here touches the machine's own interfaces,
+// routes or firewall, and no packet leaves the machine.
+
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { openRuntime } from '../../src/runtime/open.js';
+import { PAENE, describeReal, tempRoot } from '../helpers.js';
+
+const sh = (args: string[], input?: string) => spawnSync(args[0] as string, args.slice(1), { encoding: 'utf8', input });
+
+// A DNS responder: www.paene.test A 203.0.113.10, NXDOMAIN for anything else.
+const DNS = `
+const dgram = require('node:dgram');
+const s = dgram.createSocket('udp4');
+s.on('message', (q, r) => {
+  let i = 12, name = [];
+  while (q[i]) { name.push(q.subarray(i + 1, i + 1 + q[i]).toString()); i += q[i] + 1; }
+  const qend = i + 5, type = q.readUInt16BE(i + 1);
+  const hit = name.join('.').toLowerCase() === 'www.paene.test';
+  const h = Buffer.from(q.subarray(0, 12));
+  h.writeUInt16BE(0x8180 | (hit ? 0 : 3), 2); h.writeUInt16BE(hit && type === 1 ? 1 : 0, 6); h.writeUInt16BE(0, 8); h.writeUInt16BE(0, 10);
+  const ans = hit && type === 1 ? Buffer.from([0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 203, 0, 113, 10]) : Buffer.alloc(0);
+  s.send(Buffer.concat([h, q.subarray(12, qend), ans]), r.port, r.address);
+});
+s.bind(53, '203.0.113.53');
+`;
+
+describeReal('egress of shared contexts, in a test-made world', () => {
+  const H = `paene-t-egh-${process.pid}`;
+  const U = `paene-t-egu-${process.pid}`;
+  const root = tempRoot('egress');
+  const www = fs.mkdtempSync(path.join(os.tmpdir(), 'paene-test-www-'));
+  const procs: ChildProcess[] = [];
+  /** paene as the host H runs it */
+  const paene = (args: string[]) => {
+    const r = spawnSync('nsenter', [`--net=/run/netns/${H}`, '--', PAENE, '--root', root, ...args], { encoding: 'utf8', timeout: 60_000 });
+    return { code: r.status, out: `${r.stdout}${r.stderr}`.trim() };
+  };
+  const must = (args: string[]) => {
+    const r = paene(args);
+    if (r.code !== 0) throw new Error(`paene ${args.join(' ')}: ${r.out}`);
+    return r.out;
+  };
+  const inGuest = (cmd: string) => paene(['exec', 'web', '--', '/bin/sh', '-c', cmd]);
+  /** an HTTP GET from inside with busybox nc (the base image's static wget crashes on connect here) */
+  const get = (host: string, port = 80) => inGuest(`printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 5 ${host} ${port}`);
+  const bg = (ns: string, args: string[]) => {
+    const p = spawn('nsenter', [`--net=/run/netns/${ns}`, '--', ...args], { stdio: 'ignore' });
+    procs.push(p);
+    return p;
+  };
+
+  beforeAll(async () => {
+    for (const ns of [H, U]) if (sh(['ip', 'netns', 'add', ns]).status !== 0) throw new Error(`ip netns add ${ns}`);
+    const steps = [
+      ['ip', 'link', 'add', 'paene-teh0', 'netns', H, 'type', 'veth', 'peer', 'name', 'paene-teu0', 'netns', U],
+      ['ip', '-n', H, 'link', 'set', 'lo', 'up'],
+      ['ip', '-n', U, 'link', 'set', 'lo', 'up'],
+      ['ip', '-n', H, 'addr', 'add', '172.31.250.1/30', 'dev', 'paene-teh0'],
+      ['ip', '-n', U, 'addr', 'add', '172.31.250.2/30', 'dev', 'paene-teu0'],
+      ['ip', '-n', H, 'link', 'set', 'paene-teh0', 'up'],
+      ['ip', '-n', U, 'link', 'set', 'paene-teu0', 'up'],
+      ['ip', '-n', U, 'addr', 'add', '203.0.113.10/32', 'dev', 'lo'],
+      ['ip', '-n', U, 'addr', 'add', '203.0.113.53/32', 'dev', 'lo'],
+      ['ip', '-n', H, 'route', 'add', 'default', 'via', '172.31.250.2'],
+    ];
+    for (const s of steps) {
+      const r = sh(s);
+      if (r.status !== 0) throw new Error(`${s.join(' ')}: ${r.stderr}`);
+    }
+    fs.writeFileSync(path.join(www, 'index.html'), 'from-the-internet\n');
+    bg(U, ['busybox', 'httpd', '-f', '-p', '203.0.113.10:80', '-h', www]);
+    bg(U, [process.execPath, '-e', DNS]);
+    // the host's own services: one on its loopback, one on its address (not published to contexts)
+    bg(H, ['busybox', 'httpd', '-f', '-p', '127.0.0.1:18080', '-h', www]);
+    bg(H, ['busybox', 'httpd', '-f', '-p', '172.31.250.1:18081', '-h', www]);
+    await new Promise((r) => setTimeout(r, 500));
+  });
+
+  afterAll(async () => {
+    const left: string[] = [];
+    try {
+      for (const n of fs.existsSync(path.join(root, 'contexts')) ? fs.readdirSync(path.join(root, 'contexts')) : [])
+        if (!n.startsWith('.')) paene(['destroy', '--force', n]);
+      left.push(sh(['ip', '-n', H, 'link', 'show', 'paene-egress']).status === 0 ? 'link paene-egress' : '');
+      left.push(
+        ...sh(['ip', 'netns', 'exec', H, 'nft', 'list', 'tables'])
+          .stdout.split('\n')
+          .filter((l) => l.includes('paene')),
+      );
+      await openRuntime(root).shutdownMonitor();
+    } finally {
+      for (const p of procs) if (p.pid !== undefined && p.exitCode === null) process.kill(p.pid);
+      for (const ns of [H, U]) sh(['ip', 'netns', 'delete', ns]);
+      fs.rmSync(root, { recursive: true, force: true });
+      fs.rmSync(www, { recursive: true, force: true });
+    }
+    expect(left.filter(Boolean)).toEqual([]);
+  });
+
+  it('a default shared context reaches a server beyond the host through NAT, by name; --egress none closes it live; the walls stay', () => {
+    expect(sh(['nsenter', `--net=/run/netns/${H}`, '--', 'curl', '-s', '--max-time', '3', 'http://203.0.113.10/']).stdout).toBe(
+      'from-the-internet\n',
+    ); // the host's own control
+    must(['net', 'settings', '--egress-pool', '10.77.0.0/24']);
+    must(['create', 'web']);
+    must(['start', 'web']);
+    const addr = JSON.parse(must(['net', 'ls', '--json']))[0].addresses[0] as string;
+    expect(addr).toMatch(/^10\.77\.0\.\d+$/);
+
+    // out to the internet, by address and by name
+    expect(get('203.0.113.10').out).toContain('from-the-internet');
+    inGuest('echo nameserver 203.0.113.53 > /etc/resolv.conf');
+    const byName = get('www.paene.test');
+    console.log(`by name: ${byName.code} ${byName.out.split('\n').at(-1)}`);
+    expect(byName.out).toContain('from-the-internet');
+
+    // the walls: the host's loopback service is its own loopback's (nothing there), the host's address is refused
+    expect(sh(['nsenter', `--net=/run/netns/${H}`, '--', 'curl', '-s', '--max-time', '3', 'http://127.0.0.1:18080/']).stdout).toBe(
+      'from-the-internet\n',
+    );
+    const loop = get('127.0.0.1', 18080);
+    const own = get('172.31.250.1', 18081);
+    console.log(`host loopback: ${loop.code} ${loop.out} | host address: ${own.code} ${own.out}`);
+    expect(loop.code).not.toBe(0);
+    expect(loop.out).toMatch(/refused/i);
+    expect(own.code).not.toBe(0);
+    expect(own.out).toMatch(/not permitted|refused/i);
+
+    // --egress none, live: refused at once (a TCP reset, not a timeout), the host's side of it unchanged
+    must(['net', 'egress', 'web', 'none']);
+    const t0 = Date.now();
+    const closed = get('203.0.113.10');
+    console.log(`egress none: ${closed.code} ${closed.out} in ${Date.now() - t0} ms`);
+    expect(closed.code).not.toBe(0);
+    expect(closed.out).toMatch(/refused/i);
+    must(['net', 'egress', 'web', 'nat']);
+    expect(get('203.0.113.10').out).toContain('from-the-internet');
+
+    // the last one out takes the pool's link and table away
+    must(['stop', 'web']);
+    expect(sh(['ip', '-n', H, 'link', 'show', 'paene-egress']).status).not.toBe(0);
+    expect(sh(['ip', 'netns', 'exec', H, 'nft', 'list', 'tables']).stdout).not.toMatch(/paene_eg/);
+  }, 120_000);
+
+  it('a private context gets out through the bridge masquerade; --egress none closes it live, its published port still answers', () => {
+    must(['create', 'priv', '--net', 'private', '--publish', '18090:80']);
+    must(['start', 'priv']);
+    const inPriv = (cmd: string) => paene(['exec', 'priv', '--', '/bin/sh', '-c', cmd]);
+    const out = () => inPriv(`printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 5 203.0.113.10 80`);
+    expect(out().out).toContain('from-the-internet');
+    inPriv('mkdir -p /tmp/w && echo from-priv > /tmp/w/index.html && httpd -p 80 -h /tmp/w');
+    const published = () =>
+      sh(['nsenter', `--net=/run/netns/${H}`, '--', 'curl', '-s', '--max-time', '3', 'http://172.31.250.1:18090/']).stdout;
+    expect(published()).toBe('from-priv\n');
+    must(['net', 'egress', 'priv', 'none']);
+    const closed = out();
+    console.log(`private egress none: ${closed.code} ${closed.out}`);
+    expect(closed.code).not.toBe(0);
+    expect(closed.out).toMatch(/refused/i);
+    expect(published()).toBe('from-priv\n'); // answers to connections made to it still leave
+    must(['net', 'egress', 'priv', 'nat']);
+    expect(out().out).toContain('from-the-internet');
+    must(['destroy', '--force', 'priv']);
+  }, 120_000);
+});
