@@ -215,11 +215,17 @@ export class ContextNetwork {
     });
   }
 
-  /** An egress pool given with net settings: refused when it overlaps another root's subnet or a network of this host; else claimed. */
+  /**
+   * An egress pool given with net settings, or used again after the root
+   * gave its claims back: refused when it overlaps another root's subnet or
+   * a network of this host; else claimed (once: held already is quick).
+   */
   private claimEgressPool(pool: string): void {
     const me: Owner = { root: this.layout.root };
     const reg = this.registry(undefined);
     reg.locked(() => {
+      const cur = reg.ownerOf('subnet', pool);
+      if (cur?.root === me.root && cur.name === undefined) return;
       const subnets = new Map([...reg.live('subnet')].filter(([, o]) => o.root !== me.root).map(([c, o]) => [c, ownerText(o)]));
       const why = subnetRefusal(pool, subnets, hostNets({}), new Set([EGRESS_LINK]));
       if (why !== undefined) throw new PaeneError('exists', `egress pool: ${why}: choose another (paene net settings --egress-pool CIDR)`);
@@ -271,8 +277,10 @@ export class ContextNetwork {
       const far = spec.mode === 'shared' ? book.elsewhere?.(a) : undefined;
       if (far !== undefined) throw new PaeneError('exists', `address ${a} is already owned by ${far}`);
     }
-    // A private context's address comes from the root's own subnet, leased host-wide first.
+    // A private context's address comes from the root's own subnet, leased host-wide first; a shared one's
+    // from the egress pool when the root has one, claimed again if the root gave its claims back.
     const settings = spec.mode === 'private' ? this.privateSettings() : this.settings();
+    if (spec.mode === 'shared' && settings.egressPool4 !== undefined) this.claimEgressPool(settings.egressPool4);
     if (spec.addresses.length > 0 || (spec.mode !== 'shared' && spec.mode !== 'private')) return spec;
     const pool = addressPool(spec.mode, settings);
     if (!pool) return spec;

@@ -11,7 +11,7 @@ import { spawnSync } from 'node:child_process';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { openRuntime } from '../../src/runtime/open.js';
 import type { Runtime } from '../../src/runtime/runtime.js';
-import { describeReal, disposeRuntime, tempRoot } from '../helpers.js';
+import { describeReal, disposeRuntime, runCliAsync, tempRoot } from '../helpers.js';
 
 const sh = (args: string[]) => spawnSync(args[0] as string, args.slice(1), { encoding: 'utf8' });
 const inNs = (ns: string, args: string[]) => sh(['ip', 'netns', 'exec', ns, ...args]);
@@ -163,4 +163,40 @@ describeReal('state roots share the host: one registry of network names', () => 
       inNs(netns2, ['ip', 'link', 'del', dummy]);
     }
   }, 60_000);
+
+  it('three roots creating at once, one pool and one namespace: no address, subnet or name handed out twice', async () => {
+    const rts = ['roots-m1', 'roots-m2', 'roots-m3'].map((t) => open(t));
+    for (const rt of rts) rt.network.saveSettings({ sharedPool4: '127.201.0.0/24' });
+    const runs = await Promise.all(
+      rts.flatMap((rt) => [
+        runCliAsync(rt.layout.root, ['create', 's%d', '--count', '40']),
+        runCliAsync(rt.layout.root, ['create', 'p%d', '--count', '5', '--net', 'private']),
+      ]),
+    );
+    expect(runs.filter((r) => r.code !== 0).map((r) => r.stderr)).toEqual([]);
+    const shared = rts.flatMap((rt) =>
+      rt
+        .list()
+        .filter((c) => c.net.mode === 'shared')
+        .flatMap((c) => c.net.addresses),
+    );
+    expect(shared.length).toBe(120);
+    expect(new Set(shared).size).toBe(120);
+    const nets = rts.map((rt) => rt.network.settings().bridge);
+    for (const k of ['bridge', 'subnet4', 'table', 'portPrefix'] as const) expect(new Set(nets.map((b) => b[k])).size).toBe(3);
+    const priv = rts.flatMap((rt) =>
+      rt
+        .list()
+        .filter((c) => c.net.mode === 'private')
+        .flatMap((c) => c.net.addresses),
+    );
+    expect(new Set(priv).size).toBe(15);
+    // one private context of each root at once: three bridges, each with its own port, all answering
+    await Promise.all(rts.map((rt) => rt.start('p1')));
+    for (const rt of rts) {
+      await serve(rt, 'p1', 80, rt.layout.root.slice(-6));
+      expect(get(netns, `http://${rt.config('p1').net.addresses[0]}:80/`)).toBe(rt.layout.root.slice(-6));
+    }
+    console.log(`three roots: ${nets.map((b) => `${b.bridge} ${b.subnet4} ${b.portPrefix}`).join('; ')}`);
+  }, 180_000);
 });
