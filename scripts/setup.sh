@@ -34,6 +34,8 @@ if [ "${1:-}" = "--peers" ]; then
   command -v conmon >/dev/null || want+=(conmon)
   command -v catatonit >/dev/null || want+=(catatonit)
   command -v wget >/dev/null || want+=(wget)
+  # the guest-init test boots a Debian 12 guest with sysvinit, made once with debootstrap
+  command -v debootstrap >/dev/null || [ -x /usr/sbin/debootstrap ] || want+=(debootstrap)
 fi
 if [ ${#want[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
@@ -50,3 +52,6 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   npm ci --no-audit --no-fund --loglevel=error
 fi
 npm run build --silent
+if [ "${1:-}" = "--peers" ]; then
+  bash scripts/debian-guest.sh
+fi

@@ -53,11 +53,17 @@ export interface StartRequest {
   landlockScoped?: number;
   /** scheduling policy and custom slice of the context's processes (its latency class); absent: the kernel's */
   sched?: Sched;
-  /** a main process for the init to run and restart, and its log writer on the host */
+  /** a main process for the init to run and restart (with `log`) */
   main?: MainLaunch;
+  /** the guest's own init as pid 1 instead of `init` (with `log`: its console) */
+  guestInit?: { path: string; env: string[] };
+  /** the log writer on the host: the main process's or the guest init's output */
+  log?: LogLaunch;
+  /** a tmpfs of this many bytes on /run (a guest init wants one) */
+  runTmpfs?: number;
 }
 
-/** The main process as its init and its log writer get it (proto/main-process.ts): everything decided here. */
+/** The main process as its init gets it (proto/main-process.ts INIT_PLAN): everything decided here. */
 export interface MainLaunch {
   argv: string[];
   env: string[];
@@ -68,7 +74,16 @@ export interface MainLaunch {
   /** on-failure: restarts before it gives up; 0: no bound */
   maxRestarts: number;
   backoff: { firstMs: number; maxMs: number; resetAfterMs: number };
-  log: { prog: string; dir: string; maxBytes: number; keep: number; stream: 'stdout' | 'console' };
+}
+
+/** paene-log as the helper starts it (LOG_PLAN). */
+export interface LogLaunch {
+  prog: string;
+  dir: string;
+  maxBytes: number;
+  keep: number;
+  /** the name of stdout's records: stdout, or console for a guest init (whose /dev/console is read too) */
+  stream: 'stdout' | 'console';
 }
 
 /** paene-init's command line after its name (INIT_PLAN, then `--` and the command). */
@@ -85,13 +100,15 @@ export function initPlanWords(m: MainLaunch): string[] {
 }
 
 /** paene-log's command line after its name (LOG_PLAN). */
-export function logPlanWords(l: MainLaunch['log']): string[] {
-  return flagArgs(LOG_PLAN, [
+export function logPlanWords(l: LogLaunch): string[] {
+  const e: Entry[] = [
     ['--dir', l.dir],
     ['--max-bytes', String(l.maxBytes)],
     ['--keep', String(l.keep)],
     ['--stream', l.stream],
-  ]);
+  ];
+  if (l.stream === 'console') e.push(['--console']);
+  return flagArgs(LOG_PLAN, e);
 }
 
 export interface Sched {
@@ -125,11 +142,18 @@ export function startArgs(r: StartRequest): string[] {
   if (r.landlockScoped) e.push(['--landlock-scoped', r.landlockScoped.toString(16)]);
   if (r.sched) e.push(['--sched', schedArg(r.sched)]);
   if (r.init) e.push(['--init', r.init]);
+  if (r.runTmpfs) e.push(['--run-tmpfs', String(r.runTmpfs)]);
   if (r.main) {
     for (const w of initPlanWords(r.main)) e.push(['--init-arg', w]);
     for (const v of r.main.env) e.push(['--init-env', v]);
-    e.push(['--log-prog', r.main.log.prog]);
-    for (const w of logPlanWords(r.main.log)) e.push(['--log-arg', w]);
+  }
+  if (r.guestInit) {
+    e.push(['--guest-init', r.guestInit.path]);
+    for (const v of r.guestInit.env) e.push(['--init-env', v]);
+  }
+  if (r.log) {
+    e.push(['--log-prog', r.log.prog]);
+    for (const w of logPlanWords(r.log)) e.push(['--log-arg', w]);
   }
   return ['start', ...flagArgs(HELPER_REQUEST, e)];
 }

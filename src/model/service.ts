@@ -49,8 +49,39 @@ export interface Autostart {
 }
 
 /** Who is pid 1: paene's own small init (which runs the main process, if any), or the guest's init. */
-export type InitSpec = { kind: 'paene' } | { kind: 'guest'; path: string };
+export type InitSpec = { kind: 'paene' } | { kind: 'guest'; path: string; flavor?: GuestInitFlavor };
 export const GUEST_INIT_DEFAULT = '/sbin/init';
+
+/** The guest inits that boot in a context (docs/services.md), each asked to shut down the way it expects. */
+export type GuestInitFlavor = 'busybox' | 'sysvinit';
+export const GUEST_INIT_STOP: Readonly<Record<GuestInitFlavor, NodeJS.Signals>> = {
+  busybox: 'SIGUSR2', // poweroff: its shutdown actions, then every process ends, then reboot(2) ends the namespace
+  sysvinit: 'SIGINT', // inittab's ctrlaltdel: shutdown -r now, the rc scripts' K links, then reboot(2)
+};
+/** The size of the tmpfs on a guest init's /run. */
+export const GUEST_RUN_TMPFS_BYTES = 64 * 1024 * 1024;
+
+/**
+ * Which init a guest's init program is, from its resolved name and its first
+ * bytes; a sentence saying why not for those that do not boot here.
+ */
+export function classifyInit(resolvedName: string, head: string): GuestInitFlavor | { refused: string } {
+  const base = resolvedName.slice(resolvedName.lastIndexOf('/') + 1);
+  if (base === 'busybox' || head.includes('BusyBox v')) return 'busybox';
+  if (base === 'systemd' || head.includes('systemd.unit') || head.includes('SYSTEMD_')) {
+    return {
+      refused:
+        "systemd does not boot in a paene context (it wants a writable cgroup tree of its own and a user-session setup paene does not give); use sysvinit-core or busybox init in the guest, or run the service as the context's main process (--cmd)",
+    };
+  }
+  if (head.includes('INIT_VERSION') || head.includes('sysvinit') || head.includes('/etc/inittab')) return 'sysvinit';
+  if (base === 'openrc-init') {
+    return {
+      refused: "openrc-init is not supported as pid 1; OpenRC boots under sysvinit's init (Debian's openrc package with sysvinit-core)",
+    };
+  }
+  return { refused: `${resolvedName} is not an init paene knows how to stop (busybox init and sysvinit boot; systemd does not)` };
+}
 
 export function parseRestart(v: string, where = '--restart'): RestartPolicy {
   const m = /^(no|on-failure|always|unless-stopped)(?::(\d{1,6}))?$/.exec(v);
@@ -142,7 +173,12 @@ export function validateAutostart(x: unknown, where: string): Autostart {
 export function validateInit(x: unknown, where: string): InitSpec {
   const o = x as Record<string, unknown> | null;
   if (o?.kind === 'paene') return { kind: 'paene' };
-  if (o?.kind === 'guest' && typeof o.path === 'string') return parseInit(o.path);
+  if (o?.kind === 'guest' && typeof o.path === 'string') {
+    const spec = parseInit(o.path);
+    if (o.flavor === undefined) return spec;
+    if (o.flavor !== 'busybox' && o.flavor !== 'sysvinit') throw new PaeneError('invalid-argument', `${where}: unknown init flavor`);
+    return { kind: 'guest', path: (spec as { path: string }).path, flavor: o.flavor };
+  }
   throw new PaeneError('invalid-argument', `${where}: not an init spec`);
 }
 

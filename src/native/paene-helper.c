@@ -78,7 +78,8 @@
 #include "helper_request.h" /* generated from src/proto/helper-request.ts */
 #include "helper_error.h"   /* generated from src/proto/helper-reply.ts */
 #include "sockattach.h"
-#include "main_fds.h" /* generated from src/proto/main-process.ts */
+#include "main_fds.h"   /* generated from src/proto/main-process.ts */
+#include "main_event.h" /* generated from src/proto/main-process.ts */
 
 #define MAX_LIST 64
 #define MAX_WORDS 4096 /* a main process's command line and environment */
@@ -163,6 +164,8 @@ struct spec {
   const char *init_envs[MAX_WORDS];
   int ninit_envs;
   /* start: paene-log on the host and its command line (log_plan words, carried untouched) */
+  const char *guest_init; /* a path in the guest's root */
+  unsigned long long run_tmpfs;
   const char *log_prog;
   const char *log_args[MAX_LIST];
   int nlog_args;
@@ -248,6 +251,8 @@ static void parse_spec(int argc, char **argv, struct spec *s) {
     case HELPER_REQUEST___INIT_ARG: push_word(s->init_args, &s->ninit_args, v, a); break;
     case HELPER_REQUEST___INIT_ENV: push_word(s->init_envs, &s->ninit_envs, v, a); break;
     case HELPER_REQUEST___LOG_PROG: s->log_prog = v; break;
+    case HELPER_REQUEST___GUEST_INIT: s->guest_init = v; break;
+    case HELPER_REQUEST___RUN_TMPFS: s->run_tmpfs = strtoull(v, NULL, 10); break;
     case HELPER_REQUEST___LOG_ARG: push(s->log_args, &s->nlog_args, v, a); break;
     case HELPER_REQUEST_KEYS: break;
     }
@@ -295,6 +300,8 @@ static int echo_request(int argc, char **argv) {
   if (s.tty) F(HELPER_REQUEST___TTY);
   for (int i = 0; i < s.ninit_args; i++) FV(HELPER_REQUEST___INIT_ARG, "%s", s.init_args[i]);
   for (int i = 0; i < s.ninit_envs; i++) FV(HELPER_REQUEST___INIT_ENV, "%s", s.init_envs[i]);
+  if (s.guest_init) FV(HELPER_REQUEST___GUEST_INIT, "%s", s.guest_init);
+  if (s.run_tmpfs) FV(HELPER_REQUEST___RUN_TMPFS, "%llu", s.run_tmpfs);
   if (s.log_prog) FV(HELPER_REQUEST___LOG_PROG, "%s", s.log_prog);
   for (int i = 0; i < s.nlog_args; i++) FV(HELPER_REQUEST___LOG_ARG, "%s", s.log_args[i]);
   if (s.cmd) {
@@ -856,6 +863,14 @@ static void setup_context(const struct spec *s) {
   scratch_path(src, sizeof src, s, "tmp");
   bind_with(src, p, MS_NOSUID | MS_NODEV);
 
+  if (s->run_tmpfs) {
+    ensure_dir(root, "/run", 0755);
+    path_in(p, sizeof p, root, "/run");
+    char o[64];
+    snprintf(o, sizeof o, "mode=755,size=%llu", s->run_tmpfs);
+    mountx("tmpfs", p, "tmpfs", MS_NOSUID | MS_NODEV, o);
+  }
+
   for (int i = 0; i < s->nmasks; i++) mask_path(s, root, s->masks[i]);
   for (int i = 0; i < s->nros; i++) readonly_path(root, s->ros[i]);
   for (int i = 0; i < s->nrws; i++) writable_path(root, s->rws[i]);
@@ -942,6 +957,17 @@ static void start_logger(const struct spec *s, int conn, int w[3]) {
   int p[3][2];
   for (int i = 0; i < 3; i++)
     if (pipe2(p[i], O_CLOEXEC) != 0) die("pipe: %s", strerror(errno));
+  /* A guest init's /dev/console: a FIFO in its /dev, read by the log writer (which holds it open both ways, so a
+     guest's open never waits and the writer never sees its end). */
+  int console = -1;
+  if (s->guest_init) {
+    char c[4096];
+    scratch_path(c, sizeof c, s, "dev/console");
+    unlink(c);
+    if (mkfifo(c, 0620) != 0) die("mkfifo %s: %s", c, strerror(errno));
+    console = open(c, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+    if (console < 0) die("open %s: %s", c, strerror(errno));
+  }
   pid_t pid = fork();
   if (pid < 0) die("fork: %s", strerror(errno));
   if (pid == 0) {
@@ -953,9 +979,11 @@ static void start_logger(const struct spec *s, int conn, int w[3]) {
     sigprocmask(SIG_SETMASK, &none, NULL);
     int r[3];
     for (int i = 0; i < 3; i++) r[i] = fcntl(p[i][0], F_DUPFD, 100);
+    int rc = console >= 0 ? fcntl(console, F_DUPFD, 100) : -1;
     stdio_to_null();
     if (dup2(r[0], LOG_FD_OUT) < 0 || dup2(r[1], LOG_FD_ERR) < 0 || dup2(r[2], LOG_FD_EVENTS) < 0) _exit(126);
-    close_fds_from(LOG_FD_EVENTS + 1);
+    if (rc >= 0 && dup2(rc, LOG_FD_CONSOLE) < 0) _exit(126);
+    close_fds_from((rc >= 0 ? LOG_FD_CONSOLE : LOG_FD_EVENTS) + 1);
     const char *largv[MAX_LIST + 2];
     int n = 0;
     largv[n++] = "paene-log";
@@ -965,6 +993,7 @@ static void start_logger(const struct spec *s, int conn, int w[3]) {
     execve(s->log_prog, (char **)largv, lenv);
     _exit(127);
   }
+  if (console >= 0) close(console);
   for (int i = 0; i < 3; i++) {
     close(p[i][0]);
     w[i] = fcntl(p[i][1], F_DUPFD_CLOEXEC, 100);
@@ -980,7 +1009,7 @@ static void handle_start(int conn, int argc, char **argv) {
   int lastcap = last_cap();
   /* A main process: its log writer first, so nothing it prints before the first read is lost. */
   int logw[3] = {-1, -1, -1};
-  if (s.ninit_args > 0 && !s.init_path) die("a main process needs --init");
+  if (s.ninit_args > 0 && !s.init_path && !s.guest_init) die("a main process needs --init");
   if (s.log_prog) start_logger(&s, conn, logw);
   attach_sock_programs(&s);
   join_cgroups(&s);
@@ -1025,6 +1054,25 @@ static void handle_start(int conn, int argc, char **argv) {
     prctl(PR_SET_NAME, s.init_name ? s.init_name : "paene-init", 0, 0, 0);
     set_cmdline(s.init_name ? s.init_name : "paene-init");
     stdio_to_null();
+    if (s.guest_init) {
+      /* The guest's own init as pid 1: its stdout and stderr on the log pipes (its console), run from the guest's root.
+         No "ok" before the exec: the report pipe closes on a successful exec (the handler takes that as ready), and
+         carries the error of a failed one. */
+      int gfd = open(s.guest_init, O_PATH | O_CLOEXEC);
+      if (gfd < 0) die("the guest's init %s: %s", s.guest_init, strerror(errno));
+      if (logw[0] >= 0 && (dup2(logw[0], 1) < 0 || dup2(logw[1], 2) < 0)) die("dup: %s", strerror(errno));
+      static char *gargv[MAX_WORDS + 2], *genv[MAX_WORDS + 1];
+      const char *base = strrchr(s.guest_init, '/');
+      int n = 0;
+      gargv[n++] = (char *)(base ? base + 1 : s.guest_init);
+      for (int i = 0; i < s.ninit_args; i++) gargv[n++] = (char *)s.init_args[i];
+      gargv[n] = NULL;
+      for (int i = 0; i < s.ninit_envs; i++) genv[i] = (char *)s.init_envs[i];
+      genv[s.ninit_envs] = NULL;
+      if (syscall(SYS_close_range, 3, ~0U, 4 /* CLOSE_RANGE_CLOEXEC */) != 0) die("close_range: %s", strerror(errno));
+      syscall(SYS_execveat, gfd, "", gargv, genv, AT_EMPTY_PATH);
+      die("exec the guest's init %s: %s", s.guest_init, strerror(errno));
+    }
     if (write(pipefd[1], "ok\n", 3) != 3) _exit(125);
     if (init_fd >= 0) {
       /* Become the small init (no copy of the monitor's memory kept alive); if that fails, be it ourselves. */
@@ -1051,8 +1099,20 @@ static void handle_start(int conn, int argc, char **argv) {
     run_init();
   }
   close(pipefd[1]);
+  if (logw[2] >= 0) {
+    /* the log writer ends with the init (a guest init may close every pipe it was given) */
+    char ev[64];
+    int len = snprintf(ev, sizeof ev, "%s%c%d%c", main_event_keys[MAIN_EVENT_INIT].name, 0, (int)child, 0);
+    if (write(logw[2], ev, (size_t)len) != len) { /* the log writer is gone: the context runs without its log */
+    }
+    for (int i = 0; i < 3; i++) close(logw[i]);
+  }
   char buf[1024];
   ssize_t n = read(pipefd[0], buf, sizeof buf - 1);
+  if (n == 0 && s.guest_init && waitpid(child, NULL, WNOHANG) == 0) {
+    dprintf(conn, "ok %d\n", (int)child); /* the guest's init was executed */
+    _exit(0);
+  }
   if (n <= 0) {
     waitpid(child, NULL, 0);
     die("context init exited before it was ready");

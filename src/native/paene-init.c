@@ -274,12 +274,44 @@ static int reap(int block) {
   }
 }
 
+/* `paene-init echo PLAN -- CMD`: the plan as read, written back as NUL-terminated words (the round-trip test). */
+static char echo_buf[65536];
+static unsigned long echo_len;
+static void echo_word(const char *w) {
+  while (*w && echo_len < sizeof echo_buf - 1) echo_buf[echo_len++] = *w++;
+  if (echo_len < sizeof echo_buf) echo_buf[echo_len++] = 0;
+}
+static void echo_num(long v) {
+  char d[24], w[24];
+  int m = 0, n = 0;
+  unsigned long u = (unsigned long)v;
+  do d[m++] = (char)('0' + u % 10), u /= 10;
+  while (u);
+  while (m) w[n++] = d[--m];
+  w[n] = 0;
+  echo_word(w);
+}
+static __attribute__((noreturn)) void echo_plan(long argc, char **argv, char **envp) {
+  if (read_plan(argc - 1, argv + 1, envp) != 0) leave(2);
+  echo_word(init_plan_keys[INIT_PLAN___RESTART].name), echo_word(restart_mode);
+  echo_word(init_plan_keys[INIT_PLAN___MAX_RESTARTS].name), echo_num(max_restarts);
+  echo_word(init_plan_keys[INIT_PLAN___BACKOFF].name), echo_num(backoff_first), echo_num(backoff_max), echo_num(backoff_reset);
+  echo_word(init_plan_keys[INIT_PLAN___UID].name), echo_num(main_uid);
+  echo_word(init_plan_keys[INIT_PLAN___GID].name), echo_num(main_gid);
+  echo_word(init_plan_keys[INIT_PLAN___CWD].name), echo_word(main_cwd);
+  echo_word("--");
+  for (char **a = main_argv; *a; a++) echo_word(*a);
+  sys4(__NR_write, 1, (long)echo_buf, (long)echo_len, 0);
+  leave(0);
+}
+
 /* sp: the stack the kernel handed over: argc, then argv, NULL, then envp. */
 void __attribute__((noreturn, used)) init_main(long *sp) {
   long argc = sp[0];
   char **argv = (char **)(sp + 1);
   char **envp = argv + argc + 1;
   /* Executed through a file descriptor, its name would be "3": take argv[0] (e.g. "paene-init"). */
+  if (argc > 1 && streq(argv[1], "echo")) echo_plan(argc, argv, envp);
   if (argc > 0) sys4(__NR_prctl, 15 /* PR_SET_NAME */, (long)argv[0], 0, 0);
   sys4(__NR_prctl, 4 /* PR_SET_DUMPABLE */, 0, 0, 0);
   unsigned long set = bit(SIGCHLD) | bit(SIGTERM) | bit(SIGINT) | bit(SIGPWR) | bit(SIGHUP);

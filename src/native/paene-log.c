@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -48,6 +49,8 @@ static int dirfd_ = -1, logfd = -1;
 static long long max_bytes = 10 << 20, logsize;
 static int keep = 1;
 static const char *out_stream = "stdout";
+static int init_fd = -1, init_gone; /* a pidfd of the context's init; set once it has ended */
+static int console_fd = -1;         /* a guest init's /dev/console, read beside the pipes (never at its end: we hold it open too) */
 
 static void timestamp(char *buf, size_t cap) {
   struct timespec ts;
@@ -188,7 +191,15 @@ static size_t apply_events(char *buf, size_t len) {
     /* consumed: the key and its values */
     size_t end = used;
     for (int i = 0; i <= main_event_keys[key].nvalues; i++) end += strlen(buf + end) + 1;
+    if (key == MAIN_EVENT_INIT) {
+      /* the helper's word: the init's host pid, watched through a pidfd */
+      if (init_fd < 0) init_fd = (int)syscall(SYS_pidfd_open, (pid_t)atol(toks[1]), 0);
+      if (init_fd < 0) init_gone = 1;
+      used = end;
+      continue;
+    }
     switch ((enum main_event_key)key) {
+    case MAIN_EVENT_INIT: break;
     case MAIN_EVENT_START:
       st.state = "running";
       st.pid = atol(toks[1]);
@@ -226,7 +237,9 @@ static size_t apply_events(char *buf, size_t len) {
 
 int main(int argc, char **argv) {
   const char *dir = NULL;
-  for (int i = 1; i < argc;) {
+  /* `paene-log echo PLAN`: the plan as read, written back as a message (the round-trip test) */
+  int echo = argc > 1 && !strcmp(argv[1], "echo");
+  for (int i = echo ? 2 : 1; i < argc;) {
     char **vals;
     int key = proto_flag(argv, argc, &i, log_plan_keys, LOG_PLAN_KEYS, &vals, "log plan");
     if (key < 0) die("unknown flag '%s'", argv[i]);
@@ -235,25 +248,44 @@ int main(int argc, char **argv) {
     case LOG_PLAN___MAX_BYTES: max_bytes = atoll(vals[0]); break;
     case LOG_PLAN___KEEP: keep = atoi(vals[0]); break;
     case LOG_PLAN___STREAM: out_stream = vals[0]; break;
+    case LOG_PLAN___CONSOLE: console_fd = LOG_FD_CONSOLE; break;
     case LOG_PLAN_KEYS: break;
     }
   }
   if (!dir || max_bytes < 1024 || keep < 0 || keep > 99) die("a log plan wants --dir, --max-bytes (>= 1024) and --keep (0-99)");
+  if (echo) {
+    struct proto_out o = {stdout, 0};
+#define KV(k, fmt, v) (proto_put(&o, "%s", log_plan_keys[k].name), proto_put(&o, fmt, v))
+    KV(LOG_PLAN___DIR, "%s", dir);
+    KV(LOG_PLAN___MAX_BYTES, "%lld", max_bytes);
+    KV(LOG_PLAN___KEEP, "%d", keep);
+    KV(LOG_PLAN___STREAM, "%s", out_stream);
+    if (console_fd >= 0) proto_put(&o, "%s", log_plan_keys[LOG_PLAN___CONSOLE].name);
+#undef KV
+    proto_end(&o);
+    return 0;
+  }
   dirfd_ = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
   if (dirfd_ < 0) die("open %s: %s", dir, strerror(errno));
   open_log();
-  static struct stream out, err;
+  static struct stream out, err, con;
   out.fd = LOG_FD_OUT;
   out.name = out_stream;
   err.fd = LOG_FD_ERR;
   err.name = "stderr";
+  con.fd = console_fd;
+  con.name = "console";
   static char ev[4096];
   size_t evlen = 0;
   int evfd = LOG_FD_EVENTS;
   for (;;) {
-    struct pollfd p[3] = {{out.fd, POLLIN, 0}, {err.fd, POLLIN, 0}, {evfd, POLLIN, 0}};
-    if (out.fd < 0 && err.fd < 0 && evfd < 0) break;
-    if (poll(p, 3, -1) < 0) {
+    struct pollfd p[5] = {{out.fd, POLLIN, 0}, {err.fd, POLLIN, 0}, {evfd, POLLIN, 0}, {con.fd, POLLIN, 0}, {init_fd, POLLIN, 0}};
+    /* every writer gone: the context has stopped (with its init known, its end is the sign: a guest init closes what it
+       was given and opens /dev/console) */
+    if (out.fd < 0 && err.fd < 0 && evfd < 0 && init_fd < 0) break;
+    if (init_gone) break;
+    /* the init has ended: what its processes wrote is drained (they are killed with it), then done */
+    if (poll(p, 5, -1) < 0) {
       if (errno == EINTR) continue;
       die("poll: %s", strerror(errno));
     }
@@ -277,6 +309,20 @@ int main(int argc, char **argv) {
         close(ss[i]->fd);
         ss[i]->fd = -1;
       }
+    if (con.fd >= 0 && (p[3].revents & POLLIN)) pump(&con);
+    if (init_fd >= 0 && (p[4].revents & POLLIN)) {
+      /* ended: one last look at each stream, without waiting */
+      for (int i = 0; i < 2; i++)
+        if (ss[i]->fd >= 0) {
+          fcntl(ss[i]->fd, F_SETFL, O_NONBLOCK);
+          while (pump(ss[i]) && ss[i]->len < sizeof ss[i]->buf) {
+            struct pollfd q = {ss[i]->fd, POLLIN, 0};
+            if (poll(&q, 1, 50) <= 0) break;
+          }
+        }
+      if (con.fd >= 0) pump(&con);
+      init_gone = 1;
+    }
   }
   return 0;
 }

@@ -34,6 +34,12 @@ export const HELPER_REQUEST: TokenMessage = {
     { key: '--lo-up', values: [], doc: "bring the new network namespace's loopback up" },
     { key: '--bpf-cgroup', values: ['dir'], doc: 'the cgroup v2 directory the sock_addr programs are attached to' },
     {
+      key: '--guest-init',
+      values: ['path'],
+      doc: "the guest's own init (a path in its root) becomes pid 1 instead of --init, its stdout and stderr on the log pipes",
+    },
+    { key: '--run-tmpfs', values: ['bytes'], doc: 'a tmpfs of that size on /run (what a guest init expects)' },
+    {
       key: '--init-arg',
       values: ['word'],
       doc: "a word of the init's command line after its name (init_plan, carried untouched; repeated)",

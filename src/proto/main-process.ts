@@ -39,6 +39,7 @@ export const LOG_PLAN: TokenMessage = {
     { key: '--max-bytes', values: ['n'], doc: 'main.log is rotated before it would grow past this' },
     { key: '--keep', values: ['n'], doc: 'rotated files kept (main.log.1 the newest)' },
     { key: '--stream', values: ['name'], doc: 'the name of the stdout records (stdout, or console for a guest init)' },
+    { key: '--console', values: [], doc: "also read the guest's /dev/console (a FIFO) at LOG_FD_CONSOLE, as records of stream console" },
   ],
 };
 
@@ -47,6 +48,7 @@ export const MAIN_EVENT: TokenMessage = {
   name: 'main_event',
   doc: 'paene-init -> paene-log: what happened to the main process',
   keys: [
+    { key: 'init', values: ['host_pid'], doc: "from paene-helper: the context's init on the host; paene-log ends when it has ended" },
     { key: 'start', values: ['pid', 'restarts'], doc: 'it runs (pid in the context), after that many restarts' },
     { key: 'exit', values: ['pid', 'wstatus'], doc: 'it ended (the raw wait status)' },
     { key: 'restart', values: ['delay_ms'], doc: 'a new start comes after this delay' },
@@ -78,5 +80,5 @@ export const MAIN_STATE: TokenMessage = {
 export const MAIN_FDS = {
   name: 'main_fds',
   doc: 'the descriptors of the log pipes in paene-log and paene-init',
-  constants: { LOG_FD_OUT: 3, LOG_FD_ERR: 4, LOG_FD_EVENTS: 5, INIT_FD_OUT: 4, INIT_FD_ERR: 5, INIT_FD_EVENTS: 6 },
+  constants: { LOG_FD_OUT: 3, LOG_FD_ERR: 4, LOG_FD_EVENTS: 5, LOG_FD_CONSOLE: 6, INIT_FD_OUT: 4, INIT_FD_ERR: 5, INIT_FD_EVENTS: 6 },
 } as const;

@@ -1,6 +1,6 @@
 // Wires the runtime to its collaborators: the image store and the default policy.
 
-import { SHARED_NET_SECCOMP_POLICY, buildSeccompFilter } from '../seccomp/filter.js';
+import { DEFAULT_SECCOMP_POLICY, SHARED_NET_SECCOMP_POLICY, buildSeccompFilter, guestInitSeccompPolicy } from '../seccomp/filter.js';
 import type { ContextConfig } from '../context/config.js';
 import { resolveUser } from '../image/ociplan.js';
 import { DEFAULT_IMAGE, ImageStore } from '../image/store.js';
@@ -31,24 +31,28 @@ export function openImageStore(root: string): ImageStore {
   return new ImageStore(new Layout(root).imagesDir);
 }
 
-let defaultFilter: Buffer | undefined;
-let sharedNetFilter: Buffer | undefined;
+const filters = new Map<string, Buffer>();
 
 /**
  * The default policy: every context process runs under the default seccomp
  * filter (no user namespaces, no kernel keyrings, bpf, perf, module or clock
  * calls, ...), except in the privileged profile, which asks for everything.
- * On the host's shared network stack sock_diag netlink is denied too.
+ * On the host's shared network stack sock_diag netlink is denied too; under
+ * the guest's own init, reboot(2) (which ends only the context) is allowed.
  */
 export const defaultPolicy: Policy = {
   seccomp(config: ContextConfig): Buffer | undefined {
     if (config.caps.profile === 'privileged') return undefined;
-    if (config.net.mode === 'shared') {
-      sharedNetFilter ??= buildSeccompFilter(SHARED_NET_SECCOMP_POLICY);
-      return sharedNetFilter;
+    const shared = config.net.mode === 'shared';
+    const guest = config.init?.kind === 'guest';
+    const key = `${shared}:${guest}`;
+    let f = filters.get(key);
+    if (!f) {
+      const base = shared ? SHARED_NET_SECCOMP_POLICY : DEFAULT_SECCOMP_POLICY;
+      f = buildSeccompFilter(guest ? guestInitSeccompPolicy(base) : base);
+      filters.set(key, f);
     }
-    defaultFilter ??= buildSeccompFilter();
-    return defaultFilter;
+    return f;
   },
 };
 

@@ -44,8 +44,19 @@ import { type ImageRunConfig, planProcess } from '../image/ociplan.js';
 import { createDiskImage, mountDiskImage, unmountDiskImage } from '../kernel/diskimage.js';
 import { prepareScratch, releaseScratch, removeScratch, type ScratchLock } from '../kernel/scratch.js';
 import { requireFeatures, requireRoot } from '../kernel/features.js';
-import { HelperRefusal, type MainLaunch, Monitor, execArgs, execPlanBytes, helperPath, nativePath, startArgs } from '../kernel/helper.js';
-import { DEFAULT_LOG, DEFAULT_RESTART, type MainState, RESTART_BACKOFF } from '../model/service.js';
+import {
+  HelperRefusal,
+  type LogLaunch,
+  type MainLaunch,
+  Monitor,
+  execArgs,
+  execPlanBytes,
+  helperPath,
+  nativePath,
+  startArgs,
+} from '../kernel/helper.js';
+import { DEFAULT_LOG, DEFAULT_RESTART, GUEST_INIT_STOP, GUEST_RUN_TMPFS_BYTES, type MainState, RESTART_BACKOFF } from '../model/service.js';
+import { guestInitFlavor } from './guestinit.js';
 import { readMainState } from './mainstate.js';
 import { writeFileAtomic } from '../kernel/atomic.js';
 import { allPids, cmdline, innerPid, isAlive, processMemory, readStat } from '../kernel/procfs.js';
@@ -230,9 +241,11 @@ export class Runtime {
     const draft = newConfig({ ...req, xid: req.xid ?? XID_MIN, net });
     const assigned = this.network.assign(draft.name, draft.net, this.addrs);
     // Build the image now (if it is the default and missing) so `start` is quick and errors show early.
-    await this.images.rootfsOf(draft.image);
+    const tree = await this.images.rootfsOf(draft.image);
+    // A guest init is found and classified now: one that cannot boot (or be stopped) here is refused at create.
+    const init = draft.init?.kind === 'guest' ? { ...draft.init, flavor: guestInitFlavor(tree, draft.init.path, draft.image) } : draft.init;
     const xid = this.xids.claim(draft.name, req.xid);
-    const config: ContextConfig = { ...draft, xid, net: assigned };
+    const config: ContextConfig = { ...draft, xid, net: assigned, ...(init ? { init } : {}) };
     const claimed: string[] = [];
     const dir = this.layout.contextDir(config.name);
     const tmp = path.join(this.layout.contextsDir, `.${config.name}.creating.${process.pid}`);
@@ -382,7 +395,7 @@ export class Runtime {
       this.network.requirements(config, cg);
       this.prepareLayer(config);
       const main = this.mainLaunch(config);
-      if (main) fs.mkdirSync(main.log.dir, { recursive: true, mode: 0o700 });
+      if (main || config.init?.kind === 'guest') fs.mkdirSync(this.layout.logDir(name), { recursive: true, mode: 0o700 });
       fs.rmSync(this.layout.stoppedMark(name), { force: true });
       const makeGroups = () =>
         cg.create(ownControllers(config.limits, limitsVersion(this.cgroupHost)), this.cgroupHost.v1.has('devices') ? DEVICE_RULES : []);
@@ -413,11 +426,11 @@ export class Runtime {
                   empty: this.layout.emptyDir,
                   init: nativePath('paene-init'),
                   devices: DEVICE_NODES,
-                  capsMask: capMask(config.caps),
+                  capsMask: contextCaps(config),
                   seccomp: this.policy.seccomp(config),
                   ...this.network.startLaunch(config, cg),
                   sched: launchSched(config),
-                  main,
+                  ...this.serviceLaunch(config, main),
                 }),
               );
               break;
@@ -496,7 +509,6 @@ export class Runtime {
       user = spec.user === undefined && image?.user ? image.user() : this.resolveUser(config.image, userSpec);
     }
     const restart = config.restart ?? DEFAULT_RESTART;
-    const log = config.log ?? DEFAULT_LOG;
     return {
       argv: plan.argv,
       env: guestEnv(config, plan.env),
@@ -506,14 +518,25 @@ export class Runtime {
       restart: restart.mode === 'unless-stopped' ? 'always' : restart.mode,
       maxRestarts: restart.maxRestarts ?? 0,
       backoff: RESTART_BACKOFF,
-      log: {
-        prog: nativePath('paene-log'),
-        dir: this.layout.logDir(config.name),
-        maxBytes: log.maxBytes,
-        keep: log.keep,
-        stream: 'stdout',
-      },
     };
+  }
+
+  /** What a start asks of the init and the log writer: a main process, or the guest's init and its console. */
+  private serviceLaunch(config: ContextConfig, main: MainLaunch | undefined) {
+    const spec = config.log ?? DEFAULT_LOG;
+    const log = (stream: LogLaunch['stream']): LogLaunch => ({
+      prog: nativePath('paene-log'),
+      dir: this.layout.logDir(config.name),
+      maxBytes: spec.maxBytes,
+      keep: spec.keep,
+      stream,
+    });
+    if (config.init?.kind === 'guest') {
+      // What an init expects of a container (systemd's and lxc's convention): container= names the manager.
+      const env = guestEnv(config, { container: 'paene', TERM: 'linux' }).filter((e) => !e.startsWith('PAENE_'));
+      return { guestInit: { path: config.init.path, env }, log: log('console'), runTmpfs: GUEST_RUN_TMPFS_BYTES };
+    }
+    return main ? { main, log: log('stdout') } : {};
   }
 
   private resolveUser(image: string, spec: string): { uid: number; gid: number } {
@@ -601,7 +624,7 @@ export class Runtime {
       initPid,
       starttime,
       ...this.execWalls(config),
-      capsRoot: capMask(config.caps),
+      capsRoot: contextCaps(config),
       capsUser: 0n,
       env: guestEnv(config, image ? planProcess(image, { argv: ['-'] }, config.image).env : {}),
       term: 'xterm',
@@ -620,7 +643,7 @@ export class Runtime {
     return execArgs({
       initPid: live.pid,
       ...this.execWalls(config),
-      capsMask: user && user.uid !== 0 ? 0n : capMask(config.caps), // as the exec plan's caps-user / caps-root
+      capsMask: user && user.uid !== 0 ? 0n : contextCaps(config), // as the exec plan's caps-user / caps-root
       env: guestEnv(config, { ...(opts.tty ? { TERM: process.env.TERM ?? 'xterm' } : {}), ...plan.env }),
       cwd: plan.cwd,
       user,
@@ -751,8 +774,16 @@ export class Runtime {
     if (live) await unguardForks(this, live.pid); // 1024 processes held to a few % of a CPU would take seconds to die
     if (live && timeoutMs > 0) {
       await stopIoThrottle(this, name); // a context held frozen by its throttler could not receive SIGTERM
+      // paene's init passes SIGTERM on; a guest's init is asked the way it expects (model/service.ts).
+      let config: ContextConfig | undefined;
       try {
-        process.kill(live.pid, 'SIGTERM');
+        config = this.store.readConfig(name);
+      } catch {
+        config = undefined;
+      }
+      const flavor = config?.init?.kind === 'guest' ? config.init.flavor : undefined;
+      try {
+        process.kill(live.pid, flavor ? GUEST_INIT_STOP[flavor] : 'SIGTERM');
       } catch {
         /* already gone */
       }
@@ -901,6 +932,16 @@ export class Runtime {
   async shutdownMonitor(): Promise<void> {
     await this.monitor.quit();
   }
+}
+
+/**
+ * Guest root's capabilities: its profile's; with the guest's own init also
+ * SYS_BOOT, whose reboot(2) in a context (its own pid namespace) ends only
+ * that namespace (the kernel's reboot_pid_ns), as an init's halt expects.
+ */
+export function contextCaps(config: ContextConfig): bigint {
+  const mask = capMask(config.caps);
+  return config.init?.kind === 'guest' ? mask | (1n << 22n) /* CAP_SYS_BOOT */ : mask;
 }
 
 /** The scheduling class a start or exec sets: only where the latency class changes the kernel's default. */

@@ -215,6 +215,16 @@ function baseSeccompPolicy(): SeccompPolicy {
 
 export const DEFAULT_SECCOMP_POLICY: SeccompPolicy = baseSeccompPolicy();
 
+/**
+ * A context whose pid 1 is the guest's own init may call reboot(2): in a pid
+ * namespace other than the host's it only ends that namespace
+ * (reboot_pid_ns; the commands that would touch the machine fail with
+ * EINVAL there), and an init's halt or reboot ends with it. lxc allows it too.
+ */
+export function guestInitSeccompPolicy(p: SeccompPolicy): SeccompPolicy {
+  return { ...p, deny: p.deny.filter((d) => d !== 'reboot') };
+}
+
 /** One classic-BPF instruction (struct sock_filter). */
 export interface Insn {
   code: number;

@@ -189,4 +189,54 @@ describeReal('a context runs its guest services', () => {
     expect(fs.existsSync(PAENE)).toBe(true);
     await rt.stop('svc-web');
   });
+
+  it("--init guest: busybox init boots from the guest's inittab, its console is in the log, and stop shuts it down the way it expects", async () => {
+    await rt.create({ name: 'svc-guest', image: 'base', init: { kind: 'guest', path: '/sbin/init' } });
+    expect(rt.config('svc-guest').init).toEqual({ kind: 'guest', path: '/sbin/init', flavor: 'busybox' });
+    // the guest's own boot configuration, in its private layer
+    const upper = path.join(root, 'contexts', 'svc-guest', 'layer', 'upper');
+    fs.mkdirSync(path.join(upper, 'etc/init.d'), { recursive: true });
+    fs.mkdirSync(path.join(upper, 'www'), { recursive: true });
+    fs.writeFileSync(
+      path.join(upper, 'etc/inittab'),
+      '::sysinit:/etc/init.d/rcS\n::respawn:/usr/sbin/httpd -f -p 8081 -h /www\n::shutdown:/bin/sh -c "echo guest-shutdown-ran > /dev/console"\n',
+    );
+    fs.writeFileSync(
+      path.join(upper, 'etc/init.d/rcS'),
+      '#!/bin/sh\necho rcS-ran > /dev/console\ntouch /run/booted && echo run-is-writable\n',
+      { mode: 0o755 },
+    );
+    fs.writeFileSync(path.join(upper, 'www/index.html'), 'guest-init-service\n');
+    const c = rt.config('svc-guest');
+    await rt.start('svc-guest');
+    await waitLog(root, 'svc-guest', /console F rcS-ran$/m);
+    await waitLog(root, 'svc-guest', /console F run-is-writable$/m);
+    let body = '';
+    const end = Date.now() + 20_000;
+    while (Date.now() < end && !body.includes('guest-init-service')) {
+      body = await httpGet(c.net.addresses[0] as string, 8081).catch(() => '');
+      if (!body) await sleep(100);
+    }
+    expect(body).toContain('guest-init-service');
+    expect(rt.ps('svc-guest').find((p) => p.innerPid === 1)?.command).toBe('init');
+    // its shutdown actions run, then its own poweroff ends the context (reboot(2) ends only its pid namespace)
+    const t0 = Date.now();
+    await rt.stop('svc-guest', { timeoutMs: 30_000 });
+    expect(Date.now() - t0).toBeLessThan(30_000);
+    expect(logText(root, 'svc-guest')).toMatch(/guest-shutdown-ran$/m);
+    expect(logText(root, 'svc-guest')).toMatch(/Requesting system poweroff$/m);
+  });
+
+  it('--init guest refuses what does not boot here, and a guest init takes no main process', async () => {
+    await expect(rt.create({ name: 'svc-noinit', image: 'base', init: { kind: 'guest', path: '/no/such/init' } })).rejects.toThrow(
+      /has no program at \/no\/such\/init/,
+    );
+    await expect(rt.create({ name: 'svc-shinit', image: 'base', init: { kind: 'guest', path: '/bin/dash' } })).rejects.toThrow(
+      /not an init paene knows how to stop/,
+    );
+    await expect(
+      rt.create({ name: 'svc-both', image: 'base', init: { kind: 'guest', path: '/sbin/init' }, main: { argv: ['true'] } }),
+    ).rejects.toThrow(/give it no main process/);
+    expect(rt.store.names().filter((n) => ['svc-noinit', 'svc-shinit', 'svc-both'].includes(n))).toEqual([]);
+  });
 });

@@ -133,12 +133,54 @@ describe('the helper request and the exec plan', () => {
     sockAddr: { cgroupDir: '/sys/fs/cgroup/unified/p/c', progs: ['bind4=00', 'connect4=11'] },
     landlockScoped: 1,
     sched: { policy: 3, sliceNs: 0 },
+    main: {
+      argv: ['httpd', '-f', 'a b'],
+      env: ['PATH=/bin', 'X=y z'],
+      cwd: '/srv',
+      uid: 33,
+      gid: 33,
+      restart: 'on-failure' as const,
+      maxRestarts: 3,
+      backoff: { firstMs: 100, maxMs: 30000, resetAfterMs: 10000 },
+    },
+    log: { prog: '/dist/native/paene-log', dir: '/root/contexts/web/log', maxBytes: 4096, keep: 2, stream: 'stdout' as const },
+    runTmpfs: 1 << 20,
   };
   const run = (prog: string, args: string[]) => {
     const r = spawnSync(prog, args, { maxBuffer: 16 << 20 });
     if (r.status !== 0) throw new Error(`${prog} ${args[0]}: ${r.stderr.toString()}`);
     return r.stdout;
   };
+  it('the init plan and the log plan round-trip through paene-init and paene-log (what they read is what was meant)', async () => {
+    const { initPlanWords, logPlanWords } = await import('../../src/kernel/helper.js');
+    const { INIT_PLAN, LOG_PLAN } = await import('../../src/proto/main-process.js');
+    const { parseFlagArgs } = await import('../../src/proto/tokens.js');
+    const words = initPlanWords(request.main);
+    const echoed = run(path.resolve('dist/native/paene-init'), ['echo', ...words])
+      .toString('utf8')
+      .split('\0')
+      .slice(0, -1);
+    const sent = parseFlagArgs(INIT_PLAN, words);
+    const back = parseFlagArgs(INIT_PLAN, echoed);
+    expect(byKey(back.entries)).toEqual(byKey(sent.entries));
+    expect(back.rest).toEqual(['httpd', '-f', 'a b']);
+    for (const log of [request.log, { ...request.log, stream: 'console' as const }]) {
+      const lw = logPlanWords(log);
+      const lback = decodeMessage(LOG_PLAN, run(path.resolve('dist/native/paene-log'), ['echo', ...lw]));
+      expect(byKey(lback)).toEqual(byKey(parseFlagArgs(LOG_PLAN, lw).entries));
+    }
+  });
+
+  it('a guest-init start request round-trips through paene-helper', async () => {
+    const { startArgs } = await import('../../src/kernel/helper.js');
+    const { HELPER_REQUEST } = await import('../../src/proto/helper-request.js');
+    const { parseFlagArgs } = await import('../../src/proto/tokens.js');
+    const { main: _main, ...rest } = request;
+    const args = startArgs({ ...rest, guestInit: { path: '/sbin/init', env: ['container=paene'] } }).slice(1);
+    const back = decodeMessage(HELPER_REQUEST, run(helper, ['echo-request', ...args]));
+    expect(byKey(back)).toEqual(byKey(parseFlagArgs(HELPER_REQUEST, args).entries));
+  });
+
   it('a start request round-trips through paene-helper', async () => {
     const { startArgs } = await import('../../src/kernel/helper.js');
     const { HELPER_REQUEST } = await import('../../src/proto/helper-request.js');
