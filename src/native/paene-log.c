@@ -46,6 +46,7 @@ void die(const char *fmt, ...) {
 }
 
 static int dirfd_ = -1, logfd = -1;
+static int cut_short; /* the file does not end with a newline: the next write starts with one */
 static long long max_bytes = 10 << 20, logsize;
 static int keep = 1;
 static const char *out_stream = "stdout";
@@ -62,10 +63,13 @@ static void timestamp(char *buf, size_t cap) {
 }
 
 static void open_log(void) {
-  logfd = openat(dirfd_, "main.log", O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  logfd = openat(dirfd_, "main.log", O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (logfd < 0) die("open main.log: %s", strerror(errno));
   struct stat st;
   logsize = fstat(logfd, &st) == 0 ? st.st_size : 0;
+  /* a record cut short before (a full disk, a crash): end its line, so the next record starts one of its own */
+  char last = '\n';
+  if (logsize > 0 && pread(logfd, &last, 1, logsize - 1) == 1 && last != '\n') cut_short = 1;
 }
 
 static void rotate(void) {
@@ -93,10 +97,18 @@ static void record(const char *stream, char tag, const char *text, size_t len) {
   size_t total = (size_t)n + len;
   buf[total++] = '\n';
   if (logsize > 0 && logsize + (long long)total > max_bytes) rotate();
+  if (cut_short && write(logfd, "\n", 1) == 1) {
+    cut_short = 0;
+    logsize++;
+  }
   for (size_t off = 0; off < total;) {
     ssize_t w = write(logfd, buf + off, total - off);
     if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) return; /* a full disk: the line is lost, the service goes on */
+    if (w <= 0) {
+      cut_short = off > 0; /* a full disk: the line is lost (its start ended at the next write), the service goes on */
+      logsize += (long long)off;
+      return;
+    }
     off += (size_t)w;
   }
   logsize += (long long)total;

@@ -39,7 +39,7 @@ export function autostartCandidates(rt: { store: StateStore; layout: Layout }): 
 export interface ShutdownRuntime {
   store: StateStore;
   layout: Layout;
-  stop(name: string, opts: { timeoutMs?: number }): Promise<{ wasRunning: boolean }>;
+  stop(name: string, opts: { timeoutMs?: number; byUser?: boolean }): Promise<{ wasRunning: boolean }>;
 }
 
 /** The contexts a host shutdown stops: those running now. */
@@ -49,15 +49,11 @@ export function runningNames(rt: { store: StateStore }): string[] {
 
 /**
  * Stops a context as a host shutdown does (`paene autostart stop`, the boot
- * files' stop): not a user's stop, so a `--restart unless-stopped` context
- * comes back at the next boot. Runtime.stop marks every stop as a user's; a
- * running context has no mark (start removes it), so the mark this stop
- * wrote goes again.
+ * files' stop): not a user's stop, so it leaves no stopped-by-user mark and a
+ * `--restart unless-stopped` context comes back at the next boot.
  */
 export async function stopForShutdown(rt: ShutdownRuntime, name: string, timeoutMs: number): Promise<{ wasRunning: boolean }> {
-  const r = await rt.stop(name, { timeoutMs });
-  if (r.wasRunning) fs.rmSync(rt.layout.stoppedMark(name), { force: true });
-  return r;
+  return rt.stop(name, { timeoutMs, byUser: false });
 }
 
 export type BootSystem = 'systemd' | 'sysv';

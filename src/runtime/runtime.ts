@@ -719,12 +719,12 @@ export class Runtime {
   // -------------------------------------------------------- stop, destroy
 
   /** Stops the context: SIGTERM to its init, then after `timeoutMs` SIGKILL to all that is left. */
-  async stop(name: string, opts: { timeoutMs?: number } = {}): Promise<{ wasRunning: boolean }> {
+  async stop(name: string, opts: { timeoutMs?: number; byUser?: boolean } = {}): Promise<{ wasRunning: boolean }> {
     requireRoot('stopping a context');
     return this.withContextLock(name, async () => {
       const r = await this.stopLocked(name, opts.timeoutMs ?? 10_000);
-      // A user's stop: `--restart unless-stopped` stays down at the next autostart.
-      fs.writeFileSync(this.layout.stoppedMark(name), `${new Date().toISOString()}\n`);
+      // A user's stop (not the host's shutdown): `--restart unless-stopped` stays down at the next autostart.
+      if (opts.byUser !== false) fs.writeFileSync(this.layout.stoppedMark(name), `${new Date().toISOString()}\n`);
       return r;
     });
   }
