@@ -51,6 +51,11 @@ export interface PackingOptions {
   checkEvery: number;
   /** sample memory every this many contexts (and at 0 and at the end) */
   sampleEvery: number;
+  /**
+   * how each context's httpd runs: `main`, as its main process (started by its init at start, restarted by
+   * --restart always, its output in the host-side log); `exec`, started by an exec after start (nothing watches it)
+   */
+  service?: 'main' | 'exec';
   log?: (s: string) => void;
   progress?: (variant: Variant, n: number, max: number, detail: string) => void;
 }
@@ -125,7 +130,15 @@ export interface VariantResult {
 export interface PackingResult {
   benchmark: 'packing';
   machine: MachineFacts;
-  options: { max: number; minFreeBytes: number; timeBudgetMs: number; fullCheckUpTo: number; checkEvery: number; variants: Variant[] };
+  options: {
+    max: number;
+    minFreeBytes: number;
+    timeBudgetMs: number;
+    fullCheckUpTo: number;
+    checkEvery: number;
+    variants: Variant[];
+    service: 'main' | 'exec';
+  };
   checkPolicy: string;
   /** how a context's root became its namespace's root: 'staged', or 'pivot_root: WHY' (a walk of every task per start) */
   rootSwitch: string;
@@ -392,11 +405,19 @@ export async function runPacking(o: PackingOptions): Promise<PackingResult> {
             copyMs.push(performance.now() - tc);
           }
           const tb = performance.now();
+          const asMain = (o.service ?? 'main') === 'main';
           const created = await rt.create({
             name,
             image,
             hostname: name,
             ...(variant === 'limited' ? { limits: { memory: LIMITED_MEMORY } } : {}),
+            // the main process: httpd in the foreground (-f), so its init supervises it and paene-log keeps its output
+            ...(asMain
+              ? {
+                  main: { argv: ['/bin/sh', '-c', `echo "${name}" > /www/index.html && exec busybox httpd -f -p ${HTTP_PORT} -h /www`] },
+                  restart: { mode: 'always' as const },
+                }
+              : {}),
           });
           addresses.set(name, created.net.addresses[0] as string);
           const tcr = performance.now();
@@ -404,12 +425,14 @@ export async function runPacking(o: PackingOptions): Promise<PackingResult> {
           const ts = performance.now();
           createMs.push(tcr - tb);
           startMs.push(ts - tcr);
-          const r = await rt.execCapture(
-            name,
-            ['/bin/sh', '-c', `echo "${name}" > /www/index.html && busybox httpd -p ${addressOf(name)}:${HTTP_PORT} -h /www`],
-            { timeoutMs: 10_000 },
-          );
-          if (r.code !== 0) throw new Error(`httpd did not start (exit ${r.code}): ${r.stderr.trim()}`);
+          if (!asMain) {
+            const r = await rt.execCapture(
+              name,
+              ['/bin/sh', '-c', `echo "${name}" > /www/index.html && busybox httpd -p ${addressOf(name)}:${HTTP_PORT} -h /www`],
+              { timeoutMs: 10_000 },
+            );
+            if (r.code !== 0) throw new Error(`httpd did not start (exit ${r.code}): ${r.stderr.trim()}`);
+          }
         } catch (e) {
           stopReason = `failure at context ${i + 1}: ${e instanceof Error ? e.message : String(e)}`;
           names.pop();
@@ -543,6 +566,7 @@ export async function runPacking(o: PackingOptions): Promise<PackingResult> {
       fullCheckUpTo: o.fullCheckUpTo,
       checkEvery: o.checkEvery,
       variants: o.variants,
+      service: o.service ?? 'main',
     },
     checkPolicy: checkPolicyText(o),
     rootSwitch,

@@ -5,7 +5,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import type { Command } from 'commander';
+import { type Command, Option } from 'commander';
 import { PaeneError } from '../model/errors.js';
 import { parseSize } from '../model/units.js';
 import { requireRoot } from '../kernel/features.js';
@@ -70,6 +70,14 @@ export function registerBenchCommands(program: Command): void {
     .option('--full-check-up-to <n>', 'check every server after each start up to this many contexts', count('--full-check-up-to', 0), 100)
     .option('--check-every <k>', 'beyond that, check all servers every k starts (the newest after each start)', count('--check-every'), 25)
     .option('--sample-every <k>', 'sample memory every k contexts', count('--sample-every'), 10)
+    .addOption(
+      new Option(
+        '--service <how>',
+        "how each httpd runs: main (the context's main process: supervised by its init, restarted, logged by paene-log) or exec (started by an exec, as before services existed)",
+      )
+        .choices(['main', 'exec'])
+        .default('main'),
+    )
     .option('--workdir <dir>', 'scratch directory (state root and image copies), removed at the end')
     .option('--json <file>', 'write the results as JSON')
     .option('--plot <file.svg>', 'draw memory used against contexts (SVG)')
@@ -84,6 +92,7 @@ export function registerBenchCommands(program: Command): void {
         fullCheckUpTo: number;
         checkEvery: number;
         sampleEvery: number;
+        service: 'main' | 'exec';
         workdir?: string;
         json?: string;
         plot?: string;
@@ -107,6 +116,7 @@ export function registerBenchCommands(program: Command): void {
             fullCheckUpTo: o.fullCheckUpTo,
             checkEvery: o.checkEvery,
             sampleEvery: o.sampleEvery,
+            service: o.service,
             log: (s) => {
               bar.done();
               process.stderr.write(s + '\n');
