@@ -2,15 +2,20 @@
 // It builds the base image if needed and removes everything it made.
 
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { nativePath } from '../kernel/helper.js';
-import type { Runtime } from '../runtime/runtime.js';
+import type { ContextStatus, Runtime } from '../runtime/runtime.js';
+import { readLog } from '../runtime/logs.js';
 import { runtimeOf } from './common.js';
 import { DEFAULT_IMAGE } from '../image/store.js';
 
 const NAMES = ['demo-alpha', 'demo-beta'] as const;
+/** the third context: a service, its httpd the main process */
+const SERVICE = 'demo-gamma';
+const SERVICE_PORT = 8080;
 const IPC_KEY = '0x5eed';
 
 function indent(text: string, by = '    '): string {
@@ -28,9 +33,9 @@ async function sh(rt: Runtime, name: string, script: string, input?: Buffer): Pr
 }
 
 export async function runDemo(rt: Runtime, log: (s: string) => void): Promise<void> {
-  const step = (n: number, s: string) => log(`\n[${n}/6] ${s}`);
+  const step = (n: number, s: string) => log(`\n[${n}/7] ${s}`);
   log('paene demo: two contexts on one kernel');
-  for (const n of NAMES) {
+  for (const n of [...NAMES, SERVICE]) {
     if (rt.store.exists(n)) {
       log(`  (removing '${n}' left by an earlier demo)`);
       await rt.destroy(n, { force: true });
@@ -98,9 +103,34 @@ export async function runDemo(rt: Runtime, log: (s: string) => void): Promise<vo
         ),
       ),
     );
+
+    step(7, `a service: ${SERVICE} runs busybox httpd as its main process, kept by its init, with no exec`);
+    await rt.create({
+      name: SERVICE,
+      image: DEFAULT_IMAGE,
+      main: {
+        argv: [
+          '/bin/sh',
+          '-c',
+          `echo "hello from ${SERVICE}'s main process" > /www/index.html && exec httpd -f -v -p ${SERVICE_PORT} -h /www`,
+        ],
+      },
+      restart: { mode: 'always' },
+    });
+    await rt.start(SERVICE);
+    const first = await waitMain(rt, (m) => m.state === 'running');
+    log(`  main: ${first.argv.join(' ')} (restart ${first.restart}): ${first.state}, pid ${first.pid} inside`);
+    log(`  GET / right after start: ${await fetchService(rt)}`);
+    await sh(rt, SERVICE, `kill -9 ${first.pid}`);
+    const back = await waitMain(rt, (m) => m.state === 'running' && (m.restarts ?? 0) >= 1);
+    log(`  killed with kill -9 from inside; back as pid ${back.pid} (restarts: ${back.restarts}); GET /: ${await fetchService(rt)}`);
+    const lines: string[] = [];
+    for await (const l of readLog(rt.layout.logDir(SERVICE), { tail: 4 })) lines.push(`${l.stream}: ${l.content.toString('utf8')}`);
+    log(`  its log on the host (paene logs ${SERVICE} --tail 4), written outside the context:`);
+    log(indent(lines.join('\n')));
   } finally {
     log('\ncleaning up');
-    for (const n of NAMES) {
+    for (const n of [...NAMES, SERVICE]) {
       if (rt.store.exists(n)) {
         await rt.destroy(n, { force: true });
         log(`  destroyed ${n}`);
@@ -112,10 +142,47 @@ export async function runDemo(rt: Runtime, log: (s: string) => void): Promise<vo
   log('\ndone: every process, cgroup and private layer the demo made is gone.');
 }
 
+type Main = NonNullable<ContextStatus['main']>;
+
+async function waitMain(rt: Runtime, ok: (m: Main) => boolean): Promise<Main> {
+  for (let i = 0; i < 300; i++) {
+    const m = rt.status(SERVICE).main;
+    if (m && ok(m)) return m;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`${SERVICE}'s main process did not come up: ${JSON.stringify(rt.status(SERVICE).main)}`);
+}
+
+/** GET / of the service: from the host on its own address (shared network), else from inside. */
+async function fetchService(rt: Runtime): Promise<string> {
+  const addr = rt.config(SERVICE).net.mode === 'shared' ? rt.config(SERVICE).net.addresses[0] : undefined;
+  for (let i = 0; i < 100; i++) {
+    const body = addr
+      ? await httpGet(addr, SERVICE_PORT).catch(() => '')
+      : (await rt.execCapture(SERVICE, ['wget', '-qO-', `http://127.0.0.1:${SERVICE_PORT}/`], { timeoutMs: 10_000 })).stdout;
+    if (body.trim()) return `${body.trim()}${addr ? ` (from the host, http://${addr}:${SERVICE_PORT}/)` : ' (from inside)'}`;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`${SERVICE}'s httpd did not answer`);
+}
+
+function httpGet(host: string, port: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const s = net.connect({ host, port }, () => s.write('GET / HTTP/1.0\r\n\r\n'));
+    let data = '';
+    s.setTimeout(5_000, () => s.destroy(new Error('timeout')));
+    s.on('data', (d) => (data += d.toString()));
+    s.on('end', () => resolve(data.split('\r\n\r\n')[1] ?? ''));
+    s.on('error', reject);
+  });
+}
+
 export function registerDemoCommand(program: Command): void {
   program
     .command('demo')
-    .description('Start two contexts and show their separate processes, hostnames, IPC and files; then remove them')
+    .description(
+      'Start two contexts and show their separate processes, hostnames, IPC and files, then a third whose service (its main process) answers with no exec and comes back when killed; then remove them',
+    )
     .action(async (_o: unknown, cmd: Command) => {
       await runDemo(runtimeOf(cmd), (s) => console.log(s));
     });
