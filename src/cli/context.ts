@@ -11,7 +11,10 @@ import { type ContextConfig, parseXid, XID_MAX, XID_MIN } from '../context/confi
 import { DEFAULT_IMAGE } from '../image/store.js';
 import type { ContextStatus, ProcessInfo } from '../runtime/runtime.js';
 import { DEFAULT_OCI_ROOT, ociSummaries } from '../oci/runtime.js';
-import { runtimeOf } from './common.js';
+import { rootOf, runtimeOf } from './common.js';
+import { resolveRoot } from '../kernel/layout.js';
+import { DEFAULT_ROOT } from '../proto/names.js';
+import { naturalCompare } from '../model/natural.js';
 import { formatTable, printJson } from './format.js';
 import { addNetOptions, netCell, netSpecOf } from './net.js';
 import { type ManyOptions, type Outcome, addManyOptions, jobsOf, namesOf, report, runMany } from './many.js';
@@ -223,7 +226,7 @@ export function registerContextCommands(program: Command): void {
       if (names.length === 0) throw new PaeneError('invalid-argument', 'name the context before the -- of its command');
       if (o.count !== undefined) {
         if (names.length !== 1) throw new PaeneError('invalid-argument', '--count takes one name template (e.g. web%d)');
-        names = expandTemplate(names[0] as string, parseCount(o.count as string, '--count', 1));
+        names = expandTemplate(names[0] as string, parseCount(o.count as string, '--count', 1, XID_MAX - XID_MIN + 1)); // no more than there are xids
       }
       if (names.length > 1 && o.xid !== undefined)
         throw new PaeneError('invalid-argument', '--xid names one context; leave it out to give each the lowest free xid');
@@ -412,16 +415,23 @@ export function registerContextCommands(program: Command): void {
     .description('List contexts: name, xid, state, processes, init pid, image')
     .option('--json', 'print JSON')
     .option('--oci', "with --json: print { contexts, oci } with paene-runc's containers (the table always shows them)")
-    .option('--oci-root <dir>', 'where paene-runc keeps its containers (its --root)', DEFAULT_OCI_ROOT)
-    .action((o: { json?: boolean; oci?: boolean; ociRoot: string }, cmd: Command) => {
-      const all = runtimeOf(cmd).list();
-      const oci = ociSummaries(o.ociRoot);
+    .option(
+      '--oci-root <dir>',
+      `where paene-runc keeps its containers (its --root; default ${DEFAULT_OCI_ROOT} with the default state root, none with another)`,
+    )
+    .action((o: { json?: boolean; oci?: boolean; ociRoot?: string }, cmd: Command) => {
+      const all = runtimeOf(cmd)
+        .list()
+        .sort((a, b) => naturalCompare(a.name, b.name));
+      // paene-runc's global containers belong to the default root's listing, not to every test or tenant root's
+      const ociRoot = o.ociRoot ?? (rootOf(cmd) === resolveRoot(DEFAULT_ROOT) ? DEFAULT_OCI_ROOT : undefined);
+      const oci = ociRoot === undefined ? [] : ociSummaries(ociRoot);
       if (o.json) printJson(o.oci ? { contexts: all, oci } : all);
       else if (all.length === 0 && oci.length === 0) console.log('no contexts (create one with `paene create NAME`)');
       else {
         if (all.length) console.log(formatTable(all, statusColumns));
         if (oci.length) {
-          console.log(`${all.length ? '\n' : ''}OCI containers (paene-runc, ${o.ociRoot}):`);
+          console.log(`${all.length ? '\n' : ''}OCI containers (paene-runc, ${ociRoot}):`);
           console.log(
             formatTable(oci, [
               { header: 'ID', get: (c) => c.id },

@@ -57,7 +57,7 @@ export function registerDiskCommands(program: Command): void {
       if (o.json) printJson(info);
       else
         console.log(
-          `committed context '${context}' as image '${info.name}' (${info.files} files, ${formatBytes(info.diskBytes)} new on disk)`,
+          `committed context '${context}' as image '${info.name}' (${info.files} files, ${formatBytes(info.addedBytes ?? info.diskBytes)} new on disk)`,
         );
     });
 }

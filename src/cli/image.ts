@@ -69,7 +69,8 @@ export function registerImageCommands(program: Command, getRoot: () => string, u
       '\nThe kind of archive is told by its content: a tar whose first entry is oci-layout,\n' +
         'index.json or blobs/ is an OCI image layout (skopeo copy … oci-archive:FILE), one that\n' +
         'starts with manifest.json or a layer directory is a docker-archive (docker save, podman\n' +
-        'save); anything else is a root filesystem. Layers are applied in order with the OCI\n' +
+        'save); so is a tar file with a top-level manifest.json or index.json anywhere in it (a piped\n' +
+        'or compressed one is refused as ambiguous); anything else is a root filesystem. Layers are applied in order with the OCI\n' +
         'rules (.wh.NAME deletes, .wh..wh..opq makes a directory opaque, later layers win), and\n' +
         'every blob is checked against its sha256 and size. The image config (Env, Cmd,\n' +
         'Entrypoint, WorkingDir, User, ExposedPorts, Labels) is kept: `paene image inspect`.\n' +

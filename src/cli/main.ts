@@ -1,7 +1,9 @@
 // paene's command line: a thin layer over the runtime. One file per group of verbs.
 
+import fs from 'node:fs';
 import { Command, CommanderError } from 'commander';
-import { PaeneError } from '../model/errors.js';
+import { resolveRoot } from '../kernel/layout.js';
+import { PaeneError, errnoOf } from '../model/errors.js';
 import { EXIT } from './exit.js';
 
 const PAENE_VERSION = '0.1.0';
@@ -76,10 +78,50 @@ function verbOf(argv: string[]): string | undefined {
   return undefined;
 }
 
+/** The state root this call names (--root DIR, --root=DIR, $PAENE_ROOT or the default), before commander parses. */
+function rootArg(argv: string[]): string {
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i] as string;
+    if (a === '--root' && i + 1 < argv.length) return resolveRoot(argv[i + 1]);
+    if (a.startsWith('--root=')) return resolveRoot(a.slice('--root='.length));
+    if (!a.startsWith('-')) break;
+  }
+  return resolveRoot();
+}
+
+/** A state root that exists but is no directory (`PAENE_ROOT=/etc/passwd`) is a usage error, said in one line. */
+function checkRoot(root: string): void {
+  const st = fs.statSync(root, { throwIfNoEntry: false });
+  if (st !== undefined && !st.isDirectory())
+    throw new PaeneError('invalid-argument', `the state root ${root} is not a directory (set by --root or $PAENE_ROOT)`);
+}
+
+/**
+ * A system error that reached the top: one line naming the path and what
+ * went wrong, and its exit code: a non-root user who cannot read root's state
+ * gets "not root" (7); a path that is no directory is a usage error (2).
+ */
+function systemError(e: unknown): { message: string; exit: number } | undefined {
+  const code = errnoOf(e);
+  if (code === undefined || !(e instanceof Error)) return undefined;
+  const p = (e as NodeJS.ErrnoException).path;
+  const where = p ? ` ${p}` : '';
+  if (code === 'EACCES' || code === 'EPERM') {
+    const notRoot = process.getuid?.() !== 0;
+    return {
+      message: `permission denied on${where}${notRoot ? ': the state root belongs to root; run paene as root (e.g. with sudo)' : ''}`,
+      exit: notRoot ? EXIT['not-root'] : EXIT.internal,
+    };
+  }
+  if (code === 'ENOTDIR') return { message: `not a directory:${where} (is the state root a directory?)`, exit: EXIT['invalid-argument'] };
+  return undefined;
+}
+
 /** Runs one command line: loads the group of its verb (all of them for help), parses, maps errors to exit codes. */
 async function main(): Promise<void> {
   try {
     const args = process.argv.slice(2);
+    checkRoot(rootArg(args));
     const verb = verbOf(args);
     const own = GROUPS.find((g) => verb !== undefined && g.verbs.includes(verb));
     if (own) await own.register();
@@ -92,6 +134,10 @@ async function main(): Promise<void> {
     } else if (e instanceof CommanderError) {
       // commander printed the message already; help and version are successes, usage errors are 2
       process.exitCode = e.exitCode === 0 ? 0 : 2;
+    } else if (systemError(e)) {
+      const { message, exit } = systemError(e) as { message: string; exit: number };
+      process.stderr.write(`paene: ${message}\n`);
+      process.exitCode = exit;
     } else {
       process.stderr.write(`paene: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
       process.exitCode = 1;

@@ -9,6 +9,7 @@ import os from 'node:os';
 import type { Command } from 'commander';
 import { PaeneError } from '../model/errors.js';
 import { eachBounded, isPattern, selectNames } from '../model/names.js';
+import { naturalSort } from '../model/natural.js';
 import type { Runtime } from '../runtime/runtime.js';
 import { EXIT } from './exit.js';
 import { printJson } from './format.js';
@@ -34,7 +35,9 @@ export function jobsOf(o: ManyOptions): number {
 
 /** The names the arguments select, and whether the call is a many-context one (array output). */
 export function namesOf(rt: Runtime, args: string[], o: ManyOptions): { names: string[]; many: boolean } {
-  const names = selectNames(args, o.all === true, () => rt.store.names());
+  const selected = selectNames(args, o.all === true, () => rt.store.names());
+  // --all and patterns list in natural order (db1 db10 db11 db100 as 1, 10, 11, 100); named ones as given
+  const names = o.all === true || args.some(isPattern) ? naturalSort(selected) : selected;
   return { names, many: o.all === true || args.length !== 1 || isPattern(args[0] as string) };
 }
 

@@ -57,7 +57,7 @@ interface Meta {
   mtime: number; // whole seconds
 }
 
-type TarHeader = Partial<tar.Header> & { pax?: Record<string, string> | null };
+export type TarHeader = Partial<tar.Header> & { pax?: Record<string, string> | null };
 type EntryStream = AsyncIterable<unknown> & { resume(): unknown };
 
 type Kind = 'file' | 'dir' | 'symlink' | 'fifo' | 'device';
@@ -637,7 +637,12 @@ export async function unpackTar(input: NodeJS.ReadableStream, o: UnpackOptions):
  * read only when the previous entry is on disk: memory stays flat). `onTar`
  * sees every byte of the tar stream (to hash a layer's diff id).
  */
-export async function extractInto(un: Unpacker, input: Decompressed, onTar?: (chunk: Buffer) => void): Promise<void> {
+export async function extractInto(
+  un: Unpacker,
+  input: Decompressed,
+  onTar?: (chunk: Buffer) => void,
+  onHeader?: (header: TarHeader) => void,
+): Promise<void> {
   const { data, compression } = input;
   const gz = compression !== 'none';
   const startEntries = un.entryCount;
@@ -669,6 +674,13 @@ export async function extractInto(un: Unpacker, input: Decompressed, onTar?: (ch
       stream.on('error', () => undefined);
       if (done) {
         stream.resume();
+        return;
+      }
+      try {
+        onHeader?.(header as TarHeader);
+      } catch (e) {
+        stream.resume();
+        fail(e);
         return;
       }
       inflight = un.entry(header as TarHeader, stream).then(

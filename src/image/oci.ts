@@ -35,7 +35,7 @@ import {
   showPlatform,
 } from './ociplan.js';
 import { normalizeEntryName, showName } from './entryname.js';
-import { aliasTarget, indexTar } from './tarindex.js';
+import { type TarIndex, aliasTarget, indexTar } from './tarindex.js';
 import {
   type Decompressed,
   type UnpackOptions,
@@ -490,8 +490,38 @@ export async function unpackImage(input: NodeJS.ReadableStream, o: ImageUnpackOp
     }
   }
   const un = new Unpacker(o);
-  await extractInto(un, rest);
+  await extractInto(un, rest, undefined, (h) => refuseAmbiguous(h.name ?? '', h.type));
   return { ...un.finish(), format: 'tar' };
+}
+
+/**
+ * A streamed tar read as a root filesystem that turns out to hold a top-level
+ * manifest.json, index.json or oci-layout file: an image archive whose members
+ * come in another order (the formats leave names and order free), or a root
+ * filesystem that looks like one. Either way it is refused, never imported as
+ * a root holding those files (issue 24). A file is told by its whole index first
+ * (unpackImageFile), so this is left to archives read from a pipe or compressed.
+ */
+function refuseAmbiguous(raw: string, type: string | null | undefined): void {
+  if (type !== 'file' && type !== 'contiguous-file' && type !== undefined && type !== null) return;
+  const n = raw.replace(/^(\.\/)+/, '');
+  if (n === 'manifest.json' || n === 'index.json' || n === 'oci-layout')
+    throw new PaeneError(
+      'hostile-archive',
+      `ambiguous archive: it has a top-level ${n} after other entries, so it may be an image archive (docker save, OCI layout) rather than a root filesystem; ` +
+        'paene will not guess: import it as an uncompressed file (read by its index), or repack it with the image files first',
+    );
+}
+
+/** Whether an uncompressed tar file is an image archive by its whole index: a top-level manifest.json or index.json anywhere. */
+function indexedImage(file: string, maxFiles: number): TarIndex | undefined {
+  let idx: TarIndex;
+  try {
+    idx = indexTar(file, maxFiles);
+  } catch {
+    return undefined; // the streaming import says what is wrong with it
+  }
+  return idx.members.has('manifest.json') || idx.members.has('index.json') ? idx : undefined;
 }
 
 /**
@@ -511,9 +541,11 @@ export async function unpackImageFile(file: string, o: ImageUnpackOptions): Prom
   const h = head.subarray(0, n);
   const compressed = (h[0] === 0x1f && h[1] === 0x8b) || (h[0] === 0x28 && h[1] === 0xb5 && h[2] === 0x2f && h[3] === 0xfd);
   const first = compressed ? undefined : firstEntryName(h);
-  if (typeof first !== 'string' || first === 'more' || !isImageArchiveName(first))
-    return unpackImage(fs.createReadStream(file, { highWaterMark: 1024 * 1024 }), o);
-  const idx = indexTar(file, o.maxFiles);
+  const byName = typeof first === 'string' && first !== 'more' && isImageArchiveName(first);
+  // Not told by its first entry: an image archive may still name its members freely (l0/layer.tar, cfg.json).
+  const found = !byName && !compressed ? indexedImage(file, o.maxFiles) : undefined;
+  if (!byName && found === undefined) return unpackImage(fs.createReadStream(file, { highWaterMark: 1024 * 1024 }), o);
+  const idx = found ?? indexTar(file, o.maxFiles);
   const files = new SpooledFiles();
   for (const [rel, m] of idx.members) files.files.set(rel, { path: file, start: m.start, size: m.size });
   for (const [rel, t] of idx.aliases) files.aliases.set(rel, t);

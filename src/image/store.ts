@@ -17,7 +17,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import tar from 'tar-stream';
-import { PaeneError } from '../model/errors.js';
+import { PaeneError, errnoOf } from '../model/errors.js';
 import { fsyncDir, writeJsonAtomic } from '../kernel/atomic.js';
 import { type ImageConfig, type ImageRunConfig, hostPlatform, parsePlatform } from './ociplan.js';
 import { DEFAULT_MAX_BYTES, DEFAULT_MAX_FILES, forceRemoveTree } from './importer.js';
@@ -47,6 +47,8 @@ export interface ImageInfo {
   /** what it was imported from: a flat tar, or an OCI / docker image (with its config) */
   format: ArchiveFormat;
   config?: StoredImageConfig;
+  /** set by an import: what the store grew by (its new objects, directories and symlinks), not the image's share */
+  addedBytes?: number;
 }
 
 export interface ImportOptions {
@@ -152,8 +154,10 @@ export class ImageStore {
     let entries: string[];
     try {
       entries = fs.readdirSync(this.treesDir);
-    } catch {
-      return [];
+    } catch (e) {
+      // none yet is an empty store; a store it cannot read (not root, not a directory) is an error, never "no images"
+      if (errnoOf(e) === 'ENOENT') return [];
+      throw e;
     }
     return entries.filter((n) => this.has(n)).sort();
   }
@@ -254,6 +258,7 @@ export class ImageStore {
     const platform = opts.platform === undefined ? hostPlatform(process.arch) : parsePlatform(opts.platform);
     this.ensureDirs();
     const lock: StoreLock = await acquireStoreLock(this.lockFile);
+    let added = 0;
     try {
       this.recover();
       if (this.has(name)) this.exists(name);
@@ -297,6 +302,7 @@ export class ImageStore {
         if (this.has(name)) this.exists(name);
         fs.renameSync(staging, this.treeDir(name));
         fsyncDir(this.treesDir);
+        added = grownBytes(path.join(this.treeDir(name), 'rootfs'), newObjects);
       } catch (e) {
         forceRemoveTree(staging);
         // Objects first, then the fan-out dirs this import created (if empty now).
@@ -316,7 +322,12 @@ export class ImageStore {
     } finally {
       lock.release();
     }
-    return this.get(name);
+    return { ...this.get(name), addedBytes: added };
+  }
+
+  /** Refuses a new image of a name the store has (exit 4), for callers that check before costly work. */
+  refuseExisting(name: string): never {
+    this.exists(name);
   }
 
   private exists(name: string): never {
@@ -572,6 +583,30 @@ function amortizedBytes(rootfs: string): number {
     total += (st.blocks * 512) / Math.max(1, st.nlink - 1);
   });
   return Math.round(total);
+}
+
+/**
+ * What an import added to the disk: the blocks of the objects it created
+ * (each once, however many names link to it) and of the new tree's own
+ * directories, symlinks and files that are not shared objects. `commit` says
+ * this, not the image's amortized share (issue 24: 103.1MiB said, 7.7MiB grown).
+ */
+function grownBytes(rootfs: string, newObjects: string[]): number {
+  const fresh = new Set<string>();
+  for (const o of newObjects) {
+    if (o.endsWith('/')) continue;
+    const st = fs.lstatSync(o, { throwIfNoEntry: false });
+    if (st) fresh.add(`${st.dev}:${st.ino}`);
+  }
+  const seen = new Set<string>();
+  let total = fs.lstatSync(rootfs).blocks * 512;
+  walkTree(rootfs, (_rel, st) => {
+    const id = `${st.dev}:${st.ino}`;
+    if (seen.has(id)) return;
+    seen.add(id);
+    if (!st.isFile() || st.nlink === 1 || fresh.has(id)) total += st.blocks * 512;
+  });
+  return total;
 }
 
 function storedConfig(c: ImageConfig, layers: LayerRecord[]): StoredImageConfig {

@@ -240,19 +240,28 @@ export class Runtime {
     // Validate everything before the xid is claimed, so a refusal leaves no claim behind.
     const draft = newConfig({ ...req, xid: req.xid ?? XID_MIN, net });
     const assigned = this.network.assign(draft.name, draft.net, this.addrs);
-    // Build the image now (if it is the default and missing) so `start` is quick and errors show early.
-    const tree = await this.images.rootfsOf(draft.image);
-    // A guest init is found and classified now: one that cannot boot (or be stopped) here is refused at create.
-    const init = draft.init?.kind === 'guest' ? { ...draft.init, flavor: guestInitFlavor(tree, draft.init.path, draft.image) } : draft.init;
-    const xid = this.xids.claim(draft.name, req.xid);
+    // A pool address is claimed by assign itself: every refusal from here on gives it back (issue 24: a missing
+    // image leaked one address per failed create).
+    const claimed = assigned.addresses.filter((a) => !draft.net.addresses.includes(a));
+    let init: ContextConfig['init'];
+    let xid: number;
+    try {
+      // Build the image now (if it is the default and missing) so `start` is quick and errors show early.
+      const tree = await this.images.rootfsOf(draft.image);
+      // A guest init is found and classified now: one that cannot boot (or be stopped) here is refused at create.
+      init = draft.init?.kind === 'guest' ? { ...draft.init, flavor: guestInitFlavor(tree, draft.init.path, draft.image) } : draft.init;
+      xid = this.xids.claim(draft.name, req.xid);
+    } catch (e) {
+      for (const a of claimed) this.addrs.release(draft.name, a);
+      throw e;
+    }
     const config: ContextConfig = { ...draft, xid, net: assigned, ...(init ? { init } : {}) };
-    const claimed: string[] = [];
     const dir = this.layout.contextDir(config.name);
     const tmp = path.join(this.layout.contextsDir, `.${config.name}.creating.${process.pid}`);
     try {
       for (const a of assigned.addresses) {
         this.addrs.claim(config.name, a);
-        claimed.push(a);
+        if (!claimed.includes(a)) claimed.push(a);
       }
       fs.rmSync(tmp, { recursive: true, force: true });
       fs.mkdirSync(tmp, { recursive: true, mode: 0o700 });
