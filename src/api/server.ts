@@ -5,45 +5,55 @@
 // (0600) unless a group is named (0660, that group).
 //
 // Events (GET /v1/events, one JSON object a line): what this service did
-// (created, started, stopped, destroyed), and what it sees every second in
-// the contexts' cgroups and processes: a context stopped by someone else
-// (stopped), one whose init died (exited), an OOM kill, a pids limit hit.
+// (created, started, stopped, destroyed), what it sees every second in the
+// contexts' cgroups and processes: a context stopped by someone else
+// (stopped), one whose init died (exited), an OOM kill, a pids limit hit;
+// and, every 250 ms, each main process's exits, restarts and give-ups
+// (mainevents.ts).
 //
-// A context's main-process log (GET /v1/contexts/NAME/logs) is plain text, or
-// one JSON object a line, streamed (chunked) while it follows.
+// A context's main-process log (GET /v1/contexts/NAME/logs) and its stats
+// (GET /v1/contexts/NAME/stats?stream=1) are streamed (chunked) while they
+// follow. Every size and count a request names is bounded (docs/api.md).
 
 import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { type AutostartResult, autostartPlan, runAutostart } from '../model/autostart.js';
-import { type ErrorCode, PaeneError } from '../model/errors.js';
+import { PaeneError } from '../model/errors.js';
 import { DEFAULT_LIMITS } from '../model/limits.js';
+import { parseLimitFlags, LIMIT_FLAGS } from '../model/limitflags.js';
 import { expandTemplate } from '../model/names.js';
+import { DEFAULT_LOG, type MainSpec, parseInit, parseRestart, validateAutostart, validateLog, validateMain } from '../model/service.js';
+import type { TokenBucket } from '../model/tokenBucket.js';
+import { parseSize } from '../model/units.js';
 import { parseXid } from '../context/config.js';
 import type { ContextCgroup } from '../cgroups/cgroups.js';
+import { openImageStore } from '../runtime/open.js';
 import { autostartCandidates } from '../runtime/autostart.js';
+import { applyLimits, sampleUsage } from '../runtime/limits.js';
 import { followLog, formatLogLine, logLineJson, logOptions, readLog } from '../runtime/logs.js';
 import type { ContextStatus, NewRequest, Runtime } from '../runtime/runtime.js';
+import { statsRows } from '../runtime/stats.js';
+import { validateImageName } from '../image/store.js';
+import { execWithTimeout } from './exec.js';
+import { HttpError, bounded, drained, field, flag, objectBody, readBody, refusal, send } from './http.js';
+import { type MainEventType, MainWatcher } from './mainevents.js';
+import { API_VERSION, PAENE_VERSION } from './version.js';
 
-const STATUS: Record<ErrorCode, number> = {
-  'invalid-argument': 400,
-  'not-found': 404,
-  exists: 409,
-  'wrong-state': 409,
-  busy: 503,
-  'not-root': 403,
-  unsupported: 501,
-  'hostile-archive': 400,
-  'limit-exceeded': 413,
-  internal: 500,
-};
+/** The most contexts one create names (`count`); past it a 413. */
+export const MAX_CREATE_COUNT = 1000;
+/** The longest exec, stop or restart timeout (s). */
+export const MAX_TIMEOUT_S = 86_400;
+/** The widest %0Nd of a name template (a name has at most 63 characters). */
+const MAX_TEMPLATE_WIDTH = 63;
 
 export interface PaeneEvent {
-  type: 'created' | 'started' | 'stopped' | 'destroyed' | 'exited' | 'oom' | 'limit';
+  type: 'created' | 'started' | 'stopped' | 'destroyed' | 'exited' | 'oom' | 'limit' | 'main-exited' | 'main-restarted' | 'main-gave-up';
   context: string;
   time: string;
-  /** limit: which one (pids); oom: the kill count so far */
+  /** limit: which one (pids); oom: the kill count so far; main-*: code or signal, restarts, state */
   detail?: Record<string, number | string>;
 }
 
@@ -53,6 +63,8 @@ export interface ServeOptions {
   gid?: number;
   /** how often the watcher looks at the contexts (ms) */
   watchMs?: number;
+  /** how often the main processes' states are looked at (ms) */
+  mainWatchMs?: number;
 }
 
 /** The API socket of a state root. */
@@ -60,64 +72,135 @@ export function apiSocket(rt: Runtime): string {
   return path.join(rt.layout.root, 'run', 'api.sock');
 }
 
-type Handler = (m: RegExpMatchArray, body: unknown) => Promise<unknown>;
+interface Call {
+  m: RegExpMatchArray;
+  body: unknown;
+  query: URLSearchParams;
+  res: http.ServerResponse;
+}
+
+/** A route: its method and path, and whether it answers itself (a stream) rather than with a JSON value. */
+interface Route {
+  method: string;
+  re: RegExp;
+  run: (c: Call) => Promise<unknown>;
+  streams?: boolean;
+}
+
+const NAME = '([a-z0-9][a-z0-9_-]{0,62})';
+const IMAGE = '([A-Za-z0-9][A-Za-z0-9_.-]{0,62})';
 
 export class ApiServer {
   private readonly server: http.Server;
   private readonly listeners = new Set<http.ServerResponse>();
-  private readonly routes: [string, RegExp, Handler][];
+  private readonly routes: Route[];
   private watcher?: NodeJS.Timeout;
+  private mainTimer?: NodeJS.Timeout;
+  private readonly mainWatcher: MainWatcher;
   /** last seen per context: running, oom kills, pids limit hits */
   private seen = new Map<string, { running: boolean; oom: number; pidsMax: number; dying?: boolean }>();
   /** contexts this service is starting, stopping or destroying (how many requests at once) */
   private readonly busy = new Map<string, number>();
-  /** log requests under way: ended when the service closes */
-  private readonly logReaders = new Set<AbortController>();
+  /** streams under way (logs, stats): ended when the service closes */
+  private readonly streams = new Set<AbortController>();
 
   constructor(
     private readonly rt: Runtime,
     private readonly opts: ServeOptions,
   ) {
-    const name = '([a-z0-9][a-z0-9_-]{0,62})';
+    const ctx = (tail = '') => new RegExp(`^/v1/contexts/${NAME}${tail}$`);
+    const name = (c: Call) => c.m[1] as string;
     this.routes = [
-      ['GET', /^\/v1\/contexts$/, async () => this.rt.list()],
-      ['POST', /^\/v1\/contexts$/, async (_m, b) => this.create(b)],
-      [
-        'GET',
-        new RegExp(`^/v1/contexts/${name}$`),
-        async (m) => ({ ...this.rt.status(m[1] as string), config: this.rt.config(m[1] as string) }),
-      ],
-      [
-        'DELETE',
-        new RegExp(`^/v1/contexts/${name}$`),
-        async (m, b) =>
-          this.acting(m[1] as string, 'destroyed', async () => {
-            await this.rt.destroy(m[1] as string, { force: field(b, 'force', 'boolean') === true });
-            return { destroyed: m[1] };
-          }),
-      ],
-      [
-        'POST',
-        new RegExp(`^/v1/contexts/${name}/start$`),
-        async (m) => this.acting(m[1] as string, 'started', () => this.rt.start(m[1] as string)),
-      ],
-      [
-        'POST',
-        new RegExp(`^/v1/contexts/${name}/stop$`),
-        async (m, b) => {
-          const t = field(b, 'timeout', 'number');
-          return this.acting(m[1] as string, 'stopped', () =>
-            this.rt.stop(m[1] as string, { timeoutMs: t === undefined ? undefined : (t as number) * 1000 }),
+      { method: 'GET', re: /^\/v1\/version$/, run: async () => this.version() },
+      { method: 'GET', re: /^\/v1\/contexts$/, run: async () => this.rt.list() },
+      { method: 'POST', re: /^\/v1\/contexts$/, run: async (c) => this.create(c.body) },
+      { method: 'GET', re: ctx(), run: async (c) => ({ ...this.rt.status(name(c)), config: this.rt.config(name(c)) }) },
+      {
+        method: 'DELETE',
+        re: ctx(),
+        run: async (c) => {
+          const force = field(objectBody(c.body, 'destroy'), 'force', 'boolean') === true;
+          return this.acting(name(c), ['destroyed'], async () => {
+            await this.rt.destroy(name(c), { force });
+            return { destroyed: name(c) };
+          });
+        },
+      },
+      { method: 'POST', re: ctx('/start'), run: async (c) => this.acting(name(c), ['started'], () => this.rt.start(name(c))) },
+      {
+        method: 'POST',
+        re: ctx('/stop'),
+        run: async (c) => {
+          const t = bounded(objectBody(c.body, 'stop'), 'timeout', 0, MAX_TIMEOUT_S);
+          return this.acting(name(c), ['stopped'], () => this.rt.stop(name(c), { timeoutMs: t === undefined ? undefined : t * 1000 }));
+        },
+      },
+      {
+        method: 'POST',
+        re: ctx('/restart'),
+        run: async (c) => {
+          const t = bounded(objectBody(c.body, 'restart'), 'timeout', 0, MAX_TIMEOUT_S);
+          return this.acting(name(c), ['stopped', 'started'], () =>
+            this.rt.restart(name(c), { timeoutMs: t === undefined ? undefined : t * 1000 }),
           );
         },
-      ],
-      ['POST', new RegExp(`^/v1/contexts/${name}/exec$`), async (m, b) => this.exec(m[1] as string, b)],
-      ['GET', new RegExp(`^/v1/contexts/${name}/ps$`), async (m) => this.rt.ps(m[1] as string)],
+      },
+      {
+        method: 'POST',
+        re: ctx('/kill'),
+        run: async (c) => {
+          const b = objectBody(c.body, 'kill');
+          const sig = parseSignal(b.signal);
+          return { ...this.rt.kill(name(c), sig), signal: sig };
+        },
+      },
+      { method: 'POST', re: ctx('/exec'), run: async (c) => this.exec(name(c), c.body) },
+      { method: 'GET', re: ctx('/ps'), run: async (c) => this.rt.ps(name(c)) },
+      { method: 'GET', re: ctx('/logs'), streams: true, run: async (c) => this.logs(name(c), c.query, c.res) },
+      { method: 'GET', re: ctx('/stats'), streams: true, run: async (c) => this.stats(name(c), c.query, c.res) },
+      { method: 'GET', re: ctx('/limits'), run: async (c) => ({ name: name(c), limits: this.rt.config(name(c)).limits }) },
+      { method: 'PATCH', re: ctx('/limits'), run: async (c) => this.patchLimits(name(c), c.body) },
+      {
+        method: 'GET',
+        re: /^\/v1\/images$/,
+        run: async () =>
+          this.images()
+            .list()
+            .map((i) => ({ ...i, contexts: this.usersOf(i.name) })),
+      },
+      {
+        method: 'GET',
+        re: new RegExp(`^/v1/images/${IMAGE}$`),
+        run: async (c) => {
+          const n = validateImageName(name(c));
+          return { ...this.images().get(n), contexts: this.usersOf(n) };
+        },
+      },
+      {
+        method: 'DELETE',
+        re: new RegExp(`^/v1/images/${IMAGE}$`),
+        run: async (c) => {
+          const n = validateImageName(name(c));
+          try {
+            this.images().remove(n, this.usersOf(n));
+          } catch (e) {
+            // in use by a context: a conflict with the state, not a service too busy
+            if (e instanceof PaeneError && e.code === 'busy') throw new HttpError('busy', e.message, 409);
+            throw e;
+          }
+          return { removed: n };
+        },
+      },
+      { method: 'GET', re: /^\/v1\/events$/, streams: true, run: async (c) => this.subscribe(c.res) },
     ];
+    this.mainWatcher = new MainWatcher(
+      (n) => this.rt.layout.logDir(n),
+      (n, e) => this.emit(e.type, n, e.detail),
+    );
     this.server = http.createServer((req, res) => void this.handle(req, res));
   }
 
-  /** Listens on the socket (replacing a stale one) and starts the watcher. */
+  /** Listens on the socket (replacing a stale one) and starts the watchers. */
   async listen(): Promise<void> {
     fs.mkdirSync(path.dirname(this.opts.socket), { recursive: true, mode: 0o700 });
     if (fs.existsSync(this.opts.socket)) {
@@ -136,12 +219,15 @@ export class ApiServer {
       fs.chmodSync(path.dirname(this.opts.socket), 0o750);
     } else fs.chmodSync(this.opts.socket, 0o600);
     this.watch();
+    this.watchMain();
     this.watcher = setInterval(() => this.watch(), this.opts.watchMs ?? 1000);
+    this.mainTimer = setInterval(() => this.watchMain(), this.opts.mainWatchMs ?? 250);
   }
 
   async close(): Promise<void> {
     if (this.watcher) clearInterval(this.watcher);
-    for (const r of this.logReaders) r.abort();
+    if (this.mainTimer) clearInterval(this.mainTimer);
+    for (const r of this.streams) r.abort();
     for (const l of this.listeners) l.end();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
     fs.rmSync(this.opts.socket, { force: true });
@@ -151,40 +237,41 @@ export class ApiServer {
     const raw = req.url ?? '/';
     const q = raw.indexOf('?');
     const url = q < 0 ? raw : raw.slice(0, q);
-    const query = q < 0 ? '' : raw.slice(q + 1);
+    const query = new URLSearchParams(q < 0 ? '' : raw.slice(q + 1));
     try {
-      if (req.method === 'GET' && url === '/v1/events') return this.subscribe(res);
-      const logs = LOGS_PATH.exec(url);
-      if (logs) {
-        if (req.method !== 'GET') throw new PaeneError('invalid-argument', `${req.method} is not allowed on ${url}`);
-        return await this.logs(logs[1] as string, new URLSearchParams(query), res);
-      }
-      const route = this.routes.find(([method, re]) => method === req.method && re.test(url));
+      const route = this.routes.find((r) => r.method === req.method && r.re.test(url));
       if (!route) {
-        const known = this.routes.some(([, re]) => re.test(url));
-        throw new PaeneError(
-          known ? 'invalid-argument' : 'not-found',
-          known ? `${req.method} is not allowed on ${url}` : `no such endpoint: ${url} (see docs/api.md)`,
-        );
+        const allow = [...new Set(this.routes.filter((r) => r.re.test(url)).map((r) => r.method))];
+        if (allow.length === 0) throw new PaeneError('not-found', `no such endpoint: ${url} (see docs/api.md)`);
+        throw new HttpError('invalid-argument', `${req.method} is not allowed on ${url} (allowed: ${allow.join(', ')})`, 405, {
+          allow: allow.join(', '),
+        });
       }
-      const body = await readBody(req);
-      const out = await route[2](url.match(route[1]) as RegExpMatchArray, body);
-      send(res, 200, out ?? null);
+      const body = route.streams ? undefined : await readBody(req);
+      const out = await route.run({ m: url.match(route.re) as RegExpMatchArray, body, query, res });
+      if (!route.streams) send(res, 200, out ?? null);
     } catch (e) {
-      const code: ErrorCode = e instanceof PaeneError ? e.code : 'internal';
-      send(res, STATUS[code], { error: { code, message: e instanceof Error ? e.message : String(e) } });
+      if (res.headersSent) {
+        res.end();
+        return;
+      }
+      const r = refusal(e);
+      send(res, r.status, r.body, r.headers);
+      // an oversized body is not read to its end: the connection goes
+      if (r.status === 413) req.destroy();
     }
   }
 
   /**
-   * Runs a start, stop or destroy of this service: the watcher leaves the
-   * context alone meanwhile and forgets what it saw (the event is this one's).
+   * Runs a start, stop, restart or destroy of this service: the watcher
+   * leaves the context alone meanwhile and forgets what it saw (the events
+   * are this one's).
    */
-  private async acting<T>(name: string, event: PaeneEvent['type'], fn: () => Promise<T>): Promise<T> {
+  private async acting<T>(name: string, events: PaeneEvent['type'][], fn: () => Promise<T>): Promise<T> {
     this.busy.set(name, (this.busy.get(name) ?? 0) + 1);
     try {
       const r = await fn();
-      this.emit(event, name);
+      for (const e of events) this.emit(e, name);
       return r;
     } finally {
       const left = (this.busy.get(name) ?? 1) - 1;
@@ -194,19 +281,46 @@ export class ApiServer {
     }
   }
 
-  private async create(b: unknown): Promise<unknown> {
-    const name = field(b, 'name', 'string') as string | undefined;
+  private version(): unknown {
+    const cg = this.rt.cgroupHost;
+    return {
+      version: PAENE_VERSION,
+      api: API_VERSION,
+      node: process.version,
+      kernel: os.release(),
+      cgroup: cg.unified ? (cg.v1.size > 0 ? 'hybrid' : 'v2') : 'v1',
+    };
+  }
+
+  private async create(raw: unknown): Promise<unknown> {
+    const b = objectBody(raw, 'create');
+    const unknown = Object.keys(b).filter((k) => !CREATE_FIELDS.has(k));
+    if (unknown.length > 0)
+      throw new PaeneError('invalid-argument', `create does not know ${unknown.map((k) => `'${k}'`).join(', ')} (see docs/api.md)`);
+    const name = field(b, 'name', 'string');
     if (!name) throw new PaeneError('invalid-argument', "create wants a JSON body with 'name' (and 'count' for a %d template)");
-    const count = field(b, 'count', 'number') as number | undefined;
+    const count = field(b, 'count', 'number');
+    if (count !== undefined) {
+      if (!Number.isInteger(count) || count < 1)
+        throw new PaeneError('invalid-argument', `'count' must be a whole number of at least 1, got ${count}`);
+      if (count > MAX_CREATE_COUNT)
+        throw new HttpError('limit-exceeded', `'count' is at most ${MAX_CREATE_COUNT} a request, got ${count}`, 413);
+    }
+    const width = /%0(\d+)d/.exec(name)?.[1];
+    if (name.length > 256 || (width !== undefined && Number(width) > MAX_TEMPLATE_WIDTH))
+      throw new PaeneError('invalid-argument', `'name' is a context name or a template with %d or %0Nd (N at most ${MAX_TEMPLATE_WIDTH})`);
     const names = count === undefined ? [name] : expandTemplate(name, count);
     const xid = field(b, 'xid', 'number');
     const spec: Omit<NewRequest, 'name'> = {
-      image: (field(b, 'image', 'string') as string | undefined) ?? 'base',
-      xid: xid === undefined ? undefined : parseXid(xid as number),
-      hostname: field(b, 'hostname', 'string') as string | undefined,
+      image: field(b, 'image', 'string') ?? 'base',
+      xid: xid === undefined ? undefined : parseXid(xid),
+      hostname: field(b, 'hostname', 'string'),
       limits: DEFAULT_LIMITS,
+      ...serviceSpec(b),
     };
-    const netMode = field(b, 'net', 'string') as string | undefined;
+    if (count !== undefined && spec.xid !== undefined)
+      throw new PaeneError('invalid-argument', "'xid' names one context; leave it out with 'count'");
+    const netMode = field(b, 'net', 'string');
     if (netMode !== undefined) {
       if (!['shared', 'private', 'none', 'host'].includes(netMode))
         throw new PaeneError('invalid-argument', `'net' is one of shared, private, none, host; got '${netMode}'`);
@@ -226,19 +340,60 @@ export class ApiServer {
     );
   }
 
-  private async exec(name: string, b: unknown): Promise<unknown> {
-    const argv = b !== null && typeof b === 'object' ? (b as { argv?: unknown }).argv : undefined;
-    if (!Array.isArray(argv) || argv.length === 0 || !argv.every((a) => typeof a === 'string')) {
+  private async exec(name: string, raw: unknown): Promise<unknown> {
+    const b = objectBody(raw, 'exec');
+    const argv = b.argv;
+    if (!Array.isArray(argv) || argv.length === 0 || argv.length > 4096 || !argv.every((a) => typeof a === 'string')) {
       throw new PaeneError('invalid-argument', "exec wants a JSON body with 'argv': a non-empty list of strings");
     }
-    const uid = field(b, 'uid', 'number') as number | undefined;
-    const timeout = field(b, 'timeout', 'number') as number | undefined;
-    return this.rt.execCapture(name, argv as string[], {
-      user: uid === undefined ? undefined : { uid, gid: (field(b, 'gid', 'number') as number | undefined) ?? uid },
-      cwd: field(b, 'cwd', 'string') as string | undefined,
-      input: field(b, 'input', 'string') as string | undefined,
-      timeoutMs: timeout === undefined ? 60_000 : timeout * 1000,
+    const uid = bounded(b, 'uid', 0, MAX_ID, true);
+    const gid = bounded(b, 'gid', 0, MAX_ID, true);
+    if (gid !== undefined && uid === undefined) throw new PaeneError('invalid-argument', "'gid' goes with a 'uid'");
+    const timeout = bounded(b, 'timeout', 0.001, MAX_TIMEOUT_S);
+    return execWithTimeout(this.rt, name, {
+      argv: argv as string[],
+      user: uid === undefined ? undefined : { uid, gid: gid ?? uid },
+      cwd: field(b, 'cwd', 'string'),
+      input: field(b, 'input', 'string'),
+      timeoutMs: (timeout ?? 60) * 1000,
     });
+  }
+
+  private async patchLimits(name: string, raw: unknown): Promise<unknown> {
+    const b = objectBody(raw, 'limits');
+    const flags: Record<string, string> = {};
+    for (const [k, v] of Object.entries(b)) {
+      const key = k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+      if (!LIMIT_KEYS.has(key)) throw new PaeneError('invalid-argument', `'${k}' is not a limit (one of ${[...LIMIT_KEYS].join(', ')})`);
+      if (typeof v === 'number' && Number.isFinite(v)) flags[key] = String(v);
+      else if (typeof v === 'string' && v.length <= 256) flags[key] = v;
+      else if (v === null) flags[key] = 'unlimited';
+      else throw new PaeneError('invalid-argument', `'${k}' wants a string as the CLI's --${key} takes it (or a number, or null)`);
+    }
+    if (Object.keys(flags).length === 0) throw new PaeneError('invalid-argument', 'PATCH limits wants at least one limit');
+    const patch = parseLimitFlags(flags);
+    return applyLimits(this.rt, name, patch);
+  }
+
+  private images() {
+    return openImageStore(this.rt.layout.root);
+  }
+
+  private usersOf(image: string): string[] {
+    return this.rt.store
+      .readAllConfigs()
+      .filter((c) => c.image === image)
+      .map((c) => c.name);
+  }
+
+  /** Starts a stream (logs, stats): chunked, headers out at once, ended when the reader goes or the service stops. */
+  private stream(res: http.ServerResponse, type: string): AbortController {
+    const ac = new AbortController();
+    this.streams.add(ac);
+    res.on('close', () => ac.abort());
+    res.writeHead(200, { 'content-type': type, 'cache-control': 'no-cache' });
+    res.flushHeaders(); // a follower sees the stream open before the first line
+    return ac;
   }
 
   /**
@@ -248,15 +403,18 @@ export class ApiServer {
    */
   private async logs(name: string, q: URLSearchParams, res: http.ServerResponse): Promise<void> {
     this.rt.config(name); // 404 for an unknown context
-    const opts = logOptions({ tail: q.get('tail') ?? undefined, since: q.get('since') ?? undefined, stream: q.get('stream') ?? undefined });
+    let opts: ReturnType<typeof logOptions>;
+    try {
+      opts = logOptions({ tail: q.get('tail') ?? undefined, since: q.get('since') ?? undefined, stream: q.get('stream') ?? undefined });
+    } catch (e) {
+      // a query word, not a body: a 400
+      if (e instanceof PaeneError && e.code === 'invalid-argument') throw new HttpError(e.code, e.message, 400);
+      throw e;
+    }
     const follow = flag(q, 'follow');
     const timestamps = flag(q, 'timestamps');
     const json = flag(q, 'json');
-    const ac = new AbortController();
-    this.logReaders.add(ac);
-    res.on('close', () => ac.abort());
-    res.writeHead(200, { 'content-type': json ? 'application/x-ndjson' : 'text/plain; charset=utf-8', 'cache-control': 'no-cache' });
-    res.flushHeaders(); // a follower sees the stream open before the first line
+    const ac = this.stream(res, json ? 'application/x-ndjson' : 'text/plain; charset=utf-8');
     try {
       const dir = this.rt.layout.logDir(name);
       for await (const line of follow ? followLog(dir, { ...opts, signal: ac.signal }) : readLog(dir, opts)) {
@@ -268,7 +426,55 @@ export class ApiServer {
       // the status is out already: end the stream with the reason as its last line
       if (!res.destroyed) res.write(`paene: reading the log failed: ${e instanceof Error ? e.message : String(e)}\n`);
     } finally {
-      this.logReaders.delete(ac);
+      this.streams.delete(ac);
+      res.end();
+    }
+  }
+
+  /**
+   * A running context's stats (as `paene stats NAME --json`, one row):
+   * rates over `interval` ms; with `stream=1` a row a line every interval
+   * until the client goes, the context stops or the service does.
+   */
+  private async stats(name: string, q: URLSearchParams, res: http.ServerResponse): Promise<void> {
+    this.rt.config(name);
+    const iv = q.get('interval');
+    const interval = iv === null ? 1000 : Number(iv);
+    if (!/^\d{1,6}$/.test(iv ?? '1000') || interval < 100 || interval > 60_000)
+      throw new HttpError('invalid-argument', `'interval' is 100-60000 ms, got '${iv}'`, 400);
+    const streaming = flag(q, 'stream');
+    if (!this.rt.store.live(name)) throw new PaeneError('wrong-state', `context '${name}' is not running`);
+    const buckets = new Map<string, TokenBucket>();
+    let prev = new Map([[name, sampleUsage(this.rt, name)]]);
+    const next = async () => {
+      const [row] = await statsRows(this.rt, [name], prev, buckets);
+      if (!row) return undefined;
+      prev = new Map([[name, row.sample]]);
+      const { sample: _s, ...out } = row;
+      return out;
+    };
+    if (!streaming) {
+      await sleep(interval);
+      send(res, 200, await next());
+      return;
+    }
+    const ac = this.stream(res, 'application/x-ndjson');
+    try {
+      while (!ac.signal.aborted) {
+        try {
+          await sleep(interval, undefined, { signal: ac.signal });
+        } catch {
+          break; // aborted
+        }
+        if (!this.rt.store.live(name)) break;
+        const ok = res.write(`${JSON.stringify(await next())}\n`);
+        if (!ok) await drained(res, ac.signal);
+      }
+    } catch (e) {
+      if (!res.destroyed)
+        res.write(`${JSON.stringify({ error: { code: 'internal', message: e instanceof Error ? e.message : String(e) } })}\n`);
+    } finally {
+      this.streams.delete(ac);
       res.end();
     }
   }
@@ -286,20 +492,34 @@ export class ApiServer {
     const failed = broken.map((b): AutostartResult<ContextStatus> => ({ name: b.name, outcome: { ok: false, error: b.error } }));
     for (const f of failed) onEach?.(f);
     const plan = autostartPlan(candidates);
-    return [...failed, ...(await runAutostart(plan, jobs, (name) => this.acting(name, 'started', () => this.rt.start(name)), onEach))];
+    return [...failed, ...(await runAutostart(plan, jobs, (name) => this.acting(name, ['started'], () => this.rt.start(name)), onEach))];
   }
 
-  private subscribe(res: http.ServerResponse): void {
+  private async subscribe(res: http.ServerResponse): Promise<void> {
     res.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-cache' });
     res.write(''); // headers out now: a client sees the stream open before the first event
     this.listeners.add(res);
     res.on('close', () => this.listeners.delete(res));
   }
 
-  private emit(type: PaeneEvent['type'], context: string, detail?: PaeneEvent['detail']): void {
+  private emit(type: PaeneEvent['type'] | MainEventType, context: string, detail?: PaeneEvent['detail']): void {
     const line =
       JSON.stringify({ type, context, time: new Date().toISOString(), ...(detail ? { detail } : {}) } satisfies PaeneEvent) + '\n';
     for (const l of this.listeners) l.write(line);
+  }
+
+  /** The running contexts' main processes: their exits, restarts and give-ups (mainevents.ts). */
+  private watchMain(): void {
+    const running = new Map<string, { started: string; initStartMs: number }>();
+    try {
+      for (const n of this.rt.store.names()) {
+        const live = this.rt.store.live(n);
+        if (live) running.set(n, { started: live.started, initStartMs: live.starttime * 10 });
+      }
+      this.mainWatcher.look(running);
+    } catch {
+      /* a context coming or going meanwhile: the next look sees it */
+    }
   }
 
   /** Compares what each context is now with what it was: init gone, OOM kills, pids limit hits. */
@@ -331,6 +551,61 @@ export class ApiServer {
   }
 }
 
+const MAX_ID = 4_294_967_294;
+
+const CREATE_FIELDS = new Set([
+  'name',
+  'count',
+  'image',
+  'xid',
+  'hostname',
+  'net',
+  'main',
+  'restart',
+  'logSize',
+  'logKeep',
+  'autostart',
+  'init',
+]);
+const LIMIT_KEYS = new Set(LIMIT_FLAGS.map((f) => f.flag));
+
+/** The guest-service fields of a create body (docs/services.md), checked as the CLI's flags are. */
+function serviceSpec(b: Record<string, unknown>): Pick<NewRequest, 'main' | 'restart' | 'log' | 'autostart' | 'init'> {
+  const out: Pick<NewRequest, 'main' | 'restart' | 'log' | 'autostart' | 'init'> = {};
+  if (b.main !== undefined) out.main = b.main === 'none' ? 'none' : (validateMain(b.main, "'main'") satisfies MainSpec);
+  const restart = field(b, 'restart', 'string');
+  if (restart !== undefined) out.restart = parseRestart(restart, "'restart'");
+  if (b.logSize !== undefined || b.logKeep !== undefined) {
+    const size = b.logSize;
+    let maxBytes = DEFAULT_LOG.maxBytes;
+    if (typeof size === 'string') maxBytes = parseSize(size, "'logSize'");
+    else if (typeof size === 'number') maxBytes = size;
+    else if (size !== undefined)
+      throw new PaeneError('invalid-argument', `'logSize' is bytes, or a size such as 10M; got ${JSON.stringify(size)}`);
+    const keep = bounded(b, 'logKeep', 0, Number.MAX_SAFE_INTEGER, true) ?? DEFAULT_LOG.keep;
+    out.log = validateLog({ maxBytes, keep }, "'logSize'/'logKeep'");
+  }
+  if (b.autostart !== undefined && b.autostart !== false)
+    out.autostart = validateAutostart(b.autostart === true ? { order: 0 } : b.autostart, "'autostart'");
+  const init = field(b, 'init', 'string');
+  if (init !== undefined) out.init = parseInit(init);
+  return out;
+}
+
+/** A signal by name (KILL, SIGKILL) or number; SIGTERM when absent. */
+function parseSignal(v: unknown): NodeJS.Signals | number {
+  if (v === undefined) return 'SIGTERM';
+  if (typeof v === 'number') {
+    if (Number.isInteger(v) && v >= 1 && v <= 64) return v;
+  } else if (typeof v === 'string' && v.length <= 16) {
+    if (/^\d{1,2}$/.test(v) && Number(v) >= 1 && Number(v) <= 64) return Number(v);
+    const up = v.toUpperCase();
+    const sig = (up.startsWith('SIG') ? up : `SIG${up}`) as NodeJS.Signals;
+    if (sig in os.constants.signals) return sig;
+  }
+  throw new PaeneError('invalid-argument', `'signal' is a signal name (TERM, SIGKILL) or number 1-64, got ${JSON.stringify(v)}`);
+}
+
 /** OOM kills in the context's memory cgroup (v2 memory.events, v1 memory.oom_control). */
 function oomKills(cg: ContextCgroup): number {
   const text = cg.read('memory', 'memory.events') ?? cg.read('memory', 'memory.oom_control') ?? '';
@@ -340,58 +615,6 @@ function oomKills(cg: ContextCgroup): number {
 /** Forks refused by the pids limit (pids.events `max`). */
 function pidsMaxHits(cg: ContextCgroup): number {
   return Number(/^max (\d+)/m.exec(cg.read('pids', 'pids.events') ?? '')?.[1] ?? 0);
-}
-
-const LOGS_PATH = /^\/v1\/contexts\/([a-z0-9][a-z0-9_-]{0,62})\/logs$/;
-
-/** A yes/no query word: absent, 0 or false is no; present empty, 1 or true is yes. */
-function flag(q: URLSearchParams, key: string): boolean {
-  const v = q.get(key);
-  if (v === null || v === '0' || v === 'false') return false;
-  if (v === '' || v === '1' || v === 'true') return true;
-  throw new PaeneError('invalid-argument', `'${key}' is 1 or 0, got '${v}'`);
-}
-
-/** Until the response can take more, or the reader is gone. */
-function drained(res: http.ServerResponse, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      res.off('drain', done);
-      signal.removeEventListener('abort', done);
-      resolve();
-    };
-    res.once('drain', done);
-    signal.addEventListener('abort', done, { once: true });
-  });
-}
-
-/** A field of a JSON body, checked for its type. */
-function field(body: unknown, key: string, type: 'string' | 'number' | 'boolean'): unknown {
-  if (body === null || typeof body !== 'object') return undefined;
-  const v = (body as Record<string, unknown>)[key];
-  if (v === undefined) return undefined;
-  if (typeof v !== type) throw new PaeneError('invalid-argument', `'${key}' must be a ${type}, got ${JSON.stringify(v)}`);
-  return v;
-}
-
-async function readBody(req: http.IncomingMessage): Promise<unknown> {
-  let text = '';
-  for await (const chunk of req) {
-    text += chunk;
-    if (text.length > 1 << 20) throw new PaeneError('invalid-argument', 'request body larger than 1 MiB');
-  }
-  if (text.trim() === '') return undefined;
-  try {
-    return JSON.parse(text);
-  } catch {
-    throw new PaeneError('invalid-argument', 'the request body is not valid JSON');
-  }
-}
-
-function send(res: http.ServerResponse, status: number, value: unknown): void {
-  const body = JSON.stringify(value, (_k, v) => (typeof v === 'bigint' ? v.toString() : v), 2) + '\n';
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
-  res.end(body);
 }
 
 /** Whether something answers HTTP on the socket (a live service, not a stale file). */

@@ -2,17 +2,52 @@
 
 import http from 'node:http';
 
-export function request(socket: string, method: string, url: string, body?: unknown): Promise<{ status: number; json: unknown }> {
-  const data = body === undefined ? undefined : JSON.stringify(body);
+export interface Answer {
+  status: number;
+  json: unknown;
+  headers: http.IncomingHttpHeaders;
+}
+
+/** A request with a JSON body (or `raw`, sent as it is). */
+export function request(socket: string, method: string, url: string, body?: unknown, raw?: string | Buffer): Promise<Answer> {
+  const data = raw ?? (body === undefined ? undefined : JSON.stringify(body));
   // a length always: Node sends a DELETE's body unframed otherwise
   const headers = { 'content-type': 'application/json', 'content-length': data === undefined ? 0 : Buffer.byteLength(data) };
   return new Promise((resolve, reject) => {
     const req = http.request({ socketPath: socket, method, path: url, headers }, (res) => {
       let text = '';
       res.setEncoding('utf8').on('data', (d: string) => (text += d));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, json: text ? JSON.parse(text) : undefined }));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, json: text ? JSON.parse(text) : undefined, headers: res.headers }));
     });
-    req.on('error', reject);
+    // the service may answer (413) and close before it has read a large body
+    req.on('error', (e: NodeJS.ErrnoException) => (e.code === 'EPIPE' || e.code === 'ECONNRESET' ? undefined : reject(e)));
     req.end(data);
+  });
+}
+
+/** The first `n` lines of a streamed answer; the connection is closed after them. */
+export function lines(socket: string, url: string, n: number, timeoutMs = 20_000): Promise<string[]> {
+  return new Promise((resolve, reject) => {
+    const out: string[] = [];
+    const timer = setTimeout(() => {
+      req.destroy();
+      reject(new Error(`${url}: ${out.length} of ${n} lines in ${timeoutMs} ms`));
+    }, timeoutMs);
+    const req = http.get({ socketPath: socket, path: url }, (res) => {
+      let buf = '';
+      res.setEncoding('utf8').on('data', (d: string) => {
+        buf += d;
+        for (let i = buf.indexOf('\n'); i >= 0 && out.length < n; i = buf.indexOf('\n')) {
+          out.push(buf.slice(0, i));
+          buf = buf.slice(i + 1);
+        }
+        if (out.length >= n) {
+          clearTimeout(timer);
+          req.destroy();
+          resolve(out);
+        }
+      });
+    });
+    req.on('error', (e) => (out.length >= n ? undefined : reject(e)));
   });
 }
