@@ -5,7 +5,8 @@
 //   /run/paene/net/ns-DEV-INO/             one scope per network namespace (the nsfs
 //                                          inode of the host's, or of a --host-netns)
 //   /run/paene/net/ns-DEV-INO/.lock        the scope's lock (kernel/filelock.ts)
-//   /run/paene/net/ns-DEV-INO/KIND/KEY     a claim: a symbolic link to its owner,
+//   /run/paene/net/ns-DEV-INO/KIND/KEY     a claim (KIND: addr, bridge, subnet, table,
+//                                          prefix, port): a symbolic link to its owner,
 //                                          "ROOT" or "NAME@ROOT" (context names have no '@')
 //
 // The same discipline as a root's own claims (runtime/claims.ts): a claim is
@@ -22,7 +23,7 @@ import { acquireFileLockSync } from '../kernel/filelock.js';
 
 export const REGISTRY_BASE = '/run/paene/net';
 
-export type ClaimKind = 'addr' | 'bridge' | 'subnet' | 'table' | 'prefix';
+export type ClaimKind = 'addr' | 'bridge' | 'subnet' | 'table' | 'prefix' | 'port';
 
 export interface Owner {
   /** the state root, an absolute path */
@@ -50,14 +51,14 @@ export class HostRegistry {
   constructor(
     /** the scope's directory */
     readonly dir: string,
-    /** whether an owner still says it holds a claim (asked only of other owners' claims) */
-    private readonly stillHeld: (kind: ClaimKind, key: string, owner: Owner) => boolean,
+    /** whether an owner still says it holds a claim (asked only of other owners' claims); `ageMs`: how old the claim is */
+    private readonly stillHeld: (kind: ClaimKind, key: string, owner: Owner, ageMs: number) => boolean,
   ) {}
 
   /** The registry of the namespace `netns` (default: this process's). PAENE_NET_REGISTRY moves the base (unit tests). */
   static forNetns(
     netns: string | undefined,
-    stillHeld: (kind: ClaimKind, key: string, owner: Owner) => boolean,
+    stillHeld: (kind: ClaimKind, key: string, owner: Owner, ageMs: number) => boolean,
     base = process.env.PAENE_NET_REGISTRY ?? REGISTRY_BASE,
   ): HostRegistry {
     return new HostRegistry(path.join(base, scopeOf(netns)), stillHeld);
@@ -96,6 +97,14 @@ export class HostRegistry {
     }
   }
 
+  private ageOf(kind: ClaimKind, key: string): number {
+    try {
+      return Date.now() - fs.lstatSync(this.file(kind, key)).mtimeMs;
+    } catch {
+      return Number.POSITIVE_INFINITY;
+    }
+  }
+
   /** The owner a claim names, stale or not. */
   ownerOf(kind: ClaimKind, key: string): Owner | undefined {
     let t: string;
@@ -113,7 +122,7 @@ export class HostRegistry {
   otherHolder(kind: ClaimKind, key: string, me: Owner): Owner | undefined {
     const o = this.ownerOf(kind, key);
     if (o === undefined || sameOwner(o, me)) return undefined;
-    return this.stillHeld(kind, key, o) ? o : undefined;
+    return this.stillHeld(kind, key, o, this.ageOf(kind, key)) ? o : undefined;
   }
 
   /** Claims `key` for `me` unless another live owner holds it (then returns that owner). Under the lock. */
@@ -151,7 +160,7 @@ export class HostRegistry {
       if (k.endsWith('.tmp')) continue;
       const key = kind === 'subnet' ? k.replace('_', '/') : k;
       const o = this.ownerOf(kind, key);
-      if (o !== undefined && this.stillHeld(kind, key, o)) out.set(key, o);
+      if (o !== undefined && this.stillHeld(kind, key, o, this.ageOf(kind, key))) out.set(key, o);
     }
     return out;
   }
@@ -159,7 +168,7 @@ export class HostRegistry {
   /** Every claim `root` holds (for a root's own clean-up and the tests' leak checks). */
   ownedBy(root: string): { kind: ClaimKind; key: string }[] {
     const out: { kind: ClaimKind; key: string }[] = [];
-    for (const kind of ['addr', 'bridge', 'subnet', 'table', 'prefix'] as const) {
+    for (const kind of ['addr', 'bridge', 'subnet', 'table', 'prefix', 'port'] as const) {
       let keys: string[];
       try {
         keys = fs.readdirSync(path.join(this.dir, kind));
@@ -177,7 +186,7 @@ export class HostRegistry {
   /** Removes the scope's empty directories (a scope of a namespace that is gone, or of roots that gave everything back). */
   prune(): void {
     this.locked(() => {
-      for (const kind of ['addr', 'bridge', 'subnet', 'table', 'prefix']) {
+      for (const kind of ['addr', 'bridge', 'subnet', 'table', 'prefix', 'port']) {
         try {
           fs.rmdirSync(path.join(this.dir, kind));
         } catch {

@@ -234,6 +234,25 @@ export class ContextNetwork {
     });
   }
 
+  /**
+   * A private context's published host ports, claimed in the registry of the
+   * namespace its NAT lives in: a port another context (of this root or
+   * another) publishes is refused by name. Never given back one by one: a
+   * claim whose owner's config no longer publishes it is stale.
+   */
+  private claimPorts(name: string, spec: NetSpec, s: NetSettings): void {
+    const me: Owner = { root: this.layout.root, name };
+    const reg = this.registry(s.hostNetns);
+    reg.locked(() => {
+      const keys = spec.publish.map((p) => `${p.proto}-${p.hostPort}`);
+      for (const k of keys) {
+        const o = reg.otherHolder('port', k, me);
+        if (o) throw new PaeneError('exists', `host port ${k.replace('-', ' ')} is already published by ${ownerText(o)}`);
+      }
+      for (const k of keys) reg.claim('port', k, me);
+    });
+  }
+
   private hasPrivateContexts(): boolean {
     for (const n of this.store.names()) {
       try {
@@ -281,6 +300,7 @@ export class ContextNetwork {
     // from the egress pool when the root has one, claimed again if the root gave its claims back.
     const settings = spec.mode === 'private' ? this.privateSettings() : this.settings();
     if (spec.mode === 'shared' && settings.egressPool4 !== undefined) this.claimEgressPool(settings.egressPool4);
+    if (spec.mode === 'private' && spec.publish.length > 0) this.claimPorts(name, spec, settings);
     if (spec.addresses.length > 0 || (spec.mode !== 'shared' && spec.mode !== 'private')) return spec;
     const pool = addressPool(spec.mode, settings);
     if (!pool) return spec;
@@ -509,9 +529,20 @@ export class ContextNetwork {
  * it; a root's bridge, table, veth prefix and subnet while its net.json
  * does. A removed root holds nothing.
  */
-export function stillHeld(kind: ClaimKind, key: string, o: Owner): boolean {
+export function stillHeld(kind: ClaimKind, key: string, o: Owner, ageMs = Number.POSITIVE_INFINITY): boolean {
   try {
     if (kind === 'addr') return o.name !== undefined && fs.readlinkSync(path.join(o.root, 'addrs', key)) === o.name;
+    if (kind === 'port') {
+      // its config publishes it; a create in progress has no config yet: a claim younger than that counts
+      if (o.name === undefined) return false;
+      const said = (file: string) => {
+        const c = JSON.parse(fs.readFileSync(file, 'utf8')) as { net?: { mode?: string; publish?: { hostPort: number; proto: string }[] } };
+        return c.net?.mode === 'private' && (c.net.publish ?? []).some((p) => `${p.proto}-${p.hostPort}` === key);
+      };
+      const contexts = path.join(o.root, 'contexts');
+      if (fs.existsSync(path.join(contexts, o.name, 'config.json'))) return said(path.join(contexts, o.name, 'config.json'));
+      return ageMs < CREATE_GRACE_MS;
+    }
     if (o.name !== undefined) return false;
     const raw = JSON.parse(fs.readFileSync(path.join(o.root, 'net.json'), 'utf8')) as { bridge?: BridgeConfig; egressPool4?: string };
     if (kind === 'subnet' && raw.egressPool4 === key) return true;
@@ -523,6 +554,9 @@ export function stillHeld(kind: ClaimKind, key: string, o: Owner): boolean {
     return false;
   }
 }
+
+/** How long a port claim without its owner's config counts as a create in progress (an image build included). */
+const CREATE_GRACE_MS = 10 * 60_000;
 
 /** Every address on the host's interfaces (this process's network namespace). */
 export function hostAddresses(): string[] {

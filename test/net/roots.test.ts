@@ -93,6 +93,16 @@ describeReal('state roots share the host: one registry of network names', () => 
     expect(get(netns, `http://${addrB}:80/`)).toBe('from-b');
     expect(fetchA()).toBe('from-a');
 
+    // a host port A publishes is refused to B, naming A's context
+    await expect(
+      b.create({
+        name: 'clash',
+        image: 'base',
+        net: { mode: 'private', addresses: [], publish: [{ hostPort: 5433, port: 80, proto: 'tcp' }] },
+      }),
+    ).rejects.toThrow(new RegExp(`host port tcp 5433 is already published by context 'db' of state root ${a.layout.root}`));
+    expect(b.store.names()).toEqual(['other']);
+
     // B's destroy removes B's bridge and table, never A's
     await b.destroy('other', { force: true });
     expect(b.network.leftovers()).toEqual([]);
@@ -104,7 +114,7 @@ describeReal('state roots share the host: one registry of network names', () => 
         .ownedBy(a.layout.root)
         .map((c) => c.kind)
         .sort(),
-    ).toEqual(['bridge', 'prefix', 'subnet', 'table']);
+    ).toEqual(['bridge', 'port', 'prefix', 'subnet', 'table']);
     const tables = inNs(netns, ['nft', 'list', 'tables']).stdout;
     expect(tables).toContain(`table inet ${sa.bridge.table}`);
     expect(inNs(netns, ['ip', 'link', 'show', sa.bridge.bridge]).status).toBe(0);
@@ -167,13 +177,18 @@ describeReal('state roots share the host: one registry of network names', () => 
   it('three roots creating at once, one pool and one namespace: no address, subnet or name handed out twice', async () => {
     const rts = ['roots-m1', 'roots-m2', 'roots-m3'].map((t) => open(t));
     for (const rt of rts) rt.network.saveSettings({ sharedPool4: '127.201.0.0/24' });
-    const runs = await Promise.all(
-      rts.flatMap((rt) => [
-        runCliAsync(rt.layout.root, ['create', 's%d', '--count', '40']),
-        runCliAsync(rt.layout.root, ['create', 'p%d', '--count', '5', '--net', 'private']),
-      ]),
-    );
-    expect(runs.filter((r) => r.code !== 0).map((r) => r.stderr)).toEqual([]);
+    // the roots at once (within a root, one create after the other: they would queue on its create lock anyway)
+    const runs = (
+      await Promise.all(
+        rts.map(async (rt) => [
+          await runCliAsync(rt.layout.root, ['create', 's%d', '--count', '40']),
+          await runCliAsync(rt.layout.root, ['create', 'p%d', '--count', '5', '--net', 'private']),
+        ]),
+      )
+    ).flat();
+    const failed = runs.filter((r) => r.code !== 0).map((r) => `${r.args.join(' ')}: ${r.stderr.trim()}`);
+    if (failed.length > 0) console.log(failed.join('\n'));
+    expect(failed).toEqual([]);
     const shared = rts.flatMap((rt) =>
       rt
         .list()
