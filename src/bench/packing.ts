@@ -24,7 +24,7 @@ import { defaultPolicy, openImageStore, storeImageSource } from '../runtime/open
 import { type ImageSource, Runtime } from '../runtime/runtime.js';
 import { Cleanup, type MachineFacts, dirBytes, httpGet, machineFacts, median, meminfo, percentile, round, run, slope } from './common.js';
 import { DEFAULT_IMAGE } from '../image/store.js';
-import { processMemory } from '../kernel/procfs.js';
+import { allPids, processMemory } from '../kernel/procfs.js';
 import { type KmemBreakdown, kmemBreakdown, kmemSnapshot } from './kmem.js';
 
 export type Variant = 'shared' | 'limited' | 'private-copy';
@@ -279,8 +279,11 @@ export function segmentLength(packed: number): number {
 function processBreakdown(rt: Runtime, names: string[], sampleSize = 20): { comm: string; rss: number; pss: number }[] {
   const by = new Map<string, { rss: number[]; pss: number[] }>();
   const step = Math.max(1, Math.floor(names.length / sampleSize));
+  const loggers = logWriters(rt);
   for (let i = 0; i < names.length; i += step) {
-    for (const pid of rt.cgroupOf(names[i] as string).pids()) {
+    // its processes, and its log writer on the host (outside its cgroup, but its cost all the same)
+    const logger = loggers.get(names[i] as string);
+    for (const pid of [...rt.cgroupOf(names[i] as string).pids(), ...(logger ? [logger] : [])]) {
       const m = processMemory(pid);
       if (!m) continue;
       const e = by.get(m.comm) ?? { rss: [], pss: [] };
@@ -290,6 +293,24 @@ function processBreakdown(rt: Runtime, names: string[], sampleSize = 20): { comm
     }
   }
   return [...by].map(([comm, e]) => ({ comm, rss: round(median(e.rss), 0), pss: round(median(e.pss), 0) }));
+}
+
+/** Each context's paene-log (the host-side writer of its main process's log): by the log directory it holds open. */
+function logWriters(rt: Runtime): Map<string, number> {
+  const out = new Map<string, number>();
+  const prefix = `${rt.layout.contextsDir}/`;
+  for (const pid of allPids()) {
+    try {
+      if (fs.readFileSync(`/proc/${pid}/comm`, 'utf8').trim() !== 'paene-log') continue;
+      for (const fd of fs.readdirSync(`/proc/${pid}/fd`)) {
+        const target = fs.readlinkSync(`/proc/${pid}/fd/${fd}`);
+        if (target.startsWith(prefix) && target.endsWith('/log')) out.set(target.slice(prefix.length, -'/log'.length), pid);
+      }
+    } catch {
+      /* gone meanwhile */
+    }
+  }
+  return out;
 }
 
 /** Image source: `base` from the store, `bench-copy-*` from the private copies. */
