@@ -12,6 +12,7 @@ import { DEFAULT_IMAGE } from '../image/store.js';
 import type { ContextStatus, ProcessInfo } from '../runtime/runtime.js';
 import { DEFAULT_OCI_ROOT, ociSummaries } from '../oci/runtime.js';
 import { rootOf, runtimeOf } from './common.js';
+import { readEnvFiles, userSpec } from './execopts.js';
 import { resolveRoot } from '../kernel/layout.js';
 import { DEFAULT_ROOT } from '../proto/names.js';
 import { naturalCompare } from '../model/natural.js';
@@ -47,12 +48,6 @@ function diskFrom(o: Record<string, unknown>): { bytes: number; inodes?: number 
   }
   const bytes = parseSize(o.disk as string, '--disk');
   return o.inodes === undefined ? { bytes } : { bytes, inodes: parseCount(o.inodes as string, '--inodes', 16) };
-}
-
-function parseUser(v: string): { uid: number; gid: number } {
-  const m = /^(\d+)(?::(\d+))?$/.exec(v);
-  if (!m) throw new PaeneError('invalid-argument', `--user wants UID or UID:GID (numbers), got '${v}'`);
-  return { uid: Number(m[1]), gid: Number(m[2] ?? m[1]) };
 }
 
 function parseEnv(list: string[]): Record<string, string> {
@@ -306,21 +301,41 @@ export function registerContextCommands(program: Command): void {
     .argument('<name>')
     .argument('[command...]', "the command and its arguments (put them after --); none: the image's Entrypoint + Cmd")
     .option('-t, --tty', 'give the command a terminal of the context (interactive programs)')
-    .option('-u, --user <uid[:gid]>', "run as this user (default: the image's User, else guest root)")
+    .option(
+      '-u, --user <user[:group]>',
+      "run as this user: UID[:GID], or NAME[:GROUP] from the context's own /etc/passwd and /etc/group (default: the image's User, else guest root)",
+    )
     .option('-w, --cwd <dir>', "working directory inside the context (default: the image's WorkingDir, else /)")
-    .option('-e, --env <KEY=VALUE>', 'set an environment variable (repeatable)', collect, [])
+    .option('-e, --env <KEY=VALUE>', 'set an environment variable (repeatable; wins over --env-file)', collect, [])
+    .option(
+      '--env-file <file>',
+      "read variables from a file: KEY=VALUE lines, # comments, a bare KEY takes the caller's value (repeatable)",
+      collect,
+      [],
+    )
+    .option('-d, --detach', 'start the command and return at once, printing its pid (its output is discarded)')
     .passThroughOptions()
-    .action(async (name: string, command: string[], o: { tty?: boolean; user?: string; cwd?: string; env: string[] }, cmd: Command) => {
-      // passThroughOptions keeps the `--` separator: it is not part of the command
-      if (command[0] === '--') command = command.slice(1);
-      const code = await runtimeOf(cmd).exec(name, command, {
-        tty: o.tty,
-        user: o.user ? parseUser(o.user) : undefined,
-        cwd: o.cwd,
-        env: parseEnv(o.env),
-      });
-      process.exitCode = code;
-    });
+    .action(
+      async (
+        name: string,
+        command: string[],
+        o: { tty?: boolean; user?: string; cwd?: string; env: string[]; envFile: string[]; detach?: boolean },
+        cmd: Command,
+      ) => {
+        // passThroughOptions keeps the `--` separator: it is not part of the command
+        if (command[0] === '--') command = command.slice(1);
+        if (o.detach && o.tty)
+          throw new PaeneError('invalid-argument', '--detach and --tty do not go together (a detached command has no terminal)');
+        const opts = { user: o.user ? userSpec(o.user) : undefined, cwd: o.cwd, env: { ...readEnvFiles(o.envFile), ...parseEnv(o.env) } };
+        const rt = runtimeOf(cmd);
+        if (o.detach) {
+          const r = await rt.execDetached(name, command, opts);
+          console.log(`pid ${r.innerPid} in '${name}' (host pid ${r.pid})`);
+          return;
+        }
+        process.exitCode = await rt.exec(name, command, { ...opts, tty: o.tty });
+      },
+    );
 
   program
     .command('enter')

@@ -41,11 +41,17 @@ static void to_node(char **argv) {
   snprintf(bundle, sizeof bundle, "%s/../paene.mjs", self_dir);
   int n = 0;
   while (argv[n]) n++;
-  char **a = calloc((size_t)n + 3, sizeof *a);
+  char **a = calloc((size_t)n + 4, sizeof *a);
   if (!a) _exit(1);
+  /*
+   * `--` ends node's own options: Node 20 reads --env-file anywhere in its
+   * argv, even after the script, so `paene exec --env-file F` would be
+   * node's (it loads F into the CLI's environment, or exits 9 without it).
+   */
   a[0] = "node";
-  a[1] = bundle;
-  for (int i = 1; i < n; i++) a[i + 1] = argv[i];
+  a[1] = "--";
+  a[2] = bundle;
+  for (int i = 1; i < n; i++) a[i + 2] = argv[i];
   execvp("node", a);
   dprintf(2, "paene: cannot run node: %s (paene needs Node.js 20 or later on PATH)\n", strerror(errno));
   _exit(127);

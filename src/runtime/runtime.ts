@@ -40,7 +40,8 @@ import {
   XID_MIN,
 } from '../context/config.js';
 import { ContextCgroup, type CgroupHost, detectCgroupHost, limitsVersion, removeParentIfEmpty } from '../cgroups/cgroups.js';
-import { type ImageRunConfig, planProcess } from '../image/ociplan.js';
+import { type ImageRunConfig, planProcess, resolveUser } from '../image/ociplan.js';
+import { guestFile } from './guestfile.js';
 import { createDiskImage, mountDiskImage, unmountDiskImage } from '../kernel/diskimage.js';
 import { prepareScratch, releaseScratch, removeScratch, type ScratchLock } from '../kernel/scratch.js';
 import { requireFeatures, requireRoot } from '../kernel/features.js';
@@ -124,7 +125,8 @@ export interface ProcessInfo {
 
 export interface ExecOptions {
   tty?: boolean;
-  user?: { uid: number; gid: number };
+  /** ids, or UID[:GID] / NAME[:GROUP] looked up in the guest's /etc/passwd and /etc/group */
+  user?: { uid: number; gid: number } | string;
   cwd?: string;
   env?: Record<string, string>;
 }
@@ -641,7 +643,7 @@ export class Runtime {
     writeFileAtomic(this.layout.execPlanFile(config.name), plan, 0o600, false);
   }
 
-  private execRequest(name: string, argv: string[], opts: ExecOptions) {
+  private execRequest(name: string, argv: string[], opts: ExecOptions & { user?: { uid: number; gid: number } }) {
     const config = this.store.readConfig(name);
     const live = this.store.live(name);
     if (!live) throw new PaeneError('wrong-state', `context '${name}' is not running; start it with 'paene start ${name}'`);
@@ -671,10 +673,31 @@ export class Runtime {
     };
   }
 
+  /**
+   * `exec -u NAME[:GROUP]`: the names looked up in the guest's own /etc/passwd
+   * and /etc/group, its private layer over its image (a user it added is
+   * found), never through a symlink the guest made.
+   */
+  private async execUser(name: string, opts: ExecOptions): Promise<ExecOptions & { user?: { uid: number; gid: number } }> {
+    const spec = opts.user;
+    if (typeof spec !== 'string') return { ...opts, user: spec };
+    const num = /^(\d+)(?::(\d+))?$/.exec(spec);
+    if (num) return { ...opts, user: { uid: Number(num[1]), gid: Number(num[2] ?? num[1]) } };
+    const config = this.store.readConfig(name);
+    const lower = await this.images.rootfsOf(config.image);
+    const read = (rel: string) => guestFile(this.layout.upperDir(name), lower, rel);
+    try {
+      return { ...opts, user: resolveUser(spec, read('etc/passwd'), read('etc/group')) };
+    } catch (e) {
+      if (e instanceof PaeneError) throw new PaeneError(e.code, e.message.replace(/the image's (\/etc\/\w+)/, `$1 of context '${name}'`));
+      throw e;
+    }
+  }
+
   /** Runs a command in the context with this process's stdio; resolves to its exit code. */
   async exec(name: string, argv: string[], opts: ExecOptions = {}): Promise<number> {
     requireRoot('exec');
-    const args = this.execRequest(name, argv, opts);
+    const args = this.execRequest(name, argv, await this.execUser(name, opts));
     const child = spawn(helperPath(), args, { stdio: 'inherit', env: {} });
     return new Promise((resolve, reject) => {
       child.on('error', reject);
@@ -689,7 +712,7 @@ export class Runtime {
     opts: ExecOptions & { input?: string | Buffer; timeoutMs?: number } = {},
   ): Promise<{ code: number; stdout: string; stderr: string }> {
     requireRoot('exec');
-    const args = this.execRequest(name, argv, opts);
+    const args = this.execRequest(name, argv, await this.execUser(name, opts));
     const child = spawn(helperPath(), args, { stdio: ['pipe', 'pipe', 'pipe'], env: {} });
     let stdout = '';
     let stderr = '';
@@ -705,6 +728,61 @@ export class Runtime {
         resolve({ code: code ?? 128 + (signal ? osSignal(signal) : 0), stdout, stderr });
       });
     });
+  }
+
+  /**
+   * `exec --detach`: starts the command in the context and returns once it
+   * runs, with its pid on the host and inside. Its output goes nowhere; the
+   * helper that started it stays its parent (in the context's cgroups, as
+   * every exec's) and goes with it. A command that is not there is an error.
+   */
+  async execDetached(name: string, argv: string[], opts: Omit<ExecOptions, 'tty'> = {}): Promise<{ pid: number; innerPid: number }> {
+    requireRoot('exec');
+    const args = this.execRequest(name, argv, { ...(await this.execUser(name, opts)), tty: false });
+    const helper = spawn(helperPath(), args, { stdio: 'ignore', env: {}, detached: true });
+    let exited: number | undefined;
+    const gone = new Promise<void>((resolve) => {
+      helper.on('error', () => {
+        exited = 126;
+        resolve();
+      });
+      helper.on('exit', (code, signal) => {
+        exited = code ?? 128 + (signal ? osSignal(signal) : 0);
+        resolve();
+      });
+    });
+    const hpid = helper.pid;
+    const childOf = (): number | undefined => {
+      try {
+        const c = fs.readFileSync(`/proc/${hpid}/task/${hpid}/children`, 'utf8').trim().split(/\s+/)[0];
+        return c ? Number(c) : undefined;
+      } catch {
+        return undefined;
+      }
+    };
+    let pid: number | undefined;
+    for (let waited = 0; hpid !== undefined && exited === undefined && waited < 5000; waited += 5) {
+      pid = childOf();
+      if (pid !== undefined) break;
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    // A command that is not there ends at once with 127: wait that long for a refusal worth reporting.
+    await Promise.race([gone, new Promise((r) => setTimeout(r, 50))]);
+    helper.unref();
+    if (exited === 127) throw new PaeneError('not-found', `${argv[0] ?? 'the command'}: not found in context '${name}'`);
+    if (pid === undefined)
+      throw new PaeneError('internal', `the command did not start in context '${name}' (the helper exited with ${exited ?? 'nothing'})`);
+    let innerPid = pid;
+    try {
+      const ns = /^NSpid:\s+(.*)$/m
+        .exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]
+        ?.trim()
+        .split(/\s+/);
+      if (ns && ns.length > 0) innerPid = Number(ns[ns.length - 1]);
+    } catch {
+      /* it has ended already */
+    }
+    return { pid, innerPid };
   }
 
   /**
