@@ -154,15 +154,24 @@ static struct {
   long failed_pid; /* the run whose exec failed (its failed event may come before its start) */
 } st = {"running", 0, -1, -1, -1, 0, -1};
 
+/* A main_state token into buf at *len (no stdio: a FILE and its heap would be most of this process's pages). */
+static void put_token(char *buf, size_t cap, size_t *len, int *count, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(buf + *len, cap - *len, fmt, ap);
+  va_end(ap);
+  if (n < 0 || (size_t)n + 1 > cap - *len) return;
+  *len += (size_t)n + 1; /* its NUL ends the token */
+  (*count)++;
+}
+
 static void write_state(void) {
   char ts[64], buf[512];
+  size_t len = 0;
+  int count = 0;
   timestamp(ts, sizeof ts);
-  struct proto_out o;
-  FILE *f = fmemopen(buf, sizeof buf, "w");
-  if (!f) return;
-  o.f = f;
-  o.count = 0;
-#define KV(k, fmt, v) (proto_put(&o, "%s", main_state_keys[k].name), proto_put(&o, fmt, v))
+#define KV(k, fmt, v) \
+  (put_token(buf, sizeof buf, &len, &count, "%s", main_state_keys[k].name), put_token(buf, sizeof buf, &len, &count, fmt, v))
   KV(MAIN_STATE_STATE, "%s", st.state);
   if (st.pid > 0) KV(MAIN_STATE_PID, "%ld", st.pid);
   if (st.code >= 0) KV(MAIN_STATE_CODE, "%ld", st.code);
@@ -171,12 +180,12 @@ static void write_state(void) {
   KV(MAIN_STATE_RESTARTS, "%ld", st.restarts);
   KV(MAIN_STATE_AT, "%s", ts);
 #undef KV
-  proto_end(&o);
-  long len = ftell(f);
-  fclose(f);
+  int n = count;
+  put_token(buf, sizeof buf, &len, &count, "end");
+  put_token(buf, sizeof buf, &len, &count, "%d", n);
   int fd = openat(dirfd_, "main.state.tmp", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (fd < 0) return;
-  int ok = write(fd, buf, (size_t)len) == len;
+  int ok = write(fd, buf, len) == (ssize_t)len;
   close(fd);
   if (ok) renameat(dirfd_, "main.state.tmp", dirfd_, "main.state");
 }
