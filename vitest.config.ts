@@ -12,7 +12,7 @@ import { BaseSequencer, type TestSpecification } from 'vitest/node';
 // kernel and e2e files run one at a time so they do not measure each other.
 // Unit files are pure and run two at a time, first. The v2 VM boots when the
 // run starts (its project's globalSetup, test/v2/vm.ts) and runs beside the
-// other files, on one vCPU; the files that measure CPU or I/O
+// other files; the files that measure CPU or I/O
 // (describeMeasuring in test/helpers.ts) wait for it to end, and the sequencer
 // runs them after the others and the v2 file, which reads the VM's outcome, last.
 const UNIT = ['test/unit/**/*.test.ts'];

@@ -13,10 +13,25 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { expect, it } from 'vitest';
 import { describeReal, isCI } from '../helpers.js';
-import { FILES, RUN_ENV, startVm, V2VM, vmUnavailable, WAIT_MS, waitVm } from './vm.js';
+import { FILES, harnessOnly, passedFiles, RUN_ENV, startVm, V2VM, type VmStatus, vmUnavailable, WAIT_MS, waitVm } from './vm.js';
 
 /** v2vm.sh's exit code when the VM itself failed (no qemu, no kernel package): not a result about paene. */
 const VM_FAILED = 125;
+
+/** A VM run's outcome: its status and output (a run this file started is removed after). */
+async function outcome(dir: string, own: boolean): Promise<{ st: VmStatus; out: string }> {
+  try {
+    const st = await waitVm(dir);
+    return { st, out: fs.readFileSync(path.join(dir, 'out'), 'utf8') };
+  } finally {
+    if (own) fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function report(st: VmStatus, out: string): void {
+  const summary = out.split('\n').filter((l) => /Test Files|Tests {2}|Errors|Duration/.test(l));
+  console.log(`v2vm (${V2VM}): exit ${st.code ?? st.signal} after ${st.seconds} s\n${summary.join('\n')}`);
+}
 
 describeReal('on a pure cgroup v2 host (qemu, Linux 6.1)', () => {
   it(
@@ -28,25 +43,28 @@ describeReal('on a pure cgroup v2 host (qemu, Linux 6.1)', () => {
         return;
       }
       // started by the globalSetup; run without it (another config), it starts here
-      const own = process.env[RUN_ENV] === undefined ? startVm().dir : undefined;
-      const dir = own ?? (process.env[RUN_ENV] as string);
-      let st: Awaited<ReturnType<typeof waitVm>>;
-      let out: string;
-      try {
-        st = await waitVm(dir);
-        out = fs.readFileSync(path.join(dir, 'out'), 'utf8');
-      } finally {
-        if (own) fs.rmSync(own, { recursive: true, force: true });
-      }
-      const summary = out.split('\n').filter((l) => /Test Files|Tests {2}|Duration/.test(l));
-      console.log(`v2vm (${V2VM}): exit ${st.code ?? st.signal} after ${st.seconds} s\n${summary.join('\n')}`);
+      const started = process.env[RUN_ENV];
+      let { st, out } = await outcome(started ?? startVm().dir, started === undefined);
+      report(st, out);
       if (st.code === VM_FAILED) {
         console.warn(`v2vm: NOT RUN: the VM did not boot${isCI ? ' (CI)' : ''}\n${out.slice(-1500)}`);
         return;
       }
+      let passed = passedFiles(out);
+      let ran = FILES;
+      if (st.code !== 0 && harnessOnly(out)) {
+        // vitest in the guest could not start a worker in time: the files that did not run, once more
+        const rest = FILES.filter((f) => !passed.includes(f));
+        ran = rest;
+        console.warn(`v2vm: vitest's harness timed out in the guest (no test failed); running ${rest.join(' ')} again`);
+        ({ st, out } = await outcome(startVm(rest).dir, true));
+        report(st, out);
+        passed = [...passed, ...passedFiles(out)];
+      }
       expect(st.code, out.slice(-4000)).toBe(0);
-      expect(out).toMatch(new RegExp(`Test Files\\s+${FILES.length} passed \\(${FILES.length}\\)`));
+      expect(out).toMatch(new RegExp(`Test Files\\s+${ran.length} passed \\(${ran.length}\\)`));
+      expect(passed.sort()).toEqual([...FILES].sort());
     },
-    WAIT_MS + 60_000,
+    2 * WAIT_MS + 60_000,
   );
 });
