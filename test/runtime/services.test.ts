@@ -239,4 +239,51 @@ describeReal('a context runs its guest services', () => {
     ).rejects.toThrow(/give it no main process/);
     expect(rt.store.names().filter((n) => ['svc-noinit', 'svc-shinit', 'svc-both'].includes(n))).toEqual([]);
   });
+
+  it('paene autostart starts the marked contexts in order groups, each service answering, and leaves a user-stopped unless-stopped one down', async () => {
+    const svc = ['--cmd', 'httpd -f -p 8082 -h /etc'];
+    for (const [args, n] of [
+      [['--autostart', '1', '--count', '6', 'auto-a%d'], 6],
+      [['--autostart', '2', '--count', '6', 'auto-b%d'], 6],
+      [['--restart', 'unless-stopped', 'auto-u1'], 1],
+      [['--restart', 'unless-stopped', 'auto-u2'], 1],
+    ] as const) {
+      const r = runCli(root, ['create', ...args, ...svc]);
+      expect(r.code, r.stderr).toBe(0);
+      expect(n).toBeGreaterThan(0);
+    }
+    // auto-u2 ran once and a user stopped it: unless-stopped keeps it down at the next boot
+    expect(runCli(root, ['start', 'auto-u2']).code).toBe(0);
+    expect(runCli(root, ['stop', 'auto-u2']).code).toBe(0);
+    const r = runCli(root, ['autostart', '--json'], { timeout: 240_000 });
+    expect(r.code, r.stderr).toBe(0);
+    const started = rt
+      .list()
+      .filter((c) => c.name.startsWith('auto-') && c.state === 'running')
+      .map((c) => c.name);
+    expect(started.sort()).toEqual(
+      [
+        ...Array.from({ length: 6 }, (_, i) => `auto-a${i + 1}`),
+        ...Array.from({ length: 6 }, (_, i) => `auto-b${i + 1}`),
+        'auto-u1',
+      ].sort(),
+    );
+    // each one's service answers on its own address, with no exec
+    for (const name of started) {
+      await waitMain(rt, name, (m) => m.state === 'running');
+      const addr = rt.config(name).net.addresses[0] as string;
+      let body = '';
+      for (let i = 0; i < 200 && !body.startsWith('HTTP/'); i++) {
+        body = await httpGet(addr, 8082).catch(() => '');
+        if (!body.startsWith('HTTP/')) await sleep(50);
+      }
+      expect(body.split('\r\n')[0], name).toMatch(/^HTTP\/1\.[01] \d{3}/); // its httpd answered (404: /etc has no index.html)
+    }
+    // a group starts only after the one before it has: every b's start is after every a's
+    const at = (n: string) => Date.parse(rt.status(n).started ?? '');
+    const lastA = Math.max(...started.filter((n) => n.startsWith('auto-a')).map(at));
+    const firstB = Math.min(...started.filter((n) => n.startsWith('auto-b')).map(at));
+    expect(firstB).toBeGreaterThanOrEqual(lastA);
+    expect(runCli(root, ['stop', 'auto-*']).code).toBe(0);
+  }, 300_000);
 });
