@@ -101,6 +101,8 @@ export class ApiServer {
   private seen = new Map<string, { running: boolean; oom: number; pidsMax: number; dying?: boolean }>();
   /** contexts this service is starting, stopping or destroying (how many requests at once) */
   private readonly busy = new Map<string, number>();
+  /** the running contexts (start time, init's start since boot), as the watcher and this service's acts last saw them */
+  private readonly running = new Map<string, { started: string; initStartMs: number }>();
   /** streams under way (logs, stats): ended when the service closes */
   private readonly streams = new Set<AbortController>();
 
@@ -274,6 +276,7 @@ export class ApiServer {
       for (const e of events) this.emit(e, name);
       return r;
     } finally {
+      this.sawRunning(name, this.rt.store.live(name));
       const left = (this.busy.get(name) ?? 1) - 1;
       if (left > 0) this.busy.set(name, left);
       else this.busy.delete(name);
@@ -508,26 +511,37 @@ export class ApiServer {
     for (const l of this.listeners) l.write(line);
   }
 
-  /** The running contexts' main processes: their exits, restarts and give-ups (mainevents.ts). */
+  /** Notes whether a context runs (for the main-process watcher). */
+  private sawRunning(name: string, live: { started: string; starttime: number } | undefined): void {
+    // starttime: clock ticks since boot (USER_HZ, 100 a second)
+    if (live) this.running.set(name, { started: live.started, initStartMs: live.starttime * 10 });
+    else this.running.delete(name);
+  }
+
+  /**
+   * The running contexts' main processes: their exits, restarts and
+   * give-ups (mainevents.ts), a stat each: which contexts run is the
+   * once-a-second watcher's and this service's own starts' news.
+   */
   private watchMain(): void {
-    const running = new Map<string, { started: string; initStartMs: number }>();
     try {
-      for (const n of this.rt.store.names()) {
-        const live = this.rt.store.live(n);
-        if (live) running.set(n, { started: live.started, initStartMs: live.starttime * 10 });
-      }
-      this.mainWatcher.look(running);
+      this.mainWatcher.look(this.running);
     } catch {
-      /* a context coming or going meanwhile: the next look sees it */
+      /* a context going meanwhile: the next look sees it */
     }
   }
 
   /** Compares what each context is now with what it was: init gone, OOM kills, pids limit hits. */
   private watch(): void {
     const now = new Map<string, { running: boolean; oom: number; pidsMax: number; dying?: boolean }>();
-    for (const n of this.rt.store.names()) {
+    const names = this.rt.store.names();
+    const known = new Set(names);
+    for (const n of this.running.keys()) if (!known.has(n)) this.running.delete(n);
+    for (const n of names) {
       if (this.busy.has(n)) continue; // its event comes from the request
-      const running = this.rt.store.live(n) !== undefined;
+      const live = this.rt.store.live(n);
+      this.sawRunning(n, live);
+      const running = live !== undefined;
       const cg = this.rt.cgroupOf(n);
       const cur = { running, oom: running ? oomKills(cg) : 0, pidsMax: running ? pidsMaxHits(cg) : 0 };
       const was = this.seen.get(n);
