@@ -183,7 +183,9 @@ Models (paene create NAME --net MODE):
         if (o.json) printJson(s);
         else {
           console.log(`shared pool   ${s.sharedPool4}`);
-          console.log(`bridge        ${s.bridge.bridge} ${s.bridge.subnet4}`);
+          console.log(
+            `bridge        ${s.bridge.bridge} ${s.bridge.subnet4}${s.bridge.table !== undefined ? ` (nft table ${s.bridge.table}, veths ${s.bridge.portPrefix}XID)` : ''}`,
+          );
           console.log(`published     ${s.published.join(' ') || "(none: the host's own addresses are refused)"}`);
           console.log(`host netns    ${s.hostNetns ?? "(the host's own)"}`);
           console.log(`egress pool   ${s.egressPool4 ?? '(none: shared contexts stay on the host)'}`);
