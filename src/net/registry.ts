@@ -40,7 +40,13 @@ const sameOwner = (a: Owner, b: Owner): boolean => a.root === b.root && a.name =
 
 /** The scope of a network namespace file (/proc/self/ns/net, /run/netns/NAME): its nsfs device and inode. */
 export function scopeOf(netns = '/proc/self/ns/net'): string {
-  const st = fs.statSync(netns);
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(netns);
+  } catch (e) {
+    if (errnoOf(e) === 'ENOENT') throw new PaeneError('not-found', `network namespace ${netns} does not exist`);
+    throw e;
+  }
   return `ns-${st.dev}-${st.ino}`;
 }
 
