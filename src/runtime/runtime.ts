@@ -15,7 +15,7 @@
 // namespace, so they vanish with its last process, also after a crash.
 
 import { setTimeout as sleep } from 'node:timers/promises';
-import { spawn, spawnSync } from 'node:child_process';
+import { type ChildProcess, type StdioOptions, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -728,6 +728,17 @@ export class Runtime {
         resolve({ code: code ?? 128 + (signal ? osSignal(signal) : 0), stdout, stderr });
       });
     });
+  }
+
+  /**
+   * Starts a command in the context with the given stdio (a descriptor or
+   * another child's pipe passes straight through: `paene cp` streams a tar
+   * between a host process and one in the context with no copy in Node).
+   */
+  async execChild(name: string, argv: string[], stdio: StdioOptions, opts: Omit<ExecOptions, 'tty'> = {}): Promise<ChildProcess> {
+    requireRoot('exec');
+    const args = this.execRequest(name, argv, { ...(await this.execUser(name, opts)), tty: false });
+    return spawn(helperPath(), args, { stdio, env: {} });
   }
 
   /**

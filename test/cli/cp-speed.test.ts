@@ -1,0 +1,81 @@
+// `paene cp` of a 1 GiB file in and out against the workaround it replaces
+// (`tar | paene exec NAME -- tar` and back), alternating, best of three each.
+// Issue 24's goal is at least 0.9x of its throughput both ways; that is not
+// met yet on a loaded host: cp pays Node's start (0.4-0.9 s at a load of 20+
+// on 2 cores) where `paene exec` starts natively, and its copy out is
+// extracted in Node. This file prints both ratios and holds a floor of 0.5x
+// so a regression of the data path shows (docs/images.md has the figures).
+
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { PAENE, describeMeasuring, runCli, tempRoot } from '../helpers.js';
+
+const SIZE_MIB = 1024;
+
+describeMeasuring('issue 24: paene cp throughput', () => {
+  let root: string;
+  let host: string;
+  const run = (...args: string[]) => runCli(root, args, { timeout: 300_000 });
+
+  beforeAll(() => {
+    root = tempRoot('cpspeed');
+    host = fs.mkdtempSync(path.join(os.tmpdir(), 'paene-test-cpspeed-'));
+    expect(run('create', 's', '--net', 'none').code).toBe(0);
+    expect(run('start', 's').code).toBe(0);
+    const big = path.join(host, 'src/big');
+    fs.mkdirSync(path.dirname(big));
+    expect(spawnSync('dd', ['if=/dev/urandom', `of=${big}`, 'bs=1M', `count=${SIZE_MIB}`, 'status=none']).status).toBe(0);
+  }, 300_000);
+
+  afterAll(() => {
+    run('destroy', '--all', '--force');
+    spawnSync(process.execPath, [
+      '-e',
+      `import('${path.resolve('dist/runtime/open.js')}').then(m => m.openRuntime('${root}').shutdownMonitor())`,
+    ]);
+    fs.rmSync(root, { recursive: true, force: true });
+    fs.rmSync(host, { recursive: true, force: true });
+  });
+
+  /** Seconds a shell pipeline takes, after the last run's writes reached the disk. */
+  const timed = (script: string): number => {
+    spawnSync('sync');
+    const t0 = process.hrtime.bigint();
+    const r = spawnSync('bash', ['-o', 'pipefail', '-c', script], { encoding: 'utf8', timeout: 300_000 });
+    const s = Number(process.hrtime.bigint() - t0) / 1e9;
+    expect(r.status, r.stderr).toBe(0);
+    return s;
+  };
+
+  it('1 GiB in and out against tar | paene exec -- tar: the ratios printed, at least 0.5x', () => {
+    const p = `${PAENE} --root ${root}`;
+    const out = path.join(host, 'out');
+    const rows = { inTar: [] as number[], inCp: [] as number[], outTar: [] as number[], outCp: [] as number[] };
+    for (let i = 0; i < 3; i++) {
+      run('exec', 's', '--', 'rm', '-f', '/big');
+      rows.inTar.push(timed(`tar -c -f - -C ${host}/src big | ${p} exec s -- busybox tar -x -f - -C /`));
+      run('exec', 's', '--', 'rm', '-f', '/big');
+      rows.inCp.push(timed(`${p} cp ${host}/src/big s:/`));
+      fs.rmSync(out, { recursive: true, force: true });
+      fs.mkdirSync(out);
+      rows.outTar.push(timed(`${p} exec s -- busybox tar -c -f - -C / big | tar -x -f - -C ${out}`));
+      fs.rmSync(out, { recursive: true, force: true });
+      fs.mkdirSync(out);
+      rows.outCp.push(timed(`${p} cp s:/big ${out}/`));
+    }
+    expect(spawnSync('cmp', [path.join(host, 'src/big'), path.join(out, 'big')]).status).toBe(0);
+    const best = (xs: number[]) => Math.min(...xs);
+    const rate = (s: number) => SIZE_MIB / s;
+    const ratioIn = rate(best(rows.inCp)) / rate(best(rows.inTar));
+    const ratioOut = rate(best(rows.outCp)) / rate(best(rows.outTar));
+    console.log(
+      `cp 1 GiB: in ${rate(best(rows.inCp)).toFixed(0)} MiB/s vs tar|exec ${rate(best(rows.inTar)).toFixed(0)} MiB/s (${ratioIn.toFixed(2)}x); ` +
+        `out ${rate(best(rows.outCp)).toFixed(0)} MiB/s vs exec|tar ${rate(best(rows.outTar)).toFixed(0)} MiB/s (${ratioOut.toFixed(2)}x)`,
+    );
+    expect(ratioIn).toBeGreaterThanOrEqual(0.5);
+    expect(ratioOut).toBeGreaterThanOrEqual(0.5);
+  }, 900_000);
+});
