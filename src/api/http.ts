@@ -48,25 +48,48 @@ export function refusal(e: unknown): { status: number; headers: Record<string, s
   };
 }
 
-/** The body as JSON (undefined when empty): 413 past MAX_BODY_BYTES, 400 when it is not JSON. */
-export async function readBody(req: http.IncomingMessage, max = MAX_BODY_BYTES): Promise<unknown> {
-  const tooLarge = () => new HttpError('limit-exceeded', `the request body is larger than ${max} bytes`, 413, { connection: 'close' });
+/** Past this a refused body is not read to its end: the connection is cut once the refusal is out. */
+export const DRAIN_BYTES = 64 << 20;
+
+/**
+ * The body as JSON (undefined when empty): 413 past `max`, 400 when it is
+ * not JSON. A body refused for its size is still read to its end and thrown
+ * away (up to DRAIN_BYTES), so the client, still writing, gets the refusal
+ * rather than a reset connection.
+ */
+export function readBody(req: http.IncomingMessage, max = MAX_BODY_BYTES): Promise<unknown> {
+  const tooLarge = () => new HttpError('limit-exceeded', `the request body is larger than ${max} bytes`, 413);
   const declared = Number(req.headers['content-length'] ?? 0);
-  if (declared > max) throw tooLarge();
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > max) throw tooLarge();
-    chunks.push(chunk);
+  if (declared > max) {
+    if (declared > DRAIN_BYTES) return Promise.reject(new HttpError('limit-exceeded', tooLarge().message, 413, { connection: 'close' }));
+    req.resume(); // read and dropped
+    return Promise.reject(tooLarge());
   }
-  const text = Buffer.concat(chunks).toString('utf8');
-  if (text.trim() === '') return undefined;
-  try {
-    return JSON.parse(text);
-  } catch {
-    throw new HttpError('invalid-argument', 'the request body is not valid JSON', 400);
-  }
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let over = false;
+    req.on('data', (chunk: Buffer) => {
+      if (over) return;
+      size += chunk.length;
+      if (size > max) {
+        over = true;
+        chunks.length = 0;
+        reject(tooLarge());
+      } else chunks.push(chunk);
+    });
+    req.on('error', reject);
+    req.on('end', () => {
+      if (over) return;
+      const text = Buffer.concat(chunks).toString('utf8');
+      if (text.trim() === '') return resolve(undefined);
+      try {
+        resolve(JSON.parse(text));
+      } catch {
+        reject(new HttpError('invalid-argument', 'the request body is not valid JSON', 400));
+      }
+    });
+  });
 }
 
 export function send(res: http.ServerResponse, status: number, value: unknown, headers: Record<string, string> = {}): void {

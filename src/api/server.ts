@@ -259,8 +259,8 @@ export class ApiServer {
       }
       const r = refusal(e);
       send(res, r.status, r.body, r.headers);
-      // an oversized body is not read to its end: the connection goes
-      if (r.status === 413) req.destroy();
+      // a body too large to read to its end: the connection goes once the refusal is out
+      if (r.headers.connection === 'close') res.once('finish', () => req.destroy());
     }
   }
 

@@ -14,13 +14,15 @@ export function request(socket: string, method: string, url: string, body?: unkn
   // a length always: Node sends a DELETE's body unframed otherwise
   const headers = { 'content-type': 'application/json', 'content-length': data === undefined ? 0 : Buffer.byteLength(data) };
   return new Promise((resolve, reject) => {
+    let answered = false;
     const req = http.request({ socketPath: socket, method, path: url, headers }, (res) => {
+      answered = true;
       let text = '';
       res.setEncoding('utf8').on('data', (d: string) => (text += d));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, json: text ? JSON.parse(text) : undefined, headers: res.headers }));
     });
-    // the service may answer (413) and close before it has read a large body
-    req.on('error', (e: NodeJS.ErrnoException) => (e.code === 'EPIPE' || e.code === 'ECONNRESET' ? undefined : reject(e)));
+    // the service may answer (413) and close before it has read all of a large body: an error after the answer is that
+    req.on('error', (e: NodeJS.ErrnoException) => (answered && (e.code === 'EPIPE' || e.code === 'ECONNRESET') ? undefined : reject(e)));
     req.end(data);
   });
 }
