@@ -24,6 +24,8 @@ import { checkNetAgainstCaps, validateHostname } from '../context/config.js';
 import { liveCaps } from '../runtime/caps.js';
 import { runtimeOf } from './common.js';
 import { formatTable, printJson } from './format.js';
+import { type ManyOptions, type Outcome, namesOf, report, runMany } from './many.js';
+import type { ContextConfig } from '../context/config.js';
 
 function collect(v: string, prev: string[]): string[] {
   return [...prev, v];
@@ -151,7 +153,9 @@ export function registerCapsCommands(program: Command): void {
         '(they apply at start, so a running context must be stopped first). Without options: show them. ' +
         'Capability names are case-insensitive, with or without CAP_; see `paene caps --list`.',
     )
-    .argument('<name>', 'the context')
+    .argument('[names...]', 'context names or patterns (web*); several, a pattern or --all change each')
+    .option('-a, --all', 'every context of this root')
+    .option('-j, --jobs <n>', 'contexts worked on at once (default: 2 × CPUs)')
     .option('--caps <profile>', `capability profile: ${CAP_PROFILES.join(', ')} (privileged warns)`)
     .option('--cap-add <cap>', 'keep a capability the profile removes (repeatable)', collect, [])
     .option('--cap-drop <cap>', 'remove a capability the profile keeps (repeatable)', collect, [])
@@ -161,19 +165,33 @@ export function registerCapsCommands(program: Command): void {
     .option('--json', 'print the resulting config as JSON')
     .action(
       async (
-        name: string,
-        o: { caps?: string; capAdd: string[]; capDrop: string[]; resetCaps?: boolean; ccap: string[]; dropCcap: string[]; json?: boolean },
+        args: string[],
+        o: ManyOptions & { caps?: string; capAdd: string[]; capDrop: string[]; resetCaps?: boolean; ccap: string[]; dropCcap: string[] },
         cmd: Command,
       ) => {
         const rt = runtimeOf(cmd);
-        const cur = rt.config(name);
+        const { names, many } = namesOf(rt, args, o);
         const ccapAdd = o.ccap;
         const ccapDel = o.dropCcap;
         const changing =
           o.caps !== undefined || o.capAdd.length > 0 || o.capDrop.length > 0 || o.resetCaps || ccapAdd.length > 0 || ccapDel.length > 0;
         if (!changing) {
-          if (o.json) printJson({ caps: cur.caps, ccaps: cur.ccaps });
-          else console.log(`caps: ${JSON.stringify(cur.caps)}\nccaps: ${cur.ccaps.join(' ') || '(none)'}`);
+          const outcomes = names.map((n): Outcome<ContextConfig> => {
+            try {
+              return { ok: true, value: rt.config(n) };
+            } catch (e) {
+              return { ok: false, error: e instanceof Error ? e : new Error(String(e)) };
+            }
+          });
+          report(
+            names,
+            many,
+            outcomes,
+            o,
+            (n, cur) =>
+              `${many ? `${n}: ` : ''}caps: ${JSON.stringify(cur.caps)}\n${many ? `${n}: ` : ''}ccaps: ${cur.ccaps.join(' ') || '(none)'}`,
+            (_n, cur) => ({ caps: cur.caps, ccaps: cur.ccaps }),
+          );
           return;
         }
         const adds = o.capAdd.map(parseCapName);
@@ -184,30 +202,28 @@ export function registerCapsCommands(program: Command): void {
             .toUpperCase()
             .replace(/^(CCAP_|VXC_)/, ''),
         );
-        if (o.caps !== undefined && parseCapProfile(o.caps) === 'privileged' && cur.caps.profile !== 'privileged') {
+        if (o.caps !== undefined && parseCapProfile(o.caps) === 'privileged') {
           process.stderr.write(
             'paene: warning: the privileged profile gives guest root every capability and no seccomp filter; it can escape the context\n',
           );
         }
         // Merged and checked under the context's lock, with the write: no start or other change slips in between.
-        const next = await rt.changeConfig(name, (c, running) => {
-          if (running)
-            throw new PaeneError(
-              'wrong-state',
-              `context '${name}' is running: stop it first ('paene stop ${name}'); capabilities are fixed when it starts`,
-            );
-          const caps = changeCapSpec(c.caps, { profile: o.caps, add: adds, drop: drops, reset: o.resetCaps === true });
-          const ccaps = validateCcaps([...c.ccaps.filter((x) => !del.includes(x)), ...ccapAdd]);
-          return { ...c, caps, ccaps, net: checkNetAgainstCaps(c.net, caps) };
-        });
-        if (o.json) printJson(next);
-        else {
+        const change = (name: string) =>
+          rt.changeConfig(name, (c, running) => {
+            if (running)
+              throw new PaeneError(
+                'wrong-state',
+                `context '${name}' is running: stop it first ('paene stop ${name}'); capabilities are fixed when it starts`,
+              );
+            const caps = changeCapSpec(c.caps, { profile: o.caps, add: adds, drop: drops, reset: o.resetCaps === true });
+            const ccaps = validateCcaps([...c.ccaps.filter((x) => !del.includes(x)), ...ccapAdd]);
+            return { ...c, caps, ccaps, net: checkNetAgainstCaps(c.net, caps) };
+          });
+        await runMany(rt, args, o, change, (n, next) => {
           const mask = capMask(next.caps);
-          console.log(
-            `'${name}': profile ${next.caps.profile}, add [${next.caps.add.join(' ')}], drop [${next.caps.drop.join(' ')}], ccaps [${next.ccaps.join(' ')}]`,
-          );
-          console.log(`guest root will hold (${formatCapHex(mask)}): ${maskToNames(mask).join(' ') || '(nothing)'}`);
-        }
+          const head = `'${n}': profile ${next.caps.profile}, add [${next.caps.add.join(' ')}], drop [${next.caps.drop.join(' ')}], ccaps [${next.ccaps.join(' ')}]`;
+          return many ? head : `${head}\nguest root will hold (${formatCapHex(mask)}): ${maskToNames(mask).join(' ') || '(nothing)'}`;
+        });
       },
     );
 }

@@ -14,36 +14,62 @@ import { type StatsRow, statsRows } from '../runtime/stats.js';
 import { runtimeOf } from './common.js';
 import { addLimitOptions } from './context.js';
 import { formatTable, printJson } from './format.js';
+import { type ManyOptions, type Outcome, namesOf, report, runMany } from './many.js';
+import type { ContextConfig } from '../context/config.js';
 
 export function registerLimitCommands(program: Command): void {
   addLimitOptions(
     program
       .command('limit')
-      .description("Show or change a context's resource limits; a running context gets them at once, and they persist")
-      .argument('<name>', 'context name')
-      .option('--json', 'print the result as JSON'),
+      .description(
+        "Show or change contexts' resource limits; a running context gets them at once, and they persist. Several names, a pattern (web*) or --all change each",
+      )
+      .argument('[names...]', 'context names or patterns (web*)')
+      .option('-a, --all', 'every context of this root')
+      .option('-j, --jobs <n>', 'contexts worked on at once (default: 2 × CPUs)')
+      .option('--json', 'print the result as JSON (several: an array of {name, ok, result | error})'),
   )
     .addHelpText('after', '\nWithout limit flags it shows the current limits. "unlimited" removes a limit, e.g. --memory unlimited.')
-    .action(async (name: string, o: Record<string, unknown>, cmd: Command) => {
+    .action(async (args: string[], o: Record<string, unknown> & ManyOptions, cmd: Command) => {
       const rt = runtimeOf(cmd);
-      const patch = parseLimitFlags(o as Record<string, string | undefined>);
+      const { all: _all, jobs: _jobs, json: _json, ...flags } = o;
+      const patch = parseLimitFlags(flags as Record<string, string | undefined>);
+      const { names, many } = namesOf(rt, args, o);
       if (Object.keys(patch).length === 0) {
-        const limits = rt.config(name).limits;
-        if (o.json) printJson({ name, limits });
-        else for (const l of describeLimits(limits)) console.log(l);
+        const outcomes = names.map((n): Outcome<ContextConfig['limits']> => {
+          try {
+            return { ok: true, value: rt.config(n).limits };
+          } catch (e) {
+            return { ok: false, error: e instanceof Error ? e : new Error(String(e)) };
+          }
+        });
+        report(
+          names,
+          many,
+          outcomes,
+          o,
+          (n, limits) => (many ? [`${n}:`, ...describeLimits(limits).map((l) => `  ${l}`)] : describeLimits(limits)).join('\n'),
+          (n, limits) => (many ? limits : { name: n, limits }),
+        );
         return;
       }
-      const r = await applyLimits(rt, name, patch);
-      for (const w of r.warnings) process.stderr.write(`paene: warning: ${w}\n`);
-      if (o.json) {
-        printJson(r);
-        return;
-      }
-      console.log(
-        r.live ? `applied to running context '${name}' and saved` : `saved; '${name}' is stopped and gets them at its next start`,
+      await runMany(
+        rt,
+        args,
+        o,
+        async (n) => {
+          const r = await applyLimits(rt, n, patch);
+          for (const w of r.warnings) process.stderr.write(`paene: warning: ${many ? `${n}: ` : ''}${w}\n`);
+          return r;
+        },
+        (n, r) => {
+          const head = r.live ? `applied to running context '${n}' and saved` : `saved; '${n}' is stopped and gets them at its next start`;
+          if (many) return head;
+          const lines = [head, ...describeLimits(r.limits).map((l) => `  ${l}`)];
+          if (r.io !== 'none') lines.push(`  disk i/o enforced by: ${r.io}${r.throttler ? ` (throttler pid ${r.throttler})` : ''}`);
+          return lines.join('\n');
+        },
       );
-      for (const l of describeLimits(r.limits)) console.log(`  ${l}`);
-      if (r.io !== 'none') console.log(`  disk i/o enforced by: ${r.io}${r.throttler ? ` (throttler pid ${r.throttler})` : ''}`);
     });
 
   program
