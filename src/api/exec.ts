@@ -13,11 +13,13 @@
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Runtime } from '../runtime/runtime.js';
+import type { ExecOptions, Runtime } from '../runtime/runtime.js';
 
 export interface ApiExec {
   argv: string[];
-  user?: { uid: number; gid: number };
+  /** ids, or UID[:GID] / NAME[:GROUP] of the context's /etc/passwd and /etc/group */
+  user?: ExecOptions['user'];
+  env?: Record<string, string>;
   cwd?: string;
   input?: string;
   timeoutMs: number;
@@ -42,7 +44,7 @@ export async function execWithTimeout(rt: Runtime, name: string, x: ApiExec): Pr
     user: x.user,
     cwd: x.cwd,
     input: x.input,
-    env: { [EXEC_MARK]: mark },
+    env: { ...x.env, [EXEC_MARK]: mark },
   });
   const expired = new Promise<void>((resolve) => {
     timer = setTimeout(() => {

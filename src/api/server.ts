@@ -352,11 +352,22 @@ export class ApiServer {
     const uid = bounded(b, 'uid', 0, MAX_ID, true);
     const gid = bounded(b, 'gid', 0, MAX_ID, true);
     if (gid !== undefined && uid === undefined) throw new PaeneError('invalid-argument', "'gid' goes with a 'uid'");
+    const userName = b.user === undefined ? undefined : validateMain({ user: b.user }, 'exec').user;
+    if (userName !== undefined && uid !== undefined) throw new PaeneError('invalid-argument', "give 'user' or 'uid', not both");
+    const user = userName ?? (uid === undefined ? undefined : { uid, gid: gid ?? uid });
+    const env = b.env === undefined ? undefined : validateMain({ env: b.env }, 'exec').env;
+    const cwd = field(b, 'cwd', 'string');
+    if (field(b, 'detach', 'boolean') === true) {
+      if (b.input !== undefined || b.timeout !== undefined)
+        throw new PaeneError('invalid-argument', "a detached exec takes no 'input' or 'timeout' (its output goes nowhere)");
+      return this.rt.execDetached(name, argv as string[], { user, env, cwd });
+    }
     const timeout = bounded(b, 'timeout', 0.001, MAX_TIMEOUT_S);
     return execWithTimeout(this.rt, name, {
       argv: argv as string[],
-      user: uid === undefined ? undefined : { uid, gid: gid ?? uid },
-      cwd: field(b, 'cwd', 'string'),
+      user,
+      env,
+      cwd,
       input: field(b, 'input', 'string'),
       timeoutMs: (timeout ?? 60) * 1000,
     });

@@ -239,6 +239,29 @@ describeReal('paene serve: the JSON API', () => {
       stdout: '',
       stderr: '',
     });
+    // a user by name or ids, an environment, and a detached command
+    const who = await request(socket, 'POST', '/v1/contexts/ex/exec', {
+      argv: ['sh', '-c', 'id -u; id -g; echo $FOO'],
+      user: '1000:1001',
+      env: { FOO: 'bar' },
+    });
+    expect(who.json).toMatchObject({ code: 0, stdout: '1000\n1001\nbar\n' });
+    expect((await request(socket, 'POST', '/v1/contexts/ex/exec', { argv: ['id', '-u'], user: 'root' })).json).toMatchObject({
+      stdout: '0\n',
+    });
+    expect(await request(socket, 'POST', '/v1/contexts/ex/exec', { argv: ['id'], user: 'no body' })).toMatchObject({ status: 422 });
+    expect(await request(socket, 'POST', '/v1/contexts/ex/exec', { argv: ['id'], user: 'root', uid: 0 })).toMatchObject({ status: 422 });
+    const d = await request(socket, 'POST', '/v1/contexts/ex/exec', { argv: ['sleep', '30'], detach: true });
+    expect(d.status, JSON.stringify(d.json)).toBe(200);
+    expect(d.json).toMatchObject({ pid: expect.any(Number), innerPid: expect.any(Number) });
+    expect(sleepers().map((p) => p.pid)).toContain((d.json as { pid: number }).pid);
+    expect(await request(socket, 'POST', '/v1/contexts/ex/exec', { argv: ['sleep', '1'], detach: true, timeout: 1 })).toMatchObject({
+      status: 422,
+    });
+    expect(await request(socket, 'POST', '/v1/contexts/ex/exec', { argv: ['nothing-here'], detach: true })).toMatchObject({
+      status: 404,
+    });
+    process.kill((d.json as { pid: number }).pid, 'SIGKILL');
   }, 120_000);
 
   it('bounds counts, sizes and numbers: 413, 422, 405 with Allow', async () => {
