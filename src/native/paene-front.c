@@ -22,12 +22,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "proto.h"
 #include "exec_plan.h"      /* generated from src/proto/exec-plan.ts */
 #include "helper_request.h" /* generated from src/proto/helper-request.ts */
 #include "paene_names.h"    /* generated from src/proto/names.ts */
+#include "copy_scripts.h"   /* generated from src/proto/copy.ts */
 
 #define MAX_ARGS 512
 #define PLAN_MAX (256 * 1024)
@@ -175,6 +177,53 @@ static const char *opt_value(char **argv, int *i, const char *lng, const char *s
   return NULL;
 }
 
+/* `NAME:PATH` (a colon before any slash) names a path in a context, as runtime/copy.ts parseCopyEnd. */
+static int context_path(const char *a) {
+  const char *c = strchr(a, ':'), *sl = strchr(a, '/');
+  return c && c > a && (!sl || c < sl);
+}
+
+/*
+ * `paene cp SRC NAME:DST` natively: the host's tar into the guest's side
+ * (src/proto/copy.ts GUEST_PUT, through paene-helper exec), one pipe between
+ * them, as the Node CLI does it (runtime/copy.ts copyIn) but without Node's
+ * start. Any failure hands the whole call to Node, which does it again and
+ * says what went wrong in its own words.
+ */
+static int run_copy_in(char **args, const char *dir, const char *base, char **argv, const char *src, const char *dst) {
+  int pfd[2];
+  if (pipe2(pfd, O_CLOEXEC) != 0) to_node(argv);
+  pid_t t = fork();
+  if (t < 0) to_node(argv);
+  if (t == 0) {
+    int nul = open("/dev/null", O_RDWR);
+    dup2(pfd[1], 1);
+    dup2(nul, 0);
+    dup2(nul, 2);
+    execlp("tar", "tar", "-c", "-f", "-", "--numeric-owner", "-C", dir, "--", base, (char *)NULL);
+    _exit(127);
+  }
+  pid_t h = fork();
+  if (h < 0) to_node(argv);
+  if (h == 0) {
+    int nul = open("/dev/null", O_RDWR);
+    dup2(pfd[0], 0);
+    dup2(nul, 1);
+    dup2(nul, 2);
+    char *noenv[] = {NULL};
+    execve(args[0], args, noenv);
+    _exit(127);
+  }
+  close(pfd[0]);
+  close(pfd[1]);
+  int st_t = 0, st_h = 0;
+  while (waitpid(t, &st_t, 0) < 0 && errno == EINTR) {}
+  while (waitpid(h, &st_h, 0) < 0 && errno == EINTR) {}
+  if (!WIFEXITED(st_t) || WEXITSTATUS(st_t) != 0 || !WIFEXITED(st_h) || WEXITSTATUS(st_h) != 0) to_node(argv);
+  printf("copied %s to %s\n", src, dst);
+  return 0;
+}
+
 int main(int argc, char **argv) {
   (void)argc;
   node_argv = argv;
@@ -215,9 +264,46 @@ int main(int argc, char **argv) {
     i++;
   }
   const char *verb = argv[i];
-  if (!verb || (strcmp(verb, "exec") && strcmp(verb, "enter")) || geteuid() != 0) to_node(argv);
+  if (!verb || (strcmp(verb, "exec") && strcmp(verb, "enter") && strcmp(verb, "cp")) || geteuid() != 0) to_node(argv);
   int enter = !strcmp(verb, "enter");
   i++;
+
+  /* cp: only `cp SRC NAME:DST` (a plain host path into a context, no options); everything else is Node's */
+  const char *copy_src = NULL, *copy_dst = NULL;
+  static char copy_name[64], copy_dir[PATH_MAX], copy_base[256];
+  static char *copy_cmd[10];
+  if (!strcmp(verb, "cp")) {
+    const char *src = argv[i], *dst = src ? argv[i + 1] : NULL;
+    if (!src || !dst || argv[i + 2] || src[0] == '-' || dst[0] == '-' || context_path(src) || !context_path(dst)) to_node(argv);
+    const char *colon = strchr(dst, ':');
+    size_t nl = (size_t)(colon - dst);
+    if (nl >= sizeof copy_name || !colon[1]) to_node(argv);
+    memcpy(copy_name, dst, nl);
+    copy_name[nl] = 0;
+    if (!paene_valid_name(copy_name)) to_node(argv);
+    /* a plain path: no trailing slash, no . or .. part (Node normalizes those) */
+    size_t sl = strlen(src);
+    if (sl == 0 || sl >= sizeof copy_dir || src[sl - 1] == '/' || strstr(src, "/./") || strstr(src, "/../") || strstr(src, "//"))
+      to_node(argv);
+    const char *b = strrchr(src, '/');
+    const char *base = b ? b + 1 : src;
+    if (!strcmp(base, ".") || !strcmp(base, "..") || strlen(base) >= sizeof copy_base || strchr(base, '\n')) to_node(argv);
+    if (!strncmp(src, "./", 2) || !strncmp(src, "../", 3)) to_node(argv);
+    snprintf(copy_base, sizeof copy_base, "%s", base);
+    if (!b)
+      snprintf(copy_dir, sizeof copy_dir, ".");
+    else if (b == src)
+      snprintf(copy_dir, sizeof copy_dir, "/");
+    else
+      snprintf(copy_dir, sizeof copy_dir, "%.*s", (int)(b - src), src);
+    struct stat st;
+    if (lstat(src, &st) != 0) to_node(argv);
+    copy_cmd[0] = "sh", copy_cmd[1] = "-c", copy_cmd[2] = GUEST_PUT, copy_cmd[3] = "paene-cp";
+    copy_cmd[4] = (char *)colon + 1, copy_cmd[5] = copy_base, copy_cmd[6] = S_ISDIR(st.st_mode) ? "dir" : "file";
+    copy_cmd[7] = "-o", copy_cmd[8] = NULL;
+    copy_src = src, copy_dst = dst;
+    while (argv[i]) i++; /* the option loop below sees nothing */
+  }
 
   int tty = 0, nonroot = 0;
   const char *user = NULL, *cwd = "/", *shell = "/bin/sh", *name = NULL;
@@ -252,6 +338,7 @@ int main(int argc, char **argv) {
     } else
       to_node(argv); /* --help and everything else: the Node CLI */
   }
+  if (copy_src) name = copy_name, cmd = copy_cmd;
   if (!name || (!enter && (!cmd || !cmd[0]))) to_node(argv);
   char *enter_cmd[3] = {(char *)shell, "-l", NULL};
   if (enter) {
@@ -310,6 +397,7 @@ int main(int argc, char **argv) {
     args[k++] = cmd[c];
   }
   args[k] = NULL;
+  if (copy_src) return run_copy_in(args, copy_dir, copy_base, argv, copy_src, copy_dst);
   char *noenv[] = {NULL};
   execve(helper, args, noenv);
   dprintf(2, "paene: cannot run %s: %s (run 'npm run build')\n", helper, strerror(errno));

@@ -19,6 +19,7 @@ import type { Readable } from 'node:stream';
 import tar from 'tar-stream';
 import { PaeneError } from '../model/errors.js';
 import { NAME_RE } from '../model/names.js';
+import { GUEST_PUT } from '../proto/copy.js';
 import type { Runtime } from './runtime.js';
 
 /** One end of a copy: a host path, or a path in a context. */
@@ -59,26 +60,6 @@ export interface CopyResult {
 
 /** The guest side: its tar, else busybox's, with the arguments as they are (no shell quoting of paths). */
 const GUEST_TAR = 'if command -v tar >/dev/null 2>&1; then exec tar "$@"; fi; exec busybox tar "$@"';
-
-/**
- * The guest side of a copy in: $1 DST, $2 the member's name, $3 dir|file,
- * $4 tar's owner flag. Into DST when it is a directory; else extracted into
- * a fresh directory beside DST and renamed over it (a directory is never
- * put over a file).
- */
-const GUEST_PUT = [
-  'set -e',
-  'tar_() { if command -v tar >/dev/null 2>&1; then tar "$@"; else busybox tar "$@"; fi; }',
-  'if [ -d "$1" ]; then tar_ -x "$4" -f - -C "$1"; exit 0; fi',
-  'case "$1" in */) echo "$1: no such directory" >&2; exit 2;; esac',
-  'parent=$(dirname -- "$1")',
-  'if [ ! -d "$parent" ]; then echo "$parent: No such file or directory" >&2; exit 2; fi',
-  'if [ "$3" = dir ] && [ -e "$1" ]; then echo "$1 exists and is not a directory: a directory is not copied over it" >&2; exit 2; fi',
-  'tmp=$(mktemp -d "$parent/.paene-cp.XXXXXX")',
-  'trap \'rm -rf "$tmp"\' EXIT',
-  'tar_ -x "$4" -f - -C "$tmp"',
-  'mv -f -- "$tmp/$2" "$1"',
-].join('\n');
 
 /** Splits a guest path into the directory tar runs in and the member it names; `/` itself is `.` in `/`. */
 function guestSplit(p: string): { dir: string; base: string } {

@@ -1,10 +1,11 @@
 // `paene cp` of a 1 GiB file in and out against the workaround it replaces
 // (`tar | paene exec NAME -- tar` and back), alternating, best of three each.
-// Issue 24's goal is at least 0.9x of its throughput both ways; that is not
-// met yet on a loaded host: cp pays Node's start (0.4-0.9 s at a load of 20+
-// on 2 cores) where `paene exec` starts natively, and its copy out is
-// extracted in Node. This file prints both ratios and holds a floor of 0.5x
-// so a regression of the data path shows (docs/images.md has the figures).
+// Issue 24's goal is at least 0.9x of its throughput both ways; a copy in runs
+// natively in the front door (no Node start), a copy out through Node's
+// extractor. This shared 2-core host's load moves single runs by tens of
+// percent, so the file prints both ratios and holds a floor of 0.75x, where a
+// regression of the data path (or a copy in that lost its native path) shows;
+// docs/images.md has the figures.
 
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -50,7 +51,7 @@ describeMeasuring('issue 24: paene cp throughput', () => {
     return s;
   };
 
-  it('1 GiB in and out against tar | paene exec -- tar: the ratios printed, at least 0.5x', () => {
+  it('1 GiB in and out against tar | paene exec -- tar: the ratios printed, at least 0.75x', () => {
     const p = `${PAENE} --root ${root}`;
     const out = path.join(host, 'out');
     const rows = { inTar: [] as number[], inCp: [] as number[], outTar: [] as number[], outCp: [] as number[] };
@@ -75,7 +76,7 @@ describeMeasuring('issue 24: paene cp throughput', () => {
       `cp 1 GiB: in ${rate(best(rows.inCp)).toFixed(0)} MiB/s vs tar|exec ${rate(best(rows.inTar)).toFixed(0)} MiB/s (${ratioIn.toFixed(2)}x); ` +
         `out ${rate(best(rows.outCp)).toFixed(0)} MiB/s vs exec|tar ${rate(best(rows.outTar)).toFixed(0)} MiB/s (${ratioOut.toFixed(2)}x)`,
     );
-    expect(ratioIn).toBeGreaterThanOrEqual(0.5);
-    expect(ratioOut).toBeGreaterThanOrEqual(0.5);
+    expect(ratioIn).toBeGreaterThanOrEqual(0.75);
+    expect(ratioOut).toBeGreaterThanOrEqual(0.75);
   }, 900_000);
 });
