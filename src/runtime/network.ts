@@ -544,6 +544,9 @@ export function stillHeld(kind: ClaimKind, key: string, o: Owner, ageMs = Number
       return ageMs < CREATE_GRACE_MS;
     }
     if (o.name !== undefined) return false;
+    // A root writes its net.json after its claims, outside the registry's lock: a claim that young counts as
+    // held, or another root would judge it stale in between and take the same subnet (or refuse its own pick).
+    if (ageMs < LEASE_GRACE_MS) return true;
     const raw = JSON.parse(fs.readFileSync(path.join(o.root, 'net.json'), 'utf8')) as { bridge?: BridgeConfig; egressPool4?: string };
     if (kind === 'subnet' && raw.egressPool4 === key) return true;
     const b = raw.bridge;
@@ -551,9 +554,12 @@ export function stillHeld(kind: ClaimKind, key: string, o: Owner, ageMs = Number
     const said = { bridge: b.bridge, subnet: b.subnet4, table: tableOf(b), prefix: portPrefixOf(b) }[kind];
     return said === key;
   } catch {
-    return false;
+    return ageMs < LEASE_GRACE_MS; // no net.json yet: a first lease in progress
   }
 }
+
+/** How long a root's bridge, subnet or pool claim counts as held before its net.json says it (written just after). */
+const LEASE_GRACE_MS = 30_000;
 
 /** How long a port claim without its owner's config counts as a create in progress (an image build included). */
 const CREATE_GRACE_MS = 10 * 60_000;
