@@ -126,6 +126,13 @@ function mainFrom(o: Record<string, unknown>, tail: string[] | undefined): MainS
   return Object.keys(spec).length ? validateMain(spec, 'create') : undefined;
 }
 
+/** stop's and restart's --timeout: seconds, 0 or more. */
+function timeoutSeconds(v: string): number {
+  const t = Number(v);
+  if (!Number.isFinite(t) || t < 0) throw new PaeneError('invalid-argument', `--timeout must be a number of seconds, got '${v}'`);
+  return t;
+}
+
 /** A signal by name (KILL, SIGKILL) or number. */
 function parseSignal(v: string): NodeJS.Signals | number {
   if (/^\d{1,2}$/.test(v) && Number(v) >= 1 && Number(v) <= 64) return Number(v);
@@ -354,8 +361,7 @@ export function registerContextCommands(program: Command): void {
       .option('-t, --timeout <seconds>', 'seconds to wait before SIGKILL', '10')
       .option('--json', 'print JSON'),
   ).action(async (names: string[], o: ManyOptions & { timeout: string }, cmd: Command) => {
-    const t = Number(o.timeout);
-    if (!Number.isFinite(t) || t < 0) throw new PaeneError('invalid-argument', `--timeout must be a number of seconds, got '${o.timeout}'`);
+    const t = timeoutSeconds(o.timeout);
     const rt = runtimeOf(cmd);
     await runMany(
       rt,
@@ -374,8 +380,7 @@ export function registerContextCommands(program: Command): void {
       .option('-t, --timeout <seconds>', 'seconds to wait before SIGKILL', '10')
       .option('--json', 'print the status as JSON'),
   ).action(async (names: string[], o: ManyOptions & { timeout: string }, cmd: Command) => {
-    const t = Number(o.timeout);
-    if (!Number.isFinite(t) || t < 0) throw new PaeneError('invalid-argument', `--timeout must be a number of seconds, got '${o.timeout}'`);
+    const t = timeoutSeconds(o.timeout);
     const rt = runtimeOf(cmd);
     await runMany(
       rt,

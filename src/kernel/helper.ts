@@ -11,7 +11,7 @@ import { nativePath } from './package.js';
 import { EXEC_PLAN } from '../proto/exec-plan.js';
 import { HELPER_REQUEST } from '../proto/helper-request.js';
 import { HELPER_ERRORS } from '../proto/helper-reply.js';
-import { INIT_PLAN, LOG_PLAN } from '../proto/main-process.js';
+import { INIT_PLAN, LOG_PLAN, MAIN_FDS } from '../proto/main-process.js';
 import { encodeMessage, flagArgs, parseReply, type Entry } from '../proto/tokens.js';
 
 export { nativePath, packageRoot } from './package.js';
@@ -143,8 +143,15 @@ export function startArgs(r: StartRequest): string[] {
   if (r.sched) e.push(['--sched', schedArg(r.sched)]);
   if (r.init) e.push(['--init', r.init]);
   if (r.runTmpfs) e.push(['--run-tmpfs', String(r.runTmpfs)]);
+  const words = r.main ? initPlanWords(r.main) : [];
+  const env = r.main?.env ?? r.guestInit?.env ?? [];
+  if (words.length > MAIN_FDS.constants.INIT_WORDS_MAX || env.length > MAIN_FDS.constants.INIT_WORDS_MAX)
+    throw new PaeneError(
+      'invalid-argument',
+      `the main process's command line and environment may have at most ${MAIN_FDS.constants.INIT_WORDS_MAX} words each (it has ${words.length} and ${env.length})`,
+    );
   if (r.main) {
-    for (const w of initPlanWords(r.main)) e.push(['--init-arg', w]);
+    for (const w of words) e.push(['--init-arg', w]);
     for (const v of r.main.env) e.push(['--init-env', v]);
   }
   if (r.guestInit) {

@@ -82,7 +82,7 @@
 #include "main_event.h" /* generated from src/proto/main-process.ts */
 
 #define MAX_LIST 64
-#define MAX_WORDS 4096 /* a main process's command line and environment */
+#define MAX_WORDS INIT_WORDS_MAX /* a main process's command line and environment (main_fds.h) */
 
 /* ---------------------------------------------------------------- errors */
 

@@ -80,5 +80,15 @@ export const MAIN_STATE: TokenMessage = {
 export const MAIN_FDS = {
   name: 'main_fds',
   doc: 'the descriptors of the log pipes in paene-log and paene-init',
-  constants: { LOG_FD_OUT: 3, LOG_FD_ERR: 4, LOG_FD_EVENTS: 5, LOG_FD_CONSOLE: 6, INIT_FD_OUT: 4, INIT_FD_ERR: 5, INIT_FD_EVENTS: 6 },
+  constants: {
+    LOG_FD_OUT: 3,
+    LOG_FD_ERR: 4,
+    LOG_FD_EVENTS: 5,
+    LOG_FD_CONSOLE: 6,
+    INIT_FD_OUT: 4,
+    INIT_FD_ERR: 5,
+    INIT_FD_EVENTS: 6,
+    /** the init's command line (plan and command) and its environment: at most this many words each */
+    INIT_WORDS_MAX: 4096,
+  },
 } as const;

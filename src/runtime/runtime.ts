@@ -507,13 +507,11 @@ export class Runtime {
    * config's; none when neither names a command, or the guest's init is pid 1.
    */
   mainLaunch(config: ContextConfig): MainLaunch | undefined {
-    if (config.main === 'none' || config.init?.kind === 'guest') return undefined;
-    const spec = config.main ?? {};
+    const argv = this.mainArgv(config);
+    if (!argv) return undefined;
+    const spec = config.main === 'none' ? {} : (config.main ?? {});
     const image = this.images.defaultsOf?.(config.image);
-    const run = image?.run;
-    const argv = spec.argv ? [...(run?.entrypoint ?? []), ...spec.argv] : [...(run?.entrypoint ?? []), ...(run?.cmd ?? [])];
-    if (argv.length === 0) return undefined;
-    const plan = planProcess(run, { argv, env: spec.env, cwd: spec.cwd }, config.image);
+    const plan = planProcess(image?.run, { argv, env: spec.env, cwd: spec.cwd }, config.image);
     const userSpec = spec.user ?? plan.user;
     let user = { uid: 0, gid: 0 };
     if (userSpec !== undefined) {
@@ -530,6 +528,15 @@ export class Runtime {
       maxRestarts: restart.maxRestarts ?? 0,
       backoff: RESTART_BACKOFF,
     };
+  }
+
+  /** The main process's command line (what status shows): no user lookup, no environment. */
+  private mainArgv(config: ContextConfig): string[] | undefined {
+    if (config.main === 'none' || config.init?.kind === 'guest') return undefined;
+    const run = this.images.defaultsOf?.(config.image)?.run;
+    const entry = run?.entrypoint ?? [];
+    const argv = config.main?.argv ? [...entry, ...config.main.argv] : [...entry, ...(run?.cmd ?? [])];
+    return argv.length > 0 ? argv : undefined;
   }
 
   /** What a start asks of the init and the log writer: a main process, or the guest's init and its console. */
@@ -845,7 +852,7 @@ export class Runtime {
     let target = live.pid;
     if (config.init?.kind !== 'guest') {
       const st = readMainState(this.layout.logDir(name));
-      if (!this.mainLaunch(config))
+      if (!this.mainArgv(config))
         throw new PaeneError(
           'wrong-state',
           `context '${name}' has no main process (give it one with create --cmd); 'paene stop ${name}' ends it`,
@@ -966,20 +973,20 @@ export class Runtime {
 
   /** The main process's command and state (a stopped context's last run; one that was running when it stopped: stopped). */
   private mainStatus(config: ContextConfig, running: boolean): Pick<ContextStatus, 'main'> {
-    let launch: MainLaunch | undefined;
+    let argv: string[] | undefined;
     try {
-      launch = this.mainLaunch(config);
+      argv = this.mainArgv(config); // a view: no user lookup in the image's files for every context listed
     } catch {
-      launch = undefined; // an image gone or a user not found: start says why
+      argv = undefined; // an image gone: start says why
     }
-    if (!launch) return {};
+    if (!argv) return {};
     const restart = config.restart ?? DEFAULT_RESTART;
     const st = readMainState(this.layout.logDir(config.name));
     const shown =
       st && !running && (st.state === 'running' || st.state === 'restarting') ? { ...st, state: 'stopped' as const, pid: undefined } : st;
     return {
       main: {
-        argv: launch.argv,
+        argv,
         restart: restart.maxRestarts === undefined ? restart.mode : `${restart.mode}:${restart.maxRestarts}`,
         ...(shown ?? {}),
       },

@@ -189,6 +189,8 @@ describe('the helper request and the exec plan', () => {
     const back = decodeMessage(HELPER_REQUEST, run(helper, ['echo-request', ...args]));
     expect(byKey(back)).toEqual(byKey(parseFlagArgs(HELPER_REQUEST, args).entries));
     expect(() => startArgs({ ...request, hostname: 'a\0b' })).toThrow(/NUL/);
+    // the helper's word bound (INIT_WORDS_MAX, one source) is refused here with a sentence, not cut there
+    expect(() => startArgs({ ...request, main: { ...request.main, argv: Array(4096).fill('x') } })).toThrow(/at most 4096 words/);
   });
   it('an exec request round-trips, the command after -- kept whole', async () => {
     const { execArgs } = await import('../../src/kernel/helper.js');
