@@ -20,6 +20,8 @@ import { formatTable, printJson } from './format.js';
 import { addNetOptions, netCell, netSpecOf } from './net.js';
 import { type ManyOptions, type Outcome, addManyOptions, jobsOf, namesOf, report, runMany } from './many.js';
 import { eachBounded, expandTemplate } from '../model/names.js';
+import { applySettings, envOf } from '../model/profile.js';
+import { ProfileStore } from '../runtime/profiles.js';
 import { type MainSpec, describeMain, parseInit, parseRestart, validateMain, LOG_BYTES_MIN } from '../model/service.js';
 
 function collect(v: string, prev: string[]): string[] {
@@ -48,16 +50,6 @@ function diskFrom(o: Record<string, unknown>): { bytes: number; inodes?: number 
   }
   const bytes = parseSize(o.disk as string, '--disk');
   return o.inodes === undefined ? { bytes } : { bytes, inodes: parseCount(o.inodes as string, '--inodes', 16) };
-}
-
-function parseEnv(list: string[]): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const e of list) {
-    const i = e.indexOf('=');
-    if (i <= 0) throw new PaeneError('invalid-argument', `--env wants KEY=VALUE, got '${e}'`);
-    env[e.slice(0, i)] = e.slice(i + 1);
-  }
-  return env;
 }
 
 /** A command line split as a shell would (quotes and backslashes; no expansions): `--cmd 'httpd -f -p 80'`. */
@@ -116,7 +108,7 @@ function mainFrom(o: Record<string, unknown>, tail: string[] | undefined): MainS
   if (typeof o.cmd === 'string' && tail?.length)
     throw new PaeneError('invalid-argument', 'give the command with --cmd or after --, not both');
   const argv = typeof o.cmd === 'string' ? splitCommand(o.cmd) : tail?.length ? tail : undefined;
-  const env = parseEnv((o.env as string[] | undefined) ?? []);
+  const env = envOf((o.env as string[] | undefined) ?? []);
   const spec: MainSpec = {
     ...(argv ? { argv } : {}),
     ...(Object.keys(env).length ? { env } : {}),
@@ -161,27 +153,27 @@ const statusColumns = [
   { header: 'MAIN', get: mainCell },
 ];
 
-export function registerContextCommands(program: Command): void {
-  addLimitOptions(
+/**
+ * The create flags a profile may hold too (`paene profile create|edit`,
+ * model/profile.ts): with `defaults` create's defaults, without them only
+ * what is given (a profile holds what it was told).
+ */
+export function addSettingOptions(cmd: Command, defaults: boolean): Command {
+  const d = <T>(v: T) => (defaults ? v : undefined);
+  const caps = new Option('--caps <profile>', 'capability profile of guest root (not a `paene profile`: see --profile)').choices([
+    'secure',
+    'strict',
+    'privileged',
+  ]);
+  return addLimitOptions(
     addNetOptions(
-      program
-        .command('create')
-        .description('Create a context: write its config and private layer. Nothing runs until `start`.')
-        .argument(
-          '<name...>',
-          'context name: 1-63 of [a-z0-9_-], starting with a letter or digit; several make several contexts; with --count a template such as web%d',
-        )
-        .option('-n, --count <n>', 'create a numbered set: NAME is a template with %d (or %03d), filled with 1..n')
+      cmd
         .option(
           '--image <image>',
           "image for its root filesystem (built on first use if it is the default); an imported image's Cmd, Env, WorkingDir and User are the defaults of exec",
-          DEFAULT_IMAGE,
+          d(DEFAULT_IMAGE),
         )
-        .option('--xid <n>', `context id, ${XID_MIN}-${XID_MAX} (default: the lowest free one)`)
-        .option('--hostname <host>', 'hostname inside the context (default: its name)')
-        .addOption(
-          new Option('--caps <profile>', 'capability profile of guest root').choices(['secure', 'strict', 'privileged']).default('secure'),
-        )
+        .addOption(defaults ? caps.default('secure') : caps)
         .option('--cap-add <cap>', 'keep this capability too (repeatable; e.g. NET_RAW)', collect, [])
         .option('--cap-drop <cap>', 'drop this capability too (repeatable)', collect, [])
         .option('--ccap <ccap>', 'grant a context capability (repeatable; see `paene caps --help`)', collect, [])
@@ -199,31 +191,57 @@ export function registerContextCommands(program: Command): void {
         .option(
           '--restart <policy>',
           'when its main process ends: no, on-failure[:N] (at most N restarts), always, unless-stopped (with a growing delay)',
-          'no',
+          d('no'),
         )
-        .option('--log-size <size>', "rotate the main process's log at this size (e.g. 10M)", '10M')
-        .option('--log-keep <n>', 'rotated log files kept', '1')
+        .option('--log-size <size>', "rotate the main process's log at this size (e.g. 10M)", d('10M'))
+        .option('--log-keep <n>', 'rotated log files kept', d('1'))
         .option('--autostart [order]', '`paene autostart` starts it (as the host boots); lower orders first (default 0)')
         .option(
           '--init <init>',
           "pid 1: paene (its small init, which runs the main process) or guest (the guest's /sbin/init boots it), or a path in the guest",
-          'paene',
+          d('paene'),
         )
         .option('--disk <size>', 'space limit of its private layer, e.g. 5G (its own sparse filesystem: overbooking is allowed)')
-        .option('--inodes <n>', 'inode limit of its private layer (with --disk)')
-        .option('--start', 'start each context once it is created (one call for a whole set: create --count 1000 --start)')
-        .option('-j, --jobs <n>', 'with --start: contexts started at once (default: 2 × CPUs)')
-        .option('--json', 'print the new config as JSON (with --start: its status)'),
-      true,
+        .option('--inodes <n>', 'inode limit of its private layer (with --disk)'),
+      defaults,
     ),
+  );
+}
+
+export function registerContextCommands(program: Command): void {
+  addSettingOptions(
+    program
+      .command('create')
+      .description('Create a context: write its config and private layer. Nothing runs until `start`.')
+      .argument(
+        '<name...>',
+        'context name: 1-63 of [a-z0-9_-], starting with a letter or digit; several make several contexts; with --count a template such as web%d',
+      )
+      .option('-n, --count <n>', 'create a numbered set: NAME is a template with %d (or %03d), filled with 1..n')
+      .option('--xid <n>', `context id, ${XID_MIN}-${XID_MAX} (default: the lowest free one)`)
+      .option('--hostname <host>', 'hostname inside the context (default: its name)')
+      .option(
+        '--profile <name>',
+        'apply a profile of settings (`paene profile`; repeatable, a later one wins; the flags given here win over all)',
+        collect,
+        [],
+      )
+      .option('--start', 'start each context once it is created (one call for a whole set: create --count 1000 --start)')
+      .option('-j, --jobs <n>', 'with --start: contexts started at once (default: 2 × CPUs)')
+      .option('--json', 'print the new config as JSON (with --start: its status)'),
+    true,
   )
     .addHelpText(
       'after',
       `\nDefault limits for a new context: ${JSON.stringify(DEFAULT_LIMITS)} (a finite nproc contains a fork bomb; its own CPU weight keeps it one share among many).`,
     )
-    .action(async (args: string[], o: Record<string, unknown>, cmd: Command) => {
+    .action(async (args: string[], flags: Record<string, unknown>, cmd: Command) => {
       const rt = runtimeOf(cmd);
       const tail = commandAfterDashes(cmd);
+      // the profiles' settings under the flags given here (a command after -- is a given --cmd)
+      const given = (key: string) => cmd.getOptionValueSource(key) === 'cli' || (key === 'cmd' && Boolean(tail?.length));
+      const profiles = flags.profile as string[];
+      const o = profiles.length ? applySettings(new ProfileStore(rt.layout.root).merged(profiles), flags, given) : flags;
       let names = tail?.length ? args.slice(0, args.length - tail.length) : args;
       if (names.length === 0) throw new PaeneError('invalid-argument', 'name the context before the -- of its command');
       if (o.count !== undefined) {
@@ -333,7 +351,7 @@ export function registerContextCommands(program: Command): void {
         if (command[0] === '--') command = command.slice(1);
         if (o.detach && o.tty)
           throw new PaeneError('invalid-argument', '--detach and --tty do not go together (a detached command has no terminal)');
-        const opts = { user: o.user ? userSpec(o.user) : undefined, cwd: o.cwd, env: { ...readEnvFiles(o.envFile), ...parseEnv(o.env) } };
+        const opts = { user: o.user ? userSpec(o.user) : undefined, cwd: o.cwd, env: { ...readEnvFiles(o.envFile), ...envOf(o.env) } };
         const rt = runtimeOf(cmd);
         if (o.detach) {
           const r = await rt.execDetached(name, command, opts);

@@ -56,6 +56,7 @@ const GROUPS: { verbs: string[]; register: () => Promise<void> }[] = [
       registerImageCommands(program, () => rootOf(program), contextsUsing);
     },
   },
+  { verbs: ['profile'], register: async () => (await import('./profile.js')).registerProfileCommands(program) },
   { verbs: ['cp'], register: async () => (await import('./copy.js')).registerCopyCommands(program) },
   { verbs: ['du', 'commit'], register: async () => (await import('./disk.js')).registerDiskCommands(program) },
   { verbs: ['net'], register: async () => (await import('./net.js')).registerNetCommands(program) },
