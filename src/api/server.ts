@@ -37,7 +37,7 @@ import { followLog, formatLogLine, logLineJson, logOptions, readLog } from '../r
 import type { ContextStatus, NewRequest, Runtime } from '../runtime/runtime.js';
 import { statsRows } from '../runtime/stats.js';
 import { validateImageName } from '../image/store.js';
-import { execWithTimeout } from './exec.js';
+import { execWithTimeout, releaseStaleGroups } from './exec.js';
 import { HttpError, bounded, drained, field, flag, objectBody, readBody, refusal, send } from './http.js';
 import { type MainEventType, MainWatcher } from './mainevents.js';
 import { API_VERSION, PAENE_VERSION } from './version.js';
@@ -209,6 +209,7 @@ export class ApiServer {
       if (await answers(this.opts.socket)) throw new PaeneError('busy', `a paene service already answers on ${this.opts.socket}`);
       fs.rmSync(this.opts.socket, { force: true });
     }
+    await releaseStaleGroups(this.rt); // a service that died mid-exec left them
     await new Promise<void>((resolve, reject) => {
       this.server.once('error', reject);
       this.server.listen(this.opts.socket, () => resolve());

@@ -129,6 +129,8 @@ export interface ExecOptions {
   user?: { uid: number; gid: number } | string;
   cwd?: string;
   env?: Record<string, string>;
+  /** a child group of the context's unified cgroup (made by the caller) that the command joins instead: the API's exec kills by it */
+  cgroupLeaf?: string;
 }
 
 /** Devices a context may use (v1 devices cgroup): the nodes its /dev has, and its ptys (context/config.ts owns the list). */
@@ -660,7 +662,7 @@ export class Runtime {
     const user = opts.user ?? defaults?.user?.();
     return execArgs({
       initPid: live.pid,
-      ...this.execWalls(config),
+      ...this.execWalls(config, opts.cgroupLeaf),
       capsMask: user && user.uid !== 0 ? 0n : contextCaps(config), // as the exec plan's caps-user / caps-root
       env: guestEnv(config, { ...(opts.tty ? { TERM: process.env.TERM ?? 'xterm' } : {}), ...plan.env }),
       cwd: plan.cwd,
@@ -671,9 +673,11 @@ export class Runtime {
   }
 
   /** The walls of every process entering the context, for an exec and for the exec plan alike. */
-  private execWalls(config: ContextConfig) {
+  private execWalls(config: ContextConfig, leaf?: string) {
+    const cg = this.cgroupOf(config.name);
+    const unified = cg.unifiedDir && path.join(cg.unifiedDir, 'cgroup.procs');
     return {
-      cgroupProcs: this.cgroupOf(config.name).procsFiles(),
+      cgroupProcs: cg.procsFiles().map((f) => (leaf && f === unified ? path.join(cg.unifiedDir as string, leaf, 'cgroup.procs') : f)),
       seccomp: this.policy.seccomp(config),
       ...this.network.execLaunch(config),
       sched: launchSched(config),

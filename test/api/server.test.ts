@@ -219,10 +219,30 @@ describeReal('paene serve: the JSON API', () => {
     await request(socket, 'POST', '/v1/contexts', { name: 'ex', net: 'none' });
     expect((await request(socket, 'POST', '/v1/contexts/ex/start')).status).toBe(200);
     const sleepers = () => fx.rt.ps('ex').filter((p) => p.command.includes('sleep'));
+    // every process of the context in any of its cgroups, child groups too (ps reads its own group only)
+    const anywhere = (word: string) => {
+      const pids = new Set<number>();
+      const walk = (d: string) => {
+        for (const l of fs.readFileSync(path.join(d, 'cgroup.procs'), 'utf8').split('\n')) if (l) pids.add(Number(l));
+        for (const e of fs.readdirSync(d, { withFileTypes: true })) if (e.isDirectory()) walk(path.join(d, e.name));
+      };
+      for (const d of fx.rt.cgroupOf('ex').dirs()) if (fs.existsSync(d)) walk(d);
+      return [...pids].filter((pid) => {
+        try {
+          return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(word);
+        } catch {
+          return false;
+        }
+      });
+    };
+    const execGroups = () => fs.readdirSync(fx.rt.cgroupOf('ex').unifiedDir as string).filter((e) => e.startsWith('paene-exec-'));
     for (const [argv, out] of [
       [['sh', '-c', 'sleep 15 & echo bg'], 'bg\n'],
       [['sleep', '12'], ''],
       [['sh', '-c', 'sh -c "sleep 13 & sleep 14" & sleep 15'], ''],
+      // what clears its environment, starts a session of its own or is reparented to init: still the exec's (issue 24)
+      [['env', '-i', 'sh', '-c', 'sleep 16 & echo bg'], 'bg\n'],
+      [['sh', '-c', 'setsid env -i sh -c "sleep 17 &" & sleep 18'], ''],
     ] as const) {
       const t0 = Date.now();
       const r = await request(socket, 'POST', '/v1/contexts/ex/exec', { argv, timeout: 2 });
@@ -232,7 +252,15 @@ describeReal('paene serve: the JSON API', () => {
       expect(took, argv.join(' ')).toBeGreaterThanOrEqual(1900);
       expect(took, argv.join(' ')).toBeLessThan(4000);
       expect(sleepers(), argv.join(' ')).toEqual([]);
+      expect(anywhere('sleep'), argv.join(' ')).toEqual([]);
+      expect(execGroups()).toEqual([]);
     }
+    // one that ends in time leaves what it started running (a daemon), in the context's own group
+    const daemon = await request(socket, 'POST', '/v1/contexts/ex/exec', { argv: ['sh', '-c', 'sleep 19 >/dev/null 2>&1 &'], timeout: 5 });
+    expect(daemon.json).toMatchObject({ code: 0 });
+    expect(sleepers()).toHaveLength(1);
+    expect(execGroups()).toEqual([]);
+    for (const p of sleepers()) process.kill(p.pid, 'SIGKILL');
     // one that ends in time is not marked
     expect((await request(socket, 'POST', '/v1/contexts/ex/exec', { argv: ['true'], timeout: 5 })).json).toEqual({
       code: 0,
