@@ -1,24 +1,29 @@
 import fs from 'node:fs';
-import { defineConfig } from 'vitest/config';
+import path from 'node:path';
+import { defineConfig, type TestProjectInlineConfiguration } from 'vitest/config';
 import { BaseSequencer, type TestSpecification } from 'vitest/node';
 
-// Four projects (npm run test:unit | test:kernel | test:e2e; npm test runs all):
-//   unit    pure code and the native programs' message round trips: no root, quick
-//   kernel  real namespaces, cgroups, mounts, BPF on this kernel (root)
-//   e2e     whole commands and their clients: the CLI, the API, paene-runc under
-//           containerd, Docker, Podman and the CRI, the OCI conformance suite
-//   v2      the cgroup and lifecycle tests again on a pure cgroup v2 kernel under qemu
-// Real-kernel tests measure CPU, memory and I/O on a shared 2-core machine:
-// kernel and e2e files run one at a time so they do not measure each other.
-// Unit files are pure and run two at a time, first. The v2 VM boots when the
-// run starts (its project's globalSetup, test/v2/vm.ts) and runs beside the
-// other files; the files that measure CPU or I/O
-// (describeMeasuring in test/helpers.ts) wait for it to end, and the sequencer
-// runs them after the others and the v2 file, which reads the VM's outcome, last.
-const UNIT = ['test/unit/**/*.test.ts'];
-const KERNEL = ['test/kernel', 'test/runtime', 'test/security', 'test/isolation', 'test/net', 'test/image'].map((d) => `${d}/**/*.test.ts`);
-const E2E = ['test/cli', 'test/api', 'test/oci', 'test/clients', 'test/bench'].map((d) => `${d}/**/*.test.ts`);
-const V2 = ['test/v2/**/*.test.ts'];
+// Projects (npm run test:unit | test:kernel | test:e2e; npm test runs all):
+//   unit     pure code and the native programs' message round trips: no root, quick
+//   kernel   real namespaces, cgroups, mounts, BPF on this kernel (root)
+//   e2e      whole commands and their clients: the CLI, the API, paene-runc under
+//            containerd, Docker, Podman and the CRI, the OCI conformance suite
+//   *-measuring  the kernel and e2e files that measure CPU or I/O (describeMeasuring
+//            in test/helpers.ts): shares, latency, throttled rates, holds
+//   v2       the cgroup and lifecycle tests again on a pure cgroup v2 kernel under qemu
+// In that order, as three groups (sequence.groupOrder): unit files two at a time;
+// then the kernel and e2e files that do not measure, two at a time (each has its own
+// state root, names, cgroup parent and network namespaces, and most of their time is
+// spent waiting on daemons, starts and builds); then, one at a time and alone, the
+// files that measure (so nothing measures beside them) and the v2 file last.
+// The v2 VM boots when the run starts (its project's globalSetup, test/v2/vm.ts) and
+// runs beside the others; the files that measure wait for it to end, and the v2 file
+// only reads its outcome.
+const UNIT = ['test/unit'];
+const KERNEL = ['test/kernel', 'test/runtime', 'test/security', 'test/isolation', 'test/net', 'test/image'];
+const E2E = ['test/cli', 'test/api', 'test/oci', 'test/clients', 'test/bench'];
+const V2 = ['test/v2'];
+const glob = (dirs: string[]) => dirs.map((d) => `${d}/**/*.test.ts`);
 
 /** Whether a test file measures CPU or I/O (it says so by describeMeasuring). */
 const measures = (file: string) => {
@@ -28,6 +33,39 @@ const measures = (file: string) => {
     return false;
   }
 };
+
+/** The test files under dirs that measure, as include patterns (relative to the root). */
+function measuring(dirs: string[]): string[] {
+  const out: string[] = [];
+  const walk = (d: string): void => {
+    let entries: fs.Dirent[] = [];
+    try {
+      entries = fs.readdirSync(d, { withFileTypes: true });
+    } catch {
+      return;
+    }
+    for (const e of entries) {
+      const p = path.join(d, e.name);
+      if (e.isDirectory()) walk(p);
+      else if (e.name.endsWith('.test.ts') && measures(p)) out.push(p);
+    }
+  };
+  for (const d of dirs) walk(d);
+  return out.sort();
+}
+
+/** A tier split in two: the files that do not measure (two at a time, second group) and those that do (alone, last group). */
+function tier(name: string, dirs: string[]): TestProjectInlineConfiguration[] {
+  const alone = measuring(dirs);
+  return [
+    {
+      extends: true,
+      test: { name, include: glob(dirs), exclude: alone, fileParallelism: true, maxWorkers: 2, sequence: { groupOrder: 1 } },
+    },
+    // an empty include would fall back to vitest's default (every file): a pattern that matches nothing instead
+    { extends: true, test: { name: `${name}-measuring`, include: alone.length ? alone : ['test/.none/*.test.ts'] } },
+  ];
+}
 
 /** vitest's order (failed first, then the longest), then: the files that measure after the others, the v2 VM's last. */
 class Sequencer extends BaseSequencer {
@@ -43,16 +81,17 @@ class Sequencer extends BaseSequencer {
 
 export default defineConfig({
   test: {
+    // a project that does not say otherwise runs its files one at a time, after the groups (vitest's "sequential" group)
     fileParallelism: false,
     testTimeout: 60_000,
     hookTimeout: 60_000,
     reporters: ['default'],
     sequence: { sequencer: Sequencer },
     projects: [
-      { extends: true, test: { name: 'unit', include: UNIT, fileParallelism: true, maxWorkers: 2 } },
-      { extends: true, test: { name: 'kernel', include: KERNEL } },
-      { extends: true, test: { name: 'e2e', include: E2E } },
-      { extends: true, test: { name: 'v2', include: V2, globalSetup: ['test/v2/vm.ts'] } },
+      { extends: true, test: { name: 'unit', include: glob(UNIT), fileParallelism: true, maxWorkers: 2 } },
+      ...tier('kernel', KERNEL),
+      ...tier('e2e', E2E),
+      { extends: true, test: { name: 'v2', include: glob(V2), globalSetup: ['test/v2/vm.ts'] } },
     ],
   },
 });
