@@ -2,6 +2,9 @@
 // of its own, made before the tests of the describe() that calls it and
 // taken apart after them, also when a test or the set-up failed.
 
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { afterAll, beforeAll } from 'vitest';
 import { openRuntime } from '../src/runtime/open.js';
 import type { Runtime } from '../src/runtime/runtime.js';
@@ -53,6 +56,24 @@ export function useRuntime(tag: string, setup?: () => void | Promise<void>, time
     },
     get root() {
       return made(root, 'root');
+    },
+  };
+}
+
+/** A scratch directory on the host for the enclosing describe(): /tmp/paene-test-TAG-XXXXXX, made before its tests, removed after them. */
+export function useHostDir(tag: string): { readonly dir: string } {
+  let dir: string | undefined;
+  beforeAll(() => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), `paene-test-${tag}-`));
+  });
+  afterAll(() => {
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+    dir = undefined;
+  });
+  return {
+    get dir() {
+      if (dir === undefined) throw new Error(`the host directory '${tag}' is used outside the describe's tests`);
+      return dir;
     },
   };
 }

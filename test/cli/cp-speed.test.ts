@@ -9,37 +9,27 @@
 
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, expect, it } from 'vitest';
-import { PAENE, describeMeasuring, runCli, tempRoot } from '../helpers.js';
+import { expect, it } from 'vitest';
+import { PAENE, describeMeasuring, runCli } from '../helpers.js';
+import { useHostDir, useRuntime } from '../fixture.js';
 
 const SIZE_MIB = 1024;
 
 describeMeasuring('issue 24: paene cp throughput', () => {
-  let root: string;
-  let host: string;
-  const run = (...args: string[]) => runCli(root, args, { timeout: 300_000 });
-
-  beforeAll(() => {
-    root = tempRoot('cpspeed');
-    host = fs.mkdtempSync(path.join(os.tmpdir(), 'paene-test-cpspeed-'));
-    expect(run('create', 's', '--net', 'none').code).toBe(0);
-    expect(run('start', 's').code).toBe(0);
-    const big = path.join(host, 'src/big');
-    fs.mkdirSync(path.dirname(big));
-    expect(spawnSync('dd', ['if=/dev/urandom', `of=${big}`, 'bs=1M', `count=${SIZE_MIB}`, 'status=none']).status).toBe(0);
-  }, 300_000);
-
-  afterAll(() => {
-    run('destroy', '--all', '--force');
-    spawnSync(process.execPath, [
-      '-e',
-      `import('${path.resolve('dist/runtime/open.js')}').then(m => m.openRuntime('${root}').shutdownMonitor())`,
-    ]);
-    fs.rmSync(root, { recursive: true, force: true });
-    fs.rmSync(host, { recursive: true, force: true });
-  });
+  const hd = useHostDir('cpspeed-host');
+  const fx = useRuntime(
+    'cpspeed',
+    () => {
+      expect(run('create', 's', '--net', 'none').code).toBe(0);
+      expect(run('start', 's').code).toBe(0);
+      const big = path.join(hd.dir, 'src/big');
+      fs.mkdirSync(path.dirname(big));
+      expect(spawnSync('dd', ['if=/dev/urandom', `of=${big}`, 'bs=1M', `count=${SIZE_MIB}`, 'status=none']).status).toBe(0);
+    },
+    { setup: 300_000 },
+  );
+  const run = (...args: string[]) => runCli(fx.root, args, { timeout: 300_000 });
 
   /** Seconds a shell pipeline takes, after the last run's writes reached the disk. */
   const timed = (script: string): number => {
@@ -52,14 +42,14 @@ describeMeasuring('issue 24: paene cp throughput', () => {
   };
 
   it('1 GiB in and out against tar | paene exec -- tar: the ratios printed, at least 0.75x', () => {
-    const p = `${PAENE} --root ${root}`;
-    const out = path.join(host, 'out');
+    const p = `${PAENE} --root ${fx.root}`;
+    const out = path.join(hd.dir, 'out');
     const rows = { inTar: [] as number[], inCp: [] as number[], outTar: [] as number[], outCp: [] as number[] };
     for (let i = 0; i < 3; i++) {
       run('exec', 's', '--', 'rm', '-f', '/big');
-      rows.inTar.push(timed(`tar -c -f - -C ${host}/src big | ${p} exec s -- busybox tar -x -f - -C /`));
+      rows.inTar.push(timed(`tar -c -f - -C ${hd.dir}/src big | ${p} exec s -- busybox tar -x -f - -C /`));
       run('exec', 's', '--', 'rm', '-f', '/big');
-      rows.inCp.push(timed(`${p} cp ${host}/src/big s:/`));
+      rows.inCp.push(timed(`${p} cp ${hd.dir}/src/big s:/`));
       fs.rmSync(out, { recursive: true, force: true });
       fs.mkdirSync(out);
       rows.outTar.push(timed(`${p} exec s -- busybox tar -c -f - -C / big | tar -x -f - -C ${out}`));
@@ -67,7 +57,7 @@ describeMeasuring('issue 24: paene cp throughput', () => {
       fs.mkdirSync(out);
       rows.outCp.push(timed(`${p} cp s:/big ${out}/`));
     }
-    expect(spawnSync('cmp', [path.join(host, 'src/big'), path.join(out, 'big')]).status).toBe(0);
+    expect(spawnSync('cmp', [path.join(hd.dir, 'src/big'), path.join(out, 'big')]).status).toBe(0);
     const best = (xs: number[]) => Math.min(...xs);
     const rate = (s: number) => SIZE_MIB / s;
     const ratioIn = rate(best(rows.inCp)) / rate(best(rows.inTar));

@@ -5,18 +5,21 @@
 
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, expect, it } from 'vitest';
-import { describeReal, runCli, tempRoot } from '../helpers.js';
+import { expect, it } from 'vitest';
+import { describeReal, runCli } from '../helpers.js';
+import { useHostDir, useRuntime } from '../fixture.js';
 import { type Ent, makeTar } from '../image/tarhelp.js';
 
 describeReal('issue 24: paene cp', () => {
-  let root: string;
-  let host: string;
-  const run = (...args: string[]) => runCli(root, args);
+  const fx = useRuntime('cp24', () => {
+    expect(run('create', 'c', '--net', 'none').code).toBe(0);
+    expect(run('start', 'c').code).toBe(0);
+  });
+  const hd = useHostDir('cp24-host');
+  const run = (...args: string[]) => runCli(fx.root, args);
   const sh = (script: string, input?: string | Buffer) =>
-    runCli(root, ['exec', 'c', '--', 'sh', '-c', script], input === undefined ? {} : { input });
+    runCli(fx.root, ['exec', 'c', '--', 'sh', '-c', script], input === undefined ? {} : { input });
   /** Every path under a host directory (to prove nothing else appeared). */
   const tree = (d: string, rel = ''): string[] => {
     const here = path.join(d, rel);
@@ -30,25 +33,8 @@ describeReal('issue 24: paene cp', () => {
       .sort();
   };
 
-  beforeAll(() => {
-    root = tempRoot('cp24');
-    host = fs.mkdtempSync(path.join(os.tmpdir(), 'paene-test-cp24-host-'));
-    expect(run('create', 'c', '--net', 'none').code).toBe(0);
-    expect(run('start', 'c').code).toBe(0);
-  }, 180_000);
-
-  afterAll(() => {
-    run('destroy', '--all', '--force');
-    spawnSync(process.execPath, [
-      '-e',
-      `import('${path.resolve('dist/runtime/open.js')}').then(m => m.openRuntime('${root}').shutdownMonitor())`,
-    ]);
-    fs.rmSync(root, { recursive: true, force: true });
-    fs.rmSync(host, { recursive: true, force: true });
-  });
-
   it('copies a tree in and back out: files, subdirectories, symlinks as symlinks, modes', () => {
-    const src = path.join(host, 'site');
+    const src = path.join(hd.dir, 'site');
     fs.mkdirSync(path.join(src, 'sub'), { recursive: true });
     fs.writeFileSync(path.join(src, 'index.html'), 'hello\n');
     fs.writeFileSync(path.join(src, 'sub/run.sh'), '#!/bin/sh\n', { mode: 0o750 });
@@ -57,7 +43,7 @@ describeReal('issue 24: paene cp', () => {
     expect(sh('cat /srv/index.html; stat -c %a /srv/sub/run.sh; readlink /srv/abs-link').stdout).toBe('hello\n750\n/etc/passwd\n');
     expect(run('cp', src, 'c:/srv').code).toBe(0); // now it exists: src goes into it
     expect(sh('cat /srv/site/index.html').stdout).toBe('hello\n');
-    const out = path.join(host, 'out1');
+    const out = path.join(hd.dir, 'out1');
     fs.mkdirSync(out);
     const r = run('cp', 'c:/srv', out);
     expect(r.code).toBe(0);
@@ -68,25 +54,25 @@ describeReal('issue 24: paene cp', () => {
     expect(run('cp', 'c:/srv/index.html', path.join(out, 'renamed.html')).code).toBe(0);
     expect(fs.readFileSync(path.join(out, 'renamed.html'), 'utf8')).toBe('hello\n');
     expect(run('cp', 'c:/no/such', out).code).toBe(3);
-    expect(run('cp', path.join(host, 'nothing-here'), 'c:/').code).toBe(3);
-    expect(run('cp', 'c:/etc/hostname', path.join(host, 'no-dir/x')).code).toBe(3);
+    expect(run('cp', path.join(hd.dir, 'nothing-here'), 'c:/').code).toBe(3);
+    expect(run('cp', 'c:/etc/hostname', path.join(hd.dir, 'no-dir/x')).code).toBe(3);
   });
 
   it('a guest symlink as the destination resolves inside the guest, never on the host', () => {
-    const canary = path.join(host, 'canary');
+    const canary = path.join(hd.dir, 'canary');
     fs.mkdirSync(canary);
-    fs.writeFileSync(path.join(host, 'payload'), 'payload\n');
+    fs.writeFileSync(path.join(hd.dir, 'payload'), 'payload\n');
     // the guest points its paths at the host's canary directory and at its own root by '..'
     expect(sh(`mkdir -p ${canary} && rmdir ${canary} && ln -s ${canary} /to-host && ln -s ../../../../../.. /up`).code).toBe(0);
-    run('cp', path.join(host, 'payload'), 'c:/to-host/');
-    run('cp', path.join(host, 'payload'), 'c:/up/');
-    run('cp', path.join(host, 'payload'), `c:/../../../../..${canary}/p2`);
+    run('cp', path.join(hd.dir, 'payload'), 'c:/to-host/');
+    run('cp', path.join(hd.dir, 'payload'), 'c:/up/');
+    run('cp', path.join(hd.dir, 'payload'), `c:/../../../../..${canary}/p2`);
     expect(tree(canary)).toEqual([]);
     expect(sh('cat /payload').stdout).toBe('payload\n'); // /up/ is the guest's own root
     // reading: a guest symlink to a host path reads the guest's, not the host's
     fs.writeFileSync(path.join(canary, 'secret'), 'host secret\n');
     expect(sh(`mkdir -p ${canary} && echo guest > ${canary}/secret && ln -s ${canary}/secret /secret-link`).code).toBe(0);
-    const out = path.join(host, 'out2');
+    const out = path.join(hd.dir, 'out2');
     fs.mkdirSync(out);
     expect(run('cp', 'c:/secret-link/', out).code).toBe(0);
     expect(fs.readlinkSync(path.join(out, 'secret-link'))).toBe(`${canary}/secret`); // a symlink, copied as one
@@ -97,9 +83,9 @@ describeReal('issue 24: paene cp', () => {
   });
 
   it("a host destination's own symlinks are not written through", () => {
-    const victim = path.join(host, 'victim');
+    const victim = path.join(hd.dir, 'victim');
     fs.mkdirSync(victim);
-    const out = path.join(host, 'out3');
+    const out = path.join(hd.dir, 'out3');
     fs.mkdirSync(out);
     fs.symlinkSync(victim, path.join(out, 'srv'));
     const r = run('cp', 'c:/srv', out);
@@ -108,7 +94,7 @@ describeReal('issue 24: paene cp', () => {
   });
 
   it('device files are not made on the host; set-id bits are dropped', () => {
-    const out = path.join(host, 'out4');
+    const out = path.join(hd.dir, 'out4');
     fs.mkdirSync(out);
     const r = run('cp', 'c:/dev/null', out);
     expect(r.code).toBe(0);
@@ -163,7 +149,7 @@ describeReal('issue 24: paene cp', () => {
       /not a file of this copy/,
     ],
   ])('a guest tar that sends %s: refused, nothing outside DST', async (_what, ents, message) => {
-    const victim = path.join(host, `victim-${Math.random().toString(36).slice(2)}`);
+    const victim = path.join(hd.dir, `victim-${Math.random().toString(36).slice(2)}`);
     fs.mkdirSync(victim);
     const evil = await makeTar(ents.map((e) => ({ ...e, ...(e.linkname === 'VICTIM' ? { linkname: victim } : {}) })));
     expect(
@@ -173,14 +159,14 @@ describeReal('issue 24: paene cp', () => {
       ).code,
     ).toBe(0);
     try {
-      const out = path.join(host, `out-${Math.random().toString(36).slice(2)}`);
+      const out = path.join(hd.dir, `out-${Math.random().toString(36).slice(2)}`);
       fs.mkdirSync(out);
-      const before = tree(host).filter((p) => !p.startsWith(path.basename(out)));
+      const before = tree(hd.dir).filter((p) => !p.startsWith(path.basename(out)));
       const r = run('cp', 'c:/x', path.join(out, 'dst'));
       expect(r.stderr).toMatch(message);
       expect(r.code).toBe(9);
       expect(tree(victim)).toEqual([]);
-      expect(tree(host).filter((p) => !p.startsWith(path.basename(out)))).toEqual(before);
+      expect(tree(hd.dir).filter((p) => !p.startsWith(path.basename(out)))).toEqual(before);
       expect(fs.existsSync('/abs-escape')).toBe(false);
     } finally {
       sh('rm -f /usr/local/bin/tar /evil.tar');
@@ -188,7 +174,7 @@ describeReal('issue 24: paene cp', () => {
   });
 
   it('symlinks swapped during copies in and out never reach the host', () => {
-    const canary = path.join(host, 'canary-swap');
+    const canary = path.join(hd.dir, 'canary-swap');
     fs.mkdirSync(canary);
     fs.writeFileSync(path.join(canary, 'keep'), 'host\n');
     const before = fs.readFileSync(path.join(canary, 'keep'), 'utf8');
@@ -206,10 +192,10 @@ describeReal('issue 24: paene cp', () => {
     expect(flip.code).toBe(0);
     const pid = Number(/host pid (\d+)/.exec(flip.stdout)?.[1]);
     try {
-      fs.writeFileSync(path.join(host, 'swapin'), 'in\n');
+      fs.writeFileSync(path.join(hd.dir, 'swapin'), 'in\n');
       for (let i = 0; i < 8; i++) {
-        run('cp', path.join(host, 'swapin'), 'c:/swap/d/');
-        const out = path.join(host, `swap-out-${i}`);
+        run('cp', path.join(hd.dir, 'swapin'), 'c:/swap/d/');
+        const out = path.join(hd.dir, `swap-out-${i}`);
         fs.mkdirSync(out);
         run('cp', 'c:/swap/d', out);
         for (const p of tree(out)) expect(p === 'd' || p.startsWith('d/')).toBe(true);
@@ -223,6 +209,6 @@ describeReal('issue 24: paene cp', () => {
 
   it('context to context and host to host are refused with a hint', () => {
     expect(run('cp', 'c:/etc/hostname', 'c:/tmp/x').stderr).toMatch(/through the host/);
-    expect(run('cp', '/etc/hostname', path.join(host, 'h')).code).toBe(2);
+    expect(run('cp', '/etc/hostname', path.join(hd.dir, 'h')).code).toBe(2);
   });
 });

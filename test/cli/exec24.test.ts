@@ -5,32 +5,18 @@
 
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, expect, it } from 'vitest';
-import { describeReal, runCli, tempRoot } from '../helpers.js';
+import { expect, it } from 'vitest';
+import { describeReal, runCli } from '../helpers.js';
+import { useHostDir, useRuntime } from '../fixture.js';
 
 describeReal('issue 24: exec -u NAME, --env-file, --detach', () => {
-  let root: string;
-  let host: string;
-  const run = (...args: string[]) => runCli(root, args);
-
-  beforeAll(() => {
-    root = tempRoot('exec24');
-    host = fs.mkdtempSync(path.join(os.tmpdir(), 'paene-test-exec24-host-'));
+  const fx = useRuntime('exec24', () => {
     expect(run('create', 'x', '--net', 'none').code).toBe(0);
     expect(run('start', 'x').code).toBe(0);
-  }, 180_000);
-
-  afterAll(() => {
-    run('destroy', '--all', '--force');
-    spawnSync(process.execPath, [
-      '-e',
-      `import('${path.resolve('dist/runtime/open.js')}').then(m => m.openRuntime('${root}').shutdownMonitor())`,
-    ]);
-    fs.rmSync(root, { recursive: true, force: true });
-    fs.rmSync(host, { recursive: true, force: true });
   });
+  const hd = useHostDir('exec24-host');
+  const run = (...args: string[]) => runCli(fx.root, args);
 
   it('-u NAME and NAME:GROUP from the image, and a user the guest added itself', () => {
     expect(run('exec', '-u', 'nobody', 'x', '--', 'id', '-u').stdout).toBe('65534\n');
@@ -59,7 +45,7 @@ describeReal('issue 24: exec -u NAME, --env-file, --detach', () => {
   });
 
   it("a guest's /etc/passwd that is a symlink to a host path is not followed on the host", () => {
-    const evil = path.join(host, 'passwd');
+    const evil = path.join(hd.dir, 'passwd');
     fs.writeFileSync(evil, 'evil:x:0:0::/:/bin/sh\n');
     expect(run('exec', 'x', '--', 'sh', '-c', `cp /etc/passwd /etc/passwd.real && ln -sf ${evil} /etc/passwd`).code).toBe(0);
     try {
@@ -72,16 +58,16 @@ describeReal('issue 24: exec -u NAME, --env-file, --detach', () => {
   });
 
   it('--env-file: KEY=VALUE lines, # comments, a bare KEY from the caller, -e wins', () => {
-    const f = path.join(host, 'env');
+    const f = path.join(hd.dir, 'env');
     fs.writeFileSync(f, '# a comment\nA=1\nB= two  words\n\n  # indented comment\nC\nD=x=y\n');
-    const r = runCli(root, ['exec', '--env-file', f, '-e', 'A=9', 'x', '--', 'sh', '-c', 'echo "$A|$B|$C|$D"'], {
+    const r = runCli(fx.root, ['exec', '--env-file', f, '-e', 'A=9', 'x', '--', 'sh', '-c', 'echo "$A|$B|$C|$D"'], {
       env: { ...process.env, C: 'from-caller' },
     });
     expect(r.stderr).toBe('');
     expect(r.stdout).toBe('9| two  words|from-caller|x=y\n');
     fs.writeFileSync(f, 'not a key=1\n');
     expect(run('exec', '--env-file', f, 'x', '--', 'true').stderr).toMatch(/--env-file .*:1: not KEY=VALUE/);
-    expect(run('exec', '--env-file', path.join(host, 'missing'), 'x', '--', 'true').code).toBe(3);
+    expect(run('exec', '--env-file', path.join(hd.dir, 'missing'), 'x', '--', 'true').code).toBe(3);
   });
 
   it('--detach returns at once with the pid; the command runs on in the context', () => {

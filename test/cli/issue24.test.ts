@@ -7,29 +7,18 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, expect, it } from 'vitest';
-import { PAENE, describeReal, runCli, tempRoot } from '../helpers.js';
+import { expect, it } from 'vitest';
+import { PAENE, describeReal, runCli } from '../helpers.js';
+import { useRuntime } from '../fixture.js';
 import { spawnSync } from 'node:child_process';
 
 describeReal('issue 24: CLI defects', () => {
-  let root: string;
-  const run = (...args: string[]) => runCli(root, args);
-  const claims = () =>
-    fs.existsSync(path.join(root, 'addrs')) ? fs.readdirSync(path.join(root, 'addrs')).filter((n) => !n.startsWith('.')) : [];
-
-  beforeAll(() => {
-    root = tempRoot('cli24');
+  const fx = useRuntime('cli24', () => {
     expect(run('create', 'db1').code).toBe(0); // builds the base image once
-  }, 180_000);
-
-  afterAll(() => {
-    run('destroy', '--all', '--force');
-    spawnSync(process.execPath, [
-      '-e',
-      `import('${path.resolve('dist/runtime/open.js')}').then(m => m.openRuntime('${root}').shutdownMonitor())`,
-    ]);
-    fs.rmSync(root, { recursive: true, force: true });
   });
+  const run = (...args: string[]) => runCli(fx.root, args);
+  const claims = () =>
+    fs.existsSync(path.join(fx.root, 'addrs')) ? fs.readdirSync(path.join(fx.root, 'addrs')).filter((n) => !n.startsWith('.')) : [];
 
   it('a create refused for a missing or bad image leaves no address claim behind', () => {
     const before = claims();
@@ -40,7 +29,7 @@ describeReal('issue 24: CLI defects', () => {
       expect(bad.code).not.toBe(0);
     }
     expect(claims()).toEqual(before);
-    for (const a of claims()) expect(fs.readlinkSync(path.join(root, 'addrs', a))).not.toBe('leaky');
+    for (const a of claims()) expect(fs.readlinkSync(path.join(fx.root, 'addrs', a))).not.toBe('leaky');
     // the pool goes on from where it was: the next create gets the next address, not one past three leaks
     expect(run('create', 'db2').code).toBe(0);
     expect(claims().length).toBe(before.length + 1);
@@ -56,8 +45,8 @@ describeReal('issue 24: CLI defects', () => {
     ['limit', 'db1', '--cpu', '10%'],
     ['image', 'ls'],
   ])('non-root %j: one line and exit 7, no stack trace and no "no images"', (...args: string[]) => {
-    fs.chmodSync(root, 0o700);
-    const r = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', PAENE, '--root', root, ...args], {
+    fs.chmodSync(fx.root, 0o700);
+    const r = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', PAENE, '--root', fx.root, ...args], {
       encoding: 'utf8',
       timeout: 60_000,
     });

@@ -2,30 +2,18 @@
 // pattern or --all, like the lifecycle verbs; each reported, the exit code
 // the failures'.
 
-import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { afterAll, beforeAll, expect, it } from 'vitest';
-import { describeReal, runCli, tempRoot } from '../helpers.js';
+import { expect, it } from 'vitest';
+import { describeReal, runCli } from '../helpers.js';
+import { useRuntime } from '../fixture.js';
 
 describeReal('issue 24: limit and config take patterns and --all', () => {
-  let root: string;
-  const run = (...args: string[]) => runCli(root, args);
-  const config = (n: string) => JSON.parse(fs.readFileSync(path.join(root, 'contexts', n, 'config.json'), 'utf8'));
-
-  beforeAll(() => {
-    root = tempRoot('limitmany');
+  const fx = useRuntime('limitmany', () => {
     for (const n of ['web1', 'web2', 'db1']) expect(run('create', n, '--net', 'none').code).toBe(0);
-  }, 180_000);
-
-  afterAll(() => {
-    run('destroy', '--all', '--force');
-    spawnSync(process.execPath, [
-      '-e',
-      `import('${path.resolve('dist/runtime/open.js')}').then(m => m.openRuntime('${root}').shutdownMonitor())`,
-    ]);
-    fs.rmSync(root, { recursive: true, force: true });
   });
+  const run = (...args: string[]) => runCli(fx.root, args);
+  const config = (n: string) => JSON.parse(fs.readFileSync(path.join(fx.root, 'contexts', n, 'config.json'), 'utf8'));
 
   it("limit 'web*' changes each web context and no other; limit --all every one", () => {
     const r = run('limit', 'web*', '--nproc', '50');

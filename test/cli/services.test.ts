@@ -1,7 +1,7 @@
 // `paene logs` and `paene autostart` as a user runs them (the built CLI), on a
 // state root with handwritten configs and logs: no context runs, no root needed.
 
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -9,15 +9,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { newConfig } from '../../src/context/config.js';
 import { Layout } from '../../src/kernel/layout.js';
 import { StateStore } from '../../src/runtime/state.js';
+import { PAENE, runCli } from '../helpers.js';
 
-const PAENE = path.resolve('dist/native/paene');
 let root: string;
 let layout: Layout;
 
-function paene(args: string[]) {
-  const r = spawnSync(PAENE, ['--root', root, ...args], { encoding: 'utf8', timeout: 60_000 });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
+const paene = (args: string[]) => runCli(root, args, { timeout: 60_000 });
 
 function rec(s: number, stream: string, tag: string, content: string): string {
   return `${new Date(Date.UTC(2026, 11, 7, 2, 40, s)).toISOString().replace('.000Z', '.000000001Z')} ${stream} ${tag} ${content}\n`;
