@@ -147,9 +147,10 @@ export class Matrix {
 
   table(): string {
     const w = Math.max(4, ...[...this.rows.keys()].map((k) => k.length));
-    const cell = (o?: Outcome) => (o === undefined ? 'not run' : o.ok ? 'pass' : 'FAIL');
-    const lines = [`${this.client}: case → runc / paene-runc`, `${'case'.padEnd(w)}  runc     paene`];
-    for (const [k, r] of this.rows) lines.push(`${k.padEnd(w)}  ${cell(r.runc).padEnd(8)} ${cell(r.paene)}`);
+    // each outcome with its wall time: where a client's run spends its minutes
+    const cell = (o?: Outcome) => (o === undefined ? 'not run' : `${o.ok ? 'pass' : 'FAIL'} ${(o.ms / 1000).toFixed(1)}s`);
+    const lines = [`${this.client}: case → runc / paene-runc`, `${'case'.padEnd(w)}  runc         paene`];
+    for (const [k, r] of this.rows) lines.push(`${k.padEnd(w)}  ${cell(r.runc).padEnd(12)} ${cell(r.paene)}`);
     for (const [k, why] of this.dropped) lines.push(`${k.padEnd(w)}  dropped: ${why}`);
     const errs: string[] = [];
     for (const [k, r] of this.rows) for (const rt of RUNTIMES) if (r[rt] && !r[rt]!.ok) errs.push(`  [${rt}] ${k}: ${r[rt]!.err}`);
