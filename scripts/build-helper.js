@@ -48,7 +48,7 @@ for (const [mod, fn, name] of [
 // tools (copied into contexts or run beside them by checks and benchmarks): sysv-ipc, paene-bench,
 // escape-probe, iso-load, net-probe; paene-iothrottle and paene-bpf run on the host.
 const PROGRAMS = {
-  'paene-helper': ['paene-helper.c', 'forkbackoff.c', 'sockattach.c'],
+  'paene-helper': ['paene-helper.c', 'forkbackoff.c', 'sockattach.c', 'binds.c'],
   paene: ['paene-front.c'],
   'paene-init': ['paene-init.c'],
   'paene-log': ['paene-log.c'],

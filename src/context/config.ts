@@ -5,6 +5,7 @@ import { type CapSpec, DEFAULT_CAP_SPEC, validateCapSpec, validateCcaps } from '
 import { PaeneError } from '../model/errors.js';
 import { XID_MAX, XID_MIN, parseXid, validateName } from '../model/names.js';
 import { DEFAULT_LIMITS, type ResourceLimits, validateLimits } from '../model/limits.js';
+import { type MountSpec, validateMounts } from '../model/mounts.js';
 import { DEFAULT_NET_MODE, type NetSpec, hostModeRefusal, validateNetSpec } from '../net/model.js';
 import {
   type Autostart,
@@ -48,6 +49,8 @@ export interface ContextConfig {
   autostart?: Autostart;
   /** pid 1 (absent: paene's init) */
   init?: InitSpec;
+  /** bind mounts and volumes made at start (docs/volumes.md); absent: none */
+  mounts?: MountSpec[];
 }
 
 export interface DiskLimit {
@@ -84,6 +87,7 @@ export interface NewContext {
   log?: LogSpec;
   autostart?: Autostart;
   init?: InitSpec;
+  mounts?: MountSpec[];
   now?: Date;
 }
 
@@ -104,6 +108,7 @@ export function newConfig(c: NewContext): ContextConfig {
       c.caps ?? DEFAULT_CAP_SPEC,
     ),
     ...serviceFields(c, 'create'),
+    ...(c.mounts?.length ? { mounts: validateMounts(c.mounts, 'create') } : {}),
   };
 }
 
@@ -166,6 +171,7 @@ export function validateConfig(x: unknown, where: string): ContextConfig {
     // Configs written before network contexts existed get the default mode; start assigns the address.
     net: validateNetSpec(o.net ?? { mode: DEFAULT_NET_MODE, addresses: [], publish: [] }, `${where}: net`),
     ...serviceFields(o, where),
+    ...(o.mounts !== undefined ? { mounts: validateMounts(o.mounts, where) } : {}),
   };
 }
 

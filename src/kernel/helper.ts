@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { PaeneError } from '../model/errors.js';
+import type { BindMount } from '../model/mounts.js';
 import { nativePath } from './package.js';
 import { EXEC_PLAN } from '../proto/exec-plan.js';
 import { HELPER_REQUEST } from '../proto/helper-request.js';
@@ -61,6 +62,8 @@ export interface StartRequest {
   log?: LogLaunch;
   /** a tmpfs of this many bytes on /run (a guest init wants one) */
   runTmpfs?: number;
+  /** bind mounts into the new root, in order (runtime/mounts.ts startBinds: checked and resolved there) */
+  binds?: readonly BindMount[];
 }
 
 /** The main process as its init gets it (proto/main-process.ts INIT_PLAN): everything decided here. */
@@ -143,6 +146,7 @@ export function startArgs(r: StartRequest): string[] {
   if (r.sched) e.push(['--sched', schedArg(r.sched)]);
   if (r.init) e.push(['--init', r.init]);
   if (r.runTmpfs) e.push(['--run-tmpfs', String(r.runTmpfs)]);
+  for (const b of r.binds ?? []) e.push(['--bind', b.source, b.target, b.readonly ? 'ro' : 'rw', b.kind]);
   const words = r.main ? initPlanWords(r.main) : [];
   const env = r.main?.env ?? r.guestInit?.env ?? [];
   if (words.length > MAIN_FDS.constants.INIT_WORDS_MAX || env.length > MAIN_FDS.constants.INIT_WORDS_MAX)

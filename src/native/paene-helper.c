@@ -35,6 +35,7 @@
  *   --hostname H --sysctl K=V... --mask PATH... --ro PATH... --rw PATH...
  *   --scratch DIR --empty DIR --caps HEX --seccomp HEX [--init PROGRAM] [--init-name NAME]
  *   [--netns new [--lo-up]] [--landlock-scoped HEX] [--sched POLICY:SLICE_NS]
+ *   [--bind SOURCE TARGET ro|rw file|dir...] (bind mounts, resolved inside the new root: binds.h)
  *   [--bpf-cgroup DIR --bpf-prog sk-storage=N --bpf-prog cg-storage=HEX --bpf-prog TYPE=HEX...]
  *       (sock_addr programs and the context's storage value, see sockattach.h;
  *       the monitor keeps loaded program sets, see prepare_sock_set)
@@ -78,6 +79,7 @@
 #include "helper_request.h" /* generated from src/proto/helper-request.ts */
 #include "helper_error.h"   /* generated from src/proto/helper-reply.ts */
 #include "sockattach.h"
+#include "binds.h"
 #include "main_fds.h"   /* generated from src/proto/main-process.ts */
 #include "main_event.h" /* generated from src/proto/main-process.ts */
 
@@ -169,6 +171,9 @@ struct spec {
   const char *log_prog;
   const char *log_args[MAX_LIST];
   int nlog_args;
+  /* start: bind mounts into the new root, in order (binds.h) */
+  struct bind_req binds[MAX_LIST];
+  int nbinds;
   /* exec only */
   pid_t pid;
   const char *cwd;
@@ -254,6 +259,10 @@ static void parse_spec(int argc, char **argv, struct spec *s) {
     case HELPER_REQUEST___GUEST_INIT: s->guest_init = v; break;
     case HELPER_REQUEST___RUN_TMPFS: s->run_tmpfs = strtoull(v, NULL, 10); break;
     case HELPER_REQUEST___LOG_ARG: push(s->log_args, &s->nlog_args, v, a); break;
+    case HELPER_REQUEST___BIND:
+      if (s->nbinds >= MAX_LIST) die("too many %s flags", a);
+      s->binds[s->nbinds++] = (struct bind_req){vals[0], vals[1], vals[2], vals[3]};
+      break;
     case HELPER_REQUEST_KEYS: break;
     }
   }
@@ -304,6 +313,11 @@ static int echo_request(int argc, char **argv) {
   if (s.run_tmpfs) FV(HELPER_REQUEST___RUN_TMPFS, "%llu", s.run_tmpfs);
   if (s.log_prog) FV(HELPER_REQUEST___LOG_PROG, "%s", s.log_prog);
   for (int i = 0; i < s.nlog_args; i++) FV(HELPER_REQUEST___LOG_ARG, "%s", s.log_args[i]);
+  for (int i = 0; i < s.nbinds; i++) {
+    const struct bind_req *b = &s.binds[i];
+    F(HELPER_REQUEST___BIND), proto_put(&o, "%s", b->source), proto_put(&o, "%s", b->target);
+    proto_put(&o, "%s", b->mode), proto_put(&o, "%s", b->kind);
+  }
   if (s.cmd) {
     proto_put(&o, "--");
     for (char **c = s.cmd; *c; c++) proto_put(&o, "%s", *c);
@@ -413,9 +427,16 @@ static int bpf_args(int argc, char **argv, char **out, int max) {
   return n;
 }
 
-/* One argument's part of a cache key (the cg-storage value only by its size) written at out; its length. */
+/* The hex value of a cg-storage=HEX argument (its key from src/proto/sock-attach.ts), or NULL for another argument. */
+static const char *cg_storage_hex(const char *arg) {
+  const size_t p = strlen(SOCK_ATTACH_CG_STORAGE);
+  return strncmp(arg, SOCK_ATTACH_CG_STORAGE, p) ? NULL : arg + p;
+}
+
+/* One argument's part of a cache key (the cg-storage value only by its size, after a '#') written at out; its length. */
 static size_t key_part(const char *arg, char *out) {
-  if (!strncmp(arg, "cg-storage=", 11)) return (size_t)sprintf(out, "cg-storage/%zu\n", strlen(arg + 11) / 2);
+  const char *hex = cg_storage_hex(arg);
+  if (hex) return (size_t)sprintf(out, SOCK_ATTACH_CG_STORAGE "#%zu\n", strlen(hex) / 2);
   return (size_t)sprintf(out, "%s\n", arg);
 }
 
@@ -423,7 +444,7 @@ static size_t key_part(const char *arg, char *out) {
 static int key_matches(const char *key, size_t keylen, char **progs, int n) {
   size_t at = 0;
   for (int i = 0; i < n; i++) {
-    if (!strncmp(progs[i], "cg-storage=", 11)) {
+    if (cg_storage_hex(progs[i])) {
       char part[40];
       size_t l = key_part(progs[i], part);
       if (at + l > keylen || memcmp(key + at, part, l)) return 0;
@@ -507,7 +528,7 @@ static void attach_sock_programs(const struct spec *s) {
   unsigned char *value = NULL;
   size_t len = 0;
   for (int i = 0; i < s->nbpf_progs; i++)
-    if (!strncmp(s->bpf_progs[i], "cg-storage=", 11)) value = sa_unhex(s->bpf_progs[i] + 11, &len);
+    if (cg_storage_hex(s->bpf_progs[i])) value = sa_unhex(cg_storage_hex(s->bpf_progs[i]), &len);
   if (start_set->cg_bytes && (!value || len != start_set->cg_bytes))
     die("attaching the network programs to %s: the cgroup storage value is missing or not %u bytes", s->bpf_cgroup, start_set->cg_bytes);
   static struct sa_err e;
@@ -870,6 +891,10 @@ static void setup_context(const struct spec *s) {
     snprintf(o, sizeof o, "mode=755,size=%llu", s->run_tmpfs);
     mountx("tmpfs", p, "tmpfs", MS_NOSUID | MS_NODEV, o);
   }
+
+  /* after the runtime's own mounts (a bind may not land in them), before masks and the root switch */
+  char berr[1024];
+  if (binds_apply(root, s->binds, s->nbinds, berr, sizeof berr) != 0) die_with(HELPER_ERROR_BIND_REFUSED, "%s", berr);
 
   for (int i = 0; i < s->nmasks; i++) mask_path(s, root, s->masks[i]);
   for (int i = 0; i < s->nros; i++) readonly_path(root, s->ros[i]);

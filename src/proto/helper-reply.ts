@@ -16,5 +16,9 @@ export const HELPER_ERRORS: ReplyCodes = {
     { code: 'unknown-flag', doc: 'a flag this helper does not know' },
     { code: 'cgroup-gone', doc: 'a cgroup.procs file to join does not exist; the message is its path' },
     { code: 'no-guard', doc: 'no fork back-off guard for that pid' },
+    {
+      code: 'bind-refused',
+      doc: "a bind mount was refused (its source, or its target in the guest's tree); the message says which and why",
+    },
   ],
 };

@@ -52,6 +52,11 @@ export const HELPER_REQUEST: TokenMessage = {
       doc: "a word of paene-log's command line after its name (log_plan, carried untouched; repeated)",
     },
     { key: '--bpf-prog', values: ['type=hex'], doc: 'a sock_addr program (repeated)' },
+    {
+      key: '--bind',
+      values: ['source', 'target', 'mode', 'kind'],
+      doc: "a bind mount (repeated, in order): a host path onto a path resolved inside the new root (never through the guest's symlinks out of it), mode ro|rw, kind file|dir (what a missing mount point is made as)",
+    },
     // exec
     { key: '--pid', values: ['pid'], doc: 'the init whose namespaces are joined' },
     { key: '--env', values: ['k=v'], doc: 'the next environment entry' },

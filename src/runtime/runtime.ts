@@ -66,6 +66,7 @@ import { blockDevicesFor, startIoThrottle, stopIoThrottle } from './iothrottle.j
 import { ContextNetwork } from './network.js';
 import { Layout } from '../kernel/layout.js';
 import { withLock } from './lock.js';
+import { checkMounts, startBinds } from './mounts.js';
 import { StateStore } from './state.js';
 import { type Claims, hostAddressClaims } from './claims.js';
 import { XidClaims } from './xids.js';
@@ -186,6 +187,11 @@ export class Runtime {
   /** Mounting and unmounting the root's scratch tmpfs (kernel/scratch.ts), one paene at a time. */
   private readonly scratchLock: ScratchLock = (fn) => withLock(this.lockFile('.scratch'), { what: 'the scratch tmpfs' }, fn);
 
+  /** Under the lock of the context list: creates hold it, and volumes (a create naming a volume never races its removal). */
+  withListLock<T>(fn: () => Promise<T>): Promise<T> {
+    return withLock(this.lockFile('.create'), { what: 'the context list' }, fn);
+  }
+
   private lockFile(name: string): string {
     fs.mkdirSync(this.layout.locksDir, { recursive: true });
     return path.join(this.layout.locksDir, `${name}.lock`);
@@ -243,6 +249,7 @@ export class Runtime {
         : undefined);
     // Validate everything before the xid is claimed, so a refusal leaves no claim behind.
     const draft = newConfig({ ...req, xid: req.xid ?? XID_MIN, net });
+    checkMounts(this.layout, draft.mounts); // sources and volumes, under the list lock a volume's removal takes
     const assigned = this.network.assign(draft.name, draft.net, this.addrs);
     // A pool address is claimed by assign itself: every refusal from here on gives it back (issue 24: a missing
     // image leaked one address per failed create).
@@ -444,6 +451,7 @@ export class Runtime {
                   ...this.network.startLaunch(config, cg),
                   sched: launchSched(config),
                   ...this.serviceLaunch(config, main),
+                  binds: startBinds(this.layout, config),
                 }),
               );
               break;

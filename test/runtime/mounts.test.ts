@@ -1,0 +1,302 @@
+// Bind mounts and named volumes on the real kernel (docs/volumes.md): binds
+// rw and ro, volumes that outlive their contexts, sources refused, and a
+// hostile guest that turns its mount points into symlinks (to /etc, to
+// ../../.., swapped in a loop during restarts) or devices: the bind lands
+// inside the guest's root or is refused, never on the host.
+
+import { spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import type { MountSpec } from '../../src/model/mounts.js';
+import { createVolume, inspectVolume, listVolumes, removeVolume } from '../../src/runtime/volumes.js';
+import { describeReal } from '../helpers.js';
+import { useRuntime } from '../fixture.js';
+
+const NONE = { mode: 'none' as const, addresses: [], publish: [] };
+
+/** The host's mounts (this test runs in the host's mount namespace): mount point and the root of what is mounted. */
+function hostMounts(): { at: string; root: string }[] {
+  return fs
+    .readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => ({ root: l.split(' ')[3] as string, at: l.split(' ')[4] as string }));
+}
+
+/**
+ * Host mounts that a bind gone astray would show: one on /etc or under it, or
+ * one of `source` (this test's host directory; other tests on the machine
+ * mount and unmount their own things meanwhile, so the host's whole list is no
+ * fixed point).
+ */
+function strayHostMounts(source: string): string[] {
+  const tag = path.basename(source);
+  return hostMounts()
+    .filter((m) => m.at === '/etc' || m.at.startsWith('/etc/') || m.root.includes(tag))
+    .map((m) => `${m.root} on ${m.at}`);
+}
+
+describeReal('bind mounts and volumes', () => {
+  const fx = useRuntime('mounts');
+  let host = '';
+  const marker = `paene-marker-${process.pid}`;
+
+  beforeAll(() => {
+    host = fs.mkdtempSync(path.join(os.tmpdir(), 'paene-mnt-'));
+    for (const d of ['rw', 'ro', 'hostile']) {
+      fs.mkdirSync(path.join(host, d));
+      fs.writeFileSync(path.join(host, d, marker), `${d}\n`);
+    }
+    fs.writeFileSync(path.join(host, 'file.conf'), 'from the host\n');
+  });
+  afterAll(() => {
+    if (host) fs.rmSync(host, { recursive: true, force: true });
+  });
+
+  const sh = async (name: string, script: string) => fx.rt.execCapture(name, ['/bin/sh', '-c', script], { timeoutMs: 60_000 });
+  const out = async (name: string, script: string) => {
+    const r = await sh(name, script);
+    expect(r.stderr, script).toBe('');
+    expect(r.code, script).toBe(0);
+    return r.stdout.trim();
+  };
+  const create = (name: string, mounts: MountSpec[]) => fx.rt.create({ name, image: 'base', net: NONE, mounts });
+
+  it('binds a directory rw and one ro (a write there gets EROFS), and a file; nosuid and nodev always', async () => {
+    await create('paene-binds', [
+      { source: path.join(host, 'rw'), target: '/data', readonly: false },
+      { source: path.join(host, 'ro'), target: '/srv/ro', readonly: true },
+      { source: path.join(host, 'file.conf'), target: '/etc/paene-file.conf', readonly: true },
+    ]);
+    await fx.rt.start('paene-binds');
+    expect(await out('paene-binds', `cat /data/${marker} /srv/ro/${marker} /etc/paene-file.conf`)).toBe('rw\nro\nfrom the host');
+    await out('paene-binds', 'echo written > /data/new');
+    expect(fs.readFileSync(path.join(host, 'rw', 'new'), 'utf8')).toBe('written\n');
+    const ro = await sh('paene-binds', 'echo x > /srv/ro/new');
+    expect(ro.code).not.toBe(0);
+    expect(ro.stderr).toMatch(/Read-only file system/);
+    expect(fs.existsSync(path.join(host, 'ro', 'new'))).toBe(false);
+    const conf = await sh('paene-binds', 'echo x >> /etc/paene-file.conf');
+    expect(conf.stderr).toMatch(/Read-only file system/);
+    // the options the guest's kernel view shows for each bind
+    const info = (await out('paene-binds', 'cat /proc/self/mountinfo')).split('\n');
+    const opts = (mp: string) => info.find((l) => l.split(' ')[4] === mp)?.split(' ')[5] ?? '';
+    expect(opts('/data')).toMatch(/^rw,.*nosuid,nodev/);
+    expect(opts('/srv/ro')).toMatch(/^ro,.*nosuid,nodev/);
+    expect(opts('/etc/paene-file.conf')).toMatch(/^ro,.*nosuid,nodev/);
+    await fx.rt.destroy('paene-binds', { force: true });
+    expect(fs.readFileSync(path.join(host, 'rw', 'new'), 'utf8'), 'the host directory outlives the context').toBe('written\n');
+  }, 180_000);
+
+  it('a named volume outlives its context, a second context sees it, and it cannot be removed while a config names it', async () => {
+    const v = await createVolume(fx.rt, 'paene-vol');
+    expect(v.usedBy).toEqual([]);
+    await expect(createVolume(fx.rt, 'paene-vol')).rejects.toThrow(/already exists/);
+    await create('paene-v1', [{ source: 'paene-vol', target: '/var/lib/app', readonly: false }]);
+    await fx.rt.start('paene-v1');
+    await out('paene-v1', 'echo kept > /var/lib/app/state');
+    await expect(removeVolume(fx.rt, 'paene-vol')).rejects.toThrow(/mounted by context paene-v1/);
+    await fx.rt.destroy('paene-v1', { force: true });
+    await create('paene-v2', [{ source: 'paene-vol', target: '/mnt/v', readonly: true }]);
+    await create('paene-v3', [{ source: 'paene-vol', target: '/mnt/v', readonly: false }]);
+    await fx.rt.start('paene-v2');
+    expect(await out('paene-v2', 'cat /mnt/v/state')).toBe('kept');
+    expect(inspectVolume(fx.rt, 'paene-vol').usedBy).toEqual(['paene-v2', 'paene-v3']);
+    const err = await removeVolume(fx.rt, 'paene-vol').catch((e: Error) => e);
+    expect(String(err)).toMatch(/mounted by contexts paene-v2, paene-v3/);
+    expect(fs.existsSync(path.join(inspectVolume(fx.rt, 'paene-vol').path, 'state'))).toBe(true);
+    await fx.rt.destroy('paene-v2', { force: true });
+    await fx.rt.destroy('paene-v3', { force: true });
+    await removeVolume(fx.rt, 'paene-vol');
+    expect(listVolumes(fx.rt).map((x) => x.name)).toEqual([]);
+    // a context naming a volume that does not exist is refused at create
+    await expect(create('paene-v4', [{ source: 'paene-vol', target: '/mnt/v', readonly: false }])).rejects.toThrow(
+      /volume 'paene-vol' .*does not exist/,
+    );
+  }, 180_000);
+
+  it('two racing creates of a volume: one wins; a removal racing a create that names it: never both', async () => {
+    for (let round = 0; round < 5; round++) {
+      const made = await Promise.allSettled([createVolume(fx.rt, 'paene-race'), createVolume(fx.rt, 'paene-race')]);
+      expect(made.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+      const [c, r] = await Promise.allSettled([
+        create(`paene-race${round}`, [{ source: 'paene-race', target: '/mnt/r', readonly: false }]),
+        removeVolume(fx.rt, 'paene-race'),
+      ]);
+      // exactly one of them: the context names an existing volume, or the volume is gone and no context names it
+      expect([c.status, r.status].filter((s) => s === 'fulfilled')).toHaveLength(1);
+      if (c.status === 'fulfilled') {
+        expect(fs.existsSync(inspectVolume(fx.rt, 'paene-race').path)).toBe(true);
+        await fx.rt.destroy(`paene-race${round}`, { force: true });
+        await removeVolume(fx.rt, 'paene-race');
+      }
+    }
+  }, 120_000);
+
+  it('refuses bad sources with a clear error: a symlink in the path, /proc, the state root, its parent, relative, missing, a device', async () => {
+    const link = path.join(host, 'link');
+    fs.symlinkSync(path.join(host, 'rw'), link);
+    const cases: [string, RegExp][] = [
+      [link, /passes through a symlink at .*link/],
+      [path.join(link, marker), /passes through a symlink/],
+      ['/proc', /refused: the host's \/proc/],
+      ['/proc/1/root', /passes through a symlink|refused: the host's \/proc/],
+      ['/sys/kernel', /refused: the host's \/sys/],
+      ['/dev/null', /refused: the host's \/dev/],
+      ['/', /refused: the host's root directory/],
+      [fx.root, /refused: inside the paene state root/],
+      [path.join(fx.root, 'contexts'), /refused: inside the paene state root/],
+      [path.dirname(fx.root), /refused: it holds the paene state root/],
+      [path.resolve('dist/native'), /refused: inside paene's own files/],
+      ['relative/dir', /not an absolute path/],
+      [path.join(host, 'missing'), /does not exist/],
+      [`${host}/../etc`, /'\.\.'/],
+    ];
+    for (const [source, why] of cases) {
+      await expect(create('paene-bad', [{ source, target: '/mnt/x', readonly: false }]), source).rejects.toThrow(why);
+      expect(fx.rt.store.exists('paene-bad')).toBe(false);
+    }
+    // ... and again at start: a source replaced by a symlink after create
+    const moving = path.join(host, 'moving');
+    fs.mkdirSync(moving);
+    await create('paene-later', [{ source: moving, target: '/mnt/x', readonly: false }]);
+    fs.rmdirSync(moving);
+    fs.symlinkSync('/etc', moving);
+    await expect(fx.rt.start('paene-later')).rejects.toThrow(/passes through a symlink/);
+    await fx.rt.destroy('paene-later', { force: true });
+  }, 120_000);
+
+  it('refuses bad destinations: .., /, /proc, /sys, /dev, /tmp, relative', async () => {
+    for (const target of ['/mnt/../etc', '/', '/proc', '/proc/sys', '/sys/x', '/dev', '/dev/shm', '/tmp/x', 'mnt', '']) {
+      await expect(create('paene-bad', [{ source: path.join(host, 'rw'), target, readonly: false }]), target).rejects.toThrow(
+        /mount destination/,
+      );
+    }
+  });
+
+  describeReal('a hostile guest', () => {
+    const upperOf = (name: string) => fx.rt.layout.upperDir(name);
+    const hostEtc = () => fs.readdirSync('/etc').sort();
+    let etcBefore: string[] = [];
+    let strayBefore: string[] = [];
+    beforeAll(async () => {
+      etcBefore = hostEtc();
+      strayBefore = strayHostMounts(host);
+      await create('paene-hostile', [{ source: path.join(host, 'hostile'), target: '/mnt/data', readonly: false }]);
+    });
+    const untouched = () => {
+      expect(hostEtc(), "the host's /etc").toEqual(etcBefore);
+      expect(fs.existsSync(`/etc/${marker}`)).toBe(false);
+      expect(strayHostMounts(host), "the host's mounts on /etc or of the bind's source").toEqual(strayBefore);
+    };
+    /**
+     * What a guest leaves in its own layer (the upper directory: the guest owns every name in it; a running guest
+     * cannot replace its busy mount point, so the layer is written from the host while it is stopped), then a start.
+     */
+    const plant = async (fn: (mnt: string) => void) => {
+      await fx.rt.stop('paene-hostile');
+      const mnt = path.join(upperOf('paene-hostile'), 'mnt');
+      fs.rmSync(mnt, { recursive: true, force: true });
+      fs.mkdirSync(path.dirname(mnt), { recursive: true }); // made at the first start
+      fn(mnt);
+      return fx.rt.start('paene-hostile').then(
+        () => undefined,
+        (e: Error) => e,
+      );
+    };
+
+    it("DST made a symlink to /etc: the bind lands on the guest's /etc, not the host's", async () => {
+      const err = await plant((mnt) => {
+        fs.mkdirSync(mnt);
+        fs.symlinkSync('/etc', path.join(mnt, 'data'));
+      });
+      expect(err).toBeUndefined();
+      untouched();
+      expect(await out('paene-hostile', `cat /etc/${marker}`)).toBe('hostile');
+      expect(await out('paene-hostile', `test -e /etc/passwd || echo covered`)).toBe('covered'); // the guest's own /etc, covered
+    }, 120_000);
+
+    it('a parent of DST made a symlink to ../../../../ : resolved inside the root', async () => {
+      const err = await plant((mnt) => fs.symlinkSync('../../../../../../../etc', mnt));
+      expect(err).toBeUndefined();
+      untouched();
+      // /mnt/data resolved in the guest's root: its /etc/data, made as the mount point
+      expect(await out('paene-hostile', `cat /etc/data/${marker}`)).toBe('hostile');
+      expect(fs.existsSync('/etc/data')).toBe(false);
+    }, 120_000);
+
+    it('DST a symlink to the guest root itself (../../..): refused', async () => {
+      const err = await plant((mnt) => {
+        fs.mkdirSync(mnt);
+        fs.symlinkSync('../../../../..', path.join(mnt, 'data'));
+      });
+      expect(String(err)).toMatch(/resolves to the guest's root itself/);
+      untouched();
+    }, 120_000);
+
+    it("DST a symlink into the guest's /proc: refused (a mount of the runtime's, not its root filesystem)", async () => {
+      const err = await plant((mnt) => {
+        fs.mkdirSync(mnt);
+        fs.symlinkSync('/proc/sys/kernel', path.join(mnt, 'data'));
+      });
+      expect(String(err)).toMatch(/resolves into a mount the runtime made/);
+      untouched();
+    }, 60_000);
+
+    it('DST a device file: refused', async () => {
+      // the guest's mknod (a privileged guest could)
+      const err = await plant((mnt) => {
+        fs.mkdirSync(mnt);
+        expect(spawnSync('mknod', [path.join(mnt, 'data'), 'c', '1', '3']).status).toBe(0);
+      });
+      expect(String(err)).toMatch(/is a character device in the guest, not a directory/);
+      untouched();
+    }, 60_000);
+
+    it('DST swapped between a directory and a symlink to /etc, 200 swaps during 10 restarts: never outside', async () => {
+      await fx.rt.stop('paene-hostile');
+      const mnt = path.join(upperOf('paene-hostile'), 'mnt');
+      fs.rmSync(mnt, { recursive: true, force: true });
+      fs.mkdirSync(mnt, { recursive: true });
+      // a separate process, so the swaps go on while this one waits on the helper
+      const script = `
+        const fs = require('fs'); const p = require('path'); const d = ${JSON.stringify(mnt)};
+        const data = p.join(d, 'data'), dir = p.join(d, 'dir');
+        fs.mkdirSync(dir);
+        let i = 0;
+        const t = setInterval(() => {
+          try {
+            if (i % 2 === 0) { fs.rmSync(data, { recursive: true, force: true }); fs.renameSync(dir, data); }
+            else { fs.renameSync(data, dir); fs.symlinkSync(i % 4 === 1 ? '/etc' : '../../../../../etc', data); }
+          } catch {}
+          if (++i >= 200) clearInterval(t);
+        }, 15);`;
+      const swapper = spawn(process.execPath, ['-e', script], { stdio: 'ignore' });
+      const done = new Promise((r) => swapper.on('exit', r));
+      try {
+        let started = 0;
+        for (let i = 0; i < 10; i++) {
+          const err = await fx.rt.start('paene-hostile').then(
+            () => undefined,
+            (e: Error) => e,
+          );
+          if (!err) {
+            started++;
+            // where the bind is, it is inside: the guest's /mnt/data or its /etc
+            const where = await out('paene-hostile', `ls /mnt/data/${marker} /etc/${marker} 2>/dev/null; true`);
+            expect(where.length).toBeGreaterThan(0);
+            await fx.rt.stop('paene-hostile');
+          }
+          untouched();
+        }
+        expect(started, 'some of the starts ran').toBeGreaterThan(0);
+      } finally {
+        if (swapper.exitCode === null) swapper.kill();
+        await done;
+      }
+      untouched();
+    }, 300_000);
+  });
+});
