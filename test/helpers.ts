@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { beforeAll, describe } from 'vitest';
+import { keepRootOffEgress } from '../src/runtime/network.js';
 import type { Runtime } from '../src/runtime/runtime.js';
 import { RUN_ENV, vmStatus, WAIT_MS, waitVm } from './v2/vm.js';
 
@@ -53,8 +54,12 @@ export function describeMeasuring(name: string, fn: () => void): void {
 }
 
 /** A private state root for one test file; its cgroups get their own `paene-<hash>` parent. */
-export function tempRoot(tag: string): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), `paene-test-${tag}-`));
+export function tempRoot(tag: string, o: { egress?: boolean } = {}): string {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), `paene-test-${tag}-`));
+  // Egress is a new root's default: a test root keeps the 127.x pool (no paene-egress link, no nft table on the
+  // machine) unless the test asks for egress, and then it runs paene in a network namespace it made.
+  if (o.egress !== true) keepRootOffEgress(root);
+  return root;
 }
 
 /** What every real-kernel test file does last: destroy its contexts, stop its monitor, remove its root. */

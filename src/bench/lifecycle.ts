@@ -28,6 +28,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { openImageStore, openRuntime, storeImageSource } from '../runtime/open.js';
+import { keepRootOffEgress } from '../runtime/network.js';
 import type { Runtime } from '../runtime/runtime.js';
 import { Cleanup, type MachineFacts, machineFacts, median, round, run } from './common.js';
 import { type OciRuntime, PEER_PREFIX, cleanupPeers, ociArgs, ociProgram, peerVersion, which, writeBundle } from './peers.js';
@@ -147,6 +148,7 @@ export async function runLifecycle(o: LifecycleOptions): Promise<LifecycleResult
   const cleanup = new Cleanup(log);
   fs.mkdirSync(o.dir, { recursive: true });
   const stateRoot = path.join(o.dir, 'state');
+  keepRootOffEgress(stateRoot); // the shared model's own cost, and nothing added to the host's network
   const rt: Runtime = openRuntime(stateRoot);
   const node = process.execPath;
   const cli = path.join(packageRoot(), 'bin', 'paene.js');
@@ -443,6 +445,7 @@ function reapedChildrenCpuMs(): number {
  * happens.
  */
 async function runMany(paene: string, dir: string, n: number, runs: number): Promise<ManyResult> {
+  keepRootOffEgress(path.join(dir, 'state'));
   const g = ['--root', path.join(dir, 'state')];
   const list = async () => {
     const wall: number[] = [];

@@ -21,6 +21,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { nativePath } from '../kernel/helper.js';
 import { openImageStore, openRuntime, storeImageSource } from '../runtime/open.js';
+import { keepRootOffEgress } from '../runtime/network.js';
 import { Cleanup, type MachineFacts, httpGet, machineFacts, median, round, run, sleep } from './common.js';
 import { DEFAULT_IMAGE } from '../image/store.js';
 
@@ -126,6 +127,7 @@ export async function runOverhead(o: OverheadOptions): Promise<OverheadResult> {
   const cleanup = new Cleanup(log);
   fs.mkdirSync(o.dir, { recursive: true });
   const stateRoot = path.join(o.dir, 'state');
+  keepRootOffEgress(stateRoot); // nothing added to the host's network
   const hostDir = path.join(o.dir, 'host');
   const wwwDir = path.join(o.dir, 'www');
   const rt = openRuntime(stateRoot);

@@ -21,6 +21,7 @@ import path from 'node:path';
 import { PaeneError } from '../model/errors.js';
 import { nativePath } from '../kernel/helper.js';
 import { defaultPolicy, openImageStore, storeImageSource } from '../runtime/open.js';
+import { keepRootOffEgress } from '../runtime/network.js';
 import { type ImageSource, Runtime } from '../runtime/runtime.js';
 import { Cleanup, type MachineFacts, dirBytes, httpGet, machineFacts, median, meminfo, percentile, round, run, slope } from './common.js';
 import { DEFAULT_IMAGE } from '../image/store.js';
@@ -354,6 +355,7 @@ export async function runPacking(o: PackingOptions): Promise<PackingResult> {
   const cleanup = new Cleanup(log);
   fs.mkdirSync(o.dir, { recursive: true });
   const stateRoot = path.join(o.dir, 'state');
+  keepRootOffEgress(stateRoot); // nothing added to the host's network
   const copiesDir = path.join(o.dir, 'copies');
   const images = new BenchImages(storeImageSource(openImageStore(stateRoot)));
   const rt = new Runtime({ root: stateRoot, images, policy: defaultPolicy });

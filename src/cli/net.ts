@@ -3,7 +3,16 @@
 import type { Command } from 'commander';
 import { formatPublish } from '../net/bridgeplan.js';
 import { PaeneError } from '../model/errors.js';
-import { NET_MODES, type NetSpec, canonicalIp, describeNet, netSpecFrom, validateNetSpec } from '../net/model.js';
+import {
+  NET_MODES,
+  type NetSpec,
+  canonicalIp,
+  describeNet,
+  egressPoolChange,
+  parseDnsList,
+  netSpecFrom,
+  validateNetSpec,
+} from '../net/model.js';
 import { runtimeOf } from './common.js';
 import { formatTable, printJson } from './format.js';
 
@@ -22,12 +31,18 @@ export function addNetOptions(cmd: Command, withDefault: boolean): Command {
     .option('--publish <hostport:port[/udp]>', 'with --net private: forward a host port to it (repeatable)', collect, [])
     .option(
       '--egress <nat|none>',
-      "shared and private: whether it reaches beyond the host (default nat; a shared context needs the root's --egress-pool); live: paene net egress",
+      "shared and private: whether it reaches beyond the host (default nat; a shared context from the root's egress pool, the default); live: paene net egress",
+    )
+    .option(
+      '--dns <ip[,ip]>',
+      "shared and private: the nameservers of the /etc/resolv.conf it gets at start (default: the root's net settings --dns, else the host's own, loopback ones left out)",
+      collect,
+      [],
     );
 }
 
-export function netSpecOf(o: { net?: string; ip?: string[]; publish?: string[]; egress?: string }): NetSpec {
-  return netSpecFrom({ mode: o.net, ips: o.ip ?? [], publish: o.publish ?? [], egress: o.egress });
+export function netSpecOf(o: { net?: string; ip?: string[]; publish?: string[]; egress?: string; dns?: string[] }): NetSpec {
+  return netSpecFrom({ mode: o.net, ips: o.ip ?? [], publish: o.publish ?? [], egress: o.egress, dns: o.dns ?? [] });
 }
 
 /** One line: mode and addresses, for list and status. */
@@ -100,22 +115,29 @@ Models (paene create NAME --net MODE):
     false,
   )
     .option('--json', 'print the resulting network as JSON')
-    .action(async (name: string, o: { net?: string; ip: string[]; publish: string[]; egress?: string; json?: boolean }, cmd: Command) => {
-      const rt = runtimeOf(cmd);
-      const cur = rt.config(name).net;
-      const mode = o.net ?? cur.mode;
-      // Unchanged parts are kept; a new mode starts with a fresh address unless --ip says otherwise.
-      const keep = mode === cur.mode;
-      const spec = netSpecFrom({
-        mode,
-        ips: o.ip.length ? o.ip : keep ? cur.addresses : [],
-        publish: o.publish.length ? o.publish : keep ? cur.publish.map(formatPublish) : [],
-        egress: o.egress ?? (keep ? cur.egress : undefined),
-      });
-      const c = await rt.setNet(name, spec);
-      if (o.json) printJson(c.net);
-      else console.log(`'${name}': ${describeNet(c.net)}`);
-    });
+    .action(
+      async (
+        name: string,
+        o: { net?: string; ip: string[]; publish: string[]; egress?: string; dns: string[]; json?: boolean },
+        cmd: Command,
+      ) => {
+        const rt = runtimeOf(cmd);
+        const cur = rt.config(name).net;
+        const mode = o.net ?? cur.mode;
+        // Unchanged parts are kept; a new mode starts with a fresh address unless --ip says otherwise.
+        const keep = mode === cur.mode;
+        const spec = netSpecFrom({
+          mode,
+          ips: o.ip.length ? o.ip : keep ? cur.addresses : [],
+          publish: o.publish.length ? o.publish : keep ? cur.publish.map(formatPublish) : [],
+          egress: o.egress ?? (keep ? cur.egress : undefined),
+          dns: o.dns.length ? o.dns : keep ? cur.dns : undefined,
+        });
+        const c = await rt.setNet(name, spec);
+        if (o.json) printJson(c.net);
+        else console.log(`'${name}': ${describeNet(c.net)}`);
+      },
+    );
 
   net
     .command('egress')
@@ -143,13 +165,18 @@ Models (paene create NAME --net MODE):
     .option('--publish-host <addr>', 'a host address (not loopback) contexts may connect to (repeatable; replaces the list)', collect, [])
     .option('--host-netns <path>', "network namespace the bridge and NAT live in (default: the host's own; tests use one of their own)")
     .option(
-      '--egress-pool <cidr>',
-      "a routable private range for new shared contexts: local on paene-egress, source NAT out to the host's address (docs/network.md, Egress)",
+      '--egress-pool <auto|none|cidr>',
+      "where new shared contexts get addresses that reach the world: auto (the default: a free private range picked at the first create), a CIDR, or none (the 127.x pool, cut off from the world); local on paene-egress, source NAT out to the host's address (docs/network.md, Egress)",
+    )
+    .option(
+      '--dns <ip[,ip]|host>',
+      "nameservers for the resolv.conf of this root's contexts that reach the world; host: the host's own (the default, loopback ones left out)",
     )
     .option('--json', 'print JSON')
     .action(
       (
         o: {
+          dns?: string;
           sharedPool?: string;
           bridge?: string;
           subnet?: string;
@@ -162,8 +189,10 @@ Models (paene create NAME --net MODE):
       ) => {
         const rt = runtimeOf(cmd);
         const cur = rt.network.settings();
-        const changing = o.sharedPool || o.bridge || o.subnet || o.publishHost.length || o.hostNetns || o.egressPool;
-        if (changing && rt.list().some((s) => s.state === 'running' && s.net.mode !== 'host')) {
+        const changing = o.sharedPool || o.bridge || o.subnet || o.publishHost.length || o.hostNetns || o.egressPool || o.dns;
+        // the nameservers apply at each start: no need to stop anything for them
+        const walls = o.sharedPool || o.bridge || o.subnet || o.publishHost.length || o.hostNetns || o.egressPool;
+        if (walls && rt.list().some((s) => s.state === 'running' && s.net.mode !== 'host')) {
           throw new PaeneError(
             'wrong-state',
             'stop the running contexts first: their walls and plumbing were made from the current settings',
@@ -177,7 +206,8 @@ Models (paene create NAME --net MODE):
                 : {}),
               ...(o.publishHost.length ? { published: o.publishHost.map(canonicalIp) } : {}),
               ...(o.hostNetns ? { hostNetns: o.hostNetns } : {}),
-              ...(o.egressPool ? { egressPool4: o.egressPool } : {}),
+              ...(o.egressPool ? egressPoolChange(o.egressPool) : {}),
+              ...(o.dns ? { dns: o.dns.trim().toLowerCase() === 'host' ? undefined : parseDnsList([o.dns]) } : {}),
             })
           : cur;
         if (o.json) printJson(s);
@@ -188,7 +218,10 @@ Models (paene create NAME --net MODE):
           );
           console.log(`published     ${s.published.join(' ') || "(none: the host's own addresses are refused)"}`);
           console.log(`host netns    ${s.hostNetns ?? "(the host's own)"}`);
-          console.log(`egress pool   ${s.egressPool4 ?? '(none: shared contexts stay on the host)'}`);
+          console.log(`dns           ${s.dns?.join(' ') ?? "(the host's resolvers, loopback ones left out)"}`);
+          console.log(
+            `egress pool   ${s.egressPool4 ?? (s.egressAuto ? 'auto (picked at the first create of a shared context)' : `none (shared contexts get ${s.sharedPool4}: no way out)`)}${s.egressPool4 && s.egressAuto ? ' (auto)' : ''}`,
+          );
         }
       },
     );

@@ -372,3 +372,20 @@ export function egressLeftovers(h: NetHost, pool: string): string[] {
   if (link(h.hostNetns, EGRESS_LINK) !== undefined) out.push(`link ${EGRESS_LINK}`);
   return out;
 }
+
+/**
+ * Why this namespace cannot give shared contexts a way out, or undefined when
+ * it can: `ip`, and an nft that loads the egress table (inet, nat,
+ * masquerade, fib, reject), asked with `nft --check` (the kernel checks the
+ * batch and commits nothing).
+ */
+export function egressUnsupported(h: NetHost, pool: string): string | undefined {
+  try {
+    tool('ip');
+    const r = exec(h.hostNetns, 'nft', ['--check', '-f', '-'], egressRuleset(pool, []));
+    if (r.status !== 0) return `nft cannot load the egress table here (${(r.stderr || r.stdout).trim().split('\n')[0]})`;
+    return undefined;
+  } catch (e) {
+    return (e as Error).message;
+  }
+}

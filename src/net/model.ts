@@ -47,6 +47,12 @@ export interface NetSpec {
    * masquerade). Absent: 'nat'. Changes live (`paene net egress`).
    */
   egress?: Egress;
+  /**
+   * shared and private: the nameservers of the resolv.conf it gets at start
+   * (`create --dns`); absent: the root's (`net settings --dns`), else the
+   * host's (src/net/resolv.ts).
+   */
+  dns?: string[];
 }
 
 export const EGRESS = ['nat', 'none'] as const;
@@ -73,6 +79,36 @@ export function canonicalIp(s: string): string {
   throw new PaeneError('invalid-argument', `invalid IP address '${s}': use dotted IPv4 (127.77.0.2) or IPv6 (fd00::2)`);
 }
 
+/** glibc reads at most 3 nameservers (MAXNS). */
+export const MAX_NAMESERVERS = 3;
+
+/** Whether a nameserver is on the host's loopback (or the wildcard): inside a context that is its own, where nothing answers. */
+export function isLoopbackResolver(ip: string): boolean {
+  return ip.startsWith('127.') || ip === '0.0.0.0' || ip === '::1' || ip === '::' || ip.startsWith('::ffff:127.');
+}
+
+/** Nameservers given by the user (`--dns IP[,IP]`): canonical, no loopback, at most 3. */
+export function parseDnsList(list: readonly string[], where = '--dns'): string[] {
+  const ips = [
+    ...new Set(
+      list
+        .flatMap((s) => s.split(','))
+        .map((s) => s.trim())
+        .filter(Boolean),
+    ),
+  ].map(canonicalIp);
+  for (const ip of ips) {
+    if (isLoopbackResolver(ip))
+      throw new PaeneError(
+        'invalid-argument',
+        `${where} ${ip}: a loopback address inside a context is its own (its 127.0.0.1), not the host's resolver; give a resolver it can reach`,
+      );
+  }
+  if (ips.length > MAX_NAMESERVERS)
+    throw new PaeneError('invalid-argument', `${where}: at most ${MAX_NAMESERVERS} nameservers (glibc reads no more)`);
+  return ips;
+}
+
 export const familyOf = (addr: string): 4 | 6 => (addr.includes(':') ? 6 : 4);
 
 /** An IPv4 address as a number (pools hand them out lowest first); undefined for IPv6 or anything else. */
@@ -81,11 +117,12 @@ export function ipv4Number(addr: string): number | undefined {
 }
 
 /** What `--net`, `--ip` and `--publish` ask for, checked against each other. */
-export function netSpecFrom(o: { mode?: string; ips?: string[]; publish?: string[]; egress?: string }): NetSpec {
+export function netSpecFrom(o: { mode?: string; ips?: string[]; publish?: string[]; egress?: string; dns?: string[] }): NetSpec {
   const mode = o.mode === undefined ? DEFAULT_NET_MODE : parseNetMode(o.mode);
   const addresses = dedupe((o.ips ?? []).map(canonicalIp));
   const publish = (o.publish ?? []).map(parsePublish);
-  return validateNetSpec({ mode, addresses, publish, ...(o.egress !== undefined ? { egress: o.egress } : {}) }, 'network');
+  const dns = o.dns !== undefined && o.dns.length > 0 ? { dns: parseDnsList(o.dns) } : {};
+  return validateNetSpec({ mode, addresses, publish, ...(o.egress !== undefined ? { egress: o.egress } : {}), ...dns }, 'network');
 }
 
 function dedupe(xs: string[]): string[] {
@@ -109,6 +146,10 @@ export function validateNetSpec(x: unknown, where: string): NetSpec {
   const egress = o.egress as Egress | undefined;
   if (egress !== undefined && mode !== 'shared' && mode !== 'private')
     throw bad(`--egress is for shared and private contexts (a ${mode} context has no way out to choose)`);
+  if (o.dns !== undefined && !Array.isArray(o.dns)) throw bad(`'dns' must be a list of nameservers`);
+  const dns = o.dns === undefined ? undefined : parseDnsList((o.dns as unknown[]).map(String), `${where}: dns`);
+  if (dns !== undefined && mode !== 'shared' && mode !== 'private')
+    throw bad(`--dns is for shared and private contexts (a ${mode} context has no resolver to reach but its own)`);
   if ((mode === 'host' || mode === 'none') && addresses.length > 0)
     throw bad(`a context with --net ${mode} owns no address (--ip is for shared and private)`);
   if (mode !== 'private' && publish.length > 0)
@@ -126,7 +167,7 @@ export function validateNetSpec(x: unknown, where: string): NetSpec {
     if (hostPorts.has(k)) throw bad(`host port ${k} is published twice`);
     hostPorts.add(k);
   }
-  return { mode, addresses, publish, ...(egress !== undefined ? { egress } : {}) };
+  return { mode, addresses, publish, ...(egress !== undefined ? { egress } : {}), ...(dns !== undefined && dns.length > 0 ? { dns } : {}) };
 }
 
 export const primaryOf = (spec: NetSpec, fam: 4 | 6): string | undefined => spec.addresses.find((a) => familyOf(a) === fam);
@@ -167,6 +208,35 @@ export interface NetSettings {
    * to the host's address (docs/network.md, "Egress").
    */
   egressPool4?: string;
+  /**
+   * The root picks its egress pool itself (the default of a root without a
+   * net.json): at the first create of a shared context from the pool, a free
+   * private range that overlaps no route or address of the host and no other
+   * root's claim, recorded in egressPool4. A net.json without this field
+   * (written before egress was the default, or `--egress-pool none|CIDR`)
+   * keeps what it says.
+   */
+  egressAuto?: boolean;
+  /** Nameservers for the resolv.conf of the root's contexts that reach the world (`net settings --dns`); absent: the host's. */
+  dns?: string[];
+}
+
+/** `net settings --egress-pool`: auto (the default), none (the 127.x pool, cut off from the world) or a CIDR. */
+export function egressPoolChange(v: string): Pick<NetSettings, 'egressPool4' | 'egressAuto'> {
+  const t = v.trim().toLowerCase();
+  if (t === 'auto') return { egressAuto: true };
+  if (t === 'none') return { egressPool4: undefined, egressAuto: false };
+  if (!/^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}$/.test(t))
+    throw new PaeneError('invalid-argument', `--egress-pool '${v}': use auto, none or an IPv4 CIDR such as 10.77.0.0/16`);
+  return { egressPool4: t, egressAuto: false };
+}
+
+/** The egress pools a root picks from (`auto`), in order: 10.77.0.0/16 to 10.87.0.0/16 (below paene's private subnets), then 10.60-76. */
+export function egressPoolCandidates(): string[] {
+  const out: string[] = [];
+  for (let b = 77; b <= 87; b++) out.push(`10.${b}.0.0/16`);
+  for (let b = 60; b <= 76; b++) out.push(`10.${b}.0.0/16`);
+  return out;
 }
 
 /**
@@ -178,7 +248,7 @@ export interface NetSettings {
  */
 export function defaultNetSettings(rootTag?: string): NetSettings {
   const second = rootTag === undefined ? 77 : 100 + (parseInt(rootTag.slice(0, 6), 16) % 150);
-  return { sharedPool4: `127.${second}.0.0/16`, bridge: DEFAULT_BRIDGE, published: [] };
+  return { sharedPool4: `127.${second}.0.0/16`, bridge: DEFAULT_BRIDGE, published: [], egressAuto: true };
 }
 
 export function validateNetSettings(x: unknown, defaults: NetSettings, where: string): NetSettings {
@@ -186,9 +256,10 @@ export function validateNetSettings(x: unknown, defaults: NetSettings, where: st
   if (typeof x !== 'object' || x === null) throw bad('not a JSON object');
   const o = x as Record<string, unknown>;
   for (const k of Object.keys(o)) {
-    if (!['sharedPool4', 'bridge', 'published', 'hostNetns', 'bridgeGiven', 'egressPool4'].includes(k))
-      throw bad(`unknown field '${k}' (expected sharedPool4, bridge, published, hostNetns, bridgeGiven, egressPool4)`);
+    if (!['sharedPool4', 'bridge', 'published', 'hostNetns', 'bridgeGiven', 'egressPool4', 'egressAuto', 'dns'].includes(k))
+      throw bad(`unknown field '${k}' (expected sharedPool4, bridge, published, hostNetns, bridgeGiven, egressPool4, egressAuto, dns)`);
   }
+  if (o.egressAuto !== undefined && typeof o.egressAuto !== 'boolean') throw bad(`egressAuto must be true or false`);
   const s: NetSettings = {
     sharedPool4: typeof o.sharedPool4 === 'string' ? o.sharedPool4 : defaults.sharedPool4,
     bridge: o.bridge === undefined ? defaults.bridge : { ...defaults.bridge, ...(o.bridge as Partial<BridgeConfig>) },
@@ -196,6 +267,9 @@ export function validateNetSettings(x: unknown, defaults: NetSettings, where: st
     ...(typeof o.hostNetns === 'string' ? { hostNetns: o.hostNetns } : defaults.hostNetns ? { hostNetns: defaults.hostNetns } : {}),
     ...(o.bridgeGiven === true ? { bridgeGiven: true } : {}),
     ...(typeof o.egressPool4 === 'string' ? { egressPool4: o.egressPool4 } : {}),
+    // not from the defaults: a net.json without it was written before egress was the default and keeps 127.x
+    ...(o.egressAuto === true ? { egressAuto: true } : {}),
+    ...(Array.isArray(o.dns) && o.dns.length > 0 ? { dns: parseDnsList(o.dns.map(String), `${where}: dns`) } : {}),
   };
   if (s.egressPool4 !== undefined) {
     parseSubnet4(s.egressPool4);
@@ -248,7 +322,7 @@ export function netGaps(spec: NetSpec): string[] | undefined {
 export function describeNet(spec: NetSpec): string {
   if (spec.mode === 'shared' || spec.mode === 'private') {
     const pub = spec.publish.map(formatPublish).join(',');
-    return `${spec.mode} ${spec.addresses.join(',') || '(unassigned)'}${pub ? ` publish ${pub}` : ''}${spec.egress === 'none' ? ' egress none' : ''}`;
+    return `${spec.mode} ${spec.addresses.join(',') || '(unassigned)'}${pub ? ` publish ${pub}` : ''}${spec.egress === 'none' ? ' egress none' : ''}${spec.dns ? ` dns ${spec.dns.join(',')}` : ''}`;
   }
   return spec.mode === 'host' ? 'host (no wall)' : 'none (loopback only)';
 }

@@ -9,7 +9,9 @@
 //   connect,  to an unpublished host address (hostDeny, checked first):
 //   sendmsg   EPERM; to the host's loopback: redirected to the primary
 //             address (its "127.0.0.1" is its own); to a neighbour
-//             (peerNets4) or the world: as is; the source is
+//             (peerNets4) or the world: as is, except the world from a
+//             loopback primary (EPERM, where the kernel would give a
+//             bare EINVAL: a 127.x source never leaves the host); the source is
 //             forced to the primary address (bpf_bind in connect, msg_src in
 //             sendmsg), so nothing leaves with a host address
 //   recvmsg,  a peer that is the primary address shows as the loopback the
@@ -84,6 +86,15 @@ export interface SockAddrPolicy {
   /** The host's own addresses that are not published to contexts (exact addresses): connect/sendmsg refused. */
   hostDeny4: string[];
   hostDeny6: string[];
+  /**
+   * The host's addresses contexts may reach (published; exact, not
+   * loopback). With a loopback primary (the 127.x pool) these, the own
+   * addresses and peerNets4 are all a context reaches outside 127.0.0.0/8:
+   * anything else lies beyond the host, where the kernel would refuse the
+   * loopback source with a bare EINVAL; the programs refuse it first (EPERM).
+   * Absent: none.
+   */
+  hostAllow4?: string[];
 }
 
 export type SockAddrHook =
@@ -288,16 +299,19 @@ interface Compiled {
   peer4: Net4[];
   deny4: number[];
   deny6: number[][];
+  allow4: number[];
 }
 
 function compile(p: SockAddrPolicy): Compiled {
   if (typeof p !== 'object' || p === null) throw bad('the network policy must be an object');
-  for (const k of ['v4', 'v6', 'peerNets4', 'hostDeny4', 'hostDeny6'] as const) {
-    if (!Array.isArray(p[k])) throw bad(`the network policy's ${k} must be a list of addresses`);
-    if (p[k].length > MAX_SOCK_ADDR_ENTRIES) {
-      throw bad(`the network policy's ${k} has ${p[k].length} entries; at most ${MAX_SOCK_ADDR_ENTRIES} are supported`);
+  for (const k of ['v4', 'v6', 'peerNets4', 'hostDeny4', 'hostDeny6', 'hostAllow4'] as const) {
+    if (k === 'hostAllow4' && p[k] === undefined) continue;
+    const list = p[k] as string[];
+    if (!Array.isArray(list)) throw bad(`the network policy's ${k} must be a list of addresses`);
+    if (list.length > MAX_SOCK_ADDR_ENTRIES) {
+      throw bad(`the network policy's ${k} has ${list.length} entries; at most ${MAX_SOCK_ADDR_ENTRIES} are supported`);
     }
-    for (const e of p[k]) if (typeof e !== 'string') throw bad(`the network policy's ${k} must hold strings, not ${typeof e}`);
+    for (const e of list) if (typeof e !== 'string') throw bad(`the network policy's ${k} must hold strings, not ${typeof e}`);
   }
   if (p.v4.length === 0 && p.v6.length === 0) throw bad('a shared-network context needs at least one address of its own (v4 or v6)');
 
@@ -352,6 +366,7 @@ function compile(p: SockAddrPolicy): Compiled {
   });
   const deny4 = p.hostDeny4.map((s) => v4('host address to deny', s));
   const deny6 = p.hostDeny6.map((s) => v6('host IPv6 address to deny', s));
+  const allow4 = (p.hostAllow4 ?? []).map((s) => v4('host address to allow', s));
 
   noDuplicates('own IPv4 address', p.v4, (s) => formatIPv4(v4('', s)));
   noDuplicates('own IPv6 address', p.v6, (s) => formatIPv6(v6('', s)));
@@ -361,7 +376,7 @@ function compile(p: SockAddrPolicy): Compiled {
   for (const d of deny6) {
     if (own6.some((o) => o.equals(d))) throw bad(`${formatIPv6(d)} is both an own address and a denied host address`);
   }
-  return { own4, own6, peer4, deny4: deny4.map((b) => word(b)), deny6: deny6.map(words6) };
+  return { own4, own6, peer4, deny4: deny4.map((b) => word(b)), deny6: deny6.map(words6), allow4: allow4.map((b) => word(b)) };
 }
 
 /** Checks a policy without building programs; throws PaeneError('invalid-argument'). */
@@ -421,6 +436,7 @@ interface Shape {
   peer4: Net4[];
   deny4: number[];
   deny6: number[][];
+  allow4: number[];
 }
 
 function shapeOf(c: Compiled): Shape {
@@ -434,6 +450,7 @@ function shapeOf(c: Compiled): Shape {
     peer4: c.peer4,
     deny4: c.deny4,
     deny6: c.deny6,
+    allow4: c.allow4,
   };
 }
 
@@ -573,9 +590,10 @@ function bind4Rule(a: Asm, c: Shape, addr: Reg, writeAt: number, x: Exits, recor
  */
 function dest4Rule(a: Asm, c: Shape, addr: Reg, writeAt: number, x: Exits, replies = false): void {
   const redirect = a.newLabel('dst.redirect');
+  const beyond = a.newLabel('dst.beyond');
   a.jmp32('jeq', addr, { imm: 0 }, redirect); // 0.0.0.0 means "this host" to connect() and sendto()
   jeqAny(a, addr, c.deny4, x.deny);
-  unlessLoopback(a, addr, x.allow); // the world
+  unlessLoopback(a, addr, beyond);
   jeqAny(a, addr, c.own4, x.allow);
   inNets(a, addr, c.peer4, x.allow); // a neighbour
   if (replies) replySlot(a, writeAt, x.allow);
@@ -586,6 +604,28 @@ function dest4Rule(a: Asm, c: Shape, addr: Reg, writeAt: number, x: Exits, repli
     store(a, writeAt, c.own4[0]);
     a.ja(x.allow);
   }
+  a.label(beyond);
+  beyond4Rule(a, c, addr, x);
+}
+
+/**
+ * A destination outside 127.0.0.0/8: as is, unless the context's primary
+ * (its source) is a loopback address and the destination is none of the
+ * host's (its own addresses, a neighbour's pool, a published host address):
+ * a loopback source never leaves the host, and the kernel would answer a
+ * bare EINVAL; refused here instead (EPERM), as the model forbids it.
+ */
+function beyond4Rule(a: Asm, c: Shape, addr: Reg, x: Exits): void {
+  if (c.n4 === 0) {
+    a.ja(x.allow); // no IPv4 address of its own: the host's source
+    return;
+  }
+  loadW(a, TMP, c.own4[0]);
+  a.alu32('and', TMP, { imm: 0xff }).jmp32('jne', TMP, { imm: 127 }, x.allow); // a routable primary: the world
+  jeqAny(a, addr, c.own4, x.allow);
+  jeqAny(a, addr, c.allow4, x.allow);
+  inNets(a, addr, c.peer4, x.allow);
+  a.ja(x.deny);
 }
 
 /**

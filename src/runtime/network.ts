@@ -28,6 +28,7 @@ import {
   addressPool,
   defaultNetSettings,
   egressOf,
+  egressPoolCandidates,
   familyOf,
   inEgressPool,
   validateNetSettings,
@@ -38,7 +39,9 @@ import type { ContextConfig } from '../context/config.js';
 import { applySockAddr, sockAddrArgs } from '../kernel/bpf.js';
 import type { ContextCgroup } from '../cgroups/cgroups.js';
 import { type ExecRequest, LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET, type StartRequest, landlockAbi } from '../kernel/helper.js';
-import { writeJsonAtomic } from '../kernel/atomic.js';
+import { writeFileAtomic, writeJsonAtomic } from '../kernel/atomic.js';
+import type { BindMount } from '../model/mounts.js';
+import { formatResolvConf, guestResolv, readHostResolvConfs } from '../net/resolv.js';
 import { DEFAULT_ROOT, type Layout } from '../kernel/layout.js';
 import type { StateStore } from './state.js';
 
@@ -55,6 +58,7 @@ import {
   connectPrivate,
   disconnectPrivate,
   egressLeftovers,
+  egressUnsupported,
   ensureBridge,
   ensureEgress,
   hostNets,
@@ -65,6 +69,17 @@ import {
   removeBridgeIfUnused,
   removeEgress,
 } from '../net/bridge.js';
+
+/** A warning about the host, said once per process (a create of 1,000 contexts says it once). */
+const warned = new Set<string>();
+function warnOnce(text: string): void {
+  if (warned.has(text)) return;
+  warned.add(text);
+  process.stderr.write(`paene: warning: ${text}\n`);
+}
+
+const dnsWarning = (why: string) =>
+  `no resolver for the context's /etc/resolv.conf (its image's stays): ${why}; give one with paene net settings --dns IP or create --dns IP`;
 
 /** Landlock ABI 6 (Linux 6.12) brought the abstract unix socket scope. */
 const LANDLOCK_ABI_SCOPES = 6;
@@ -100,6 +115,7 @@ export class ContextNetwork {
       cur,
       'network settings',
     );
+    this.refuseEgressPoolChange(cur, next);
     if (change.egressPool4 !== undefined) this.claimEgressPool(change.egressPool4);
     if (change.bridge !== undefined) {
       // its own nft table and veth prefix are chosen with it, unless given too
@@ -235,6 +251,68 @@ export class ContextNetwork {
   }
 
   /**
+   * The root's settings with its egress pool picked, when it picks one itself
+   * (egressAuto, the default of a root without a net.json) and has none it
+   * still holds: the first of egressPoolCandidates that no other root claims
+   * and no route or address of this namespace overlaps, claimed under the
+   * registry's lock and recorded in net.json. A host that cannot NAT (no
+   * `ip`, an nft without inet, nat, fib or reject) keeps the 127.x pool, with
+   * one warning line, never a failure.
+   */
+  egressSettings(): NetSettings {
+    const s = this.settings();
+    if (s.egressAuto !== true) return s;
+    const me: Owner = { root: this.layout.root };
+    const reg = this.registry(undefined);
+    if (s.egressPool4 !== undefined) {
+      const held = reg.locked(() => {
+        const o = reg.ownerOf('subnet', s.egressPool4 as string);
+        return o === undefined || (o.root === me.root && o.name === undefined);
+      });
+      if (held) return s; // its own still (claimEgressPool takes it again if it was given back)
+    }
+    const candidates = egressPoolCandidates();
+    const why = egressUnsupported({}, candidates[0] as string);
+    if (why !== undefined) {
+      warnOnce(`shared contexts get 127.x addresses, cut off from the world: ${why} (paene net settings --egress-pool none silences this)`);
+      return s;
+    }
+    const pool = reg.locked(() => {
+      const subnets = new Map([...reg.live('subnet')].filter(([, o]) => o.root !== me.root).map(([c, o]) => [c, ownerText(o)]));
+      const sub = chooseSubnet(candidates, subnets, hostNets({}), new Set([EGRESS_LINK]));
+      if (sub === undefined || reg.claim('subnet', sub.cidr, me) !== undefined) return undefined;
+      return sub.cidr;
+    });
+    if (pool === undefined) {
+      warnOnce(
+        `shared contexts get 127.x addresses: every egress pool candidate (${candidates[0]} on) overlaps the host or another root (paene net settings --egress-pool CIDR)`,
+      );
+      return s;
+    }
+    const next = validateNetSettings({ ...s, egressPool4: pool }, s, 'network settings');
+    fs.mkdirSync(this.layout.root, { recursive: true });
+    writeJsonAtomic(this.settingsFile, next);
+    return next;
+  }
+
+  /** A change of the egress pool while contexts hold addresses in the old one would leave them unreachable: refused, by name. */
+  private refuseEgressPoolChange(cur: NetSettings, next: NetSettings): void {
+    if (cur.egressPool4 === undefined || cur.egressPool4 === next.egressPool4) return;
+    for (const n of this.store.names()) {
+      try {
+        const a = this.store.readConfig(n).net.addresses.find((x) => inEgressPool(cur, x));
+        if (a !== undefined)
+          throw new PaeneError(
+            'wrong-state',
+            `context '${n}' has ${a} from the egress pool ${cur.egressPool4}: destroy it (or give it another --ip) first`,
+          );
+      } catch (e) {
+        if (e instanceof PaeneError && e.code === 'wrong-state') throw e;
+      }
+    }
+  }
+
+  /**
    * A private context's published host ports, claimed in the registry of the
    * namespace its NAT lives in: a port another context (of this root or
    * another) publishes is refused by name. Never given back one by one: a
@@ -298,7 +376,8 @@ export class ContextNetwork {
     }
     // A private context's address comes from the root's own subnet, leased host-wide first; a shared one's
     // from the egress pool when the root has one, claimed again if the root gave its claims back.
-    const settings = spec.mode === 'private' ? this.privateSettings() : this.settings();
+    const fromPool = spec.mode === 'shared' && spec.addresses.length === 0;
+    const settings = spec.mode === 'private' ? this.privateSettings() : fromPool ? this.egressSettings() : this.settings();
     if (spec.mode === 'shared' && settings.egressPool4 !== undefined) this.claimEgressPool(settings.egressPool4);
     if (spec.mode === 'private' && spec.publish.length > 0) this.claimPorts(name, spec, settings);
     if (spec.addresses.length > 0 || (spec.mode !== 'shared' && spec.mode !== 'private')) return spec;
@@ -381,6 +460,8 @@ export class ContextNetwork {
       peerNets4: s.egressPool4 !== undefined ? [s.sharedPool4, s.egressPool4] : [s.sharedPool4],
       hostDeny4: [...new Set(deny4)],
       hostDeny6: hostOnly.filter((a) => familyOf(a) === 6),
+      // with a 127.x address, what it may reach outside 127/8 (the rest would be a bare EINVAL: refused as EPERM)
+      hostAllow4: s.published.filter((a) => familyOf(a) === 4),
     };
   }
 
@@ -463,6 +544,48 @@ export class ContextNetwork {
   private usesEgress(config: ContextConfig): boolean {
     const s = this.settings();
     return config.net.addresses.some((a) => inEgressPool(s, a));
+  }
+
+  /**
+   * Whether a context gets a resolv.conf of paene's at start: one given
+   * nameservers (`create --dns`), and one that reaches the world (a shared
+   * context from the egress pool, a private one, with --egress nat).
+   */
+  private wantsResolv(config: ContextConfig): boolean {
+    const n = config.net;
+    if (n.mode !== 'shared' && n.mode !== 'private') return false;
+    if (n.dns !== undefined) return true;
+    return egressOf(n) === 'nat' && (n.mode === 'private' || this.usesEgress(config));
+  }
+
+  /** The resolv.conf a context gets, or why none can be made (`undefined`: it gets none, its image's own stays). */
+  resolvConf(config: ContextConfig): { text: string } | { why: string } | undefined {
+    if (!this.wantsResolv(config)) return undefined;
+    const r = guestResolv(readHostResolvConfs(), config.net.dns ?? this.settings().dns);
+    return 'why' in r ? r : { text: formatResolvConf(r.conf) };
+  }
+
+  /** What create says about DNS: a warning when a context that reaches the world will get no working resolver. */
+  warnDns(config: ContextConfig): void {
+    const r = this.resolvConf(config);
+    if (r !== undefined && 'why' in r) warnOnce(dnsWarning(r.why));
+  }
+
+  /**
+   * At start: the context's resolv.conf written (atomically) beside its
+   * config, as the bind the start makes read-only over the guest's
+   * /etc/resolv.conf; none when it gets none (a warning when it should).
+   */
+  resolvBinds(config: ContextConfig): BindMount[] {
+    const r = this.resolvConf(config);
+    const file = path.join(this.layout.contextDir(config.name), 'resolv.conf');
+    if (r === undefined || 'why' in r) {
+      if (r !== undefined) warnOnce(dnsWarning(r.why));
+      fs.rmSync(file, { force: true });
+      return [];
+    }
+    writeFileAtomic(file, r.text, 0o644, false);
+    return [{ source: file, target: '/etc/resolv.conf', readonly: true, kind: 'file' }];
   }
 
   /** A live change of a running context's egress (nat or none): shared through the pool's table, private through the bridge's. */
@@ -581,3 +704,16 @@ export function hostAddresses(): string[] {
 
 const HOST_ADDRESSES_TTL_MS = 1000;
 let hostAddressCache: { at: number; list: string[] } | undefined;
+
+/**
+ * Makes a new state root keep the 127.x pool (egress pool none) unless it
+ * has network settings already: for benchmarks and tests, which must not add
+ * a paene-egress link or an nft table to the host they run on, and whose
+ * figures stay those of the shared model alone.
+ */
+export function keepRootOffEgress(root: string): void {
+  const file = path.join(root, 'net.json');
+  if (fs.existsSync(file)) return;
+  fs.mkdirSync(root, { recursive: true });
+  writeJsonAtomic(file, { egressAuto: false });
+}

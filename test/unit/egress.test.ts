@@ -9,6 +9,8 @@ import {
   defaultNetSettings,
   describeNet,
   egressOf,
+  egressPoolCandidates,
+  egressPoolChange,
   inEgressPool,
   netSpecFrom,
   validateNetSettings,
@@ -24,6 +26,39 @@ describe('--egress', () => {
     expect(() => netSpecFrom({ mode: 'none', egress: 'none' })).toThrow(/--egress is for shared and private/);
     expect(validateNetSpec({ mode: 'shared', addresses: ['10.77.0.2'], publish: [], egress: 'none' }, 'x').egress).toBe('none');
     expect(describeNet({ mode: 'shared', addresses: ['10.77.0.2'], publish: [], egress: 'none' })).toBe('shared 10.77.0.2 egress none');
+  });
+});
+
+describe('egress by default (auto)', () => {
+  it("is a new root's default; a net.json without the field keeps the 127.x pool", () => {
+    const d = defaultNetSettings();
+    expect(d.egressAuto).toBe(true);
+    expect(defaultNetSettings('abcdef12').egressAuto).toBe(true);
+    // written before egress was the default (or by --egress-pool none): no field, no auto
+    expect(validateNetSettings({ published: [] }, d, 'net.json').egressAuto).toBeUndefined();
+    expect(validateNetSettings({ egressAuto: false }, d, 'net.json').egressAuto).toBeUndefined();
+    expect(validateNetSettings({ egressAuto: true, egressPool4: '10.77.0.0/16' }, d, 'net.json')).toMatchObject({
+      egressAuto: true,
+      egressPool4: '10.77.0.0/16',
+    });
+    expect(() => validateNetSettings({ egressAuto: 'yes' }, d, 'net.json')).toThrow(/egressAuto must be true or false/);
+  });
+  it('--egress-pool auto|none|CIDR', () => {
+    expect(egressPoolChange('auto')).toEqual({ egressAuto: true });
+    expect(egressPoolChange('NONE')).toEqual({ egressPool4: undefined, egressAuto: false });
+    expect(egressPoolChange('10.77.0.0/24')).toEqual({ egressPool4: '10.77.0.0/24', egressAuto: false });
+    for (const bad of ['', 'off', '10.77.0.0', '10.77.0.0/24; rm', 'fd00::/64'])
+      expect(() => egressPoolChange(bad)).toThrow(/use auto, none or an IPv4 CIDR/);
+  });
+  it('picks from private /16s below the private subnets (10.88 on), none on 127/8, no two alike', () => {
+    const c = egressPoolCandidates();
+    expect(c[0]).toBe('10.77.0.0/16');
+    expect(new Set(c).size).toBe(c.length);
+    for (const x of c) {
+      expect(x).toMatch(/^10\.(\d+)\.0\.0\/16$/);
+      expect(Number(x.split('.')[1])).toBeLessThan(88);
+      expect(() => validateNetSettings({ egressPool4: x }, defaultNetSettings(), 'x')).not.toThrow();
+    }
   });
 });
 

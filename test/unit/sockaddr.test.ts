@@ -29,6 +29,15 @@ const V4: SockAddrPolicy = {
   hostDeny4: ['127.88.0.1', '192.0.2.10', '127.77.0.1'],
   hostDeny6: ['2001:db8::10'],
 };
+/** A context in a routable egress pool (10.77.0.0/16, NAT out), the 127.x pool its neighbours too; one host address published. */
+const EG: SockAddrPolicy = {
+  v4: ['10.77.0.2'],
+  v6: [],
+  peerNets4: ['127.77.0.0/16', '10.77.0.0/16'],
+  hostDeny4: ['192.0.2.10', '10.77.0.1'],
+  hostDeny6: [],
+  hostAllow4: ['192.0.2.20'],
+};
 /** Dual stack. */
 const DUAL: SockAddrPolicy = { ...V4, v4: ['127.77.1.2'], v6: ['fd00::2', 'fd00::3'] };
 /** IPv6 only. */
@@ -231,11 +240,30 @@ describe('connect4 and sendmsg4', () => {
       expect(verdict(V4, hook, '0.0.0.0')).toBe('allow 127.77.1.2');
     }
   });
-  it('lets own addresses, neighbours in peerNets4 and the world through as they are', () => {
+  it('lets own addresses and neighbours in peerNets4 through as they are; the world too from a routable primary', () => {
     for (const hook of ['connect4', 'sendmsg4'] as const) {
-      for (const ip of ['127.77.1.5', '127.77.1.3', '127.77.200.1', '8.8.8.8', '10.0.0.1'])
-        expect(verdict(V4, hook, ip)).toBe(`allow ${ip}`);
+      for (const ip of ['127.77.1.5', '127.77.1.3', '127.77.200.1']) expect(verdict(V4, hook, ip)).toBe(`allow ${ip}`);
+      for (const ip of ['10.77.0.2', '10.77.9.9', '127.77.1.3', '192.0.2.20', '8.8.8.8', '10.0.0.1', '203.0.113.10'])
+        expect(verdict(EG, hook, ip)).toBe(`allow ${ip}`);
+      for (const ip of ['192.0.2.10', '10.77.0.1']) expect(verdict(EG, hook, ip)).toBe('deny');
+      expect(verdict(EG, hook, '127.0.0.1')).toBe('allow 10.77.0.2');
     }
+  });
+  it('a loopback primary (the 127.x pool) never goes beyond the host: EPERM where the kernel would give EINVAL', () => {
+    const pub: SockAddrPolicy = { ...V4, peerNets4: ['127.77.0.0/16', '10.77.0.0/16'], hostAllow4: ['192.0.2.20'] };
+    for (const hook of ['connect4', 'sendmsg4'] as const) {
+      for (const ip of ['8.8.8.8', '10.0.0.1', '203.0.113.10', '192.0.2.21', '255.255.255.255', '224.0.0.1'])
+        expect(verdict(pub, hook, ip)).toBe('deny');
+      // what is on the host stays reachable: a published host address, a neighbour in a routable pool, its own
+      for (const ip of ['192.0.2.20', '10.77.0.5']) expect(verdict(pub, hook, ip)).toBe(`allow ${ip}`);
+      expect(verdict({ ...pub, v4: ['127.77.1.2', '192.0.2.30'] }, hook, '192.0.2.30')).toBe('allow 192.0.2.30');
+      // a primary outside 127/8 (an address of a host interface) goes out as before, whatever its other addresses
+      expect(verdict({ ...pub, v4: ['192.0.2.30', '127.77.1.2'] }, hook, '8.8.8.8')).toBe('allow 8.8.8.8');
+    }
+    expect(run(pub, 'connect4', '8.8.8.8').binds).toEqual([]);
+    // the mapped form of a dual-stack socket gets the same answer
+    expect(verdict({ ...pub, v6: ['fd00::2'] }, 'connect6', '::ffff:8.8.8.8')).toBe('deny');
+    expect(verdict({ ...pub, v6: ['fd00::2'] }, 'connect6', '::ffff:192.0.2.20')).toBe('allow ::ffff:192.0.2.20');
   });
   it('refuses the host addresses in hostDeny4, before the loopback and peer rules', () => {
     for (const hook of ['connect4', 'sendmsg4'] as const) {
@@ -243,19 +271,24 @@ describe('connect4 and sendmsg4', () => {
     }
   });
   it('connect4 forces the source with bpf_bind(primary, port 0), whatever bpf_bind answers', () => {
-    expect(run(V4, 'connect4', '8.8.8.8').binds).toEqual(['127.77.1.2:0']);
+    expect(run(EG, 'connect4', '8.8.8.8').binds).toEqual(['10.77.0.2:0']);
+    expect(run(V4, 'connect4', '127.77.1.3').binds).toEqual(['127.77.1.2:0']);
     expect(run(V4, 'connect4', '127.0.0.1').binds).toEqual(['127.77.1.2:0']);
     expect(run(V4, 'connect4', { ip: '127.77.1.3', port: 22, bindResult: -22 })).toMatchObject({ ret: 1, binds: ['127.77.1.2:0'] });
     expect(run(V4, 'connect4', '192.0.2.10').binds).toEqual([]);
   });
   it('sendmsg4 sets msg_src_ip4 to the primary unless it already is an own address', () => {
-    expect(run(V4, 'sendmsg4', { ip: '8.8.8.8', port: 53, msgSrc: '0.0.0.0', type: 'dgram' })).toMatchObject({
+    expect(run(V4, 'sendmsg4', { ip: '127.77.1.3', port: 53, msgSrc: '0.0.0.0', type: 'dgram' })).toMatchObject({
       ret: 1,
       msgSrc: '127.77.1.2',
       binds: [],
     });
-    expect(run(V4, 'sendmsg4', { ip: '8.8.8.8', port: 53, msgSrc: '127.77.1.5' }).msgSrc).toBe('127.77.1.5');
-    expect(run(V4, 'sendmsg4', { ip: '8.8.8.8', port: 53, msgSrc: '10.0.0.1' }).msgSrc).toBe('127.77.1.2');
+    expect(run(V4, 'sendmsg4', { ip: '127.77.1.3', port: 53, msgSrc: '127.77.1.5' }).msgSrc).toBe('127.77.1.5');
+    expect(run(V4, 'sendmsg4', { ip: '127.77.1.3', port: 53, msgSrc: '10.0.0.1' }).msgSrc).toBe('127.77.1.2');
+    expect(run(EG, 'sendmsg4', { ip: '8.8.8.8', port: 53, msgSrc: '0.0.0.0', type: 'dgram' })).toMatchObject({
+      ret: 1,
+      msgSrc: '10.77.0.2',
+    });
   });
   it('without an IPv4 address: loopback refused (nothing to redirect to), peers and the world unbound', () => {
     expect(verdict(V6, 'connect4', '127.0.0.1')).toBe('deny');
@@ -446,7 +479,7 @@ describe('the cgroup storage: own addresses read at run time', () => {
     const other = buildSockAddr({ ...V4, v4: ['127.77.1.2'] }).storage; // one address, not two
     const wide = Buffer.concat([other, Buffer.alloc(w.storage.length - other.length)]);
     expect(runSockAddr('bind4', w.progs.bind4, { ip: '0.0.0.0', local: wide }).ret).toBe(0);
-    expect(runSockAddr('connect4', w.progs.connect4, { ip: '8.8.8.8', local: wide }).ret).toBe(0);
+    expect(runSockAddr('connect4', w.progs.connect4, { ip: '127.77.1.3', local: wide }).ret).toBe(0);
   });
 
   it('the storage value: the ready word with the counts, then the v4 and the v6 addresses in network order', () => {
@@ -484,13 +517,14 @@ describe('invariants over many addresses', () => {
     }
   });
 
-  it('connect4 never reaches hostDeny4 or a host loopback address, and always binds the primary', () => {
+  it('connect4 never reaches hostDeny4, a host loopback address or (from 127.x) the world, and always binds the primary', () => {
     for (const ip of v4s) {
       const r = run(V4, 'connect4', ip);
       if (r.ret === 0) {
-        expect(V4.hostDeny4).toContain(ip);
+        expect(V4.hostDeny4.includes(ip) || !loopback(ip)).toBe(true);
         continue;
       }
+      expect(loopback(r.ip)).toBe(true); // a 127.x source reaches nothing outside 127/8 here (no published address)
       expect(V4.hostDeny4).not.toContain(r.ip);
       if (loopback(r.ip)) expect(V4.v4.includes(r.ip) || inPool(r.ip)).toBe(true);
       expect(r.binds).toEqual(['127.77.1.2:0']);
