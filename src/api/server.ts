@@ -28,9 +28,11 @@ import { expandTemplate } from '../model/names.js';
 import { DEFAULT_LOG, type MainSpec, parseInit, parseRestart, validateAutostart, validateLog, validateMain } from '../model/service.js';
 import type { TokenBucket } from '../model/tokenBucket.js';
 import { parseSize } from '../model/units.js';
+import { PROFILE_FIELDS, PROFILES_PER_CREATE_MAX, type ProfileSettings, validateProfileName } from '../model/profile.js';
 import { parseXid } from '../context/config.js';
 import type { ContextCgroup } from '../cgroups/cgroups.js';
 import { openImageStore } from '../runtime/open.js';
+import { ProfileStore, specOfSettings } from '../runtime/profiles.js';
 import { autostartCandidates } from '../runtime/autostart.js';
 import { applyLimits, sampleUsage } from '../runtime/limits.js';
 import { followLog, formatLogLine, logLineJson, logOptions, readLog } from '../runtime/logs.js';
@@ -38,6 +40,7 @@ import type { ContextStatus, NewRequest, Runtime } from '../runtime/runtime.js';
 import { statsRows } from '../runtime/stats.js';
 import { validateImageName } from '../image/store.js';
 import { execWithTimeout, releaseStaleGroups } from './exec.js';
+import { verbRoutes } from './verbs.js';
 import { HttpError, bounded, drained, field, flag, objectBody, readBody, refusal, send } from './http.js';
 import { type MainEventType, MainWatcher } from './mainevents.js';
 import { API_VERSION, PAENE_VERSION } from './version.js';
@@ -72,15 +75,17 @@ export function apiSocket(rt: Runtime): string {
   return path.join(rt.layout.root, 'run', 'api.sock');
 }
 
-interface Call {
+export interface Call {
   m: RegExpMatchArray;
   body: unknown;
   query: URLSearchParams;
+  /** the request: a streaming route reads its body itself */
+  req: http.IncomingMessage;
   res: http.ServerResponse;
 }
 
 /** A route: its method and path, and whether it answers itself (a stream) rather than with a JSON value. */
-interface Route {
+export interface Route {
   method: string;
   re: RegExp;
   run: (c: Call) => Promise<unknown>;
@@ -194,6 +199,8 @@ export class ApiServer {
         },
       },
       { method: 'GET', re: /^\/v1\/events$/, streams: true, run: async (c) => this.subscribe(c.res) },
+      ...this.profileRoutes(),
+      ...verbRoutes(this.rt),
     ];
     this.mainWatcher = new MainWatcher(
       (n) => this.rt.layout.logDir(n),
@@ -251,7 +258,7 @@ export class ApiServer {
         });
       }
       const body = route.streams ? undefined : await readBody(req);
-      const out = await route.run({ m: url.match(route.re) as RegExpMatchArray, body, query, res });
+      const out = await route.run({ m: url.match(route.re) as RegExpMatchArray, body, query, req, res });
       if (!route.streams) send(res, 200, out ?? null);
     } catch (e) {
       if (res.headersSent) {
@@ -315,11 +322,14 @@ export class ApiServer {
       throw new PaeneError('invalid-argument', `'name' is a context name or a template with %d or %0Nd (N at most ${MAX_TEMPLATE_WIDTH})`);
     const names = count === undefined ? [name] : expandTemplate(name, count);
     const xid = field(b, 'xid', 'number');
+    // the profiles first, then what the body says (as create --profile: the flags given win)
+    const profiles = b.profiles === undefined ? {} : specOfSettings(new ProfileStore(this.rt.layout.root).merged(profileNames(b.profiles)));
     const spec: Omit<NewRequest, 'name'> = {
-      image: field(b, 'image', 'string') ?? 'base',
+      ...profiles,
+      image: field(b, 'image', 'string') ?? profiles.image ?? 'base',
       xid: xid === undefined ? undefined : parseXid(xid),
       hostname: field(b, 'hostname', 'string'),
-      limits: DEFAULT_LIMITS,
+      limits: profiles.limits ?? DEFAULT_LIMITS,
       ...serviceSpec(b),
     };
     if (count !== undefined && spec.xid !== undefined)
@@ -372,6 +382,40 @@ export class ApiServer {
       input: field(b, 'input', 'string'),
       timeoutMs: (timeout ?? 60) * 1000,
     });
+  }
+
+  /** Profiles (docs/profiles.md): as `paene profile`, settings spelled as create's flags. */
+  private profileRoutes(): Route[] {
+    const one = new RegExp(`^/v1/profiles/${NAME}$`);
+    const store = () => new ProfileStore(this.rt.layout.root);
+    const settingsOf = (v: unknown) => (v === undefined ? {} : (v as ProfileSettings)); // checked whole by the store
+    return [
+      { method: 'GET', re: /^\/v1\/profiles$/, run: async () => store().list() },
+      {
+        method: 'POST',
+        re: /^\/v1\/profiles$/,
+        run: async (c) => {
+          const b = objectBody(c.body, 'profile create');
+          onlyFields(b, ['name', 'settings'], 'profile create');
+          return store().create(validateProfileName(b.name), settingsOf(b.settings));
+        },
+      },
+      { method: 'GET', re: one, run: async (c) => store().get(c.m[1] as string) },
+      {
+        method: 'PATCH',
+        re: one,
+        run: async (c) => {
+          const b = objectBody(c.body, 'profile edit');
+          onlyFields(b, ['set', 'unset'], 'profile edit');
+          const unset = b.unset ?? [];
+          if (!Array.isArray(unset) || unset.length > PROFILE_FIELDS.size || !unset.every((u) => typeof u === 'string'))
+            throw new PaeneError('invalid-argument', `'unset' is a list of setting names (at most ${PROFILE_FIELDS.size})`);
+          if (b.set === undefined && unset.length === 0) throw new PaeneError('invalid-argument', "profile edit wants 'set' or 'unset'");
+          return store().edit(c.m[1] as string, settingsOf(b.set), unset as string[]);
+        },
+      },
+      { method: 'DELETE', re: one, run: async (c) => store().remove(c.m[1] as string) },
+    ];
   }
 
   private async patchLimits(name: string, raw: unknown): Promise<unknown> {
@@ -581,6 +625,7 @@ const MAX_ID = 4_294_967_294;
 
 const CREATE_FIELDS = new Set([
   'name',
+  'profiles',
   'count',
   'image',
   'xid',
@@ -594,6 +639,23 @@ const CREATE_FIELDS = new Set([
   'init',
 ]);
 const LIMIT_KEYS = new Set(LIMIT_FLAGS.map((f) => f.flag));
+
+/** Refuses a body field that is not one of these. */
+function onlyFields(b: Record<string, unknown>, known: string[], what: string): void {
+  const unknown = Object.keys(b).filter((k) => !known.includes(k));
+  if (unknown.length > 0)
+    throw new PaeneError(
+      'invalid-argument',
+      `${what} does not know ${unknown.map((k) => `'${k}'`).join(', ')} (one of ${known.join(', ')})`,
+    );
+}
+
+/** create's `profiles`: a list of profile names, at most PROFILES_PER_CREATE_MAX (the store says which exist). */
+function profileNames(v: unknown): string[] {
+  if (!Array.isArray(v) || v.length > PROFILES_PER_CREATE_MAX || !v.every((n) => typeof n === 'string'))
+    throw new PaeneError('invalid-argument', `'profiles' is a list of at most ${PROFILES_PER_CREATE_MAX} profile names`);
+  return v.map(validateProfileName);
+}
 
 /** The guest-service fields of a create body (docs/services.md), checked as the CLI's flags are. */
 function serviceSpec(b: Record<string, unknown>): Pick<NewRequest, 'main' | 'restart' | 'log' | 'autostart' | 'init'> {

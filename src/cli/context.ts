@@ -20,7 +20,7 @@ import { formatTable, printJson } from './format.js';
 import { addNetOptions, netCell, netSpecOf } from './net.js';
 import { type ManyOptions, type Outcome, addManyOptions, jobsOf, namesOf, report, runMany } from './many.js';
 import { eachBounded, expandTemplate } from '../model/names.js';
-import { applySettings, envOf } from '../model/profile.js';
+import { applySettings, envOf, splitCommand } from '../model/profile.js';
 import { ProfileStore } from '../runtime/profiles.js';
 import { type MainSpec, describeMain, parseInit, parseRestart, validateMain, LOG_BYTES_MIN } from '../model/service.js';
 
@@ -52,44 +52,7 @@ function diskFrom(o: Record<string, unknown>): { bytes: number; inodes?: number 
   return o.inodes === undefined ? { bytes } : { bytes, inodes: parseCount(o.inodes as string, '--inodes', 16) };
 }
 
-/** A command line split as a shell would (quotes and backslashes; no expansions): `--cmd 'httpd -f -p 80'`. */
-export function splitCommand(line: string): string[] {
-  const out: string[] = [];
-  let cur = '';
-  let has = false;
-  for (let i = 0; i < line.length; i++) {
-    const c = line[i] as string;
-    if (c === "'") {
-      const j = line.indexOf("'", i + 1);
-      if (j < 0) throw new PaeneError('invalid-argument', `--cmd: unterminated ' in ${JSON.stringify(line)}`);
-      cur += line.slice(i + 1, j);
-      has = true;
-      i = j;
-    } else if (c === '"') {
-      let j = i + 1;
-      for (; j < line.length && line[j] !== '"'; j++) {
-        if (line[j] === '\\' && j + 1 < line.length && '"\\$`'.includes(line[j + 1] as string)) j++;
-        cur += line[j];
-      }
-      if (j >= line.length) throw new PaeneError('invalid-argument', `--cmd: unterminated " in ${JSON.stringify(line)}`);
-      has = true;
-      i = j;
-    } else if (c === '\\' && i + 1 < line.length) {
-      cur += line[++i];
-      has = true;
-    } else if (/\s/.test(c)) {
-      if (has) out.push(cur);
-      cur = '';
-      has = false;
-    } else {
-      cur += c;
-      has = true;
-    }
-  }
-  if (has) out.push(cur);
-  if (out.length === 0) throw new PaeneError('invalid-argument', '--cmd: an empty command (use --no-cmd for none)');
-  return out;
-}
+export { splitCommand } from '../model/profile.js';
 
 /** The words after `--` on the command line (create's main process), if any. */
 function commandAfterDashes(cmd: Command): string[] | undefined {

@@ -216,3 +216,42 @@ export function editSettings(cur: ProfileSettings, set: ProfileSettings, unset: 
   for (const f of unset) delete next[f];
   return validateSettings(next);
 }
+
+/** A command line split as a shell would (quotes and backslashes; no expansions): `--cmd 'httpd -f -p 80'`. */
+export function splitCommand(line: string): string[] {
+  const out: string[] = [];
+  let cur = '';
+  let has = false;
+  for (let i = 0; i < line.length; i++) {
+    const c = line[i] as string;
+    if (c === "'") {
+      const j = line.indexOf("'", i + 1);
+      if (j < 0) throw new PaeneError('invalid-argument', `--cmd: unterminated ' in ${JSON.stringify(line)}`);
+      cur += line.slice(i + 1, j);
+      has = true;
+      i = j;
+    } else if (c === '"') {
+      let j = i + 1;
+      for (; j < line.length && line[j] !== '"'; j++) {
+        if (line[j] === '\\' && j + 1 < line.length && '"\\$`'.includes(line[j + 1] as string)) j++;
+        cur += line[j];
+      }
+      if (j >= line.length) throw new PaeneError('invalid-argument', `--cmd: unterminated " in ${JSON.stringify(line)}`);
+      has = true;
+      i = j;
+    } else if (c === '\\' && i + 1 < line.length) {
+      cur += line[++i];
+      has = true;
+    } else if (/\s/.test(c)) {
+      if (has) out.push(cur);
+      cur = '';
+      has = false;
+    } else {
+      cur += c;
+      has = true;
+    }
+  }
+  if (has) out.push(cur);
+  if (out.length === 0) throw new PaeneError('invalid-argument', '--cmd: an empty command (use --no-cmd for none)');
+  return out;
+}

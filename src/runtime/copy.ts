@@ -59,7 +59,7 @@ export interface CopyResult {
 }
 
 /** The guest side: its tar, else busybox's, with the arguments as they are (no shell quoting of paths). */
-const GUEST_TAR = 'if command -v tar >/dev/null 2>&1; then exec tar "$@"; fi; exec busybox tar "$@"';
+export const GUEST_TAR = 'if command -v tar >/dev/null 2>&1; then exec tar "$@"; fi; exec busybox tar "$@"';
 
 /** Splits a guest path into the directory tar runs in and the member it names; `/` itself is `.` in `/`. */
 function guestSplit(p: string): { dir: string; base: string } {

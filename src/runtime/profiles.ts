@@ -20,6 +20,13 @@ import {
   validateSettings,
 } from '../model/profile.js';
 import { netSpecFrom } from '../net/model.js';
+import { makeCapSpec, parseCcap, validateCcaps } from '../model/caps.js';
+import { DEFAULT_LIMITS, mergeLimits } from '../model/limits.js';
+import { LIMIT_FLAGS, parseLimitFlags } from '../model/limitflags.js';
+import { envOf, splitCommand } from '../model/profile.js';
+import { DEFAULT_LOG, parseInit, parseRestart, validateMain } from '../model/service.js';
+import { parseCount, parseSize } from '../model/units.js';
+import type { NewRequest } from './runtime.js';
 
 /** A profile file larger than this is not read (its settings are bounded far below it). */
 const PROFILE_FILE_MAX = 4 << 20;
@@ -137,4 +144,55 @@ function checked(raw: unknown, where: string): ProfileSettings {
     }
   }
   return s;
+}
+
+/**
+ * Settings as the fields of a create request (the API's create with
+ * `profiles`): each through its flag's parser, as create parses the flags.
+ * Only the settings present appear.
+ */
+export function specOfSettings(s: ProfileSettings): Partial<Omit<NewRequest, 'name'>> {
+  const str = (k: string) => (typeof s[k] === 'string' ? (s[k] as string) : undefined);
+  const list = (k: string) => (Array.isArray(s[k]) ? (s[k] as string[]) : []);
+  const out: Partial<Omit<NewRequest, 'name'>> = {};
+  if (s.image !== undefined) out.image = str('image');
+  if (s.caps !== undefined || s['cap-add'] !== undefined || s['cap-drop'] !== undefined)
+    out.caps = makeCapSpec(str('caps') ?? 'secure', list('cap-add'), list('cap-drop'));
+  if (s.ccap !== undefined) out.ccaps = validateCcaps([...new Set(list('ccap').map(parseCcap))]);
+  const limits = Object.fromEntries(LIMIT_FLAGS.filter((f) => str(f.flag) !== undefined).map((f) => [f.flag, str(f.flag)]));
+  if (Object.keys(limits).length > 0) out.limits = mergeLimits(DEFAULT_LIMITS, parseLimitFlags(limits));
+  const disk = str('disk');
+  if (disk !== undefined) {
+    const inodes = str('inodes');
+    out.disk = { bytes: parseSize(disk, '--disk'), ...(inodes !== undefined ? { inodes: parseCount(inodes, '--inodes', 16) } : {}) };
+  }
+  if (s.net !== undefined || s.egress !== undefined) out.net = netSpecFrom({ mode: str('net'), egress: str('egress') });
+  if (s.cmd === false) out.main = 'none';
+  else if (s.cmd !== undefined || s.env !== undefined || s.workdir !== undefined || s.user !== undefined) {
+    const cmd = str('cmd');
+    out.main = validateMain(
+      {
+        ...(cmd !== undefined ? { argv: splitCommand(cmd) } : {}),
+        ...(s.env !== undefined ? { env: envOf(list('env')) } : {}),
+        ...(s.workdir !== undefined ? { cwd: s.workdir } : {}),
+        ...(s.user !== undefined ? { user: s.user } : {}),
+      },
+      'profile',
+    );
+  }
+  const restart = str('restart');
+  if (restart !== undefined) out.restart = parseRestart(restart);
+  if (s['log-size'] !== undefined || s['log-keep'] !== undefined) {
+    const size = str('log-size');
+    const keep = str('log-keep');
+    out.log = {
+      maxBytes: size === undefined ? DEFAULT_LOG.maxBytes : parseSize(size, '--log-size'),
+      keep: keep === undefined ? DEFAULT_LOG.keep : parseCount(keep, '--log-keep', 0),
+    };
+  }
+  if (s.autostart !== undefined)
+    out.autostart = { order: s.autostart === true ? 0 : parseCount(str('autostart') ?? '0', '--autostart', 0) };
+  const init = str('init');
+  if (init !== undefined) out.init = parseInit(init);
+  return out;
 }

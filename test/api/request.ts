@@ -53,3 +53,17 @@ export function lines(socket: string, url: string, n: number, timeoutMs = 20_000
     req.on('error', (e) => (out.length >= n ? undefined : reject(e)));
   });
 }
+
+/** A request whose answer is kept as bytes (a tar), with its status. */
+export function requestRaw(socket: string, method: string, url: string, body?: Buffer): Promise<{ status: number; body: Buffer }> {
+  const headers = { 'content-length': body === undefined ? 0 : body.length };
+  return new Promise((resolve, reject) => {
+    const req = http.request({ socketPath: socket, method, path: url, headers }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (d: Buffer) => chunks.push(d));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks) }));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}

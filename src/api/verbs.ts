@@ -1,0 +1,282 @@
+// The API's calls for the rest of the CLI's verbs (docs/api.md, "Every verb"):
+// the network (net ls, net settings, net egress), images (build, import,
+// export, du), files in and out of a context (cp, as a tar stream), and the
+// checks (escape, isolation, network) as long calls. Every size and count is
+// bounded (docs/api.md, Bounds).
+
+import type { ChildProcess } from 'node:child_process';
+import type http from 'node:http';
+import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { PaeneError } from '../model/errors.js';
+import { parseCount, parseSize } from '../model/units.js';
+import { validateNetSpec } from '../net/model.js';
+import { buildBaseImage } from '../image/base.js';
+import { EXPORT_FORMATS, type ExportFormat } from '../image/ociexport.js';
+import { DEFAULT_IMAGE, validateImageName } from '../image/store.js';
+import { GUEST_TAR } from '../runtime/copy.js';
+import { openImageStore } from '../runtime/open.js';
+import type { Runtime } from '../runtime/runtime.js';
+import { runEscapeCheck } from '../check/escape-run.js';
+import { EXPERIMENTS, type ExperimentName, runIsolationSuite } from '../check/isolation.js';
+import { type NetRow, egressSuite, isolatedSuite, sharedSuite, summarize } from '../check/network.js';
+import { HttpError, field, flag, objectBody, send } from './http.js';
+import type { Call, Route } from './server.js';
+
+/** The largest tar a PUT of files takes (bytes); past it the copy is cut and refused (413). */
+export const MAX_ARCHIVE_BYTES = 64 * 2 ** 30;
+/** An image import's bounds: file data and entries, at most (the CLI's defaults are the defaults). */
+export const MAX_IMPORT_BYTES = 1024 * 2 ** 30;
+export const MAX_IMPORT_FILES = 10_000_000;
+/** The longest path a copy names. */
+const MAX_PATH = 4096;
+
+const NAME = '([a-z0-9][a-z0-9_-]{0,62})';
+const IMAGE = '([A-Za-z0-9][A-Za-z0-9_.-]{0,62})';
+const NET_CHECK_MODES = ['shared', 'none', 'private', 'egress'] as const;
+
+/** A query word as a 400 when it is malformed (a query is not a JSON body). */
+function queryWord<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    if (e instanceof PaeneError && e.code === 'invalid-argument' && !(e instanceof HttpError)) throw new HttpError(e.code, e.message, 400);
+    throw e;
+  }
+}
+
+/** A guest path from the query: absolute, no NUL or newline, bounded. */
+function guestPath(q: URLSearchParams): string {
+  const p = q.get('path');
+  if (p === null || !p.startsWith('/') || p.length > MAX_PATH || /[\0\n\r]/.test(p))
+    throw new HttpError('invalid-argument', `'path' is an absolute path in the context (at most ${MAX_PATH} characters)`, 400);
+  return p;
+}
+
+export function verbRoutes(rt: Runtime): Route[] {
+  const ctx = (tail: string) => new RegExp(`^/v1/contexts/${NAME}${tail}$`);
+  const name = (c: Call) => c.m[1] as string;
+  let checking: string | undefined;
+  /** One check at a time: each makes contexts of its own and loads the host. */
+  const oneCheck = async <T>(what: string, fn: () => Promise<T>): Promise<T> => {
+    if (checking) throw new HttpError('busy', `a check runs already (${checking}); one at a time`, 409);
+    checking = what;
+    try {
+      return await fn();
+    } finally {
+      checking = undefined;
+    }
+  };
+  const routes: Route[] = [
+    // net ls, net settings, net egress
+    { method: 'GET', re: /^\/v1\/net$/, run: async () => rt.list().map((s) => ({ name: s.name, state: s.state, ...s.net })) },
+    { method: 'GET', re: /^\/v1\/net\/settings$/, run: async () => rt.network.settings() },
+    {
+      method: 'PUT',
+      re: ctx('/egress'),
+      run: async (c) => {
+        const egress = field(objectBody(c.body, 'egress'), 'egress', 'string');
+        if (egress === undefined) throw new PaeneError('invalid-argument', 'egress wants {"egress": "nat" | "none"}');
+        const next = await rt.changeConfig(name(c), (cur) => ({ ...cur, net: validateNetSpec({ ...cur.net, egress }, 'network') }), {
+          after: (n, running) => (running ? rt.network.applyEgress(n) : undefined),
+        });
+        return next.net;
+      },
+    },
+    // image build, import, export, du
+    {
+      method: 'POST',
+      re: /^\/v1\/images\/build$/,
+      run: async (c) => {
+        const b = objectBody(c.body, 'image build');
+        const n = validateImageName(field(b, 'name', 'string') ?? DEFAULT_IMAGE);
+        return buildBaseImage(openImageStore(rt.layout.root), { name: n });
+      },
+    },
+    {
+      method: 'PUT',
+      re: new RegExp(`^/v1/images/${IMAGE}$`),
+      streams: true,
+      run: async (c) => {
+        const n = validateImageName(c.m[1] as string);
+        const q = c.query;
+        const opts = queryWord(() => ({
+          maxFiles: parseCount(q.get('maxFiles') ?? '1000000', "'maxFiles'", 1, MAX_IMPORT_FILES),
+          maxBytes: Math.min(parseSize(q.get('maxBytes') ?? '64G', "'maxBytes'"), MAX_IMPORT_BYTES),
+          allowDevices: flag(q, 'allowDevices'),
+          ...(q.get('platform') ? { platform: q.get('platform') as string } : {}),
+          ...(q.get('tag') ? { tag: q.get('tag') as string } : {}),
+          source: 'api',
+        }));
+        const info = await openImageStore(rt.layout.root).importTar(c.req, n, opts);
+        send(c.res, 200, info);
+      },
+    },
+    {
+      method: 'GET',
+      re: new RegExp(`^/v1/images/${IMAGE}/archive$`),
+      streams: true,
+      run: async (c) => {
+        const n = validateImageName(c.m[1] as string);
+        const format = (c.query.get('format') ?? 'tar') as ExportFormat;
+        if (!EXPORT_FORMATS.includes(format))
+          throw new HttpError('invalid-argument', `'format' is one of ${EXPORT_FORMATS.join(', ')}, got '${format}'`, 400);
+        const store = openImageStore(rt.layout.root);
+        store.rootfsOf(n); // 404 before the stream starts
+        c.res.writeHead(200, { 'content-type': 'application/x-tar' });
+        try {
+          await store.exportArchive(n, format, c.res);
+        } finally {
+          c.res.end();
+        }
+      },
+    },
+    {
+      method: 'GET',
+      re: /^\/v1\/image-usage$/,
+      run: async (c) => openImageStore(rt.layout.root).du(queryWord(() => parseCount(c.query.get('top') ?? '10', "'top'", 1, 1000))),
+    },
+    // cp: a tar stream out of and into a running context
+    {
+      method: 'GET',
+      re: ctx('/archive'),
+      streams: true,
+      run: async (c) => getArchive(rt, name(c), guestPath(c.query), c.res),
+    },
+    {
+      method: 'PUT',
+      re: ctx('/archive'),
+      streams: true,
+      run: async (c) => send(c.res, 200, await putArchive(rt, name(c), guestPath(c.query), c.req)),
+    },
+    // check escape | isolation | network: long calls, one at a time
+    {
+      method: 'POST',
+      re: /^\/v1\/check\/escape$/,
+      run: async (c) => {
+        const b = objectBody(c.body, 'check escape');
+        const context = field(b, 'context', 'string');
+        return oneCheck('escape', () => runEscapeCheck(rt, { root: rt.layout.root, ...(context ? { context } : {}) }));
+      },
+    },
+    {
+      method: 'POST',
+      re: /^\/v1\/check\/isolation$/,
+      run: async (c) => {
+        const b = objectBody(c.body, 'check isolation');
+        const only = b.only;
+        if (only !== undefined && (!Array.isArray(only) || only.length > EXPERIMENTS.length || !only.every((x) => EXPERIMENTS.includes(x))))
+          throw new PaeneError('invalid-argument', `'only' is a list of ${EXPERIMENTS.join(', ')}`);
+        const quick = field(b, 'quick', 'boolean') === true;
+        return oneCheck('isolation', async () => {
+          const rows = await runIsolationSuite(rt, { quick, ...(only ? { only: only as ExperimentName[] } : {}) });
+          return { rows };
+        });
+      },
+    },
+    {
+      method: 'POST',
+      re: /^\/v1\/check\/network$/,
+      run: async (c) => {
+        const b = objectBody(c.body, 'check network');
+        const modes = b.modes ?? ['shared', 'none'];
+        if (!Array.isArray(modes) || modes.length === 0 || modes.length > 4 || !modes.every((m) => NET_CHECK_MODES.includes(m)))
+          throw new PaeneError('invalid-argument', `'modes' is a list of ${NET_CHECK_MODES.join(', ')}`);
+        return oneCheck('network', async () => {
+          const rows: NetRow[] = [];
+          for (const m of new Set(modes as (typeof NET_CHECK_MODES)[number][])) {
+            if (m === 'shared') rows.push(...(await sharedSuite(rt)));
+            else if (m === 'egress') rows.push(...(await egressSuite()));
+            else rows.push(...(await isolatedSuite(rt, m)));
+          }
+          return { rows, summary: summarize(rows) };
+        });
+      },
+    },
+  ];
+  return routes;
+}
+
+/** Waits until a child's exit and its stderr's end (the last 4 KiB kept). */
+function ended(child: ChildProcess): Promise<{ code: number; stderr: string }> {
+  let stderr = '';
+  child.stderr?.setEncoding('utf8').on('data', (d: string) => {
+    stderr = (stderr + d).slice(-4096);
+  });
+  return new Promise((resolve) => {
+    child.on('error', () => resolve({ code: 127, stderr }));
+    child.on('close', (code, signal) => resolve({ code: code ?? (signal ? 128 : 1), stderr }));
+  });
+}
+
+/** The guest side's failure as an error: a path that is not there is a 404. */
+function guestError(name: string, what: string, r: { code: number; stderr: string }): PaeneError {
+  if (r.code === 127) return new PaeneError('unsupported', `context '${name}' has neither tar nor busybox in its PATH`);
+  const msg = r.stderr.trim().split('\n').slice(-3).join('; ') || `exit ${r.code}`;
+  return new PaeneError(
+    /No such file|not found|cannot stat|can't stat|can't change directory|Cannot open/i.test(msg) ? 'not-found' : 'internal',
+    `${what} in '${name}': ${msg}`,
+  );
+}
+
+/**
+ * A context's PATH as a tar (GET .../archive?path=): the guest's own tar
+ * reads it inside the context (its walls, its view of its symlinks). The
+ * stream is the guest's: a client treats it as hostile, as `paene cp`'s own
+ * extractor does. A path that is not there is a 404 (nothing was sent yet).
+ */
+async function getArchive(rt: Runtime, name: string, p: string, res: http.ServerResponse): Promise<void> {
+  const abs = path.posix.normalize(p);
+  const dir = abs === '/' ? '/' : path.posix.dirname(abs.replace(/\/+$/, ''));
+  const base = abs === '/' ? '.' : path.posix.basename(abs.replace(/\/+$/, ''));
+  const child = await rt.execChild(name, ['sh', '-c', GUEST_TAR, 'paene-cp', '-c', '-f', '-', '-C', dir, base], ['ignore', 'pipe', 'pipe']);
+  const done = ended(child);
+  const out = child.stdout as NodeJS.ReadableStream;
+  // the first chunk or the end decides the status
+  const first = await new Promise<Buffer | undefined>((resolve) => {
+    out.once('data', (d: Buffer) => resolve(d));
+    out.once('end', () => resolve(undefined));
+  });
+  out.pause();
+  if (first === undefined) {
+    const r = await done;
+    throw guestError(name, `reading ${p}`, r.code === 0 ? { code: 1, stderr: 'No such file: nothing came out' } : r);
+  }
+  res.writeHead(200, { 'content-type': 'application/x-tar' });
+  res.write(first);
+  res.on('close', () => child.kill('SIGKILL')); // the client went: the guest's tar goes too
+  try {
+    await pipeline(out, res);
+  } finally {
+    await done;
+  }
+}
+
+/**
+ * A tar into a context's existing directory PATH (PUT .../archive?path=):
+ * the guest's own tar extracts it inside the context, with every wall of an
+ * exec, so no member name (`..`, absolute, through a symlink) reaches
+ * outside the context's own view; owners are not kept (-o). At most
+ * MAX_ARCHIVE_BYTES: past it the copy is cut and refused.
+ */
+async function putArchive(rt: Runtime, name: string, p: string, req: http.IncomingMessage): Promise<{ bytes: number; path: string }> {
+  const child = await rt.execChild(name, ['sh', '-c', GUEST_TAR, 'paene-cp', '-x', '-o', '-f', '-', '-C', p], ['pipe', 'ignore', 'pipe']);
+  const done = ended(child);
+  let bytes = 0;
+  let over = false;
+  const stdin = child.stdin as NodeJS.WritableStream & { destroy(): void };
+  req.on('data', (d: Buffer) => {
+    bytes += d.length;
+    if (bytes > MAX_ARCHIVE_BYTES && !over) {
+      over = true;
+      child.kill('SIGKILL');
+      req.destroy();
+    }
+  });
+  (child.stdin as NodeJS.WritableStream).on('error', () => undefined); // the guest's tar ended early: its exit says why
+  req.pipe(stdin);
+  const r = await done;
+  if (over) throw new HttpError('limit-exceeded', `a tar of files is at most ${MAX_ARCHIVE_BYTES} bytes`, 413, { connection: 'close' });
+  if (r.code !== 0) throw guestError(name, `writing into ${p}`, r);
+  return { bytes, path: p };
+}

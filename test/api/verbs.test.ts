@@ -1,0 +1,164 @@
+// The API's calls for the rest of the CLI's verbs, on the real kernel:
+// profiles, the network, images (import, export, du), files in and out of a
+// context as tar streams (with a hostile tar), and the checks' refusals.
+
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import tar from 'tar-stream';
+import { afterAll, expect, it } from 'vitest';
+import { ApiServer } from '../../src/api/server.js';
+import { describeReal } from '../helpers.js';
+import { useRuntime } from '../fixture.js';
+import { request, requestRaw } from './request.js';
+
+/** A tar of these members (name -> content), made here: any name, hostile ones too. */
+async function tarOf(members: Record<string, string>): Promise<Buffer> {
+  const pack = tar.pack();
+  for (const [name, text] of Object.entries(members)) pack.entry({ name, mode: 0o644 }, text);
+  pack.finalize();
+  const chunks: Buffer[] = [];
+  for await (const c of pack) chunks.push(c as Buffer);
+  return Buffer.concat(chunks);
+}
+
+/** The member names of a tar. */
+async function namesIn(buf: Buffer): Promise<string[]> {
+  const x = tar.extract();
+  const names: string[] = [];
+  x.on('entry', (h, s, next) => {
+    names.push(h.name);
+    s.resume();
+    s.on('end', next);
+  });
+  const done = new Promise((resolve, reject) => x.on('finish', resolve).on('error', reject));
+  x.end(buf);
+  await done;
+  return names;
+}
+
+describeReal('paene serve: every verb', () => {
+  let server: ApiServer;
+  let socket: string;
+  const fx = useRuntime(
+    'api-verbs',
+    async () => {
+      socket = path.join(fx.root, 'run', 'api.sock');
+      server = new ApiServer(fx.rt, { socket, watchMs: 500 });
+      await server.listen();
+    },
+    { setup: 60_000 },
+  );
+  afterAll(async () => {
+    await server?.close();
+  }, 120_000);
+
+  it('profiles: create, list, show, edit, remove; a create applies them, its own fields winning', async () => {
+    const made = await request(socket, 'POST', '/v1/profiles', { name: 'small', settings: { memory: '64M', nproc: '100', net: 'none' } });
+    expect(made).toMatchObject({ status: 200, json: { name: 'small', settings: { memory: '64M', nproc: '100', net: 'none' } } });
+    await request(socket, 'POST', '/v1/profiles', { name: 'svc', settings: { restart: 'always', nproc: '200' } });
+    expect((await request(socket, 'GET', '/v1/profiles')).json).toHaveLength(2);
+    expect((await request(socket, 'PATCH', '/v1/profiles/svc', { set: { cpu: '50%' }, unset: ['restart'] })).json).toEqual({
+      name: 'svc',
+      settings: { cpu: '50%', nproc: '200' },
+    });
+    const c = await request(socket, 'POST', '/v1/contexts', { name: 'paene-p1', profiles: ['small', 'svc'], restart: 'on-failure' });
+    expect(c.status, JSON.stringify(c.json)).toBe(200);
+    const cfg = fx.rt.config('paene-p1');
+    expect(cfg.limits.memory).toBe(64 * 2 ** 20);
+    expect(cfg.limits.nproc).toBe(200); // the later profile wins
+    expect(cfg.limits.cpu).toMatchObject({ fillRate: 50 });
+    expect(cfg.net.mode).toBe('none');
+    expect(cfg.restart).toEqual({ mode: 'on-failure' }); // the body wins
+    // removing a profile changes no context (its values were copied)
+    expect((await request(socket, 'DELETE', '/v1/profiles/small')).json).toEqual({ removed: 'small' });
+    expect(fx.rt.config('paene-p1').limits.memory).toBe(64 * 2 ** 20);
+    // refusals: unknown profile, bad settings, bad names, unknown fields, too many
+    expect(await request(socket, 'POST', '/v1/contexts', { name: 'paene-p2', profiles: ['small'] })).toMatchObject({ status: 404 });
+    expect(fx.rt.store.names()).toEqual(['paene-p1']);
+    expect(await request(socket, 'POST', '/v1/profiles', { name: 'bad', settings: { memory: 'lots' } })).toMatchObject({ status: 422 });
+    expect(await request(socket, 'POST', '/v1/profiles', { name: 'bad', settings: { xid: '3' } })).toMatchObject({ status: 422 });
+    expect(await request(socket, 'POST', '/v1/profiles', { name: 'Bad!', settings: {} })).toMatchObject({ status: 422 });
+    expect(await request(socket, 'POST', '/v1/profiles', { name: 'svc', settings: {} })).toMatchObject({ status: 409 });
+    expect(await request(socket, 'POST', '/v1/profiles', { name: 'x', settings: {}, extra: 1 })).toMatchObject({ status: 422 });
+    expect(await request(socket, 'PATCH', '/v1/profiles/svc', { unset: ['nothing'] })).toMatchObject({ status: 422 });
+    expect(await request(socket, 'GET', '/v1/profiles/ghost')).toMatchObject({ status: 404 });
+    const many = Array.from({ length: 33 }, () => 'svc');
+    expect(await request(socket, 'POST', '/v1/contexts', { name: 'paene-p3', profiles: many })).toMatchObject({ status: 422 });
+    expect(await request(socket, 'PUT', '/v1/profiles')).toMatchObject({ status: 405 });
+    expect(fs.readdirSync(path.join(fx.root, 'profiles'))).toEqual(['svc.json']);
+    await fx.rt.destroy('paene-p1', { force: true });
+  });
+
+  it('net: ls, settings, egress; a wrong egress refused', async () => {
+    await request(socket, 'POST', '/v1/contexts', { name: 'paene-n1', net: 'none' });
+    expect((await request(socket, 'GET', '/v1/net')).json).toEqual([
+      { name: 'paene-n1', state: 'stopped', mode: 'none', addresses: [], publish: [] },
+    ]);
+    expect((await request(socket, 'GET', '/v1/net/settings')).json).toMatchObject({ sharedPool4: expect.any(String) });
+    expect(await request(socket, 'PUT', '/v1/contexts/paene-n1/egress', { egress: 'nat' })).toMatchObject({ status: 422 });
+    expect(await request(socket, 'PUT', '/v1/contexts/paene-n1/egress', { egress: 'sideways' })).toMatchObject({ status: 422 });
+    expect(await request(socket, 'PUT', '/v1/contexts/paene-n1/egress', {})).toMatchObject({ status: 422 });
+    expect(await request(socket, 'PUT', '/v1/contexts/ghost/egress', { egress: 'none' })).toMatchObject({ status: 404 });
+    await fx.rt.destroy('paene-n1', { force: true });
+  });
+
+  it('images: export as a tar stream, import one, the store usage; bad formats and archives refused', async () => {
+    await fx.rt.create({ name: 'paene-i0', image: 'base', net: { mode: 'none', addresses: [], publish: [] } });
+    await fx.rt.start('paene-i0'); // builds the base image on first use
+    await fx.rt.stop('paene-i0', { timeoutMs: 2000 });
+    const out = await requestRaw(socket, 'GET', '/v1/images/base/archive?format=tar');
+    expect(out.status).toBe(200);
+    const names = await namesIn(out.body);
+    expect(names.some((n) => /(^|\/)bin\/busybox$|(^|\/)bin\/sh$/.test(n))).toBe(true);
+    expect((await requestRaw(socket, 'GET', '/v1/images/base/archive?format=zip')).status).toBe(400);
+    expect((await requestRaw(socket, 'GET', '/v1/images/ghost/archive')).status).toBe(404);
+    // the exported root filesystem back in under another name
+    const imp = await request(socket, 'PUT', '/v1/images/paene-copy?maxFiles=100000', undefined, out.body);
+    expect(imp.status, JSON.stringify(imp.json)).toBe(200);
+    expect(imp.json).toMatchObject({ name: 'paene-copy' });
+    const hostile = await tarOf({ '../../paene-h2-escape': 'x' });
+    expect((await request(socket, 'PUT', '/v1/images/paene-bad', undefined, hostile)).status).toBe(422);
+    expect(await request(socket, 'PUT', '/v1/images/paene-few?maxFiles=2', undefined, out.body)).toMatchObject({ status: 413 });
+    expect(await request(socket, 'PUT', '/v1/images/paene-q?maxFiles=lots', undefined, out.body)).toMatchObject({ status: 400 });
+    const du = await request(socket, 'GET', '/v1/image-usage?top=3');
+    expect(du.json).toMatchObject({ images: 2 });
+    expect(await request(socket, 'GET', '/v1/image-usage?top=0')).toMatchObject({ status: 400 });
+    expect((await request(socket, 'DELETE', '/v1/images/paene-copy')).status).toBe(200);
+    await fx.rt.destroy('paene-i0', { force: true });
+  }, 300_000);
+
+  it('files in and out of a running context as tar streams; a hostile tar stays inside the context', async () => {
+    await fx.rt.create({ name: 'paene-f1', image: 'base', net: { mode: 'none', addresses: [], publish: [] } });
+    await fx.rt.start('paene-f1');
+    const put = await request(socket, 'PUT', '/v1/contexts/paene-f1/archive?path=/tmp', undefined, await tarOf({ 'd/hello': 'hi\n' }));
+    expect(put, JSON.stringify(put.json)).toMatchObject({ status: 200, json: { path: '/tmp' } });
+    expect((await fx.rt.execCapture('paene-f1', ['cat', '/tmp/d/hello'])).stdout).toBe('hi\n');
+    const got = await requestRaw(socket, 'GET', '/v1/contexts/paene-f1/archive?path=/tmp/d');
+    expect(got.status).toBe(200);
+    expect((await namesIn(got.body)).sort()).toEqual(['d/', 'd/hello']);
+    // hostile names: '..' past the root and an absolute one land inside the context or nowhere, never on the host
+    const marker = `paene-h2-${process.pid}`;
+    const hostile = await tarOf({ [`../../../../../../tmp/${marker}-dots`]: 'x', [`/tmp/${marker}-abs`]: 'x' });
+    await request(socket, 'PUT', '/v1/contexts/paene-f1/archive?path=/tmp', undefined, hostile);
+    expect(fs.existsSync(path.join(os.tmpdir(), `${marker}-dots`))).toBe(false);
+    expect(fs.existsSync(path.join(os.tmpdir(), `${marker}-abs`))).toBe(false);
+    // refusals: a relative or missing path, a directory that is not there, a stopped context
+    expect((await requestRaw(socket, 'GET', '/v1/contexts/paene-f1/archive?path=tmp')).status).toBe(400);
+    expect((await requestRaw(socket, 'GET', '/v1/contexts/paene-f1/archive')).status).toBe(400);
+    expect((await requestRaw(socket, 'GET', '/v1/contexts/paene-f1/archive?path=/nothing/here')).status).toBe(404);
+    expect((await request(socket, 'PUT', '/v1/contexts/paene-f1/archive?path=/nothing', undefined, await tarOf({ a: 'b' }))).status).toBe(
+      404,
+    );
+    await fx.rt.stop('paene-f1', { timeoutMs: 2000 });
+    expect((await requestRaw(socket, 'GET', '/v1/contexts/paene-f1/archive?path=/tmp')).status).toBe(409);
+    await fx.rt.destroy('paene-f1', { force: true });
+  }, 120_000);
+
+  it('checks refuse what they do not know (the runs themselves are the check suites)', async () => {
+    expect(await request(socket, 'POST', '/v1/check/network', { modes: ['bogus'] })).toMatchObject({ status: 422 });
+    expect(await request(socket, 'POST', '/v1/check/network', { modes: [] })).toMatchObject({ status: 422 });
+    expect(await request(socket, 'POST', '/v1/check/isolation', { only: ['fork-bomb', 'x'] })).toMatchObject({ status: 422 });
+    expect(await request(socket, 'GET', '/v1/check/escape')).toMatchObject({ status: 405 });
+  });
+});
