@@ -77,3 +77,27 @@ export function useHostDir(tag: string): { readonly dir: string } {
     },
   };
 }
+
+/**
+ * A context's main-process log (its main.log under the state root) as text, '' before it exists. Carriage
+ * returns are dropped: a guest init writes its console lines as a terminal's (\r...\r\n); the log keeps the
+ * bytes, the checks look past them.
+ */
+export function mainLog(root: string, name: string): string {
+  try {
+    return fs.readFileSync(path.join(root, 'contexts', name, 'log', 'main.log'), 'utf8').replace(/\r/g, '');
+  } catch {
+    return '';
+  }
+}
+
+/** Polls the context's main log until it matches re; its text. The bound is generous (a loaded machine is slow, never wrong). */
+export async function waitMainLog(root: string, name: string, re: RegExp, ms = 120_000): Promise<string> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const t = mainLog(root, name);
+    if (re.test(t)) return t;
+    if (Date.now() > end) throw new Error(`log of ${name} never matched ${re} in ${ms / 1000} s:\n${t.slice(-2000)}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
