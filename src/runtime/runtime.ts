@@ -267,6 +267,7 @@ export class Runtime {
       throw e;
     }
     const config: ContextConfig = { ...draft, xid, net: assigned, ...(init ? { init } : {}) };
+    this.network.warnDns(config); // one that reaches the world with no resolver to write: said now, not at its first lookup
     const dir = this.layout.contextDir(config.name);
     const tmp = path.join(this.layout.contextsDir, `.${config.name}.creating.${process.pid}`);
     try {
@@ -451,7 +452,8 @@ export class Runtime {
                   ...this.network.startLaunch(config, cg),
                   sched: launchSched(config),
                   ...this.serviceLaunch(config, main),
-                  binds: startBinds(this.layout, config),
+                  // the context's mounts, then its resolv.conf when it reaches the world (written now, bound read-only)
+                  binds: startBinds(this.layout, config, this.network.resolvBinds(config)),
                 }),
               );
               break;

@@ -3,7 +3,8 @@
 // contexts' shared stack), a second one U plays the uplink and the internet
 // (a router at 172.31.250.2, an HTTP server at 203.0.113.10, a DNS responder
 // at 203.0.113.53). Nothing here touches the machine's own interfaces,
-// routes or firewall, and no packet leaves the machine.
+// routes or firewall, and no packet leaves the machine. Its state root has
+// no network settings at first: egress is what a new root gets by default.
 
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -35,16 +36,21 @@ s.bind(53, '203.0.113.53');
 describeReal('egress of shared contexts, in a test-made world', () => {
   const H = `paene-t-egh-${process.pid}`;
   const U = `paene-t-egu-${process.pid}`;
-  const root = tempRoot('egress');
+  const root = tempRoot('egress', { egress: true });
+  /** a root that keeps the 127.x pool (net settings --egress-pool none, as tempRoot makes them) */
+  const cutOff = tempRoot('egress-none');
   const www = fs.mkdtempSync(path.join(os.tmpdir(), 'paene-test-www-'));
   const procs: ChildProcess[] = [];
   /** paene as the host H runs it */
-  const paene = (args: string[]) => {
-    const r = spawnSync('nsenter', [`--net=/run/netns/${H}`, '--', PAENE, '--root', root, ...args], { encoding: 'utf8', timeout: 60_000 });
+  const paene = (args: string[], stateRoot = root) => {
+    const r = spawnSync('nsenter', [`--net=/run/netns/${H}`, '--', PAENE, '--root', stateRoot, ...args], {
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
     return { code: r.status, out: `${r.stdout}${r.stderr}`.trim() };
   };
-  const must = (args: string[]) => {
-    const r = paene(args);
+  const must = (args: string[], stateRoot = root) => {
+    const r = paene(args, stateRoot);
     if (r.code !== 0) throw new Error(`paene ${args.join(' ')}: ${r.out}`);
     return r.out;
   };
@@ -87,8 +93,9 @@ describeReal('egress of shared contexts, in a test-made world', () => {
   afterAll(async () => {
     const left: string[] = [];
     try {
-      for (const n of fs.existsSync(path.join(root, 'contexts')) ? fs.readdirSync(path.join(root, 'contexts')) : [])
-        if (!n.startsWith('.')) paene(['destroy', '--force', n]);
+      for (const r of [root, cutOff])
+        for (const n of fs.existsSync(path.join(r, 'contexts')) ? fs.readdirSync(path.join(r, 'contexts')) : [])
+          if (!n.startsWith('.')) paene(['destroy', '--force', n], r);
       left.push(sh(['ip', '-n', H, 'link', 'show', 'paene-egress']).status === 0 ? 'link paene-egress' : '');
       left.push(
         ...sh(['ip', 'netns', 'exec', H, 'nft', 'list', 'tables'])
@@ -96,10 +103,12 @@ describeReal('egress of shared contexts, in a test-made world', () => {
           .filter((l) => l.includes('paene')),
       );
       await openRuntime(root).shutdownMonitor();
+      await openRuntime(cutOff).shutdownMonitor();
     } finally {
       for (const p of procs) if (p.pid !== undefined && p.exitCode === null) process.kill(p.pid);
       for (const ns of [H, U]) sh(['ip', 'netns', 'delete', ns]);
       fs.rmSync(root, { recursive: true, force: true });
+      fs.rmSync(cutOff, { recursive: true, force: true });
       fs.rmSync(www, { recursive: true, force: true });
     }
     expect(left.filter(Boolean)).toEqual([]);
@@ -109,17 +118,24 @@ describeReal('egress of shared contexts, in a test-made world', () => {
     expect(sh(['nsenter', `--net=/run/netns/${H}`, '--', 'curl', '-s', '--max-time', '3', 'http://203.0.113.10/']).stdout).toBe(
       'from-the-internet\n',
     ); // the host's own control
-    must(['net', 'settings', '--egress-pool', '10.77.0.0/24']);
+    // no egress setting at all: only the world's resolver (this machine's own is not the test world's)
+    must(['net', 'settings', '--dns', '203.0.113.53']);
     must(['create', 'web']);
+    const settings = JSON.parse(must(['net', 'settings', '--json']));
+    expect(settings).toMatchObject({ egressAuto: true, egressPool4: '10.77.0.0/16' }); // picked at the first create
     must(['start', 'web']);
     const addr = JSON.parse(must(['net', 'ls', '--json']))[0].addresses[0] as string;
     expect(addr).toMatch(/^10\.77\.0\.\d+$/);
 
-    // out to the internet, by address and by name
+    // out to the internet, by address and by name, with the resolv.conf paene wrote (read-only inside)
     expect(get('203.0.113.10').out).toContain('from-the-internet');
-    inGuest('echo nameserver 203.0.113.53 > /etc/resolv.conf');
+    expect(inGuest('cat /etc/resolv.conf').out).toContain('nameserver 203.0.113.53');
+    expect(inGuest('echo nameserver 192.0.2.1 > /etc/resolv.conf').code).not.toBe(0);
+    const lookup = inGuest('busybox nslookup www.paene.test');
+    console.log(`nslookup: ${lookup.code} ${lookup.out.replaceAll('\n', ' | ')}`);
+    expect(lookup.out).toContain('203.0.113.10');
+    // by name over HTTP through nc: this busybox-static's wget (1.35.0, Debian 12) segfaults on the host itself
     const byName = get('www.paene.test');
-    console.log(`by name: ${byName.code} ${byName.out.split('\n').at(-1)}`);
     expect(byName.out).toContain('from-the-internet');
 
     // the walls: the host's loopback service is its own loopback's (nothing there), the host's address is refused
@@ -168,6 +184,54 @@ describeReal('egress of shared contexts, in a test-made world', () => {
     expect(published()).toBe('from-priv\n'); // answers to connections made to it still leave
     must(['net', 'egress', 'priv', 'nat']);
     expect(out().out).toContain('from-the-internet');
+    expect(inPriv('busybox nslookup www.paene.test').out).toContain('203.0.113.10'); // its resolv.conf too
     must(['destroy', '--force', 'priv']);
+  }, 120_000);
+
+  it('a context on the 127.x pool (--egress-pool none) gets EPERM beyond the host, never the bare EINVAL', () => {
+    must(['create', 'lo'], cutOff);
+    must(['start', 'lo'], cutOff);
+    const addr = JSON.parse(must(['net', 'ls', '--json'], cutOff))[0].addresses[0] as string;
+    expect(addr).toMatch(/^127\./);
+    const inLo = (cmd: string) => paene(['exec', 'lo', '--', '/bin/sh', '-c', cmd], cutOff);
+    const tcp = inLo(`printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 5 203.0.113.10 80`);
+    const udp = inLo('busybox nslookup www.paene.test 203.0.113.53');
+    console.log(`127.x context: tcp ${tcp.code} ${tcp.out} | udp ${udp.code} ${udp.out.replaceAll('\n', ' | ')}`);
+    expect(tcp.code).not.toBe(0);
+    expect(tcp.out).toMatch(/not permitted/i);
+    expect(tcp.out).not.toMatch(/invalid argument/i);
+    expect(udp.out).not.toContain('203.0.113.10');
+    expect(udp.out).not.toMatch(/invalid argument/i);
+    // and nothing of egress was made for it: no resolv.conf of paene's, no pool
+    expect(fs.existsSync(path.join(cutOff, 'contexts', 'lo', 'resolv.conf'))).toBe(false);
+    expect(JSON.parse(must(['net', 'settings', '--json'], cutOff)).egressPool4).toBeUndefined();
+    must(['destroy', '--force', 'lo'], cutOff);
+  }, 120_000);
+
+  it("DNS: the host's loopback resolvers are left out; with nothing usable, create says so instead of writing a broken file", () => {
+    must(['net', 'settings', '--dns', 'host']);
+    const stub = path.join(www, 'stub-resolv.conf');
+    fs.writeFileSync(stub, 'nameserver 127.0.0.53\noptions edns0\nsearch lan\n');
+    // the host's resolv.conf seen by this create only: a mount namespace of its own with the stub over it
+    const r = spawnSync(
+      'unshare',
+      [
+        '-m',
+        'sh',
+        '-c',
+        `mount --bind ${stub} /etc/resolv.conf && exec nsenter --net=/run/netns/${H} -- ${PAENE} --root ${root} create quiet`,
+      ],
+      { encoding: 'utf8', timeout: 60_000 },
+    );
+    console.log(`create with a loopback-only host resolver: ${r.status} ${r.stderr.trim()}`);
+    expect(r.status).toBe(0);
+    expect(r.stderr).toMatch(/warning: no resolver for the context's \/etc\/resolv.conf .*127\.0\.0\.53\) are on its loopback/);
+    // with the host's own (this machine's, not loopback): its nameservers, a file of paene's
+    must(['start', 'quiet']);
+    const conf = fs.readFileSync(path.join(root, 'contexts', 'quiet', 'resolv.conf'), 'utf8');
+    expect(conf).toMatch(/^nameserver /m);
+    expect(conf).not.toMatch(/nameserver 127\./);
+    expect(paene(['exec', 'quiet', '--', 'cat', '/etc/resolv.conf']).out).toBe(conf.trim());
+    must(['destroy', '--force', 'quiet']);
   }, 120_000);
 });
