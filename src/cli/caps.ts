@@ -1,6 +1,7 @@
 // Split-root verbs: `paene caps` (what a context's processes hold, and the
 // profiles), `paene hostname` (set a context's name from the host) and
-// `paene config` (change a stopped context's capabilities and ccaps).
+// `paene config` (change a stopped context's capabilities and ccaps, and
+// a context's mounts).
 
 import type { Command } from 'commander';
 import {
@@ -26,6 +27,13 @@ import { runtimeOf } from './common.js';
 import { formatTable, printJson } from './format.js';
 import { type ManyOptions, type Outcome, namesOf, report, runMany } from './many.js';
 import type { ContextConfig } from '../context/config.js';
+import { parseMountArg } from '../model/mounts.js';
+import { changeMounts } from '../runtime/mountchange.js';
+
+/** A config's mounts in a line: SRC:DST[:ro] each. */
+function mountsText(c: ContextConfig): string {
+  return (c.mounts ?? []).map((m) => `${m.source}:${m.target}${m.readonly ? ':ro' : ''}`).join(' ');
+}
 
 function collect(v: string, prev: string[]): string[] {
   return [...prev, v];
@@ -151,7 +159,8 @@ export function registerCapsCommands(program: Command): void {
     .description(
       "Change a stopped context's capability profile, single capabilities and context capabilities " +
         '(they apply at start, so a running context must be stopped first). Without options: show them. ' +
-        'Capability names are case-insensitive, with or without CAP_; see `paene caps --list`.',
+        'Capability names are case-insensitive, with or without CAP_; see `paene caps --list`. ' +
+        'Its bind mounts and volumes (--mount, --unmount) change also while it runs: they apply at its next start.',
     )
     .argument('[names...]', 'context names or patterns (web*); several, a pattern or --all change each')
     .option('-a, --all', 'every context of this root')
@@ -162,11 +171,27 @@ export function registerCapsCommands(program: Command): void {
     .option('--reset-caps', 'forget earlier --cap-add/--cap-drop')
     .option('--ccap <ccap>', 'grant a context capability (repeatable)', collect, [])
     .option('--drop-ccap <ccap>', 'withdraw a context capability (repeatable)', collect, [])
+    .option(
+      '-v, --mount <SRC:DST[:ro]>',
+      'add a bind mount or volume, as create --mount (repeatable; replaces a mount on the same DST); from the next start, also while it runs',
+      collect,
+      [],
+    )
+    .option('--unmount <DST>', 'drop the mount on DST (repeatable); from the next start', collect, [])
     .option('--json', 'print the resulting config as JSON')
     .action(
       async (
         args: string[],
-        o: ManyOptions & { caps?: string; capAdd: string[]; capDrop: string[]; resetCaps?: boolean; ccap: string[]; dropCcap: string[] },
+        o: ManyOptions & {
+          caps?: string;
+          capAdd: string[];
+          capDrop: string[];
+          resetCaps?: boolean;
+          ccap: string[];
+          dropCcap: string[];
+          mount: string[];
+          unmount: string[];
+        },
         cmd: Command,
       ) => {
         const rt = runtimeOf(cmd);
@@ -175,6 +200,19 @@ export function registerCapsCommands(program: Command): void {
         const ccapDel = o.dropCcap;
         const changing =
           o.caps !== undefined || o.capAdd.length > 0 || o.capDrop.length > 0 || o.resetCaps || ccapAdd.length > 0 || ccapDel.length > 0;
+        const mounts = o.mount.map(parseMountArg);
+        const mountsChanging = mounts.length > 0 || o.unmount.length > 0;
+        if (!changing && mountsChanging) {
+          // mounts apply at the next start: a running context's config changes too
+          await runMany(
+            rt,
+            args,
+            o,
+            (n) => changeMounts(rt, n, mounts, o.unmount),
+            (n, next) => `'${n}': mounts [${mountsText(next)}] (from its next start)`,
+          );
+          return;
+        }
         if (!changing) {
           const outcomes = names.map((n): Outcome<ContextConfig> => {
             try {
@@ -189,8 +227,8 @@ export function registerCapsCommands(program: Command): void {
             outcomes,
             o,
             (n, cur) =>
-              `${many ? `${n}: ` : ''}caps: ${JSON.stringify(cur.caps)}\n${many ? `${n}: ` : ''}ccaps: ${cur.ccaps.join(' ') || '(none)'}`,
-            (_n, cur) => ({ caps: cur.caps, ccaps: cur.ccaps }),
+              `${many ? `${n}: ` : ''}caps: ${JSON.stringify(cur.caps)}\n${many ? `${n}: ` : ''}ccaps: ${cur.ccaps.join(' ') || '(none)'}\n${many ? `${n}: ` : ''}mounts: ${mountsText(cur) || '(none)'}`,
+            (_n, cur) => ({ caps: cur.caps, ccaps: cur.ccaps, mounts: cur.mounts ?? [] }),
           );
           return;
         }
@@ -209,16 +247,18 @@ export function registerCapsCommands(program: Command): void {
         }
         // Merged and checked under the context's lock, with the write: no start or other change slips in between.
         const change = (name: string) =>
-          rt.changeConfig(name, (c, running) => {
-            if (running)
-              throw new PaeneError(
-                'wrong-state',
-                `context '${name}' is running: stop it first ('paene stop ${name}'); capabilities are fixed when it starts`,
-              );
-            const caps = changeCapSpec(c.caps, { profile: o.caps, add: adds, drop: drops, reset: o.resetCaps === true });
-            const ccaps = validateCcaps([...c.ccaps.filter((x) => !del.includes(x)), ...ccapAdd]);
-            return { ...c, caps, ccaps, net: checkNetAgainstCaps(c.net, caps) };
-          });
+          rt
+            .changeConfig(name, (c, running) => {
+              if (running)
+                throw new PaeneError(
+                  'wrong-state',
+                  `context '${name}' is running: stop it first ('paene stop ${name}'); capabilities are fixed when it starts`,
+                );
+              const caps = changeCapSpec(c.caps, { profile: o.caps, add: adds, drop: drops, reset: o.resetCaps === true });
+              const ccaps = validateCcaps([...c.ccaps.filter((x) => !del.includes(x)), ...ccapAdd]);
+              return { ...c, caps, ccaps, net: checkNetAgainstCaps(c.net, caps) };
+            })
+            .then((next) => (mountsChanging ? changeMounts(rt, name, mounts, o.unmount) : next));
         await runMany(rt, args, o, change, (n, next) => {
           const mask = capMask(next.caps);
           const head = `'${n}': profile ${next.caps.profile}, add [${next.caps.add.join(' ')}], drop [${next.caps.drop.join(' ')}], ccaps [${next.ccaps.join(' ')}]`;

@@ -20,6 +20,7 @@ import { formatTable, printJson } from './format.js';
 import { addNetOptions, netCell, netSpecOf } from './net.js';
 import { type ManyOptions, type Outcome, addManyOptions, jobsOf, namesOf, report, runMany } from './many.js';
 import { eachBounded, expandTemplate } from '../model/names.js';
+import { parseMountArg } from '../model/mounts.js';
 import { applySettings, envOf, splitCommand } from '../model/profile.js';
 import { ProfileStore } from '../runtime/profiles.js';
 import { type MainSpec, describeMain, parseInit, parseRestart, validateMain, LOG_BYTES_MIN } from '../model/service.js';
@@ -184,6 +185,12 @@ export function registerContextCommands(program: Command): void {
       .option('--xid <n>', `context id, ${XID_MIN}-${XID_MAX} (default: the lowest free one)`)
       .option('--hostname <host>', 'hostname inside the context (default: its name)')
       .option(
+        '-v, --mount <SRC:DST[:ro]>',
+        'bind SRC at DST in the context at each start (repeatable): SRC an absolute host path (no symlink in it) or a volume name (`paene volume create`); :ro read-only',
+        collect,
+        [],
+      )
+      .option(
         '--profile <name>',
         'apply a profile of settings (`paene profile`; repeatable, a later one wins; the flags given here win over all)',
         collect,
@@ -240,6 +247,7 @@ export function registerContextCommands(program: Command): void {
           ? { autostart: { order: o.autostart === true ? 0 : parseCount(o.autostart as string, '--autostart', 0) } }
           : {}),
         init: parseInit(o.init as string),
+        mounts: ((o.mount as string[] | undefined) ?? []).map(parseMountArg),
       };
       if (spec.log.maxBytes < LOG_BYTES_MIN) throw new PaeneError('invalid-argument', `--log-size must be at least ${LOG_BYTES_MIN} bytes`);
       const jobs = jobsOf(o as ManyOptions); // checked before anything is created

@@ -58,6 +58,7 @@ const GROUPS: { verbs: string[]; register: () => Promise<void> }[] = [
   },
   { verbs: ['profile'], register: async () => (await import('./profile.js')).registerProfileCommands(program) },
   { verbs: ['cp'], register: async () => (await import('./copy.js')).registerCopyCommands(program) },
+  { verbs: ['volume'], register: async () => (await import('./volume.js')).registerVolumeCommands(program) },
   { verbs: ['du', 'commit'], register: async () => (await import('./disk.js')).registerDiskCommands(program) },
   { verbs: ['net'], register: async () => (await import('./net.js')).registerNetCommands(program) },
   { verbs: ['limit', 'stats'], register: async () => (await import('./limits.js')).registerLimitCommands(program) },

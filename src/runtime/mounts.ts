@@ -63,18 +63,23 @@ export function checkHostSource(layout: Layout, source: string): { real: string;
   return { real, kind: st.isDirectory() ? 'dir' : 'file' };
 }
 
+/** True when no volume of that name exists (its data directory is what counts). */
+export function volumeMissing(layout: Layout, name: string): boolean {
+  try {
+    return !fs.lstatSync(volumeDataDir(layout, name)).isDirectory();
+  } catch {
+    return true;
+  }
+}
+
+export function missingVolume(name: string, target: string): PaeneError {
+  return new PaeneError('not-found', `volume '${name}' (to be mounted on ${target}) does not exist: 'paene volume create ${name}'`);
+}
+
 /** A volume's data directory, which must exist (a volume is made by `paene volume create`). */
 function volumeSource(layout: Layout, name: string, target: string): string {
-  const dir = volumeDataDir(layout, name);
-  let st: fs.Stats | undefined;
-  try {
-    st = fs.lstatSync(dir);
-  } catch {
-    st = undefined;
-  }
-  if (!st?.isDirectory())
-    throw new PaeneError('not-found', `volume '${name}' (to be mounted on ${target}) does not exist: 'paene volume create ${name}'`);
-  return dir;
+  if (volumeMissing(layout, name)) throw missingVolume(name, target);
+  return volumeDataDir(layout, name);
 }
 
 /** One mount of a config as the helper gets it. */

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { MountSpec } from '../../src/model/mounts.js';
 import { createVolume, inspectVolume, listVolumes, removeVolume } from '../../src/runtime/volumes.js';
-import { describeReal } from '../helpers.js';
+import { describeReal, runCli, runCliAsync } from '../helpers.js';
 import { useRuntime } from '../fixture.js';
 
 const NONE = { mode: 'none' as const, addresses: [], publish: [] };
@@ -133,6 +133,33 @@ describeReal('bind mounts and volumes', () => {
         await removeVolume(fx.rt, 'paene-race');
       }
     }
+  }, 120_000);
+
+  it('the CLI: volume create|ls|inspect|rm, create -v, config --mount/--unmount; racing CLIs create one volume', async () => {
+    const cli = (...args: string[]) => runCli(fx.root, args);
+    const races = await Promise.all([0, 1, 2, 3].map(() => runCliAsync(fx.root, ['volume', 'create', 'paene-cli'])));
+    expect(races.filter((r) => r.code === 0)).toHaveLength(1);
+    for (const r of races.filter((x) => x.code !== 0)) expect(r.stderr).toMatch(/a volume named 'paene-cli' already exists/);
+    expect(cli('create', 'paene-cli1', '--net', 'none', '-v', 'paene-cli:/data', '--mount', `${path.join(host, 'ro')}:/ro:ro`).code).toBe(
+      0,
+    );
+    const bad = cli('create', 'paene-cli2', '--net', 'none', '-v', '/proc:/x');
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toBe("paene: mount source '/proc' is refused: the host's /proc\n");
+    const ls = JSON.parse(cli('volume', 'ls', '--json').stdout) as { name: string; usedBy: string[] }[];
+    expect(ls.map((v) => [v.name, v.usedBy])).toEqual([['paene-cli', ['paene-cli1']]]);
+    const rm = cli('volume', 'rm', 'paene-cli');
+    expect(rm.code).not.toBe(0);
+    expect(rm.stderr).toMatch(/volume 'paene-cli' is mounted by context paene-cli1/);
+    expect(cli('config', 'paene-cli1', '--unmount', '/data').code).toBe(0);
+    expect(JSON.parse(cli('config', 'paene-cli1', '--json').stdout).mounts).toEqual([
+      { source: path.join(host, 'ro'), target: '/ro', readonly: true },
+    ]);
+    expect(cli('config', 'paene-cli1', '-v', 'paene-nope:/x').stderr).toMatch(/volume 'paene-nope' .*does not exist/);
+    expect(cli('volume', 'inspect', 'paene-cli', '--json').stdout).toMatch(/"usedBy": \[\]/);
+    expect(cli('volume', 'rm', 'paene-cli').code).toBe(0);
+    expect(cli('volume', 'ls').stdout).toBe('no volumes\n');
+    await fx.rt.destroy('paene-cli1', { force: true });
   }, 120_000);
 
   it('refuses bad sources with a clear error: a symlink in the path, /proc, the state root, its parent, relative, missing, a device', async () => {
