@@ -15,6 +15,7 @@ import { nativePath } from '../kernel/helper.js';
 import { hostAddresses } from '../runtime/network.js';
 import type { Runtime } from '../runtime/runtime.js';
 import { DEFAULT_IMAGE } from '../image/store.js';
+import { BEYOND, UPLINK_HOST, WORLD_POOL, World, collectLines } from './world.js';
 
 export type NetVerdict = 'blocked' | 'ESCAPED' | 'works' | 'FAILED' | 'known gap' | 'not provable here';
 
@@ -570,13 +571,7 @@ async function privateSpoof(f: Fixture, a: string, port: number, o: NetSuiteOpti
     ? spawn('nsenter', [`--net=${hostNs}`, '--', process.execPath, '-e', udpLogger(gw, port)], { stdio: ['ignore', 'pipe', 'ignore'] })
     : spawn(process.execPath, ['-e', udpLogger(gw, port)], { stdio: ['ignore', 'pipe', 'ignore'] });
   const lines: string[] = [];
-  let buf = '';
-  witness.stdout?.setEncoding('utf8').on('data', (d: string) => {
-    buf += d;
-    const parts = buf.split('\n');
-    buf = parts.pop() ?? '';
-    lines.push(...parts);
-  });
+  collectLines(witness, lines);
   const until = async (cond: () => boolean, ms: number) => {
     for (const end = Date.now() + ms; !cond() && Date.now() < end; ) await sleep(20);
     return cond();
@@ -666,4 +661,216 @@ export function summarize(rows: NetRow[]): { escaped: number; blocked: number; g
     adminFailed: rows.filter((r) => r.verdict === 'FAILED').length,
     adminWorked: rows.filter((r) => r.verdict === 'works').length,
   };
+}
+
+/**
+ * A witness in a world namespace: a node one-liner with a TCP server (prints
+ * "tcp SOURCE" per connection and answers "beyond") and a UDP one (prints
+ * "udp SOURCE MESSAGE" per datagram) on host:port each, then "ready".
+ */
+function worldWitness(host: string, tcpPort: number, udpPort: number): string {
+  const h = JSON.stringify(host);
+  return (
+    `const net=require('net'),d=require('dgram');let n=0;const up=()=>{if(++n===2)console.log('ready')};` +
+    `net.createServer(c=>{console.log('tcp '+c.remoteAddress);c.on('error',()=>{});c.end('beyond\\n')}).listen(${tcpPort},${h},up);` +
+    `const s=d.createSocket('udp4');s.on('message',(m,r)=>console.log('udp '+r.address+' '+m));s.bind(${udpPort},${h},up);` +
+    `setTimeout(()=>process.exit(0),300000);`
+  );
+}
+
+/**
+ * The egress walls (issue 25), judged from outside in a world the check
+ * makes (src/check/world.ts): paene runs in a namespace H with an egress
+ * pool; a witness beyond the uplink (in U) logs every connection and
+ * datagram, witnesses on H's own addresses log theirs, and an nft table of
+ * the check's in H counts what leaves for the witness by source address
+ * before the NAT rewrites it (the witness beyond sees only H's address).
+ */
+export async function egressSuite(o: NetSuiteOptions = {}): Promise<NetRow[]> {
+  const rows: NetRow[] = [];
+  const row = recorder('egress', rows, o);
+  const world = World.make('netchk-eg');
+  const port = basePort() + 900;
+  const [tcpBeyond, udpBeyond, hostSvc] = [port, port + 1, port + 2];
+  const seen: string[] = [];
+  const hostLines = new Map<string, string[]>();
+  const hostLog = (addr: string): string[] => hostLines.get(addr) ?? [];
+  const until = async (cond: () => boolean, ms: number) => {
+    for (const end = Date.now() + ms; !cond() && Date.now() < end; ) await sleep(20);
+    return cond();
+  };
+  try {
+    const prefix = o.prefix ?? 'netchk';
+    const [a, b, c, p] = ['a', 'b', 'c', 'p'].map((x) => `${prefix}-eg-${x}`) as [string, string, string, string];
+    world.must(['net', 'settings', '--egress-pool', WORLD_POOL]);
+    const probe = fs.readFileSync(nativePath('net-probe'));
+    for (const [name, args] of [
+      [a, ['--egress', 'nat']],
+      [b, ['--egress', 'nat']],
+      [c, ['--egress', 'none']],
+      [p, ['--net', 'private']],
+    ] as const) {
+      world.must(['create', name, ...args]);
+      world.must(['start', name]);
+      world.must(['exec', name, '--', '/bin/sh', '-c', `cat > ${PROBE} && chmod 755 ${PROBE}`], probe);
+    }
+    world.background(world.u, [process.execPath, '-e', worldWitness(BEYOND, tcpBeyond, udpBeyond)], seen);
+    // the host's own services (the pool's face is there once a context of the pool runs): on its loopback, its face towards the pool, its uplink address (none published)
+    const poolFace = reservedAddressOf(WORLD_POOL);
+    for (const addr of ['127.0.0.1', poolFace, UPLINK_HOST]) {
+      const lines: string[] = [];
+      world.background(world.h, [process.execPath, '-e', worldWitness(addr, hostSvc, hostSvc)], lines);
+      hostLines.set(addr, lines);
+    }
+    const addrOf = (n: string) =>
+      (JSON.parse(world.must(['net', 'ls', '--json'])) as { name: string; addresses: string[] }[]).find((x) => x.name === n)
+        ?.addresses[0] ?? '';
+    const [ipA, ipB, ipP] = [addrOf(a), addrOf(b), addrOf(p)];
+    const probeIn = (n: string, ...args: string[]): string => {
+      const r = world.paene(['exec', n, '--', PROBE, ...args]);
+      return r.out.split('\n').pop() ?? `exit ${r.code}`;
+    };
+    if (!(await until(() => seen.includes('ready') && [...hostLines.values()].every((l) => l.includes('ready')), 10_000)))
+      throw new Error(
+        `the witnesses of the egress world did not start: beyond ${seen.includes('ready')}, host ${[...hostLines].map(([k, l]) => `${k} ${l.includes('ready')}`).join(', ')}`,
+      );
+    const tcpFrom = () => seen.filter((l) => l.startsWith('tcp '));
+    const udpFrom = (msg: string) => seen.filter((l) => l.startsWith('udp ') && l.endsWith(` ${msg}`)).map((l) => l.split(' ')[1]);
+
+    // (a) out beyond the host, from the pool, NATed to H's address
+    {
+      const before = tcpFrom().length;
+      const out = probeIn(a, 'connect', BEYOND, String(tcpBeyond), 'x');
+      await until(() => tcpFrom().length > before, 2000);
+      const got = tcpFrom().slice(before);
+      row(
+        'admin',
+        `egress reaches beyond the host (${ipA} to ${BEYOND}:${tcpBeyond})`,
+        `${out}; the server beyond saw ${got.map((l) => l.slice(4)).join(', ') || 'nothing'}`,
+        works(/answer=beyond/.test(out) && got.length === 1 && got[0] === `tcp ${UPLINK_HOST}`),
+      );
+    }
+
+    // (b) the host's own services: loopback, its face towards the pool, its uplink address
+    for (const addr of ['127.0.0.1', poolFace, UPLINK_HOST]) {
+      const out = probeIn(a, 'connect', addr, String(hostSvc), 'x');
+      const out2 = probeIn(a, 'udp', addr, String(hostSvc), 'x');
+      await sleep(100);
+      const got = hostLog(addr).filter((l) => l !== 'ready');
+      row(
+        'escape',
+        `reach a host service on ${addr} (TCP, UDP; not published)`,
+        `${out} / ${out2}; the host's listener on ${addr} got ${got.length}`,
+        escaped(got.length > 0),
+      );
+    }
+
+    // (c) neighbours: a shared one's loopback service, a private one's unpublished port
+    {
+      const q = port + 3;
+      const srv = world.paeneAsync(['exec', b, '--', PROBE, 'serve', '127.0.0.1', String(q), '6']);
+      await sleep(500);
+      const out = probeIn(a, 'connect', '127.0.0.1', String(q), 'x');
+      const control = probeIn(b, 'connect', '127.0.0.1', String(q), 'x');
+      row(
+        'escape',
+        `reach a neighbour's service on its own 127.0.0.1 (${b}, not published)`,
+        `${out} (${b} itself: ${control})`,
+        /hello from/.test(control) ? escaped(/hello from/.test(out)) : 'not provable here',
+      );
+      await srv;
+    }
+    {
+      const q = port + 4;
+      const srv = world.paeneAsync(['exec', p, '--', PROBE, 'serve', '0.0.0.0', String(q), '6']);
+      await sleep(500);
+      const out = probeIn(a, 'connect', ipP, String(q), 'x');
+      row(
+        'escape',
+        `reach a private neighbour's unpublished port (${ipP}:${q}) from the egress pool`,
+        out,
+        escaped(/hello from/.test(out)),
+      );
+      await srv;
+    }
+
+    // (d) a spoofed source: counted by source in H before the NAT, and what arrives beyond
+    {
+      const table = `paene_chk_${process.pid}`;
+      world.run(world.h, ['nft', '-f', '-'], spoofCounter(table, udpBeyond, [ipA, ipB]));
+      const sends: [string, string[]][] = [
+        ['its own address (the control)', ['udp', BEYOND, String(udpBeyond), 'own']],
+        [`a neighbour's address ${ipB} (IP_PKTINFO)`, ['udp-spoof', ipB, BEYOND, String(udpBeyond), 'spoof-b']],
+        [`an address of no context (198.51.100.7, IP_PKTINFO)`, ['udp-spoof', '198.51.100.7', BEYOND, String(udpBeyond), 'spoof-x']],
+      ];
+      const outs = sends.map(([, args]) => probeIn(a, ...args));
+      const bound = probeIn(a, 'bind', ipB, String(port + 5));
+      const raw = probeIn(a, 'raw');
+      await until(() => udpFrom('own').length > 0, 2000);
+      await sleep(200);
+      const counts = spoofCounts(world.run(world.h, ['nft', '-j', 'list', 'table', 'inet', table]).out);
+      world.run(world.h, ['nft', 'delete', 'table', 'inet', table]);
+      const arrived = ['own', 'spoof-b', 'spoof-x'].map((m) => `${m}: ${udpFrom(m).join(',') || 'nothing'}`).join('; ');
+      const observed = `probe: ${outs.join(' / ')}; leaving H by source: ${Object.entries(counts)
+        .map(([k, v]) => `${k} ${v}`)
+        .join(', ')}; beyond: ${arrived}`;
+      const control = (counts[ipA] ?? 0) > 0 && udpFrom('own').length > 0;
+      row(
+        'escape',
+        `send beyond with a spoofed source (${sends
+          .slice(1)
+          .map(([w]) => w)
+          .join('; ')})`,
+        observed,
+        control
+          ? escaped((counts[ipB] ?? 0) > 0 || (counts.other ?? 0) > 0 || udpFrom('spoof-x').includes('198.51.100.7'))
+          : 'not provable here',
+      );
+      row('escape', `bind a neighbour's address ${ipB} to send from it`, bound, escaped(bound.startsWith('ok')));
+      row('escape', 'open a raw socket (to forge any header)', raw, escaped(raw.startsWith('ok')));
+    }
+
+    // (e) --egress none: nothing it sends arrives beyond; the same attempts after `net egress nat` do (the control)
+    {
+      const tcp0 = tcpFrom().length;
+      const out = probeIn(c, 'connect', BEYOND, String(tcpBeyond), 'x');
+      const out2 = probeIn(c, 'udp', BEYOND, String(udpBeyond), 'closed');
+      await sleep(300);
+      const got = tcpFrom().length - tcp0 + udpFrom('closed').length;
+      world.must(['net', 'egress', c, 'nat']);
+      const open = probeIn(c, 'connect', BEYOND, String(tcpBeyond), 'x');
+      probeIn(c, 'udp', BEYOND, String(udpBeyond), 'reopened');
+      await until(() => udpFrom('reopened').length > 0, 2000);
+      const control = /answer=beyond/.test(open) && udpFrom('reopened').length > 0;
+      row(
+        'escape',
+        `--egress none: send beyond (TCP connect, UDP)`,
+        `${out} / ${out2}; the server beyond got ${got}; after net egress nat: ${open}`,
+        control ? escaped(got > 0) : 'not provable here',
+      );
+    }
+    const left = world.leftovers().filter((l) => !l.includes('paene_chk'));
+    o.log?.(`  (world: paene links and tables in H while running: ${left.join(', ') || 'none'})`);
+  } finally {
+    const left = await world.close();
+    if (left.length > 0) row('escape', 'nothing of paene left in the world after destroy', left.join(', '), 'ESCAPED');
+  }
+  return rows;
+}
+
+/** An nft table of the check's (in H only): UDP to the witness beyond counted per source, before the NAT (srcnat is 100). */
+function spoofCounter(table: string, port: number, sources: string[]): string {
+  const rules = sources.map((s) => `    ip daddr ${BEYOND} udp dport ${port} ip saddr ${s} counter comment "${s}"`).join('\n');
+  return `table inet ${table} {\n  chain out {\n    type filter hook postrouting priority -200;\n${rules}\n    ip daddr ${BEYOND} udp dport ${port} ip saddr != { ${sources.join(', ')} } counter comment "other"\n  }\n}\n`;
+}
+
+function spoofCounts(json: string): Record<string, number> {
+  const out: Record<string, number> = {};
+  try {
+    const j = JSON.parse(json) as { nftables: { rule?: { comment?: string; expr: { counter?: { packets: number } }[] } }[] };
+    for (const x of j.nftables) if (x.rule?.comment) out[x.rule.comment] = x.rule.expr.find((e) => e.counter)?.counter?.packets ?? 0;
+  } catch {
+    // no table: no counts
+  }
+  return out;
 }

@@ -4,21 +4,22 @@
 import fs from 'node:fs';
 import type { Command } from 'commander';
 import { PaeneError } from '../model/errors.js';
-import { type NetRow, isolatedSuite, sharedSuite, summarize } from '../check/network.js';
+import { type NetRow, egressSuite, isolatedSuite, sharedSuite, summarize } from '../check/network.js';
 import { EXIT_CHECK_FAILED, runtimeOf } from './common.js';
 import { formatTable } from './format.js';
 
-const MODES = ['shared', 'none', 'private'] as const;
+const MODES = ['shared', 'none', 'private', 'egress'] as const;
 
 export function registerNetworkCheck(check: Command): void {
   check
     .command('network')
     .description(
-      'Network escape attempts per model (host loopback, abstract sockets, binds, raw sockets, spoofing, socket lists) and the admin cases',
+      'Network escape attempts per model (host loopback, abstract sockets, binds, raw sockets, spoofing, socket lists) and the admin cases;\n' +
+        'egress: the walls of contexts with an egress pool, in a world of two network namespaces the check makes (never the real uplink)',
     )
     .option(
       '--modes <list>',
-      `comma-separated subset of: ${MODES.join(', ')} (private needs the bridge: see docs/network.md)`,
+      `comma-separated subset of: ${MODES.join(', ')} (private needs the bridge: see docs/network.md; egress runs in a scratch root of its own)`,
       'shared,none',
     )
     .option('--json <file>', 'also write the results as JSON to FILE')
@@ -32,7 +33,9 @@ export function registerNetworkCheck(check: Command): void {
       const rows: NetRow[] = [];
       for (const m of modes) {
         log(`network ${m} ...`);
-        rows.push(...(m === 'shared' ? await sharedSuite(rt, { log }) : await isolatedSuite(rt, m as 'none' | 'private', { log })));
+        if (m === 'shared') rows.push(...(await sharedSuite(rt, { log })));
+        else if (m === 'egress') rows.push(...(await egressSuite({ log })));
+        else rows.push(...(await isolatedSuite(rt, m as 'none' | 'private', { log })));
       }
       console.log(
         formatTable(rows, [

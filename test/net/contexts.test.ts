@@ -6,7 +6,7 @@
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { type NetRow, isolatedSuite, sharedSuite } from '../../src/check/network.js';
+import { type NetRow, egressSuite, isolatedSuite, sharedSuite } from '../../src/check/network.js';
 import { attachedSockAddr } from '../../src/kernel/bpf.js';
 import { nativePath } from '../../src/kernel/helper.js';
 import { openRuntime } from '../../src/runtime/open.js';
@@ -77,6 +77,17 @@ describeReal('network contexts on the real kernel', () => {
     expect(bad(rows)).toEqual([]);
     expect(rows.filter((r) => r.verdict === 'blocked').length).toBeGreaterThanOrEqual(5);
   }, 60_000);
+
+  it('egress: the walls of a context with an egress pool, judged from outside in a world of its own (two namespaces); 0 escapes', async (ctx) => {
+    if (sharedMissing()) return ctx.skip(); // shared contexts cannot start on this kernel
+    const rows = await egressSuite({ prefix: 'tn' });
+    show(rows);
+    expect(bad(rows)).toEqual([]);
+    expect(rows.filter((r) => r.verdict === 'not provable here').map((r) => r.attempt)).toEqual([]);
+    expect(rows.find((r) => r.attempt.startsWith('egress reaches beyond the host'))?.verdict).toBe('works');
+    // host loopback, pool face, uplink address, two neighbours, three spoofs, --egress none
+    expect(rows.filter((r) => r.kind === 'escape' && r.verdict === 'blocked').length).toBe(9);
+  }, 180_000);
 
   it('private: its own stack behind the bridge; the gateway answers, the host loopback does not', async () => {
     const rows = await isolatedSuite(rt, 'private', { prefix: 'tn' });
