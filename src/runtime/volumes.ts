@@ -50,7 +50,8 @@ function readInfo(host: VolumeHost, name: string, configs = host.store.readAllCo
     created = typeof meta.created === 'string' ? meta.created : '';
   } catch (e) {
     if (errnoOf(e) === 'ENOENT' || errnoOf(e) === 'ENOTDIR') return undefined;
-    throw new PaeneError('internal', `volume '${name}': its volume.json is unreadable: ${(e as Error).message}`);
+    if (!(e instanceof SyntaxError)) throw e; // EACCES and the like: the CLI's own sentence (run as root)
+    throw new PaeneError('internal', `volume '${name}': its volume.json is not JSON: ${e.message}`);
   }
   return { name, created, path: volumeDataDir(host.layout, name), usedBy: volumeUsers(name, configs) };
 }
