@@ -389,3 +389,15 @@ export function egressUnsupported(h: NetHost, pool: string): string | undefined 
     return (e as Error).message;
   }
 }
+
+/** Whether this process's namespace has the paene-egress link (from /proc/self/net/dev: no process run, unlike `ip`). */
+export function egressLinkPresent(): boolean {
+  try {
+    return fs
+      .readFileSync('/proc/self/net/dev', 'utf8')
+      .split('\n')
+      .some((l) => l.trimStart().startsWith(`${EGRESS_LINK}:`));
+  } catch {
+    return false;
+  }
+}

@@ -14,6 +14,7 @@ import {
   type BridgeConfig,
   EGRESS_LINK,
   type PrivateNetPlan,
+  egressTableOf,
   cidrContains,
   formatIPv4,
   planPrivateNet,
@@ -58,6 +59,7 @@ import {
   connectPrivate,
   disconnectPrivate,
   egressLeftovers,
+  egressLinkPresent,
   egressUnsupported,
   ensureBridge,
   ensureEgress,
@@ -76,6 +78,17 @@ function warnOnce(text: string): void {
   if (warned.has(text)) return;
   warned.add(text);
   process.stderr.write(`paene: warning: ${text}\n`);
+}
+
+/** The registry scope's directory of egress pools that are up (a file per pool's table, holding its closed set). */
+const EGRESS_UP = 'egress-up';
+
+function readText(file: string): string | undefined {
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch {
+    return undefined;
+  }
 }
 
 const dnsWarning = (why: string) =>
@@ -513,9 +526,14 @@ export class ContextNetwork {
    * --egress none address closed (stopped ones too: the set fails closed
    * whatever starts next), down once none runs. One refresh at a time on
    * this host (the registry's lock). Shared contexts live on this process's
-   * stack, so it is this namespace's (not --host-netns).
+   * stack, so it is this namespace's (not --host-netns). What was loaded
+   * last is recorded in the registry's scope (EGRESS_UP/TABLE: the closed
+   * set): a refresh that would load the same again while the link is there
+   * runs no process (a start paid ten `ip` and `nft` runs otherwise);
+   * `force` loads anyway (a live `net egress`, which also repairs a table
+   * someone removed).
    */
-  refreshEgress(current?: ContextConfig, leaving?: string): void {
+  refreshEgress(current?: ContextConfig, leaving?: string, force = false): void {
     const s = this.settings();
     const pool = s.egressPool4;
     if (pool === undefined) return;
@@ -534,9 +552,24 @@ export class ContextNetwork {
           /* a broken config is reported by list */
         }
       }
-      if (users.length === idle.length) return removeEgress({}, pool);
+      const marker = path.join(reg.dir, EGRESS_UP, egressTableOf(pool));
+      if (users.length === idle.length) {
+        removeEgress({}, pool);
+        fs.rmSync(marker, { force: true });
+        try {
+          fs.rmdirSync(path.dirname(marker)); // the scope can be pruned once nothing is up
+        } catch {
+          /* another pool is up, or none was */
+        }
+        return;
+      }
       const closed = users.filter((c) => egressOf(c.net) === 'none').flatMap((c) => c.net.addresses.filter((a) => inEgressPool(s, a)));
+      const want = JSON.stringify([...new Set(closed)].sort());
+      if (!force && readText(marker) === want && egressLinkPresent()) return;
+      fs.rmSync(marker, { force: true }); // while loading, nothing says it is up
       ensureEgress({}, pool, closed);
+      fs.mkdirSync(path.dirname(marker), { recursive: true, mode: 0o700 });
+      fs.writeFileSync(marker, want);
     });
   }
 
@@ -591,7 +624,7 @@ export class ContextNetwork {
   /** A live change of a running context's egress (nat or none): shared through the pool's table, private through the bridge's. */
   applyEgress(config: ContextConfig): void {
     if (config.net.mode === 'shared') {
-      if (this.usesEgress(config)) this.refreshEgress(config);
+      if (this.usesEgress(config)) this.refreshEgress(config, undefined, true);
     } else if (config.net.mode === 'private') {
       const s = this.privateSettings();
       loadRuleset(this.host(s), s.bridge, [...this.runningPlans(s, config.name), this.plan(config, s)]);
