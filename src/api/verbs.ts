@@ -210,7 +210,12 @@ function ended(child: ChildProcess): Promise<{ code: number; stderr: string }> {
 }
 
 /** The guest side's failure as an error: a path that is not there is a 404. */
-function guestError(name: string, what: string, r: { code: number; stderr: string }): PaeneError {
+function guestError(rt: Runtime, name: string, what: string, r: { code: number; stderr: string }): PaeneError {
+  // stopped meanwhile (a stop or destroy raced the copy): the state's word, not a failure of ours
+  if (!rt.store.live(name)) return new PaeneError('wrong-state', `${what}: context '${name}' stopped meanwhile`);
+  // killed (a stop or restart meanwhile kills every process of the context, an OOM kill): not a failure of ours
+  if (r.code >= 128 && r.stderr.trim() === '')
+    return new PaeneError('wrong-state', `${what} in '${name}': its tar was killed (a stop, a restart or an OOM kill meanwhile)`);
   if (r.code === 127) return new PaeneError('unsupported', `context '${name}' has neither tar nor busybox in its PATH`);
   const msg = r.stderr.trim().split('\n').slice(-3).join('; ') || `exit ${r.code}`;
   return new PaeneError(
@@ -240,7 +245,7 @@ async function getArchive(rt: Runtime, name: string, p: string, res: http.Server
   out.pause();
   if (first === undefined) {
     const r = await done;
-    throw guestError(name, `reading ${p}`, r.code === 0 ? { code: 1, stderr: 'No such file: nothing came out' } : r);
+    throw guestError(rt, name, `reading ${p}`, r.code === 0 ? { code: 1, stderr: 'No such file: nothing came out' } : r);
   }
   res.writeHead(200, { 'content-type': 'application/x-tar' });
   res.write(first);
@@ -277,6 +282,6 @@ async function putArchive(rt: Runtime, name: string, p: string, req: http.Incomi
   req.pipe(stdin);
   const r = await done;
   if (over) throw new HttpError('limit-exceeded', `a tar of files is at most ${MAX_ARCHIVE_BYTES} bytes`, 413, { connection: 'close' });
-  if (r.code !== 0) throw guestError(name, `writing into ${p}`, r);
+  if (r.code !== 0) throw guestError(rt, name, `writing into ${p}`, r);
   return { bytes, path: p };
 }
