@@ -85,7 +85,9 @@ export interface CliRun {
 /** The one CLI runner: `paene --root ROOT ARGS`, waited for (options: spawnSync's, e.g. input, env, timeout). */
 export function runCli(root: string, args: string[], options: SpawnSyncOptionsWithStringEncoding | Record<string, unknown> = {}): CliRun {
   const r = spawnSync(PAENE, ['--root', root, ...args], { encoding: 'utf8', timeout: 120_000, ...options });
-  return { args, code: r.status, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
+  // a call killed (at its generous bound, or from outside) says so in its stderr, not as a bare null exit code
+  const killed = r.signal ? `\n[paene ${args.join(' ')}: killed by ${r.signal}${r.error ? ` (${r.error.message})` : ''}]` : '';
+  return { args, code: r.status, stdout: r.stdout ?? '', stderr: (r.stderr ?? '') + killed };
 }
 
 /** The same as a process of its own, for racing CLIs: resolves with its exit code and stderr. */
@@ -94,6 +96,8 @@ export function runCliAsync(root: string, args: string[]): Promise<{ args: strin
     const child = spawn(PAENE, ['--root', root, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    child.on('close', (code) => resolve({ args, code, stderr }));
+    child.on('close', (code, signal) =>
+      resolve({ args, code, stderr: signal ? `${stderr}\n[paene ${args.join(' ')}: killed by ${signal}]` : stderr }),
+    );
   });
 }

@@ -6,35 +6,22 @@
 // 'noisy: rerun'. A test that fails by chance would block every landing.
 
 import fs from 'node:fs';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { type ExperimentName, type ResultRow, brokenGuarantees, runExperiment } from '../../src/check/isolation.js';
-import { openRuntime } from '../../src/runtime/open.js';
-import type { Runtime } from '../../src/runtime/runtime.js';
-import { describeMeasuring, tempRoot } from '../helpers.js';
+import { describeMeasuring } from '../helpers.js';
+import { useRuntime } from '../fixture.js';
 
 describeMeasuring('isolation suite on the real kernel', () => {
-  let root: string;
-  let rt: Runtime;
-
-  beforeAll(() => {
-    root = tempRoot('isolation');
-    rt = openRuntime(root);
-  });
-
-  afterAll(async () => {
-    for (const n of rt?.store.names() ?? []) await rt.destroy(n, { force: true }).catch(() => undefined);
-    await rt?.shutdownMonitor();
-    fs.rmSync(root, { recursive: true, force: true });
-  });
+  const fx = useRuntime('isolation');
 
   async function run(which: ExperimentName): Promise<ResultRow[]> {
-    const rows = await runExperiment(rt, which, { prefix: 'it' });
+    const rows = await runExperiment(fx.rt, which, { prefix: 'it' });
     for (const r of rows)
       console.log(
         `[${r.verdict}${r.guarantee ? `, mechanism ${r.guarantee.holds ? 'holds' : 'BROKEN'}` : ''}] ${r.experiment} | ${r.setting} | ${r.measured} | paper bar ${r.expected}`,
       );
     // nothing of the experiment is left behind
-    expect(rt.store.names().filter((n) => n.startsWith('it-'))).toEqual([]);
+    expect(fx.rt.store.names().filter((n) => n.startsWith('it-'))).toEqual([]);
     return rows;
   }
   const failures = brokenGuarantees;
@@ -70,7 +57,7 @@ describeMeasuring('isolation suite on the real kernel', () => {
     // a state root on tmpfs (the v2 VM) has no disk to throttle: one informational row; on a disk, four judged ones
     if (rows.length === 1) {
       expect(rows[0]?.verdict).toBe('info');
-      expect(fs.statfsSync(root).type).toBe(0x01021994); // TMPFS_MAGIC: only there may the disk be missing
+      expect(fs.statfsSync(fx.root).type).toBe(0x01021994); // TMPFS_MAGIC: only there may the disk be missing
     } else expect(rows).toHaveLength(4);
     expect(failures(rows)).toEqual([]);
   }, 150_000);
