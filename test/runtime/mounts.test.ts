@@ -11,7 +11,9 @@ import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { MountSpec } from '../../src/model/mounts.js';
 import { createVolume, inspectVolume, listVolumes, removeVolume } from '../../src/runtime/volumes.js';
-import { describeReal, runCli, runCliAsync } from '../helpers.js';
+import { ociConfig, which } from '../../src/bench/peers.js';
+import { openImageStore } from '../../src/runtime/open.js';
+import { describeReal, isCI, runCli, runCliAsync } from '../helpers.js';
 import { useRuntime } from '../fixture.js';
 
 const NONE = { mode: 'none' as const, addresses: [], publish: [] };
@@ -328,5 +330,75 @@ describeReal('bind mounts and volumes', () => {
       }
       untouched();
     }, 300_000);
+
+    // The same rootfs cases against runc (securejoin resolves a destination inside the rootfs), so the verdicts
+    // above are judged against what the reference runtime does (docs/volumes.md has the table).
+    const runc = which('runc');
+    const CGROUP_PARENT = `paene-mounts-test-${process.pid}`;
+    it.skipIf(!runc && !isCI)(
+      'runc on the same destinations: inside the rootfs for /etc and ../../.., refused for the root, /proc and a device',
+      async () => {
+        if (!runc) throw new Error('runc is missing (scripts/setup.sh --peers installs it)');
+        const work = fs.mkdtempSync(path.join(os.tmpdir(), 'paene-runc-mounts-'));
+        try {
+          const rootfs = path.join(work, 'rootfs');
+          expect(spawnSync('cp', ['-a', openImageStore(fx.root).rootfsOf('base'), rootfs]).status).toBe(0);
+          const run = (id: string, plant: (mnt: string) => void) => {
+            const mnt = path.join(rootfs, 'mnt');
+            fs.rmSync(mnt, { recursive: true, force: true });
+            plant(mnt);
+            const config = ociConfig(['/bin/sh', '-c', `cat /etc/${marker} /etc/data/${marker} 2>/dev/null; true`], id, rootfs) as {
+              root: { readonly: boolean };
+              mounts: object[];
+              linux: { cgroupsPath: string };
+            };
+            config.root.readonly = false;
+            config.linux.cgroupsPath = `/${CGROUP_PARENT}/${id}`;
+            config.mounts.push({ destination: '/mnt/data', type: 'bind', source: path.join(host, 'hostile'), options: ['bind', 'ro'] });
+            fs.writeFileSync(path.join(work, 'config.json'), JSON.stringify(config));
+            const r = spawnSync(runc, ['--root', path.join(work, 'state'), 'run', '--bundle', work, id], {
+              encoding: 'utf8',
+              timeout: 60_000,
+            });
+            untouched();
+            return r;
+          };
+          const toEtc = run('paene-mnt-etc', (mnt) => {
+            fs.mkdirSync(mnt);
+            fs.symlinkSync('/etc', path.join(mnt, 'data'));
+          });
+          expect(toEtc.status, toEtc.stderr).toBe(0);
+          expect(toEtc.stdout).toBe('hostile\n'); // on the rootfs's /etc, as paene
+          const up = run('paene-mnt-up', (mnt) => fs.symlinkSync('../../../../../../../etc', mnt));
+          expect(up.status, up.stderr).toBe(0);
+          expect(up.stdout).toBe('hostile\n'); // on the rootfs's /etc/data, as paene
+          const root = run('paene-mnt-root', (mnt) => {
+            fs.mkdirSync(mnt);
+            fs.symlinkSync('../../../../..', path.join(mnt, 'data'));
+          });
+          expect(root.status).not.toBe(0);
+          const proc = run('paene-mnt-proc', (mnt) => {
+            fs.mkdirSync(mnt);
+            fs.symlinkSync('/proc/sys/kernel', path.join(mnt, 'data'));
+          });
+          expect(proc.status).not.toBe(0);
+          expect(proc.stderr).toMatch(/inside \/proc/);
+          const dev = run('paene-mnt-dev', (mnt) => {
+            fs.mkdirSync(mnt);
+            expect(spawnSync('mknod', [path.join(mnt, 'data'), 'c', '1', '3']).status).toBe(0);
+          });
+          expect(dev.status).not.toBe(0);
+          expect(dev.stderr).toMatch(/not a directory/);
+        } finally {
+          fs.rmSync(work, { recursive: true, force: true });
+          // runc leaves the (empty) parent it made in each hierarchy
+          for (const h of fs.readdirSync('/sys/fs/cgroup')) {
+            const dir = path.join('/sys/fs/cgroup', h, CGROUP_PARENT);
+            if (fs.existsSync(dir)) fs.rmdirSync(dir);
+          }
+        }
+      },
+      180_000,
+    );
   });
 });
