@@ -28,6 +28,7 @@ import { expandTemplate } from '../model/names.js';
 import { DEFAULT_LOG, type MainSpec, parseInit, parseRestart, validateAutostart, validateLog, validateMain } from '../model/service.js';
 import type { TokenBucket } from '../model/tokenBucket.js';
 import { parseSize } from '../model/units.js';
+import { MOUNTS_MAX, type MountSpec, parseMountArg, validateMounts } from '../model/mounts.js';
 import { PROFILE_FIELDS, PROFILES_PER_CREATE_MAX, type ProfileSettings, validateProfileName } from '../model/profile.js';
 import { parseXid } from '../context/config.js';
 import type { ContextCgroup } from '../cgroups/cgroups.js';
@@ -331,6 +332,7 @@ export class ApiServer {
       hostname: field(b, 'hostname', 'string'),
       limits: profiles.limits ?? DEFAULT_LIMITS,
       ...serviceSpec(b),
+      ...(b.mounts !== undefined ? { mounts: mountsOf(b.mounts) } : {}),
     };
     if (count !== undefined && spec.xid !== undefined)
       throw new PaeneError('invalid-argument', "'xid' names one context; leave it out with 'count'");
@@ -626,6 +628,7 @@ const MAX_ID = 4_294_967_294;
 const CREATE_FIELDS = new Set([
   'name',
   'profiles',
+  'mounts',
   'count',
   'image',
   'xid',
@@ -639,6 +642,19 @@ const CREATE_FIELDS = new Set([
   'init',
 ]);
 const LIMIT_KEYS = new Set(LIMIT_FLAGS.map((f) => f.flag));
+
+/** create's `mounts`: `"SRC:DST[:ro]"` as the CLI's --mount, or `{"source", "target", "readonly"}`; at most MOUNTS_MAX. */
+function mountsOf(v: unknown): MountSpec[] {
+  if (!Array.isArray(v) || v.length > MOUNTS_MAX)
+    throw new PaeneError(
+      'invalid-argument',
+      `'mounts' is a list of at most ${MOUNTS_MAX} mounts ("SRC:DST[:ro]" or {source, target, readonly})`,
+    );
+  return validateMounts(
+    v.map((m) => (typeof m === 'string' && m.length <= 8192 ? parseMountArg(m) : { readonly: false, ...(m as object) })),
+    "'mounts'",
+  );
+}
 
 /** Refuses a body field that is not one of these. */
 function onlyFields(b: Record<string, unknown>, known: string[], what: string): void {

@@ -1,5 +1,5 @@
 // The API's calls for the rest of the CLI's verbs (docs/api.md, "Every verb"):
-// the network (net ls, net settings, net egress), images (build, import,
+// the network (net ls, net settings, net egress), volumes, images (build, import,
 // export, du), files in and out of a context (cp, as a tar stream), and the
 // checks (escape, isolation, network) as long calls. Every size and count is
 // bounded (docs/api.md, Bounds).
@@ -17,6 +17,7 @@ import { DEFAULT_IMAGE, validateImageName } from '../image/store.js';
 import { GUEST_TAR } from '../runtime/copy.js';
 import { openImageStore } from '../runtime/open.js';
 import type { Runtime } from '../runtime/runtime.js';
+import { createVolume, inspectVolume, listVolumes, removeVolume } from '../runtime/volumes.js';
 import { runEscapeCheck } from '../check/escape-run.js';
 import { EXPERIMENTS, type ExperimentName, runIsolationSuite } from '../check/isolation.js';
 import { type NetRow, egressSuite, isolatedSuite, sharedSuite, summarize } from '../check/network.js';
@@ -148,6 +149,33 @@ export function verbRoutes(rt: Runtime): Route[] {
       re: ctx('/archive'),
       streams: true,
       run: async (c) => send(c.res, 200, await putArchive(rt, name(c), guestPath(c.query), c.req)),
+    },
+    // volumes (docs/volumes.md): as paene volume create|ls|inspect|rm
+    { method: 'GET', re: /^\/v1\/volumes$/, run: async () => listVolumes(rt) },
+    {
+      method: 'POST',
+      re: /^\/v1\/volumes$/,
+      run: async (c) => {
+        const n = field(objectBody(c.body, 'volume create'), 'name', 'string');
+        if (n === undefined) throw new PaeneError('invalid-argument', 'volume create wants {"name"}');
+        return createVolume(rt, n);
+      },
+    },
+    { method: 'GET', re: new RegExp(`^/v1/volumes/${NAME}$`), run: async (c) => inspectVolume(rt, c.m[1] as string) },
+    {
+      method: 'DELETE',
+      re: new RegExp(`^/v1/volumes/${NAME}$`),
+      run: async (c) => {
+        const n = c.m[1] as string;
+        try {
+          await removeVolume(rt, n);
+        } catch (e) {
+          // mounted by a context: a conflict with the state, not a service too busy
+          if (e instanceof PaeneError && e.code === 'busy') throw new HttpError('busy', e.message, 409);
+          throw e;
+        }
+        return { removed: n };
+      },
     },
     // check escape | isolation | network: long calls, one at a time
     {

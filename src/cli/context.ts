@@ -166,7 +166,13 @@ export function addSettingOptions(cmd: Command, defaults: boolean): Command {
           d('paene'),
         )
         .option('--disk <size>', 'space limit of its private layer, e.g. 5G (its own sparse filesystem: overbooking is allowed)')
-        .option('--inodes <n>', 'inode limit of its private layer (with --disk)'),
+        .option('--inodes <n>', 'inode limit of its private layer (with --disk)')
+        .option(
+          '-v, --mount <SRC:DST[:ro]>',
+          'bind SRC at DST in the context at each start (repeatable): SRC an absolute host path (no symlink in it) or a volume name (`paene volume create`); :ro read-only',
+          collect,
+          [],
+        ),
       defaults,
     ),
   );
@@ -184,12 +190,6 @@ export function registerContextCommands(program: Command): void {
       .option('-n, --count <n>', 'create a numbered set: NAME is a template with %d (or %03d), filled with 1..n')
       .option('--xid <n>', `context id, ${XID_MIN}-${XID_MAX} (default: the lowest free one)`)
       .option('--hostname <host>', 'hostname inside the context (default: its name)')
-      .option(
-        '-v, --mount <SRC:DST[:ro]>',
-        'bind SRC at DST in the context at each start (repeatable): SRC an absolute host path (no symlink in it) or a volume name (`paene volume create`); :ro read-only',
-        collect,
-        [],
-      )
       .option(
         '--profile <name>',
         'apply a profile of settings (`paene profile`; repeatable, a later one wins; the flags given here win over all)',

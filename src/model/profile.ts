@@ -13,6 +13,7 @@
 import { makeCapSpec, parseCcap, validateCcaps } from './caps.js';
 import { PaeneError } from './errors.js';
 import { LIMIT_FLAGS, parseLimitFlags } from './limitflags.js';
+import { MOUNTS_MAX, parseMountArg } from './mounts.js';
 import { validateName } from './names.js';
 import { LOG_BYTES_MIN, parseInit, parseRestart, validateMain } from './service.js';
 import { parseCount, parseSize } from './units.js';
@@ -38,6 +39,7 @@ export const PROFILE_FIELDS: ReadonlyMap<string, Kind> = new Map<string, Kind>([
   ['init', 'string'],
   ['disk', 'string'],
   ['inodes', 'string'],
+  ['mount', 'list'],
   ['net', 'string'],
   ['egress', 'string'],
   ...LIMIT_FLAGS.map((f): [string, Kind] => [f.flag, 'string']),
@@ -139,6 +141,8 @@ function checkValues(s: ProfileSettings, where: string): void {
     if (disk !== undefined) parseSize(disk, '--disk');
     const inodes = str('inodes');
     if (inodes !== undefined) parseCount(inodes, '--inodes', 16);
+    if (list('mount').length > MOUNTS_MAX) throw new PaeneError('invalid-argument', `--mount: at most ${MOUNTS_MAX} mounts`);
+    for (const m of list('mount')) parseMountArg(m);
     const env = envOf(list('env'));
     const cmd = str('cmd');
     validateMain(
@@ -166,9 +170,10 @@ export function envOf(list: readonly string[]): Record<string, string> {
   return env;
 }
 
-/** Two lists of one field added up: env by KEY (the second's value wins), the others as a set in first-seen order. */
+/** Two lists of one field added up: env by KEY and mounts by destination (the second's wins), the others as a set in first-seen order. */
 function addLists(field: string, a: readonly string[], b: readonly string[]): string[] {
   if (field === 'env') return Object.entries({ ...envOf(a), ...envOf(b) }).map(([k, v]) => `${k}=${v}`);
+  if (field === 'mount') return [...new Map([...a, ...b].map((m) => [m.split(':')[1] ?? m, m])).values()];
   return [...new Set([...a, ...b])];
 }
 

@@ -23,6 +23,7 @@ import { netSpecFrom } from '../net/model.js';
 import { makeCapSpec, parseCcap, validateCcaps } from '../model/caps.js';
 import { DEFAULT_LIMITS, mergeLimits } from '../model/limits.js';
 import { LIMIT_FLAGS, parseLimitFlags } from '../model/limitflags.js';
+import { parseMountArg, validateMounts } from '../model/mounts.js';
 import { envOf, splitCommand } from '../model/profile.js';
 import { DEFAULT_LOG, parseInit, parseRestart, validateMain } from '../model/service.js';
 import { parseCount, parseSize } from '../model/units.js';
@@ -180,6 +181,7 @@ export function specOfSettings(s: ProfileSettings): Partial<Omit<NewRequest, 'na
       'profile',
     );
   }
+  if (s.mount !== undefined) out.mounts = validateMounts(list('mount').map(parseMountArg), 'profile');
   const restart = str('restart');
   if (restart !== undefined) out.restart = parseRestart(restart);
   if (s['log-size'] !== undefined || s['log-keep'] !== undefined) {

@@ -1,5 +1,5 @@
 // The API's calls for the rest of the CLI's verbs, on the real kernel:
-// profiles, the network, images (import, export, du), files in and out of a
+// profiles, the network, volumes, images (import, export, du), files in and out of a
 // context as tar streams (with a hostile tar), and the checks' refusals.
 
 import fs from 'node:fs';
@@ -154,6 +154,36 @@ describeReal('paene serve: every verb', () => {
     expect((await requestRaw(socket, 'GET', '/v1/contexts/paene-f1/archive?path=/tmp')).status).toBe(409);
     await fx.rt.destroy('paene-f1', { force: true });
   }, 120_000);
+
+  it("volumes: create, list, inspect, remove; one a context mounts is not removed; create's mounts", async () => {
+    expect((await request(socket, 'POST', '/v1/volumes', { name: 'paene-vol' })).json).toMatchObject({ name: 'paene-vol', usedBy: [] });
+    expect(await request(socket, 'POST', '/v1/volumes', { name: 'paene-vol' })).toMatchObject({ status: 409 });
+    const c = await request(socket, 'POST', '/v1/contexts', { name: 'paene-m1', net: 'none', mounts: ['paene-vol:/data:ro'] });
+    expect(c.status, JSON.stringify(c.json)).toBe(200);
+    expect(fx.rt.config('paene-m1').mounts).toEqual([{ source: 'paene-vol', target: '/data', readonly: true }]);
+    expect((await request(socket, 'GET', '/v1/volumes')).json).toMatchObject([{ name: 'paene-vol', usedBy: ['paene-m1'] }]);
+    expect((await request(socket, 'GET', '/v1/volumes/paene-vol')).json).toMatchObject({ usedBy: ['paene-m1'] });
+    expect(await request(socket, 'DELETE', '/v1/volumes/paene-vol')).toMatchObject({ status: 409 });
+    // a profile's mounts apply too; the body's replace them
+    await request(socket, 'POST', '/v1/profiles', { name: 'withvol', settings: { mount: ['paene-vol:/srv'] } });
+    await request(socket, 'POST', '/v1/contexts', { name: 'paene-m2', net: 'none', profiles: ['withvol'] });
+    expect(fx.rt.config('paene-m2').mounts).toEqual([{ source: 'paene-vol', target: '/srv', readonly: false }]);
+    // refusals: a bad name, an unknown volume, a source the runtime refuses, too many mounts
+    expect(await request(socket, 'POST', '/v1/volumes', { name: 'Bad/..' })).toMatchObject({ status: 422 });
+    expect(await request(socket, 'POST', '/v1/volumes', {})).toMatchObject({ status: 422 });
+    expect(await request(socket, 'GET', '/v1/volumes/ghost')).toMatchObject({ status: 404 });
+    expect(await request(socket, 'POST', '/v1/contexts', { name: 'paene-m3', mounts: ['/proc:/p'] })).toMatchObject({ status: 422 });
+    expect(await request(socket, 'POST', '/v1/contexts', { name: 'paene-m3', mounts: 'x:/y' })).toMatchObject({ status: 422 });
+    const many = Array.from({ length: 33 }, (_, i) => `paene-vol:/d${i}`);
+    expect(await request(socket, 'POST', '/v1/contexts', { name: 'paene-m3', mounts: many })).toMatchObject({ status: 422 });
+    expect(await request(socket, 'POST', '/v1/profiles', { name: 'badvol', settings: { mount: ['/srv:/proc/x'] } })).toMatchObject({
+      status: 422,
+    });
+    expect(fx.rt.store.names().sort()).toEqual(['paene-m1', 'paene-m2']);
+    for (const n of ['paene-m1', 'paene-m2']) await fx.rt.destroy(n, { force: true });
+    expect((await request(socket, 'DELETE', '/v1/volumes/paene-vol')).json).toEqual({ removed: 'paene-vol' });
+    expect((await request(socket, 'GET', '/v1/volumes')).json).toEqual([]);
+  });
 
   it('checks refuse what they do not know (the runs themselves are the check suites)', async () => {
     expect(await request(socket, 'POST', '/v1/check/network', { modes: ['bogus'] })).toMatchObject({ status: 422 });

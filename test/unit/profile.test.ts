@@ -76,6 +76,10 @@ describe('merging profiles', () => {
     ]);
     expect(m).toEqual({ memory: '128M', caps: 'strict', env: ['A=1', 'B=3', 'C=4'], 'cap-add': ['NET_RAW', 'SYS_TIME'] });
     expect(mergeSettings([])).toEqual({});
+    // mounts by destination: the later profile's source wins
+    expect(mergeSettings([{ mount: ['a:/data', 'b:/srv'] }, { mount: ['c:/data:ro'] }])).toEqual({ mount: ['c:/data:ro', 'b:/srv'] });
+    refused(() => validateSettings({ mount: ['/srv:/proc/x'] }), /proc/);
+    refused(() => validateSettings({ mount: ['nodst'] }), /SOURCE:DESTINATION/);
   });
 
   it('the flags given to create win over every profile', () => {
