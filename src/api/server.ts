@@ -41,6 +41,7 @@ import type { ContextStatus, NewRequest, Runtime } from '../runtime/runtime.js';
 import { statsRows } from '../runtime/stats.js';
 import { validateImageName } from '../image/store.js';
 import { execWithTimeout, releaseStaleGroups } from './exec.js';
+import type { Call, Route } from './route.js';
 import { verbRoutes } from './verbs.js';
 import { HttpError, bounded, drained, field, flag, objectBody, readBody, refusal, send } from './http.js';
 import { type MainEventType, MainWatcher } from './mainevents.js';
@@ -74,23 +75,6 @@ export interface ServeOptions {
 /** The API socket of a state root. */
 export function apiSocket(rt: Runtime): string {
   return path.join(rt.layout.root, 'run', 'api.sock');
-}
-
-export interface Call {
-  m: RegExpMatchArray;
-  body: unknown;
-  query: URLSearchParams;
-  /** the request: a streaming route reads its body itself */
-  req: http.IncomingMessage;
-  res: http.ServerResponse;
-}
-
-/** A route: its method and path, and whether it answers itself (a stream) rather than with a JSON value. */
-export interface Route {
-  method: string;
-  re: RegExp;
-  run: (c: Call) => Promise<unknown>;
-  streams?: boolean;
 }
 
 const NAME = '([a-z0-9][a-z0-9_-]{0,62})';

@@ -22,7 +22,7 @@ import { runEscapeCheck } from '../check/escape-run.js';
 import { EXPERIMENTS, type ExperimentName, runIsolationSuite } from '../check/isolation.js';
 import { type NetRow, egressSuite, isolatedSuite, sharedSuite, summarize } from '../check/network.js';
 import { HttpError, field, flag, objectBody, send } from './http.js';
-import type { Call, Route } from './server.js';
+import type { Call, Route } from './route.js';
 
 /** The largest tar a PUT of files takes (bytes); past it the copy is cut and refused (413). */
 export const MAX_ARCHIVE_BYTES = 64 * 2 ** 30;
