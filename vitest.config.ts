@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { defineConfig, type TestProjectInlineConfiguration } from 'vitest/config';
 import { BaseSequencer, type TestSpecification } from 'vitest/node';
@@ -24,6 +25,14 @@ const KERNEL = ['test/kernel', 'test/runtime', 'test/security', 'test/isolation'
 const E2E = ['test/cli', 'test/api', 'test/oci', 'test/clients', 'test/bench'];
 const V2 = ['test/v2'];
 const glob = (dirs: string[]) => dirs.map((d) => `${d}/**/*.test.ts`);
+
+// The run's cache (test/fixture.ts): the base image, built once and copied into each fixture's state root.
+// Made here, in the run's main process, whose environment the workers inherit; removed when it exits.
+if (!process.env.PAENE_TEST_CACHE) {
+  const cache = fs.mkdtempSync(path.join(os.tmpdir(), 'paene-test-cache-'));
+  process.env.PAENE_TEST_CACHE = cache;
+  process.on('exit', () => fs.rmSync(cache, { recursive: true, force: true }));
+}
 
 /** Whether a test file measures CPU or I/O (it says so by describeMeasuring). */
 const measures = (file: string) => {
