@@ -27,9 +27,10 @@ const V2 = ['test/v2'];
 const glob = (dirs: string[]) => dirs.map((d) => `${d}/**/*.test.ts`);
 
 // The run's cache (test/fixture.ts): the base image, built once and copied into each fixture's state root.
-// Made here, in the run's main process, whose environment the workers inherit; removed when it exits.
+// Named here, in the run's main process, whose environment the workers inherit; made by the first fixture
+// that needs it (a run without one leaves nothing); removed when the run exits.
 if (!process.env.PAENE_TEST_CACHE) {
-  const cache = fs.mkdtempSync(path.join(os.tmpdir(), 'paene-test-cache-'));
+  const cache = path.join(os.tmpdir(), `paene-test-cache-${process.pid}-${Date.now()}`);
   process.env.PAENE_TEST_CACHE = cache;
   process.on('exit', () => fs.rmSync(cache, { recursive: true, force: true }));
 }

@@ -27,7 +27,7 @@ export interface FixtureTimeouts {
   dispose?: number;
 }
 
-/** The environment variable that names the run's cache directory (made by vitest.config.ts, removed when the run ends). */
+/** The environment variable that names the run's cache directory (named by vitest.config.ts, made here, removed when the run ends). */
 export const TEST_CACHE_ENV = 'PAENE_TEST_CACHE';
 
 /**
@@ -39,7 +39,8 @@ export const TEST_CACHE_ENV = 'PAENE_TEST_CACHE';
  */
 async function seedBaseImage(root: string): Promise<void> {
   const cache = process.env[TEST_CACHE_ENV];
-  if (!cache || !fs.existsSync(cache)) return;
+  if (!cache) return;
+  fs.mkdirSync(cache, { recursive: true, mode: 0o700 });
   await ensureBaseImage(openImageStore(cache));
   const from = new Layout(cache).imagesDir;
   const to = new Layout(root).imagesDir;
