@@ -149,7 +149,7 @@ static int one_bind(int rootfd, const struct stat *rootst, const struct bind_req
     for (int i = 0; i < *nids; i++) ok_mount |= ids[i] == id;
     if (!ok_mount)
       fail(err, len,
-           "bind target %s resolves into a mount the runtime made (the guest's /proc, /sys, /dev, /tmp or /run), not onto its root "
+           "bind target %s resolves into a mount the runtime made (the guest's /proc, /sys, /dev or /tmp), not onto its root "
            "filesystem",
            b->target);
     else if (fstat(dst, &st) != 0 || (is_file ? !S_ISREG(st.st_mode) : !S_ISDIR(st.st_mode)))
@@ -167,7 +167,7 @@ static int one_bind(int rootfd, const struct stat *rootst, const struct bind_req
   return ok_mount ? 0 : -1;
 }
 
-int binds_apply(const char *root, const struct bind_req *b, int n, char *err, size_t errlen) {
+int binds_apply(const char *root, const char *own_fs, const struct bind_req *b, int n, char *err, size_t errlen) {
   if (n == 0) return 0;
   int rootfd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
   if (rootfd < 0) return fail(err, errlen, "open %s: %s", root, strerror(errno));
@@ -177,6 +177,12 @@ int binds_apply(const char *root, const struct bind_req *b, int n, char *err, si
   if (fstat(rootfd, &rootst) != 0 || mount_id(rootfd, &ids[0]) != 0) {
     close(rootfd);
     return fail(err, errlen, "statx %s: %s (binds need Linux 5.12 or later)", root, strerror(errno));
+  }
+  /* the guest's own filesystem beside its root (its /run tmpfs): opened with no symlink followed */
+  if (own_fs) {
+    int fd = openat2_(rootfd, own_fs, O_PATH | O_DIRECTORY, B_RESOLVE_NO_SYMLINKS | B_RESOLVE_NO_MAGICLINKS);
+    if (fd >= 0 && mount_id(fd, &ids[nids]) == 0) nids++;
+    if (fd >= 0) close(fd);
   }
   for (int i = 0; i < n; i++) {
     if (one_bind(rootfd, &rootst, &b[i], ids, &nids, err, errlen) != 0) {

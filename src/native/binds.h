@@ -17,8 +17,9 @@
  *    with O_CREAT|O_EXCL for a file's last one) in the directory resolved so
  *    far, and resolved again the same way;
  *  - the target must be a directory (file: a regular file) on the root's own
- *    filesystem or on an earlier bind (its statx mount id): a guest symlink
- *    into its /proc, /sys, /dev, /tmp or /run is refused, as is a device;
+ *    filesystem, its /run tmpfs or an earlier bind (its statx mount id): a
+ *    guest symlink into its /proc, /sys, /dev or /tmp is refused, as is a
+ *    device;
  *  - the clone is attached onto the target's descriptor with move_mount
  *    (MOVE_MOUNT_T_EMPTY_PATH): no path is looked up twice.
  * Nothing here exits: an error returns -1 with a sentence in err.
@@ -34,7 +35,12 @@ struct bind_req {
   const char *kind; /* "file" or "dir" */
 };
 
-/* Makes the binds in order under root (a host path: the new root's mount point). */
-int binds_apply(const char *root, const struct bind_req *b, int n, char *err, size_t errlen);
+/*
+ * Makes the binds in order under root (a host path: the new root's mount
+ * point). own_fs (or NULL): a path in the root of a filesystem that is the
+ * guest's own as much as its root (its /run tmpfs, made fresh at each start),
+ * where a bind may land too.
+ */
+int binds_apply(const char *root, const char *own_fs, const struct bind_req *b, int n, char *err, size_t errlen);
 
 #endif

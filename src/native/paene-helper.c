@@ -894,7 +894,8 @@ static void setup_context(const struct spec *s) {
 
   /* after the runtime's own mounts (a bind may not land in them), before masks and the root switch */
   char berr[1024];
-  if (binds_apply(root, s->binds, s->nbinds, berr, sizeof berr) != 0) die_with(HELPER_ERROR_BIND_REFUSED, "%s", berr);
+  if (binds_apply(root, s->run_tmpfs ? "run" : NULL, s->binds, s->nbinds, berr, sizeof berr) != 0)
+    die_with(HELPER_ERROR_BIND_REFUSED, "%s", berr);
 
   for (int i = 0; i < s->nmasks; i++) mask_path(s, root, s->masks[i]);
   for (int i = 0; i < s->nros; i++) readonly_path(root, s->ros[i]);

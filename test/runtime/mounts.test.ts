@@ -10,6 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { MountSpec } from '../../src/model/mounts.js';
+import { parseInit } from '../../src/model/service.js';
 import { createVolume, inspectVolume, listVolumes, removeVolume } from '../../src/runtime/volumes.js';
 import { ociConfig, which } from '../../src/bench/peers.js';
 import { openImageStore } from '../../src/runtime/open.js';
@@ -91,6 +92,19 @@ describeReal('bind mounts and volumes', () => {
     await fx.rt.destroy('paene-binds', { force: true });
     expect(fs.readFileSync(path.join(host, 'rw', 'new'), 'utf8'), 'the host directory outlives the context').toBe('written\n');
   }, 180_000);
+
+  it("a guest init's /run (a tmpfs of its own, made at each start) takes a bind too", async () => {
+    await fx.rt.create({
+      name: 'paene-ginit',
+      image: 'base',
+      net: NONE,
+      init: parseInit('guest'),
+      mounts: [{ source: path.join(host, 'ro'), target: '/run/app', readonly: true }],
+    });
+    await fx.rt.start('paene-ginit');
+    expect(await out('paene-ginit', `cat /run/app/${marker}`)).toBe('ro');
+    await fx.rt.destroy('paene-ginit', { force: true });
+  }, 120_000);
 
   it('a named volume outlives its context, a second context sees it, and it cannot be removed while a config names it', async () => {
     const v = await createVolume(fx.rt, 'paene-vol');
