@@ -1,6 +1,6 @@
 // The API's calls for the rest of the CLI's verbs, on the real kernel:
 // profiles, the network, volumes, images (import, export, du), files in and out of a
-// context as tar streams (with a hostile tar), and the checks' refusals.
+// context as tar streams (with a hostile tar), and the checks (one run, refusals).
 
 import fs from 'node:fs';
 import os from 'node:os';
@@ -125,6 +125,12 @@ describeReal('paene serve: every verb', () => {
     expect(du.json).toMatchObject({ images: 2 });
     expect(await request(socket, 'GET', '/v1/image-usage?top=0')).toMatchObject({ status: 400 });
     expect((await request(socket, 'DELETE', '/v1/images/paene-copy')).status).toBe(200);
+    // build: a long call; a bad name refused before anything is built
+    expect(await request(socket, 'POST', '/v1/images/build', { name: '../x' })).toMatchObject({ status: 422 });
+    const built = await request(socket, 'POST', '/v1/images/build', { name: 'paene-built' });
+    expect(built.status, JSON.stringify(built.json).slice(0, 300)).toBe(200);
+    expect(built.json).toMatchObject({ name: 'paene-built', files: expect.any(Number) });
+    expect((await request(socket, 'DELETE', '/v1/images/paene-built')).status).toBe(200);
     await fx.rt.destroy('paene-i0', { force: true });
   }, 300_000);
 
@@ -191,4 +197,16 @@ describeReal('paene serve: every verb', () => {
     expect(await request(socket, 'POST', '/v1/check/isolation', { only: ['fork-bomb', 'x'] })).toMatchObject({ status: 422 });
     expect(await request(socket, 'GET', '/v1/check/escape')).toMatchObject({ status: 405 });
   });
+
+  it('runs a check as a long call, one at a time', async () => {
+    const first = request(socket, 'POST', '/v1/check/network', { modes: ['none'] });
+    await new Promise((r) => setTimeout(r, 200));
+    expect(await request(socket, 'POST', '/v1/check/escape', {})).toMatchObject({ status: 409, json: { error: { code: 'busy' } } });
+    const r = await first;
+    expect(r.status, JSON.stringify(r.json).slice(0, 500)).toBe(200);
+    const { rows, summary } = r.json as { rows: { mode: string }[]; summary: { escaped: number; adminFailed: number } };
+    expect(rows.length).toBeGreaterThan(0);
+    expect(rows.every((x) => x.mode === 'none')).toBe(true);
+    expect(summary).toMatchObject({ escaped: 0, adminFailed: 0 });
+  }, 180_000);
 });
