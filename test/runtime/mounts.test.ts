@@ -151,6 +151,37 @@ describeReal('bind mounts and volumes', () => {
     }
   }, 120_000);
 
+  it('racing CLIs: create -v or config --mount naming a volume beside its rm never leave a config naming a removed volume', async () => {
+    const cli = (...args: string[]) => runCli(fx.root, args);
+    expect(cli('create', 'paene-rc', '--net', 'none').code).toBe(0);
+    const holds = () => {
+      const users = fx.rt.store.readAllConfigs().filter((c) => c.mounts?.some((m) => m.source === 'paene-rv'));
+      const exists = listVolumes(fx.rt).some((v) => v.name === 'paene-rv');
+      // a config that names the volume means the volume is there
+      if (users.length > 0) expect(exists, users.map((u) => u.name).join(',')).toBe(true);
+      return { users: users.map((u) => u.name), exists };
+    };
+    const seen = new Set<string>();
+    for (let round = 0; round < 4; round++) {
+      expect(cli('volume', 'create', 'paene-rv').code).toBe(0);
+      const [c, r] = await Promise.all([
+        round % 2 === 0
+          ? runCliAsync(fx.root, ['create', `paene-rc${round}`, '--net', 'none', '-v', 'paene-rv:/v'])
+          : runCliAsync(fx.root, ['config', 'paene-rc', '-v', 'paene-rv:/v']),
+        runCliAsync(fx.root, ['volume', 'rm', 'paene-rv']),
+      ]);
+      const after = holds();
+      seen.add(`${c.code === 0 ? 'mount' : 'refused'}/${r.code === 0 ? 'rm' : 'kept'}`);
+      expect(c.code === 0 && r.code === 0, `${c.stderr} ${r.stderr}`).toBe(false);
+      // clean up for the next round
+      if (round % 2 === 0 && c.code === 0) await fx.rt.destroy(`paene-rc${round}`, { force: true });
+      if (round % 2 === 1 && c.code === 0) expect(cli('config', 'paene-rc', '--unmount', '/v').code).toBe(0);
+      if (after.exists) expect(cli('volume', 'rm', 'paene-rv').code).toBe(0);
+    }
+    console.log(`create/config beside volume rm: ${[...seen].join(', ')}`);
+    await fx.rt.destroy('paene-rc', { force: true });
+  }, 180_000);
+
   it('the CLI: volume create|ls|inspect|rm, create -v, config --mount/--unmount; racing CLIs create one volume', async () => {
     const cli = (...args: string[]) => runCli(fx.root, args);
     const races = await Promise.all([0, 1, 2, 3].map(() => runCliAsync(fx.root, ['volume', 'create', 'paene-cli'])));
