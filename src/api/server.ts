@@ -191,7 +191,9 @@ export class ApiServer {
       (n) => this.rt.layout.logDir(n),
       (n, e) => this.emit(e.type, n, e.detail),
     );
-    this.server = http.createServer((req, res) => void this.handle(req, res));
+    // no whole-request deadline (Node's is 5 minutes): a tar of files or an image streamed in may take longer;
+    // a request's headers still have 60 s, and every body has its bound (docs/api.md)
+    this.server = http.createServer({ requestTimeout: 0 }, (req, res) => void this.handle(req, res));
   }
 
   /** Listens on the socket (replacing a stale one) and starts the watchers. */
