@@ -184,6 +184,14 @@ export class ApiServer {
         },
       },
       { method: 'GET', re: /^\/v1\/events$/, streams: true, run: async (c) => this.subscribe(c.res) },
+      {
+        method: 'POST',
+        re: /^\/v1\/autostart$/,
+        run: async () =>
+          (await this.autostart()).map((r) =>
+            r.outcome.ok ? { name: r.name, ok: true } : { name: r.name, ok: false, error: errorOf(r.outcome.error) },
+          ),
+      },
       ...this.profileRoutes(),
       ...verbRoutes(this.rt),
     ];
@@ -336,9 +344,7 @@ export class ApiServer {
       return r;
     }
     return results.map((r, i) =>
-      r instanceof Error
-        ? { name: names[i], ok: false, error: { code: r instanceof PaeneError ? r.code : 'internal', message: r.message } }
-        : { name: names[i], ok: true, result: r },
+      r instanceof Error ? { name: names[i], ok: false, error: errorOf(r) } : { name: names[i], ok: true, result: r },
     );
   }
 
@@ -640,6 +646,11 @@ function mountsOf(v: unknown): MountSpec[] {
     v.map((m) => (typeof m === 'string' && m.length <= 8192 ? parseMountArg(m) : { readonly: false, ...(m as object) })),
     "'mounts'",
   );
+}
+
+/** An error as an answer's `{code, message}`. */
+function errorOf(e: unknown): { code: string; message: string } {
+  return { code: e instanceof PaeneError ? e.code : 'internal', message: e instanceof Error ? e.message : String(e) };
 }
 
 /** Refuses a body field that is not one of these. */

@@ -11,12 +11,15 @@ import { pipeline } from 'node:stream/promises';
 import { PaeneError } from '../model/errors.js';
 import { parseCount, parseSize } from '../model/units.js';
 import { validateNetSpec } from '../net/model.js';
+import { validateHostname } from '../context/config.js';
 import { buildBaseImage } from '../image/base.js';
 import { EXPORT_FORMATS, type ExportFormat } from '../image/ociexport.js';
 import { DEFAULT_IMAGE, validateImageName } from '../image/store.js';
 import { GUEST_TAR } from '../runtime/copy.js';
 import { openImageStore } from '../runtime/open.js';
 import type { Runtime } from '../runtime/runtime.js';
+import { liveCaps } from '../runtime/caps.js';
+import { commitContext, contextDiskUse } from '../runtime/disk.js';
 import { createVolume, inspectVolume, listVolumes, removeVolume } from '../runtime/volumes.js';
 import { runEscapeCheck } from '../check/escape-run.js';
 import { EXPERIMENTS, type ExperimentName, runIsolationSuite } from '../check/isolation.js';
@@ -149,6 +152,54 @@ export function verbRoutes(rt: Runtime): Route[] {
       re: ctx('/archive'),
       streams: true,
       run: async (c) => send(c.res, 200, await putArchive(rt, name(c), guestPath(c.query), c.req)),
+    },
+    // net add | rm: an address of a shared context (live if it runs)
+    {
+      method: 'POST',
+      re: ctx('/addresses'),
+      run: async (c) => {
+        const a = field(objectBody(c.body, 'address'), 'address', 'string');
+        if (a === undefined || a.length > 64) throw new PaeneError('invalid-argument', 'net add wants {"address": IPv4 or IPv6}');
+        return (await rt.changeAddress(name(c), 'add', a)).net;
+      },
+    },
+    {
+      method: 'DELETE',
+      re: ctx('/addresses/([0-9A-Fa-f.:]{2,45})'),
+      run: async (c) => (await rt.changeAddress(name(c), 'rm', c.m[2] as string)).net,
+    },
+    // hostname: live in its own UTS namespace, and in the config for the next start
+    {
+      method: 'PUT',
+      re: ctx('/hostname'),
+      run: async (c) => {
+        const raw = field(objectBody(c.body, 'hostname'), 'hostname', 'string');
+        if (raw === undefined) throw new PaeneError('invalid-argument', 'hostname wants {"hostname"}');
+        const h = validateHostname(raw);
+        let live = false;
+        await rt.changeConfig(
+          name(c),
+          (cur, running) => {
+            live = running;
+            return { ...cur, hostname: h };
+          },
+          { applyLive: () => rt.setSysctls(name(c), { 'kernel.hostname': h }) },
+        );
+        return { name: name(c), hostname: h, live };
+      },
+    },
+    // caps: what a running context's processes hold (as paene caps NAME --json)
+    { method: 'GET', re: ctx('/caps'), run: async (c) => liveCaps(rt, name(c)) },
+    // du, commit
+    { method: 'GET', re: ctx('/du'), run: async (c) => contextDiskUse(rt, openImageStore(rt.layout.root), name(c)) },
+    {
+      method: 'POST',
+      re: ctx('/commit'),
+      run: async (c) => {
+        const image = field(objectBody(c.body, 'commit'), 'name', 'string');
+        if (image === undefined) throw new PaeneError('invalid-argument', 'commit wants {"name": the new image}');
+        return commitContext(rt, openImageStore(rt.layout.root), name(c), validateImageName(image));
+      },
     },
     // volumes (docs/volumes.md): as paene volume create|ls|inspect|rm
     { method: 'GET', re: /^\/v1\/volumes$/, run: async () => listVolumes(rt) },

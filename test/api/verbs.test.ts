@@ -191,6 +191,36 @@ describeReal('paene serve: every verb', () => {
     expect((await request(socket, 'GET', '/v1/volumes')).json).toEqual([]);
   });
 
+  it('du, commit, hostname, caps, addresses and autostart; each with its refusal', async () => {
+    await request(socket, 'POST', '/v1/contexts', { name: 'paene-d1', net: 'shared', autostart: true });
+    const st = await request(socket, 'POST', '/v1/autostart');
+    expect(st.status, JSON.stringify(st.json)).toBe(200);
+    expect(st.json).toEqual([{ name: 'paene-d1', ok: true }]);
+    expect(fx.rt.store.live('paene-d1')).toBeDefined();
+    await fx.rt.execCapture('paene-d1', ['sh', '-c', 'echo data > /root/new']);
+    expect((await request(socket, 'GET', '/v1/contexts/paene-d1/du')).json).toMatchObject({ name: 'paene-d1', image: 'base' });
+    expect(await request(socket, 'GET', '/v1/contexts/ghost/du')).toMatchObject({ status: 404 });
+    const h = await request(socket, 'PUT', '/v1/contexts/paene-d1/hostname', { hostname: 'web.example' });
+    expect(h.json).toEqual({ name: 'paene-d1', hostname: 'web.example', live: true });
+    expect((await fx.rt.execCapture('paene-d1', ['hostname'])).stdout).toBe('web.example\n');
+    expect(await request(socket, 'PUT', '/v1/contexts/paene-d1/hostname', { hostname: 'bad host!' })).toMatchObject({ status: 422 });
+    expect((await request(socket, 'GET', '/v1/contexts/paene-d1/caps')).status).toBe(200);
+    const net = fx.rt.config('paene-d1').net;
+    const extra = (net.addresses[0] as string).replace(/\.\d+$/, '.250');
+    const added = await request(socket, 'POST', '/v1/contexts/paene-d1/addresses', { address: extra });
+    expect(added.status, JSON.stringify(added.json)).toBe(200);
+    expect((added.json as { addresses: string[] }).addresses).toContain(extra);
+    expect((await request(socket, 'DELETE', `/v1/contexts/paene-d1/addresses/${extra}`)).json).toMatchObject({ addresses: net.addresses });
+    expect(await request(socket, 'POST', '/v1/contexts/paene-d1/addresses', { address: 'nope' })).toMatchObject({ status: 422 });
+    const c = await request(socket, 'POST', '/v1/contexts/paene-d1/commit', { name: 'paene-committed' });
+    expect(c.status, JSON.stringify(c.json)).toBe(200);
+    expect(c.json).toMatchObject({ name: 'paene-committed' });
+    expect(await request(socket, 'POST', '/v1/contexts/paene-d1/commit', { name: 'paene-committed' })).toMatchObject({ status: 409 });
+    expect(await request(socket, 'POST', '/v1/contexts/paene-d1/commit', {})).toMatchObject({ status: 422 });
+    await fx.rt.destroy('paene-d1', { force: true });
+    expect((await request(socket, 'DELETE', '/v1/images/paene-committed')).status).toBe(200);
+  }, 180_000);
+
   it('checks refuse what they do not know (the runs themselves are the check suites)', async () => {
     expect(await request(socket, 'POST', '/v1/check/network', { modes: ['bogus'] })).toMatchObject({ status: 422 });
     expect(await request(socket, 'POST', '/v1/check/network', { modes: [] })).toMatchObject({ status: 422 });
