@@ -9,6 +9,7 @@ import { PaeneError, errnoOf } from '../model/errors.js';
 import { type BindMount, type MountSpec, isVolumeSource, sourceRefusal, validateSourcePath, validateTarget } from '../model/mounts.js';
 import type { Layout } from '../kernel/layout.js';
 import { packageRoot } from '../kernel/package.js';
+import { REGISTRY_BASE } from '../net/registry.js';
 import { volumeDataDir } from './volumes.js';
 
 const bad = (why: string) => new PaeneError('invalid-argument', why);
@@ -26,6 +27,7 @@ export function guardedPaths(layout: Layout): { path: string; what: string }[] {
   return [
     { path: realOrSelf(layout.root), what: 'the paene state root' },
     { path: realOrSelf(packageRoot()), what: "paene's own files" },
+    { path: path.dirname(REGISTRY_BASE), what: "paene's host-wide registry" },
   ];
 }
 

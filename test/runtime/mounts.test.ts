@@ -212,6 +212,7 @@ describeReal('bind mounts and volumes', () => {
   it('refuses bad sources with a clear error: a symlink in the path, /proc, the state root, its parent, relative, missing, a device', async () => {
     const link = path.join(host, 'link');
     fs.symlinkSync(path.join(host, 'rw'), link);
+    fs.mkdirSync(path.join(fx.root, 'contexts'), { recursive: true }); // made by the first create
     const cases: [string, RegExp][] = [
       [link, /passes through a symlink at .*link/],
       [path.join(link, marker), /passes through a symlink/],
@@ -224,6 +225,7 @@ describeReal('bind mounts and volumes', () => {
       [path.join(fx.root, 'contexts'), /refused: inside the paene state root/],
       [path.dirname(fx.root), /refused: it holds the paene state root/],
       [path.resolve('dist/native'), /refused: inside paene's own files/],
+      ['/run', /refused: it holds paene's host-wide registry/],
       ['relative/dir', /not an absolute path/],
       [path.join(host, 'missing'), /does not exist/],
       [`${host}/../etc`, /'\.\.'/],
