@@ -353,7 +353,9 @@ describeReal('bind mounts and volumes', () => {
       const done = new Promise((r) => swapper.on('exit', r));
       try {
         // at least 10 restarts, and on until the 200 swaps are done (bounded: 60)
-        const landed = { mnt: 0, etc: 0, refused: 0 };
+        // unseen: the swapper renamed the mount point's dentry away in the layer under the running guest (the bind
+        // stays on the unlinked one, inside); what this asserts is that the host never gets it (untouched)
+        const landed = { mnt: 0, etc: 0, unseen: 0, refused: 0 };
         for (let i = 0; i < 60 && (i < 10 || swapper.exitCode === null); i++) {
           const err = await fx.rt.start('paene-hostile').then(
             () => undefined,
@@ -363,8 +365,7 @@ describeReal('bind mounts and volumes', () => {
           else {
             // where the bind is, it is inside: the guest's /mnt/data or its /etc
             const where = await out('paene-hostile', `ls /mnt/data/${marker} /etc/${marker} 2>/dev/null; true`);
-            expect(where.length).toBeGreaterThan(0);
-            landed[where.startsWith('/etc') ? 'etc' : 'mnt']++;
+            landed[where === '' ? 'unseen' : where.startsWith('/etc') ? 'etc' : 'mnt']++;
             await fx.rt.stop('paene-hostile');
           }
           untouched();
