@@ -28,7 +28,6 @@ import { expandTemplate } from '../model/names.js';
 import { DEFAULT_LOG, type MainSpec, parseInit, parseRestart, validateAutostart, validateLog, validateMain } from '../model/service.js';
 import type { TokenBucket } from '../model/tokenBucket.js';
 import { parseSize } from '../model/units.js';
-import { MOUNTS_MAX, type MountSpec, parseMountArg, validateMounts } from '../model/mounts.js';
 import { PROFILE_FIELDS, PROFILES_PER_CREATE_MAX, type ProfileSettings, validateProfileName } from '../model/profile.js';
 import { parseXid } from '../context/config.js';
 import type { ContextCgroup } from '../cgroups/cgroups.js';
@@ -42,7 +41,7 @@ import { statsRows } from '../runtime/stats.js';
 import { validateImageName } from '../image/store.js';
 import { execWithTimeout, releaseStaleGroups } from './exec.js';
 import type { Call, Route } from './route.js';
-import { verbRoutes } from './verbs.js';
+import { mountsOf, verbRoutes } from './verbs.js';
 import { HttpError, bounded, drained, field, flag, objectBody, readBody, refusal, send } from './http.js';
 import { type MainEventType, MainWatcher } from './mainevents.js';
 import { API_VERSION, PAENE_VERSION } from './version.js';
@@ -634,19 +633,6 @@ const CREATE_FIELDS = new Set([
   'init',
 ]);
 const LIMIT_KEYS = new Set(LIMIT_FLAGS.map((f) => f.flag));
-
-/** create's `mounts`: `"SRC:DST[:ro]"` as the CLI's --mount, or `{"source", "target", "readonly"}`; at most MOUNTS_MAX. */
-function mountsOf(v: unknown): MountSpec[] {
-  if (!Array.isArray(v) || v.length > MOUNTS_MAX)
-    throw new PaeneError(
-      'invalid-argument',
-      `'mounts' is a list of at most ${MOUNTS_MAX} mounts ("SRC:DST[:ro]" or {source, target, readonly})`,
-    );
-  return validateMounts(
-    v.map((m) => (typeof m === 'string' && m.length <= 8192 ? parseMountArg(m) : { readonly: false, ...(m as object) })),
-    "'mounts'",
-  );
-}
 
 /** An error as an answer's `{code, message}`. */
 function errorOf(e: unknown): { code: string; message: string } {

@@ -10,6 +10,7 @@ import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { PaeneError } from '../model/errors.js';
 import { parseCount, parseSize } from '../model/units.js';
+import { MOUNTS_MAX, type MountSpec, parseMountArg, validateMounts } from '../model/mounts.js';
 import { validateNetSpec } from '../net/model.js';
 import { validateHostname } from '../context/config.js';
 import { buildBaseImage } from '../image/base.js';
@@ -20,6 +21,7 @@ import { openImageStore } from '../runtime/open.js';
 import type { Runtime } from '../runtime/runtime.js';
 import { liveCaps } from '../runtime/caps.js';
 import { commitContext, contextDiskUse } from '../runtime/disk.js';
+import { changeMounts } from '../runtime/mountchange.js';
 import { createVolume, inspectVolume, listVolumes, removeVolume } from '../runtime/volumes.js';
 import { runEscapeCheck } from '../check/escape-run.js';
 import { EXPERIMENTS, type ExperimentName, runIsolationSuite } from '../check/isolation.js';
@@ -201,6 +203,20 @@ export function verbRoutes(rt: Runtime): Route[] {
         return commitContext(rt, openImageStore(rt.layout.root), name(c), validateImageName(image));
       },
     },
+    // config --mount/--unmount: from the next start, also while it runs
+    {
+      method: 'PATCH',
+      re: ctx('/mounts'),
+      run: async (c) => {
+        const b = objectBody(c.body, 'mounts');
+        const remove = b.remove ?? [];
+        if (!Array.isArray(remove) || remove.length > MOUNTS_MAX || !remove.every((t) => typeof t === 'string'))
+          throw new PaeneError('invalid-argument', `'remove' is a list of at most ${MOUNTS_MAX} destinations`);
+        if (b.add === undefined && remove.length === 0) throw new PaeneError('invalid-argument', "mounts wants 'add' or 'remove'");
+        const next = await changeMounts(rt, name(c), b.add === undefined ? [] : mountsOf(b.add), remove as string[]);
+        return { name: name(c), mounts: next.mounts ?? [] };
+      },
+    },
     // volumes (docs/volumes.md): as paene volume create|ls|inspect|rm
     { method: 'GET', re: /^\/v1\/volumes$/, run: async () => listVolumes(rt) },
     {
@@ -363,4 +379,17 @@ async function putArchive(rt: Runtime, name: string, p: string, req: http.Incomi
   if (over) throw new HttpError('limit-exceeded', `a tar of files is at most ${MAX_ARCHIVE_BYTES} bytes`, 413, { connection: 'close' });
   if (r.code !== 0) throw guestError(rt, name, `writing into ${p}`, r);
   return { bytes, path: p };
+}
+
+/** create's `mounts`: `"SRC:DST[:ro]"` as the CLI's --mount, or `{"source", "target", "readonly"}`; at most MOUNTS_MAX. */
+export function mountsOf(v: unknown): MountSpec[] {
+  if (!Array.isArray(v) || v.length > MOUNTS_MAX)
+    throw new PaeneError(
+      'invalid-argument',
+      `'mounts' is a list of at most ${MOUNTS_MAX} mounts ("SRC:DST[:ro]" or {source, target, readonly})`,
+    );
+  return validateMounts(
+    v.map((m) => (typeof m === 'string' && m.length <= 8192 ? parseMountArg(m) : { readonly: false, ...(m as object) })),
+    "'mounts'",
+  );
 }

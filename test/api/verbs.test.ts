@@ -185,6 +185,12 @@ describeReal('paene serve: every verb', () => {
     expect(await request(socket, 'POST', '/v1/profiles', { name: 'badvol', settings: { mount: ['/srv:/proc/x'] } })).toMatchObject({
       status: 422,
     });
+    // config --mount/--unmount over the API
+    const changed = await request(socket, 'PATCH', '/v1/contexts/paene-m1/mounts', { add: ['paene-vol:/opt'], remove: ['/data'] });
+    expect(changed.json).toEqual({ name: 'paene-m1', mounts: [{ source: 'paene-vol', target: '/opt', readonly: false }] });
+    expect(await request(socket, 'PATCH', '/v1/contexts/paene-m1/mounts', { remove: ['/nothing'] })).toMatchObject({ status: 404 });
+    expect(await request(socket, 'PATCH', '/v1/contexts/paene-m1/mounts', {})).toMatchObject({ status: 422 });
+    expect(await request(socket, 'PATCH', '/v1/contexts/paene-m1/mounts', { add: ['paene-none:/x'] })).toMatchObject({ status: 404 });
     expect(fx.rt.store.names().sort()).toEqual(['paene-m1', 'paene-m2']);
     for (const n of ['paene-m1', 'paene-m2']) await fx.rt.destroy(n, { force: true });
     expect((await request(socket, 'DELETE', '/v1/volumes/paene-vol')).json).toEqual({ removed: 'paene-vol' });
