@@ -401,7 +401,9 @@ export function egressTableOf(pool: string): string {
  *   output         from a closed address to anything not local: TCP reset
  *                  (connect gets ECONNREFUSED), anything else an ICMP
  *                  admin-prohibited (EHOSTUNREACH / EACCES); the host's
- *                  published addresses and other contexts stay reachable
+ *                  published addresses and other contexts stay reachable;
+ *                  from the pool into a private bridge (paene<N>) the same,
+ *                  unless DNATed (a published port)
  *   postrouting    masquerade of the pool leaving by any interface but lo
  */
 export function egressRuleset(pool: string, closed: readonly string[]): string {
@@ -422,6 +424,9 @@ export function egressRuleset(pool: string, closed: readonly string[]): string {
     `\t\ttype filter hook output priority filter; policy accept;`,
     `\t\tip saddr @closed fib daddr type != local meta l4proto tcp reject with tcp reset`,
     `\t\tip saddr @closed fib daddr type != local reject with icmpx type admin-prohibited`,
+    // into a private network's bridge (paene<N>, a bridge device: test uplinks named paene-* are veths): only through a published port (DNAT)
+    `\t\tip saddr ${cidr} meta oifkind "bridge" oifname "paene*" ct status & dnat == 0 meta l4proto tcp reject with tcp reset`,
+    `\t\tip saddr ${cidr} meta oifkind "bridge" oifname "paene*" ct status & dnat == 0 reject with icmpx type admin-prohibited`,
     `\t}`,
     `\tchain postrouting {`,
     `\t\ttype nat hook postrouting priority srcnat; policy accept;`,

@@ -95,6 +95,12 @@ export interface SockAddrPolicy {
    * Absent: none.
    */
   hostAllow4?: string[];
+  /**
+   * CIDRs refused whole (checked with hostDeny4, first): the private
+   * subnets on this stack (bridges of private contexts), whose contexts a
+   * shared one reaches only through their published host ports. Absent: none.
+   */
+  denyNets4?: string[];
 }
 
 export type SockAddrHook =
@@ -300,12 +306,13 @@ interface Compiled {
   deny4: number[];
   deny6: number[][];
   allow4: number[];
+  denyNets4: Net4[];
 }
 
 function compile(p: SockAddrPolicy): Compiled {
   if (typeof p !== 'object' || p === null) throw bad('the network policy must be an object');
-  for (const k of ['v4', 'v6', 'peerNets4', 'hostDeny4', 'hostDeny6', 'hostAllow4'] as const) {
-    if (k === 'hostAllow4' && p[k] === undefined) continue;
+  for (const k of ['v4', 'v6', 'peerNets4', 'hostDeny4', 'hostDeny6', 'hostAllow4', 'denyNets4'] as const) {
+    if ((k === 'hostAllow4' || k === 'denyNets4') && p[k] === undefined) continue;
     const list = p[k] as string[];
     if (!Array.isArray(list)) throw bad(`the network policy's ${k} must be a list of addresses`);
     if (list.length > MAX_SOCK_ADDR_ENTRIES) {
@@ -348,22 +355,26 @@ function compile(p: SockAddrPolicy): Compiled {
     }
     return b;
   });
-  const peer4 = p.peerNets4.map((s): Net4 => {
-    const m = /^([^/]+)\/(\d{1,2})$/.exec(s);
-    const bits = m ? Number(m[2]) : NaN;
-    const addr = m ? parseIPv4(m[1]) : undefined;
-    if (!addr || !(bits >= 0 && bits <= 32)) throw bad(`peer network: '${s}' is not an IPv4 CIDR (a.b.c.d/n)`);
-    const maskBE = bits === 0 ? 0 : (0xffffffff << (32 - bits)) >>> 0;
-    const netBE = addr.readUInt32BE(0);
-    if ((netBE & ~maskBE) >>> 0 !== 0) {
-      const fixed = Buffer.alloc(4);
-      fixed.writeUInt32BE((netBE & maskBE) >>> 0);
-      throw bad(`peer network: '${s}' has host bits set; did you mean ${formatIPv4(fixed)}/${bits}?`);
-    }
-    const mask = Buffer.alloc(4);
-    mask.writeUInt32BE(maskBE);
-    return { net: word(addr), mask: word(mask) };
-  });
+  const net4 =
+    (what: string) =>
+    (s: string): Net4 => {
+      const m = /^([^/]+)\/(\d{1,2})$/.exec(s);
+      const bits = m ? Number(m[2]) : NaN;
+      const addr = m ? parseIPv4(m[1]) : undefined;
+      if (!addr || !(bits >= 0 && bits <= 32)) throw bad(`${what}: '${s}' is not an IPv4 CIDR (a.b.c.d/n)`);
+      const maskBE = bits === 0 ? 0 : (0xffffffff << (32 - bits)) >>> 0;
+      const netBE = addr.readUInt32BE(0);
+      if ((netBE & ~maskBE) >>> 0 !== 0) {
+        const fixed = Buffer.alloc(4);
+        fixed.writeUInt32BE((netBE & maskBE) >>> 0);
+        throw bad(`${what}: '${s}' has host bits set; did you mean ${formatIPv4(fixed)}/${bits}?`);
+      }
+      const mask = Buffer.alloc(4);
+      mask.writeUInt32BE(maskBE);
+      return { net: word(addr), mask: word(mask) };
+    };
+  const peer4 = p.peerNets4.map(net4('peer network'));
+  const denyNets4 = (p.denyNets4 ?? []).map(net4('network to deny'));
   const deny4 = p.hostDeny4.map((s) => v4('host address to deny', s));
   const deny6 = p.hostDeny6.map((s) => v6('host IPv6 address to deny', s));
   const allow4 = (p.hostAllow4 ?? []).map((s) => v4('host address to allow', s));
@@ -376,7 +387,15 @@ function compile(p: SockAddrPolicy): Compiled {
   for (const d of deny6) {
     if (own6.some((o) => o.equals(d))) throw bad(`${formatIPv6(d)} is both an own address and a denied host address`);
   }
-  return { own4, own6, peer4, deny4: deny4.map((b) => word(b)), deny6: deny6.map(words6), allow4: allow4.map((b) => word(b)) };
+  return {
+    own4,
+    own6,
+    peer4,
+    deny4: deny4.map((b) => word(b)),
+    deny6: deny6.map(words6),
+    allow4: allow4.map((b) => word(b)),
+    denyNets4,
+  };
 }
 
 /** Checks a policy without building programs; throws PaeneError('invalid-argument'). */
@@ -437,6 +456,7 @@ interface Shape {
   deny4: number[];
   deny6: number[][];
   allow4: number[];
+  denyNets4: Net4[];
 }
 
 function shapeOf(c: Compiled): Shape {
@@ -451,6 +471,7 @@ function shapeOf(c: Compiled): Shape {
     deny4: c.deny4,
     deny6: c.deny6,
     allow4: c.allow4,
+    denyNets4: c.denyNets4,
   };
 }
 
@@ -593,6 +614,7 @@ function dest4Rule(a: Asm, c: Shape, addr: Reg, writeAt: number, x: Exits, repli
   const beyond = a.newLabel('dst.beyond');
   a.jmp32('jeq', addr, { imm: 0 }, redirect); // 0.0.0.0 means "this host" to connect() and sendto()
   jeqAny(a, addr, c.deny4, x.deny);
+  inNets(a, addr, c.denyNets4, x.deny); // a private network's contexts: only through their published ports
   unlessLoopback(a, addr, beyond);
   jeqAny(a, addr, c.own4, x.allow);
   inNets(a, addr, c.peer4, x.allow); // a neighbour
@@ -913,7 +935,7 @@ const assembled = new Map<string, Readonly<Record<SockAddrHook, Buffer>>>();
 const ASSEMBLED_MAX = 8;
 
 function programsFor(c: Compiled): Readonly<Record<SockAddrHook, Buffer>> {
-  const key = JSON.stringify([c.own4.length, c.own6.length, c.peer4, c.deny4, c.deny6]);
+  const key = JSON.stringify([c.own4.length, c.own6.length, c.peer4, c.deny4, c.deny6, c.allow4, c.denyNets4]);
   let progs = assembled.get(key);
   if (progs === undefined) {
     progs = Object.freeze(programsOf(shapeOf(c)));

@@ -14,6 +14,7 @@ import {
   type BridgeConfig,
   EGRESS_LINK,
   type PrivateNetPlan,
+  egressRuleset,
   egressTableOf,
   cidrContains,
   formatIPv4,
@@ -32,6 +33,7 @@ import {
   egressPoolCandidates,
   familyOf,
   inEgressPool,
+  reservedAddressOf,
   validateNetSettings,
 } from '../net/model.js';
 import { type ClaimKind, HostRegistry, type Owner, ownerText } from '../net/registry.js';
@@ -467,6 +469,8 @@ export class ContextNetwork {
     // The pool's first address is the host's face towards contexts (no context owns it): host clients that
     // want UDP answers send from it, since an answer to 127.0.0.1 stays inside the context.
     const deny4 = hostOnly.filter((a) => familyOf(a) === 4);
+    // the egress pool's face, whether or not paene-egress is up yet (the host's list may predate it)
+    if (s.egressPool4 !== undefined && !published.has(reservedAddressOf(s.egressPool4))) deny4.push(reservedAddressOf(s.egressPool4));
     return {
       v4: config.net.addresses.filter((a) => familyOf(a) === 4),
       v6: config.net.addresses.filter((a) => familyOf(a) === 6),
@@ -475,7 +479,39 @@ export class ContextNetwork {
       hostDeny6: hostOnly.filter((a) => familyOf(a) === 6),
       // with a 127.x address, what it may reach outside 127/8 (the rest would be a bare EINVAL: refused as EPERM)
       hostAllow4: s.published.filter((a) => familyOf(a) === 4),
+      denyNets4: this.privateSubnetsHere(s),
     };
+  }
+
+  /**
+   * The private subnets whose bridges are on the stack shared contexts run
+   * on (this process's namespace): this root's when it leased one there, and
+   * those other roots hold in this namespace's registry. A shared context
+   * reaches a private one only through its published host port; directly,
+   * its packets would leave by the bridge masqueraded (the egress pool's
+   * NAT). A private network leased after a context started is in its list
+   * from its next start (docs/network.md).
+   */
+  private privateSubnetsHere(s: NetSettings): string[] {
+    const out = new Set<string>();
+    if (s.hostNetns === undefined && s.bridge.table !== undefined) out.add(s.bridge.subnet4);
+    try {
+      for (const [cidr, o] of this.registry(undefined).live('subnet')) {
+        if (o.root === this.layout.root || o.name !== undefined) continue;
+        try {
+          const raw = JSON.parse(fs.readFileSync(path.join(o.root, 'net.json'), 'utf8')) as {
+            bridge?: { subnet4?: string };
+            hostNetns?: string;
+          };
+          if (raw.hostNetns === undefined && raw.bridge?.subnet4 === cidr) out.add(cidr);
+        } catch {
+          /* a root without net.json holds no private subnet */
+        }
+      }
+    } catch {
+      /* no registry yet */
+    }
+    return [...out].slice(0, 16);
   }
 
   /** After the init runs (its network namespace exists): plumbing for private and none. */
@@ -527,8 +563,8 @@ export class ContextNetwork {
    * whatever starts next), down once none runs. One refresh at a time on
    * this host (the registry's lock). Shared contexts live on this process's
    * stack, so it is this namespace's (not --host-netns). What was loaded
-   * last is recorded in the registry's scope (EGRESS_UP/TABLE: the closed
-   * set): a refresh that would load the same again while the link is there
+   * last is recorded in the registry's scope (EGRESS_UP/TABLE: the ruleset
+   * text): a refresh that would load the same again while the link is there
    * runs no process (a start paid ten `ip` and `nft` runs otherwise);
    * `force` loads anyway (a live `net egress`, which also repairs a table
    * someone removed).
@@ -564,7 +600,7 @@ export class ContextNetwork {
         return;
       }
       const closed = users.filter((c) => egressOf(c.net) === 'none').flatMap((c) => c.net.addresses.filter((a) => inEgressPool(s, a)));
-      const want = JSON.stringify([...new Set(closed)].sort());
+      const want = egressRuleset(pool, [...new Set(closed)].sort()); // a paene with other rules loads its own
       if (!force && readText(marker) === want && egressLinkPresent()) return;
       fs.rmSync(marker, { force: true }); // while loading, nothing says it is up
       ensureEgress({}, pool, closed);

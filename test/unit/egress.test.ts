@@ -82,6 +82,10 @@ describe('the egress pool', () => {
     expect(t.indexOf('reject with tcp reset')).toBeLessThan(t.indexOf('reject with icmpx'));
     expect(t).toContain('ip saddr 10.77.0.0/24 ip daddr != 10.77.0.0/24 oifname != "lo" masquerade');
     expect(egressRuleset('10.77.0.0/24', [])).toContain('set closed { type ipv4_addr; }');
+    // into a private bridge only by a published port (DNAT): a private context's other ports stay closed to the pool
+    expect(t).toContain(
+      'ip saddr 10.77.0.0/24 meta oifkind "bridge" oifname "paene*" ct status & dnat == 0 meta l4proto tcp reject with tcp reset',
+    );
     expect(() => egressRuleset('10.77.0.0/24', ['10.78.0.5'])).toThrow(/not in the egress pool/);
   });
 

@@ -249,6 +249,15 @@ describe('connect4 and sendmsg4', () => {
       expect(verdict(EG, hook, '127.0.0.1')).toBe('allow 10.77.0.2');
     }
   });
+  it('denyNets4 (the private subnets on this stack) are refused whole, from any primary: a private context only through its published port', () => {
+    const p: SockAddrPolicy = { ...EG, denyNets4: ['10.88.0.0/16', '10.89.0.0/16'] };
+    for (const hook of ['connect4', 'sendmsg4'] as const) {
+      for (const ip of ['10.88.0.2', '10.88.255.254', '10.89.0.1']) expect(verdict(p, hook, ip)).toBe('deny');
+      for (const ip of ['10.87.255.255', '10.90.0.1', '192.0.2.20', '8.8.8.8']) expect(verdict(p, hook, ip)).toBe(`allow ${ip}`);
+    }
+    expect(verdict({ ...p, v6: ['fd00::2'] }, 'connect6', '::ffff:10.88.0.2')).toBe('deny');
+    invalid({ ...p, denyNets4: ['10.88.0.1/16'] }, /network to deny: '10\.88\.0\.1\/16' has host bits set/);
+  });
   it('a loopback primary (the 127.x pool) never goes beyond the host: EPERM where the kernel would give EINVAL', () => {
     const pub: SockAddrPolicy = { ...V4, peerNets4: ['127.77.0.0/16', '10.77.0.0/16'], hostAllow4: ['192.0.2.20'] };
     for (const hook of ['connect4', 'sendmsg4'] as const) {
@@ -456,6 +465,8 @@ describe('the cgroup storage: own addresses read at run time', () => {
     // another shape or another host list: other programs
     expect(buildSockAddr(DUAL).progs.bind4.equals(a.progs.bind4)).toBe(false);
     expect(buildSockAddr({ ...V4, hostDeny4: ['192.0.2.99'] }).progs.connect4.equals(a.progs.connect4)).toBe(false);
+    expect(buildSockAddr({ ...V4, hostAllow4: ['192.0.2.98'] }).progs.connect4.equals(a.progs.connect4)).toBe(false);
+    expect(buildSockAddr({ ...V4, denyNets4: ['10.88.0.0/16'] }).progs.connect4.equals(a.progs.connect4)).toBe(false);
   });
 
   it('a storage value not written yet (zeros) fails closed: bind, connect and sendmsg refused, the others unchanged', () => {
