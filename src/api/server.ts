@@ -203,6 +203,11 @@ export class ApiServer {
     this.server = http.createServer({ requestTimeout: 0 }, (req, res) => void this.handle(req, res));
   }
 
+  /** Every route's method and path (the contract test holds them against docs/openapi.yaml). */
+  get routeTable(): readonly { method: string; re: RegExp }[] {
+    return this.routes.map((r) => ({ method: r.method, re: r.re }));
+  }
+
   /** Listens on the socket (replacing a stale one) and starts the watchers. */
   async listen(): Promise<void> {
     fs.mkdirSync(path.dirname(this.opts.socket), { recursive: true, mode: 0o700 });
