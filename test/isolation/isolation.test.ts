@@ -15,6 +15,9 @@ describeMeasuring('isolation suite on the real kernel', () => {
   const fx = useRuntime('isolation');
 
   async function run(which: ExperimentName): Promise<ResultRow[]> {
+    // an experiment that failed or timed out before (that test failed then) may have left contexts: they are
+    // not this experiment's to measure beside, nor its failure
+    for (const n of fx.rt.store.names().filter((x) => x.startsWith('it-'))) await fx.rt.destroy(n, { force: true });
     const rows = await runExperiment(fx.rt, which, { prefix: 'it' });
     for (const r of rows)
       console.log(
