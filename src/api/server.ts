@@ -41,7 +41,7 @@ import { statsRows } from '../runtime/stats.js';
 import { validateImageName } from '../image/store.js';
 import { execWithTimeout, releaseStaleGroups } from './exec.js';
 import type { Call, Route } from './route.js';
-import { mountsOf, verbRoutes } from './verbs.js';
+import { MAX_ARCHIVE_BYTES, mountsOf, verbRoutes } from './verbs.js';
 import { HttpError, bounded, drained, field, flag, objectBody, readBody, refusal, send } from './http.js';
 import { type MainEventType, MainWatcher } from './mainevents.js';
 import { API_VERSION, PAENE_VERSION } from './version.js';
@@ -69,6 +69,8 @@ export interface ServeOptions {
   watchMs?: number;
   /** how often the main processes' states are looked at (ms) */
   mainWatchMs?: number;
+  /** the largest tar PUT into a context (bytes; default and most MAX_ARCHIVE_BYTES) */
+  maxArchiveBytes?: number;
 }
 
 /** The API socket of a state root. */
@@ -192,7 +194,7 @@ export class ApiServer {
           ),
       },
       ...this.profileRoutes(),
-      ...verbRoutes(this.rt),
+      ...verbRoutes(this.rt, Math.min(opts.maxArchiveBytes ?? MAX_ARCHIVE_BYTES, MAX_ARCHIVE_BYTES)),
     ];
     this.mainWatcher = new MainWatcher(
       (n) => this.rt.layout.logDir(n),

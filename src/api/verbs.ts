@@ -59,7 +59,7 @@ function guestPath(q: URLSearchParams): string {
   return p;
 }
 
-export function verbRoutes(rt: Runtime): Route[] {
+export function verbRoutes(rt: Runtime, maxArchiveBytes = MAX_ARCHIVE_BYTES): Route[] {
   const ctx = (tail: string) => new RegExp(`^/v1/contexts/${NAME}${tail}$`);
   const name = (c: Call) => c.m[1] as string;
   let checking: string | undefined;
@@ -153,7 +153,7 @@ export function verbRoutes(rt: Runtime): Route[] {
       method: 'PUT',
       re: ctx('/archive'),
       streams: true,
-      run: async (c) => send(c.res, 200, await putArchive(rt, name(c), guestPath(c.query), c.req)),
+      run: async (c) => send(c.res, 200, await putArchive(rt, name(c), guestPath(c.query), c.req, maxArchiveBytes)),
     },
     // net add | rm: an address of a shared context (live if it runs)
     {
@@ -357,9 +357,16 @@ async function getArchive(rt: Runtime, name: string, p: string, res: http.Server
  * the guest's own tar extracts it inside the context, with every wall of an
  * exec, so no member name (`..`, absolute, through a symlink) reaches
  * outside the context's own view; owners are not kept (-o). At most
- * MAX_ARCHIVE_BYTES: past it the copy is cut and refused.
+ * `max` bytes (MAX_ARCHIVE_BYTES): past it the copy is cut (what the guest's
+ * tar extracted until then stays) and refused.
  */
-async function putArchive(rt: Runtime, name: string, p: string, req: http.IncomingMessage): Promise<{ bytes: number; path: string }> {
+async function putArchive(
+  rt: Runtime,
+  name: string,
+  p: string,
+  req: http.IncomingMessage,
+  max: number,
+): Promise<{ bytes: number; path: string }> {
   const child = await rt.execChild(name, ['sh', '-c', GUEST_TAR, 'paene-cp', '-x', '-o', '-f', '-', '-C', p], ['pipe', 'ignore', 'pipe']);
   const done = ended(child);
   let bytes = 0;
@@ -367,16 +374,17 @@ async function putArchive(rt: Runtime, name: string, p: string, req: http.Incomi
   const stdin = child.stdin as NodeJS.WritableStream & { destroy(): void };
   req.on('data', (d: Buffer) => {
     bytes += d.length;
-    if (bytes > MAX_ARCHIVE_BYTES && !over) {
+    if (bytes > max && !over) {
       over = true;
+      req.unpipe(stdin);
       child.kill('SIGKILL');
-      req.destroy();
+      req.resume(); // the rest is dropped until the refusal is out; then the connection goes (server.ts)
     }
   });
   (child.stdin as NodeJS.WritableStream).on('error', () => undefined); // the guest's tar ended early: its exit says why
   req.pipe(stdin);
   const r = await done;
-  if (over) throw new HttpError('limit-exceeded', `a tar of files is at most ${MAX_ARCHIVE_BYTES} bytes`, 413, { connection: 'close' });
+  if (over) throw new HttpError('limit-exceeded', `a tar of files is at most ${max} bytes`, 413, { connection: 'close' });
   if (r.code !== 0) throw guestError(rt, name, `writing into ${p}`, r);
   return { bytes, path: p };
 }

@@ -44,7 +44,7 @@ describeReal('paene serve: every verb', () => {
     'api-verbs',
     async () => {
       socket = path.join(fx.root, 'run', 'api.sock');
-      server = new ApiServer(fx.rt, { socket, watchMs: 500 });
+      server = new ApiServer(fx.rt, { socket, watchMs: 500, maxArchiveBytes: 1 << 20 }); // a small bound to reach
       await server.listen();
     },
     { setup: 60_000 },
@@ -149,6 +149,12 @@ describeReal('paene serve: every verb', () => {
     await request(socket, 'PUT', '/v1/contexts/paene-f1/archive?path=/tmp', undefined, hostile);
     expect(fs.existsSync(path.join(os.tmpdir(), `${marker}-dots`))).toBe(false);
     expect(fs.existsSync(path.join(os.tmpdir(), `${marker}-abs`))).toBe(false);
+    // past the bound (1 MiB here, 64 GiB by default): cut and refused
+    const big = await tarOf({ big: 'x'.repeat(3 << 20) });
+    expect(await request(socket, 'PUT', '/v1/contexts/paene-f1/archive?path=/tmp', undefined, big)).toMatchObject({
+      status: 413,
+      json: { error: { code: 'limit-exceeded' } },
+    });
     // refusals: a relative or missing path, a directory that is not there, a stopped context
     expect((await requestRaw(socket, 'GET', '/v1/contexts/paene-f1/archive?path=tmp')).status).toBe(400);
     expect((await requestRaw(socket, 'GET', '/v1/contexts/paene-f1/archive')).status).toBe(400);
