@@ -11,7 +11,8 @@ import { pipeline } from 'node:stream/promises';
 import { PaeneError } from '../model/errors.js';
 import { parseCount, parseSize } from '../model/units.js';
 import { MOUNTS_MAX, type MountSpec, parseMountArg, validateMounts } from '../model/mounts.js';
-import { validateNetSpec } from '../net/model.js';
+import { formatPublish } from '../net/bridgeplan.js';
+import { netSpecFrom, validateNetSpec } from '../net/model.js';
 import { validateHostname } from '../context/config.js';
 import { buildBaseImage } from '../image/base.js';
 import { EXPORT_FORMATS, type ExportFormat } from '../image/ociexport.js';
@@ -154,6 +155,35 @@ export function verbRoutes(rt: Runtime, maxArchiveBytes = MAX_ARCHIVE_BYTES): Ro
       re: ctx('/archive'),
       streams: true,
       run: async (c) => send(c.res, 200, await putArchive(rt, name(c), guestPath(c.query), c.req, maxArchiveBytes)),
+    },
+    // net set: a stopped context's model, addresses, ports, egress, nameservers (what is not given is kept, as the CLI)
+    {
+      method: 'PATCH',
+      re: ctx('/net'),
+      run: async (c) => {
+        const b = objectBody(c.body, 'net set');
+        const list = (k: string): string[] | undefined => {
+          const v = b[k];
+          if (v === undefined) return undefined;
+          if (!Array.isArray(v) || v.length > 64 || !v.every((x) => typeof x === 'string' && x.length <= 64))
+            throw new PaeneError('invalid-argument', `'${k}' is a list of at most 64 strings`);
+          return v as string[];
+        };
+        const unknown = Object.keys(b).filter((k) => !['net', 'ips', 'publish', 'egress', 'dns'].includes(k));
+        if (unknown.length > 0)
+          throw new PaeneError('invalid-argument', `net set does not know '${unknown[0]}' (net, ips, publish, egress, dns)`);
+        const cur = rt.config(name(c)).net;
+        const mode = field(b, 'net', 'string') ?? cur.mode;
+        const keep = mode === cur.mode; // a new model starts afresh unless told
+        const spec = netSpecFrom({
+          mode,
+          ips: list('ips') ?? (keep ? cur.addresses : []),
+          publish: list('publish') ?? (keep ? cur.publish.map(formatPublish) : []),
+          egress: field(b, 'egress', 'string') ?? (keep ? cur.egress : undefined),
+          dns: list('dns') ?? (keep ? cur.dns : undefined),
+        });
+        return (await rt.setNet(name(c), spec)).net;
+      },
     },
     // net add | rm: an address of a shared context (live if it runs)
     {

@@ -100,6 +100,18 @@ describeReal('paene serve: every verb', () => {
     expect(await request(socket, 'PUT', '/v1/contexts/paene-n1/egress', { egress: 'sideways' })).toMatchObject({ status: 422 });
     expect(await request(socket, 'PUT', '/v1/contexts/paene-n1/egress', {})).toMatchObject({ status: 422 });
     expect(await request(socket, 'PUT', '/v1/contexts/ghost/egress', { egress: 'none' })).toMatchObject({ status: 404 });
+    // net set: a new model starts afresh; what is not given is kept
+    const set = await request(socket, 'PATCH', '/v1/contexts/paene-n1/net', { net: 'shared', egress: 'none' });
+    expect(set.status, JSON.stringify(set.json)).toBe(200);
+    expect(set.json).toMatchObject({ mode: 'shared', egress: 'none', addresses: [expect.any(String)] });
+    expect((await request(socket, 'PATCH', '/v1/contexts/paene-n1/net', { dns: ['9.9.9.9'] })).json).toMatchObject({
+      mode: 'shared',
+      egress: 'none',
+      dns: ['9.9.9.9'],
+    });
+    expect(await request(socket, 'PATCH', '/v1/contexts/paene-n1/net', { net: 'bridge' })).toMatchObject({ status: 422 });
+    expect(await request(socket, 'PATCH', '/v1/contexts/paene-n1/net', { ips: 'x' })).toMatchObject({ status: 422 });
+    expect(await request(socket, 'PATCH', '/v1/contexts/paene-n1/net', { colour: 1 })).toMatchObject({ status: 422 });
     await fx.rt.destroy('paene-n1', { force: true });
   });
 
