@@ -13,7 +13,8 @@ import { parseCount, parseSize } from '../model/units.js';
 import { MOUNTS_MAX, type MountSpec, parseMountArg, validateMounts } from '../model/mounts.js';
 import { formatPublish } from '../net/bridgeplan.js';
 import { netSpecFrom, validateNetSpec } from '../net/model.js';
-import { validateHostname } from '../context/config.js';
+import { checkNetAgainstCaps, validateHostname } from '../context/config.js';
+import { changeCapSpec, parseCcap, validateCcaps } from '../model/caps.js';
 import { buildBaseImage } from '../image/base.js';
 import { EXPORT_FORMATS, type ExportFormat } from '../image/ociexport.js';
 import { DEFAULT_IMAGE, validateImageName } from '../image/store.js';
@@ -222,6 +223,39 @@ export function verbRoutes(rt: Runtime, maxArchiveBytes = MAX_ARCHIVE_BYTES): Ro
     },
     // caps: what a running context's processes hold (as paene caps NAME --json)
     { method: 'GET', re: ctx('/caps'), run: async (c) => liveCaps(rt, name(c)) },
+    // config --caps/--cap-add/--cap-drop/--reset-caps/--ccap/--drop-ccap: a stopped context's, fixed at its start
+    {
+      method: 'PATCH',
+      re: ctx('/caps'),
+      run: async (c) => {
+        const b = objectBody(c.body, 'caps');
+        const words = (k: string): string[] => {
+          const v = b[k] ?? [];
+          if (!Array.isArray(v) || v.length > 64 || !v.every((x) => typeof x === 'string' && x.length <= 64))
+            throw new PaeneError('invalid-argument', `'${k}' is a list of at most 64 names`);
+          return v as string[];
+        };
+        const unknown = Object.keys(b).filter((k) => !['profile', 'add', 'drop', 'reset', 'ccaps', 'dropCcaps'].includes(k));
+        if (unknown.length > 0)
+          throw new PaeneError('invalid-argument', `caps does not know '${unknown[0]}' (profile, add, drop, reset, ccaps, dropCcaps)`);
+        const change = {
+          profile: field(b, 'profile', 'string'),
+          add: words('add'),
+          drop: words('drop'),
+          reset: field(b, 'reset', 'boolean') === true,
+        };
+        const grant = words('ccaps').map(parseCcap);
+        const withdraw = words('dropCcaps').map(parseCcap);
+        const next = await rt.changeConfig(name(c), (cur, running) => {
+          if (running)
+            throw new PaeneError('wrong-state', `context '${name(c)}' is running: capabilities are fixed when it starts; stop it first`);
+          const caps = changeCapSpec(cur.caps, change);
+          const ccaps = validateCcaps([...cur.ccaps.filter((x) => !withdraw.includes(x)), ...grant]);
+          return { ...cur, caps, ccaps, net: checkNetAgainstCaps(cur.net, caps) };
+        });
+        return { name: name(c), caps: next.caps, ccaps: next.ccaps };
+      },
+    },
     // du, commit
     { method: 'GET', re: ctx('/du'), run: async (c) => contextDiskUse(rt, openImageStore(rt.layout.root), name(c)) },
     {

@@ -229,6 +229,7 @@ describeReal('paene serve: every verb', () => {
     expect((await fx.rt.execCapture('paene-d1', ['hostname'])).stdout).toBe('web.example\n');
     expect(await request(socket, 'PUT', '/v1/contexts/paene-d1/hostname', { hostname: 'bad host!' })).toMatchObject({ status: 422 });
     expect((await request(socket, 'GET', '/v1/contexts/paene-d1/caps')).status).toBe(200);
+    expect(await request(socket, 'PATCH', '/v1/contexts/paene-d1/caps', { profile: 'strict' })).toMatchObject({ status: 409 });
     const net = fx.rt.config('paene-d1').net;
     const extra = (net.addresses[0] as string).replace(/\.\d+$/, '.250');
     const added = await request(socket, 'POST', '/v1/contexts/paene-d1/addresses', { address: extra });
@@ -241,6 +242,19 @@ describeReal('paene serve: every verb', () => {
     expect(c.json).toMatchObject({ name: 'paene-committed' });
     expect(await request(socket, 'POST', '/v1/contexts/paene-d1/commit', { name: 'paene-committed' })).toMatchObject({ status: 409 });
     expect(await request(socket, 'POST', '/v1/contexts/paene-d1/commit', {})).toMatchObject({ status: 422 });
+    // config's capabilities: a stopped context's
+    await fx.rt.stop('paene-d1', { timeoutMs: 2000 });
+    const caps = await request(socket, 'PATCH', '/v1/contexts/paene-d1/caps', {
+      profile: 'strict',
+      add: ['net_raw'],
+      ccaps: ['SET_UTSNAME'],
+    });
+    expect(caps.status, JSON.stringify(caps.json)).toBe(200);
+    expect(caps.json).toEqual({ name: 'paene-d1', caps: { profile: 'strict', add: ['NET_RAW'], drop: [] }, ccaps: ['SET_UTSNAME'] });
+    expect(fx.rt.config('paene-d1').caps.profile).toBe('strict');
+    expect(await request(socket, 'PATCH', '/v1/contexts/paene-d1/caps', { profile: 'root' })).toMatchObject({ status: 422 });
+    expect(await request(socket, 'PATCH', '/v1/contexts/paene-d1/caps', { add: ['NOT_A_CAP'] })).toMatchObject({ status: 422 });
+    expect(await request(socket, 'PATCH', '/v1/contexts/paene-d1/caps', { colour: 1 })).toMatchObject({ status: 422 });
     await fx.rt.destroy('paene-d1', { force: true });
     expect((await request(socket, 'DELETE', '/v1/images/paene-committed')).status).toBe(200);
   }, 180_000);
