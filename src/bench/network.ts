@@ -23,6 +23,7 @@ import { openImageStore, openRuntime, storeImageSource } from '../runtime/open.j
 import { parseValue } from './overhead.js';
 import { Cleanup, type MachineFacts, machineFacts, median, meminfo, round, run, sleep } from './common.js';
 import { DEFAULT_IMAGE } from '../image/store.js';
+import { BEYOND, WORLD_POOL, World } from '../check/world.js';
 
 export type NetSide = 'host' | 'shared' | 'none' | 'private';
 export const NET_SIDES: readonly NetSide[] = ['host', 'shared', 'none', 'private'];
@@ -36,6 +37,25 @@ export interface NetworkOptions {
   memoryContexts?: number;
   log?: (s: string) => void;
   progress?: (done: number, total: number, detail: string) => void;
+}
+
+export type OutSide = 'host' | 'shared' | 'private';
+export const OUT_SIDES: readonly OutSide[] = ['host', 'shared', 'private'];
+
+export interface OutMetric {
+  name: NetMetric['name'];
+  what: string;
+  unit: string;
+  sides: Record<OutSide, { runs: number[]; median: number; ratio: number }>;
+}
+
+export interface OutboundResult {
+  /** the client's side: H's own stack, a shared context in H's egress pool, a private context on H's bridge */
+  metrics: OutMetric[];
+  /** issue 25's goals: the worst ratio to the host of each model over the metrics */
+  goals: { side: 'shared' | 'private'; worstRatio: number; goal: number; met: boolean }[];
+  /** paene links and nft tables left in the world's host namespace after its contexts were destroyed */
+  leftovers: string[];
 }
 
 export interface NetMetric {
@@ -64,6 +84,8 @@ export interface NetworkResult {
   scale: number;
   metrics: NetMetric[];
   memory: NetMemory[];
+  /** out to a server beyond the host: host, a shared context with egress, a private context (issue 25) */
+  outbound: OutboundResult;
   /** the paper's claim, checked: shared within 2% of the host on every metric */
   sharedVsHost: { worstRatio: number; goal: number; met: boolean };
   cleanup: { errors: string[] };
@@ -84,6 +106,7 @@ export async function runNetworkBench(o: NetworkOptions): Promise<NetworkResult>
   const metrics: NetMetric[] = [];
   const memory: NetMemory[] = [];
   let errors: string[] = [];
+  let outbound: OutboundResult = { metrics: [], goals: [], leftovers: [] };
   cleanup.add('remove the scratch directory', () => fs.rmSync(o.dir, { recursive: true, force: true }));
   cleanup.add('remove the bench network namespace', () => void spawnSync('ip', ['netns', 'delete', netns]));
   cleanup.add('stop the monitor', () => rt.shutdownMonitor());
@@ -96,7 +119,7 @@ export async function runNetworkBench(o: NetworkOptions): Promise<NetworkResult>
     const made = spawnSync('ip', ['netns', 'add', netns], { encoding: 'utf8' });
     if (made.status !== 0) throw new Error(`ip netns add ${netns}: ${made.stderr.trim()}`);
     // The bridge of the private context lives in the bench's namespace, never on the host's interfaces.
-    rt.network.saveSettings({ hostNetns: `/run/netns/${netns}` });
+    rt.network.saveSettings({ hostNetns: `/run/netns/${netns}`, egressAuto: false }); // shared: the 127.x pool, nothing on the host
     const rootfs = await storeImageSource(openImageStore(stateRoot)).rootfsOf(DEFAULT_IMAGE);
     const busybox = path.join(rootfs, 'bin/busybox');
     const www = path.join(o.dir, 'www');
@@ -131,29 +154,7 @@ export async function runNetworkBench(o: NetworkOptions): Promise<NetworkResult>
     }
     const privateAddr = rt.config(ctx.private).net.addresses[0] as string;
 
-    const rrN = Math.max(50, Math.round(3000 * scale));
-    const streamMiB = Math.max(16, Math.round(1024 * scale));
-    const httpN = Math.max(20, Math.round(1000 * scale));
-    const list: { name: NetMetric['name']; what: string; unit: string; args: (addr: string) => string[] }[] = [
-      {
-        name: 'tcp-rr',
-        what: 'TCP connect + 1-byte request/answer + close, sequential',
-        unit: 'conn/s',
-        args: (a) => ['tcp-rr', a, String(PORT.rr), String(rrN)],
-      },
-      {
-        name: 'tcp-stream',
-        what: `one TCP connection, ${streamMiB} MiB in 64 KiB writes`,
-        unit: 'MiB/s',
-        args: (a) => ['tcp-stream', a, String(PORT.stream), String(streamMiB)],
-      },
-      {
-        name: 'http',
-        what: 'HTTP/1.0 GETs to busybox httpd, one connection each',
-        unit: 'req/s',
-        args: (a) => ['http', a, String(PORT.http), String(httpN)],
-      },
-    ];
+    const list = metricList(scale);
     const client = async (side: NetSide, args: (addr: string) => string[], name: string): Promise<number> => {
       let r: { code: number; stdout: string; stderr: string };
       if (side === 'host') r = await run(tool, args(HOST_ADDR), { timeoutMs: 300_000 });
@@ -176,31 +177,11 @@ export async function runNetworkBench(o: NetworkOptions): Promise<NetworkResult>
         }
       }
     }
-    const runs = new Map<string, number[]>();
-    const total = o.reps * list.length * NET_SIDES.length;
-    let done = 0;
-    for (let rep = 0; rep < o.reps; rep++) {
-      for (const m of list) {
-        for (let k = 0; k < NET_SIDES.length; k++) {
-          const side = NET_SIDES[(k + rep) % NET_SIDES.length] as NetSide;
-          const key = `${m.name}/${side}`;
-          runs.set(key, [...(runs.get(key) ?? []), await client(side, m.args, m.name)]);
-          o.progress?.(++done, total, `${m.name} ${side}`);
-        }
-      }
-    }
-    for (const m of list) {
-      const host = median(runs.get(`${m.name}/host`) ?? []);
-      const sides = Object.fromEntries(
-        NET_SIDES.map((side) => {
-          const v = runs.get(`${m.name}/${side}`) ?? [];
-          const med = median(v);
-          return [side, { runs: v.map((x) => round(x, 1)), median: round(med, 1), ratio: round(med / host, 3) }];
-        }),
-      ) as NetMetric['sides'];
-      metrics.push({ name: m.name, what: m.what, unit: m.unit, sides });
-    }
+    metrics.push(...(await measure(NET_SIDES, list, o, (side, m) => client(side, m.args, m.name), '')));
     for (const n of Object.values(ctx)) await rt.destroy(n, { force: true });
+    o.log?.('outbound: a world of two namespaces, a shared context with egress and a private one ...');
+    outbound = await runOutbound(o, busybox, www);
+    if (outbound.leftovers.length > 0) errors.push(`left in the outbound world: ${outbound.leftovers.join(', ')}`);
 
     // Memory: n more idle contexts of each model, MemAvailable and Slab before and after.
     const n = o.memoryContexts ?? 10;
@@ -226,7 +207,7 @@ export async function runNetworkBench(o: NetworkOptions): Promise<NetworkResult>
       for (const name of names) await rt.destroy(name, { force: true });
     }
   } finally {
-    errors = await cleanup.run();
+    errors = [...errors, ...(await cleanup.run())];
   }
   const worst = Math.min(...metrics.map((m) => m.sides.shared.ratio));
   return {
@@ -236,9 +217,149 @@ export async function runNetworkBench(o: NetworkOptions): Promise<NetworkResult>
     scale,
     metrics,
     memory,
+    outbound,
     sharedVsHost: { worstRatio: worst, goal: 0.98, met: worst >= 0.98 },
     cleanup: { errors },
   };
+}
+
+interface MetricSpec {
+  name: NetMetric['name'];
+  what: string;
+  unit: string;
+  args: (addr: string) => string[];
+}
+
+/** The three metrics at a scale: connection rate, one stream, HTTP requests. */
+function metricList(scale: number): MetricSpec[] {
+  const rrN = Math.max(50, Math.round(3000 * scale));
+  const streamMiB = Math.max(16, Math.round(1024 * scale));
+  const httpN = Math.max(20, Math.round(1000 * scale));
+  return [
+    {
+      name: 'tcp-rr',
+      what: 'TCP connect + 1-byte request/answer + close, sequential',
+      unit: 'conn/s',
+      args: (a) => ['tcp-rr', a, String(PORT.rr), String(rrN)],
+    },
+    {
+      name: 'tcp-stream',
+      what: `one TCP connection, ${streamMiB} MiB in 64 KiB writes`,
+      unit: 'MiB/s',
+      args: (a) => ['tcp-stream', a, String(PORT.stream), String(streamMiB)],
+    },
+    {
+      name: 'http',
+      what: 'HTTP/1.0 GETs to busybox httpd, one connection each',
+      unit: 'req/s',
+      args: (a) => ['http', a, String(PORT.http), String(httpN)],
+    },
+  ];
+}
+
+/**
+ * Outbound: the same clients against servers beyond an uplink veth, in a
+ * world the bench makes (src/check/world.ts: paene runs in a namespace H
+ * with an egress pool; the servers are in U at BEYOND). From H's own stack
+ * (the host), from a shared context in H's egress pool (its connect hooks,
+ * the pool's NAT) and from a private context (veth, bridge, its NAT). The
+ * side that goes first rotates per repetition.
+ */
+async function runOutbound(o: NetworkOptions, busybox: string, www: string): Promise<OutboundResult> {
+  const scale = o.scale ?? 1;
+  const tool = nativePath('paene-bench');
+  const world = World.make('bench-eg');
+  const metrics: OutMetric[] = [];
+  let leftovers: string[] = [];
+  try {
+    const secs = String(Math.ceil(600 * Math.max(scale, 0.05)) + 60);
+    world.background(world.u, [tool, 'tcp-serve', BEYOND, String(PORT.rr), secs]);
+    world.background(world.u, [tool, 'tcp-serve', BEYOND, String(PORT.stream), secs]);
+    world.background(world.u, [busybox, 'httpd', '-f', '-p', `${BEYOND}:${PORT.http}`, '-h', www]);
+    world.must(['net', 'settings', '--egress-pool', WORLD_POOL]);
+    const ctx = { shared: 'bo-shared', private: 'bo-private' } as const;
+    world.must(['create', ctx.shared, '--egress', 'nat']);
+    world.must(['create', ctx.private, '--net', 'private', '--egress', 'nat']);
+    const bin = fs.readFileSync(tool);
+    for (const name of Object.values(ctx)) {
+      world.must(['start', name]);
+      world.must(['exec', name, '--', '/bin/sh', '-c', 'cat > /usr/local/bin/paene-bench && chmod 755 /usr/local/bin/paene-bench'], bin);
+    }
+    const client = async (side: OutSide, args: string[], name: string): Promise<number> => {
+      const r =
+        side === 'host'
+          ? await run('nsenter', [`--net=/run/netns/${world.h}`, '--', tool, ...args], { timeoutMs: 300_000 })
+          : await world.paeneAsync(['exec', ctx[side], '--', '/usr/local/bin/paene-bench', ...args]).then((x) => ({
+              code: x.code ?? 1,
+              stdout: x.out,
+              stderr: x.out,
+            }));
+      if (r.code !== 0) throw new Error(`outbound ${side}: paene-bench ${name} failed: ${r.stderr.trim()}`);
+      return parseValue(r.stdout, name);
+    };
+    for (const side of OUT_SIDES) {
+      for (let i = 0; ; i++) {
+        try {
+          await client(side, ['tcp-rr', BEYOND, String(PORT.rr), '1'], 'tcp-rr');
+          await client(side, ['http', BEYOND, String(PORT.http), '1'], 'http');
+          break;
+        } catch (e) {
+          if (i > 100) throw e;
+          await sleep(50);
+        }
+      }
+    }
+    const list = metricList(scale);
+    for (const m of await measure(OUT_SIDES, list, o, (side, x) => client(side, x.args(BEYOND), x.name), 'outbound '))
+      metrics.push({ ...m, what: `${m.what}, to ${BEYOND} beyond the uplink` });
+  } finally {
+    leftovers = await world.close();
+  }
+  const goals = (
+    [
+      ['shared', 0.95],
+      ['private', 0.9],
+    ] as const
+  ).map(([side, goal]) => {
+    const worst = Math.min(...metrics.map((m) => m.sides[side].ratio));
+    return { side, worstRatio: worst, goal, met: worst >= goal };
+  });
+  return { metrics, goals, leftovers };
+}
+
+/**
+ * Every metric on every side, `o.reps` times, the side that goes first
+ * rotating per repetition; medians and ratios to the first side (the host).
+ */
+async function measure<S extends string>(
+  sides: readonly S[],
+  list: MetricSpec[],
+  o: NetworkOptions,
+  client: (side: S, m: MetricSpec) => Promise<number>,
+  tag: string,
+): Promise<{ name: NetMetric['name']; what: string; unit: string; sides: Record<S, { runs: number[]; median: number; ratio: number }> }[]> {
+  const runs = new Map<string, number[]>();
+  const total = o.reps * list.length * sides.length;
+  let done = 0;
+  for (let rep = 0; rep < o.reps; rep++)
+    for (const m of list)
+      for (let k = 0; k < sides.length; k++) {
+        const side = sides[(k + rep) % sides.length] as S;
+        const key = `${m.name}/${side}`;
+        runs.set(key, [...(runs.get(key) ?? []), await client(side, m)]);
+        o.progress?.(++done, total, `${tag}${m.name} ${side}`);
+      }
+  return list.map((m) => {
+    const host = median(runs.get(`${m.name}/${sides[0]}`) ?? []);
+    const bySide = Object.fromEntries(
+      sides.map((side) => {
+        const v = runs.get(`${m.name}/${side}`) ?? [];
+        const med = median(v);
+        return [side, { runs: v.map((x) => round(x, 1)), median: round(med, 1), ratio: round(med / host, 3) }];
+      }),
+    ) as Record<S, { runs: number[]; median: number; ratio: number }>;
+    return { name: m.name, what: m.what, unit: m.unit, sides: bySide };
+  });
 }
 
 /** A host server the bench owns, ended by pid. */
@@ -266,6 +387,22 @@ export function networkTable(r: NetworkResult): string {
     lines.push(
       `${pad(m.mode, 12)}${pad(String(m.contexts), 10)}${pad(`${m.cgroupKiB} KiB`, 14)}${pad(`${m.slabKiB} KiB`, 14)}${m.memAvailableKiB} KiB`,
     );
+  if (r.outbound.metrics.length > 0) {
+    lines.push('');
+    lines.push(`OUTBOUND (to a server beyond the uplink veth, in a world of two namespaces)`);
+    lines.push(`${pad('METRIC', 12)}${pad('UNIT', 8)}${OUT_SIDES.map((s) => pad(s.toUpperCase(), 18)).join('')}`);
+    for (const m of r.outbound.metrics)
+      lines.push(
+        `${pad(m.name, 12)}${pad(m.unit, 8)}${OUT_SIDES.map((s) => pad(`${m.sides[s].median}${s === 'host' ? '' : ` (${m.sides[s].ratio.toFixed(2)}x)`}`, 18)).join('')}`,
+      );
+    const http = r.outbound.metrics.find((m) => m.name === 'http');
+    if (http)
+      lines.push(
+        `${pad('latency', 12)}${pad('ms/req', 8)}${OUT_SIDES.map((s) => pad((1000 / http.sides[s].median).toFixed(3), 18)).join('')}`,
+      );
+    for (const g of r.outbound.goals)
+      lines.push(`outbound ${g.side} vs host: worst ratio ${g.worstRatio.toFixed(3)} (goal >= ${g.goal}): ${g.met ? 'met' : 'not met'}`);
+  }
   lines.push('');
   lines.push(
     `shared vs host: worst ratio ${r.sharedVsHost.worstRatio.toFixed(3)} (goal >= ${r.sharedVsHost.goal}): ${r.sharedVsHost.met ? 'met' : 'not met'}`,

@@ -7,6 +7,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { linePlot, niceTicks } from '../../src/bench/svg.js';
 import { runLifecycle } from '../../src/bench/lifecycle.js';
+import { networkTable, runNetworkBench } from '../../src/bench/network.js';
 import { runOverhead } from '../../src/bench/overhead.js';
 import { runPacking } from '../../src/bench/packing.js';
 import { PEER_CGROUP_PARENT, listPeerContainers, peerCgroupDirs } from '../../src/bench/peers.js';
@@ -155,6 +156,28 @@ describeReal('benchmarks in tiny configurations', () => {
     expect(overheadTable(r)).toContain('ctx/host');
     expectClean(dir);
   }, 300_000);
+
+  it('network: one repetition at a small scale, every metric on every side, outbound rows from host, shared and private; nothing left', async () => {
+    const dir = path.join(base, 'network');
+    const r = await runNetworkBench({ dir, reps: 1, scale: 0.02, memoryContexts: 1 });
+    expect(r.metrics.map((m) => m.name)).toEqual(['tcp-rr', 'tcp-stream', 'http']);
+    expect(r.outbound.metrics.map((m) => m.name)).toEqual(['tcp-rr', 'tcp-stream', 'http']);
+    for (const m of [...r.metrics, ...r.outbound.metrics])
+      for (const [side, v] of Object.entries(m.sides)) {
+        expect(v.runs, `${m.name} ${side}`).toHaveLength(1);
+        expect(v.median, `${m.name} ${side}`).toBeGreaterThan(0);
+        expect(Number.isFinite(v.ratio), `${m.name} ${side}`).toBe(true);
+      }
+    expect(Object.keys(r.outbound.metrics[0]?.sides ?? {}).sort()).toEqual(['host', 'private', 'shared']);
+    expect(r.outbound.goals.map((g) => [g.side, g.goal])).toEqual([
+      ['shared', 0.95],
+      ['private', 0.9],
+    ]);
+    expect(r.outbound.leftovers).toEqual([]);
+    expect(r.cleanup.errors).toEqual([]);
+    expect(networkTable(r)).toContain('OUTBOUND');
+    expectClean(dir);
+  }, 400_000);
 
   it('lifecycle: 2 runs per engine; runc runs, crun is either measured or its error reported; no peer left', async () => {
     const dir = path.join(base, 'lifecycle');
