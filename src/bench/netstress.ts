@@ -172,6 +172,7 @@ export async function runNetStress(o: NetStressOptions): Promise<NetStressResult
   } finally {
     leftovers.push(...(await world.close()).filter((l) => !leftovers.includes(l)));
     leftovers.push(...registryClaims(roots), ...namespacesOf(world));
+    leftovers.push(...roots.filter((r) => fs.existsSync(r)).map((r) => `state root ${r}`));
   }
   return {
     benchmark: 'net-stress',

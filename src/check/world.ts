@@ -117,18 +117,21 @@ export class World {
     return p;
   }
 
-  /** Destroys the root's contexts, stops its monitor, ends the processes it started, removes both namespaces and the root. What was left over (paene links or tables in H) is returned. */
+  /** Destroys the roots' contexts, stops their monitors, ends the processes it started, removes both namespaces and the root. What was left over (paene links or tables in H) is returned. */
   async close(): Promise<string[]> {
     const left: string[] = [];
     try {
-      const dir = path.join(this.root, 'contexts');
-      for (const n of fs.existsSync(dir) ? fs.readdirSync(dir) : []) if (!n.startsWith('.')) this.paene(['destroy', '--force', n]);
+      for (const root of this.roots) {
+        const dir = path.join(root, 'contexts');
+        if (fs.existsSync(dir) && fs.readdirSync(dir).some((n) => !n.startsWith('.')))
+          this.paene(['destroy', '--force', '--all'], undefined, root);
+      }
       left.push(...this.leftovers());
-      await openRuntime(this.root).shutdownMonitor(); // it runs in H
+      for (const root of this.roots) await openRuntime(root).shutdownMonitor(); // they run in H
     } finally {
       for (const p of this.procs) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
       this.removeNamespaces();
-      fs.rmSync(this.root, { recursive: true, force: true });
+      for (const root of this.roots) fs.rmSync(root, { recursive: true, force: true });
     }
     return left;
   }
