@@ -74,11 +74,11 @@ import {
   removeEgress,
 } from '../net/bridge.js';
 
-/** A warning about the host, said once per process (a create of 1,000 contexts says it once). */
+/** A warning about the host, said once per process and subject (a create of 1,000 contexts says it once). */
 const warned = new Set<string>();
-function warnOnce(text: string): void {
-  if (warned.has(text)) return;
-  warned.add(text);
+function warnOnce(subject: 'egress' | 'dns', text: string): void {
+  if (warned.has(subject)) return;
+  warned.add(subject);
   process.stderr.write(`paene: warning: ${text}\n`);
 }
 
@@ -289,7 +289,10 @@ export class ContextNetwork {
     const candidates = egressPoolCandidates();
     const why = egressUnsupported({}, candidates[0] as string);
     if (why !== undefined) {
-      warnOnce(`shared contexts get 127.x addresses, cut off from the world: ${why} (paene net settings --egress-pool none silences this)`);
+      warnOnce(
+        'egress',
+        `shared contexts get 127.x addresses, cut off from the world: ${why} (paene net settings --egress-pool none silences this)`,
+      );
       return s;
     }
     const pool = reg.locked(() => {
@@ -300,6 +303,7 @@ export class ContextNetwork {
     });
     if (pool === undefined) {
       warnOnce(
+        'egress',
         `shared contexts get 127.x addresses: every egress pool candidate (${candidates[0]} on) overlaps the host or another root (paene net settings --egress-pool CIDR)`,
       );
       return s;
@@ -637,7 +641,7 @@ export class ContextNetwork {
   /** What create says about DNS: a warning when a context that reaches the world will get no working resolver. */
   warnDns(config: ContextConfig): void {
     const r = this.resolvConf(config);
-    if (r !== undefined && 'why' in r) warnOnce(dnsWarning(r.why));
+    if (r !== undefined && 'why' in r) warnOnce('dns', dnsWarning(r.why));
   }
 
   /**
@@ -649,7 +653,7 @@ export class ContextNetwork {
     const r = this.resolvConf(config);
     const file = path.join(this.layout.contextDir(config.name), 'resolv.conf');
     if (r === undefined || 'why' in r) {
-      if (r !== undefined) warnOnce(dnsWarning(r.why));
+      if (r !== undefined) warnOnce('dns', dnsWarning(r.why));
       fs.rmSync(file, { force: true });
       return [];
     }

@@ -164,6 +164,10 @@ describeReal('egress of shared contexts, in a test-made world', () => {
     must(['stop', 'web']);
     expect(sh(['ip', '-n', H, 'link', 'show', 'paene-egress']).status).not.toBe(0);
     expect(sh(['ip', 'netns', 'exec', H, 'nft', 'list', 'tables']).stdout).not.toMatch(/paene_eg/);
+    // the pool cannot change under a context that holds an address of it
+    const change = paene(['net', 'settings', '--egress-pool', 'none']);
+    expect(change.code).not.toBe(0);
+    expect(change.out).toMatch(/context 'web' has 10\.77\.0\.\d+ from the egress pool 10\.77\.0\.0\/16: destroy it/);
   }, 120_000);
 
   it('a private context gets out through the bridge masquerade; --egress none closes it live, its published port still answers', () => {
@@ -207,6 +211,40 @@ describeReal('egress of shared contexts, in a test-made world', () => {
     expect(JSON.parse(must(['net', 'settings', '--json'], cutOff)).egressPool4).toBeUndefined();
     must(['destroy', '--force', 'lo'], cutOff);
   }, 120_000);
+
+  it('a host whose nft cannot NAT keeps the 127.x pool: one warning line for a create of two, never a failure', async () => {
+    // an nft that fails as a kernel without nf_tables' nat would (the tool is found in PATH first)
+    const bin = fs.mkdtempSync(path.join(os.tmpdir(), 'paene-test-nonft-'));
+    fs.writeFileSync(
+      path.join(bin, 'nft'),
+      '#!/bin/sh\ncat >/dev/null\necho "Error: Could not process rule: Operation not supported" >&2\nexit 1\n',
+      {
+        mode: 0o755,
+      },
+    );
+    const fresh = tempRoot('egress-nonft', { egress: true });
+    try {
+      const r = spawnSync('nsenter', [`--net=/run/netns/${H}`, '--', PAENE, '--root', fresh, 'create', 'nn%d', '--count', '2'], {
+        encoding: 'utf8',
+        timeout: 120_000,
+        env: { ...process.env, PATH: `${bin}:${process.env.PATH}` },
+      });
+      console.log(`create without NAT: ${r.status} ${JSON.stringify(r.stderr)}`);
+      expect(r.status).toBe(0);
+      expect(r.stderr.split('\n').filter((l) => l.includes('warning: shared contexts get 127.x addresses'))).toHaveLength(1);
+      expect(r.stderr).toMatch(/nft cannot load the egress table here \(Error: Could not process rule: Operation not supported\)/);
+      const addrs = JSON.parse(paene(['net', 'ls', '--json'], fresh).out).map((x: { addresses: string[] }) => x.addresses[0]);
+      expect(addrs).toHaveLength(2);
+      for (const a of addrs) expect(a).toMatch(/^127\./);
+      expect(fs.existsSync(path.join(fresh, 'net.json'))).toBe(false); // still auto: a later create with NAT picks a pool
+      expect(sh(['ip', '-n', H, 'link', 'show', 'paene-egress']).status).not.toBe(0);
+    } finally {
+      for (const n of ['nn1', 'nn2']) paene(['destroy', '--force', n], fresh);
+      await openRuntime(fresh).shutdownMonitor();
+      fs.rmSync(fresh, { recursive: true, force: true });
+      fs.rmSync(bin, { recursive: true, force: true });
+    }
+  }, 180_000);
 
   it("DNS: the host's loopback resolvers are left out; with nothing usable, create says so instead of writing a broken file", () => {
     must(['net', 'settings', '--dns', 'host']);
