@@ -381,12 +381,29 @@ export class ContextCgroup {
     }
   }
 
-  /** Host pids of every process in the context. */
+  /**
+   * Host pids of every process in the context, those of its child groups
+   * included (an API exec's `paene-exec-*` group lives below the unified
+   * one: ps, stats and a live limit that moves the context's processes must
+   * see them too).
+   */
   pids(): number[] {
     const d = this.unifiedDir ?? this.dirs()[0];
-    const text = d ? readFile(path.join(d, 'cgroup.procs')) : undefined;
-    if (!text) return [];
-    return text.split('\n').filter(Boolean).map(Number);
+    const out: number[] = [];
+    const walk = (dir: string, depth: number): void => {
+      const text = readFile(path.join(dir, 'cgroup.procs'));
+      if (text) for (const l of text.split('\n')) if (l) out.push(Number(l));
+      if (depth >= 4) return;
+      let subs: fs.Dirent[] = [];
+      try {
+        subs = fs.readdirSync(dir, { withFileTypes: true });
+      } catch {
+        return; // gone meanwhile
+      }
+      for (const e of subs) if (e.isDirectory()) walk(path.join(dir, e.name), depth + 1);
+    };
+    if (d) walk(d, 0);
+    return out;
   }
 
   /**
