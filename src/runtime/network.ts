@@ -280,11 +280,15 @@ export class ContextNetwork {
     const me: Owner = { root: this.layout.root };
     const reg = this.registry(undefined);
     if (s.egressPool4 !== undefined) {
-      const held = reg.locked(() => {
-        const o = reg.ownerOf('subnet', s.egressPool4 as string);
-        return o === undefined || (o.root === me.root && o.name === undefined);
-      });
-      if (held) return s; // its own still (claimEgressPool takes it again if it was given back)
+      const o = reg.locked(() => reg.ownerOf('subnet', s.egressPool4 as string));
+      if (o?.root === me.root && o.name === undefined) return s; // its own still: the usual create
+      try {
+        this.claimEgressPool(s.egressPool4); // given back with the root's last context: taken again
+        return s;
+      } catch (e) {
+        // taken by another root meanwhile, or a route of the host overlaps it now: picked again, unless a context holds it
+        if (this.egressHolder(s) !== undefined) throw e;
+      }
     }
     const candidates = egressPoolCandidates();
     const why = egressUnsupported({}, candidates[0] as string);
@@ -317,18 +321,25 @@ export class ContextNetwork {
   /** A change of the egress pool while contexts hold addresses in the old one would leave them unreachable: refused, by name. */
   private refuseEgressPoolChange(cur: NetSettings, next: NetSettings): void {
     if (cur.egressPool4 === undefined || cur.egressPool4 === next.egressPool4) return;
+    const h = this.egressHolder(cur);
+    if (h !== undefined)
+      throw new PaeneError(
+        'wrong-state',
+        `context '${h.name}' has ${h.address} from the egress pool ${cur.egressPool4}: destroy it (or give it another --ip) first`,
+      );
+  }
+
+  /** A context of this root holding an address of its egress pool (the first found), or undefined. */
+  private egressHolder(s: NetSettings): { name: string; address: string } | undefined {
     for (const n of this.store.names()) {
       try {
-        const a = this.store.readConfig(n).net.addresses.find((x) => inEgressPool(cur, x));
-        if (a !== undefined)
-          throw new PaeneError(
-            'wrong-state',
-            `context '${n}' has ${a} from the egress pool ${cur.egressPool4}: destroy it (or give it another --ip) first`,
-          );
-      } catch (e) {
-        if (e instanceof PaeneError && e.code === 'wrong-state') throw e;
+        const a = this.store.readConfig(n).net.addresses.find((x) => inEgressPool(s, x));
+        if (a !== undefined) return { name: n, address: a };
+      } catch {
+        /* a broken config owns nothing */
       }
     }
+    return undefined;
   }
 
   /**

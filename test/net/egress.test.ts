@@ -246,6 +246,35 @@ describeReal('egress of shared contexts, in a test-made world', () => {
     }
   }, 180_000);
 
+  it("an auto pool given back with its root's last context and taken by another root is picked anew, never shared", async () => {
+    const [a, b] = [tempRoot('egress-a', { egress: true }), tempRoot('egress-b', { egress: true })];
+    const poolOf = (r: string) => JSON.parse(must(['net', 'settings', '--json'], r)).egressPool4 as string;
+    try {
+      must(['create', 'a1'], a);
+      const first = poolOf(a);
+      must(['destroy', '--force', 'a1'], a); // its last context: its claims go back
+      must(['create', 'b1'], b);
+      expect(poolOf(b)).toBe(first); // free again, the first candidate that is
+      must(['create', 'a2'], a);
+      console.log(`auto pools: a ${first}, then b ${poolOf(b)}, then a ${poolOf(a)}`);
+      expect(poolOf(a)).not.toBe(first);
+      expect(poolOf(a)).not.toBe(poolOf(root));
+      expect(JSON.parse(must(['net', 'ls', '--json'], a))[0].addresses[0]).toMatch(
+        new RegExp(`^${poolOf(a).split('.').slice(0, 2).join('\\.')}\\.`),
+      );
+    } finally {
+      for (const [r, n] of [
+        [a, 'a2'],
+        [b, 'b1'],
+      ] as const)
+        paene(['destroy', '--force', n], r);
+      for (const r of [a, b]) {
+        await openRuntime(r).shutdownMonitor();
+        fs.rmSync(r, { recursive: true, force: true });
+      }
+    }
+  }, 180_000);
+
   it("DNS: the host's loopback resolvers are left out; with nothing usable, create says so instead of writing a broken file", () => {
     must(['net', 'settings', '--dns', 'host']);
     const stub = path.join(www, 'stub-resolv.conf');
