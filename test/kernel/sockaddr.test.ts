@@ -297,6 +297,9 @@ describeReal('shared-network sock_addr programs on the real kernel', () => {
       { op: 'udp', host: '127.0.0.1', port: udpPort },
       { op: 'connect', host: '::ffff:127.0.0.1', port: tcpPort },
       { op: 'connect', host: '::1', port: tcpPort },
+      // beyond the host from a 127.x address (TEST-NET-1: no packet could leave from a loopback source anyway)
+      { op: 'connect', host: '192.0.2.1', port: 9 },
+      { op: 'udp', host: '192.0.2.1', port: 9 },
     ]);
     // bind 0.0.0.0 → its own address in the kernel; getsockname shows what the program asked for
     expect(r[0]).toEqual({ address: '0.0.0.0', bound: OWN });
@@ -314,6 +317,9 @@ describeReal('shared-network sock_addr programs on the real kernel', () => {
     // the dual-stack way around: ::ffff:127.0.0.1 is redirected like 127.0.0.1
     expect(r[8]).toEqual({ data: `own ${OWN}`, local: '::ffff:127.0.0.1', remote: '::ffff:127.0.0.1' });
     expect(r[9]).toEqual({ err: 'EPERM' }); // ::1 without a v6 address of its own
+    // a loopback source never leaves the host: refused by the wall (EPERM), not the kernel's bare EINVAL
+    expect(r[10]).toEqual({ err: 'EPERM' });
+    expect(r[11]).toEqual({ err: 'EPERM' });
     expect(hits.host).toBe(0); // nothing from inside ever reached the host's listener
   });
 
