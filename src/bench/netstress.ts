@@ -16,6 +16,12 @@ import { UPLINK_HOST, World } from '../check/world.js';
 export interface NetStressOptions {
   roots: number;
   perRoot: number;
+  /**
+   * The world's host without IPv6 (a diagnosis, not the default): every
+   * private context's veth gives the host an IPv6 link-local address, and a
+   * shared context's policy refuses each by address, at most 16.
+   */
+  noIpv6?: boolean;
   log?: (s: string) => void;
 }
 
@@ -23,6 +29,7 @@ export interface NetStressResult {
   benchmark: 'net-stress';
   roots: number;
   perRoot: number;
+  noIpv6: boolean;
   contexts: number;
   /** seconds: every root's creates at once; every root's `start --all` at once; the first root's destroy */
   seconds: { create: number; start: number; destroyOne: number; destroyRest: number };
@@ -87,6 +94,7 @@ export async function runNetStress(o: NetStressOptions): Promise<NetStressResult
   // each serves its hostname (its name) as /id
   const cmd = ['--cmd', "sh -c 'mkdir -p /tmp/w && hostname > /tmp/w/id && exec httpd -f -p 80 -h /tmp/w'"];
   try {
+    if (o.noIpv6) for (const k of ['all', 'default']) world.run(world.h, ['sysctl', '-q', '-w', `net.ipv6.conf.${k}.disable_ipv6=1`]);
     for (const r of roots) world.must(['net', 'settings', '--shared-pool', SHARED_POOL], undefined, r);
     log(`creating ${o.roots} x ${o.perRoot} contexts of each model ...`);
     seconds.create = await timed(() =>
@@ -178,6 +186,7 @@ export async function runNetStress(o: NetStressOptions): Promise<NetStressResult
     benchmark: 'net-stress',
     roots: o.roots,
     perRoot: o.perRoot,
+    noIpv6: o.noIpv6 === true,
     contexts: o.roots * o.perRoot * 2,
     seconds,
     duplicates,
@@ -241,7 +250,7 @@ function namespacesOf(world: World): string[] {
 export function netStressTable(r: NetStressResult): string {
   const pair = ([a, b]: [number, number]) => `${a}/${b}`;
   return [
-    `${r.roots} roots x ${r.perRoot} contexts of each model (${r.contexts} in all), in a world of two namespaces`,
+    `${r.roots} roots x ${r.perRoot} contexts of each model (${r.contexts} in all), in a world of two namespaces${r.noIpv6 ? ' (its host without IPv6)' : ''}`,
     `create ${r.seconds.create} s, start (every root at once) ${r.seconds.start} s, destroy one root ${r.seconds.destroyOne} s, the rest ${r.seconds.destroyRest} s`,
     `duplicates: addresses ${r.duplicates.addresses}, subnets ${r.duplicates.subnets}, egress pools ${r.duplicates.egressPools}, bridges ${r.duplicates.bridges}, tables ${r.duplicates.tables}, veth prefixes ${r.duplicates.vethPrefixes}; veths missing ${r.duplicates.vethsMissing}`,
     `answering: every context ${pair(r.answered.before)}, published ports ${pair(r.answered.published)}; after one root's destroy: the others ${pair(r.answered.afterDestroy)}, their published ports ${pair(r.answered.publishedAfter)}`,

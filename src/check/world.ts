@@ -69,6 +69,7 @@ export class World {
         must(s);
     } catch (e) {
       w.removeNamespaces();
+      fs.rmSync(w.root, { recursive: true, force: true });
       throw e;
     }
     return w;
