@@ -42,6 +42,7 @@ export const PROFILE_FIELDS: ReadonlyMap<string, Kind> = new Map<string, Kind>([
   ['mount', 'list'],
   ['net', 'string'],
   ['egress', 'string'],
+  ['dns', 'list'],
   ...LIMIT_FLAGS.map((f): [string, Kind] => [f.flag, 'string']),
 ]);
 

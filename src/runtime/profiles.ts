@@ -136,9 +136,15 @@ export class ProfileStore {
 /** Settings checked whole: the model's checks, then the network's words. */
 function checked(raw: unknown, where: string): ProfileSettings {
   const s = validateSettings(raw, where);
-  if (s.net !== undefined || s.egress !== undefined) {
+  if (s.net !== undefined || s.egress !== undefined || s.dns !== undefined) {
     try {
-      netSpecFrom({ mode: s.net as string | undefined, ips: [], publish: [], egress: s.egress as string | undefined });
+      netSpecFrom({
+        mode: s.net as string | undefined,
+        ips: [],
+        publish: [],
+        egress: s.egress as string | undefined,
+        dns: Array.isArray(s.dns) ? s.dns : [],
+      });
     } catch (e) {
       if (e instanceof PaeneError) throw new PaeneError(e.code, `${where}: ${e.message}`);
       throw e;
@@ -167,7 +173,8 @@ export function specOfSettings(s: ProfileSettings): Partial<Omit<NewRequest, 'na
     const inodes = str('inodes');
     out.disk = { bytes: parseSize(disk, '--disk'), ...(inodes !== undefined ? { inodes: parseCount(inodes, '--inodes', 16) } : {}) };
   }
-  if (s.net !== undefined || s.egress !== undefined) out.net = netSpecFrom({ mode: str('net'), egress: str('egress') });
+  if (s.net !== undefined || s.egress !== undefined || s.dns !== undefined)
+    out.net = netSpecFrom({ mode: str('net'), egress: str('egress'), dns: list('dns') });
   if (s.cmd === false) out.main = 'none';
   else if (s.cmd !== undefined || s.env !== undefined || s.workdir !== undefined || s.user !== undefined) {
     const cmd = str('cmd');

@@ -31,7 +31,7 @@ async function namesIn(buf: Buffer): Promise<string[]> {
     s.resume();
     s.on('end', next);
   });
-  const done = new Promise((resolve, reject) => x.on('finish', resolve).on('error', reject));
+  const done = new Promise<void>((resolve, reject) => x.on('finish', () => resolve()).on('error', reject));
   x.end(buf);
   await done;
   return names;

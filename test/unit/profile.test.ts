@@ -15,7 +15,7 @@ import {
   validateProfileName,
   validateSettings,
 } from '../../src/model/profile.js';
-import { ProfileStore } from '../../src/runtime/profiles.js';
+import { ProfileStore, specOfSettings } from '../../src/runtime/profiles.js';
 
 const refused = (fn: () => unknown, re: RegExp) => {
   try {
@@ -134,6 +134,11 @@ describe('the profile store', () => {
     const s = store();
     expect(() => s.create('x', { net: 'none', egress: 'nat' })).toThrow(/egress/);
     expect(() => s.create('y', { net: 'bridge' })).toThrow(/bridge/);
+    // nameservers: held, and checked as create's --dns (no loopback: a context's 127.0.0.1 is its own)
+    expect(s.create('d', { dns: ['9.9.9.9,1.1.1.1'] }).settings).toEqual({ dns: ['9.9.9.9,1.1.1.1'] });
+    expect(specOfSettings(s.get('d').settings).net?.dns).toEqual(['9.9.9.9', '1.1.1.1']);
+    expect(() => s.create('d2', { dns: ['127.0.0.53'] })).toThrow(/loopback/);
+    expect(() => s.create('d3', { net: 'none', dns: ['9.9.9.9'] })).toThrow(/--dns is for shared and private/);
     expect(() => s.create('../z', {})).toThrow(/invalid profile name/);
     s.create('w', {});
     fs.writeFileSync(path.join(s.dir, 'w.json'), JSON.stringify({ name: 'w', settings: { xid: '9' } }));
