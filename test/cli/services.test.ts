@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { newConfig } from '../../src/context/config.js';
 import { Layout } from '../../src/kernel/layout.js';
 import { StateStore } from '../../src/runtime/state.js';
-import { PAENE, runCli } from '../helpers.js';
+import { PAENE, runCli, tempRoot } from '../helpers.js';
 
 let root: string;
 let layout: Layout;
@@ -21,7 +21,7 @@ function rec(s: number, stream: string, tag: string, content: string): string {
 }
 
 beforeAll(() => {
-  root = fs.mkdtempSync(path.join(os.tmpdir(), 'paene-test-services-'));
+  root = tempRoot('services');
   layout = new Layout(root);
   const store = new StateStore(layout);
   const configs = [

@@ -8,7 +8,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { formatIPv4 } from '../../src/net/bridgeplan.js';
 import { ipv4Number } from '../../src/net/model.js';
 import { type ContextConfig, newConfig } from '../../src/context/config.js';
-import { ContextNetwork } from '../../src/runtime/network.js';
+import { ContextNetwork, keepRootOffEgress } from '../../src/runtime/network.js';
 import { type Claims, addressClaims } from '../../src/runtime/claims.js';
 import { Layout } from '../../src/kernel/layout.js';
 import { StateStore } from '../../src/runtime/state.js';
@@ -27,6 +27,7 @@ function context(name: string, addresses: string[]): ContextConfig {
 
 beforeEach(() => {
   root = fs.mkdtempSync(path.join(os.tmpdir(), 'paene-addrs-'));
+  keepRootOffEgress(root); // the 127.x pool: no egress pool picked (nor claimed host-wide) by a unit test
   const layout = new Layout(root);
   store = new StateStore(layout);
   addrs = addressClaims(store);
