@@ -264,6 +264,10 @@ export function connectPrivate(h: NetHost, cfg: BridgeConfig, plan: PrivateNetPl
     'veth support (CONFIG_VETH)',
   );
   try {
+    // A port needs no address: without this each host end gets an IPv6 link-local one, and a shared context's
+    // wall refuses the host's addresses one by one (16 at most), so 16 private contexts made every shared start
+    // fail. Before `up`, when the kernel makes it; a kernel without IPv6 refuses the word and has nothing to skip.
+    exec(ns, 'ip', ['link', 'set', 'dev', plan.hostIf, 'addrgenmode', 'none']);
     must(ns, 'ip', ['link', 'set', 'dev', plan.hostIf, 'master', cfg.bridge, 'up']);
     const guest = [
       'link set dev lo up',
