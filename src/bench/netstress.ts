@@ -17,9 +17,9 @@ export interface NetStressOptions {
   roots: number;
   perRoot: number;
   /**
-   * The world's host without IPv6 (a diagnosis, not the default): every
-   * private context's veth gives the host an IPv6 link-local address, and a
-   * shared context's policy refuses each by address, at most 16.
+   * The world's host without IPv6 (a diagnosis, not the default): a shared
+   * context's policy refuses the host's addresses one by one, at most 16 per
+   * family; private veths with link-local addresses used to fill it.
    */
   noIpv6?: boolean;
   log?: (s: string) => void;

@@ -256,7 +256,7 @@ export function registerBenchCommands(program: Command): void {
     .option('--per-root <n>', 'contexts of each model per root', count('--per-root'), 50)
     .option(
       '--no-ipv6',
-      "a diagnosis: the world's host without IPv6 (each private veth's link-local address counts against a shared context's 16 refused host addresses)",
+      "a diagnosis: the world's host without IPv6 (a host's IPv6 addresses count against a shared context's 16 refused host addresses)",
     )
     .option('--json <file>', 'write the results as JSON')
     .action(async (o: { roots: number; perRoot: number; ipv6: boolean; json?: string }) => {
