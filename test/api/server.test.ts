@@ -264,9 +264,11 @@ describeReal('paene serve: the JSON API', () => {
     for (const p of sleepers()) process.kill(p.pid, 'SIGKILL');
     // while an exec runs, its processes (in its child group) are the context's: ps sees them
     const running = request(socket, 'POST', '/v1/contexts/ex/exec', { argv: ['sleep', '8'], timeout: 30 });
+    // (by its whole command: the daemon just killed may linger a moment as a zombie of the init)
+    const execSleeps = () => fx.rt.ps('ex').filter((p) => p.command === 'sleep 8');
     let seen = 0;
     for (let i = 0; i < 100 && seen === 0; i++) {
-      seen = sleepers().length;
+      seen = execSleeps().length;
       if (seen === 0) await new Promise((r) => setTimeout(r, 50));
     }
     expect(seen).toBe(1);
