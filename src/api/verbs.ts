@@ -14,7 +14,7 @@ import { MOUNTS_MAX, type MountSpec, parseMountArg, validateMounts } from '../mo
 import { formatPublish } from '../net/bridgeplan.js';
 import { netSpecFrom, validateNetSpec } from '../net/model.js';
 import { checkNetAgainstCaps, validateHostname } from '../context/config.js';
-import { changeCapSpec, parseCcap, validateCcaps } from '../model/caps.js';
+import { changeCapSpec, parseCcap, profilesReport, validateCcaps } from '../model/caps.js';
 import { buildBaseImage } from '../image/base.js';
 import { EXPORT_FORMATS, type ExportFormat } from '../image/ociexport.js';
 import { DEFAULT_IMAGE, validateImageName } from '../image/store.js';
@@ -22,6 +22,7 @@ import { GUEST_TAR } from '../runtime/copy.js';
 import { openImageStore } from '../runtime/open.js';
 import type { Runtime } from '../runtime/runtime.js';
 import { liveCaps } from '../runtime/caps.js';
+import { NET_SETTINGS_WORDS, changeNetSettings } from '../runtime/netsettings.js';
 import { commitContext, contextDiskUse } from '../runtime/disk.js';
 import { changeMounts } from '../runtime/mountchange.js';
 import { createVolume, inspectVolume, listVolumes, removeVolume } from '../runtime/volumes.js';
@@ -79,6 +80,29 @@ export function verbRoutes(rt: Runtime, maxArchiveBytes = MAX_ARCHIVE_BYTES): Ro
     // net ls, net settings, net egress
     { method: 'GET', re: /^\/v1\/net$/, run: async () => rt.list().map((s) => ({ name: s.name, state: s.state, ...s.net })) },
     { method: 'GET', re: /^\/v1\/net\/settings$/, run: async () => rt.network.settings() },
+    // net settings --shared-pool/--bridge/--subnet/--publish-host/--host-netns/--egress-pool/--dns, by the same names
+    {
+      method: 'PATCH',
+      re: /^\/v1\/net\/settings$/,
+      run: async (c) => {
+        const b = objectBody(c.body, 'net settings');
+        const unknown = Object.keys(b).filter((k) => !(NET_SETTINGS_WORDS as readonly string[]).includes(k));
+        if (unknown.length > 0)
+          throw new PaeneError('invalid-argument', `net settings does not know '${unknown[0]}' (${NET_SETTINGS_WORDS.join(', ')})`);
+        const hosts = b.publishHost;
+        if (hosts !== undefined && (!Array.isArray(hosts) || hosts.length > 16 || !hosts.every((h) => typeof h === 'string')))
+          throw new PaeneError('invalid-argument', "'publishHost' must be a list of at most 16 addresses");
+        return changeNetSettings(rt, {
+          sharedPool: field(b, 'sharedPool', 'string'),
+          bridge: field(b, 'bridge', 'string'),
+          subnet: field(b, 'subnet', 'string'),
+          ...(hosts !== undefined ? { publishHost: hosts as string[] } : {}),
+          hostNetns: field(b, 'hostNetns', 'string'),
+          egressPool: field(b, 'egressPool', 'string'),
+          dns: field(b, 'dns', 'string'),
+        });
+      },
+    },
     {
       method: 'PUT',
       re: ctx('/egress'),
@@ -221,6 +245,8 @@ export function verbRoutes(rt: Runtime, maxArchiveBytes = MAX_ARCHIVE_BYTES): Ro
         return { name: name(c), hostname: h, live };
       },
     },
+    // caps --list: the capability profiles and the ccaps (as paene caps --list --json)
+    { method: 'GET', re: /^\/v1\/caps$/, run: async () => profilesReport() },
     // caps: what a running context's processes hold (as paene caps NAME --json)
     { method: 'GET', re: ctx('/caps'), run: async (c) => liveCaps(rt, name(c)) },
     // config --caps/--cap-add/--cap-drop/--reset-caps/--ccap/--drop-ccap: a stopped context's, fixed at its start

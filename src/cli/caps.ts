@@ -8,16 +8,13 @@ import {
   CAP_PROFILES,
   CAP_SET_NAMES,
   type DecodedCaps,
-  type CapSpec,
-  CCAPS,
   capMask,
   formatCapHex,
   maskToNames,
   parseCapName,
   parseCapProfile,
   changeCapSpec,
-  PROFILE_CAPS,
-  removedCaps,
+  profilesReport,
   validateCcaps,
 } from '../model/caps.js';
 import { PaeneError } from '../model/errors.js';
@@ -48,17 +45,6 @@ function printDecoded(title: string, d: DecodedCaps, expected: bigint): void {
     console.log(`  ${k.slice(3)}  ${s.hex}  ${names}${extra.length ? `   BEYOND THE PROFILE: ${extra.join(' ')}` : ''}`);
   }
   console.log(`  Seccomp  ${d.seccomp}`);
-}
-
-/** The profiles table and the ccaps table, as data (for --json and docs). */
-export function profilesReport() {
-  return {
-    profiles: CAP_PROFILES.map((p) => {
-      const spec: CapSpec = { profile: p, add: [], drop: [] };
-      return { profile: p, mask: formatCapHex(capMask(spec)), keeps: [...PROFILE_CAPS[p]], removes: removedCaps(spec) };
-    }),
-    ccaps: CCAPS.map((c) => ({ name: c.name, offered: c.offered, meaning: c.meaning, how: c.how, needsNetns: c.needsNetns ?? false })),
-  };
 }
 
 function printProfiles(): void {

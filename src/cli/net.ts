@@ -2,17 +2,8 @@
 
 import type { Command } from 'commander';
 import { formatPublish } from '../net/bridgeplan.js';
-import { PaeneError } from '../model/errors.js';
-import {
-  NET_MODES,
-  type NetSpec,
-  canonicalIp,
-  describeNet,
-  egressPoolChange,
-  parseDnsList,
-  netSpecFrom,
-  validateNetSpec,
-} from '../net/model.js';
+import { NET_MODES, type NetSpec, describeNet, netSpecFrom, validateNetSpec } from '../net/model.js';
+import { changeNetSettings } from '../runtime/netsettings.js';
 import { runtimeOf } from './common.js';
 import { formatTable, printJson } from './format.js';
 
@@ -187,29 +178,7 @@ Models (paene create NAME --net MODE):
         },
         cmd: Command,
       ) => {
-        const rt = runtimeOf(cmd);
-        const cur = rt.network.settings();
-        const changing = o.sharedPool || o.bridge || o.subnet || o.publishHost.length || o.hostNetns || o.egressPool || o.dns;
-        // the nameservers apply at each start: no need to stop anything for them
-        const walls = o.sharedPool || o.bridge || o.subnet || o.publishHost.length || o.hostNetns || o.egressPool;
-        if (walls && rt.list().some((s) => s.state === 'running' && s.net.mode !== 'host')) {
-          throw new PaeneError(
-            'wrong-state',
-            'stop the running contexts first: their walls and plumbing were made from the current settings',
-          );
-        }
-        const s = changing
-          ? rt.network.saveSettings({
-              ...(o.sharedPool ? { sharedPool4: o.sharedPool } : {}),
-              ...(o.bridge || o.subnet
-                ? { bridge: { bridge: o.bridge ?? cur.bridge.bridge, subnet4: o.subnet ?? cur.bridge.subnet4 } }
-                : {}),
-              ...(o.publishHost.length ? { published: o.publishHost.map(canonicalIp) } : {}),
-              ...(o.hostNetns ? { hostNetns: o.hostNetns } : {}),
-              ...(o.egressPool ? egressPoolChange(o.egressPool) : {}),
-              ...(o.dns ? { dns: o.dns.trim().toLowerCase() === 'host' ? undefined : parseDnsList([o.dns]) } : {}),
-            })
-          : cur;
+        const s = changeNetSettings(runtimeOf(cmd), o);
         if (o.json) printJson(s);
         else {
           console.log(`shared pool   ${s.sharedPool4}`);

@@ -427,3 +427,14 @@ export function changeCapSpec(cur: CapSpec, change: { profile?: string; add: str
   const drop = [...new Set([...base.drop.filter((x) => !adds.includes(x)), ...drops])];
   return { profile, add, drop };
 }
+
+/** The profiles table and the ccaps table, as data (for --json and docs). */
+export function profilesReport() {
+  return {
+    profiles: CAP_PROFILES.map((p) => {
+      const spec: CapSpec = { profile: p, add: [], drop: [] };
+      return { profile: p, mask: formatCapHex(capMask(spec)), keeps: [...PROFILE_CAPS[p]], removes: removedCaps(spec) };
+    }),
+    ccaps: CCAPS.map((c) => ({ name: c.name, offered: c.offered, meaning: c.meaning, how: c.how, needsNetns: c.needsNetns ?? false })),
+  };
+}

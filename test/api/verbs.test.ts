@@ -90,7 +90,7 @@ describeReal('paene serve: every verb', () => {
     await fx.rt.destroy('paene-p1', { force: true });
   });
 
-  it('net: ls, settings, egress; a wrong egress refused', async () => {
+  it('net: ls, settings (shown and changed), egress; caps --list; each with its refusal', async () => {
     await request(socket, 'POST', '/v1/contexts', { name: 'paene-n1', net: 'none' });
     expect((await request(socket, 'GET', '/v1/net')).json).toEqual([
       { name: 'paene-n1', state: 'stopped', mode: 'none', addresses: [], publish: [] },
@@ -112,6 +112,23 @@ describeReal('paene serve: every verb', () => {
     expect(await request(socket, 'PATCH', '/v1/contexts/paene-n1/net', { net: 'bridge' })).toMatchObject({ status: 422 });
     expect(await request(socket, 'PATCH', '/v1/contexts/paene-n1/net', { ips: 'x' })).toMatchObject({ status: 422 });
     expect(await request(socket, 'PATCH', '/v1/contexts/paene-n1/net', { colour: 1 })).toMatchObject({ status: 422 });
+    // net settings: changed as the CLI's flags change them; the walls' fields wait for the running contexts to stop
+    const dns = await request(socket, 'PATCH', '/v1/net/settings', { dns: '9.9.9.9,1.1.1.1' });
+    expect(dns.status, JSON.stringify(dns.json)).toBe(200);
+    expect(dns.json).toMatchObject({ dns: ['9.9.9.9', '1.1.1.1'] });
+    expect((await request(socket, 'PATCH', '/v1/net/settings', { dns: 'host' })).json).not.toHaveProperty('dns');
+    expect(await request(socket, 'PATCH', '/v1/net/settings', { colour: 1 })).toMatchObject({ status: 422 });
+    expect(await request(socket, 'PATCH', '/v1/net/settings', { publishHost: '10.0.0.1' })).toMatchObject({ status: 422 });
+    expect(await request(socket, 'PATCH', '/v1/net/settings', { egressPool: '127.5.0.0/16' })).toMatchObject({ status: 422 });
+    expect(await request(socket, 'PATCH', '/v1/net/settings', { dns: '127.0.0.53' })).toMatchObject({ status: 422 });
+    expect((await request(socket, 'POST', '/v1/contexts/paene-n1/start')).status).toBe(200);
+    const pool = (await request(socket, 'GET', '/v1/net/settings')).json as { sharedPool4: string };
+    expect(await request(socket, 'PATCH', '/v1/net/settings', { sharedPool: '127.201.0.0/16' })).toMatchObject({ status: 409 });
+    expect((await request(socket, 'GET', '/v1/net/settings')).json).toMatchObject({ sharedPool4: pool.sharedPool4 });
+    // caps --list
+    const caps = (await request(socket, 'GET', '/v1/caps')).json as { profiles: { profile: string }[]; ccaps: unknown[] };
+    expect(caps.profiles.map((p) => p.profile)).toEqual(['secure', 'strict', 'privileged']);
+    expect(caps.ccaps.length).toBeGreaterThan(0);
     await fx.rt.destroy('paene-n1', { force: true });
   });
 
