@@ -516,9 +516,15 @@ describeReal('podman 4.3 drives paene-runc (runc as the witness)', () => {
     }
   });
   kase('extra: run -it: /dev/console is the terminal', async (rt, c) => {
-    const r = await underPty(pmCmd(rt, [...runArgs(['--rm', '-it', '--name', c]), IMG, 'sh', '-c', 'ls -l /dev/console | cut -c1-10']), {
-      env,
-    });
+    const once = () =>
+      underPty(pmCmd(rt, [...runArgs(['--rm', '-it', '--name', c]), IMG, 'sh', '-c', 'ls -l /dev/console | cut -c1-10']), { env });
+    let r = await once();
+    // One CI run (of about ten) saw exit 0 and no output at all with paene-runc: the ten bytes lost between the pty
+    // and script(1). Once, said in the log, it is run again; a wrong /dev/console still fails (its output shows it).
+    if (r.code === 0 && r.stdout.trim() === '') {
+      console.log(`[${rt}] run -it: exit 0 and no output; running it once more`);
+      r = await once();
+    }
     eq(r.code, 0, `exit code (${r.stdout.trim()} ${r.stderr.trim()})`);
     match(r.stdout, /crw--w----|crw-------|crw-rw-rw-/, '/dev/console a character device');
   });
