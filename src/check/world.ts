@@ -14,6 +14,8 @@ import { openRuntime } from '../runtime/open.js';
 
 /** The address of a server "on the internet" (TEST-NET-3), on U's loopback. */
 export const BEYOND = '203.0.113.10';
+/** The world's DNS responder (on U's loopback, beside BEYOND): see `World.serveNames`. */
+export const RESOLVER = '203.0.113.53';
 /** H's address on the uplink veth: what the NAT makes a context's source. */
 export const UPLINK_HOST = '172.31.251.1';
 const UPLINK_PEER = '172.31.251.2';
@@ -118,6 +120,19 @@ export class World {
     return p;
   }
 
+  /**
+   * A DNS responder at RESOLVER in U: A records for `names` (name -> IPv4), NXDOMAIN for any other name, an
+   * empty answer for another type of a known name. Resolves once it answers (`paene net settings --dns RESOLVER`).
+   */
+  async serveNames(names: Record<string, string>): Promise<void> {
+    const r = this.run(this.u, ['ip', 'addr', 'add', `${RESOLVER}/32`, 'dev', 'lo']);
+    if (r.code !== 0) throw new Error(`ip addr add ${RESOLVER}: ${r.out}`);
+    const lines: string[] = [];
+    this.background(this.u, [process.execPath, '-e', dnsResponder(names)], lines);
+    for (let i = 0; i < 100 && !lines.includes('ready'); i++) await new Promise((res) => setTimeout(res, 50));
+    if (!lines.includes('ready')) throw new Error(`the DNS responder at ${RESOLVER} did not start`);
+  }
+
   /** Destroys the roots' contexts, stops their monitors, ends the processes it started, removes both namespaces and the root. What was left over (paene links or tables in H) is returned. */
   async close(): Promise<string[]> {
     const left: string[] = [];
@@ -151,6 +166,27 @@ export class World {
   private removeNamespaces(): void {
     for (const ns of [this.h, this.u]) spawnSync('ip', ['netns', 'delete', ns]);
   }
+}
+
+/** The source of a one-file DNS responder (node) for `names`: it prints 'ready' once bound. */
+function dnsResponder(names: Record<string, string>): string {
+  const table = Object.fromEntries(Object.entries(names).map(([n, a]) => [n.toLowerCase(), a.split('.').map(Number)]));
+  return `
+const table = ${JSON.stringify(table)};
+const s = require('node:dgram').createSocket('udp4');
+s.on('message', (q, r) => {
+  let i = 12; const name = [];
+  while (i < q.length && q[i]) { name.push(q.subarray(i + 1, i + 1 + q[i]).toString()); i += q[i] + 1; }
+  if (i + 5 > q.length) return;
+  const qend = i + 5, type = q.readUInt16BE(i + 1), addr = table[name.join('.').toLowerCase()];
+  const h = Buffer.from(q.subarray(0, 12));
+  const answer = addr !== undefined && type === 1;
+  h.writeUInt16BE(0x8180 | (addr !== undefined ? 0 : 3), 2); h.writeUInt16BE(answer ? 1 : 0, 6); h.writeUInt16BE(0, 8); h.writeUInt16BE(0, 10);
+  const ans = answer ? Buffer.from([0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, ...addr]) : Buffer.alloc(0);
+  s.send(Buffer.concat([h, q.subarray(12, qend), ans]), r.port, r.address);
+});
+s.bind(53, '${RESOLVER}', () => console.log('ready'));
+`;
 }
 
 /** Appends each whole line a child prints to `lines` as it comes. */
