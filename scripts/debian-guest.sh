@@ -8,6 +8,11 @@ out="${1:-/var/cache/paene-test/deb12-sysvinit.tar}"
 [ -s "$out" ] && exit 0
 command -v debootstrap >/dev/null || { echo "debian-guest: needs debootstrap (scripts/setup.sh --peers installs it)" >&2; exit 1; }
 mkdir -p "$(dirname "$out")"
+# two test files that need the guest may run at once (test/runtime/guest-debian, test/net/apt): one makes it,
+# the other waits for it and finds it made
+exec 9>"$out.lock"
+flock 9
+[ -s "$out" ] && exit 0
 work="$(mktemp -d /var/tmp/paene-deb12.XXXXXX)"
 trap 'rm -rf "$work"' EXIT
 echo "debian-guest: debootstrap bookworm (minbase, sysvinit-core) into $work" >&2
