@@ -152,7 +152,7 @@ describeReal("a Debian guest's apt in a default context, against a mirror in a t
     expect(closed.out).not.toMatch(/^(Get|Hit):/m);
     expect(closed.out).toMatch(/W: Failed to fetch http:\/\/deb\.paene\.test\/.*(Temporary failure resolving|Connection refused)/);
     must(['net', 'egress', 'deb', 'nat']);
-    expect(inGuest('deb', 'apt-get update').code).toBe(0);
+    expect(inGuest('deb', 'apt-get update').out).toMatch(/^(Get|Hit):\d+ http:\/\/deb\.paene\.test \.\/ Release/m); // apt exits 0 either way
     must(['destroy', '--force', 'deb']);
   }, 300_000);
 
