@@ -9,8 +9,9 @@
 //
 // It listens on ROOT/.planner.sock (0600, in the 0700 root: root only), and
 // leaves after PAENE_RUNC_PLANNER_IDLE_MS (default 5 minutes) without a call,
-// when its socket is removed or replaced (the root deleted), or when a front of
-// another build asks (an upgrade: that call and the next ones start afresh).
+// when its socket is removed or replaced (the root deleted), when the shim it
+// serves under leaves, or when a front of another build asks (an upgrade:
+// that call and the next ones start afresh).
 
 import fs from 'node:fs';
 import net from 'node:net';
@@ -191,13 +192,35 @@ function leaveCallerCgroups(): void {
   }
 }
 
+/**
+ * The subreapers a planner may be the child of: a containerd shim
+ * (containerd-shim-runc-v2, its comm cut to 15 bytes), which reaps whatever
+ * child exits and never waits for one. Every call of containerd, Docker and
+ * the CRI comes from a shim, so a planner that refused them all left each of
+ * those calls to a cold Node (0.4-1.1 s on a busy host, against 0.02-0.1 s
+ * warm). Not Podman's conmon: it waits for all its children before it exits.
+ */
+const SERVES_UNDER: ReadonlySet<string> = new Set(['containerd-shim']);
+
+/** Whether a planner whose parent is `ppid` may serve: init's child, or a shim's. */
+function servesUnder(ppid: number, parentComm: () => string): boolean {
+  if (ppid === 1) return true;
+  try {
+    return SERVES_UNDER.has(parentComm().trim());
+  } catch {
+    return false; // the parent already gone: the planner is someone else's child by now
+  }
+}
+
 /** Serves the state root until idle; returns when it leaves. */
 export async function serve(root: string, bundleFile: string): Promise<void> {
   // Started by a front under a subreaper (Podman's conmon, a containerd shim), the planner is that
   // subreaper's child once the front's fork exits: conmon waits for all its children before it
-  // exits, so a planner there would keep it (and its container's cleanup) waiting. It serves only
-  // as init's child: a call from elsewhere (podman itself, a shell, a unit) starts the one they use.
-  if (process.ppid !== 1) return;
+  // exits, so a planner there would keep it (and its container's cleanup) waiting. It serves as
+  // init's child or a containerd shim's (servesUnder); a conmon's leaves at once, and a call from
+  // elsewhere (podman itself, a shell, a unit) starts the one they use.
+  const parent = process.ppid;
+  if (!servesUnder(parent, () => fs.readFileSync(`/proc/${parent}/comm`, 'utf8'))) return;
   leaveCallerCgroups();
   const build = buildId(bundleFile);
   const idleMs = Number(process.env.PAENE_RUNC_PLANNER_IDLE_MS ?? 300_000);
@@ -244,10 +267,11 @@ export async function serve(root: string, bundleFile: string): Promise<void> {
   process.umask(old);
   const ino = fs.statSync(sockPath).ino;
   arm();
-  // the root removed or the socket replaced: this planner has nothing left to serve
+  // the root removed or the socket replaced: this planner has nothing left to serve; its shim gone
+  // (the pod or the daemon stopped): it leaves with it, so nothing of paene-runc outlives its caller
   const watch = setInterval(() => {
     try {
-      if (fs.statSync(sockPath).ino !== ino) leave();
+      if (fs.statSync(sockPath).ino !== ino || process.ppid !== parent) leave();
     } catch {
       leave();
     }

@@ -526,22 +526,25 @@ describeReal('paene-runc: an OCI runtime over bundles', () => {
     expect(runc(['delete', '--force', 'hk2']).code).toBe(0);
   });
 
+  /** The pids of the planners serving `root`. */
+  const plannersOf = (root: string) =>
+    fs
+      .readdirSync('/proc')
+      .filter((p) => /^\d+$/.test(p))
+      .filter((p) => {
+        try {
+          return fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0').join(' ').includes(`__planner ${root}`);
+        } catch {
+          return false;
+        }
+      });
+
   it("the native front hands calls to the root's warm planner; a planner of another build steps aside; it leaves with its root", async () => {
     const root = path.join(dir, 'planner-root');
     const call = () => spawnSync(BIN, ['--root', root, 'list', '-q'], { encoding: 'utf8', timeout: 30_000 });
     expect(call().status).toBe(0); // no planner yet: Node does the call and starts one
     const sock = path.join(root, '.planner.sock');
-    const planners = () =>
-      fs
-        .readdirSync('/proc')
-        .filter((p) => /^\d+$/.test(p))
-        .filter((p) => {
-          try {
-            return fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0').join(' ').includes(`__planner ${root}`);
-          } catch {
-            return false;
-          }
-        });
+    const planners = () => plannersOf(root);
     for (let i = 0; i < 200 && !fs.existsSync(sock); i++) await new Promise((r) => setTimeout(r, 50));
     expect(fs.statSync(sock).mode & 0o777).toBe(0o600);
     expect(planners().length).toBe(1);
@@ -577,6 +580,58 @@ describeReal('paene-runc: an OCI runtime over bundles', () => {
     fs.rmSync(root, { recursive: true, force: true });
     for (let i = 0; i < 200 && planners().length > 0; i++) await new Promise((r) => setTimeout(r, 50));
     expect(planners()).toEqual([]);
+  });
+
+  it("under a containerd shim the planner serves and leaves with the shim; under Podman's conmon it does not stay", async () => {
+    // the same subreaper under the two names the planner goes by
+    const probe = path.join(dir, 'subreaper-probe');
+    const cc = spawnSync('cc', ['-O2', '-o', probe, path.resolve('test/oci/subreaper-probe.c')], { encoding: 'utf8', timeout: 120_000 });
+    expect(cc.status, cc.stderr).toBe(0);
+    const ppidOf = (pid: string) => Number(/^PPid:\s*(\d+)/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]);
+    const until = async (what: string, ok: () => boolean) => {
+      for (let i = 0; i < 400 && !ok(); i++) await new Promise((r) => setTimeout(r, 50));
+      expect(ok(), what).toBe(true);
+    };
+    /** Runs one call under a subreaper named `name`; its output so far, and a way to end it. */
+    const under = (name: string, root: string) => {
+      const exe = path.join(dir, name);
+      fs.copyFileSync(probe, exe);
+      fs.chmodSync(exe, 0o755);
+      const p = spawn(exe, [BIN, '--root', root, 'list', '-q'], { stdio: ['pipe', 'pipe', 'inherit'] });
+      let out = '';
+      p.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      const exited = new Promise((r) => p.once('exit', r));
+      return { pid: p.pid, out: () => out, end: () => (p.stdin.end(), exited) };
+    };
+
+    // a shim: the planner the call started serves, as the shim's child
+    const shimRoot = path.join(dir, 'planner-shim');
+    const shim = under('containerd-shim-runc-v2', shimRoot);
+    try {
+      await until('the call under the shim ends', () => /^done \d+$/m.test(shim.out()));
+      await until('a planner serves under the shim', () => fs.existsSync(path.join(shimRoot, '.planner.sock')));
+      const [planner] = plannersOf(shimRoot);
+      expect(ppidOf(planner ?? '0')).toBe(shim.pid);
+      expect(spawnSync(BIN, ['--root', shimRoot, 'list', '-q'], { encoding: 'utf8', timeout: 30_000 }).status).toBe(0);
+      expect(plannersOf(shimRoot)).toEqual([planner]); // the same one served
+    } finally {
+      await shim.end();
+    }
+    await until('the planner leaves with its shim', () => plannersOf(shimRoot).length === 0);
+
+    // conmon waits for all its children before it exits: the planner started there leaves at once
+    const conmonRoot = path.join(dir, 'planner-conmon');
+    const conmon = under('conmon', conmonRoot);
+    try {
+      await until(
+        'the call under conmon ends and its planner leaves',
+        () => /^done \d+$/m.test(conmon.out()) && /^reaped \d+$/m.test(conmon.out()),
+      );
+      expect(fs.existsSync(path.join(conmonRoot, '.planner.sock'))).toBe(false);
+      expect(plannersOf(conmonRoot)).toEqual([]);
+    } finally {
+      await conmon.end();
+    }
   });
 
   it('features and --version answer without a container', () => {
