@@ -36,7 +36,7 @@ export function registerVolumeCommands(program: Command): void {
         console.log(
           formatTable(rows, [
             { header: 'NAME', get: (v: VolumeInfo) => v.name },
-            { header: 'CREATED', get: (v: VolumeInfo) => v.created },
+            { header: 'CREATED', get: (v: VolumeInfo) => (v.problem ? `? (${v.problem})` : v.created) },
             { header: 'USED BY', get: (v: VolumeInfo) => v.usedBy.join(',') || '-' },
           ]),
         );
@@ -50,7 +50,11 @@ export function registerVolumeCommands(program: Command): void {
     .action((name: string, o: { json?: boolean }, cmd: Command) => {
       const v = inspectVolume(runtimeOf(cmd), name);
       if (o.json) printJson(v);
-      else console.log(`name: ${v.name}\ncreated: ${v.created}\npath: ${v.path}\nused by: ${v.usedBy.join(', ') || '-'}`);
+      else
+        console.log(
+          `name: ${v.name}\ncreated: ${v.created || '?'}\npath: ${v.path}\nused by: ${v.usedBy.join(', ') || '-'}` +
+            (v.problem ? `\nproblem: ${v.problem}` : ''),
+        );
     });
 
   volume

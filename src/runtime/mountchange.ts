@@ -4,7 +4,8 @@
 import type { ContextConfig } from '../context/config.js';
 import { PaeneError } from '../model/errors.js';
 import { type MountSpec, isVolumeSource, validateMounts, validateTarget } from '../model/mounts.js';
-import { checkMounts, missingVolume, volumeMissing } from './mounts.js';
+import { checkMounts, missingVolume } from './mounts.js';
+import { volumeMissing } from './volumes.js';
 import type { Runtime } from './runtime.js';
 
 /**

@@ -10,7 +10,7 @@ import { type BindMount, type MountSpec, isVolumeSource, sourceRefusal, validate
 import type { Layout } from '../kernel/layout.js';
 import { packageRoot } from '../kernel/package.js';
 import { REGISTRY_BASE } from '../net/registry.js';
-import { volumeDataDir } from './volumes.js';
+import { volumeDataDir, volumeMissing } from './volumes.js';
 
 const bad = (why: string) => new PaeneError('invalid-argument', why);
 
@@ -63,15 +63,6 @@ export function checkHostSource(layout: Layout, source: string): { real: string;
   if (!st.isDirectory() && !st.isFile())
     throw bad(`mount source '${source}' is neither a directory nor a regular file (a device, FIFO or socket is refused)`);
   return { real, kind: st.isDirectory() ? 'dir' : 'file' };
-}
-
-/** True when no volume of that name exists (its data directory is what counts). */
-export function volumeMissing(layout: Layout, name: string): boolean {
-  try {
-    return !fs.lstatSync(volumeDataDir(layout, name)).isDirectory();
-  } catch {
-    return true;
-  }
 }
 
 export function missingVolume(name: string, target: string): PaeneError {

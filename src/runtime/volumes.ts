@@ -29,6 +29,8 @@ export interface VolumeInfo {
   path: string;
   /** the contexts whose config mounts it */
   usedBy: string[];
+  /** why its volume.json could not be read (the volume is still listed, inspected and removable) */
+  problem?: string;
 }
 
 export function volumesDir(layout: Layout): string {
@@ -39,21 +41,42 @@ export function volumeDataDir(layout: Layout, name: string): string {
   return path.join(volumesDir(layout), name, 'data');
 }
 
+/** True when no volume of that name exists (its data directory is what counts). */
+export function volumeMissing(layout: Layout, name: string): boolean {
+  try {
+    return !fs.lstatSync(volumeDataDir(layout, name)).isDirectory();
+  } catch {
+    return true;
+  }
+}
+
 function metaFile(layout: Layout, name: string): string {
   return path.join(volumesDir(layout), name, 'volume.json');
 }
 
 function readInfo(host: VolumeHost, name: string, configs = host.store.readAllConfigs()): VolumeInfo | undefined {
   let created = '';
+  let problem: string | undefined;
   try {
-    const meta = JSON.parse(fs.readFileSync(metaFile(host.layout, name), 'utf8')) as { created?: unknown };
-    created = typeof meta.created === 'string' ? meta.created : '';
+    const meta = JSON.parse(fs.readFileSync(metaFile(host.layout, name), 'utf8')) as { created?: unknown } | null;
+    if (typeof meta?.created === 'string') created = meta.created;
+    else problem = 'its volume.json has no creation time';
   } catch (e) {
-    if (errnoOf(e) === 'ENOENT' || errnoOf(e) === 'ENOTDIR') return undefined;
-    if (!(e instanceof SyntaxError)) throw e; // EACCES and the like: the CLI's own sentence (run as root)
-    throw new PaeneError('internal', `volume '${name}': its volume.json is not JSON: ${e.message}`);
+    if (errnoOf(e) === 'ENOENT' || errnoOf(e) === 'ENOTDIR') {
+      // no volume.json: a volume only if its data directory is there (a crash, or a hand-made one)
+      if (volumeMissing(host.layout, name)) return undefined;
+      problem = 'its volume.json is missing';
+    } else if (e instanceof SyntaxError) problem = `its volume.json is not JSON (${e.message})`;
+    else throw e; // EACCES and the like: the CLI's own sentence (run as root)
   }
-  return { name, created, path: volumeDataDir(host.layout, name), usedBy: volumeUsers(name, configs) };
+  // One damaged volume.json does not hide the others, nor stop its volume's removal: it is said, not thrown.
+  return {
+    name,
+    created,
+    path: volumeDataDir(host.layout, name),
+    usedBy: volumeUsers(name, configs),
+    ...(problem ? { problem } : {}),
+  };
 }
 
 export async function createVolume(host: VolumeHost, name: string, now = new Date()): Promise<VolumeInfo> {
