@@ -75,6 +75,7 @@
 
 import { Asm, R0, R1, R2, R3, R4, R5, R6, R7, R8, R9, R10, type Reg } from '../bpf/ebpf.js';
 import { PaeneError } from '../model/errors.js';
+import { SOCK_ATTACH_LIST } from '../proto/sock-attach.js';
 
 export interface SockAddrPolicy {
   /** The context's own IPv4 addresses, dotted; v4[0] is the primary (may be empty only if v6 is non-empty). */
@@ -132,21 +133,14 @@ export const SOCK_ADDR_HOOKS: readonly SockAddrHook[] = [
   'getsockname6',
 ];
 
-/** enum bpf_attach_type (include/uapi/linux/bpf.h). */
-export const ATTACH_TYPE: Readonly<Record<SockAddrHook, number>> = {
-  bind4: 8, // BPF_CGROUP_INET4_BIND
-  bind6: 9, // BPF_CGROUP_INET6_BIND
-  connect4: 10, // BPF_CGROUP_INET4_CONNECT
-  connect6: 11, // BPF_CGROUP_INET6_CONNECT
-  sendmsg4: 14, // BPF_CGROUP_UDP4_SENDMSG
-  sendmsg6: 15, // BPF_CGROUP_UDP6_SENDMSG
-  recvmsg4: 19, // BPF_CGROUP_UDP4_RECVMSG
-  recvmsg6: 20, // BPF_CGROUP_UDP6_RECVMSG
-  getpeername4: 29, // BPF_CGROUP_INET4_GETPEERNAME
-  getpeername6: 30, // BPF_CGROUP_INET6_GETPEERNAME
-  getsockname4: 31, // BPF_CGROUP_INET4_GETSOCKNAME
-  getsockname6: 32, // BPF_CGROUP_INET6_GETSOCKNAME
-};
+/**
+ * Each hook's enum bpf_attach_type constant, by name: the loader's program list
+ * (proto/sock-attach.ts) is the one source, and the numbers are <linux/bpf.h>'s
+ * through the header generated from it (paene-bpf types prints them).
+ */
+export const ATTACH_TYPE: Readonly<Record<SockAddrHook, string>> = Object.fromEntries(
+  SOCK_ATTACH_LIST.types.filter((t) => (SOCK_ADDR_HOOKS as readonly string[]).includes(t.name)).map((t) => [t.name, t.attach]),
+) as Record<SockAddrHook, string>;
 
 /** enum bpf_prog_type: BPF_PROG_TYPE_CGROUP_SOCK_ADDR. */
 export const BPF_PROG_TYPE_CGROUP_SOCK_ADDR = 18;

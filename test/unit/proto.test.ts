@@ -328,6 +328,24 @@ describe('the BPF loader program list', () => {
   it("the attach types' numbers come from the system headers and agree with the runtime's", async () => {
     const { SOCK_ATTACH_LIST } = await import('../../src/proto/sock-attach.js');
     const { ATTACH_TYPE, BPF_PROG_TYPE_CGROUP_SOCK_ADDR } = await import('../../src/net/sockaddr.js');
+    // <linux/bpf.h> as the C compiler reads it (comments gone), its two enums counted here, apart from the build
+    const cpp = spawnSync(process.env.CC ?? 'cc', ['-E', '-x', 'c', '-'], { input: '#include <linux/bpf.h>\n', encoding: 'utf8' });
+    expect(cpp.status, cpp.stderr).toBe(0);
+    const kernelEnum = (name: string): Record<string, number> => {
+      const body = new RegExp(`enum ${name} \\{([^}]*)\\}`).exec(cpp.stdout)?.[1] ?? '';
+      const out: Record<string, number> = {};
+      let next = 0;
+      for (const item of body.split(',').map((x) => x.trim())) {
+        const m = /^(\w+)(?:\s*=\s*(\d+))?$/.exec(item);
+        if (!m) continue;
+        next = m[2] === undefined ? next : Number(m[2]);
+        out[m[1] as string] = next++;
+      }
+      return out;
+    };
+    const attach = kernelEnum('bpf_attach_type');
+    const prog = kernelEnum('bpf_prog_type');
+    expect(attach.BPF_CGROUP_INET4_BIND).toBeGreaterThan(0);
     const { BPF_CGROUP_DEVICE } = await import('../../src/bpf/ebpf.js');
     const r = spawnSync(bpf, ['types'], { encoding: 'utf8' });
     expect(r.status).toBe(0);
@@ -339,7 +357,8 @@ describe('the BPF loader program list', () => {
         .map(([name, attach, prog]) => [name, [Number(attach), Number(prog)]]),
     );
     expect(Object.keys(got)).toEqual(SOCK_ATTACH_LIST.types.map((t) => t.name));
-    for (const [hook, n] of Object.entries(ATTACH_TYPE)) expect(got[hook], hook).toEqual([n, BPF_PROG_TYPE_CGROUP_SOCK_ADDR]);
+    for (const t of SOCK_ATTACH_LIST.types) expect(got[t.name], t.name).toEqual([attach[t.attach], prog[t.prog]]);
+    for (const [hook, name] of Object.entries(ATTACH_TYPE)) expect(got[hook], hook).toEqual([attach[name], BPF_PROG_TYPE_CGROUP_SOCK_ADDR]);
     expect(got.device?.[0]).toBe(BPF_CGROUP_DEVICE);
   });
 });

@@ -588,20 +588,20 @@ describe('policy validation and limits', () => {
     invalid(null, /must be an object/);
   });
 
-  it('exports the kernel attach type numbers', () => {
+  it("names each hook's kernel attach type (the numbers are <linux/bpf.h>'s: test/unit/proto.test.ts)", () => {
     expect(ATTACH_TYPE).toEqual({
-      bind4: 8,
-      bind6: 9,
-      connect4: 10,
-      connect6: 11,
-      sendmsg4: 14,
-      sendmsg6: 15,
-      recvmsg4: 19,
-      recvmsg6: 20,
-      getpeername4: 29,
-      getpeername6: 30,
-      getsockname4: 31,
-      getsockname6: 32,
+      bind4: 'BPF_CGROUP_INET4_BIND',
+      bind6: 'BPF_CGROUP_INET6_BIND',
+      connect4: 'BPF_CGROUP_INET4_CONNECT',
+      connect6: 'BPF_CGROUP_INET6_CONNECT',
+      sendmsg4: 'BPF_CGROUP_UDP4_SENDMSG',
+      sendmsg6: 'BPF_CGROUP_UDP6_SENDMSG',
+      recvmsg4: 'BPF_CGROUP_UDP4_RECVMSG',
+      recvmsg6: 'BPF_CGROUP_UDP6_RECVMSG',
+      getpeername4: 'BPF_CGROUP_INET4_GETPEERNAME',
+      getpeername6: 'BPF_CGROUP_INET6_GETPEERNAME',
+      getsockname4: 'BPF_CGROUP_INET4_GETSOCKNAME',
+      getsockname6: 'BPF_CGROUP_INET6_GETSOCKNAME',
     });
   });
 });
