@@ -491,9 +491,11 @@ export function registerContextCommands(program: Command): void {
                   ? netCell(s.net)
                   : k === 'netGaps'
                     ? (v as string[]).join('; ')
-                    : k === 'main' && s.main
-                      ? `${s.main.argv.join(' ')} (restart ${s.main.restart}): ${s.main.state ? describeMain({ ...s.main, state: s.main.state, restarts: s.main.restarts ?? 0, at: s.main.at ?? '' }) : 'not started'}`
-                      : v
+                    : k === 'mounts'
+                      ? (s.mounts ?? []).map((m) => `${m.source}:${m.target}${m.readonly ? ':ro' : ''}`).join(', ')
+                      : k === 'main' && s.main
+                        ? `${s.main.argv.join(' ')} (restart ${s.main.restart}): ${s.main.state ? describeMain({ ...s.main, state: s.main.state, restarts: s.main.restarts ?? 0, at: s.main.at ?? '' }) : 'not started'}`
+                        : v
               }`,
           )
           .join('\n'),

@@ -23,6 +23,7 @@ import { capMask } from '../model/caps.js';
 import { PaeneError } from '../model/errors.js';
 import { type CgroupWrite, cgroupWrites, freshWrites, ipcSysctls, ownControllers, schedOf } from '../cgroups/map.js';
 import type { ResourceLimits } from '../model/limits.js';
+import type { MountSpec } from '../model/mounts.js';
 import { type NetSpec, canonicalIp, netGaps, validateNetSpec } from '../net/model.js';
 import {
   type ContextConfig,
@@ -112,6 +113,8 @@ export interface ContextStatus {
   netGaps?: string[];
   /** its main process (docs/services.md): the command, and what the host knows of it; absent: it has none */
   main?: { argv: string[]; restart: string } & Partial<MainState>;
+  /** its bind mounts and volumes (docs/volumes.md), as its config holds them; absent: none */
+  mounts?: readonly MountSpec[];
 }
 
 export interface ProcessInfo {
@@ -982,6 +985,7 @@ export class Runtime {
       net: config.net,
       netGaps: netGaps(config.net),
       ...this.mainStatus(config, live !== undefined),
+      ...(config.mounts?.length ? { mounts: config.mounts } : {}),
     };
   }
 

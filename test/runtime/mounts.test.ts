@@ -190,6 +190,9 @@ describeReal('bind mounts and volumes', () => {
     expect(cli('create', 'paene-cli1', '--net', 'none', '-v', 'paene-cli:/data', '--mount', `${path.join(host, 'ro')}:/ro:ro`).code).toBe(
       0,
     );
+    // status names them (the table of one context, and --json)
+    expect(cli('status', 'paene-cli1').stdout).toMatch(new RegExp(`^mounts +paene-cli:/data, ${path.join(host, 'ro')}:/ro:ro$`, 'm'));
+    expect(JSON.parse(cli('status', 'paene-cli1', '--json').stdout).mounts).toHaveLength(2);
     const bad = cli('create', 'paene-cli2', '--net', 'none', '-v', '/proc:/x');
     expect(bad.code).not.toBe(0);
     expect(bad.stderr).toBe("paene: mount source '/proc' is refused: the host's /proc\n");
