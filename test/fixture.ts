@@ -37,7 +37,7 @@ export const TEST_CACHE_ENV = 'PAENE_TEST_CACHE';
  * reaches another's). About 0.3 s instead of 4 s of CPU for each of some twenty roots. Without the cache
  * (a run not started by vitest.config.ts), the root's first start builds it, as a user's does.
  */
-async function seedBaseImage(root: string): Promise<void> {
+export async function seedBaseImage(root: string): Promise<void> {
   const cache = process.env[TEST_CACHE_ENV];
   if (!cache) return;
   fs.mkdirSync(cache, { recursive: true, mode: 0o700 });
