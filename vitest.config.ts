@@ -12,11 +12,12 @@ import { BaseSequencer, type TestSpecification } from 'vitest/node';
 //   *-measuring  the kernel and e2e files that measure CPU or I/O (describeMeasuring
 //            in test/helpers.ts): shares, latency, throttled rates, holds
 //   v2       the cgroup and lifecycle tests again on a pure cgroup v2 kernel under qemu
-// In that order, as three groups (sequence.groupOrder): unit files two at a time;
-// then the kernel and e2e files that do not measure, two at a time (each has its own
-// state root, names, cgroup parent and network namespaces, and most of their time is
-// spent waiting on daemons, starts and builds); then, one at a time and alone, the
-// files that measure (so nothing measures beside them) and the v2 file last.
+// As two groups (sequence.groupOrder): first the unit files and the kernel and e2e files
+// that do not measure, two at a time (each has its own state root, names, cgroup parent
+// and network namespaces, and most of their time is spent waiting on daemons, starts and
+// builds; the long e2e files start first, the unit files fill the end of the group, so
+// no worker idles while the other finishes a unit group of its own); then, one at a time
+// and alone, the files that measure (so nothing measures beside them) and the v2 file last.
 // The v2 VM boots when the run starts (its project's globalSetup, test/v2/vm.ts) and
 // runs beside the others; the files that measure wait for it to end, and the v2 file
 // only reads its outcome.
@@ -98,7 +99,7 @@ export default defineConfig({
     reporters: ['default'],
     sequence: { sequencer: Sequencer },
     projects: [
-      { extends: true, test: { name: 'unit', include: glob(UNIT), fileParallelism: true, maxWorkers: 2 } },
+      { extends: true, test: { name: 'unit', include: glob(UNIT), fileParallelism: true, maxWorkers: 2, sequence: { groupOrder: 1 } } },
       ...tier('kernel', KERNEL),
       ...tier('e2e', E2E),
       { extends: true, test: { name: 'v2', include: glob(V2), globalSetup: ['test/v2/vm.ts'] } },
