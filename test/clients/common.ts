@@ -1,6 +1,7 @@
 // Shared pieces of the client end-to-end tests (docker, podman, CRI): each case
 // runs once with runc (the witness) and once with paene-runc through the SAME
-// client; a case that passes with runc must pass with paene-runc.
+// client, the two side by side unless the case shares something between them;
+// a case that passes with runc must pass with paene-runc.
 
 import { spawn, spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
@@ -112,6 +113,9 @@ export async function until<T>(fn: () => Promise<T | undefined | false>, what: s
 // ---------------------------------------------------------------------------------------------
 // The case matrix: name → runc / paene outcome.
 
+/** How a case's two halves run: together, or runc's first and then paene-runc's. */
+export type CaseOrder = 'side by side' | 'one after the other';
+
 export interface Outcome {
   ok: boolean;
   err?: string;
@@ -123,11 +127,16 @@ export class Matrix {
   readonly dropped = new Map<string, string>();
   constructor(readonly client: string) {}
 
-  /** Runs the case with runc, then with paene-runc; records both. Returns both outcomes. */
-  async both(name: string, fn: (rt: Rt) => Promise<void>): Promise<Record<Rt, Outcome>> {
+  /**
+   * Runs the case with runc and with paene-runc, side by side (the default: each half has its own
+   * container names, and most of a half's time is spent waiting on the client and its daemon) or,
+   * for a case whose halves share something (a port, a file, the whole cgroup tree), runc first,
+   * then paene-runc. Records both; returns both outcomes.
+   */
+  async both(name: string, fn: (rt: Rt) => Promise<void>, order: CaseOrder = 'side by side'): Promise<Record<Rt, Outcome>> {
     const row: Partial<Record<Rt, Outcome>> = {};
     this.rows.set(name, row);
-    for (const rt of RUNTIMES) {
+    const half = async (rt: Rt) => {
       const t0 = Date.now();
       try {
         await fn(rt);
@@ -135,7 +144,9 @@ export class Matrix {
       } catch (e) {
         row[rt] = { ok: false, err: e instanceof Error ? e.message : String(e), ms: Date.now() - t0 };
       }
-    }
+    };
+    if (order === 'side by side') await Promise.all(RUNTIMES.map(half));
+    else for (const rt of RUNTIMES) await half(rt);
     return row as Record<Rt, Outcome>;
   }
 
@@ -427,9 +438,9 @@ export function readCg(pid: number, h: string, file: string): string {
 }
 
 /**
- * Declares one vitest case that runs fn with runc, then with paene-runc (each with its own
- * container name), calls cleanup(name) after each, records both outcomes in m and fails
- * when runc passes and paene-runc does not.
+ * Declares one vitest case that runs fn with runc and with paene-runc (each with its own
+ * container name; side by side unless order says otherwise), calls cleanup(name) before and
+ * after each, records both outcomes in m and fails when runc passes and paene-runc does not.
  */
 export function matrixCase(
   m: Matrix,
@@ -438,6 +449,7 @@ export function matrixCase(
   fn: (rt: Rt, cname: string) => Promise<void>,
   cleanup: (cname: string) => Promise<unknown>,
   timeout = 300_000,
+  order: CaseOrder = 'side by side',
 ): void {
   const slug = name
     .replace(/[^a-z0-9]+/gi, '-')
@@ -446,15 +458,19 @@ export function matrixCase(
   itFn(
     name,
     async () => {
-      const o = await m.both(name, async (rt) => {
-        const cname = `${rt}-${slug}`.slice(0, 60);
-        await cleanup(cname);
-        try {
-          await fn(rt, cname);
-        } finally {
+      const o = await m.both(
+        name,
+        async (rt) => {
+          const cname = `${rt}-${slug}`.slice(0, 60);
           await cleanup(cname);
-        }
-      });
+          try {
+            await fn(rt, cname);
+          } finally {
+            await cleanup(cname);
+          }
+        },
+        order,
+      );
       if (!o.runc.ok) console.warn(`[${m.client}] ${name}: fails with runc too (not counted against paene-runc): ${o.runc.err}`);
       const v = Matrix.verdict(name, o);
       if (v) throw new Error(v);

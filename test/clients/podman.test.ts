@@ -105,8 +105,17 @@ describeReal('podman 4.3 drives paene-runc (runc as the witness)', () => {
   const removeAll = async (name: string) => {
     await pm(['rm', '-f', '-t', '0', name], { timeout: 120_000 });
   };
+  // a case's runc and paene-runc halves run side by side, except where they share something: the port in
+  // the test-made netns, our whole cgroup tree (the last case), and the terminal cases (a pty each, kept as
+  // they were while the run -it case's lost bytes are looked into)
+  const oneAfterTheOther = new Set([
+    'httpd in a test-made netns (--network ns:PATH)',
+    'run -it (terminal)',
+    'extra: run -it: /dev/console is the terminal',
+    'extra: no runtime process outlives its containers (our cgroups empty after --rm)',
+  ]);
   const kase = (name: string, fn: (rt: Rt, cname: string) => Promise<void>) =>
-    matrixCase(m, it, name, fn, (c) => removeAll(c), CASE_TIMEOUT);
+    matrixCase(m, it, name, fn, (c) => removeAll(c), CASE_TIMEOUT, oneAfterTheOther.has(name) ? 'one after the other' : 'side by side');
 
   beforeAll(async () => {
     if (shSync(['sh', '-c', 'command -v podman && command -v conmon']).code !== 0) {
@@ -310,8 +319,14 @@ describeReal('podman 4.3 drives paene-runc (runc as the witness)', () => {
   });
 
   kase('pause / unpause', async (rt, c) => {
-    // a counter the init advances 5 times a second, read from the host: it stands still while paused
-    await detached(rt, c, [], ['sh', '-c', 'i=0; while :; do i=$((i+1)); echo $i > /tmp/count; sleep 0.2; done']);
+    // a counter the init advances 5 times a second, read from the host: it stands still while paused. Each value
+    // is written beside and renamed over the last: a pause between `>`'s truncation and its write left an empty file
+    await detached(
+      rt,
+      c,
+      [],
+      ['sh', '-c', 'i=0; while :; do i=$((i+1)); echo $i > /tmp/count.new; mv /tmp/count.new /tmp/count; sleep 0.2; done'],
+    );
     const pid = await pidOf(rt, c);
     const count = () => {
       try {
@@ -326,7 +341,7 @@ describeReal('podman 4.3 drives paene-runc (runc as the witness)', () => {
     const a = count();
     await sleep(1500);
     const b = count();
-    if (a !== b) fail(`paused, yet the counter went on from ${a} to ${b}`);
+    if (!(a > 0) || a !== b) fail(`paused, yet the counter went on from ${a} to ${b}`);
     ok(await pmRt(rt, ['unpause', c]), 'podman unpause');
     eq(await inspect(rt, c, '{{.State.Status}} {{.State.Paused}}'), 'running false', 'state after unpause');
     await until(async () => count() > b, 'the counter runs again after unpause', 30_000);
