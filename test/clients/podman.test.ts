@@ -106,8 +106,8 @@ describeReal('podman 4.3 drives paene-runc (runc as the witness)', () => {
     await pm(['rm', '-f', '-t', '0', name], { timeout: 120_000 });
   };
   // a case's runc and paene-runc halves run side by side, except where they share something: the port in
-  // the test-made netns, our whole cgroup tree (the last case), and the terminal cases (a pty each, kept as
-  // they were while the run -it case's lost bytes are looked into)
+  // the test-made netns and our whole cgroup tree (the last case); and the two terminal cases stay as they
+  // were when their lost output was traced to conmon (script(1) and conmon's attach socket, 200 runs each)
   const oneAfterTheOther = new Set([
     'httpd in a test-made netns (--network ns:PATH)',
     'run -it (terminal)',
