@@ -34,11 +34,14 @@ import {
   BPF_FUNC_BIND,
   BPF_FUNC_GET_LOCAL_STORAGE,
   BPF_FUNC_KTIME_GET_NS,
+  BPF_FUNC_MAP_LOOKUP_ELEM,
   BPF_FUNC_SK_STORAGE_GET,
   BPF_SK_STORAGE_GET_F_CREATE,
   formatIPv4,
   formatIPv6,
   MAP_CGROUP,
+  MAP_SET4,
+  MAP_SET6,
   MAP_SK,
   parseIPv4,
   parseIPv6,
@@ -304,6 +307,8 @@ const V4_HOOKS = new Set<SockAddrHook>(['bind4', 'connect4', 'sendmsg4', 'recvms
 const SK_BASE = 4n << 40n;
 const STORAGE_BASE = 5n << 40n;
 const LOCAL_BASE = 6n << 40n;
+/** What bpf_map_lookup_elem returns for a key in an address set: a value pointer the programs only test for NULL. */
+const SET_VALUE = 7n << 40n;
 
 /** What the kernel's sock_addr_is_valid_access allows (net/core/filter.c). */
 function sockAddrAccess(hook: SockAddrHook): (off: number, size: number, kind: CtxAccess) => void {
@@ -363,6 +368,13 @@ export interface SockAddrCall {
   socket?: { storage?: Buffer };
   /** bpf_ktime_get_ns. */
   now?: bigint;
+  /**
+   * The keys of the address sets (sockaddr.ts's SockAddrWall addrSet4/6,
+   * the maps the loader fills): what bpf_map_lookup_elem finds. A program
+   * that looks up a set the call does not give is an error.
+   */
+  addrSet4?: Buffer;
+  addrSet6?: Buffer;
   /**
    * The cgroup's value in the cgroup storage map (bpf_get_local_storage):
    * what paene wrote after the attach, or zeros (not written yet). A
@@ -442,6 +454,19 @@ export function runSockAddr(hook: SockAddrHook, prog: Buffer, call: SockAddrCall
       return socket.storage ? STORAGE_BASE : 0n;
     },
     [BPF_FUNC_KTIME_GET_NS]: () => call.now ?? 0n,
+    // bpf_map_lookup_elem(map, key): a pointer to the value, NULL when the key is not there (the value is never read)
+    [BPF_FUNC_MAP_LOOKUP_ELEM]: ([map, key], m) => {
+      const sets = { [MAP_SET4]: [call.addrSet4, 4], [MAP_SET6]: [call.addrSet6, 16] } as const;
+      const which = Number(map - MAP_HANDLE);
+      const entry = sets[which as keyof typeof sets];
+      if (entry === undefined) throw new PaeneError('internal', `${hook}: bpf_map_lookup_elem on map ${which}, not an address set`);
+      const [set, size] = entry;
+      if (set === undefined)
+        throw new PaeneError('internal', `${hook}: the program looks up address set ${which}, and the call gives none`);
+      const k = m.read(key, size);
+      for (let o = 0; o < set.length; o += size) if (set.subarray(o, o + size).equals(k)) return SET_VALUE;
+      return 0n;
+    },
     // bpf_get_local_storage(map, flags): never NULL, the storage of the cgroup the program is attached to
     [BPF_FUNC_GET_LOCAL_STORAGE]: ([map, flags]) => {
       if (map !== MAP_HANDLE + BigInt(MAP_CGROUP))

@@ -58,10 +58,12 @@ const ATTACH_ORDER: readonly SockAddrHook[] = [
   ...SOCK_ADDR_HOOKS.filter((h) => !leavesUnchanged(h)),
 ];
 
-/** A set of programs and, when they read one, the cgroup's storage value (sockaddr.ts's SockAddrWall). */
+/** A set of programs and, when they read them, the cgroup's storage value and the address sets (sockaddr.ts's SockAddrWall). */
 export interface SockAddrLoad {
   progs: Readonly<Partial<Record<SockAddrHook, Buffer>>>;
   storage?: Buffer;
+  addrSet4?: Buffer;
+  addrSet6?: Buffer;
 }
 
 /** The hex arguments of program sets already seen (buildSockAddr hands out the same object for the same set). */
@@ -79,7 +81,8 @@ function listArgs(part: () => string[]): string[] {
 
 /**
  * The socket storage map the programs share (sk-storage=BYTES, sockaddr.ts's
- * STORE), the cgroup storage value (cg-storage=HEX), then HOOK=HEX
+ * STORE), the cgroup storage value (cg-storage=HEX), the address sets
+ * (addr-set4=HEX, addr-set6=HEX: the host's addresses, when many), then HOOK=HEX
  * arguments in ATTACH_ORDER (also what a start hands the helper): the
  * loader's program list, src/proto/sock-attach.ts.
  */
@@ -94,7 +97,8 @@ export function sockAddrArgs(w: SockAddrLoad): string[] {
     progs = listArgs(() => progArgs(list));
     hexOf.set(w.progs, progs);
   }
-  return [...listArgs(() => storageArgs({ skStorage: STORE.size, cgStorage: w.storage })), ...progs];
+  const maps = { skStorage: STORE.size, cgStorage: w.storage, addrSet4: w.addrSet4, addrSet6: w.addrSet6 };
+  return [...listArgs(() => storageArgs(maps)), ...progs];
 }
 
 /**

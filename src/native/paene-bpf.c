@@ -5,12 +5,12 @@
  * (src/net/sockaddr.ts, src/oci/resources.ts, src/bpf/ebpf.ts) and
  * arrive as hex.
  *
- *   paene-bpf attach CGROUP_DIR [sk-storage=BYTES] [cg-storage=HEX] TYPE=HEX [TYPE=HEX ...]
+ *   paene-bpf attach CGROUP_DIR [sk-storage=BYTES] [cg-storage=HEX] [addr-set4=HEX] [addr-set6=HEX] TYPE=HEX [TYPE=HEX ...]
  *   paene-bpf detach CGROUP_DIR TYPE [TYPE ...]
  *   paene-bpf query  CGROUP_DIR TYPE [TYPE ...]     prints "TYPE count tag" per line
  *   paene-bpf store  CGROUP_DIR HEX TYPE [TYPE ...]  writes a new storage value
- *   paene-bpf verify [sk-storage=BYTES] [cg-storage=HEX] TYPE=HEX [TYPE=HEX ...]   load only
- *   paene-bpf echo   [sk-storage=BYTES] [cg-storage=HEX] TYPE=HEX [TYPE=HEX ...]   parse only, print back
+ *   paene-bpf verify [sk-storage=BYTES] [cg-storage=HEX] [addr-set4=HEX] [addr-set6=HEX] TYPE=HEX [TYPE=HEX ...]   load only
+ *   paene-bpf echo   [sk-storage=BYTES] [cg-storage=HEX] [addr-set4=HEX] [addr-set6=HEX] TYPE=HEX [TYPE=HEX ...]   parse only, print back
  *   paene-bpf types                                  prints "TYPE attach-number prog-type-number" per line
  *
  * TYPE is an attach type's name (bind4, connect6, ..., device); the list's
@@ -18,7 +18,9 @@
  * the numbers come from <linux/bpf.h> through the generated sock_attach_list.h.
  * sk-storage=BYTES makes one socket storage map the programs share,
  * cg-storage=HEX one cgroup storage map, and attach writes HEX as the
- * cgroup's value in it (the context's own addresses; see sockattach.h).
+ * cgroup's value in it (the context's own addresses; see sockattach.h);
+ * addr-set4=HEX and addr-set6=HEX each a frozen hash map of the addresses
+ * HEX lists (the host's, which the programs refuse).
  *
  * attach is all or nothing. Every program is loaded (verified) first, so a
  * rejected program changes nothing. Then each is attached with flags 0 (no
@@ -37,7 +39,8 @@
  *
  * query's tag is the kernel's tag of the program attached (hex; "-" when
  * none): a hash of its instructions with the map references zeroed, which
- * the caller compares with its own programs'. store writes HEX as the
+ * the caller compares with its own programs' (whose bytes carry a digest of
+ * their address sets, so that other sets make another tag). store writes HEX as the
  * cgroup's value in the cgroup storage maps of that size that the programs
  * attached for the TYPEs read: a live change of addresses where the
  * programs stay the same (it fails when no such map is there).
@@ -122,12 +125,12 @@ static int sa_store(const char *dir, const unsigned *types, int ntypes, const un
 }
 
 static void usage(void) {
-  fprintf(stderr, "usage: paene-bpf attach CGROUP_DIR [sk-storage=BYTES] [cg-storage=HEX] TYPE=HEX...\n"
+  fprintf(stderr, "usage: paene-bpf attach CGROUP_DIR [sk-storage=BYTES] [cg-storage=HEX] [addr-set4=HEX] [addr-set6=HEX] TYPE=HEX...\n"
                   "       paene-bpf detach CGROUP_DIR TYPE...\n"
                   "       paene-bpf query CGROUP_DIR TYPE...\n"
                   "       paene-bpf store CGROUP_DIR HEX TYPE...\n"
-                  "       paene-bpf verify [sk-storage=BYTES] [cg-storage=HEX] TYPE=HEX...\n"
-                  "       paene-bpf echo [sk-storage=BYTES] [cg-storage=HEX] TYPE=HEX...\n"
+                  "       paene-bpf verify [sk-storage=BYTES] [cg-storage=HEX] [addr-set4=HEX] [addr-set6=HEX] TYPE=HEX...\n"
+                  "       paene-bpf echo [sk-storage=BYTES] [cg-storage=HEX] [addr-set4=HEX] [addr-set6=HEX] TYPE=HEX...\n"
                   "       paene-bpf types\n");
   exit(EXIT_USAGE);
 }

@@ -464,12 +464,12 @@ static int key_matches(const char *key, size_t keylen, char **progs, int n) {
  * requester with the error.
  */
 static int prepare_sock_set(int conn, int argc, char **argv) {
-  char *progs[MAX_PROGS + 2]; /* the storage options and the programs */
-  int n = bpf_args(argc, argv, progs, MAX_PROGS + 2);
+  char *progs[MAX_PROGS + 4]; /* the map options (sk-storage, cg-storage, addr-set4, addr-set6) and the programs */
+  int n = bpf_args(argc, argv, progs, MAX_PROGS + 4);
   start_set = NULL;
   if (n == 0) return 0;
   if (n < 0) {
-    reply_err(conn, HELPER_ERROR_FAILED, "more than %d --bpf-prog arguments", MAX_PROGS + 2);
+    reply_err(conn, HELPER_ERROR_FAILED, "more than %d --bpf-prog arguments", MAX_PROGS + 4);
     return -1;
   }
   const char *dir = "the context's cgroup";

@@ -73,6 +73,15 @@ static int parse_prog(const char *arg, struct prog *p, struct sa_err *e) {
   return 0;
 }
 
+/* An empty set: nothing parsed, no fd. */
+static void sa_init(struct sa_set *s) {
+  memset(s, 0, sizeof *s);
+  s->sk_map = s->cg_map = s->set_map[0] = s->set_map[1] = -1;
+}
+
+/* The key size of addr-set4 (k 0) and addr-set6 (k 1). */
+static unsigned set_key_size(int k) { return k ? 16 : 4; }
+
 /* Closes the set's fds and frees what it holds; the set can be parsed again after. */
 void sa_close(struct sa_set *s) {
   for (int i = 0; i < s->n; i++) {
@@ -81,15 +90,17 @@ void sa_close(struct sa_set *s) {
   }
   if (s->sk_map >= 0) close(s->sk_map);
   if (s->cg_map >= 0) close(s->cg_map);
+  for (int k = 0; k < 2; k++) {
+    if (s->set_map[k] >= 0) close(s->set_map[k]);
+    free(s->set[k]);
+  }
   free(s->value);
-  memset(s, 0, sizeof *s);
-  s->sk_map = s->cg_map = -1;
+  sa_init(s);
 }
 
 /* [sk-storage=BYTES] [cg-storage=HEX] TYPE=HEX... → a set (nothing loaded yet). */
 int sa_parse(struct sa_set *s, int argc, char **argv, struct sa_err *e) {
-  memset(s, 0, sizeof *s);
-  s->sk_map = s->cg_map = -1;
+  sa_init(s);
   const size_t skp = strlen(SOCK_ATTACH_SK_STORAGE), cgp = strlen(SOCK_ATTACH_CG_STORAGE);
   if (argc >= 1 && strncmp(argv[0], SOCK_ATTACH_SK_STORAGE, skp) == 0) {
     char *x;
@@ -106,6 +117,18 @@ int sa_parse(struct sa_set *s, int argc, char **argv, struct sa_err *e) {
     if (!s->value || len > MAX_CG_STORAGE)
       return sa_fail(e, EXIT_USAGE, SOCK_ATTACH_CG_STORAGE " takes the value in hex, 1 to %d bytes", MAX_CG_STORAGE);
     s->cg_bytes = (unsigned)len;
+    argc--, argv++;
+  }
+  static const char *const set_prefix[2] = {SOCK_ATTACH_ADDR_SET4, SOCK_ATTACH_ADDR_SET6};
+  for (int k = 0; k < 2; k++) {
+    if (argc < 1 || strncmp(argv[0], set_prefix[k], strlen(set_prefix[k])) != 0) continue;
+    size_t len;
+    s->set[k] = sa_unhex(argv[0] + strlen(set_prefix[k]), &len);
+    if (!s->set[k] || len % set_key_size(k) || len / set_key_size(k) > MAX_ADDR_SET) {
+      sa_close(s);
+      return sa_fail(e, EXIT_USAGE, "%.9s takes 1 to %d addresses of %u bytes in hex", set_prefix[k], MAX_ADDR_SET, set_key_size(k));
+    }
+    s->set_n[k] = (unsigned)(len / set_key_size(k));
     argc--, argv++;
   }
   if (argc < 1) return sa_fail(e, EXIT_USAGE, "no programs given");
@@ -130,6 +153,13 @@ void sa_echo(const struct sa_set *s, FILE *out) {
   if (s->cg_bytes) {
     fputs(SOCK_ATTACH_CG_STORAGE, out);
     put_hex(s->value, s->cg_bytes, out);
+    fputc('\n', out);
+  }
+  static const char *const set_prefix[2] = {SOCK_ATTACH_ADDR_SET4, SOCK_ATTACH_ADDR_SET6};
+  for (int k = 0; k < 2; k++) {
+    if (!s->set[k]) continue;
+    fputs(set_prefix[k], out);
+    put_hex(s->set[k], s->set_n[k] * set_key_size(k), out);
     fputc('\n', out);
   }
   for (int i = 0; i < s->n; i++) {
@@ -222,6 +252,44 @@ static int create_cg_storage(unsigned bytes, struct sa_err *e) {
   return fd;
 }
 
+/*
+ * An address set: a hash map whose keys are the n addresses (key_size bytes
+ * each; the value, 1 byte, is unused: a program asks only whether a key is
+ * there), filled and then frozen, so that only programs read it from now on.
+ */
+static int create_addr_set(const unsigned char *keys, unsigned n, unsigned key_size, struct sa_err *e) {
+  union bpf_attr a;
+  memset(&a, 0, sizeof(a));
+  a.map_type = BPF_MAP_TYPE_HASH;
+  a.key_size = key_size;
+  a.value_size = 1;
+  a.max_entries = n;
+  snprintf(a.map_name, sizeof(a.map_name), "paene_set%u", key_size == 4 ? 4u : 6u);
+  int fd = (int)sa_sys_bpf(BPF_MAP_CREATE, &a);
+  if (fd < 0) return sa_fail(e, EXIT_FAIL, "creating the address set map failed: %s", strerror(errno));
+  unsigned char one = 1;
+  for (unsigned i = 0; i < n; i++) {
+    memset(&a, 0, sizeof(a));
+    a.map_fd = (unsigned)fd;
+    a.key = (uintptr_t)(keys + (size_t)i * key_size);
+    a.value = (uintptr_t)&one;
+    a.flags = BPF_ANY; /* a key listed twice is one entry */
+    if (sa_sys_bpf(BPF_MAP_UPDATE_ELEM, &a) < 0) {
+      int err = errno;
+      close(fd);
+      return sa_fail(e, EXIT_FAIL, "filling the address set map failed: %s", strerror(err));
+    }
+  }
+  memset(&a, 0, sizeof(a));
+  a.map_fd = (unsigned)fd;
+  if (sa_sys_bpf(BPF_MAP_FREEZE, &a) < 0) {
+    int err = errno;
+    close(fd);
+    return sa_fail(e, EXIT_FAIL, "freezing the address set map failed: %s", strerror(err));
+  }
+  return fd;
+}
+
 /* Points every map reference (ld_imm64 with src_reg BPF_PSEUDO_MAP_FD) at the map its immediate names. */
 static int bind_maps(struct sa_set *s, struct sa_err *e) {
   for (int i = 0; i < s->n; i++)
@@ -229,13 +297,12 @@ static int bind_maps(struct sa_set *s, struct sa_err *e) {
       struct bpf_insn *x = &s->ps[i].insns[j];
       if (x->code != (BPF_LD | BPF_DW | BPF_IMM)) continue;
       if (x->src_reg == BPF_PSEUDO_MAP_FD) {
-        int fd = x->imm == 0 ? s->sk_map : x->imm == 1 ? s->cg_map : -2;
+        static const char *const needs[4] = {"sk-storage=BYTES", "cg-storage=HEX", "addr-set4=HEX", "addr-set6=HEX"};
+        int fd = x->imm == 0 ? s->sk_map : x->imm == 1 ? s->cg_map : x->imm == 2 ? s->set_map[0] : x->imm == 3 ? s->set_map[1] : -2;
         if (fd == -2)
-          return sa_fail(e, EXIT_USAGE, "%s refers to map %d: only 0 (sk-storage) and 1 (cg-storage) exist", sa_type_name(s->ps[i].type),
-                         x->imm);
-        if (fd < 0)
-          return sa_fail(e, EXIT_USAGE, "%s uses map %d: put %s first", sa_type_name(s->ps[i].type), x->imm,
-                         x->imm == 0 ? "sk-storage=BYTES" : "cg-storage=HEX");
+          return sa_fail(e, EXIT_USAGE, "%s refers to map %d: only 0 (sk-storage), 1 (cg-storage), 2 (addr-set4) and 3 (addr-set6) exist",
+                         sa_type_name(s->ps[i].type), x->imm);
+        if (fd < 0) return sa_fail(e, EXIT_USAGE, "%s uses map %d: put %s first", sa_type_name(s->ps[i].type), x->imm, needs[x->imm]);
         if (x->imm == 1) s->ps[i].uses_cg = 1;
         x->imm = fd;
       }
@@ -279,6 +346,8 @@ static int kernel_has_sock_addr(void) {
 int sa_load(struct sa_set *s, struct sa_err *e) {
   if (s->sk_bytes && (s->sk_map = create_sk_storage(s->sk_bytes, e)) < 0) goto fail;
   if (s->cg_bytes && (s->cg_map = create_cg_storage(s->cg_bytes, e)) < 0) goto fail;
+  for (int k = 0; k < 2; k++)
+    if (s->set[k] && (s->set_map[k] = create_addr_set(s->set[k], s->set_n[k], set_key_size(k), e)) < 0) goto fail;
   if (bind_maps(s, e) < 0) goto fail;
   for (int i = 0; i < s->n; i++) {
     struct prog *p = &s->ps[i];

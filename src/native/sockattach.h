@@ -6,7 +6,8 @@
  * (src/net/sockaddr.ts) and arrive as arguments; nothing here decides what
  * they do. Nothing here exits either: errors come back in a struct sa_err.
  *
- * A program list is [sk-storage=BYTES] [cg-storage=HEX] TYPE=HEX..., described
+ * A program list is [sk-storage=BYTES] [cg-storage=HEX] [addr-set4=HEX]
+ * [addr-set6=HEX] TYPE=HEX..., described
  * once in src/proto/sock-attach.ts (the generated sock_attach_list.h has its
  * prefixes, bounds and attach types):
  *   sk-storage=BYTES  one socket storage map (BPF_MAP_TYPE_SK_STORAGE, BYTES
@@ -16,10 +17,15 @@
  *                     shared by all its attach types) whose value size is
  *                     HEX's; HEX is the value written for the cgroup attached
  *                     to (the programs read the context's own addresses there);
+ *   addr-set4=HEX     a hash map (BPF_MAP_TYPE_HASH) whose keys are the 4-byte
+ *   addr-set6=HEX     (16-byte) addresses HEX lists, filled at load and then
+ *                     frozen (user space cannot change it; the programs only
+ *                     look up): the host's addresses the programs refuse;
  *   TYPE=HEX          a program for the attach type named TYPE (bind4, ...,
  *                     device: its number is <linux/bpf.h>'s); an ld_imm64 map
  *                     reference's immediate says which map: 0 the socket
- *                     storage map, 1 the cgroup storage map.
+ *                     storage map, 1 the cgroup storage map, 2 addr-set4,
+ *                     3 addr-set6.
  * See paene-bpf.c for the all-or-nothing contract of an attach.
  */
 #ifndef PAENE_SOCKATTACH_H
@@ -48,6 +54,7 @@
 #define LOG_SIZE (1u << 20)
 #define MAX_STORAGE SOCK_ATTACH_MAX_SK_STORAGE
 #define MAX_CG_STORAGE SOCK_ATTACH_MAX_CG_STORAGE
+#define MAX_ADDR_SET SOCK_ATTACH_MAX_ADDR_SET
 
 enum { EXIT_FAIL = 1, EXIT_USAGE = 2, EXIT_UNSUPPORTED = 3 };
 
@@ -74,6 +81,9 @@ struct sa_set {
   unsigned cg_bytes;    /* 0: no cgroup storage map */
   unsigned char *value; /* cg-storage's value as parsed (the tool writes it; the monitor takes each start's own) */
   int sk_map, cg_map;
+  unsigned char *set[2]; /* addr-set4, addr-set6: their keys one after another (NULL: no such map) */
+  unsigned set_n[2];     /* how many keys */
+  int set_map[2];
 };
 
 int sa_fail(struct sa_err *e, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

@@ -35,7 +35,14 @@
 // unrolled comparison per own address against a slot of the value; the
 // host-wide lists stay immediates, up to 16 entries each), and trusts a
 // value only when its ready word names that shape: a value not written yet
-// fails closed. All policy is here, decided in TypeScript: the programs and
+// fails closed. The host's own addresses (hostDeny4/6) have no such limit: up
+// to 16 per family are immediates too, more are keys of a hash map per
+// family (BPF_MAP_TYPE_HASH, made, filled and frozen by the loader from the
+// list handed to it, proto/sock-attach.ts's addr-set4/addr-set6), one lookup
+// per call; the programs then carry a digest of the set, so that their tags
+// (what a live change compares) differ when the host's addresses do. Ranges
+// are nets (denyNets4, denyNets6: the host's IPv6 link-local fe80::/10 is one
+// net, not an address per interface). All policy is here, decided in TypeScript: the programs and
 // the value are made here, and a start hands both to the monitor
 // (src/native/paene-helper.c), which keeps loaded sets by their bytes,
 // attaches one to the context's cgroup and writes the value;
@@ -73,6 +80,7 @@
 //   programs apply the v4 rules to mapped addresses, or the v6 hooks would be
 //   a way around the v4 wall.
 
+import { createHash } from 'node:crypto';
 import { Asm, R0, R1, R2, R3, R4, R5, R6, R7, R8, R9, R10, type Reg } from '../bpf/ebpf.js';
 import { PaeneError } from '../model/errors.js';
 import { SOCK_ATTACH_LIST } from '../proto/sock-attach.js';
@@ -84,7 +92,11 @@ export interface SockAddrPolicy {
   v6: string[];
   /** CIDRs of addresses other contexts own (e.g. the pool '127.77.0.0/16'): connect/sendmsg to these allowed as is. */
   peerNets4: string[];
-  /** The host's own addresses that are not published to contexts (exact addresses): connect/sendmsg refused. */
+  /**
+   * The host's own addresses that are not published to contexts (exact
+   * addresses): connect/sendmsg refused. Any number up to
+   * SOCK_ATTACH_LIST.maxAddrSet per family (more than 16: a map lookup).
+   */
   hostDeny4: string[];
   hostDeny6: string[];
   /**
@@ -102,6 +114,12 @@ export interface SockAddrPolicy {
    * shared one reaches only through their published host ports. Absent: none.
    */
   denyNets4?: string[];
+  /**
+   * IPv6 CIDRs refused whole (checked with hostDeny6, first): e.g.
+   * fe80::/10, where every interface of the host has an address of its own.
+   * No own address may lie inside. Absent: none.
+   */
+  denyNets6?: string[];
 }
 
 export type SockAddrHook =
@@ -176,16 +194,31 @@ export const MAP_CGROUP = 1;
 export const LOCAL = { ready: 0, own: 4 } as const;
 export const LOCAL_READY = 1;
 
-/** What a shared context's start attaches: the programs and its storage value. */
+/**
+ * What a shared context's start attaches: the programs, its storage value,
+ * and when a host list is longer than MAX_SOCK_ADDR_ENTRIES, the keys of the
+ * address set the programs look it up in (4 or 16 bytes each, sorted).
+ */
 export interface SockAddrWall {
   progs: Readonly<Record<SockAddrHook, Buffer>>;
   storage: Buffer;
+  addrSet4?: Buffer;
+  addrSet6?: Buffer;
 }
 /** How long a host-loopback client may be answered after its last datagram (conntrack's unreplied UDP timeout). */
 export const REPLY_WINDOW_NS = 30_000_000_000n;
 
-/** Most own addresses per family, and most entries per list: every one is an unrolled comparison. */
+/**
+ * Most own addresses per family, and most entries per list: every one is an
+ * unrolled comparison. hostDeny4/6 longer than this become an address set
+ * (up to SOCK_ATTACH_LIST.maxAddrSet each).
+ */
 export const MAX_SOCK_ADDR_ENTRIES = 16;
+/** enum bpf_func_id: BPF_FUNC_map_lookup_elem. */
+export const BPF_FUNC_MAP_LOOKUP_ELEM = 1;
+/** Which of the loader's maps an ld_imm64 names: the IPv4 and IPv6 address sets (addr-set4, addr-set6). */
+export const MAP_SET4 = 2;
+export const MAP_SET6 = 3;
 
 /** struct bpf_sock_addr field offsets. */
 export const SA = {
@@ -291,26 +324,31 @@ interface Net4 {
   net: number;
   mask: number;
 }
+/** An IPv6 net as four (net, mask) words, as a 4-byte load sees them. */
+type Net6 = Net4[];
 
 /** The validated policy: own addresses as bytes (they go into the storage value), the rest as program constants. */
 interface Compiled {
   own4: Buffer[];
   own6: Buffer[];
   peer4: Net4[];
-  deny4: number[];
-  deny6: number[][];
+  deny4: Buffer[];
+  deny6: Buffer[];
   allow4: number[];
   denyNets4: Net4[];
+  denyNets6: Net6[];
 }
 
 function compile(p: SockAddrPolicy): Compiled {
   if (typeof p !== 'object' || p === null) throw bad('the network policy must be an object');
-  for (const k of ['v4', 'v6', 'peerNets4', 'hostDeny4', 'hostDeny6', 'hostAllow4', 'denyNets4'] as const) {
-    if ((k === 'hostAllow4' || k === 'denyNets4') && p[k] === undefined) continue;
+  for (const k of ['v4', 'v6', 'peerNets4', 'hostDeny4', 'hostDeny6', 'hostAllow4', 'denyNets4', 'denyNets6'] as const) {
+    if ((k === 'hostAllow4' || k === 'denyNets4' || k === 'denyNets6') && p[k] === undefined) continue;
     const list = p[k] as string[];
     if (!Array.isArray(list)) throw bad(`the network policy's ${k} must be a list of addresses`);
-    if (list.length > MAX_SOCK_ADDR_ENTRIES) {
-      throw bad(`the network policy's ${k} has ${list.length} entries; at most ${MAX_SOCK_ADDR_ENTRIES} are supported`);
+    const max = k === 'hostDeny4' || k === 'hostDeny6' ? SOCK_ATTACH_LIST.maxAddrSet : MAX_SOCK_ADDR_ENTRIES;
+    if (list.length > max) {
+      const what = k === 'hostDeny4' || k === 'hostDeny6' ? `the host's own IPv${k.slice(-1)} addresses` : `the network policy's ${k}`;
+      throw bad(`${what} has ${list.length} entries; at most ${max} are supported`);
     }
     for (const e of list) if (typeof e !== 'string') throw bad(`the network policy's ${k} must hold strings, not ${typeof e}`);
   }
@@ -367,10 +405,26 @@ function compile(p: SockAddrPolicy): Compiled {
       mask.writeUInt32BE(maskBE);
       return { net: word(addr), mask: word(mask) };
     };
+  const net6 =
+    (what: string) =>
+    (s: string): Net6 => {
+      const m = /^([^/]+)\/(\d{1,3})$/.exec(s);
+      const bits = m ? Number(m[2]) : NaN;
+      const addr = m ? parseIPv6(m[1]) : undefined;
+      if (!addr || !(bits >= 0 && bits <= 128)) throw bad(`${what}: '${s}' is not an IPv6 CIDR (a:b::/n)`);
+      const mask = Buffer.alloc(16);
+      for (let i = 0; i < 16; i++) mask[i] = 0xff & ~(0xff >> Math.max(0, Math.min(8, bits - 8 * i)));
+      if (addr.some((x, i) => (x & ~mask[i]) !== 0)) throw bad(`${what}: '${s}' has host bits set`);
+      return [0, 4, 8, 12].map((o) => ({ net: word(addr, o), mask: word(mask, o) }));
+    };
   const peer4 = p.peerNets4.map(net4('peer network'));
   const denyNets4 = (p.denyNets4 ?? []).map(net4('network to deny'));
   const deny4 = p.hostDeny4.map((s) => v4('host address to deny', s));
   const deny6 = p.hostDeny6.map((s) => v6('host IPv6 address to deny', s));
+  const denyNets6 = (p.denyNets6 ?? []).map(net6('IPv6 network to deny'));
+  for (const o of own6) {
+    if (denyNets6.some((n) => inNet6(o, n))) throw bad(`own IPv6 address: '${formatIPv6(o)}' lies in a network denied whole`);
+  }
   const allow4 = (p.hostAllow4 ?? []).map((s) => v4('host address to allow', s));
 
   noDuplicates('own IPv4 address', p.v4, (s) => formatIPv4(v4('', s)));
@@ -385,12 +439,24 @@ function compile(p: SockAddrPolicy): Compiled {
     own4,
     own6,
     peer4,
-    deny4: deny4.map((b) => word(b)),
-    deny6: deny6.map(words6),
+    deny4: distinctSorted(deny4),
+    deny6: distinctSorted(deny6),
     allow4: allow4.map((b) => word(b)),
     denyNets4,
+    denyNets6,
   };
 }
+
+const inNet6 = (b: Buffer, n: Net6): boolean => n.every((w, i) => (word(b, 4 * i) & w.mask) >>> 0 === w.net >>> 0);
+
+/** The addresses once each, in byte order: the same host gives the same set, whatever order its interfaces list. */
+function distinctSorted(list: Buffer[]): Buffer[] {
+  const seen = new Map(list.map((b) => [b.toString('hex'), b]));
+  return [...seen.keys()].sort().map((k) => seen.get(k) as Buffer);
+}
+
+/** A host list the programs look up in a map (addr-set4/6) rather than compare as immediates. */
+const inSet = (list: Buffer[]): boolean => list.length > MAX_SOCK_ADDR_ENTRIES;
 
 /** Checks a policy without building programs; throws PaeneError('invalid-argument'). */
 export function validateSockAddrPolicy(p: SockAddrPolicy): void {
@@ -427,8 +493,9 @@ export function sockAddrStorage(p: SockAddrPolicy): Buffer {
 // Registers: r6 holds the context for the whole program (helper calls
 // clobber r1-r5); r9 the cgroup's storage value (the own addresses); the
 // address under decision is loaded into r2 (IPv4) or r2..r5 (the four words
-// of an IPv6 address); r1 is scratch; r7 the socket's storage value, r8 the
-// socket (ctx->sk).
+// of an IPv6 address; reloaded from the context after an address set lookup,
+// whose call clobbers them); r1 is scratch; r7 the socket's storage value, r8
+// the socket (ctx->sk).
 
 const CTX = R6;
 const VAL = R7;
@@ -440,17 +507,23 @@ const W6: [Reg, Reg, Reg, Reg] = [R2, R3, R4, R5];
 /** A 32-bit word of an address: a constant, or a slot of the storage value (byte offset) read at run time. */
 type W = number | { at: number };
 
-/** What the programs are specialised on: how many own addresses (their slots), and the host-wide lists as constants. */
+/**
+ * What the programs are specialised on: how many own addresses (their
+ * slots), and the host-wide lists as constants; a host list in an address
+ * set is 'set' (one map lookup), and `sets` a digest of the sets' keys.
+ */
 interface Shape {
   own4: W[];
   own6: W[][];
   n4: number;
   n6: number;
   peer4: Net4[];
-  deny4: number[];
-  deny6: number[][];
+  deny4: number[] | 'set';
+  deny6: number[][] | 'set';
   allow4: number[];
   denyNets4: Net4[];
+  denyNets6: Net6[];
+  sets?: number;
 }
 
 function shapeOf(c: Compiled): Shape {
@@ -462,11 +535,30 @@ function shapeOf(c: Compiled): Shape {
     n4,
     n6,
     peer4: c.peer4,
-    deny4: c.deny4,
-    deny6: c.deny6,
+    deny4: inSet(c.deny4) ? 'set' : c.deny4.map((b) => word(b)),
+    deny6: inSet(c.deny6) ? 'set' : c.deny6.map(words6),
     allow4: c.allow4,
     denyNets4: c.denyNets4,
+    denyNets6: c.denyNets6,
+    sets: setsDigest(c),
   };
+}
+
+/** The keys of the address sets (undefined: the list is immediates). */
+function setsOf(c: Compiled): { addrSet4?: Buffer; addrSet6?: Buffer } {
+  return {
+    ...(inSet(c.deny4) ? { addrSet4: Buffer.concat(c.deny4) } : {}),
+    ...(inSet(c.deny6) ? { addrSet6: Buffer.concat(c.deny6) } : {}),
+  };
+}
+
+/** 32 bits of a SHA-256 of the sets' keys; undefined when there is no set. */
+function setsDigest(c: Compiled): number | undefined {
+  const s = setsOf(c);
+  if (s.addrSet4 === undefined && s.addrSet6 === undefined) return undefined;
+  const h = createHash('sha256');
+  h.update(`4:${s.addrSet4?.toString('hex') ?? ''};6:${s.addrSet6?.toString('hex') ?? ''}`);
+  return h.digest().readUInt32LE(0);
 }
 
 /** Labels every program has: return 1 / return 0. */
@@ -483,6 +575,8 @@ interface Exits {
 function prologue(a: Asm, s: Shape, local: boolean, notReady: 'allow' | 'deny'): Exits {
   const x = { allow: 'allow', deny: 'deny' };
   a.mov64(CTX, R1);
+  // the address sets' digest: their content is in the maps, not in these bytes; this puts it in the tag
+  if (s.sets !== undefined) a.mov32(TMP, { imm: s.sets });
   if (local) {
     a.ldMap(R1, MAP_CGROUP).mov64(R2, { imm: 0 }).call(BPF_FUNC_GET_LOCAL_STORAGE).mov64(LOC, R0);
     a.ldx(4, TMP, LOC, LOCAL.ready).jmp32('jne', TMP, { imm: readyWord(s.n4, s.n6) }, x[notReady]);
@@ -555,6 +649,43 @@ function jeqAny(a: Asm, reg: Reg, values: W[], to: string): void {
   for (const v of values) cmpW(a, 'jeq', reg, v, to);
 }
 
+/**
+ * Jumps to `to` if the IPv4 address in reg (read from ctx[at]) is one of
+ * the host's listed ones: immediates, or a lookup in the address set (the
+ * call clobbers r1-r5: reg is read again after it).
+ */
+function hostDeny4(a: Asm, c: Shape, reg: Reg, at: number, to: string): void {
+  if (c.deny4 !== 'set') {
+    jeqAny(a, reg, c.deny4, to);
+    return;
+  }
+  a.stx(4, R10, -4, reg);
+  a.ldMap(R1, MAP_SET4).mov64(R2, R10).alu64('add', R2, { imm: -4 }).call(BPF_FUNC_MAP_LOOKUP_ELEM);
+  a.jmp('jne', R0, { imm: 0 }, to);
+  a.ldx(4, reg, CTX, at);
+}
+
+/** The same for the IPv6 address in W6 (read from ctx[at..at+16]); then the networks denied whole. */
+function hostDeny6(a: Asm, c: Shape, at: number, to: string): void {
+  if (c.deny6 !== 'set') {
+    jeqAny6(a, c.deny6, to);
+  } else {
+    W6.forEach((r, i) => a.stx(4, R10, -16 + 4 * i, r));
+    a.ldMap(R1, MAP_SET6).mov64(R2, R10).alu64('add', R2, { imm: -16 }).call(BPF_FUNC_MAP_LOOKUP_ELEM);
+    a.jmp('jne', R0, { imm: 0 }, to);
+    load6(a, at);
+  }
+  for (const n of c.denyNets6) {
+    const next = a.newLabel('net6');
+    n.forEach((w, i) => {
+      if (w.mask === 0) return;
+      a.mov32(TMP, W6[i]).alu32('and', TMP, { imm: w.mask }).jmp32('jne', TMP, { imm: w.net }, next);
+    });
+    a.ja(to);
+    a.label(next);
+  }
+}
+
 /** Jumps to `to` if the IPv6 address in W6 equals any of the addresses. */
 function jeqAny6(a: Asm, addrs: W[][], to: string): void {
   for (const w of addrs) {
@@ -607,7 +738,7 @@ function dest4Rule(a: Asm, c: Shape, addr: Reg, writeAt: number, x: Exits, repli
   const redirect = a.newLabel('dst.redirect');
   const beyond = a.newLabel('dst.beyond');
   a.jmp32('jeq', addr, { imm: 0 }, redirect); // 0.0.0.0 means "this host" to connect() and sendto()
-  jeqAny(a, addr, c.deny4, x.deny);
+  hostDeny4(a, c, addr, writeAt, x.deny);
   inNets(a, addr, c.denyNets4, x.deny); // a private network's contexts: only through their published ports
   unlessLoopback(a, addr, beyond);
   jeqAny(a, addr, c.own4, x.allow);
@@ -768,7 +899,7 @@ function connectOrSend6(c: Shape, hook: 'connect6' | 'sendmsg6'): Buffer {
   const source6 = a.newLabel('source6');
   const source4 = a.newLabel('source4');
   load6(a, SA.user_ip6);
-  jeqAny6(a, c.deny6, x.deny);
+  hostDeny6(a, c, SA.user_ip6, x.deny);
   classify6(a, mapped, local);
   a.ja(source6);
 
@@ -929,7 +1060,16 @@ const assembled = new Map<string, Readonly<Record<SockAddrHook, Buffer>>>();
 const ASSEMBLED_MAX = 8;
 
 function programsFor(c: Compiled): Readonly<Record<SockAddrHook, Buffer>> {
-  const key = JSON.stringify([c.own4.length, c.own6.length, c.peer4, c.deny4, c.deny6, c.allow4, c.denyNets4]);
+  const key = JSON.stringify([
+    c.own4.length,
+    c.own6.length,
+    c.peer4,
+    c.deny4.map((b) => b.toString('hex')),
+    c.deny6.map((b) => b.toString('hex')),
+    c.allow4,
+    c.denyNets4,
+    c.denyNets6,
+  ]);
   let progs = assembled.get(key);
   if (progs === undefined) {
     progs = Object.freeze(programsOf(shapeOf(c)));
@@ -946,7 +1086,7 @@ function programsFor(c: Compiled): Readonly<Record<SockAddrHook, Buffer>> {
  */
 export function buildSockAddr(p: SockAddrPolicy): SockAddrWall {
   const c = compile(p);
-  return { progs: programsFor(c), storage: storageOf(c) };
+  return { progs: programsFor(c), storage: storageOf(c), ...setsOf(c) };
 }
 
 /** Every hook's program for a policy's shape (see buildSockAddr). */

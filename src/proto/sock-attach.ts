@@ -2,12 +2,15 @@
 // hands paene-bpf (kernel/bpf.ts) and the monitor of paene-helper (a start
 // request's --bpf-prog values), one argument each:
 //
-//   [sk-storage=BYTES] [cg-storage=HEX] TYPE=HEX...
+//   [sk-storage=BYTES] [cg-storage=HEX] [addr-set4=HEX] [addr-set6=HEX] TYPE=HEX...
 //
 // sk-storage makes the socket storage map the programs share (BYTES per
 // socket), cg-storage the cgroup storage map and its value for the cgroup
-// attached to; TYPE=HEX is a program (its eBPF instructions in hex) for the
-// attach type named TYPE. The names travel, not numbers: the generated
+// attached to; addr-set4 and addr-set6 each a hash map whose keys are the
+// 4-byte (16-byte) addresses HEX lists one after another (the programs look
+// an address up in it: the host's own addresses, src/net/sockaddr.ts);
+// TYPE=HEX is a program (its eBPF instructions in hex) for the attach type
+// named TYPE. The names travel, not numbers: the generated
 // header (dist/gen/sock_attach_list.h) maps each to the kernel's enum
 // bpf_attach_type and enum bpf_prog_type constants from <linux/bpf.h>, so
 // no side spells an attach type number. paene-bpf echo parses a list and
@@ -25,9 +28,17 @@ export interface AttachType {
 
 export const SOCK_ATTACH_LIST = {
   name: 'sock_attach_list',
-  doc: 'runtime -> paene-bpf, paene-helper: [sk-storage=BYTES] [cg-storage=HEX] TYPE=HEX..., one argument each',
+  doc: 'runtime -> paene-bpf, paene-helper: [sk-storage=BYTES] [cg-storage=HEX] [addr-set4=HEX] [addr-set6=HEX] TYPE=HEX..., one argument each',
   skStorage: 'sk-storage',
   cgStorage: 'cg-storage',
+  addrSet4: 'addr-set4',
+  addrSet6: 'addr-set6',
+  /**
+   * addr-set4/addr-set6: 1 to this many addresses each (a hash map's
+   * entries). An argument of execve is at most 128 KiB (MAX_ARG_STRLEN):
+   * 4000 IPv6 addresses in hex are 125 KiB.
+   */
+  maxAddrSet: 4000,
   maxProgs: 32,
   /** sk-storage: a multiple of 4 bytes (an int array), at most this */
   maxSkStorage: 256,
@@ -60,6 +71,10 @@ export interface SockAttachList {
   skStorage?: number;
   /** the cgroup storage value (absent: no cgroup storage map) */
   cgStorage?: Buffer;
+  /** the keys of the IPv4 address set, 4 bytes each, distinct (absent: no such map) */
+  addrSet4?: Buffer;
+  /** the keys of the IPv6 address set, 16 bytes each, distinct (absent: no such map) */
+  addrSet6?: Buffer;
   progs: readonly (readonly [type: AttachName, insns: Buffer])[];
 }
 
@@ -74,8 +89,8 @@ export function sockAttachArgs(l: SockAttachList): string[] {
   return [...storageArgs(l), ...progArgs(l.progs)];
 }
 
-/** The list's storage arguments (sk-storage=BYTES, cg-storage=HEX), checked. */
-export function storageArgs(l: Pick<SockAttachList, 'skStorage' | 'cgStorage'>): string[] {
+/** The list's map arguments (sk-storage=BYTES, cg-storage=HEX, addr-set4=HEX, addr-set6=HEX), checked. */
+export function storageArgs(l: Pick<SockAttachList, 'skStorage' | 'cgStorage' | 'addrSet4' | 'addrSet6'>): string[] {
   const out: string[] = [];
   if (l.skStorage !== undefined) {
     if (!Number.isInteger(l.skStorage) || l.skStorage <= 0 || l.skStorage % 4 !== 0 || l.skStorage > L.maxSkStorage)
@@ -86,6 +101,16 @@ export function storageArgs(l: Pick<SockAttachList, 'skStorage' | 'cgStorage'>):
     if (l.cgStorage.length === 0 || l.cgStorage.length > L.maxCgStorage)
       throw new SockAttachError(`${L.cgStorage}: 1 to ${L.maxCgStorage} bytes, not ${l.cgStorage.length}`);
     out.push(`${L.cgStorage}=${l.cgStorage.toString('hex')}`);
+  }
+  for (const [key, set, size] of [
+    [L.addrSet4, l.addrSet4, 4],
+    [L.addrSet6, l.addrSet6, 16],
+  ] as const) {
+    if (set === undefined) continue;
+    const n = set.length / size;
+    if (!Number.isInteger(n) || n < 1 || n > L.maxAddrSet)
+      throw new SockAttachError(`${key}: 1 to ${L.maxAddrSet} addresses of ${size} bytes, not ${set.length} bytes`);
+    out.push(`${key}=${set.toString('hex')}`);
   }
   return out;
 }
@@ -107,7 +132,9 @@ const HEX = /^(?:[0-9a-f]{2})+$/;
 /** Arguments back into a list (a native echo's output): the inverse of sockAttachArgs. */
 export function parseSockAttachArgs(argv: readonly string[]): SockAttachList {
   let i = 0;
-  const l: { skStorage?: number; cgStorage?: Buffer; progs: [AttachName, Buffer][] } = { progs: [] };
+  const l: { skStorage?: number; cgStorage?: Buffer; addrSet4?: Buffer; addrSet6?: Buffer; progs: [AttachName, Buffer][] } = {
+    progs: [],
+  };
   const value = (a: string | undefined, key: string) => (a?.startsWith(`${key}=`) ? a.slice(key.length + 1) : undefined);
   const sk = value(argv[i], L.skStorage);
   if (sk !== undefined) {
@@ -119,6 +146,16 @@ export function parseSockAttachArgs(argv: readonly string[]): SockAttachList {
   if (cg !== undefined) {
     if (!HEX.test(cg)) throw new SockAttachError(`${L.cgStorage}: not hex`);
     l.cgStorage = Buffer.from(cg, 'hex');
+    i++;
+  }
+  for (const [key, field] of [
+    [L.addrSet4, 'addrSet4'],
+    [L.addrSet6, 'addrSet6'],
+  ] as const) {
+    const set = value(argv[i], key);
+    if (set === undefined) continue;
+    if (!HEX.test(set)) throw new SockAttachError(`${key}: not hex`);
+    l[field] = Buffer.from(set, 'hex');
     i++;
   }
   for (; i < argv.length; i++) {
@@ -145,6 +182,9 @@ export function sockAttachHeader(source: string): string {
     '#include <linux/bpf.h>',
     `#define ${P}_SK_STORAGE "${L.skStorage}="`,
     `#define ${P}_CG_STORAGE "${L.cgStorage}="`,
+    `#define ${P}_ADDR_SET4 "${L.addrSet4}="`,
+    `#define ${P}_ADDR_SET6 "${L.addrSet6}="`,
+    `#define ${P}_MAX_ADDR_SET ${L.maxAddrSet}`,
     `#define ${P}_MAX_PROGS ${L.maxProgs}`,
     `#define ${P}_MAX_SK_STORAGE ${L.maxSkStorage}`,
     `#define ${P}_MAX_CG_STORAGE ${L.maxCgStorage}`,

@@ -491,7 +491,9 @@ export class ContextNetwork {
       v6: config.net.addresses.filter((a) => familyOf(a) === 6),
       peerNets4: s.egressPool4 !== undefined ? [s.sharedPool4, s.egressPool4] : [s.sharedPool4],
       hostDeny4: [...new Set(deny4)],
-      hostDeny6: hostOnly.filter((a) => familyOf(a) === 6),
+      // every interface has a link-local address of its own (each veth of a Docker host): one net, not a list
+      hostDeny6: hostOnly.filter((a) => familyOf(a) === 6 && !isLinkLocal6(a)),
+      denyNets6: [LINK_LOCAL6],
       // with a 127.x address, what it may reach outside 127/8 (the rest would be a bare EINVAL: refused as EPERM)
       hostAllow4: s.published.filter((a) => familyOf(a) === 4),
       denyNets4: this.privateSubnetsHere(s),
@@ -770,6 +772,10 @@ const LEASE_GRACE_MS = 30_000;
 
 /** How long a port claim without its owner's config counts as a create in progress (an image build included). */
 const CREATE_GRACE_MS = 10 * 60_000;
+
+/** IPv6 link-local unicast (RFC 4291): the host's on every interface; a shared context never reaches them. */
+const LINK_LOCAL6 = 'fe80::/10';
+const isLinkLocal6 = (a: string): boolean => /^fe[89ab][0-9a-f]:/i.test(a);
 
 /** Every address on the host's interfaces (this process's network namespace). */
 export function hostAddresses(): string[] {

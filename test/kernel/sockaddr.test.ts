@@ -24,6 +24,10 @@ const NEIGHBOUR = '127.77.1.3';
 const OWN_AFTER = '127.77.1.4';
 const HOST_ONLY = '127.88.0.1'; // stands in for a host address not published to contexts
 
+/** 64 host addresses (stand-ins on 127.88.1.x, as HOST_ONLY) and 64 IPv6 ones: more than 16, an address set each. */
+const HOSTS4 = Array.from({ length: 64 }, (_, i) => `127.88.1.${i + 1}`);
+const HOSTS6 = Array.from({ length: 64 }, (_, i) => `2001:db8::${(i + 1).toString(16)}`);
+
 const policy = (own: string): SockAddrPolicy => ({
   v4: [own],
   v6: [],
@@ -235,7 +239,7 @@ describeReal('shared-network sock_addr programs on the real kernel', () => {
     if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
   });
 
-  it('every program passes the kernel verifier (v4 only, dual stack, v6 only, 16 entries a list)', () => {
+  it('every program passes the kernel verifier (v4 only, dual stack, v6 only, 16 entries a list, 64 host addresses)', () => {
     const n = (f: (i: number) => string) => Array.from({ length: 16 }, (_, i) => f(i));
     const policies: SockAddrPolicy[] = [
       policy(OWN),
@@ -254,6 +258,8 @@ describeReal('shared-network sock_addr programs on the real kernel', () => {
         hostDeny4: n((i) => `192.0.2.${i + 1}`),
         hostDeny6: n((i) => `2001:db8::${i + 1}`),
       },
+      { ...policy(OWN), v6: ['fd00::2'], hostDeny4: HOSTS4, hostDeny6: HOSTS6, denyNets6: ['fe80::/10'] },
+      { v4: [], v6: ['fd00::2'], peerNets4: [], hostDeny4: HOSTS4, hostDeny6: [], denyNets6: ['fe80::/10'] },
     ];
     for (const p of policies) verifySockAddr(buildSockAddr(p));
   });
@@ -413,6 +419,36 @@ describeReal('shared-network sock_addr programs on the real kernel', () => {
       { address: '0.0.0.0', bound: OWN_AFTER },
       { address: '127.77.1.9', bound: '127.77.1.9' },
     ]);
+  });
+
+  it('64 host addresses a family: the 20th and the 60th refused by a lookup in the address set, the rest as before; a live change with another set attaches anew', async () => {
+    const port = { 20: 0, 60: 0 };
+    for (const i of [20, 60] as const) port[i] = await tcpServer(HOSTS4[i - 1] as string, 0, 'host');
+    const many: SockAddrPolicy = { ...policy(OWN), hostDeny4: HOSTS4, hostDeny6: HOSTS6, denyNets6: ['fe80::/10'] };
+    const w = buildSockAddr(many);
+    expect([w.addrSet4?.length, w.addrSet6?.length]).toEqual([64 * 4, 64 * 16]);
+    attachSockAddr(cg, w);
+    const steps: Step[] = [
+      { op: 'connect', host: HOSTS4[19] as string, port: port[20] },
+      { op: 'connect', host: HOSTS4[59] as string, port: port[60] },
+      { op: 'connect', host: `::ffff:${HOSTS4[59]}`, port: port[60] },
+      { op: 'udp', host: HOSTS4[59] as string, port: port[60] },
+      { op: 'connect', host: HOSTS6[59] as string, port: 9 }, // refused before any packet could leave
+      { op: 'connect', host: 'fe80::1', port: 9 }, // the link-local net, whole
+      { op: 'connect', host: NEIGHBOUR, port: nbPort },
+      { op: 'connect', host: '127.0.0.1', port: tcpPort },
+    ];
+    const r = await inCgroup(cg, steps);
+    expect(r.slice(0, 6)).toEqual(Array.from({ length: 6 }, () => ({ err: 'EPERM' })));
+    expect(r[6]).toEqual({ data: `neighbour ${OWN}`, local: OWN, remote: NEIGHBOUR });
+    expect(r[7]).toEqual({ data: `own ${OWN}`, local: '127.0.0.1', remote: '127.0.0.1' });
+    // the same set in another order: the same programs, only the value stored; a set without the 60th: new programs
+    expect(applySockAddr(cg, buildSockAddr({ ...many, hostDeny4: [...HOSTS4].reverse() }))).toBe('stored');
+    expect(applySockAddr(cg, buildSockAddr({ ...many, hostDeny4: HOSTS4.filter((_, i) => i !== 59) }))).toBe('attached');
+    const after = await inCgroup(cg, steps.slice(0, 2));
+    expect(after[0]).toEqual({ err: 'EPERM' });
+    expect(after[1]).not.toEqual({ err: 'EPERM' }); // a host loopback address now: redirected to its own (the model's rule)
+    expect(hits.host).toBe(0);
   });
 
   it('programs whose storage value is not written (zeros) fail closed: bind and connect refused', async () => {

@@ -301,6 +301,8 @@ describe('the BPF loader program list', () => {
     const sent = {
       skStorage: 16,
       cgStorage: Buffer.from('00112233445566778899', 'hex'),
+      addrSet4: Buffer.from('c0000201c0000202', 'hex'),
+      addrSet6: Buffer.alloc(16 * 3, 0xfe),
       progs: SOCK_ATTACH_LIST.types.map((t, i) => [t.name, insns(i + 1, i)] as const),
     };
     const args = sockAttachArgs(sent);
@@ -311,6 +313,9 @@ describe('the BPF loader program list', () => {
     // without the storage maps, and a large program
     const big = { progs: [['connect6', insns(4096, 3)] as const] };
     expect(parseSockAttachArgs(echoList(sockAttachArgs(big)).lines)).toEqual(big);
+    // the largest address sets, one set alone
+    const sets = { addrSet6: Buffer.alloc(16 * SOCK_ATTACH_LIST.maxAddrSet, 0x20), progs: [['connect6', insns(2, 1)] as const] };
+    expect(parseSockAttachArgs(echoList(sockAttachArgs(sets)).lines)).toEqual(sets);
   });
   it('both sides refuse what the description does not allow', async () => {
     const { sockAttachArgs, parseSockAttachArgs } = await import('../../src/proto/sock-attach.js');
@@ -318,9 +323,22 @@ describe('the BPF loader program list', () => {
     expect(() => sockAttachArgs({ progs: [] })).toThrow(/no programs/);
     expect(() => sockAttachArgs({ skStorage: 6, progs: [['bind4', one]] })).toThrow(/multiple of 4/);
     expect(() => sockAttachArgs({ progs: [['bind4', Buffer.alloc(7)]] })).toThrow(/not whole eBPF instructions/);
+    expect(() => sockAttachArgs({ addrSet4: Buffer.alloc(6), progs: [['bind4', one]] })).toThrow(
+      /addr-set4: 1 to 4000 addresses of 4 bytes/,
+    );
+    expect(() => sockAttachArgs({ addrSet6: Buffer.alloc(16 * 4001), progs: [['bind4', one]] })).toThrow(/addr-set6: 1 to 4000/);
     expect(() => sockAttachArgs({ progs: Array.from({ length: 33 }, () => ['bind4', one] as const) })).toThrow(/more than 32/);
     expect(() => parseSockAttachArgs(['8=00'])).toThrow(/expected TYPE=HEX/);
-    for (const bad of [['8=0000000000000000'], ['bind4=zz'], ['bind4=00'], ['sk-storage=6', 'bind4=0000000000000000'], []]) {
+    for (const bad of [
+      ['8=0000000000000000'],
+      ['bind4=zz'],
+      ['bind4=00'],
+      ['sk-storage=6', 'bind4=0000000000000000'],
+      ['addr-set4=c00002', 'bind4=0000000000000000'],
+      [`addr-set4=${'00'.repeat(4 * 4001)}`, 'bind4=0000000000000000'],
+      ['addr-set6=zz', 'bind4=0000000000000000'],
+      [],
+    ]) {
       const r = echoList(bad);
       expect(r.status, bad.join(' ')).toBe(2);
     }

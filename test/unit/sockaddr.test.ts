@@ -52,7 +52,8 @@ const V6: SockAddrPolicy = {
 /** Runs a policy's program with its storage value in the cgroup storage, as a started context has it. */
 function run(p: SockAddrPolicy, hook: SockAddrHook, call: SockAddrCall | string) {
   const w = buildSockAddr(p);
-  return runSockAddr(hook, w.progs[hook], { local: w.storage, ...(typeof call === 'string' ? { ip: call, port: 4242 } : call) });
+  const maps = { local: w.storage, addrSet4: w.addrSet4, addrSet6: w.addrSet6 };
+  return runSockAddr(hook, w.progs[hook], { ...maps, ...(typeof call === 'string' ? { ip: call, port: 4242 } : call) });
 }
 /** 'allow IP' when allowed (with the address after rewriting), 'deny' otherwise. */
 function verdict(p: SockAddrPolicy, hook: SockAddrHook, ip: string): string {
@@ -545,6 +546,62 @@ describe('invariants over many addresses', () => {
   });
 });
 
+describe('a host with many addresses of its own', () => {
+  // 64 IPv4 (an IP alias per vserver guest on eth0) and 64 IPv6 addresses, and link-local ones (a veth per container)
+  const host4 = Array.from({ length: 64 }, (_, i) => `192.0.2.${i + 1}`);
+  const host6 = Array.from({ length: 64 }, (_, i) => `2001:db8::${(i + 1).toString(16)}`);
+  const MANY: SockAddrPolicy = { ...EG, v6: ['fd00::2'], hostDeny4: host4, hostDeny6: host6, denyNets6: ['fe80::/10'] };
+
+  it('refuses each of them, by a lookup in an address set per family', () => {
+    const w = buildSockAddr(MANY);
+    expect(w.addrSet4?.length).toBe(64 * 4);
+    expect(w.addrSet6?.length).toBe(64 * 16);
+    for (const ip of [host4[0], host4[19], host4[59], host4[63]]) {
+      expect(verdict(MANY, 'connect4', ip as string), ip).toBe('deny');
+      expect(run(MANY, 'sendmsg4', { ip: ip as string, port: 53, type: 'dgram', msgSrc: '10.77.0.2' }).ret, ip).toBe(0);
+      expect(verdict(MANY, 'connect6', `::ffff:${ip}`), ip).toBe('deny'); // the v4 rules on mapped addresses
+    }
+    for (const ip of [host6[0], host6[19], host6[59], host6[63]]) {
+      expect(verdict(MANY, 'connect6', ip as string), ip).toBe('deny');
+      expect(run(MANY, 'sendmsg6', { ip: ip as string, port: 53, type: 'dgram', msgSrc: 'fd00::2' }).ret, ip).toBe(0);
+    }
+    // what is not the host's goes as before: the world, a published address, a neighbour, its own loopback
+    expect(verdict(MANY, 'connect4', '192.0.2.65')).toBe('allow 192.0.2.65');
+    expect(verdict(MANY, 'connect4', '192.0.2.20')).toBe('deny'); // published is hostAllow4; the 20th is in the deny list too
+    expect(verdict(MANY, 'connect4', '198.51.100.7')).toBe('allow 198.51.100.7');
+    expect(verdict(MANY, 'connect4', '127.0.0.1')).toBe('allow 10.77.0.2');
+    expect(verdict(MANY, 'connect4', '10.77.0.9')).toBe('allow 10.77.0.9');
+    expect(verdict(MANY, 'connect6', '2001:db8::41')).toBe('allow 2001:db8::41');
+    expect(verdict(MANY, 'connect6', '::1')).toBe('allow fd00::2');
+    expect(run(MANY, 'connect4', '198.51.100.7').binds).toEqual(['10.77.0.2:0']);
+  });
+
+  it('refuses the link-local net whole, and nothing next to it', () => {
+    for (const ip of ['fe80::1', 'fe80::a8bb:ccff:fedd:eeff', 'febf:ffff::1']) expect(verdict(MANY, 'connect6', ip), ip).toBe('deny');
+    for (const ip of ['fec0::1', 'fe7f::1', 'fd00::9']) expect(verdict(MANY, 'connect6', ip), ip).toBe(`allow ${ip}`);
+    expect(verdict({ ...V6, denyNets6: ['fe80::/10'] }, 'connect6', 'fe80::1')).toBe('deny');
+    invalid({ ...MANY, v6: ['fe80::2'] }, /'fe80::2' lies in a network denied whole/);
+    invalid({ ...MANY, denyNets6: ['fe80::1/10'] }, /host bits set/);
+    invalid({ ...MANY, denyNets6: ['fe80::/129'] }, /not an IPv6 CIDR/);
+  });
+
+  it('up to 16 stay immediates; the set is the same whatever the order, and another set makes other program bytes', () => {
+    expect(buildSockAddr({ ...MANY, hostDeny4: host4.slice(0, 16), hostDeny6: host6.slice(0, 16) }).addrSet4).toBeUndefined();
+    expect(buildSockAddr({ ...MANY, hostDeny4: host4.slice(0, 17) }).addrSet4?.length).toBe(17 * 4);
+    const a = buildSockAddr(MANY);
+    const b = buildSockAddr({ ...MANY, hostDeny4: [...host4].reverse(), hostDeny6: [...host6, host6[3] as string] });
+    expect(b.addrSet4).toEqual(a.addrSet4);
+    expect(b.addrSet6).toEqual(a.addrSet6);
+    expect(b.progs.connect4.equals(a.progs.connect4)).toBe(true);
+    // a live change compares the programs' tags (map contents are not in them): the set's digest is
+    const c = buildSockAddr({ ...MANY, hostDeny4: [...host4.slice(1), '192.0.2.99'] });
+    expect(c.progs.connect4.equals(a.progs.connect4)).toBe(false);
+    expect(c.progs.connect4.length).toBe(a.progs.connect4.length);
+    // a program that looks up a set is never run without it
+    expect(() => runSockAddr('connect4', a.progs.connect4, { ip: '192.0.2.1', local: a.storage })).toThrow(/address set/);
+  });
+});
+
 describe('policy validation and limits', () => {
   it('accepts 16 entries in every list and builds small programs', () => {
     const n = (f: (i: number) => string) => Array.from({ length: 16 }, (_, i) => f(i));
@@ -564,9 +621,17 @@ describe('policy validation and limits', () => {
     expect(verdict(big, 'connect6', '2001:db8::10')).toBe('deny');
   });
 
-  it('refuses more than 16 entries, naming the list', () => {
+  it('refuses more than 16 entries, naming the list; the host lists up to the address set limit, naming the count', () => {
     invalid({ ...V4, v4: Array.from({ length: 17 }, (_, i) => `127.77.3.${i + 1}`) }, /v4 has 17 entries; at most 16/);
-    invalid({ ...V4, hostDeny6: Array.from({ length: 17 }, (_, i) => `2001:db8::${i + 1}`) }, /hostDeny6 has 17/);
+    invalid({ ...V4, peerNets4: Array.from({ length: 17 }, (_, i) => `127.${100 + i}.0.0/16`) }, /peerNets4 has 17 entries/);
+    const v4s = (n: number) => Array.from({ length: n }, (_, i) => `198.18.${i >> 8}.${i & 255}`);
+    const v6s = (n: number) => Array.from({ length: n }, (_, i) => `2001:db8::${(i + 1).toString(16)}`);
+    invalid({ ...V4, hostDeny4: v4s(4001) }, /the host's own IPv4 addresses has 4001 entries; at most 4000 are supported/);
+    invalid({ ...V4, hostDeny6: v6s(4001) }, /the host's own IPv6 addresses has 4001 entries; at most 4000/);
+    const w = buildSockAddr({ ...V4, hostDeny4: v4s(4000), hostDeny6: v6s(4000) });
+    expect(w.addrSet4?.length).toBe(4 * 4000);
+    expect(w.addrSet6?.length).toBe(16 * 4000);
+    expect(verdict({ ...V4, hostDeny4: v4s(4000) }, 'connect4', '198.18.15.159')).toBe('deny');
   });
 
   it('refuses malformed or meaningless addresses with a clear message', () => {
