@@ -345,10 +345,13 @@ function compile(p: SockAddrPolicy): Compiled {
     if ((k === 'hostAllow4' || k === 'denyNets4' || k === 'denyNets6') && p[k] === undefined) continue;
     const list = p[k] as string[];
     if (!Array.isArray(list)) throw bad(`the network policy's ${k} must be a list of addresses`);
-    const max = k === 'hostDeny4' || k === 'hostDeny6' ? SOCK_ATTACH_LIST.maxAddrSet : MAX_SOCK_ADDR_ENTRIES;
-    if (list.length > max) {
-      const what = k === 'hostDeny4' || k === 'hostDeny6' ? `the host's own IPv${k.slice(-1)} addresses` : `the network policy's ${k}`;
-      throw bad(`${what} has ${list.length} entries; at most ${max} are supported`);
+    if ((k === 'hostDeny4' || k === 'hostDeny6') && list.length > SOCK_ATTACH_LIST.maxAddrSet) {
+      throw bad(
+        `the host has ${list.length} IPv${k.slice(-1)} addresses of its own to refuse; a shared context's wall holds at most ${SOCK_ATTACH_LIST.maxAddrSet}`,
+      );
+    }
+    if (k !== 'hostDeny4' && k !== 'hostDeny6' && list.length > MAX_SOCK_ADDR_ENTRIES) {
+      throw bad(`the network policy's ${k} has ${list.length} entries; at most ${MAX_SOCK_ADDR_ENTRIES} are supported`);
     }
     for (const e of list) if (typeof e !== 'string') throw bad(`the network policy's ${k} must hold strings, not ${typeof e}`);
   }

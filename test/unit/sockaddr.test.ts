@@ -626,8 +626,11 @@ describe('policy validation and limits', () => {
     invalid({ ...V4, peerNets4: Array.from({ length: 17 }, (_, i) => `127.${100 + i}.0.0/16`) }, /peerNets4 has 17 entries/);
     const v4s = (n: number) => Array.from({ length: n }, (_, i) => `198.18.${i >> 8}.${i & 255}`);
     const v6s = (n: number) => Array.from({ length: n }, (_, i) => `2001:db8::${(i + 1).toString(16)}`);
-    invalid({ ...V4, hostDeny4: v4s(4001) }, /the host's own IPv4 addresses has 4001 entries; at most 4000 are supported/);
-    invalid({ ...V4, hostDeny6: v6s(4001) }, /the host's own IPv6 addresses has 4001 entries; at most 4000/);
+    invalid(
+      { ...V4, hostDeny4: v4s(4001) },
+      /the host has 4001 IPv4 addresses of its own to refuse; a shared context's wall holds at most 4000/,
+    );
+    invalid({ ...V4, hostDeny6: v6s(4001) }, /the host has 4001 IPv6 addresses of its own to refuse/);
     const w = buildSockAddr({ ...V4, hostDeny4: v4s(4000), hostDeny6: v6s(4000) });
     expect(w.addrSet4?.length).toBe(4 * 4000);
     expect(w.addrSet6?.length).toBe(16 * 4000);
