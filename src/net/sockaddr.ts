@@ -461,6 +461,36 @@ function distinctSorted(list: Buffer[]): Buffer[] {
 /** A host list the programs look up in a map (addr-set4/6) rather than compare as immediates. */
 const inSet = (list: Buffer[]): boolean => list.length > MAX_SOCK_ADDR_ENTRIES;
 
+/** IPv6 link-local unicast (RFC 4291): every interface of the host has an address there. */
+export const LINK_LOCAL6 = 'fe80::/10';
+
+/**
+ * What a shared context refuses of the host's addresses (`host`: every
+ * address on its interfaces), less those in `keep` (the context's own, the
+ * published ones): each address, except the loopback ones (127.0.0.0/8 and
+ * ::1 are the context's own loopback, redirected) and the IPv6 link-local
+ * ones, which are one net (LINK_LOCAL6) however many interfaces there are.
+ */
+export function hostRefusals(
+  host: readonly string[],
+  keep: ReadonlySet<string>,
+): Required<Pick<SockAddrPolicy, 'hostDeny4' | 'hostDeny6' | 'denyNets6'>> {
+  const out = { hostDeny4: [] as string[], hostDeny6: [] as string[], denyNets6: [LINK_LOCAL6] };
+  for (const a of host) {
+    if (keep.has(a)) continue;
+    const b4 = parseIPv4(a);
+    if (b4) {
+      if (b4[0] !== 127) out.hostDeny4.push(a);
+      continue;
+    }
+    const b6 = parseIPv6(a);
+    const loopback = b6 !== undefined && b6.subarray(0, 15).every((x) => x === 0) && b6[15] === 1;
+    const linkLocal = b6 !== undefined && b6[0] === 0xfe && (b6[1] & 0xc0) === 0x80;
+    if (!loopback && !linkLocal) out.hostDeny6.push(a); // one that does not parse: compile() names it
+  }
+  return out;
+}
+
 /** Checks a policy without building programs; throws PaeneError('invalid-argument'). */
 export function validateSockAddrPolicy(p: SockAddrPolicy): void {
   compile(p);

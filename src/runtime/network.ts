@@ -37,7 +37,7 @@ import {
   validateNetSettings,
 } from '../net/model.js';
 import { type ClaimKind, HostRegistry, type Owner, ownerText } from '../net/registry.js';
-import { type SockAddrPolicy, buildSockAddr } from '../net/sockaddr.js';
+import { type SockAddrPolicy, buildSockAddr, hostRefusals } from '../net/sockaddr.js';
 import type { ContextConfig } from '../context/config.js';
 import { applySockAddr, sockAddrArgs } from '../kernel/bpf.js';
 import type { ContextCgroup } from '../cgroups/cgroups.js';
@@ -480,10 +480,10 @@ export class ContextNetwork {
     const s = this.settings();
     const own = new Set(config.net.addresses);
     const published = new Set(s.published);
-    const hostOnly = hostAddresses().filter((a) => !own.has(a) && !published.has(a) && !a.startsWith('127.') && a !== '::1');
+    const host = hostRefusals(hostAddresses(), new Set([...own, ...published]));
     // The pool's first address is the host's face towards contexts (no context owns it): host clients that
     // want UDP answers send from it, since an answer to 127.0.0.1 stays inside the context.
-    const deny4 = hostOnly.filter((a) => familyOf(a) === 4);
+    const deny4 = host.hostDeny4;
     // the egress pool's face, whether or not paene-egress is up yet (the host's list may predate it)
     if (s.egressPool4 !== undefined && !published.has(reservedAddressOf(s.egressPool4))) deny4.push(reservedAddressOf(s.egressPool4));
     return {
@@ -492,8 +492,8 @@ export class ContextNetwork {
       peerNets4: s.egressPool4 !== undefined ? [s.sharedPool4, s.egressPool4] : [s.sharedPool4],
       hostDeny4: [...new Set(deny4)],
       // every interface has a link-local address of its own (each veth of a Docker host): one net, not a list
-      hostDeny6: hostOnly.filter((a) => familyOf(a) === 6 && !isLinkLocal6(a)),
-      denyNets6: [LINK_LOCAL6],
+      hostDeny6: host.hostDeny6,
+      denyNets6: host.denyNets6,
       // with a 127.x address, what it may reach outside 127/8 (the rest would be a bare EINVAL: refused as EPERM)
       hostAllow4: s.published.filter((a) => familyOf(a) === 4),
       denyNets4: this.privateSubnetsHere(s),
@@ -772,10 +772,6 @@ const LEASE_GRACE_MS = 30_000;
 
 /** How long a port claim without its owner's config counts as a create in progress (an image build included). */
 const CREATE_GRACE_MS = 10 * 60_000;
-
-/** IPv6 link-local unicast (RFC 4291): the host's on every interface; a shared context never reaches them. */
-const LINK_LOCAL6 = 'fe80::/10';
-const isLinkLocal6 = (a: string): boolean => /^fe[89ab][0-9a-f]:/i.test(a);
 
 /** Every address on the host's interfaces (this process's network namespace). */
 export function hostAddresses(): string[] {

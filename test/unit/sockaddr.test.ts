@@ -11,6 +11,7 @@ import {
   ATTACH_TYPE,
   buildSockAddr,
   buildSockAddrPrograms,
+  hostRefusals,
   LOCAL,
   localSize,
   formatIPv6,
@@ -551,6 +552,21 @@ describe('a host with many addresses of its own', () => {
   const host4 = Array.from({ length: 64 }, (_, i) => `192.0.2.${i + 1}`);
   const host6 = Array.from({ length: 64 }, (_, i) => `2001:db8::${(i + 1).toString(16)}`);
   const MANY: SockAddrPolicy = { ...EG, v6: ['fd00::2'], hostDeny4: host4, hostDeny6: host6, denyNets6: ['fe80::/10'] };
+
+  it("hostRefusals: the host's addresses as the policy lists them (loopback and link-local apart; own and published kept)", () => {
+    const linkLocal = Array.from({ length: 20 }, (_, i) => `fe80::a8bb:ccff:fe00:${(i + 1).toString(16)}`);
+    const host = ['127.0.0.1', '127.77.0.1', '::1', ...host4, ...host6, ...linkLocal, '10.77.0.2', 'fd00::2', '169.254.3.4', 'febf::1'];
+    const r = hostRefusals(host, new Set(['10.77.0.2', 'fd00::2', '192.0.2.5']));
+    expect(r.hostDeny4).toEqual([...host4.filter((a) => a !== '192.0.2.5'), '169.254.3.4']);
+    expect(r.hostDeny6).toEqual(host6);
+    expect(r.denyNets6).toEqual(['fe80::/10']);
+    // and the whole policy builds, the sets taking what is over 16
+    const w = buildSockAddr({ ...MANY, ...r });
+    expect([w.addrSet4?.length, w.addrSet6?.length]).toEqual([64 * 4, 64 * 16]);
+    expect(verdict({ ...MANY, ...r }, 'connect6', linkLocal[19] as string)).toBe('deny');
+    expect(verdict({ ...MANY, ...r }, 'connect4', '169.254.3.4')).toBe('deny');
+    expect(verdict({ ...MANY, ...r }, 'connect4', '169.254.169.254')).toBe('allow 169.254.169.254');
+  });
 
   it('refuses each of them, by a lookup in an address set per family', () => {
     const w = buildSockAddr(MANY);
