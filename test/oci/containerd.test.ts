@@ -11,6 +11,7 @@ import zlib from 'node:zlib';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { DEFAULT_IMAGE } from '../../src/image/store.js';
 import { openImageStore, storeImageSource } from '../../src/runtime/open.js';
+import { seedBaseImage } from '../fixture.js';
 import { describeReal, tempRoot } from '../helpers.js';
 
 const BIN = path.resolve('bin/paene-runc');
@@ -115,6 +116,7 @@ describeReal('containerd drives paene-runc through the runc v2 shim', () => {
     });
     for (let i = 0; i < 200 && ctr(['version'], 5000).code !== 0; i++) await new Promise((r) => setTimeout(r, 50));
     expect(ctr(['version']).code).toBe(0);
+    await seedBaseImage(path.join(dir, 'paene')); // the run's base image (built once, copied in), not a build of its own
     const rootfs = await storeImageSource(openImageStore(path.join(dir, 'paene'))).rootfsOf(DEFAULT_IMAGE);
     const imp = ctr(['images', 'import', writeImageArchive(rootfs, dir)], 120_000);
     expect(imp.stderr).toBe('');
