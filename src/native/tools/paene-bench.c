@@ -27,6 +27,9 @@
  *                                    read to EOF (a sink)
  *   paene-bench tcp-rr HOST PORT N   N connect + 1-byte request + 1-byte
  *                                    answer + close                          -> conn/s
+ *                                    (http and tcp-rr also print NAME-slowest,
+ *                                    the slowest one in ms, and NAME-stalls,
+ *                                    how many took over 200 ms)
  *   paene-bench tcp-stream HOST PORT MIB  one connection, MIB MiB written
  *                                    in 64 KiB writes to the sink            -> MiB/s
  *   paene-bench nop                  exits at once (the target of fork-exec)
@@ -214,6 +217,22 @@ static void mmap_touch(const char *path, long mib, long n) {
   printf("mmap %.3f ms\n", t / n / 1000.0);
 }
 
+/* The slowest operation of a run and how many took over 200 ms (a lost SYN
+ * costs a 1 s retransmission: one of them moves a rate a lot). */
+struct slowest {
+  double max_us;
+  long stalls;
+};
+
+static void note_slowest(struct slowest *sl, double us) {
+  if (us > sl->max_us) sl->max_us = us;
+  if (us > 200000) sl->stalls++;
+}
+
+static void print_slowest(const char *name, const struct slowest *sl) {
+  printf("%s-slowest %.3f ms\n%s-stalls %ld over-200ms\n", name, sl->max_us / 1000.0, name, sl->stalls);
+}
+
 static int tcp_connect(const char *host, int port) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   if (fd < 0) return -1;
@@ -257,15 +276,19 @@ static void http(const char *host, const char *port, long n) {
     fprintf(stderr, "paene-bench: no HTTP 200 from %s:%d\n", host, p);
     exit(1);
   }
+  struct slowest sl = {0, 0};
   double t0 = now_us();
   for (long i = 0; i < n; i++) {
+    double t1 = now_us();
     if (http_get(host, p) < 0) {
       fprintf(stderr, "paene-bench: request %ld to %s:%d failed\n", i, host, p);
       exit(1);
     }
+    note_slowest(&sl, now_us() - t1);
   }
   double t = now_us() - t0;
   printf("http %.3f req/s\n", n / (t / 1e6));
+  print_slowest("http", &sl);
 }
 
 static void tcp_serve(const char *addr, const char *port, double secs) {
@@ -298,17 +321,21 @@ static void tcp_serve(const char *addr, const char *port, double secs) {
 
 static void tcp_rr(const char *host, const char *port, long n) {
   int p = (int)arg_long(port, "PORT");
+  struct slowest sl = {0, 0};
   double t0 = now_us();
   for (long i = 0; i < n; i++) {
+    double t1 = now_us();
     int fd = tcp_connect(host, p);
     char b;
     if (fd < 0 || write(fd, "R", 1) != 1 || read(fd, &b, 1) != 1) {
-      fprintf(stderr, "paene-bench: request %ld to %s:%d failed\n", i, host, p);
+      fprintf(stderr, "paene-bench: request %ld to %s:%d failed: %s\n", i, host, p, strerror(errno));
       exit(1);
     }
     close(fd);
+    note_slowest(&sl, now_us() - t1);
   }
   printf("tcp-rr %.3f conn/s\n", n / ((now_us() - t0) / 1e6));
+  print_slowest("tcp-rr", &sl);
 }
 
 static void tcp_stream(const char *host, const char *port, long mib) {
