@@ -18,6 +18,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { NetMode } from '../net/model.js';
 import { nativePath } from '../kernel/helper.js';
+import { detectCgroupHost } from '../cgroups/cgroups.js';
 import { sampleUsage } from '../runtime/limits.js';
 import { openImageStore, openRuntime, storeImageSource } from '../runtime/open.js';
 import { parseValue } from './overhead.js';
@@ -35,12 +36,24 @@ export interface NetworkOptions {
   scale?: number;
   /** contexts per model for the memory figure */
   memoryContexts?: number;
+  /** only the outbound rows (no loopback rows, no memory figure) */
+  outboundOnly?: boolean;
   log?: (s: string) => void;
   progress?: (done: number, total: number, detail: string) => void;
 }
 
-export type OutSide = 'host' | 'shared' | 'private';
-export const OUT_SIDES: readonly OutSide[] = ['host', 'shared', 'private'];
+/**
+ * The outbound clients: `host` H's own stack, from a process in the cgroups
+ * of a `--net host` context (so it is scheduled as a context's process is:
+ * only the network differs); `bare` the same from the bench's own cgroup
+ * (a root-cgroup process is favoured by the scheduler on a loaded machine,
+ * so that row is shown, not the goals' base); `shared` and `private` from
+ * those contexts (paene exec); `peer` a bare veth + bridge + masquerade
+ * namespace the bench makes in H (what Docker's default network costs),
+ * from the same cgroups as `host`.
+ */
+export type OutSide = 'host' | 'bare' | 'shared' | 'private' | 'peer';
+export const OUT_SIDES: readonly OutSide[] = ['host', 'bare', 'shared', 'private', 'peer'];
 
 export interface OutMetric {
   name: NetMetric['name'];
@@ -50,7 +63,7 @@ export interface OutMetric {
 }
 
 export interface OutboundResult {
-  /** the client's side: H's own stack, a shared context in H's egress pool, a private context on H's bridge */
+  /** per client side (OutSide): H's own stack, a shared context in H's egress pool, a private context on H's bridge, the peer */
   metrics: OutMetric[];
   /** issue 25's goals: the worst ratio to the host of each model over the metrics */
   goals: { side: 'shared' | 'private'; worstRatio: number; goal: number; met: boolean }[];
@@ -93,6 +106,9 @@ export interface NetworkResult {
 
 const PORT = { rr: 18601, stream: 18602, http: 18603 };
 const HOST_ADDR = '127.78.0.3';
+/** the outbound peer's bridge network in the world's H (beside the uplink's 172.31.251.0/30) */
+const PEER_GATEWAY = '172.31.250.1';
+const PEER_ADDR = '172.31.250.2';
 
 export async function runNetworkBench(o: NetworkOptions): Promise<NetworkResult> {
   const log = o.log ?? (() => undefined);
@@ -127,89 +143,97 @@ export async function runNetworkBench(o: NetworkOptions): Promise<NetworkResult>
     fs.writeFileSync(path.join(www, 'index.html'), 'paene bench\n');
     const secs = String(Math.ceil(600 * Math.max(scale, 0.05)) + 60);
 
-    // Servers: on the host, and one context per model.
-    const hostSpawn = (args: string[]) => {
-      const c = spawnDetached(args[0] as string, args.slice(1));
-      hostProcs.push(c);
-    };
-    hostSpawn([tool, 'tcp-serve', HOST_ADDR, String(PORT.rr), secs]);
-    hostSpawn([tool, 'tcp-serve', HOST_ADDR, String(PORT.stream), secs]);
-    hostSpawn([busybox, 'httpd', '-f', '-p', `${HOST_ADDR}:${PORT.http}`, '-h', www]);
-    const ctx: Record<Exclude<NetSide, 'host'>, string> = { shared: 'bn-shared', none: 'bn-none', private: 'bn-private' };
-    for (const [mode, name] of Object.entries(ctx) as [Exclude<NetSide, 'host'>, string][]) {
-      await rt.create({ name, image: DEFAULT_IMAGE, net: { mode, addresses: [], publish: [] } });
-      await rt.start(name);
-      const cp = await rt.execCapture(name, ['/bin/sh', '-c', 'cat > /usr/local/bin/paene-bench && chmod 755 /usr/local/bin/paene-bench'], {
-        input: fs.readFileSync(tool),
-      });
-      if (cp.code !== 0) throw new Error(`cannot copy paene-bench into ${name}: ${cp.stderr}`);
-      const bind = mode === 'private' ? '0.0.0.0' : '127.0.0.1';
-      const up = await rt.execCapture(name, [
-        '/bin/sh',
-        '-c',
-        `echo 'paene bench' > /www/index.html && busybox httpd -p ${bind}:${PORT.http} -h /www && ` +
-          `(paene-bench tcp-serve ${bind} ${PORT.rr} ${secs} >/dev/null 2>&1 &) && (paene-bench tcp-serve ${bind} ${PORT.stream} ${secs} >/dev/null 2>&1 &)`,
-      ]);
-      if (up.code !== 0) throw new Error(`servers in ${name} did not start: ${up.stderr}`);
-    }
-    const privateAddr = rt.config(ctx.private).net.addresses[0] as string;
+    if (!o.outboundOnly) {
+      // Servers: on the host, and one context per model.
+      const hostSpawn = (args: string[]) => {
+        const c = spawnDetached(args[0] as string, args.slice(1));
+        hostProcs.push(c);
+      };
+      hostSpawn([tool, 'tcp-serve', HOST_ADDR, String(PORT.rr), secs]);
+      hostSpawn([tool, 'tcp-serve', HOST_ADDR, String(PORT.stream), secs]);
+      hostSpawn([busybox, 'httpd', '-f', '-p', `${HOST_ADDR}:${PORT.http}`, '-h', www]);
+      const ctx: Record<Exclude<NetSide, 'host'>, string> = { shared: 'bn-shared', none: 'bn-none', private: 'bn-private' };
+      for (const [mode, name] of Object.entries(ctx) as [Exclude<NetSide, 'host'>, string][]) {
+        await rt.create({ name, image: DEFAULT_IMAGE, net: { mode, addresses: [], publish: [] } });
+        await rt.start(name);
+        const cp = await rt.execCapture(
+          name,
+          ['/bin/sh', '-c', 'cat > /usr/local/bin/paene-bench && chmod 755 /usr/local/bin/paene-bench'],
+          {
+            input: fs.readFileSync(tool),
+          },
+        );
+        if (cp.code !== 0) throw new Error(`cannot copy paene-bench into ${name}: ${cp.stderr}`);
+        const bind = mode === 'private' ? '0.0.0.0' : '127.0.0.1';
+        const up = await rt.execCapture(name, [
+          '/bin/sh',
+          '-c',
+          `echo 'paene bench' > /www/index.html && busybox httpd -p ${bind}:${PORT.http} -h /www && ` +
+            `(paene-bench tcp-serve ${bind} ${PORT.rr} ${secs} >/dev/null 2>&1 &) && (paene-bench tcp-serve ${bind} ${PORT.stream} ${secs} >/dev/null 2>&1 &)`,
+        ]);
+        if (up.code !== 0) throw new Error(`servers in ${name} did not start: ${up.stderr}`);
+      }
+      const privateAddr = rt.config(ctx.private).net.addresses[0] as string;
 
-    const list = metricList(scale);
-    const client = async (side: NetSide, args: (addr: string) => string[], name: string): Promise<number> => {
-      let r: { code: number; stdout: string; stderr: string };
-      if (side === 'host') r = await run(tool, args(HOST_ADDR), { timeoutMs: 300_000 });
-      else if (side === 'private')
-        r = await run('nsenter', [`--net=/run/netns/${netns}`, '--', tool, ...args(privateAddr)], { timeoutMs: 300_000 });
-      else r = await rt.execCapture(ctx[side], ['/usr/local/bin/paene-bench', ...args('127.0.0.1')], { timeoutMs: 300_000 });
-      if (r.code !== 0) throw new Error(`${side}: paene-bench ${name} failed: ${r.stderr.trim()}`);
-      return parseValue(r.stdout, name);
-    };
-    // Servers come up asynchronously: one short call per side until it answers.
-    for (const side of NET_SIDES) {
-      for (let i = 0; ; i++) {
-        try {
-          await client(side, (a) => ['tcp-rr', a, String(PORT.rr), '1'], 'tcp-rr');
-          await client(side, (a) => ['http', a, String(PORT.http), '1'], 'http');
-          break;
-        } catch (e) {
-          if (i > 100) throw e;
-          await sleep(50);
+      const list = metricList(scale);
+      const client = async (side: NetSide, args: (addr: string) => string[], name: string): Promise<number> => {
+        let r: { code: number; stdout: string; stderr: string };
+        if (side === 'host') r = await run(tool, args(HOST_ADDR), { timeoutMs: 300_000 });
+        else if (side === 'private')
+          r = await run('nsenter', [`--net=/run/netns/${netns}`, '--', tool, ...args(privateAddr)], { timeoutMs: 300_000 });
+        else r = await rt.execCapture(ctx[side], ['/usr/local/bin/paene-bench', ...args('127.0.0.1')], { timeoutMs: 300_000 });
+        if (r.code !== 0) throw new Error(`${side}: paene-bench ${name} failed: ${r.stderr.trim()}`);
+        return parseValue(r.stdout, name);
+      };
+      // Servers come up asynchronously: one short call per side until it answers.
+      for (const side of NET_SIDES) {
+        for (let i = 0; ; i++) {
+          try {
+            await client(side, (a) => ['tcp-rr', a, String(PORT.rr), '1'], 'tcp-rr');
+            await client(side, (a) => ['http', a, String(PORT.http), '1'], 'http');
+            break;
+          } catch (e) {
+            if (i > 100) throw e;
+            await sleep(50);
+          }
         }
       }
+      metrics.push(...(await measure(NET_SIDES, list, o, (side, m) => client(side, m.args, m.name), '')));
+      for (const n of Object.values(ctx)) await rt.destroy(n, { force: true });
     }
-    metrics.push(...(await measure(NET_SIDES, list, o, (side, m) => client(side, m.args, m.name), '')));
-    for (const n of Object.values(ctx)) await rt.destroy(n, { force: true });
     o.log?.('outbound: a world of two namespaces, a shared context with egress and a private one ...');
     outbound = await runOutbound(o, busybox, www);
     if (outbound.leftovers.length > 0) errors.push(`left in the outbound world: ${outbound.leftovers.join(', ')}`);
 
-    // Memory: n more idle contexts of each model, MemAvailable and Slab before and after.
-    const n = o.memoryContexts ?? 10;
-    for (const mode of ['shared', 'none', 'private'] as NetMode[]) {
-      await sleep(300);
-      const before = meminfo();
-      const names: string[] = [];
-      for (let i = 0; i < n; i++) {
-        const name = `bn-mem-${mode}-${i}`;
-        await rt.create({ name, image: DEFAULT_IMAGE, net: { mode, addresses: [], publish: [] } });
-        await rt.start(name);
-        names.push(name);
+    if (!o.outboundOnly) {
+      // Memory: n more idle contexts of each model, MemAvailable and Slab before and after.
+      const n = o.memoryContexts ?? 10;
+      for (const mode of ['shared', 'none', 'private'] as NetMode[]) {
+        await sleep(300);
+        const before = meminfo();
+        const names: string[] = [];
+        for (let i = 0; i < n; i++) {
+          const name = `bn-mem-${mode}-${i}`;
+          await rt.create({ name, image: DEFAULT_IMAGE, net: { mode, addresses: [], publish: [] } });
+          await rt.start(name);
+          names.push(name);
+        }
+        await sleep(300);
+        const after = meminfo();
+        memory.push({
+          mode,
+          contexts: n,
+          cgroupKiB: round(median(names.map((x) => sampleUsage(rt, x).memoryBytes)) / 1024, 1),
+          slabKiB: round(((after.Slab ?? 0) - (before.Slab ?? 0)) / 1024 / n, 1),
+          memAvailableKiB: round(((before.MemAvailable ?? 0) - (after.MemAvailable ?? 0)) / 1024 / n, 1),
+        });
+        for (const name of names) await rt.destroy(name, { force: true });
       }
-      await sleep(300);
-      const after = meminfo();
-      memory.push({
-        mode,
-        contexts: n,
-        cgroupKiB: round(median(names.map((x) => sampleUsage(rt, x).memoryBytes)) / 1024, 1),
-        slabKiB: round(((after.Slab ?? 0) - (before.Slab ?? 0)) / 1024 / n, 1),
-        memAvailableKiB: round(((before.MemAvailable ?? 0) - (after.MemAvailable ?? 0)) / 1024 / n, 1),
-      });
-      for (const name of names) await rt.destroy(name, { force: true });
     }
   } finally {
     errors = [...errors, ...(await cleanup.run())];
   }
-  const worst = Math.min(...metrics.map((m) => m.sides.shared.ratio));
+  const worst = metrics.length > 0 ? Math.min(...metrics.map((m) => m.sides.shared.ratio)) : Number.NaN;
   return {
     benchmark: 'network',
     machine: machineFacts(),
@@ -269,6 +293,7 @@ async function runOutbound(o: NetworkOptions, busybox: string, www: string): Pro
   const scale = o.scale ?? 1;
   const tool = nativePath('paene-bench');
   const world = World.make('bench-eg');
+  const peer = new PeerNet(world);
   const metrics: OutMetric[] = [];
   let leftovers: string[] = [];
   try {
@@ -277,24 +302,51 @@ async function runOutbound(o: NetworkOptions, busybox: string, www: string): Pro
     world.background(world.u, [tool, 'tcp-serve', BEYOND, String(PORT.stream), secs]);
     world.background(world.u, [busybox, 'httpd', '-f', '-p', `${BEYOND}:${PORT.http}`, '-h', www]);
     world.must(['net', 'settings', '--egress-pool', WORLD_POOL]);
-    const ctx = { shared: 'bo-shared', private: 'bo-private' } as const;
+    const ctx = { shared: 'bo-shared', private: 'bo-private', host: 'bo-host' } as const;
     world.must(['create', ctx.shared, '--egress', 'nat']);
     world.must(['create', ctx.private, '--net', 'private', '--egress', 'nat']);
+    // only its cgroups are used: the host's and the peer's clients join them
+    world.must(['create', ctx.host, '--net', 'host', '--caps', 'privileged']);
     const bin = fs.readFileSync(tool);
-    for (const name of Object.values(ctx)) {
+    for (const name of [ctx.shared, ctx.private]) {
       world.must(['start', name]);
       world.must(['exec', name, '--', '/bin/sh', '-c', 'cat > /usr/local/bin/paene-bench && chmod 755 /usr/local/bin/paene-bench'], bin);
     }
+    world.must(['start', ctx.host]);
+    const hostCgroups = cgroupProcsFiles(initPidOf(world, ctx.host));
+    peer.make();
+    const inNs = (ns: string, args: string[], join: string[]) =>
+      run(
+        'sh',
+        [
+          '-c',
+          `${join.map((f) => `echo $$ > '${f}' && `).join('')}exec "$@"`,
+          'sh',
+          'nsenter',
+          `--net=/run/netns/${ns}`,
+          '--',
+          tool,
+          ...args,
+        ],
+        {
+          timeoutMs: 300_000,
+        },
+      );
     const client = async (side: OutSide, args: string[], name: string): Promise<number> => {
       const r =
         side === 'host'
-          ? await run('nsenter', [`--net=/run/netns/${world.h}`, '--', tool, ...args], { timeoutMs: 300_000 })
-          : await world.paeneAsync(['exec', ctx[side], '--', '/usr/local/bin/paene-bench', ...args]).then((x) => ({
-              code: x.code ?? 1,
-              stdout: x.out,
-              stderr: x.out,
-            }));
+          ? await inNs(world.h, args, hostCgroups)
+          : side === 'bare'
+            ? await inNs(world.h, args, [])
+            : side === 'peer'
+              ? await inNs(peer.ns, args, hostCgroups)
+              : await world.paeneAsync(['exec', ctx[side], '--', '/usr/local/bin/paene-bench', ...args]).then((x) => ({
+                  code: x.code ?? 1,
+                  stdout: x.out,
+                  stderr: x.out,
+                }));
       if (r.code !== 0) throw new Error(`outbound ${side}: paene-bench ${name} failed: ${r.stderr.trim()}`);
+      o.log?.(`outbound ${side} ${r.stdout.trim().replaceAll('\n', ', ')}`);
       return parseValue(r.stdout, name);
     };
     for (const side of OUT_SIDES) {
@@ -313,7 +365,8 @@ async function runOutbound(o: NetworkOptions, busybox: string, www: string): Pro
     for (const m of await measure(OUT_SIDES, list, o, (side, x) => client(side, x.args(BEYOND), x.name), 'outbound '))
       metrics.push({ ...m, what: `${m.what}, to ${BEYOND} beyond the uplink` });
   } finally {
-    leftovers = await world.close();
+    const left = peer.remove();
+    leftovers = [...left, ...(await world.close())];
   }
   const goals = (
     [
@@ -325,6 +378,71 @@ async function runOutbound(o: NetworkOptions, busybox: string, www: string): Pro
     return { side, worstRatio: worst, goal, met: worst >= goal };
   });
   return { metrics, goals, leftovers };
+}
+
+/** The init pid of a running context of the world's root (`ls --json`). */
+function initPidOf(world: World, name: string): number {
+  const list = JSON.parse(world.must(['ls', '--json'])) as { name: string; pid?: number }[];
+  const pid = list.find((c) => c.name === name)?.pid;
+  if (!pid) throw new Error(`no init pid for ${name}`);
+  return pid;
+}
+
+/** The cgroup.procs file of each hierarchy process `pid` is in (v1, hybrid, v2), so another process can join them all. */
+export function cgroupProcsFiles(pid: number): string[] {
+  const host = detectCgroupHost();
+  const files: string[] = [];
+  for (const line of fs.readFileSync(`/proc/${pid}/cgroup`, 'utf8').split('\n')) {
+    const m = /^\d+:([^:]*):(\/.*)$/.exec(line);
+    if (!m || m[2] === '/') continue;
+    const ctrls = (m[1] as string).split(',');
+    const mount = ctrls[0] === '' ? host.unified?.mount : ctrls.map((c) => host.v1.get(c)).find((x) => x !== undefined);
+    if (mount) files.push(path.join(mount, m[2] as string, 'cgroup.procs'));
+  }
+  return [...new Set(files)];
+}
+
+/** A peer for the private model: a bare namespace on a bridge in H with a masquerade, as Docker's default network is. */
+class PeerNet {
+  readonly ns: string;
+  private readonly bridge = 'paene-peerbr';
+  private readonly veth = 'paene-peerh';
+  private readonly table = 'paene_bench_peer';
+  constructor(private readonly world: World) {
+    this.ns = world.h.replace(/-h$/, '-p');
+  }
+
+  make(): void {
+    const h = this.world.h;
+    const steps: string[][] = [
+      ['ip', 'netns', 'add', this.ns],
+      ['ip', '-n', h, 'link', 'add', this.bridge, 'type', 'bridge'],
+      ['ip', '-n', h, 'addr', 'add', `${PEER_GATEWAY}/24`, 'dev', this.bridge],
+      ['ip', '-n', h, 'link', 'set', this.bridge, 'up'],
+      ['ip', '-n', h, 'link', 'add', this.veth, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', this.ns],
+      ['ip', '-n', h, 'link', 'set', this.veth, 'master', this.bridge, 'up'],
+      ['ip', '-n', this.ns, 'link', 'set', 'lo', 'up'],
+      ['ip', '-n', this.ns, 'addr', 'add', `${PEER_ADDR}/24`, 'dev', 'eth0'],
+      ['ip', '-n', this.ns, 'link', 'set', 'eth0', 'up'],
+      ['ip', '-n', this.ns, 'route', 'add', 'default', 'via', PEER_GATEWAY],
+      ['ip', 'netns', 'exec', h, 'sysctl', '-q', '-w', 'net.ipv4.ip_forward=1'],
+    ];
+    for (const s of steps) {
+      const r = spawnSync(s[0] as string, s.slice(1), { encoding: 'utf8' });
+      if (r.status !== 0) throw new Error(`${s.join(' ')}: ${r.stderr.trim()}`);
+    }
+    const rules = `table ip ${this.table} {\n\tchain postrouting {\n\t\ttype nat hook postrouting priority srcnat; policy accept;\n\t\tip saddr ${PEER_GATEWAY}/24 oifname != "${this.bridge}" masquerade\n\t}\n}\n`;
+    const r = this.world.run(h, ['nft', '-f', '-'], rules);
+    if (r.code !== 0) throw new Error(`nft (peer): ${r.out}`);
+  }
+
+  /** Removes the namespace, the bridge and the table; what could not be removed is returned. */
+  remove(): string[] {
+    spawnSync('ip', ['netns', 'delete', this.ns]);
+    this.world.run(this.world.h, ['ip', 'link', 'delete', this.bridge]);
+    this.world.run(this.world.h, ['nft', 'delete', 'table', 'ip', this.table]);
+    return fs.existsSync(`/run/netns/${this.ns}`) ? [`netns ${this.ns}`] : [];
+  }
 }
 
 /**
@@ -375,14 +493,14 @@ function spawnDetached(program: string, args: string[]): { kill: () => void } {
 export function networkTable(r: NetworkResult): string {
   const lines: string[] = [];
   const pad = (s: string, n: number) => s.padEnd(n);
-  lines.push(`${pad('METRIC', 12)}${pad('UNIT', 8)}${NET_SIDES.map((s) => pad(s.toUpperCase(), 18)).join('')}`);
+  if (r.metrics.length > 0) lines.push(`${pad('METRIC', 12)}${pad('UNIT', 8)}${NET_SIDES.map((s) => pad(s.toUpperCase(), 18)).join('')}`);
   for (const m of r.metrics) {
     lines.push(
       `${pad(m.name, 12)}${pad(m.unit, 8)}${NET_SIDES.map((s) => pad(`${m.sides[s].median}${s === 'host' ? '' : ` (${m.sides[s].ratio.toFixed(2)}x)`}`, 18)).join('')}`,
     );
   }
-  lines.push('');
-  lines.push(`${pad('MODEL', 12)}${pad('CONTEXTS', 10)}${pad('CGROUP/CTX', 14)}${pad('SLAB/CTX', 14)}MEMAVAILABLE/CTX (noisy)`);
+  if (r.memory.length > 0)
+    lines.push('', `${pad('MODEL', 12)}${pad('CONTEXTS', 10)}${pad('CGROUP/CTX', 14)}${pad('SLAB/CTX', 14)}MEMAVAILABLE/CTX (noisy)`);
   for (const m of r.memory)
     lines.push(
       `${pad(m.mode, 12)}${pad(String(m.contexts), 10)}${pad(`${m.cgroupKiB} KiB`, 14)}${pad(`${m.slabKiB} KiB`, 14)}${m.memAvailableKiB} KiB`,
@@ -403,9 +521,10 @@ export function networkTable(r: NetworkResult): string {
     for (const g of r.outbound.goals)
       lines.push(`outbound ${g.side} vs host: worst ratio ${g.worstRatio.toFixed(3)} (goal >= ${g.goal}): ${g.met ? 'met' : 'not met'}`);
   }
-  lines.push('');
-  lines.push(
-    `shared vs host: worst ratio ${r.sharedVsHost.worstRatio.toFixed(3)} (goal >= ${r.sharedVsHost.goal}): ${r.sharedVsHost.met ? 'met' : 'not met'}`,
-  );
+  if (r.metrics.length > 0)
+    lines.push(
+      '',
+      `shared vs host: worst ratio ${r.sharedVsHost.worstRatio.toFixed(3)} (goal >= ${r.sharedVsHost.goal}): ${r.sharedVsHost.met ? 'met' : 'not met'}`,
+    );
   return lines.join('\n');
 }

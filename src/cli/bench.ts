@@ -216,15 +216,17 @@ export function registerBenchCommands(program: Command): void {
         'loopback HTTP on the host, in a shared context (its own 127.0.0.1, BPF hooks on the path), in a context with\n' +
         "its own namespace (none) and across a private context's veth and bridge; then the memory per idle context of\n" +
         "each model. Medians and ratios to the host (the paper's claim: shared >= 0.98x). Then outbound: the same clients\n" +
-        'from the host, a shared context with an egress pool and a private context, to servers beyond an uplink veth, in\n' +
-        'a world of two network namespaces the bench makes (issue 25: shared >= 0.95x, private >= 0.9x).',
+        "from the host (in a --net host context's cgroups), the bare host, a shared context with an egress pool, a private\n" +
+        'context and a bare veth + bridge + NAT peer, to servers beyond an uplink veth, in a world of two network\n' +
+        'namespaces the bench makes (issue 25: shared >= 0.95x, private >= 0.9x of the host).',
     )
     .option('--reps <n>', 'repetitions (each runs every metric once on every side, the first side rotating)', count('--reps'), 7)
     .option('--scale <f>', 'multiply the iteration counts (e.g. 0.1 for a quick look)', scale, 1)
     .option('--memory-contexts <n>', 'idle contexts per model for the memory figure', count('--memory-contexts'), 10)
+    .option('--outbound-only', 'only the outbound rows (no loopback rows, no memory figure)')
     .option('--workdir <dir>', 'scratch directory (state root), removed at the end')
     .option('--json <file>', 'write the results as JSON')
-    .action(async (o: { reps: number; scale: number; memoryContexts: number; workdir?: string; json?: string }) => {
+    .action(async (o: { reps: number; scale: number; memoryContexts: number; outboundOnly?: boolean; workdir?: string; json?: string }) => {
       requireRoot('the network benchmark');
       const bar = new ProgressBar('network');
       const r = await runNetworkBench({
@@ -232,6 +234,7 @@ export function registerBenchCommands(program: Command): void {
         reps: o.reps,
         scale: o.scale,
         memoryContexts: o.memoryContexts,
+        outboundOnly: o.outboundOnly === true,
         log: (s) => {
           bar.done();
           process.stderr.write(s + '\n');

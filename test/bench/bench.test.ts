@@ -157,7 +157,7 @@ describeReal('benchmarks in tiny configurations', () => {
     expectClean(dir);
   }, 300_000);
 
-  it('network: one repetition at a small scale, every metric on every side, outbound rows from host, shared and private; nothing left', async () => {
+  it('network: one repetition at a small scale, every metric on every side, outbound rows from host, bare, shared, private and the peer; nothing left', async () => {
     const dir = path.join(base, 'network');
     const r = await runNetworkBench({ dir, reps: 1, scale: 0.02, memoryContexts: 1 });
     expect(r.metrics.map((m) => m.name)).toEqual(['tcp-rr', 'tcp-stream', 'http']);
@@ -168,7 +168,7 @@ describeReal('benchmarks in tiny configurations', () => {
         expect(v.median, `${m.name} ${side}`).toBeGreaterThan(0);
         expect(Number.isFinite(v.ratio), `${m.name} ${side}`).toBe(true);
       }
-    expect(Object.keys(r.outbound.metrics[0]?.sides ?? {}).sort()).toEqual(['host', 'private', 'shared']);
+    expect(Object.keys(r.outbound.metrics[0]?.sides ?? {}).sort()).toEqual(['bare', 'host', 'peer', 'private', 'shared']);
     expect(r.outbound.goals.map((g) => [g.side, g.goal])).toEqual([
       ['shared', 0.95],
       ['private', 0.9],
