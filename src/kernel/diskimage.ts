@@ -26,6 +26,25 @@ function run(cmd: string, args: string[]): void {
   if (r.status !== 0) throw new PaeneError('internal', `${cmd} ${args.join(' ')} failed: ${(r.stderr || r.stdout).trim()}`);
 }
 
+const pause = new Int32Array(new SharedArrayBuffer(4));
+
+/** Runs `attempt` until it returns true or `ms` have passed, 50 ms apart (short, synchronous waits). */
+function retryFor(ms: number, attempt: () => boolean): boolean {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    if (attempt()) return true;
+    if (Date.now() > deadline) return false;
+    Atomics.wait(pause, 0, 0, 50);
+  }
+}
+
+/**
+ * How long a stopped context's layer may stay busy: the mounts of its dead
+ * mount namespace (the overlay over this layer) are let go by the kernel a
+ * moment after its last process is reaped, longer on a loaded host.
+ */
+const RELEASE_WAIT_MS = 5000;
+
 /** Creates the sparse image and its filesystem (small journal: integrity for the guest's data at 4 MiB). */
 export function createDiskImage(file: string, limit: DiskLimit): void {
   if (limit.bytes < MIN_DISK_BYTES) {
@@ -57,14 +76,32 @@ export function isMountPoint(dir: string): boolean {
 export function mountDiskImage(file: string, dir: string, readonly = false): void {
   if (isMountPoint(dir)) return;
   fs.mkdirSync(dir, { recursive: true });
-  run('mount', ['-o', `loop,nosuid,nodev${readonly ? ',ro' : ''}`, file, dir]);
+  const args = ['-o', `loop,nosuid,nodev${readonly ? ',ro' : ''}`, file, dir];
+  // A lazily unmounted earlier mount of this image still holds its loop device until its last user lets go:
+  // mount(8) reuses that device and is refused (EBUSY) while it lives, so the mount waits for it, bounded.
+  let last = '';
+  const busy = () => /already mounted or mount point busy/.test(last);
+  const mounted = retryFor(RELEASE_WAIT_MS, () => {
+    const r = spawnSync('mount', args, { encoding: 'utf8' });
+    if (r.error) throw new PaeneError('unsupported', `cannot run mount: ${r.error.message} (install util-linux)`);
+    last = (r.stderr || r.stdout).trim();
+    if (r.status === 0) return true;
+    if (!busy()) throw new PaeneError('internal', `mount ${args.join(' ')} failed: ${last}`);
+    return false;
+  });
+  if (!mounted) throw new PaeneError('busy', `mount ${args.join(' ')} failed for ${RELEASE_WAIT_MS / 1000} s: ${last}`);
 }
 
-/** Unmounts if mounted; lazily if something still holds it, so a stop never hangs. */
+/**
+ * Unmounts if mounted. A layer still busy (the kernel letting go of the dead
+ * namespace's overlay) is tried again for a few seconds, and only then
+ * detached lazily, so a stop never hangs; a lazy detach leaves the image in
+ * use until its last user goes, which the next mount waits for.
+ */
 export function unmountDiskImage(dir: string): void {
   if (!isMountPoint(dir)) return;
-  const r = spawnSync('umount', [dir], { encoding: 'utf8' });
-  if (r.status !== 0) run('umount', ['-l', dir]);
+  const done = retryFor(RELEASE_WAIT_MS, () => spawnSync('umount', [dir], { encoding: 'utf8' }).status === 0 || !isMountPoint(dir));
+  if (!done) run('umount', ['-l', dir]);
 }
 
 export interface DiskUsage {

@@ -2,6 +2,7 @@
 // disk limit gets ENOSPC inside and nothing else is affected; a committed
 // context becomes an image that shares what it did not change.
 
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { expect, it } from 'vitest';
@@ -81,6 +82,28 @@ describeReal('disk limits, du and commit', () => {
     await fx.rt.start('small');
     expect((await sh('small', 'cat /root/kept')).stdout).toBe('kept\n');
   });
+
+  it('a layer still busy at stop (something holds a file in it) is waited for, and du and start mount it again', async () => {
+    // The kernel lets go of a dead namespace's overlay a moment after its last process, longer when loaded: a
+    // stop that detached the layer lazily left its loop device in use, and the next mount of the image (du's,
+    // read-only) was refused, 'already mounted or mount point busy' (a CI run under load). Here a process of
+    // the host holds a file of the layer open for 7 s: longer than a stop waits (5 s), so the stop detaches
+    // lazily, and the mount that follows waits for the holder to go.
+    const held = path.join(fx.rt.layout.layerDir('small'), 'upper', 'root', 'kept');
+    expect(fs.existsSync(held)).toBe(true);
+    const holder = spawn('sh', ['-c', `exec 3< '${held}'; sleep 7`], { stdio: 'ignore' });
+    try {
+      await new Promise((r) => setTimeout(r, 300)); // the holder has its file open
+      await fx.rt.stop('small');
+      expect(isMountPoint(fx.rt.layout.layerDir('small'))).toBe(false);
+      const du = await contextDiskUse(fx.rt, store, 'small');
+      expect(du.privateInodes).toBeGreaterThan(0);
+      await fx.rt.start('small');
+      expect((await sh('small', 'cat /root/kept')).stdout).toBe('kept\n');
+    } finally {
+      if (holder.exitCode === null && holder.signalCode === null) holder.kill('SIGKILL');
+    }
+  }, 60_000);
 
   it('commits a context as an image that shares every unchanged file', async () => {
     await sh('free', 'echo committed > /etc/committed && mkdir -p /srv && echo page > /srv/index.html');
