@@ -224,8 +224,10 @@ async function cpuCap(b: Bench, o: IsoOptions): Promise<ResultRow[]> {
     // A slower job with no throttled period waited for another host process, not for the cap.
     expected: `not throttled: 0 periods, median ~${Math.max(...model)} ms (model)`,
     verdict: throttled === 0 && median <= Math.max(...model) * 1.25 + 2 ? 'pass' : 'fail',
-    // Without the burst a 40 ms job at 25 ms per 100 ms must wait a period (> 100 ms): the bucket makes the difference.
-    guarantee: guard('median under 80 ms (a quota-only bucket forces > 100 ms)', median < 80),
+    // Without the burst a 40 ms job at 25 ms per 100 ms must wait a period (> 100 ms, a throttled period):
+    // the bucket makes the difference. What it guarantees is that the cap never stopped a job; the wall time
+    // also counts waits for other host processes (a loaded host), so it is the paper verdict's, not this.
+    guarantee: guard('not throttled: 0 periods (a quota-only bucket throttles every 40 ms job)', throttled === 0),
     data: { medianMs: r1(median), worstMs: r1(worst), modelMs: Math.max(...model), throttledPeriods: throttled },
   });
   if (!o.quick) {
