@@ -586,7 +586,7 @@ const CASES: HostileCase[] = [
     name: 'Console socket: `exec -d -t --console-socket P`, P only a guest listener inside the container',
     slug: 'console-guest',
     async run(c) {
-      const sock = `/tmp/paene-hostile-${process.pid}-${c.index}.sock`;
+      const sock = `/tmp/paene-hostile-${process.pid}-${c.id}.sock`;
       fs.rmSync(sock, { force: true });
       const { r } = await runDetached(
         c,
@@ -606,7 +606,7 @@ const CASES: HostileCase[] = [
     name: 'Console socket: a host listener and a guest listener at the same path',
     slug: 'console-both',
     async run(c) {
-      const sock = `/tmp/paene-hostile-${process.pid}-${c.index}.sock`;
+      const sock = `/tmp/paene-hostile-${process.pid}-${c.id}.sock`;
       fs.rmSync(sock, { force: true });
       const { r } = await runDetached(
         c,
@@ -637,7 +637,7 @@ const CASES: HostileCase[] = [
     name: "Console socket: `create` (terminal) joining another container's mount namespace, whose guest listens at P",
     slug: 'console-joined-ns',
     async run(c) {
-      const sock = `/tmp/paene-hostile-${process.pid}-${c.index}.sock`;
+      const sock = `/tmp/paene-hostile-${process.pid}-${c.id}.sock`;
       fs.rmSync(sock, { force: true });
       const { pid, r } = await runDetached(
         c,
