@@ -5,9 +5,8 @@
 // BinaryName = paene-runc). containerd, its shims, the pods (host network =
 // containerd's) and crictl run in a network namespace this test made, so the
 // CRI streaming server (exec/attach) listens on that namespace's loopback.
-// Every case runs in a pod of handler paene, and in one of handler runc when
-// paene-runc fails it (or always, with PAENE_CLIENTS_WITNESS=always: common.ts);
-// a case that passes with runc must pass with paene-runc.
+// Every case runs in a pod of handler runc, then of handler paene; a case that
+// passes with runc must pass with paene-runc.
 
 import { type ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';

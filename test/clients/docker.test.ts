@@ -2,9 +2,8 @@
 // a PRIVATE dockerd (own data-root, exec-root, pidfile, socket, config file and
 // its own containerd) inside a network namespace this test made, so its bridge,
 // iptables rules and docker-proxy live only there. Every case runs with
-// `--runtime paene`, and with `--runtime runc` when paene-runc fails it (or
-// always, with PAENE_CLIENTS_WITNESS=always: common.ts); a case that passes with
-// runc must pass with paene-runc. The image is a busybox rootfs imported with `docker import`.
+// `--runtime runc` and `--runtime paene`; a case that passes with runc must pass
+// with paene-runc. The image is a busybox rootfs imported with `docker import`.
 // The daemons join only the namespace's network (nsenter --net): `ip netns exec`
 // would also remount /sys and hide /sys/fs/cgroup from them. Cases named
 // "extra:" go beyond the list the suite was asked for. PAENE_CLIENTS_TRACE=DIR

@@ -3,10 +3,9 @@
 // --network-config-dir, cgroupfs, file events and its own containers.conf /
 // storage.conf / registries.conf, so nothing is shared with a podman of the
 // host. Containers run with --network none, or join a network namespace this
-// test made (the httpd case). Every case runs with `--runtime paene-runc`, and
-// with `--runtime /usr/sbin/runc` when paene-runc fails it (or always, with
-// PAENE_CLIENTS_WITNESS=always: common.ts); a case that passes with runc must
-// pass with paene-runc. The image is a busybox rootfs imported with `podman import`.
+// test made (the httpd case). Every case runs with `--runtime /usr/sbin/runc`
+// and `--runtime paene-runc`; a case that passes with runc must pass with
+// paene-runc. The image is a busybox rootfs imported with `podman import`.
 
 import fs from 'node:fs';
 import path from 'node:path';
