@@ -1,7 +1,7 @@
 // Shared pieces of the client end-to-end tests (docker, podman, CRI): each case
-// runs with paene-runc and, when paene-runc fails it, with runc (the witness)
-// through the SAME client; a case that passes with runc must pass with
-// paene-runc. PAENE_CLIENTS_WITNESS=always runs runc's half of every case too.
+// runs once with runc (the witness) and once with paene-runc through the SAME
+// client, the two side by side unless the case shares something between them;
+// a case that passes with runc must pass with paene-runc.
 
 import { spawn, spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
@@ -113,14 +113,8 @@ export async function until<T>(fn: () => Promise<T | undefined | false>, what: s
 // ---------------------------------------------------------------------------------------------
 // The case matrix: name → runc / paene outcome.
 
-/** How a case's two halves run when both do (PAENE_CLIENTS_WITNESS=always): together, or runc's first and then paene-runc's. */
+/** How a case's two halves run: together, or runc's first and then paene-runc's. */
 export type CaseOrder = 'side by side' | 'one after the other';
-
-/** When runc, the witness, runs a case: only after paene-runc failed it (the default), or always. */
-export const WITNESS = process.env.PAENE_CLIENTS_WITNESS === 'always' ? 'always' : 'on failure';
-
-/** A case's outcomes: paene-runc's always, runc's when it ran. */
-export type CaseOutcomes = { paene: Outcome; runc?: Outcome };
 
 export interface Outcome {
   ok: boolean;
@@ -134,15 +128,12 @@ export class Matrix {
   constructor(readonly client: string) {}
 
   /**
-   * Runs the case with paene-runc and, when it fails, with runc: the witness that tells a fault of
-   * paene-runc (runc passes) from a case this machine cannot pass (runc fails too). A passing
-   * paene-runc half makes the verdict whatever runc does, so runc's half would prove nothing there.
-   * With PAENE_CLIENTS_WITNESS=always (the full matrix, e.g. for the figures of docs/oci.md), both
-   * halves run: side by side (each half has its own container names, and most of a half's time is
-   * spent waiting on the client and its daemon) or, for a case whose halves share something (a
-   * port, a file, the whole cgroup tree), runc first, then paene-runc. Records what ran.
+   * Runs the case with runc and with paene-runc, side by side (the default: each half has its own
+   * container names, and most of a half's time is spent waiting on the client and its daemon) or,
+   * for a case whose halves share something (a port, a file, the whole cgroup tree), runc first,
+   * then paene-runc. Records both; returns both outcomes.
    */
-  async both(name: string, fn: (rt: Rt) => Promise<void>, order: CaseOrder = 'side by side'): Promise<CaseOutcomes> {
+  async both(name: string, fn: (rt: Rt) => Promise<void>, order: CaseOrder = 'side by side'): Promise<Record<Rt, Outcome>> {
     const row: Partial<Record<Rt, Outcome>> = {};
     this.rows.set(name, row);
     const half = async (rt: Rt) => {
@@ -154,26 +145,22 @@ export class Matrix {
         row[rt] = { ok: false, err: e instanceof Error ? e.message : String(e), ms: Date.now() - t0 };
       }
     };
-    if (WITNESS !== 'always') {
-      await half('paene');
-      if (!row.paene?.ok) await half('runc');
-    } else if (order === 'side by side') await Promise.all(RUNTIMES.map(half));
+    if (order === 'side by side') await Promise.all(RUNTIMES.map(half));
     else for (const rt of RUNTIMES) await half(rt);
-    return row as CaseOutcomes;
+    return row as Record<Rt, Outcome>;
   }
 
   /** The assertion of every case: when runc passes, paene-runc passes. */
-  static verdict(name: string, o: CaseOutcomes): string | undefined {
-    if (o.runc?.ok && !o.paene.ok) return `${name}: passes with runc, fails with paene-runc: ${o.paene.err}`;
+  static verdict(name: string, o: Record<Rt, Outcome>): string | undefined {
+    if (o.runc.ok && !o.paene.ok) return `${name}: passes with runc, fails with paene-runc: ${o.paene.err}`;
     return undefined;
   }
 
   table(): string {
     const w = Math.max(4, ...[...this.rows.keys()].map((k) => k.length));
     // each outcome with its wall time: where a client's run spends its minutes
-    const cell = (o?: Outcome) => (o === undefined ? '-' : `${o.ok ? 'pass' : 'FAIL'} ${(o.ms / 1000).toFixed(1)}s`);
-    const runc = WITNESS === 'always' ? 'every case' : 'only where paene-runc failed';
-    const lines = [`${this.client}: case → runc / paene-runc (runc ran ${runc})`, `${'case'.padEnd(w)}  runc         paene`];
+    const cell = (o?: Outcome) => (o === undefined ? 'not run' : `${o.ok ? 'pass' : 'FAIL'} ${(o.ms / 1000).toFixed(1)}s`);
+    const lines = [`${this.client}: case → runc / paene-runc`, `${'case'.padEnd(w)}  runc         paene`];
     for (const [k, r] of this.rows) lines.push(`${k.padEnd(w)}  ${cell(r.runc).padEnd(12)} ${cell(r.paene)}`);
     for (const [k, why] of this.dropped) lines.push(`${k.padEnd(w)}  dropped: ${why}`);
     const errs: string[] = [];
@@ -451,9 +438,9 @@ export function readCg(pid: number, h: string, file: string): string {
 }
 
 /**
- * Declares one vitest case that runs fn with paene-runc and, when that fails, with runc (each with
- * its own container name; Matrix.both says when both run and in what order), calls cleanup(name)
- * before and after each, records the outcomes in m and fails when runc passes and paene-runc does not.
+ * Declares one vitest case that runs fn with runc and with paene-runc (each with its own
+ * container name; side by side unless order says otherwise), calls cleanup(name) before and
+ * after each, records both outcomes in m and fails when runc passes and paene-runc does not.
  */
 export function matrixCase(
   m: Matrix,
@@ -484,7 +471,7 @@ export function matrixCase(
         },
         order,
       );
-      if (o.runc && !o.runc.ok) console.warn(`[${m.client}] ${name}: fails with runc too (not counted against paene-runc): ${o.runc.err}`);
+      if (!o.runc.ok) console.warn(`[${m.client}] ${name}: fails with runc too (not counted against paene-runc): ${o.runc.err}`);
       const v = Matrix.verdict(name, o);
       if (v) throw new Error(v);
     },

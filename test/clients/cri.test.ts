@@ -187,8 +187,8 @@ describeReal('CRI: crictl → containerd 1.6 → runc v2 shim → paene-runc (ru
     }
   }
 
-  // when both halves of a case run (PAENE_CLIENTS_WITNESS=always), side by side (matrixCase): each has its own
-  // pod, cgroup parent, log directory and runtime handler (its own shims), and no case publishes a port
+  // a case's runc and paene-runc halves run side by side (matrixCase): each has its own pod, cgroup parent,
+  // log directory and runtime handler (its own shims), and no case publishes a port
   const kase = (name: string, fn: (rt: Rt, pod: string) => Promise<void>) =>
     matrixCase(m, it, name, fn, (p) => removePods(p), CASE_TIMEOUT);
 

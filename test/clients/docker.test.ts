@@ -102,8 +102,8 @@ describeReal('docker 20.10 drives paene-runc (runc as the witness)', () => {
     await dk(['rm', '-f', ...names], { timeout: 120_000 });
   };
 
-  // when both halves of a case run (PAENE_CLIENTS_WITNESS=always), side by side, except where they share
-  // something: here the published host port (one port in the daemons' one network namespace)
+  // a case's runc and paene-runc halves run side by side, except where they share something: here the
+  // published host port (one port in the daemons' one network namespace)
   const oneAfterTheOther = new Set(['-p 127.0.0.1:18080:80 (busybox httpd)']);
   const kase = (name: string, fn: (rt: Rt, cname: string) => Promise<void>) =>
     matrixCase(m, it, name, fn, (c) => removeAll(c), CASE_TIMEOUT, oneAfterTheOther.has(name) ? 'one after the other' : 'side by side');

@@ -105,7 +105,7 @@ describeReal('podman 4.3 drives paene-runc (runc as the witness)', () => {
   const removeAll = async (name: string) => {
     await pm(['rm', '-f', '-t', '0', name], { timeout: 120_000 });
   };
-  // when both halves of a case run (PAENE_CLIENTS_WITNESS=always), side by side, except where they share something: the port in
+  // a case's runc and paene-runc halves run side by side, except where they share something: the port in
   // the test-made netns and our whole cgroup tree (the last case); and the two terminal cases stay as they
   // were when their lost output was traced to conmon (script(1) and conmon's attach socket, 200 runs each)
   const oneAfterTheOther = new Set([
