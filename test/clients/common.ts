@@ -26,6 +26,8 @@ export interface Res {
 export interface RunOpts {
   timeout?: number;
   input?: string;
+  /** stdin a pipe left open until the program exits (no input, and no end of input either) */
+  holdStdin?: boolean;
   env?: NodeJS.ProcessEnv;
   cwd?: string;
 }
@@ -37,7 +39,7 @@ export function sh(argv: string[], opts: RunOpts = {}): Promise<Res> {
     const child = spawn(prog, args, {
       env: { ...process.env, PATH, ...opts.env },
       cwd: opts.cwd,
-      stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
+      stdio: [opts.input === undefined && !opts.holdStdin ? 'ignore' : 'pipe', 'pipe', 'pipe'],
     });
     let stdout = '';
     let stderr = '';
@@ -486,7 +488,10 @@ export function shq(argv: string[]): string {
 
 /** Runs a shell command line under a pty (script(1)), so a client's `-t` has a terminal. */
 export function underPty(cmdline: string, opts: RunOpts = {}): Promise<Res> {
-  return sh(['script', '-qefc', cmdline, '/dev/null'], opts);
+  // With no input, script(1)'s stdin stays open: at the end of an empty stdin it writes ^D to the pty, which
+  // Podman forwards to conmon's attach socket; conmon exits without reading it, the unread byte resets the
+  // socket, and Podman loses output already on its way (with runc too: docs/oci.md).
+  return sh(['script', '-qefc', cmdline, '/dev/null'], { holdStdin: opts.input === undefined, ...opts });
 }
 
 /** This process's hard limit of an rlimit (/proc/self/limits row name), or undefined when unlimited. */
