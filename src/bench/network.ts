@@ -17,6 +17,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { NetMode } from '../net/model.js';
+import { PaeneError } from '../model/errors.js';
 import { nativePath } from '../kernel/helper.js';
 import { detectCgroupHost } from '../cgroups/cgroups.js';
 import { sampleUsage } from '../runtime/limits.js';
@@ -182,7 +183,7 @@ export async function runNetworkBench(o: NetworkOptions): Promise<NetworkResult>
         else if (side === 'private')
           r = await run('nsenter', [`--net=/run/netns/${netns}`, '--', tool, ...args(privateAddr)], { timeoutMs: 300_000 });
         else r = await rt.execCapture(ctx[side], ['/usr/local/bin/paene-bench', ...args('127.0.0.1')], { timeoutMs: 300_000 });
-        if (r.code !== 0) throw new Error(`${side}: paene-bench ${name} failed: ${r.stderr.trim()}`);
+        if (r.code !== 0) throw new PaeneError('internal', `${side}: paene-bench ${name} failed: ${r.stderr.trim()}`);
         return parseValue(r.stdout, name);
       };
       // Servers come up asynchronously: one short call per side until it answers.
@@ -345,7 +346,7 @@ async function runOutbound(o: NetworkOptions, busybox: string, www: string): Pro
                   stdout: x.out,
                   stderr: x.out,
                 }));
-      if (r.code !== 0) throw new Error(`outbound ${side}: paene-bench ${name} failed: ${r.stderr.trim()}`);
+      if (r.code !== 0) throw new PaeneError('internal', `outbound ${side}: paene-bench ${name} failed: ${r.stderr.trim()}`);
       o.log?.(`outbound ${side} ${r.stdout.trim().replaceAll('\n', ', ')}`);
       return parseValue(r.stdout, name);
     };
