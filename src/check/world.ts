@@ -154,18 +154,28 @@ export class World {
 
   /** paene links and nft tables in H (the world's host). */
   leftovers(): string[] {
-    const links = (JSON.parse(this.run(this.h, ['ip', '-j', 'link', 'show']).out || '[]') as { ifname: string }[])
-      .map((l) => l.ifname)
-      .filter((n) => /^(paene|pn|p\d+n)/.test(n) && !n.startsWith('paene-w'));
-    const tables = this.run(this.h, ['nft', 'list', 'tables'])
-      .out.split('\n')
-      .filter((l) => l.includes('paene'));
-    return [...links.map((l) => `link ${l}`), ...tables];
+    return paeneLeftIn(this.h);
   }
 
   private removeNamespaces(): void {
     for (const ns of [this.h, this.u]) spawnSync('ip', ['netns', 'delete', ns]);
   }
+}
+
+/**
+ * The runtime's links (paene*, pn*, pNn*) and nft tables left in the network
+ * namespace `ns`; the links a world or a test made there (paene-w*, paene-t*)
+ * are theirs, not the runtime's.
+ */
+export function paeneLeftIn(ns: string): string[] {
+  const ip = spawnSync('ip', ['-n', ns, '-j', 'link', 'show'], { encoding: 'utf8' });
+  const links = (JSON.parse(ip.stdout || '[]') as { ifname: string }[])
+    .map((l) => l.ifname)
+    .filter((n) => /^(paene|pn|p\d+n)/.test(n) && !/^paene-[wt]/.test(n));
+  const tables = spawnSync('ip', ['netns', 'exec', ns, 'nft', 'list', 'tables'], { encoding: 'utf8' })
+    .stdout.split('\n')
+    .filter((l) => l.includes('paene'));
+  return [...links.map((l) => `link ${l}`), ...tables];
 }
 
 /** The source of a one-file DNS responder (node) for `names`: it prints 'ready' once bound. */

@@ -79,6 +79,9 @@ static void sa_init(struct sa_set *s) {
   s->sk_map = s->cg_map = s->set_map[0] = s->set_map[1] = -1;
 }
 
+/* The argument prefix of addr-set4 (k 0) and addr-set6 (k 1). */
+static const char *const set_prefix[2] = {SOCK_ATTACH_ADDR_SET4, SOCK_ATTACH_ADDR_SET6};
+
 /* The key size of addr-set4 (k 0) and addr-set6 (k 1). */
 static unsigned set_key_size(int k) { return k ? 16 : 4; }
 
@@ -119,7 +122,6 @@ int sa_parse(struct sa_set *s, int argc, char **argv, struct sa_err *e) {
     s->cg_bytes = (unsigned)len;
     argc--, argv++;
   }
-  static const char *const set_prefix[2] = {SOCK_ATTACH_ADDR_SET4, SOCK_ATTACH_ADDR_SET6};
   for (int k = 0; k < 2; k++) {
     if (argc < 1 || strncmp(argv[0], set_prefix[k], strlen(set_prefix[k])) != 0) continue;
     size_t len;
@@ -155,7 +157,6 @@ void sa_echo(const struct sa_set *s, FILE *out) {
     put_hex(s->value, s->cg_bytes, out);
     fputc('\n', out);
   }
-  static const char *const set_prefix[2] = {SOCK_ATTACH_ADDR_SET4, SOCK_ATTACH_ADDR_SET6};
   for (int k = 0; k < 2; k++) {
     if (!s->set[k]) continue;
     fputs(set_prefix[k], out);

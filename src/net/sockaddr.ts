@@ -390,34 +390,32 @@ function compile(p: SockAddrPolicy): Compiled {
     }
     return b;
   });
+  /** A CIDR of either family: its address and mask bytes (host bits refused, the network named). */
+  const cidr = (what: string, s: string, family: 4 | 6): { addr: Buffer; mask: Buffer } => {
+    const m = /^([^/]+)\/(\d{1,3})$/.exec(s);
+    const max = family === 4 ? 32 : 128;
+    const bits = m ? Number(m[2]) : NaN;
+    const addr = m ? (family === 4 ? parseIPv4 : parseIPv6)(m[1] as string) : undefined;
+    if (!addr || !(bits >= 0 && bits <= max))
+      throw bad(`${what}: '${s}' is not an ${family === 4 ? 'IPv4 CIDR (a.b.c.d/n)' : 'IPv6 CIDR (a:b::/n)'}`);
+    const mask = Buffer.alloc(addr.length);
+    for (let i = 0; i < mask.length; i++) mask[i] = 0xff & ~(0xff >> Math.max(0, Math.min(8, bits - 8 * i)));
+    if (addr.some((x, i) => (x & ~(mask[i] as number)) !== 0)) {
+      const fixed = Buffer.from(addr.map((x, i) => x & (mask[i] as number)));
+      throw bad(`${what}: '${s}' has host bits set; did you mean ${(family === 4 ? formatIPv4 : formatIPv6)(fixed)}/${bits}?`);
+    }
+    return { addr, mask };
+  };
   const net4 =
     (what: string) =>
     (s: string): Net4 => {
-      const m = /^([^/]+)\/(\d{1,2})$/.exec(s);
-      const bits = m ? Number(m[2]) : NaN;
-      const addr = m ? parseIPv4(m[1]) : undefined;
-      if (!addr || !(bits >= 0 && bits <= 32)) throw bad(`${what}: '${s}' is not an IPv4 CIDR (a.b.c.d/n)`);
-      const maskBE = bits === 0 ? 0 : (0xffffffff << (32 - bits)) >>> 0;
-      const netBE = addr.readUInt32BE(0);
-      if ((netBE & ~maskBE) >>> 0 !== 0) {
-        const fixed = Buffer.alloc(4);
-        fixed.writeUInt32BE((netBE & maskBE) >>> 0);
-        throw bad(`${what}: '${s}' has host bits set; did you mean ${formatIPv4(fixed)}/${bits}?`);
-      }
-      const mask = Buffer.alloc(4);
-      mask.writeUInt32BE(maskBE);
+      const { addr, mask } = cidr(what, s, 4);
       return { net: word(addr), mask: word(mask) };
     };
   const net6 =
     (what: string) =>
     (s: string): Net6 => {
-      const m = /^([^/]+)\/(\d{1,3})$/.exec(s);
-      const bits = m ? Number(m[2]) : NaN;
-      const addr = m ? parseIPv6(m[1]) : undefined;
-      if (!addr || !(bits >= 0 && bits <= 128)) throw bad(`${what}: '${s}' is not an IPv6 CIDR (a:b::/n)`);
-      const mask = Buffer.alloc(16);
-      for (let i = 0; i < 16; i++) mask[i] = 0xff & ~(0xff >> Math.max(0, Math.min(8, bits - 8 * i)));
-      if (addr.some((x, i) => (x & ~mask[i]) !== 0)) throw bad(`${what}: '${s}' has host bits set`);
+      const { addr, mask } = cidr(what, s, 6);
       return [0, 4, 8, 12].map((o) => ({ net: word(addr, o), mask: word(mask, o) }));
     };
   const peer4 = p.peerNets4.map(net4('peer network'));

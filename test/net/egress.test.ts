@@ -11,6 +11,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { paeneLeftIn } from '../../src/check/world.js';
 import { openRuntime } from '../../src/runtime/open.js';
 import { PAENE, describeReal, tempRoot } from '../helpers.js';
 
@@ -96,12 +97,7 @@ describeReal('egress of shared contexts, in a test-made world', () => {
       for (const r of [root, cutOff])
         for (const n of fs.existsSync(path.join(r, 'contexts')) ? fs.readdirSync(path.join(r, 'contexts')) : [])
           if (!n.startsWith('.')) paene(['destroy', '--force', n], r);
-      left.push(sh(['ip', '-n', H, 'link', 'show', 'paene-egress']).status === 0 ? 'link paene-egress' : '');
-      left.push(
-        ...sh(['ip', 'netns', 'exec', H, 'nft', 'list', 'tables'])
-          .stdout.split('\n')
-          .filter((l) => l.includes('paene')),
-      );
+      left.push(...paeneLeftIn(H));
       await openRuntime(root).shutdownMonitor();
       await openRuntime(cutOff).shutdownMonitor();
     } finally {

@@ -11,6 +11,7 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { paeneLeftIn } from '../../src/check/world.js';
 import { openRuntime } from '../../src/runtime/open.js';
 import { PAENE, describeReal, tempRoot } from '../helpers.js';
 
@@ -74,12 +75,7 @@ describeReal('a shared context beside a host with many addresses', () => {
     const left: string[] = [];
     try {
       if (fs.existsSync(`${root}/contexts/web`)) paene(['destroy', '--force', 'web']);
-      left.push(sh(['ip', '-n', H, 'link', 'show', 'paene-egress']).status === 0 ? 'link paene-egress' : '');
-      left.push(
-        ...sh(['ip', 'netns', 'exec', H, 'nft', 'list', 'tables'])
-          .stdout.split('\n')
-          .filter((l) => l.includes('paene')),
-      );
+      left.push(...paeneLeftIn(H));
       await openRuntime(root).shutdownMonitor();
     } finally {
       for (const p of procs) if (p.pid !== undefined && p.exitCode === null) process.kill(p.pid);
