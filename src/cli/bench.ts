@@ -16,6 +16,7 @@ import { runOverhead } from '../bench/overhead.js';
 import { importTable, runImportBench } from '../bench/imageimport.js';
 import { networkTable, runNetworkBench } from '../bench/network.js';
 import { netStressTable, runNetStress } from '../bench/netstress.js';
+import { copyTable, runCopyBench } from '../bench/copy.js';
 import { lifecycleTable, overheadTable, packingLatencyPlot, packingPlot, packingTable } from '../bench/report.js';
 import { ProgressBar } from './format.js';
 
@@ -50,7 +51,9 @@ function variantsOf(v: string): Variant[] {
 export function registerBenchCommands(program: Command): void {
   const bench = program
     .command('bench')
-    .description('Benchmarks: phone-booth packing, overhead against the host, network models, lifecycle against runc and crun');
+    .description(
+      'Benchmarks: phone-booth packing, overhead against the host, network models, lifecycle against runc and crun, paene cp against tar | exec',
+    );
 
   bench
     .command('packing')
@@ -293,5 +296,34 @@ export function registerBenchCommands(program: Command): void {
       });
       process.stdout.write(importTable(r) + '\n');
       if (o.json) writeJson(o.json, r);
+    });
+
+  bench
+    .command('cp')
+    .description(
+      "`paene cp` of one random file into a context and back out, against the workaround it replaces: the host's tar " +
+        'piped into `paene exec NAME -- busybox tar -x` (in), and `paene exec NAME -- busybox tar -c` piped into the ' +
+        "host's tar (out). Both ways carry the same bytes through one pipe; paene cp adds its walls (the guest's side " +
+        "runs inside the context, the host's side refuses hostile names), so the question is what they cost. Each run " +
+        'copies each way with both methods, which goes first alternating; every copy is checked (sha256sum in the ' +
+        'context, cmp on the host) outside the timed part. MB/s, best and median, and the ratio cp/tar (> 1: paene cp ' +
+        'is faster). Exit 1 if a copy failed or brought other bytes.',
+    )
+    .option('--size <MiB>', 'size of the file, MiB', count('--size'), 1024)
+    .option('--runs <n>', 'runs (each: both methods, both ways)', count('--runs'), 3)
+    .option('--workdir <dir>', 'scratch directory (state root, the file, the copies), removed at the end')
+    .option('--json <file>', 'write the results as JSON')
+    .action(async (o: { size: number; runs: number; workdir?: string; json?: string }) => {
+      requireRoot('the cp benchmark');
+      const r = await runCopyBench({
+        dir: workdirOf(o, 'cp'),
+        sizeMiB: o.size,
+        runs: o.runs,
+        log: (s) => process.stderr.write(s + '\n'),
+      });
+      process.stdout.write(copyTable(r) + '\n');
+      if (r.cleanup.errors.length) process.stderr.write(`cleanup problems:\n  ${r.cleanup.errors.join('\n  ')}\n`);
+      if (o.json) writeJson(o.json, r);
+      if (r.failures.length) process.exitCode = 1;
     });
 }
