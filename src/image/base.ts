@@ -9,6 +9,7 @@ import path from 'node:path';
 import { packageRoot } from '../kernel/package.js';
 import tar from 'tar-stream';
 import { PaeneError } from '../model/errors.js';
+import { elfInterpreter } from './elf.js';
 import { DEFAULT_IMAGE, type ImageInfo, type ImageStore } from './store.js';
 import { packEntry } from './walk.js';
 
@@ -102,14 +103,16 @@ function findProgram(name: string): string | undefined {
   return undefined;
 }
 
-/** Shared libraries (and the loader) a dynamic ELF needs, from ldd; [] for a static one. */
-export function lddClosure(file: string): string[] {
-  const r = spawnSync('ldd', [file], { encoding: 'utf8' });
-  if (r.error) throw new PaeneError('unsupported', `cannot run ldd to find the libraries of ${file}: ${r.error.message}`);
-  if (r.status !== 0) {
-    if (/not a dynamic executable|statically linked/.test(r.stdout + r.stderr)) return [];
-    throw new PaeneError('internal', `ldd ${file} failed: ${r.stderr.trim()}`);
-  }
+/**
+ * Shared libraries (and the loader) a dynamic ELF needs; [] for a static one. Asks the loader the program
+ * names (elfInterpreter) to trace them, as ldd does, without ldd's shell script around each call.
+ */
+export function libraryClosure(file: string): string[] {
+  const loader = elfInterpreter(file);
+  if (loader === undefined) return [];
+  const r = spawnSync(loader, [file], { encoding: 'utf8', env: { ...process.env, LD_TRACE_LOADED_OBJECTS: '1' } });
+  if (r.error) throw new PaeneError('unsupported', `cannot run ${loader} to find the libraries of ${file}: ${r.error.message}`);
+  if (r.status !== 0) throw new PaeneError('internal', `${loader} could not list the libraries of ${file}: ${r.stderr.trim()}`);
   const libs: string[] = [];
   for (const line of r.stdout.split('\n')) {
     const m = /=>\s*(\/\S+)/.exec(line) ?? /^\s*(\/\S+)\s+\(0x/.exec(line);
@@ -156,7 +159,7 @@ export function planBaseImage(recipeDir = RECIPE_DIR, onWarning?: (m: string) =>
       onWarning?.(`base image: ${recipe.busybox} not found (install busybox-static); no init, httpd, wget, nc, ping from busybox`);
     }
   }
-  for (const elf of elfs) for (const lib of lddClosure(elf)) t.addHost(lib);
+  for (const elf of elfs) for (const lib of libraryClosure(elf)) t.addHost(lib);
   if (busybox !== undefined && recipe.applets.length > 0) {
     const r = spawnSync(busybox, ['--list-full'], { encoding: 'utf8' });
     const where = new Map<string, string>();

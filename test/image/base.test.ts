@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { ensureBaseImage, lddClosure, parseRecipe, RECIPE_DIR } from '../../src/image/base.js';
+import { ensureBaseImage, libraryClosure, parseRecipe, RECIPE_DIR } from '../../src/image/base.js';
 import { ImageStore, type ImageInfo } from '../../src/image/store.js';
 import { describeReal, tempRoot } from '../helpers.js';
 import { physicalBytes, rawEntry, streamOf } from './tarhelp.js';
@@ -59,7 +59,7 @@ describeReal('base image', () => {
     ]) {
       const real = resolveIn(p);
       expect(fs.statSync(inside(real)).isFile(), p).toBe(true);
-      for (const lib of lddClosure(fs.realpathSync(p.startsWith('/bin/busybox') ? '/bin/busybox' : p)))
+      for (const lib of libraryClosure(fs.realpathSync(p.startsWith('/bin/busybox') ? '/bin/busybox' : p)))
         expect(() => resolveIn(lib), `${p} needs ${lib}`).not.toThrow();
     }
     for (const applet of ['/usr/sbin/httpd', '/sbin/init', '/bin/ash', '/usr/bin/wget', '/usr/bin/nc', '/bin/ping', '/usr/bin/top'])
@@ -73,6 +73,19 @@ describeReal('base image', () => {
     for (const top of ['bin', 'sbin', 'lib', 'lib64']) {
       const host = fs.lstatSync('/' + top, { throwIfNoEntry: false });
       if (host?.isSymbolicLink()) expect(fs.readlinkSync(inside(top))).toBe(fs.readlinkSync('/' + top));
+    }
+  });
+
+  it("finds each program's libraries as ldd does (the loader the program names, traced)", () => {
+    const ldd = (f: string) => {
+      const r = spawnSync('ldd', [f], { encoding: 'utf8' });
+      if (/not a dynamic executable|statically linked/.test(r.stdout + r.stderr)) return [];
+      expect(r.status, r.stderr).toBe(0);
+      return [...r.stdout.matchAll(/(?:=>\s*|^\s*)(\/\S+)\s+\(0x/gm)].map((m) => m[1]);
+    };
+    for (const p of ['/bin/sh', '/usr/bin/ps', '/usr/bin/stat', '/bin/busybox', process.execPath]) {
+      const real = fs.realpathSync(p);
+      expect(libraryClosure(real), p).toEqual(ldd(real));
     }
   });
 
