@@ -1,4 +1,4 @@
-// `paene bench packing|overhead|lifecycle`: the paper's measurements on this machine.
+// `paene bench packing|overhead|lifecycle|network|net-stress|image-import|cp`: the paper's measurements on this machine.
 // Every benchmark runs in its own scratch state root (--workdir), never among
 // the user's contexts, and removes everything it started, also on Ctrl-C.
 
