@@ -425,17 +425,17 @@ export class ImageStore {
 
   private gcLocked(): number {
     let removed = 0;
-    const touched = new Set<string>();
     for (const { path: p, st } of this.objects()) {
       if (st.nlink <= 1) {
         fs.rmSync(p, { force: true });
-        touched.add(path.dirname(p));
         removed++;
       }
     }
-    for (const d of touched) {
+    // Every fan-out dir that is empty now, also one a killed import made before it stored an object there
+    // (the lock is held: no writer is between a mkdir and its link).
+    for (const f of fs.existsSync(this.objectsDir) ? fs.readdirSync(this.objectsDir) : []) {
       try {
-        fs.rmdirSync(d); // only succeeds when the fan-out dir is now empty
+        fs.rmdirSync(path.join(this.objectsDir, f)); // only succeeds when the fan-out dir is empty
       } catch {
         /* still holds objects */
       }

@@ -216,6 +216,18 @@ describe('image store', () => {
     expect(fs.existsSync(orphan)).toBe(false);
     store.remove('aftercrash', []);
   });
+
+  it('clears the empty fan-out dir of an import killed between its mkdir and its first object there', async () => {
+    const before = snapshot(store.dir);
+    const crashed = path.join(store.stagingDir, '999999998-abcd');
+    fs.mkdirSync(path.join(crashed, 'rootfs'), { recursive: true });
+    const fan = path.join(store.objectsDir, 'fe');
+    fs.mkdirSync(fan); // no object in it: the import was killed right after the mkdir
+    await store.importTar(streamOf(await makeTar([{ name: 'c', body: 'd' }])), 'afterkill');
+    store.remove('afterkill', []);
+    expect(fs.existsSync(fan)).toBe(false);
+    expect(diffSnapshots(before, snapshot(store.dir))).toEqual([]);
+  });
 });
 
 function dirBlocks(s: ImageStore): number {
