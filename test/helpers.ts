@@ -83,8 +83,17 @@ export interface CliRun {
 }
 
 /** The one CLI runner: `paene --root ROOT ARGS`, waited for (options: spawnSync's, e.g. input, env, timeout). */
+/**
+ * A harness bound (ms) stretched by the machine's load (the 1-minute load per CPU, 1x to 4x): a call that
+ * is slow because the machine is busy is not a verdict on paene (issue 22). A hung call still ends.
+ */
+export function harnessMs(ms: number): number {
+  const perCpu = os.loadavg()[0]! / Math.max(1, os.availableParallelism());
+  return Math.round(ms * Math.min(4, Math.max(1, perCpu)));
+}
+
 export function runCli(root: string, args: string[], options: SpawnSyncOptionsWithStringEncoding | Record<string, unknown> = {}): CliRun {
-  const r = spawnSync(PAENE, ['--root', root, ...args], { encoding: 'utf8', timeout: 120_000, ...options });
+  const r = spawnSync(PAENE, ['--root', root, ...args], { encoding: 'utf8', timeout: harnessMs(120_000), ...options });
   // a call killed (at its generous bound, or from outside) says so in its stderr, not as a bare null exit code
   const killed = r.signal ? `\n[paene ${args.join(' ')}: killed by ${r.signal}${r.error ? ` (${r.error.message})` : ''}]` : '';
   return { args, code: r.status, stdout: r.stdout ?? '', stderr: (r.stderr ?? '') + killed };

@@ -8,6 +8,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
+import { harnessMs } from '../helpers.js';
 
 export const PAENE_RUNC = path.resolve('bin/paene-runc');
 export type Rt = 'runc' | 'paene';
@@ -46,10 +47,11 @@ export function sh(argv: string[], opts: RunOpts = {}): Promise<Res> {
     child.stdout!.setEncoding('utf8').on('data', (d: string) => (stdout += d));
     child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
     if (opts.input !== undefined) child.stdin!.end(opts.input);
+    const bound = harnessMs(opts.timeout ?? 120_000);
     const timer = setTimeout(() => {
-      stderr += `\n[timed out after ${opts.timeout ?? 120_000} ms: ${argv.join(' ')}]`;
+      stderr += `\n[timed out after ${bound} ms: ${argv.join(' ')}]`;
       child.kill('SIGKILL');
-    }, opts.timeout ?? 120_000);
+    }, bound);
     child.on('error', (e) => {
       stderr += String(e);
     });
