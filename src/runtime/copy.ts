@@ -16,11 +16,12 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
-import tar from 'tar-stream';
 import { PaeneError } from '../model/errors.js';
 import { NAME_RE } from '../model/names.js';
 import { GUEST_PUT } from '../proto/copy.js';
+import { openPipes, releaseNonBlocking } from './pipe.js';
 import type { Runtime } from './runtime.js';
+import { type TarHeader as Header, TarReader, type TarSink } from './tarread.js';
 
 /** One end of a copy: a host path, or a path in a context. */
 export interface CopyEnd {
@@ -160,28 +161,81 @@ export async function copyOut(rt: Runtime, name: string, src: string, dst: strin
     if (!fs.statSync(dir, { throwIfNoEntry: false })?.isDirectory())
       throw new PaeneError('not-found', `${path.dirname(dst)}: no such directory on the host`);
   }
-  const guest = await rt.execChild(
-    name,
-    ['sh', '-c', GUEST_TAR, 'paene-cp', '-c', '-f', '-', '-C', from.dir, from.base],
-    ['ignore', 'pipe', 'pipe'],
-  );
-  const done = finished(guest);
+  // The guest's tar writes into a kernel pipe read here with blocking reads of up to 1 MiB, each piece parsed
+  // and written out before the next read (pipe.ts says why not Node's stdio pipe). Its stderr is a pipe the
+  // guest cannot block on (what does not fit is lost to it), drained here between reads: a guest that writes
+  // much there never stops its stdout while this process waits on it.
+  const [out, err] = openPipes(['blocking', 'non-blocking']);
+  let guest: ChildProcess;
+  try {
+    guest = await rt.execChild(
+      name,
+      ['sh', '-c', GUEST_TAR, 'paene-cp', '-c', '-f', '-', '-C', from.dir, from.base],
+      ['ignore', out.write, err.write],
+    );
+  } catch (e) {
+    for (const fd of [out.read, err.read, err.write]) fs.closeSync(fd);
+    throw e;
+  } finally {
+    fs.closeSync(out.write);
+  }
+  releaseNonBlocking(err.write);
+  const exit = exited(guest);
+  const stderr = new StderrTail(err.read);
   const x = new SafeExtractor(dir, from.base, top, opts);
   let extractErr: unknown;
   try {
-    await x.run(guest.stdout as Readable);
+    x.run(out.read, () => stderr.drain());
   } catch (e) {
     extractErr = e;
     guest.kill('SIGKILL');
+  } finally {
+    fs.closeSync(out.read);
   }
-  const g = await done;
+  const g = { code: await exit, stderr: stderr.finish() };
   if (extractErr) throw extractErr;
   if (g.code !== 0) throw guestFailure(name, g, `reading ${src}`);
   if (x.result.entries === 0 && x.result.skipped === 0) throw new PaeneError('not-found', `${src}: nothing came out of '${name}'`);
   return x.result;
 }
 
-type Header = tar.Header;
+function exited(child: ChildProcess): Promise<number> {
+  return new Promise<number>((resolve) => {
+    child.on('error', () => resolve(127));
+    child.on('exit', (code, signal) => resolve(code ?? (signal ? 128 : 1)));
+  });
+}
+
+/** The last 4 KiB of what a child wrote into a pipe whose read end is non-blocking, read when asked (never waiting). */
+class StderrTail {
+  private text = '';
+  private readonly buf = Buffer.allocUnsafe(65536);
+  constructor(private readonly fd: number) {}
+
+  drain(): void {
+    for (;;) {
+      let n: number;
+      try {
+        n = fs.readSync(this.fd, this.buf, 0, this.buf.length, null);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'EAGAIN') return;
+        throw e;
+      }
+      if (n === 0) return;
+      this.text = (this.text + this.buf.toString('utf8', 0, n)).slice(-4096);
+    }
+  }
+
+  /** After the child's exit: what is left, and the pipe closed. */
+  finish(): string {
+    try {
+      this.drain();
+    } finally {
+      fs.closeSync(this.fd);
+    }
+    return this.text;
+  }
+}
 
 /**
  * Extracts a tar from a guest under `dir`, its members renamed from `from`
@@ -193,7 +247,9 @@ class SafeExtractor {
   private readonly dirs = new Set<string>();
   /** regular files this copy wrote: the only targets a hard link may name */
   private readonly files = new Set<string>();
-  private readonly dirModes: { p: string; mode: number; mtime?: Date }[] = [];
+  private readonly dirModes: { p: string; mode: number; mtime: Date }[] = [];
+  /** the file being written, closed here if the stream fails inside it */
+  private open: number | undefined;
 
   constructor(
     private readonly dir: string,
@@ -249,10 +305,11 @@ class SafeExtractor {
     if (this.opts.archive && h.uid !== undefined && h.gid !== undefined) fs.lchownSync(p, h.uid, h.gid);
   }
 
-  private async entry(h: Header, stream: Readable): Promise<void> {
+  /** A member: made (or refused) at once; a regular file's data goes to the sink returned. */
+  private entry(h: Header): TarSink | undefined {
     const p = this.place(h.name);
-    const mode = (h.mode ?? 0o644) & 0o777; // set-id and sticky bits dropped: the guest's setuid root program is not the host's
-    if (h.mode !== undefined && (h.mode & 0o7000) !== 0) this.opts.onWarning?.(`${path.relative(this.dir, p)}: set-id bits dropped`);
+    const mode = h.mode & 0o777; // set-id and sticky bits dropped: the guest's setuid root program is not the host's
+    if ((h.mode & 0o7000) !== 0) this.opts.onWarning?.(`${path.relative(this.dir, p)}: set-id bits dropped`);
     this.checkParents(p);
     switch (h.type) {
       case 'directory': {
@@ -268,39 +325,33 @@ class SafeExtractor {
       case 'contiguous-file': {
         this.clear(p);
         const fd = fs.openSync(p, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, 0o600);
-        // plain synchronous writes of each chunk: the page cache takes them at once, and no stream queue sits between
-        try {
-          await new Promise<void>((resolve, reject) => {
-            stream.on('data', (chunk: Buffer) => {
-              try {
-                for (let off = 0; off < chunk.length; ) off += fs.writeSync(fd, chunk, off, chunk.length - off);
-              } catch (e) {
-                stream.destroy();
-                reject(e);
-              }
-            });
-            stream.on('error', reject);
-            stream.on('end', resolve);
-          });
-        } finally {
-          fs.closeSync(fd);
-        }
-        fs.chmodSync(p, mode);
-        this.owner(p, h);
-        if (h.mtime) fs.utimesSync(p, h.mtime, h.mtime);
-        this.files.add(p);
-        this.result.bytes += h.size ?? 0;
-        break;
+        this.open = fd;
+        this.result.entries++;
+        // plain synchronous writes of each piece: the page cache takes them at once, and no stream queue sits between
+        return {
+          write: (data) => {
+            for (let off = 0; off < data.length; ) off += fs.writeSync(fd, data, off, data.length - off);
+          },
+          end: () => {
+            this.open = undefined;
+            fs.closeSync(fd);
+            fs.chmodSync(p, mode);
+            this.owner(p, h);
+            fs.utimesSync(p, h.mtime, h.mtime);
+            this.files.add(p);
+            this.result.bytes += h.size;
+          },
+        };
       }
       case 'symlink': {
         this.clear(p);
-        fs.symlinkSync(h.linkname ?? '', p);
+        fs.symlinkSync(h.linkname, p);
         this.owner(p, h);
-        if (h.mtime) fs.lutimesSync(p, h.mtime, h.mtime);
+        fs.lutimesSync(p, h.mtime, h.mtime);
         break;
       }
       case 'link': {
-        const target = this.place(h.linkname ?? '');
+        const target = this.place(h.linkname);
         if (!this.files.has(target))
           throw new PaeneError(
             'hostile-archive',
@@ -314,44 +365,31 @@ class SafeExtractor {
         // character and block devices, FIFOs: a guest's node is not made on the host
         this.opts.onWarning?.(`${path.relative(this.dir, p)}: ${h.type} skipped (cp makes no device nodes or FIFOs on the host)`);
         this.result.skipped++;
-        stream.resume();
-        return;
+        return undefined;
     }
     this.result.entries++;
-    if (h.type !== 'file' && h.type !== 'contiguous-file') stream.resume();
+    return undefined;
   }
 
-  async run(input: Readable): Promise<void> {
-    const extract = tar.extract();
-    await new Promise<void>((resolve, reject) => {
-      let failed = false;
-      const fail = (e: unknown) => {
-        if (failed) return;
-        failed = true;
-        extract.destroy();
-        input.destroy();
-        reject(e);
-      };
-      extract.on('entry', (h, stream, next) => {
-        this.entry(h, stream as unknown as Readable).then(
-          () => next(),
-          (e) => {
-            stream.resume();
-            fail(e);
-          },
-        );
-      });
-      extract.on('finish', () => {
-        if (!failed) resolve();
-      });
-      extract.on('error', fail);
-      input.on('error', fail);
-      input.pipe(extract);
-    });
+  /** Reads the tar from `fd` (blocking reads) to its end and extracts it, `between` after each read; then the directories' own modes and times. */
+  run(fd: number, between: () => void): void {
+    const reader = new TarReader((h) => this.entry(h));
+    const piece = Buffer.allocUnsafe(1 << 20);
+    try {
+      for (;;) {
+        const n = fs.readSync(fd, piece, 0, piece.length, null);
+        between();
+        if (n === 0) break;
+        reader.push(piece.subarray(0, n));
+      }
+      reader.end();
+    } finally {
+      if (this.open !== undefined) fs.closeSync(this.open);
+    }
     // directories last, deepest first: their own modes and times, after their contents were written
     for (const d of this.dirModes.reverse()) {
       fs.chmodSync(d.p, d.mode);
-      if (d.mtime) fs.utimesSync(d.p, d.mtime, d.mtime);
+      fs.utimesSync(d.p, d.mtime, d.mtime);
     }
   }
 }

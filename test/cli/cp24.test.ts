@@ -173,6 +173,37 @@ describeReal('issue 24: paene cp', () => {
     }
   });
 
+  it('a guest tar that floods its stderr, or cuts its stream short: no hang; a cut stream refused', async () => {
+    const good = await makeTar([
+      { name: 'x/', type: 'directory' },
+      { name: 'x/f', body: 'f'.repeat(5000) },
+    ]);
+    const fake = (body: string) =>
+      sh(
+        `mkdir -p /usr/local/bin && cat > /good.tar && printf '#!/bin/sh\\n${body}\\n' > /usr/local/bin/tar && chmod 755 /usr/local/bin/tar`,
+        good,
+      );
+    try {
+      // 4 MiB on stderr before the tar: the copy reads its stdout while the stderr pipe is full (the excess is lost)
+      expect(fake('head -c 4194304 /dev/zero | tr "\\\\000" e >&2; cat /good.tar').code).toBe(0);
+      const out = path.join(hd.dir, 'flood');
+      fs.mkdirSync(out);
+      const r = run('cp', 'c:/x', out);
+      expect(r.code).toBe(0);
+      expect(fs.readFileSync(path.join(out, 'x/f'), 'utf8')).toBe('f'.repeat(5000));
+      // the stream ends inside x/f's data
+      expect(fake('head -c 2000 /good.tar').code).toBe(0);
+      const cut = path.join(hd.dir, 'cut');
+      fs.mkdirSync(cut);
+      const c = run('cp', 'c:/x', cut);
+      expect(c.stderr).toMatch(/ended inside a member/);
+      expect(c.code).toBe(9);
+      expect(tree(cut).every((p) => p === 'x' || p.startsWith('x/'))).toBe(true);
+    } finally {
+      sh('rm -f /usr/local/bin/tar /good.tar');
+    }
+  });
+
   it('symlinks swapped during copies in and out never reach the host', () => {
     const canary = path.join(hd.dir, 'canary-swap');
     fs.mkdirSync(canary);
