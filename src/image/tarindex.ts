@@ -12,6 +12,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { PaeneError } from '../model/errors.js';
 import { normalizeEntryName, showName } from './entryname.js';
+import { paxRecords, TAR_META_MAX, tarNumber, tarString } from './tarfields.js';
 
 export interface TarMember {
   start: number; // offset of its data in the archive
@@ -23,46 +24,15 @@ export interface TarIndex {
   aliases: Map<string, string>; // symlinks and hard links between them
 }
 
-const META_MAX = 1024 * 1024; // a PAX record block or GNU long name
-
 function bad(msg: string): never {
   throw new PaeneError('hostile-archive', `corrupt image archive: ${msg}`);
 }
 
-function octal(b: Buffer, what: string, at: number): number {
-  if (b[0] & 0x80) {
-    // base-256 (GNU): big-endian, first byte's top bit set
-    let n = b[0] & 0x7f;
-    for (let i = 1; i < b.length; i++) n = n * 256 + b[i];
-    if (!Number.isSafeInteger(n)) bad(`${what} of the header at ${at} is too large`);
-    return n;
-  }
-  const s = b.toString('latin1').replace(/\0.*$/s, '').trim();
-  if (s === '') return 0;
-  if (!/^[0-7]+$/.test(s)) bad(`${what} of the header at ${at} is not a number`);
-  return parseInt(s, 8);
-}
-
-function cstr(b: Buffer): string {
-  const z = b.indexOf(0);
-  return b.subarray(0, z < 0 ? b.length : z).toString('utf8');
-}
-
-function paxRecords(data: Buffer, at: number): Record<string, string> {
-  const out: Record<string, string> = {};
-  let off = 0;
-  while (off < data.length && data[off] !== 0) {
-    const sp = data.indexOf(0x20, off);
-    const len = sp < 0 ? NaN : Number(data.subarray(off, sp).toString('latin1'));
-    if (!Number.isInteger(len) || len <= sp - off + 1 || off + len > data.length) bad(`PAX record at ${at} is malformed`);
-    const rec = data.subarray(sp + 1, off + len - 1).toString('utf8');
-    const eq = rec.indexOf('=');
-    if (eq < 0) bad(`PAX record at ${at} has no '='`);
-    out[rec.slice(0, eq)] = rec.slice(eq + 1);
-    off += len;
-  }
-  return out;
-}
+/** A field's failure, placed: the header at OFF. */
+const at =
+  (off: number) =>
+  (msg: string): never =>
+    bad(`${msg} in the header at ${off}`);
 
 /**
  * What a link between an archive's files names: docker save links a layer
@@ -100,9 +70,9 @@ export function indexTar(file: string, maxEntries: number): TarIndex {
       if (h.every((x) => x === 0)) break;
       let sum = 0;
       for (let i = 0; i < 512; i++) sum += i >= 148 && i < 156 ? 0x20 : h[i];
-      if (octal(h.subarray(148, 156), 'checksum', off) !== sum) bad(`bad header checksum at ${off}`);
+      if (tarNumber(h.subarray(148, 156), 'checksum', at(off)) !== sum) bad(`bad header checksum at ${off}`);
       const type = String.fromCharCode(h[156] || 0x30);
-      let size = octal(h.subarray(124, 136), 'size', off);
+      let size = tarNumber(h.subarray(124, 136), 'size', at(off));
       if (pax.size !== undefined && (type === '0' || type === '7')) size = Number(pax.size);
       if (type === '5' || type === '2' || type === '1') size = 0; // as tar-stream reads them
       if (!Number.isSafeInteger(size) || size < 0 || off + 512 + size > total)
@@ -110,20 +80,20 @@ export function indexTar(file: string, maxEntries: number): TarIndex {
       const dataAt = off + 512;
       const next = dataAt + Math.ceil(size / 512) * 512;
       if (type === 'x' || type === 'g' || type === 'L' || type === 'K') {
-        if (size > META_MAX) bad(`metadata entry at ${off} is larger than ${META_MAX} bytes`);
+        if (size > TAR_META_MAX) bad(`metadata entry at ${off} is larger than ${TAR_META_MAX} bytes`);
         const data = read(dataAt, size);
-        if (type === 'x') pax = paxRecords(data, off);
-        else if (type === 'L') longName = cstr(data);
-        else if (type === 'K') longLink = cstr(data);
+        if (type === 'x') pax = paxRecords(data, at(off));
+        else if (type === 'L') longName = tarString(data);
+        else if (type === 'K') longLink = tarString(data);
         off = next;
         continue;
       }
       if (++entries > maxEntries)
         throw new PaeneError('limit-exceeded', `the image archive has more than ${maxEntries} entries (--max-files)`);
-      const prefix = h.subarray(257, 262).toString('latin1') === 'ustar' ? cstr(h.subarray(345, 500)) : '';
-      const plain = cstr(h.subarray(0, 100));
+      const prefix = h.subarray(257, 262).toString('latin1') === 'ustar' ? tarString(h.subarray(345, 500)) : '';
+      const plain = tarString(h.subarray(0, 100));
       const raw = pax.path ?? longName ?? (prefix ? `${prefix}/${plain}` : plain);
-      const link = pax.linkpath ?? longLink ?? cstr(h.subarray(157, 257));
+      const link = pax.linkpath ?? longLink ?? tarString(h.subarray(157, 257));
       pax = {};
       longName = undefined;
       longLink = undefined;

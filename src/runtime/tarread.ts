@@ -8,6 +8,7 @@
 // extractor checks every name); a misread header can only misname a member.
 
 import { PaeneError } from '../model/errors.js';
+import { paxRecords, TAR_META_MAX, tarNumber, tarString } from '../image/tarfields.js';
 
 export type TarType =
   | 'file'
@@ -38,7 +39,6 @@ export interface TarSink {
 }
 
 const BLOCK = 512;
-const META_MAX = 1024 * 1024; // a PAX record block or GNU long name
 const TYPES: Record<string, TarType> = {
   '0': 'file',
   '\0': 'file',
@@ -53,41 +53,6 @@ const TYPES: Record<string, TarType> = {
 
 function bad(msg: string): never {
   throw new PaeneError('hostile-archive', `the guest's tar sent a broken stream: ${msg}`);
-}
-
-function octal(b: Buffer, what: string): number {
-  if (b[0] & 0x80) {
-    if (b[0] !== 0x80) bad(`a negative ${what}`); // base-256 (GNU), big-endian; 0xff would be negative
-    let n = 0;
-    for (let i = 1; i < b.length; i++) n = n * 256 + b[i];
-    if (!Number.isSafeInteger(n)) bad(`a ${what} too large`);
-    return n;
-  }
-  const s = b.toString('latin1').replace(/\0.*$/s, '').trim();
-  if (s === '') return 0;
-  if (!/^[0-7]+$/.test(s)) bad(`a ${what} that is not a number`);
-  return parseInt(s, 8);
-}
-
-function cstr(b: Buffer): string {
-  const z = b.indexOf(0);
-  return b.subarray(0, z < 0 ? b.length : z).toString('utf8');
-}
-
-function paxRecords(data: Buffer): Record<string, string> {
-  const out: Record<string, string> = {};
-  let off = 0;
-  while (off < data.length && data[off] !== 0) {
-    const sp = data.indexOf(0x20, off);
-    const len = sp < 0 ? Number.NaN : Number(data.subarray(off, sp).toString('latin1'));
-    if (!Number.isInteger(len) || len <= sp - off + 1 || off + len > data.length) bad('a malformed PAX record');
-    const rec = data.subarray(sp + 1, off + len - 1).toString('utf8');
-    const eq = rec.indexOf('=');
-    if (eq < 0) bad("a PAX record without '='");
-    out[rec.slice(0, eq)] = rec.slice(eq + 1);
-    off += len;
-  }
-  return out;
 }
 
 const padding = (size: number) => (BLOCK - (size % BLOCK)) % BLOCK;
@@ -161,13 +126,13 @@ export class TarReader {
     if (h.every((x) => x === 0)) return; // the end-of-archive blocks (and anything after them read the same way)
     let sum = 0;
     for (let i = 0; i < BLOCK; i++) sum += i >= 148 && i < 156 ? 0x20 : h[i];
-    if (octal(h.subarray(148, 156), 'checksum') !== sum) bad('a header with a bad checksum');
+    if (tarNumber(h.subarray(148, 156), 'checksum', bad) !== sum) bad('a header with a bad checksum');
     const magic = h.subarray(257, 263).toString('latin1');
     if (magic !== 'ustar\0' && magic !== 'ustar ') bad('a header of no tar format it knows (not ustar or GNU)');
     const flag = String.fromCharCode(h[156]);
-    let size = octal(h.subarray(124, 136), 'size');
+    let size = tarNumber(h.subarray(124, 136), 'size', bad);
     if (flag === 'x' || flag === 'g' || flag === 'L' || flag === 'K') {
-      if (size > META_MAX) bad(`a metadata member larger than ${META_MAX} bytes`);
+      if (size > TAR_META_MAX) bad(`a metadata member larger than ${TAR_META_MAX} bytes`);
       this.meta = flag;
       this.metaPad = padding(size);
       this.state = 'meta';
@@ -176,10 +141,10 @@ export class TarReader {
       return;
     }
     const pax = { ...this.paxGlobal, ...this.pax };
-    const prefix = magic === 'ustar\0' ? cstr(h.subarray(345, 500)) : '';
-    const plain = cstr(h.subarray(0, 100));
+    const prefix = magic === 'ustar\0' ? tarString(h.subarray(345, 500)) : '';
+    const plain = tarString(h.subarray(0, 100));
     const name = pax.path ?? this.longName ?? (prefix ? `${prefix}/${plain}` : plain);
-    const linkname = pax.linkpath ?? this.longLink ?? cstr(h.subarray(157, 257));
+    const linkname = pax.linkpath ?? this.longLink ?? tarString(h.subarray(157, 257));
     this.pax = {};
     this.longName = undefined;
     this.longLink = undefined;
@@ -194,11 +159,11 @@ export class TarReader {
     const header: TarHeader = {
       name,
       type,
-      mode: octal(h.subarray(100, 108), 'mode'),
-      uid: octal(h.subarray(108, 116), 'uid'),
-      gid: octal(h.subarray(116, 124), 'gid'),
+      mode: tarNumber(h.subarray(100, 108), 'mode', bad),
+      uid: tarNumber(h.subarray(108, 116), 'uid', bad),
+      gid: tarNumber(h.subarray(116, 124), 'gid', bad),
       size,
-      mtime: new Date(1000 * octal(h.subarray(136, 148), 'mtime')),
+      mtime: new Date(1000 * tarNumber(h.subarray(136, 148), 'mtime', bad)),
       linkname,
     };
     this.sink = this.onEntry(header);
@@ -209,10 +174,10 @@ export class TarReader {
   }
 
   private metadata(data: Buffer): void {
-    if (this.meta === 'x') this.pax = paxRecords(data);
-    else if (this.meta === 'g') this.paxGlobal = { ...this.paxGlobal, ...paxRecords(data) };
-    else if (this.meta === 'L') this.longName = cstr(data);
-    else this.longLink = cstr(data);
+    if (this.meta === 'x') this.pax = paxRecords(data, bad);
+    else if (this.meta === 'g') this.paxGlobal = { ...this.paxGlobal, ...paxRecords(data, bad) };
+    else if (this.meta === 'L') this.longName = tarString(data);
+    else this.longLink = tarString(data);
     this.state = 'skip';
     this.need = this.metaPad;
     if (this.need === 0) this.state = 'header';
