@@ -21,6 +21,7 @@
 #include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 void die(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
@@ -87,7 +88,16 @@ static int sealed_copy(int fd, const char *name, int cloexec) {
     ssize_t n = sendfile(m, fd, &off, (size_t)(st.st_size - off));
     if (n <= 0) die("copy %s into memory: %s", name, n < 0 ? strerror(errno) : "short file");
   }
-  if (fcntl(m, F_ADD_SEALS, PAENE_SEALS) < 0) die("seal the copy of %s: %s", name, strerror(errno));
+  /*
+   * F_SEAL_WRITE fails with EBUSY while something else holds a page of the copy for a moment (the kernel
+   * waits 150 ms for it; compaction or DAMON's access checks can hold one longer on a loaded machine):
+   * tried again for up to 2 s, then the error.
+   */
+  for (int tries = 0; fcntl(m, F_ADD_SEALS, PAENE_SEALS) < 0; tries++) {
+    if (errno != EBUSY || tries >= 40) die("seal the copy of %s: %s", name, strerror(errno));
+    struct timespec pause = {.tv_sec = 0, .tv_nsec = 50 * 1000 * 1000};
+    nanosleep(&pause, NULL);
+  }
   return m;
 }
 
