@@ -57,22 +57,28 @@ describeReal('the OCI conformance suite against paene-runc', () => {
       const base = parseSummary(fs.readFileSync(path.join(SUITE, 'oci-validation-baseline-runc.txt'), 'utf8'));
       // the suite's own summary line, for the CI log
       console.log(/oci-validation: \d+ passed.*/.exec(r.stdout + r.stderr)?.[0] ?? 'oci-validation: no summary line');
-      const lostInRun = [...base.rows]
-        .filter(([name, b]) => b.status === 'PASS' && got.rows.get(name)?.status !== 'PASS')
-        .map(([name]) => name);
+      const recorded = parseSummary(fs.readFileSync(path.resolve('docs/oci-validation-paene-runc.txt'), 'utf8'));
+      const mustPass = (name: string) => base.rows.get(name)?.status === 'PASS';
+      const short = (name: string, row: Row | undefined) =>
+        (mustPass(name) && row?.status !== 'PASS') || (row?.pass ?? 0) < (recorded.rows.get(name)?.pass ?? 0);
       // A program can race its own container under load (killsig, lost once in CI run 12 of 2026-12-07 and
       // passing 12 of 12 alone, quiet and beside a CPU hog, signals the shell as soon as it is "running",
-      // before the shell may have set its trap, whatever the runtime): a program lost in the whole run is shown
-      // with its output, then run again alone, twice at most; lost is what fails alone too, and the
-      // assertions count with a program's run alone where that passed.
+      // before the shell may have set its trap, whatever the runtime; CI run 14 passed one assertion fewer
+      // than recorded): a program that runc's baseline passes and this run lost, or one that passed fewer
+      // assertions than paene-runc's recorded run, is shown with its output and run again alone, twice at
+      // most. Lost is what fails alone too; the assertions count with its best run.
       let passedAlone = 0;
-      const lost = lostInRun.filter((name) => {
+      const lost: string[] = [];
+      for (const name of new Set([...base.rows.keys(), ...recorded.rows.keys()])) {
+        const inRun = got.rows.get(name);
+        if (!short(name, inRun)) continue;
         for (const ext of ['tap', 'err']) {
           const f = path.join(results, `${name}.${ext}`);
           if (fs.existsSync(f))
-            console.log(`oci-validation: ${name} lost in the whole run; its ${ext}:\n${fs.readFileSync(f, 'utf8').slice(-3000)}`);
+            console.log(`oci-validation: ${name} short in the whole run; its ${ext}:\n${fs.readFileSync(f, 'utf8').slice(-3000)}`);
         }
-        for (let i = 0; i < 2; i++) {
+        let best = inRun;
+        for (let i = 0; i < 2 && short(name, best); i++) {
           const again = tempRoot('oci-validation-again');
           try {
             const a = spawnSync('bash', [path.join(SUITE, 'run.sh')], {
@@ -82,17 +88,15 @@ describeReal('the OCI conformance suite against paene-runc', () => {
             });
             const summary = path.join(again, 'summary.txt');
             const row = parseSummary((fs.existsSync(summary) ? fs.readFileSync(summary, 'utf8') : '') + a.stdout + a.stderr).rows.get(name);
-            console.log(`oci-validation: ${name} alone: ${row?.status ?? 'no result'}`);
-            if (row?.status === 'PASS') {
-              passedAlone += row.pass - (got.rows.get(name)?.pass ?? 0);
-              return false;
-            }
+            console.log(`oci-validation: ${name} alone: ${row ? `${row.status}, ${row.pass} passed` : 'no result'}`);
+            if (row && (row.pass > (best?.pass ?? 0) || (row.status === 'PASS' && best?.status !== 'PASS'))) best = row;
           } finally {
             fs.rmSync(again, { recursive: true, force: true });
           }
         }
-        return true;
-      });
+        passedAlone += Math.max(0, (best?.pass ?? 0) - (inRun?.pass ?? 0));
+        if (mustPass(name) && best?.status !== 'PASS') lost.push(name);
+      }
       expect(lost).toEqual([]);
       expect(got.passed + passedAlone).toBeGreaterThanOrEqual(RECORDED_PASSED);
     } finally {
