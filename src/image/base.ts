@@ -219,7 +219,7 @@ export interface BuildOptions {
 
 export async function buildBaseImage(store: ImageStore, opts: BuildOptions = {}): Promise<ImageInfo> {
   const name = opts.name ?? DEFAULT_IMAGE;
-  // Refused before the recipe's plan (seconds of ldd) and the packing, not after them (issue 24).
+  // Refused before the recipe's plan (the loader's traces of 66 programs) and the packing, not after them (issue 24).
   if (store.has(name)) store.refuseExisting(name);
   const nodes = planBaseImage(opts.recipeDir, opts.onWarning);
   return store.importPacked(
