@@ -8,7 +8,7 @@
 //   private  the server in a private context, the client on the far side of
 //            its veth and bridge (in the bench's own host-side namespace)
 // Each repetition runs every metric on every side, the side that goes first
-// rotating; medians and ratios to the host are reported (> 1 would be faster
+// rotating; medians and ratios to the host, paired per repetition (measure), are reported (> 1 would be faster
 // than the host). Then the memory one more idle context of each model costs.
 // Everything runs in a scratch state root and a network namespace the bench
 // makes, and is removed at the end.
@@ -39,6 +39,11 @@ export interface NetworkOptions {
   memoryContexts?: number;
   /** only the outbound rows (no loopback rows, no memory figure) */
   outboundOnly?: boolean;
+  /**
+   * The CPU the outbound clients and servers are bound to (undefined: the
+   * last this process may use; null: none, the scheduler places them).
+   */
+  cpu?: number | null;
   log?: (s: string) => void;
   progress?: (done: number, total: number, detail: string) => void;
 }
@@ -70,13 +75,15 @@ export interface OutboundResult {
   goals: { side: 'shared' | 'private'; worstRatio: number; goal: number; met: boolean }[];
   /** paene links and nft tables left in the world's host namespace after its contexts were destroyed */
   leftovers: string[];
+  /** the CPU every client and server ran on (null: placed by the scheduler) */
+  cpu: number | null;
 }
 
 export interface NetMetric {
   name: 'tcp-rr' | 'tcp-stream' | 'http';
   what: string;
   unit: string;
-  /** per side: the value of every repetition, the median, and median / host median */
+  /** per side: the value of every repetition, the median, and the median of its per-repetition ratios to the host (measure) */
   sides: Record<NetSide, { runs: number[]; median: number; ratio: number }>;
 }
 
@@ -106,6 +113,17 @@ export interface NetworkResult {
 }
 
 const PORT = { rr: 18601, stream: 18602, http: 18603 };
+const LOOP_PORT: Record<NetMetric['name'], number> = { 'tcp-rr': PORT.rr, 'tcp-stream': PORT.stream, http: PORT.http };
+/**
+ * The outbound servers' first ports: each run gets a port of its own
+ * (outPort), so no run finds the 4-tuples of an earlier one still in TIME_WAIT
+ * and NAT's conntrack (connect() and the NAT then search ever longer for a
+ * free source port: 12,000 conn/s fell to 300 after about 40,000 connections
+ * to one port here, whichever side ran then).
+ */
+const OUT_PORT: Record<NetMetric['name'], number> = { 'tcp-rr': 20000, 'tcp-stream': 21000, http: 22000 };
+/** Ports per metric: one warm-up, then one per run (so reps x sides < 1000). */
+const OUT_PORTS = 1000;
 const HOST_ADDR = '127.78.0.3';
 /** the outbound peer's bridge network in the world's H (beside the uplink's 172.31.251.0/30) */
 const PEER_GATEWAY = '172.31.250.1';
@@ -118,12 +136,14 @@ export async function runNetworkBench(o: NetworkOptions): Promise<NetworkResult>
   fs.mkdirSync(o.dir, { recursive: true });
   const stateRoot = path.join(o.dir, 'state');
   const netns = `paene-bench-net-${process.pid}`;
+  if (o.reps * OUT_SIDES.length >= OUT_PORTS)
+    throw new PaeneError('invalid-argument', `--reps must be below ${Math.ceil(OUT_PORTS / OUT_SIDES.length)}, got ${o.reps}`);
   const rt = openRuntime(stateRoot);
   const tool = nativePath('paene-bench');
   const metrics: NetMetric[] = [];
   const memory: NetMemory[] = [];
   let errors: string[] = [];
-  let outbound: OutboundResult = { metrics: [], goals: [], leftovers: [] };
+  let outbound: OutboundResult = { metrics: [], goals: [], leftovers: [], cpu: null };
   cleanup.add('remove the scratch directory', () => fs.rmSync(o.dir, { recursive: true, force: true }));
   cleanup.add('remove the bench network namespace', () => void spawnSync('ip', ['netns', 'delete', netns]));
   cleanup.add('stop the monitor', () => rt.shutdownMonitor());
@@ -177,12 +197,13 @@ export async function runNetworkBench(o: NetworkOptions): Promise<NetworkResult>
       const privateAddr = rt.config(ctx.private).net.addresses[0] as string;
 
       const list = metricList(scale);
-      const client = async (side: NetSide, args: (addr: string) => string[], name: string): Promise<number> => {
+      const client = async (side: NetSide, args: (addr: string, port: number) => string[], name: NetMetric['name']): Promise<number> => {
         let r: { code: number; stdout: string; stderr: string };
-        if (side === 'host') r = await run(tool, args(HOST_ADDR), { timeoutMs: 300_000 });
+        const port = LOOP_PORT[name as NetMetric['name']];
+        if (side === 'host') r = await run(tool, args(HOST_ADDR, port), { timeoutMs: 300_000 });
         else if (side === 'private')
-          r = await run('nsenter', [`--net=/run/netns/${netns}`, '--', tool, ...args(privateAddr)], { timeoutMs: 300_000 });
-        else r = await rt.execCapture(ctx[side], ['/usr/local/bin/paene-bench', ...args('127.0.0.1')], { timeoutMs: 300_000 });
+          r = await run('nsenter', [`--net=/run/netns/${netns}`, '--', tool, ...args(privateAddr, port)], { timeoutMs: 300_000 });
+        else r = await rt.execCapture(ctx[side], ['/usr/local/bin/paene-bench', ...args('127.0.0.1', port)], { timeoutMs: 300_000 });
         if (r.code !== 0) throw new PaeneError('internal', `${side}: paene-bench ${name} failed: ${r.stderr.trim()}`);
         return parseValue(r.stdout, name);
       };
@@ -190,8 +211,8 @@ export async function runNetworkBench(o: NetworkOptions): Promise<NetworkResult>
       for (const side of NET_SIDES) {
         for (let i = 0; ; i++) {
           try {
-            await client(side, (a) => ['tcp-rr', a, String(PORT.rr), '1'], 'tcp-rr');
-            await client(side, (a) => ['http', a, String(PORT.http), '1'], 'http');
+            await client(side, (a, p) => ['tcp-rr', a, String(p), '1'], 'tcp-rr');
+            await client(side, (a, p) => ['http', a, String(p), '1'], 'http');
             break;
           } catch (e) {
             if (i > 100) throw e;
@@ -252,7 +273,8 @@ interface MetricSpec {
   name: NetMetric['name'];
   what: string;
   unit: string;
-  args: (addr: string) => string[];
+  /** the client's arguments against a server at addr:port */
+  args: (addr: string, port: number) => string[];
 }
 
 /** The three metrics at a scale: connection rate, one stream, HTTP requests. */
@@ -265,19 +287,19 @@ function metricList(scale: number): MetricSpec[] {
       name: 'tcp-rr',
       what: 'TCP connect + 1-byte request/answer + close, sequential',
       unit: 'conn/s',
-      args: (a) => ['tcp-rr', a, String(PORT.rr), String(rrN)],
+      args: (a, p) => ['tcp-rr', a, String(p), String(rrN)],
     },
     {
       name: 'tcp-stream',
       what: `one TCP connection, ${streamMiB} MiB in 64 KiB writes`,
       unit: 'MiB/s',
-      args: (a) => ['tcp-stream', a, String(PORT.stream), String(streamMiB)],
+      args: (a, p) => ['tcp-stream', a, String(p), String(streamMiB)],
     },
     {
       name: 'http',
       what: 'HTTP/1.0 GETs to busybox httpd, one connection each',
       unit: 'req/s',
-      args: (a) => ['http', a, String(PORT.http), String(httpN)],
+      args: (a, p) => ['http', a, String(p), String(httpN)],
     },
   ];
 }
@@ -297,11 +319,26 @@ async function runOutbound(o: NetworkOptions, busybox: string, www: string): Pro
   const peer = new PeerNet(world);
   const metrics: OutMetric[] = [];
   let leftovers: string[] = [];
+  const cpu = o.cpu === undefined ? lastAllowedCpu() : o.cpu;
   try {
     const secs = String(Math.ceil(600 * Math.max(scale, 0.05)) + 60);
-    world.background(world.u, [tool, 'tcp-serve', BEYOND, String(PORT.rr), secs]);
-    world.background(world.u, [tool, 'tcp-serve', BEYOND, String(PORT.stream), secs]);
-    world.background(world.u, [busybox, 'httpd', '-f', '-p', `${BEYOND}:${PORT.http}`, '-h', www]);
+    const pin = cpu === null ? [] : ['--cpu', String(cpu)];
+    // one port per run and a warm-up port (slot 0): see OUT_PORT
+    const slots = 1 + o.reps * OUT_SIDES.length;
+    const last = (name: NetMetric['name']) => OUT_PORT[name] + slots - 1;
+    world.background(world.u, [tool, ...pin, 'tcp-serve', BEYOND, `${OUT_PORT['tcp-rr']}-${last('tcp-rr')}`, secs]);
+    world.background(world.u, [tool, ...pin, 'tcp-serve', BEYOND, `${OUT_PORT['tcp-stream']}-${last('tcp-stream')}`, secs]);
+    for (let i = 0; i < slots; i++)
+      world.background(world.u, [
+        ...(cpu === null ? [] : ['taskset', '-c', String(cpu)]),
+        busybox,
+        'httpd',
+        '-f',
+        '-p',
+        `${BEYOND}:${OUT_PORT.http + i}`,
+        '-h',
+        www,
+      ]);
     world.must(['net', 'settings', '--egress-pool', WORLD_POOL]);
     const ctx = { shared: 'bo-shared', private: 'bo-private', host: 'bo-host' } as const;
     world.must(['create', ctx.shared, '--egress', 'nat']);
@@ -353,8 +390,8 @@ async function runOutbound(o: NetworkOptions, busybox: string, www: string): Pro
     for (const side of OUT_SIDES) {
       for (let i = 0; ; i++) {
         try {
-          await client(side, ['tcp-rr', BEYOND, String(PORT.rr), '1'], 'tcp-rr');
-          await client(side, ['http', BEYOND, String(PORT.http), '1'], 'http');
+          await client(side, [...pin, 'tcp-rr', BEYOND, String(OUT_PORT['tcp-rr']), '1'], 'tcp-rr');
+          await client(side, [...pin, 'http', BEYOND, String(OUT_PORT.http), '1'], 'http');
           break;
         } catch (e) {
           if (i > 100) throw e;
@@ -363,8 +400,14 @@ async function runOutbound(o: NetworkOptions, busybox: string, www: string): Pro
       }
     }
     const list = metricList(scale);
-    for (const m of await measure(OUT_SIDES, list, o, (side, x) => client(side, x.args(BEYOND), x.name), 'outbound '))
-      metrics.push({ ...m, what: `${m.what}, to ${BEYOND} beyond the uplink` });
+    const runs = await measure(
+      OUT_SIDES,
+      list,
+      o,
+      (side, x, slot) => client(side, [...pin, ...x.args(BEYOND, OUT_PORT[x.name] + slot)], x.name),
+      'outbound ',
+    );
+    for (const m of runs) metrics.push({ ...m, what: `${m.what}, to ${BEYOND} beyond the uplink` });
   } finally {
     const left = peer.remove();
     leftovers = [...left, ...(await world.close())];
@@ -378,7 +421,14 @@ async function runOutbound(o: NetworkOptions, busybox: string, www: string): Pro
     const worst = Math.min(...metrics.map((m) => m.sides[side].ratio));
     return { side, worstRatio: worst, goal, met: worst >= goal };
   });
-  return { metrics, goals, leftovers };
+  return { metrics, goals, leftovers, cpu };
+}
+
+/** The highest CPU this process may run on (Cpus_allowed_list), where the outbound clients and servers are bound. */
+function lastAllowedCpu(): number {
+  const m = /^Cpus_allowed_list:\s*(\S+)/m.exec(fs.readFileSync('/proc/self/status', 'utf8'));
+  const cpus = (m?.[1] ?? '0').split(',').map((r) => Number(r.split('-').at(-1)));
+  return Math.max(...cpus.filter((c) => Number.isInteger(c)), 0);
 }
 
 /** The init pid of a running context of the world's root (`ls --json`). */
@@ -448,13 +498,20 @@ class PeerNet {
 
 /**
  * Every metric on every side, `o.reps` times, the side that goes first
- * rotating per repetition; medians and ratios to the first side (the host).
+ * rotating per repetition; each side's median, and its ratio to the first
+ * side (the host): the median over the repetitions of the side's run divided
+ * by the host's run of the same repetition. A repetition's runs follow each
+ * other within a second or two, while this shared machine's speed moves by
+ * 30% from one repetition to the next (other guests of the hypervisor), so
+ * the paired ratio holds where a ratio of medians would mix slow and fast
+ * repetitions.
  */
 async function measure<S extends string>(
   sides: readonly S[],
   list: MetricSpec[],
   o: NetworkOptions,
-  client: (side: S, m: MetricSpec) => Promise<number>,
+  /** slot: 1 + the run's index among the metric's runs (each run may use a server port of its own) */
+  client: (side: S, m: MetricSpec, slot: number) => Promise<number>,
   tag: string,
 ): Promise<{ name: NetMetric['name']; what: string; unit: string; sides: Record<S, { runs: number[]; median: number; ratio: number }> }[]> {
   const runs = new Map<string, number[]>();
@@ -465,16 +522,16 @@ async function measure<S extends string>(
       for (let k = 0; k < sides.length; k++) {
         const side = sides[(k + rep) % sides.length] as S;
         const key = `${m.name}/${side}`;
-        runs.set(key, [...(runs.get(key) ?? []), await client(side, m)]);
+        runs.set(key, [...(runs.get(key) ?? []), await client(side, m, 1 + rep * sides.length + k)]);
         o.progress?.(++done, total, `${tag}${m.name} ${side}`);
       }
   return list.map((m) => {
-    const host = median(runs.get(`${m.name}/${sides[0]}`) ?? []);
+    const host = runs.get(`${m.name}/${sides[0]}`) ?? [];
     const bySide = Object.fromEntries(
       sides.map((side) => {
         const v = runs.get(`${m.name}/${side}`) ?? [];
-        const med = median(v);
-        return [side, { runs: v.map((x) => round(x, 1)), median: round(med, 1), ratio: round(med / host, 3) }];
+        const ratio = median(v.map((x, i) => x / (host[i] as number)));
+        return [side, { runs: v.map((x) => round(x, 1)), median: round(median(v), 1), ratio: round(ratio, 3) }];
       }),
     ) as Record<S, { runs: number[]; median: number; ratio: number }>;
     return { name: m.name, what: m.what, unit: m.unit, sides: bySide };
@@ -508,7 +565,8 @@ export function networkTable(r: NetworkResult): string {
     );
   if (r.outbound.metrics.length > 0) {
     lines.push('');
-    lines.push(`OUTBOUND (to a server beyond the uplink veth, in a world of two namespaces)`);
+    const where = r.outbound.cpu === null ? 'placed by the scheduler' : `clients and servers on CPU ${r.outbound.cpu}`;
+    lines.push(`OUTBOUND (to a server beyond the uplink veth, in a world of two namespaces; ${where})`);
     lines.push(`${pad('METRIC', 12)}${pad('UNIT', 8)}${OUT_SIDES.map((s) => pad(s.toUpperCase(), 18)).join('')}`);
     for (const m of r.outbound.metrics)
       lines.push(

@@ -3,6 +3,7 @@
 // scratch directory). No assertion on speed.
 
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { linePlot, niceTicks } from '../../src/bench/svg.js';
@@ -173,6 +174,9 @@ describeReal('benchmarks in tiny configurations', () => {
       ['shared', 0.95],
       ['private', 0.9],
     ]);
+    // clients and servers bound to one CPU of this machine (the default: the last one)
+    expect(r.outbound.cpu).toBe(os.cpus().length - 1);
+    expect(networkTable(r)).toContain(`clients and servers on CPU ${r.outbound.cpu}`);
     expect(r.outbound.leftovers).toEqual([]);
     expect(r.cleanup.errors).toEqual([]);
     expect(networkTable(r)).toContain('OUTBOUND');

@@ -12,16 +12,19 @@ import { cgroupProcsFiles } from '../../src/bench/network.js';
 import { detectCgroupHost } from '../../src/cgroups/cgroups.js';
 import { describeReal } from '../helpers.js';
 
+/** Ends a child this test started (by its pid) and waits until it is gone. */
+async function endChild(c: ChildProcess | undefined): Promise<void> {
+  if (!c || c.exitCode !== null || c.signalCode !== null) return;
+  const gone = new Promise((resolve) => c.once('exit', resolve));
+  c.kill('SIGKILL');
+  await gone;
+}
+
 describeReal('bench network: the host client joins the cgroups of a process', () => {
   let child: ChildProcess | undefined;
   let dir: string | undefined;
   afterEach(async () => {
-    const c = child;
-    if (c && c.exitCode === null && c.signalCode === null) {
-      const gone = new Promise((resolve) => c.once('exit', resolve));
-      c.kill('SIGKILL');
-      await gone;
-    }
+    await endChild(child);
     if (dir && fs.existsSync(dir)) fs.rmdirSync(dir);
     child = undefined;
     dir = undefined;
@@ -46,5 +49,42 @@ describeReal('bench network: the host client joins the cgroups of a process', ()
     expect(joined.status, joined.stderr).toBe(0);
     const mine = fs.readFileSync(`/proc/${pid}/cgroup`, 'utf8');
     expect(joined.stdout).toBe(mine);
+  });
+});
+
+// The outbound rows' server takes a port range (each run its own port, so no run meets an earlier one's
+// TIME_WAITs) and every paene-bench call may be bound to one CPU (`--cpu N`, where the bench puts its
+// clients and servers). Here, on a 127.x address of the host's loopback: one server on four ports, bound
+// to CPU 0, answers a client on each of them; a bad range or CPU is refused with a sentence.
+describeReal('paene-bench: tcp-serve on a port range, bound to one CPU', () => {
+  const tool = path.resolve('dist/native/paene-bench');
+  const addr = '127.78.0.9';
+  const first = 30000 + (process.pid % 500) * 4;
+  let server: ChildProcess | undefined;
+  afterEach(async () => {
+    await endChild(server);
+    server = undefined;
+  });
+
+  it('answers on every port of the range, runs only on the CPU it was given, and refuses a bad range or CPU', async () => {
+    const s = spawn(tool, ['--cpu', '0', 'tcp-serve', addr, `${first}-${first + 3}`, '60'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    server = s;
+    await new Promise<void>((resolve, reject) => {
+      s.stdout?.once('data', () => resolve());
+      s.once('exit', (code) => reject(new Error(`tcp-serve exited ${code}`)));
+    });
+    const allowed = /^Cpus_allowed_list:\s*(\S+)/m.exec(fs.readFileSync(`/proc/${s.pid}/status`, 'utf8'))?.[1];
+    expect(allowed).toBe('0');
+    for (let p = first; p <= first + 3; p++) {
+      const c = spawnSync(tool, ['--cpu', '0', 'tcp-rr', addr, String(p), '20'], { encoding: 'utf8', timeout: 60_000 });
+      expect(c.status, `port ${p}: ${c.stderr}`).toBe(0);
+      expect(c.stdout).toMatch(/^tcp-rr [0-9.]+ conn\/s$/m);
+      expect(c.stdout).toContain('tcp-rr-retries 0');
+    }
+    const bad = spawnSync(tool, ['tcp-serve', addr, `${first}-${first + 2000}`, '1'], { encoding: 'utf8' });
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toContain('PORT must be a port or FIRST-LAST (at most 1024 ports)');
+    const noCpu = spawnSync(tool, ['--cpu', '4096', 'nop'], { encoding: 'utf8' });
+    expect(noCpu.status).not.toBe(0);
   });
 });

@@ -21,11 +21,12 @@
  *   paene-bench http HOST PORT N     N sequential HTTP/1.0 GET / requests
  *                                    (one connection each), bounded by a 2 s
  *                                    timeout per request                      -> req/s
- *   paene-bench tcp-serve ADDR PORT SECS  a sequential TCP server for the two
- *                                    below: a connection whose first byte is
- *                                    'R' gets one byte back; every one is
- *                                    read to EOF (a sink; the client closes
- *                                    first)
+ *   paene-bench tcp-serve ADDR PORT[-LAST] SECS  a sequential TCP server
+ *                                    for the two below, on one port or on
+ *                                    each of PORT..LAST (at most 1024): a
+ *                                    connection whose first byte is 'R' gets
+ *                                    one byte back; every one is read to EOF
+ *                                    (a sink; the client closes first)
  *   paene-bench tcp-rr HOST PORT N   N connect + 1-byte request + 1-byte
  *                                    answer + close                          -> conn/s
  *                                    (http and tcp-rr also print NAME-retries,
@@ -37,12 +38,18 @@
  *   paene-bench nop                  exits at once (the target of fork-exec)
  *   paene-bench dropcache FILE...    fdatasync + POSIX_FADV_DONTNEED each file,
  *                                    so its pages leave the page cache
+ *
+ *   paene-bench --cpu N CMD ...      the same, bound to CPU N first (the
+ *                                    network benchmark puts its clients and
+ *                                    servers on one CPU: where the scheduler
+ *                                    would place them moves a rate by 20%)
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -304,31 +311,55 @@ static void http(const char *host, const char *port, long n) {
   printf("http-retries %ld\n", retries);
 }
 
-static void tcp_serve(const char *addr, const char *port, double secs) {
-  int s = socket(AF_INET, SOCK_STREAM, 0);
+/* One listener; its accept() never blocks (poll says when). */
+static int tcp_listener(const char *addr, int port) {
+  int s = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
   int one = 1;
   setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
   struct sockaddr_in sa;
   memset(&sa, 0, sizeof sa);
   sa.sin_family = AF_INET;
-  sa.sin_port = htons((unsigned short)arg_long(port, "PORT"));
+  sa.sin_port = htons((unsigned short)port);
   if (inet_pton(AF_INET, addr, &sa.sin_addr) != 1) die("bad address");
   if (bind(s, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(s, 64) < 0) die("bind/listen");
-  struct timeval tv = {0, 200000};
-  setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  return s;
+}
+
+/* Each port of a range is a fresh 4-tuple space for a client: a run of thousands of connections to a port that
+   earlier runs used finds most of the client's ports still in TIME_WAIT for that destination (60 s), and its
+   connect() and the NAT's port choice search ever longer (measured here: 12,000 conn/s fell to 300 after about
+   40,000 connections to one port). */
+static void tcp_serve(const char *addr, const char *ports, double secs) {
+  char *end;
+  long first = strtol(ports, &end, 10), last = first;
+  if (*end == '-') last = strtol(end + 1, &end, 10);
+  if (*end != '\0' || first < 1 || last > 65535 || last < first || last - first >= 1024) {
+    fprintf(stderr, "paene-bench: PORT must be a port or FIRST-LAST (at most 1024 ports), got '%s'\n", ports);
+    exit(2);
+  }
+  int n = (int)(last - first + 1);
+  struct pollfd *pf = calloc((size_t)n, sizeof *pf);
+  if (!pf) die("calloc");
+  for (int i = 0; i < n; i++) pf[i] = (struct pollfd){.fd = tcp_listener(addr, (int)first + i), .events = POLLIN};
   printf("listening\n");
   static char buf[65536];
-  for (double end = now_us() + secs * 1e6; now_us() < end;) {
-    int c = accept(s, NULL, NULL);
-    if (c < 0) continue;
-    ssize_t r = read(c, buf, sizeof buf);
-    if (r > 0 && buf[0] == 'R' && write(c, "A", 1) == 1) r = read(c, buf, sizeof buf);
-    /* The client closes first (then waits at most the 200 ms the listener's timeout gives each read): the
-       TIME_WAIT stays on the client's side, which picks its next port around it. With the server closing first,
-       a new SYN on a 4-tuple still in the server's TIME_WAIT was dropped now and then (PAWS, most often behind
-       NAT) and cost a 1 s retransmission: stalls of the kernel's, not of the path measured. */
-    while (r > 0) r = read(c, buf, sizeof buf);
-    close(c);
+  struct timeval tv = {0, 200000};
+  for (double stop = now_us() + secs * 1e6; now_us() < stop;) {
+    if (poll(pf, (nfds_t)n, 200) <= 0) continue;
+    for (int i = 0; i < n; i++) {
+      if (!(pf[i].revents & POLLIN)) continue;
+      int c = accept(pf[i].fd, NULL, NULL);
+      if (c < 0) continue;
+      setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+      ssize_t r = read(c, buf, sizeof buf);
+      if (r > 0 && buf[0] == 'R' && write(c, "A", 1) == 1) r = read(c, buf, sizeof buf);
+      /* The client closes first (then waits at most the 200 ms each read is given): the TIME_WAIT stays on the
+         client's side, which picks its next port around it. With the server closing first, a new SYN on a
+         4-tuple still in the server's TIME_WAIT was dropped now and then (PAWS, most often behind NAT) and cost a
+         1 s retransmission: stalls of the kernel's, not of the path measured. */
+      while (r > 0) r = read(c, buf, sizeof buf);
+      close(c);
+    }
   }
 }
 
@@ -399,6 +430,16 @@ int main(int argc, char **argv) {
   self[l] = '\0';
   signal(SIGPIPE, SIG_IGN);
   setvbuf(stdout, NULL, _IOLBF, 0);
+  if (argc >= 3 && strcmp(argv[1], "--cpu") == 0) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    long cpu = strtol(argv[2], NULL, 10);
+    if (cpu < 0 || cpu >= CPU_SETSIZE) goto usage;
+    CPU_SET((int)cpu, &set);
+    if (sched_setaffinity(0, sizeof set, &set) != 0) die("sched_setaffinity");
+    argc -= 2;
+    argv += 2;
+  }
   if (argc < 2) goto usage;
   const char *cmd = argv[1];
   if (strcmp(cmd, "nop") == 0) return 0;
@@ -430,7 +471,8 @@ int main(int argc, char **argv) {
 usage:
   fprintf(stderr, "usage: paene-bench fork-exit|fork-exec|sh-true|pipe-ctx N\n"
                   "       paene-bench reread|mmap FILE MIB N\n"
-                  "       paene-bench http|tcp-rr HOST PORT N | tcp-stream HOST PORT MIB | tcp-serve ADDR PORT SECS\n"
-                  "       paene-bench nop | dropcache FILE...\n");
+                  "       paene-bench http|tcp-rr HOST PORT N | tcp-stream HOST PORT MIB | tcp-serve ADDR PORT[-LAST] SECS\n"
+                  "       paene-bench nop | dropcache FILE...\n"
+                  "       paene-bench --cpu N COMMAND ...\n");
   return 2;
 }
