@@ -178,6 +178,8 @@ export interface ExecRequest {
   cwd?: string;
   user?: { uid: number; gid: number };
   tty?: boolean;
+  /** an fd of the helper that gets 'ok PID' once the command runs, or 'err CODE MESSAGE' (HELPER_REQUEST's --started-fd) */
+  startedFd?: number;
   /** 'join': enter the init's network namespace (modes private and none) */
   netns?: 'join';
   landlockScoped?: number;
@@ -194,6 +196,7 @@ export function execArgs(r: ExecRequest): string[] {
   if (r.cwd) e.push(['--cwd', r.cwd]);
   if (r.user) e.push(['--user', `${r.user.uid}:${r.user.gid}`]);
   if (r.tty) e.push(['--tty']);
+  if (r.startedFd !== undefined) e.push(['--started-fd', String(r.startedFd)]);
   return ['exec', ...flagArgs(HELPER_REQUEST, [...e, ...wallEntries(r)]), '--', ...r.argv];
 }
 

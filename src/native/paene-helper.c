@@ -183,6 +183,7 @@ struct spec {
   uid_t uid;
   gid_t gid;
   int tty;
+  int started_fd; /* exec: where 'ok PID' or 'err CODE MESSAGE' goes once the command runs or cannot (0: nowhere) */
   char **cmd;
 };
 
@@ -253,6 +254,10 @@ static void parse_spec(int argc, char **argv, struct spec *s) {
       break;
     }
     case HELPER_REQUEST___TTY: s->tty = 1; break;
+    case HELPER_REQUEST___STARTED_FD:
+      s->started_fd = atoi(v);
+      if (s->started_fd < 3) die("--started-fd wants an fd of 3 or more, got '%s'", v);
+      break;
     case HELPER_REQUEST___INIT_ARG: push_word(s->init_args, &s->ninit_args, v, a); break;
     case HELPER_REQUEST___INIT_ENV: push_word(s->init_envs, &s->ninit_envs, v, a); break;
     case HELPER_REQUEST___LOG_PROG: s->log_prog = v; break;
@@ -307,6 +312,7 @@ static int echo_request(int argc, char **argv) {
   if (s.cwd) FV(HELPER_REQUEST___CWD, "%s", s.cwd);
   if (s.have_user) F(HELPER_REQUEST___USER), proto_put(&o, "%u:%u", (unsigned)s.uid, (unsigned)s.gid);
   if (s.tty) F(HELPER_REQUEST___TTY);
+  if (s.started_fd) FV(HELPER_REQUEST___STARTED_FD, "%d", s.started_fd);
   for (int i = 0; i < s.ninit_args; i++) FV(HELPER_REQUEST___INIT_ARG, "%s", s.init_args[i]);
   for (int i = 0; i < s.ninit_envs; i++) FV(HELPER_REQUEST___INIT_ENV, "%s", s.init_envs[i]);
   if (s.guest_init) FV(HELPER_REQUEST___GUEST_INIT, "%s", s.guest_init);
@@ -1539,6 +1545,8 @@ static int relay_pty(int master, pid_t child) {
 static int exec_main(int argc, char **argv) {
   struct spec s;
   parse_spec(argc, argv, &s);
+  /* the requester reads this helper's fatal errors as replies there, until the command has started */
+  if (s.started_fd) report_fd = s.started_fd;
   if (s.pid <= 0) die("exec needs --pid");
   if (!s.cmd || !s.cmd[0]) die("exec needs a command after --");
   int lastcap = last_cap();
@@ -1588,9 +1596,17 @@ static int exec_main(int argc, char **argv) {
   drop_caps(&s, lastcap);
   prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 
+  /* --started-fd: the child's execve result comes back on a close-on-exec pipe: EOF once it ran, its errno if not */
+  int ran[2] = {-1, -1};
+  if (s.started_fd && pipe2(ran, O_CLOEXEC) != 0) die("pipe: %s", strerror(errno));
   pid_t child = fork();
   if (child < 0) die("fork: %s", strerror(errno));
   if (child == 0) {
+    report_fd = 2; /* the child's own failures are its stderr's; fd 3 becomes the pipe */
+    if (s.started_fd) {
+      /* fd 3 is the pipe's write end (close-on-exec); every other fd from 3 up goes below */
+      if (ran[1] != 3 && dup3(ran[1], 3, O_CLOEXEC) < 0) _exit(126);
+    }
     /* A new session: the host terminal is never the guest's controlling tty (no TIOCSTI). */
     setsid();
     if (s.tty) {
@@ -1601,7 +1617,7 @@ static int exec_main(int argc, char **argv) {
       close(slave);
       close(master);
     }
-    close_fds_from(3);
+    close_fds_from(s.started_fd ? 4 : 3);
     char *envp[MAX_LIST + 1];
     for (int i = 0; i < s.nenvs; i++) envp[i] = (char *)s.envs[i];
     envp[s.nenvs] = NULL;
@@ -1609,10 +1625,26 @@ static int exec_main(int argc, char **argv) {
     for (int i = 0; i < s.nenvs; i++)
       if (!strncmp(s.envs[i], "PATH=", 5)) setenv("PATH", s.envs[i] + 5, 1);
     execvpe(s.cmd[0], s.cmd, envp);
-    dprintf(2, "paene: exec %s: %s\n", s.cmd[0], strerror(errno));
-    _exit(errno == ENOENT ? 127 : 126);
+    int err = errno;
+    if (s.started_fd) (void)!write(3, &err, sizeof err);
+    dprintf(2, "paene: exec %s: %s\n", s.cmd[0], strerror(err));
+    _exit(err == ENOENT ? 127 : 126);
   }
   exec_child = child;
+  if (s.started_fd) {
+    close(ran[1]);
+    int err = 0;
+    ssize_t n;
+    while ((n = read(ran[0], &err, sizeof err)) < 0 && errno == EINTR) {}
+    close(ran[0]);
+    if (n == (ssize_t)sizeof err)
+      dprintf(s.started_fd, "err %s exec %s: %s\n", helper_error_names[err == ENOENT ? HELPER_ERROR_NOT_FOUND : HELPER_ERROR_FAILED],
+              s.cmd[0], strerror(err));
+    else
+      dprintf(s.started_fd, "ok %d\n", (int)child);
+    close(s.started_fd);
+    report_fd = 2;
+  }
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
   sa.sa_handler = forward_signal;

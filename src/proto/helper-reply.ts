@@ -16,6 +16,7 @@ export const HELPER_ERRORS: ReplyCodes = {
     { code: 'unknown-flag', doc: 'a flag this helper does not know' },
     { code: 'cgroup-gone', doc: 'a cgroup.procs file to join does not exist; the message is its path' },
     { code: 'no-guard', doc: 'no fork back-off guard for that pid' },
+    { code: 'not-found', doc: 'exec: the command is not in the context (its execve failed with ENOENT)' },
     {
       code: 'bind-refused',
       doc: "a bind mount was refused (its source, or its target in the guest's tree); the message says which and why",

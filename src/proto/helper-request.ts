@@ -63,5 +63,10 @@ export const HELPER_REQUEST: TokenMessage = {
     { key: '--cwd', values: ['dir'], doc: 'the working directory' },
     { key: '--user', values: ['uid:gid'], doc: 'the user to become' },
     { key: '--tty', values: [], doc: "a pty from the context's devpts" },
+    {
+      key: '--started-fd',
+      values: ['fd'],
+      doc: "an fd (3 or more) that gets one reply line, then is closed: 'ok PID' (the command's pid on the host) once its execve succeeded, or 'err CODE MESSAGE' (not-found, failed) when it could not run; the helper's own fatal errors go there too",
+    },
   ],
 };

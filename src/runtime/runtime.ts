@@ -71,6 +71,8 @@ import { checkMounts, startBinds } from './mounts.js';
 import { StateStore } from './state.js';
 import { type Claims, hostAddressClaims } from './claims.js';
 import { XidClaims } from './xids.js';
+import { HELPER_ERRORS } from '../proto/helper-reply.js';
+import { parseReply } from '../proto/tokens.js';
 
 /** How the runtime gets an image's root filesystem (the image store implements it). */
 export interface ImageSource {
@@ -665,7 +667,7 @@ export class Runtime {
     writeFileAtomic(this.layout.execPlanFile(config.name), plan, 0o600, false);
   }
 
-  private execRequest(name: string, argv: string[], opts: ExecOptions & { user?: { uid: number; gid: number } }) {
+  private execRequest(name: string, argv: string[], opts: ExecOptions & { user?: { uid: number; gid: number }; startedFd?: number }) {
     const config = this.store.readConfig(name);
     const live = this.store.live(name);
     if (!live) throw new PaeneError('wrong-state', `context '${name}' is not running; start it with 'paene start ${name}'`);
@@ -681,6 +683,7 @@ export class Runtime {
       cwd: plan.cwd,
       user,
       tty: opts.tty,
+      startedFd: opts.startedFd,
       argv: plan.argv,
     });
   }
@@ -773,40 +776,35 @@ export class Runtime {
    */
   async execDetached(name: string, argv: string[], opts: Omit<ExecOptions, 'tty'> = {}): Promise<{ pid: number; innerPid: number }> {
     requireRoot('exec');
-    const args = this.execRequest(name, argv, { ...(await this.execUser(name, opts)), tty: false });
-    const helper = spawn(helperPath(), args, { stdio: 'ignore', env: {}, detached: true });
-    let exited: number | undefined;
-    const gone = new Promise<void>((resolve) => {
-      helper.on('error', () => {
-        exited = 126;
-        resolve();
-      });
-      helper.on('exit', (code, signal) => {
-        exited = code ?? 128 + (signal ? osSignal(signal) : 0);
-        resolve();
-      });
+    // The helper answers on its fd 3 once the command's execve has succeeded ('ok PID') or failed ('err CODE ...'),
+    // from a close-on-exec pipe of its child: no guess from how long it has not exited.
+    const args = this.execRequest(name, argv, { ...(await this.execUser(name, opts)), tty: false, startedFd: 3 });
+    const helper = spawn(helperPath(), args, { stdio: ['ignore', 'ignore', 'ignore', 'pipe'], env: {}, detached: true });
+    const exited = new Promise<string>((resolve) => {
+      helper.on('error', (e) => resolve(e.message));
+      helper.on('exit', (code, signal) => resolve(signal ? `killed by ${signal}` : `exit code ${code}`));
     });
-    const hpid = helper.pid;
-    const childOf = (): number | undefined => {
-      try {
-        const c = fs.readFileSync(`/proc/${hpid}/task/${hpid}/children`, 'utf8').trim().split(/\s+/)[0];
-        return c ? Number(c) : undefined;
-      } catch {
-        return undefined;
-      }
-    };
-    let pid: number | undefined;
-    for (let waited = 0; hpid !== undefined && exited === undefined && waited < 5000; waited += 5) {
-      pid = childOf();
-      if (pid !== undefined) break;
-      await new Promise((r) => setTimeout(r, 5));
-    }
-    // A command that is not there ends at once with 127: wait that long for a refusal worth reporting.
-    await Promise.race([gone, new Promise((r) => setTimeout(r, 50))]);
+    const answer = await new Promise<string>((resolve) => {
+      const fd3 = helper.stdio[3] as NodeJS.ReadableStream | null;
+      if (!fd3) return resolve('');
+      let out = '';
+      fd3.setEncoding('utf8');
+      fd3.on('data', (d: string) => (out += d));
+      fd3.on('error', () => resolve(out));
+      fd3.on('end', () => resolve(out));
+      helper.on('error', () => resolve(out));
+    });
     helper.unref();
-    if (exited === 127) throw new PaeneError('not-found', `${argv[0] ?? 'the command'}: not found in context '${name}'`);
-    if (pid === undefined)
-      throw new PaeneError('internal', `the command did not start in context '${name}' (the helper exited with ${exited ?? 'nothing'})`);
+    const line = answer.trim();
+    const r = parseReply(HELPER_ERRORS, line);
+    if (!r.ok) {
+      if (r.code === 'not-found') throw new PaeneError('not-found', `${argv[0] ?? 'the command'}: not found in context '${name}'`);
+      const why = line === '' ? `the helper gave no answer (${await exited})` : r.message;
+      throw new PaeneError('internal', `the command did not start in context '${name}': ${why}`);
+    }
+    const pid = Number(r.value);
+    if (!Number.isInteger(pid) || pid <= 0)
+      throw new PaeneError('internal', `the helper's answer for a detached exec is not a pid: '${line}'`);
     let innerPid = pid;
     try {
       const ns = /^NSpid:\s+(.*)$/m

@@ -89,4 +89,22 @@ describeReal('issue 24: exec -u NAME, --env-file, --detach', () => {
     expect(missing.code).toBe(3);
     expect(missing.stderr).toMatch(/no-such-program: not found/);
   });
+
+  // The verdict comes from the command's execve itself (a close-on-exec pipe of the helper's child), not from
+  // how long the helper has not exited: in a context whose CPU is capped to 1% of a CPU, a missing program
+  // takes its time to fail (the context's cgroup is throttled), and a real one its time to start.
+  it('--detach in a context capped at 1% CPU: a missing program is "not found" and a present one starts, every time', () => {
+    expect(run('create', 'slow', '--net', 'none', '--cpu', '1%').code).toBe(0);
+    expect(run('start', 'slow').code).toBe(0);
+    for (let i = 0; i < 4; i++) {
+      const missing = run('exec', '--detach', 'slow', '--', 'no-such-program');
+      expect(missing.stderr).toMatch(/no-such-program: not found in context 'slow'/);
+      expect(missing.code).toBe(3);
+      const present = run('exec', '--detach', 'slow', '--', 'sleep', '20');
+      expect(present.code, present.stderr).toBe(0);
+      const hostPid = Number(/\(host pid (\d+)\)/.exec(present.stdout)?.[1]);
+      expect(fs.readFileSync(`/proc/${hostPid}/cmdline`, 'utf8')).toBe('sleep\x0020\x00');
+      process.kill(hostPid, 'SIGKILL');
+    }
+  });
 });

@@ -204,6 +204,7 @@ describe('the helper request and the exec plan', () => {
       cwd: '/tmp',
       user: { uid: 1, gid: 2 },
       tty: true,
+      startedFd: 3,
       argv: ['sh', '-c', '--', '--tty'],
     }).slice(1);
     const echoed = run(helper, ['echo-request', ...args])
@@ -214,6 +215,7 @@ describe('the helper request and the exec plan', () => {
     const sent = parseFlagArgs(HELPER_REQUEST, args);
     const flagsBack = parseFlagArgs(HELPER_REQUEST, echoed.slice(0, dash).concat('--'));
     expect(byKey(flagsBack.entries)).toEqual(byKey(sent.entries));
+    expect(sent.entries.some(([k]) => k === '--started-fd')).toBe(true);
   });
   it('the exec plan round-trips through the front door', async () => {
     const { execPlanBytes } = await import('../../src/kernel/helper.js');
