@@ -19,7 +19,7 @@ import path from 'node:path';
 import tar from 'tar-stream';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { openRuntime } from '../../src/runtime/open.js';
-import { PAENE, describeReal, disposeRuntime, tempRoot } from '../helpers.js';
+import { PAENE, describeReal, disposeRuntime, harnessMs, tempRoot } from '../helpers.js';
 import { request, requestRaw } from './request.js';
 
 /** Resident memory of a process (KiB). */
@@ -93,11 +93,15 @@ describeReal('paene serve: a burst of requests', () => {
         await new Promise((r) => setTimeout(r, 200));
       }
     })();
+    const b0 = Date.now();
     await burst();
+    const burstMs = Date.now() - b0;
     const big = await request(socket, 'POST', '/v1/contexts', undefined, `{"name":"${'a'.repeat(8 << 20)}"}`);
     expect(big.status).toBe(413);
     await probe;
-    expect(slowest, 'a request during the burst (ms)').toBeLessThan(3000);
+    // answered beside the burst, not behind it: within 3 s (stretched by the machine's load), or at worst
+    // within half the burst's own time (which a loaded machine stretches alike)
+    expect(slowest, `a request during the burst (ms; the burst took ${burstMs} ms)`).toBeLessThan(Math.max(harnessMs(3000), burstMs / 2));
     await burst();
     await new Promise((r) => setTimeout(r, 1000));
     const after = rssKiB(pid);
