@@ -65,8 +65,8 @@ export function registerBenchCommands(program: Command): void {
   bench
     .command('packing')
     .description(
-      'Start contexts one after another, each running busybox httpd on its own loopback address, checking over HTTP that\n' +
-        'they all answer; stop at --max, at the memory floor, at the time budget or at the first failure. Reports start\n' +
+      'Start contexts one after another, each running busybox httpd on its own loopback address, checking over HTTP that ' +
+        'they all answer; stop at --max, at the memory floor, at the time budget or at the first failure. Reports start ' +
         'times, memory and private disk per context, for the shared image and for a private copy per context.',
     )
     .option('--max <n>', 'contexts to pack per variant', count('--max'), 10000)
@@ -161,9 +161,9 @@ export function registerBenchCommands(program: Command): void {
   bench
     .command('lifecycle')
     .description(
-      'Whole cycles on the same rootfs and namespaces: paene create+start+exec true+destroy (library API in one process,\n' +
-        'and the CLI, four processes) against runc run, crun run and bwrap, alternating; then exec into a running\n' +
-        'container against runc exec / crun exec; then N contexts many per CLI call (create+start, list, destroy).\n' +
+      'Whole cycles on the same rootfs and namespaces: paene create+start+exec true+destroy (library API in one process, ' +
+        'and the CLI, four processes) against runc run, crun run and bwrap, alternating; then exec into a running ' +
+        'container against runc exec / crun exec; then N contexts many per CLI call (create+start, list, destroy). ' +
         'Medians, rates and ratios.',
     )
     .option('--runs <n>', 'runs per engine', count('--runs'), 20)
@@ -192,8 +192,8 @@ export function registerBenchCommands(program: Command): void {
   bench
     .command('overhead')
     .description(
-      'Micro-benchmarks on the host and inside a context with the same static program: fork+exit, fork+exec, sh -c true,\n' +
-        'pipe context switch, 64 MiB page-cache re-read, 32 MiB mmap, loopback HTTP (client and server in two contexts vs\n' +
+      'Micro-benchmarks on the host and inside a context with the same static program: fork+exit, fork+exec, sh -c true, ' +
+        'pipe context switch, 64 MiB page-cache re-read, 32 MiB mmap, loopback HTTP (client and server in two contexts vs ' +
         'both on the host). Medians and the ratio context/host.',
     )
     .option('--reps <n>', 'repetitions (each runs every benchmark once on each side)', count('--reps'), 10)
@@ -278,9 +278,9 @@ export function registerBenchCommands(program: Command): void {
   bench
     .command('net-stress')
     .description(
-      'Several state roots on one host (issue 25): ROOTS x PER-ROOT contexts of each model (shared, private, each\n' +
-        'private one publishing a port) created and started, every root at once, in a world of two network namespaces\n' +
-        'the run makes. Prints duplicate addresses, subnets and names; servers and published ports answering before and\n' +
+      'Several state roots on one host (issue 25): ROOTS x PER-ROOT contexts of each model (shared, private, each ' +
+        'private one publishing a port) created and started, every root at once, in a world of two network namespaces ' +
+        'the run makes. Prints duplicate addresses, subnets and names; servers and published ports answering before and ' +
         "after one root's destroy; links, nft tables, registry claims and namespaces left at the end.",
     )
     .option('--roots <n>', 'state roots', count('--roots'), 3)
@@ -303,7 +303,7 @@ export function registerBenchCommands(program: Command): void {
   bench
     .command('image-import')
     .description(
-      'Import speed of a layered image: an OCI layout tar of ~100 MB in three gzip layers (whiteouts included), into a\n' +
+      'Import speed of a layered image: an OCI layout tar of ~100 MB in three gzip layers (whiteouts included), into a ' +
         'fresh store and again with every file already stored; umoci unpack of the same layout beside it. MB/s.',
     )
     .option('--runs <n>', 'runs (each: fresh import, stored import, umoci)', count('--runs'), 3)

@@ -14,7 +14,7 @@ export function registerNetworkCheck(check: Command): void {
   check
     .command('network')
     .description(
-      'Network escape attempts per model (host loopback, abstract sockets, binds, raw sockets, spoofing, socket lists) and the admin cases;\n' +
+      'Network escape attempts per model (host loopback, abstract sockets, binds, raw sockets, spoofing, socket lists) and the admin cases; ' +
         'egress: the walls of contexts with an egress pool, in a world of two network namespaces the check makes (never the real uplink)',
     )
     .option(
