@@ -8,8 +8,9 @@
 //   private  the server in a private context, the client on the far side of
 //            its veth and bridge (in the bench's own host-side namespace)
 // Each repetition runs every metric on every side, the side that goes first
-// rotating; medians and ratios to the host, paired per repetition (measure), are reported (> 1 would be faster
-// than the host). Then the memory one more idle context of each model costs.
+// rotating; medians and ratios to the host, paired per repetition (measure),
+// are reported (> 1 would be faster than the host). Then the memory one more
+// idle context of each model costs.
 // Everything runs in a scratch state root and a network namespace the bench
 // makes, and is removed at the end.
 
@@ -116,7 +117,7 @@ const PORT = { rr: 18601, stream: 18602, http: 18603 };
 const LOOP_PORT: Record<NetMetric['name'], number> = { 'tcp-rr': PORT.rr, 'tcp-stream': PORT.stream, http: PORT.http };
 /**
  * The outbound servers' first ports: each run gets a port of its own
- * (outPort), so no run finds the 4-tuples of an earlier one still in TIME_WAIT
+ * (measure's slot), so no run finds the 4-tuples of an earlier one still in TIME_WAIT
  * and NAT's conntrack (connect() and the NAT then search ever longer for a
  * free source port: 12,000 conn/s fell to 300 after about 40,000 connections
  * to one port here, whichever side ran then).
@@ -199,7 +200,7 @@ export async function runNetworkBench(o: NetworkOptions): Promise<NetworkResult>
       const list = metricList(scale);
       const client = async (side: NetSide, args: (addr: string, port: number) => string[], name: NetMetric['name']): Promise<number> => {
         let r: { code: number; stdout: string; stderr: string };
-        const port = LOOP_PORT[name as NetMetric['name']];
+        const port = LOOP_PORT[name];
         if (side === 'host') r = await run(tool, args(HOST_ADDR, port), { timeoutMs: 300_000 });
         else if (side === 'private')
           r = await run('nsenter', [`--net=/run/netns/${netns}`, '--', tool, ...args(privateAddr, port)], { timeoutMs: 300_000 });
