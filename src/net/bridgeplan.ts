@@ -297,7 +297,10 @@ export function nftRemoveTables(table = NFT_TABLE): string {
  *                is on for the bridge so the host can reach published ports via
  *                localhost; without this a guest could reach host services bound to it)
  *   prerouting   DNAT of each published port, for packets to any local address
- *   output       the same for connections made on the host itself
+ *   output       the same for connections made on the host itself (both
+ *                only while a port is published)
+ *   forward      --egress none contexts' connections out are refused (only
+ *                while there is one)
  *   postrouting  masquerade of the subnet leaving by any other interface than the
  *                bridge; of localhost-sourced connections to guests; and of
  *                hairpin connections (a guest reaching a published port), so
@@ -330,25 +333,31 @@ export function nftRuleset(cfg: BridgeConfig, plans: PrivateNetPlan[]): string {
     `\t\ttype filter hook prerouting priority raw; policy accept;`,
     `\t\tiifname ${br} ip daddr 127.0.0.0/8 drop`,
     `\t}`,
-    `\tchain prerouting {`,
-    `\t\ttype nat hook prerouting priority dstnat; policy accept;`,
-    ...dnat,
-    `\t}`,
-    `\tchain output {`,
-    `\t\ttype nat hook output priority -100; policy accept;`,
-    ...dnat,
-    `\t}`,
+    // A base chain costs its hook on every packet (filter) or new connection (nat) of the whole host, Docker's
+    // too, even empty: the DNAT chains exist only with a published port, the forward chain only with a closed context.
+    ...(dnat.length > 0
+      ? [
+          `\tchain prerouting {`,
+          `\t\ttype nat hook prerouting priority dstnat; policy accept;`,
+          ...dnat,
+          `\t}`,
+          `\tchain output {`,
+          `\t\ttype nat hook output priority -100; policy accept;`,
+          ...dnat,
+          `\t}`,
+        ]
+      : []),
     // --egress none: what such a guest starts never leaves the bridge (TCP gets a reset, ECONNREFUSED)
-    `\tchain forward {`,
-    `\t\ttype filter hook forward priority filter; policy accept;`,
     ...(closed.length > 0
       ? [
+          `\tchain forward {`,
+          `\t\ttype filter hook forward priority filter; policy accept;`,
           `\t\tct state established,related accept`,
           `\t\tiifname ${br} oifname != ${br} ip saddr { ${closed.join(', ')} } meta l4proto tcp reject with tcp reset`,
           `\t\tiifname ${br} oifname != ${br} ip saddr { ${closed.join(', ')} } reject with icmpx type admin-prohibited`,
+          `\t}`,
         ]
       : []),
-    `\t}`,
     `\tchain postrouting {`,
     `\t\ttype nat hook postrouting priority srcnat; policy accept;`,
     `\t\toifname != ${br} ip saddr ${subnet} masquerade`,

@@ -215,6 +215,10 @@ describe('nftables ruleset', () => {
     expect(empty).not.toContain('vmap');
     expect(empty).not.toContain('dnat ip to');
     expect(empty).toContain('iifname "pn*" drop');
+    // no empty base chain: each would cost its hook on every packet or new connection of the host
+    for (const chain of ['chain prerouting', 'chain output', 'chain forward']) expect(empty.split('table bridge')[0]).not.toContain(chain);
+    expect(nftRuleset(DEFAULT_BRIDGE, [b])).not.toContain('type nat hook prerouting');
+    expect(text).not.toContain('chain forward');
   });
 
   it('refuses plans that collide or belong to another bridge', () => {
