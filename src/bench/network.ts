@@ -133,12 +133,13 @@ const PEER_ADDR = '172.31.250.2';
 export async function runNetworkBench(o: NetworkOptions): Promise<NetworkResult> {
   const log = o.log ?? (() => undefined);
   const scale = o.scale ?? 1;
+  // refused before anything is made (the scratch directory included)
+  if (o.reps * OUT_SIDES.length >= OUT_PORTS)
+    throw new PaeneError('invalid-argument', `--reps must be below ${Math.ceil(OUT_PORTS / OUT_SIDES.length)}, got ${o.reps}`);
   const cleanup = new Cleanup(log);
   fs.mkdirSync(o.dir, { recursive: true });
   const stateRoot = path.join(o.dir, 'state');
   const netns = `paene-bench-net-${process.pid}`;
-  if (o.reps * OUT_SIDES.length >= OUT_PORTS)
-    throw new PaeneError('invalid-argument', `--reps must be below ${Math.ceil(OUT_PORTS / OUT_SIDES.length)}, got ${o.reps}`);
   const rt = openRuntime(stateRoot);
   const tool = nativePath('paene-bench');
   const metrics: NetMetric[] = [];

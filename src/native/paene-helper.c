@@ -1547,6 +1547,8 @@ static int exec_main(int argc, char **argv) {
   parse_spec(argc, argv, &s);
   /* the requester reads this helper's fatal errors as replies there, until the command has started */
   if (s.started_fd) report_fd = s.started_fd;
+  /* the child moves the answer's pipe to fd 3, where a pty's descriptors could be: a detached exec has no tty */
+  if (s.started_fd && s.tty) die("--started-fd and --tty do not go together");
   if (s.pid <= 0) die("exec needs --pid");
   if (!s.cmd || !s.cmd[0]) die("exec needs a command after --");
   int lastcap = last_cap();

@@ -160,6 +160,9 @@ describeReal('benchmarks in tiny configurations', () => {
 
   it('network: one repetition at a small scale, every metric on every side, outbound rows from host, bare, shared, private and the peer; nothing left', async () => {
     const dir = path.join(base, 'network');
+    // more runs than the outbound servers have ports: refused before its scratch directory exists
+    await expect(runNetworkBench({ dir, reps: 200 })).rejects.toThrow(/--reps must be below 200/);
+    expect(fs.existsSync(dir)).toBe(false);
     const r = await runNetworkBench({ dir, reps: 1, scale: 0.02, memoryContexts: 1 });
     expect(r.metrics.map((m) => m.name)).toEqual(['tcp-rr', 'tcp-stream', 'http']);
     expect(r.outbound.metrics.map((m) => m.name)).toEqual(['tcp-rr', 'tcp-stream', 'http']);
