@@ -164,8 +164,8 @@ describeReal('benchmarks in tiny configurations', () => {
     await expect(runNetworkBench({ dir, reps: 200 })).rejects.toThrow(/--reps must be below 200/);
     expect(fs.existsSync(dir)).toBe(false);
     const r = await runNetworkBench({ dir, reps: 1, scale: 0.02, memoryContexts: 1 });
-    expect(r.metrics.map((m) => m.name)).toEqual(['tcp-rr', 'tcp-stream', 'http']);
-    expect(r.outbound.metrics.map((m) => m.name)).toEqual(['tcp-rr', 'tcp-stream', 'http']);
+    expect(r.metrics.map((m) => m.name)).toEqual(['tcp-crr', 'tcp-rr', 'tcp-stream', 'http']);
+    expect(r.outbound.metrics.map((m) => m.name)).toEqual(['tcp-crr', 'tcp-rr', 'tcp-stream', 'http']);
     for (const m of [...r.metrics, ...r.outbound.metrics])
       for (const [side, v] of Object.entries(m.sides)) {
         expect(v.runs, `${m.name} ${side}`).toHaveLength(1);
@@ -173,12 +173,16 @@ describeReal('benchmarks in tiny configurations', () => {
         expect(Number.isFinite(v.ratio), `${m.name} ${side}`).toBe(true);
       }
     expect(Object.keys(r.outbound.metrics[0]?.sides ?? {}).sort()).toEqual(['bare', 'host', 'peer', 'private', 'shared']);
-    expect(r.outbound.goals.map((g) => [g.side, g.goal])).toEqual([
-      ['shared', 0.95],
-      ['private', 0.9],
+    // the goals judge throughput and request latency; the connection rate is reported beside them
+    expect(r.outbound.goals.map((g) => [g.side, g.goal, g.metrics])).toEqual([
+      ['shared', 0.95, ['tcp-rr', 'tcp-stream', 'http']],
+      ['private', 0.9, ['tcp-rr', 'tcp-stream', 'http']],
     ]);
+    expect(networkTable(r)).toContain('outbound connection rate (tcp-crr, reported, not judged): bare');
     // clients and servers bound to one CPU of this machine (the default: the last one)
     expect(r.outbound.cpu).toBe(os.cpus().length - 1);
+    expect(r.cpu).toBe(r.outbound.cpu);
+    expect(networkTable(r)).toContain(`LOOPBACK (client and server on one side; clients and servers on CPU ${r.cpu})`);
     expect(networkTable(r)).toContain(`clients and servers on CPU ${r.outbound.cpu}`);
     expect(r.outbound.leftovers).toEqual([]);
     expect(r.cleanup.errors).toEqual([]);

@@ -76,15 +76,32 @@ describeReal('paene-bench: tcp-serve on a port range, bound to one CPU', () => {
     const allowed = /^Cpus_allowed_list:\s*(\S+)/m.exec(fs.readFileSync(`/proc/${s.pid}/status`, 'utf8'))?.[1];
     expect(allowed).toBe('0');
     for (let p = first; p <= first + 3; p++) {
-      const c = spawnSync(tool, ['--cpu', '0', 'tcp-rr', addr, String(p), '20'], { encoding: 'utf8', timeout: 60_000 });
+      const c = spawnSync(tool, ['--cpu', '0', 'tcp-crr', addr, String(p), '20'], { encoding: 'utf8', timeout: 60_000 });
       expect(c.status, `port ${p}: ${c.stderr}`).toBe(0);
-      expect(c.stdout).toMatch(/^tcp-rr [0-9.]+ conn\/s$/m);
-      expect(c.stdout).toContain('tcp-rr-retries 0');
+      expect(c.stdout).toMatch(/^tcp-crr [0-9.]+ conn\/s$/m);
+      expect(c.stdout).toContain('tcp-crr-retries 0');
     }
+    // request/answer on one open connection: every request answered, the median round trip within the slowest percent
+    const rr = spawnSync(tool, ['--cpu', '0', 'tcp-rr', addr, String(first), '500'], { encoding: 'utf8', timeout: 60_000 });
+    expect(rr.status, rr.stderr).toBe(0);
+    expect(rr.stdout).toMatch(/^tcp-rr [0-9.]+ trans\/s$/m);
+    const p50 = Number(/^tcp-rr-p50 ([0-9.]+) us$/m.exec(rr.stdout)?.[1]);
+    const p99 = Number(/^tcp-rr-p99 ([0-9.]+) us$/m.exec(rr.stdout)?.[1]);
+    expect(p50).toBeGreaterThan(0);
+    expect(p99).toBeGreaterThanOrEqual(p50);
+    // and the sequential server still serves the next client after it
+    const after = spawnSync(tool, ['tcp-crr', addr, String(first), '5'], { encoding: 'utf8', timeout: 60_000 });
+    expect(after.status, after.stderr).toBe(0);
     const bad = spawnSync(tool, ['tcp-serve', addr, `${first}-${first + 2000}`, '1'], { encoding: 'utf8' });
     expect(bad.status).toBe(2);
     expect(bad.stderr).toContain('PORT must be a port or FIRST-LAST (at most 1024 ports)');
     const noCpu = spawnSync(tool, ['--cpu', '4096', 'nop'], { encoding: 'utf8' });
     expect(noCpu.status).not.toBe(0);
+    // exec: a program bound to the CPU (busybox httpd in a guest without taskset), or exit 127 and why
+    const pinned = spawnSync(tool, ['--cpu', '0', 'exec', '/bin/grep', 'Cpus_allowed_list', '/proc/self/status'], { encoding: 'utf8' });
+    expect(pinned.stdout).toMatch(/^Cpus_allowed_list:\s+0$/m);
+    const missing = spawnSync(tool, ['exec', '/nonexistent/paene-prog'], { encoding: 'utf8' });
+    expect(missing.status).toBe(127);
+    expect(missing.stderr).toContain('cannot execute /nonexistent/paene-prog');
   });
 });

@@ -22,17 +22,23 @@
  *                                    (one connection each), bounded by a 2 s
  *                                    timeout per request                      -> req/s
  *   paene-bench tcp-serve ADDR PORT[-LAST] SECS  a sequential TCP server
- *                                    for the two below, on one port or on
+ *                                    for the three below, on one port or on
  *                                    each of PORT..LAST (at most 1024): a
  *                                    connection whose first byte is 'R' gets
- *                                    one byte back; every one is read to EOF
- *                                    (a sink; the client closes first)
- *   paene-bench tcp-rr HOST PORT N   N connect + 1-byte request + 1-byte
- *                                    answer + close                          -> conn/s
- *                                    (http and tcp-rr also print NAME-retries,
+ *                                    one byte back, one whose first byte is
+ *                                    'P' one byte back for every byte it
+ *                                    sends; every one is read to EOF (a sink;
+ *                                    the client closes first)
+ *   paene-bench tcp-crr HOST PORT N  N connect + 1-byte request + 1-byte
+ *                                    answer + close (netperf's TCP_CRR)      -> conn/s
+ *                                    (http and tcp-crr also print NAME-retries,
  *                                    the requests tried again, NAME-slowest,
  *                                    the slowest one in ms, and NAME-stalls,
  *                                    how many took over 200 ms)
+ *   paene-bench tcp-rr HOST PORT N   one connection, N 1-byte requests each
+ *                                    answered by 1 byte (netperf's TCP_RR)   -> trans/s
+ *                                    (also prints tcp-rr-p50 and tcp-rr-p99,
+ *                                    a request's round trip in us)
  *   paene-bench tcp-stream HOST PORT MIB  one connection, MIB MiB written
  *                                    in 64 KiB writes to the sink            -> MiB/s
  *   paene-bench nop                  exits at once (the target of fork-exec)
@@ -43,12 +49,15 @@
  *                                    network benchmark puts its clients and
  *                                    servers on one CPU: where the scheduler
  *                                    would place them moves a rate by 20%)
+ *   paene-bench --cpu N exec PROGRAM ARG...  PROGRAM (a path) bound to CPU N,
+ *                                    as taskset would, in a guest without it
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
@@ -311,6 +320,20 @@ static void http(const char *host, const char *port, long n) {
   printf("http-retries %ld\n", retries);
 }
 
+/* tcp-rr's server side: every byte read is answered by one (the client sends one and waits), until EOF. A
+   round trip may wait behind a loaded machine's scheduler: 10 s before the connection is given up. */
+static ssize_t ping_pong(int c, ssize_t r) {
+  static char ans[65536];
+  int one = 1;
+  setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  struct timeval tv = {10, 0};
+  setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  memset(ans, 'A', sizeof ans);
+  static char buf[65536];
+  while (r > 0 && write(c, ans, (size_t)r) == r) r = read(c, buf, sizeof buf);
+  return r;
+}
+
 /* One listener; its accept() never blocks (poll says when). */
 static int tcp_listener(const char *addr, int port) {
   int s = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
@@ -353,6 +376,7 @@ static void tcp_serve(const char *addr, const char *ports, double secs) {
       setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
       ssize_t r = read(c, buf, sizeof buf);
       if (r > 0 && buf[0] == 'R' && write(c, "A", 1) == 1) r = read(c, buf, sizeof buf);
+      if (r > 0 && buf[0] == 'P') r = ping_pong(c, r);
       /* The client closes first (then waits at most the 200 ms each read is given): the TIME_WAIT stays on the
          client's side, which picks its next port around it. With the server closing first, a new SYN on a
          4-tuple still in the server's TIME_WAIT was dropped now and then (PAWS, most often behind NAT) and cost a
@@ -363,7 +387,49 @@ static void tcp_serve(const char *addr, const char *ports, double secs) {
   }
 }
 
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y;
+}
+
+/* netperf's TCP_RR: the request/answer time of an open connection (no handshake, no close), the latency an
+   application with a kept-alive connection sees. */
 static void tcp_rr(const char *host, const char *port, long n) {
+  int p = (int)arg_long(port, "PORT");
+  int fd = tcp_connect(host, p);
+  if (fd < 0) {
+    fprintf(stderr, "paene-bench: cannot connect to %s:%d: %s\n", host, p, strerror(errno));
+    exit(1);
+  }
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  double *lat = malloc((size_t)n * sizeof *lat);
+  if (!lat) die("malloc");
+  char b;
+  if (write(fd, "P", 1) != 1 || read(fd, &b, 1) != 1) {
+    fprintf(stderr, "paene-bench: no answer from %s:%d\n", host, p);
+    exit(1);
+  }
+  double t0 = now_us();
+  for (long i = 0; i < n; i++) {
+    double t1 = now_us();
+    if (write(fd, "x", 1) != 1 || read(fd, &b, 1) != 1) {
+      fprintf(stderr, "paene-bench: request %ld to %s:%d: %s\n", i, host, p, strerror(errno));
+      exit(1);
+    }
+    lat[i] = now_us() - t1;
+  }
+  double t = now_us() - t0;
+  shutdown(fd, SHUT_WR);
+  while (read(fd, &b, 1) > 0) {}
+  close(fd);
+  qsort(lat, (size_t)n, sizeof *lat, cmp_double);
+  printf("tcp-rr %.3f trans/s\n", n / (t / 1e6));
+  printf("tcp-rr-p50 %.3f us\ntcp-rr-p99 %.3f us\n", lat[n / 2], lat[(n * 99) / 100 < n ? (n * 99) / 100 : n - 1]);
+  free(lat);
+}
+
+static void tcp_crr(const char *host, const char *port, long n) {
   int p = (int)arg_long(port, "PORT");
   struct slowest sl = {0, 0};
   long retries = 0;
@@ -385,9 +451,9 @@ static void tcp_rr(const char *host, const char *port, long n) {
     }
     note_slowest(&sl, now_us() - t1);
   }
-  printf("tcp-rr %.3f conn/s\n", n / ((now_us() - t0) / 1e6));
-  print_slowest("tcp-rr", &sl);
-  printf("tcp-rr-retries %ld\n", retries);
+  printf("tcp-crr %.3f conn/s\n", n / ((now_us() - t0) / 1e6));
+  print_slowest("tcp-crr", &sl);
+  printf("tcp-crr-retries %ld\n", retries);
 }
 
 static void tcp_stream(const char *host, const char *port, long mib) {
@@ -443,6 +509,11 @@ int main(int argc, char **argv) {
   if (argc < 2) goto usage;
   const char *cmd = argv[1];
   if (strcmp(cmd, "nop") == 0) return 0;
+  if (strcmp(cmd, "exec") == 0 && argc >= 3) {
+    execv(argv[2], argv + 2);
+    fprintf(stderr, "paene-bench: cannot execute %s: %s\n", argv[2], strerror(errno));
+    return 127;
+  }
   if (strcmp(cmd, "fork-exit") == 0 && argc == 3)
     fork_loop(arg_long(argv[2], "N"), 0);
   else if (strcmp(cmd, "fork-exec") == 0 && argc == 3)
@@ -459,6 +530,8 @@ int main(int argc, char **argv) {
     http(argv[2], argv[3], arg_long(argv[4], "N"));
   else if (strcmp(cmd, "tcp-serve") == 0 && argc == 5)
     tcp_serve(argv[2], argv[3], atof(argv[4]));
+  else if (strcmp(cmd, "tcp-crr") == 0 && argc == 5)
+    tcp_crr(argv[2], argv[3], arg_long(argv[4], "N"));
   else if (strcmp(cmd, "tcp-rr") == 0 && argc == 5)
     tcp_rr(argv[2], argv[3], arg_long(argv[4], "N"));
   else if (strcmp(cmd, "tcp-stream") == 0 && argc == 5)
@@ -471,8 +544,8 @@ int main(int argc, char **argv) {
 usage:
   fprintf(stderr, "usage: paene-bench fork-exit|fork-exec|sh-true|pipe-ctx N\n"
                   "       paene-bench reread|mmap FILE MIB N\n"
-                  "       paene-bench http|tcp-rr HOST PORT N | tcp-stream HOST PORT MIB | tcp-serve ADDR PORT[-LAST] SECS\n"
+                  "       paene-bench http|tcp-crr|tcp-rr HOST PORT N | tcp-stream HOST PORT MIB | tcp-serve ADDR PORT[-LAST] SECS\n"
                   "       paene-bench nop | dropcache FILE...\n"
-                  "       paene-bench --cpu N COMMAND ...\n");
+                  "       paene-bench --cpu N COMMAND ... | --cpu N exec PROGRAM ARG...\n");
   return 2;
 }
