@@ -28,8 +28,9 @@ function count(name: string, min = 1) {
   };
 }
 
-function cpuOption(v: string): number | null {
-  if (v.trim() === 'none') return null;
+/** `--cpu N|none`: 'none' stays a word here (commander turns a parser's null into ''); the action maps it to null. */
+function cpuOption(v: string): number | 'none' {
+  if (v.trim() === 'none') return 'none';
   if (!/^\d+$/.test(v.trim()) || !fs.existsSync(`/sys/devices/system/cpu/cpu${Number(v)}`))
     throw new PaeneError('invalid-argument', `--cpu must be a CPU of this machine or 'none', got '${v}'`);
   return Number(v);
@@ -250,7 +251,7 @@ export function registerBenchCommands(program: Command): void {
         scale: number;
         memoryContexts: number;
         outboundOnly?: boolean;
-        cpu?: number | null;
+        cpu?: number | 'none';
         workdir?: string;
         json?: string;
       }) => {
@@ -262,7 +263,7 @@ export function registerBenchCommands(program: Command): void {
           scale: o.scale,
           memoryContexts: o.memoryContexts,
           outboundOnly: o.outboundOnly === true,
-          cpu: o.cpu,
+          cpu: o.cpu === 'none' ? null : o.cpu,
           log: (s) => {
             bar.done();
             process.stderr.write(s + '\n');

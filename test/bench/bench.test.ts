@@ -16,7 +16,7 @@ import { lifecycleTable, overheadTable, packingLatencyPlot, packingPlot, packing
 import { median, percentile } from '../../src/bench/common.js';
 import { detectCgroupHost } from '../../src/cgroups/cgroups.js';
 import { Layout } from '../../src/kernel/layout.js';
-import { describeReal, tempRoot } from '../helpers.js';
+import { describeReal, runCli, tempRoot } from '../helpers.js';
 
 /** Every host pid whose command line mentions `needle` (our scratch dir is unique). */
 function pidsMentioning(needle: string): number[] {
@@ -188,6 +188,21 @@ describeReal('benchmarks in tiny configurations', () => {
     expect(r.cleanup.errors).toEqual([]);
     expect(networkTable(r)).toContain('OUTBOUND');
     expectClean(dir);
+  }, 400_000);
+
+  it('network through the CLI: --cpu none leaves placement to the scheduler (null in the JSON, said in the table); a bad --cpu is refused', () => {
+    const json = path.join(base, 'network-cli.json');
+    const args = ['bench', 'network', '--outbound-only', '--reps', '1', '--scale', '0.02', '--workdir', path.join(base, 'network-cli')];
+    const bad = runCli(base, [...args, '--cpu', '4096']);
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toContain("--cpu must be a CPU of this machine or 'none', got '4096'");
+    const r = runCli(base, [...args, '--cpu', 'none', '--json', json], { timeout: 300_000 });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain('OUTBOUND (to a server beyond the uplink veth, in a world of two namespaces; placed by the scheduler)');
+    const out = JSON.parse(fs.readFileSync(json, 'utf8')) as { cpu: unknown; outbound: { cpu: unknown } };
+    expect(out.cpu).toBeNull();
+    expect(out.outbound.cpu).toBeNull();
+    expectClean(path.join(base, 'network-cli'));
   }, 400_000);
 
   it('lifecycle: 2 runs per engine; runc runs, crun is either measured or its error reported; no peer left', async () => {
