@@ -45,6 +45,8 @@ export interface NetStressResult {
   };
   /** servers answering by name: every context on its address from H, every published port from U */
   answered: { before: [number, number]; published: [number, number]; afterDestroy: [number, number]; publishedAfter: [number, number] };
+  /** each context that did not answer by name before the destroy: root, name, address, and what it showed (its state, its processes) */
+  silent: string[];
   /** the destroyed root's bridge and table gone while the others' stay */
   destroyedRootLeft: string[];
   /** paene links and tables in H, registry claims of the run's roots, namespaces of the run */
@@ -90,6 +92,7 @@ export async function runNetStress(o: NetStressOptions): Promise<NetStressResult
   };
   let answered: NetStressResult['answered'] = { before: [0, 0], published: [0, 0], afterDestroy: [0, 0], publishedAfter: [0, 0] };
   const destroyedRootLeft: string[] = [];
+  const silent: string[] = [];
   const leftovers: string[] = [];
   // each serves its hostname (its name) as /id
   const cmd = ['--cmd', "sh -c 'mkdir -p /tmp/w && hostname > /tmp/w/id && exec httpd -f -p 80 -h /tmp/w'"];
@@ -155,6 +158,15 @@ export async function runNetStress(o: NetStressOptions): Promise<NetStressResult
     };
     answered.before = ask(before);
     answered.published = askPublished(before);
+    for (const c of before.filter((x) => !x.running || get(world, world.h, x.address, 80) !== x.name)) {
+      const r = roots[c.root] as string;
+      const st = (JSON.parse(world.must(['ls', '--json'], undefined, r)) as { name: string; state: string; main?: unknown }[]).find(
+        (x) => x.name === c.name,
+      );
+      const ps = await world.paeneAsync(['exec', c.name, '--', 'sh', '-c', 'ps; cat /tmp/w/id; ip -4 addr 2>/dev/null'], 30_000, r);
+      silent.push(`root ${c.root} ${c.name} ${c.address}: ${JSON.stringify(st)}; inside: ${ps.out.replaceAll('\n', ' | ')}`);
+    }
+    if (silent.length > 0) log(`not answering: ${silent.join('; ')}`);
 
     log('destroying the first root ...');
     seconds.destroyOne = await timed(async () => {
@@ -191,6 +203,7 @@ export async function runNetStress(o: NetStressOptions): Promise<NetStressResult
     seconds,
     duplicates,
     answered,
+    silent,
     destroyedRootLeft,
     leftovers,
     failures,
