@@ -28,7 +28,12 @@ describeReal('three state roots at once, in a world of their own', () => {
     expect(r.duplicates).toEqual({ addresses: 0, subnets: 0, egressPools: 0, bridges: 0, tables: 0, vethPrefixes: 0, vethsMissing: 0 });
     // 24 contexts, 12 published ports; after the first root's destroy, the other two roots' 16 and 8
     // a context that did not answer is named with what it showed (its state, its processes, its addresses)
-    expect(r.answered, r.silent.join('\n')).toEqual({ before: [24, 24], published: [12, 12], afterDestroy: [16, 16], publishedAfter: [8, 8] });
+    expect(r.answered, r.silent.join('\n')).toEqual({
+      before: [24, 24],
+      published: [12, 12],
+      afterDestroy: [16, 16],
+      publishedAfter: [8, 8],
+    });
     expect(r.destroyedRootLeft).toEqual([]);
     expect(r.leftovers).toEqual([]);
   }, 600_000);
