@@ -125,8 +125,9 @@ export interface NetworkResult {
 
 /**
  * The loopback servers' ports: a range per tcp-serve metric, a port per run
- * (measure's slot), as OUT_PORT; busybox httpd on one port (a thousand
- * requests a run, which its own TIME_WAIT holds, while the ephemeral range is 28,000).
+ * (measure's slot), as OUT_PORT. busybox httpd stays on one port: its runs
+ * make a few thousand connections a minute to it, well under the 28,000
+ * ephemeral ports that TIME_WAIT can hold up for one destination.
  */
 const LOOP_PORT: Record<NetMetric['name'], number> = { 'tcp-crr': 24000, 'tcp-rr': 25000, 'tcp-stream': 26000, http: 18603 };
 const loopPort = (name: NetMetric['name'], slot: number): number => LOOP_PORT[name] + (name === 'http' ? 0 : slot);
