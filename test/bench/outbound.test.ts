@@ -97,6 +97,9 @@ describeReal('paene-bench: tcp-serve on a port range, bound to one CPU', () => {
     expect(bad.stderr).toContain('PORT must be a port or FIRST-LAST (at most 1024 ports)');
     const noCpu = spawnSync(tool, ['--cpu', '4096', 'nop'], { encoding: 'utf8' });
     expect(noCpu.status).not.toBe(0);
+    // not a number: refused, not read as CPU 0
+    for (const cpu of ['', 'none', '1x'])
+      expect(spawnSync(tool, ['--cpu', cpu, 'nop'], { encoding: 'utf8' }).status, `--cpu '${cpu}'`).toBe(2);
     // exec: a program bound to the CPU (busybox httpd in a guest without taskset), or exit 127 and why
     const pinned = spawnSync(tool, ['--cpu', '0', 'exec', '/bin/grep', 'Cpus_allowed_list', '/proc/self/status'], { encoding: 'utf8' });
     expect(pinned.stdout).toMatch(/^Cpus_allowed_list:\s+0$/m);

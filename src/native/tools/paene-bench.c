@@ -499,8 +499,10 @@ int main(int argc, char **argv) {
   if (argc >= 3 && strcmp(argv[1], "--cpu") == 0) {
     cpu_set_t set;
     CPU_ZERO(&set);
-    long cpu = strtol(argv[2], NULL, 10);
-    if (cpu < 0 || cpu >= CPU_SETSIZE) goto usage;
+    char *end;
+    long cpu = strtol(argv[2], &end, 10);
+    /* a whole number only: '' or 'none' would read as CPU 0 */
+    if (end == argv[2] || *end != '\0' || cpu < 0 || cpu >= CPU_SETSIZE) goto usage;
     CPU_SET((int)cpu, &set);
     if (sched_setaffinity(0, sizeof set, &set) != 0) die("sched_setaffinity");
     argc -= 2;
