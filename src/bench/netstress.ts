@@ -148,17 +148,16 @@ export async function runNetStress(o: NetStressOptions): Promise<NetStressResult
     };
     log(`duplicates: ${JSON.stringify(duplicates)}; asking every server ...`);
     // one that did not start counts as not answering (its start failed: see failures)
-    const ask = (cs: Ctx[]): [number, number] => [
-      cs.filter((c) => c.running && get(world, world.h, c.address, 80) === c.name).length,
-      cs.length,
-    ];
+    const silentOf = (cs: Ctx[]): Ctx[] => cs.filter((c) => !c.running || get(world, world.h, c.address, 80) !== c.name);
+    const ask = (cs: Ctx[], silentOnes = silentOf(cs)): [number, number] => [cs.length - silentOnes.length, cs.length];
     const askPublished = (cs: Ctx[]): [number, number] => {
       const p = cs.filter((c) => c.hostPort !== undefined);
       return [p.filter((c) => c.running && get(world, world.u, UPLINK_HOST, c.hostPort as number) === c.name).length, p.length];
     };
-    answered.before = ask(before);
+    const silentBefore = silentOf(before);
+    answered.before = ask(before, silentBefore);
     answered.published = askPublished(before);
-    for (const c of before.filter((x) => !x.running || get(world, world.h, x.address, 80) !== x.name)) {
+    for (const c of silentBefore) {
       const r = roots[c.root] as string;
       const st = (JSON.parse(world.must(['ls', '--json'], undefined, r)) as { name: string; state: string; main?: unknown }[]).find(
         (x) => x.name === c.name,

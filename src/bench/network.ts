@@ -281,7 +281,7 @@ export async function runNetworkBench(o: NetworkOptions): Promise<NetworkResult>
       for (const n of [...Object.values(ctx), hostCtx]) await rt.destroy(n, { force: true });
     }
     o.log?.('outbound: a world of two namespaces, a shared context with egress and a private one ...');
-    outbound = await runOutbound(o, busybox, www);
+    outbound = await runOutbound(o, busybox, www, cpu);
     if (outbound.leftovers.length > 0) errors.push(`left in the outbound world: ${outbound.leftovers.join(', ')}`);
 
     if (!o.outboundOnly) {
@@ -377,14 +377,13 @@ function metricList(scale: number): MetricSpec[] {
  * the pool's NAT) and from a private context (veth, bridge, its NAT). The
  * side that goes first rotates per repetition.
  */
-async function runOutbound(o: NetworkOptions, busybox: string, www: string): Promise<OutboundResult> {
+async function runOutbound(o: NetworkOptions, busybox: string, www: string, cpu: number | null): Promise<OutboundResult> {
   const scale = o.scale ?? 1;
   const tool = nativePath('paene-bench');
   const world = World.make('bench-eg');
   const peer = new PeerNet(world);
   const metrics: OutMetric[] = [];
   let leftovers: string[] = [];
-  const cpu = o.cpu === undefined ? lastAllowedCpu() : o.cpu;
   try {
     const secs = String(Math.ceil(600 * Math.max(scale, 0.05)) + 60);
     const pin = cpu === null ? [] : ['--cpu', String(cpu)];

@@ -239,7 +239,7 @@ export function registerBenchCommands(program: Command): void {
     .option('--outbound-only', 'only the outbound rows (no loopback rows, no memory figure)')
     .option(
       '--cpu <n|none>',
-      'the CPU every outbound client and server is bound to (default: the last one), or none: where the scheduler ' +
+      'the CPU every client and server (loopback and outbound rows) is bound to (default: the last one), or none: where the scheduler ' +
         'places them moves a rate by up to 20% on a small machine',
       cpuOption,
     )

@@ -26,9 +26,9 @@
  *                                    each of PORT..LAST (at most 1024): a
  *                                    connection whose first byte is 'R' gets
  *                                    one byte back, one whose first byte is
- *                                    'P' one byte back for every byte it
- *                                    sends; every one is read to EOF (a sink;
- *                                    the client closes first)
+ *                                    'P' every byte it sends echoed; every
+ *                                    one is read to EOF (a sink; the client
+ *                                    closes first)
  *   paene-bench tcp-crr HOST PORT N  N connect + 1-byte request + 1-byte
  *                                    answer + close (netperf's TCP_CRR)      -> conn/s
  *                                    (http and tcp-crr also print NAME-retries,
@@ -322,15 +322,13 @@ static void http(const char *host, const char *port, long n) {
 
 /* tcp-rr's server side: every byte read is answered by one (the client sends one and waits), until EOF. A
    round trip may wait behind a loaded machine's scheduler: 10 s before the connection is given up. */
-static ssize_t ping_pong(int c, ssize_t r) {
-  static char ans[65536];
+static ssize_t ping_pong(int c, char *buf, size_t size, ssize_t r) {
   int one = 1;
   setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   struct timeval tv = {10, 0};
   setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  memset(ans, 'A', sizeof ans);
-  static char buf[65536];
-  while (r > 0 && write(c, ans, (size_t)r) == r) r = read(c, buf, sizeof buf);
+  /* the answer is the request's own bytes back (the client counts them, not what they are) */
+  while (r > 0 && write(c, buf, (size_t)r) == r) r = read(c, buf, size);
   return r;
 }
 
@@ -376,7 +374,7 @@ static void tcp_serve(const char *addr, const char *ports, double secs) {
       setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
       ssize_t r = read(c, buf, sizeof buf);
       if (r > 0 && buf[0] == 'R' && write(c, "A", 1) == 1) r = read(c, buf, sizeof buf);
-      if (r > 0 && buf[0] == 'P') r = ping_pong(c, r);
+      if (r > 0 && buf[0] == 'P') r = ping_pong(c, buf, sizeof buf, r);
       /* The client closes first (then waits at most the 200 ms each read is given): the TIME_WAIT stays on the
          client's side, which picks its next port around it. With the server closing first, a new SYN on a
          4-tuple still in the server's TIME_WAIT was dropped now and then (PAWS, most often behind NAT) and cost a
@@ -425,7 +423,7 @@ static void tcp_rr(const char *host, const char *port, long n) {
   close(fd);
   qsort(lat, (size_t)n, sizeof *lat, cmp_double);
   printf("tcp-rr %.3f trans/s\n", n / (t / 1e6));
-  printf("tcp-rr-p50 %.3f us\ntcp-rr-p99 %.3f us\n", lat[n / 2], lat[(n * 99) / 100 < n ? (n * 99) / 100 : n - 1]);
+  printf("tcp-rr-p50 %.3f us\ntcp-rr-p99 %.3f us\n", lat[n / 2], lat[(n * 99) / 100]);
   free(lat);
 }
 
