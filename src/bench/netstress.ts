@@ -134,7 +134,7 @@ export async function runNetStress(o: NetStressOptions): Promise<NetStressResult
     const dups = (xs: string[]) => xs.length - new Set(xs).size;
     const hostLinks = links(world);
     const vethsMissing = settings.reduce(
-      (n, s) => n + Math.max(0, o.perRoot - hostLinks.filter((l) => l.master === s.bridge.bridge).length),
+      (n, s) => n + Math.max(0, o.perRoot - hostLinks.filter((l) => new RegExp(`^${s.bridge.portPrefix}\\d+$`).test(l.ifname)).length),
       0,
     );
     duplicates = {
@@ -214,8 +214,8 @@ function portOf(root: number, j: number): number {
   return 30000 + root * 1000 + j;
 }
 
-function links(world: World): { ifname: string; master?: string }[] {
-  return JSON.parse(world.run(world.h, ['ip', '-j', 'link', 'show']).out || '[]') as { ifname: string; master?: string }[];
+function links(world: World): { ifname: string }[] {
+  return JSON.parse(world.run(world.h, ['ip', '-j', 'link', 'show']).out || '[]') as { ifname: string }[];
 }
 
 /** GET /id from namespace `ns`: the body's first line, or '' */

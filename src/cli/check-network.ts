@@ -19,7 +19,7 @@ export function registerNetworkCheck(check: Command): void {
     )
     .option(
       '--modes <list>',
-      `comma-separated subset of: ${MODES.join(', ')} (private needs the bridge: see docs/network.md; egress runs in a scratch root of its own)`,
+      `comma-separated subset of: ${MODES.join(', ')} (private needs ip and nft, and adds a gateway link, ports and nft tables for its run: see docs/network.md; egress runs in a scratch root of its own)`,
       'shared,none',
     )
     .option('--json <file>', 'also write the results as JSON to FILE')

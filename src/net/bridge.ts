@@ -1,19 +1,20 @@
 // Carries out a PrivateNetPlan (src/net/bridgeplan.ts) with ip(8) and nft(8):
-// the bridge with the gateway address, one veth pair per context (host end a
-// bridge port, guest end eth0 in the context's namespace), and paene's
-// nftables tables (NAT, --publish, anti-spoofing).
+// the gateway's link (a bridge device without ports) with the subnet's
+// address, one veth pair per context (host end a routed port, guest end eth0
+// in the context's namespace), and paene's nftables tables (NAT, --publish,
+// anti-spoofing).
 //
 // Every host-side command runs in `hostNetns` when it is given, through
 // `nsenter --net=PATH` (any path works, not only /run/netns names as with
 // `ip -n`). Guest-side commands run the same way in the guest's namespace.
 // The binaries are the host's: nsenter enters only the network namespace.
 //
-// Order for a new context (so a port is never on the bridge unfiltered):
-//   ensureBridge → loadRuleset(all plans, the new one included) → connectPrivate
-// ensureBridge itself loads a ruleset without ports when paene's tables are
-// absent, which drops every frame from a pnN port it does not know.
+// Order for a new context (so a port never carries a frame unfiltered):
+//   ensureBridge → connectPrivate (the port made down, the ruleset loaded
+//   with its chain, the port up)
 // Order for a leaving one: disconnectPrivate → loadRuleset(the others) →
-// removeBridgeIfUnused.
+// removeBridgeIfUnused. The caller keeps two of these from running at once
+// for one root (its ruleset is replaced whole).
 
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -25,9 +26,11 @@ import {
   egressRuleset,
   egressTableOf,
   formatIPv4,
+  HOST_IF_RE,
   parseSubnet4,
   nftRemoveTables,
   nftRuleset,
+  PORT_GROUP,
   portPrefixOf,
   type PrivateNetPlan,
   tableOf,
@@ -104,7 +107,7 @@ function failure(r: Result, what?: string): PaeneError {
   let hint = '';
   if (UNSUPPORTED_RE.test(err)) {
     code = 'unsupported';
-    hint = ` (the kernel lacks ${what ?? 'a feature private networking needs: veth, bridge or nf_tables with nat, fib and masquerade'})`;
+    hint = ` (the kernel lacks ${what ?? 'a feature private networking needs: veth, bridge devices, or nf_tables with netdev, nat, fib and masquerade'})`;
   } else if (/File exists/.test(err)) {
     code = 'exists';
   }
@@ -153,7 +156,7 @@ function nftTables(netns: string | undefined, table: string): string[] {
   return must(netns, 'nft', ['list', 'tables'])
     .split('\n')
     .map((l) => l.trim())
-    .filter((l) => l === `table inet ${table}` || l === `table bridge ${table}`);
+    .filter((l) => ['inet', 'netdev', 'bridge'].some((f) => l === `table ${f} ${table}`));
 }
 
 /** The names of every link in the namespace (a free-looking name set is skipped when a link already has its bridge's name). */
@@ -175,7 +178,10 @@ export function nftTableNames(h: NetHost): string[] {
  * The IPv4 networks the namespace already uses, for the subnet choice
  * (model/subnets.ts): every route's destination in every table but `local`
  * (the default route left out: it overlaps everything and is what NAT goes
- * out by), and every interface address's network.
+ * out by), and every interface address's network. A root's ports (pnN,
+ * p<N>nN) are left out: their /32 routes and gateway addresses lie in their
+ * root's subnet, which its gateway's link and the registry already show, and
+ * a root's own ports must not count against its own subnet.
  */
 export function hostNets(h: NetHost): HostNet[] {
   const out: HostNet[] = [];
@@ -187,6 +193,7 @@ export function hostNets(h: NetHost): HostNet[] {
   }[];
   for (const r of routes) {
     if (!r.dst || r.dst === 'default' || r.table === 'local' || (r.type !== undefined && r.type !== 'unicast')) continue;
+    if (r.dev !== undefined && HOST_IF_RE.test(r.dev)) continue;
     const cidr = r.dst.includes('/') ? r.dst : `${r.dst}/32`;
     out.push({ cidr, what: `route ${r.dst}${r.dev ? ` dev ${r.dev}` : ''}`, ...(r.dev ? { dev: r.dev } : {}) });
   }
@@ -195,6 +202,7 @@ export function hostNets(h: NetHost): HostNet[] {
     addr_info?: { family?: string; local?: string; prefixlen?: number }[];
   }[];
   for (const l of addrs) {
+    if (HOST_IF_RE.test(l.ifname)) continue;
     for (const a of l.addr_info ?? []) {
       if (a.family !== 'inet' || !a.local || a.prefixlen === undefined || a.local.startsWith('127.')) continue;
       out.push({ cidr: `${a.local}/${a.prefixlen}`, what: `address ${a.local}/${a.prefixlen} on ${l.ifname}`, dev: l.ifname });
@@ -206,10 +214,11 @@ export function hostNets(h: NetHost): HostNet[] {
 // ---------------------------------------------------------------- the API
 
 /**
- * The bridge, up, with the gateway address; IPv4 forwarding on in that
- * namespace; route_localnet on the bridge (so DNAT of connections to
- * 127.0.0.1:HOSTPORT can leave through it; the ruleset drops anything from
- * the bridge to 127/8 in return). Idempotent.
+ * The gateway's link, up, with the gateway address and so the subnet's route
+ * (an address the host's other tools and paene's other roots see: the subnet
+ * is taken); IPv4 forwarding on in that namespace. A bridge device: it needs
+ * no module the kernel may lack (a dummy does), and no port is ever
+ * enslaved to it. Idempotent.
  */
 export function ensureBridge(h: NetHost, cfg: BridgeConfig): void {
   const s = validateBridgeConfig(cfg);
@@ -234,19 +243,32 @@ export function ensureBridge(h: NetHost, cfg: BridgeConfig): void {
   must(ns, 'ip', ['link', 'set', 'dev', cfg.bridge, 'up']);
   // Slash form: a '.' in the bridge name would split a dotted sysctl key.
   must(ns, 'sysctl', ['-q', '-w', 'net/ipv4/ip_forward=1']);
-  must(ns, 'sysctl', ['-q', '-w', `net/ipv4/conf/${cfg.bridge}/route_localnet=1`]);
-  // Only when paene has no tables at all: a partial set is a running configuration, for loadRuleset to replace.
-  if (nftTables(ns, tableOf(cfg)).length === 0)
-    must(ns, 'nft', ['-f', '-'], nftRuleset(cfg, []), 'nf_tables (CONFIG_NF_TABLES with inet, bridge, nat, fib, masquerade)');
 }
 
 /**
  * Creates the veth pair with its guest end directly in the guest namespace as
- * eth0 (one netlink request: both ends or neither), makes the host end a port
- * of the bridge, and configures the guest: lo up, address, eth0 up, default
+ * eth0 (one netlink request: both ends or neither), makes the host end a
+ * routed port, and configures the guest: lo up, address, eth0 up, default
  * route via the gateway. On any failure the pair is deleted again.
+ *
+ * The port is made down, then the ruleset is loaded with its chain (`others`:
+ * the root's other running contexts), then it comes up: it never carries a
+ * frame unfiltered. Up, it has: PORT_GROUP (the egress pool's wall knows it
+ * by that); the gateway's address as a /32 (the guest's ARP for the gateway
+ * is answered there, and a masqueraded hairpin leaves from it); the
+ * context's address as a /32 route; proxy ARP at once, so a guest's ARP for
+ * another guest of the subnet is answered with the port's MAC and the host
+ * routes between them; route_localnet, so DNAT of connections to
+ * 127.0.0.1:HOSTPORT can leave through it (the port's chain drops anything
+ * for 127/8 in return); IPv6 off (the guest's network is IPv4).
  */
-export function connectPrivate(h: NetHost, cfg: BridgeConfig, plan: PrivateNetPlan, guestNetns: string): void {
+export function connectPrivate(
+  h: NetHost,
+  cfg: BridgeConfig,
+  plan: PrivateNetPlan,
+  guestNetns: string,
+  others: readonly PrivateNetPlan[],
+): void {
   validatePlan(cfg, plan); // its fields become ip arguments and ip -batch lines
   // Absolute: ip would read a bare word as a name under /run/netns.
   if (!path.isAbsolute(guestNetns))
@@ -254,21 +276,50 @@ export function connectPrivate(h: NetHost, cfg: BridgeConfig, plan: PrivateNetPl
   if (!fs.existsSync(guestNetns)) throw new PaeneError('not-found', `network namespace ${guestNetns} does not exist`);
   const ns = h.hostNetns;
   if (link(ns, cfg.bridge)?.kind !== 'bridge')
-    throw new PaeneError('wrong-state', `bridge ${cfg.bridge} does not exist: ensureBridge first`);
+    throw new PaeneError('wrong-state', `the gateway's link ${cfg.bridge} does not exist: ensureBridge first`);
   // ip opens a `netns` argument containing '/' as a path (/proc/PID/ns/net works).
   must(
     ns,
     'ip',
-    ['link', 'add', 'name', plan.hostIf, 'type', 'veth', 'peer', 'name', plan.guestIf, 'address', plan.mac, 'netns', guestNetns],
+    [
+      'link',
+      'add',
+      'name',
+      plan.hostIf,
+      'group',
+      String(PORT_GROUP),
+      'type',
+      'veth',
+      'peer',
+      'name',
+      plan.guestIf,
+      'address',
+      plan.mac,
+      'netns',
+      guestNetns,
+    ],
     undefined,
     'veth support (CONFIG_VETH)',
   );
   try {
-    // A port needs no address: without this each host end gets an IPv6 link-local one, and a shared context's
-    // wall refuses the host's addresses one by one (16 at most), so 16 private contexts made every shared start
-    // fail. Before `up`, when the kernel makes it; a kernel without IPv6 refuses the word and has nothing to skip.
+    // Without these the host end gets an IPv6 link-local address, and a shared context's wall refuses the host's
+    // addresses one by one (16 at most), so 16 private contexts made every shared start fail. Before `up`, when
+    // the kernel makes it; a kernel without IPv6 refuses both and has nothing to turn off.
     exec(ns, 'ip', ['link', 'set', 'dev', plan.hostIf, 'addrgenmode', 'none']);
-    must(ns, 'ip', ['link', 'set', 'dev', plan.hostIf, 'master', cfg.bridge, 'up']);
+    exec(ns, 'sysctl', ['-q', '-w', `net/ipv6/conf/${plan.hostIf}/disable_ipv6=1`]);
+    must(ns, 'sysctl', [
+      '-q',
+      '-w',
+      `net/ipv4/conf/${plan.hostIf}/proxy_arp=1`,
+      `net/ipv4/neigh/${plan.hostIf}/proxy_delay=0`,
+      `net/ipv4/conf/${plan.hostIf}/route_localnet=1`,
+    ]);
+    loadRuleset(h, cfg, [...others, plan]);
+    batch(ns, [
+      `link set dev ${plan.hostIf} up`,
+      `addr add ${plan.gateway4}/32 dev ${plan.hostIf}`,
+      `route add ${plan.address4}/32 dev ${plan.hostIf} src ${plan.gateway4}`,
+    ]);
     const guest = [
       'link set dev lo up',
       `addr add ${plan.address4}/${plan.prefix} broadcast + dev ${plan.guestIf}`,
@@ -277,7 +328,7 @@ export function connectPrivate(h: NetHost, cfg: BridgeConfig, plan: PrivateNetPl
     ];
     batch(guestNetns, guest);
   } catch (e) {
-    // Deleting the host end takes the guest end with it.
+    // Deleting the host end takes the guest end with it, and the port's address, route and chain.
     exec(ns, 'ip', ['link', 'del', 'dev', plan.hostIf]);
     throw e;
   }
@@ -294,35 +345,52 @@ export function disconnectPrivate(h: NetHost, plan: PrivateNetPlan): void {
   if (r.status !== 0 && !/Cannot find device|does not exist/.test(r.stderr)) throw failure(r);
 }
 
-/** Replaces paene's tables in one transaction; with no plans, removes them. */
-export function loadRuleset(h: NetHost, cfg: BridgeConfig, plans: PrivateNetPlan[]): void {
-  const text = plans.length > 0 ? nftRuleset(cfg, plans) : (validateBridgeConfig(cfg), nftRemoveTables(tableOf(cfg)));
-  must(h.hostNetns, 'nft', ['-f', '-'], text, 'nf_tables (CONFIG_NF_TABLES with inet, bridge, nat, fib, masquerade)');
+/**
+ * Replaces paene's tables in one transaction, for the plans whose ports
+ * exist (a netdev chain needs its device; a context whose port is gone has
+ * nothing to filter). A port of the root without a plan gets a chain that
+ * drops everything. With neither, removes the tables.
+ */
+export function loadRuleset(h: NetHost, cfg: BridgeConfig, plans: readonly PrivateNetPlan[]): void {
+  validateBridgeConfig(cfg);
+  const present = new Set(
+    links(h.hostNetns)
+      .filter((l) => isPortOf(cfg, l))
+      .map((l) => l.ifname),
+  );
+  const kept = plans.filter((p) => present.has(p.hostIf));
+  const planned = new Set(kept.map((p) => p.hostIf));
+  const closed = [...present].filter((port) => !planned.has(port)).sort();
+  const text = kept.length > 0 || closed.length > 0 ? nftRuleset(cfg, kept, closed) : nftRemoveTables(tableOf(cfg));
+  must(h.hostNetns, 'nft', ['-f', '-'], text, 'nf_tables (CONFIG_NF_TABLES with inet, netdev, nat, fib, masquerade)');
 }
 
-/** Deletes the bridge and paene's tables once no port is left on it; with ports, leaves everything. */
+/** A root's ports: veths named with its prefix (pnN, p<N>nN). */
+function isPortOf(cfg: BridgeConfig, l: Link): boolean {
+  return l.kind === 'veth' && new RegExp(`^${portPrefixOf(cfg)}\\d+$`).test(l.ifname);
+}
+
+/** Deletes the gateway's link and paene's tables once no port of the root is left; with ports, leaves everything. */
 export function removeBridgeIfUnused(h: NetHost, cfg: BridgeConfig): void {
   validateBridgeConfig(cfg);
   const ns = h.hostNetns;
   const all = links(ns);
+  if (all.some((l) => isPortOf(cfg, l))) return;
   const br = all.find((l) => l.ifname === cfg.bridge);
   if (br !== undefined) {
     if (br.kind !== 'bridge') return; // not ours: ensureBridge refuses to use it either
-    if (all.some((l) => l.master === cfg.bridge)) return;
     must(ns, 'ip', ['link', 'del', 'dev', cfg.bridge]);
   }
   if (nftTables(ns, tableOf(cfg)).length > 0) must(ns, 'nft', ['-f', '-'], nftRemoveTables(tableOf(cfg)));
 }
 
-/** What of this root's is still in the host namespace: its bridge, its ports, veths named with its prefix, its nft tables. */
+/** What of this root's is still in the host namespace: its gateway's link, its ports (veths named with its prefix), its nft tables. */
 export function leftovers(h: NetHost, cfg: BridgeConfig): string[] {
   validateBridgeConfig(cfg);
-  const own = new RegExp(`^${portPrefixOf(cfg)}\\d+$`);
   const out: string[] = [];
   for (const l of links(h.hostNetns)) {
     if (l.ifname === cfg.bridge) out.push(`bridge ${l.ifname}`);
-    else if (l.master === cfg.bridge) out.push(`port ${l.ifname} of ${cfg.bridge}`);
-    else if (own.test(l.ifname) && l.kind === 'veth') out.push(`veth ${l.ifname}`);
+    else if (isPortOf(cfg, l) || l.master === cfg.bridge) out.push(`port ${l.ifname}`);
   }
   for (const t of nftTables(h.hostNetns, tableOf(cfg))) out.push(`nft ${t}`);
   return out;

@@ -43,6 +43,7 @@ import { applySockAddr, sockAddrArgs } from '../kernel/bpf.js';
 import type { ContextCgroup } from '../cgroups/cgroups.js';
 import { type ExecRequest, LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET, type StartRequest, landlockAbi } from '../kernel/helper.js';
 import { writeFileAtomic, writeJsonAtomic } from '../kernel/atomic.js';
+import { acquireFileLockSync } from '../kernel/filelock.js';
 import type { BindMount } from '../model/mounts.js';
 import { formatResolvConf, guestResolv, readHostResolvConfs } from '../net/resolv.js';
 import { DEFAULT_ROOT, type Layout } from '../kernel/layout.js';
@@ -100,6 +101,9 @@ const dnsWarning = (why: string) =>
 const LANDLOCK_ABI_SCOPES = 6;
 
 export class ContextNetwork {
+  /** whether this process holds the root's ruleset lock (rulesetLocked) */
+  private rulesetHeld = false;
+
   constructor(
     private readonly layout: Layout,
     private readonly store: StateStore,
@@ -540,15 +544,16 @@ export class ContextNetwork {
     const s = this.privateSettings();
     const h = this.host(s);
     const plan = this.plan(config, s);
-    ensureBridge(h, s.bridge);
-    // The port's filter is loaded before the port exists: never a moment unfiltered.
-    loadRuleset(h, s.bridge, [...this.runningPlans(s, config.name), plan]);
-    try {
-      connectPrivate(h, s.bridge, plan, ns);
-    } catch (e) {
-      this.releasePrivate(config.name, s, plan);
-      throw e;
-    }
+    this.rulesetLocked(() => {
+      try {
+        ensureBridge(h, s.bridge);
+        // The port's chain is loaded before the port comes up: never a moment unfiltered.
+        connectPrivate(h, s.bridge, plan, ns, this.runningPlans(s, config.name));
+      } catch (e) {
+        this.releasePrivate(config.name, s, plan);
+        throw e;
+      }
+    });
   }
 
   /** After the context's processes are gone (stop, crash cleanup, failed start): the host side of its network. */
@@ -680,7 +685,7 @@ export class ContextNetwork {
       if (this.usesEgress(config)) this.refreshEgress(config, undefined, true);
     } else if (config.net.mode === 'private') {
       const s = this.privateSettings();
-      loadRuleset(this.host(s), s.bridge, [...this.runningPlans(s, config.name), this.plan(config, s)]);
+      this.rulesetLocked(() => loadRuleset(this.host(s), s.bridge, [...this.runningPlans(s, config.name), this.plan(config, s)]));
     }
   }
 
@@ -694,10 +699,37 @@ export class ContextNetwork {
 
   private releasePrivate(name: string, s: NetSettings, plan: PrivateNetPlan): void {
     const h = this.host(s);
-    disconnectPrivate(h, plan);
-    const rest = this.runningPlans(s, name);
-    loadRuleset(h, s.bridge, rest);
-    if (rest.length === 0) removeBridgeIfUnused(h, s.bridge);
+    this.rulesetLocked(() => {
+      disconnectPrivate(h, plan);
+      const rest = this.runningPlans(s, name);
+      loadRuleset(h, s.bridge, rest);
+      if (rest.length === 0) removeBridgeIfUnused(h, s.bridge);
+    });
+  }
+
+  /**
+   * Runs `fn` holding the root's ruleset lock: the ruleset is replaced whole
+   * from the list of running contexts, so two starts or stops at once would
+   * each load a list without the other's port (its traffic cut off). Held
+   * while a port is made or removed and the list read and loaded; never
+   * around a registry call (which takes the registry's lock). Synchronous,
+   * so re-entry can only be this call's own.
+   */
+  private rulesetLocked<T>(fn: () => T): T {
+    if (this.rulesetHeld) return fn();
+    fs.mkdirSync(this.layout.locksDir, { recursive: true });
+    const lock = acquireFileLockSync(
+      path.join(this.layout.locksDir, '.net.lock'),
+      30_000,
+      (pid) => `another paene (pid ${pid}) is changing this root's private network rules; try again`,
+    );
+    this.rulesetHeld = true;
+    try {
+      return fn();
+    } finally {
+      this.rulesetHeld = false;
+      lock.release();
+    }
   }
 
   private host(s: NetSettings): NetHost {

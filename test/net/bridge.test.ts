@@ -2,7 +2,8 @@
 // makes (and deletes, also when it fails): the machine's own interfaces,
 // routes and firewall are never touched, and no packet leaves the machine.
 //
-//   H  "host" namespace: the bridge paene0 lives here, paene's nft tables too
+//   H  "host" namespace: the gateway's link paene0 and the routed ports live
+//      here, paene's nft tables too
 //   O  "outside": joined to H by a veth (10.99.0.0/24), no route to 10.88/16,
 //      so a guest reaches it only through the masquerade, and O reaches a
 //      guest only through a published port (prerouting DNAT)
@@ -18,7 +19,7 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { DEFAULT_BRIDGE, parsePublish, planPrivateNet, type PrivateNetPlan } from '../../src/net/bridgeplan.js';
+import { DEFAULT_BRIDGE, PORT_GROUP, parsePublish, planPrivateNet, type PrivateNetPlan } from '../../src/net/bridgeplan.js';
 import { isPaeneError } from '../../src/model/errors.js';
 import {
   connectPrivate,
@@ -129,6 +130,22 @@ function json<T>(netns: string, argv: string[]): T {
   return JSON.parse(sh(netns, argv) || '[]') as T;
 }
 
+/** The host's ports: the links in paene's device group. */
+function ports(): string[] {
+  // iproute2 prints an empty object for each link the group filter leaves out
+  return json<{ ifname?: string }[]>(H, ['ip', '-j', 'link', 'show', 'group', String(PORT_GROUP)])
+    .flatMap((l) => (l.ifname !== undefined ? [l.ifname] : []))
+    .sort();
+}
+
+/** The host's neighbour entries for an address, as "DEV MAC". */
+function neigh(addr: string): string[] {
+  return json<{ dev: string; lladdr?: string }[]>(H, ['ip', '-j', 'neigh', 'show', addr])
+    .filter((n) => n.lladdr !== undefined)
+    .map((n) => `${n.dev} ${n.lladdr}`)
+    .sort();
+}
+
 function nsOf(pid: number | 'self'): string {
   return fs.readlinkSync(`/proc/${pid}/ns/net`);
 }
@@ -174,7 +191,7 @@ describeReal('private network contexts on the real kernel (in test namespaces on
     for (const n of Object.values(NS)) expect(fs.existsSync(path(n))).toBe(false);
   });
 
-  it('brings up the bridge (idempotently) and connects two contexts: eth0 with address, MAC and default route', () => {
+  it('brings up the gateway (idempotently) and connects two contexts: eth0 with address, MAC and default route; routed ports', () => {
     ensureBridge(host, cfg);
     ensureBridge(host, cfg);
     const br = json<{ addr_info: { family: string; local: string; prefixlen: number }[]; operstate: string; flags: string[] }[]>(H, [
@@ -189,10 +206,9 @@ describeReal('private network contexts on the real kernel (in test namespaces on
     expect(br?.flags).toContain('UP');
     expect(sh(H, ['cat', '/proc/sys/net/ipv4/ip_forward']).trim()).toBe('1');
 
-    // Rules first, then the ports: a port is never on the bridge unfiltered.
-    loadRuleset(host, cfg, [pa, pb]);
-    connectPrivate(host, cfg, pa, A);
-    connectPrivate(host, cfg, pb, B);
+    // Each port comes up only after the ruleset with its chain (and the others') is loaded.
+    connectPrivate(host, cfg, pa, A, [pb]);
+    connectPrivate(host, cfg, pb, B, [pa]);
 
     for (const [ns, p] of [
       [A, pa],
@@ -214,14 +230,31 @@ describeReal('private network contexts on the real kernel (in test namespaces on
       const lo = json<{ flags: string[] }[]>(ns, ['ip', '-j', 'link', 'show', 'dev', 'lo'])[0];
       expect(lo?.flags).toContain('UP');
     }
-    const ports = json<{ ifname: string }[]>(H, ['ip', '-j', 'link', 'show', 'master', 'paene0']).map((l) => l.ifname);
-    expect(ports.sort()).toEqual(['pn7', 'pn8']);
+    // Routed, not bridged: no port on paene0; each port has the gateway as a /32, the context's /32 route, proxy ARP.
+    expect(ports()).toEqual(['pn7', 'pn8']);
+    expect(json<unknown[]>(H, ['ip', '-j', 'link', 'show', 'master', 'paene0'])).toEqual([]);
+    for (const p of [pa, pb]) {
+      const port = json<{ addr_info: { family: string; local: string; prefixlen: number }[] }[]>(H, [
+        'ip',
+        '-j',
+        'addr',
+        'show',
+        'dev',
+        p.hostIf,
+      ])[0];
+      expect(port?.addr_info.map((a) => `${a.family} ${a.local}/${a.prefixlen}`)).toEqual(['inet 10.88.0.1/32']);
+      expect(json<{ dev: string; prefsrc?: string }[]>(H, ['ip', '-j', 'route', 'show', `${p.address4}/32`])).toEqual([
+        expect.objectContaining({ dev: p.hostIf, prefsrc: '10.88.0.1' }),
+      ]);
+      expect(sh(H, ['cat', `/proc/sys/net/ipv4/conf/${p.hostIf}/proxy_arp`]).trim()).toBe('1');
+      expect(sh(H, ['cat', `/proc/sys/net/ipv6/conf/${p.hostIf}/disable_ipv6`]).trim()).toBe('1');
+    }
     expect(leftovers(host, cfg).sort()).toEqual([
       'bridge paene0',
-      'nft table bridge paene',
       'nft table inet paene',
-      'port pn7 of paene0',
-      'port pn8 of paene0',
+      'nft table netdev paene',
+      'port pn7',
+      'port pn8',
     ]);
   });
 
@@ -234,7 +267,7 @@ describeReal('private network contexts on the real kernel (in test namespaces on
     const pc = planPrivateNet(cfg, { name: 'c', xid: 9, address4: '10.88.0.4', publish: [] });
     let err: unknown;
     try {
-      connectPrivate(host, cfg, pc, C);
+      connectPrivate(host, cfg, pc, C, [pa, pb]);
     } catch (e) {
       err = e;
     }
@@ -247,18 +280,17 @@ describeReal('private network contexts on the real kernel (in test namespaces on
         .sort(),
     ).toEqual(['d0', 'd1', 'lo']);
     // A second connect of A fails (its port exists) and changes nothing.
-    expect(() => connectPrivate(host, cfg, pa, A)).toThrow(/pn7/);
-    expect(
-      json<{ ifname: string }[]>(H, ['ip', '-j', 'link', 'show', 'master', 'paene0'])
-        .map((l) => l.ifname)
-        .sort(),
-    ).toEqual(['pn7', 'pn8']);
+    expect(() => connectPrivate(host, cfg, pa, A, [pb])).toThrow(/pn7/);
+    expect(ports()).toEqual(['pn7', 'pn8']);
   });
 
-  it('guests reach each other directly and the outside through the masquerade', async () => {
+  it('guests reach each other directly (proxy ARP, routed by the host) and the outside through the masquerade', async () => {
     await server(B, 'tcp', 7000, 'B');
     await server(O, 'tcp', 7000, 'O');
     expect(tcp(A, '10.88.0.3', 7000)).toBe('B 10.88.0.2');
+    // A's neighbour entry for B is the port's MAC: the host answered for B, and B's frames never reach A.
+    const portMac = json<{ address: string }[]>(H, ['ip', '-j', 'link', 'show', 'dev', 'pn7'])[0]?.address;
+    expect(json<{ lladdr?: string }[]>(A, ['ip', '-j', 'neigh', 'show', '10.88.0.3'])[0]?.lladdr).toBe(portMac);
     // O has no route to 10.88/16: the answer arrives only because A's connection left as 10.99.0.1.
     expect(tcp(A, '10.99.0.2', 7000)).toBe('O 10.99.0.1');
     expect(tcp(B, '10.99.0.2', 7000)).toBe('O 10.99.0.1');
@@ -281,13 +313,12 @@ describeReal('private network contexts on the real kernel (in test namespaces on
     await until(() => udpA.lines.includes('10.99.0.2 hello-udp'), 'the published UDP datagram');
   });
 
-  it('anti-spoofing: B cannot send as A, nor ARP-claim A’s address (and without the bridge filter it could)', async () => {
+  it('anti-spoofing: B cannot send as A, nor ARP-claim A’s address (and without paene’s filters it could)', async () => {
     const udpH = await server(H, 'udp', 9001, 'H-udp');
     const tcpH = await server(H, 'tcp', 7001, 'H');
     expect(tcp(B, '10.88.0.1', 7001)).toBe('H 10.88.0.3');
-    const neighA = (): string | undefined =>
-      json<{ lladdr?: string }[]>(H, ['ip', '-j', 'neigh', 'show', '10.88.0.2', 'dev', 'paene0'])[0]?.lladdr;
-    expect(neighA()).toBe(pa.mac);
+    expect(tcp(H, '10.88.0.2', 8080)).toBe('A 10.88.0.1');
+    expect(neigh('10.88.0.2')).toEqual([`pn7 ${pa.mac}`]);
 
     // B takes A's address as a second one. With the gateway's MAC still
     // known, B sends IP packets from A's address; with it forgotten, B's ARP
@@ -314,22 +345,24 @@ describeReal('private network contexts on the real kernel (in test namespaces on
     // The markers came through on the same path after the spoofed packets: those were dropped.
     expect(udpH.lines.filter((l) => l.startsWith('10.88.0.2 '))).toEqual([]);
     expect(tcpH.lines).not.toContain('conn 10.88.0.2');
-    expect(neighA()).toBe(pa.mac); // the host's ARP entry for A was not taken over
+    expect(neigh('10.88.0.2')).toEqual([`pn7 ${pa.mac}`]); // the host learnt nothing of A's address from B
     expect(tcp(H, '10.88.0.1', 18080)).toMatch(/^A /);
 
-    // Control: the same without paene's bridge table gets through, so the checks above measure the filter.
-    sh(H, ['nft', 'delete', 'table', 'bridge', 'paene']);
+    // Control: the same without paene's filters gets through, so the checks above measure them. (Reverse-path
+    // filtering off, as a host may have it: it would drop some of the spoofed packets by itself.)
+    sh(H, ['nft', 'delete', 'table', 'netdev', 'paene']);
+    sh(H, ['sysctl', '-q', '-w', 'net/ipv4/conf/all/rp_filter=0', 'net/ipv4/conf/pn8/rp_filter=0']);
     spoofIp('spoof-ip-2');
     await stopSpoofing('marker-3');
     spoofArp('spoof-arp-2');
     await stopSpoofing('marker-4');
     expect(udpH.lines).toContain('10.88.0.2 spoof-ip-2');
     expect(udpH.lines).toContain('10.88.0.2 spoof-arp-2');
-    expect(neighA()).toBe(pb.mac); // without the filter B's ARP request took A's entry over
+    expect(neigh('10.88.0.2')).toContain(`pn8 ${pb.mac}`); // without the filter B's ARP request made the host learn A's address at B
     loadRuleset(host, cfg, [pa, pb]);
-    spawnSync('nsenter', [`--net=${H}`, '--', 'ip', 'neigh', 'del', '10.88.0.2', 'dev', 'paene0'], { stdio: 'ignore' }); // undo a possible poisoning
+    spawnSync('nsenter', [`--net=${H}`, '--', 'ip', 'neigh', 'del', '10.88.0.2', 'dev', 'pn8'], { stdio: 'ignore' }); // undo it
     expect(tcp(H, '10.88.0.1', 18080)).toMatch(/^A /);
-    expect(neighA()).toBe(pa.mac);
+    expect(neigh('10.88.0.2')).toEqual([`pn7 ${pa.mac}`]);
   });
 
   it('anti-spoofing: B with A’s MAC is cut off, and A keeps its traffic', async () => {
@@ -338,11 +371,10 @@ describeReal('private network contexts on the real kernel (in test namespaces on
     sh(B, ['ip', 'link', 'set', 'dev', 'eth0', 'address', pa.mac]);
     udp(B, '10.88.0.1', 9002, 'mac-spoof');
     expect(tcp(B, '10.88.0.1', 7001)).toBeUndefined();
-    // The bridge did not learn A's MAC on B's port: A is still reached, from the host and from outside.
+    // A is still reached, from the host and from outside, at its own port.
     expect(tcp(H, '10.88.0.1', 18080)).toMatch(/^A /);
     expect(tcp(O, '10.99.0.1', 18080)).toBe('A 10.99.0.2');
-    const fdb = json<{ mac: string; ifname: string }[]>(H, ['bridge', '-j', 'fdb', 'show', 'br', 'paene0']).filter((e) => e.mac === pa.mac);
-    expect(fdb.map((e) => e.ifname)).toEqual(['pn7']);
+    expect(neigh('10.88.0.2')).toEqual([`pn7 ${pa.mac}`]);
     // B's own MAC back: B is connected again.
     sh(B, ['ip', 'link', 'set', 'dev', 'eth0', 'address', pb.mac]);
     await marked(udpH.lines, B, 9002, 'marker-5');
@@ -350,7 +382,19 @@ describeReal('private network contexts on the real kernel (in test namespaces on
     expect(tcp(B, '10.88.0.1', 7001)).toBe('H 10.88.0.3');
   });
 
-  it('a guest cannot reach the host’s loopback through the bridge (route_localnet is on there for published ports)', async () => {
+  it('a port without a plan gets nothing through; its plan back, it answers again', async () => {
+    const udpH = await server(H, 'udp', 9004, 'H-udp4');
+    loadRuleset(host, cfg, [pa]); // B's context gone from the list, its port still there
+    expect(sh(H, ['nft', 'list', 'chain', 'netdev', 'paene', 'closed_pn8'])).toMatch(/policy drop/);
+    udp(B, '10.88.0.1', 9004, 'unplanned');
+    expect(tcp(B, '10.88.0.1', 7001)).toBeUndefined();
+    expect(tcp(A, '10.88.0.1', 7001)).toBe('H 10.88.0.2');
+    loadRuleset(host, cfg, [pa, pb]);
+    await marked(udpH.lines, B, 9004, 'marker-8');
+    expect(udpH.lines.filter((l) => l.endsWith(' unplanned'))).toEqual([]);
+  });
+
+  it('a guest cannot reach the host’s loopback through its port (route_localnet is on there for published ports)', async () => {
     const udpH = await server(H, 'udp', 9003, 'H-udp3');
     // B routes 127.0.0.1 to the gateway instead of its own lo.
     sh(B, ['ip', 'route', 'del', 'table', 'local', 'local', '127.0.0.0/8', 'dev', 'lo']);
@@ -360,8 +404,7 @@ describeReal('private network contexts on the real kernel (in test namespaces on
     await marked(udpH.lines, B, 9003, 'marker-6');
     expect(udpH.lines.filter((l) => l.endsWith(' via-lo-1'))).toEqual([]);
     // Control: without paene's guards the datagram reaches the host's loopback.
-    sh(H, ['nft', 'delete', 'table', 'bridge', 'paene']);
-    sh(H, ['nft', 'flush', 'chain', 'inet', 'paene', 'guard']);
+    sh(H, ['nft', 'delete', 'table', 'netdev', 'paene']);
     udp(B, '127.0.0.1', 9003, 'via-lo-2');
     await marked(udpH.lines, B, 9003, 'marker-7');
     expect(udpH.lines).toContain('10.88.0.3 via-lo-2');
@@ -371,8 +414,8 @@ describeReal('private network contexts on the real kernel (in test namespaces on
     sh(B, ['ip', 'route', 'add', 'table', 'local', 'local', '127.0.0.0/8', 'dev', 'lo', 'src', '127.0.0.1']);
   });
 
-  it('tears down to nothing: disconnect, empty ruleset, bridge removed, no leftovers', () => {
-    // With a port left, the bridge stays.
+  it('tears down to nothing: disconnect, empty ruleset, gateway removed, no leftovers', () => {
+    // With a port left, the gateway's link stays.
     disconnectPrivate(host, pa);
     removeBridgeIfUnused(host, cfg);
     expect(leftovers(host, cfg)).toContain('bridge paene0');

@@ -1,6 +1,6 @@
 // Network contexts on the real kernel: the escape attempts and admin cases of
 // src/check/network.ts in every model, live address changes, and nothing left
-// behind. Only 127.0.0.0/8 on the host's stack; the bridge, its private subnet
+// behind. Only 127.0.0.0/8 on the host's stack; the gateway's link, its private subnet
 // and NAT live in a network namespace this file creates (never the host's).
 
 import { spawnSync } from 'node:child_process';
@@ -23,7 +23,7 @@ describeReal('network contexts on the real kernel', () => {
     rt = openRuntime(root);
     const r = spawnSync('ip', ['netns', 'add', netns], { encoding: 'utf8' });
     if (r.status !== 0) throw new Error(`ip netns add: ${r.stderr}`);
-    // The bridge and NAT of private contexts go into the test's own namespace.
+    // The gateway, ports and NAT of private contexts go into the test's own namespace.
     rt.network.saveSettings({ hostNetns: `/run/netns/${netns}` });
   });
 
@@ -89,12 +89,12 @@ describeReal('network contexts on the real kernel', () => {
     expect(rows.filter((r) => r.kind === 'escape' && r.verdict === 'blocked').length).toBe(9);
   }, 180_000);
 
-  it('private: its own stack behind the bridge; the gateway answers, the host loopback does not', async () => {
+  it('private: its own stack behind a routed port; the gateway answers, the host loopback does not', async () => {
     const rows = await isolatedSuite(rt, 'private', { prefix: 'tn' });
     show(rows);
     expect(bad(rows)).toEqual([]);
     expect(rows.some((r) => r.attempt.includes('gateway') && r.verdict === 'works')).toBe(true);
-    // IP, ARP and MAC spoofing of a neighbour on the bridge, judged from the bridge's side
+    // IP, ARP and MAC spoofing of a neighbour, judged from the host's side (the gateway's witness, the neighbour table)
     expect(rows.filter((r) => /spoofing/.test(r.attempt)).map((r) => r.verdict)).toEqual(['blocked', 'blocked', 'blocked']);
     expect(rt.network.leftovers()).toEqual([]);
   }, 60_000);

@@ -166,7 +166,7 @@ describeReal('egress of shared contexts, in a test-made world', () => {
     expect(change.out).toMatch(/context 'web' has 10\.77\.0\.\d+ from the egress pool 10\.77\.0\.0\/16: destroy it/);
   }, 120_000);
 
-  it('a private context gets out through the bridge masquerade; --egress none closes it live, its published port still answers', () => {
+  it('a private context gets out through the masquerade at its routed port; --egress none closes it live, its published port still answers', () => {
     must(['create', 'priv', '--net', 'private', '--publish', '18090:80']);
     must(['start', 'priv']);
     const inPriv = (cmd: string) => paene(['exec', 'priv', '--', '/bin/sh', '-c', cmd]);

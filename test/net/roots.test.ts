@@ -206,7 +206,7 @@ describeReal('state roots share the host: one registry of network names', () => 
         .flatMap((c) => c.net.addresses),
     );
     expect(new Set(priv).size).toBe(15);
-    // one private context of each root at once: three bridges, each with its own port, all answering
+    // one private context of each root at once: three gateways, each with its own port, all answering
     await Promise.all(rts.map((rt) => rt.start('p1')));
     for (const rt of rts) {
       await serve(rt, 'p1', 80, rt.layout.root.slice(-6));

@@ -176,16 +176,19 @@ describe('nftables ruleset', () => {
 
   it('replaces paene tables whole: a create-then-delete prefix in the same file', () => {
     expect(text.startsWith(nftRemoveTables())).toBe(true);
-    expect(nftRemoveTables()).toBe('table inet paene\ndelete table inet paene\ntable bridge paene\ndelete table bridge paene\n');
+    // the bridge family's too: the bridged network's table (before the routed one) goes on a reload
+    expect(nftRemoveTables()).toBe(
+      'table inet paene\ndelete table inet paene\ntable netdev paene\ndelete table netdev paene\ntable bridge paene\ndelete table bridge paene\n',
+    );
     expect(text.match(/^table inet paene \{$/gm)).toHaveLength(1);
-    expect(text.match(/^table bridge paene \{$/gm)).toHaveLength(1);
+    expect(text.match(/^table netdev paene \{$/gm)).toHaveLength(1);
+    expect(text).not.toMatch(/^table bridge paene \{$/m);
   });
 
   it('masquerades the subnet leaving by other interfaces, localhost and hairpin connections', () => {
-    expect(text).toContain('oifname != "paene0" ip saddr 10.88.0.0/16 masquerade');
-    expect(text).toContain('oifname "paene0" ip saddr 127.0.0.0/8 masquerade');
-    expect(text).toContain('oifname "paene0" ip saddr 10.88.0.0/16 ct status dnat masquerade');
-    expect(text).toContain('iifname "paene0" ip daddr 127.0.0.0/8 drop');
+    expect(text).toContain('oifname != "pn*" ip saddr 10.88.0.0/16 masquerade');
+    expect(text).toContain('oifname "pn*" ip saddr 127.0.0.0/8 masquerade');
+    expect(text).toContain('oifname "pn*" ip saddr 10.88.0.0/16 ct status dnat masquerade');
   });
 
   it('DNATs every publish in prerouting and in output', () => {
@@ -198,25 +201,49 @@ describe('nftables ruleset', () => {
     expect(output).toContain('type nat hook output');
   });
 
-  it('filters each port on the bridge: its MAC, its IPv4 source, ARP with its own sender only, nothing else', () => {
-    expect(text).toContain('iifname vmap { "pn7" : jump port_pn7, "pn300" : jump port_pn300 }');
-    expect(text).toContain('iifname "pn*" drop');
+  it('filters each port at its own ingress: its MAC, IPv4 from its address and not for 127/8, ARP with its own sender, nothing else', () => {
+    const netdev = text.slice(text.indexOf('table netdev paene {'), text.indexOf('table inet paene {'));
+    // no hook on the host's other packets: nothing of the ports' walls in the inet family
+    expect(text.slice(text.indexOf('table inet paene {'))).not.toContain('hook prerouting priority raw');
     for (const p of [a, b]) {
-      const chain = text.slice(text.indexOf(`chain port_${p.hostIf} {`)).split('\t}')[0] as string;
-      expect(chain).toContain(`ether saddr != ${p.mac} drop`);
-      expect(chain).toContain(`ip saddr != ${p.address4} drop`);
-      expect(chain).toContain(`arp saddr ether ${p.mac} arp saddr ip ${p.address4} accept`);
-      expect(chain.trimEnd().endsWith('drop')).toBe(true);
+      const chain = netdev.slice(netdev.indexOf(`chain port_${p.hostIf} {`)).split('\t}')[0] as string;
+      expect(chain).toContain(`type filter hook ingress device "${p.hostIf}" priority filter; policy drop;`);
+      const rules = chain
+        .split('\n')
+        .slice(2)
+        .map((r) => r.trim())
+        .filter((r) => r !== '');
+      expect(rules).toEqual([
+        `ether saddr != ${p.mac} drop`,
+        `ether type ip ip saddr ${p.address4} ip daddr != 127.0.0.0/8 accept`,
+        `ether type arp arp htype 1 arp ptype 0x0800 arp hlen 6 arp plen 4 arp saddr ether ${p.mac} arp saddr ip ${p.address4} accept`,
+      ]);
     }
   });
 
-  it('without plans: still the masquerade, and every pnN port dropped', () => {
+  it('a port without a plan gets a chain that drops everything; a port cannot be both', () => {
+    const t = nftRuleset(DEFAULT_BRIDGE, [a], ['pn300', 'pn9']);
+    for (const port of ['pn300', 'pn9']) {
+      const chain = t.slice(t.indexOf(`chain closed_${port} {`)).split('\t}')[0] as string;
+      expect(
+        chain
+          .trim()
+          .split('\n')
+          .map((r) => r.trim()),
+      ).toEqual([`chain closed_${port} {`, `type filter hook ingress device "${port}" priority filter; policy drop;`]);
+    }
+    expect(code(() => nftRuleset(DEFAULT_BRIDGE, [a], ['pn7']))).toBe('invalid-argument');
+    expect(code(() => nftRuleset(DEFAULT_BRIDGE, [a], ['p1n9']))).toBe('invalid-argument');
+    expect(code(() => nftRuleset(DEFAULT_BRIDGE, [a], ['pn9"; drop'] as string[]))).toBe('invalid-argument');
+  });
+
+  it('without plans: still the masquerade, no port chain', () => {
     const empty = nftRuleset(DEFAULT_BRIDGE, []);
-    expect(empty).not.toContain('vmap');
+    expect(empty).not.toContain('hook ingress');
     expect(empty).not.toContain('dnat ip to');
-    expect(empty).toContain('iifname "pn*" drop');
+    expect(empty).toContain('oifname != "pn*" ip saddr 10.88.0.0/16 masquerade');
     // no empty base chain: each would cost its hook on every packet or new connection of the host
-    for (const chain of ['chain prerouting', 'chain output', 'chain forward']) expect(empty.split('table bridge')[0]).not.toContain(chain);
+    for (const chain of ['chain prerouting', 'chain output', 'chain forward']) expect(empty).not.toContain(chain);
     expect(nftRuleset(DEFAULT_BRIDGE, [b])).not.toContain('type nat hook prerouting');
     expect(text).not.toContain('chain forward');
   });

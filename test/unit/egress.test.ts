@@ -1,9 +1,9 @@
 // Egress as data (src/net/model.ts, src/net/bridgeplan.ts): the --egress
 // flag, the egress pool setting, the pool's ruleset and a private context's
-// closed egress in the bridge ruleset. The kernel side is test/net/egress.test.ts.
+// closed egress in the private ruleset. The kernel side is test/net/egress.test.ts.
 
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_BRIDGE, egressRuleset, egressTableOf, nftRuleset, planPrivateNet } from '../../src/net/bridgeplan.js';
+import { DEFAULT_BRIDGE, egressRuleset, egressTableOf, nftRuleset, PORT_GROUP, planPrivateNet } from '../../src/net/bridgeplan.js';
 import {
   addressPool,
   defaultNetSettings,
@@ -82,19 +82,17 @@ describe('the egress pool', () => {
     expect(t.indexOf('reject with tcp reset')).toBeLessThan(t.indexOf('reject with icmpx'));
     expect(t).toContain('ip saddr 10.77.0.0/24 ip daddr != 10.77.0.0/24 oifname != "lo" masquerade');
     expect(egressRuleset('10.77.0.0/24', [])).toContain('set closed { type ipv4_addr; }');
-    // into a private bridge only by a published port (DNAT): a private context's other ports stay closed to the pool
-    expect(t).toContain(
-      'ip saddr 10.77.0.0/24 meta oifkind "bridge" oifname "paene*" ct status & dnat == 0 meta l4proto tcp reject with tcp reset',
-    );
+    // into a private network (any root's port, by its device group) only by a published port (DNAT)
+    expect(t).toContain(`ip saddr 10.77.0.0/24 oifgroup ${PORT_GROUP} ct status & dnat == 0 meta l4proto tcp reject with tcp reset`);
     expect(() => egressRuleset('10.77.0.0/24', ['10.78.0.5'])).toThrow(/not in the egress pool/);
   });
 
-  it("a private context's --egress none: its new connections never leave the bridge, answers still do", () => {
+  it("a private context's --egress none: its new connections never leave the private network, answers still do", () => {
     const open = planPrivateNet(DEFAULT_BRIDGE, { name: 'a', xid: 2, address4: '10.88.0.2', publish: [] });
     const closed = planPrivateNet(DEFAULT_BRIDGE, { name: 'b', xid: 3, address4: '10.88.0.3', publish: [], egress: 'none' });
     const t = nftRuleset(DEFAULT_BRIDGE, [open, closed]);
     expect(t).toContain('ct state established,related accept');
-    expect(t).toContain('iifname "paene0" oifname != "paene0" ip saddr { 10.88.0.3 } meta l4proto tcp reject with tcp reset');
+    expect(t).toContain('iifname "pn*" oifname != "pn*" ip saddr { 10.88.0.3 } meta l4proto tcp reject with tcp reset');
     expect(nftRuleset(DEFAULT_BRIDGE, [open])).not.toContain('reject');
   });
 });

@@ -92,12 +92,13 @@ describe('name sets', () => {
     expect(plan.hostIf).toBe('p3n4');
     const text = nftRuleset(cfg, [plan]);
     expect(text).toContain('table inet paene3 {');
-    expect(text).toContain('table bridge paene3 {');
-    expect(text).toContain('iifname "p3n*" drop');
-    expect(text).not.toMatch(/table (inet|bridge) paene\b[^3]/);
+    expect(text).toContain('table netdev paene3 {');
+    expect(text).toContain('chain port_p3n4 {');
+    expect(text).toContain('oifname != "p3n*" ip saddr 10.91.0.0/16 masquerade');
+    expect(text).not.toMatch(/table (inet|netdev|bridge) paene\b[^3]/);
     // the default keeps today's names
     expect(hostIfOf(4)).toBe('pn4');
-    expect(nftRuleset(DEFAULT_BRIDGE, [])).toContain('iifname "pn*" drop');
+    expect(nftRuleset(DEFAULT_BRIDGE, [])).toContain('oifname != "pn*" ip saddr 10.88.0.0/16 masquerade');
     expect(() => planPrivateNet({ ...cfg, portPrefix: 'x;' }, { name: 'db', xid: 4, address4: '10.91.0.2', publish: [] })).toThrow(
       /invalid veth prefix/,
     );
