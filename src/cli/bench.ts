@@ -225,7 +225,7 @@ export function registerBenchCommands(program: Command): void {
     .description(
       'What each network model costs against the bare host, in one run: TCP connection rate (tcp-crr), request latency on ' +
         'an open connection (tcp-rr), TCP stream throughput and loopback HTTP on the host, in a shared context (its own 127.0.0.1, BPF hooks on the path), in a context with ' +
-        "its own namespace (none) and across a private context's veth and bridge; then the memory per idle context of " +
+        "its own namespace (none) and across a private context's routed veth; then the memory per idle context of " +
         "each model. Medians and ratios to the host (the paper's claim: shared >= 0.98x). Then outbound: the same clients " +
         "from the host (in a --net host context's cgroups), the bare host, a shared context with an egress pool, a private " +
         'context and a bare veth + bridge + NAT peer, to servers beyond an uplink veth, in a world of two network ' +

@@ -54,7 +54,7 @@ export function registerNetCommands(program: Command): void {
 Models (paene create NAME --net MODE):
   shared   the host's stack, no per-packet cost; binds, connects and sends limited to its own
            addresses by cgroup BPF programs; its 127.0.0.1 is its own first address (the default)
-  private  a network namespace of its own: veth into the bridge, NAT out, --publish in
+  private  a network namespace of its own: a routed veth, NAT out, --publish in
   none     a network namespace with loopback only
   host     the host's stack with no wall: --caps privileged only`,
     );
@@ -148,13 +148,16 @@ Models (paene create NAME --net MODE):
   net
     .command('settings')
     .description(
-      "Show or change this state root's network settings: the shared pool, the bridge and its subnet, the host addresses contexts may reach",
+      "Show or change this state root's network settings: the shared pool, the private network's gateway link and subnet, the host addresses contexts may reach",
     )
     .option('--shared-pool <cidr>', 'IPv4 pool shared contexts get addresses from (127.0.0.0/8 works with no interface setup)')
-    .option('--bridge <name>', 'bridge of private contexts')
-    .option('--subnet <cidr>', 'the bridge subnet: private contexts get addresses from it')
+    .option('--bridge <name>', "private contexts' gateway link (a bridge device with no ports; default paene0)")
+    .option('--subnet <cidr>', 'the private subnet: private contexts get addresses from it')
     .option('--publish-host <addr>', 'a host address (not loopback) contexts may connect to (repeatable; replaces the list)', collect, [])
-    .option('--host-netns <path>', "network namespace the bridge and NAT live in (default: the host's own; tests use one of their own)")
+    .option(
+      '--host-netns <path>',
+      "network namespace the gateway, the ports and NAT live in (default: the host's own; tests use one of their own)",
+    )
     .option(
       '--egress-pool <auto|none|cidr>',
       "where new shared contexts get addresses that reach the world: auto (the default: a free private range picked at the first create), a CIDR, or none (the 127.x pool, cut off from the world); local on paene-egress, source NAT out to the host's address (docs/network.md, Egress)",
