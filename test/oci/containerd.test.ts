@@ -75,6 +75,15 @@ function writeImageArchive(rootfs: string, dir: string): string {
   return out;
 }
 
+/** The last lines of a log, for a failure's message. */
+function tail(file: string, lines = 20): string {
+  try {
+    return fs.readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+  } catch (err) {
+    return `(unreadable: ${(err as Error).message})`;
+  }
+}
+
 describeReal('containerd drives paene-runc through the runc v2 shim', () => {
   let dir: string;
   let sock: string;
@@ -123,12 +132,17 @@ describeReal('containerd drives paene-runc through the runc v2 shim', () => {
     expect(ctr(['images', 'ls', '-q']).stdout).toContain(IMAGE);
   }, 240_000);
 
-  afterAll(async () => {
+  /** Kills and deletes what a failed test left running, while the daemon still answers (a shim outlives it). */
+  function clearTasks(): void {
     for (const id of ctr(['task', 'ls', '-q']).stdout.split('\n').filter(Boolean)) ctr(['task', 'kill', '-s', 'SIGKILL', id]);
     for (const id of ctr(['containers', 'ls', '-q']).stdout.split('\n').filter(Boolean)) {
       ctr(['task', 'delete', '-f', id]);
       ctr(['containers', 'delete', id]);
     }
+  }
+
+  afterAll(async () => {
+    if (daemon?.pid) clearTasks();
     if (daemon?.pid) {
       daemon.kill('SIGTERM');
       await new Promise((r) => daemon?.once('exit', r));
@@ -155,7 +169,10 @@ describeReal('containerd drives paene-runc through the runc v2 shim', () => {
     expect(ctr(['task', 'ls']).stdout).toMatch(/t1\s+\d+\s+RUNNING/);
     const e = ctr(['task', 'exec', '--exec-id', 'e1', 't1', '/bin/sh', '-c', 'echo in; cat /proc/1/comm; exit 4']);
     expect(e.code).toBe(4);
-    expect(e.stdout).toBe('in\nsleep\n'); // the exec joined the task's pid namespace, whose pid 1 is its sleep
+    // the exec joined the task's pid namespace, whose pid 1 is its sleep. Its output was lost once in about 12 runs
+    // (exit status right, stdout empty), not reproduced since: the message carries what the next one needs.
+    const said = () => `stderr ${JSON.stringify(e.stderr)}; containerd's log: ${tail(path.join(dir, 'containerd.log'))}`;
+    expect(e.stdout, said()).toBe('in\nsleep\n');
     const m = ctr(['task', 'metrics', 't1']);
     expect(m.stdout).toMatch(/memory\.usage(_in_bytes)?\s+\d+/); // v1's name, or v2's on a pure v2 host
     expect(ctr(['task', 'pause', 't1']).code).toBe(0);
@@ -177,6 +194,12 @@ describeReal('containerd drives paene-runc through the runc v2 shim', () => {
     ctr(['containers', 'delete', 'bad']);
   });
   it('nothing is left once the daemon stops: no shim, no container process, no mount, no cgroup', async () => {
+    // what the tests above deleted is gone by now; a task one of them left on failing is not this test's to judge
+    const left = ctr(['task', 'ls', '-q']).stdout.split('\n').filter(Boolean);
+    if (left.length > 0) {
+      clearTasks();
+      for (let i = 0; i < 100 && ctr(['task', 'ls', '-q']).stdout.trim() !== ''; i++) await new Promise((r) => setTimeout(r, 50));
+    }
     if (daemon?.pid) {
       daemon.kill('SIGTERM');
       await new Promise((r) => daemon?.once('exit', r));
