@@ -11,6 +11,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { REGISTRY_BASE } from '../net/registry.js';
+import { portRe } from '../net/bridgeplan.js';
 import { UPLINK_HOST, World } from '../check/world.js';
 
 export interface NetStressOptions {
@@ -134,7 +135,7 @@ export async function runNetStress(o: NetStressOptions): Promise<NetStressResult
     const dups = (xs: string[]) => xs.length - new Set(xs).size;
     const hostLinks = links(world);
     const vethsMissing = settings.reduce(
-      (n, s) => n + Math.max(0, o.perRoot - hostLinks.filter((l) => new RegExp(`^${s.bridge.portPrefix}\\d+$`).test(l.ifname)).length),
+      (n, s) => n + Math.max(0, o.perRoot - hostLinks.filter((l) => portRe(s.bridge).test(l.ifname)).length),
       0,
     );
     duplicates = {

@@ -374,7 +374,7 @@ function metricList(scale: number): MetricSpec[] {
  * world the bench makes (src/check/world.ts: paene runs in a namespace H
  * with an egress pool; the servers are in U at BEYOND). From H's own stack
  * (the host), from a shared context in H's egress pool (its connect hooks,
- * the pool's NAT) and from a private context (veth, bridge, its NAT). The
+ * the pool's NAT) and from a private context (its routed veth, its NAT). The
  * side that goes first rotates per repetition.
  */
 async function runOutbound(o: NetworkOptions, busybox: string, www: string, cpu: number | null): Promise<OutboundResult> {

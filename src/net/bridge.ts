@@ -31,7 +31,7 @@ import {
   nftRemoveTables,
   nftRuleset,
   PORT_GROUP,
-  portPrefixOf,
+  portRe,
   type PrivateNetPlan,
   tableOf,
   validateBridgeConfig,
@@ -367,7 +367,7 @@ export function loadRuleset(h: NetHost, cfg: BridgeConfig, plans: readonly Priva
 
 /** A root's ports: veths named with its prefix (pnN, p<N>nN). */
 function isPortOf(cfg: BridgeConfig, l: Link): boolean {
-  return l.kind === 'veth' && new RegExp(`^${portPrefixOf(cfg)}\\d+$`).test(l.ifname);
+  return l.kind === 'veth' && portRe(cfg).test(l.ifname);
 }
 
 /** Deletes the gateway's link and paene's tables once no port of the root is left; with ports, leaves everything. */

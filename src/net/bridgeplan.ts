@@ -36,7 +36,8 @@ export const DEFAULT_BRIDGE: BridgeConfig = { bridge: 'paene0', subnet4: '10.88.
 
 export const tableOf = (cfg: BridgeConfig): string => cfg.table ?? NFT_TABLE;
 export const portPrefixOf = (cfg: BridgeConfig): string => cfg.portPrefix ?? HOST_IF_PREFIX;
-const portRe = (cfg: BridgeConfig): RegExp => new RegExp(`^${portPrefixOf(cfg)}\\d+$`);
+/** A root's port names: its prefix and an xid (pn7, p3n12). */
+export const portRe = (cfg: BridgeConfig): RegExp => new RegExp(`^${portPrefixOf(cfg)}\\d+$`);
 
 export interface Publish {
   hostPort: number;

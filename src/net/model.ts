@@ -6,8 +6,8 @@
 //   shared   vserver's network context / a jail's ip4.addr: the host's stack,
 //            but binds, connects and sends limited to its own addresses by
 //            cgroup BPF programs; its 127.0.0.1 is its own first address
-//   private  a network namespace of its own: a veth into the paene0 bridge,
-//            NAT out, --publish in (an exclusive-IP zone, a VNET jail)
+//   private  a network namespace of its own: a routed veth (the gateway on
+//            paene0), NAT out, --publish in (an exclusive-IP zone, a VNET jail)
 //   none     a network namespace with loopback only
 //   host     the host's stack with no wall (privileged profile only)
 
@@ -35,7 +35,7 @@ export interface NetSpec {
   mode: NetMode;
   /**
    * shared: the addresses it owns, IPv4 and IPv6 (the first of each family
-   * is its primary); private: its address on the bridge (one IPv4).
+   * is its primary); private: its address in the private subnet (one IPv4).
    * Empty in a spec means "assign one from the pool" (done at create).
    */
   addresses: string[];
@@ -43,7 +43,7 @@ export interface NetSpec {
   publish: Publish[];
   /**
    * Whether it reaches beyond the host (shared: an address of the root's
-   * egress pool, source NAT to the host's address; private: the bridge's
+   * egress pool, source NAT to the host's address; private: its root's
    * masquerade). Absent: 'nat'. Changes live (`paene net egress`).
    */
   egress?: Egress;
@@ -155,7 +155,7 @@ export function validateNetSpec(x: unknown, where: string): NetSpec {
   if (mode !== 'private' && publish.length > 0)
     throw bad(`--publish needs --net private (a shared context serves on its own address directly)`);
   if (mode === 'private' && (addresses.length > 1 || addresses.some((a) => familyOf(a) !== 4))) {
-    throw bad('a private context has one IPv4 address on the bridge');
+    throw bad('a private context has one IPv4 address, in the private subnet');
   }
   for (const fam of [4, 6] as const) {
     const n = addresses.filter((a) => familyOf(a) === fam).length;

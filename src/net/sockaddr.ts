@@ -110,7 +110,7 @@ export interface SockAddrPolicy {
   hostAllow4?: string[];
   /**
    * CIDRs refused whole (checked with hostDeny4, first): the private
-   * subnets on this stack (bridges of private contexts), whose contexts a
+   * subnets on this stack (private contexts' ports), whose contexts a
    * shared one reaches only through their published host ports. Absent: none.
    */
   denyNets4?: string[];

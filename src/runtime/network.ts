@@ -3,7 +3,7 @@
 // down when it stops. One module per model does the kernel work:
 //   shared   cgroup BPF sock_addr programs (core/sockaddr + kernel/bpf),
 //            a Landlock scope for abstract unix sockets, no sock_diag (seccomp)
-//   private  a network namespace, veth into the bridge, NAT (net/bridge)
+//   private  a network namespace, a routed veth, NAT (net/bridge)
 //   none     a network namespace with loopback only
 //   host     nothing (privileged profile only)
 
@@ -505,11 +505,11 @@ export class ContextNetwork {
   }
 
   /**
-   * The private subnets whose bridges are on the stack shared contexts run
+   * The private subnets whose ports are on the stack shared contexts run
    * on (this process's namespace): this root's when it leased one there, and
    * those other roots hold in this namespace's registry. A shared context
    * reaches a private one only through its published host port; directly,
-   * its packets would leave by the bridge masqueraded (the egress pool's
+   * its packets would leave by the context's port masqueraded (the egress pool's
    * NAT). A private network leased after a context started is in its list
    * from its next start (docs/network.md).
    */
@@ -679,7 +679,7 @@ export class ContextNetwork {
     return [{ source: file, target: '/etc/resolv.conf', readonly: true, kind: 'file' }];
   }
 
-  /** A live change of a running context's egress (nat or none): shared through the pool's table, private through the bridge's. */
+  /** A live change of a running context's egress (nat or none): shared through the pool's table, private through its root's ruleset. */
   applyEgress(config: ContextConfig): void {
     if (config.net.mode === 'shared') {
       if (this.usesEgress(config)) this.refreshEgress(config, undefined, true);
